@@ -1,0 +1,2 @@
+build/obj/common/codec.o: common/codec.c common/common.h
+common/common.h:

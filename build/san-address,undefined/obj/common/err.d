@@ -1,0 +1,3 @@
+build/san-address,undefined/obj/common/err.o: common/err.c \
+ common/common.h
+common/common.h:

@@ -1,0 +1,3 @@
+build/san-address,undefined/obj/common/log.o: common/log.c \
+ common/common.h
+common/common.h:

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# tests/run.sh — run every test suite of fdod and print one summary line.
+#
+# Suites: the C unit tests (build/tests/*), the same under ASan+UBSan
+# (build/san-address,undefined/tests/*), and the integration tests
+# (tests/*/test_*.sh and pytest files under tests/). Each suite prints its own
+# "N passed, N failed" line; this script adds them up. Last line:
+#   N passed, N failed[, N skipped]
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export FDOD_ROOT=$ROOT
+export FDOCTL=$ROOT/build/fdoctl FDOD=$ROOT/build/fdod
+export TMPDIR=${TMPDIR:-/tmp}
+LOGDIR=$ROOT/build/test-logs
+mkdir -p "$LOGDIR"
+
+total_pass=0 total_fail=0 total_skip=0
+failed_suites=()
+
+# count_line FILE: read the last "N passed, N failed[, N skipped]" of FILE.
+count_line() {
+  local line
+  line=$(grep -E '^([A-Za-z]+: )?[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1)
+  if [[ -z "$line" ]]; then
+    echo "0 0 0"
+    return 1
+  fi
+  local p f s
+  p=$(sed -E 's/.*\b([0-9]+) passed.*/\1/' <<<"$line")
+  f=$(sed -E 's/.*\b([0-9]+) failed.*/\1/' <<<"$line")
+  s=$(grep -oE '[0-9]+ skipped' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+  echo "$p $f ${s:-0}"
+}
+
+run_suite() {
+  local name=$1; shift
+  local log=$LOGDIR/${name//\//_}.log
+  local start=$SECONDS
+  "$@" >"$log" 2>&1
+  local rc=$?
+  local counts p f s
+  if counts=$(count_line "$log"); then
+    read -r p f s <<<"$counts"
+  else
+    # A suite that printed no summary failed as a whole.
+    p=0 f=1 s=0
+  fi
+  if [[ $rc -ne 0 && $f -eq 0 ]]; then f=1; fi
+  total_pass=$((total_pass + p)); total_fail=$((total_fail + f)); total_skip=$((total_skip + s))
+  printf '%-48s %4d passed %3d failed %3d skipped  (%ds)\n' "$name" "$p" "$f" "$s" $((SECONDS - start))
+  if [[ $f -ne 0 ]]; then
+    failed_suites+=("$name")
+    grep -E '^(FAIL|  )' "$log" | head -n 40 | sed 's/^/    /'
+    echo "    (full log: $log)"
+  fi
+}
+
+for t in build/tests/*; do
+  [[ -x $t && ! $t == *.d ]] || continue
+  run_suite "unit/$(basename "$t")" "$t"
+done
+for t in "build/san-address,undefined/tests"/*; do
+  [[ -x $t && ! $t == *.d ]] || continue
+  run_suite "asan+ubsan/$(basename "$t")" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 "$t"
+done
+for t in tests/*/test_*.sh; do
+  [[ -f $t ]] || continue
+  run_suite "${t#tests/}" bash "$t"
+done
+for t in tests/*/test_*.py; do
+  [[ -f $t ]] || continue
+  run_suite "${t#tests/}" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$t"
+done
+
+if [[ ${#failed_suites[@]} -gt 0 ]]; then
+  echo "failed suites: ${failed_suites[*]}"
+fi
+if [[ $total_skip -gt 0 ]]; then
+  echo "$total_pass passed, $total_fail failed, $total_skip skipped"
+else
+  echo "$total_pass passed, $total_fail failed"
+fi
+[[ $total_fail -eq 0 ]]

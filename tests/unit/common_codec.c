@@ -1,0 +1,57 @@
+/* Tests for common/: errors, hex build-ids, big-endian codecs, CRC-32C. */
+#include "common/common.h"
+#include "tests/unit/test.h"
+
+TEST(error_messages_are_named)
+{
+	CHECK_EQ_STR(fdo_errname(FDO_ENOT_ELF), "NOT_ELF");
+	CHECK_EQ_STR(fdo_strerror(FDO_OK), "success");
+	CHECK_EQ_STR(fdo_strerror(9999), "unknown error");
+	CHECK_EQ_STR(fdo_strerror(-1), "unknown error");
+}
+
+TEST(build_id_round_trip)
+{
+	uint8_t b[FDO_BUILD_ID_MAX];
+	size_t n = 0;
+	REQUIRE(fdo_build_id_parse("00ff7a", b, &n) == FDO_OK);
+	CHECK_EQ_INT(n, 3);
+	char text[2 * FDO_BUILD_ID_MAX + 1];
+	fdo_hex_encode(b, n, text);
+	CHECK_EQ_STR(text, "00ff7a");
+}
+
+TEST(build_id_rejects_everything_else)
+{
+	uint8_t b[FDO_BUILD_ID_MAX];
+	size_t n;
+	const char *bad[] = {"", "a", "ABCD", "../x", "0g", "abc",
+			     "00 1", "/etc/passwd"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		CHECK(fdo_build_id_parse(bad[i], b, &n) == FDO_EBAD_BUILD_ID);
+	char longid[2 * FDO_BUILD_ID_MAX + 3];
+	memset(longid, 'a', sizeof longid - 1);
+	longid[sizeof longid - 1] = 0;
+	CHECK(fdo_build_id_parse(longid, b, &n) == FDO_EBAD_BUILD_ID);
+	longid[2 * FDO_BUILD_ID_MAX] = 0;
+	CHECK(fdo_build_id_parse(longid, b, &n) == FDO_OK);
+	CHECK_EQ_INT(n, FDO_BUILD_ID_MAX);
+}
+
+TEST(big_endian_orders_numerically)
+{
+	uint8_t a[8], b[8];
+	fdo_put_be64(a, 0x00000000000000ffull);
+	fdo_put_be64(b, 0x0000000000000100ull);
+	CHECK(memcmp(a, b, 8) < 0);
+	CHECK(fdo_get_be64(b) == 0x100);
+	fdo_put_be32(a, 0xdeadbeef);
+	CHECK(fdo_get_be32(a) == 0xdeadbeef);
+}
+
+TEST(crc32c_known_vector)
+{
+	/* RFC 3720 B.4: CRC-32C of "123456789" is 0xe3069283. */
+	CHECK(fdo_crc32c(0, "123456789", 9) == 0xe3069283u);
+	CHECK(fdo_crc32c(fdo_crc32c(0, "1234", 4), "56789", 5) == 0xe3069283u);
+}
