@@ -1,2 +1,0 @@
-build/obj/common/err.o: common/err.c common/common.h
-common/common.h:

@@ -1,3 +1,0 @@
-build/san-address,undefined/obj/common/err.o: common/err.c \
- common/common.h
-common/common.h:

@@ -1,3 +1,0 @@
-build/san-address,undefined/obj/common/log.o: common/log.c \
- common/common.h
-common/common.h:

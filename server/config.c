@@ -1,0 +1,85 @@
+/* server/config.c — fdod's option table and its loading order. */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "server/config.h"
+
+#define F(field) offsetof(struct srv_config, field)
+
+const struct fdo_opt srv_config_options[] = {
+	{"config", FDO_OPT_STRING, F(config), NULL, "FILE",
+	 "read options from FILE (name = value per line); flags override it"},
+	{"data", FDO_OPT_STRING, F(data), "./var/fdod", "DIR",
+	 "directory of the LMDB store and the symbol files"},
+	{"listen", FDO_OPT_LIST, F(listen), "tcp://127.0.0.1:7470", "URL",
+	 "nng address for agents (tcp://, ipc://, tls+tcp://)"},
+	{"http", FDO_OPT_STRING, F(http), "http://127.0.0.1:7471", "URL",
+	 "HTTP API base URL"},
+	{"workers", FDO_OPT_UINT, F(workers), "0", "N",
+	 "symbolizer threads (0 = one per core)"},
+	{"max-store-size", FDO_OPT_SIZE, F(max_store_size), "64G", "BYTES",
+	 "largest size the LMDB store may grow to"},
+	{"dwarf-cache-size", FDO_OPT_SIZE, F(dwarf_cache_size), "1G", "BYTES",
+	 "memory budget of the in-memory DWARF index cache"},
+	{"tls-cert", FDO_OPT_STRING, F(tls_cert), NULL, "FILE",
+	 "PEM certificate for tls+tcp:// listeners"},
+	{"tls-key", FDO_OPT_STRING, F(tls_key), NULL, "FILE",
+	 "PEM private key for tls+tcp:// listeners"},
+	{"log-level", FDO_OPT_STRING, F(log_level), "info", "LEVEL",
+	 "debug, info, warn or error"},
+	{0},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: fdod [OPTIONS]\n\n"
+		"fdod stores fleet samples, symbolizes them against uploaded "
+		"symbols and serves\nFDO profiles. Every option may also be set "
+		"in the config file.\n\noptions:\n");
+	fdo_opts_print_help(srv_config_options, out);
+	fprintf(out, "  %-28s %s\n", "--help", "print this help");
+}
+
+int srv_config_load(struct srv_config *cfg, int argc, char **argv)
+{
+	char err[512];
+	memset(cfg, 0, sizeof *cfg);
+	if (fdo_opts_wants_help(argc, argv)) {
+		usage(stdout);
+		return 1;
+	}
+	if (fdo_opts_defaults(srv_config_options, cfg, err, sizeof err))
+		goto fail;
+	const char *file = fdo_opts_find_arg(argc, argv, "config");
+	if (file &&
+	    fdo_opts_parse_file(srv_config_options, cfg, file, err, sizeof err))
+		goto fail;
+	int optind;
+	if (fdo_opts_parse_args(srv_config_options, cfg, argc, argv, &optind,
+				err, sizeof err))
+		goto fail;
+	if (optind < argc) {
+		snprintf(err, sizeof err, "unexpected argument '%s'",
+			 argv[optind]);
+		goto fail;
+	}
+	static const char *const levels[] = {"debug", "info", "warn", "error"};
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(cfg->log_level, levels[i])) {
+			fdo_log_set_level((enum fdo_log_level)i);
+			return 0;
+		}
+	snprintf(err, sizeof err, "bad --log-level '%s'", cfg->log_level);
+fail:
+	fprintf(stderr, "fdod: %s\n", err);
+	fprintf(stderr, "Try 'fdod --help'.\n");
+	return 2;
+}
+
+void srv_config_fini(struct srv_config *cfg)
+{
+	fdo_opts_fini(srv_config_options, cfg);
+}

@@ -1,0 +1,35 @@
+/*
+ * server/config.h — fdod's configuration: one option table (server/config.c)
+ * yields the flags, the config-file parser and --help.
+ */
+#ifndef FDO_SERVER_CONFIG_H
+#define FDO_SERVER_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/opts.h"
+
+struct srv_config {
+	char *config;		/* the config file read, if any */
+	char *data;		/* data directory: store/, symbols/, cache/ */
+	struct fdo_strlist listen; /* nng URLs for agents */
+	char *http;		/* HTTP base URL */
+	uint64_t workers;	/* symbolizer threads; 0 = one per core */
+	uint64_t max_store_size; /* LMDB map limit, bytes */
+	uint64_t dwarf_cache_size; /* memory budget of open DWARF indexes */
+	char *tls_cert, *tls_key;
+	char *log_level;
+};
+
+extern const struct fdo_opt srv_config_options[];
+
+/*
+ * srv_config_load fills cfg from defaults, then --config FILE, then argv.
+ * Returns 0 when the daemon should run, 1 when it printed --help and
+ * should exit 0, 2 on a usage error (message already printed).
+ */
+int srv_config_load(struct srv_config *cfg, int argc, char **argv);
+void srv_config_fini(struct srv_config *cfg);
+
+#endif
