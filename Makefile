@@ -26,25 +26,26 @@ CFLAGS   ?= $(OPT) -g
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter
 CPPFLAGS := -std=c11 -D_GNU_SOURCE -I. -I$(GEN) -MMD -MP
 ALL_CFLAGS = $(CPPFLAGS) $(WARN) $(CFLAGS) $(SANFLAGS)
-LDLIBS   := -llmdb -ldw -lelf -lprotobuf-c -lz -lpthread -lstdc++ -lm
+LDLIBS   := -lnng -llmdb -ldw -lelf -lprotobuf-c -lz -lpthread -lstdc++ -lm
 
-PARTS    := common schemas storage symbolizer aggregator
+PARTS    := common schemas storage symbolizer aggregator server
 DEPS_common     := common
 DEPS_schemas    := schemas common
 DEPS_storage    := storage schemas common
 DEPS_symbolizer := symbolizer common
 DEPS_aggregator := aggregator storage symbolizer schemas common
 DEPS_cli        := aggregator storage symbolizer schemas common
+DEPS_server     := server aggregator storage symbolizer schemas common
 
 PROTO_C  := $(GEN)/schemas/fdod.pb-c.c
 PROTO_H  := $(GEN)/schemas/fdod.pb-c.h
 
-srcs_of   = $(wildcard $(1)/*.c)
+srcs_of   = $(filter-out server/fdod.c,$(wildcard $(1)/*.c))
 objs_of   = $(patsubst %.c,$(BUILD)/obj/%.o,$(call srcs_of,$(1)))
 archive   = $(BUILD)/lib/lib$(1).a
 archives  = $(foreach p,$(DEPS_$(1)),$(call archive,$(p)))
 
-FDOD_SRCS   := $(wildcard server/*.c)
+FDOD_SRCS   := server/fdod.c
 FDOCTL_SRCS := $(wildcard cli/*.c)
 UNIT_SRCS   := $(wildcard tests/unit/*_*.c)
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -76,8 +77,8 @@ $(call archive,$(1)): $(call objs_of,$(1)) $(if $(filter schemas,$(1)),$(BUILD)/
 endef
 $(foreach p,$(PARTS),$(eval $(call part_rule,$(p))))
 
-$(BUILD)/fdod: $(patsubst %.c,$(BUILD)/obj/%.o,$(FDOD_SRCS)) $(call archives,cli)
-	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(filter %.o,$^) $(call archives,cli) $(LDLIBS)
+$(BUILD)/fdod: $(patsubst %.c,$(BUILD)/obj/%.o,$(FDOD_SRCS)) $(call archives,server)
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(filter %.o,$^) $(call archives,server) $(LDLIBS)
 
 $(BUILD)/fdoctl: $(patsubst %.c,$(BUILD)/obj/%.o,$(FDOCTL_SRCS)) $(call archives,cli)
 	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(filter %.o,$^) $(call archives,cli) $(LDLIBS)

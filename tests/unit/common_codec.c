@@ -55,3 +55,24 @@ TEST(crc32c_known_vector)
 	CHECK(fdo_crc32c(0, "123456789", 9) == 0xe3069283u);
 	CHECK(fdo_crc32c(fdo_crc32c(0, "1234", 4), "56789", 5) == 0xe3069283u);
 }
+
+#include "common/buf.h"
+
+TEST(buf_grows_and_escapes_json)
+{
+	struct fdo_buf b;
+	fdo_buf_init(&b);
+	for (int i = 0; i < 1000; i++)
+		fdo_buf_printf(&b, "%d,", i);
+	CHECK(b.len > 3000);
+	CHECK(!b.oom);
+	fdo_buf_reset(&b);
+	fdo_buf_json_str(&b, "a\"b\\c\n\x01");
+	CHECK_EQ_STR(fdo_buf_cstr(&b), "\"a\\\"b\\\\c\\n\\u0001\"");
+	size_t n;
+	char *p = fdo_buf_steal(&b, &n);
+	CHECK_EQ_INT(n, strlen(p));
+	free(p);
+	CHECK(b.data == NULL);
+	fdo_buf_fini(&b);
+}

@@ -1,0 +1,129 @@
+/* common/buf.c — growable byte buffer (see buf.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/common.h"
+
+void fdo_buf_init(struct fdo_buf *b)
+{
+	memset(b, 0, sizeof *b);
+}
+
+void fdo_buf_fini(struct fdo_buf *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof *b);
+}
+
+void fdo_buf_reset(struct fdo_buf *b)
+{
+	b->len = 0;
+}
+
+int fdo_buf_reserve(struct fdo_buf *b, size_t n)
+{
+	if (b->oom)
+		return FDO_ENOMEM;
+	if (b->len + n + 1 <= b->cap)
+		return FDO_OK;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap < b->len + n + 1) {
+		if (cap > SIZE_MAX / 2) {
+			b->oom = 1;
+			return FDO_ENOMEM;
+		}
+		cap *= 2;
+	}
+	char *p = realloc(b->data, cap);
+	if (!p) {
+		b->oom = 1;
+		return FDO_ENOMEM;
+	}
+	b->data = p;
+	b->cap = cap;
+	return FDO_OK;
+}
+
+void fdo_buf_append(struct fdo_buf *b, const void *p, size_t n)
+{
+	if (fdo_buf_reserve(b, n))
+		return;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+}
+
+void fdo_buf_puts(struct fdo_buf *b, const char *s)
+{
+	fdo_buf_append(b, s, strlen(s));
+}
+
+void fdo_buf_putc(struct fdo_buf *b, char c)
+{
+	if (fdo_buf_reserve(b, 1))
+		return;
+	b->data[b->len++] = c;
+}
+
+void fdo_buf_printf(struct fdo_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || fdo_buf_reserve(b, (size_t)n))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+void fdo_buf_json_str(struct fdo_buf *b, const char *s)
+{
+	fdo_buf_putc(b, '"');
+	for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
+		switch (*p) {
+		case '"':
+			fdo_buf_puts(b, "\\\"");
+			break;
+		case '\\':
+			fdo_buf_puts(b, "\\\\");
+			break;
+		case '\n':
+			fdo_buf_puts(b, "\\n");
+			break;
+		case '\t':
+			fdo_buf_puts(b, "\\t");
+			break;
+		case '\r':
+			fdo_buf_puts(b, "\\r");
+			break;
+		default:
+			if (*p < 0x20)
+				fdo_buf_printf(b, "\\u%04x", *p);
+			else
+				fdo_buf_putc(b, (char)*p);
+		}
+	}
+	fdo_buf_putc(b, '"');
+}
+
+const char *fdo_buf_cstr(struct fdo_buf *b)
+{
+	if (fdo_buf_reserve(b, 0))
+		return "";
+	b->data[b->len] = 0;
+	return b->data;
+}
+
+char *fdo_buf_steal(struct fdo_buf *b, size_t *len)
+{
+	char *p = b->data;
+	if (len)
+		*len = b->len;
+	memset(b, 0, sizeof *b);
+	return p;
+}

@@ -1,0 +1,36 @@
+/*
+ * common/buf.h — a growable byte buffer for building responses, JSON and
+ * text profiles. The buffer owns its bytes; fdo_buf_fini frees them.
+ * On allocation failure the buffer records it (b->oom) and further appends
+ * are ignored, so a builder checks once at the end. Not thread safe.
+ */
+#ifndef FDO_BUF_H
+#define FDO_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct fdo_buf {
+	char *data;
+	size_t len, cap;
+	int oom;
+};
+
+void fdo_buf_init(struct fdo_buf *b);
+void fdo_buf_fini(struct fdo_buf *b);
+void fdo_buf_reset(struct fdo_buf *b);
+/* fdo_buf_reserve makes room for n more bytes; returns FDO_ENOMEM or FDO_OK. */
+int fdo_buf_reserve(struct fdo_buf *b, size_t n);
+void fdo_buf_append(struct fdo_buf *b, const void *p, size_t n);
+void fdo_buf_puts(struct fdo_buf *b, const char *s);
+void fdo_buf_putc(struct fdo_buf *b, char c);
+void fdo_buf_printf(struct fdo_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* fdo_buf_json_str appends s as a quoted JSON string (control chars escaped). */
+void fdo_buf_json_str(struct fdo_buf *b, const char *s);
+/* fdo_buf_cstr NUL-terminates (not counted in len) and returns data. */
+const char *fdo_buf_cstr(struct fdo_buf *b);
+/* fdo_buf_steal hands the bytes to the caller (free() them); resets b. */
+char *fdo_buf_steal(struct fdo_buf *b, size_t *len);
+
+#endif

@@ -1,0 +1,94 @@
+/*
+ * server/http.h — fdod's HTTP front: a route table served on nng's HTTP
+ * server. nng is hidden here; handlers see only srv_req / srv_resp.
+ *
+ * Handlers run on the HTTP worker threads, never on nng's own threads, so
+ * they may block (LMDB reads, profile builds, fsync of an upload).
+ */
+#ifndef FDO_SERVER_HTTP_H
+#define FDO_SERVER_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+#define SRV_MAX_PARAMS 4
+
+struct srv_req {
+	const char *method;
+	const char *path;	/* percent-decoded path, without the query */
+	const char *query;	/* raw query string after '?', "" when none */
+	const char *param[SRV_MAX_PARAMS]; /* "{}" path segments, in order */
+	int nparam;
+	const char *body;	/* routes with max_body and !stream_body */
+	size_t body_len;
+	int body_fd;		/* stream_body routes: the body in a temp file,
+				   positioned at 0; -1 otherwise. Closed and
+				   the file removed after the handler, unless
+				   the handler renamed it away. */
+	const char *body_path;	/* that temp file's path */
+	uint64_t body_size;
+	void *priv;		/* the nng request */
+};
+
+struct srv_resp {
+	int status;			/* default 200 */
+	const char *content_type;	/* default application/json */
+	struct fdo_buf body;
+	struct fdo_buf headers;		/* "Name: value\n" lines */
+};
+
+typedef void (*srv_handler)(void *app, struct srv_req *req,
+			    struct srv_resp *resp);
+
+struct srv_route {
+	const char *method;	/* "GET" (also answers HEAD), "PUT", "POST" */
+	const char *pattern;	/* "/v1/profiles/{}/versions/{}" */
+	srv_handler fn;
+	uint64_t max_body;	/* largest body accepted; 0 = none */
+	int stream_body;	/* body to a temp file instead of memory */
+};
+
+struct srv_http;
+
+/*
+ * srv_http_start serves routes (terminated by a route with NULL pattern)
+ * at url ("http://127.0.0.1:7471"). app is passed to every handler; tmpdir
+ * receives streamed bodies; threads is the number of worker threads.
+ * Returns FDO_OK or FDO_ETRANSPORT (address in use, bad URL) with a log line.
+ * Call from one thread; the server runs until srv_http_stop.
+ */
+int srv_http_start(const char *url, const struct srv_route *routes, void *app,
+		   const char *tmpdir, unsigned threads, struct srv_http **out);
+/*
+ * srv_http_port returns the bound TCP port (useful with port 0).
+ */
+int srv_http_port(struct srv_http *h);
+/*
+ * srv_http_stop lets requests being handled finish, answers queued ones
+ * with 503, closes the listener and frees everything. Blocks.
+ */
+void srv_http_stop(struct srv_http *h);
+
+/* srv_req_header returns a request header's value or NULL. */
+const char *srv_req_header(struct srv_req *req, const char *name);
+
+/*
+ * srv_query_get finds key in a query string and percent-decodes its value
+ * into out (NUL-terminated). Returns FDO_OK, FDO_ENOT_FOUND, or FDO_ELIMIT
+ * when the value does not fit.
+ */
+int srv_query_get(const char *query, const char *key, char *out,
+		  size_t outlen);
+
+/* srv_resp_header adds a response header. */
+void srv_resp_header(struct srv_resp *resp, const char *name,
+		     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/*
+ * srv_resp_error sets status and a JSON body {"error": "<message>"}.
+ */
+void srv_resp_error(struct srv_resp *resp, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif
