@@ -14,7 +14,7 @@ PACKAGES=(
   libc6-dbg binutils
   python3 python3-pytest
   linux-perf
-  zlib1g-dev
+  zlib1g-dev openssl curl
 )
 
 missing=()
