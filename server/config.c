@@ -23,6 +23,14 @@ const struct fdo_opt srv_config_options[] = {
 	 "largest size the LMDB store may grow to"},
 	{"dwarf-cache-size", FDO_OPT_SIZE, F(dwarf_cache_size), "1G", "BYTES",
 	 "memory budget of the in-memory DWARF index cache"},
+	{"bucket", FDO_OPT_DURATION, F(bucket), "1h", "DURATION",
+	 "width of the time buckets counts are kept in"},
+	{"dedup-ttl", FDO_OPT_DURATION, F(dedup_ttl), "7d", "DURATION",
+	 "how long a batch's (agent, seq) is remembered for exactly-once"},
+	{"ingest-contexts", FDO_OPT_UINT, F(ingest_contexts), "64", "N",
+	 "agent batches received and committed at once"},
+	{"http-threads", FDO_OPT_UINT, F(http_threads), "4", "N",
+	 "HTTP worker threads"},
 	{"tls-cert", FDO_OPT_STRING, F(tls_cert), NULL, "FILE",
 	 "PEM certificate for tls+tcp:// listeners"},
 	{"tls-key", FDO_OPT_STRING, F(tls_key), NULL, "FILE",
@@ -70,9 +78,26 @@ int srv_config_load(struct srv_config *cfg, int argc, char **argv)
 	for (int i = 0; i < 4; i++)
 		if (!strcmp(cfg->log_level, levels[i])) {
 			fdo_log_set_level((enum fdo_log_level)i);
-			return 0;
+			goto checks;
 		}
 	snprintf(err, sizeof err, "bad --log-level '%s'", cfg->log_level);
+	goto fail;
+checks:
+	if (cfg->bucket < 60 || cfg->bucket > 86400 * 7) {
+		snprintf(err, sizeof err, "--bucket must be 1m..7d");
+		goto fail;
+	}
+	if (!cfg->listen.n) {
+		snprintf(err, sizeof err, "at least one --listen is needed");
+		goto fail;
+	}
+	if (!cfg->ingest_contexts || cfg->ingest_contexts > 4096 ||
+	    !cfg->http_threads || cfg->http_threads > 256) {
+		snprintf(err, sizeof err,
+			 "--ingest-contexts must be 1..4096, --http-threads 1..256");
+		goto fail;
+	}
+	return 0;
 fail:
 	fprintf(stderr, "fdod: %s\n", err);
 	fprintf(stderr, "Try 'fdod --help'.\n");

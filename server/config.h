@@ -18,6 +18,10 @@ struct srv_config {
 	uint64_t workers;	/* symbolizer threads; 0 = one per core */
 	uint64_t max_store_size; /* LMDB map limit, bytes */
 	uint64_t dwarf_cache_size; /* memory budget of open DWARF indexes */
+	uint64_t bucket;	/* time bucket width, seconds */
+	uint64_t dedup_ttl;	/* seconds a (agent, seq) is remembered */
+	uint64_t ingest_contexts; /* batches received at once */
+	uint64_t http_threads;	/* HTTP worker threads */
 	char *tls_cert, *tls_key;
 	char *log_level;
 };
