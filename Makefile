@@ -57,7 +57,7 @@ deps:
 	@./deploy/install-deps.sh
 
 # --- generated protobuf code -------------------------------------------------
-$(PROTO_C) $(PROTO_H): schemas/fdod.proto
+$(PROTO_C) $(PROTO_H) &: schemas/fdod.proto
 	@mkdir -p $(GEN)
 	protoc-c --c_out=$(GEN) schemas/fdod.proto
 

@@ -1,0 +1,218 @@
+/*
+ * schemas/schemas.h — the wire contracts of fdod, the only header other parts
+ * include from schemas/ (besides the generated "schemas/fdod.pb-c.h" it
+ * pulls in): the SampleBatch and Ack messages of schemas/fdod.proto, their
+ * byte codecs, the text form of one SampleBatch (fdoctl push, tests,
+ * hand-made data), the validation every ingest path applies, with its
+ * documented limits, and the fixed-point weight arithmetic of aggregation.
+ *
+ * Memory: every batch or ack handed out by this part is one protobuf-c
+ * object graph whose every pointer (strings, bytes, arrays, sub-messages)
+ * comes from malloc, so wire_batch_free / wire_ack_free (protobuf-c's
+ * free_unpacked with the system allocator) releases any of them, whether it
+ * came from wire_batch_decode or wire_batch_parse_text. A caller building a
+ * batch by hand and handing it to wire_batch_free must follow the same rule
+ * (unset strings may stay at protobuf_c_empty_string, as the generated
+ * fdod__sample_batch__init leaves them).
+ *
+ * Threads: no function here has hidden state; any thread may call any of
+ * them, concurrently, on distinct objects (and on the same object when all
+ * calls only read it: validate, print, encode).
+ *
+ * The full contract (fields, grammar, limits, weight scale) is written down
+ * in schemas/README.md.
+ */
+#ifndef FDO_SCHEMAS_H
+#define FDO_SCHEMAS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+#include "schemas/fdod.pb-c.h"
+
+/* The SampleBatch.schema_version this code writes and the highest it reads. */
+#define WIRE_SCHEMA_VERSION 1u
+
+/* Largest Ack wire_ack_encode writes and wire_ack_decode accepts by default. */
+#define WIRE_ACK_MAX_BYTES 65536u
+
+/*
+ * Documented bounds of one SampleBatch. A batch that exceeds one is refused
+ * whole (FDO_ELIMIT); the agent splits it and resends. wire_limits_default
+ * holds the values fdod uses unless configured otherwise (also listed in
+ * schemas/README.md, which must be kept in step).
+ */
+struct wire_limits {
+	size_t max_message_bytes;    /* encoded SampleBatch: 16 MiB */
+	size_t max_decoded_bytes;    /* memory one decode may take: 64 MiB */
+	size_t max_text_bytes;       /* text form of one batch: 64 MiB */
+	size_t max_stacks;           /* Stack messages: 262144 */
+	size_t max_stack_depth;      /* addresses in one stack: 1024 */
+	size_t max_frames;           /* addresses in all stacks: 4194304 */
+	size_t max_mappings;         /* 8192 */
+	size_t max_branches;         /* 1048576 */
+	size_t max_labels;           /* 32 */
+	size_t max_label_key_len;    /* bytes: 64 */
+	size_t max_label_value_len;  /* bytes: 256 */
+	size_t max_name_len;         /* agent, host, binary, event: 256 */
+	size_t max_path_len;         /* mapping path, bytes: 4096 */
+	uint64_t max_count;          /* Stack.count, Branch.count: 1e9 */
+	uint64_t max_period;         /* 1e12 (1000 s in ns) */
+	double max_weight;           /* 1e6 */
+	uint64_t max_window_seconds; /* time_end - time_start: 86400 */
+};
+
+extern const struct wire_limits wire_limits_default;
+
+/*
+ * wire_batch_validate checks batch against every documented bound and rule
+ * of schemas/README.md: required fields present (agent_id, seq >= 1, host,
+ * binary, event, period >= 1, time_end >= 1), names well formed, label keys
+ * unique, build-ids 1..64 bytes, start < limit, mapping indices unique and
+ * mappings disjoint, stacks of 1..max_stack_depth addresses with count >= 1,
+ * mispredicts <= count, weight finite, at most max_weight and not
+ * rounding to 0 (see wire_weight_quantize), time_start <= time_end within
+ * max_window_seconds,
+ * schema_version <= WIRE_SCHEMA_VERSION.
+ * limits: NULL means &wire_limits_default.
+ * err/errlen: receives a one-line reason naming the offending item
+ * ("stack 17: 2000 addresses, limit 1024"); may be NULL/0.
+ * Returns FDO_OK; FDO_EINVAL (missing or malformed value), FDO_ELIMIT (a
+ * bound exceeded), FDO_EBAD_BUILD_ID, FDO_EUNSUPPORTED (schema_version), or
+ * FDO_ENOMEM. Reads batch only; allocates nothing that outlives the call.
+ * Cost: linear in the batch plus a sort of the mappings.
+ */
+int wire_batch_validate(const Fdod__SampleBatch *batch,
+                        const struct wire_limits *limits, char *err,
+                        size_t errlen);
+
+/*
+ * wire_batch_parse_text parses the text form of one batch (grammar in
+ * schemas/README.md; example in DESIGN.md "Interfaces").
+ * text/len: the input, not necessarily NUL-terminated; a NUL byte in it is
+ * an error. limits: NULL means &wire_limits_default.
+ * out: on FDO_OK receives a new batch that passes wire_batch_validate(limits);
+ * the caller owns it and frees it with wire_batch_free. Untouched on error.
+ * err/errlen: on error receives "line N: reason" (or "end of input: ..."
+ * for a missing keyword); may be NULL/0.
+ * Returns FDO_OK; FDO_EPARSE (syntax: unknown keyword, wrong number of
+ * fields, bad number or hex, bad escape, duplicate keyword), or the code
+ * wire_batch_validate gives for a value it refuses (FDO_EINVAL, FDO_ELIMIT,
+ * FDO_EBAD_BUILD_ID), or FDO_ENOMEM.
+ */
+int wire_batch_parse_text(const char *text, size_t len,
+                          const struct wire_limits *limits,
+                          Fdod__SampleBatch **out, char *err, size_t errlen);
+
+/*
+ * wire_batch_print_text writes the canonical text form of batch (which
+ * must be structurally sound, as protobuf_c_message_check sees it): keywords
+ * in the order agent seq host binary label* event period weight time
+ * mapping* stack* branch*, one space between fields, addresses lowercase hex
+ * without 0x, strings %XX-escaped where needed, no comments. Unset fields
+ * (0, "") are left out; auth_token is never printed. For every batch that
+ * passes validation, parse(print(b)) equals b.
+ * out/len: on FDO_OK *out is a NUL-terminated malloc'd string of *len bytes
+ * (len may be NULL), freed by the caller with free(3).
+ * Returns FDO_OK or FDO_ENOMEM.
+ */
+int wire_batch_print_text(const Fdod__SampleBatch *batch, char **out,
+                          size_t *len);
+
+/*
+ * wire_batch_encode serializes batch to protobuf bytes.
+ * limits: NULL means defaults; only max_message_bytes is used.
+ * out/len: on FDO_OK *out is a malloc'd buffer of *len bytes, freed by the
+ * caller with free(3).
+ * Returns FDO_OK, FDO_EINVAL (batch structurally broken: a NULL string or
+ * array where protobuf-c needs one), FDO_ELIMIT (larger than
+ * max_message_bytes: split the batch), or FDO_ENOMEM.
+ */
+int wire_batch_encode(const Fdod__SampleBatch *batch,
+                      const struct wire_limits *limits, uint8_t **out,
+                      size_t *len);
+
+/*
+ * wire_batch_decode parses protobuf bytes into a batch. It does not run
+ * wire_batch_validate; ingest calls both.
+ * buf/len: the bytes; only read during the call.
+ * limits: NULL means defaults; uses max_message_bytes (checked before any
+ * parsing) and max_decoded_bytes (a cap on what decoding may allocate, so a
+ * small message of many empty sub-messages cannot blow up memory).
+ * out: on FDO_OK a new batch owned by the caller, freed with wire_batch_free.
+ * Returns FDO_OK, FDO_ELIMIT (too large, or would take more memory than
+ * allowed), FDO_EPARSE (malformed bytes), or FDO_ENOMEM.
+ */
+int wire_batch_decode(const uint8_t *buf, size_t len,
+                      const struct wire_limits *limits,
+                      Fdod__SampleBatch **out);
+
+/* wire_batch_free releases a batch from this part; NULL is a no-op. */
+void wire_batch_free(Fdod__SampleBatch *batch);
+
+/*
+ * wire_ack_encode serializes ack (status = an FDO_E* number).
+ * out/len: malloc'd buffer, freed by the caller with free(3).
+ * Returns FDO_OK, FDO_EINVAL (NULL message string), FDO_ELIMIT (larger than
+ * WIRE_ACK_MAX_BYTES: shorten the message), or FDO_ENOMEM.
+ */
+int wire_ack_encode(const Fdod__Ack *ack, uint8_t **out, size_t *len);
+
+/*
+ * wire_ack_decode parses an Ack of at most max_bytes bytes (0 means
+ * WIRE_ACK_MAX_BYTES). out: new Ack owned by the caller, freed with
+ * wire_ack_free. Returns FDO_OK, FDO_ELIMIT, FDO_EPARSE or FDO_ENOMEM.
+ */
+int wire_ack_decode(const uint8_t *buf, size_t len, size_t max_bytes,
+                    Fdod__Ack **out);
+
+/* wire_ack_free releases an Ack from wire_ack_decode; NULL is a no-op. */
+void wire_ack_free(Fdod__Ack *ack);
+
+/*
+ * Fixed-point weights. A sample's contribution count × period × weight is
+ * stored as the exact integer count × period × wq, where
+ *   wq = round(weight × WIRE_WEIGHT_SCALE), halves away from zero,
+ * computed once per batch; the unit of a stored value is 1e-6 event unit
+ * (e.g. 1e-6 ns for cpu-clock). Only this one rounding happens, so sums are
+ * exact and independent of arrival order. Realistic values (period 1e9,
+ * weight 1e6, counts 1e9 summed over years) reach 1e9 × 1e9 × 1e12 = 1e30,
+ * which no 64-bit integer can hold (2^64 ≈ 1.8e19) at any useful scale:
+ * accumulators are unsigned 128-bit (≈ 3.4e38, headroom 3e8 over that
+ * worst case). See schemas/README.md for the full reasoning.
+ */
+#define WIRE_WEIGHT_SCALE 1000000u
+
+__extension__ typedef unsigned __int128 wire_weight_t;
+
+/*
+ * wire_weight_quantize: wq = round(weight × WIRE_WEIGHT_SCALE).
+ * Returns FDO_OK; FDO_EINVAL if weight is not finite or <= 0; FDO_ELIMIT if
+ * wq would be 0 (weight < 5e-7) or above 2^53 (no longer exact).
+ */
+int wire_weight_quantize(double weight, uint64_t *out);
+
+/*
+ * wire_weight_fixed_wide: *out = count × period × wq (wq as above), exact.
+ * Returns FDO_OK, the errors of wire_weight_quantize, or FDO_ELIMIT if the
+ * product exceeds 128 bits (impossible within wire_limits_default).
+ */
+int wire_weight_fixed_wide(uint64_t count, uint64_t period, double weight,
+                           wire_weight_t *out);
+
+/*
+ * wire_weight_fixed: the same product when it fits 64 bits; FDO_ELIMIT when
+ * it does not (which real batches reach: count 2e7 at period 1e6 and weight
+ * 1 already does). For small tallies and tests; accumulators use _wide.
+ */
+int wire_weight_fixed(uint64_t count, uint64_t period, double weight,
+                      uint64_t *out);
+
+/*
+ * wire_weight_add: *acc += v, exactly. Returns FDO_OK, or FDO_ELIMIT and
+ * leaves *acc unchanged on 128-bit overflow.
+ */
+int wire_weight_add(wire_weight_t *acc, wire_weight_t v);
+
+#endif

@@ -1,0 +1,297 @@
+/*
+ * Tests for schemas/codec.c: SampleBatch and Ack bytes; truncated, random
+ * and oversized input must give an error, never a crash or a leak.
+ */
+#include "schemas/schemas.h"
+#include "tests/unit/test.h"
+
+static const char example[] =
+    "agent host-17/agent\nseq 42\nhost host-17\nbinary webserver\n"
+    "label mode=serving\nlabel region=eu\nevent cpu-clock\nperiod 1000000\n"
+    "weight 2.5\ntime 1763719200 1763719260\n"
+    "mapping 0 5f3c0a1b2c3d4e5f60718293a4b5c6d7e8f901e1 555555554000 "
+    "555555600000 0 /usr/bin/webserver\n"
+    "mapping 1 00ff 7ffff7dd0000 7ffff7e00000 2000 /lib/libc.so.6\n"
+    "stack 120 555555555a10 555555555c33 7ffff7dd2d90\n"
+    "stack 3 555555555b00\n"
+    "branch 555555555a10 555555555b00 37 2\n";
+
+static Fdod__SampleBatch *example_batch(void)
+{
+	Fdod__SampleBatch *b = NULL;
+	char err[256];
+	if (wire_batch_parse_text(example, strlen(example), NULL, &b, err,
+	                          sizeof err)) {
+		fprintf(stderr, "  example: %s\n", err);
+		return NULL;
+	}
+	return b;
+}
+
+TEST(batch_round_trip)
+{
+	Fdod__SampleBatch *a = example_batch(), *b = NULL;
+	REQUIRE(a);
+	a->auth_token = strdup("tok-123"); /* travels on the wire */
+	uint8_t *bytes = NULL;
+	size_t n = 0;
+	REQUIRE(wire_batch_encode(a, NULL, &bytes, &n) == FDO_OK);
+	CHECK(n > 100);
+	REQUIRE(wire_batch_decode(bytes, n, NULL, &b) == FDO_OK);
+	CHECK_EQ_STR(b->agent_id, "host-17/agent");
+	CHECK_EQ_INT(b->seq, 42);
+	CHECK(b->weight == 2.5);
+	CHECK_EQ_STR(b->auth_token, "tok-123");
+	REQUIRE(b->n_stacks == 2 && b->stacks[0]->n_addrs == 3);
+	CHECK(b->stacks[0]->addrs[2] == 0x7ffff7dd2d90ull);
+	CHECK_EQ_INT(b->branches[0]->mispredicts, 2);
+	CHECK(b->mappings[1]->file_offset == 0x2000);
+	CHECK(wire_batch_validate(b, NULL, NULL, 0) == FDO_OK);
+	/* Re-encoding gives the same bytes. */
+	uint8_t *again = NULL;
+	size_t n2 = 0;
+	REQUIRE(wire_batch_encode(b, NULL, &again, &n2) == FDO_OK);
+	CHECK(n2 == n && memcmp(bytes, again, n) == 0);
+	/* Text form and protobuf agree (the token is never printed). */
+	char *t1 = NULL, *t2 = NULL;
+	REQUIRE(wire_batch_print_text(a, &t1, NULL) == FDO_OK);
+	REQUIRE(wire_batch_print_text(b, &t2, NULL) == FDO_OK);
+	CHECK_EQ_STR(t1, t2);
+	CHECK(strstr(t1, "tok-123") == NULL);
+	free(t1);
+	free(t2);
+	free(again);
+	free(bytes);
+	wire_batch_free(a);
+	wire_batch_free(b);
+}
+
+TEST(empty_bytes_decode_to_an_invalid_batch)
+{
+	Fdod__SampleBatch *b = NULL;
+	REQUIRE(wire_batch_decode(NULL, 0, NULL, &b) == FDO_OK);
+	char err[128];
+	CHECK(wire_batch_validate(b, NULL, err, sizeof err) == FDO_EINVAL);
+	CHECK(strstr(err, "agent is missing") != NULL);
+	wire_batch_free(b);
+}
+
+TEST(every_truncation_is_an_error_or_a_prefix_message)
+{
+	Fdod__SampleBatch *a = example_batch();
+	REQUIRE(a);
+	uint8_t *bytes = NULL;
+	size_t n = 0;
+	REQUIRE(wire_batch_encode(a, NULL, &bytes, &n) == FDO_OK);
+	int parse_errors = 0;
+	for (size_t len = 0; len < n; len++) {
+		/* Copy into an exact-size buffer so ASan sees any overread. */
+		uint8_t *cut = malloc(len ? len : 1);
+		memcpy(cut, bytes, len);
+		Fdod__SampleBatch *b = NULL;
+		int rc = wire_batch_decode(cut, len, NULL, &b);
+		CHECK(rc == FDO_OK || rc == FDO_EPARSE);
+		if (rc == FDO_EPARSE)
+			parse_errors++;
+		if (rc == FDO_OK) {
+			/* A field boundary: must validate or fail cleanly. */
+			wire_batch_validate(b, NULL, NULL, 0);
+			wire_batch_free(b);
+		}
+		free(cut);
+	}
+	CHECK(parse_errors > 0);
+	/* Cut inside the last field: certainly malformed. */
+	Fdod__SampleBatch *b = NULL;
+	CHECK(wire_batch_decode(bytes, n - 1, NULL, &b) == FDO_EPARSE);
+	free(bytes);
+	wire_batch_free(a);
+}
+
+/* xorshift64*: deterministic garbage. */
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint64_t next(void)
+{
+	rng ^= rng >> 12;
+	rng ^= rng << 25;
+	rng ^= rng >> 27;
+	return rng * 0x2545f4914f6cdd1dull;
+}
+
+TEST(random_garbage_never_crashes)
+{
+	Fdod__SampleBatch *a = example_batch();
+	REQUIRE(a);
+	uint8_t *good = NULL;
+	size_t gn = 0;
+	REQUIRE(wire_batch_encode(a, NULL, &good, &gn) == FDO_OK);
+	int ok = 0, bad = 0;
+	for (int i = 0; i < 20000; i++) {
+		size_t len;
+		uint8_t *buf;
+		if (i % 2) {
+			/* Pure noise. */
+			len = next() % 300;
+			buf = malloc(len ? len : 1);
+			for (size_t k = 0; k < len; k++)
+				buf[k] = (uint8_t)next();
+		} else {
+			/* A valid message with a few bytes flipped. */
+			len = gn;
+			buf = malloc(len);
+			memcpy(buf, good, len);
+			for (int k = 0; k < 3; k++)
+				buf[next() % len] = (uint8_t)next();
+		}
+		Fdod__SampleBatch *b = NULL;
+		int rc = wire_batch_decode(buf, len, NULL, &b);
+		CHECK(rc == FDO_OK || rc == FDO_EPARSE || rc == FDO_ELIMIT);
+		if (rc == FDO_OK) {
+			ok++;
+			char err[256];
+			char *text = NULL;
+			/* Whatever decodes must survive validate and print. */
+			if (wire_batch_validate(b, NULL, err, sizeof err) ==
+			    FDO_OK) {
+				Fdod__SampleBatch *c = NULL;
+				REQUIRE(wire_batch_print_text(b, &text, NULL) ==
+				        FDO_OK);
+				CHECK(wire_batch_parse_text(
+				          text, strlen(text), NULL, &c, err,
+				          sizeof err) == FDO_OK);
+				wire_batch_free(c);
+				free(text);
+			} else if (wire_batch_print_text(b, &text, NULL) ==
+			           FDO_OK) {
+				free(text);
+			}
+			wire_batch_free(b);
+		} else {
+			bad++;
+		}
+		Fdod__Ack *ack = NULL;
+		rc = wire_ack_decode(buf, len, 0, &ack);
+		CHECK(rc == FDO_OK || rc == FDO_EPARSE || rc == FDO_ELIMIT);
+		wire_ack_free(ack);
+		free(buf);
+	}
+	CHECK(ok > 0 && bad > 0);
+	free(good);
+	wire_batch_free(a);
+}
+
+TEST(oversized_is_limit)
+{
+	Fdod__SampleBatch *a = example_batch();
+	REQUIRE(a);
+	uint8_t *bytes = NULL;
+	size_t n = 0;
+	REQUIRE(wire_batch_encode(a, NULL, &bytes, &n) == FDO_OK);
+	struct wire_limits lim = wire_limits_default;
+	lim.max_message_bytes = n - 1;
+	Fdod__SampleBatch *b = NULL;
+	CHECK(wire_batch_decode(bytes, n, &lim, &b) == FDO_ELIMIT);
+	CHECK(b == NULL);
+	uint8_t *out = NULL;
+	size_t on = 0;
+	CHECK(wire_batch_encode(a, &lim, &out, &on) == FDO_ELIMIT);
+	CHECK(out == NULL);
+	lim.max_message_bytes = n;
+	CHECK(wire_batch_decode(bytes, n, &lim, &b) == FDO_OK);
+	wire_batch_free(b);
+	free(bytes);
+	wire_batch_free(a);
+}
+
+TEST(decode_memory_is_bounded)
+{
+	/*
+	 * 100000 empty Stack sub-messages: 2 bytes each on the wire (tag 13,
+	 * length 0) but ~56 bytes each once decoded.
+	 */
+	size_t count = 100000, len = 2 * count;
+	uint8_t *buf = malloc(len);
+	for (size_t i = 0; i < count; i++) {
+		buf[2 * i] = 13 << 3 | 2;
+		buf[2 * i + 1] = 0;
+	}
+	struct wire_limits lim = wire_limits_default;
+	lim.max_decoded_bytes = 1 << 20;
+	Fdod__SampleBatch *b = NULL;
+	CHECK(wire_batch_decode(buf, len, &lim, &b) == FDO_ELIMIT);
+	CHECK(b == NULL);
+	lim.max_decoded_bytes = 64u << 20;
+	REQUIRE(wire_batch_decode(buf, len, &lim, &b) == FDO_OK);
+	CHECK_EQ_INT(b->n_stacks, count);
+	char err[128];
+	CHECK(wire_batch_validate(b, NULL, err, sizeof err) == FDO_EINVAL);
+	wire_batch_free(b);
+	free(buf);
+}
+
+TEST(ack_round_trip)
+{
+	Fdod__Ack a;
+	fdod__ack__init(&a);
+	a.status = FDO_EBUSY;
+	a.message = "busy, retry later";
+	a.seq = 42;
+	a.duplicate = 1;
+	a.samples_accepted = 100;
+	a.samples_dropped = 23;
+	a.samples_unmapped = 20;
+	a.frames_unmapped = 7;
+	a.branches_accepted = 5;
+	a.branches_unmapped = 1;
+	a.retry_after_ms = 250;
+	a.schema_version = WIRE_SCHEMA_VERSION;
+	uint8_t *bytes = NULL;
+	size_t n = 0;
+	REQUIRE(wire_ack_encode(&a, &bytes, &n) == FDO_OK);
+	Fdod__Ack *b = NULL;
+	REQUIRE(wire_ack_decode(bytes, n, 0, &b) == FDO_OK);
+	CHECK_EQ_INT(b->status, 18);
+	CHECK_EQ_STR(b->message, "busy, retry later");
+	CHECK_EQ_INT(b->seq, 42);
+	CHECK(b->duplicate);
+	CHECK_EQ_INT(b->samples_accepted, 100);
+	CHECK_EQ_INT(b->samples_dropped, 23);
+	CHECK_EQ_INT(b->samples_unmapped, 20);
+	CHECK_EQ_INT(b->frames_unmapped, 7);
+	CHECK_EQ_INT(b->branches_accepted, 5);
+	CHECK_EQ_INT(b->branches_unmapped, 1);
+	CHECK_EQ_INT(b->retry_after_ms, 250);
+	CHECK_EQ_INT(b->schema_version, 1);
+	wire_ack_free(b);
+	b = NULL;
+	CHECK(wire_ack_decode(bytes, n, n - 1, &b) == FDO_ELIMIT);
+	CHECK(wire_ack_decode(bytes, n - 1, 0, &b) == FDO_EPARSE);
+	CHECK(b == NULL);
+	free(bytes);
+}
+
+TEST(ack_too_large_to_encode)
+{
+	Fdod__Ack a;
+	fdod__ack__init(&a);
+	char *msg = malloc(WIRE_ACK_MAX_BYTES + 1);
+	memset(msg, 'x', WIRE_ACK_MAX_BYTES);
+	msg[WIRE_ACK_MAX_BYTES] = '\0';
+	a.message = msg;
+	uint8_t *bytes = NULL;
+	size_t n = 0;
+	CHECK(wire_ack_encode(&a, &bytes, &n) == FDO_ELIMIT);
+	CHECK(bytes == NULL);
+	free(msg);
+}
+
+TEST(broken_struct_is_not_encoded)
+{
+	Fdod__SampleBatch b;
+	fdod__sample_batch__init(&b);
+	b.n_stacks = 2; /* but no array */
+	uint8_t *bytes = NULL;
+	size_t n = 0;
+	CHECK(wire_batch_encode(&b, NULL, &bytes, &n) == FDO_EINVAL);
+	CHECK(bytes == NULL);
+}
