@@ -8,5 +8,6 @@
 
 int cmd_symbolize(int argc, char **argv);
 int cmd_upload(int argc, char **argv);
+int cmd_push(int argc, char **argv);
 
 #endif

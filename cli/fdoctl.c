@@ -17,6 +17,9 @@ static const struct command commands[] = {
 	{"upload", cmd_upload,
 	 "upload    [--http URL | --data DIR] [--binary NAME] FILE...\n"
 	 "          store ELF executables and debug files by build-id"},
+	{"push", cmd_push,
+	 "push      [--url URL] FILE|-\n"
+	 "          send one batch in the text form and print its Ack"},
 	{"symbolize", cmd_symbolize,
 	 "symbolize --elf FILE [--debug-file FILE] [--output-style=LLVM|JSON]\n"
 	 "          [--file-offsets] [--no-demangle] [ADDR...]\n"

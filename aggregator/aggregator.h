@@ -1,0 +1,118 @@
+/*
+ * aggregator/aggregator.h — what fdod does with samples: ingest (decode,
+ * validate, normalize, pre-aggregate, group commit into the store) and,
+ * later, symbolization work and profile building. The only header of
+ * aggregator/ that other parts include.
+ */
+#ifndef FDO_AGGREGATOR_H
+#define FDO_AGGREGATOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "schemas/schemas.h"
+#include "storage/storage.h"
+
+/* ---------------------------------------------------------------- ingest -- */
+
+struct agg_ingest_opts {
+	uint32_t bucket_seconds;   /* time bucket width; default 3600 */
+	uint64_t dedup_ttl;        /* seconds a (agent, seq) is remembered;
+				      default 7 days */
+	size_t queue_max;          /* prepared batches waiting for the writer
+				      before submitters block; default 256 */
+	size_t group_max;          /* batches in one commit at most; def. 512 */
+	const struct wire_limits *limits; /* NULL: wire_limits_default */
+	/* Called by the writer thread after a commit with the build-ids
+	 * (interned ids) that got new pending addresses. May be NULL. */
+	void (*pending_cb)(void *arg, const uint32_t *build_ids, size_t n);
+	void *pending_arg;
+};
+
+/* Figures of one batch, as its Ack reports them. */
+struct agg_result {
+	int status;                /* FDO_OK or an FDO_E* error */
+	int duplicate;             /* already committed earlier: counted once */
+	uint64_t samples_accepted;
+	uint64_t samples_unmapped; /* stacks with no address in any mapping */
+	uint64_t frames_unmapped;  /* addresses outside every mapping, dropped */
+	uint64_t branches_accepted, branches_unmapped;
+	char message[256];
+};
+
+typedef struct agg_ingest agg_ingest;
+
+/*
+ * agg_ingest_create starts the writer thread of the group commit over
+ * store s (which must outlive it). Returns FDO_OK, FDO_ENOMEM.
+ */
+int agg_ingest_create(store *s, const struct agg_ingest_opts *opts,
+		      agg_ingest **out);
+
+/*
+ * agg_ingest_destroy commits every batch already submitted, answers their
+ * submitters, stops the writer and frees ing. Blocks. NULL is a no-op.
+ * No submit may start after it is called.
+ */
+void agg_ingest_destroy(agg_ingest *ing);
+
+/*
+ * agg_ingest_batch validates and normalizes batch, queues it for the next
+ * group commit and blocks until that commit is durable (or failed); fills
+ * *res. Blocks while the queue is full (backpressure). Any thread; the
+ * batch is only read, and not after the call returns.
+ */
+void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
+		      struct agg_result *res);
+
+/*
+ * agg_ingest_message does the same for an encoded SampleBatch and writes
+ * the encoded Ack into reply. Malformed or oversized messages get an error
+ * Ack and change nothing. Any thread.
+ */
+void agg_ingest_message(agg_ingest *ing, const uint8_t *msg, size_t len,
+			struct fdo_buf *reply);
+
+struct agg_ingest_stats {
+	uint64_t batches, duplicates, refused, commits, samples;
+	uint64_t queue_len;
+};
+void agg_ingest_stats(agg_ingest *ing, struct agg_ingest_stats *st);
+
+/* ------------------------------------------------ delayed symbolization -- */
+
+typedef struct agg_symwork agg_symwork;
+/* sym_cache comes from symbolizer/symbolizer.h. */
+struct sym_cache;
+
+struct agg_symwork_stats {
+	uint64_t resolved; /* addresses written to symcache */
+	uint64_t failures; /* build-ids whose symbol files would not open */
+	uint64_t queued;   /* build-ids waiting for a worker */
+	uint64_t busy;     /* build-ids being worked on */
+};
+
+/*
+ * agg_symwork_create starts `threads` workers that resolve pending
+ * addresses of build-ids whose symbols are in datadir's symbol store,
+ * through the shared DWARF cache, and marks every build-id that already has
+ * pending addresses to be looked at. st and cache must outlive it.
+ * Returns FDO_OK or FDO_ENOMEM.
+ */
+int agg_symwork_create(store *st, struct sym_cache *cache, const char *datadir,
+		       unsigned threads, agg_symwork **out);
+
+/* agg_symwork_wake asks for build-ids ids to be looked at (new pending
+ * addresses, or symbols uploaded). Never blocks on work; any thread. */
+void agg_symwork_wake(agg_symwork *w, const uint32_t *ids, size_t n);
+
+/* agg_symwork_idle: 1 when no build-id is queued or being worked on. */
+int agg_symwork_idle(agg_symwork *w);
+
+void agg_symwork_stats(agg_symwork *w, struct agg_symwork_stats *st);
+
+/* agg_symwork_destroy lets workers finish their chunk, then frees w. */
+void agg_symwork_destroy(agg_symwork *w);
+
+#endif

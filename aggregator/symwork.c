@@ -1,0 +1,435 @@
+/*
+ * aggregator/symwork.c — delayed symbolization: pending (build-id, file
+ * offset) pairs become symcache entries once the build-id's symbols are in
+ * the symbol store.
+ *
+ * Workload: symbolization cost grows with unique addresses, never with
+ * samples; a result is computed once per (build-id, offset), forever.
+ *
+ * DESIGN
+ *   A set of build-id ids to look at ("dirty"), fed by the ingest writer
+ *   (new pending addresses), by uploads (symbols arrived) and once at start
+ *   (whatever was pending before a restart). `threads` workers each take a
+ *   build-id no other worker holds, and loop: read up to CHUNK pending
+ *   offsets in a read transaction, resolve them through the shared DWARF
+ *   cache (sym_cache: one immutable index per build-id, shared read-only)
+ *   with no transaction open, then in one write transaction intern the
+ *   names, put the symcache entries and delete the pending keys. A
+ *   build-id without symbols is dropped from the set; its addresses wait in
+ *   `pending` until an upload wakes it again.
+ *   Locking: mu guards dirty/busy/stopping and the stats.
+ *   Shutdown: destroy sets stopping; workers finish their chunk and exit.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aggregator/aggregator.h"
+#include "common/common.h"
+#include "symbolizer/symbolizer.h"
+
+#define SYMWORK_CHUNK 4096
+#define SYMWORK_MAX_DEPTH 64
+#define SYMWORK_DIRTY_MAX 65536
+
+struct agg_symwork {
+	store *st;
+	sym_cache *cache;
+	char *datadir;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint32_t *dirty; /* guarded by mu: build-ids to look at */
+	size_t ndirty;
+	uint32_t *busy;  /* guarded by mu: build-ids a worker holds */
+	size_t nbusy;
+	int stopping;    /* guarded by mu */
+	struct agg_symwork_stats stats; /* guarded by mu */
+
+	pthread_t *threads;
+	unsigned nthreads;
+};
+
+static int has_id(const uint32_t *a, size_t n, uint32_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (a[i] == id)
+			return 1;
+	return 0;
+}
+
+void agg_symwork_wake(agg_symwork *w, const uint32_t *ids, size_t n)
+{
+	pthread_mutex_lock(&w->mu);
+	for (size_t i = 0; i < n; i++)
+		if (!has_id(w->dirty, w->ndirty, ids[i]) &&
+		    w->ndirty < SYMWORK_DIRTY_MAX)
+			w->dirty[w->ndirty++] = ids[i];
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* One resolved address, kept between the read and the write phase. */
+struct resolved {
+	uint64_t offset;
+	uint32_t nframes;
+	uint32_t first; /* into the chunk's frame array */
+};
+
+struct chunk {
+	uint32_t build_id;
+	uint64_t offsets[SYMWORK_CHUNK];
+	size_t n;
+	struct resolved res[SYMWORK_CHUNK];
+	struct sym_frame *frames;	/* resolved frames (strings in index) */
+	size_t nframes, capframes;
+};
+
+/* Read phase: up to SYMWORK_CHUNK pending offsets of build-id id. */
+static int read_pending(store *st, uint32_t id, struct chunk *c)
+{
+	store_txn *t;
+	int rc = store_txn_begin(st, 0, &t);
+	if (rc)
+		return rc;
+	store_cursor *cur;
+	c->n = 0;
+	if ((rc = store_cursor_open(t, STORE_PENDING, &cur))) {
+		store_txn_abort(t);
+		return rc;
+	}
+	uint8_t start[STORE_ADDR_KEY_SIZE];
+	struct store_frame a = {id, 0};
+	store_addr_key_encode(start, &a);
+	const void *k, *v;
+	size_t kl, vl;
+	rc = store_cursor_seek(cur, start, sizeof start, &k, &kl, &v, &vl);
+	while (rc == FDO_OK && c->n < SYMWORK_CHUNK) {
+		if (store_addr_key_decode(k, kl, &a) || a.build_id != id)
+			break;
+		c->offsets[c->n++] = a.offset;
+		rc = store_cursor_next(cur, &k, &kl, &v, &vl);
+	}
+	store_cursor_close(cur);
+	store_txn_abort(t);
+	return rc == FDO_ENOT_FOUND || rc == FDO_OK ? FDO_OK : rc;
+}
+
+/* Which files the symbol store holds for id; FDO_ENOT_FOUND when none. */
+static int symbol_files(agg_symwork *w, uint32_t id, uint8_t *bid,
+			size_t *bid_len, char *elf, char *dbg, size_t cap)
+{
+	store_txn *t;
+	struct store_buildid rec;
+	int rc = store_txn_begin(w->st, 0, &t);
+	if (rc)
+		return rc;
+	rc = store_buildid_get(t, id, &rec);
+	store_txn_abort(t);
+	if (rc)
+		return rc;
+	memcpy(bid, rec.build_id, rec.build_id_len);
+	*bid_len = rec.build_id_len;
+	dbg[0] = 0;
+	if (rec.sym_state & STORE_SYM_DEBUGINFO)
+		store_symbols_path(w->datadir, rec.build_id, rec.build_id_len,
+				   STORE_SYM_DEBUGINFO, dbg, cap);
+	if (rec.sym_state & STORE_SYM_EXECUTABLE) {
+		store_symbols_path(w->datadir, rec.build_id, rec.build_id_len,
+				   STORE_SYM_EXECUTABLE, elf, cap);
+		return FDO_OK;
+	}
+	if (dbg[0]) {
+		/* A debug file alone keeps the program headers and .symtab. */
+		snprintf(elf, cap, "%s", dbg);
+		dbg[0] = 0;
+		return FDO_OK;
+	}
+	return FDO_ENOT_FOUND;
+}
+
+static int resolve(const sym_index *idx, struct chunk *c)
+{
+	c->nframes = 0;
+	for (size_t i = 0; i < c->n; i++) {
+		struct resolved *r = &c->res[i];
+		r->offset = c->offsets[i];
+		r->first = (uint32_t)c->nframes;
+		r->nframes = 0;
+		uint64_t vaddr;
+		if (sym_index_offset_to_vaddr(idx, r->offset, &vaddr))
+			continue; /* not in any PT_LOAD: stays unknown */
+		if (c->capframes - c->nframes < SYMWORK_MAX_DEPTH) {
+			size_t cap = c->capframes ? c->capframes * 2 : 8192;
+			struct sym_frame *f =
+				realloc(c->frames, cap * sizeof *f);
+			if (!f)
+				return FDO_ENOMEM;
+			c->frames = f;
+			c->capframes = cap;
+		}
+		struct sym_frame *f = c->frames + c->nframes;
+		struct sym_symbol sym;
+		size_t n = 0;
+		sym_index_lookup(idx, vaddr, f, SYMWORK_MAX_DEPTH, &n, &sym);
+		if (n > SYMWORK_MAX_DEPTH)
+			n = SYMWORK_MAX_DEPTH;
+		if (n == 0 && sym.found) {
+			/* No DWARF here: the symbol table names the function. */
+			memset(f, 0, sizeof *f);
+			f->function = sym.name;
+			n = 1;
+		}
+		r->nframes = (uint32_t)n;
+		c->nframes += n;
+	}
+	return FDO_OK;
+}
+
+static int intern_opt(store_txn *t, const char *s, uint32_t *id)
+{
+	*id = 0;
+	if (!s || !*s)
+		return FDO_OK;
+	size_t len = strlen(s);
+	if (len > STORE_NAME_MAX)
+		len = STORE_NAME_MAX; /* absurd names are cut, not refused */
+	return store_intern_string(t, s, len, 1, id);
+}
+
+/* Write phase (store_write callback; may run twice after map growth). */
+static int write_chunk(store_txn *t, void *arg)
+{
+	struct chunk *c = arg;
+	struct store_sym_frame sf[STORE_SYMCACHE_MAX_FRAMES];
+	uint8_t val[STORE_SYMCACHE_HDR_SIZE +
+		    STORE_SYMCACHE_MAX_FRAMES * STORE_SYM_FRAME_SIZE];
+	int rc;
+	for (size_t i = 0; i < c->n; i++) {
+		const struct resolved *r = &c->res[i];
+		size_t n = r->nframes;
+		if (n > STORE_SYMCACHE_MAX_FRAMES)
+			n = STORE_SYMCACHE_MAX_FRAMES;
+		for (size_t k = 0; k < n; k++) {
+			const struct sym_frame *f = &c->frames[r->first + k];
+			if ((rc = intern_opt(t, f->function, &sf[k].function)) ||
+			    (rc = intern_opt(t, f->file, &sf[k].file)))
+				return rc;
+			sf[k].line = f->line;
+			sf[k].column = f->column;
+			sf[k].discriminator = f->discriminator;
+			sf[k].start_line = f->start_line;
+		}
+		size_t vlen;
+		if ((rc = store_symcache_encode(sf, n, val, sizeof val, &vlen)))
+			return rc;
+		uint8_t key[STORE_ADDR_KEY_SIZE];
+		struct store_frame a = {c->build_id, r->offset};
+		store_addr_key_encode(key, &a);
+		if ((rc = store_put(t, STORE_SYMCACHE, key, sizeof key, val,
+				    vlen, 0)))
+			return rc;
+		rc = store_del(t, STORE_PENDING, key, sizeof key);
+		if (rc && rc != FDO_ENOT_FOUND)
+			return rc;
+	}
+	return FDO_OK;
+}
+
+/* Resolve everything pending for id. */
+static void work_on(agg_symwork *w, uint32_t id, struct chunk *c)
+{
+	uint8_t bid[FDO_BUILD_ID_MAX];
+	size_t bid_len;
+	char elf[4096], dbg[4096], hex[2 * FDO_BUILD_ID_MAX + 1];
+	int rc = symbol_files(w, id, bid, &bid_len, elf, dbg, sizeof elf);
+	if (rc)
+		return; /* no symbols yet: the addresses wait */
+	fdo_hex_encode(bid, bid_len, hex);
+	sym_index *idx;
+	rc = sym_cache_get(w->cache, bid, bid_len, elf, dbg[0] ? dbg : NULL,
+			   &idx);
+	if (rc) {
+		fdo_warn("symbolize %s: cannot open %s: %s", hex, elf,
+			 fdo_strerror(rc));
+		pthread_mutex_lock(&w->mu);
+		w->stats.failures++;
+		pthread_mutex_unlock(&w->mu);
+		return;
+	}
+	c->build_id = id;
+	uint64_t total = 0, t0 = fdo_now_ns();
+	for (;;) {
+		pthread_mutex_lock(&w->mu);
+		int stop = w->stopping;
+		pthread_mutex_unlock(&w->mu);
+		if (stop)
+			break;
+		if ((rc = read_pending(w->st, id, c)) || c->n == 0)
+			break;
+		if ((rc = resolve(idx, c)))
+			break;
+		if ((rc = store_write(w->st, write_chunk, c)))
+			break;
+		total += c->n;
+		pthread_mutex_lock(&w->mu);
+		w->stats.resolved += c->n;
+		pthread_mutex_unlock(&w->mu);
+		if (c->n < SYMWORK_CHUNK)
+			break;
+	}
+	sym_cache_release(w->cache, idx);
+	if (rc)
+		fdo_error("symbolize %s: %s", hex, fdo_strerror(rc));
+	if (total)
+		fdo_info("symbolized %llu addresses of %s in %.1f ms",
+			 (unsigned long long)total, hex,
+			 (fdo_now_ns() - t0) / 1e6);
+}
+
+static void *worker_main(void *arg)
+{
+	agg_symwork *w = arg;
+	struct chunk *c = calloc(1, sizeof *c);
+	if (!c) {
+		fdo_error("symbolize: worker out of memory");
+		return NULL;
+	}
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		/* Take the first dirty build-id that no worker holds. */
+		size_t pick = w->ndirty;
+		for (size_t i = 0; i < w->ndirty; i++)
+			if (!has_id(w->busy, w->nbusy, w->dirty[i])) {
+				pick = i;
+				break;
+			}
+		if (w->stopping)
+			break;
+		if (pick == w->ndirty) {
+			pthread_cond_wait(&w->cv, &w->mu);
+			continue;
+		}
+		uint32_t id = w->dirty[pick];
+		w->dirty[pick] = w->dirty[--w->ndirty];
+		w->busy[w->nbusy++] = id;
+		pthread_mutex_unlock(&w->mu);
+		work_on(w, id, c);
+		pthread_mutex_lock(&w->mu);
+		for (size_t i = 0; i < w->nbusy; i++)
+			if (w->busy[i] == id) {
+				w->busy[i] = w->busy[--w->nbusy];
+				break;
+			}
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	free(c->frames);
+	free(c);
+	return NULL;
+}
+
+/* At start: every build-id that has pending addresses is dirty. */
+static void wake_all_pending(agg_symwork *w)
+{
+	store_txn *t;
+	if (store_txn_begin(w->st, 0, &t))
+		return;
+	store_cursor *cur;
+	if (store_cursor_open(t, STORE_PENDING, &cur)) {
+		store_txn_abort(t);
+		return;
+	}
+	const void *k, *v;
+	size_t kl, vl;
+	struct store_frame a;
+	uint32_t ids[256];
+	size_t n = 0;
+	int rc = store_cursor_seek(cur, NULL, 0, &k, &kl, &v, &vl);
+	while (rc == FDO_OK && n < 256) {
+		if (store_addr_key_decode(k, kl, &a))
+			break;
+		ids[n++] = a.build_id;
+		/* Jump to the next build-id. */
+		uint8_t next[STORE_ADDR_KEY_SIZE];
+		struct store_frame b = {a.build_id + 1, 0};
+		if (b.build_id == 0)
+			break;
+		store_addr_key_encode(next, &b);
+		rc = store_cursor_seek(cur, next, sizeof next, &k, &kl, &v,
+				       &vl);
+	}
+	store_cursor_close(cur);
+	store_txn_abort(t);
+	agg_symwork_wake(w, ids, n);
+}
+
+int agg_symwork_create(store *st, sym_cache *cache, const char *datadir,
+		       unsigned threads, agg_symwork **out)
+{
+	agg_symwork *w = calloc(1, sizeof *w);
+	if (!w)
+		return FDO_ENOMEM;
+	w->st = st;
+	w->cache = cache;
+	w->datadir = strdup(datadir);
+	w->dirty = calloc(SYMWORK_DIRTY_MAX, sizeof *w->dirty);
+	w->busy = calloc(threads ? threads : 1, sizeof *w->busy);
+	w->threads = calloc(threads ? threads : 1, sizeof *w->threads);
+	if (!w->datadir || !w->dirty || !w->busy || !w->threads) {
+		free(w->datadir);
+		free(w->dirty);
+		free(w->busy);
+		free(w->threads);
+		free(w);
+		return FDO_ENOMEM;
+	}
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	for (unsigned i = 0; i < (threads ? threads : 1); i++) {
+		if (pthread_create(&w->threads[i], NULL, worker_main, w))
+			break;
+		w->nthreads++;
+	}
+	wake_all_pending(w);
+	*out = w;
+	return FDO_OK;
+}
+
+void agg_symwork_destroy(agg_symwork *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stopping = 1;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	for (unsigned i = 0; i < w->nthreads; i++)
+		pthread_join(w->threads[i], NULL);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	free(w->datadir);
+	free(w->dirty);
+	free(w->busy);
+	free(w->threads);
+	free(w);
+}
+
+void agg_symwork_stats(agg_symwork *w, struct agg_symwork_stats *st)
+{
+	pthread_mutex_lock(&w->mu);
+	*st = w->stats;
+	st->queued = w->ndirty;
+	st->busy = w->nbusy;
+	pthread_mutex_unlock(&w->mu);
+}
+
+int agg_symwork_idle(agg_symwork *w)
+{
+	pthread_mutex_lock(&w->mu);
+	int idle = w->ndirty == 0 && w->nbusy == 0;
+	pthread_mutex_unlock(&w->mu);
+	return idle;
+}

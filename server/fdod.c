@@ -1,0 +1,148 @@
+/*
+ * server/fdod.c — the fdod daemon: every role over one embedded store.
+ *
+ * DESIGN
+ *   main blocks SIGTERM/SIGINT in every thread, starts the parts in order
+ *   (store, DWARF cache, symbolizer pool, ingest writer, agent listener,
+ *   HTTP), then waits for a signal with sigwait. Stopping runs the same
+ *   list backwards: HTTP first (no new uploads), then the agent listener,
+ *   which lets every batch it has received be committed and acknowledged,
+ *   then the ingest writer (drains its queue), the symbolizer pool (finishes
+ *   its chunk) and the store. Nothing is half-done: each part's stop waits
+ *   for the work it accepted.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "server/app.h"
+#include "server/config.h"
+#include "server/listen.h"
+
+static void on_batch(void *arg, const uint8_t *msg, size_t len,
+		     struct fdo_buf *reply)
+{
+	struct srv_app *app = arg;
+	agg_ingest_message(app->ingest, msg, len, reply);
+}
+
+static void on_pending(void *arg, const uint32_t *ids, size_t n)
+{
+	struct srv_app *app = arg;
+	agg_symwork_wake(app->symwork, ids, n);
+}
+
+static int mkdir_p(const char *path)
+{
+	char buf[4096];
+	snprintf(buf, sizeof buf, "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, 0755) && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct srv_app app = {0};
+	int rc = srv_config_load(&app.cfg, argc, argv);
+	if (rc) {
+		srv_config_fini(&app.cfg);
+		return rc == 1 ? 0 : 2;
+	}
+	struct srv_config *cfg = &app.cfg;
+	app.started = time(NULL);
+
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	int exit_code = 1;
+	struct srv_listen *listen = NULL;
+	struct srv_http *http = NULL;
+	char cache_dir[4096];
+	snprintf(cache_dir, sizeof cache_dir, "%s/cache", cfg->data);
+	snprintf(app.incoming, sizeof app.incoming, "%s/symbols/.incoming",
+		 cfg->data);
+	if (mkdir_p(cfg->data) || mkdir_p(cache_dir) || mkdir_p(app.incoming)) {
+		fdo_error("fdod: cannot create %s: %s", cfg->data,
+			  strerror(errno));
+		goto out;
+	}
+	struct store_opts so = {.dir = cfg->data,
+				.max_size = cfg->max_store_size};
+	if ((rc = store_open(&so, &app.st))) {
+		fdo_error("fdod: cannot open the store in %s: %s", cfg->data,
+			  fdo_strerror(rc));
+		goto out;
+	}
+	if ((rc = sym_cache_create(cfg->dwarf_cache_size, cache_dir,
+				   &app.cache))) {
+		fdo_error("fdod: DWARF cache: %s", fdo_strerror(rc));
+		goto out;
+	}
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned workers = cfg->workers ? (unsigned)cfg->workers
+					: (unsigned)(cores > 0 ? cores : 1);
+	if ((rc = agg_symwork_create(app.st, app.cache, cfg->data, workers,
+				     &app.symwork))) {
+		fdo_error("fdod: symbolizer pool: %s", fdo_strerror(rc));
+		goto out;
+	}
+	struct agg_ingest_opts io = {
+		.bucket_seconds = (uint32_t)cfg->bucket,
+		.dedup_ttl = cfg->dedup_ttl,
+		.pending_cb = on_pending,
+		.pending_arg = &app,
+	};
+	if ((rc = agg_ingest_create(app.st, &io, &app.ingest))) {
+		fdo_error("fdod: ingest: %s", fdo_strerror(rc));
+		goto out;
+	}
+	struct srv_listen_opts lo = {
+		.urls = cfg->listen.items,
+		.nurls = cfg->listen.n,
+		.tls_cert = cfg->tls_cert,
+		.tls_key = cfg->tls_key,
+		.max_msg = wire_limits_default.max_message_bytes * 2,
+		.contexts = (unsigned)cfg->ingest_contexts,
+	};
+	if (srv_listen_start(&lo, on_batch, &app, &listen))
+		goto out;
+	if (srv_http_start(cfg->http, srv_routes, &app, app.incoming,
+			   (unsigned)cfg->http_threads, &http))
+		goto out;
+	fdo_info("fdod: serving HTTP on %s, data in %s, %u symbolizer "
+		 "threads",
+		 cfg->http, cfg->data, workers);
+
+	int sig;
+	sigwait(&sigs, &sig);
+	fdo_info("fdod: %s received, stopping", strsignal(sig));
+	exit_code = 0;
+out:
+	srv_http_stop(http);
+	srv_listen_stop(listen);
+	agg_ingest_destroy(app.ingest);
+	agg_symwork_destroy(app.symwork);
+	if (app.cache)
+		sym_cache_destroy(app.cache);
+	store_close(app.st);
+	if (!exit_code)
+		fdo_info("fdod: stopped");
+	srv_config_fini(&app.cfg);
+	return exit_code;
+}

@@ -1,0 +1,513 @@
+/*
+ * server/routes.c — fdod's HTTP API: the route table and its handlers.
+ * Handlers run on HTTP worker threads (server/http.c) and may block.
+ * Read-only handlers use one LMDB read transaction each.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/common.h"
+#include "server/app.h"
+
+#define UPLOAD_MAX_BYTES (8ull << 30)
+
+/* ------------------------------------------------------------- helpers -- */
+
+/* Decimal text of a 128-bit unsigned integer. */
+static void u128_str(wire_weight_t v, char out[48])
+{
+	char tmp[48];
+	int n = 0;
+	do {
+		tmp[n++] = (char)('0' + (int)(v % 10));
+		v /= 10;
+	} while (v);
+	for (int i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	out[n] = 0;
+}
+
+/* A weight as JSON: the exact fixed-point integer and its value. */
+static void json_weight(struct fdo_buf *b, const char *name, wire_weight_t w)
+{
+	char s[48];
+	u128_str(w, s);
+	fdo_buf_printf(b, "\"%s_fixed\":\"%s\",\"%s\":%.6g", name, s, name,
+		       (double)w / WIRE_WEIGHT_SCALE);
+}
+
+static const char *sym_state_name(uint32_t st)
+{
+	if ((st & STORE_SYM_EXECUTABLE) && (st & STORE_SYM_DEBUGINFO))
+		return "executable+debuginfo";
+	if (st & STORE_SYM_DEBUGINFO)
+		return "debuginfo";
+	if (st & STORE_SYM_EXECUTABLE)
+		return "executable";
+	return "none";
+}
+
+/* Name of an interned id as a JSON string (or null). */
+static void json_name(struct fdo_buf *b, store_txn *t, enum store_dict d,
+		      uint32_t id)
+{
+	const void *p;
+	size_t len;
+	if (!id || store_intern_name(t, d, id, &p, &len)) {
+		fdo_buf_puts(b, "null");
+		return;
+	}
+	char s[STORE_NAME_MAX + 1];
+	memcpy(s, p, len);
+	s[len] = 0;
+	fdo_buf_json_str(b, s);
+}
+
+/* Pending addresses of build-id id (a range count). */
+static uint64_t pending_of(store_txn *t, uint32_t id)
+{
+	store_cursor *c;
+	if (store_cursor_open(t, STORE_PENDING, &c))
+		return 0;
+	uint8_t start[STORE_ADDR_KEY_SIZE];
+	struct store_frame a = {id, 0};
+	store_addr_key_encode(start, &a);
+	const void *k, *v;
+	size_t kl, vl;
+	uint64_t n = 0;
+	int rc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v, &vl);
+	while (rc == FDO_OK && !store_addr_key_decode(k, kl, &a) &&
+	       a.build_id == id) {
+		n++;
+		rc = store_cursor_next(c, &k, &kl, &v, &vl);
+	}
+	store_cursor_close(c);
+	return n;
+}
+
+static void json_buildid(struct fdo_buf *b, store_txn *t, uint32_t id,
+			 const struct store_buildid *rec)
+{
+	char hex[2 * FDO_BUILD_ID_MAX + 1];
+	fdo_hex_encode(rec->build_id, rec->build_id_len, hex);
+	fdo_buf_printf(b, "{\"build_id\":\"%s\",\"binary\":", hex);
+	json_name(b, t, STORE_DICT_BINARIES, rec->binary);
+	fdo_buf_printf(b,
+		       ",\"symbols\":\"%s\",\"first_seen\":%llu,"
+		       "\"last_seen\":%llu,\"pending\":%llu}",
+		       sym_state_name(rec->sym_state),
+		       (unsigned long long)rec->first_seen,
+		       (unsigned long long)rec->last_seen,
+		       (unsigned long long)pending_of(t, id));
+}
+
+/* Totals of one binary from table counts. */
+struct bin_totals {
+	wire_weight_t weight;
+	uint64_t samples, stacks;
+	uint32_t first_bucket, last_bucket;
+	uint32_t labelsets[64];
+	uint64_t label_samples[64];
+	size_t nlabelsets;
+};
+
+static int totals_of(store_txn *t, uint32_t binary, struct bin_totals *bt)
+{
+	memset(bt, 0, sizeof *bt);
+	store_cursor *c;
+	int rc = store_cursor_open(t, STORE_COUNTS, &c);
+	if (rc)
+		return rc;
+	uint8_t start[STORE_COUNTS_KEY_SIZE];
+	struct store_counts_key ck = {binary, 0, 0, 0};
+	store_counts_key_encode(start, &ck);
+	const void *k, *v;
+	size_t kl, vl;
+	rc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v, &vl);
+	while (rc == FDO_OK) {
+		struct store_weight w;
+		if (store_counts_key_decode(k, kl, &ck) || ck.binary != binary)
+			break;
+		if (store_weight_decode(v, vl, &w) == FDO_OK) {
+			bt->weight += w.weight;
+			bt->samples += w.samples;
+			bt->stacks++;
+			if (!bt->first_bucket || ck.bucket < bt->first_bucket)
+				bt->first_bucket = ck.bucket;
+			if (ck.bucket > bt->last_bucket)
+				bt->last_bucket = ck.bucket;
+			size_t i = 0;
+			while (i < bt->nlabelsets && bt->labelsets[i] != ck.labelset)
+				i++;
+			if (i == bt->nlabelsets && i < 64)
+				bt->labelsets[bt->nlabelsets++] = ck.labelset;
+			if (i < 64)
+				bt->label_samples[i] += w.samples;
+		}
+		rc = store_cursor_next(c, &k, &kl, &v, &vl);
+	}
+	store_cursor_close(c);
+	return rc == FDO_ENOT_FOUND || rc == FDO_OK ? FDO_OK : rc;
+}
+
+/* Distinct hosts of a binary (table hosts). */
+static uint64_t hosts_of(store_txn *t, uint32_t binary)
+{
+	store_cursor *c;
+	if (store_cursor_open(t, STORE_HOSTS, &c))
+		return 0;
+	uint8_t start[STORE_HOSTS_KEY_SIZE];
+	store_hosts_key_encode(start, binary, 0);
+	const void *k, *v;
+	size_t kl, vl;
+	uint64_t n = 0;
+	uint32_t b, h;
+	int rc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v, &vl);
+	while (rc == FDO_OK && !store_hosts_key_decode(k, kl, &b, &h) &&
+	       b == binary) {
+		n++;
+		rc = store_cursor_next(c, &k, &kl, &v, &vl);
+	}
+	store_cursor_close(c);
+	return n;
+}
+
+static int read_txn(struct srv_app *app, struct srv_resp *resp, store_txn **t)
+{
+	int rc = store_txn_begin(app->st, 0, t);
+	if (rc)
+		srv_resp_error(resp, 503, "store unavailable: %s",
+			       fdo_strerror(rc));
+	return rc;
+}
+
+/* ------------------------------------------------------------ handlers -- */
+
+static void h_status(void *a, struct srv_req *req, struct srv_resp *resp)
+{
+	struct srv_app *app = a;
+	store_txn *t;
+	if (read_txn(app, resp, &t))
+		return;
+	struct store_stats ss;
+	struct agg_ingest_stats is;
+	struct agg_symwork_stats ws;
+	size_t cidx, cbytes;
+	uint64_t chits, cmiss;
+	store_stats(app->st, &ss);
+	agg_ingest_stats(app->ingest, &is);
+	agg_symwork_stats(app->symwork, &ws);
+	sym_cache_stats(app->cache, &cidx, &cbytes, &chits, &cmiss);
+	struct fdo_buf *b = &resp->body;
+	fdo_buf_printf(b,
+		       "{\"uptime_seconds\":%lld,"
+		       "\"store\":{\"map_bytes\":%llu,\"used_bytes\":%llu,"
+		       "\"max_bytes\":%llu},",
+		       (long long)(time(NULL) - app->started),
+		       (unsigned long long)ss.map_size,
+		       (unsigned long long)ss.used_size,
+		       (unsigned long long)ss.max_size);
+	fdo_buf_printf(b,
+		       "\"ingest\":{\"batches\":%llu,\"duplicates\":%llu,"
+		       "\"refused\":%llu,\"commits\":%llu,\"samples\":%llu,"
+		       "\"queue\":%llu},",
+		       (unsigned long long)is.batches,
+		       (unsigned long long)is.duplicates,
+		       (unsigned long long)is.refused,
+		       (unsigned long long)is.commits,
+		       (unsigned long long)is.samples,
+		       (unsigned long long)is.queue_len);
+	fdo_buf_printf(b,
+		       "\"symbolizer\":{\"resolved\":%llu,\"failures\":%llu,"
+		       "\"queued\":%llu,\"busy\":%llu,\"cache_indexes\":%zu,"
+		       "\"cache_bytes\":%zu,\"cache_hits\":%llu,"
+		       "\"cache_misses\":%llu},",
+		       (unsigned long long)ws.resolved,
+		       (unsigned long long)ws.failures,
+		       (unsigned long long)ws.queued,
+		       (unsigned long long)ws.busy, cidx, cbytes,
+		       (unsigned long long)chits, (unsigned long long)cmiss);
+	/* Pending addresses per build-id, in one pass over the table. */
+	fdo_buf_puts(b, "\"pending\":{\"build_ids\":[");
+	uint64_t total = 0;
+	store_cursor *c;
+	if (store_cursor_open(t, STORE_PENDING, &c) == FDO_OK) {
+		const void *k, *v;
+		size_t kl, vl;
+		struct store_frame f;
+		uint32_t cur = 0;
+		uint64_t n = 0;
+		int first = 1;
+		int rc = store_cursor_seek(c, NULL, 0, &k, &kl, &v, &vl);
+		for (;;) {
+			int end = rc != FDO_OK || store_addr_key_decode(k, kl, &f);
+			if ((end || f.build_id != cur) && n) {
+				struct store_buildid rec;
+				if (store_buildid_get(t, cur, &rec) == FDO_OK) {
+					char hex[2 * FDO_BUILD_ID_MAX + 1];
+					fdo_hex_encode(rec.build_id,
+						       rec.build_id_len, hex);
+					fdo_buf_printf(
+						b,
+						"%s{\"build_id\":\"%s\","
+						"\"pending\":%llu,"
+						"\"symbols\":\"%s\"}",
+						first ? "" : ",", hex,
+						(unsigned long long)n,
+						sym_state_name(rec.sym_state));
+					first = 0;
+				}
+				total += n;
+				n = 0;
+			}
+			if (end)
+				break;
+			cur = f.build_id;
+			n++;
+			rc = store_cursor_next(c, &k, &kl, &v, &vl);
+		}
+		store_cursor_close(c);
+	}
+	uint64_t nbin = 0;
+	store_count(t, STORE_BINARIES, &nbin);
+	fdo_buf_printf(b, "],\"total\":%llu}}\n", (unsigned long long)total);
+	store_txn_abort(t);
+}
+
+static void json_binary(struct fdo_buf *b, store_txn *t, uint32_t id,
+			int detail)
+{
+	struct bin_totals bt;
+	totals_of(t, id, &bt);
+	fdo_buf_puts(b, "{\"name\":");
+	json_name(b, t, STORE_DICT_BINARIES, id);
+	fdo_buf_printf(b, ",\"samples\":%llu,", (unsigned long long)bt.samples);
+	json_weight(b, "weight", bt.weight);
+	fdo_buf_printf(b,
+		       ",\"hosts\":%llu,\"first_bucket\":%u,"
+		       "\"last_bucket\":%u,\"stacks\":%llu",
+		       (unsigned long long)hosts_of(t, id), bt.first_bucket,
+		       bt.last_bucket, (unsigned long long)bt.stacks);
+	fdo_buf_puts(b, ",\"labels\":[");
+	for (size_t i = 0; i < bt.nlabelsets; i++) {
+		fdo_buf_puts(b, i ? ",{\"labels\":" : "{\"labels\":");
+		json_name(b, t, STORE_DICT_LABELSETS, bt.labelsets[i]);
+		fdo_buf_printf(b, ",\"samples\":%llu}",
+			       (unsigned long long)bt.label_samples[i]);
+	}
+	fdo_buf_puts(b, "],\"build_ids\":[");
+	int first = 1;
+	for (uint32_t bid = 1;; bid++) {
+		struct store_buildid rec;
+		int rc = store_buildid_get(t, bid, &rec);
+		if (rc == FDO_ENOT_FOUND)
+			break;
+		if (rc || rec.binary != id)
+			continue;
+		if (!first)
+			fdo_buf_putc(b, ',');
+		first = 0;
+		if (detail)
+			json_buildid(b, t, bid, &rec);
+		else {
+			char hex[2 * FDO_BUILD_ID_MAX + 1];
+			fdo_hex_encode(rec.build_id, rec.build_id_len, hex);
+			fdo_buf_json_str(b, hex);
+		}
+	}
+	fdo_buf_puts(b, "]}");
+}
+
+static void h_binaries(void *a, struct srv_req *req, struct srv_resp *resp)
+{
+	struct srv_app *app = a;
+	store_txn *t;
+	if (read_txn(app, resp, &t))
+		return;
+	fdo_buf_puts(&resp->body, "{\"binaries\":[");
+	for (uint32_t id = 1;; id++) {
+		const void *p;
+		size_t len;
+		if (store_intern_name(t, STORE_DICT_BINARIES, id, &p, &len))
+			break;
+		if (id > 1)
+			fdo_buf_putc(&resp->body, ',');
+		json_binary(&resp->body, t, id, 0);
+	}
+	fdo_buf_puts(&resp->body, "]}\n");
+	store_txn_abort(t);
+}
+
+static void h_binary(void *a, struct srv_req *req, struct srv_resp *resp)
+{
+	struct srv_app *app = a;
+	store_txn *t;
+	if (read_txn(app, resp, &t))
+		return;
+	uint32_t id;
+	const char *name = req->param[0];
+	int rc = store_intern_binary(t, name, strlen(name), 0, &id);
+	if (rc) {
+		srv_resp_error(resp, 404, "unknown binary '%s'", name);
+		store_txn_abort(t);
+		return;
+	}
+	json_binary(&resp->body, t, id, 1);
+	fdo_buf_putc(&resp->body, '\n');
+	store_txn_abort(t);
+}
+
+static void h_upload(void *a, struct srv_req *req, struct srv_resp *resp)
+{
+	struct srv_app *app = a;
+	char binary[STORE_NAME_MAX + 1];
+	int rc = srv_query_get(req->query, "binary", binary, sizeof binary);
+	if (rc == FDO_ELIMIT) {
+		srv_resp_error(resp, 400, "binary name too long");
+		return;
+	}
+	if (rc)
+		binary[0] = 0;
+	if (req->body_fd < 0 || req->body_size == 0) {
+		srv_resp_error(resp, 400, "empty body: send the ELF file");
+		return;
+	}
+	struct store_sym_result res;
+	rc = store_symbols_adopt(app->st, app->cfg.data, req->body_path,
+				 binary[0] ? binary : NULL, &res);
+	char hex[2 * FDO_BUILD_ID_MAX + 1] = "";
+	if (res.elf.build_id_len)
+		fdo_hex_encode(res.elf.build_id, res.elf.build_id_len, hex);
+	if (rc != FDO_OK && rc != FDO_EEXISTS) {
+		int status = 400;
+		if (rc == FDO_EIO || rc == FDO_ESTORE)
+			status = 500;
+		else if (rc == FDO_ESTORE_FULL)
+			status = 507;
+		fdo_warn("upload refused: %s", res.why[0] ? res.why
+							   : fdo_strerror(rc));
+		srv_resp_error(resp, status, "%s",
+			       res.why[0] ? res.why : fdo_strerror(rc));
+		return;
+	}
+	resp->status = rc == FDO_OK ? 201 : 200;
+	fdo_buf_printf(&resp->body,
+		       "{\"build_id\":\"%s\",\"kind\":\"%s\",\"stored\":[%s%s%s],"
+		       "\"present\":[%s%s%s]}\n",
+		       hex, store_elf_kind_name(&res.elf),
+		       res.stored & STORE_SYM_EXECUTABLE ? "\"executable\"" : "",
+		       (res.stored & STORE_SYM_EXECUTABLE) &&
+				       (res.stored & STORE_SYM_DEBUGINFO)
+			       ? ","
+			       : "",
+		       res.stored & STORE_SYM_DEBUGINFO ? "\"debuginfo\"" : "",
+		       res.present & STORE_SYM_EXECUTABLE ? "\"executable\"" : "",
+		       (res.present & STORE_SYM_EXECUTABLE) &&
+				       (res.present & STORE_SYM_DEBUGINFO)
+			       ? ","
+			       : "",
+		       res.present & STORE_SYM_DEBUGINFO ? "\"debuginfo\"" : "");
+	fdo_info("upload %s (%s)%s%s: %s", hex, store_elf_kind_name(&res.elf),
+		 binary[0] ? " binary " : "", binary,
+		 rc == FDO_OK ? "stored" : "already present");
+	/* Symbols arrived: let the symbolizer at its pending addresses. */
+	store_txn *t;
+	uint32_t id;
+	if (rc == FDO_OK && store_txn_begin(app->st, 0, &t) == FDO_OK) {
+		if (store_intern_buildid(t, res.elf.build_id,
+					 res.elf.build_id_len, 0, &id) == FDO_OK)
+			agg_symwork_wake(app->symwork, &id, 1);
+		store_txn_abort(t);
+	}
+}
+
+/* Text of an interned string as a JSON string ("" for id 0). */
+static void json_string_id(struct fdo_buf *b, store_txn *t, uint32_t id)
+{
+	if (!id) {
+		fdo_buf_puts(b, "\"\"");
+		return;
+	}
+	json_name(b, t, STORE_DICT_STRINGS, id);
+}
+
+#define SYMCACHE_LIST_MAX 100000
+
+static void h_symcache(void *a, struct srv_req *req, struct srv_resp *resp)
+{
+	struct srv_app *app = a;
+	uint8_t bid[FDO_BUILD_ID_MAX];
+	size_t bid_len;
+	if (fdo_build_id_parse(req->param[0], bid, &bid_len)) {
+		srv_resp_error(resp, 400, "'%s' is not a build-id (lowercase hex)",
+			       req->param[0]);
+		return;
+	}
+	store_txn *t;
+	if (read_txn(app, resp, &t))
+		return;
+	uint32_t id;
+	if (store_intern_buildid(t, bid, bid_len, 0, &id)) {
+		store_txn_abort(t);
+		srv_resp_error(resp, 404, "unknown build-id %s", req->param[0]);
+		return;
+	}
+	struct fdo_buf *b = &resp->body;
+	fdo_buf_printf(b, "{\"build_id\":\"%s\",\"addresses\":[", req->param[0]);
+	store_cursor *c;
+	size_t listed = 0;
+	if (store_cursor_open(t, STORE_SYMCACHE, &c) == FDO_OK) {
+		uint8_t start[STORE_ADDR_KEY_SIZE];
+		struct store_frame f = {id, 0};
+		store_addr_key_encode(start, &f);
+		const void *k, *v;
+		size_t kl, vl;
+		int rc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v, &vl);
+		while (rc == FDO_OK && listed < SYMCACHE_LIST_MAX &&
+		       !store_addr_key_decode(k, kl, &f) && f.build_id == id) {
+			struct store_sym_frame sf[STORE_SYMCACHE_MAX_FRAMES];
+			size_t n;
+			if (store_symcache_decode(v, vl, sf, STORE_SYMCACHE_MAX_FRAMES,
+						  &n) == FDO_OK) {
+				fdo_buf_printf(b, "%s{\"offset\":%llu,\"frames\":[",
+					       listed ? "," : "",
+					       (unsigned long long)f.offset);
+				for (size_t i = 0; i < n; i++) {
+					fdo_buf_puts(b, i ? ",{\"function\":"
+							  : "{\"function\":");
+					json_string_id(b, t, sf[i].function);
+					fdo_buf_puts(b, ",\"file\":");
+					json_string_id(b, t, sf[i].file);
+					fdo_buf_printf(
+						b,
+						",\"line\":%u,\"column\":%u,"
+						"\"discriminator\":%u,"
+						"\"start_line\":%u}",
+						sf[i].line, sf[i].column,
+						sf[i].discriminator,
+						sf[i].start_line);
+				}
+				fdo_buf_puts(b, "]}");
+				listed++;
+			}
+			rc = store_cursor_next(c, &k, &kl, &v, &vl);
+		}
+		store_cursor_close(c);
+	}
+	fdo_buf_printf(b, "],\"truncated\":%s}\n",
+		       listed == SYMCACHE_LIST_MAX ? "true" : "false");
+	store_txn_abort(t);
+}
+
+const struct srv_route srv_routes[] = {
+	{"GET", "/v1/symcache/{}", h_symcache, 0, 0},
+	{"PUT", "/v1/symbols", h_upload, UPLOAD_MAX_BYTES, 1},
+	{"GET", "/v1/status", h_status, 0, 0},
+	{"GET", "/v1/binaries", h_binaries, 0, 0},
+	{"GET", "/v1/binaries/{}", h_binary, 0, 0},
+	{NULL, NULL, NULL, 0, 0},
+};

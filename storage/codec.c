@@ -1,0 +1,351 @@
+/*
+ * storage/codec.c — the byte layout of every table's keys and values, and
+ * their codecs. This comment is the authoritative description of the
+ * tables (store layout version STORE_VERSION = 1). Integers are big-endian
+ * everywhere, so LMDB's byte order is numeric order and a prefix of a key
+ * selects a range (all counts of one binary, of one label set, ...).
+ * Numbers on disk never change meaning; a change of layout is a new
+ * STORE_VERSION.
+ *
+ * Workload: encode/decode run once per put/get on hot paths (every sample
+ * aggregate, every symbolized address); they are branch-light and allocate
+ * nothing.
+ *
+ * meta — see storage/env.c ("version", "created", "id.<dict>").
+ *
+ * strings, binaries, labelsets — dictionaries (storage/intern.c)
+ *   key 'n' + name (1 + 0..510 bytes)  -> value: id (be32)
+ *   key 'i' + id   (1 + 4 bytes, be32) -> value: the name bytes
+ *   label set names are canonical: "k1=v1,k2=v2", sorted by key.
+ *
+ * buildids — dictionary of raw build-ids plus one record per build-id
+ *   key 'n' + build-id (1 + 1..64 bytes) -> value: id (be32)
+ *   key 'i' + id (be32)                   -> value: record
+ *   OFFSET SIZE DESCRIPTION (record)
+ *   0      1    record format (1)
+ *   1      1    symbol state: STORE_SYM_EXECUTABLE 0x1, _DEBUGINFO 0x2,
+ *               _DWARF 0x4; other bits zero
+ *   2      1    build-id length N, 1..64
+ *   3      1    reserved, zero
+ *   4      4    binary id (0 = not known)
+ *   8      8    first seen in a sample, unix seconds (0 = never)
+ *   16     8    last seen in a sample, unix seconds (0 = never)
+ *   24     N    build-id bytes
+ *
+ * stacks — deduplicated call stacks
+ *   key:   OFFSET SIZE DESCRIPTION
+ *          0      8    stack id = store_stack_id(frames) (FNV-1a 64 over
+ *                      the encoded frames, then a splitmix64 finalizer);
+ *                      on a collision with different frames the writer
+ *                      probes id+1, id+2, ...
+ *   value: N frames, leaf first, each:
+ *          0      4    build-id id
+ *          4      8    file offset in that build-id's ELF file (for
+ *                      non-leaf frames, of the return address)
+ *
+ * counts — aggregated samples
+ *   key:   0      4    binary id
+ *          4      4    label set id
+ *          8      4    time bucket start, unix seconds
+ *          12     8    stack id
+ *   value: 0      16   weight: sum of count x period x round(fleet weight x
+ *                      WIRE_WEIGHT_SCALE), unsigned 128-bit, high half first
+ *          16     8    samples: sum of raw sample counts
+ *
+ * branches — LBR branch records
+ *   key:   0      4    binary id
+ *          4      4    label set id
+ *          8      4    time bucket start, unix seconds
+ *          12     4    build-id id (from and to are in this file)
+ *          16     8    from: file offset of the branch
+ *          24     8    to: file offset of the target
+ *   value: as counts (weight, samples)
+ *
+ * pending — addresses seen but not yet symbolized; symcache — results
+ *   key:   0      4    build-id id
+ *          4      8    file offset
+ *   pending value: empty.
+ *   symcache value:
+ *          0      1    format (1)
+ *          1      1    N frames of the inline chain, 0..255 (0 = no symbol)
+ *          2      2    reserved, zero
+ *          4      24*N frames, innermost (the function containing the
+ *                      address) first, outermost (the out-of-line function)
+ *                      last, each:
+ *                      +0  4 function name, string id
+ *                      +4  4 source file, string id (0 = unknown)
+ *                      +8  4 line (0 = unknown)
+ *                      +12 4 column (0 = unknown)
+ *                      +16 4 discriminator
+ *                      +20 4 function start line (0 = unknown)
+ *
+ * batches — exactly-once bookkeeping
+ *   key:   0      4    agent id (string id of the agent's name)
+ *          4      8    sequence number
+ *   value: 0      8    commit time, unix seconds
+ *          8      8    samples accepted (as the first Ack said)
+ *          16     8    samples unmapped (as the first Ack said)
+ *   (written by aggregator/ingest.c; records older than the dedup TTL
+ *   are deleted by its sweep)
+ *
+ * hosts — distinct hosts per binary
+ *   key:   0      4    binary id
+ *          4      4    host (string id)
+ *   value: 0      8    first batch time, unix seconds
+ *          8      8    last batch time, unix seconds
+ *
+ * published — frozen profiles
+ *   key:   0      4    binary id
+ *          4      4    version, 1, 2, ... per binary
+ *   value: 0      1    format (1)
+ *          1      1    profile format: 1 llvm, 2 gcc, 3 bolt, 4 folded,
+ *                      5 pprof
+ *          2      2    reserved, zero
+ *          4      4    L: length of the inputs description
+ *          8      8    creation time, unix seconds
+ *          16     32   content hash of the profile bytes
+ *          48     L    inputs description (text: window, labels, ...)
+ *          48+L   ...  the profile bytes
+ */
+#include <string.h>
+
+#include "storage/storage.h"
+
+void store_counts_key_encode(uint8_t out[STORE_COUNTS_KEY_SIZE],
+                             const struct store_counts_key *k)
+{
+	fdo_put_be32(out, k->binary);
+	fdo_put_be32(out + 4, k->labelset);
+	fdo_put_be32(out + 8, k->bucket);
+	fdo_put_be64(out + 12, k->stack);
+}
+
+int store_counts_key_decode(const void *p, size_t len,
+                            struct store_counts_key *k)
+{
+	const uint8_t *b = p;
+	if (len != STORE_COUNTS_KEY_SIZE)
+		return FDO_ECORRUPT;
+	k->binary = fdo_get_be32(b);
+	k->labelset = fdo_get_be32(b + 4);
+	k->bucket = fdo_get_be32(b + 8);
+	k->stack = fdo_get_be64(b + 12);
+	return FDO_OK;
+}
+
+void store_branches_key_encode(uint8_t out[STORE_BRANCHES_KEY_SIZE],
+                               const struct store_branches_key *k)
+{
+	fdo_put_be32(out, k->binary);
+	fdo_put_be32(out + 4, k->labelset);
+	fdo_put_be32(out + 8, k->bucket);
+	fdo_put_be32(out + 12, k->build_id);
+	fdo_put_be64(out + 16, k->from);
+	fdo_put_be64(out + 24, k->to);
+}
+
+int store_branches_key_decode(const void *p, size_t len,
+                              struct store_branches_key *k)
+{
+	const uint8_t *b = p;
+	if (len != STORE_BRANCHES_KEY_SIZE)
+		return FDO_ECORRUPT;
+	k->binary = fdo_get_be32(b);
+	k->labelset = fdo_get_be32(b + 4);
+	k->bucket = fdo_get_be32(b + 8);
+	k->build_id = fdo_get_be32(b + 12);
+	k->from = fdo_get_be64(b + 16);
+	k->to = fdo_get_be64(b + 24);
+	return FDO_OK;
+}
+
+void store_weight_encode(uint8_t out[STORE_WEIGHT_VAL_SIZE],
+                         const struct store_weight *w)
+{
+	fdo_put_be64(out, (uint64_t)(w->weight >> 64));
+	fdo_put_be64(out + 8, (uint64_t)w->weight);
+	fdo_put_be64(out + 16, w->samples);
+}
+
+int store_weight_decode(const void *p, size_t len, struct store_weight *w)
+{
+	const uint8_t *b = p;
+	if (len != STORE_WEIGHT_VAL_SIZE)
+		return FDO_ECORRUPT;
+	w->weight = (wire_weight_t)fdo_get_be64(b) << 64 | fdo_get_be64(b + 8);
+	w->samples = fdo_get_be64(b + 16);
+	return FDO_OK;
+}
+
+void store_addr_key_encode(uint8_t out[STORE_ADDR_KEY_SIZE],
+                           const struct store_frame *a)
+{
+	fdo_put_be32(out, a->build_id);
+	fdo_put_be64(out + 4, a->offset);
+}
+
+int store_addr_key_decode(const void *p, size_t len, struct store_frame *a)
+{
+	const uint8_t *b = p;
+	if (len != STORE_ADDR_KEY_SIZE)
+		return FDO_ECORRUPT;
+	a->build_id = fdo_get_be32(b);
+	a->offset = fdo_get_be64(b + 4);
+	return FDO_OK;
+}
+
+void store_stack_key_encode(uint8_t out[STORE_STACK_KEY_SIZE], uint64_t id)
+{
+	fdo_put_be64(out, id);
+}
+
+uint64_t store_stack_id(const struct store_frame *frames, size_t n)
+{
+	/* FNV-1a 64 over the encoded frames: defined by bytes, not by the
+	 * struct layout, so it is the same on every host. */
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t b[STORE_FRAME_SIZE];
+		store_addr_key_encode(b, &frames[i]);
+		for (size_t j = 0; j < sizeof b; j++) {
+			h ^= b[j];
+			h *= 0x100000001b3ull;
+		}
+	}
+	/* splitmix64 finalizer: FNV's low bits are weak for short inputs. */
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebull;
+	h ^= h >> 31;
+	return h;
+}
+
+int store_stack_encode(const struct store_frame *frames, size_t n, uint8_t *out,
+                       size_t cap, size_t *len)
+{
+	if (n > STORE_STACK_MAX_FRAMES || cap / STORE_FRAME_SIZE < n)
+		return FDO_ELIMIT;
+	for (size_t i = 0; i < n; i++)
+		store_addr_key_encode(out + i * STORE_FRAME_SIZE, &frames[i]);
+	*len = n * STORE_FRAME_SIZE;
+	return FDO_OK;
+}
+
+int store_stack_decode(const void *p, size_t len, struct store_frame *frames,
+                       size_t cap, size_t *n)
+{
+	const uint8_t *b = p;
+	if (len % STORE_FRAME_SIZE)
+		return FDO_ECORRUPT;
+	size_t count = len / STORE_FRAME_SIZE;
+	if (count > cap)
+		return FDO_ELIMIT;
+	for (size_t i = 0; i < count; i++)
+		store_addr_key_decode(b + i * STORE_FRAME_SIZE,
+		                      STORE_FRAME_SIZE, &frames[i]);
+	*n = count;
+	return FDO_OK;
+}
+
+int store_symcache_encode(const struct store_sym_frame *f, size_t n,
+                          uint8_t *out, size_t cap, size_t *len)
+{
+	if (n > STORE_SYMCACHE_MAX_FRAMES || cap < STORE_SYMCACHE_HDR_SIZE ||
+	    (cap - STORE_SYMCACHE_HDR_SIZE) / STORE_SYM_FRAME_SIZE < n)
+		return FDO_ELIMIT;
+	out[0] = 1;
+	out[1] = (uint8_t)n;
+	out[2] = out[3] = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *q =
+		    out + STORE_SYMCACHE_HDR_SIZE + i * STORE_SYM_FRAME_SIZE;
+		fdo_put_be32(q, f[i].function);
+		fdo_put_be32(q + 4, f[i].file);
+		fdo_put_be32(q + 8, f[i].line);
+		fdo_put_be32(q + 12, f[i].column);
+		fdo_put_be32(q + 16, f[i].discriminator);
+		fdo_put_be32(q + 20, f[i].start_line);
+	}
+	*len = STORE_SYMCACHE_HDR_SIZE + n * STORE_SYM_FRAME_SIZE;
+	return FDO_OK;
+}
+
+int store_symcache_decode(const void *p, size_t len, struct store_sym_frame *f,
+                          size_t cap, size_t *n)
+{
+	const uint8_t *b = p;
+	if (len < STORE_SYMCACHE_HDR_SIZE || b[0] != 1)
+		return FDO_ECORRUPT;
+	size_t count = b[1];
+	if (len != STORE_SYMCACHE_HDR_SIZE + count * STORE_SYM_FRAME_SIZE)
+		return FDO_ECORRUPT;
+	if (count > cap)
+		return FDO_ELIMIT;
+	for (size_t i = 0; i < count; i++) {
+		const uint8_t *q =
+		    b + STORE_SYMCACHE_HDR_SIZE + i * STORE_SYM_FRAME_SIZE;
+		f[i].function = fdo_get_be32(q);
+		f[i].file = fdo_get_be32(q + 4);
+		f[i].line = fdo_get_be32(q + 8);
+		f[i].column = fdo_get_be32(q + 12);
+		f[i].discriminator = fdo_get_be32(q + 16);
+		f[i].start_line = fdo_get_be32(q + 20);
+	}
+	*n = count;
+	return FDO_OK;
+}
+
+void store_batches_key_encode(uint8_t out[STORE_BATCHES_KEY_SIZE],
+                              uint32_t agent, uint64_t seq)
+{
+	fdo_put_be32(out, agent);
+	fdo_put_be64(out + 4, seq);
+}
+
+int store_batches_key_decode(const void *p, size_t len, uint32_t *agent,
+                             uint64_t *seq)
+{
+	const uint8_t *b = p;
+	if (len != STORE_BATCHES_KEY_SIZE)
+		return FDO_ECORRUPT;
+	*agent = fdo_get_be32(b);
+	*seq = fdo_get_be64(b + 4);
+	return FDO_OK;
+}
+
+void store_hosts_key_encode(uint8_t out[STORE_HOSTS_KEY_SIZE], uint32_t binary,
+			    uint32_t host)
+{
+	fdo_put_be32(out, binary);
+	fdo_put_be32(out + 4, host);
+}
+
+int store_hosts_key_decode(const void *p, size_t len, uint32_t *binary,
+			   uint32_t *host)
+{
+	const uint8_t *b = p;
+	if (len != STORE_HOSTS_KEY_SIZE)
+		return FDO_ECORRUPT;
+	*binary = fdo_get_be32(b);
+	*host = fdo_get_be32(b + 4);
+	return FDO_OK;
+}
+
+void store_published_key_encode(uint8_t out[STORE_PUBLISHED_KEY_SIZE],
+                                uint32_t binary, uint32_t version)
+{
+	fdo_put_be32(out, binary);
+	fdo_put_be32(out + 4, version);
+}
+
+int store_published_key_decode(const void *p, size_t len, uint32_t *binary,
+                               uint32_t *version)
+{
+	const uint8_t *b = p;
+	if (len != STORE_PUBLISHED_KEY_SIZE)
+		return FDO_ECORRUPT;
+	*binary = fdo_get_be32(b);
+	*version = fdo_get_be32(b + 4);
+	return FDO_OK;
+}

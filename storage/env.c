@@ -1,0 +1,644 @@
+/*
+ * storage/env.c — the LMDB environment: open with a version check, the
+ * named tables, transactions, and a map that grows when it fills.
+ *
+ * Workload: a few long-lived processes (fdod; fdoctl for a moment) share one
+ * environment. Read transactions come from many threads (profile requests,
+ * the symbolizer); write transactions from one group-commit writer, each
+ * carrying many puts. Growth is rare (log2(final/initial) times in the
+ * store's life), so it may stall everyone for a moment.
+ *
+ * DESIGN (threads and the resize gate)
+ *   mdb_env_set_mapsize may only run while no transaction of this process is
+ *   open. Every transaction passes a gate: begin waits while a resize is
+ *   waiting or running and counts itself in `active`; end counts itself out.
+ *   A resize (store_write after MDB_MAP_FULL, or any begin after
+ *   MDB_MAP_RESIZED from another process) waits until active == 0, resizes,
+ *   and lets everyone in again. Waiting resizers block new transactions so
+ *   they cannot starve behind a stream of readers; a thread that already
+ *   holds a transaction is let in anyway (it would otherwise wait on itself).
+ *   A thread holding a transaction cannot resize: it gets FDO_EBUSY.
+ *   The environment uses MDB_NOTLS, so a read transaction is not tied to a
+ *   thread by LMDB; fdod still never hands one to another thread.
+ *
+ * On-disk: DIR/store/{data.mdb,lock.mdb}. The table "meta" holds
+ *   key "version"      value be32  layout version (STORE_VERSION)
+ *   key "created"      value be64  unix seconds when the store was created
+ *   key "id.<dict>"    value be32  next id of a dictionary (storage/intern.c)
+ * A store with another version is refused; none older exists yet.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "storage/storage_int.h"
+
+#define MIB             ((uint64_t)1 << 20)
+#define DEFAULT_INITIAL (64 * MIB)
+#define DEFAULT_MAX     (64 * 1024 * MIB)
+#define WRITE_ATTEMPTS  64
+
+/* Transactions the calling thread holds, in any store. */
+static __thread int txn_depth;
+
+static const char *const table_names[STORE_NTABLES] = {
+    [STORE_META] = "meta",         [STORE_BUILDIDS] = "buildids",
+    [STORE_BINARIES] = "binaries", [STORE_LABELSETS] = "labelsets",
+    [STORE_STRINGS] = "strings",   [STORE_STACKS] = "stacks",
+    [STORE_COUNTS] = "counts",     [STORE_BRANCHES] = "branches",
+    [STORE_PENDING] = "pending",   [STORE_SYMCACHE] = "symcache",
+    [STORE_BATCHES] = "batches",   [STORE_PUBLISHED] = "published",
+    [STORE_HOSTS] = "hosts",
+};
+
+const char *store_table_name(enum store_table table)
+{
+	if ((unsigned)table >= STORE_NTABLES)
+		return "?";
+	return table_names[table];
+}
+
+int store_mdb_err(store_txn *t, int rc, const char *what)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return FDO_OK;
+	case MDB_NOTFOUND:
+		return FDO_ENOT_FOUND;
+	case MDB_KEYEXIST:
+		return FDO_EEXISTS;
+	case MDB_MAP_FULL:
+		if (t)
+			t->map_full = 1;
+		fdo_debug("store: %s: %s", what, mdb_strerror(rc));
+		return FDO_ESTORE_FULL;
+	case MDB_MAP_RESIZED:
+		if (t)
+			t->resized = 1;
+		fdo_debug("store: %s: %s", what, mdb_strerror(rc));
+		return FDO_EBUSY;
+	case MDB_READERS_FULL:
+		fdo_warn("store: %s: %s", what, mdb_strerror(rc));
+		return FDO_EBUSY;
+	case MDB_TXN_FULL:
+		fdo_warn("store: %s: %s", what, mdb_strerror(rc));
+		return FDO_ELIMIT;
+	case MDB_BAD_VALSIZE:
+		return FDO_EINVAL;
+	case MDB_VERSION_MISMATCH:
+		fdo_error("store: %s: %s", what, mdb_strerror(rc));
+		return FDO_ESTORE_VERSION;
+	case MDB_INVALID:
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+		fdo_error("store: %s: %s", what, mdb_strerror(rc));
+		return FDO_ECORRUPT;
+	case ENOMEM:
+		fdo_error("store: %s: %s", what, mdb_strerror(rc));
+		return FDO_ENOMEM;
+	case EACCES:
+	case EPERM:
+	case EROFS:
+		fdo_error("store: %s: %s", what, mdb_strerror(rc));
+		return FDO_EDENIED;
+	case EIO:
+	case ENOSPC:
+	case EDQUOT:
+		fdo_error("store: %s: %s", what, mdb_strerror(rc));
+		return FDO_EIO;
+	default:
+		fdo_error("store: %s: %s (%d)", what, mdb_strerror(rc), rc);
+		return FDO_ESTORE;
+	}
+}
+
+/* ---------------------------------------------------------------- gate -- */
+
+static void gate_enter(store *s, uint64_t *seen)
+{
+	pthread_mutex_lock(&s->mu);
+	if (txn_depth == 0)
+		while (s->growers || s->growing)
+			pthread_cond_wait(&s->cv, &s->mu);
+	else
+		while (s->growing)
+			pthread_cond_wait(&s->cv, &s->mu);
+	s->active++;
+	*seen = s->map_size;
+	pthread_mutex_unlock(&s->mu);
+	txn_depth++;
+}
+
+static void gate_leave(store *s)
+{
+	pthread_mutex_lock(&s->mu);
+	if (--s->active == 0 && s->growers)
+		pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	txn_depth--;
+}
+
+static uint64_t env_map_size(store *s)
+{
+	MDB_envinfo info;
+	mdb_env_info(s->env, &info);
+	return info.me_mapsize;
+}
+
+/*
+ * gate_resize grows the map (adopt == 0) or adopts the size another process
+ * set (adopt == 1), unless it changed since `seen` (someone else did it).
+ * Returns FDO_OK (retry), FDO_ESTORE_FULL (at max_size), FDO_EBUSY (this
+ * thread holds a transaction), FDO_ESTORE.
+ */
+static int gate_resize(store *s, uint64_t seen, int adopt)
+{
+	if (txn_depth > 0) {
+		fdo_error("store: %s: cannot resize the map while this thread "
+		          "holds a transaction",
+		          s->dir);
+		return FDO_EBUSY;
+	}
+	pthread_mutex_lock(&s->mu);
+	s->growers++;
+	while (s->active || s->growing)
+		pthread_cond_wait(&s->cv, &s->mu);
+	s->growers--;
+	s->growing = 1;
+	int rc = FDO_OK;
+	if (s->map_size != seen) {
+		/* Another thread resized since our transaction began. */
+	} else if (adopt) {
+		int mrc = mdb_env_set_mapsize(s->env, 0);
+		if (mrc)
+			rc = store_mdb_err(NULL, mrc, "adopt map size");
+		s->map_size = env_map_size(s);
+	} else if (s->map_size >= s->max_size) {
+		rc = FDO_ESTORE_FULL;
+	} else {
+		uint64_t want = s->map_size * 2;
+		if (want < s->map_size || want > s->max_size)
+			want = s->max_size;
+		int mrc = mdb_env_set_mapsize(s->env, (size_t)want);
+		if (mrc)
+			rc = store_mdb_err(NULL, mrc, "grow map");
+		s->map_size = env_map_size(s);
+		fdo_info("store: %s: map grown to %llu bytes (max %llu)",
+		         s->dir, (unsigned long long)s->map_size,
+		         (unsigned long long)s->max_size);
+	}
+	s->growing = 0;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- txns -- */
+
+int store_txn_begin(store *s, int write, store_txn **out)
+{
+	*out = NULL;
+	store_txn *t = calloc(1, sizeof *t);
+	if (!t)
+		return FDO_ENOMEM;
+	t->s = s;
+	t->write = !!write;
+	for (int tries = 0;; tries++) {
+		gate_enter(s, &t->map_seen);
+		int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY,
+		                       &t->txn);
+		if (rc == MDB_SUCCESS)
+			break;
+		gate_leave(s);
+		int err = store_mdb_err(t, rc, "begin transaction");
+		if (rc == MDB_MAP_RESIZED && tries < 8)
+			err = gate_resize(s, t->map_seen, 1);
+		if (err || rc != MDB_MAP_RESIZED || tries >= 8) {
+			free(t);
+			return err ? err : FDO_EBUSY;
+		}
+	}
+	*out = t;
+	return FDO_OK;
+}
+
+/* txn_finish leaves the gate and frees t; if the map filled, grows it and
+ * returns the result of that (FDO_OK when there was nothing to do). */
+static int txn_finish(store_txn *t)
+{
+	store *s = t->s;
+	int full = t->map_full;
+	uint64_t seen = t->map_seen;
+	gate_leave(s);
+	free(t);
+	return full ? gate_resize(s, seen, 0) : FDO_OK;
+}
+
+int store_txn_commit(store_txn *t)
+{
+	int rc = FDO_OK;
+	if (t->map_full) {
+		/* LMDB's txn is unusable after MAP_FULL. */
+		mdb_txn_abort(t->txn);
+		rc = FDO_ESTORE_FULL;
+	} else {
+		int mrc = mdb_txn_commit(t->txn);
+		if (mrc)
+			rc = store_mdb_err(t, mrc, "commit");
+	}
+	txn_finish(t);
+	return rc;
+}
+
+void store_txn_abort(store_txn *t)
+{
+	if (!t)
+		return;
+	mdb_txn_abort(t->txn);
+	txn_finish(t);
+}
+
+store *store_txn_store(store_txn *t)
+{
+	return t->s;
+}
+
+int store_write(store *s, int (*fn)(store_txn *t, void *arg), void *arg)
+{
+	for (int attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+		store_txn *t;
+		int rc = store_txn_begin(s, 1, &t);
+		if (rc)
+			return rc;
+		rc = fn(t, arg);
+		if (rc == FDO_OK && !t->map_full) {
+			int mrc = mdb_txn_commit(t->txn);
+			if (mrc)
+				rc = store_mdb_err(t, mrc, "commit");
+		} else {
+			mdb_txn_abort(t->txn);
+		}
+		int full = t->map_full;
+		uint64_t seen = t->map_seen;
+		gate_leave(s);
+		free(t);
+		if (!full)
+			return rc;
+		int g = gate_resize(s, seen, 0);
+		if (g == FDO_ESTORE_FULL) {
+			fdo_error("store: %s: the map reached max_size (%llu "
+			          "bytes); write refused, nothing of it stored",
+			          s->dir, (unsigned long long)s->max_size);
+			return FDO_ESTORE_FULL;
+		}
+		if (g)
+			return g;
+	}
+	fdo_error("store: %s: write still full after %d resizes", s->dir,
+	          WRITE_ATTEMPTS);
+	return FDO_ESTORE_FULL;
+}
+
+/* ---------------------------------------------------------- get / put -- */
+
+static int key_ok(size_t klen)
+{
+	return klen > 0 && klen <= STORE_KEY_MAX;
+}
+
+int store_get(store_txn *t, enum store_table table, const void *key,
+              size_t klen, const void **val, size_t *vlen)
+{
+	if ((unsigned)table >= STORE_NTABLES || !key_ok(klen))
+		return FDO_EINVAL;
+	if (t->map_full)
+		return FDO_ESTORE_FULL;
+	MDB_val k = {klen, (void *)key}, v;
+	int rc = mdb_get(t->txn, t->s->dbi[table], &k, &v);
+	if (rc)
+		return store_mdb_err(t, rc, table_names[table]);
+	*val = v.mv_data;
+	*vlen = v.mv_size;
+	return FDO_OK;
+}
+
+int store_put(store_txn *t, enum store_table table, const void *key,
+              size_t klen, const void *val, size_t vlen, unsigned flags)
+{
+	if ((unsigned)table >= STORE_NTABLES || !key_ok(klen) || !t->write)
+		return FDO_EINVAL;
+	if (t->map_full)
+		return FDO_ESTORE_FULL;
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+	int rc = mdb_put(t->txn, t->s->dbi[table], &k, &v,
+	                 (flags & STORE_NOOVERWRITE) ? MDB_NOOVERWRITE : 0);
+	return rc ? store_mdb_err(t, rc, table_names[table]) : FDO_OK;
+}
+
+int store_del(store_txn *t, enum store_table table, const void *key,
+              size_t klen)
+{
+	if ((unsigned)table >= STORE_NTABLES || !key_ok(klen) || !t->write)
+		return FDO_EINVAL;
+	if (t->map_full)
+		return FDO_ESTORE_FULL;
+	MDB_val k = {klen, (void *)key};
+	int rc = mdb_del(t->txn, t->s->dbi[table], &k, NULL);
+	return rc ? store_mdb_err(t, rc, table_names[table]) : FDO_OK;
+}
+
+int store_count(store_txn *t, enum store_table table, uint64_t *n)
+{
+	if ((unsigned)table >= STORE_NTABLES)
+		return FDO_EINVAL;
+	MDB_stat st;
+	int rc = mdb_stat(t->txn, t->s->dbi[table], &st);
+	if (rc)
+		return store_mdb_err(t, rc, table_names[table]);
+	*n = st.ms_entries;
+	return FDO_OK;
+}
+
+struct store_cursor {
+	MDB_cursor *c;
+	store_txn *t;
+	enum store_table table;
+};
+
+int store_cursor_open(store_txn *t, enum store_table table, store_cursor **out)
+{
+	*out = NULL;
+	if ((unsigned)table >= STORE_NTABLES)
+		return FDO_EINVAL;
+	store_cursor *c = calloc(1, sizeof *c);
+	if (!c)
+		return FDO_ENOMEM;
+	int rc = mdb_cursor_open(t->txn, t->s->dbi[table], &c->c);
+	if (rc) {
+		free(c);
+		return store_mdb_err(t, rc, table_names[table]);
+	}
+	c->t = t;
+	c->table = table;
+	*out = c;
+	return FDO_OK;
+}
+
+static int cursor_get(store_cursor *c, MDB_val *k, MDB_cursor_op op,
+                      const void **kp, size_t *kl, const void **vp, size_t *vl)
+{
+	MDB_val v;
+	int rc = mdb_cursor_get(c->c, k, &v, op);
+	if (rc)
+		return store_mdb_err(c->t, rc, table_names[c->table]);
+	*kp = k->mv_data;
+	*kl = k->mv_size;
+	*vp = v.mv_data;
+	*vl = v.mv_size;
+	return FDO_OK;
+}
+
+int store_cursor_seek(store_cursor *c, const void *key, size_t klen,
+                      const void **k, size_t *kl, const void **v, size_t *vl)
+{
+	if (klen > STORE_KEY_MAX)
+		return FDO_EINVAL;
+	MDB_val mk = {klen, (void *)key};
+	return cursor_get(c, &mk, klen ? MDB_SET_RANGE : MDB_FIRST, k, kl, v,
+	                  vl);
+}
+
+int store_cursor_next(store_cursor *c, const void **k, size_t *kl,
+                      const void **v, size_t *vl)
+{
+	MDB_val mk = {0, NULL};
+	return cursor_get(c, &mk, MDB_NEXT, k, kl, v, vl);
+}
+
+void store_cursor_close(store_cursor *c)
+{
+	if (!c)
+		return;
+	mdb_cursor_close(c->c);
+	free(c);
+}
+
+/* ---------------------------------------------------------- open/close -- */
+
+struct open_ctx {
+	uint32_t found; /* version stamp found, when it is not ours */
+};
+
+/* open_tables runs in the first write transaction: checks the stamp before
+ * creating anything, then opens (creating) every table. */
+static int open_tables(store_txn *t, void *arg)
+{
+	struct open_ctx *ctx = arg;
+	store *s = t->s;
+	MDB_dbi meta;
+	int is_new = 0;
+	int rc = mdb_dbi_open(t->txn, table_names[STORE_META], 0, &meta);
+	if (rc == MDB_NOTFOUND) {
+		is_new = 1;
+	} else if (rc) {
+		return store_mdb_err(t, rc, "open table meta");
+	} else {
+		MDB_val k = {7, "version"}, v;
+		rc = mdb_get(t->txn, meta, &k, &v);
+		if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size != 4)) {
+			fdo_error("store: %s: table meta has no valid version "
+			          "stamp",
+			          s->dir);
+			return FDO_ECORRUPT;
+		}
+		if (rc)
+			return store_mdb_err(t, rc, "read version");
+		uint32_t ver = fdo_get_be32(v.mv_data);
+		if (ver != STORE_VERSION) {
+			ctx->found = ver;
+			return FDO_ESTORE_VERSION;
+		}
+	}
+	for (int i = 0; i < STORE_NTABLES; i++) {
+		rc = mdb_dbi_open(t->txn, table_names[i], MDB_CREATE,
+		                  &s->dbi[i]);
+		if (rc)
+			return store_mdb_err(t, rc, table_names[i]);
+	}
+	if (is_new) {
+		uint8_t ver[4], now[8];
+		fdo_put_be32(ver, STORE_VERSION);
+		fdo_put_be64(now, (uint64_t)time(NULL));
+		rc = store_put(t, STORE_META, "version", 7, ver, 4, 0);
+		if (!rc)
+			rc = store_put(t, STORE_META, "created", 7, now, 8, 0);
+		if (rc)
+			return rc;
+		fdo_info("store: %s: created, version %d", s->dir,
+		         STORE_VERSION);
+	}
+	return FDO_OK;
+}
+
+int store_mkdir_p(const char *path, int sync)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+	if (n == 0 || n >= sizeof buf)
+		return FDO_ELIMIT;
+	memcpy(buf, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		if (buf[i - 1] == '/')
+			continue;
+		char saved = buf[i];
+		buf[i] = '\0';
+		if (mkdir(buf, 0755) == 0) {
+			if (sync) {
+				/* Make the new entry durable in its parent. */
+				char *slash = strrchr(buf, '/');
+				int fd;
+				if (slash == buf)
+					fd = open("/", O_RDONLY | O_DIRECTORY);
+				else if (slash) {
+					*slash = '\0';
+					fd = open(buf, O_RDONLY | O_DIRECTORY);
+					*slash = '/';
+				} else
+					fd = open(".", O_RDONLY | O_DIRECTORY);
+				if (fd >= 0) {
+					fsync(fd);
+					close(fd);
+				}
+			}
+		} else if (errno != EEXIST) {
+			int e = errno;
+			fdo_error("store: mkdir %s: %s", buf, strerror(e));
+			return e == EACCES || e == EPERM || e == EROFS
+			           ? FDO_EDENIED
+			           : FDO_EIO;
+		}
+		buf[i] = saved;
+	}
+	struct stat st;
+	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		fdo_error("store: %s is not a directory", path);
+		return FDO_EIO;
+	}
+	return FDO_OK;
+}
+
+int store_open(const struct store_opts *opts, store **out)
+{
+	*out = NULL;
+	if (!opts || !opts->dir || !opts->dir[0])
+		return FDO_EINVAL;
+	long psz = sysconf(_SC_PAGESIZE);
+	if (psz <= 0)
+		psz = 4096;
+	uint64_t max = opts->max_size ? opts->max_size : DEFAULT_MAX;
+	uint64_t init =
+	    opts->initial_size ? opts->initial_size : DEFAULT_INITIAL;
+	max -= max % (uint64_t)psz;
+	if (max < 16 * (uint64_t)psz)
+		max = 16 * (uint64_t)psz;
+	if (init > max)
+		init = max;
+	init = (init + (uint64_t)psz - 1) / (uint64_t)psz * (uint64_t)psz;
+	if ((uint64_t)(size_t)max != max)
+		max = (uint64_t)SIZE_MAX / 2;
+
+	store *s = calloc(1, sizeof *s);
+	if (!s)
+		return FDO_ENOMEM;
+	s->dir = strdup(opts->dir);
+	if (!s->dir) {
+		free(s);
+		return FDO_ENOMEM;
+	}
+	s->max_size = max;
+	s->page_size = (size_t)psz;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+
+	char path[PATH_MAX];
+	int rc;
+	if (snprintf(path, sizeof path, "%s/store", opts->dir) >=
+	    (int)sizeof path) {
+		rc = FDO_ELIMIT;
+		goto fail;
+	}
+	rc = store_mkdir_p(path, 1);
+	if (rc)
+		goto fail;
+	int mrc = mdb_env_create(&s->env);
+	if (!mrc)
+		mrc = mdb_env_set_maxdbs(s->env, STORE_NTABLES + 4);
+	if (!mrc)
+		mrc = mdb_env_set_maxreaders(
+		    s->env, opts->max_readers ? opts->max_readers : 126);
+	if (!mrc)
+		mrc = mdb_env_set_mapsize(s->env, (size_t)init);
+	if (!mrc)
+		mrc = mdb_env_open(s->env, path, MDB_NOTLS, 0644);
+	if (mrc) {
+		rc = store_mdb_err(NULL, mrc, path);
+		goto fail;
+	}
+	if (mdb_env_get_maxkeysize(s->env) < STORE_KEY_MAX) {
+		fdo_error("store: liblmdb allows keys of %d bytes; fdod needs "
+		          "%d",
+		          mdb_env_get_maxkeysize(s->env), STORE_KEY_MAX);
+		rc = FDO_ESTORE;
+		goto fail;
+	}
+	s->map_size = env_map_size(s);
+
+	struct open_ctx ctx = {0};
+	rc = store_write(s, open_tables, &ctx);
+	if (rc == FDO_ESTORE_VERSION && ctx.found) {
+		fdo_error("store: %s has version %u; this fdod reads version "
+		          "%d only: refusing to open it",
+		          path, ctx.found, STORE_VERSION);
+	}
+	if (rc)
+		goto fail;
+	*out = s;
+	return FDO_OK;
+fail:
+	store_close(s);
+	return rc;
+}
+
+void store_close(store *s)
+{
+	if (!s)
+		return;
+	if (s->env)
+		mdb_env_close(s->env);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	free(s->dir);
+	free(s);
+}
+
+const char *store_dir(const store *s)
+{
+	return s->dir;
+}
+
+void store_stats(store *s, struct store_stats *st)
+{
+	MDB_envinfo info;
+	mdb_env_info(s->env, &info);
+	st->map_size = info.me_mapsize;
+	st->max_size = s->max_size;
+	st->used_size = ((uint64_t)info.me_last_pgno + 1) * s->page_size;
+}

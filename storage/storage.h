@@ -1,0 +1,485 @@
+/*
+ * storage/storage.h — fdod's storage: one LMDB environment of named tables,
+ * key codecs, interning of names to 32-bit ids, and the symbol store (ELF
+ * files by build-id). The only header of storage/ that other parts include;
+ * only storage/ includes lmdb.h.
+ *
+ * On disk, under a data directory DIR (default ./var/fdod):
+ *   DIR/store/data.mdb, DIR/store/lock.mdb     the LMDB environment
+ *   DIR/symbols/<2 hex>/<build-id hex>/{executable,debuginfo}
+ *
+ * Threads: a store is shared by all threads. A transaction (store_txn) is
+ * used by the one thread that began it, from begin to commit/abort, and never
+ * crosses threads (so a thread may hold read transactions while another
+ * writes). Read transactions run in parallel; LMDB serializes write
+ * transactions (across processes too). A thread holds at most one write
+ * transaction; while it holds any transaction it must not call store_write
+ * (growing the map needs every transaction of the process closed).
+ *
+ * Memory: values and keys returned by store_get, cursors and lookups point
+ * into the map and stay valid only until the transaction ends (or, in a
+ * write transaction, until the next write to that table).
+ */
+#ifndef FDO_STORAGE_H
+#define FDO_STORAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+#include "schemas/schemas.h"
+
+/* The store layout version this code reads and writes. See storage/env.c. */
+#define STORE_VERSION 1
+
+typedef struct store store;
+typedef struct store_txn store_txn;
+typedef struct store_cursor store_cursor;
+
+/* ------------------------------------------------------------------ env -- */
+
+struct store_opts {
+	/* Data directory; the environment lives in DIR/store/ (both created
+	 * if missing). Required. */
+	const char *dir;
+	/* Map size at open, in bytes; 0 = 64 MiB. Rounded up to a page. An
+	 * existing environment that is already larger keeps its size. */
+	uint64_t initial_size;
+	/* The map (and so the data file) never grows past this; a write that
+	 * needs more fails with FDO_ESTORE_FULL. 0 = 64 GiB. */
+	uint64_t max_size;
+	/* Concurrent read transactions across all processes; 0 = 126. */
+	unsigned max_readers;
+};
+
+/*
+ * store_open opens (creating if needed) the environment under opts->dir and
+ * every table, checks the version stamp and hands back a store in *out.
+ * Returns FDO_OK; FDO_ESTORE_VERSION when the store was written by another
+ * layout version (logged with both versions); FDO_EIO, FDO_EDENIED,
+ * FDO_ECORRUPT, FDO_ESTORE or FDO_ENOMEM. Blocks on disk I/O. Any thread.
+ * Close with store_close.
+ */
+int store_open(const struct store_opts *opts, store **out);
+
+/*
+ * store_close closes the environment and frees s. Every transaction must
+ * have ended. NULL is a no-op.
+ */
+void store_close(store *s);
+
+/* store_dir returns the data directory s was opened with; owned by s. */
+const char *store_dir(const store *s);
+
+struct store_stats {
+	uint64_t map_size;  /* current map size, bytes */
+	uint64_t max_size;  /* configured limit, bytes */
+	uint64_t used_size; /* bytes up to the last used page */
+};
+/* store_stats fills st with the current sizes. Any thread; does not block
+ * on transactions. */
+void store_stats(store *s, struct store_stats *st);
+
+/*
+ * store_txn_begin begins a transaction: read-only when write == 0, otherwise
+ * a write transaction (blocks until LMDB's writer lock is free, also against
+ * other processes). Prefer store_write for writes: a direct write
+ * transaction that fills the map returns FDO_ESTORE_FULL from the failing
+ * call even when the map could grow (the map is grown when it ends, so a
+ * retry may succeed). Returns FDO_OK with *out set, FDO_EBUSY (reader table
+ * full, or a map resize by another process while this thread holds a
+ * transaction), FDO_ESTORE. End with store_txn_commit or store_txn_abort on
+ * the same thread.
+ */
+int store_txn_begin(store *s, int write, store_txn **out);
+
+/*
+ * store_txn_commit commits t (for a read transaction: just ends it) and
+ * frees t, whatever the result. Returns FDO_OK, FDO_ESTORE_FULL (map full at
+ * commit: nothing of t is stored), FDO_EIO, FDO_ESTORE. Blocks on fsync for
+ * write transactions.
+ */
+int store_txn_commit(store_txn *t);
+
+/* store_txn_abort discards t's changes and frees t. NULL is a no-op. */
+void store_txn_abort(store_txn *t);
+
+/*
+ * store_write runs fn(txn, arg) in a write transaction and commits when fn
+ * returns FDO_OK; any other return aborts and is returned. When the map
+ * fills (during fn or at commit), the transaction is aborted, the map grown
+ * (doubling, up to max_size) and fn called again from scratch in a new
+ * transaction, so fn must have no effects outside the transaction that a
+ * second call would repeat. Returns fn's result, the commit's, or
+ * FDO_ESTORE_FULL when max_size is reached (nothing of this write stored),
+ * FDO_EBUSY when called while this thread holds a transaction and the map
+ * must grow. Blocks. Any thread.
+ */
+int store_write(store *s, int (*fn)(store_txn *t, void *arg), void *arg);
+
+/* store_txn_store returns the store a transaction belongs to. */
+store *store_txn_store(store_txn *t);
+
+/* --------------------------------------------------------------- tables -- */
+
+/* Tables (LMDB named databases). Layouts: storage/codec.c. Numbers are
+ * in-memory only; the names are what is on disk. */
+enum store_table {
+	STORE_META,      /* "meta": version stamp, id counters */
+	STORE_BUILDIDS,  /* "buildids": build-id <-> id, symbol state */
+	STORE_BINARIES,  /* "binaries": binary name <-> id */
+	STORE_LABELSETS, /* "labelsets": canonical label set <-> id */
+	STORE_STRINGS,   /* "strings": any other string <-> id */
+	STORE_STACKS,    /* "stacks": stack id -> frames */
+	STORE_COUNTS,    /* "counts": (binary,labels,bucket,stack) -> weight */
+	STORE_BRANCHES,  /* "branches": (...,build-id,from,to) -> weight */
+	STORE_PENDING,   /* "pending": (build-id, offset) not yet symbolized */
+	STORE_SYMCACHE,  /* "symcache": (build-id, offset) -> inline chain */
+	STORE_BATCHES,   /* "batches": (agent, seq) -> commit time */
+	STORE_PUBLISHED, /* "published": (binary, version) -> profile */
+	STORE_HOSTS,     /* "hosts": (binary, host) -> first/last seen */
+	STORE_NTABLES
+};
+
+/* store_table_name returns the on-disk name of table; static. */
+const char *store_table_name(enum store_table table);
+
+/*
+ * store_get looks key up in table. On FDO_OK, *val and *vlen point into the map
+ * (valid until the transaction ends or the table is next written). Returns
+ * FDO_ENOT_FOUND when absent, FDO_ESTORE, FDO_EINVAL (key empty or longer
+ * than STORE_KEY_MAX).
+ */
+#define STORE_KEY_MAX 511
+int store_get(store_txn *t, enum store_table table, const void *key,
+              size_t klen, const void **val, size_t *vlen);
+
+/* Flags of store_put. */
+#define STORE_NOOVERWRITE 0x1 /* fail with FDO_EEXISTS if key exists */
+
+/*
+ * store_put writes key -> val (copying both) in a write transaction.
+ * Returns FDO_OK, FDO_EEXISTS (STORE_NOOVERWRITE and the key exists),
+ * FDO_ESTORE_FULL (map full: the transaction is dead, end it; store_write
+ * grows and retries), FDO_ELIMIT (transaction too large), FDO_EINVAL (read
+ * transaction, bad key size), FDO_ESTORE.
+ */
+int store_put(store_txn *t, enum store_table table, const void *key,
+              size_t klen, const void *val, size_t vlen, unsigned flags);
+
+/* store_del deletes key. Returns FDO_OK, FDO_ENOT_FOUND, or as store_put. */
+int store_del(store_txn *t, enum store_table table, const void *key,
+              size_t klen);
+
+/* store_count sets *n to the number of entries of table. */
+int store_count(store_txn *t, enum store_table table, uint64_t *n);
+
+/*
+ * Cursors walk a table in key order. store_cursor_open opens one in t;
+ * close it with store_cursor_close before t ends. store_cursor_seek moves to
+ * the first key >= key (klen 0: the first key of the table);
+ * store_cursor_next to the following one. Both return FDO_OK with the
+ * entry in the out-parameters (valid as for store_get), FDO_ENOT_FOUND past
+ * the end, FDO_ESTORE.
+ */
+int store_cursor_open(store_txn *t, enum store_table table, store_cursor **out);
+int store_cursor_seek(store_cursor *c, const void *key, size_t klen,
+                      const void **k, size_t *kl, const void **v, size_t *vl);
+int store_cursor_next(store_cursor *c, const void **k, size_t *kl,
+                      const void **v, size_t *vl);
+void store_cursor_close(store_cursor *c);
+
+/* --------------------------------------------------------------- codecs -- */
+/*
+ * Fixed-width big-endian keys (byte order = numeric order) and the values
+ * that go with them. Layouts, as OFFSET SIZE DESCRIPTION tables, are in
+ * storage/codec.c. encode writes exactly *_SIZE bytes; decode returns
+ * FDO_OK or FDO_ECORRUPT when len is not the size of the layout.
+ */
+
+/* One normalized frame: a file offset in the ELF file of a build-id. */
+struct store_frame {
+	uint32_t build_id; /* interned build-id id */
+	uint64_t offset;   /* file offset */
+};
+
+#define STORE_COUNTS_KEY_SIZE 20
+struct store_counts_key {
+	uint32_t binary;   /* interned binary id */
+	uint32_t labelset; /* interned label set id */
+	uint32_t bucket;   /* bucket start, unix seconds */
+	uint64_t stack;    /* stack id */
+};
+void store_counts_key_encode(uint8_t out[STORE_COUNTS_KEY_SIZE],
+                             const struct store_counts_key *k);
+int store_counts_key_decode(const void *p, size_t len,
+                            struct store_counts_key *k);
+
+#define STORE_BRANCHES_KEY_SIZE 32
+struct store_branches_key {
+	uint32_t binary, labelset, bucket; /* as in counts */
+	uint32_t build_id;                 /* interned build-id id */
+	uint64_t from, to;                 /* file offsets */
+};
+void store_branches_key_encode(uint8_t out[STORE_BRANCHES_KEY_SIZE],
+                               const struct store_branches_key *k);
+int store_branches_key_decode(const void *p, size_t len,
+                              struct store_branches_key *k);
+
+/*
+ * Weights are the exact 128-bit integers of schemas/schemas.h:
+ * sum of count x period x round(weight x WIRE_WEIGHT_SCALE).
+ */
+#define STORE_WEIGHT_VAL_SIZE 24
+struct store_weight {
+	wire_weight_t weight; /* sum of count x period x fleet weight, fixed */
+	uint64_t samples;     /* sum of raw sample counts */
+};
+void store_weight_encode(uint8_t out[STORE_WEIGHT_VAL_SIZE],
+                         const struct store_weight *w);
+int store_weight_decode(const void *p, size_t len, struct store_weight *w);
+
+/* pending and symcache keys: (build-id id, file offset). */
+#define STORE_ADDR_KEY_SIZE 12
+void store_addr_key_encode(uint8_t out[STORE_ADDR_KEY_SIZE],
+                           const struct store_frame *a);
+int store_addr_key_decode(const void *p, size_t len, struct store_frame *a);
+
+/* stacks: key = stack id (be64); value = frames, leaf first. */
+#define STORE_STACK_KEY_SIZE   8
+#define STORE_FRAME_SIZE       12
+#define STORE_STACK_MAX_FRAMES 1024
+void store_stack_key_encode(uint8_t out[STORE_STACK_KEY_SIZE], uint64_t id);
+/* store_stack_id hashes frames (64-bit, stable forever: it is on disk). */
+uint64_t store_stack_id(const struct store_frame *frames, size_t n);
+/* store_stack_encode writes n*STORE_FRAME_SIZE bytes into out (capacity
+ * cap): FDO_OK, FDO_ELIMIT when cap is short or n > STORE_STACK_MAX_FRAMES. */
+int store_stack_encode(const struct store_frame *frames, size_t n, uint8_t *out,
+                       size_t cap, size_t *len);
+/* store_stack_decode decodes up to cap frames: FDO_OK with *n set,
+ * FDO_ECORRUPT (len not a multiple of the frame size), FDO_ELIMIT. */
+int store_stack_decode(const void *p, size_t len, struct store_frame *frames,
+                       size_t cap, size_t *n);
+
+/* symcache value: the inline chain of one address, innermost first. */
+struct store_sym_frame {
+	uint32_t function; /* string id of the (linkage) function name */
+	uint32_t file;     /* string id of the source file, 0 unknown */
+	uint32_t line;     /* 0 unknown */
+	uint32_t column;   /* 0 unknown */
+	uint32_t discriminator;
+	uint32_t start_line; /* the function's declaration line, 0 unknown */
+};
+#define STORE_SYMCACHE_MAX_FRAMES 255
+#define STORE_SYMCACHE_HDR_SIZE   4
+#define STORE_SYM_FRAME_SIZE      24
+/* Encodes n frames (0 = the address has no symbol): FDO_OK, FDO_ELIMIT. */
+int store_symcache_encode(const struct store_sym_frame *f, size_t n,
+                          uint8_t *out, size_t cap, size_t *len);
+/* Decodes up to cap frames: FDO_OK, FDO_ECORRUPT, FDO_ELIMIT. */
+int store_symcache_decode(const void *p, size_t len, struct store_sym_frame *f,
+                          size_t cap, size_t *n);
+
+#define STORE_BATCHES_KEY_SIZE 12
+void store_batches_key_encode(uint8_t out[STORE_BATCHES_KEY_SIZE],
+                              uint32_t agent, uint64_t seq);
+int store_batches_key_decode(const void *p, size_t len, uint32_t *agent,
+                             uint64_t *seq);
+
+/* hosts: key (binary id, host string id); value first and last seen. */
+#define STORE_HOSTS_KEY_SIZE 8
+#define STORE_HOSTS_VAL_SIZE 16
+void store_hosts_key_encode(uint8_t out[STORE_HOSTS_KEY_SIZE], uint32_t binary,
+			    uint32_t host);
+int store_hosts_key_decode(const void *p, size_t len, uint32_t *binary,
+			   uint32_t *host);
+
+#define STORE_PUBLISHED_KEY_SIZE 8
+void store_published_key_encode(uint8_t out[STORE_PUBLISHED_KEY_SIZE],
+                                uint32_t binary, uint32_t version);
+int store_published_key_decode(const void *p, size_t len, uint32_t *binary,
+                               uint32_t *version);
+
+/* ------------------------------------------------------------ interning -- */
+/*
+ * Dictionaries map names (bytes) to 32-bit ids and back; ids start at 1 and
+ * are never reused (0 means "none"). Lookups are far more frequent than
+ * inserts, which happen once per distinct name, ever.
+ */
+enum store_dict {
+	STORE_DICT_STRINGS,
+	STORE_DICT_BINARIES,
+	STORE_DICT_LABELSETS,
+	STORE_DICT_BUILDIDS,
+	STORE_NDICTS
+};
+/* Longest name (LMDB's key limit less the prefix byte). */
+#define STORE_NAME_MAX 510
+
+/*
+ * store_intern maps bytes[0..len) to its id in *id. When absent and create
+ * is set, allocates the next id (t must be a write transaction); when absent
+ * and !create returns FDO_ENOT_FOUND. Returns FDO_OK, FDO_ENOT_FOUND,
+ * FDO_EINVAL (empty binary or build-id name, label set not canonical, create
+ * in a read transaction), FDO_EBAD_BUILD_ID, FDO_ELIMIT (name longer than
+ * STORE_NAME_MAX, ids exhausted), or as store_put.
+ */
+int store_intern(store_txn *t, enum store_dict dict, const void *bytes,
+                 size_t len, int create, uint32_t *id);
+int store_intern_string(store_txn *t, const void *bytes, size_t len, int create,
+                        uint32_t *id);
+int store_intern_binary(store_txn *t, const void *bytes, size_t len, int create,
+                        uint32_t *id);
+/* bytes must be canonical: see store_labelset_canon. */
+int store_intern_labelset(store_txn *t, const void *bytes, size_t len,
+                          int create, uint32_t *id);
+/* bytes is the raw build-id, 1..64 bytes; a new one gets an empty record. */
+int store_intern_buildid(store_txn *t, const void *bytes, size_t len,
+                         int create, uint32_t *id);
+
+/*
+ * store_intern_name is the reverse lookup: *bytes and *len get the name of id
+ * (for build-ids, the raw build-id), valid as for store_get. Returns FDO_OK,
+ * FDO_ENOT_FOUND, FDO_ECORRUPT.
+ */
+int store_intern_name(store_txn *t, enum store_dict dict, uint32_t id,
+                      const void **bytes, size_t *len);
+
+/*
+ * store_labelset_canon builds the canonical text of a label set from n
+ * "key=value" strings: sorted by key, joined by ',' ("" for none), written
+ * NUL-terminated into out (capacity cap), length in *len. Keys are non-empty
+ * and hold no '=' ',' or control characters; values hold no ',' or control
+ * characters; a key may appear once. Returns FDO_OK, FDO_EINVAL, FDO_ELIMIT.
+ */
+int store_labelset_canon(const char *const *labels, size_t n, char *out,
+                         size_t cap, size_t *len);
+
+/* Symbol state of a build-id: which files the symbol store holds. */
+#define STORE_SYM_EXECUTABLE 0x1 /* symbols/.../executable exists */
+#define STORE_SYM_DEBUGINFO  0x2 /* symbols/.../debuginfo exists */
+#define STORE_SYM_DWARF      0x4 /* and debuginfo carries DWARF */
+
+/* The record of one build-id (table buildids). */
+struct store_buildid {
+	uint8_t build_id[FDO_BUILD_ID_MAX];
+	size_t build_id_len;
+	uint32_t binary;     /* binary id, 0 unknown */
+	uint64_t first_seen; /* unix seconds of its first sample, 0 never */
+	uint64_t last_seen;  /* unix seconds of its last sample, 0 never */
+	uint32_t sym_state;  /* STORE_SYM_* */
+};
+/* store_buildid_get reads the record of build-id id into *rec: FDO_OK,
+ * FDO_ENOT_FOUND, FDO_ECORRUPT. */
+int store_buildid_get(store_txn *t, uint32_t id, struct store_buildid *rec);
+/* store_buildid_put rewrites the record of an interned build-id id (its
+ * build_id bytes must match): FDO_OK, FDO_ENOT_FOUND, FDO_EINVAL, or as
+ * store_put. */
+int store_buildid_put(store_txn *t, uint32_t id,
+                      const struct store_buildid *rec);
+/* store_buildid_seen widens first/last seen of id to include unix time
+ * now; writes only when they change. */
+int store_buildid_seen(store_txn *t, uint32_t id, uint64_t now);
+
+/* --------------------------------------------------------- symbol store -- */
+/*
+ * What an ELF file is, as far as the symbol store cares. Filled by
+ * store_elf_inspect (storage/elfcheck.c).
+ */
+#define STORE_ELF_PIE        0x01 /* ET_DYN with PT_INTERP or DF_1_PIE */
+#define STORE_ELF_SHARED     0x02 /* ET_DYN and not PIE: a shared object */
+#define STORE_ELF_DWARF      0x04 /* .debug_info or .zdebug_info present */
+#define STORE_ELF_DEBUG_ONLY 0x08 /* separate debug file: no loadable bytes */
+#define STORE_ELF_SYMTAB     0x10 /* has a non-empty .symtab */
+struct store_elf_info {
+	uint8_t build_id[FDO_BUILD_ID_MAX];
+	size_t build_id_len;
+	int elf_class;    /* 32 or 64 */
+	int big_endian;   /* 1 for ELFDATA2MSB */
+	uint16_t type;    /* e_type: ET_EXEC or ET_DYN */
+	uint16_t machine; /* e_machine */
+	unsigned flags;   /* STORE_ELF_* */
+	uint64_t size;    /* file size, bytes */
+};
+
+/*
+ * store_elf_inspect reads the ELF file open on fd (from offset 0, with
+ * pread; fd's offset is not used) and fills *info. Hostile input is
+ * expected: every offset is checked against the file size, nothing is
+ * mapped, at most a few KiB are held in memory. why (capacity why_cap, may
+ * be NULL) gets a one-line reason on failure. Returns FDO_OK; FDO_ENOT_ELF
+ * (not ELF, empty, unknown class/encoding), FDO_ETRUNCATED (headers,
+ * sections or segments past the end of the file), FDO_EPARSE (inconsistent
+ * headers), FDO_EUNSUPPORTED (not an executable, shared object or debug
+ * file), FDO_ENO_BUILD_ID, FDO_EBAD_BUILD_ID, FDO_ELIMIT, FDO_EIO. Blocks
+ * on reads. Any thread.
+ */
+int store_elf_inspect(int fd, struct store_elf_info *info, char *why,
+                      size_t why_cap);
+
+/* store_elf_kind_name names what info describes: "executable", "pie",
+ * "shared-object", "debug-file"; static. */
+const char *store_elf_kind_name(const struct store_elf_info *info);
+
+/*
+ * store_symbols_path writes DIR/symbols/<2 hex>/<hex>/<kind> into buf
+ * (capacity cap), kind being STORE_SYM_EXECUTABLE or STORE_SYM_DEBUGINFO.
+ * Returns FDO_OK, FDO_EBAD_BUILD_ID (len not 1..64), FDO_EINVAL (kind),
+ * FDO_ELIMIT (cap too small). Pure; any thread.
+ */
+int store_symbols_path(const char *datadir, const uint8_t *build_id,
+                       size_t build_id_len, unsigned kind, char *buf,
+                       size_t cap);
+
+/* The outcome of adding one file to the symbol store. */
+struct store_sym_result {
+	struct store_elf_info elf;
+	unsigned slots;   /* STORE_SYM_EXECUTABLE|_DEBUGINFO it qualifies for */
+	unsigned stored;  /* slots this call wrote */
+	unsigned present; /* slots already filled, left alone */
+	char why[256];    /* on failure, a one-line reason for the user */
+};
+
+/*
+ * store_symbols_add_fd validates and classifies the ELF file open on fd
+ * (read with pread from offset 0), then copies it, streaming, into the
+ * symbol tree under datadir: a file with loadable bytes fills the
+ * `executable` slot, a file with DWARF or a separate debug file fills
+ * `debuginfo`; an executable with DWARF fills both with one inode (hard
+ * link). A filled slot is never overwritten (build-ids are immutable), except
+ * that a debuginfo without DWARF is replaced by one with DWARF. Each file is
+ * written to a temporary name in its directory, fsynced, linked into place
+ * and the directory fsynced, so a crash leaves the whole file or none.
+ * When s is not NULL, the build-id's record in table buildids gets the
+ * symbol state, and binary (may be NULL) as its binary when it had none.
+ * Returns FDO_OK when at least one slot was written, FDO_EEXISTS when every
+ * slot was already there (nothing written), or the errors of
+ * store_elf_inspect (nothing written, no directory created), FDO_EIO,
+ * FDO_ELIMIT, or a store error (the files are then in place). res->why
+ * explains failures. Blocks on I/O. Any thread.
+ */
+int store_symbols_add_fd(store *s, const char *datadir, int fd,
+                         const char *binary, struct store_sym_result *res);
+
+/* store_symbols_add_file is store_symbols_add_fd on the file at path. */
+int store_symbols_add_file(store *s, const char *datadir, const char *path,
+                           const char *binary, struct store_sym_result *res);
+
+/*
+ * store_symbols_tmpfile creates an empty temporary file under
+ * datadir/symbols/.incoming/ (same file system as the tree), for a caller
+ * that streams an upload (an HTTP body) to disk before knowing its
+ * build-id. Its path goes to path (capacity cap), an fd open for reading
+ * and writing to *fd (caller closes). Returns FDO_OK, FDO_EIO, FDO_ELIMIT.
+ */
+int store_symbols_tmpfile(const char *datadir, char *path, size_t cap, int *fd);
+
+/*
+ * store_symbols_adopt is store_symbols_add_fd for a file made by
+ * store_symbols_tmpfile: the file is validated, fsynced and linked into
+ * place without a copy, then unlinked from .incoming whatever the result.
+ */
+int store_symbols_adopt(store *s, const char *datadir, const char *tmp_path,
+                        const char *binary, struct store_sym_result *res);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * storage/storage_int.h — what the files of storage/ share and nobody else
+ * sees: the store and transaction structs and LMDB error translation.
+ */
+#ifndef FDO_STORAGE_INT_H
+#define FDO_STORAGE_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+
+#include "storage/storage.h"
+
+struct store {
+	MDB_env *env;               /* set at open; LMDB is thread safe */
+	MDB_dbi dbi[STORE_NTABLES]; /* set at open, then read-only */
+	char *dir;                  /* data directory; read-only */
+	uint64_t max_size;          /* read-only */
+	size_t page_size;           /* read-only */
+
+	/* The resize gate: mdb_env_set_mapsize needs every transaction of the
+	 * process closed. All fields below are guarded by mu; cv signals
+	 * changes of active, growers and growing. */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int active;        /* transactions open in this process */
+	int growers;       /* threads waiting to resize */
+	int growing;       /* a resize is in progress */
+	uint64_t map_size; /* current map size */
+};
+
+struct store_txn {
+	store *s;
+	MDB_txn *txn;
+	int write;
+	int map_full;      /* MDB_MAP_FULL seen: the txn is dead, grow */
+	int resized;       /* MDB_MAP_RESIZED seen: adopt the new size */
+	uint64_t map_seen; /* map size when the txn began */
+};
+
+/*
+ * store_mdb_err translates an LMDB (or errno) code to FDO_E*, marks t as
+ * needing growth on MDB_MAP_FULL and logs unexpected codes with what and
+ * mdb_strerror. NOTFOUND and KEYEXIST are not logged. t may be NULL.
+ */
+int store_mdb_err(store_txn *t, int rc, const char *what);
+
+/*
+ * store_mkdir_p creates path and its missing parents (mode 0755); with sync,
+ * fsyncs the parent of each directory it creates. Returns FDO_OK, FDO_EIO,
+ * FDO_EDENIED, FDO_ELIMIT; logs failures.
+ */
+int store_mkdir_p(const char *path, int sync);
+
+#endif

@@ -1,0 +1,346 @@
+"""Helpers for integration tests that run the real fdod on loopback.
+
+Every daemon a test starts gets free loopback ports and its own data
+directory, and is stopped (SIGTERM, then SIGKILL) when the test ends.
+"""
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.environ.get("FDOD_ROOT") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+FDOD = os.environ.get("FDOD") or os.path.join(ROOT, "build", "fdod")
+FDOCTL = os.environ.get("FDOCTL") or os.path.join(ROOT, "build", "fdoctl")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    """A running fdod. Use as a context manager."""
+
+    def __init__(self, data, extra=(), log=None):
+        self.data = str(data)
+        self.extra = list(extra)
+        self.log_path = log or os.path.join(self.data + ".log")
+        self.proc = None
+        self.nng_port = free_port()
+        self.http_port = free_port()
+
+    @property
+    def url(self):
+        return "tcp://127.0.0.1:%d" % self.nng_port
+
+    @property
+    def http(self):
+        return "http://127.0.0.1:%d" % self.http_port
+
+    def start(self, wait=True):
+        assert os.path.exists(FDOD), "build fdod first (make)"
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [FDOD, "--data", self.data, "--listen", self.url,
+             "--http", self.http, "--workers", "2"] + self.extra,
+            stdout=self.logf, stderr=self.logf, stdin=subprocess.DEVNULL)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=20):
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                raise AssertionError("fdod exited with %d:\n%s" %
+                                     (self.proc.returncode, self.read_log()))
+            try:
+                self.get("/v1/status")
+                return
+            except (OSError, urllib.error.URLError):
+                time.sleep(0.05)
+        raise AssertionError("fdod did not answer in %ds:\n%s" %
+                             (timeout, self.read_log()))
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("fdod did not stop on %s" % sig)
+        self.logf.close()
+        return self.proc.returncode
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.logf.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    # -- HTTP --
+    def request(self, method, path, body=None, timeout=30):
+        req = urllib.request.Request(self.http + path, data=body,
+                                     method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def get(self, path):
+        status, body = self.request("GET", path)
+        if status != 200:
+            raise AssertionError("GET %s: %d %s" % (path, status, body))
+        return json.loads(body)
+
+    def push(self, text, timeout=30):
+        """fdoctl push; returns (exit code, output)."""
+        p = subprocess.run([FDOCTL, "push", "--url", self.url,
+                            "--timeout", str(timeout * 1000), "-"],
+                           input=text.encode(), capture_output=True,
+                           timeout=timeout * 4)
+        return p.returncode, (p.stdout + p.stderr).decode()
+
+    def wait_pending_zero(self, timeout=30):
+        end = time.time() + timeout
+        while time.time() < end:
+            st = self.get("/v1/status")
+            if st["pending"]["total"] == 0:
+                return st
+            time.sleep(0.1)
+        raise AssertionError("pending never reached 0: %s" % st)
+
+
+def build_id(path):
+    out = subprocess.run(["readelf", "-nW", path], capture_output=True,
+                         text=True, check=True).stdout
+    for line in out.splitlines():
+        if "Build ID:" in line:
+            return line.split("Build ID:")[1].strip()
+    raise AssertionError("no build-id in %s" % path)
+
+
+def load_segments(path):
+    """[(p_offset, p_vaddr, p_filesz)] of the PT_LOAD headers (ELF64 LE)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:4] == b"\x7fELF" and data[4] == 2 and data[5] == 1
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    segs = []
+    for i in range(phnum):
+        p_type, _, p_offset, p_vaddr, _, p_filesz = struct.unpack_from(
+            "<IIQQQQ", data, phoff + i * phentsize)
+        if p_type == 1:
+            segs.append((p_offset, p_vaddr, p_filesz))
+    return segs
+
+
+def vaddr_to_offset(path, vaddr):
+    for off, va, sz in load_segments(path):
+        if va <= vaddr < va + sz:
+            return vaddr - va + off
+    raise AssertionError("0x%x not in a PT_LOAD of %s" % (vaddr, path))
+
+
+def symbols(path):
+    """{name: (vaddr, size)} of the FUNC symbols."""
+    out = subprocess.run(["nm", "-S", "--defined-only", path],
+                         capture_output=True, text=True, check=True).stdout
+    res = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[2] in "tT":
+            res[parts[3]] = (int(parts[0], 16), int(parts[1], 16))
+    return res
+
+
+def batch_text(agent, seq, binary, bid, stacks, start=0x555555554000,
+               limit=0x555555600000, labels=(), weight=1.0, period=1000000,
+               t0=1763719200, host="host-1", branches=()):
+    """A SampleBatch in the text form; stacks = [(count, [addr...])]."""
+    lines = ["agent %s" % agent, "seq %d" % seq, "host %s" % host,
+             "binary %s" % binary]
+    lines += ["label %s" % l for l in labels]
+    lines += ["event cpu-clock", "period %d" % period, "weight %r" % weight,
+              "time %d %d" % (t0, t0 + 60),
+              "mapping 0 %s %x %x 0 /usr/bin/%s" % (bid, start, limit, binary)]
+    for count, addrs in stacks:
+        lines.append("stack %d %s" % (count, " ".join("%x" % a for a in addrs)))
+    for frm, to, count in branches:
+        lines.append("branch %x %x %d" % (frm, to, count))
+    return "\n".join(lines) + "\n"
+
+
+# -- nng's SP protocol over TCP, REQ side, for sending arbitrary bytes -------
+# Handshake: "\0SP\0" + protocol (be16; REQ=0x30, REP=0x31) + 2 zero bytes.
+# Frame: be64 length + payload; a REQ payload starts with a be32 request id
+# whose top bit is set, and the REP echoes it before the reply body.
+
+class SPReq:
+    def __init__(self, port, timeout=30):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout)
+        self.sock.sendall(b"\0SP\0\x00\x30\0\0")
+        peer = self._recv_exact(8)
+        assert peer[:4] == b"\0SP\0" and peer[4:6] == b"\x00\x31", peer
+        self.next_id = 0x80000001
+
+    def _recv_exact(self, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("peer closed")
+            buf += chunk
+        return buf
+
+    def request(self, payload):
+        rid = self.next_id
+        self.next_id += 1
+        body = struct.pack(">I", rid) + payload
+        self.sock.sendall(struct.pack(">Q", len(body)) + body)
+        n, = struct.unpack(">Q", self._recv_exact(8))
+        reply = self._recv_exact(n)
+        assert struct.unpack(">I", reply[:4])[0] == rid
+        return reply[4:]
+
+    def close(self):
+        self.sock.close()
+
+
+# -- a minimal protobuf encoder/decoder for fdod.proto -----------------------
+
+def _varint(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _field(num, wt, payload):
+    return _varint(num << 3 | wt) + payload
+
+
+def pb_uint(num, v):
+    return _field(num, 0, _varint(v)) if v else b""
+
+
+def pb_bytes(num, b):
+    if isinstance(b, str):
+        b = b.encode()
+    return _field(num, 2, _varint(len(b)) + b) if b else b""
+
+
+def pb_double(num, d):
+    return _field(num, 1, struct.pack("<d", d))
+
+
+def encode_batch(agent="a", seq=1, host="h", binary="b", labels=(),
+                 event="cpu-clock", period=1000000, weight=1.0,
+                 time_start=1763719200, time_end=1763719260, mappings=(),
+                 stacks=(), branches=()):
+    """mappings = [(index, build_id bytes, start, limit, offset, path)],
+    stacks = [(count, [addr...])], branches = [(from, to, count)]."""
+    m = [pb_uint(1, 1), pb_bytes(2, agent), pb_uint(3, seq),
+         pb_bytes(4, host), pb_bytes(5, binary)]
+    for k, v in labels:
+        m.append(pb_bytes(6, pb_bytes(1, k) + pb_bytes(2, v)))
+    m += [pb_bytes(7, event), pb_uint(8, period), pb_double(9, weight),
+          pb_uint(10, time_start), pb_uint(11, time_end)]
+    for idx, bid, start, limit, off, path in mappings:
+        mm = (pb_uint(1, idx) + pb_bytes(2, bid) + pb_uint(3, start) +
+              pb_uint(4, limit) + pb_uint(5, off) + pb_bytes(6, path))
+        m.append(_field(12, 2, _varint(len(mm)) + mm))
+    cache = {}
+    for count, addrs in stacks:
+        key = (count, tuple(addrs))
+        if key not in cache:
+            packed = b"".join(_varint(a) for a in addrs)
+            s = pb_uint(1, count) + (_field(2, 2, _varint(len(packed)) +
+                                            packed) if addrs else b"")
+            cache[key] = _field(13, 2, _varint(len(s)) + s)
+        m.append(cache[key])
+    for frm, to, count in branches:
+        b = pb_uint(1, frm) + pb_uint(2, to) + pb_uint(3, count)
+        m.append(_field(14, 2, _varint(len(b)) + b))
+    return b"".join(m)
+
+
+def decode_ack(data):
+    """Ack fields by number -> value (varints and strings)."""
+    names = {1: "status", 2: "message", 3: "seq", 4: "duplicate",
+             5: "samples_accepted", 6: "samples_dropped",
+             7: "samples_unmapped", 8: "frames_unmapped",
+             9: "branches_accepted", 10: "branches_unmapped",
+             11: "retry_after_ms", 12: "schema_version"}
+    res = {n: 0 for n in names.values()}
+    res["message"] = ""
+    i = 0
+    while i < len(data):
+        key = 0
+        shift = 0
+        while True:
+            b = data[i]
+            i += 1
+            key |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v = 0
+            shift = 0
+            while True:
+                b = data[i]
+                i += 1
+                v |= (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    break
+        elif wt == 2:
+            n = 0
+            shift = 0
+            while True:
+                b = data[i]
+                i += 1
+                n |= (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    break
+            v = data[i:i + n].decode(errors="replace")
+            i += n
+        else:
+            raise AssertionError("unexpected wire type %d in Ack" % wt)
+        if num in names:
+            res[names[num]] = v
+    return res

@@ -1,0 +1,210 @@
+/* Tests for storage/codec.c: fixed layouts, round trips, and that byte
+ * order of encoded keys is the numeric order of their fields. */
+#include "storage/storage.h"
+#include "tests/unit/test.h"
+
+static int cmp_bytes(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	int c = memcmp(a, b, n);
+	return c < 0 ? -1 : c > 0;
+}
+
+static int cmp_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? -1 : a > b;
+}
+
+static int cmp_counts(const struct store_counts_key *a,
+                      const struct store_counts_key *b)
+{
+	int c;
+	if ((c = cmp_u64(a->binary, b->binary)))
+		return c;
+	if ((c = cmp_u64(a->labelset, b->labelset)))
+		return c;
+	if ((c = cmp_u64(a->bucket, b->bucket)))
+		return c;
+	return cmp_u64(a->stack, b->stack);
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	/* xorshift64*; values biased to small and boundary numbers. */
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	uint64_t v = *s * 2685821657736338717ull;
+	switch (v % 4) {
+	case 0:
+		return v >> 60;
+	case 1:
+		return (v >> 8) & 0xff;
+	case 2:
+		return v % 2 ? UINT64_MAX - (v >> 62) : v;
+	default:
+		return v;
+	}
+}
+
+TEST(counts_key_order_is_field_order)
+{
+	uint64_t seed = 88172645463325252ull;
+	for (int i = 0; i < 20000; i++) {
+		struct store_counts_key a = {(uint32_t)rnd(&seed),
+		                             (uint32_t)rnd(&seed),
+		                             (uint32_t)rnd(&seed), rnd(&seed)};
+		struct store_counts_key b = a;
+		switch (i % 4) { /* vary one field, or all */
+		case 0:
+			b.stack = rnd(&seed);
+			break;
+		case 1:
+			b.bucket = (uint32_t)rnd(&seed);
+			break;
+		case 2:
+			b.labelset = (uint32_t)rnd(&seed);
+			break;
+		default:
+			b = (struct store_counts_key){
+			    (uint32_t)rnd(&seed), (uint32_t)rnd(&seed),
+			    (uint32_t)rnd(&seed), rnd(&seed)};
+		}
+		uint8_t ea[STORE_COUNTS_KEY_SIZE], eb[STORE_COUNTS_KEY_SIZE];
+		store_counts_key_encode(ea, &a);
+		store_counts_key_encode(eb, &b);
+		if (cmp_bytes(ea, eb, sizeof ea) != cmp_counts(&a, &b)) {
+			CHECK(!"byte order differs from field order");
+			return;
+		}
+		struct store_counts_key d;
+		REQUIRE(store_counts_key_decode(ea, sizeof ea, &d) == FDO_OK);
+		CHECK(!cmp_counts(&a, &d));
+	}
+}
+
+TEST(counts_key_layout_is_big_endian)
+{
+	struct store_counts_key k = {0x01020304, 0x05060708, 0x090a0b0c,
+	                             0x0d0e0f1011121314ull};
+	uint8_t e[STORE_COUNTS_KEY_SIZE];
+	store_counts_key_encode(e, &k);
+	for (int i = 0; i < STORE_COUNTS_KEY_SIZE; i++)
+		CHECK_EQ_INT(e[i], i + 1);
+	CHECK_EQ_INT(store_counts_key_decode(e, 19, &k), FDO_ECORRUPT);
+}
+
+TEST(branches_and_addr_keys_round_trip_in_order)
+{
+	struct store_branches_key a = {1, 2, 3, 4, 0x10, 0xffffffffffull};
+	struct store_branches_key b = a;
+	b.from = 0x11;
+	uint8_t ea[STORE_BRANCHES_KEY_SIZE], eb[STORE_BRANCHES_KEY_SIZE];
+	store_branches_key_encode(ea, &a);
+	store_branches_key_encode(eb, &b);
+	CHECK(memcmp(ea, eb, sizeof ea) < 0);
+	struct store_branches_key d;
+	REQUIRE(store_branches_key_decode(ea, sizeof ea, &d) == FDO_OK);
+	CHECK(d.binary == 1 && d.labelset == 2 && d.bucket == 3 &&
+	      d.build_id == 4 && d.from == 0x10 && d.to == 0xffffffffffull);
+
+	struct store_frame x = {7, 0x1000}, y = {7, 0x100000000ull}, z = {8, 0};
+	uint8_t kx[STORE_ADDR_KEY_SIZE], ky[STORE_ADDR_KEY_SIZE],
+	    kz[STORE_ADDR_KEY_SIZE];
+	store_addr_key_encode(kx, &x);
+	store_addr_key_encode(ky, &y);
+	store_addr_key_encode(kz, &z);
+	CHECK(memcmp(kx, ky, sizeof kx) < 0);
+	CHECK(memcmp(ky, kz, sizeof kx) < 0);
+	struct store_frame f;
+	REQUIRE(store_addr_key_decode(ky, sizeof ky, &f) == FDO_OK);
+	CHECK(f.build_id == 7 && f.offset == 0x100000000ull);
+	CHECK_EQ_INT(store_addr_key_decode(ky, 11, &f), FDO_ECORRUPT);
+}
+
+TEST(batches_and_published_keys)
+{
+	uint8_t a[STORE_BATCHES_KEY_SIZE], b[STORE_BATCHES_KEY_SIZE];
+	store_batches_key_encode(a, 3, 255);
+	store_batches_key_encode(b, 3, 256);
+	CHECK(memcmp(a, b, sizeof a) < 0);
+	uint32_t agent;
+	uint64_t seq;
+	REQUIRE(store_batches_key_decode(b, sizeof b, &agent, &seq) == FDO_OK);
+	CHECK(agent == 3 && seq == 256);
+
+	uint8_t p[STORE_PUBLISHED_KEY_SIZE], q[STORE_PUBLISHED_KEY_SIZE];
+	store_published_key_encode(p, 1, 9);
+	store_published_key_encode(q, 1, 10);
+	CHECK(memcmp(p, q, sizeof p) < 0);
+	uint32_t bin, ver;
+	REQUIRE(store_published_key_decode(q, sizeof q, &bin, &ver) == FDO_OK);
+	CHECK(bin == 1 && ver == 10);
+}
+
+TEST(weight_value_round_trip)
+{
+	struct store_weight w = {(wire_weight_t)3 << 100 | 12345, 120}, d;
+	uint8_t e[STORE_WEIGHT_VAL_SIZE];
+	store_weight_encode(e, &w);
+	REQUIRE(store_weight_decode(e, sizeof e, &d) == FDO_OK);
+	CHECK(d.weight == w.weight && d.samples == 120);
+	CHECK_EQ_INT(store_weight_decode(e, 8, &d), FDO_ECORRUPT);
+}
+
+TEST(stack_round_trip_and_stable_id)
+{
+	struct store_frame f[3] = {{1, 0x1a10}, {1, 0x1c33}, {2, 0x29d90}};
+	uint8_t buf[3 * STORE_FRAME_SIZE];
+	size_t len;
+	REQUIRE(store_stack_encode(f, 3, buf, sizeof buf, &len) == FDO_OK);
+	CHECK_EQ_INT(len, 36);
+	CHECK_EQ_INT(store_stack_encode(f, 3, buf, 35, &len), FDO_ELIMIT);
+	struct store_frame d[4];
+	size_t n;
+	REQUIRE(store_stack_decode(buf, len, d, 4, &n) == FDO_OK);
+	CHECK_EQ_INT(n, 3);
+	CHECK(d[2].build_id == 2 && d[2].offset == 0x29d90);
+	CHECK_EQ_INT(store_stack_decode(buf, len, d, 2, &n), FDO_ELIMIT);
+	CHECK_EQ_INT(store_stack_decode(buf, 13, d, 4, &n), FDO_ECORRUPT);
+
+	/* The id is on disk: pin its value (computed by an independent
+	 * Python implementation of FNV-1a 64 + splitmix64 over the big-endian
+	 * frames). Order matters, and so does every field. */
+	uint64_t id = store_stack_id(f, 3);
+	CHECK(id == store_stack_id(f, 3));
+	struct store_frame g[3] = {f[1], f[0], f[2]};
+	CHECK(id != store_stack_id(g, 3));
+	CHECK(id != store_stack_id(f, 2));
+	CHECK(store_stack_id(NULL, 0) != 0);
+	CHECK(id == 0x20073fd6931450b5ull);
+}
+
+TEST(symcache_round_trip_and_limits)
+{
+	struct store_sym_frame f[2] = {{10, 11, 42, 7, 1, 40},
+	                               {12, 11, 100, 0, 0, 90}};
+	uint8_t buf[STORE_SYMCACHE_HDR_SIZE + 2 * STORE_SYM_FRAME_SIZE];
+	size_t len;
+	REQUIRE(store_symcache_encode(f, 2, buf, sizeof buf, &len) == FDO_OK);
+	CHECK_EQ_INT(len, 52);
+	CHECK_EQ_INT(buf[0], 1);
+	CHECK_EQ_INT(buf[1], 2);
+	struct store_sym_frame d[2];
+	size_t n;
+	REQUIRE(store_symcache_decode(buf, len, d, 2, &n) == FDO_OK);
+	CHECK_EQ_INT(n, 2);
+	CHECK(d[0].line == 42 && d[0].column == 7 && d[1].start_line == 90);
+	CHECK_EQ_INT(store_symcache_decode(buf, len - 1, d, 2, &n),
+	             FDO_ECORRUPT);
+	CHECK_EQ_INT(store_symcache_decode(buf, len, d, 1, &n), FDO_ELIMIT);
+	buf[0] = 2;
+	CHECK_EQ_INT(store_symcache_decode(buf, len, d, 2, &n), FDO_ECORRUPT);
+	/* No symbol: header only. */
+	REQUIRE(store_symcache_encode(NULL, 0, buf, sizeof buf, &len) ==
+	        FDO_OK);
+	CHECK_EQ_INT(len, 4);
+	REQUIRE(store_symcache_decode(buf, len, d, 2, &n) == FDO_OK);
+	CHECK_EQ_INT(n, 0);
+	CHECK_EQ_INT(store_symcache_encode(f, 256, buf, sizeof buf, &len),
+	             FDO_ELIMIT);
+}

@@ -1,0 +1,353 @@
+/* Tests for storage/symstore.c: files land in the right slots with the
+ * right bytes, unstripped executables share one inode between executable
+ * and debuginfo, re-uploads are no-ops, refusals write nothing, the HTTP
+ * path (tmpfile + adopt) works, and the buildids record follows. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/storage.h"
+#include "tests/unit/test.h"
+#include "tests/unit/storage_fixtures.h"
+
+static const char *datadir(const char *name)
+{
+	static char buf[4][512];
+	static int next;
+	char *b = buf[next++ % 4];
+	snprintf(b, 512, "%s/%s", test_tmpdir(), name);
+	return b;
+}
+
+static store *open_store(const char *dir)
+{
+	struct store_opts o = {.dir = dir};
+	store *s = NULL;
+	return store_open(&o, &s) ? NULL : s;
+}
+
+static int same_bytes(const char *a, const char *b)
+{
+	size_t la, lb;
+	uint8_t *x = fx_read(a, &la), *y = fx_read(b, &lb);
+	int same = x && y && la == lb && !memcmp(x, y, la);
+	free(x);
+	free(y);
+	return same;
+}
+
+/* count_entries counts directory entries other than . and ..; names that
+ * start with '.' are counted in *hidden. -1 if dir does not exist. */
+static int count_entries(const char *dir, int *hidden)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return -1;
+	int n = 0;
+	if (hidden)
+		*hidden = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		n++;
+		if (e->d_name[0] == '.' && hidden)
+			(*hidden)++;
+	}
+	closedir(d);
+	return n;
+}
+
+static void slot_path(const char *dd, const struct store_sym_result *r,
+                      unsigned kind, char *buf)
+{
+	store_symbols_path(dd, r->elf.build_id, r->elf.build_id_len, kind, buf,
+	                   600);
+}
+
+static void build_dir_of(const char *dd, const struct store_sym_result *r,
+                         char *buf)
+{
+	slot_path(dd, r, STORE_SYM_EXECUTABLE, buf);
+	*strrchr(buf, '/') = '\0';
+}
+
+static int record_of(store *s, const struct store_sym_result *r,
+                     struct store_buildid *rec)
+{
+	store_txn *t;
+	if (store_txn_begin(s, 0, &t))
+		return -1;
+	uint32_t id;
+	int rc = store_intern_buildid(t, r->elf.build_id, r->elf.build_id_len,
+	                              0, &id);
+	if (!rc)
+		rc = store_buildid_get(t, id, rec);
+	store_txn_abort(t);
+	return rc;
+}
+
+TEST(symbols_path_layout)
+{
+	uint8_t id[3] = {0xab, 0xcd, 0xef};
+	char buf[128];
+	REQUIRE(store_symbols_path("/d", id, 3, STORE_SYM_DEBUGINFO, buf,
+	                           sizeof buf) == FDO_OK);
+	CHECK_EQ_STR(buf, "/d/symbols/ab/abcdef/debuginfo");
+	REQUIRE(store_symbols_path("/d", id, 1, STORE_SYM_EXECUTABLE, buf,
+	                           sizeof buf) == FDO_OK);
+	CHECK_EQ_STR(buf, "/d/symbols/ab/ab/executable");
+	CHECK_EQ_INT(store_symbols_path("/d", id, 0, STORE_SYM_EXECUTABLE, buf,
+	                                sizeof buf),
+	             FDO_EBAD_BUILD_ID);
+	CHECK_EQ_INT(store_symbols_path("/d", id, 3, 4, buf, sizeof buf),
+	             FDO_EINVAL);
+	CHECK_EQ_INT(
+	    store_symbols_path("/d", id, 3, STORE_SYM_DEBUGINFO, buf, 29),
+	    FDO_ELIMIT);
+	CHECK_EQ_INT(
+	    store_symbols_path("/d", id, 3, STORE_SYM_DEBUGINFO, buf, 31),
+	    FDO_OK);
+}
+
+TEST(unstripped_executable_fills_both_slots_once)
+{
+	const char *dd = datadir("unstripped");
+	store *s = open_store(dd);
+	REQUIRE(s && fx("exe"));
+	struct store_sym_result r;
+	REQUIRE(store_symbols_add_file(s, dd, fx("exe"), "prog", &r) == FDO_OK);
+	CHECK_EQ_INT(r.slots, STORE_SYM_EXECUTABLE | STORE_SYM_DEBUGINFO);
+	CHECK_EQ_INT(r.stored, STORE_SYM_EXECUTABLE | STORE_SYM_DEBUGINFO);
+	CHECK_EQ_INT(r.present, 0);
+	char exe[600], dbg[600], dir[600];
+	slot_path(dd, &r, STORE_SYM_EXECUTABLE, exe);
+	slot_path(dd, &r, STORE_SYM_DEBUGINFO, dbg);
+	build_dir_of(dd, &r, dir);
+	CHECK(same_bytes(exe, fx("exe")));
+	struct stat a, b;
+	REQUIRE(stat(exe, &a) == 0 && stat(dbg, &b) == 0);
+	CHECK(a.st_ino == b.st_ino); /* one copy on disk */
+	CHECK_EQ_INT(a.st_mode & 0777, 0644);
+	int hidden;
+	CHECK_EQ_INT(count_entries(dir, &hidden), 2);
+	CHECK_EQ_INT(hidden, 0);
+
+	struct store_buildid rec;
+	REQUIRE(record_of(s, &r, &rec) == FDO_OK);
+	CHECK_EQ_INT(rec.sym_state, STORE_SYM_EXECUTABLE | STORE_SYM_DEBUGINFO |
+	                                STORE_SYM_DWARF);
+	CHECK(rec.binary != 0);
+
+	/* Same file again: a no-op. */
+	struct store_sym_result r2;
+	CHECK_EQ_INT(store_symbols_add_file(s, dd, fx("exe"), "prog", &r2),
+	             FDO_EEXISTS);
+	CHECK_EQ_INT(r2.stored, 0);
+	CHECK_EQ_INT(r2.present, STORE_SYM_EXECUTABLE | STORE_SYM_DEBUGINFO);
+	CHECK_EQ_INT(count_entries(dir, &hidden), 2);
+	CHECK_EQ_INT(hidden, 0);
+	struct stat a2;
+	REQUIRE(stat(exe, &a2) == 0);
+	CHECK(a2.st_ino == a.st_ino && a2.st_mtime == a.st_mtime);
+	/* The stripped one has nothing new to give. */
+	CHECK_EQ_INT(store_symbols_add_file(s, dd, fx("stripped"), NULL, &r2),
+	             FDO_EEXISTS);
+	CHECK_EQ_INT(r2.present, STORE_SYM_EXECUTABLE);
+	store_close(s);
+}
+
+TEST(stripped_then_debug_file)
+{
+	const char *dd = datadir("split");
+	store *s = open_store(dd);
+	REQUIRE(s && fx("exe"));
+	struct store_sym_result r;
+	REQUIRE(store_symbols_add_file(s, dd, fx("stripped"), NULL, &r) ==
+	        FDO_OK);
+	CHECK_EQ_INT(r.stored, STORE_SYM_EXECUTABLE);
+	struct store_buildid rec;
+	REQUIRE(record_of(s, &r, &rec) == FDO_OK);
+	CHECK_EQ_INT(rec.sym_state, STORE_SYM_EXECUTABLE);
+	CHECK_EQ_INT(rec.binary, 0);
+
+	REQUIRE(store_symbols_add_file(s, dd, fx("debug"), "prog", &r) ==
+	        FDO_OK);
+	CHECK_EQ_INT(r.slots, STORE_SYM_DEBUGINFO);
+	CHECK_EQ_INT(r.stored, STORE_SYM_DEBUGINFO);
+	char exe[600], dbg[600];
+	slot_path(dd, &r, STORE_SYM_EXECUTABLE, exe);
+	slot_path(dd, &r, STORE_SYM_DEBUGINFO, dbg);
+	CHECK(same_bytes(exe, fx("stripped")));
+	CHECK(same_bytes(dbg, fx("debug")));
+	REQUIRE(record_of(s, &r, &rec) == FDO_OK);
+	CHECK_EQ_INT(rec.sym_state, STORE_SYM_EXECUTABLE | STORE_SYM_DEBUGINFO |
+	                                STORE_SYM_DWARF);
+	CHECK(rec.binary != 0);
+
+	/* The unstripped executable adds nothing now. */
+	CHECK_EQ_INT(store_symbols_add_file(s, dd, fx("exe"), NULL, &r),
+	             FDO_EEXISTS);
+	CHECK(same_bytes(exe, fx("stripped")));
+	store_close(s);
+}
+
+TEST(debuginfo_without_dwarf_is_upgraded)
+{
+	const char *dd = datadir("upgrade");
+	store *s = open_store(dd);
+	REQUIRE(s && fx("exe"));
+	struct store_sym_result r;
+	REQUIRE(store_symbols_add_file(s, dd, fx("dbg_nodw"), NULL, &r) ==
+	        FDO_OK);
+	CHECK_EQ_INT(r.stored, STORE_SYM_DEBUGINFO);
+	struct store_buildid rec;
+	REQUIRE(record_of(s, &r, &rec) == FDO_OK);
+	CHECK_EQ_INT(rec.sym_state, STORE_SYM_DEBUGINFO);
+	REQUIRE(store_symbols_add_file(s, dd, fx("debug"), NULL, &r) == FDO_OK);
+	CHECK_EQ_INT(r.stored, STORE_SYM_DEBUGINFO);
+	char dbg[600], dir[600];
+	slot_path(dd, &r, STORE_SYM_DEBUGINFO, dbg);
+	build_dir_of(dd, &r, dir);
+	CHECK(same_bytes(dbg, fx("debug")));
+	REQUIRE(record_of(s, &r, &rec) == FDO_OK);
+	CHECK_EQ_INT(rec.sym_state, STORE_SYM_DEBUGINFO | STORE_SYM_DWARF);
+	int hidden;
+	CHECK_EQ_INT(count_entries(dir, &hidden), 1);
+	CHECK_EQ_INT(hidden, 0);
+	/* A DWARF-less one does not downgrade it. */
+	CHECK_EQ_INT(store_symbols_add_file(s, dd, fx("dbg_nodw"), NULL, &r),
+	             FDO_EEXISTS);
+	CHECK(same_bytes(dbg, fx("debug")));
+	store_close(s);
+}
+
+TEST(shared_object_and_no_store_handle)
+{
+	const char *dd = datadir("shared");
+	REQUIRE(fx("lib.so"));
+	struct store_sym_result r;
+	REQUIRE(store_symbols_add_file(NULL, dd, fx("lib.so"), NULL, &r) ==
+	        FDO_OK);
+	CHECK(r.elf.flags & STORE_ELF_SHARED);
+	CHECK_EQ_INT(r.stored, STORE_SYM_EXECUTABLE | STORE_SYM_DEBUGINFO);
+	char exe[600];
+	slot_path(dd, &r, STORE_SYM_EXECUTABLE, exe);
+	CHECK(same_bytes(exe, fx("lib.so")));
+}
+
+TEST(refused_files_write_nothing)
+{
+	const char *dd = datadir("refused");
+	store *s = open_store(dd);
+	REQUIRE(s && fx("exe"));
+	size_t len;
+	uint8_t *b = fx_read(fx("exe"), &len);
+	REQUIRE(b);
+	struct {
+		const char *name;
+		const void *data;
+		size_t len;
+		int want;
+	} cases[] = {
+	    {"empty", "", 0, FDO_ENOT_ELF},
+	    {"text", "hello world\n", 12, FDO_ENOT_ELF},
+	    {"cut100", b, 100, FDO_ETRUNCATED},
+	    {"cuthalf", b, len / 2, FDO_ETRUNCATED},
+	    {"cutlast", b, len - 1, FDO_ETRUNCATED},
+	};
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		const char *p =
+		    fx_write(cases[k].name, cases[k].data, cases[k].len);
+		REQUIRE(p);
+		struct store_sym_result r;
+		CHECK_EQ_INT(store_symbols_add_file(s, dd, p, NULL, &r),
+		             cases[k].want);
+		CHECK(r.why[0] != 0);
+		CHECK_EQ_INT(r.stored, 0);
+	}
+	free(b);
+	struct store_sym_result r;
+	CHECK_EQ_INT(store_symbols_add_file(s, dd, fx("nobid"), NULL, &r),
+	             FDO_ENO_BUILD_ID);
+	CHECK(strstr(r.why, "build-id") != NULL);
+	CHECK_EQ_INT(
+	    store_symbols_add_file(s, dd, "/nonexistent/file", NULL, &r),
+	    FDO_ENOT_FOUND);
+	/* Not even the symbols directory was created. */
+	char sym[600];
+	snprintf(sym, sizeof sym, "%s/symbols", dd);
+	CHECK_EQ_INT(count_entries(sym, NULL), -1);
+	store_txn *t;
+	REQUIRE(store_txn_begin(s, 0, &t) == FDO_OK);
+	uint64_t n;
+	REQUIRE(store_count(t, STORE_BUILDIDS, &n) == FDO_OK);
+	CHECK_EQ_INT(n, 0);
+	store_txn_abort(t);
+	store_close(s);
+}
+
+TEST(http_path_tmpfile_then_adopt)
+{
+	const char *dd = datadir("adopt");
+	store *s = open_store(dd);
+	REQUIRE(s && fx("exe"));
+	size_t len;
+	uint8_t *b = fx_read(fx("exe"), &len);
+	REQUIRE(b);
+	char tmp[600];
+	int fd;
+	REQUIRE(store_symbols_tmpfile(dd, tmp, sizeof tmp, &fd) == FDO_OK);
+	REQUIRE(write(fd, b, len) == (ssize_t)len);
+	close(fd);
+	struct store_sym_result r;
+	CHECK_EQ_INT(store_symbols_adopt(s, dd, tmp, "web", &r), FDO_OK);
+	CHECK_EQ_INT(r.stored, STORE_SYM_EXECUTABLE | STORE_SYM_DEBUGINFO);
+	CHECK(access(tmp, F_OK) != 0);
+	char exe[600], incoming[600];
+	slot_path(dd, &r, STORE_SYM_EXECUTABLE, exe);
+	CHECK(same_bytes(exe, fx("exe")));
+	snprintf(incoming, sizeof incoming, "%s/symbols/.incoming", dd);
+	CHECK_EQ_INT(count_entries(incoming, NULL), 0);
+
+	/* Again: present, and the temp file is consumed. */
+	REQUIRE(store_symbols_tmpfile(dd, tmp, sizeof tmp, &fd) == FDO_OK);
+	REQUIRE(write(fd, b, len) == (ssize_t)len);
+	close(fd);
+	CHECK_EQ_INT(store_symbols_adopt(s, dd, tmp, "web", &r), FDO_EEXISTS);
+	CHECK_EQ_INT(count_entries(incoming, NULL), 0);
+
+	/* A truncated body: refused, consumed, nothing else written. */
+	REQUIRE(store_symbols_tmpfile(dd, tmp, sizeof tmp, &fd) == FDO_OK);
+	REQUIRE(write(fd, b, len / 2) == (ssize_t)(len / 2));
+	close(fd);
+	CHECK_EQ_INT(store_symbols_adopt(s, dd, tmp, "web", &r),
+	             FDO_ETRUNCATED);
+	CHECK_EQ_INT(count_entries(incoming, NULL), 0);
+	char sym[600];
+	snprintf(sym, sizeof sym, "%s/symbols", dd);
+	CHECK_EQ_INT(count_entries(sym, NULL), 2); /* .incoming + one id */
+
+	/* Only files under .incoming are adopted. */
+	CHECK_EQ_INT(store_symbols_adopt(s, dd, fx("exe"), NULL, &r),
+	             FDO_EINVAL);
+	CHECK(access(fx("exe"), F_OK) == 0);
+	free(b);
+	store_close(s);
+}
+
+TEST(add_fd_reads_from_offset_zero)
+{
+	const char *dd = datadir("fd");
+	REQUIRE(fx("stripped"));
+	int fd = open(fx("stripped"), O_RDONLY);
+	REQUIRE(fd >= 0);
+	REQUIRE(lseek(fd, 100, SEEK_SET) == 100);
+	struct store_sym_result r;
+	CHECK_EQ_INT(store_symbols_add_fd(NULL, dd, fd, NULL, &r), FDO_OK);
+	close(fd);
+	char exe[600];
+	slot_path(dd, &r, STORE_SYM_EXECUTABLE, exe);
+	CHECK(same_bytes(exe, fx("stripped")));
+}
