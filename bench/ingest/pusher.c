@@ -1,0 +1,845 @@
+/*
+ * bench/ingest/pusher.c — load generator of the ingest benchmark: P
+ * concurrent agents push realistic SampleBatches to fdod for a fixed time
+ * and measure, per batch, the latency from send to Ack.
+ *
+ * Workload (per batch, defaults): 1,000 Stack messages of 20 frames each;
+ * 5% of them are stacks this pusher never sent, the other 95% repeat
+ * distinct stacks it sent before (older stacks are hotter: the pick is
+ * skewed towards low stack ids); counts vary from 1 to 50. One mapping of
+ * a fake 20-byte build-id per pusher covers every address; addresses come
+ * from a universe of --addrs distinct instruction addresses per build-id,
+ * so the pending-address table saturates as a real binary's would. Labels
+ * mode=serving, region=bench, shard=<pusher % 4>; period 1000000, weight
+ * 1.0, time window = the last 10 seconds.
+ *
+ * DESIGN
+ *   Threads: one per pusher, each with its own nng REQ socket, agent id
+ *   "bench-<i>" and seq 1, 2, 3, ...; one batch in flight per pusher
+ *   (REQ semantics), so fdod sees up to P batches at once. Stack ids are
+ *   generated, never stored: stack k of pusher i is a pure function of
+ *   (i, k), so "a stack sent before" is just an id below the number sent.
+ *   Encoding: the header (every field but the stacks) goes through
+ *   wire_batch_encode per batch (seq and time change); the 1,000 stacks,
+ *   which are field 13 and follow every other set field in protobuf-c's
+ *   field-number order, are appended by a hand-written varint encoder.
+ *   At start-up each pusher's first batch is also built as a full
+ *   Fdod__SampleBatch, encoded with wire_batch_encode and compared byte for
+ *   byte, and decoded and validated with wire_batch_decode and
+ *   wire_batch_validate, so the fast path sends exactly what the schema
+ *   code would. The CPU time spent building batches is measured per thread
+ *   and the whole process's CPU time is reported, to show the pusher is not
+ *   the bottleneck.
+ *   Timing: all pushers dial, then wait on a barrier; the clock starts when
+ *   they are released and each stops sending at start + --seconds; the
+ *   window ends at the last Ack. Throughput = acknowledged / window.
+ *   Shutdown: threads end after their last Ack (or an Ack timeout); main
+ *   joins them, merges and sorts the latencies and prints the report.
+ *
+ * Output: a readable report, then one line
+ *   RESULT key=value ...
+ * that bench/ingest/run.sh parses. Exit status: 0 if every batch got an
+ * Ack with status 0, 1 if any error happened, 2 on a usage error.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "common/common.h"
+#include "common/opts.h"
+#include "schemas/schemas.h"
+
+#define MAP_START        0x555555554000ull /* a typical PIE load address */
+#define MAP_FILE_OFFSET  0x1000ull
+#define BUILD_ID_LEN     20
+#define MAX_ERRORS_SHOWN 10
+
+struct cfg {
+	char *url;
+	uint64_t pushers;
+	uint64_t seconds;
+	uint64_t stacks;
+	uint64_t depth;
+	double new_pct;
+	uint64_t addrs;
+	char *binary;
+	uint64_t pid;
+	uint64_t timeout_ms;
+};
+
+#define F(field) offsetof(struct cfg, field)
+static const struct fdo_opt opts[] = {
+	{"url", FDO_OPT_STRING, F(url), "tcp://127.0.0.1:7470",
+	 "URL", "fdod's agent listener (nng REP)"},
+	{"pushers", FDO_OPT_UINT, F(pushers), "8", "N",
+	 "concurrent pushers (threads, one REQ socket each)"},
+	{"seconds", FDO_OPT_UINT, F(seconds), "20", "S",
+	 "how long to send"},
+	{"stacks", FDO_OPT_UINT, F(stacks), "1000", "N",
+	 "Stack messages per batch"},
+	{"depth", FDO_OPT_UINT, F(depth), "20", "N",
+	 "frames per stack"},
+	{"new-pct", FDO_OPT_DOUBLE, F(new_pct), "5", "PCT",
+	 "share of stacks per batch the pusher never sent before"},
+	{"addrs", FDO_OPT_UINT, F(addrs), "65536", "N",
+	 "distinct instruction addresses per build-id"},
+	{"binary", FDO_OPT_STRING, F(binary), "bench-svc",
+	 "NAME", "binary name of every batch"},
+	{"pid", FDO_OPT_UINT, F(pid), "0", "PID",
+	 "fdod's pid: report its CPU time over the window and its peak RSS"},
+	{"timeout-ms", FDO_OPT_UINT, F(timeout_ms), "30000",
+	 "MS", "give up on an Ack after this long (counted as an error)"},
+	{0},
+};
+#undef F
+
+static struct cfg cfg;
+
+/* Shared between the threads; the error list is guarded by err_lock. */
+static pthread_barrier_t ready_barrier, start_barrier;
+static uint64_t t_start, t_deadline; /* written by main before the barrier */
+static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
+static char err_shown[MAX_ERRORS_SHOWN][320];
+static atomic_uint nerr_shown;
+
+struct pusher {
+	unsigned id;
+	pthread_t thread;
+	nng_socket sock;
+	uint64_t rng;
+	uint64_t seed;
+	uint8_t build_id[BUILD_ID_LEN];
+	char agent[32], host[32], shard[8];
+	uint64_t next_stack; /* stack ids below this were sent */
+	uint8_t *picked;     /* bitmap of ids in the current batch */
+	size_t picked_cap;   /* bytes */
+	uint64_t *ids;       /* ids of the current batch */
+	uint8_t *sbuf;       /* encoded stacks of the current batch */
+	size_t sbuf_cap;
+	/* results */
+	uint64_t batches, stacks, samples, frames, bytes, errors;
+	uint64_t build_ns; /* thread CPU time spent building batches */
+	uint64_t last_ack; /* monotonic ns of the last Ack */
+	uint64_t *lat;     /* per-batch latency, ns */
+	size_t nlat, lat_cap;
+};
+
+static uint64_t splitmix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+	*s += 0x9e3779b97f4a7c15ull;
+	return splitmix(*s);
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void record_error(struct pusher *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void record_error(struct pusher *p, const char *fmt, ...)
+{
+	p->errors++;
+	pthread_mutex_lock(&err_lock);
+	unsigned n = atomic_load(&nerr_shown);
+	if (n < MAX_ERRORS_SHOWN) {
+		int k = snprintf(err_shown[n], sizeof err_shown[n],
+		                 "%s: ", p->agent);
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err_shown[n] + k, sizeof err_shown[n] - k, fmt, ap);
+		va_end(ap);
+		atomic_store(&nerr_shown, n + 1);
+	}
+	pthread_mutex_unlock(&err_lock);
+}
+
+/* --- the stacks: pure functions of (pusher, stack id) ------------------ */
+
+static uint64_t stack_seed(const struct pusher *p, uint64_t id)
+{
+	return splitmix(p->seed ^ (id * 0x2545f4914f6cdd1dull));
+}
+
+static uint64_t stack_count(uint64_t sseed)
+{
+	uint64_t h = sseed >> 8;
+	/* Mostly small counts, a tail of hot stacks. */
+	return (sseed & 7) == 0 ? 1 + h % 50 : 1 + h % 3;
+}
+
+/* Frame f of a stack: an index into the address universe (and, for the
+ * leaf, an offset into the instruction). A cheap mix, no division. */
+static uint64_t frame_hash(uint64_t sseed, unsigned f)
+{
+	uint64_t x = sseed + (uint64_t)(f + 1) * 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 29)) * 0xbf58476d1ce4e5b9ull;
+	return x ^ (x >> 32);
+}
+
+static uint64_t frame_index(uint64_t h)
+{
+	return ((h & 0xffffffffull) * cfg.addrs) >> 32;
+}
+
+/* Instruction addresses of a 16-byte-aligned text; the leaf may sit
+ * anywhere in an instruction, the callers are return addresses. */
+static uint64_t frame_addr(uint64_t idx, unsigned f, uint64_t h)
+{
+	return MAP_START + MAP_FILE_OFFSET + idx * 16 +
+	       (f == 0 ? (h >> 60) : 5);
+}
+
+/* The reference definition; the encoder below uses a table instead. */
+static uint64_t stack_addr(const struct pusher *p, uint64_t id, unsigned f)
+{
+	uint64_t h = frame_hash(stack_seed(p, id), f);
+	return frame_addr(frame_index(h), f, h);
+}
+
+/* Varint encodings of every return address (frames 1..depth-1). */
+static uint8_t (*ret_enc)[11]; /* [0] = length, then the bytes */
+
+static uint64_t map_limit(void)
+{
+	return MAP_START + MAP_FILE_OFFSET + cfg.addrs * 16 + 0x1000;
+}
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+/*
+ * Choose the stack ids of the next batch into p->ids: the new ones, then
+ * distinct repeats. The first batch has nothing to repeat, so it is all new.
+ */
+static void pick_ids(struct pusher *p)
+{
+	uint64_t n = cfg.stacks;
+	uint64_t nnew = (uint64_t)((double)n * cfg.new_pct / 100.0 + 0.5);
+	uint64_t sent = p->next_stack;
+	if (nnew > n || sent < n - nnew)
+		nnew = n; /* not enough distinct old stacks yet */
+	uint64_t k = 0;
+	for (; k < nnew; k++)
+		p->ids[k] = p->next_stack++;
+	if (k == n)
+		return;
+	size_t need = (size_t)(sent / 8 + 1);
+	if (need > p->picked_cap) {
+		size_t cap = need * 2;
+		uint8_t *nb = realloc(p->picked, cap);
+		if (!nb) {
+			fprintf(stderr, "pusher: out of memory\n");
+			exit(1);
+		}
+		memset(nb + p->picked_cap, 0, cap - p->picked_cap);
+		p->picked = nb;
+		p->picked_cap = cap;
+	}
+	for (; k < n; k++) {
+		uint64_t id = 0;
+		for (int tries = 0;; tries++) {
+			/* u^2 skew: low (old) ids are picked more often. */
+			double u = (double)(rng_next(&p->rng) >> 11) /
+			           9007199254740992.0;
+			id = (uint64_t)(u * u * (double)sent);
+			if (id >= sent)
+				id = sent - 1;
+			if (!(p->picked[id / 8] & (1u << (id % 8))))
+				break;
+			if (tries >= 8) {
+				/* Dense region: take the next free id. */
+				while (p->picked[id / 8] & (1u << (id % 8)))
+					id = (id + 1) % sent;
+				break;
+			}
+		}
+		p->picked[id / 8] |= (uint8_t)(1u << (id % 8));
+		p->ids[k] = id;
+	}
+	for (k = 0; k < n; k++)
+		if (p->ids[k] < sent)
+			p->picked[p->ids[k] / 8] = 0;
+}
+
+/* Encode the stacks of p->ids as repeated field 13 into p->sbuf. */
+static size_t encode_stacks(struct pusher *p, uint64_t *samples)
+{
+	size_t len = 0;
+	uint8_t inner[32];
+	uint64_t sum = 0;
+	for (uint64_t k = 0; k < cfg.stacks; k++) {
+		uint64_t sseed = stack_seed(p, p->ids[k]);
+		uint64_t count = stack_count(sseed);
+		sum += count;
+		uint8_t addrs[11 * 1024];
+		uint64_t h = frame_hash(sseed, 0);
+		size_t alen =
+		    put_varint(addrs, frame_addr(frame_index(h), 0, h));
+		for (unsigned f = 1; f < cfg.depth; f++) {
+			const uint8_t *e =
+			    ret_enc[frame_index(frame_hash(sseed, f))];
+			memcpy(addrs + alen, e + 1, 10);
+			alen += e[0];
+		}
+		size_t ilen = 0;
+		inner[ilen++] = 0x08; /* field 1 count, varint */
+		ilen += put_varint(inner + ilen, count);
+		inner[ilen++] = 0x12; /* field 2 addrs, packed */
+		ilen += put_varint(inner + ilen, alen);
+		if (len + 32 + ilen + alen > p->sbuf_cap) {
+			size_t cap = (p->sbuf_cap + ilen + alen + 32) * 2;
+			uint8_t *nb = realloc(p->sbuf, cap);
+			if (!nb) {
+				fprintf(stderr, "pusher: out of memory\n");
+				exit(1);
+			}
+			p->sbuf = nb;
+			p->sbuf_cap = cap;
+		}
+		p->sbuf[len++] = 0x6a; /* field 13 stacks, length-delimited */
+		len += put_varint(p->sbuf + len, ilen + alen);
+		memcpy(p->sbuf + len, inner, ilen);
+		len += ilen;
+		memcpy(p->sbuf + len, addrs, alen);
+		len += alen;
+	}
+	*samples = sum;
+	return len;
+}
+
+/* Fill the header fields of b (every field but stacks). */
+static void header_init(struct pusher *p, Fdod__SampleBatch *b,
+			Fdod__Label *lab, Fdod__Label **labp,
+			Fdod__Mapping *map, Fdod__Mapping **mapp)
+{
+	static const char *keys[] = {"mode", "region", "shard"};
+	const char *vals[] = {"serving", "bench", p->shard};
+	fdod__sample_batch__init(b);
+	for (int i = 0; i < 3; i++) {
+		fdod__label__init(&lab[i]);
+		lab[i].key = (char *)keys[i];
+		lab[i].value = (char *)vals[i];
+		labp[i] = &lab[i];
+	}
+	fdod__mapping__init(map);
+	map->index = 0;
+	map->build_id.data = p->build_id;
+	map->build_id.len = BUILD_ID_LEN;
+	map->start = MAP_START;
+	map->limit = map_limit();
+	map->file_offset = MAP_FILE_OFFSET;
+	map->path = "/usr/bin/bench-svc";
+	*mapp = map;
+	b->schema_version = WIRE_SCHEMA_VERSION;
+	b->agent_id = p->agent;
+	b->host = p->host;
+	b->binary = cfg.binary;
+	b->n_labels = 3;
+	b->labels = labp;
+	b->event = "cpu-clock";
+	b->period = 1000000;
+	b->weight = 1.0;
+	b->n_mappings = 1;
+	b->mappings = mapp;
+}
+
+static void header_stamp(Fdod__SampleBatch *b, uint64_t seq)
+{
+	uint64_t now = (uint64_t)time(NULL);
+	b->seq = seq;
+	b->time_start = now - 10;
+	b->time_end = now;
+}
+
+/*
+ * The start-up check: the batch the fast path builds (hdr + stacks) must
+ * equal wire_batch_encode of the same batch built as structs, and must
+ * decode and validate. Returns 0 or prints why not and returns -1.
+ */
+static int check_encoding(struct pusher *p, Fdod__SampleBatch *b,
+			  const uint8_t *msg, size_t len)
+{
+	size_t n = cfg.stacks;
+	Fdod__Stack *st = calloc(n, sizeof *st);
+	Fdod__Stack **stp = calloc(n, sizeof *stp);
+	uint64_t *addrs = calloc(n * cfg.depth, sizeof *addrs);
+	int rc = -1;
+	uint8_t *ref = NULL;
+	size_t rlen = 0;
+	Fdod__SampleBatch *dec = NULL;
+	char why[256] = "";
+	if (!st || !stp || !addrs)
+		goto out;
+	for (size_t k = 0; k < n; k++) {
+		fdod__stack__init(&st[k]);
+		st[k].count = stack_count(stack_seed(p, p->ids[k]));
+		st[k].n_addrs = cfg.depth;
+		st[k].addrs = addrs + k * cfg.depth;
+		for (unsigned f = 0; f < cfg.depth; f++)
+			st[k].addrs[f] = stack_addr(p, p->ids[k], f);
+		stp[k] = &st[k];
+	}
+	b->n_stacks = n;
+	b->stacks = stp;
+	int e = wire_batch_encode(b, NULL, &ref, &rlen);
+	b->n_stacks = 0;
+	b->stacks = NULL;
+	if (e) {
+		fprintf(stderr, "pusher: wire_batch_encode: %s\n",
+		        fdo_strerror(e));
+		goto out;
+	}
+	if (rlen != len || memcmp(ref, msg, len)) {
+		fprintf(stderr,
+		        "pusher: fast encoding differs from wire_batch_encode "
+		        "(%zu vs %zu bytes)\n",
+		        len, rlen);
+		goto out;
+	}
+	if ((e = wire_batch_decode(msg, len, NULL, &dec))) {
+		fprintf(stderr, "pusher: wire_batch_decode: %s\n",
+		        fdo_strerror(e));
+		goto out;
+	}
+	if ((e = wire_batch_validate(dec, NULL, why, sizeof why))) {
+		fprintf(stderr, "pusher: batch does not validate: %s: %s\n",
+		        fdo_strerror(e), why);
+		goto out;
+	}
+	rc = 0;
+out:
+	wire_batch_free(dec);
+	free(ref);
+	free(addrs);
+	free(stp);
+	free(st);
+	return rc;
+}
+
+static void lat_push(struct pusher *p, uint64_t ns)
+{
+	if (p->nlat == p->lat_cap) {
+		size_t cap = p->lat_cap ? p->lat_cap * 2 : 4096;
+		uint64_t *nl = realloc(p->lat, cap * sizeof *nl);
+		if (!nl) {
+			fprintf(stderr, "pusher: out of memory\n");
+			exit(1);
+		}
+		p->lat = nl;
+		p->lat_cap = cap;
+	}
+	p->lat[p->nlat++] = ns;
+}
+
+static void *pusher_main(void *arg)
+{
+	struct pusher *p = arg;
+	Fdod__SampleBatch b;
+	Fdod__Label lab[3], *labp[3];
+	Fdod__Mapping map, *mapp;
+	header_init(p, &b, lab, labp, &map, &mapp);
+	p->ids = calloc(cfg.stacks, sizeof *p->ids);
+	if (!p->ids) {
+		fprintf(stderr, "pusher: out of memory\n");
+		exit(1);
+	}
+
+	/* Prove the fast path right on this pusher's first batch. */
+	uint64_t seq = 1, samples;
+	pick_ids(p);
+	p->next_stack = 0;
+	size_t slen = encode_stacks(p, &samples);
+	header_stamp(&b, seq);
+	uint8_t *hdr;
+	size_t hlen;
+	if (wire_batch_encode(&b, NULL, &hdr, &hlen)) {
+		fprintf(stderr, "pusher: cannot encode a header\n");
+		exit(1);
+	}
+	uint8_t *full = malloc(hlen + slen);
+	if (!full) {
+		fprintf(stderr, "pusher: out of memory\n");
+		exit(1);
+	}
+	memcpy(full, hdr, hlen);
+	memcpy(full + hlen, p->sbuf, slen);
+	free(hdr);
+	if (check_encoding(p, &b, full, hlen + slen))
+		exit(1);
+	free(full);
+	p->next_stack = 0;
+
+	pthread_barrier_wait(&ready_barrier);
+	pthread_barrier_wait(&start_barrier);
+	for (;;) {
+		uint64_t now = fdo_now_ns();
+		if (now >= t_deadline)
+			break;
+		uint64_t c0 = thread_cpu_ns();
+		pick_ids(p);
+		slen = encode_stacks(p, &samples);
+		header_stamp(&b, seq);
+		if (wire_batch_encode(&b, NULL, &hdr, &hlen)) {
+			fprintf(stderr, "pusher: cannot encode a header\n");
+			exit(1);
+		}
+		nng_msg *m;
+		if (nng_msg_alloc(&m, hlen + slen) != 0) {
+			fprintf(stderr, "pusher: out of memory\n");
+			exit(1);
+		}
+		memcpy(nng_msg_body(m), hdr, hlen);
+		memcpy((uint8_t *)nng_msg_body(m) + hlen, p->sbuf, slen);
+		free(hdr);
+		p->build_ns += thread_cpu_ns() - c0;
+
+		uint64_t t0 = fdo_now_ns();
+		int rv = nng_sendmsg(p->sock, m, 0);
+		if (rv) {
+			nng_msg_free(m);
+			record_error(p, "seq %" PRIu64 ": send: %s", seq,
+			             nng_strerror(rv));
+			break;
+		}
+		nng_msg *r;
+		rv = nng_recvmsg(p->sock, &r, 0);
+		uint64_t t1 = fdo_now_ns();
+		if (rv) {
+			record_error(p, "seq %" PRIu64 ": no Ack: %s", seq,
+			             nng_strerror(rv));
+			break; /* the daemon is stuck or gone: stop this pusher
+			        */
+		}
+		p->bytes += hlen + slen;
+		Fdod__Ack *ack = NULL;
+		int e =
+		    wire_ack_decode(nng_msg_body(r), nng_msg_len(r), 0, &ack);
+		nng_msg_free(r);
+		if (e) {
+			record_error(p, "seq %" PRIu64 ": malformed Ack: %s",
+			             seq, fdo_strerror(e));
+		} else if (ack->status != 0) {
+			record_error(p, "seq %" PRIu64 ": Ack status %u %s: %s",
+			             seq, ack->status,
+			             fdo_errname((int)ack->status),
+			             ack->message);
+		} else if (ack->seq != seq || ack->duplicate ||
+		           ack->samples_accepted != samples) {
+			record_error(p,
+			             "seq %" PRIu64 ": Ack seq %" PRIu64
+			             " duplicate %d accepted %" PRIu64
+			             " of %" PRIu64 " samples",
+			             seq, ack->seq, (int)ack->duplicate,
+			             ack->samples_accepted, samples);
+		} else {
+			p->batches++;
+			p->stacks += cfg.stacks;
+			p->samples += samples;
+			p->frames += cfg.stacks * cfg.depth;
+			lat_push(p, t1 - t0);
+			p->last_ack = t1;
+		}
+		wire_ack_free(ack);
+		seq++;
+	}
+	free(p->ids);
+	free(p->picked);
+	free(p->sbuf);
+	return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* utime + stime of pid in ns (from /proc/PID/stat); -1 if unreadable. */
+static int64_t proc_cpu_ns(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *s = strrchr(buf, ')'); /* comm may contain spaces */
+	if (!s)
+		return -1;
+	unsigned long ut, st;
+	/* fields after comm: state(3) ... utime(14) stime(15) */
+	if (sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+	           &ut, &st) != 2)
+		return -1;
+	long hz = sysconf(_SC_CLK_TCK);
+	return (int64_t)((ut + st) * (1000000000ull / (uint64_t)hz));
+}
+
+/* A "Vm...:" line of /proc/PID/status in KiB; -1 if unreadable. */
+static long proc_status_kb(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	long v = -1;
+	size_t fl = strlen(field);
+	while (fgets(line, sizeof line, f))
+		if (!strncmp(line, field, fl) && line[fl] == ':') {
+			v = strtol(line + fl + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/* Machine-wide busy and iowait jiffies from /proc/stat. */
+static void machine_cpu(uint64_t *busy, uint64_t *iowait, uint64_t *total)
+{
+	unsigned long long v[8] = {0};
+	FILE *f = fopen("/proc/stat", "r");
+	*busy = *iowait = *total = 0;
+	if (!f)
+		return;
+	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+	           &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+		*busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+		*iowait = v[4];
+		*total = *busy + v[3] + v[4];
+	}
+	fclose(f);
+}
+
+static uint64_t rusage_ns(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) *
+	           1000000000ull +
+	       (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ull;
+}
+
+static int pusher_open(struct pusher *p)
+{
+	int rv;
+	if ((rv = nng_req0_open(&p->sock)) != 0)
+		goto fail;
+	nng_socket_set_ms(p->sock, NNG_OPT_RECVTIMEO, (int)cfg.timeout_ms);
+	nng_socket_set_ms(p->sock, NNG_OPT_SENDTIMEO, (int)cfg.timeout_ms);
+	/* Never resend behind our back: a resend would be timed as one. */
+	if (nng_socket_set_ms(p->sock, NNG_OPT_REQ_RESENDTIME,
+	                      NNG_DURATION_INFINITE) != 0)
+		nng_socket_set_ms(p->sock, NNG_OPT_REQ_RESENDTIME, 3600000);
+	nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, WIRE_ACK_MAX_BYTES);
+	if ((rv = nng_dial(p->sock, cfg.url, NULL, 0)) != 0)
+		goto fail;
+	return 0;
+fail:
+	fprintf(stderr, "pusher: cannot connect to %s: %s\n", cfg.url,
+	        nng_strerror(rv));
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	char err[256];
+	int optind;
+	if (fdo_opts_wants_help(argc, argv)) {
+		printf("usage: pusher [options]\n\n"
+		       "Pushes SampleBatches to fdod from concurrent agents "
+		       "for a fixed time and\nreports throughput and Ack "
+		       "latency (bench/ingest/README.md).\n\n");
+		fdo_opts_print_help(opts, stdout);
+		return 0;
+	}
+	if (fdo_opts_defaults(opts, &cfg, err, sizeof err) ||
+	    fdo_opts_parse_args(opts, &cfg, argc, argv, &optind, err,
+	                        sizeof err)) {
+		fprintf(stderr, "pusher: %s\n", err);
+		return 2;
+	}
+	if (optind != argc || cfg.pushers < 1 || cfg.pushers > 1024 ||
+	    cfg.stacks < 1 || cfg.depth < 1 || cfg.depth > 1024 ||
+	    cfg.addrs < 1 || cfg.addrs > (1u << 28) || cfg.seconds < 1 ||
+	    cfg.new_pct < 0 || cfg.new_pct > 100) {
+		fprintf(stderr, "pusher: bad arguments (see --help)\n");
+		return 2;
+	}
+
+	ret_enc = malloc(cfg.addrs * sizeof *ret_enc);
+	if (!ret_enc)
+		return 1;
+	for (uint64_t i = 0; i < cfg.addrs; i++)
+		ret_enc[i][0] =
+		    (uint8_t)put_varint(ret_enc[i] + 1, frame_addr(i, 1, 0));
+	unsigned np = (unsigned)cfg.pushers;
+	struct pusher *ps = calloc(np, sizeof *ps);
+	if (!ps)
+		return 1;
+	for (unsigned i = 0; i < np; i++) {
+		struct pusher *p = &ps[i];
+		p->id = i;
+		p->seed = splitmix(0x66646f64ull + i);
+		p->rng = splitmix(p->seed ^ 0x5eed);
+		for (int j = 0; j < BUILD_ID_LEN; j++)
+			p->build_id[j] =
+			    (uint8_t)splitmix(p->seed + (uint64_t)j);
+		snprintf(p->agent, sizeof p->agent, "bench-%u", i);
+		snprintf(p->host, sizeof p->host, "bench-host-%u", i);
+		snprintf(p->shard, sizeof p->shard, "%u", i % 4);
+		if (pusher_open(p))
+			return 1;
+	}
+	pthread_barrier_init(&ready_barrier, NULL, np + 1);
+	pthread_barrier_init(&start_barrier, NULL, np + 1);
+	for (unsigned i = 0; i < np; i++)
+		if (pthread_create(&ps[i].thread, NULL, pusher_main, &ps[i])) {
+			fprintf(stderr, "pusher: cannot start a thread\n");
+			return 1;
+		}
+
+	pid_t pid = (pid_t)cfg.pid;
+	uint64_t mb0, mi0, mt0, mb1, mi1, mt1;
+	/* Start-up work (connects, checks) is done once all are ready. */
+	pthread_barrier_wait(&ready_barrier);
+	int64_t fcpu0 = pid ? proc_cpu_ns(pid) : -1;
+	uint64_t cpu0 = rusage_ns();
+	machine_cpu(&mb0, &mi0, &mt0);
+	t_start = fdo_now_ns();
+	t_deadline = t_start + cfg.seconds * 1000000000ull;
+	pthread_barrier_wait(&start_barrier);
+
+	for (unsigned i = 0; i < np; i++)
+		pthread_join(ps[i].thread, NULL);
+	uint64_t t_end = t_start;
+	for (unsigned i = 0; i < np; i++)
+		if (ps[i].last_ack > t_end)
+			t_end = ps[i].last_ack;
+	uint64_t cpu1 = rusage_ns();
+	machine_cpu(&mb1, &mi1, &mt1);
+	int64_t fcpu1 = pid ? proc_cpu_ns(pid) : -1;
+	long hwm = pid ? proc_status_kb(pid, "VmHWM") : -1;
+	long rss = pid ? proc_status_kb(pid, "VmRSS") : -1;
+
+	uint64_t batches = 0, stacks = 0, samples = 0, frames = 0, bytes = 0,
+	         errors = 0, build_ns = 0;
+	size_t nlat = 0;
+	for (unsigned i = 0; i < np; i++) {
+		batches += ps[i].batches;
+		stacks += ps[i].stacks;
+		samples += ps[i].samples;
+		frames += ps[i].frames;
+		bytes += ps[i].bytes;
+		errors += ps[i].errors;
+		build_ns += ps[i].build_ns;
+		nlat += ps[i].nlat;
+	}
+	uint64_t *lat = calloc(nlat ? nlat : 1, sizeof *lat);
+	if (!lat)
+		return 1;
+	size_t k = 0;
+	for (unsigned i = 0; i < np; i++) {
+		memcpy(lat + k, ps[i].lat, ps[i].nlat * sizeof *lat);
+		k += ps[i].nlat;
+	}
+	qsort(lat, nlat, sizeof *lat, cmp_u64);
+	double p50 = nlat ? lat[(nlat - 1) / 2] / 1e6 : 0;
+	double p99 = nlat ? lat[(size_t)((nlat - 1) * 0.99)] / 1e6 : 0;
+	double pmax = nlat ? lat[nlat - 1] / 1e6 : 0;
+	double win = (double)(t_end - t_start) / 1e9;
+	if (win <= 0)
+		win = 1e-9;
+	double pcpu = (double)(cpu1 - cpu0) / 1e9;
+	double fcpu =
+	    fcpu0 >= 0 && fcpu1 >= 0 ? (double)(fcpu1 - fcpu0) / 1e9 : -1;
+	double mt = (double)(mt1 - mt0);
+	double mbusy = mt > 0 ? (double)(mb1 - mb0) / mt : 0;
+	double mio = mt > 0 ? (double)(mi1 - mi0) / mt : 0;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	printf("ingest pusher: %u pushers x batches of %" PRIu64
+	       " stacks x %" PRIu64 " frames, %.1f%% new stacks per batch,"
+	       " %s\n",
+	       np, cfg.stacks, cfg.depth, cfg.new_pct, cfg.url);
+	printf("  window                      %.2f s (send for %" PRIu64
+	       " s, then wait for the last Acks)\n",
+	       win, cfg.seconds);
+	printf("  acknowledged batches        %" PRIu64 " (%.1f/s), %.1f KiB"
+	       " average\n",
+	       batches, batches / win,
+	       batches ? bytes / 1024.0 / batches : 0.0);
+	printf("  Stack messages/s            %.0f\n", stacks / win);
+	printf("  samples (sum of counts)/s   %.0f\n", samples / win);
+	printf("  frames/s                    %.0f\n", frames / win);
+	printf("  Ack latency                 p50 %.1f ms, p99 %.1f ms, max "
+	       "%.1f ms (%zu batches)\n",
+	       p50, p99, pmax, nlat);
+	printf("  errors                      %" PRIu64 "\n", errors);
+	for (unsigned i = 0; i < atomic_load(&nerr_shown); i++)
+		printf("    %s\n", err_shown[i]);
+	printf("  pusher CPU                  %.2f s (%.0f%% of one core);"
+	       " building batches %.2f s = %.0f us/batch\n",
+	       pcpu, 100 * pcpu / win, build_ns / 1e9,
+	       batches ? build_ns / 1e3 / batches : 0.0);
+	if (pid) {
+		printf("  fdod CPU                    %.2f s (%.0f%% of one "
+		       "core), %.0f us/batch\n",
+		       fcpu, 100 * fcpu / win,
+		       batches ? fcpu * 1e6 / batches : 0.0);
+		printf("  fdod RSS                    peak (VmHWM) %.1f MiB, "
+		       "now %.1f MiB\n",
+		       hwm / 1024.0, rss / 1024.0);
+	}
+	printf("  machine                     %ld CPUs, busy %.0f%%, iowait "
+	       "%.0f%% over the window\n",
+	       ncpu, 100 * mbusy, 100 * mio);
+	printf("RESULT window_s=%.3f batches=%" PRIu64 " stacks=%" PRIu64
+	       " samples=%" PRIu64 " frames=%" PRIu64 " errors=%" PRIu64
+	       " p50_ms=%.2f p99_ms=%.2f max_ms=%.2f pusher_cpu_s=%.2f"
+	       " build_cpu_s=%.2f fdod_cpu_s=%.2f fdod_hwm_kb=%ld"
+	       " machine_busy_pct=%.0f iowait_pct=%.0f ncpu=%ld\n",
+	       win, batches, stacks, samples, frames, errors, p50, p99, pmax,
+	       pcpu, build_ns / 1e9, fcpu, hwm, 100 * mbusy, 100 * mio, ncpu);
+	fflush(stdout);
+	for (unsigned i = 0; i < np; i++) {
+		nng_close(ps[i].sock);
+		free(ps[i].lat);
+	}
+	free(lat);
+	free(ps);
+	free(ret_enc);
+	fdo_opts_fini(opts, &cfg);
+	return errors ? 1 : 0;
+}
