@@ -23,6 +23,7 @@ struct agg_ingest_opts {
 	size_t queue_max;          /* prepared batches waiting for the writer
 				      before submitters block; default 256 */
 	size_t group_max;          /* batches in one commit at most; def. 512 */
+	uint64_t wal_segment_bytes; /* rotate the write-ahead log; 0: 64 MiB */
 	const struct wire_limits *limits; /* NULL: wire_limits_default */
 	/* Called by the writer thread after a commit with the build-ids
 	 * (interned ids) that got new pending addresses. May be NULL. */
@@ -39,13 +40,17 @@ struct agg_result {
 	uint64_t frames_unmapped;  /* addresses outside every mapping, dropped */
 	uint64_t branches_accepted, branches_unmapped;
 	char message[256];
+	int done; /* set by the WAL writer, under the ingest lock */
 };
 
 typedef struct agg_ingest agg_ingest;
 
 /*
- * agg_ingest_create starts the writer thread of the group commit over
- * store s (which must outlive it). Returns FDO_OK, FDO_ENOMEM.
+ * agg_ingest_create opens the write-ahead log beside store s (which must
+ * outlive it), replays what was logged but not yet in the store, and
+ * starts the WAL writer and the merger. Returns FDO_OK, FDO_ENOMEM, or the
+ * log's errors (FDO_EIO, FDO_ECORRUPT: a damaged record that was
+ * acknowledged; fdod refuses to start rather than lose it).
  */
 int agg_ingest_create(store *s, const struct agg_ingest_opts *opts,
 		      agg_ingest **out);
@@ -59,9 +64,9 @@ void agg_ingest_destroy(agg_ingest *ing);
 
 /*
  * agg_ingest_batch validates and normalizes batch, queues it for the next
- * group commit and blocks until that commit is durable (or failed); fills
- * *res. Blocks while the queue is full (backpressure). Any thread; the
- * batch is only read, and not after the call returns.
+ * group commit to the write-ahead log and blocks until that is durable
+ * (or failed); fills *res. Blocks while the queue is full (backpressure).
+ * Any thread; the batch is only read, and not after the call returns.
  */
 void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
 		      struct agg_result *res);
@@ -74,9 +79,18 @@ void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
 void agg_ingest_message(agg_ingest *ing, const uint8_t *msg, size_t len,
 			struct fdo_buf *reply);
 
+/*
+ * agg_ingest_flush waits until every batch acknowledged before the call is
+ * in the store (merged), for at most timeout_ms. Returns FDO_OK or
+ * FDO_EBUSY on timeout. For readers that must see acknowledged data.
+ */
+int agg_ingest_flush(agg_ingest *ing, unsigned timeout_ms);
+
 struct agg_ingest_stats {
 	uint64_t batches, duplicates, refused, commits, samples;
-	uint64_t queue_len;
+	uint64_t queue_len;      /* submitted, not yet logged */
+	uint64_t unmerged;       /* logged (acknowledged), not yet merged */
+	uint64_t backlog_stacks; /* their stacks */
 };
 void agg_ingest_stats(agg_ingest *ing, struct agg_ingest_stats *st);
 

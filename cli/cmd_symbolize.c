@@ -208,8 +208,12 @@ static const char help[] =
 	"Prints, for each address, its inline chain innermost first, exactly\n"
 	"as `llvm-symbolizer --inlining --obj=FILE` does: per frame a line\n"
 	"with the function and a line FILE:LINE:COLUMN, then an empty line.\n"
-	"Addresses come from the arguments, else from stdin, one per line;\n"
-	"like llvm-symbolizer, 0x... is hex, a leading 0 octal, else decimal.\n"
+	"Addresses come from the arguments, else from stdin, one per line,\n"
+	"read as llvm-symbolizer-16 reads them: 0x... is hex, 0b... binary,\n"
+	"0o... or a leading 0 octal, anything else decimal; there is no bare\n"
+	"hex (1000 is 0x3e8, 01750 too). A line that is not such a number\n"
+	"(2ce5, 0x, -1) is echoed back unanswered (in JSON, an Error object).\n"
+	"An optional CODE prefix is skipped.\n"
 	"\n"
 	"  --elf FILE          the executable or shared object (also --obj)\n"
 	"  --debug-file FILE   read DWARF from FILE (default: the build-id\n"
@@ -496,7 +500,8 @@ int cmd_symbolize(int argc, char **argv)
 		if (c->list_mode)
 			out_ch('[');
 		for (int i = first_addr; i < argc; i++)
-			handle(c, argv[i]);
+			if (argv[i][0]) /* llvm drops empty arguments */
+				handle(c, argv[i]);
 		if (c->list_mode)
 			out_str("]\n");
 	} else {

@@ -176,8 +176,15 @@ static uint64_t hosts_of(store_txn *t, uint32_t binary)
 	return n;
 }
 
+/*
+ * A read transaction over everything acknowledged so far: batches that
+ * are logged but not yet merged are merged first (bounded wait).
+ */
 static int read_txn(struct srv_app *app, struct srv_resp *resp, store_txn **t)
 {
+	if (agg_ingest_flush(app->ingest, 10000))
+		fdo_warn("http: the store lags the write-ahead log by more "
+			 "than 10 s; answering from what is merged");
 	int rc = store_txn_begin(app->st, 0, t);
 	if (rc)
 		srv_resp_error(resp, 503, "store unavailable: %s",
@@ -214,13 +221,14 @@ static void h_status(void *a, struct srv_req *req, struct srv_resp *resp)
 	fdo_buf_printf(b,
 		       "\"ingest\":{\"batches\":%llu,\"duplicates\":%llu,"
 		       "\"refused\":%llu,\"commits\":%llu,\"samples\":%llu,"
-		       "\"queue\":%llu},",
+		       "\"queue\":%llu,\"unmerged\":%llu},",
 		       (unsigned long long)is.batches,
 		       (unsigned long long)is.duplicates,
 		       (unsigned long long)is.refused,
 		       (unsigned long long)is.commits,
 		       (unsigned long long)is.samples,
-		       (unsigned long long)is.queue_len);
+		       (unsigned long long)is.queue_len,
+		       (unsigned long long)is.unmerged);
 	fdo_buf_printf(b,
 		       "\"symbolizer\":{\"resolved\":%llu,\"failures\":%llu,"
 		       "\"queued\":%llu,\"busy\":%llu,\"cache_indexes\":%zu,"

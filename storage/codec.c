@@ -34,10 +34,14 @@
  *
  * stacks — deduplicated call stacks
  *   key:   OFFSET SIZE DESCRIPTION
- *          0      8    stack id = store_stack_id(frames) (FNV-1a 64 over
- *                      the encoded frames, then a splitmix64 finalizer);
- *                      on a collision with different frames the writer
- *                      probes id+1, id+2, ...
+ *          0      8    stack id = store_stack_id(frames): FNV-1a 64 over
+ *                      each frame's (build-id hash be64, offset be64),
+ *                      then a splitmix64 finalizer; build-id hash =
+ *                      splitmix64(FNV-1a 64 of the raw build-id). Defined
+ *                      over build-id bytes, not interned ids, so ingest
+ *                      threads compute it before interning. 64-bit ids:
+ *                      collisions are not resolved (birthday bound ~2^32
+ *                      distinct stacks per store).
  *   value: N frames, leaf first, each:
  *          0      4    build-id id
  *          4      8    file offset in that build-id's ELF file (for
@@ -199,26 +203,44 @@ void store_stack_key_encode(uint8_t out[STORE_STACK_KEY_SIZE], uint64_t id)
 	fdo_put_be64(out, id);
 }
 
-uint64_t store_stack_id(const struct store_frame *frames, size_t n)
+/* FNV-1a 64 over bytes, continuing from h. */
+static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n)
 {
-	/* FNV-1a 64 over the encoded frames: defined by bytes, not by the
-	 * struct layout, so it is the same on every host. */
-	uint64_t h = 0xcbf29ce484222325ull;
 	for (size_t i = 0; i < n; i++) {
-		uint8_t b[STORE_FRAME_SIZE];
-		store_addr_key_encode(b, &frames[i]);
-		for (size_t j = 0; j < sizeof b; j++) {
-			h ^= b[j];
-			h *= 0x100000001b3ull;
-		}
+		h ^= p[i];
+		h *= 0x100000001b3ull;
 	}
-	/* splitmix64 finalizer: FNV's low bits are weak for short inputs. */
+	return h;
+}
+
+/* splitmix64 finalizer: FNV's low bits are weak for short inputs. */
+static uint64_t mix64(uint64_t h)
+{
 	h ^= h >> 30;
 	h *= 0xbf58476d1ce4e5b9ull;
 	h ^= h >> 27;
 	h *= 0x94d049bb133111ebull;
 	h ^= h >> 31;
 	return h;
+}
+
+uint64_t store_buildid_hash(const uint8_t *id, size_t len)
+{
+	return mix64(fnv1a(0xcbf29ce484222325ull, id, len));
+}
+
+uint64_t store_stack_id(const struct store_hframe *frames, size_t n)
+{
+	/* Defined by big-endian bytes, not by the struct layout, so it is the
+	 * same on every host. */
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t b[16];
+		fdo_put_be64(b, frames[i].build_id_hash);
+		fdo_put_be64(b + 8, frames[i].offset);
+		h = fnv1a(h, b, sizeof b);
+	}
+	return mix64(h);
 }
 
 int store_stack_encode(const struct store_frame *frames, size_t n, uint8_t *out,

@@ -250,8 +250,15 @@ int store_addr_key_decode(const void *p, size_t len, struct store_frame *a);
 #define STORE_FRAME_SIZE       12
 #define STORE_STACK_MAX_FRAMES 1024
 void store_stack_key_encode(uint8_t out[STORE_STACK_KEY_SIZE], uint64_t id);
+/* A frame as the stack id sees it: a hash of the raw build-id, not its id. */
+struct store_hframe {
+	uint64_t build_id_hash; /* store_buildid_hash of the raw build-id */
+	uint64_t offset;
+};
+/* store_buildid_hash: 64-bit hash of raw build-id bytes (stable forever). */
+uint64_t store_buildid_hash(const uint8_t *id, size_t len);
 /* store_stack_id hashes frames (64-bit, stable forever: it is on disk). */
-uint64_t store_stack_id(const struct store_frame *frames, size_t n);
+uint64_t store_stack_id(const struct store_hframe *frames, size_t n);
 /* store_stack_encode writes n*STORE_FRAME_SIZE bytes into out (capacity
  * cap): FDO_OK, FDO_ELIMIT when cap is short or n > STORE_STACK_MAX_FRAMES. */
 int store_stack_encode(const struct store_frame *frames, size_t n, uint8_t *out,
@@ -481,5 +488,67 @@ int store_symbols_tmpfile(const char *datadir, char *path, size_t cap, int *fd);
  */
 int store_symbols_adopt(store *s, const char *datadir, const char *tmp_path,
                         const char *binary, struct store_sym_result *res);
+
+/* ---------------------------------------------------- write-ahead log -- */
+/*
+ * The ingest write-ahead log (storage/wal.c, layout there): records are
+ * appended and made durable with one fdatasync per group; LMDB absorbs
+ * them later, recording how far it got (the "applied" position, in table
+ * meta, in the same transaction as the data), and whole segments behind
+ * that position are deleted. Files live in DATADIR/wal/.
+ * One thread appends and syncs; replay runs before appending starts.
+ */
+typedef struct store_wal store_wal;
+
+/* A position in the log: just after a record. {0,0} = the beginning. */
+struct store_wal_pos {
+	uint64_t segment;
+	uint64_t offset;
+};
+
+#define STORE_WAL_RECORD_MAX (64u << 20)
+
+/*
+ * store_wal_open opens (creating) DATADIR/wal, cuts a torn tail off the
+ * last segment (a crash mid-append; nothing there was acknowledged) and
+ * positions appends at its end. segment_bytes: rotate after this size
+ * (0 = 64 MiB). Returns FDO_OK, FDO_EIO, FDO_ENOMEM, FDO_ESTORE_FULL.
+ */
+int store_wal_open(const char *datadir, uint64_t segment_bytes,
+		   store_wal **out);
+void store_wal_close(store_wal *w);
+
+/*
+ * store_wal_append writes one record (1..STORE_WAL_RECORD_MAX bytes),
+ * not yet durable; *end (may be NULL) gets the position after it. On
+ * failure nothing of the record stays in the file. Returns FDO_OK,
+ * FDO_EINVAL, FDO_EIO, FDO_ESTORE_FULL (disk full).
+ */
+int store_wal_append(store_wal *w, const void *rec, size_t len,
+		     struct store_wal_pos *end);
+
+/* store_wal_sync makes every appended record durable. FDO_OK, FDO_EIO. */
+int store_wal_sync(store_wal *w);
+
+/*
+ * store_wal_replay calls fn for every whole record after position from,
+ * in order, with the position after it; stops at fn's first non-zero
+ * return and returns it. FDO_ECORRUPT when a segment other than the last
+ * is damaged. Records passed to fn live until fn returns.
+ */
+int store_wal_replay(store_wal *w, struct store_wal_pos from,
+		     int (*fn)(void *arg, const void *rec, size_t len,
+			       struct store_wal_pos end),
+		     void *arg);
+
+/* store_wal_trim deletes segments wholly before position applied. */
+int store_wal_trim(store_wal *w, struct store_wal_pos applied);
+
+/* store_wal_stats: segments on disk and an upper bound of their bytes. */
+void store_wal_stats(store_wal *w, uint64_t *segments, uint64_t *bytes);
+
+/* The applied position, read and written inside a store transaction. */
+int store_wal_applied_get(store_txn *t, struct store_wal_pos *pos);
+int store_wal_applied_put(store_txn *t, struct store_wal_pos pos);
 
 #endif

@@ -249,7 +249,9 @@ static int collect_symbols(Elf *elf, struct sym_builder *b)
 {
 	GElf_Shdr sh;
 	Elf_Scn *s = NULL;
-	/* .symtab if it has symbols, else .dynsym (llvm's computeSymbolSizes) */
+	/* .symtab if it has symbols, else .dynsym (llvm's computeSymbolSizes),
+	 * of the binary itself: llvm-symbolizer-16 reads symbols from the
+	 * object it was given and DWARF from the debug object. */
 	for (int pass = 0; pass < 2 && !s; pass++) {
 		GElf_Word want = pass ? SHT_DYNSYM : SHT_SYMTAB;
 		for (Elf_Scn *c = elf_nextscn(elf, NULL); c;

@@ -23,7 +23,7 @@ BID = bytes.fromhex("c0ffee" * 6 + "00aa")
 
 def batch(agent_no, seq):
     # Stack addresses unique per (agent, seq, i): distinct stacks per batch.
-    base = START + 0x1000 + (agent_no << 24) + (seq << 10) * 8
+    base = START + 0x1000 + (agent_no << 32) + seq * 8 * STACKS_PER_BATCH
     stacks = [(1 + (seq * 7 + i) % 13, [base + 8 * i, START + 0x2000])
               for i in range(STACKS_PER_BATCH)]
     return encode_batch(agent="crash-%d" % agent_no, seq=seq,

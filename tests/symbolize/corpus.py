@@ -13,9 +13,11 @@ Each built variant is described by a Binary record:
   name        variant name, used as the pytest id and in reports
   elf         the file given to `fdoctl symbolize --elf`
   debug_file  the file given to --debug-file, or None
-  oracle      the file given to `llvm-symbolizer-16 --obj` (the unstripped
-              original for stripped variants: it holds exactly the DWARF and
-              symbol table of the separate debug file)
+  oracle      the file given to `llvm-symbolizer-16 --obj`: for stripped
+              variants the stripped file itself, beside its debug file
+              (found by .gnu_debuglink), because llvm-symbolizer takes the
+              symbol table from the file it is given and only the DWARF
+              from the debug file; fdoctl follows the same rule
   path_map    (old, new) rewriting the oracle's file names where the oracle
               is another build (ORACLE_OF: clang split DWARF, on which
               llvm-symbolizer-16 is wrong, is compared with the same build
@@ -223,7 +225,7 @@ def binaries(out=DEFAULT_OUT):
     for n, v in VARIANTS.items():
         d = os.path.join(out, n)
         if v[0] == "strip":
-            res[n] = Binary(n, os.path.join(d, "prog"), os.path.join(out, v[1], "prog"),
+            res[n] = Binary(n, os.path.join(d, "prog"), os.path.join(d, "prog"),
                             debug_file=os.path.join(d, "prog.debug"))
         else:
             f = os.path.join(d, "libcorpus.so" if v[4] == "so" else "prog")

@@ -11,7 +11,8 @@ Cases:
   test_no_demangle              --no-demangle against llvm-symbolizer --no-demangle
   test_file_offsets             --file-offsets OFF answers like the vaddr of OFF
   test_stdin_equals_argv        addresses on argv == the same on stdin
-  test_hex_without_0x           "2ce5" means 0x2ce5 (the brief: hex, 0x optional)
+  test_address_radix_as_llvm    an address without 0x is read as llvm-symbolizer-16
+                                reads it (leading 0 octal, else decimal; "2ce5" echoed)
   test_debug_file_*             --debug-file for a stripped binary alone;
                                 .gnu_debuglink beside the binary; libc found by
                                 build-id under /usr/lib/debug
@@ -220,21 +221,36 @@ def test_stdin_equals_argv(bins, fdoctl, tmp_path):
     assert len(symdiff.split_llvm(run(symdiff.fdoctl_cmd(fdoctl, b.elf, None, "LLVM") + argv, env).stdout)) == len(addrs)
 
 
-def test_hex_without_0x(bins, fdoctl, tmp_path):
-    """The brief's contract: addresses are hex, 0x optional, so "2ce5" means
-    0x2ce5 on argv and on stdin. (llvm-symbolizer itself reads a bare number
-    as decimal, or octal with a leading 0, and echoes what it cannot parse;
-    if the lead settles on that rule instead, drop this case.)"""
+def test_address_radix_as_llvm(bins, fdoctl, tmp_path):
+    """Addresses are taken as llvm-symbolizer-16 takes them: 0x hex, 0b binary,
+    0o or a leading 0 octal, anything else decimal; a line that is not such a
+    number ("2ce5", "0x", "08") is echoed (LLVM style) or answered with an Error
+    object (JSON). Same output as llvm-symbolizer-16, on argv and on stdin."""
     b = bins["c-gcc-O2-dw5"]
     env, _ = fresh_env(tmp_path)
-    addrs = corpus.addresses(b.oracle, 60, seed=5)
-    base = symdiff.fdoctl_cmd(fdoctl, b.elf, None, "LLVM")
-    want = run(base + [f"0x{a:x}" for a in addrs], env)
-    bare = run(base + [f"{a:x}" for a in addrs], env)
-    stdin = run(base, env, "".join(f"{a:x}\n" for a in addrs))
-    assert want.returncode == 0 and bare.returncode == 0 and stdin.returncode == 0
-    assert bare.stdout == want.stdout, "bare hex on argv is not read as hex: " + bare.stdout[:200]
-    assert stdin.stdout == want.stdout, "bare hex on stdin is not read as hex: " + stdin.stdout[:200]
+    addrs = corpus.addresses(b.oracle, 40, seed=5)
+    inputs = ["1000", "0x3e8", "01750", "2ce5", "0X3E8", "0b1111101000", "0o1750", "0O1750", "08",
+              "0", "0x", "1000abc", "CODE 1000", "18446744073709551615", "18446744073709551616"]
+    for a in addrs:
+        # decimal, hex, octal, and bare hex (decimal digits only: read as
+        # decimal, another address; with a-f: echoed)
+        inputs += [str(a), f"0x{a:x}", f"0{a:o}", f"{a:x}"]
+    assert any(not x.isdigit() for x in inputs[-4 * len(addrs):][3::4]), "no bare hex with a-f"
+    for style in ("LLVM", "JSON"):
+        llvm = [symdiff.LLVM_SYMBOLIZER, "--inlining", "--obj=" + b.elf]
+        if style == "JSON":
+            llvm.append("--output-style=JSON")
+        base = symdiff.fdoctl_cmd(fdoctl, b.elf, None, style)
+        for how, extra, stdin in (("argv", inputs, None), ("stdin", [], "".join(x + "\n" for x in inputs))):
+            want = run(llvm + extra, None, stdin)
+            got = run(base + extra, env, stdin)
+            assert want.returncode == 0, want.stderr
+            assert got.returncode == 0, got.stderr
+            if got.stdout != want.stdout:
+                w, g = want.stdout.split("\n"), got.stdout.split("\n")
+                k = next((i for i, (x, y) in enumerate(zip(w, g)) if x != y), min(len(w), len(g)))
+                pytest.fail(f"{style} on {how}: first difference at output line {k}: "
+                            f"llvm {w[k:k + 3]!r} vs fdoctl {g[k:k + 3]!r}")
 
 
 # --- separate debug files ------------------------------------------------------------

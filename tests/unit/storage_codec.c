@@ -169,14 +169,21 @@ TEST(stack_round_trip_and_stable_id)
 
 	/* The id is on disk: pin its value (computed by an independent
 	 * Python implementation of FNV-1a 64 + splitmix64 over the big-endian
-	 * frames). Order matters, and so does every field. */
-	uint64_t id = store_stack_id(f, 3);
-	CHECK(id == store_stack_id(f, 3));
-	struct store_frame g[3] = {f[1], f[0], f[2]};
+	 * (build-id hash, offset) frames). Order matters, and every field. */
+	static const uint8_t b1[] = {0x5f, 0x3c, 0x00, 0xe1};
+	static const uint8_t b2[] = {0xaa, 0xbb, 0xcc, 0xdd, 0xee,
+				     0xff, 0x00, 0x11, 0x22, 0x33};
+	uint64_t h1 = store_buildid_hash(b1, sizeof b1);
+	uint64_t h2 = store_buildid_hash(b2, sizeof b2);
+	CHECK(h1 == 0x09d7fe8d9a7bb951ull);
+	CHECK(h2 == 0x9cdfa720cfcf2988ull);
+	struct store_hframe hf[3] = {{h1, 0x1a10}, {h1, 0x1c33}, {h2, 0x29d90}};
+	uint64_t id = store_stack_id(hf, 3);
+	CHECK(id == 0x58fc2d4da880bac2ull);
+	struct store_hframe g[3] = {hf[1], hf[0], hf[2]};
 	CHECK(id != store_stack_id(g, 3));
-	CHECK(id != store_stack_id(f, 2));
+	CHECK(id != store_stack_id(hf, 2));
 	CHECK(store_stack_id(NULL, 0) != 0);
-	CHECK(id == 0x20073fd6931450b5ull);
 }
 
 TEST(symcache_round_trip_and_limits)

@@ -297,6 +297,75 @@ TEST(hostile_elf)
 	fdo_log_set_level(FDO_LOG_INFO);
 }
 
+/* Runs a shell command built from fmt; returns its exit status. */
+static int shell(const char *fmt, const char *a, const char *b, const char *c)
+{
+	char cmd[2400];
+	snprintf(cmd, sizeof cmd, fmt, a, b, c);
+	return system(cmd);
+}
+
+/*
+ * A stripped binary with its debug file: DWARF comes from the debug file,
+ * the symbol table from the binary only (here .dynsym, which has no `work`),
+ * as llvm-symbolizer-16 does; so the outermost name is the DWARF one. The
+ * debug file's .symtab is not used (llvm-symbolizer-16 ignores it too).
+ */
+TEST(stripped_with_debug_file)
+{
+	REQUIRE(setup());
+	char stripped[600], dbg[600];
+	snprintf(stripped, sizeof stripped, "%s/a.stripped", test_tmpdir());
+	snprintf(dbg, sizeof dbg, "%s/a.debug", test_tmpdir());
+	REQUIRE(shell("objcopy --only-keep-debug '%s' '%s'%s", prog_a, dbg,
+		      "") == 0);
+	REQUIRE(shell("objcopy --strip-all '%s' '%s'%s", prog_a, stripped, "") ==
+		0);
+	uint64_t a = sym_addr(prog_a, "work");
+	REQUIRE(a != 0);
+	sym_index *idx = NULL;
+	REQUIRE(sym_index_open(stripped, dbg, NULL, &idx) == FDO_OK);
+	struct sym_frame fr[8];
+	struct sym_symbol sym;
+	size_t n = 0;
+	CHECK_EQ_INT(sym_index_lookup(idx, a, fr, 8, &n, &sym), FDO_OK);
+	CHECK(n >= 1);
+	if (n >= 1) {
+		CHECK_EQ_STR(fr[n - 1].function, "work");
+		CHECK(fr[0].file && ends_with(fr[0].file, "/a.c"));
+	}
+	CHECK(!sym.found);
+	sym_index_close(idx);
+}
+
+/* An empty .debug_line under intact units: no line rows at all, so the
+ * builder's zero-length paths run (under the sanitizers in the san build);
+ * the subroutine DIEs and the symbol table still answer. */
+TEST(empty_sections)
+{
+	REQUIRE(setup());
+	char out[600];
+	snprintf(out, sizeof out, "%s/a.empty", test_tmpdir());
+	REQUIRE(shell("objcopy --update-section .debug_line=/dev/null%s "
+		      "'%s' '%s'",
+		      "", prog_a, out) == 0);
+	fdo_log_set_level(FDO_LOG_ERROR);
+	sym_index *idx = NULL;
+	CHECK_EQ_INT(sym_index_open(out, NULL, NULL, &idx), FDO_OK);
+	if (idx) {
+		struct sym_frame fr[8];
+		struct sym_symbol sym;
+		size_t n = 0;
+		uint64_t a = sym_addr(prog_a, "work");
+		CHECK_EQ_INT(sym_index_lookup(idx, a, fr, 8, &n, &sym), FDO_OK);
+		CHECK(sym.found && !strcmp(sym.name, "work"));
+		CHECK(n >= 1 && fr[n - 1].function &&
+		      !strcmp(fr[n - 1].function, "work") && !fr[0].file);
+		sym_index_close(idx);
+	}
+	fdo_log_set_level(FDO_LOG_INFO);
+}
+
 TEST(cache_lru_eviction)
 {
 	REQUIRE(setup());

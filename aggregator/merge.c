@@ -1,0 +1,552 @@
+/*
+ * aggregator/merge.c — logged batches become aggregated counts in LMDB.
+ *
+ * Workload: the merger applies whatever the WAL writer logged since its
+ * last merge — tens to hundreds of batches, ~1,000 stacks each, 95% of
+ * them stacks the store already holds. Everything of one merge happens in
+ * one write transaction (with the WAL position it reached, so a crash
+ * replays exactly what is not in the store):
+ *   - interning of agents, binaries, label sets, hosts and build-ids;
+ *   - the exactly-once record of every batch (table batches);
+ *   - stacks new to the store, and their addresses that have neither a
+ *     symcache nor a pending entry (which become pending);
+ *   - the counts (and branches) of all batches summed in memory first,
+ *     then read-modify-written in key order, so a stack seen in a hundred
+ *     batches costs one update and neighbouring keys share B-tree pages.
+ * In-memory sets of stack ids and addresses known to be in the store save
+ * most lookups; they are lossy (cleared when full) and only ever grow
+ * after a commit, so correctness never depends on them.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator/ingest_int.h"
+#include "common/common.h"
+
+#define KNOWN_MAX (1u << 21) /* slots of each known set */
+
+/* Open addressing map from a fixed-size key (<= 32 bytes) to a weight. */
+struct wmap_slot {
+	uint8_t key[32];
+	uint8_t used;
+	wire_weight_t weight;
+	uint64_t samples;
+};
+
+struct wmap {
+	struct wmap_slot *slots;
+	size_t cap, n, klen;
+};
+
+static uint64_t hash_bytes(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return h;
+}
+
+static int wmap_grow(struct wmap *m)
+{
+	size_t cap = m->cap ? m->cap * 2 : 4096;
+	struct wmap_slot *s = calloc(cap, sizeof *s);
+	if (!s)
+		return FDO_ENOMEM;
+	for (size_t i = 0; i < m->cap; i++) {
+		if (!m->slots[i].used)
+			continue;
+		size_t j = hash_bytes(m->slots[i].key, m->klen) & (cap - 1);
+		while (s[j].used)
+			j = (j + 1) & (cap - 1);
+		s[j] = m->slots[i];
+	}
+	free(m->slots);
+	m->slots = s;
+	m->cap = cap;
+	return FDO_OK;
+}
+
+static int wmap_add(struct wmap *m, const uint8_t *key, wire_weight_t w,
+		    uint64_t samples)
+{
+	if ((m->n + 1) * 2 > m->cap && wmap_grow(m))
+		return FDO_ENOMEM;
+	size_t j = hash_bytes(key, m->klen) & (m->cap - 1);
+	while (m->slots[j].used && memcmp(m->slots[j].key, key, m->klen))
+		j = (j + 1) & (m->cap - 1);
+	struct wmap_slot *s = &m->slots[j];
+	if (!s->used) {
+		memcpy(s->key, key, m->klen);
+		s->used = 1;
+		m->n++;
+	}
+	/* One merge sums at most ~1e6 batches of bounded weights: far from
+	 * 2^128 (see schemas/README.md). */
+	s->weight += w;
+	s->samples += samples;
+	return FDO_OK;
+}
+
+static void wmap_clear(struct wmap *m)
+{
+	if (m->n)
+		memset(m->slots, 0, m->cap * sizeof *m->slots);
+	m->n = 0;
+}
+
+/* Lossy set of 64-bit values (0 = empty slot; value 0 is never known). */
+struct idset {
+	uint64_t *slots;
+	size_t cap, n;
+};
+
+static size_t idset_slot(const struct idset *s, uint64_t v)
+{
+	return (size_t)((v * 0x9e3779b97f4a7c15ull) >> 40) & (s->cap - 1);
+}
+
+static int idset_has(const struct idset *s, uint64_t v)
+{
+	if (!s->slots || !v)
+		return 0;
+	for (size_t j = idset_slot(s, v); s->slots[j];
+	     j = (j + 1) & (s->cap - 1))
+		if (s->slots[j] == v)
+			return 1;
+	return 0;
+}
+
+static void idset_add(struct idset *s, uint64_t v)
+{
+	if (!v)
+		return;
+	if (!s->slots) {
+		if (!(s->slots = calloc(KNOWN_MAX, sizeof *s->slots)))
+			return;
+		s->cap = KNOWN_MAX;
+	}
+	if ((s->n + 1) * 4 > s->cap * 3) {
+		memset(s->slots, 0, s->cap * sizeof *s->slots);
+		s->n = 0;
+	}
+	size_t j = idset_slot(s, v);
+	for (; s->slots[j]; j = (j + 1) & (s->cap - 1))
+		if (s->slots[j] == v)
+			return;
+	s->slots[j] = v;
+	s->n++;
+}
+
+struct vec64 {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static int vec_push(struct vec64 *a, uint64_t x)
+{
+	if (a->n == a->cap) {
+		size_t c = a->cap ? a->cap * 2 : 1024;
+		uint64_t *p = realloc(a->v, c * sizeof *p);
+		if (!p)
+			return FDO_ENOMEM;
+		a->v = p;
+		a->cap = c;
+	}
+	a->v[a->n++] = x;
+	return FDO_OK;
+}
+
+struct merge {
+	struct wmap counts, branches;
+	struct idset known_stacks, known_addrs;
+	struct vec64 new_stacks, new_addrs; /* to add after the commit */
+	uint32_t *pending;                  /* build-ids with new pending */
+	size_t npending, cap_pending;
+	struct wmap_slot **sorted;
+	size_t cap_sorted;
+	/* the current call */
+	struct prep **preps;
+	size_t n;
+	uint64_t now;
+};
+
+int merge_create(struct merge **out)
+{
+	struct merge *m = calloc(1, sizeof *m);
+	if (!m)
+		return FDO_ENOMEM;
+	m->counts.klen = STORE_COUNTS_KEY_SIZE;
+	m->branches.klen = STORE_BRANCHES_KEY_SIZE;
+	*out = m;
+	return FDO_OK;
+}
+
+void merge_destroy(struct merge *m)
+{
+	if (!m)
+		return;
+	free(m->counts.slots);
+	free(m->branches.slots);
+	free(m->known_stacks.slots);
+	free(m->known_addrs.slots);
+	free(m->new_stacks.v);
+	free(m->new_addrs.v);
+	free(m->pending);
+	free(m->sorted);
+	free(m);
+}
+
+static int note_pending(struct merge *m, uint32_t id)
+{
+	for (size_t i = 0; i < m->npending; i++)
+		if (m->pending[i] == id)
+			return FDO_OK;
+	if (m->npending == m->cap_pending) {
+		size_t c = m->cap_pending ? m->cap_pending * 2 : 16;
+		uint32_t *a = realloc(m->pending, c * sizeof *a);
+		if (!a)
+			return FDO_ENOMEM;
+		m->pending = a;
+		m->cap_pending = c;
+	}
+	m->pending[m->npending++] = id;
+	return FDO_OK;
+}
+
+static uint64_t addr_token(uint32_t build_id, uint64_t offset)
+{
+	uint8_t k[12];
+	fdo_put_be32(k, build_id);
+	fdo_put_be64(k + 4, offset);
+	return hash_bytes(k, sizeof k) | 1;
+}
+
+/* A stack new to the store: its frames, and its unknown addresses pending. */
+static int put_stack(struct merge *m, store_txn *t, const struct prep *p,
+		     const struct prep_stack *s)
+{
+	struct store_frame f[STORE_STACK_MAX_FRAMES];
+	size_t n = s->n > STORE_STACK_MAX_FRAMES ? STORE_STACK_MAX_FRAMES : s->n;
+	for (size_t k = 0; k < n; k++) {
+		const struct prep_frame *pf = &p->frames[s->first + k];
+		f[k].build_id = p->maps[pf->map].id;
+		f[k].offset = pf->offset;
+	}
+	uint8_t key[STORE_STACK_KEY_SIZE];
+	uint8_t val[STORE_STACK_MAX_FRAMES * STORE_FRAME_SIZE];
+	size_t vlen;
+	int rc = store_stack_encode(f, n, val, sizeof val, &vlen);
+	if (rc)
+		return rc;
+	store_stack_key_encode(key, s->id);
+	rc = store_put(t, STORE_STACKS, key, sizeof key, val, vlen,
+		       STORE_NOOVERWRITE);
+	if (rc != FDO_OK && rc != FDO_EEXISTS)
+		return rc;
+	if ((rc = vec_push(&m->new_stacks, s->id)))
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t tok = addr_token(f[i].build_id, f[i].offset);
+		if (idset_has(&m->known_addrs, tok))
+			continue;
+		uint8_t ak[STORE_ADDR_KEY_SIZE];
+		const void *v;
+		size_t vl;
+		store_addr_key_encode(ak, &f[i]);
+		rc = store_get(t, STORE_SYMCACHE, ak, sizeof ak, &v, &vl);
+		if (rc == FDO_ENOT_FOUND) {
+			rc = store_put(t, STORE_PENDING, ak, sizeof ak, "", 0,
+				       STORE_NOOVERWRITE);
+			if (rc == FDO_OK)
+				rc = note_pending(m, f[i].build_id);
+			else if (rc == FDO_EEXISTS)
+				rc = FDO_OK;
+		}
+		if (rc || (rc = vec_push(&m->new_addrs, tok)))
+			return rc;
+	}
+	return FDO_OK;
+}
+
+/* Record the batch's host among the binary's hosts (table hosts); the
+ * last-seen time is kept to the minute, so most batches write nothing. */
+static int note_host(store_txn *t, uint32_t binary, const struct prep *p)
+{
+	uint32_t host;
+	int rc = store_intern_string(t, p->host, strlen(p->host), 1, &host);
+	if (rc)
+		return rc;
+	uint8_t key[STORE_HOSTS_KEY_SIZE], val[STORE_HOSTS_VAL_SIZE];
+	store_hosts_key_encode(key, binary, host);
+	const void *v;
+	size_t vl;
+	uint64_t first = p->time_end, last = p->time_end;
+	rc = store_get(t, STORE_HOSTS, key, sizeof key, &v, &vl);
+	if (rc == FDO_OK && vl == STORE_HOSTS_VAL_SIZE) {
+		uint64_t f0 = fdo_get_be64(v),
+			 l0 = fdo_get_be64((const uint8_t *)v + 8);
+		if (f0 <= first && l0 + 60 > last)
+			return FDO_OK;
+		first = f0 < first ? f0 : first;
+		last = l0 > last ? l0 : last;
+	} else if (rc != FDO_OK && rc != FDO_ENOT_FOUND)
+		return rc;
+	fdo_put_be64(val, first);
+	fdo_put_be64(val + 8, last);
+	return store_put(t, STORE_HOSTS, key, sizeof key, val, sizeof val, 0);
+}
+
+/* First/last seen of the build-ids that carry samples, to the minute. */
+static int note_buildids(store_txn *t, uint32_t binary, const struct prep *p)
+{
+	uint8_t *used = calloc(p->nmaps ? p->nmaps : 1, 1);
+	if (!used)
+		return FDO_ENOMEM;
+	for (size_t k = 0; k < p->nframes; k++)
+		used[p->frames[k].map] = 1;
+	/* A replayed stack without frames may use any mapping. */
+	for (size_t k = 0; k < p->nstacks; k++)
+		if (!p->stacks[k].n) {
+			memset(used, 1, p->nmaps);
+			break;
+		}
+	int rc = FDO_OK;
+	for (size_t i = 0; i < p->nmaps && !rc; i++) {
+		if (!used[i])
+			continue;
+		struct store_buildid rec;
+		if ((rc = store_buildid_get(t, p->maps[i].id, &rec)))
+			break;
+		int dirty = 0;
+		/* The object holding the first stack's leaf names the binary:
+		 * the best guess at which build-id is the main executable. */
+		if (!rec.binary && p->nstacks && p->stacks[0].n &&
+		    p->frames[p->stacks[0].first].map == i) {
+			rec.binary = binary;
+			dirty = 1;
+		}
+		if (!rec.first_seen || p->time_end < rec.first_seen) {
+			rec.first_seen = p->time_end;
+			dirty = 1;
+		}
+		if (p->time_end >= rec.last_seen + 60) {
+			rec.last_seen = p->time_end;
+			dirty = 1;
+		}
+		if (dirty)
+			rc = store_buildid_put(t, p->maps[i].id, &rec);
+	}
+	free(used);
+	return rc;
+}
+
+static int apply_prep(struct merge *m, store_txn *t, struct prep *p)
+{
+	uint32_t agent, binary, labelset;
+	int rc;
+	if ((rc = store_intern_string(t, p->agent, strlen(p->agent), 1,
+				      &agent)))
+		return rc;
+	uint8_t bkey[STORE_BATCHES_KEY_SIZE];
+	store_batches_key_encode(bkey, agent, p->seq);
+	const void *v;
+	size_t vl;
+	rc = store_get(t, STORE_BATCHES, bkey, sizeof bkey, &v, &vl);
+	if (rc == FDO_OK)
+		return FDO_OK; /* logged twice (replayed): counted once */
+	if (rc != FDO_ENOT_FOUND)
+		return rc;
+	if ((rc = store_intern_binary(t, p->binary, strlen(p->binary), 1,
+				      &binary)) ||
+	    (rc = store_intern_labelset(t, p->labels, strlen(p->labels), 1,
+					&labelset)))
+		return rc;
+	for (size_t i = 0; i < p->nmaps; i++)
+		if ((rc = store_intern_buildid(t, p->maps[i].build_id,
+					       p->maps[i].build_id_len, 1,
+					       &p->maps[i].id)))
+			return rc;
+	if ((rc = note_host(t, binary, p)) || (rc = note_buildids(t, binary, p)))
+		return rc;
+	wire_weight_t unit = (wire_weight_t)p->period * p->wq;
+	uint64_t accepted = 0;
+	for (size_t i = 0; i < p->nstacks; i++) {
+		const struct prep_stack *s = &p->stacks[i];
+		if (s->n && !idset_has(&m->known_stacks, s->id) &&
+		    (rc = put_stack(m, t, p, s)))
+			return rc;
+		struct store_counts_key ck = {binary, labelset, p->bucket,
+					      s->id};
+		uint8_t key[32] = {0};
+		store_counts_key_encode(key, &ck);
+		if ((rc = wmap_add(&m->counts, key, unit * s->samples,
+				   s->samples)))
+			return rc;
+		accepted += s->samples;
+	}
+	for (size_t i = 0; i < p->nbranches; i++) {
+		const struct prep_branch *pb = &p->branches[i];
+		struct store_branches_key bk = {binary, labelset, p->bucket,
+						p->maps[pb->map].id, pb->from,
+						pb->to};
+		uint8_t key[32] = {0};
+		store_branches_key_encode(key, &bk);
+		if ((rc = wmap_add(&m->branches, key, unit * pb->samples,
+				   pb->samples)))
+			return rc;
+	}
+	uint8_t bval[BATCH_VAL_SIZE];
+	fdo_put_be64(bval, m->now);
+	fdo_put_be64(bval + 8, accepted);
+	fdo_put_be64(bval + 16, 0);
+	return store_put(t, STORE_BATCHES, bkey, sizeof bkey, bval,
+			 sizeof bval, 0);
+}
+
+static int slot_cmp(const void *a, const void *b)
+{
+	const struct wmap_slot *x = *(const struct wmap_slot *const *)a;
+	const struct wmap_slot *y = *(const struct wmap_slot *const *)b;
+	return memcmp(x->key, y->key, sizeof x->key);
+}
+
+/* Read-modify-write every summed key of map into table, in key order. */
+static int flush_map(struct merge *m, store_txn *t, struct wmap *map,
+		     enum store_table table)
+{
+	if (!map->n)
+		return FDO_OK;
+	if (map->n > m->cap_sorted) {
+		struct wmap_slot **s = realloc(m->sorted, map->n * sizeof *s);
+		if (!s)
+			return FDO_ENOMEM;
+		m->sorted = s;
+		m->cap_sorted = map->n;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < map->cap; i++)
+		if (map->slots[i].used)
+			m->sorted[n++] = &map->slots[i];
+	/* Keys are zero-padded to 32 bytes, so memcmp over all of them
+	 * orders them as the table does. */
+	qsort(m->sorted, n, sizeof *m->sorted, slot_cmp);
+	for (size_t i = 0; i < n; i++) {
+		const struct wmap_slot *s = m->sorted[i];
+		struct store_weight cur = {0};
+		const void *v;
+		size_t vl;
+		int rc = store_get(t, table, s->key, map->klen, &v, &vl);
+		if (rc == FDO_OK) {
+			if ((rc = store_weight_decode(v, vl, &cur)))
+				return rc;
+		} else if (rc != FDO_ENOT_FOUND)
+			return rc;
+		if (wire_weight_add(&cur.weight, s->weight))
+			return FDO_ELIMIT;
+		cur.samples += s->samples;
+		uint8_t val[STORE_WEIGHT_VAL_SIZE];
+		store_weight_encode(val, &cur);
+		if ((rc = store_put(t, table, s->key, map->klen, val,
+				    sizeof val, 0)))
+			return rc;
+	}
+	return FDO_OK;
+}
+
+static int apply_all(store_txn *t, void *arg)
+{
+	struct merge *m = arg;
+	int rc;
+	/* store_write may call again from scratch after growing the map. */
+	wmap_clear(&m->counts);
+	wmap_clear(&m->branches);
+	m->new_stacks.n = 0;
+	m->new_addrs.n = 0;
+	m->npending = 0;
+	for (size_t i = 0; i < m->n; i++)
+		if ((rc = apply_prep(m, t, m->preps[i])))
+			return rc;
+	if ((rc = flush_map(m, t, &m->counts, STORE_COUNTS)) ||
+	    (rc = flush_map(m, t, &m->branches, STORE_BRANCHES)))
+		return rc;
+	return store_wal_applied_put(t, m->preps[m->n - 1]->wal_end);
+}
+
+int merge_apply(struct merge *m, store *st, struct prep **preps, size_t n,
+		uint64_t now, const uint32_t **pending, size_t *npending)
+{
+	m->preps = preps;
+	m->n = n;
+	m->now = now;
+	int rc = store_write(st, apply_all, m);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < m->new_stacks.n; i++)
+		idset_add(&m->known_stacks, m->new_stacks.v[i]);
+	for (size_t i = 0; i < m->new_addrs.n; i++)
+		idset_add(&m->known_addrs, m->new_addrs.v[i]);
+	*pending = m->pending;
+	*npending = m->npending;
+	return FDO_OK;
+}
+
+/* ------------------------------------------------ exactly-once expiry -- */
+
+struct sweep {
+	uint64_t cutoff;
+	size_t deleted;
+};
+
+#define SWEEP_MAX_DELETES 20000
+
+static int sweep_batches(store_txn *t, void *arg)
+{
+	struct sweep *sw = arg;
+	store_cursor *c;
+	const void *k, *v;
+	size_t kl, vl;
+	sw->deleted = 0;
+	uint8_t(*victims)[STORE_BATCHES_KEY_SIZE] =
+		malloc(SWEEP_MAX_DELETES * sizeof *victims);
+	if (!victims)
+		return FDO_ENOMEM;
+	int rc = store_cursor_open(t, STORE_BATCHES, &c);
+	if (rc) {
+		free(victims);
+		return rc;
+	}
+	/* Collect first, delete after: no deletes under an open cursor. */
+	rc = store_cursor_seek(c, NULL, 0, &k, &kl, &v, &vl);
+	while (rc == FDO_OK && sw->deleted < SWEEP_MAX_DELETES) {
+		if (vl >= 8 && kl == STORE_BATCHES_KEY_SIZE &&
+		    fdo_get_be64(v) < sw->cutoff)
+			memcpy(victims[sw->deleted++], k, kl);
+		rc = store_cursor_next(c, &k, &kl, &v, &vl);
+	}
+	store_cursor_close(c);
+	if (rc != FDO_OK && rc != FDO_ENOT_FOUND) {
+		free(victims);
+		return rc;
+	}
+	rc = FDO_OK;
+	for (size_t i = 0; i < sw->deleted && !rc; i++) {
+		rc = store_del(t, STORE_BATCHES, victims[i],
+			       STORE_BATCHES_KEY_SIZE);
+		if (rc == FDO_ENOT_FOUND)
+			rc = FDO_OK;
+	}
+	free(victims);
+	return rc;
+}
+
+int merge_sweep(store *st, uint64_t cutoff, size_t *deleted)
+{
+	struct sweep sw = {.cutoff = cutoff};
+	int rc = store_write(st, sweep_batches, &sw);
+	*deleted = sw.deleted;
+	return rc;
+}
