@@ -16,8 +16,8 @@
  *   table batches), appends one record per batch to the write-ahead log and
  *   makes the group durable with ONE fdatasync (group commit); then every
  *   submitter of the group is woken to send its Ack. A stack's frames go
- *   into the log only the first time the writer logs that stack; later
- *   records carry its id alone.
+ *   into the log (and stay in memory) only the first time the writer logs
+ *   that stack; later records carry its id alone.
  *   The merger thread takes what was logged since its last merge (up to
  *   MERGE_MAX_STACKS stacks) and applies it to LMDB in one transaction with
  *   the WAL position it reached (merge.c); whole WAL segments behind that
@@ -46,8 +46,8 @@
 #include "aggregator/ingest_int.h"
 #include "common/common.h"
 
-#define MERGE_MAX_STACKS (1u << 19)   /* stacks in one merge transaction */
-#define BACKLOG_MAX_STACKS (4u << 20) /* logged, unmerged: then writer waits */
+#define MERGE_MAX_STACKS (1u << 20)   /* stacks in one merge transaction */
+#define BACKLOG_MAX_STACKS (2u << 20) /* logged, unmerged: then writer waits */
 #define SWEEP_INTERVAL_S 60
 #define LOGGED_MAX (1u << 21)          /* slots of the logged-stack set */
 
@@ -239,7 +239,9 @@ static void log_group(agg_ingest *ing, struct prep **g, size_t n)
 			continue;
 		}
 		fdo_buf_reset(&ing->rec);
-		int rc = prep_encode(p, &ing->rec, with_frames, ing);
+		int rc = prep_compact(p, with_frames, ing);
+		if (!rc)
+			rc = prep_encode(p, &ing->rec);
 		if (!rc)
 			rc = store_wal_append(ing->wal, ing->rec.data,
 					      ing->rec.len, &p->wal_end);
@@ -253,7 +255,8 @@ static void log_group(agg_ingest *ing, struct prep **g, size_t n)
 			continue;
 		}
 		for (size_t k = 0; k < p->nstacks; k++)
-			logged_add(ing, p->stacks[k].id);
+			if (p->stacks[k].n)
+				logged_add(ing, p->stacks[k].id);
 		pthread_mutex_lock(&ing->mu);
 		dedup_add(&ing->dedup, ah, p->seq);
 		pthread_mutex_unlock(&ing->mu);

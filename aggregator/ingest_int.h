@@ -67,10 +67,15 @@ int prep_build(const Fdod__SampleBatch *b, const struct wire_limits *limits,
 	       uint32_t bucket_seconds, struct prep **out,
 	       struct agg_result *res);
 void prep_free(struct prep *p);
-/* Serialize p as a WAL record; a stack's frames are written only when
- * with_frames(arg, stack id) says so (else an earlier record has them). */
-int prep_encode(const struct prep *p, struct fdo_buf *out,
-		int (*with_frames)(void *arg, uint64_t id), void *arg);
+/*
+ * prep_compact drops the frames of every stack for which keep(arg, id)
+ * says no (an earlier WAL record or the store has them): such a stack gets
+ * n = 0, and the frame array shrinks to what is left.
+ */
+int prep_compact(struct prep *p, int (*keep)(void *arg, uint64_t id),
+		 void *arg);
+/* Serialize p as a WAL record (frames of stacks with n > 0 only). */
+int prep_encode(const struct prep *p, struct fdo_buf *out);
 /* Rebuild a prep from a WAL record (bounds-checked). */
 int prep_decode(const uint8_t *rec, size_t len, struct prep **out);
 

@@ -26,28 +26,29 @@
 
 #define KNOWN_MAX (1u << 21) /* slots of each known set */
 
-/* Open addressing map from a fixed-size key (<= 32 bytes) to a weight. */
+/*
+ * Open addressing map from a key of up to four 64-bit words to a weight.
+ * Words hold the key's fields in significance order, so comparing words
+ * numerically orders keys as LMDB orders their big-endian encodings.
+ * Slots belong to the current merge when their epoch matches: clearing
+ * the map is one increment, not a memset of megabytes.
+ */
 struct wmap_slot {
-	uint8_t key[32];
-	uint8_t used;
+	uint64_t k[4];
 	wire_weight_t weight;
 	uint64_t samples;
+	uint32_t epoch;
 };
 
 struct wmap {
 	struct wmap_slot *slots;
-	size_t cap, n, klen;
+	size_t cap, n;
+	uint32_t epoch;
 };
 
-static uint64_t hash_bytes(const uint8_t *p, size_t n)
+static uint64_t key_hash(const uint64_t *k)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	return h;
+	return fdo_mix64(k[0] ^ fdo_mix64(k[1] ^ fdo_mix64(k[2] ^ k[3])));
 }
 
 static int wmap_grow(struct wmap *m)
@@ -57,10 +58,10 @@ static int wmap_grow(struct wmap *m)
 	if (!s)
 		return FDO_ENOMEM;
 	for (size_t i = 0; i < m->cap; i++) {
-		if (!m->slots[i].used)
+		if (m->slots[i].epoch != m->epoch)
 			continue;
-		size_t j = hash_bytes(m->slots[i].key, m->klen) & (cap - 1);
-		while (s[j].used)
+		size_t j = key_hash(m->slots[i].k) & (cap - 1);
+		while (s[j].epoch == m->epoch)
 			j = (j + 1) & (cap - 1);
 		s[j] = m->slots[i];
 	}
@@ -70,19 +71,26 @@ static int wmap_grow(struct wmap *m)
 	return FDO_OK;
 }
 
-static int wmap_add(struct wmap *m, const uint8_t *key, wire_weight_t w,
+static int wmap_add(struct wmap *m, const uint64_t *k, wire_weight_t w,
 		    uint64_t samples)
 {
 	if ((m->n + 1) * 2 > m->cap && wmap_grow(m))
 		return FDO_ENOMEM;
-	size_t j = hash_bytes(key, m->klen) & (m->cap - 1);
-	while (m->slots[j].used && memcmp(m->slots[j].key, key, m->klen))
-		j = (j + 1) & (m->cap - 1);
-	struct wmap_slot *s = &m->slots[j];
-	if (!s->used) {
-		memcpy(s->key, key, m->klen);
-		s->used = 1;
-		m->n++;
+	size_t j = key_hash(k) & (m->cap - 1);
+	struct wmap_slot *s;
+	for (;; j = (j + 1) & (m->cap - 1)) {
+		s = &m->slots[j];
+		if (s->epoch != m->epoch) {
+			memcpy(s->k, k, sizeof s->k);
+			s->weight = 0;
+			s->samples = 0;
+			s->epoch = m->epoch;
+			m->n++;
+			break;
+		}
+		if (s->k[0] == k[0] && s->k[1] == k[1] && s->k[2] == k[2] &&
+		    s->k[3] == k[3])
+			break;
 	}
 	/* One merge sums at most ~1e6 batches of bounded weights: far from
 	 * 2^128 (see schemas/README.md). */
@@ -93,8 +101,12 @@ static int wmap_add(struct wmap *m, const uint8_t *key, wire_weight_t w,
 
 static void wmap_clear(struct wmap *m)
 {
-	if (m->n)
-		memset(m->slots, 0, m->cap * sizeof *m->slots);
+	/* Epoch 0 marks never-used slots (calloc); skip it on wrap. */
+	if (++m->epoch == 0) {
+		if (m->slots)
+			memset(m->slots, 0, m->cap * sizeof *m->slots);
+		m->epoch = 1;
+	}
 	m->n = 0;
 }
 
@@ -179,8 +191,7 @@ int merge_create(struct merge **out)
 	struct merge *m = calloc(1, sizeof *m);
 	if (!m)
 		return FDO_ENOMEM;
-	m->counts.klen = STORE_COUNTS_KEY_SIZE;
-	m->branches.klen = STORE_BRANCHES_KEY_SIZE;
+	m->counts.epoch = m->branches.epoch = 1;
 	*out = m;
 	return FDO_OK;
 }
@@ -219,10 +230,7 @@ static int note_pending(struct merge *m, uint32_t id)
 
 static uint64_t addr_token(uint32_t build_id, uint64_t offset)
 {
-	uint8_t k[12];
-	fdo_put_be32(k, build_id);
-	fdo_put_be64(k + 4, offset);
-	return hash_bytes(k, sizeof k) | 1;
+	return fdo_mix64(offset ^ fdo_mix64(build_id)) | 1;
 }
 
 /* A stack new to the store: its frames, and its unknown addresses pending. */
@@ -379,10 +387,8 @@ static int apply_prep(struct merge *m, store_txn *t, struct prep *p)
 		if (s->n && !idset_has(&m->known_stacks, s->id) &&
 		    (rc = put_stack(m, t, p, s)))
 			return rc;
-		struct store_counts_key ck = {binary, labelset, p->bucket,
-					      s->id};
-		uint8_t key[32] = {0};
-		store_counts_key_encode(key, &ck);
+		uint64_t key[4] = {(uint64_t)binary << 32 | labelset,
+				   p->bucket, s->id, 0};
 		if ((rc = wmap_add(&m->counts, key, unit * s->samples,
 				   s->samples)))
 			return rc;
@@ -390,11 +396,9 @@ static int apply_prep(struct merge *m, store_txn *t, struct prep *p)
 	}
 	for (size_t i = 0; i < p->nbranches; i++) {
 		const struct prep_branch *pb = &p->branches[i];
-		struct store_branches_key bk = {binary, labelset, p->bucket,
-						p->maps[pb->map].id, pb->from,
-						pb->to};
-		uint8_t key[32] = {0};
-		store_branches_key_encode(key, &bk);
+		uint64_t key[4] = {(uint64_t)binary << 32 | labelset,
+				   (uint64_t)p->bucket << 32 | p->maps[pb->map].id,
+				   pb->from, pb->to};
 		if ((rc = wmap_add(&m->branches, key, unit * pb->samples,
 				   pb->samples)))
 			return rc;
@@ -411,7 +415,28 @@ static int slot_cmp(const void *a, const void *b)
 {
 	const struct wmap_slot *x = *(const struct wmap_slot *const *)a;
 	const struct wmap_slot *y = *(const struct wmap_slot *const *)b;
-	return memcmp(x->key, y->key, sizeof x->key);
+	for (int i = 0; i < 4; i++)
+		if (x->k[i] != y->k[i])
+			return x->k[i] < y->k[i] ? -1 : 1;
+	return 0;
+}
+
+/* The LMDB key of a map key (layouts in storage/codec.c). */
+static size_t encode_key(enum store_table table, const uint64_t *k,
+			 uint8_t *out)
+{
+	if (table == STORE_COUNTS) {
+		struct store_counts_key ck = {(uint32_t)(k[0] >> 32),
+					      (uint32_t)k[0], (uint32_t)k[1],
+					      k[2]};
+		store_counts_key_encode(out, &ck);
+		return STORE_COUNTS_KEY_SIZE;
+	}
+	struct store_branches_key bk = {(uint32_t)(k[0] >> 32), (uint32_t)k[0],
+					(uint32_t)(k[1] >> 32), (uint32_t)k[1],
+					k[2], k[3]};
+	store_branches_key_encode(out, &bk);
+	return STORE_BRANCHES_KEY_SIZE;
 }
 
 /* Read-modify-write every summed key of map into table, in key order. */
@@ -429,17 +454,17 @@ static int flush_map(struct merge *m, store_txn *t, struct wmap *map,
 	}
 	size_t n = 0;
 	for (size_t i = 0; i < map->cap; i++)
-		if (map->slots[i].used)
+		if (map->slots[i].epoch == map->epoch)
 			m->sorted[n++] = &map->slots[i];
-	/* Keys are zero-padded to 32 bytes, so memcmp over all of them
-	 * orders them as the table does. */
 	qsort(m->sorted, n, sizeof *m->sorted, slot_cmp);
 	for (size_t i = 0; i < n; i++) {
 		const struct wmap_slot *s = m->sorted[i];
+		uint8_t key[32];
+		size_t klen = encode_key(table, s->k, key);
 		struct store_weight cur = {0};
 		const void *v;
 		size_t vl;
-		int rc = store_get(t, table, s->key, map->klen, &v, &vl);
+		int rc = store_get(t, table, key, klen, &v, &vl);
 		if (rc == FDO_OK) {
 			if ((rc = store_weight_decode(v, vl, &cur)))
 				return rc;
@@ -450,8 +475,7 @@ static int flush_map(struct merge *m, store_txn *t, struct wmap *map,
 		cur.samples += s->samples;
 		uint8_t val[STORE_WEIGHT_VAL_SIZE];
 		store_weight_encode(val, &cur);
-		if ((rc = store_put(t, table, s->key, map->klen, val,
-				    sizeof val, 0)))
+		if ((rc = store_put(t, table, key, klen, val, sizeof val, 0)))
 			return rc;
 	}
 	return FDO_OK;

@@ -246,8 +246,30 @@ static void putstr(struct fdo_buf *b, const char *s)
 	fdo_buf_append(b, s, n);
 }
 
-int prep_encode(const struct prep *p, struct fdo_buf *out,
-		int (*with_frames)(void *arg, uint64_t id), void *arg)
+int prep_compact(struct prep *p, int (*keep)(void *arg, uint64_t id),
+		 void *arg)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < p->nstacks; i++) {
+		struct prep_stack *s = &p->stacks[i];
+		if (!s->n || !keep(arg, s->id)) {
+			s->n = 0;
+			continue;
+		}
+		memmove(&p->frames[kept], &p->frames[s->first],
+			s->n * sizeof *p->frames);
+		s->first = (uint32_t)kept;
+		kept += s->n;
+	}
+	p->nframes = kept;
+	/* Most stacks were logged before: give the memory back. */
+	struct prep_frame *f = realloc(p->frames, (kept ? kept : 1) * sizeof *f);
+	if (f)
+		p->frames = f;
+	return FDO_OK;
+}
+
+int prep_encode(const struct prep *p, struct fdo_buf *out)
 {
 	put8(out, PREP_FORMAT);
 	putstr(out, p->agent);
@@ -270,9 +292,8 @@ int prep_encode(const struct prep *p, struct fdo_buf *out,
 		const struct prep_stack *s = &p->stacks[i];
 		put64(out, s->id);
 		put64(out, s->samples);
-		uint32_t n = with_frames(arg, s->id) ? s->n : 0;
-		put16(out, (uint16_t)n);
-		for (uint32_t k = 0; k < n; k++) {
+		put16(out, (uint16_t)s->n);
+		for (uint32_t k = 0; k < s->n; k++) {
 			put16(out, (uint16_t)p->frames[s->first + k].map);
 			put64(out, p->frames[s->first + k].offset);
 		}

@@ -1,5 +1,6 @@
 /* common/codec.c — hex build-ids, CRC-32C, monotonic time. */
 #include <pthread.h>
+#include <string.h>
 #include <time.h>
 
 #include "common/common.h"
@@ -55,7 +56,32 @@ static void crc_init(void)
 
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
-uint32_t fdo_crc32c(uint32_t crc, const void *buf, size_t len)
+#if defined(__x86_64__)
+/* The SSE4.2 crc32 instruction computes the same CRC-32C at memory speed
+ * (the WAL checksums every record, the symbolizer every index it opens). */
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc,
+							 const uint8_t *p,
+							 size_t len)
+{
+	uint64_t c = ~crc;
+	while (len && ((uintptr_t)p & 7)) {
+		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+		len--;
+	}
+	while (len >= 8) {
+		uint64_t v;
+		memcpy(&v, p, 8);
+		c = __builtin_ia32_crc32di(c, v);
+		p += 8;
+		len -= 8;
+	}
+	while (len--)
+		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+	return ~(uint32_t)c;
+}
+#endif
+
+static uint32_t crc_table_driven(uint32_t crc, const void *buf, size_t len)
 {
 	pthread_once(&crc_once, crc_init);
 	const uint8_t *p = buf;
@@ -63,6 +89,20 @@ uint32_t fdo_crc32c(uint32_t crc, const void *buf, size_t len)
 	while (len--)
 		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
 	return ~crc;
+}
+
+uint32_t fdo_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+#if defined(__x86_64__)
+	if (__builtin_cpu_supports("sse4.2"))
+		return crc_hw(crc, buf, len);
+#endif
+	return crc_table_driven(crc, buf, len);
+}
+
+uint32_t fdo_crc32c_portable(uint32_t crc, const void *buf, size_t len)
+{
+	return crc_table_driven(crc, buf, len);
 }
 
 uint64_t fdo_now_ns(void)

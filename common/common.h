@@ -99,8 +99,43 @@ static inline uint64_t fdo_get_be64(const uint8_t *p)
 	return (uint64_t)fdo_get_be32(p) << 32 | fdo_get_be32(p + 4);
 }
 
-/* fdo_crc32c: CRC-32C (Castagnoli) of buf, continuing from crc (start 0). */
+/* fdo_mix64: the splitmix64 finalizer, a strong 64-bit mixer. */
+static inline uint64_t fdo_mix64(uint64_t h)
+{
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebull;
+	h ^= h >> 31;
+	return h;
+}
+
+/*
+ * fdo_hash_words hashes len bytes a word at a time (fast for the short
+ * fixed-size keys of in-memory tables). Not for anything stored on disk.
+ */
+static inline uint64_t fdo_hash_words(const void *p, size_t len)
+{
+	const unsigned char *c = p;
+	uint64_t h = 0x243f6a8885a308d3ull ^ len;
+	while (len >= 8) {
+		uint64_t w;
+		__builtin_memcpy(&w, c, 8);
+		h = fdo_mix64(h ^ w);
+		c += 8;
+		len -= 8;
+	}
+	uint64_t w = 0;
+	for (size_t i = 0; i < len; i++)
+		w |= (uint64_t)c[i] << (8 * i);
+	return fdo_mix64(h ^ w);
+}
+
+/* fdo_crc32c: CRC-32C (Castagnoli) of buf, continuing from crc (start 0);
+ * the SSE4.2 instruction where the CPU has it. */
 uint32_t fdo_crc32c(uint32_t crc, const void *buf, size_t len);
+/* fdo_crc32c_portable: the same, table-driven (tests compare the two). */
+uint32_t fdo_crc32c_portable(uint32_t crc, const void *buf, size_t len);
 
 /* fdo_now_ns: CLOCK_MONOTONIC in nanoseconds. */
 uint64_t fdo_now_ns(void);

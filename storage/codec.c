@@ -34,10 +34,12 @@
  *
  * stacks — deduplicated call stacks
  *   key:   OFFSET SIZE DESCRIPTION
- *          0      8    stack id = store_stack_id(frames): FNV-1a 64 over
- *                      each frame's (build-id hash be64, offset be64),
- *                      then a splitmix64 finalizer; build-id hash =
- *                      splitmix64(FNV-1a 64 of the raw build-id). Defined
+ *          0      8    stack id = store_stack_id(frames): h = 0x243f6a88
+ *                      85a308d3 ^ n; per frame x = mix(offset + build-id
+ *                      hash * 0x9e3779b97f4a7c15), h = (rotl(h, 23) ^ x) *
+ *                      0xff51afd7ed558ccd; id = mix(h), mix = splitmix64's
+ *                      finalizer, all mod 2^64; build-id hash =
+ *                      mix(FNV-1a 64 of the raw build-id). Defined
  *                      over build-id bytes, not interned ids, so ingest
  *                      threads compute it before interning. 64-bit ids:
  *                      collisions are not resolved (birthday bound ~2^32
@@ -213,34 +215,24 @@ static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n)
 	return h;
 }
 
-/* splitmix64 finalizer: FNV's low bits are weak for short inputs. */
-static uint64_t mix64(uint64_t h)
-{
-	h ^= h >> 30;
-	h *= 0xbf58476d1ce4e5b9ull;
-	h ^= h >> 27;
-	h *= 0x94d049bb133111ebull;
-	h ^= h >> 31;
-	return h;
-}
 
 uint64_t store_buildid_hash(const uint8_t *id, size_t len)
 {
-	return mix64(fnv1a(0xcbf29ce484222325ull, id, len));
+	return fdo_mix64(fnv1a(0xcbf29ce484222325ull, id, len));
 }
 
 uint64_t store_stack_id(const struct store_hframe *frames, size_t n)
 {
-	/* Defined by big-endian bytes, not by the struct layout, so it is the
-	 * same on every host. */
-	uint64_t h = 0xcbf29ce484222325ull;
+	/* Word arithmetic only, so it is the same on every host; one strong
+	 * mix per frame, chained so that order matters. */
+	uint64_t h = 0x243f6a8885a308d3ull ^ n;
 	for (size_t i = 0; i < n; i++) {
-		uint8_t b[16];
-		fdo_put_be64(b, frames[i].build_id_hash);
-		fdo_put_be64(b + 8, frames[i].offset);
-		h = fnv1a(h, b, sizeof b);
+		uint64_t x = fdo_mix64(frames[i].offset +
+				       frames[i].build_id_hash *
+					       0x9e3779b97f4a7c15ull);
+		h = ((h << 23 | h >> 41) ^ x) * 0xff51afd7ed558ccdull;
 	}
-	return mix64(h);
+	return fdo_mix64(h);
 }
 
 int store_stack_encode(const struct store_frame *frames, size_t n, uint8_t *out,

@@ -12,7 +12,7 @@
  * 8      4    format version (SYM_FILE_VERSION)
  * 12     4    header size (272)
  * 16     8    file size in bytes
- * 24     4    CRC-32C (fdo_crc32c; crc.c) of bytes [32, file size)
+ * 24     4    CRC-32C (fdo_crc32c) of bytes [32, file size)
  * 28     4    byte-order mark 0x01020304
  * 32     8    source signature (paths, sizes, mtimes of the input files)
  * 40     4    flags: bit 0 = built from DWARF
@@ -120,7 +120,7 @@ int sym_file_serialize(const struct sym_builder *b, void **bufp, size_t *lenp)
 		if (count[i])
 			memcpy(buf + off[i], src[i], count[i] * esz[i]);
 	}
-	put32(buf + 24, sym_crc32c(0, buf + 32, pos - 32));
+	put32(buf + 24, fdo_crc32c(0, buf + 32, pos - 32));
 	*bufp = buf;
 	*lenp = pos;
 	return FDO_OK;
@@ -189,7 +189,7 @@ int sym_file_parse(const void *buf, size_t len, int trusted,
 	if (get32(p + 12) != SYM_HDR_SIZE || get64(p + 16) != len ||
 	    get32(p + 28) != SYM_BOM || p[44] > FDO_BUILD_ID_MAX)
 		return FDO_ECORRUPT;
-	if (!trusted && sym_crc32c(0, p + 32, len - 32) != get32(p + 24))
+	if (!trusted && fdo_crc32c(0, p + 32, len - 32) != get32(p + 24))
 		return FDO_ECORRUPT;
 	static const size_t esz[NSECT] = {
 		sizeof(struct sym_load), sizeof(struct sym_cuseg),

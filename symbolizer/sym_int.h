@@ -183,8 +183,6 @@ struct sym_index {
 	void *centry; /* the cache entry holding this index, or NULL */
 };
 
-/* crc.c: fdo_crc32c's checksum, hardware-accelerated where possible. */
-uint32_t sym_crc32c(uint32_t crc, const void *buf, size_t len);
 
 /* sym_file_serialize builds the file image in *buf (free()), *len bytes. */
 int sym_file_serialize(const struct sym_builder *b, void **buf, size_t *len);
