@@ -5,7 +5,8 @@
  * Local mode (--data DIR, the default ./var/fdod) writes the symbol tree and
  * the store's buildids table directly; it is safe while fdod runs on the
  * same directory (LMDB locks across processes, files are placed
- * atomically). --http goes through the daemon (not built yet).
+ * atomically). --http URL (or $FDOD_HTTP) sends each file to a running
+ * fdod with PUT /v1/symbols, streamed from disk.
  *
  * Output: one line per file, in argument order, on stdout:
  *   stored <build-id> <slots> <file>     at least one slot written
@@ -15,10 +16,15 @@
  * <slots> is executable, debuginfo or executable+debuginfo. Exit 0 when
  * every file is stored or present, 1 when any failed, 2 on usage errors.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/buf.h"
 #include "common/common.h"
 #include "storage/storage.h"
 
@@ -31,7 +37,8 @@ static const char usage_text[] =
     "\n"
     "  --data DIR     write into the data directory DIR (default "
     "./var/fdod)\n"
-    "  --http URL     upload through a running fdod's HTTP API\n"
+    "  --http URL     upload through a running fdod's HTTP API (default\n"
+    "                 $FDOD_HTTP when set; else --data ./var/fdod)\n"
     "  --binary NAME  the binary name these build-ids belong to\n"
     "  --help         this text\n"
     "\n"
@@ -68,6 +75,97 @@ static int take_value(int argc, char **argv, int *i, const char *opt,
 		return 0;
 	*out = *i + 1 < argc ? argv[++*i] : NULL;
 	return 1;
+}
+
+/* The value of "key":[...] in a small JSON object, as slot words. */
+static unsigned json_slots(const char *json, const char *key)
+{
+	const char *p = strstr(json, key);
+	unsigned slots = 0;
+	if (!p || !(p = strchr(p, '[')))
+		return 0;
+	const char *end = strchr(p, ']');
+	if (!end)
+		return 0;
+	const char *e = strstr(p, "\"executable\"");
+	const char *d = strstr(p, "\"debuginfo\"");
+	if (e && e < end)
+		slots |= STORE_SYM_EXECUTABLE;
+	if (d && d < end)
+		slots |= STORE_SYM_DEBUGINFO;
+	return slots;
+}
+
+static void json_field(const char *json, const char *key, char *out,
+		       size_t cap)
+{
+	out[0] = 0;
+	const char *p = strstr(json, key);
+	if (!p || !(p = strchr(p + strlen(key), '"')))
+		return;
+	p++;
+	size_t n = 0;
+	while (p[n] && p[n] != '"' && n + 1 < cap)
+		n++;
+	memcpy(out, p, n);
+	out[n] = 0;
+}
+
+static int upload_http(const char *base, const char *binary, int nfiles,
+		       char **files)
+{
+	char path[1024] = "/v1/symbols";
+	if (binary) {
+		/* Binary names are [A-Za-z0-9_.+-]: only '+' needs escaping. */
+		size_t n = strlen(path);
+		n += (size_t)snprintf(path + n, sizeof path - n, "?binary=");
+		for (const char *c = binary; *c && n + 4 < sizeof path; c++)
+			n += (size_t)(*c == '+'
+				      ? snprintf(path + n, sizeof path - n, "%%2B")
+				      : snprintf(path + n, sizeof path - n, "%c", *c));
+	}
+	int failed = 0;
+	for (int k = 0; k < nfiles; k++) {
+		int fd = open(files[k], O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			fprintf(stderr, "error: %s: %s\n", files[k],
+				strerror(errno));
+			failed = 1;
+			continue;
+		}
+		struct fdo_buf body;
+		fdo_buf_init(&body);
+		char err[512];
+		int status = 0;
+		int rc = cli_http_request(base, "PUT", path, fd, &status, &body,
+					  err, sizeof err);
+		close(fd);
+		const char *json = fdo_buf_cstr(&body);
+		char hex[2 * FDO_BUILD_ID_MAX + 1];
+		json_field(json, "\"build_id\"", hex, sizeof hex);
+		if (rc) {
+			fprintf(stderr, "error: %s: %s\n", files[k], err);
+			failed = 1;
+		} else if (status == 201) {
+			printf("stored %s %s %s\n", hex,
+			       slots_text(json_slots(json, "\"stored\"")),
+			       files[k]);
+		} else if (status == 200) {
+			printf("present %s %s %s\n", hex,
+			       slots_text(json_slots(json, "\"present\"")),
+			       files[k]);
+		} else {
+			char why[512];
+			json_field(json, "\"error\"", why, sizeof why);
+			fflush(stdout);
+			fprintf(stderr, "error: %s: HTTP %d: %s\n", files[k],
+				status, why[0] ? why : "no reason given");
+			failed = 1;
+		}
+		fdo_buf_fini(&body);
+	}
+	fflush(stdout);
+	return failed ? 1 : 0;
 }
 
 int cmd_upload(int argc, char **argv)
@@ -117,11 +215,10 @@ int cmd_upload(int argc, char **argv)
 		fprintf(stderr, "fdoctl upload: no FILE given\n%s", usage_text);
 		return 2;
 	}
-	if (http) {
-		fprintf(stderr, "fdoctl upload: --http needs the daemon's HTTP "
-		                "API (not built yet)\n");
-		return 2;
-	}
+	if (!http && !data && getenv("FDOD_HTTP") && *getenv("FDOD_HTTP"))
+		http = getenv("FDOD_HTTP");
+	if (http)
+		return upload_http(http, binary, argc - i, argv + i);
 	if (!data)
 		data = "./var/fdod";
 

@@ -20,6 +20,9 @@ static const struct command commands[] = {
 	{"push", cmd_push,
 	 "push      [--url URL] FILE|-\n"
 	 "          send one batch in the text form and print its Ack"},
+	{"status", cmd_status,
+	 "status    [--http URL] [--json]\n"
+	 "          fdod's health, ingest counters and pending backlog"},
 	{"symbolize", cmd_symbolize,
 	 "symbolize --elf FILE [--debug-file FILE] [--output-style=LLVM|JSON]\n"
 	 "          [--file-offsets] [--no-demangle] [ADDR...]\n"

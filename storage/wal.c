@@ -205,7 +205,8 @@ static int list_segments(const char *dir, uint64_t **out, size_t *n)
 		segs[cnt++] = seg;
 	}
 	closedir(d);
-	qsort(segs, cnt, sizeof *segs, cmp_u64);
+	if (cnt)
+		qsort(segs, cnt, sizeof *segs, cmp_u64);
 	*out = segs;
 	*n = cnt;
 	return FDO_OK;

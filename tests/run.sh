@@ -18,19 +18,22 @@ mkdir -p "$LOGDIR"
 total_pass=0 total_fail=0 total_skip=0
 failed_suites=()
 
-# count_line FILE: read the last "N passed, N failed[, N skipped]" of FILE.
+# count_line FILE: the counts of FILE's summary line: ours or the C
+# runners' "N passed, N failed[, N skipped]", or pytest's
+# "N failed, N passed, N skipped, N error in 1.2s" (any subset, any order).
 count_line() {
   local line
-  line=$(grep -E '^([A-Za-z]+: )?[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1)
+  line=$(grep -E '^(=+ )?([A-Za-z]+: )?[0-9]+ (passed|failed|skipped|errors?|deselected)' "$1" | tail -n 1)
   if [[ -z "$line" ]]; then
     echo "0 0 0"
     return 1
   fi
-  local p f s
-  p=$(sed -E 's/.*\b([0-9]+) passed.*/\1/' <<<"$line")
-  f=$(sed -E 's/.*\b([0-9]+) failed.*/\1/' <<<"$line")
-  s=$(grep -oE '[0-9]+ skipped' <<<"$line" | grep -oE '[0-9]+' || echo 0)
-  echo "$p $f ${s:-0}"
+  local p f s e
+  p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || true)
+  f=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+' || true)
+  s=$(grep -oE '[0-9]+ skipped' <<<"$line" | grep -oE '[0-9]+' || true)
+  e=$(grep -oE '[0-9]+ errors?' <<<"$line" | grep -oE '[0-9]+' || true)
+  echo "${p:-0} $(( ${f:-0} + ${e:-0} )) ${s:-0}"
 }
 
 run_suite() {

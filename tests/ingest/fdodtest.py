@@ -3,6 +3,7 @@
 Every daemon a test starts gets free loopback ports and its own data
 directory, and is stopped (SIGTERM, then SIGKILL) when the test ends.
 """
+import ctypes
 import json
 import os
 import signal
@@ -17,6 +18,12 @@ ROOT = os.environ.get("FDOD_ROOT") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 FDOD = os.environ.get("FDOD") or os.path.join(ROOT, "build", "fdod")
 FDOCTL = os.environ.get("FDOCTL") or os.path.join(ROOT, "build", "fdoctl")
+
+
+def _die_with_parent():
+    # PR_SET_PDEATHSIG: if the test process dies (timeout, ^C), so does the
+    # daemon it started.
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
 
 
 def free_port():
@@ -50,7 +57,8 @@ class Daemon:
         self.proc = subprocess.Popen(
             [FDOD, "--data", self.data, "--listen", self.url,
              "--http", self.http, "--workers", "2"] + self.extra,
-            stdout=self.logf, stderr=self.logf, stdin=subprocess.DEVNULL)
+            stdout=self.logf, stderr=self.logf, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent)
         if wait:
             self.wait_ready()
         return self

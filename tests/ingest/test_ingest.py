@@ -275,3 +275,32 @@ def test_bad_config_is_refused(tmp_path):
     p = subprocess.run([os.path.join(os.path.dirname(FDOCTL), "fdod"),
                         "--help"], capture_output=True, text=True)
     assert p.returncode == 0 and "--listen" in p.stdout
+
+
+def test_fdoctl_upload_over_http_and_status(daemon, prog, tmp_path):
+    env = dict(os.environ, FDOD_HTTP=daemon.http)
+    p = subprocess.run([FDOCTL, "upload", "--binary", "prog", prog],
+                       env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    bid = build_id(prog)
+    assert p.stdout.split() == ["stored", bid, "executable+debuginfo", prog]
+    p = subprocess.run([FDOCTL, "upload", "--http", daemon.http, prog],
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.startswith("present " + bid), p
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x7fELF" + b"\0" * 10)
+    p = subprocess.run([FDOCTL, "upload", "--http", daemon.http, str(junk),
+                        prog], capture_output=True, text=True)
+    assert p.returncode == 1
+    assert "error: %s: HTTP 400" % junk in p.stderr, p.stderr
+    assert "present " + bid in p.stdout
+    p = subprocess.run([FDOCTL, "status", "--http", daemon.http, "--json"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "pending" in json.loads(p.stdout)
+    p = subprocess.run([FDOCTL, "status"], env=env, capture_output=True,
+                       text=True)
+    assert p.returncode == 0 and '"uptime_seconds": ' in p.stdout
+    p = subprocess.run([FDOCTL, "status", "--http", "http://127.0.0.1:1"],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and "cannot connect" in p.stderr
