@@ -51,6 +51,8 @@ __attribute__((noinline)) unsigned lookup(unsigned key)
 int main(void)
 {
 	unsigned s = 0;
+	for (unsigned i = 0; i < 4096; i++)
+		table[i] = i * 2654435761u;
 	for (unsigned i = 0; i < 1000000; i++)
 		s += lookup(i);
 	printf("%u\n", s);
@@ -63,10 +65,12 @@ echo "   build-id $BID"
 
 # Runtime addresses as a PIE mapped at 0x555555554000 would have them.
 START=0x555555554000
-addr() { # byte offset into the function, function name
-	local v
-	v=$(nm "$DEMO/work/demo" | awk -v f="$2" '$3 == f || index($3, f ".") == 1 {print $1; exit}')
-	printf '%x' $((START + 0x$v + $1))
+addr() { # byte offset into the function (kept inside it), function name
+	local v size off
+	read -r v size < <(nm -S "$DEMO/work/demo" |
+		awk -v f="$2" '$4 == f || index($4, f ".") == 1 {print $1, $2; exit}')
+	off=$(( $1 < 0x$size ? $1 : 0x$size - 1 ))
+	printf '%x' $((START + 0x$v + off))
 }
 LEAF=$(addr 6 hash_step)
 MID=$(addr 20 lookup)
@@ -118,7 +122,7 @@ for a in json.load(sys.stdin)["addresses"]:
 echo "== fdoctl symbolize on libc (index persisted for the next run)"
 LIBC=$(ldd "$DEMO/work/demo" | awk '/libc.so/ {print $3}')
 "$FDOCTL" symbolize --elf "$LIBC" --cache-dir "$DEMO/cache" \
-	0x$(nm -D "$LIBC" | awk '$3 == "malloc" {print $1; exit}')
+	0x$(nm -D "$LIBC" | awk '$3 ~ /^malloc(@|$)/ {print $1; exit}')
 
 echo "== stopping fdod"
 kill -TERM $FDOD_PID
