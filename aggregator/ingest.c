@@ -695,7 +695,7 @@ void agg_ingest_message(agg_ingest *ing, const uint8_t *msg, size_t len,
 	ack.branches_unmapped = res.branches_unmapped;
 	ack.schema_version = WIRE_SCHEMA_VERSION;
 	if (res.status == FDO_EBUSY || res.status == FDO_ESTORE_FULL ||
-	    res.status == FDO_EIO)
+	    res.status == FDO_ENOSPACE || res.status == FDO_EIO)
 		ack.retry_after_ms = 1000;
 	uint8_t *out;
 	size_t olen;

@@ -37,7 +37,8 @@
 	X(UNSUPPORTED, 17, "unsupported")                                      \
 	X(BUSY, 18, "busy, retry later")                                       \
 	X(TRANSPORT, 19, "transport error")                                    \
-	X(DENIED, 20, "permission denied")
+	X(DENIED, 20, "permission denied")                                    \
+	X(NOSPACE, 21, "no space left on the disk")
 
 enum fdo_err {
 #define FDO_ERR_ENUM(name, num, msg) FDO_E##name = num,

@@ -394,7 +394,7 @@ static void h_upload(void *a, struct srv_req *req, struct srv_resp *resp)
 		int status = 400;
 		if (rc == FDO_EIO || rc == FDO_ESTORE)
 			status = 500;
-		else if (rc == FDO_ESTORE_FULL)
+		else if (rc == FDO_ESTORE_FULL || rc == FDO_ENOSPACE)
 			status = 507;
 		fdo_warn("upload refused: %s", res.why[0] ? res.why
 							   : fdo_strerror(rc));

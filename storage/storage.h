@@ -112,6 +112,7 @@ void store_txn_abort(store_txn *t);
  * transaction, so fn must have no effects outside the transaction that a
  * second call would repeat. Returns fn's result, the commit's, or
  * FDO_ESTORE_FULL when max_size is reached (nothing of this write stored),
+ * FDO_ENOSPACE when the disk has no room for a larger map (the same),
  * FDO_EBUSY when called while this thread holds a transaction and the map
  * must grow. Blocks. Any thread.
  */
@@ -512,7 +513,7 @@ struct store_wal_pos {
  * store_wal_open opens (creating) DATADIR/wal, cuts a torn tail off the
  * last segment (a crash mid-append; nothing there was acknowledged) and
  * positions appends at its end. segment_bytes: rotate after this size
- * (0 = 64 MiB). Returns FDO_OK, FDO_EIO, FDO_ENOMEM, FDO_ESTORE_FULL.
+ * (0 = 64 MiB). Returns FDO_OK, FDO_EIO, FDO_ENOMEM, FDO_ENOSPACE.
  */
 int store_wal_open(const char *datadir, uint64_t segment_bytes,
 		   store_wal **out);
@@ -522,7 +523,7 @@ void store_wal_close(store_wal *w);
  * store_wal_append writes one record (1..STORE_WAL_RECORD_MAX bytes),
  * not yet durable; *end (may be NULL) gets the position after it. On
  * failure nothing of the record stays in the file. Returns FDO_OK,
- * FDO_EINVAL, FDO_EIO, FDO_ESTORE_FULL (disk full).
+ * FDO_EINVAL, FDO_EIO, FDO_ENOSPACE (disk full).
  */
 int store_wal_append(store_wal *w, const void *rec, size_t len,
 		     struct store_wal_pos *end);

@@ -65,6 +65,8 @@ why(struct store_sym_result *res, int err, const char *fmt, ...)
 
 static int errno_err(int e)
 {
+	if (e == ENOSPC || e == EDQUOT)
+		return FDO_ENOSPACE;
 	return e == EACCES || e == EPERM || e == EROFS ? FDO_EDENIED : FDO_EIO;
 }
 

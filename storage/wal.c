@@ -76,7 +76,7 @@ static int write_all(int fd, const void *p, size_t n)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
-			return errno == ENOSPC ? FDO_ESTORE_FULL : FDO_EIO;
+			return errno == ENOSPC ? FDO_ENOSPACE : FDO_EIO;
 		c += w;
 		n -= (size_t)w;
 	}
@@ -90,7 +90,7 @@ static int seg_create(struct store_wal *w, uint64_t seg)
 	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		fdo_error("wal: cannot create %s: %s", path, strerror(errno));
-		return errno == ENOSPC ? FDO_ESTORE_FULL : FDO_EIO;
+		return errno == ENOSPC ? FDO_ENOSPACE : FDO_EIO;
 	}
 	uint8_t hdr[WAL_HDR];
 	memcpy(hdr, WAL_MAGIC, 8);
