@@ -1,8 +1,8 @@
 /*
  * aggregator/aggregator.h — what fdod does with samples: ingest (decode,
- * validate, normalize, pre-aggregate, group commit into the store) and,
- * later, symbolization work and profile building. The only header of
- * aggregator/ that other parts include.
+ * validate, normalize, group commit, merge into the store), delayed
+ * symbolization, and profile building. Other parts include this header;
+ * it includes aggregator/profile.h, the profile model the emitters share.
  */
 #ifndef FDO_AGGREGATOR_H
 #define FDO_AGGREGATOR_H
@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aggregator/profile.h"
 #include "common/buf.h"
 #include "schemas/schemas.h"
 #include "storage/storage.h"
@@ -128,5 +129,53 @@ void agg_symwork_stats(agg_symwork *w, struct agg_symwork_stats *st);
 
 /* agg_symwork_destroy lets workers finish their chunk, then frees w. */
 void agg_symwork_destroy(agg_symwork *w);
+
+/* ------------------------------------------------------------ profiles -- */
+
+#define AGG_MAX_SELECTORS 16
+#define AGG_MAX_PAIRS 16
+
+/* A label selector: every "k=v" pair must be in a batch's label set. */
+struct agg_selector {
+	char *pairs[AGG_MAX_PAIRS];
+	size_t npairs;
+	double weight; /* share in a mix (> 0) */
+};
+
+struct agg_profile_query {
+	const char *binary;
+	struct agg_selector selectors[AGG_MAX_SELECTORS];
+	size_t nselectors;       /* 0: every label set */
+	uint64_t window;         /* seconds; 0: everything stored */
+	uint64_t half_life;      /* seconds; 0: no decay */
+	uint64_t now;            /* reference time, unix seconds */
+	uint32_t bucket_seconds; /* width of the stored buckets */
+	uint8_t build_id[FDO_BUILD_ID_MAX];
+	size_t build_id_len;     /* 0: every build-id of the binary */
+};
+
+/*
+ * agg_query_selectors parses `labels` ("k:v,k:v": one selector, all pairs
+ * required; '=' also accepted for ':') and `mix` ("k:v+k:v*3,k:v*1": a
+ * weighted selector per item) into q (either may be NULL; not both given).
+ * The pairs are allocated; agg_query_fini frees them. Returns FDO_OK or
+ * FDO_EINVAL with err set.
+ */
+int agg_query_selectors(struct agg_profile_query *q, const char *labels,
+			const char *mix, char *err, size_t errlen);
+void agg_query_fini(struct agg_profile_query *q);
+
+/*
+ * agg_profile_build builds the profile of q->binary into *p (which it
+ * initializes; free with prof_fini): selected, decayed, mixed counts of
+ * every stack, each location symbolized from symcache, with the
+ * build-ids' symbol files and virtual addresses (through cache, which may
+ * be NULL). Returns FDO_OK (an empty profile is not an error),
+ * FDO_ENOT_FOUND (unknown binary), store errors; err explains. Blocks
+ * (one read transaction). Any thread.
+ */
+int agg_profile_build(store *st, struct sym_cache *cache, const char *datadir,
+		      const struct agg_profile_query *q, struct prof *p,
+		      char *err, size_t errlen);
 
 #endif

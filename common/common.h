@@ -138,6 +138,9 @@ uint32_t fdo_crc32c(uint32_t crc, const void *buf, size_t len);
 /* fdo_crc32c_portable: the same, table-driven (tests compare the two). */
 uint32_t fdo_crc32c_portable(uint32_t crc, const void *buf, size_t len);
 
+/* fdo_sha256: the SHA-256 digest of data (content addressing). */
+void fdo_sha256(const void *data, size_t len, uint8_t out[32]);
+
 /* fdo_now_ns: CLOCK_MONOTONIC in nanoseconds. */
 uint64_t fdo_now_ns(void);
 

@@ -85,3 +85,25 @@ TEST(buf_grows_and_escapes_json)
 	CHECK(b.data == NULL);
 	fdo_buf_fini(&b);
 }
+
+TEST(sha256_known_vectors)
+{
+	uint8_t d[32];
+	char hex[65];
+	fdo_sha256("", 0, d);
+	fdo_hex_encode(d, 32, hex);
+	CHECK_EQ_STR(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	fdo_sha256("abc", 3, d);
+	fdo_hex_encode(d, 32, hex);
+	CHECK_EQ_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+	fdo_sha256(m, strlen(m), d);
+	fdo_hex_encode(d, 32, hex);
+	CHECK_EQ_STR(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+	/* A million 'a's: many blocks. */
+	static char big[1000000];
+	memset(big, 'a', sizeof big);
+	fdo_sha256(big, sizeof big, d);
+	fdo_hex_encode(d, 32, hex);
+	CHECK_EQ_STR(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}

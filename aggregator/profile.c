@@ -1,0 +1,498 @@
+/*
+ * aggregator/profile.c — the profile builder: from the store to a `prof`
+ * (aggregator/profile.h) for one binary and one set of selectors.
+ *
+ * Workload: a request reads every counts entry of one binary (tens of
+ * thousands to millions), selects and weights them, then resolves each
+ * distinct stack once and each distinct address once. Profiles are built
+ * far less often than samples arrive; one read transaction per build.
+ *
+ * Selection and weighting:
+ *   labels   a selector is a list of k=v pairs that must all be present in
+ *            a label set (the batch may carry more labels). No selector:
+ *            every label set.
+ *   mix      several selectors with weights ("mode:serving*3,
+ *            mode:batch*1"): each selector's counts are scaled so that its
+ *            share of the profile is its weight's share, whatever traffic
+ *            each mode had; a label set goes to the first selector it
+ *            matches.
+ *   window   only buckets that end after now - window.
+ *   half_life each bucket's counts are multiplied by 0.5^(age / half_life),
+ *            age = now - the bucket's middle.
+ *   build_id only stacks whose sampled (leaf) instruction is in that
+ *            build-id: what BOLT needs for one exact binary.
+ * Counts: each stack's count is its share of the selected fleet weight
+ * expressed in samples (weight / total weight x total samples), so fleet
+ * weights steer the profile while counts keep the scale of samples.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator/aggregator.h"
+#include "aggregator/profile.h"
+#include "common/common.h"
+#include "symbolizer/symbolizer.h"
+
+/* -------------------------------------------------------- small maps -- */
+
+/* u64 -> index map (open addressing, key 0 reserved by callers' +1). */
+struct imap {
+	uint64_t *keys;
+	uint32_t *vals;
+	size_t cap, n;
+};
+
+static int imap_grow(struct imap *m)
+{
+	size_t cap = m->cap ? m->cap * 2 : 1024;
+	uint64_t *k = calloc(cap, sizeof *k);
+	uint32_t *v = calloc(cap, sizeof *v);
+	if (!k || !v) {
+		free(k);
+		free(v);
+		return FDO_ENOMEM;
+	}
+	for (size_t i = 0; i < m->cap; i++) {
+		if (!m->keys[i])
+			continue;
+		size_t j = fdo_mix64(m->keys[i]) & (cap - 1);
+		while (k[j])
+			j = (j + 1) & (cap - 1);
+		k[j] = m->keys[i];
+		v[j] = m->vals[i];
+	}
+	free(m->keys);
+	free(m->vals);
+	m->keys = k;
+	m->vals = v;
+	m->cap = cap;
+	return FDO_OK;
+}
+
+/* Find key (never 0); on absence insert val and return 0 via *found. */
+static int imap_get(struct imap *m, uint64_t key, uint32_t val, uint32_t *out,
+		    int *found)
+{
+	if ((m->n + 1) * 2 > m->cap && imap_grow(m))
+		return FDO_ENOMEM;
+	size_t j = fdo_mix64(key) & (m->cap - 1);
+	for (; m->keys[j]; j = (j + 1) & (m->cap - 1))
+		if (m->keys[j] == key) {
+			*out = m->vals[j];
+			*found = 1;
+			return FDO_OK;
+		}
+	m->keys[j] = key;
+	m->vals[j] = val;
+	m->n++;
+	*out = val;
+	*found = 0;
+	return FDO_OK;
+}
+
+static void imap_fini(struct imap *m)
+{
+	free(m->keys);
+	free(m->vals);
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return FDO_OK;
+	size_t c = *cap ? *cap : 64;
+	while (c < need)
+		c *= 2;
+	void *a = realloc(*arr, c * elem);
+	if (!a)
+		return FDO_ENOMEM;
+	*arr = a;
+	*cap = c;
+	return FDO_OK;
+}
+
+/* ----------------------------------------------------------- selectors -- */
+
+/* Does the canonical label set text ("k=v,k=v") hold every pair of sel? */
+static int labels_match(const char *set, size_t setlen,
+			const struct agg_selector *sel)
+{
+	for (size_t i = 0; i < sel->npairs; i++) {
+		const char *pair = sel->pairs[i];
+		size_t pl = strlen(pair);
+		int found = 0;
+		for (size_t p = 0; p < setlen && !found;) {
+			size_t e = p;
+			while (e < setlen && set[e] != ',')
+				e++;
+			found = e - p == pl && !memcmp(set + p, pair, pl);
+			p = e + 1;
+		}
+		if (!found)
+			return 0;
+	}
+	return 1;
+}
+
+/* Which selector a label set belongs to: index, or -1 (not selected). */
+static int pick_selector(store_txn *t, uint32_t labelset,
+			 const struct agg_profile_query *q)
+{
+	if (q->nselectors == 0)
+		return 0;
+	const void *p;
+	size_t len;
+	if (store_intern_name(t, STORE_DICT_LABELSETS, labelset, &p, &len))
+		return -1;
+	for (size_t i = 0; i < q->nselectors; i++)
+		if (labels_match(p, len, &q->selectors[i]))
+			return (int)i;
+	return -1;
+}
+
+/* ------------------------------------------------------------- builder -- */
+
+struct acc {
+	uint64_t stack;
+	int sel;
+	double weight; /* decayed fleet weight (fixed-point units) */
+	uint64_t samples;
+};
+
+struct builder {
+	store_txn *t;
+	store *st;
+	sym_cache *cache;
+	const char *datadir;
+	struct prof *p;
+	struct imap locs_by_addr;   /* (bid id, offset) token -> loc index+1 */
+	struct imap bids_by_id;     /* store build-id id -> prof index+1 */
+	uint32_t *bid_store_ids;    /* prof index -> store id */
+	sym_index **indexes;        /* prof index -> open index or NULL */
+	size_t cap_locs, cap_frames, cap_stack_locs, cap_stacks, cap_bids;
+};
+
+static int build_id_index(struct builder *b, uint32_t id, uint32_t *out)
+{
+	uint32_t v;
+	int found;
+	int rc = imap_get(&b->bids_by_id, (uint64_t)id + 1,
+			  (uint32_t)b->p->nbuild_ids + 1, &v, &found);
+	if (rc)
+		return rc;
+	*out = v - 1;
+	if (found)
+		return FDO_OK;
+	struct prof *p = b->p;
+	if ((rc = grow((void **)&p->build_ids, &b->cap_bids, p->nbuild_ids + 1,
+		       sizeof *p->build_ids)) ||
+	    (rc = grow((void **)&b->bid_store_ids, &(size_t){p->nbuild_ids},
+		       p->nbuild_ids + 1, sizeof *b->bid_store_ids)))
+		return rc;
+	sym_index **ix = realloc(b->indexes, (p->nbuild_ids + 1) * sizeof *ix);
+	if (!ix)
+		return FDO_ENOMEM;
+	b->indexes = ix;
+	struct prof_build_id *pb = &p->build_ids[p->nbuild_ids];
+	memset(pb, 0, sizeof *pb);
+	b->bid_store_ids[p->nbuild_ids] = id;
+	b->indexes[p->nbuild_ids] = NULL;
+	struct store_buildid rec;
+	if (store_buildid_get(b->t, id, &rec) == FDO_OK) {
+		memcpy(pb->id, rec.build_id, rec.build_id_len);
+		pb->len = rec.build_id_len;
+		fdo_hex_encode(rec.build_id, rec.build_id_len, pb->hex);
+		char path[4096];
+		if ((rec.sym_state & STORE_SYM_EXECUTABLE) &&
+		    !store_symbols_path(b->datadir, rec.build_id,
+					rec.build_id_len, STORE_SYM_EXECUTABLE,
+					path, sizeof path))
+			pb->elf_path = strdup(path);
+		if ((rec.sym_state & STORE_SYM_DEBUGINFO) &&
+		    !store_symbols_path(b->datadir, rec.build_id,
+					rec.build_id_len, STORE_SYM_DEBUGINFO,
+					path, sizeof path))
+			pb->debug_path = strdup(path);
+		const char *elf = pb->elf_path ? pb->elf_path : pb->debug_path;
+		if (elf && b->cache &&
+		    sym_cache_get(b->cache, rec.build_id, rec.build_id_len, elf,
+				  pb->elf_path ? pb->debug_path : NULL,
+				  &b->indexes[p->nbuild_ids]))
+			b->indexes[p->nbuild_ids] = NULL;
+	}
+	p->nbuild_ids++;
+	return FDO_OK;
+}
+
+/* The prof location of (build-id id, offset), resolving it once. */
+static int loc_index(struct builder *b, const struct store_frame *f,
+		     uint32_t *out)
+{
+	struct prof *p = b->p;
+	uint64_t token = fdo_mix64(f->offset ^ fdo_mix64(f->build_id)) | 1;
+	uint32_t v;
+	int found;
+	int rc = imap_get(&b->locs_by_addr, token, (uint32_t)p->nlocs + 1, &v,
+			  &found);
+	if (rc)
+		return rc;
+	*out = v - 1;
+	if (found)
+		return FDO_OK;
+	uint32_t bi;
+	if ((rc = build_id_index(b, f->build_id, &bi)) ||
+	    (rc = grow((void **)&p->locs, &b->cap_locs, p->nlocs + 1,
+		       sizeof *p->locs)))
+		return rc;
+	struct prof_loc *l = &p->locs[p->nlocs++];
+	*l = (struct prof_loc){bi, f->offset, UINT64_MAX, (uint32_t)p->nframes,
+			       0};
+	if (b->indexes[bi])
+		sym_index_offset_to_vaddr(b->indexes[bi], f->offset, &l->vaddr);
+	uint8_t key[STORE_ADDR_KEY_SIZE];
+	store_addr_key_encode(key, f);
+	const void *val;
+	size_t vl;
+	if (store_get(b->t, STORE_SYMCACHE, key, sizeof key, &val, &vl))
+		return FDO_OK; /* not symbolized yet */
+	struct store_sym_frame sf[STORE_SYMCACHE_MAX_FRAMES];
+	size_t n;
+	if (store_symcache_decode(val, vl, sf, STORE_SYMCACHE_MAX_FRAMES, &n))
+		return FDO_OK;
+	if ((rc = grow((void **)&p->frames, &b->cap_frames, p->nframes + n,
+		       sizeof *p->frames)))
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		struct prof_frame *pf = &p->frames[p->nframes + i];
+		const void *s;
+		size_t sl;
+		char name[STORE_NAME_MAX + 1];
+		pf->function = pf->file = PROF_NONE;
+		if (sf[i].function && !store_intern_name(b->t, STORE_DICT_STRINGS,
+							 sf[i].function, &s, &sl)) {
+			memcpy(name, s, sl);
+			name[sl] = 0;
+			pf->function = prof_intern(p, name);
+		}
+		if (sf[i].file && !store_intern_name(b->t, STORE_DICT_STRINGS,
+						     sf[i].file, &s, &sl)) {
+			memcpy(name, s, sl);
+			name[sl] = 0;
+			pf->file = prof_intern(p, name);
+		}
+		pf->line = sf[i].line;
+		pf->column = sf[i].column;
+		pf->discriminator = sf[i].discriminator;
+		pf->start_line = sf[i].start_line;
+	}
+	l = &p->locs[p->nlocs - 1];
+	l->nframes = (uint32_t)n;
+	p->nframes += n;
+	return FDO_OK;
+}
+
+static int acc_cmp(const void *a, const void *b)
+{
+	const struct acc *x = a, *y = b;
+	if (x->stack != y->stack)
+		return x->stack < y->stack ? -1 : 1;
+	return x->sel - y->sel;
+}
+
+static double decay(const struct agg_profile_query *q, uint32_t bucket,
+		    uint32_t width)
+{
+	if (!q->half_life)
+		return 1.0;
+	double mid = (double)bucket + width / 2.0;
+	double age = (double)q->now - mid;
+	if (age < 0)
+		age = 0;
+	return pow(0.5, age / (double)q->half_life);
+}
+
+int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
+		      const struct agg_profile_query *q, struct prof *p,
+		      char *err, size_t errlen)
+{
+	prof_init(p);
+	struct builder b = {.st = st, .cache = cache, .datadir = datadir, .p = p};
+	struct acc *accs = NULL;
+	size_t naccs = 0, cap_accs = 0;
+	double *sel_weight = calloc(q->nselectors ? q->nselectors : 1,
+				    sizeof *sel_weight);
+	int rc = store_txn_begin(st, 0, &b.t);
+	if (rc || !sel_weight) {
+		free(sel_weight);
+		snprintf(err, errlen, "store unavailable: %s", fdo_strerror(rc));
+		return rc ? rc : FDO_ENOMEM;
+	}
+	uint32_t binary;
+	if ((rc = store_intern_binary(b.t, q->binary, strlen(q->binary), 0,
+				      &binary))) {
+		snprintf(err, errlen, "unknown binary '%s'", q->binary);
+		goto out;
+	}
+	p->binary = strdup(q->binary);
+	p->event = strdup("cpu-clock");
+	uint32_t width = q->bucket_seconds ? q->bucket_seconds : 3600;
+	uint64_t since = q->window && q->now > q->window ? q->now - q->window : 0;
+
+	/* Pass 1: select counts entries. */
+	int *selcache = NULL; /* labelset id -> selector+2 (0 unknown) */
+	size_t cap_selcache = 0;
+	store_cursor *c;
+	if ((rc = store_cursor_open(b.t, STORE_COUNTS, &c)))
+		goto out;
+	uint8_t start[STORE_COUNTS_KEY_SIZE];
+	struct store_counts_key ck = {binary, 0, 0, 0};
+	store_counts_key_encode(start, &ck);
+	const void *k, *v;
+	size_t kl, vl;
+	int crc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v, &vl);
+	while (crc == FDO_OK && !store_counts_key_decode(k, kl, &ck) &&
+	       ck.binary == binary) {
+		struct store_weight w;
+		if (store_weight_decode(v, vl, &w) ||
+		    (uint64_t)ck.bucket + width <= since)
+			goto next;
+		if (ck.labelset >= cap_selcache) {
+			size_t nc = cap_selcache ? cap_selcache : 64;
+			while (nc <= ck.labelset)
+				nc *= 2;
+			int *a = realloc(selcache, nc * sizeof *a);
+			if (!a) {
+				rc = FDO_ENOMEM;
+				break;
+			}
+			memset(a + cap_selcache, 0,
+			       (nc - cap_selcache) * sizeof *a);
+			selcache = a;
+			cap_selcache = nc;
+		}
+		if (!selcache[ck.labelset])
+			selcache[ck.labelset] =
+				pick_selector(b.t, ck.labelset, q) + 2;
+		int sel = selcache[ck.labelset] - 2;
+		if (sel < 0)
+			goto next;
+		if ((rc = grow((void **)&accs, &cap_accs, naccs + 1,
+			       sizeof *accs)))
+			break;
+		double wd = (double)w.weight * decay(q, ck.bucket, width);
+		accs[naccs++] = (struct acc){ck.stack, sel, wd, w.samples};
+		sel_weight[sel] += wd;
+		p->samples += w.samples;
+		if (!p->first_time || ck.bucket < p->first_time)
+			p->first_time = ck.bucket;
+		if ((uint64_t)ck.bucket + width > p->last_time)
+			p->last_time = (uint64_t)ck.bucket + width;
+next:
+		crc = store_cursor_next(c, &k, &kl, &v, &vl);
+	}
+	store_cursor_close(c);
+	free(selcache);
+	if (rc)
+		goto out;
+
+	/* Scale: each selector's weight to its share, in units of samples. */
+	double total_w = 0, total_mix = 0;
+	for (size_t s = 0; s < (q->nselectors ? q->nselectors : 1); s++) {
+		total_w += sel_weight[s];
+		total_mix += q->nselectors ? q->selectors[s].weight : 1.0;
+	}
+	double *factor = calloc(q->nselectors ? q->nselectors : 1,
+				sizeof *factor);
+	if (!factor) {
+		rc = FDO_ENOMEM;
+		goto out;
+	}
+	for (size_t s = 0; s < (q->nselectors ? q->nselectors : 1); s++) {
+		double share = q->nselectors > 1
+				       ? q->selectors[s].weight / total_mix
+				       : 1.0;
+		factor[s] = sel_weight[s] > 0 && total_w > 0
+				    ? share * (double)p->samples / sel_weight[s]
+				    : 0;
+	}
+
+	/* Pass 2: each distinct stack once. */
+	qsort(accs, naccs, sizeof *accs, acc_cmp);
+	for (size_t i = 0; i < naccs;) {
+		uint64_t id = accs[i].stack;
+		double count = 0;
+		uint64_t samples = 0;
+		for (; i < naccs && accs[i].stack == id; i++) {
+			count += accs[i].weight * factor[accs[i].sel];
+			samples += accs[i].samples;
+		}
+		uint8_t key[STORE_STACK_KEY_SIZE];
+		store_stack_key_encode(key, id);
+		struct store_frame f[STORE_STACK_MAX_FRAMES];
+		size_t n;
+		if (store_get(b.t, STORE_STACKS, key, sizeof key, &v, &vl) ||
+		    store_stack_decode(v, vl, f, STORE_STACK_MAX_FRAMES, &n) ||
+		    n == 0)
+			continue;
+		if (q->build_id_len) {
+			struct store_buildid rec;
+			if (store_buildid_get(b.t, f[0].build_id, &rec) ||
+			    rec.build_id_len != q->build_id_len ||
+			    memcmp(rec.build_id, q->build_id, q->build_id_len))
+				continue;
+		}
+		if ((rc = grow((void **)&p->stacks, &b.cap_stacks,
+			       p->nstacks + 1, sizeof *p->stacks)) ||
+		    (rc = grow((void **)&p->stack_locs, &b.cap_stack_locs,
+			       p->nstack_locs + n, sizeof *p->stack_locs))) {
+			free(factor);
+			goto out;
+		}
+		struct prof_stack *ps = &p->stacks[p->nstacks++];
+		ps->first_loc = (uint32_t)p->nstack_locs;
+		ps->nlocs = (uint32_t)n;
+		ps->count = count;
+		ps->samples = samples;
+		p->count += count;
+		for (size_t k2 = 0; k2 < n; k2++) {
+			uint32_t li;
+			if ((rc = loc_index(&b, &f[k2], &li))) {
+				free(factor);
+				goto out;
+			}
+			p->stack_locs[p->nstack_locs++] = li;
+		}
+	}
+	free(factor);
+
+	/* Distinct hosts of the binary. */
+	if (store_cursor_open(b.t, STORE_HOSTS, &c) == FDO_OK) {
+		uint8_t hk[STORE_HOSTS_KEY_SIZE];
+		store_hosts_key_encode(hk, binary, 0);
+		uint32_t hb, hh;
+		crc = store_cursor_seek(c, hk, sizeof hk, &k, &kl, &v, &vl);
+		while (crc == FDO_OK && !store_hosts_key_decode(k, kl, &hb, &hh) &&
+		       hb == binary) {
+			p->hosts++;
+			crc = store_cursor_next(c, &k, &kl, &v, &vl);
+		}
+		store_cursor_close(c);
+	}
+	rc = FDO_OK;
+out:
+	for (size_t i = 0; i < p->nbuild_ids; i++)
+		if (b.indexes && b.indexes[i])
+			sym_cache_release(cache, b.indexes[i]);
+	free(b.indexes);
+	free(b.bid_store_ids);
+	imap_fini(&b.locs_by_addr);
+	imap_fini(&b.bids_by_id);
+	free(accs);
+	free(sel_weight);
+	store_txn_abort(b.t);
+	if (rc && !err[0])
+		snprintf(err, errlen, "%s", fdo_strerror(rc));
+	return rc;
+}
