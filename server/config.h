@@ -22,6 +22,9 @@ struct srv_config {
 	uint64_t dedup_ttl;	/* seconds a (agent, seq) is remembered */
 	uint64_t ingest_contexts; /* batches received at once */
 	uint64_t http_threads;	/* HTTP worker threads */
+	uint64_t min_samples;	/* profile readiness: total samples */
+	uint64_t min_hosts;	/* profile readiness: distinct hosts */
+	uint64_t min_span;	/* profile readiness: seconds collected */
 	char *tls_cert, *tls_key;
 	char *log_level;
 };
