@@ -20,6 +20,11 @@ static const struct command commands[] = {
 	{"push", cmd_push,
 	 "push      [--url URL] FILE|-\n"
 	 "          send one batch in the text form and print its Ack"},
+	{"pull", cmd_pull,
+	 "pull      BINARY [--http URL] [--format llvm|gcc|bolt|folded|pprof]\n"
+	 "          [--build-id ID] [--labels k=v,...] [--window 7d]\n"
+	 "          [--half-life 3d] [-o FILE]\n"
+	 "          fetch a profile for a build (exit 3: not ready yet)"},
 	{"status", cmd_status,
 	 "status    [--http URL] [--json]\n"
 	 "          fdod's health, ingest counters and pending backlog"},
