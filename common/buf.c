@@ -49,6 +49,8 @@ int fdo_buf_reserve(struct fdo_buf *b, size_t n)
 
 void fdo_buf_append(struct fdo_buf *b, const void *p, size_t n)
 {
+	if (!n)
+		return; /* p may be NULL then: memcpy must not see it */
 	if (fdo_buf_reserve(b, n))
 		return;
 	memcpy(b->data + b->len, p, n);

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential pkg-config
+  build-essential gcc-12 g++-12 pkg-config
   libdw-dev libelf-dev elfutils
   liblmdb-dev lmdb-utils
   libnng-dev
@@ -15,6 +15,7 @@ PACKAGES=(
   python3 python3-pytest
   linux-perf
   zlib1g-dev openssl curl
+  golang-go
 )
 
 missing=()

@@ -28,4 +28,10 @@ struct srv_app {
 /* The HTTP route table (server/routes.c). */
 extern const struct srv_route srv_routes[];
 
+/* The profile API (server/profiles.c). */
+void srv_h_profile(void *app, struct srv_req *req, struct srv_resp *resp);
+void srv_h_publish(void *app, struct srv_req *req, struct srv_resp *resp);
+void srv_h_versions(void *app, struct srv_req *req, struct srv_resp *resp);
+void srv_h_version(void *app, struct srv_req *req, struct srv_resp *resp);
+
 #endif

@@ -513,6 +513,10 @@ static void h_symcache(void *a, struct srv_req *req, struct srv_resp *resp)
 
 const struct srv_route srv_routes[] = {
 	{"GET", "/v1/symcache/{}", h_symcache, 0, 0},
+	{"GET", "/v1/profiles/{}", srv_h_profile, 0, 0},
+	{"POST", "/v1/profiles/{}/publish", srv_h_publish, 1 << 16, 0},
+	{"GET", "/v1/profiles/{}/versions", srv_h_versions, 0, 0},
+	{"GET", "/v1/profiles/{}/versions/{}", srv_h_version, 0, 0},
 	{"PUT", "/v1/symbols", h_upload, UPLOAD_MAX_BYTES, 1},
 	{"GET", "/v1/status", h_status, 0, 0},
 	{"GET", "/v1/binaries", h_binaries, 0, 0},

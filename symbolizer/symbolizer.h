@@ -143,4 +143,52 @@ void sym_cache_release(sym_cache *c, sym_index *idx);
 void sym_cache_stats(sym_cache *c, size_t *count, size_t *bytes,
 		     uint64_t *hits, uint64_t *misses);
 
+/* ------------------------------------------------------ function symbols -- */
+
+/* Binding of a function symbol. */
+enum sym_bind { SYM_BIND_LOCAL, SYM_BIND_GLOBAL, SYM_BIND_WEAK };
+
+/*
+ * One FUNC (or GNU_IFUNC) symbol of an ELF file's symbol table.
+ * ordinal: for locals, llvm-bolt's N in "name/N": the 1-based rank of the
+ *   symbol among the allocated local symbols of the same name (any type)
+ *   in llvm-bolt's order (by address; at one address FUNC first, then
+ *   symbol-table order). For the common case, distinct static functions of
+ *   one name in several files, this is also their symbol-table order.
+ *   0 for global and weak symbols (llvm-bolt spells them plainly).
+ */
+struct sym_func {
+	uint64_t addr;	  /* st_value: the ELF virtual address */
+	uint64_t size;	  /* st_size; 0 = up to the next function */
+	const char *name; /* symbol name, never NULL; see sym_elf_functions */
+	uint32_t ordinal;
+	uint32_t bind; /* enum sym_bind */
+};
+
+/*
+ * sym_elf_functions lists the function symbols of elf_path's .symtab (or,
+ * when it has none, its .dynsym), sorted by address; at one address
+ * globals first, then weak, then locals, each in symbol-table order.
+ * *out is one allocation holding the array and its names: free it with
+ * sym_elf_functions_free; *n may be 0 (a stripped file without .dynsym).
+ * Returns FDO_OK, FDO_EIO, FDO_ENOT_ELF, FDO_ETRUNCATED, FDO_EUNSUPPORTED
+ * (big-endian), FDO_ELIMIT (absurd sizes) or FDO_ENOMEM. The file is
+ * untrusted: a damaged one gives an error or fewer symbols, never a crash.
+ * Blocks on file I/O; any thread.
+ */
+int sym_elf_functions(const char *elf_path, struct sym_func **out,
+		      size_t *n);
+
+/* sym_elf_functions_free frees a listing (NULL is fine). */
+void sym_elf_functions_free(struct sym_func *funcs);
+
+/*
+ * sym_func_find returns the function of funcs (as sym_elf_functions
+ * sorted them) containing vaddr, or NULL. Of aliases (symbols at one
+ * address) it returns the first. A size-0 symbol covers up to the next
+ * function's address. Never blocks; any thread.
+ */
+const struct sym_func *sym_func_find(const struct sym_func *funcs, size_t n,
+				     uint64_t vaddr);
+
 #endif

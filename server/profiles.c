@@ -1,0 +1,545 @@
+/*
+ * server/profiles.c — the profile API for build pipelines:
+ *   GET  /v1/profiles/{binary}?format=&labels=&mix=&window=&half_life=
+ *        &build_id=&min_samples=&min_hosts=&min_span=&min_share=
+ *   POST /v1/profiles/{binary}/publish   (same selectors)
+ *   GET  /v1/profiles/{binary}/versions[/{id}]
+ * A profile is "ready" when it meets the curation minimums (config
+ * defaults, overridable per request); otherwise the answer is 409 with
+ * every rule that failed and the current figures. A published version is
+ * frozen: its id is the SHA-256 of its bytes and GET .../versions/{id}
+ * returns exactly those bytes forever.
+ *
+ * published value layout (key: binary id, version; storage/codec.c):
+ *   OFFSET SIZE DESCRIPTION
+ *   0      1    format (1)
+ *   1      1    profile format: 1 llvm, 2 gcc, 3 bolt, 4 folded, 5 pprof
+ *   2      2    reserved, zero
+ *   4      4    L: length of the inputs description, big-endian
+ *   8      8    creation time, unix seconds, big-endian
+ *   16     32   SHA-256 of the profile bytes
+ *   48     L    inputs description (JSON text)
+ *   48+L   ...  the profile bytes
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/buf.h"
+#include "common/common.h"
+#include "common/opts.h"
+#include "server/app.h"
+
+#define PUB_HDR 48
+
+static const char *const format_codes[] = {NULL,     "llvm",   "gcc",
+					   "bolt",   "folded", "pprof"};
+
+static int format_code(const char *name)
+{
+	for (int i = 1; i < 6; i++)
+		if (!strcmp(format_codes[i], name))
+			return i;
+	return 0;
+}
+
+/* Everything a request selects, parsed and checked. */
+struct preq {
+	struct agg_profile_query q;
+	const struct prof_emitter *em;
+	char emit_opts[256];
+	uint64_t min_samples, min_hosts, min_span;
+	char build_id_hex[129];
+};
+
+static int qget(struct srv_req *req, const char *key, char *out, size_t cap,
+		struct srv_resp *resp)
+{
+	int rc = srv_query_get(req->query, key, out, cap);
+	if (rc == FDO_ELIMIT) {
+		srv_resp_error(resp, 400, "%s= is too long", key);
+		return -1;
+	}
+	if (rc) {
+		out[0] = 0;
+		return 0;
+	}
+	return 1;
+}
+
+static int parse_request(struct srv_app *app, struct srv_req *req,
+			 struct srv_resp *resp, struct preq *pr)
+{
+	char v[2048], labels[2048], mix[2048], err[256];
+	memset(pr, 0, sizeof *pr);
+	pr->q.binary = req->param[0];
+	pr->q.now = (uint64_t)time(NULL);
+	pr->q.bucket_seconds = (uint32_t)app->cfg.bucket;
+	pr->min_samples = app->cfg.min_samples;
+	pr->min_hosts = app->cfg.min_hosts;
+	pr->min_span = app->cfg.min_span;
+	int got;
+	if ((got = qget(req, "format", v, sizeof v, resp)) < 0)
+		return -1;
+	pr->em = prof_emitter_find(got ? v : "llvm");
+	if (!pr->em) {
+		srv_resp_error(resp, 400,
+			       "unknown format '%s' (llvm, gcc, bolt, folded, "
+			       "pprof)",
+			       v);
+		return -1;
+	}
+	if (qget(req, "labels", labels, sizeof labels, resp) < 0 ||
+	    qget(req, "mix", mix, sizeof mix, resp) < 0)
+		return -1;
+	if (agg_query_selectors(&pr->q, labels, mix, err, sizeof err)) {
+		srv_resp_error(resp, 400, "%s", err);
+		return -1;
+	}
+	static const struct {
+		const char *key;
+		int duration;
+	} nums[] = {{"window", 1},      {"half_life", 1},  {"min_span", 1},
+		    {"min_samples", 0}, {"min_hosts", 0}};
+	uint64_t *dst[] = {&pr->q.window, &pr->q.half_life, &pr->min_span,
+			   &pr->min_samples, &pr->min_hosts};
+	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+		if ((got = qget(req, nums[i].key, v, sizeof v, resp)) < 0)
+			return -1;
+		if (!got)
+			continue;
+		int rc = nums[i].duration ? fdo_parse_duration(v, dst[i])
+					  : fdo_parse_uint(v, dst[i]);
+		if (rc || (nums[i].duration && *dst[i] > 10ull * 365 * 86400)) {
+			srv_resp_error(resp, 400, "bad %s '%s'%s", nums[i].key,
+				       v,
+				       nums[i].duration
+					       ? " (a duration like 7d, 12h, 30m)"
+					       : "");
+			return -1;
+		}
+	}
+	if ((got = qget(req, "build_id", v, sizeof v, resp)) < 0)
+		return -1;
+	if (got) {
+		if (fdo_build_id_parse(v, pr->q.build_id, &pr->q.build_id_len)) {
+			srv_resp_error(resp, 400,
+				       "build_id '%.130s' is not lowercase hex", v);
+			return -1;
+		}
+		snprintf(pr->build_id_hex, sizeof pr->build_id_hex, "%s", v);
+		snprintf(pr->emit_opts, sizeof pr->emit_opts, "build_id=%s", v);
+	}
+	if ((got = qget(req, "min_share", v, sizeof v, resp)) < 0)
+		return -1;
+	if (got) {
+		char *end;
+		double d = strtod(v, &end);
+		if (*end || !(d >= 0 && d < 1)) {
+			srv_resp_error(resp, 400, "bad min_share '%s' (0..1)", v);
+			return -1;
+		}
+		size_t n = strlen(pr->emit_opts);
+		snprintf(pr->emit_opts + n, sizeof pr->emit_opts - n,
+			 "%smin_share=%s", n ? "," : "", v);
+	}
+	return 0;
+}
+
+/* The selectors as canonical JSON (the inputs of a version). */
+static void inputs_json(const struct preq *pr, const struct prof *p,
+			struct fdo_buf *b)
+{
+	fdo_buf_puts(b, "{\"format\":");
+	fdo_buf_json_str(b, pr->em->name);
+	fdo_buf_puts(b, ",\"selectors\":[");
+	for (size_t i = 0; i < pr->q.nselectors; i++) {
+		fdo_buf_printf(b, "%s{\"weight\":%g,\"labels\":[", i ? "," : "",
+			       pr->q.selectors[i].weight);
+		for (size_t k = 0; k < pr->q.selectors[i].npairs; k++) {
+			if (k)
+				fdo_buf_putc(b, ',');
+			fdo_buf_json_str(b, pr->q.selectors[i].pairs[k]);
+		}
+		fdo_buf_puts(b, "]}");
+	}
+	fdo_buf_printf(b,
+		       "],\"window\":%llu,\"half_life\":%llu,\"build_id\":",
+		       (unsigned long long)pr->q.window,
+		       (unsigned long long)pr->q.half_life);
+	fdo_buf_json_str(b, pr->build_id_hex);
+	fdo_buf_printf(b,
+		       ",\"samples\":%llu,\"hosts\":%llu,\"span\":%llu,"
+		       "\"first_time\":%llu,\"last_time\":%llu,\"build_ids\":[",
+		       (unsigned long long)p->samples,
+		       (unsigned long long)p->hosts,
+		       (unsigned long long)(p->last_time - p->first_time),
+		       (unsigned long long)p->first_time,
+		       (unsigned long long)p->last_time);
+	for (size_t i = 0; i < p->nbuild_ids; i++) {
+		if (i)
+			fdo_buf_putc(b, ',');
+		fdo_buf_json_str(b, p->build_ids[i].hex);
+	}
+	fdo_buf_puts(b, "]}");
+}
+
+/* Build, check readiness, emit. Returns 0 with bytes in out, or -1 with
+ * resp filled. */
+static int make_profile(struct srv_app *app, struct preq *pr,
+			struct srv_resp *resp, struct prof *p,
+			struct fdo_buf *out)
+{
+	char err[256] = "";
+	agg_ingest_flush(app->ingest, 10000);
+	int rc = agg_profile_build(app->st, app->cache, app->cfg.data, &pr->q,
+				   p, err, sizeof err);
+	if (rc == FDO_ENOT_FOUND) {
+		srv_resp_error(resp, 404, "%s", err);
+		return -1;
+	}
+	if (rc) {
+		srv_resp_error(resp, 503, "cannot build the profile: %s", err);
+		return -1;
+	}
+	uint64_t span = p->last_time > p->first_time
+				? p->last_time - p->first_time
+				: 0;
+	struct {
+		const char *rule;
+		uint64_t have, need;
+	} rules[] = {{"min_samples", p->samples, pr->min_samples},
+		     {"min_hosts", p->hosts, pr->min_hosts},
+		     {"min_span", span, pr->min_span}};
+	int failed = 0;
+	for (size_t i = 0; i < 3; i++)
+		failed |= rules[i].have < rules[i].need;
+	if (failed) {
+		resp->status = 409;
+		struct fdo_buf *b = &resp->body;
+		fdo_buf_puts(b, "{\"ready\":false,\"failed\":[");
+		int first = 1;
+		for (size_t i = 0; i < 3; i++) {
+			if (rules[i].have >= rules[i].need)
+				continue;
+			fdo_buf_printf(b,
+				       "%s{\"rule\":\"%s\",\"have\":%llu,"
+				       "\"need\":%llu}",
+				       first ? "" : ",", rules[i].rule,
+				       (unsigned long long)rules[i].have,
+				       (unsigned long long)rules[i].need);
+			first = 0;
+		}
+		fdo_buf_puts(b, "],\"error\":\"profile not ready:");
+		for (size_t i = 0; i < 3; i++)
+			if (rules[i].have < rules[i].need)
+				fdo_buf_printf(b, " %s %llu < %llu;",
+					       rules[i].rule,
+					       (unsigned long long)rules[i].have,
+					       (unsigned long long)rules[i].need);
+		fdo_buf_puts(b, "\"}\n");
+		return -1;
+	}
+	rc = pr->em->emit(p, pr->emit_opts, out);
+	if (rc == FDO_EUNSUPPORTED) {
+		srv_resp_error(resp, 422,
+			       "format %s needs the symbols of one exact "
+			       "build-id (give build_id= and upload its ELF)",
+			       pr->em->name);
+		return -1;
+	}
+	if (rc || out->oom) {
+		srv_resp_error(resp, 500, "cannot write the %s profile: %s",
+			       pr->em->name, fdo_strerror(rc ? rc : FDO_ENOMEM));
+		return -1;
+	}
+	if (out->len == 0) {
+		/* Compilers refuse an empty profile: never serve one. */
+		resp->status = 409;
+		fdo_buf_printf(&resp->body,
+			       "{\"ready\":false,\"failed\":[{\"rule\":"
+			       "\"not_empty\",\"have\":0,\"need\":1}],"
+			       "\"error\":\"profile not ready: no symbolized "
+			       "samples in format %s (are the symbols "
+			       "uploaded?)\"}\n",
+			       pr->em->name);
+		return -1;
+	}
+	return 0;
+}
+
+static void set_headers(struct srv_resp *resp, const struct prof *p,
+			const char *hash_hex, const char *content_type)
+{
+	resp->content_type = content_type;
+	srv_resp_header(resp, "ETag", "\"%s\"", hash_hex);
+	srv_resp_header(resp, "X-Fdod-Version", "%s", hash_hex);
+	srv_resp_header(resp, "X-Fdod-Samples", "%llu",
+			(unsigned long long)p->samples);
+	srv_resp_header(resp, "X-Fdod-Hosts", "%llu",
+			(unsigned long long)p->hosts);
+	struct fdo_buf ids;
+	fdo_buf_init(&ids);
+	for (size_t i = 0; i < p->nbuild_ids && i < 8; i++)
+		fdo_buf_printf(&ids, "%s%s", i ? "," : "", p->build_ids[i].hex);
+	if (p->nbuild_ids > 8)
+		fdo_buf_puts(&ids, ",...");
+	srv_resp_header(resp, "X-Fdod-Build-Ids", "%s", fdo_buf_cstr(&ids));
+	fdo_buf_fini(&ids);
+}
+
+void srv_h_profile(void *a, struct srv_req *req, struct srv_resp *resp)
+{
+	struct srv_app *app = a;
+	struct preq pr;
+	if (parse_request(app, req, resp, &pr)) {
+		agg_query_fini(&pr.q);
+		return;
+	}
+	struct prof p;
+	struct fdo_buf out;
+	fdo_buf_init(&out);
+	if (make_profile(app, &pr, resp, &p, &out) == 0) {
+		uint8_t d[32];
+		char hex[65];
+		fdo_sha256(out.data, out.len, d);
+		fdo_hex_encode(d, 32, hex);
+		set_headers(resp, &p, hex, pr.em->content_type);
+		const char *inm = srv_req_header(req, "If-None-Match");
+		char quoted[70];
+		snprintf(quoted, sizeof quoted, "\"%s\"", hex);
+		if (inm && !strcmp(inm, quoted))
+			resp->status = 304;
+		else
+			fdo_buf_append(&resp->body, out.data, out.len);
+	}
+	fdo_buf_fini(&out);
+	prof_fini(&p);
+	agg_query_fini(&pr.q);
+}
+
+/* --------------------------------------------------------- publishing -- */
+
+struct publish {
+	uint32_t binary;
+	uint8_t fmt;
+	const uint8_t *hash;
+	const struct fdo_buf *inputs, *bytes;
+	uint64_t now;
+	uint32_t version; /* out */
+	int existed;      /* out */
+};
+
+static int publish_txn(store_txn *t, void *arg)
+{
+	struct publish *pb = arg;
+	store_cursor *c;
+	int rc = store_cursor_open(t, STORE_PUBLISHED, &c);
+	if (rc)
+		return rc;
+	uint8_t start[STORE_PUBLISHED_KEY_SIZE];
+	store_published_key_encode(start, pb->binary, 0);
+	const void *k, *v;
+	size_t kl, vl;
+	uint32_t last = 0, b, ver;
+	pb->existed = 0;
+	rc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v, &vl);
+	while (rc == FDO_OK && !store_published_key_decode(k, kl, &b, &ver) &&
+	       b == pb->binary) {
+		last = ver;
+		if (vl >= PUB_HDR && !memcmp((const uint8_t *)v + 16, pb->hash, 32)) {
+			pb->existed = 1;
+			pb->version = ver;
+		}
+		rc = store_cursor_next(c, &k, &kl, &v, &vl);
+	}
+	store_cursor_close(c);
+	if (pb->existed)
+		return FDO_OK;
+	pb->version = last + 1;
+	size_t len = PUB_HDR + pb->inputs->len + pb->bytes->len;
+	uint8_t *val = malloc(len);
+	if (!val)
+		return FDO_ENOMEM;
+	memset(val, 0, PUB_HDR);
+	val[0] = 1;
+	val[1] = pb->fmt;
+	fdo_put_be32(val + 4, (uint32_t)pb->inputs->len);
+	fdo_put_be64(val + 8, pb->now);
+	memcpy(val + 16, pb->hash, 32);
+	memcpy(val + PUB_HDR, pb->inputs->data, pb->inputs->len);
+	memcpy(val + PUB_HDR + pb->inputs->len, pb->bytes->data, pb->bytes->len);
+	uint8_t key[STORE_PUBLISHED_KEY_SIZE];
+	store_published_key_encode(key, pb->binary, pb->version);
+	rc = store_put(t, STORE_PUBLISHED, key, sizeof key, val, len,
+		       STORE_NOOVERWRITE);
+	free(val);
+	return rc;
+}
+
+void srv_h_publish(void *a, struct srv_req *req, struct srv_resp *resp)
+{
+	struct srv_app *app = a;
+	struct preq pr;
+	if (parse_request(app, req, resp, &pr)) {
+		agg_query_fini(&pr.q);
+		return;
+	}
+	struct prof p;
+	struct fdo_buf out, inputs;
+	fdo_buf_init(&out);
+	fdo_buf_init(&inputs);
+	if (make_profile(app, &pr, resp, &p, &out) == 0) {
+		uint8_t d[32];
+		char hex[65];
+		fdo_sha256(out.data, out.len, d);
+		fdo_hex_encode(d, 32, hex);
+		inputs_json(&pr, &p, &inputs);
+		store_txn *t;
+		uint32_t binary = 0;
+		if (store_txn_begin(app->st, 0, &t) == FDO_OK) {
+			store_intern_binary(t, pr.q.binary, strlen(pr.q.binary),
+					    0, &binary);
+			store_txn_abort(t);
+		}
+		struct publish pb = {binary, (uint8_t)format_code(pr.em->name),
+				     d, &inputs, &out, (uint64_t)time(NULL), 0, 0};
+		int rc = out.len + inputs.len + PUB_HDR > STORE_WAL_RECORD_MAX * 4
+				 ? FDO_ELIMIT
+				 : store_write(app->st, publish_txn, &pb);
+		if (rc) {
+			srv_resp_error(resp, rc == FDO_ELIMIT ? 413 : 507,
+				       "cannot publish: %s", fdo_strerror(rc));
+		} else {
+			resp->status = pb.existed ? 200 : 201;
+			fdo_buf_printf(&resp->body,
+				       "{\"id\":\"%s\",\"version\":%u,"
+				       "\"format\":\"%s\",\"bytes\":%zu,"
+				       "\"existed\":%s,\"inputs\":",
+				       hex, pb.version, pr.em->name, out.len,
+				       pb.existed ? "true" : "false");
+			fdo_buf_append(&resp->body, inputs.data, inputs.len);
+			fdo_buf_puts(&resp->body, "}\n");
+			fdo_info("published %s version %u (%s, %zu bytes) as %s",
+				 pr.q.binary, pb.version, pr.em->name, out.len,
+				 hex);
+		}
+	}
+	fdo_buf_fini(&out);
+	fdo_buf_fini(&inputs);
+	prof_fini(&p);
+	agg_query_fini(&pr.q);
+}
+
+/* Walk the versions of a binary; fn gets each decoded record. */
+static int each_version(store_txn *t, uint32_t binary,
+			int (*fn)(void *arg, uint32_t ver, const uint8_t *v,
+				  size_t vl),
+			void *arg)
+{
+	store_cursor *c;
+	int rc = store_cursor_open(t, STORE_PUBLISHED, &c);
+	if (rc)
+		return rc;
+	uint8_t start[STORE_PUBLISHED_KEY_SIZE];
+	store_published_key_encode(start, binary, 0);
+	const void *k, *v;
+	size_t kl, vl;
+	uint32_t b, ver;
+	rc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v, &vl);
+	while (rc == FDO_OK && !store_published_key_decode(k, kl, &b, &ver) &&
+	       b == binary) {
+		if (vl >= PUB_HDR &&
+		    PUB_HDR + (size_t)fdo_get_be32((const uint8_t *)v + 4) <= vl &&
+		    fn(arg, ver, v, vl))
+			break;
+		rc = store_cursor_next(c, &k, &kl, &v, &vl);
+	}
+	store_cursor_close(c);
+	return FDO_OK;
+}
+
+struct list_ctx {
+	struct fdo_buf *b;
+	int n;
+	const char *want; /* id to find, or NULL to list */
+	struct srv_resp *resp;
+	int found;
+};
+
+static int list_one(void *arg, uint32_t ver, const uint8_t *v, size_t vl)
+{
+	struct list_ctx *lc = arg;
+	char hex[65];
+	fdo_hex_encode(v + 16, 32, hex);
+	uint32_t il = fdo_get_be32(v + 4);
+	int fmt = v[1] < 6 ? v[1] : 0;
+	if (lc->want) {
+		if (strcmp(lc->want, hex))
+			return 0;
+		const struct prof_emitter *em =
+			fmt ? prof_emitter_find(format_codes[fmt]) : NULL;
+		lc->resp->content_type =
+			em ? em->content_type : "application/octet-stream";
+		srv_resp_header(lc->resp, "ETag", "\"%s\"", hex);
+		srv_resp_header(lc->resp, "X-Fdod-Version", "%s", hex);
+		fdo_buf_append(lc->b, v + PUB_HDR + il, vl - PUB_HDR - il);
+		lc->found = 1;
+		return 1;
+	}
+	fdo_buf_printf(lc->b,
+		       "%s{\"id\":\"%s\",\"version\":%u,\"format\":\"%s\","
+		       "\"created\":%llu,\"bytes\":%zu,\"inputs\":",
+		       lc->n++ ? "," : "", hex, ver,
+		       fmt ? format_codes[fmt] : "?",
+		       (unsigned long long)fdo_get_be64(v + 8),
+		       vl - PUB_HDR - il);
+	fdo_buf_append(lc->b, v + PUB_HDR, il);
+	fdo_buf_putc(lc->b, '}');
+	return 0;
+}
+
+static void versions(struct srv_app *app, struct srv_req *req,
+		     struct srv_resp *resp, const char *want)
+{
+	store_txn *t;
+	if (store_txn_begin(app->st, 0, &t)) {
+		srv_resp_error(resp, 503, "store unavailable");
+		return;
+	}
+	uint32_t binary;
+	if (store_intern_binary(t, req->param[0], strlen(req->param[0]), 0,
+				&binary)) {
+		store_txn_abort(t);
+		srv_resp_error(resp, 404, "unknown binary '%s'", req->param[0]);
+		return;
+	}
+	struct list_ctx lc = {&resp->body, 0, want, resp, 0};
+	if (!want)
+		fdo_buf_puts(&resp->body, "{\"versions\":[");
+	each_version(t, binary, list_one, &lc);
+	store_txn_abort(t);
+	if (!want)
+		fdo_buf_puts(&resp->body, "]}\n");
+	else if (!lc.found)
+		srv_resp_error(resp, 404, "no version %s of %s", want,
+			       req->param[0]);
+}
+
+void srv_h_versions(void *a, struct srv_req *req, struct srv_resp *resp)
+{
+	versions(a, req, resp, NULL);
+}
+
+void srv_h_version(void *a, struct srv_req *req, struct srv_resp *resp)
+{
+	uint8_t d[FDO_BUILD_ID_MAX];
+	size_t n;
+	if (fdo_build_id_parse(req->param[1], d, &n) || n != 32) {
+		srv_resp_error(resp, 400, "a version id is 64 lowercase hex "
+					  "digits (the SHA-256 of its bytes)");
+		return;
+	}
+	versions(a, req, resp, req->param[1]);
+}

@@ -1,0 +1,167 @@
+"""The profile API on the real daemon: pull in every format, readiness
+rules, publishing (immutable, content-addressed versions), fdoctl pull."""
+import hashlib
+import json
+import os
+import subprocess
+
+import pytest
+
+from fdodtest import FDOCTL, Daemon, batch_text, build_id, symbols, \
+    vaddr_to_offset
+
+PROG = r"""
+#include <stdio.h>
+__attribute__((noinline)) unsigned hot(unsigned x) {
+    for (unsigned i = 0; i < 1000; i++) x = x * 2654435761u + i;
+    return x;
+}
+__attribute__((noinline)) unsigned cold(unsigned x) { return x ^ 0x5a5a; }
+int main(int argc, char **argv) {
+    unsigned s = 0;
+    for (int i = 0; i < 100; i++) s += hot(i) + cold(i);
+    printf("%u\n", s);
+    return 0;
+}
+"""
+START = 0x555555554000
+
+
+@pytest.fixture(scope="module")
+def prog(tmp_path_factory):
+    d = tmp_path_factory.mktemp("papi")
+    (d / "p.c").write_text(PROG)
+    exe = str(d / "p")
+    subprocess.run(["clang-16", "-O2", "-g", "-fdebug-info-for-profiling",
+                    "-fno-omit-frame-pointer", "-o", exe, str(d / "p.c")],
+                   check=True)
+    return exe
+
+
+def rt(exe, name, delta):
+    return START + vaddr_to_offset(exe, symbols(exe)[name][0] + delta)
+
+
+@pytest.fixture
+def loaded(tmp_path, prog):
+    with Daemon(tmp_path / "data") as d:
+        bid = build_id(prog)
+        hot, cold = rt(prog, "hot", 8), rt(prog, "cold", 1)
+        main = rt(prog, "main", 30)
+        for seq, (label, h, c) in enumerate(
+                [("mode=serving", 900, 100), ("mode=batch", 100, 900)], 1):
+            rc, out = d.push(batch_text("p", seq, "papi", bid,
+                                        [(h, [hot, main]), (c, [cold, main])],
+                                        labels=[label], host="h%d" % seq))
+            assert rc == 0, out
+        with open(prog, "rb") as f:
+            assert d.request("PUT", "/v1/symbols?binary=papi",
+                             f.read())[0] == 201
+        d.wait_pending_zero()
+        yield d, bid
+
+
+def folded(d, query=""):
+    status, body = d.request("GET", "/v1/profiles/papi?format=folded" + query)
+    assert status == 200, body
+    res = {}
+    for line in body.decode().splitlines():
+        stack, count = line.rsplit(" ", 1)
+        res[stack.split(";")[-1]] = res.get(stack.split(";")[-1], 0) + \
+            int(count)
+    return res
+
+
+def test_pull_every_format_with_headers(loaded):
+    d, bid = loaded
+    for fmt in ("llvm", "gcc", "folded", "pprof"):
+        status, body = d.request("GET", "/v1/profiles/papi?format=" + fmt)
+        assert status == 200, (fmt, body)
+        assert body, fmt
+    status, body = d.request("GET", "/v1/profiles/papi?format=bolt&build_id="
+                             + bid)
+    assert status == 200, body
+    assert body.startswith(b"no_lbr"), body[:100]
+    req = __import__("urllib.request").request
+    r = req.urlopen(d.http + "/v1/profiles/papi?format=folded")
+    assert r.headers["X-Fdod-Samples"] == "2000"
+    assert r.headers["X-Fdod-Hosts"] == "2"
+    assert bid in r.headers["X-Fdod-Build-Ids"]
+    assert r.headers["ETag"].strip('"') == \
+        hashlib.sha256(r.read()).hexdigest()
+
+
+def test_labels_and_mix_select_numerically(loaded):
+    d, _ = loaded
+    f = folded(d, "&labels=mode:serving")
+    assert f["hot"] == 900 and f["cold"] == 100
+    f = folded(d, "&mix=mode:serving*1,mode:batch*1")
+    assert f["hot"] == 1000 and f["cold"] == 1000
+    f = folded(d, "&mix=mode:serving*3,mode:batch*1")
+    assert f["hot"] == 1400 and f["cold"] == 600
+
+
+def test_not_ready_names_the_rules(loaded):
+    d, _ = loaded
+    status, body = d.request("GET", "/v1/profiles/papi?min_samples=5000"
+                             "&min_hosts=3")
+    assert status == 409
+    j = json.loads(body)
+    rules = {r["rule"]: r for r in j["failed"]}
+    assert rules["min_samples"]["have"] == 2000
+    assert rules["min_samples"]["need"] == 5000
+    assert rules["min_hosts"]["have"] == 2
+    assert "min_span" not in rules
+    p = subprocess.run([FDOCTL, "pull", "papi", "--http", d.http,
+                        "--min-samples", "5000"], capture_output=True,
+                       text=True)
+    assert p.returncode == 3 and "min_samples" in p.stderr
+    for bad in ("format=nope", "window=3x", "build_id=XYZ",
+                "min_share=2", "labels=novalue"):
+        assert d.request("GET", "/v1/profiles/papi?" + bad)[0] == 400, bad
+    assert d.request("GET", "/v1/profiles/nope")[0] == 404
+
+
+def test_published_version_never_changes(loaded, prog):
+    d, bid = loaded
+    status, body = d.request("POST", "/v1/profiles/papi/publish?format=llvm",
+                             b"")
+    assert status == 201, body
+    v = json.loads(body)
+    assert v["version"] == 1 and v["inputs"]["samples"] == 2000
+    status, original = d.request("GET", "/v1/profiles/papi/versions/" +
+                                 v["id"])
+    assert status == 200
+    assert hashlib.sha256(original).hexdigest() == v["id"]
+    # Same inputs again: the same version.
+    status, body = d.request("POST", "/v1/profiles/papi/publish?format=llvm",
+                             b"")
+    assert status == 200 and json.loads(body)["id"] == v["id"]
+    # More samples arrive: the current profile changes, the version not.
+    rc, out = d.push(batch_text("p", 3, "papi", bid,
+                                [(5000, [rt(prog, "cold", 1)])],
+                                labels=["mode=batch"]))
+    assert rc == 0, out
+    status, now = d.request("GET", "/v1/profiles/papi?format=llvm")
+    assert now != original
+    assert d.request("GET", "/v1/profiles/papi/versions/" +
+                     v["id"]) == (200, original)
+    listing = d.get("/v1/profiles/papi/versions")["versions"]
+    assert [x["id"] for x in listing] == [v["id"]]
+    assert listing[0]["inputs"]["build_ids"] == [bid]
+    assert d.request("GET", "/v1/profiles/papi/versions/" + "0" * 64)[0] \
+        == 404
+
+
+def test_fdoctl_pull_writes_the_file(loaded, tmp_path):
+    d, _ = loaded
+    out = tmp_path / "app.prof"
+    p = subprocess.run([FDOCTL, "pull", "papi", "--http", d.http, "--format",
+                        "llvm", "--labels", "mode=serving", "-o", str(out)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    text = out.read_text()
+    assert "hot:" in text
+    show = subprocess.run(["llvm-profdata-16", "show", "--sample", str(out)],
+                          capture_output=True, text=True)
+    assert show.returncode == 0, show.stderr
