@@ -165,3 +165,53 @@ def test_fdoctl_pull_writes_the_file(loaded, tmp_path):
     show = subprocess.run(["llvm-profdata-16", "show", "--sample", str(out)],
                           capture_output=True, text=True)
     assert show.returncode == 0, show.stderr
+
+
+def test_pprof_top_function_matches_folded(loaded, tmp_path):
+    d, _ = loaded
+    status, body = d.request("GET", "/v1/profiles/papi?format=pprof")
+    assert status == 200
+    pb = tmp_path / "p.pb.gz"
+    pb.write_bytes(body)
+    env = dict(os.environ, HOME=str(tmp_path), GOCACHE=str(tmp_path / "gc"))
+    top = subprocess.run(["go", "tool", "pprof", "-top", str(pb)],
+                         capture_output=True, text=True, env=env)
+    assert top.returncode == 0, top.stderr
+    rows = [l.split() for l in top.stdout.splitlines()
+            if l.strip() and l.split()[0][0].isdigit() and "%" in l]
+    assert rows, top.stdout
+    f = folded(d)
+    assert rows[0][-1] == max(f, key=f.get), (rows[0], f)
+
+
+RELEASE2 = PROG.replace("int main(", "int unused_new_code(int x) {"
+                        " return x * 7; }\nint main(")
+
+
+def test_releases_merge_by_symbol(tmp_path, prog):
+    """Samples of release N and N+1 (different build-ids, different
+    addresses) merge into one llvm profile keyed by function and line."""
+    d2 = tmp_path / "r2"
+    d2.mkdir()
+    (d2 / "p.c").write_text(RELEASE2)
+    prog2 = str(d2 / "p")
+    subprocess.run(["clang-16", "-O2", "-g", "-fdebug-info-for-profiling",
+                    "-fno-omit-frame-pointer", "-o", prog2, str(d2 / "p.c")],
+                   check=True)
+    assert build_id(prog2) != build_id(prog)
+    with Daemon(tmp_path / "data") as d:
+        for seq, exe in enumerate((prog, prog2), 1):
+            rc, out = d.push(batch_text(
+                "rel", seq, "rel", build_id(exe),
+                [(600, [rt(exe, "hot", 8), rt(exe, "main", 30)])]))
+            assert rc == 0, out
+            with open(exe, "rb") as f:
+                assert d.request("PUT", "/v1/symbols?binary=rel",
+                                 f.read())[0] == 201
+        d.wait_pending_zero()
+        status, body = d.request("GET", "/v1/profiles/rel?format=llvm")
+        assert status == 200, body
+        heads = [l for l in body.decode().splitlines()
+                 if l.startswith("hot:")]
+        assert len(heads) == 1, body
+        assert int(heads[0].split(":")[1]) == 1200, heads
