@@ -468,18 +468,7 @@ next:
 	free(factor);
 
 	/* Distinct hosts of the binary. */
-	if (store_cursor_open(b.t, STORE_HOSTS, &c) == FDO_OK) {
-		uint8_t hk[STORE_HOSTS_KEY_SIZE];
-		store_hosts_key_encode(hk, binary, 0);
-		uint32_t hb, hh;
-		crc = store_cursor_seek(c, hk, sizeof hk, &k, &kl, &v, &vl);
-		while (crc == FDO_OK && !store_hosts_key_decode(k, kl, &hb, &hh) &&
-		       hb == binary) {
-			p->hosts++;
-			crc = store_cursor_next(c, &k, &kl, &v, &vl);
-		}
-		store_cursor_close(c);
-	}
+	store_hosts_count(b.t, binary, &p->hosts);
 	rc = FDO_OK;
 out:
 	for (size_t i = 0; i < p->nbuild_ids; i++)

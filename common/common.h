@@ -77,6 +77,18 @@ void fdo_hex_encode(const uint8_t *bytes, size_t len, char *out);
 int fdo_build_id_parse(const char *text, uint8_t out[FDO_BUILD_ID_MAX],
 		       size_t *len);
 
+/* fdo_hex_value: the value of one hex digit (either case), or -1. */
+static inline int fdo_hex_value(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* Big-endian codecs: keys sort numerically in LMDB's byte order. */
 static inline void fdo_put_be32(uint8_t *p, uint32_t v)
 {

@@ -65,17 +65,6 @@ bad:
 	                 "%s " TOKF " is not a decimal number", what, TOKA(t));
 }
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Hex without or with 0x, either case. */
 static int parse_hex(struct parser *p, struct tok t, const char *what,
                      uint64_t *out)
@@ -89,7 +78,7 @@ static int parse_hex(struct parser *p, struct tok t, const char *what,
 	if (d.n == 0)
 		goto bad;
 	for (size_t i = 0; i < d.n; i++) {
-		int h = hexval((unsigned char)d.p[i]);
+		int h = fdo_hex_value((unsigned char)d.p[i]);
 		if (h < 0)
 			goto bad;
 		if (v >> 60)
@@ -120,8 +109,8 @@ static int parse_str(struct parser *p, struct tok t, const char *what,
 		}
 		int hi = -1, lo = -1;
 		if (i + 2 < t.n) {
-			hi = hexval((unsigned char)t.p[i + 1]);
-			lo = hexval((unsigned char)t.p[i + 2]);
+			hi = fdo_hex_value((unsigned char)t.p[i + 1]);
+			lo = fdo_hex_value((unsigned char)t.p[i + 2]);
 		}
 		if (hi < 0 || lo < 0 || (hi | lo) == 0) {
 			free(s);

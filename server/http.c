@@ -96,17 +96,6 @@ static void http_cb(nng_aio *aio)
 	pthread_mutex_unlock(&s->mu);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode [s, s+n) into out (cap bytes); '+' is a space in queries. */
 static int pct_decode(const char *s, size_t n, int plus, char *out, size_t cap)
 {
@@ -115,8 +104,8 @@ static int pct_decode(const char *s, size_t n, int plus, char *out, size_t cap)
 		char c = s[i];
 		if (c == '%') {
 			int hi, lo;
-			if (i + 2 >= n || (hi = hexval(s[i + 1])) < 0 ||
-			    (lo = hexval(s[i + 2])) < 0)
+			if (i + 2 >= n || (hi = fdo_hex_value((unsigned char)s[i + 1])) < 0 ||
+			    (lo = fdo_hex_value((unsigned char)s[i + 2])) < 0)
 				return FDO_EPARSE;
 			c = (char)(hi << 4 | lo);
 			if (!c)

@@ -157,29 +157,11 @@ static int totals_of(store_txn *t, uint32_t binary, struct bin_totals *bt)
 /* Distinct hosts of a binary (table hosts). */
 static uint64_t hosts_of(store_txn *t, uint32_t binary)
 {
-	store_cursor *c;
-	if (store_cursor_open(t, STORE_HOSTS, &c))
-		return 0;
-	uint8_t start[STORE_HOSTS_KEY_SIZE];
-	store_hosts_key_encode(start, binary, 0);
-	const void *k, *v;
-	size_t kl, vl;
 	uint64_t n = 0;
-	uint32_t b, h;
-	int rc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v, &vl);
-	while (rc == FDO_OK && !store_hosts_key_decode(k, kl, &b, &h) &&
-	       b == binary) {
-		n++;
-		rc = store_cursor_next(c, &k, &kl, &v, &vl);
-	}
-	store_cursor_close(c);
+	store_hosts_count(t, binary, &n);
 	return n;
 }
 
-/*
- * A read transaction over everything acknowledged so far: batches that
- * are logged but not yet merged are merged first (bounded wait).
- */
 static int read_txn(struct srv_app *app, struct srv_resp *resp, store_txn **t)
 {
 	if (agg_ingest_flush(app->ingest, 10000))

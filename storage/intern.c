@@ -391,3 +391,25 @@ int store_buildid_seen(store_txn *t, uint32_t id, uint64_t now)
 	}
 	return changed ? store_buildid_put(t, id, &r) : FDO_OK;
 }
+
+int store_hosts_count(store_txn *t, uint32_t binary, uint64_t *n)
+{
+	store_cursor *c;
+	*n = 0;
+	int rc = store_cursor_open(t, STORE_HOSTS, &c);
+	if (rc)
+		return rc;
+	uint8_t start[STORE_HOSTS_KEY_SIZE];
+	store_hosts_key_encode(start, binary, 0);
+	const void *k, *v;
+	size_t kl, vl;
+	uint32_t b, h;
+	rc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v, &vl);
+	while (rc == FDO_OK && !store_hosts_key_decode(k, kl, &b, &h) &&
+	       b == binary) {
+		(*n)++;
+		rc = store_cursor_next(c, &k, &kl, &v, &vl);
+	}
+	store_cursor_close(c);
+	return rc == FDO_OK || rc == FDO_ENOT_FOUND ? FDO_OK : rc;
+}

@@ -302,6 +302,9 @@ void store_hosts_key_encode(uint8_t out[STORE_HOSTS_KEY_SIZE], uint32_t binary,
 int store_hosts_key_decode(const void *p, size_t len, uint32_t *binary,
 			   uint32_t *host);
 
+/* store_hosts_count sets *n to the distinct hosts recorded for binary. */
+int store_hosts_count(store_txn *t, uint32_t binary, uint64_t *n);
+
 #define STORE_PUBLISHED_KEY_SIZE 8
 void store_published_key_encode(uint8_t out[STORE_PUBLISHED_KEY_SIZE],
                                 uint32_t binary, uint32_t version);
