@@ -2,6 +2,7 @@
  * server/profiles.c — the profile API for build pipelines:
  *   GET  /v1/profiles/{binary}?format=&labels=&mix=&window=&half_life=
  *        &build_id=&min_samples=&min_hosts=&min_span=&min_share=
+ *        &line_count=sum|max (llvm: how a line's addresses add up)
  *   POST /v1/profiles/{binary}/publish   (same selectors)
  *   GET  /v1/profiles/{binary}/versions[/{id}]
  * A profile is "ready" when it meets the curation minimums (config
@@ -130,6 +131,17 @@ static int parse_request(struct srv_app *app, struct srv_req *req,
 		}
 		snprintf(pr->build_id_hex, sizeof pr->build_id_hex, "%s", v);
 		snprintf(pr->emit_opts, sizeof pr->emit_opts, "build_id=%s", v);
+	}
+	if ((got = qget(req, "line_count", v, sizeof v, resp)) < 0)
+		return -1;
+	if (got) {
+		if (strcmp(v, "sum") && strcmp(v, "max")) {
+			srv_resp_error(resp, 400, "line_count is sum or max");
+			return -1;
+		}
+		size_t n = strlen(pr->emit_opts);
+		snprintf(pr->emit_opts + n, sizeof pr->emit_opts - n,
+			 "%sline_count=%s", n ? "," : "", v);
 	}
 	if ((got = qget(req, "min_share", v, sizeof v, resp)) < 0)
 		return -1;

@@ -116,8 +116,9 @@ def test_not_ready_names_the_rules(loaded):
                         "--min-samples", "5000"], capture_output=True,
                        text=True)
     assert p.returncode == 3 and "min_samples" in p.stderr
+    assert d.request("GET", "/v1/profiles/papi?line_count=max")[0] == 200
     for bad in ("format=nope", "window=3x", "build_id=XYZ",
-                "min_share=2", "labels=novalue"):
+                "min_share=2", "labels=novalue", "line_count=avg"):
         assert d.request("GET", "/v1/profiles/papi?" + bad)[0] == 400, bad
     assert d.request("GET", "/v1/profiles/nope")[0] == 404
 
