@@ -162,9 +162,15 @@ static uint64_t hosts_of(store_txn *t, uint32_t binary)
 	return n;
 }
 
-static int read_txn(struct srv_app *app, struct srv_resp *resp, store_txn **t)
+/*
+ * A read transaction. With `flush`, over everything acknowledged so far:
+ * batches logged but not yet merged are merged first (bounded wait). The
+ * health endpoint does not wait: it reports the backlog instead.
+ */
+static int read_txn(struct srv_app *app, struct srv_resp *resp, int flush,
+		    store_txn **t)
 {
-	if (agg_ingest_flush(app->ingest, 10000))
+	if (flush && agg_ingest_flush(app->ingest, 10000))
 		fdo_warn("http: the store lags the write-ahead log by more "
 			 "than 10 s; answering from what is merged");
 	int rc = store_txn_begin(app->st, 0, t);
@@ -180,7 +186,7 @@ static void h_status(void *a, struct srv_req *req, struct srv_resp *resp)
 {
 	struct srv_app *app = a;
 	store_txn *t;
-	if (read_txn(app, resp, &t))
+	if (read_txn(app, resp, 0, &t))
 		return;
 	struct store_stats ss;
 	struct agg_ingest_stats is;
@@ -316,7 +322,7 @@ static void h_binaries(void *a, struct srv_req *req, struct srv_resp *resp)
 {
 	struct srv_app *app = a;
 	store_txn *t;
-	if (read_txn(app, resp, &t))
+	if (read_txn(app, resp, 1, &t))
 		return;
 	fdo_buf_puts(&resp->body, "{\"binaries\":[");
 	for (uint32_t id = 1;; id++) {
@@ -336,7 +342,7 @@ static void h_binary(void *a, struct srv_req *req, struct srv_resp *resp)
 {
 	struct srv_app *app = a;
 	store_txn *t;
-	if (read_txn(app, resp, &t))
+	if (read_txn(app, resp, 1, &t))
 		return;
 	uint32_t id;
 	const char *name = req->param[0];
@@ -438,7 +444,7 @@ static void h_symcache(void *a, struct srv_req *req, struct srv_resp *resp)
 		return;
 	}
 	store_txn *t;
-	if (read_txn(app, resp, &t))
+	if (read_txn(app, resp, 1, &t))
 		return;
 	uint32_t id;
 	if (store_intern_buildid(t, bid, bid_len, 0, &id)) {

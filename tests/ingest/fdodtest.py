@@ -134,11 +134,26 @@ class Daemon:
                            timeout=timeout * 4)
         return p.returncode, (p.stdout + p.stderr).decode()
 
-    def wait_pending_zero(self, timeout=30):
+    def wait_merged(self, timeout=30):
+        """Until every acknowledged batch is in the store (/v1/status does
+        not wait for the merger; it reports the backlog)."""
         end = time.time() + timeout
         while time.time() < end:
             st = self.get("/v1/status")
-            if st["pending"]["total"] == 0:
+            if st["ingest"]["unmerged"] == 0:
+                return st
+            time.sleep(0.05)
+        raise AssertionError("the merger never caught up: %s" % st)
+
+    def wait_pending_zero(self, timeout=30):
+        """Until everything is merged and every pending address with
+        symbols is resolved."""
+        end = time.time() + timeout
+        while time.time() < end:
+            st = self.wait_merged(timeout)
+            sym = st["symbolizer"]
+            if st["pending"]["total"] == 0 and sym["queued"] == 0 and \
+                    sym["busy"] == 0:
                 return st
             time.sleep(0.1)
         raise AssertionError("pending never reached 0: %s" % st)

@@ -90,7 +90,7 @@ def test_pending_until_upload_then_symcache_equals_symbolize(daemon, prog):
     rc, out = daemon.push(batch_text("a1", 1, "prog", bid, stacks_for(prog)))
     assert rc == 0, out
     assert "accepted=157" in out, out
-    st = daemon.get("/v1/status")
+    st = daemon.wait_merged()
     pend = {b["build_id"]: b for b in st["pending"]["build_ids"]}
     assert bid in pend and pend[bid]["symbols"] == "none", st
     # leaf, middle-1, outer-1 as callers; middle and outer as leaves.
@@ -192,7 +192,7 @@ def good_batch(bid, **kw):
 
 
 def snapshot(d):
-    st = d.get("/v1/status")
+    st = d.wait_merged()
     return (d.get("/v1/binaries"), st["pending"], st["ingest"]["batches"])
 
 
@@ -246,7 +246,7 @@ def test_every_limit_and_garbage_gets_an_error_ack_and_changes_nothing(
         assert ack["samples_accepted"] == 0, (name, ack)
     sp.close()
     assert snapshot(daemon)[:2] == before[:2]
-    assert daemon.get("/v1/status")["ingest"]["refused"] >= len(bad)
+    assert daemon.wait_merged()["ingest"]["refused"] >= len(bad)
 
 
 def test_unmapped_addresses_are_dropped_and_counted(daemon, prog):
