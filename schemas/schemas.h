@@ -171,6 +171,14 @@ int wire_ack_decode(const uint8_t *buf, size_t len, size_t max_bytes,
 void wire_ack_free(Fdod__Ack *ack);
 
 /*
+ * wire_binary_name_check applies the binary-name rule of batches
+ * ([A-Za-z0-9_.+-], not starting with '.', at most max_name_len bytes) to
+ * a name that arrives another way (an upload's ?binary=). Returns FDO_OK
+ * or FDO_EINVAL / FDO_ELIMIT with err set. Pure; any thread.
+ */
+int wire_binary_name_check(const char *name, char *err, size_t errlen);
+
+/*
  * Fixed-point weights. A sample's contribution count × period × weight is
  * stored as the exact integer count × period × wq, where
  *   wq = round(weight × WIRE_WEIGHT_SCALE), halves away from zero,

@@ -424,3 +424,8 @@ int wire_batch_validate(const Fdod__SampleBatch *b,
 	}
 	return FDO_OK;
 }
+
+int wire_binary_name_check(const char *name, char *err, size_t errlen)
+{
+	return wire_check_binary(name, &wire_limits_default, err, errlen);
+}

@@ -368,6 +368,11 @@ static void h_upload(void *a, struct srv_req *req, struct srv_resp *resp)
 	}
 	if (rc)
 		binary[0] = 0;
+	char why[256];
+	if (binary[0] && wire_binary_name_check(binary, why, sizeof why)) {
+		srv_resp_error(resp, 400, "%s", why);
+		return;
+	}
 	if (req->body_fd < 0 || req->body_size == 0) {
 		srv_resp_error(resp, 400, "empty body: send the ELF file");
 		return;

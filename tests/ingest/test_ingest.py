@@ -138,6 +138,10 @@ def test_upload_twice_and_refusals(daemon, prog, tmp_path):
     assert status == 400, body
     status, body = daemon.request("PUT", "/v1/symbols", b"")
     assert status == 400, body
+    with open(prog, "rb") as f:
+        status, body = daemon.request("PUT", "/v1/symbols?binary=../etc",
+                                      f.read())
+    assert status == 400 and b"binary" in body, body
 
 
 def expected_fixed(batches):
