@@ -51,7 +51,7 @@ UNIT_SRCS   := $(wildcard tests/unit/*_*.c)
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 .PHONY: all deps test unit unit-san demo bench clean format
-all: $(BUILD)/fdod $(BUILD)/fdoctl
+all: $(BUILD)/fdod $(BUILD)/fdoctl $(BUILD)/fdo-agent
 
 deps:
 	@./deploy/install-deps.sh
@@ -82,6 +82,11 @@ $(BUILD)/fdod: $(patsubst %.c,$(BUILD)/obj/%.o,$(FDOD_SRCS)) $(call archives,ser
 
 $(BUILD)/fdoctl: $(patsubst %.c,$(BUILD)/obj/%.o,$(FDOCTL_SRCS)) $(call archives,cli)
 	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(filter %.o,$^) $(call archives,cli) $(LDLIBS)
+
+# The sampling agent needs only the schemas and common archives.
+AGENT_SRCS := $(wildcard agent/*.c)
+$(BUILD)/fdo-agent: $(patsubst %.c,$(BUILD)/obj/%.o,$(AGENT_SRCS)) $(call archive,schemas) $(call archive,common)
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(filter %.o,$^) $(call archive,schemas) $(call archive,common) -lnng -lprotobuf-c -lpthread -lm
 
 # tests/unit/<part>_<name>.c -> $(BUILD)/tests/<part>_<name>
 .SECONDEXPANSION:

@@ -17,6 +17,7 @@
 struct prep_map {
 	uint8_t build_id[FDO_BUILD_ID_MAX];
 	uint8_t build_id_len;
+	uint8_t main;  /* the mapped file's name is the binary's name */
 	uint64_t hash; /* store_buildid_hash */
 	uint32_t id;   /* interned; set by the merge */
 };

@@ -322,18 +322,24 @@ static int note_buildids(store_txn *t, uint32_t binary, const struct prep *p)
 			memset(used, 1, p->nmaps);
 			break;
 		}
+	/* Which build-id is the binary itself: the mapping of a file named
+	 * like the binary; failing that, the object of the first stack's
+	 * leaf (a guess: it may be a library). */
+	int named = 0;
+	for (size_t i = 0; i < p->nmaps; i++)
+		named |= p->maps[i].main;
 	int rc = FDO_OK;
 	for (size_t i = 0; i < p->nmaps && !rc; i++) {
-		if (!used[i])
+		if (!used[i] && !p->maps[i].main)
 			continue;
 		struct store_buildid rec;
 		if ((rc = store_buildid_get(t, p->maps[i].id, &rec)))
 			break;
 		int dirty = 0;
-		/* The object holding the first stack's leaf names the binary:
-		 * the best guess at which build-id is the main executable. */
-		if (!rec.binary && p->nstacks && p->stacks[0].n &&
-		    p->frames[p->stacks[0].first].map == i) {
+		if (!rec.binary &&
+		    (named ? p->maps[i].main
+			   : p->nstacks && p->stacks[0].n &&
+				     p->frames[p->stacks[0].first].map == i)) {
 			rec.binary = binary;
 			dirty = 1;
 		}

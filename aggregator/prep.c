@@ -18,7 +18,8 @@
  *   .      8    time_end (unix seconds)
  *   .      8    period
  *   .      8    wq = round(weight x WIRE_WEIGHT_SCALE)
- *   .      2    M mappings, then each: u8 length + build-id bytes
+ *   .      2    M mappings, then each: u8 length + build-id bytes,
+ *               u8 1 when the mapped file's name is the binary's name
  *   .      4    S stacks, then each:
  *               8 stack id, 8 samples, 2 frame count F (0 = an earlier
  *               record holds this stack's frames), F x (2 mapping, 8 offset)
@@ -154,6 +155,8 @@ int prep_build(const Fdod__SampleBatch *b, const struct wire_limits *limits,
 		const Fdod__Mapping *m = b->mappings[i];
 		memcpy(p->maps[i].build_id, m->build_id.data, m->build_id.len);
 		p->maps[i].build_id_len = (uint8_t)m->build_id.len;
+		const char *base = strrchr(m->path, '/');
+		p->maps[i].main = !strcmp(base ? base + 1 : m->path, b->binary);
 		p->maps[i].hash =
 			store_buildid_hash(m->build_id.data, m->build_id.len);
 		refs[i] = (struct map_ref){m->start, m->limit, m->file_offset,
@@ -286,6 +289,7 @@ int prep_encode(const struct prep *p, struct fdo_buf *out)
 		put8(out, p->maps[i].build_id_len);
 		fdo_buf_append(out, p->maps[i].build_id,
 			       p->maps[i].build_id_len);
+		put8(out, p->maps[i].main);
 	}
 	put32(out, (uint32_t)p->nstacks);
 	for (size_t i = 0; i < p->nstacks; i++) {
@@ -379,6 +383,7 @@ int prep_decode(const uint8_t *rec, size_t len, struct prep **out)
 		p->maps[i].build_id_len = (uint8_t)n;
 		p->maps[i].hash = store_buildid_hash(r.p, n);
 		r.p += n;
+		p->maps[i].main = (uint8_t)rd_n(&r, 1);
 	}
 	p->nstacks = (size_t)rd_n(&r, 4);
 	/* Every stack takes at least 18 bytes: bound before allocating. */

@@ -1,0 +1,155 @@
+/*
+ * agent/agent.h — what the files of the sampling agent (fdo-agent) share
+ * among themselves; nothing outside agent/ includes it. The agent depends
+ * only on schemas/ and common/ (and on nng in agent/spool.c).
+ *
+ *   buildid.c   the GNU build-id of an ELF file (bounds-checked reader)
+ *   perf.c      perf_event_open per CPU, mmap'd rings, record decoding
+ *   profile.c   mappings per process, stack aggregation, batch building
+ *   spool.c     bounded spool of encoded batches and the sender thread
+ *   fdo_agent.c options, target process, threads, shutdown
+ */
+#ifndef FDO_AGENT_H
+#define FDO_AGENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "schemas/schemas.h"
+
+/* ---- buildid.c ---------------------------------------------------------- */
+
+/*
+ * agent_build_id_read reads the NT_GNU_BUILD_ID note of the ELF file at
+ * path (ELF32 or ELF64, either byte order) through its PT_NOTE program
+ * headers; every offset and size is checked against the file size.
+ * out receives up to FDO_BUILD_ID_MAX bytes, *len their number.
+ * Returns FDO_OK, FDO_EIO (cannot open/read), FDO_ENOT_ELF,
+ * FDO_ETRUNCATED, FDO_ENO_BUILD_ID. Blocks on file I/O; any thread.
+ */
+int agent_build_id_read(const char *path, uint8_t out[FDO_BUILD_ID_MAX],
+			size_t *len);
+
+/* ---- profile.c ---------------------------------------------------------- */
+
+/* The aggregated samples and the process mappings. One owner thread (the
+ * reader): no locking inside. */
+struct agent_profile;
+
+struct agent_batch_meta {
+	const char *agent_id;
+	const char *host;
+	const char *binary;
+	const char *event;
+	char **label_keys, **label_values;
+	size_t nlabels;
+	double weight;
+	uint64_t *next_seq;	/* incremented for every batch built */
+};
+
+int agent_profile_create(struct agent_profile **out);
+void agent_profile_destroy(struct agent_profile *p);
+
+/* agent_profile_load_maps reads /proc/PID/maps (executable file mappings)
+ * into pid's mapping list, replacing what was there. */
+void agent_profile_load_maps(struct agent_profile *p, pid_t pid);
+/* One PERF_RECORD_MMAP2 of an executable file mapping; t: record time
+ * (perf clock), used to order records read from different CPU rings. */
+void agent_profile_mmap(struct agent_profile *p, pid_t pid, uint64_t start,
+			uint64_t len, uint64_t pgoff, const char *path,
+			uint64_t t);
+/* PERF_RECORD_FORK: the child starts with the parent's mappings (those
+ * not replaced by a newer mapping of the child). */
+void agent_profile_fork(struct agent_profile *p, pid_t pid, pid_t ppid,
+			uint64_t t);
+/* PERF_RECORD_COMM with the exec flag: pid's mappings older than t are
+ * gone. */
+void agent_profile_exec(struct agent_profile *p, pid_t pid, uint64_t t);
+
+/* agent_profile_add counts one sample: user addresses, leaf first (kernel
+ * frames already removed), and the kernel's period for it. */
+void agent_profile_add(struct agent_profile *p, pid_t pid,
+		       const uint64_t *addrs, size_t n, uint64_t period);
+/* agent_profile_add_branch counts one LBR entry of pid. */
+void agent_profile_add_branch(struct agent_profile *p, pid_t pid,
+			      uint64_t from, uint64_t to, int mispred);
+
+/*
+ * agent_profile_flush turns what was counted since the last flush into
+ * SampleBatches, one per sampled process (split when a batch would pass
+ * the wire limits), calls emit(batch, samples, arg) for each (emit takes
+ * ownership: free with wire_batch_free), and empties the counts; mappings
+ * are kept. time_start/time_end: the window, unix seconds.
+ * Returns the number of samples flushed.
+ */
+uint64_t agent_profile_flush(struct agent_profile *p,
+			     const struct agent_batch_meta *meta,
+			     uint64_t time_start, uint64_t time_end,
+			     void (*emit)(Fdod__SampleBatch *, uint64_t,
+					  void *),
+			     void *arg);
+
+/* ---- perf.c ------------------------------------------------------------- */
+
+struct agent_perf;
+
+struct agent_perf_cfg {
+	uint64_t freq;		/* samples per second (frequency mode) */
+	int cycles;		/* try the hardware cycles event */
+	int branch_stack;	/* try PERF_SAMPLE_BRANCH_STACK */
+	int enable_on_exec;	/* for a child stopped before exec */
+};
+
+/*
+ * agent_perf_open opens one event per (task, CPU) with inherit=1 (the
+ * kernel refuses mmap of inherited per-task events, hence per CPU), one
+ * ring buffer per CPU. When the cycles event or branch stacks are refused
+ * it prints one line and falls back to cpu-clock without branch stacks.
+ * *event receives the name of the event in use ("cpu-clock", "cycles").
+ * Returns FDO_OK; FDO_EDENIED (no permission: a message naming
+ * CAP_PERFMON and perf_event_paranoid is printed); FDO_ENOT_FOUND (the
+ * tasks are gone); FDO_EIO. Main thread, before the reader starts.
+ */
+int agent_perf_open(const struct agent_perf_cfg *cfg, const pid_t *tids,
+		    size_t ntids, struct agent_perf **out, const char **event);
+/* agent_perf_enable starts counting (for --pid; a child uses enable_on_exec). */
+void agent_perf_enable(struct agent_perf *pf);
+/*
+ * agent_perf_read waits up to timeout_ms for data, then drains every ring
+ * into prof. Reader thread only. Returns the number of samples read.
+ */
+uint64_t agent_perf_read(struct agent_perf *pf, int timeout_ms,
+			 struct agent_profile *prof);
+/* agent_perf_lost: records the kernel reported lost (ring full). */
+uint64_t agent_perf_lost(const struct agent_perf *pf);
+void agent_perf_close(struct agent_perf *pf);
+
+/* ---- spool.c ------------------------------------------------------------ */
+
+struct agent_spool;
+
+struct agent_spool_stats {
+	uint64_t batches_sent, samples_sent;
+	uint64_t batches_dropped, samples_dropped; /* spool full or refused */
+	uint64_t batches_unsent, samples_unsent;   /* left at exit */
+};
+
+/*
+ * agent_spool_start creates the spool (at most cap batches) and its sender
+ * thread, which sends to url over nng REQ with timeout_ms per attempt.
+ * Returns FDO_OK, FDO_ENOMEM or FDO_ETRANSPORT (bad URL, with a message).
+ */
+int agent_spool_start(const char *url, size_t cap, int timeout_ms,
+		      struct agent_spool **out);
+/* agent_spool_put queues an encoded batch (takes msg, free()d later).
+ * When full the oldest batch is dropped and counted. Never blocks long;
+ * any thread. */
+void agent_spool_put(struct agent_spool *s, uint64_t seq, uint8_t *msg,
+		     size_t len, uint64_t samples);
+/* agent_spool_stop gives the sender until drain_ms to empty the spool,
+ * stops it, fills *st and frees everything. Main thread. */
+void agent_spool_stop(struct agent_spool *s, int drain_ms,
+		      struct agent_spool_stats *st);
+
+#endif

@@ -1,0 +1,514 @@
+/*
+ * agent/fdo_agent.c — `fdo-agent`, the sampling agent: samples the user
+ * call stacks of one process (--pid PID, or a COMMAND it starts) with
+ * perf_event_open, pre-aggregates identical stacks, and every --interval
+ * sends one SampleBatch per sampled process to fdod.
+ *
+ * DESIGN
+ *   Threads:
+ *     main    parses options, starts the target (fork; the child waits on a
+ *             pipe until the events are open, then execs: enable_on_exec
+ *             starts counting at the exec), opens the events, then waits
+ *             for signals and for the target to end.
+ *     reader  owns the perf rings and the profile: polls the rings (100 ms),
+ *             drains them, and every interval builds, validates and encodes
+ *             the batches and hands them to the spool. Never blocks on the
+ *             network, so the rings keep draining whatever fdod does.
+ *     sender  (agent/spool.c) owns the nng socket and delivers the spool.
+ *   Ordering: batches get increasing seqs starting at the unix time in ms
+ *   (nothing is persisted, and a restart never reuses a seq); a retried
+ *   batch keeps its seq.
+ *   Shutdown: on SIGINT/SIGTERM (forwarded to a COMMAND, whose exit then
+ *   ends the agent) or when the target ends, main sets `stop`; the reader
+ *   drains the rings once more, flushes the final batches and exits; the
+ *   sender gets --drain seconds to empty the spool. A summary line is
+ *   printed; with a COMMAND the exit status is the command's.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "common/opts.h"
+
+#define DEFAULT_URL "tcp://127.0.0.1:7470"
+#define MAX_TIDS 65536
+
+struct cfg {
+	char *config;
+	char *url;
+	char *binary;
+	struct fdo_strlist label;
+	uint64_t freq;
+	uint64_t interval;
+	double weight;
+	char *event;
+	int branch_stack;
+	uint64_t pid;
+	char *agent_id;
+	uint64_t spool;
+	uint64_t timeout_ms;
+	uint64_t drain;
+};
+
+static const struct fdo_opt opts[] = {
+	{"config", FDO_OPT_STRING, offsetof(struct cfg, config), NULL, "FILE",
+	 "config file of `name = value` lines (same names as the flags)"},
+	{"url", FDO_OPT_STRING, offsetof(struct cfg, url), NULL, "URL",
+	 "fdod ingest address (default $FDOD_URL, else " DEFAULT_URL ")"},
+	{"binary", FDO_OPT_STRING, offsetof(struct cfg, binary), NULL, "NAME",
+	 "binary name of the batches (default: the executable's basename)"},
+	{"label", FDO_OPT_LIST, offsetof(struct cfg, label), NULL, "K=V",
+	 "label on every batch; repeatable"},
+	{"freq", FDO_OPT_UINT, offsetof(struct cfg, freq), "997", "HZ",
+	 "samples per second per thread"},
+	{"interval", FDO_OPT_DURATION, offsetof(struct cfg, interval), "10",
+	 "SECONDS", "send a batch this often"},
+	{"weight", FDO_OPT_DOUBLE, offsetof(struct cfg, weight), "1", "W",
+	 "fleet weight of the batches"},
+	{"event", FDO_OPT_STRING, offsetof(struct cfg, event), "cpu-clock",
+	 "EVENT", "cpu-clock or cycles (falls back to cpu-clock without a PMU)"},
+	{"branch-stack", FDO_OPT_BOOL, offsetof(struct cfg, branch_stack),
+	 "false", NULL,
+	 "also record LBR branch stacks (falls back to none without a PMU)"},
+	{"pid", FDO_OPT_UINT, offsetof(struct cfg, pid), "0", "PID",
+	 "sample this running process (instead of -- COMMAND)"},
+	{"agent-id", FDO_OPT_STRING, offsetof(struct cfg, agent_id), NULL, "ID",
+	 "agent id (default HOST/fdo-agent/AGENT_PID)"},
+	{"spool", FDO_OPT_UINT, offsetof(struct cfg, spool), "64", "N",
+	 "batches kept for retry while fdod is unreachable (oldest dropped)"},
+	{"timeout-ms", FDO_OPT_UINT, offsetof(struct cfg, timeout_ms), "5000",
+	 "MS", "wait this long for an Ack before sending again"},
+	{"drain", FDO_OPT_DURATION, offsetof(struct cfg, drain), "10",
+	 "SECONDS", "at exit, keep trying to send the spool this long"},
+	{0},
+};
+
+/* Shared between main and the reader thread. */
+static atomic_int stop_reader;
+
+struct reader {
+	struct agent_perf *perf;
+	struct agent_profile *prof;
+	struct agent_spool *spool;
+	struct agent_batch_meta meta;
+	uint64_t interval_s;
+	/* reader thread only: */
+	uint64_t samples_read, batches_built, batches_invalid;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: fdo-agent [options] (--pid PID | -- COMMAND [ARG...])\n\n"
+		"Samples the user call stacks of a process with perf_event_open and\n"
+		"sends them to fdod as SampleBatches every --interval.\n\n"
+		"options:\n");
+	fdo_opts_print_help(opts, out);
+}
+
+static uint64_t wall_s(void)
+{
+	return (uint64_t)time(NULL);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void emit(Fdod__SampleBatch *b, uint64_t samples, void *arg)
+{
+	struct reader *r = arg;
+	char err[256];
+	uint8_t *msg;
+	size_t len;
+	int rc = wire_batch_validate(b, NULL, err, sizeof err);
+	if (rc == FDO_OK)
+		rc = wire_batch_encode(b, NULL, &msg, &len);
+	else
+		fprintf(stderr, "fdo-agent: batch seq %llu invalid, dropped: %s\n",
+			(unsigned long long)b->seq, err);
+	if (rc == FDO_OK) {
+		agent_spool_put(r->spool, b->seq, msg, len, samples);
+		r->batches_built++;
+	} else {
+		r->batches_invalid++;
+	}
+	wire_batch_free(b);
+}
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	uint64_t t0 = wall_s();
+	uint64_t next = mono_ms() + r->interval_s * 1000;
+	while (!atomic_load(&stop_reader)) {
+		r->samples_read += agent_perf_read(r->perf, 100, r->prof);
+		if (mono_ms() >= next) {
+			uint64_t t1 = wall_s();
+			agent_profile_flush(r->prof, &r->meta, t0, t1, emit, r);
+			t0 = t1;
+			next += r->interval_s * 1000;
+		}
+	}
+	r->samples_read += agent_perf_read(r->perf, 0, r->prof);
+	agent_profile_flush(r->prof, &r->meta, t0, wall_s(), emit, r);
+	return NULL;
+}
+
+/* The threads of pid, from /proc/PID/task. */
+static size_t list_tids(pid_t pid, pid_t *tids, size_t max)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	size_t n = 0;
+	if (!d)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d)) && n < max) {
+		long t = strtol(e->d_name, NULL, 10);
+		if (t > 0)
+			tids[n++] = (pid_t)t;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Whether pid has exited (gone, or a zombie its parent has not reaped). */
+static int process_gone(pid_t pid)
+{
+	if (kill(pid, 0) && errno == ESRCH)
+		return 1;
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	const char *rp = strrchr(buf, ')'); /* comm may hold spaces */
+	return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
+/* A binary name fdod accepts: [A-Za-z0-9_.+-], not starting with '.'. */
+static char *binary_name(const char *path)
+{
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	char *s = strdup(*base ? base : "unknown");
+	if (!s)
+		return NULL;
+	for (char *c = s; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || strchr("_.+-", *c)))
+			*c = '_';
+	if (s[0] == '.')
+		s[0] = '_';
+	return s;
+}
+
+static int parse_labels(const struct fdo_strlist *l, char ***keys,
+			char ***values)
+{
+	*keys = calloc(l->n + 1, sizeof **keys);
+	*values = calloc(l->n + 1, sizeof **values);
+	if (!*keys || !*values)
+		return FDO_ENOMEM;
+	for (size_t i = 0; i < l->n; i++) {
+		const char *eq = strchr(l->items[i], '=');
+		if (!eq || eq == l->items[i]) {
+			fprintf(stderr, "fdo-agent: --label %s: expected K=V\n",
+				l->items[i]);
+			return FDO_EINVAL;
+		}
+		(*keys)[i] = strndup(l->items[i], (size_t)(eq - l->items[i]));
+		(*values)[i] = strdup(eq + 1);
+		if (!(*keys)[i] || !(*values)[i])
+			return FDO_ENOMEM;
+	}
+	return FDO_OK;
+}
+
+/* fork a child that waits on a pipe before exec'ing argv. */
+static pid_t spawn_stopped(char **argv, const sigset_t *orig, int *go_fd)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC))
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(p[1]);
+		sigprocmask(SIG_SETMASK, orig, NULL);
+		char c;
+		if (read(p[0], &c, 1) != 1)
+			_exit(127); /* the agent gave up */
+		execvp(argv[0], argv);
+		fprintf(stderr, "fdo-agent: cannot run %s: %s\n", argv[0],
+			strerror(errno));
+		_exit(127);
+	}
+	close(p[0]);
+	*go_fd = p[1];
+	return pid;
+}
+
+int main(int argc, char **argv)
+{
+	struct cfg cfg;
+	char err[512];
+	int optind = 1, exit_code = 0, signals = 0, want_cycles = 0, rc;
+	char **lkeys = NULL, **lvalues = NULL, *binary = NULL, **cmd = NULL;
+	const char *conf, *url, *event = "cpu-clock";
+	struct reader r = {0};
+	pthread_t reader;
+	static pid_t tids[MAX_TIDS];
+	size_t ntids;
+	pid_t target, child = -1;
+	int go_fd = -1;
+	uint64_t next_seq;
+	struct agent_spool_stats st;
+	memset(&cfg, 0, sizeof cfg);
+	if (fdo_opts_wants_help(argc, argv)) {
+		usage(stdout);
+		return 0;
+	}
+	if (fdo_opts_defaults(opts, &cfg, err, sizeof err)) {
+		fprintf(stderr, "fdo-agent: %s\n", err);
+		exit_code = 2;
+		goto out;
+	}
+	conf = fdo_opts_find_arg(argc, argv, "config");
+	if ((conf && fdo_opts_parse_file(opts, &cfg, conf, err, sizeof err)) ||
+	    fdo_opts_parse_args(opts, &cfg, argc, argv, &optind, err,
+				sizeof err)) {
+		fprintf(stderr, "fdo-agent: %s\n", err);
+		usage(stderr);
+		exit_code = 2;
+		goto out;
+	}
+	cmd = optind < argc ? argv + optind : NULL;
+	if ((cfg.pid != 0) == (cmd != NULL)) {
+		fprintf(stderr, "fdo-agent: give exactly one of --pid PID or "
+				"-- COMMAND\n");
+		usage(stderr);
+		exit_code = 2;
+		goto out;
+	}
+	if (!strcmp(cfg.event, "cpu-clock"))
+		want_cycles = 0;
+	else if (!strcmp(cfg.event, "cycles"))
+		want_cycles = 1;
+	else {
+		fprintf(stderr, "fdo-agent: --event %s: expected cpu-clock or "
+				"cycles\n",
+			cfg.event);
+		exit_code = 2;
+		goto out;
+	}
+	if (cfg.freq < 1 || cfg.freq > 100000 || cfg.interval < 1 ||
+	    cfg.interval > 3600 || !(cfg.weight > 0)) {
+		fprintf(stderr, "fdo-agent: --freq must be 1..100000, "
+				"--interval 1..3600 s, --weight > 0\n");
+		exit_code = 2;
+		goto out;
+	}
+	if (parse_labels(&cfg.label, &lkeys, &lvalues)) {
+		exit_code = 2;
+		goto out;
+	}
+	url = cfg.url ? cfg.url : getenv("FDOD_URL");
+	if (!url || !*url)
+		url = DEFAULT_URL;
+
+	/* Signals are taken by main with sigtimedwait; threads inherit the
+	 * blocked mask. */
+	sigset_t sigs, orig;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &sigs, &orig);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (cmd) {
+		child = spawn_stopped(cmd, &orig, &go_fd);
+		if (child < 0) {
+			fprintf(stderr, "fdo-agent: fork: %s\n", strerror(errno));
+			exit_code = 1;
+			goto out;
+		}
+		target = child;
+		tids[0] = child;
+		ntids = 1;
+	} else {
+		target = (pid_t)cfg.pid;
+		ntids = list_tids(target, tids, MAX_TIDS);
+		if (!ntids) {
+			fprintf(stderr, "fdo-agent: no process %d\n",
+				(int)target);
+			exit_code = 1;
+			goto out;
+		}
+	}
+	struct agent_perf_cfg pcfg = {.freq = cfg.freq,
+				      .cycles = want_cycles,
+				      .branch_stack = cfg.branch_stack,
+				      .enable_on_exec = cmd != NULL};
+	r.interval_s = cfg.interval;
+	rc = agent_perf_open(&pcfg, tids, ntids, &r.perf, &event);
+	if (rc) {
+		if (rc == FDO_ENOT_FOUND)
+			fprintf(stderr, "fdo-agent: process %d is gone\n",
+				(int)target);
+		if (child > 0) {
+			close(go_fd); /* the child reads EOF and exits */
+			waitpid(child, NULL, 0);
+		}
+		exit_code = 1;
+		goto out;
+	}
+	if (agent_profile_create(&r.prof)) {
+		fprintf(stderr, "fdo-agent: out of memory\n");
+		exit_code = 1;
+		goto out;
+	}
+
+	char host[256] = "localhost", exe[PATH_MAX], agent_id[400];
+	gethostname(host, sizeof host - 1);
+	if (cfg.binary)
+		binary = strdup(cfg.binary);
+	else if (cmd)
+		binary = binary_name(cmd[0]);
+	else {
+		char link[64];
+		snprintf(link, sizeof link, "/proc/%d/exe", (int)target);
+		ssize_t n = readlink(link, exe, sizeof exe - 1);
+		exe[n > 0 ? n : 0] = 0;
+		binary = binary_name(n > 0 ? exe : "unknown");
+	}
+	if (cfg.agent_id)
+		snprintf(agent_id, sizeof agent_id, "%s", cfg.agent_id);
+	else
+		snprintf(agent_id, sizeof agent_id, "%s/fdo-agent/%d", host,
+			 (int)getpid());
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	next_seq = (uint64_t)now.tv_sec * 1000 +
+			    (uint64_t)now.tv_nsec / 1000000;
+	r.meta = (struct agent_batch_meta){
+		.agent_id = agent_id, .host = host, .binary = binary,
+		.event = event, .label_keys = lkeys, .label_values = lvalues,
+		.nlabels = cfg.label.n, .weight = cfg.weight,
+		.next_seq = &next_seq};
+
+	if (agent_spool_start(url, cfg.spool, (int)cfg.timeout_ms, &r.spool)) {
+		if (child > 0) {
+			close(go_fd);
+			waitpid(child, NULL, 0);
+		}
+		exit_code = 1;
+		goto out;
+	}
+	if (!cmd) {
+		agent_profile_load_maps(r.prof, target);
+		agent_perf_enable(r.perf);
+	}
+	if (pthread_create(&reader, NULL, reader_main, &r)) {
+		fprintf(stderr, "fdo-agent: cannot start the reader thread\n");
+		return 1;
+	}
+	if (cmd) {
+		char go = 1;
+		if (write(go_fd, &go, 1) != 1)
+			fprintf(stderr, "fdo-agent: cannot start %s\n", cmd[0]);
+		close(go_fd);
+	}
+	fprintf(stderr, "fdo-agent: sampling %s %d (%s, %llu Hz), sending to "
+			"%s as %s every %llu s\n",
+		binary, (int)target, event, (unsigned long long)cfg.freq, url,
+		agent_id, (unsigned long long)cfg.interval);
+
+	for (;;) {
+		struct timespec ts = {0, 200 * 1000000};
+		int sig = sigtimedwait(&sigs, NULL, &ts);
+		if (sig == SIGINT || sig == SIGTERM) {
+			signals++;
+			if (child > 0 && signals == 1) {
+				kill(child, sig); /* its exit ends us */
+				continue;
+			}
+			if (child <= 0)
+				break;
+			fprintf(stderr, "fdo-agent: second signal: exiting "
+					"without waiting for %d\n",
+				(int)child);
+			break;
+		}
+		if (child > 0) {
+			int st;
+			pid_t w = waitpid(child, &st, WNOHANG);
+			if (w == child) {
+				exit_code = WIFEXITED(st) ? WEXITSTATUS(st)
+					    : WIFSIGNALED(st)
+						    ? 128 + WTERMSIG(st)
+						    : 1;
+				break;
+			}
+			/* reap the command's own children we inherited? no:
+			 * only our direct child is ours to wait for */
+		} else if (process_gone(target)) {
+			fprintf(stderr, "fdo-agent: process %d exited\n",
+				(int)target);
+			break;
+		}
+	}
+	atomic_store(&stop_reader, 1);
+	pthread_join(reader, NULL);
+	agent_spool_stop(r.spool, (int)(cfg.drain * 1000), &st);
+	fprintf(stderr,
+		"fdo-agent: summary: batches_sent=%llu samples_sent=%llu "
+		"batches_dropped=%llu samples_dropped=%llu batches_unsent=%llu "
+		"samples_unsent=%llu samples_read=%llu lost_records=%llu\n",
+		(unsigned long long)st.batches_sent,
+		(unsigned long long)st.samples_sent,
+		(unsigned long long)(st.batches_dropped + r.batches_invalid),
+		(unsigned long long)st.samples_dropped,
+		(unsigned long long)st.batches_unsent,
+		(unsigned long long)st.samples_unsent,
+		(unsigned long long)r.samples_read,
+		(unsigned long long)agent_perf_lost(r.perf));
+out:
+	agent_perf_close(r.perf);
+	agent_profile_destroy(r.prof);
+	for (size_t i = 0; lkeys && lvalues && i < cfg.label.n; i++) {
+		free(lkeys[i]);
+		free(lvalues[i]);
+	}
+	free(lkeys);
+	free(lvalues);
+	free(binary);
+	fdo_opts_fini(opts, &cfg);
+	return exit_code;
+}

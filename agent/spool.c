@@ -1,0 +1,251 @@
+/*
+ * agent/spool.c — the bounded spool of encoded SampleBatches and the
+ * sender thread that delivers them to fdod over nng REQ.
+ *
+ * DESIGN
+ *   Threads: producers (the reader thread, at every interval and at exit)
+ *   call agent_spool_put; one sender thread owns the nng socket.
+ *   Queue: a FIFO of at most cap batches under s->mu; when full, the
+ *   oldest is dropped and counted (the sampled process never waits).
+ *   Ordering: the sender sends the oldest batch, waits for its Ack (with a
+ *   timeout), and only then removes it; on a transport failure it keeps
+ *   the batch and resends the SAME bytes (same seq) after a back-off, so
+ *   fdod, which deduplicates (agent_id, seq), counts it once. An Ack with
+ *   an error status other than BUSY means the batch is refused for good:
+ *   it is dropped and counted.
+ *   Shutdown: agent_spool_stop sets a deadline; the sender keeps trying
+ *   until the spool is empty or the deadline passes, then exits; what is
+ *   left is counted as unsent.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "agent/agent.h"
+
+struct item {
+	struct item *next;
+	uint64_t seq, samples;
+	uint8_t *msg;
+	size_t len;
+};
+
+struct agent_spool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	/* guarded by mu: */
+	struct item *head, *tail;
+	size_t n, cap;
+	int stopping;
+	uint64_t deadline_ms; /* when stopping: give up after this */
+	struct agent_spool_stats st;
+	/* sender thread only: */
+	nng_socket sock;
+	int timeout_ms;
+	pthread_t thread;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void agent_spool_put(struct agent_spool *s, uint64_t seq, uint8_t *msg,
+		     size_t len, uint64_t samples)
+{
+	struct item *it = malloc(sizeof *it);
+	pthread_mutex_lock(&s->mu);
+	if (!it) {
+		s->st.batches_dropped++;
+		s->st.samples_dropped += samples;
+		free(msg);
+		pthread_mutex_unlock(&s->mu);
+		return;
+	}
+	*it = (struct item){.seq = seq, .samples = samples, .msg = msg,
+			    .len = len};
+	/* The head may be in flight: drop the oldest one behind it. */
+	if (s->n >= s->cap && s->head && s->head->next) {
+		struct item **pp = &s->head->next;
+		struct item *old = *pp;
+		*pp = old->next;
+		if (s->tail == old) {
+			s->tail = NULL;
+			for (struct item *x = s->head; x; x = x->next)
+				s->tail = x;
+		}
+		s->n--;
+		s->st.batches_dropped++;
+		s->st.samples_dropped += old->samples;
+		fprintf(stderr, "fdo-agent: spool full (%zu batches): dropped "
+				"batch seq %llu (%llu samples)\n",
+			s->cap, (unsigned long long)old->seq,
+			(unsigned long long)old->samples);
+		free(old->msg);
+		free(old);
+	}
+	if (s->tail)
+		s->tail->next = it;
+	else
+		s->head = it;
+	s->tail = it;
+	s->n++;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* One attempt: 0 delivered, 1 retry later, -1 refused for good. */
+static int send_one(struct agent_spool *s, const struct item *it)
+{
+	int rv = nng_send(s->sock, it->msg, it->len, 0);
+	if (rv) {
+		fprintf(stderr, "fdo-agent: cannot send batch seq %llu (%s); "
+				"kept for retry\n",
+			(unsigned long long)it->seq, nng_strerror(rv));
+		return 1;
+	}
+	void *reply;
+	size_t rlen;
+	if ((rv = nng_recv(s->sock, &reply, &rlen, NNG_FLAG_ALLOC)) != 0) {
+		fprintf(stderr, "fdo-agent: no answer for batch seq %llu (%s); "
+				"kept for retry\n",
+			(unsigned long long)it->seq, nng_strerror(rv));
+		return 1;
+	}
+	Fdod__Ack *ack = NULL;
+	int rc = wire_ack_decode(reply, rlen, 0, &ack);
+	nng_free(reply, rlen);
+	if (rc) {
+		fprintf(stderr, "fdo-agent: malformed Ack for seq %llu\n",
+			(unsigned long long)it->seq);
+		return 1;
+	}
+	int res = 0;
+	if (ack->status == FDO_EBUSY || ack->status == FDO_ESTORE_FULL ||
+	    ack->status == FDO_ENOSPACE || ack->status == FDO_EIO) {
+		res = 1;
+	} else if (ack->status) {
+		fprintf(stderr, "fdo-agent: batch seq %llu refused: %s: %s\n",
+			(unsigned long long)it->seq,
+			fdo_errname((int)ack->status), ack->message);
+		res = -1;
+	}
+	wire_ack_free(ack);
+	return res;
+}
+
+static void *sender_main(void *arg)
+{
+	struct agent_spool *s = arg;
+	int backoff = 200;
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (!s->head && !s->stopping)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (!s->head || (s->stopping && now_ms() >= s->deadline_ms))
+			break;
+		struct item *it = s->head;
+		pthread_mutex_unlock(&s->mu);
+		int r = send_one(s, it);
+		pthread_mutex_lock(&s->mu);
+		if (r == 1) {
+			/* back off without holding the lock, but wake for stop */
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += (long)backoff * 1000000;
+			ts.tv_sec += ts.tv_nsec / 1000000000;
+			ts.tv_nsec %= 1000000000;
+			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+			backoff = backoff < 2000 ? backoff * 2 : 2000;
+			continue;
+		}
+		backoff = 200;
+		/* it is still the head: put never removes the head */
+		s->head = it->next;
+		if (!s->head)
+			s->tail = NULL;
+		s->n--;
+		if (r == 0) {
+			s->st.batches_sent++;
+			s->st.samples_sent += it->samples;
+		} else {
+			s->st.batches_dropped++;
+			s->st.samples_dropped += it->samples;
+		}
+		free(it->msg);
+		free(it);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+int agent_spool_start(const char *url, size_t cap, int timeout_ms,
+		      struct agent_spool **out)
+{
+	struct agent_spool *s = calloc(1, sizeof *s);
+	if (!s)
+		return FDO_ENOMEM;
+	s->cap = cap ? cap : 1;
+	s->timeout_ms = timeout_ms;
+	int rv = nng_req0_open(&s->sock);
+	if (rv) {
+		fprintf(stderr, "fdo-agent: nng: %s\n", nng_strerror(rv));
+		free(s);
+		return FDO_ETRANSPORT;
+	}
+	nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, timeout_ms);
+	nng_socket_set_ms(s->sock, NNG_OPT_SENDTIMEO, timeout_ms);
+	/* our loop resends on timeout; nng also resends on reconnect */
+	nng_socket_set_ms(s->sock, NNG_OPT_REQ_RESENDTIME, timeout_ms);
+	nng_socket_set_ms(s->sock, NNG_OPT_RECONNMINT, 100);
+	nng_socket_set_ms(s->sock, NNG_OPT_RECONNMAXT, 1000);
+	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, WIRE_ACK_MAX_BYTES);
+	if ((rv = nng_dial(s->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+		fprintf(stderr, "fdo-agent: cannot dial %s: %s\n", url,
+			nng_strerror(rv));
+		nng_close(s->sock);
+		free(s);
+		return FDO_ETRANSPORT;
+	}
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	if (pthread_create(&s->thread, NULL, sender_main, s)) {
+		nng_close(s->sock);
+		free(s);
+		return FDO_ENOMEM;
+	}
+	*out = s;
+	return FDO_OK;
+}
+
+void agent_spool_stop(struct agent_spool *s, int drain_ms,
+		      struct agent_spool_stats *st)
+{
+	pthread_mutex_lock(&s->mu);
+	s->stopping = 1;
+	s->deadline_ms = now_ms() + (uint64_t)(drain_ms > 0 ? drain_ms : 0);
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	/* A send or receive in flight ends at its own timeout. */
+	pthread_join(s->thread, NULL);
+	nng_close(s->sock);
+	for (struct item *it = s->head, *next; it; it = next) {
+		next = it->next;
+		s->st.batches_unsent++;
+		s->st.samples_unsent += it->samples;
+		free(it->msg);
+		free(it);
+	}
+	*st = s->st;
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s);
+}

@@ -1,0 +1,341 @@
+"""Integration tests of fdo-agent against the real fdod on loopback.
+
+A test program with a hot function in its executable and another in a
+shared library (both built here with frame pointers) runs under
+`fdo-agent -- ./prog`; the profile pulled back from fdod must name both.
+Failure paths on purpose: fdod killed with SIGKILL mid-run and restarted
+(the agent's spool retries, the store counts every sample exactly once),
+no PMU (cycles + branch stacks fall back to cpu-clock), no permission.
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "ingest"))
+from fdodtest import ROOT, Daemon, build_id  # noqa: E402
+
+AGENT = os.environ.get("FDO_AGENT") or os.path.join(ROOT, "build",
+                                                    "fdo-agent")
+CFLAGS = ["gcc", "-O2", "-g", "-fno-omit-frame-pointer"]
+
+PROG = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+unsigned lib_hot(unsigned x);
+__attribute__((noinline)) unsigned exe_hot(unsigned x) {
+    for (unsigned i = 0; i < 2000000; i++) x = x * 2654435761u + i;
+    return x;
+}
+int main(int argc, char **argv) {
+    double secs = argc > 1 ? atof(argv[1]) : 2.5;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    unsigned s = 0;
+    do {
+        s += exe_hot(s);
+        s += lib_hot(s);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 < secs);
+    printf("%u\n", s);
+    return argc > 2 ? atoi(argv[2]) : 0;
+}
+"""
+
+LIB = r"""
+__attribute__((noinline)) unsigned lib_hot(unsigned x) {
+    for (unsigned i = 0; i < 2000000; i++) x = x * 40503u + (i ^ 7);
+    return x;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def prog(tmp_path_factory):
+    assert os.path.exists(AGENT), "build fdo-agent first (make)"
+    d = tmp_path_factory.mktemp("agentprog")
+    (d / "prog.c").write_text(PROG)
+    (d / "lib.c").write_text(LIB)
+    subprocess.run(CFLAGS + ["-shared", "-fPIC", "-o", str(d / "libhot.so"),
+                             str(d / "lib.c")], check=True)
+    subprocess.run(CFLAGS + ["-o", str(d / "prog"), str(d / "prog.c"),
+                             "-L" + str(d), "-lhot",
+                             "-Wl,-rpath," + str(d)], check=True)
+    os.chmod(str(d), 0o755)
+    return str(d / "prog"), str(d / "libhot.so")
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    with Daemon(tmp_path / "data") as d:
+        yield d
+
+
+def summary(stderr):
+    m = re.search(r"fdo-agent: summary: (.*)", stderr)
+    assert m, stderr
+    return {k: int(v) for k, v in
+            (kv.split("=") for kv in m.group(1).split())}
+
+
+def run_agent(args, timeout=60, **kw):
+    p = subprocess.run([AGENT] + args, capture_output=True, text=True,
+                       timeout=timeout, **kw)
+    return p.returncode, p.stdout, p.stderr
+
+
+def folded_leaves(d, binary):
+    status, body = d.request("GET", "/v1/profiles/%s?format=folded" % binary)
+    assert status == 200, body
+    res = {}
+    for line in body.decode().splitlines():
+        stack, count = line.rsplit(" ", 1)
+        leaf = stack.split(";")[-1]
+        res[leaf] = res.get(leaf, 0) + int(count)
+    return res
+
+
+def profile_build_ids(d, binary):
+    """The build-ids of a binary's profile (X-Fdod-Build-Ids)."""
+    r = urllib.request.urlopen(d.http + "/v1/profiles/%s?format=folded"
+                               "&min_samples=1" % binary)
+    return r.headers["X-Fdod-Build-Ids"].split(",")
+
+
+def wait_symbolized(d, ids, timeout=30):
+    """Wait until none of ids is pending (libc's frames stay pending: its
+    symbols are not uploaded)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        st = d.get("/v1/status")
+        pending = {b["build_id"] for b in st["pending"]["build_ids"]}
+        if not pending & ids:
+            return
+        time.sleep(0.1)
+    raise AssertionError("still pending: %s" % st)
+
+
+def test_help_from_option_table():
+    rc, out, _ = run_agent(["--help"])
+    assert rc == 0
+    for opt in ("--url", "--binary", "--label", "--freq", "--interval",
+                "--weight", "--event", "--branch-stack", "--pid"):
+        assert opt in out, opt
+
+
+def test_usage_errors():
+    rc, _, err = run_agent(["--interval", "1"])
+    assert rc == 2 and "--pid" in err
+    rc, _, err = run_agent(["--event", "bogus", "--", "true"])
+    assert rc == 2 and "cpu-clock" in err
+
+
+def test_hot_functions_in_exe_and_library(daemon, prog):
+    exe, lib = prog
+    rc, out, err = run_agent(["--url", daemon.url, "--interval", "1",
+                              "--label", "mode=test", "--", exe, "2.5"])
+    assert rc == 0, err
+    s = summary(err)
+    assert s["samples_sent"] > 1000, err
+    assert s["batches_sent"] >= 2, err
+    assert s["batches_dropped"] == 0 and s["batches_unsent"] == 0, err
+    for path in (exe, lib):
+        with open(path, "rb") as f:
+            st, body = daemon.request("PUT", "/v1/symbols?binary=prog",
+                                      f.read())
+        assert st in (200, 201), body
+    wait_symbolized(daemon, {build_id(exe), build_id(lib)})
+    leaves = folded_leaves(daemon, "prog")
+    top = sorted(leaves, key=leaves.get, reverse=True)[:2]
+    assert set(top) == {"exe_hot", "lib_hot"}, leaves
+    info = daemon.get("/v1/binaries/prog")
+    ids = {b["build_id"] for b in info["build_ids"]}
+    assert build_id(exe) in ids and build_id(lib) in ids, info
+    assert info["samples"] == s["samples_sent"], (info, err)
+
+
+def test_exit_status_of_the_command(daemon, prog):
+    exe, _ = prog
+    rc, _, err = run_agent(["--url", daemon.url, "--", exe, "0.3", "3"])
+    assert rc == 3, err
+    assert summary(err)["samples_sent"] > 0
+
+
+def test_pid_mode_follows_a_running_process(daemon, prog):
+    exe, _ = prog
+    target = subprocess.Popen([exe, "2"], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.2)
+        rc, _, err = run_agent(["--url", daemon.url, "--interval", "1",
+                                "--binary", "pidprog",
+                                "--pid", str(target.pid)])
+    finally:
+        target.wait()
+    assert rc == 0, err
+    s = summary(err)
+    assert s["samples_sent"] > 500, err
+    assert daemon.get("/v1/binaries/pidprog")["samples"] == \
+        s["samples_sent"]
+
+
+def test_server_killed_mid_run_counts_exactly_once(daemon, prog):
+    exe, _ = prog
+    agent = subprocess.Popen(
+        [AGENT, "--url", daemon.url, "--interval", "1", "--timeout-ms",
+         "500", "--drain", "20", "--binary", "killprog", "--", exe, "5"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.8)
+    daemon.kill9()
+    time.sleep(2.0)
+    daemon.start()
+    _, err = agent.communicate(timeout=60)
+    assert agent.returncode == 0, err
+    s = summary(err)
+    assert "kept for retry" in err, err  # the outage was seen
+    assert s["batches_dropped"] == 0 and s["batches_unsent"] == 0, err
+    assert s["samples_sent"] == s["samples_read"], err
+    stored = daemon.get("/v1/binaries/killprog")["samples"]
+    assert stored == s["samples_sent"], (stored, err)
+
+
+def test_spool_keeps_batches_while_server_is_down(tmp_path, prog):
+    """No server at all: nothing is lost silently; the summary says what
+    was left unsent."""
+    exe, _ = prog
+    d = Daemon(tmp_path / "never")
+    rc, _, err = run_agent(["--url", d.url, "--interval", "1",
+                            "--timeout-ms", "200", "--drain", "1",
+                            "--", exe, "1.5"])
+    assert rc == 0, err
+    s = summary(err)
+    assert s["samples_sent"] == 0
+    assert s["samples_unsent"] == s["samples_read"] > 0, err
+
+
+def test_cycles_and_branch_stack_fall_back(daemon, prog):
+    exe, _ = prog
+    rc, _, err = run_agent(["--url", daemon.url, "--interval", "1",
+                            "--event", "cycles", "--branch-stack",
+                            "--binary", "fbprog", "--", exe, "1"])
+    assert rc == 0, err
+    if "falling back" not in err:
+        pytest.skip("this machine has a PMU: no fallback to test")
+    assert re.search(r"^fdo-agent: .*falling back to cpu-clock without "
+                     r"branch stacks$", err, re.M), err
+    s = summary(err)
+    assert s["samples_sent"] > 0
+    assert daemon.get("/v1/binaries/fbprog")["samples"] == s["samples_sent"]
+
+
+def test_no_permission_names_perfmon_and_paranoid(tmp_path):
+    if os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"):
+        pytest.skip("needs root to drop to nobody")
+    # As nobody, sampling a root-owned process is refused by the kernel
+    # (EACCES from the ptrace-access check of perf_event_open).
+    victim = subprocess.Popen(["sleep", "30"])
+    try:
+        p = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             AGENT, "--url", "tcp://127.0.0.1:1", "--pid",
+             str(victim.pid)], capture_output=True, text=True, timeout=30)
+    finally:
+        victim.kill()
+        victim.wait()
+    assert p.returncode == 1, p.stderr
+    assert "CAP_PERFMON" in p.stderr and "perf_event_paranoid" in p.stderr, \
+        p.stderr
+
+
+def test_children_of_the_command_are_followed(daemon, prog):
+    """inherit=1: a shell's children (fork + exec) are sampled, and their
+    mappings come from their own MMAP2 records."""
+    exe, lib = prog
+    rc, _, err = run_agent(["--url", daemon.url, "--interval", "1",
+                            "--binary", "shprog", "--", "sh", "-c",
+                            "%s 0.7 >/dev/null; %s 0.7 >/dev/null & wait"
+                            % (exe, exe)])
+    assert rc == 0, err
+    s = summary(err)
+    assert s["samples_sent"] > 1000, err
+    assert daemon.get("/v1/binaries/shprog")["samples"] == s["samples_sent"]
+    ids = profile_build_ids(daemon, "shprog")
+    assert build_id(exe) in ids and build_id(lib) in ids, ids
+
+
+def test_mapping_without_build_id_is_skipped(daemon, tmp_path):
+    """A library linked without a build-id: its frames stay unmapped, the
+    executable's are kept, nothing is refused."""
+    (tmp_path / "prog.c").write_text(PROG)
+    (tmp_path / "lib.c").write_text(LIB)
+    subprocess.run(CFLAGS + ["-shared", "-fPIC", "-Wl,--build-id=none",
+                             "-o", str(tmp_path / "libhot.so"),
+                             str(tmp_path / "lib.c")], check=True)
+    exe = str(tmp_path / "nobid")
+    subprocess.run(CFLAGS + ["-o", exe, str(tmp_path / "prog.c"),
+                             "-L" + str(tmp_path), "-lhot",
+                             "-Wl,-rpath," + str(tmp_path)], check=True)
+    rc, _, err = run_agent(["--url", daemon.url, "--interval", "1", "--",
+                            exe, "1"])
+    assert rc == 0, err
+    s = summary(err)
+    assert s["batches_dropped"] == 0 and s["samples_sent"] > 0, err
+    info = daemon.get("/v1/binaries/nobid")
+    assert info["samples"] == s["samples_sent"]
+    ids = profile_build_ids(daemon, "nobid")
+    assert build_id(exe) in ids, ids
+    assert len(ids) == 2, ids  # the executable and libc, not libhot
+
+
+THREADS = r"""
+#include <pthread.h>
+#include <time.h>
+static volatile unsigned sink;
+static double secs;
+static double now(void) {
+    struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+__attribute__((noinline)) static void *spin(void *arg) {
+    double end = now() + secs;
+    unsigned x = 1;
+    while (now() < end)
+        for (unsigned i = 0; i < 100000; i++) x = x * 2654435761u + i;
+    sink = x;
+    return arg;
+}
+int main(void) {
+    pthread_t t[2];
+    secs = 2.0;
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], 0, spin, 0);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], 0);
+    return 0;
+}
+"""
+
+
+def test_pid_mode_samples_every_thread(daemon, tmp_path):
+    """--pid on a process whose threads already run: one event per
+    thread (from /proc/PID/task), both threads sampled (2 CPUs busy)."""
+    (tmp_path / "threads.c").write_text(THREADS)
+    exe = str(tmp_path / "threads")
+    subprocess.run(CFLAGS + ["-pthread", "-o", exe,
+                             str(tmp_path / "threads.c")], check=True)
+    target = subprocess.Popen([exe])
+    try:
+        time.sleep(0.3)
+        rc, _, err = run_agent(["--url", daemon.url, "--interval", "1",
+                                "--pid", str(target.pid)])
+    finally:
+        target.wait()
+    assert rc == 0, err
+    s = summary(err)
+    # ~1.7 s left of 2 threads at 997 Hz: far more than one thread gives
+    assert s["samples_sent"] > 2400, err
+    assert daemon.get("/v1/binaries/threads")["samples"] == \
+        s["samples_sent"]
