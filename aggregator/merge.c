@@ -370,8 +370,12 @@ static int apply_prep(struct merge *m, store_txn *t, struct prep *p)
 	const void *v;
 	size_t vl;
 	rc = store_get(t, STORE_BATCHES, bkey, sizeof bkey, &v, &vl);
+	/* Already stored: counted once. This happens when a retry slipped
+	 * past the WAL writer's dedup — its read snapshot predates the merge
+	 * that stored the original, which the merger had already dropped from
+	 * the in-memory set — so the store is the final arbiter. */
 	if (rc == FDO_OK)
-		return FDO_OK; /* logged twice (replayed): counted once */
+		return FDO_OK;
 	if (rc != FDO_ENOT_FOUND)
 		return rc;
 	if ((rc = store_intern_binary(t, p->binary, strlen(p->binary), 1,
