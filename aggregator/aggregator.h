@@ -87,8 +87,19 @@ void agg_ingest_message(agg_ingest *ing, const uint8_t *msg, size_t len,
  */
 int agg_ingest_flush(agg_ingest *ing, unsigned timeout_ms);
 
+/* Upper bounds (seconds) of the ack latency histogram's buckets. */
+#define AGG_LATENCY_BUCKETS 12
+extern const double agg_latency_bounds[AGG_LATENCY_BUCKETS];
+#define AGG_REFUSAL_CODES 32 /* FDO_E* numbers counted one by one */
+
 struct agg_ingest_stats {
 	uint64_t batches, duplicates, refused, commits, samples;
+	uint64_t refused_by[AGG_REFUSAL_CODES]; /* by FDO_E* status */
+	/* Time from receiving a message to its Ack, cumulative as
+	 * Prometheus wants: latency_le[i] counts acks <= bounds[i]. */
+	uint64_t latency_le[AGG_LATENCY_BUCKETS];
+	uint64_t latency_count;
+	double latency_sum;
 	uint64_t queue_len;      /* submitted, not yet logged */
 	uint64_t unmerged;       /* logged (acknowledged), not yet merged */
 	uint64_t backlog_stacks; /* their stacks */

@@ -177,6 +177,19 @@ static void logged_add(agg_ingest *ing, uint64_t id)
 	ing->nlogged_stacks++;
 }
 
+const double agg_latency_bounds[AGG_LATENCY_BUCKETS] = {
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+	0.1,   0.25,   0.5,   1,    2.5,   10};
+
+/* Count a refused batch by its status. Call with ing->mu held. */
+static void count_refusal(agg_ingest *ing, int status)
+{
+	ing->stats.refused++;
+	ing->stats.refused_by[status > 0 && status < AGG_REFUSAL_CODES
+				      ? status
+				      : 0]++;
+}
+
 static void result_ok(struct agg_result *r)
 {
 	r->status = FDO_OK;
@@ -344,7 +357,7 @@ static void *writer_main(void *arg)
 		pthread_mutex_lock(&ing->mu);
 		for (size_t i = 0; i < n; i++) {
 			if (owners[i]->status)
-				ing->stats.refused++;
+				count_refusal(ing, owners[i]->status);
 			else if (owners[i]->duplicate)
 				ing->stats.duplicates++;
 			if (owners[i]->duplicate)
@@ -627,7 +640,7 @@ void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
 				 fdo_strerror(rc));
 		res->samples_accepted = 0;
 		pthread_mutex_lock(&ing->mu);
-		ing->stats.refused++;
+		count_refusal(ing, rc);
 		pthread_mutex_unlock(&ing->mu);
 		return;
 	}
@@ -636,7 +649,7 @@ void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
 	while (ing->queued >= ing->o.queue_max && !ing->stopping)
 		pthread_cond_wait(&ing->space_cv, &ing->mu);
 	if (ing->stopping) {
-		ing->stats.refused++;
+		count_refusal(ing, FDO_EBUSY);
 		pthread_mutex_unlock(&ing->mu);
 		prep_free(p);
 		result_error(res, FDO_EBUSY, "fdod is shutting down");
@@ -664,6 +677,7 @@ void agg_ingest_message(agg_ingest *ing, const uint8_t *msg, size_t len,
 {
 	struct agg_result res = {0};
 	Fdod__SampleBatch *b = NULL;
+	uint64_t t0 = fdo_now_ns();
 	int rc = wire_batch_decode(msg, len, ing->limits, &b);
 	Fdod__Ack ack = FDOD__ACK__INIT;
 	if (rc) {
@@ -679,7 +693,7 @@ void agg_ingest_message(agg_ingest *ing, const uint8_t *msg, size_t len,
 				 "malformed SampleBatch (%zu bytes): %s", len,
 				 fdo_strerror(rc));
 		pthread_mutex_lock(&ing->mu);
-		ing->stats.refused++;
+		count_refusal(ing, rc);
 		pthread_mutex_unlock(&ing->mu);
 	} else {
 		agg_ingest_batch(ing, b, &res);
@@ -704,6 +718,14 @@ void agg_ingest_message(agg_ingest *ing, const uint8_t *msg, size_t len,
 		free(out);
 	}
 	wire_batch_free(b);
+	double secs = (double)(fdo_now_ns() - t0) / 1e9;
+	pthread_mutex_lock(&ing->mu);
+	for (int i = 0; i < AGG_LATENCY_BUCKETS; i++)
+		if (secs <= agg_latency_bounds[i])
+			ing->stats.latency_le[i]++;
+	ing->stats.latency_count++;
+	ing->stats.latency_sum += secs;
+	pthread_mutex_unlock(&ing->mu);
 }
 
 int agg_ingest_flush(agg_ingest *ing, unsigned timeout_ms)

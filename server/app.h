@@ -6,6 +6,7 @@
 #ifndef FDO_SERVER_APP_H
 #define FDO_SERVER_APP_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -15,6 +16,11 @@
 #include "storage/storage.h"
 #include "symbolizer/symbolizer.h"
 
+enum { SRV_UPLOAD_STORED, SRV_UPLOAD_PRESENT, SRV_UPLOAD_REFUSED };
+#define SRV_FORMATS 6 /* llvm gcc bolt folded pprof, and "other" */
+#define SRV_CODES 9   /* see srv_metrics_codes */
+extern const int srv_metrics_codes[SRV_CODES];
+
 struct srv_app {
 	struct srv_config cfg;
 	store *st;
@@ -23,15 +29,23 @@ struct srv_app {
 	agg_symwork *symwork;
 	time_t started;
 	char incoming[4096]; /* where uploads are streamed */
+	/* Counters for /metrics (updated by the HTTP workers). */
+	atomic_uint_fast64_t uploads[3]; /* SRV_UPLOAD_* */
+	atomic_uint_fast64_t profile_requests[SRV_FORMATS][SRV_CODES];
 };
 
 /* The HTTP route table (server/routes.c). */
 extern const struct srv_route srv_routes[];
+
+/* Count one profile request (format name or NULL, HTTP status). */
+void srv_metrics_profile(struct srv_app *app, const char *format, int status);
 
 /* The profile API (server/profiles.c). */
 void srv_h_profile(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_publish(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_versions(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_version(void *app, struct srv_req *req, struct srv_resp *resp);
+/* GET /metrics (server/metrics.c). */
+void srv_h_metrics(void *app, struct srv_req *req, struct srv_resp *resp);
 
 #endif

@@ -306,6 +306,7 @@ void srv_h_profile(void *a, struct srv_req *req, struct srv_resp *resp)
 	struct srv_app *app = a;
 	struct preq pr;
 	if (parse_request(app, req, resp, &pr)) {
+		srv_metrics_profile(app, NULL, resp->status);
 		agg_query_fini(&pr.q);
 		return;
 	}
@@ -326,6 +327,7 @@ void srv_h_profile(void *a, struct srv_req *req, struct srv_resp *resp)
 		else
 			fdo_buf_append(&resp->body, out.data, out.len);
 	}
+	srv_metrics_profile(app, pr.em->name, resp->status);
 	fdo_buf_fini(&out);
 	prof_fini(&p);
 	agg_query_fini(&pr.q);

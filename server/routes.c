@@ -389,6 +389,7 @@ static void h_upload(void *a, struct srv_req *req, struct srv_resp *resp)
 			status = 500;
 		else if (rc == FDO_ESTORE_FULL || rc == FDO_ENOSPACE)
 			status = 507;
+		atomic_fetch_add(&app->uploads[SRV_UPLOAD_REFUSED], 1);
 		fdo_warn("upload refused: %s", res.why[0] ? res.why
 							   : fdo_strerror(rc));
 		srv_resp_error(resp, status, "%s",
@@ -396,6 +397,9 @@ static void h_upload(void *a, struct srv_req *req, struct srv_resp *resp)
 		return;
 	}
 	resp->status = rc == FDO_OK ? 201 : 200;
+	atomic_fetch_add(&app->uploads[rc == FDO_OK ? SRV_UPLOAD_STORED
+						    : SRV_UPLOAD_PRESENT],
+			 1);
 	fdo_buf_printf(&resp->body,
 		       "{\"build_id\":\"%s\",\"kind\":\"%s\",\"stored\":[%s%s%s],"
 		       "\"present\":[%s%s%s]}\n",
@@ -507,6 +511,7 @@ static void h_symcache(void *a, struct srv_req *req, struct srv_resp *resp)
 const struct srv_route srv_routes[] = {
 	{"GET", "/v1/symcache/{}", h_symcache, 0, 0},
 	{"GET", "/v1/profiles/{}", srv_h_profile, 0, 0},
+	{"GET", "/metrics", srv_h_metrics, 0, 0},
 	{"POST", "/v1/profiles/{}/publish", srv_h_publish, 1 << 16, 0},
 	{"GET", "/v1/profiles/{}/versions", srv_h_versions, 0, 0},
 	{"GET", "/v1/profiles/{}/versions/{}", srv_h_version, 0, 0},

@@ -1,0 +1,154 @@
+/*
+ * server/metrics.c — GET /metrics: fdod's figures in the Prometheus text
+ * exposition format (version 0.0.4). Counters only ever grow; rates
+ * (symbolization rate, ingest rate) are for Prometheus to derive.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/common.h"
+#include "server/app.h"
+
+const int srv_metrics_codes[SRV_CODES] = {200, 304, 400, 404, 409,
+					  422, 500, 503, 0};
+static const char *const formats[SRV_FORMATS] = {"llvm", "gcc", "bolt",
+						 "folded", "pprof", "other"};
+
+void srv_metrics_profile(struct srv_app *app, const char *format, int status)
+{
+	int f = SRV_FORMATS - 1, c = SRV_CODES - 1;
+	for (int i = 0; format && i < SRV_FORMATS - 1; i++)
+		if (!strcmp(format, formats[i]))
+			f = i;
+	for (int i = 0; i < SRV_CODES - 1; i++)
+		if (srv_metrics_codes[i] == status)
+			c = i;
+	atomic_fetch_add(&app->profile_requests[f][c], 1);
+}
+
+static void head(struct fdo_buf *b, const char *name, const char *type,
+		 const char *help)
+{
+	fdo_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+		       type);
+}
+
+static void metric(struct fdo_buf *b, const char *name, const char *type,
+		   const char *help, double v)
+{
+	head(b, name, type, help);
+	fdo_buf_printf(b, "%s %.17g\n", name, v);
+}
+
+void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
+{
+	struct srv_app *app = a;
+	struct fdo_buf *b = &resp->body;
+	struct agg_ingest_stats is;
+	struct agg_symwork_stats ws;
+	struct store_stats ss;
+	size_t cidx, cbytes;
+	uint64_t chits, cmiss, pending = 0;
+	agg_ingest_stats(app->ingest, &is);
+	agg_symwork_stats(app->symwork, &ws);
+	sym_cache_stats(app->cache, &cidx, &cbytes, &chits, &cmiss);
+	store_stats(app->st, &ss);
+	store_txn *t;
+	if (store_txn_begin(app->st, 0, &t) == FDO_OK) {
+		store_count(t, STORE_PENDING, &pending);
+		store_txn_abort(t);
+	}
+	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+
+	head(b, "fdod_batches_total", "counter", "Batches received, by result.");
+	fdo_buf_printf(b,
+		       "fdod_batches_total{result=\"stored\"} %llu\n"
+		       "fdod_batches_total{result=\"duplicate\"} %llu\n"
+		       "fdod_batches_total{result=\"refused\"} %llu\n",
+		       (unsigned long long)is.batches,
+		       (unsigned long long)is.duplicates,
+		       (unsigned long long)is.refused);
+	head(b, "fdod_refused_batches_total", "counter",
+	     "Refused batches, by reason (the Ack status).");
+	for (int i = 0; i < AGG_REFUSAL_CODES; i++)
+		if (is.refused_by[i])
+			fdo_buf_printf(b,
+				       "fdod_refused_batches_total{reason=\"%s\"} "
+				       "%llu\n",
+				       fdo_errname(i),
+				       (unsigned long long)is.refused_by[i]);
+	metric(b, "fdod_samples_total", "counter",
+	       "Samples in stored batches.", (double)is.samples);
+	metric(b, "fdod_group_commits_total", "counter",
+	       "Write-ahead-log group commits (one fdatasync each).",
+	       (double)is.commits);
+	head(b, "fdod_ack_latency_seconds", "histogram",
+	     "Time from receiving a batch to its Ack.");
+	for (int i = 0; i < AGG_LATENCY_BUCKETS; i++)
+		fdo_buf_printf(b, "fdod_ack_latency_seconds_bucket{le=\"%g\"} "
+				  "%llu\n",
+			       agg_latency_bounds[i],
+			       (unsigned long long)is.latency_le[i]);
+	fdo_buf_printf(b,
+		       "fdod_ack_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
+		       "fdod_ack_latency_seconds_sum %.9f\n"
+		       "fdod_ack_latency_seconds_count %llu\n",
+		       (unsigned long long)is.latency_count, is.latency_sum,
+		       (unsigned long long)is.latency_count);
+	metric(b, "fdod_ingest_queue_batches", "gauge",
+	       "Batches received, waiting for the write-ahead log.",
+	       (double)is.queue_len);
+	metric(b, "fdod_ingest_unmerged_batches", "gauge",
+	       "Acknowledged batches not yet merged into the store.",
+	       (double)is.unmerged);
+	metric(b, "fdod_pending_addresses", "gauge",
+	       "Addresses waiting for symbolization.", (double)pending);
+	metric(b, "fdod_symbolized_addresses_total", "counter",
+	       "Addresses resolved into the symbol cache.",
+	       (double)ws.resolved);
+	metric(b, "fdod_symbolizer_failures_total", "counter",
+	       "Build-ids whose symbol files would not open.",
+	       (double)ws.failures);
+	metric(b, "fdod_symbolizer_queued_build_ids", "gauge",
+	       "Build-ids waiting for a symbolizer thread.", (double)ws.queued);
+	metric(b, "fdod_dwarf_cache_indexes", "gauge",
+	       "DWARF indexes held in memory.", (double)cidx);
+	metric(b, "fdod_dwarf_cache_bytes", "gauge",
+	       "Bytes of DWARF indexes held in memory.", (double)cbytes);
+	metric(b, "fdod_dwarf_cache_hits_total", "counter",
+	       "DWARF cache lookups that found the index open.", (double)chits);
+	metric(b, "fdod_dwarf_cache_misses_total", "counter",
+	       "DWARF cache lookups that opened or built the index.",
+	       (double)cmiss);
+	metric(b, "fdod_store_map_bytes", "gauge",
+	       "Size of the LMDB map (and its preallocated file).",
+	       (double)ss.map_size);
+	metric(b, "fdod_store_used_bytes", "gauge",
+	       "Bytes of the store in use.", (double)ss.used_size);
+	metric(b, "fdod_store_max_bytes", "gauge",
+	       "Largest size the store may grow to.", (double)ss.max_size);
+	head(b, "fdod_uploads_total", "counter", "Symbol uploads, by result.");
+	static const char *const up[3] = {"stored", "present", "refused"};
+	for (int i = 0; i < 3; i++)
+		fdo_buf_printf(b, "fdod_uploads_total{result=\"%s\"} %llu\n", up[i],
+			       (unsigned long long)atomic_load(&app->uploads[i]));
+	head(b, "fdod_profile_requests_total", "counter",
+	     "Profile requests, by format and HTTP status.");
+	for (int f = 0; f < SRV_FORMATS; f++)
+		for (int c = 0; c < SRV_CODES; c++) {
+			uint64_t n = atomic_load(&app->profile_requests[f][c]);
+			if (!n)
+				continue;
+			char code[16];
+			snprintf(code, sizeof code, "%d", srv_metrics_codes[c]);
+			fdo_buf_printf(b,
+				       "fdod_profile_requests_total{format=\"%s\","
+				       "code=\"%s\"} %llu\n",
+				       formats[f],
+				       srv_metrics_codes[c] ? code : "other",
+				       (unsigned long long)n);
+		}
+	metric(b, "fdod_uptime_seconds", "gauge", "Seconds since start.",
+	       (double)(time(NULL) - app->started));
+}
