@@ -14,7 +14,7 @@ PACKAGES=(
   libc6-dbg binutils
   python3 python3-pytest
   linux-perf
-  zlib1g-dev openssl curl
+  zlib1g-dev openssl curl debuginfod
   golang-go
 )
 

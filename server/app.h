@@ -45,6 +45,10 @@ void srv_h_profile(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_publish(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_versions(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_version(void *app, struct srv_req *req, struct srv_resp *resp);
+/* debuginfod protocol (server/debuginfod.c). */
+void srv_h_debuginfo(void *app, struct srv_req *req, struct srv_resp *resp);
+void srv_h_executable(void *app, struct srv_req *req, struct srv_resp *resp);
+
 /* GET /metrics (server/metrics.c). */
 void srv_h_metrics(void *app, struct srv_req *req, struct srv_resp *resp);
 

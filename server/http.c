@@ -293,14 +293,9 @@ static int read_body(struct srv_http *s, nng_http_conn *conn, nng_aio *io,
 	return status;
 }
 
-/* Turn our response into nng's and complete the aio. */
-static void respond(nng_aio *aio, struct srv_resp *resp, int close_conn)
+/* The response's status, headers and content type on res. */
+static void fill_res(nng_http_res *res, struct srv_resp *resp, int close_conn)
 {
-	nng_http_res *res;
-	if (nng_http_res_alloc(&res) != 0) {
-		nng_aio_finish(aio, NNG_ENOMEM);
-		return;
-	}
 	nng_http_res_set_status(res, (uint16_t)resp->status);
 	nng_http_res_set_header(res, "Content-Type",
 				resp->content_type ? resp->content_type
@@ -320,6 +315,68 @@ static void respond(nng_aio *aio, struct srv_resp *resp, int close_conn)
 		nng_http_res_add_header(res, h, v);
 		h = nl + 1;
 	}
+}
+
+/*
+ * Stream resp->body_fd: take the connection over from nng's server (which
+ * would need the whole body in memory), write the head and then the file
+ * in chunks, close. The hijacked request is ours to free.
+ */
+static void respond_file(nng_aio *aio, nng_aio *io, struct srv_resp *resp,
+			 int head_only)
+{
+	nng_http_req *nreq = nng_aio_get_input(aio, 0);
+	nng_http_conn *conn = nng_aio_get_input(aio, 2);
+	nng_http_res *res = NULL;
+	char *chunk = NULL;
+	if (nng_http_hijack(conn) != 0) {
+		nng_aio_finish(aio, NNG_ECLOSED);
+		return;
+	}
+	/* The server forgets this connection once the aio completes. */
+	nng_aio_finish(aio, 0);
+	if (nng_http_res_alloc(&res) != 0)
+		goto out;
+	fill_res(res, resp, 1);
+	char len[32];
+	snprintf(len, sizeof len, "%llu", (unsigned long long)resp->body_size);
+	nng_http_res_set_header(res, "Content-Length", len);
+	nng_aio_set_timeout(io, HTTP_IO_TIMEOUT_MS);
+	nng_http_conn_write_res(conn, res, io);
+	nng_aio_wait(io);
+	if (nng_aio_result(io) != 0 || head_only)
+		goto out;
+	if (!(chunk = malloc(HTTP_CHUNK)))
+		goto out;
+	for (uint64_t done = 0; done < resp->body_size;) {
+		ssize_t n = pread(resp->body_fd, chunk, HTTP_CHUNK, (off_t)done);
+		if (n <= 0)
+			break; /* the client sees a short body and knows */
+		nng_iov iov = {.iov_buf = chunk, .iov_len = (size_t)n};
+		nng_aio_set_iov(io, 1, &iov);
+		nng_aio_set_timeout(io, HTTP_IO_TIMEOUT_MS);
+		nng_http_conn_write_all(conn, io);
+		nng_aio_wait(io);
+		if (nng_aio_result(io) != 0)
+			break;
+		done += (uint64_t)n;
+	}
+out:
+	free(chunk);
+	nng_http_res_free(res);
+	nng_http_conn_close(conn);
+	nng_http_req_free(nreq);
+}
+
+/* Turn our response into nng's and complete the aio. */
+static void respond(nng_aio *aio, struct srv_resp *resp, int close_conn)
+{
+	nng_http_res *res;
+	if (nng_http_res_alloc(&res) != 0) {
+		nng_aio_finish(aio, NNG_ENOMEM);
+		return;
+	}
+	fill_res(res, resp, close_conn);
 	if (resp->body.len &&
 	    nng_http_res_copy_data(res, resp->body.data, resp->body.len) != 0) {
 		nng_http_res_free(res);
@@ -335,7 +392,7 @@ static void handle(struct srv_http *s, nng_aio *aio, nng_aio *io)
 	nng_http_req *nreq = nng_aio_get_input(aio, 0);
 	nng_http_conn *conn = nng_aio_get_input(aio, 2);
 	struct srv_req req = {.body_fd = -1, .priv = nreq};
-	struct srv_resp resp = {.status = 200};
+	struct srv_resp resp = {.status = 200, .body_fd = -1};
 	char path[HTTP_PATH_MAX], tmpl[HTTP_TMPL_MAX];
 	char *mem = NULL;
 	int close_conn = 0;
@@ -401,6 +458,11 @@ static void handle(struct srv_http *s, nng_aio *aio, nng_aio *io)
 	}
 	split_params(&req);
 	found->fn(s->app, &req, &resp);
+	if (resp.body_fd >= 0) {
+		respond_file(aio, io, &resp, !strcmp(req.method, "HEAD"));
+		close(resp.body_fd);
+		goto cleanup;
+	}
 out:
 	respond(aio, &resp, close_conn);
 cleanup:

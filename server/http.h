@@ -37,6 +37,9 @@ struct srv_resp {
 	const char *content_type;	/* default application/json */
 	struct fdo_buf body;
 	struct fdo_buf headers;		/* "Name: value\n" lines */
+	int body_fd;			/* >= 0: send this file instead of body
+					   (streamed; closed after sending) */
+	uint64_t body_size;		/* its length */
 };
 
 typedef void (*srv_handler)(void *app, struct srv_req *req,

@@ -512,6 +512,8 @@ const struct srv_route srv_routes[] = {
 	{"GET", "/v1/symcache/{}", h_symcache, 0, 0},
 	{"GET", "/v1/profiles/{}", srv_h_profile, 0, 0},
 	{"GET", "/metrics", srv_h_metrics, 0, 0},
+	{"GET", "/buildid/{}/debuginfo", srv_h_debuginfo, 0, 0},
+	{"GET", "/buildid/{}/executable", srv_h_executable, 0, 0},
 	{"POST", "/v1/profiles/{}/publish", srv_h_publish, 1 << 16, 0},
 	{"GET", "/v1/profiles/{}/versions", srv_h_versions, 0, 0},
 	{"GET", "/v1/profiles/{}/versions/{}", srv_h_version, 0, 0},

@@ -4,6 +4,8 @@
  * loopback, with a raw-socket client.
  */
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -47,7 +49,23 @@ static void h_small(void *app, struct srv_req *req, struct srv_resp *resp)
 	fdo_buf_printf(&resp->body, "got=%.*s", (int)req->body_len, req->body);
 }
 
+static char file_path[512];
+static void h_file(void *app, struct srv_req *req, struct srv_resp *resp)
+{
+	int fd = open(file_path, O_RDONLY);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st)) {
+		srv_resp_error(resp, 404, "no file");
+		return;
+	}
+	resp->content_type = "application/octet-stream";
+	resp->body_fd = fd;
+	resp->body_size = (uint64_t)st.st_size;
+	srv_resp_header(resp, "X-Test-Size", "%lld", (long long)st.st_size);
+}
+
 static const struct srv_route routes[] = {
+	{"GET", "/v1/file", h_file, 0, 0},
 	{"GET", "/v1/echo/{}", h_echo, 0, 0},
 	{"GET", "/v1/p/{}/versions/{}", h_two, 0, 0},
 	{"PUT", "/v1/upload", h_upload, 64u << 20, 1},
@@ -196,4 +214,39 @@ TEST(port_in_use_is_a_clear_error)
 		srv_http_stop(h2);
 	srv_http_stop(h);
 	CHECK(srv_http_start("bogus://x", routes, &counter, test_tmpdir(), 1, &h2) == FDO_ETRANSPORT);
+}
+
+TEST(file_bodies_are_streamed_and_head_sends_none)
+{
+	int counter = 0;
+	struct srv_http *h = start(&counter);
+	REQUIRE(h);
+	snprintf(file_path, sizeof file_path, "%s/big.bin", test_tmpdir());
+	size_t n = 3u << 20;
+	char *data = malloc(n);
+	REQUIRE(data);
+	for (size_t i = 0; i < n; i++)
+		data[i] = (char)(i * 2654435761u >> 11);
+	FILE *f = fopen(file_path, "wb");
+	REQUIRE(f && fwrite(data, 1, n, f) == n);
+	fclose(f);
+	size_t cap = n + 4096;
+	char *out = malloc(cap);
+	REQUIRE(out);
+	int port = srv_http_port(h);
+	CHECK_EQ_INT(http_raw(port, "GET /v1/file HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", NULL, 0, out, cap), 200);
+	char *body = strstr(out, "\r\n\r\n");
+	REQUIRE(body);
+	body += 4;
+	CHECK(strstr(out, "X-Test-Size: 3145728") != NULL);
+	CHECK(memcmp(body, data, n) == 0);
+	CHECK_EQ_INT(http_raw(port, "HEAD /v1/file HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", NULL, 0, out, cap), 200);
+	body = strstr(out, "\r\n\r\n");
+	REQUIRE(body);
+	CHECK_EQ_INT(strlen(body + 4), 0);
+	/* The server still answers after handing a connection over. */
+	CHECK_EQ_INT(http_raw(port, "GET /v1/echo/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", NULL, 0, out, cap), 200);
+	free(out);
+	free(data);
+	srv_http_stop(h);
 }
