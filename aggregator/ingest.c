@@ -524,6 +524,10 @@ static int replay(agg_ingest *ing)
 		return rc;
 	if ((rc = store_wal_replay(ing->wal, from, replay_one, ing)))
 		return rc;
+	/* New records must come after what the store has applied, even when
+	 * the log on disk is older (a restored backup, a removed log). */
+	if ((rc = store_wal_start_after(ing->wal, from)))
+		return rc;
 	if (ing->logged)
 		fdo_info("ingest: replaying %llu logged batches into the store",
 			 (unsigned long long)ing->logged);

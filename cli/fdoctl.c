@@ -25,6 +25,9 @@ static const struct command commands[] = {
 	 "          [--build-id ID] [--labels k=v,...] [--window 7d]\n"
 	 "          [--half-life 3d] [-o FILE]\n"
 	 "          fetch a profile for a build (exit 3: not ready yet)"},
+	{"backup", cmd_backup,
+	 "backup    [--http URL | --data DIR] DEST\n"
+	 "          consistent, compacted copy of the store while fdod runs"},
 	{"status", cmd_status,
 	 "status    [--http URL] [--json]\n"
 	 "          fdod's health, ingest counters and pending backlog"},

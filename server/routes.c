@@ -508,7 +508,44 @@ static void h_symcache(void *a, struct srv_req *req, struct srv_resp *resp)
 	store_txn_abort(t);
 }
 
+/*
+ * POST /v1/backup?dir=/absolute/path: a consistent, compacted copy of the
+ * store, taken while ingest goes on. Everything acknowledged before the
+ * request is merged first, so the copy holds it without the write-ahead
+ * log. The path is on fdod's host.
+ */
+static void h_backup(void *a, struct srv_req *req, struct srv_resp *resp)
+{
+	struct srv_app *app = a;
+	char dir[2048];
+	int rc = srv_query_get(req->query, "dir", dir, sizeof dir);
+	if (rc || dir[0] != '/') {
+		srv_resp_error(resp, 400, "dir= must be an absolute path on "
+					  "fdod's host");
+		return;
+	}
+	if (agg_ingest_flush(app->ingest, 60000)) {
+		srv_resp_error(resp, 503, "the store lags the write-ahead log; "
+					  "retry later");
+		return;
+	}
+	uint64_t t0 = fdo_now_ns();
+	rc = store_backup(app->st, dir);
+	if (rc) {
+		srv_resp_error(resp, rc == FDO_EEXISTS ? 409 : 500,
+			       "backup to %s failed: %s", dir, fdo_strerror(rc));
+		return;
+	}
+	resp->status = 201;
+	fdo_buf_puts(&resp->body, "{\"dir\":");
+	fdo_buf_json_str(&resp->body, dir);
+	fdo_buf_printf(&resp->body, ",\"seconds\":%.3f}\n",
+		       (double)(fdo_now_ns() - t0) / 1e9);
+	fdo_info("backup written to %s", dir);
+}
+
 const struct srv_route srv_routes[] = {
+	{"POST", "/v1/backup", h_backup, 1 << 16, 0},
 	{"GET", "/v1/symcache/{}", h_symcache, 0, 0},
 	{"GET", "/v1/profiles/{}", srv_h_profile, 0, 0},
 	{"GET", "/metrics", srv_h_metrics, 0, 0},

@@ -655,6 +655,33 @@ void store_close(store *s)
 	free(s);
 }
 
+int store_backup(store *s, const char *dir)
+{
+	char path[4096];
+	if (snprintf(path, sizeof path, "%s/store", dir) >= (int)sizeof path)
+		return FDO_ELIMIT;
+	if ((mkdir(dir, 0755) && errno != EEXIST) ||
+	    (mkdir(path, 0755) && errno != EEXIST)) {
+		fdo_error("store: backup: cannot create %s: %s", path,
+		          strerror(errno));
+		return errno == ENOSPC ? FDO_ENOSPACE : FDO_EIO;
+	}
+	char probe[4200];
+	snprintf(probe, sizeof probe, "%s/data.mdb", path);
+	if (access(probe, F_OK) == 0) {
+		fdo_error("store: backup: %s already holds a store", path);
+		return FDO_EEXISTS;
+	}
+	/* A read transaction inside: a consistent snapshot, while writers
+	 * go on; compaction leaves free pages out. */
+	int mrc = mdb_env_copy2(s->env, path, MDB_CP_COMPACT);
+	if (mrc) {
+		unlink(probe);
+		return store_mdb_err(NULL, mrc, "backup");
+	}
+	return FDO_OK;
+}
+
 const char *store_dir(const store *s)
 {
 	return s->dir;

@@ -68,6 +68,16 @@ int store_open(const struct store_opts *opts, store **out);
  */
 void store_close(store *s);
 
+/*
+ * store_backup writes a consistent, compacted copy of the environment to
+ * DIR/store/ (DIR is created; refuses FDO_EEXISTS when it already holds a
+ * store) while other threads and processes go on writing. The copy holds
+ * what was committed when it began; opened with store_open({.dir = DIR})
+ * it is a working store. Blocks. Returns FDO_OK, FDO_EEXISTS, FDO_EIO,
+ * FDO_ENOSPACE, FDO_ESTORE.
+ */
+int store_backup(store *s, const char *dir);
+
 /* store_dir returns the data directory s was opened with; owned by s. */
 const char *store_dir(const store *s);
 
@@ -544,6 +554,15 @@ int store_wal_replay(store_wal *w, struct store_wal_pos from,
 		     int (*fn)(void *arg, const void *rec, size_t len,
 			       struct store_wal_pos end),
 		     void *arg);
+
+/*
+ * store_wal_start_after makes the next record land after position pos
+ * (a store restored from a backup, or a removed log, may have applied a
+ * position beyond the log on disk): when the log ends before pos, a new
+ * segment numbered past pos.segment is started. Returns FDO_OK or the
+ * errors of segment creation.
+ */
+int store_wal_start_after(store_wal *w, struct store_wal_pos pos);
 
 /* store_wal_trim deletes segments wholly before position applied. */
 int store_wal_trim(store_wal *w, struct store_wal_pos applied);

@@ -376,6 +376,19 @@ int store_wal_replay(store_wal *w, struct store_wal_pos from,
 	return rc;
 }
 
+int store_wal_start_after(store_wal *w, struct store_wal_pos pos)
+{
+	if (w->cur > pos.segment ||
+	    (w->cur == pos.segment && w->size >= pos.offset))
+		return FDO_OK;
+	if (w->size > WAL_HDR && fdatasync(w->fd))
+		return FDO_EIO;
+	int rc = seg_create(w, (w->cur > pos.segment ? w->cur : pos.segment) + 1);
+	if (!rc)
+		rc = store_wal_sync(w);
+	return rc;
+}
+
 int store_wal_trim(store_wal *w, struct store_wal_pos applied)
 {
 	/* Segments before the one holding `applied` are fully absorbed. */

@@ -172,3 +172,29 @@ TEST(applied_position_round_trip)
 	store_txn_abort(t);
 	store_close(st);
 }
+
+TEST(start_after_an_applied_position_beyond_the_log)
+{
+	const char *dir = fresh_dir("f");
+	store_wal *w;
+	REQUIRE(store_wal_open(dir, 0, &w) == FDO_OK);
+	unsigned char buf[100];
+	rec_for(0, buf, sizeof buf);
+	struct store_wal_pos e;
+	REQUIRE(store_wal_append(w, buf, sizeof buf, &e) == FDO_OK);
+	REQUIRE(store_wal_sync(w) == FDO_OK);
+	/* Behind the end: nothing changes. */
+	CHECK_EQ_INT(store_wal_start_after(w, (struct store_wal_pos){1, 16}), FDO_OK);
+	struct store_wal_pos e2;
+	REQUIRE(store_wal_append(w, buf, sizeof buf, &e2) == FDO_OK);
+	CHECK(e2.segment == 1);
+	/* A restored store applied (7, 5000): new records go past it. */
+	CHECK_EQ_INT(store_wal_start_after(w, (struct store_wal_pos){7, 5000}), FDO_OK);
+	REQUIRE(store_wal_append(w, buf, sizeof buf, &e2) == FDO_OK);
+	CHECK(e2.segment == 8);
+	REQUIRE(store_wal_sync(w) == FDO_OK);
+	struct seen s = {0};
+	CHECK_EQ_INT(store_wal_replay(w, (struct store_wal_pos){7, 5000}, count_rec, &s), FDO_OK);
+	CHECK_EQ_INT(s.n, 1);
+	store_wal_close(w);
+}
