@@ -320,8 +320,11 @@ void fdo_opts_print_config(const struct fdo_opt *table, const void *cfg,
 		fprintf(out, "# %s\n", o->help);
 		switch (o->type) {
 		case FDO_OPT_STRING:
-			fprintf(out, "%s = %s\n", o->name,
-				*(char *const *)f ? *(char *const *)f : "");
+			if (*(char *const *)f)
+				fprintf(out, "%s = %s\n", o->name,
+					*(char *const *)f);
+			else
+				fprintf(out, "# %s =\n", o->name);
 			break;
 		case FDO_OPT_LIST: {
 			const struct fdo_strlist *l = f;

@@ -54,6 +54,8 @@ static void usage(FILE *out)
 		"symbols and serves\nFDO profiles. Every option may also be set "
 		"in the config file.\n\noptions:\n");
 	fdo_opts_print_help(srv_config_options, out);
+	fprintf(out, "  %-28s %s\n", "--print-config",
+		"print the effective configuration in config-file form");
 	fprintf(out, "  %-28s %s\n", "--help", "print this help");
 }
 
@@ -65,6 +67,17 @@ int srv_config_load(struct srv_config *cfg, int argc, char **argv)
 		usage(stdout);
 		return 1;
 	}
+	/* --print-config: the effective configuration in config-file form
+	 * (with no other flags: every option at its default). */
+	int print = 0;
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--print-config")) {
+			print = 1;
+			for (int k = i; k + 1 < argc; k++)
+				argv[k] = argv[k + 1];
+			argc--;
+			break;
+		}
 	if (fdo_opts_defaults(srv_config_options, cfg, err, sizeof err))
 		goto fail;
 	const char *file = fdo_opts_find_arg(argc, argv, "config");
@@ -102,6 +115,13 @@ checks:
 		snprintf(err, sizeof err,
 			 "--ingest-contexts must be 1..4096, --http-threads 1..256");
 		goto fail;
+	}
+	if (print) {
+		printf("# fdod configuration (fdod --print-config).\n"
+		       "# One `name = value` per line; flags override the "
+		       "file.\n\n");
+		fdo_opts_print_config(srv_config_options, cfg, stdout);
+		return 1;
 	}
 	return 0;
 fail:
