@@ -146,14 +146,17 @@ class Daemon:
         raise AssertionError("the merger never caught up: %s" % st)
 
     def wait_pending_zero(self, timeout=30):
-        """Until everything is merged and every pending address with
-        symbols is resolved."""
+        """Until everything is merged and every pending address of a
+        build-id with symbols is resolved (addresses of build-ids without
+        symbols, libc for instance, wait for an upload that may never
+        come)."""
         end = time.time() + timeout
         while time.time() < end:
             st = self.wait_merged(timeout)
             sym = st["symbolizer"]
-            if st["pending"]["total"] == 0 and sym["queued"] == 0 and \
-                    sym["busy"] == 0:
+            waiting = sum(b["pending"] for b in st["pending"]["build_ids"]
+                          if b["symbols"] != "none")
+            if waiting == 0 and sym["queued"] == 0 and sym["busy"] == 0:
                 return st
             time.sleep(0.1)
         raise AssertionError("pending never reached 0: %s" % st)

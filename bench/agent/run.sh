@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# bench/agent/run.sh — CPU overhead of fdo-agent against `perf record` at the
+# same sampling frequency, on the same CPU-bound workload, in one run:
+# builds bench/agent/workload.c (clang-16, frame pointers), starts build/fdod
+# on free 127.0.0.1 ports with a fresh data directory, then runs the workload
+# ROUNDS times per variant, interleaved: alone, under
+# `build/fdo-agent --freq HZ --url <fdod>`, under
+# `perf record -F HZ -g -e cpu-clock`, and under the same with cpu-clock:u.
+# Prints median wall and CPU (user+sys of the whole process tree) per
+# variant, the overheads over the workload alone, and the agent/perf ratio
+# against the target. fdod is stopped at exit. Exit 0 unless something broke.
+#
+#   bench/agent/run.sh [--rounds N] [--freq HZ] [--work ROUNDS] [--dir DIR] [--keep]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+rounds=5 freq=997 work=50000 keep=0 base="${TMPDIR:-/tmp}"
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+while [[ $# -gt 0 ]]; do
+	case "$1" in
+	--rounds) rounds="$2"; shift 2 ;;
+	--freq) freq="$2"; shift 2 ;;
+	--work) work="$2"; shift 2 ;;
+	--dir) base="$2"; shift 2 ;;
+	--keep) keep=1; shift ;;
+	-h|--help) usage; exit 0 ;;
+	*) echo "bench/agent: unknown argument $1" >&2; usage >&2; exit 2 ;;
+	esac
+done
+
+for b in build/fdod build/fdo-agent; do
+	if [[ ! -x $b ]]; then
+		echo "bench/agent: $b is missing: run make first" >&2
+		exit 1
+	fi
+done
+command -v perf >/dev/null || { echo "bench/agent: perf is missing (linux-perf)" >&2; exit 1; }
+CC=$(command -v clang-16 || command -v cc)
+
+tmp=$(mktemp -d "$base/fdod-bench-agent.XXXXXX")
+srv_pid=""
+cleanup() {
+	if [[ -n $srv_pid ]] && kill -0 "$srv_pid" 2>/dev/null; then
+		kill -TERM "$srv_pid" 2>/dev/null || true
+		for _ in $(seq 50); do
+			kill -0 "$srv_pid" 2>/dev/null || break
+			sleep 0.2
+		done
+		kill -KILL "$srv_pid" 2>/dev/null || true
+	fi
+	if [[ $keep -eq 1 ]]; then
+		echo "bench/agent: kept $tmp"
+	else
+		rm -rf "$tmp"
+	fi
+}
+trap cleanup EXIT
+
+# --- build the workload --------------------------------------------------------
+"$CC" -O2 -g -fno-omit-frame-pointer -o "$tmp/workload" bench/agent/workload.c
+
+# --- start fdod ------------------------------------------------------------------
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port=$(free_port)
+hport=$(free_port)
+while [[ $hport == "$port" ]]; do hport=$(free_port); done
+url="tcp://127.0.0.1:$port"
+http="http://127.0.0.1:$hport"
+build/fdod --data "$tmp/data" --listen "$url" --http "$http" \
+	>"$tmp/server.log" 2>&1 &
+srv_pid=$!
+for _ in $(seq 100); do
+	curl -fsS --max-time 5 "$http/v1/status" >/dev/null 2>&1 && break
+	kill -0 "$srv_pid" 2>/dev/null || break
+	sleep 0.1
+done
+if ! curl -fsS --max-time 5 "$http/v1/status" >/dev/null 2>&1; then
+	echo "bench/agent: fdod did not come up; its log:" >&2
+	tail -20 "$tmp/server.log" >&2
+	exit 1
+fi
+echo "bench/agent: fdod pid $srv_pid on $url; workload $CC -O2, $work rounds;" \
+	"$rounds rounds x 4 variants (+1 warm-up)"
+
+# --- measure ---------------------------------------------------------------------
+python3 bench/agent/bench.py --workload "$tmp/workload" --args "$work" \
+	--agent build/fdo-agent --url "$url" --freq "$freq" --rounds "$rounds" \
+	--tmp "$tmp" --fdod-pid "$srv_pid"
+
+# the agent's batches all reached fdod
+samples=$(curl -fsS --max-time 10 "$http/v1/binaries/benchwork" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["samples"])')
+echo "  fdod stored $samples samples of benchwork from $((rounds + 1)) agent runs"
+if ! kill -0 "$srv_pid" 2>/dev/null; then
+	echo "bench/agent: fdod died; its log:" >&2
+	tail -20 "$tmp/server.log" >&2
+	srv_pid=""
+	exit 1
+fi
