@@ -38,6 +38,7 @@ int agent_build_id_read(const char *path, uint8_t out[FDO_BUILD_ID_MAX],
 struct agent_profile;
 
 struct agent_batch_meta {
+	const char *auth_token; /* "" for none */
 	const char *agent_id;
 	const char *host;
 	const char *binary;

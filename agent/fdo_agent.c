@@ -56,6 +56,7 @@ struct cfg {
 	int branch_stack;
 	uint64_t pid;
 	char *agent_id;
+	char *token_file;
 	uint64_t spool;
 	uint64_t timeout_ms;
 	uint64_t drain;
@@ -85,6 +86,8 @@ static const struct fdo_opt opts[] = {
 	 "sample this running process (instead of -- COMMAND)"},
 	{"agent-id", FDO_OPT_STRING, offsetof(struct cfg, agent_id), NULL, "ID",
 	 "agent id (default HOST/fdo-agent/AGENT_PID)"},
+	{"token-file", FDO_OPT_STRING, offsetof(struct cfg, token_file), NULL,
+	 "FILE", "API token with scope ingest (default $FDOD_TOKEN)"},
 	{"spool", FDO_OPT_UINT, offsetof(struct cfg, spool), "64", "N",
 	 "batches kept for retry while fdod is unreachable (oldest dropped)"},
 	{"timeout-ms", FDO_OPT_UINT, offsetof(struct cfg, timeout_ms), "5000",
@@ -417,7 +420,11 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_REALTIME, &now);
 	next_seq = (uint64_t)now.tv_sec * 1000 +
 			    (uint64_t)now.tv_nsec / 1000000;
+	static char token[512];
+	if (fdo_client_token(cfg.token_file, token, sizeof token))
+		return 1;
 	r.meta = (struct agent_batch_meta){
+		.auth_token = token,
 		.agent_id = agent_id, .host = host, .binary = binary,
 		.event = event, .label_keys = lkeys, .label_values = lvalues,
 		.nlabels = cfg.label.n, .weight = cfg.weight,

@@ -411,6 +411,8 @@ static Fdod__SampleBatch *batch_new(const struct agent_batch_meta *m,
 	fdod__sample_batch__init(b);
 	b->schema_version = WIRE_SCHEMA_VERSION;
 	b->agent_id = xstrdup(m->agent_id);
+	if (m->auth_token && *m->auth_token)
+		b->auth_token = xstrdup(m->auth_token);
 	b->seq = (*m->next_seq)++;
 	b->host = xstrdup(m->host);
 	b->binary = xstrdup(m->binary);

@@ -30,6 +30,11 @@ struct agg_ingest_opts {
 	 * (interned ids) that got new pending addresses. May be NULL. */
 	void (*pending_cb)(void *arg, const uint32_t *build_ids, size_t n);
 	void *pending_arg;
+	/* May a batch carrying auth_token be stored? FDO_OK, or an error
+	 * (FDO_EDENIED) that refuses it with why written. NULL: allow all. */
+	int (*authorize)(void *arg, const char *token, char *why,
+			 size_t whylen);
+	void *authorize_arg;
 };
 
 /* Figures of one batch, as its Ack reports them. */

@@ -699,6 +699,14 @@ void agg_ingest_message(agg_ingest *ing, const uint8_t *msg, size_t len,
 		pthread_mutex_lock(&ing->mu);
 		count_refusal(ing, rc);
 		pthread_mutex_unlock(&ing->mu);
+	} else if (ing->o.authorize &&
+		   (rc = ing->o.authorize(ing->o.authorize_arg, b->auth_token,
+					  res.message, sizeof res.message))) {
+		res.status = rc;
+		ack.seq = b->seq;
+		pthread_mutex_lock(&ing->mu);
+		count_refusal(ing, rc);
+		pthread_mutex_unlock(&ing->mu);
 	} else {
 		agg_ingest_batch(ing, b, &res);
 		ack.seq = b->seq;

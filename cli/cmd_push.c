@@ -148,6 +148,15 @@ int cmd_push(int argc, char **argv)
 		fprintf(stderr, "fdoctl push: %s: %s\n", path, err);
 		return 2;
 	}
+	char token[512];
+	if (fdo_client_token(getenv("FDOD_TOKEN_FILE"), token, sizeof token)) {
+		wire_batch_free(batch);
+		return 2;
+	}
+	if (token[0] && !(batch->auth_token = strdup(token))) {
+		wire_batch_free(batch);
+		return 1;
+	}
 	uint8_t *msg;
 	size_t len;
 	rc = wire_batch_encode(batch, NULL, &msg, &len);

@@ -71,6 +71,16 @@ int cli_http_request(const char *base, const char *method, const char *path,
 	conn = nng_aio_get_output(aio, 0);
 	nng_http_req_set_method(req, method);
 	nng_http_req_set_header(req, "Connection", "close");
+	char token[512], bearer[600];
+	if (fdo_client_token(getenv("FDOD_TOKEN_FILE"), token, sizeof token)) {
+		snprintf(err, errlen, "cannot read $FDOD_TOKEN_FILE");
+		rc = FDO_EIO;
+		goto out;
+	}
+	if (token[0]) {
+		snprintf(bearer, sizeof bearer, "Bearer %s", token);
+		nng_http_req_set_header(req, "Authorization", bearer);
+	}
 	uint64_t size = 0;
 	if (body_fd >= 0) {
 		struct stat st;

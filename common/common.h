@@ -150,6 +150,13 @@ uint32_t fdo_crc32c(uint32_t crc, const void *buf, size_t len);
 /* fdo_crc32c_portable: the same, table-driven (tests compare the two). */
 uint32_t fdo_crc32c_portable(uint32_t crc, const void *buf, size_t len);
 
+/*
+ * fdo_client_token writes the API token a client sends into out: the first
+ * line of file when file is given, else $FDOD_TOKEN, else "" (no token).
+ * Returns FDO_OK or FDO_EIO (file unreadable, logged).
+ */
+int fdo_client_token(const char *file, char *out, size_t cap);
+
 /* fdo_sha256: the SHA-256 digest of data (content addressing). */
 void fdo_sha256(const void *data, size_t len, uint8_t out[32]);
 

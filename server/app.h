@@ -27,6 +27,7 @@ struct srv_app {
 	sym_cache *cache;
 	agg_ingest *ingest;
 	agg_symwork *symwork;
+	struct srv_auth *auth; /* NULL: loopback-only, no tokens */
 	time_t started;
 	char incoming[4096]; /* where uploads are streamed */
 	/* Counters for /metrics (updated by the HTTP workers). */

@@ -37,6 +37,9 @@ const struct fdo_opt srv_config_options[] = {
 	 "... and samples from at least N distinct hosts (min_hosts=)"},
 	{"min-span", FDO_OPT_DURATION, F(min_span), "0", "DURATION",
 	 "... collected over at least this span (min_span=)"},
+	{"tokens", FDO_OPT_STRING, F(tokens), NULL, "FILE",
+	 "API tokens with scopes (ingest, upload, read, admin); without it "
+	 "fdod serves loopback only"},
 	{"tls-cert", FDO_OPT_STRING, F(tls_cert), NULL, "FILE",
 	 "PEM certificate for tls+tcp:// listeners"},
 	{"tls-key", FDO_OPT_STRING, F(tls_key), NULL, "FILE",

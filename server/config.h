@@ -25,6 +25,7 @@ struct srv_config {
 	uint64_t min_samples;	/* profile readiness: total samples */
 	uint64_t min_hosts;	/* profile readiness: distinct hosts */
 	uint64_t min_span;	/* profile readiness: seconds collected */
+	char *tokens;		/* API token file; none: loopback only */
 	char *tls_cert, *tls_key;
 	char *log_level;
 };

@@ -21,6 +21,7 @@
 
 #include "common/common.h"
 #include "server/app.h"
+#include "server/auth.h"
 #include "server/config.h"
 #include "server/listen.h"
 
@@ -35,6 +36,62 @@ static void on_pending(void *arg, const uint32_t *ids, size_t n)
 {
 	struct srv_app *app = arg;
 	agg_symwork_wake(app->symwork, ids, n);
+}
+
+static int batch_auth(void *arg, const char *token, char *why, size_t len)
+{
+	struct srv_app *app = arg;
+	const char *who;
+	int rc = srv_auth_check(app->auth, token, token ? strlen(token) : 0,
+				SRV_SCOPE_INGEST, &who);
+	if (rc) {
+		snprintf(why, len, "%s", rc == FDO_EDENIED
+			 ? "unauthorized: the token lacks scope ingest"
+			 : "unauthorized: missing or unknown token");
+		fdo_warn("ingest: batch refused (%s): %s", who, why);
+		return FDO_EDENIED;
+	}
+	return FDO_OK;
+}
+
+static int http_auth(void *arg, struct srv_req *req, unsigned scope,
+		     struct srv_resp *resp)
+{
+	struct srv_app *app = arg;
+	const char *h = srv_req_header(req, "Authorization");
+	const char *token = NULL;
+	if (h && !strncasecmp(h, "Bearer ", 7))
+		token = h + 7;
+	const char *who;
+	int rc = srv_auth_check(app->auth, token, token ? strlen(token) : 0,
+				scope, &who);
+	if (rc == FDO_OK)
+		return 0;
+	int status = rc == FDO_EDENIED ? 403 : 401;
+	fdo_warn("http: %s %s refused (%s): %s", req->method, req->path, who,
+		 status == 403 ? "token lacks the scope" : "no valid token");
+	srv_resp_error(resp, status, "%s",
+		       status == 403 ? "this token lacks the needed scope"
+				     : "a valid token is needed: "
+				       "Authorization: Bearer TOKEN");
+	if (status == 401)
+		srv_resp_header(resp, "WWW-Authenticate", "Bearer");
+	return status;
+}
+
+/* Is url on this host only (loopback address or a local socket)? */
+static int loopback_url(const char *url)
+{
+	static const char *const ok[] = {
+		"ipc://", "inproc://", "tcp://127.", "tcp://localhost:",
+		"tcp://[::1]:", "tls+tcp://127.", "tls+tcp://localhost:",
+		"tls+tcp://[::1]:", "http://127.", "http://localhost:",
+		"http://[::1]:", "https://127.", "https://localhost:",
+		"https://[::1]:"};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+		if (!strncmp(url, ok[i], strlen(ok[i])))
+			return 1;
+	return 0;
 }
 
 static int mkdir_p(const char *path)
@@ -82,6 +139,31 @@ int main(int argc, char **argv)
 			  strerror(errno));
 		goto out;
 	}
+	if (cfg->tokens) {
+		char err[512];
+		if (srv_auth_load(cfg->tokens, &app.auth, err, sizeof err)) {
+			fdo_error("fdod: %s", err);
+			goto out;
+		}
+		fdo_info("fdod: API tokens from %s", cfg->tokens);
+	} else {
+		for (size_t i = 0; i < cfg->listen.n; i++)
+			if (!loopback_url(cfg->listen.items[i])) {
+				fdo_error("fdod: --listen %s is not loopback: "
+					  "give --tokens FILE to serve other "
+					  "hosts",
+					  cfg->listen.items[i]);
+				goto out;
+			}
+		if (!loopback_url(cfg->http)) {
+			fdo_error("fdod: --http %s is not loopback: give "
+				  "--tokens FILE to serve other hosts",
+				  cfg->http);
+			goto out;
+		}
+		fdo_info("fdod: no --tokens: serving loopback only, every "
+			 "local client may do everything");
+	}
 	struct store_opts so = {.dir = cfg->data,
 				.max_size = cfg->max_store_size};
 	if ((rc = store_open(&so, &app.st))) {
@@ -107,6 +189,8 @@ int main(int argc, char **argv)
 		.dedup_ttl = cfg->dedup_ttl,
 		.pending_cb = on_pending,
 		.pending_arg = &app,
+		.authorize = app.auth ? batch_auth : NULL,
+		.authorize_arg = &app,
 	};
 	if ((rc = agg_ingest_create(app.st, &io, &app.ingest))) {
 		fdo_error("fdod: ingest: %s", fdo_strerror(rc));
@@ -123,7 +207,8 @@ int main(int argc, char **argv)
 	if (srv_listen_start(&lo, on_batch, &app, &listen))
 		goto out;
 	if (srv_http_start(cfg->http, srv_routes, &app, app.incoming,
-			   (unsigned)cfg->http_threads, &http))
+			   (unsigned)cfg->http_threads,
+			   app.auth ? http_auth : NULL, &http))
 		goto out;
 	fdo_info("fdod: serving HTTP on %s, data in %s, %u symbolizer "
 		 "threads",
@@ -141,6 +226,7 @@ out:
 	if (app.cache)
 		sym_cache_destroy(app.cache);
 	store_close(app.st);
+	srv_auth_destroy(app.auth);
 	if (!exit_code)
 		fdo_info("fdod: stopped");
 	srv_config_fini(&app.cfg);

@@ -58,6 +58,7 @@ struct srv_http {
 	pthread_t *threads;
 	unsigned nthreads;
 	int handler_added, started;
+	srv_auth_fn auth; /* read-only */
 };
 
 static void finish_status(nng_aio *aio, uint16_t status)
@@ -434,6 +435,14 @@ static void handle(struct srv_http *s, nng_aio *aio, nng_aio *io)
 		goto out;
 	}
 	match_route(found->pattern, path, &req);
+	if (found->scope && s->auth) {
+		int refuse = s->auth(s->app, &req, found->scope, &resp);
+		if (refuse) {
+			resp.status = refuse;
+			close_conn = 1; /* the body stays unread */
+			goto out;
+		}
+	}
 	int st = read_body(s, conn, io, found, &req, &mem, tmpl);
 	if (st < 0) {
 		/* The client went away or stalled: no answer can reach it. */
@@ -507,11 +516,13 @@ static void *worker_main(void *arg)
 }
 
 int srv_http_start(const char *url, const struct srv_route *routes, void *app,
-		   const char *tmpdir, unsigned threads, struct srv_http **out)
+		   const char *tmpdir, unsigned threads, srv_auth_fn auth,
+		   struct srv_http **out)
 {
 	struct srv_http *s = calloc(1, sizeof *s);
 	if (!s)
 		return FDO_ENOMEM;
+	s->auth = auth;
 	s->routes = routes;
 	s->app = app;
 	s->tmpdir = strdup(tmpdir);

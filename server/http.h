@@ -51,19 +51,31 @@ struct srv_route {
 	srv_handler fn;
 	uint64_t max_body;	/* largest body accepted; 0 = none */
 	int stream_body;	/* body to a temp file instead of memory */
+	unsigned scope;		/* what the caller must be allowed; 0 none */
 };
+
+/*
+ * An authorization hook: may req act in scope? Returns 0, or the HTTP
+ * status to refuse with (401, 403) after writing the reason into resp.
+ * Called before the body is read.
+ */
+typedef int (*srv_auth_fn)(void *app, struct srv_req *req, unsigned scope,
+			   struct srv_resp *resp);
 
 struct srv_http;
 
 /*
  * srv_http_start serves routes (terminated by a route with NULL pattern)
  * at url ("http://127.0.0.1:7471"). app is passed to every handler; tmpdir
- * receives streamed bodies; threads is the number of worker threads.
+ * receives streamed bodies; threads is the number of worker threads; auth
+ * (NULL: none) checks every route that has a scope, from the first
+ * request on.
  * Returns FDO_OK or FDO_ETRANSPORT (address in use, bad URL) with a log line.
  * Call from one thread; the server runs until srv_http_stop.
  */
 int srv_http_start(const char *url, const struct srv_route *routes, void *app,
-		   const char *tmpdir, unsigned threads, struct srv_http **out);
+		   const char *tmpdir, unsigned threads, srv_auth_fn auth,
+		   struct srv_http **out);
 /*
  * srv_http_port returns the bound TCP port (useful with port 0).
  */

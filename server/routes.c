@@ -12,6 +12,7 @@
 #include "common/buf.h"
 #include "common/common.h"
 #include "server/app.h"
+#include "server/auth.h"
 
 #define UPLOAD_MAX_BYTES (8ull << 30)
 
@@ -545,18 +546,22 @@ static void h_backup(void *a, struct srv_req *req, struct srv_resp *resp)
 }
 
 const struct srv_route srv_routes[] = {
-	{"POST", "/v1/backup", h_backup, 1 << 16, 0},
-	{"GET", "/v1/symcache/{}", h_symcache, 0, 0},
-	{"GET", "/v1/profiles/{}", srv_h_profile, 0, 0},
-	{"GET", "/metrics", srv_h_metrics, 0, 0},
-	{"GET", "/buildid/{}/debuginfo", srv_h_debuginfo, 0, 0},
-	{"GET", "/buildid/{}/executable", srv_h_executable, 0, 0},
-	{"POST", "/v1/profiles/{}/publish", srv_h_publish, 1 << 16, 0},
-	{"GET", "/v1/profiles/{}/versions", srv_h_versions, 0, 0},
-	{"GET", "/v1/profiles/{}/versions/{}", srv_h_version, 0, 0},
-	{"PUT", "/v1/symbols", h_upload, UPLOAD_MAX_BYTES, 1},
-	{"GET", "/v1/status", h_status, 0, 0},
-	{"GET", "/v1/binaries", h_binaries, 0, 0},
-	{"GET", "/v1/binaries/{}", h_binary, 0, 0},
-	{NULL, NULL, NULL, 0, 0},
+	{"POST", "/v1/backup", h_backup, 1 << 16, 0, SRV_SCOPE_ALL},
+	{"GET", "/v1/symcache/{}", h_symcache, 0, 0, SRV_SCOPE_READ},
+	{"GET", "/v1/profiles/{}", srv_h_profile, 0, 0, SRV_SCOPE_READ},
+	{"GET", "/metrics", srv_h_metrics, 0, 0, SRV_SCOPE_READ},
+	{"GET", "/buildid/{}/debuginfo", srv_h_debuginfo, 0, 0, SRV_SCOPE_READ},
+	{"GET", "/buildid/{}/executable", srv_h_executable, 0, 0,
+	 SRV_SCOPE_READ},
+	{"POST", "/v1/profiles/{}/publish", srv_h_publish, 1 << 16, 0,
+	 SRV_SCOPE_ALL},
+	{"GET", "/v1/profiles/{}/versions", srv_h_versions, 0, 0,
+	 SRV_SCOPE_READ},
+	{"GET", "/v1/profiles/{}/versions/{}", srv_h_version, 0, 0,
+	 SRV_SCOPE_READ},
+	{"PUT", "/v1/symbols", h_upload, UPLOAD_MAX_BYTES, 1, SRV_SCOPE_UPLOAD},
+	{"GET", "/v1/status", h_status, 0, 0, SRV_SCOPE_READ},
+	{"GET", "/v1/binaries", h_binaries, 0, 0, SRV_SCOPE_READ},
+	{"GET", "/v1/binaries/{}", h_binary, 0, 0, SRV_SCOPE_READ},
+	{NULL, NULL, NULL, 0, 0, 0},
 };

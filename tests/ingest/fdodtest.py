@@ -35,7 +35,8 @@ def free_port():
 class Daemon:
     """A running fdod. Use as a context manager."""
 
-    def __init__(self, data, extra=(), log=None):
+    def __init__(self, data, extra=(), log=None, token=None):
+        self.token = token  # sent by request() when the daemon has --tokens
         self.data = str(data)
         self.extra = list(extra)
         self.log_path = log or os.path.join(self.data + ".log")
@@ -114,6 +115,8 @@ class Daemon:
     def request(self, method, path, body=None, timeout=30):
         req = urllib.request.Request(self.http + path, data=body,
                                      method=method)
+        if self.token:
+            req.add_header("Authorization", "Bearer " + self.token)
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 return r.status, r.read()

@@ -65,12 +65,12 @@ static void h_file(void *app, struct srv_req *req, struct srv_resp *resp)
 }
 
 static const struct srv_route routes[] = {
-	{"GET", "/v1/file", h_file, 0, 0},
-	{"GET", "/v1/echo/{}", h_echo, 0, 0},
-	{"GET", "/v1/p/{}/versions/{}", h_two, 0, 0},
-	{"PUT", "/v1/upload", h_upload, 64u << 20, 1},
-	{"POST", "/v1/small", h_small, 16, 0},
-	{NULL, NULL, NULL, 0, 0},
+	{"GET", "/v1/file", h_file, 0, 0, 0},
+	{"GET", "/v1/echo/{}", h_echo, 0, 0, 0},
+	{"GET", "/v1/p/{}/versions/{}", h_two, 0, 0, 0},
+	{"PUT", "/v1/upload", h_upload, 64u << 20, 1, 0},
+	{"POST", "/v1/small", h_small, 16, 0, 0},
+	{NULL, NULL, NULL, 0, 0, 0},
 };
 
 /* Send raw bytes, read the whole answer (server closes: Connection: close). */
@@ -108,7 +108,7 @@ static int http_raw(int port, const char *head, const void *body, size_t blen,
 static struct srv_http *start(int *counter)
 {
 	struct srv_http *h = NULL;
-	if (srv_http_start("http://127.0.0.1:0", routes, counter, test_tmpdir(), 2, &h))
+	if (srv_http_start("http://127.0.0.1:0", routes, counter, test_tmpdir(), 2, NULL, &h))
 		return NULL;
 	return h;
 }
@@ -208,12 +208,12 @@ TEST(port_in_use_is_a_clear_error)
 	snprintf(url, sizeof url, "http://127.0.0.1:%d", srv_http_port(h));
 	/* nng shares one server per address in a process; a second start on
 	 * the same port must still fail cleanly, not crash. */
-	int rc = srv_http_start(url, routes, &counter, test_tmpdir(), 1, &h2);
+	int rc = srv_http_start(url, routes, &counter, test_tmpdir(), 1, NULL, &h2);
 	CHECK(rc == FDO_ETRANSPORT || rc == FDO_OK);
 	if (rc == FDO_OK)
 		srv_http_stop(h2);
 	srv_http_stop(h);
-	CHECK(srv_http_start("bogus://x", routes, &counter, test_tmpdir(), 1, &h2) == FDO_ETRANSPORT);
+	CHECK(srv_http_start("bogus://x", routes, &counter, test_tmpdir(), 1, NULL, &h2) == FDO_ETRANSPORT);
 }
 
 TEST(file_bodies_are_streamed_and_head_sends_none)
