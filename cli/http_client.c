@@ -13,6 +13,7 @@
 
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
+#include <nng/supplemental/tls/tls.h>
 
 #include "cli/cli.h"
 #include "common/common.h"
@@ -60,6 +61,23 @@ int cli_http_request(const char *base, const char *method, const char *path,
 	    (rv = nng_http_res_alloc(&res))) {
 		snprintf(err, errlen, "%s", nng_strerror(rv));
 		goto out;
+	}
+	if (!strncmp(base, "https://", 8)) {
+		/* Verify the server against $FDOD_CA_FILE (a PEM bundle). */
+		const char *ca = getenv("FDOD_CA_FILE");
+		nng_tls_config *tls = NULL;
+		if ((rv = nng_tls_config_alloc(&tls, NNG_TLS_MODE_CLIENT)) ||
+		    (ca && *ca && (rv = nng_tls_config_ca_file(tls, ca))) ||
+		    (rv = nng_tls_config_server_name(tls, u->u_hostname)) ||
+		    (rv = nng_http_client_set_tls(client, tls))) {
+			snprintf(err, errlen, "TLS setup for %s: %s%s", base,
+				 nng_strerror(rv),
+				 ca ? "" : " (set FDOD_CA_FILE to a CA bundle)");
+			if (tls)
+				nng_tls_config_free(tls);
+			goto out;
+		}
+		nng_tls_config_free(tls);
 	}
 	nng_aio_set_timeout(aio, CLI_HTTP_TIMEOUT_MS);
 	nng_http_client_connect(client, aio);

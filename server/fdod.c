@@ -206,9 +206,15 @@ int main(int argc, char **argv)
 	};
 	if (srv_listen_start(&lo, on_batch, &app, &listen))
 		goto out;
-	if (srv_http_start(cfg->http, srv_routes, &app, app.incoming,
-			   (unsigned)cfg->http_threads,
-			   app.auth ? http_auth : NULL, &http))
+	if ((strncmp(cfg->http, "https://", 8)
+		     ? srv_http_start(cfg->http, srv_routes, &app, app.incoming,
+				      (unsigned)cfg->http_threads,
+				      app.auth ? http_auth : NULL, &http)
+		     : srv_http_start_tls(cfg->http, cfg->tls_cert,
+					  cfg->tls_key, srv_routes, &app,
+					  app.incoming,
+					  (unsigned)cfg->http_threads,
+					  app.auth ? http_auth : NULL, &http)))
 		goto out;
 	fdo_info("fdod: serving HTTP on %s, data in %s, %u symbolizer "
 		 "threads",

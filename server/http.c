@@ -25,6 +25,7 @@
 
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
+#include <nng/supplemental/tls/tls.h>
 
 #include "common/common.h"
 #include "common/opts.h"
@@ -515,9 +516,53 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* Read a small PEM file into a NUL-terminated heap string. */
+static char *read_pem(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	struct fdo_buf b;
+	fdo_buf_init(&b);
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < (1u << 20))
+		fdo_buf_append(&b, chunk, n);
+	fclose(f);
+	fdo_buf_cstr(&b);
+	if (b.oom) {
+		fdo_buf_fini(&b);
+		return NULL;
+	}
+	return fdo_buf_steal(&b, NULL);
+}
+
+static int start(const char *url, const char *cert, const char *key,
+		 const struct srv_route *routes, void *app, const char *tmpdir,
+		 unsigned threads, srv_auth_fn auth, struct srv_http **out);
+
 int srv_http_start(const char *url, const struct srv_route *routes, void *app,
 		   const char *tmpdir, unsigned threads, srv_auth_fn auth,
 		   struct srv_http **out)
+{
+	return start(url, NULL, NULL, routes, app, tmpdir, threads, auth, out);
+}
+
+int srv_http_start_tls(const char *url, const char *cert, const char *key,
+		       const struct srv_route *routes, void *app,
+		       const char *tmpdir, unsigned threads, srv_auth_fn auth,
+		       struct srv_http **out)
+{
+	if (!cert || !key) {
+		fdo_error("http: %s needs --tls-cert and --tls-key", url);
+		return FDO_ETRANSPORT;
+	}
+	return start(url, cert, key, routes, app, tmpdir, threads, auth, out);
+}
+
+static int start(const char *url, const char *cert, const char *key,
+		 const struct srv_route *routes, void *app, const char *tmpdir,
+		 unsigned threads, srv_auth_fn auth, struct srv_http **out)
 {
 	struct srv_http *s = calloc(1, sizeof *s);
 	if (!s)
@@ -534,8 +579,30 @@ int srv_http_start(const char *url, const struct srv_route *routes, void *app,
 		fdo_error("http: bad URL %s: %s", url, nng_strerror(rv));
 		goto fail;
 	}
-	if ((rv = nng_http_server_hold(&s->server, u)) != 0 ||
-	    (rv = nng_http_handler_alloc(&s->handler, "", http_cb)) != 0 ||
+	if ((rv = nng_http_server_hold(&s->server, u)) != 0) {
+		fdo_error("http: cannot set up %s: %s", url, nng_strerror(rv));
+		goto fail;
+	}
+	if (cert) {
+		char *c = read_pem(cert), *k = read_pem(key);
+		nng_tls_config *tls = NULL;
+		rv = !c || !k ? NNG_ENOENT
+			      : nng_tls_config_alloc(&tls, NNG_TLS_MODE_SERVER);
+		if (!rv)
+			rv = nng_tls_config_own_cert(tls, c, k, NULL);
+		if (!rv)
+			rv = nng_http_server_set_tls(s->server, tls);
+		if (tls)
+			nng_tls_config_free(tls);
+		free(c);
+		free(k);
+		if (rv) {
+			fdo_error("http: certificate %s / key %s for %s: %s", cert,
+				  key, url, nng_strerror(rv));
+			goto fail;
+		}
+	}
+	if ((rv = nng_http_handler_alloc(&s->handler, "", http_cb)) != 0 ||
 	    (rv = nng_http_handler_set_method(s->handler, NULL)) != 0 ||
 	    (rv = nng_http_handler_set_tree(s->handler)) != 0 ||
 	    (rv = nng_http_handler_collect_body(s->handler, false, 0)) != 0 ||

@@ -76,6 +76,15 @@ struct srv_http;
 int srv_http_start(const char *url, const struct srv_route *routes, void *app,
 		   const char *tmpdir, unsigned threads, srv_auth_fn auth,
 		   struct srv_http **out);
+
+/*
+ * srv_http_start_tls is srv_http_start for an https:// URL, serving with
+ * the PEM certificate and key files given.
+ */
+int srv_http_start_tls(const char *url, const char *cert, const char *key,
+		       const struct srv_route *routes, void *app,
+		       const char *tmpdir, unsigned threads, srv_auth_fn auth,
+		       struct srv_http **out);
 /*
  * srv_http_port returns the bound TCP port (useful with port 0).
  */

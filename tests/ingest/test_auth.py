@@ -96,3 +96,46 @@ def test_without_tokens_only_loopback(tmp_path):
     p = subprocess.run([FDOD, "--data", str(tmp_path / "d"), "--tokens",
                         str(bad)], capture_output=True, text=True, timeout=30)
     assert p.returncode != 0 and "16 characters" in p.stderr
+
+
+def test_https_api_with_tokens(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    tokfile = tmp_path / "tokens"
+    tokfile.write_text("%s read\n" % TOKENS["read"])
+    port = free_port()
+    d = Daemon(tmp_path / "data", extra=[
+        "--tokens", str(tokfile), "--tls-cert", str(cert), "--tls-key",
+        str(key)])
+    d.http_port = port
+    d.extra += ["--http", "https://127.0.0.1:%d" % port]
+    d.start(wait=False)
+    try:
+        url = "https://127.0.0.1:%d/v1/status" % port
+        for _ in range(100):
+            p = subprocess.run(["curl", "-sS", "--cacert", str(cert), "-H",
+                                "Authorization: Bearer " + TOKENS["read"],
+                                "-o", "/dev/null", "-w", "%{http_code}", url],
+                               capture_output=True, text=True)
+            if p.stdout == "200":
+                break
+            __import__("time").sleep(0.1)
+        assert p.stdout == "200", (p.stdout, p.stderr, d.read_log())
+        p = subprocess.run(["curl", "-sS", "--cacert", str(cert), "-o",
+                            "/dev/null", "-w", "%{http_code}", url],
+                           capture_output=True, text=True)
+        assert p.stdout == "401"
+        env = dict(os.environ, FDOD_TOKEN=TOKENS["read"],
+                   FDOD_CA_FILE=str(cert))
+        # mbedtls (nng's TLS) matches DNS names, not IP addresses.
+        p = subprocess.run([FDOCTL, "status", "--json", "--http",
+                            "https://localhost:%d" % port],
+                           capture_output=True, text=True, env=env)
+        assert p.returncode == 0, p.stderr
+        assert "pending" in json.loads(p.stdout)
+    finally:
+        d.stop()
