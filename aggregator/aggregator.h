@@ -25,6 +25,13 @@ struct agg_ingest_opts {
 				      before submitters block; default 256 */
 	size_t group_max;          /* batches in one commit at most; def. 512 */
 	uint64_t wal_segment_bytes; /* rotate the write-ahead log; 0: 64 MiB */
+	uint64_t retention;        /* seconds of buckets kept; 0: forever */
+	uint64_t store_budget;     /* live bytes; over it the oldest buckets
+				      go first; 0: no budget */
+	uint64_t housekeeping;     /* seconds between retention passes;
+				      0: 600 */
+	double rate_agent;         /* batches/s per agent id; 0: no limit */
+	double rate_binary;        /* samples/s per binary; 0: no limit */
 	const struct wire_limits *limits; /* NULL: wire_limits_default */
 	/* Called by the writer thread after a commit with the build-ids
 	 * (interned ids) that got new pending addresses. May be NULL. */
@@ -46,6 +53,7 @@ struct agg_result {
 	uint64_t frames_unmapped;  /* addresses outside every mapping, dropped */
 	uint64_t branches_accepted, branches_unmapped;
 	char message[256];
+	uint32_t retry_after_ms; /* when refused for a while (rate limit) */
 	int done; /* set by the WAL writer, under the ingest lock */
 };
 
@@ -108,6 +116,9 @@ struct agg_ingest_stats {
 	uint64_t queue_len;      /* submitted, not yet logged */
 	uint64_t unmerged;       /* logged (acknowledged), not yet merged */
 	uint64_t backlog_stacks; /* their stacks */
+	uint64_t expired;        /* counts entries deleted by retention */
+	uint64_t budget_dropped; /* ... deleted to stay within the budget */
+	uint64_t rate_limited;   /* batches refused by a rate limit */
 };
 void agg_ingest_stats(agg_ingest *ing, struct agg_ingest_stats *st);
 

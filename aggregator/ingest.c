@@ -137,8 +137,44 @@ struct agg_ingest {
 
 	/* Merger only. */
 	struct merge *merge;
-	time_t last_sweep;
+	time_t last_sweep, last_expire;
+
+	/* Rate limits (guarded by mu): token buckets by key hash. */
+	struct rate_slot {
+		uint64_t key;
+		double tokens;
+		uint64_t last_ns;
+	} *rates;
 };
+
+#define RATE_SLOTS 4096
+
+/*
+ * Take cost tokens from key's bucket (refilled at rate per second, holding
+ * at most one second's worth). Returns 0, or the milliseconds to wait.
+ * Keys hash into a fixed table; a collision shares a bucket (stricter,
+ * never looser). Called with mu held.
+ */
+static uint32_t rate_take(agg_ingest *ing, uint64_t key, double rate,
+			  double cost, uint64_t now)
+{
+	struct rate_slot *r = &ing->rates[fdo_mix64(key) & (RATE_SLOTS - 1)];
+	if (r->key != key) {
+		r->key = key;
+		r->tokens = rate;
+		r->last_ns = now;
+	}
+	r->tokens += rate * (double)(now - r->last_ns) / 1e9;
+	if (r->tokens > rate)
+		r->tokens = rate;
+	r->last_ns = now;
+	if (r->tokens >= cost || (cost > rate && r->tokens >= rate)) {
+		r->tokens -= cost;
+		return 0;
+	}
+	double wait = (cost - r->tokens) / rate * 1000.0;
+	return wait < 1 ? 1 : wait > 60000 ? 60000 : (uint32_t)wait;
+}
 
 static size_t ls_slot(uint64_t id)
 {
@@ -396,6 +432,72 @@ static void maybe_sweep(agg_ingest *ing)
 		fdo_info("ingest: expired %zu batch records", deleted);
 }
 
+/*
+ * Retention and the store budget, in the merger's idle time: buckets past
+ * the retention age go; then, while the live data exceeds the budget, the
+ * oldest bucket goes, with a log line.
+ */
+static void maybe_expire(agg_ingest *ing)
+{
+	time_t now = time(NULL);
+	uint64_t every = ing->o.housekeeping ? ing->o.housekeeping : 600;
+	if ((!ing->o.retention && !ing->o.store_budget) ||
+	    (uint64_t)(now - ing->last_expire) < every)
+		return;
+	ing->last_expire = now;
+	size_t deleted, total = 0;
+	uint32_t oldest = UINT32_MAX;
+	int rc = FDO_OK;
+	if (ing->o.retention && (uint64_t)now > ing->o.retention) {
+		uint32_t cutoff = (uint32_t)((uint64_t)now - ing->o.retention);
+		for (int i = 0; i < 1000; i++) {
+			if ((rc = merge_expire(ing->st, cutoff, &deleted,
+					       &oldest)) ||
+			    !deleted)
+				break;
+			total += deleted;
+		}
+		if (total)
+			fdo_info("retention: dropped %zu counts older than %llu s",
+				 total, (unsigned long long)ing->o.retention);
+		pthread_mutex_lock(&ing->mu);
+		ing->stats.expired += total;
+		pthread_mutex_unlock(&ing->mu);
+	}
+	for (int round = 0; !rc && ing->o.store_budget && round < 1000;
+	     round++) {
+		store_txn *t;
+		uint64_t live = 0;
+		if ((rc = store_txn_begin(ing->st, 0, &t)))
+			break;
+		rc = store_live_bytes(t, &live);
+		store_txn_abort(t);
+		if (rc || live <= ing->o.store_budget)
+			break;
+		if ((rc = merge_expire(ing->st, 0, &deleted, &oldest)) ||
+		    oldest == UINT32_MAX)
+			break;
+		uint32_t cutoff = oldest + ing->o.bucket_seconds;
+		total = 0;
+		do {
+			if ((rc = merge_expire(ing->st, cutoff, &deleted,
+					       &oldest)))
+				break;
+			total += deleted;
+		} while (deleted);
+		fdo_warn("store over its budget (%llu > %llu live bytes): "
+			 "dropped the oldest bucket (%u, %zu counts)",
+			 (unsigned long long)live,
+			 (unsigned long long)ing->o.store_budget,
+			 cutoff - ing->o.bucket_seconds, total);
+		pthread_mutex_lock(&ing->mu);
+		ing->stats.budget_dropped += total;
+		pthread_mutex_unlock(&ing->mu);
+	}
+	if (rc)
+		fdo_warn("retention: %s", fdo_strerror(rc));
+}
+
 static void *merger_main(void *arg)
 {
 	agg_ingest *ing = arg;
@@ -411,6 +513,7 @@ static void *merger_main(void *arg)
 			if (!ing->mhead && !ing->writer_done) {
 				pthread_mutex_unlock(&ing->mu);
 				maybe_sweep(ing);
+				maybe_expire(ing);
 				pthread_mutex_lock(&ing->mu);
 			}
 		}
@@ -570,8 +673,10 @@ int agg_ingest_create(store *s, const struct agg_ingest_opts *opts,
 	ing->dedup.nb = 65536;
 	ing->dedup.b = calloc(ing->dedup.nb, sizeof *ing->dedup.b);
 	ing->logged_stacks = calloc(LOGGED_MAX, sizeof *ing->logged_stacks);
+	ing->rates = calloc(RATE_SLOTS, sizeof *ing->rates);
 	int rc = FDO_ENOMEM;
-	if (!ing->dedup.b || !ing->logged_stacks || merge_create(&ing->merge))
+	if (!ing->dedup.b || !ing->logged_stacks || !ing->rates ||
+	    merge_create(&ing->merge))
 		goto fail;
 	fdo_buf_init(&ing->rec);
 	if ((rc = store_wal_open(store_dir(s), ing->o.wal_segment_bytes,
@@ -600,6 +705,7 @@ fail:
 	store_wal_close(ing->wal);
 	merge_destroy(ing->merge);
 	free(ing->logged_stacks);
+	free(ing->rates);
 	fdo_buf_fini(&ing->rec);
 	free(ing);
 	return rc;
@@ -620,6 +726,7 @@ void agg_ingest_destroy(agg_ingest *ing)
 	store_wal_close(ing->wal);
 	merge_destroy(ing->merge);
 	free(ing->logged_stacks);
+	free(ing->rates);
 	fdo_buf_fini(&ing->rec);
 	pthread_mutex_destroy(&ing->mu);
 	pthread_mutex_destroy(&ing->wal_mu);
@@ -650,6 +757,24 @@ void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
 	}
 	p->res = res;
 	pthread_mutex_lock(&ing->mu);
+	uint32_t wait = 0;
+	uint64_t now = fdo_now_ns();
+	if (ing->o.rate_agent > 0)
+		wait = rate_take(ing, agent_hash(p->agent) ^ 0xa6e7,
+				 ing->o.rate_agent, 1, now);
+	if (!wait && ing->o.rate_binary > 0)
+		wait = rate_take(ing, agent_hash(p->binary) ^ 0xb1a7,
+				 ing->o.rate_binary,
+				 (double)res->samples_accepted, now);
+	if (wait) {
+		count_refusal(ing, FDO_EBUSY);
+		ing->stats.rate_limited++;
+		pthread_mutex_unlock(&ing->mu);
+		prep_free(p);
+		result_error(res, FDO_EBUSY, "rate limit reached");
+		res->retry_after_ms = wait;
+		return;
+	}
 	while (ing->queued >= ing->o.queue_max && !ing->stopping)
 		pthread_cond_wait(&ing->space_cv, &ing->mu);
 	if (ing->stopping) {
@@ -720,8 +845,10 @@ void agg_ingest_message(agg_ingest *ing, const uint8_t *msg, size_t len,
 	ack.branches_accepted = res.branches_accepted;
 	ack.branches_unmapped = res.branches_unmapped;
 	ack.schema_version = WIRE_SCHEMA_VERSION;
-	if (res.status == FDO_EBUSY || res.status == FDO_ESTORE_FULL ||
-	    res.status == FDO_ENOSPACE || res.status == FDO_EIO)
+	if (res.retry_after_ms)
+		ack.retry_after_ms = res.retry_after_ms;
+	else if (res.status == FDO_EBUSY || res.status == FDO_ESTORE_FULL ||
+		 res.status == FDO_ENOSPACE || res.status == FDO_EIO)
 		ack.retry_after_ms = 1000;
 	uint8_t *out;
 	size_t olen;

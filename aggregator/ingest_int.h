@@ -93,6 +93,13 @@ void merge_destroy(struct merge *m);
  */
 int merge_apply(struct merge *m, store *st, struct prep **preps, size_t n,
 		uint64_t now, const uint32_t **pending, size_t *npending);
+/*
+ * merge_expire deletes up to a slice of counts and branches entries of
+ * buckets starting before cutoff; *deleted says how many (call again while
+ * it is not 0), *oldest the oldest bucket left (UINT32_MAX: none).
+ */
+int merge_expire(store *st, uint32_t cutoff, size_t *deleted,
+		 uint32_t *oldest);
 /* merge_sweep deletes batch records older than cutoff (unix seconds). */
 int merge_sweep(store *st, uint64_t cutoff, size_t *deleted);
 

@@ -645,3 +645,89 @@ int merge_sweep(store *st, uint64_t cutoff, size_t *deleted)
 	*deleted = sw.deleted;
 	return rc;
 }
+
+/* ------------------------------------------ retention and store budget -- */
+
+/*
+ * Delete counts and branches entries whose bucket starts before cutoff, at
+ * most EXPIRE_MAX_DELETES per transaction (the caller loops), and report
+ * the oldest bucket still stored. Stacks and symbolization results stay:
+ * they are shared, immutable and small next to the counts.
+ */
+#define EXPIRE_MAX_DELETES 50000
+
+struct expire {
+	uint32_t cutoff;
+	size_t deleted;
+	uint32_t oldest; /* out: oldest bucket left, UINT32_MAX if none */
+};
+
+static int expire_table(store_txn *t, enum store_table table,
+			struct expire *ex, uint8_t (*victims)[32], size_t *nv)
+{
+	store_cursor *c;
+	const void *k, *v;
+	size_t kl, vl;
+	int rc = store_cursor_open(t, table, &c);
+	if (rc)
+		return rc;
+	rc = store_cursor_seek(c, NULL, 0, &k, &kl, &v, &vl);
+	while (rc == FDO_OK) {
+		uint32_t bucket;
+		if (table == STORE_COUNTS) {
+			struct store_counts_key ck;
+			if (store_counts_key_decode(k, kl, &ck))
+				goto next;
+			bucket = ck.bucket;
+		} else {
+			struct store_branches_key bk;
+			if (store_branches_key_decode(k, kl, &bk))
+				goto next;
+			bucket = bk.bucket;
+		}
+		if (bucket < ex->cutoff && *nv < EXPIRE_MAX_DELETES) {
+			memcpy(victims[(*nv)++], k, kl);
+		} else if (bucket >= ex->cutoff && bucket < ex->oldest) {
+			ex->oldest = bucket;
+		}
+next:
+		rc = store_cursor_next(c, &k, &kl, &v, &vl);
+	}
+	store_cursor_close(c);
+	return rc == FDO_ENOT_FOUND ? FDO_OK : rc;
+}
+
+static int expire_txn(store_txn *t, void *arg)
+{
+	struct expire *ex = arg;
+	uint8_t(*victims)[32] = malloc(EXPIRE_MAX_DELETES * sizeof *victims);
+	if (!victims)
+		return FDO_ENOMEM;
+	ex->deleted = 0;
+	ex->oldest = UINT32_MAX;
+	static const enum store_table tables[] = {STORE_COUNTS, STORE_BRANCHES};
+	static const size_t klen[] = {STORE_COUNTS_KEY_SIZE,
+				      STORE_BRANCHES_KEY_SIZE};
+	int rc = FDO_OK;
+	for (size_t i = 0; i < 2 && !rc; i++) {
+		size_t nv = 0;
+		rc = expire_table(t, tables[i], ex, victims, &nv);
+		for (size_t k = 0; k < nv && !rc; k++) {
+			rc = store_del(t, tables[i], victims[k], klen[i]);
+			if (rc == FDO_ENOT_FOUND)
+				rc = FDO_OK;
+		}
+		ex->deleted += nv;
+	}
+	free(victims);
+	return rc;
+}
+
+int merge_expire(store *st, uint32_t cutoff, size_t *deleted, uint32_t *oldest)
+{
+	struct expire ex = {.cutoff = cutoff};
+	int rc = store_write(st, expire_txn, &ex);
+	*deleted = ex.deleted;
+	*oldest = ex.oldest;
+	return rc;
+}

@@ -31,6 +31,16 @@ const struct fdo_opt srv_config_options[] = {
 	 "agent batches received and committed at once"},
 	{"http-threads", FDO_OPT_UINT, F(http_threads), "4", "N",
 	 "HTTP worker threads"},
+	{"retention", FDO_OPT_DURATION, F(retention), "30d", "DURATION",
+	 "counts of older buckets are deleted (0 = keep forever)"},
+	{"store-budget", FDO_OPT_SIZE, F(store_budget), "0", "BYTES",
+	 "above this much live data the oldest buckets go first (0 = none)"},
+	{"housekeeping", FDO_OPT_DURATION, F(housekeeping), "10m", "DURATION",
+	 "how often retention and the budget are applied"},
+	{"rate-agent", FDO_OPT_DOUBLE, F(rate_agent), "0", "N",
+	 "batches per second one agent may send (0 = no limit)"},
+	{"rate-binary", FDO_OPT_DOUBLE, F(rate_binary), "0", "N",
+	 "samples per second one binary may receive (0 = no limit)"},
 	{"min-samples", FDO_OPT_UINT, F(min_samples), "1000", "N",
 	 "a profile is ready with at least N samples (per request: min_samples=)"},
 	{"min-hosts", FDO_OPT_UINT, F(min_hosts), "1", "N",
@@ -105,6 +115,13 @@ int srv_config_load(struct srv_config *cfg, int argc, char **argv)
 	snprintf(err, sizeof err, "bad --log-level '%s'", cfg->log_level);
 	goto fail;
 checks:
+	if (cfg->rate_agent < 0 || cfg->rate_binary < 0 ||
+	    !cfg->housekeeping) {
+		snprintf(err, sizeof err,
+			 "--rate-agent and --rate-binary must be >= 0, "
+			 "--housekeeping > 0");
+		goto fail;
+	}
 	if (cfg->bucket < 60 || cfg->bucket > 86400 * 7) {
 		snprintf(err, sizeof err, "--bucket must be 1m..7d");
 		goto fail;

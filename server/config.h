@@ -22,6 +22,11 @@ struct srv_config {
 	uint64_t dedup_ttl;	/* seconds a (agent, seq) is remembered */
 	uint64_t ingest_contexts; /* batches received at once */
 	uint64_t http_threads;	/* HTTP worker threads */
+	uint64_t retention;	/* seconds of buckets kept; 0 forever */
+	uint64_t store_budget;	/* live bytes before the oldest go; 0 none */
+	uint64_t housekeeping;	/* seconds between retention passes */
+	double rate_agent;	/* batches/s per agent; 0 unlimited */
+	double rate_binary;	/* samples/s per binary; 0 unlimited */
 	uint64_t min_samples;	/* profile readiness: total samples */
 	uint64_t min_hosts;	/* profile readiness: distinct hosts */
 	uint64_t min_span;	/* profile readiness: seconds collected */

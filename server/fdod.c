@@ -189,6 +189,11 @@ int main(int argc, char **argv)
 		.dedup_ttl = cfg->dedup_ttl,
 		.pending_cb = on_pending,
 		.pending_arg = &app,
+		.retention = cfg->retention,
+		.store_budget = cfg->store_budget,
+		.housekeeping = cfg->housekeeping,
+		.rate_agent = cfg->rate_agent,
+		.rate_binary = cfg->rate_binary,
 		.authorize = app.auth ? batch_auth : NULL,
 		.authorize_arg = &app,
 	};

@@ -49,7 +49,7 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 	struct agg_symwork_stats ws;
 	struct store_stats ss;
 	size_t cidx, cbytes;
-	uint64_t chits, cmiss, pending = 0;
+	uint64_t chits, cmiss, pending = 0, live = 0;
 	agg_ingest_stats(app->ingest, &is);
 	agg_symwork_stats(app->symwork, &ws);
 	sym_cache_stats(app->cache, &cidx, &cbytes, &chits, &cmiss);
@@ -57,6 +57,7 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 	store_txn *t;
 	if (store_txn_begin(app->st, 0, &t) == FDO_OK) {
 		store_count(t, STORE_PENDING, &pending);
+		store_live_bytes(t, &live);
 		store_txn_abort(t);
 	}
 	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -78,6 +79,15 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 				       "%llu\n",
 				       fdo_errname(i),
 				       (unsigned long long)is.refused_by[i]);
+	metric(b, "fdod_rate_limited_batches_total", "counter",
+	       "Batches refused by --rate-agent or --rate-binary.",
+	       (double)is.rate_limited);
+	metric(b, "fdod_retention_deleted_total", "counter",
+	       "Counts entries deleted past the retention age.",
+	       (double)is.expired);
+	metric(b, "fdod_budget_deleted_total", "counter",
+	       "Counts entries deleted to stay within the store budget.",
+	       (double)is.budget_dropped);
 	metric(b, "fdod_samples_total", "counter",
 	       "Samples in stored batches.", (double)is.samples);
 	metric(b, "fdod_group_commits_total", "counter",
@@ -126,6 +136,9 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 	       (double)ss.map_size);
 	metric(b, "fdod_store_used_bytes", "gauge",
 	       "Bytes of the store in use.", (double)ss.used_size);
+	metric(b, "fdod_store_live_bytes", "gauge",
+	       "Bytes of pages holding data (what --store-budget limits).",
+	       (double)live);
 	metric(b, "fdod_store_max_bytes", "gauge",
 	       "Largest size the store may grow to.", (double)ss.max_size);
 	head(b, "fdod_uploads_total", "counter", "Symbol uploads, by result.");

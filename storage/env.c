@@ -389,6 +389,21 @@ int store_count(store_txn *t, enum store_table table, uint64_t *n)
 	return FDO_OK;
 }
 
+int store_live_bytes(store_txn *t, uint64_t *bytes)
+{
+	*bytes = 0;
+	for (unsigned i = 0; i < STORE_NTABLES; i++) {
+		MDB_stat st;
+		int rc = mdb_stat(t->txn, t->s->dbi[i], &st);
+		if (rc)
+			return store_mdb_err(t, rc, table_names[i]);
+		*bytes += (uint64_t)st.ms_psize *
+			  (st.ms_branch_pages + st.ms_leaf_pages +
+			   st.ms_overflow_pages);
+	}
+	return FDO_OK;
+}
+
 struct store_cursor {
 	MDB_cursor *c;
 	store_txn *t;

@@ -182,6 +182,10 @@ int store_put(store_txn *t, enum store_table table, const void *key,
 int store_del(store_txn *t, enum store_table table, const void *key,
               size_t klen);
 
+/* store_live_bytes: bytes of pages holding data in every table (unlike the
+ * map's high-water mark, it shrinks when data is deleted). */
+int store_live_bytes(store_txn *t, uint64_t *bytes);
+
 /* store_count sets *n to the number of entries of table. */
 int store_count(store_txn *t, enum store_table table, uint64_t *n);
 

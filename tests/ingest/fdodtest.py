@@ -211,8 +211,11 @@ def symbols(path):
 
 def batch_text(agent, seq, binary, bid, stacks, start=0x555555554000,
                limit=0x555555600000, labels=(), weight=1.0, period=1000000,
-               t0=1763719200, host="host-1", branches=()):
-    """A SampleBatch in the text form; stacks = [(count, [addr...])]."""
+               t0=None, host="host-1", branches=()):
+    """A SampleBatch in the text form; stacks = [(count, [addr...])].
+    Times default to ten minutes ago (older data falls to retention)."""
+    if t0 is None:
+        t0 = int(time.time()) - 600
     lines = ["agent %s" % agent, "seq %d" % seq, "host %s" % host,
              "binary %s" % binary]
     lines += ["label %s" % l for l in labels]
@@ -296,10 +299,15 @@ def pb_double(num, d):
 
 def encode_batch(agent="a", seq=1, host="h", binary="b", labels=(),
                  event="cpu-clock", period=1000000, weight=1.0,
-                 time_start=1763719200, time_end=1763719260, mappings=(),
+                 time_start=None, time_end=None, mappings=(),
                  stacks=(), branches=()):
     """mappings = [(index, build_id bytes, start, limit, offset, path)],
-    stacks = [(count, [addr...])], branches = [(from, to, count)]."""
+    stacks = [(count, [addr...])], branches = [(from, to, count)].
+    Times default to ten minutes ago (older data falls to retention)."""
+    if time_start is None:
+        time_start = int(time.time()) - 600
+    if time_end is None:
+        time_end = time_start + 60
     m = [pb_uint(1, 1), pb_bytes(2, agent), pb_uint(3, seq),
          pb_bytes(4, host), pb_bytes(5, binary)]
     for k, v in labels:
