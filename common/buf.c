@@ -129,3 +129,24 @@ char *fdo_buf_steal(struct fdo_buf *b, size_t *len)
 	memset(b, 0, sizeof *b);
 	return p;
 }
+
+char *fdo_read_small_file(const char *path, size_t max)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	struct fdo_buf b;
+	fdo_buf_init(&b);
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len <= max)
+		fdo_buf_append(&b, chunk, n);
+	int bad = ferror(f) || b.len > max;
+	fclose(f);
+	fdo_buf_cstr(&b);
+	if (bad || b.oom) {
+		fdo_buf_fini(&b);
+		return NULL;
+	}
+	return fdo_buf_steal(&b, NULL);
+}

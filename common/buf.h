@@ -30,6 +30,13 @@ void fdo_buf_printf(struct fdo_buf *b, const char *fmt, ...)
 void fdo_buf_json_str(struct fdo_buf *b, const char *s);
 /* fdo_buf_cstr NUL-terminates (not counted in len) and returns data. */
 const char *fdo_buf_cstr(struct fdo_buf *b);
+/*
+ * fdo_read_small_file reads a file of at most max bytes (a PEM, a token
+ * file) into a NUL-terminated heap string the caller frees; NULL when it
+ * cannot be read, is larger, or memory runs out.
+ */
+char *fdo_read_small_file(const char *path, size_t max);
+
 /* fdo_buf_steal hands the bytes to the caller (free() them); resets b. */
 char *fdo_buf_steal(struct fdo_buf *b, size_t *len);
 

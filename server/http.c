@@ -516,27 +516,6 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* Read a small PEM file into a NUL-terminated heap string. */
-static char *read_pem(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return NULL;
-	struct fdo_buf b;
-	fdo_buf_init(&b);
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < (1u << 20))
-		fdo_buf_append(&b, chunk, n);
-	fclose(f);
-	fdo_buf_cstr(&b);
-	if (b.oom) {
-		fdo_buf_fini(&b);
-		return NULL;
-	}
-	return fdo_buf_steal(&b, NULL);
-}
-
 static int start(const char *url, const char *cert, const char *key,
 		 const struct srv_route *routes, void *app, const char *tmpdir,
 		 unsigned threads, srv_auth_fn auth, struct srv_http **out);
@@ -584,7 +563,8 @@ static int start(const char *url, const char *cert, const char *key,
 		goto fail;
 	}
 	if (cert) {
-		char *c = read_pem(cert), *k = read_pem(key);
+		char *c = fdo_read_small_file(cert, 1u << 20);
+		char *k = fdo_read_small_file(key, 1u << 20);
 		nng_tls_config *tls = NULL;
 		rv = !c || !k ? NNG_ENOENT
 			      : nng_tls_config_alloc(&tls, NNG_TLS_MODE_SERVER);

@@ -96,27 +96,6 @@ static void *ctx_main(void *arg)
 	return NULL;
 }
 
-/* Read a small text file (a PEM) into a NUL-terminated heap string. */
-static char *read_pem(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return NULL;
-	struct fdo_buf b;
-	fdo_buf_init(&b);
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < (1u << 20))
-		fdo_buf_append(&b, chunk, n);
-	fclose(f);
-	fdo_buf_cstr(&b);
-	if (b.oom) {
-		fdo_buf_fini(&b);
-		return NULL;
-	}
-	return fdo_buf_steal(&b, NULL);
-}
-
 static int setup_tls(nng_listener lst, const struct srv_listen_opts *o,
 		     const char *url)
 {
@@ -124,7 +103,8 @@ static int setup_tls(nng_listener lst, const struct srv_listen_opts *o,
 		fdo_error("listen: %s needs --tls-cert and --tls-key", url);
 		return NNG_EINVAL;
 	}
-	char *cert = read_pem(o->tls_cert), *key = read_pem(o->tls_key);
+	char *cert = fdo_read_small_file(o->tls_cert, 1u << 20);
+	char *key = fdo_read_small_file(o->tls_key, 1u << 20);
 	nng_tls_config *cfg = NULL;
 	int rv = NNG_EINVAL;
 	if (!cert || !key) {
