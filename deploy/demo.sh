@@ -1,131 +1,174 @@
 #!/usr/bin/env bash
-# deploy/demo.sh — `make demo`: fdod end to end on its embedded store.
+# deploy/demo.sh — `make demo`: the fleet FDO loop end to end, measured.
 #
-# What runs today (the sampling agent and the profile emitters come with
-# later issues, and the demo grows with them):
 #   1. start fdod on ./var/demo (loopback ports),
-#   2. build a small program and push samples of it in the text batch form
-#      BEFORE its symbols exist (they wait as pending addresses),
-#   3. upload its symbols over HTTP; fdod symbolizes the pending addresses,
-#   4. show /v1/status, the binary's figures and the resolved addresses,
-#   5. stop fdod (SIGTERM: everything acknowledged is committed).
+#   2. build the workload (deploy/demo/vm.c, a bytecode interpreter) with
+#      the profiling flags and upload its symbols,
+#   3. run it under fdo-agent (real perf_event_open samples, batches every 2 s),
+#   4. wait for delayed symbolization, pull the llvm profile (line_count sum
+#      and max) and build the sample-PGO binaries,
+#   5. run the sample-PGO binary under fdo-agent too, pull the bolt profile
+#      of its exact build-id and BOLT it,
+#   6. build the instrumented-PGO ceiling,
+#   7. time every variant in paired interleaved rounds; table in
+#      var/demo/table.txt,
+#   8. stop fdod (SIGTERM).
+#
+# Knobs (environment): DEMO_ROUNDS (timing rounds, 11), DEMO_PROFILE_RUNS (3),
+# DEMO_PROFILE_ITERS (workload rounds per profiled run, 300), DEMO_EXTRA=1
+# (also time -fprofile-sample-accurate and -sample-profile-use-profi).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DEMO=$ROOT/var/demo
+W=$DEMO/work
 FDOD=$ROOT/build/fdod
 FDOCTL=$ROOT/build/fdoctl
+AGENT=$ROOT/build/fdo-agent
+SRC=$ROOT/deploy/demo/vm.c
 NNG_PORT=${DEMO_NNG_PORT:-17470}
 HTTP_PORT=${DEMO_HTTP_PORT:-17471}
 HTTP=http://127.0.0.1:$HTTP_PORT
 URL=tcp://127.0.0.1:$NNG_PORT
+ROUNDS=${DEMO_ROUNDS:-11}
+PROFILE_RUNS=${DEMO_PROFILE_RUNS:-3}
+PROFILE_ITERS=${DEMO_PROFILE_ITERS:-300}
+CC=clang-16
+BOLT=/usr/lib/llvm-16/bin/llvm-bolt
+PROFDATA=llvm-profdata-16
+# The profiled build and every variant use the same flags; only the profile differs.
+CFLAGS=(-O2 -g -fdebug-info-for-profiling -fno-omit-frame-pointer -Wl,--emit-relocs)
+T0=$(date +%s)
+step() { echo "== [$(($(date +%s) - T0))s] $*"; }
 
 rm -rf "$DEMO"
-mkdir -p "$DEMO/work"
-echo "== starting fdod on $DEMO (agents: $URL, HTTP: $HTTP)"
+mkdir -p "$W"
+step "starting fdod on $DEMO (agents: $URL, HTTP: $HTTP)"
 "$FDOD" --data "$DEMO/data" --listen "$URL" --http "$HTTP" \
 	>"$DEMO/fdod.log" 2>&1 &
 FDOD_PID=$!
-trap 'kill $FDOD_PID 2>/dev/null || true' EXIT
+trap 'kill -TERM $FDOD_PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
+	kill -0 $FDOD_PID 2>/dev/null || { cat "$DEMO/fdod.log" >&2; exit 1; }
 	curl -fsS "$HTTP/v1/status" >/dev/null 2>&1 && break
 	sleep 0.1
 done
 curl -fsS "$HTTP/v1/status" >/dev/null
+sleep 0.2 # the agent port: fdod exits when it cannot listen
+kill -0 $FDOD_PID 2>/dev/null || { cat "$DEMO/fdod.log" >&2; exit 1; }
 
-echo "== building the demo program"
-cat >"$DEMO/work/demo.c" <<'EOF'
-#include <stdio.h>
-static unsigned table[4096];
-__attribute__((noinline)) static unsigned hash_step(unsigned h, unsigned x)
-{
-	return (h ^ x) * 16777619u;
-}
-__attribute__((noinline)) unsigned lookup(unsigned key)
-{
-	unsigned h = 2166136261u;
-	for (int i = 0; i < 16; i++)
-		h = hash_step(h, key >> i);
-	return table[h & 4095];
-}
-int main(void)
-{
-	unsigned s = 0;
-	for (unsigned i = 0; i < 4096; i++)
-		table[i] = i * 2654435761u;
-	for (unsigned i = 0; i < 1000000; i++)
-		s += lookup(i);
-	printf("%u\n", s);
-	return 0;
-}
-EOF
-gcc -O2 -g -fno-omit-frame-pointer -o "$DEMO/work/demo" "$DEMO/work/demo.c"
-BID=$(readelf -n "$DEMO/work/demo" | awk '/Build ID/ {print $3}')
-echo "   build-id $BID"
-
-# Runtime addresses as a PIE mapped at 0x555555554000 would have them.
-START=0x555555554000
-addr() { # byte offset into the function (kept inside it), function name
-	local v size off
-	read -r v size < <(nm -S "$DEMO/work/demo" |
-		awk -v f="$2" '$4 == f || index($4, f ".") == 1 {print $1, $2; exit}')
-	off=$(( $1 < 0x$size ? $1 : 0x$size - 1 ))
-	printf '%x' $((START + 0x$v + off))
-}
-LEAF=$(addr 6 hash_step)
-MID=$(addr 20 lookup)
-TOP=$(addr 30 main)
-
-echo "== pushing samples before the symbols exist"
-for seq in 1 2 3; do
-	cat >"$DEMO/work/batch$seq.txt" <<EOF
-agent   demo-host/agent
-seq     $seq
-host    demo-host
-binary  demo
-label   mode=serving
-event   cpu-clock
-period  1000000
-weight  2.5
-time    $(( $(date +%s) - 60 )) $(date +%s)
-mapping 0 $BID 555555554000 555555600000 0 /usr/bin/demo
-stack   $((100 * seq)) $LEAF $MID $TOP
-stack   $((30 * seq)) $MID $TOP
-EOF
-	"$FDOCTL" push --url "$URL" "$DEMO/work/batch$seq.txt"
-done
-echo "-- the same batch again is counted once:"
-"$FDOCTL" push --url "$URL" "$DEMO/work/batch1.txt"
-echo "-- pending addresses, waiting for symbols:"
-curl -fsS "$HTTP/v1/status" | /usr/bin/python3 -c \
-	'import json,sys; s=json.load(sys.stdin); print(json.dumps(s["pending"], indent=1))'
-
-echo "== uploading symbols"
-curl -fsS -X PUT --data-binary @"$DEMO/work/demo" "$HTTP/v1/symbols?binary=demo"
-for _ in $(seq 100); do
-	n=$(curl -fsS "$HTTP/v1/status" | /usr/bin/python3 -c \
-		'import json,sys; print(json.load(sys.stdin)["pending"]["total"])')
-	[ "$n" = 0 ] && break
-	sleep 0.1
-done
-
-echo "== the binary, as build pipelines will see it"
-curl -fsS "$HTTP/v1/binaries/demo" | /usr/bin/python3 -m json.tool
-echo "== resolved addresses (delayed symbolization)"
-curl -fsS "$HTTP/v1/symcache/$BID" | /usr/bin/python3 -c '
+build_id() { readelf -n "$1" | awk '/Build ID/ {print $3}'; }
+pending() { # pending addresses of the given build-ids (libc & co. have no symbols here)
+	"$FDOCTL" status --http "$HTTP" --json | /usr/bin/python3 -c '
 import json, sys
-for a in json.load(sys.stdin)["addresses"]:
-    chain = " <- ".join("%s %s:%d" % (f["function"], f["file"].split("/")[-1],
-                                        f["line"]) for f in a["frames"])
-    print("  offset 0x%x: %s" % (a["offset"], chain))'
+s = json.load(sys.stdin)
+ids = set(sys.argv[1:])
+print(s["ingest"]["unmerged"] + sum(b["pending"] for b in s["pending"]["build_ids"]
+                                    if b["build_id"] in ids))' "$@"
+}
+wait_symbolized() { # BUILD-ID...
+	local n
+	for _ in $(seq 600); do
+		n=$(pending "$@")
+		[ "$n" = 0 ] && return 0
+		sleep 0.1
+	done
+	echo "demo: $n addresses of $* still pending after 60 s" >&2
+	return 1
+}
+# profile_runs BINARY SEED...: run BINARY under fdo-agent once per seed.
+profile_runs() {
+	local bin=$1 seed
+	shift
+	for seed in "$@"; do
+		"$AGENT" --url "$URL" --binary vm --label mode=demo --interval 2 \
+			-- "$bin" "$PROFILE_ITERS" "$seed" 2>>"$DEMO/agent.log"
+	done
+}
+samples() { # the binary's figures
+	curl -fsS "$HTTP/v1/binaries/vm" | /usr/bin/python3 -c '
+import json, sys
+b = json.load(sys.stdin)
+print("  ", b.get("samples"), "samples of vm so far (every build-id);", ", ".join(
+    "%s: %s" % (k, v) for k, v in b.items() if k in ("hosts", "weight")))'
+}
 
-echo "== fdoctl symbolize on libc (index persisted for the next run)"
-LIBC=$(ldd "$DEMO/work/demo" | awk '/libc.so/ {print $3}')
-"$FDOCTL" symbolize --elf "$LIBC" --cache-dir "$DEMO/cache" \
-	0x$(nm -D "$LIBC" | awk '$3 ~ /^malloc(@|$)/ {print $1; exit}')
+step "building the workload with the profiling flags: ${CFLAGS[*]}"
+"$CC" "${CFLAGS[@]}" -o "$W/vm" "$SRC"
+BID=$(build_id "$W/vm")
+echo "   vm build-id $BID; $("$W/vm")"
+"$FDOCTL" upload --http "$HTTP" --binary vm "$W/vm"
 
-echo "== stopping fdod"
+SEEDS=$(seq 1 "$PROFILE_RUNS")
+step "sampling $PROFILE_RUNS runs of 'vm $PROFILE_ITERS SEED' under fdo-agent (cpu-clock, 997 Hz)"
+profile_runs "$W/vm" $SEEDS
+wait_symbolized "$BID"
+samples
+
+step "pulling the llvm profiles of build-id $BID (line_count=sum, the default, and max)"
+"$FDOCTL" pull vm --http "$HTTP" --format llvm --build-id "$BID" -o "$W/prof.llvm"
+curl -fsS "$HTTP/v1/profiles/vm?format=llvm&build_id=$BID&line_count=max" \
+	-o "$W/prof.max.llvm"
+"$PROFDATA" show --sample "$W/prof.llvm" >"$W/prof.llvm.show"
+grep -E 'Function:|inlined callee: [a-z_]+: [0-9]{3,}' "$W/prof.llvm.show" | head -8 | sed 's/^ */   /'
+
+step "building the sample-PGO variants"
+"$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.llvm" -o "$W/vm.spgo" "$SRC"
+"$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.max.llvm" -o "$W/vm.spgo-max" "$SRC"
+EXTRA=()
+if [ "${DEMO_EXTRA:-0}" = 1 ]; then
+	"$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.llvm" \
+		-fprofile-sample-accurate -o "$W/vm.spgo-accurate" "$SRC"
+	"$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.llvm" \
+		-mllvm -sample-profile-use-profi -o "$W/vm.spgo-profi" "$SRC"
+	"$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.max.llvm" \
+		-mllvm -sample-profile-use-profi -o "$W/vm.spgo-max-profi" "$SRC"
+	EXTRA=(spgo-accurate="$W/vm.spgo-accurate" spgo-profi="$W/vm.spgo-profi"
+		spgo-max-profi="$W/vm.spgo-max-profi")
+fi
+
+SBID=$(build_id "$W/vm.spgo")
+step "BOLT needs samples of the exact binary: sampling vm.spgo (build-id $SBID)"
+"$FDOCTL" upload --http "$HTTP" --binary vm "$W/vm.spgo"
+profile_runs "$W/vm.spgo" $SEEDS
+wait_symbolized "$SBID"
+samples
+"$FDOCTL" pull vm --http "$HTTP" --format bolt --build-id "$SBID" -o "$W/prof.fdata"
+echo "   $(wc -l <"$W/prof.fdata") lines in prof.fdata"
+"$BOLT" "$W/vm.spgo" -o "$W/vm.spgo.bolt" -data="$W/prof.fdata" \
+	-reorder-blocks=ext-tsp -reorder-functions=hfsort -split-functions \
+	-split-all-cold -dyno-stats >"$W/bolt.log" 2>&1 ||
+	{ cat "$W/bolt.log" >&2; exit 1; }
+grep -E 'BOLT-INFO: (basic block reordering|.*profile)' "$W/bolt.log" | head -3 | sed 's/^/   /' || true
+
+step "building the ceiling: instrumented PGO trained on the same seeds"
+rm -rf "$W/pgo-raw"
+"$CC" "${CFLAGS[@]}" -fprofile-generate="$W/pgo-raw" -o "$W/vm.gen" "$SRC"
+for seed in $SEEDS; do "$W/vm.gen" "$((PROFILE_ITERS / 4))" "$seed" >/dev/null; done
+"$PROFDATA" merge -o "$W/vm.profdata" "$W"/pgo-raw/*.profraw
+"$CC" "${CFLAGS[@]}" -fprofile-use="$W/vm.profdata" -o "$W/vm.pgo" "$SRC"
+
+step "timing: $ROUNDS paired interleaved rounds of 'vm' (default input)"
+/usr/bin/python3 "$ROOT/deploy/demo/bench.py" "$ROUNDS" base pgo-instr \
+	base="$W/vm" \
+	fdod-spgo="$W/vm.spgo" \
+	fdod-spgo+bolt="$W/vm.spgo.bolt" \
+	pgo-instr="$W/vm.pgo" \
+	fdod-spgo-max="$W/vm.spgo-max" \
+	"${EXTRA[@]}" >"$W/bench.out"
+grep '^  round' "$W/bench.out"
+grep -v '^  round' "$W/bench.out" >"$DEMO/table.txt"
+{
+	echo "variants: base = clang-16 ${CFLAGS[*]}; fdod-spgo = + -fprofile-sample-use"
+	echo "  (fdod llvm profile, line_count=sum); fdod-spgo+bolt = llvm-bolt with fdod's"
+	echo "  .fdata of vm.spgo; pgo-instr = -fprofile-generate/-use (the ceiling);"
+	echo "  fdod-spgo-max = the llvm profile with line_count=max"
+} >>"$DEMO/table.txt"
+echo
+cat "$DEMO/table.txt"
+
+step "stopping fdod"
 kill -TERM $FDOD_PID
 wait $FDOD_PID
 trap - EXIT
-echo "demo done; the store, the log and the inputs are under $DEMO"
+echo "demo done in $(($(date +%s) - T0)) s; profiles, binaries and the table are under $DEMO"
