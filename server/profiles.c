@@ -33,6 +33,7 @@
 #include "server/app.h"
 
 #define PUB_HDR 48
+#define PUB_MAX_BYTES (256u << 20) /* largest profile a version may hold */
 
 static const char *const format_codes[] = {NULL,     "llvm",   "gcc",
 					   "bolt",   "folded", "pprof"};
@@ -419,7 +420,7 @@ void srv_h_publish(void *a, struct srv_req *req, struct srv_resp *resp)
 		}
 		struct publish pb = {binary, (uint8_t)format_code(pr.em->name),
 				     d, &inputs, &out, (uint64_t)time(NULL), 0, 0};
-		int rc = out.len + inputs.len + PUB_HDR > STORE_WAL_RECORD_MAX * 4
+		int rc = out.len + inputs.len + PUB_HDR > PUB_MAX_BYTES
 				 ? FDO_ELIMIT
 				 : store_write(app->st, publish_txn, &pb);
 		if (rc) {
