@@ -9,21 +9,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/common.h"
 
 int fdo_client_token(const char *file, char *out, size_t cap)
 {
 	out[0] = 0;
 	if (file && *file) {
-		FILE *f = fopen(file, "r");
-		if (!f) {
+		char *text = fdo_read_small_file(file, 64 * 1024);
+		if (!text) {
 			fdo_error("cannot read token file %s: %s", file,
-				  strerror(errno));
+				  errno ? strerror(errno) : "too large");
 			return FDO_EIO;
 		}
-		if (!fgets(out, (int)cap, f))
-			out[0] = 0;
-		fclose(f);
+		snprintf(out, cap, "%s", text);
+		free(text);
 	} else {
 		const char *env = getenv("FDOD_TOKEN");
 		if (env)

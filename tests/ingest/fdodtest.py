@@ -333,6 +333,18 @@ def encode_batch(agent="a", seq=1, host="h", binary="b", labels=(),
     return b"".join(m)
 
 
+def _read_varint(data, i):
+    """(value, next index) of the protobuf varint at data[i]."""
+    v = shift = 0
+    while True:
+        b = data[i]
+        i += 1
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return v, i
+
+
 def decode_ack(data):
     """Ack fields by number -> value (varints and strings)."""
     names = {1: "status", 2: "message", 3: "seq", 4: "duplicate",
@@ -344,36 +356,12 @@ def decode_ack(data):
     res["message"] = ""
     i = 0
     while i < len(data):
-        key = 0
-        shift = 0
-        while True:
-            b = data[i]
-            i += 1
-            key |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
+        key, i = _read_varint(data, i)
         num, wt = key >> 3, key & 7
         if wt == 0:
-            v = 0
-            shift = 0
-            while True:
-                b = data[i]
-                i += 1
-                v |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
+            v, i = _read_varint(data, i)
         elif wt == 2:
-            n = 0
-            shift = 0
-            while True:
-                b = data[i]
-                i += 1
-                n |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
+            n, i = _read_varint(data, i)
             v = data[i:i + n].decode(errors="replace")
             i += n
         else:
