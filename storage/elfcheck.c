@@ -198,7 +198,9 @@ static int scan_notes(struct elf *e, uint64_t off, uint64_t size,
 		return FDO_ENOMEM;
 	int rc = rd(e, off, buf, len);
 	uint64_t pos = 0;
-	while (!rc && len - pos >= 12) {
+	/* pos may pass len: the padding of the last note's descriptor is
+	 * not required to be in the section. */
+	while (!rc && pos <= len && len - pos >= 12) {
 		uint64_t namesz = g32(e, buf + pos);
 		uint64_t descsz = g32(e, buf + pos + 4);
 		uint32_t type = g32(e, buf + pos + 8);

@@ -68,8 +68,11 @@ static int64_t rd_sleb(struct rd *r)
 			v |= (int64_t)((uint64_t)(b & 0x7f) << shift);
 		shift += 7;
 		if (!(b & 0x80)) {
+			/* Sign-extend in unsigned arithmetic: at shift 63,
+			 * (int64_t)1 << shift would overflow. */
 			if (shift < 64 && (b & 0x40))
-				v |= -((int64_t)1 << shift);
+				v = (int64_t)((uint64_t)v |
+					      (~(uint64_t)0 << shift));
 			return v;
 		}
 	}
