@@ -3,8 +3,12 @@
 #   make test            install missing packages, build, run every test
 #   make demo            install, build, run the end-to-end demo
 #   make bench           run the benchmarks under bench/
+#   make check-valgrind  the C unit tests under valgrind
+#   make soak            sustained ingest, pulls and uploads (SOAK_SECONDS)
 #   make clean
 #   make SANITIZER=address,undefined   build into build/san-address,undefined
+#   make fuzz [FUZZ_SECONDS=60]        libFuzzer targets fuzz/fuzz_*.c (clang-16,
+#                        ASan+UBSan, build/fuzz), each run N s; see README "Fuzzing"
 #
 # Each part (common, schemas, storage, symbolizer, ...) is one static archive;
 # a unit test tests/unit/<part>_<name>.c links the archives of its part and of
@@ -26,7 +30,7 @@ CFLAGS   ?= $(OPT) -g
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter
 CPPFLAGS := -std=c11 -D_GNU_SOURCE -I. -I$(GEN) -MMD -MP
 ALL_CFLAGS = $(CPPFLAGS) $(WARN) $(CFLAGS) $(SANFLAGS)
-LDLIBS   := -lnng -llmdb -ldw -lelf -lprotobuf-c -lz -lpthread -lstdc++ -lm
+LDLIBS   := -lnng -llmdb -ldw -lelf -ldebuginfod -lprotobuf-c -lz -lpthread -lstdc++ -lm
 
 PARTS    := common schemas storage symbolizer aggregator server
 DEPS_common     := common
@@ -50,7 +54,7 @@ FDOCTL_SRCS := $(wildcard cli/*.c)
 UNIT_SRCS   := $(wildcard tests/unit/*_*.c)
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all deps test unit unit-san demo bench clean format
+.PHONY: all deps test unit unit-san demo bench clean format check-valgrind soak
 all: $(BUILD)/fdod $(BUILD)/fdoctl $(BUILD)/fdo-agent
 
 deps:
@@ -69,6 +73,15 @@ $(BUILD)/obj/schemas/fdod.pb-c.o: $(PROTO_C)
 $(BUILD)/obj/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# The web page, compiled into fdod as a C array (od: coreutils, always there).
+$(GEN)/server/web_index.h: server/web/index.html
+	@mkdir -p $(dir $@)
+	{ echo '/* generated from $< by the Makefile */'; \
+	  echo 'static const unsigned char web_index_html[] = {'; \
+	  od -An -v -tx1 $< | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  echo '};'; } > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/server/web.o: $(GEN)/server/web_index.h
 
 define part_rule
 $(call archive,$(1)): $(call objs_of,$(1)) $(if $(filter schemas,$(1)),$(BUILD)/obj/schemas/fdod.pb-c.o)
@@ -92,7 +105,10 @@ $(BUILD)/fdo-agent: $(patsubst %.c,$(BUILD)/obj/%.o,$(AGENT_SRCS)) $(call archiv
 .SECONDEXPANSION:
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $$(call archives,$$(firstword $$(subst _, ,$$*))) | $(PROTO_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(call archives,$(firstword $(subst _, ,$*))) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(call archives,$(firstword $(subst _, ,$*))) $(LDLIBS) $(LDFLAGS_$*)
+
+# Allocation-failure injection: the test wraps the allocator (see the test).
+LDFLAGS_aggregator_allocfail := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 
 unit: $(UNIT_BINS)
 tools: all unit
@@ -103,11 +119,63 @@ test: deps
 	$(MAKE) SANITIZER=address,undefined unit
 	tests/run.sh
 
+# Every C unit test under valgrind (also part of make test).
+check-valgrind: deps
+	$(MAKE) all unit
+	tests/valgrind.sh
+
+# Sustained ingest + pulls + uploads; SOAK_SECONDS (default 1800).
+SOAK_SECONDS ?= 1800
+soak: deps all
+	@mkdir -p $(BUILD)/soak
+	/usr/bin/python3 tests/soak/soak.py --seconds $(SOAK_SECONDS) \
+		--report $(BUILD)/soak/report.tsv
+
 demo: deps all
 	deploy/demo.sh
 
 bench: deps all
 	bench/run.sh
+
+# --- fuzzing (README "Fuzzing") --------------------------------------------
+# fuzz/fuzz_<name>.c is a libFuzzer target built with clang-16 against the
+# archives of part FUZZ_PART_<name> (and those below it), every object
+# compiled with -fsanitize=fuzzer-no-link,address,undefined into build/fuzz
+# by a sub-make, so build/ is never touched. fuzz/seeds.py writes the seed
+# corpora (and the small binaries they come from) under build/fuzz.
+FUZZ_CC      ?= clang-16
+FUZZ_BUILD   := build/fuzz
+FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined \
+		-fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES   := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_PART_batch    := aggregator
+FUZZ_PART_text     := aggregator
+FUZZ_PART_elf      := storage
+FUZZ_PART_dwarf    := symbolizer
+FUZZ_PART_symindex := symbolizer
+FUZZ_PART_http     := server
+
+.PHONY: fuzz fuzz-build fuzz-bins
+fuzz: fuzz-build
+	fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-build:
+	$(MAKE) CC=$(FUZZ_CC) BUILD=$(FUZZ_BUILD) OPT=-O1 \
+		SANFLAGS='$(FUZZ_SAN)' fuzz-bins
+
+# Only meaningful inside the sub-make above (BUILD=build/fuzz).
+fuzz-bins: $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES)) $(BUILD)/fdoctl \
+	   $(BUILD)/seeds/.done
+
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $$(call archives,$$(FUZZ_PART_$$*)) | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(call archives,$(FUZZ_PART_$*)) $(LDLIBS)
+
+# fdoctl writes the symindex seeds; a newer fdoctl does not need new seeds.
+$(BUILD)/seeds/.done: fuzz/seeds.py | $(BUILD)/fdoctl
+	/usr/bin/python3 fuzz/seeds.py $(BUILD)
+	@touch $@
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

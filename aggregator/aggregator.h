@@ -149,6 +149,21 @@ int agg_symwork_create(store *st, struct sym_cache *cache, const char *datadir,
  * addresses, or symbols uploaded). Never blocks on work; any thread. */
 void agg_symwork_wake(agg_symwork *w, const uint32_t *ids, size_t n);
 
+/*
+ * agg_symwork_on_missing sets fn to be called by a worker whenever it
+ * looks at build-id id (interned id, its bytes in build_id) for pending
+ * addresses and the symbol store has no executable for it (a separate
+ * debug file alone cannot map sampled file offsets); fn(NULL) removes it.
+ * fn runs with the pool's lock held: it must not block nor call into the
+ * pool. Once agg_symwork_on_missing(w, NULL, NULL) returns, no call of the
+ * previous fn is running. Setting fn looks at every build-id with pending
+ * addresses again. Any thread.
+ */
+typedef void (*agg_symwork_missing_fn)(void *arg, uint32_t id,
+				       const uint8_t *build_id, size_t len);
+void agg_symwork_on_missing(agg_symwork *w, agg_symwork_missing_fn fn,
+			    void *arg);
+
 /* agg_symwork_idle: 1 when no build-id is queued or being worked on. */
 int agg_symwork_idle(agg_symwork *w);
 

@@ -263,9 +263,15 @@ static int stored_before(store_txn *t, const struct prep *p,
 /* Log one group: dedup, append, one sync, then hand over and wake. */
 static void log_group(agg_ingest *ing, struct prep **g, size_t n)
 {
+	/*
+	 * A batch leaves the dedup set only after its merge committed. The
+	 * snapshot t must therefore be younger than every merge whose batches
+	 * left the set before we looked, or a resent batch merged in between
+	 * would be found in neither place and counted twice: t is renewed
+	 * whenever a merge ended since it began.
+	 */
 	store_txn *t = NULL;
-	if (store_txn_begin(ing->st, 0, &t))
-		t = NULL; /* dedup falls back to the in-memory set */
+	uint64_t t_merged = 0;
 	int fail = 0;
 	char why[128] = "";
 	pthread_mutex_lock(&ing->wal_mu);
@@ -275,7 +281,17 @@ static void log_group(agg_ingest *ing, struct prep **g, size_t n)
 		uint64_t ah = agent_hash(p->agent);
 		pthread_mutex_lock(&ing->mu);
 		int dup = dedup_has(&ing->dedup, ah, p->seq);
+		int stale = !t || t_merged != ing->merged;
 		pthread_mutex_unlock(&ing->mu);
+		if (!dup && stale) {
+			if (t)
+				store_txn_abort(t);
+			pthread_mutex_lock(&ing->mu);
+			t_merged = ing->merged;
+			pthread_mutex_unlock(&ing->mu);
+			if (store_txn_begin(ing->st, 0, &t))
+				t = NULL; /* only the in-memory set, then */
+		}
 		if (dup || stored_before(t, p, r)) {
 			/* Logged or stored before: counted once. */
 			r->duplicate = 1;
@@ -364,10 +380,15 @@ static void *writer_main(void *arg)
 			break;
 		}
 		/* The merger is behind: wait for it, unless it is failing,
-		 * in which case new batches are refused with its error. */
+		 * in which case new batches are refused with its error. A
+		 * store out of space refuses at once: what is logged already
+		 * waits in the log for space, and the log does not grow
+		 * without bound meanwhile. */
 		while (ing->backlog > BACKLOG_MAX_STACKS && !ing->merge_error)
 			pthread_cond_wait(&ing->merged_cv, &ing->mu);
-		int refuse = ing->backlog > BACKLOG_MAX_STACKS
+		int space = ing->merge_error == FDO_ESTORE_FULL ||
+			    ing->merge_error == FDO_ENOSPACE;
+		int refuse = ing->backlog > BACKLOG_MAX_STACKS || space
 				     ? ing->merge_error
 				     : 0;
 		size_t n = 0;
@@ -384,9 +405,13 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&ing->mu);
 
 		if (refuse) {
+			char why[160];
+			snprintf(why, sizeof why,
+				 "the store cannot take more batches now "
+				 "(merging what is logged fails: %s)",
+				 fdo_strerror(refuse));
 			for (size_t i = 0; i < n; i++)
-				result_error(g[i]->res, refuse,
-					     fdo_strerror(refuse));
+				result_error(g[i]->res, refuse, why);
 		} else {
 			log_group(ing, g, n);
 		}
@@ -551,6 +576,16 @@ static void *merger_main(void *arg)
 					  n, fdo_strerror(rc));
 			ing->merge_error = rc;
 			pthread_cond_broadcast(&ing->merged_cv);
+			if (ing->writer_done) {
+				/* Stopping: what is logged is durable; the
+				 * next start replays it. */
+				fdo_warn("ingest: stopping with logged batches "
+					 "not merged (%s); the next start "
+					 "replays them from the write-ahead log",
+					 fdo_strerror(rc));
+				pthread_mutex_unlock(&ing->mu);
+				break;
+			}
 			pthread_mutex_unlock(&ing->mu);
 			usleep(200 * 1000);
 			continue;

@@ -316,6 +316,7 @@ int prep_encode(const struct prep *p, struct fdo_buf *out)
 struct rd {
 	const uint8_t *p, *end;
 	int bad;
+	int oom; /* bad because an allocation failed, not the bytes */
 };
 
 static uint64_t rd_n(struct rd *r, size_t n)
@@ -340,7 +341,7 @@ static char *rd_str(struct rd *r)
 	}
 	char *s = malloc(n + 1);
 	if (!s) {
-		r->bad = 1;
+		r->bad = r->oom = 1;
 		return NULL;
 	}
 	memcpy(s, r->p, n);
@@ -351,7 +352,7 @@ static char *rd_str(struct rd *r)
 
 int prep_decode(const uint8_t *rec, size_t len, struct prep **out)
 {
-	struct rd r = {rec, rec + len, 0};
+	struct rd r = {rec, rec + len, 0, 0};
 	if (rd_n(&r, 1) != PREP_FORMAT)
 		return FDO_ECORRUPT;
 	struct prep *p = calloc(1, sizeof *p);
@@ -371,7 +372,7 @@ int prep_decode(const uint8_t *rec, size_t len, struct prep **out)
 		goto bad;
 	p->maps = calloc(p->nmaps ? p->nmaps : 1, sizeof *p->maps);
 	if (!p->maps)
-		goto bad;
+		goto oom;
 	for (size_t i = 0; i < p->nmaps && !r.bad; i++) {
 		size_t n = (size_t)rd_n(&r, 1);
 		if (n == 0 || n > FDO_BUILD_ID_MAX ||
@@ -393,7 +394,7 @@ int prep_decode(const uint8_t *rec, size_t len, struct prep **out)
 	size_t capf = 64;
 	p->frames = malloc(capf * sizeof *p->frames);
 	if (!p->stacks || !p->frames)
-		goto bad;
+		goto oom;
 	for (size_t i = 0; i < p->nstacks && !r.bad; i++) {
 		struct prep_stack *s = &p->stacks[i];
 		s->id = rd_n(&r, 8);
@@ -410,7 +411,7 @@ int prep_decode(const uint8_t *rec, size_t len, struct prep **out)
 			struct prep_frame *f =
 				realloc(p->frames, capf * sizeof *f);
 			if (!f)
-				goto bad;
+				goto oom;
 			p->frames = f;
 		}
 		for (uint32_t k = 0; k < s->n; k++) {
@@ -427,7 +428,7 @@ int prep_decode(const uint8_t *rec, size_t len, struct prep **out)
 	p->branches =
 		malloc((p->nbranches ? p->nbranches : 1) * sizeof *p->branches);
 	if (!p->branches)
-		goto bad;
+		goto oom;
 	for (size_t i = 0; i < p->nbranches && !r.bad; i++) {
 		struct prep_branch *br = &p->branches[i];
 		br->map = (uint32_t)rd_n(&r, 2);
@@ -442,7 +443,9 @@ int prep_decode(const uint8_t *rec, size_t len, struct prep **out)
 		goto bad;
 	*out = p;
 	return FDO_OK;
+oom:
+	r.oom = 1;
 bad:
 	prep_free(p);
-	return FDO_ECORRUPT;
+	return r.oom ? FDO_ENOMEM : FDO_ECORRUPT;
 }

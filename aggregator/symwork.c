@@ -15,9 +15,13 @@
  *   cache (sym_cache: one immutable index per build-id, shared read-only)
  *   with no transaction open, then in one write transaction intern the
  *   names, put the symcache entries and delete the pending keys. A
- *   build-id without symbols is dropped from the set; its addresses wait in
- *   `pending` until an upload wakes it again.
- *   Locking: mu guards dirty/busy/stopping and the stats.
+ *   build-id without symbols (no executable: a separate debug file alone
+ *   cannot map file offsets) is dropped from the set; its addresses wait in
+ *   `pending` until an upload (or a fetch from an upstream debuginfod
+ *   server, which the missing hook asks for) wakes it again.
+ *   Locking: mu guards dirty/busy/stopping, the missing hook and the stats;
+ *   the hook is called with mu held, so clearing it guarantees no call is
+ *   still running.
  *   Shutdown: destroy sets stopping; workers finish their chunk and exit.
  */
 #include <pthread.h>
@@ -47,6 +51,8 @@ struct agg_symwork {
 	size_t nbusy;
 	int stopping;    /* guarded by mu */
 	struct agg_symwork_stats stats; /* guarded by mu */
+	agg_symwork_missing_fn missing; /* guarded by mu; may be NULL */
+	void *missing_arg;
 
 	pthread_t *threads;
 	unsigned nthreads;
@@ -117,7 +123,8 @@ static int read_pending(store *st, uint32_t id, struct chunk *c)
 	return rc == FDO_ENOT_FOUND || rc == FDO_OK ? FDO_OK : rc;
 }
 
-/* Which files the symbol store holds for id; FDO_ENOT_FOUND when none. */
+/* Which files the symbol store holds for id; FDO_ENOT_FOUND when they
+ * are not enough (no executable yet). */
 static int symbol_files(agg_symwork *w, uint32_t id, uint8_t *bid,
 			size_t *bid_len, char *elf, char *dbg, size_t cap)
 {
@@ -141,12 +148,11 @@ static int symbol_files(agg_symwork *w, uint32_t id, uint8_t *bid,
 				   STORE_SYM_EXECUTABLE, elf, cap);
 		return FDO_OK;
 	}
-	if (dbg[0]) {
-		/* A debug file alone keeps the program headers and .symtab. */
-		snprintf(elf, cap, "%s", dbg);
-		dbg[0] = 0;
-		return FDO_OK;
-	}
+	/* A debug file alone (debuginfo without executable is one with no
+	 * loadable bytes: objcopy --only-keep-debug) keeps the program
+	 * headers but not their file offsets and sizes, so sampled file
+	 * offsets cannot be mapped to addresses: resolving now would store
+	 * "unknown" forever. The addresses wait for the executable. */
 	return FDO_ENOT_FOUND;
 }
 
@@ -244,9 +250,17 @@ static void work_on(agg_symwork *w, uint32_t id, struct chunk *c)
 	uint8_t bid[FDO_BUILD_ID_MAX];
 	size_t bid_len;
 	char elf[4096], dbg[4096], hex[2 * FDO_BUILD_ID_MAX + 1];
+	bid_len = 0;
 	int rc = symbol_files(w, id, bid, &bid_len, elf, dbg, sizeof elf);
-	if (rc)
-		return; /* no symbols yet: the addresses wait */
+	if (rc) {
+		/* No symbols yet: the addresses wait; someone may fetch them. */
+		pthread_mutex_lock(&w->mu);
+		if (rc == FDO_ENOT_FOUND && bid_len && w->missing &&
+		    !w->stopping)
+			w->missing(w->missing_arg, id, bid, bid_len);
+		pthread_mutex_unlock(&w->mu);
+		return;
+	}
 	fdo_hex_encode(bid, bid_len, hex);
 	sym_index *idx;
 	rc = sym_cache_get(w->cache, bid, bid_len, elf, dbg[0] ? dbg : NULL,
@@ -364,6 +378,18 @@ static void wake_all_pending(agg_symwork *w)
 	store_cursor_close(cur);
 	store_txn_abort(t);
 	agg_symwork_wake(w, ids, n);
+}
+
+void agg_symwork_on_missing(agg_symwork *w, agg_symwork_missing_fn fn,
+			    void *arg)
+{
+	pthread_mutex_lock(&w->mu);
+	w->missing = fn;
+	w->missing_arg = arg;
+	pthread_mutex_unlock(&w->mu);
+	/* Build-ids looked at before the hook was set get their turn. */
+	if (fn)
+		wake_all_pending(w);
 }
 
 int agg_symwork_create(store *st, sym_cache *cache, const char *datadir,

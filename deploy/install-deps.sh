@@ -14,7 +14,8 @@ PACKAGES=(
   libc6-dbg binutils
   python3 python3-pytest
   linux-perf
-  zlib1g-dev openssl curl debuginfod
+  zlib1g-dev openssl curl debuginfod libdebuginfod-dev
+  chromium valgrind iproute2 util-linux
   golang-go
 )
 

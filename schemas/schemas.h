@@ -55,6 +55,7 @@ struct wire_limits {
 	size_t max_labels;           /* 32 */
 	size_t max_label_key_len;    /* bytes: 64 */
 	size_t max_label_value_len;  /* bytes: 256 */
+	size_t max_labels_bytes;     /* all labels, key=value joined: 2000 */
 	size_t max_name_len;         /* agent, host, binary, event: 256 */
 	size_t max_path_len;         /* mapping path, bytes: 4096 */
 	uint64_t max_count;          /* Stack.count, Branch.count: 1e9 */

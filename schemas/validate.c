@@ -25,6 +25,7 @@ const struct wire_limits wire_limits_default = {
     .max_labels = 32,
     .max_label_key_len = 64,
     .max_label_value_len = 256,
+    .max_labels_bytes = 2000,
     .max_name_len = 256,
     .max_path_len = 4096,
     .max_count = 1000000000u,
@@ -353,6 +354,7 @@ int wire_batch_validate(const Fdod__SampleBatch *b,
 		return wire_errf(err, errlen, FDO_ELIMIT,
 		                 "%zu labels, limit %zu", b->n_labels,
 		                 lim->max_labels);
+	size_t label_bytes = 0;
 	for (size_t i = 0; i < b->n_labels; i++) {
 		if (!b->labels || !b->labels[i])
 			return wire_errf(err, errlen, FDO_EINVAL,
@@ -361,6 +363,14 @@ int wire_batch_validate(const Fdod__SampleBatch *b,
 			wire_err_prefix(err, errlen, "label %zu: ", i);
 			return rc;
 		}
+		/* The label set is stored as "k=v,k=v": bound it whole. */
+		label_bytes += strlen(b->labels[i]->key) +
+		               strlen(b->labels[i]->value) + 2;
+		if (label_bytes > lim->max_labels_bytes)
+			return wire_errf(err, errlen, FDO_ELIMIT,
+			                 "labels take more than %zu bytes as "
+			                 "key=value pairs",
+			                 lim->max_labels_bytes);
 		/* max_labels is small: quadratic is cheaper than a set. */
 		for (size_t k = 0; k < i; k++)
 			if (strcmp(b->labels[k]->key, b->labels[i]->key) == 0)

@@ -13,6 +13,7 @@
 #include "aggregator/aggregator.h"
 #include "server/config.h"
 #include "server/http.h"
+#include "server/upstream.h"
 #include "storage/storage.h"
 #include "symbolizer/symbolizer.h"
 
@@ -28,6 +29,7 @@ struct srv_app {
 	agg_ingest *ingest;
 	agg_symwork *symwork;
 	struct srv_auth *auth; /* NULL: loopback-only, no tokens */
+	srv_upstream *upstream; /* NULL: no --debuginfod-urls */
 	time_t started;
 	char incoming[4096]; /* where uploads are streamed */
 	/* Counters for /metrics (updated by the HTTP workers). */
@@ -46,9 +48,13 @@ void srv_h_profile(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_publish(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_versions(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_version(void *app, struct srv_req *req, struct srv_resp *resp);
+void srv_h_readiness(void *app, struct srv_req *req, struct srv_resp *resp);
 /* debuginfod protocol (server/debuginfod.c). */
 void srv_h_debuginfo(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_executable(void *app, struct srv_req *req, struct srv_resp *resp);
+
+/* GET /: the operator web page (server/web.c). */
+void srv_h_web(void *app, struct srv_req *req, struct srv_resp *resp);
 
 /* GET /metrics (server/metrics.c). */
 void srv_h_metrics(void *app, struct srv_req *req, struct srv_resp *resp);

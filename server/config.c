@@ -31,6 +31,8 @@ const struct fdo_opt srv_config_options[] = {
 	 "agent batches received and committed at once"},
 	{"http-threads", FDO_OPT_UINT, F(http_threads), "4", "N",
 	 "HTTP worker threads"},
+	{"max-uploads", FDO_OPT_UINT, F(max_uploads), "2", "N",
+	 "symbol uploads received at once (fewer than --http-threads)"},
 	{"retention", FDO_OPT_DURATION, F(retention), "30d", "DURATION",
 	 "counts of older buckets are deleted (0 = keep forever)"},
 	{"store-budget", FDO_OPT_SIZE, F(store_budget), "0", "BYTES",
@@ -56,6 +58,20 @@ const struct fdo_opt srv_config_options[] = {
 	 "PEM private key for tls+tcp:// listeners and https://"},
 	{"log-level", FDO_OPT_STRING, F(log_level), "info", "LEVEL",
 	 "debug, info, warn or error"},
+	{"debuginfod-urls", FDO_OPT_STRING, F(debuginfod_urls), NULL, "URLS",
+	 "debuginfod servers (space separated) asked for the symbols of "
+	 "sampled build-ids that have none; unset: off ($DEBUGINFOD_URLS is "
+	 "ignored)"},
+	{"debuginfod-timeout", FDO_OPT_DURATION, F(debuginfod_timeout), "10s",
+	 "DURATION",
+	 "give up a fetch that gets no answer, or stalls (< 100 KiB/s), "
+	 "this long"},
+	{"debuginfod-fetches", FDO_OPT_UINT, F(debuginfod_fetches), "2", "N",
+	 "upstream fetches at once"},
+	{"debuginfod-retry", FDO_OPT_DURATION, F(debuginfod_retry), "10m",
+	 "DURATION",
+	 "ask again this long after a build-id was not found upstream (or "
+	 "its fetch failed)"},
 	{0},
 };
 
@@ -70,6 +86,47 @@ static void usage(FILE *out)
 	fprintf(out, "  %-28s %s\n", "--print-config",
 		"print the effective configuration in config-file form");
 	fprintf(out, "  %-28s %s\n", "--help", "print this help");
+}
+
+/* --debuginfod-*: space-separated http://, https:// or file:// URLs (as
+ * libdebuginfod splits them), sane limits. */
+static int check_upstream(const struct srv_config *cfg, char *err,
+			  size_t errlen)
+{
+	static const char *const schemes[] = {"http://", "https://",
+					      "file://"};
+	const char *p = cfg->debuginfod_urls;
+	while (*p) {
+		size_t n = strcspn(p, " ");
+		if (n) {
+			int ok = 1;
+			for (size_t i = 0; i < n; i++)
+				ok &= (unsigned char)p[i] > ' ';
+			int scheme = 0;
+			for (size_t i = 0; i < 3; i++)
+				scheme |= n > strlen(schemes[i]) &&
+				      !strncmp(p, schemes[i],
+					       strlen(schemes[i]));
+			if (!ok || !scheme) {
+				snprintf(err, errlen,
+					 "--debuginfod-urls: '%.*s' is not an "
+					 "http://, https:// or file:// URL",
+					 (int)n, p);
+				return FDO_EINVAL;
+			}
+		}
+		p += n;
+		p += strspn(p, " ");
+	}
+	if (!cfg->debuginfod_timeout || cfg->debuginfod_timeout > 3600 ||
+	    !cfg->debuginfod_fetches || cfg->debuginfod_fetches > 64 ||
+	    !cfg->debuginfod_retry) {
+		snprintf(err, errlen,
+			 "--debuginfod-timeout must be 1s..1h, "
+			 "--debuginfod-fetches 1..64, --debuginfod-retry > 0");
+		return FDO_EINVAL;
+	}
+	return FDO_OK;
 }
 
 int srv_config_load(struct srv_config *cfg, int argc, char **argv)
@@ -136,6 +193,16 @@ checks:
 			 "--ingest-contexts must be 1..4096, --http-threads 1..256");
 		goto fail;
 	}
+	if (!cfg->max_uploads || cfg->max_uploads >= cfg->http_threads) {
+		snprintf(err, sizeof err,
+			 "--max-uploads must be 1..%llu (fewer than "
+			 "--http-threads, so reads are served during uploads)",
+			 (unsigned long long)(cfg->http_threads - 1));
+		goto fail;
+	}
+	if (cfg->debuginfod_urls && cfg->debuginfod_urls[0] &&
+	    check_upstream(cfg, err, sizeof err))
+		goto fail;
 	if (print) {
 		printf("# fdod configuration (fdod --print-config).\n"
 		       "# One `name = value` per line; flags override the "

@@ -22,6 +22,7 @@ struct srv_config {
 	uint64_t dedup_ttl;	/* seconds a (agent, seq) is remembered */
 	uint64_t ingest_contexts; /* batches received at once */
 	uint64_t http_threads;	/* HTTP worker threads */
+	uint64_t max_uploads;	/* uploads received at once */
 	uint64_t retention;	/* seconds of buckets kept; 0 forever */
 	uint64_t store_budget;	/* live bytes before the oldest go; 0 none */
 	uint64_t housekeeping;	/* seconds between retention passes */
@@ -33,6 +34,10 @@ struct srv_config {
 	char *tokens;		/* API token file; none: loopback only */
 	char *tls_cert, *tls_key;
 	char *log_level;
+	char *debuginfod_urls;	/* upstream debuginfod servers; none: off */
+	uint64_t debuginfod_timeout; /* seconds to start answering / stall */
+	uint64_t debuginfod_fetches; /* fetches at once */
+	uint64_t debuginfod_retry; /* seconds before asking again */
 };
 
 extern const struct fdo_opt srv_config_options[];

@@ -3,19 +3,26 @@
  *
  * DESIGN
  *   main blocks SIGTERM/SIGINT in every thread, starts the parts in order
- *   (store, DWARF cache, symbolizer pool, ingest writer, agent listener,
- *   HTTP), then waits for a signal with sigwait. Stopping runs the same
- *   list backwards: HTTP first (no new uploads), then the agent listener,
- *   which lets every batch it has received be committed and acknowledged,
- *   then the ingest writer (drains its queue), the symbolizer pool (finishes
- *   its chunk) and the store. Nothing is half-done: each part's stop waits
- *   for the work it accepted.
+ *   (store, DWARF cache, symbolizer pool, upstream fetches when
+ *   --debuginfod-urls is set, ingest writer, agent listener, HTTP), then
+ *   waits for a signal with sigwait. Stopping first tells upstream fetches
+ *   to give up (they end within a second, while the rest stops), then runs
+ *   the list backwards: HTTP first (no new uploads), then the agent
+ *   listener, which lets every batch it has received be committed and
+ *   acknowledged, then the ingest writer (drains its queue), the symbolizer
+ *   pool's hook into upstream fetches, the fetch threads, the symbolizer
+ *   pool (finishes its chunk) and the store. Nothing is half-done: each
+ *   part's stop waits for the work it accepted; a fetch given up is asked
+ *   again after a restart.
+ *   libdebuginfod reads its settings from the environment: fdod sets them
+ *   from its options before any thread starts (srv_upstream_env).
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +31,7 @@
 #include "server/auth.h"
 #include "server/config.h"
 #include "server/listen.h"
+#include "server/upstream.h"
 
 static void on_batch(void *arg, const uint8_t *msg, size_t len,
 		     struct fdo_buf *reply)
@@ -36,6 +44,19 @@ static void on_pending(void *arg, const uint32_t *ids, size_t n)
 {
 	struct srv_app *app = arg;
 	agg_symwork_wake(app->symwork, ids, n);
+}
+
+static void on_fetched(void *arg, uint32_t id)
+{
+	struct srv_app *app = arg;
+	agg_symwork_wake(app->symwork, &id, 1);
+}
+
+/* Is --debuginfod-urls set to something other than spaces? */
+static int upstream_on(const struct srv_config *cfg)
+{
+	const char *u = cfg->debuginfod_urls;
+	return u && u[strspn(u, " ")];
 }
 
 static int batch_auth(void *arg, const char *token, char *why, size_t len)
@@ -109,6 +130,28 @@ static int mkdir_p(const char *path)
 	return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
 }
 
+/*
+ * Every agent connection, HTTP client, upload and symbol file open costs a
+ * descriptor: take the hard limit (systemd's default soft limit is 1024),
+ * and say so when it is low. Running out is survived (connections wait in
+ * the kernel's backlog) but slows everyone; /metrics has process_open_fds.
+ */
+static void raise_nofile(void)
+{
+	struct rlimit r;
+	if (getrlimit(RLIMIT_NOFILE, &r) != 0)
+		return;
+	if (r.rlim_cur < r.rlim_max) {
+		r.rlim_cur = r.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &r);
+		getrlimit(RLIMIT_NOFILE, &r);
+	}
+	if (r.rlim_cur < 1024)
+		fdo_warn("fdod: only %llu file descriptors allowed "
+			 "(RLIMIT_NOFILE); connections beyond that wait",
+			 (unsigned long long)r.rlim_cur);
+}
+
 int main(int argc, char **argv)
 {
 	struct srv_app app = {0};
@@ -126,8 +169,24 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
 
 	int exit_code = 1;
+	struct srv_upstream_opts uo = {
+		.urls = cfg->debuginfod_urls,
+		.datadir = cfg->data,
+		.timeout = (unsigned)cfg->debuginfod_timeout,
+		.fetches = (unsigned)cfg->debuginfod_fetches,
+		.retry = cfg->debuginfod_retry,
+		.fetched_cb = on_fetched,
+		.fetched_arg = &app,
+	};
+	/* Before any thread: setenv is not thread safe. */
+	if (upstream_on(cfg) && srv_upstream_env(&uo)) {
+		fdo_error("fdod: out of memory");
+		srv_config_fini(&app.cfg);
+		return 1;
+	}
 	struct srv_listen *listen = NULL;
 	struct srv_http *http = NULL;
 	char cache_dir[4096];
@@ -184,6 +243,23 @@ int main(int argc, char **argv)
 		fdo_error("fdod: symbolizer pool: %s", fdo_strerror(rc));
 		goto out;
 	}
+	if (upstream_on(cfg)) {
+		uo.st = app.st;
+		if ((rc = srv_upstream_create(&uo, &app.upstream))) {
+			fdo_error("fdod: upstream debuginfod: %s",
+				  fdo_strerror(rc));
+			goto out;
+		}
+		agg_symwork_on_missing(app.symwork, srv_upstream_want,
+				       app.upstream);
+		fdo_info("fdod: symbols missing for sampled build-ids are "
+			 "fetched from %s (%u at once, timeout %llus, asked "
+			 "again after %llus)",
+			 cfg->debuginfod_urls,
+			 (unsigned)cfg->debuginfod_fetches,
+			 (unsigned long long)cfg->debuginfod_timeout,
+			 (unsigned long long)cfg->debuginfod_retry);
+	}
 	struct agg_ingest_opts io = {
 		.bucket_seconds = (uint32_t)cfg->bucket,
 		.dedup_ttl = cfg->dedup_ttl,
@@ -221,6 +297,7 @@ int main(int argc, char **argv)
 					  (unsigned)cfg->http_threads,
 					  app.auth ? http_auth : NULL, &http)))
 		goto out;
+	srv_http_limit_streams(http, (unsigned)cfg->max_uploads);
 	fdo_info("fdod: serving HTTP on %s, data in %s, %u symbolizer "
 		 "threads",
 		 cfg->http, cfg->data, workers);
@@ -230,9 +307,13 @@ int main(int argc, char **argv)
 	fdo_info("fdod: %s received, stopping", strsignal(sig));
 	exit_code = 0;
 out:
+	srv_upstream_cancel(app.upstream);
 	srv_http_stop(http);
 	srv_listen_stop(listen);
 	agg_ingest_destroy(app.ingest);
+	if (app.upstream)
+		agg_symwork_on_missing(app.symwork, NULL, NULL);
+	srv_upstream_destroy(app.upstream);
 	agg_symwork_destroy(app.symwork);
 	if (app.cache)
 		sym_cache_destroy(app.cache);

@@ -60,6 +60,8 @@ struct srv_http {
 	unsigned nthreads;
 	int handler_added, started;
 	srv_auth_fn auth; /* read-only */
+	unsigned max_streams; /* streamed bodies at once; 0 = no limit */
+	unsigned streams;     /* being received now; guarded by mu */
 };
 
 static void finish_status(nng_aio *aio, uint16_t status)
@@ -171,6 +173,38 @@ static int match_route(const char *pattern, char *path, struct srv_req *req)
 		return 0;
 	req->nparam = np;
 	return 1;
+}
+
+int srv_route_find(const struct srv_route *routes, const char *method,
+		   const char *uri, char *path, size_t cap, struct srv_req *req,
+		   const struct srv_route **found)
+{
+	const char *qm = strchr(uri, '?');
+	req->query = qm ? qm + 1 : "";
+	if (cap > HTTP_PATH_MAX)
+		cap = HTTP_PATH_MAX; /* the probe copy below */
+	if (pct_decode(uri, qm ? (size_t)(qm - uri) : strlen(uri), 0, path,
+		       cap) != FDO_OK)
+		return 400;
+	req->path = path;
+	if (!strcmp(method, "HEAD"))
+		method = "GET";
+	int wrong_method = 0;
+	for (const struct srv_route *r = routes; r->pattern; r++) {
+		char copy[HTTP_PATH_MAX];
+		struct srv_req probe = {0};
+		memcpy(copy, path, strlen(path) + 1);
+		if (!match_route(r->pattern, copy, &probe))
+			continue;
+		if (strcmp(r->method, method)) {
+			wrong_method = 1;
+			continue;
+		}
+		match_route(r->pattern, path, req);
+		*found = r;
+		return 0;
+	}
+	return wrong_method ? 405 : 404;
 }
 
 /* After a match, cut the parameter segments out as separate strings. */
@@ -397,50 +431,51 @@ static void handle(struct srv_http *s, nng_aio *aio, nng_aio *io)
 	struct srv_resp resp = {.status = 200, .body_fd = -1};
 	char path[HTTP_PATH_MAX], tmpl[HTTP_TMPL_MAX];
 	char *mem = NULL;
-	int close_conn = 0;
+	int close_conn = 0, streaming = 0;
 
 	req.method = nng_http_req_get_method(nreq);
 	const char *uri = nng_http_req_get_uri(nreq);
-	const char *qm = strchr(uri, '?');
-	req.query = qm ? qm + 1 : "";
-	if (pct_decode(uri, qm ? (size_t)(qm - uri) : strlen(uri), 0, path,
-		       sizeof path) != FDO_OK) {
-		srv_resp_error(&resp, 400, "malformed request path");
-		close_conn = 1;
-		goto out;
-	}
-	req.path = path;
-	const char *method = strcmp(req.method, "HEAD") ? req.method : "GET";
-	const struct srv_route *r, *found = NULL;
-	int wrong_method = 0;
-	for (r = s->routes; r->pattern; r++) {
-		char copy[HTTP_PATH_MAX];
-		struct srv_req probe = {0};
-		memcpy(copy, path, strlen(path) + 1);
-		if (!match_route(r->pattern, copy, &probe))
-			continue;
-		if (strcmp(r->method, method)) {
-			wrong_method = 1;
-			continue;
-		}
-		found = r;
-		break;
-	}
-	if (!found) {
+	const struct srv_route *found = NULL;
+	int miss = srv_route_find(s->routes, req.method, uri, path, sizeof path,
+				  &req, &found);
+	if (miss) {
 		close_conn = 1; /* an unread body may follow */
-		if (wrong_method)
+		if (miss == 400)
+			srv_resp_error(&resp, 400, "malformed request path");
+		else if (miss == 405)
 			srv_resp_error(&resp, 405, "method %s not allowed on %s",
 				       req.method, path);
 		else
 			srv_resp_error(&resp, 404, "no such resource: %s", path);
 		goto out;
 	}
-	match_route(found->pattern, path, &req);
 	if (found->scope && s->auth) {
 		int refuse = s->auth(s->app, &req, found->scope, &resp);
 		if (refuse) {
 			resp.status = refuse;
 			close_conn = 1; /* the body stays unread */
+			goto out;
+		}
+	}
+	if (found->stream_body) {
+		/* Uploads hold a worker while their body arrives: bound them,
+		 * so reads keep being served beside slow uploads. */
+		pthread_mutex_lock(&s->mu);
+		unsigned limit = s->max_streams;
+		if (!limit || s->streams < limit) {
+			s->streams++;
+			streaming = 1;
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (!streaming) {
+			close_conn = 1;
+			srv_resp_error(&resp, 503,
+				       "%u uploads are being received (the "
+				       "limit, --max-uploads); retry later",
+				       limit);
+			srv_resp_header(&resp, "Retry-After", "5");
+			fdo_warn("http: %s %s refused: %u uploads in progress",
+				 req.method, path, limit);
 			goto out;
 		}
 	}
@@ -476,6 +511,11 @@ static void handle(struct srv_http *s, nng_aio *aio, nng_aio *io)
 out:
 	respond(aio, &resp, close_conn);
 cleanup:
+	if (streaming) {
+		pthread_mutex_lock(&s->mu);
+		s->streams--;
+		pthread_mutex_unlock(&s->mu);
+	}
 	if (req.body_fd >= 0) {
 		close(req.body_fd);
 		if (unlink(tmpl) != 0 && errno != ENOENT)
@@ -623,6 +663,13 @@ fail:
 		nng_url_free(u);
 	srv_http_stop(s);
 	return FDO_ETRANSPORT;
+}
+
+void srv_http_limit_streams(struct srv_http *h, unsigned n)
+{
+	pthread_mutex_lock(&h->mu);
+	h->max_streams = n;
+	pthread_mutex_unlock(&h->mu);
 }
 
 int srv_http_port(struct srv_http *h)

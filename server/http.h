@@ -90,10 +90,32 @@ int srv_http_start_tls(const char *url, const char *cert, const char *key,
  */
 int srv_http_port(struct srv_http *h);
 /*
+ * srv_http_limit_streams bounds the requests whose body is being streamed
+ * to a file (routes with stream_body) at once; one more is answered 503
+ * with Retry-After. 0 = no bound (the default). Any time, any thread.
+ */
+void srv_http_limit_streams(struct srv_http *h, unsigned n);
+
+/*
  * srv_http_stop lets requests being handled finish, answers queued ones
  * with 503, closes the listener and frees everything. Blocks.
  */
 void srv_http_stop(struct srv_http *h);
+
+/*
+ * srv_route_find matches a request against routes as the front does for
+ * every request: the path part of uri (the raw request target) is
+ * percent-decoded into path (capacity cap, at most 2048 used), HEAD is
+ * served by GET routes, "{}" matches one non-empty segment. On a match
+ * *found is the route, req->param[0..nparam) point into path (each runs
+ * to the next '/': the front cuts them after the auth hook ran) and
+ * req->path, req->query are set. Returns 0, or the status to answer:
+ * 400 (malformed or too long path), 404 (no route), 405 (only routes of
+ * other methods). Pure; any thread.
+ */
+int srv_route_find(const struct srv_route *routes, const char *method,
+		   const char *uri, char *path, size_t cap, struct srv_req *req,
+		   const struct srv_route **found);
 
 /* srv_req_header returns a request header's value or NULL. */
 const char *srv_req_header(struct srv_req *req, const char *name);

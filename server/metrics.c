@@ -3,7 +3,10 @@
  * exposition format (version 0.0.4). Counters only ever grow; rates
  * (symbolization rate, ingest rate) are for Prometheus to derive.
  */
+#include <dirent.h>
 #include <stdio.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "common/buf.h"
@@ -61,6 +64,33 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 		store_txn_abort(t);
 	}
 	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+
+	/* The process: descriptors and memory (Prometheus' usual names). */
+	size_t fds = 0;
+	DIR *dir = opendir("/proc/self/fd");
+	if (dir) {
+		for (struct dirent *e; (e = readdir(dir));)
+			fds += e->d_name[0] != '.';
+		fds -= fds > 0; /* the one opendir holds */
+		closedir(dir);
+	}
+	struct rlimit nofile;
+	getrlimit(RLIMIT_NOFILE, &nofile);
+	long pages = 0, rss = 0;
+	FILE *statm = fopen("/proc/self/statm", "r");
+	if (statm) {
+		if (fscanf(statm, "%ld %ld", &pages, &rss) != 2)
+			rss = 0;
+		fclose(statm);
+	}
+	metric(b, "process_open_fds", "gauge", "Open file descriptors.",
+	       (double)fds);
+	metric(b, "process_max_fds", "gauge",
+	       "The limit on open file descriptors.",
+	       (double)nofile.rlim_cur);
+	metric(b, "process_resident_memory_bytes", "gauge",
+	       "Resident memory (includes the store's mapped pages).",
+	       (double)rss * (double)sysconf(_SC_PAGESIZE));
 
 	head(b, "fdod_batches_total", "counter", "Batches received, by result.");
 	fdo_buf_printf(b,
@@ -146,6 +176,31 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 	for (int i = 0; i < 3; i++)
 		fdo_buf_printf(b, "fdod_uploads_total{result=\"%s\"} %llu\n", up[i],
 			       (unsigned long long)atomic_load(&app->uploads[i]));
+	struct srv_upstream_stats us;
+	srv_upstream_stats(app->upstream, &us);
+	head(b, "fdod_debuginfod_fetches_total", "counter",
+	     "Fetches from upstream debuginfod servers (--debuginfod-urls), "
+	     "by result.");
+	fdo_buf_printf(b,
+		       "fdod_debuginfod_fetches_total{result=\"ok\"} %llu\n"
+		       "fdod_debuginfod_fetches_total{result=\"missing\"} %llu\n"
+		       "fdod_debuginfod_fetches_total{result=\"failed\"} %llu\n"
+		       "fdod_debuginfod_fetches_total{result=\"rejected\"} "
+		       "%llu\n",
+		       (unsigned long long)us.ok, (unsigned long long)us.missing,
+		       (unsigned long long)us.failed,
+		       (unsigned long long)us.rejected);
+	metric(b, "fdod_debuginfod_negative_cache_hits_total", "counter",
+	       "Asks for symbols answered by the negative cache (not found "
+	       "or failed upstream less than --debuginfod-retry ago).",
+	       (double)us.negative_hits);
+	metric(b, "fdod_debuginfod_fetched_bytes_total", "counter",
+	       "Bytes of the symbol files fetched and stored.",
+	       (double)us.bytes);
+	metric(b, "fdod_debuginfod_queued_build_ids", "gauge",
+	       "Build-ids waiting for an upstream fetch.", (double)us.queued);
+	metric(b, "fdod_debuginfod_fetches_running", "gauge",
+	       "Upstream fetches in progress.", (double)us.running);
 	head(b, "fdod_profile_requests_total", "counter",
 	     "Profile requests, by format and HTTP status.");
 	for (int f = 0; f < SRV_FORMATS; f++)

@@ -5,6 +5,8 @@
  *        &line_count=sum|max (llvm: how a line's addresses add up)
  *   POST /v1/profiles/{binary}/publish   (same selectors)
  *   GET  /v1/profiles/{binary}/versions[/{id}]
+ *   GET  /v1/binaries/{binary}/readiness (would a pull be ready, per
+ *        label set)
  * A profile is "ready" when it meets the curation minimums (config
  * defaults, overridable per request); otherwise the answer is 409 with
  * every rule that failed and the current figures. A published version is
@@ -198,6 +200,48 @@ static void inputs_json(const struct preq *pr, const struct prof *p,
 	fdo_buf_puts(b, "]}");
 }
 
+/*
+ * The readiness rules: a profile is ready when each figure reaches its
+ * minimum. Shared by the 409 answer of a pull and GET .../readiness.
+ */
+#define NRULES 3
+struct rule {
+	const char *rule;
+	uint64_t have, need;
+};
+
+/* Fill rules[NRULES] from the figures; returns 1 if any rule fails. */
+static int check_rules(const struct preq *pr, uint64_t samples, uint64_t hosts,
+		       uint64_t span, struct rule rules[NRULES])
+{
+	rules[0] = (struct rule){"min_samples", samples, pr->min_samples};
+	rules[1] = (struct rule){"min_hosts", hosts, pr->min_hosts};
+	rules[2] = (struct rule){"min_span", span, pr->min_span};
+	int failed = 0;
+	for (size_t i = 0; i < NRULES; i++)
+		failed |= rules[i].have < rules[i].need;
+	return failed;
+}
+
+/* "failed":[{"rule":..,"have":..,"need":..}...] of the failing rules. */
+static void json_failed(struct fdo_buf *b, const struct rule rules[NRULES])
+{
+	fdo_buf_puts(b, "\"failed\":[");
+	int first = 1;
+	for (size_t i = 0; i < NRULES; i++) {
+		if (rules[i].have >= rules[i].need)
+			continue;
+		fdo_buf_printf(b,
+			       "%s{\"rule\":\"%s\",\"have\":%llu,"
+			       "\"need\":%llu}",
+			       first ? "" : ",", rules[i].rule,
+			       (unsigned long long)rules[i].have,
+			       (unsigned long long)rules[i].need);
+		first = 0;
+	}
+	fdo_buf_putc(b, ']');
+}
+
 /* Build, check readiness, emit. Returns 0 with bytes in out, or -1 with
  * resp filled. */
 static int make_profile(struct srv_app *app, struct preq *pr,
@@ -219,33 +263,14 @@ static int make_profile(struct srv_app *app, struct preq *pr,
 	uint64_t span = p->last_time > p->first_time
 				? p->last_time - p->first_time
 				: 0;
-	struct {
-		const char *rule;
-		uint64_t have, need;
-	} rules[] = {{"min_samples", p->samples, pr->min_samples},
-		     {"min_hosts", p->hosts, pr->min_hosts},
-		     {"min_span", span, pr->min_span}};
-	int failed = 0;
-	for (size_t i = 0; i < 3; i++)
-		failed |= rules[i].have < rules[i].need;
-	if (failed) {
+	struct rule rules[NRULES];
+	if (check_rules(pr, p->samples, p->hosts, span, rules)) {
 		resp->status = 409;
 		struct fdo_buf *b = &resp->body;
-		fdo_buf_puts(b, "{\"ready\":false,\"failed\":[");
-		int first = 1;
-		for (size_t i = 0; i < 3; i++) {
-			if (rules[i].have >= rules[i].need)
-				continue;
-			fdo_buf_printf(b,
-				       "%s{\"rule\":\"%s\",\"have\":%llu,"
-				       "\"need\":%llu}",
-				       first ? "" : ",", rules[i].rule,
-				       (unsigned long long)rules[i].have,
-				       (unsigned long long)rules[i].need);
-			first = 0;
-		}
-		fdo_buf_puts(b, "],\"error\":\"profile not ready:");
-		for (size_t i = 0; i < 3; i++)
+		fdo_buf_puts(b, "{\"ready\":false,");
+		json_failed(b, rules);
+		fdo_buf_puts(b, ",\"error\":\"profile not ready:");
+		for (size_t i = 0; i < NRULES; i++)
 			if (rules[i].have < rules[i].need)
 				fdo_buf_printf(b, " %s %llu < %llu;",
 					       rules[i].rule,
@@ -332,6 +357,238 @@ void srv_h_profile(void *a, struct srv_req *req, struct srv_resp *resp)
 	fdo_buf_fini(&out);
 	prof_fini(&p);
 	agg_query_fini(&pr.q);
+}
+
+/* --------------------------------------------------------- readiness -- */
+
+/*
+ * GET /v1/binaries/{binary}/readiness?window=&min_samples=&min_hosts=
+ * &min_span= answers, without building a profile, whether a pull would be
+ * ready: for the whole binary ("all") and for each stored label set L as
+ * `labels=L` selects it (every label set holding L's pairs), the figures
+ * the rules check and the rules that fail (the same rules and defaults as
+ * a pull; other selectors in the query are ignored). Not checked here: that
+ * an emitted profile is not empty, which needs symbols; "symbols" says
+ * whether any build-id of the binary has some.
+ *
+ * Workload: one pass over the binary's counts (as a profile build's first
+ * pass), then label sets x label sets pair checks; label sets are few.
+ */
+
+/* Figures of one exact label set. */
+struct lset {
+	uint32_t id;
+	uint64_t samples;
+	uint64_t first, last; /* unix seconds: bucket starts, bucket ends */
+	char text[STORE_NAME_MAX + 1];
+};
+
+static void lset_add(struct lset *into, const struct lset *l)
+{
+	into->samples += l->samples;
+	if (!into->first || l->first < into->first)
+		into->first = l->first;
+	if (l->last > into->last)
+		into->last = l->last;
+}
+
+/* Does label set text `set` hold every pair of `sel` (both "k=v,k=v")? */
+static int lset_holds(const char *set, const char *sel)
+{
+	size_t sl = strlen(set);
+	for (const char *p = sel; *p;) {
+		size_t pl = strcspn(p, ",");
+		int found = 0;
+		for (size_t i = 0; i < sl && !found;) {
+			size_t e = strcspn(set + i, ",");
+			found = e == pl && !memcmp(set + i, p, pl);
+			i += e + 1;
+		}
+		if (!found)
+			return 0;
+		p += pl + (p[pl] == ',');
+	}
+	return 1;
+}
+
+static void json_ready(struct fdo_buf *b, const struct preq *pr,
+		       const struct lset *l, uint64_t hosts)
+{
+	uint64_t span = l->last > l->first ? l->last - l->first : 0;
+	struct rule rules[NRULES];
+	int failed = check_rules(pr, l->samples, hosts, span, rules);
+	fdo_buf_printf(b,
+		       "\"ready\":%s,\"samples\":%llu,\"hosts\":%llu,"
+		       "\"span\":%llu,\"first_time\":%llu,\"last_time\":%llu,",
+		       failed ? "false" : "true",
+		       (unsigned long long)l->samples,
+		       (unsigned long long)hosts, (unsigned long long)span,
+		       (unsigned long long)l->first,
+		       (unsigned long long)l->last);
+	json_failed(b, rules);
+}
+
+/* One pass over the counts of binary: figures per exact label set. */
+static int scan_lsets(store_txn *t, uint32_t binary, const struct preq *pr,
+		      struct lset **out, size_t *n)
+{
+	uint32_t width = pr->q.bucket_seconds ? pr->q.bucket_seconds : 3600;
+	uint64_t since = pr->q.window && pr->q.now > pr->q.window
+				 ? pr->q.now - pr->q.window
+				 : 0;
+	struct lset *v = NULL;
+	size_t nv = 0, cap = 0;
+	uint32_t *slot = NULL; /* label set id -> index + 1 */
+	size_t nslot = 0;
+	store_cursor *c;
+	int rc = store_cursor_open(t, STORE_COUNTS, &c);
+	if (rc)
+		return rc;
+	uint8_t start[STORE_COUNTS_KEY_SIZE];
+	struct store_counts_key ck = {binary, 0, 0, 0};
+	store_counts_key_encode(start, &ck);
+	const void *k, *val;
+	size_t kl, vl;
+	int crc = store_cursor_seek(c, start, sizeof start, &k, &kl, &val, &vl);
+	while (crc == FDO_OK && !store_counts_key_decode(k, kl, &ck) &&
+	       ck.binary == binary) {
+		struct store_weight w;
+		if (store_weight_decode(val, vl, &w) ||
+		    (uint64_t)ck.bucket + width <= since)
+			goto next;
+		if (ck.labelset >= nslot) {
+			size_t ns = nslot ? nslot : 64;
+			while (ns <= ck.labelset)
+				ns *= 2;
+			uint32_t *a = realloc(slot, ns * sizeof *a);
+			if (!a) {
+				rc = FDO_ENOMEM;
+				break;
+			}
+			memset(a + nslot, 0, (ns - nslot) * sizeof *a);
+			slot = a;
+			nslot = ns;
+		}
+		if (!slot[ck.labelset]) {
+			if (nv == cap) {
+				size_t nc = cap ? cap * 2 : 16;
+				struct lset *a = realloc(v, nc * sizeof *a);
+				if (!a) {
+					rc = FDO_ENOMEM;
+					break;
+				}
+				v = a;
+				cap = nc;
+			}
+			struct lset *l = &v[nv];
+			memset(l, 0, sizeof *l);
+			l->id = ck.labelset;
+			const void *p;
+			size_t len;
+			if (store_intern_name(t, STORE_DICT_LABELSETS,
+					      ck.labelset, &p, &len) == FDO_OK &&
+			    len <= STORE_NAME_MAX)
+				memcpy(l->text, p, len);
+			slot[ck.labelset] = (uint32_t)++nv;
+		}
+		struct lset one = {.samples = w.samples,
+				   .first = ck.bucket,
+				   .last = (uint64_t)ck.bucket + width};
+		lset_add(&v[slot[ck.labelset] - 1], &one);
+next:
+		crc = store_cursor_next(c, &k, &kl, &val, &vl);
+	}
+	store_cursor_close(c);
+	free(slot);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*n = nv;
+	return FDO_OK;
+}
+
+static int cmp_lset(const void *a, const void *b)
+{
+	return strcmp(((const struct lset *)a)->text,
+		      ((const struct lset *)b)->text);
+}
+
+void srv_h_readiness(void *a, struct srv_req *req, struct srv_resp *resp)
+{
+	struct srv_app *app = a;
+	struct preq pr;
+	if (parse_request(app, req, resp, &pr)) {
+		agg_query_fini(&pr.q);
+		return;
+	}
+	agg_query_fini(&pr.q); /* only the rules and the window are used */
+	agg_ingest_flush(app->ingest, 10000);
+	store_txn *t;
+	if (store_txn_begin(app->st, 0, &t)) {
+		srv_resp_error(resp, 503, "store unavailable");
+		return;
+	}
+	uint32_t binary;
+	if (store_intern_binary(t, req->param[0], strlen(req->param[0]), 0,
+				&binary)) {
+		store_txn_abort(t);
+		srv_resp_error(resp, 404, "unknown binary '%s'", req->param[0]);
+		return;
+	}
+	uint64_t hosts = 0;
+	store_hosts_count(t, binary, &hosts);
+	int symbols = 0;
+	for (uint32_t bid = 1;; bid++) {
+		struct store_buildid rec;
+		int rc = store_buildid_get(t, bid, &rec);
+		if (rc == FDO_ENOT_FOUND)
+			break;
+		if (rc == FDO_OK && rec.binary == binary && rec.sym_state)
+			symbols = 1;
+	}
+	struct lset *v = NULL;
+	size_t n = 0;
+	int rc = scan_lsets(t, binary, &pr, &v, &n);
+	store_txn_abort(t);
+	if (rc) {
+		srv_resp_error(resp, 503, "cannot read the counts: %s",
+			       fdo_strerror(rc));
+		return;
+	}
+	qsort(v, n, sizeof *v, cmp_lset);
+	struct fdo_buf *b = &resp->body;
+	fdo_buf_puts(b, "{\"binary\":");
+	fdo_buf_json_str(b, req->param[0]);
+	fdo_buf_printf(b,
+		       ",\"rules\":{\"min_samples\":%llu,\"min_hosts\":%llu,"
+		       "\"min_span\":%llu,\"window\":%llu},\"symbols\":%s,"
+		       "\"all\":{",
+		       (unsigned long long)pr.min_samples,
+		       (unsigned long long)pr.min_hosts,
+		       (unsigned long long)pr.min_span,
+		       (unsigned long long)pr.q.window,
+		       symbols ? "true" : "false");
+	struct lset all = {0};
+	for (size_t i = 0; i < n; i++)
+		lset_add(&all, &v[i]);
+	json_ready(b, &pr, &all, hosts);
+	fdo_buf_puts(b, "},\"label_sets\":[");
+	for (size_t i = 0; i < n; i++) {
+		struct lset sel = {0};
+		for (size_t j = 0; j < n; j++)
+			if (lset_holds(v[j].text, v[i].text))
+				lset_add(&sel, &v[j]);
+		fdo_buf_puts(b, i ? ",{\"labels\":" : "{\"labels\":");
+		fdo_buf_json_str(b, v[i].text);
+		fdo_buf_printf(b, ",\"own_samples\":%llu,",
+			       (unsigned long long)v[i].samples);
+		json_ready(b, &pr, &sel, hosts);
+		fdo_buf_putc(b, '}');
+	}
+	fdo_buf_puts(b, "]}\n");
+	free(v);
 }
 
 /* --------------------------------------------------------- publishing -- */

@@ -252,10 +252,19 @@ static void h_status(void *a, struct srv_req *req, struct srv_resp *resp)
 						b,
 						"%s{\"build_id\":\"%s\","
 						"\"pending\":%llu,"
-						"\"symbols\":\"%s\"}",
+						"\"symbols\":\"%s\"",
 						first ? "" : ",", hex,
 						(unsigned long long)n,
 						sym_state_name(rec.sym_state));
+					/* --debuginfod-urls: "fetching"... */
+					const char *up = srv_upstream_state(
+						app->upstream, cur);
+					if (up)
+						fdo_buf_printf(
+							b,
+							",\"upstream\":\"%s\"",
+							up);
+					fdo_buf_putc(b, '}');
 					first = 0;
 				}
 				total += n;
@@ -563,5 +572,9 @@ const struct srv_route srv_routes[] = {
 	{"GET", "/v1/status", h_status, 0, 0, SRV_SCOPE_READ},
 	{"GET", "/v1/binaries", h_binaries, 0, 0, SRV_SCOPE_READ},
 	{"GET", "/v1/binaries/{}", h_binary, 0, 0, SRV_SCOPE_READ},
+	{"GET", "/v1/binaries/{}/readiness", srv_h_readiness, 0, 0,
+	 SRV_SCOPE_READ},
+	/* The page holds no data (its fetch() calls need read): no scope. */
+	{"GET", "/", srv_h_web, 0, 0, 0},
 	{NULL, NULL, NULL, 0, 0, 0},
 };

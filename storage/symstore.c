@@ -20,9 +20,10 @@
  * bytes are stored once and `debuginfo` is a hard link to `executable`
  * (debuginfod clients asking for debuginfo get a file with DWARF, as
  * debuginfod itself would answer). A filled slot is kept: build-ids are
- * immutable, so any file with that build-id is as good, with one
- * exception: a `debuginfo` without DWARF (symbol table only) is replaced by
- * a later upload that has DWARF.
+ * immutable, so any file with that build-id is as good, with two
+ * exceptions: a `debuginfo` without DWARF (symbol table only) is replaced by
+ * a later upload that has DWARF, and a stored file that no longer validates
+ * (truncated or overwritten under the store) is replaced by the next upload.
  *
  * Writing: validate first (nothing is created for a refused file), copy
  * with a fixed buffer into a temp file in the build-id's directory, fsync,
@@ -106,17 +107,26 @@ static int fsync_path(const char *path)
 	return rc;
 }
 
-/* file_has_dwarf: the ELF file at path carries DWARF. */
-static int file_has_dwarf(const char *path)
+/*
+ * slot_state: is the stored file at path intact (an ELF file with the
+ * build-id of res), and does it carry DWARF? A file damaged or swapped
+ * under the store (truncated, overwritten) fails here and is replaced by
+ * the next upload of a good file, instead of being kept forever.
+ */
+enum { SLOT_BROKEN, SLOT_NO_DWARF, SLOT_OK };
+
+static int slot_state(const char *path, const struct store_sym_result *res)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
+		return SLOT_BROKEN;
 	struct store_elf_info info;
-	int ok = store_elf_inspect(fd, &info, NULL, 0) == FDO_OK &&
-	         (info.flags & STORE_ELF_DWARF);
+	int rc = store_elf_inspect(fd, &info, NULL, 0);
 	close(fd);
-	return ok;
+	if (rc || info.build_id_len != res->elf.build_id_len ||
+	    memcmp(info.build_id, res->elf.build_id, info.build_id_len))
+		return SLOT_BROKEN;
+	return (info.flags & STORE_ELF_DWARF) ? SLOT_OK : SLOT_NO_DWARF;
 }
 
 /* The slots a file qualifies for. */
@@ -132,11 +142,12 @@ static unsigned slots_of(const struct store_elf_info *info)
 
 /*
  * plan decides, for each slot of res->slots, whether to write it (bit in
- * the result), leave it (res->present) or replace it (*replace: a
- * debuginfo without DWARF, and this file has DWARF).
+ * the result), leave it (res->present) or replace it (bit in *replace: a
+ * stored file that no longer validates, or a debuginfo without DWARF when
+ * this file has DWARF).
  */
 static unsigned plan(const char *dir, struct store_sym_result *res,
-                     int *replace)
+                     unsigned *replace)
 {
 	unsigned need = 0;
 	*replace = 0;
@@ -149,11 +160,18 @@ static unsigned plan(const char *dir, struct store_sym_result *res,
 		snprintf(path, sizeof path, "%s/%s", dir, slot_name(k));
 		if (lstat(path, &st) != 0) {
 			need |= k;
+			continue;
+		}
+		int state = slot_state(path, res);
+		if (state == SLOT_BROKEN) {
+			fdo_warn("symbols: %s is damaged; replacing it", path);
+			need |= k;
+			*replace |= k;
 		} else if (k == STORE_SYM_DEBUGINFO &&
 		           (res->elf.flags & STORE_ELF_DWARF) &&
-		           !file_has_dwarf(path)) {
+		           state == SLOT_NO_DWARF) {
 			need |= k;
-			*replace = 1;
+			*replace |= k;
 		} else {
 			res->present |= k;
 		}
@@ -165,7 +183,8 @@ static unsigned plan(const char *dir, struct store_sym_result *res,
  * place links the complete, fsynced file at tmp into the slots of need
  * under dir, then fsyncs dir. tmp stays (the caller unlinks it).
  */
-static int place(const char *dir, const char *tmp, unsigned need, int replace,
+static int place(const char *dir, const char *tmp, unsigned need,
+                 unsigned replace,
                  struct store_sym_result *res)
 {
 	for (unsigned k = STORE_SYM_EXECUTABLE; k <= STORE_SYM_DEBUGINFO;
@@ -174,9 +193,9 @@ static int place(const char *dir, const char *tmp, unsigned need, int replace,
 			continue;
 		char path[PATH_MAX];
 		snprintf(path, sizeof path, "%s/%s", dir, slot_name(k));
-		if (k == STORE_SYM_DEBUGINFO && replace) {
+		if (replace & k) {
 			/* link to a second temp name, then rename over the
-			 * DWARF-less file: readers see one or the other. */
+			 * old file: readers see one or the other. */
 			char t2[PATH_MAX];
 			snprintf(t2, sizeof t2, "%s.dwarf", tmp);
 			unlink(t2);
@@ -289,7 +308,7 @@ static int record(store *s, const char *dir, const char *binary,
 	if (state & STORE_SYM_DEBUGINFO) {
 		char path[PATH_MAX];
 		snprintf(path, sizeof path, "%s/debuginfo", dir);
-		if (file_has_dwarf(path))
+		if (slot_state(path, res) == SLOT_OK)
 			state |= STORE_SYM_DWARF;
 	}
 	struct record_ctx c = {&res->elf, state, binary};
@@ -306,7 +325,8 @@ static int record(store *s, const char *dir, const char *binary,
 
 /* prepare validates fd into res and plans; *need = 0 means all present. */
 static int prepare(const char *datadir, int fd, char *dir, size_t cap,
-                   unsigned *need, int *replace, struct store_sym_result *res)
+                   unsigned *need, unsigned *replace,
+                   struct store_sym_result *res)
 {
 	int rc = store_elf_inspect(fd, &res->elf, res->why, sizeof res->why);
 	if (rc)
@@ -354,7 +374,7 @@ int store_symbols_add_fd(store *s, const char *datadir, int fd,
 	memset(res, 0, sizeof *res);
 	char dir[PATH_MAX];
 	unsigned need;
-	int replace;
+	unsigned replace;
 	int rc = prepare(datadir, fd, dir, sizeof dir, &need, &replace, res);
 	if (rc)
 		return rc;
@@ -462,7 +482,8 @@ int store_symbols_adopt(store *s, const char *datadir, const char *tmp_path,
 	}
 	char dir[PATH_MAX] = "";
 	unsigned need = 0;
-	int replace = 0, made_dir = 0;
+	unsigned replace = 0;
+	int made_dir = 0;
 	int rc = prepare(datadir, fd, dir, sizeof dir, &need, &replace, res);
 	if (!rc && need) {
 		if (fsync(fd) != 0)

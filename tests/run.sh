@@ -68,6 +68,11 @@ for t in "build/san-address,undefined/tests"/*; do
   run_suite "asan+ubsan/$(basename "$t")" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 "$t"
 done
+# Every unit test once more under valgrind (memcheck, leaks); about two
+# minutes. FDOD_SKIP_VALGRIND=1 leaves it to `make check-valgrind`.
+if [[ ${FDOD_SKIP_VALGRIND:-0} != 1 ]]; then
+  run_suite "valgrind/unit" tests/valgrind.sh
+fi
 for t in tests/*/test_*.sh; do
   [[ -f $t ]] || continue
   run_suite "${t#tests/}" bash "$t"

@@ -149,6 +149,30 @@ TEST(labels)
 	       "label key 'k' appears twice");
 	EXPECT(add_label(b, "z", "w"), &lim, FDO_ELIMIT, "2 labels, limit 1");
 	EXPECT(add_label(b, "z", "w"), NULL, FDO_OK, "");
+	/* The whole set is bounded too: "k=v" and "z=w", 4 bytes each. */
+	lim = wire_limits_default;
+	lim.max_labels_bytes = 7;
+	EXPECT(add_label(b, "z", "w"), &lim, FDO_ELIMIT,
+	       "labels take more than 7 bytes as key=value pairs");
+	lim.max_labels_bytes = 8;
+	EXPECT(add_label(b, "z", "w"), &lim, FDO_OK, "");
+}
+
+/* The default bounds let every batch through that the store can keep:
+ * ten long labels in the limits are refused by validation, not later. */
+TEST(label_set_bound_matches_the_store)
+{
+	Fdod__SampleBatch *b = base();
+	char k[8], v[251];
+	memset(v, 'x', 250);
+	v[250] = 0;
+	for (int i = 0; i < 10; i++) {
+		snprintf(k, sizeof k, "k%d", i);
+		add_label(b, k, v);
+	}
+	char err[256];
+	CHECK(wire_batch_validate(b, NULL, err, sizeof err) == FDO_ELIMIT);
+	wire_batch_free(b);
 }
 
 TEST(mappings)

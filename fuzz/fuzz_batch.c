@@ -1,0 +1,213 @@
+/*
+ * fuzz/fuzz_batch.c — what an agent's bytes go through on fdod's ingest
+ * path (aggregator/ingest.c agg_ingest_message): wire_batch_decode, then
+ * prep_build (wire_batch_validate, label canonicalization, address
+ * normalization, stack hashing), then the prep's WAL record codec. The same
+ * bytes are also decoded as an Ack (what fdo-agent and fdoctl read back).
+ *
+ * Properties checked beyond "no crash, no leak, no UB":
+ *   - prep_build refuses every batch wire_batch_validate refuses;
+ *   - every normalized frame and branch names an existing mapping, and the
+ *     accepted + unmapped samples add up to the batch's counts;
+ *   - the WAL record of a prep decodes (prep_decode) to a prep that encodes
+ *     to the same bytes;
+ *   - a valid batch survives the text form: parse(print(b)) == b
+ *     (schemas/README.md), compared as protobuf bytes;
+ *   - encode(decode(x)) (without unknown fields) decodes again and
+ *     validates the same.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator/ingest_int.h"
+#include "common/buf.h"
+#include "fuzz/fuzz.h"
+#include "schemas/schemas.h"
+
+/* Hide (or restore) the unknown fields of m: protobuf-c keeps them and
+ * encodes them again as read (a field number 0 among them, which its
+ * decoder then refuses); fdod never re-encodes a message it received, and
+ * the text form has no place for them. */
+static void hide_unknown(ProtobufCMessage *m, unsigned *saved, int restore)
+{
+	if (restore)
+		m->n_unknown_fields = *saved;
+	else {
+		*saved = m->n_unknown_fields;
+		m->n_unknown_fields = 0;
+	}
+}
+
+static void check_ack(const uint8_t *data, size_t size)
+{
+	Fdod__Ack *ack = NULL;
+	if (wire_ack_decode(data, size, 0, &ack) != FDO_OK)
+		return;
+	uint8_t *enc = NULL;
+	size_t len = 0;
+	unsigned saved;
+	hide_unknown(&ack->base, &saved, 0);
+	int rc = wire_ack_encode(ack, &enc, &len);
+	hide_unknown(&ack->base, &saved, 1);
+	if (rc == FDO_OK) {
+		Fdod__Ack *again = NULL;
+		FUZZ_CHECK(wire_ack_decode(enc, len, 0, &again) == FDO_OK);
+		FUZZ_CHECK(again->status == ack->status &&
+			   again->seq == ack->seq &&
+			   !strcmp(again->message, ack->message));
+		wire_ack_free(again);
+		free(enc);
+	}
+	wire_ack_free(ack);
+}
+
+static void hide_all_unknown(Fdod__SampleBatch *b, unsigned *saved,
+			     int restore)
+{
+	size_t k = 0;
+	hide_unknown(&b->base, &saved[k++], restore);
+	for (size_t i = 0; i < b->n_labels; i++)
+		hide_unknown(&b->labels[i]->base, &saved[k++], restore);
+	for (size_t i = 0; i < b->n_mappings; i++)
+		hide_unknown(&b->mappings[i]->base, &saved[k++], restore);
+	for (size_t i = 0; i < b->n_stacks; i++)
+		hide_unknown(&b->stacks[i]->base, &saved[k++], restore);
+	for (size_t i = 0; i < b->n_branches; i++)
+		hide_unknown(&b->branches[i]->base, &saved[k++], restore);
+}
+
+/* The protobuf bytes of b without what the text form does not carry:
+ * schema_version (0 reads as 1), auth_token, unknown fields. */
+static void text_canon(Fdod__SampleBatch *b, uint8_t **out, size_t *len)
+{
+	uint32_t sv = b->schema_version;
+	char *tok = b->auth_token;
+	size_t n = 1 + b->n_labels + b->n_mappings + b->n_stacks +
+		   b->n_branches;
+	unsigned *saved = calloc(n, sizeof *saved);
+	FUZZ_CHECK(saved != NULL);
+	b->schema_version = WIRE_SCHEMA_VERSION;
+	b->auth_token = (char *)protobuf_c_empty_string;
+	hide_all_unknown(b, saved, 0);
+	FUZZ_CHECK(wire_batch_encode(b, NULL, out, len) == FDO_OK);
+	hide_all_unknown(b, saved, 1);
+	b->schema_version = sv;
+	b->auth_token = tok;
+	free(saved);
+}
+
+static void check_text_roundtrip(Fdod__SampleBatch *b)
+{
+	char *text = NULL;
+	size_t tlen = 0;
+	FUZZ_CHECK(wire_batch_print_text(b, &text, &tlen) == FDO_OK);
+	Fdod__SampleBatch *back = NULL;
+	char err[256];
+	int rc = wire_batch_parse_text(text, tlen, NULL, &back, err,
+				       sizeof err);
+	if (rc != FDO_OK) {
+		fprintf(stderr, "valid batch does not read back: %s\n%s\n", err,
+			text);
+		abort();
+	}
+	uint8_t *x, *y;
+	size_t xl, yl;
+	text_canon(b, &x, &xl);
+	text_canon(back, &y, &yl);
+	if (xl != yl || memcmp(x, y, xl)) {
+		char *t2 = NULL;
+		wire_batch_print_text(back, &t2, NULL);
+		fprintf(stderr, "parse(print(b)) != b\n%s\nread back as\n%s\n",
+			text, t2 ? t2 : "?");
+		abort();
+	}
+	free(x);
+	free(y);
+	free(text);
+	wire_batch_free(back);
+}
+
+static void check_prep(const Fdod__SampleBatch *b, int valid)
+{
+	struct agg_result res;
+	memset(&res, 0, sizeof res);
+	struct prep *p = NULL;
+	int rc = prep_build(b, &wire_limits_default, 3600, &p, &res);
+	if (valid != FDO_OK)
+		FUZZ_CHECK(rc != FDO_OK);
+	if (rc != FDO_OK)
+		return;
+	uint64_t total = 0;
+	for (size_t i = 0; i < b->n_stacks; i++)
+		total += b->stacks[i]->count;
+	FUZZ_CHECK(res.samples_accepted + res.samples_unmapped == total);
+	FUZZ_CHECK(p->nmaps == b->n_mappings);
+	for (size_t i = 0; i < p->nstacks; i++) {
+		const struct prep_stack *s = &p->stacks[i];
+		FUZZ_CHECK(s->n >= 1 && s->samples >= 1);
+		FUZZ_CHECK((uint64_t)s->first + s->n <= p->nframes);
+	}
+	for (size_t i = 0; i < p->nframes; i++)
+		FUZZ_CHECK(p->frames[i].map < p->nmaps);
+	for (size_t i = 0; i < p->nbranches; i++)
+		FUZZ_CHECK(p->branches[i].map < p->nmaps);
+
+	/* The WAL record codec: encode, decode, encode again. */
+	struct fdo_buf rec, again;
+	fdo_buf_init(&rec);
+	fdo_buf_init(&again);
+	FUZZ_CHECK(prep_encode(p, &rec) == FDO_OK);
+	struct prep *q = NULL;
+	FUZZ_CHECK(prep_decode((const uint8_t *)rec.data, rec.len, &q) ==
+		   FDO_OK);
+	FUZZ_CHECK(prep_encode(q, &again) == FDO_OK);
+	FUZZ_CHECK(rec.len == again.len && !memcmp(rec.data, again.data,
+						   rec.len));
+	prep_free(q);
+	fdo_buf_fini(&rec);
+	fdo_buf_fini(&again);
+	prep_free(p);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	check_ack(data, size);
+
+	/* A WAL record is CRC-checked before replay, but its decoder is
+	 * bounds-checked anyway: feed it the raw bytes too. */
+	struct prep *raw = NULL;
+	if (prep_decode(data, size, &raw) == FDO_OK)
+		prep_free(raw);
+
+	Fdod__SampleBatch *b = NULL;
+	if (wire_batch_decode(data, size, NULL, &b) != FDO_OK)
+		return 0;
+	char err[256];
+	int valid = wire_batch_validate(b, NULL, err, sizeof err);
+	check_prep(b, valid);
+	if (valid == FDO_OK)
+		check_text_roundtrip(b);
+
+	/* Unknown fields left out: see hide_unknown. */
+	size_t nmsg = 1 + b->n_labels + b->n_mappings + b->n_stacks +
+		      b->n_branches;
+	unsigned *saved = calloc(nmsg, sizeof *saved);
+	FUZZ_CHECK(saved != NULL);
+	hide_all_unknown(b, saved, 0);
+	uint8_t *enc = NULL;
+	size_t len = 0;
+	int enc_rc = wire_batch_encode(b, NULL, &enc, &len);
+	hide_all_unknown(b, saved, 1);
+	free(saved);
+	if (enc_rc == FDO_OK) {
+		Fdod__SampleBatch *again = NULL;
+		FUZZ_CHECK(wire_batch_decode(enc, len, NULL, &again) == FDO_OK);
+		FUZZ_CHECK(wire_batch_validate(again, NULL, err, sizeof err) ==
+			   valid);
+		wire_batch_free(again);
+		free(enc);
+	}
+	wire_batch_free(b);
+	return 0;
+}

@@ -1,0 +1,533 @@
+#!/usr/bin/python3
+"""fuzz/seeds.py BUILD — write the seed corpora of the fuzz targets.
+
+Everything is generated here, nothing is downloaded or copied from the
+system: small C programs compiled with gcc and clang-16 (-g, -O0/-O2,
+DWARF 4 and 5, PIE / non-PIE / shared object / split debug file /
+compressed sections), hand-assembled ELF files for the classes and byte
+orders no local toolchain links (32-bit, big-endian), SampleBatch and Ack
+messages encoded with a small protobuf writer, their text form, persisted
+DWARF indexes (written by BUILD/fdoctl symbolize --cache-dir) and HTTP
+request lines. Also one libFuzzer dictionary per target that has keywords.
+
+Output (BUILD is build/fuzz when the Makefile runs it):
+  BUILD/seeds/src/seed.c      the program the binaries are built from
+  BUILD/seeds/bin/<variant>   the binaries (fuzz_symindex opens one)
+  BUILD/corpus/<target>/      seeds, one file each (libFuzzer adds to them)
+  BUILD/dict/<target>.dict    keywords for -dict=
+"""
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+BUILD = sys.argv[1] if len(sys.argv) > 1 else "build/fuzz"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEEDS = os.path.join(BUILD, "seeds")
+CORPUS = os.path.join(BUILD, "corpus")
+DICT = os.path.join(BUILD, "dict")
+
+
+def put(target, name, data):
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def put_dict(target, words):
+    os.makedirs(DICT, exist_ok=True)
+    with open(os.path.join(DICT, target + ".dict"), "w") as f:
+        for w in words:
+            esc = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\'
+                          else "\\x%02x" % ord(c) for c in w)
+            f.write('"%s"\n' % esc)
+
+
+# --------------------------------------------------------------- protobuf --
+
+def varint(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def f_varint(num, v):
+    return varint(num << 3) + varint(v)
+
+
+def f_bytes(num, b):
+    if isinstance(b, str):
+        b = b.encode()
+    return varint(num << 3 | 2) + varint(len(b)) + b
+
+
+def f_double(num, d):
+    return varint(num << 3 | 1) + struct.pack("<d", d)
+
+
+def pb_batch(b):
+    """b: dict in the shape of schemas/fdod.proto SampleBatch."""
+    out = bytearray()
+    if b.get("schema_version"):
+        out += f_varint(1, b["schema_version"])
+    out += f_bytes(2, b["agent"])
+    out += f_varint(3, b["seq"])
+    out += f_bytes(4, b["host"])
+    out += f_bytes(5, b["binary"])
+    for k, v in b.get("labels", []):
+        out += f_bytes(6, f_bytes(1, k) + f_bytes(2, v))
+    out += f_bytes(7, b["event"])
+    out += f_varint(8, b["period"])
+    out += f_double(9, b.get("weight", 1.0))
+    out += f_varint(10, b["time"][0])
+    out += f_varint(11, b["time"][1])
+    for idx, bid, start, limit, off, path in b.get("mappings", []):
+        m = (f_varint(1, idx) + f_bytes(2, bytes.fromhex(bid)) +
+             f_varint(3, start) + f_varint(4, limit) + f_varint(5, off) +
+             f_bytes(6, path))
+        out += f_bytes(12, m)
+    for count, addrs in b.get("stacks", []):
+        packed = b"".join(varint(a) for a in addrs)
+        out += f_bytes(13, f_varint(1, count) + f_bytes(2, packed))
+    for br in b.get("branches", []):
+        m = f_varint(1, br[0]) + f_varint(2, br[1]) + f_varint(3, br[2])
+        if len(br) > 3:
+            m += f_varint(4, br[3])
+        out += f_bytes(14, m)
+    if b.get("token"):
+        out += f_bytes(16, b["token"])
+    return bytes(out)
+
+
+def text_batch(b):
+    """The same batch in the text form of schemas/README.md."""
+    lines = ["agent   %s" % b["agent"], "seq     %d" % b["seq"],
+             "host    %s" % b["host"], "binary  %s" % b["binary"]]
+    lines += ["label   %s=%s" % kv for kv in b.get("labels", [])]
+    lines += ["event   %s" % b["event"], "period  %d" % b["period"],
+              "weight  %r" % b.get("weight", 1.0),
+              "time    %d %d" % b["time"]]
+    for idx, bid, start, limit, off, path in b.get("mappings", []):
+        lines.append("mapping %d %s %x %x %x %s" %
+                     (idx, bid, start, limit, off, path))
+    for count, addrs in b.get("stacks", []):
+        lines.append("stack   %d %s" % (count,
+                                        " ".join("%x" % a for a in addrs)))
+    for br in b.get("branches", []):
+        lines.append("branch  %x %x %s" % (br[0], br[1],
+                                           " ".join(str(x) for x in br[2:])))
+    return "\n".join(lines) + "\n"
+
+
+BID1 = "5f3c0a9e8d7b6c5a4f3e2d1c0b0a09080706e1"
+BID2 = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4"
+EXE = 0x555555554000
+LIB = 0x7FFFF7DD0000
+
+BATCHES = {
+    "design": {
+        "agent": "host-17/agent", "seq": 42, "host": "host-17",
+        "binary": "webserver", "labels": [("mode", "serving")],
+        "event": "cpu-clock", "period": 1000000, "weight": 2.5,
+        "time": (1763719200, 1763719260),
+        "mappings": [(0, BID1, EXE, EXE + 0xAC000, 0, "/usr/bin/webserver"),
+                     (1, BID2, LIB, LIB + 0x1C0000, 0x28000,
+                      "/usr/lib/x86_64-linux-gnu/libc.so.6")],
+        "stacks": [(120, [EXE + 0x1A10, EXE + 0x1C33, LIB + 0x2D90]),
+                   (7, [EXE + 0x1B00]),
+                   (1, [0x1234, EXE + 0x1A10])],
+        "branches": [(EXE + 0x1A10, EXE + 0x1B00, 37),
+                     (EXE + 0x1C00, EXE + 0x1A00, 12, 3)],
+    },
+    "minimal": {
+        "agent": "a", "seq": 1, "host": "h", "binary": "b",
+        "event": "cycles", "period": 1, "time": (0, 1),
+        "mappings": [(0, "01", 0x1000, 0x2000, 0, "")],
+        "stacks": [(1, [0x1000])],
+    },
+    "labels": {
+        "agent": "agent-%41", "seq": 2 ** 63, "host": "host.example",
+        "binary": "svc_1.2+x-y",
+        "labels": [("mode", "batch"), ("region", "eu-west"),
+                   ("k.v_1-2", "v=w:x")],
+        "event": "cpu-clock", "period": 10 ** 12, "weight": 1e6,
+        "time": (1700000000, 1700086400),
+        "mappings": [(7, "ab" * 64, 0x400000, 0x401000, 0x1000, "/bin/x"),
+                     (3, "cd" * 20, 0x401000, 0x500000, 0, "/bin/y%20z")],
+        "stacks": [(10 ** 9, [0x400000 + i * 16 for i in range(64)])],
+        "branches": [(0x400010, 0x400020, 5, 5)],
+        "token": "0123456789abcdef-token",
+    },
+    "unmapped": {
+        "agent": "x", "seq": 9, "host": "h", "binary": "b",
+        "event": "cpu-clock", "period": 997, "weight": 5e-7,
+        "time": (100, 100),
+        "mappings": [(0, BID2, 0x10000, 0x20000, 0x5000, "/x/b")],
+        "stacks": [(3, [0x5, 0x10001, 0x30000]), (4, [0x1FFFF, 0x10000])],
+        "branches": [(0x10000, 0x30000, 1), (0x5, 0x6, 2)],
+    },
+}
+
+
+def ack(status, msg, seq, dup=False):
+    out = f_varint(1, status) + f_bytes(2, msg) + f_varint(3, seq)
+    if dup:
+        out += f_varint(4, 1)
+    return out + f_varint(5, 157) + f_varint(7, 2) + f_varint(12, 1)
+
+
+def wal_record():
+    """One prep WAL record (aggregator/prep.c layout)."""
+    def s(x):
+        return struct.pack(">H", len(x)) + x.encode()
+    out = bytes([1]) + s("a") + s("webserver") + s("h") + s("mode=serving")
+    out += struct.pack(">QIQQQ", 5, 1763719200, 1763719260, 1000000,
+                       2500000)
+    bid = bytes.fromhex(BID1)
+    out += struct.pack(">H", 1) + bytes([len(bid)]) + bid + bytes([1])
+    out += struct.pack(">I", 2)
+    out += struct.pack(">QQH", 0x1234, 120, 2)
+    out += struct.pack(">HQ", 0, 0x1A10) + struct.pack(">HQ", 0, 0x1C32)
+    out += struct.pack(">QQH", 0x5678, 7, 0)
+    out += struct.pack(">I", 1) + struct.pack(">HQQQ", 0, 0x1A10, 0x1B00, 37)
+    return out
+
+
+def batch_seeds():
+    for name, b in BATCHES.items():
+        put("batch", name + ".pb", pb_batch(b))
+        put("text", name + ".txt", text_batch(b))
+    put("batch", "v2.pb", pb_batch(dict(BATCHES["minimal"],
+                                         schema_version=2)))
+    put("batch", "empty.pb", b"")
+    put("batch", "ack-ok.pb", ack(0, "ok", 42))
+    put("batch", "ack-dup.pb", ack(0, "duplicate", 7, True))
+    put("batch", "ack-busy.pb", ack(18, "rate limit reached", 3) +
+        f_varint(11, 250))
+    put("batch", "wal-record.bin", wal_record())
+
+    # Text-only forms: comments, CRLF, tabs, 0x, escapes, refusals.
+    put("text", "comments.txt",
+        "# a hand-made batch\r\nagent\ta # id\r\nseq 1\r\nhost h\r\n"
+        "binary b\r\n\r\nevent cpu-clock\nperiod 1000\nweight 0.5\n"
+        "time 10 20\nmapping 0 0a0b 0x1000 0X2000 0 /p%23q%25r\n"
+        "stack 1 0x1000 1fff\nbranch 1000 1001 2 1\n")
+    put("text", "missing.txt", "agent a\nseq 1\n")
+    put("text", "bad-hex.txt", text_batch(BATCHES["minimal"]) +
+        "stack 1 0xg\n")
+    put("text", "dup.txt", text_batch(BATCHES["minimal"]) + "seq 2\n")
+    put("text", "overlap.txt", text_batch(BATCHES["minimal"]) +
+        "mapping 1 02 1800 2800 0\n")
+    put_dict("text", ["agent", "seq", "host", "binary", "label", "event",
+                      "period", "weight", "time", "mapping", "stack",
+                      "branch", "%20", "%00", "%25", "0x", "#", "\r\n",
+                      "\t", "=", "nan", "inf", "1e-7", "18446744073709551615",
+                      "18446744073709551616", "ffffffffffffffff"])
+
+
+# -------------------------------------------------------- compiled binaries --
+
+SEED_C = r"""
+/* Seed program for fuzz_dwarf / fuzz_elf / fuzz_symindex: inlining,
+ * statics of one name in two "files" (#line), a struct, a loop. */
+#include <stdio.h>
+#include <stdlib.h>
+
+struct point { int x, y; };
+
+static inline __attribute__((always_inline)) int sq(int v) { return v * v; }
+
+static inline int dist2(const struct point *a, const struct point *b)
+{
+	return sq(a->x - b->x) + sq(a->y - b->y);
+}
+
+#line 1 "other.c"
+static int helper(int n) { return n * 3 + 1; }
+
+#line 30 "seed.c"
+__attribute__((noinline)) int walk(struct point *p, int n)
+{
+	int best = 0;
+	for (int i = 1; i < n; i++) {
+		int d = dist2(&p[i - 1], &p[i]);
+		if (d > best)
+			best = d;
+	}
+	return best + helper(n);
+}
+
+int main(int argc, char **argv)
+{
+	struct point pts[8];
+	for (int i = 0; i < 8; i++) {
+		pts[i].x = i * argc;
+		pts[i].y = (int)(i ^ (argc + 3));
+	}
+	printf("%d\n", walk(pts, argc > 1 ? atoi(argv[1]) % 8 : 8));
+	return 0;
+}
+"""
+
+LIB_C = r"""
+static inline __attribute__((always_inline)) int twice(int v) { return 2 * v; }
+__attribute__((visibility("default"))) int lib_fn(int a) { return twice(a) + 1; }
+static int local_fn(int a) { return a - 1; }
+int (*lib_ptr)(int) = local_fn;
+"""
+
+
+def run(cmd):
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+
+def have(tool):
+    return shutil.which(tool) is not None
+
+
+def build_binaries():
+    src_dir = os.path.join(SEEDS, "src")
+    bin_dir = os.path.join(SEEDS, "bin")
+    os.makedirs(src_dir, exist_ok=True)
+    os.makedirs(bin_dir, exist_ok=True)
+    seed_c = os.path.join(src_dir, "seed.c")
+    lib_c = os.path.join(src_dir, "lib.c")
+    with open(seed_c, "w") as f:
+        f.write(SEED_C)
+    with open(lib_c, "w") as f:
+        f.write(LIB_C)
+    common = ["-Wl,--build-id", "-fno-asynchronous-unwind-tables"]
+    variants = [
+        ("gcc-O2-dwarf5", "gcc", ["-g", "-O2", "-gdwarf-5"]),
+        ("gcc-O2-dwarf4", "gcc", ["-g", "-O2", "-gdwarf-4"]),
+        ("gcc-O0-dwarf5", "gcc", ["-g", "-O0"]),
+        ("gcc-O2-nopie", "gcc", ["-g", "-O2", "-no-pie"]),
+        ("gcc-O2-gz", "gcc", ["-g", "-O2", "-gz=zlib"]),
+        ("clang-O2-dwarf5", "clang-16", ["-g", "-O2", "-gdwarf-5"]),
+        ("clang-O2-dwarf4", "clang-16", ["-g", "-O2", "-gdwarf-4"]),
+        ("clang-O1-types", "clang-16",
+         ["-g", "-O1", "-gdwarf-4", "-fdebug-types-section"]),
+    ]
+    built = []
+    for name, cc, flags in variants:
+        if not have(cc):
+            continue
+        out = os.path.join(bin_dir, name)
+        run([cc] + flags + common + ["-o", out, seed_c])
+        built.append(out)
+    for cc in ("gcc", "clang-16"):
+        if have(cc):
+            out = os.path.join(bin_dir, "%s-lib.so" % cc)
+            run([cc, "-g", "-O2", "-shared", "-fPIC"] + common +
+                ["-o", out, lib_c])
+            built.append(out)
+    # A separate debug file and the stripped binary that points at it.
+    base = os.path.join(bin_dir, "gcc-O2-dwarf5")
+    dbg = os.path.join(bin_dir, "gcc-O2-split.debug")
+    stripped = os.path.join(bin_dir, "gcc-O2-split")
+    run(["objcopy", "--only-keep-debug", base, dbg])
+    run(["objcopy", "--strip-debug", "--add-gnu-debuglink=" + dbg, base,
+         stripped])
+    built += [dbg, stripped]
+    return built
+
+
+# ------------------------------------------------- hand-assembled ELF files --
+
+def make_elf(is64, be, etype=3, build_id=b"\x12\x34\x56\x78" * 5,
+             interp=False, debug_info=True, debug_only=False, symtab=True):
+    """A small, consistent ELF file: PT_LOAD, PT_NOTE (+ PT_INTERP),
+    sections .interp, .note.gnu.build-id, .text, .debug_info, .symtab,
+    .strtab, .shstrtab. debug_only: every SHF_ALLOC section NOBITS and
+    no segments, like objcopy --only-keep-debug."""
+    e = ">" if be else "<"
+    names = [b""]
+    sections = []  # (name, type, flags, data, link, entsize)
+    if interp:
+        sections.append((".interp", 1, 2, b"/lib/ld.so\0", 0, 0))
+    note = struct.pack(e + "III", 4, len(build_id), 3) + b"GNU\0" + build_id
+    note += b"\0" * (-len(note) % 4)
+    sections.append((".note.gnu.build-id", 7, 2, note, 0, 0))
+    sections.append((".text", 8 if debug_only else 1, 6, b"\x90" * 32, 0, 0))
+    if debug_info:
+        sections.append((".debug_info", 1, 0, b"\x07\0\0\0\x04\0\0\0\0\0\x08"
+                         [:11], 0, 0))
+    if symtab:
+        strtab = b"\0main\0"
+        if is64:
+            sym = bytes(24) + struct.pack(e + "IBBHQQ", 1, 0x12, 0, 3,
+                                          0x1000, 32)
+        else:
+            sym = bytes(16) + struct.pack(e + "IIIBBH", 1, 0x1000, 32, 0x12,
+                                          0, 3)
+        nsec = len(sections)
+        sections.append((".symtab", 2, 0, sym, nsec + 2, 24 if is64 else 16))
+        sections.append((".strtab", 3, 0, strtab, 0, 0))
+    sections.append((".shstrtab", 3, 0, None, 0, 0))
+    shstr = b"\0"
+    name_off = []
+    for s in sections:
+        name_off.append(len(shstr))
+        shstr += s[0].encode() + b"\0"
+    ehsize = 64 if is64 else 52
+    phentsize = 56 if is64 else 32
+    shentsize = 64 if is64 else 40
+    phnum = 0 if debug_only else (3 if interp else 2)
+    off = ehsize + phnum * phentsize
+    layout = []
+    blob = b""
+    for s in sections:
+        data = shstr if s[3] is None else s[3]
+        off_al = (off + len(blob) + 7) & ~7
+        blob += b"\0" * (off_al - off - len(blob))
+        layout.append((off_al, len(data)))
+        if not (debug_only and s[1] == 8):
+            blob += data
+    shoff = (off + len(blob) + 7) & ~7
+    blob += b"\0" * (shoff - off - len(blob))
+    total = shoff + shentsize * (len(sections) + 1)
+    ident = b"\x7fELF" + bytes([2 if is64 else 1, 2 if be else 1, 1]) + \
+        bytes(9)
+    ehdr = ident + struct.pack(
+        e + ("HHIQQQIHHHHHH" if is64 else "HHIIIIIHHHHHH"), etype, 62, 1,
+        0x1000, ehsize if phnum else 0, shoff, 0, ehsize, phentsize, phnum,
+        shentsize, len(sections) + 1, len(sections))
+    ph = b""
+    note_i = [s[0] for s in sections].index(".note.gnu.build-id")
+    if phnum:
+        segs = [(1, 0, total, 5)]
+        if interp:
+            segs.append((3, layout[0][0], layout[0][1], 4))
+        segs.append((4, layout[note_i][0], layout[note_i][1], 4))
+        for t, o, sz, fl in segs:
+            if is64:
+                ph += struct.pack(e + "IIQQQQQQ", t, fl, o, o, o, sz, sz, 8)
+            else:
+                ph += struct.pack(e + "IIIIIIII", t, o, o, o, sz, sz, fl, 8)
+    sh = bytes(shentsize)
+    for i, s in enumerate(sections):
+        o, sz = layout[i]
+        stype = s[1]
+        if is64:
+            sh += struct.pack(e + "IIQQQQIIQQ", name_off[i], stype, s[2],
+                              o if s[2] & 2 else 0, o, sz, s[4],
+                              1 if stype == 2 else 0, 8, s[5])
+        else:
+            sh += struct.pack(e + "IIIIIIIIII", name_off[i], stype, s[2],
+                              o if s[2] & 2 else 0, o, sz, s[4],
+                              1 if stype == 2 else 0, 8, s[5])
+    out = ehdr + ph + blob + sh
+    assert len(out) == total
+    return out
+
+
+def elf_seeds(binaries):
+    for path in binaries:
+        with open(path, "rb") as f:
+            data = f.read()
+        name = os.path.basename(path)
+        put("dwarf", name, data)
+        put("elf", name, data)
+    for is64 in (False, True):
+        for be in (False, True):
+            tag = "%d%s" % (64 if is64 else 32, "be" if be else "le")
+            put("elf", "hand-%s-exec" % tag, make_elf(is64, be, etype=2))
+            put("elf", "hand-%s-pie" % tag, make_elf(is64, be, interp=True))
+            put("elf", "hand-%s-so" % tag, make_elf(is64, be, symtab=False))
+            put("elf", "hand-%s-debug" % tag,
+                make_elf(is64, be, debug_only=True))
+            put("dwarf", "hand-%s" % tag, make_elf(is64, be, interp=True))
+    put("elf", "hand-64le-nobid", make_elf(True, False, build_id=b""))
+    put("elf", "hand-64le-longbid", make_elf(True, False,
+                                             build_id=bytes(range(65))))
+    put("elf", "not-elf", b"#!/bin/sh\necho hello\n")
+    put("elf", "truncated", make_elf(True, False)[:100])
+
+
+def symindex_seeds(binaries):
+    fdoctl = os.path.join(BUILD, "fdoctl")
+    if not os.access(fdoctl, os.X_OK):
+        print("seeds.py: %s missing: no symindex seeds" % fdoctl,
+              file=sys.stderr)
+        return
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
+    with tempfile.TemporaryDirectory() as cache:
+        for path in binaries:
+            if path.endswith(".debug"):
+                continue
+            subprocess.run([fdoctl, "symbolize", "--elf", path,
+                            "--cache-dir", cache, "0x0"], check=True,
+                           stdout=subprocess.DEVNULL, env=env)
+        n = 0
+        for d, _, files in os.walk(cache):
+            for fn in sorted(files):
+                if fn.endswith(".symidx"):
+                    with open(os.path.join(d, fn), "rb") as f:
+                        put("symindex", "index-%d.symidx" % n, f.read())
+                    n += 1
+    put("symindex", "short", b"FDOSYMX\n\x02\0\0\0")
+
+
+# -------------------------------------------------------------------- HTTP --
+
+def http_seeds():
+    bid = "5f3c0a9e8d7b6c5a4f3e2d1c0b0a09080706e1"
+    reqs = [
+        "GET /v1/status", "GET /v1/binaries", "GET /v1/binaries/webserver",
+        "GET /metrics", "HEAD /v1/status", "GET /",
+        "GET /v1/symcache/" + bid,
+        "GET /buildid/%s/debuginfo" % bid,
+        "GET /buildid/%s/executable" % bid,
+        "PUT /v1/symbols?binary=webserver",
+        "POST /v1/backup?dir=/var/backups/fdod%2Fx",
+        "GET /v1/profiles/webserver?format=llvm&labels=mode:serving"
+        "&window=7d&half_life=3d",
+        "GET /v1/profiles/webserver?format=bolt&build_id=" + bid +
+        "&min_samples=1000&min_hosts=2&min_span=1h&min_share=0.001",
+        "GET /v1/profiles/webserver?mix=mode:serving*3,mode:batch+region:eu*1"
+        "&line_count=max",
+        "GET /v1/profiles/web%73erver?format=folded&labels=a=b,c:d",
+        "POST /v1/profiles/webserver/publish?format=gcc",
+        "GET /v1/profiles/webserver/versions",
+        "GET /v1/profiles/webserver/versions/" + "ab" * 32,
+        "DELETE /v1/status", "GET /v1/profiles/a%2Fb/versions",
+        "GET /v1/profiles/x?window=18446744073709551615s&half_life=99999999999w",
+    ]
+    for i, r in enumerate(reqs):
+        put("http", "req-%02d" % i, r)
+    put_dict("http", ["GET ", "HEAD ", "PUT ", "POST ", "/v1/", "profiles",
+                      "/versions", "/publish", "/buildid/", "/debuginfo",
+                      "/executable", "symcache", "binaries", "status",
+                      "metrics", "symbols", "backup", "?", "&", "=", "%2F",
+                      "%00", "%", "+", "format=", "labels=", "mix=",
+                      "window=", "half_life=", "min_span=", "min_samples=",
+                      "min_hosts=", "build_id=", "binary=", "dir=",
+                      "line_count=", "min_share=", "*", ":", ",", "7d",
+                      "12h", "30m", "2w", "llvm", "bolt", "pprof"])
+
+
+def main():
+    os.makedirs(CORPUS, exist_ok=True)
+    batch_seeds()
+    binaries = build_binaries()
+    elf_seeds(binaries)
+    symindex_seeds(binaries)
+    http_seeds()
+    for t in sorted(os.listdir(CORPUS)):
+        print("seeds: %-9s %3d files" %
+              (t, len(os.listdir(os.path.join(CORPUS, t)))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,690 @@
+/*
+ * server/upstream.c — missing symbols fetched from upstream debuginfod
+ * servers with libdebuginfod, validated and stored as an upload would be.
+ *
+ * Workload: a few build-ids at a time (a new release, a shared library
+ * nobody uploaded); each fetch is a network round trip of up to seconds
+ * and a file of up to hundreds of MB. Asks (from the symbolizer, every
+ * time it looks at a build-id without symbols) outnumber fetches by far:
+ * most are answered by the table below without touching the network.
+ *
+ * DESIGN
+ *   A table of build-ids by interned id (open addressing, linear probing),
+ *   each QUEUED, FETCHING, or negative (MISSING, FAILED, REJECTED) until a
+ *   deadline. srv_upstream_want, called by symbolizer workers, adds an id
+ *   as QUEUED, or counts a negative-cache hit. `fetches` threads each own
+ *   one libdebuginfod handle (handles are not thread safe) and loop: take
+ *   the oldest QUEUED id (a negative entry past its deadline is queued
+ *   again, so an id whose symbols appear upstream later is found without
+ *   new samples), check in the store that it still has pending addresses
+ *   and no executable, ask for `debuginfo` (unless stored already), then
+ *   for `executable` when no server has debuginfo or it was a separate
+ *   debug file (which cannot map sampled file offsets to addresses), with
+ *   no lock held. A file must be ELF and carry
+ *   the requested build-id; it is moved (rename, no copy) from
+ *   libdebuginfod's cache into symbols/.incoming and adopted by the symbol
+ *   store like an HTTP upload; then fetched_cb wakes the symbolizer. The
+ *   id's entry goes; a failure becomes a negative entry for `retry`
+ *   seconds. libdebuginfod's cache directory (DATADIR/debuginfod-client)
+ *   only ever holds the fetch in progress: each fetch removes its
+ *   directory there, including libdebuginfod's own negative-cache file,
+ *   so our table alone decides when to ask again.
+ *   Timeouts: libdebuginfod gives up on a transfer slower than 100 KiB/s
+ *   for `timeout` seconds (DEBUGINFOD_TIMEOUT); the progress callback,
+ *   called at least once a second, gives up when no server has started
+ *   answering within `timeout` seconds (connecting included), and at
+ *   shutdown.
+ *   Locking: mu guards the table, the counters and stopping's writes;
+ *   stopping is atomic so that progress callbacks read it without mu.
+ *   fetched_cb and the store are called without mu.
+ *   Shutdown: cancel sets stopping; fetches in progress end within a
+ *   second; destroy joins the threads.
+ */
+#include <dirent.h>
+#include <elfutils/debuginfod.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "server/upstream.h"
+
+#define UPSTREAM_MAX_IDS (1u << 16) /* build-ids remembered at most */
+#define CLIENT_DIR       "debuginfod-client"
+
+enum up_state {
+	UP_QUEUED = 1,
+	UP_FETCHING,
+	UP_MISSING,  /* negative: every server answered 404 */
+	UP_FAILED,   /* negative: timeout, network or store error */
+	UP_REJECTED, /* negative: the file was not the one asked for */
+};
+
+struct up_entry {
+	uint32_t id;   /* interned build-id; 0: free slot */
+	uint8_t state; /* enum up_state */
+	uint8_t len;
+	uint8_t build_id[FDO_BUILD_ID_MAX];
+	uint64_t seq;   /* order of queueing (oldest first) */
+	uint64_t until; /* negative entries: asked again after (mono ns) */
+};
+
+struct srv_upstream {
+	store *st;
+	char *datadir;
+	char *urls;
+	char client_dir[4096]; /* DATADIR/debuginfod-client */
+	uint64_t timeout_ns, retry_ns;
+	void (*fetched_cb)(void *arg, uint32_t id);
+	void *fetched_arg;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct up_entry *tab; /* guarded by mu; cap slots, a power of 2 */
+	size_t cap, n;
+	uint64_t next_seq;               /* guarded by mu */
+	struct srv_upstream_stats stats; /* guarded by mu */
+	int full_logged;                 /* guarded by mu */
+	atomic_int stopping;
+
+	pthread_t *threads;
+	unsigned nthreads;
+};
+
+/* What one fetch thread's progress callback needs. */
+struct fetch_ctx {
+	srv_upstream *u;
+	uint64_t start; /* of the current find call, mono ns */
+	int cancelled;  /* 1: no answer in time, 2: stopping */
+};
+
+enum outcome {
+	OUT_OK,
+	OUT_SKIP,
+	OUT_MISSING,
+	OUT_FAILED,
+	OUT_REJECTED,
+	OUT_CANCELLED
+};
+
+/* ------------------------------------------------------------- table -- */
+
+static size_t slot_of(const srv_upstream *u, uint32_t id)
+{
+	return (size_t)fdo_mix64(id) & (u->cap - 1);
+}
+
+static struct up_entry *find(srv_upstream *u, uint32_t id)
+{
+	for (size_t i = slot_of(u, id);; i = (i + 1) & (u->cap - 1)) {
+		if (u->tab[i].id == id)
+			return &u->tab[i];
+		if (!u->tab[i].id)
+			return NULL;
+	}
+}
+
+/* Deletion by backward shift: later entries of the probe run move up, so
+ * no tombstones are needed. */
+static void remove_entry(srv_upstream *u, struct up_entry *e)
+{
+	size_t i = (size_t)(e - u->tab), mask = u->cap - 1;
+	for (size_t j = (i + 1) & mask; u->tab[j].id; j = (j + 1) & mask) {
+		size_t home = slot_of(u, u->tab[j].id);
+		/* Move j into the hole i when its home is not in (i, j]. */
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			u->tab[i] = u->tab[j];
+			i = j;
+		}
+	}
+	memset(&u->tab[i], 0, sizeof u->tab[i]);
+	u->n--;
+}
+
+static int grow(srv_upstream *u)
+{
+	size_t ncap = u->cap * 2;
+	struct up_entry *nt = calloc(ncap, sizeof *nt), *old = u->tab;
+	if (!nt)
+		return FDO_ENOMEM;
+	size_t ocap = u->cap;
+	u->tab = nt;
+	u->cap = ncap;
+	for (size_t i = 0; i < ocap; i++) {
+		if (!old[i].id)
+			continue;
+		size_t k = slot_of(u, old[i].id);
+		while (nt[k].id)
+			k = (k + 1) & (ncap - 1);
+		nt[k] = old[i];
+	}
+	free(old);
+	return FDO_OK;
+}
+
+static struct up_entry *insert(srv_upstream *u, uint32_t id)
+{
+	if ((u->n + 1) * 2 > u->cap && grow(u))
+		return NULL;
+	size_t i = slot_of(u, id);
+	while (u->tab[i].id)
+		i = (i + 1) & (u->cap - 1);
+	u->tab[i].id = id;
+	u->n++;
+	return &u->tab[i];
+}
+
+static int negative(const struct up_entry *e)
+{
+	return e->state >= UP_MISSING;
+}
+
+/* ---------------------------------------------------------------- API -- */
+
+void srv_upstream_want(void *arg, uint32_t id, const uint8_t *build_id,
+		       size_t len)
+{
+	srv_upstream *u = arg;
+	if (!id || !len || len > FDO_BUILD_ID_MAX)
+		return;
+	pthread_mutex_lock(&u->mu);
+	if (atomic_load(&u->stopping)) {
+		pthread_mutex_unlock(&u->mu);
+		return;
+	}
+	struct up_entry *e = find(u, id);
+	if (e && negative(e) && e->until > fdo_now_ns()) {
+		u->stats.negative_hits++;
+	} else if (e && negative(e)) {
+		e->state = UP_QUEUED; /* its time has come */
+		e->seq = u->next_seq++;
+		pthread_cond_signal(&u->cv);
+	} else if (!e) {
+		if (u->n >= UPSTREAM_MAX_IDS || !(e = insert(u, id))) {
+			if (!u->full_logged)
+				fdo_warn("debuginfod: %zu build-ids waiting "
+					 "for upstream fetches; not asking "
+					 "for more until some are done",
+					 u->n);
+			u->full_logged = 1;
+		} else {
+			e->state = UP_QUEUED;
+			e->len = (uint8_t)len;
+			memcpy(e->build_id, build_id, len);
+			e->seq = u->next_seq++;
+			pthread_cond_signal(&u->cv);
+		}
+	}
+	pthread_mutex_unlock(&u->mu);
+}
+
+const char *srv_upstream_state(srv_upstream *u, uint32_t id)
+{
+	if (!u)
+		return NULL;
+	static const char *const names[] = {
+		[UP_QUEUED] = "queued",
+		[UP_FETCHING] = "fetching",
+		[UP_MISSING] = "not found upstream",
+		[UP_FAILED] = "fetch failed",
+		[UP_REJECTED] = "rejected",
+	};
+	const char *s = NULL;
+	pthread_mutex_lock(&u->mu);
+	struct up_entry *e = find(u, id);
+	if (e)
+		s = names[e->state];
+	pthread_mutex_unlock(&u->mu);
+	return s;
+}
+
+void srv_upstream_stats(srv_upstream *u, struct srv_upstream_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	if (!u)
+		return;
+	pthread_mutex_lock(&u->mu);
+	*st = u->stats;
+	st->queued = st->running = 0;
+	for (size_t i = 0; i < u->cap; i++)
+		if (u->tab[i].state == UP_QUEUED)
+			st->queued++;
+		else if (u->tab[i].state == UP_FETCHING)
+			st->running++;
+	pthread_mutex_unlock(&u->mu);
+}
+
+/* ------------------------------------------------------------ fetching -- */
+
+/* libdebuginfod calls this at least once a second while it works. */
+static int progress(debuginfod_client *c, long a, long b)
+{
+	struct fetch_ctx *x = debuginfod_get_user_data(c);
+	if (atomic_load(&x->u->stopping)) {
+		x->cancelled = 2;
+		return 1;
+	}
+	/* The URL is known once a server has started sending the file. */
+	if (!debuginfod_get_url(c) &&
+	    fdo_now_ns() - x->start > x->u->timeout_ns) {
+		x->cancelled = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Remove DIR/<hex>/ of libdebuginfod's cache and what it holds (the file
+ * fetched when it could not be moved, temp files, negative-cache marks). */
+static void clean_client_dir(const char *client_dir, const char *name)
+{
+	char dir[4096 + 160], path[4096 + 512];
+	snprintf(dir, sizeof dir, "%s/%s", client_dir, name);
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+			unlink(path);
+		}
+	closedir(d);
+	rmdir(dir);
+}
+
+/* Does id still need symbols: pending addresses and no executable?
+ * *have gets the slots the store holds. */
+static int still_wanted(srv_upstream *u, uint32_t id, unsigned *have)
+{
+	store_txn *t;
+	*have = 0;
+	if (store_txn_begin(u->st, 0, &t))
+		return 1; /* ask anyway; storing will report the error */
+	struct store_buildid rec;
+	int want = store_buildid_get(t, id, &rec) == FDO_OK &&
+		   !(rec.sym_state & STORE_SYM_EXECUTABLE);
+	if (want)
+		*have = rec.sym_state;
+	store_cursor *cur;
+	if (want && store_cursor_open(t, STORE_PENDING, &cur) == FDO_OK) {
+		uint8_t key[STORE_ADDR_KEY_SIZE];
+		struct store_frame a = {id, 0};
+		store_addr_key_encode(key, &a);
+		const void *k, *v;
+		size_t kl, vl;
+		want = store_cursor_seek(cur, key, sizeof key, &k, &kl, &v,
+					 &vl) == FDO_OK &&
+		       store_addr_key_decode(k, kl, &a) == FDO_OK &&
+		       a.build_id == id;
+		store_cursor_close(cur);
+	}
+	store_txn_abort(t);
+	return want;
+}
+
+/* Validate the fetched file open on fd (at path in the client cache) and
+ * put it in the symbol store; *size gets its size, *slots the slots it
+ * filled or found filled. wait is for the log. */
+static enum outcome store_fetched(srv_upstream *u, const uint8_t *bid,
+				  size_t len, const char *hex,
+				  const char *kind, const char *url, int fd,
+				  const char *path, const char *wait,
+				  uint64_t *size, unsigned *slots)
+{
+	struct store_elf_info info;
+	char why[256];
+	int rc = store_elf_inspect(fd, &info, why, sizeof why);
+	if (rc) {
+		fdo_warn("debuginfod: %s of %s from %s rejected: %s; asking "
+			 "again in %s",
+			 kind, hex, url, why[0] ? why : fdo_strerror(rc), wait);
+		return OUT_REJECTED;
+	}
+	if (info.build_id_len != len || memcmp(info.build_id, bid, len)) {
+		char other[2 * FDO_BUILD_ID_MAX + 1];
+		fdo_hex_encode(info.build_id, info.build_id_len, other);
+		fdo_warn("debuginfod: %s of %s from %s rejected: the file "
+			 "carries build-id %s; asking again in %s",
+			 kind, hex, url, other, wait);
+		return OUT_REJECTED;
+	}
+	/* Move it beside HTTP uploads and adopt it; copy only when the
+	 * cache is on another file system. */
+	fchmod(fd, 0644); /* libdebuginfod leaves 0400 */
+	struct store_sym_result res;
+	memset(&res, 0, sizeof res);
+	char tmp[4096];
+	int tfd;
+	rc = store_symbols_tmpfile(u->datadir, tmp, sizeof tmp, &tfd);
+	if (rc == FDO_OK) {
+		close(tfd);
+		if (rename(path, tmp) == 0) {
+			rc = store_symbols_adopt(u->st, u->datadir, tmp, NULL,
+						 &res);
+		} else {
+			unlink(tmp);
+			rc = store_symbols_add_fd(u->st, u->datadir, fd, NULL,
+						  &res);
+		}
+	}
+	if (rc != FDO_OK && rc != FDO_EEXISTS) {
+		fdo_error("debuginfod: cannot store %s of %s: %s; asking again "
+			  "in %s",
+			  kind, hex, res.why[0] ? res.why : fdo_strerror(rc),
+			  wait);
+		return OUT_FAILED;
+	}
+	*size = info.size;
+	*slots = res.slots;
+	return OUT_OK;
+}
+
+static void describe_wait(const srv_upstream *u, char *buf, size_t cap)
+{
+	uint64_t s = u->retry_ns / 1000000000ull;
+	if (s % 3600 == 0)
+		snprintf(buf, cap, "%lluh", (unsigned long long)(s / 3600));
+	else if (s % 60 == 0)
+		snprintf(buf, cap, "%llum", (unsigned long long)(s / 60));
+	else
+		snprintf(buf, cap, "%llus", (unsigned long long)s);
+}
+
+/* One find call: fd (>= 0) or -errno; x->cancelled says whether the
+ * progress callback gave up. *path (free) is the file in the cache. */
+static int ask(debuginfod_client *c, struct fetch_ctx *x, const char *hex,
+	       unsigned kind, char **path)
+{
+	x->cancelled = 0;
+	x->start = fdo_now_ns();
+	*path = NULL;
+	/* The hex form: libdebuginfod refuses 64-byte ids given as bytes. */
+	const unsigned char *id = (const unsigned char *)hex;
+	return kind == STORE_SYM_DEBUGINFO
+		       ? debuginfod_find_debuginfo(c, id, 0, path)
+		       : debuginfod_find_executable(c, id, 0, path);
+}
+
+/*
+ * Fetch what id lacks: debuginfo first, unless the store has it; then the
+ * executable, when no server had debuginfo or it was a separate debug file
+ * (whose program headers cannot map sampled file offsets). The fetch is a
+ * success once the store holds an executable.
+ */
+static enum outcome fetch_one(srv_upstream *u, debuginfod_client *c,
+			      struct fetch_ctx *x, uint32_t id,
+			      const uint8_t *bid, size_t len, uint64_t *bytes)
+{
+	unsigned have;
+	if (!still_wanted(u, id, &have))
+		return OUT_SKIP;
+	char hex[2 * FDO_BUILD_ID_MAX + 1], wait[32];
+	fdo_hex_encode(bid, len, hex);
+	describe_wait(u, wait, sizeof wait);
+	enum outcome out = OUT_MISSING;
+	const unsigned kinds[2] = {STORE_SYM_DEBUGINFO, STORE_SYM_EXECUTABLE};
+	for (int k = 0; k < 2 && out == OUT_MISSING; k++) {
+		if (have & kinds[k])
+			continue;
+		const char *kind = k ? "executable" : "debuginfo";
+		char *path;
+		int fd = ask(c, x, hex, kinds[k], &path);
+		if (x->cancelled && fd >= 0) {
+			close(fd); /* given up: what came is not used */
+			fd = -EINTR;
+		}
+		if (x->cancelled == 2) {
+			out = OUT_CANCELLED;
+		} else if (x->cancelled) {
+			fdo_warn("debuginfod: %s: no answer from %s within "
+				 "%llu s; asking again in %s",
+				 hex, u->urls,
+				 (unsigned long long)(u->timeout_ns /
+						      1000000000ull),
+				 wait);
+			out = OUT_FAILED;
+		} else if (fd == -ENOENT) {
+			out = OUT_MISSING; /* try the next kind */
+		} else if (fd < 0) {
+			fdo_warn("debuginfod: %s: fetching %s from %s failed: "
+				 "%s; asking again in %s",
+				 hex, kind, u->urls, strerror(-fd), wait);
+			out = OUT_FAILED;
+		} else {
+			const char *url = debuginfod_get_url(c);
+			unsigned slots = 0;
+			uint64_t size = 0;
+			out = store_fetched(u, bid, len, hex, kind,
+					    url ? url : u->urls, fd, path, wait,
+					    &size, &slots);
+			if (out == OUT_OK)
+				fdo_info("debuginfod: fetched %s of %s from %s "
+					 "(%llu bytes, %.0f ms)",
+					 kind, hex, url ? url : u->urls,
+					 (unsigned long long)size,
+					 (fdo_now_ns() - x->start) / 1e6);
+			*bytes += size;
+			have |= slots;
+			if (out == OUT_OK && !(have & STORE_SYM_EXECUTABLE))
+				out = OUT_MISSING; /* a debug file alone */
+			close(fd);
+		}
+		free(path);
+	}
+	if (out == OUT_MISSING)
+		fdo_info("debuginfod: %s %s; asking again in %s", hex,
+			 have & STORE_SYM_DEBUGINFO
+				 ? "has debuginfo but no executable upstream"
+				 : "not found upstream (debuginfo, executable)",
+			 wait);
+	clean_client_dir(u->client_dir, hex);
+	return out;
+}
+
+/* The oldest QUEUED entry (negative entries past their deadline are
+ * queued again first), or NULL. Called with mu held. */
+static struct up_entry *pick(srv_upstream *u)
+{
+	uint64_t now = fdo_now_ns();
+	struct up_entry *best = NULL;
+	for (size_t i = 0; i < u->cap; i++) {
+		struct up_entry *e = &u->tab[i];
+		if (!e->id)
+			continue;
+		if (negative(e) && e->until <= now) {
+			e->state = UP_QUEUED;
+			e->seq = u->next_seq++;
+		}
+		if (e->state == UP_QUEUED && (!best || e->seq < best->seq))
+			best = e;
+	}
+	return best;
+}
+
+static void *fetch_main(void *arg)
+{
+	srv_upstream *u = arg;
+	debuginfod_client *c = debuginfod_begin();
+	if (!c) {
+		fdo_error("debuginfod: cannot start a client: %s",
+			  strerror(errno));
+		return NULL;
+	}
+	struct fetch_ctx x = {.u = u};
+	debuginfod_set_user_data(c, &x);
+	debuginfod_set_progressfn(c, progress);
+	pthread_mutex_lock(&u->mu);
+	while (!atomic_load(&u->stopping)) {
+		struct up_entry *e = pick(u);
+		if (!e) {
+			/* Wake up once a second for negative entries whose
+			 * time has come. */
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&u->cv, &u->mu, &ts);
+			continue;
+		}
+		e->state = UP_FETCHING;
+		uint32_t id = e->id;
+		uint8_t bid[FDO_BUILD_ID_MAX];
+		size_t len = e->len;
+		memcpy(bid, e->build_id, len);
+		pthread_mutex_unlock(&u->mu);
+
+		uint64_t bytes = 0;
+		enum outcome out = fetch_one(u, c, &x, id, bid, len, &bytes);
+		if (out == OUT_OK && u->fetched_cb)
+			u->fetched_cb(u->fetched_arg, id);
+
+		pthread_mutex_lock(&u->mu);
+		e = find(u, id); /* the table may have grown meanwhile */
+		if (!e)
+			continue;
+		switch (out) {
+		case OUT_OK:
+			u->stats.ok++;
+			u->stats.bytes += bytes;
+			/* fall through */
+		case OUT_SKIP:
+		case OUT_CANCELLED:
+			remove_entry(u, e);
+			u->full_logged = 0;
+			break;
+		case OUT_MISSING:
+		case OUT_FAILED:
+		case OUT_REJECTED:
+			e->state = out == OUT_MISSING  ? UP_MISSING
+				   : out == OUT_FAILED ? UP_FAILED
+						       : UP_REJECTED;
+			e->until = fdo_now_ns() + u->retry_ns;
+			if (out == OUT_MISSING)
+				u->stats.missing++;
+			else if (out == OUT_FAILED)
+				u->stats.failed++;
+			else
+				u->stats.rejected++;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&u->mu);
+	debuginfod_end(c);
+	return NULL;
+}
+
+/* ------------------------------------------------------ start and stop -- */
+
+int srv_upstream_env(const struct srv_upstream_opts *o)
+{
+	char dir[4096 + 32], timeout[32];
+	snprintf(dir, sizeof dir, "%s/" CLIENT_DIR, o->datadir);
+	snprintf(timeout, sizeof timeout, "%u", o->timeout);
+	if (setenv(DEBUGINFOD_URLS_ENV_VAR, o->urls, 1) ||
+	    setenv(DEBUGINFOD_CACHE_PATH_ENV_VAR, dir, 1) ||
+	    setenv(DEBUGINFOD_TIMEOUT_ENV_VAR, timeout, 1) ||
+	    setenv(DEBUGINFOD_RETRY_LIMIT_ENV_VAR, "0", 1))
+		return FDO_ENOMEM;
+	/* Progress bars and debug output would break fdod's one-line log;
+	 * the total time is bounded by the timeouts above. With a maximum
+	 * size, libdebuginfod 0.188 dprintf()s to its verbose fd even when
+	 * that is -1, and glibc's dprintf leaks its buffer on a bad fd: 4 KiB
+	 * per request. Disk space is the symbol store's concern anyway. */
+	unsetenv(DEBUGINFOD_PROGRESS_ENV_VAR);
+	unsetenv(DEBUGINFOD_VERBOSE_ENV_VAR);
+	unsetenv(DEBUGINFOD_MAXTIME_ENV_VAR);
+	unsetenv(DEBUGINFOD_MAXSIZE_ENV_VAR);
+	return FDO_OK;
+}
+
+/* A previous run may have left fetches half done in the client cache. */
+static void clean_client_cache(const char *client_dir)
+{
+	mkdir(client_dir, 0700);
+	DIR *d = opendir(client_dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		uint8_t id[FDO_BUILD_ID_MAX];
+		size_t len;
+		/* Only build-id directories; libdebuginfod's settings stay. */
+		if (fdo_build_id_parse(de->d_name, id, &len) == FDO_OK)
+			clean_client_dir(client_dir, de->d_name);
+	}
+	closedir(d);
+}
+
+int srv_upstream_create(const struct srv_upstream_opts *o,
+			srv_upstream **out)
+{
+	srv_upstream *u = calloc(1, sizeof *u);
+	if (!u)
+		return FDO_ENOMEM;
+	u->st = o->st;
+	u->datadir = strdup(o->datadir);
+	u->urls = strdup(o->urls);
+	u->timeout_ns = (uint64_t)(o->timeout ? o->timeout : 1) * 1000000000ull;
+	u->retry_ns = o->retry * 1000000000ull;
+	u->fetched_cb = o->fetched_cb;
+	u->fetched_arg = o->fetched_arg;
+	u->cap = 64;
+	u->tab = calloc(u->cap, sizeof *u->tab);
+	unsigned n = o->fetches ? o->fetches : 1;
+	u->threads = calloc(n, sizeof *u->threads);
+	if (!u->datadir || !u->urls || !u->tab || !u->threads) {
+		free(u->datadir);
+		free(u->urls);
+		free(u->tab);
+		free(u->threads);
+		free(u);
+		return FDO_ENOMEM;
+	}
+	snprintf(u->client_dir, sizeof u->client_dir, "%s/" CLIENT_DIR,
+		 o->datadir);
+	clean_client_cache(u->client_dir);
+	pthread_mutex_init(&u->mu, NULL);
+	pthread_cond_init(&u->cv, NULL);
+	atomic_init(&u->stopping, 0);
+	for (unsigned i = 0; i < n; i++) {
+		if (pthread_create(&u->threads[i], NULL, fetch_main, u))
+			break;
+		u->nthreads++;
+	}
+	if (u->nthreads < n)
+		fdo_error("debuginfod: only %u of %u fetch threads started",
+			  u->nthreads, n);
+	*out = u;
+	return FDO_OK;
+}
+
+void srv_upstream_cancel(srv_upstream *u)
+{
+	if (!u)
+		return;
+	pthread_mutex_lock(&u->mu);
+	atomic_store(&u->stopping, 1);
+	pthread_cond_broadcast(&u->cv);
+	pthread_mutex_unlock(&u->mu);
+}
+
+void srv_upstream_destroy(srv_upstream *u)
+{
+	if (!u)
+		return;
+	srv_upstream_cancel(u);
+	for (unsigned i = 0; i < u->nthreads; i++)
+		pthread_join(u->threads[i], NULL);
+	pthread_mutex_destroy(&u->mu);
+	pthread_cond_destroy(&u->cv);
+	free(u->datadir);
+	free(u->urls);
+	free(u->tab);
+	free(u->threads);
+	free(u);
+}
