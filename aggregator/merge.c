@@ -370,10 +370,11 @@ static int apply_prep(struct merge *m, store_txn *t, struct prep *p)
 	const void *v;
 	size_t vl;
 	rc = store_get(t, STORE_BATCHES, bkey, sizeof bkey, &v, &vl);
-	/* Already stored: counted once. This happens when a retry slipped
-	 * past the WAL writer's dedup — its read snapshot predates the merge
-	 * that stored the original, which the merger had already dropped from
-	 * the in-memory set — so the store is the final arbiter. */
+	/* Already stored: counted once. The WAL writer renews its read
+	 * snapshot when a merge ended, so a retry should not get here any
+	 * more (before that, one resent while its original was being merged
+	 * was acknowledged as new and dropped here: the store stayed exact,
+	 * the Ack did not); the store stays the final arbiter all the same. */
 	if (rc == FDO_OK)
 		return FDO_OK;
 	if (rc != FDO_ENOT_FOUND)
