@@ -168,7 +168,7 @@ fuzz-build:
 fuzz-bins: $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES)) $(BUILD)/fdoctl \
 	   $(BUILD)/seeds/.done
 
-$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $$(call archives,$$(FUZZ_PART_$$*)) | $(PROTO_H)
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h fuzz/fuzz_index.h $$(call archives,$$(FUZZ_PART_$$*)) | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(call archives,$(FUZZ_PART_$*)) $(LDLIBS)
 

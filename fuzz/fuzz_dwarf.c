@@ -20,56 +20,9 @@
 
 #include "fuzz/fuzz.h"
 #include "symbolizer/sym_int.h"
+#include "fuzz/fuzz_index.h"
 
 static int input_fd = -1;
-
-static void lookup(const sym_index *idx, uint64_t a)
-{
-	struct sym_frame fr[8];
-	struct sym_symbol sym;
-	size_t n = 0;
-	FUZZ_CHECK(sym_index_lookup(idx, a, fr, 8, &n, &sym) == FDO_OK);
-	for (size_t i = 0; i < n && i < 8; i++) {
-		/* Touch every string: ASan sees a read outside the index. */
-		if (fr[i].function)
-			(void)strlen(fr[i].function);
-		if (fr[i].file)
-			(void)strlen(fr[i].file);
-		FUZZ_CHECK(fr[i].start_file != NULL);
-		(void)strlen(fr[i].start_file);
-	}
-	if (sym.found) {
-		FUZZ_CHECK(sym.name != NULL);
-		(void)strlen(sym.name);
-		if (sym.file)
-			(void)strlen(sym.file);
-	}
-	uint64_t va;
-	(void)sym_index_offset_to_vaddr(idx, a, &va);
-}
-
-/* Look up the boundaries of what the index holds, a bounded number. */
-static void lookups(const sym_index *idx)
-{
-	const struct sym_view *v = &idx->v;
-	size_t budget = 512;
-	for (uint64_t i = 0; i < v->nsyms && budget; i++, budget--)
-		lookup(idx, v->syms[i].addr);
-	for (uint64_t i = 0; i < v->ncusegs && budget; i++, budget -= 2) {
-		lookup(idx, v->cusegs[i].lo);
-		lookup(idx, v->cusegs[i].hi - 1);
-	}
-	for (uint64_t i = 0; i < v->ndmap && budget; i++, budget--)
-		lookup(idx, v->dmap[i].lo);
-	for (uint64_t i = 0; i < v->nrows && budget; i++, budget--)
-		lookup(idx, v->rows[i].addr);
-	lookup(idx, 0);
-	lookup(idx, UINT64_MAX);
-	const uint8_t *id;
-	size_t len;
-	sym_index_build_id(idx, &id, &len);
-	FUZZ_CHECK(len <= FDO_BUILD_ID_MAX);
-}
 
 static void functions(const char *path)
 {
@@ -114,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int rc = sym_index_open(path, path, NULL, &idx);
 	FUZZ_CHECK(rc != FDO_ECORRUPT);
 	if (rc == FDO_OK) {
-		lookups(idx);
+		fuzz_index_lookups(idx, 512);
 		sym_index_close(idx);
 	}
 	functions(path);

@@ -28,6 +28,7 @@
 
 #include "fuzz/fuzz.h"
 #include "symbolizer/sym_int.h"
+#include "fuzz/fuzz_index.h"
 
 #define HDR 272 /* SYM_HDR_SIZE of index_file.c */
 
@@ -35,50 +36,6 @@ static char elf_path[4096];     /* "" = step 3 skipped */
 static char cache_dir[256];
 static char cache_file[4600];
 static struct sym_elf_src src;
-
-static void lookup(const sym_index *idx, uint64_t a)
-{
-	struct sym_frame fr[4];
-	struct sym_symbol sym;
-	size_t n = 0;
-	FUZZ_CHECK(sym_index_lookup(idx, a, fr, 4, &n, &sym) == FDO_OK);
-	for (size_t i = 0; i < n && i < 4; i++) {
-		if (fr[i].function)
-			(void)strlen(fr[i].function);
-		if (fr[i].file)
-			(void)strlen(fr[i].file);
-		(void)strlen(fr[i].start_file);
-	}
-	if (sym.found) {
-		(void)strlen(sym.name);
-		if (sym.file)
-			(void)strlen(sym.file);
-	}
-	uint64_t va;
-	(void)sym_index_offset_to_vaddr(idx, a, &va);
-}
-
-static void lookups(const sym_index *idx)
-{
-	const struct sym_view *v = &idx->v;
-	size_t budget = 256;
-	for (uint64_t i = 0; i < v->ncusegs && budget; i++, budget -= 2) {
-		lookup(idx, v->cusegs[i].lo);
-		lookup(idx, v->cusegs[i].hi - 1);
-	}
-	for (uint64_t i = 0; i < v->nseqs && budget; i++, budget--)
-		lookup(idx, v->seqs[i].lo);
-	for (uint64_t i = 0; i < v->nrows && budget; i++, budget--)
-		lookup(idx, v->rows[i].addr);
-	for (uint64_t i = 0; i < v->ndmap && budget; i++, budget--)
-		lookup(idx, v->dmap[i].lo);
-	for (uint64_t i = 0; i < v->nsyms && budget; i++, budget--)
-		lookup(idx, v->syms[i].addr);
-	for (uint64_t i = 0; i < v->nloads && budget; i++, budget--)
-		lookup(idx, v->loads[i].off);
-	lookup(idx, 0);
-	lookup(idx, UINT64_MAX);
-}
 
 static int crc_ok(const uint8_t *p, size_t len)
 {
@@ -112,7 +69,7 @@ static void parse_and_look(const uint8_t *data, size_t size, int fix)
 		}
 		idx.mem = copy;
 		idx.len = size;
-		lookups(&idx);
+		fuzz_index_lookups(&idx, 256);
 	} else {
 		FUZZ_CHECK(rc == FDO_ECORRUPT || rc == FDO_ESTORE_VERSION);
 	}
@@ -155,7 +112,7 @@ static void open_cached(const uint8_t *p, size_t len)
 		FUZZ_CHECK(stat(cache_file, &st) == 0);
 		FUZZ_CHECK((size_t)st.st_size == idx->len);
 	}
-	lookups(idx);
+	fuzz_index_lookups(idx, 256);
 	sym_index_close(idx);
 }
 

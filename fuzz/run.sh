@@ -15,6 +15,11 @@ set -u
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
 shift || true
+# libFuzzer reads -max_total_time=0 as "no limit": refuse it.
+if ! [[ $SECONDS_EACH =~ ^[0-9]+$ ]] || [[ $SECONDS_EACH -lt 1 ]]; then
+	echo "fuzz/run.sh: SECONDS must be a whole number >= 1 (got '$SECONDS_EACH')" >&2
+	exit 2
+fi
 B=${FUZZ_BUILD:-build/fuzz}
 RSS=${FUZZ_RSS_MB:-2048}
 TMO=${FUZZ_TIMEOUT:-10}
