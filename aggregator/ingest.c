@@ -48,6 +48,9 @@
 
 #define MERGE_MAX_STACKS (1u << 20)   /* stacks in one merge transaction */
 #define BACKLOG_MAX_STACKS (2u << 20) /* logged, unmerged: then writer waits */
+/* A merge starts no sooner than this after the previous one started: see
+ * merger_main. */
+#define MERGE_INTERVAL_MS 200
 #define SWEEP_INTERVAL_S 60
 #define LOGGED_MAX (1u << 21)          /* slots of the logged-stack set */
 
@@ -125,6 +128,7 @@ struct agg_ingest {
 	uint64_t logged, merged;    /* lognos */
 	int merge_error;            /* last merge failure, 0 after a success */
 	int stopping, writer_done;
+	unsigned flushers;          /* agg_ingest_flush callers waiting */
 	struct dedup dedup;
 	struct agg_ingest_stats stats;
 	pthread_t writer, merger;
@@ -523,11 +527,21 @@ static void maybe_expire(agg_ingest *ing)
 		fdo_warn("retention: %s", fdo_strerror(rc));
 }
 
+/* *ts = CLOCK_REALTIME now + ns, for pthread_cond_timedwait. */
+static void deadline_in(struct timespec *ts, uint64_t ns)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	uint64_t nsec = (uint64_t)ts->tv_nsec + ns % 1000000000u;
+	ts->tv_sec += (time_t)(ns / 1000000000u + nsec / 1000000000u);
+	ts->tv_nsec = (long)(nsec % 1000000000u);
+}
+
 static void *merger_main(void *arg)
 {
 	agg_ingest *ing = arg;
 	struct prep **batch = NULL;
 	size_t cap = 0;
+	uint64_t next_merge = 0; /* fdo_now_ns() */
 	for (;;) {
 		pthread_mutex_lock(&ing->mu);
 		while (!ing->mhead && !ing->writer_done) {
@@ -546,6 +560,25 @@ static void *merger_main(void *arg)
 			pthread_mutex_unlock(&ing->mu);
 			break;
 		}
+		/*
+		 * Coalesce. Acks never wait for a merge, so merging less often
+		 * costs nothing but a little memory, and it is what makes a
+		 * merge cheap per stack: stack ids are hashes, so a merge of a
+		 * few batches dirties (copies and writes back) about one leaf
+		 * page of counts per stack, while a merge of many shares its
+		 * pages and its two fsyncs. Merging at once after each WAL
+		 * commit (2.5 batches a merge) held ingest to ~620k Stacks/s
+		 * with the merger thread a whole core. Waiting ends early for
+		 * a flusher, a backlog past half its bound, or shutdown.
+		 */
+		while (ing->mhead && !ing->writer_done && !ing->flushers &&
+		       ing->backlog < BACKLOG_MAX_STACKS / 2 &&
+		       fdo_now_ns() < next_merge) {
+			struct timespec ts;
+			deadline_in(&ts, next_merge - fdo_now_ns());
+			pthread_cond_timedwait(&ing->merge_cv, &ing->mu, &ts);
+		}
+		next_merge = fdo_now_ns() + MERGE_INTERVAL_MS * 1000000ull;
 		size_t n = 0, stacks = 0;
 		for (struct prep *p = ing->mhead;
 		     p && (n == 0 || stacks + p->nstacks <= MERGE_MAX_STACKS);
@@ -905,18 +938,15 @@ void agg_ingest_message(agg_ingest *ing, const uint8_t *msg, size_t len,
 int agg_ingest_flush(agg_ingest *ing, unsigned timeout_ms)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	deadline_in(&ts, (uint64_t)timeout_ms * 1000000u);
 	pthread_mutex_lock(&ing->mu);
 	uint64_t target = ing->logged;
 	int rc = 0;
+	ing->flushers++;
+	pthread_cond_signal(&ing->merge_cv); /* merge now, do not coalesce */
 	while (ing->merged < target && rc == 0)
 		rc = pthread_cond_timedwait(&ing->merged_cv, &ing->mu, &ts);
+	ing->flushers--;
 	int ok = ing->merged >= target;
 	pthread_mutex_unlock(&ing->mu);
 	return ok ? FDO_OK : FDO_EBUSY;

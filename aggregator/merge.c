@@ -27,87 +27,43 @@
 #define KNOWN_MAX (1u << 21) /* slots of each known set */
 
 /*
- * Open addressing map from a key of up to four 64-bit words to a weight.
- * Words hold the key's fields in significance order, so comparing words
- * numerically orders keys as LMDB orders their big-endian encodings.
- * Slots belong to the current merge when their epoch matches: clearing
- * the map is one increment, not a memset of megabytes.
+ * The counts (or branches) of one merge: one entry per stack (branch) of
+ * every batch, appended in arrival order, sorted by key at the end and
+ * summed run by run as they are written (flush_entries). Words hold the
+ * key's fields in significance order, so comparing words numerically
+ * orders keys as LMDB orders their big-endian encodings.
+ * This replaced a hash map keyed the same way: with a million stacks in a
+ * merge the map's random probes and its regrowth (fresh pages, each
+ * faulted and zeroed) were a third of the merger's time; appending is
+ * sequential, and the sort was needed for the key-order writes anyway.
  */
-struct wmap_slot {
+struct entry {
 	uint64_t k[4];
 	wire_weight_t weight;
 	uint64_t samples;
-	uint32_t epoch;
 };
 
-struct wmap {
-	struct wmap_slot *slots;
-	size_t cap, n;
-	uint32_t epoch;
+struct entries {
+	struct entry *v;
+	size_t n, cap; /* cap is kept from merge to merge */
 };
 
-static uint64_t key_hash(const uint64_t *k)
+static int entries_add(struct entries *e, const uint64_t *k, wire_weight_t w,
+		       uint64_t samples)
 {
-	return fdo_mix64(k[0] ^ fdo_mix64(k[1] ^ fdo_mix64(k[2] ^ k[3])));
-}
-
-static int wmap_grow(struct wmap *m)
-{
-	size_t cap = m->cap ? m->cap * 2 : 4096;
-	struct wmap_slot *s = calloc(cap, sizeof *s);
-	if (!s)
-		return FDO_ENOMEM;
-	for (size_t i = 0; i < m->cap; i++) {
-		if (m->slots[i].epoch != m->epoch)
-			continue;
-		size_t j = key_hash(m->slots[i].k) & (cap - 1);
-		while (s[j].epoch == m->epoch)
-			j = (j + 1) & (cap - 1);
-		s[j] = m->slots[i];
+	if (e->n == e->cap) {
+		size_t cap = e->cap ? e->cap * 2 : 4096;
+		struct entry *v = realloc(e->v, cap * sizeof *v);
+		if (!v)
+			return FDO_ENOMEM;
+		e->v = v;
+		e->cap = cap;
 	}
-	free(m->slots);
-	m->slots = s;
-	m->cap = cap;
+	struct entry *x = &e->v[e->n++];
+	memcpy(x->k, k, sizeof x->k);
+	x->weight = w;
+	x->samples = samples;
 	return FDO_OK;
-}
-
-static int wmap_add(struct wmap *m, const uint64_t *k, wire_weight_t w,
-		    uint64_t samples)
-{
-	if ((m->n + 1) * 2 > m->cap && wmap_grow(m))
-		return FDO_ENOMEM;
-	size_t j = key_hash(k) & (m->cap - 1);
-	struct wmap_slot *s;
-	for (;; j = (j + 1) & (m->cap - 1)) {
-		s = &m->slots[j];
-		if (s->epoch != m->epoch) {
-			memcpy(s->k, k, sizeof s->k);
-			s->weight = 0;
-			s->samples = 0;
-			s->epoch = m->epoch;
-			m->n++;
-			break;
-		}
-		if (s->k[0] == k[0] && s->k[1] == k[1] && s->k[2] == k[2] &&
-		    s->k[3] == k[3])
-			break;
-	}
-	/* One merge sums at most ~1e6 batches of bounded weights: far from
-	 * 2^128 (see schemas/README.md). */
-	s->weight += w;
-	s->samples += samples;
-	return FDO_OK;
-}
-
-static void wmap_clear(struct wmap *m)
-{
-	/* Epoch 0 marks never-used slots (calloc); skip it on wrap. */
-	if (++m->epoch == 0) {
-		if (m->slots)
-			memset(m->slots, 0, m->cap * sizeof *m->slots);
-		m->epoch = 1;
-	}
-	m->n = 0;
 }
 
 /* Lossy set of 64-bit values (0 = empty slot; value 0 is never known). */
@@ -173,13 +129,11 @@ static int vec_push(struct vec64 *a, uint64_t x)
 }
 
 struct merge {
-	struct wmap counts, branches;
+	struct entries counts, branches;
 	struct idset known_stacks, known_addrs;
 	struct vec64 new_stacks, new_addrs; /* to add after the commit */
 	uint32_t *pending;                  /* build-ids with new pending */
 	size_t npending, cap_pending;
-	struct wmap_slot *sorted; /* dense, sorted copy of a map's slots */
-	size_t cap_sorted;
 	/* the current call */
 	struct prep **preps;
 	size_t n;
@@ -191,7 +145,6 @@ int merge_create(struct merge **out)
 	struct merge *m = calloc(1, sizeof *m);
 	if (!m)
 		return FDO_ENOMEM;
-	m->counts.epoch = m->branches.epoch = 1;
 	*out = m;
 	return FDO_OK;
 }
@@ -200,14 +153,13 @@ void merge_destroy(struct merge *m)
 {
 	if (!m)
 		return;
-	free(m->counts.slots);
-	free(m->branches.slots);
+	free(m->counts.v);
+	free(m->branches.v);
 	free(m->known_stacks.slots);
 	free(m->known_addrs.slots);
 	free(m->new_stacks.v);
 	free(m->new_addrs.v);
 	free(m->pending);
-	free(m->sorted);
 	free(m);
 }
 
@@ -400,7 +352,7 @@ static int apply_prep(struct merge *m, store_txn *t, struct prep *p)
 			return rc;
 		uint64_t key[4] = {(uint64_t)binary << 32 | labelset,
 				   p->bucket, s->id, 0};
-		if ((rc = wmap_add(&m->counts, key, unit * s->samples,
+		if ((rc = entries_add(&m->counts, key, unit * s->samples,
 				   s->samples)))
 			return rc;
 		accepted += s->samples;
@@ -410,7 +362,7 @@ static int apply_prep(struct merge *m, store_txn *t, struct prep *p)
 		uint64_t key[4] = {(uint64_t)binary << 32 | labelset,
 				   (uint64_t)p->bucket << 32 | p->maps[pb->map].id,
 				   pb->from, pb->to};
-		if ((rc = wmap_add(&m->branches, key, unit * pb->samples,
+		if ((rc = entries_add(&m->branches, key, unit * pb->samples,
 				   pb->samples)))
 			return rc;
 	}
@@ -422,8 +374,8 @@ static int apply_prep(struct merge *m, store_txn *t, struct prep *p)
 			 sizeof bval, 0);
 }
 
-static inline int slot_less(const struct wmap_slot *x,
-			    const struct wmap_slot *y)
+static inline int entry_less(const struct entry *x,
+			    const struct entry *y)
 {
 	for (int i = 0; i < 4; i++)
 		if (x->k[i] != y->k[i])
@@ -432,40 +384,40 @@ static inline int slot_less(const struct wmap_slot *x,
 }
 
 /*
- * Sort slots in place by key: quicksort with the comparison inlined
+ * Sort entries in place by key: quicksort with the comparison inlined
  * (qsort's callback through pointers into a scattered map was a fifth of
  * the merger's time), insertion sort for short runs.
  */
-static void sort_slots(struct wmap_slot *a, size_t n)
+static void sort_entries(struct entry *a, size_t n)
 {
 	while (n > 16) {
 		/* Median of three as pivot. */
 		size_t m = n / 2;
-		if (slot_less(&a[m], &a[0])) {
-			struct wmap_slot t = a[m];
+		if (entry_less(&a[m], &a[0])) {
+			struct entry t = a[m];
 			a[m] = a[0];
 			a[0] = t;
 		}
-		if (slot_less(&a[n - 1], &a[m])) {
-			struct wmap_slot t = a[m];
+		if (entry_less(&a[n - 1], &a[m])) {
+			struct entry t = a[m];
 			a[m] = a[n - 1];
 			a[n - 1] = t;
-			if (slot_less(&a[m], &a[0])) {
+			if (entry_less(&a[m], &a[0])) {
 				t = a[m];
 				a[m] = a[0];
 				a[0] = t;
 			}
 		}
-		struct wmap_slot pivot = a[m];
+		struct entry pivot = a[m];
 		size_t i = 0, j = n - 1;
 		for (;;) {
-			while (slot_less(&a[i], &pivot))
+			while (entry_less(&a[i], &pivot))
 				i++;
-			while (slot_less(&pivot, &a[j]))
+			while (entry_less(&pivot, &a[j]))
 				j--;
 			if (i >= j)
 				break;
-			struct wmap_slot t = a[i];
+			struct entry t = a[i];
 			a[i] = a[j];
 			a[j] = t;
 			i++;
@@ -473,18 +425,18 @@ static void sort_slots(struct wmap_slot *a, size_t n)
 		}
 		/* Recurse into the smaller side, loop on the larger. */
 		if (j + 1 < n - j - 1) {
-			sort_slots(a, j + 1);
+			sort_entries(a, j + 1);
 			a += j + 1;
 			n -= j + 1;
 		} else {
-			sort_slots(a + j + 1, n - j - 1);
+			sort_entries(a + j + 1, n - j - 1);
 			n = j + 1;
 		}
 	}
 	for (size_t i = 1; i < n; i++) {
-		struct wmap_slot t = a[i];
+		struct entry t = a[i];
 		size_t j = i;
-		while (j > 0 && slot_less(&t, &a[j - 1])) {
+		while (j > 0 && entry_less(&t, &a[j - 1])) {
 			a[j] = a[j - 1];
 			j--;
 		}
@@ -510,27 +462,22 @@ static size_t encode_key(enum store_table table, const uint64_t *k,
 	return STORE_BRANCHES_KEY_SIZE;
 }
 
-/* Read-modify-write every summed key of map into table, in key order. */
-static int flush_map(struct merge *m, store_txn *t, struct wmap *map,
-		     enum store_table table)
+/* Sum the entries of each key and read-modify-write it into table, in key
+ * order, so neighbouring keys share B-tree pages. */
+static int flush_entries(store_txn *t, struct entries *e,
+			 enum store_table table)
 {
-	if (!map->n)
-		return FDO_OK;
-	if (map->n > m->cap_sorted) {
-		struct wmap_slot *s = realloc(m->sorted, map->n * sizeof *s);
-		if (!s)
-			return FDO_ENOMEM;
-		m->sorted = s;
-		m->cap_sorted = map->n;
-	}
-	/* A dense copy, read and sorted sequentially. */
-	size_t n = 0;
-	for (size_t i = 0; i < map->cap; i++)
-		if (map->slots[i].epoch == map->epoch)
-			m->sorted[n++] = map->slots[i];
-	sort_slots(m->sorted, n);
-	for (size_t i = 0; i < n; i++) {
-		const struct wmap_slot *s = &m->sorted[i];
+	sort_entries(e->v, e->n);
+	for (size_t i = 0, j; i < e->n; i = j) {
+		const struct entry *s = &e->v[i];
+		/* One merge sums at most a million entries of bounded
+		 * weights: far from 2^128 (see schemas/README.md). */
+		wire_weight_t sum = s->weight;
+		uint64_t samples = s->samples;
+		for (j = i + 1; j < e->n && !entry_less(s, &e->v[j]); j++) {
+			sum += e->v[j].weight;
+			samples += e->v[j].samples;
+		}
 		uint8_t key[32];
 		size_t klen = encode_key(table, s->k, key);
 		struct store_weight cur = {0};
@@ -542,9 +489,9 @@ static int flush_map(struct merge *m, store_txn *t, struct wmap *map,
 				return rc;
 		} else if (rc != FDO_ENOT_FOUND)
 			return rc;
-		if (wire_weight_add(&cur.weight, s->weight))
+		if (wire_weight_add(&cur.weight, sum))
 			return FDO_ELIMIT;
-		cur.samples += s->samples;
+		cur.samples += samples;
 		uint8_t val[STORE_WEIGHT_VAL_SIZE];
 		store_weight_encode(val, &cur);
 		if ((rc = store_put(t, table, key, klen, val, sizeof val, 0)))
@@ -558,16 +505,16 @@ static int apply_all(store_txn *t, void *arg)
 	struct merge *m = arg;
 	int rc;
 	/* store_write may call again from scratch after growing the map. */
-	wmap_clear(&m->counts);
-	wmap_clear(&m->branches);
+	m->counts.n = 0;
+	m->branches.n = 0;
 	m->new_stacks.n = 0;
 	m->new_addrs.n = 0;
 	m->npending = 0;
 	for (size_t i = 0; i < m->n; i++)
 		if ((rc = apply_prep(m, t, m->preps[i])))
 			return rc;
-	if ((rc = flush_map(m, t, &m->counts, STORE_COUNTS)) ||
-	    (rc = flush_map(m, t, &m->branches, STORE_BRANCHES)))
+	if ((rc = flush_entries(t, &m->counts, STORE_COUNTS)) ||
+	    (rc = flush_entries(t, &m->branches, STORE_BRANCHES)))
 		return rc;
 	return store_wal_applied_put(t, m->preps[m->n - 1]->wal_end);
 }
