@@ -25,15 +25,28 @@
  *    line (L0 - S0).d0 — the path clang's loader walks for an instruction
  *    inlined at those call sites.
  *  - Body samples come from the leaf location of each stack only.
- *  - Line counts (opts line_count=sum|max): several addresses on one
- *    (function instance, offset, discriminator). `sum` (default) adds their
- *    samples, as llvm-profgen does with IP samples: the count is the time
- *    spent on the line. `max` takes the largest per-address count, as
- *    AutoFDO does with per-instruction execution counts from LBR. Without
- *    LBR an instruction's sample count measures its latency (and skid) more
- *    than how often it ran, so `max` keeps one noisy address and throws the
- *    line's other samples away; `sum` keeps every sample, which matters
- *    when lines have few samples. The lead measures both.
+ *  - Line counts (opts line_count=mean|sum|max): several addresses on one
+ *    (function instance, offset, discriminator). clang's sample loader
+ *    reads a line's count as how often the line ran, and weighs a block by
+ *    the largest count among its lines. An IP sample falls on an
+ *    instruction in proportion to (times it ran x its latency), so `sum`
+ *    (what llvm-profgen does with IP samples) multiplies each line by its
+ *    number of instructions: a long line looks hotter than a short one that
+ *    ran as often, and the branch weights clang derives from block counts
+ *    lean towards long blocks. `mean` (default) divides each line's sum by
+ *    the number of its addresses that got samples (on a hot line, about
+ *    its instruction count), then rescales all lines by one factor so they
+ *    keep the sum's total (heads and call targets stay in the same unit).
+ *    `max` takes the largest per-address count, as AutoFDO does with
+ *    per-instruction execution counts from LBR; without LBR it keeps one
+ *    noisy address and throws the line's other samples away.
+ *    Measured (deploy/demo/profile-choices.sh: independent ~25k-sample
+ *    profiles of the demo interpreter, each built with every choice, timed
+ *    in 11 paired interleaved rounds; share of the instrumented-PGO gain):
+ *    sum 43, 26, 94, 80, 13, 60%; max 66, 80, 100%; mean 102, 109, 117,
+ *    27, 54, 78% (head=stacks). One profile is one draw (sample noise
+ *    flips some of clang's decisions), but mean wins on the median and in
+ *    5 of 6 pairs.
  *  - Call targets: for each stack, location i+1 called the function of
  *    location i, so `callee:count` goes on location i+1's line — the line
  *    of its INNERMOST frame, nested in its inline chain like a body sample,
@@ -41,16 +54,22 @@
  *    in inlined code (findFunctionSamples on the call's DILocation). The
  *    callee is the outermost frame of location i (the function actually
  *    called; its inner frames were inlined into it).
- *  - Head samples: LLVM's own converters keep head(f) = the sum of the call
- *    target counts naming f (llvm-profgen adds both from each LBR call).
- *    We do the same from stacks: head(f) = the count of stacks in which f
- *    is called (f is the outermost frame of a location with a caller
- *    location), also when the caller is outside the binary or not
- *    symbolized. A stack counts once per callee and once per (call site,
- *    callee), so recursion does not multiply it. Unit caveat: a stack edge
- *    measures time spent below the call, not calls, so HEAD and call
- *    target counts are inclusive sample counts (clang sets the entry count
- *    to HEAD + 1).
+ *  - Head samples (opts head=entry|stacks). `entry` (default): head(f)
+ *    is the count of f's entry line (offset 0, no discriminator), in the
+ *    same unit as its body lines. `stacks`: like LLVM's own converters,
+ *    which add up the call target counts naming f (llvm-profgen, from LBR
+ *    calls): head(f) = the count of stacks in which f is called (f is the
+ *    outermost frame of a location with a caller location), also when the
+ *    caller is outside the binary or not symbolized; a stack counts once
+ *    per callee and once per (call site, callee), so recursion does not
+ *    multiply it. But a stack edge measures time spent below the call, not
+ *    calls: a function entered once that runs a long loop gets a head as
+ *    large as all its samples, and clang (entry count = HEAD + 1) then sees
+ *    its loop bodies run about once per entry. Measured as above, on the
+ *    same samples: mean+entry 116, 100, 69, 106, 111, 120% against mean+
+ *    stacks 27, 54, 78, 78, 95, 69%; sum+entry 64, 84, 68% against sum+
+ *    stacks 43, 26, 94%. Call target counts stay inclusive sample counts
+ *    from stack edges either way.
  *  - Unsymbolized locations (0 frames) and chains with a frame on line 0
  *    (or a name clang could not parse: empty, or containing whitespace)
  *    cannot be placed and are skipped; the skipped counts are logged at
@@ -88,13 +107,16 @@
 struct llvm_cfg {
 	double min_share;
 	char *line_count;
+	char *head;
 };
 
 static const struct fdo_opt llvm_opts[] = {
     {"min_share", FDO_OPT_DOUBLE, offsetof(struct llvm_cfg, min_share), "0",
      "F", "leave out functions with less than F of all samples"},
-    {"line_count", FDO_OPT_STRING, offsetof(struct llvm_cfg, line_count), "sum",
-     "sum|max", "a line's count from its addresses' counts"},
+    {"line_count", FDO_OPT_STRING, offsetof(struct llvm_cfg, line_count), "mean",
+     "mean|sum|max", "a line's count from its addresses' counts"},
+    {"head", FDO_OPT_STRING, offsetof(struct llvm_cfg, head), "entry",
+     "entry|stacks", "head samples: the entry line's, or calls in stacks"},
     {0},
 };
 
@@ -220,6 +242,7 @@ struct lnode {
 /* One (instance, offset, discriminator) line. */
 struct lrec {
 	uint32_t node, off, disc;
+	uint32_t naddr; /* distinct sampled addresses placed on it */
 	double count;
 	uint64_t rounded;
 	int keep;
@@ -233,9 +256,12 @@ struct ltgt {
 	size_t stamp; /* the stack that last added to it, + 1 */
 };
 
+enum line_rule { LINE_SUM, LINE_MAX, LINE_MEAN };
+
 struct llvm_em {
 	const struct prof *p;
-	int use_max;
+	enum line_rule line;
+	int head_entry;
 	struct lnode *nodes;
 	size_t nnodes, cap_nodes;
 	struct lrec *recs;
@@ -304,7 +330,7 @@ static uint32_t rec_get(struct llvm_em *e, uint32_t node, uint32_t off,
 		return i;
 	if (grow1((void **)&e->recs, &e->nrecs, &e->cap_recs, sizeof *e->recs))
 		return NONE;
-	e->recs[e->nrecs++] = (struct lrec){node, off, disc, 0, 0, 0};
+	e->recs[e->nrecs++] = (struct lrec){node, off, disc, 0, 0, 0, 0};
 	return i;
 }
 
@@ -438,11 +464,12 @@ static int add_leaves(struct llvm_em *e, const double *leaf)
 		uint32_t rec;
 		switch (place(e, idx[i], &rec)) {
 		case PLACE_OK:
-			if (e->use_max)
+			if (e->line == LINE_MAX)
 				e->recs[rec].count =
 				    fmax(e->recs[rec].count, c);
 			else
 				e->recs[rec].count += c;
+			e->recs[rec].naddr++;
 			break;
 		case PLACE_UNSYM:
 			e->skipped_unsym += c;
@@ -456,7 +483,36 @@ static int add_leaves(struct llvm_em *e, const double *leaf)
 		i = j;
 	}
 	free(idx);
-	return rc;
+	if (rc || e->line != LINE_MEAN)
+		return rc;
+	/* mean: per address, rescaled so the lines keep the sum's total
+	 * (heads and call targets stay in the same unit). */
+	double before = 0, after = 0;
+	for (size_t i = 0; i < e->nrecs; i++) {
+		struct lrec *r = &e->recs[i];
+		before += r->count;
+		if (r->naddr)
+			r->count /= r->naddr;
+		after += r->count;
+	}
+	double scale = after > 0 ? before / after : 1;
+	for (size_t i = 0; i < e->nrecs; i++)
+		e->recs[i].count *= scale;
+	return FDO_OK;
+}
+
+/* head=entry: a function's head samples are its entry line's (offset 0,
+ * discriminator 0 of its own body), the count the line rule gave it. */
+static void heads_from_entry(struct llvm_em *e)
+{
+	for (size_t i = 0; i < e->p->nstrings; i++)
+		e->head[i] = 0;
+	for (size_t i = 0; i < e->nrecs; i++) {
+		const struct lrec *r = &e->recs[i];
+		const struct lnode *n = &e->nodes[r->node];
+		if (n->parent == NONE && r->off == 0 && r->disc == 0)
+			e->head[n->name] = r->count;
+	}
 }
 
 /* ------------------------------------------------------- the output -- */
@@ -684,16 +740,22 @@ int emit_llvm(const struct prof *p, const char *opts, struct fdo_buf *out)
 	int rc = fdo_opts_defaults(llvm_opts, &cfg, err, sizeof err);
 	if (!rc)
 		rc = emit_opts_apply(llvm_opts, &cfg, opts);
-	if (!rc &&
-	    (!(cfg.min_share >= 0 && cfg.min_share <= 1) ||
-	     (strcmp(cfg.line_count, "sum") && strcmp(cfg.line_count, "max"))))
+	static const char *const rules[] = {"sum", "max", "mean"};
+	int line = -1;
+	for (int i = 0; !rc && i < 3; i++)
+		if (!strcmp(cfg.line_count, rules[i]))
+			line = i;
+	if (!rc && (!(cfg.min_share >= 0 && cfg.min_share <= 1) || line < 0 ||
+	            (strcmp(cfg.head, "stacks") && strcmp(cfg.head, "entry"))))
 		rc = FDO_EINVAL;
 	if (rc) {
 		fdo_opts_fini(llvm_opts, &cfg);
 		return rc;
 	}
 
-	struct llvm_em e = {.p = p, .use_max = !strcmp(cfg.line_count, "max")};
+	struct llvm_em e = {.p = p,
+	                    .line = (enum line_rule)line,
+	                    .head_entry = !strcmp(cfg.head, "entry")};
 	double *leaf = calloc(p->nlocs ? p->nlocs : 1, sizeof *leaf);
 	e.head = calloc(p->nstrings ? p->nstrings : 1, sizeof *e.head);
 	e.head_stamp =
@@ -718,6 +780,8 @@ int emit_llvm(const struct prof *p, const char *opts, struct fdo_buf *out)
 	}
 	if (!rc)
 		rc = add_leaves(&e, leaf);
+	if (!rc && e.head_entry)
+		heads_from_entry(&e);
 	if (!rc) {
 		fdo_debug("emit_llvm: %zu functions and inlined instances, "
 		          "%zu lines; skipped %.0f unsymbolized and %.0f "

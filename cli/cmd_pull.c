@@ -2,7 +2,8 @@
  * cli/cmd_pull.c — `fdoctl pull BINARY [--http URL] [--format F]
  * [--build-id ID] [--labels k=v,...] [--mix SPEC] [--window 7d]
  * [--half-life 3d] [--min-samples N] [--min-hosts N] [--min-span D]
- * [--min-share F] [-o FILE]`: fetch a profile for a build.
+ * [--min-share F] [--line-count sum|max|mean] [--head stacks|entry]
+ * [-o FILE]`: fetch a profile for a build.
  *
  * The file is written to a temporary name and renamed, so a build never
  * sees half a profile. When the profile is not ready the reason goes to
@@ -29,7 +30,9 @@ static void pull_usage(FILE *out)
 		"                   [--window 7d] [--half-life 3d] "
 		"[--min-samples N]\n"
 		"                   [--min-hosts N] [--min-span D] [--min-share "
-		"F] [-o FILE]\n\n"
+		"F]\n"
+		"                   [--line-count sum|max|mean] [--head "
+		"stacks|entry] [-o FILE]\n\n"
 		"Fetches BINARY's profile from fdod (GET /v1/profiles/BINARY).\n"
 		"URL defaults to $FDOD_HTTP, else http://127.0.0.1:7471. Without\n"
 		"-o the profile goes to stdout. Exit status: 0 written, 3 not\n"
@@ -58,6 +61,7 @@ int cmd_pull(int argc, char **argv)
 		{"--window", "window"},       {"--half-life", "half_life"},
 		{"--min-samples", "min_samples"}, {"--min-hosts", "min_hosts"},
 		{"--min-span", "min_span"},   {"--min-share", "min_share"},
+		{"--line-count", "line_count"}, {"--head", "head"},
 	};
 	const size_t np = sizeof params / sizeof params[0];
 	const char *vals[sizeof params / sizeof params[0]] = {0};

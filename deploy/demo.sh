@@ -5,8 +5,9 @@
 #   2. build the workload (deploy/demo/vm.c, a bytecode interpreter) with
 #      the profiling flags and upload its symbols,
 #   3. run it under fdo-agent (real perf_event_open samples, batches every 2 s),
-#   4. wait for delayed symbolization, pull the llvm profile (line_count sum
-#      and max) and build the sample-PGO binaries,
+#   4. wait for delayed symbolization, pull the llvm profile (the default
+#      line counts, and line_count=sum to compare) and build the sample-PGO
+#      binaries,
 #   5. run the sample-PGO binary under fdo-agent too, pull the bolt profile
 #      of its exact build-id and BOLT it,
 #   6. build the instrumented-PGO ceiling,
@@ -105,26 +106,23 @@ profile_runs "$W/vm" $SEEDS
 wait_symbolized "$BID"
 samples
 
-step "pulling the llvm profiles of build-id $BID (line_count=sum, the default, and max)"
+step "pulling the llvm profiles of build-id $BID (the defaults, and line_count=sum to compare)"
 "$FDOCTL" pull vm --http "$HTTP" --format llvm --build-id "$BID" -o "$W/prof.llvm"
-curl -fsS "$HTTP/v1/profiles/vm?format=llvm&build_id=$BID&line_count=max" \
-	-o "$W/prof.max.llvm"
+curl -fsS "$HTTP/v1/profiles/vm?format=llvm&build_id=$BID&line_count=sum" \
+	-o "$W/prof.sum.llvm"
 "$PROFDATA" show --sample "$W/prof.llvm" >"$W/prof.llvm.show"
 grep -E 'Function:|inlined callee: [a-z_]+: [0-9]{3,}' "$W/prof.llvm.show" | head -8 | sed 's/^ */   /'
 
 step "building the sample-PGO variants"
 "$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.llvm" -o "$W/vm.spgo" "$SRC"
-"$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.max.llvm" -o "$W/vm.spgo-max" "$SRC"
+"$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.sum.llvm" -o "$W/vm.spgo-sum" "$SRC"
 EXTRA=()
 if [ "${DEMO_EXTRA:-0}" = 1 ]; then
 	"$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.llvm" \
 		-fprofile-sample-accurate -o "$W/vm.spgo-accurate" "$SRC"
 	"$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.llvm" \
 		-mllvm -sample-profile-use-profi -o "$W/vm.spgo-profi" "$SRC"
-	"$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.max.llvm" \
-		-mllvm -sample-profile-use-profi -o "$W/vm.spgo-max-profi" "$SRC"
-	EXTRA=(spgo-accurate="$W/vm.spgo-accurate" spgo-profi="$W/vm.spgo-profi"
-		spgo-max-profi="$W/vm.spgo-max-profi")
+	EXTRA=(spgo-accurate="$W/vm.spgo-accurate" spgo-profi="$W/vm.spgo-profi")
 fi
 
 SBID=$(build_id "$W/vm.spgo")
@@ -154,15 +152,15 @@ step "timing: $ROUNDS paired interleaved rounds of 'vm' (default input)"
 	fdod-spgo="$W/vm.spgo" \
 	fdod-spgo+bolt="$W/vm.spgo.bolt" \
 	pgo-instr="$W/vm.pgo" \
-	fdod-spgo-max="$W/vm.spgo-max" \
+	fdod-spgo-sum="$W/vm.spgo-sum" \
 	"${EXTRA[@]}" >"$W/bench.out"
 grep '^  round' "$W/bench.out"
 grep -v '^  round' "$W/bench.out" >"$DEMO/table.txt"
 {
 	echo "variants: base = clang-16 ${CFLAGS[*]}; fdod-spgo = + -fprofile-sample-use"
-	echo "  (fdod llvm profile, line_count=sum); fdod-spgo+bolt = llvm-bolt with fdod's"
+	echo "  (fdod llvm profile, default choices); fdod-spgo+bolt = llvm-bolt with fdod's"
 	echo "  .fdata of vm.spgo; pgo-instr = -fprofile-generate/-use (the ceiling);"
-	echo "  fdod-spgo-max = the llvm profile with line_count=max"
+	echo "  fdod-spgo-sum = the llvm profile with line_count=sum (the earlier default)"
 } >>"$DEMO/table.txt"
 echo
 cat "$DEMO/table.txt"

@@ -2,7 +2,8 @@
  * server/profiles.c — the profile API for build pipelines:
  *   GET  /v1/profiles/{binary}?format=&labels=&mix=&window=&half_life=
  *        &build_id=&min_samples=&min_hosts=&min_span=&min_share=
- *        &line_count=sum|max (llvm: how a line's addresses add up)
+ *        &line_count=sum|max|mean (llvm: how a line's addresses add up)
+ *        &head=stacks|entry (llvm: where head samples come from)
  *   POST /v1/profiles/{binary}/publish   (same selectors)
  *   GET  /v1/profiles/{binary}/versions[/{id}]
  *   GET  /v1/binaries/{binary}/readiness (would a pull be ready, per
@@ -135,16 +136,29 @@ static int parse_request(struct srv_app *app, struct srv_req *req,
 		snprintf(pr->build_id_hex, sizeof pr->build_id_hex, "%s", v);
 		snprintf(pr->emit_opts, sizeof pr->emit_opts, "build_id=%s", v);
 	}
-	if ((got = qget(req, "line_count", v, sizeof v, resp)) < 0)
-		return -1;
-	if (got) {
-		if (strcmp(v, "sum") && strcmp(v, "max")) {
-			srv_resp_error(resp, 400, "line_count is sum or max");
+	/* llvm choices, passed on to the emitter (emit_llvm.c says why). */
+	static const struct {
+		const char *name, *values[4], *msg;
+	} choices[] = {
+	    {"line_count", {"sum", "max", "mean"},
+	     "line_count is sum, max or mean"},
+	    {"head", {"stacks", "entry"}, "head is stacks or entry"},
+	};
+	for (size_t c = 0; c < sizeof choices / sizeof *choices; c++) {
+		if ((got = qget(req, choices[c].name, v, sizeof v, resp)) < 0)
+			return -1;
+		if (!got)
+			continue;
+		int ok = 0;
+		for (int i = 0; choices[c].values[i]; i++)
+			ok |= !strcmp(v, choices[c].values[i]);
+		if (!ok) {
+			srv_resp_error(resp, 400, "%s", choices[c].msg);
 			return -1;
 		}
 		size_t n = strlen(pr->emit_opts);
-		snprintf(pr->emit_opts + n, sizeof pr->emit_opts - n,
-			 "%sline_count=%s", n ? "," : "", v);
+		snprintf(pr->emit_opts + n, sizeof pr->emit_opts - n, "%s%s=%s",
+			 n ? "," : "", choices[c].name, v);
 	}
 	if ((got = qget(req, "min_share", v, sizeof v, resp)) < 0)
 		return -1;

@@ -116,9 +116,15 @@ def test_not_ready_names_the_rules(loaded):
                         "--min-samples", "5000"], capture_output=True,
                        text=True)
     assert p.returncode == 3 and "min_samples" in p.stderr
-    assert d.request("GET", "/v1/profiles/papi?line_count=max")[0] == 200
+    for ok in ("line_count=max", "line_count=sum&head=stacks",
+               "line_count=mean&head=entry"):
+        assert d.request("GET", "/v1/profiles/papi?" + ok)[0] == 200, ok
+    # The defaults are spelled out: the same bytes.
+    assert (d.request("GET", "/v1/profiles/papi")[1] ==
+            d.request("GET", "/v1/profiles/papi?line_count=mean&head=entry")[1])
     for bad in ("format=nope", "window=3x", "build_id=XYZ",
-                "min_share=2", "labels=novalue", "line_count=avg"):
+                "min_share=2", "labels=novalue", "line_count=avg",
+                "head=calls"):
         assert d.request("GET", "/v1/profiles/papi?" + bad)[0] == 400, bad
     assert d.request("GET", "/v1/profiles/nope")[0] == 404
 
@@ -166,6 +172,17 @@ def test_fdoctl_pull_writes_the_file(loaded, tmp_path):
     show = subprocess.run(["llvm-profdata-16", "show", "--sample", str(out)],
                           capture_output=True, text=True)
     assert show.returncode == 0, show.stderr
+    # --line-count and --head reach the emitter.
+    sum_out = tmp_path / "sum.prof"
+    p = subprocess.run([FDOCTL, "pull", "papi", "--http", d.http, "--format",
+                        "llvm", "--labels", "mode=serving", "--line-count",
+                        "sum", "--head", "stacks", "-o", str(sum_out)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    status, body = d.request(
+        "GET", "/v1/profiles/papi?format=llvm&labels=mode:serving"
+        "&line_count=sum&head=stacks")
+    assert status == 200 and sum_out.read_bytes() == body
 
 
 def test_pprof_top_function_matches_folded(loaded, tmp_path):

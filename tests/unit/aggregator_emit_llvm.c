@@ -1,7 +1,8 @@
 /*
  * Tests for aggregator/emit_llvm.c: exact text for a small hand-built
  * profile (inlining two deep, discriminators, call targets in plain and in
- * inlined code, head samples, skipped samples, sum and max line counts,
+ * inlined code, head samples, skipped samples, sum, max and mean line
+ * counts, head samples from stacks or from the entry line,
  * min_share, option errors, determinism), then profiles built from a real
  * program compiled here with clang-16 and resolved with the symbolizer,
  * checked with the real tools: llvm-profdata-16 show/merge must read the
@@ -141,6 +142,10 @@ static void hand_profile(struct prof *p, int reversed)
 	}
 }
 
+/* The hand profile's text under line_count=sum, head=stacks (the defaults
+ * are mean and entry: see defaults_are_mean_and_entry). */
+#define SUM_STACKS "line_count=sum,head=stacks"
+
 static const char *HAND = "work:49:40\n"
                           " 2: 16\n"
                           " 2.2: 3\n"
@@ -170,7 +175,7 @@ TEST(hand_profile_exact_text)
 	struct prof p;
 	hand_profile(&p, 0);
 	int rc;
-	char *t = emit(&p, NULL, &rc);
+	char *t = emit(&p, SUM_STACKS, &rc);
 	CHECK_EQ_INT(rc, FDO_OK);
 	CHECK_EQ_STR(t, HAND);
 	free(t);
@@ -183,7 +188,8 @@ TEST(same_profile_same_bytes_in_any_order)
 	hand_profile(&a, 0);
 	hand_profile(&b, 1);
 	int rc1, rc2;
-	char *x = emit(&a, "", &rc1), *y = emit(&b, "line_count=sum", &rc2);
+	char *x = emit(&a, SUM_STACKS, &rc1),
+	     *y = emit(&b, "head=stacks;line_count=sum", &rc2);
 	CHECK(!rc1 && !rc2);
 	CHECK_EQ_STR(x, y);
 	free(x);
@@ -198,9 +204,69 @@ TEST(line_count_max_takes_the_largest_address)
 	struct prof p;
 	hand_profile(&p, 0);
 	int rc;
-	char *t = emit(&p, "line_count=max", &rc);
+	char *t = emit(&p, "line_count=max,head=stacks", &rc);
 	CHECK_EQ_INT(rc, FDO_OK);
 	CHECK(t && !strncmp(t, "work:44:40\n 2: 11\n 2.2: 3\n", 26));
+	free(t);
+	prof_fini(&p);
+}
+
+TEST(line_count_mean_divides_by_addresses_and_keeps_the_total)
+{
+	/* work line 22: (11.4 + 5) / 2 addresses = 8.2; every other line has
+	 * one address. The lines summed 53.9, the means 45.7: each is scaled
+	 * by 53.9 / 45.7, so 8.2 -> 9.67, 3 -> 3.54, 20 -> 23.6, 7.5 -> 8.85,
+	 * 5 -> 5.90; heads and call targets are unchanged. */
+	struct prof p;
+	hand_profile(&p, 0);
+	int rc;
+	char *t = emit(&p, "line_count=mean,head=stacks", &rc);
+	CHECK_EQ_INT(rc, FDO_OK);
+	CHECK_EQ_STR(t, "work:49:40\n 2: 10\n 2.2: 4\n 7: 2 leaf:4\n"
+	                " 5: mix:33\n  3: 24\n  5: 0 leaf:1\n  4: inner:9\n"
+	                "   1.1: 9\n"
+	                "leaf:6:5\n 1: 6\n"
+	                "main:0:0\n 2: 0 work:39\n");
+	free(t);
+	prof_fini(&p);
+}
+
+TEST(defaults_are_mean_and_entry)
+{
+	struct prof p;
+	hand_profile(&p, 0);
+	int rc1, rc2;
+	char *x = emit(&p, NULL, &rc1),
+	     *y = emit(&p, "line_count=mean,head=entry", &rc2);
+	CHECK(!rc1 && !rc2);
+	CHECK_EQ_STR(x, y);
+	/* No function has a sample on its entry line here: heads are 0. */
+	CHECK(x && !strncmp(x, "work:49:0\n 2: 10\n", 17));
+	free(x);
+	free(y);
+	prof_fini(&p);
+}
+
+TEST(head_entry_is_the_entry_line_count)
+{
+	/* f (decl 10) runs 7 samples on its entry line 10 and 3 on line 12;
+	 * g calls it from line 31 in all 10. */
+	struct prof p;
+	prof_init(&p);
+	add_build_id(&p, "00112233445566778899aabbccddeeff00112233");
+	const struct fr f0[] = {{"f", 10, 0, 10}}, f1[] = {{"f", 12, 0, 10}},
+	                g[] = {{"g", 31, 0, 30}};
+	uint32_t a[2] = {add_loc(&p, 0x10, 1, f0), add_loc(&p, 0x30, 1, g)};
+	uint32_t b[2] = {add_loc(&p, 0x20, 1, f1), a[1]};
+	add_stack(&p, 7, 2, a);
+	add_stack(&p, 3, 2, b);
+	int rc;
+	char *t = emit(&p, "head=stacks", &rc);
+	CHECK_EQ_STR(t, "f:10:10\n 0: 7\n 2: 3\ng:0:0\n 1: 0 f:10\n");
+	free(t);
+	t = emit(&p, "head=entry", &rc);
+	CHECK_EQ_INT(rc, FDO_OK);
+	CHECK_EQ_STR(t, "f:10:7\n 0: 7\n 2: 3\ng:0:0\n 1: 0 f:10\n");
 	free(t);
 	prof_fini(&p);
 }
@@ -211,17 +277,17 @@ TEST(min_share_drops_small_functions)
 	struct prof p;
 	hand_profile(&p, 0);
 	int rc;
-	char *t = emit(&p, "min_share=0.1", &rc);
+	char *t = emit(&p, "min_share=0.1," SUM_STACKS, &rc);
 	CHECK_EQ_INT(rc, FDO_OK);
 	const char *work_only = strstr(HAND, "leaf:5:5");
 	CHECK(t && strlen(t) == (size_t)(work_only - HAND) &&
 	      !strncmp(t, HAND, strlen(t)));
 	free(t);
 	/* 5/54 = 0.0926 keeps leaf. */
-	t = emit(&p, "min_share=0.09,line_count=sum", &rc);
+	t = emit(&p, "min_share=0.09,head=stacks,line_count=sum", &rc);
 	CHECK(t && strstr(t, "leaf:5:5\n") && !strstr(t, "main:"));
 	free(t);
-	t = emit(&p, "min_share=0.5", &rc);
+	t = emit(&p, "min_share=0.5," SUM_STACKS, &rc);
 	CHECK_EQ_STR(t, "work:49:40\n 2: 16\n 2.2: 3\n 7: 2 leaf:4\n"
 	                " 5: mix:28\n  3: 20\n  5: 0 leaf:1\n  4: inner:8\n"
 	                "   1.1: 8\n");
@@ -234,7 +300,8 @@ TEST(bad_options_are_refused)
 	struct prof p;
 	hand_profile(&p, 0);
 	const char *bad[] = {"min_share=2",    "min_share=-0.1", "min_share=x",
-	                     "line_count=avg", "min_share",      "line_count"};
+	                     "line_count=avg", "min_share",      "line_count",
+	                     "head=calls",     "head="};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		struct fdo_buf b;
 		fdo_buf_init(&b);
@@ -251,11 +318,11 @@ TEST(other_emitters_options_are_ignored)
 	struct prof p;
 	hand_profile(&p, 0);
 	int rc;
-	char *t = emit(&p, "build_id=00112233 period=1000;nonsense", &rc);
+	char *t = emit(&p, "build_id=00112233 period=1000;nonsense " SUM_STACKS, &rc);
 	CHECK_EQ_INT(rc, FDO_OK);
 	CHECK_EQ_STR(t, HAND);
 	free(t);
-	t = emit(&p, "build_id=00112233,min_share=0.1", &rc);
+	t = emit(&p, "build_id=00112233,min_share=0.1," SUM_STACKS, &rc);
 	CHECK_EQ_INT(rc, FDO_OK);
 	CHECK(t && !strncmp(t, "work:49:40\n", 11) && !strstr(t, "\nleaf:5:5"));
 	free(t);
@@ -630,7 +697,7 @@ TEST(real_program_profile_reads_back_in_llvm_profdata)
 	snprintf(path, sizeof path, "%s/prof.txt", x.dir);
 	snprintf(bin, sizeof bin, "%s/prof.extbin", x.dir);
 	snprintf(txt, sizeof txt, "%s/prof.back.txt", x.dir);
-	char *t = emit_to(&p, NULL, path);
+	char *t = emit_to(&p, SUM_STACKS, path);
 	REQUIRE(t);
 
 	/* Exactly what we put in; offsets from the source's line numbers. */
@@ -701,7 +768,7 @@ TEST(clang_builds_with_the_profile_silently_and_applies_it)
 	}
 	char path[400], cmd[1600];
 	snprintf(path, sizeof path, "%s/prof.txt", x.dir);
-	char *t = emit_to(&p, NULL, path);
+	char *t = emit_to(&p, SUM_STACKS, path);
 	REQUIRE(t);
 	free(t);
 
