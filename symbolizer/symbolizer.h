@@ -159,7 +159,8 @@ enum sym_bind { SYM_BIND_LOCAL, SYM_BIND_GLOBAL, SYM_BIND_WEAK };
  */
 struct sym_func {
 	uint64_t addr;	  /* st_value: the ELF virtual address */
-	uint64_t size;	  /* st_size; 0 = up to the next function */
+	uint64_t size;	  /* st_size, or for st_size 0 up to the end of its
+			     section; still 0 = up to the next function */
 	const char *name; /* symbol name, never NULL; see sym_elf_functions */
 	uint32_t ordinal;
 	uint32_t bind; /* enum sym_bind */
