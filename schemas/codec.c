@@ -79,6 +79,128 @@ static int encode(const ProtobufCMessage *m, size_t max_bytes, uint8_t **out,
 	return FDO_OK;
 }
 
+/* ------------------------------------------------------------ arena -- */
+
+#define ARENA_BLOCK (256u << 10) /* the usual block: a batch of ~150 KiB */
+#define ARENA_KEEP (4u << 20)    /* blocks kept by a reset */
+#define ARENA_ALIGN 16u
+
+struct block {
+	struct block *next;
+	size_t size, used; /* bytes of data[] */
+	_Alignas(16) unsigned char data[];
+};
+
+struct wire_arena {
+	struct block *blocks; /* the current block first */
+	size_t left;          /* this decode's budget */
+	int over, nomem;
+};
+
+struct wire_arena *wire_arena_new(void)
+{
+	return calloc(1, sizeof(struct wire_arena));
+}
+
+static void *arena_alloc(void *data, size_t size)
+{
+	struct wire_arena *a = data;
+	size_t need = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+	if (size > a->left || need < size) {
+		a->over = 1;
+		return NULL;
+	}
+	a->left -= size;
+	struct block *b = a->blocks;
+	/* The current block, or a later one with room (kept by a reset),
+	 * or a new one. */
+	if (b && b->size - b->used < need) {
+		struct block **pp = &b->next;
+		while (*pp && (*pp)->size - (*pp)->used < need)
+			pp = &(*pp)->next;
+		if (*pp) {
+			struct block *k = *pp;
+			*pp = k->next;
+			k->next = b;
+			a->blocks = b = k;
+		} else
+			b = NULL;
+	}
+	if (!b || b->size - b->used < need) {
+		size_t bs = need > ARENA_BLOCK ? need : ARENA_BLOCK;
+		if (bs > SIZE_MAX - sizeof *b ||
+		    !(b = malloc(sizeof *b + bs))) {
+			a->nomem = 1;
+			return NULL;
+		}
+		b->size = bs;
+		b->used = 0;
+		b->next = a->blocks;
+		a->blocks = b;
+	}
+	void *p = b->data + b->used;
+	b->used += need;
+	return p;
+}
+
+/* protobuf-c frees its scratch and, on error, what it built: all of it
+ * goes back with the next reset. */
+static void arena_nofree(void *data, void *p)
+{
+}
+
+int wire_batch_decode_in(struct wire_arena *a, const uint8_t *buf,
+                         size_t len, const struct wire_limits *limits,
+                         Fdod__SampleBatch **out)
+{
+	if (!limits)
+		limits = &wire_limits_default;
+	if (len > limits->max_message_bytes)
+		return FDO_ELIMIT;
+	a->left = limits->max_decoded_bytes;
+	a->over = a->nomem = 0;
+	ProtobufCAllocator al = {
+	    .alloc = arena_alloc, .free = arena_nofree, .allocator_data = a};
+	static const uint8_t empty[1];
+	Fdod__SampleBatch *b = fdod__sample_batch__unpack(&al, len,
+	                                                  buf ? buf : empty);
+	if (!b)
+		return a->over ? FDO_ELIMIT : a->nomem ? FDO_ENOMEM : FDO_EPARSE;
+	*out = b;
+	return FDO_OK;
+}
+
+void wire_arena_reset(struct wire_arena *a)
+{
+	size_t kept = 0;
+	struct block **pp = &a->blocks;
+	while (*pp) {
+		struct block *b = *pp;
+		if (kept + b->size <= ARENA_KEEP) {
+			kept += b->size;
+			b->used = 0;
+			pp = &b->next;
+		} else {
+			*pp = b->next;
+			free(b);
+		}
+	}
+}
+
+void wire_arena_free(struct wire_arena *a)
+{
+	if (!a)
+		return;
+	while (a->blocks) {
+		struct block *b = a->blocks;
+		a->blocks = b->next;
+		free(b);
+	}
+	free(a);
+}
+
+/* ------------------------------------------------------------- batch -- */
+
 int wire_batch_encode(const Fdod__SampleBatch *batch,
                       const struct wire_limits *limits, uint8_t **out,
                       size_t *len)

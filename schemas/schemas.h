@@ -153,6 +153,36 @@ int wire_batch_decode(const uint8_t *buf, size_t len,
 void wire_batch_free(Fdod__SampleBatch *batch);
 
 /*
+ * A wire_arena holds decoded batches for a receiver that decodes one batch
+ * after another on one thread: every allocation of a decode is carved from
+ * the arena's blocks, and wire_arena_reset takes them all back at once
+ * (the blocks stay mapped for the next decode). Against malloc per field
+ * and free_unpacked per batch this saved about a tenth of fdod's ingest
+ * CPU (bench/ingest). One arena serves one thread at a time.
+ */
+struct wire_arena;
+
+/* wire_arena_new returns an empty arena, or NULL when out of memory. */
+struct wire_arena *wire_arena_new(void);
+
+/*
+ * wire_batch_decode_in is wire_batch_decode into arena a (same limits,
+ * same results). The batch stays valid until the next wire_arena_reset or
+ * wire_arena_free of a; never hand it to wire_batch_free. A failed decode
+ * leaves nothing behind that a reset would not take back.
+ */
+int wire_batch_decode_in(struct wire_arena *a, const uint8_t *buf,
+                         size_t len, const struct wire_limits *limits,
+                         Fdod__SampleBatch **out);
+
+/* wire_arena_reset frees every batch decoded into a, keeping up to 4 MiB
+ * of blocks for reuse. */
+void wire_arena_reset(struct wire_arena *a);
+
+/* wire_arena_free releases a and everything in it; NULL is a no-op. */
+void wire_arena_free(struct wire_arena *a);
+
+/*
  * wire_ack_encode serializes ack (status = an FDO_E* number).
  * out/len: malloc'd buffer, freed by the caller with free(3).
  * Returns FDO_OK, FDO_EINVAL (NULL message string), FDO_ELIMIT (larger than

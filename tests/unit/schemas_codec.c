@@ -229,6 +229,88 @@ TEST(decode_memory_is_bounded)
 	free(buf);
 }
 
+/* An arena decode re-encodes to the input's bytes. */
+static int arena_round_trips(struct wire_arena *ar, const uint8_t *bytes,
+                             size_t n)
+{
+	Fdod__SampleBatch *b = NULL;
+	if (wire_batch_decode_in(ar, bytes, n, NULL, &b) != FDO_OK)
+		return 0;
+	uint8_t *again = NULL;
+	size_t n2 = 0;
+	int same = wire_batch_encode(b, NULL, &again, &n2) == FDO_OK &&
+	           n2 == n && memcmp(again, bytes, n) == 0;
+	free(again);
+	return same;
+}
+
+TEST(arena_decodes_as_malloc_does_and_reuses_its_blocks)
+{
+	struct wire_arena *ar = wire_arena_new();
+	REQUIRE(ar);
+	Fdod__SampleBatch *a = example_batch();
+	REQUIRE(a);
+	uint8_t *small = NULL;
+	size_t ns = 0;
+	REQUIRE(wire_batch_encode(a, NULL, &small, &ns) == FDO_OK);
+	/* A batch that needs several blocks: 20000 stacks of 8 addresses. */
+	size_t nst = 20000;
+	Fdod__Stack *st = calloc(nst, sizeof *st);
+	Fdod__Stack **sp = calloc(nst, sizeof *sp);
+	uint64_t addrs[8];
+	for (size_t k = 0; k < 8; k++)
+		addrs[k] = 0x555555555a10ull + 16 * k;
+	for (size_t i = 0; i < nst; i++) {
+		fdod__stack__init(&st[i]);
+		st[i].count = i + 1;
+		st[i].n_addrs = 8;
+		st[i].addrs = addrs;
+		sp[i] = &st[i];
+	}
+	Fdod__Stack **keep = a->stacks;
+	size_t nkeep = a->n_stacks;
+	a->stacks = sp;
+	a->n_stacks = nst;
+	uint8_t *big = NULL;
+	size_t nb = 0;
+	REQUIRE(wire_batch_encode(a, NULL, &big, &nb) == FDO_OK);
+	a->stacks = keep;
+	a->n_stacks = nkeep;
+	CHECK(nb > 200000);
+	/* Small, big, small, big...: each decode after a reset reuses or
+	 * replaces blocks, none sees another's bytes. */
+	for (int round = 0; round < 6; round++) {
+		CHECK(arena_round_trips(ar, round % 2 ? big : small,
+		                        round % 2 ? nb : ns));
+		wire_arena_reset(ar);
+	}
+	/* Two batches live in one arena at once. */
+	Fdod__SampleBatch *x = NULL, *y = NULL;
+	REQUIRE(wire_batch_decode_in(ar, big, nb, NULL, &x) == FDO_OK);
+	REQUIRE(wire_batch_decode_in(ar, small, ns, NULL, &y) == FDO_OK);
+	CHECK_EQ_INT(x->n_stacks, nst);
+	CHECK_EQ_INT(x->stacks[nst - 1]->count, nst);
+	CHECK_EQ_STR(y->agent_id, "host-17/agent");
+	wire_arena_reset(ar);
+	/* Errors: truncated, over the decode budget, over the size limit;
+	 * the arena works on afterwards. */
+	CHECK(wire_batch_decode_in(ar, small, ns - 1, NULL, &x) == FDO_EPARSE);
+	struct wire_limits lim = wire_limits_default;
+	lim.max_decoded_bytes = 64 << 10;
+	CHECK(wire_batch_decode_in(ar, big, nb, &lim, &x) == FDO_ELIMIT);
+	lim = wire_limits_default;
+	lim.max_message_bytes = nb - 1;
+	CHECK(wire_batch_decode_in(ar, big, nb, &lim, &x) == FDO_ELIMIT);
+	CHECK(arena_round_trips(ar, big, nb));
+	wire_arena_free(ar);
+	wire_arena_free(NULL);
+	free(big);
+	free(small);
+	free(sp);
+	free(st);
+	wire_batch_free(a);
+}
+
 TEST(ack_round_trip)
 {
 	Fdod__Ack a;
