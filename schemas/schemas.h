@@ -13,7 +13,8 @@
  * came from wire_batch_decode or wire_batch_parse_text. A caller building a
  * batch by hand and handing it to wire_batch_free must follow the same rule
  * (unset strings may stay at protobuf_c_empty_string, as the generated
- * fdod__sample_batch__init leaves them).
+ * fdod__sample_batch__init leaves them). The one exception is a batch
+ * decoded into a wire_arena (wire_batch_decode_in): the arena owns it.
  *
  * Threads: no function here has hidden state; any thread may call any of
  * them, concurrently, on distinct objects (and on the same object when all
