@@ -155,14 +155,20 @@ def test_closed_loop_llvm_and_bolt(daemon, tmp_path):
     assert not PROFILE_WARNING.search(c.stderr), c.stderr
     assert run([pgo, "300"]).stdout == ref
 
-    # 5b. post-link FDO: llvm-bolt consumes the .fdata on the exact binary
-    bolted = str(tmp_path / "work.bolt")
-    b = run([BOLT, prog, "-o", bolted, "-data=" + fdata,
-             "-reorder-blocks=ext-tsp", "-reorder-functions=hfsort"])
-    out = b.stdout + b.stderr
-    assert not re.search(r"stale|invalid|no valid profile|"
-                         r"profile.*(ignored|mismatch)|error", out, re.I), out
-    m = re.search(r"BOLT-INFO: (\d+) out of (\d+) functions in the binary "
-                  r"\(([\d.]+)%\) have non-empty execution profile", out)
-    assert m and int(m.group(1)) >= 3, out
-    assert run([bolted, "300"]).stdout == ref
+    # 5b. post-link FDO: llvm-bolt consumes the .fdata on the exact binary,
+    # in relocation mode and in place (-relocs=0, what the README advises
+    # for a no_lbr profile)
+    for mode, flags in (("reloc", ["-reorder-functions=hfsort"]),
+                        ("inplace", ["-relocs=0"])):
+        bolted = str(tmp_path / ("work.bolt-" + mode))
+        b = run([BOLT, prog, "-o", bolted, "-data=" + fdata,
+                 "-reorder-blocks=ext-tsp", "-split-functions"] + flags)
+        out = b.stdout + b.stderr
+        assert not re.search(r"stale|invalid|no valid profile|"
+                             r"profile.*(ignored|mismatch)|error", out,
+                             re.I), out
+        m = re.search(r"BOLT-INFO: (\d+) out of (\d+) functions in the "
+                      r"binary \(([\d.]+)%\) have non-empty execution "
+                      r"profile", out)
+        assert m and int(m.group(1)) >= 3, out
+        assert run([bolted, "300"]).stdout == ref, mode
