@@ -46,6 +46,8 @@ struct entry {
 struct entries {
 	struct entry *v;
 	size_t n, cap; /* cap is kept from merge to merge */
+	struct entry *tmp; /* bucket_sort_entries' second array, kept too */
+	size_t tmp_cap;
 };
 
 static int entries_add(struct entries *e, const uint64_t *k, wire_weight_t w,
@@ -160,6 +162,8 @@ void merge_destroy(struct merge *m)
 	free(m->new_stacks.v);
 	free(m->new_addrs.v);
 	free(m->pending);
+	free(m->counts.tmp);
+	free(m->branches.tmp);
 	free(m);
 }
 
@@ -444,6 +448,120 @@ static void sort_entries(struct entry *a, size_t n)
 	}
 }
 
+/*
+ * bucket_sort_entries sorts large arrays: one pass scatters the entries
+ * into 256 buckets of a second array by a digit of the keys' leading
+ * varying bits, then each bucket is sorted by comparison, in cache.
+ * Counts keys are a few (binary, label set, bucket) prefixes times a stack
+ * hash, so the digit is the prefix's varying bits followed by the hash's
+ * top bits and the buckets come out even. The digit never decreases as
+ * keys increase, so the result is sorted whatever the keys (skewed ones
+ * just make big buckets). Quicksort alone spent most of its time on the
+ * top levels, out of cache; an in-place bucket pass (American flag sort)
+ * was slower still: every move a cache miss. 256 buckets keep the scatter
+ * to as many sequential write streams.
+ */
+#define DIGIT_BITS 8
+
+struct digit {
+	int w0, w1;            /* first and second varying words (w1 -1: none) */
+	int shift0, shift1;    /* right shifts of each word */
+	uint64_t mask0, mask1; /* masks after shifting */
+	int bits1;             /* bits taken from w1 */
+};
+
+static inline uint32_t digit_of(const struct digit *d, const struct entry *x)
+{
+	uint32_t v = (uint32_t)((x->k[d->w0] >> d->shift0) & d->mask0);
+	if (d->w1 >= 0)
+		v = v << d->bits1 |
+		    (uint32_t)((x->k[d->w1] >> d->shift1) & d->mask1);
+	return v;
+}
+
+static uint64_t mask_bits(int bits)
+{
+	return bits >= 64 ? ~0ull : (1ull << bits) - 1;
+}
+
+/* Fill d for digits of `bits` bits; 0 when every key is the same. */
+static int plan_digit(const struct entry *a, size_t n, int bits,
+		      struct digit *d)
+{
+	uint64_t diff[4] = {0};
+	for (size_t i = 1; i < n; i++)
+		for (int w = 0; w < 4; w++)
+			diff[w] |= a[i].k[w] ^ a[0].k[w];
+	int w0 = 0;
+	while (w0 < 4 && !diff[w0])
+		w0++;
+	if (w0 == 4)
+		return 0;
+	int hi = 63 - __builtin_clzll(diff[w0]), lo = __builtin_ctzll(diff[w0]);
+	int span = hi - lo + 1;
+	*d = (struct digit){.w0 = w0, .w1 = -1};
+	if (span >= bits) { /* the top bits of w0's varying span */
+		d->shift0 = hi + 1 - bits;
+		d->mask0 = mask_bits(bits);
+		return 1;
+	}
+	/* All of w0's varying bits, then the top of the next varying word's. */
+	d->shift0 = lo;
+	d->mask0 = mask_bits(span);
+	int w1 = w0 + 1;
+	while (w1 < 4 && !diff[w1])
+		w1++;
+	if (w1 == 4)
+		return 1;
+	int hi1 = 63 - __builtin_clzll(diff[w1]);
+	d->w1 = w1;
+	d->bits1 = bits - span;
+	if (d->bits1 > hi1 + 1)
+		d->bits1 = hi1 + 1;
+	d->shift1 = hi1 + 1 - d->bits1;
+	d->mask1 = mask_bits(d->bits1);
+	return 1;
+}
+
+/* Sort e->v[0..n) into e->tmp, then swap the two arrays. */
+static int bucket_sort_entries(struct entries *e)
+{
+	struct entry *a = e->v;
+	size_t n = e->n;
+	struct digit d;
+	if (!plan_digit(a, n, DIGIT_BITS, &d))
+		return FDO_OK;
+	if (e->tmp_cap < e->cap) {
+		struct entry *t = realloc(e->tmp, e->cap * sizeof *t);
+		if (!t)
+			return FDO_ENOMEM;
+		e->tmp = t;
+		e->tmp_cap = e->cap;
+	}
+	uint32_t at[1u << DIGIT_BITS] = {0}, end[1u << DIGIT_BITS];
+	for (size_t i = 0; i < n; i++)
+		at[digit_of(&d, &a[i])]++;
+	uint32_t sum = 0;
+	for (size_t b = 0; b < 1u << DIGIT_BITS; b++) {
+		uint32_t c = at[b];
+		at[b] = sum;
+		sum += c;
+		end[b] = sum;
+	}
+	struct entry *t = e->tmp;
+	for (size_t i = 0; i < n; i++)
+		t[at[digit_of(&d, &a[i])]++] = a[i];
+	for (size_t b = 0, from = 0; b < 1u << DIGIT_BITS; from = end[b], b++)
+		if (end[b] - from > 1)
+			sort_entries(t + from, end[b] - from);
+	e->tmp = a;
+	e->v = t;
+	size_t c = e->cap;
+	e->cap = e->tmp_cap;
+	e->tmp_cap = c;
+	return FDO_OK;
+}
+
 /* The LMDB key of a map key (layouts in storage/codec.c). */
 static size_t encode_key(enum store_table table, const uint64_t *k,
 			 uint8_t *out)
@@ -467,7 +585,13 @@ static size_t encode_key(enum store_table table, const uint64_t *k,
 static int flush_entries(store_txn *t, struct entries *e,
 			 enum store_table table)
 {
-	sort_entries(e->v, e->n);
+	if (e->n < 4096)
+		sort_entries(e->v, e->n);
+	else {
+		int rc = bucket_sort_entries(e);
+		if (rc)
+			return rc;
+	}
 	for (size_t i = 0, j; i < e->n; i = j) {
 		const struct entry *s = &e->v[i];
 		/* One merge sums at most a million entries of bounded
