@@ -223,7 +223,7 @@ class CDP:
     DevTools protocol over a websocket (RFC 6455, client side: masked
     frames out, unmasked in)."""
 
-    def __init__(self, url, tmp, size=(1200, 1000), timeout=60):
+    def __init__(self, url, tmp, size=(1200, 1000), timeout=120):
         self.ud = tmp / ("cdp-profile-%d" % time.monotonic_ns())
         self.proc = subprocess.Popen(
             [CHROMIUM] + BASE_FLAGS + ["--user-data-dir=%s" % self.ud,
