@@ -17,21 +17,26 @@ struct budget {
 	int nomem;   /* malloc failed */
 };
 
+/* budget_take charges size to b: 1, or 0 (b->over set) past the budget.
+ * Frees are not credited back: the budget bounds the peak from above. */
+static int budget_take(struct budget *b, size_t size)
+{
+	if (size > b->left) {
+		b->over = 1;
+		return 0;
+	}
+	b->left -= size;
+	return 1;
+}
+
 static void *budget_alloc(void *data, size_t size)
 {
 	struct budget *b = data;
-	if (size > b->left) {
-		b->over = 1;
+	if (!budget_take(b, size))
 		return NULL;
-	}
 	void *p = malloc(size ? size : 1);
-	if (!p) {
+	if (!p)
 		b->nomem = 1;
-		return NULL;
-	}
-	/* Frees are not credited back: the budget bounds the peak from above.
-	 */
-	b->left -= size;
 	return p;
 }
 
@@ -40,22 +45,33 @@ static void budget_free(void *data, void *p)
 	free(p);
 }
 
+/* decode unpacks with allocator al, whose allocations charge *b. */
 static int decode(const ProtobufCMessageDescriptor *desc, const uint8_t *buf,
                   size_t len, size_t max_bytes, size_t max_alloc,
+                  ProtobufCAllocator *al, struct budget *b,
                   ProtobufCMessage **out)
 {
 	if (len > max_bytes)
 		return FDO_ELIMIT;
-	struct budget b = {.left = max_alloc};
-	ProtobufCAllocator a = {
-	    .alloc = budget_alloc, .free = budget_free, .allocator_data = &b};
+	*b = (struct budget){.left = max_alloc};
 	static const uint8_t empty[1];
 	ProtobufCMessage *m =
-	    protobuf_c_message_unpack(desc, &a, len, buf ? buf : empty);
+	    protobuf_c_message_unpack(desc, al, len, buf ? buf : empty);
 	if (!m)
-		return b.over ? FDO_ELIMIT : b.nomem ? FDO_ENOMEM : FDO_EPARSE;
+		return b->over ? FDO_ELIMIT : b->nomem ? FDO_ENOMEM : FDO_EPARSE;
 	*out = m;
 	return FDO_OK;
+}
+
+/* decode with malloc underneath: the result is freed with free_unpacked. */
+static int decode_malloc(const ProtobufCMessageDescriptor *desc,
+                         const uint8_t *buf, size_t len, size_t max_bytes,
+                         size_t max_alloc, ProtobufCMessage **out)
+{
+	struct budget b;
+	ProtobufCAllocator al = {
+	    .alloc = budget_alloc, .free = budget_free, .allocator_data = &b};
+	return decode(desc, buf, len, max_bytes, max_alloc, &al, &b, out);
 }
 
 static int encode(const ProtobufCMessage *m, size_t max_bytes, uint8_t **out,
@@ -93,8 +109,7 @@ struct block {
 
 struct wire_arena {
 	struct block *blocks; /* the current block first */
-	size_t left;          /* this decode's budget */
-	int over, nomem;
+	struct budget budget; /* the current decode's */
 };
 
 struct wire_arena *wire_arena_new(void)
@@ -106,11 +121,12 @@ static void *arena_alloc(void *data, size_t size)
 {
 	struct wire_arena *a = data;
 	size_t need = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
-	if (size > a->left || need < size) {
-		a->over = 1;
+	if (need < size) {
+		a->budget.over = 1;
 		return NULL;
 	}
-	a->left -= size;
+	if (!budget_take(&a->budget, size))
+		return NULL;
 	struct block *b = a->blocks;
 	/* The current block, or a later one with room (kept by a reset),
 	 * or a new one. */
@@ -130,7 +146,7 @@ static void *arena_alloc(void *data, size_t size)
 		size_t bs = need > ARENA_BLOCK ? need : ARENA_BLOCK;
 		if (bs > SIZE_MAX - sizeof *b ||
 		    !(b = malloc(sizeof *b + bs))) {
-			a->nomem = 1;
+			a->budget.nomem = 1;
 			return NULL;
 		}
 		b->size = bs;
@@ -155,19 +171,11 @@ int wire_batch_decode_in(struct wire_arena *a, const uint8_t *buf,
 {
 	if (!limits)
 		limits = &wire_limits_default;
-	if (len > limits->max_message_bytes)
-		return FDO_ELIMIT;
-	a->left = limits->max_decoded_bytes;
-	a->over = a->nomem = 0;
 	ProtobufCAllocator al = {
 	    .alloc = arena_alloc, .free = arena_nofree, .allocator_data = a};
-	static const uint8_t empty[1];
-	Fdod__SampleBatch *b = fdod__sample_batch__unpack(&al, len,
-	                                                  buf ? buf : empty);
-	if (!b)
-		return a->over ? FDO_ELIMIT : a->nomem ? FDO_ENOMEM : FDO_EPARSE;
-	*out = b;
-	return FDO_OK;
+	return decode(&fdod__sample_batch__descriptor, buf, len,
+	              limits->max_message_bytes, limits->max_decoded_bytes, &al,
+	              &a->budget, (ProtobufCMessage **)out);
 }
 
 void wire_arena_reset(struct wire_arena *a)
@@ -215,9 +223,10 @@ int wire_batch_decode(const uint8_t *buf, size_t len,
 {
 	if (!limits)
 		limits = &wire_limits_default;
-	return decode(&fdod__sample_batch__descriptor, buf, len,
-	              limits->max_message_bytes, limits->max_decoded_bytes,
-	              (ProtobufCMessage **)out);
+	return decode_malloc(&fdod__sample_batch__descriptor, buf, len,
+	                     limits->max_message_bytes,
+	                     limits->max_decoded_bytes,
+	                     (ProtobufCMessage **)out);
 }
 
 void wire_batch_free(Fdod__SampleBatch *batch)
@@ -239,8 +248,8 @@ int wire_ack_decode(const uint8_t *buf, size_t len, size_t max_bytes,
 	/* An Ack is a handful of scalars and one string: 4x covers it. */
 	size_t alloc =
 	    max_bytes > (SIZE_MAX - 4096) / 4 ? SIZE_MAX : 4 * max_bytes + 4096;
-	return decode(&fdod__ack__descriptor, buf, len, max_bytes, alloc,
-	              (ProtobufCMessage **)out);
+	return decode_malloc(&fdod__ack__descriptor, buf, len, max_bytes, alloc,
+	                     (ProtobufCMessage **)out);
 }
 
 void wire_ack_free(Fdod__Ack *ack)
