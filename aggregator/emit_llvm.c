@@ -740,9 +740,9 @@ int emit_llvm(const struct prof *p, const char *opts, struct fdo_buf *out)
 	int rc = fdo_opts_defaults(llvm_opts, &cfg, err, sizeof err);
 	if (!rc)
 		rc = emit_opts_apply(llvm_opts, &cfg, opts);
-	static const char *const rules[] = {"sum", "max", "mean"};
+	static const char *const rules[] = {"sum", "max", "mean"}; /* line_rule */
 	int line = -1;
-	for (int i = 0; !rc && i < 3; i++)
+	for (int i = 0; !rc && i < (int)(sizeof rules / sizeof *rules); i++)
 		if (!strcmp(cfg.line_count, rules[i]))
 			line = i;
 	if (!rc && (!(cfg.min_share >= 0 && cfg.min_share <= 1) || line < 0 ||

@@ -523,12 +523,17 @@ static int plan_digit(const struct entry *a, size_t n, int bits,
 	return 1;
 }
 
-/* Sort e->v[0..n) into e->tmp, then swap the two arrays. */
+/* Sort e->v[0..n): a small array in place, a large one into e->tmp, then
+ * the two arrays swap. */
 static int bucket_sort_entries(struct entries *e)
 {
 	struct entry *a = e->v;
 	size_t n = e->n;
 	struct digit d;
+	if (n < 4096) {
+		sort_entries(a, n);
+		return FDO_OK;
+	}
 	if (!plan_digit(a, n, DIGIT_BITS, &d))
 		return FDO_OK;
 	if (e->tmp_cap < e->cap) {
@@ -585,13 +590,9 @@ static size_t encode_key(enum store_table table, const uint64_t *k,
 static int flush_entries(store_txn *t, struct entries *e,
 			 enum store_table table)
 {
-	if (e->n < 4096)
-		sort_entries(e->v, e->n);
-	else {
-		int rc = bucket_sort_entries(e);
-		if (rc)
-			return rc;
-	}
+	int rc = bucket_sort_entries(e);
+	if (rc)
+		return rc;
 	for (size_t i = 0, j; i < e->n; i = j) {
 		const struct entry *s = &e->v[i];
 		/* One merge sums at most a million entries of bounded
@@ -607,7 +608,7 @@ static int flush_entries(store_txn *t, struct entries *e,
 		struct store_weight cur = {0};
 		const void *v;
 		size_t vl;
-		int rc = store_get(t, table, key, klen, &v, &vl);
+		rc = store_get(t, table, key, klen, &v, &vl);
 		if (rc == FDO_OK) {
 			if ((rc = store_weight_decode(v, vl, &cur)))
 				return rc;
