@@ -36,12 +36,20 @@ count_line() {
   echo "${p:-0} $(( ${f:-0} + ${e:-0} )) ${s:-0}"
 }
 
+# Every suite runs under a time limit (FDOD_SUITE_TIMEOUT seconds, default
+# 600): a suite that hangs is killed with its process group, counted as a
+# failure, and the end of its log is shown, instead of stalling CI.
+SUITE_TIMEOUT=${FDOD_SUITE_TIMEOUT:-600}
+
 run_suite() {
   local name=$1; shift
   local log=$LOGDIR/${name//\//_}.log
   local start=$SECONDS
-  "$@" >"$log" 2>&1
+  timeout --kill-after=20 "$SUITE_TIMEOUT" "$@" >"$log" 2>&1 </dev/null
   local rc=$?
+  if [[ $rc -eq 124 || $rc -eq 137 ]]; then
+    echo "TIMEOUT: $name killed after ${SUITE_TIMEOUT}s" >>"$log"
+  fi
   local counts p f s
   if counts=$(count_line "$log"); then
     read -r p f s <<<"$counts"
@@ -54,7 +62,14 @@ run_suite() {
   printf '%-48s %4d passed %3d failed %3d skipped  (%ds)\n' "$name" "$p" "$f" "$s" $((SECONDS - start))
   if [[ $f -ne 0 ]]; then
     failed_suites+=("$name")
-    grep -E '^(FAIL|  )' "$log" | head -n 40 | sed 's/^/    /'
+    if grep -q '^TIMEOUT: ' "$log"; then
+      # pytest's stack dump, the project's frames only, then the log's end.
+      grep -E "^(Timeout|Thread|Current thread)|File \"$ROOT/" "$log" |
+        head -n 60 | sed 's/^/    /'
+      tail -n 15 "$log" | sed 's/^/    /'
+    else
+      grep -E '^(FAIL|  )' "$log" | head -n 40 | sed 's/^/    /'
+    fi
     echo "    (full log: $log)"
   fi
 }
@@ -79,7 +94,10 @@ for t in tests/*/test_*.sh; do
 done
 for t in tests/*/test_*.py; do
   [[ -f $t ]] || continue
-  run_suite "${t#tests/}" /usr/bin/python3 -m pytest -q -p no:cacheprovider "$t"
+  # faulthandler_timeout: a test that runs past it has every thread's
+  # stack written to the log (the suite limit above then ends it).
+  run_suite "${t#tests/}" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+    -o faulthandler_timeout=240 "$t"
 done
 
 if [[ ${#failed_suites[@]} -gt 0 ]]; then

@@ -62,7 +62,7 @@ def test_scopes_over_http_and_batches(tmp_path):
                 env["FDOD_TOKEN"] = t
             p = subprocess.run([FDOCTL, "push", "--url", d.url, "-"],
                                input=text.encode(), capture_output=True,
-                               env=env)
+                               env=env, timeout=120)
             out = (p.stdout + p.stderr).decode()
             if s in ("ingest", "admin"):
                 assert p.returncode == 0, out
@@ -71,7 +71,8 @@ def test_scopes_over_http_and_batches(tmp_path):
         # fdoctl's HTTP commands send $FDOD_TOKEN.
         env = dict(os.environ, FDOD_TOKEN=TOKENS["read"])
         p = subprocess.run([FDOCTL, "status", "--http", d.http, "--json"],
-                           capture_output=True, text=True, env=env)
+                           capture_output=True, text=True, env=env,
+                           timeout=120)
         assert p.returncode == 0, p.stderr
         st = json.loads(p.stdout)
         assert st["ingest"]["batches"] == 1   # stored once (ingest token),
@@ -104,7 +105,7 @@ def test_https_api_with_tokens(tmp_path):
                     "-nodes", "-keyout", str(key), "-out", str(cert),
                     "-days", "2", "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, timeout=120)
     tokfile = tmp_path / "tokens"
     tokfile.write_text("%s read\n" % TOKENS["read"])
     port = free_port()
@@ -117,24 +118,27 @@ def test_https_api_with_tokens(tmp_path):
     try:
         url = "https://127.0.0.1:%d/v1/status" % port
         for _ in range(100):
-            p = subprocess.run(["curl", "-sS", "--cacert", str(cert), "-H",
+            p = subprocess.run(["curl", "-sS", "--max-time", "10",
+                                "--cacert", str(cert), "-H",
                                 "Authorization: Bearer " + TOKENS["read"],
                                 "-o", "/dev/null", "-w", "%{http_code}", url],
-                               capture_output=True, text=True)
+                               capture_output=True, text=True, timeout=60)
             if p.stdout == "200":
                 break
             __import__("time").sleep(0.1)
         assert p.stdout == "200", (p.stdout, p.stderr, d.read_log())
-        p = subprocess.run(["curl", "-sS", "--cacert", str(cert), "-o",
-                            "/dev/null", "-w", "%{http_code}", url],
-                           capture_output=True, text=True)
+        p = subprocess.run(["curl", "-sS", "--max-time", "10", "--cacert",
+                            str(cert), "-o", "/dev/null", "-w",
+                            "%{http_code}", url],
+                           capture_output=True, text=True, timeout=60)
         assert p.stdout == "401"
         env = dict(os.environ, FDOD_TOKEN=TOKENS["read"],
                    FDOD_CA_FILE=str(cert))
         # mbedtls (nng's TLS) matches DNS names, not IP addresses.
         p = subprocess.run([FDOCTL, "status", "--json", "--http",
                             "https://localhost:%d" % port],
-                           capture_output=True, text=True, env=env)
+                           capture_output=True, text=True, env=env,
+                           timeout=120)
         assert p.returncode == 0, p.stderr
         assert "pending" in json.loads(p.stdout)
     finally:
