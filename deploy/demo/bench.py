@@ -1,14 +1,28 @@
 #!/usr/bin/env python3
 """deploy/demo/bench.py — paired, interleaved timing of the demo variants.
 
-usage: bench.py ROUNDS BASE_NAME CEILING_NAME NAME=CMD... [-- ARG...]
+usage: bench.py [--repeat=K] [--compare=A:B]... [--gate=F [--max-rounds=M]]
+                ROUNDS BASE_NAME CEILING_NAME NAME=CMD... [-- ARG...]
 
 Each round runs every variant once, in an order that rotates by one each
 round (so no variant always runs first or after the same neighbour), and
-records its CPU time (user + system). Prints, per variant: median, min-max, speedup over
+records its CPU time (user + system). With --repeat=K (default 1) a round
+goes through the variants K times and keeps each variant's fastest run:
+on a shared host interference only ever adds time, and the K passes are
+interleaved so that a slow phase of seconds hits every variant alike.
+Prints, per variant: median, min-max, speedup over
 BASE (median over rounds of t_base / t - 1: paired) and its share of CEILING's speedup
 (median over rounds of the two speedups' ratio in the same round), each with a ~90%
 interval for the median from order statistics (distribution-free).
+--compare=A:B adds a line for A against B, paired the same way (median over
+rounds of t_B / t_A - 1; positive: A is faster), e.g. BOLT against its input.
+--gate=F (e.g. 0.1) sorts out the host's slow phases: BASE also runs before
+the first round and after every round as a probe (not counted); a round is
+quiet when the probes on both sides of it took at most F over the fastest
+probe. Rounds go on until ROUNDS of them are quiet or --max-rounds=M
+(default 4 x ROUNDS; without --gate ROUNDS is all) have run; the table is printed for all rounds and
+again for the quiet ones (a slow phase of a shared host can last many
+seconds and changes the variants' ratios, not only their times).
 Every variant must print what BASE prints (checked on every run).
 """
 import math
@@ -37,23 +51,98 @@ def main():
     if "--" in argv:
         i = argv.index("--")
         argv, args = argv[:i], argv[i + 1:]
+    repeat, compare, gate, max_rounds = 1, [], None, None
+    while argv and argv[0].startswith("--"):
+        opt, _, val = argv.pop(0).partition("=")
+        if opt == "--repeat" and val.isdigit() and int(val) > 0:
+            repeat = int(val)
+        elif opt == "--compare" and ":" in val:
+            compare.append(val.split(":", 1))
+        elif opt == "--gate" and is_fraction(val):
+            gate = float(val)
+        elif opt == "--max-rounds" and val.isdigit() and int(val) > 0:
+            max_rounds = int(val)
+        else:
+            sys.exit("bench: bad option %s=%s (see the usage at the top)" %
+                     (opt, val))
     rounds, base, ceiling = int(argv[0]), argv[1], argv[2]
     variants = [a.split("=", 1) for a in argv[3:]]
     names = [n for n, _ in variants]
+    for a, b in compare:
+        if a not in names or b not in names:
+            sys.exit("bench: --compare=%s:%s names an unknown variant" % (a, b))
+    if base not in names or ceiling not in names:
+        sys.exit("bench: BASE and CEILING must be among the variants")
+    if gate is None:
+        max_rounds = rounds
+    elif max_rounds is None:
+        max_rounds = 4 * rounds
+    base_cmd = dict(variants)[base]
     times = {n: [] for n in names}
+    probes = []  # probes[r] is taken before round r, probes[r + 1] after it
     expect = None
-    for r in range(rounds):
+
+    def quiet(r):
+        fastest = min(probes)
+        return max(probes[r], probes[r + 1]) <= (1 + gate) * fastest
+
+    if gate is not None:
+        probes.append(run(base_cmd, args)[1])
+    r = 0
+    while r < max_rounds:
+        if gate is not None and r >= rounds and \
+                sum(quiet(i) for i in range(r)) >= rounds:
+            break
         k = r % len(variants)
-        for name, cmd in variants[k:] + variants[:k]:
-            out, cpu = run(cmd, args)
-            times[name].append(cpu)
-            if expect is None:
-                expect = out
-            elif out != expect:
-                sys.exit("bench: %s printed %r, expected %r" %
-                         (name, out, expect))
-        print("  round %d/%d: %s" % (r + 1, rounds, "  ".join(
-            "%s %.3f" % (n, times[n][-1]) for n in names)), flush=True)
+        best = {}
+        for _ in range(repeat):
+            for name, cmd in variants[k:] + variants[:k]:
+                out, cpu = run(cmd, args)
+                best[name] = min(cpu, best.get(name, cpu))
+                if expect is None:
+                    expect = out
+                elif out != expect:
+                    sys.exit("bench: %s printed %r, expected %r" %
+                             (name, out, expect))
+        for name in names:
+            times[name].append(best[name])
+        if gate is not None:
+            probes.append(run(base_cmd, args)[1])
+        r += 1
+        print("  round %d: %s%s" % (r, "  ".join(
+            "%s %.3f" % (n, times[n][-1]) for n in names),
+            "  (probe %.3f, then %.3f)" % (probes[-2], probes[-1])
+            if gate is not None else ""), flush=True)
+    lines = ["output of every variant: %s" % expect.decode().strip()]
+    how = ("CPU time (user+sys%s)" % (
+        ", the fastest of %d interleaved runs per round" % repeat
+        if repeat > 1 else ""))
+    lines += table(times, list(range(r)), "all %d paired interleaved rounds"
+                   " of %s" % (r, how), names, base, ceiling, compare)
+    if gate is not None:
+        kept = [i for i in range(r) if quiet(i)]
+        title = ("the %d quiet rounds of %d: the host was in its fast phase"
+                 " (a run of %s, not counted, took at most %.0f%% over its"
+                 " fastest, %.3f s, before and after the round)" % (
+                     len(kept), r, base, 100 * gate, min(probes)))
+        if len(kept) >= 5:
+            lines += table(times, kept, title, names, base, ceiling, compare)
+        else:
+            lines.append(title + ": too few for a table")
+    print("\n".join(lines))
+
+
+def is_fraction(val):
+    try:
+        return 0 < float(val) < 1
+    except ValueError:
+        return False
+
+
+def table(all_times, idx, title, names, base, ceiling, compare):
+    """The table of the rounds numbered idx."""
+    times = {n: [all_times[n][i] for i in idx] for n in names}
+    rounds = len(idx)
     med = {n: statistics.median(times[n]) for n in names}
     # Paired: each round's base time over the variant's time in that round,
     # median over rounds (slow periods of a shared host hit both alike).
@@ -68,11 +157,10 @@ def main():
     w = max(len(n) for n in names)
     lo_k = median_interval_rank(rounds)
     lines = [
-        "output of every variant: %s" % expect.decode().strip(),
-        "%d paired interleaved rounds of CPU time (user+sys); speedup = median over rounds of t_base/t - 1; "
+        "%s; speedup = median over rounds of t_base/t - 1; "
         "share = median over rounds of speedup / speedup of %s in the same round; "
         "[lo, hi] = a %.0f%% interval for the median (order statistics %d and %d of %d)"
-        % (rounds, ceiling, 100 * median_interval_level(rounds, lo_k), lo_k,
+        % (title, ceiling, 100 * median_interval_level(rounds, lo_k), lo_k,
            rounds + 1 - lo_k, rounds),
         "%-*s  %8s  %15s  %8s  %17s  %5s  %13s" % (
             w, "variant", "median s", "min-max s", "speedup", "[lo, hi]",
@@ -88,7 +176,13 @@ def main():
             "%4.0f%%" % (100 * statistics.median(sh)) if sh else "  n/a",
             "[%.0f%%, %.0f%%]" % (100 * sh[lo_k - 1], 100 * sh[-lo_k])
             if len(sh) == rounds else ""))
-    print("\n".join(lines))
+    for a, b in compare:
+        g = sorted(tb / ta - 1.0 for ta, tb in zip(times[a], times[b]))
+        lines.append("%s against %s: %+.1f%% [%+.1f%%, %+.1f%%] (median over "
+                     "rounds of t_%s/t_%s - 1; positive: %s is faster)" % (
+                         a, b, 100 * statistics.median(g), 100 * g[lo_k - 1],
+                         100 * g[-lo_k], b, a, a))
+    return lines
 
 
 def median_interval_level(n, k):
