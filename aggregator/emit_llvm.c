@@ -110,6 +110,21 @@ struct llvm_cfg {
 	char *head;
 };
 
+/* The values in enum line_rule's order; head's: "entry" or not. */
+const struct emit_choice emit_llvm_choices[] = {
+    {"line_count", {"sum", "max", "mean"}},
+    {"head", {"stacks", "entry"}},
+    {0},
+};
+
+int emit_choice_index(const struct emit_choice *c, const char *value)
+{
+	for (int i = 0; c->values[i]; i++)
+		if (!strcmp(value, c->values[i]))
+			return i;
+	return -1;
+}
+
 static const struct fdo_opt llvm_opts[] = {
     {"min_share", FDO_OPT_DOUBLE, offsetof(struct llvm_cfg, min_share), "0",
      "F", "leave out functions with less than F of all samples"},
@@ -256,7 +271,7 @@ struct ltgt {
 	size_t stamp; /* the stack that last added to it, + 1 */
 };
 
-enum line_rule { LINE_SUM, LINE_MAX, LINE_MEAN };
+enum line_rule { LINE_SUM, LINE_MAX, LINE_MEAN }; /* emit_llvm_choices[0] */
 
 struct llvm_em {
 	const struct prof *p;
@@ -740,13 +755,10 @@ int emit_llvm(const struct prof *p, const char *opts, struct fdo_buf *out)
 	int rc = fdo_opts_defaults(llvm_opts, &cfg, err, sizeof err);
 	if (!rc)
 		rc = emit_opts_apply(llvm_opts, &cfg, opts);
-	static const char *const rules[] = {"sum", "max", "mean"}; /* line_rule */
-	int line = -1;
-	for (int i = 0; !rc && i < (int)(sizeof rules / sizeof *rules); i++)
-		if (!strcmp(cfg.line_count, rules[i]))
-			line = i;
+	int line = rc ? -1 : emit_choice_index(&emit_llvm_choices[0],
+	                                       cfg.line_count);
 	if (!rc && (!(cfg.min_share >= 0 && cfg.min_share <= 1) || line < 0 ||
-	            (strcmp(cfg.head, "stacks") && strcmp(cfg.head, "entry"))))
+	            emit_choice_index(&emit_llvm_choices[1], cfg.head) < 0))
 		rc = FDO_EINVAL;
 	if (rc) {
 		fdo_opts_fini(llvm_opts, &cfg);

@@ -122,6 +122,19 @@ extern const struct prof_emitter prof_emitters[];
 const struct prof_emitter *prof_emitter_find(const char *name);
 
 int emit_llvm(const struct prof *p, const char *opts, struct fdo_buf *out);
+
+/* The llvm emitter's choices of one word each (line_count, head), with the
+ * values each takes: the one list the emitter checks its options against
+ * and the profile route checks its query against. Terminated by a NULL
+ * name; values[] by NULL (so at most 3 values). */
+struct emit_choice {
+	const char *name;
+	const char *values[4];
+};
+extern const struct emit_choice emit_llvm_choices[];
+/* emit_choice_index: the index of value in c->values, or -1. */
+int emit_choice_index(const struct emit_choice *c, const char *value);
+
 int emit_gcc(const struct prof *p, const char *opts, struct fdo_buf *out);
 int emit_bolt(const struct prof *p, const char *opts, struct fdo_buf *out);
 int emit_folded(const struct prof *p, const char *opts, struct fdo_buf *out);

@@ -137,28 +137,26 @@ static int parse_request(struct srv_app *app, struct srv_req *req,
 		snprintf(pr->emit_opts, sizeof pr->emit_opts, "build_id=%s", v);
 	}
 	/* llvm choices, passed on to the emitter (emit_llvm.c says why). */
-	static const struct {
-		const char *name, *values[4], *msg;
-	} choices[] = {
-	    {"line_count", {"sum", "max", "mean"},
-	     "line_count is sum, max or mean"},
-	    {"head", {"stacks", "entry"}, "head is stacks or entry"},
-	};
-	for (size_t c = 0; c < sizeof choices / sizeof *choices; c++) {
-		if ((got = qget(req, choices[c].name, v, sizeof v, resp)) < 0)
+	for (const struct emit_choice *c = emit_llvm_choices; c->name; c++) {
+		if ((got = qget(req, c->name, v, sizeof v, resp)) < 0)
 			return -1;
 		if (!got)
 			continue;
-		int ok = 0;
-		for (int i = 0; choices[c].values[i]; i++)
-			ok |= !strcmp(v, choices[c].values[i]);
-		if (!ok) {
-			srv_resp_error(resp, 400, "%s", choices[c].msg);
+		if (emit_choice_index(c, v) < 0) {
+			/* "line_count is sum, max or mean" */
+			char list[96] = "";
+			for (int i = 0; c->values[i]; i++) {
+				size_t n = strlen(list);
+				snprintf(list + n, sizeof list - n, "%s%s",
+					 !i ? "" : c->values[i + 1] ? ", " : " or ",
+					 c->values[i]);
+			}
+			srv_resp_error(resp, 400, "%s is %s", c->name, list);
 			return -1;
 		}
 		size_t n = strlen(pr->emit_opts);
 		snprintf(pr->emit_opts + n, sizeof pr->emit_opts - n, "%s%s=%s",
-			 n ? "," : "", choices[c].name, v);
+			 n ? "," : "", c->name, v);
 	}
 	if ((got = qget(req, "min_share", v, sizeof v, resp)) < 0)
 		return -1;

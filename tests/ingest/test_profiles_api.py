@@ -126,6 +126,10 @@ def test_not_ready_names_the_rules(loaded):
                 "min_share=2", "labels=novalue", "line_count=avg",
                 "head=calls"):
         assert d.request("GET", "/v1/profiles/papi?" + bad)[0] == 400, bad
+    # The llvm choices' refusals name the values (from the emitter's list).
+    for bad, why in (("line_count=avg", b"line_count is sum, max or mean"),
+                     ("head=calls", b"head is stacks or entry")):
+        assert why in d.request("GET", "/v1/profiles/papi?" + bad)[1], bad
     assert d.request("GET", "/v1/profiles/nope")[0] == 404
 
 
