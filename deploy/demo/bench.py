@@ -148,11 +148,14 @@ def table(all_times, idx, title, names, base, ceiling, compare):
     # median over rounds (slow periods of a shared host hit both alike).
     # The share is paired too: per round, the variant's gain over the
     # ceiling's gain in that same round.
-    def ratios(n):
-        return [b / t - 1.0 for b, t in zip(times[base], times[n])]
+    def speedup(n, over):
+        """Per round, how much faster n ran than over: t_over / t_n - 1."""
+        return [to / t - 1.0 for to, t in zip(times[over], times[n])]
+
+    ceiling_gain = speedup(ceiling, base)
 
     def shares(n):
-        return [g / c for g, c in zip(ratios(n), ratios(ceiling)) if c > 0]
+        return [g / c for g, c in zip(speedup(n, base), ceiling_gain) if c > 0]
 
     w = max(len(n) for n in names)
     lo_k = median_interval_rank(rounds)
@@ -167,7 +170,7 @@ def table(all_times, idx, title, names, base, ceiling, compare):
             "share", "[lo, hi]"),
     ]
     for n in names:
-        g = sorted(ratios(n))
+        g = sorted(speedup(n, base))
         sh = sorted(shares(n))
         lines.append("%-*s  %8.3f  %7.3f-%-7.3f  %+7.1f%%  %17s  %s  %13s" % (
             w, n, med[n], min(times[n]), max(times[n]),
@@ -177,7 +180,7 @@ def table(all_times, idx, title, names, base, ceiling, compare):
             "[%.0f%%, %.0f%%]" % (100 * sh[lo_k - 1], 100 * sh[-lo_k])
             if len(sh) == rounds else ""))
     for a, b in compare:
-        g = sorted(tb / ta - 1.0 for ta, tb in zip(times[a], times[b]))
+        g = sorted(speedup(a, b))
         lines.append("%s against %s: %+.1f%% [%+.1f%%, %+.1f%%] (median over "
                      "rounds of t_%s/t_%s - 1; positive: %s is faster)" % (
                          a, b, 100 * statistics.median(g), 100 * g[lo_k - 1],
