@@ -195,6 +195,16 @@ static int logged_has(void *arg, uint64_t id)
 	return 0;
 }
 
+/* The set is far bigger than the caches and a batch's ids are random:
+ * fetch all their slots at once rather than miss on each in turn. */
+static void logged_prefetch(const agg_ingest *ing, const struct prep *p)
+{
+	for (size_t k = 0; k < p->nstacks; k++)
+		if (p->stacks[k].n)
+			__builtin_prefetch(
+				&ing->logged_stacks[ls_slot(p->stacks[k].id)]);
+}
+
 static int with_frames(void *arg, uint64_t id)
 {
 	return !id || !logged_has(arg, id);
@@ -308,6 +318,7 @@ static void log_group(agg_ingest *ing, struct prep **g, size_t n)
 			continue;
 		}
 		fdo_buf_reset(&ing->rec);
+		logged_prefetch(ing, p);
 		int rc = prep_compact(p, with_frames, ing);
 		if (!rc)
 			rc = prep_encode(p, &ing->rec);

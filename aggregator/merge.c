@@ -90,6 +90,14 @@ static int idset_has(const struct idset *s, uint64_t v)
 	return 0;
 }
 
+/* Sets are far bigger than the caches and ids are random: callers fetch
+ * the slots of many ids at once rather than miss on each in turn. */
+static inline void idset_prefetch(const struct idset *s, uint64_t v)
+{
+	if (s->slots)
+		__builtin_prefetch(&s->slots[idset_slot(s, v)]);
+}
+
 static void idset_add(struct idset *s, uint64_t v)
 {
 	if (!v)
@@ -199,6 +207,8 @@ static int put_stack(struct merge *m, store_txn *t, const struct prep *p,
 		const struct prep_frame *pf = &p->frames[s->first + k];
 		f[k].build_id = p->maps[pf->map].id;
 		f[k].offset = pf->offset;
+		idset_prefetch(&m->known_addrs,
+			       addr_token(f[k].build_id, f[k].offset));
 	}
 	uint8_t key[STORE_STACK_KEY_SIZE];
 	uint8_t val[STORE_STACK_MAX_FRAMES * STORE_FRAME_SIZE];
@@ -349,6 +359,8 @@ static int apply_prep(struct merge *m, store_txn *t, struct prep *p)
 		return rc;
 	wire_weight_t unit = (wire_weight_t)p->period * p->wq;
 	uint64_t accepted = 0;
+	for (size_t i = 0; i < p->nstacks; i++)
+		idset_prefetch(&m->known_stacks, p->stacks[i].id);
 	for (size_t i = 0; i < p->nstacks; i++) {
 		const struct prep_stack *s = &p->stacks[i];
 		if (s->n && !idset_has(&m->known_stacks, s->id) &&
@@ -586,14 +598,18 @@ static size_t encode_key(enum store_table table, const uint64_t *k,
 }
 
 /* Sum the entries of each key and read-modify-write it into table, in key
- * order, so neighbouring keys share B-tree pages. */
+ * order through one cursor, so neighbouring keys share B-tree pages and
+ * most lookups search only the page the cursor is on. */
 static int flush_entries(store_txn *t, struct entries *e,
 			 enum store_table table)
 {
 	int rc = bucket_sort_entries(e);
-	if (rc)
+	if (rc || e->n == 0)
 		return rc;
-	for (size_t i = 0, j; i < e->n; i = j) {
+	store_cursor *c;
+	if ((rc = store_cursor_open(t, table, &c)))
+		return rc;
+	for (size_t i = 0, j; i < e->n && !rc; i = j) {
 		const struct entry *s = &e->v[i];
 		/* One merge sums at most a million entries of bounded
 		 * weights: far from 2^128 (see schemas/README.md). */
@@ -606,23 +622,30 @@ static int flush_entries(store_txn *t, struct entries *e,
 		uint8_t key[32];
 		size_t klen = encode_key(table, s->k, key);
 		struct store_weight cur = {0};
-		const void *v;
-		size_t vl;
-		rc = store_get(t, table, key, klen, &v, &vl);
-		if (rc == FDO_OK) {
+		const void *k, *v;
+		size_t kl, vl;
+		unsigned flags = 0;
+		rc = store_cursor_seek(c, key, klen, &k, &kl, &v, &vl);
+		if (rc == FDO_OK && kl == klen && !memcmp(k, key, klen)) {
 			if ((rc = store_weight_decode(v, vl, &cur)))
-				return rc;
-		} else if (rc != FDO_ENOT_FOUND)
-			return rc;
-		if (wire_weight_add(&cur.weight, sum))
-			return FDO_ELIMIT;
+				break;
+			flags = STORE_CURRENT;
+		} else if (rc == FDO_OK || rc == FDO_ENOT_FOUND) {
+			rc = FDO_OK;
+		} else {
+			break;
+		}
+		if (wire_weight_add(&cur.weight, sum)) {
+			rc = FDO_ELIMIT;
+			break;
+		}
 		cur.samples += samples;
 		uint8_t val[STORE_WEIGHT_VAL_SIZE];
 		store_weight_encode(val, &cur);
-		if ((rc = store_put(t, table, key, klen, val, sizeof val, 0)))
-			return rc;
+		rc = store_cursor_put(c, key, klen, val, sizeof val, flags);
 	}
-	return FDO_OK;
+	store_cursor_close(c);
+	return rc;
 }
 
 static int apply_all(store_txn *t, void *arg)

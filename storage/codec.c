@@ -1,7 +1,7 @@
 /*
  * storage/codec.c — the byte layout of every table's keys and values, and
  * their codecs. This comment is the authoritative description of the
- * tables (store layout version STORE_VERSION = 1). Integers are big-endian
+ * tables (store layout version STORE_VERSION = 2). Integers are big-endian
  * everywhere, so LMDB's byte order is numeric order and a prefix of a key
  * selects a range (all counts of one binary, of one label set, ...).
  * Numbers on disk never change meaning; a change of layout is a new
@@ -44,10 +44,24 @@
  *                      threads compute it before interning. 64-bit ids:
  *                      collisions are not resolved (birthday bound ~2^32
  *                      distinct stacks per store).
- *   value: N frames, leaf first, each:
- *          0      4    build-id id
- *          4      8    file offset in that build-id's ELF file (for
- *                      non-leaf frames, of the return address)
+ *   value: N frames, leaf first, in one of two layouts. A frame is a
+ *   build-id id and a file offset in that build-id's ELF file (for
+ *   non-leaf frames, of the return address).
+ *   compact (written since version 2 whenever every offset is below
+ *   2^63):
+ *          0      1    0xff (STORE_STACK_COMPACT)
+ *          1      ...  per frame: varint (offset << 1 | c); when c is 1,
+ *                      a varint build-id id follows, else the frame has
+ *                      the previous frame's id (c is 1 in the first
+ *                      frame, and only where the id changes). Varints
+ *                      are LEB128 (7 bits a byte, low first).
+ *   fixed (version 1, and offsets of 2^63 and up):
+ *          12 bytes per frame: build-id id (be32), file offset (be64)
+ *   Build-id ids stay below 0xff000000 (storage/intern.c), so no fixed
+ *   value starts with 0xff. A stack of 20 frames in one object takes
+ *   ~60 bytes compact against 240 fixed: a third of the pages, which is
+ *   what each merge copies and writes back as new stacks land all over
+ *   the table.
  *
  * counts — aggregated samples
  *   key:   0      4    binary id
@@ -235,14 +249,96 @@ uint64_t store_stack_id(const struct store_hframe *frames, size_t n)
 	return fdo_mix64(h);
 }
 
+static size_t put_uvarint(uint8_t *out, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		out[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	out[n++] = (uint8_t)v;
+	return n;
+}
+
+/* Reads a varint of at most 10 bytes from p[*at..len): 0 when it is
+ * truncated or longer than 64 bits. */
+static int get_uvarint(const uint8_t *p, size_t len, size_t *at, uint64_t *v)
+{
+	uint64_t x = 0;
+	for (unsigned shift = 0; shift < 64 && *at < len; shift += 7) {
+		uint8_t b = p[(*at)++];
+		if (shift == 63 && b > 1)
+			return 0;
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = x;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int store_stack_encode(const struct store_frame *frames, size_t n, uint8_t *out,
                        size_t cap, size_t *len)
 {
-	if (n > STORE_STACK_MAX_FRAMES || cap / STORE_FRAME_SIZE < n)
+	if (n > STORE_STACK_MAX_FRAMES)
 		return FDO_ELIMIT;
-	for (size_t i = 0; i < n; i++)
-		store_addr_key_encode(out + i * STORE_FRAME_SIZE, &frames[i]);
-	*len = n * STORE_FRAME_SIZE;
+	int compact = 1;
+	for (size_t i = 0; i < n && compact; i++)
+		compact = frames[i].offset <= STORE_STACK_COMPACT_MAX_OFFSET &&
+			  frames[i].build_id - 1u < STORE_BUILDID_MAX_ID - 1u;
+	if (!compact) {
+		if (cap / STORE_FRAME_SIZE < n)
+			return FDO_ELIMIT;
+		for (size_t i = 0; i < n; i++)
+			store_addr_key_encode(out + i * STORE_FRAME_SIZE,
+			                      &frames[i]);
+		*len = n * STORE_FRAME_SIZE;
+		return FDO_OK;
+	}
+	/* Worst case per frame: a 10-byte offset varint and a 5-byte id. */
+	uint8_t tmp[1 + STORE_STACK_MAX_FRAMES * 15];
+	size_t at = 0;
+	tmp[at++] = STORE_STACK_COMPACT;
+	uint32_t prev = 0;
+	for (size_t i = 0; i < n; i++) {
+		int change = frames[i].build_id != prev;
+		at += put_uvarint(tmp + at, frames[i].offset << 1 | change);
+		if (change)
+			at += put_uvarint(tmp + at, frames[i].build_id);
+		prev = frames[i].build_id;
+	}
+	if (at > cap)
+		return FDO_ELIMIT;
+	memcpy(out, tmp, at);
+	*len = at;
+	return FDO_OK;
+}
+
+static int stack_decode_compact(const uint8_t *b, size_t len,
+                                struct store_frame *frames, size_t cap,
+                                size_t *n)
+{
+	size_t at = 1, count = 0;
+	uint64_t prev = 0;
+	while (at < len) {
+		uint64_t w, id = prev;
+		if (!get_uvarint(b, len, &at, &w))
+			return FDO_ECORRUPT;
+		if ((w & 1) && (!get_uvarint(b, len, &at, &id) || id == prev ||
+		                id == 0 || id >= STORE_BUILDID_MAX_ID))
+			return FDO_ECORRUPT;
+		if (id == 0)
+			return FDO_ECORRUPT; /* the first frame names its id */
+		if (count == cap)
+			return count >= STORE_STACK_MAX_FRAMES ? FDO_ECORRUPT
+			                                       : FDO_ELIMIT;
+		frames[count].build_id = (uint32_t)id;
+		frames[count].offset = w >> 1;
+		count++;
+		prev = id;
+	}
+	*n = count;
 	return FDO_OK;
 }
 
@@ -250,6 +346,8 @@ int store_stack_decode(const void *p, size_t len, struct store_frame *frames,
                        size_t cap, size_t *n)
 {
 	const uint8_t *b = p;
+	if (len && b[0] == STORE_STACK_COMPACT)
+		return stack_decode_compact(b, len, frames, cap, n);
 	if (len % STORE_FRAME_SIZE)
 		return FDO_ECORRUPT;
 	size_t count = len / STORE_FRAME_SIZE;

@@ -25,7 +25,9 @@
  *   key "version"      value be32  layout version (STORE_VERSION)
  *   key "created"      value be64  unix seconds when the store was created
  *   key "id.<dict>"    value be32  next id of a dictionary (storage/intern.c)
- * A store with another version is refused; none older exists yet.
+ * Version 1 stores are upgraded in place when opened: version 2 only
+ * added the compact stacks layout, and reads both (storage/codec.c). A
+ * store with any other version is refused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -460,6 +462,20 @@ int store_cursor_next(store_cursor *c, const void **k, size_t *kl,
 	return cursor_get(c, &mk, MDB_NEXT, k, kl, v, vl);
 }
 
+int store_cursor_put(store_cursor *c, const void *key, size_t klen,
+                     const void *val, size_t vlen, unsigned flags)
+{
+	if (!key_ok(klen) || !c->t->write)
+		return FDO_EINVAL;
+	if (c->t->map_full)
+		return FDO_ESTORE_FULL;
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+	unsigned mf = ((flags & STORE_NOOVERWRITE) ? MDB_NOOVERWRITE : 0) |
+	              ((flags & STORE_CURRENT) ? MDB_CURRENT : 0);
+	int rc = mdb_cursor_put(c->c, &k, &v, mf);
+	return rc ? store_mdb_err(c->t, rc, table_names[c->table]) : FDO_OK;
+}
+
 void store_cursor_close(store_cursor *c)
 {
 	if (!c)
@@ -499,7 +515,16 @@ static int open_tables(store_txn *t, void *arg)
 		if (rc)
 			return store_mdb_err(t, rc, "read version");
 		uint32_t ver = fdo_get_be32(v.mv_data);
-		if (ver != STORE_VERSION) {
+		if (ver == 1) {
+			uint8_t b[4];
+			fdo_put_be32(b, STORE_VERSION);
+			rc = mdb_put(t->txn, meta, &k, &(MDB_val){4, b}, 0);
+			if (rc)
+				return store_mdb_err(t, rc, "write version");
+			fdo_info("store: %s: upgraded from version 1 to %d "
+			         "(stacks are now written compact)",
+			         s->dir, STORE_VERSION);
+		} else if (ver != STORE_VERSION) {
 			ctx->found = ver;
 			return FDO_ESTORE_VERSION;
 		}

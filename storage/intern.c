@@ -219,7 +219,11 @@ static int next_id(store_txn *t, enum store_dict dict, uint32_t *id)
 	} else if (rc != FDO_ENOT_FOUND) {
 		return rc;
 	}
-	if (next == 0 || next == UINT32_MAX) {
+	/* Build-id ids stay below STORE_BUILDID_MAX_ID: a stacks value's
+	 * first byte tells its layout by that (storage/codec.c). */
+	uint32_t end = dict == STORE_DICT_BUILDIDS ? STORE_BUILDID_MAX_ID
+	                                           : UINT32_MAX;
+	if (next == 0 || next >= end) {
 		fdo_error("store: dictionary %s ran out of ids",
 		          store_table_name(dict_table[dict]));
 		return FDO_ELIMIT;

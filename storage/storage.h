@@ -30,7 +30,7 @@
 #include "schemas/schemas.h"
 
 /* The store layout version this code reads and writes. See storage/env.c. */
-#define STORE_VERSION 1
+#define STORE_VERSION 2
 
 typedef struct store store;
 typedef struct store_txn store_txn;
@@ -202,6 +202,17 @@ int store_cursor_seek(store_cursor *c, const void *key, size_t klen,
                       const void **k, size_t *kl, const void **v, size_t *vl);
 int store_cursor_next(store_cursor *c, const void **k, size_t *kl,
                       const void **v, size_t *vl);
+/*
+ * store_cursor_put writes key -> val as store_put does, through a cursor
+ * of a write transaction, and leaves the cursor on it. With STORE_CURRENT
+ * it replaces the value of the entry the cursor is on, whose key must be
+ * key, without searching the table again. Keys written in order through one
+ * cursor mostly land on the page it is on, which LMDB checks first.
+ * Returns as store_put.
+ */
+#define STORE_CURRENT 0x2
+int store_cursor_put(store_cursor *c, const void *key, size_t klen,
+                     const void *val, size_t vlen, unsigned flags);
 void store_cursor_close(store_cursor *c);
 
 /* --------------------------------------------------------------- codecs -- */
@@ -264,6 +275,11 @@ int store_addr_key_decode(const void *p, size_t len, struct store_frame *a);
 #define STORE_STACK_KEY_SIZE   8
 #define STORE_FRAME_SIZE       12
 #define STORE_STACK_MAX_FRAMES 1024
+/* The compact layout's first byte; no id of the buildids dictionary
+ * reaches STORE_BUILDID_MAX_ID, so no fixed-layout value starts with it. */
+#define STORE_STACK_COMPACT    0xff
+#define STORE_BUILDID_MAX_ID   0xff000000u
+#define STORE_STACK_COMPACT_MAX_OFFSET (UINT64_MAX >> 1)
 void store_stack_key_encode(uint8_t out[STORE_STACK_KEY_SIZE], uint64_t id);
 /* A frame as the stack id sees it: a hash of the raw build-id, not its id. */
 struct store_hframe {

@@ -157,15 +157,90 @@ TEST(stack_round_trip_and_stable_id)
 	uint8_t buf[3 * STORE_FRAME_SIZE];
 	size_t len;
 	REQUIRE(store_stack_encode(f, 3, buf, sizeof buf, &len) == FDO_OK);
-	CHECK_EQ_INT(len, 36);
-	CHECK_EQ_INT(store_stack_encode(f, 3, buf, 35, &len), FDO_ELIMIT);
+	/* The compact layout, pinned byte for byte (storage/codec.c). */
+	static const uint8_t want[] = {0xff, 0xa1, 0x68, 0x01, 0xe6,
+				       0x70, 0xa1, 0xf6, 0x14, 0x02};
+	CHECK_EQ_INT(len, sizeof want);
+	CHECK(memcmp(buf, want, sizeof want) == 0);
+	CHECK_EQ_INT(store_stack_encode(f, 3, buf, 9, &len), FDO_ELIMIT);
 	struct store_frame d[4];
 	size_t n;
-	REQUIRE(store_stack_decode(buf, len, d, 4, &n) == FDO_OK);
+	REQUIRE(store_stack_decode(want, sizeof want, d, 4, &n) == FDO_OK);
 	CHECK_EQ_INT(n, 3);
+	CHECK(d[0].build_id == 1 && d[0].offset == 0x1a10);
+	CHECK(d[1].build_id == 1 && d[1].offset == 0x1c33);
 	CHECK(d[2].build_id == 2 && d[2].offset == 0x29d90);
-	CHECK_EQ_INT(store_stack_decode(buf, len, d, 2, &n), FDO_ELIMIT);
+	CHECK_EQ_INT(store_stack_decode(want, sizeof want, d, 2, &n),
+		     FDO_ELIMIT);
+	REQUIRE(store_stack_encode(f, 0, buf, sizeof buf, &len) == FDO_OK);
+	CHECK(len == 1 && buf[0] == STORE_STACK_COMPACT);
+	REQUIRE(store_stack_decode(buf, len, d, 4, &n) == FDO_OK);
+	CHECK_EQ_INT(n, 0);
+
+	/* Version 1's fixed layout still reads. */
+	for (int i = 0; i < 3; i++)
+		store_addr_key_encode(buf + i * STORE_FRAME_SIZE, &f[i]);
+	REQUIRE(store_stack_decode(buf, 36, d, 4, &n) == FDO_OK);
+	CHECK(n == 3 && d[2].build_id == 2 && d[2].offset == 0x29d90);
 	CHECK_EQ_INT(store_stack_decode(buf, 13, d, 4, &n), FDO_ECORRUPT);
+	CHECK_EQ_INT(store_stack_decode(buf, 36, d, 2, &n), FDO_ELIMIT);
+
+	/* Offsets of 2^63 and up, and ids outside the dictionary's range,
+	 * are written fixed. */
+	struct store_frame big[2] = {{1, 0x10}, {3, 1ull << 63}};
+	REQUIRE(store_stack_encode(big, 2, buf, sizeof buf, &len) == FDO_OK);
+	CHECK_EQ_INT(len, 2 * STORE_FRAME_SIZE);
+	CHECK(buf[0] != STORE_STACK_COMPACT);
+	REQUIRE(store_stack_decode(buf, len, d, 4, &n) == FDO_OK);
+	CHECK(n == 2 && d[1].build_id == 3 && d[1].offset == 1ull << 63);
+	struct store_frame zero[1] = {{0, 0x10}};
+	REQUIRE(store_stack_encode(zero, 1, buf, sizeof buf, &len) == FDO_OK);
+	CHECK_EQ_INT(len, STORE_FRAME_SIZE);
+	CHECK_EQ_INT(store_stack_encode(f, 3, buf, 35, &len), FDO_OK);
+	CHECK_EQ_INT(store_stack_encode(big, 2, buf, 23, &len), FDO_ELIMIT);
+
+	/* Malformed compact values. */
+	static const struct {
+		uint8_t b[12];
+		size_t n;
+	} bad[] = {
+		{{0xff, 0xa1}, 2},                      /* truncated offset */
+		{{0xff, 0x03}, 2},                      /* id missing */
+		{{0xff, 0x02}, 2},                      /* first frame, no id */
+		{{0xff, 0x03, 0x00}, 3},                /* id 0 */
+		{{0xff, 0x03, 0x01, 0x05, 0x01}, 5},    /* same id again */
+		{{0xff, 0x03, 0x80, 0x80, 0x80, 0xf8, 0x0f}, 7}, /* >= max */
+		{{0xff, 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+		  0x80, 0x01}, 12},                     /* varint > 10 bytes */
+		{{0xff, 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+		  0x02}, 11},                           /* > 64 bits */
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		CHECK_EQ_INT(store_stack_decode(bad[i].b, bad[i].n, d, 4, &n),
+			     FDO_ECORRUPT);
+
+	/* Random stacks round-trip; random bytes never decode out of
+	 * bounds (the sanitizer run checks). */
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+	static struct store_frame rf[64], rd[64];
+	static uint8_t rb[64 * 15 + 1];
+	for (int round = 0; round < 2000; round++) {
+		size_t k = rnd(&seed) % 64;
+		for (size_t i = 0; i < k; i++) {
+			rf[i].build_id = (uint32_t)(rnd(&seed) % 4 + 1);
+			rf[i].offset = rnd(&seed);
+		}
+		REQUIRE(store_stack_encode(rf, k, rb, sizeof rb, &len) ==
+			FDO_OK);
+		REQUIRE(store_stack_decode(rb, len, rd, 64, &n) == FDO_OK);
+		REQUIRE(n == k);
+		for (size_t i = 0; i < k; i++)
+			REQUIRE(rd[i].build_id == rf[i].build_id &&
+				rd[i].offset == rf[i].offset);
+		for (size_t i = 1; i < len; i++)
+			rb[i] = (uint8_t)rnd(&seed);
+		(void)store_stack_decode(rb, len, rd, 64, &n);
+	}
 
 	/* The id is on disk: pin its value (computed by an independent
 	 * Python implementation of the definition in storage/codec.c).

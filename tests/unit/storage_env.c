@@ -101,11 +101,39 @@ TEST(table_names_are_the_design_names)
 		CHECK_EQ_STR(store_table_name(i), want[i]);
 }
 
-static int put_version_99(store_txn *t, void *arg)
+/* Stamps the store with the version *arg. */
+static int put_version(store_txn *t, void *arg)
 {
 	uint8_t v[4];
-	fdo_put_be32(v, 99);
+	fdo_put_be32(v, *(const uint32_t *)arg);
 	return store_put(t, STORE_META, "version", 7, v, 4, 0);
+}
+
+static int get_version(store_txn *t, void *arg)
+{
+	const void *v;
+	size_t vl;
+	int rc = store_get(t, STORE_META, "version", 7, &v, &vl);
+	if (rc == FDO_OK && vl == 4)
+		*(uint32_t *)arg = fdo_get_be32(v);
+	return rc;
+}
+
+TEST(version_1_is_upgraded_in_place)
+{
+	const char *dir = subdir("version1");
+	store *s;
+	REQUIRE(open_at(dir, 0, 0, &s) == FDO_OK);
+	REQUIRE(store_write(s, put_version, &(uint32_t){1}) == FDO_OK);
+	store_close(s);
+	REQUIRE(open_at(dir, 0, 0, &s) == FDO_OK);
+	uint32_t ver = 0;
+	store_txn *t;
+	REQUIRE(store_txn_begin(s, 0, &t) == FDO_OK);
+	CHECK_EQ_INT(get_version(t, &ver), FDO_OK);
+	store_txn_abort(t);
+	CHECK_EQ_INT(ver, STORE_VERSION);
+	store_close(s);
 }
 
 TEST(version_mismatch_is_refused_with_both_versions)
@@ -113,7 +141,7 @@ TEST(version_mismatch_is_refused_with_both_versions)
 	const char *dir = subdir("version");
 	store *s;
 	REQUIRE(open_at(dir, 0, 0, &s) == FDO_OK);
-	REQUIRE(store_write(s, put_version_99, NULL) == FDO_OK);
+	REQUIRE(store_write(s, put_version, &(uint32_t){99}) == FDO_OK);
 	store_close(s);
 
 	/* Capture the log line. */
@@ -313,7 +341,35 @@ TEST(cursor_walks_in_key_order)
 	CHECK_EQ_INT(seen, 45);
 	CHECK_EQ_INT(store_cursor_seek(c, NULL, 0, &k, &kl, &v, &vl), FDO_OK);
 	CHECK_EQ_INT(fdo_get_be32(k), 1);
+	/* A read transaction's cursor cannot write. */
+	CHECK_EQ_INT(store_cursor_put(c, from, 4, "x", 1, 0), FDO_EINVAL);
 	store_cursor_close(c);
+	store_txn_abort(t);
+
+	/* Writing through a cursor: a new key, a replacement in place of
+	 * the entry the cursor is on, and a refused overwrite. */
+	REQUIRE(store_txn_begin(s, 1, &t) == FDO_OK);
+	REQUIRE(store_cursor_open(t, STORE_COUNTS, &c) == FDO_OK);
+	uint8_t nk[4];
+	fdo_put_be32(nk, 1000);
+	CHECK_EQ_INT(store_cursor_put(c, nk, 4, "new", 3, 0), FDO_OK);
+	fdo_put_be32(from, 7);
+	REQUIRE(store_cursor_seek(c, from, 4, &k, &kl, &v, &vl) == FDO_OK);
+	CHECK_EQ_INT(store_cursor_put(c, from, 4, "seven", 5, STORE_CURRENT),
+		     FDO_OK);
+	CHECK_EQ_INT(store_cursor_put(c, from, 4, "no", 2, STORE_NOOVERWRITE),
+		     FDO_EEXISTS);
+	CHECK_EQ_INT(store_cursor_put(c, nk, 0, "x", 1, 0), FDO_EINVAL);
+	store_cursor_close(c);
+	REQUIRE(store_txn_commit(t) == FDO_OK);
+	REQUIRE(store_txn_begin(s, 0, &t) == FDO_OK);
+	REQUIRE(store_get(t, STORE_COUNTS, from, 4, &v, &vl) == FDO_OK);
+	CHECK(vl == 5 && memcmp(v, "seven", 5) == 0);
+	REQUIRE(store_get(t, STORE_COUNTS, nk, 4, &v, &vl) == FDO_OK);
+	CHECK(vl == 3 && memcmp(v, "new", 3) == 0);
+	fdo_put_be32(from, 8);
+	REQUIRE(store_get(t, STORE_COUNTS, from, 4, &v, &vl) == FDO_OK);
+	CHECK_EQ_INT(vl, 8);
 	store_txn_abort(t);
 	store_close(s);
 }
