@@ -15,8 +15,9 @@
  *     (schemas/README.md), compared as protobuf bytes;
  *   - encode(decode(x)) (without unknown fields) decodes again and
  *     validates the same;
- *   - the arena decode (wire_batch_decode_in, what fdod's receivers use)
- *     gives the same result and the same re-encoded bytes.
+ *   - fdod's own decoder (wire_batch_decode_in, what its receivers use,
+ *     written apart from protobuf-c) gives the same result and the same
+ *     re-encoded bytes, unknown fields included.
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -244,6 +244,152 @@ static int arena_round_trips(struct wire_arena *ar, const uint8_t *bytes,
 	return same;
 }
 
+/* Both decoders on the same bytes: the same status and, when they
+ * succeed, structures that encode to the same bytes (unknown fields
+ * included). Returns 1 when they agree. */
+static int decoders_agree(struct wire_arena *ar, const uint8_t *buf,
+			  size_t len)
+{
+	Fdod__SampleBatch *m = NULL, *x = NULL;
+	int rm = wire_batch_decode(buf, len, NULL, &m);
+	int rx = wire_batch_decode_in(ar, buf, len, NULL, &x);
+	int same = rm == rx;
+	if (same && rm == FDO_OK) {
+		uint8_t *e1 = NULL, *e2 = NULL;
+		size_t n1 = 0, n2 = 0;
+		same = wire_batch_encode(m, NULL, &e1, &n1) ==
+			       wire_batch_encode(x, NULL, &e2, &n2) &&
+		       n1 == n2 && (!n1 || !memcmp(e1, e2, n1));
+		free(e1);
+		free(e2);
+	}
+	if (!same)
+		fprintf(stderr, "  decoders differ (%d, %d) on %zu bytes\n",
+			rm, rx, len);
+	wire_batch_free(m);
+	wire_arena_reset(ar);
+	return same;
+}
+
+TEST(receivers_decoder_agrees_with_protobuf_c)
+{
+	CHECK(wire_decoder_matches_schema());
+	struct wire_arena *ar = wire_arena_new();
+	REQUIRE(ar);
+	/* Edge cases of the wire format, each a whole message. */
+	static const struct {
+		const char *what;
+		uint8_t b[16];
+		size_t n;
+	} edge[] = {
+		{"empty", {0}, 0},
+		{"field number 0", {0x00, 0x01}, 2},
+		{"field 0 in a 2-byte tag", {0x80, 0x01, 0x01}, 3},
+		{"field 16 in a 2-byte tag", {0x82, 0x01, 0x01, 0x41}, 4},
+		{"tag of 6 bytes", {0x88, 0x80, 0x80, 0x80, 0x80, 0x01, 0}, 7},
+		{"truncated tag", {0x88}, 1},
+		{"varint of 10 bytes", {0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		 0xff, 0xff, 0xff, 0x7f}, 11},
+		{"varint of 11 bytes", {0x18, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+		 0x80, 0x80, 0x80, 0x80, 0x00}, 12},
+		{"uint32 truncated", {0x08, 0xff, 0xff, 0xff, 0xff, 0x7f}, 6},
+		{"wire type 3", {0x0b}, 1},
+		{"wire type 4", {0x0c}, 1},
+		{"wire type 6", {0x0e, 0}, 2},
+		{"wire type 7", {0x0f, 0}, 2},
+		{"unknown 32-bit", {0xfd, 0x01, 1, 2, 3, 4}, 6},
+		{"unknown 32-bit short", {0xfd, 0x01, 1, 2, 3}, 5},
+		{"unknown 64-bit", {0xf9, 0x01, 1, 2, 3, 4, 5, 6, 7, 8}, 10},
+		{"unknown length-prefixed", {0xfa, 0x01, 2, 9, 9}, 5},
+		{"string as varint", {0x10, 0x01}, 2},
+		{"uint64 as 64-bit", {0x19, 1, 2, 3, 4, 5, 6, 7, 8}, 9},
+		{"double as varint", {0x48, 0x01}, 2},
+		{"double", {0x49, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f}, 9},
+		{"last string wins", {0x12, 1, 'a', 0x12, 2, 'b', 'c'}, 7},
+		{"string with NUL", {0x12, 3, 'a', 0, 'b'}, 5},
+		{"length of 5 bytes", {0x12, 0x81, 0x80, 0x80, 0x80, 0x00, 'a'},
+		 7},
+		{"length of 6 bytes", {0x12, 0x81, 0x80, 0x80, 0x80, 0x80, 0x00,
+		 'a'}, 8},
+		{"length 2^32 + 1", {0x12, 0x81, 0x80, 0x80, 0x80, 0x10, 'a'}, 7},
+		{"length past the end", {0x12, 5, 'a'}, 3},
+		{"stack, packed and not", {0x6a, 8, 0x10, 5, 0x12, 2, 6, 7, 0x10,
+		 8}, 10},
+		{"stack, packed, unterminated", {0x6a, 4, 0x12, 2, 0x81, 0x82},
+		 6},
+		{"stack, packed, empty", {0x6a, 2, 0x12, 0}, 4},
+		{"stack, addrs as 64-bit", {0x6a, 9, 0x11, 1, 2, 3, 4, 5, 6, 7,
+		 8}, 11},
+		{"stack as varint", {0x68, 1}, 2},
+		{"stack with unknown field", {0x6a, 4, 0x08, 3, 0x78, 1}, 6},
+		{"label, bad inside", {0x32, 2, 0x0b, 0}, 4},
+		{"mapping, empty build-id", {0x62, 2, 0x12, 0}, 4},
+		{"mapping, build-id twice", {0x62, 6, 0x12, 1, 7, 0x12, 1, 8}, 8},
+		{"branch", {0x72, 4, 0x08, 1, 0x10, 2}, 6},
+	};
+	for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
+		int agree = decoders_agree(ar, edge[i].b, edge[i].n);
+		if (!agree)
+			fprintf(stderr, "  case: %s\n", edge[i].what);
+		CHECK(agree);
+	}
+
+	/* A valid batch with every kind of field, mutated. */
+	Fdod__SampleBatch *a = example_batch();
+	REQUIRE(a);
+	uint8_t *good = NULL;
+	size_t gn = 0;
+	REQUIRE(wire_batch_encode(a, NULL, &good, &gn) == FDO_OK);
+	uint8_t *buf = malloc(gn + 64);
+	REQUIRE(buf);
+	int disagree = 0;
+	for (int i = 0; i < 40000 && disagree < 5; i++) {
+		size_t len = gn;
+		memcpy(buf, good, gn);
+		switch (i % 4) {
+		case 0: /* bytes changed */
+			for (int k = 0; k < 1 + i % 3; k++)
+				buf[next() % len] = (uint8_t)next();
+			break;
+		case 1: /* a byte set to a boundary value */
+			buf[next() % len] =
+				(uint8_t[]){0, 1, 0x7f, 0x80, 0xff}[next() % 5];
+			break;
+		case 2: { /* a run of bytes inserted */
+			size_t at = next() % len, n = 1 + next() % 8;
+			memmove(buf + at + n, buf + at, len - at);
+			for (size_t k = 0; k < n; k++)
+				buf[at + k] = (uint8_t)next();
+			len += n;
+			break;
+		}
+		default: { /* a run removed */
+			size_t at = next() % len, n = 1 + next() % 8;
+			if (at + n > len)
+				n = len - at;
+			memmove(buf + at, buf + at + n, len - at - n);
+			len -= n;
+			break;
+		}
+		}
+		disagree += !decoders_agree(ar, buf, len);
+	}
+	CHECK_EQ_INT(disagree, 0);
+	/* Truncations and noise. */
+	for (size_t n = 0; n <= gn; n++)
+		CHECK(decoders_agree(ar, good, n));
+	for (int i = 0; i < 20000; i++) {
+		size_t len = next() % 64;
+		for (size_t k = 0; k < len; k++)
+			buf[k] = (uint8_t)next();
+		CHECK(decoders_agree(ar, buf, len));
+	}
+	free(buf);
+	free(good);
+	wire_batch_free(a);
+	wire_arena_free(ar);
+}
+
 TEST(arena_decodes_as_malloc_does_and_reuses_its_blocks)
 {
 	struct wire_arena *ar = wire_arena_new();
