@@ -139,7 +139,7 @@ def test_https_api_with_tokens(tmp_path):
                             "https://localhost:%d" % port],
                            capture_output=True, text=True, env=env,
                            timeout=120)
-        assert p.returncode == 0, p.stderr
+        assert p.returncode == 0, (p.stderr, d.read_log())
         assert "pending" in json.loads(p.stdout)
     finally:
         d.stop()
