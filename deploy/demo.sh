@@ -21,7 +21,8 @@
 # (e.g. 0.1: set apart the rounds of the host's slow phases, see bench.py;
 # up to 4x as many rounds run), DEMO_PROFILE_RUNS (3),
 # DEMO_PROFILE_ITERS (workload rounds per profiled run, 300), DEMO_EXTRA=1
-# (also time -fprofile-sample-accurate and -sample-profile-use-profi).
+# (also time -fprofile-sample-accurate and -sample-profile-use-profi, each
+# paired against plain sample-PGO).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -123,13 +124,14 @@ grep -E 'Function:|inlined callee: [a-z_]+: [0-9]{3,}' "$W/prof.llvm.show" | hea
 step "building the sample-PGO variants"
 "$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.llvm" -o "$W/vm.spgo" "$SRC"
 "$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.sum.llvm" -o "$W/vm.spgo-sum" "$SRC"
-EXTRA=()
+EXTRA=() EXTRA_CMP=()
 if [ "${DEMO_EXTRA:-0}" = 1 ]; then
 	"$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.llvm" \
 		-fprofile-sample-accurate -o "$W/vm.spgo-accurate" "$SRC"
 	"$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.llvm" \
 		-mllvm -sample-profile-use-profi -o "$W/vm.spgo-profi" "$SRC"
 	EXTRA=(spgo-accurate="$W/vm.spgo-accurate" spgo-profi="$W/vm.spgo-profi")
+	EXTRA_CMP=(--compare=spgo-accurate:fdod-spgo --compare=spgo-profi:fdod-spgo)
 fi
 
 SBID=$(build_id "$W/vm.spgo")
@@ -174,7 +176,7 @@ for seed in $SEEDS; do "$W/vm.gen" "$((PROFILE_ITERS / 4))" "$seed" >/dev/null; 
 step "timing: 'vm $TIME_ITERS' (default seed), $ROUNDS paired interleaved rounds, the fastest of $REPEAT runs per round"
 /usr/bin/python3 "$ROOT/deploy/demo/bench.py" --repeat="$REPEAT" \
 	${GATE:+--gate="$GATE"} \
-	--compare=fdod-spgo+bolt:fdod-spgo "$ROUNDS" base pgo-instr \
+	--compare=fdod-spgo+bolt:fdod-spgo "${EXTRA_CMP[@]}" "$ROUNDS" base pgo-instr \
 	base="$W/vm" \
 	fdod-spgo="$W/vm.spgo" \
 	fdod-spgo+bolt="$W/vm.spgo.bolt" \
