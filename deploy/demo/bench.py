@@ -162,9 +162,10 @@ def table(all_times, idx, title, names, base, ceiling, compare):
     lines = [
         "%s; speedup = median over rounds of t_base/t - 1; "
         "share = median over rounds of speedup / speedup of %s in the same round; "
-        "[lo, hi] = a %.0f%% interval for the median (order statistics %d and %d of %d)"
+        "[lo, hi] = a %.0f%% interval for the median (order statistics %d and %d of %d); "
+        "a share without one is the median over the rounds where %s gained"
         % (title, ceiling, 100 * median_interval_level(rounds, lo_k), lo_k,
-           rounds + 1 - lo_k, rounds),
+           rounds + 1 - lo_k, rounds, ceiling),
         "%-*s  %8s  %15s  %8s  %17s  %5s  %13s" % (
             w, "variant", "median s", "min-max s", "speedup", "[lo, hi]",
             "share", "[lo, hi]"),
@@ -178,7 +179,7 @@ def table(all_times, idx, title, names, base, ceiling, compare):
             "[%+.1f%%, %+.1f%%]" % (100 * g[lo_k - 1], 100 * g[-lo_k]),
             "%4.0f%%" % (100 * statistics.median(sh)) if sh else "  n/a",
             "[%.0f%%, %.0f%%]" % (100 * sh[lo_k - 1], 100 * sh[-lo_k])
-            if len(sh) == rounds else ""))
+            if len(sh) == rounds else "of %d rounds" % len(sh)))
     for a, b in compare:
         g = sorted(speedup(a, b))
         lines.append("%s against %s: %+.1f%% [%+.1f%%, %+.1f%%] (median over "

@@ -85,3 +85,23 @@ echo same""" % (count, count, slow, slow))
               "base=" + base, "x=" + x)
     assert p.returncode == 0, p.stderr
     assert "too few for a table" in p.stdout, p.stdout
+
+
+def test_share_without_interval_names_its_rounds():
+    """A round where the ceiling gained nothing has no share: the median is
+    over the other rounds, and the table says how many, not an interval."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    times = {"base": [1.0] * 5, "x": [0.9, 0.95, 0.9, 0.92, 0.9],
+             "c": [0.8, 1.01, 0.85, 0.8, 0.82]}
+    lines = mod.table(times, list(range(5)), "t", ["base", "x", "c"],
+                      "base", "c", [])
+    row = [l for l in lines if l.startswith("x ")][0]
+    assert row.rstrip().endswith("of 4 rounds"), row
+    times["c"][1] = 0.9  # the ceiling gains in every round now
+    lines = mod.table(times, list(range(5)), "t", ["base", "x", "c"],
+                      "base", "c", [])
+    row = [l for l in lines if l.startswith("x ")][0]
+    assert row.rstrip().endswith("%]") and "rounds" not in row, row
