@@ -6,7 +6,6 @@
  * refuses to go past max_decoded_bytes, which turns a memory-amplification
  * attempt (many tiny sub-messages) into FDO_ELIMIT instead of an OOM.
  */
-#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,117 +186,60 @@ static void *arena_alloc(void *data, size_t size)
  */
 enum fkind { K_U32, K_U64, K_DOUBLE, K_STRING, K_BYTES, K_MSGS, K_U64S };
 
-struct pmsg;
-struct pfield {
-	uint8_t id, kind;
-	uint16_t off;  /* of the value, or of the array pointer */
-	uint16_t qoff; /* of the count of a repeated field */
-	const struct pmsg *sub;
-};
+/* Fields and sub-messages come from protobuf-c's descriptors of
+ * fdod.proto; the decoder handles the kinds of field fdod.proto has. */
+#define PMSG_MAX_FIELDS 16 /* fields of one message (pass 1 counts them) */
 
-#define PMSG_MAX_FIELDS 16
-struct pmsg {
-	const ProtobufCMessageDescriptor *desc; /* checked against the table */
-	size_t size;
-	const void *init;
-	const struct pfield *fields;
-	unsigned nfields;
-};
-
-#define PF(T, id, kind, m) {id, kind, offsetof(T, m), 0, NULL}
-#define PMSG(desc, init, fields)                                             \
-	{&desc, sizeof init, &init, fields, sizeof fields / sizeof fields[0]}
-#define PR(T, id, kind, m, sub)                                              \
-	{id, kind, offsetof(T, m), offsetof(T, n_##m), sub}
-
-static const Fdod__Label label_init = FDOD__LABEL__INIT;
-static const struct pfield label_fields[] = {
-	PF(Fdod__Label, 1, K_STRING, key),
-	PF(Fdod__Label, 2, K_STRING, value),
-};
-static const struct pmsg label_msg = PMSG(fdod__label__descriptor, label_init, label_fields);
-
-static const Fdod__Mapping mapping_init = FDOD__MAPPING__INIT;
-static const struct pfield mapping_fields[] = {
-	PF(Fdod__Mapping, 1, K_U32, index),
-	PF(Fdod__Mapping, 2, K_BYTES, build_id),
-	PF(Fdod__Mapping, 3, K_U64, start),
-	PF(Fdod__Mapping, 4, K_U64, limit),
-	PF(Fdod__Mapping, 5, K_U64, file_offset),
-	PF(Fdod__Mapping, 6, K_STRING, path),
-};
-static const struct pmsg mapping_msg = PMSG(fdod__mapping__descriptor, mapping_init, mapping_fields);
-
-static const Fdod__Stack stack_init = FDOD__STACK__INIT;
-static const struct pfield stack_fields[] = {
-	PF(Fdod__Stack, 1, K_U64, count),
-	PR(Fdod__Stack, 2, K_U64S, addrs, NULL),
-};
-static const struct pmsg stack_msg = PMSG(fdod__stack__descriptor, stack_init, stack_fields);
-
-static const Fdod__Branch branch_init = FDOD__BRANCH__INIT;
-static const struct pfield branch_fields[] = {
-	PF(Fdod__Branch, 1, K_U64, from),
-	PF(Fdod__Branch, 2, K_U64, to),
-	PF(Fdod__Branch, 3, K_U64, count),
-	PF(Fdod__Branch, 4, K_U64, mispredicts),
-};
-static const struct pmsg branch_msg = PMSG(fdod__branch__descriptor, branch_init, branch_fields);
-
-static const Fdod__SampleBatch batch_init = FDOD__SAMPLE_BATCH__INIT;
-static const struct pfield batch_fields[] = {
-	PF(Fdod__SampleBatch, 1, K_U32, schema_version),
-	PF(Fdod__SampleBatch, 2, K_STRING, agent_id),
-	PF(Fdod__SampleBatch, 3, K_U64, seq),
-	PF(Fdod__SampleBatch, 4, K_STRING, host),
-	PF(Fdod__SampleBatch, 5, K_STRING, binary),
-	PR(Fdod__SampleBatch, 6, K_MSGS, labels, &label_msg),
-	PF(Fdod__SampleBatch, 7, K_STRING, event),
-	PF(Fdod__SampleBatch, 8, K_U64, period),
-	PF(Fdod__SampleBatch, 9, K_DOUBLE, weight),
-	PF(Fdod__SampleBatch, 10, K_U64, time_start),
-	PF(Fdod__SampleBatch, 11, K_U64, time_end),
-	PR(Fdod__SampleBatch, 12, K_MSGS, mappings, &mapping_msg),
-	PR(Fdod__SampleBatch, 13, K_MSGS, stacks, &stack_msg),
-	PR(Fdod__SampleBatch, 14, K_MSGS, branches, &branch_msg),
-	PF(Fdod__SampleBatch, 16, K_STRING, auth_token),
-};
-static const struct pmsg batch_msg = PMSG(fdod__sample_batch__descriptor, batch_init, batch_fields);
-_Static_assert(sizeof batch_fields / sizeof batch_fields[0] <=
-		       PMSG_MAX_FIELDS,
-	       "pdecode counts fields in an array of PMSG_MAX_FIELDS");
-
-/* A table says what its descriptor says: same fields, same places. */
-static int pmsg_matches(const struct pmsg *m)
+/* The kind of field f as the decoder reads it, or -1 when it cannot. */
+static int pkind(const ProtobufCFieldDescriptor *f)
 {
-	const ProtobufCMessageDescriptor *d = m->desc;
-	if (d->n_fields != m->nfields || d->sizeof_message != m->size)
-		return 0;
-	for (unsigned i = 0; i < m->nfields; i++) {
-		const ProtobufCFieldDescriptor *f =
-			protobuf_c_message_descriptor_get_field(d,
-								m->fields[i].id);
-		const struct pfield *pf = &m->fields[i];
-		int repeated = pf->kind == K_MSGS || pf->kind == K_U64S;
-		if (!f || f->offset != pf->off ||
-		    (f->label == PROTOBUF_C_LABEL_REPEATED) != repeated ||
-		    (repeated && f->quantifier_offset != pf->qoff) ||
-		    (pf->sub && !pmsg_matches(pf->sub)))
-			return 0;
+	if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+		return -1;
+	if (f->label == PROTOBUF_C_LABEL_REPEATED)
+		return f->type == PROTOBUF_C_TYPE_UINT64    ? K_U64S
+		       : f->type == PROTOBUF_C_TYPE_MESSAGE ? K_MSGS
+							    : -1;
+	if (f->label != PROTOBUF_C_LABEL_NONE) /* proto2, proto3 optional */
+		return -1;
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_UINT32:
+		return K_U32;
+	case PROTOBUF_C_TYPE_UINT64:
+		return K_U64;
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return K_DOUBLE;
+	case PROTOBUF_C_TYPE_STRING:
+		return K_STRING;
+	case PROTOBUF_C_TYPE_BYTES:
+		return K_BYTES;
+	default:
+		return -1;
 	}
+}
+
+static int pmsg_readable(const ProtobufCMessageDescriptor *d)
+{
+	if (d->n_fields > PMSG_MAX_FIELDS)
+		return 0;
+	for (unsigned i = 0; i < d->n_fields; i++)
+		if (pkind(&d->fields[i]) < 0 ||
+		    (d->fields[i].type == PROTOBUF_C_TYPE_MESSAGE &&
+		     !pmsg_readable(d->fields[i].descriptor)))
+			return 0;
 	return 1;
 }
 
 int wire_decoder_matches_schema(void)
 {
-	return pmsg_matches(&batch_msg);
+	return pmsg_readable(&fdod__sample_batch__descriptor);
 }
 
-static const struct pfield *pfield_of(const struct pmsg *m, uint32_t id)
+static const ProtobufCFieldDescriptor *
+pfield_of(const ProtobufCMessageDescriptor *d, uint32_t id)
 {
-	for (unsigned i = 0; i < m->nfields; i++)
-		if (m->fields[i].id == id)
-			return &m->fields[i];
+	for (unsigned i = 0; i < d->n_fields; i++)
+		if (d->fields[i].id == id)
+			return &d->fields[i];
 	return NULL;
 }
 
@@ -454,44 +396,47 @@ static int packed_decode(const uint8_t *v, size_t n, uint64_t *out,
 
 #define AT(m, T, off) ((T *)((char *)(m) + (off)))
 
-static int pdecode(struct wire_arena *a, const struct pmsg *d,
+static int pdecode(struct wire_arena *a, const ProtobufCMessageDescriptor *d,
 		   const uint8_t *p, size_t len, ProtobufCMessage **out)
 {
-	ProtobufCMessage *m = arena_alloc(a, d->size);
+	if (d->n_fields > PMSG_MAX_FIELDS)
+		return -1; /* wire_decoder_matches_schema fails too */
+	ProtobufCMessage *m = arena_alloc(a, d->sizeof_message);
 	if (!m)
 		return -2;
-	memcpy(m, d->init, d->size);
+	d->message_init(m);
 	/* Pass 1: the message is well formed; counts of repeated fields. */
 	size_t counts[PMSG_MAX_FIELDS], nunknown = 0, at = 0;
-	for (unsigned i = 0; i < d->nfields; i++)
+	for (unsigned i = 0; i < d->n_fields; i++)
 		counts[i] = 0;
 	struct pfield_at f;
 	while (at < len) {
 		if (pfield_next(p, len, &at, &f))
 			return -1;
-		const struct pfield *pf = pfield_of(d, f.tag);
+		const ProtobufCFieldDescriptor *pf = pfield_of(d, f.tag);
 		if (!pf) {
 			nunknown++;
-		} else if (pf->qoff) {
+		} else if (pf->label == PROTOBUF_C_LABEL_REPEATED) {
 			size_t *c = &counts[pf - d->fields];
-			if (pf->kind == K_U64S && f.wire == 2)
+			if (pf->type == PROTOBUF_C_TYPE_UINT64 && f.wire == 2)
 				*c += packed_count(f.val, f.vlen);
 			else
 				*c += 1;
 		}
 	}
-	for (unsigned i = 0; i < d->nfields; i++) {
-		const struct pfield *pf = &d->fields[i];
-		if (!pf->qoff || !counts[i])
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *pf = &d->fields[i];
+		if (pf->label != PROTOBUF_C_LABEL_REPEATED || !counts[i])
 			continue;
-		size_t elt = pf->kind == K_U64S ? sizeof(uint64_t)
-						: sizeof(void *);
+		size_t elt = pf->type == PROTOBUF_C_TYPE_UINT64
+				     ? sizeof(uint64_t)
+				     : sizeof(void *);
 		if (counts[i] > SIZE_MAX / elt)
 			return -2;
 		void *arr = arena_alloc(a, counts[i] * elt);
 		if (!arr)
 			return -2;
-		*AT(m, void *, pf->off) = arr;
+		*AT(m, void *, pf->offset) = arr;
 	}
 	if (nunknown) {
 		if (nunknown > SIZE_MAX / sizeof *m->unknown_fields ||
@@ -503,7 +448,7 @@ static int pdecode(struct wire_arena *a, const struct pmsg *d,
 	at = 0;
 	while (at < len) {
 		pfield_next(p, len, &at, &f);
-		const struct pfield *pf = pfield_of(d, f.tag);
+		const ProtobufCFieldDescriptor *pf = pfield_of(d, f.tag);
 		if (!pf) {
 			ProtobufCMessageUnknownField *u =
 				&m->unknown_fields[m->n_unknown_fields++];
@@ -515,22 +460,22 @@ static int pdecode(struct wire_arena *a, const struct pmsg *d,
 			memcpy(u->data, f.raw, f.rawlen);
 			continue;
 		}
-		switch (pf->kind) {
+		switch (pkind(pf)) {
 		case K_U32:
 			if (f.wire != 0)
 				return -1;
-			*AT(m, uint32_t, pf->off) =
+			*AT(m, uint32_t, pf->offset) =
 				(uint32_t)pvarint(f.val, f.vlen);
 			break;
 		case K_U64:
 			if (f.wire != 0)
 				return -1;
-			*AT(m, uint64_t, pf->off) = pvarint(f.val, f.vlen);
+			*AT(m, uint64_t, pf->offset) = pvarint(f.val, f.vlen);
 			break;
 		case K_DOUBLE:
 			if (f.wire != 1)
 				return -1;
-			memcpy(AT(m, double, pf->off), f.val, 8);
+			memcpy(AT(m, double, pf->offset), f.val, 8);
 			break;
 		case K_STRING: {
 			if (f.wire != 2)
@@ -540,14 +485,14 @@ static int pdecode(struct wire_arena *a, const struct pmsg *d,
 				return -2;
 			memcpy(s, f.val, f.vlen);
 			s[f.vlen] = 0;
-			*AT(m, char *, pf->off) = s;
+			*AT(m, char *, pf->offset) = s;
 			break;
 		}
 		case K_BYTES: {
 			if (f.wire != 2)
 				return -1;
 			ProtobufCBinaryData *b =
-				AT(m, ProtobufCBinaryData, pf->off);
+				AT(m, ProtobufCBinaryData, pf->offset);
 			b->len = f.vlen;
 			b->data = NULL;
 			if (f.vlen) {
@@ -560,18 +505,19 @@ static int pdecode(struct wire_arena *a, const struct pmsg *d,
 		case K_MSGS: {
 			if (f.wire != 2)
 				return -1;
-			size_t *n = AT(m, size_t, pf->qoff);
+			size_t *n = AT(m, size_t, pf->quantifier_offset);
 			ProtobufCMessage **arr =
-				*AT(m, ProtobufCMessage **, pf->off);
-			int rc = pdecode(a, pf->sub, f.val, f.vlen, &arr[*n]);
+				*AT(m, ProtobufCMessage **, pf->offset);
+			int rc = pdecode(a, pf->descriptor, f.val, f.vlen,
+					 &arr[*n]);
 			if (rc)
 				return rc;
 			(*n)++;
 			break;
 		}
 		case K_U64S: {
-			size_t *n = AT(m, size_t, pf->qoff);
-			uint64_t *arr = *AT(m, uint64_t *, pf->off);
+			size_t *n = AT(m, size_t, pf->quantifier_offset);
+			uint64_t *arr = *AT(m, uint64_t *, pf->offset);
 			if (f.wire == 0)
 				arr[(*n)++] = pvarint(f.val, f.vlen);
 			else if (f.wire != 2 ||
@@ -579,6 +525,8 @@ static int pdecode(struct wire_arena *a, const struct pmsg *d,
 				return -1;
 			break;
 		}
+		default: /* wire_decoder_matches_schema fails too */
+			return -1;
 		}
 	}
 	*out = m;
@@ -596,7 +544,8 @@ int wire_batch_decode_in(struct wire_arena *a, const uint8_t *buf,
 	a->budget = (struct budget){.left = limits->max_decoded_bytes};
 	static const uint8_t empty[1];
 	ProtobufCMessage *m;
-	int rc = pdecode(a, &batch_msg, buf ? buf : empty, len, &m);
+	int rc = pdecode(a, &fdod__sample_batch__descriptor,
+			 buf ? buf : empty, len, &m);
 	if (rc)
 		return a->budget.over    ? FDO_ELIMIT
 		       : a->budget.nomem ? FDO_ENOMEM

@@ -178,10 +178,10 @@ int wire_batch_decode_in(struct wire_arena *a, const uint8_t *buf,
                          size_t len, const struct wire_limits *limits,
                          Fdod__SampleBatch **out);
 
-/* wire_decoder_matches_schema is 1 when that decoder's field tables agree
- * with fdod.proto as protobuf-c compiled it (a unit test checks it, so a
- * field added to the schema and not to the decoder fails the build's
- * tests), else 0. */
+/* wire_decoder_matches_schema is 1 when that decoder can read every field
+ * of fdod.proto as protobuf-c compiled it (it walks protobuf-c's
+ * descriptors; a unit test checks it, so a field of a kind the decoder
+ * does not read fails the build's tests), else 0. */
 int wire_decoder_matches_schema(void);
 
 /* wire_arena_reset frees every batch decoded into a, keeping up to 4 MiB
