@@ -9,7 +9,8 @@
  *   - interning of agents, binaries, label sets, hosts and build-ids;
  *   - the exactly-once record of every batch (table batches);
  *   - stacks new to the store, and their addresses that have neither a
- *     symcache nor a pending entry (which become pending);
+ *     symcache nor a pending entry (which become pending), collected from
+ *     all batches first and then looked up and written in key order;
  *   - the counts (and branches) of all batches summed in memory first,
  *     then read-modify-written in key order, so a stack seen in a hundred
  *     batches costs one update and neighbouring keys share B-tree pages.
@@ -140,6 +141,10 @@ static int vec_push(struct vec64 *a, uint64_t x)
 
 struct merge {
 	struct entries counts, branches;
+	/* Stacks not known to be stored ({id, prep index, stack index}) and
+	 * their addresses not known to be pending or symbolized ({build-id,
+	 * offset}): looked up and written in key order (put_new_stacks). */
+	struct entries stack_cands, addr_cands;
 	struct idset known_stacks, known_addrs;
 	struct vec64 new_stacks, new_addrs; /* to add after the commit */
 	uint32_t *pending;                  /* build-ids with new pending */
@@ -165,6 +170,10 @@ void merge_destroy(struct merge *m)
 		return;
 	free(m->counts.v);
 	free(m->branches.v);
+	free(m->stack_cands.v);
+	free(m->addr_cands.v);
+	free(m->stack_cands.tmp);
+	free(m->addr_cands.tmp);
 	free(m->known_stacks.slots);
 	free(m->known_addrs.slots);
 	free(m->new_stacks.v);
@@ -195,55 +204,6 @@ static int note_pending(struct merge *m, uint32_t id)
 static uint64_t addr_token(uint32_t build_id, uint64_t offset)
 {
 	return fdo_mix64(offset ^ fdo_mix64(build_id)) | 1;
-}
-
-/* A stack new to the store: its frames, and its unknown addresses pending. */
-static int put_stack(struct merge *m, store_txn *t, const struct prep *p,
-		     const struct prep_stack *s)
-{
-	struct store_frame f[STORE_STACK_MAX_FRAMES];
-	size_t n = s->n > STORE_STACK_MAX_FRAMES ? STORE_STACK_MAX_FRAMES : s->n;
-	for (size_t k = 0; k < n; k++) {
-		const struct prep_frame *pf = &p->frames[s->first + k];
-		f[k].build_id = p->maps[pf->map].id;
-		f[k].offset = pf->offset;
-		idset_prefetch(&m->known_addrs,
-			       addr_token(f[k].build_id, f[k].offset));
-	}
-	uint8_t key[STORE_STACK_KEY_SIZE];
-	uint8_t val[STORE_STACK_MAX_FRAMES * STORE_FRAME_SIZE];
-	size_t vlen;
-	int rc = store_stack_encode(f, n, val, sizeof val, &vlen);
-	if (rc)
-		return rc;
-	store_stack_key_encode(key, s->id);
-	rc = store_put(t, STORE_STACKS, key, sizeof key, val, vlen,
-		       STORE_NOOVERWRITE);
-	if (rc != FDO_OK && rc != FDO_EEXISTS)
-		return rc;
-	if ((rc = vec_push(&m->new_stacks, s->id)))
-		return rc;
-	for (size_t i = 0; i < n; i++) {
-		uint64_t tok = addr_token(f[i].build_id, f[i].offset);
-		if (idset_has(&m->known_addrs, tok))
-			continue;
-		uint8_t ak[STORE_ADDR_KEY_SIZE];
-		const void *v;
-		size_t vl;
-		store_addr_key_encode(ak, &f[i]);
-		rc = store_get(t, STORE_SYMCACHE, ak, sizeof ak, &v, &vl);
-		if (rc == FDO_ENOT_FOUND) {
-			rc = store_put(t, STORE_PENDING, ak, sizeof ak, "", 0,
-				       STORE_NOOVERWRITE);
-			if (rc == FDO_OK)
-				rc = note_pending(m, f[i].build_id);
-			else if (rc == FDO_EEXISTS)
-				rc = FDO_OK;
-		}
-		if (rc || (rc = vec_push(&m->new_addrs, tok)))
-			return rc;
-	}
-	return FDO_OK;
 }
 
 /* Record the batch's host among the binary's hosts (table hosts); the
@@ -324,8 +284,9 @@ static int note_buildids(store_txn *t, uint32_t binary, const struct prep *p)
 	return rc;
 }
 
-static int apply_prep(struct merge *m, store_txn *t, struct prep *p)
+static int apply_prep(struct merge *m, store_txn *t, size_t pi)
 {
+	struct prep *p = m->preps[pi];
 	uint32_t agent, binary, labelset;
 	int rc;
 	if ((rc = store_intern_string(t, p->agent, strlen(p->agent), 1,
@@ -363,8 +324,9 @@ static int apply_prep(struct merge *m, store_txn *t, struct prep *p)
 		idset_prefetch(&m->known_stacks, p->stacks[i].id);
 	for (size_t i = 0; i < p->nstacks; i++) {
 		const struct prep_stack *s = &p->stacks[i];
+		uint64_t cand[4] = {s->id, pi, i, 0};
 		if (s->n && !idset_has(&m->known_stacks, s->id) &&
-		    (rc = put_stack(m, t, p, s)))
+		    (rc = entries_add(&m->stack_cands, cand, 0, 0)))
 			return rc;
 		uint64_t key[4] = {(uint64_t)binary << 32 | labelset,
 				   p->bucket, s->id, 0};
@@ -579,6 +541,123 @@ static int bucket_sort_entries(struct entries *e)
 	return FDO_OK;
 }
 
+/*
+ * A stack not known to be in the store: written with its frames, through
+ * c (on table stacks) unless it is there already; its addresses that are
+ * not known to be pending or symbolized become candidates (addr_cands).
+ * A stack found already stored had its addresses seen to when it was
+ * written, so they are not looked at again.
+ */
+static int put_stack(struct merge *m, store_cursor *c, const struct prep *p,
+		     const struct prep_stack *s)
+{
+	struct store_frame f[STORE_STACK_MAX_FRAMES];
+	uint64_t tok[STORE_STACK_MAX_FRAMES];
+	size_t n = s->n > STORE_STACK_MAX_FRAMES ? STORE_STACK_MAX_FRAMES : s->n;
+	for (size_t k = 0; k < n; k++) {
+		const struct prep_frame *pf = &p->frames[s->first + k];
+		f[k].build_id = p->maps[pf->map].id;
+		f[k].offset = pf->offset;
+		tok[k] = addr_token(f[k].build_id, f[k].offset);
+		idset_prefetch(&m->known_addrs, tok[k]);
+	}
+	uint8_t key[STORE_STACK_KEY_SIZE];
+	uint8_t val[STORE_STACK_MAX_FRAMES * STORE_FRAME_SIZE];
+	size_t vlen;
+	int rc = store_stack_encode(f, n, val, sizeof val, &vlen);
+	if (rc)
+		return rc;
+	store_stack_key_encode(key, s->id);
+	rc = store_cursor_put(c, key, sizeof key, val, vlen,
+			      STORE_NOOVERWRITE);
+	if (rc != FDO_OK && rc != FDO_EEXISTS)
+		return rc;
+	int stored = rc == FDO_EEXISTS;
+	if ((rc = vec_push(&m->new_stacks, s->id)) || stored)
+		return rc;
+	for (size_t i = 0; i < n && !rc; i++) {
+		uint64_t k[4] = {f[i].build_id, f[i].offset, 0, 0};
+		if (!idset_has(&m->known_addrs, tok[i]))
+			rc = entries_add(&m->addr_cands, k, 0, 0);
+	}
+	return rc;
+}
+
+/*
+ * Make each candidate address pending unless it is pending or symbolized
+ * already. Candidates are sorted, so each distinct address is looked up
+ * once, and in key order through two cursors.
+ */
+static int note_new_addrs(struct merge *m, store_txn *t)
+{
+	struct entries *a = &m->addr_cands;
+	int rc = bucket_sort_entries(a);
+	if (rc || !a->n)
+		return rc;
+	store_cursor *sym = NULL, *pend = NULL;
+	if ((rc = store_cursor_open(t, STORE_SYMCACHE, &sym)) ||
+	    (rc = store_cursor_open(t, STORE_PENDING, &pend)))
+		goto out;
+	for (size_t i = 0; i < a->n && !rc; i++) {
+		const struct entry *e = &a->v[i];
+		if (i && !entry_less(&a->v[i - 1], e))
+			continue; /* the same address again */
+		struct store_frame f = {(uint32_t)e->k[0], e->k[1]};
+		uint8_t ak[STORE_ADDR_KEY_SIZE];
+		store_addr_key_encode(ak, &f);
+		const void *k, *v;
+		size_t kl, vl;
+		rc = store_cursor_seek(sym, ak, sizeof ak, &k, &kl, &v, &vl);
+		if (rc == FDO_OK && kl == sizeof ak && !memcmp(k, ak, kl)) {
+			/* symbolized */
+		} else if (rc == FDO_OK || rc == FDO_ENOT_FOUND) {
+			rc = store_cursor_put(pend, ak, sizeof ak, "", 0,
+					      STORE_NOOVERWRITE);
+			if (rc == FDO_OK)
+				rc = note_pending(m, f.build_id);
+			else if (rc == FDO_EEXISTS)
+				rc = FDO_OK;
+		}
+		if (!rc)
+			rc = vec_push(&m->new_addrs,
+				      addr_token(f.build_id, f.offset));
+	}
+out:
+	store_cursor_close(sym);
+	store_cursor_close(pend);
+	return rc;
+}
+
+/*
+ * Write the candidate stacks, then make their addresses pending. Stack
+ * ids are hashes and addresses are spread over tables of millions of
+ * entries: looked up one by one as the batches came, nearly every lookup
+ * descended to a leaf page out of cache (over 60 s of the ingest bench,
+ * the merger's largest cost); in key order, most land on the page the
+ * cursor is on. A stack in several batches of the merge is written once.
+ */
+static int put_new_stacks(struct merge *m, store_txn *t)
+{
+	struct entries *c = &m->stack_cands;
+	int rc = bucket_sort_entries(c);
+	if (rc)
+		return rc;
+	if (c->n) {
+		store_cursor *cur;
+		if ((rc = store_cursor_open(t, STORE_STACKS, &cur)))
+			return rc;
+		for (size_t i = 0; i < c->n && !rc; i++) {
+			const struct entry *e = &c->v[i];
+			if (i && c->v[i - 1].k[0] == e->k[0])
+				continue;
+			const struct prep *p = m->preps[e->k[1]];
+			rc = put_stack(m, cur, p, &p->stacks[e->k[2]]);
+		}
+		store_cursor_close(cur);
+	}
+	return rc ? rc : note_new_addrs(m, t);
+}
+
 /* The LMDB key of a map key (layouts in storage/codec.c). */
 static size_t encode_key(enum store_table table, const uint64_t *k,
 			 uint8_t *out)
@@ -658,10 +737,13 @@ static int apply_all(store_txn *t, void *arg)
 	m->new_stacks.n = 0;
 	m->new_addrs.n = 0;
 	m->npending = 0;
+	m->stack_cands.n = 0;
+	m->addr_cands.n = 0;
 	for (size_t i = 0; i < m->n; i++)
-		if ((rc = apply_prep(m, t, m->preps[i])))
+		if ((rc = apply_prep(m, t, i)))
 			return rc;
-	if ((rc = flush_entries(t, &m->counts, STORE_COUNTS)) ||
+	if ((rc = put_new_stacks(m, t)) ||
+	    (rc = flush_entries(t, &m->counts, STORE_COUNTS)) ||
 	    (rc = flush_entries(t, &m->branches, STORE_BRANCHES)))
 		return rc;
 	return store_wal_applied_put(t, m->preps[m->n - 1]->wal_end);

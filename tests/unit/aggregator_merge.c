@@ -128,3 +128,155 @@ TEST(digit_never_decreases_along_sorted_keys)
 		free(a);
 	}
 }
+
+/* ------------------------------------------------- merge_apply, whole -- */
+
+static const uint8_t test_bid[20] = {0x11, 0x22, 0x33, 0x44, 0x55};
+
+/* A batch of agent "a" with sequence seq and one mapping: stacks given as
+ * frame offsets, a 0 ending each stack, "\0\0" the list; 2 samples each. */
+static struct prep *make_prep(uint64_t seq, const uint64_t *offs)
+{
+	struct prep *p = calloc(1, sizeof *p);
+	p->agent = strdup("a");
+	p->binary = strdup("bin");
+	p->host = strdup("h");
+	p->labels = strdup("");
+	p->seq = seq;
+	p->time_end = 1700000000;
+	p->period = 10;
+	p->wq = WIRE_WEIGHT_SCALE;
+	p->maps = calloc(1, sizeof *p->maps);
+	memcpy(p->maps[0].build_id, test_bid, sizeof test_bid);
+	p->maps[0].build_id_len = sizeof test_bid;
+	p->nmaps = 1;
+	p->frames = calloc(64, sizeof *p->frames);
+	p->stacks = calloc(16, sizeof *p->stacks);
+	for (size_t i = 0; offs[i] || offs[i + 1]; i++) {
+		struct prep_stack *s = &p->stacks[p->nstacks++];
+		struct store_hframe h[16];
+		s->first = (uint32_t)p->nframes;
+		for (; offs[i]; i++) {
+			h[s->n].build_id_hash = store_buildid_hash(test_bid, 20);
+			h[s->n].offset = offs[i];
+			p->frames[p->nframes++].offset = offs[i];
+			s->n++;
+		}
+		s->id = store_stack_id(h, s->n);
+		s->samples = 2;
+	}
+	return p;
+}
+
+struct merge_probe {
+	uint32_t bid;
+	uint64_t stacks, pending, counts;
+	int pending_at[0x60];
+};
+
+static int probe_txn(store_txn *t, void *arg)
+{
+	struct merge_probe *pr = arg;
+	int rc = store_intern_buildid(t, test_bid, 20, 1, &pr->bid);
+	if (!rc)
+		rc = store_count(t, STORE_STACKS, &pr->stacks);
+	if (!rc)
+		rc = store_count(t, STORE_PENDING, &pr->pending);
+	if (!rc)
+		rc = store_count(t, STORE_COUNTS, &pr->counts);
+	for (uint64_t off = 0; off < 0x60 && !rc; off++) {
+		struct store_frame f = {pr->bid, off};
+		uint8_t k[STORE_ADDR_KEY_SIZE];
+		const void *v;
+		size_t vl;
+		store_addr_key_encode(k, &f);
+		rc = store_get(t, STORE_PENDING, k, sizeof k, &v, &vl);
+		pr->pending_at[off] = rc == FDO_OK;
+		if (rc == FDO_ENOT_FOUND)
+			rc = FDO_OK;
+	}
+	return rc;
+}
+
+/* Symbolize offset off: what the symbolizer workers do. */
+static uint64_t sym_off;
+static int symbolize_txn(store_txn *t, void *arg)
+{
+	struct merge_probe *pr = arg;
+	struct store_frame f = {pr->bid, sym_off};
+	uint8_t k[STORE_ADDR_KEY_SIZE];
+	store_addr_key_encode(k, &f);
+	int rc = store_put(t, STORE_SYMCACHE, k, sizeof k, "x", 1, 0);
+	if (!rc)
+		rc = store_del(t, STORE_PENDING, k, sizeof k);
+	return rc == FDO_ENOT_FOUND ? FDO_OK : rc;
+}
+
+TEST(merge_writes_each_new_stack_once_and_its_new_addresses_pending)
+{
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s/merge", test_tmpdir());
+	struct store_opts o = {.dir = dir};
+	store *st;
+	REQUIRE(store_open(&o, &st) == FDO_OK);
+	struct merge_probe pr;
+	REQUIRE(store_write(st, probe_txn, &pr) == FDO_OK);
+	/* 0x40 is symbolized before any sample arrives. */
+	sym_off = 0x40;
+	REQUIRE(store_write(st, symbolize_txn, &pr) == FDO_OK);
+
+	/* Two batches of one merge share stack {0x10, 0x20}. */
+	static const uint64_t a[] = {0x10, 0x20, 0, 0x10, 0x30, 0, 0, 0};
+	static const uint64_t b[] = {0x10, 0x20, 0, 0x40, 0x30, 0, 0, 0};
+	struct prep *pa = make_prep(1, a), *pb = make_prep(2, b);
+	struct prep *batch[2] = {pa, pb};
+	struct merge *m;
+	REQUIRE(merge_create(&m) == FDO_OK);
+	const uint32_t *pending;
+	size_t np;
+	REQUIRE(merge_apply(m, st, batch, 2, 1700000000, &pending, &np) ==
+		FDO_OK);
+	CHECK(np == 1 && pending[0] == pr.bid);
+	REQUIRE(store_write(st, probe_txn, &pr) == FDO_OK);
+	CHECK(pr.stacks == 3);
+	CHECK(pr.counts == 3);
+	CHECK(pr.pending == 3);
+	CHECK(pr.pending_at[0x10] && pr.pending_at[0x20] && pr.pending_at[0x30]);
+	CHECK(!pr.pending_at[0x40]);
+
+	/* The same batches again change nothing (exactly once); a stack
+	 * stored before, sent to a merger that knows nothing yet (as after
+	 * a restart, or once its known sets were cleared), is not written
+	 * again; only the truly new address becomes pending. */
+	sym_off = 0x10;
+	REQUIRE(store_write(st, symbolize_txn, &pr) == FDO_OK);
+	struct merge *m2;
+	REQUIRE(merge_create(&m2) == FDO_OK);
+	REQUIRE(merge_apply(m2, st, batch, 2, 1700000000, &pending, &np) ==
+		FDO_OK);
+	CHECK(np == 0);
+	static const uint64_t c[] = {0x10, 0x20, 0, 0x20, 0x50, 0, 0x30, 0, 0, 0};
+	struct prep *pc = make_prep(3, c);
+	REQUIRE(merge_apply(m2, st, &pc, 1, 1700000000, &pending, &np) ==
+		FDO_OK);
+	CHECK(np == 1 && pending[0] == pr.bid);
+	REQUIRE(store_write(st, probe_txn, &pr) == FDO_OK);
+	CHECK(pr.stacks == 5);
+	CHECK(pr.counts == 5);
+	CHECK(pr.pending == 3);
+	CHECK(!pr.pending_at[0x10] && pr.pending_at[0x20] &&
+	      pr.pending_at[0x30] && pr.pending_at[0x50]);
+
+	/* Nothing new: nothing pending to announce. */
+	struct prep *pd = make_prep(4, c);
+	REQUIRE(merge_apply(m2, st, &pd, 1, 1700000000, &pending, &np) ==
+		FDO_OK);
+	CHECK(np == 0);
+	merge_destroy(m);
+	merge_destroy(m2);
+	prep_free(pa);
+	prep_free(pb);
+	prep_free(pc);
+	prep_free(pd);
+	store_close(st);
+}
