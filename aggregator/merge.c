@@ -588,6 +588,19 @@ static int put_stack(struct merge *m, store_cursor *c, const struct prep *p,
 	return rc;
 }
 
+/* Move c to key: FDO_OK with the entry's value when key is there (c on it),
+ * FDO_ENOT_FOUND when not (c on the next key, if any), or an error. */
+static int seek_exact(store_cursor *c, const uint8_t *key, size_t klen,
+		      const void **v, size_t *vl)
+{
+	const void *k;
+	size_t kl;
+	int rc = store_cursor_seek(c, key, klen, &k, &kl, v, vl);
+	if (rc == FDO_OK && (kl != klen || memcmp(k, key, klen)))
+		rc = FDO_ENOT_FOUND;
+	return rc;
+}
+
 /*
  * Make each candidate address pending unless it is pending or symbolized
  * already. Candidates are sorted, so each distinct address is looked up
@@ -610,12 +623,10 @@ static int note_new_addrs(struct merge *m, store_txn *t)
 		struct store_frame f = {(uint32_t)e->k[0], e->k[1]};
 		uint8_t ak[STORE_ADDR_KEY_SIZE];
 		store_addr_key_encode(ak, &f);
-		const void *k, *v;
-		size_t kl, vl;
-		rc = store_cursor_seek(sym, ak, sizeof ak, &k, &kl, &v, &vl);
-		if (rc == FDO_OK && kl == sizeof ak && !memcmp(k, ak, kl)) {
-			/* symbolized */
-		} else if (rc == FDO_OK || rc == FDO_ENOT_FOUND) {
+		const void *v;
+		size_t vl;
+		rc = seek_exact(sym, ak, sizeof ak, &v, &vl);
+		if (rc == FDO_ENOT_FOUND) { /* not symbolized */
 			rc = store_cursor_put(pend, ak, sizeof ak, "", 0,
 					      STORE_NOOVERWRITE);
 			if (rc == FDO_OK)
@@ -706,15 +717,15 @@ static int flush_entries(store_txn *t, struct entries *e,
 		uint8_t key[32];
 		size_t klen = encode_key(table, s->k, key);
 		struct store_weight cur = {0};
-		const void *k, *v;
-		size_t kl, vl;
+		const void *v;
+		size_t vl;
 		unsigned flags = 0;
-		rc = store_cursor_seek(c, key, klen, &k, &kl, &v, &vl);
-		if (rc == FDO_OK && kl == klen && !memcmp(k, key, klen)) {
+		rc = seek_exact(c, key, klen, &v, &vl);
+		if (rc == FDO_OK) {
 			if ((rc = store_weight_decode(v, vl, &cur)))
 				break;
 			flags = STORE_CURRENT;
-		} else if (rc == FDO_OK || rc == FDO_ENOT_FOUND) {
+		} else if (rc == FDO_ENOT_FOUND) {
 			rc = FDO_OK;
 		} else {
 			break;
