@@ -752,6 +752,8 @@ int main(int argc, char **argv)
 	int64_t fcpu1 = pid ? proc_cpu_ns(pid) : -1;
 	long hwm = pid ? proc_status_kb(pid, "VmHWM") : -1;
 	long rss = pid ? proc_status_kb(pid, "VmRSS") : -1;
+	long anon = pid ? proc_status_kb(pid, "RssAnon") : -1;
+	long file = pid ? proc_status_kb(pid, "RssFile") : -1;
 
 	uint64_t batches = 0, stacks = 0, samples = 0, frames = 0, bytes = 0,
 	         errors = 0, build_ns = 0;
@@ -819,8 +821,10 @@ int main(int argc, char **argv)
 		       fcpu, 100 * fcpu / win,
 		       batches ? fcpu * 1e6 / batches : 0.0);
 		printf("  fdod RSS                    peak (VmHWM) %.1f MiB, "
-		       "now %.1f MiB\n",
-		       hwm / 1024.0, rss / 1024.0);
+		       "now %.1f MiB (heap and stacks %.1f, mapped files "
+		       "%.1f)\n",
+		       hwm / 1024.0, rss / 1024.0, anon / 1024.0,
+		       file / 1024.0);
 	}
 	printf("  machine                     %ld CPUs, busy %.0f%%, iowait "
 	       "%.0f%% over the window\n",
@@ -829,9 +833,11 @@ int main(int argc, char **argv)
 	       " samples=%" PRIu64 " frames=%" PRIu64 " errors=%" PRIu64
 	       " p50_ms=%.2f p99_ms=%.2f max_ms=%.2f pusher_cpu_s=%.2f"
 	       " build_cpu_s=%.2f fdod_cpu_s=%.2f fdod_hwm_kb=%ld"
-	       " machine_busy_pct=%.0f iowait_pct=%.0f ncpu=%ld\n",
+	       " fdod_anon_kb=%ld fdod_file_kb=%ld machine_busy_pct=%.0f"
+	       " iowait_pct=%.0f ncpu=%ld\n",
 	       win, batches, stacks, samples, frames, errors, p50, p99, pmax,
-	       pcpu, build_ns / 1e9, fcpu, hwm, 100 * mbusy, 100 * mio, ncpu);
+	       pcpu, build_ns / 1e9, fcpu, hwm, anon, file, 100 * mbusy,
+	       100 * mio, ncpu);
 	fflush(stdout);
 	for (unsigned i = 0; i < np; i++) {
 		nng_close(ps[i].sock);

@@ -232,6 +232,9 @@ row("Ack latency p50 / max", f"{p['p50_ms']:.1f} / {p['max_ms']:.1f} ms")
 row("errors (missing or non-0 Acks)", f"{p['errors']:.0f}", "0", met(p["errors"] == 0))
 row(f"{who} CPU", f"{p['fdod_cpu_s']:.1f} s = {100 * p['fdod_cpu_s'] / w:.0f}% of a core")
 row(f"{who} peak RSS (VmHWM)", f"{p['fdod_hwm_kb'] / 1024:.1f} MiB")
+if p.get("fdod_anon_kb", -1) >= 0:
+    row(f"{who} RSS at the end: heap / mapped files",
+        f"{p['fdod_anon_kb'] / 1024:.0f} / {p['fdod_file_kb'] / 1024:.0f} MiB")
 row("pusher CPU (batch building)", f"{p['pusher_cpu_s']:.1f} s ({p['build_cpu_s']:.1f} s)")
 row("machine busy / iowait", f"{p['machine_busy_pct']:.0f}% / {p['iowait_pct']:.0f}% of {p['ncpu']:.0f} CPUs")
 other = p["machine_busy_pct"] / 100 * p["ncpu"] * w - p["fdod_cpu_s"] - p["pusher_cpu_s"]
