@@ -253,6 +253,27 @@ struct pfield_at {
 	size_t rawlen;
 };
 
+/* The length of the varint at v (its last byte the first without the top
+ * bit), if it ends within min(rem, max) bytes; else 0. */
+static size_t varint_extent(const uint8_t *v, size_t rem, size_t max)
+{
+	if (max > rem)
+		max = rem;
+	for (size_t k = 0; k < max; k++)
+		if (!(v[k] & 0x80))
+			return k + 1;
+	return 0;
+}
+
+/* A varint of vlen bytes (already bounded), truncated to 64 bits. */
+static uint64_t pvarint(const uint8_t *v, size_t vlen)
+{
+	uint64_t x = 0;
+	for (size_t k = 0; k < vlen; k++)
+		x |= (uint64_t)(v[k] & 0x7f) << (7 * k);
+	return x;
+}
+
 /* Reads the field at *at: 0 and *at advanced, or -1 (malformed). */
 static int pfield_next(const uint8_t *p, size_t len, size_t *at,
 		       struct pfield_at *f)
@@ -279,13 +300,11 @@ static int pfield_next(const uint8_t *p, size_t len, size_t *at,
 	f->raw = p + i;
 	switch (f->wire) {
 	case 0: { /* varint */
-		size_t max = rem < 10 ? rem : 10, k = 0;
-		while (k < max && (p[i + k] & 0x80))
-			k++;
-		if (k == max)
+		size_t n = varint_extent(p + i, rem, 10);
+		if (!n)
 			return -1;
 		f->val = p + i;
-		f->vlen = f->rawlen = k + 1;
+		f->vlen = f->rawlen = n;
 		break;
 	}
 	case 1:
@@ -298,18 +317,15 @@ static int pfield_next(const uint8_t *p, size_t len, size_t *at,
 		break;
 	}
 	case 2: { /* length-prefixed */
-		size_t max = rem < 5 ? rem : 5, k, n = 0;
-		unsigned shift = 0;
-		for (k = 0; k < max; k++, shift += 7) {
-			n |= (size_t)(p[i + k] & 0x7f) << shift;
-			if (!(p[i + k] & 0x80))
-				break;
-		}
-		if (k == max || k + 1 + n > rem || k + 1 + n < n)
+		size_t h = varint_extent(p + i, rem, 5);
+		if (!h)
 			return -1;
-		f->val = p + i + k + 1;
+		size_t n = (size_t)pvarint(p + i, h);
+		if (h + n > rem || h + n < n)
+			return -1;
+		f->val = p + i + h;
 		f->vlen = n;
-		f->rawlen = k + 1 + n;
+		f->rawlen = h + n;
 		break;
 	}
 	default:
@@ -317,15 +333,6 @@ static int pfield_next(const uint8_t *p, size_t len, size_t *at,
 	}
 	*at = (size_t)(f->raw - p) + f->rawlen;
 	return 0;
-}
-
-/* A varint of vlen bytes (already bounded), truncated to 64 bits. */
-static uint64_t pvarint(const uint8_t *v, size_t vlen)
-{
-	uint64_t x = 0;
-	for (size_t k = 0; k < vlen; k++)
-		x |= (uint64_t)(v[k] & 0x7f) << (7 * k);
-	return x;
 }
 
 /* Packed varints: how many values end in v[0..n), and decoding them.
@@ -382,13 +389,11 @@ static int packed_decode(const uint8_t *v, size_t n, uint64_t *out,
 			}
 		}
 		/* Longer than 8 bytes, or near the end. */
-		size_t max = n - k < 10 ? n - k : 10, j = 0;
-		while (j < max && (v[k + j] & 0x80))
-			j++;
-		if (j == max)
+		size_t j = varint_extent(v + k, n - k, 10);
+		if (!j)
 			return -1;
-		out[c++] = pvarint(v + k, j + 1);
-		k += j + 1;
+		out[c++] = pvarint(v + k, j);
+		k += j;
 	}
 	*count = c;
 	return 0;
