@@ -32,6 +32,11 @@ static int add_pair(struct agg_selector *s, const char *p, size_t n,
 			 (int)(n > 64 ? 64 : n), p);
 		return FDO_EINVAL;
 	}
+	if (k + 1 == n) { /* stored labels never have an empty value */
+		snprintf(err, errlen, "label '%.*s' has an empty value",
+			 (int)(n > 64 ? 64 : n), p);
+		return FDO_EINVAL;
+	}
 	char *pair = malloc(n + 1);
 	if (!pair)
 		return FDO_ENOMEM;

@@ -233,11 +233,14 @@ TEST(selector_syntax)
 	CHECK(q.selectors[0].weight == 2.5 && q.selectors[1].weight == 1);
 	CHECK_EQ_INT(q.selectors[0].npairs, 2);
 	agg_query_fini(&q);
-	const char *bad[] = {"novalue", ":x", "a:1*0", "a:1*-1", "a:1*x", "*3", "a:1*nan"};
+	const char *bad[] = {"novalue", ":x", "a:", "a=", "a:1+b:", "a:1*0", "a:1*-1", "a:1*x", "*3", "a:1*nan"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		CHECK(agg_query_selectors(&q, NULL, bad[i], err, sizeof err) == FDO_EINVAL);
 		agg_query_fini(&q);
 	}
 	CHECK(agg_query_selectors(&q, "a:1", "b:2", err, sizeof err) == FDO_EINVAL);
+	agg_query_fini(&q);
+	CHECK(agg_query_selectors(&q, "mode:serving,region:", NULL, err, sizeof err) == FDO_EINVAL);
+	CHECK(strstr(err, "'region:' has an empty value") != NULL);
 	agg_query_fini(&q);
 }
