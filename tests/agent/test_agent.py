@@ -63,10 +63,10 @@ def prog(tmp_path_factory):
     (d / "prog.c").write_text(PROG)
     (d / "lib.c").write_text(LIB)
     subprocess.run(CFLAGS + ["-shared", "-fPIC", "-o", str(d / "libhot.so"),
-                             str(d / "lib.c")], check=True)
+                             str(d / "lib.c")], check=True, timeout=300)
     subprocess.run(CFLAGS + ["-o", str(d / "prog"), str(d / "prog.c"),
                              "-L" + str(d), "-lhot",
-                             "-Wl,-rpath," + str(d)], check=True)
+                             "-Wl,-rpath," + str(d)], check=True, timeout=300)
     os.chmod(str(d), 0o755)
     return str(d / "prog"), str(d / "libhot.so")
 
@@ -275,11 +275,11 @@ def test_mapping_without_build_id_is_skipped(daemon, tmp_path):
     (tmp_path / "lib.c").write_text(LIB)
     subprocess.run(CFLAGS + ["-shared", "-fPIC", "-Wl,--build-id=none",
                              "-o", str(tmp_path / "libhot.so"),
-                             str(tmp_path / "lib.c")], check=True)
+                             str(tmp_path / "lib.c")], check=True, timeout=300)
     exe = str(tmp_path / "nobid")
     subprocess.run(CFLAGS + ["-o", exe, str(tmp_path / "prog.c"),
                              "-L" + str(tmp_path), "-lhot",
-                             "-Wl,-rpath," + str(tmp_path)], check=True)
+                             "-Wl,-rpath," + str(tmp_path)], check=True, timeout=300)
     rc, _, err = run_agent(["--url", daemon.url, "--interval", "1", "--",
                             exe, "1"])
     assert rc == 0, err
@@ -331,7 +331,7 @@ def test_pid_mode_samples_every_thread(daemon, tmp_path):
     (tmp_path / "threads.c").write_text(THREADS)
     exe = str(tmp_path / "threads")
     subprocess.run(CFLAGS + ["-pthread", "-o", exe,
-                             str(tmp_path / "threads.c")], check=True)
+                             str(tmp_path / "threads.c")], check=True, timeout=300)
     target = subprocess.Popen([exe])
     try:
         time.sleep(0.3)

@@ -60,7 +60,7 @@ DEBUG_SECTIONS = (".debug_info", ".debug_line", ".debug_abbrev", ".debug_str", "
 
 
 def sh(cmd, cwd=None, check=True):
-    p = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    p = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
     if check and p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stdout[-3000:]}")
     return p.stdout

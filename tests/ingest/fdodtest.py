@@ -167,7 +167,7 @@ class Daemon:
 
 def build_id(path):
     out = subprocess.run(["readelf", "-nW", path], capture_output=True,
-                         text=True, check=True).stdout
+                         text=True, check=True, timeout=300).stdout
     for line in out.splitlines():
         if "Build ID:" in line:
             return line.split("Build ID:")[1].strip()
@@ -200,7 +200,7 @@ def vaddr_to_offset(path, vaddr):
 def symbols(path):
     """{name: (vaddr, size)} of the FUNC symbols."""
     out = subprocess.run(["nm", "-S", "--defined-only", path],
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True, check=True, timeout=300).stdout
     res = {}
     for line in out.splitlines():
         parts = line.split()

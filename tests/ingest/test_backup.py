@@ -19,12 +19,12 @@ def test_online_backup_and_restore(tmp_path):
         for seq in (1, 2, 3):
             push(d, seq, 10 * seq)
         p = subprocess.run([FDOCTL, "backup", "--http", d.http, str(dest)],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p.stderr
         push(d, 4, 1000)  # after the backup: not in it
         assert d.get("/v1/binaries/bk")["samples"] == 1060
         p = subprocess.run([FDOCTL, "backup", "--http", d.http, str(dest)],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, timeout=60)
         assert p.returncode == 1 and "409" in p.stderr
         assert d.stop() == 0
     r = Daemon(dest)
@@ -43,6 +43,6 @@ def test_online_backup_and_restore(tmp_path):
     # Local mode on a stopped store.
     p = subprocess.run([FDOCTL, "backup", "--data", str(dest),
                         str(tmp_path / "second")], capture_output=True,
-                       text=True)
+                       text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "second" / "store" / "data.mdb").exists()

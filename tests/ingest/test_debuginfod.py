@@ -12,9 +12,9 @@ def test_debuginfod_clients_get_fdod_symbols(tmp_path):
                    "{ return x * 3 + 1; }\n"
                    "int main(int c, char **v) { return deep_function(c); }\n")
     exe = str(tmp_path / "d")
-    subprocess.run(["gcc", "-O2", "-g", "-o", exe, str(src)], check=True)
+    subprocess.run(["gcc", "-O2", "-g", "-o", exe, str(src)], check=True, timeout=300)
     stripped = str(tmp_path / "d.stripped")
-    subprocess.run(["strip", "-g", "-o", stripped, exe], check=True)
+    subprocess.run(["strip", "-g", "-o", stripped, exe], check=True, timeout=300)
     bid = build_id(exe)
     cache = tmp_path / "client-cache"
     with Daemon(tmp_path / "data") as d:

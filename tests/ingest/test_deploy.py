@@ -11,14 +11,14 @@ def test_example_config_is_every_option_with_its_default():
     """deploy/fdod.conf.example is `fdod --print-config`: regenerate it
     with `build/fdod --print-config > deploy/fdod.conf.example`."""
     p = subprocess.run([FDOD, "--print-config"], capture_output=True,
-                       text=True)
+                       text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     with open(os.path.join(ROOT, "deploy", "fdod.conf.example")) as f:
         assert f.read() == p.stdout
     # And fdod accepts it as a config file.
     p = subprocess.run([FDOD, "--config",
                         os.path.join(ROOT, "deploy", "fdod.conf.example"),
-                        "--print-config"], capture_output=True, text=True)
+                        "--print-config"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
 
 
@@ -34,7 +34,7 @@ def test_units_name_the_real_options():
         prog = "fdod" if unit == "fdod.service" else "fdo-agent"
         helptext = subprocess.run([os.path.join(ROOT, "build", prog),
                                    "--help"], capture_output=True,
-                                  text=True).stdout
+                                  text=True, timeout=60).stdout
         for word in exe.replace("'", " ").replace('"', " ").split():
             if word.startswith("--"):
                 assert word in helptext, (unit, word)
@@ -51,7 +51,7 @@ def test_readme_documents_every_option_with_its_default():
     """README's option table (under "The daemon") has a row per option of
     `fdod --help`, with the same default."""
     helptext = subprocess.run([FDOD, "--help"], capture_output=True,
-                              text=True).stdout
+                              text=True, timeout=60).stdout
     with open(os.path.join(ROOT, "README.md")) as f:
         readme = f.read()
     rows = {m.group(1): m.group(2).strip() for m in re.finditer(

@@ -113,14 +113,14 @@ def small_fs(path, size="24m"):
     """A small tmpfs at path (the tests run as root, as CI does)."""
     os.makedirs(path, exist_ok=True)
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size,
-                        "tmpfs", str(path)], capture_output=True, text=True)
+                        "tmpfs", str(path)], capture_output=True, text=True, timeout=300)
     if r.returncode:
         pytest.fail("cannot mount a small tmpfs for the full-disk test "
                     "(needs root or CAP_SYS_ADMIN): " + r.stderr.strip())
     try:
         yield path
     finally:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=300)
 
 
 def fill(path, leave):
@@ -213,7 +213,7 @@ def tiny_elf(tmp_path):
                    "int main(int c,char**v){(void)v;return hot(c);}\n")
     out = tmp_path / "tiny"
     subprocess.run(["gcc", "-g", "-O1", "-o", str(out), str(src)],
-                   check=True)
+                   check=True, timeout=300)
     return str(out)
 
 

@@ -46,7 +46,7 @@ def prog(tmp_path_factory):
     src.write_text(PROG)
     exe = d / "prog"
     subprocess.run(["gcc", "-O2", "-g", "-fno-omit-frame-pointer", "-o",
-                    str(exe), str(src)], check=True)
+                    str(exe), str(src)], check=True, timeout=300)
     return str(exe)
 
 
@@ -80,7 +80,7 @@ def symbolize_offsets(exe, offsets):
     p = subprocess.run([FDOCTL, "symbolize", "--elf", exe, "--file-offsets",
                         "--no-demangle", "--output-style=JSON"] +
                        ["0x%x" % o for o in offsets],
-                       capture_output=True, text=True, check=True)
+                       capture_output=True, text=True, check=True, timeout=60)
     res = json.loads(p.stdout)
     return {int(r["Address"], 16): r["Symbol"] for r in res}
 
@@ -274,37 +274,37 @@ def test_sigterm_stops_cleanly(tmp_path):
 
 def test_bad_config_is_refused(tmp_path):
     p = subprocess.run([os.path.join(os.path.dirname(FDOCTL), "fdod"),
-                        "--bucket", "5s"], capture_output=True, text=True)
+                        "--bucket", "5s"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "--bucket" in p.stderr
     p = subprocess.run([os.path.join(os.path.dirname(FDOCTL), "fdod"),
-                        "--help"], capture_output=True, text=True)
+                        "--help"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and "--listen" in p.stdout
 
 
 def test_fdoctl_upload_over_http_and_status(daemon, prog, tmp_path):
     env = dict(os.environ, FDOD_HTTP=daemon.http)
     p = subprocess.run([FDOCTL, "upload", "--binary", "prog", prog],
-                       env=env, capture_output=True, text=True)
+                       env=env, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     bid = build_id(prog)
     assert p.stdout.split() == ["stored", bid, "executable+debuginfo", prog]
     p = subprocess.run([FDOCTL, "upload", "--http", daemon.http, prog],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and p.stdout.startswith("present " + bid), p
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"\x7fELF" + b"\0" * 10)
     p = subprocess.run([FDOCTL, "upload", "--http", daemon.http, str(junk),
-                        prog], capture_output=True, text=True)
+                        prog], capture_output=True, text=True, timeout=60)
     assert p.returncode == 1
     assert "error: %s: HTTP 400" % junk in p.stderr, p.stderr
     assert "present " + bid in p.stdout
     p = subprocess.run([FDOCTL, "status", "--http", daemon.http, "--json"],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert "pending" in json.loads(p.stdout)
     p = subprocess.run([FDOCTL, "status"], env=env, capture_output=True,
-                       text=True)
+                       text=True, timeout=60)
     assert p.returncode == 0 and '"uptime_seconds": ' in p.stdout
     p = subprocess.run([FDOCTL, "status", "--http", "http://127.0.0.1:1"],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and "cannot connect" in p.stderr

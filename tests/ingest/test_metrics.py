@@ -27,7 +27,7 @@ def test_metrics_follow_what_happened(tmp_path):
     src.write_text("__attribute__((noinline)) int f(int x){return x*x;}\n"
                    "int main(int c,char**v){return f(c);}\n")
     exe = str(tmp_path / "m")
-    subprocess.run(["gcc", "-O2", "-g", "-o", exe, str(src)], check=True)
+    subprocess.run(["gcc", "-O2", "-g", "-o", exe, str(src)], check=True, timeout=300)
     start = 0x555555554000
     addr = start + vaddr_to_offset(exe, symbols(exe)["f"][0] + 1)
     with Daemon(tmp_path / "data") as d:

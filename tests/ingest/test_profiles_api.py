@@ -34,7 +34,7 @@ def prog(tmp_path_factory):
     exe = str(d / "p")
     subprocess.run(["clang-16", "-O2", "-g", "-fdebug-info-for-profiling",
                     "-fno-omit-frame-pointer", "-o", exe, str(d / "p.c")],
-                   check=True)
+                   check=True, timeout=300)
     return exe
 
 
@@ -114,7 +114,7 @@ def test_not_ready_names_the_rules(loaded):
     assert "min_span" not in rules
     p = subprocess.run([FDOCTL, "pull", "papi", "--http", d.http,
                         "--min-samples", "5000"], capture_output=True,
-                       text=True)
+                       text=True, timeout=60)
     assert p.returncode == 3 and "min_samples" in p.stderr
     for ok in ("line_count=max", "line_count=sum&head=stacks",
                "line_count=mean&head=entry"):
@@ -169,19 +169,19 @@ def test_fdoctl_pull_writes_the_file(loaded, tmp_path):
     out = tmp_path / "app.prof"
     p = subprocess.run([FDOCTL, "pull", "papi", "--http", d.http, "--format",
                         "llvm", "--labels", "mode=serving", "-o", str(out)],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     text = out.read_text()
     assert "hot:" in text
     show = subprocess.run(["llvm-profdata-16", "show", "--sample", str(out)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, timeout=300)
     assert show.returncode == 0, show.stderr
     # --line-count and --head reach the emitter.
     sum_out = tmp_path / "sum.prof"
     p = subprocess.run([FDOCTL, "pull", "papi", "--http", d.http, "--format",
                         "llvm", "--labels", "mode=serving", "--line-count",
                         "sum", "--head", "stacks", "-o", str(sum_out)],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     status, body = d.request(
         "GET", "/v1/profiles/papi?format=llvm&labels=mode:serving"
@@ -197,7 +197,7 @@ def test_pprof_top_function_matches_folded(loaded, tmp_path):
     pb.write_bytes(body)
     env = dict(os.environ, HOME=str(tmp_path), GOCACHE=str(tmp_path / "gc"))
     top = subprocess.run(["go", "tool", "pprof", "-top", str(pb)],
-                         capture_output=True, text=True, env=env)
+                         capture_output=True, text=True, env=env, timeout=300)
     assert top.returncode == 0, top.stderr
     rows = [l.split() for l in top.stdout.splitlines()
             if l.strip() and l.split()[0][0].isdigit() and "%" in l]
@@ -219,7 +219,7 @@ def test_releases_merge_by_symbol(tmp_path, prog):
     prog2 = str(d2 / "p")
     subprocess.run(["clang-16", "-O2", "-g", "-fdebug-info-for-profiling",
                     "-fno-omit-frame-pointer", "-o", prog2, str(d2 / "p.c")],
-                   check=True)
+                   check=True, timeout=300)
     assert build_id(prog2) != build_id(prog)
     with Daemon(tmp_path / "data") as d:
         for seq, exe in enumerate((prog, prog2), 1):

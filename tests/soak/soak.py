@@ -235,13 +235,13 @@ class Soak:
                     "{(void)v;return f(c);}\n")
         obj = os.path.join(self.work, "up.o")
         subprocess.run(["gcc", "-g", "-O1", "-c", "-o", obj, src],
-                       check=True)
+                       check=True, timeout=300)
         out = []
         for i in range(8):
             exe = os.path.join(self.work, "up%d" % i)
             subprocess.run(["gcc", "-o", exe, obj,
                             "-Wl,--build-id=0x%040x" % (0x50a0 + i)],
-                           check=True)
+                           check=True, timeout=300)
             out.append(exe)
         return out
 

@@ -98,7 +98,7 @@ class Binary:
 
 
 def _run(cmd, cwd=None):
-    p = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    p = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
     if p.returncode != 0:
         raise RuntimeError(f"corpus build failed: {' '.join(cmd)} (in {cwd})\n{p.stdout}")
     return p.stdout
@@ -106,7 +106,7 @@ def _run(cmd, cwd=None):
 
 def _tool_version(tool):
     try:
-        return subprocess.run([tool, "--version"], stdout=subprocess.PIPE, text=True).stdout.splitlines()[0]
+        return subprocess.run([tool, "--version"], stdout=subprocess.PIPE, text=True, timeout=300).stdout.splitlines()[0]
     except (OSError, IndexError):
         raise RuntimeError(f"{tool} is missing: run deploy/install-deps.sh")
 
@@ -216,7 +216,7 @@ def build(out=DEFAULT_OUT, jobs=2, log=None):
 
 def _disassembly(path):
     out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", "-w", path], stdout=subprocess.PIPE,
-                         text=True).stdout
+                         text=True, timeout=300).stdout
     return out.split("\n", 2)[2]
 
 
@@ -238,7 +238,7 @@ def binaries(out=DEFAULT_OUT):
 
 
 def build_id(path):
-    out = subprocess.run(["readelf", "-n", path], stdout=subprocess.PIPE, text=True).stdout
+    out = subprocess.run(["readelf", "-n", path], stdout=subprocess.PIPE, text=True, timeout=300).stdout
     m = re.search(r"Build ID: ([0-9a-f]+)", out)
     return m.group(1) if m else None
 
@@ -263,7 +263,7 @@ def all_instructions(path):
     # binutils objdump: llvm-objdump-16 prints nothing for libc.so.6's .text
     # (no .symtab), so it cannot serve stripped files.
     p = subprocess.run(["objdump", "-d", "--no-show-raw-insn", "-w", path],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
     if p.returncode != 0:
         raise RuntimeError(f"objdump -d {path} failed: {p.stderr}")
     addrs = set()

@@ -108,7 +108,7 @@ def demangle(names):
     if not names:
         return {}
     p = subprocess.run(["llvm-cxxfilt-16"], input="\n".join(names) + "\n",
-                       stdout=subprocess.PIPE, text=True)
+                       stdout=subprocess.PIPE, text=True, timeout=300)
     out = p.stdout.split("\n")
     return {n: (out[i] if i < len(out) else n) for i, n in enumerate(names)}
 
@@ -119,7 +119,7 @@ def load_symbols(*paths):
         if not path:
             continue
         p = subprocess.run(["readelf", "-sW", path], stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, text=True)
+                           stderr=subprocess.DEVNULL, text=True, timeout=300)
         for line in p.stdout.splitlines():
             f = line.split()
             if len(f) < 8 or not f[0].endswith(":") or f[3] not in ("FUNC", "IFUNC", "OBJECT"):
