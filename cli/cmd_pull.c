@@ -2,7 +2,7 @@
  * cli/cmd_pull.c — `fdoctl pull BINARY [--http URL] [--format F]
  * [--build-id ID] [--labels k=v,...] [--mix SPEC] [--window 7d]
  * [--half-life 3d] [--min-samples N] [--min-hosts N] [--min-span D]
- * [--min-share F] [--line-count sum|max|mean] [--head stacks|entry]
+ * [--min-share F] [--line-count mean|sum|max] [--head entry|stacks]
  * [-o FILE]`: fetch a profile for a build.
  *
  * The file is written to a temporary name and renamed, so a build never
@@ -31,12 +31,31 @@ static void pull_usage(FILE *out)
 		"[--min-samples N]\n"
 		"                   [--min-hosts N] [--min-span D] [--min-share "
 		"F]\n"
-		"                   [--line-count sum|max|mean] [--head "
-		"stacks|entry] [-o FILE]\n\n"
+		"                   [--line-count mean|sum|max] [--head "
+		"entry|stacks] [-o FILE]\n\n"
 		"Fetches BINARY's profile from fdod (GET /v1/profiles/BINARY).\n"
 		"URL defaults to $FDOD_HTTP, else http://127.0.0.1:7471. Without\n"
 		"-o the profile goes to stdout. Exit status: 0 written, 3 not\n"
-		"ready yet (the rule that failed is printed), 1 error, 2 usage.\n");
+		"ready yet (the rule that failed is printed), 1 error, 2 usage.\n"
+		"\n"
+		"Each option is the query parameter of the same name (README,\n"
+		"\"Profiles for builds\"):\n"
+		"  --format F        llvm (the default), gcc, bolt, folded, pprof\n"
+		"  --build-id ID     only the stacks of that exact build (BOLT)\n"
+		"  --labels k=v,...  the label sets holding every pair; --mix:\n"
+		"                    each selector its weight's share, whatever\n"
+		"                    its traffic\n"
+		"  --window D        the last D (7d, 12h, ...); --half-life D:\n"
+		"                    older samples count half every D\n"
+		"  --min-samples N, --min-hosts N, --min-span D\n"
+		"                    readiness rules instead of fdod's defaults\n"
+		"  --min-share F     drop functions under that share\n"
+		"  --line-count M    llvm: a line's count from its addresses'\n"
+		"                    samples: mean (the default: per sampled\n"
+		"                    address), sum or max\n"
+		"  --head H          llvm: a function's head samples: entry (the\n"
+		"                    default: its entry line's count) or stacks\n"
+		"                    (its calls seen in stacks)\n");
 }
 
 static void url_escape(struct fdo_buf *b, const char *s)
