@@ -79,10 +79,10 @@
  *    stacks 43, 26, 94%. Call target counts stay inclusive sample counts
  *    from stack edges either way.
  *    Those 11-round tables were noisy (a shared host): 21- to 84-round tables
- *    of the demo put mean+entry at 51-58% of the instrumented-PGO gain,
- *    within 2% of instrumented PGO without its select counters. The
- *    rest is a select no sample profile can weigh (README "Where sample
- *    PGO falls short").
+ *    of the demo put mean+entry at 51-58% of the instrumented-PGO gain on
+ *    one host, within 2% of instrumented PGO without its select counters
+ *    (the rest is a select no sample profile can weigh), and at 97-122% on
+ *    another (README "Where sample PGO falls short").
  *  - Unsymbolized locations (0 frames) and chains with a frame on line 0
  *    (or a name clang could not parse: empty, or containing whitespace)
  *    cannot be placed and are skipped; the skipped counts are logged at

@@ -192,8 +192,10 @@ pgo_build pgo
 # instruction of its own to carry a count), so sample PGO leaves such a
 # branch a cmov where instrumented PGO, which counts selects, makes the
 # ones it sees taken 99% of the time branches again. pgo-no-select is
-# instrumented PGO without its select counters: the ceiling for what a
-# sample profile can tell clang 16 (README "Where sample PGO falls short").
+# instrumented PGO without its select counters: all a sample profile can
+# tell clang 16, at best (its timing can still differ from sample PGO's by
+# code generation: on some hosts sample PGO is well ahead of it; README
+# "Where sample PGO falls short").
 pgo_build pgo-no-select -mllvm -pgo-instr-select=false
 
 # This host has slow phases (the same binary takes 0.35 or 0.55 s) that
