@@ -225,6 +225,12 @@ grep -v '^  round' "$W/bench.out" >"$DEMO/table.txt"
 	echo "  profile can carry, see the README);"
 	echo "  fdod-spgo-sum = the llvm profile with line_count=sum (the earlier default);"
 	echo "  differences under ~2% are this host's noise"
+	# The shares depend on the CPU (README "Where sample PGO falls short").
+	awk -F': *' -v n="$(nproc)" '
+		/^model name/ && !m { m = $2 } /^cpu family/ && !f { f = $2 }
+		/^model\t/ && !d { d = $2 }
+		END { printf "host: %s (family %s, model %s), %s CPUs, clang-16 %s\n", m, f, d, n, v }' \
+		v="$("$CC" --version | head -1 | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1)" /proc/cpuinfo
 } >>"$DEMO/table.txt"
 echo
 cat "$DEMO/table.txt"
