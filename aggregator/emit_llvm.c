@@ -81,8 +81,9 @@
  *    Those 11-round tables were noisy (a shared host): 21- to 84-round tables
  *    of the demo put mean+entry at 51-58% of the instrumented-PGO gain on
  *    one host, within 2% of instrumented PGO without its select counters
- *    (the rest is a select no sample profile can weigh), and at 97-122% on
- *    another (README "Where sample PGO falls short").
+ *    (the rest is a select no sample profile can weigh), and from -8% to
+ *    122% on another, by the profile's sampling noise (README "Where
+ *    sample PGO falls short").
  *  - Unsymbolized locations (0 frames) and chains with a frame on line 0
  *    (or a name clang could not parse: empty, or containing whitespace)
  *    cannot be placed and are skipped; the skipped counts are logged at
