@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """deploy/demo/bench.py — paired, interleaved timing of the demo variants.
 
-usage: bench.py [--repeat=K] [--compare=A:B]... [--gate=F [--max-rounds=M]]
-                ROUNDS BASE_NAME CEILING_NAME NAME=CMD... [-- ARG...]
+usage: bench.py [--repeat=K] [--compare=A:B]... [--mean-share=A,...:C,...]...
+                [--gate=F [--max-rounds=M]] ROUNDS BASE_NAME CEILING_NAME NAME=CMD... [-- ARG...]
 
 Each round runs every variant once, in an order that rotates by one each
 round (so no variant always runs first or after the same neighbour), and
@@ -16,6 +16,12 @@ BASE (median over rounds of t_base / t - 1: paired) and its share of CEILING's s
 interval for the median from order statistics (distribution-free).
 --compare=A:B adds a line for A against B, paired the same way (median over
 rounds of t_B / t_A - 1; positive: A is faster), e.g. BOLT against its input.
+--mean-share=A1,A2,...:C1,C2,... adds a line for the A variants against the
+C variants taken together (e.g. one method's builds from several training
+sets against another's from the same sets): per round, the mean of the A
+variants' speedups over BASE and the mean of the C variants'; their medians
+over rounds, and the share = median over rounds of the first mean over the
+second (rounds where the C mean gained).
 --gate=F (e.g. 0.1) sorts out the host's slow phases: BASE also runs before
 the first round and after every round as a probe (not counted); a round is
 quiet when the probes on both sides of it took at most F over the fastest
@@ -52,12 +58,15 @@ def main():
         i = argv.index("--")
         argv, args = argv[:i], argv[i + 1:]
     repeat, compare, gate, max_rounds = 1, [], None, None
+    mean_share = []
     while argv and argv[0].startswith("--"):
         opt, _, val = argv.pop(0).partition("=")
         if opt == "--repeat" and val.isdigit() and int(val) > 0:
             repeat = int(val)
         elif opt == "--compare" and ":" in val:
             compare.append(val.split(":", 1))
+        elif opt == "--mean-share" and val.count(":") == 1:
+            mean_share.append([g.split(",") for g in val.split(":")])
         elif opt == "--gate" and is_fraction(val):
             gate = float(val)
         elif opt == "--max-rounds" and val.isdigit() and int(val) > 0:
@@ -71,6 +80,10 @@ def main():
     for a, b in compare:
         if a not in names or b not in names:
             sys.exit("bench: --compare=%s:%s names an unknown variant" % (a, b))
+    for group in mean_share:
+        for n in group[0] + group[1]:
+            if n not in names:
+                sys.exit("bench: --mean-share names an unknown variant %r" % n)
     if base not in names or ceiling not in names:
         sys.exit("bench: BASE and CEILING must be among the variants")
     if gate is None:
@@ -118,7 +131,8 @@ def main():
         ", the fastest of %d interleaved runs per round" % repeat
         if repeat > 1 else ""))
     lines += table(times, list(range(r)), "all %d paired interleaved rounds"
-                   " of %s" % (r, how), names, base, ceiling, compare)
+                   " of %s" % (r, how), names, base, ceiling, compare,
+                   mean_share)
     if gate is not None:
         kept = [i for i in range(r) if quiet(i)]
         title = ("the %d quiet rounds of %d: the host was in its fast phase"
@@ -126,7 +140,8 @@ def main():
                  " fastest, %.3f s, before and after the round)" % (
                      len(kept), r, base, 100 * gate, min(probes)))
         if len(kept) >= 5:
-            lines += table(times, kept, title, names, base, ceiling, compare)
+            lines += table(times, kept, title, names, base, ceiling, compare,
+                           mean_share)
         else:
             lines.append(title + ": too few for a table")
     print("\n".join(lines))
@@ -139,7 +154,7 @@ def is_fraction(val):
         return False
 
 
-def table(all_times, idx, title, names, base, ceiling, compare):
+def table(all_times, idx, title, names, base, ceiling, compare, mean_share=()):
     """The table of the rounds numbered idx."""
     times = {n: [all_times[n][i] for i in idx] for n in names}
     rounds = len(idx)
@@ -186,6 +201,28 @@ def table(all_times, idx, title, names, base, ceiling, compare):
                      "rounds of t_%s/t_%s - 1; positive: %s is faster)" % (
                          a, b, 100 * statistics.median(g), 100 * g[lo_k - 1],
                          100 * g[-lo_k], b, a, a))
+    for group_a, group_c in mean_share:
+        def mean_gain(group):
+            per = [speedup(n, base) for n in group]
+            return [statistics.mean(g) for g in zip(*per)]
+        ga, gc = mean_gain(group_a), mean_gain(group_c)
+        sh = sorted(a / c for a, c in zip(ga, gc) if c > 0)
+        ga, gc = sorted(ga), sorted(gc)
+        lines.append(
+            "mean of %s against mean of %s: speedups %+.1f%% [%+.1f%%, "
+            "%+.1f%%] and %+.1f%% [%+.1f%%, %+.1f%%] (per round, the mean "
+            "of the variants' speedups; median over rounds); share %s (median "
+            "over rounds of the first mean over the second%s)" % (
+                ", ".join(group_a), ", ".join(group_c),
+                100 * statistics.median(ga), 100 * ga[lo_k - 1],
+                100 * ga[-lo_k], 100 * statistics.median(gc),
+                100 * gc[lo_k - 1], 100 * gc[-lo_k],
+                "%.0f%% [%.0f%%, %.0f%%]" % (
+                    100 * statistics.median(sh), 100 * sh[lo_k - 1],
+                    100 * sh[-lo_k]) if len(sh) == rounds else
+                "%.0f%%" % (100 * statistics.median(sh)) if sh else "n/a",
+                "" if len(sh) == rounds else
+                ", of the %d rounds where the second gained" % len(sh)))
     return lines
 
 

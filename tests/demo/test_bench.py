@@ -105,3 +105,30 @@ def test_share_without_interval_names_its_rounds():
                       "base", "c", [])
     row = [l for l in lines if l.startswith("x ")][0]
     assert row.rstrip().endswith("%]") and "rounds" not in row, row
+
+
+def test_mean_share_of_two_groups(tmp_path):
+    """--mean-share: per round the mean of each group's speedups, and the
+    share is the median over rounds of their ratio (not a mean of shares)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    # Speedups per round: a1 +25%, a2 +0%; c1 +25%, c2 +100% (1/0.5 - 1):
+    # means 12.5% and 62.5%, share 20%. (A mean of the two per-pair shares
+    # would be 50%.)
+    times = {"base": [1.0] * 5, "a1": [0.8] * 5, "a2": [1.0] * 5,
+             "c1": [0.8] * 5, "c2": [0.5] * 5}
+    lines = mod.table(times, list(range(5)), "t", list(times), "base", "c1",
+                      [], [[["a1", "a2"], ["c1", "c2"]]])
+    line = lines[-1]
+    assert line.startswith("mean of a1, a2 against mean of c1, c2: "), line
+    assert "speedups +12.5% [+12.5%, +12.5%] and +62.5% [+62.5%, +62.5%]" \
+        in line, line
+    assert "share 20% [20%, 20%]" in line, line
+    # The option names its variants; an unknown one is refused.
+    a = script(tmp_path, "a", "echo same")
+    p = bench("--mean-share=a:zz", "2", "a", "a", "a=" + a)
+    assert p.returncode != 0 and "unknown variant 'zz'" in p.stderr
+    p = bench("--mean-share=a:a", "2", "a", "a", "a=" + a)
+    assert p.returncode == 0 and "mean of a against mean of a" in p.stdout
