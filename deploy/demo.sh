@@ -12,6 +12,8 @@
 #      of its exact build-id and BOLT it,
 #   6. build the instrumented-PGO ceiling, and the same without select
 #      counters (what a sample profile can tell clang),
+#   6b. sample and build both PGO kinds again from more training sets
+#      (DEMO_SETS; their mean gains are what one set is a draw of),
 #   7. time every variant in paired interleaved rounds; table in
 #      var/demo/table.txt,
 #   8. stop fdod (SIGTERM).
@@ -21,8 +23,10 @@
 # DEMO_TIME_ITERS (workload rounds per timed run, 8: about 0.2 s), DEMO_GATE
 # (e.g. 0.1: set apart the rounds of the host's slow phases, see bench.py;
 # up to 4x as many rounds run), DEMO_PROFILE_RUNS (3),
-# DEMO_PROFILE_ITERS (workload rounds per profiled run, 300), DEMO_EXTRA=1
-# (also time -fprofile-sample-accurate and -sample-profile-use-profi, each
+# DEMO_PROFILE_ITERS (workload rounds per profiled run, 300), DEMO_SETS
+# (training sets of DEMO_PROFILE_RUNS seeds each, 6; 1: only the first),
+# DEMO_EXTRA=1 (also time the line_count=sum profile,
+# -fprofile-sample-accurate and -sample-profile-use-profi, the last two
 # paired against plain sample-PGO), DEMO_CFLAGS (flags added to every
 # build, e.g. "-fno-pie -no-pie"), DEMO_DIR (instead of ./var/demo, to keep
 # an earlier run).
@@ -45,10 +49,15 @@ REPEAT=${DEMO_REPEAT:-3}
 TIME_ITERS=${DEMO_TIME_ITERS:-8}
 PROFILE_RUNS=${DEMO_PROFILE_RUNS:-3}
 PROFILE_ITERS=${DEMO_PROFILE_ITERS:-300}
+SETS=${DEMO_SETS:-6}
+case $SETS in
+'' | *[!0-9]* | 0) echo "demo: DEMO_SETS must be a whole number, 1 or more (got '$SETS')" >&2; exit 2 ;;
+esac
 CC=clang-16
 BOLT=/usr/lib/llvm-16/bin/llvm-bolt
 PROFDATA=llvm-profdata-16
 # The profiled build and every variant use the same flags; only the profile differs.
+# shellcheck disable=SC2054 # -Wl,--emit-relocs is one flag
 CFLAGS=(-O2 -g -fdebug-info-for-profiling -fno-omit-frame-pointer -Wl,--emit-relocs)
 # shellcheck disable=SC2206 # DEMO_CFLAGS is a list of flags, split on spaces
 CFLAGS+=(${DEMO_CFLAGS:-})
@@ -96,15 +105,17 @@ wait_symbolized() { # BUILD-ID...
 	echo "demo: $n addresses of $* still pending after 60 s" >&2
 	return 1
 }
-# profile_runs BINARY SEED...: run BINARY under fdo-agent once per seed.
+# profile_runs BINARY SET SEED...: run BINARY under fdo-agent once per
+# seed, its batches labelled with the training set.
 profile_runs() {
-	local bin=$1 seed
-	shift
+	local bin=$1 set=$2 seed
+	shift 2
 	for seed in "$@"; do
-		"$AGENT" --url "$URL" --binary vm --label mode=demo --interval 2 \
-			-- "$bin" "$PROFILE_ITERS" "$seed" 2>>"$DEMO/agent.log"
+		"$AGENT" --url "$URL" --binary vm --label mode=demo --label set="$set" \
+			--interval 2 -- "$bin" "$PROFILE_ITERS" "$seed" 2>>"$DEMO/agent.log"
 	done
 }
+set_seeds() { seq $((($1 - 1) * PROFILE_RUNS + 1)) $(($1 * PROFILE_RUNS)); } # SET
 samples() { # the binary's figures
 	curl -fsS "$HTTP/v1/binaries/vm" | /usr/bin/python3 -c '
 import json, sys
@@ -119,9 +130,10 @@ BID=$(build_id "$W/vm")
 echo "   vm build-id $BID; $("$W/vm")"
 "$FDOCTL" upload --http "$HTTP" --binary vm "$W/vm"
 
-SEEDS=$(seq 1 "$PROFILE_RUNS")
+SEEDS=$(set_seeds 1)
 step "sampling $PROFILE_RUNS runs of 'vm $PROFILE_ITERS SEED' under fdo-agent (cpu-clock, 997 Hz)"
-profile_runs "$W/vm" $SEEDS
+# shellcheck disable=SC2086 # the seeds are words
+profile_runs "$W/vm" 1 $SEEDS
 wait_symbolized "$BID"
 samples
 
@@ -134,21 +146,23 @@ grep -E 'Function:|inlined callee: [a-z_]+: [0-9]{3,}' "$W/prof.llvm.show" | hea
 
 step "building the sample-PGO variants"
 "$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.llvm" -o "$W/vm.spgo" "$SRC"
-"$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.sum.llvm" -o "$W/vm.spgo-sum" "$SRC"
 EXTRA=() EXTRA_CMP=()
 if [ "${DEMO_EXTRA:-0}" = 1 ]; then
+	"$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.sum.llvm" -o "$W/vm.spgo-sum" "$SRC"
 	"$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.llvm" \
 		-fprofile-sample-accurate -o "$W/vm.spgo-accurate" "$SRC"
 	"$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.llvm" \
 		-mllvm -sample-profile-use-profi -o "$W/vm.spgo-profi" "$SRC"
-	EXTRA=(spgo-accurate="$W/vm.spgo-accurate" spgo-profi="$W/vm.spgo-profi")
+	EXTRA=(fdod-spgo-sum="$W/vm.spgo-sum"
+		spgo-accurate="$W/vm.spgo-accurate" spgo-profi="$W/vm.spgo-profi")
 	EXTRA_CMP=(--compare=spgo-accurate:fdod-spgo --compare=spgo-profi:fdod-spgo)
 fi
 
 SBID=$(build_id "$W/vm.spgo")
 step "BOLT needs samples of the exact binary: sampling vm.spgo (build-id $SBID)"
 "$FDOCTL" upload --http "$HTTP" --binary vm "$W/vm.spgo"
-profile_runs "$W/vm.spgo" $SEEDS
+# shellcheck disable=SC2086 # the seeds are words
+profile_runs "$W/vm.spgo" 1 $SEEDS
 wait_symbolized "$SBID"
 samples
 "$FDOCTL" pull vm --http "$HTTP" --format bolt --build-id "$SBID" -o "$W/prof.fdata"
@@ -176,17 +190,17 @@ echo "   llvm-bolt ${BOLT_FLAGS[*]}"
 grep -E 'BOLT-INFO: (basic block reordering|.*profile)' "$W/bolt.log" | head -3 | sed 's/^/   /' || true
 
 step "building the ceiling: instrumented PGO trained on the same seeds (also without select counts)"
-# pgo_build NAME [CLANG FLAG...]: instrumented PGO, trained on the seeds.
+# pgo_build NAME SEEDS [CLANG FLAG...]: instrumented PGO, trained on SEEDS.
 pgo_build() {
-	local name=$1 seed
-	shift
+	local name=$1 seeds=$2 seed
+	shift 2
 	rm -rf "$W/$name-raw"
 	"$CC" "${CFLAGS[@]}" "$@" -fprofile-generate="$W/$name-raw" -o "$W/vm.$name-gen" "$SRC"
-	for seed in $SEEDS; do "$W/vm.$name-gen" "$((PROFILE_ITERS / 4))" "$seed" >/dev/null; done
+	for seed in $seeds; do "$W/vm.$name-gen" "$((PROFILE_ITERS / 4))" "$seed" >/dev/null; done
 	"$PROFDATA" merge -o "$W/vm.$name.profdata" "$W/$name-raw"/*.profraw
 	"$CC" "${CFLAGS[@]}" "$@" -fprofile-use="$W/vm.$name.profdata" -o "$W/vm.$name" "$SRC"
 }
-pgo_build pgo
+pgo_build pgo "$SEEDS"
 # A sample profile cannot weigh a select (clang's sample loader annotates
 # branches and calls only, and an if-converted `if (c) x = y;` has no
 # instruction of its own to carry a count), so sample PGO leaves such a
@@ -196,7 +210,35 @@ pgo_build pgo
 # tell clang 16, at best (its timing can still differ from sample PGO's by
 # code generation: on some hosts sample PGO is well ahead of it; README
 # "Where sample PGO falls short").
-pgo_build pgo-no-select -mllvm -pgo-instr-select=false
+pgo_build pgo-no-select "$SEEDS" -mllvm -pgo-instr-select=false
+
+# On some CPUs the rebuilt interpreter's speed is a lottery of code
+# generation: a profile's small differences (the sampling noise of a
+# sample profile, the training input of an instrumented one) flip it
+# between fast and slow builds, for instrumented PGO as for sample PGO
+# (README "Where sample PGO falls short"). One training set then compares
+# one draw with another. So both are built again from more training sets
+# (disjoint seeds, the same number of runs and rounds), and the table adds
+# each method's mean gain over all the sets and the share of the means.
+SPGO_SETS=fdod-spgo PGO_SETS=pgo-instr SET_VARIANTS=() SET_OPTS=()
+if [ "$SETS" -gt 1 ]; then
+	step "training sets 2-$SETS ($PROFILE_RUNS seeds each): sampling vm under fdo-agent, labelled set=N"
+	for s in $(seq 2 "$SETS"); do
+		# shellcheck disable=SC2046 # the seeds are words
+		profile_runs "$W/vm" "$s" $(set_seeds "$s")
+	done
+	wait_symbolized "$BID"
+	step "training sets 2-$SETS: pulling each set's llvm profile (labels=set:N), building sample PGO and instrumented PGO"
+	for s in $(seq 2 "$SETS"); do
+		"$FDOCTL" pull vm --http "$HTTP" --format llvm --build-id "$BID" \
+			--labels set="$s" -o "$W/prof.s$s.llvm"
+		"$CC" "${CFLAGS[@]}" -fprofile-sample-use="$W/prof.s$s.llvm" -o "$W/vm.spgo.s$s" "$SRC"
+		pgo_build "pgo.s$s" "$(set_seeds "$s")"
+		SPGO_SETS+=,fdod-spgo.s$s PGO_SETS+=,pgo-instr.s$s
+		SET_VARIANTS+=("fdod-spgo.s$s=$W/vm.spgo.s$s" "pgo-instr.s$s=$W/vm.pgo.s$s")
+	done
+	SET_OPTS=(--mean-share="$SPGO_SETS:$PGO_SETS")
+fi
 
 # This host has slow phases (the same binary takes 0.35 or 0.55 s) that
 # last from one to many seconds and change the variants' ratios, not only
@@ -207,14 +249,13 @@ step "timing: 'vm $TIME_ITERS' (default seed), $ROUNDS paired interleaved rounds
 /usr/bin/python3 "$ROOT/deploy/demo/bench.py" --repeat="$REPEAT" \
 	${GATE:+--gate="$GATE"} \
 	--compare=fdod-spgo+bolt:fdod-spgo --compare=fdod-spgo:pgo-no-select \
-	"${EXTRA_CMP[@]}" "$ROUNDS" base pgo-instr \
+	"${EXTRA_CMP[@]}" "${SET_OPTS[@]}" "$ROUNDS" base pgo-instr \
 	base="$W/vm" \
 	fdod-spgo="$W/vm.spgo" \
 	fdod-spgo+bolt="$W/vm.spgo.bolt" \
 	pgo-instr="$W/vm.pgo" \
 	pgo-no-select="$W/vm.pgo-no-select" \
-	fdod-spgo-sum="$W/vm.spgo-sum" \
-	"${EXTRA[@]}" -- "$TIME_ITERS" | tee "$W/bench.out" | grep '^  round'
+	"${SET_VARIANTS[@]}" "${EXTRA[@]}" -- "$TIME_ITERS" | tee "$W/bench.out" | grep '^  round'
 grep -v '^  round' "$W/bench.out" >"$DEMO/table.txt"
 {
 	echo "variants: base = clang-16 ${CFLAGS[*]}; fdod-spgo = + -fprofile-sample-use"
@@ -223,7 +264,14 @@ grep -v '^  round' "$W/bench.out" >"$DEMO/table.txt"
 	echo "  pgo-instr = -fprofile-generate/-use (the ceiling); pgo-no-select = the same"
 	echo "  with -mllvm -pgo-instr-select=false (no select counts: what a sample"
 	echo "  profile can carry, see the README);"
-	echo "  fdod-spgo-sum = the llvm profile with line_count=sum (the earlier default);"
+	if [ "$SETS" -gt 1 ]; then
+		echo "  fdod-spgo.sN, pgo-instr.sN = the same two from training set N, seeds"
+		echo "  $((PROFILE_RUNS))(N-1)+1 to ${PROFILE_RUNS}N (fdod-spgo and pgo-instr are set 1); the 'mean of'"
+		echo "  line: each method's mean gain over the $SETS sets (DEMO_SETS) and their ratio;"
+	fi
+	if [ "${DEMO_EXTRA:-0}" = 1 ]; then
+		echo "  fdod-spgo-sum = the llvm profile with line_count=sum (the earlier default);"
+	fi
 	echo "  differences under ~2% are this host's noise"
 	# The shares depend on the CPU (README "Where sample PGO falls short").
 	awk -F': *' -v n="$(nproc)" '
