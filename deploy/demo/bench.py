@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """deploy/demo/bench.py — paired, interleaved timing of the demo variants.
 
-usage: bench.py [--repeat=K] [--compare=A:B]... [--mean-share=A,...:C,...]...
-                [--gate=F [--max-rounds=M]] ROUNDS BASE_NAME CEILING_NAME NAME=CMD... [-- ARG...]
+usage: bench.py [--repeat=K] [--fresh-copies] [--compare=A:B]...
+                [--mean-share=A,...:C,...]... [--gate=F [--max-rounds=M]] ROUNDS BASE_NAME CEILING_NAME NAME=CMD... [-- ARG...]
 
 Each round runs every variant once, in an order that rotates by one each
 round (so no variant always runs first or after the same neighbour), and
@@ -14,6 +14,13 @@ Prints, per variant: median, min-max, speedup over
 BASE (median over rounds of t_base / t - 1: paired) and its share of CEILING's speedup
 (median over rounds of the two speedups' ratio in the same round), each with a ~90%
 interval for the median from order statistics (distribution-free).
+--fresh-copies runs, in every round, a new copy of each variant's file
+(kept to the end, so each copy has its own page-cache pages): on some
+hosts the same binary runs at one of two speeds, 20% apart, depending on
+its file's copy (where its pages landed, not its path), so without fresh
+copies one lucky or unlucky file would bias a variant for the whole run;
+with them that luck is drawn again every round, and the median over rounds
+takes the typical copy.
 --compare=A:B adds a line for A against B, paired the same way (median over
 rounds of t_B / t_A - 1; positive: A is faster), e.g. BOLT against its input.
 --mean-share=A1,A2,...:C1,C2,... adds a line for the A variants against the
@@ -31,11 +38,14 @@ again for the quiet ones (a slow phase of a shared host can last many
 seconds and changes the variants' ratios, not only their times).
 Every variant must print what BASE prints (checked on every run).
 """
+import atexit
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 
 
 def run(cmd, args):
@@ -58,13 +68,15 @@ def main():
         i = argv.index("--")
         argv, args = argv[:i], argv[i + 1:]
     repeat, compare, gate, max_rounds = 1, [], None, None
-    mean_share = []
+    mean_share, fresh = [], False
     while argv and argv[0].startswith("--"):
         opt, _, val = argv.pop(0).partition("=")
         if opt == "--repeat" and val.isdigit() and int(val) > 0:
             repeat = int(val)
         elif opt == "--compare" and ":" in val:
             compare.append(val.split(":", 1))
+        elif opt == "--fresh-copies" and not val:
+            fresh = True
         elif opt == "--mean-share" and val.count(":") == 1:
             mean_share.append([g.split(",") for g in val.split(":")])
         elif opt == "--gate" and is_fraction(val):
@@ -91,6 +103,13 @@ def main():
     elif max_rounds is None:
         max_rounds = 4 * rounds
     base_cmd = dict(variants)[base]
+    copies = None
+    if fresh:
+        for n, c in variants:
+            if not os.path.isfile(c):
+                sys.exit("bench: --fresh-copies: %s is not a file (%s)" % (n, c))
+        copies = tempfile.mkdtemp(prefix="bench-copies.")
+        atexit.register(shutil.rmtree, copies, True)
     times = {n: [] for n in names}
     probes = []  # probes[r] is taken before round r, probes[r + 1] after it
     expect = None
@@ -108,9 +127,13 @@ def main():
             break
         k = r % len(variants)
         best = {}
+        cmds = dict(variants)
+        if fresh:
+            cmds = {n: fresh_copy(c, copies, "%s.%d" % (n, r))
+                    for n, c in variants}
         for _ in range(repeat):
-            for name, cmd in variants[k:] + variants[:k]:
-                out, cpu = run(cmd, args)
+            for name, _cmd in variants[k:] + variants[:k]:
+                out, cpu = run(cmds[name], args)
                 best[name] = min(cpu, best.get(name, cpu))
                 if expect is None:
                     expect = out
@@ -145,6 +168,13 @@ def main():
         else:
             lines.append(title + ": too few for a table")
     print("\n".join(lines))
+
+
+def fresh_copy(cmd, where, name):
+    """A new copy of the file cmd (its mode too), named name in where."""
+    path = os.path.join(where, name.replace("/", "_"))
+    shutil.copy(cmd, path)
+    return path
 
 
 def is_fraction(val):

@@ -132,3 +132,25 @@ def test_mean_share_of_two_groups(tmp_path):
     assert p.returncode != 0 and "unknown variant 'zz'" in p.stderr
     p = bench("--mean-share=a:a", "2", "a", "a", "a=" + a)
     assert p.returncode == 0 and "mean of a against mean of a" in p.stdout
+
+
+def test_fresh_copies(tmp_path):
+    """--fresh-copies runs a new copy of each variant's file every round
+    (and removes them at the end); a variant that is not a file is refused."""
+    log = tmp_path / "runs"
+    a = script(tmp_path, "a", 'echo "$0" >>%s; echo same' % log)
+    b = script(tmp_path, "b", 'echo "$0" >>%s; echo same' % log)
+    p = bench("--fresh-copies", "--repeat=2", "3", "a", "b",
+              "a=" + a, "b=" + b)
+    assert p.returncode == 0, p.stderr
+    runs = log.read_text().split()
+    assert len(runs) == 12, runs
+    # A copy per variant and round, used for the round's passes.
+    assert len(set(runs)) == 6, runs
+    assert a not in runs and b not in runs
+    assert all(os.path.basename(r) in ("a.%d" % i for i in range(3)) or
+               os.path.basename(r) in ("b.%d" % i for i in range(3))
+               for r in runs), runs
+    assert not any(os.path.exists(r) for r in runs)
+    p = bench("--fresh-copies", "2", "a", "a", "a=true")
+    assert p.returncode != 0 and "is not a file" in p.stderr
