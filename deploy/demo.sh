@@ -244,9 +244,13 @@ fi
 # last from one to many seconds and change the variants' ratios, not only
 # their times: with 11 rounds of 1.1 s runs BOLT's interval was [-18%,
 # +28%]. So the runs are short, and each round runs every variant
-# $REPEAT times interleaved and keeps its fastest run.
+# $REPEAT times interleaved and keeps its fastest run. On this host the
+# same binary can also run at one of two speeds, 20% apart, by which copy
+# of its file runs (vm.pgo.s2 of one demo: 3 of 6 copies 0.165 s, the
+# others 0.198 s; the copy of the original file changed speed between two
+# timings), so each round runs a fresh copy of every variant.
 step "timing: 'vm $TIME_ITERS' (default seed), $ROUNDS paired interleaved rounds, the fastest of $REPEAT runs per round"
-/usr/bin/python3 "$ROOT/deploy/demo/bench.py" --repeat="$REPEAT" \
+/usr/bin/python3 "$ROOT/deploy/demo/bench.py" --repeat="$REPEAT" --fresh-copies \
 	${GATE:+--gate="$GATE"} \
 	--compare=fdod-spgo+bolt:fdod-spgo --compare=fdod-spgo:pgo-no-select \
 	"${EXTRA_CMP[@]}" "${SET_OPTS[@]}" "$ROUNDS" base pgo-instr \
