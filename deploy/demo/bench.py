@@ -2,7 +2,8 @@
 """deploy/demo/bench.py — paired, interleaved timing of the demo variants.
 
 usage: bench.py [--repeat=K] [--fresh-copies] [--compare=A:B]...
-                [--mean-share=A,...:C,...]... [--gate=F [--max-rounds=M]] ROUNDS BASE_NAME CEILING_NAME NAME=CMD... [-- ARG...]
+                [--mean-share=A,...:C,...]... [--gate=F [--max-rounds=M]]
+                ROUNDS BASE_NAME CEILING_NAME NAME=CMD... [-- ARG...]
 
 Each round runs every variant once, in an order that rotates by one each
 round (so no variant always runs first or after the same neighbour), and
