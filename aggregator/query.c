@@ -27,14 +27,14 @@ static int add_pair(struct agg_selector *s, const char *p, size_t n,
 	size_t k = 0;
 	while (k < n && p[k] != ':' && p[k] != '=')
 		k++;
-	if (k == 0 || k == n || n > 320) {
-		snprintf(err, errlen, "label '%.*s' is not key:value",
-			 (int)(n > 64 ? 64 : n), p);
-		return FDO_EINVAL;
-	}
-	if (k + 1 == n) { /* stored labels never have an empty value */
-		snprintf(err, errlen, "label '%.*s' has an empty value",
-			 (int)(n > 64 ? 64 : n), p);
+	const char *bad = NULL;
+	if (k == 0 || k == n || n > 320)
+		bad = "is not key:value";
+	else if (k + 1 == n) /* stored labels never have an empty value */
+		bad = "has an empty value";
+	if (bad) {
+		snprintf(err, errlen, "label '%.*s' %s",
+			 (int)(n > 64 ? 64 : n), p, bad);
 		return FDO_EINVAL;
 	}
 	char *pair = malloc(n + 1);

@@ -243,4 +243,7 @@ TEST(selector_syntax)
 	CHECK(agg_query_selectors(&q, "mode:serving,region:", NULL, err, sizeof err) == FDO_EINVAL);
 	CHECK(strstr(err, "'region:' has an empty value") != NULL);
 	agg_query_fini(&q);
+	CHECK(agg_query_selectors(&q, "novalue", NULL, err, sizeof err) == FDO_EINVAL);
+	CHECK(strstr(err, "label 'novalue' is not key:value") != NULL);
+	agg_query_fini(&q);
 }
