@@ -270,7 +270,7 @@ grep -v '^  round' "$W/bench.out" >"$DEMO/table.txt"
 	echo "  profile can carry, see the README);"
 	if [ "$SETS" -gt 1 ]; then
 		echo "  fdod-spgo.sN, pgo-instr.sN = the same two from training set N, seeds"
-		echo "  $((PROFILE_RUNS))(N-1)+1 to ${PROFILE_RUNS}N (fdod-spgo and pgo-instr are set 1); the 'mean of'"
+		echo "  ${PROFILE_RUNS}(N-1)+1 to ${PROFILE_RUNS}N (fdod-spgo and pgo-instr are set 1); the 'mean of'"
 		echo "  line: each method's mean gain over the $SETS sets (DEMO_SETS) and their ratio;"
 	fi
 	if [ "${DEMO_EXTRA:-0}" = 1 ]; then
