@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "agent/agent.h"
+#include "common/buf.h"
 
 #define BATCH_MAX_STACKS 65536
 #define BATCH_MAX_FRAMES 1500000 /* keeps a batch well under 16 MiB */
@@ -172,14 +173,8 @@ static void maps_insert(struct agent_profile *p, struct proc *pr,
 	if (limit <= start)
 		return;
 	const struct bid_cache *bid = path ? bid_lookup(p, path) : NULL;
-	if (pr->n + 3 > pr->cap) {
-		size_t cap = pr->cap ? pr->cap * 2 : 32;
-		struct map_ent *m = realloc(pr->maps, cap * sizeof *m);
-		if (!m)
-			return;
-		pr->maps = m;
-		pr->cap = cap;
-	}
+	if (fdo_grow(pr->maps, pr->cap, pr->n + 3))
+		return;
 	size_t w = 0, n = pr->n;
 	struct map_ent right = {0};
 	int have_right = 0;

@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "aggregator/profile.h"
+#include "common/buf.h"
 #include "common/common.h"
 
 /* A distinct printed stack: bytes [off, off+len) of the text arena. */
@@ -84,14 +85,8 @@ static int add(struct folded *f, const char *line, size_t len, double count)
 			return FDO_OK;
 		}
 	}
-	if (f->n == f->cap) {
-		size_t c = f->cap ? f->cap * 2 : 256;
-		struct fstack *v = realloc(f->v, c * sizeof *v);
-		if (!v)
-			return FDO_ENOMEM;
-		f->v = v;
-		f->cap = c;
-	}
+	if (fdo_grow(f->v, f->cap, f->n + 1))
+		return FDO_ENOMEM;
 	size_t off = f->text.len;
 	fdo_buf_append(&f->text, line, len);
 	if (f->text.oom)

@@ -94,6 +94,7 @@
 #include <string.h>
 
 #include "aggregator/profile.h"
+#include "common/buf.h"
 #include "common/common.h"
 
 #define AFDO_MAGIC           0x67636461u
@@ -178,19 +179,6 @@ struct emit {
 	uint32_t *out_index; /* name id -> written index, NONE unused */
 };
 
-static int grow(void **a, size_t *cap, size_t n, size_t size)
-{
-	if (n < *cap)
-		return FDO_OK;
-	size_t c = *cap ? *cap * 2 : 64;
-	void *b = realloc(*a, c * size);
-	if (!b)
-		return FDO_ENOMEM;
-	*a = b;
-	*cap = c;
-	return FDO_OK;
-}
-
 /* ---------------------------------------------------------- options -- */
 
 static int parse_opts(const char *s, struct gcc_opts *o)
@@ -274,8 +262,7 @@ static uint32_t name_id(struct emit *e, uint32_t s)
 		if (!strncmp(t, str, n) && !t[n])
 			return e->name_of[s] = e->name_slots[j] - 1;
 	}
-	if ((e->err = grow((void **)&e->names, &e->cap_names, e->nnames,
-	                   sizeof *e->names)))
+	if ((e->err = fdo_grow(e->names, e->cap_names, e->nnames + 1)))
 		return NONE;
 	char *copy = strndup(str, n);
 	if (!copy) {
@@ -345,8 +332,7 @@ static uint32_t node_get(struct emit *e, uint32_t parent, uint32_t offset,
 		return NONE;
 	if (found)
 		return e->vals[j];
-	if ((e->err = grow((void **)&e->nodes, &e->cap_nodes, e->nnodes,
-	                   sizeof *e->nodes)))
+	if ((e->err = fdo_grow(e->nodes, e->cap_nodes, e->nnodes + 1)))
 		return NONE;
 	e->nodes[e->nnodes] = (struct node){parent, offset, name, 0};
 	e->keys[j] = k;
@@ -364,8 +350,7 @@ static uint32_t pos_get(struct emit *e, uint32_t node, uint32_t offset)
 		return NONE;
 	if (found)
 		return e->vals[j];
-	if ((e->err =
-	         grow((void **)&e->pos, &e->cap_pos, e->npos, sizeof *e->pos)))
+	if ((e->err = fdo_grow(e->pos, e->cap_pos, e->npos + 1)))
 		return NONE;
 	e->pos[e->npos] = (struct pos){node, offset, 0};
 	e->keys[j] = k;
@@ -386,8 +371,7 @@ static void target_add(struct emit *e, uint32_t pos, uint32_t name,
 		e->tgts[e->vals[j]].count += count;
 		return;
 	}
-	if ((e->err = grow((void **)&e->tgts, &e->cap_tgts, e->ntgts,
-	                   sizeof *e->tgts)))
+	if ((e->err = fdo_grow(e->tgts, e->cap_tgts, e->ntgts + 1)))
 		return;
 	e->tgts[e->ntgts] = (struct target){pos, name, count};
 	e->keys[j] = k;

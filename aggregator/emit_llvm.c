@@ -114,6 +114,7 @@
 #include <string.h>
 
 #include "aggregator/profile.h"
+#include "common/buf.h"
 #include "common/common.h"
 #include "common/opts.h"
 
@@ -245,20 +246,6 @@ static uint32_t kmap_put(struct kmap *m, const uint32_t k[4], uint32_t fresh,
 	return fresh;
 }
 
-/* Grow array *a of *n elements (capacity *cap) by one; 0 on success. */
-static int grow1(void **a, size_t *n, size_t *cap, size_t elem)
-{
-	if (*n < *cap)
-		return 0;
-	size_t c = *cap ? *cap * 2 : 256;
-	void *b = realloc(*a, c * elem);
-	if (!b)
-		return -1;
-	*a = b;
-	*cap = c;
-	return 0;
-}
-
 /* ------------------------------------------------------ the model -- */
 
 /* A function (parent NONE) or an inlined instance at a call site of its
@@ -343,8 +330,7 @@ static uint32_t node_get(struct llvm_em *e, uint32_t parent, uint32_t off,
 	uint32_t i = kmap_put(&e->node_map, k, (uint32_t)e->nnodes, &added);
 	if (i == NONE || !added)
 		return i;
-	if (grow1((void **)&e->nodes, &e->nnodes, &e->cap_nodes,
-	          sizeof *e->nodes))
+	if (fdo_grow(e->nodes, e->cap_nodes, e->nnodes + 1))
 		return NONE; /* the map entry points past the end: we fail */
 	e->nodes[e->nnodes++] = (struct lnode){parent, off, disc, name, 0, 0};
 	return i;
@@ -358,7 +344,7 @@ static uint32_t rec_get(struct llvm_em *e, uint32_t node, uint32_t off,
 	uint32_t i = kmap_put(&e->rec_map, k, (uint32_t)e->nrecs, &added);
 	if (i == NONE || !added)
 		return i;
-	if (grow1((void **)&e->recs, &e->nrecs, &e->cap_recs, sizeof *e->recs))
+	if (fdo_grow(e->recs, e->cap_recs, e->nrecs + 1))
 		return NONE;
 	e->recs[e->nrecs++] = (struct lrec){node, off, disc, 0, 0, 0, 0};
 	return i;
@@ -371,7 +357,7 @@ static uint32_t tgt_get(struct llvm_em *e, uint32_t rec, uint32_t name)
 	uint32_t i = kmap_put(&e->tgt_map, k, (uint32_t)e->ntgts, &added);
 	if (i == NONE || !added)
 		return i;
-	if (grow1((void **)&e->tgts, &e->ntgts, &e->cap_tgts, sizeof *e->tgts))
+	if (fdo_grow(e->tgts, e->cap_tgts, e->ntgts + 1))
 		return NONE;
 	e->tgts[e->ntgts++] = (struct ltgt){rec, name, 0, 0, 0};
 	return i;

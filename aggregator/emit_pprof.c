@@ -40,6 +40,7 @@
 #include <zlib.h>
 
 #include "aggregator/profile.h"
+#include "common/buf.h"
 #include "common/common.h"
 
 /* The Itanium C++ ABI demangler of libstdc++ (linked by every binary). */
@@ -113,7 +114,7 @@ struct enc {
 	/* string table: index 0 is ""; prof strings are mapped on first use */
 	const char **strs;
 	char **owned; /* demangled names, freed at the end */
-	size_t nstrs, cap_strs, nowned;
+	size_t nstrs, cap_strs, nowned, cap_owned;
 	uint32_t *str_map; /* prof string index -> pprof index + 1 */
 	uint32_t *loc_id;  /* prof loc index -> location id (0 unused) */
 	uint32_t *name_map; /* prof string index -> demangled pprof index+1 */
@@ -128,15 +129,9 @@ struct enc {
 
 static uint32_t str_add(struct enc *e, const char *s)
 {
-	if (e->nstrs == e->cap_strs) {
-		size_t c = e->cap_strs ? e->cap_strs * 2 : 256;
-		const char **a = realloc(e->strs, c * sizeof *a);
-		if (!a) {
-			e->oom = 1;
-			return 0;
-		}
-		e->strs = a;
-		e->cap_strs = c;
+	if (fdo_grow(e->strs, e->cap_strs, e->nstrs + 1)) {
+		e->oom = 1;
+		return 0;
 	}
 	e->strs[e->nstrs] = s;
 	return (uint32_t)e->nstrs++;
@@ -166,13 +161,11 @@ static uint32_t name_of(struct enc *e, uint32_t i)
 	char *d = !strncmp(s, "_Z", 2) ? __cxa_demangle(s, NULL, NULL, &status)
 				       : NULL;
 	if (d && status == 0) {
-		char **o = realloc(e->owned, (e->nowned + 1) * sizeof *o);
-		if (!o) {
+		if (fdo_grow(e->owned, e->cap_owned, e->nowned + 1)) {
 			free(d);
 			e->oom = 1;
 			return 0;
 		}
-		e->owned = o;
 		e->owned[e->nowned++] = d;
 		idx = str_add(e, d);
 	} else {

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "aggregator/ingest_int.h"
+#include "common/buf.h"
 #include "common/common.h"
 
 #define MERGE_MAX_STACKS (2u << 20)   /* stacks in one merge transaction */
@@ -594,14 +595,9 @@ static void *merger_main(void *arg)
 		for (struct prep *p = ing->mhead;
 		     p && (n == 0 || stacks + p->nstacks <= MERGE_MAX_STACKS);
 		     p = p->next) {
-			if (n == cap) {
-				cap = cap ? cap * 2 : 256;
-				struct prep **b = realloc(batch, cap * sizeof *b);
-				if (!b) {
-					fdo_error("ingest: merger out of memory");
-					abort();
-				}
-				batch = b;
+			if (fdo_grow(batch, cap, n + 1)) {
+				fdo_error("ingest: merger out of memory");
+				abort();
 			}
 			batch[n++] = p;
 			stacks += p->nstacks;

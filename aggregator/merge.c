@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "aggregator/ingest_int.h"
+#include "common/buf.h"
 #include "common/common.h"
 
 /* Slots of each known set (8 bytes each; a set is cleared at 3/4 full).
@@ -59,14 +60,8 @@ struct entries {
 static int entries_add(struct entries *e, const uint64_t *k, wire_weight_t w,
 		       uint64_t samples)
 {
-	if (e->n == e->cap) {
-		size_t cap = e->cap ? e->cap * 2 : 4096;
-		struct entry *v = realloc(e->v, cap * sizeof *v);
-		if (!v)
-			return FDO_ENOMEM;
-		e->v = v;
-		e->cap = cap;
-	}
+	if (fdo_grow(e->v, e->cap, e->n + 1))
+		return FDO_ENOMEM;
 	struct entry *x = &e->v[e->n++];
 	memcpy(x->k, k, sizeof x->k);
 	x->weight = w;
@@ -132,14 +127,8 @@ struct vec64 {
 
 static int vec_push(struct vec64 *a, uint64_t x)
 {
-	if (a->n == a->cap) {
-		size_t c = a->cap ? a->cap * 2 : 1024;
-		uint64_t *p = realloc(a->v, c * sizeof *p);
-		if (!p)
-			return FDO_ENOMEM;
-		a->v = p;
-		a->cap = c;
-	}
+	if (fdo_grow(a->v, a->cap, a->n + 1))
+		return FDO_ENOMEM;
 	a->v[a->n++] = x;
 	return FDO_OK;
 }
@@ -194,14 +183,8 @@ static int note_pending(struct merge *m, uint32_t id)
 	for (size_t i = 0; i < m->npending; i++)
 		if (m->pending[i] == id)
 			return FDO_OK;
-	if (m->npending == m->cap_pending) {
-		size_t c = m->cap_pending ? m->cap_pending * 2 : 16;
-		uint32_t *a = realloc(m->pending, c * sizeof *a);
-		if (!a)
-			return FDO_ENOMEM;
-		m->pending = a;
-		m->cap_pending = c;
-	}
+	if (fdo_grow(m->pending, m->cap_pending, m->npending + 1))
+		return FDO_ENOMEM;
 	m->pending[m->npending++] = id;
 	return FDO_OK;
 }
@@ -515,13 +498,8 @@ static int bucket_sort_entries(struct entries *e)
 	}
 	if (!plan_digit(a, n, DIGIT_BITS, &d))
 		return FDO_OK;
-	if (e->tmp_cap < e->cap) {
-		struct entry *t = realloc(e->tmp, e->cap * sizeof *t);
-		if (!t)
-			return FDO_ENOMEM;
-		e->tmp = t;
-		e->tmp_cap = e->cap;
-	}
+	if (fdo_grow(e->tmp, e->tmp_cap, e->cap))
+		return FDO_ENOMEM;
 	uint32_t at[1u << DIGIT_BITS] = {0}, end[1u << DIGIT_BITS];
 	for (size_t i = 0; i < n; i++)
 		at[digit_of(&d, &a[i])]++;

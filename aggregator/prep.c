@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "aggregator/ingest_int.h"
+#include "common/buf.h"
 #include "common/common.h"
 
 #define PREP_FORMAT 1
@@ -405,15 +406,8 @@ int prep_decode(const uint8_t *rec, size_t len, struct prep **out)
 			r.bad = 1;
 			break;
 		}
-		if (p->nframes + s->n > capf) {
-			while (p->nframes + s->n > capf)
-				capf *= 2;
-			struct prep_frame *f =
-				realloc(p->frames, capf * sizeof *f);
-			if (!f)
-				goto oom;
-			p->frames = f;
-		}
+		if (fdo_grow(p->frames, capf, p->nframes + s->n))
+			goto oom;
 		for (uint32_t k = 0; k < s->n; k++) {
 			uint32_t map = (uint32_t)rd_n(&r, 2);
 			uint64_t off = rd_n(&r, 8);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "aggregator/profile.h"
+#include "common/buf.h"
 #include "common/common.h"
 
 struct prof_priv {
@@ -81,14 +82,8 @@ uint32_t prof_intern(struct prof *p, const char *s)
 	for (; pv->slots[j]; j = (j + 1) & (pv->cap - 1))
 		if (!strcmp(p->strings[pv->slots[j] - 1], s))
 			return pv->slots[j] - 1;
-	if (p->nstrings == p->cap_strings) {
-		size_t c = p->cap_strings ? p->cap_strings * 2 : 256;
-		char **a = realloc(p->strings, c * sizeof *a);
-		if (!a)
-			return PROF_NONE;
-		p->strings = a;
-		p->cap_strings = c;
-	}
+	if (fdo_grow(p->strings, p->cap_strings, p->nstrings + 1))
+		return PROF_NONE;
 	char *copy = strdup(s);
 	if (!copy)
 		return PROF_NONE;

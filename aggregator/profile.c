@@ -32,6 +32,7 @@
 
 #include "aggregator/aggregator.h"
 #include "aggregator/profile.h"
+#include "common/buf.h"
 #include "common/common.h"
 #include "symbolizer/symbolizer.h"
 
@@ -98,21 +99,6 @@ static void imap_fini(struct imap *m)
 	free(m->vals);
 }
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-	if (need <= *cap)
-		return FDO_OK;
-	size_t c = *cap ? *cap : 64;
-	while (c < need)
-		c *= 2;
-	void *a = realloc(*arr, c * elem);
-	if (!a)
-		return FDO_ENOMEM;
-	*arr = a;
-	*cap = c;
-	return FDO_OK;
-}
-
 /* ----------------------------------------------------------- selectors -- */
 
 /* Does the canonical label set text ("k=v,k=v") hold every pair of sel? */
@@ -172,6 +158,7 @@ struct builder {
 	uint32_t *bid_store_ids;    /* prof index -> store id */
 	sym_index **indexes;        /* prof index -> open index or NULL */
 	size_t cap_locs, cap_frames, cap_stack_locs, cap_stacks, cap_bids;
+	size_t cap_bid_store_ids, cap_indexes;
 };
 
 static int build_id_index(struct builder *b, uint32_t id, uint32_t *out)
@@ -186,15 +173,11 @@ static int build_id_index(struct builder *b, uint32_t id, uint32_t *out)
 	if (found)
 		return FDO_OK;
 	struct prof *p = b->p;
-	if ((rc = grow((void **)&p->build_ids, &b->cap_bids, p->nbuild_ids + 1,
-		       sizeof *p->build_ids)) ||
-	    (rc = grow((void **)&b->bid_store_ids, &(size_t){p->nbuild_ids},
-		       p->nbuild_ids + 1, sizeof *b->bid_store_ids)))
+	size_t need = p->nbuild_ids + 1;
+	if ((rc = fdo_grow(p->build_ids, b->cap_bids, need)) ||
+	    (rc = fdo_grow(b->bid_store_ids, b->cap_bid_store_ids, need)) ||
+	    (rc = fdo_grow(b->indexes, b->cap_indexes, need)))
 		return rc;
-	sym_index **ix = realloc(b->indexes, (p->nbuild_ids + 1) * sizeof *ix);
-	if (!ix)
-		return FDO_ENOMEM;
-	b->indexes = ix;
 	struct prof_build_id *pb = &p->build_ids[p->nbuild_ids];
 	memset(pb, 0, sizeof *pb);
 	b->bid_store_ids[p->nbuild_ids] = id;
@@ -243,8 +226,7 @@ static int loc_index(struct builder *b, const struct store_frame *f,
 		return FDO_OK;
 	uint32_t bi;
 	if ((rc = build_id_index(b, f->build_id, &bi)) ||
-	    (rc = grow((void **)&p->locs, &b->cap_locs, p->nlocs + 1,
-		       sizeof *p->locs)))
+	    (rc = fdo_grow(p->locs, b->cap_locs, p->nlocs + 1)))
 		return rc;
 	struct prof_loc *l = &p->locs[p->nlocs++];
 	*l = (struct prof_loc){bi, f->offset, UINT64_MAX, (uint32_t)p->nframes,
@@ -261,8 +243,7 @@ static int loc_index(struct builder *b, const struct store_frame *f,
 	size_t n;
 	if (store_symcache_decode(val, vl, sf, STORE_SYMCACHE_MAX_FRAMES, &n))
 		return FDO_OK;
-	if ((rc = grow((void **)&p->frames, &b->cap_frames, p->nframes + n,
-		       sizeof *p->frames)))
+	if ((rc = fdo_grow(p->frames, b->cap_frames, p->nframes + n)))
 		return rc;
 	for (size_t i = 0; i < n; i++) {
 		struct prof_frame *pf = &p->frames[p->nframes + i];
@@ -358,28 +339,16 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 		if (store_weight_decode(v, vl, &w) ||
 		    (uint64_t)ck.bucket + width <= since)
 			goto next;
-		if (ck.labelset >= cap_selcache) {
-			size_t nc = cap_selcache ? cap_selcache : 64;
-			while (nc <= ck.labelset)
-				nc *= 2;
-			int *a = realloc(selcache, nc * sizeof *a);
-			if (!a) {
-				rc = FDO_ENOMEM;
-				break;
-			}
-			memset(a + cap_selcache, 0,
-			       (nc - cap_selcache) * sizeof *a);
-			selcache = a;
-			cap_selcache = nc;
-		}
+		if ((rc = fdo_grow_zeroed(selcache, cap_selcache,
+					  (size_t)ck.labelset + 1)))
+			break;
 		if (!selcache[ck.labelset])
 			selcache[ck.labelset] =
 				pick_selector(b.t, ck.labelset, q) + 2;
 		int sel = selcache[ck.labelset] - 2;
 		if (sel < 0)
 			goto next;
-		if ((rc = grow((void **)&accs, &cap_accs, naccs + 1,
-			       sizeof *accs)))
+		if ((rc = fdo_grow(accs, cap_accs, naccs + 1)))
 			break;
 		double wd = (double)w.weight * decay(q, ck.bucket, width);
 		accs[naccs++] = (struct acc){ck.stack, sel, wd, w.samples};
@@ -443,10 +412,9 @@ next:
 			    memcmp(rec.build_id, q->build_id, q->build_id_len))
 				continue;
 		}
-		if ((rc = grow((void **)&p->stacks, &b.cap_stacks,
-			       p->nstacks + 1, sizeof *p->stacks)) ||
-		    (rc = grow((void **)&p->stack_locs, &b.cap_stack_locs,
-			       p->nstack_locs + n, sizeof *p->stack_locs))) {
+		if ((rc = fdo_grow(p->stacks, b.cap_stacks, p->nstacks + 1)) ||
+		    (rc = fdo_grow(p->stack_locs, b.cap_stack_locs,
+				   p->nstack_locs + n))) {
 			free(factor);
 			goto out;
 		}

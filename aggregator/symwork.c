@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "aggregator/aggregator.h"
+#include "common/buf.h"
 #include "common/common.h"
 #include "symbolizer/symbolizer.h"
 
@@ -167,15 +168,9 @@ static int resolve(const sym_index *idx, struct chunk *c)
 		uint64_t vaddr;
 		if (sym_index_offset_to_vaddr(idx, r->offset, &vaddr))
 			continue; /* not in any PT_LOAD: stays unknown */
-		if (c->capframes - c->nframes < SYMWORK_MAX_DEPTH) {
-			size_t cap = c->capframes ? c->capframes * 2 : 8192;
-			struct sym_frame *f =
-				realloc(c->frames, cap * sizeof *f);
-			if (!f)
-				return FDO_ENOMEM;
-			c->frames = f;
-			c->capframes = cap;
-		}
+		if (fdo_grow(c->frames, c->capframes,
+			     c->nframes + SYMWORK_MAX_DEPTH))
+			return FDO_ENOMEM;
 		struct sym_frame *f = c->frames + c->nframes;
 		struct sym_symbol sym;
 		size_t n = 0;

@@ -1,4 +1,4 @@
-/* common/buf.c — growable byte buffer (see buf.h). */
+/* common/buf.c — growable arrays and byte buffer (see buf.h). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,6 +6,34 @@
 
 #include "common/buf.h"
 #include "common/common.h"
+
+int fdo_grow_array(void *arrp, size_t *cap, size_t need, size_t elem,
+		   int zero)
+{
+	if (need <= *cap)
+		return FDO_OK;
+	size_t c = *cap ? *cap : 16;
+	while (c < need) {
+		if (c > SIZE_MAX / 2)
+			return FDO_ENOMEM;
+		c *= 2;
+	}
+	if (c > SIZE_MAX / elem)
+		return FDO_ENOMEM;
+	/*
+	 * The array's pointer is read and written through memcpy: arrp is the
+	 * address of a T *, which a void * lvalue may not alias.
+	 */
+	void *old, *a;
+	memcpy(&old, arrp, sizeof old);
+	if (!(a = realloc(old, c * elem)))
+		return FDO_ENOMEM;
+	if (zero)
+		memset((char *)a + *cap * elem, 0, (c - *cap) * elem);
+	memcpy(arrp, &a, sizeof a);
+	*cap = c;
+	return FDO_OK;
+}
 
 void fdo_buf_init(struct fdo_buf *b)
 {

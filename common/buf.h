@@ -1,6 +1,6 @@
 /*
- * common/buf.h — a growable byte buffer for building responses, JSON and
- * text profiles. The buffer owns its bytes; fdo_buf_fini frees them.
+ * common/buf.h — growable arrays (fdo_grow) and a growable byte buffer for
+ * building responses, JSON and text profiles. The buffer owns its bytes; fdo_buf_fini frees them.
  * On allocation failure the buffer records it (b->oom) and further appends
  * are ignored, so a builder checks once at the end. Not thread safe.
  */
@@ -9,6 +9,22 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/*
+ * fdo_grow(arr, cap, need) makes room for at least need elements in the
+ * array arr (any object pointer lvalue, NULL when empty) whose capacity in
+ * elements is the size_t lvalue cap: the capacity doubles, from 16, until
+ * need fits, and the elements kept are unchanged. fdo_grow_zeroed also
+ * zeroes the new slots. FDO_OK, or FDO_ENOMEM with arr and cap untouched
+ * when realloc fails or the size in bytes would overflow.
+ */
+#define fdo_grow(arr, cap, need)                                               \
+	fdo_grow_array(&(arr), &(cap), (need), sizeof *(arr), 0)
+#define fdo_grow_zeroed(arr, cap, need)                                        \
+	fdo_grow_array(&(arr), &(cap), (need), sizeof *(arr), 1)
+/* arrp points at the array's pointer; elem is one element's size. */
+int fdo_grow_array(void *arrp, size_t *cap, size_t need, size_t elem,
+		   int zero);
 
 struct fdo_buf {
 	char *data;

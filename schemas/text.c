@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "schemas/wire_int.h"
 
 struct tok {
@@ -131,16 +132,9 @@ static int parse_str(struct parser *p, struct tok t, const char *what,
 /* Make room for one more element in a batch array (doubling). */
 static int grow(struct parser *p, void *arrp, size_t *cap, size_t n, size_t elt)
 {
-	if (n < *cap)
-		return FDO_OK;
-	size_t nc = *cap ? 2 * *cap : 16;
-	void **arr = arrp;
-	void *na = realloc(*arr, nc * elt);
-	if (!na)
+	if (fdo_grow_array(arrp, cap, n + 1, elt, 0))
 		return wire_errf(p->err, p->errlen, FDO_ENOMEM,
 		                 "out of memory");
-	*arr = na;
-	*cap = nc;
 	return FDO_OK;
 }
 
@@ -488,15 +482,9 @@ static int tokenize(struct parser *p, const char *s, const char *e,
 			*over = 1;
 			continue;
 		}
-		if (*n == *cap) {
-			size_t nc = *cap ? 2 * *cap : 64;
-			struct tok *nt = realloc(*toks, nc * sizeof *nt);
-			if (!nt)
-				return wire_errf(p->err, p->errlen, FDO_ENOMEM,
-				                 "out of memory");
-			*toks = nt;
-			*cap = nc;
-		}
+		if (fdo_grow(*toks, *cap, *n + 1))
+			return wire_errf(p->err, p->errlen, FDO_ENOMEM,
+			                 "out of memory");
 		(*toks)[(*n)++] = (struct tok){t, (size_t)(s - t)};
 	}
 	return FDO_OK;

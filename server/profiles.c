@@ -468,30 +468,12 @@ static int scan_lsets(store_txn *t, uint32_t binary, const struct preq *pr,
 		if (store_weight_decode(val, vl, &w) ||
 		    (uint64_t)ck.bucket + width <= since)
 			goto next;
-		if (ck.labelset >= nslot) {
-			size_t ns = nslot ? nslot : 64;
-			while (ns <= ck.labelset)
-				ns *= 2;
-			uint32_t *a = realloc(slot, ns * sizeof *a);
-			if (!a) {
-				rc = FDO_ENOMEM;
-				break;
-			}
-			memset(a + nslot, 0, (ns - nslot) * sizeof *a);
-			slot = a;
-			nslot = ns;
-		}
+		if ((rc = fdo_grow_zeroed(slot, nslot,
+					  (size_t)ck.labelset + 1)))
+			break;
 		if (!slot[ck.labelset]) {
-			if (nv == cap) {
-				size_t nc = cap ? cap * 2 : 16;
-				struct lset *a = realloc(v, nc * sizeof *a);
-				if (!a) {
-					rc = FDO_ENOMEM;
-					break;
-				}
-				v = a;
-				cap = nc;
-			}
+			if ((rc = fdo_grow(v, cap, nv + 1)))
+				break;
 			struct lset *l = &v[nv];
 			memset(l, 0, sizeof *l);
 			l->id = ck.labelset;

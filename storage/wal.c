@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "common/common.h"
 #include "storage/storage.h"
 
@@ -192,15 +193,10 @@ static int list_segments(const char *dir, uint64_t **out, size_t *n)
 		    sscanf(e->d_name, "%16llx.%3s", &seg, tail) != 2 ||
 		    strcmp(tail, "wal"))
 			continue;
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 16;
-			uint64_t *ns = realloc(segs, cap * sizeof *ns);
-			if (!ns) {
-				free(segs);
-				closedir(d);
-				return FDO_ENOMEM;
-			}
-			segs = ns;
+		if (fdo_grow(segs, cap, cnt + 1)) {
+			free(segs);
+			closedir(d);
+			return FDO_ENOMEM;
 		}
 		segs[cnt++] = seg;
 	}

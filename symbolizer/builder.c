@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "symbolizer/sym_int.h"
 
 void sym_vec_init(struct sym_vec *v, size_t elem)
@@ -27,16 +28,8 @@ void *sym_vec_push(struct sym_vec *v, size_t n)
 {
 	if (n == 0)
 		return NULL; /* callers check n && !ptr */
-	if (v->n + n > v->cap) {
-		size_t cap = v->cap ? v->cap * 2 : 64;
-		while (cap < v->n + n)
-			cap *= 2;
-		void *p = realloc(v->p, cap * v->elem);
-		if (!p)
-			return NULL;
-		v->p = p;
-		v->cap = cap;
-	}
+	if (fdo_grow_array(&v->p, &v->cap, v->n + n, v->elem, 0))
+		return NULL;
 	void *r = (char *)v->p + v->n * v->elem;
 	memset(r, 0, n * v->elem);
 	v->n += n;
@@ -104,18 +97,9 @@ uint32_t sym_strtab_add(struct sym_strtab *t, const char *s, size_t len)
 			return t->slots[j] - 1;
 		j = (j + 1) & mask;
 	}
-	if (t->len + len + 1 > t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 65536;
-		while (cap < t->len + len + 1)
-			cap *= 2;
-		if (cap >= 0xfffffff0u)
-			return SYM_NONE;
-		char *b = realloc(t->buf, cap);
-		if (!b)
-			return SYM_NONE;
-		t->buf = b;
-		t->cap = cap;
-	}
+	if (t->len + len + 1 >= 0xfffffff0u ||
+	    fdo_grow(t->buf, t->cap, t->len + len + 1))
+		return SYM_NONE; /* offsets are uint32_t, SYM_NONE excluded */
 	uint32_t off = (uint32_t)t->len;
 	memcpy(t->buf + off, s, len);
 	t->buf[off + len] = 0;

@@ -24,6 +24,7 @@
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 
+#include "common/buf.h"
 #include "symbolizer/line_table.h"
 #include "symbolizer/sym_int.h"
 
@@ -328,12 +329,8 @@ static int dm_insert_at(struct dm_map *m, size_t c, size_t p,
 			const struct sym_dmap *e)
 {
 	if (m->nch == 0) {
-		if (!m->ch) {
-			m->ch = malloc(16 * sizeof *m->ch);
-			if (!m->ch)
-				return FDO_ENOMEM;
-			m->cap = 16;
-		}
+		if (fdo_grow(m->ch, m->cap, 1))
+			return FDO_ENOMEM;
 		struct dm_chunk *k = malloc(sizeof *k);
 		if (!k)
 			return FDO_ENOMEM;
@@ -343,14 +340,8 @@ static int dm_insert_at(struct dm_map *m, size_t c, size_t p,
 	}
 	struct dm_chunk *k = m->ch[c];
 	if (k->n == DM_CHUNK) {
-		if (m->nch == m->cap) {
-			struct dm_chunk **n =
-				realloc(m->ch, 2 * m->cap * sizeof *n);
-			if (!n)
-				return FDO_ENOMEM;
-			m->ch = n;
-			m->cap *= 2;
-		}
+		if (fdo_grow(m->ch, m->cap, m->nch + 1))
+			return FDO_ENOMEM;
 		struct dm_chunk *r = malloc(sizeof *r);
 		if (!r)
 			return FDO_ENOMEM;
@@ -594,14 +585,9 @@ static int build_cusegs(struct build *bd)
 			}
 		}
 		if (ep[i].start) {
-			if (nact == capact) {
-				capact = capact ? capact * 2 : 16;
-				uint32_t *na = realloc(active, capact * sizeof *na);
-				if (!na) {
-					err = FDO_ENOMEM;
-					break;
-				}
-				active = na;
+			if (fdo_grow(active, capact, nact + 1)) {
+				err = FDO_ENOMEM;
+				break;
 			}
 			active[nact++] = ep[i].cu;
 		} else {
