@@ -13,6 +13,8 @@
 #   bench/agent/run.sh [--rounds N] [--freq HZ] [--work ROUNDS] [--dir DIR] [--keep]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 rounds=5 freq=997 work=50000 keep=0 base="${TMPDIR:-/tmp}"
 usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -40,14 +42,7 @@ CC=$(command -v clang-16 || command -v cc)
 tmp=$(mktemp -d "$base/fdod-bench-agent.XXXXXX")
 srv_pid=""
 cleanup() {
-	if [[ -n $srv_pid ]] && kill -0 "$srv_pid" 2>/dev/null; then
-		kill -TERM "$srv_pid" 2>/dev/null || true
-		for _ in $(seq 50); do
-			kill -0 "$srv_pid" 2>/dev/null || break
-			sleep 0.2
-		done
-		kill -KILL "$srv_pid" 2>/dev/null || true
-	fi
+	if [[ -n $srv_pid ]]; then stop_pid "$srv_pid"; fi
 	if [[ $keep -eq 1 ]]; then
 		echo "bench/agent: kept $tmp"
 	else
@@ -60,27 +55,10 @@ trap cleanup EXIT
 "$CC" -O2 -g -fno-omit-frame-pointer -o "$tmp/workload" bench/agent/workload.c
 
 # --- start fdod ------------------------------------------------------------------
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-port=$(free_port)
-hport=$(free_port)
-while [[ $hport == "$port" ]]; do hport=$(free_port); done
+read -r port hport < <(free_ports)
 url="tcp://127.0.0.1:$port"
 http="http://127.0.0.1:$hport"
-build/fdod --data "$tmp/data" --listen "$url" --http "$http" \
-	>"$tmp/server.log" 2>&1 &
-srv_pid=$!
-for _ in $(seq 100); do
-	curl -fsS --max-time 5 "$http/v1/status" >/dev/null 2>&1 && break
-	kill -0 "$srv_pid" 2>/dev/null || break
-	sleep 0.1
-done
-if ! curl -fsS --max-time 5 "$http/v1/status" >/dev/null 2>&1; then
-	echo "bench/agent: fdod did not come up; its log:" >&2
-	tail -20 "$tmp/server.log" >&2
-	exit 1
-fi
+start_fdod bench/agent "$tmp" "$url" "$http"
 echo "bench/agent: fdod pid $srv_pid on $url; workload $CC -O2, $work rounds;" \
 	"$rounds rounds x 4 variants (+1 warm-up)"
 

@@ -12,6 +12,8 @@
 #                       [--perf] [--dir DIR] [--keep] [--stub]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 seconds=20 pushers=8 stacks=1000 depth=20 new_pct=5 ceil_max=30
 rmw=0 perf=0 keep=0 stub=0 base="${TMPDIR:-/tmp}"
@@ -51,16 +53,10 @@ fi
 # --- start the server ----------------------------------------------------------
 tmp=$(mktemp -d "$base/fdod-bench-ingest.XXXXXX")
 srv_pid="" perf_pid=""
+# shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
-	[[ -n $perf_pid ]] && kill -INT "$perf_pid" 2>/dev/null || true
-	if [[ -n $srv_pid ]] && kill -0 "$srv_pid" 2>/dev/null; then
-		kill -TERM "$srv_pid" 2>/dev/null || true
-		for _ in $(seq 50); do
-			kill -0 "$srv_pid" 2>/dev/null || break
-			sleep 0.2
-		done
-		kill -KILL "$srv_pid" 2>/dev/null || true
-	fi
+	if [[ -n $perf_pid ]]; then kill -INT "$perf_pid" 2>/dev/null || true; fi
+	if [[ -n $srv_pid ]]; then stop_pid "$srv_pid"; fi
 	if [[ $keep -eq 1 ]]; then
 		echo "bench/ingest: kept $tmp"
 	else
@@ -69,12 +65,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-port=$(free_port)
-hport=$(free_port)
-while [[ $hport == "$port" ]]; do hport=$(free_port); done
+read -r port hport < <(free_ports)
 url="tcp://127.0.0.1:$port"
 http="http://127.0.0.1:$hport"
 
@@ -94,19 +85,8 @@ if [[ $stub -eq 1 ]]; then
 	srv_pid=$!
 	sleep 0.5
 else
-	build/fdod --data "$tmp/data" --listen "$url" --http "$http" \
-		>"$tmp/server.log" 2>&1 &
-	srv_pid=$!
-	for _ in $(seq 100); do
-		status_json >/dev/null 2>&1 && break
-		kill -0 "$srv_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if ! status_json >"$tmp/status0.json" 2>/dev/null; then
-		echo "bench/ingest: fdod did not come up; its log:" >&2
-		tail -20 "$tmp/server.log" >&2
-		exit 1
-	fi
+	start_fdod bench/ingest "$tmp" "$url" "$http"
+	status_json >"$tmp/status0.json"
 fi
 echo "bench/ingest: server pid $srv_pid, $url, data in $tmp ($fs)"
 
@@ -180,7 +160,6 @@ else
 fi
 
 # --- ceiling -------------------------------------------------------------------
-batches=$(res "$P" batches)
 keys=$(res "$P" stacks)
 if [[ -n $commits && $commits -gt 0 ]]; then
 	kpt=$((keys / commits))
