@@ -40,6 +40,20 @@ struct srv_app {
 /* The HTTP route table (server/routes.c). */
 extern const struct srv_route srv_routes[];
 
+/*
+ * A handler's read transaction (server/routes.c). With flush, over everything
+ * acknowledged so far: batches logged but not yet merged are merged first
+ * (bounded wait). On failure the response is a 503 and the error returned.
+ */
+int srv_read_txn(struct srv_app *app, struct srv_resp *resp, int flush,
+		 store_txn **t);
+/*
+ * srv_read_txn, and the id of the binary named name; an unknown name ends
+ * the transaction and answers 404. FDO_OK or the error.
+ */
+int srv_binary_txn(struct srv_app *app, struct srv_resp *resp, int flush,
+		   const char *name, store_txn **t, uint32_t *binary);
+
 /* Count one profile request (format name or NULL, HTTP status). */
 void srv_metrics_profile(struct srv_app *app, const char *format, int status);
 

@@ -518,19 +518,10 @@ void srv_h_readiness(void *a, struct srv_req *req, struct srv_resp *resp)
 		return;
 	}
 	agg_query_fini(&pr.q); /* only the rules and the window are used */
-	agg_ingest_flush(app->ingest, 10000);
 	store_txn *t;
-	if (store_txn_begin(app->st, 0, &t)) {
-		srv_resp_error(resp, 503, "store unavailable");
-		return;
-	}
 	uint32_t binary;
-	if (store_intern_binary(t, req->param[0], strlen(req->param[0]), 0,
-				&binary)) {
-		store_txn_abort(t);
-		srv_resp_error(resp, 404, "unknown binary '%s'", req->param[0]);
+	if (srv_binary_txn(app, resp, 1, req->param[0], &t, &binary))
 		return;
-	}
 	uint64_t hosts = 0;
 	store_hosts_count(t, binary, &hosts);
 	int symbols = 0;
@@ -770,17 +761,9 @@ static void versions(struct srv_app *app, struct srv_req *req,
 		     struct srv_resp *resp, const char *want)
 {
 	store_txn *t;
-	if (store_txn_begin(app->st, 0, &t)) {
-		srv_resp_error(resp, 503, "store unavailable");
-		return;
-	}
 	uint32_t binary;
-	if (store_intern_binary(t, req->param[0], strlen(req->param[0]), 0,
-				&binary)) {
-		store_txn_abort(t);
-		srv_resp_error(resp, 404, "unknown binary '%s'", req->param[0]);
+	if (srv_binary_txn(app, resp, 0, req->param[0], &t, &binary))
 		return;
-	}
 	struct list_ctx lc = {&resp->body, 0, want, resp, 0};
 	if (!want)
 		fdo_buf_puts(&resp->body, "{\"versions\":[");

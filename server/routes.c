@@ -163,13 +163,9 @@ static uint64_t hosts_of(store_txn *t, uint32_t binary)
 	return n;
 }
 
-/*
- * A read transaction. With `flush`, over everything acknowledged so far:
- * batches logged but not yet merged are merged first (bounded wait). The
- * health endpoint does not wait: it reports the backlog instead.
- */
-static int read_txn(struct srv_app *app, struct srv_resp *resp, int flush,
-		    store_txn **t)
+/* The health endpoint does not flush: it reports the backlog instead. */
+int srv_read_txn(struct srv_app *app, struct srv_resp *resp, int flush,
+		 store_txn **t)
 {
 	if (flush && agg_ingest_flush(app->ingest, 10000))
 		fdo_warn("http: the store lags the write-ahead log by more "
@@ -181,13 +177,26 @@ static int read_txn(struct srv_app *app, struct srv_resp *resp, int flush,
 	return rc;
 }
 
+int srv_binary_txn(struct srv_app *app, struct srv_resp *resp, int flush,
+		   const char *name, store_txn **t, uint32_t *binary)
+{
+	int rc = srv_read_txn(app, resp, flush, t);
+	if (rc)
+		return rc;
+	if ((rc = store_intern_binary(*t, name, strlen(name), 0, binary))) {
+		store_txn_abort(*t);
+		srv_resp_error(resp, 404, "unknown binary '%s'", name);
+	}
+	return rc;
+}
+
 /* ------------------------------------------------------------ handlers -- */
 
 static void h_status(void *a, struct srv_req *req, struct srv_resp *resp)
 {
 	struct srv_app *app = a;
 	store_txn *t;
-	if (read_txn(app, resp, 0, &t))
+	if (srv_read_txn(app, resp, 0, &t))
 		return;
 	struct store_stats ss;
 	struct agg_ingest_stats is;
@@ -332,7 +341,7 @@ static void h_binaries(void *a, struct srv_req *req, struct srv_resp *resp)
 {
 	struct srv_app *app = a;
 	store_txn *t;
-	if (read_txn(app, resp, 1, &t))
+	if (srv_read_txn(app, resp, 1, &t))
 		return;
 	fdo_buf_puts(&resp->body, "{\"binaries\":[");
 	for (uint32_t id = 1;; id++) {
@@ -352,16 +361,9 @@ static void h_binary(void *a, struct srv_req *req, struct srv_resp *resp)
 {
 	struct srv_app *app = a;
 	store_txn *t;
-	if (read_txn(app, resp, 1, &t))
-		return;
 	uint32_t id;
-	const char *name = req->param[0];
-	int rc = store_intern_binary(t, name, strlen(name), 0, &id);
-	if (rc) {
-		srv_resp_error(resp, 404, "unknown binary '%s'", name);
-		store_txn_abort(t);
+	if (srv_binary_txn(app, resp, 1, req->param[0], &t, &id))
 		return;
-	}
 	json_binary(&resp->body, t, id, 1);
 	fdo_buf_putc(&resp->body, '\n');
 	store_txn_abort(t);
@@ -463,7 +465,7 @@ static void h_symcache(void *a, struct srv_req *req, struct srv_resp *resp)
 		return;
 	}
 	store_txn *t;
-	if (read_txn(app, resp, 1, &t))
+	if (srv_read_txn(app, resp, 1, &t))
 		return;
 	uint32_t id;
 	if (store_intern_buildid(t, bid, bid_len, 0, &id)) {
