@@ -294,16 +294,60 @@ static double decay(const struct agg_profile_query *q, uint32_t bucket,
 	return pow(0.5, age / (double)q->half_life);
 }
 
+/* Pass 1's state: the counts entries selected, each selector's weight. */
+struct pass1 {
+	store_txn *t;
+	const struct agg_profile_query *q;
+	struct prof *p;
+	uint32_t width;
+	uint64_t since;
+	int *selcache; /* labelset id -> selector+2 (0 unknown) */
+	size_t cap_selcache;
+	struct acc *accs;
+	size_t naccs, cap_accs;
+	double *sel_weight; /* per selector */
+};
+
+static int select_one(void *arg, const struct store_counts_key *ck,
+		      const struct store_weight *w)
+{
+	struct pass1 *s = arg;
+	if ((uint64_t)ck->bucket + s->width <= s->since)
+		return FDO_OK;
+	int rc = fdo_grow_zeroed(s->selcache, s->cap_selcache,
+				 (size_t)ck->labelset + 1);
+	if (rc)
+		return rc;
+	if (!s->selcache[ck->labelset])
+		s->selcache[ck->labelset] =
+			pick_selector(s->t, ck->labelset, s->q) + 2;
+	int sel = s->selcache[ck->labelset] - 2;
+	if (sel < 0)
+		return FDO_OK;
+	if ((rc = fdo_grow(s->accs, s->cap_accs, s->naccs + 1)))
+		return rc;
+	double wd = (double)w->weight * decay(s->q, ck->bucket, s->width);
+	s->accs[s->naccs++] = (struct acc){ck->stack, sel, wd, w->samples};
+	s->sel_weight[sel] += wd;
+	struct prof *p = s->p;
+	p->samples += w->samples;
+	if (!p->first_time || ck->bucket < p->first_time)
+		p->first_time = ck->bucket;
+	if ((uint64_t)ck->bucket + s->width > p->last_time)
+		p->last_time = (uint64_t)ck->bucket + s->width;
+	return FDO_OK;
+}
+
 int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 		      const struct agg_profile_query *q, struct prof *p,
 		      char *err, size_t errlen)
 {
 	prof_init(p);
 	struct builder b = {.st = st, .cache = cache, .datadir = datadir, .p = p};
-	struct acc *accs = NULL;
-	size_t naccs = 0, cap_accs = 0;
+	struct pass1 s1 = {.q = q, .p = p};
 	double *sel_weight = calloc(q->nselectors ? q->nselectors : 1,
 				    sizeof *sel_weight);
+	s1.sel_weight = sel_weight;
 	int rc = store_txn_begin(st, 0, &b.t);
 	if (rc || !sel_weight) {
 		free(sel_weight);
@@ -318,53 +362,17 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 	}
 	p->binary = strdup(q->binary);
 	p->event = strdup("cpu-clock");
-	uint32_t width = q->bucket_seconds ? q->bucket_seconds : 3600;
-	uint64_t since = q->window && q->now > q->window ? q->now - q->window : 0;
 
 	/* Pass 1: select counts entries. */
-	int *selcache = NULL; /* labelset id -> selector+2 (0 unknown) */
-	size_t cap_selcache = 0;
-	store_cursor *c;
-	if ((rc = store_cursor_open(b.t, STORE_COUNTS, &c)))
-		goto out;
-	uint8_t start[STORE_COUNTS_KEY_SIZE];
-	struct store_counts_key ck = {binary, 0, 0, 0};
-	store_counts_key_encode(start, &ck);
-	const void *k, *v;
-	size_t kl, vl;
-	int crc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v, &vl);
-	while (crc == FDO_OK && !store_counts_key_decode(k, kl, &ck) &&
-	       ck.binary == binary) {
-		struct store_weight w;
-		if (store_weight_decode(v, vl, &w) ||
-		    (uint64_t)ck.bucket + width <= since)
-			goto next;
-		if ((rc = fdo_grow_zeroed(selcache, cap_selcache,
-					  (size_t)ck.labelset + 1)))
-			break;
-		if (!selcache[ck.labelset])
-			selcache[ck.labelset] =
-				pick_selector(b.t, ck.labelset, q) + 2;
-		int sel = selcache[ck.labelset] - 2;
-		if (sel < 0)
-			goto next;
-		if ((rc = fdo_grow(accs, cap_accs, naccs + 1)))
-			break;
-		double wd = (double)w.weight * decay(q, ck.bucket, width);
-		accs[naccs++] = (struct acc){ck.stack, sel, wd, w.samples};
-		sel_weight[sel] += wd;
-		p->samples += w.samples;
-		if (!p->first_time || ck.bucket < p->first_time)
-			p->first_time = ck.bucket;
-		if ((uint64_t)ck.bucket + width > p->last_time)
-			p->last_time = (uint64_t)ck.bucket + width;
-next:
-		crc = store_cursor_next(c, &k, &kl, &v, &vl);
-	}
-	store_cursor_close(c);
-	free(selcache);
+	s1.t = b.t;
+	s1.width = q->bucket_seconds ? q->bucket_seconds : 3600;
+	s1.since = q->window && q->now > q->window ? q->now - q->window : 0;
+	rc = store_counts_each(b.t, binary, select_one, &s1);
+	free(s1.selcache);
 	if (rc)
 		goto out;
+	struct acc *accs = s1.accs;
+	size_t naccs = s1.naccs;
 
 	/* Scale: each selector's weight to its share, in units of samples. */
 	double total_w = 0, total_mix = 0;
@@ -400,7 +408,8 @@ next:
 		uint8_t key[STORE_STACK_KEY_SIZE];
 		store_stack_key_encode(key, id);
 		struct store_frame f[STORE_STACK_MAX_FRAMES];
-		size_t n;
+		size_t n, vl;
+		const void *v;
 		if (store_get(b.t, STORE_STACKS, key, sizeof key, &v, &vl) ||
 		    store_stack_decode(v, vl, f, STORE_STACK_MAX_FRAMES, &n) ||
 		    n == 0)
@@ -446,7 +455,7 @@ out:
 	free(b.bid_store_ids);
 	imap_fini(&b.locs_by_addr);
 	imap_fini(&b.bids_by_id);
-	free(accs);
+	free(s1.accs);
 	free(sel_weight);
 	store_txn_abort(b.t);
 	if (rc && !err[0])

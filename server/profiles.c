@@ -441,65 +441,64 @@ static void json_ready(struct fdo_buf *b, const struct preq *pr,
 }
 
 /* One pass over the counts of binary: figures per exact label set. */
+struct lset_scan {
+	store_txn *t;
+	uint32_t width;
+	uint64_t since;
+	struct lset *v;
+	size_t nv, cap;
+	uint32_t *slot; /* label set id -> index + 1 */
+	size_t nslot;
+};
+
+static int scan_one(void *arg, const struct store_counts_key *ck,
+		    const struct store_weight *w)
+{
+	struct lset_scan *s = arg;
+	if ((uint64_t)ck->bucket + s->width <= s->since)
+		return FDO_OK;
+	int rc = fdo_grow_zeroed(s->slot, s->nslot, (size_t)ck->labelset + 1);
+	if (rc)
+		return rc;
+	if (!s->slot[ck->labelset]) {
+		if ((rc = fdo_grow(s->v, s->cap, s->nv + 1)))
+			return rc;
+		struct lset *l = &s->v[s->nv];
+		memset(l, 0, sizeof *l);
+		l->id = ck->labelset;
+		const void *p;
+		size_t len;
+		if (store_intern_name(s->t, STORE_DICT_LABELSETS, ck->labelset,
+				      &p, &len) == FDO_OK &&
+		    len <= STORE_NAME_MAX)
+			memcpy(l->text, p, len);
+		s->slot[ck->labelset] = (uint32_t)++s->nv;
+	}
+	struct lset one = {.samples = w->samples,
+			   .first = ck->bucket,
+			   .last = (uint64_t)ck->bucket + s->width};
+	lset_add(&s->v[s->slot[ck->labelset] - 1], &one);
+	return FDO_OK;
+}
+
 static int scan_lsets(store_txn *t, uint32_t binary, const struct preq *pr,
 		      struct lset **out, size_t *n)
 {
-	uint32_t width = pr->q.bucket_seconds ? pr->q.bucket_seconds : 3600;
-	uint64_t since = pr->q.window && pr->q.now > pr->q.window
+	struct lset_scan s = {
+		.t = t,
+		.width = pr->q.bucket_seconds ? pr->q.bucket_seconds : 3600,
+		.since = pr->q.window && pr->q.now > pr->q.window
 				 ? pr->q.now - pr->q.window
-				 : 0;
-	struct lset *v = NULL;
-	size_t nv = 0, cap = 0;
-	uint32_t *slot = NULL; /* label set id -> index + 1 */
-	size_t nslot = 0;
-	store_cursor *c;
-	int rc = store_cursor_open(t, STORE_COUNTS, &c);
-	if (rc)
-		return rc;
-	uint8_t start[STORE_COUNTS_KEY_SIZE];
-	struct store_counts_key ck = {binary, 0, 0, 0};
-	store_counts_key_encode(start, &ck);
-	const void *k, *val;
-	size_t kl, vl;
-	int crc = store_cursor_seek(c, start, sizeof start, &k, &kl, &val, &vl);
-	while (crc == FDO_OK && !store_counts_key_decode(k, kl, &ck) &&
-	       ck.binary == binary) {
-		struct store_weight w;
-		if (store_weight_decode(val, vl, &w) ||
-		    (uint64_t)ck.bucket + width <= since)
-			goto next;
-		if ((rc = fdo_grow_zeroed(slot, nslot,
-					  (size_t)ck.labelset + 1)))
-			break;
-		if (!slot[ck.labelset]) {
-			if ((rc = fdo_grow(v, cap, nv + 1)))
-				break;
-			struct lset *l = &v[nv];
-			memset(l, 0, sizeof *l);
-			l->id = ck.labelset;
-			const void *p;
-			size_t len;
-			if (store_intern_name(t, STORE_DICT_LABELSETS,
-					      ck.labelset, &p, &len) == FDO_OK &&
-			    len <= STORE_NAME_MAX)
-				memcpy(l->text, p, len);
-			slot[ck.labelset] = (uint32_t)++nv;
-		}
-		struct lset one = {.samples = w.samples,
-				   .first = ck.bucket,
-				   .last = (uint64_t)ck.bucket + width};
-		lset_add(&v[slot[ck.labelset] - 1], &one);
-next:
-		crc = store_cursor_next(c, &k, &kl, &val, &vl);
-	}
-	store_cursor_close(c);
-	free(slot);
+				 : 0,
+	};
+	int rc = store_counts_each(t, binary, scan_one, &s);
+	free(s.slot);
 	if (rc) {
-		free(v);
+		free(s.v);
 		return rc;
 	}
-	*out = v;
-	*n = nv;
+	*out = s.v;
+	*n = s.nv;
 	return FDO_OK;
 }
 

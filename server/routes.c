@@ -116,43 +116,31 @@ struct bin_totals {
 	size_t nlabelsets;
 };
 
+static int add_total(void *arg, const struct store_counts_key *ck,
+		     const struct store_weight *w)
+{
+	struct bin_totals *bt = arg;
+	bt->weight += w->weight;
+	bt->samples += w->samples;
+	bt->stacks++;
+	if (!bt->first_bucket || ck->bucket < bt->first_bucket)
+		bt->first_bucket = ck->bucket;
+	if (ck->bucket > bt->last_bucket)
+		bt->last_bucket = ck->bucket;
+	size_t i = 0;
+	while (i < bt->nlabelsets && bt->labelsets[i] != ck->labelset)
+		i++;
+	if (i == bt->nlabelsets && i < 64)
+		bt->labelsets[bt->nlabelsets++] = ck->labelset;
+	if (i < 64)
+		bt->label_samples[i] += w->samples;
+	return FDO_OK;
+}
+
 static int totals_of(store_txn *t, uint32_t binary, struct bin_totals *bt)
 {
 	memset(bt, 0, sizeof *bt);
-	store_cursor *c;
-	int rc = store_cursor_open(t, STORE_COUNTS, &c);
-	if (rc)
-		return rc;
-	uint8_t start[STORE_COUNTS_KEY_SIZE];
-	struct store_counts_key ck = {binary, 0, 0, 0};
-	store_counts_key_encode(start, &ck);
-	const void *k, *v;
-	size_t kl, vl;
-	rc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v, &vl);
-	while (rc == FDO_OK) {
-		struct store_weight w;
-		if (store_counts_key_decode(k, kl, &ck) || ck.binary != binary)
-			break;
-		if (store_weight_decode(v, vl, &w) == FDO_OK) {
-			bt->weight += w.weight;
-			bt->samples += w.samples;
-			bt->stacks++;
-			if (!bt->first_bucket || ck.bucket < bt->first_bucket)
-				bt->first_bucket = ck.bucket;
-			if (ck.bucket > bt->last_bucket)
-				bt->last_bucket = ck.bucket;
-			size_t i = 0;
-			while (i < bt->nlabelsets && bt->labelsets[i] != ck.labelset)
-				i++;
-			if (i == bt->nlabelsets && i < 64)
-				bt->labelsets[bt->nlabelsets++] = ck.labelset;
-			if (i < 64)
-				bt->label_samples[i] += w.samples;
-		}
-		rc = store_cursor_next(c, &k, &kl, &v, &vl);
-	}
-	store_cursor_close(c);
-	return rc == FDO_ENOT_FOUND || rc == FDO_OK ? FDO_OK : rc;
+	return store_counts_each(t, binary, add_total, bt);
 }
 
 /* Distinct hosts of a binary (table hosts). */

@@ -417,3 +417,29 @@ int store_hosts_count(store_txn *t, uint32_t binary, uint64_t *n)
 	store_cursor_close(c);
 	return rc == FDO_OK || rc == FDO_ENOT_FOUND ? FDO_OK : rc;
 }
+
+int store_counts_each(store_txn *t, uint32_t binary, store_counts_fn fn,
+		      void *arg)
+{
+	store_cursor *c;
+	int rc = store_cursor_open(t, STORE_COUNTS, &c);
+	if (rc)
+		return rc;
+	uint8_t start[STORE_COUNTS_KEY_SIZE];
+	struct store_counts_key ck = {binary, 0, 0, 0};
+	store_counts_key_encode(start, &ck);
+	const void *k, *v;
+	size_t kl, vl;
+	int crc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v, &vl);
+	while (crc == FDO_OK && !store_counts_key_decode(k, kl, &ck) &&
+	       ck.binary == binary) {
+		struct store_weight w;
+		if (!store_weight_decode(v, vl, &w) && (rc = fn(arg, &ck, &w)))
+			break;
+		crc = store_cursor_next(c, &k, &kl, &v, &vl);
+	}
+	store_cursor_close(c);
+	if (rc)
+		return rc;
+	return crc == FDO_OK || crc == FDO_ENOT_FOUND ? FDO_OK : crc;
+}

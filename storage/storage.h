@@ -335,6 +335,17 @@ int store_hosts_key_decode(const void *p, size_t len, uint32_t *binary,
 /* store_hosts_count sets *n to the distinct hosts recorded for binary. */
 int store_hosts_count(store_txn *t, uint32_t binary, uint64_t *n);
 
+/*
+ * store_counts_each walks the counts entries of binary in key order (label
+ * set, bucket, stack) and calls fn with each decoded key and weight; an
+ * entry whose value does not decode is skipped. A nonzero return from fn
+ * ends the walk and is returned; otherwise FDO_OK or the store's error.
+ */
+typedef int (*store_counts_fn)(void *arg, const struct store_counts_key *k,
+			       const struct store_weight *w);
+int store_counts_each(store_txn *t, uint32_t binary, store_counts_fn fn,
+		      void *arg);
+
 #define STORE_PUBLISHED_KEY_SIZE 8
 void store_published_key_encode(uint8_t out[STORE_PUBLISHED_KEY_SIZE],
                                 uint32_t binary, uint32_t version);

@@ -299,3 +299,69 @@ TEST(interning_across_map_growth_keeps_ids_dense)
 	CHECK_EQ_INT(store_write(s, intern_many, &m2), FDO_OK);
 	store_close(s);
 }
+
+/* Counts of binaries 1..3: binary 2 has three entries, one of them with a
+ * value that does not decode. */
+static int put_counts(store_txn *t, void *arg)
+{
+	static const struct store_counts_key keys[] = {
+		{1, 1, 100, 7}, {2, 1, 100, 5}, {2, 1, 200, 5},
+		{2, 3, 100, 9}, {3, 1, 100, 1},
+	};
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		uint8_t k[STORE_COUNTS_KEY_SIZE], v[STORE_WEIGHT_VAL_SIZE];
+		store_counts_key_encode(k, &keys[i]);
+		struct store_weight w = {(wire_weight_t)(i + 1) * 10, i + 1};
+		store_weight_encode(v, &w);
+		size_t vl = keys[i].bucket == 200 ? 5 : sizeof v; /* bad value */
+		int rc = store_put(t, STORE_COUNTS, k, sizeof k, v, vl, 0);
+		if (rc)
+			return rc;
+	}
+	return FDO_OK;
+}
+
+struct seen {
+	struct store_counts_key k[8];
+	uint64_t samples[8];
+	size_t n, stop_at;
+};
+
+static int see(void *arg, const struct store_counts_key *k,
+	       const struct store_weight *w)
+{
+	struct seen *s = arg;
+	if (s->n == s->stop_at)
+		return FDO_EBUSY;
+	s->k[s->n] = *k;
+	s->samples[s->n++] = w->samples;
+	return FDO_OK;
+}
+
+TEST(counts_each_walks_one_binary_in_key_order)
+{
+	store *s = open_fresh("counts");
+	REQUIRE(s);
+	REQUIRE(store_write(s, put_counts, NULL) == FDO_OK);
+	store_txn *t;
+	REQUIRE(store_txn_begin(s, 0, &t) == FDO_OK);
+	struct seen a = {.stop_at = 8};
+	CHECK_EQ_INT(store_counts_each(t, 2, see, &a), FDO_OK);
+	REQUIRE(a.n == 2); /* the entry whose value does not decode is skipped */
+	CHECK(a.k[0].binary == 2 && a.k[0].labelset == 1 &&
+	      a.k[0].bucket == 100 && a.k[0].stack == 5);
+	CHECK_EQ_INT(a.samples[0], 2);
+	CHECK(a.k[1].labelset == 3 && a.k[1].stack == 9);
+	CHECK_EQ_INT(a.samples[1], 4);
+
+	struct seen none = {.stop_at = 8};
+	CHECK_EQ_INT(store_counts_each(t, 4, see, &none), FDO_OK);
+	CHECK_EQ_INT(none.n, 0);
+
+	/* fn's error ends the walk and is returned */
+	struct seen one = {.stop_at = 1};
+	CHECK_EQ_INT(store_counts_each(t, 2, see, &one), FDO_EBUSY);
+	CHECK_EQ_INT(one.n, 1);
+	store_txn_abort(t);
+	store_close(s);
+}
