@@ -1,8 +1,9 @@
 /*
  * common/buf.h — growable arrays (fdo_grow) and a growable byte buffer for
- * building responses, JSON and text profiles. The buffer owns its bytes; fdo_buf_fini frees them.
- * On allocation failure the buffer records it (b->oom) and further appends
- * are ignored, so a builder checks once at the end. Not thread safe.
+ * building responses, JSON and text profiles. The buffer owns its bytes;
+ * fdo_buf_fini frees them. On allocation failure the buffer records it
+ * (b->oom) and further appends are ignored, so a builder checks once at the
+ * end. Not thread safe.
  */
 #ifndef FDO_BUF_H
 #define FDO_BUF_H
