@@ -205,6 +205,12 @@ def table(all_times, idx, title, names, base, ceiling, compare, mean_share=()):
 
     w = max(len(n) for n in names)
     lo_k = median_interval_rank(rounds)
+
+    def mid(vals):
+        """The median of vals and its [lo, hi] interval, in percent."""
+        s = sorted(vals)
+        return (100 * statistics.median(s), 100 * s[lo_k - 1],
+                100 * s[-lo_k])
     lines = [
         "%s; speedup = median over rounds of t_base/t - 1; "
         "share = median over rounds of speedup / speedup of %s in the same round; "
@@ -217,43 +223,36 @@ def table(all_times, idx, title, names, base, ceiling, compare, mean_share=()):
             "share", "[lo, hi]"),
     ]
     for n in names:
-        g = sorted(speedup(n, base))
-        sh = sorted(shares(n))
+        g_med, g_lo, g_hi = mid(speedup(n, base))
+        sh = shares(n)
         lines.append("%-*s  %8.3f  %7.3f-%-7.3f  %+7.1f%%  %17s  %s  %13s" % (
-            w, n, med[n], min(times[n]), max(times[n]),
-            100 * statistics.median(g),
-            "[%+.1f%%, %+.1f%%]" % (100 * g[lo_k - 1], 100 * g[-lo_k]),
+            w, n, med[n], min(times[n]), max(times[n]), g_med,
+            "[%+.1f%%, %+.1f%%]" % (g_lo, g_hi),
             "%4.0f%%" % (100 * statistics.median(sh)) if sh else "  n/a",
-            "[%.0f%%, %.0f%%]" % (100 * sh[lo_k - 1], 100 * sh[-lo_k])
+            "[%.0f%%, %.0f%%]" % mid(sh)[1:]
             if len(sh) == rounds else "of %d rounds" % len(sh)))
     for a, b in compare:
-        g = sorted(speedup(a, b))
         lines.append("%s against %s: %+.1f%% [%+.1f%%, %+.1f%%] (median over "
                      "rounds of t_%s/t_%s - 1; positive: %s is faster)" % (
-                         a, b, 100 * statistics.median(g), 100 * g[lo_k - 1],
-                         100 * g[-lo_k], b, a, a))
+                         (a, b) + mid(speedup(a, b)) + (b, a, a)))
     for group_a, group_c in mean_share:
         def mean_gain(group):
             per = [speedup(n, base) for n in group]
             return [statistics.mean(g) for g in zip(*per)]
         ga, gc = mean_gain(group_a), mean_gain(group_c)
-        sh = sorted(a / c for a, c in zip(ga, gc) if c > 0)
-        ga, gc = sorted(ga), sorted(gc)
+        sh = [a / c for a, c in zip(ga, gc) if c > 0]
+        if len(sh) == rounds:
+            share, where = "%.0f%% [%.0f%%, %.0f%%]" % mid(sh), ""
+        else:
+            share = "%.0f%%" % (100 * statistics.median(sh)) if sh else "n/a"
+            where = ", of the %d rounds where the second gained" % len(sh)
         lines.append(
             "mean of %s against mean of %s: speedups %+.1f%% [%+.1f%%, "
             "%+.1f%%] and %+.1f%% [%+.1f%%, %+.1f%%] (per round, the mean "
             "of the variants' speedups; median over rounds); share %s (median "
             "over rounds of the first mean over the second%s)" % (
-                ", ".join(group_a), ", ".join(group_c),
-                100 * statistics.median(ga), 100 * ga[lo_k - 1],
-                100 * ga[-lo_k], 100 * statistics.median(gc),
-                100 * gc[lo_k - 1], 100 * gc[-lo_k],
-                "%.0f%% [%.0f%%, %.0f%%]" % (
-                    100 * statistics.median(sh), 100 * sh[lo_k - 1],
-                    100 * sh[-lo_k]) if len(sh) == rounds else
-                "%.0f%%" % (100 * statistics.median(sh)) if sh else "n/a",
-                "" if len(sh) == rounds else
-                ", of the %d rounds where the second gained" % len(sh)))
+                (", ".join(group_a), ", ".join(group_c)) + mid(ga) + mid(gc)
+                + (share, where)))
     return lines
 
 
