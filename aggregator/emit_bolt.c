@@ -25,8 +25,9 @@
  * zeros dropped, and written in address order, so equal profiles give
  * equal bytes.
  *
- * opts: "build_id=<hex>" picks the build-id; otherwise the one whose
- * stacks' leaves carry the most samples among those with a symbol file.
+ * The build-id: the request's build_id= (prof_opts.build_id); otherwise
+ * the one whose stacks' leaves carry the most samples among those with a
+ * symbol file.
  * Workload: one pass over the stacks or branches, one sort.
  */
 #include <math.h>
@@ -73,33 +74,6 @@ static int cmp_br(const void *a, const void *b)
 	return x->to_off < y->to_off ? -1 : x->to_off > y->to_off;
 }
 
-/* parse_opts finds build_id=<hex> in opts (separated by , ; & or space);
- * other keys belong to other layers and are ignored. */
-static int parse_opts(const char *opts, uint8_t *id, size_t *len)
-{
-	*len = 0;
-	if (!opts)
-		return FDO_OK;
-	const char *s = opts;
-	while (*s) {
-		size_t n = strcspn(s, ",;& \t\n");
-		if (n > 9 && !strncmp(s, "build_id=", 9)) {
-			char hex[2 * FDO_BUILD_ID_MAX + 1];
-			if (n - 9 >= sizeof hex)
-				return FDO_EBAD_BUILD_ID;
-			memcpy(hex, s + 9, n - 9);
-			hex[n - 9] = 0;
-			int err = fdo_build_id_parse(hex, id, len);
-			if (err)
-				return err;
-		}
-		s += n;
-		if (*s)
-			s++;
-	}
-	return FDO_OK;
-}
-
 static const struct prof_loc *leaf_of(const struct prof *p,
 				      const struct prof_stack *st)
 {
@@ -111,14 +85,11 @@ static const struct prof_loc *leaf_of(const struct prof *p,
 
 /* pick_build_id: the requested one, else the one with a symbol file whose
  * leaves carry the most samples (ties: weighted count, then lower index). */
-static int pick_build_id(const struct prof *p, const char *opts,
+static int pick_build_id(const struct prof *p, const struct prof_opts *o,
 			 uint32_t *sel)
 {
-	uint8_t want[FDO_BUILD_ID_MAX];
-	size_t want_len;
-	int err = parse_opts(opts, want, &want_len);
-	if (err)
-		return err == FDO_EBAD_BUILD_ID ? FDO_EINVAL : err;
+	const uint8_t *want = o->build_id;
+	size_t want_len = o->build_id_len;
 	if (want_len) {
 		for (size_t i = 0; i < p->nbuild_ids; i++)
 			if (p->build_ids[i].len == want_len &&
@@ -303,10 +274,11 @@ static int emit_lbr(const struct prof *p, uint32_t sel,
 	return FDO_OK;
 }
 
-int emit_bolt(const struct prof *p, const char *opts, struct fdo_buf *out)
+int emit_bolt(const struct prof *p, const struct prof_opts *o,
+	      struct fdo_buf *out)
 {
 	uint32_t sel = 0;
-	int err = pick_build_id(p, opts, &sel);
+	int err = pick_build_id(p, o, &sel);
 	if (err) {
 		fdo_info("bolt: no build-id with a symbol file to emit for "
 			 "(%s)", fdo_strerror(err));

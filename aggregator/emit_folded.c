@@ -22,8 +22,7 @@
  *  - Stacks that print the same are merged; counts are summed as doubles
  *    and rounded once; lines that round to 0 are dropped. Lines are sorted
  *    bytewise, so the same profile gives the same bytes.
- *  - No options of its own; the ones the route passes every emitter
- *    (build_id=, min_share=) are ignored.
+ *  - No options of its own (prof_opts is not read).
  *
  * Workload: millions of stacks of tens of frames, far fewer distinct
  * printed stacks; each stack is printed once into a scratch buffer and
@@ -152,7 +151,8 @@ static int cmp_line(const void *a, const void *b, void *arg)
 	return x->len < y->len ? -1 : x->len > y->len;
 }
 
-int emit_folded(const struct prof *p, const char *opts, struct fdo_buf *out)
+int emit_folded(const struct prof *p, const struct prof_opts *o,
+		struct fdo_buf *out)
 {
 	struct folded f = {0};
 	struct fdo_buf line;

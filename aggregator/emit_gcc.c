@@ -4,9 +4,9 @@
  * content as the `llvm` profile: per function (keyed by the outermost
  * frame's linkage name) body counts at line offsets from the function's
  * start line, inlined call sites nested, call targets, head counts.
- * Workload: one call per profile request; a profile has up to millions of
- * stacks and thousands of functions, so every merge goes through one hash
- * table and every ordering is one sort.
+ * Workload: one call per profile request; the model has thousands of
+ * instances and lines, so every merge goes through one hash table and
+ * every ordering is one sort.
  *
  * Layout. Every word is a 32-bit little-endian unsigned (gcov_write_unsigned
  * on x86: gcc reads host order, and reads the file on the host that
@@ -74,16 +74,13 @@
  * reads the table ("f.cold", "f.part.0", "f.constprop.0" are all "f"), so
  * a function's pieces merge into one instance instead of hiding each other.
  *
- * Counts are the weighted stack counts rounded to the nearest integer.
- * A stack adds its count to the position of its leaf's innermost frame,
- * nested through the leaf's inline chain (each outer frame's line is the
- * call site of the frame inside it). When the stack has a caller frame,
- * the caller's innermost position gets a call target naming the leaf's
- * function and the leaf's function a head count of the same weight.
- * Samples whose line is 0 add no body count. Functions without a body
- * count are left out (a head count alone tells gcc nothing it can place).
+ * Counts come from the shared inline tree (aggregator/model.c: block
+ * counts inferred on the binary's code by default, else samples per line;
+ * head counts; call targets), rounded to the nearest integer. Functions
+ * without a body count are left out (a head count alone tells gcc nothing
+ * it can place).
  *
- * Options (",", ";", "&" or space separated; unknown keys ignored):
+ * Options (prof_opts; besides the model's counts, line_count, head):
  *   min_share=F             drop functions with less than F (0..1) of the
  *                           sum of the functions' totals
  *   discriminators=0|1      see above; default 0
@@ -105,12 +102,6 @@
 #define AFDO_HIST_INDIR_CALL 3u
 
 #define NONE UINT32_MAX
-
-struct gcc_opts {
-	double min_share;
-	int discriminators;
-	int llvm_discriminators;
-};
 
 /* A function instance: top level (parent NONE) or inlined at a call site. */
 struct node {
@@ -148,7 +139,7 @@ struct key {
 
 struct emit {
 	const struct prof *p;
-	struct gcc_opts o;
+	const struct prof_opts *o;
 	int err;
 	/* Names after the '.' cut, each once; name_of maps a prof string. */
 	char **names;
@@ -178,43 +169,6 @@ struct emit {
 	uint8_t *live;
 	uint32_t *out_index; /* name id -> written index, NONE unused */
 };
-
-/* ---------------------------------------------------------- options -- */
-
-static int parse_opts(const char *s, struct gcc_opts *o)
-{
-	memset(o, 0, sizeof *o);
-	while (s && *s) {
-		size_t n = strcspn(s, ",;& ");
-		char item[128];
-		if (n && n < sizeof item) {
-			memcpy(item, s, n);
-			item[n] = 0;
-			char *eq = strchr(item, '=');
-			const char *v = eq ? eq + 1 : "1";
-			if (eq)
-				*eq = 0;
-			char *end;
-			if (!strcmp(item, "min_share")) {
-				double d = strtod(v, &end);
-				if (end == v || *end || !(d >= 0 && d <= 1))
-					return FDO_EINVAL;
-				o->min_share = d;
-			} else if (!strcmp(item, "discriminators") ||
-			           !strcmp(item, "llvm_discriminators")) {
-				if (strcmp(v, "0") && strcmp(v, "1"))
-					return FDO_EINVAL;
-				*(item[0] == 'd' ? &o->discriminators
-				                 : &o->llvm_discriminators) =
-				    v[0] == '1';
-			}
-		}
-		s += n;
-		if (*s)
-			s++;
-	}
-	return FDO_OK;
-}
 
 /* ------------------------------------------------------------ names -- */
 
@@ -380,103 +334,56 @@ static void target_add(struct emit *e, uint32_t pos, uint32_t name,
 	e->ntgts++;
 }
 
-/* ------------------------------------------------------- the stacks -- */
-
-/* Base discriminator of clang's -fdebug-info-for-profiling encoding. */
-static uint32_t llvm_base_discriminator(uint32_t d)
-{
-	if (d & 1)
-		return 0;
-	d >>= 1;
-	return d & 0x20 ? ((d >> 1) & 0xfe0) | (d & 0x1f) : d & 0x1f;
-}
-
-/* offset_of encodes f's place in its function; the discriminator only
- * when keep (positions keep theirs until fold decides). */
-static uint32_t offset_of(const struct emit *e, const struct prof_frame *f,
-                          int keep)
-{
-	uint32_t off = ((f->line - f->start_line) & 0xffff) << 16;
-	if (keep) {
-		uint32_t d = e->o.llvm_discriminators
-		                 ? llvm_base_discriminator(f->discriminator)
-		                 : f->discriminator;
-		off |= d & 0xffff;
-	}
-	return off;
-}
+/* -------------------------------------------------------- the model -- */
 
 /*
- * walk follows the inline chain of loc from its outermost frame to the
- * innermost one, creating the nested instances; returns the innermost
- * instance (*inner = its frame) or NONE when the chain cannot be placed
- * (no name, a call site without a line; e->err set when loc's frames
- * are out of range).
+ * add_model copies the shared inline tree (aggregator/model.c) into this
+ * file's tree, whose keys differ: names cut at the first '.', offsets
+ * (line offset << 16 | discriminator, the discriminator only with
+ * discriminators=1), so several model instances may land on one.
  */
-static uint32_t walk(struct emit *e, const struct prof_loc *loc,
-                     const struct prof_frame **inner)
+static int add_model(struct emit *e, const struct prof_model *m)
 {
-	if (!loc->nframes)
-		return NONE;
-	if (loc->first_frame > e->p->nframes ||
-	    loc->nframes > e->p->nframes - loc->first_frame) {
-		e->err = FDO_EINVAL;
-		return NONE;
+	uint32_t *gnode = malloc((m->nnodes ? m->nnodes : 1) * sizeof *gnode);
+	if (!gnode)
+		return FDO_ENOMEM;
+	/* A parent's index is below its kids': one pass in order. */
+	for (size_t i = 0; i < m->nnodes && !e->err; i++) {
+		const struct prof_mnode *n = &m->nodes[i];
+		uint32_t name = name_id(e, n->name);
+		uint32_t parent = n->parent == NONE ? NONE : gnode[n->parent];
+		if (name == NONE || (n->parent != NONE && parent == NONE)) {
+			gnode[i] = NONE;
+			continue;
+		}
+		uint32_t off = n->parent == NONE
+				       ? 0
+				       : n->off << 16 |
+						 (e->o->discriminators
+							  ? n->disc & 0xffff
+							  : 0);
+		gnode[i] = node_get(e, parent, off, name);
+		if (gnode[i] != NONE && n->parent == NONE)
+			e->nodes[gnode[i]].head += n->head;
 	}
-	const struct prof_frame *f = e->p->frames + loc->first_frame;
-	size_t k = loc->nframes - 1;
-	uint32_t node = name_id(e, f[k].function);
-	if (node == NONE || (node = node_get(e, NONE, 0, node)) == NONE)
-		return NONE;
-	for (; k > 0; k--) {
-		uint32_t callee = name_id(e, f[k - 1].function);
-		if (callee == NONE || !f[k].line)
-			return NONE;
-		node = node_get(
-		    e, node, offset_of(e, &f[k], e->o.discriminators), callee);
-		if (node == NONE)
-			return NONE;
-	}
-	*inner = &f[0];
-	return node;
-}
-
-static int add_stack(struct emit *e, const struct prof_stack *s)
-{
-	const struct prof *p = e->p;
-	double count = s->count;
-	if (!(count > 0) || !isfinite(count) || !s->nlocs)
-		return FDO_OK;
-	if (s->first_loc > p->nstack_locs ||
-	    s->nlocs > p->nstack_locs - s->first_loc)
-		return FDO_EINVAL;
-	const uint32_t *sl = p->stack_locs + s->first_loc;
-	if (sl[0] >= p->nlocs || (s->nlocs > 1 && sl[1] >= p->nlocs))
-		return FDO_EINVAL;
-	const struct prof_frame *f;
-	uint32_t leaf = walk(e, &p->locs[sl[0]], &f);
-	if (leaf == NONE)
-		return e->err;
-	if (f->line) {
-		uint32_t pi = pos_get(e, leaf, offset_of(e, f, 1));
+	for (size_t i = 0; i < m->nlines && !e->err; i++) {
+		const struct prof_mline *l = &m->lines[i];
+		if (gnode[l->node] == NONE)
+			continue;
+		uint32_t pi = pos_get(e, gnode[l->node],
+				      l->off << 16 | (l->disc & 0xffff));
 		if (pi == NONE)
-			return e->err;
-		e->pos[pi].count += count;
+			break;
+		e->pos[pi].count += l->count;
+		for (uint32_t t = l->first_target;
+		     t < l->first_target + l->ntargets && !e->err; t++) {
+			uint32_t callee = name_id(e, m->targets[t].name);
+			if (callee != NONE)
+				target_add(e, pi, callee,
+					   m->targets[t].count);
+		}
 	}
-	if (s->nlocs < 2)
-		return FDO_OK;
-	/* The leaf's function was called from the caller frame. */
-	uint32_t fn = leaf;
-	while (e->nodes[fn].parent != NONE)
-		fn = e->nodes[fn].parent;
-	uint32_t site = walk(e, &p->locs[sl[1]], &f);
-	if (site == NONE || !f->line)
-		return e->err;
-	uint32_t pi = pos_get(e, site, offset_of(e, f, 1));
-	if (pi == NONE)
-		return e->err;
-	target_add(e, pi, e->nodes[fn].name, count);
-	e->nodes[fn].head += count;
+	free(gnode);
 	return e->err;
 }
 
@@ -548,7 +455,7 @@ static int fold(struct emit *e)
 		free(opos_of);
 		return FDO_ENOMEM;
 	}
-	uint32_t mask = e->o.discriminators ? 0xffffffffu : 0xffff0000u;
+	uint32_t mask = e->o->discriminators ? 0xffffffffu : 0xffff0000u;
 	for (size_t i = 0; i < e->npos; i++) {
 		order[i] = (uint32_t)i;
 		e->pos[i].offset &= mask;
@@ -747,7 +654,7 @@ static int write_file(struct emit *e, struct fdo_buf *b)
 	uint64_t grand = 0;
 	for (size_t i = first_top; i < e->nnodes; i++)
 		grand += e->total[e->kids[i]];
-	double floor_ = e->o.min_share * (double)grand;
+	double floor_ = e->o->min_share * (double)grand;
 	e->out_index = malloc((e->nnames + 1) * sizeof *e->out_index);
 	uint32_t *used = malloc((e->nnames + 1) * sizeof *used);
 	if (!e->out_index || !used) {
@@ -825,22 +732,27 @@ static void emit_fini(struct emit *e)
 	free(e->out_index);
 }
 
-int emit_gcc(const struct prof *p, const char *opts, struct fdo_buf *out)
+int emit_gcc(const struct prof *p, const struct prof_opts *o,
+	     struct fdo_buf *out)
 {
 	struct emit e;
 	memset(&e, 0, sizeof e);
 	e.p = p;
-	int err = parse_opts(opts, &e.o);
+	e.o = o;
+	struct prof_model m;
+	int err = prof_model_build(p, o, o->llvm_discriminators, &m);
 	if (err)
 		return err;
 	size_t start = out->len;
 	e.name_of = malloc((p->nstrings + 1) * sizeof *e.name_of);
-	if (!e.name_of)
+	if (!e.name_of) {
+		prof_model_fini(&m);
 		return FDO_ENOMEM;
+	}
 	for (size_t i = 0; i < p->nstrings; i++)
 		e.name_of[i] = NONE;
-	for (size_t i = 0; i < p->nstacks && !err; i++)
-		err = add_stack(&e, &p->stacks[i]);
+	err = add_model(&e, &m);
+	prof_model_fini(&m);
 	if (!err)
 		err = fold(&e);
 	if (!err)

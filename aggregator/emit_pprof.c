@@ -22,7 +22,7 @@
  *
  * sample_type is [samples/count, cpu/nanoseconds] for cpu-clock and
  * task-clock, else [samples/count, <event>/events]; value[1] = count *
- * period. The profile model has no period: opts "period=N" gives it (the
+ * period. The profile model has no period: option period= gives it (the
  * event's units per sample), default 1 ms (1000000). Go's PGO reader takes
  * the samples/count column. Counts are the profile's weighted counts,
  * rounded; stacks that round to 0 are dropped.
@@ -284,26 +284,6 @@ static void put_value_type(struct fdo_buf *b, uint32_t field, uint32_t type,
 	fdo_buf_fini(&m);
 }
 
-static uint64_t parse_period(const char *opts)
-{
-	uint64_t period = 1000000;
-	if (!opts)
-		return period;
-	for (const char *s = opts; *s;) {
-		size_t n = strcspn(s, ",;& \t\n");
-		if (n > 7 && !strncmp(s, "period=", 7)) {
-			char *end;
-			unsigned long long v = strtoull(s + 7, &end, 10);
-			if (end == s + n && v > 0)
-				period = v;
-		}
-		s += n;
-		if (*s)
-			s++;
-	}
-	return period;
-}
-
 static void enc_fini(struct enc *e)
 {
 	free(e->strs);
@@ -325,10 +305,9 @@ static void enc_fini(struct enc *e)
 }
 
 /* encode writes the uncompressed Profile into raw. */
-static int encode(struct enc *e, const char *opts, struct fdo_buf *raw)
+static int encode(struct enc *e, uint64_t period, struct fdo_buf *raw)
 {
 	const struct prof *p = e->p;
-	uint64_t period = parse_period(opts);
 	str_add(e, "");
 	const char *ev = p->event && *p->event ? p->event : "cpu-clock";
 	int cpu = !strcmp(ev, "cpu-clock") || !strcmp(ev, "task-clock");
@@ -435,7 +414,8 @@ static int gzip_append(const struct fdo_buf *raw, struct fdo_buf *out)
 	return FDO_OK;
 }
 
-int emit_pprof(const struct prof *p, const char *opts, struct fdo_buf *out)
+int emit_pprof(const struct prof *p, const struct prof_opts *o,
+	       struct fdo_buf *out)
 {
 	struct enc e;
 	memset(&e, 0, sizeof e);
@@ -458,7 +438,7 @@ int emit_pprof(const struct prof *p, const char *opts, struct fdo_buf *out)
 	int err = FDO_ENOMEM;
 	if (e.str_map && e.name_map && e.loc_id && e.map_lo && e.map_hi &&
 	    e.map_used && (p->nlocs < UINT32_MAX))
-		err = encode(&e, opts, &raw);
+		err = encode(&e, o->period, &raw);
 	if (!err && (uInt)raw.len != raw.len)
 		err = FDO_ELIMIT;
 	if (!err)

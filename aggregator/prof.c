@@ -36,6 +36,10 @@ void prof_fini(struct prof *p)
 	free(p->stack_locs);
 	free(p->stacks);
 	free(p->branches);
+	free(p->funcs);
+	free(p->blocks);
+	free(p->insns);
+	free(p->edges);
 	free(p->binary);
 	free(p->event);
 	struct prof_priv *pv = p->priv;

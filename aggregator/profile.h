@@ -18,6 +18,8 @@
 
 #define PROF_NONE UINT32_MAX /* "no string" / "unknown" index */
 
+struct prof_opts; /* below */
+
 /* One frame of an inline chain (as the symbolizer resolved it). */
 struct prof_frame {
 	uint32_t function;      /* string index: linkage name */
@@ -68,6 +70,58 @@ struct prof_build_id {
 	char *debug_path; /* debug file, or NULL */
 };
 
+/*
+ * Block execution counts inferred on the binary's own code
+ * (aggregator/blocks.c, when a request wants counts=blocks): the sampled
+ * functions of each build-id with their basic blocks, the blocks'
+ * instructions with their inline chains, and the control-flow edges with
+ * their counts. Counts are in the unit of the stacks' counts per
+ * instruction executed (see blocks.c); only their ratios matter.
+ */
+struct prof_func {
+	uint32_t build_id;    /* index into prof.build_ids */
+	uint32_t name;        /* symbol-table name (string index) */
+	uint64_t addr, size;  /* ELF virtual addresses */
+	uint32_t first_block; /* blocks[first_block .. +nblocks), by address */
+	uint32_t nblocks;
+	double samples;       /* leaf counts that fell in it */
+	int status;           /* FDO_OK, or why it has no blocks (FDO_EPARSE:
+				 undecodable code, FDO_ELIMIT: too large...):
+				 its samples are then placed by line */
+};
+
+struct prof_block {
+	uint32_t func;       /* index into funcs */
+	uint64_t start, end; /* [start, end) ELF virtual addresses */
+	uint32_t first_insn, ninsns; /* into insns */
+	double count;        /* inferred executions */
+	double samples;      /* leaf counts that fell in it */
+};
+
+enum prof_insn_kind { PROF_INSN_PLAIN, PROF_INSN_CALL, PROF_INSN_ICALL,
+		      PROF_INSN_BRANCH };
+
+struct prof_insn {
+	uint64_t vaddr;
+	uint32_t block;       /* index into blocks */
+	uint32_t first_frame; /* frames[first_frame .. +nframes): inline
+				 chain, innermost first; 0: no line known */
+	uint32_t nframes;
+	uint32_t callee; /* direct calls: the callee's linkage name (the
+			    outermost frame at the target), else PROF_NONE */
+	uint8_t kind;    /* enum prof_insn_kind */
+};
+
+enum prof_edge_kind { PROF_EDGE_FALL, PROF_EDGE_TAKEN, PROF_EDGE_TABLE };
+
+struct prof_edge {
+	uint32_t from, to;   /* blocks of one function */
+	uint64_t from_vaddr; /* the branch, or the last instruction of a
+				fall-through's block */
+	double count;
+	uint8_t kind;        /* enum prof_edge_kind */
+};
+
 struct prof {
 	char *binary;
 	char *event;        /* e.g. "cpu-clock" */
@@ -85,6 +139,15 @@ struct prof {
 	size_t nstacks;
 	struct prof_branch *branches;
 	size_t nbranches;
+	/* Inferred block counts (empty unless asked for): */
+	struct prof_func *funcs;
+	size_t nfuncs;
+	struct prof_block *blocks;
+	size_t nblocks;
+	struct prof_insn *insns;   /* by (build_id, vaddr) */
+	size_t ninsns;
+	struct prof_edge *edges;   /* grouped by function, then from block */
+	size_t nedges;
 	/* What went in (for headers, readiness and publishing). */
 	uint64_t samples;   /* raw samples selected */
 	double count;       /* sum of stacks' count */
@@ -104,40 +167,160 @@ static inline const char *prof_str(const struct prof *p, uint32_t i)
 	return i == PROF_NONE || i >= p->nstrings ? "" : p->strings[i];
 }
 
+/* ---------------------------------------------------- the inline tree -- */
+
+/*
+ * What a compile-time sample profile says, built once from a prof by
+ * prof_model_build and written by the llvm and gcc emitters: per function
+ * (the linkage name of the outermost frame of an inline chain) counts at
+ * (line offset from the function's start line, discriminator), the
+ * instances inlined at its call sites nested the same way, the call
+ * targets of its lines, and its head (entry) count. Counts are doubles;
+ * writers round them.
+ */
+struct prof_mnode {
+	uint32_t parent;     /* PROF_NONE: a function */
+	uint32_t name;       /* string index: linkage name */
+	uint32_t off, disc;  /* call site in the parent; 0 for functions */
+	double head;         /* functions: entry count */
+	uint32_t first_line, nlines; /* lines[...], by (off, disc) */
+	uint32_t first_kid, nkids;   /* kids[...], by (off, disc, name) */
+};
+
+struct prof_mline {
+	uint32_t node, off, disc;
+	double count;
+	int known;           /* a count was given (it may be 0) */
+	uint32_t first_target, ntargets; /* targets[...], by name */
+};
+
+struct prof_mtarget {
+	uint32_t name; /* callee linkage name */
+	double count;
+};
+
+struct prof_model {
+	struct prof_mnode *nodes; /* a parent's index is below its kids' */
+	size_t nnodes;
+	struct prof_mline *lines; /* by (node, off, disc) */
+	size_t nlines;
+	struct prof_mtarget *targets;
+	size_t ntargets;
+	uint32_t *kids;      /* node indexes, grouped by parent */
+	uint32_t *functions; /* top-level node indexes, by name */
+	size_t nfunctions;
+	double skipped_unsym, skipped_line0; /* samples not placed */
+};
+
+/*
+ * prof_model_build fills m (which it initializes) from p under o
+ * (counts, line_count, head). decode_discriminators: 1 keeps clang's base
+ * discriminator of a -fdebug-info-for-profiling encoding (what LLVM's
+ * sample loader looks up), 0 the DWARF value as it is. Returns FDO_OK,
+ * FDO_ENOMEM, FDO_EINVAL (p's indexes out of range); on error m is empty.
+ * Only reads p; any thread.
+ */
+int prof_model_build(const struct prof *p, const struct prof_opts *o,
+		     int decode_discriminators, struct prof_model *m);
+void prof_model_fini(struct prof_model *m);
+
+/* The parts of clang's discriminator encoding (DILocation, non-FS). */
+uint32_t prof_base_discriminator(uint32_t d);
+uint32_t prof_duplication_factor(uint32_t d);
+
+/* ----------------------------------------------------------- options -- */
+
+/* What a request asks of the emitters, typed. prof_opts_init gives the
+ * defaults of prof_opt_defs; the profile route sets each query key it
+ * finds through prof_opts_set. */
+enum prof_counts { PROF_COUNTS_SAMPLES, PROF_COUNTS_BLOCKS };
+enum prof_line_count { PROF_LINE_SUM, PROF_LINE_MAX, PROF_LINE_MEAN };
+enum prof_head { PROF_HEAD_STACKS, PROF_HEAD_ENTRY };
+
+struct prof_opts {
+	int counts;     /* enum prof_counts (llvm, gcc, bolt) */
+	int line_count; /* enum prof_line_count (counts=samples) */
+	int head;       /* enum prof_head */
+	int zeros;      /* counts=blocks: write lines that ran 0 times */
+	double min_share; /* drop functions under this share (llvm, gcc) */
+	int discriminators, llvm_discriminators; /* gcc */
+	uint64_t period; /* pprof: event units per sample */
+	/* Set by the route from build_id= (a selector, not in the table):
+	 * bolt writes this build-id; 0 length: the one with most samples. */
+	uint8_t build_id[64];
+	size_t build_id_len;
+};
+
+enum prof_opt_type { PROF_OPT_ENUM, PROF_OPT_BOOL, PROF_OPT_DOUBLE,
+		     PROF_OPT_UINT };
+#define PROF_OPT_MAX_VALUES 4
+
+/* One option: its query key (also `fdoctl pull --key-with-dashes`), its
+ * type, the field it sets, the values of an enum (in the enum's order),
+ * its default, the formats that read it and a line of help. */
+struct prof_opt_def {
+	const char *name;
+	enum prof_opt_type type;
+	size_t offset; /* offsetof(struct prof_opts, field) */
+	const char *values[PROF_OPT_MAX_VALUES + 1];
+	const char *def;
+	const char *formats;
+	const char *help;
+};
+
+/* Every option, terminated by a NULL name. */
+extern const struct prof_opt_def prof_opt_defs[];
+const struct prof_opt_def *prof_opt_find(const char *name);
+/* prof_opt_value_index: the index of value in d->values, or -1. */
+int prof_opt_value_index(const struct prof_opt_def *d, const char *value);
+
+/* prof_opts_init sets every option to its default. */
+void prof_opts_init(struct prof_opts *o);
+
+/*
+ * prof_opts_set sets option name from its text value. Returns FDO_OK,
+ * FDO_ENOT_FOUND (no such option) or FDO_EINVAL (a bad value); err says
+ * which in words fit for a 400 answer. Any thread (o is the caller's).
+ */
+int prof_opts_set(struct prof_opts *o, const char *name, const char *value,
+		  char *err, size_t errlen);
+
+/* prof_opts_parse: defaults, then "name=value" items separated by ',',
+ * ';', '&' or blanks (tests and offline tools); build_id=HEX sets the
+ * build-id. FDO_OK or FDO_EINVAL (also for an unknown name) with err set. */
+int prof_opts_parse(struct prof_opts *o, const char *text, char *err,
+		    size_t errlen);
+
 /* ---------------------------------------------------------- emitters -- */
 
 /*
  * An emitter writes p in its format into out. Returns FDO_OK, FDO_ENOMEM,
  * FDO_EUNSUPPORTED (e.g. bolt without an exact build-id or its symbols),
- * FDO_EIO. opts: emitter-specific text ("min_share=0.001"), may be NULL.
+ * FDO_EIO. o: the request's options (prof_opts_init for the defaults).
  */
 struct prof_emitter {
 	const char *name;         /* "llvm", "gcc", "bolt", "folded", "pprof" */
 	const char *content_type; /* HTTP Content-Type */
-	int (*emit)(const struct prof *p, const char *opts, struct fdo_buf *out);
+	uint8_t code;             /* stored in published versions: never
+				     reuse or change a number */
+	int (*emit)(const struct prof *p, const struct prof_opts *o,
+		    struct fdo_buf *out);
 };
 
 /* The table of every format; terminated by a NULL name. */
 extern const struct prof_emitter prof_emitters[];
 const struct prof_emitter *prof_emitter_find(const char *name);
+const struct prof_emitter *prof_emitter_by_code(unsigned code);
 
-int emit_llvm(const struct prof *p, const char *opts, struct fdo_buf *out);
-
-/* The llvm emitter's choices of one word each (line_count, head), with the
- * values each takes: the one list the emitter checks its options against
- * and the profile route checks its query against. Terminated by a NULL
- * name; values[] by NULL (so at most 3 values). */
-struct emit_choice {
-	const char *name;
-	const char *values[4];
-};
-extern const struct emit_choice emit_llvm_choices[];
-/* emit_choice_index: the index of value in c->values, or -1. */
-int emit_choice_index(const struct emit_choice *c, const char *value);
-
-int emit_gcc(const struct prof *p, const char *opts, struct fdo_buf *out);
-int emit_bolt(const struct prof *p, const char *opts, struct fdo_buf *out);
-int emit_folded(const struct prof *p, const char *opts, struct fdo_buf *out);
-int emit_pprof(const struct prof *p, const char *opts, struct fdo_buf *out);
+int emit_llvm(const struct prof *p, const struct prof_opts *o,
+	      struct fdo_buf *out);
+int emit_gcc(const struct prof *p, const struct prof_opts *o,
+	     struct fdo_buf *out);
+int emit_bolt(const struct prof *p, const struct prof_opts *o,
+	      struct fdo_buf *out);
+int emit_folded(const struct prof *p, const struct prof_opts *o,
+		struct fdo_buf *out);
+int emit_pprof(const struct prof *p, const struct prof_opts *o,
+	       struct fdo_buf *out);
 
 #endif

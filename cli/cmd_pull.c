@@ -2,8 +2,10 @@
  * cli/cmd_pull.c — `fdoctl pull BINARY [--http URL] [--format F]
  * [--build-id ID] [--labels k=v,...] [--mix SPEC] [--window 7d]
  * [--half-life 3d] [--min-samples N] [--min-hosts N] [--min-span D]
- * [--min-share F] [--line-count mean|sum|max] [--head entry|stacks]
- * [-o FILE]`: fetch a profile for a build.
+ * [--<emitter option> V]... [-o FILE]`: fetch a profile for a build. The
+ * emitter options (--counts, --line-count, --head, --min-share, ...) and
+ * their help come from the one table the server checks them against
+ * (aggregator/emit_opts.c).
  *
  * The file is written to a temporary name and renamed, so a build never
  * sees half a profile. When the profile is not ready the reason goes to
@@ -16,9 +18,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "aggregator/profile.h"
 #include "cli/cli.h"
 #include "common/buf.h"
 #include "common/common.h"
+
+/* "--line-count" for the option line_count. */
+static void opt_flag(const char *name, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "--%s", name);
+	for (char *c = buf + 2; *c; c++)
+		if (*c == '_')
+			*c = '-';
+}
 
 static void pull_usage(FILE *out)
 {
@@ -29,10 +41,11 @@ static void pull_usage(FILE *out)
 		"k=v*3,k=v*1]\n"
 		"                   [--window 7d] [--half-life 3d] "
 		"[--min-samples N]\n"
-		"                   [--min-hosts N] [--min-span D] [--min-share "
-		"F]\n"
-		"                   [--line-count mean|sum|max] [--head "
-		"entry|stacks] [-o FILE]\n\n"
+		"                   [--min-hosts N] [--min-span D]\n"
+		"                   [--counts blocks|samples] [--line-count "
+		"mean|sum|max]\n"
+		"                   [--head entry|stacks] [--min-share F] "
+		"[...] [-o FILE]\n\n"
 		"Fetches BINARY's profile from fdod (GET /v1/profiles/BINARY).\n"
 		"URL defaults to $FDOD_HTTP, else http://127.0.0.1:7471. Without\n"
 		"-o the profile goes to stdout. Exit status: 0 written, 3 not\n"
@@ -49,13 +62,23 @@ static void pull_usage(FILE *out)
 		"                    older samples count half every D\n"
 		"  --min-samples N, --min-hosts N, --min-span D\n"
 		"                    readiness rules instead of fdod's defaults\n"
-		"  --min-share F     drop functions under that share\n"
-		"  --line-count M    llvm: a line's count from its addresses'\n"
-		"                    samples: mean (the default: per sampled\n"
-		"                    address), sum or max\n"
-		"  --head H          llvm: a function's head samples: entry (the\n"
-		"                    default: its entry line's count) or stacks\n"
-		"                    (its calls seen in stacks)\n");
+		"\n"
+		"What the emitters write (formats that read each one in [ ]):\n");
+	for (const struct prof_opt_def *d = prof_opt_defs; d->name; d++) {
+		char flag[64], vals[96] = "";
+		opt_flag(d->name, flag, sizeof flag);
+		for (int i = 0; i < PROF_OPT_MAX_VALUES && d->values[i]; i++) {
+			size_t n = strlen(vals);
+			snprintf(vals + n, sizeof vals - n, "%s%s", i ? "|" : "",
+				 d->values[i]);
+		}
+		fprintf(out, "  %s %s (default %s) [%s]\n      %s\n", flag,
+			vals[0] ? vals
+			: d->type == PROF_OPT_BOOL ? "0|1"
+			: d->type == PROF_OPT_DOUBLE ? "F"
+						      : "N",
+			d->def, d->formats, d->help);
+	}
 }
 
 static void url_escape(struct fdo_buf *b, const char *s)
@@ -72,18 +95,33 @@ static void url_escape(struct fdo_buf *b, const char *s)
 
 int cmd_pull(int argc, char **argv)
 {
+	/* The selectors, then one flag per emitter option. */
 	static const struct {
 		const char *flag, *key;
-	} params[] = {
+	} selectors[] = {
 		{"--format", "format"},       {"--build-id", "build_id"},
 		{"--labels", "labels"},       {"--mix", "mix"},
 		{"--window", "window"},       {"--half-life", "half_life"},
 		{"--min-samples", "min_samples"}, {"--min-hosts", "min_hosts"},
-		{"--min-span", "min_span"},   {"--min-share", "min_share"},
-		{"--line-count", "line_count"}, {"--head", "head"},
+		{"--min-span", "min_span"},
 	};
-	const size_t np = sizeof params / sizeof params[0];
-	const char *vals[sizeof params / sizeof params[0]] = {0};
+	enum { NSEL = sizeof selectors / sizeof selectors[0], MAXP = 64 };
+	struct {
+		char flag[64];
+		const char *key;
+	} params[MAXP];
+	size_t np = 0;
+	for (size_t k = 0; k < NSEL; k++, np++) {
+		snprintf(params[np].flag, sizeof params[np].flag, "%s",
+			 selectors[k].flag);
+		params[np].key = selectors[k].key;
+	}
+	for (const struct prof_opt_def *d = prof_opt_defs; d->name && np < MAXP;
+	     d++, np++) {
+		opt_flag(d->name, params[np].flag, sizeof params[np].flag);
+		params[np].key = d->name;
+	}
+	const char *vals[MAXP] = {0};
 	const char *http = NULL, *out_path = NULL, *binary = NULL;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];

@@ -214,8 +214,12 @@ static void check_query(const char *query)
 	if (qget(query, "binary", v))
 		(void)wire_binary_name_check(v, err, sizeof err);
 	qget(query, "dir", v);
-	qget(query, "line_count", v);
-	qget(query, "min_share", v);
+	/* The emitters' options, as the profile route sets them. */
+	struct prof_opts o;
+	prof_opts_init(&o);
+	for (const struct prof_opt_def *d = prof_opt_defs; d->name; d++)
+		if (qget(query, d->name, v))
+			(void)prof_opts_set(&o, d->name, v, err, sizeof err);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,9 +1,9 @@
 /*
  * server/profiles.c — the profile API for build pipelines:
  *   GET  /v1/profiles/{binary}?format=&labels=&mix=&window=&half_life=
- *        &build_id=&min_samples=&min_hosts=&min_span=&min_share=
- *        &line_count=sum|max|mean (llvm: how a line's addresses add up)
- *        &head=stacks|entry (llvm: where head samples come from)
+ *        &build_id=&min_samples=&min_hosts=&min_span=
+ *        &<emitter option>= (every entry of prof_opt_defs,
+ *        aggregator/emit_opts.c: counts, line_count, head, min_share...)
  *   POST /v1/profiles/{binary}/publish   (same selectors)
  *   GET  /v1/profiles/{binary}/versions[/{id}]
  *   GET  /v1/binaries/{binary}/readiness (would a pull be ready, per
@@ -38,22 +38,11 @@
 #define PUB_HDR 48
 #define PUB_MAX_BYTES (256u << 20) /* largest profile a version may hold */
 
-static const char *const format_codes[] = {NULL,     "llvm",   "gcc",
-					   "bolt",   "folded", "pprof"};
-
-static int format_code(const char *name)
-{
-	for (int i = 1; i < 6; i++)
-		if (!strcmp(format_codes[i], name))
-			return i;
-	return 0;
-}
-
 /* Everything a request selects, parsed and checked. */
 struct preq {
 	struct agg_profile_query q;
 	const struct prof_emitter *em;
-	char emit_opts[256];
+	struct prof_opts opts;
 	uint64_t min_samples, min_hosts, min_span;
 	char build_id_hex[129];
 };
@@ -78,6 +67,7 @@ static int parse_request(struct srv_app *app, struct srv_req *req,
 {
 	char v[2048], labels[2048], mix[2048], err[256];
 	memset(pr, 0, sizeof *pr);
+	prof_opts_init(&pr->opts);
 	pr->q.binary = req->param[0];
 	pr->q.now = (uint64_t)time(NULL);
 	pr->q.bucket_seconds = (uint32_t)app->cfg.bucket;
@@ -134,42 +124,18 @@ static int parse_request(struct srv_app *app, struct srv_req *req,
 			return -1;
 		}
 		snprintf(pr->build_id_hex, sizeof pr->build_id_hex, "%s", v);
-		snprintf(pr->emit_opts, sizeof pr->emit_opts, "build_id=%s", v);
+		memcpy(pr->opts.build_id, pr->q.build_id, pr->q.build_id_len);
+		pr->opts.build_id_len = pr->q.build_id_len;
 	}
-	/* llvm choices, passed on to the emitter (emit_llvm.c says why). */
-	for (const struct emit_choice *c = emit_llvm_choices; c->name; c++) {
-		if ((got = qget(req, c->name, v, sizeof v, resp)) < 0)
+	/* The emitters' options, typed once (aggregator/emit_opts.c). */
+	for (const struct prof_opt_def *d = prof_opt_defs; d->name; d++) {
+		if ((got = qget(req, d->name, v, sizeof v, resp)) < 0)
 			return -1;
-		if (!got)
-			continue;
-		if (emit_choice_index(c, v) < 0) {
-			/* "line_count is sum, max or mean" */
-			char list[96] = "";
-			for (int i = 0; c->values[i]; i++) {
-				size_t n = strlen(list);
-				snprintf(list + n, sizeof list - n, "%s%s",
-					 !i ? "" : c->values[i + 1] ? ", " : " or ",
-					 c->values[i]);
-			}
-			srv_resp_error(resp, 400, "%s is %s", c->name, list);
+		if (got &&
+		    prof_opts_set(&pr->opts, d->name, v, err, sizeof err)) {
+			srv_resp_error(resp, 400, "%s", err);
 			return -1;
 		}
-		size_t n = strlen(pr->emit_opts);
-		snprintf(pr->emit_opts + n, sizeof pr->emit_opts - n, "%s%s=%s",
-			 n ? "," : "", c->name, v);
-	}
-	if ((got = qget(req, "min_share", v, sizeof v, resp)) < 0)
-		return -1;
-	if (got) {
-		char *end;
-		double d = strtod(v, &end);
-		if (*end || !(d >= 0 && d < 1)) {
-			srv_resp_error(resp, 400, "bad min_share '%s' (0..1)", v);
-			return -1;
-		}
-		size_t n = strlen(pr->emit_opts);
-		snprintf(pr->emit_opts + n, sizeof pr->emit_opts - n,
-			 "%smin_share=%s", n ? "," : "", v);
 	}
 	return 0;
 }
@@ -196,6 +162,24 @@ static void inputs_json(const struct preq *pr, const struct prof *p,
 		       (unsigned long long)pr->q.window,
 		       (unsigned long long)pr->q.half_life);
 	fdo_buf_json_str(b, pr->build_id_hex);
+	/* The emitters' options, every one (defaults change between
+	 * releases; a version says what it was built with). */
+	fdo_buf_puts(b, ",\"options\":{");
+	for (const struct prof_opt_def *d = prof_opt_defs; d->name; d++) {
+		const char *base = (const char *)&pr->opts + d->offset;
+		fdo_buf_printf(b, "%s\"%s\":", d == prof_opt_defs ? "" : ",",
+			       d->name);
+		if (d->type == PROF_OPT_ENUM)
+			fdo_buf_json_str(b, d->values[*(const int *)base]);
+		else if (d->type == PROF_OPT_BOOL)
+			fdo_buf_puts(b, *(const int *)base ? "true" : "false");
+		else if (d->type == PROF_OPT_DOUBLE)
+			fdo_buf_printf(b, "%g", *(const double *)base);
+		else
+			fdo_buf_printf(b, "%llu", (unsigned long long)
+				       *(const uint64_t *)base);
+	}
+	fdo_buf_putc(b, '}');
 	fdo_buf_printf(b,
 		       ",\"samples\":%llu,\"hosts\":%llu,\"span\":%llu,"
 		       "\"first_time\":%llu,\"last_time\":%llu,\"build_ids\":[",
@@ -291,7 +275,7 @@ static int make_profile(struct srv_app *app, struct preq *pr,
 		fdo_buf_puts(b, "\"}\n");
 		return -1;
 	}
-	rc = pr->em->emit(p, pr->emit_opts, out);
+	rc = pr->em->emit(p, &pr->opts, out);
 	if (rc == FDO_EUNSUPPORTED) {
 		srv_resp_error(resp, 422,
 			       "format %s needs the symbols of one exact "
@@ -659,7 +643,7 @@ void srv_h_publish(void *a, struct srv_req *req, struct srv_resp *resp)
 					    0, &binary);
 			store_txn_abort(t);
 		}
-		struct publish pb = {binary, (uint8_t)format_code(pr.em->name),
+		struct publish pb = {binary, pr.em->code,
 				     d, &inputs, &out, (uint64_t)time(NULL), 0, 0};
 		int rc = out.len + inputs.len + PUB_HDR > PUB_MAX_BYTES
 				 ? FDO_ELIMIT
@@ -730,12 +714,10 @@ static int list_one(void *arg, uint32_t ver, const uint8_t *v, size_t vl)
 	char hex[65];
 	fdo_hex_encode(v + 16, 32, hex);
 	uint32_t il = fdo_get_be32(v + 4);
-	int fmt = v[1] < 6 ? v[1] : 0;
+	const struct prof_emitter *em = prof_emitter_by_code(v[1]);
 	if (lc->want) {
 		if (strcmp(lc->want, hex))
 			return 0;
-		const struct prof_emitter *em =
-			fmt ? prof_emitter_find(format_codes[fmt]) : NULL;
 		lc->resp->content_type =
 			em ? em->content_type : "application/octet-stream";
 		srv_resp_header(lc->resp, "ETag", "\"%s\"", hex);
@@ -748,7 +730,7 @@ static int list_one(void *arg, uint32_t ver, const uint8_t *v, size_t vl)
 		       "%s{\"id\":\"%s\",\"version\":%u,\"format\":\"%s\","
 		       "\"created\":%llu,\"bytes\":%zu,\"inputs\":",
 		       lc->n++ ? "," : "", hex, ver,
-		       fmt ? format_codes[fmt] : "?",
+		       em ? em->name : "?",
 		       (unsigned long long)fdo_get_be64(v + 8),
 		       vl - PUB_HDR - il);
 	fdo_buf_append(lc->b, v + PUB_HDR, il);

@@ -10,6 +10,7 @@
  * check compares per-function sample shares with perf2bolt's own .fdata
  * from the same perf.data (within 1 percentage point).
  */
+#include "tests/unit/emit_with.h"
 #include "tests/unit/test.h"
 #include "tests/unit/emit_real.h"
 
@@ -42,7 +43,7 @@ static int emit(const struct prof *p, const char *opts, char **text)
 {
 	struct fdo_buf b;
 	fdo_buf_init(&b);
-	int rc = emit_bolt(p, opts, &b);
+	int rc = emit_with(emit_bolt, p, opts, &b);
 	*text = rc ? NULL : strdup(fdo_buf_cstr(&b));
 	fdo_buf_fini(&b);
 	return rc;

@@ -6,6 +6,7 @@
  * recording of a program compiled here, symbolized with the symbolizer
  * (inline chains included).
  */
+#include "tests/unit/emit_with.h"
 #include "tests/unit/test.h"
 #include "tests/unit/emit_real.h"
 
@@ -16,7 +17,7 @@
 static int emit(const struct prof *p, const char *opts, struct fdo_buf *b)
 {
 	fdo_buf_init(b);
-	return emit_pprof(p, opts, b);
+	return emit_with(emit_pprof, p, opts, b);
 }
 
 /* gunzip inflates a gzip member; free() the result. */

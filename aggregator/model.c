@@ -1,0 +1,864 @@
+/*
+ * aggregator/model.c — the inline tree of a compile-time sample profile
+ * (struct prof_model, aggregator/profile.h), built once from a prof; the
+ * llvm and gcc emitters only write it.
+ *
+ * Where body counts come from (prof_opts.counts):
+ *  - blocks: the inferred execution count of each instruction's
+ *    block (aggregator/blocks.c), for every instruction of a function whose
+ *    control-flow graph was built. A line's count is the largest count
+ *    among its instructions, each multiplied by the duplication factor
+ *    clang encoded in its discriminator (an unrolled copy runs 1/factor as
+ *    often), as AutoFDO does with counts from branch records: clang's
+ *    sample loader then takes a block's weight as the largest count of its
+ *    lines. Lines whose instructions ran 0 times are kept with count 0 (a
+ *    known cold line), and instructions on line 0 still count, through
+ *    their block. Functions without a graph (undecodable code, no
+ *    executable) fall back to the samples rule below.
+ *  - samples: the leaf samples on each line (line_count=sum|max|mean;
+ *    docs/profile-quality.md has the measurements; mean divides a line's
+ *    samples by its sampled addresses, then rescales every line by one
+ *    factor so the lines keep the samples' total).
+ * In both, every line count is finally scaled so that the lines add up to
+ * the leaf samples they stand for (heads and call targets from blocks
+ * likewise), so a profile mixing the two rules has one unit.
+ *
+ * Call targets: a call instruction with a block count gets that count,
+ * shared among its callees as the stacks saw them (an indirect call), or
+ * given to its direct callee when no stack passed there; in functions
+ * without blocks, a call site gets the count of the stacks through it
+ * (time spent below the call, not calls). The callee is the outermost
+ * frame of the called location; a stack counts once per (call site,
+ * callee), so recursion does not multiply it.
+ *
+ * Heads (head=entry|stacks): entry (default) is the count of the
+ * function's entry block when it has blocks, else the count of its entry
+ * line (offset 0, no discriminator); stacks adds up the stacks in which the
+ * function is called (llvm-profgen's way from LBR calls; it counts time
+ * below the call, so a function entered once that loops long gets a head
+ * as large as its body).
+ *
+ * Locations whose chain has a frame on line 0 or a name clang cannot read
+ * back (empty, or with blanks) are skipped (samples mode) and counted in
+ * skipped_line0; unsymbolized ones in skipped_unsym.
+ *
+ * Workload: millions of stacks, up to millions of instructions of sampled
+ * functions, thousands of distinct lines; one hash table maps (parent,
+ * offset, discriminator, name) to nodes, (node, offset, discriminator) to
+ * lines and (line, name) to targets.
+ */
+#include <assert.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator/profile.h"
+#include "common/buf.h"
+#include "common/common.h"
+
+#define NONE UINT32_MAX
+
+/* ------------------------------------------------ a map of 4 words -- */
+
+struct kslot {
+	uint32_t k[4];
+	uint32_t v; /* NONE: empty */
+};
+
+struct kmap {
+	struct kslot *s;
+	size_t cap, n;
+};
+
+static size_t khash(const uint32_t k[4])
+{
+	return (size_t)fdo_hash_words(k, 4 * sizeof k[0]);
+}
+
+static int kmap_grow(struct kmap *m)
+{
+	size_t cap = m->cap ? m->cap * 2 : 1024;
+	struct kslot *s = malloc(cap * sizeof *s);
+	if (!s)
+		return FDO_ENOMEM;
+	for (size_t i = 0; i < cap; i++)
+		s[i].v = NONE;
+	for (size_t i = 0; i < m->cap; i++) {
+		if (m->s[i].v == NONE)
+			continue;
+		size_t j = khash(m->s[i].k) & (cap - 1);
+		while (s[j].v != NONE)
+			j = (j + 1) & (cap - 1);
+		s[j] = m->s[i];
+	}
+	free(m->s);
+	m->s = s;
+	m->cap = cap;
+	return FDO_OK;
+}
+
+/* kmap_put returns the index stored under k, or stores fresh and returns
+ * it (*added = 1). NONE when out of memory. */
+static uint32_t kmap_put(struct kmap *m, const uint32_t k[4], uint32_t fresh,
+			 int *added)
+{
+	*added = 0;
+	if ((m->n + 1) * 2 > m->cap && kmap_grow(m))
+		return NONE;
+	size_t j = khash(k) & (m->cap - 1);
+	for (; m->s[j].v != NONE; j = (j + 1) & (m->cap - 1))
+		if (!memcmp(m->s[j].k, k, sizeof m->s[j].k))
+			return m->s[j].v;
+	memcpy(m->s[j].k, k, sizeof m->s[j].k);
+	m->s[j].v = fresh;
+	m->n++;
+	*added = 1;
+	return fresh;
+}
+
+/* ---------------------------------------------------- discriminators -- */
+
+/* LLVM's prefix encoding of one component (getUnsignedFromPrefixEncoding). */
+static uint32_t prefix_decode(uint32_t u)
+{
+	if (u & 1)
+		return 0;
+	u >>= 1;
+	if (u & 0x20)
+		return ((u >> 1) & 0xfe0) | (u & 0x1f);
+	return u & 0x1f;
+}
+
+uint32_t prof_base_discriminator(uint32_t d)
+{
+	return prefix_decode(d);
+}
+
+uint32_t prof_duplication_factor(uint32_t d)
+{
+	/* getNextComponentInDiscriminator, then the prefix encoding. */
+	uint32_t next = (d & 1) ? d >> 1 : d >> ((d & 0x40) ? 14 : 7);
+	uint32_t f = prefix_decode(next);
+	return f ? f : 1;
+}
+
+/* ---------------------------------------------------------- builder -- */
+
+struct node {
+	uint32_t parent, off, disc, name;
+};
+
+struct rec {
+	uint32_t node, off, disc;
+	uint32_t naddr;   /* distinct sampled addresses placed on it */
+	uint32_t last_block; /* the block that last added (blocks mode) */
+	double count;
+	double samples;   /* leaf samples placed on it (samples mode) */
+	int known;
+};
+
+struct tgt {
+	uint32_t rec, name;
+	double count;
+	size_t stamp; /* the stack that last added to it, + 1 */
+	int blocks;   /* counted from block counts (the lines' unit) */
+};
+
+/* Stack edges into a call instruction (blocks mode). */
+struct site {
+	uint32_t insn, name;
+	double count;
+	size_t stamp;
+};
+
+struct mb {
+	const struct prof *p;
+	const struct prof_opts *o;
+	int decode;
+	struct node *nodes;
+	size_t nnodes, cap_nodes;
+	struct rec *recs;
+	size_t nrecs, cap_recs;
+	struct tgt *tgts;
+	size_t ntgts, cap_tgts;
+	struct site *sites;
+	size_t nsites, cap_sites;
+	struct kmap node_map, rec_map, tgt_map, site_map;
+	double *head;         /* per string: head from stacks */
+	size_t *head_stamp;   /* per string: the stack that last added, + 1 */
+	double *entry;        /* per string: entry block count, or -1 */
+	uint8_t *name_state;  /* per string: 0 not seen, 1 usable, 2 not */
+	uint32_t *loc_rec;    /* per location: its record, or LOC_* */
+	uint32_t *loc_insn;   /* per location: its instruction in a function
+				 with blocks, or NONE */
+	double placed;        /* leaf samples the lines stand for */
+	double skipped_unsym, skipped_line0;
+};
+
+static uint32_t frame_off(const struct prof_frame *f)
+{
+	return (f->line - f->start_line) & 0xffff;
+}
+
+static uint32_t frame_disc(const struct mb *b, const struct prof_frame *f)
+{
+	return b->decode ? prof_base_discriminator(f->discriminator)
+			 : f->discriminator;
+}
+
+/* A name clang's text reader can take back: not empty, no blanks. */
+static int name_ok(struct mb *b, uint32_t i)
+{
+	if (i >= b->p->nstrings)
+		return 0;
+	if (!b->name_state[i]) {
+		const char *s = b->p->strings[i];
+		b->name_state[i] = *s && !strpbrk(s, " \t\r\n") ? 1 : 2;
+	}
+	return b->name_state[i] == 1;
+}
+
+static uint32_t node_get(struct mb *b, uint32_t parent, uint32_t off,
+			 uint32_t disc, uint32_t name)
+{
+	uint32_t k[4] = {parent, off, disc, name};
+	int added;
+	uint32_t i = kmap_put(&b->node_map, k, (uint32_t)b->nnodes, &added);
+	if (i == NONE || !added)
+		return i;
+	if (fdo_grow(b->nodes, b->cap_nodes, b->nnodes + 1))
+		return NONE; /* the map entry points past the end: we fail */
+	b->nodes[b->nnodes++] = (struct node){parent, off, disc, name};
+	return i;
+}
+
+static uint32_t rec_get(struct mb *b, uint32_t node, uint32_t off,
+			uint32_t disc)
+{
+	uint32_t k[4] = {node, off, disc, 0};
+	int added;
+	uint32_t i = kmap_put(&b->rec_map, k, (uint32_t)b->nrecs, &added);
+	if (i == NONE || !added)
+		return i;
+	if (fdo_grow(b->recs, b->cap_recs, b->nrecs + 1))
+		return NONE;
+	b->recs[b->nrecs++] = (struct rec){node, off, disc, 0, NONE, 0, 0, 0};
+	return i;
+}
+
+static uint32_t tgt_get(struct mb *b, uint32_t rec, uint32_t name)
+{
+	uint32_t k[4] = {rec, name, 0, 0};
+	int added;
+	uint32_t i = kmap_put(&b->tgt_map, k, (uint32_t)b->ntgts, &added);
+	if (i == NONE || !added)
+		return i;
+	if (fdo_grow(b->tgts, b->cap_tgts, b->ntgts + 1))
+		return NONE;
+	b->tgts[b->ntgts++] = (struct tgt){rec, name, 0, 0, 0};
+	return i;
+}
+
+static uint32_t site_get(struct mb *b, uint32_t insn, uint32_t name)
+{
+	uint32_t k[4] = {insn, name, 0, 0};
+	int added;
+	uint32_t i = kmap_put(&b->site_map, k, (uint32_t)b->nsites, &added);
+	if (i == NONE || !added)
+		return i;
+	if (fdo_grow(b->sites, b->cap_sites, b->nsites + 1))
+		return NONE;
+	b->sites[b->nsites++] = (struct site){insn, name, 0, 0};
+	return i;
+}
+
+enum { PLACE_OK, PLACE_UNSYM, PLACE_LINE0, PLACE_NOMEM };
+
+/* loc_rec values besides record indices. */
+#define LOC_UNSET NONE
+#define LOC_UNSYM (NONE - 1)
+#define LOC_LINE0 (NONE - 2)
+
+/*
+ * place_chain finds the line record of the inline chain f[0..n) (innermost
+ * first), walked from the outermost frame in, creating instances on the
+ * way.
+ */
+static int place_chain(struct mb *b, const struct prof_frame *f, uint32_t n,
+		       uint32_t *rec)
+{
+	if (!n)
+		return PLACE_UNSYM;
+	for (uint32_t k = 0; k < n; k++)
+		if (!f[k].line || !name_ok(b, f[k].function))
+			return PLACE_LINE0;
+	uint32_t node = node_get(b, NONE, 0, 0, f[n - 1].function);
+	for (uint32_t k = n - 1; k >= 1 && node != NONE; k--)
+		node = node_get(b, node, frame_off(&f[k]), frame_disc(b, &f[k]),
+				f[k - 1].function);
+	if (node == NONE)
+		return PLACE_NOMEM;
+	*rec = rec_get(b, node, frame_off(&f[0]), frame_disc(b, &f[0]));
+	if (*rec == NONE || *rec >= LOC_LINE0)
+		return PLACE_NOMEM;
+	return PLACE_OK;
+}
+
+/* place: place_chain of location li, remembered per location (call sites
+ * recur in most stacks). */
+static int place(struct mb *b, uint32_t li, uint32_t *rec)
+{
+	uint32_t memo = b->loc_rec[li];
+	if (memo == LOC_UNSYM)
+		return PLACE_UNSYM;
+	if (memo == LOC_LINE0)
+		return PLACE_LINE0;
+	if (memo != LOC_UNSET) {
+		*rec = memo;
+		return PLACE_OK;
+	}
+	const struct prof_loc *l = &b->p->locs[li];
+	int rc = place_chain(b, &b->p->frames[l->first_frame], l->nframes,
+			     rec);
+	if (rc == PLACE_OK)
+		b->loc_rec[li] = *rec;
+	else if (rc != PLACE_NOMEM)
+		b->loc_rec[li] = rc == PLACE_UNSYM ? LOC_UNSYM : LOC_LINE0;
+	return rc;
+}
+
+/* The outermost frame's name of location l, or NONE. */
+static uint32_t callee_name(struct mb *b, const struct prof_loc *l)
+{
+	if (!l->nframes)
+		return NONE;
+	uint32_t name =
+		b->p->frames[l->first_frame + l->nframes - 1].function;
+	return name_ok(b, name) ? name : NONE;
+}
+
+/* One call edge of stack s: site called the function of callee. */
+static int add_edge(struct mb *b, size_t s, const struct prof_loc *callee,
+		    uint32_t site, double count)
+{
+	uint32_t name = callee_name(b, callee);
+	if (name == NONE)
+		return FDO_OK;
+	if (b->head_stamp[name] != s + 1) {
+		b->head_stamp[name] = s + 1;
+		b->head[name] += count;
+	}
+	if (b->loc_insn[site] != NONE) {
+		/* A call instruction with a block count: the stacks only
+		 * say how its count splits among callees. */
+		uint32_t i = site_get(b, b->loc_insn[site], name);
+		if (i == NONE)
+			return FDO_ENOMEM;
+		if (b->sites[i].stamp != s + 1) {
+			b->sites[i].stamp = s + 1;
+			b->sites[i].count += count;
+		}
+		return FDO_OK;
+	}
+	uint32_t rec;
+	int rc = place(b, site, &rec);
+	if (rc == PLACE_NOMEM)
+		return FDO_ENOMEM;
+	if (rc != PLACE_OK)
+		return FDO_OK;
+	uint32_t t = tgt_get(b, rec, name);
+	if (t == NONE)
+		return FDO_ENOMEM;
+	if (b->tgts[t].stamp != s + 1) {
+		b->tgts[t].stamp = s + 1;
+		b->tgts[t].count += count;
+	}
+	return FDO_OK;
+}
+
+/* Leaf locations ordered by address, so one address counts once. */
+static int cmp_loc_addr(const void *x, const void *y, void *arg)
+{
+	const struct prof *p = arg;
+	const struct prof_loc *a = &p->locs[*(const uint32_t *)x];
+	const struct prof_loc *c = &p->locs[*(const uint32_t *)y];
+	if (a->build_id != c->build_id)
+		return a->build_id < c->build_id ? -1 : 1;
+	if (a->offset != c->offset)
+		return a->offset < c->offset ? -1 : 1;
+	return 0;
+}
+
+/* Leaf samples of locations without blocks, by the line rule. */
+static int add_leaves(struct mb *b, const double *leaf)
+{
+	const struct prof *p = b->p;
+	size_t n = 0;
+	uint32_t *idx = malloc((p->nlocs ? p->nlocs : 1) * sizeof *idx);
+	if (!idx)
+		return FDO_ENOMEM;
+	for (size_t i = 0; i < p->nlocs; i++)
+		if (leaf[i] > 0)
+			idx[n++] = (uint32_t)i;
+	qsort_r(idx, n, sizeof *idx, cmp_loc_addr, (void *)p);
+	int rc = FDO_OK;
+	for (size_t i = 0; i < n && !rc;) {
+		double c = 0;
+		size_t j = i;
+		for (; j < n && !cmp_loc_addr(&idx[i], &idx[j], (void *)p); j++)
+			c += leaf[idx[j]];
+		uint32_t rec;
+		if (b->loc_insn[idx[i]] != NONE) {
+			b->placed += c; /* its block counts stand for it */
+			i = j;
+			continue;
+		}
+		switch (place(b, idx[i], &rec)) {
+		case PLACE_OK: {
+			struct rec *r = &b->recs[rec];
+			r->count = b->o->line_count == PROF_LINE_MAX
+					   ? fmax(r->count, c)
+					   : r->count + c;
+			r->samples += c;
+			r->naddr++;
+			r->known = 1;
+			b->placed += c;
+			break;
+		}
+		case PLACE_UNSYM:
+			b->skipped_unsym += c;
+			break;
+		case PLACE_LINE0:
+			b->skipped_line0 += c;
+			break;
+		default:
+			rc = FDO_ENOMEM;
+		}
+		i = j;
+	}
+	free(idx);
+	if (rc || b->o->line_count != PROF_LINE_MEAN)
+		return rc;
+	/* mean: per address, rescaled so the lines keep the sum's total. */
+	double before = 0, after = 0;
+	for (size_t i = 0; i < b->nrecs; i++) {
+		struct rec *r = &b->recs[i];
+		if (!r->naddr)
+			continue;
+		before += r->count;
+		r->count /= r->naddr;
+		after += r->count;
+	}
+	double scale = after > 0 ? before / after : 1;
+	for (size_t i = 0; i < b->nrecs; i++)
+		if (b->recs[i].naddr)
+			b->recs[i].count *= scale;
+	return FDO_OK;
+}
+
+/* ----------------------------------------------------- blocks mode -- */
+
+/* The instruction of p->insns containing (build_id, vaddr), or NONE; for
+ * a caller frame vaddr is inside the call (return address - 1). */
+static uint32_t insn_at(const struct prof *p, uint32_t bid, uint64_t vaddr)
+{
+	size_t lo = 0, hi = p->ninsns;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct prof_insn *in = &p->insns[mid];
+		uint32_t mb = p->blocks[in->block].func < p->nfuncs
+				      ? p->funcs[p->blocks[in->block].func]
+						.build_id
+				      : NONE;
+		if (mb < bid || (mb == bid && in->vaddr <= vaddr))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (!lo)
+		return NONE;
+	const struct prof_insn *in = &p->insns[lo - 1];
+	const struct prof_block *bl = &p->blocks[in->block];
+	const struct prof_func *fn = &p->funcs[bl->func];
+	if (fn->build_id != bid || fn->status != FDO_OK)
+		return NONE;
+	/* Inside this instruction: below the next one, or its block's end. */
+	uint64_t end = lo < p->ninsns && p->insns[lo].block == in->block
+			       ? p->insns[lo].vaddr
+			       : bl->end;
+	return vaddr < end ? (uint32_t)(lo - 1) : NONE;
+}
+
+/* Which locations fall in a function with blocks. */
+static void map_locations(struct mb *b)
+{
+	const struct prof *p = b->p;
+	for (size_t i = 0; i < p->nlocs; i++) {
+		const struct prof_loc *l = &p->locs[i];
+		b->loc_insn[i] = p->ninsns && l->vaddr != UINT64_MAX
+					 ? insn_at(p, l->build_id, l->vaddr)
+					 : NONE;
+	}
+}
+
+/* Line counts from block counts; entry counts per function name. */
+static int add_blocks(struct mb *b)
+{
+	const struct prof *p = b->p;
+	for (size_t i = 0; i < p->ninsns; i++) {
+		const struct prof_insn *in = &p->insns[i];
+		if (in->block >= p->nblocks ||
+		    (size_t)in->first_frame + in->nframes > p->nframes)
+			return FDO_EINVAL;
+		const struct prof_block *bl = &p->blocks[in->block];
+		if (bl->func >= p->nfuncs || p->funcs[bl->func].status)
+			continue;
+		const struct prof_frame *f = &p->frames[in->first_frame];
+		/* The function's entry: its head. */
+		if (in->vaddr == p->funcs[bl->func].addr && in->nframes) {
+			uint32_t name = f[in->nframes - 1].function;
+			if (name < p->nstrings && name_ok(b, name))
+				b->entry[name] = fmax(b->entry[name], 0) +
+						 bl->count;
+		}
+		uint32_t rec;
+		int rc = place_chain(b, f, in->nframes, &rec);
+		if (rc == PLACE_NOMEM)
+			return FDO_ENOMEM;
+		if (rc != PLACE_OK)
+			continue;
+		struct rec *r = &b->recs[rec];
+		double c = bl->count *
+			   (b->decode ? prof_duplication_factor(
+						f[0].discriminator)
+				      : 1);
+		r->count = fmax(r->count, c);
+		r->known = 1;
+		r->last_block = in->block;
+	}
+	return FDO_OK;
+}
+
+/* Call targets of call instructions with block counts. */
+static int add_block_calls(struct mb *b)
+{
+	const struct prof *p = b->p;
+	/* Per instruction: the stacks' total through it. */
+	double *through = calloc(p->ninsns ? p->ninsns : 1, sizeof *through);
+	if (!through)
+		return FDO_ENOMEM;
+	for (size_t i = 0; i < b->nsites; i++)
+		through[b->sites[i].insn] += b->sites[i].count;
+	int rc = FDO_OK;
+	/* Shared among the callees the stacks saw... */
+	for (size_t i = 0; i < b->nsites && !rc; i++) {
+		const struct site *s = &b->sites[i];
+		const struct prof_insn *in = &p->insns[s->insn];
+		double c = p->blocks[in->block].count * s->count /
+			   through[s->insn];
+		uint32_t rec;
+		int pr = place_chain(b, &p->frames[in->first_frame],
+				     in->nframes, &rec);
+		if (pr == PLACE_NOMEM)
+			rc = FDO_ENOMEM;
+		if (pr != PLACE_OK || !(c > 0))
+			continue;
+		uint32_t t = tgt_get(b, rec, s->name);
+		if (t == NONE) {
+			rc = FDO_ENOMEM;
+		} else {
+			b->tgts[t].count += c;
+			b->tgts[t].blocks = 1;
+		}
+	}
+	/* ... or given to the direct callee when no stack passed there. */
+	for (size_t i = 0; i < p->ninsns && !rc; i++) {
+		const struct prof_insn *in = &p->insns[i];
+		const struct prof_block *bl = &p->blocks[in->block];
+		if (in->kind != PROF_INSN_CALL || through[i] > 0 ||
+		    in->callee == PROF_NONE || !name_ok(b, in->callee) ||
+		    !(bl->count > 0) || p->funcs[bl->func].status)
+			continue;
+		uint32_t rec;
+		int pr = place_chain(b, &p->frames[in->first_frame],
+				     in->nframes, &rec);
+		if (pr == PLACE_NOMEM)
+			rc = FDO_ENOMEM;
+		if (pr != PLACE_OK)
+			continue;
+		uint32_t t = tgt_get(b, rec, in->callee);
+		if (t == NONE) {
+			rc = FDO_ENOMEM;
+		} else {
+			b->tgts[t].count += bl->count;
+			b->tgts[t].blocks = 1;
+		}
+	}
+	free(through);
+	return rc;
+}
+
+/* ------------------------------------------------------- the output -- */
+
+static int cmp_name(const struct prof *p, uint32_t a, uint32_t c)
+{
+	return strcmp(prof_str(p, a), prof_str(p, c));
+}
+
+static int cmp_rec(const void *x, const void *y, void *arg)
+{
+	const struct mb *b = arg;
+	const struct rec *a = &b->recs[*(const uint32_t *)x];
+	const struct rec *c = &b->recs[*(const uint32_t *)y];
+	if (a->node != c->node)
+		return a->node < c->node ? -1 : 1;
+	if (a->off != c->off)
+		return a->off < c->off ? -1 : 1;
+	if (a->disc != c->disc)
+		return a->disc < c->disc ? -1 : 1;
+	return 0;
+}
+
+static int cmp_tgt(const void *x, const void *y, void *arg)
+{
+	const struct mb *b = arg;
+	const struct tgt *a = &b->tgts[*(const uint32_t *)x];
+	const struct tgt *c = &b->tgts[*(const uint32_t *)y];
+	if (a->rec != c->rec)
+		return a->rec < c->rec ? -1 : 1;
+	return cmp_name(b->p, a->name, c->name);
+}
+
+/* Kids by (parent, offset, discriminator, name); functions (parent NONE)
+ * last, by name. */
+static int cmp_node(const void *x, const void *y, void *arg)
+{
+	const struct mb *b = arg;
+	const struct node *a = &b->nodes[*(const uint32_t *)x];
+	const struct node *c = &b->nodes[*(const uint32_t *)y];
+	if (a->parent != c->parent)
+		return a->parent < c->parent ? -1 : 1;
+	if (a->off != c->off)
+		return a->off < c->off ? -1 : 1;
+	if (a->disc != c->disc)
+		return a->disc < c->disc ? -1 : 1;
+	return cmp_name(b->p, a->name, c->name);
+}
+
+static uint32_t *iota(size_t n)
+{
+	uint32_t *a = malloc((n ? n : 1) * sizeof *a);
+	for (size_t i = 0; a && i < n; i++)
+		a[i] = (uint32_t)i;
+	return a;
+}
+
+/* finish moves the builder's records into m, sorted. */
+static int finish(struct mb *b, struct prof_model *m)
+{
+	const struct prof *p = b->p;
+	uint32_t *recs = iota(b->nrecs), *tgts = iota(b->ntgts),
+		 *nodes = iota(b->nnodes);
+	uint32_t *line_of = malloc((b->nrecs ? b->nrecs : 1) * sizeof *line_of);
+	m->nodes = calloc(b->nnodes ? b->nnodes : 1, sizeof *m->nodes);
+	m->lines = calloc(b->nrecs ? b->nrecs : 1, sizeof *m->lines);
+	m->targets = calloc(b->ntgts ? b->ntgts : 1, sizeof *m->targets);
+	m->kids = malloc((b->nnodes ? b->nnodes : 1) * sizeof *m->kids);
+	m->functions = malloc((b->nnodes ? b->nnodes : 1) *
+			      sizeof *m->functions);
+	int rc = FDO_ENOMEM;
+	if (!recs || !tgts || !nodes || !line_of || !m->nodes || !m->lines ||
+	    !m->targets || !m->kids || !m->functions)
+		goto out;
+	qsort_r(recs, b->nrecs, sizeof *recs, cmp_rec, b);
+	qsort_r(tgts, b->ntgts, sizeof *tgts, cmp_tgt, b);
+	qsort_r(nodes, b->nnodes, sizeof *nodes, cmp_node, b);
+
+	m->nnodes = b->nnodes;
+	for (size_t i = 0; i < b->nnodes; i++) {
+		const struct node *n = &b->nodes[i];
+		m->nodes[i] = (struct prof_mnode){
+			.parent = n->parent, .name = n->name,
+			.off = n->off, .disc = n->disc};
+		if (n->parent == NONE && n->name < p->nstrings) {
+			int entry = b->o->head == PROF_HEAD_ENTRY;
+			m->nodes[i].head = !entry ? b->head[n->name]
+					   : b->entry[n->name] >= 0
+						   ? b->entry[n->name]
+						   : 0;
+		}
+	}
+	/* Lines, grouped by node. */
+	for (size_t i = 0; i < b->nrecs; i++) {
+		const struct rec *r = &b->recs[recs[i]];
+		line_of[recs[i]] = (uint32_t)i;
+		m->lines[i] = (struct prof_mline){
+			.node = r->node, .off = r->off, .disc = r->disc,
+			.count = r->count, .known = r->known};
+		struct prof_mnode *n = &m->nodes[r->node];
+		if (!n->nlines)
+			n->first_line = (uint32_t)i;
+		n->nlines++;
+	}
+	m->nlines = b->nrecs;
+	/* Targets, grouped by line. */
+	for (size_t i = 0; i < b->ntgts; i++) {
+		const struct tgt *t = &b->tgts[tgts[i]];
+		m->targets[i] = (struct prof_mtarget){t->name, t->count};
+		struct prof_mline *l = &m->lines[line_of[t->rec]];
+		if (!l->ntargets)
+			l->first_target = (uint32_t)i;
+		l->ntargets++;
+	}
+	m->ntargets = b->ntgts;
+	/* Kids, grouped by parent; functions after them. */
+	size_t nk = 0;
+	for (size_t i = 0; i < b->nnodes; i++) {
+		uint32_t ni = nodes[i];
+		uint32_t parent = b->nodes[ni].parent;
+		if (parent == NONE) {
+			m->functions[m->nfunctions++] = ni;
+			continue;
+		}
+		struct prof_mnode *pn = &m->nodes[parent];
+		if (!pn->nkids)
+			pn->first_kid = (uint32_t)nk;
+		pn->nkids++;
+		m->kids[nk++] = ni;
+	}
+	m->skipped_unsym = b->skipped_unsym;
+	m->skipped_line0 = b->skipped_line0;
+	rc = FDO_OK;
+out:
+	free(recs);
+	free(tgts);
+	free(nodes);
+	free(line_of);
+	return rc;
+}
+
+/*
+ * With block counts, one unit for every count: the lines add up to the
+ * samples they stand for, and block-derived entries and call targets move
+ * with them (stack-derived ones stay inclusive sample counts). Without,
+ * the line rule's counts stay as they are.
+ */
+static void rescale(struct mb *b)
+{
+	double lines = 0;
+	for (size_t i = 0; i < b->nrecs; i++)
+		lines += b->recs[i].count;
+	if (!(lines > 0) || !(b->placed > 0))
+		return;
+	double f = b->placed / lines;
+	for (size_t i = 0; i < b->nrecs; i++)
+		b->recs[i].count *= f;
+	for (size_t i = 0; i < b->ntgts; i++)
+		if (b->tgts[i].blocks)
+			b->tgts[i].count *= f;
+	for (size_t i = 0; i < b->p->nstrings; i++)
+		if (b->entry[i] > 0)
+			b->entry[i] *= f;
+}
+
+int prof_model_build(const struct prof *p, const struct prof_opts *o,
+		     int decode_discriminators, struct prof_model *m)
+{
+	memset(m, 0, sizeof *m);
+	struct mb b = {.p = p, .o = o, .decode = decode_discriminators};
+	size_t ns = p->nstrings ? p->nstrings : 1;
+	size_t nl = p->nlocs ? p->nlocs : 1;
+	double *leaf = calloc(nl, sizeof *leaf);
+	b.head = calloc(ns, sizeof *b.head);
+	b.head_stamp = calloc(ns, sizeof *b.head_stamp);
+	b.entry = malloc(ns * sizeof *b.entry);
+	b.name_state = calloc(ns, 1);
+	b.loc_rec = malloc(nl * sizeof *b.loc_rec);
+	b.loc_insn = malloc(nl * sizeof *b.loc_insn);
+	int rc = leaf && b.head && b.head_stamp && b.entry && b.name_state &&
+			 b.loc_rec && b.loc_insn
+		 ? FDO_OK
+		 : FDO_ENOMEM;
+	for (size_t i = 0; !rc && i < ns; i++)
+		b.entry[i] = -1;
+	for (size_t i = 0; !rc && i < p->nlocs; i++) {
+		const struct prof_loc *l = &p->locs[i];
+		if ((size_t)l->first_frame + l->nframes > p->nframes)
+			rc = FDO_EINVAL;
+		b.loc_rec[i] = LOC_UNSET;
+	}
+	int blocks = o->counts == PROF_COUNTS_BLOCKS && p->ninsns;
+	if (!rc) {
+		if (blocks)
+			map_locations(&b);
+		else
+			for (size_t i = 0; i < p->nlocs; i++)
+				b.loc_insn[i] = NONE;
+	}
+	for (size_t s = 0; s < p->nstacks && !rc; s++) {
+		const struct prof_stack *st = &p->stacks[s];
+		if (!st->nlocs || !(st->count > 0) || !isfinite(st->count))
+			continue;
+		if ((size_t)st->first_loc + st->nlocs > p->nstack_locs) {
+			rc = FDO_EINVAL;
+			break;
+		}
+		const uint32_t *sl = &p->stack_locs[st->first_loc];
+		for (uint32_t i = 0; i < st->nlocs && !rc; i++)
+			if (sl[i] >= p->nlocs)
+				rc = FDO_EINVAL;
+		if (rc)
+			break;
+		leaf[sl[0]] += st->count;
+		for (uint32_t i = 0; i + 1 < st->nlocs && !rc; i++)
+			rc = add_edge(&b, s, &p->locs[sl[i]], sl[i + 1],
+				      st->count);
+	}
+	if (!rc && blocks)
+		rc = add_blocks(&b);
+	if (!rc)
+		rc = add_leaves(&b, leaf);
+	if (!rc && blocks)
+		rc = add_block_calls(&b);
+	if (!rc && blocks)
+		rescale(&b);
+	/* A function without an entry block: its entry line's count (one
+	 * record per function has offset 0 and no discriminator). */
+	for (size_t i = 0; !rc && i < b.nrecs; i++) {
+		const struct rec *r = &b.recs[i];
+		const struct node *n = &b.nodes[r->node];
+		if (n->parent == NONE && r->off == 0 && r->disc == 0 &&
+		    b.entry[n->name] < 0)
+			b.entry[n->name] = r->count;
+	}
+	if (!rc)
+		rc = finish(&b, m);
+	free(leaf);
+	free(b.head);
+	free(b.head_stamp);
+	free(b.entry);
+	free(b.name_state);
+	free(b.loc_rec);
+	free(b.loc_insn);
+	free(b.nodes);
+	free(b.recs);
+	free(b.tgts);
+	free(b.sites);
+	free(b.node_map.s);
+	free(b.rec_map.s);
+	free(b.tgt_map.s);
+	free(b.site_map.s);
+	if (rc)
+		prof_model_fini(m);
+	return rc;
+}
+
+void prof_model_fini(struct prof_model *m)
+{
+	free(m->nodes);
+	free(m->lines);
+	free(m->targets);
+	free(m->kids);
+	free(m->functions);
+	memset(m, 0, sizeof *m);
+}
