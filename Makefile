@@ -3,6 +3,7 @@
 #   make test            install missing packages, build, run every test
 #   make demo            install, build, run the end-to-end demo
 #   make bench           run the benchmarks under bench/
+#   make bench-fdo       the FDO benchmark of real programs (bench/fdo)
 #   make check-valgrind  the C unit tests under valgrind
 #   make soak            sustained ingest, pulls and uploads (SOAK_SECONDS)
 #   make clean
@@ -30,7 +31,7 @@ CFLAGS   ?= $(OPT) -g
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter
 CPPFLAGS := -std=c11 -D_GNU_SOURCE -I. -I$(GEN) -MMD -MP
 ALL_CFLAGS = $(CPPFLAGS) $(WARN) $(CFLAGS) $(SANFLAGS)
-LDLIBS   := -lnng -llmdb -ldw -lelf -ldebuginfod -lprotobuf-c -lz -lpthread -lstdc++ -lm
+LDLIBS   := -lnng -llmdb -ldw -lelf -ldebuginfod -lprotobuf-c -lcapstone -lmbedcrypto -lz -lpthread -lstdc++ -lm
 
 PARTS    := common schemas storage symbolizer aggregator server
 DEPS_common     := common
@@ -54,7 +55,7 @@ FDOCTL_SRCS := $(wildcard cli/*.c)
 UNIT_SRCS   := $(wildcard tests/unit/*_*.c)
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all deps test unit unit-san demo bench clean format check-valgrind soak
+.PHONY: all deps test unit unit-san demo bench bench-fdo clean format check-valgrind soak
 all: $(BUILD)/fdod $(BUILD)/fdoctl $(BUILD)/fdo-agent
 
 deps:
@@ -137,6 +138,10 @@ demo: deps all
 bench: deps all
 	bench/run.sh
 
+# The FDO benchmark of real programs (bench/fdo/README.md): hours.
+bench-fdo: deps all
+	bench/fdo/run.sh $(BENCH_FDO_ARGS)
+
 # --- fuzzing (README "Fuzzing") --------------------------------------------
 # fuzz/fuzz_<name>.c is a libFuzzer target built with clang-16 against the
 # archives of part FUZZ_PART_<name> (and those below it), every object
@@ -154,7 +159,10 @@ FUZZ_PART_text     := aggregator
 FUZZ_PART_elf      := storage
 FUZZ_PART_dwarf    := symbolizer
 FUZZ_PART_symindex := symbolizer
+FUZZ_PART_cfg      := symbolizer
+FUZZ_PART_probes   := symbolizer
 FUZZ_PART_http     := server
+FUZZ_PART_fdata    := aggregator
 
 .PHONY: fuzz fuzz-build fuzz-bins
 fuzz: fuzz-build

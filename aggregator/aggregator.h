@@ -194,6 +194,8 @@ struct agg_profile_query {
 	uint32_t bucket_seconds; /* width of the stored buckets */
 	uint8_t build_id[FDO_BUILD_ID_MAX];
 	size_t build_id_len;     /* 0: every build-id of the binary */
+	int blocks;              /* also infer block counts (counts=blocks:
+				    aggregator/blocks.c) */
 };
 
 /*
@@ -212,7 +214,9 @@ void agg_query_fini(struct agg_profile_query *q);
  * initializes; free with prof_fini): selected, decayed, mixed counts of
  * every stack, each location symbolized from symcache, with the
  * build-ids' symbol files and virtual addresses (through cache, which may
- * be NULL). Returns FDO_OK (an empty profile is not an error),
+ * be NULL), and with q->blocks the block counts of the sampled functions
+ * (struct prof_func and after). Returns FDO_OK (an empty profile is not an
+ * error),
  * FDO_ENOT_FOUND (unknown binary), store errors; err explains. Blocks
  * (one read transaction). Any thread.
  */

@@ -228,6 +228,32 @@ static int emit_no_lbr(const struct prof *p, uint32_t sel,
 	return FDO_OK;
 }
 
+/* write_branches sorts r[0..n) and writes one line per distinct branch,
+ * counts summed and rounded, zeros dropped. */
+static void write_branches(struct br_rec *r, size_t n,
+			   const struct sym_func *funcs, struct fdo_buf *out)
+{
+	if (n)
+		qsort(r, n, sizeof *r, cmp_br);
+	for (size_t i = 0; i < n;) {
+		double c = 0, m = 0;
+		size_t j = i;
+		for (; j < n && !cmp_br(&r[i], &r[j]); j++) {
+			c += r[j].count;
+			m += r[j].mispredicts;
+		}
+		long long rc = llround(c), rm = llround(m);
+		if (rc > 0) {
+			put_loc(out, funcs, r[i].from_func, r[i].from_off);
+			fdo_buf_putc(out, ' ');
+			put_loc(out, funcs, r[i].to_func, r[i].to_off);
+			fdo_buf_printf(out, " %lld %lld\n",
+				       rm < rc ? rm : rc, rc);
+		}
+		i = j;
+	}
+}
+
 static int emit_lbr(const struct prof *p, uint32_t sel,
 		    const struct sym_func *funcs, size_t nfuncs,
 		    struct fdo_buf *out)
@@ -251,26 +277,97 @@ static int emit_lbr(const struct prof *p, uint32_t sel,
 		o->mispredicts = b->mispredicts > 0 ? b->mispredicts : 0;
 		n++;
 	}
-	if (n)
-		qsort(r, n, sizeof *r, cmp_br);
-	for (size_t i = 0; i < n;) {
-		double c = 0, m = 0;
-		size_t j = i;
-		for (; j < n && !cmp_br(&r[i], &r[j]); j++) {
-			c += r[j].count;
-			m += r[j].mispredicts;
-		}
-		long long rc = llround(c), rm = llround(m);
-		if (rc > 0) {
-			put_loc(out, funcs, r[i].from_func, r[i].from_off);
-			fdo_buf_putc(out, ' ');
-			put_loc(out, funcs, r[i].to_func, r[i].to_off);
-			fdo_buf_printf(out, " %lld %lld\n",
-				       rm < rc ? rm : rc, rc);
-		}
-		i = j;
-	}
+	write_branches(r, n, funcs, out);
 	free(r);
+	return FDO_OK;
+}
+
+/*
+ * emit_edges writes the edge profile inferred on the binary's code
+ * (counts=blocks: aggregator/blocks.c) as branch records, the form
+ * llvm-bolt reads from LBR profiles and from its own instrumentation:
+ * every edge with a count, fall-throughs included (llvm-bolt takes a
+ * block's count as the sum of its incoming edges), from the last
+ * instruction of the source block to the first of the target; direct calls
+ * as records to the callee's offset 0; and, for each function, the part of
+ * its entry count no known call explains as a call from [unknown] (a
+ * function's execution count is the sum of the records to its offset 0).
+ * Counts are scaled so the blocks' counts times their sizes add up to 100
+ * per sample: the inferred unit is small, and a count that rounds to 0
+ * would tell llvm-bolt the edge is cold.
+ */
+static int emit_edges(const struct prof *p, uint32_t sel,
+		      const struct sym_func *funcs, size_t nfuncs,
+		      struct fdo_buf *out)
+{
+	double mass = 0, samples = 0;
+	for (size_t i = 0; i < p->nblocks; i++) {
+		const struct prof_block *b = &p->blocks[i];
+		if (p->funcs[b->func].build_id != sel)
+			continue;
+		double size = (double)b->ninsns;
+		mass += b->count * size;
+		samples += b->samples;
+	}
+	/* Exact counts (no samples) stay as they are. */
+	double scale = mass > 0 && samples > 0 ? 100 * samples / mass : 1;
+	size_t cap = p->nedges + p->ninsns + p->nfuncs + 1, n = 0;
+	struct br_rec *r = malloc(cap * sizeof *r);
+	double *into = calloc(nfuncs ? nfuncs : 1, sizeof *into);
+	if (!r || !into) {
+		free(r);
+		free(into);
+		return FDO_ENOMEM;
+	}
+	for (size_t i = 0; i < p->nedges; i++) {
+		const struct prof_edge *e = &p->edges[i];
+		const struct prof_block *from = &p->blocks[e->from];
+		if (p->funcs[from->func].build_id != sel ||
+		    !(e->count > 0))
+			continue;
+		struct br_rec *o = &r[n];
+		o->from_func = locate(funcs, nfuncs, e->from_vaddr,
+				      &o->from_off);
+		o->to_func = locate(funcs, nfuncs, p->blocks[e->to].start,
+				    &o->to_off);
+		if (o->from_func == NO_FUNC || o->to_func == NO_FUNC)
+			continue;
+		o->count = e->count * scale;
+		o->mispredicts = 0;
+		n++;
+	}
+	for (size_t i = 0; i < p->ninsns; i++) {
+		const struct prof_insn *in = &p->insns[i];
+		const struct prof_block *b = &p->blocks[in->block];
+		if (in->kind != PROF_INSN_CALL || !in->target ||
+		    p->funcs[b->func].build_id != sel || !(b->count > 0))
+			continue;
+		struct br_rec *o = &r[n];
+		o->from_func = locate(funcs, nfuncs, in->vaddr, &o->from_off);
+		o->to_func = locate(funcs, nfuncs, in->target, &o->to_off);
+		if (o->from_func == NO_FUNC || o->to_func == NO_FUNC ||
+		    o->to_off)
+			continue;
+		o->count = b->count * scale;
+		o->mispredicts = 0;
+		into[o->to_func] += o->count;
+		n++;
+	}
+	for (size_t i = 0; i < p->nfuncs; i++) {
+		const struct prof_func *f = &p->funcs[i];
+		if (f->build_id != sel || f->status || !f->nblocks)
+			continue;
+		uint64_t off;
+		uint32_t fi = locate(funcs, nfuncs, f->addr, &off);
+		double entry = p->blocks[f->first_block].count * scale;
+		if (fi == NO_FUNC || off || !(entry - into[fi] >= 0.5))
+			continue;
+		r[n++] = (struct br_rec){NO_FUNC, fi, 0, 0,
+					 entry - into[fi], 0};
+	}
+	write_branches(r, n, funcs, out);
+	free(r);
+	free(into);
 	return FDO_OK;
 }
 
@@ -293,12 +390,16 @@ int emit_bolt(const struct prof *p, const struct prof_opts *o,
 			 "%s", bid->elf_path, bid->hex, fdo_strerror(err));
 		return err == FDO_ENOMEM ? err : FDO_EIO;
 	}
-	int lbr = 0;
+	int lbr = 0, edges = 0;
 	for (size_t i = 0; i < p->nbranches && !lbr; i++)
 		lbr = p->branches[i].build_id == sel;
+	for (size_t i = 0; i < p->nfuncs && !edges && !lbr; i++)
+		edges = p->funcs[i].build_id == sel && !p->funcs[i].status &&
+			p->funcs[i].nblocks && o->counts == PROF_COUNTS_BLOCKS;
 	size_t start = out->len;
-	err = lbr ? emit_lbr(p, sel, funcs, nfuncs, out)
-		  : emit_no_lbr(p, sel, funcs, nfuncs, out);
+	err = lbr     ? emit_lbr(p, sel, funcs, nfuncs, out)
+	      : edges ? emit_edges(p, sel, funcs, nfuncs, out)
+		      : emit_no_lbr(p, sel, funcs, nfuncs, out);
 	sym_elf_functions_free(funcs);
 	if (!err && out->oom)
 		err = FDO_ENOMEM;

@@ -740,7 +740,9 @@ int emit_gcc(const struct prof *p, const struct prof_opts *o,
 	e.p = p;
 	e.o = o;
 	struct prof_model m;
-	int err = prof_model_build(p, o, o->llvm_discriminators, &m);
+	int err = prof_model_build(p, o,
+				   o->llvm_discriminators ? PROF_MODEL_DECODE : 0,
+				   &m);
 	if (err)
 		return err;
 	size_t start = out->len;

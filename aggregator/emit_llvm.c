@@ -121,6 +121,14 @@ static void put_node(const struct llvm_w *w, uint32_t node, int depth,
 			       (unsigned long long)w->total[k]);
 		put_node(w, k, depth + 1, b);
 	}
+	/* Probe-based: the checksum comes last in each function and
+	 * inlined instance (what marks the profile probe-based). */
+	if (m->probes) {
+		for (int i = 0; i < depth; i++)
+			fdo_buf_putc(b, ' ');
+		fdo_buf_printf(b, "!CFGChecksum: %llu\n",
+			       (unsigned long long)n->checksum);
+	}
 }
 
 /* Functions by total descending, then name. */
@@ -194,7 +202,7 @@ int emit_llvm(const struct prof *p, const struct prof_opts *o,
 	      struct fdo_buf *out)
 {
 	struct prof_model m;
-	int rc = prof_model_build(p, o, 1, &m);
+	int rc = prof_model_build(p, o, PROF_MODEL_DECODE | PROF_MODEL_PROBES, &m);
 	if (rc)
 		return rc;
 	fdo_debug("emit_llvm: %zu functions and inlined instances, %zu "

@@ -20,6 +20,11 @@
 #define OFF(f) offsetof(struct prof_opts, f)
 
 const struct prof_opt_def prof_opt_defs[] = {
+    {"counts", PROF_OPT_ENUM, OFF(counts), {"samples", "blocks"}, "blocks",
+     "llvm,gcc,bolt",
+     "body counts from block execution counts inferred on the binary's "
+     "control-flow graph (blocks), or from the samples on each line "
+     "(samples: no disassembly)"},
     {"line_count", PROF_OPT_ENUM, OFF(line_count), {"sum", "max", "mean"},
      "mean", "llvm,gcc",
      "counts=samples: a line's count from its addresses' samples"},
@@ -27,6 +32,9 @@ const struct prof_opt_def prof_opt_defs[] = {
      "llvm,gcc",
      "head samples: the function entry's count, or the calls seen in "
      "stacks"},
+    {"zeros", PROF_OPT_BOOL, OFF(zeros), {0}, "0", "llvm,gcc",
+     "counts=blocks: also write the lines of sampled functions that ran 0 "
+     "times"},
     {"min_share", PROF_OPT_DOUBLE, OFF(min_share), {0}, "0",
      "llvm,gcc",
      "leave out functions with less than this share (0..1) of the profile"},

@@ -55,6 +55,7 @@
 #include "aggregator/profile.h"
 #include "common/buf.h"
 #include "common/common.h"
+#include "common/map.h"
 
 #define NONE UINT32_MAX
 
@@ -146,6 +147,7 @@ uint32_t prof_duplication_factor(uint32_t d)
 
 struct node {
 	uint32_t parent, off, disc, name;
+	uint64_t checksum; /* probe-based */
 };
 
 struct rec {
@@ -175,6 +177,8 @@ struct mb {
 	const struct prof *p;
 	const struct prof_opts *o;
 	int decode;
+	int probes;           /* probe-based (PROF_MODEL_PROBES and probes) */
+	struct fdo_map64 call_rec; /* probe-based: call insn + 1 -> record */
 	struct node *nodes;
 	size_t nnodes, cap_nodes;
 	struct rec *recs;
@@ -191,7 +195,7 @@ struct mb {
 	uint32_t *loc_rec;    /* per location: its record, or LOC_* */
 	uint32_t *loc_insn;   /* per location: its instruction in a function
 				 with blocks, or NONE */
-	double placed;        /* leaf samples the lines stand for */
+	double placed_blocks; /* leaf samples in functions with blocks */
 	double skipped_unsym, skipped_line0;
 };
 
@@ -228,7 +232,7 @@ static uint32_t node_get(struct mb *b, uint32_t parent, uint32_t off,
 		return i;
 	if (fdo_grow(b->nodes, b->cap_nodes, b->nnodes + 1))
 		return NONE; /* the map entry points past the end: we fail */
-	b->nodes[b->nnodes++] = (struct node){parent, off, disc, name};
+	b->nodes[b->nnodes++] = (struct node){parent, off, disc, name, 0};
 	return i;
 }
 
@@ -360,6 +364,8 @@ static int add_edge(struct mb *b, size_t s, const struct prof_loc *callee,
 		}
 		return FDO_OK;
 	}
+	if (b->probes)
+		return FDO_OK; /* a call site without a probe has no place */
 	uint32_t rec;
 	int rc = place(b, site, &rec);
 	if (rc == PLACE_NOMEM)
@@ -409,7 +415,13 @@ static int add_leaves(struct mb *b, const double *leaf)
 			c += leaf[idx[j]];
 		uint32_t rec;
 		if (b->loc_insn[idx[i]] != NONE) {
-			b->placed += c; /* its block counts stand for it */
+			b->placed_blocks += c; /* its blocks stand for it */
+			i = j;
+			continue;
+		}
+		if (b->probes) {
+			/* no probe counts for it: it cannot be placed */
+			b->skipped_unsym += c;
 			i = j;
 			continue;
 		}
@@ -422,7 +434,7 @@ static int add_leaves(struct mb *b, const double *leaf)
 			r->samples += c;
 			r->naddr++;
 			r->known = 1;
-			b->placed += c;
+
 			break;
 		}
 		case PLACE_UNSYM:
@@ -539,6 +551,89 @@ static int add_blocks(struct mb *b)
 	return FDO_OK;
 }
 
+/*
+ * Probe-based: each probe's count is its block's, summed over the copies
+ * of one probe in distinct blocks (code duplicated after the probes were
+ * placed runs its copies' counts in total), keyed by its inline context
+ * and index. Call probes remember their record for the call targets.
+ */
+static int add_probes(struct mb *b)
+{
+	const struct prof *p = b->p;
+	uint32_t *node_of = malloc((p->npctxs ? p->npctxs : 1) *
+				   sizeof *node_of);
+	if (!node_of)
+		return FDO_ENOMEM;
+	int rc = FDO_OK;
+	/* Contexts come parents first: one pass makes the nodes. */
+	for (size_t i = 0; i < p->npctxs && !rc; i++) {
+		const struct prof_pctx *c = &p->pctxs[i];
+		uint32_t parent = c->parent == PROF_NONE ? NONE
+				  : c->parent < i ? node_of[c->parent]
+						  : NONE - 1;
+		node_of[i] = NONE;
+		if (parent == NONE - 1 || !name_ok(b, c->name) ||
+		    (c->parent != PROF_NONE && parent == NONE))
+			continue;
+		uint32_t n = node_get(b, parent, parent == NONE ? 0 : c->site,
+				      0, c->name);
+		if (n == NONE) {
+			rc = FDO_ENOMEM;
+			break;
+		}
+		b->nodes[n].checksum = c->checksum;
+		node_of[i] = n;
+	}
+	for (size_t i = 0; i < p->nprobes && !rc; i++) {
+		const struct prof_probe *pr = &p->probes[i];
+		if (pr->ctx >= p->npctxs || pr->block >= p->nblocks) {
+			rc = FDO_EINVAL;
+			break;
+		}
+		uint32_t n = node_of[pr->ctx];
+		if (n == NONE)
+			continue;
+		uint32_t rec = rec_get(b, n, pr->index, 0);
+		if (rec == NONE) {
+			rc = FDO_ENOMEM;
+			break;
+		}
+		struct rec *r = &b->recs[rec];
+		if (r->last_block != pr->block)
+			r->count += p->blocks[pr->block].count;
+		r->last_block = pr->block;
+		r->known = 1;
+		if (pr->type == PROF_PROBE_DCALL || pr->type == PROF_PROBE_ICALL) {
+			uint32_t in = insn_at(p, p->funcs[p->blocks[pr->block]
+							      .func].build_id,
+					      pr->vaddr);
+			uint32_t old;
+			int found;
+			if (in != NONE &&
+			    fdo_map64_put(&b->call_rec, (uint64_t)in + 1, rec,
+					  &old, &found))
+				rc = FDO_ENOMEM;
+		}
+	}
+	free(node_of);
+	return rc;
+}
+
+/* The record a call's targets go on: its call probe's (probe-based), or
+ * its line's. NONE when it has none; PLACE_NOMEM as NONE - 1. */
+static uint32_t call_record(struct mb *b, uint32_t insn)
+{
+	const struct prof_insn *in = &b->p->insns[insn];
+	uint32_t rec;
+	if (b->probes)
+		return fdo_map64_get(&b->call_rec, (uint64_t)insn + 1, &rec)
+			       ? rec
+			       : NONE;
+	int pr = place_chain(b, &b->p->frames[in->first_frame], in->nframes,
+			     &rec);
+	return pr == PLACE_OK ? rec : pr == PLACE_NOMEM ? NONE - 1 : NONE;
+}
+
 /* Call targets of call instructions with block counts. */
 static int add_block_calls(struct mb *b)
 {
@@ -556,12 +651,10 @@ static int add_block_calls(struct mb *b)
 		const struct prof_insn *in = &p->insns[s->insn];
 		double c = p->blocks[in->block].count * s->count /
 			   through[s->insn];
-		uint32_t rec;
-		int pr = place_chain(b, &p->frames[in->first_frame],
-				     in->nframes, &rec);
-		if (pr == PLACE_NOMEM)
+		uint32_t rec = call_record(b, s->insn);
+		if (rec == NONE - 1)
 			rc = FDO_ENOMEM;
-		if (pr != PLACE_OK || !(c > 0))
+		if (rec >= NONE - 1 || !(c > 0))
 			continue;
 		uint32_t t = tgt_get(b, rec, s->name);
 		if (t == NONE) {
@@ -579,12 +672,10 @@ static int add_block_calls(struct mb *b)
 		    in->callee == PROF_NONE || !name_ok(b, in->callee) ||
 		    !(bl->count > 0) || p->funcs[bl->func].status)
 			continue;
-		uint32_t rec;
-		int pr = place_chain(b, &p->frames[in->first_frame],
-				     in->nframes, &rec);
-		if (pr == PLACE_NOMEM)
+		uint32_t rec = call_record(b, (uint32_t)i);
+		if (rec == NONE - 1)
 			rc = FDO_ENOMEM;
-		if (pr != PLACE_OK)
+		if (rec >= NONE - 1)
 			continue;
 		uint32_t t = tgt_get(b, rec, in->callee);
 		if (t == NONE) {
@@ -679,7 +770,8 @@ static int finish(struct mb *b, struct prof_model *m)
 		const struct node *n = &b->nodes[i];
 		m->nodes[i] = (struct prof_mnode){
 			.parent = n->parent, .name = n->name,
-			.off = n->off, .disc = n->disc};
+			.off = n->off, .disc = n->disc,
+			.checksum = n->checksum};
 		if (n->parent == NONE && n->name < p->nstrings) {
 			int entry = b->o->head == PROF_HEAD_ENTRY;
 			m->nodes[i].head = !entry ? b->head[n->name]
@@ -726,6 +818,7 @@ static int finish(struct mb *b, struct prof_model *m)
 		pn->nkids++;
 		m->kids[nk++] = ni;
 	}
+	m->probes = b->probes;
 	m->skipped_unsym = b->skipped_unsym;
 	m->skipped_line0 = b->skipped_line0;
 	rc = FDO_OK;
@@ -738,21 +831,24 @@ out:
 }
 
 /*
- * With block counts, one unit for every count: the lines add up to the
- * samples they stand for, and block-derived entries and call targets move
- * with them (stack-derived ones stay inclusive sample counts). Without,
- * the line rule's counts stay as they are.
+ * With block counts, one unit for every count: the lines from blocks add
+ * up to the samples that fell in those blocks (the lines placed by the
+ * samples rule already count samples), and block-derived entries and call
+ * targets move with them (stack-derived ones stay inclusive sample
+ * counts).
  */
 static void rescale(struct mb *b)
 {
 	double lines = 0;
 	for (size_t i = 0; i < b->nrecs; i++)
-		lines += b->recs[i].count;
-	if (!(lines > 0) || !(b->placed > 0))
+		if (b->recs[i].last_block != NONE)
+			lines += b->recs[i].count;
+	if (!(lines > 0) || !(b->placed_blocks > 0))
 		return;
-	double f = b->placed / lines;
+	double f = b->placed_blocks / lines;
 	for (size_t i = 0; i < b->nrecs; i++)
-		b->recs[i].count *= f;
+		if (b->recs[i].last_block != NONE)
+			b->recs[i].count *= f;
 	for (size_t i = 0; i < b->ntgts; i++)
 		if (b->tgts[i].blocks)
 			b->tgts[i].count *= f;
@@ -762,10 +858,10 @@ static void rescale(struct mb *b)
 }
 
 int prof_model_build(const struct prof *p, const struct prof_opts *o,
-		     int decode_discriminators, struct prof_model *m)
+		     unsigned flags, struct prof_model *m)
 {
 	memset(m, 0, sizeof *m);
-	struct mb b = {.p = p, .o = o, .decode = decode_discriminators};
+	struct mb b = {.p = p, .o = o, .decode = !!(flags & PROF_MODEL_DECODE)};
 	size_t ns = p->nstrings ? p->nstrings : 1;
 	size_t nl = p->nlocs ? p->nlocs : 1;
 	double *leaf = calloc(nl, sizeof *leaf);
@@ -788,6 +884,7 @@ int prof_model_build(const struct prof *p, const struct prof_opts *o,
 		b.loc_rec[i] = LOC_UNSET;
 	}
 	int blocks = o->counts == PROF_COUNTS_BLOCKS && p->ninsns;
+	b.probes = blocks && p->nprobes && (flags & PROF_MODEL_PROBES);
 	if (!rc) {
 		if (blocks)
 			map_locations(&b);
@@ -815,7 +912,7 @@ int prof_model_build(const struct prof *p, const struct prof_opts *o,
 				      st->count);
 	}
 	if (!rc && blocks)
-		rc = add_blocks(&b);
+		rc = b.probes ? add_probes(&b) : add_blocks(&b);
 	if (!rc)
 		rc = add_leaves(&b, leaf);
 	if (!rc && blocks)
@@ -823,12 +920,13 @@ int prof_model_build(const struct prof *p, const struct prof_opts *o,
 	if (!rc && blocks)
 		rescale(&b);
 	/* A function without an entry block: its entry line's count (one
-	 * record per function has offset 0 and no discriminator). */
+	 * record per function has offset 0 and no discriminator); with
+	 * probes, its entry probe's (index 1). */
 	for (size_t i = 0; !rc && i < b.nrecs; i++) {
 		const struct rec *r = &b.recs[i];
 		const struct node *n = &b.nodes[r->node];
-		if (n->parent == NONE && r->off == 0 && r->disc == 0 &&
-		    b.entry[n->name] < 0)
+		if (n->parent == NONE && r->off == (b.probes ? 1u : 0u) &&
+		    r->disc == 0 && b.entry[n->name] < 0)
 			b.entry[n->name] = r->count;
 	}
 	if (!rc)
@@ -848,6 +946,7 @@ int prof_model_build(const struct prof *p, const struct prof_opts *o,
 	free(b.rec_map.s);
 	free(b.tgt_map.s);
 	free(b.site_map.s);
+	fdo_map64_fini(&b.call_rec);
 	if (rc)
 		prof_model_fini(m);
 	return rc;

@@ -40,6 +40,8 @@ void prof_fini(struct prof *p)
 	free(p->blocks);
 	free(p->insns);
 	free(p->edges);
+	free(p->pctxs);
+	free(p->probes);
 	free(p->binary);
 	free(p->event);
 	struct prof_priv *pv = p->priv;

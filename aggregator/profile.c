@@ -31,73 +31,12 @@
 #include <string.h>
 
 #include "aggregator/aggregator.h"
+#include "aggregator/blocks.h"
 #include "aggregator/profile.h"
 #include "common/buf.h"
 #include "common/common.h"
+#include "common/map.h"
 #include "symbolizer/symbolizer.h"
-
-/* -------------------------------------------------------- small maps -- */
-
-/* u64 -> index map (open addressing, key 0 reserved by callers' +1). */
-struct imap {
-	uint64_t *keys;
-	uint32_t *vals;
-	size_t cap, n;
-};
-
-static int imap_grow(struct imap *m)
-{
-	size_t cap = m->cap ? m->cap * 2 : 1024;
-	uint64_t *k = calloc(cap, sizeof *k);
-	uint32_t *v = calloc(cap, sizeof *v);
-	if (!k || !v) {
-		free(k);
-		free(v);
-		return FDO_ENOMEM;
-	}
-	for (size_t i = 0; i < m->cap; i++) {
-		if (!m->keys[i])
-			continue;
-		size_t j = fdo_mix64(m->keys[i]) & (cap - 1);
-		while (k[j])
-			j = (j + 1) & (cap - 1);
-		k[j] = m->keys[i];
-		v[j] = m->vals[i];
-	}
-	free(m->keys);
-	free(m->vals);
-	m->keys = k;
-	m->vals = v;
-	m->cap = cap;
-	return FDO_OK;
-}
-
-/* Find key (never 0); on absence insert val and return 0 via *found. */
-static int imap_get(struct imap *m, uint64_t key, uint32_t val, uint32_t *out,
-		    int *found)
-{
-	if ((m->n + 1) * 2 > m->cap && imap_grow(m))
-		return FDO_ENOMEM;
-	size_t j = fdo_mix64(key) & (m->cap - 1);
-	for (; m->keys[j]; j = (j + 1) & (m->cap - 1))
-		if (m->keys[j] == key) {
-			*out = m->vals[j];
-			*found = 1;
-			return FDO_OK;
-		}
-	m->keys[j] = key;
-	m->vals[j] = val;
-	m->n++;
-	*out = val;
-	*found = 0;
-	return FDO_OK;
-}
-
-static void imap_fini(struct imap *m)
-{
-	free(m->keys);
-	free(m->vals);
-}
 
 /* ----------------------------------------------------------- selectors -- */
 
@@ -153,8 +92,8 @@ struct builder {
 	sym_cache *cache;
 	const char *datadir;
 	struct prof *p;
-	struct imap locs_by_addr;   /* (bid id, offset) token -> loc index+1 */
-	struct imap bids_by_id;     /* store build-id id -> prof index+1 */
+	struct fdo_map64 locs_by_addr;   /* (bid id, offset) token -> loc index+1 */
+	struct fdo_map64 bids_by_id;     /* store build-id id -> prof index+1 */
 	uint32_t *bid_store_ids;    /* prof index -> store id */
 	sym_index **indexes;        /* prof index -> open index or NULL */
 	size_t cap_locs, cap_frames, cap_stack_locs, cap_stacks, cap_bids;
@@ -165,7 +104,7 @@ static int build_id_index(struct builder *b, uint32_t id, uint32_t *out)
 {
 	uint32_t v;
 	int found;
-	int rc = imap_get(&b->bids_by_id, (uint64_t)id + 1,
+	int rc = fdo_map64_put(&b->bids_by_id, (uint64_t)id + 1,
 			  (uint32_t)b->p->nbuild_ids + 1, &v, &found);
 	if (rc)
 		return rc;
@@ -217,7 +156,7 @@ static int loc_index(struct builder *b, const struct store_frame *f,
 	uint64_t token = fdo_mix64(f->offset ^ fdo_mix64(f->build_id)) | 1;
 	uint32_t v;
 	int found;
-	int rc = imap_get(&b->locs_by_addr, token, (uint32_t)p->nlocs + 1, &v,
+	int rc = fdo_map64_put(&b->locs_by_addr, token, (uint32_t)p->nlocs + 1, &v,
 			  &found);
 	if (rc)
 		return rc;
@@ -447,14 +386,16 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 	/* Distinct hosts of the binary. */
 	store_hosts_count(b.t, binary, &p->hosts);
 	rc = FDO_OK;
+	if (q->blocks && b.indexes)
+		rc = agg_blocks_build(p, b.indexes);
 out:
 	for (size_t i = 0; i < p->nbuild_ids; i++)
 		if (b.indexes && b.indexes[i])
 			sym_cache_release(cache, b.indexes[i]);
 	free(b.indexes);
 	free(b.bid_store_ids);
-	imap_fini(&b.locs_by_addr);
-	imap_fini(&b.bids_by_id);
+	fdo_map64_fini(&b.locs_by_addr);
+	fdo_map64_fini(&b.bids_by_id);
 	free(s1.accs);
 	free(sel_weight);
 	store_txn_abort(b.t);

@@ -109,15 +109,40 @@ struct prof_insn {
 	uint32_t nframes;
 	uint32_t callee; /* direct calls: the callee's linkage name (the
 			    outermost frame at the target), else PROF_NONE */
+	uint64_t target; /* direct calls: the target's vaddr, else 0 */
 	uint8_t kind;    /* enum prof_insn_kind */
 };
 
 enum prof_edge_kind { PROF_EDGE_FALL, PROF_EDGE_TAKEN, PROF_EDGE_TABLE };
 
+/*
+ * Pseudo probes of a build-id built with clang -fpseudo-probe-for-profiling
+ * (symbolizer/probes.c), on the blocks above: a probe-based profile keys
+ * counts by (inline context, probe index) instead of lines. A context is a
+ * function, or a function inlined at a call probe of its parent's.
+ */
+struct prof_pctx {
+	uint32_t parent;   /* PROF_NONE: a top-level function */
+	uint32_t name;     /* the function's IR name (string index) */
+	uint32_t site;     /* call-probe index in the parent (0 top level) */
+	uint64_t checksum; /* its CFG checksum (.pseudo_probe_desc) */
+};
+
+enum prof_probe_type { PROF_PROBE_BLOCK, PROF_PROBE_ICALL, PROF_PROBE_DCALL };
+
+struct prof_probe {
+	uint64_t vaddr;
+	uint32_t ctx;   /* into pctxs */
+	uint32_t index; /* 1: the function's entry */
+	uint32_t block; /* the counted block holding it */
+	uint8_t type;   /* enum prof_probe_type (others as the file has them) */
+};
+
 struct prof_edge {
 	uint32_t from, to;   /* blocks of one function */
-	uint64_t from_vaddr; /* the branch, or the last instruction of a
-				fall-through's block */
+	uint64_t from_vaddr; /* the last instruction of the source block
+				that is not a nop (its branch, if any):
+				where llvm-bolt looks for an edge */
 	double count;
 	uint8_t kind;        /* enum prof_edge_kind */
 };
@@ -148,6 +173,10 @@ struct prof {
 	size_t ninsns;
 	struct prof_edge *edges;   /* grouped by function, then from block */
 	size_t nedges;
+	struct prof_pctx *pctxs;   /* parents before children */
+	size_t npctxs;
+	struct prof_probe *probes; /* by vaddr */
+	size_t nprobes;
 	/* What went in (for headers, readiness and publishing). */
 	uint64_t samples;   /* raw samples selected */
 	double count;       /* sum of stacks' count */
@@ -181,7 +210,9 @@ static inline const char *prof_str(const struct prof *p, uint32_t i)
 struct prof_mnode {
 	uint32_t parent;     /* PROF_NONE: a function */
 	uint32_t name;       /* string index: linkage name */
-	uint32_t off, disc;  /* call site in the parent; 0 for functions */
+	uint32_t off, disc;  /* call site in the parent; 0 for functions
+				(probe-based: off is the call probe) */
+	uint64_t checksum;   /* probe-based: the CFG checksum, else 0 */
 	double head;         /* functions: entry count */
 	uint32_t first_line, nlines; /* lines[...], by (off, disc) */
 	uint32_t first_kid, nkids;   /* kids[...], by (off, disc, name) */
@@ -200,6 +231,7 @@ struct prof_mtarget {
 };
 
 struct prof_model {
+	int probes;          /* probe-based: lines are probe indexes */
 	struct prof_mnode *nodes; /* a parent's index is below its kids' */
 	size_t nnodes;
 	struct prof_mline *lines; /* by (node, off, disc) */
@@ -214,14 +246,18 @@ struct prof_model {
 
 /*
  * prof_model_build fills m (which it initializes) from p under o
- * (counts, line_count, head). decode_discriminators: 1 keeps clang's base
+ * (counts, line_count, head). flags: PROF_MODEL_DECODE keeps clang's base
  * discriminator of a -fdebug-info-for-profiling encoding (what LLVM's
- * sample loader looks up), 0 the DWARF value as it is. Returns FDO_OK,
- * FDO_ENOMEM, FDO_EINVAL (p's indexes out of range); on error m is empty.
- * Only reads p; any thread.
+ * sample loader looks up; without it, the DWARF value as it is);
+ * PROF_MODEL_PROBES builds a probe-based tree when p has probes (every
+ * function then comes from its probes: functions without are left out).
+ * Returns FDO_OK, FDO_ENOMEM, FDO_EINVAL (p's indexes out of range); on
+ * error m is empty. Only reads p; any thread.
  */
+#define PROF_MODEL_DECODE 1u
+#define PROF_MODEL_PROBES 2u
 int prof_model_build(const struct prof *p, const struct prof_opts *o,
-		     int decode_discriminators, struct prof_model *m);
+		     unsigned flags, struct prof_model *m);
 void prof_model_fini(struct prof_model *m);
 
 /* The parts of clang's discriminator encoding (DILocation, non-FS). */

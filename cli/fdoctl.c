@@ -31,6 +31,9 @@ static const struct command commands[] = {
 	{"status", cmd_status,
 	 "status    [--http URL] [--json]\n"
 	 "          fdod's health, ingest counters and pending backlog"},
+	{"emit", cmd_emit,
+	 "emit      --elf FILE --fdata FILE [--format llvm|gcc|bolt] [-o FILE]\n"
+	 "          a profile from exact branch counts (llvm-bolt -instrument)"},
 	{"symbolize", cmd_symbolize,
 	 "symbolize --elf FILE [--debug-file FILE] [--output-style=LLVM|JSON]\n"
 	 "          [--file-offsets] [--no-demangle] [ADDR...]\n"

@@ -16,6 +16,7 @@ Output (BUILD is build/fuzz when the Makefile runs it):
   BUILD/corpus/<target>/      seeds, one file each (libFuzzer adds to them)
   BUILD/dict/<target>.dict    keywords for -dict=
 """
+import hashlib
 import os
 import shutil
 import struct
@@ -479,6 +480,207 @@ def symindex_seeds(binaries):
     put("symindex", "short", b"FDOSYMX\n\x02\0\0\0")
 
 
+# ---------------------------------------------------------------------- CFG --
+
+def cfg_seeds(binaries):
+    """fuzz_cfg: the seed binaries whole, each text symbol's bytes as raw
+    code (flags 0, a 2-byte length, the bytes), and hand-assembled code: a
+    PC-relative jump table with its data after the code, an absolute table
+    at 0x600000, and a call followed by ud2 and padding."""
+    for path in binaries:
+        if path.endswith(".debug"):
+            continue
+        with open(path, "rb") as f:
+            data = f.read()
+        put("cfg", os.path.basename(path), data)
+        nm = subprocess.run(["nm", "-S", "--defined-only", path],
+                            capture_output=True, text=True).stdout
+        loads = []
+        for line in subprocess.run(["readelf", "-lW", path],
+                                   capture_output=True,
+                                   text=True).stdout.splitlines():
+            f = line.split()
+            if f and f[0] == "LOAD":
+                loads.append((int(f[1], 16), int(f[2], 16), int(f[4], 16)))
+        n = 0
+        for line in nm.splitlines():
+            f = line.split()
+            if len(f) != 4 or f[2] not in "tT" or n >= 16:
+                continue
+            addr, size = int(f[0], 16), int(f[1], 16)
+            for off, vaddr, filesz in loads:
+                if vaddr <= addr and addr + size <= vaddr + filesz and size:
+                    code = data[off + addr - vaddr:off + addr - vaddr + size]
+                    put("cfg", "%s-%s" % (os.path.basename(path), f[3]),
+                        bytes([0]) + struct.pack("<H", len(code)) + code)
+                    n += 1
+                    break
+    # cmp $2,%edi; ja end; lea tbl(%rip),%rcx; movslq (%rcx,%rdi,4),%rax;
+    # add %rcx,%rax; jmp *%rax; three cases; ret; then the table.
+    code = bytes.fromhex("83ff02" "7717" "488d0d0e000000" "48630cb9"
+                         "4801c8" "ffe0" "90" "90" "90" "c3")
+    table = struct.pack("<3i", -0x0e + 0x12, -0x0e + 0x13, -0x0e + 0x14)
+    put("cfg", "hand-pcrel-table",
+        bytes([1]) + struct.pack("<H", len(code)) + code + table)
+    code = bytes.fromhex("ff24fd00006000" "c3")
+    put("cfg", "hand-abs-table", bytes([0]) + struct.pack("<H", len(code))
+        + code + struct.pack("<2Q", 0x401007, 0x401007))
+    code = bytes.fromhex("e800000000" "0f0b" "cccc" "0f1f440000")
+    put("cfg", "hand-noreturn", bytes([0]) + struct.pack("<H", len(code))
+        + code)
+    put_dict("cfg", ["\xff\xe0", "\x48\x63\x04", "\x48\x8d\x0d",
+                     "\xff\x24\xc5", "\x0f\x1f\x44\x00\x00"])
+
+
+# ------------------------------------------------------------- pseudo probes --
+
+def llvm_guid(name):
+    """LLVM's Function::getGUID: MD5 low 64 bits, little-endian."""
+    return int.from_bytes(hashlib.md5(name.encode()).digest()[:8], "little")
+
+
+def probe_input(syms, desc, probe):
+    """fuzz_probes' input: symbol count, (GUID, addr) pairs, desc length,
+    desc bytes, probe bytes."""
+    out = bytes([len(syms)])
+    for g, a in syms:
+        out += struct.pack("<QQ", g, a)
+    return out + struct.pack("<H", len(desc)) + desc + probe
+
+
+def uleb(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def sleb(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if (v == 0 and not b & 0x40) or (v == -1 and b & 0x40):
+            out.append(b)
+            return bytes(out)
+        out.append(b | 0x80)
+
+
+def probe_seeds():
+    """fuzz_probes: the sections of SEED_C built with clang-16
+    -fpseudo-probe-for-profiling (with the symbols of its top-level
+    records, at most 15), each record alone, and hand-built records: an
+    inlinee chain, a sentinel, an absolute address, padded LEB128."""
+    if have("clang-16"):
+        src = os.path.join(SEEDS, "src", "seed.c")
+        out = os.path.join(SEEDS, "bin", "clang-O2-probes")
+        run(["clang-16", "-O2", "-g", "-fpseudo-probe-for-profiling",
+             "-o", out, src])
+        tmp = tempfile.mkdtemp()
+        dpath, ppath = os.path.join(tmp, "d"), os.path.join(tmp, "p")
+        run(["objcopy", "--dump-section", ".pseudo_probe_desc=" + dpath,
+             "--dump-section", ".pseudo_probe=" + ppath, out,
+             os.path.join(tmp, "x")])
+        with open(dpath, "rb") as f:
+            desc = f.read()
+        with open(ppath, "rb") as f:
+            probe = f.read()
+        shutil.rmtree(tmp)
+        nm = subprocess.run(["nm", "--defined-only", out],
+                            capture_output=True, text=True).stdout
+        addr = {}
+        for line in nm.splitlines():
+            f = line.split()
+            if len(f) == 3 and f[1] in "tTwW":
+                addr[llvm_guid(f[2])] = int(f[0], 16)
+        # The top-level records: GUID, counts, then skip them by decoding.
+        records, p = [], 0
+        def u(p):
+            v = s = 0
+            while True:
+                c = probe[p]
+                p += 1
+                v |= (c & 0x7F) << s
+                s += 7
+                if c < 0x80:
+                    return v, p
+        def node(p, top):
+            if not top:
+                _, p = u(p)
+            g = struct.unpack_from("<Q", probe, p)[0]
+            p += 8
+            np, p = u(p)
+            ni, p = u(p)
+            for _ in range(np):
+                _, p = u(p)
+                t = probe[p]
+                p += 1
+                if t & 0x80:
+                    _, p = u(p)
+                else:
+                    p += 8
+            for _ in range(ni):
+                p = node(p, False)
+            return p
+        while p < len(probe):
+            q = node(p, True)
+            records.append((struct.unpack_from("<Q", probe, p)[0],
+                            probe[p:q]))
+            p = q
+        syms = [(g, addr[g]) for g, _ in records if g in addr][:15]
+        put("probes", "clang-O2", probe_input(syms, desc, probe))
+        for i, (g, rec) in enumerate(records[:16]):
+            put("probes", "record-%d" % i,
+                probe_input([(g, addr.get(g, 0x1000))], b"", rec))
+    ga, gb, gc = 0xA1, 0xB2, 0xC3
+    syms = [(ga, 0x1000), (gb, 0x2000), (gc, 0x3000)]
+    desc = (struct.pack("<QQ", ga, 7) + uleb(1) + b"a" +
+            struct.pack("<QQ", gb, 8) + uleb(1) + b"b")
+    def hdr(g, np, ni):
+        return struct.pack("<Q", g) + uleb(np) + uleb(ni)
+    def pr(i, t, d):
+        return uleb(i) + bytes([0x80 | t]) + sleb(d)
+    chain = hdr(ga, 1, 1) + pr(1, 0, 0)
+    for i in range(1, 40):
+        chain += uleb(2) + hdr(gb if i % 2 else ga, 1, int(i < 39)) + \
+            pr(1, 0, 1)
+    put("probes", "hand-chain", probe_input(syms, desc, chain))
+    sentinel = (hdr(0xDEAD, 2, 0) + uleb(0) + bytes([0x20]) +
+                struct.pack("<Q", gc) + pr(4, 0, 0x10))
+    put("probes", "hand-sentinel", probe_input(syms, desc, sentinel))
+    absolute = (hdr(ga, 2, 1) + uleb(7) + bytes([0x05]) +
+                struct.pack("<Q", 0x7777) + pr(8, 1, 1) + uleb(8) +
+                hdr(gb, 1, 0) + pr(1, 2, -3))
+    put("probes", "hand-absolute", probe_input(syms, desc, absolute))
+    padded = hdr(ga, 1, 0) + uleb(3) + bytes([0x80, 0xFE]) + \
+        b"\xff" * 10 + b"\x7f"
+    put("probes", "hand-padded", probe_input(syms, desc, padded))
+    put_dict("probes", ["\x80\x80\x80\x00", "\xff\xff\xff\x7f",
+                        "\x20" + "\x00" * 8, "\xa1" + "\x00" * 7])
+
+
+# -------------------------------------------------------------------- fdata --
+
+def fdata_seeds():
+    """fuzz_fdata: branch records against fuzz_fdata.c's fixed symbols
+    (main, mix/1, mix/2, 'with space', .Lcold/1)."""
+    put("fdata", "instrumented",
+        "1 main 10 1 main 20 0 100\n1 main 1c 1 mix/1 0 0 100\n"
+        "1 mix/1 8 1 mix/1 10 0 40\n1 mix/2 4 1 mix/2 8 3 12\n"
+        "0 [unknown] 0 1 main 0 0 1\n1 with\\ space 4 1 PG.Lcold/1 0 0 5\n")
+    put("fdata", "memory", "1 main 4 1 main 8 0 1\n4 main 10 4 tbl 0 7\n")
+    put("fdata", "no-lbr", "no_lbr cpu-clock:\n1 main 4 100\n")
+    put("fdata", "bolted", "boltedcollection\n1 main 4 1 main 8 0 1\n")
+    put("fdata", "stale", "1 main 999 1 nosuch 0 0 1\n")
+    put_dict("fdata", ["1 ", "0 ", "2 ", "[unknown] ", "main ", "mix/1 ",
+                       "mix/2 ", "with\\ space ", "PG.Lcold/1 ", "no_lbr",
+                       "boltedcollection", " 0 ", "\n", "ffffffffffffffff",
+                       "1e308", "nan", "inf", "-1"])
+
+
 # -------------------------------------------------------------------- HTTP --
 
 def http_seeds():
@@ -523,6 +725,9 @@ def main():
     binaries = build_binaries()
     elf_seeds(binaries)
     symindex_seeds(binaries)
+    cfg_seeds(binaries)
+    probe_seeds()
+    fdata_seeds()
     http_seeds()
     for t in sorted(os.listdir(CORPUS)):
         print("seeds: %-9s %3d files" %

@@ -137,6 +137,11 @@ static int parse_request(struct srv_app *app, struct srv_req *req,
 			return -1;
 		}
 	}
+	/* Block counts cost a disassembly: only for formats that read them. */
+	pr->q.blocks = pr->opts.counts == PROF_COUNTS_BLOCKS &&
+		       (!strcmp(pr->em->name, "llvm") ||
+			!strcmp(pr->em->name, "gcc") ||
+			!strcmp(pr->em->name, "bolt"));
 	return 0;
 }
 

@@ -15,13 +15,7 @@
 
 #include "symbolizer/sym_int.h"
 
-struct elf_handle {
-	int fd;
-	Elf *elf;
-	struct stat st;
-};
-
-static void elf_handle_close(struct elf_handle *h)
+void sym_elf_close(struct sym_elf *h)
 {
 	if (h->elf)
 		elf_end(h->elf);
@@ -31,7 +25,7 @@ static void elf_handle_close(struct elf_handle *h)
 	h->fd = -1;
 }
 
-static int elf_handle_open(const char *path, struct elf_handle *h)
+int sym_elf_open(const char *path, struct sym_elf *h)
 {
 	h->elf = NULL;
 	h->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -41,30 +35,31 @@ static int elf_handle_open(const char *path, struct elf_handle *h)
 	}
 	if (fstat(h->fd, &h->st) != 0 || !S_ISREG(h->st.st_mode)) {
 		fdo_warn("symbolizer: %s is not a regular file", path);
-		elf_handle_close(h);
-		return FDO_EINVAL;
+		sym_elf_close(h);
+		return FDO_EIO;
 	}
 	elf_version(EV_CURRENT);
 	h->elf = elf_begin(h->fd, ELF_C_READ_MMAP, NULL);
 	if (!h->elf || elf_kind(h->elf) != ELF_K_ELF) {
-		int trunc = h->st.st_size > 0 && h->st.st_size < 64 &&
-			    h->st.st_size >= 4;
-		fdo_warn("symbolizer: %s: not ELF (%s)", path,
-			 elf_errmsg(-1) ? elf_errmsg(-1) : "wrong kind");
-		elf_handle_close(h);
+		/* ELF magic without a whole header: a truncated file. */
+		char magic[4];
+		int trunc = pread(h->fd, magic, 4, 0) == 4 &&
+			    !memcmp(magic, ELFMAG, SELFMAG);
+		fdo_warn("symbolizer: %s: not ELF%s", path,
+			 trunc ? " (truncated)" : "");
+		sym_elf_close(h);
 		return trunc ? FDO_ETRUNCATED : FDO_ENOT_ELF;
 	}
-	GElf_Ehdr eh;
-	if (!gelf_getehdr(h->elf, &eh)) {
+	if (!gelf_getehdr(h->elf, &h->eh)) {
 		fdo_warn("symbolizer: %s: bad ELF header: %s", path,
 			 elf_errmsg(-1));
-		elf_handle_close(h);
+		sym_elf_close(h);
 		return FDO_ETRUNCATED;
 	}
-	if (eh.e_ident[EI_DATA] != ELFDATA2LSB) {
+	if (h->eh.e_ident[EI_DATA] != ELFDATA2LSB) {
 		fdo_warn("symbolizer: %s: big-endian ELF is not supported",
 			 path);
-		elf_handle_close(h);
+		sym_elf_close(h);
 		return FDO_EUNSUPPORTED;
 	}
 	return FDO_OK;
@@ -197,9 +192,9 @@ static void find_debug_file(const char *elf_path, Elf *elf,
 int sym_elf_probe(const char *elf_path, const char *debug_path,
 		  struct sym_elf_src *src)
 {
-	struct elf_handle h;
+	struct sym_elf h;
 	memset(src, 0, sizeof *src);
-	int err = elf_handle_open(elf_path, &h);
+	int err = sym_elf_open(elf_path, &h);
 	if (err)
 		return err;
 	read_build_id(h.elf, src->build_id, &src->build_id_len);
@@ -210,7 +205,7 @@ int sym_elf_probe(const char *elf_path, const char *debug_path,
 		if (stat(debug_path, &st) != 0) {
 			fdo_warn("symbolizer: cannot open debug file %s: %m",
 				 debug_path);
-			elf_handle_close(&h);
+			sym_elf_close(&h);
 			return FDO_EIO;
 		}
 		snprintf(src->debug_path, sizeof src->debug_path, "%s",
@@ -224,7 +219,7 @@ int sym_elf_probe(const char *elf_path, const char *debug_path,
 			sig = sig_file(sig, src->debug_path, &st);
 	}
 	src->sig = sig;
-	elf_handle_close(&h);
+	sym_elf_close(&h);
 	return FDO_OK;
 }
 
@@ -334,8 +329,8 @@ static int collect_symbols(Elf *elf, struct sym_builder *b)
 
 int sym_elf_collect(const char *elf_path, struct sym_builder *b)
 {
-	struct elf_handle h;
-	int err = elf_handle_open(elf_path, &h);
+	struct sym_elf h;
+	int err = sym_elf_open(elf_path, &h);
 	if (err)
 		return err;
 	read_build_id(h.elf, b->build_id, &b->build_id_len);
@@ -348,7 +343,7 @@ int sym_elf_collect(const char *elf_path, struct sym_builder *b)
 				continue;
 			struct sym_load *l = sym_vec_push(&b->loads, 1);
 			if (!l) {
-				elf_handle_close(&h);
+				sym_elf_close(&h);
 				return FDO_ENOMEM;
 			}
 			l->off = ph.p_offset;
@@ -357,6 +352,6 @@ int sym_elf_collect(const char *elf_path, struct sym_builder *b)
 		}
 	}
 	err = collect_symbols(h.elf, b);
-	elf_handle_close(&h);
+	sym_elf_close(&h);
 	return err;
 }

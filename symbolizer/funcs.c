@@ -18,12 +18,9 @@
  * untrusted: libelf bounds-checks the section data and the string reads,
  * and we check section indexes and sizes.
  */
-#include <fcntl.h>
 #include <gelf.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "symbolizer/sym_int.h"
 
@@ -246,51 +243,20 @@ int sym_elf_functions(const char *elf_path, struct sym_func **out, size_t *n)
 {
 	*out = NULL;
 	*n = 0;
-	int fd = open(elf_path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		fdo_warn("symbolizer: cannot open %s: %m", elf_path);
-		return FDO_EIO;
-	}
-	struct stat st;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		fdo_warn("symbolizer: %s is not a regular file", elf_path);
-		close(fd);
-		return FDO_EINVAL;
-	}
-	elf_version(EV_CURRENT);
-	Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	GElf_Ehdr eh;
-	int err = FDO_OK;
-	if (!elf || elf_kind(elf) != ELF_K_ELF) {
-		/* ELF magic without a whole header: a truncated file. */
-		char magic[4];
-		int trunc = pread(fd, magic, 4, 0) == 4 &&
-			    !memcmp(magic, ELFMAG, SELFMAG);
-		fdo_warn("symbolizer: %s: not ELF%s", elf_path,
-			 trunc ? " (truncated)" : "");
-		err = trunc ? FDO_ETRUNCATED : FDO_ENOT_ELF;
-	} else if (!gelf_getehdr(elf, &eh)) {
-		fdo_warn("symbolizer: %s: bad ELF header: %s", elf_path,
-			 elf_errmsg(-1));
-		err = FDO_ETRUNCATED;
-	} else if (eh.e_ident[EI_DATA] != ELFDATA2LSB) {
-		fdo_warn("symbolizer: %s: big-endian ELF is not supported",
-			 elf_path);
-		err = FDO_EUNSUPPORTED;
-	}
+	struct sym_elf h;
+	int err = sym_elf_open(elf_path, &h);
+	if (err)
+		return err;
 	struct cand *c = NULL;
 	size_t nc = 0;
-	if (!err)
-		err = collect(elf, &c, &nc);
+	err = collect(h.elf, &c, &nc);
 	if (!err)
 		err = number_locals(c, nc);
 	/* Names point into the mapped image: copy them before elf_end. */
 	if (!err)
 		err = build_listing(c, nc, out, n);
 	free(c);
-	if (elf)
-		elf_end(elf);
-	close(fd);
+	sym_elf_close(&h);
 	return err;
 }
 

@@ -12,13 +12,33 @@
 #ifndef FDO_SYM_INT_H
 #define FDO_SYM_INT_H
 
+#include <gelf.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <stdint.h>
 
 #include "common/common.h"
 #include "symbolizer/symbolizer.h"
 
 #define SYM_NONE 0xffffffffu
+
+/* An ELF file open for reading through libelf (mmap). */
+struct sym_elf {
+	int fd;
+	Elf *elf;
+	struct stat st;
+	GElf_Ehdr eh;
+};
+
+/*
+ * sym_elf_open opens path: a regular file holding a whole little-endian
+ * ELF header. Returns FDO_OK (close with sym_elf_close), FDO_EIO (cannot
+ * open, not a regular file), FDO_ENOT_ELF, FDO_ETRUNCATED,
+ * FDO_EUNSUPPORTED (big-endian); logs the reason once. The file is
+ * untrusted: callers check the class and machine they need.
+ */
+int sym_elf_open(const char *path, struct sym_elf *h);
+void sym_elf_close(struct sym_elf *h);
 
 /* Revision of what the builder extracts; bump it when answers change, so
  * that cached indexes of older builders are rebuilt. */
@@ -192,5 +212,31 @@ int sym_file_parse(const void *buf, size_t len, int trusted,
 		   struct sym_view *v);
 /* sym_file_write writes an image to path atomically (tmp, fsync, rename). */
 int sym_file_write(const char *path, const void *buf, size_t len);
+
+/*
+ * code.c: sym_cfg_build over bytes in memory instead of a file (the fuzz
+ * target and tests): code[0..len) is the only executable segment, at addr,
+ * and data[0..dlen) (NULL/0 for none) a data segment at daddr where jump
+ * tables may be read; no call is known not to return by name. The CFG is
+ * that of [addr, addr+len); returns as sym_cfg_build.
+ */
+int sym_cfg_build_bytes(const uint8_t *code, size_t len, uint64_t addr,
+			const uint8_t *data, size_t dlen, uint64_t daddr,
+			struct sym_cfg **out);
+
+/*
+ * probes.c: sym_probes_read over sections in memory (the fuzz target and
+ * tests): desc[0..desc_len) is the one .pseudo_probe_desc section and
+ * probe[0..probe_len) the one .pseudo_probe section (NULL with length 0
+ * for none); the symbol table is nsyms pairs (sym_guids[i], sym_addrs[i])
+ * in table order (of one GUID the last wins; address 0 means no symbol).
+ * Returns as sym_probes_read, never FDO_ENOT_FOUND, FDO_EIO, FDO_ENOT_ELF,
+ * FDO_ETRUNCATED nor FDO_EUNSUPPORTED.
+ */
+int sym_probes_decode_bytes(const uint8_t *desc, size_t desc_len,
+			    const uint8_t *probe, size_t probe_len,
+			    const uint64_t *sym_guids,
+			    const uint64_t *sym_addrs, size_t nsyms,
+			    struct sym_probes **out);
 
 #endif

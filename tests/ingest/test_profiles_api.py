@@ -3,6 +3,7 @@ rules, publishing (immutable, content-addressed versions), fdoctl pull."""
 import hashlib
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -80,6 +81,12 @@ def test_pull_every_format_with_headers(loaded):
         assert body, fmt
     status, body = d.request("GET", "/v1/profiles/papi?format=bolt&build_id="
                              + bid)
+    assert status == 200, body
+    # counts=blocks (the default): inferred edges as branch records
+    assert re.match(rb"1 \S+ [0-9a-f]+ 1 \S+ [0-9a-f]+ 0 \d+\n", body), \
+        body[:100]
+    status, body = d.request("GET", "/v1/profiles/papi?format=bolt&build_id="
+                             + bid + "&counts=samples")
     assert status == 200, body
     assert body.startswith(b"no_lbr"), body[:100]
     req = __import__("urllib.request").request

@@ -227,7 +227,7 @@ TEST(funcs_hostile_files)
 	REQUIRE(er_write(path, "hello, world\n", 13) == 0);
 	CHECK_EQ_INT(list_funcs(path, &l), FDO_ENOT_ELF);
 	CHECK(l.f == NULL && l.n == 0);
-	CHECK_EQ_INT(list_funcs(test_tmpdir(), &l), FDO_EINVAL);
+	CHECK_EQ_INT(list_funcs(test_tmpdir(), &l), FDO_EIO);
 
 	const char *prog = er_prog();
 	REQUIRE(prog);

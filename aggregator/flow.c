@@ -1,0 +1,383 @@
+/*
+ * aggregator/flow.c — block execution counts of one function from its IP
+ * samples and its control-flow graph: the most likely flow.
+ *
+ * Model. A block of size n (instructions) run x times collects Poisson(n x)
+ * samples in expectation (cpu-clock samples fall in proportion to time,
+ * and time per execution grows with the instructions retired). Block
+ * counts must form a flow: what enters a block leaves it, the entry takes
+ * what the function is called with, exits give it back. So the counts are
+ * the flow x minimising sum over blocks of n x - S ln(n x) (the negative
+ * log-likelihood of S observed samples), convex in x: samples alone would
+ * give x = S / n per block, and the flow constraints reconcile blocks that
+ * disagree, fill blocks whose instructions drew no sample, and put a count
+ * on every edge. The same idea as LLVM's profi (SampleProfileInference)
+ * and AutoFDO's MCF; this formulation weighs each block by its evidence.
+ *
+ * Solution: a min-cost circulation. Each block is an arc pair
+ * in -> out carrying its count, its convex cost cut into linear segments
+ * (breakpoints from 0.25 to 3 times S/n: slope n - S/x at each segment's
+ * middle; a block without samples costs ZERO_COST n per unit); each graph
+ * edge is an
+ * arc out -> in of tiny cost; a source feeds the entry (and blocks the
+ * graph gives no predecessor), exits drain to a sink, sink -> source
+ * closes the circulation. Segments of negative cost are saturated first;
+ * the imbalance that leaves is routed back by successive shortest paths
+ * from each node with excess to the nearest node with a deficit (Dijkstra
+ * on reduced costs, stopped there), which keeps every residual cost
+ * non-negative.
+ *
+ * Workload: one call per sampled function; graphs of 1 to ~10^4 blocks.
+ * Work is bounded (FDO_ELIMIT past it, with density counts).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator/flow.h"
+#include "common/buf.h"
+#include "common/common.h"
+
+#define INF 1e30
+#define EDGE_COST 1e-3 /* prefer less flow when all else is equal */
+/*
+ * Cost per unit of count and of size of a block that drew no sample: 1,
+ * as the Poisson model says (e^-(n x) is the chance of no sample). Samples
+ * do not fall on instructions in proportion to time alone (cpu-clock
+ * charges the instruction after a load that missed, and skips stores and
+ * jumps), so short blocks inside hot code often draw none; a lower price
+ * lets the flow pass through them, but measured against exact counts
+ * (docs/profile-quality.md) 0.3 did no better than 1 on gawk and worse on
+ * bzip2.
+ */
+#define ZERO_COST 1.0
+#define NONE UINT32_MAX
+
+/* Segment breakpoints, as multiples of S / n. */
+static const double breaks[] = {0,   0.25, 0.5, 0.7, 0.8, 0.9, 1,
+				 1.1, 1.2,  1.35, 1.5, 2,   3};
+#define NBREAKS (sizeof breaks / sizeof breaks[0])
+
+struct arc {
+	uint32_t to, next;
+	double cap, cost; /* residual capacity; arc i ^ 1 is the reverse */
+};
+
+struct net {
+	struct arc *a;
+	size_t na, cap_a;
+	uint32_t *head; /* first arc of each node */
+	size_t nn;
+	double *excess;
+};
+
+static int arc_add(struct net *g, uint32_t from, uint32_t to, double cap,
+		   double cost, uint32_t *idx)
+{
+	if (fdo_grow(g->a, g->cap_a, g->na + 2))
+		return FDO_ENOMEM;
+	uint32_t i = (uint32_t)g->na;
+	g->a[i] = (struct arc){to, g->head[from], cap, cost};
+	g->head[from] = i;
+	g->a[i + 1] = (struct arc){from, g->head[to], 0, -cost};
+	g->head[to] = i + 1;
+	g->na += 2;
+	if (idx)
+		*idx = i;
+	return FDO_OK;
+}
+
+/* An arc of negative cost starts full: its ends get the imbalance. */
+static void saturate(struct net *g, uint32_t i, uint32_t from, uint32_t to)
+{
+	double c = g->a[i].cap;
+	g->a[i].cap = 0;
+	g->a[i ^ 1].cap += c;
+	g->excess[from] -= c;
+	g->excess[to] += c;
+}
+
+/* ------------------------------------------------------------- heap -- */
+
+struct hitem {
+	double d;
+	uint32_t v;
+};
+
+struct heap {
+	struct hitem *h;
+	size_t n, cap;
+};
+
+static int heap_push(struct heap *q, double d, uint32_t v)
+{
+	if (fdo_grow(q->h, q->cap, q->n + 1))
+		return FDO_ENOMEM;
+	size_t i = q->n++;
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (q->h[p].d <= d)
+			break;
+		q->h[i] = q->h[p];
+		i = p;
+	}
+	q->h[i] = (struct hitem){d, v};
+	return FDO_OK;
+}
+
+static struct hitem heap_pop(struct heap *q)
+{
+	struct hitem top = q->h[0], last = q->h[--q->n];
+	size_t i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= q->n)
+			break;
+		if (c + 1 < q->n && q->h[c + 1].d < q->h[c].d)
+			c++;
+		if (last.d <= q->h[c].d)
+			break;
+		q->h[i] = q->h[c];
+		i = c;
+	}
+	if (q->n)
+		q->h[i] = last;
+	return top;
+}
+
+/* ------------------------------------------------------------ solver -- */
+
+struct ssp {
+	struct net *g;
+	double *pi, *dist;
+	uint32_t *pred; /* arc into each node on the shortest path */
+	uint32_t *stamp; /* round in which dist/pred are valid */
+	uint32_t *done;  /* round in which the node was finalized */
+	struct heap q;
+	uint32_t *visited; /* nodes reached in this round */
+	size_t nvisited, cap_visited;
+	uint64_t work, budget;
+};
+
+/*
+ * One shortest path on reduced costs from src (a node with excess) to the
+ * nearest node with a deficit, *dst; returns 1 found, 0 none, negative on
+ * error (FDO_ENOMEM, FDO_ELIMIT as -code).
+ */
+static int shortest(struct ssp *s, uint32_t round, uint32_t src,
+		    uint32_t *dstp, double tiny)
+{
+	uint32_t dst = NONE;
+	struct net *g = s->g;
+	s->q.n = 0;
+	s->nvisited = 0;
+	s->dist[src] = 0;
+	s->stamp[src] = round;
+	s->pred[src] = NONE;
+	if (heap_push(&s->q, 0, src) ||
+	    fdo_grow(s->visited, s->cap_visited, 1))
+		return -FDO_ENOMEM;
+	s->visited[s->nvisited++] = src;
+	while (s->q.n) {
+		struct hitem it = heap_pop(&s->q);
+		uint32_t u = it.v;
+		if (s->done[u] == round || it.d > s->dist[u])
+			continue;
+		s->done[u] = round;
+		if (s->g->excess[u] < -tiny) {
+			dst = u;
+			break;
+		}
+		for (uint32_t i = g->head[u]; i != NONE; i = g->a[i].next) {
+			const struct arc *e = &g->a[i];
+			if (e->cap <= tiny)
+				continue;
+			if (++s->work > s->budget)
+				return -FDO_ELIMIT;
+			double rc = e->cost + s->pi[u] - s->pi[e->to];
+			if (rc < 0)
+				rc = 0; /* rounding: never below 0 in exact math */
+			double nd = it.d + rc;
+			if (s->stamp[e->to] != round) {
+				if (fdo_grow(s->visited, s->cap_visited,
+					     s->nvisited + 1))
+					return -FDO_ENOMEM;
+				s->visited[s->nvisited++] = e->to;
+			}
+			if (s->stamp[e->to] != round || nd < s->dist[e->to]) {
+				s->stamp[e->to] = round;
+				s->dist[e->to] = nd;
+				s->pred[e->to] = i;
+				if (heap_push(&s->q, nd, e->to))
+					return -FDO_ENOMEM;
+			}
+		}
+	}
+	if (dst == NONE)
+		return 0;
+	*dstp = dst;
+	/* Potentials: finalized nodes move by their distance, the rest by
+	 * the target's, which keeps reduced costs non-negative. Moving every
+	 * node by the target's distance changes no reduced cost, so only the
+	 * nodes finalized in this round move, by dist - dd (each was pushed
+	 * on the heap, so the heap's items name them all). */
+	double dd = s->dist[dst];
+	for (size_t k = 0; k < s->nvisited; k++) {
+		uint32_t v = s->visited[k];
+		if (s->done[v] == round)
+			s->pi[v] += s->dist[v] - dd;
+	}
+	return 1;
+}
+
+static int solve(struct net *g, double tiny, uint64_t budget)
+{
+	struct ssp s = {.g = g, .budget = budget};
+	s.pi = calloc(g->nn, sizeof *s.pi);
+	s.dist = calloc(g->nn, sizeof *s.dist);
+	s.pred = calloc(g->nn, sizeof *s.pred);
+	s.stamp = calloc(g->nn, sizeof *s.stamp);
+	s.done = calloc(g->nn, sizeof *s.done);
+	int rc = s.pi && s.dist && s.pred && s.stamp && s.done ? FDO_OK
+							       : FDO_ENOMEM;
+	uint32_t round = 0;
+	/* Each node's excess, in node order, goes to the nearest deficits. */
+	for (uint32_t src = 0; !rc && src < g->nn; src++) {
+		while (!rc && g->excess[src] > tiny) {
+			uint32_t dst;
+			int found = shortest(&s, ++round, src, &dst, tiny);
+			if (found < 0) {
+				rc = -found;
+				break;
+			}
+			if (!found)
+				break; /* nowhere to go: left unbalanced */
+			double push = g->excess[src] < -g->excess[dst]
+					      ? g->excess[src]
+					      : -g->excess[dst];
+			for (uint32_t v = dst; v != src;) {
+				uint32_t i = s.pred[v];
+				if (g->a[i].cap < push)
+					push = g->a[i].cap;
+				v = g->a[i ^ 1].to;
+			}
+			for (uint32_t v = dst; v != src;) {
+				uint32_t i = s.pred[v];
+				g->a[i].cap -= push;
+				g->a[i ^ 1].cap += push;
+				v = g->a[i ^ 1].to;
+			}
+			g->excess[src] -= push;
+			g->excess[dst] += push;
+		}
+	}
+	free(s.pi);
+	free(s.dist);
+	free(s.pred);
+	free(s.stamp);
+	free(s.done);
+	free(s.visited);
+	free(s.q.h);
+	return rc;
+}
+
+/* Counts from the samples alone, when the search gives up. */
+static void density(struct flow_block *b, size_t nb, struct flow_edge *e,
+		    size_t ne)
+{
+	for (size_t i = 0; i < nb; i++)
+		b[i].count = b[i].size > 0 ? b[i].samples / b[i].size : 0;
+	for (size_t i = 0; i < ne; i++)
+		e[i].count = 0;
+}
+
+int flow_infer(struct flow_block *blocks, size_t nb, struct flow_edge *edges,
+	       size_t ne)
+{
+	for (size_t i = 0; i < ne; i++)
+		if (edges[i].from >= nb || edges[i].to >= nb)
+			return FDO_EINVAL;
+	if (!nb)
+		return FDO_OK;
+	if (nb > (UINT32_MAX - 8) / 2)
+		return FDO_ELIMIT;
+	struct net g = {0};
+	g.nn = 2 * nb + 2;
+	uint32_t S = (uint32_t)(2 * nb), T = S + 1;
+	g.head = malloc(g.nn * sizeof *g.head);
+	g.excess = calloc(g.nn, sizeof *g.excess);
+	/* first[i]..: block i's segment arcs; edge_arc[k]: edge k's arc. */
+	uint32_t *first = malloc((nb + 1) * sizeof *first);
+	uint32_t *edge_arc = malloc((ne ? ne : 1) * sizeof *edge_arc);
+	int rc = g.head && g.excess && first && edge_arc ? FDO_OK : FDO_ENOMEM;
+	for (size_t v = 0; !rc && v < g.nn; v++)
+		g.head[v] = NONE;
+	double total = 0;
+	for (size_t i = 0; !rc && i < nb; i++) {
+		struct flow_block *b = &blocks[i];
+		uint32_t in = (uint32_t)(2 * i), out = in + 1;
+		double n = b->size > 0 ? b->size : 1;
+		first[i] = (uint32_t)g.na;
+		if (!(b->samples > 0)) {
+			rc = arc_add(&g, in, out, INF, ZERO_COST * n, NULL);
+		} else {
+			double w = b->samples / n;
+			total += b->samples;
+			for (size_t k = 0; k < NBREAKS && !rc; k++) {
+				double lo = breaks[k] * w;
+				double hi = k + 1 < NBREAKS ? breaks[k + 1] * w
+							    : INF;
+				double mid = k + 1 < NBREAKS ? (lo + hi) / 2
+							     : 4 * w;
+				double cost = n - b->samples / mid;
+				uint32_t a;
+				rc = arc_add(&g, in, out, hi - lo, cost, &a);
+				if (!rc && cost < 0)
+					saturate(&g, a, in, out);
+			}
+		}
+		if (!rc && (b->flags & FLOW_ENTRY))
+			rc = arc_add(&g, S, in, INF, 0, NULL);
+		if (!rc && (b->flags & FLOW_NO_PRED) && !(b->flags & FLOW_ENTRY))
+			rc = arc_add(&g, S, in, INF, 0, NULL);
+		if (!rc && (b->flags & (FLOW_EXIT | FLOW_UNKNOWN_SUCC)))
+			rc = arc_add(&g, out, T, INF, 0, NULL);
+	}
+	if (!rc)
+		first[nb] = (uint32_t)g.na;
+	for (size_t k = 0; !rc && k < ne; k++)
+		rc = arc_add(&g, (uint32_t)(2 * edges[k].from + 1),
+			     (uint32_t)(2 * edges[k].to), INF, EDGE_COST,
+			     &edge_arc[k]);
+	if (!rc)
+		rc = arc_add(&g, T, S, INF, 0, NULL);
+	if (!rc) {
+		/* Enough for paths across the graph many times over. */
+		uint64_t budget = 2000ull * (g.na + 64) + 200ull * g.na *
+			(uint64_t)(nb < 4096 ? nb : 4096);
+		double tiny = 1e-9 * (total > 1 ? total : 1);
+		rc = solve(&g, tiny, budget);
+	}
+	if (!rc) {
+		for (size_t i = 0; i < nb; i++) {
+			double c = 0;
+			/* Flow on block i's segments: their reverses' caps
+			 * (the source/sink arcs added after them are not
+			 * segments: only in -> out arcs count). */
+			for (uint32_t a = first[i]; a < first[i + 1]; a += 2)
+				if (g.a[a].to == 2 * i + 1)
+					c += g.a[a ^ 1].cap;
+			blocks[i].count = c;
+		}
+		for (size_t k = 0; k < ne; k++)
+			edges[k].count = g.a[edge_arc[k] ^ 1].cap;
+	} else if (rc == FDO_ELIMIT) {
+		density(blocks, nb, edges, ne);
+	}
+	free(g.a);
+	free(g.head);
+	free(g.excess);
+	free(first);
+	free(edge_arc);
+	return rc;
+}

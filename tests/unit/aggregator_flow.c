@@ -1,0 +1,169 @@
+/*
+ * Tests for aggregator/flow.c: block counts inferred from samples on
+ * hand-made graphs whose true counts are known: exact samples give exact
+ * counts; a block without samples gets the count the flow forces through
+ * it; noise is reconciled so that every block conserves its flow; unknown
+ * successors and blocks without predecessors; bad input.
+ */
+#include <math.h>
+
+#include "aggregator/flow.h"
+#include "common/common.h"
+#include "tests/unit/test.h"
+
+#define NB(a) (sizeof(a) / sizeof *(a))
+
+/* In + source = count = out + sink, for every block; returns the largest
+ * imbalance relative to the block's count. */
+static double imbalance(const struct flow_block *b, size_t nb,
+			const struct flow_edge *e, size_t ne)
+{
+	double worst = 0;
+	for (size_t i = 0; i < nb; i++) {
+		double in = 0, out = 0;
+		for (size_t k = 0; k < ne; k++) {
+			if (e[k].to == i)
+				in += e[k].count;
+			if (e[k].from == i)
+				out += e[k].count;
+		}
+		double c = b[i].count;
+		int src = (b[i].flags & (FLOW_ENTRY | FLOW_NO_PRED)) != 0;
+		int snk = (b[i].flags & (FLOW_EXIT | FLOW_UNKNOWN_SUCC)) != 0;
+		double d1 = src ? (in > c + 1e-6 ? in - c : 0) : fabs(in - c);
+		double d2 = snk ? (out > c + 1e-6 ? out - c : 0) : fabs(out - c);
+		double d = (d1 > d2 ? d1 : d2) / (c > 1 ? c : 1);
+		if (d > worst)
+			worst = d;
+	}
+	return worst;
+}
+
+static int near(double a, double b, double rel)
+{
+	return fabs(a - b) <= rel * (fabs(b) > 1 ? fabs(b) : 1);
+}
+
+TEST(diamond_with_exact_samples)
+{
+	/* A -> B | C -> D; true counts 100, 70, 30, 100; samples = count x
+	 * size. */
+	struct flow_block b[] = {
+		{200, 2, FLOW_ENTRY, 0}, {280, 4, 0, 0},
+		{120, 4, 0, 0},          {200, 2, FLOW_EXIT, 0}};
+	struct flow_edge e[] = {{0, 1, 0}, {0, 2, 0}, {1, 3, 0}, {2, 3, 0}};
+	REQUIRE(flow_infer(b, NB(b), e, NB(e)) == FDO_OK);
+	CHECK(near(b[0].count, 100, 1e-6));
+	CHECK(near(b[1].count, 70, 1e-6));
+	CHECK(near(b[2].count, 30, 1e-6));
+	CHECK(near(b[3].count, 100, 1e-6));
+	CHECK(near(e[0].count, 70, 1e-6) && near(e[1].count, 30, 1e-6));
+	CHECK(imbalance(b, NB(b), e, NB(e)) < 1e-6);
+}
+
+TEST(unsampled_block_gets_the_flow_it_must_carry)
+{
+	/* A -> B -> C, B drew no sample (a short block): it still runs as
+	 * often as A and C. Its lack of samples is some evidence against
+	 * running: the likelihood's optimum is 1000/11 = 90.9 (1% under it
+	 * on the segments' grid). */
+	struct flow_block b[] = {{500, 5, FLOW_ENTRY, 0},
+				 {0, 1, 0, 0},
+				 {500, 5, FLOW_EXIT, 0}};
+	struct flow_edge e[] = {{0, 1, 0}, {1, 2, 0}};
+	REQUIRE(flow_infer(b, NB(b), e, NB(e)) == FDO_OK);
+	CHECK(near(b[1].count, 90.9, 0.015));
+	CHECK(near(b[0].count, b[1].count, 1e-6) &&
+	      near(b[2].count, b[1].count, 1e-6));
+}
+
+TEST(loop_counts_and_conservation)
+{
+	/* E -> H; H -> L -> H (10 times per entry); H -> X. Truth per
+	 * entry: E 1, H 11, L 10, X 1; 50 entries. Samples with noise. */
+	struct flow_block b[] = {{50 * 3 * 1.1, 3, FLOW_ENTRY, 0},
+				 {550 * 2 * 0.9, 2, 0, 0},
+				 {500 * 6 * 1.05, 6, 0, 0},
+				 {50 * 2 * 0.8, 2, FLOW_EXIT, 0}};
+	struct flow_edge e[] = {{0, 1, 0}, {1, 2, 0}, {2, 1, 0}, {1, 3, 0}};
+	REQUIRE(flow_infer(b, NB(b), e, NB(e)) == FDO_OK);
+	CHECK(imbalance(b, NB(b), e, NB(e)) < 1e-6);
+	/* The counts stay near the truth despite the noise. */
+	CHECK(near(b[1].count, 550, 0.15));
+	CHECK(near(b[2].count, 500, 0.15));
+	CHECK(near(b[0].count, 50, 0.25));
+	CHECK(near(b[3].count, b[0].count, 1e-6));
+	CHECK(near(b[1].count, b[0].count + b[2].count, 1e-6));
+}
+
+TEST(noisy_diamond_is_reconciled_by_evidence)
+{
+	/* A and D say 100 with many samples; B says 90 and C says 30, with
+	 * few: the flow keeps A and D and takes from the weaker evidence. */
+	struct flow_block b[] = {
+		{2000, 20, FLOW_ENTRY, 0}, {9, 0.1, 0, 0},
+		{3, 0.1, 0, 0},            {2000, 20, FLOW_EXIT, 0}};
+	struct flow_edge e[] = {{0, 1, 0}, {0, 2, 0}, {1, 3, 0}, {2, 3, 0}};
+	REQUIRE(flow_infer(b, NB(b), e, NB(e)) == FDO_OK);
+	CHECK(imbalance(b, NB(b), e, NB(e)) < 1e-6);
+	CHECK(near(b[0].count, 100, 0.05));
+	CHECK(near(b[1].count + b[2].count, b[0].count, 1e-6));
+	CHECK(b[1].count > b[2].count);
+}
+
+TEST(unknown_successors_and_blocks_without_predecessors)
+{
+	/* A ends in an indirect jump we could not follow; B and C are its
+	 * targets (no predecessor in the graph), both exit. */
+	struct flow_block b[] = {{100, 1, FLOW_ENTRY | FLOW_UNKNOWN_SUCC, 0},
+				 {60, 1, FLOW_NO_PRED | FLOW_EXIT, 0},
+				 {40, 1, FLOW_NO_PRED | FLOW_EXIT, 0}};
+	REQUIRE(flow_infer(b, NB(b), NULL, 0) == FDO_OK);
+	CHECK(near(b[0].count, 100, 1e-6));
+	CHECK(near(b[1].count, 60, 1e-6));
+	CHECK(near(b[2].count, 40, 1e-6));
+}
+
+TEST(unreachable_cold_code_gets_nothing)
+{
+	/* A -> B, and C is reachable only from B's cold side branch. */
+	struct flow_block b[] = {{100, 1, FLOW_ENTRY, 0},
+				 {100, 1, FLOW_EXIT, 0},
+				 {0, 8, FLOW_EXIT, 0}};
+	struct flow_edge e[] = {{0, 1, 0}, {1, 2, 0}};
+	REQUIRE(flow_infer(b, NB(b), e, NB(e)) == FDO_OK);
+	CHECK(near(b[2].count, 0, 1e-9));
+	CHECK(near(e[1].count, 0, 1e-9));
+}
+
+TEST(bad_input_and_empty_graph)
+{
+	struct flow_block b[] = {{1, 1, FLOW_ENTRY | FLOW_EXIT, 0}};
+	struct flow_edge e[] = {{0, 7, 0}};
+	CHECK_EQ_INT(flow_infer(b, 1, e, 1), FDO_EINVAL);
+	CHECK_EQ_INT(flow_infer(NULL, 0, NULL, 0), FDO_OK);
+}
+
+TEST(large_chain_stays_fast_and_exact)
+{
+	/* 20000 blocks in a chain: every block runs alike; one in 7 drew no
+	 * sample, and the others' evidence carries the flow through it. */
+	size_t n = 20000;
+	struct flow_block *b = calloc(n, sizeof *b);
+	struct flow_edge *e = calloc(n, sizeof *e);
+	REQUIRE(b && e);
+	for (size_t i = 0; i < n; i++) {
+		b[i] = (struct flow_block){i % 7 ? 30 : 0, 3, 0, 0};
+		if (i + 1 < n)
+			e[i] = (struct flow_edge){(uint32_t)i, (uint32_t)i + 1,
+						  0};
+	}
+	b[0].flags |= FLOW_ENTRY;
+	b[n - 1].flags |= FLOW_EXIT;
+	REQUIRE(flow_infer(b, n, e, n - 1) == FDO_OK);
+	/* Optimum 180/21 = 8.6 per the likelihood; 9 on the grid. */
+	CHECK(near(b[0].count, 8.6, 0.06) && near(b[7].count, b[0].count, 1e-6));
+	CHECK(imbalance(b, n, e, n - 1) < 1e-6);
+	free(b);
+	free(e);
+}
