@@ -196,6 +196,7 @@ struct agg_profile_query {
 	size_t build_id_len;     /* 0: every build-id of the binary */
 	int blocks;              /* also infer block counts (counts=blocks:
 				    aggregator/blocks.c) */
+	int balance;             /* ... in one unit across functions */
 };
 
 /*

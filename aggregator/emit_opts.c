@@ -32,6 +32,10 @@ const struct prof_opt_def prof_opt_defs[] = {
      "llvm,gcc",
      "head samples: the function entry's count, or the calls seen in "
      "stacks"},
+    {"balance", PROF_OPT_BOOL, OFF(balance), {0}, "1", "llvm,gcc,bolt",
+     "counts=blocks: put every function in one unit, so that calls and "
+     "entries agree (a function's instructions cost more or less time "
+     "than another's)"},
     {"zeros", PROF_OPT_BOOL, OFF(zeros), {0}, "0", "llvm,gcc",
      "counts=blocks: also write the lines of sampled functions that ran 0 "
      "times"},

@@ -278,6 +278,7 @@ struct prof_opts {
 	int line_count; /* enum prof_line_count (counts=samples) */
 	int head;       /* enum prof_head */
 	int zeros;      /* counts=blocks: write lines that ran 0 times */
+	int balance;    /* counts=blocks: one unit across functions */
 	double min_share; /* drop functions under this share (llvm, gcc) */
 	int discriminators, llvm_discriminators; /* gcc */
 	uint64_t period; /* pprof: event units per sample */

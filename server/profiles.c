@@ -142,6 +142,7 @@ static int parse_request(struct srv_app *app, struct srv_req *req,
 		       (!strcmp(pr->em->name, "llvm") ||
 			!strcmp(pr->em->name, "gcc") ||
 			!strcmp(pr->em->name, "bolt"));
+	pr->q.balance = pr->opts.balance;
 	return 0;
 }
 
