@@ -36,7 +36,7 @@ const struct prof_opt_def prof_opt_defs[] = {
      "counts=blocks: put every function in one unit, so that calls and "
      "entries agree (a function's instructions cost more or less time "
      "than another's)"},
-    {"zeros", PROF_OPT_BOOL, OFF(zeros), {0}, "0", "llvm,gcc",
+    {"zeros", PROF_OPT_BOOL, OFF(zeros), {0}, "1", "llvm,gcc",
      "counts=blocks: also write the lines of sampled functions that ran 0 "
      "times"},
     {"min_share", PROF_OPT_DOUBLE, OFF(min_share), {0}, "0",

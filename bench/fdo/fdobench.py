@@ -652,13 +652,11 @@ def v_spgo_probe(pr):
     return pr.spgo_build("fdod-spgo-probe", prof, PROBE_CFLAGS)
 
 
-def v_exact(pr):
-    """The exact-count ceiling: base run under `llvm-bolt -instrument` on
-    the training set counts every edge exactly; `fdoctl emit` turns those
-    counts into an llvm profile through fdod's own emitters (the same
-    inline tree, line rule and heads as a pull with counts=blocks). It
-    separates what the emitters lose from what inferring counts from
-    samples loses."""
+def exact_fdata(pr):
+    """base's exact edge counts on the training set (llvm-bolt -instrument,
+    merge-fdata), made once per run and shared by the exact variants."""
+    if getattr(pr, "exact_fdata", None):
+        return pr.exact_fdata
     base = pr.variants["base"]["binary"]
     entry = os.path.join(pr.dir, "exact")
     shutil.rmtree(entry, ignore_errors=True)
@@ -677,12 +675,33 @@ def v_exact(pr):
     with open(fdata, "wb") as fh:
         run([MERGE_FDATA] + dumps, os.path.join(entry, "merge.log"), stdout=fh,
             what="merge-fdata")
-    prof = os.path.join(entry, "exact.llvm")
-    run([FDOCTL, "emit", "--elf", base, "--fdata", fdata, "-o", prof],
-        os.path.join(entry, "emit.log"), what="fdoctl emit")
-    log("%s: exact counts from %d instrumented runs (%.1f s CPU); %s"
-        % (pr.name, len(dumps), cpu, prof))
-    return pr.spgo_build("exact-spgo", prof)
+    log("%s: exact counts from %d instrumented runs (%.1f s CPU): %s"
+        % (pr.name, len(dumps), cpu, fdata))
+    pr.exact_fdata = fdata
+    return fdata
+
+
+def make_exact(name, query, clang_flags):
+    """The exact-count ceiling: base run under `llvm-bolt -instrument` on
+    the training set counts every edge exactly; `fdoctl emit` turns those
+    counts into an llvm profile through fdod's own emitters (the same
+    inline tree, line rule and heads as a pull with counts=blocks; query:
+    emitter options as in a pull, e.g. zeros=1). It separates what the
+    emitters lose from what inferring counts from samples loses."""
+    def v_exact(pr):
+        fdata = exact_fdata(pr)
+        prof = os.path.join(pr.dir, "exact", "exact%s.llvm" % (
+            "." + name if name else ""))
+        opts = []
+        for kv in filter(None, (query or "").split("&")):
+            k, _, v = kv.partition("=")
+            opts += ["--" + k.replace("_", "-"), v]
+        run([FDOCTL, "emit", "--elf", pr.variants["base"]["binary"], "--fdata", fdata,
+             "-o", prof] + opts, os.path.join(pr.dir, "exact", "emit.log"),
+            what="fdoctl emit")
+        return pr.spgo_build("exact-spgo" + ("-" + name if name else ""), prof,
+                             clang_flags)
+    return v_exact
 
 
 def variant_list(args):
@@ -696,7 +715,9 @@ def variant_list(args):
     if args.probes:
         vs += [("base-probe", v_base_probe), ("fdod-spgo-probe", v_spgo_probe)]
     if args.exact:
-        vs.append(("exact-spgo", v_exact))
+        vs.append(("exact-spgo", make_exact("", "", [])))
+    for name, query, flags in args.exact_choices:
+        vs.append(("exact-spgo-" + name, make_exact(name, query, flags)))
     if args.variants:
         keep = set(args.variants.split(",")) | {"base"}
         unknown = keep - {n for n, _ in vs}
@@ -914,6 +935,12 @@ def report(bench, prs, times, host):
     for name, query, flags in a.choices:
         L.append("fdod-spgo-%s = fdod-spgo with the profile query '%s'%s." % (
             name, query, " and clang flags '%s'" % " ".join(flags) if flags else ""))
+    if a.exact or a.exact_choices:
+        L.append("exact-spgo = base's exact edge counts on the training set (llvm-bolt "
+                 "-instrument), through fdoctl emit (fdod's emitters), -fprofile-sample-use;")
+    for name, query, flags in a.exact_choices:
+        L.append("exact-spgo-%s = exact-spgo with the emitter options '%s'%s." % (
+            name, query, " and clang flags '%s'" % " ".join(flags) if flags else ""))
     if a.probes:
         L.append("base-probe = base + %s; fdod-spgo-probe = its fdod profile (build_id of "
                  "base-probe), built with the probe flags." % " ".join(PROBE_CFLAGS))
@@ -1054,19 +1081,27 @@ def parse_args(argv):
     ap.add_argument("--exact", action="store_true",
                     help="also exact-spgo: the exact-count ceiling (base under llvm-bolt "
                     "-instrument on the training set, fdoctl emit, -fprofile-sample-use)")
+    ap.add_argument("--exact-choice", action="append", default=[],
+                    metavar="NAME=OPTIONS[;CLANGFLAGS]",
+                    help="also exact-spgo-NAME: the exact counts emitted with fdoctl emit "
+                    "options (e.g. 'zeros=zeros=1'), built with the extra clang flags; "
+                    "repeatable")
     ap.add_argument("--input-scale", type=float, default=1.0, help=argparse.SUPPRESS)
     ap.add_argument("--measure-training", action="store_true",
                     help="also run the training set once with base and print each "
                     "command's CPU time (to size the inputs)")
     a = ap.parse_args(argv)
-    choices = []
-    for c in a.choice:
-        name, eq, rest = c.partition("=")
-        if not eq or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-            ap.error("--choice %r: want NAME=QUERY[;CLANGFLAGS]" % c)
-        query, _, flags = rest.partition(";")
-        choices.append((name, query, flags.split()))
-    a.choices = choices
+    def parse_choices(items, what):
+        out = []
+        for c in items:
+            name, eq, rest = c.partition("=")
+            if not eq or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+                ap.error("%s %r: want NAME=QUERY[;CLANGFLAGS]" % (what, c))
+            query, _, flags = rest.partition(";")
+            out.append((name, query, flags.split()))
+        return out
+    a.choices = parse_choices(a.choice, "--choice")
+    a.exact_choices = parse_choices(a.exact_choice, "--exact-choice")
     if a.programs is None:
         a.programs = P.SHORT if a.short else ",".join(P.DEFAULT)
     a.programs = [p for p in a.programs.split(",") if p]

@@ -263,3 +263,52 @@ def test_probe_based_profile_from_a_probed_build(daemon, tmp_path):
     assert not re.search(r"profile|sample|checksum", c.stderr, re.I), \
         c.stderr
     assert run([out, "100"]).stdout == run([prog, "100"]).stdout
+
+
+GCC = shutil.which("gcc-12") or "/usr/bin/gcc-12"
+
+
+def test_every_format_of_a_blocks_profile_is_accepted(daemon, tmp_path):
+    """Profiles with block counts (the default) as their consumers take
+    them: the llvm profile of a clang-16 binary through llvm-profdata-16
+    show and merge --extbinary and a clang-16 build without warnings; the
+    gcc profile of a gcc-12 binary through gcc-12 -fauto-profile without a
+    warning; both rebuilt programs print what the original prints."""
+    assert os.path.exists(GCC), "gcc-12 missing (deploy/install-deps.sh)"
+    src = tmp_path / "w.c"
+    src.write_text(WORKLOAD)
+    progs = {"wclang": [CLANG] + CFLAGS,
+             "wgcc": [GCC, "-O2", "-g", "-fno-omit-frame-pointer"]}
+    for name, cc in progs.items():
+        prog = str(tmp_path / name)
+        run(cc + ["-o", prog, str(src)])
+        run([FDOCTL, "upload", "--http", daemon.http, "--binary", name,
+             prog])
+        p = subprocess.run([AGENT, "--url", daemon.url, "--interval", "1",
+                            "--binary", name, "--", prog, "100000"],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+    daemon.wait_pending_zero(timeout=60)
+    ref = run([str(tmp_path / "wclang"), "100"]).stdout
+
+    llvm = str(tmp_path / "w.llvm")
+    run([FDOCTL, "pull", "wclang", "--http", daemon.http, "--min-samples",
+         "100", "-o", llvm])
+    assert re.search(r"^_?pick\S*:\d+:\d+$", open(llvm).read(), re.M)
+    run(["llvm-profdata-16", "show", "--sample", llvm])
+    run(["llvm-profdata-16", "merge", "--sample", "--extbinary", llvm, "-o",
+         str(tmp_path / "w.extbin")])
+    out = str(tmp_path / "w.clang.spgo")
+    c = run([CLANG] + CFLAGS + ["-fprofile-sample-use=" + llvm, "-o", out,
+                                str(src)])
+    assert not re.search(r"profile|sample", c.stderr, re.I), c.stderr
+    assert run([out, "100"]).stdout == ref
+
+    gcov = str(tmp_path / "w.gcov")
+    run([FDOCTL, "pull", "wgcc", "--http", daemon.http, "--format", "gcc",
+         "--min-samples", "100", "-o", gcov])
+    out = str(tmp_path / "w.gcc.afdo")
+    g = run([GCC, "-O2", "-g", "-fauto-profile=" + gcov, "-o", out,
+             str(src)])
+    assert not re.search(r"profile|auto|warning", g.stderr, re.I), g.stderr
+    assert run([out, "100"]).stdout == ref

@@ -216,13 +216,13 @@ TEST(zeros_keeps_lines_that_did_not_run)
 	p.blocks[2].count = 0; /* B2 never ran */
 	struct fdo_buf b;
 	fdo_buf_init(&b);
-	REQUIRE(emit_with(emit_llvm, &p, "counts=blocks", &b) == FDO_OK);
+	REQUIRE(emit_with(emit_llvm, &p, "counts=blocks,zeros=0", &b) == FDO_OK);
 	fdo_buf_cstr(&b);
 	/* Line 11 is in B0 too; B2 only adds the line-0 instruction. With
 	 * B0 also 0, line 11 has a known 0 count. */
 	fdo_buf_reset(&b);
 	p.blocks[0].count = 0;
-	REQUIRE(emit_with(emit_llvm, &p, "counts=blocks", &b) == FDO_OK);
+	REQUIRE(emit_with(emit_llvm, &p, "counts=blocks,zeros=0", &b) == FDO_OK);
 	fdo_buf_cstr(&b);
 	CHECK(!strstr(b.data, "\n 1: 0\n"));
 	fdo_buf_reset(&b);
