@@ -31,9 +31,9 @@ CFLAGS   ?= $(OPT) -g
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter
 CPPFLAGS := -std=c11 -D_GNU_SOURCE -I. -I$(GEN) -MMD -MP
 ALL_CFLAGS = $(CPPFLAGS) $(WARN) $(CFLAGS) $(SANFLAGS)
-LDLIBS   := -lnng -llmdb -ldw -lelf -ldebuginfod -lprotobuf-c -lcapstone -lmbedcrypto -lz -lpthread -lstdc++ -lm
+LDLIBS   := -lmicrohttpd -lnng -llmdb -ldw -lelf -ldebuginfod -lprotobuf-c -lcapstone -lmbedcrypto -lz -lpthread -lstdc++ -lm
 
-PARTS    := common schemas storage symbolizer aggregator server
+PARTS    := common schemas storage symbolizer aggregator server agent
 DEPS_common     := common
 DEPS_schemas    := schemas common
 DEPS_storage    := storage schemas common
@@ -41,6 +41,7 @@ DEPS_symbolizer := symbolizer common
 DEPS_aggregator := aggregator storage symbolizer schemas common
 DEPS_cli        := aggregator storage symbolizer schemas common
 DEPS_server     := server aggregator storage symbolizer schemas common
+DEPS_agent      := agent schemas common
 
 PROTO_C  := $(GEN)/schemas/fdod.pb-c.c
 PROTO_H  := $(GEN)/schemas/fdod.pb-c.h

@@ -49,13 +49,17 @@ static int scan_notes(const struct elf_rd *r, const uint8_t *n, size_t size,
 		uint64_t namesz = rd_get(r, n + pos, 4);
 		uint64_t descsz = rd_get(r, n + pos + 4, 4);
 		uint64_t type = rd_get(r, n + pos + 8, 4);
-		pos += 12;
-		uint64_t name_pad = (namesz + align - 1) & ~(align - 1);
-		uint64_t desc_pad = (descsz + align - 1) & ~(align - 1);
-		if (name_pad > size - pos)
+		const uint8_t *name = n + pos + 12;
+		if (namesz > size - pos - 12)
 			return FDO_ETRUNCATED;
-		const uint8_t *name = n + pos;
-		pos += name_pad;
+		/* The descriptor starts at align(12 + namesz) from the note's
+		 * start: for 8-byte aligned notes that is not 12 +
+		 * align(namesz). */
+		uint64_t desc_at = (pos + 12 + namesz + align - 1) & ~(align - 1);
+		uint64_t desc_pad = (descsz + align - 1) & ~(align - 1);
+		if (desc_at > size)
+			return FDO_ETRUNCATED;
+		pos = desc_at;
 		if (descsz > size - pos)
 			return FDO_ETRUNCATED;
 		const uint8_t *desc = n + pos;

@@ -30,6 +30,21 @@ struct agg_ingest_opts {
 				      go first; 0: no budget */
 	uint64_t housekeeping;     /* seconds between retention passes;
 				      0: 600 */
+	uint64_t max_future;       /* seconds a batch may end after now
+				      (clock skew); 0: not checked */
+	uint64_t max_age;          /* seconds a batch may have ended before
+				      now; 0: not checked. fdod passes the
+				      shorter of the retention age and the
+				      exactly-once lifetime (less the skew),
+				      so a late retry is never counted twice
+				      and nothing is stored only to expire */
+	uint64_t max_new_stacks;   /* stacks one binary may store for the
+				      first time per hour; past it its
+				      batches get BUSY until the next hour;
+				      0: no limit */
+	uint64_t max_pending;      /* addresses of one build-id waiting for
+				      symbols; past it its new addresses are
+				      not queued (counted); 0: no limit */
 	double rate_agent;         /* batches/s per agent id; 0: no limit */
 	double rate_binary;        /* samples/s per binary; 0: no limit */
 	const struct wire_limits *limits; /* NULL: wire_limits_default */
@@ -37,10 +52,12 @@ struct agg_ingest_opts {
 	 * (interned ids) that got new pending addresses. May be NULL. */
 	void (*pending_cb)(void *arg, const uint32_t *build_ids, size_t n);
 	void *pending_arg;
-	/* May a batch carrying auth_token be stored? FDO_OK, or an error
-	 * (FDO_EDENIED) that refuses it with why written. NULL: allow all. */
-	int (*authorize)(void *arg, const char *token, char *why,
-			 size_t whylen);
+	/* May batch b (its auth_token, and the agent, host and binary it
+	 * claims), received from peer (an address for logs, or NULL), be
+	 * stored? FDO_OK, or an error (FDO_EDENIED) that refuses it with why
+	 * written. Called before the batch is validated. NULL: allow all. */
+	int (*authorize)(void *arg, const Fdod__SampleBatch *b,
+			 const char *peer, char *why, size_t whylen);
 	void *authorize_arg;
 };
 
@@ -92,6 +109,15 @@ void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
  */
 void agg_ingest_message(agg_ingest *ing, const uint8_t *msg, size_t len,
 			struct fdo_buf *reply);
+/*
+ * agg_ingest_message_from is agg_ingest_message for a message received
+ * from peer (the client's address, named in refusal log lines; may be
+ * NULL). *authorized is set to 1 when the message carried a token the
+ * authorize hook accepted (or there is no hook), else 0; may be NULL.
+ */
+void agg_ingest_message_from(agg_ingest *ing, const uint8_t *msg, size_t len,
+			     const char *peer, struct fdo_buf *reply,
+			     int *authorized);
 
 /*
  * agg_ingest_flush waits until every batch acknowledged before the call is
@@ -119,6 +145,10 @@ struct agg_ingest_stats {
 	uint64_t expired;        /* counts entries deleted by retention */
 	uint64_t budget_dropped; /* ... deleted to stay within the budget */
 	uint64_t rate_limited;   /* batches refused by a rate limit */
+	uint64_t growth_limited; /* ... by the new-stacks limit */
+	uint64_t pending_dropped; /* addresses not queued: build-id over the
+				     pending limit */
+	uint64_t pending_full;   /* build-ids over the pending limit now */
 };
 void agg_ingest_stats(agg_ingest *ing, struct agg_ingest_stats *st);
 

@@ -46,6 +46,7 @@
 #include "aggregator/ingest_int.h"
 #include "common/buf.h"
 #include "common/common.h"
+#include "common/map.h"
 
 #define MERGE_MAX_STACKS (2u << 20)   /* stacks in one merge transaction */
 #define BACKLOG_MAX_STACKS (4u << 20) /* logged, unmerged: then writer waits */
@@ -55,9 +56,10 @@
 #define SWEEP_INTERVAL_S 60
 #define LOGGED_MAX (1u << 21)          /* slots of the logged-stack set */
 
-/* (agent, seq) of batches logged but not merged yet. */
+/* (agent, seq) of batches logged but not merged yet, with their content
+ * digest (prep_digest). */
 struct dnode {
-	uint64_t agent_hash, seq;
+	uint64_t agent_hash, seq, digest;
 	struct dnode *next;
 };
 
@@ -76,21 +78,23 @@ static size_t dedup_slot(const struct dedup *d, uint64_t ah, uint64_t seq)
 	return (size_t)((ah ^ (seq * 0x9e3779b97f4a7c15ull)) % d->nb);
 }
 
-static int dedup_has(const struct dedup *d, uint64_t ah, uint64_t seq)
+/* The digest of the logged batch (agent, seq), or 0 when none is. */
+static uint64_t dedup_find(const struct dedup *d, uint64_t ah, uint64_t seq)
 {
 	for (struct dnode *n = d->b[dedup_slot(d, ah, seq)]; n; n = n->next)
 		if (n->agent_hash == ah && n->seq == seq)
-			return 1;
+			return n->digest;
 	return 0;
 }
 
-static int dedup_add(struct dedup *d, uint64_t ah, uint64_t seq)
+static int dedup_add(struct dedup *d, uint64_t ah, uint64_t seq,
+		     uint64_t digest)
 {
 	struct dnode *n = malloc(sizeof *n);
 	if (!n)
 		return FDO_ENOMEM;
 	size_t s = dedup_slot(d, ah, seq);
-	*n = (struct dnode){ah, seq, d->b[s]};
+	*n = (struct dnode){ah, seq, digest ? digest : 1, d->b[s]};
 	d->b[s] = n;
 	d->n++;
 	return FDO_OK;
@@ -150,9 +154,29 @@ struct agg_ingest {
 		double tokens;
 		uint64_t last_ns;
 	} *rates;
+
+	/* Growth limits. grow (guarded by mu): stacks each binary stored for
+	 * the first time in the current hour, by name hash (a collision
+	 * shares a slot: stricter, never looser). pend (merger only): each
+	 * build-id's pending addresses as last counted plus those added
+	 * since; a build-id at the limit is recounted, at most every
+	 * PENDING_RECOUNT_S, and is "full" while over it. */
+	struct grow_slot {
+		uint64_t key, hour, count;
+	} *grow;
+	struct pend_est {
+		uint32_t id;
+		int full;
+		uint64_t est;
+		time_t checked;
+	} *pend;
+	size_t npend, cap_pend;
+	struct fdo_map64 pend_index; /* id + 1 -> index in pend */
 };
 
 #define RATE_SLOTS 4096
+#define GROW_SLOTS 4096
+#define PENDING_RECOUNT_S 10
 
 /*
  * Take cost tokens from key's bucket (refilled at rate per second, holding
@@ -256,23 +280,41 @@ static void result_error(struct agg_result *r, int rc, const char *why)
 		 why);
 }
 
-/* Is p's (agent, seq) in table batches? Fills the duplicate's figures. */
+enum { NEW_BATCH, DUPLICATE, CONFLICT };
+
+/* Is p's (agent, seq) in table batches, with the same content? Fills a
+ * duplicate's figures: what its first Ack said. */
 static int stored_before(store_txn *t, const struct prep *p,
 			 struct agg_result *r)
 {
 	uint32_t agent;
 	if (!t || store_intern_string(t, p->agent, strlen(p->agent), 0,
 				      &agent))
-		return 0;
+		return NEW_BATCH;
 	uint8_t key[STORE_BATCHES_KEY_SIZE];
 	store_batches_key_encode(key, agent, p->seq);
 	const void *v;
 	size_t vl;
 	if (store_get(t, STORE_BATCHES, key, sizeof key, &v, &vl))
-		return 0;
-	if (vl == BATCH_VAL_SIZE)
+		return NEW_BATCH;
+	if (vl >= BATCH_VAL_SIZE &&
+	    fdo_get_be64((const uint8_t *)v + 24) != p->digest)
+		return CONFLICT;
+	if (vl >= BATCH_VAL_SIZE_V1)
 		r->samples_accepted = fdo_get_be64((const uint8_t *)v + 8);
-	return 1;
+	return DUPLICATE;
+}
+
+static void result_conflict(struct agg_result *r, const struct prep *p)
+{
+	r->status = FDO_ECONFLICT;
+	r->duplicate = 0;
+	r->samples_accepted = 0;
+	snprintf(r->message, sizeof r->message,
+		 "seq %llu of agent '%.64s' was stored before with different "
+		 "content; not stored (a resent batch must be identical; a new "
+		 "batch needs a new seq)",
+		 (unsigned long long)p->seq, p->agent);
 }
 
 /* Log one group: dedup, append, one sync, then hand over and wake. */
@@ -295,7 +337,8 @@ static void log_group(agg_ingest *ing, struct prep **g, size_t n)
 		struct agg_result *r = p->res;
 		uint64_t ah = agent_hash(p->agent);
 		pthread_mutex_lock(&ing->mu);
-		int dup = dedup_has(&ing->dedup, ah, p->seq);
+		uint64_t logged = dedup_find(&ing->dedup, ah, p->seq);
+		int dup = logged != 0;
 		int stale = !t || t_merged != ing->merged;
 		pthread_mutex_unlock(&ing->mu);
 		if (!dup && stale) {
@@ -307,7 +350,14 @@ static void log_group(agg_ingest *ing, struct prep **g, size_t n)
 			if (store_txn_begin(ing->st, 0, &t))
 				t = NULL; /* only the in-memory set, then */
 		}
-		if (dup || stored_before(t, p, r)) {
+		int before = dup ? (logged == p->digest ? DUPLICATE : CONFLICT)
+				 : stored_before(t, p, r);
+		if (before == CONFLICT) {
+			result_conflict(r, p);
+			g[i] = NULL;
+			continue;
+		}
+		if (before == DUPLICATE) {
 			/* Logged or stored before: counted once. */
 			r->duplicate = 1;
 			g[i] = NULL;
@@ -339,7 +389,7 @@ static void log_group(agg_ingest *ing, struct prep **g, size_t n)
 			if (p->stacks[k].n)
 				logged_add(ing, p->stacks[k].id);
 		pthread_mutex_lock(&ing->mu);
-		dedup_add(&ing->dedup, ah, p->seq);
+		dedup_add(&ing->dedup, ah, p->seq, p->digest);
 		pthread_mutex_unlock(&ing->mu);
 	}
 	if (t)
@@ -539,6 +589,128 @@ static void maybe_expire(agg_ingest *ing)
 		fdo_warn("retention: %s", fdo_strerror(rc));
 }
 
+/* ------------------------------------------------------ growth limits -- */
+
+/* Count the stacks each binary stored for the first time. Call with mu
+ * held. */
+static void note_growth(agg_ingest *ing, const struct merge_growth *g)
+{
+	uint64_t hour = (uint64_t)time(NULL) / 3600;
+	for (size_t i = 0; i < g->nbin; i++) {
+		struct grow_slot *s =
+			&ing->grow[fdo_mix64(g->bin_hash[i]) & (GROW_SLOTS - 1)];
+		if (s->key != g->bin_hash[i] || s->hour != hour) {
+			s->key = g->bin_hash[i];
+			s->hour = hour;
+			s->count = 0;
+		}
+		s->count += g->bin_new[i];
+	}
+	ing->stats.pending_dropped += g->dropped;
+}
+
+/* Pending addresses of build-id id in the store (a range count). */
+static uint64_t pending_count(agg_ingest *ing, uint32_t id, char *hex)
+{
+	store_txn *t;
+	uint64_t n = 0;
+	hex[0] = 0;
+	if (store_txn_begin(ing->st, 0, &t))
+		return 0;
+	struct store_buildid rec;
+	if (store_buildid_get(t, id, &rec) == FDO_OK)
+		fdo_hex_encode(rec.build_id, rec.build_id_len, hex);
+	store_cursor *c;
+	if (store_cursor_open(t, STORE_PENDING, &c) == FDO_OK) {
+		uint8_t start[STORE_ADDR_KEY_SIZE];
+		struct store_frame f = {id, 0};
+		store_addr_key_encode(start, &f);
+		const void *k, *v;
+		size_t kl, vl;
+		int rc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v,
+					   &vl);
+		while (rc == FDO_OK && !store_addr_key_decode(k, kl, &f) &&
+		       f.build_id == id) {
+			n++;
+			rc = store_cursor_next(c, &k, &kl, &v, &vl);
+		}
+		store_cursor_close(c);
+	}
+	store_txn_abort(t);
+	return n;
+}
+
+/* Recount e; mark it full (or not) and tell the merge. Merger only. */
+static void pending_check(agg_ingest *ing, struct pend_est *e)
+{
+	char hex[2 * FDO_BUILD_ID_MAX + 1];
+	e->est = pending_count(ing, e->id, hex);
+	e->checked = time(NULL);
+	int full = e->est >= ing->o.max_pending;
+	if (full == e->full)
+		return;
+	if (merge_pending_full(ing->merge, e->id, full))
+		return;
+	e->full = full;
+	pthread_mutex_lock(&ing->mu);
+	ing->stats.pending_full += full ? 1 : (uint64_t)-1;
+	pthread_mutex_unlock(&ing->mu);
+	if (full)
+		fdo_warn("ingest: build-id %s has %llu addresses waiting for "
+			 "symbols (--max-pending %llu): its new addresses are "
+			 "not queued for symbolization until it drops below; "
+			 "upload its symbols",
+			 hex, (unsigned long long)e->est,
+			 (unsigned long long)ing->o.max_pending);
+	else
+		fdo_info("ingest: build-id %s is below --max-pending again "
+			 "(%llu addresses waiting)",
+			 hex, (unsigned long long)e->est);
+}
+
+/* The addresses a merge made pending, per build-id. Merger only. */
+static void pending_growth(agg_ingest *ing, const struct merge_growth *g)
+{
+	if (!ing->o.max_pending)
+		return;
+	for (size_t i = 0; i < g->npending; i++) {
+		uint32_t at;
+		int found;
+		if (fdo_map64_put(&ing->pend_index, (uint64_t)g->pending[i] + 1,
+				  (uint32_t)ing->npend, &at, &found))
+			return;
+		if (!found) {
+			if (fdo_grow(ing->pend, ing->cap_pend, ing->npend + 1))
+				return; /* the index points past: ignored */
+			ing->pend[ing->npend++] = (struct pend_est){
+				g->pending[i], 0, 0, 0};
+			/* Count what the store holds the first time. */
+			ing->pend[at].est = (uint64_t)-1;
+		}
+		if (at >= ing->npend)
+			continue;
+		struct pend_est *e = &ing->pend[at];
+		e->est = e->est == (uint64_t)-1
+				 ? ing->o.max_pending
+				 : e->est + g->pending_added[i];
+		/* est is an upper bound (resolved addresses are not taken
+		 * off): only a recount can tell the limit is reached. */
+		if (e->est >= ing->o.max_pending && !e->full)
+			pending_check(ing, e);
+	}
+}
+
+/* Build-ids over the limit: recounted now and then (symbols resolve
+ * them). Merger only, when idle. */
+static void pending_recheck(agg_ingest *ing)
+{
+	time_t now = time(NULL);
+	for (size_t i = 0; i < ing->npend; i++)
+		if (ing->pend[i].full &&
+		    now - ing->pend[i].checked >= PENDING_RECOUNT_S)
+			pending_check(ing, &ing->pend[i]);
+}
+
 /* *ts = CLOCK_REALTIME now + ns, for pthread_cond_timedwait. */
 static void deadline_in(struct timespec *ts, uint64_t ns)
 {
@@ -565,6 +737,7 @@ static void *merger_main(void *arg)
 				pthread_mutex_unlock(&ing->mu);
 				maybe_sweep(ing);
 				maybe_expire(ing);
+				pending_recheck(ing);
 				pthread_mutex_lock(&ing->mu);
 			}
 		}
@@ -633,6 +806,9 @@ static void *merger_main(void *arg)
 		if (ing->merge_error)
 			fdo_info("ingest: merging works again");
 		ing->merge_error = 0;
+		struct merge_growth growth;
+		merge_growth(ing->merge, &growth);
+		note_growth(ing, &growth);
 		struct store_wal_pos applied = batch[n - 1]->wal_end;
 		for (size_t i = 0; i < n; i++) {
 			struct prep *p = ing->mhead;
@@ -645,6 +821,7 @@ static void *merger_main(void *arg)
 			ing->mtail = NULL;
 		pthread_cond_broadcast(&ing->merged_cv);
 		pthread_mutex_unlock(&ing->mu);
+		pending_growth(ing, &growth);
 		for (size_t i = 0; i < n; i++)
 			prep_free(batch[i]);
 		pthread_mutex_lock(&ing->wal_mu);
@@ -673,7 +850,7 @@ static int replay_one(void *arg, const void *rec, size_t len,
 	}
 	p->wal_end = end;
 	p->logno = ++ing->logged;
-	if (dedup_add(&ing->dedup, agent_hash(p->agent), p->seq)) {
+	if (dedup_add(&ing->dedup, agent_hash(p->agent), p->seq, p->digest)) {
 		prep_free(p);
 		return FDO_ENOMEM;
 	}
@@ -749,8 +926,9 @@ int agg_ingest_create(store *s, const struct agg_ingest_opts *opts,
 	ing->dedup.b = calloc(ing->dedup.nb, sizeof *ing->dedup.b);
 	ing->logged_stacks = calloc(LOGGED_MAX, sizeof *ing->logged_stacks);
 	ing->rates = calloc(RATE_SLOTS, sizeof *ing->rates);
+	ing->grow = calloc(GROW_SLOTS, sizeof *ing->grow);
 	int rc = FDO_ENOMEM;
-	if (!ing->dedup.b || !ing->logged_stacks || !ing->rates ||
+	if (!ing->dedup.b || !ing->logged_stacks || !ing->rates || !ing->grow ||
 	    merge_create(&ing->merge))
 		goto fail;
 	fdo_buf_init(&ing->rec);
@@ -781,6 +959,7 @@ fail:
 	merge_destroy(ing->merge);
 	free(ing->logged_stacks);
 	free(ing->rates);
+	free(ing->grow);
 	fdo_buf_fini(&ing->rec);
 	free(ing);
 	return rc;
@@ -802,6 +981,9 @@ void agg_ingest_destroy(agg_ingest *ing)
 	merge_destroy(ing->merge);
 	free(ing->logged_stacks);
 	free(ing->rates);
+	free(ing->grow);
+	free(ing->pend);
+	fdo_map64_fini(&ing->pend_index);
 	fdo_buf_fini(&ing->rec);
 	pthread_mutex_destroy(&ing->mu);
 	pthread_mutex_destroy(&ing->wal_mu);
@@ -811,6 +993,39 @@ void agg_ingest_destroy(agg_ingest *ing)
 	pthread_cond_destroy(&ing->merge_cv);
 	pthread_cond_destroy(&ing->merged_cv);
 	free(ing);
+}
+
+/*
+ * A batch must lie in time where it can count: not ending further in the
+ * future than the allowed clock skew (it would sit in the newest bucket,
+ * never decay and satisfy any span), not older than max_age (retention
+ * would drop it unseen, or its exactly-once record could be gone, so that
+ * a very late retry would count twice). FDO_ETIME_RANGE with the reason.
+ */
+static int check_time(agg_ingest *ing, const Fdod__SampleBatch *b,
+		      struct agg_result *res)
+{
+	uint64_t now = (uint64_t)time(NULL);
+	if (ing->o.max_future && b->time_end > now + ing->o.max_future) {
+		snprintf(res->message, sizeof res->message,
+			 "batch ends at %llu, %llu s in the future (more than "
+			 "--max-clock-skew %llu s): check the agent's clock",
+			 (unsigned long long)b->time_end,
+			 (unsigned long long)(b->time_end - now),
+			 (unsigned long long)ing->o.max_future);
+		return FDO_ETIME_RANGE;
+	}
+	if (ing->o.max_age && b->time_end + ing->o.max_age < now) {
+		snprintf(res->message, sizeof res->message,
+			 "batch ended at %llu, %llu s ago: older than %llu s "
+			 "(the shorter of --retention and --dedup-ttl, less "
+			 "--max-clock-skew) is not stored",
+			 (unsigned long long)b->time_end,
+			 (unsigned long long)(now - b->time_end),
+			 (unsigned long long)ing->o.max_age);
+		return FDO_ETIME_RANGE;
+	}
+	return FDO_OK;
 }
 
 void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
@@ -824,6 +1039,15 @@ void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
 		if (!res->message[0])
 			snprintf(res->message, sizeof res->message, "%s",
 				 fdo_strerror(rc));
+		res->samples_accepted = 0;
+		pthread_mutex_lock(&ing->mu);
+		count_refusal(ing, rc);
+		pthread_mutex_unlock(&ing->mu);
+		return;
+	}
+	if ((rc = check_time(ing, batch, res))) {
+		prep_free(p);
+		res->status = rc;
 		res->samples_accepted = 0;
 		pthread_mutex_lock(&ing->mu);
 		count_refusal(ing, rc);
@@ -849,6 +1073,30 @@ void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
 		result_error(res, FDO_EBUSY, "rate limit reached");
 		res->retry_after_ms = wait;
 		return;
+	}
+	if (ing->o.max_new_stacks && p->nstacks) {
+		uint64_t h = prep_name_hash(p->binary);
+		uint64_t secs = (uint64_t)time(NULL);
+		const struct grow_slot *g =
+			&ing->grow[fdo_mix64(h) & (GROW_SLOTS - 1)];
+		if (g->key == h && g->hour == secs / 3600 &&
+		    g->count >= ing->o.max_new_stacks) {
+			count_refusal(ing, FDO_EBUSY);
+			ing->stats.growth_limited++;
+			uint64_t stored = g->count;
+			pthread_mutex_unlock(&ing->mu);
+			char why[200];
+			snprintf(why, sizeof why,
+				 "binary '%.64s' stored %llu new stacks this "
+				 "hour (--max-new-stacks %llu)",
+				 p->binary, (unsigned long long)stored,
+				 (unsigned long long)ing->o.max_new_stacks);
+			prep_free(p);
+			result_error(res, FDO_EBUSY, why);
+			res->retry_after_ms =
+				(uint32_t)((3600 - secs % 3600) * 1000);
+			return;
+		}
 	}
 	while (ing->queued >= ing->o.queue_max && !ing->stopping)
 		pthread_cond_wait(&ing->space_cv, &ing->mu);
@@ -909,13 +1157,83 @@ static struct wire_arena *thread_arena(void)
 void agg_ingest_message(agg_ingest *ing, const uint8_t *msg, size_t len,
 			struct fdo_buf *reply)
 {
+	agg_ingest_message_from(ing, msg, len, NULL, reply, NULL);
+}
+
+/*
+ * The authorize hook on the identity fields of an encoded batch (peeked,
+ * not decoded). *checked = 1 when the hook ran and allowed it; 0 when the
+ * top level does not parse (decoding then reports why). Returns the
+ * hook's refusal, or FDO_OK.
+ */
+static int authorize_head(agg_ingest *ing, const uint8_t *msg, size_t len,
+			  const char *peer, struct agg_result *res,
+			  int *checked)
+{
+	struct wire_batch_head h;
+	*checked = 0;
+	if (wire_batch_peek(msg, len, ing->limits, &h))
+		return FDO_OK;
+	/* NUL-terminated copies; longer fields than these are refused by
+	 * validation anyway, and a token never is that long. */
+	char agent[260], host[260], binary[260], token[1024];
+	const struct {
+		struct wire_str *in;
+		char *out;
+		size_t cap;
+	} f[] = {{&h.agent_id, agent, sizeof agent},
+		 {&h.host, host, sizeof host},
+		 {&h.binary, binary, sizeof binary},
+		 {&h.auth_token, token, sizeof token}};
+	for (size_t i = 0; i < 4; i++) {
+		size_t n = f[i].in->len < f[i].cap - 1 ? f[i].in->len
+						       : f[i].cap - 1;
+		memcpy(f[i].out, f[i].in->p ? f[i].in->p : "", n);
+		f[i].out[n] = 0;
+	}
+	Fdod__SampleBatch stub = FDOD__SAMPLE_BATCH__INIT;
+	stub.agent_id = agent;
+	stub.host = host;
+	stub.binary = binary;
+	stub.auth_token = token;
+	int rc = ing->o.authorize(ing->o.authorize_arg, &stub, peer,
+				  res->message, sizeof res->message);
+	if (!rc)
+		*checked = 1;
+	volatile char *t = token; /* no copy of a token outlives the check */
+	for (size_t i = 0; i < sizeof token; i++)
+		t[i] = 0;
+	return rc;
+}
+
+void agg_ingest_message_from(agg_ingest *ing, const uint8_t *msg, size_t len,
+			     const char *peer, struct fdo_buf *reply,
+			     int *authorized)
+{
+	if (authorized)
+		*authorized = 0;
 	struct agg_result res = {0};
 	Fdod__SampleBatch *b = NULL;
 	uint64_t t0 = fdo_now_ns();
-	struct wire_arena *arena = thread_arena();
-	int rc = arena ? wire_batch_decode_in(arena, msg, len, ing->limits, &b)
-		       : wire_batch_decode(msg, len, ing->limits, &b);
 	Fdod__Ack ack = FDOD__ACK__INIT;
+	/* The token first, from the message's top-level fields, before the
+	 * rest is decoded (and copied): memory spent on a batch without a
+	 * valid token stays the message itself. */
+	int rc = FDO_OK, checked = 0;
+	struct wire_arena *arena = NULL;
+	if (ing->o.authorize) {
+		rc = authorize_head(ing, msg, len, peer, &res, &checked);
+		if (rc) {
+			res.status = rc;
+			pthread_mutex_lock(&ing->mu);
+			count_refusal(ing, rc);
+			pthread_mutex_unlock(&ing->mu);
+			goto reply;
+		}
+	}
+	arena = thread_arena();
+	rc = arena ? wire_batch_decode_in(arena, msg, len, ing->limits, &b)
+		   : wire_batch_decode(msg, len, ing->limits, &b);
 	if (rc) {
 		res.status = rc;
 		if (rc == FDO_ELIMIT)
@@ -924,6 +1242,11 @@ void agg_ingest_message(agg_ingest *ing, const uint8_t *msg, size_t len,
 				 "encoded, %zu bytes decoded); split it",
 				 len, ing->limits->max_message_bytes,
 				 ing->limits->max_decoded_bytes);
+		else if (rc == FDO_EINVAL)
+			snprintf(res.message, sizeof res.message,
+				 "SampleBatch refused: a string (agent, host, "
+				 "binary, event, label or path) holds a NUL "
+				 "byte");
 		else
 			snprintf(res.message, sizeof res.message,
 				 "malformed SampleBatch (%zu bytes): %s", len,
@@ -931,8 +1254,8 @@ void agg_ingest_message(agg_ingest *ing, const uint8_t *msg, size_t len,
 		pthread_mutex_lock(&ing->mu);
 		count_refusal(ing, rc);
 		pthread_mutex_unlock(&ing->mu);
-	} else if (ing->o.authorize &&
-		   (rc = ing->o.authorize(ing->o.authorize_arg, b->auth_token,
+	} else if (ing->o.authorize && !checked &&
+		   (rc = ing->o.authorize(ing->o.authorize_arg, b, peer,
 					  res.message, sizeof res.message))) {
 		res.status = rc;
 		ack.seq = b->seq;
@@ -940,9 +1263,12 @@ void agg_ingest_message(agg_ingest *ing, const uint8_t *msg, size_t len,
 		count_refusal(ing, rc);
 		pthread_mutex_unlock(&ing->mu);
 	} else {
+		if (authorized)
+			*authorized = 1;
 		agg_ingest_batch(ing, b, &res);
 		ack.seq = b->seq;
 	}
+reply:
 	ack.status = (uint32_t)res.status;
 	ack.message = res.message;
 	ack.duplicate = res.duplicate;

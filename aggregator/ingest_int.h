@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "aggregator/aggregator.h"
 #include "common/buf.h"
@@ -47,6 +48,7 @@ struct prep {
 	uint32_t bucket;
 	uint64_t time_end;
 	uint64_t period, wq; /* wq = round(weight x WIRE_WEIGHT_SCALE) */
+	uint64_t digest;     /* prep_digest, set by prep_build/prep_decode */
 	struct prep_map *maps;
 	size_t nmaps;
 	struct prep_frame *frames;
@@ -100,10 +102,51 @@ int merge_apply(struct merge *m, store *st, struct prep **preps, size_t n,
  */
 int merge_expire(store *st, uint32_t cutoff, size_t *deleted,
 		 uint32_t *oldest);
+/*
+ * What the last successful merge_apply added, for the growth limits
+ * (aggregator/ingest.c): per binary (prep_name_hash of its name) the
+ * stacks stored for the first time, per build-id (interned id) the
+ * addresses that became pending. Valid until the next merge_apply.
+ */
+struct merge_growth {
+	const uint64_t *bin_hash, *bin_new;
+	size_t nbin;
+	const uint32_t *pending;
+	const uint64_t *pending_added;
+	size_t npending;
+	uint64_t dropped; /* addresses not made pending: build-id over the
+			     pending limit (merge_pending_full) */
+};
+void merge_growth(const struct merge *m, struct merge_growth *g);
+/*
+ * merge_pending_full marks build-id id (interned) as over the pending
+ * limit (full = 1: later merges do not make its new addresses pending)
+ * or not any more (0). FDO_OK or FDO_ENOMEM. Merger thread only.
+ */
+int merge_pending_full(struct merge *m, uint32_t id, int full);
+
 /* merge_sweep deletes batch records older than cutoff (unix seconds). */
 int merge_sweep(store *st, uint64_t cutoff, size_t *deleted);
 
-/* Size of a value of table batches; layout in storage/codec.c. */
-#define BATCH_VAL_SIZE 24
+/* Size of a value of table batches; layout in storage/codec.c. Records
+ * written before issue 21 have 24 bytes (no content digest). */
+#define BATCH_VAL_SIZE 32
+#define BATCH_VAL_SIZE_V1 24
+
+/*
+ * prep_digest: a 64-bit digest of what a batch stores (binary, host,
+ * labels, time_end, period, weight, every stack id and count, every branch
+ * record), independent of the order of stacks and branches; never 0. A
+ * resent (agent, seq) with another digest is a different batch (CONFLICT),
+ * not a retry. The same on a prep from prep_build and from its WAL record.
+ */
+uint64_t prep_digest(const struct prep *p);
+
+/* The key of a binary (or agent) name in the in-memory tables of ingest:
+ * rate limits, growth limits. */
+static inline uint64_t prep_name_hash(const char *name)
+{
+	return store_buildid_hash((const uint8_t *)name, strlen(name));
+}
 
 #endif

@@ -25,6 +25,7 @@
 #include "aggregator/ingest_int.h"
 #include "common/buf.h"
 #include "common/common.h"
+#include "common/map.h"
 
 /* Slots of each known set (8 bytes each; a set is cleared at 3/4 full).
  * 2^21 slots held 1.5M stacks: over 60 s of the ingest bench (2.4M
@@ -142,7 +143,14 @@ struct merge {
 	struct idset known_stacks, known_addrs;
 	struct vec64 new_stacks, new_addrs; /* to add after the commit */
 	uint32_t *pending;                  /* build-ids with new pending */
-	size_t npending, cap_pending;
+	uint64_t *pending_added;            /* ... how many new each */
+	size_t npending, cap_pending, cap_added;
+	uint64_t *bin_hash, *bin_new;       /* binaries with new stacks */
+	size_t nbin, cap_bin, cap_bin_new;
+	/* Build-ids over the pending limit (key id + 1): their new addresses
+	 * are not made pending; counted in dropped. */
+	struct fdo_map64 full;
+	uint64_t dropped;
 	/* the current call */
 	struct prep **preps;
 	size_t n;
@@ -173,6 +181,10 @@ void merge_destroy(struct merge *m)
 	free(m->new_stacks.v);
 	free(m->new_addrs.v);
 	free(m->pending);
+	free(m->pending_added);
+	free(m->bin_hash);
+	free(m->bin_new);
+	fdo_map64_fini(&m->full);
 	free(m->counts.tmp);
 	free(m->branches.tmp);
 	free(m);
@@ -181,12 +193,65 @@ void merge_destroy(struct merge *m)
 static int note_pending(struct merge *m, uint32_t id)
 {
 	for (size_t i = 0; i < m->npending; i++)
-		if (m->pending[i] == id)
+		if (m->pending[i] == id) {
+			m->pending_added[i]++;
 			return FDO_OK;
-	if (fdo_grow(m->pending, m->cap_pending, m->npending + 1))
+		}
+	if (fdo_grow(m->pending, m->cap_pending, m->npending + 1) ||
+	    fdo_grow(m->pending_added, m->cap_added, m->npending + 1))
 		return FDO_ENOMEM;
+	m->pending_added[m->npending] = 1;
 	m->pending[m->npending++] = id;
 	return FDO_OK;
+}
+
+/* One more stack stored for the first time, of the binary named name. */
+static int note_new_stack(struct merge *m, const char *name)
+{
+	uint64_t h = prep_name_hash(name);
+	for (size_t i = 0; i < m->nbin; i++)
+		if (m->bin_hash[i] == h) {
+			m->bin_new[i]++;
+			return FDO_OK;
+		}
+	if (fdo_grow(m->bin_hash, m->cap_bin, m->nbin + 1) ||
+	    fdo_grow(m->bin_new, m->cap_bin_new, m->nbin + 1))
+		return FDO_ENOMEM;
+	m->bin_hash[m->nbin] = h;
+	m->bin_new[m->nbin++] = 1;
+	return FDO_OK;
+}
+
+int merge_pending_full(struct merge *m, uint32_t id, int full)
+{
+	uint32_t v;
+	int found;
+	if (full)
+		return fdo_map64_put(&m->full, (uint64_t)id + 1, 1, &v, &found);
+	if (!fdo_map64_get(&m->full, (uint64_t)id + 1, &v))
+		return FDO_OK;
+	/* No delete in the map: rebuild it without id (a handful of ids). */
+	struct fdo_map64 keep = {0};
+	for (size_t i = 0; i < m->full.cap; i++)
+		if (m->full.keys[i] && m->full.keys[i] != (uint64_t)id + 1 &&
+		    fdo_map64_put(&keep, m->full.keys[i], 1, &v, &found)) {
+			fdo_map64_fini(&keep);
+			return FDO_ENOMEM;
+		}
+	fdo_map64_fini(&m->full);
+	m->full = keep;
+	return FDO_OK;
+}
+
+void merge_growth(const struct merge *m, struct merge_growth *g)
+{
+	g->dropped = m->dropped;
+	g->bin_hash = m->bin_hash;
+	g->bin_new = m->bin_new;
+	g->nbin = m->nbin;
+	g->pending = m->pending;
+	g->pending_added = m->pending_added;
+	g->npending = m->npending;
 }
 
 static uint64_t addr_token(uint32_t build_id, uint64_t offset)
@@ -304,7 +369,10 @@ static int apply_prep(struct merge *m, store_txn *t, size_t pi)
 					       p->maps[i].build_id_len, 1,
 					       &p->maps[i].id)))
 			return rc;
-	if ((rc = note_host(t, binary, p)) || (rc = note_buildids(t, binary, p)))
+	/* A host counts towards a binary's hosts (and min_hosts) only when it
+	 * contributed samples: a batch of no stacks is no evidence. */
+	if ((p->nstacks && (rc = note_host(t, binary, p))) ||
+	    (rc = note_buildids(t, binary, p)))
 		return rc;
 	wire_weight_t unit = (wire_weight_t)p->period * p->wq;
 	uint64_t accepted = 0;
@@ -336,6 +404,7 @@ static int apply_prep(struct merge *m, store_txn *t, size_t pi)
 	fdo_put_be64(bval, m->now);
 	fdo_put_be64(bval + 8, accepted);
 	fdo_put_be64(bval + 16, 0);
+	fdo_put_be64(bval + 24, p->digest);
 	return store_put(t, STORE_BATCHES, bkey, sizeof bkey, bval,
 			 sizeof bval, 0);
 }
@@ -558,6 +627,8 @@ static int put_stack(struct merge *m, store_cursor *c, const struct prep *p,
 	int stored = rc == FDO_EEXISTS;
 	if ((rc = vec_push(&m->new_stacks, s->id)) || stored)
 		return rc;
+	if ((rc = note_new_stack(m, p->binary)))
+		return rc;
 	for (size_t i = 0; i < n && !rc; i++) {
 		uint64_t k[4] = {f[i].build_id, f[i].offset, 0, 0};
 		if (!idset_has(&m->known_addrs, tok[i]))
@@ -604,7 +675,13 @@ static int note_new_addrs(struct merge *m, store_txn *t)
 		const void *v;
 		size_t vl;
 		rc = seek_exact(sym, ak, sizeof ak, &v, &vl);
-		if (rc == FDO_ENOT_FOUND) { /* not symbolized */
+		uint32_t full;
+		if (rc == FDO_ENOT_FOUND && m->full.n &&
+		    fdo_map64_get(&m->full, (uint64_t)f.build_id + 1, &full)) {
+			/* Over --max-pending: not queued for symbols. */
+			m->dropped++;
+			rc = FDO_OK;
+		} else if (rc == FDO_ENOT_FOUND) { /* not symbolized */
 			rc = store_cursor_put(pend, ak, sizeof ak, "", 0,
 					      STORE_NOOVERWRITE);
 			if (rc == FDO_OK)
@@ -731,6 +808,8 @@ static int apply_all(store_txn *t, void *arg)
 	m->new_stacks.n = 0;
 	m->new_addrs.n = 0;
 	m->npending = 0;
+	m->nbin = 0;
+	m->dropped = 0;
 	m->stack_cands.n = 0;
 	m->addr_cands.n = 0;
 	for (size_t i = 0; i < m->n; i++)

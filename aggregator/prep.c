@@ -211,6 +211,7 @@ int prep_build(const Fdod__SampleBatch *b, const struct wire_limits *limits,
 	}
 	free(refs);
 	free(hf);
+	p->digest = prep_digest(p);
 	*out = p;
 	return FDO_OK;
 fail:
@@ -435,6 +436,7 @@ int prep_decode(const uint8_t *rec, size_t len, struct prep **out)
 	if (r.bad || r.p != r.end || !p->agent || !p->binary || !p->host ||
 	    !p->labels)
 		goto bad;
+	p->digest = prep_digest(p);
 	*out = p;
 	return FDO_OK;
 oom:
@@ -442,4 +444,34 @@ oom:
 bad:
 	prep_free(p);
 	return r.oom ? FDO_ENOMEM : FDO_ECORRUPT;
+}
+
+static uint64_t str_hash(const char *s)
+{
+	return fdo_hash_words(s, strlen(s));
+}
+
+uint64_t prep_digest(const struct prep *p)
+{
+	/* Stacks and branches are summed, each mixed first, so their order
+	 * does not matter; the scalars are mixed in a fixed order. */
+	uint64_t h = 0x6a09e667f3bcc908ull;
+	uint64_t fields[] = {str_hash(p->binary), str_hash(p->host),
+			     str_hash(p->labels), p->time_end, p->period,
+			     p->wq, p->nstacks, p->nbranches};
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+		h = fdo_mix64(h ^ fields[i]);
+	uint64_t stacks = 0, branches = 0;
+	for (size_t i = 0; i < p->nstacks; i++)
+		stacks += fdo_mix64(p->stacks[i].id ^
+				    fdo_mix64(p->stacks[i].samples + 1));
+	for (size_t i = 0; i < p->nbranches; i++) {
+		const struct prep_branch *b = &p->branches[i];
+		uint64_t m = b->map < p->nmaps ? p->maps[b->map].hash : 0;
+		branches += fdo_mix64(m ^ fdo_mix64(b->from ^
+				      fdo_mix64(b->to ^ fdo_mix64(b->samples))));
+	}
+	h = fdo_mix64(h ^ stacks);
+	h = fdo_mix64(h ^ branches);
+	return h ? h : 1;
 }

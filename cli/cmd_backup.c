@@ -2,7 +2,8 @@
  * cli/cmd_backup.c — `fdoctl backup [--http URL | --data DIR] DEST`: a
  * consistent, compacted copy of fdod's store into DEST/store, while fdod
  * runs. Through the daemon (the default: --http, $FDOD_HTTP) everything
- * acknowledged is merged first and DEST is a path on fdod's host; with
+ * acknowledged is merged first and DEST is a path on fdod's host, under
+ * one of its --backup-dir directories and outside its --data; with
  * --data the store is copied directly (batches still in its write-ahead
  * log are not in the copy). Restore: start fdod with --data DEST, and
  * copy the symbols/ tree beside it (files are immutable: cp -al or rsync).
@@ -24,7 +25,8 @@ static void backup_usage(FILE *out)
 		"Writes a consistent, compacted copy of the store to DEST/store\n"
 		"while fdod runs. Through fdod (default; URL from $FDOD_HTTP or\n"
 		"http://127.0.0.1:7471) acknowledged batches are merged first;\n"
-		"DEST is a path on fdod's host. --data DIR copies the store in\n"
+		"DEST is a path on fdod's host, under one of its --backup-dir\n"
+		"directories and outside its --data. --data DIR copies the store in\n"
 		"DIR directly. The symbols/ tree is plain immutable files: copy\n"
 		"it with cp -al or rsync.\n");
 }

@@ -11,7 +11,9 @@
  * Output: one line per file, in argument order, on stdout:
  *   stored <build-id> <slots> <file>     at least one slot written
  *   present <build-id> <slots> <file>    every slot was already there
- * and on stderr for a file that was refused or failed:
+ *   replaced <build-id> <slots> <file>   --replace swapped a different file
+ * and on stderr for a file that was refused or failed (a different file
+ * already stored for the build-id is refused: HTTP 409, or CONFLICT):
  *   error: <file>: <reason>
  * <slots> is executable, debuginfo or executable+debuginfo. Exit 0 when
  * every file is stored or present, 1 when any failed, 2 on usage errors.
@@ -30,7 +32,7 @@
 
 static const char usage_text[] =
     "usage: fdoctl upload [--http URL | --data DIR] [--binary NAME] "
-    "FILE...\n"
+    "[--replace] FILE...\n"
     "\n"
     "Store ELF executables, shared objects and separate debug files by\n"
     "their GNU build-id, for delayed symbolization and debuginfod.\n"
@@ -40,10 +42,14 @@ static const char usage_text[] =
     "  --http URL     upload through a running fdod's HTTP API (default\n"
     "                 $FDOD_HTTP when set; else --data ./var/fdod)\n"
     "  --binary NAME  the binary name these build-ids belong to\n"
+    "  --replace      replace a different file already stored for the\n"
+    "                 build-id (needs a token with scope admin); without\n"
+    "                 it such a file is refused (HTTP 409)\n"
     "  --help         this text\n"
     "\n"
-    "One line per file: `stored|present <build-id> <slots> <file>`, or\n"
-    "`error: <file>: <reason>` on stderr. Exit 1 if any file failed.\n";
+    "One line per file: `stored|present|replaced <build-id> <slots> "
+    "<file>`,\nor `error: <file>: <reason>` on stderr. Exit 1 if any file "
+    "failed.\n";
 
 static const char *slots_text(unsigned slots)
 {
@@ -111,8 +117,8 @@ static void json_field(const char *json, const char *key, char *out,
 	out[n] = 0;
 }
 
-static int upload_http(const char *base, const char *binary, int nfiles,
-		       char **files)
+static int upload_http(const char *base, const char *binary, int replace,
+		       int nfiles, char **files)
 {
 	char path[1024] = "/v1/symbols";
 	if (binary) {
@@ -124,6 +130,9 @@ static int upload_http(const char *base, const char *binary, int nfiles,
 				      ? snprintf(path + n, sizeof path - n, "%%2B")
 				      : snprintf(path + n, sizeof path - n, "%c", *c));
 	}
+	if (replace)
+		snprintf(path + strlen(path), sizeof path - strlen(path), "%s",
+			 binary ? "&replace=1" : "?replace=1");
 	int failed = 0;
 	for (int k = 0; k < nfiles; k++) {
 		int fd = open(files[k], O_RDONLY | O_CLOEXEC);
@@ -147,7 +156,10 @@ static int upload_http(const char *base, const char *binary, int nfiles,
 			fprintf(stderr, "error: %s: %s\n", files[k], err);
 			failed = 1;
 		} else if (status == 201) {
-			printf("stored %s %s %s\n", hex,
+			printf("%s %s %s %s\n",
+			       strstr(json, "\"replaced\":true") ? "replaced"
+								 : "stored",
+			       hex,
 			       slots_text(json_slots(json, "\"stored\"")),
 			       files[k]);
 		} else if (status == 200) {
@@ -168,10 +180,44 @@ static int upload_http(const char *base, const char *binary, int nfiles,
 	return failed ? 1 : 0;
 }
 
+/* --replace with --data: the file is copied into the store's incoming
+ * directory and adopted with STORE_SYM_REPLACE, as fdod does. */
+static int replace_local(store *s, const char *data, const char *file,
+			 const char *binary, struct store_sym_result *res)
+{
+	memset(res, 0, sizeof *res);
+	char tmp[4096];
+	int out, in = open(file, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		snprintf(res->why, sizeof res->why, "%s", strerror(errno));
+		return FDO_EIO;
+	}
+	int rc = store_symbols_tmpfile(data, tmp, sizeof tmp, &out);
+	char buf[1 << 16];
+	ssize_t n;
+	while (!rc && (n = read(in, buf, sizeof buf)) != 0) {
+		if (n < 0 || write(out, buf, (size_t)n) != n) {
+			snprintf(res->why, sizeof res->why, "copying: %s",
+				 strerror(errno));
+			rc = FDO_EIO;
+		}
+	}
+	close(in);
+	if (rc) {
+		if (out >= 0) {
+			close(out);
+			unlink(tmp);
+		}
+		return rc;
+	}
+	close(out);
+	return store_symbols_adopt(s, data, tmp, binary, STORE_SYM_REPLACE, res);
+}
+
 int cmd_upload(int argc, char **argv)
 {
 	const char *data = NULL, *http = NULL, *binary = NULL;
-	int i = 1;
+	int i = 1, replace = 0;
 	for (; i < argc; i++) {
 		const char *a = argv[i], *v;
 		if (!strcmp(a, "--")) {
@@ -181,6 +227,10 @@ int cmd_upload(int argc, char **argv)
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			fputs(usage_text, stdout);
 			return 0;
+		}
+		if (!strcmp(a, "--replace")) {
+			replace = 1;
+			continue;
 		}
 		if (take_value(argc, argv, &i, "--data", &v) ||
 		    take_value(argc, argv, &i, "--http", &v) ||
@@ -218,7 +268,7 @@ int cmd_upload(int argc, char **argv)
 	if (!http && !data && getenv("FDOD_HTTP") && *getenv("FDOD_HTTP"))
 		http = getenv("FDOD_HTTP");
 	if (http)
-		return upload_http(http, binary, argc - i, argv + i);
+		return upload_http(http, binary, replace, argc - i, argv + i);
 	if (!data)
 		data = "./var/fdod";
 
@@ -235,12 +285,15 @@ int cmd_upload(int argc, char **argv)
 	int failed = 0;
 	for (; i < argc; i++) {
 		struct store_sym_result res;
-		rc = store_symbols_add_file(s, data, argv[i], binary, &res);
+		rc = replace ? replace_local(s, data, argv[i], binary, &res)
+			     : store_symbols_add_file(s, data, argv[i], binary,
+						      &res);
 		char hex[2 * FDO_BUILD_ID_MAX + 1];
 		fdo_hex_encode(res.elf.build_id, res.elf.build_id_len, hex);
 		if (rc == FDO_OK) {
-			printf("stored %s %s %s\n", hex, slots_text(res.stored),
-			       argv[i]);
+			printf("%s %s %s %s\n",
+			       res.replaced ? "replaced" : "stored", hex,
+			       slots_text(res.stored), argv[i]);
 		} else if (rc == FDO_EEXISTS) {
 			printf("present %s %s %s\n", hex,
 			       slots_text(res.present), argv[i]);

@@ -38,7 +38,9 @@
 	X(BUSY, 18, "busy, retry later")                                       \
 	X(TRANSPORT, 19, "transport error")                                    \
 	X(DENIED, 20, "permission denied")                                    \
-	X(NOSPACE, 21, "no space left on the disk")
+	X(NOSPACE, 21, "no space left on the disk")                            \
+	X(CONFLICT, 22, "conflicts with what is already stored")               \
+	X(TIME_RANGE, 23, "time outside the range fdod accepts")
 
 enum fdo_err {
 #define FDO_ERR_ENUM(name, num, msg) FDO_E##name = num,
@@ -57,6 +59,13 @@ enum fdo_log_level { FDO_LOG_DEBUG, FDO_LOG_INFO, FDO_LOG_WARN, FDO_LOG_ERROR };
 void fdo_log_set_level(enum fdo_log_level level);
 void fdo_log(enum fdo_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/*
+ * fdo_log_escape copies n bytes of in to out (capacity cap, not
+ * NUL-terminated) as fdo_log writes them: control bytes and backslashes
+ * escaped (\n \t \r \\ \xNN); stops before an escape that would not fit.
+ * Returns the bytes written.
+ */
+size_t fdo_log_escape(const char *in, size_t n, char *out, size_t cap);
 #define fdo_debug(...) fdo_log(FDO_LOG_DEBUG, __VA_ARGS__)
 #define fdo_info(...) fdo_log(FDO_LOG_INFO, __VA_ARGS__)
 #define fdo_warn(...) fdo_log(FDO_LOG_WARN, __VA_ARGS__)

@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential gcc-12 g++-12 pkg-config
   libdw-dev libelf-dev elfutils
   liblmdb-dev lmdb-utils
-  libnng-dev
+  libnng-dev libmicrohttpd-dev
   libprotobuf-c-dev protobuf-c-compiler
   libcapstone-dev
   clang-16 llvm-16 lld-16 libclang-rt-16-dev

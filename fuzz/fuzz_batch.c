@@ -17,7 +17,11 @@
  *     validates the same;
  *   - fdod's own decoder (wire_batch_decode_in, what its receivers use,
  *     written apart from protobuf-c) gives the same result and the same
- *     re-encoded bytes, unknown fields included.
+ *     re-encoded bytes, unknown fields included (both refuse a NUL byte
+ *     in a string);
+ *   - wire_batch_peek (the identity a token is checked on before the
+ *     batch is decoded) reads the agent, host, binary and token the
+ *     decoders read.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -199,6 +203,14 @@ static void check_arena(const uint8_t *data, size_t size, int rc,
 	wire_arena_reset(arena);
 }
 
+/* A peeked field is the decoded string (which holds no NUL: decoding
+ * refuses that). */
+static int same_str(const struct wire_str *w, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	return w->len == n && (!n || !memcmp(w->p, s, n));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	check_ack(data, size);
@@ -212,8 +224,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	Fdod__SampleBatch *b = NULL;
 	int rc = wire_batch_decode(data, size, NULL, &b);
 	check_arena(data, size, rc, b);
+	struct wire_batch_head h;
+	int rp = wire_batch_peek(data, size, NULL, &h);
 	if (rc != FDO_OK)
 		return 0;
+	/* What the receiver checks the token on before decoding is what the
+	 * decoder reads. */
+	FUZZ_CHECK(rp == FDO_OK);
+	FUZZ_CHECK(same_str(&h.agent_id, b->agent_id) &&
+		   same_str(&h.host, b->host) &&
+		   same_str(&h.binary, b->binary) &&
+		   same_str(&h.auth_token, b->auth_token));
 	char err[256];
 	int valid = wire_batch_validate(b, NULL, err, sizeof err);
 	check_prep(b, valid);

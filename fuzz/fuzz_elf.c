@@ -8,6 +8,9 @@
  *   - an accepted file has a 1..64-byte build-id, class 32 or 64, its real
  *     size, a kind name, and qualifies for at least one slot;
  *   - adding it stores it; adding it again stores nothing (FDO_EEXISTS);
+ *   - it is the same file as itself for both slots (store_elf_same_slot);
+ *   - one whose compressed sections claim over the inflate limit is
+ *     refused (FDO_ELIMIT) and nothing is written;
  *   - a refused file gets a reason.
  */
 #include <errno.h>
@@ -77,8 +80,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(info.size == size);
 	FUZZ_CHECK(store_elf_kind_name(&info) != NULL);
 
+	/* A file is the same as itself for both slots. */
+	for (unsigned kind = STORE_SYM_EXECUTABLE; kind <= STORE_SYM_DEBUGINFO;
+	     kind <<= 1) {
+		int same = 0;
+		FUZZ_CHECK(store_elf_same_slot(input_fd, input_fd, kind,
+					       &same) == FDO_OK &&
+			   same == 1);
+	}
 	struct store_sym_result res;
 	rc = store_symbols_add_fd(NULL, datadir, input_fd, "fuzz", &res);
+	if (info.inflated > (512ull << 20)) {
+		/* A compression bomb: refused before anything is written. */
+		FUZZ_CHECK(rc == FDO_ELIMIT && strstr(res.why, "inflate"));
+		return 0;
+	}
 	if (rc != FDO_OK) {
 		fprintf(stderr, "inspected file not stored: %s: %s\n",
 			fdo_strerror(rc), res.why);

@@ -23,6 +23,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import zlib
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build/fuzz"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -347,11 +348,15 @@ def build_binaries():
 # ------------------------------------------------- hand-assembled ELF files --
 
 def make_elf(is64, be, etype=3, build_id=b"\x12\x34\x56\x78" * 5,
-             interp=False, debug_info=True, debug_only=False, symtab=True):
+             interp=False, debug_info=True, debug_only=False, symtab=True,
+             inflated=None):
     """A small, consistent ELF file: PT_LOAD, PT_NOTE (+ PT_INTERP),
     sections .interp, .note.gnu.build-id, .text, .debug_info, .symtab,
     .strtab, .shstrtab. debug_only: every SHF_ALLOC section NOBITS and
-    no segments, like objcopy --only-keep-debug."""
+    no segments, like objcopy --only-keep-debug. Notes and sections are
+    8-byte aligned (the build-id descriptor at align8(12 + namesz)).
+    inflated: .debug_info is SHF_COMPRESSED (zlib) and its header claims
+    that many bytes once inflated (a compression bomb when large)."""
     e = ">" if be else "<"
     names = [b""]
     sections = []  # (name, type, flags, data, link, entsize)
@@ -361,7 +366,12 @@ def make_elf(is64, be, etype=3, build_id=b"\x12\x34\x56\x78" * 5,
     note += b"\0" * (-len(note) % 4)
     sections.append((".note.gnu.build-id", 7, 2, note, 0, 0))
     sections.append((".text", 8 if debug_only else 1, 6, b"\x90" * 32, 0, 0))
-    if debug_info:
+    if debug_info and inflated is not None:
+        body = zlib.compress(bytes(4096))
+        chdr = (struct.pack(e + "IIQQ", 1, 0, inflated, 1) if is64 else
+                struct.pack(e + "III", 1, inflated, 1))
+        sections.append((".debug_info", 1, 0x800, chdr + body, 0, 0))
+    elif debug_info:
         sections.append((".debug_info", 1, 0, b"\x07\0\0\0\x04\0\0\0\0\0\x08"
                          [:11], 0, 0))
     if symtab:
@@ -452,6 +462,13 @@ def elf_seeds(binaries):
     put("elf", "hand-64le-nobid", make_elf(True, False, build_id=b""))
     put("elf", "hand-64le-longbid", make_elf(True, False,
                                              build_id=bytes(range(65))))
+    # Issue 21: the build-id of an 8-byte aligned note, and a small file
+    # whose compressed .debug_info claims 1 GiB (refused before inflating).
+    put("elf", "note-8-byte-aligned", make_elf(True, False))
+    put("elf", "compression-bomb", make_elf(True, False, inflated=1 << 30))
+    put("elf", "compression-bomb-32be", make_elf(False, True,
+                                                 inflated=1 << 30))
+    put("elf", "compressed-small", make_elf(True, False, inflated=4096))
     put("elf", "not-elf", b"#!/bin/sh\necho hello\n")
     put("elf", "truncated", make_elf(True, False)[:100])
 

@@ -538,6 +538,81 @@ static int pdecode(struct wire_arena *a, const ProtobufCMessageDescriptor *d,
 	return 0;
 }
 
+int wire_batch_peek(const uint8_t *buf, size_t len,
+                    const struct wire_limits *limits,
+                    struct wire_batch_head *h)
+{
+	if (!limits)
+		limits = &wire_limits_default;
+	memset(h, 0, sizeof *h);
+	if (len > limits->max_message_bytes)
+		return FDO_ELIMIT;
+	/* The top level only: no sub-message is looked into, nothing is
+	 * copied or allocated. Singular fields: the last one wins, as both
+	 * decoders have it. */
+	size_t at = 0;
+	struct pfield_at f;
+	while (at < len) {
+		if (pfield_next(buf, len, &at, &f))
+			return FDO_EPARSE;
+		if (f.wire != 2)
+			continue;
+		struct wire_str *to = f.tag == 2    ? &h->agent_id
+				      : f.tag == 4  ? &h->host
+				      : f.tag == 5  ? &h->binary
+				      : f.tag == 16 ? &h->auth_token
+						    : NULL;
+		if (to) {
+			to->p = (const char *)f.val;
+			to->len = f.vlen;
+		}
+	}
+	return FDO_OK;
+}
+
+/* Does a message of type d hold string fields, itself or below? */
+static int desc_has_strings(const ProtobufCMessageDescriptor *d, int depth)
+{
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		if (f->type == PROTOBUF_C_TYPE_STRING)
+			return 1;
+		if (f->type == PROTOBUF_C_TYPE_MESSAGE && depth < 8 &&
+		    desc_has_strings(f->descriptor, depth + 1))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * has_nul_string: does a string field of the (well-formed: it decoded)
+ * message p of type d hold a NUL byte? A C string would end there: the
+ * rest of a binary name or label value would be cut off silently, so such
+ * a batch is refused instead. Run after either decoder succeeded, so both
+ * refuse the same inputs.
+ */
+static int has_nul_string(const ProtobufCMessageDescriptor *d,
+			  const uint8_t *p, size_t len, int depth)
+{
+	size_t at = 0;
+	struct pfield_at f;
+	while (at < len) {
+		if (pfield_next(p, len, &at, &f))
+			return 0;
+		const ProtobufCFieldDescriptor *pf = pfield_of(d, f.tag);
+		if (!pf || f.wire != 2)
+			continue;
+		if (pf->type == PROTOBUF_C_TYPE_STRING &&
+		    memchr(f.val, 0, f.vlen))
+			return 1;
+		if (pf->type == PROTOBUF_C_TYPE_MESSAGE && depth < 8 &&
+		    desc_has_strings(pf->descriptor, 0) &&
+		    has_nul_string(pf->descriptor, f.val, f.vlen, depth + 1))
+			return 1;
+	}
+	return 0;
+}
+
 int wire_batch_decode_in(struct wire_arena *a, const uint8_t *buf,
                          size_t len, const struct wire_limits *limits,
                          Fdod__SampleBatch **out)
@@ -555,6 +630,8 @@ int wire_batch_decode_in(struct wire_arena *a, const uint8_t *buf,
 		return a->budget.over    ? FDO_ELIMIT
 		       : a->budget.nomem ? FDO_ENOMEM
 					 : FDO_EPARSE;
+	if (has_nul_string(&fdod__sample_batch__descriptor, buf, len, 0))
+		return FDO_EINVAL; /* the arena takes m back at its reset */
 	*out = (Fdod__SampleBatch *)m;
 	return FDO_OK;
 }
@@ -604,10 +681,19 @@ int wire_batch_decode(const uint8_t *buf, size_t len,
 {
 	if (!limits)
 		limits = &wire_limits_default;
-	return decode_malloc(&fdod__sample_batch__descriptor, buf, len,
-	                     limits->max_message_bytes,
-	                     limits->max_decoded_bytes,
-	                     (ProtobufCMessage **)out);
+	Fdod__SampleBatch *b = NULL;
+	int rc = decode_malloc(&fdod__sample_batch__descriptor, buf, len,
+	                       limits->max_message_bytes,
+	                       limits->max_decoded_bytes,
+	                       (ProtobufCMessage **)&b);
+	if (rc)
+		return rc;
+	if (has_nul_string(&fdod__sample_batch__descriptor, buf, len, 0)) {
+		fdod__sample_batch__free_unpacked(b, NULL);
+		return FDO_EINVAL;
+	}
+	*out = b;
+	return FDO_OK;
 }
 
 void wire_batch_free(Fdod__SampleBatch *batch)

@@ -144,11 +144,36 @@ int wire_batch_encode(const Fdod__SampleBatch *batch,
  * small message of many empty sub-messages cannot blow up memory).
  * out: on FDO_OK a new batch owned by the caller, freed with wire_batch_free.
  * Returns FDO_OK, FDO_ELIMIT (too large, or would take more memory than
- * allowed), FDO_EPARSE (malformed bytes), or FDO_ENOMEM.
+ * allowed), FDO_EPARSE (malformed bytes), FDO_EINVAL (a string field holds
+ * a NUL byte: a name would be cut short), or FDO_ENOMEM.
  */
 int wire_batch_decode(const uint8_t *buf, size_t len,
                       const struct wire_limits *limits,
                       Fdod__SampleBatch **out);
+
+/*
+ * The identity fields of an encoded batch, read without decoding it:
+ * pointers into the message (not NUL-terminated; len 0 when absent).
+ */
+struct wire_str {
+	const char *p;
+	size_t len;
+};
+struct wire_batch_head {
+	struct wire_str agent_id, host, binary, auth_token;
+};
+
+/*
+ * wire_batch_peek finds agent_id, host, binary and auth_token among the
+ * top-level fields of buf (the last of each wins, as in decoding), so that
+ * a receiver can check the token before it decodes (and copies) the rest.
+ * Allocates nothing; reads only the field headers and those values.
+ * Returns FDO_OK, FDO_ELIMIT (over max_message_bytes) or FDO_EPARSE (the
+ * top level is malformed; decoding would fail too).
+ */
+int wire_batch_peek(const uint8_t *buf, size_t len,
+                    const struct wire_limits *limits,
+                    struct wire_batch_head *h);
 
 /* wire_batch_free releases a batch from this part; NULL is a no-op. */
 void wire_batch_free(Fdod__SampleBatch *batch);

@@ -194,6 +194,12 @@ int wire_check_weight(double weight, const struct wire_limits *lim, char *err,
                       size_t errlen)
 {
 	uint64_t q;
+	/* The limit first: a huge weight is over the limit, not "rounding
+	 * to 0" (quantizing refuses it too, for another reason). */
+	if (isfinite(weight) && weight > lim->max_weight)
+		return wire_errf(err, errlen, FDO_ELIMIT,
+		                 "weight %g exceeds limit %g", weight,
+		                 lim->max_weight);
 	int rc = wire_weight_quantize(weight, &q);
 	if (rc == FDO_EINVAL)
 		return wire_errf(err, errlen, rc,
@@ -201,10 +207,6 @@ int wire_check_weight(double weight, const struct wire_limits *lim, char *err,
 	if (rc)
 		return wire_errf(err, errlen, rc,
 		                 "weight %g rounds to 0 at scale 1e-6", weight);
-	if (weight > lim->max_weight)
-		return wire_errf(err, errlen, FDO_ELIMIT,
-		                 "weight %g exceeds limit %g", weight,
-		                 lim->max_weight);
 	return FDO_OK;
 }
 

@@ -30,6 +30,9 @@ struct srv_app {
 	agg_symwork *symwork;
 	struct srv_auth *auth; /* NULL: loopback-only, no tokens */
 	srv_upstream *upstream; /* NULL: no --debuginfod-urls */
+	/* For /metrics; set once serving (read by HTTP workers). */
+	_Atomic(struct srv_http *) http;
+	_Atomic(struct srv_listen *) listen;
 	time_t started;
 	char incoming[4096]; /* where uploads are streamed */
 	/* Counters for /metrics (updated by the HTTP workers). */

@@ -52,6 +52,9 @@ const struct fdo_opt srv_config_options[] = {
 	{"tokens", FDO_OPT_STRING, F(tokens), NULL, "FILE",
 	 "API tokens with scopes (ingest, upload, read, admin); without it "
 	 "fdod serves loopback only"},
+	{"backup-dir", FDO_OPT_LIST, F(backup_dir), NULL, "DIR",
+	 "a directory under which POST /v1/backup (fdoctl backup) may write "
+	 "(never inside --data); unset: online backups are refused"},
 	{"tls-cert", FDO_OPT_STRING, F(tls_cert), NULL, "FILE",
 	 "PEM certificate for tls+tcp:// listeners and https://"},
 	{"tls-key", FDO_OPT_STRING, F(tls_key), NULL, "FILE",
@@ -72,6 +75,49 @@ const struct fdo_opt srv_config_options[] = {
 	 "DURATION",
 	 "ask again this long after a build-id was not found upstream (or "
 	 "its fetch failed)"},
+	{"http-connections", FDO_OPT_UINT, F(http_connections), "256", "N",
+	 "HTTP connections at once; more are closed as they arrive"},
+	{"http-connections-per-peer", FDO_OPT_UINT, F(http_per_peer), "32",
+	 "N", "HTTP connections from one client address (0 = no cap)"},
+	{"http-header-timeout", FDO_OPT_DURATION, F(http_header_timeout),
+	 "10s", "DURATION",
+	 "a request line and its headers must arrive within this"},
+	{"http-idle-timeout", FDO_OPT_DURATION, F(http_idle_timeout), "30s",
+	 "DURATION", "an HTTP connection sending nothing this long is closed"},
+	{"http-body-timeout", FDO_OPT_DURATION, F(http_body_timeout), "10s",
+	 "DURATION",
+	 "a request body (other than an upload) must arrive within this"},
+	{"agent-connections", FDO_OPT_UINT, F(agent_connections), "256", "N",
+	 "agent connections at once; more are closed as they arrive"},
+	{"agent-connections-per-peer", FDO_OPT_UINT, F(agent_per_peer), "32",
+	 "N", "agent connections from one address (0 = no cap)"},
+	{"agent-unauthenticated", FDO_OPT_UINT, F(agent_unauth), "4", "N",
+	 "agent connections that have not yet sent an authorized batch; "
+	 "memory before authentication is at most N x 16 MiB"},
+	{"agent-unauthenticated-per-peer", FDO_OPT_UINT,
+	 F(agent_unauth_per_peer), "2", "N",
+	 "... from one address (0 = no cap)"},
+	{"agent-auth-timeout", FDO_OPT_DURATION, F(agent_auth_timeout), "30s",
+	 "DURATION",
+	 "a new agent connection must deliver an authorized batch within this"},
+	{"agent-idle-timeout", FDO_OPT_DURATION, F(agent_idle_timeout), "5m",
+	 "DURATION", "an agent connection with no batch this long is closed"},
+	{"debug-inflate-max", FDO_OPT_SIZE, F(debug_inflate_max), "512M",
+	 "BYTES",
+	 "a symbol file whose compressed sections claim more once inflated "
+	 "is refused (0 = no limit)"},
+	{"debug-inflate-total", FDO_OPT_SIZE, F(debug_inflate_total), "1G",
+	 "BYTES",
+	 "inflated debug sections all symbolizer threads may hold at once"},
+	{"max-clock-skew", FDO_OPT_DURATION, F(clock_skew), "1h", "DURATION",
+	 "batches ending further in the future are refused (older than "
+	 "--retention or --dedup-ttl, whichever is shorter, too)"},
+	{"max-new-stacks", FDO_OPT_UINT, F(new_stacks), "10000000", "N",
+	 "stacks one binary may store for the first time per hour; over it "
+	 "its batches get BUSY until the next hour (0 = no limit)"},
+	{"max-pending", FDO_OPT_UINT, F(pending_max), "4000000", "N",
+	 "addresses of one build-id waiting for symbols; over it its new "
+	 "addresses are not queued for symbolization (0 = no limit)"},
 	{0},
 };
 
@@ -198,6 +244,26 @@ checks:
 			 "--max-uploads must be 1..%llu (fewer than "
 			 "--http-threads, so reads are served during uploads)",
 			 (unsigned long long)(cfg->http_threads - 1));
+		goto fail;
+	}
+	if (!cfg->http_connections || cfg->http_connections > 65536 ||
+	    !cfg->agent_connections || cfg->agent_connections > 65536 ||
+	    !cfg->agent_unauth || cfg->agent_unauth > cfg->agent_connections) {
+		snprintf(err, sizeof err,
+			 "--http-connections and --agent-connections must be "
+			 "1..65536, --agent-unauthenticated 1..--agent-"
+			 "connections");
+		goto fail;
+	}
+	if (!cfg->http_header_timeout || !cfg->http_idle_timeout ||
+	    !cfg->http_body_timeout || !cfg->agent_auth_timeout ||
+	    !cfg->agent_idle_timeout || cfg->http_header_timeout > 86400 ||
+	    cfg->http_idle_timeout > 86400 || cfg->http_body_timeout > 86400 ||
+	    cfg->agent_auth_timeout > 86400 ||
+	    cfg->agent_idle_timeout > 86400 * 7) {
+		snprintf(err, sizeof err,
+			 "the --http-*-timeout and --agent-*-timeout options "
+			 "must be 1s..1d (--agent-idle-timeout ..7d)");
 		goto fail;
 	}
 	if (cfg->debuginfod_urls && cfg->debuginfod_urls[0] &&

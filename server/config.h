@@ -32,12 +32,24 @@ struct srv_config {
 	uint64_t min_hosts;	/* profile readiness: distinct hosts */
 	uint64_t min_span;	/* profile readiness: seconds collected */
 	char *tokens;		/* API token file; none: loopback only */
+	struct fdo_strlist backup_dir; /* where POST /v1/backup may write */
 	char *tls_cert, *tls_key;
 	char *log_level;
 	char *debuginfod_urls;	/* upstream debuginfod servers; none: off */
 	uint64_t debuginfod_timeout; /* seconds to start answering / stall */
 	uint64_t debuginfod_fetches; /* fetches at once */
 	uint64_t debuginfod_retry; /* seconds before asking again */
+	/* Bounds on what clients may hold (issue 21). */
+	uint64_t http_connections, http_per_peer;
+	uint64_t http_header_timeout, http_idle_timeout, http_body_timeout;
+	uint64_t agent_connections, agent_per_peer;
+	uint64_t agent_unauth, agent_unauth_per_peer;
+	uint64_t agent_auth_timeout, agent_idle_timeout;
+	uint64_t debug_inflate_max;   /* per file, bytes */
+	uint64_t debug_inflate_total; /* all symbolizer threads, bytes */
+	uint64_t clock_skew;          /* seconds a batch may be in the future */
+	uint64_t new_stacks;          /* new stacks per binary per hour */
+	uint64_t pending_max;         /* pending addresses per build-id */
 };
 
 extern const struct fdo_opt srv_config_options[];

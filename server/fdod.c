@@ -17,6 +17,7 @@
  *   libdebuginfod reads its settings from the environment: fdod sets them
  *   from its options before any thread starts (srv_upstream_env).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,10 +35,11 @@
 #include "server/upstream.h"
 
 static void on_batch(void *arg, const uint8_t *msg, size_t len,
-		     struct fdo_buf *reply)
+		     const char *peer, struct fdo_buf *reply, int *authorized)
 {
 	struct srv_app *app = arg;
-	agg_ingest_message(app->ingest, msg, len, reply);
+	agg_ingest_message_from(app->ingest, msg, len, peer, reply,
+				authorized);
 }
 
 static void on_pending(void *arg, const uint32_t *ids, size_t n)
@@ -59,20 +61,40 @@ static int upstream_on(const struct srv_config *cfg)
 	return u && u[strspn(u, " ")];
 }
 
-static int batch_auth(void *arg, const char *token, char *why, size_t len)
+/*
+ * An agent batch: the token must have scope ingest, and the identity the
+ * batch claims (agent id, host, binary) must be within the token's
+ * restrictions, so one team's token cannot write as another team's agents.
+ */
+static int batch_auth(void *arg, const Fdod__SampleBatch *b, const char *peer,
+		      char *why, size_t len)
 {
 	struct srv_app *app = arg;
-	const char *who;
+	const struct srv_token *tok;
+	const char *token = b->auth_token;
 	int rc = srv_auth_check(app->auth, token, token ? strlen(token) : 0,
-				SRV_SCOPE_INGEST, &who);
-	if (rc) {
+				SRV_SCOPE_INGEST, &tok);
+	if (rc)
 		snprintf(why, len, "%s", rc == FDO_EDENIED
 			 ? "unauthorized: the token lacks scope ingest"
 			 : "unauthorized: missing or unknown token");
-		fdo_warn("ingest: batch refused (%s): %s", who, why);
-		return FDO_EDENIED;
-	}
-	return FDO_OK;
+	else if (!srv_token_allows_agent(tok, b->agent_id ? b->agent_id : ""))
+		snprintf(why, len, "unauthorized: this token may not send as "
+				   "agent '%s' (see its agents= in the token "
+				   "file)", b->agent_id ? b->agent_id : "");
+	else if (!srv_token_allows_host(tok, b->host ? b->host : ""))
+		snprintf(why, len, "unauthorized: this token may not send for "
+				   "host '%s' (see its hosts=)",
+			 b->host ? b->host : "");
+	else if (!srv_token_allows_binary(tok, b->binary ? b->binary : ""))
+		snprintf(why, len, "unauthorized: this token may not send "
+				   "samples of binary '%s' (see its binaries=)",
+			 b->binary ? b->binary : "");
+	else
+		return FDO_OK;
+	fdo_warn("ingest: batch from %s refused (%s): %s", peer ? peer : "?",
+		 srv_token_name(tok), why);
+	return FDO_EDENIED;
 }
 
 static int http_auth(void *arg, struct srv_req *req, unsigned scope,
@@ -83,13 +105,15 @@ static int http_auth(void *arg, struct srv_req *req, unsigned scope,
 	const char *token = NULL;
 	if (h && !strncasecmp(h, "Bearer ", 7))
 		token = h + 7;
-	const char *who;
+	const struct srv_token *tok;
 	int rc = srv_auth_check(app->auth, token, token ? strlen(token) : 0,
-				scope, &who);
+				scope, &tok);
+	req->principal = tok;
 	if (rc == FDO_OK)
 		return 0;
 	int status = rc == FDO_EDENIED ? 403 : 401;
-	fdo_warn("http: %s %s refused (%s): %s", req->method, req->path, who,
+	fdo_warn("http: %s %s from %s refused (%s): %s", req->method,
+		 req->path, req->peer ? req->peer : "?", srv_token_name(tok),
 		 status == 403 ? "token lacks the scope" : "no valid token");
 	srv_resp_error(resp, status, "%s",
 		       status == 403 ? "this token lacks the needed scope"
@@ -100,19 +124,45 @@ static int http_auth(void *arg, struct srv_req *req, unsigned scope,
 	return status;
 }
 
-/* Is url on this host only (loopback address or a local socket)? */
+/*
+ * Is url on this host only (a loopback address or a local socket)? The
+ * host part must be a loopback literal (127.0.0.0/8, ::1) or "localhost";
+ * "127.example.com" is not.
+ */
 static int loopback_url(const char *url)
 {
-	static const char *const ok[] = {
-		"ipc://", "inproc://", "tcp://127.", "tcp://localhost:",
-		"tcp://[::1]:", "tls+tcp://127.", "tls+tcp://localhost:",
-		"tls+tcp://[::1]:", "http://127.", "http://localhost:",
-		"http://[::1]:", "https://127.", "https://localhost:",
-		"https://[::1]:"};
-	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
-		if (!strncmp(url, ok[i], strlen(ok[i])))
-			return 1;
-	return 0;
+	if (!strncmp(url, "ipc://", 6) || !strncmp(url, "inproc://", 9))
+		return 1;
+	static const char *const schemes[] = {"tcp://", "tls+tcp://",
+					      "http://", "https://"};
+	const char *host = NULL;
+	for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+		if (!strncmp(url, schemes[i], strlen(schemes[i])))
+			host = url + strlen(schemes[i]);
+	if (!host)
+		return 0;
+	char h[256];
+	size_t n;
+	if (*host == '[') {
+		n = strcspn(host + 1, "]");
+		if (host[1 + n] != ']' || n >= sizeof h)
+			return 0;
+		memcpy(h, host + 1, n);
+		h[n] = 0;
+		struct in6_addr a6;
+		return inet_pton(AF_INET6, h, &a6) == 1 &&
+		       IN6_IS_ADDR_LOOPBACK(&a6);
+	}
+	n = strcspn(host, ":/");
+	if (n >= sizeof h)
+		return 0;
+	memcpy(h, host, n);
+	h[n] = 0;
+	if (!strcmp(h, "localhost"))
+		return 1;
+	struct in_addr a4;
+	return inet_pton(AF_INET, h, &a4) == 1 &&
+	       (ntohl(a4.s_addr) >> 24) == 127;
 }
 
 static int mkdir_p(const char *path)
@@ -136,11 +186,11 @@ static int mkdir_p(const char *path)
  * and say so when it is low. Running out is survived (connections wait in
  * the kernel's backlog) but slows everyone; /metrics has process_open_fds.
  */
-static void raise_nofile(void)
+static uint64_t raise_nofile(void)
 {
 	struct rlimit r;
 	if (getrlimit(RLIMIT_NOFILE, &r) != 0)
-		return;
+		return 1024;
 	if (r.rlim_cur < r.rlim_max) {
 		r.rlim_cur = r.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &r);
@@ -148,8 +198,52 @@ static void raise_nofile(void)
 	}
 	if (r.rlim_cur < 1024)
 		fdo_warn("fdod: only %llu file descriptors allowed "
-			 "(RLIMIT_NOFILE); connections beyond that wait",
+			 "(RLIMIT_NOFILE)",
 			 (unsigned long long)r.rlim_cur);
+	return r.rlim_cur == RLIM_INFINITY ? UINT64_MAX : r.rlim_cur;
+}
+
+/*
+ * The connection caps must fit the descriptors, with room for the store,
+ * the log, symbol files and uploads (FD_RESERVE): when they do not, both
+ * are scaled down, so that clients over a cap are refused at once instead
+ * of starving everyone of descriptors.
+ */
+#define FD_RESERVE 96
+
+static void fit_caps(struct srv_config *cfg, uint64_t nofile)
+{
+	uint64_t want = cfg->http_connections + cfg->agent_connections;
+	uint64_t room = nofile > 2 * FD_RESERVE ? nofile - FD_RESERVE
+						: nofile / 2;
+	if (want <= room)
+		return;
+	uint64_t http = room * cfg->http_connections / want;
+	uint64_t agent = room - http;
+	fdo_warn("fdod: %llu file descriptors allowed: at most %llu HTTP and "
+		 "%llu agent connections (--http-connections %llu, "
+		 "--agent-connections %llu)",
+		 (unsigned long long)nofile, (unsigned long long)http,
+		 (unsigned long long)agent,
+		 (unsigned long long)cfg->http_connections,
+		 (unsigned long long)cfg->agent_connections);
+	cfg->http_connections = http ? http : 1;
+	cfg->agent_connections = agent ? agent : 1;
+	if (cfg->agent_unauth > cfg->agent_connections)
+		cfg->agent_unauth = cfg->agent_connections;
+}
+
+/* How old a batch may be: the shorter of the retention age and the
+ * exactly-once lifetime, the latter less the clock skew a batch may have
+ * (its record counts from its commit, which may precede its end). */
+static uint64_t batch_max_age(const struct srv_config *cfg)
+{
+	uint64_t ttl = cfg->dedup_ttl > cfg->clock_skew
+			       ? cfg->dedup_ttl - cfg->clock_skew
+			       : cfg->dedup_ttl;
+	if (cfg->retention && cfg->retention < ttl)
+		return cfg->retention;
+	return ttl;
 }
 
 int main(int argc, char **argv)
@@ -169,7 +263,9 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	raise_nofile();
+	fit_caps(cfg, raise_nofile());
+	store_symbols_limit_inflated(cfg->debug_inflate_max);
+	sym_inflate_budget(cfg->debug_inflate_max, cfg->debug_inflate_total);
 
 	int exit_code = 1;
 	struct srv_upstream_opts uo = {
@@ -268,6 +364,10 @@ int main(int argc, char **argv)
 		.retention = cfg->retention,
 		.store_budget = cfg->store_budget,
 		.housekeeping = cfg->housekeeping,
+		.max_new_stacks = cfg->new_stacks,
+		.max_pending = cfg->pending_max,
+		.max_future = cfg->clock_skew,
+		.max_age = batch_max_age(cfg),
 		.rate_agent = cfg->rate_agent,
 		.rate_binary = cfg->rate_binary,
 		.authorize = app.auth ? batch_auth : NULL,
@@ -282,21 +382,39 @@ int main(int argc, char **argv)
 		.nurls = cfg->listen.n,
 		.tls_cert = cfg->tls_cert,
 		.tls_key = cfg->tls_key,
-		.max_msg = wire_limits_default.max_message_bytes * 2,
+		.max_msg = wire_limits_default.max_message_bytes,
 		.contexts = (unsigned)cfg->ingest_contexts,
+		.max_connections = (unsigned)cfg->agent_connections,
+		.max_per_peer = (unsigned)cfg->agent_per_peer,
+		.max_unauth = (unsigned)cfg->agent_unauth,
+		.max_unauth_per_peer = (unsigned)cfg->agent_unauth_per_peer,
+		.auth_timeout = (unsigned)cfg->agent_auth_timeout,
+		.idle_timeout = (unsigned)cfg->agent_idle_timeout,
 	};
 	if (srv_listen_start(&lo, on_batch, &app, &listen))
 		goto out;
-	if ((strncmp(cfg->http, "https://", 8)
-		     ? srv_http_start(cfg->http, srv_routes, &app, app.incoming,
-				      (unsigned)cfg->http_threads,
-				      app.auth ? http_auth : NULL, &http)
-		     : srv_http_start_tls(cfg->http, cfg->tls_cert,
-					  cfg->tls_key, srv_routes, &app,
-					  app.incoming,
-					  (unsigned)cfg->http_threads,
-					  app.auth ? http_auth : NULL, &http)))
+	atomic_store(&app.listen, listen);
+	struct srv_http_limits hl = {
+		.max_connections = (unsigned)cfg->http_connections,
+		.max_per_peer = (unsigned)cfg->http_per_peer,
+		.header_timeout = (unsigned)cfg->http_header_timeout,
+		.idle_timeout = (unsigned)cfg->http_idle_timeout,
+		.body_timeout = (unsigned)cfg->http_body_timeout,
+	};
+	struct srv_http_opts ho = {
+		.url = cfg->http,
+		.cert = cfg->tls_cert,
+		.key = cfg->tls_key,
+		.routes = srv_routes,
+		.app = &app,
+		.tmpdir = app.incoming,
+		.threads = (unsigned)cfg->http_threads,
+		.auth = app.auth ? http_auth : NULL,
+		.limits = &hl,
+	};
+	if (srv_http_open(&ho, &http))
 		goto out;
+	atomic_store(&app.http, http);
 	srv_http_limit_streams(http, (unsigned)cfg->max_uploads);
 	fdo_info("fdod: serving HTTP on %s, data in %s, %u symbolizer "
 		 "threads",

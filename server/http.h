@@ -1,6 +1,7 @@
 /*
- * server/http.h — fdod's HTTP front: a route table served on nng's HTTP
- * server. nng is hidden here; handlers see only srv_req / srv_resp.
+ * server/http.h — fdod's HTTP front: a route table served by
+ * libmicrohttpd. The library is hidden here; handlers see only srv_req /
+ * srv_resp.
  *
  * Handlers run on the HTTP worker threads, never on nng's own threads, so
  * they may block (LMDB reads, profile builds, fsync of an upload).
@@ -29,7 +30,13 @@ struct srv_req {
 				   the handler renamed it away. */
 	const char *body_path;	/* that temp file's path */
 	uint64_t body_size;
-	void *priv;		/* the nng request */
+	const char *peer;	/* the client's address ("127.0.0.1"), for logs */
+	const char *refusal;	/* routes with a magic: the body did not start
+				   with it (nothing of it was kept); the
+				   handler answers 400 with this reason */
+	const void *principal;	/* set by the auth hook: the token that asked
+				   (server/auth.h's struct srv_token), or NULL */
+	void *priv;		/* the front's request */
 };
 
 struct srv_resp {
@@ -52,6 +59,10 @@ struct srv_route {
 	uint64_t max_body;	/* largest body accepted; 0 = none */
 	int stream_body;	/* body to a temp file instead of memory */
 	unsigned scope;		/* what the caller must be allowed; 0 none */
+	const char *magic;	/* a body must start with these bytes, checked
+				   as they arrive; else the rest is discarded
+				   and the handler gets req->refusal */
+	const char *magic_why;
 };
 
 /*
@@ -65,14 +76,44 @@ typedef int (*srv_auth_fn)(void *app, struct srv_req *req, unsigned scope,
 struct srv_http;
 
 /*
- * srv_http_start serves routes (terminated by a route with NULL pattern)
- * at url ("http://127.0.0.1:7471"). app is passed to every handler; tmpdir
- * receives streamed bodies; threads is the number of worker threads; auth
- * (NULL: none) checks every route that has a scope, from the first
- * request on.
- * Returns FDO_OK or FDO_ETRANSPORT (address in use, bad URL) with a log line.
- * Call from one thread; the server runs until srv_http_stop.
+ * What one client may hold. Connections over max_connections, or over
+ * max_per_peer from one address, are closed at once; a connection with no
+ * byte for idle_timeout seconds is closed; a request's line and headers
+ * must arrive within header_timeout seconds (of its first byte, or of the
+ * previous answer plus idle_timeout), an in-memory body within
+ * body_timeout of its headers; streamed bodies (uploads) only need to
+ * keep moving (idle_timeout). Headers over 32 KiB are answered 431, a
+ * request target over 2,048 bytes 414.
  */
+struct srv_http_limits {
+	unsigned max_connections; /* default 256 */
+	unsigned max_per_peer;    /* default 32; 0 = no per-address cap */
+	unsigned header_timeout;  /* seconds; default 10 */
+	unsigned idle_timeout;    /* seconds; default 30 */
+	unsigned body_timeout;    /* seconds; default 10 */
+};
+extern const struct srv_http_limits srv_http_limits_default;
+
+struct srv_http_opts {
+	const char *url;	/* http://HOST:PORT or https://HOST:PORT */
+	const char *cert, *key;	/* PEM files, for https:// */
+	const struct srv_route *routes; /* ends with a NULL pattern */
+	void *app;		/* passed to every handler */
+	const char *tmpdir;	/* receives streamed bodies */
+	unsigned threads;	/* worker threads */
+	srv_auth_fn auth;	/* NULL: none */
+	const struct srv_http_limits *limits; /* NULL: the defaults */
+};
+
+/*
+ * srv_http_open serves o->routes at o->url: o->auth (when set) checks every
+ * route that has a scope, before its body is read. Returns FDO_OK or
+ * FDO_ETRANSPORT (address in use, bad URL, unreadable certificate) with a
+ * log line. Call from one thread; the server runs until srv_http_stop.
+ */
+int srv_http_open(const struct srv_http_opts *o, struct srv_http **out);
+
+/* srv_http_start is srv_http_open with the default limits. */
 int srv_http_start(const char *url, const struct srv_route *routes, void *app,
 		   const char *tmpdir, unsigned threads, srv_auth_fn auth,
 		   struct srv_http **out);
@@ -96,6 +137,14 @@ int srv_http_port(struct srv_http *h);
  */
 void srv_http_limit_streams(struct srv_http *h, unsigned n);
 
+/* Figures for /metrics. Any thread. */
+struct srv_http_stats {
+	uint64_t connections; /* open now */
+	uint64_t queued;      /* requests waiting for a worker */
+	uint64_t reaped;      /* closed for missing a header/body deadline */
+};
+void srv_http_stats(struct srv_http *h, struct srv_http_stats *st);
+
 /*
  * srv_http_stop lets requests being handled finish, answers queued ones
  * with 503, closes the listener and frees everything. Blocks.
@@ -104,8 +153,9 @@ void srv_http_stop(struct srv_http *h);
 
 /*
  * srv_route_find matches a request against routes as the front does for
- * every request: the path part of uri (the raw request target) is
- * percent-decoded into path (capacity cap, at most 2048 used), HEAD is
+ * every request: the path part of uri (the raw request target, at most
+ * 2,048 bytes with its query) is percent-decoded into path (capacity cap,
+ * at most 2048 used), HEAD is
  * served by GET routes, "{}" matches one non-empty segment. On a match
  * *found is the route, req->param[0..nparam) point into path (each runs
  * to the next '/': the front cuts them after the auth hook ran) and

@@ -12,6 +12,7 @@
 #include "common/buf.h"
 #include "common/common.h"
 #include "server/app.h"
+#include "server/listen.h"
 
 const int srv_metrics_codes[SRV_CODES] = {200, 304, 400, 404, 409,
 					  422, 500, 503, 0};
@@ -112,6 +113,16 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 	metric(b, "fdod_rate_limited_batches_total", "counter",
 	       "Batches refused by --rate-agent or --rate-binary.",
 	       (double)is.rate_limited);
+	metric(b, "fdod_growth_limited_batches_total", "counter",
+	       "Batches refused because their binary stored --max-new-stacks "
+	       "new stacks this hour.",
+	       (double)is.growth_limited);
+	metric(b, "fdod_pending_dropped_total", "counter",
+	       "New addresses not queued for symbolization: their build-id "
+	       "had --max-pending addresses waiting.",
+	       (double)is.pending_dropped);
+	metric(b, "fdod_pending_full_build_ids", "gauge",
+	       "Build-ids over --max-pending now.", (double)is.pending_full);
 	metric(b, "fdod_retention_deleted_total", "counter",
 	       "Counts entries deleted past the retention age.",
 	       (double)is.expired);
@@ -217,6 +228,46 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 				       srv_metrics_codes[c] ? code : "other",
 				       (unsigned long long)n);
 		}
+	struct srv_listen *ls = atomic_load(&app->listen);
+	if (ls) {
+		struct srv_listen_stats st;
+		srv_listen_stats(ls, &st);
+		metric(b, "fdod_agent_connections", "gauge",
+		       "Agent connections open.", (double)st.connections);
+		metric(b, "fdod_agent_connections_unauthenticated", "gauge",
+		       "Agent connections that have not yet sent an "
+		       "authorized batch (--agent-unauthenticated).",
+		       (double)st.unauthenticated);
+		metric(b, "fdod_agent_connections_refused_total", "counter",
+		       "Agent connections closed as they arrived: over "
+		       "--agent-connections, its per-peer or unauthenticated "
+		       "caps.",
+		       (double)st.refused);
+		head(b, "fdod_agent_connections_closed_total", "counter",
+		     "Agent connections closed by fdod, by reason "
+		     "(--agent-auth-timeout, --agent-idle-timeout).");
+		fdo_buf_printf(b,
+			       "fdod_agent_connections_closed_total"
+			       "{reason=\"timeout\"} %llu\n",
+			       (unsigned long long)st.reaped);
+	}
+	struct srv_http *hs = atomic_load(&app->http);
+	if (hs) {
+		struct srv_http_stats st;
+		srv_http_stats(hs, &st);
+		metric(b, "fdod_http_connections", "gauge",
+		       "HTTP connections open.", (double)st.connections);
+		metric(b, "fdod_http_requests_queued", "gauge",
+		       "HTTP requests waiting for a worker.",
+		       (double)st.queued);
+		head(b, "fdod_http_connections_closed_total", "counter",
+		     "HTTP connections closed by fdod for missing the header "
+		     "or body deadline, by reason.");
+		fdo_buf_printf(b,
+			       "fdod_http_connections_closed_total"
+			       "{reason=\"timeout\"} %llu\n",
+			       (unsigned long long)st.reaped);
+	}
 	metric(b, "fdod_uptime_seconds", "gauge", "Seconds since start.",
 	       (double)(time(NULL) - app->started));
 }

@@ -4,6 +4,7 @@
  * Read-only handlers use one LMDB read transaction each.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -357,29 +358,119 @@ static void h_binary(void *a, struct srv_req *req, struct srv_resp *resp)
 	store_txn_abort(t);
 }
 
+/*
+ * May the uploader write symbols for the build-id of the file on fd? A token
+ * restricted to binaries (binaries= in the token file) must name one of
+ * them with binary=, and the build-id must not already belong to another
+ * binary. 0, or an HTTP status with the reason in resp.
+ */
+static int upload_allowed(struct srv_app *app, struct srv_req *req,
+			  const char *binary, struct srv_resp *resp)
+{
+	const struct srv_token *tok = req->principal;
+	if (!srv_token_restricted_binaries(tok))
+		return 0;
+	if (!binary[0] || !srv_token_allows_binary(tok, binary)) {
+		srv_resp_error(resp, 403,
+			       "this token may upload symbols only for its "
+			       "binaries (binaries= in the token file): give "
+			       "one of them with binary=");
+		return 403;
+	}
+	struct store_elf_info info;
+	if (store_elf_inspect(req->body_fd, &info, NULL, 0) != FDO_OK)
+		return 0; /* the store refuses it with the reason */
+	store_txn *t;
+	uint32_t id;
+	struct store_buildid rec;
+	if (store_txn_begin(app->st, 0, &t))
+		return 0;
+	int status = 0;
+	if (store_intern_buildid(t, info.build_id, info.build_id_len, 0,
+				 &id) == FDO_OK &&
+	    store_buildid_get(t, id, &rec) == FDO_OK && rec.binary) {
+		const void *p;
+		size_t len;
+		char name[STORE_NAME_MAX + 1] = "";
+		if (store_intern_name(t, STORE_DICT_BINARIES, rec.binary, &p,
+				      &len) == FDO_OK) {
+			memcpy(name, p, len);
+			name[len] = 0;
+		}
+		if (!srv_token_allows_binary(tok, name)) {
+			char hex[2 * FDO_BUILD_ID_MAX + 1];
+			fdo_hex_encode(info.build_id, info.build_id_len, hex);
+			srv_resp_error(resp, 403,
+				       "build-id %s belongs to binary '%s', "
+				       "which this token may not upload for",
+				       hex, name);
+			status = 403;
+		}
+	}
+	store_txn_abort(t);
+	return status;
+}
+
 static void h_upload(void *a, struct srv_req *req, struct srv_resp *resp)
 {
 	struct srv_app *app = a;
-	char binary[STORE_NAME_MAX + 1];
+	const char *peer = req->peer ? req->peer : "?";
+	const char *who = srv_token_name(req->principal);
+	char binary[STORE_NAME_MAX + 1], replace[8], why[256];
 	int rc = srv_query_get(req->query, "binary", binary, sizeof binary);
-	if (rc == FDO_ELIMIT) {
-		srv_resp_error(resp, 400, "binary name too long");
+	if (rc == FDO_ENOT_FOUND) {
+		binary[0] = 0;
+	} else if (rc) {
+		srv_resp_error(resp, 400,
+			       "binary= is malformed (bad percent-encoding, a "
+			       "NUL byte, or over %d bytes)",
+			       STORE_NAME_MAX);
+		return;
+	} else if (wire_binary_name_check(binary, why, sizeof why)) {
+		srv_resp_error(resp, 400, "binary=: %s", why);
 		return;
 	}
-	if (rc)
-		binary[0] = 0;
-	char why[256];
-	if (binary[0] && wire_binary_name_check(binary, why, sizeof why)) {
-		srv_resp_error(resp, 400, "%s", why);
+	unsigned flags = 0;
+	rc = srv_query_get(req->query, "replace", replace, sizeof replace);
+	if (rc != FDO_ENOT_FOUND) {
+		if (rc || (strcmp(replace, "1") && strcmp(replace, "0"))) {
+			srv_resp_error(resp, 400, "replace= must be 1 or 0");
+			return;
+		}
+		if (!strcmp(replace, "1")) {
+			if (!srv_token_has_scope(req->principal,
+						 SRV_SCOPE_ADMIN)) {
+				fdo_warn("upload from %s refused (%s): "
+					 "replace=1 needs scope admin",
+					 peer, who);
+				srv_resp_error(resp, 403,
+					       "replace=1 needs a token with "
+					       "scope admin");
+				return;
+			}
+			flags |= STORE_SYM_REPLACE;
+		}
+	}
+	if (req->refusal) {
+		atomic_fetch_add(&app->uploads[SRV_UPLOAD_REFUSED], 1);
+		fdo_warn("upload from %s refused (%s): %s", peer, who,
+			 req->refusal);
+		srv_resp_error(resp, 400, "%s", req->refusal);
 		return;
 	}
 	if (req->body_fd < 0 || req->body_size == 0) {
 		srv_resp_error(resp, 400, "empty body: send the ELF file");
 		return;
 	}
+	if (upload_allowed(app, req, binary, resp)) {
+		fdo_warn("upload from %s refused (%s): %s", peer, who,
+			 "outside the token's binaries");
+		atomic_fetch_add(&app->uploads[SRV_UPLOAD_REFUSED], 1);
+		return;
+	}
 	struct store_sym_result res;
 	rc = store_symbols_adopt(app->st, app->cfg.data, req->body_path,
-				 binary[0] ? binary : NULL, &res);
+				 binary[0] ? binary : NULL, flags, &res);
 	char hex[2 * FDO_BUILD_ID_MAX + 1] = "";
 	if (res.elf.build_id_len)
 		fdo_hex_encode(res.elf.build_id, res.elf.build_id_len, hex);
@@ -389,9 +480,14 @@ static void h_upload(void *a, struct srv_req *req, struct srv_resp *resp)
 			status = 500;
 		else if (rc == FDO_ESTORE_FULL || rc == FDO_ENOSPACE)
 			status = 507;
+		else if (rc == FDO_ECONFLICT)
+			status = 409;
+		else if (rc == FDO_ELIMIT)
+			status = 413;
 		atomic_fetch_add(&app->uploads[SRV_UPLOAD_REFUSED], 1);
-		fdo_warn("upload refused: %s", res.why[0] ? res.why
-							   : fdo_strerror(rc));
+		fdo_warn("upload from %s refused (%s)%s%s: %s", peer, who,
+			 binary[0] ? ", binary " : "", binary,
+			 res.why[0] ? res.why : fdo_strerror(rc));
 		srv_resp_error(resp, status, "%s",
 			       res.why[0] ? res.why : fdo_strerror(rc));
 		return;
@@ -402,7 +498,7 @@ static void h_upload(void *a, struct srv_req *req, struct srv_resp *resp)
 			 1);
 	fdo_buf_printf(&resp->body,
 		       "{\"build_id\":\"%s\",\"kind\":\"%s\",\"stored\":[%s%s%s],"
-		       "\"present\":[%s%s%s]}\n",
+		       "\"present\":[%s%s%s],\"replaced\":%s}\n",
 		       hex, store_elf_kind_name(&res.elf),
 		       res.stored & STORE_SYM_EXECUTABLE ? "\"executable\"" : "",
 		       (res.stored & STORE_SYM_EXECUTABLE) &&
@@ -415,13 +511,32 @@ static void h_upload(void *a, struct srv_req *req, struct srv_resp *resp)
 				       (res.present & STORE_SYM_DEBUGINFO)
 			       ? ","
 			       : "",
-		       res.present & STORE_SYM_DEBUGINFO ? "\"debuginfo\"" : "");
-	fdo_info("upload %s (%s)%s%s: %s", hex, store_elf_kind_name(&res.elf),
-		 binary[0] ? " binary " : "", binary,
-		 rc == FDO_OK ? "stored" : "already present");
-	/* Symbols arrived: let the symbolizer at its pending addresses. */
+		       res.present & STORE_SYM_DEBUGINFO ? "\"debuginfo\"" : "",
+		       res.replaced ? "true" : "false");
+	if (res.replaced)
+		fdo_warn("upload %s (%s) from %s (%s)%s%s: replaced the stored "
+			 "%s%s%s (replace=1)",
+			 hex, store_elf_kind_name(&res.elf), peer, who,
+			 binary[0] ? " binary " : "", binary,
+			 res.replaced & STORE_SYM_EXECUTABLE ? "executable" : "",
+			 res.replaced == (STORE_SYM_EXECUTABLE |
+					  STORE_SYM_DEBUGINFO)
+				 ? " and "
+				 : "",
+			 res.replaced & STORE_SYM_DEBUGINFO ? "debuginfo" : "");
+	else
+		fdo_info("upload %s (%s)%s%s: %s", hex,
+			 store_elf_kind_name(&res.elf),
+			 binary[0] ? " binary " : "", binary,
+			 rc == FDO_OK ? "stored" : "already present");
+	/* Symbols arrived: let the symbolizer at its pending addresses (a
+	 * replaced file's old results went back to pending, and its index in
+	 * the DWARF cache is dropped). */
 	store_txn *t;
 	uint32_t id;
+	if (res.replaced)
+		sym_cache_forget(app->cache, res.elf.build_id,
+				 res.elf.build_id_len);
 	if (rc == FDO_OK && store_txn_begin(app->st, 0, &t) == FDO_OK) {
 		if (store_intern_buildid(t, res.elf.build_id,
 					 res.elf.build_id_len, 0, &id) == FDO_OK)
@@ -508,20 +623,103 @@ static void h_symcache(void *a, struct srv_req *req, struct srv_resp *resp)
 	store_txn_abort(t);
 }
 
+/* Is path (resolved) at or below dir (resolved)? */
+static int path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	return !strncmp(path, dir, n) &&
+	       (path[n] == 0 || path[n] == '/' || (n == 1 && dir[0] == '/'));
+}
+
+/*
+ * backup_target resolves dir (absolute) into out: the directory itself when
+ * it exists, else its parent (which must exist) plus its last component,
+ * symbolic links followed, so "..", links and doubled slashes cannot take
+ * the copy elsewhere. The result must lie under one of --backup-dir and
+ * not inside --data (a copy of the store inside itself, or a path the
+ * daemon's own files live in). FDO_OK, or FDO_EDENIED / FDO_EINVAL with why.
+ */
+static int backup_target(const struct srv_app *app, const char *dir,
+			 char out[PATH_MAX], char *why, size_t whylen)
+{
+	if (!app->cfg.backup_dir.n) {
+		snprintf(why, whylen, "online backups are off: start fdod with "
+				      "--backup-dir DIR to allow them under DIR");
+		return FDO_EDENIED;
+	}
+	if (dir[0] != '/') {
+		snprintf(why, whylen, "dir= must be an absolute path on fdod's "
+				      "host");
+		return FDO_EINVAL;
+	}
+	if (!realpath(dir, out)) {
+		char parent[PATH_MAX];
+		snprintf(parent, sizeof parent, "%s", dir);
+		size_t n = strlen(parent);
+		while (n > 1 && parent[n - 1] == '/')
+			parent[--n] = 0;
+		char *slash = strrchr(parent, '/');
+		const char *base = slash + 1;
+		if (!*base || !strcmp(base, ".") || !strcmp(base, "..")) {
+			snprintf(why, whylen, "dir= must name a directory");
+			return FDO_EINVAL;
+		}
+		char last[NAME_MAX + 1];
+		snprintf(last, sizeof last, "%s", base);
+		*slash = 0;
+		char real[PATH_MAX];
+		if (!realpath(parent[0] ? parent : "/", real)) {
+			snprintf(why, whylen, "the parent of %s does not exist",
+				 dir);
+			return FDO_EINVAL;
+		}
+		if (snprintf(out, PATH_MAX, "%s%s%s", real,
+			     strcmp(real, "/") ? "/" : "", last) >= PATH_MAX) {
+			snprintf(why, whylen, "dir= is too long");
+			return FDO_EINVAL;
+		}
+	}
+	char data[PATH_MAX];
+	if (realpath(app->cfg.data, data) &&
+	    (path_within(out, data) || path_within(data, out))) {
+		snprintf(why, whylen, "%s is inside the data directory (or "
+				      "holds it): choose a place outside --data",
+			 dir);
+		return FDO_EDENIED;
+	}
+	for (size_t i = 0; i < app->cfg.backup_dir.n; i++) {
+		char root[PATH_MAX];
+		if (realpath(app->cfg.backup_dir.items[i], root) &&
+		    path_within(out, root))
+			return FDO_OK;
+	}
+	snprintf(why, whylen, "%s is not under a --backup-dir of this fdod",
+		 dir);
+	return FDO_EDENIED;
+}
+
 /*
  * POST /v1/backup?dir=/absolute/path: a consistent, compacted copy of the
  * store, taken while ingest goes on. Everything acknowledged before the
  * request is merged first, so the copy holds it without the write-ahead
- * log. The path is on fdod's host.
+ * log. The path is on fdod's host, under one of --backup-dir.
  */
 static void h_backup(void *a, struct srv_req *req, struct srv_resp *resp)
 {
 	struct srv_app *app = a;
-	char dir[2048];
+	char dir[2048], target[PATH_MAX], why[PATH_MAX + 128];
 	int rc = srv_query_get(req->query, "dir", dir, sizeof dir);
-	if (rc || dir[0] != '/') {
+	if (rc) {
 		srv_resp_error(resp, 400, "dir= must be an absolute path on "
 					  "fdod's host");
+		return;
+	}
+	if ((rc = backup_target(app, dir, target, why, sizeof why))) {
+		fdo_warn("backup from %s refused: %s", req->peer ? req->peer : "?",
+			 why);
+		srv_resp_error(resp, rc == FDO_EDENIED ? 403 : 400, "%s", why);
 		return;
 	}
 	if (agg_ingest_flush(app->ingest, 60000)) {
@@ -530,7 +728,7 @@ static void h_backup(void *a, struct srv_req *req, struct srv_resp *resp)
 		return;
 	}
 	uint64_t t0 = fdo_now_ns();
-	rc = store_backup(app->st, dir);
+	rc = store_backup(app->st, target);
 	if (rc) {
 		srv_resp_error(resp, rc == FDO_EEXISTS ? 409 : 500,
 			       "backup to %s failed: %s", dir, fdo_strerror(rc));
@@ -538,33 +736,35 @@ static void h_backup(void *a, struct srv_req *req, struct srv_resp *resp)
 	}
 	resp->status = 201;
 	fdo_buf_puts(&resp->body, "{\"dir\":");
-	fdo_buf_json_str(&resp->body, dir);
+	fdo_buf_json_str(&resp->body, target);
 	fdo_buf_printf(&resp->body, ",\"seconds\":%.3f}\n",
 		       (double)(fdo_now_ns() - t0) / 1e9);
-	fdo_info("backup written to %s", dir);
+	fdo_info("backup written to %s", target);
 }
 
 const struct srv_route srv_routes[] = {
-	{"POST", "/v1/backup", h_backup, 1 << 16, 0, SRV_SCOPE_ALL},
-	{"GET", "/v1/symcache/{}", h_symcache, 0, 0, SRV_SCOPE_READ},
-	{"GET", "/v1/profiles/{}", srv_h_profile, 0, 0, SRV_SCOPE_READ},
-	{"GET", "/metrics", srv_h_metrics, 0, 0, SRV_SCOPE_READ},
-	{"GET", "/buildid/{}/debuginfo", srv_h_debuginfo, 0, 0, SRV_SCOPE_READ},
+	{"POST", "/v1/backup", h_backup, 1 << 16, 0, SRV_SCOPE_ADMIN, NULL, NULL},
+	{"GET", "/v1/symcache/{}", h_symcache, 0, 0, SRV_SCOPE_READ, NULL, NULL},
+	{"GET", "/v1/profiles/{}", srv_h_profile, 0, 0, SRV_SCOPE_READ, NULL, NULL},
+	{"GET", "/metrics", srv_h_metrics, 0, 0, SRV_SCOPE_READ, NULL, NULL},
+	{"GET", "/buildid/{}/debuginfo", srv_h_debuginfo, 0, 0, SRV_SCOPE_READ, NULL, NULL},
 	{"GET", "/buildid/{}/executable", srv_h_executable, 0, 0,
-	 SRV_SCOPE_READ},
+	 SRV_SCOPE_READ, NULL, NULL},
 	{"POST", "/v1/profiles/{}/publish", srv_h_publish, 1 << 16, 0,
-	 SRV_SCOPE_ALL},
+	 SRV_SCOPE_ADMIN, NULL, NULL},
 	{"GET", "/v1/profiles/{}/versions", srv_h_versions, 0, 0,
-	 SRV_SCOPE_READ},
+	 SRV_SCOPE_READ, NULL, NULL},
 	{"GET", "/v1/profiles/{}/versions/{}", srv_h_version, 0, 0,
-	 SRV_SCOPE_READ},
-	{"PUT", "/v1/symbols", h_upload, UPLOAD_MAX_BYTES, 1, SRV_SCOPE_UPLOAD},
-	{"GET", "/v1/status", h_status, 0, 0, SRV_SCOPE_READ},
-	{"GET", "/v1/binaries", h_binaries, 0, 0, SRV_SCOPE_READ},
-	{"GET", "/v1/binaries/{}", h_binary, 0, 0, SRV_SCOPE_READ},
+	 SRV_SCOPE_READ, NULL, NULL},
+	{"PUT", "/v1/symbols", h_upload, UPLOAD_MAX_BYTES, 1, SRV_SCOPE_UPLOAD,
+	 "\177ELF", "not an ELF file (no ELF magic): send an executable, "
+		     "shared object or separate debug file"},
+	{"GET", "/v1/status", h_status, 0, 0, SRV_SCOPE_READ, NULL, NULL},
+	{"GET", "/v1/binaries", h_binaries, 0, 0, SRV_SCOPE_READ, NULL, NULL},
+	{"GET", "/v1/binaries/{}", h_binary, 0, 0, SRV_SCOPE_READ, NULL, NULL},
 	{"GET", "/v1/binaries/{}/readiness", srv_h_readiness, 0, 0,
-	 SRV_SCOPE_READ},
+	 SRV_SCOPE_READ, NULL, NULL},
 	/* The page holds no data (its fetch() calls need read): no scope. */
-	{"GET", "/", srv_h_web, 0, 0, 0},
-	{NULL, NULL, NULL, 0, 0, 0},
+	{"GET", "/", srv_h_web, 0, 0, 0, NULL, NULL},
+	{NULL, NULL, NULL, 0, 0, 0, NULL, NULL},
 };

@@ -366,7 +366,7 @@ static enum outcome store_fetched(srv_upstream *u, const uint8_t *bid,
 		close(tfd);
 		if (rename(path, tmp) == 0) {
 			rc = store_symbols_adopt(u->st, u->datadir, tmp, NULL,
-						 &res);
+						 0, &res);
 		} else {
 			unlink(tmp);
 			rc = store_symbols_add_fd(u->st, u->datadir, fd, NULL,

@@ -104,8 +104,12 @@
  *          4      8    sequence number
  *   value: 0      8    commit time, unix seconds
  *          8      8    samples accepted (as the first Ack said)
- *          16     8    samples unmapped (as the first Ack said)
- *   (written by aggregator/ingest.c; records older than the dedup TTL
+ *          16     8    samples unmapped (as the first Ack said; written 0)
+ *          24     8    content digest of the batch (aggregator/prep.c
+ *                      prep_digest; never 0); absent in records written
+ *                      before it (24-byte values): a resent (agent, seq)
+ *                      with another digest is refused as CONFLICT
+ *   (written by aggregator/merge.c; records older than the dedup TTL
  *   are deleted by its sweep)
  *
  * hosts — distinct hosts per binary

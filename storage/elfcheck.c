@@ -50,8 +50,8 @@ struct shdr {
 	uint64_t flags, offset, size, addralign;
 };
 struct phdr {
-	uint32_t type;
-	uint64_t offset, filesz, align;
+	uint32_t type, flags;
+	uint64_t offset, vaddr, filesz, memsz, align;
 };
 
 __attribute__((format(printf, 3, 4))) static int fail(struct elf *e, int err,
@@ -177,6 +177,9 @@ static int read_phdr(struct elf *e, uint64_t phoff, uint64_t i, struct phdr *p)
 	p->offset = gw(e, b + F(Elf32_Phdr, Elf64_Phdr, p_offset));
 	p->filesz = gw(e, b + F(Elf32_Phdr, Elf64_Phdr, p_filesz));
 	p->align = gw(e, b + F(Elf32_Phdr, Elf64_Phdr, p_align));
+	p->vaddr = gw(e, b + F(Elf32_Phdr, Elf64_Phdr, p_vaddr));
+	p->memsz = gw(e, b + F(Elf32_Phdr, Elf64_Phdr, p_memsz));
+	p->flags = g32(e, b + F(Elf32_Phdr, Elf64_Phdr, p_flags));
 	return FDO_OK;
 }
 
@@ -204,8 +207,11 @@ static int scan_notes(struct elf *e, uint64_t off, uint64_t size,
 		uint64_t namesz = g32(e, buf + pos);
 		uint64_t descsz = g32(e, buf + pos + 4);
 		uint32_t type = g32(e, buf + pos + 8);
-		uint64_t desc_off = pos + 12 + ((namesz + a - 1) & ~(a - 1));
-		if (desc_off > len || descsz > len - desc_off)
+		/* The descriptor starts at the next multiple of the alignment
+		 * after the name: align(12 + namesz), which for 8-byte aligned
+		 * notes is not 12 + align(namesz). */
+		uint64_t desc_off = (pos + 12 + namesz + a - 1) & ~(a - 1);
+		if (namesz > len || desc_off > len || descsz > len - desc_off)
 			break;
 		if (type == NT_GNU_BUILD_ID && namesz == 4 &&
 		    !memcmp(buf + pos + 12, "GNU", 4)) {
@@ -224,6 +230,43 @@ static int scan_notes(struct elf *e, uint64_t off, uint64_t size,
 	}
 	free(buf);
 	return rc;
+}
+
+/*
+ * inflated_size: the bytes section s claims it holds once decompressed,
+ * from its compression header (SHF_COMPRESSED: Elf32/64_Chdr.ch_size; the
+ * GNU form .zdebug_*: "ZLIB" and a big-endian 64-bit size), which is what
+ * libelf allocates before inflating; 0 for a section stored plain. Read
+ * before anything is inflated, so a small file cannot claim gigabytes
+ * unnoticed.
+ */
+static int inflated_size(struct elf *e, const struct shdr *s,
+                         const char *name, uint64_t *out)
+{
+	*out = 0;
+	uint8_t b[sizeof(Elf64_Chdr)];
+	if (s->flags & SHF_COMPRESSED) {
+		size_t n = e->is64 ? sizeof(Elf64_Chdr) : sizeof(Elf32_Chdr);
+		if (s->size < n)
+			return fail(e, FDO_EPARSE,
+			            "section %s is compressed but smaller than "
+			            "its compression header",
+			            name);
+		int rc = rd(e, s->offset, b, n);
+		if (rc)
+			return rc;
+		*out = e->is64 ? g64(e, b + offsetof(Elf64_Chdr, ch_size))
+		               : g32(e, b + offsetof(Elf32_Chdr, ch_size));
+		return FDO_OK;
+	}
+	if (!strncmp(name, ".zdebug", 7) && s->size >= 12) {
+		int rc = rd(e, s->offset, b, 12);
+		if (rc)
+			return rc;
+		if (!memcmp(b, "ZLIB", 4))
+			*out = fdo_get_be64(b + 4);
+	}
+	return FDO_OK;
 }
 
 /* section_name reads up to NAME_MAX_READ-1 bytes of a name from the
@@ -442,6 +485,13 @@ int store_elf_inspect(int fd, struct store_elf_info *info, char *why,
 		if (!strcmp(name, ".debug_info") ||
 		    !strcmp(name, ".zdebug_info"))
 			info->flags |= STORE_ELF_DWARF;
+		uint64_t claim = 0;
+		rc = inflated_size(e, &s, name, &claim);
+		if (rc)
+			return rc;
+		info->inflated = claim > UINT64_MAX - info->inflated
+					 ? UINT64_MAX
+					 : info->inflated + claim;
 		if (s.type == SHT_NOTE && !info->build_id_len) {
 			rc = scan_notes(e, s.offset, s.size, s.addralign, info);
 			if (rc)
@@ -528,4 +578,334 @@ const char *store_elf_kind_name(const struct store_elf_info *info)
 	if (info->flags & STORE_ELF_SHARED)
 		return "shared-object";
 	return "executable";
+}
+
+/* ------------------------------------------------------ same content -- */
+
+/*
+ * What fills a slot, for telling whether two files with one build-id are
+ * the same as far as that slot goes: for `executable`, every PT_LOAD
+ * header and its bytes (what sampled offsets map through and what code
+ * analysis reads), and the function symbols (name, value, size) of the
+ * symbol table when both files have one (a stripped and an unstripped
+ * build are the same executable; the table a profile's names come from
+ * is not swapped unnoticed);
+ * for `debuginfo`, every .debug_* / .zdebug_* section by name with its
+ * bytes.
+ */
+struct region {
+	char name[NAME_MAX_READ];
+	uint64_t key[4]; /* header fields that must agree */
+	uint64_t off, size;
+};
+
+struct regions {
+	struct region *r;
+	size_t n, cap;
+};
+
+static int region_add(struct regions *rs, const char *name,
+                      const uint64_t key[4], uint64_t off, uint64_t size)
+{
+	if (rs->n == rs->cap) {
+		size_t cap = rs->cap ? 2 * rs->cap : 16;
+		if (cap > MAX_SECTIONS + MAX_SEGMENTS)
+			return FDO_ELIMIT;
+		struct region *r = realloc(rs->r, cap * sizeof *r);
+		if (!r)
+			return FDO_ENOMEM;
+		rs->r = r;
+		rs->cap = cap;
+	}
+	struct region *g = &rs->r[rs->n++];
+	snprintf(g->name, sizeof g->name, "%s", name);
+	memcpy(g->key, key, sizeof g->key);
+	g->off = off;
+	g->size = size;
+	return FDO_OK;
+}
+
+static int region_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct region *)a)->name,
+	              ((const struct region *)b)->name);
+}
+
+/*
+ * collect the regions of slot kind of the file on e (which passed
+ * store_elf_inspect): loadable segments into *main, the symbol table into
+ * *sym (executable), or the DWARF sections into *main (debuginfo).
+ */
+static int collect(struct elf *e, unsigned kind, struct regions *main,
+                   struct regions *sym)
+{
+	uint8_t b[sizeof(Elf64_Ehdr)];
+	size_t ehsize = e->is64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr);
+	int rc = rd(e, 0, b, ehsize);
+	if (rc)
+		return rc;
+	struct ehdr h;
+	parse_ehdr(e, b, &h);
+	uint64_t shnum = h.shnum, phnum = h.phnum, shstrndx = h.shstrndx;
+	if (h.shoff) {
+		struct shdr s0;
+		if ((rc = read_shdr(e, &h, 0, &s0)))
+			return rc;
+		if (!shnum)
+			shnum = s0.size;
+		if (shstrndx == SHN_XINDEX)
+			shstrndx = s0.link;
+		if (phnum == PN_XNUM)
+			phnum = s0.info;
+	}
+	if (shnum > MAX_SECTIONS || phnum > MAX_SEGMENTS)
+		return FDO_ELIMIT;
+	if (kind == STORE_SYM_EXECUTABLE)
+		for (uint64_t i = 0; i < phnum; i++) {
+			struct phdr p;
+			if ((rc = read_phdr(e, h.phoff, i, &p)))
+				return rc;
+			if (p.type != PT_LOAD)
+				continue;
+			uint64_t key[4] = {p.vaddr, p.memsz, p.flags, p.offset};
+			/* A debug file keeps segments whose bytes it lacks:
+			 * their headers still count. */
+			int inside = in_file(e, p.offset, p.filesz);
+			key[3] ^= inside ? 0 : p.filesz;
+			if ((rc = region_add(main, "load", key, p.offset,
+			                     inside ? p.filesz : 0)))
+				return rc;
+		}
+	struct shdr strtab, *names = NULL;
+	if (shnum && shstrndx != SHN_UNDEF && shstrndx < shnum) {
+		if ((rc = read_shdr(e, &h, shstrndx, &strtab)))
+			return rc;
+		if (strtab.type != SHT_NOBITS &&
+		    in_file(e, strtab.offset, strtab.size))
+			names = &strtab;
+	}
+	for (uint64_t i = 1; i < shnum; i++) {
+		struct shdr s;
+		if ((rc = read_shdr(e, &h, i, &s)))
+			return rc;
+		if (s.type == SHT_NOBITS || !in_file(e, s.offset, s.size))
+			continue;
+		char name[NAME_MAX_READ];
+		section_name(e, names, s.name, name);
+		uint64_t key[4] = {s.type, s.flags, s.size, 0};
+		if (kind == STORE_SYM_EXECUTABLE && s.type == SHT_SYMTAB &&
+		    s.link < shnum) {
+			struct shdr str;
+			if ((rc = read_shdr(e, &h, s.link, &str)))
+				return rc;
+			if (str.type == SHT_NOBITS ||
+			    !in_file(e, str.offset, str.size))
+				continue;
+			uint64_t skey[4] = {str.type, str.size, 0, 0};
+			if ((rc = region_add(sym, "symtab", key, s.offset,
+			                     s.size)) ||
+			    (rc = region_add(sym, "symstr", skey, str.offset,
+			                     str.size)))
+				return rc;
+		} else if (kind == STORE_SYM_DEBUGINFO &&
+		           (!strncmp(name, ".debug_", 7) ||
+		            !strncmp(name, ".zdebug_", 8))) {
+			if ((rc = region_add(main, name, key, s.offset, s.size)))
+				return rc;
+		}
+	}
+	if (kind == STORE_SYM_DEBUGINFO && main->n)
+		qsort(main->r, main->n, sizeof *main->r, region_cmp);
+	return FDO_OK;
+}
+
+/*
+ * The first PT_LOAD usually maps the ELF header, whose section-table
+ * fields (e_shoff, e_shentsize, e_shnum, e_shstrndx) stripping changes:
+ * blank them in a chunk read at file offset off before comparing.
+ */
+static void mask_section_fields(const struct elf *e, uint64_t off,
+                                uint8_t *buf, size_t n)
+{
+	size_t fields[2][2] = {
+	    {F(Elf32_Ehdr, Elf64_Ehdr, e_shoff), e->is64 ? 8 : 4},
+	    {F(Elf32_Ehdr, Elf64_Ehdr, e_shentsize), 6}};
+	for (int i = 0; i < 2; i++)
+		for (size_t k = 0; k < fields[i][1]; k++) {
+			uint64_t at = fields[i][0] + k;
+			if (at >= off && at - off < n)
+				buf[at - off] = 0;
+		}
+}
+
+/* Same headers and bytes, region by region. */
+static int regions_same(struct elf *a, const struct regions *ra,
+                        struct elf *b, const struct regions *rb, int *same)
+{
+	*same = 0;
+	if (ra->n != rb->n)
+		return FDO_OK;
+	for (size_t i = 0; i < ra->n; i++)
+		if (strcmp(ra->r[i].name, rb->r[i].name) ||
+		    memcmp(ra->r[i].key, rb->r[i].key, sizeof ra->r[i].key) ||
+		    ra->r[i].size != rb->r[i].size)
+			return FDO_OK;
+	enum { CHUNK = 1 << 16 };
+	uint8_t *x = malloc(2 * CHUNK);
+	if (!x)
+		return FDO_ENOMEM;
+	int rc = FDO_OK, diff = 0;
+	for (size_t i = 0; i < ra->n && !rc && !diff; i++)
+		for (uint64_t done = 0; done < ra->r[i].size && !rc && !diff;) {
+			uint64_t left = ra->r[i].size - done;
+			size_t n = left < CHUNK ? (size_t)left : CHUNK;
+			uint64_t at = ra->r[i].off + done;
+			if (!(rc = rd(a, at, x, n)) &&
+			    !(rc = rd(b, rb->r[i].off + done, x + CHUNK, n))) {
+				if (!strcmp(ra->r[i].name, "load") &&
+				    at < sizeof(Elf64_Ehdr)) {
+					mask_section_fields(a, at, x, n);
+					mask_section_fields(b, at, x + CHUNK, n);
+				}
+				diff = memcmp(x, x + CHUNK, n) != 0;
+			}
+			done += n;
+		}
+	free(x);
+	*same = !rc && !diff;
+	return rc;
+}
+
+/* One function symbol, for comparing symbol tables. */
+struct fsym {
+	const char *name;
+	uint64_t value, size;
+};
+
+static int fsym_cmp(const void *a, const void *b)
+{
+	const struct fsym *x = a, *y = b;
+	if (x->value != y->value)
+		return x->value < y->value ? -1 : 1;
+	if (x->size != y->size)
+		return x->size < y->size ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+#define SYMTAB_COMPARE_MAX (64u << 20) /* larger tables are not compared */
+
+/*
+ * The function symbols (name, value, size) of the symbol table in sym
+ * (regions "symtab", "symstr"), sorted; *strs holds the names. `strip -g`
+ * renumbers sections and drops section symbols, so the tables of a
+ * stripped and an unstripped copy differ in bytes but not in functions.
+ * FDO_ELIMIT when the table is too large to compare.
+ */
+static int func_symbols(struct elf *e, const struct regions *sym,
+                        struct fsym **out, size_t *n, char **strs)
+{
+	*out = NULL;
+	*n = 0;
+	*strs = NULL;
+	const struct region *tab = &sym->r[0], *str = &sym->r[1];
+	if (tab->size > SYMTAB_COMPARE_MAX || str->size > SYMTAB_COMPARE_MAX)
+		return FDO_ELIMIT;
+	size_t ent = e->is64 ? sizeof(Elf64_Sym) : sizeof(Elf32_Sym);
+	uint8_t *t = malloc(tab->size ? tab->size : 1);
+	char *st = malloc(str->size + 1);
+	struct fsym *f = malloc((tab->size / ent + 1) * sizeof *f);
+	int rc = t && st && f ? FDO_OK : FDO_ENOMEM;
+	if (!rc)
+		rc = rd(e, tab->off, t, tab->size);
+	if (!rc)
+		rc = rd(e, str->off, st, str->size);
+	size_t k = 0;
+	for (size_t i = 0; !rc && i < tab->size / ent; i++) {
+		const uint8_t *p = t + i * ent;
+		uint32_t name = g32(e, p);
+		uint8_t info = p[e->is64 ? offsetof(Elf64_Sym, st_info)
+		                         : offsetof(Elf32_Sym, st_info)];
+		unsigned type = info & 0xf;
+		if ((type != STT_FUNC && type != STT_GNU_IFUNC) ||
+		    name >= str->size)
+			continue;
+		st[str->size] = 0;
+		f[k].name = st + name;
+		f[k].value = e->is64 ? g64(e, p + offsetof(Elf64_Sym, st_value))
+		                     : g32(e, p + offsetof(Elf32_Sym, st_value));
+		f[k].size = e->is64 ? g64(e, p + offsetof(Elf64_Sym, st_size))
+		                    : g32(e, p + offsetof(Elf32_Sym, st_size));
+		k++;
+	}
+	free(t);
+	if (rc) {
+		free(st);
+		free(f);
+		return rc;
+	}
+	qsort(f, k, sizeof *f, fsym_cmp);
+	*out = f;
+	*n = k;
+	*strs = st;
+	return FDO_OK;
+}
+
+/* Do the symbol tables of a and b hold the same functions? */
+static int symtabs_same(struct elf *a, const struct regions *sa, struct elf *b,
+                        const struct regions *sb, int *same)
+{
+	struct fsym *fa, *fb;
+	size_t na, nb;
+	char *xa, *xb;
+	*same = 1;
+	int rc = func_symbols(a, sa, &fa, &na, &xa);
+	if (rc)
+		return rc == FDO_ELIMIT ? FDO_OK : rc;
+	rc = func_symbols(b, sb, &fb, &nb, &xb);
+	if (!rc) {
+		*same = na == nb;
+		for (size_t i = 0; *same && i < na; i++)
+			*same = !fsym_cmp(&fa[i], &fb[i]);
+		free(fb);
+		free(xb);
+	} else if (rc == FDO_ELIMIT) {
+		rc = FDO_OK;
+	}
+	free(fa);
+	free(xa);
+	return rc;
+}
+
+int store_elf_same_slot(int fd_a, int fd_b, unsigned kind, int *same)
+{
+	*same = 0;
+	if (kind != STORE_SYM_EXECUTABLE && kind != STORE_SYM_DEBUGINFO)
+		return FDO_EINVAL;
+	struct store_elf_info ia, ib;
+	int rc = store_elf_inspect(fd_a, &ia, NULL, 0);
+	if (!rc)
+		rc = store_elf_inspect(fd_b, &ib, NULL, 0);
+	if (rc)
+		return rc;
+	if (ia.elf_class != ib.elf_class || ia.big_endian != ib.big_endian ||
+	    ia.build_id_len != ib.build_id_len ||
+	    memcmp(ia.build_id, ib.build_id, ia.build_id_len))
+		return FDO_OK;
+	struct elf ea = {.fd = fd_a, .size = ia.size, .is64 = ia.elf_class == 64,
+	                 .be = ia.big_endian};
+	struct elf eb = {.fd = fd_b, .size = ib.size, .is64 = ib.elf_class == 64,
+	                 .be = ib.big_endian};
+	struct regions ma = {0}, sa = {0}, mb = {0}, sb = {0};
+	if (!(rc = collect(&ea, kind, &ma, &sa)) &&
+	    !(rc = collect(&eb, kind, &mb, &sb)) &&
+	    !(rc = regions_same(&ea, &ma, &eb, &mb, same)) && *same &&
+	    sa.n == 2 && sb.n == 2)
+		rc = symtabs_same(&ea, &sa, &eb, &sb, same);
+	free(ma.r);
+	free(sa.r);
+	free(mb.r);
+	free(sb.r);
+	if (rc)
+		*same = 0;
+	return rc;
 }

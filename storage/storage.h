@@ -452,6 +452,9 @@ struct store_elf_info {
 	uint16_t machine; /* e_machine */
 	unsigned flags;   /* STORE_ELF_* */
 	uint64_t size;    /* file size, bytes */
+	uint64_t inflated; /* bytes its compressed sections (SHF_COMPRESSED,
+			      .zdebug_*) claim once inflated, from their
+			      headers; what a reader of its DWARF allocates */
 };
 
 /*
@@ -468,6 +471,18 @@ struct store_elf_info {
  */
 int store_elf_inspect(int fd, struct store_elf_info *info, char *why,
                       size_t why_cap);
+
+/*
+ * store_elf_same_slot: are the ELF files on fd_a and fd_b (same build-id)
+ * the same file as far as slot kind (STORE_SYM_EXECUTABLE or _DEBUGINFO)
+ * goes? executable: the same PT_LOAD headers and loadable bytes, and the
+ * same symbol table when both have one (a stripped and an unstripped copy
+ * of one build are the same executable); debuginfo: the same .debug_* /
+ * .zdebug_* sections, byte for byte. *same = 1 or 0. Returns FDO_OK, or
+ * the errors of store_elf_inspect (then *same = 0). Reads both files
+ * through (pread, 128 KiB at a time). Any thread.
+ */
+int store_elf_same_slot(int fd_a, int fd_b, unsigned kind, int *same);
 
 /* store_elf_kind_name names what info describes: "executable", "pie",
  * "shared-object", "debug-file"; static. */
@@ -489,8 +504,14 @@ struct store_sym_result {
 	unsigned slots;   /* STORE_SYM_EXECUTABLE|_DEBUGINFO it qualifies for */
 	unsigned stored;  /* slots this call wrote */
 	unsigned present; /* slots already filled, left alone */
-	char why[256];    /* on failure, a one-line reason for the user */
+	unsigned replaced; /* slots whose different file this call replaced
+			      (STORE_SYM_REPLACE) */
+	unsigned conflict; /* slots held by a different file (FDO_ECONFLICT) */
+	char why[512];    /* on failure, a one-line reason for the user */
 };
+
+/* store_symbols_adopt flags. */
+#define STORE_SYM_REPLACE 0x1 /* a different file in a slot is replaced */
 
 /*
  * store_symbols_add_fd validates and classifies the ELF file open on fd
@@ -499,7 +520,13 @@ struct store_sym_result {
  * `executable` slot, a file with DWARF or a separate debug file fills
  * `debuginfo`; an executable with DWARF fills both with one inode (hard
  * link). A filled slot is never overwritten (build-ids are immutable), except
- * that a debuginfo without DWARF is replaced by one with DWARF. Each file is
+ * that a debuginfo without DWARF is replaced by one with DWARF, and a stored
+ * file that no longer validates is replaced. A slot held by a different
+ * file (store_elf_same_slot) refuses the whole file with FDO_ECONFLICT
+ * (res->conflict names the slots): the first upload of a build-id cannot
+ * decide for good what a later, real one is. A file whose compressed
+ * sections claim more than store_symbols_limit_inflated bytes is refused
+ * with FDO_ELIMIT before anything is written. Each file is
  * written to a temporary name in its directory, fsynced, linked into place
  * and the directory fsynced, so a crash leaves the whole file or none.
  * When s is not NULL, the build-id's record in table buildids gets the
@@ -530,9 +557,20 @@ int store_symbols_tmpfile(const char *datadir, char *path, size_t cap, int *fd);
  * store_symbols_adopt is store_symbols_add_fd for a file made by
  * store_symbols_tmpfile: the file is validated, fsynced and linked into
  * place without a copy, then unlinked from .incoming whatever the result.
+ * flags: STORE_SYM_REPLACE replaces a different file in a slot (renamed
+ * over it, so readers see one or the other) and sends the build-id's
+ * symbolized addresses back to pending, to be resolved from the new file.
  */
 int store_symbols_adopt(store *s, const char *datadir, const char *tmp_path,
-                        const char *binary, struct store_sym_result *res);
+                        const char *binary, unsigned flags,
+                        struct store_sym_result *res);
+
+/*
+ * store_symbols_limit_inflated sets the largest size (bytes) the
+ * compressed sections of an added file may claim once inflated (0: no
+ * limit; default 512 MiB). Call at start, before any upload.
+ */
+void store_symbols_limit_inflated(uint64_t bytes);
 
 /* ---------------------------------------------------- write-ahead log -- */
 /*

@@ -44,6 +44,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "storage/storage_int.h"
 
 #define COPY_BUF (1u << 20)
@@ -143,14 +144,18 @@ static unsigned slots_of(const struct store_elf_info *info)
 /*
  * plan decides, for each slot of res->slots, whether to write it (bit in
  * the result), leave it (res->present) or replace it (bit in *replace: a
- * stored file that no longer validates, or a debuginfo without DWARF when
- * this file has DWARF).
+ * stored file that no longer validates, a debuginfo without DWARF when
+ * this file has DWARF, or, with STORE_SYM_REPLACE, a different file). A
+ * slot held by a different file (store_elf_same_slot says no) is a
+ * conflict: its bit goes to *conflict, and nothing is written.
  */
-static unsigned plan(const char *dir, struct store_sym_result *res,
-                     unsigned *replace)
+static unsigned plan(const char *dir, int fd, unsigned flags,
+                     struct store_sym_result *res, unsigned *replace,
+                     unsigned *conflict)
 {
 	unsigned need = 0;
 	*replace = 0;
+	*conflict = 0;
 	for (unsigned k = STORE_SYM_EXECUTABLE; k <= STORE_SYM_DEBUGINFO;
 	     k <<= 1) {
 		if (!(res->slots & k))
@@ -163,17 +168,36 @@ static unsigned plan(const char *dir, struct store_sym_result *res,
 			continue;
 		}
 		int state = slot_state(path, res);
+		int has_dwarf = (res->elf.flags & STORE_ELF_DWARF) != 0;
 		if (state == SLOT_BROKEN) {
 			fdo_warn("symbols: %s is damaged; replacing it", path);
 			need |= k;
 			*replace |= k;
-		} else if (k == STORE_SYM_DEBUGINFO &&
-		           (res->elf.flags & STORE_ELF_DWARF) &&
-		           state == SLOT_NO_DWARF) {
+			continue;
+		}
+		if (k == STORE_SYM_DEBUGINFO && has_dwarf &&
+		    state == SLOT_NO_DWARF) {
+			need |= k; /* upgrade: DWARF where there was none */
+			*replace |= k;
+			continue;
+		}
+		if (k == STORE_SYM_DEBUGINFO && !has_dwarf) {
+			res->present |= k; /* nothing to compare, nothing new */
+			continue;
+		}
+		int same = 0, old = open(path, O_RDONLY | O_CLOEXEC);
+		if (old >= 0) {
+			store_elf_same_slot(old, fd, k, &same);
+			close(old);
+		}
+		if (same) {
+			res->present |= k;
+		} else if (flags & STORE_SYM_REPLACE) {
 			need |= k;
 			*replace |= k;
+			res->replaced |= k;
 		} else {
-			res->present |= k;
+			*conflict |= k;
 		}
 	}
 	return need;
@@ -269,7 +293,49 @@ struct record_ctx {
 	const struct store_elf_info *elf;
 	unsigned state;
 	const char *binary;
+	int replaced; /* a different file took a slot: results are stale */
 };
+
+/*
+ * After a replace, what was symbolized from the old file is stale: every
+ * symcache entry of build-id id goes back to pending, to be resolved again
+ * from the new file.
+ */
+static int symcache_reset(store_txn *t, uint32_t id)
+{
+	store_cursor *c;
+	int rc = store_cursor_open(t, STORE_SYMCACHE, &c);
+	if (rc)
+		return rc;
+	uint8_t (*keys)[STORE_ADDR_KEY_SIZE] = NULL;
+	size_t n = 0, cap = 0;
+	uint8_t start[STORE_ADDR_KEY_SIZE];
+	struct store_frame f = {id, 0};
+	store_addr_key_encode(start, &f);
+	const void *k, *v;
+	size_t kl, vl;
+	rc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v, &vl);
+	while (rc == FDO_OK && !store_addr_key_decode(k, kl, &f) &&
+	       f.build_id == id) {
+		if (fdo_grow(keys, cap, n + 1)) {
+			rc = FDO_ENOMEM;
+			break;
+		}
+		memcpy(keys[n++], k, STORE_ADDR_KEY_SIZE);
+		rc = store_cursor_next(c, &k, &kl, &v, &vl);
+	}
+	store_cursor_close(c);
+	if (rc == FDO_ENOT_FOUND)
+		rc = FDO_OK;
+	for (size_t i = 0; i < n && !rc; i++) {
+		rc = store_del(t, STORE_SYMCACHE, keys[i], STORE_ADDR_KEY_SIZE);
+		if (!rc)
+			rc = store_put(t, STORE_PENDING, keys[i],
+			               STORE_ADDR_KEY_SIZE, "", 0, 0);
+	}
+	free(keys);
+	return rc;
+}
 
 static int record_fn(store_txn *t, void *arg)
 {
@@ -284,6 +350,8 @@ static int record_fn(store_txn *t, void *arg)
 	if (rc)
 		return rc;
 	struct store_buildid old = r;
+	if (c->replaced && (rc = symcache_reset(t, id)))
+		return rc;
 	/* DWARF describes the file now in the debuginfo slot. */
 	r.sym_state = (r.sym_state & ~(uint32_t)STORE_SYM_DWARF) | c->state;
 	if (c->binary && c->binary[0] && r.binary == 0) {
@@ -311,7 +379,7 @@ static int record(store *s, const char *dir, const char *binary,
 		if (slot_state(path, res) == SLOT_OK)
 			state |= STORE_SYM_DWARF;
 	}
-	struct record_ctx c = {&res->elf, state, binary};
+	struct record_ctx c = {&res->elf, state, binary, res->replaced != 0};
 	int rc = store_write(s, record_fn, &c);
 	if (rc)
 		return why(res, rc,
@@ -323,20 +391,58 @@ static int record(store *s, const char *dir, const char *binary,
 
 /* ---------------------------------------------------------------- adding -- */
 
-/* prepare validates fd into res and plans; *need = 0 means all present. */
-static int prepare(const char *datadir, int fd, char *dir, size_t cap,
-                   unsigned *need, unsigned *replace,
+/* Largest inflated size of compressed sections a file may claim. */
+static _Atomic uint64_t inflate_max = 512ull << 20;
+
+void store_symbols_limit_inflated(uint64_t bytes)
+{
+	inflate_max = bytes ? bytes : UINT64_MAX;
+}
+
+/*
+ * prepare validates fd into res and plans; *need = 0 means all present.
+ * A file whose compressed sections claim more than the inflate limit is
+ * refused here, before anything is written or inflated; a file whose
+ * build-id slots hold different files is refused with FDO_ECONFLICT.
+ */
+static int prepare(const char *datadir, int fd, unsigned flags, char *dir,
+                   size_t cap, unsigned *need, unsigned *replace,
                    struct store_sym_result *res)
 {
 	int rc = store_elf_inspect(fd, &res->elf, res->why, sizeof res->why);
 	if (rc)
 		return rc;
+	uint64_t max = inflate_max;
+	if (res->elf.inflated > max)
+		return why(res, FDO_ELIMIT,
+		           "compressed sections claim %llu bytes once inflated, "
+		           "over the limit of %llu (--debug-inflate-max): "
+		           "refused before inflating",
+		           (unsigned long long)res->elf.inflated,
+		           (unsigned long long)max);
 	res->slots = slots_of(&res->elf);
 	rc = build_dir(datadir, res->elf.build_id, res->elf.build_id_len, dir,
 	               cap);
 	if (rc)
 		return why(res, rc, "data directory path too long");
-	*need = plan(dir, res, replace);
+	unsigned conflict;
+	*need = plan(dir, fd, flags, res, replace, &conflict);
+	if (conflict) {
+		char hex[2 * FDO_BUILD_ID_MAX + 1];
+		fdo_hex_encode(res->elf.build_id, res->elf.build_id_len, hex);
+		res->conflict = conflict;
+		return why(res, FDO_ECONFLICT,
+		           "build-id %s already has a different %s%s%s; a "
+		           "stored file is never silently replaced (an admin "
+		           "may replace it: PUT /v1/symbols?replace=1)",
+		           hex,
+		           conflict & STORE_SYM_EXECUTABLE ? "executable" : "",
+		           conflict == (STORE_SYM_EXECUTABLE |
+		                        STORE_SYM_DEBUGINFO)
+		               ? " and "
+		               : "",
+		           conflict & STORE_SYM_DEBUGINFO ? "debuginfo" : "");
+	}
 	return FDO_OK;
 }
 
@@ -375,7 +481,7 @@ int store_symbols_add_fd(store *s, const char *datadir, int fd,
 	char dir[PATH_MAX];
 	unsigned need;
 	unsigned replace;
-	int rc = prepare(datadir, fd, dir, sizeof dir, &need, &replace, res);
+	int rc = prepare(datadir, fd, 0, dir, sizeof dir, &need, &replace, res);
 	if (rc)
 		return rc;
 	if (!need)
@@ -464,7 +570,8 @@ int store_symbols_tmpfile(const char *datadir, char *path, size_t cap, int *fd)
 }
 
 int store_symbols_adopt(store *s, const char *datadir, const char *tmp_path,
-                        const char *binary, struct store_sym_result *res)
+                        const char *binary, unsigned flags,
+                        struct store_sym_result *res)
 {
 	memset(res, 0, sizeof *res);
 	char incoming[PATH_MAX];
@@ -484,7 +591,8 @@ int store_symbols_adopt(store *s, const char *datadir, const char *tmp_path,
 	unsigned need = 0;
 	unsigned replace = 0;
 	int made_dir = 0;
-	int rc = prepare(datadir, fd, dir, sizeof dir, &need, &replace, res);
+	int rc = prepare(datadir, fd, flags, dir, sizeof dir, &need, &replace,
+	                 res);
 	if (!rc && need) {
 		if (fsync(fd) != 0)
 			rc = why(res, FDO_EIO, "cannot fsync %s: %s", tmp_path,

@@ -28,6 +28,7 @@ struct centry {
 	sym_index *idx; /* NULL while loading */
 	unsigned refs;
 	int loading;
+	int orphan; /* forgotten while in use: freed by its last release */
 	size_t bytes;
 	struct centry *hnext, *prev, *next; /* prev/next: LRU when refs==0 */
 };
@@ -212,8 +213,44 @@ void sym_cache_release(sym_cache *c, sym_index *idx)
 	pthread_mutex_lock(&c->lock);
 	struct centry *e = idx->centry;
 	if (e && e->refs > 0 && --e->refs == 0) {
-		lru_push_head(c, e);
-		evict(c);
+		if (e->orphan) {
+			c->bytes -= e->bytes;
+			c->count--;
+			sym_index_close(e->idx);
+			free(e);
+		} else {
+			lru_push_head(c, e);
+			evict(c);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+void sym_cache_forget(sym_cache *c, const uint8_t *id, size_t len)
+{
+	pthread_mutex_lock(&c->lock);
+	unsigned b = bucket_of(id, len);
+	for (;;) {
+		struct centry *e = c->buckets[b];
+		while (e && !(e->len == len && !memcmp(e->id, id, len)))
+			e = e->hnext;
+		if (!e)
+			break;
+		if (e->loading) {
+			pthread_cond_wait(&c->loaded, &c->lock);
+			continue;
+		}
+		table_remove(c, e);
+		if (e->refs) {
+			e->orphan = 1; /* its users finish with the old index */
+		} else {
+			lru_unlink(c, e);
+			c->bytes -= e->bytes;
+			c->count--;
+			sym_index_close(e->idx);
+			free(e);
+		}
+		break;
 	}
 	pthread_mutex_unlock(&c->lock);
 }

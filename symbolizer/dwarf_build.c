@@ -17,6 +17,7 @@
  */
 #include <fcntl.h>
 #include <gelf.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -603,6 +604,99 @@ static int build_cusegs(struct build *bd)
 	return err;
 }
 
+/*
+ * The inflate budget (issue 21): libelf allocates a compressed section's
+ * declared size (its Chdr.ch_size, or the size after "ZLIB" of a .zdebug_*
+ * section) before inflating it, so a small file can claim gigabytes. The
+ * claims of a file are summed from those headers before libdw sees it:
+ * over the per-file limit the DWARF is not read (with a log line); under
+ * it the claim is reserved from a total that all symbolizer threads share
+ * (waiting for others to finish when it is spent) and given back after.
+ * Guarded by inflate_mu.
+ */
+static pthread_mutex_t inflate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t inflate_cv = PTHREAD_COND_INITIALIZER;
+static uint64_t inflate_file_max = 512ull << 20;
+static uint64_t inflate_total = 1ull << 30;
+static uint64_t inflate_held;
+
+void sym_inflate_budget(uint64_t per_file, uint64_t total)
+{
+	pthread_mutex_lock(&inflate_mu);
+	inflate_file_max = per_file ? per_file : UINT64_MAX;
+	inflate_total = total ? total : UINT64_MAX;
+	pthread_cond_broadcast(&inflate_cv);
+	pthread_mutex_unlock(&inflate_mu);
+}
+
+static uint64_t sym_inflate_claim(Elf *elf)
+{
+	uint64_t sum = 0;
+	size_t shstrndx;
+	if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+		return 0;
+	for (Elf_Scn *s = elf_nextscn(elf, NULL); s; s = elf_nextscn(elf, s)) {
+		GElf_Shdr sh;
+		if (!gelf_getshdr(s, &sh) || sh.sh_type == SHT_NOBITS)
+			continue;
+		uint64_t claim = 0;
+		if (sh.sh_flags & SHF_COMPRESSED) {
+			GElf_Chdr ch;
+			/* A header that does not read is no claim: libelf
+			 * refuses to inflate it too. */
+			if (gelf_getchdr(s, &ch))
+				claim = ch.ch_size;
+		} else {
+			const char *n = elf_strptr(elf, shstrndx, sh.sh_name);
+			Elf_Data *d = n && !strncmp(n, ".zdebug", 7)
+					      ? elf_rawdata(s, NULL)
+					      : NULL;
+			if (d && d->d_buf && d->d_size >= 12 &&
+			    !memcmp(d->d_buf, "ZLIB", 4)) {
+				const uint8_t *p = (const uint8_t *)d->d_buf + 4;
+				for (int i = 0; i < 8; i++)
+					claim = claim << 8 | p[i];
+			}
+		}
+		sum = claim > UINT64_MAX - sum ? UINT64_MAX : sum + claim;
+	}
+	return sum;
+}
+
+/* Reserve claim bytes of the shared budget; 0, or -1 over the per-file
+ * limit (logged). Blocks while other threads hold the rest. */
+static int inflate_reserve(const char *path, uint64_t claim)
+{
+	if (!claim)
+		return 0;
+	pthread_mutex_lock(&inflate_mu);
+	if (claim > inflate_file_max) {
+		uint64_t max = inflate_file_max;
+		pthread_mutex_unlock(&inflate_mu);
+		fdo_warn("symbolizer: %s: compressed debug sections claim %llu "
+			 "bytes once inflated, over the limit of %llu "
+			 "(--debug-inflate-max): its DWARF is not read",
+			 path, (unsigned long long)claim,
+			 (unsigned long long)max);
+		return -1;
+	}
+	while (inflate_held && inflate_held + claim > inflate_total)
+		pthread_cond_wait(&inflate_cv, &inflate_mu);
+	inflate_held += claim;
+	pthread_mutex_unlock(&inflate_mu);
+	return 0;
+}
+
+static void inflate_release(uint64_t claim)
+{
+	if (!claim)
+		return;
+	pthread_mutex_lock(&inflate_mu);
+	inflate_held -= claim;
+	pthread_cond_broadcast(&inflate_cv);
+	pthread_mutex_unlock(&inflate_mu);
+}
+
 int sym_dwarf_collect(const char *path, struct sym_builder *b)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -619,6 +713,12 @@ int sym_dwarf_collect(const char *path, struct sym_builder *b)
 		close(fd);
 		return FDO_ENOT_ELF;
 	}
+	uint64_t claim = sym_inflate_claim(elf);
+	if (inflate_reserve(path, claim)) {
+		elf_end(elf);
+		close(fd);
+		return FDO_ELIMIT;
+	}
 	Dwarf *dbg = dwarf_begin_elf(elf, DWARF_C_READ, NULL);
 	if (!dbg) {
 		int e = dwarf_errno();
@@ -627,6 +727,7 @@ int sym_dwarf_collect(const char *path, struct sym_builder *b)
 				 dwarf_errmsg(e));
 		elf_end(elf);
 		close(fd);
+		inflate_release(claim);
 		return FDO_OK;
 	}
 	struct build *bd = calloc(1, sizeof *bd);
@@ -634,6 +735,7 @@ int sym_dwarf_collect(const char *path, struct sym_builder *b)
 		dwarf_end(dbg);
 		elf_end(elf);
 		close(fd);
+		inflate_release(claim);
 		return FDO_ENOMEM;
 	}
 	bd->b = b;
@@ -683,5 +785,6 @@ int sym_dwarf_collect(const char *path, struct sym_builder *b)
 	dwarf_end(dbg);
 	elf_end(elf);
 	close(fd);
+	inflate_release(claim);
 	return err;
 }

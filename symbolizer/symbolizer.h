@@ -74,6 +74,17 @@ struct sym_symbol {
 int sym_index_open(const char *elf_path, const char *debug_path,
 		   const char *cache_dir, sym_index **out);
 
+/*
+ * sym_inflate_budget bounds what reading DWARF may inflate: a file whose
+ * compressed debug sections claim more than per_file bytes once inflated
+ * (from their headers, before anything is inflated) is not read
+ * (sym_index_open then fails with FDO_ELIMIT, and a log line says why);
+ * all threads together hold at most total bytes of inflated sections (a
+ * thread waits for its share). 0 = no limit. Defaults: 512 MiB, 1 GiB.
+ * Any thread, any time.
+ */
+void sym_inflate_budget(uint64_t per_file, uint64_t total);
+
 /* sym_index_close releases idx (NULL is fine). Not for cached indexes. */
 void sym_index_close(sym_index *idx);
 
@@ -138,6 +149,13 @@ int sym_cache_get(sym_cache *c, const uint8_t *id, size_t len,
 
 /* sym_cache_release drops a reference taken by sym_cache_get. Any thread. */
 void sym_cache_release(sym_cache *c, sym_index *idx);
+
+/*
+ * sym_cache_forget drops build-id (id, len) from c, so that the next
+ * sym_cache_get opens its files again (they were replaced). Holders of
+ * the old index keep it until they release it. Any thread.
+ */
+void sym_cache_forget(sym_cache *c, const uint8_t *id, size_t len);
 
 /* sym_cache_stats: indexes resident, their bytes, and hits/misses so far. */
 void sym_cache_stats(sym_cache *c, size_t *count, size_t *bytes,

@@ -35,8 +35,9 @@ def free_port():
 class Daemon:
     """A running fdod. Use as a context manager."""
 
-    def __init__(self, data, extra=(), log=None, token=None):
+    def __init__(self, data, extra=(), log=None, token=None, nofile=None):
         self.token = token  # sent by request() when the daemon has --tokens
+        self.nofile = nofile  # RLIMIT_NOFILE (soft and hard) for fdod
         self.data = str(data)
         self.extra = list(extra)
         self.log_path = log or os.path.join(self.data + ".log")
@@ -55,11 +56,18 @@ class Daemon:
     def start(self, wait=True):
         assert os.path.exists(FDOD), "build fdod first (make)"
         self.logf = open(self.log_path, "ab")
+        nofile = self.nofile
+
+        def setup():
+            _die_with_parent()
+            if nofile:
+                import resource
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.proc = subprocess.Popen(
             [FDOD, "--data", self.data, "--listen", self.url,
              "--http", self.http, "--workers", "2"] + self.extra,
             stdout=self.logf, stderr=self.logf, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent)
+            preexec_fn=setup)
         if wait:
             self.wait_ready()
         return self
@@ -209,13 +217,19 @@ def symbols(path):
     return res
 
 
+# The default batch time: ten minutes before this process started, fixed,
+# so that building the same batch twice gives the same bytes, as an
+# agent's retry does (a resent seq with other content is a CONFLICT).
+DEFAULT_T0 = int(time.time()) - 600
+
+
 def batch_text(agent, seq, binary, bid, stacks, start=0x555555554000,
                limit=0x555555600000, labels=(), weight=1.0, period=1000000,
                t0=None, host="host-1", branches=()):
     """A SampleBatch in the text form; stacks = [(count, [addr...])].
-    Times default to ten minutes ago (older data falls to retention)."""
+    Times default to DEFAULT_T0 (older data falls to retention)."""
     if t0 is None:
-        t0 = int(time.time()) - 600
+        t0 = DEFAULT_T0
     lines = ["agent %s" % agent, "seq %d" % seq, "host %s" % host,
              "binary %s" % binary]
     lines += ["label %s" % l for l in labels]
@@ -235,12 +249,22 @@ def batch_text(agent, seq, binary, bid, stacks, start=0x555555554000,
 # whose top bit is set, and the REP echoes it before the reply body.
 
 class SPReq:
+    """Like an nng REQ dialer: a connection fdod closes before its first
+    reply (a connection cap: fdod admits few connections that have not yet
+    sent an authorized batch) is dialed again and the request resent."""
+
     def __init__(self, port, timeout=30):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout)
+        self.port, self.timeout = port, timeout
+        self._dial()
+        self.next_id = 0x80000001
+
+    def _dial(self):
+        self.sock = socket.create_connection(("127.0.0.1", self.port),
+                                             self.timeout)
         self.sock.sendall(b"\0SP\0\x00\x30\0\0")
         peer = self._recv_exact(8)
         assert peer[:4] == b"\0SP\0" and peer[4:6] == b"\x00\x31", peer
-        self.next_id = 0x80000001
+        self.replies = 0
 
     def _recv_exact(self, n):
         buf = b""
@@ -255,10 +279,20 @@ class SPReq:
         rid = self.next_id
         self.next_id += 1
         body = struct.pack(">I", rid) + payload
-        self.sock.sendall(struct.pack(">Q", len(body)) + body)
-        n, = struct.unpack(">Q", self._recv_exact(8))
+        for attempt in range(100):
+            try:
+                self.sock.sendall(struct.pack(">Q", len(body)) + body)
+                n, = struct.unpack(">Q", self._recv_exact(8))
+                break
+            except (ConnectionError, OSError):
+                if self.replies or attempt == 99:
+                    raise
+                self.sock.close()
+                time.sleep(0.1)
+                self._dial()
         reply = self._recv_exact(n)
         assert struct.unpack(">I", reply[:4])[0] == rid
+        self.replies += 1
         return reply[4:]
 
     def close(self):
@@ -303,9 +337,9 @@ def encode_batch(agent="a", seq=1, host="h", binary="b", labels=(),
                  stacks=(), branches=()):
     """mappings = [(index, build_id bytes, start, limit, offset, path)],
     stacks = [(count, [addr...])], branches = [(from, to, count)].
-    Times default to ten minutes ago (older data falls to retention)."""
+    Times default to DEFAULT_T0 (older data falls to retention)."""
     if time_start is None:
-        time_start = int(time.time()) - 600
+        time_start = DEFAULT_T0
     if time_end is None:
         time_end = time_start + 60
     m = [pb_uint(1, 1), pb_bytes(2, agent), pb_uint(3, seq),

@@ -2,6 +2,7 @@
 refusals change nothing; no token file means loopback only."""
 import json
 import os
+import re
 import subprocess
 import urllib.request
 
@@ -34,7 +35,8 @@ def test_scopes_over_http_and_batches(tmp_path):
     exe = "/bin/true"
     with open(exe, "rb") as f:
         elf = f.read()
-    with Daemon(tmp_path / "data", extra=["--tokens", str(tokfile)],
+    with Daemon(tmp_path / "data", extra=["--tokens", str(tokfile),
+                                          "--backup-dir", str(tmp_path)],
                 token=TOKENS["admin"]) as d:
         # (method, path, body, the scope that may)
         routes = [("GET", "/v1/status", None, "read"),
@@ -79,10 +81,14 @@ def test_scopes_over_http_and_batches(tmp_path):
         assert st["ingest"]["duplicates"] == 1  # then admin's retry
         # Every refusal is logged with the token's name.
         log = d.read_log()
-        assert "ingest: batch refused (anonymous)" in log
-        assert "ingest: batch refused (read-client)" in log
+        # ... and the address it came from.
+        assert re.search(r"ingest: batch from 127\.0\.0\.1\S* refused "
+                         r"\(anonymous\)", log), log
+        assert re.search(r"ingest: batch from \S+ refused \(read-client\)",
+                         log)
         assert "refused (upload-client): token lacks the scope" in log
-        assert "ingest: batch refused (ingest-client)" not in log
+        assert not re.search(r"ingest: batch from \S+ refused "
+                             r"\(ingest-client\)", log)
 
 
 def test_without_tokens_only_loopback(tmp_path):

@@ -15,7 +15,8 @@ def push(d, seq, count):
 
 def test_online_backup_and_restore(tmp_path):
     dest = tmp_path / "backup"
-    with Daemon(tmp_path / "data") as d:
+    with Daemon(tmp_path / "data",
+                extra=["--backup-dir", str(tmp_path)]) as d:
         for seq in (1, 2, 3):
             push(d, seq, 10 * seq)
         p = subprocess.run([FDOCTL, "backup", "--http", d.http, str(dest)],

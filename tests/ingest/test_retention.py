@@ -35,11 +35,23 @@ def wait_for(cond, timeout=20):
 
 def test_retention_drops_old_buckets(tmp_path):
     now = int(time.time()) // HOUR * HOUR
-    with Daemon(tmp_path / "data", extra=["--retention", "1d",
-                                          "--housekeeping", "1s"]) as d:
+    data = tmp_path / "data"
+    # Stored under the default retention (30 d) ...
+    with Daemon(data) as d:
         sp = SPReq(d.nng_port)
         assert decode_ack(sp.request(batch(1, now - 3 * 86400, count=7))) \
             ["status"] == 0
+        sp.close()
+        d.wait_merged()
+        assert d.stop() == 0
+    # ... and dropped once the retention is shorter. A batch that old is
+    # now refused at once (it would only be dropped: issue 21).
+    with Daemon(data, extra=["--retention", "1d",
+                             "--housekeeping", "1s"]) as d:
+        sp = SPReq(d.nng_port)
+        ack = decode_ack(sp.request(batch(3, now - 3 * 86400, count=9)))
+        assert ack["status"] == 23 and "older than 86400 s" in \
+            ack["message"], ack
         assert decode_ack(sp.request(batch(2, now, count=5)))["status"] == 0
         sp.close()
         assert wait_for(lambda: d.get("/v1/binaries/ret")["samples"] == 5)

@@ -145,7 +145,8 @@ TEST(random_garbage_never_crashes)
 		}
 		Fdod__SampleBatch *b = NULL;
 		int rc = wire_batch_decode(buf, len, NULL, &b);
-		CHECK(rc == FDO_OK || rc == FDO_EPARSE || rc == FDO_ELIMIT);
+		CHECK(rc == FDO_OK || rc == FDO_EPARSE || rc == FDO_ELIMIT ||
+		      rc == FDO_EINVAL); /* a NUL in a string */
 		if (rc == FDO_OK) {
 			ok++;
 			char err[256];
@@ -522,4 +523,67 @@ TEST(broken_struct_is_not_encoded)
 	size_t n = 0;
 	CHECK(wire_batch_encode(&b, NULL, &bytes, &n) == FDO_EINVAL);
 	CHECK(bytes == NULL);
+}
+
+/* Issue 21: a NUL byte inside a string (a binary name, a label value in a
+ * sub-message) would cut the C string short; both decoders refuse it. */
+TEST(nul_in_a_string_is_refused_by_both_decoders)
+{
+	Fdod__SampleBatch *a = example_batch();
+	REQUIRE(a);
+	uint8_t *bytes = NULL;
+	size_t n = 0;
+	REQUIRE(wire_batch_encode(a, NULL, &bytes, &n) == FDO_OK);
+	wire_batch_free(a);
+	struct wire_arena *ar = wire_arena_new();
+	REQUIRE(ar);
+	const char *const names[] = {"webserver", "serving", "/lib/libc.so.6"};
+	for (size_t k = 0; k < 3; k++) {
+		uint8_t *copy = malloc(n);
+		REQUIRE(copy);
+		memcpy(copy, bytes, n);
+		uint8_t *at = memmem(copy, n, names[k], strlen(names[k]));
+		REQUIRE(at);
+		at[3] = 0;
+		Fdod__SampleBatch *b = NULL;
+		CHECK_EQ_INT(wire_batch_decode(copy, n, NULL, &b), FDO_EINVAL);
+		CHECK(b == NULL);
+		CHECK_EQ_INT(wire_batch_decode_in(ar, copy, n, NULL, &b),
+			     FDO_EINVAL);
+		wire_arena_reset(ar);
+		free(copy);
+	}
+	/* Bytes fields (the build-id) may hold any byte. */
+	Fdod__SampleBatch *b = NULL;
+	CHECK_EQ_INT(wire_batch_decode_in(ar, bytes, n, NULL, &b), FDO_OK);
+	CHECK(b && b->mappings[1]->build_id.data[0] == 0);
+	wire_arena_free(ar);
+	free(bytes);
+}
+
+/* Issue 21: the identity fields and the token, read before decoding. */
+TEST(peek_reads_the_identity_before_decoding)
+{
+	Fdod__SampleBatch *a = example_batch();
+	REQUIRE(a);
+	a->auth_token = strdup("tok-0123456789abcdef");
+	uint8_t *bytes = NULL;
+	size_t n = 0;
+	REQUIRE(wire_batch_encode(a, NULL, &bytes, &n) == FDO_OK);
+	wire_batch_free(a);
+	struct wire_batch_head h;
+	REQUIRE(wire_batch_peek(bytes, n, NULL, &h) == FDO_OK);
+	CHECK(h.agent_id.len == 13 && !memcmp(h.agent_id.p, "host-17/agent", 13));
+	CHECK(h.host.len == 7 && !memcmp(h.host.p, "host-17", 7));
+	CHECK(h.binary.len == 9 && !memcmp(h.binary.p, "webserver", 9));
+	CHECK(h.auth_token.len == 20 &&
+	      !memcmp(h.auth_token.p, "tok-0123456789abcdef", 20));
+	/* Truncated at the top level: malformed, as decoding says. */
+	CHECK_EQ_INT(wire_batch_peek(bytes, n - 1, NULL, &h), FDO_EPARSE);
+	struct wire_limits small = wire_limits_default;
+	small.max_message_bytes = n - 1;
+	CHECK_EQ_INT(wire_batch_peek(bytes, n, &small, &h), FDO_ELIMIT);
+	CHECK_EQ_INT(wire_batch_peek(NULL, 0, NULL, &h), FDO_OK);
+	CHECK_EQ_INT(h.auth_token.len, 0);
+	free(bytes);
 }

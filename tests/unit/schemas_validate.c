@@ -256,6 +256,9 @@ TEST(period_weight_time)
 	EXPECT(b->weight = 1e6, NULL, FDO_OK, "");
 	EXPECT(b->weight = 1000000.5, NULL, FDO_ELIMIT,
 	       "weight 1e+06 exceeds limit 1e+06");
+	/* Issue 21: a huge weight is over the limit, not "rounding to 0". */
+	EXPECT(b->weight = 1e300, NULL, FDO_ELIMIT,
+	       "weight 1e+300 exceeds limit 1e+06");
 	EXPECT(b->time_start = 21, NULL, FDO_EINVAL,
 	       "time: start 21 is after end 20");
 	EXPECT(b->time_start = 20, NULL, FDO_OK, "");

@@ -65,12 +65,12 @@ static void h_file(void *app, struct srv_req *req, struct srv_resp *resp)
 }
 
 static const struct srv_route routes[] = {
-	{"GET", "/v1/file", h_file, 0, 0, 0},
-	{"GET", "/v1/echo/{}", h_echo, 0, 0, 0},
-	{"GET", "/v1/p/{}/versions/{}", h_two, 0, 0, 0},
-	{"PUT", "/v1/upload", h_upload, 64u << 20, 1, 0},
-	{"POST", "/v1/small", h_small, 16, 0, 0},
-	{NULL, NULL, NULL, 0, 0, 0},
+	{"GET", "/v1/file", h_file, 0, 0, 0, NULL, NULL},
+	{"GET", "/v1/echo/{}", h_echo, 0, 0, 0, NULL, NULL},
+	{"GET", "/v1/p/{}/versions/{}", h_two, 0, 0, 0, NULL, NULL},
+	{"PUT", "/v1/upload", h_upload, 64u << 20, 1, 0, NULL, NULL},
+	{"POST", "/v1/small", h_small, 16, 0, 0, NULL, NULL},
+	{NULL, NULL, NULL, 0, 0, 0, NULL, NULL},
 };
 
 /* Send raw bytes, read the whole answer (server closes: Connection: close). */

@@ -1,9 +1,14 @@
 /*
  * Tests for server/listen.c: request/reply over tcp://, ipc:// and
  * tls+tcp:// on loopback with a real nng REQ client; a stop while a request
- * is being handled still delivers its reply.
+ * is being handled still delivers its reply; connection caps and the
+ * authentication timeout against raw sockets from 127.0.0.2.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -16,8 +21,10 @@
 
 static int slow_ms;
 
-static void upper(void *app, const uint8_t *msg, size_t len, struct fdo_buf *reply)
+static void upper(void *app, const uint8_t *msg, size_t len, const char *peer,
+		  struct fdo_buf *reply, int *authorized)
 {
+	*authorized = strcmp(peer, "127.0.0.1") == 0 || !strcmp(peer, "local");
 	if (slow_ms)
 		usleep((useconds_t)slow_ms * 1000);
 	for (size_t i = 0; i < len; i++)
@@ -139,5 +146,87 @@ TEST(tls_round_trip_with_self_signed_cert)
 	CHECK_EQ_INT(request(url, tc, "secret", out, sizeof out), 0);
 	CHECK_EQ_STR(out, "SECRET");
 	nng_tls_config_free(tc);
+	srv_listen_stop(l);
+}
+
+/* A raw TCP connection from 127.0.0.2 that does the SP handshake (as REQ)
+ * and then sends half a message: 8-byte length of 1 MiB, 10 bytes. */
+static int half_sender(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in src = {.sin_family = AF_INET};
+	src.sin_addr.s_addr = htonl(0x7f000002);
+	struct sockaddr_in dst = {.sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port)};
+	dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&src, sizeof src) ||
+	    connect(fd, (struct sockaddr *)&dst, sizeof dst)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	static const unsigned char hello[] = {0, 'S', 'P', 0, 0, 0x30, 0, 0};
+	unsigned char frame[18] = {0, 0, 0, 0, 0, 0x10, 0, 0, 0x80, 0, 0, 1};
+	if (write(fd, hello, sizeof hello) != sizeof hello ||
+	    write(fd, frame, sizeof frame) != sizeof frame) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Is fd closed by the peer (EOF or reset) within ms? Reads and drops what
+ * the server sent (its handshake). */
+static int closed_within(int fd, int ms)
+{
+	for (int waited = 0; waited <= ms; waited += 50) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 50) > 0) {
+			char b[64];
+			ssize_t n = read(fd, b, sizeof b);
+			if (n <= 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* Issue 21, finding 4: connections that never authenticate are capped per
+ * address and closed after the authentication timeout; an agent from
+ * another address is served throughout. */
+TEST(unauthenticated_connections_are_capped_and_timed_out)
+{
+	int count = 0;
+	char *urls[] = {"tcp://127.0.0.1:0"};
+	struct srv_listen_opts o = {.urls = urls, .nurls = 1,
+				    .max_msg = 1 << 20, .contexts = 2,
+				    .max_unauth_per_peer = 2,
+				    .auth_timeout = 1, .idle_timeout = 60};
+	struct srv_listen *l;
+	REQUIRE(srv_listen_start(&o, upper, &count, &l) == FDO_OK);
+	int port = srv_listen_port(l);
+	int fds[6];
+	for (int i = 0; i < 6; i++)
+		fds[i] = half_sender(port);
+	REQUIRE(fds[0] >= 0 && fds[5] >= 0);
+	/* Beyond two from 127.0.0.2, connections are closed at once. */
+	int refused = 0;
+	for (int i = 0; i < 6; i++)
+		refused += closed_within(fds[i], 300);
+	CHECK_EQ_INT(refused, 4);
+	char url[64], out[256];
+	snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+	CHECK_EQ_INT(request(url, NULL, "agent", out, sizeof out), 0);
+	CHECK_EQ_STR(out, "AGENT");
+	/* The two half-sent messages are dropped after the timeout. */
+	for (int i = 0; i < 6; i++)
+		if (!closed_within(fds[i], 0))
+			CHECK(closed_within(fds[i], 10000));
+	struct srv_listen_stats st;
+	srv_listen_stats(l, &st);
+	CHECK_EQ_INT(st.refused, 4);
+	CHECK_EQ_INT(st.reaped, 2);
+	for (int i = 0; i < 6; i++)
+		close(fds[i]);
 	srv_listen_stop(l);
 }

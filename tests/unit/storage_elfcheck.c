@@ -375,3 +375,72 @@ TEST(build_id_length_limits)
 	CHECK_EQ_INT(inspect_bytes(buf, n, &i, NULL, 0), FDO_OK);
 	CHECK_EQ_INT(i.build_id_len, 1);
 }
+
+/* Low finding of issue 21: in a note section aligned to 8, the descriptor
+ * starts at align8(12 + namesz), not 12 + align8(namesz): a build-id read
+ * 4 bytes late would store the file under a wrong id. */
+TEST(note_8_byte_aligned_build_id)
+{
+	uint8_t buf[512];
+	size_t n = craft(1, 0, buf, 20);
+	size_t note_ph = 64 + 56;
+	buf[note_ph + 48] = 8; /* p_align of the PT_NOTE */
+	struct store_elf_info i;
+	char why[256];
+	REQUIRE(inspect_bytes(buf, n, &i, why, sizeof why) == FDO_OK);
+	CHECK_EQ_INT(i.build_id_len, 20);
+	CHECK(i.build_id[0] == 1 && i.build_id[19] == 20);
+}
+
+/* Finding 3 of issue 21: what compressed sections claim once inflated is
+ * read from their headers, both forms, before anything is inflated. */
+TEST(compressed_sections_claim_is_read_from_headers)
+{
+	struct store_elf_info i;
+	REQUIRE(fx("gz") && fx("gnuz"));
+	REQUIRE(inspect_path(fx("exe"), &i, NULL, 0) == FDO_OK);
+	CHECK_EQ_INT(i.inflated, 0);
+	REQUIRE(inspect_path(fx("gnuz"), &i, NULL, 0) == FDO_OK);
+	CHECK(i.inflated > 0 && i.inflated < (1u << 20));
+	const char *bomb = fx_bomb(fx("gnuz"), "gnu-bomb", 1ull << 30);
+	REQUIRE(bomb);
+	REQUIRE(inspect_path(bomb, &i, NULL, 0) == FDO_OK);
+	CHECK(i.inflated >= (1ull << 30));
+	REQUIRE(inspect_path(fx("gz"), &i, NULL, 0) == FDO_OK);
+	if (i.inflated) { /* the compiler could compress */
+		bomb = fx_bomb(fx("gz"), "bomb", 1ull << 30);
+		REQUIRE(bomb);
+		REQUIRE(inspect_path(bomb, &i, NULL, 0) == FDO_OK);
+		CHECK(i.inflated >= (1ull << 30));
+	}
+}
+
+/* Finding 2 of issue 21: which files are the same for a slot. */
+TEST(same_slot_content)
+{
+	REQUIRE(fx("exe") && fx("real") && fx("fake"));
+	struct {
+		const char *a, *b;
+		unsigned kind;
+		int same;
+	} cases[] = {
+	    {"exe", "exe", STORE_SYM_EXECUTABLE, 1},
+	    {"exe", "stripped", STORE_SYM_EXECUTABLE, 1}, /* strip -g */
+	    {"exe", "debug", STORE_SYM_DEBUGINFO, 1}, /* only-keep-debug */
+	    {"real", "fake", STORE_SYM_EXECUTABLE, 0},
+	    {"real", "fake", STORE_SYM_DEBUGINFO, 0},
+	};
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		int fa = open(fx(cases[k].a), O_RDONLY);
+		int fb = open(fx(cases[k].b), O_RDONLY);
+		REQUIRE(fa >= 0 && fb >= 0);
+		int same = -1;
+		CHECK_EQ_INT(store_elf_same_slot(fa, fb, cases[k].kind, &same),
+		             FDO_OK);
+		if (same != cases[k].same)
+			fprintf(stderr, "  %s vs %s\n", cases[k].a, cases[k].b);
+		CHECK_EQ_INT(same, cases[k].same);
+		close(fa);
+		close(fb);
+	}
+}

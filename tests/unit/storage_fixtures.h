@@ -12,10 +12,17 @@
  *   lib.so    shared object with DWARF
  *   nobid     executable linked with --build-id=none
  *   gz        PIE executable with compressed DWARF (-gz), if supported
+ *   gnuz      exe with GNU-style compressed DWARF (.zdebug_*)
+ *   real      an executable with DWARF and build-id 0123..4567 (20 bytes)
+ *   fake      another program with DWARF and the same build-id as real
+ *
+ * fx_bomb writes a copy of a fixture whose compressed .debug_info claims
+ * another inflated size (a "compression bomb": what libelf would allocate).
  */
 #ifndef FDO_STORAGE_FIXTURES_H
 #define FDO_STORAGE_FIXTURES_H
 
+#include <elf.h>
 #include <sys/stat.h>
 
 static const char *fx_dir(void)
@@ -52,7 +59,15 @@ static const char *fx(const char *name)
 		    "-o lib.so lib.c;"
 		    "cc -O1 -Wl,--build-id=none -o nobid prog.c;"
 		    "cc -g -gz=zlib -O1 -Wl,--build-id=sha1 -o gz prog.c "
-		    "2>/dev/null || cp exe gz",
+		    "2>/dev/null || cp exe gz;"
+		    "objcopy --compress-debug-sections=zlib-gnu exe gnuz;"
+		    "printf 'int other(int x){return x*7+5;}\\n"
+		    "int main(int c,char**v){(void)v;return other(c)&3;}\\n'"
+		    " > fake.c;"
+		    "cc -g -O1 -Wl,--build-id=0x0123456789abcdef0123456789abcdef"
+		    "01234567 -o real prog.c;"
+		    "cc -g -O1 -Wl,--build-id=0x0123456789abcdef0123456789abcdef"
+		    "01234567 -o fake fake.c",
 		    fx_dir(), fx_dir());
 		built = system(cmd) == 0;
 		if (!built)
@@ -101,6 +116,57 @@ static uint8_t *fx_read(const char *path, size_t *len)
 	fclose(f);
 	*len = (size_t)n;
 	return b;
+}
+
+/*
+ * fx_bomb copies fixture src (ELF64 little-endian) to fx_dir()/name with
+ * the inflated size its compressed .debug_info (SHF_COMPRESSED: ch_size)
+ * or .zdebug_info ("ZLIB" + big-endian size) claims set to claim.
+ * Returns the copy's path, or NULL.
+ */
+__attribute__((unused)) static const char *
+fx_bomb(const char *src, const char *name, uint64_t claim)
+{
+	size_t len;
+	uint8_t *b = src ? fx_read(src, &len) : NULL;
+	if (!b || len < sizeof(Elf64_Ehdr))
+		goto fail;
+	Elf64_Ehdr eh;
+	memcpy(&eh, b, sizeof eh);
+	if (eh.e_shoff + (uint64_t)eh.e_shnum * sizeof(Elf64_Shdr) > len ||
+	    eh.e_shstrndx >= eh.e_shnum)
+		goto fail;
+	Elf64_Shdr strs;
+	memcpy(&strs, b + eh.e_shoff + eh.e_shstrndx * sizeof strs,
+	       sizeof strs);
+	for (unsigned i = 1; i < eh.e_shnum; i++) {
+		Elf64_Shdr sh;
+		memcpy(&sh, b + eh.e_shoff + i * sizeof sh, sizeof sh);
+		const char *n = (const char *)b + strs.sh_offset + sh.sh_name;
+		if ((sh.sh_flags & SHF_COMPRESSED) &&
+		    !strcmp(n, ".debug_info")) {
+			Elf64_Chdr ch;
+			memcpy(&ch, b + sh.sh_offset, sizeof ch);
+			ch.ch_size = claim;
+			memcpy(b + sh.sh_offset, &ch, sizeof ch);
+			break;
+		}
+		if (!strcmp(n, ".zdebug_info") &&
+		    !memcmp(b + sh.sh_offset, "ZLIB", 4)) {
+			for (int k = 0; k < 8; k++)
+				b[sh.sh_offset + 4 + k] =
+				    (uint8_t)(claim >> (56 - 8 * k));
+			break;
+		}
+		if (i + 1 == eh.e_shnum)
+			goto fail;
+	}
+	const char *out = fx_write(name, b, len);
+	free(b);
+	return out;
+fail:
+	free(b);
+	return NULL;
 }
 
 #endif

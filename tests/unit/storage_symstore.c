@@ -302,7 +302,7 @@ TEST(http_path_tmpfile_then_adopt)
 	REQUIRE(write(fd, b, len) == (ssize_t)len);
 	close(fd);
 	struct store_sym_result r;
-	CHECK_EQ_INT(store_symbols_adopt(s, dd, tmp, "web", &r), FDO_OK);
+	CHECK_EQ_INT(store_symbols_adopt(s, dd, tmp, "web", 0, &r), FDO_OK);
 	CHECK_EQ_INT(r.stored, STORE_SYM_EXECUTABLE | STORE_SYM_DEBUGINFO);
 	CHECK(access(tmp, F_OK) != 0);
 	char exe[600], incoming[600];
@@ -315,14 +315,14 @@ TEST(http_path_tmpfile_then_adopt)
 	REQUIRE(store_symbols_tmpfile(dd, tmp, sizeof tmp, &fd) == FDO_OK);
 	REQUIRE(write(fd, b, len) == (ssize_t)len);
 	close(fd);
-	CHECK_EQ_INT(store_symbols_adopt(s, dd, tmp, "web", &r), FDO_EEXISTS);
+	CHECK_EQ_INT(store_symbols_adopt(s, dd, tmp, "web", 0, &r), FDO_EEXISTS);
 	CHECK_EQ_INT(count_entries(incoming, NULL), 0);
 
 	/* A truncated body: refused, consumed, nothing else written. */
 	REQUIRE(store_symbols_tmpfile(dd, tmp, sizeof tmp, &fd) == FDO_OK);
 	REQUIRE(write(fd, b, len / 2) == (ssize_t)(len / 2));
 	close(fd);
-	CHECK_EQ_INT(store_symbols_adopt(s, dd, tmp, "web", &r),
+	CHECK_EQ_INT(store_symbols_adopt(s, dd, tmp, "web", 0, &r),
 	             FDO_ETRUNCATED);
 	CHECK_EQ_INT(count_entries(incoming, NULL), 0);
 	char sym[600];
@@ -330,7 +330,7 @@ TEST(http_path_tmpfile_then_adopt)
 	CHECK_EQ_INT(count_entries(sym, NULL), 2); /* .incoming + one id */
 
 	/* Only files under .incoming are adopted. */
-	CHECK_EQ_INT(store_symbols_adopt(s, dd, fx("exe"), NULL, &r),
+	CHECK_EQ_INT(store_symbols_adopt(s, dd, fx("exe"), NULL, 0, &r),
 	             FDO_EINVAL);
 	CHECK(access(fx("exe"), F_OK) == 0);
 	free(b);
@@ -350,4 +350,124 @@ TEST(add_fd_reads_from_offset_zero)
 	char exe[600];
 	slot_path(dd, &r, STORE_SYM_EXECUTABLE, exe);
 	CHECK(same_bytes(exe, fx("stripped")));
+}
+
+/* Finding 2 of issue 21: a later, different file for a build-id is refused
+ * (the first upload cannot decide for good what the real one is); nothing
+ * stored changes; an admin replace swaps it and sends what was symbolized
+ * from the old file back to pending. */
+static int put_symcache(store_txn *t, void *arg)
+{
+	const struct store_frame *f = arg;
+	uint8_t key[STORE_ADDR_KEY_SIZE], val[64];
+	size_t len;
+	store_addr_key_encode(key, f);
+	int rc = store_symcache_encode(NULL, 0, val, sizeof val, &len);
+	return rc ? rc : store_put(t, STORE_SYMCACHE, key, sizeof key, val, len,
+	                           0);
+}
+
+static int has_key(store *s, enum store_table table, const struct store_frame *f)
+{
+	store_txn *t;
+	if (store_txn_begin(s, 0, &t))
+		return -1;
+	uint8_t key[STORE_ADDR_KEY_SIZE];
+	store_addr_key_encode(key, f);
+	const void *v;
+	size_t vl;
+	int rc = store_get(t, table, key, sizeof key, &v, &vl);
+	store_txn_abort(t);
+	return rc == FDO_OK;
+}
+
+TEST(different_file_for_a_build_id_is_a_conflict)
+{
+	const char *dd = datadir("poison");
+	store *s = open_store(dd);
+	REQUIRE(s && fx("real") && fx("fake"));
+	struct store_sym_result r;
+	/* The attacker's file comes first. */
+	REQUIRE(store_symbols_add_file(s, dd, fx("fake"), "evil", &r) == FDO_OK);
+	char exe[600], dir[600];
+	slot_path(dd, &r, STORE_SYM_EXECUTABLE, exe);
+	build_dir_of(dd, &r, dir);
+	struct store_buildid before;
+	REQUIRE(record_of(s, &r, &before) == FDO_OK);
+	/* The real one: 409-worthy, with the reason; nothing changes. */
+	CHECK_EQ_INT(store_symbols_add_file(s, dd, fx("real"), "web", &r),
+	             FDO_ECONFLICT);
+	CHECK_EQ_INT(r.conflict, STORE_SYM_EXECUTABLE | STORE_SYM_DEBUGINFO);
+	CHECK_EQ_INT(r.stored, 0);
+	CHECK(strstr(r.why, "already has a different executable and "
+	                    "debuginfo") != NULL);
+	CHECK(strstr(r.why, "replace=1") != NULL);
+	CHECK(same_bytes(exe, fx("fake")));
+	int hidden;
+	CHECK_EQ_INT(count_entries(dir, &hidden), 2);
+	CHECK_EQ_INT(hidden, 0);
+	struct store_buildid after;
+	REQUIRE(record_of(s, &r, &after) == FDO_OK);
+	CHECK(!memcmp(&before, &after, sizeof before));
+
+	/* An admin replace: the real file in place, symbolized addresses of
+	 * the build-id back to pending. */
+	uint32_t id;
+	store_txn *t;
+	REQUIRE(store_txn_begin(s, 0, &t) == FDO_OK);
+	REQUIRE(store_intern_buildid(t, r.elf.build_id, r.elf.build_id_len, 0,
+	                             &id) == FDO_OK);
+	store_txn_abort(t);
+	struct store_frame f = {id, 0x1234};
+	REQUIRE(store_write(s, put_symcache, &f) == FDO_OK);
+	size_t len;
+	uint8_t *b = fx_read(fx("real"), &len);
+	REQUIRE(b);
+	char tmp[600];
+	int fd;
+	REQUIRE(store_symbols_tmpfile(dd, tmp, sizeof tmp, &fd) == FDO_OK);
+	REQUIRE(write(fd, b, len) == (ssize_t)len);
+	close(fd);
+	free(b);
+	CHECK_EQ_INT(store_symbols_adopt(s, dd, tmp, "web", STORE_SYM_REPLACE,
+	                                 &r),
+	             FDO_OK);
+	CHECK_EQ_INT(r.replaced, STORE_SYM_EXECUTABLE | STORE_SYM_DEBUGINFO);
+	CHECK(same_bytes(exe, fx("real")));
+	CHECK_EQ_INT(has_key(s, STORE_SYMCACHE, &f), 0);
+	CHECK_EQ_INT(has_key(s, STORE_PENDING, &f), 1);
+	/* The same file again: present, as always. */
+	CHECK_EQ_INT(store_symbols_add_file(s, dd, fx("real"), NULL, &r),
+	             FDO_EEXISTS);
+	store_close(s);
+}
+
+/* Finding 3 of issue 21: a small file whose compressed sections claim a
+ * gigabyte is refused before anything is written or inflated. */
+TEST(compression_bomb_is_refused_before_inflating)
+{
+	const char *dd = datadir("bomb");
+	store *s = open_store(dd);
+	REQUIRE(s && fx("gnuz"));
+	const char *bombs[] = {fx_bomb(fx("gnuz"), "gnu-bomb", 1ull << 30),
+	                       fx_bomb(fx("gz"), "bomb", 1ull << 30)};
+	REQUIRE(bombs[0]);
+	for (int k = 0; k < 2; k++) {
+		if (!bombs[k])
+			continue; /* the compiler could not compress */
+		struct store_sym_result r;
+		CHECK_EQ_INT(store_symbols_add_file(s, dd, bombs[k], NULL, &r),
+		             FDO_ELIMIT);
+		CHECK(strstr(r.why, "claim 1073") != NULL);
+		CHECK(strstr(r.why, "--debug-inflate-max") != NULL);
+		char sym[600];
+		snprintf(sym, sizeof sym, "%s/symbols", dd);
+		CHECK_EQ_INT(count_entries(sym, NULL), -1);
+	}
+	/* Without a limit it is just a file. */
+	store_symbols_limit_inflated(0);
+	struct store_sym_result r;
+	CHECK_EQ_INT(store_symbols_add_file(s, dd, bombs[0], NULL, &r), FDO_OK);
+	store_symbols_limit_inflated(512ull << 20);
+	store_close(s);
 }
