@@ -47,6 +47,8 @@ struct bb {
 	size_t ninsns, cap_insns;
 	struct prof_edge *edges;
 	size_t nedges, cap_edges;
+	struct prof_call *calls;
+	size_t ncalls;
 	struct prof_pctx *pctxs;
 	size_t npctxs, cap_pctxs;
 	struct prof_probe *probes;
@@ -775,6 +777,7 @@ static void bb_finish(struct bb *b, int rc)
 		free(b->edges);
 		free(b->pctxs);
 		free(b->probes);
+		free(b->calls);
 		return;
 	}
 	struct prof *p = b->p;
@@ -786,10 +789,59 @@ static void bb_finish(struct bb *b, int rc)
 	p->ninsns = b->ninsns;
 	p->edges = b->edges;
 	p->nedges = b->nedges;
+	p->calls = b->calls;
+	p->ncalls = b->ncalls;
 	p->pctxs = b->pctxs;
 	p->npctxs = b->npctxs;
 	p->probes = b->probes;
 	p->nprobes = b->nprobes;
+}
+
+/* The instruction of the builder's arrays containing vaddr, or NONE. */
+static uint32_t bb_insn_at(const struct bb *b, uint64_t vaddr)
+{
+	size_t lo = 0, hi = b->ninsns;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (b->insns[mid].vaddr <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (!lo)
+		return UINT32_MAX;
+	const struct prof_insn *in = &b->insns[lo - 1];
+	uint64_t end = lo < b->ninsns && b->insns[lo].block == in->block
+			       ? b->insns[lo].vaddr
+			       : b->blocks[in->block].end;
+	return vaddr < end ? (uint32_t)(lo - 1) : UINT32_MAX;
+}
+
+/*
+ * exact_calls: the records x[0..nx) that leave a call instruction of a
+ * function with blocks for a function's start become exact call counts
+ * (struct prof_call): indirect calls get their targets, direct ones their
+ * count, as instrumented value profiles give clang.
+ */
+static int exact_calls(struct bb *b, const struct agg_branch *x, size_t nx)
+{
+	size_t cap = 0;
+	for (size_t i = 0; i < nx; i++) {
+		if (!x[i].from)
+			continue;
+		uint32_t in = bb_insn_at(b, x[i].from);
+		if (in == UINT32_MAX || (b->insns[in].kind != PROF_INSN_CALL &&
+					 b->insns[in].kind != PROF_INSN_ICALL))
+			continue;
+		uint32_t callee = name_at(b, x[i].to);
+		if (callee == PROF_NONE)
+			continue;
+		if (fdo_grow(b->calls, cap, b->ncalls + 1))
+			return FDO_ENOMEM;
+		b->calls[b->ncalls++] = (struct prof_call){in, callee,
+							   x[i].count};
+	}
+	return FDO_OK;
 }
 
 static int cmp_branch_to(const void *x, const void *y)
@@ -831,6 +883,8 @@ int agg_blocks_exact(struct prof *p, uint32_t bid, sym_index *idx,
 	}
 	sym_code_close(code);
 	sym_elf_functions_free(funcs);
+	if (!rc)
+		rc = exact_calls(&b, x, nx);
 	bb_finish(&b, rc);
 	return rc;
 }

@@ -645,6 +645,25 @@ static int add_block_calls(struct mb *b)
 	for (size_t i = 0; i < b->nsites; i++)
 		through[b->sites[i].insn] += b->sites[i].count;
 	int rc = FDO_OK;
+	/* Exact call counts (branch records) go on as they are. */
+	for (size_t i = 0; i < p->ncalls && !rc; i++) {
+		const struct prof_call *c = &p->calls[i];
+		if (c->insn >= p->ninsns || !name_ok(b, c->callee))
+			continue;
+		through[c->insn] += c->count;
+		uint32_t rec = call_record(b, c->insn);
+		if (rec == NONE - 1)
+			rc = FDO_ENOMEM;
+		if (rec >= NONE - 1 || !(c->count > 0))
+			continue;
+		uint32_t t = tgt_get(b, rec, c->callee);
+		if (t == NONE) {
+			rc = FDO_ENOMEM;
+		} else {
+			b->tgts[t].count += c->count;
+			b->tgts[t].blocks = 1;
+		}
+	}
 	/* Shared among the callees the stacks saw... */
 	for (size_t i = 0; i < b->nsites && !rc; i++) {
 		const struct site *s = &b->sites[i];

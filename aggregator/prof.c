@@ -40,6 +40,7 @@ void prof_fini(struct prof *p)
 	free(p->blocks);
 	free(p->insns);
 	free(p->edges);
+	free(p->calls);
 	free(p->pctxs);
 	free(p->probes);
 	free(p->binary);

@@ -115,6 +115,14 @@ struct prof_insn {
 
 enum prof_edge_kind { PROF_EDGE_FALL, PROF_EDGE_TAKEN, PROF_EDGE_TABLE };
 
+/* An exact call count (from branch records: fdoctl emit): how often the
+ * call instruction insn went to callee. */
+struct prof_call {
+	uint32_t insn;   /* index into insns */
+	uint32_t callee; /* linkage name (string index) */
+	double count;
+};
+
 /*
  * Pseudo probes of a build-id built with clang -fpseudo-probe-for-profiling
  * (symbolizer/probes.c), on the blocks above: a probe-based profile keys
@@ -173,6 +181,8 @@ struct prof {
 	size_t ninsns;
 	struct prof_edge *edges;   /* grouped by function, then from block */
 	size_t nedges;
+	struct prof_call *calls;   /* exact call counts, if any */
+	size_t ncalls;
 	struct prof_pctx *pctxs;   /* parents before children */
 	size_t npctxs;
 	struct prof_probe *probes; /* by vaddr */

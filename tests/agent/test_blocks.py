@@ -223,6 +223,11 @@ def test_inferred_block_counts_beat_sample_density(daemon, tmp_path):
     again = block_counts(back)
     assert overlap(exact, again, keys) > 0.99, overlap(exact, again, keys)
     run(["llvm-profdata-16", "show", "--sample", llvm])
+    # Exact call counts reach the profile as call targets: main calls
+    # pick once per element (150000 x 2048), as the records say.
+    calls = [int(c) for c in re.findall(r"^\s+\d+(?:\.\d+)?: \d+ .*\bpick:(\d+)",
+                                        open(llvm).read(), re.M)]
+    assert calls == [150000 * 2048], calls
     c = run([CLANG] + CFLAGS + ["-fprofile-sample-use=" + llvm, "-o",
                                 str(tmp_path / "w.exact"), str(src)])
     assert not re.search(r"profile|sample", c.stderr, re.I), c.stderr
