@@ -42,6 +42,13 @@ const struct prof_opt_def prof_opt_defs[] = {
     {"min_share", PROF_OPT_DOUBLE, OFF(min_share), {0}, "0",
      "llvm,gcc",
      "leave out functions with less than this share (0..1) of the profile"},
+    {"encoding", PROF_OPT_ENUM, OFF(encoding), {"extbinary", "text"},
+     "extbinary", "llvm",
+     "LLVM's binary form (which can carry the profile symbol list) or its "
+     "text form; clang and llvm-profdata read both"},
+    {"symbol_list", PROF_OPT_BOOL, OFF(symbol_list), {0}, "1", "llvm",
+     "encoding=extbinary: list the binary's functions, so that clang "
+     "builds those without samples as cold (new functions are left alone)"},
     {"discriminators", PROF_OPT_BOOL, OFF(discriminators), {0}, "0", "gcc",
      "keep discriminators in gcc positions (gcc 12 ignores them)"},
     {"llvm_discriminators", PROF_OPT_BOOL, OFF(llvm_discriminators), {0},

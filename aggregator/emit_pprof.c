@@ -49,23 +49,9 @@ extern char *__cxa_demangle(const char *mangled, char *buf, size_t *len,
 
 enum { PB_VARINT = 0, PB_LEN = 2 };
 
-static void pb_varint(struct fdo_buf *b, uint64_t v)
-{
-	uint8_t tmp[10];
-	size_t n = 0;
-	do {
-		tmp[n] = (uint8_t)(v & 0x7f);
-		v >>= 7;
-		if (v)
-			tmp[n] |= 0x80;
-		n++;
-	} while (v);
-	fdo_buf_append(b, tmp, n);
-}
-
 static void pb_key(struct fdo_buf *b, uint32_t field, int wire)
 {
-	pb_varint(b, (uint64_t)field << 3 | (uint64_t)wire);
+	fdo_buf_uleb(b, (uint64_t)field << 3 | (uint64_t)wire);
 }
 
 /* pb_uint writes a varint field unless it is 0 (proto3's default). */
@@ -74,14 +60,14 @@ static void pb_uint(struct fdo_buf *b, uint32_t field, uint64_t v)
 	if (!v)
 		return;
 	pb_key(b, field, PB_VARINT);
-	pb_varint(b, v);
+	fdo_buf_uleb(b, v);
 }
 
 static void pb_bytes(struct fdo_buf *b, uint32_t field, const void *p,
 		     size_t n)
 {
 	pb_key(b, field, PB_LEN);
-	pb_varint(b, n);
+	fdo_buf_uleb(b, n);
 	if (n) /* an empty buffer's data may be NULL */
 		fdo_buf_append(b, p, n);
 }
@@ -329,14 +315,14 @@ static int encode(struct enc *e, uint64_t period, struct fdo_buf *raw)
 		for (uint32_t k = 0; k < st->nlocs; k++) {
 			uint32_t li = p->stack_locs[st->first_loc + k];
 			if (li < p->nlocs)
-				pb_varint(&ids, loc_of(e, li));
+				fdo_buf_uleb(&ids, loc_of(e, li));
 		}
 		if (!ids.len)
 			continue;
 		uint64_t n = (uint64_t)c;
 		fdo_buf_reset(&vals);
-		pb_varint(&vals, n);
-		pb_varint(&vals, n * period);
+		fdo_buf_uleb(&vals, n);
+		fdo_buf_uleb(&vals, n * period);
 		pb_bytes(&e->tmp, 1, ids.data, ids.len);
 		pb_bytes(&e->tmp, 2, vals.data, vals.len);
 		pb_msg(&e->samples, 2, &e->tmp);
@@ -379,7 +365,7 @@ static int encode(struct enc *e, uint64_t period, struct fdo_buf *raw)
 	pb_uint(raw, 12, period);
 	if (comment) {
 		pb_key(raw, 13, PB_VARINT);
-		pb_varint(raw, comment);
+		fdo_buf_uleb(raw, comment);
 	}
 	if (e->oom || raw->oom || e->samples.oom || e->locations.oom ||
 	    e->functions.oom || e->tmp.oom || e->tmp2.oom)

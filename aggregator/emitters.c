@@ -33,3 +33,12 @@ const struct prof_emitter *prof_emitter_by_code(unsigned code)
 			return e;
 	return NULL;
 }
+
+const char *prof_content_type(const struct prof_emitter *em, const void *data,
+			      size_t len)
+{
+	/* llvm's extbinary form starts with its magic, never with text. */
+	if (em->code == 1 && len && *(const unsigned char *)data == 0x84)
+		return "application/octet-stream";
+	return em->content_type;
+}

@@ -282,6 +282,7 @@ uint32_t prof_duplication_factor(uint32_t d);
 enum prof_counts { PROF_COUNTS_SAMPLES, PROF_COUNTS_BLOCKS };
 enum prof_line_count { PROF_LINE_SUM, PROF_LINE_MAX, PROF_LINE_MEAN };
 enum prof_head { PROF_HEAD_STACKS, PROF_HEAD_ENTRY };
+enum prof_encoding { PROF_ENC_EXTBINARY, PROF_ENC_TEXT };
 
 struct prof_opts {
 	int counts;     /* enum prof_counts (llvm, gcc, bolt) */
@@ -290,6 +291,8 @@ struct prof_opts {
 	int zeros;      /* counts=blocks: write lines that ran 0 times */
 	int balance;    /* counts=blocks: one unit across functions */
 	double min_share; /* drop functions under this share (llvm, gcc) */
+	int encoding;    /* enum prof_encoding (llvm) */
+	int symbol_list; /* llvm extbinary: list the binary's functions */
 	int discriminators, llvm_discriminators; /* gcc */
 	uint64_t period; /* pprof: event units per sample */
 	/* Set by the route from build_id= (a selector, not in the table):
@@ -358,6 +361,12 @@ struct prof_emitter {
 extern const struct prof_emitter prof_emitters[];
 const struct prof_emitter *prof_emitter_find(const char *name);
 const struct prof_emitter *prof_emitter_by_code(unsigned code);
+
+/* prof_content_type: the HTTP Content-Type of data that em wrote (llvm:
+ * text/plain for encoding=text, application/octet-stream for
+ * extbinary). */
+const char *prof_content_type(const struct prof_emitter *em, const void *data,
+			      size_t len);
 
 int emit_llvm(const struct prof *p, const struct prof_opts *o,
 	      struct fdo_buf *out);

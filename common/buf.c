@@ -97,6 +97,28 @@ void fdo_buf_putc(struct fdo_buf *b, char c)
 	b->data[b->len++] = c;
 }
 
+void fdo_buf_uleb(struct fdo_buf *b, uint64_t v)
+{
+	uint8_t tmp[10];
+	size_t n = 0;
+	do {
+		tmp[n] = (uint8_t)(v & 0x7f);
+		v >>= 7;
+		if (v)
+			tmp[n] |= 0x80;
+		n++;
+	} while (v);
+	fdo_buf_append(b, tmp, n);
+}
+
+void fdo_buf_le64(struct fdo_buf *b, uint64_t v)
+{
+	uint8_t tmp[8];
+	for (int i = 0; i < 8; i++)
+		tmp[i] = (uint8_t)(v >> 8 * i);
+	fdo_buf_append(b, tmp, 8);
+}
+
 void fdo_buf_printf(struct fdo_buf *b, const char *fmt, ...)
 {
 	va_list ap;

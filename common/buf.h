@@ -41,6 +41,10 @@ int fdo_buf_reserve(struct fdo_buf *b, size_t n);
 void fdo_buf_append(struct fdo_buf *b, const void *p, size_t n);
 void fdo_buf_puts(struct fdo_buf *b, const char *s);
 void fdo_buf_putc(struct fdo_buf *b, char c);
+/* fdo_buf_uleb appends v as unsigned LEB128 (a protobuf varint, LLVM's
+ * ULEB128); fdo_buf_le64 as 8 little-endian bytes. */
+void fdo_buf_uleb(struct fdo_buf *b, uint64_t v);
+void fdo_buf_le64(struct fdo_buf *b, uint64_t v);
 void fdo_buf_printf(struct fdo_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* fdo_buf_json_str appends s as a quoted JSON string (control chars escaped). */

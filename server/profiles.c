@@ -346,7 +346,8 @@ void srv_h_profile(void *a, struct srv_req *req, struct srv_resp *resp)
 		char hex[65];
 		fdo_sha256(out.data, out.len, d);
 		fdo_hex_encode(d, 32, hex);
-		set_headers(resp, &p, hex, pr.em->content_type);
+		set_headers(resp, &p, hex,
+			    prof_content_type(pr.em, out.data, out.len));
 		const char *inm = srv_req_header(req, "If-None-Match");
 		char quoted[70];
 		snprintf(quoted, sizeof quoted, "\"%s\"", hex);
@@ -725,7 +726,9 @@ static int list_one(void *arg, uint32_t ver, const uint8_t *v, size_t vl)
 		if (strcmp(lc->want, hex))
 			return 0;
 		lc->resp->content_type =
-			em ? em->content_type : "application/octet-stream";
+			em ? prof_content_type(em, v + PUB_HDR + il,
+					       vl - PUB_HDR - il)
+			   : "application/octet-stream";
 		srv_resp_header(lc->resp, "ETag", "\"%s\"", hex);
 		srv_resp_header(lc->resp, "X-Fdod-Version", "%s", hex);
 		fdo_buf_append(lc->b, v + PUB_HDR + il, vl - PUB_HDR - il);

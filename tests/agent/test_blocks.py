@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
@@ -68,11 +69,21 @@ __attribute__((noinline)) static unsigned pick(unsigned v) {
     return v + 11;
 }
 
+/* recursive: its calls to itself enter it in its own unit */
+__attribute__((noinline)) unsigned depth(unsigned v, int n) {
+    return n ? depth(v * 3 + 1, n - 1) ^ (v >> 2) : v;
+}
+
 __attribute__((noinline)) unsigned sum(const unsigned *t, int n) {
     unsigned s = 0;
     for (int i = 0; i < n; i++)
         s += t[i] & 0xff;
     return s;
+}
+
+/* never runs unless asked: the profile symbol list makes it cold */
+__attribute__((noinline)) unsigned rare(unsigned v) {
+    return v * 2654435761u + (v >> 11);
 }
 
 int main(int argc, char **argv) {
@@ -85,7 +96,10 @@ int main(int argc, char **argv) {
         }
         if (r % 8 == 0)
             acc += sum(data, N);
+        acc += depth(acc, 64);
     }
+    if (argc > 2)
+        acc = rare(acc);
     printf("%u\n", acc);
     return 0;
 }
@@ -204,7 +218,7 @@ def test_inferred_block_counts_beat_sample_density(daemon, tmp_path):
 
     exact = block_counts(exact_path)
     inferred = block_counts(fdata)
-    fns = {"step/1", "digits/1", "pick/1", "sum", "main"}
+    fns = {"step/1", "digits/1", "pick/1", "sum", "main", "depth"}
     keys = {k for k in set(exact) | set(inferred) if k[0] in fns}
     dens = density(prog, keys, samples(nolbr))
     got, base = overlap(exact, inferred, keys), overlap(exact, dens, keys)
@@ -219,10 +233,26 @@ def test_inferred_block_counts_beat_sample_density(daemon, tmp_path):
     llvm = str(tmp_path / "exact.llvm")
     run([FDOCTL, "emit", "--elf", prog, "--fdata", exact_path, "--format",
          "bolt", "-o", back])
-    run([FDOCTL, "emit", "--elf", prog, "--fdata", exact_path, "-o", llvm])
+    run([FDOCTL, "emit", "--elf", prog, "--fdata", exact_path,
+         "--encoding", "text", "-o", llvm])
     again = block_counts(back)
     assert overlap(exact, again, keys) > 0.99, overlap(exact, again, keys)
     run(["llvm-profdata-16", "show", "--sample", llvm])
+    # One unit across functions: each function's share of the profile
+    # within 3x of its share of the exact one (a unit that ran away, as a
+    # recursive function's once did, takes the whole profile).
+    inferred_llvm = str(tmp_path / "w.llvm")
+    run([FDOCTL, "pull", "w", "--http", daemon.http, "--min-samples", "100",
+         "--build-id", bid, "--encoding", "text", "-o", inferred_llvm])
+
+    def shares(path):
+        t = {m.group(1): int(m.group(2)) for m in re.finditer(
+            r"^(\w+):(\d+):\d+$", open(path).read(), re.M)}
+        return {k: v / sum(t.values()) for k, v in t.items()}
+    want, have = shares(llvm), shares(inferred_llvm)
+    for fn in ("pick", "step", "depth", "main"):
+        assert fn in have and want[fn] / 3 < have[fn] < want[fn] * 3, \
+            (fn, want, have)
     # Exact call counts reach the profile as call targets: main calls
     # pick once per element (150000 x 2048), as the records say.
     calls = [int(c) for c in re.findall(r"^\s+\d+(?:\.\d+)?: \d+ .*\bpick:(\d+)",
@@ -235,25 +265,32 @@ def test_inferred_block_counts_beat_sample_density(daemon, tmp_path):
         run([prog, "100"]).stdout
 
 
+def sampled(daemon, tmp_path, name, flags):
+    """WORKLOAD built with flags as tmp_path/name, uploaded and run once
+    under fdo-agent as binary name; returns (source, program)."""
+    src = tmp_path / "w.c"
+    src.write_text(WORKLOAD)
+    prog = str(tmp_path / name)
+    run([CLANG] + flags + ["-o", prog, str(src)])
+    run([FDOCTL, "upload", "--http", daemon.http, "--binary", name, prog])
+    p = subprocess.run([AGENT, "--url", daemon.url, "--interval", "1",
+                        "--binary", name, "--", prog, "100000"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    daemon.wait_pending_zero(timeout=60)
+    return src, prog
+
+
 def test_probe_based_profile_from_a_probed_build(daemon, tmp_path):
     """A binary built with -fpseudo-probe-for-profiling gets a probe-based
     profile (counts keyed by probe, !CFGChecksum per function and inlined
     instance), which llvm-profdata-16 reads and writes and clang-16 takes
     for a probed build without a warning."""
-    src = tmp_path / "w.c"
-    src.write_text(WORKLOAD)
-    prog = str(tmp_path / "wp")
     flags = CFLAGS + ["-fpseudo-probe-for-profiling"]
-    run([CLANG] + flags + ["-o", prog, str(src)])
-    run([FDOCTL, "upload", "--http", daemon.http, "--binary", "wp", prog])
-    p = subprocess.run([AGENT, "--url", daemon.url, "--interval", "1",
-                        "--binary", "wp", "--", prog, "100000"],
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
-    daemon.wait_pending_zero(timeout=60)
+    src, prog = sampled(daemon, tmp_path, "wp", flags)
     prof = str(tmp_path / "wp.prof")
     run([FDOCTL, "pull", "wp", "--http", daemon.http, "--min-samples",
-         "100", "-o", prof])
+         "100", "--encoding", "text", "-o", prof])
     text = open(prof).read()
     assert re.search(r"^ !CFGChecksum: \d+$", text, re.M), text[:1000]
     assert re.search(r"^_ZL4pick\S*__uniq\S*:\d+:\d+$", text, re.M), \
@@ -268,6 +305,22 @@ def test_probe_based_profile_from_a_probed_build(daemon, tmp_path):
     assert not re.search(r"profile|sample|checksum", c.stderr, re.I), \
         c.stderr
     assert run([out, "100"]).stdout == run([prog, "100"]).stdout
+
+    # The default encoding (extbinary) carries the checksums in its
+    # function metadata: the same profile, and clang takes it the same way.
+    ext = str(tmp_path / "wp.ext")
+    run([FDOCTL, "pull", "wp", "--http", daemon.http, "--min-samples",
+         "100", "-o", ext])
+    assert open(ext, "rb").read(10) == EXT_MAGIC
+    back = str(tmp_path / "wp.ext.txt")
+    run(["llvm-profdata-16", "merge", "--sample", "--text", ext, "-o", back])
+    assert open(back).read() == text
+    c = run([CLANG] + flags + ["-fprofile-sample-use=" + ext, "-S",
+                               "-emit-llvm", "-o", "-", str(src)])
+    assert not re.search(r"profile|sample|checksum", c.stderr, re.I), \
+        c.stderr
+    assert re.search(r"define .*@main\(.*!prof ", c.stdout), \
+        "clang did not apply the profile to main"
 
 
 GCC = shutil.which("gcc-12") or "/usr/bin/gcc-12"
@@ -298,7 +351,7 @@ def test_every_format_of_a_blocks_profile_is_accepted(daemon, tmp_path):
 
     llvm = str(tmp_path / "w.llvm")
     run([FDOCTL, "pull", "wclang", "--http", daemon.http, "--min-samples",
-         "100", "-o", llvm])
+         "100", "--encoding", "text", "-o", llvm])
     assert re.search(r"^_?pick\S*:\d+:\d+$", open(llvm).read(), re.M)
     run(["llvm-profdata-16", "show", "--sample", llvm])
     run(["llvm-profdata-16", "merge", "--sample", "--extbinary", llvm, "-o",
@@ -317,3 +370,63 @@ def test_every_format_of_a_blocks_profile_is_accepted(daemon, tmp_path):
              str(src)])
     assert not re.search(r"profile|auto|warning", g.stderr, re.I), g.stderr
     assert run([out, "100"]).stdout == ref
+
+
+EXT_MAGIC = bytes([0x84, 0xe4, 0xd0, 0xb1, 0xf4, 0xc9, 0x94, 0xa8, 0x53, 103])
+
+
+def test_default_llvm_profile_is_extbinary_with_the_symbol_list(daemon,
+                                                                tmp_path):
+    """The default llvm profile is LLVM's extbinary form: the very bytes
+    llvm-profdata-16 writes from the text form and the same symbol list,
+    which lists the binary's functions without samples, so that clang-16
+    builds them as cold (entry count 0, .text.unlikely) where the text form
+    leaves them unknown; served as application/octet-stream."""
+    src, prog = sampled(daemon, tmp_path, "we", CFLAGS)
+
+    ext, text = str(tmp_path / "we.ext"), str(tmp_path / "we.txt")
+    run([FDOCTL, "pull", "we", "--http", daemon.http, "--min-samples",
+         "100", "-o", ext])
+    run([FDOCTL, "pull", "we", "--http", daemon.http, "--min-samples",
+         "100", "--encoding", "text", "-o", text])
+    got = open(ext, "rb").read()
+    assert got[:10] == EXT_MAGIC, got[:16]
+    with urllib.request.urlopen(daemon.http + "/v1/profiles/we?format=llvm",
+                                timeout=30) as r:
+        assert r.headers["Content-Type"] == "application/octet-stream"
+        assert r.read() == got
+    show = run(["llvm-profdata-16", "show", "--sample",
+                "--show-prof-sym-list", ext]).stdout
+    syms = show.split("======== Dump profile symbol list ========\n")[1]
+    names = syms.split()
+    assert "rare" in names and "main" not in names, names
+    # The symbol list leaves out what the profile names (clang would keep
+    # those unknown anyway); llvm-profdata writes the same bytes.
+    sl = str(tmp_path / "syms.txt")
+    with open(sl, "w") as f:
+        f.write(syms)
+    ref = str(tmp_path / "we.ref")
+    run(["llvm-profdata-16", "merge", "--sample", "--extbinary",
+         "--prof-sym-list=" + sl, text, "-o", ref])
+    assert open(ref, "rb").read() == got
+
+    def entry(profile, fn):
+        ir = run([CLANG] + CFLAGS + ["-fprofile-sample-use=" + profile,
+                                     "-S", "-emit-llvm", "-o", "-",
+                                     str(src)])
+        assert not re.search(r"profile|sample", ir.stderr, re.I), ir.stderr
+        m = re.search(r"define [^\n]*@%s\([^\n]*!prof !(\d+)" % fn,
+                      ir.stdout)
+        if not m:
+            return None
+        m = re.search(r"^!%s = !\{!\"function_entry_count\", i64 (-?\d+)\}"
+                      % m.group(1), ir.stdout, re.M)
+        return int(m.group(1)) if m else None
+
+    assert entry(ext, "rare") == 0
+    assert entry(text, "rare") in (None, -1)
+    assert entry(ext, "main") not in (None, -1, 0)
+    out = str(tmp_path / "we.spgo")
+    run([CLANG] + CFLAGS + ["-fprofile-sample-use=" + ext, "-o", out,
+                            str(src)])
+    assert run([out, "100", "x"]).stdout == run([prog, "100", "x"]).stdout

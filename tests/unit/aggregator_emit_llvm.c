@@ -161,11 +161,15 @@ static const char *HAND = "work:49:40\n"
                           "main:0:0\n"
                           " 2: 0 work:39\n";
 
+/* The text form (these tests read it); extbinary has its own test. */
 static char *emit(const struct prof *p, const char *opts, int *rc)
 {
 	struct fdo_buf b;
+	char text[512];
+	snprintf(text, sizeof text, "encoding=text%s%s",
+		 opts && *opts ? "," : "", opts ? opts : "");
 	fdo_buf_init(&b);
-	*rc = emit_with(emit_llvm, p, opts, &b);
+	*rc = emit_with(emit_llvm, p, text, &b);
 	fdo_buf_cstr(&b);
 	size_t len;
 	return fdo_buf_steal(&b, &len);
@@ -302,7 +306,8 @@ TEST(bad_options_are_refused)
 	hand_profile(&p, 0);
 	const char *bad[] = {"min_share=2",    "min_share=-0.1", "min_share=x",
 	                     "line_count=avg", "min_share",      "line_count",
-	                     "head=calls",     "head="};
+	                     "head=calls",     "head=",
+	                     "encoding=binary", "symbol_list=2"};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		struct fdo_buf b;
 		fdo_buf_init(&b);
@@ -380,6 +385,42 @@ TEST(hand_profile_round_trips_through_llvm_profdata)
 	char *back = slurp(out);
 	CHECK_EQ_STR(back, HAND);
 	free(back);
+}
+
+TEST(extbinary_is_what_llvm_profdata_writes)
+{
+	/* The default encoding: the bytes llvm-profdata writes from the
+	 * text form (no executable here, so no symbol list). */
+	struct prof p;
+	hand_profile(&p, 0);
+	struct fdo_buf b;
+	fdo_buf_init(&b);
+	CHECK_EQ_INT(emit_with(emit_llvm, &p, SUM_STACKS, &b), FDO_OK);
+	char in[300], ref[300];
+	snprintf(in, sizeof in, "%s/hand.txt", test_tmpdir());
+	snprintf(ref, sizeof ref, "%s/hand.extbin", test_tmpdir());
+	REQUIRE(spit(in, HAND, strlen(HAND)) == 0);
+	REQUIRE(sh("llvm-profdata-16 merge --sample --extbinary '%s' -o '%s'",
+	           in, ref) == 0);
+	FILE *f = fopen(ref, "rb");
+	REQUIRE(f);
+	char want[4096];
+	size_t n = fread(want, 1, sizeof want, f);
+	fclose(f);
+	CHECK(n > 250 && n < sizeof want);
+	CHECK_EQ_INT(b.len, n);
+	CHECK(b.len == n && !memcmp(b.data, want, n));
+	fdo_buf_fini(&b);
+
+	/* Nothing to write: an empty file, as in text. */
+	struct prof e;
+	prof_init(&e);
+	fdo_buf_init(&b);
+	CHECK_EQ_INT(emit_with(emit_llvm, &e, "", &b), FDO_OK);
+	CHECK_EQ_INT(b.len, 0);
+	fdo_buf_fini(&b);
+	prof_fini(&e);
+	prof_fini(&p);
 }
 
 /* ------------------------------------------- a real program, real tools -- */

@@ -216,17 +216,17 @@ TEST(zeros_keeps_lines_that_did_not_run)
 	p.blocks[2].count = 0; /* B2 never ran */
 	struct fdo_buf b;
 	fdo_buf_init(&b);
-	REQUIRE(emit_with(emit_llvm, &p, "counts=blocks,zeros=0", &b) == FDO_OK);
+	REQUIRE(emit_with(emit_llvm, &p, "encoding=text,counts=blocks,zeros=0", &b) == FDO_OK);
 	fdo_buf_cstr(&b);
 	/* Line 11 is in B0 too; B2 only adds the line-0 instruction. With
 	 * B0 also 0, line 11 has a known 0 count. */
 	fdo_buf_reset(&b);
 	p.blocks[0].count = 0;
-	REQUIRE(emit_with(emit_llvm, &p, "counts=blocks,zeros=0", &b) == FDO_OK);
+	REQUIRE(emit_with(emit_llvm, &p, "encoding=text,counts=blocks,zeros=0", &b) == FDO_OK);
 	fdo_buf_cstr(&b);
 	CHECK(!strstr(b.data, "\n 1: 0\n"));
 	fdo_buf_reset(&b);
-	REQUIRE(emit_with(emit_llvm, &p, "counts=blocks,zeros=1", &b) ==
+	REQUIRE(emit_with(emit_llvm, &p, "encoding=text,counts=blocks,zeros=1", &b) ==
 		FDO_OK);
 	fdo_buf_cstr(&b);
 	CHECK(strstr(b.data, "\n 1: 0\n") != NULL);
@@ -268,7 +268,7 @@ TEST(probe_counts_sum_copies_and_carry_checksums)
 	p.probes[4] = (struct prof_probe){0x1020, 0, 2, 2, PROF_PROBE_BLOCK};
 	struct fdo_buf b;
 	fdo_buf_init(&b);
-	REQUIRE(emit_with(emit_llvm, &p, "counts=blocks", &b) == FDO_OK);
+	REQUIRE(emit_with(emit_llvm, &p, "encoding=text,counts=blocks", &b) == FDO_OK);
 	fdo_buf_cstr(&b);
 	/* Counts 10, 30 + 10, 30 (probes) and 30 (g) in the unit where
 	 * they add up to f's 40 samples: x 40/110. The call's 30 runs go
