@@ -556,7 +556,16 @@ struct call {
  * scale towards 1 (so functions nothing calls keep their unit), solved by
  * Gauss-Seidel sweeps. Every block and edge count of f is then multiplied
  * by s_f.
+ * A function's calls to itself stay out of both sides: they enter it in
+ * its own unit, so they say nothing about its scale, and left in, its
+ * equation no longer moves with its scale and the sweeps drove that one
+ * scale without bound (gawk's recursive tree_clear took the whole profile,
+ * every other function rounding to 0: bench/fdo run 2). Scales are also
+ * kept within 1/UNIT_SPREAD..UNIT_SPREAD: no function's instructions cost
+ * that many times more than another's.
  */
+#define UNIT_SPREAD 100.0
+
 static int balance_units(struct bb *b, size_t ff)
 {
 	const struct prof *p = b->p;
@@ -570,7 +579,9 @@ static int balance_units(struct bb *b, size_t ff)
 	double *u = calloc(nf, sizeof *u);          /* log s_f */
 	double *logE = calloc(nf, sizeof *logE);
 	double *pred = calloc(nf, sizeof *pred);    /* sum s_g C_gf */
-	int rc = total && known && u && logE && pred ? FDO_OK : FDO_ENOMEM;
+	double *self = calloc(nf, sizeof *self);    /* calls to itself */
+	int rc = total && known && u && logE && pred && self ? FDO_OK
+							    : FDO_ENOMEM;
 	/* Direct calls between functions with blocks, by their blocks. */
 	for (size_t i = ff; !rc && i < b->nfuncs; i++) {
 		const struct prof_func *g = &b->funcs[i];
@@ -588,6 +599,10 @@ static int balance_units(struct bb *b, size_t ff)
 				if (f == UINT32_MAX ||
 				    b->funcs[f].addr != in->target)
 					continue;
+				if (f == i) {
+					self[i - ff] += bl->count;
+					continue;
+				}
 				if (fdo_grow(calls, cap, ncalls + 1)) {
 					rc = FDO_ENOMEM;
 					break;
@@ -616,20 +631,22 @@ static int balance_units(struct bb *b, size_t ff)
 			uint32_t f = func_holding(b, ff, ce->vaddr);
 			if (f == UINT32_MAX)
 				continue;
+			uint32_t g = cr->build_id == ce->build_id &&
+					     cr->vaddr != UINT64_MAX
+					     ? func_holding(b, ff, cr->vaddr)
+					     : UINT32_MAX;
+			if (g == f)
+				continue; /* recursion: see above */
 			total[f - ff] += st->count;
-			if (cr->build_id == ce->build_id &&
-			    cr->vaddr != UINT64_MAX) {
-				uint32_t g = func_holding(b, ff, cr->vaddr);
-				if (g != UINT32_MAX && !b->funcs[g].status &&
-				    b->funcs[g].nblocks)
-					known[f - ff] += st->count;
-			}
+			if (g != UINT32_MAX && !b->funcs[g].status &&
+			    b->funcs[g].nblocks)
+				known[f - ff] += st->count;
 		}
 	}
 	for (size_t i = 0; !rc && i < nf; i++) {
 		const struct prof_func *f = &b->funcs[ff + i];
 		double e = !f->status && f->nblocks
-				   ? b->blocks[f->first_block].count
+				   ? b->blocks[f->first_block].count - self[i]
 				   : 0;
 		logE[i] = e > 0 ? log(e) : NAN;
 	}
@@ -669,9 +686,10 @@ static int balance_units(struct bb *b, size_t ff)
 				num += pi * r;
 				den += pi * pi;
 			}
-			double d = 0.5 * num / den;
-			u[i] += d;
-			moved = fmax(moved, fabs(d));
+			double d = 0.5 * num / den, was = u[i];
+			u[i] = fmin(fmax(u[i] + d, -log(UNIT_SPREAD)),
+				    log(UNIT_SPREAD));
+			moved = fmax(moved, fabs(u[i] - was));
 		}
 		if (moved < 1e-4)
 			break;
@@ -698,6 +716,7 @@ static int balance_units(struct bb *b, size_t ff)
 	free(known);
 	free(u);
 	free(logE);
+	free(self);
 	free(pred);
 	return rc;
 }
