@@ -457,7 +457,8 @@ static int ext_symbols(struct ext_w *e, struct fdo_buf *b)
 		}
 	}
 	if (!rc) {
-		qsort(names, n, sizeof *names, cmp_cstr);
+		if (n) /* names is NULL when no file gave a name */
+			qsort(names, n, sizeof *names, cmp_cstr);
 		/* Names the profile holds stay out: clang would keep them
 		 * unknown anyway, and a list without them is shorter. */
 		char **have = malloc((e->nnames ? e->nnames : 1) * sizeof *have);
