@@ -91,6 +91,10 @@ uint64_t agent_profile_flush(struct agent_profile *p,
 					  void *),
 			     void *arg);
 
+/* agent_profile_unmapped: samples the flushes left out because none of
+ * their frames lay in a known mapping (fdod could not have stored them). */
+uint64_t agent_profile_unmapped(const struct agent_profile *p);
+
 /* ---- perf.c ------------------------------------------------------------- */
 
 struct agent_perf;

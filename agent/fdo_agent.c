@@ -497,13 +497,15 @@ int main(int argc, char **argv)
 	fprintf(stderr,
 		"fdo-agent: summary: batches_sent=%llu samples_sent=%llu "
 		"batches_dropped=%llu samples_dropped=%llu batches_unsent=%llu "
-		"samples_unsent=%llu samples_read=%llu lost_records=%llu\n",
+		"samples_unsent=%llu samples_unmapped=%llu samples_read=%llu "
+		"lost_records=%llu\n",
 		(unsigned long long)st.batches_sent,
 		(unsigned long long)st.samples_sent,
 		(unsigned long long)(st.batches_dropped + r.batches_invalid),
 		(unsigned long long)st.samples_dropped,
 		(unsigned long long)st.batches_unsent,
 		(unsigned long long)st.samples_unsent,
+		(unsigned long long)agent_profile_unmapped(r.prof),
 		(unsigned long long)r.samples_read,
 		(unsigned long long)agent_perf_lost(r.perf));
 out:

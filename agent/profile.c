@@ -68,6 +68,7 @@ struct agent_profile {
 	struct bid_cache *bids;
 	struct entry **buckets;
 	size_t nbuckets, nentries;
+	uint64_t unmapped; /* samples left out: no frame in a known mapping */
 };
 
 int agent_profile_create(struct agent_profile **out)
@@ -284,6 +285,11 @@ void agent_profile_fork(struct agent_profile *p, pid_t pid, pid_t ppid,
 			maps_insert(p, child, e.start, e.limit, e.off, e.path,
 				    e.t);
 	}
+}
+
+uint64_t agent_profile_unmapped(const struct agent_profile *p)
+{
+	return p->unmapped;
 }
 
 void agent_profile_exec(struct agent_profile *p, pid_t pid, uint64_t t)
@@ -534,6 +540,19 @@ uint64_t agent_profile_flush(struct agent_profile *p,
 					br->count = e->count;
 					br->mispredicts = e->mispred;
 					b->branches[b->n_branches++] = br;
+					continue;
+				}
+				/* A stack none of whose frames lies in a known
+				 * mapping (a sample between a fork or exec and
+				 * the records of the new image) names no file:
+				 * fdod would count it unmapped and store
+				 * nothing, so it is counted here instead and
+				 * samples_sent stays what fdod stores. */
+				int mapped = 0;
+				for (uint32_t k = 0; k < e->n && !mapped; k++)
+					mapped = map_find(pr, e->addrs[k]) != NULL;
+				if (!mapped) {
+					p->unmapped += e->count;
 					continue;
 				}
 				Fdod__Stack *s = malloc(sizeof *s);

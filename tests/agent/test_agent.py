@@ -199,7 +199,7 @@ def test_server_killed_mid_run_counts_exactly_once(daemon, prog):
     s = summary(err)
     assert "kept for retry" in err, err  # the outage was seen
     assert s["batches_dropped"] == 0 and s["batches_unsent"] == 0, err
-    assert s["samples_sent"] == s["samples_read"], err
+    assert s["samples_sent"] + s["samples_unmapped"] == s["samples_read"], err
     stored = daemon.get("/v1/binaries/killprog")["samples"]
     assert stored == s["samples_sent"], (stored, err)
 
@@ -215,7 +215,7 @@ def test_spool_keeps_batches_while_server_is_down(tmp_path, prog):
     assert rc == 0, err
     s = summary(err)
     assert s["samples_sent"] == 0
-    assert s["samples_unsent"] == s["samples_read"] > 0, err
+    assert s["samples_unsent"] + s["samples_unmapped"] == s["samples_read"] > 0, err
 
 
 def test_cycles_and_branch_stack_fall_back(daemon, prog):
@@ -289,7 +289,14 @@ def test_mapping_without_build_id_is_skipped(daemon, tmp_path):
     assert info["samples"] == s["samples_sent"]
     ids = profile_build_ids(daemon, "nobid")
     assert build_id(exe) in ids, ids
-    assert len(ids) == 2, ids  # the executable and libc, not libhot
+    # The executable and libc, and the dynamic loader when a sample caught
+    # it at startup; libhot is loaded too, but has no build-id to name.
+    ldd = subprocess.run(["ldd", exe], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    libs = re.findall(r"(/\S+) \(0x", ldd)
+    assert any("libhot" in p for p in libs), ldd
+    named = {build_id(exe)} | {build_id(p) for p in libs if "libhot" not in p}
+    assert set(ids) <= named and len(ids) >= 2, (ids, ldd)
 
 
 THREADS = r"""
