@@ -585,7 +585,17 @@ def v_spgo(pr):
     return pr.spgo_build("fdod-spgo", prof)
 
 
-def v_bolt(pr):
+def make_bolt(name, override):
+    """fdod-spgo+bolt[-NAME]: llvm-bolt of fdod-spgo with fdod's .fdata of
+    its samples, with the default flags or with override (--bolt-choice)."""
+    vname = "fdod-spgo+bolt" + ("-" + name if name else "")
+
+    def v(pr):
+        return v_bolt(pr, vname, override)
+    return v
+
+
+def v_bolt(pr, vname, override):
     sp = pr.variants.get("fdod-spgo", {})
     if sp.get("status") != "ok":
         raise Failed("needs fdod-spgo, which failed")
@@ -602,14 +612,14 @@ def v_bolt(pr):
     if len(lines) <= 1:
         raise Failed("empty bolt profile (%s)" % fdata)
     # No LBR here: a no_lbr profile, non-relocation mode (deploy/demo.sh).
-    flags = BOLT_NO_LBR if lines[0].startswith("no_lbr") else BOLT_LBR
+    flags = override or (BOLT_NO_LBR if lines[0].startswith("no_lbr") else BOLT_LBR)
     key = hashlib.sha256(json.dumps([sha256_file(spgo), sha256_file(fdata), flags])
                          .encode()).hexdigest()[:16]
-    entry = pr.b.path("bin", pr.name, "fdod-spgo+bolt.%s" % key)
+    entry = pr.b.path("bin", pr.name, "%s.%s" % (vname, key))
     out = os.path.join(entry, pr.name)
-    pr.variants["fdod-spgo+bolt"]["bolt_flags"] = " ".join(flags)
+    pr.variants[vname]["bolt_flags"] = " ".join(flags)
     if os.path.exists(os.path.join(entry, ".ok")):
-        log("%s: fdod-spgo+bolt is cached (%s)" % (pr.name, out))
+        log("%s: %s is cached (%s)" % (pr.name, vname, out))
         return out
     shutil.rmtree(entry, ignore_errors=True)
     os.makedirs(entry)
@@ -618,7 +628,7 @@ def v_bolt(pr):
     log("%s: llvm-bolt %s (log: %s)" % (pr.name, " ".join(flags), logf))
     run([BOLT, spgo, "-o", out, "-data=" + os.path.join(entry, "prof.fdata")] + flags
         + ["-dyno-stats"], logf, what="llvm-bolt")
-    pr.b.check("%s: llvm-bolt rewrote fdod-spgo" % pr.name, os.path.exists(out))
+    pr.b.check("%s: llvm-bolt rewrote fdod-spgo (%s)" % (pr.name, vname), os.path.exists(out))
     open(os.path.join(entry, ".ok"), "w").close()
     return out
 
@@ -708,9 +718,11 @@ def make_exact(name, query, clang_flags):
 def variant_list(args):
     """[(name, function)] in build order (a variant's inputs come first)."""
     vs = [("base", v_base), ("pgo-instr", v_pgo_instr), ("fdod-spgo", v_spgo),
-          ("fdod-spgo+bolt", v_bolt)]
+          ("fdod-spgo+bolt", make_bolt("", None))]
     if args.short:
         vs = [v for v in vs if v[0] != "pgo-instr"]
+    for name, flags in args.bolt_choices:
+        vs.append(("fdod-spgo+bolt-" + name, make_bolt(name, flags)))
     for name, query, flags in args.choices:
         vs.append(("fdod-spgo-" + name, make_choice(name, query, flags)))
     if args.probes:
@@ -932,7 +944,11 @@ def report(bench, prs, times, host):
              % (" ".join(BASE_CFLAGS), " ".join(BASE_LDFLAGS)))
     L.append("pgo-instr = + -fprofile-generate, the training set, -fprofile-use (the ceiling);")
     L.append("fdod-spgo = + -fprofile-sample-use of fdod's llvm profile of base's samples;")
-    L.append("fdod-spgo+bolt = llvm-bolt of fdod-spgo with fdod's .fdata of its own samples.")
+    L.append("fdod-spgo+bolt = llvm-bolt of fdod-spgo with fdod's .fdata of its own samples "
+             "(a no_lbr profile: %s; with branch records: %s)."
+             % (" ".join(BOLT_NO_LBR), " ".join(BOLT_LBR)))
+    for name, flags in a.bolt_choices:
+        L.append("fdod-spgo+bolt-%s = the same with llvm-bolt %s." % (name, " ".join(flags)))
     for name, query, flags in a.choices:
         L.append("fdod-spgo-%s = fdod-spgo with the profile query '%s'%s." % (
             name, query, " and clang flags '%s'" % " ".join(flags) if flags else ""))
@@ -994,10 +1010,12 @@ def report(bench, prs, times, host):
                     else:
                         row += "    n/a (pgo-instr never gained)"
             L.append(row)
-        if t and "fdod-spgo+bolt" in t and "fdod-spgo" in t:
-            g = mid(gains(t["fdod-spgo+bolt"], t["fdod-spgo"]))
-            L.append("  fdod-spgo+bolt against fdod-spgo: %s [%s, %s] (median over rounds of "
-                     "t_spgo/t_bolt - 1)" % (pct(g[0]), pct(g[1]), pct(g[2])))
+        for bv in sorted(v for v in (t or {}) if v.startswith("fdod-spgo+bolt")):
+            if "fdod-spgo" not in t:
+                break
+            g = mid(gains(t[bv], t["fdod-spgo"]))
+            L.append("  %s against fdod-spgo: %s [%s, %s] (median over rounds of "
+                     "t_spgo/t_bolt - 1)" % (bv, pct(g[0]), pct(g[1]), pct(g[2])))
     for name, reason in bench.failed_programs:
         L.append("")
         L.append("%s: failed: %s" % (name, reason))
@@ -1064,6 +1082,11 @@ def parse_args(argv):
                     help="also build fdod-spgo-NAME from the llvm profile pulled with QUERY "
                     "appended (e.g. 'sum=line_count=sum', 'accurate=;-fprofile-sample-accurate')"
                     "; repeatable")
+    ap.add_argument("--bolt-choice", action="append", default=[], metavar="NAME=FLAGS",
+                    help="also fdod-spgo+bolt-NAME: llvm-bolt of fdod-spgo with the same "
+                    ".fdata and these flags instead of the default ones (e.g. "
+                    "'nosplit=-reorder-blocks=ext-tsp -reorder-functions=hfsort'); "
+                    "repeatable")
     ap.add_argument("--probes", action="store_true",
                     help="also base-probe (+ -fpseudo-probe-for-profiling, sampled) and "
                     "fdod-spgo-probe (its profile)")
@@ -1103,6 +1126,12 @@ def parse_args(argv):
         return out
     a.choices = parse_choices(a.choice, "--choice")
     a.exact_choices = parse_choices(a.exact_choice, "--exact-choice")
+    a.bolt_choices = []
+    for c in a.bolt_choice:
+        name, eq, flags = c.partition("=")
+        if not eq or not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or not flags.split():
+            ap.error("--bolt-choice %r: want NAME=FLAGS" % c)
+        a.bolt_choices.append((name, flags.split()))
     if a.programs is None:
         a.programs = P.SHORT if a.short else ",".join(P.DEFAULT)
     a.programs = [p for p in a.programs.split(",") if p]
