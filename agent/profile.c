@@ -542,15 +542,20 @@ uint64_t agent_profile_flush(struct agent_profile *p,
 					b->branches[b->n_branches++] = br;
 					continue;
 				}
-				/* A stack none of whose frames lies in a known
-				 * mapping (a sample between a fork or exec and
-				 * the records of the new image) names no file:
-				 * fdod would count it unmapped and store
-				 * nothing, so it is counted here instead and
-				 * samples_sent stays what fdod stores. */
+				/* Mark the mappings the stack uses. A stack none
+				 * of whose frames lies in a known mapping (a
+				 * sample between a fork or exec and the records
+				 * of the new image) names no file: fdod would
+				 * count it unmapped and store nothing, so it is
+				 * counted here instead and samples_sent stays
+				 * what fdod stores. */
 				int mapped = 0;
-				for (uint32_t k = 0; k < e->n && !mapped; k++)
-					mapped = map_find(pr, e->addrs[k]) != NULL;
+				for (uint32_t k = 0; k < e->n; k++) {
+					struct map_ent *m =
+						map_find(pr, e->addrs[k]);
+					if (m)
+						m->used = mapped = 1;
+				}
 				if (!mapped) {
 					p->unmapped += e->count;
 					continue;
@@ -570,12 +575,6 @@ uint64_t agent_profile_flush(struct agent_profile *p,
 				b->stacks[b->n_stacks++] = s;
 				samples += e->count;
 				frames += e->n;
-				for (uint32_t k = 0; k < e->n; k++) {
-					struct map_ent *m =
-						map_find(pr, e->addrs[k]);
-					if (m)
-						m->used = 1;
-				}
 			}
 		}
 		if (b && b->n_stacks) {

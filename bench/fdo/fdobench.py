@@ -1010,9 +1010,8 @@ def report(bench, prs, times, host):
                     else:
                         row += "    n/a (pgo-instr never gained)"
             L.append(row)
-        for bv in sorted(v for v in (t or {}) if v.startswith("fdod-spgo+bolt")):
-            if "fdod-spgo" not in t:
-                break
+        bolts = [v for v in (t or {}) if v.startswith("fdod-spgo+bolt") and "fdod-spgo" in t]
+        for bv in sorted(bolts):
             g = mid(gains(t[bv], t["fdod-spgo"]))
             L.append("  %s against fdod-spgo: %s [%s, %s] (median over rounds of "
                      "t_spgo/t_bolt - 1)" % (bv, pct(g[0]), pct(g[1]), pct(g[2])))
