@@ -215,16 +215,16 @@ pgo_build pgo "$SEEDS"
 # ones it sees taken 99% of the time branches again. pgo-no-select is
 # instrumented PGO without its select counters: all a sample profile can
 # tell clang 16, at best (its timing can still differ from sample PGO's by
-# code generation: on some hosts sample PGO is well ahead of it; README
-# "Where sample PGO falls short").
+# code generation: on some hosts sample PGO is well ahead of it;
+# docs/profile-quality.md, "Where sample PGO falls short on the demo").
 pgo_build pgo-no-select "$SEEDS" -mllvm -pgo-instr-select=false
 
 # On some CPUs the rebuilt interpreter's speed is a lottery of code
 # generation: a profile's small differences (the sampling noise of a
 # sample profile, the training input of an instrumented one) flip it
 # between fast and slow builds, for instrumented PGO as for sample PGO
-# (README "Where sample PGO falls short"). One training set then compares
-# one draw with another. So both are built again from more training sets
+# (docs/profile-quality.md, "Where sample PGO falls short on the demo").
+# One training set then compares one draw with another. So both are built again from more training sets
 # (disjoint seeds, the same number of runs and rounds), and the table adds
 # each method's mean gain over all the sets and the share of the means.
 SPGO_SETS=fdod-spgo PGO_SETS=pgo-instr SET_VARIANTS=() SET_OPTS=()
@@ -284,7 +284,8 @@ grep -v '^  round' "$W/bench.out" >"$DEMO/table.txt"
 		echo "  fdod-spgo-sum = the llvm profile with line_count=sum (the earlier default);"
 	fi
 	echo "  differences under ~2% are this host's noise"
-	# The shares depend on the CPU (README "Where sample PGO falls short").
+	# The shares depend on the CPU (docs/profile-quality.md, "Where
+	# sample PGO falls short on the demo").
 	awk -F': *' -v n="$(nproc)" '
 		/^model name/ && !m { m = $2 } /^cpu family/ && !f { f = $2 }
 		/^model\t/ && !d { d = $2 }
