@@ -55,6 +55,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "common/buf.h"
 #include "common/common.h"
 #include "common/opts.h"
 #include "schemas/schemas.h"
@@ -75,6 +76,11 @@ struct cfg {
 	char *binary;
 	uint64_t pid;
 	uint64_t timeout_ms;
+	uint64_t warmup;
+	double steady_new_pct;
+	uint64_t release_every;
+	uint64_t release_stacks;
+	uint64_t window;
 };
 
 #define F(field) offsetof(struct cfg, field)
@@ -99,6 +105,17 @@ static const struct fdo_opt opts[] = {
 	 "fdod's pid: report its CPU time over the window and its peak RSS"},
 	{"timeout-ms", FDO_OPT_UINT, F(timeout_ms), "30000",
 	 "MS", "give up on an Ack after this long (counted as an error)"},
+	{"warmup", FDO_OPT_UINT, F(warmup), "0", "S",
+	 "after S seconds new stacks fall to --steady-new-pct (0: never)"},
+	{"steady-new-pct", FDO_OPT_DOUBLE, F(steady_new_pct), "0.1", "PCT",
+	 "share of new stacks per batch after the warm-up"},
+	{"release-every", FDO_OPT_UINT, F(release_every), "0", "S",
+	 "every S seconds a release: every agent moves to a new build-id "
+	 "(0: never)"},
+	{"release-stacks", FDO_OPT_UINT, F(release_stacks), "200000", "N",
+	 "new stacks a release brings, shared by the agents"},
+	{"window", FDO_OPT_UINT, F(window), "300", "S",
+	 "report throughput, Ack p99 and fdod's RssAnon per window of S s"},
 	{0},
 };
 #undef F
@@ -111,6 +128,8 @@ static uint64_t t_start, t_deadline; /* written by main before the barrier */
 static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
 static char err_shown[MAX_ERRORS_SHOWN][320];
 static atomic_uint nerr_shown;
+static atomic_uint ndone; /* pushers that have stopped */
+static unsigned npushers;
 
 struct pusher {
 	unsigned id;
@@ -120,7 +139,11 @@ struct pusher {
 	uint64_t seed;
 	uint8_t build_id[BUILD_ID_LEN];
 	char agent[32], host[32], shard[8];
-	uint64_t next_stack; /* stack ids below this were sent */
+	uint64_t next_stack; /* stack ids below this were sent (this
+			      * release) */
+	uint64_t release;    /* releases since the start */
+	uint64_t quota;      /* new stacks of the release still to send */
+	double new_credit;   /* fraction of a new stack carried over */
 	uint8_t *picked;     /* bitmap of ids in the current batch */
 	size_t picked_cap;   /* bytes */
 	uint64_t *ids;       /* ids of the current batch */
@@ -131,6 +154,7 @@ struct pusher {
 	uint64_t build_ns; /* thread CPU time spent building batches */
 	uint64_t last_ack; /* monotonic ns of the last Ack */
 	uint64_t *lat;     /* per-batch latency, ns */
+	uint64_t *ackt;    /* per-batch Ack time, ns since t_start */
 	size_t nlat, lat_cap;
 };
 
@@ -236,17 +260,48 @@ static size_t put_varint(uint8_t *p, uint64_t v)
 	return n;
 }
 
+/* Release r's build-id of pusher p (release 0: the one it starts with). */
+static void release_build_id(struct pusher *p, uint64_t r)
+{
+	for (int j = 0; j < BUILD_ID_LEN; j++)
+		p->build_id[j] =
+		    (uint8_t)splitmix(p->seed + (uint64_t)j + (r << 32));
+}
+
+/*
+ * A release: the agent's binary is a new build, so every stack it sends
+ * from now on is new to fdod (the same addresses in another build-id),
+ * and its share of --release-stacks goes out first. The mapping of the
+ * batch header points at p->build_id, so the next batch carries it.
+ */
+static void release_to(struct pusher *p, uint64_t r, unsigned np)
+{
+	p->release = r;
+	release_build_id(p, r);
+	p->next_stack = 0;
+	p->quota = cfg.release_stacks / np +
+		   (p->id < cfg.release_stacks % np ? 1 : 0);
+}
+
 /*
  * Choose the stack ids of the next batch into p->ids: the new ones, then
  * distinct repeats. The first batch has nothing to repeat, so it is all new.
+ * new_pct may be fractional: the share is carried over from batch to batch
+ * (0.1% of 1,000 stacks is one new stack a batch). After a release the
+ * release's quota of new stacks goes first, as many per batch as fit.
  */
-static void pick_ids(struct pusher *p)
+static void pick_ids(struct pusher *p, double new_pct)
 {
 	uint64_t n = cfg.stacks;
-	uint64_t nnew = (uint64_t)((double)n * cfg.new_pct / 100.0 + 0.5);
+	p->new_credit += (double)n * new_pct / 100.0;
+	uint64_t nnew = (uint64_t)p->new_credit;
+	p->new_credit -= (double)nnew;
+	if (p->quota > nnew)
+		nnew = p->quota;
 	uint64_t sent = p->next_stack;
 	if (nnew > n || sent < n - nnew)
 		nnew = n; /* not enough distinct old stacks yet */
+	p->quota -= nnew < p->quota ? nnew : p->quota;
 	uint64_t k = 0;
 	for (; k < nnew; k++)
 		p->ids[k] = p->next_stack++;
@@ -445,18 +500,21 @@ out:
 	return rc;
 }
 
-static void lat_push(struct pusher *p, uint64_t ns)
+static void lat_push(struct pusher *p, uint64_t ns, uint64_t at)
 {
 	if (p->nlat == p->lat_cap) {
 		size_t cap = p->lat_cap ? p->lat_cap * 2 : 4096;
 		uint64_t *nl = realloc(p->lat, cap * sizeof *nl);
-		if (!nl) {
+		uint64_t *na = nl ? realloc(p->ackt, cap * sizeof *na) : NULL;
+		if (!nl || !na) {
 			fprintf(stderr, "pusher: out of memory\n");
 			exit(1);
 		}
 		p->lat = nl;
+		p->ackt = na;
 		p->lat_cap = cap;
 	}
+	p->ackt[p->nlat] = at;
 	p->lat[p->nlat++] = ns;
 }
 
@@ -475,8 +533,9 @@ static void *pusher_main(void *arg)
 
 	/* Prove the fast path right on this pusher's first batch. */
 	uint64_t seq = 1, samples;
-	pick_ids(p);
+	pick_ids(p, cfg.new_pct);
 	p->next_stack = 0;
+	p->new_credit = 0;
 	size_t slen = encode_stacks(p, &samples);
 	header_stamp(&b, seq);
 	uint8_t *hdr;
@@ -504,8 +563,17 @@ static void *pusher_main(void *arg)
 		uint64_t now = fdo_now_ns();
 		if (now >= t_deadline)
 			break;
+		uint64_t el = now - t_start;
+		if (cfg.release_every) {
+			uint64_t r = el / (cfg.release_every * 1000000000ull);
+			if (r != p->release)
+				release_to(p, r, npushers);
+		}
+		double pct = cfg.warmup && el >= cfg.warmup * 1000000000ull
+				     ? cfg.steady_new_pct
+				     : cfg.new_pct;
 		uint64_t c0 = thread_cpu_ns();
-		pick_ids(p);
+		pick_ids(p, pct);
 		slen = encode_stacks(p, &samples);
 		header_stamp(&b, seq);
 		if (wire_batch_encode(&b, NULL, &hdr, &hlen)) {
@@ -565,7 +633,7 @@ static void *pusher_main(void *arg)
 			p->stacks += cfg.stacks;
 			p->samples += samples;
 			p->frames += cfg.stacks * cfg.depth;
-			lat_push(p, t1 - t0);
+			lat_push(p, t1 - t0, t1 - t_start);
 			p->last_ack = t1;
 		}
 		wire_ack_free(ack);
@@ -574,6 +642,7 @@ static void *pusher_main(void *arg)
 	free(p->ids);
 	free(p->picked);
 	free(p->sbuf);
+	atomic_fetch_add(&ndone, 1);
 	return NULL;
 }
 
@@ -672,6 +741,83 @@ fail:
 	return -1;
 }
 
+struct rss_at {
+	uint64_t t; /* ns since t_start */
+	long anon;  /* KiB, -1 unreadable */
+};
+
+/*
+ * Per window of --window seconds (by Ack time; the last window also takes
+ * the Acks after the deadline and ends at the last one): acknowledged
+ * Stack messages/s, Ack p99 and fdod's largest RssAnon. Prints a table
+ * when there is more than one window and sets the summary figures: the
+ * slowest window, the worst p99, and how much RssAnon grew from the
+ * first window that starts after the warm-up to the last.
+ */
+struct win_summary {
+	size_t n;
+	double min_rate, max_p99_ms;
+	long anon_max, anon_growth;
+};
+
+static void windows_report(const struct pusher *ps, unsigned np,
+			   uint64_t t_end, const struct rss_at *rss,
+			   size_t nrss, struct win_summary *ws)
+{
+	uint64_t W = cfg.window * 1000000000ull;
+	uint64_t span = cfg.seconds * 1000000000ull;
+	size_t nwin = (size_t)((span + W - 1) / W);
+	uint64_t end = t_end - t_start;
+	memset(ws, 0, sizeof *ws);
+	ws->n = nwin;
+	ws->min_rate = -1;
+	ws->anon_max = -1;
+	size_t nall = 0;
+	for (unsigned i = 0; i < np; i++)
+		nall += ps[i].nlat;
+	uint64_t *lat = malloc((nall ? nall : 1) * sizeof *lat);
+	if (!lat)
+		return;
+	long first_anon = -1, last_anon = -1;
+	if (nwin > 1)
+		printf("  per window of %" PRIu64 " s: start s, Stack messages/s,"
+		       " Ack p99 ms, fdod RssAnon max MiB\n",
+		       cfg.window);
+	for (size_t w = 0; w < nwin; w++) {
+		uint64_t lo = w * W, hi = w + 1 == nwin ? UINT64_MAX : lo + W;
+		size_t n = 0;
+		for (unsigned i = 0; i < np; i++)
+			for (size_t k = 0; k < ps[i].nlat; k++)
+				if (ps[i].ackt[k] >= lo && ps[i].ackt[k] < hi)
+					lat[n++] = ps[i].lat[k];
+		qsort(lat, n, sizeof *lat, cmp_u64);
+		double dur = (double)((w + 1 == nwin ? end : lo + W) - lo) / 1e9;
+		double rate = dur > 0 ? (double)n * (double)cfg.stacks / dur : 0;
+		double p99 = n ? lat[(size_t)((n - 1) * 0.99)] / 1e6 : 0;
+		long amax = -1;
+		for (size_t k = 0; k < nrss; k++)
+			if (rss[k].t >= lo && rss[k].t < hi && rss[k].anon > amax)
+				amax = rss[k].anon;
+		if (ws->min_rate < 0 || rate < ws->min_rate)
+			ws->min_rate = rate;
+		if (p99 > ws->max_p99_ms)
+			ws->max_p99_ms = p99;
+		if (amax > ws->anon_max)
+			ws->anon_max = amax;
+		if (first_anon < 0 && lo >= cfg.warmup * 1000000000ull)
+			first_anon = amax;
+		last_anon = amax;
+		if (nwin > 1)
+			printf("    %6" PRIu64 "  %12.0f  %8.1f  %8.1f\n",
+			       (uint64_t)(lo / 1000000000ull), rate, p99,
+			       amax < 0 ? -1.0 : amax / 1024.0);
+	}
+	ws->anon_growth = first_anon >= 0 && last_anon >= 0
+				  ? last_anon - first_anon
+				  : 0;
+	free(lat);
+}
+
 int main(int argc, char **argv)
 {
 	char err[256];
@@ -693,7 +839,9 @@ int main(int argc, char **argv)
 	if (optind != argc || cfg.pushers < 1 || cfg.pushers > 1024 ||
 	    cfg.stacks < 1 || cfg.depth < 1 || cfg.depth > 1024 ||
 	    cfg.addrs < 1 || cfg.addrs > (1u << 28) || cfg.seconds < 1 ||
-	    cfg.new_pct < 0 || cfg.new_pct > 100) {
+	    cfg.new_pct < 0 || cfg.new_pct > 100 || cfg.steady_new_pct < 0 ||
+	    cfg.steady_new_pct > 100 || cfg.window < 1 ||
+	    cfg.release_stacks > (1ull << 32)) {
 		fprintf(stderr, "pusher: bad arguments (see --help)\n");
 		return 2;
 	}
@@ -705,6 +853,7 @@ int main(int argc, char **argv)
 		ret_enc[i][0] =
 		    (uint8_t)put_varint(ret_enc[i] + 1, frame_addr(i, 1, 0));
 	unsigned np = (unsigned)cfg.pushers;
+	npushers = np;
 	struct pusher *ps = calloc(np, sizeof *ps);
 	if (!ps)
 		return 1;
@@ -713,9 +862,7 @@ int main(int argc, char **argv)
 		p->id = i;
 		p->seed = splitmix(0x66646f64ull + i);
 		p->rng = splitmix(p->seed ^ 0x5eed);
-		for (int j = 0; j < BUILD_ID_LEN; j++)
-			p->build_id[j] =
-			    (uint8_t)splitmix(p->seed + (uint64_t)j);
+		release_build_id(p, 0);
 		snprintf(p->agent, sizeof p->agent, "bench-%u", i);
 		snprintf(p->host, sizeof p->host, "bench-host-%u", i);
 		snprintf(p->shard, sizeof p->shard, "%u", i % 4);
@@ -741,6 +888,21 @@ int main(int argc, char **argv)
 	t_deadline = t_start + cfg.seconds * 1000000000ull;
 	pthread_barrier_wait(&start_barrier);
 
+	/* fdod's RssAnon once a second while the pushers run. */
+	struct rss_at *rss_v = NULL;
+	size_t rss_n = 0, rss_cap = 0;
+	while (atomic_load(&ndone) < np) {
+		usleep(200000);
+		static uint64_t last;
+		uint64_t t = fdo_now_ns();
+		if (!pid || t - last < 1000000000ull)
+			continue;
+		last = t;
+		if (fdo_grow(rss_v, rss_cap, rss_n + 1))
+			break;
+		rss_v[rss_n++] = (struct rss_at){t - t_start,
+						 proc_status_kb(pid, "RssAnon")};
+	}
 	for (unsigned i = 0; i < np; i++)
 		pthread_join(ps[i].thread, NULL);
 	uint64_t t_end = t_start;
@@ -829,21 +991,39 @@ int main(int argc, char **argv)
 	printf("  machine                     %ld CPUs, busy %.0f%%, iowait "
 	       "%.0f%% over the window\n",
 	       ncpu, 100 * mbusy, 100 * mio);
+	uint64_t releases = 0;
+	for (unsigned i = 0; i < np; i++)
+		if (ps[i].release > releases)
+			releases = ps[i].release;
+	if (cfg.warmup || cfg.release_every)
+		printf("  fleet                       new stacks %.1f%% for %"
+		       PRIu64 " s, then %.2f%%; %" PRIu64 " releases of %"
+		       PRIu64 " new stacks\n",
+		       cfg.new_pct, cfg.warmup ? cfg.warmup : cfg.seconds,
+		       cfg.warmup ? cfg.steady_new_pct : cfg.new_pct, releases,
+		       cfg.release_stacks);
+	struct win_summary ws;
+	windows_report(ps, np, t_end, rss_v, rss_n, &ws);
 	printf("RESULT window_s=%.3f batches=%" PRIu64 " stacks=%" PRIu64
 	       " samples=%" PRIu64 " frames=%" PRIu64 " errors=%" PRIu64
 	       " p50_ms=%.2f p99_ms=%.2f max_ms=%.2f pusher_cpu_s=%.2f"
 	       " build_cpu_s=%.2f fdod_cpu_s=%.2f fdod_hwm_kb=%ld"
 	       " fdod_anon_kb=%ld fdod_file_kb=%ld machine_busy_pct=%.0f"
-	       " iowait_pct=%.0f ncpu=%ld\n",
+	       " iowait_pct=%.0f ncpu=%ld windows=%zu win_min_stacks_s=%.0f"
+	       " win_max_p99_ms=%.2f anon_max_kb=%ld anon_growth_kb=%ld"
+	       " releases=%" PRIu64 "\n",
 	       win, batches, stacks, samples, frames, errors, p50, p99, pmax,
 	       pcpu, build_ns / 1e9, fcpu, hwm, anon, file, 100 * mbusy,
-	       100 * mio, ncpu);
+	       100 * mio, ncpu, ws.n, ws.min_rate, ws.max_p99_ms, ws.anon_max,
+	       ws.anon_growth, releases);
 	fflush(stdout);
 	for (unsigned i = 0; i < np; i++) {
 		nng_close(ps[i].sock);
 		free(ps[i].lat);
+		free(ps[i].ackt);
 	}
 	free(lat);
+	free(rss_v);
 	free(ps);
 	free(ret_enc);
 	fdo_opts_fini(opts, &cfg);

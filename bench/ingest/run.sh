@@ -10,6 +10,10 @@
 #   bench/ingest/run.sh [--seconds S] [--pushers P] [--stacks N] [--depth N]
 #                       [--new-pct PCT] [--ceiling-max-seconds S] [--rmw]
 #                       [--perf] [--dir DIR] [--keep] [--stub]
+#                       [--fleet] [--warmup S] [--steady-new-pct PCT]
+#                       [--release-every S] [--release-stacks N] [--window S]
+#   --fleet = --warmup 300 --steady-new-pct 0.1 --release-every 600
+#             --release-stacks 200000 (a fleet after warm-up; README)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=bench/lib.sh
@@ -17,7 +21,8 @@ cd "$(dirname "$0")/../.."
 
 seconds=20 pushers=8 stacks=1000 depth=20 new_pct=5 ceil_max=30
 rmw=0 perf=0 keep=0 stub=0 base="${TMPDIR:-/tmp}"
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+warmup=0 steady_pct=0.1 release_every=0 release_stacks=200000 window=300
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--seconds) seconds="$2"; shift 2 ;;
@@ -31,6 +36,13 @@ while [[ $# -gt 0 ]]; do
 	--dir) base="$2"; shift 2 ;;
 	--keep) keep=1; shift ;;
 	--stub) stub=1; shift ;;
+	--fleet) warmup=300 steady_pct=0.1 release_every=600
+		release_stacks=200000; shift ;;
+	--warmup) warmup="$2"; shift 2 ;;
+	--steady-new-pct) steady_pct="$2"; shift 2 ;;
+	--release-every) release_every="$2"; shift 2 ;;
+	--release-stacks) release_stacks="$2"; shift 2 ;;
+	--window) window="$2"; shift 2 ;;
 	-h|--help) usage; exit 0 ;;
 	*) echo "bench/ingest: unknown argument $1" >&2; usage >&2; exit 2 ;;
 	esac
@@ -99,7 +111,9 @@ fi
 rc=0
 build/bench/pusher --url "$url" --pushers "$pushers" --seconds "$seconds" \
 	--stacks "$stacks" --depth "$depth" --new-pct "$new_pct" \
-	--pid "$srv_pid" | tee "$tmp/pusher.out" || rc=1
+	--warmup "$warmup" --steady-new-pct "$steady_pct" \
+	--release-every "$release_every" --release-stacks "$release_stacks" \
+	--window "$window" --pid "$srv_pid" | tee "$tmp/pusher.out" || rc=1
 if [[ -n $perf_pid ]]; then
 	wait "$perf_pid" 2>/dev/null || true
 	perf_pid=""
@@ -179,7 +193,7 @@ C=$tmp/ceiling.out
 
 # --- summary -------------------------------------------------------------------
 python3 - "$P" "$C" "$pushers" "$seconds" "$stacks" "$depth" "${commits:-}" \
-	"${ingested:-}" "${used:-}" "$stub" <<'EOF'
+	"${ingested:-}" "${used:-}" "$stub" "$window" <<'EOF'
 import sys
 def result(path):
     for line in open(path):
@@ -189,7 +203,7 @@ def result(path):
     return {}
 p, c = result(sys.argv[1]), result(sys.argv[2])
 pushers, seconds, stacks, depth = sys.argv[3:7]
-commits, ingested, used, stub = sys.argv[7:11]
+commits, ingested, used, stub, window = sys.argv[7:12]
 w = p["window_s"]
 stk, smp, frm = p["stacks"] / w, p["samples"] / w, p["frames"] / w
 def row(name, value, target="", verdict=""):
@@ -208,6 +222,19 @@ row("frames/s", f"{frm:,.0f}")
 row("acknowledged batches/s", f"{p['batches'] / w:,.1f}")
 row("Ack latency p99", f"{p['p99_ms']:.1f} ms", "< 100 ms", met(p["p99_ms"] < 100))
 row("Ack latency p50 / max", f"{p['p50_ms']:.1f} / {p['max_ms']:.1f} ms")
+if p.get("windows", 1) > 1:
+    row(f"slowest {window}-s window, Stack msgs/s", f"{p['win_min_stacks_s']:,.0f}",
+        ">= 1,000,000", met(p["win_min_stacks_s"] >= 1e6))
+    row(f"worst {window}-s window, Ack p99", f"{p['win_max_p99_ms']:.1f} ms",
+        "< 100 ms", met(p["win_max_p99_ms"] < 100))
+if p.get("anon_max_kb", -1) >= 0:
+    row(f"{who} RssAnon, largest once a second", f"{p['anon_max_kb'] / 1024:.0f} MiB",
+        "<= 1024 MiB", met(p["anon_max_kb"] <= 1 << 20))
+    if p.get("windows", 1) > 1:
+        row(f"{who} RssAnon growth after warm-up", f"{p['anon_growth_kb'] / 1024:+.0f} MiB",
+            "flat")
+if p.get("releases", 0) > 0:
+    row("releases (new build-id, new stacks)", f"{p['releases']:.0f}")
 row("errors (missing or non-0 Acks)", f"{p['errors']:.0f}", "0", met(p["errors"] == 0))
 row(f"{who} CPU", f"{p['fdod_cpu_s']:.1f} s = {100 * p['fdod_cpu_s'] / w:.0f}% of a core")
 row(f"{who} peak RSS (VmHWM)", f"{p['fdod_hwm_kb'] / 1024:.1f} MiB")
