@@ -54,6 +54,7 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 	struct store_stats ss;
 	size_t cidx, cbytes;
 	uint64_t chits, cmiss, pending = 0, live = 0;
+	uint64_t entries[STORE_NTABLES] = {0};
 	agg_ingest_stats(app->ingest, &is);
 	agg_symwork_stats(app->symwork, &ws);
 	sym_cache_stats(app->cache, &cidx, &cbytes, &chits, &cmiss);
@@ -62,6 +63,8 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 	if (store_txn_begin(app->st, 0, &t) == FDO_OK) {
 		store_count(t, STORE_PENDING, &pending);
 		store_live_bytes(t, &live);
+		for (int i = 0; i < STORE_NTABLES; i++)
+			store_count(t, (enum store_table)i, &entries[i]);
 		store_txn_abort(t);
 	}
 	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -182,6 +185,12 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 	       (double)live);
 	metric(b, "fdod_store_max_bytes", "gauge",
 	       "Largest size the store may grow to.", (double)ss.max_size);
+	head(b, "fdod_store_entries", "gauge",
+	     "Entries of each table of the store (stacks, counts...).");
+	for (int i = 0; i < STORE_NTABLES; i++)
+		fdo_buf_printf(b, "fdod_store_entries{table=\"%s\"} %llu\n",
+			       store_table_name((enum store_table)i),
+			       (unsigned long long)entries[i]);
 	head(b, "fdod_uploads_total", "counter", "Symbol uploads, by result.");
 	static const char *const up[3] = {"stored", "present", "refused"};
 	for (int i = 0; i < 3; i++)

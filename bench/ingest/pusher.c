@@ -52,6 +52,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <gelf.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
@@ -81,6 +83,8 @@ struct cfg {
 	uint64_t release_every;
 	uint64_t release_stacks;
 	uint64_t window;
+	char *elf;
+	uint64_t callgraph;
 };
 
 #define F(field) offsetof(struct cfg, field)
@@ -116,6 +120,12 @@ static const struct fdo_opt opts[] = {
 	 "new stacks a release brings, shared by the agents"},
 	{"window", FDO_OPT_UINT, F(window), "300", "S",
 	 "report throughput, Ack p99 and fdod's RssAnon per window of S s"},
+	{"callgraph", FDO_OPT_UINT, F(callgraph), "0", "K",
+	 "callers follow a call graph: each address has K call sites that "
+	 "call it (0: every frame drawn at random)"},
+	{"elf", FDO_OPT_STRING, F(elf), "", "PATH",
+	 "sample a real ELF file: its build-id (every agent's, before the "
+	 "first release) and addresses spread over its executable segment"},
 	{0},
 };
 #undef F
@@ -137,7 +147,8 @@ struct pusher {
 	nng_socket sock;
 	uint64_t rng;
 	uint64_t seed;
-	uint8_t build_id[BUILD_ID_LEN];
+	uint8_t build_id[64];
+	size_t build_id_len;
 	char agent[32], host[32], shard[8];
 	uint64_t next_stack; /* stack ids below this were sent (this
 			      * release) */
@@ -226,19 +237,47 @@ static uint64_t frame_index(uint64_t h)
 	return ((h & 0xffffffffull) * cfg.addrs) >> 32;
 }
 
-/* Instruction addresses of a 16-byte-aligned text; the leaf may sit
- * anywhere in an instruction, the callers are return addresses. */
+/* The address universe: --addrs addresses idx * stride from base, in one
+ * mapping [MAP_START, map_end) of file offset map_off. Without --elf a
+ * made-up 16-byte-aligned text; with it, the ELF's executable segment. */
+static uint64_t addr_base = MAP_START + MAP_FILE_OFFSET, addr_stride = 16;
+static uint64_t map_off = MAP_FILE_OFFSET, map_end;
+static uint8_t elf_build_id[64];
+static size_t elf_build_id_len;
+
+/* Instruction addresses; the leaf may sit anywhere in an instruction (of
+ * at most a stride), the callers are return addresses. */
 static uint64_t frame_addr(uint64_t idx, unsigned f, uint64_t h)
 {
-	return MAP_START + MAP_FILE_OFFSET + idx * 16 +
-	       (f == 0 ? (h >> 60) : 5);
+	uint64_t in = f == 0 ? (h >> 60) % addr_stride : 5 % addr_stride;
+	return addr_base + idx * addr_stride + in;
 }
 
-/* The reference definition; the encoder below uses a table instead. */
+/*
+ * The address index of frame f, given frame f-1's (prev). Random frames
+ * (--callgraph 0) make almost every caller->callee pair of a stack new, which
+ * no program does; with K > 0 the caller of an address is one of K call
+ * sites that are a fixed function of that address, so the stacks follow a
+ * call graph of at most K x --addrs edges, as a real program's do.
+ */
+static uint64_t next_index(uint64_t sseed, unsigned f, uint64_t prev)
+{
+	uint64_t h = frame_hash(sseed, f);
+	if (!cfg.callgraph)
+		return frame_index(h);
+	uint64_t c = (h >> 32) % cfg.callgraph;
+	return frame_index(splitmix(prev * cfg.callgraph + c + 0x63616c6cull));
+}
+
+/* The reference definition; the encoder below computes the same in a
+ * loop and uses a table for the varints. */
 static uint64_t stack_addr(const struct pusher *p, uint64_t id, unsigned f)
 {
-	uint64_t h = frame_hash(stack_seed(p, id), f);
-	return frame_addr(frame_index(h), f, h);
+	uint64_t sseed = stack_seed(p, id);
+	uint64_t h = frame_hash(sseed, 0), idx = frame_index(h);
+	for (unsigned g = 1; g <= f; g++)
+		idx = next_index(sseed, g, idx);
+	return frame_addr(idx, f, h);
 }
 
 /* Varint encodings of every return address (frames 1..depth-1). */
@@ -246,7 +285,75 @@ static uint8_t (*ret_enc)[11]; /* [0] = length, then the bytes */
 
 static uint64_t map_limit(void)
 {
-	return MAP_START + MAP_FILE_OFFSET + cfg.addrs * 16 + 0x1000;
+	return map_end ? map_end : addr_base + cfg.addrs * addr_stride + 0x1000;
+}
+
+/*
+ * --elf: the build-id note and the first executable PT_LOAD of path. The
+ * addresses are spread evenly over that segment, so a profile built from
+ * them names the file's real functions once its symbols are uploaded.
+ * Returns 0, or prints why not and returns -1.
+ */
+static int elf_setup(const char *path)
+{
+	int rc = -1, fd = open(path, O_RDONLY);
+	Elf *e = NULL;
+	if (fd < 0 || elf_version(EV_CURRENT) == EV_NONE ||
+	    !(e = elf_begin(fd, ELF_C_READ, NULL)) || elf_kind(e) != ELF_K_ELF) {
+		fprintf(stderr, "pusher: %s: not a readable ELF file\n", path);
+		goto out;
+	}
+	size_t nph;
+	if (elf_getphdrnum(e, &nph))
+		goto bad;
+	for (size_t i = 0; i < nph; i++) {
+		GElf_Phdr ph;
+		if (!gelf_getphdr(e, (int)i, &ph))
+			goto bad;
+		if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) && !map_end) {
+			map_off = ph.p_offset & ~0xfffull;
+			addr_base = MAP_START + (ph.p_offset - map_off);
+			map_end = MAP_START + (ph.p_offset - map_off) +
+				  ph.p_filesz;
+			addr_stride = ph.p_filesz / cfg.addrs;
+			if (addr_stride < 1) {
+				fprintf(stderr, "pusher: %s: executable segment "
+					"of %" PRIu64 " bytes is smaller than "
+					"--addrs\n", path, (uint64_t)ph.p_filesz);
+				goto out;
+			}
+		}
+		if (ph.p_type != PT_NOTE || elf_build_id_len)
+			continue;
+		Elf_Data *d = elf_getdata_rawchunk(e, (int64_t)ph.p_offset,
+						   ph.p_filesz, ELF_T_NHDR);
+		GElf_Nhdr nh;
+		size_t off = 0, no, doff;
+		while (d && (off = gelf_getnote(d, off, &nh, &no, &doff)) > 0)
+			if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+			    !memcmp((char *)d->d_buf + no, "GNU", 4) &&
+			    nh.n_descsz >= 1 && nh.n_descsz <= 64) {
+				memcpy(elf_build_id, (char *)d->d_buf + doff,
+				       nh.n_descsz);
+				elf_build_id_len = nh.n_descsz;
+				break;
+			}
+	}
+	if (!map_end || !elf_build_id_len) {
+		fprintf(stderr, "pusher: %s: no executable segment or no GNU "
+			"build-id note\n", path);
+		goto out;
+	}
+	rc = 0;
+	goto out;
+bad:
+	fprintf(stderr, "pusher: %s: %s\n", path, elf_errmsg(-1));
+out:
+	if (e)
+		elf_end(e);
+	if (fd >= 0)
+		close(fd);
+	return rc;
 }
 
 static size_t put_varint(uint8_t *p, uint64_t v)
@@ -263,6 +370,12 @@ static size_t put_varint(uint8_t *p, uint64_t v)
 /* Release r's build-id of pusher p (release 0: the one it starts with). */
 static void release_build_id(struct pusher *p, uint64_t r)
 {
+	if (r == 0 && elf_build_id_len) {
+		memcpy(p->build_id, elf_build_id, elf_build_id_len);
+		p->build_id_len = elf_build_id_len;
+		return;
+	}
+	p->build_id_len = BUILD_ID_LEN;
 	for (int j = 0; j < BUILD_ID_LEN; j++)
 		p->build_id[j] =
 		    (uint8_t)splitmix(p->seed + (uint64_t)j + (r << 32));
@@ -274,10 +387,12 @@ static void release_build_id(struct pusher *p, uint64_t r)
  * and its share of --release-stacks goes out first. The mapping of the
  * batch header points at p->build_id, so the next batch carries it.
  */
-static void release_to(struct pusher *p, uint64_t r, unsigned np)
+static void release_to(struct pusher *p, uint64_t r, unsigned np,
+		       Fdod__Mapping *map)
 {
 	p->release = r;
 	release_build_id(p, r);
+	map->build_id.len = p->build_id_len;
 	p->next_stack = 0;
 	p->quota = cfg.release_stacks / np +
 		   (p->id < cfg.release_stacks % np ? 1 : 0);
@@ -356,12 +471,11 @@ static size_t encode_stacks(struct pusher *p, uint64_t *samples)
 		uint64_t count = stack_count(sseed);
 		sum += count;
 		uint8_t addrs[11 * 1024];
-		uint64_t h = frame_hash(sseed, 0);
-		size_t alen =
-		    put_varint(addrs, frame_addr(frame_index(h), 0, h));
+		uint64_t h = frame_hash(sseed, 0), idx = frame_index(h);
+		size_t alen = put_varint(addrs, frame_addr(idx, 0, h));
 		for (unsigned f = 1; f < cfg.depth; f++) {
-			const uint8_t *e =
-			    ret_enc[frame_index(frame_hash(sseed, f))];
+			idx = next_index(sseed, f, idx);
+			const uint8_t *e = ret_enc[idx];
 			memcpy(addrs + alen, e + 1, 10);
 			alen += e[0];
 		}
@@ -408,10 +522,10 @@ static void header_init(struct pusher *p, Fdod__SampleBatch *b,
 	fdod__mapping__init(map);
 	map->index = 0;
 	map->build_id.data = p->build_id;
-	map->build_id.len = BUILD_ID_LEN;
+	map->build_id.len = p->build_id_len;
 	map->start = MAP_START;
 	map->limit = map_limit();
-	map->file_offset = MAP_FILE_OFFSET;
+	map->file_offset = map_off;
 	map->path = "/usr/bin/bench-svc";
 	*mapp = map;
 	b->schema_version = WIRE_SCHEMA_VERSION;
@@ -567,7 +681,7 @@ static void *pusher_main(void *arg)
 		if (cfg.release_every) {
 			uint64_t r = el / (cfg.release_every * 1000000000ull);
 			if (r != p->release)
-				release_to(p, r, npushers);
+				release_to(p, r, npushers, &map);
 		}
 		double pct = cfg.warmup && el >= cfg.warmup * 1000000000ull
 				     ? cfg.steady_new_pct
@@ -839,6 +953,7 @@ int main(int argc, char **argv)
 	if (optind != argc || cfg.pushers < 1 || cfg.pushers > 1024 ||
 	    cfg.stacks < 1 || cfg.depth < 1 || cfg.depth > 1024 ||
 	    cfg.addrs < 1 || cfg.addrs > (1u << 28) || cfg.seconds < 1 ||
+	    cfg.callgraph > 1024 ||
 	    cfg.new_pct < 0 || cfg.new_pct > 100 || cfg.steady_new_pct < 0 ||
 	    cfg.steady_new_pct > 100 || cfg.window < 1 ||
 	    cfg.release_stacks > (1ull << 32)) {
@@ -846,6 +961,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	if (cfg.elf[0] && elf_setup(cfg.elf))
+		return 2;
 	ret_enc = malloc(cfg.addrs * sizeof *ret_enc);
 	if (!ret_enc)
 		return 1;

@@ -12,8 +12,10 @@
 #                       [--perf] [--dir DIR] [--keep] [--stub]
 #                       [--fleet] [--warmup S] [--steady-new-pct PCT]
 #                       [--release-every S] [--release-stacks N] [--window S]
+#                       [--callgraph K] [--elf PATH]
 #   --fleet = --warmup 300 --steady-new-pct 0.1 --release-every 600
-#             --release-stacks 200000 (a fleet after warm-up; README)
+#             --release-stacks 200000 --callgraph 4 (a fleet after warm-up;
+#             README)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=bench/lib.sh
@@ -22,7 +24,8 @@ cd "$(dirname "$0")/../.."
 seconds=20 pushers=8 stacks=1000 depth=20 new_pct=5 ceil_max=30
 rmw=0 perf=0 keep=0 stub=0 base="${TMPDIR:-/tmp}"
 warmup=0 steady_pct=0.1 release_every=0 release_stacks=200000 window=300
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+callgraph=0 elf=""
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--seconds) seconds="$2"; shift 2 ;;
@@ -37,7 +40,9 @@ while [[ $# -gt 0 ]]; do
 	--keep) keep=1; shift ;;
 	--stub) stub=1; shift ;;
 	--fleet) warmup=300 steady_pct=0.1 release_every=600
-		release_stacks=200000; shift ;;
+		release_stacks=200000 callgraph=4; shift ;;
+	--callgraph) callgraph="$2"; shift 2 ;;
+	--elf) elf="$2"; shift 2 ;;
 	--warmup) warmup="$2"; shift 2 ;;
 	--steady-new-pct) steady_pct="$2"; shift 2 ;;
 	--release-every) release_every="$2"; shift 2 ;;
@@ -55,7 +60,7 @@ for p in pusher lmdb_ceiling stub_rep; do
 	cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -I. -Ibuild/gen \
 		-o "build/bench/$p" "bench/ingest/$p.c" \
 		build/lib/libschemas.a build/lib/libcommon.a \
-		-lnng -lprotobuf-c -llmdb -lpthread -lm
+		-lnng -lprotobuf-c -llmdb -lelf -lpthread -lm
 done
 if [[ $stub -eq 0 && ! -x build/fdod ]]; then
 	echo "bench/ingest: build/fdod is missing: run make first" >&2
@@ -113,7 +118,8 @@ build/bench/pusher --url "$url" --pushers "$pushers" --seconds "$seconds" \
 	--stacks "$stacks" --depth "$depth" --new-pct "$new_pct" \
 	--warmup "$warmup" --steady-new-pct "$steady_pct" \
 	--release-every "$release_every" --release-stacks "$release_stacks" \
-	--window "$window" --pid "$srv_pid" | tee "$tmp/pusher.out" || rc=1
+	--window "$window" --callgraph "$callgraph" --elf "$elf" \
+	--pid "$srv_pid" | tee "$tmp/pusher.out" || rc=1
 if [[ -n $perf_pid ]]; then
 	wait "$perf_pid" 2>/dev/null || true
 	perf_pid=""

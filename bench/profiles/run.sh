@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# bench/profiles/run.sh — what a profile pull costs fdod on a big store
+# (bench/profiles/README.md, issue 22): time, extra peak RSS and CPU of
+# pulls of every format, one at a time and 16 at once, beside the store's
+# size, in one run.
+#
+#   bench/profiles/run.sh [--data DIR] [--elf PATH] [--seconds S]
+#                         [--pushers P] [--fleet] [--pulls N]
+#                         [--concurrent N] [--window W] [--dir DIR] [--keep]
+#
+#   --data DIR   measure the store in DIR (e.g. kept by bench/ingest/run.sh
+#                --keep --elf PATH); default: build one first by pushing
+#                for --seconds (120) from --pushers (8) agents with
+#                bench/ingest's pusher over --elf (default build/fdod)
+#   --fleet      push as bench/ingest's --fleet (new stacks fall to 0.1%
+#                after 5 minutes, a release every 10)
+#   --pulls N    sequential pulls of each format (5); --concurrent N (16)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+
+data="" elf=build/fdod seconds=120 pushers=8 fleet=0 pulls=5 conc=16
+window=7d keep=0 base="${TMPDIR:-/tmp}"
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+while [[ $# -gt 0 ]]; do
+	case "$1" in
+	--data) data="$2"; shift 2 ;;
+	--elf) elf="$2"; shift 2 ;;
+	--seconds) seconds="$2"; shift 2 ;;
+	--pushers) pushers="$2"; shift 2 ;;
+	--fleet) fleet=1; shift ;;
+	--pulls) pulls="$2"; shift 2 ;;
+	--concurrent) conc="$2"; shift 2 ;;
+	--window) window="$2"; shift 2 ;;
+	--dir) base="$2"; shift 2 ;;
+	--keep) keep=1; shift ;;
+	-h|--help) usage; exit 0 ;;
+	*) echo "bench/profiles: unknown argument $1" >&2; usage >&2; exit 2 ;;
+	esac
+done
+[[ $pulls -ge 1 && $conc -ge 1 ]] || { echo "bench/profiles: --pulls and --concurrent must be >= 1" >&2; exit 2; }
+if [[ ! -x build/fdod || ! -x build/fdoctl ]]; then
+	echo "bench/profiles: build/fdod is missing: run make first" >&2
+	exit 1
+fi
+if [[ ! -r $elf ]]; then
+	echo "bench/profiles: --elf $elf is not readable" >&2
+	exit 1
+fi
+
+tmp=$(mktemp -d "$base/fdod-bench-profiles.XXXXXX")
+srv_pid=""
+# shellcheck disable=SC2317  # run by the EXIT trap
+cleanup() {
+	if [[ -n $srv_pid ]]; then stop_pid "$srv_pid"; fi
+	if [[ $keep -eq 1 ]]; then echo "bench/profiles: kept $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT
+read -r port hport < <(free_ports)
+url="tcp://127.0.0.1:$port"
+http="http://127.0.0.1:$hport"
+
+# start_fdod runs build/fdod on DIR/data: point it at the store to measure.
+if [[ -n $data ]]; then
+	[[ -d $data/store ]] || { echo "bench/profiles: $data holds no store" >&2; exit 1; }
+	ln -s "$(realpath "$data")" "$tmp/data"
+fi
+start_fdod bench/profiles "$tmp" "$url" "$http"
+echo "bench/profiles: fdod pid $srv_pid, $http, data in $tmp/data"
+
+metric() { # metric NAME: its value in /metrics (0 when absent)
+	curl -fsS --max-time 30 "$http/metrics" |
+		awk -v n="$1" '$1 == n { print $2; found = 1 } END { if (!found) print 0 }'
+}
+
+if [[ -z $data ]]; then
+	make -s build/lib/libschemas.a build/lib/libcommon.a
+	mkdir -p build/bench
+	cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -I. -Ibuild/gen \
+		-o build/bench/pusher bench/ingest/pusher.c \
+		build/lib/libschemas.a build/lib/libcommon.a \
+		-lnng -lprotobuf-c -llmdb -lelf -lpthread -lm
+	fl=()
+	[[ $fleet -eq 1 ]] && fl=(--warmup 300 --release-every 600)
+	echo "bench/profiles: pushing for $seconds s from $pushers agents over $elf"
+	build/bench/pusher --url "$url" --pushers "$pushers" --seconds "$seconds" \
+		--elf "$elf" --callgraph 4 --pid "$srv_pid" "${fl[@]}" >"$tmp/pusher.out"
+	grep -E 'Stack messages/s|errors' "$tmp/pusher.out" || true
+fi
+build/fdoctl upload --http "$http" --binary bench-svc "$elf" >/dev/null
+bid=$(readelf -n "$elf" | awk '/Build ID:/ { print $3; exit }')
+[[ -n $bid ]] || { echo "bench/profiles: $elf has no build-id" >&2; exit 1; }
+
+# Wait until everything is merged and the symbolizer has nothing queued
+# (addresses of build-ids without symbols stay pending), at most 30 min.
+echo "bench/profiles: waiting for merge and symbolization"
+last="" same=0
+for _ in $(seq 1800); do
+	q=$(metric fdod_symbolizer_queued_build_ids)
+	u=$(metric fdod_ingest_unmerged_batches)
+	p=$(metric fdod_pending_addresses)
+	if [[ $q == 0 && $u == 0 && $p == "$last" ]]; then
+		same=$((same + 1))
+		[[ $same -ge 3 ]] && break
+	else
+		same=0
+	fi
+	last=$p
+	sleep 1
+done
+
+stacks=$(metric 'fdod_store_entries{table="stacks"}')
+counts=$(metric 'fdod_store_entries{table="counts"}')
+used=$(metric fdod_store_used_bytes)
+echo "bench/profiles: store: $stacks stacks, $counts counts entries, $used bytes used, $(metric fdod_pending_addresses) addresses pending"
+
+cpu_ns() { # fdod's utime + stime, ns
+	awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print ($12 + $13) * 1e9 / hz }' "/proc/$srv_pid/stat"
+}
+kb() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$srv_pid/status"; }
+
+# One pull: time, size, HTTP code, fdod's extra peak RSS (VmHWM is reset
+# to the current RSS before it through clear_refs) and CPU time.
+pull() { # pull FORMAT QUERY OUT
+	local before c0 c1 res
+	before=$(kb VmRSS)
+	echo 5 >"/proc/$srv_pid/clear_refs"
+	c0=$(cpu_ns)
+	res=$(curl -sS --max-time 900 -o "$3" -w '%{http_code} %{time_total} %{size_download}' \
+		"$http/v1/profiles/bench-svc?format=$1&window=$window$2") || res="000 0 0"
+	c1=$(cpu_ns)
+	echo "$1 $res $(( $(kb VmHWM) - before )) $(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')"
+}
+
+: >"$tmp/pulls.txt"
+for f in llvm gcc bolt folded pprof; do
+	q=""
+	[[ $f == bolt ]] && q="&build_id=$bid"
+	for i in $(seq "$pulls"); do
+		pull "$f" "$q" "$tmp/out.$f" | tee -a "$tmp/pulls.txt"
+	done
+done
+
+# The same llvm pull from --concurrent clients at once: fdod's CPU time
+# against one pull's.
+c0=$(cpu_ns)
+t0=$(date +%s.%N)
+cpids=()
+for i in $(seq "$conc"); do
+	curl -sS --max-time 900 -o /dev/null -w '%{http_code}\n' \
+		"$http/v1/profiles/bench-svc?format=llvm&window=$window" >"$tmp/conc.$i" &
+	cpids+=($!)
+done
+wait "${cpids[@]}" || true  # not fdod, also a child
+t1=$(date +%s.%N)
+c1=$(cpu_ns)
+ok=$(cat "$tmp"/conc.* | grep -c '^200$' || true)
+echo "concurrent $conc $ok $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }') $(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')" | tee -a "$tmp/pulls.txt"
+
+python3 - "$tmp/pulls.txt" "$stacks" "$counts" "$used" "$elf" "$bid" "$window" "$conc" <<'EOF'
+import statistics, sys
+path, stacks, counts, used, elf, bid, window, conc = sys.argv[1:9]
+rows, concurrent = {}, None
+for line in open(path):
+    w = line.split()
+    if w[0] == "concurrent":
+        concurrent = (int(w[1]), int(w[2]), float(w[3]), float(w[4]))
+        continue
+    rows.setdefault(w[0], []).append((w[1], float(w[2]), int(w[3]), int(w[4]), float(w[5])))
+def met(ok):
+    return "met" if ok else "NOT met"
+print()
+print(f"== profile pulls: store of {int(float(stacks)):,} stacks, {int(float(counts)):,} counts "
+      f"entries, {float(used) / 2**20:,.0f} MiB used; {elf} ({bid}); window={window}")
+print(f"  {'format':<7} {'HTTP':>5} {'median s':>9} {'max s':>8} {'bytes':>12} "
+      f"{'extra RSS MiB':>14} {'CPU s':>7}  target")
+one_cpu = None
+for f, rs in rows.items():
+    codes = ",".join(sorted({r[0] for r in rs}))
+    times = [r[1] for r in rs]
+    rss = max(r[3] for r in rs) / 1024
+    cpu = statistics.median(r[4] for r in rs)
+    if f == "llvm":
+        one_cpu = cpu
+    lim_t, lim_m = (1, 100) if f in ("llvm", "gcc", "bolt") else (5, 200)
+    ok = codes == "200" and max(times) <= lim_t and rss <= lim_m
+    print(f"  {f:<7} {codes:>5} {statistics.median(times):>9.2f} {max(times):>8.2f} "
+          f"{rs[-1][2]:>12,} {rss:>14.0f} {cpu:>7.2f}  <= {lim_t} s, <= {lim_m} MiB: {met(ok)}")
+if concurrent and one_cpu:
+    n, ok, wall, cpu = concurrent
+    ratio = cpu / one_cpu if one_cpu > 0 else float("inf")
+    print(f"  {n} concurrent llvm pulls: {ok} answered 200 in {wall:.1f} s; fdod CPU "
+          f"{cpu:.2f} s = {ratio:.1f}x one pull's  (target <= 1.5x: {met(ratio <= 1.5 and ok == n)})")
+print("""
+  max s is the slowest of the pulls (with 5 pulls, the p99 is the max);
+  extra RSS is fdod's VmHWM during the pull over its VmRSS before it
+  (reset through /proc/PID/clear_refs), mapped store pages included.""")
+EOF
