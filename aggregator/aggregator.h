@@ -227,6 +227,12 @@ struct agg_profile_query {
 	int blocks;              /* also infer block counts (counts=blocks:
 				    aggregator/blocks.c) */
 	int balance;             /* ... in one unit across functions */
+	int reduced;             /* keep only leaves and caller->callee
+				    pairs (prof_reduce), not the stacks:
+				    all the llvm, gcc and bolt formats read */
+	uint64_t max_stacks;     /* keep only the heaviest N stacks (0: all) */
+	double min_share;        /* ... and those with at least this share of
+				    the selected count (0: all) */
 };
 
 /*

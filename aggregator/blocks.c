@@ -383,22 +383,18 @@ static int leaves_of(const struct prof *p, uint32_t bid, struct leaf **out,
 {
 	struct leaf *l = NULL;
 	size_t n = 0, cap = 0;
-	for (size_t s = 0; s < p->nstacks; s++) {
-		const struct prof_stack *st = &p->stacks[s];
-		if (!st->nlocs || !(st->count > 0) ||
-		    st->first_loc >= p->nstack_locs)
+	for (size_t s = 0; s < p->nleaves; s++) {
+		const struct prof_leaf *lf = &p->leaves[s];
+		if (!(lf->count > 0) || lf->loc >= p->nlocs)
 			continue;
-		uint32_t li = p->stack_locs[st->first_loc];
-		if (li >= p->nlocs)
-			continue;
-		const struct prof_loc *loc = &p->locs[li];
+		const struct prof_loc *loc = &p->locs[lf->loc];
 		if (loc->build_id != bid || loc->vaddr == UINT64_MAX)
 			continue;
 		if (fdo_grow(l, cap, n + 1)) {
 			free(l);
 			return FDO_ENOMEM;
 		}
-		l[n++] = (struct leaf){loc->vaddr, st->count};
+		l[n++] = (struct leaf){loc->vaddr, lf->count};
 	}
 	if (n)
 		qsort(l, n, sizeof *l, cmp_leaf);
@@ -613,35 +609,30 @@ static int balance_units(struct bb *b, size_t ff)
 		}
 	}
 	/* Which share of each function's callers the calls above cover: the
-	 * stacks' edges into it, and those from a call we know. */
-	for (size_t s = 0; !rc && s < p->nstacks; s++) {
-		const struct prof_stack *st = &p->stacks[s];
-		if (st->nlocs < 2 || !(st->count > 0) ||
-		    (size_t)st->first_loc + st->nlocs > p->nstack_locs)
+	 * caller->callee pairs into it, and those from a call we know. */
+	for (size_t s = 0; !rc && s < p->npairs; s++) {
+		const struct prof_pair *pp = &p->pairs[s];
+		if (!(pp->count > 0) || pp->callee >= p->nlocs ||
+		    pp->caller >= p->nlocs)
 			continue;
-		const uint32_t *sl = &p->stack_locs[st->first_loc];
-		for (uint32_t i = 0; i + 1 < st->nlocs; i++) {
-			if (sl[i] >= p->nlocs || sl[i + 1] >= p->nlocs)
-				break;
-			const struct prof_loc *ce = &p->locs[sl[i]];
-			const struct prof_loc *cr = &p->locs[sl[i + 1]];
-			if (ce->build_id != b->funcs[ff].build_id ||
-			    ce->vaddr == UINT64_MAX)
-				continue;
-			uint32_t f = func_holding(b, ff, ce->vaddr);
-			if (f == UINT32_MAX)
-				continue;
-			uint32_t g = cr->build_id == ce->build_id &&
-					     cr->vaddr != UINT64_MAX
-					     ? func_holding(b, ff, cr->vaddr)
-					     : UINT32_MAX;
-			if (g == f)
-				continue; /* recursion: see above */
-			total[f - ff] += st->count;
-			if (g != UINT32_MAX && !b->funcs[g].status &&
-			    b->funcs[g].nblocks)
-				known[f - ff] += st->count;
-		}
+		const struct prof_loc *ce = &p->locs[pp->callee];
+		const struct prof_loc *cr = &p->locs[pp->caller];
+		if (ce->build_id != b->funcs[ff].build_id ||
+		    ce->vaddr == UINT64_MAX)
+			continue;
+		uint32_t f = func_holding(b, ff, ce->vaddr);
+		if (f == UINT32_MAX)
+			continue;
+		uint32_t g = cr->build_id == ce->build_id &&
+				     cr->vaddr != UINT64_MAX
+				     ? func_holding(b, ff, cr->vaddr)
+				     : UINT32_MAX;
+		if (g == f)
+			continue; /* recursion: see above */
+		total[f - ff] += pp->count;
+		if (g != UINT32_MAX && !b->funcs[g].status &&
+		    b->funcs[g].nblocks)
+			known[f - ff] += pp->count;
 	}
 	for (size_t i = 0; !rc && i < nf; i++) {
 		const struct prof_func *f = &b->funcs[ff + i];
@@ -911,7 +902,7 @@ int agg_blocks_exact(struct prof *p, uint32_t bid, sym_index *idx,
 int agg_blocks_build(struct prof *p, sym_index *const *indexes, int balance)
 {
 	struct bb b = {.p = p, .cap_frames = p->nframes, .balance = balance};
-	int rc = FDO_OK;
+	int rc = prof_reduce(p); /* its leaves and pairs are what it reads */
 	for (uint32_t i = 0; i < p->nbuild_ids && !rc; i++) {
 		if (!p->build_ids[i].elf_path || !indexes[i])
 			continue;

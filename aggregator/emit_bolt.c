@@ -74,19 +74,10 @@ static int cmp_br(const void *a, const void *b)
 	return x->to_off < y->to_off ? -1 : x->to_off > y->to_off;
 }
 
-static const struct prof_loc *leaf_of(const struct prof *p,
-				      const struct prof_stack *st)
-{
-	if (!st->nlocs || st->first_loc >= p->nstack_locs)
-		return NULL;
-	uint32_t li = p->stack_locs[st->first_loc];
-	return li < p->nlocs ? &p->locs[li] : NULL;
-}
-
 /* pick_build_id: the requested one, else the one with a symbol file whose
  * leaves carry the most samples (ties: weighted count, then lower index). */
-static int pick_build_id(const struct prof *p, const struct prof_opts *o,
-			 uint32_t *sel)
+static int pick_build_id(const struct prof *p, const struct prof_reduced *red,
+			 const struct prof_opts *o, uint32_t *sel)
 {
 	const uint8_t *want = o->build_id;
 	size_t want_len = o->build_id_len;
@@ -110,11 +101,13 @@ static int pick_build_id(const struct prof *p, const struct prof_opts *o,
 		free(count);
 		return FDO_ENOMEM;
 	}
-	for (size_t i = 0; i < p->nstacks; i++) {
-		const struct prof_loc *l = leaf_of(p, &p->stacks[i]);
+	for (size_t i = 0; i < red->nleaves; i++) {
+		const struct prof_leaf *lf = &red->leaves[i];
+		const struct prof_loc *l =
+			lf->loc < p->nlocs ? &p->locs[lf->loc] : NULL;
 		if (l && l->build_id < p->nbuild_ids) {
-			samples[l->build_id] += p->stacks[i].samples;
-			count[l->build_id] += p->stacks[i].count;
+			samples[l->build_id] += lf->samples;
+			count[l->build_id] += lf->count;
 		}
 	}
 	for (size_t i = 0; i < p->nbranches; i++)
@@ -188,24 +181,27 @@ static uint32_t locate(const struct sym_func *funcs, size_t nfuncs,
 	return (uint32_t)(f - funcs);
 }
 
-static int emit_no_lbr(const struct prof *p, uint32_t sel,
-		       const struct sym_func *funcs, size_t nfuncs,
-		       struct fdo_buf *out)
+static int emit_no_lbr(const struct prof *p, const struct prof_reduced *red,
+		       uint32_t sel, const struct sym_func *funcs,
+		       size_t nfuncs, struct fdo_buf *out)
 {
-	struct ip_rec *r = p->nstacks ? malloc(p->nstacks * sizeof *r) : NULL;
-	if (p->nstacks && !r)
+	struct ip_rec *r =
+		red->nleaves ? malloc(red->nleaves * sizeof *r) : NULL;
+	if (red->nleaves && !r)
 		return FDO_ENOMEM;
 	size_t n = 0;
-	for (size_t i = 0; i < p->nstacks; i++) {
-		const struct prof_loc *l = leaf_of(p, &p->stacks[i]);
+	for (size_t i = 0; i < red->nleaves; i++) {
+		const struct prof_leaf *lf = &red->leaves[i];
+		const struct prof_loc *l =
+			lf->loc < p->nlocs ? &p->locs[lf->loc] : NULL;
 		if (!l || l->build_id != sel || l->vaddr == UINT64_MAX ||
-		    !(p->stacks[i].count > 0))
+		    !(lf->count > 0))
 			continue;
 		uint64_t off;
 		uint32_t f = locate(funcs, nfuncs, l->vaddr, &off);
 		if (f == NO_FUNC)
 			continue; /* no_lbr has no form for it */
-		r[n++] = (struct ip_rec){f, off, p->stacks[i].count};
+		r[n++] = (struct ip_rec){f, off, lf->count};
 	}
 	if (n)
 		qsort(r, n, sizeof *r, cmp_ip);
@@ -375,10 +371,13 @@ int emit_bolt(const struct prof *p, const struct prof_opts *o,
 	      struct fdo_buf *out)
 {
 	uint32_t sel = 0;
-	int err = pick_build_id(p, o, &sel);
-	if (err) {
+	struct prof_reduced red;
+	int err = prof_reduced_get(p, &red);
+	if (!err && (err = pick_build_id(p, &red, o, &sel)) != FDO_OK)
 		fdo_info("bolt: no build-id with a symbol file to emit for "
 			 "(%s)", fdo_strerror(err));
+	if (err) {
+		prof_reduced_fini(&red);
 		return err;
 	}
 	const struct prof_build_id *bid = &p->build_ids[sel];
@@ -388,6 +387,7 @@ int emit_bolt(const struct prof *p, const struct prof_opts *o,
 	if (err) {
 		fdo_warn("bolt: cannot list the functions of %s (build-id %s): "
 			 "%s", bid->elf_path, bid->hex, fdo_strerror(err));
+		prof_reduced_fini(&red);
 		return err == FDO_ENOMEM ? err : FDO_EIO;
 	}
 	int lbr = 0, edges = 0;
@@ -399,8 +399,9 @@ int emit_bolt(const struct prof *p, const struct prof_opts *o,
 	size_t start = out->len;
 	err = lbr     ? emit_lbr(p, sel, funcs, nfuncs, out)
 	      : edges ? emit_edges(p, sel, funcs, nfuncs, out)
-		      : emit_no_lbr(p, sel, funcs, nfuncs, out);
+		      : emit_no_lbr(p, &red, sel, funcs, nfuncs, out);
 	sym_elf_functions_free(funcs);
+	prof_reduced_fini(&red);
 	if (!err && out->oom)
 		err = FDO_ENOMEM;
 	if (err)

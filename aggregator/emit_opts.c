@@ -40,8 +40,13 @@ const struct prof_opt_def prof_opt_defs[] = {
      "counts=blocks: also write the lines of sampled functions that ran 0 "
      "times"},
     {"min_share", PROF_OPT_DOUBLE, OFF(min_share), {0}, "0",
-     "llvm,gcc",
-     "leave out functions with less than this share (0..1) of the profile"},
+     "llvm,gcc,folded,pprof",
+     "leave out functions (llvm, gcc) or stacks (folded, pprof) with less "
+     "than this share (0..1) of the profile"},
+    {"max_stacks", PROF_OPT_COUNT, OFF(max_stacks), {0}, "20000",
+     "folded,pprof",
+     "keep only the heaviest N stacks (0: every stack); the rest are "
+     "counted in the X-Fdod-Samples total but not written"},
     {"encoding", PROF_OPT_ENUM, OFF(encoding), {"extbinary", "text"},
      "extbinary", "llvm",
      "LLVM's binary form (which can carry the profile symbol list) or its "
@@ -128,11 +133,14 @@ int prof_opts_set(struct prof_opts *o, const char *name, const char *value,
 		*(double *)base = v;
 		return FDO_OK;
 	}
-	case PROF_OPT_UINT: {
+	case PROF_OPT_UINT:
+	case PROF_OPT_COUNT: {
 		uint64_t v;
-		if (fdo_parse_uint(value, &v) || v == 0) {
-			snprintf(err, errlen, "bad %s '%.64s' (a whole number "
-				 "above 0)", d->name, value);
+		if (fdo_parse_uint(value, &v) ||
+		    (v == 0 && d->type == PROF_OPT_UINT)) {
+			snprintf(err, errlen, "bad %s '%.64s' (a whole number%s)",
+				 d->name, value,
+				 d->type == PROF_OPT_UINT ? " above 0" : "");
 			return FDO_EINVAL;
 		}
 		*(uint64_t *)base = v;

@@ -28,13 +28,17 @@
  * given to its direct callee when no stack passed there; in functions
  * without blocks, a call site gets the count of the stacks through it
  * (time spent below the call, not calls). The callee is the outermost
- * frame of the called location; a stack counts once per (call site,
- * callee), so recursion does not multiply it.
+ * frame of the called location. All of it comes from the profile's
+ * caller->callee pairs of locations (prof_reduce), where a stack counts
+ * once per pair, so recursion through one call site does not multiply it;
+ * a stack in which one call site calls one function at two different
+ * locations (a recursive function's own call site, and the leaf inside
+ * it) counts once per location.
  *
  * Heads (head=entry|stacks): entry (default) is the count of the
  * function's entry block when it has blocks, else the count of its entry
- * line (offset 0, no discriminator); stacks adds up the stacks in which the
- * function is called (llvm-profgen's way from LBR calls; it counts time
+ * line (offset 0, no discriminator); stacks adds up the pairs into the
+ * function's locations (llvm-profgen's way from LBR calls; it counts time
  * below the call, so a function entered once that loops long gets a head
  * as large as its body).
  *
@@ -42,7 +46,8 @@
  * back (empty, or with blanks) are skipped (samples mode) and counted in
  * skipped_line0; unsymbolized ones in skipped_unsym.
  *
- * Workload: millions of stacks, up to millions of instructions of sampled
+ * Workload: leaves and pairs (not stacks: a pull costs what the profile
+ * holds), up to millions of instructions of sampled
  * functions, thousands of distinct lines; one hash table maps (parent,
  * offset, discriminator, name) to nodes, (node, offset, discriminator) to
  * lines and (line, name) to targets.
@@ -162,15 +167,13 @@ struct rec {
 struct tgt {
 	uint32_t rec, name;
 	double count;
-	size_t stamp; /* the stack that last added to it, + 1 */
 	int blocks;   /* counted from block counts (the lines' unit) */
 };
 
-/* Stack edges into a call instruction (blocks mode). */
+/* Caller->callee pairs through a call instruction (blocks mode). */
 struct site {
 	uint32_t insn, name;
 	double count;
-	size_t stamp;
 };
 
 struct mb {
@@ -188,8 +191,7 @@ struct mb {
 	struct site *sites;
 	size_t nsites, cap_sites;
 	struct kmap node_map, rec_map, tgt_map, site_map;
-	double *head;         /* per string: head from stacks */
-	size_t *head_stamp;   /* per string: the stack that last added, + 1 */
+	double *head;         /* per string: head from the pairs */
 	double *entry;        /* per string: entry block count, or -1 */
 	uint8_t *name_state;  /* per string: 0 not seen, 1 usable, 2 not */
 	uint32_t *loc_rec;    /* per location: its record, or LOC_* */
@@ -259,7 +261,7 @@ static uint32_t tgt_get(struct mb *b, uint32_t rec, uint32_t name)
 		return i;
 	if (fdo_grow(b->tgts, b->cap_tgts, b->ntgts + 1))
 		return NONE;
-	b->tgts[b->ntgts++] = (struct tgt){rec, name, 0, 0, 0};
+	b->tgts[b->ntgts++] = (struct tgt){rec, name, 0, 0};
 	return i;
 }
 
@@ -272,7 +274,7 @@ static uint32_t site_get(struct mb *b, uint32_t insn, uint32_t name)
 		return i;
 	if (fdo_grow(b->sites, b->cap_sites, b->nsites + 1))
 		return NONE;
-	b->sites[b->nsites++] = (struct site){insn, name, 0, 0};
+	b->sites[b->nsites++] = (struct site){insn, name, 0};
 	return i;
 }
 
@@ -341,27 +343,21 @@ static uint32_t callee_name(struct mb *b, const struct prof_loc *l)
 	return name_ok(b, name) ? name : NONE;
 }
 
-/* One call edge of stack s: site called the function of callee. */
-static int add_edge(struct mb *b, size_t s, const struct prof_loc *callee,
+/* One caller->callee pair: site called the function of callee. */
+static int add_edge(struct mb *b, const struct prof_loc *callee,
 		    uint32_t site, double count)
 {
 	uint32_t name = callee_name(b, callee);
 	if (name == NONE)
 		return FDO_OK;
-	if (b->head_stamp[name] != s + 1) {
-		b->head_stamp[name] = s + 1;
-		b->head[name] += count;
-	}
+	b->head[name] += count;
 	if (b->loc_insn[site] != NONE) {
-		/* A call instruction with a block count: the stacks only
+		/* A call instruction with a block count: the pairs only
 		 * say how its count splits among callees. */
 		uint32_t i = site_get(b, b->loc_insn[site], name);
 		if (i == NONE)
 			return FDO_ENOMEM;
-		if (b->sites[i].stamp != s + 1) {
-			b->sites[i].stamp = s + 1;
-			b->sites[i].count += count;
-		}
+		b->sites[i].count += count;
 		return FDO_OK;
 	}
 	if (b->probes)
@@ -375,10 +371,7 @@ static int add_edge(struct mb *b, size_t s, const struct prof_loc *callee,
 	uint32_t t = tgt_get(b, rec, name);
 	if (t == NONE)
 		return FDO_ENOMEM;
-	if (b->tgts[t].stamp != s + 1) {
-		b->tgts[t].stamp = s + 1;
-		b->tgts[t].count += count;
-	}
+	b->tgts[t].count += count;
 	return FDO_OK;
 }
 
@@ -885,12 +878,11 @@ int prof_model_build(const struct prof *p, const struct prof_opts *o,
 	size_t nl = p->nlocs ? p->nlocs : 1;
 	double *leaf = calloc(nl, sizeof *leaf);
 	b.head = calloc(ns, sizeof *b.head);
-	b.head_stamp = calloc(ns, sizeof *b.head_stamp);
 	b.entry = malloc(ns * sizeof *b.entry);
 	b.name_state = calloc(ns, 1);
 	b.loc_rec = malloc(nl * sizeof *b.loc_rec);
 	b.loc_insn = malloc(nl * sizeof *b.loc_insn);
-	int rc = leaf && b.head && b.head_stamp && b.entry && b.name_state &&
+	int rc = leaf && b.head && b.entry && b.name_state &&
 			 b.loc_rec && b.loc_insn
 		 ? FDO_OK
 		 : FDO_ENOMEM;
@@ -911,25 +903,25 @@ int prof_model_build(const struct prof *p, const struct prof_opts *o,
 			for (size_t i = 0; i < p->nlocs; i++)
 				b.loc_insn[i] = NONE;
 	}
-	for (size_t s = 0; s < p->nstacks && !rc; s++) {
-		const struct prof_stack *st = &p->stacks[s];
-		if (!st->nlocs || !(st->count > 0) || !isfinite(st->count))
-			continue;
-		if ((size_t)st->first_loc + st->nlocs > p->nstack_locs) {
+	struct prof_reduced red = {0};
+	if (!rc)
+		rc = prof_reduced_get(p, &red);
+	for (size_t i = 0; !rc && i < red.nleaves; i++) {
+		if (red.leaves[i].loc >= p->nlocs)
 			rc = FDO_EINVAL;
-			break;
-		}
-		const uint32_t *sl = &p->stack_locs[st->first_loc];
-		for (uint32_t i = 0; i < st->nlocs && !rc; i++)
-			if (sl[i] >= p->nlocs)
-				rc = FDO_EINVAL;
-		if (rc)
-			break;
-		leaf[sl[0]] += st->count;
-		for (uint32_t i = 0; i + 1 < st->nlocs && !rc; i++)
-			rc = add_edge(&b, s, &p->locs[sl[i]], sl[i + 1],
-				      st->count);
+		else if (red.leaves[i].count > 0 &&
+			 isfinite(red.leaves[i].count))
+			leaf[red.leaves[i].loc] += red.leaves[i].count;
 	}
+	for (size_t i = 0; !rc && i < red.npairs; i++) {
+		const struct prof_pair *pp = &red.pairs[i];
+		if (pp->callee >= p->nlocs || pp->caller >= p->nlocs)
+			rc = FDO_EINVAL;
+		else if (pp->count > 0 && isfinite(pp->count))
+			rc = add_edge(&b, &p->locs[pp->callee], pp->caller,
+				      pp->count);
+	}
+	prof_reduced_fini(&red);
 	if (!rc && blocks)
 		rc = b.probes ? add_probes(&b) : add_blocks(&b);
 	if (!rc)
@@ -952,7 +944,6 @@ int prof_model_build(const struct prof *p, const struct prof_opts *o,
 		rc = finish(&b, m);
 	free(leaf);
 	free(b.head);
-	free(b.head_stamp);
 	free(b.entry);
 	free(b.name_state);
 	free(b.loc_rec);

@@ -3,13 +3,20 @@
  * string interning (a hash table from text to index, rebuilt as it grows).
  * Workload: a profile has thousands to millions of frames but few distinct
  * strings; lookups far outnumber inserts.
+ *
+ * And the reduction of stacks to leaves and caller->callee pairs
+ * (prof_reduce): one pass over every stack's locations; a real program's
+ * pairs are a few per call site, so the result is far smaller than the
+ * stacks (millions of stacks, tens of thousands of pairs).
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aggregator/profile.h"
 #include "common/buf.h"
 #include "common/common.h"
+#include "common/map.h"
 
 struct prof_priv {
 	uint32_t *slots; /* string index + 1; 0 empty */
@@ -36,6 +43,8 @@ void prof_fini(struct prof *p)
 	free(p->stack_locs);
 	free(p->stacks);
 	free(p->branches);
+	free(p->leaves);
+	free(p->pairs);
 	free(p->funcs);
 	free(p->blocks);
 	free(p->insns);
@@ -97,4 +106,158 @@ uint32_t prof_intern(struct prof *p, const char *s)
 	p->strings[p->nstrings] = copy;
 	pv->slots[j] = (uint32_t)p->nstrings + 1;
 	return (uint32_t)p->nstrings++;
+}
+
+/* ---------------------------------------------------- leaves and pairs -- */
+
+static int cmp_leaf_loc(const void *x, const void *y)
+{
+	const struct prof_leaf *a = x, *c = y;
+	return a->loc < c->loc ? -1 : a->loc > c->loc;
+}
+
+static int cmp_pair(const void *x, const void *y)
+{
+	const struct prof_pair *a = x, *c = y;
+	if (a->callee != c->callee)
+		return a->callee < c->callee ? -1 : 1;
+	return a->caller < c->caller ? -1 : a->caller > c->caller;
+}
+
+/* Pairs of one stack, each once (a stack has tens of locations: a
+ * quadratic check beats anything with setup). */
+static int seen_in_stack(const uint32_t *sl, uint32_t i)
+{
+	for (uint32_t j = 0; j < i; j++)
+		if (sl[j] == sl[i] && sl[j + 1] == sl[i + 1])
+			return 1;
+	return 0;
+}
+
+int prof_reducer_add(struct prof_reducer *r, const uint32_t *sl,
+		     uint32_t n, double count, uint64_t samples)
+{
+	if (!n || !(count > 0) || !isfinite(count))
+		return FDO_OK;
+	uint32_t v;
+	int found;
+	int rc = fdo_map64_put(&r->lmap, (uint64_t)sl[0] + 1,
+			       (uint32_t)r->nleaves, &v, &found);
+	if (rc)
+		return rc;
+	if (!found) {
+		if ((rc = fdo_grow(r->leaves, r->cap_leaves, r->nleaves + 1)))
+			return rc;
+		r->leaves[r->nleaves++] = (struct prof_leaf){sl[0], 0, 0};
+	}
+	r->leaves[v].count += count;
+	r->leaves[v].samples += samples;
+	for (uint32_t i = 0; i + 1 < n; i++) {
+		if (seen_in_stack(sl, i))
+			continue;
+		uint64_t key = ((uint64_t)sl[i] << 32 | sl[i + 1]) + 1;
+		if ((rc = fdo_map64_put(&r->pmap, key, (uint32_t)r->npairs, &v,
+					&found)))
+			return rc;
+		if (!found) {
+			if ((rc = fdo_grow(r->pairs, r->cap_pairs,
+					   r->npairs + 1)))
+				return rc;
+			r->pairs[r->npairs++] =
+				(struct prof_pair){sl[i], sl[i + 1], 0};
+		}
+		r->pairs[v].count += count;
+	}
+	return FDO_OK;
+}
+
+void prof_reducer_finish(struct prof_reducer *r, struct prof_leaf **leaves,
+			 size_t *nleaves, struct prof_pair **pairs,
+			 size_t *npairs)
+{
+	if (r->nleaves)
+		qsort(r->leaves, r->nleaves, sizeof *r->leaves, cmp_leaf_loc);
+	if (r->npairs)
+		qsort(r->pairs, r->npairs, sizeof *r->pairs, cmp_pair);
+	*leaves = r->leaves;
+	*nleaves = r->nleaves;
+	*pairs = r->pairs;
+	*npairs = r->npairs;
+	r->leaves = NULL;
+	r->pairs = NULL;
+	prof_reducer_fini(r);
+}
+
+void prof_reducer_fini(struct prof_reducer *r)
+{
+	fdo_map64_fini(&r->lmap);
+	fdo_map64_fini(&r->pmap);
+	free(r->leaves);
+	free(r->pairs);
+	memset(r, 0, sizeof *r);
+}
+
+static int reduce(const struct prof *p, struct prof_leaf **leaves_out,
+		  size_t *nleaves_out, struct prof_pair **pairs_out,
+		  size_t *npairs_out)
+{
+	struct prof_reducer r = {0};
+	int rc = FDO_OK;
+	for (size_t s = 0; s < p->nstacks && !rc; s++) {
+		const struct prof_stack *st = &p->stacks[s];
+		if (!st->nlocs || !(st->count > 0) || !isfinite(st->count))
+			continue;
+		if ((size_t)st->first_loc + st->nlocs > p->nstack_locs) {
+			rc = FDO_EINVAL;
+			break;
+		}
+		const uint32_t *sl = &p->stack_locs[st->first_loc];
+		for (uint32_t i = 0; i < st->nlocs; i++)
+			if (sl[i] >= p->nlocs)
+				rc = FDO_EINVAL;
+		if (!rc)
+			rc = prof_reducer_add(&r, sl, st->nlocs, st->count,
+					      st->samples);
+	}
+	if (rc) {
+		prof_reducer_fini(&r);
+		return rc;
+	}
+	prof_reducer_finish(&r, leaves_out, nleaves_out, pairs_out,
+			    npairs_out);
+	return FDO_OK;
+}
+
+int prof_reduce(struct prof *p)
+{
+	if (p->reduced)
+		return FDO_OK;
+	int rc = reduce(p, &p->leaves, &p->nleaves, &p->pairs, &p->npairs);
+	if (!rc)
+		p->reduced = 1;
+	return rc;
+}
+
+int prof_reduced_get(const struct prof *p, struct prof_reduced *r)
+{
+	memset(r, 0, sizeof *r);
+	if (p->reduced) {
+		r->leaves = p->leaves;
+		r->nleaves = p->nleaves;
+		r->pairs = p->pairs;
+		r->npairs = p->npairs;
+		return FDO_OK;
+	}
+	int rc = reduce(p, &r->own_leaves, &r->nleaves, &r->own_pairs,
+			&r->npairs);
+	r->leaves = r->own_leaves;
+	r->pairs = r->own_pairs;
+	return rc;
+}
+
+void prof_reduced_fini(struct prof_reduced *r)
+{
+	free(r->own_leaves);
+	free(r->own_pairs);
+	memset(r, 0, sizeof *r);
 }

@@ -21,9 +21,17 @@
  *            age = now - the bucket's middle.
  *   build_id only stacks whose sampled (leaf) instruction is in that
  *            build-id: what BOLT needs for one exact binary.
+ *   max_stacks, min_share (folded, pprof) only the heaviest stacks, and
+ *            those with at least that share of the selected count, are
+ *            read and symbolized (trim): what those formats write is
+ *            bounded whatever the store holds.
  * Counts: each stack's count is its share of the selected fleet weight
  * expressed in samples (weight / total weight x total samples), so fleet
  * weights steer the profile while counts keep the scale of samples.
+ * reduced (the llvm, gcc and bolt formats): each stack is folded into
+ * leaf and caller->callee pair counts as it is read (prof_reducer) and
+ * not kept, so the profile's memory follows its locations and pairs, not
+ * its stacks; the result is prof_reduce of the full build, to the bit.
  */
 #include <math.h>
 #include <stdio.h>
@@ -244,8 +252,33 @@ struct pass1 {
 	size_t cap_selcache;
 	struct acc *accs;
 	size_t naccs, cap_accs;
+	size_t compact_at; /* fold accs when they reach this many */
 	double *sel_weight; /* per selector */
 };
+
+/*
+ * compact_accs sorts the selected entries by (stack, selector) and folds
+ * those of one stack and selector into one. A window of many buckets
+ * holds one counts entry per stack per bucket (a week of hourly buckets:
+ * up to 168 per stack); folded as they come, the entries in memory follow
+ * the distinct stacks, not the buckets.
+ */
+static void compact_accs(struct pass1 *s)
+{
+	qsort(s->accs, s->naccs, sizeof *s->accs, acc_cmp);
+	size_t m = 0;
+	for (size_t i = 0; i < s->naccs; i++) {
+		if (m && s->accs[m - 1].stack == s->accs[i].stack &&
+		    s->accs[m - 1].sel == s->accs[i].sel) {
+			s->accs[m - 1].weight += s->accs[i].weight;
+			s->accs[m - 1].samples += s->accs[i].samples;
+		} else {
+			s->accs[m++] = s->accs[i];
+		}
+	}
+	s->naccs = m;
+	s->compact_at = 2 * m > (1u << 20) ? 2 * m : (1u << 20);
+}
 
 static int select_one(void *arg, const struct store_counts_key *ck,
 		      const struct store_weight *w)
@@ -268,6 +301,8 @@ static int select_one(void *arg, const struct store_counts_key *ck,
 	double wd = (double)w->weight * decay(s->q, ck->bucket, s->width);
 	s->accs[s->naccs++] = (struct acc){ck->stack, sel, wd, w->samples};
 	s->sel_weight[sel] += wd;
+	if (s->naccs >= s->compact_at)
+		compact_accs(s);
 	struct prof *p = s->p;
 	p->samples += w->samples;
 	if (!p->first_time || ck->bucket < p->first_time)
@@ -277,13 +312,50 @@ static int select_one(void *arg, const struct store_counts_key *ck,
 	return FDO_OK;
 }
 
+/* Heaviest first; ties by stack id, so the same store trims alike. */
+static int heavier(const void *a, const void *b)
+{
+	const struct acc *x = *(const struct acc *const *)a;
+	const struct acc *y = *(const struct acc *const *)b;
+	if (x->weight != y->weight)
+		return x->weight > y->weight ? -1 : 1;
+	return x->stack < y->stack ? -1 : x->stack > y->stack;
+}
+
+/*
+ * trim: of the nst distinct stacks (count in weight), unmark (sel 0)
+ * those under min_share of the total and all but the heaviest max_stacks.
+ * What folded and pprof write is then bounded whatever the store holds.
+ */
+static int trim(const struct agg_profile_query *q, struct acc *st, size_t nst,
+		double total)
+{
+	if (q->min_share > 0)
+		for (size_t i = 0; i < nst; i++)
+			if (st[i].weight < q->min_share * total)
+				st[i].sel = 0;
+	if (!q->max_stacks || nst <= q->max_stacks)
+		return FDO_OK;
+	struct acc **by = malloc(nst * sizeof *by);
+	if (!by)
+		return FDO_ENOMEM;
+	for (size_t i = 0; i < nst; i++)
+		by[i] = &st[i];
+	qsort(by, nst, sizeof *by, heavier);
+	for (size_t i = q->max_stacks; i < nst; i++)
+		by[i]->sel = 0;
+	free(by);
+	return FDO_OK;
+}
+
 int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 		      const struct agg_profile_query *q, struct prof *p,
 		      char *err, size_t errlen)
 {
 	prof_init(p);
 	struct builder b = {.st = st, .cache = cache, .datadir = datadir, .p = p};
-	struct pass1 s1 = {.q = q, .p = p};
+	struct pass1 s1 = {.q = q, .p = p, .compact_at = 1u << 20};
+	struct prof_reducer red = {0};
 	double *sel_weight = calloc(q->nselectors ? q->nselectors : 1,
 				    sizeof *sel_weight);
 	s1.sel_weight = sel_weight;
@@ -334,8 +406,11 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 				    : 0;
 	}
 
-	/* Pass 2: each distinct stack once. */
+	/* Each distinct stack once: its count, summed in place (accs[k] for
+	 * k < nst holds stack k's count in weight and sel 1 when kept). */
 	qsort(accs, naccs, sizeof *accs, acc_cmp);
+	size_t nst = 0;
+	double total = 0;
 	for (size_t i = 0; i < naccs;) {
 		uint64_t id = accs[i].stack;
 		double count = 0;
@@ -344,6 +419,21 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 			count += accs[i].weight * factor[accs[i].sel];
 			samples += accs[i].samples;
 		}
+		accs[nst++] = (struct acc){id, 1, count, samples};
+		total += count;
+	}
+	if ((rc = trim(q, accs, nst, total))) {
+		free(factor);
+		goto out;
+	}
+
+	/* Pass 2: decode the stacks kept. */
+	for (size_t i = 0; i < nst; i++) {
+		if (!accs[i].sel)
+			continue;
+		uint64_t id = accs[i].stack;
+		double count = accs[i].weight;
+		uint64_t samples = accs[i].samples;
 		uint8_t key[STORE_STACK_KEY_SIZE];
 		store_stack_key_encode(key, id);
 		struct store_frame f[STORE_STACK_MAX_FRAMES];
@@ -359,6 +449,20 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 			    rec.build_id_len != q->build_id_len ||
 			    memcmp(rec.build_id, q->build_id, q->build_id_len))
 				continue;
+		}
+		if (q->reduced) {
+			uint32_t lis[STORE_STACK_MAX_FRAMES];
+			for (size_t k2 = 0; k2 < n && !rc; k2++)
+				rc = loc_index(&b, &f[k2], &lis[k2]);
+			if (rc || (count > 0 && isfinite(count) &&
+				   (rc = prof_reducer_add(&red, lis,
+							  (uint32_t)n, count,
+							  samples)))) {
+				free(factor);
+				goto out;
+			}
+			p->count += count;
+			continue;
 		}
 		if ((rc = fdo_grow(p->stacks, b.cap_stacks, p->nstacks + 1)) ||
 		    (rc = fdo_grow(p->stack_locs, b.cap_stack_locs,
@@ -382,6 +486,11 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 		}
 	}
 	free(factor);
+	if (q->reduced) {
+		prof_reducer_finish(&red, &p->leaves, &p->nleaves, &p->pairs,
+				    &p->npairs);
+		p->reduced = 1;
+	}
 
 	/* Distinct hosts of the binary. */
 	store_hosts_count(b.t, binary, &p->hosts);
@@ -396,6 +505,7 @@ out:
 	free(b.bid_store_ids);
 	fdo_map64_fini(&b.locs_by_addr);
 	fdo_map64_fini(&b.bids_by_id);
+	prof_reducer_fini(&red);
 	free(s1.accs);
 	free(sel_weight);
 	store_txn_abort(b.t);

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/map.h"
 
 #define PROF_NONE UINT32_MAX /* "no string" / "unknown" index */
 
@@ -51,6 +52,25 @@ struct prof_stack {
 	uint32_t nlocs;
 	double count;       /* weighted, decayed, mixed sample count */
 	uint64_t samples;   /* raw samples behind it */
+};
+
+/*
+ * What the compile-time formats (llvm, gcc, bolt) read of the stacks: the
+ * count of each leaf location, and of each caller->callee pair of adjacent
+ * locations (callee = locs[i], caller = locs[i+1] of some stack), a stack
+ * adding its count once per distinct pair, so recursion does not multiply
+ * it. They cost what the profile contains, not how many stacks there are:
+ * see prof_reduce.
+ */
+struct prof_leaf {
+	uint32_t loc;     /* location index */
+	double count;
+	uint64_t samples; /* raw samples behind it */
+};
+
+struct prof_pair {
+	uint32_t callee, caller; /* location indexes */
+	double count;
 };
 
 /* An LBR branch record of one build-id. */
@@ -172,6 +192,13 @@ struct prof {
 	size_t nstacks;
 	struct prof_branch *branches;
 	size_t nbranches;
+	/* Leaves by location, pairs by (callee, caller): set by prof_reduce
+	 * (from the stacks). */
+	struct prof_leaf *leaves;
+	size_t nleaves;
+	struct prof_pair *pairs;
+	size_t npairs;
+	int reduced; /* leaves and pairs are set */
 	/* Inferred block counts (empty unless asked for): */
 	struct prof_func *funcs;
 	size_t nfuncs;
@@ -200,6 +227,54 @@ void prof_init(struct prof *p);
 void prof_fini(struct prof *p);
 /* prof_intern returns the index of s in p->strings, adding it. */
 uint32_t prof_intern(struct prof *p, const char *s);
+/*
+ * prof_reduce sets p->leaves and p->pairs from p->stacks (stacks whose
+ * count is not positive and finite add nothing) and p->reduced; nothing
+ * when p->reduced is set already. Returns FDO_OK, FDO_ENOMEM, FDO_EINVAL
+ * (a stack's locations out of range); on error p is unchanged.
+ */
+int prof_reduce(struct prof *p);
+
+/*
+ * The same reduction one stack at a time, for a builder that never keeps
+ * the stacks (aggregator/profile.c): prof_reducer_add each stack's
+ * location indexes (leaf first), count and raw samples (a count that is
+ * not positive and finite adds nothing), then prof_reducer_finish hands
+ * over the sorted arrays (the caller frees them) and frees the rest, or
+ * prof_reducer_fini drops everything. Adding the stacks in prof_reduce's
+ * order gives its exact result. FDO_OK or FDO_ENOMEM (the reducer is then
+ * only fit for fini).
+ */
+struct prof_reducer {
+	struct fdo_map64 lmap, pmap; /* location / pair + 1 -> index */
+	struct prof_leaf *leaves;
+	size_t nleaves, cap_leaves;
+	struct prof_pair *pairs;
+	size_t npairs, cap_pairs;
+};
+int prof_reducer_add(struct prof_reducer *r, const uint32_t *locs,
+		     uint32_t n, double count, uint64_t samples);
+void prof_reducer_finish(struct prof_reducer *r, struct prof_leaf **leaves,
+			 size_t *nleaves, struct prof_pair **pairs,
+			 size_t *npairs);
+void prof_reducer_fini(struct prof_reducer *r);
+
+/*
+ * prof_reduced_get: p's leaves and pairs for a reader that may not change
+ * p: p's own arrays when p->reduced, else computed from the stacks into r
+ * (freed by prof_reduced_fini). Returns as prof_reduce.
+ */
+struct prof_reduced {
+	const struct prof_leaf *leaves;
+	size_t nleaves;
+	const struct prof_pair *pairs;
+	size_t npairs;
+	struct prof_leaf *own_leaves;
+	struct prof_pair *own_pairs;
+};
+int prof_reduced_get(const struct prof *p, struct prof_reduced *r);
+void prof_reduced_fini(struct prof_reduced *r);
+
 /* prof_str returns the string of index i ("" for PROF_NONE). */
 static inline const char *prof_str(const struct prof *p, uint32_t i)
 {
@@ -290,7 +365,10 @@ struct prof_opts {
 	int head;       /* enum prof_head */
 	int zeros;      /* counts=blocks: write lines that ran 0 times */
 	int balance;    /* counts=blocks: one unit across functions */
-	double min_share; /* drop functions under this share (llvm, gcc) */
+	double min_share; /* drop functions (llvm, gcc) or stacks (folded,
+			     pprof: applied by the profile builder) under
+			     this share */
+	uint64_t max_stacks; /* folded, pprof: the heaviest N stacks */
 	int encoding;    /* enum prof_encoding (llvm) */
 	int symbol_list; /* llvm extbinary: list the binary's functions */
 	int discriminators, llvm_discriminators; /* gcc */
@@ -301,8 +379,9 @@ struct prof_opts {
 	size_t build_id_len;
 };
 
+/* UINT: a whole number above 0; COUNT: a whole number, 0 allowed. */
 enum prof_opt_type { PROF_OPT_ENUM, PROF_OPT_BOOL, PROF_OPT_DOUBLE,
-		     PROF_OPT_UINT };
+		     PROF_OPT_UINT, PROF_OPT_COUNT };
 #define PROF_OPT_MAX_VALUES 4
 
 /* One option: its query key (also `fdoctl pull --key-with-dashes`), its

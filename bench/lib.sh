@@ -11,13 +11,13 @@ a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0))
 print(a.getsockname()[1], b.getsockname()[1])'
 }
 
-# start_fdod WHO DIR URL HTTP: starts build/fdod on DIR/data listening on
-# URL and HTTP, its output in DIR/server.log, and sets srv_pid. Waits up to
+# start_fdod WHO DIR URL HTTP: starts $FDOD (default build/fdod) on DIR/data
+# listening on URL and HTTP, its output in DIR/server.log, and sets srv_pid. Waits up to
 # 10 s for /v1/status to answer; if it does not, prints the log's tail
 # under WHO's name and exits 1.
 start_fdod() {
 	local who=$1 dir=$2 url=$3 http=$4
-	build/fdod --data "$dir/data" --listen "$url" --http "$http" \
+	"${FDOD:-build/fdod}" --data "$dir/data" --listen "$url" --http "$http" \
 		>"$dir/server.log" 2>&1 &
 	srv_pid=$!
 	for _ in $(seq 100); do

@@ -13,6 +13,7 @@
 #include "aggregator/aggregator.h"
 #include "server/config.h"
 #include "server/http.h"
+#include "server/pcache.h"
 #include "server/upstream.h"
 #include "storage/storage.h"
 #include "symbolizer/symbolizer.h"
@@ -30,6 +31,7 @@ struct srv_app {
 	agg_symwork *symwork;
 	struct srv_auth *auth; /* NULL: loopback-only, no tokens */
 	srv_upstream *upstream; /* NULL: no --debuginfod-urls */
+	struct pcache *pcache;  /* built profiles shared by identical pulls */
 	/* For /metrics; set once serving (read by HTTP workers). */
 	_Atomic(struct srv_http *) http;
 	_Atomic(struct srv_listen *) listen;

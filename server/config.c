@@ -49,6 +49,11 @@ const struct fdo_opt srv_config_options[] = {
 	 "... and samples from at least N distinct hosts (min_hosts=)"},
 	{"min-span", FDO_OPT_DURATION, F(min_span), "0", "DURATION",
 	 "... collected over at least this span (min_span=)"},
+	{"profile-cache", FDO_OPT_UINT, F(profile_cache), "16", "N",
+	 "built profiles kept and shared by identical pulls of the same "
+	 "store state (0 = every pull builds its own)"},
+	{"profile-cache-size", FDO_OPT_SIZE, F(profile_cache_size), "256M",
+	 "BYTES", "memory the kept profiles may take"},
 	{"tokens", FDO_OPT_STRING, F(tokens), NULL, "FILE",
 	 "API tokens with scopes (ingest, upload, read, admin); without it "
 	 "fdod serves loopback only"},
@@ -244,6 +249,10 @@ checks:
 			 "--max-uploads must be 1..%llu (fewer than "
 			 "--http-threads, so reads are served during uploads)",
 			 (unsigned long long)(cfg->http_threads - 1));
+		goto fail;
+	}
+	if (cfg->profile_cache > 4096) {
+		snprintf(err, sizeof err, "--profile-cache must be 0..4096");
 		goto fail;
 	}
 	if (!cfg->http_connections || cfg->http_connections > 65536 ||

@@ -31,6 +31,8 @@ struct srv_config {
 	uint64_t min_samples;	/* profile readiness: total samples */
 	uint64_t min_hosts;	/* profile readiness: distinct hosts */
 	uint64_t min_span;	/* profile readiness: seconds collected */
+	uint64_t profile_cache; /* built profiles kept; 0: none shared */
+	uint64_t profile_cache_size; /* bytes of their bodies */
 	char *tokens;		/* API token file; none: loopback only */
 	struct fdo_strlist backup_dir; /* where POST /v1/backup may write */
 	char *tls_cert, *tls_key;

@@ -331,6 +331,12 @@ int main(int argc, char **argv)
 		fdo_error("fdod: DWARF cache: %s", fdo_strerror(rc));
 		goto out;
 	}
+	if ((rc = pcache_create((unsigned)cfg->profile_cache,
+				(size_t)cfg->profile_cache_size, 60,
+				&app.pcache))) {
+		fdo_error("fdod: profile cache: %s", fdo_strerror(rc));
+		goto out;
+	}
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned workers = cfg->workers ? (unsigned)cfg->workers
 					: (unsigned)(cores > 0 ? cores : 1);
@@ -435,6 +441,7 @@ out:
 	agg_symwork_destroy(app.symwork);
 	if (app.cache)
 		sym_cache_destroy(app.cache);
+	pcache_destroy(app.pcache);
 	store_close(app.st);
 	srv_auth_destroy(app.auth);
 	if (!exit_code)

@@ -237,6 +237,19 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 				       srv_metrics_codes[c] ? code : "other",
 				       (unsigned long long)n);
 		}
+	struct pcache_stats pc;
+	pcache_stats(app->pcache, &pc);
+	metric(b, "fdod_profile_builds_total", "counter",
+	       "Profiles built (each pull that found no shared build).",
+	       (double)pc.builds);
+	metric(b, "fdod_profile_cache_hits_total", "counter",
+	       "Pulls answered with a profile built for an identical pull of "
+	       "the same store state.", (double)pc.hits);
+	metric(b, "fdod_profile_cache_waits_total", "counter",
+	       "... of them, those that waited for its build to finish.",
+	       (double)pc.waits);
+	metric(b, "fdod_profile_cache_bytes", "gauge",
+	       "Bytes of the built profiles kept.", (double)pc.bytes);
 	struct srv_listen *ls = atomic_load(&app->listen);
 	if (ls) {
 		struct srv_listen_stats st;

@@ -137,11 +137,18 @@ static int parse_request(struct srv_app *app, struct srv_req *req,
 			return -1;
 		}
 	}
-	/* Block counts cost a disassembly: only for formats that read them. */
-	pr->q.blocks = pr->opts.counts == PROF_COUNTS_BLOCKS &&
-		       (!strcmp(pr->em->name, "llvm") ||
-			!strcmp(pr->em->name, "gcc") ||
-			!strcmp(pr->em->name, "bolt"));
+	/* The compile-time formats read leaves and caller->callee pairs,
+	 * not whole stacks; block counts cost a disassembly: only for the
+	 * formats that read them. */
+	int compile = !strcmp(pr->em->name, "llvm") ||
+		      !strcmp(pr->em->name, "gcc") ||
+		      !strcmp(pr->em->name, "bolt");
+	pr->q.reduced = compile;
+	if (!compile) { /* folded, pprof: trimmed by the builder */
+		pr->q.max_stacks = pr->opts.max_stacks;
+		pr->q.min_share = pr->opts.min_share;
+	}
+	pr->q.blocks = pr->opts.counts == PROF_COUNTS_BLOCKS && compile;
 	pr->q.balance = pr->opts.balance;
 	return 0;
 }
@@ -251,7 +258,6 @@ static int make_profile(struct srv_app *app, struct preq *pr,
 			struct fdo_buf *out)
 {
 	char err[256] = "";
-	agg_ingest_flush(app->ingest, 10000);
 	int rc = agg_profile_build(app->st, app->cache, app->cfg.data, &pr->q,
 				   p, err, sizeof err);
 	if (rc == FDO_ENOT_FOUND) {
@@ -309,26 +315,88 @@ static int make_profile(struct srv_app *app, struct preq *pr,
 	return 0;
 }
 
-static void set_headers(struct srv_resp *resp, const struct prof *p,
-			const char *hash_hex, const char *content_type)
+/*
+ * build_answer: build the profile pr asks for into a (its body malloc'd,
+ * for pcache_publish). A refusal that the same store state would give
+ * again (unknown binary, not ready, no symbols for bolt) is an answer too,
+ * so that identical pulls of a profile that is not ready do not each
+ * build it in turn. Returns 0, or -1 with resp filled with the error.
+ */
+static int build_answer(struct srv_app *app, struct preq *pr,
+			struct srv_resp *resp, struct pcache_answer *a)
 {
-	resp->content_type = content_type;
-	srv_resp_header(resp, "ETag", "\"%s\"", hash_hex);
-	srv_resp_header(resp, "X-Fdod-Version", "%s", hash_hex);
-	srv_resp_header(resp, "X-Fdod-Samples", "%llu",
-			(unsigned long long)p->samples);
-	srv_resp_header(resp, "X-Fdod-Hosts", "%llu",
-			(unsigned long long)p->hosts);
-	struct fdo_buf ids;
-	fdo_buf_init(&ids);
-	for (size_t i = 0; i < p->nbuild_ids && i < 8; i++)
-		fdo_buf_printf(&ids, "%s%s", i ? "," : "", p->build_ids[i].hex);
-	if (p->nbuild_ids > 8)
-		fdo_buf_puts(&ids, ",...");
-	srv_resp_header(resp, "X-Fdod-Build-Ids", "%s", fdo_buf_cstr(&ids));
-	fdo_buf_fini(&ids);
+	struct prof p;
+	struct fdo_buf out;
+	fdo_buf_init(&out);
+	memset(a, 0, sizeof *a);
+	int rc = make_profile(app, pr, resp, &p, &out);
+	if (rc == 0) {
+		uint8_t d[32];
+		fdo_sha256(out.data, out.len, d);
+		fdo_hex_encode(d, 32, a->hash_hex);
+		a->status = 200;
+		a->content_type = prof_content_type(pr->em, out.data, out.len);
+		a->samples = p.samples;
+		a->hosts = p.hosts;
+		size_t k = 0;
+		for (size_t i = 0; i < p.nbuild_ids && i < 8; i++)
+			k += (size_t)snprintf(a->build_ids + k,
+					      sizeof a->build_ids - k, "%s%s",
+					      i ? "," : "", p.build_ids[i].hex);
+		if (p.nbuild_ids > 8)
+			snprintf(a->build_ids + k, sizeof a->build_ids - k,
+				 ",...");
+		a->body = (uint8_t *)out.data; /* taken over */
+		a->len = out.len;
+		fdo_buf_init(&out);
+	} else if ((resp->status == 404 || resp->status == 409 ||
+		    resp->status == 422) &&
+		   !resp->body.oom &&
+		   (a->body = malloc(resp->body.len + 1)) != NULL) {
+		a->status = resp->status;
+		a->content_type = resp->content_type;
+		a->len = resp->body.len;
+		memcpy(a->body, resp->body.data ? resp->body.data : "", a->len);
+		fdo_buf_reset(&resp->body);
+		rc = 0;
+	}
+	fdo_buf_fini(&out);
+	prof_fini(&p);
+	return rc;
 }
 
+/* The response of a built profile (304 when the client has it). */
+static void answer(struct srv_req *req, struct srv_resp *resp,
+		   const struct pcache_answer *a)
+{
+	resp->content_type = a->content_type;
+	if (a->status != 200) {
+		resp->status = a->status;
+		fdo_buf_append(&resp->body, a->body, a->len);
+		return;
+	}
+	srv_resp_header(resp, "ETag", "\"%s\"", a->hash_hex);
+	srv_resp_header(resp, "X-Fdod-Version", "%s", a->hash_hex);
+	srv_resp_header(resp, "X-Fdod-Samples", "%llu",
+			(unsigned long long)a->samples);
+	srv_resp_header(resp, "X-Fdod-Hosts", "%llu",
+			(unsigned long long)a->hosts);
+	srv_resp_header(resp, "X-Fdod-Build-Ids", "%s", a->build_ids);
+	const char *inm = srv_req_header(req, "If-None-Match");
+	char quoted[70];
+	snprintf(quoted, sizeof quoted, "\"%s\"", a->hash_hex);
+	if (inm && !strcmp(inm, quoted))
+		resp->status = 304;
+	else
+		fdo_buf_append(&resp->body, a->body, a->len);
+}
+
+/*
+ * GET /v1/profiles/{binary}: everything acknowledged before the pull is
+ * merged first; then identical pulls of the same store state share one
+ * build (server/pcache.h): the request's text is the key, the store's
+ * generation after the merge the state.
+ */
 void srv_h_profile(void *a, struct srv_req *req, struct srv_resp *resp)
 {
 	struct srv_app *app = a;
@@ -338,27 +406,31 @@ void srv_h_profile(void *a, struct srv_req *req, struct srv_resp *resp)
 		agg_query_fini(&pr.q);
 		return;
 	}
-	struct prof p;
-	struct fdo_buf out;
-	fdo_buf_init(&out);
-	if (make_profile(app, &pr, resp, &p, &out) == 0) {
-		uint8_t d[32];
-		char hex[65];
-		fdo_sha256(out.data, out.len, d);
-		fdo_hex_encode(d, 32, hex);
-		set_headers(resp, &p, hex,
-			    prof_content_type(pr.em, out.data, out.len));
-		const char *inm = srv_req_header(req, "If-None-Match");
-		char quoted[70];
-		snprintf(quoted, sizeof quoted, "\"%s\"", hex);
-		if (inm && !strcmp(inm, quoted))
-			resp->status = 304;
-		else
-			fdo_buf_append(&resp->body, out.data, out.len);
+	agg_ingest_flush(app->ingest, 10000);
+	struct store_stats ss;
+	store_stats(app->st, &ss);
+	struct fdo_buf key;
+	fdo_buf_init(&key);
+	fdo_buf_printf(&key, "%s?%s", req->param[0], req->query);
+	struct pcache_entry *e = NULL;
+	int hit = !key.oom && pcache_get(app->pcache, fdo_buf_cstr(&key),
+					 ss.generation, &e);
+	fdo_buf_fini(&key);
+	if (hit) {
+		answer(req, resp, pcache_answer_of(e));
+		pcache_release(app->pcache, e);
+	} else {
+		struct pcache_answer own;
+		if (build_answer(app, &pr, resp, &own) == 0) {
+			answer(req, resp, &own);
+			if (e)
+				pcache_publish(app->pcache, e, &own);
+			free(own.body);
+		} else {
+			pcache_fail(app->pcache, e);
+		}
 	}
 	srv_metrics_profile(app, pr.em->name, resp->status);
-	fdo_buf_fini(&out);
-	prof_fini(&p);
 	agg_query_fini(&pr.q);
 }
 
@@ -637,6 +709,7 @@ void srv_h_publish(void *a, struct srv_req *req, struct srv_resp *resp)
 	struct fdo_buf out, inputs;
 	fdo_buf_init(&out);
 	fdo_buf_init(&inputs);
+	agg_ingest_flush(app->ingest, 10000);
 	if (make_profile(app, &pr, resp, &p, &out) == 0) {
 		uint8_t d[32];
 		char hex[65];

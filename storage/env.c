@@ -741,4 +741,5 @@ void store_stats(store *s, struct store_stats *st)
 	st->map_size = info.me_mapsize;
 	st->max_size = s->max_size;
 	st->used_size = ((uint64_t)info.me_last_pgno + 1) * s->page_size;
+	st->generation = (uint64_t)info.me_last_txnid;
 }

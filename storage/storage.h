@@ -85,6 +85,8 @@ struct store_stats {
 	uint64_t map_size;  /* current map size, bytes */
 	uint64_t max_size;  /* configured limit, bytes */
 	uint64_t used_size; /* bytes up to the last used page */
+	uint64_t generation; /* id of the last committed write transaction
+				(by any process): grows with every change */
 };
 /* store_stats fills st with the current sizes. Any thread; does not block
  * on transactions. */

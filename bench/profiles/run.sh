@@ -7,6 +7,7 @@
 #   bench/profiles/run.sh [--data DIR] [--elf PATH] [--seconds S]
 #                         [--pushers P] [--fleet] [--pulls N]
 #                         [--concurrent N] [--window W] [--dir DIR] [--keep]
+#                         [--fdod PATH]
 #
 #   --data DIR   measure the store in DIR (e.g. kept by bench/ingest/run.sh
 #                --keep --elf PATH); default: build one first by pushing
@@ -15,6 +16,8 @@
 #   --fleet      push as bench/ingest's --fleet (new stacks fall to 0.1%
 #                after 5 minutes, a release every 10)
 #   --pulls N    sequential pulls of each format (5); --concurrent N (16)
+#   --fdod PATH  the fdod binary to measure (default build/fdod), e.g. an
+#                older build against the same store
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=bench/lib.sh
@@ -22,7 +25,7 @@ cd "$(dirname "$0")/../.."
 
 data="" elf=build/fdod seconds=120 pushers=8 fleet=0 pulls=5 conc=16
 window=7d keep=0 base="${TMPDIR:-/tmp}"
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--data) data="$2"; shift 2 ;;
@@ -35,6 +38,7 @@ while [[ $# -gt 0 ]]; do
 	--window) window="$2"; shift 2 ;;
 	--dir) base="$2"; shift 2 ;;
 	--keep) keep=1; shift ;;
+	--fdod) export FDOD="$2"; shift 2 ;;
 	-h|--help) usage; exit 0 ;;
 	*) echo "bench/profiles: unknown argument $1" >&2; usage >&2; exit 2 ;;
 	esac

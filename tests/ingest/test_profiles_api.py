@@ -244,3 +244,68 @@ def test_releases_merge_by_symbol(tmp_path, prog):
                  if l.startswith("hot:")]
         assert len(heads) == 1, body
         assert int(heads[0].split(":")[1]) == 1200, heads
+
+
+def metric(d, name):
+    status, body = d.request("GET", "/metrics")
+    assert status == 200
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(name + " not in /metrics")
+
+
+def test_identical_pulls_share_one_build_until_the_store_changes(loaded,
+                                                                 prog):
+    import concurrent.futures
+    d, bid = loaded
+    q = "/v1/profiles/papi?format=llvm&encoding=text&labels=mode:serving"
+    b0 = metric(d, "fdod_profile_builds_total")
+    h0 = metric(d, "fdod_profile_cache_hits_total")
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        res = list(ex.map(lambda _: d.request("GET", q), range(8)))
+    assert all(s == 200 for s, _ in res), res[0]
+    assert len({b for _, b in res}) == 1
+    assert metric(d, "fdod_profile_builds_total") == b0 + 1
+    assert metric(d, "fdod_profile_cache_hits_total") == h0 + 7
+    # A profile that is not ready is refused alike, also from one build.
+    nr = q + "&min_samples=1000000"
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        res = list(ex.map(lambda _: d.request("GET", nr), range(4)))
+    assert all(s == 409 and b"min_samples" in b for s, b in res), res[0]
+    assert metric(d, "fdod_profile_builds_total") == b0 + 2
+    # Another query is another build; a sample acknowledged before the
+    # next pull is in it (the store changed: the shared build is not
+    # reused).
+    assert d.request("GET", q + "&min_samples=1")[0] == 200
+    assert metric(d, "fdod_profile_builds_total") == b0 + 3
+    hot, main = rt(prog, "hot", 8), rt(prog, "main", 30)
+    rc, out = d.push(batch_text("p", 3, "papi", bid, [(500, [hot, main])],
+                                labels=["mode=serving"], host="h3"))
+    assert rc == 0, out
+    r = __import__("urllib.request").request.urlopen(d.http + q)
+    assert r.headers["X-Fdod-Samples"] == "1500"
+    assert metric(d, "fdod_profile_builds_total") == b0 + 4
+
+
+def test_folded_and_pprof_keep_the_heaviest_stacks(loaded, tmp_path):
+    d, _ = loaded
+    f = folded(d, "&labels=mode:serving")
+    assert f == {"hot": 900, "cold": 100}
+    assert folded(d, "&labels=mode:serving&max_stacks=1") == {"hot": 900}
+    assert folded(d, "&labels=mode:serving&min_share=0.2") == {"hot": 900}
+    assert folded(d, "&labels=mode:serving&max_stacks=0&min_share=0") == f
+    status, body = d.request("GET", "/v1/profiles/papi?format=folded"
+                             "&max_stacks=-1")
+    assert status == 400, body
+    status, body = d.request("GET", "/v1/profiles/papi?format=pprof"
+                             "&labels=mode:serving&max_stacks=1")
+    assert status == 200
+    (tmp_path / "p.pb.gz").write_bytes(body)
+    out = subprocess.run(["go", "tool", "pprof", "-top", "-nodecount=5",
+                          str(tmp_path / "p.pb.gz")],
+                         capture_output=True, text=True, timeout=120) \
+        if os.path.exists("/usr/bin/go") else None
+    if out is not None:
+        assert out.returncode == 0, out.stderr
+        assert "hot" in out.stdout and "cold" not in out.stdout

@@ -285,3 +285,64 @@ TEST(probe_counts_sum_copies_and_carry_checksums)
 	fdo_buf_fini(&b);
 	prof_fini(&p);
 }
+
+/*
+ * prof_reduce: leaves by location, caller->callee pairs by (callee,
+ * caller), a stack adding its count once per distinct pair. Stacks (leaf
+ * first): [a, s, m] x3 and again x2, [r, s, s, m] x4 (s calls itself at
+ * s), [a, s, s, s, m] x1 (the pair (s <- s) twice in one stack: counted
+ * once), and a stack of count 0 (adds nothing).
+ */
+TEST(reduce_counts_each_pair_once_per_stack)
+{
+	struct prof p;
+	prof_init(&p);
+	struct fr fa = {"leaf_a", 5, 0, 1}, fs = {"sfun", 7, 0, 1},
+		  fm = {"main", 3, 0, 1}, fr_ = {"leaf_r", 9, 0, 1};
+	uint32_t a = loc(&p, 0x10, 1, &fa), s = loc(&p, 0x20, 1, &fs),
+		 m = loc(&p, 0x30, 1, &fm), r = loc(&p, 0x40, 1, &fr_);
+	stack(&p, 3, 3, (uint32_t[]){a, s, m});
+	stack(&p, 2, 3, (uint32_t[]){a, s, m});
+	stack(&p, 4, 4, (uint32_t[]){r, s, s, m});
+	stack(&p, 1, 5, (uint32_t[]){a, s, s, s, m});
+	stack(&p, 0, 3, (uint32_t[]){r, s, m});
+	REQUIRE(prof_reduce(&p) == FDO_OK);
+	REQUIRE(p.reduced);
+	CHECK_EQ_INT(p.nleaves, 2);
+	CHECK_EQ_INT(p.leaves[0].loc, a);
+	CHECK(p.leaves[0].count == 6 && p.leaves[0].samples == 6);
+	CHECK_EQ_INT(p.leaves[1].loc, r);
+	CHECK(p.leaves[1].count == 4);
+	/* (a <- s) 6, (s <- s) 5, (s <- m) 10, (r <- s) 4; by callee. */
+	CHECK_EQ_INT(p.npairs, 4);
+	struct prof_pair want[4] = {{a, s, 6}, {s, s, 5}, {s, m, 10},
+				    {r, s, 4}};
+	for (size_t i = 0; i < 4 && i < p.npairs; i++) {
+		CHECK_EQ_INT(p.pairs[i].callee, want[i].callee);
+		CHECK_EQ_INT(p.pairs[i].caller, want[i].caller);
+		CHECK(p.pairs[i].count == want[i].count);
+	}
+	/* A second call changes nothing; a reader of an unreduced profile
+	 * gets the same by itself. */
+	REQUIRE(prof_reduce(&p) == FDO_OK);
+	CHECK_EQ_INT(p.npairs, 4);
+	struct prof q;
+	prof_init(&q);
+	q.nlocs = p.nlocs;
+	q.locs = p.locs;
+	q.nstacks = p.nstacks;
+	q.stacks = p.stacks;
+	q.nstack_locs = p.nstack_locs;
+	q.stack_locs = p.stack_locs;
+	struct prof_reduced red;
+	REQUIRE(prof_reduced_get(&q, &red) == FDO_OK);
+	CHECK_EQ_INT(red.nleaves, 2);
+	CHECK_EQ_INT(red.npairs, 4);
+	CHECK(red.pairs[2].count == 10);
+	prof_reduced_fini(&red);
+	/* Out-of-range locations are an error, and leave p unreduced. */
+	q.nlocs = 2;
+	CHECK_EQ_INT(prof_reduced_get(&q, &red), FDO_EINVAL);
+	prof_reduced_fini(&red);
+	prof_fini(&p);
+}

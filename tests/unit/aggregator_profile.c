@@ -10,6 +10,7 @@
 
 #include "aggregator/aggregator.h"
 #include "symbolizer/symbolizer.h"
+#include "tests/unit/emit_with.h"
 #include "tests/unit/test.h"
 
 static char prog[512], datadir[512], bid_hex[129];
@@ -130,6 +131,53 @@ static double count_of(const struct prof *p, const char *fn)
 	return c;
 }
 
+/*
+ * A profile built for the compile-time formats (q->reduced: leaves and
+ * caller->callee pairs, no stacks) is the full build reduced, to the bit,
+ * and every compile-time emitter writes the same bytes from both.
+ */
+static void check_reduced_same(struct world *w, struct agg_profile_query *q)
+{
+	struct prof full, red;
+	char err[256] = "";
+	q->reduced = 0;
+	REQUIRE(agg_profile_build(w->st, w->cache, datadir, q, &full, err, sizeof err) == FDO_OK);
+	q->reduced = 1;
+	REQUIRE(agg_profile_build(w->st, w->cache, datadir, q, &red, err, sizeof err) == FDO_OK);
+	q->reduced = 0;
+	CHECK_EQ_INT(red.nstacks, 0);
+	CHECK(red.reduced);
+	CHECK(full.count == red.count && full.samples == red.samples &&
+	      full.hosts == red.hosts && full.nlocs == red.nlocs);
+	REQUIRE(prof_reduce(&full) == FDO_OK);
+	CHECK_EQ_INT(full.nleaves, red.nleaves);
+	CHECK_EQ_INT(full.npairs, red.npairs);
+	for (size_t i = 0; i < full.nleaves && i < red.nleaves; i++)
+		CHECK(full.leaves[i].loc == red.leaves[i].loc &&
+		      full.leaves[i].count == red.leaves[i].count &&
+		      full.leaves[i].samples == red.leaves[i].samples);
+	CHECK(full.npairs == red.npairs &&
+	      !memcmp(full.pairs, red.pairs, full.npairs * sizeof *full.pairs));
+	CHECK(full.nleaves > 0 && full.npairs > 0);
+	static const struct {
+		int (*emit)(const struct prof *, const struct prof_opts *, struct fdo_buf *);
+		const char *opts;
+	} ems[] = {{emit_llvm, "encoding=text"}, {emit_llvm, ""}, {emit_gcc, ""},
+		   {emit_bolt, ""}, {emit_llvm, "encoding=text,counts=samples,head=stacks"}};
+	for (size_t i = 0; i < sizeof ems / sizeof ems[0]; i++) {
+		struct fdo_buf a, b;
+		fdo_buf_init(&a);
+		fdo_buf_init(&b);
+		CHECK_EQ_INT(emit_with(ems[i].emit, &full, ems[i].opts, &a), FDO_OK);
+		CHECK_EQ_INT(emit_with(ems[i].emit, &red, ems[i].opts, &b), FDO_OK);
+		CHECK(a.len > 0 && a.len == b.len && !memcmp(a.data, b.data, a.len));
+		fdo_buf_fini(&a);
+		fdo_buf_fini(&b);
+	}
+	prof_fini(&full);
+	prof_fini(&red);
+}
+
 TEST(profiles_select_weight_and_symbolize)
 {
 	REQUIRE(setup());
@@ -166,6 +214,10 @@ TEST(profiles_select_weight_and_symbolize)
 	CHECK(p.build_ids[0].elf_path != NULL);
 	CHECK(p.locs[0].vaddr != UINT64_MAX);
 	prof_fini(&p);
+	check_reduced_same(&w, &q);
+	q.blocks = 1;
+	check_reduced_same(&w, &q);
+	q.blocks = 0;
 
 	/* labels= selects one mode. */
 	REQUIRE(agg_query_selectors(&q, "mode:serving", NULL, err, sizeof err) == FDO_OK);
@@ -181,6 +233,7 @@ TEST(profiles_select_weight_and_symbolize)
 	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
 	CHECK(fabs(count_of(&p, "hot") - (0.75 * 0.9 + 0.25 * 0.1) * 200) < 1e-6);
 	prof_fini(&p);
+	check_reduced_same(&w, &q);
 	agg_query_fini(&q);
 
 	/* window=1d drops the batch of two days ago. */
@@ -197,6 +250,7 @@ TEST(profiles_select_weight_and_symbolize)
 	double want_hot = (90 * wn + 10 * wo) / (100 * wn + 100 * wo) * 200;
 	CHECK(fabs(count_of(&p, "hot") - want_hot) < 1e-6);
 	prof_fini(&p);
+	check_reduced_same(&w, &q);
 	q.half_life = 0;
 
 	/* An exact build-id that has no samples selects nothing. */

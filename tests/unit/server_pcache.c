@@ -1,0 +1,172 @@
+/*
+ * Tests for server/pcache.c: identical pulls of one store state share one
+ * build (the others wait for it), a new generation builds again, a failed
+ * build hands the work to a waiting pull, and the bounds hold.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "server/pcache.h"
+#include "tests/unit/test.h"
+
+static void answer_of(struct pcache_answer *a, const char *text)
+{
+	memset(a, 0, sizeof *a);
+	a->content_type = "text/plain";
+	a->len = strlen(text);
+	a->body = malloc(a->len + 1);
+	memcpy(a->body, text, a->len + 1);
+	snprintf(a->hash_hex, sizeof a->hash_hex, "h-%s", text);
+}
+
+struct puller {
+	struct pcache *c;
+	const char *key;
+	uint64_t gen;
+	int fail_first; /* the first builder fails */
+	atomic_int *builds, *failed;
+	char got[64];
+};
+
+static void *pull(void *arg)
+{
+	struct puller *p = arg;
+	struct pcache_entry *e;
+	if (pcache_get(p->c, p->key, p->gen, &e)) {
+		const struct pcache_answer *a = pcache_answer_of(e);
+		snprintf(p->got, sizeof p->got, "%.*s", (int)a->len,
+			 (const char *)a->body);
+		pcache_release(p->c, e);
+		return NULL;
+	}
+	atomic_fetch_add(p->builds, 1);
+	usleep(100000); /* a build takes a while: the others arrive */
+	if (p->fail_first && atomic_fetch_add(p->failed, 1) == 0) {
+		pcache_fail(p->c, e);
+		snprintf(p->got, sizeof p->got, "error");
+		return NULL;
+	}
+	struct pcache_answer a;
+	answer_of(&a, "profile");
+	snprintf(p->got, sizeof p->got, "%s", (const char *)a.body);
+	pcache_publish(p->c, e, &a);
+	free(a.body); /* NULL: taken over */
+	return NULL;
+}
+
+static int run_pulls(struct pcache *c, int n, int fail_first, int *builds)
+{
+	pthread_t t[16];
+	struct puller p[16];
+	atomic_int nb = 0, nf = 0;
+	for (int i = 0; i < n; i++) {
+		p[i] = (struct puller){c, "bin?format=llvm", 7, fail_first,
+				       &nb, &nf, ""};
+		pthread_create(&t[i], NULL, pull, &p[i]);
+	}
+	int ok = 1;
+	for (int i = 0; i < n; i++) {
+		pthread_join(t[i], NULL);
+		if (strcmp(p[i].got, "profile") && strcmp(p[i].got, "error"))
+			ok = 0;
+	}
+	*builds = atomic_load(&nb);
+	return ok;
+}
+
+TEST(sixteen_identical_pulls_build_once)
+{
+	struct pcache *c;
+	REQUIRE(pcache_create(16, 1 << 20, 60, &c) == FDO_OK);
+	int builds;
+	CHECK(run_pulls(c, 16, 0, &builds));
+	CHECK_EQ_INT(builds, 1);
+	struct pcache_stats st;
+	pcache_stats(c, &st);
+	CHECK_EQ_INT(st.builds, 1);
+	CHECK_EQ_INT(st.hits, 15);
+	CHECK(st.waits >= 1);
+	CHECK_EQ_INT(st.entries, 1);
+	CHECK_EQ_INT(st.bytes, 7);
+	/* Later, the same state: a hit without building. */
+	struct pcache_entry *e;
+	CHECK_EQ_INT(pcache_get(c, "bin?format=llvm", 7, &e), 1);
+	pcache_release(c, e);
+	/* A new store state builds again and the old answer goes. */
+	CHECK_EQ_INT(pcache_get(c, "bin?format=llvm", 8, &e), 0);
+	REQUIRE(e != NULL);
+	pcache_stats(c, &st);
+	CHECK_EQ_INT(st.entries, 1);
+	CHECK_EQ_INT(st.bytes, 0);
+	pcache_fail(c, e);
+	/* Another request text is another profile. */
+	CHECK_EQ_INT(pcache_get(c, "bin?format=gcc", 7, &e), 0);
+	pcache_fail(c, e);
+	pcache_destroy(c);
+}
+
+TEST(a_failed_build_passes_to_a_waiting_pull)
+{
+	struct pcache *c;
+	REQUIRE(pcache_create(16, 1 << 20, 60, &c) == FDO_OK);
+	int builds;
+	CHECK(run_pulls(c, 8, 1, &builds));
+	CHECK_EQ_INT(builds, 2); /* the first failed, one waiter built */
+	struct pcache_stats st;
+	pcache_stats(c, &st);
+	CHECK_EQ_INT(st.entries, 1);
+	pcache_destroy(c);
+}
+
+TEST(bounds_and_a_cache_of_nothing)
+{
+	struct pcache *c;
+	REQUIRE(pcache_create(2, 10, 60, &c) == FDO_OK);
+	const char *keys[] = {"a", "b", "c"};
+	for (int i = 0; i < 3; i++) {
+		struct pcache_entry *e;
+		REQUIRE(pcache_get(c, keys[i], 1, &e) == 0 && e);
+		struct pcache_answer a;
+		answer_of(&a, "1234");
+		pcache_publish(c, e, &a);
+	}
+	struct pcache_stats st;
+	pcache_stats(c, &st);
+	CHECK_EQ_INT(st.entries, 2); /* "a" was the least recently used */
+	CHECK_EQ_INT(st.bytes, 8);
+	struct pcache_entry *e;
+	CHECK_EQ_INT(pcache_get(c, "a", 1, &e), 0);
+	/* An answer larger than the whole budget reaches its waiters (here:
+	 * its builder holds it) and is not kept. */
+	struct pcache_answer big;
+	answer_of(&big, "0123456789abcdef");
+	pcache_publish(c, e, &big);
+	pcache_stats(c, &st);
+	CHECK(st.bytes <= 10);
+	CHECK_EQ_INT(pcache_get(c, "a", 1, &e), 0);
+	pcache_fail(c, e);
+	pcache_destroy(c);
+
+	/* max age 0: a built answer is not reused after its build. */
+	REQUIRE(pcache_create(4, 1 << 20, 0, &c) == FDO_OK);
+	REQUIRE(pcache_get(c, "k", 1, &e) == 0 && e);
+	struct pcache_answer a;
+	answer_of(&a, "x");
+	pcache_publish(c, e, &a);
+	usleep(1000);
+	CHECK_EQ_INT(pcache_get(c, "k", 1, &e), 0);
+	pcache_fail(c, e);
+	pcache_destroy(c);
+
+	/* 0 entries: every pull builds, nobody waits. */
+	REQUIRE(pcache_create(0, 1 << 20, 60, &c) == FDO_OK);
+	CHECK_EQ_INT(pcache_get(c, "k", 1, &e), 0);
+	CHECK(e == NULL);
+	pcache_fail(c, e);
+	pcache_release(c, e);
+	pcache_destroy(c);
+}
