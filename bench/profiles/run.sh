@@ -148,20 +148,24 @@ for f in llvm gcc bolt folded pprof; do
 done
 
 # The same llvm pull from --concurrent clients at once: fdod's CPU time
-# against one pull's.
+# against one build's (the first llvm pull). A query no pull has asked yet
+# (the text form), so that the cache holds nothing for it: the clients
+# arrive while it is built and share that build (server/pcache.c).
+b0=$(metric fdod_profile_builds_total)
 c0=$(cpu_ns)
 t0=$(date +%s.%N)
 cpids=()
 for i in $(seq "$conc"); do
 	curl -sS --max-time 900 -o /dev/null -w '%{http_code}\n' \
-		"$http/v1/profiles/bench-svc?format=llvm&window=$window" >"$tmp/conc.$i" &
+		"$http/v1/profiles/bench-svc?format=llvm&window=$window&encoding=text" >"$tmp/conc.$i" &
 	cpids+=($!)
 done
 wait "${cpids[@]}" || true  # not fdod, also a child
 t1=$(date +%s.%N)
 c1=$(cpu_ns)
 ok=$(cat "$tmp"/conc.* | grep -c '^200$' || true)
-echo "concurrent $conc $ok $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }') $(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')" | tee -a "$tmp/pulls.txt"
+builds=$(awk -v a="$b0" -v b="$(metric fdod_profile_builds_total)" 'BEGIN { print b - a }')
+echo "concurrent $conc $ok $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }') $(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }') $builds" | tee -a "$tmp/pulls.txt"
 
 python3 - "$tmp/pulls.txt" "$stacks" "$counts" "$used" "$elf" "$bid" "$window" "$conc" <<'EOF'
 import statistics, sys
@@ -170,7 +174,7 @@ rows, concurrent = {}, None
 for line in open(path):
     w = line.split()
     if w[0] == "concurrent":
-        concurrent = (int(w[1]), int(w[2]), float(w[3]), float(w[4]))
+        concurrent = (int(w[1]), int(w[2]), float(w[3]), float(w[4]), w[5])
         continue
     rows.setdefault(w[0], []).append((w[1], float(w[2]), int(w[3]), int(w[4]), float(w[5])))
 def met(ok):
@@ -178,27 +182,33 @@ def met(ok):
 print()
 print(f"== profile pulls: store of {int(float(stacks)):,} stacks, {int(float(counts)):,} counts "
       f"entries, {float(used) / 2**20:,.0f} MiB used; {elf} ({bid}); window={window}")
-print(f"  {'format':<7} {'HTTP':>5} {'median s':>9} {'max s':>8} {'bytes':>12} "
-      f"{'extra RSS MiB':>14} {'CPU s':>7}  target")
+print(f"  {'format':<7} {'HTTP':>5} {'build s':>8} {'CPU s':>7} {'repeat s':>9} "
+      f"{'max s':>8} {'bytes':>12} {'extra RSS MiB':>14}  target")
 one_cpu = None
 for f, rs in rows.items():
     codes = ",".join(sorted({r[0] for r in rs}))
     times = [r[1] for r in rs]
     rss = max(r[3] for r in rs) / 1024
-    cpu = statistics.median(r[4] for r in rs)
+    cpu = rs[0][4]
     if f == "llvm":
         one_cpu = cpu
+    rep = f"{statistics.median(times[1:]):>9.2f}" if len(times) > 1 else f"{'-':>9}"
     lim_t, lim_m = (1, 100) if f in ("llvm", "gcc", "bolt") else (5, 200)
     ok = codes == "200" and max(times) <= lim_t and rss <= lim_m
-    print(f"  {f:<7} {codes:>5} {statistics.median(times):>9.2f} {max(times):>8.2f} "
-          f"{rs[-1][2]:>12,} {rss:>14.0f} {cpu:>7.2f}  <= {lim_t} s, <= {lim_m} MiB: {met(ok)}")
+    print(f"  {f:<7} {codes:>5} {times[0]:>8.2f} {cpu:>7.2f} {rep} {max(times):>8.2f} "
+          f"{rs[-1][2]:>12,} {rss:>14.0f}  <= {lim_t} s, <= {lim_m} MiB: {met(ok)}")
 if concurrent and one_cpu:
-    n, ok, wall, cpu = concurrent
+    n, ok, wall, cpu, builds = concurrent
     ratio = cpu / one_cpu if one_cpu > 0 else float("inf")
-    print(f"  {n} concurrent llvm pulls: {ok} answered 200 in {wall:.1f} s; fdod CPU "
-          f"{cpu:.2f} s = {ratio:.1f}x one pull's  (target <= 1.5x: {met(ratio <= 1.5 and ok == n)})")
+    print(f"  {n} concurrent llvm pulls: {ok} answered 200 in {wall:.1f} s, {builds} build(s); "
+          f"fdod CPU {cpu:.2f} s = {ratio:.2f}x one build's  "
+          f"(target <= 1.5x: {met(ratio <= 1.5 and ok == n)})")
 print("""
-  max s is the slowest of the pulls (with 5 pulls, the p99 is the max);
-  extra RSS is fdod's VmHWM during the pull over its VmRSS before it
-  (reset through /proc/PID/clear_refs), mapped store pages included.""")
+  build s and CPU s: the first pull of each format (fdod builds it);
+  repeat s: the median of the later ones, which share that build while
+  the store is unchanged (fdod --profile-cache; any merge or symbolized
+  address makes the next pull build again). max s is the slowest pull
+  (with 5 pulls, the p99 is the max). Extra RSS is fdod's VmHWM during a
+  pull over its VmRSS before it (reset through /proc/PID/clear_refs),
+  mapped store pages included.""")
 EOF

@@ -346,3 +346,46 @@ TEST(reduce_counts_each_pair_once_per_stack)
 	prof_reduced_fini(&red);
 	prof_fini(&p);
 }
+
+/* Stacks longer than the reducer's chunk of pairs (32), with pairs that
+ * repeat across the chunk boundary, against a plain count. */
+TEST(reduce_long_stacks_across_chunks)
+{
+	enum { NL = 7, LEN = 75, NS = 40 };
+	struct prof_reducer r = {0};
+	uint32_t sl[NS][LEN];
+	uint64_t seed = 42;
+	for (int k = 0; k < NS; k++) {
+		for (int i = 0; i < LEN; i++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			sl[k][i] = (uint32_t)(seed >> 33) % NL;
+		}
+		REQUIRE(prof_reducer_add(&r, sl[k], LEN - k, k + 1.0, 1) ==
+			FDO_OK);
+	}
+	struct prof_leaf *lv;
+	struct prof_pair *pv;
+	size_t nl, np;
+	prof_reducer_finish(&r, &lv, &nl, &pv, &np);
+	double want[NL][NL] = {{0}};
+	for (int k = 0; k < NS; k++) {
+		int seen[NL][NL] = {{0}};
+		for (int i = 0; i + 1 < LEN - k; i++)
+			if (!seen[sl[k][i]][sl[k][i + 1]]++)
+				want[sl[k][i]][sl[k][i + 1]] += k + 1.0;
+	}
+	size_t nwant = 0;
+	for (int a = 0; a < NL; a++)
+		for (int b = 0; b < NL; b++)
+			nwant += want[a][b] > 0;
+	CHECK_EQ_INT(np, nwant);
+	for (size_t i = 0; i < np; i++) {
+		CHECK(pv[i].count == want[pv[i].callee][pv[i].caller]);
+		if (i)
+			CHECK(pv[i - 1].callee < pv[i].callee ||
+			      (pv[i - 1].callee == pv[i].callee &&
+			       pv[i - 1].caller < pv[i].caller));
+	}
+	free(lv);
+	free(pv);
+}
