@@ -6,6 +6,11 @@
  * thousands to millions), selects and weights them, then resolves each
  * distinct stack once and each distinct address once. Profiles are built
  * far less often than samples arrive; one read transaction per build.
+ * Two passes over the counts: the first sums each selector's weight (the
+ * scale needs the totals) and notes the runs of the window (one per label
+ * set and bucket, each in stack order); the second reads the runs side by
+ * side, merged by stack, so each distinct stack comes once with its count
+ * and goes on at once: memory does not follow the number of entries.
  *
  * Selection and weighting:
  *   labels   a selector is a list of k=v pairs that must all be present in
@@ -21,10 +26,10 @@
  *            age = now - the bucket's middle.
  *   build_id only stacks whose sampled (leaf) instruction is in that
  *            build-id: what BOLT needs for one exact binary.
- *   max_stacks, min_share (folded, pprof) only the heaviest stacks, and
- *            those with at least that share of the selected count, are
- *            read and symbolized (trim): what those formats write is
- *            bounded whatever the store holds.
+ *   max_stacks, min_share (folded, pprof) only the heaviest stacks (a
+ *            heap of max_stacks), and those with at least that share of
+ *            the selected count, are read and symbolized (trimmer): what
+ *            those formats cost is bounded whatever the store holds.
  * Counts: each stack's count is its share of the selected fleet weight
  * expressed in samples (weight / total weight x total samples), so fleet
  * weights steer the profile while counts keep the scale of samples.
@@ -86,13 +91,6 @@ static int pick_selector(store_txn *t, uint32_t labelset,
 }
 
 /* ------------------------------------------------------------- builder -- */
-
-struct acc {
-	uint64_t stack;
-	int sel;
-	double weight; /* decayed fleet weight (fixed-point units) */
-	uint64_t samples;
-};
 
 struct builder {
 	store_txn *t;
@@ -221,14 +219,6 @@ static int loc_index(struct builder *b, const struct store_frame *f,
 	return FDO_OK;
 }
 
-static int acc_cmp(const void *a, const void *b)
-{
-	const struct acc *x = a, *y = b;
-	if (x->stack != y->stack)
-		return x->stack < y->stack ? -1 : 1;
-	return x->sel - y->sel;
-}
-
 static double decay(const struct agg_profile_query *q, uint32_t bucket,
 		    uint32_t width)
 {
@@ -241,7 +231,24 @@ static double decay(const struct agg_profile_query *q, uint32_t bucket,
 	return pow(0.5, age / (double)q->half_life);
 }
 
-/* Pass 1's state: the counts entries selected, each selector's weight. */
+/*
+ * A run: the counts entries of one (label set, bucket) of the binary, which
+ * the table holds in stack order. Pass 1 finds the runs of the window and
+ * each selector's weight; pass 2 reads the runs side by side, merged by
+ * stack (a heap of runs), so every distinct stack comes once, in stack
+ * order, with its count, and nothing proportional to the entries is kept.
+ */
+struct run {
+	uint32_t labelset, bucket;
+	int sel;
+	double decay;
+	store_cursor *c;
+	uint64_t stack;  /* the current entry */
+	double weight;   /* decayed fleet weight (fixed-point units) */
+	uint64_t samples;
+};
+
+/* Pass 1's state: the runs selected, each selector's weight. */
 struct pass1 {
 	store_txn *t;
 	const struct agg_profile_query *q;
@@ -250,35 +257,10 @@ struct pass1 {
 	uint64_t since;
 	int *selcache; /* labelset id -> selector+2 (0 unknown) */
 	size_t cap_selcache;
-	struct acc *accs;
-	size_t naccs, cap_accs;
-	size_t compact_at; /* fold accs when they reach this many */
+	struct run *runs;
+	size_t nruns, cap_runs;
 	double *sel_weight; /* per selector */
 };
-
-/*
- * compact_accs sorts the selected entries by (stack, selector) and folds
- * those of one stack and selector into one. A window of many buckets
- * holds one counts entry per stack per bucket (a week of hourly buckets:
- * up to 168 per stack); folded as they come, the entries in memory follow
- * the distinct stacks, not the buckets.
- */
-static void compact_accs(struct pass1 *s)
-{
-	qsort(s->accs, s->naccs, sizeof *s->accs, acc_cmp);
-	size_t m = 0;
-	for (size_t i = 0; i < s->naccs; i++) {
-		if (m && s->accs[m - 1].stack == s->accs[i].stack &&
-		    s->accs[m - 1].sel == s->accs[i].sel) {
-			s->accs[m - 1].weight += s->accs[i].weight;
-			s->accs[m - 1].samples += s->accs[i].samples;
-		} else {
-			s->accs[m++] = s->accs[i];
-		}
-	}
-	s->naccs = m;
-	s->compact_at = 2 * m > (1u << 20) ? 2 * m : (1u << 20);
-}
 
 static int select_one(void *arg, const struct store_counts_key *ck,
 		      const struct store_weight *w)
@@ -296,13 +278,18 @@ static int select_one(void *arg, const struct store_counts_key *ck,
 	int sel = s->selcache[ck->labelset] - 2;
 	if (sel < 0)
 		return FDO_OK;
-	if ((rc = fdo_grow(s->accs, s->cap_accs, s->naccs + 1)))
-		return rc;
-	double wd = (double)w->weight * decay(s->q, ck->bucket, s->width);
-	s->accs[s->naccs++] = (struct acc){ck->stack, sel, wd, w->samples};
-	s->sel_weight[sel] += wd;
-	if (s->naccs >= s->compact_at)
-		compact_accs(s);
+	struct run *r = s->nruns ? &s->runs[s->nruns - 1] : NULL;
+	if (!r || r->labelset != ck->labelset || r->bucket != ck->bucket) {
+		if ((rc = fdo_grow(s->runs, s->cap_runs, s->nruns + 1)))
+			return rc;
+		r = &s->runs[s->nruns++];
+		memset(r, 0, sizeof *r);
+		r->labelset = ck->labelset;
+		r->bucket = ck->bucket;
+		r->sel = sel;
+		r->decay = decay(s->q, ck->bucket, s->width);
+	}
+	s->sel_weight[sel] += (double)w->weight * r->decay;
 	struct prof *p = s->p;
 	p->samples += w->samples;
 	if (!p->first_time || ck->bucket < p->first_time)
@@ -312,40 +299,287 @@ static int select_one(void *arg, const struct store_counts_key *ck,
 	return FDO_OK;
 }
 
-/* Heaviest first; ties by stack id, so the same store trims alike. */
-static int heavier(const void *a, const void *b)
+/*
+ * run_at makes the entry (k, v) the cursor is on (crc: how the cursor got
+ * there) r's current one, or, when its value does not decode, the next
+ * that does (skipped, as store_counts_each does). *more is 0 past the
+ * run's end. Returns FDO_OK or the store's error.
+ */
+static int run_at(struct run *r, uint32_t binary, int crc, const void *k,
+		  size_t kl, const void *v, size_t vl, int *more)
 {
-	const struct acc *x = *(const struct acc *const *)a;
-	const struct acc *y = *(const struct acc *const *)b;
-	if (x->weight != y->weight)
-		return x->weight > y->weight ? -1 : 1;
+	*more = 0;
+	for (;; crc = store_cursor_next(r->c, &k, &kl, &v, &vl)) {
+		if (crc == FDO_ENOT_FOUND)
+			return FDO_OK;
+		if (crc != FDO_OK)
+			return crc;
+		struct store_counts_key ck;
+		struct store_weight w;
+		if (store_counts_key_decode(k, kl, &ck) || ck.binary != binary ||
+		    ck.labelset != r->labelset || ck.bucket != r->bucket)
+			return FDO_OK;
+		if (store_weight_decode(v, vl, &w))
+			continue;
+		r->stack = ck.stack;
+		r->weight = (double)w.weight * r->decay;
+		r->samples = w.samples;
+		*more = 1;
+		return FDO_OK;
+	}
+}
+
+static int run_next(struct run *r, uint32_t binary, int *more)
+{
+	const void *k, *v;
+	size_t kl, vl;
+	int crc = store_cursor_next(r->c, &k, &kl, &v, &vl);
+	return run_at(r, binary, crc, k, kl, v, vl, more);
+}
+
+/* Heap of runs: the smallest current stack on top, then the smaller
+ * selector, then the earlier run, so one stack's entries are summed in
+ * the order of its (selector, label set, bucket). */
+static int run_less(const struct run *runs, uint32_t a, uint32_t b)
+{
+	const struct run *x = &runs[a], *y = &runs[b];
+	if (x->stack != y->stack)
+		return x->stack < y->stack;
+	if (x->sel != y->sel)
+		return x->sel < y->sel;
+	return a < b;
+}
+
+static void heap_down(const struct run *runs, uint32_t *h, size_t n,
+		      size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, m = i;
+		if (l < n && run_less(runs, h[l], h[m]))
+			m = l;
+		if (l + 1 < n && run_less(runs, h[l + 1], h[m]))
+			m = l + 1;
+		if (m == i)
+			return;
+		uint32_t t = h[i];
+		h[i] = h[m];
+		h[m] = t;
+		i = m;
+	}
+}
+
+/* One distinct stack with its count. */
+struct kept {
+	uint64_t stack;
+	double count;
+	uint64_t samples;
+};
+
+/* Heaviest first; ties by stack id, so the same store trims alike. */
+static int heavier(const struct kept *x, const struct kept *y)
+{
+	if (x->count != y->count)
+		return x->count > y->count;
+	return x->stack < y->stack;
+}
+
+/* The lightest of the kept on top: a new stack heavier than it replaces
+ * it, so the heap holds the heaviest max_stacks seen so far. */
+static void kept_down(struct kept *h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, m = i;
+		if (l < n && heavier(&h[m], &h[l]))
+			m = l;
+		if (l + 1 < n && heavier(&h[m], &h[l + 1]))
+			m = l + 1;
+		if (m == i)
+			return;
+		struct kept t = h[i];
+		h[i] = h[m];
+		h[m] = t;
+		i = m;
+	}
+}
+
+static void kept_up(struct kept *h, size_t i)
+{
+	while (i && heavier(&h[(i - 1) / 2], &h[i])) {
+		struct kept t = h[i];
+		h[i] = h[(i - 1) / 2];
+		h[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
+static int kept_stack_cmp(const void *a, const void *b)
+{
+	const struct kept *x = a, *y = b;
 	return x->stack < y->stack ? -1 : x->stack > y->stack;
 }
 
 /*
- * trim: of the nst distinct stacks (count in weight), unmark (sel 0)
- * those under min_share of the total and all but the heaviest max_stacks.
- * What folded and pprof write is then bounded whatever the store holds.
+ * trimmer: what folded and pprof keep of the stacks: the heaviest
+ * max_stacks (a heap of that many) or every stack, then those with at
+ * least min_share of the total. What those formats read and symbolize is
+ * then bounded whatever the store holds.
  */
-static int trim(const struct agg_profile_query *q, struct acc *st, size_t nst,
-		double total)
+struct trimmer {
+	struct kept *k;
+	size_t n, cap;
+	uint64_t max; /* 0: every stack */
+};
+
+static int trimmer_add(struct trimmer *t, const struct kept *s)
 {
-	if (q->min_share > 0)
-		for (size_t i = 0; i < nst; i++)
-			if (st[i].weight < q->min_share * total)
-				st[i].sel = 0;
-	if (!q->max_stacks || nst <= q->max_stacks)
+	if (t->max && t->n == t->max) {
+		if (heavier(s, &t->k[0])) {
+			t->k[0] = *s;
+			kept_down(t->k, t->n, 0);
+		}
 		return FDO_OK;
-	struct acc **by = malloc(nst * sizeof *by);
-	if (!by)
-		return FDO_ENOMEM;
-	for (size_t i = 0; i < nst; i++)
-		by[i] = &st[i];
-	qsort(by, nst, sizeof *by, heavier);
-	for (size_t i = q->max_stacks; i < nst; i++)
-		by[i]->sel = 0;
-	free(by);
+	}
+	int rc = fdo_grow(t->k, t->cap, t->n + 1);
+	if (rc)
+		return rc;
+	t->k[t->n++] = *s;
+	if (t->max)
+		kept_up(t->k, t->n - 1);
 	return FDO_OK;
+}
+
+/* The kept stacks under min_share of total dropped, the rest in stack
+ * order. */
+static void trimmer_finish(struct trimmer *t, double min_share, double total)
+{
+	size_t m = 0;
+	for (size_t i = 0; i < t->n; i++)
+		if (!(min_share > 0) || !(t->k[i].count < min_share * total))
+			t->k[m++] = t->k[i];
+	t->n = m;
+	if (m)
+		qsort(t->k, m, sizeof *t->k, kept_stack_cmp);
+}
+
+/*
+ * add_stack decodes stack s (its count and raw samples) into p: folded
+ * into leaves and pairs when q->reduced, else as a whole stack. Stacks
+ * that are gone or of another build-id than q->build_id add nothing.
+ */
+static int add_stack(struct builder *b, const struct agg_profile_query *q,
+		     struct prof_reducer *red, const struct kept *s)
+{
+	struct prof *p = b->p;
+	uint8_t key[STORE_STACK_KEY_SIZE];
+	store_stack_key_encode(key, s->stack);
+	struct store_frame f[STORE_STACK_MAX_FRAMES];
+	size_t n, vl;
+	const void *v;
+	if (store_get(b->t, STORE_STACKS, key, sizeof key, &v, &vl) ||
+	    store_stack_decode(v, vl, f, STORE_STACK_MAX_FRAMES, &n) || n == 0)
+		return FDO_OK;
+	if (q->build_id_len) {
+		struct store_buildid rec;
+		if (store_buildid_get(b->t, f[0].build_id, &rec) ||
+		    rec.build_id_len != q->build_id_len ||
+		    memcmp(rec.build_id, q->build_id, q->build_id_len))
+			return FDO_OK;
+	}
+	int rc;
+	if (q->reduced) {
+		uint32_t lis[STORE_STACK_MAX_FRAMES];
+		for (size_t i = 0; i < n; i++)
+			if ((rc = loc_index(b, &f[i], &lis[i])))
+				return rc;
+		if (s->count > 0 && isfinite(s->count) &&
+		    (rc = prof_reducer_add(red, lis, (uint32_t)n, s->count,
+					   s->samples)))
+			return rc;
+		p->count += s->count;
+		return FDO_OK;
+	}
+	if ((rc = fdo_grow(p->stacks, b->cap_stacks, p->nstacks + 1)) ||
+	    (rc = fdo_grow(p->stack_locs, b->cap_stack_locs,
+			   p->nstack_locs + n)))
+		return rc;
+	struct prof_stack *ps = &p->stacks[p->nstacks++];
+	ps->first_loc = (uint32_t)p->nstack_locs;
+	ps->nlocs = (uint32_t)n;
+	ps->count = s->count;
+	ps->samples = s->samples;
+	p->count += s->count;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t li;
+		if ((rc = loc_index(b, &f[i], &li)))
+			return rc;
+		p->stack_locs[p->nstack_locs++] = li;
+	}
+	return FDO_OK;
+}
+
+/*
+ * Pass 2: the runs merged by stack. Each distinct stack's count is the sum
+ * of its entries' weights times their selector's factor; it goes straight
+ * to add_stack, or, when folded or pprof trim, to the trimmer first.
+ */
+static int merge_runs(struct builder *b, const struct agg_profile_query *q,
+		      uint32_t binary, struct run *runs, size_t nruns,
+		      const double *factor, struct prof_reducer *red)
+{
+	int trim = q->max_stacks || q->min_share > 0;
+	struct trimmer tr = {.max = q->max_stacks};
+	uint32_t *h = malloc((nruns ? nruns : 1) * sizeof *h);
+	if (!h)
+		return FDO_ENOMEM;
+	int rc = FDO_OK;
+	size_t nh = 0;
+	for (size_t i = 0; i < nruns && !rc; i++) {
+		if ((rc = store_cursor_open(b->t, STORE_COUNTS, &runs[i].c)))
+			break;
+		uint8_t start[STORE_COUNTS_KEY_SIZE];
+		struct store_counts_key ck = {binary, runs[i].labelset,
+					      runs[i].bucket, 0};
+		store_counts_key_encode(start, &ck);
+		const void *k = NULL, *v = NULL;
+		size_t kl = 0, vl = 0;
+		int more, crc = store_cursor_seek(runs[i].c, start, sizeof start,
+						  &k, &kl, &v, &vl);
+		rc = run_at(&runs[i], binary, crc, k, kl, v, vl, &more);
+		if (!rc && more)
+			h[nh++] = (uint32_t)i;
+	}
+	for (size_t i = nh; i-- > 0;)
+		heap_down(runs, h, nh, i);
+	double total = 0;
+	while (!rc && nh) {
+		struct kept s = {runs[h[0]].stack, 0, 0};
+		while (nh && runs[h[0]].stack == s.stack) {
+			struct run *r = &runs[h[0]];
+			s.count += r->weight * factor[r->sel];
+			s.samples += r->samples;
+			int more;
+			if ((rc = run_next(r, binary, &more)))
+				break;
+			if (!more)
+				h[0] = h[--nh];
+			heap_down(runs, h, nh, 0);
+		}
+		if (rc)
+			break;
+		total += s.count;
+		rc = trim ? trimmer_add(&tr, &s) : add_stack(b, q, red, &s);
+	}
+	if (!rc && trim) {
+		trimmer_finish(&tr, q->min_share, total);
+		for (size_t i = 0; i < tr.n && !rc; i++)
+			rc = add_stack(b, q, red, &tr.k[i]);
+	}
+	for (size_t i = 0; i < nruns; i++)
+		if (runs[i].c)
+			store_cursor_close(runs[i].c);
+	free(tr.k);
+	free(h);
+	return rc;
 }
 
 int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
@@ -354,7 +588,7 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 {
 	prof_init(p);
 	struct builder b = {.st = st, .cache = cache, .datadir = datadir, .p = p};
-	struct pass1 s1 = {.q = q, .p = p, .compact_at = 1u << 20};
+	struct pass1 s1 = {.q = q, .p = p};
 	struct prof_reducer red = {0};
 	double *sel_weight = calloc(q->nselectors ? q->nselectors : 1,
 				    sizeof *sel_weight);
@@ -382,8 +616,6 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 	free(s1.selcache);
 	if (rc)
 		goto out;
-	struct acc *accs = s1.accs;
-	size_t naccs = s1.naccs;
 
 	/* Scale: each selector's weight to its share, in units of samples. */
 	double total_w = 0, total_mix = 0;
@@ -406,84 +638,11 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 				    : 0;
 	}
 
-	/* Each distinct stack once: its count, summed in place (accs[k] for
-	 * k < nst holds stack k's count in weight and sel 1 when kept). */
-	qsort(accs, naccs, sizeof *accs, acc_cmp);
-	size_t nst = 0;
-	double total = 0;
-	for (size_t i = 0; i < naccs;) {
-		uint64_t id = accs[i].stack;
-		double count = 0;
-		uint64_t samples = 0;
-		for (; i < naccs && accs[i].stack == id; i++) {
-			count += accs[i].weight * factor[accs[i].sel];
-			samples += accs[i].samples;
-		}
-		accs[nst++] = (struct acc){id, 1, count, samples};
-		total += count;
-	}
-	if ((rc = trim(q, accs, nst, total))) {
+	/* Pass 2: each distinct stack once, in stack order. */
+	rc = merge_runs(&b, q, binary, s1.runs, s1.nruns, factor, &red);
+	if (rc) {
 		free(factor);
 		goto out;
-	}
-
-	/* Pass 2: decode the stacks kept. */
-	for (size_t i = 0; i < nst; i++) {
-		if (!accs[i].sel)
-			continue;
-		uint64_t id = accs[i].stack;
-		double count = accs[i].weight;
-		uint64_t samples = accs[i].samples;
-		uint8_t key[STORE_STACK_KEY_SIZE];
-		store_stack_key_encode(key, id);
-		struct store_frame f[STORE_STACK_MAX_FRAMES];
-		size_t n, vl;
-		const void *v;
-		if (store_get(b.t, STORE_STACKS, key, sizeof key, &v, &vl) ||
-		    store_stack_decode(v, vl, f, STORE_STACK_MAX_FRAMES, &n) ||
-		    n == 0)
-			continue;
-		if (q->build_id_len) {
-			struct store_buildid rec;
-			if (store_buildid_get(b.t, f[0].build_id, &rec) ||
-			    rec.build_id_len != q->build_id_len ||
-			    memcmp(rec.build_id, q->build_id, q->build_id_len))
-				continue;
-		}
-		if (q->reduced) {
-			uint32_t lis[STORE_STACK_MAX_FRAMES];
-			for (size_t k2 = 0; k2 < n && !rc; k2++)
-				rc = loc_index(&b, &f[k2], &lis[k2]);
-			if (rc || (count > 0 && isfinite(count) &&
-				   (rc = prof_reducer_add(&red, lis,
-							  (uint32_t)n, count,
-							  samples)))) {
-				free(factor);
-				goto out;
-			}
-			p->count += count;
-			continue;
-		}
-		if ((rc = fdo_grow(p->stacks, b.cap_stacks, p->nstacks + 1)) ||
-		    (rc = fdo_grow(p->stack_locs, b.cap_stack_locs,
-				   p->nstack_locs + n))) {
-			free(factor);
-			goto out;
-		}
-		struct prof_stack *ps = &p->stacks[p->nstacks++];
-		ps->first_loc = (uint32_t)p->nstack_locs;
-		ps->nlocs = (uint32_t)n;
-		ps->count = count;
-		ps->samples = samples;
-		p->count += count;
-		for (size_t k2 = 0; k2 < n; k2++) {
-			uint32_t li;
-			if ((rc = loc_index(&b, &f[k2], &li))) {
-				free(factor);
-				goto out;
-			}
-			p->stack_locs[p->nstack_locs++] = li;
-		}
 	}
 	free(factor);
 	if (q->reduced) {
@@ -506,7 +665,7 @@ out:
 	fdo_map64_fini(&b.locs_by_addr);
 	fdo_map64_fini(&b.bids_by_id);
 	prof_reducer_fini(&red);
-	free(s1.accs);
+	free(s1.runs);
 	free(sel_weight);
 	store_txn_abort(b.t);
 	if (rc && !err[0])

@@ -226,6 +226,28 @@ TEST(profiles_select_weight_and_symbolize)
 	CHECK(fabs(count_of(&p, "hot") - 90) < 1e-6);
 	CHECK(fabs(count_of(&p, "cold") - 10) < 1e-6);
 	prof_fini(&p);
+	/* Trimming (folded, pprof): the heaviest stack; a share over what
+	 * any stack has leaves none; the total samples stay. */
+	q.max_stacks = 1;
+	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
+	CHECK_EQ_INT(p.nstacks, 1);
+	CHECK(fabs(count_of(&p, "hot") - 90) < 1e-6);
+	CHECK_EQ_INT(p.samples, 100);
+	prof_fini(&p);
+	q.max_stacks = 0;
+	q.min_share = 0.5;
+	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
+	CHECK_EQ_INT(p.nstacks, 1);
+	CHECK(fabs(count_of(&p, "hot") - 90) < 1e-6);
+	prof_fini(&p);
+	q.min_share = 0.95;
+	q.max_stacks = 5;
+	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
+	CHECK_EQ_INT(p.nstacks, 0);
+	CHECK_EQ_INT(p.samples, 100);
+	prof_fini(&p);
+	q.min_share = 0;
+	q.max_stacks = 0;
 	agg_query_fini(&q);
 
 	/* mix=3:1 gives serving 75% of the profile whatever its volume. */
