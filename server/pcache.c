@@ -17,6 +17,12 @@
  *   max_bytes is handed to its waiters and not kept). Entries of a key at
  *   an older generation leave when a newer one is added: they can never
  *   be asked for again.
+ *   Joining: a pull that finds its key being built joins that build even
+ *   when the store has changed since it began (under live ingest every
+ *   merge is a change, so a burst of pulls would otherwise each build):
+ *   it gets what was merged when the build began, at most one build's
+ *   time (and never over max_age) older than its own arrival. A pull that
+ *   finds only a READY answer of an older generation builds again.
  *   Workload: a handful of distinct profiles pulled by many build jobs;
  *   every store change (generation) makes the next pull build again.
  */
@@ -33,7 +39,8 @@ struct pcache_entry {
 	struct pcache_entry *prev, *next;
 	char *key;
 	uint64_t gen;
-	uint64_t built_ns; /* monotonic, when READY */
+	uint64_t started_ns; /* monotonic, when its build began */
+	uint64_t built_ns;   /* monotonic, when READY */
 	int state;
 	int in_list;
 	unsigned refs;
@@ -150,9 +157,13 @@ int pcache_get(struct pcache *c, const char *key, uint64_t gen,
 		while (e) {
 			struct pcache_entry *next = e->next;
 			if (!strcmp(e->key, key)) {
-				if (e->gen == gen &&
-				    (e->state == BUILDING ||
-				     now - e->built_ns <= c->max_age_ns)) {
+				if (e->state == BUILDING
+					? e->gen == gen ||
+						  now - e->started_ns <=
+							  c->max_age_ns
+					: e->gen == gen &&
+						  now - e->built_ns <=
+							  c->max_age_ns) {
 					found = e;
 					break;
 				}
@@ -191,6 +202,7 @@ int pcache_get(struct pcache *c, const char *key, uint64_t gen,
 	}
 	if (e) {
 		e->gen = gen;
+		e->started_ns = fdo_now_ns();
 		e->state = BUILDING;
 		e->refs = 1;
 		push_front(c, e);

@@ -5,11 +5,15 @@
  *
  * A key is the request's text (format and query); a generation is the
  * store's (store_stats: the last committed write). A pull that finds an
- * entry of its key and generation, built or being built, takes that
- * entry's answer; otherwise it builds and publishes its own. Since a pull
- * first merges everything acknowledged before it (agg_ingest_flush) and
- * only then reads the generation, an entry of the same generation holds
- * every sample the pull must see.
+ * answer of its key and generation takes it; one that finds its key being
+ * built, of any generation, waits for that build and takes its answer;
+ * otherwise it builds and publishes its own. Since a pull first merges
+ * everything acknowledged before it (agg_ingest_flush) and only then
+ * reads the generation, an answer of the same generation holds every
+ * sample the pull must see; a build it joins holds what was merged when
+ * that build began (at most one build's time before the pull arrived):
+ * under live ingest every merge changes the generation, and a fleet's
+ * build jobs pulling one profile at once must still cost one build.
  *
  * Threads: any; one mutex guards the table, a condition variable wakes the
  * pulls waiting for a build. Entries are immutable once built and
@@ -51,7 +55,9 @@ void pcache_destroy(struct pcache *c);
 /*
  * pcache_get looks key up at generation gen. Returns:
  *   1 with *e an entry whose answer is ready (pcache_answer_of, then
- *     pcache_release), after waiting for its build if one was running;
+ *     pcache_release): of generation gen, or of the build of key that
+ *     was running when the call came (any generation, begun at most
+ *     max_age ago), after waiting for it;
  *   0 with *e an entry this caller must build: then exactly one of
  *     pcache_publish (it built an answer) or pcache_fail (it did not:
  *     waiting pulls then build themselves), which also release it;

@@ -109,6 +109,70 @@ TEST(sixteen_identical_pulls_build_once)
 	pcache_destroy(c);
 }
 
+/* Under live ingest the store changes while a profile is built: pulls
+ * that arrive meanwhile (a newer generation each) join that build; once it
+ * is built, a pull of a newer generation builds again. */
+struct joiner {
+	struct pcache *c;
+	uint64_t gen;
+	int hit;
+	char got[64];
+};
+
+static void *join_pull(void *arg)
+{
+	struct joiner *j = arg;
+	struct pcache_entry *e;
+	j->hit = pcache_get(j->c, "bin?format=llvm", j->gen, &e);
+	if (j->hit) {
+		const struct pcache_answer *a = pcache_answer_of(e);
+		snprintf(j->got, sizeof j->got, "%.*s", (int)a->len,
+			 (const char *)a->body);
+		pcache_release(j->c, e);
+	} else {
+		pcache_fail(j->c, e);
+	}
+	return NULL;
+}
+
+TEST(pulls_during_a_build_join_it_whatever_the_store_did_meanwhile)
+{
+	struct pcache *c;
+	REQUIRE(pcache_create(16, 1 << 20, 60, &c) == FDO_OK);
+	struct pcache_entry *e;
+	REQUIRE(pcache_get(c, "bin?format=llvm", 10, &e) == 0 && e);
+	pthread_t t[4];
+	struct joiner j[4];
+	for (int i = 0; i < 4; i++) {
+		j[i] = (struct joiner){c, 11 + (uint64_t)i, -1, ""};
+		pthread_create(&t[i], NULL, join_pull, &j[i]);
+	}
+	struct pcache_stats st;
+	for (int i = 0; i < 500; i++) { /* until all four wait */
+		pcache_stats(c, &st);
+		if (st.waits == 4)
+			break;
+		usleep(2000);
+	}
+	CHECK_EQ_INT(st.waits, 4);
+	struct pcache_answer a;
+	answer_of(&a, "gen10");
+	pcache_publish(c, e, &a);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_EQ_INT(j[i].hit, 1);
+		CHECK(!strcmp(j[i].got, "gen10"));
+	}
+	pcache_stats(c, &st);
+	CHECK_EQ_INT(st.builds, 1);
+	/* Built: the same generation shares it, a newer one builds. */
+	CHECK_EQ_INT(pcache_get(c, "bin?format=llvm", 10, &e), 1);
+	pcache_release(c, e);
+	CHECK_EQ_INT(pcache_get(c, "bin?format=llvm", 12, &e), 0);
+	pcache_fail(c, e);
+	pcache_destroy(c);
+}
+
 TEST(a_failed_build_passes_to_a_waiting_pull)
 {
 	struct pcache *c;
