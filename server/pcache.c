@@ -21,8 +21,10 @@
  *   when the store has changed since it began (under live ingest every
  *   merge is a change, so a burst of pulls would otherwise each build):
  *   it gets what was merged when the build began, at most one build's
- *   time (and never over max_age) older than its own arrival. A pull that
- *   finds only a READY answer of an older generation builds again.
+ *   time (and never over max_age) older than its own arrival. So does a
+ *   READY answer whose build began after the pull arrived (the pull spent
+ *   its time in the flush, under ingest). A pull that finds only a READY
+ *   answer of an older generation, begun before it arrived, builds again.
  *   Workload: a handful of distinct profiles pulled by many build jobs;
  *   every store change (generation) makes the next pull build again.
  */
@@ -145,7 +147,7 @@ void pcache_destroy(struct pcache *c)
 }
 
 int pcache_get(struct pcache *c, const char *key, uint64_t gen,
-	       struct pcache_entry **out)
+	       uint64_t since_ns, struct pcache_entry **out)
 {
 	*out = NULL;
 	if (!c->max_entries)
@@ -161,7 +163,8 @@ int pcache_get(struct pcache *c, const char *key, uint64_t gen,
 					? e->gen == gen ||
 						  now - e->started_ns <=
 							  c->max_age_ns
-					: e->gen == gen &&
+					: (e->gen == gen ||
+					   e->started_ns >= since_ns) &&
 						  now - e->built_ns <=
 							  c->max_age_ns) {
 					found = e;

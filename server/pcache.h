@@ -55,9 +55,10 @@ void pcache_destroy(struct pcache *c);
 /*
  * pcache_get looks key up at generation gen. Returns:
  *   1 with *e an entry whose answer is ready (pcache_answer_of, then
- *     pcache_release): of generation gen, or of the build of key that
- *     was running when the call came (any generation, begun at most
- *     max_age ago), after waiting for it;
+ *     pcache_release): of generation gen, or built by a build that began
+ *     at or after since_ns (the pull's arrival, fdo_now_ns, before its
+ *     flush), or of the build of key that was running when the call came
+ *     (any generation, begun at most max_age ago), after waiting for it;
  *   0 with *e an entry this caller must build: then exactly one of
  *     pcache_publish (it built an answer) or pcache_fail (it did not:
  *     waiting pulls then build themselves), which also release it;
@@ -65,7 +66,7 @@ void pcache_destroy(struct pcache *c);
  *     without it.
  */
 int pcache_get(struct pcache *c, const char *key, uint64_t gen,
-	       struct pcache_entry **e);
+	       uint64_t since_ns, struct pcache_entry **e);
 const struct pcache_answer *pcache_answer_of(const struct pcache_entry *e);
 void pcache_release(struct pcache *c, struct pcache_entry *e);
 /* pcache_publish takes over a->body (malloc'd) and the rest of *a. */

@@ -406,6 +406,7 @@ void srv_h_profile(void *a, struct srv_req *req, struct srv_resp *resp)
 		agg_query_fini(&pr.q);
 		return;
 	}
+	uint64_t arrived = fdo_now_ns();
 	agg_ingest_flush(app->ingest, 10000);
 	struct store_stats ss;
 	store_stats(app->st, &ss);
@@ -414,7 +415,7 @@ void srv_h_profile(void *a, struct srv_req *req, struct srv_resp *resp)
 	fdo_buf_printf(&key, "%s?%s", req->param[0], req->query);
 	struct pcache_entry *e = NULL;
 	int hit = !key.oom && pcache_get(app->pcache, fdo_buf_cstr(&key),
-					 ss.generation, &e);
+					 ss.generation, arrived, &e);
 	fdo_buf_fini(&key);
 	if (hit) {
 		answer(req, resp, pcache_answer_of(e));

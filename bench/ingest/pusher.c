@@ -86,6 +86,7 @@ struct cfg {
 	uint64_t window;
 	char *elf;
 	uint64_t callgraph;
+	char *agent_prefix;
 };
 
 #define F(field) offsetof(struct cfg, field)
@@ -106,6 +107,9 @@ static const struct fdo_opt opts[] = {
 	 "distinct instruction addresses per build-id"},
 	{"binary", FDO_OPT_STRING, F(binary), "bench-svc",
 	 "NAME", "binary name of every batch"},
+	{"agent-prefix", FDO_OPT_STRING, F(agent_prefix), "bench", "P",
+	 "agents are P-0, P-1, ... on hosts P-host-0, ... (another prefix "
+	 "pushes to a store that has the default's as new agents)"},
 	{"pid", FDO_OPT_UINT, F(pid), "0", "PID",
 	 "fdod's pid: report its CPU time over the window and its peak RSS"},
 	{"timeout-ms", FDO_OPT_UINT, F(timeout_ms), "30000",
@@ -150,7 +154,7 @@ struct pusher {
 	uint64_t seed;
 	uint8_t build_id[64];
 	size_t build_id_len;
-	char agent[32], host[32], shard[8];
+	char agent[64], host[64], shard[8];
 	uint64_t next_stack; /* stack ids below this were sent (this
 			      * release) */
 	uint64_t release;    /* releases since the start */
@@ -999,8 +1003,10 @@ int main(int argc, char **argv)
 		p->seed = splitmix(0x66646f64ull + i);
 		p->rng = splitmix(p->seed ^ 0x5eed);
 		release_build_id(p, 0);
-		snprintf(p->agent, sizeof p->agent, "bench-%u", i);
-		snprintf(p->host, sizeof p->host, "bench-host-%u", i);
+		snprintf(p->agent, sizeof p->agent, "%.32s-%u",
+			 cfg.agent_prefix, i);
+		snprintf(p->host, sizeof p->host, "%.32s-host-%u",
+			 cfg.agent_prefix, i);
 		snprintf(p->shard, sizeof p->shard, "%u", i % 4);
 		if (pusher_open(p))
 			return 1;

@@ -36,7 +36,7 @@ static void *pull(void *arg)
 {
 	struct puller *p = arg;
 	struct pcache_entry *e;
-	if (pcache_get(p->c, p->key, p->gen, &e)) {
+	if (pcache_get(p->c, p->key, p->gen, fdo_now_ns(), &e)) {
 		const struct pcache_answer *a = pcache_answer_of(e);
 		snprintf(p->got, sizeof p->got, "%.*s", (int)a->len,
 			 (const char *)a->body);
@@ -94,17 +94,17 @@ TEST(sixteen_identical_pulls_build_once)
 	CHECK_EQ_INT(st.bytes, 7);
 	/* Later, the same state: a hit without building. */
 	struct pcache_entry *e;
-	CHECK_EQ_INT(pcache_get(c, "bin?format=llvm", 7, &e), 1);
+	CHECK_EQ_INT(pcache_get(c, "bin?format=llvm", 7, fdo_now_ns(), &e), 1);
 	pcache_release(c, e);
 	/* A new store state builds again and the old answer goes. */
-	CHECK_EQ_INT(pcache_get(c, "bin?format=llvm", 8, &e), 0);
+	CHECK_EQ_INT(pcache_get(c, "bin?format=llvm", 8, fdo_now_ns(), &e), 0);
 	REQUIRE(e != NULL);
 	pcache_stats(c, &st);
 	CHECK_EQ_INT(st.entries, 1);
 	CHECK_EQ_INT(st.bytes, 0);
 	pcache_fail(c, e);
 	/* Another request text is another profile. */
-	CHECK_EQ_INT(pcache_get(c, "bin?format=gcc", 7, &e), 0);
+	CHECK_EQ_INT(pcache_get(c, "bin?format=gcc", 7, fdo_now_ns(), &e), 0);
 	pcache_fail(c, e);
 	pcache_destroy(c);
 }
@@ -123,7 +123,7 @@ static void *join_pull(void *arg)
 {
 	struct joiner *j = arg;
 	struct pcache_entry *e;
-	j->hit = pcache_get(j->c, "bin?format=llvm", j->gen, &e);
+	j->hit = pcache_get(j->c, "bin?format=llvm", j->gen, fdo_now_ns(), &e);
 	if (j->hit) {
 		const struct pcache_answer *a = pcache_answer_of(e);
 		snprintf(j->got, sizeof j->got, "%.*s", (int)a->len,
@@ -140,7 +140,9 @@ TEST(pulls_during_a_build_join_it_whatever_the_store_did_meanwhile)
 	struct pcache *c;
 	REQUIRE(pcache_create(16, 1 << 20, 60, &c) == FDO_OK);
 	struct pcache_entry *e;
-	REQUIRE(pcache_get(c, "bin?format=llvm", 10, &e) == 0 && e);
+	uint64_t arrived = fdo_now_ns();
+	usleep(1000);
+	REQUIRE(pcache_get(c, "bin?format=llvm", 10, fdo_now_ns(), &e) == 0 && e);
 	pthread_t t[4];
 	struct joiner j[4];
 	for (int i = 0; i < 4; i++) {
@@ -165,10 +167,14 @@ TEST(pulls_during_a_build_join_it_whatever_the_store_did_meanwhile)
 	}
 	pcache_stats(c, &st);
 	CHECK_EQ_INT(st.builds, 1);
-	/* Built: the same generation shares it, a newer one builds. */
-	CHECK_EQ_INT(pcache_get(c, "bin?format=llvm", 10, &e), 1);
+	/* Built: the same generation shares it; so does a newer one that
+	 * arrived before the build began (it was still flushing); a newer
+	 * one that arrived after it began builds. */
+	CHECK_EQ_INT(pcache_get(c, "bin?format=llvm", 10, fdo_now_ns(), &e), 1);
 	pcache_release(c, e);
-	CHECK_EQ_INT(pcache_get(c, "bin?format=llvm", 12, &e), 0);
+	CHECK_EQ_INT(pcache_get(c, "bin?format=llvm", 12, arrived, &e), 1);
+	pcache_release(c, e);
+	CHECK_EQ_INT(pcache_get(c, "bin?format=llvm", 12, fdo_now_ns(), &e), 0);
 	pcache_fail(c, e);
 	pcache_destroy(c);
 }
@@ -193,7 +199,7 @@ TEST(bounds_and_a_cache_of_nothing)
 	const char *keys[] = {"a", "b", "c"};
 	for (int i = 0; i < 3; i++) {
 		struct pcache_entry *e;
-		REQUIRE(pcache_get(c, keys[i], 1, &e) == 0 && e);
+		REQUIRE(pcache_get(c, keys[i], 1, fdo_now_ns(), &e) == 0 && e);
 		struct pcache_answer a;
 		answer_of(&a, "1234");
 		pcache_publish(c, e, &a);
@@ -203,7 +209,7 @@ TEST(bounds_and_a_cache_of_nothing)
 	CHECK_EQ_INT(st.entries, 2); /* "a" was the least recently used */
 	CHECK_EQ_INT(st.bytes, 8);
 	struct pcache_entry *e;
-	CHECK_EQ_INT(pcache_get(c, "a", 1, &e), 0);
+	CHECK_EQ_INT(pcache_get(c, "a", 1, fdo_now_ns(), &e), 0);
 	/* An answer larger than the whole budget reaches its waiters (here:
 	 * its builder holds it) and is not kept. */
 	struct pcache_answer big;
@@ -211,24 +217,24 @@ TEST(bounds_and_a_cache_of_nothing)
 	pcache_publish(c, e, &big);
 	pcache_stats(c, &st);
 	CHECK(st.bytes <= 10);
-	CHECK_EQ_INT(pcache_get(c, "a", 1, &e), 0);
+	CHECK_EQ_INT(pcache_get(c, "a", 1, fdo_now_ns(), &e), 0);
 	pcache_fail(c, e);
 	pcache_destroy(c);
 
 	/* max age 0: a built answer is not reused after its build. */
 	REQUIRE(pcache_create(4, 1 << 20, 0, &c) == FDO_OK);
-	REQUIRE(pcache_get(c, "k", 1, &e) == 0 && e);
+	REQUIRE(pcache_get(c, "k", 1, fdo_now_ns(), &e) == 0 && e);
 	struct pcache_answer a;
 	answer_of(&a, "x");
 	pcache_publish(c, e, &a);
 	usleep(1000);
-	CHECK_EQ_INT(pcache_get(c, "k", 1, &e), 0);
+	CHECK_EQ_INT(pcache_get(c, "k", 1, fdo_now_ns(), &e), 0);
 	pcache_fail(c, e);
 	pcache_destroy(c);
 
 	/* 0 entries: every pull builds, nobody waits. */
 	REQUIRE(pcache_create(0, 1 << 20, 60, &c) == FDO_OK);
-	CHECK_EQ_INT(pcache_get(c, "k", 1, &e), 0);
+	CHECK_EQ_INT(pcache_get(c, "k", 1, fdo_now_ns(), &e), 0);
 	CHECK(e == NULL);
 	pcache_fail(c, e);
 	pcache_release(c, e);
