@@ -31,9 +31,9 @@
  * frame of the called location. All of it comes from the profile's
  * caller->callee pairs of locations (prof_reduce), where a stack counts
  * once per pair, so recursion through one call site does not multiply it;
- * a stack in which one call site calls one function at two different
- * locations (a recursive function's own call site, and the leaf inside
- * it) counts once per location.
+ * a stack that reaches one callee function through two different pairs
+ * (a recursive function's own call site and the leaf inside it, two call
+ * addresses on one line) counts once per pair: docs/scale.md.
  *
  * Heads (head=entry|stacks): entry (default) is the count of the
  * function's entry block when it has blocks, else the count of its entry
