@@ -895,6 +895,10 @@ int agg_blocks_exact(struct prof *p, uint32_t bid, sym_index *idx,
 	sym_elf_functions_free(funcs);
 	if (!rc)
 		rc = exact_calls(&b, x, nx);
+	/* A probe build's exact counts make a probe-based profile, as a pull
+	 * of its samples does. */
+	if (!rc)
+		rc = add_probes(&b, pb->elf_path, pb->hex, 0);
 	bb_finish(&b, rc);
 	return rc;
 }

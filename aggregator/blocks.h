@@ -40,7 +40,9 @@ struct agg_branch {
  * function of its executable that a record of x[0..nx) leads into (x is
  * sorted in place), each block counted as the records leading to its
  * start (calls into the entry block included), each edge as the records
- * from its source block to its target. idx gives the inline chains.
+ * from its source block to its target, and the pseudo probes of its
+ * blocks when the executable has them (a probe-based profile, as from
+ * a pull of its samples). idx gives the inline chains.
  * Returns FDO_OK, FDO_EINVAL (no executable for bid, arrays not empty),
  * the symbolizer's errors reading the executable, FDO_ENOMEM.
  */

@@ -40,7 +40,9 @@ static void emit_usage(FILE *out)
 		"Each block of each function the records reach gets the count of\n"
 		"the records that lead to it, and the profile is written as a\n"
 		"pull with counts=blocks writes it (the emitter options of\n"
-		"`fdoctl pull --help`, e.g. --zeros 1, apply). Without -o it\n"
+		"`fdoctl pull --help`, e.g. --zeros 1, apply); a binary built\n"
+		"with -fpseudo-probe-for-profiling gets a probe-based llvm\n"
+		"profile, as a pull of its samples does. Without -o it\n"
 		"goes to stdout. Exit status: 0 written, 1 error, 2 usage.\n");
 }
 

@@ -663,13 +663,19 @@ def v_spgo_probe(pr):
     return pr.spgo_build("fdod-spgo-probe", prof, PROBE_CFLAGS)
 
 
-def exact_fdata(pr):
-    """base's exact edge counts on the training set (llvm-bolt -instrument,
-    merge-fdata), made once per run and shared by the exact variants."""
-    if getattr(pr, "exact_fdata", None):
-        return pr.exact_fdata
-    base = pr.variants["base"]["binary"]
-    entry = os.path.join(pr.dir, "exact")
+def exact_fdata(pr, of="base"):
+    """The exact edge counts of variant `of` (base, or base-probe) on the
+    training set (llvm-bolt -instrument, merge-fdata), made once per run
+    and shared by the exact variants of that binary."""
+    done = getattr(pr, "exact_fdatas", {})
+    pr.exact_fdatas = done
+    if of in done:
+        return done[of]
+    v = pr.variants.get(of, {})
+    if v.get("status") != "ok":
+        raise Failed("needs %s, which failed" % of)
+    base = v["binary"]
+    entry = os.path.join(pr.dir, "exact" if of == "base" else "exact-" + of)
     shutil.rmtree(entry, ignore_errors=True)
     os.makedirs(entry)
     instr = os.path.join(entry, pr.name + ".instr")
@@ -688,7 +694,7 @@ def exact_fdata(pr):
             what="merge-fdata")
     log("%s: exact counts from %d instrumented runs (%.1f s CPU): %s"
         % (pr.name, len(dumps), cpu, fdata))
-    pr.exact_fdata = fdata
+    done[of] = fdata
     return fdata
 
 
@@ -715,6 +721,23 @@ def make_exact(name, query, clang_flags):
     return v_exact
 
 
+def v_exact_probe(pr):
+    """The exact-count ceiling of the probe-based profile: base-probe's
+    exact counts through fdoctl emit, which attributes them to the
+    binary's pseudo probes as a pull of its samples does."""
+    fdata = exact_fdata(pr, "base-probe")
+    binary = pr.variants["base-probe"]["binary"]
+    prof = os.path.join(pr.dir, "exact-base-probe", "exact.probe.llvm")
+    run([FDOCTL, "emit", "--elf", binary, "--fdata", fdata, "--encoding", "text",
+         "-o", prof], os.path.join(pr.dir, "exact-base-probe", "emit.log"),
+        what="fdoctl emit")
+    with open(prof, errors="replace") as f:
+        if not any(ln.lstrip().startswith("!CFGChecksum:") for ln in f):
+            raise Failed("fdoctl emit wrote a line-based profile, not a pseudo-probe one "
+                         "(no !CFGChecksum lines in %s)" % prof)
+    return pr.spgo_build("exact-spgo-probe", prof, PROBE_CFLAGS)
+
+
 def variant_list(args):
     """[(name, function)] in build order (a variant's inputs come first)."""
     vs = [("base", v_base), ("pgo-instr", v_pgo_instr), ("fdod-spgo", v_spgo),
@@ -731,6 +754,8 @@ def variant_list(args):
         vs.append(("exact-spgo", make_exact("", "", [])))
     for name, query, flags in args.exact_choices:
         vs.append(("exact-spgo-" + name, make_exact(name, query, flags)))
+    if args.exact and args.probes:
+        vs.append(("exact-spgo-probe", v_exact_probe))
     if args.variants:
         keep = set(args.variants.split(",")) | {"base"}
         unknown = keep - {n for n, _ in vs}
@@ -961,6 +986,9 @@ def report(bench, prs, times, host):
     if a.probes:
         L.append("base-probe = base + %s; fdod-spgo-probe = its fdod profile (build_id of "
                  "base-probe), built with the probe flags." % " ".join(PROBE_CFLAGS))
+        if a.exact:
+            L.append("exact-spgo-probe = base-probe's exact edge counts on the training set, "
+                     "through fdoctl emit (a pseudo-probe profile), built with the probe flags.")
     L.append("sampling: fdo-agent cpu-clock at %d Hz; the training set run %d time(s) "
              "(--sample-scale)." % (a.freq, a.sample_scale))
     if times:

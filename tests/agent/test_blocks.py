@@ -330,6 +330,39 @@ def test_probe_based_profile_from_a_probed_build(daemon, tmp_path):
         "clang did not apply the profile to main"
 
 
+def test_exact_counts_of_a_probed_build_make_a_probe_profile(tmp_path):
+    """fdoctl emit of a probed build's exact counts (llvm-bolt
+    -instrument) writes a probe-based profile (the exact-count ceiling of
+    bench/fdo's probe variant): checksums, the exact number of calls of a
+    function as its head, and a build clang-16 takes without a word."""
+    flags = CFLAGS + ["-fpseudo-probe-for-profiling"]
+    src = tmp_path / "w.c"
+    src.write_text(WORKLOAD)
+    prog = str(tmp_path / "wp")
+    run([CLANG] + flags + ["-o", prog, str(src)])
+    instr = str(tmp_path / "wp.instr")
+    run([BOLT, prog, "-instrument", "-o", instr,
+         "-instrumentation-file=" + str(tmp_path / "exact.fdata")])
+    run([instr, "1000"])
+    prof = str(tmp_path / "wp.prof")
+    run([FDOCTL, "emit", "--elf", prog, "--fdata",
+         str(tmp_path / "exact.fdata"), "--encoding", "text", "-o", prof])
+    text = open(prof).read()
+    assert re.search(r"^ !CFGChecksum: \d+$", text, re.M), text[:1000]
+    # step() runs 2048 times a round, 1000 rounds: its entry probe (1)
+    # and its head are exactly that.
+    m = re.search(r"^_ZL4step\S*:(\d+):(\d+)\n 1: (\d+)$", text, re.M)
+    assert m, text[:2000]
+    assert int(m.group(2)) == 2048000 and int(m.group(3)) == 2048000, \
+        m.group(0)
+    show = run(["llvm-profdata-16", "show", "--sample", prof]).stdout
+    assert "CFG checksum" in show, show[:1000]
+    c = run([CLANG] + flags + ["-fprofile-sample-use=" + prof, "-o",
+                               str(tmp_path / "wp.exact"), str(src)])
+    assert not re.search(r"profile|sample|checksum", c.stderr, re.I), \
+        c.stderr
+
+
 GCC = shutil.which("gcc-12") or "/usr/bin/gcc-12"
 
 
