@@ -656,10 +656,12 @@ def v_spgo_probe(pr):
                         query="", check_hot=False)
     # A pseudo-probe profile carries each function's CFG checksum; clang
     # uses a line-based one on a probe build without a word, by lines.
-    with open(prof, errors="replace") as f:
-        if not any(ln.lstrip().startswith("!CFGChecksum:") for ln in f):
+    # The profile is extbinary: llvm-profdata's listing (pull_llvm's .show)
+    # prints the checksums.
+    with open(prof + ".show", errors="replace") as f:
+        if "CFG checksum" not in f.read():
             raise Failed("fdod served a line-based profile, not a pseudo-probe one (no "
-                         "!CFGChecksum lines in %s)" % prof)
+                         "CFG checksum in %s.show)" % prof)
     return pr.spgo_build("fdod-spgo-probe", prof, PROBE_CFLAGS)
 
 
