@@ -197,7 +197,12 @@ def main():
     tmp = tempfile.mkdtemp(prefix="fdod-blocks-")
     fdobench.FDOD = a.fdod
     try:
-        shutil.copytree(data, os.path.join(tmp, "data"))
+        # A consistent copy of the store also while the benchmark's fdod
+        # runs (fdoctl backup --data: one LMDB read transaction); symbols
+        # are immutable files.
+        subprocess.run([fdobench.FDOCTL, "backup", "--data", data, os.path.join(tmp, "data")],
+                       check=True, capture_output=True)
+        shutil.copytree(os.path.join(data, "symbols"), os.path.join(tmp, "data", "symbols"))
         f = fdobench.Fdod(tmp)
         rows = []
         try:
