@@ -13,7 +13,11 @@
  *     all batches first and then looked up and written in key order;
  *   - the counts (and branches) of all batches summed in memory first,
  *     then read-modify-written in key order, so a stack seen in a hundred
- *     batches costs one update and neighbouring keys share B-tree pages.
+ *     batches costs one update and neighbouring keys share B-tree pages;
+ *   - the totals of each (binary, label set, bucket) those counts fall in
+ *     (table totals: what readiness and /v1/binaries read), by what the
+ *     counts gained. Retention takes away from them what it deletes, in
+ *     the same transaction as the deletion.
  * In-memory sets of stack ids and addresses known to be in the store save
  * most lookups; they are lossy (cleared when full) and only ever grow
  * after a commit, so correctness never depends on them.
@@ -121,6 +125,52 @@ static void idset_add(struct idset *s, uint64_t v)
 	s->n++;
 }
 
+/*
+ * What one merge or one retention slice changes in table totals: per
+ * (binary, label set, bucket), in key order (counts are written and
+ * deleted in key order, so one prefix is one run), the sums of the
+ * entries' weight and samples and the entries added or deleted. Applied
+ * once the counts are written, in the same transaction.
+ */
+struct totals_delta {
+	struct store_totals_key k;
+	struct store_totals d;
+};
+
+struct deltas {
+	struct totals_delta *v;
+	size_t n, cap; /* cap is kept from call to call */
+};
+
+static int deltas_note(struct deltas *ds, uint32_t binary, uint32_t labelset,
+		       uint32_t bucket, wire_weight_t weight, uint64_t samples,
+		       uint64_t entries)
+{
+	struct totals_delta *x = ds->n ? &ds->v[ds->n - 1] : NULL;
+	if (!x || x->k.binary != binary || x->k.labelset != labelset ||
+	    x->k.bucket != bucket) {
+		if (fdo_grow(ds->v, ds->cap, ds->n + 1))
+			return FDO_ENOMEM;
+		x = &ds->v[ds->n++];
+		memset(x, 0, sizeof *x);
+		x->k = (struct store_totals_key){binary, labelset, bucket};
+	}
+	if (wire_weight_add(&x->d.weight, weight))
+		return FDO_ELIMIT;
+	x->d.samples += samples;
+	x->d.entries += entries;
+	return FDO_OK;
+}
+
+/* Add (sub 0) or take away (sub 1) every delta of ds. */
+static int deltas_apply(store_txn *t, const struct deltas *ds, int sub)
+{
+	int rc = FDO_OK;
+	for (size_t i = 0; i < ds->n && !rc; i++)
+		rc = store_totals_add(t, &ds->v[i].k, &ds->v[i].d, sub);
+	return rc;
+}
+
 struct vec64 {
 	uint64_t *v;
 	size_t n, cap;
@@ -136,6 +186,7 @@ static int vec_push(struct vec64 *a, uint64_t x)
 
 struct merge {
 	struct entries counts, branches;
+	struct deltas totals; /* what the counts add to table totals */
 	/* Stacks not known to be stored ({id, prep index, stack index}) and
 	 * their addresses not known to be pending or symbolized ({build-id,
 	 * offset}): looked up and written in key order (put_new_stacks). */
@@ -172,6 +223,7 @@ void merge_destroy(struct merge *m)
 		return;
 	free(m->counts.v);
 	free(m->branches.v);
+	free(m->totals.v);
 	free(m->stack_cands.v);
 	free(m->addr_cands.v);
 	free(m->stack_cands.tmp);
@@ -749,9 +801,11 @@ static size_t encode_key(enum store_table table, const uint64_t *k,
 
 /* Sum the entries of each key and read-modify-write it into table, in key
  * order through one cursor, so neighbouring keys share B-tree pages and
- * most lookups search only the page the cursor is on. */
+ * most lookups search only the page the cursor is on. With totals (table
+ * counts), what each (binary, label set, bucket) gained is noted there,
+ * for the caller to apply. */
 static int flush_entries(store_txn *t, struct entries *e,
-			 enum store_table table)
+			 enum store_table table, struct deltas *totals)
 {
 	int rc = bucket_sort_entries(e);
 	if (rc || e->n == 0)
@@ -775,6 +829,7 @@ static int flush_entries(store_txn *t, struct entries *e,
 		const void *v;
 		size_t vl;
 		unsigned flags = 0;
+		uint64_t added = 0;
 		rc = seek_exact(c, key, klen, &v, &vl);
 		if (rc == FDO_OK) {
 			if ((rc = store_weight_decode(v, vl, &cur)))
@@ -782,6 +837,7 @@ static int flush_entries(store_txn *t, struct entries *e,
 			flags = STORE_CURRENT;
 		} else if (rc == FDO_ENOT_FOUND) {
 			rc = FDO_OK;
+			added = 1;
 		} else {
 			break;
 		}
@@ -793,6 +849,10 @@ static int flush_entries(store_txn *t, struct entries *e,
 		uint8_t val[STORE_WEIGHT_VAL_SIZE];
 		store_weight_encode(val, &cur);
 		rc = store_cursor_put(c, key, klen, val, sizeof val, flags);
+		if (!rc && totals)
+			rc = deltas_note(totals, (uint32_t)(s->k[0] >> 32),
+					 (uint32_t)s->k[0], (uint32_t)s->k[1],
+					 sum, samples, added);
 	}
 	store_cursor_close(c);
 	return rc;
@@ -805,6 +865,7 @@ static int apply_all(store_txn *t, void *arg)
 	/* store_write may call again from scratch after growing the map. */
 	m->counts.n = 0;
 	m->branches.n = 0;
+	m->totals.n = 0;
 	m->new_stacks.n = 0;
 	m->new_addrs.n = 0;
 	m->npending = 0;
@@ -816,8 +877,9 @@ static int apply_all(store_txn *t, void *arg)
 		if ((rc = apply_prep(m, t, i)))
 			return rc;
 	if ((rc = put_new_stacks(m, t)) ||
-	    (rc = flush_entries(t, &m->counts, STORE_COUNTS)) ||
-	    (rc = flush_entries(t, &m->branches, STORE_BRANCHES)))
+	    (rc = flush_entries(t, &m->counts, STORE_COUNTS, &m->totals)) ||
+	    (rc = deltas_apply(t, &m->totals, 0)) ||
+	    (rc = flush_entries(t, &m->branches, STORE_BRANCHES, NULL)))
 		return rc;
 	return store_wal_applied_put(t, m->preps[m->n - 1]->wal_end);
 }
@@ -903,7 +965,8 @@ int merge_sweep(store *st, uint64_t cutoff, size_t *deleted)
  * Delete counts and branches entries whose bucket starts before cutoff, at
  * most EXPIRE_MAX_DELETES per transaction (the caller loops), and report
  * the oldest bucket still stored. Stacks and symbolization results stay:
- * they are shared, immutable and small next to the counts.
+ * they are shared, immutable and small next to the counts. The deleted
+ * counts are taken away from table totals in the same transaction.
  */
 #define EXPIRE_MAX_DELETES 50000
 
@@ -911,6 +974,7 @@ struct expire {
 	uint32_t cutoff;
 	size_t deleted;
 	uint32_t oldest; /* out: oldest bucket left, UINT32_MAX if none */
+	struct deltas totals; /* what the deleted counts take away */
 };
 
 static int expire_table(store_txn *t, enum store_table table,
@@ -925,8 +989,8 @@ static int expire_table(store_txn *t, enum store_table table,
 	rc = store_cursor_seek(c, NULL, 0, &k, &kl, &v, &vl);
 	while (rc == FDO_OK) {
 		uint32_t bucket;
+		struct store_counts_key ck;
 		if (table == STORE_COUNTS) {
-			struct store_counts_key ck;
 			if (store_counts_key_decode(k, kl, &ck))
 				goto next;
 			bucket = ck.bucket;
@@ -938,6 +1002,16 @@ static int expire_table(store_txn *t, enum store_table table,
 		}
 		if (bucket < ex->cutoff && *nv < EXPIRE_MAX_DELETES) {
 			memcpy(victims[(*nv)++], k, kl);
+			/* An entry whose value does not decode was never
+			 * summed (the merge fails on it, the upgrade skips
+			 * it): nothing to take away. */
+			struct store_weight w;
+			if (table == STORE_COUNTS &&
+			    !store_weight_decode(v, vl, &w) &&
+			    (rc = deltas_note(&ex->totals, ck.binary,
+					      ck.labelset, ck.bucket, w.weight,
+					      w.samples, 1)))
+				break;
 		} else if (bucket >= ex->cutoff && bucket < ex->oldest) {
 			ex->oldest = bucket;
 		}
@@ -956,6 +1030,7 @@ static int expire_txn(store_txn *t, void *arg)
 		return FDO_ENOMEM;
 	ex->deleted = 0;
 	ex->oldest = UINT32_MAX;
+	ex->totals.n = 0;
 	static const enum store_table tables[] = {STORE_COUNTS, STORE_BRANCHES};
 	static const size_t klen[] = {STORE_COUNTS_KEY_SIZE,
 				      STORE_BRANCHES_KEY_SIZE};
@@ -968,6 +1043,8 @@ static int expire_txn(store_txn *t, void *arg)
 			if (rc == FDO_ENOT_FOUND)
 				rc = FDO_OK;
 		}
+		if (!rc && tables[i] == STORE_COUNTS)
+			rc = deltas_apply(t, &ex->totals, 1);
 		ex->deleted += nv;
 	}
 	free(victims);
@@ -978,6 +1055,7 @@ int merge_expire(store *st, uint32_t cutoff, size_t *deleted, uint32_t *oldest)
 {
 	struct expire ex = {.cutoff = cutoff};
 	int rc = store_write(st, expire_txn, &ex);
+	free(ex.totals.v);
 	*deleted = ex.deleted;
 	*oldest = ex.oldest;
 	return rc;

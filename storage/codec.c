@@ -1,7 +1,7 @@
 /*
  * storage/codec.c — the byte layout of every table's keys and values, and
  * their codecs. This comment is the authoritative description of the
- * tables (store layout version STORE_VERSION = 2). Integers are big-endian
+ * tables (store layout version STORE_VERSION = 3). Integers are big-endian
  * everywhere, so LMDB's byte order is numeric order and a prefix of a key
  * selects a range (all counts of one binary, of one label set, ...).
  * Numbers on disk never change meaning; a change of layout is a new
@@ -71,6 +71,21 @@
  *   value: 0      16   weight: sum of count x period x round(fleet weight x
  *                      WIRE_WEIGHT_SCALE), unsigned 128-bit, high half first
  *          16     8    samples: sum of raw sample counts
+ *
+ * totals — per (binary, label set, bucket) sums of counts (since version
+ *   3; storage/totals.c). A row exists exactly when counts holds entries
+ *   with its prefix, and always equals their sums: aggregator/merge.c
+ *   changes it with the counts it writes, retention with those it
+ *   deletes, in the same transaction; a store of version 1 or 2 gets the
+ *   table computed from counts when it is opened (storage/env.c).
+ *   key:   0      4    binary id
+ *          4      4    label set id
+ *          8      4    time bucket start, unix seconds
+ *   value: 0      16   weight: sum of the entries' weights, unsigned
+ *                      128-bit, high half first
+ *          16     8    samples: sum of the entries' samples
+ *          24     8    entries: how many counts entries (distinct stacks)
+ *                      the row sums, at least 1
  *
  * branches — LBR branch records
  *   key:   0      4    binary id
@@ -199,6 +214,46 @@ int store_weight_decode(const void *p, size_t len, struct store_weight *w)
 	w->weight = (wire_weight_t)fdo_get_be64(b) << 64 | fdo_get_be64(b + 8);
 	w->samples = fdo_get_be64(b + 16);
 	return FDO_OK;
+}
+
+void store_totals_key_encode(uint8_t out[STORE_TOTALS_KEY_SIZE],
+			     const struct store_totals_key *k)
+{
+	fdo_put_be32(out, k->binary);
+	fdo_put_be32(out + 4, k->labelset);
+	fdo_put_be32(out + 8, k->bucket);
+}
+
+int store_totals_key_decode(const void *p, size_t len,
+			    struct store_totals_key *k)
+{
+	const uint8_t *b = p;
+	if (len != STORE_TOTALS_KEY_SIZE)
+		return FDO_ECORRUPT;
+	k->binary = fdo_get_be32(b);
+	k->labelset = fdo_get_be32(b + 4);
+	k->bucket = fdo_get_be32(b + 8);
+	return FDO_OK;
+}
+
+void store_totals_encode(uint8_t out[STORE_TOTALS_VAL_SIZE],
+			 const struct store_totals *v)
+{
+	fdo_put_be64(out, (uint64_t)(v->weight >> 64));
+	fdo_put_be64(out + 8, (uint64_t)v->weight);
+	fdo_put_be64(out + 16, v->samples);
+	fdo_put_be64(out + 24, v->entries);
+}
+
+int store_totals_decode(const void *p, size_t len, struct store_totals *v)
+{
+	const uint8_t *b = p;
+	if (len != STORE_TOTALS_VAL_SIZE)
+		return FDO_ECORRUPT;
+	v->weight = (wire_weight_t)fdo_get_be64(b) << 64 | fdo_get_be64(b + 8);
+	v->samples = fdo_get_be64(b + 16);
+	v->entries = fdo_get_be64(b + 24);
+	return v->entries ? FDO_OK : FDO_ECORRUPT;
 }
 
 void store_addr_key_encode(uint8_t out[STORE_ADDR_KEY_SIZE],

@@ -25,9 +25,20 @@
  *   key "version"      value be32  layout version (STORE_VERSION)
  *   key "created"      value be64  unix seconds when the store was created
  *   key "id.<dict>"    value be32  next id of a dictionary (storage/intern.c)
- * Version 1 stores are upgraded in place when opened: version 2 only
- * added the compact stacks layout, and reads both (storage/codec.c). A
- * store with any other version is refused.
+ * Stores of older versions are upgraded in place when opened, in the
+ * opening write transaction (all or nothing, with the new version stamp):
+ *   1 -> 2  the compact stacks layout; both are read (storage/codec.c),
+ *           nothing is converted.
+ *   2 -> 3  table totals, computed from counts (store_totals_build): one
+ *           pass over every counts entry, writing one row per (binary,
+ *           label set, bucket). The pass reads the whole table but writes
+ *           only the rows, so it stays one transaction whatever the size:
+ *           LMDB spills a large transaction's dirty pages to disk, and a
+ *           full map is grown and the upgrade run again, as any write. It
+ *           holds the writer lock while it reads: fdod does not start
+ *           serving until it is done (0.1 s for 770,000 counts entries in
+ *           the page cache; docs/scale.md), and it is logged.
+ * A store with any other version is refused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -56,7 +67,7 @@ static const char *const table_names[STORE_NTABLES] = {
     [STORE_COUNTS] = "counts",     [STORE_BRANCHES] = "branches",
     [STORE_PENDING] = "pending",   [STORE_SYMCACHE] = "symcache",
     [STORE_BATCHES] = "batches",   [STORE_PUBLISHED] = "published",
-    [STORE_HOSTS] = "hosts",
+    [STORE_HOSTS] = "hosts",       [STORE_TOTALS] = "totals",
 };
 
 const char *store_table_name(enum store_table table)
@@ -497,14 +508,50 @@ struct open_ctx {
 	uint32_t found; /* version stamp found, when it is not ours */
 };
 
+/* upgrade brings a store of version `from` (1 or 2) to STORE_VERSION,
+ * in t, after every table is open. */
+static int upgrade(store_txn *t, MDB_dbi meta, uint32_t from)
+{
+	store *s = t->s;
+	uint64_t rows, entries;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	fdo_info("store: %s: upgrading from version %u to %d: computing "
+		 "table totals from counts",
+		 s->dir, from, STORE_VERSION);
+	int rc = store_totals_build(t, &rows, &entries);
+	if (rc) {
+		fdo_error("store: %s: upgrade from version %u failed while "
+			  "computing totals: %s; the store is left as it was",
+			  s->dir, from, fdo_strerror(rc));
+		return rc;
+	}
+	uint8_t b[4];
+	fdo_put_be32(b, STORE_VERSION);
+	int mrc = mdb_put(t->txn, meta, &(MDB_val){7, "version"},
+			  &(MDB_val){4, b}, 0);
+	if (mrc)
+		return store_mdb_err(t, mrc, "write version");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	fdo_info("store: %s: upgraded from version %u to %d: %llu totals "
+		 "rows from %llu counts entries in %.1f s",
+		 s->dir, from, STORE_VERSION, (unsigned long long)rows,
+		 (unsigned long long)entries,
+		 (double)(t1.tv_sec - t0.tv_sec) +
+			 (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	return FDO_OK;
+}
+
 /* open_tables runs in the first write transaction: checks the stamp before
- * creating anything, then opens (creating) every table. */
+ * creating anything, then opens (creating) every table, and upgrades an
+ * older layout. */
 static int open_tables(store_txn *t, void *arg)
 {
 	struct open_ctx *ctx = arg;
 	store *s = t->s;
 	MDB_dbi meta;
 	int is_new = 0;
+	uint32_t from = 0; /* an older version to upgrade */
 	int rc = mdb_dbi_open(t->txn, table_names[STORE_META], 0, &meta);
 	if (rc == MDB_NOTFOUND) {
 		is_new = 1;
@@ -522,15 +569,8 @@ static int open_tables(store_txn *t, void *arg)
 		if (rc)
 			return store_mdb_err(t, rc, "read version");
 		uint32_t ver = fdo_get_be32(v.mv_data);
-		if (ver == 1) {
-			uint8_t b[4];
-			fdo_put_be32(b, STORE_VERSION);
-			rc = mdb_put(t->txn, meta, &k, &(MDB_val){4, b}, 0);
-			if (rc)
-				return store_mdb_err(t, rc, "write version");
-			fdo_info("store: %s: upgraded from version 1 to %d "
-			         "(stacks are now written compact)",
-			         s->dir, STORE_VERSION);
+		if (ver == 1 || ver == 2) {
+			from = ver;
 		} else if (ver != STORE_VERSION) {
 			ctx->found = ver;
 			return FDO_ESTORE_VERSION;
@@ -542,6 +582,8 @@ static int open_tables(store_txn *t, void *arg)
 		if (rc)
 			return store_mdb_err(t, rc, table_names[i]);
 	}
+	if (from)
+		return upgrade(t, meta, from);
 	if (is_new) {
 		uint8_t ver[4], now[8];
 		fdo_put_be32(ver, STORE_VERSION);
@@ -678,7 +720,7 @@ int store_open(const struct store_opts *opts, store **out)
 	rc = store_write(s, open_tables, &ctx);
 	if (rc == FDO_ESTORE_VERSION && ctx.found) {
 		fdo_error("store: %s has version %u; this fdod reads version "
-		          "%d only: refusing to open it",
+		          "%d (and upgrades 1 and 2): refusing to open it",
 		          path, ctx.found, STORE_VERSION);
 	}
 	if (rc)

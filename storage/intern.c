@@ -396,45 +396,20 @@ int store_buildid_seen(store_txn *t, uint32_t id, uint64_t now)
 	return changed ? store_buildid_put(t, id, &r) : FDO_OK;
 }
 
-int store_hosts_count(store_txn *t, uint32_t binary, uint64_t *n)
+int store_walk_binary(store_txn *t, enum store_table table, uint32_t binary,
+		      store_entry_fn fn, void *arg)
 {
 	store_cursor *c;
-	*n = 0;
-	int rc = store_cursor_open(t, STORE_HOSTS, &c);
+	int rc = store_cursor_open(t, table, &c);
 	if (rc)
 		return rc;
-	uint8_t start[STORE_HOSTS_KEY_SIZE];
-	store_hosts_key_encode(start, binary, 0);
-	const void *k, *v;
-	size_t kl, vl;
-	uint32_t b, h;
-	rc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v, &vl);
-	while (rc == FDO_OK && !store_hosts_key_decode(k, kl, &b, &h) &&
-	       b == binary) {
-		(*n)++;
-		rc = store_cursor_next(c, &k, &kl, &v, &vl);
-	}
-	store_cursor_close(c);
-	return rc == FDO_OK || rc == FDO_ENOT_FOUND ? FDO_OK : rc;
-}
-
-int store_counts_each(store_txn *t, uint32_t binary, store_counts_fn fn,
-		      void *arg)
-{
-	store_cursor *c;
-	int rc = store_cursor_open(t, STORE_COUNTS, &c);
-	if (rc)
-		return rc;
-	uint8_t start[STORE_COUNTS_KEY_SIZE];
-	struct store_counts_key ck = {binary, 0, 0, 0};
-	store_counts_key_encode(start, &ck);
+	uint8_t start[4];
+	fdo_put_be32(start, binary);
 	const void *k, *v;
 	size_t kl, vl;
 	int crc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v, &vl);
-	while (crc == FDO_OK && !store_counts_key_decode(k, kl, &ck) &&
-	       ck.binary == binary) {
-		struct store_weight w;
-		if (!store_weight_decode(v, vl, &w) && (rc = fn(arg, &ck, &w)))
+	while (crc == FDO_OK && kl >= 4 && fdo_get_be32(k) == binary) {
+		if ((rc = fn(arg, k, kl, v, vl)))
 			break;
 		crc = store_cursor_next(c, &k, &kl, &v, &vl);
 	}
@@ -442,4 +417,43 @@ int store_counts_each(store_txn *t, uint32_t binary, store_counts_fn fn,
 	if (rc)
 		return rc;
 	return crc == FDO_OK || crc == FDO_ENOT_FOUND ? FDO_OK : crc;
+}
+
+static int count_host(void *arg, const void *k, size_t kl, const void *v,
+		      size_t vl)
+{
+	uint32_t b, h;
+	if (!store_hosts_key_decode(k, kl, &b, &h))
+		++*(uint64_t *)arg;
+	return FDO_OK;
+}
+
+int store_hosts_count(store_txn *t, uint32_t binary, uint64_t *n)
+{
+	*n = 0;
+	return store_walk_binary(t, STORE_HOSTS, binary, count_host, n);
+}
+
+struct counts_walk {
+	store_counts_fn fn;
+	void *arg;
+};
+
+static int counts_entry(void *arg, const void *k, size_t kl, const void *v,
+			size_t vl)
+{
+	struct counts_walk *w = arg;
+	struct store_counts_key ck;
+	struct store_weight wt;
+	if (store_counts_key_decode(k, kl, &ck) ||
+	    store_weight_decode(v, vl, &wt))
+		return FDO_OK;
+	return w->fn(w->arg, &ck, &wt);
+}
+
+int store_counts_each(store_txn *t, uint32_t binary, store_counts_fn fn,
+		      void *arg)
+{
+	struct counts_walk w = {fn, arg};
+	return store_walk_binary(t, STORE_COUNTS, binary, counts_entry, &w);
 }

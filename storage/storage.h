@@ -30,7 +30,7 @@
 #include "schemas/schemas.h"
 
 /* The store layout version this code reads and writes. See storage/env.c. */
-#define STORE_VERSION 2
+#define STORE_VERSION 3
 
 typedef struct store store;
 typedef struct store_txn store_txn;
@@ -55,8 +55,11 @@ struct store_opts {
 /*
  * store_open opens (creating if needed) the environment under opts->dir and
  * every table, checks the version stamp and hands back a store in *out.
- * Returns FDO_OK; FDO_ESTORE_VERSION when the store was written by another
- * layout version (logged with both versions); FDO_EIO, FDO_EDENIED,
+ * A store of an older layout (versions 1 and 2) is upgraded in place
+ * first, in the same write transaction (storage/env.c; logged).
+ * Returns FDO_OK; FDO_ESTORE_VERSION when the store was written by a
+ * layout version it does not know (logged with both versions); FDO_EIO,
+ * FDO_ESTORE_FULL (no room for the upgrade), FDO_EDENIED,
  * FDO_ECORRUPT, FDO_ESTORE or FDO_ENOMEM. Blocks on disk I/O. Any thread.
  * Close with store_close.
  */
@@ -151,6 +154,7 @@ enum store_table {
 	STORE_BATCHES,   /* "batches": (agent, seq) -> commit time */
 	STORE_PUBLISHED, /* "published": (binary, version) -> profile */
 	STORE_HOSTS,     /* "hosts": (binary, host) -> first/last seen */
+	STORE_TOTALS,    /* "totals": (binary,labels,bucket) -> sums of counts */
 	STORE_NTABLES
 };
 
@@ -347,6 +351,57 @@ typedef int (*store_counts_fn)(void *arg, const struct store_counts_key *k,
 			       const struct store_weight *w);
 int store_counts_each(store_txn *t, uint32_t binary, store_counts_fn fn,
 		      void *arg);
+
+/* ------------------------------------------------------------- totals -- */
+/*
+ * Table totals (storage/totals.c; layout in storage/codec.c): one row per
+ * (binary, label set, bucket) that holds counts entries, with the sums of
+ * those entries. Whoever writes or deletes counts entries changes the row
+ * in the same write transaction (store_totals_add), so a reader that wants
+ * a binary's figures per label set and bucket reads a few rows instead of
+ * every counts entry.
+ */
+#define STORE_TOTALS_KEY_SIZE 12
+struct store_totals_key {
+	uint32_t binary, labelset, bucket; /* as in counts */
+};
+void store_totals_key_encode(uint8_t out[STORE_TOTALS_KEY_SIZE],
+			     const struct store_totals_key *k);
+int store_totals_key_decode(const void *p, size_t len,
+			    struct store_totals_key *k);
+
+#define STORE_TOTALS_VAL_SIZE 32
+struct store_totals {
+	wire_weight_t weight; /* sum of the entries' weights */
+	uint64_t samples;     /* sum of the entries' samples */
+	uint64_t entries;     /* counts entries (distinct stacks), >= 1 */
+};
+void store_totals_encode(uint8_t out[STORE_TOTALS_VAL_SIZE],
+			 const struct store_totals *v);
+int store_totals_decode(const void *p, size_t len, struct store_totals *v);
+
+/*
+ * store_totals_each walks the totals rows of binary in key order (label
+ * set, bucket) and calls fn with each. A nonzero return from fn ends the
+ * walk and is returned; a row that does not decode ends it with
+ * FDO_ECORRUPT; otherwise FDO_OK or the store's error. Any transaction.
+ */
+typedef int (*store_totals_fn)(void *arg, const struct store_totals_key *k,
+			       const struct store_totals *v);
+int store_totals_each(store_txn *t, uint32_t binary, store_totals_fn fn,
+		      void *arg);
+
+/*
+ * store_totals_add changes the row of k by d, in a write transaction:
+ * adds d (creating the row) when sub is 0; takes d away when sub is 1,
+ * deleting the row when its entries reach 0. The caller has just written
+ * (or deleted) the counts entries d sums, in the same transaction.
+ * Returns FDO_OK, FDO_ELIMIT (the weight would pass 2^128), FDO_ECORRUPT
+ * (the row does not decode, or holds less than sub takes away: the table
+ * no longer matches counts; logged), or as store_put.
+ */
+int store_totals_add(store_txn *t, const struct store_totals_key *k,
+		     const struct store_totals *d, int sub);
 
 #define STORE_PUBLISHED_KEY_SIZE 8
 void store_published_key_encode(uint8_t out[STORE_PUBLISHED_KEY_SIZE],

@@ -51,4 +51,23 @@ int store_mdb_err(store_txn *t, int rc, const char *what);
  */
 int store_mkdir_p(const char *path, int sync);
 
+/*
+ * store_walk_binary calls fn with each entry of table whose key begins
+ * with the big-endian binary id (counts, totals, hosts), in key order,
+ * until fn returns nonzero, which is returned; otherwise FDO_OK or the
+ * store's error. Keys and values are valid as for store_get.
+ */
+typedef int (*store_entry_fn)(void *arg, const void *k, size_t kl,
+			      const void *v, size_t vl);
+int store_walk_binary(store_txn *t, enum store_table table, uint32_t binary,
+		      store_entry_fn fn, void *arg);
+
+/*
+ * store_totals_build computes table totals from table counts, replacing
+ * whatever it held, in write transaction t: one pass over every counts
+ * entry (storage/totals.c). *rows and *entries get the rows written and
+ * the entries they sum. Returns FDO_OK, FDO_ELIMIT, or a store error.
+ */
+int store_totals_build(store_txn *t, uint64_t *rows, uint64_t *entries);
+
 #endif

@@ -3,10 +3,13 @@
  * static): the bucket pass plus per-bucket sorts must order any keys as
  * a plain comparison sort does, for the key shapes a merge sees (a few
  * prefixes times hashes, small offsets, all equal, skewed) and for random
- * ones. Merging itself is tested end to end by tests/ingest.
+ * ones. Merging itself is tested end to end by tests/ingest; here, that
+ * new stacks and addresses are written once, and that table totals stay
+ * equal to a full scan of counts through merges and retention.
  */
 #include "aggregator/merge.c"
 #include "tests/unit/test.h"
+#include "tests/unit/totals_scan.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -278,5 +281,84 @@ TEST(merge_writes_each_new_stack_once_and_its_new_addresses_pending)
 	prep_free(pb);
 	prep_free(pc);
 	prep_free(pd);
+	store_close(st);
+}
+
+/* merge_apply of preps[0..n) at one time, pending ids not looked at. */
+static int merge_all(struct merge *m, store *st, struct prep **preps,
+		     size_t n)
+{
+	const uint32_t *pending;
+	size_t np;
+	return merge_apply(m, st, preps, n, 1700000000, &pending, &np);
+}
+
+/*
+ * Table totals follow the counts through merges (new entries, entries that
+ * grow, batches merged again), and through retention, which takes away
+ * exactly what it deletes: after each step the table equals a full scan.
+ */
+TEST(totals_follow_counts_through_merges_and_expiry)
+{
+	struct store_opts o = {.dir = test_subdir("totals")};
+	store *st;
+	REQUIRE(store_open(&o, &st) == FDO_OK);
+	static const uint64_t a[] = {0x10, 0x20, 0, 0x10, 0x30, 0, 0, 0};
+	static const uint64_t b[] = {0x10, 0x20, 0, 0x40, 0x30, 0, 0, 0};
+	struct prep *pa = make_prep(1, a), *pb = make_prep(2, b);
+	struct prep *pc = make_prep(3, b), *pd = make_prep(4, a);
+	pa->bucket = pb->bucket = 3600;
+	pc->bucket = 7200; /* a second bucket */
+	pd->bucket = 7200;
+	free(pd->labels);
+	pd->labels = strdup("mode=batch"); /* and a second label set */
+	struct prep *first[2] = {pa, pb}, *second[2] = {pc, pd};
+	struct merge *m;
+	REQUIRE(merge_create(&m) == FDO_OK);
+	REQUIRE(merge_all(m, st, first, 2) == FDO_OK);
+	CHECK(totals_match_scan(st));
+	REQUIRE(merge_all(m, st, second, 2) == FDO_OK);
+	CHECK(totals_match_scan(st));
+	/* Merged again: counted once, totals unchanged. */
+	REQUIRE(merge_all(m, st, first, 2) == FDO_OK);
+	CHECK(totals_match_scan(st));
+	/* New seq, stacks already stored in that bucket: entries grow, the
+	 * row's entry count does not. */
+	struct prep *pe = make_prep(5, a);
+	pe->bucket = 3600;
+	REQUIRE(merge_all(m, st, &pe, 1) == FDO_OK);
+	CHECK(totals_match_scan(st));
+	store_txn *t;
+	uint64_t rows = 0, entries = 0;
+	REQUIRE(store_txn_begin(st, 0, &t) == FDO_OK);
+	CHECK_EQ_INT(store_count(t, STORE_TOTALS, &rows), FDO_OK);
+	CHECK_EQ_INT(store_count(t, STORE_COUNTS, &entries), FDO_OK);
+	store_txn_abort(t);
+	CHECK_EQ_INT(rows, 3);    /* (3600, ""), (7200, ""), (7200, batch) */
+	CHECK_EQ_INT(entries, 7); /* 3 + 2 + 2 distinct stacks */
+
+	/* Retention drops the first bucket, then everything. */
+	size_t deleted;
+	uint32_t oldest;
+	REQUIRE(merge_expire(st, 7200, &deleted, &oldest) == FDO_OK);
+	CHECK_EQ_INT(deleted, 3); /* the bucket's 3 counts entries */
+	CHECK_EQ_INT(oldest, 7200);
+	CHECK(totals_match_scan(st));
+	REQUIRE(store_txn_begin(st, 0, &t) == FDO_OK);
+	CHECK_EQ_INT(store_count(t, STORE_TOTALS, &rows), FDO_OK);
+	store_txn_abort(t);
+	CHECK_EQ_INT(rows, 2);
+	REQUIRE(merge_expire(st, 10800, &deleted, &oldest) == FDO_OK);
+	CHECK(totals_match_scan(st));
+	REQUIRE(store_txn_begin(st, 0, &t) == FDO_OK);
+	CHECK_EQ_INT(store_count(t, STORE_TOTALS, &rows), FDO_OK);
+	store_txn_abort(t);
+	CHECK_EQ_INT(rows, 0);
+	merge_destroy(m);
+	prep_free(pa);
+	prep_free(pb);
+	prep_free(pc);
+	prep_free(pd);
+	prep_free(pe);
 	store_close(st);
 }

@@ -11,10 +11,12 @@
 #ifndef FDO_TEST_H
 #define FDO_TEST_H
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef void (*test_fn)(void);
 struct test_case {
@@ -90,6 +92,40 @@ static inline const char *test_tmpdir(void)
 		}
 	}
 	return dir;
+}
+
+/* test_tmpdir()/name; the last 8 results stay valid. */
+static inline const char *test_subdir(const char *name)
+{
+	static char buf[8][512];
+	static int next;
+	char *b = buf[next++ % 8];
+	snprintf(b, sizeof buf[0], "%s/%s", test_tmpdir(), name);
+	return b;
+}
+
+/* Send stderr (log lines) to file path until test_stderr_restore; 0 on
+ * success. Not nested. */
+static int test_stderr_saved = -1;
+static inline int test_stderr_to(const char *path)
+{
+	fflush(stderr);
+	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+	test_stderr_saved = dup(2);
+	if (fd < 0 || test_stderr_saved < 0 || dup2(fd, 2) < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+static inline void test_stderr_restore(void)
+{
+	fflush(stderr);
+	if (test_stderr_saved >= 0) {
+		dup2(test_stderr_saved, 2);
+		close(test_stderr_saved);
+		test_stderr_saved = -1;
+	}
 }
 
 int main(int argc, char **argv)
