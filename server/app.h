@@ -23,6 +23,11 @@ enum { SRV_UPLOAD_STORED, SRV_UPLOAD_PRESENT, SRV_UPLOAD_REFUSED };
 #define SRV_CODES 9   /* see srv_metrics_codes */
 extern const int srv_metrics_codes[SRV_CODES];
 
+/* A source of per-(binary, label set, bucket) totals: store_totals_each,
+ * or in a test a walk that sums every counts entry instead. */
+typedef int (*srv_totals_walk)(store_txn *t, uint32_t binary,
+			       store_totals_fn fn, void *arg);
+
 struct srv_app {
 	struct srv_config cfg;
 	store *st;
@@ -37,6 +42,10 @@ struct srv_app {
 	_Atomic(struct srv_listen *) listen;
 	time_t started;
 	char incoming[4096]; /* where uploads are streamed */
+	/* Where readiness and /v1/binaries read their figures: NULL is
+	 * table totals (store_totals_each). Only tests set another (a full
+	 * scan of counts), to check that the answers are the same. */
+	srv_totals_walk totals_walk;
 	/* Counters for /metrics (updated by the HTTP workers). */
 	atomic_uint_fast64_t uploads[3]; /* SRV_UPLOAD_* */
 	atomic_uint_fast64_t profile_requests[SRV_FORMATS][SRV_CODES];
@@ -58,6 +67,13 @@ int srv_read_txn(struct srv_app *app, struct srv_resp *resp, int flush,
  */
 int srv_binary_txn(struct srv_app *app, struct srv_resp *resp, int flush,
 		   const char *name, store_txn **t, uint32_t *binary);
+
+/*
+ * srv_totals_each walks the totals rows of binary, in (label set, bucket)
+ * order, from app's source (table totals); as store_totals_each.
+ */
+int srv_totals_each(struct srv_app *app, store_txn *t, uint32_t binary,
+		    store_totals_fn fn, void *arg);
 
 /* Count one profile request (format name or NULL, HTTP status). */
 void srv_metrics_profile(struct srv_app *app, const char *format, int status);

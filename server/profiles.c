@@ -447,8 +447,9 @@ void srv_h_profile(void *a, struct srv_req *req, struct srv_resp *resp)
  * an emitted profile is not empty, which needs symbols; "symbols" says
  * whether any build-id of the binary has some.
  *
- * Workload: one pass over the binary's counts (as a profile build's first
- * pass), then label sets x label sets pair checks; label sets are few.
+ * Workload: one pass over the binary's totals (a row per label set and
+ * bucket, storage/totals.c; not its counts, which are millions), then
+ * label sets x label sets pair checks; label sets are few.
  */
 
 /* Figures of one exact label set. */
@@ -504,7 +505,7 @@ static void json_ready(struct fdo_buf *b, const struct preq *pr,
 	json_failed(b, rules);
 }
 
-/* One pass over the counts of binary: figures per exact label set. */
+/* One pass over the totals of binary: figures per exact label set. */
 struct lset_scan {
 	store_txn *t;
 	uint32_t width;
@@ -515,8 +516,8 @@ struct lset_scan {
 	size_t nslot;
 };
 
-static int scan_one(void *arg, const struct store_counts_key *ck,
-		    const struct store_weight *w)
+static int scan_one(void *arg, const struct store_totals_key *ck,
+		    const struct store_totals *w)
 {
 	struct lset_scan *s = arg;
 	if ((uint64_t)ck->bucket + s->width <= s->since)
@@ -545,8 +546,8 @@ static int scan_one(void *arg, const struct store_counts_key *ck,
 	return FDO_OK;
 }
 
-static int scan_lsets(store_txn *t, uint32_t binary, const struct preq *pr,
-		      struct lset **out, size_t *n)
+static int scan_lsets(struct srv_app *app, store_txn *t, uint32_t binary,
+		      const struct preq *pr, struct lset **out, size_t *n)
 {
 	struct lset_scan s = {
 		.t = t,
@@ -555,7 +556,7 @@ static int scan_lsets(store_txn *t, uint32_t binary, const struct preq *pr,
 				 ? pr->q.now - pr->q.window
 				 : 0,
 	};
-	int rc = store_counts_each(t, binary, scan_one, &s);
+	int rc = srv_totals_each(app, t, binary, scan_one, &s);
 	free(s.slot);
 	if (rc) {
 		free(s.v);
@@ -598,7 +599,7 @@ void srv_h_readiness(void *a, struct srv_req *req, struct srv_resp *resp)
 	}
 	struct lset *v = NULL;
 	size_t n = 0;
-	int rc = scan_lsets(t, binary, &pr, &v, &n);
+	int rc = scan_lsets(app, t, binary, &pr, &v, &n);
 	store_txn_abort(t);
 	if (rc) {
 		srv_resp_error(resp, 503, "cannot read the counts: %s",

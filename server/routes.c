@@ -107,7 +107,7 @@ static void json_buildid(struct fdo_buf *b, store_txn *t, uint32_t id,
 		       (unsigned long long)pending_of(t, id));
 }
 
-/* Totals of one binary from table counts. */
+/* Totals of one binary from table totals. */
 struct bin_totals {
 	wire_weight_t weight;
 	uint64_t samples, stacks;
@@ -117,31 +117,40 @@ struct bin_totals {
 	size_t nlabelsets;
 };
 
-static int add_total(void *arg, const struct store_counts_key *ck,
-		     const struct store_weight *w)
+static int add_total(void *arg, const struct store_totals_key *tk,
+		     const struct store_totals *v)
 {
 	struct bin_totals *bt = arg;
-	bt->weight += w->weight;
-	bt->samples += w->samples;
-	bt->stacks++;
-	if (!bt->first_bucket || ck->bucket < bt->first_bucket)
-		bt->first_bucket = ck->bucket;
-	if (ck->bucket > bt->last_bucket)
-		bt->last_bucket = ck->bucket;
+	bt->weight += v->weight;
+	bt->samples += v->samples;
+	bt->stacks += v->entries;
+	if (!bt->first_bucket || tk->bucket < bt->first_bucket)
+		bt->first_bucket = tk->bucket;
+	if (tk->bucket > bt->last_bucket)
+		bt->last_bucket = tk->bucket;
 	size_t i = 0;
-	while (i < bt->nlabelsets && bt->labelsets[i] != ck->labelset)
+	while (i < bt->nlabelsets && bt->labelsets[i] != tk->labelset)
 		i++;
 	if (i == bt->nlabelsets && i < 64)
-		bt->labelsets[bt->nlabelsets++] = ck->labelset;
+		bt->labelsets[bt->nlabelsets++] = tk->labelset;
 	if (i < 64)
-		bt->label_samples[i] += w->samples;
+		bt->label_samples[i] += v->samples;
 	return FDO_OK;
 }
 
-static int totals_of(store_txn *t, uint32_t binary, struct bin_totals *bt)
+int srv_totals_each(struct srv_app *app, store_txn *t, uint32_t binary,
+		    store_totals_fn fn, void *arg)
+{
+	srv_totals_walk walk =
+		app->totals_walk ? app->totals_walk : store_totals_each;
+	return walk(t, binary, fn, arg);
+}
+
+static int totals_of(struct srv_app *app, store_txn *t, uint32_t binary,
+		     struct bin_totals *bt)
 {
 	memset(bt, 0, sizeof *bt);
-	return store_counts_each(t, binary, add_total, bt);
+	return srv_totals_each(app, t, binary, add_total, bt);
 }
 
 /* Distinct hosts of a binary (table hosts). */
@@ -282,11 +291,11 @@ static void h_status(void *a, struct srv_req *req, struct srv_resp *resp)
 	store_txn_abort(t);
 }
 
-static void json_binary(struct fdo_buf *b, store_txn *t, uint32_t id,
-			int detail)
+static void json_binary(struct srv_app *app, struct fdo_buf *b, store_txn *t,
+			uint32_t id, int detail)
 {
 	struct bin_totals bt;
-	totals_of(t, id, &bt);
+	totals_of(app, t, id, &bt);
 	fdo_buf_puts(b, "{\"name\":");
 	json_name(b, t, STORE_DICT_BINARIES, id);
 	fdo_buf_printf(b, ",\"samples\":%llu,", (unsigned long long)bt.samples);
@@ -340,7 +349,7 @@ static void h_binaries(void *a, struct srv_req *req, struct srv_resp *resp)
 			break;
 		if (id > 1)
 			fdo_buf_putc(&resp->body, ',');
-		json_binary(&resp->body, t, id, 0);
+		json_binary(app, &resp->body, t, id, 0);
 	}
 	fdo_buf_puts(&resp->body, "]}\n");
 	store_txn_abort(t);
@@ -353,7 +362,7 @@ static void h_binary(void *a, struct srv_req *req, struct srv_resp *resp)
 	uint32_t id;
 	if (srv_binary_txn(app, resp, 1, req->param[0], &t, &id))
 		return;
-	json_binary(&resp->body, t, id, 1);
+	json_binary(app, &resp->body, t, id, 1);
 	fdo_buf_putc(&resp->body, '\n');
 	store_txn_abort(t);
 }
