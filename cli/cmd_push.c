@@ -9,17 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <nng/nng.h>
-#include <nng/protocol/reqrep0/req.h>
-
 #include "cli/cli.h"
 #include "common/buf.h"
 #include "common/common.h"
 #include "schemas/schemas.h"
 
-#define PUSH_DEFAULT_URL "tcp://127.0.0.1:7470"
 #define PUSH_TIMEOUT_MS 30000
-#define PUSH_TRIES 3
 
 static void push_usage(FILE *out)
 {
@@ -29,7 +24,7 @@ static void push_usage(FILE *out)
 		"stdin) to fdod and prints the Ack. URL defaults to $FDOD_URL, else\n"
 		"%s. Exit status: 0 stored (or a duplicate already stored),\n"
 		"1 refused or unreachable, 2 usage or parse error.\n",
-		PUSH_DEFAULT_URL);
+		CLI_BATCH_DEFAULT_URL);
 }
 
 static int read_all(const char *path, struct fdo_buf *b)
@@ -53,56 +48,9 @@ static int read_all(const char *path, struct fdo_buf *b)
 	return FDO_OK;
 }
 
-/* Send msg over a REQ socket and wait for the reply; nng resends the
- * request itself on reconnect, and we retry whole on timeout. */
-static int transact(const char *url, const uint8_t *msg, size_t len,
-		    int timeout_ms, Fdod__Ack **ack)
-{
-	nng_socket s;
-	int rv;
-	if ((rv = nng_req0_open(&s)) != 0) {
-		fprintf(stderr, "fdoctl push: %s\n", nng_strerror(rv));
-		return FDO_ETRANSPORT;
-	}
-	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, timeout_ms);
-	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, timeout_ms);
-	nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, timeout_ms);
-	nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, WIRE_ACK_MAX_BYTES);
-	if ((rv = nng_dial(s, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
-		fprintf(stderr, "fdoctl push: cannot dial %s: %s\n", url,
-			nng_strerror(rv));
-		nng_close(s);
-		return FDO_ETRANSPORT;
-	}
-	int rc = FDO_ETRANSPORT;
-	for (int attempt = 1; attempt <= PUSH_TRIES; attempt++) {
-		if ((rv = nng_send(s, (void *)msg, len, 0)) != 0) {
-			fprintf(stderr, "fdoctl push: send to %s: %s\n", url,
-				nng_strerror(rv));
-			continue;
-		}
-		void *reply;
-		size_t rlen;
-		if ((rv = nng_recv(s, &reply, &rlen, NNG_FLAG_ALLOC)) != 0) {
-			fprintf(stderr, "fdoctl push: no answer from %s (%s)%s\n",
-				url, nng_strerror(rv),
-				attempt < PUSH_TRIES ? "; sending again" : "");
-			continue;
-		}
-		rc = wire_ack_decode(reply, rlen, 0, ack);
-		nng_free(reply, rlen);
-		if (rc)
-			fprintf(stderr, "fdoctl push: malformed Ack from %s\n",
-				url);
-		break;
-	}
-	nng_close(s);
-	return rc;
-}
-
 int cmd_push(int argc, char **argv)
 {
-	const char *url = getenv("FDOD_URL");
+	const char *url = NULL;
 	const char *path = NULL;
 	int timeout_ms = PUSH_TIMEOUT_MS;
 	for (int i = 1; i < argc; i++) {
@@ -131,8 +79,7 @@ int cmd_push(int argc, char **argv)
 		push_usage(stderr);
 		return 2;
 	}
-	if (!url || !*url)
-		url = PUSH_DEFAULT_URL;
+	url = cli_batch_url(url);
 	struct fdo_buf text;
 	fdo_buf_init(&text);
 	if (read_all(path, &text)) {
@@ -148,28 +95,17 @@ int cmd_push(int argc, char **argv)
 		fprintf(stderr, "fdoctl push: %s: %s\n", path, err);
 		return 2;
 	}
-	char token[512];
-	if (fdo_client_token(getenv("FDOD_TOKEN_FILE"), token, sizeof token)) {
-		wire_batch_free(batch);
-		return 2;
-	}
-	if (token[0] && !(batch->auth_token = strdup(token))) {
-		wire_batch_free(batch);
-		return 1;
-	}
-	uint8_t *msg;
-	size_t len;
-	rc = wire_batch_encode(batch, NULL, &msg, &len);
-	uint64_t seq = batch->seq;
-	wire_batch_free(batch);
+	struct cli_sender *snd = NULL;
+	rc = cli_sender_open(url, timeout_ms, "fdoctl push", &snd);
 	if (rc) {
-		fprintf(stderr, "fdoctl push: cannot encode: %s\n",
-			fdo_strerror(rc));
-		return 2;
+		wire_batch_free(batch);
+		return rc == FDO_EIO ? 2 : 1;
 	}
 	Fdod__Ack *ack = NULL;
-	rc = transact(url, msg, len, timeout_ms, &ack);
-	free(msg);
+	rc = cli_sender_send(snd, batch, &ack);
+	cli_sender_close(snd);
+	uint64_t seq = batch->seq;
+	wire_batch_free(batch);
 	if (rc)
 		return 1;
 	printf("%s seq=%llu accepted=%llu unmapped=%llu frames_unmapped=%llu "
