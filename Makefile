@@ -164,6 +164,7 @@ FUZZ_PART_cfg      := symbolizer
 FUZZ_PART_probes   := symbolizer
 FUZZ_PART_http     := server
 FUZZ_PART_fdata    := aggregator
+FUZZ_PART_perf     := schemas
 
 .PHONY: fuzz fuzz-build fuzz-bins
 fuzz: fuzz-build

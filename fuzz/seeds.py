@@ -735,6 +735,74 @@ def http_seeds():
                       "line_count=", "min_share=", "*", ":", ",", "7d",
                       "12h", "30m", "2w", "llvm", "bolt", "pprof"])
 
+# ------------------------------------------------------ perf recordings --
+
+PERF_IDS = ("72bf06c6bbf1b667161c5c0086e6a979606ed1bd /bin/prog\n"
+            "b517523ef515b3d4c14de1aac7e9c9e33e1a02fe /lib/libw.so\n"
+            "32a7f3bacee6bf69da94f497a8a076483baea20e [kernel.kallsyms]\n")
+PERF_PRELUDE = (
+    "    0/0         0.000000: PERF_RECORD_MMAP -1/0: [0xffffffff81000000"
+    "(0x1259b00) @ 0xffffffff81000000]: x [kernel.kallsyms]_text\n"
+    "  100/100   100.000000: PERF_RECORD_COMM exec: prog:100/100\n"
+    "  100/100   100.000001: PERF_RECORD_MMAP2 100/100: [0x555555555000"
+    "(0x1000) @ 0x1000 fe:00 1 2]: r-xp /bin/prog\n"
+    "  100/100   100.000002: PERF_RECORD_MMAP2 100/100: [0x7f0000001000"
+    "(0x2000) @ 0x1000 fe:00 3 4]: r-xp /lib/libw.so\n")
+
+
+def perf_seeds():
+    """fuzz_perf: byte 0 (the split), the build-id table, NUL, the text
+    `perf script -F pid,tid,time,period,event,ip,dso,brstack --no-inline
+    --show-mmap-events --show-task-events` prints; and perf.data headers."""
+    def seed(name, text, ids=PERF_IDS, cut=7):
+        put("perf", name, bytes([cut]) + ids.encode() + b"\0" +
+            text.encode())
+    seed("relative.txt", PERF_PRELUDE +
+         "  100/100   100.500000:     250000 cpu-clock: \n"
+         "\tffffffff8177d51a ([kernel.kallsyms])\n"
+         "\t            11a6 (/bin/prog)\n\t            1165 (/bin/prog)\n"
+         "\n  100/100   101.000000:     250000 cpu-clock: \n"
+         "\t            1128 (/lib/libw.so)\n\t            1175 (/bin/prog)"
+         "\n\n")
+    seed("absolute.txt", PERF_PRELUDE +
+         "  100/100   100.500000:     250000 cpu-clock: \n"
+         "\t    5555555551a6 hot (/bin/prog)\n"
+         "\t    555555555165 main (/bin/prog)\n\n")
+    seed("brstack.txt", PERF_PRELUDE +
+         "  100/100   100.500000:    1000000 cycles: \n"
+         "\t    5555555551a6 (/bin/prog)\n"
+         "0x5555555551b2(/bin/prog)/0x5555555551a0(/bin/prog)/P/-/-/12  "
+         "0x5555555551b2/0x5555555551a0/M/-/-/3/COND/- \n"
+         "  100/100   100.600000:    1000000 cycles:      5555555551ab "
+         "(/bin/prog) 0x55555555517d/0x555555555160/P/-/-/5 \n")
+    seed("fork-exec.txt", PERF_PRELUDE +
+         "  100/100   100.1: PERF_RECORD_FORK(200:200):(100:100)\n"
+         "  200/200   100.2:    1000 cpu-clock:   5555555551a6 (/bin/prog)\n"
+         "  200/200   100.3: PERF_RECORD_COMM exec: sh:200/200\n"
+         "  200/200   100.4: PERF_RECORD_EXIT(200:200):(100:100)\n"
+         "  100/100   4000.5:    3000 cpu-clock:   5555555551a6 (/bin/prog)"
+         "\n")
+    seed("mmap-buildid.txt",
+         "  7/7   5.0: PERF_RECORD_MMAP2 7/7: [0x400000(0x1000) @ 0 <"
+         "72bf06c6bbf1b667161c5c0086e6a979606ed1bd>]: r-xp /opt/app\n"
+         "  7/7   5.1:          1 cycles:u:      400010 (/opt/app)\n", ids="")
+    seed("truncated.txt", PERF_PRELUDE +
+         "  100/100   100.5:  1 cpu-clock: \n\t11a6 (/bin/prog)\n")
+    hdr = bytearray(512)
+    hdr[0:8] = b"PERFILE2"
+    struct.pack_into("<12Q", hdr, 8, 104, 136, 104, 0, 104, 200, 0, 0, 4,
+                     0, 0, 0)
+    struct.pack_into("<2Q", hdr, 304, 400, 50)
+    put("perf", "perf-data-header.bin", bytes(hdr))
+    put("perf", "perf-data-pipe.bin", b"PERFILE2" + struct.pack("<Q", 16))
+    put_dict("perf", ["PERF_RECORD_MMAP2 ", "PERF_RECORD_MMAP ",
+                      "PERF_RECORD_FORK(", "PERF_RECORD_EXIT(",
+                      "PERF_RECORD_COMM exec: ", "):(", "]: r-xp ",
+                      "]: x ", " @ 0x", "(0x", "cpu-clock: ", "cycles:u: ",
+                      "\t", "\n\n", "0x", "/P/-/-/0 ", "/M/", "(/bin/prog)",
+                      "([kernel.kallsyms])", "[vdso]", "//anon", " <", ">",
+                      "PERFILE2", "2ELIFREP"])
+
 
 def main():
     os.makedirs(CORPUS, exist_ok=True)
@@ -746,6 +814,7 @@ def main():
     probe_seeds()
     fdata_seeds()
     http_seeds()
+    perf_seeds()
     for t in sorted(os.listdir(CORPUS)):
         print("seeds: %-9s %3d files" %
               (t, len(os.listdir(os.path.join(CORPUS, t)))))

@@ -288,4 +288,103 @@ int wire_weight_fixed(uint64_t count, uint64_t period, double weight,
  */
 int wire_weight_add(wire_weight_t *acc, wire_weight_t v);
 
+/*
+ * Perf recordings (`fdoctl import`; schemas/perf.c): the text `perf script`
+ * prints for a recording, with the recording's build-id table, becomes
+ * SampleBatches. Every frame travels as (build-id, file offset); kernel
+ * frames and files without a build-id as unmapped (address 0). The exact
+ * perf script fields, the line formats read and the batching rules are
+ * written at the top of schemas/perf.c and in docs/ingest.md.
+ */
+struct wire_perf_opts {
+	const char *agent_id;      /* every batch's agent id (required) */
+	const char *host;          /* every batch's host (required) */
+	const char *binary;        /* NULL: the program with the most samples */
+	const char *const *labels; /* "key=value" each */
+	size_t n_labels;
+	uint64_t time_end;         /* unix seconds of the last sample */
+	uint64_t default_period;   /* for samples printed without one; 0: 1 */
+	const struct wire_limits *limits; /* NULL: wire_limits_default */
+};
+
+/* What a decode read, for the summary `fdoctl import` prints. */
+struct wire_perf_stats {
+	uint64_t samples;          /* samples read */
+	uint64_t samples_unmapped; /* of them: no frame left in a known file */
+	uint64_t frames;           /* callchain frames read */
+	uint64_t frames_unmapped;  /* of them: travel as address 0, because... */
+	uint64_t frames_no_file;   /* ...kernel, [vdso], [unknown] */
+	uint64_t frames_no_build_id; /* ...file without (one) build-id */
+	uint64_t frames_ambiguous; /* ...absolute or file offset: undecided */
+	uint64_t frames_unknown;   /* ...in no mapping of its process */
+	uint64_t frames_dropped;   /* callers past max_stack_depth, left out */
+	uint64_t branches;         /* brstack entries read */
+	uint64_t branches_unmapped; /* of them: an end in no known file */
+	uint64_t mmaps;            /* executable mmap records */
+	uint64_t build_ids;        /* lines of the build-id table */
+	uint64_t batches;          /* batches made */
+};
+
+struct wire_perf_result {
+	Fdod__SampleBatch **batches; /* each passes wire_batch_validate */
+	size_t n_batches;
+	struct wire_perf_stats stats;
+};
+
+/* The decoder; not thread safe, one per thread. */
+struct wire_perf;
+
+/*
+ * wire_perf_create makes a decoder for one recording. o is copied; the
+ * strings it points to must outlive the decoder. Returns FDO_OK or
+ * FDO_ENOMEM. Free with wire_perf_destroy.
+ */
+int wire_perf_create(const struct wire_perf_opts *o, struct wire_perf **out);
+
+/*
+ * wire_perf_buildids reads `perf buildid-list` output ("BUILDID PATH" per
+ * line); call it before feeding the text. A path given two different ids
+ * is never mapped. Returns FDO_OK, FDO_EPARSE (err: "build-id list line
+ * N: ...") or FDO_ENOMEM.
+ */
+int wire_perf_buildids(struct wire_perf *d, const char *text, size_t len,
+                       char *err, size_t errlen);
+
+/*
+ * wire_perf_feed reads the next len bytes of perf script text, in chunks
+ * of any size (a line may span chunks). Returns FDO_OK, or FDO_EPARSE /
+ * FDO_ELIMIT / FDO_EINVAL / FDO_ENOMEM with err "line N: reason"; after an
+ * error every later call returns it again.
+ */
+int wire_perf_feed(struct wire_perf *d, const char *text, size_t len,
+                   char *err, size_t errlen);
+
+/*
+ * wire_perf_finish ends the text and hands the batches to *out (seq 1..n,
+ * in the order they were filled; owned by the caller, freed with
+ * wire_perf_result_fini). Returns FDO_OK; FDO_ETRUNCATED (the text ends
+ * inside a sample or without a final newline), FDO_EINVAL (no samples,
+ * none in a file with a build-id, no binary name), an error of
+ * wire_batch_validate (a label or option fdod would refuse), an earlier
+ * feed error, or FDO_ENOMEM. *out is empty on error.
+ */
+int wire_perf_finish(struct wire_perf *d, struct wire_perf_result *out,
+                     char *err, size_t errlen);
+
+/* wire_perf_result_fini frees the batches of a result. */
+void wire_perf_result_fini(struct wire_perf_result *r);
+
+/* wire_perf_destroy frees a decoder; NULL is a no-op. */
+void wire_perf_destroy(struct wire_perf *d);
+
+/*
+ * wire_perf_data_check looks at the header of a perf.data file (buf, len:
+ * the whole file) before perf reads it: the PERFILE2 magic (either byte
+ * order), and that the attrs, data and feature sections it declares lie
+ * within the file. Returns FDO_OK, FDO_EPARSE (not a perf.data file) or
+ * FDO_ETRUNCATED, with the reason in err. Pure; any thread.
+ */
+int wire_perf_data_check(const uint8_t *buf, size_t len, char *err,
+                         size_t errlen);
+
 #endif

@@ -1,0 +1,389 @@
+/* Tests for schemas/perf.c: perf script text and perf.data headers. */
+#include "common/buf.h"
+#include "schemas/schemas.h"
+#include "tests/unit/test.h"
+
+#define EXE_ID "72bf06c6bbf1b667161c5c0086e6a979606ed1bd"
+#define LIB_ID "b517523ef515b3d4c14de1aac7e9c9e33e1a02fe"
+
+static const char ids[] = EXE_ID " /bin/prog\n" LIB_ID " /lib/libw.so\n"
+                          "32a7f3bacee6bf69da94f497a8a076483baea20e "
+                          "[kernel.kallsyms]\n";
+
+/* The start of a recording of /bin/prog: exec, its mmaps. */
+#define PRELUDE                                                                \
+	"    0/0         0.000000: PERF_RECORD_MMAP -1/0: "                    \
+	"[0xffffffff81000000(0x1259b00) @ 0xffffffff81000000]: x "             \
+	"[kernel.kallsyms]_text\n"                                             \
+	"  100/100   100.000000: PERF_RECORD_COMM exec: prog:100/100\n"        \
+	"  100/100   100.000001: PERF_RECORD_MMAP2 100/100: "                  \
+	"[0x555555555000(0x1000) @ 0x1000 fe:00 1 2]: r-xp /bin/prog\n"        \
+	"  100/100   100.000002: PERF_RECORD_MMAP2 100/100: "                  \
+	"[0x7f0000001000(0x2000) @ 0x1000 fe:00 3 4]: r-xp /lib/libw.so\n"   \
+	"  100/100   100.000003: PERF_RECORD_MMAP2 100/100: "                  \
+	"[0x7f2222200000(0x100000) @ 0x26000 fe:00 5 6]: r-xp "               \
+	"/lib/libc.so.6\n"
+
+static struct wire_perf *decoder(const char *binary)
+{
+	static const char *labels[] = {"mode=test"};
+	struct wire_perf_opts o = {.agent_id = "perf-import/t",
+	                           .host = "h1",
+	                           .binary = binary,
+	                           .labels = labels,
+	                           .n_labels = 1,
+	                           .time_end = 1700000000};
+	struct wire_perf *d = NULL;
+	if (wire_perf_create(&o, &d))
+		return NULL;
+	if (wire_perf_buildids(d, ids, strlen(ids), NULL, 0)) {
+		wire_perf_destroy(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* Decode text in one chunk (or in chunks of step bytes). */
+static int decode(const char *text, size_t step, const char *binary,
+                  struct wire_perf_result *r, char *err, size_t errlen)
+{
+	struct wire_perf *d = decoder(binary);
+	if (!d)
+		return FDO_ENOMEM;
+	size_t len = strlen(text);
+	int rc = FDO_OK;
+	if (!step)
+		step = len ? len : 1;
+	for (size_t i = 0; i < len && !rc; i += step)
+		rc = wire_perf_feed(d, text + i, len - i < step ? len - i : step,
+		                    err, errlen);
+	if (!rc)
+		rc = wire_perf_finish(d, r, err, errlen);
+	wire_perf_destroy(d);
+	return rc;
+}
+
+static char *printed(const struct wire_perf_result *r)
+{
+	struct fdo_buf b;
+	fdo_buf_init(&b);
+	for (size_t i = 0; i < r->n_batches; i++) {
+		char *t;
+		if (wire_batch_print_text(r->batches[i], &t, NULL))
+			break;
+		fdo_buf_puts(&b, t);
+		free(t);
+	}
+	return fdo_buf_steal(&b, NULL);
+}
+
+/* Perf 6.1 prints callchain frames as file offsets. */
+static const char relative[] =
+    PRELUDE "  100/100   100.500000:     250000 cpu-clock: \n"
+            "\tffffffff8177d51a ([kernel.kallsyms])\n"
+            "\t            11a6 (/bin/prog)\n"
+            "\t            1165 (/bin/prog)\n"
+            "\t           2724a (/lib/libc.so.6)\n"
+            "\n"
+            "  100/100   101.000000:     250000 cpu-clock: \n"
+            "\t            1128 (/lib/libw.so)\n"
+            "\t            1175 (/bin/prog)\n"
+            "\n"
+            "  100/100   101.500000:     250000 cpu-clock: \n"
+            "\tffffffff8177d51a ([kernel.kallsyms])\n"
+            "\t            11a6 (/bin/prog)\n"
+            "\t            1165 (/bin/prog)\n"
+            "\t           2724a (/lib/libc.so.6)\n"
+            "\n";
+
+/* Newer perf prints them as absolute addresses. */
+static const char absolute[] =
+    PRELUDE "  100/100   100.500000:     250000 cpu-clock: \n"
+            "\tffffffff8177d51a ([kernel.kallsyms])\n"
+            "\t    5555555551a6 hot (/bin/prog)\n"
+            "\t    555555555165 main (/bin/prog)\n"
+            "\t    7f2222227a4a __libc_start_call_main (/lib/libc.so.6)\n"
+            "\n"
+            "  100/100   101.000000:     250000 cpu-clock: \n"
+            "\t    7f0000001128 libwork (/lib/libw.so)\n"
+            "\t    555555555175 main (/bin/prog)\n"
+            "\n"
+            "  100/100   101.500000:     250000 cpu-clock: \n"
+            "\tffffffff8177d51a ([kernel.kallsyms])\n"
+            "\t    5555555551a6 hot (/bin/prog)\n"
+            "\t    555555555165 main (/bin/prog)\n"
+            "\t    7f2222227a4a __libc_start_call_main (/lib/libc.so.6)\n"
+            "\n";
+
+static const char expect_batch[] =
+    "agent   perf-import/t\n"
+    "seq     1\n"
+    "host    h1\n"
+    "binary  prog\n"
+    "label   mode=test\n"
+    "event   cpu-clock\n"
+    "period  250000\n"
+    "weight  1\n"
+    "time    1699999999 1700000000\n"
+    "mapping 0 " EXE_ID " 10000000000 20000000000 0 /bin/prog\n"
+    "mapping 1 " LIB_ID " 20000000000 30000000000 0 /lib/libw.so\n"
+    "stack   2 0 100000011a6 10000001165 0\n"
+    "stack   1 20000001128 10000001175\n";
+
+TEST(relative_frames_become_file_offsets)
+{
+	struct wire_perf_result r;
+	char err[256] = "";
+	int rc = decode(relative, 0, NULL, &r, err, sizeof err);
+	if (rc)
+		fprintf(stderr, "  %s\n", err);
+	REQUIRE(rc == FDO_OK);
+	char *t = printed(&r);
+	CHECK_EQ_STR(t, expect_batch);
+	free(t);
+	CHECK_EQ_INT(r.stats.samples, 3);
+	CHECK_EQ_INT(r.stats.frames, 10);
+	CHECK_EQ_INT(r.stats.frames_no_file, 2);
+	CHECK_EQ_INT(r.stats.frames_no_build_id, 2);
+	wire_perf_result_fini(&r);
+}
+
+TEST(absolute_frames_give_the_same_batch)
+{
+	struct wire_perf_result r;
+	char err[256] = "";
+	REQUIRE(decode(absolute, 0, NULL, &r, err, sizeof err) == FDO_OK);
+	char *t = printed(&r);
+	CHECK_EQ_STR(t, expect_batch);
+	free(t);
+	wire_perf_result_fini(&r);
+}
+
+TEST(any_chunking_gives_the_same_batch)
+{
+	for (size_t step = 1; step < 40; step += 7) {
+		struct wire_perf_result r;
+		REQUIRE(decode(relative, step, NULL, &r, NULL, 0) == FDO_OK);
+		char *t = printed(&r);
+		CHECK_EQ_STR(t, expect_batch);
+		free(t);
+		wire_perf_result_fini(&r);
+	}
+}
+
+TEST(fork_inherits_and_exec_replaces_mappings)
+{
+	const char *text =
+	    PRELUDE "  100/100   100.100000: PERF_RECORD_FORK(200:200):(100:100)\n"
+	            "  200/200   100.200000:       1000 cpu-clock:      "
+	            "5555555551a6 (/bin/prog)\n"
+	            "  200/200   100.300000: PERF_RECORD_COMM exec: sh:200/200\n"
+	            "  200/200   100.400000:       1000 cpu-clock:      "
+	            "5555555551a6 (/bin/prog)\n"
+	            "  100/100   100.500000:       1000 cpu-clock:      "
+	            "5555555551a6 (/bin/prog)\n";
+	struct wire_perf_result r;
+	char err[256] = "";
+	REQUIRE(decode(text, 0, NULL, &r, err, sizeof err) == FDO_OK);
+	REQUIRE(r.n_batches == 1);
+	const Fdod__SampleBatch *b = r.batches[0];
+	/* The child before exec and the parent: mapped; after exec: not. */
+	REQUIRE(b->n_stacks == 2);
+	CHECK_EQ_INT(b->stacks[0]->count, 2);
+	CHECK_EQ_INT(b->stacks[0]->addrs[0], 0x100000011a6ull);
+	CHECK_EQ_INT(b->stacks[1]->addrs[0], 0);
+	CHECK_EQ_INT(r.stats.samples_unmapped, 1);
+	CHECK_EQ_INT(b->period, 1000);
+	wire_perf_result_fini(&r);
+}
+
+TEST(brstack_becomes_branch_records)
+{
+	const char *text =
+	    PRELUDE "  100/100   100.500000:    1000000 cycles: \n"
+	            "\t    5555555551a6 (/bin/prog)\n"
+	            "0x5555555551b2(/bin/prog)/0x5555555551a0(/bin/prog)/P/-/-/12 "
+	            " 0x5555555551b2/0x5555555551a0/M/-/-/3  "
+	            "0xffffffff81000000/0x5555555551a0/-/-/-/0/COND/- \n"
+	            "  100/100   100.600000:    1000000 cycles:      "
+	            "5555555551ab (/bin/prog)0x55555555517d/0x555555555160/P/-/-/5\n";
+	struct wire_perf_result r;
+	char err[256] = "";
+	int rc = decode(text, 0, "prog", &r, err, sizeof err);
+	if (rc)
+		fprintf(stderr, "  %s\n", err);
+	REQUIRE(rc == FDO_OK);
+	const Fdod__SampleBatch *b = r.batches[0];
+	REQUIRE(b->n_branches == 3);
+	CHECK_EQ_INT(b->branches[0]->from, 0x100000011b2ull);
+	CHECK_EQ_INT(b->branches[0]->to, 0x100000011a0ull);
+	CHECK_EQ_INT(b->branches[0]->count, 2);
+	CHECK_EQ_INT(b->branches[0]->mispredicts, 1);
+	CHECK_EQ_INT(b->branches[1]->from, 0);
+	CHECK_EQ_INT(b->branches[2]->from, 0x1000000117dull);
+	CHECK_EQ_INT(r.stats.branches, 4);
+	CHECK_EQ_INT(r.stats.branches_unmapped, 1);
+	wire_perf_result_fini(&r);
+}
+
+TEST(mmap_build_ids_need_no_table)
+{
+	const char *text =
+	    "  7/7   5.000000: PERF_RECORD_MMAP2 7/7: [0x400000(0x1000) @ 0 "
+	    "<" EXE_ID ">]: r-xp /opt/app\n"
+	    "  7/7   5.100000:          1 cycles:u:      400010 (/opt/app)\n";
+	struct wire_perf_opts o = {.agent_id = "a", .host = "h",
+	                           .time_end = 10};
+	struct wire_perf *d;
+	REQUIRE(wire_perf_create(&o, &d) == FDO_OK);
+	struct wire_perf_result r;
+	char err[256] = "";
+	REQUIRE(wire_perf_feed(d, text, strlen(text), err, sizeof err) == 0);
+	REQUIRE(wire_perf_finish(d, &r, err, sizeof err) == FDO_OK);
+	wire_perf_destroy(d);
+	REQUIRE(r.n_batches == 1);
+	CHECK_EQ_STR(r.batches[0]->binary, "app");
+	CHECK_EQ_STR(r.batches[0]->event, "cycles:u");
+	CHECK_EQ_INT(r.batches[0]->stacks[0]->addrs[0], 0x10000000010ull);
+	wire_perf_result_fini(&r);
+}
+
+TEST(batches_split_at_an_hour_and_keep_their_times)
+{
+	const char *text =
+	    PRELUDE "  100/100   200.000000:       1000 cpu-clock:      "
+	            "5555555551a6 (/bin/prog)\n"
+	            "  100/100  4000.000000:       1000 cpu-clock:      "
+	            "5555555551a6 (/bin/prog)\n"
+	            "  100/100  4000.500000:       3000 cpu-clock:      "
+	            "5555555551a6 (/bin/prog)\n";
+	struct wire_perf_result r;
+	REQUIRE(decode(text, 0, NULL, &r, NULL, 0) == FDO_OK);
+	REQUIRE(r.n_batches == 2);
+	CHECK_EQ_INT(r.batches[0]->seq, 1);
+	CHECK_EQ_INT(r.batches[1]->seq, 2);
+	CHECK_EQ_INT(r.batches[0]->time_end, 1700000000 - 3800);
+	CHECK_EQ_INT(r.batches[1]->time_start, 1700000000);
+	CHECK_EQ_INT(r.batches[1]->period, 2000);
+	CHECK_EQ_INT(r.batches[1]->stacks[0]->count, 2);
+	wire_perf_result_fini(&r);
+}
+
+static void refused(const char *text, int want, const char *msg)
+{
+	struct wire_perf_result r = {0};
+	char err[256] = "";
+	int rc = decode(text, 0, NULL, &r, err, sizeof err);
+	CHECK_EQ_INT(rc, want);
+	if (!strstr(err, msg)) {
+		fprintf(stderr, "  error '%s' lacks '%s'\n", err, msg);
+		test_failed_now = 1;
+	}
+	CHECK(r.n_batches == 0 && r.batches == NULL);
+}
+
+TEST(bad_text_is_refused_with_its_line)
+{
+	refused("hello world\n", FDO_EPARSE, "line 1: not a perf script line");
+	refused(PRELUDE "  100/100   100.5:  1 cpu-clock: \n\t11a6 (/bin/prog)\n",
+	        FDO_ETRUNCATED, "truncated: the sample of line 6");
+	refused(PRELUDE "  100/100   100.5:  1 cpu-clock:  5555555551a6\n"
+	                "  100/100   100.6:  1 cpu-clock:  55555555",
+	        FDO_ETRUNCATED, "no newline");
+	refused(PRELUDE "  100/100   100.5:  1 cpu-clock: \n\tzz (/bin/prog)\n\n",
+	        FDO_EPARSE, "line 7: malformed callchain frame");
+	refused(PRELUDE "  100/100   100.5:  1 cpu-clock: \n\t11a6 (/bin/prog)\n"
+	                "  100/100   100.6:  1 cpu-clock: \n",
+	        FDO_EPARSE, "line 8: the sample of line 6 has no end");
+	refused("  1/1   1.0: PERF_RECORD_MMAP2 1/1: [0x1000(0x10) @]: r-xp /x\n",
+	        FDO_EPARSE, "malformed mmap record");
+	refused(PRELUDE "  100/100   100.5:  1 cpu-clock: \n\t11a6 (/bin/prog)\n"
+	                "0x1/0x2/Q/-\n",
+	        FDO_EPARSE, "line 8: malformed brstack entry");
+	refused("", FDO_EINVAL, "no samples");
+	refused("  1/1   1.0:   1 cpu-clock:   400000 (/x)\n", FDO_EINVAL,
+	        "none of the 1 samples");
+	char nul[] = "  1/1   1.0:   1 cpu-clock: \0\n";
+	struct wire_perf *d = decoder(NULL);
+	REQUIRE(d);
+	CHECK(wire_perf_feed(d, nul, sizeof nul - 1, NULL, 0) == FDO_EPARSE);
+	/* The error sticks. */
+	CHECK(wire_perf_feed(d, "\n", 1, NULL, 0) == FDO_EPARSE);
+	wire_perf_destroy(d);
+}
+
+TEST(bad_build_id_list_is_refused)
+{
+	struct wire_perf_opts o = {.agent_id = "a", .host = "h"};
+	struct wire_perf *d;
+	REQUIRE(wire_perf_create(&o, &d) == FDO_OK);
+	char err[128] = "";
+	CHECK(wire_perf_buildids(d, "ABCD /x\n", 8, err, sizeof err) ==
+	      FDO_EPARSE);
+	CHECK(strstr(err, "line 1") != NULL);
+	CHECK(wire_perf_buildids(d, "abcd\n", 5, NULL, 0) == FDO_EPARSE);
+	wire_perf_destroy(d);
+}
+
+TEST(bad_label_is_refused_by_validation)
+{
+	static const char *labels[] = {"no-equals-sign"};
+	struct wire_perf_opts o = {.agent_id = "a", .host = "h", .binary = "b",
+	                           .labels = labels, .n_labels = 1,
+	                           .time_end = 5};
+	struct wire_perf *d;
+	REQUIRE(wire_perf_create(&o, &d) == FDO_OK);
+	REQUIRE(wire_perf_buildids(d, ids, strlen(ids), NULL, 0) == FDO_OK);
+	struct wire_perf_result r;
+	char err[256] = "";
+	REQUIRE(wire_perf_feed(d, relative, strlen(relative), err,
+	                       sizeof err) == FDO_OK);
+	CHECK(wire_perf_finish(d, &r, err, sizeof err) != FDO_OK);
+	CHECK(strstr(err, "batch 1") != NULL);
+	CHECK(r.n_batches == 0);
+	wire_perf_destroy(d);
+}
+
+/* A minimal perf.data header: sections at the given places. */
+static void header(uint8_t *buf, size_t len, uint64_t data_off,
+                   uint64_t data_size, uint64_t feat_bits)
+{
+	memset(buf, 0, len);
+	memcpy(buf, "PERFILE2", 8);
+	uint64_t v[12] = {104, 136, 104, 0, data_off, data_size, 0, 0,
+	                  feat_bits, 0, 0, 0};
+	memcpy(buf + 8, v, sizeof v);
+}
+
+TEST(perf_data_header_checks)
+{
+	uint8_t buf[512];
+	char err[200];
+	header(buf, sizeof buf, 104, 200, 0);
+	CHECK_EQ_INT(wire_perf_data_check(buf, sizeof buf, err, sizeof err),
+	             FDO_OK);
+	/* One feature section: its table entry at 304, pointing inside. */
+	header(buf, sizeof buf, 104, 200, 1u << 2);
+	uint64_t ent[2] = {400, 50};
+	memcpy(buf + 304, ent, sizeof ent);
+	CHECK_EQ_INT(wire_perf_data_check(buf, sizeof buf, err, sizeof err),
+	             FDO_OK);
+	CHECK_EQ_INT(wire_perf_data_check(buf, 420, err, sizeof err),
+	             FDO_ETRUNCATED);
+	CHECK(strstr(err, "feature section 0 ends at byte 450") != NULL);
+	CHECK_EQ_INT(wire_perf_data_check(buf, 250, err, sizeof err),
+	             FDO_ETRUNCATED);
+	CHECK(strstr(err, "data section ends at byte 304") != NULL);
+	CHECK_EQ_INT(wire_perf_data_check(buf, 60, err, sizeof err),
+	             FDO_ETRUNCATED);
+	CHECK_EQ_INT(wire_perf_data_check((const uint8_t *)"#!/bin/sh\necho "
+	                                                   "hi\n",
+	                                  18, err, sizeof err),
+	             FDO_EPARSE);
+	CHECK(strstr(err, "not a perf.data file") != NULL);
+	/* Pipe mode: a 16-byte header, events to the end. */
+	header(buf, sizeof buf, 0, 0, 0);
+	uint64_t sixteen = 16;
+	memcpy(buf + 8, &sixteen, 8);
+	CHECK_EQ_INT(wire_perf_data_check(buf, 16, err, sizeof err), FDO_OK);
+}
