@@ -74,6 +74,7 @@ static char *printed(const struct wire_perf_result *r)
 		fdo_buf_puts(&b, t);
 		free(t);
 	}
+	fdo_buf_cstr(&b); /* steal hands out the bytes unterminated */
 	return fdo_buf_steal(&b, NULL);
 }
 
