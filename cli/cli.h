@@ -13,6 +13,7 @@ int cmd_status(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_emit(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 #include <stddef.h>
 

@@ -20,6 +20,10 @@ static const struct command commands[] = {
 	{"push", cmd_push,
 	 "push      [--url URL] FILE|-\n"
 	 "          send one batch in the text form and print its Ack"},
+	{"import", cmd_import,
+	 "import    [--url URL] [--binary NAME] [--label k=v]... [--perf PATH]\n"
+	 "          (perf.data | --script FILE [--build-ids FILE])\n"
+	 "          send a perf recording (callchains, LBR branch stacks)"},
 	{"pull", cmd_pull,
 	 "pull      BINARY [--http URL] [--format llvm|gcc|bolt|folded|pprof]\n"
 	 "          [--build-id ID] [--labels k=v,...] [--window 7d]\n"
