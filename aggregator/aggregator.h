@@ -230,6 +230,9 @@ struct agg_profile_query {
 	int reduced;             /* keep only leaves and caller->callee
 				    pairs (prof_reduce), not the stacks:
 				    all the llvm, gcc and bolt formats read */
+	int branches;            /* also the window's stored branch records
+				    (LBR), weighted as the stacks: what the
+				    bolt format writes when it has them */
 	uint64_t max_stacks;     /* keep only the heaviest N stacks (0: all) */
 	double min_share;        /* ... and those with at least this share of
 				    the selected count (0: all) */

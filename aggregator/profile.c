@@ -33,6 +33,9 @@
  * Counts: each stack's count is its share of the selected fleet weight
  * expressed in samples (weight / total weight x total samples), so fleet
  * weights steer the profile while counts keep the scale of samples.
+ * branches (bolt): the window's stored branch records (LBR) of the
+ * selected label sets, weighted like the stacks of their label set and
+ * bucket, read after the stacks (read_branches).
  * reduced (the llvm, gcc and bolt formats): each stack is folded into
  * leaf and caller->callee pair counts as it is read (prof_reducer) and
  * not kept, so the profile's memory follows its locations and pairs, not
@@ -582,6 +585,90 @@ static int merge_runs(struct builder *b, const struct agg_profile_query *q,
 	return rc;
 }
 
+/*
+ * read_branches adds the branch records (LBR) of binary's selected label
+ * sets and window to p->branches, each weighted as a stack of its label
+ * set and bucket would be (decay, then the selector's factor: counts in
+ * samples of the profile's scale); a selector without stacks has no scale
+ * and adds none. With q->build_id only that build-id's records. One pass
+ * over the binary's branches; records of one branch in several buckets
+ * stay separate entries (the bolt writer sums them).
+ */
+static int read_branches(struct builder *b, const struct agg_profile_query *q,
+			 uint32_t binary, uint32_t width, uint64_t since,
+			 const double *factor)
+{
+	struct prof *p = b->p;
+	store_cursor *c;
+	int rc = store_cursor_open(b->t, STORE_BRANCHES, &c);
+	if (rc)
+		return rc;
+	uint8_t start[STORE_BRANCHES_KEY_SIZE];
+	struct store_branches_key k = {.binary = binary};
+	store_branches_key_encode(start, &k);
+	int *selcache = NULL; /* labelset id -> selector+2 (0 unknown) */
+	size_t cap_sel = 0, cap = 0;
+	uint32_t last_bid = 0;
+	int last_ok = 0;
+	const void *kp, *vp;
+	size_t kl, vl;
+	int crc = store_cursor_seek(c, start, sizeof start, &kp, &kl, &vp, &vl);
+	for (; crc == FDO_OK && !rc; crc = store_cursor_next(c, &kp, &kl, &vp,
+							     &vl)) {
+		if (store_branches_key_decode(kp, kl, &k) || k.binary != binary)
+			break;
+		struct store_weight w;
+		if ((uint64_t)k.bucket + width <= since ||
+		    store_weight_decode(vp, vl, &w))
+			continue;
+		if ((rc = fdo_grow_zeroed(selcache, cap_sel,
+					  (size_t)k.labelset + 1)))
+			break;
+		if (!selcache[k.labelset])
+			selcache[k.labelset] =
+				pick_selector(b->t, k.labelset, q) + 2;
+		int sel = selcache[k.labelset] - 2;
+		if (sel < 0 || !(factor[sel] > 0))
+			continue;
+		if (q->build_id_len && k.build_id != last_bid) {
+			struct store_buildid rec;
+			last_bid = k.build_id;
+			last_ok = !store_buildid_get(b->t, k.build_id, &rec) &&
+				  rec.build_id_len == q->build_id_len &&
+				  !memcmp(rec.build_id, q->build_id,
+					  q->build_id_len);
+		}
+		if (q->build_id_len && !last_ok)
+			continue;
+		double count = (double)w.weight *
+			       decay(q, k.bucket, width) * factor[sel];
+		if (!(count > 0) || !isfinite(count))
+			continue;
+		uint32_t bi;
+		if ((rc = build_id_index(b, k.build_id, &bi)) ||
+		    (rc = fdo_grow(p->branches, cap, p->nbranches + 1)))
+			break;
+		struct prof_branch *br = &p->branches[p->nbranches++];
+		*br = (struct prof_branch){.build_id = bi,
+					   .from = k.from,
+					   .to = k.to,
+					   .from_vaddr = UINT64_MAX,
+					   .to_vaddr = UINT64_MAX,
+					   .count = count};
+		if (b->indexes[bi]) {
+			sym_index_offset_to_vaddr(b->indexes[bi], k.from,
+						  &br->from_vaddr);
+			sym_index_offset_to_vaddr(b->indexes[bi], k.to,
+						  &br->to_vaddr);
+		}
+	}
+	free(selcache);
+	store_cursor_close(c);
+	if (rc)
+		return rc;
+	return crc == FDO_OK || crc == FDO_ENOT_FOUND ? FDO_OK : crc;
+}
+
 int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 		      const struct agg_profile_query *q, struct prof *p,
 		      char *err, size_t errlen)
@@ -640,11 +727,11 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 
 	/* Pass 2: each distinct stack once, in stack order. */
 	rc = merge_runs(&b, q, binary, s1.runs, s1.nruns, factor, &red);
-	if (rc) {
-		free(factor);
-		goto out;
-	}
+	if (!rc && q->branches)
+		rc = read_branches(&b, q, binary, s1.width, s1.since, factor);
 	free(factor);
+	if (rc)
+		goto out;
 	if (q->reduced) {
 		prof_reducer_finish(&red, &p->leaves, &p->nleaves, &p->pairs,
 				    &p->npairs);

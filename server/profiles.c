@@ -149,6 +149,8 @@ static int parse_request(struct srv_app *app, struct srv_req *req,
 		pr->q.min_share = pr->opts.min_share;
 	}
 	pr->q.blocks = pr->opts.counts == PROF_COUNTS_BLOCKS && compile;
+	/* Branch records (LBR) make the bolt profile when there are any. */
+	pr->q.branches = !strcmp(pr->em->name, "bolt");
 	pr->q.balance = pr->opts.balance;
 	return 0;
 }

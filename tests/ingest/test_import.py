@@ -232,9 +232,6 @@ def test_script_with_brstack_gives_branch_records(daemon, prog, tmp_path):
                      body, re.M), body
 
 
-@pytest.mark.xfail(strict=True, reason="fdod stores branch records (table "
-                   "branches) but its profile builder (aggregator/profile.c)"
-                   " does not read them yet: bolt infers edges from samples")
 def test_lbr_branch_without_samples_reaches_the_bolt_profile(daemon, prog,
                                                              tmp_path):
     """main's loop branch is only in the brstack entries (no sample is in

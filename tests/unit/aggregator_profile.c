@@ -71,10 +71,11 @@ static void push(agg_ingest *ing, const char *agent, int seq, const char *label,
 		 "agent %s\nseq %d\nhost %s-host\nbinary prof\nlabel %s\n"
 		 "event cpu-clock\nperiod 1000\nweight 1\ntime %lu %lu\n"
 		 "mapping 0 %s 555555554000 555555654000 0 /x\n"
-		 "stack %d %llx %llx\nstack %d %llx %llx\n",
+		 "stack %d %llx %llx\nstack %d %llx %llx\n"
+		 "branch %llx %llx %d\n",
 		 agent, seq, agent, label, t0, t0 + 60, bid_hex, hot,
 		 base + hot_off, base + main_off + 1, cold, base + cold_off,
-		 base + main_off + 1);
+		 base + main_off + 1, base + main_off, base + hot_off, hot);
 	Fdod__SampleBatch *b;
 	char err[256];
 	if (wire_batch_parse_text(text, strlen(text), NULL, &b, err, sizeof err)) {
@@ -219,13 +220,33 @@ TEST(profiles_select_weight_and_symbolize)
 	check_reduced_same(&w, &q);
 	q.blocks = 0;
 
+	/* Branch records (LBR): only when asked, in the stacks' unit. */
+	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
+	CHECK_EQ_INT(p.nbranches, 0);
+	prof_fini(&p);
+	q.branches = 1;
+	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
+	CHECK_EQ_INT(p.nbranches, 2); /* one per (label set, bucket) */
+	double bsum = 0;
+	for (size_t i = 0; i < p.nbranches; i++) {
+		bsum += p.branches[i].count;
+		CHECK_EQ_INT(p.branches[i].from, main_off);
+		CHECK_EQ_INT(p.branches[i].to, hot_off);
+		CHECK(p.branches[i].to_vaddr != UINT64_MAX);
+	}
+	CHECK(fabs(bsum - 100) < 1e-6); /* 90 + 10, as the hot stacks */
+	prof_fini(&p);
+
 	/* labels= selects one mode. */
 	REQUIRE(agg_query_selectors(&q, "mode:serving", NULL, err, sizeof err) == FDO_OK);
 	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
 	CHECK_EQ_INT(p.samples, 100);
 	CHECK(fabs(count_of(&p, "hot") - 90) < 1e-6);
 	CHECK(fabs(count_of(&p, "cold") - 10) < 1e-6);
+	CHECK_EQ_INT(p.nbranches, 1);
+	CHECK(p.nbranches == 1 && fabs(p.branches[0].count - 90) < 1e-6);
 	prof_fini(&p);
+	q.branches = 0;
 	/* Trimming (folded, pprof): the heaviest stack; a share over what
 	 * any stack has leaves none; the total samples stay. */
 	q.max_stacks = 1;
@@ -278,9 +299,12 @@ TEST(profiles_select_weight_and_symbolize)
 	/* An exact build-id that has no samples selects nothing. */
 	q.build_id_len = 2;
 	q.build_id[0] = 0xab;
+	q.branches = 1;
 	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
 	CHECK_EQ_INT(p.nstacks, 0);
+	CHECK_EQ_INT(p.nbranches, 0);
 	prof_fini(&p);
+	q.branches = 0;
 	q.build_id_len = res.elf.build_id_len;
 	memcpy(q.build_id, res.elf.build_id, q.build_id_len);
 	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
