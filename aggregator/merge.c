@@ -977,46 +977,99 @@ struct expire {
 	struct deltas totals; /* what the deleted counts take away */
 };
 
-static int expire_table(store_txn *t, enum store_table table,
-			struct expire *ex, uint8_t (*victims)[32], size_t *nv)
+/*
+ * expire_counts: the counts entries of every (binary, label set, bucket)
+ * older than the cutoff, found from table totals (one row per prefix, and
+ * a prefix is one key range of counts), so only the ranges that go are
+ * read, not the whole table: retention and the budget cost what they
+ * delete. Notes the oldest bucket left, and what the victims take away
+ * from totals.
+ */
+static int expire_counts(store_txn *t, struct expire *ex,
+			 uint8_t (*victims)[32], size_t *nv)
 {
+	struct store_totals_key *old = NULL;
+	size_t nold = 0, cap = 0;
 	store_cursor *c;
 	const void *k, *v;
 	size_t kl, vl;
-	int rc = store_cursor_open(t, table, &c);
+	int rc = store_cursor_open(t, STORE_TOTALS, &c);
 	if (rc)
 		return rc;
 	rc = store_cursor_seek(c, NULL, 0, &k, &kl, &v, &vl);
-	while (rc == FDO_OK) {
-		uint32_t bucket;
-		struct store_counts_key ck;
-		if (table == STORE_COUNTS) {
-			if (store_counts_key_decode(k, kl, &ck))
-				goto next;
-			bucket = ck.bucket;
-		} else {
-			struct store_branches_key bk;
-			if (store_branches_key_decode(k, kl, &bk))
-				goto next;
-			bucket = bk.bucket;
+	for (; rc == FDO_OK; rc = store_cursor_next(c, &k, &kl, &v, &vl)) {
+		struct store_totals_key tk;
+		if (store_totals_key_decode(k, kl, &tk))
+			continue;
+		if (tk.bucket >= ex->cutoff) {
+			if (tk.bucket < ex->oldest)
+				ex->oldest = tk.bucket;
+			continue;
 		}
-		if (bucket < ex->cutoff && *nv < EXPIRE_MAX_DELETES) {
+		if (fdo_grow(old, cap, nold + 1)) {
+			rc = FDO_ENOMEM;
+			break;
+		}
+		old[nold++] = tk;
+	}
+	store_cursor_close(c);
+	c = NULL;
+	rc = rc == FDO_ENOT_FOUND ? FDO_OK : rc;
+	if (!rc && nold)
+		rc = store_cursor_open(t, STORE_COUNTS, &c);
+	for (size_t i = 0; !rc && i < nold && *nv < EXPIRE_MAX_DELETES; i++) {
+		uint8_t start[STORE_COUNTS_KEY_SIZE];
+		struct store_counts_key ck = {old[i].binary, old[i].labelset,
+					      old[i].bucket, 0};
+		store_counts_key_encode(start, &ck);
+		rc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v,
+				       &vl);
+		for (; rc == FDO_OK && *nv < EXPIRE_MAX_DELETES;
+		     rc = store_cursor_next(c, &k, &kl, &v, &vl)) {
+			if (store_counts_key_decode(k, kl, &ck) ||
+			    ck.binary != old[i].binary ||
+			    ck.labelset != old[i].labelset ||
+			    ck.bucket != old[i].bucket)
+				break;
 			memcpy(victims[(*nv)++], k, kl);
 			/* An entry whose value does not decode was never
 			 * summed (the merge fails on it, the upgrade skips
 			 * it): nothing to take away. */
 			struct store_weight w;
-			if (table == STORE_COUNTS &&
-			    !store_weight_decode(v, vl, &w) &&
+			if (!store_weight_decode(v, vl, &w) &&
 			    (rc = deltas_note(&ex->totals, ck.binary,
 					      ck.labelset, ck.bucket, w.weight,
 					      w.samples, 1)))
 				break;
-		} else if (bucket >= ex->cutoff && bucket < ex->oldest) {
-			ex->oldest = bucket;
 		}
-next:
-		rc = store_cursor_next(c, &k, &kl, &v, &vl);
+		rc = rc == FDO_ENOT_FOUND ? FDO_OK : rc;
+	}
+	if (c)
+		store_cursor_close(c);
+	free(old);
+	return rc;
+}
+
+/* expire_branches: the same for the branches table, by a walk of all of
+ * it (branch records have no totals; without LBR the table is empty). */
+static int expire_branches(store_txn *t, struct expire *ex,
+			   uint8_t (*victims)[32], size_t *nv)
+{
+	store_cursor *c;
+	const void *k, *v;
+	size_t kl, vl;
+	int rc = store_cursor_open(t, STORE_BRANCHES, &c);
+	if (rc)
+		return rc;
+	rc = store_cursor_seek(c, NULL, 0, &k, &kl, &v, &vl);
+	for (; rc == FDO_OK; rc = store_cursor_next(c, &k, &kl, &v, &vl)) {
+		struct store_branches_key bk;
+		if (store_branches_key_decode(k, kl, &bk))
+			continue;
+		if (bk.bucket < ex->cutoff && *nv < EXPIRE_MAX_DELETES)
+			memcpy(victims[(*nv)++], k, kl);
+		else if (bk.bucket >= ex->cutoff && bk.bucket < ex->oldest)
+			ex->oldest = bk.bucket;
 	}
 	store_cursor_close(c);
 	return rc == FDO_ENOT_FOUND ? FDO_OK : rc;
@@ -1037,7 +1090,9 @@ static int expire_txn(store_txn *t, void *arg)
 	int rc = FDO_OK;
 	for (size_t i = 0; i < 2 && !rc; i++) {
 		size_t nv = 0;
-		rc = expire_table(t, tables[i], ex, victims, &nv);
+		rc = tables[i] == STORE_COUNTS
+			     ? expire_counts(t, ex, victims, &nv)
+			     : expire_branches(t, ex, victims, &nv);
 		for (size_t k = 0; k < nv && !rc; k++) {
 			rc = store_del(t, tables[i], victims[k], klen[i]);
 			if (rc == FDO_ENOT_FOUND)
