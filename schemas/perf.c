@@ -31,9 +31,12 @@
  * exec) gives file offset = addr - start + pgoff. Callchain frames are
  * absolute in some perf versions and already file offsets (perf's map_ip,
  * addr - start + pgoff) in others (5.x to 6.3, e.g. Debian 12's 6.1): a
- * frame whose address fits only one reading decides, and the decoder
- * remembers the answer for frames that fit both (a large non-PIE
- * executable); before any frame has decided, such a frame is unmapped.
+ * frame in a file with a build-id whose address fits only one reading is
+ * evidence for it (JIT maps, //anon, [vdso] and files without build-ids
+ * are not: perf prints absolute addresses for them in every version);
+ * frames that fit both (a large non-PIE executable) follow their file's
+ * evidence, else the recording's when it all points one way, else they
+ * are unmapped. A file with evidence for both readings stops the decode.
  *
  * Unmapped: kernel frames, [vdso], [unknown], anonymous and JIT code, and
  * any file without a build-id in the table (or two different ones) travel
@@ -82,6 +85,7 @@ struct pdso {
 	uint8_t special;  /* [kernel...], [vdso], //anon...: never mapped */
 	uint64_t pg_lo, pg_hi; /* file range its mappings cover */
 	uint64_t exe_samples;  /* samples of processes it is the program of */
+	uint64_t ev_abs, ev_rel; /* its frames that fit only one reading */
 };
 
 struct pmap {
@@ -147,7 +151,7 @@ struct wire_perf {
 	struct proc *procs;
 	size_t nprocs, cap_procs;
 	struct fdo_map64 proc_ix;
-	int mode;
+	uint64_t ev_abs, ev_rel; /* deciding frames, all files */
 	/* batches */
 	struct obatch *open;
 	size_t nopen, cap_open;
@@ -732,46 +736,73 @@ static struct loc resolve_abs(struct wire_perf *d, int32_t pid, uint64_t addr)
 	return (struct loc){m->dso, off};
 }
 
-/* A callchain frame: absolute or already a file offset (see the top). */
-static struct loc resolve_frame(struct wire_perf *d, int32_t pid,
-                                uint64_t addr, const char *dso, size_t dlen)
+/*
+ * A callchain frame: absolute or already a file offset (see the top).
+ * Only a frame named in a file with a build-id (not [kernel], //anon,
+ * a perf JIT map...) that fits exactly one reading is evidence; a file
+ * with evidence for both readings stops the decode (*out: unmapped, and
+ * FDO_EINVAL with the reason in err).
+ */
+static int resolve_frame(struct wire_perf *d, int32_t pid, uint64_t addr,
+                         const char *dso, size_t dlen, struct loc *out,
+                         char *err, size_t errlen)
 {
-	struct loc none = {NO_DSO, 0};
+	*out = (struct loc){NO_DSO, 0};
 	int oom = 0;
 	uint32_t named = dlen ? dso_get(d, dso, dlen, 0, &oom) : NO_DSO;
 	if (dlen && dso[0] == '[') {
 		d->st.frames_no_file++;
-		return none;
+		return FDO_OK;
 	}
+	struct pdso *nd = named != NO_DSO ? &d->dsos[named] : NULL;
 	const struct pmap *m = map_find(proc_get(d, pid, 0), addr);
-	int abs_ok = m && (named == NO_DSO || m->dso == named);
-	int rel_ok = named != NO_DSO && d->dsos[named].pg_lo <= addr &&
-	             addr < d->dsos[named].pg_hi;
-	int use; /* MODE_ABSOLUTE or MODE_RELATIVE */
-	if (abs_ok && !rel_ok)
-		use = d->mode = MODE_ABSOLUTE;
-	else if (rel_ok && !abs_ok)
-		use = d->mode = MODE_RELATIVE;
-	else if (abs_ok && rel_ok && d->mode != MODE_UNKNOWN)
-		use = d->mode;
-	else {
+	int abs_ok = m && (!nd || m->dso == named);
+	int rel_ok = nd && nd->pg_lo <= addr && addr < nd->pg_hi;
+	int use = MODE_UNKNOWN;
+	if (nd && dso_mapped(nd) && abs_ok != rel_ok) {
+		if (abs_ok ? nd->ev_rel : nd->ev_abs)
+			return errf(d, err, errlen, FDO_EINVAL,
+			            "frames of %.200s read as absolute addresses "
+			            "and as file offsets (%llu and %llu frames so "
+			            "far): cannot tell how this perf prints "
+			            "callchains",
+			            nd->path,
+			            (unsigned long long)nd->ev_abs + abs_ok,
+			            (unsigned long long)nd->ev_rel + rel_ok);
+		use = abs_ok ? MODE_ABSOLUTE : MODE_RELATIVE;
+		*(abs_ok ? &nd->ev_abs : &nd->ev_rel) += 1;
+		*(abs_ok ? &d->ev_abs : &d->ev_rel) += 1;
+	} else if (abs_ok || rel_ok) {
+		/* Undecided here: the file's own evidence, else the
+		 * recording's when all of it points one way. */
+		uint64_t ea = nd && (nd->ev_abs || nd->ev_rel) ? nd->ev_abs
+		                                               : d->ev_abs;
+		uint64_t er = nd && (nd->ev_abs || nd->ev_rel) ? nd->ev_rel
+		                                               : d->ev_rel;
+		if (ea && !er && abs_ok)
+			use = MODE_ABSOLUTE;
+		else if (er && !ea && rel_ok)
+			use = MODE_RELATIVE;
+	}
+	if (use == MODE_UNKNOWN) {
 		if (abs_ok && rel_ok)
 			d->st.frames_ambiguous++;
 		else
 			d->st.frames_unknown++;
-		return none;
+		return FDO_OK;
 	}
 	uint32_t ds = use == MODE_ABSOLUTE ? m->dso : named;
 	if (!dso_mapped(&d->dsos[ds])) {
 		d->st.frames_no_build_id++;
-		return none;
+		return FDO_OK;
 	}
 	uint64_t off = use == MODE_ABSOLUTE ? addr - m->start + m->pgoff : addr;
 	if (off > OFF_MAX) {
 		d->st.frames_unknown++;
-		return none;
+		return FDO_OK;
 	}
-	return (struct loc){ds, off};
+	*out = (struct loc){ds, off};
+	return FDO_OK;
 }
 
 /* ------------------------------------------------------------- records -- */
@@ -888,6 +919,9 @@ static int rec_fork(struct wire_perf *d, const char *p, const char *e,
 	int rc = rec_task(d, p, e, "fork", v, err, errlen);
 	if (rc || v[0] == v[2]) /* a new thread shares its process's maps */
 		return rc;
+	/* A reused pid: whatever its last owner mapped is gone, whether or
+	 * not the parent is known. */
+	proc_reset(d, v[0]);
 	struct proc *parent = proc_get(d, (int32_t)v[2], 0);
 	if (!parent)
 		return FDO_OK;
@@ -1058,8 +1092,9 @@ static int chain_frame(struct wire_perf *d, const char *p, const char *e,
 				dlen = (size_t)(e - 1 - dso);
 				break;
 			}
-	return frame_push(d, resolve_frame(d, d->s_pid, addr, dso, dlen), err,
-	                  errlen);
+	struct loc l;
+	int rc = resolve_frame(d, d->s_pid, addr, dso, dlen, &l, err, errlen);
+	return rc ? rc : frame_push(d, l, err, errlen);
 }
 
 static int sample_end(struct wire_perf *d, char *err, size_t errlen)

@@ -270,17 +270,96 @@ TEST(batches_split_at_an_hour_and_keep_their_times)
 	wire_perf_result_fini(&r);
 }
 
-static void refused(const char *text, int want, const char *msg)
+static void refused_named(const char *text, const char *binary, int want,
+                          const char *msg)
 {
 	struct wire_perf_result r = {0};
 	char err[256] = "";
-	int rc = decode(text, 0, NULL, &r, err, sizeof err);
+	int rc = decode(text, 0, binary, &r, err, sizeof err);
 	CHECK_EQ_INT(rc, want);
 	if (!strstr(err, msg)) {
 		fprintf(stderr, "  error '%s' lacks '%s'\n", err, msg);
 		test_failed_now = 1;
 	}
 	CHECK(r.n_batches == 0 && r.batches == NULL);
+}
+
+static void refused(const char *text, int want, const char *msg)
+{
+	refused_named(text, NULL, want, msg);
+}
+
+TEST(fork_of_an_unknown_parent_resets_a_reused_pid)
+{
+	/* pid 200 mapped /bin/prog, exited without a record, and its pid
+	 * came back as the child of a process the text never showed. */
+	const char *text =
+	    PRELUDE "  100/100   100.100000: PERF_RECORD_FORK(200:200):(100:100)\n"
+	            "  200/200   100.200000:       1000 cpu-clock:      "
+	            "5555555551a6 (/bin/prog)\n"
+	            "  999/999   100.300000: PERF_RECORD_FORK(200:200):(999:999)\n"
+	            "  200/200   100.400000:       1000 cpu-clock:      "
+	            "5555555551a6 (/bin/prog)\n";
+	struct wire_perf_result r;
+	char err[256] = "";
+	REQUIRE(decode(text, 0, "prog", &r, err, sizeof err) == FDO_OK);
+	REQUIRE(r.n_batches == 1 && r.batches[0]->n_stacks == 2);
+	CHECK_EQ_INT(r.batches[0]->stacks[0]->addrs[0], 0x100000011a6ull);
+	CHECK_EQ_INT(r.batches[0]->stacks[1]->addrs[0], 0);
+	CHECK_EQ_INT(r.stats.samples_unmapped, 1);
+	wire_perf_result_fini(&r);
+}
+
+/* /bin/prog at 0x1800 from file offset 0x1000: 0x1900 fits both readings
+ * (absolute: offset 0x1100; an offset: 0x1900). */
+#define LOW_PRELUDE                                                            \
+	"  100/100   100.000000: PERF_RECORD_COMM exec: prog:100/100\n"        \
+	"  100/100   100.000001: PERF_RECORD_MMAP2 100/100: "                  \
+	"[0x1800(0x1000) @ 0x1000 fe:00 1 2]: r-xp /bin/prog\n"                \
+	"  100/100   100.000002: PERF_RECORD_MMAP2 100/100: "                  \
+	"[0x7f0000000000(0x10000) @ 0 00:00 0 0]: r-xp //anon\n"
+
+TEST(only_frames_in_files_with_build_ids_decide_the_reading)
+{
+	/* A JIT frame (//anon, absolute by nature) decides nothing: the
+	 * frame that fits both readings stays unmapped. */
+	const char *text =
+	    LOW_PRELUDE "  100/100   100.5:    1 cpu-clock: \n"
+	                "\t    7f0000000010 (//anon)\n"
+	                "\t            1900 (/bin/prog)\n\n";
+	struct wire_perf_result r;
+	char err[256] = "";
+	int rc = decode(text, 0, "prog", &r, err, sizeof err);
+	REQUIRE(rc == FDO_EINVAL); /* no frame left in a known file */
+	struct wire_perf *d = decoder("prog");
+	REQUIRE(d);
+	REQUIRE(wire_perf_feed(d, text, strlen(text), err, sizeof err) == 0);
+	/* A frame only an offset fits decides; then 0x1900 is an offset. */
+	const char *more = "  100/100   100.6:    1 cpu-clock: \n"
+	                   "\t            1010 (/bin/prog)\n"
+	                   "\t            1900 (/bin/prog)\n\n";
+	REQUIRE(wire_perf_feed(d, more, strlen(more), err, sizeof err) == 0);
+	REQUIRE(wire_perf_finish(d, &r, err, sizeof err) == FDO_OK);
+	wire_perf_destroy(d);
+	REQUIRE(r.n_batches == 1 && r.batches[0]->n_stacks == 2);
+	CHECK_EQ_INT(r.batches[0]->stacks[0]->addrs[1], 0);
+	CHECK_EQ_INT(r.batches[0]->stacks[1]->addrs[0], 0x10000001010ull);
+	CHECK_EQ_INT(r.batches[0]->stacks[1]->addrs[1], 0x10000001900ull);
+	CHECK_EQ_INT(r.stats.frames_ambiguous, 1);
+	wire_perf_result_fini(&r);
+}
+
+TEST(a_file_read_both_ways_stops_the_decode)
+{
+	/* 0x1010 fits only as an offset, 0x2780 only as an address. */
+	const char *text =
+	    LOW_PRELUDE "  100/100   100.5:    1 cpu-clock: \n"
+	                "\t            1010 (/bin/prog)\n\n"
+	                "  100/100   100.6:    1 cpu-clock: \n"
+	                "\t            2780 (/bin/prog)\n\n";
+	refused_named(text, "prog", FDO_EINVAL,
+	              "line 8: frames of /bin/prog read as absolute "
+	              "addresses and as file offsets");
 }
 
 TEST(bad_text_is_refused_with_its_line)
