@@ -88,14 +88,15 @@ static void usage(FILE *out)
 		"usage: fdoctl import [options] perf.data\n"
 		"       fdoctl import [options] --script FILE [--build-ids FILE]\n"
 		"\n"
-		"Sends a perf recording (perf record -g, with -b / --branch-any for\n"
-		"LBR branch records) to fdod as SampleBatches: callchains as\n"
-		"(build-id, file offset) frames, brstack entries as branch records\n"
-		"(BOLT profiles). Kernel frames and files without a build-id are\n"
-		"sent as unmapped. perf.data is read with `perf script`; --script\n"
-		"takes the text of a recording read elsewhere:\n"
-		"  perf script -F " SCRIPT_FIELDS "[,brstack] --no-inline \\\n"
-		"      --show-mmap-events --show-task-events > FILE\n"
+		"Sends a perf recording (perf record -g or --call-graph dwarf, with\n"
+		"-b / --branch-any for LBR branch records; --call-graph lbr is\n"
+		"refused) to fdod as SampleBatches: callchains as (build-id, file\n"
+		"offset) frames, brstack entries as branch records (BOLT profiles).\n"
+		"Kernel frames over a user stack are left out; files without a\n"
+		"build-id are sent as unmapped. perf.data is read with `perf\n"
+		"script`; --script takes the text of a recording read elsewhere:\n"
+		"  perf script --header -F " SCRIPT_FIELDS "[,brstack] \\\n"
+		"      --no-inline --show-mmap-events --show-task-events > FILE\n"
 		"  perf buildid-list > IDS     (then --build-ids IDS)\n"
 		"Importing the same input with the same options again is counted\n"
 		"once (agent perf-import/HASH, seq = batch number). Exit status:\n"
@@ -345,11 +346,13 @@ static int agent_id(const struct cfg *c, const uint8_t digest_in[32],
 
 static void print_stats(const struct wire_perf_stats *s, size_t nbatches)
 {
-	printf("read: samples=%llu frames=%llu unmapped_frames=%llu "
-	       "(kernel/vdso/unknown=%llu no_build_id=%llu ambiguous=%llu "
+	printf("read: samples=%llu frames=%llu kernel_frames_left_out=%llu "
+	       "unmapped_frames=%llu "
+	       "(vdso/unknown=%llu no_build_id=%llu ambiguous=%llu "
 	       "outside_mappings=%llu) dropped_frames=%llu branches=%llu "
 	       "unmapped_branches=%llu batches=%zu\n",
 	       (unsigned long long)s->samples, (unsigned long long)s->frames,
+	       (unsigned long long)s->frames_kernel,
 	       (unsigned long long)s->frames_unmapped,
 	       (unsigned long long)s->frames_no_file,
 	       (unsigned long long)s->frames_no_build_id,
@@ -430,6 +433,8 @@ int cmd_import(int argc, char **argv)
 	struct mapped in = {0}, ids = {0};
 	struct wire_perf *d = NULL;
 	struct wire_perf_result res = {0};
+	struct fdo_buf hdr; /* perf report --header-only */
+	fdo_buf_init(&hdr);
 	memset(&c, 0, sizeof c);
 	if (fdo_opts_wants_help(argc, argv)) {
 		usage(stdout);
@@ -474,16 +479,11 @@ int cmd_import(int argc, char **argv)
 	if (c.host)
 		snprintf(host, sizeof host, "%s", c.host);
 	if (path) {
-		struct fdo_buf hdr;
-		fdo_buf_init(&hdr);
 		char *hargv[] = {c.perf, "report", "-f", "--header-only",
 				 "-i", (char *)path, NULL};
-		if (run_capture(hargv, "perf report --header-only", &hdr)) {
-			fdo_buf_fini(&hdr);
+		if (run_capture(hargv, "perf report --header-only", &hdr))
 			goto out;
-		}
 		header_facts(fdo_buf_cstr(&hdr), host, sizeof host, &branches);
-		fdo_buf_fini(&hdr);
 	}
 	if (!host[0] && gethostname(host, sizeof host - 1))
 		snprintf(host, sizeof host, "localhost");
@@ -500,6 +500,10 @@ int cmd_import(int argc, char **argv)
 	};
 	if (wire_perf_create(&o, &d)) {
 		fprintf(stderr, WHO ": out of memory\n");
+		goto out;
+	}
+	if (wire_perf_header(d, fdo_buf_cstr(&hdr), hdr.len, err, sizeof err)) {
+		fprintf(stderr, WHO ": %s: %s\n", path, err);
 		goto out;
 	}
 	if (c.script) {
@@ -537,6 +541,7 @@ int cmd_import(int argc, char **argv)
 	}
 	exit_code = send_all(&c, &res);
 out:
+	fdo_buf_fini(&hdr);
 	wire_perf_result_fini(&res);
 	wire_perf_destroy(d);
 	unmap_file(&in);

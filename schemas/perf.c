@@ -7,8 +7,9 @@
  * Input: the text of
  *   perf script -F pid,tid,time,period,event,ip,dso[,brstack] --no-inline
  *               --show-mmap-events --show-task-events
- * fed in chunks of any size (a recording's text can be gigabytes; only one
- * line is held at a time). Lines it reads (perf's own formats):
+ * fed in chunks of any size (a recording's text can be gigabytes; the
+ * text is not kept, only a line cut by a chunk's end is copied; what is
+ * kept is the batches made so far). Lines it reads (perf's own formats):
  *   PID/TID TIME: PERF_RECORD_MMAP2 PID/TID: [START(LEN) @ PGOFF MAJ:MIN INO GEN]: PROT PATH
  *   PID/TID TIME: PERF_RECORD_MMAP2 PID/TID: [START(LEN) @ PGOFF <BUILDID>]: PROT PATH
  *   PID/TID TIME: PERF_RECORD_MMAP PID/TID: [START(LEN) @ PGOFF]: x|r PATH
@@ -57,7 +58,9 @@
  *
  * Workload: millions of samples of ~20 frames; a handful of processes and
  * a few hundred mappings. A frame costs a binary search of its process's
- * mappings and a hash probe. Not thread safe; one decoder per thread.
+ * mappings and a hash probe. Hostile text is bounded (the *_MAX and
+ * MAP_WORK_* limits below): memory by counts, time by the work per line.
+ * Not thread safe; one decoder per thread.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +76,20 @@
 #define SAMPLE_BRANCHES_MAX 4096      /* brstack entries in one sample */
 #define BATCH_SPAN_NS (3600ull * 1000000000ull)
 #define NO_DSO UINT32_MAX
+#define EVENTS_MAX 64                 /* distinct events, each a batch open */
+#define KERNEL_MIN 0xffff800000000000ull /* x86-64 and arm64 kernel half */
+/* Bounds on what hostile text can make the decoder hold or do; each is
+ * far above a real recording's (a system-wide one: ~10^4 processes, 10^3
+ * files, a few hundred mappings per process). */
+#define PROC_MAPS_MAX 65530           /* Linux's default vm.max_map_count */
+#define MAP_ENTRIES_MAX (1u << 22)    /* all processes' mappings, 128 MiB */
+#define PROCS_MAX (1u << 20)
+#define DSOS_MAX (1u << 16)
+#define PATH_BYTES_MAX 4096           /* PATH_MAX */
+/* Mapping entries copied or moved (fork copies, inserts out of order):
+ * at most this many plus MAP_WORK_PER_LINE per line read. */
+#define MAP_WORK_BASE (1ull << 26)
+#define MAP_WORK_PER_LINE 4096u
 
 enum { MODE_UNKNOWN, MODE_ABSOLUTE, MODE_RELATIVE };
 
@@ -93,12 +110,15 @@ struct pmap {
 	uint32_t dso;
 };
 
-/* A process: its executable mappings, sorted by start, disjoint. */
+/* A process: its executable mappings, sorted by start, disjoint, at
+ * buf[head .. head + n) with room on both sides, so that mmaps in
+ * ascending or descending order (the loader maps libraries top down)
+ * each cost O(1) amortized, and one in the middle moves the shorter side. */
 struct proc {
 	int32_t pid;
 	uint32_t exe; /* dso of its program, NO_DSO until known */
-	struct pmap *maps;
-	size_t n, cap;
+	struct pmap *buf;
+	size_t head, n, cap;
 };
 
 /* A frame or branch end resolved to (file, offset); dso NO_DSO: unmapped. */
@@ -118,7 +138,6 @@ struct pbranch {
 
 /* The batch being filled for one event. */
 struct obatch {
-	char *event;
 	struct fdo_map64 stack_ix, br_ix, slot_ix;
 	struct pstack *stacks;
 	size_t nstacks, cap_stacks;
@@ -131,6 +150,15 @@ struct obatch {
 	uint64_t samples, period_sum, branch_entries;
 	uint64_t t_first, t_last;
 	size_t est_bytes;
+};
+
+/* An event of the recording: what the header said of it, and its batch. */
+struct pevent {
+	char *name;
+	size_t len;
+	uint64_t period; /* the header's fixed period (perf record -c); 0: none */
+	uint8_t dwarf;   /* callers unwound by perf from stack copies */
+	struct obatch b;
 };
 
 /* A finished batch and its perf-clock span, stamped at the end. */
@@ -151,10 +179,12 @@ struct wire_perf {
 	struct proc *procs;
 	size_t nprocs, cap_procs;
 	struct fdo_map64 proc_ix;
+	size_t map_entries; /* all processes' n */
 	uint64_t ev_abs, ev_rel; /* deciding frames, all files */
-	/* batches */
-	struct obatch *open;
-	size_t nopen, cap_open;
+	/* events and their open batches */
+	struct pevent *events;
+	size_t nevents, cap_events;
+	size_t last_event; /* the previous sample's, tried first */
 	struct done *done;
 	size_t ndone, cap_done;
 	uint64_t t_max;
@@ -167,7 +197,7 @@ struct wire_perf {
 	unsigned long chain_line;
 	int32_t s_pid;
 	uint64_t s_time, s_period;
-	char *s_event;
+	size_t s_event;
 	struct loc *frames;
 	size_t nframes, cap_frames_s;
 	struct loc *sbr_from, *sbr_to; /* the sample's brstack entries */
@@ -316,6 +346,10 @@ static uint32_t dso_get(struct wire_perf *d, const char *path, size_t n,
 		}
 		if (!create)
 			return NO_DSO;
+		if (d->ndsos >= DSOS_MAX) {
+			*oom = 2;
+			return NO_DSO;
+		}
 		int found;
 		char *copy = malloc(n + 1);
 		if (!copy ||
@@ -384,13 +418,26 @@ static struct proc *proc_get(struct wire_perf *d, int32_t pid, int create)
 	return p;
 }
 
+/* The process pid, created when absent: FDO_ELIMIT past PROCS_MAX. */
+static int proc_new(struct wire_perf *d, int32_t pid, struct proc **out,
+                    char *err, size_t errlen)
+{
+	if (!(*out = proc_get(d, pid, 0)) && d->nprocs >= PROCS_MAX)
+		return errf(d, err, errlen, FDO_ELIMIT,
+		            "more than %u processes", PROCS_MAX);
+	if (!*out && !(*out = proc_get(d, pid, 1)))
+		return errf(d, err, errlen, FDO_ENOMEM, "out of memory");
+	return FDO_OK;
+}
+
 /* Index of the first mapping of p with end > addr. */
 static size_t map_lower(const struct proc *p, uint64_t addr)
 {
+	const struct pmap *maps = p->buf + p->head;
 	size_t lo = 0, hi = p->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (p->maps[mid].end <= addr)
+		if (maps[mid].end <= addr)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -403,20 +450,65 @@ static const struct pmap *map_find(const struct proc *p, uint64_t addr)
 	if (!p)
 		return NULL;
 	size_t i = map_lower(p, addr);
-	return i < p->n && p->maps[i].start <= addr ? &p->maps[i] : NULL;
+	const struct pmap *m = p->buf + p->head + i;
+	return i < p->n && m->start <= addr ? m : NULL;
 }
 
-/* Add [start, end) to p, cutting what it overlaps out of older mappings
- * (a new mmap replaces what was there). */
-static int map_add(struct proc *p, struct pmap m)
+/* Count n entries copied or moved; FDO_ELIMIT past the work bound. */
+static int map_work(struct wire_perf *d, size_t n, char *err, size_t errlen)
 {
-	size_t i = map_lower(p, m.start);
+	d->st.map_work += n;
+	if (d->st.map_work > MAP_WORK_BASE + MAP_WORK_PER_LINE * (uint64_t)d->lineno)
+		return errf(d, err, errlen, FDO_ELIMIT,
+		            "the mmap and fork records so far copy or move "
+		            "%llu mapping entries, more than %llu + %u per "
+		            "line: not a recording fdoctl import can read",
+		            (unsigned long long)d->st.map_work,
+		            (unsigned long long)MAP_WORK_BASE,
+		            MAP_WORK_PER_LINE);
+	return FDO_OK;
+}
+
+/* Room for n entries of p, from scratch (its old ones dropped). */
+static int maps_reserve(struct wire_perf *d, struct proc *p, size_t n,
+                        char *err, size_t errlen)
+{
+	if (n > PROC_MAPS_MAX)
+		return errf(d, err, errlen, FDO_ELIMIT,
+		            "process %d: more than %d mappings", (int)p->pid,
+		            PROC_MAPS_MAX);
+	if (d->map_entries - p->n + n > MAP_ENTRIES_MAX)
+		return errf(d, err, errlen, FDO_ELIMIT,
+		            "more than %u mappings in all processes",
+		            MAP_ENTRIES_MAX);
+	d->map_entries -= p->n;
+	p->n = 0;
+	size_t cap = 2 * n + 8;
+	if (p->cap < n || !p->buf) {
+		struct pmap *nb = malloc(cap * sizeof *nb);
+		if (!nb)
+			return errf(d, err, errlen, FDO_ENOMEM, "out of memory");
+		free(p->buf);
+		p->buf = nb;
+		p->cap = cap;
+	}
+	p->head = (p->cap - n) / 2;
+	return FDO_OK;
+}
+
+/* Add m to p, cutting what it overlaps out of older mappings (a new mmap
+ * replaces what was there). */
+static int map_add(struct wire_perf *d, struct proc *p, struct pmap m,
+                   char *err, size_t errlen)
+{
+	struct pmap *maps = p->buf + p->head;
+	size_t n = p->n, i = map_lower(p, m.start);
 	/* Up to one mapping may straddle the new one on each side. */
 	struct pmap left = {0}, right = {0};
 	int has_left = 0, has_right = 0;
 	size_t j = i;
-	while (j < p->n && p->maps[j].start < m.end) {
-		struct pmap *o = &p->maps[j];
+	while (j < n && maps[j].start < m.end) {
+		const struct pmap *o = &maps[j];
 		if (o->start < m.start) {
 			left = *o;
 			left.end = m.start;
@@ -431,35 +523,95 @@ static int map_add(struct proc *p, struct pmap m)
 		j++;
 	}
 	size_t add = 1 + (size_t)has_left + (size_t)has_right;
-	size_t removed = j - i;
-	if (fdo_grow(p->maps, p->cap, p->n - removed + add))
-		return FDO_ENOMEM;
-	memmove(p->maps + i + add, p->maps + j,
-	        (p->n - j) * sizeof *p->maps);
-	p->n = p->n - removed + add;
+	size_t newn = n - (j - i) + add, nl = i, nr = n - j;
+	if (newn > PROC_MAPS_MAX)
+		return errf(d, err, errlen, FDO_ELIMIT,
+		            "process %d: more than %d mappings", (int)p->pid,
+		            PROC_MAPS_MAX);
+	if (d->map_entries - n + newn > MAP_ENTRIES_MAX)
+		return errf(d, err, errlen, FDO_ELIMIT,
+		            "more than %u mappings in all processes",
+		            MAP_ENTRIES_MAX);
+	if (newn > n) {
+		size_t grow = newn - n;
+		int rc;
+		/* The shorter side moves into the room beside it; without
+		 * room there, everything moves to the middle of a buffer
+		 * twice the size (so prepending stays O(1) amortized). */
+		if (nl <= nr && p->head >= grow) {
+			if ((rc = map_work(d, nl, err, errlen)))
+				return rc;
+			memmove(maps - grow, maps, nl * sizeof *maps);
+			p->head -= grow;
+		} else if (nl > nr && p->cap - p->head - n >= grow) {
+			if ((rc = map_work(d, nr, err, errlen)))
+				return rc;
+			memmove(maps + j + grow, maps + j, nr * sizeof *maps);
+		} else {
+			if ((rc = map_work(d, n, err, errlen)))
+				return rc;
+			size_t cap = 2 * newn + 8, head = (cap - newn) / 2;
+			struct pmap *nb = malloc(cap * sizeof *nb);
+			if (!nb)
+				return errf(d, err, errlen, FDO_ENOMEM,
+				            "out of memory");
+			if (nl)
+				memcpy(nb + head, maps, nl * sizeof *maps);
+			if (nr)
+				memcpy(nb + head + i + add, maps + j,
+				       nr * sizeof *maps);
+			free(p->buf);
+			p->buf = nb;
+			p->cap = cap;
+			p->head = head;
+		}
+	} else if (newn < n) {
+		int rc = map_work(d, nr, err, errlen);
+		if (rc)
+			return rc;
+		memmove(maps + i + add, maps + j, nr * sizeof *maps);
+	}
+	maps = p->buf + p->head;
+	d->map_entries = d->map_entries - n + newn;
+	p->n = newn;
 	if (has_left)
-		p->maps[i++] = left;
-	p->maps[i++] = m;
+		maps[i++] = left;
+	maps[i++] = m;
 	if (has_right)
-		p->maps[i] = right;
+		maps[i] = right;
 	return FDO_OK;
 }
 
 /* ------------------------------------------------------------- batches -- */
 
-static struct obatch *batch_for(struct wire_perf *d, const char *event)
+/* The event named name[0..len), created when absent; FDO_ELIMIT past
+ * EVENTS_MAX (each has a batch open until the end). */
+static int event_get(struct wire_perf *d, const char *name, size_t len,
+                     size_t *out)
 {
-	for (size_t i = 0; i < d->nopen; i++)
-		if (!strcmp(d->open[i].event, event))
-			return &d->open[i];
-	if (fdo_grow(d->open, d->cap_open, d->nopen + 1))
-		return NULL;
-	struct obatch *b = &d->open[d->nopen];
-	memset(b, 0, sizeof *b);
-	if (!(b->event = strdup(event)))
-		return NULL;
-	d->nopen++;
-	return b;
+	size_t i = d->last_event;
+	if (i < d->nevents && d->events[i].len == len &&
+	    !memcmp(d->events[i].name, name, len)) {
+		*out = i;
+		return FDO_OK;
+	}
+	for (i = 0; i < d->nevents; i++)
+		if (d->events[i].len == len &&
+		    !memcmp(d->events[i].name, name, len)) {
+			*out = d->last_event = i;
+			return FDO_OK;
+		}
+	if (d->nevents == EVENTS_MAX)
+		return FDO_ELIMIT;
+	if (fdo_grow(d->events, d->cap_events, d->nevents + 1))
+		return FDO_ENOMEM;
+	struct pevent *ev = &d->events[d->nevents];
+	memset(ev, 0, sizeof *ev);
+	if (!(ev->name = strndup(name, len)))
+		return FDO_ENOMEM;
+	ev->len = len;
+	*out = d->last_event = d->nevents++;
+	return FDO_OK;
 }
 
 static void batch_clear(struct obatch *b)
@@ -481,7 +633,6 @@ static void batch_fini(struct obatch *b)
 	free(b->addrs);
 	free(b->br);
 	free(b->slots);
-	free(b->event);
 }
 
 static char *xstrdup(const char *s)
@@ -490,8 +641,9 @@ static char *xstrdup(const char *s)
 }
 
 /* The open batch b as a SampleBatch (agent, seq, binary, times: later). */
-static int batch_close(struct wire_perf *d, struct obatch *b)
+static int batch_close(struct wire_perf *d, struct pevent *ev)
 {
+	struct obatch *b = &ev->b;
 	if (!b->samples)
 		return FDO_OK;
 	if (fdo_grow(d->done, d->cap_done, d->ndone + 1))
@@ -501,7 +653,7 @@ static int batch_close(struct wire_perf *d, struct obatch *b)
 		return FDO_ENOMEM;
 	fdod__sample_batch__init(w);
 	w->schema_version = WIRE_SCHEMA_VERSION;
-	w->event = xstrdup(b->event);
+	w->event = xstrdup(ev->name);
 	w->host = xstrdup(d->o.host);
 	w->period = (b->period_sum + b->samples / 2) / b->samples;
 	if (w->period < 1)
@@ -603,7 +755,8 @@ static int loc_addr(struct obatch *b, struct loc l, uint64_t *out)
 
 /* Does the sample at hand fit in b, by every bound? */
 static int batch_fits(const struct wire_perf *d, const struct obatch *b,
-                      size_t nframes, size_t nbr, uint64_t time)
+                      size_t nframes, size_t nbr, uint64_t time,
+                      uint64_t period)
 {
 	if (!b->samples)
 		return 1;
@@ -617,19 +770,20 @@ static int batch_fits(const struct wire_perf *d, const struct obatch *b,
 	           d->cap_bytes &&
 	       b->samples < d->lim.max_count &&
 	       b->branch_entries + nbr <= d->lim.max_count &&
+	       b->period_sum <= UINT64_MAX - period &&
 	       time >= b->t_first && time - b->t_first <= BATCH_SPAN_NS;
 }
 
 /* Count the sample read into d->frames / d->sbr_* in its event's batch. */
 static int sample_add(struct wire_perf *d, int32_t pid, uint64_t time,
-                      uint64_t period, const char *event)
+                      uint64_t period, size_t event)
 {
-	struct obatch *b = batch_for(d, event);
-	if (!b)
-		return FDO_ENOMEM;
+	struct pevent *ev = &d->events[event];
+	struct obatch *b = &ev->b;
 	int rc;
-	if (!batch_fits(d, b, d->nframes ? d->nframes : 1, d->nsbr, time) &&
-	    (rc = batch_close(d, b)))
+	if (!batch_fits(d, b, d->nframes ? d->nframes : 1, d->nsbr, time,
+	                period) &&
+	    (rc = batch_close(d, ev)))
 		return rc;
 	if (!b->samples)
 		b->t_first = b->t_last = time;
@@ -863,10 +1017,17 @@ static int rec_mmap(struct wire_perf *d, const char *p, const char *e,
 		p++; /* the one blank before the path */
 	if (!exec || len == 0 || start + len < start)
 		return FDO_OK;
+	if (e - p > PATH_BYTES_MAX)
+		return errf(d, err, errlen, FDO_ELIMIT,
+		            "mmap path of %zu bytes, limit %d", (size_t)(e - p),
+		            PATH_BYTES_MAX);
 	int oom = 0;
 	uint32_t ds = dso_get(d, p, (size_t)(e - p), 1, &oom);
 	if (ds == NO_DSO)
-		return errf(d, err, errlen, FDO_ENOMEM, "out of memory");
+		return errf(d, err, errlen, oom == 2 ? FDO_ELIMIT : FDO_ENOMEM,
+		            oom == 2 ? "more than %d mapped files" :
+		                       "out of memory (%d files)",
+		            DSOS_MAX);
 	struct pdso *s = &d->dsos[ds];
 	if (bid_len)
 		dso_set_bid(s, bid, bid_len);
@@ -876,9 +1037,12 @@ static int rec_mmap(struct wire_perf *d, const char *p, const char *e,
 		s->pg_hi = pgoff + len;
 	if (pid < INT32_MIN || pid > INT32_MAX)
 		return errf(d, err, errlen, FDO_EPARSE, "pid out of range");
-	struct proc *pr = proc_get(d, (int32_t)pid, 1);
-	if (!pr || map_add(pr, (struct pmap){start, start + len, pgoff, ds}))
-		return errf(d, err, errlen, FDO_ENOMEM, "out of memory");
+	struct proc *pr;
+	int rc;
+	if ((rc = proc_new(d, (int32_t)pid, &pr, err, errlen)) ||
+	    (rc = map_add(d, pr, (struct pmap){start, start + len, pgoff, ds},
+	                  err, errlen)))
+		return rc;
 	if (pr->exe == NO_DSO && !s->special)
 		pr->exe = ds;
 	d->st.mmaps++;
@@ -907,6 +1071,7 @@ static void proc_reset(struct wire_perf *d, int64_t pid)
 {
 	struct proc *pr = proc_get(d, (int32_t)pid, 0);
 	if (pr) {
+		d->map_entries -= pr->n;
 		pr->n = 0;
 		pr->exe = NO_DSO;
 	}
@@ -926,17 +1091,19 @@ static int rec_fork(struct wire_perf *d, const char *p, const char *e,
 	if (!parent)
 		return FDO_OK;
 	size_t pi = (size_t)(parent - d->procs);
-	struct proc *child = proc_get(d, (int32_t)v[0], 1);
-	if (!child)
-		return errf(d, err, errlen, FDO_ENOMEM, "out of memory");
-	parent = &d->procs[pi]; /* proc_get may have moved the array */
-	child->n = 0;
-	if (fdo_grow(child->maps, child->cap, parent->n ? parent->n : 1))
-		return errf(d, err, errlen, FDO_ENOMEM, "out of memory");
-	if (parent->n)
-		memcpy(child->maps, parent->maps,
-		       parent->n * sizeof *parent->maps);
-	child->n = parent->n;
+	struct proc *child;
+	if ((rc = proc_new(d, (int32_t)v[0], &child, err, errlen)))
+		return rc;
+	parent = &d->procs[pi]; /* proc_new may have moved the array */
+	size_t n = parent->n;
+	if ((rc = map_work(d, n, err, errlen)) ||
+	    (rc = maps_reserve(d, child, n, err, errlen)))
+		return rc;
+	if (n)
+		memcpy(child->buf + child->head, parent->buf + parent->head,
+		       n * sizeof *parent->buf);
+	child->n = n;
+	d->map_entries += n;
 	child->exe = parent->exe;
 	return FDO_OK;
 }
@@ -987,10 +1154,13 @@ static int brentry(const char **pp, const char *e, uint64_t *from,
 		return -1;
 	if (p < e && *p == '(') { /* (DSO): up to the ")/0x" that follows */
 		const char *q = p;
-		while (q + 3 < e && !(q[0] == ')' && q[1] == '/' &&
-		                      q[2] == '0' && q[3] == 'x'))
+		const char *lim = e - p > PATH_BYTES_MAX + 2
+		                      ? p + PATH_BYTES_MAX + 2
+		                      : e;
+		while (q + 3 < lim && !(q[0] == ')' && q[1] == '/' &&
+		                        q[2] == '0' && q[3] == 'x'))
 			q++;
-		if (q + 3 >= e)
+		if (q + 3 >= lim)
 			return -1;
 		p = q + 1;
 	}
@@ -999,10 +1169,14 @@ static int brentry(const char **pp, const char *e, uint64_t *from,
 		return -1;
 	if (p < e && *p == '(') {
 		const char *q = p;
-		while (q + 2 < e && !(q[0] == ')' && q[1] == '/' &&
-		                      (q[2] == 'M' || q[2] == 'P' || q[2] == '-')))
+		const char *lim = e - p > PATH_BYTES_MAX + 2
+		                      ? p + PATH_BYTES_MAX + 2
+		                      : e;
+		while (q + 2 < lim &&
+		       !(q[0] == ')' && q[1] == '/' &&
+		         (q[2] == 'M' || q[2] == 'P' || q[2] == '-')))
 			q++;
-		if (q + 2 >= e)
+		if (q + 2 >= lim)
 			return -1;
 		p = q + 1;
 	}
@@ -1092,6 +1266,21 @@ static int chain_frame(struct wire_perf *d, const char *p, const char *e,
 				dlen = (size_t)(e - 1 - dso);
 				break;
 			}
+	/* Kernel frames on top of a user stack are left out, as fdo-agent
+	 * (exclude_callchain_kernel) never sees them: the user frame under
+	 * them is the leaf, whose address is not a return address. */
+	if (!d->nframes &&
+	    ((dlen >= 7 && !memcmp(dso, "[kernel", 7)) ||
+	     (dlen >= 13 && !memcmp(dso, "[guest.kernel", 13)) ||
+	     (addr >= KERNEL_MIN && (!dlen || dso[0] == '[')))) {
+		d->st.frames++;
+		d->st.frames_kernel++;
+		return FDO_OK;
+	}
+	/* perf's DWARF unwinder gives callers as return address - 1
+	 * (-g gives return addresses): fdod subtracts the 1 itself. */
+	if (d->nframes && d->events[d->s_event].dwarf)
+		addr++;
 	struct loc l;
 	int rc = resolve_frame(d, d->s_pid, addr, dso, dlen, &l, err, errlen);
 	return rc ? rc : frame_push(d, l, err, errlen);
@@ -1147,11 +1336,13 @@ static int header_line(struct wire_perf *d, const char *p, const char *e,
 		return FDO_OK;
 	}
 	/* A sample: [PERIOD] EVENT: ... */
-	uint64_t period = d->o.default_period ? d->o.default_period : 1;
+	int has_period = 0;
+	uint64_t period = 0;
 	const char *q = p;
 	int64_t v;
 	if (!parse_dec(&q, e, 0, &v) && q < e && (*q == ' ' || *q == '\t')) {
 		period = (uint64_t)v;
+		has_period = 1;
 		p = skip_ws(q, e);
 	}
 	const char *ev = p;
@@ -1167,15 +1358,29 @@ static int header_line(struct wire_perf *d, const char *p, const char *e,
 		return errf(d, err, errlen, FDO_ELIMIT,
 		            "event name of %zu bytes, limit %zu", evl,
 		            d->lim.max_name_len);
-	char *event = strndup(ev, evl);
-	if (!event)
-		return errf(d, err, errlen, FDO_ENOMEM, "out of memory");
-	if (wire_check_text("event", event, d->lim.max_name_len, 0, NULL, 0)) {
-		free(event);
+	size_t event;
+	int rc = event_get(d, ev, evl, &event);
+	if (rc == FDO_ELIMIT)
+		return errf(d, err, errlen, rc, "more than %d distinct events",
+		            EVENTS_MAX);
+	if (rc)
+		return errf(d, err, errlen, rc, "out of memory");
+	if (wire_check_text("event", d->events[event].name,
+	                    d->lim.max_name_len, 0, NULL, 0))
 		return errf(d, err, errlen, FDO_EINVAL,
 		            "event name is not printable UTF-8");
-	}
-	free(d->s_event);
+	if (!has_period && !(period = d->events[event].period))
+		return errf(d, err, errlen, FDO_EINVAL,
+		            "sample of %.64s without a period, and no header "
+		            "line gives the event's: print the period field "
+		            "(perf script -F ...,period,...) or the header "
+		            "(perf script --header)",
+		            d->events[event].name);
+	if (period > d->lim.max_period)
+		return errf(d, err, errlen, FDO_ELIMIT,
+		            "sample period %llu, limit %llu",
+		            (unsigned long long)period,
+		            (unsigned long long)d->lim.max_period);
 	d->s_event = event;
 	d->s_pid = (int32_t)pid;
 	d->s_time = time;
@@ -1192,23 +1397,134 @@ static int header_line(struct wire_perf *d, const char *p, const char *e,
 	if (parse_hex(&p, e, &ip) || (p < e && *p != ' ' && *p != '\t'))
 		return errf(d, err, errlen, FDO_EPARSE,
 		            "malformed sample IP (want hex)");
-	int rc = frame_push(d, resolve_abs(d, d->s_pid, ip), err, errlen);
+	rc = frame_push(d, resolve_abs(d, d->s_pid, ip), err, errlen);
 	if (rc)
 		return rc;
-	/* brstack starts at the first entry that parses, after a blank or
-	 * right after the DSO's ')' (older perf prints none between). */
-	for (const char *s = p; s < e; s++) {
-		uint64_t f, t;
-		int m;
-		const char *x = s;
-		if ((s[-1] == ' ' || s[-1] == '\t' || s[-1] == ')') &&
-		    !brentry(&x, e, &f, &t, &m)) {
-			if ((rc = brstack(d, d->s_pid, s, e, err, errlen)))
-				return rc;
-			break;
-		}
+	/* Then [SYM] [(DSO)] [BRSTACK]: brstack, when there, starts right
+	 * after the IP, or after the DSO group (the first " (", closed by a
+	 * ')' within PATH_BYTES_MAX that a blank, "0x" or the end follows;
+	 * older perf prints no blank before brstack). One try per line. */
+	const char *bs = skip_ws(p, e);
+	if (!(e - bs >= 2 && bs[0] == '0' && bs[1] == 'x')) {
+		const char *open = NULL;
+		for (const char *q = p; q + 1 < e && !open; q++)
+			if ((q[0] == ' ' || q[0] == '\t') && q[1] == '(')
+				open = q + 1;
+		bs = e;
+		const char *lim = open && e - open > PATH_BYTES_MAX + 2
+		                      ? open + PATH_BYTES_MAX + 2
+		                      : e;
+		for (const char *q = open ? open + 1 : e; q < lim; q++)
+			if (*q == ')' &&
+			    (q + 1 == e || q[1] == ' ' || q[1] == '\t' ||
+			     (e - q >= 3 && q[1] == '0' && q[2] == 'x'))) {
+				bs = skip_ws(q + 1, e);
+				break;
+			}
 	}
+	/* Anything else after the DSO (a srcline...) is not read. */
+	if (e - bs >= 2 && bs[0] == '0' && bs[1] == 'x' &&
+	    (rc = brstack(d, d->s_pid, bs, e, err, errlen)))
+		return rc;
 	return sample_end(d, err, errlen);
+}
+
+/* The value after "KEY = " in [p, e), up to the next ", "; NULL if absent. */
+static const char *attr_value(const char *p, const char *e, const char *key,
+                              const char **vend)
+{
+	size_t kl = strlen(key);
+	for (const char *q = p; q + kl <= e; q++) {
+		q = memchr(q, key[0], (size_t)(e - q));
+		if (!q || q + kl > e)
+			return NULL;
+		if (memcmp(q, key, kl))
+			continue;
+		const char *v = q + kl;
+		const char *c = v;
+		while (c + 1 < e && !(c[0] == ',' && c[1] == ' '))
+			c++;
+		*vend = c + 1 < e ? c : e;
+		return v;
+	}
+	return NULL;
+}
+
+/* Does the |-separated flag list [v, ve) hold flag? */
+static int has_flag(const char *v, const char *ve, const char *flag)
+{
+	size_t fl = strlen(flag);
+	for (const char *q = v; q + fl <= ve;) {
+		const char *bar = memchr(q, '|', (size_t)(ve - q));
+		const char *end = bar ? bar : ve;
+		if ((size_t)(end - q) == fl && !memcmp(q, flag, fl))
+			return 1;
+		q = end + 1;
+	}
+	return 0;
+}
+
+/*
+ * A comment line; "# event : name = NAME, ..." (perf report --header-only,
+ * perf script --header) describes an event:
+ *   { sample_period, sample_freq } = N   without "freq = 1": a fixed period
+ *   sample_type = IP|TID|...|CALLCHAIN|REGS_USER|STACK_USER  --call-graph dwarf
+ *   branch_sample_type = ...|CALL_STACK|...                  --call-graph lbr
+ */
+static int event_line(struct wire_perf *d, const char *p, const char *e,
+                      char *err, size_t errlen)
+{
+	if (expect(&p, e, "# event : name = "))
+		return FDO_OK;
+	const char *n = p;
+	while (p < e && !(*p == ',' && (p + 1 == e || p[1] == ' ')))
+		p++;
+	if (p == n || (size_t)(p - n) > d->lim.max_name_len)
+		return errf(d, err, errlen, FDO_EPARSE,
+		            "malformed event header line (want # event : "
+		            "name = NAME, ...)");
+	size_t ix;
+	int rc = event_get(d, n, (size_t)(p - n), &ix);
+	if (rc == FDO_ELIMIT)
+		return errf(d, err, errlen, rc, "more than %d distinct events",
+		            EVENTS_MAX);
+	if (rc)
+		return errf(d, err, errlen, rc, "out of memory");
+	struct pevent *ev = &d->events[ix];
+	const char *ve, *v;
+	const char *st = attr_value(p, e, ", sample_type = ", &ve);
+	const char *ste = ve;
+	int callchain = st && has_flag(st, ste, "CALLCHAIN");
+	if (st && has_flag(st, ste, "BRANCH_STACK") &&
+	    (v = attr_value(p, e, "branch_sample_type = ", &ve)) &&
+	    has_flag(v, ve, "CALL_STACK"))
+		return errf(d, err, errlen, FDO_EINVAL,
+		            "event %.64s was recorded with --call-graph lbr "
+		            "(its callers are call instructions, its branch "
+		            "stack a call stack), which fdoctl import does not "
+		            "read: record with -g (frame pointers) or "
+		            "--call-graph dwarf",
+		            ev->name);
+	ev->dwarf = callchain && has_flag(st, ste, "REGS_USER") &&
+	            has_flag(st, ste, "STACK_USER");
+	ev->period = 0;
+	int freq = (v = attr_value(p, e, ", freq = ", &ve)) && ve - v == 1 &&
+	           *v == '1';
+	if (!freq && (v = attr_value(p, e, "sample_freq } = ", &ve))) {
+		int64_t per;
+		if (parse_dec(&v, ve, 0, &per) || v != ve)
+			return errf(d, err, errlen, FDO_EPARSE,
+			            "malformed sample period in the header of "
+			            "event %.64s",
+			            ev->name);
+		if ((uint64_t)per > d->lim.max_period)
+			return errf(d, err, errlen, FDO_ELIMIT,
+			            "event %.64s: sample period %lld, limit %llu",
+			            ev->name, (long long)per,
+			            (unsigned long long)d->lim.max_period);
+		ev->period = (uint64_t)per;
+	}
+	return FDO_OK;
 }
 
 static int line(struct wire_perf *d, const char *p, const char *e, char *err,
@@ -1231,7 +1547,9 @@ static int line(struct wire_perf *d, const char *p, const char *e, char *err,
 		            "or its brstack)",
 		            d->chain_line);
 	}
-	if (t == e || *t == '#')
+	if (t < e && *t == '#')
+		return event_line(d, t, e, err, errlen);
+	if (t == e)
 		return FDO_OK;
 	return header_line(d, p, e, err, errlen);
 }
@@ -1265,22 +1583,40 @@ void wire_perf_destroy(struct wire_perf *d)
 	free(d->dsos);
 	fdo_map64_fini(&d->dso_ix);
 	for (size_t i = 0; i < d->nprocs; i++)
-		free(d->procs[i].maps);
+		free(d->procs[i].buf);
 	free(d->procs);
 	fdo_map64_fini(&d->proc_ix);
-	for (size_t i = 0; i < d->nopen; i++)
-		batch_fini(&d->open[i]);
-	free(d->open);
+	for (size_t i = 0; i < d->nevents; i++) {
+		batch_fini(&d->events[i].b);
+		free(d->events[i].name);
+	}
+	free(d->events);
 	for (size_t i = 0; i < d->ndone; i++)
 		wire_batch_free(d->done[i].b);
 	free(d->done);
 	fdo_buf_fini(&d->line);
-	free(d->s_event);
 	free(d->frames);
 	free(d->sbr_from);
 	free(d->sbr_to);
 	free(d->sbr_mis);
 	free(d);
+}
+
+int wire_perf_header(struct wire_perf *d, const char *text, size_t len,
+                     char *err, size_t errlen)
+{
+	const char *p = text, *end = text + len;
+	unsigned long saved = d->lineno;
+	d->lineno = 0;
+	while (p < end && !d->failed) {
+		const char *e = memchr(p, '\n', (size_t)(end - p));
+		if (!e)
+			e = end;
+		event_line(d, p, e, err, errlen);
+		p = e < end ? e + 1 : end;
+	}
+	d->lineno = saved;
+	return d->failed;
 }
 
 int wire_perf_buildids(struct wire_perf *d, const char *text, size_t len,
@@ -1314,11 +1650,20 @@ int wire_perf_buildids(struct wire_perf *d, const char *text, size_t len,
 				return FDO_EPARSE;
 			}
 			int oom = 0;
-			uint32_t ds = dso_get(d, path, (size_t)(e - path), 1,
-			                      &oom);
+			uint32_t ds = e - path > PATH_BYTES_MAX
+			                  ? NO_DSO
+			                  : dso_get(d, path, (size_t)(e - path),
+			                            1, &oom);
 			if (ds == NO_DSO) {
-				d->failed = FDO_ENOMEM;
-				return FDO_ENOMEM;
+				d->failed = oom == 1 ? FDO_ENOMEM : FDO_ELIMIT;
+				if (err && errlen)
+					snprintf(err, errlen,
+					         "build-id list line %lu: %s", n,
+					         oom == 1 ? "out of memory"
+					         : oom ? "more than 65536 files"
+					               : "path longer than 4096 "
+					                 "bytes");
+				return d->failed;
 			}
 			dso_set_bid(&d->dsos[ds], bid, bl);
 			d->st.build_ids++;
@@ -1410,8 +1755,8 @@ int wire_perf_finish(struct wire_perf *d, struct wire_perf_result *out,
 		            "truncated: the sample of line %lu has no end",
 		            d->chain_line);
 	int rc;
-	for (size_t i = 0; i < d->nopen; i++)
-		if ((rc = batch_close(d, &d->open[i])))
+	for (size_t i = 0; i < d->nevents; i++)
+		if ((rc = batch_close(d, &d->events[i])))
 			return errf(d, err, errlen, rc, "out of memory");
 	if (!d->st.samples)
 		return errf(d, err, errlen, FDO_EINVAL,

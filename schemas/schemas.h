@@ -303,7 +303,6 @@ struct wire_perf_opts {
 	const char *const *labels; /* "key=value" each */
 	size_t n_labels;
 	uint64_t time_end;         /* unix seconds of the last sample */
-	uint64_t default_period;   /* for samples printed without one; 0: 1 */
 	const struct wire_limits *limits; /* NULL: wire_limits_default */
 };
 
@@ -312,8 +311,10 @@ struct wire_perf_stats {
 	uint64_t samples;          /* samples read */
 	uint64_t samples_unmapped; /* of them: no frame left in a known file */
 	uint64_t frames;           /* callchain frames read */
+	uint64_t frames_kernel;    /* of them: kernel frames over the user
+	                              stack, left out (as fdo-agent does) */
 	uint64_t frames_unmapped;  /* of them: travel as address 0, because... */
-	uint64_t frames_no_file;   /* ...kernel, [vdso], [unknown] */
+	uint64_t frames_no_file;   /* ...[vdso], [unknown], other kernel */
 	uint64_t frames_no_build_id; /* ...file without (one) build-id */
 	uint64_t frames_ambiguous; /* ...absolute or file offset: undecided */
 	uint64_t frames_unknown;   /* ...in no mapping of its process */
@@ -322,6 +323,9 @@ struct wire_perf_stats {
 	uint64_t branches_unmapped; /* of them: an end in no known file */
 	uint64_t mmaps;            /* executable mmap records */
 	uint64_t build_ids;        /* lines of the build-id table */
+	uint64_t map_work;         /* mapping entries copied or moved (fork,
+	                              mmaps out of order); bounded by the
+	                              lines read */
 	uint64_t batches;          /* batches made */
 };
 
@@ -340,6 +344,20 @@ struct wire_perf;
  * FDO_ENOMEM. Free with wire_perf_destroy.
  */
 int wire_perf_create(const struct wire_perf_opts *o, struct wire_perf **out);
+
+/*
+ * wire_perf_header reads the "# event : name = ..." lines of `perf report
+ * --header-only` (the same lines in the text, from perf script --header,
+ * are read as they come): an event's fixed period (perf record -c N),
+ * used for its samples printed without one, and its callchain mode:
+ * --call-graph dwarf callers are taken back to return addresses,
+ * --call-graph lbr is refused. Other lines are ignored. Call it before
+ * feeding the text. Returns FDO_OK, FDO_EINVAL (lbr call graph),
+ * FDO_ELIMIT (more than 64 events, a period over max_period), FDO_EPARSE
+ * or FDO_ENOMEM, with the reason in err.
+ */
+int wire_perf_header(struct wire_perf *d, const char *text, size_t len,
+                     char *err, size_t errlen);
 
 /*
  * wire_perf_buildids reads `perf buildid-list` output ("BUILDID PATH" per

@@ -96,7 +96,7 @@ def test_help_lists_the_options_and_the_script_fields():
     for opt in ("--url", "--binary", "--label", "--perf", "--script",
                 "--build-ids", "--host", "--time", "--print"):
         assert opt in out, opt
-    assert "perf script -F pid,tid,time,period,event,ip,dso" in out
+    assert "perf script --header -F pid,tid,time,period,event,ip,dso" in out
     rc, _, err = fdoctl("import")
     assert rc == 2 and "perf.data" in err
 
