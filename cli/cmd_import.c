@@ -11,13 +11,14 @@
  * cannot read, or text that is garbled or cut short, stores nothing.
  *
  * Exactly once: every batch carries agent "perf-import/<hash>", the hash
- * (SHA-256, 128 bits shown) of the input's bytes and of the options that
- * change what is sent (binary, labels, host), and seq = its index + 1, so
- * importing the same file again with the same options sends the same
- * (agent, seq) pairs, which fdod acknowledges as duplicates. The time
- * stamp (the file's mtime, or --time) is not part of the hash: the same
- * recording stamped differently is refused as a CONFLICT, not counted
- * twice.
+ * (SHA-256, 128 bits shown) of the input's bytes and of what changes what
+ * is sent (the binary name used, the labels sorted, --host when given),
+ * and seq = its index + 1, so importing the same file again with the same
+ * options sends the same (agent, seq) pairs, which fdod acknowledges as
+ * duplicates. The time stamp (the file's mtime, or --time; printed on the
+ * read: line) is not part of the hash: the same recording stamped
+ * differently is refused as a CONFLICT while fdod remembers the pair
+ * (--dedup-ttl, 7 days by default).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -314,25 +315,39 @@ static int decode_perf_data(const struct cfg *c, const char *path,
 	return rc ? rc : prc;
 }
 
+static int label_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 /* The agent id: perf-import/ and 32 hex digits of SHA-256 over what
- * identifies the import. */
+ * identifies the import: the input's digest, the binary name the batches
+ * carry (given or picked), --host when given (the recording's own host is
+ * in its bytes; this machine's name must not make one text two imports),
+ * and the labels in sorted order. */
 static int agent_id(const struct cfg *c, const uint8_t digest_in[32],
-		    const char *host, char out[64])
+		    const char *binary, char out[64])
 {
 	struct fdo_buf b;
 	fdo_buf_init(&b);
-	fdo_buf_puts(&b, "fdoctl import v1");
+	fdo_buf_puts(&b, "fdoctl import v2");
 	fdo_buf_putc(&b, '\0');
 	fdo_buf_append(&b, digest_in, 32);
-	fdo_buf_puts(&b, c->binary ? c->binary : "");
+	fdo_buf_puts(&b, binary);
 	fdo_buf_putc(&b, '\0');
-	fdo_buf_puts(&b, host);
+	fdo_buf_puts(&b, c->host ? c->host : "");
 	fdo_buf_putc(&b, '\0');
-	for (size_t i = 0; i < c->label.n; i++) {
-		fdo_buf_puts(&b, c->label.items[i]);
-		fdo_buf_putc(&b, '\0');
+	char **sorted = malloc((c->label.n + 1) * sizeof *sorted);
+	if (sorted) {
+		memcpy(sorted, c->label.items, c->label.n * sizeof *sorted);
+		qsort(sorted, c->label.n, sizeof *sorted, label_cmp);
+		for (size_t i = 0; i < c->label.n; i++) {
+			fdo_buf_puts(&b, sorted[i]);
+			fdo_buf_putc(&b, '\0');
+		}
+		free(sorted);
 	}
-	if (b.oom) {
+	if (b.oom || !sorted) {
 		fdo_buf_fini(&b);
 		return FDO_ENOMEM;
 	}
@@ -344,13 +359,28 @@ static int agent_id(const struct cfg *c, const uint8_t digest_in[32],
 	return FDO_OK;
 }
 
-static void print_stats(const struct wire_perf_stats *s, size_t nbatches)
+/* Every batch of r gets agent id. */
+static int set_agent(struct wire_perf_result *r, const char *id)
+{
+	for (size_t i = 0; i < r->n_batches; i++) {
+		char *a = strdup(id);
+		if (!a)
+			return FDO_ENOMEM;
+		if (r->batches[i]->agent_id != protobuf_c_empty_string)
+			free(r->batches[i]->agent_id);
+		r->batches[i]->agent_id = a;
+	}
+	return FDO_OK;
+}
+
+static void print_stats(const struct wire_perf_stats *s, size_t nbatches,
+			uint64_t time)
 {
 	printf("read: samples=%llu frames=%llu kernel_frames_left_out=%llu "
 	       "unmapped_frames=%llu "
 	       "(vdso/unknown=%llu no_build_id=%llu ambiguous=%llu "
 	       "outside_mappings=%llu) dropped_frames=%llu branches=%llu "
-	       "unmapped_branches=%llu batches=%zu\n",
+	       "unmapped_branches=%llu batches=%zu time=%llu\n",
 	       (unsigned long long)s->samples, (unsigned long long)s->frames,
 	       (unsigned long long)s->frames_kernel,
 	       (unsigned long long)s->frames_unmapped,
@@ -360,7 +390,8 @@ static void print_stats(const struct wire_perf_stats *s, size_t nbatches)
 	       (unsigned long long)s->frames_unknown,
 	       (unsigned long long)s->frames_dropped,
 	       (unsigned long long)s->branches,
-	       (unsigned long long)s->branches_unmapped, nbatches);
+	       (unsigned long long)s->branches_unmapped, nbatches,
+	       (unsigned long long)time);
 }
 
 /* Send every batch; stop at the first refusal. */
@@ -487,9 +518,9 @@ int cmd_import(int argc, char **argv)
 	}
 	if (!host[0] && gethostname(host, sizeof host - 1))
 		snprintf(host, sizeof host, "localhost");
-	char agent[64];
-	if (agent_id(&c, digest, host, agent))
-		goto out;
+	/* The agent id needs the binary name the decode picks: a placeholder
+	 * of the same shape until then. */
+	char agent[64] = "perf-import/00000000000000000000000000000000";
 	struct wire_perf_opts o = {
 		.agent_id = agent,
 		.host = host,
@@ -524,7 +555,12 @@ int cmd_import(int argc, char **argv)
 		fprintf(stderr, WHO ": %s: %s\n", path ? path : c.script, err);
 		goto out;
 	}
-	print_stats(&res.stats, res.n_batches);
+	if (agent_id(&c, digest, res.batches[0]->binary, agent) ||
+	    set_agent(&res, agent)) {
+		fprintf(stderr, WHO ": out of memory\n");
+		goto out;
+	}
+	print_stats(&res.stats, res.n_batches, o.time_end);
 	if (c.print) {
 		for (size_t i = 0; i < res.n_batches; i++) {
 			char *text;

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import urllib.request
 
 import pytest
@@ -292,3 +293,46 @@ def test_bad_input_is_refused_and_nothing_is_stored(daemon, prog, recording,
     st = daemon.wait_merged()
     assert st["ingest"]["batches"] == 0 and st["ingest"]["samples"] == 0, st
     assert daemon.get("/v1/binaries")["binaries"] == []
+
+
+def test_an_interrupted_import_rerun_counts_every_sample_once(daemon, prog,
+                                                              tmp_path):
+    """Samples over five hours of perf time make five batches; fdod gets
+    the first two (what an import that died after their Acks stored),
+    then the whole import runs again: the two answer as duplicates and
+    every sample is counted exactly once. Label order and the host of
+    the machine that imports do not change the agent id."""
+    exe, lib = prog
+    text, ids = hand_made_script(exe, lib)
+    lines = text.splitlines(True)
+    head, sample = lines[:2], lines[2]
+    hours = []
+    for h in range(5):
+        for k in range(3 + h):
+            hours.append(sample.replace(
+                "9000.%06d:" % 500, "%d.%06d:" % (9000 + 5400 * h, k), 1))
+    assert hours[1] != hours[0]
+    (tmp_path / "script.txt").write_text("".join(head + hours))
+    (tmp_path / "ids.txt").write_text(ids)
+    now = int(time.time())
+    base = ["--script", str(tmp_path / "script.txt"), "--build-ids",
+            str(tmp_path / "ids.txt"), "--time", str(now)]
+    rc, out, err = fdoctl("import", "--print", "--label", "a=1",
+                          "--label", "b=2", *base)
+    assert rc == 0, err
+    assert "batches=5 time=%d" % now in out, out
+    batches = out.split("\n", 1)[1].split("\n\n")
+    assert len(batches) == 5, out
+    agent = re.search(r"^agent\s+(\S+)", batches[0], re.M).group(1)
+    for i, b in enumerate(batches[:2]):
+        (tmp_path / ("b%d.txt" % i)).write_text(b.strip() + "\n")
+        rc, pout, perr = fdoctl("push", "--url", daemon.url,
+                                str(tmp_path / ("b%d.txt" % i)))
+        assert rc == 0, perr + pout
+    assert samples_stored(daemon, "prog") == 3 + 4
+    rc, out, err = fdoctl("import", "--url", daemon.url, "--label", "b=2",
+                          "--label", "a=1", *base)
+    assert rc == 0, err + out
+    s = sent(out)
+    assert s["agent"] == agent and s["duplicate"] == "2", out
+    assert samples_stored(daemon, "prog") == sum(3 + h for h in range(5))
