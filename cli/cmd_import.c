@@ -117,13 +117,23 @@ struct mapped {
 static int map_file(const char *path, struct mapped *m)
 {
 	memset(m, 0, sizeof *m);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO would wait for a writer before the check. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st)) {
 		fprintf(stderr, WHO ": %s: %s\n", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return FDO_EIO;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		fprintf(stderr,
+			WHO ": %s: not a regular file (the input is hashed "
+			"before it is read, so a pipe or FIFO cannot be "
+			"read): save the text to a file\n",
+			path);
+		close(fd);
+		return FDO_EINVAL;
 	}
 	m->mtime = st.st_mtime;
 	m->len = (size_t)st.st_size;
@@ -408,8 +418,9 @@ static int send_all(const struct cfg *c, struct wire_perf_result *r)
 		Fdod__SampleBatch *b = r->batches[i];
 		Fdod__Ack *ack = NULL;
 		for (int tries = 0;; tries++) {
-			if (cli_sender_send(s, b, &ack)) {
-				exit_code = 1;
+			int src = cli_sender_send(s, b, &ack);
+			if (src) {
+				exit_code = src == FDO_ETRANSPORT ? 1 : 2;
 				break;
 			}
 			if (ack->status != FDO_EBUSY || tries == BUSY_TRIES)

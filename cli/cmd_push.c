@@ -106,8 +106,8 @@ int cmd_push(int argc, char **argv)
 	cli_sender_close(snd);
 	uint64_t seq = batch->seq;
 	wire_batch_free(batch);
-	if (rc)
-		return 1;
+	if (rc) /* no Ack: 1; a batch that cannot be encoded: 2, as before */
+		return rc == FDO_ETRANSPORT ? 1 : 2;
 	printf("%s seq=%llu accepted=%llu unmapped=%llu frames_unmapped=%llu "
 	       "branches=%llu duplicate=%s: %s\n",
 	       ack->status ? fdo_errname((int)ack->status) : "ok",

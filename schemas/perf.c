@@ -90,6 +90,10 @@
  * at most this many plus MAP_WORK_PER_LINE per line read. */
 #define MAP_WORK_BASE (1ull << 26)
 #define MAP_WORK_PER_LINE 4096u
+/* Finished batches are held until the end (nothing is sent before the
+ * whole input decodes): at most this much of their encoded size, about
+ * four times that in memory. */
+#define HELD_BYTES_MAX (256u << 20)
 
 enum { MODE_UNKNOWN, MODE_ABSOLUTE, MODE_RELATIVE };
 
@@ -189,6 +193,8 @@ struct wire_perf {
 	size_t ndone, cap_done;
 	uint64_t t_max;
 	int any_time;
+	size_t held_bytes; /* encoded size of the finished batches, about */
+	size_t held_max;
 	/* the line being assembled from chunks */
 	struct fdo_buf line;
 	unsigned long lineno;
@@ -782,9 +788,13 @@ static int sample_add(struct wire_perf *d, int32_t pid, uint64_t time,
 	struct obatch *b = &ev->b;
 	int rc;
 	if (!batch_fits(d, b, d->nframes ? d->nframes : 1, d->nsbr, time,
-	                period) &&
-	    (rc = batch_close(d, ev)))
-		return rc;
+	                period)) {
+		if (d->held_bytes + b->est_bytes > d->held_max)
+			return FDO_ELIMIT;
+		d->held_bytes += b->est_bytes;
+		if ((rc = batch_close(d, ev)))
+			return rc;
+	}
 	if (!b->samples)
 		b->t_first = b->t_last = time;
 	if (time < b->t_first)
@@ -1291,6 +1301,13 @@ static int sample_end(struct wire_perf *d, char *err, size_t errlen)
 	d->in_chain = 0;
 	int rc = sample_add(d, d->s_pid, d->s_time, d->s_period, d->s_event);
 	d->nframes = d->nsbr = 0;
+	if (rc == FDO_ELIMIT)
+		return errf(d, err, errlen, rc,
+		            "the batches made so far pass %zu MiB, and all are "
+		            "held until the input is read: import the "
+		            "recording in parts (perf script --time START,END "
+		            "into files for --script)",
+		            d->held_max >> 20);
 	if (rc)
 		return errf(d, err, errlen, rc, "out of memory");
 	return FDO_OK;
@@ -1567,6 +1584,7 @@ int wire_perf_create(const struct wire_perf_opts *o, struct wire_perf **out)
 	d->cap_frames = d->lim.max_frames / 4 ? d->lim.max_frames / 4 : 1;
 	d->cap_branches = d->lim.max_branches / 4;
 	d->cap_bytes = d->lim.max_message_bytes / 2;
+	d->held_max = o->max_held_bytes ? o->max_held_bytes : HELD_BYTES_MAX;
 	if (d->cap_frames < d->lim.max_stack_depth)
 		d->cap_frames = d->lim.max_stack_depth;
 	fdo_buf_init(&d->line);

@@ -304,6 +304,8 @@ struct wire_perf_opts {
 	size_t n_labels;
 	uint64_t time_end;         /* unix seconds of the last sample */
 	const struct wire_limits *limits; /* NULL: wire_limits_default */
+	size_t max_held_bytes; /* finished batches held until the end, by
+	                          encoded size; past it FDO_ELIMIT; 0: 256 MiB */
 };
 
 /* What a decode read, for the summary `fdoctl import` prints. */

@@ -283,6 +283,10 @@ def test_bad_input_is_refused_and_nothing_is_stored(daemon, prog, recording,
     (tmp_path / "badids.txt").write_text("XYZ %s\n" % exe)
     cases.append((["--script", str(tmp_path / "cut.txt"), "--build-ids",
                    str(tmp_path / "badids.txt")], "build-id list line 1"))
+    # A pipe: its bytes cannot be hashed before they are read.
+    os.mkfifo(str(tmp_path / "fifo"))
+    cases.append((["--script", str(tmp_path / "fifo")],
+                  "not a regular file"))
     # A perf that fails (the decoder never sees a line).
     cases.append((["--perf", "/bin/false", recording], "failed"))
     for args, msg in cases:

@@ -575,6 +575,39 @@ TEST(files_and_paths_are_bounded)
 	CHECK(strstr(err, "line 6: mmap path of 4999 bytes, limit 4096"));
 }
 
+TEST(held_batches_are_bounded)
+{
+	/* Samples an hour and a half apart: a batch each; the third passes
+	 * a 1 MiB bound of held batches (each about 0.5 MiB here). */
+	static const char *labels[] = {"mode=test"};
+	struct wire_perf_opts o = {.agent_id = "a", .host = "h",
+	                           .binary = "prog", .labels = labels,
+	                           .n_labels = 1, .time_end = 1700000000,
+	                           .max_held_bytes = 1u << 20};
+	struct wire_perf *d;
+	REQUIRE(wire_perf_create(&o, &d) == FDO_OK);
+	REQUIRE(wire_perf_buildids(d, ids, strlen(ids), NULL, 0) == FDO_OK);
+	char err[256] = "";
+	REQUIRE(wire_perf_feed(d, PRELUDE, strlen(PRELUDE), err, sizeof err) ==
+	        FDO_OK);
+	int rc = FDO_OK;
+	for (int h = 0; h < 4 && !rc; h++)
+		for (int i = 0; i < 16000 && !rc; i++) {
+			char l[160];
+			snprintf(l, sizeof l,
+			         "  100/100   %d.%06d:  1 ev: \n"
+			         "\t    %llx (/bin/prog)\n"
+			         "\t    %llx (/bin/prog)\n\n",
+			         100 + 5400 * h, i,
+			         (unsigned long long)(0x555555555000ull + i % 4096),
+			         (unsigned long long)(0x555555555000ull + i / 4096));
+			rc = wire_perf_feed(d, l, strlen(l), err, sizeof err);
+		}
+	wire_perf_destroy(d);
+	CHECK_EQ_INT(rc, FDO_ELIMIT);
+	CHECK(strstr(err, "the batches made so far pass 1 MiB") != NULL);
+}
+
 TEST(a_long_brstack_line_is_read_once)
 {
 	/* ~1 MB of "0x1(/ ": every blank starts a candidate brstack whose
