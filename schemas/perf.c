@@ -489,7 +489,7 @@ static int maps_reserve(struct wire_perf *d, struct proc *p, size_t n,
 		            MAP_ENTRIES_MAX);
 	d->map_entries -= p->n;
 	p->n = 0;
-	size_t cap = 2 * n + 8;
+	size_t cap = n + n / 4 + 8;
 	if (p->cap < n || !p->buf) {
 		struct pmap *nb = malloc(cap * sizeof *nb);
 		if (!nb)
@@ -1081,8 +1081,12 @@ static void proc_reset(struct wire_perf *d, int64_t pid)
 {
 	struct proc *pr = proc_get(d, (int32_t)pid, 0);
 	if (pr) {
+		/* Its buffer goes too: a dead process holds no memory, so
+		 * forks that exit cannot pile up copies. */
 		d->map_entries -= pr->n;
-		pr->n = 0;
+		free(pr->buf);
+		pr->buf = NULL;
+		pr->n = pr->cap = pr->head = 0;
 		pr->exe = NO_DSO;
 	}
 }
