@@ -34,6 +34,17 @@ int cli_http_request(const char *base, const char *method, const char *path,
 		     int body_fd, int *status, struct fdo_buf *out, char *err,
 		     size_t errlen);
 
+/*
+ * cli_upload_http puts each of files[0..nfiles) into the symbol store of
+ * the fdod at base (PUT /v1/symbols, streamed from disk; binary: the
+ * binary= of the upload, may be NULL; replace: ?replace=1) and prints one
+ * line per file as `fdoctl upload` does (stored/present/replaced on
+ * stdout, `error: FILE: reason` on stderr). Returns 0 when every file is
+ * stored or present, 1 otherwise. Blocks (cli/cmd_upload.c).
+ */
+int cli_upload_http(const char *base, const char *binary, int replace,
+		    int nfiles, char **files);
+
 /* Sending SampleBatches to fdod (cli/batch_send.c). */
 #define CLI_BATCH_DEFAULT_URL "tcp://127.0.0.1:7470"
 

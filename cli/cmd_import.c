@@ -37,12 +37,14 @@
 #include "common/common.h"
 #include "common/opts.h"
 #include "schemas/schemas.h"
+#include "storage/storage.h"
 
 #define WHO "fdoctl import"
 #define BUSY_TRIES 30
 
 struct cfg {
 	char *url;
+	char *http;
 	char *binary;
 	struct fdo_strlist label;
 	char *host;
@@ -58,11 +60,15 @@ static const struct fdo_opt opts[] = {
 	{"url", FDO_OPT_STRING, offsetof(struct cfg, url), NULL, "URL",
 	 "fdod ingest address (default $FDOD_URL, else " CLI_BATCH_DEFAULT_URL
 	 ")"},
+	{"http", FDO_OPT_STRING, offsetof(struct cfg, http), NULL, "URL",
+	 "also upload to fdod's HTTP server at URL (PUT /v1/symbols) each "
+	 "file of the recording that is on this host with the build-id the "
+	 "recording names, once the samples are stored"},
 	{"binary", FDO_OPT_STRING, offsetof(struct cfg, binary), NULL, "NAME",
 	 "binary name of the batches (default: the name of the program with "
 	 "the most samples)"},
 	{"label", FDO_OPT_LIST, offsetof(struct cfg, label), NULL, "K=V",
-	 "label on every batch; repeatable"},
+	 "label on every batch"},
 	{"host", FDO_OPT_STRING, offsetof(struct cfg, host), NULL, "NAME",
 	 "host of the batches (default: the recording's, with --script this "
 	 "machine's)"},
@@ -467,6 +473,70 @@ static int send_all(const struct cfg *c, struct wire_perf_result *r)
 	return exit_code;
 }
 
+/*
+ * upload_files: --http. The files the batches' mappings name that are on
+ * this host with the recording's build-id go to fdod's symbol store, as
+ * `fdoctl upload --http URL --binary NAME` would send them; a file that
+ * is missing or has another build-id (rebuilt since the recording) is
+ * named on stderr and left out. 0 when every file found is stored or
+ * present, 1 otherwise.
+ */
+static int upload_files(const struct cfg *c, const struct wire_perf_result *r)
+{
+	char **files = NULL;
+	size_t n = 0, cap = 0;
+	int failed = 0;
+	for (size_t b = 0; b < r->n_batches; b++) {
+		const Fdod__SampleBatch *bt = r->batches[b];
+		for (size_t i = 0; i < bt->n_mappings; i++) {
+			const Fdod__Mapping *m = bt->mappings[i];
+			const char *path = m->path;
+			if (!path || path[0] != '/')
+				continue;
+			int seen = 0;
+			for (size_t k = 0; k < n && !seen; k++)
+				seen = !strcmp(files[k], path);
+			if (seen)
+				continue;
+			struct store_elf_info info;
+			char why[256] = "";
+			int fd = open(path, O_RDONLY | O_CLOEXEC);
+			int rc = fd < 0 ? FDO_EIO
+					: store_elf_inspect(fd, &info, why,
+							    sizeof why);
+			if (fd >= 0)
+				close(fd);
+			if (rc || info.build_id_len != m->build_id.len ||
+			    memcmp(info.build_id, m->build_id.data,
+				   m->build_id.len)) {
+				fprintf(stderr, WHO ": not uploaded: %s: %s\n",
+					path,
+					fd < 0 ? strerror(errno)
+					: rc   ? (why[0] ? why : fdo_strerror(rc))
+					       : "not the build-id the recording "
+						 "names (rebuilt since?)");
+				continue;
+			}
+			if (fdo_grow(files, cap, n + 1) ||
+			    !(files[n] = strdup(path))) {
+				fprintf(stderr, WHO ": out of memory\n");
+				failed = 1;
+				goto out;
+			}
+			n++;
+		}
+	}
+	if (n)
+		failed = cli_upload_http(cli_http_base(c->http),
+					 r->batches[0]->binary, 0, (int)n,
+					 files);
+out:
+	for (size_t k = 0; k < n; k++)
+		free(files[k]);
+	free(files);
+	return failed;
+}
+
 int cmd_import(int argc, char **argv)
 {
 	struct cfg c;
@@ -587,6 +657,8 @@ int cmd_import(int argc, char **argv)
 		goto out;
 	}
 	exit_code = send_all(&c, &res);
+	if (!exit_code && c.http)
+		exit_code = upload_files(&c, &res);
 out:
 	fdo_buf_fini(&hdr);
 	wire_perf_result_fini(&res);

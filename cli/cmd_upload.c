@@ -117,8 +117,8 @@ static void json_field(const char *json, const char *key, char *out,
 	out[n] = 0;
 }
 
-static int upload_http(const char *base, const char *binary, int replace,
-		       int nfiles, char **files)
+int cli_upload_http(const char *base, const char *binary, int replace,
+		    int nfiles, char **files)
 {
 	char path[1024] = "/v1/symbols";
 	if (binary) {
@@ -268,7 +268,8 @@ int cmd_upload(int argc, char **argv)
 	if (!http && !data && getenv("FDOD_HTTP") && *getenv("FDOD_HTTP"))
 		http = getenv("FDOD_HTTP");
 	if (http)
-		return upload_http(http, binary, replace, argc - i, argv + i);
+		return cli_upload_http(http, binary, replace, argc - i,
+				       argv + i);
 	if (!data)
 		data = "./var/fdod";
 

@@ -94,7 +94,8 @@ def samples_stored(d, binary):
 def test_help_lists_the_options_and_the_script_fields():
     rc, out, _ = fdoctl("import", "--help")
     assert rc == 0
-    for opt in ("--url", "--binary", "--label", "--perf", "--script",
+    for opt in ("--url", "--http", "--binary", "--label", "--perf",
+                "--script",
                 "--build-ids", "--host", "--time", "--print"):
         assert opt in out, opt
     assert "perf script --header -F pid,tid,time,period,event,ip,dso" in out
@@ -156,6 +157,43 @@ def test_recording_gives_the_hot_functions_and_build_ids(daemon, prog,
     assert rc == 0, err + out
     assert sent(out)["agent"] != s["agent"]
     assert samples_stored(daemon, "prog") == 2 * stored
+
+
+def test_http_uploads_the_recordings_files(daemon, prog, recording,
+                                           tmp_path):
+    """--http: the executable and library the recording names go to the
+    symbol store (nothing uploaded before), so the profile is symbolized;
+    a file rebuilt since the recording (another build-id) is left out."""
+    exe, lib = prog
+    rc, out, err = fdoctl("import", "--url", daemon.url, "--http",
+                          daemon.http, recording)
+    assert rc == 0, err + out
+    for f, bid in ((exe, build_id(exe)), (lib, build_id(lib))):
+        assert re.search(r"^stored %s executable\S* %s$" % (bid,
+                         re.escape(f)), out, re.M), out
+    daemon.wait_pending_zero()
+    status, body, _ = pull(daemon, "prog", "folded")
+    assert status == 200, body
+    assert re.search(r";exe_hot \d+$", body, re.M), body
+    assert re.search(r";lib_hot \d+$", body, re.M), body
+    # Again: the files are there already.
+    rc, out, err = fdoctl("import", "--url", daemon.url, "--http",
+                          daemon.http, "--label", "mode=again", recording)
+    assert rc == 0, err + out
+    assert re.search(r"^present %s " % build_id(exe), out, re.M), out
+    # A recording whose build-id of the executable is not the file's
+    # (rebuilt since): samples stored, the file named and left out.
+    text, ids = hand_made_script(exe, lib)
+    fake = "ab" * 20
+    (tmp_path / "script.txt").write_text(text)
+    (tmp_path / "ids.txt").write_text(ids.replace(build_id(exe), fake))
+    rc, out, err = fdoctl("import", "--url", daemon.url, "--http",
+                          daemon.http, "--script",
+                          str(tmp_path / "script.txt"), "--build-ids",
+                          str(tmp_path / "ids.txt"))
+    assert rc == 0, err + out
+    assert "not uploaded: %s: not the build-id" % exe in err, err
+    assert not re.search(r"^(stored|present) ", out, re.M), out
 
 
 def branch_of(exe, func):
