@@ -57,14 +57,6 @@ static const struct {
 		   {"admin", SRV_SCOPE_ALL}};
 #define NSCOPES (sizeof scope_names / sizeof scope_names[0])
 
-const char *srv_scope_name(unsigned scope)
-{
-	for (size_t i = 0; i < 3; i++)
-		if (scope_names[i].bit == scope)
-			return scope_names[i].name;
-	return "admin";
-}
-
 static int parse_scopes(char *text, unsigned *out)
 {
 	*out = 0;

@@ -56,7 +56,4 @@ int srv_token_has_scope(const struct srv_token *tok, unsigned scope);
 /* srv_token_restricted: 1 when tok has a binaries= list. */
 int srv_token_restricted_binaries(const struct srv_token *tok);
 
-/* srv_scope_name: "ingest", "upload", "read" or "admin". */
-const char *srv_scope_name(unsigned scope);
-
 #endif

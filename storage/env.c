@@ -308,11 +308,6 @@ void store_txn_abort(store_txn *t)
 	txn_finish(t);
 }
 
-store *store_txn_store(store_txn *t)
-{
-	return t->s;
-}
-
 int store_write(store *s, int (*fn)(store_txn *t, void *arg), void *arg)
 {
 	for (int attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {

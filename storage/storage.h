@@ -133,8 +133,6 @@ void store_txn_abort(store_txn *t);
  */
 int store_write(store *s, int (*fn)(store_txn *t, void *arg), void *arg);
 
-/* store_txn_store returns the store a transaction belongs to. */
-store *store_txn_store(store_txn *t);
 
 /* --------------------------------------------------------------- tables -- */
 

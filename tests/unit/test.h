@@ -150,6 +150,12 @@ int main(int argc, char **argv)
 		if (system(cmd) != 0)
 			fprintf(stderr, "cannot remove %s\n", test_tmpdir());
 	}
+	/* A case name that matches nothing ran nothing: a failure, not a
+	 * silent pass. */
+	if (argc > 1 && passed + failed == 0) {
+		fprintf(stderr, "no test case named '%s'\n", argv[1]);
+		failed = 1;
+	}
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
