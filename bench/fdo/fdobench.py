@@ -82,9 +82,10 @@ def cmd_str(argv):
                     for a in argv)
 
 
-def run(argv, logf, cwd=None, env=None, stdin=None, stdout=None, what=None):
+def run(argv, logf, cwd=None, env=None, stdin=None, stdout=None, what=None, timeout=None):
     """Run argv, its output appended to logf; Failed names the command and
-    the log when it exits non-zero."""
+    the log when it exits non-zero or runs past timeout seconds (then it is
+    killed)."""
     os.makedirs(os.path.dirname(logf), exist_ok=True)
     with open(logf, "ab") as lf:
         lf.write(("$ (cd %s && %s)\n" % (cwd or os.getcwd(), cmd_str(argv))).encode())
@@ -93,7 +94,12 @@ def run(argv, logf, cwd=None, env=None, stdin=None, stdout=None, what=None):
                              stdout=stdout or lf, stderr=lf)
         CHILDREN.add(p)
         try:
-            rc = p.wait()
+            rc = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            raise Failed("%s: `%s` ran past %d s, killed (log: %s)"
+                         % (what or "command", cmd_str(argv), timeout, logf))
         finally:
             CHILDREN.discard(p)
     if rc != 0:
@@ -681,10 +687,12 @@ def exact_fdata(pr, of="base"):
     shutil.rmtree(entry, ignore_errors=True)
     os.makedirs(entry)
     instr = os.path.join(entry, pr.name + ".instr")
-    run([BOLT, base, "-instrument", "-o", instr,
+    # One thread: llvm-bolt 16 -instrument hung (every thread waiting on a
+    # futex, no CPU for 18 min) on gawk built with pseudo probes.
+    run([BOLT, base, "-instrument", "-no-threads", "-o", instr,
          "-instrumentation-file=" + os.path.join(entry, "counts"),
          "-instrumentation-file-append-pid"], os.path.join(entry, "bolt.log"),
-        what="llvm-bolt -instrument")
+        what="llvm-bolt -instrument", timeout=1200)
     cpu = pr.train(instr, "exact-instrumented")
     dumps = sorted(os.path.join(entry, f) for f in os.listdir(entry)
                    if f.startswith("counts.") and f.endswith(".fdata"))
