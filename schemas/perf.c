@@ -436,10 +436,17 @@ static int proc_new(struct wire_perf *d, int32_t pid, struct proc **out,
 	return FDO_OK;
 }
 
+/* The mappings of p, in address order (NULL before its first: no
+ * pointer arithmetic on a NULL buffer). */
+static struct pmap *proc_maps(const struct proc *p)
+{
+	return p->buf ? p->buf + p->head : NULL;
+}
+
 /* Index of the first mapping of p with end > addr. */
 static size_t map_lower(const struct proc *p, uint64_t addr)
 {
-	const struct pmap *maps = p->buf + p->head;
+	const struct pmap *maps = proc_maps(p);
 	size_t lo = 0, hi = p->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -456,8 +463,8 @@ static const struct pmap *map_find(const struct proc *p, uint64_t addr)
 	if (!p)
 		return NULL;
 	size_t i = map_lower(p, addr);
-	const struct pmap *m = p->buf + p->head + i;
-	return i < p->n && m->start <= addr ? m : NULL;
+	return i < p->n && proc_maps(p)[i].start <= addr ? &proc_maps(p)[i]
+						      : NULL;
 }
 
 /* Count n entries copied or moved; FDO_ELIMIT past the work bound. */
@@ -507,7 +514,7 @@ static int maps_reserve(struct wire_perf *d, struct proc *p, size_t n,
 static int map_add(struct wire_perf *d, struct proc *p, struct pmap m,
                    char *err, size_t errlen)
 {
-	struct pmap *maps = p->buf + p->head;
+	struct pmap *maps = proc_maps(p);
 	size_t n = p->n, i = map_lower(p, m.start);
 	/* Up to one mapping may straddle the new one on each side. */
 	struct pmap left = {0}, right = {0};
@@ -577,7 +584,7 @@ static int map_add(struct wire_perf *d, struct proc *p, struct pmap m,
 			return rc;
 		memmove(maps + i + add, maps + j, nr * sizeof *maps);
 	}
-	maps = p->buf + p->head;
+	maps = proc_maps(p);
 	d->map_entries = d->map_entries - n + newn;
 	p->n = newn;
 	if (has_left)
