@@ -226,7 +226,8 @@ struct agg_profile_query {
 	size_t build_id_len;     /* 0: every build-id of the binary */
 	int blocks;              /* also infer block counts (counts=blocks:
 				    aggregator/blocks.c) */
-	int balance;             /* ... in one unit across functions */
+	double spread;           /* ... in one unit across functions,
+				    scales within 1/spread..spread (0: not) */
 	int reduced;             /* keep only leaves and caller->callee
 				    pairs (prof_reduce), not the stacks:
 				    all the llvm, gcc and bolt formats read */

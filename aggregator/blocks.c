@@ -35,7 +35,8 @@ struct leaf {
 
 struct bb {
 	struct prof *p;
-	int balance; /* one unit across functions (balance_units) */
+	double spread; /* >= 1: one unit across functions (balance_units),
+			  no scale beyond 1/spread..spread; 0: off */
 	const sym_index *idx;
 	struct fdo_map64 names; /* pointer into the index -> string index:
 				   pointers stay valid while it is open */
@@ -557,10 +558,9 @@ struct call {
  * equation no longer moves with its scale and the sweeps drove that one
  * scale without bound (gawk's recursive tree_clear took the whole profile,
  * every other function rounding to 0: bench/fdo run 2). Scales are also
- * kept within 1/UNIT_SPREAD..UNIT_SPREAD: no function's instructions cost
- * that many times more than another's.
+ * kept within 1/spread..spread (the `spread` option): no function's
+ * instructions cost that many times more than another's.
  */
-#define UNIT_SPREAD 100.0
 
 static int balance_units(struct bb *b, size_t ff)
 {
@@ -678,8 +678,8 @@ static int balance_units(struct bb *b, size_t ff)
 				den += pi * pi;
 			}
 			double d = 0.5 * num / den, was = u[i];
-			u[i] = fmin(fmax(u[i] + d, -log(UNIT_SPREAD)),
-				    log(UNIT_SPREAD));
+			u[i] = fmin(fmax(u[i] + d, -log(b->spread)),
+				    log(b->spread));
 			moved = fmax(moved, fabs(u[i] - was));
 		}
 		if (moved < 1e-4)
@@ -763,7 +763,7 @@ static int add_build_id(struct bb *b, uint32_t bid)
 			done = f->addr + size;
 		i = j;
 	}
-	if (!rc && b->balance)
+	if (!rc && b->spread >= 1)
 		rc = balance_units(b, ff);
 	if (!rc)
 		rc = add_probes(b, pb->elf_path, pb->hex, from);
@@ -903,9 +903,9 @@ int agg_blocks_exact(struct prof *p, uint32_t bid, sym_index *idx,
 	return rc;
 }
 
-int agg_blocks_build(struct prof *p, sym_index *const *indexes, int balance)
+int agg_blocks_build(struct prof *p, sym_index *const *indexes, double spread)
 {
-	struct bb b = {.p = p, .cap_frames = p->nframes, .balance = balance};
+	struct bb b = {.p = p, .cap_frames = p->nframes, .spread = spread};
 	int rc = prof_reduce(p); /* its leaves and pairs are what it reads */
 	for (uint32_t i = 0; i < p->nbuild_ids && !rc; i++) {
 		if (!p->build_ids[i].elf_path || !indexes[i])

@@ -17,15 +17,16 @@
  * where its stacks' leaves fell, their control-flow graphs from the
  * executable's code, the execution counts inferred from the leaf counts
  * (aggregator/flow.c), and every instruction's inline chain from the
- * index. With balance, the functions of a build-id are then put in one
- * unit by their calls (blocks.c balance_units). A function whose code
+ * index. With spread >= 1, the functions of a build-id are then put in
+ * one unit by their calls (blocks.c balance_units), no function's scale
+ * beyond 1/spread..spread; 0 leaves each in its own. A function whose code
  * cannot be decoded is listed with its error status and no blocks (the
  * emitters then place its samples by line).
  * Returns FDO_OK (also when nothing could be built) or FDO_ENOMEM; on
  * FDO_ENOMEM the arrays are emptied. Blocks on file I/O; any thread (p is
  * the caller's).
  */
-int agg_blocks_build(struct prof *p, sym_index *const *indexes, int balance);
+int agg_blocks_build(struct prof *p, sym_index *const *indexes, double spread);
 
 /* One branch record with an exact count (llvm-bolt's instrumentation, or
  * LBR): ELF virtual addresses of the branch (or call) and its target. */

@@ -36,6 +36,9 @@ const struct prof_opt_def prof_opt_defs[] = {
      "counts=blocks: put every function in one unit, so that calls and "
      "entries agree (a function's instructions cost more or less time "
      "than another's)"},
+    {"spread", PROF_OPT_UINT, OFF(spread), {0}, "100", "llvm,gcc,bolt",
+     "balance=1: no function's unit scaled by more than this factor (or "
+     "its inverse)"},
     {"zeros", PROF_OPT_BOOL, OFF(zeros), {0}, "1", "llvm,gcc",
      "counts=blocks: also write the lines of sampled functions that ran 0 "
      "times"},

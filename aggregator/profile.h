@@ -365,6 +365,7 @@ struct prof_opts {
 	int head;       /* enum prof_head */
 	int zeros;      /* counts=blocks: write lines that ran 0 times */
 	int balance;    /* counts=blocks: one unit across functions */
+	uint64_t spread; /* ... no scale beyond 1/spread..spread */
 	double min_share; /* drop functions (llvm, gcc) or stacks (folded,
 			     pprof: applied by the profile builder) under
 			     this share */

@@ -151,7 +151,7 @@ static int parse_request(struct srv_app *app, struct srv_req *req,
 	pr->q.blocks = pr->opts.counts == PROF_COUNTS_BLOCKS && compile;
 	/* Branch records (LBR) make the bolt profile when there are any. */
 	pr->q.branches = !strcmp(pr->em->name, "bolt");
-	pr->q.balance = pr->opts.balance;
+	pr->q.spread = pr->opts.balance ? (double)pr->opts.spread : 0;
 	return 0;
 }
 

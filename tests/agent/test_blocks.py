@@ -288,6 +288,25 @@ def sampled(daemon, tmp_path, name, flags):
     return src, prog
 
 
+def test_spread_bounds_the_units_of_the_balance(daemon, tmp_path):
+    """spread=1 lets no function's unit move: the profile of balance=0;
+    the default (100) moves classify's; spread=0 is refused."""
+    _src, _prog = sampled(daemon, tmp_path, "wsp", CFLAGS)
+
+    def pull(*opts):
+        out = str(tmp_path / ("wsp%d.llvm" % len(os.listdir(tmp_path))))
+        run([FDOCTL, "pull", "wsp", "--http", daemon.http, "--min-samples",
+             "100", "--encoding", "text", "-o", out] + list(opts))
+        return open(out).read()
+    off, one = pull("--balance", "0"), pull("--spread", "1")
+    assert off == one
+    assert pull() != off
+    p = subprocess.run([FDOCTL, "pull", "wsp", "--http", daemon.http,
+                        "--spread", "0", "-o", str(tmp_path / "x")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "spread" in p.stderr, p.stderr
+
+
 def test_probe_based_profile_from_a_probed_build(daemon, tmp_path):
     """A binary built with -fpseudo-probe-for-profiling gets a probe-based
     profile (counts keyed by probe, !CFGChecksum per function and inlined
