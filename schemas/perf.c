@@ -70,8 +70,7 @@
 #include "common/map.h"
 #include "schemas/wire_int.h"
 
-#define SLOT_SHIFT 40                 /* synthetic mapping k: (k+1) << 40 */
-#define OFF_MAX ((1ull << SLOT_SHIFT) - 1)
+#define OFF_MAX ((1ull << WIRE_FILE_SHIFT) - 1) /* schemas/filemap.c */
 #define LINE_MAX_BYTES (1u << 20)
 #define SAMPLE_BRANCHES_MAX 4096      /* brstack entries in one sample */
 #define BATCH_SPAN_NS (3600ull * 1000000000ull)
@@ -661,73 +660,33 @@ static int batch_close(struct wire_perf *d, struct pevent *ev)
 		return FDO_OK;
 	if (fdo_grow(d->done, d->cap_done, d->ndone + 1))
 		return FDO_ENOMEM;
-	Fdod__SampleBatch *w = malloc(sizeof *w);
-	if (!w)
-		return FDO_ENOMEM;
-	fdod__sample_batch__init(w);
-	w->schema_version = WIRE_SCHEMA_VERSION;
-	w->event = xstrdup(ev->name);
-	w->host = xstrdup(d->o.host);
+	Fdod__SampleBatch *w;
+	int rc = wire_batch_start(ev->name, d->o.host, &w);
+	if (w)
+		d->done[d->ndone++] = (struct done){w, b->t_first, b->t_last};
+	if (rc)
+		return rc;
 	w->period = (b->period_sum + b->samples / 2) / b->samples;
 	if (w->period < 1)
 		w->period = 1;
-	w->weight = 1.0;
-	w->labels = calloc(d->o.n_labels + 1, sizeof *w->labels);
 	w->mappings = calloc(b->nslots + 1, sizeof *w->mappings);
 	w->stacks = calloc(b->nstacks + 1, sizeof *w->stacks);
 	w->branches = calloc(b->nbr + 1, sizeof *w->branches);
-	d->done[d->ndone++] = (struct done){w, b->t_first, b->t_last};
-	if (!w->event || !w->host || !w->labels || !w->mappings ||
-	    !w->stacks || !w->branches)
+	if (!w->mappings || !w->stacks || !w->branches)
 		return FDO_ENOMEM;
-	for (size_t i = 0; i < d->o.n_labels; i++) {
-		const char *kv = d->o.labels[i];
-		const char *eq = strchr(kv, '=');
-		Fdod__Label *l = malloc(sizeof *l);
-		if (!l)
-			return FDO_ENOMEM;
-		fdod__label__init(l);
-		w->labels[w->n_labels++] = l;
-		l->key = eq ? strndup(kv, (size_t)(eq - kv)) : xstrdup(kv);
-		l->value = xstrdup(eq ? eq + 1 : "");
-		if (!l->key || !l->value)
-			return FDO_ENOMEM;
-	}
-	for (size_t k = 0; k < b->nslots; k++) {
+	rc = wire_batch_add_labels(w, d->o.labels, d->o.n_labels);
+	for (size_t k = 0; k < b->nslots && !rc; k++) {
 		const struct pdso *s = &d->dsos[b->slots[k]];
-		Fdod__Mapping *m = malloc(sizeof *m);
-		if (!m)
-			return FDO_ENOMEM;
-		fdod__mapping__init(m);
-		w->mappings[w->n_mappings++] = m;
-		m->index = (uint32_t)k;
-		m->start = (uint64_t)(k + 1) << SLOT_SHIFT;
-		m->limit = (uint64_t)(k + 2) << SLOT_SHIFT;
-		m->file_offset = 0;
-		/* The path is informational; one fdod would refuse is left
-		 * out rather than failing the batch. */
-		int ok = !wire_check_text("path", s->path, d->lim.max_path_len,
-		                          1, NULL, 0);
-		m->path = xstrdup(ok ? s->path : "");
-		if (!(m->build_id.data = malloc(s->bid_len)) || !m->path)
-			return FDO_ENOMEM;
-		memcpy(m->build_id.data, s->bid, s->bid_len);
-		m->build_id.len = s->bid_len;
+		rc = wire_batch_add_file(w, s->bid, s->bid_len, s->path,
+		                         &d->lim);
 	}
-	for (size_t i = 0; i < b->nstacks; i++) {
+	for (size_t i = 0; i < b->nstacks && !rc; i++) {
 		const struct pstack *ps = &b->stacks[i];
-		Fdod__Stack *s = malloc(sizeof *s);
-		if (!s)
-			return FDO_ENOMEM;
-		fdod__stack__init(s);
-		w->stacks[w->n_stacks++] = s;
-		s->count = ps->count;
-		if (!(s->addrs = malloc(ps->n * sizeof *s->addrs)))
-			return FDO_ENOMEM;
-		memcpy(s->addrs, b->addrs + ps->first,
-		       ps->n * sizeof *s->addrs);
-		s->n_addrs = ps->n;
+		rc = wire_batch_add_stack(w, b->addrs + ps->first, ps->n,
+		                          ps->count);
 	}
+	if (rc)
+		return rc;
 	for (size_t i = 0; i < b->nbr; i++) {
 		Fdod__Branch *x = malloc(sizeof *x);
 		if (!x)
@@ -762,7 +721,7 @@ static int loc_addr(struct obatch *b, struct loc l, uint64_t *out)
 		b->slots[b->nslots++] = l.dso;
 		b->est_bytes += 160;
 	}
-	*out = ((uint64_t)(slot + 1) << SLOT_SHIFT) + l.off;
+	*out = wire_file_addr(slot, l.off);
 	return FDO_OK;
 }
 

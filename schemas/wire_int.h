@@ -43,4 +43,50 @@ int wire_check_stack(const Fdod__Stack *s, const struct wire_limits *lim,
 int wire_check_branch(const Fdod__Branch *b, const struct wire_limits *lim,
                       char *err, size_t errlen);
 
+/*
+ * The importers' batch layout (schemas/filemap.c): mapping k covers
+ * [(k+1) << WIRE_FILE_SHIFT, (k+2) << WIRE_FILE_SHIFT) at file offset 0,
+ * so a frame at file offset off of file k travels as wire_file_addr(k,
+ * off); off must stay below 1 << WIRE_FILE_SHIFT.
+ */
+#define WIRE_FILE_SHIFT 40
+static inline uint64_t wire_file_addr(uint32_t k, uint64_t off)
+{
+	return ((uint64_t)k + 1) << WIRE_FILE_SHIFT | off;
+}
+
+/*
+ * wire_batch_start makes an importer's batch: schema version, weight 1,
+ * event and host copied; the rest unset. *out is set even on FDO_ENOMEM
+ * (a missing string), for wire_batch_free; NULL when nothing was made.
+ */
+int wire_batch_start(const char *event, const char *host,
+                     Fdod__SampleBatch **out);
+
+/*
+ * wire_batch_add_file appends mapping number b->n_mappings in that layout
+ * (b->mappings must have room for it): build-id bid[0..len), path, left
+ * empty when validation would refuse it (it is informational). FDO_OK or
+ * FDO_ENOMEM (the batch stays freeable with wire_batch_free).
+ */
+int wire_batch_add_file(Fdod__SampleBatch *b, const uint8_t *bid,
+                        size_t len, const char *path,
+                        const struct wire_limits *lim);
+
+/*
+ * wire_batch_add_stack appends a stack of n addresses (copied) seen count
+ * times (b->stacks must have room for it). FDO_OK or FDO_ENOMEM (the
+ * batch stays freeable).
+ */
+int wire_batch_add_stack(Fdod__SampleBatch *b, const uint64_t *addrs,
+                         size_t n, uint64_t count);
+
+/*
+ * wire_batch_add_labels sets b->labels (unset before) from n "key=value"
+ * strings, each split at its first '='; validation checks them later.
+ * FDO_OK or FDO_ENOMEM (the batch stays freeable).
+ */
+int wire_batch_add_labels(Fdod__SampleBatch *b, const char *const *kv,
+                          size_t n);
+
 #endif
