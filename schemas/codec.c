@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "schemas/schemas.h"
+#include "schemas/wire_int.h"
 
 struct budget {
 	size_t left; /* bytes this decode may still allocate */
@@ -64,10 +64,11 @@ static int decode(const ProtobufCMessageDescriptor *desc, const uint8_t *buf,
 	return FDO_OK;
 }
 
-/* decode with malloc underneath: the result is freed with free_unpacked. */
-static int decode_malloc(const ProtobufCMessageDescriptor *desc,
-                         const uint8_t *buf, size_t len, size_t max_bytes,
-                         size_t max_alloc, ProtobufCMessage **out)
+/* decode with malloc underneath: the result is freed with free_unpacked
+ * (schemas/wire_int.h; schemas/pprof.c decodes profiles with it too). */
+int wire_decode_bounded(const ProtobufCMessageDescriptor *desc,
+                        const uint8_t *buf, size_t len, size_t max_bytes,
+                        size_t max_alloc, ProtobufCMessage **out)
 {
 	struct budget b;
 	ProtobufCAllocator al = {
@@ -682,10 +683,10 @@ int wire_batch_decode(const uint8_t *buf, size_t len,
 	if (!limits)
 		limits = &wire_limits_default;
 	Fdod__SampleBatch *b = NULL;
-	int rc = decode_malloc(&fdod__sample_batch__descriptor, buf, len,
-	                       limits->max_message_bytes,
-	                       limits->max_decoded_bytes,
-	                       (ProtobufCMessage **)&b);
+	int rc = wire_decode_bounded(&fdod__sample_batch__descriptor, buf,
+	                             len, limits->max_message_bytes,
+	                             limits->max_decoded_bytes,
+	                             (ProtobufCMessage **)&b);
 	if (rc)
 		return rc;
 	if (has_nul_string(&fdod__sample_batch__descriptor, buf, len, 0)) {
@@ -715,8 +716,8 @@ int wire_ack_decode(const uint8_t *buf, size_t len, size_t max_bytes,
 	/* An Ack is a handful of scalars and one string: 4x covers it. */
 	size_t alloc =
 	    max_bytes > (SIZE_MAX - 4096) / 4 ? SIZE_MAX : 4 * max_bytes + 4096;
-	return decode_malloc(&fdod__ack__descriptor, buf, len, max_bytes, alloc,
-	                     (ProtobufCMessage **)out);
+	return wire_decode_bounded(&fdod__ack__descriptor, buf, len,
+	                           max_bytes, alloc, (ProtobufCMessage **)out);
 }
 
 void wire_ack_free(Fdod__Ack *ack)

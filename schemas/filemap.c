@@ -1,12 +1,12 @@
 /*
- * schemas/filemap.c — the batch layout of importers (perf.c) whose
- * frames are already (build-id, file offset): each file a
+ * schemas/filemap.c — the batch layout of the importers (perf.c,
+ * pprof.c), whose frames are already (build-id, file offset): each file a
  * batch uses gets a mapping of its own, index k covering
  * [(k+1) << WIRE_FILE_SHIFT, (k+2) << WIRE_FILE_SHIFT) at file offset 0,
  * and a frame travels as that start + its file offset, so fdod's usual
  * normalization (addr - start + file_offset) gives the offset back,
  * whatever process or address the sample came from. Also the batch's
- * labels from "key=value" strings, as the importer takes them, and
+ * labels from "key=value" strings, as both importers take them, and
  * the batch itself and its stacks.
  * Workload: once per batch made; linear in its files and labels.
  */

@@ -407,4 +407,110 @@ void wire_perf_destroy(struct wire_perf *d);
 int wire_perf_data_check(const uint8_t *buf, size_t len, char *err,
                          size_t errlen);
 
+/*
+ * Gzip bodies (schemas/gunzip.c). wire_is_gzip: does buf start with the
+ * gzip magic (1f 8b)? Pure.
+ */
+int wire_is_gzip(const uint8_t *buf, size_t len);
+
+/*
+ * wire_gunzip inflates in (one gzip member or several concatenated) into
+ * a buffer grown as output arrives, never past max_out bytes and never
+ * sized from the gzip trailer, so a small body that would inflate to
+ * gigabytes costs at most max_out bytes. out/outlen: on FDO_OK a malloc'd
+ * buffer, freed by the caller with free(3). Returns FDO_OK, FDO_EPARSE
+ * (not gzip, corrupt, bytes after the stream), FDO_ETRUNCATED (ends
+ * inside a member), FDO_ELIMIT (inflates to more than max_out bytes) or
+ * FDO_ENOMEM, with the reason in err. Any thread.
+ */
+int wire_gunzip(const uint8_t *in, size_t len, size_t max_out, uint8_t **out,
+                size_t *outlen, char *err, size_t errlen);
+
+/*
+ * pprof profiles (POST /v1/pprof; schemas/pprof.c): a profile.proto
+ * (schemas/pprof.proto) whose mappings carry GNU build-ids becomes one
+ * SampleBatch whose frames are (build-id, file offset), as fdoctl import
+ * sends them. Which sample value is the count and what period it gets,
+ * and the reasons below, are written at the top of schemas/pprof.c and in
+ * docs/ingest.md.
+ */
+
+/* Why a frame (and a sample with no frame left) is unmapped. */
+enum wire_pprof_reason {
+	WIRE_PPROF_NO_LOCATION, /* a sample without location ids */
+	WIRE_PPROF_NO_MAPPING,  /* a location without a mapping */
+	WIRE_PPROF_NO_ADDRESS,  /* a location without an address (only
+	                           symbolized: interpreted code, kernel) */
+	WIRE_PPROF_NO_BUILD_ID, /* its mapping has no build-id */
+	WIRE_PPROF_NOT_GNU,     /* its mapping's build-id is not a GNU
+	                           build-id in hex (a Go build ID...) */
+	WIRE_PPROF_REASONS
+};
+
+/* wire_pprof_reason_name: "no_build_id"...; wire_pprof_reason_text: a
+ * sentence for people. Static strings. */
+const char *wire_pprof_reason_name(int reason);
+const char *wire_pprof_reason_text(int reason);
+
+struct wire_pprof_opts {
+	const char *agent_id;      /* the batch's agent id (required) */
+	const char *host;          /* the batch's host (required) */
+	const char *binary;        /* NULL or "": the file name of the
+	                              profile's first mapping */
+	const char *const *labels; /* "key=value" each */
+	size_t n_labels;
+	uint64_t time_end;         /* unix seconds; 0: the profile's
+	                              time_nanos + duration_nanos */
+	const struct wire_limits *limits; /* NULL: wire_limits_default */
+};
+
+#define WIRE_PPROF_MAPS_SHOWN 8
+
+/* What a decode read, for the answer of POST /v1/pprof. */
+struct wire_pprof_stats {
+	char value[160];           /* the sample types read, e.g.
+	                              "samples/count" */
+	uint64_t samples;          /* Sample messages read */
+	uint64_t samples_empty;    /* of them: value 0 or negative */
+	uint64_t count;            /* their counts, summed */
+	uint64_t count_unmapped;   /* of them: no frame in a file with a
+	                              GNU build-id */
+	uint64_t count_unmapped_by[WIRE_PPROF_REASONS]; /* ... by the
+	                              reason of the sample's leaf frame */
+	uint64_t frames;           /* location ids of the samples counted */
+	uint64_t frames_unmapped_by[WIRE_PPROF_REASONS];
+	uint64_t frames_dropped;   /* callers past max_stack_depth */
+	/* The mappings whose frames were unmapped, most samples first (a
+	 * sample counts for the mapping of its leaf), at most
+	 * WIRE_PPROF_MAPS_SHOWN of them. */
+	struct wire_pprof_map_shown {
+		uint64_t id;
+		int reason;
+		uint64_t count; /* unmapped samples whose leaf is in it */
+		char file[256]; /* cut at 255 bytes */
+		char build_id[160]; /* as the profile wrote it, cut */
+	} maps[WIRE_PPROF_MAPS_SHOWN];
+	size_t nmaps;
+};
+
+/*
+ * wire_pprof_decode reads an uncompressed profile.proto of len bytes into
+ * one SampleBatch (seq 1) that passes wire_batch_validate(o->limits); it
+ * holds only the samples with a frame in a file with a GNU build-id (the
+ * others are counted in *st: a batch with no stack is not an error here).
+ * The decode may allocate at most max_decoded_bytes (and the batch, at
+ * most max_stacks stacks of max_frames frames in all, is checked as it is
+ * built). out: on FDO_OK a new batch, freed with wire_batch_free.
+ * st: always filled as far as the decode got (may be NULL).
+ * Returns FDO_OK; FDO_EPARSE (not a profile.proto, or cut short),
+ * FDO_EINVAL (a dangling or duplicate id, a location outside its
+ * mapping, no sample type to count, no time, no binary name, a label or
+ * name fdod refuses), FDO_ELIMIT (a bound of wire_limits), or
+ * FDO_ENOMEM, with the reason in err. Any thread; no hidden state.
+ */
+int wire_pprof_decode(const uint8_t *buf, size_t len,
+                      const struct wire_pprof_opts *o,
+                      Fdod__SampleBatch **out, struct wire_pprof_stats *st,
+                      char *err, size_t errlen);
+
 #endif

@@ -44,6 +44,17 @@ int wire_check_branch(const Fdod__Branch *b, const struct wire_limits *lim,
                       char *err, size_t errlen);
 
 /*
+ * wire_decode_bounded unpacks a message of type desc from buf with
+ * protobuf-c, refusing input over max_bytes and allocations past
+ * max_alloc bytes in all (a budget allocator, malloc underneath: free the
+ * result with protobuf_c_message_free_unpacked(m, NULL)). Returns FDO_OK,
+ * FDO_ELIMIT, FDO_EPARSE (malformed bytes) or FDO_ENOMEM.
+ */
+int wire_decode_bounded(const ProtobufCMessageDescriptor *desc,
+                        const uint8_t *buf, size_t len, size_t max_bytes,
+                        size_t max_alloc, ProtobufCMessage **out);
+
+/*
  * The importers' batch layout (schemas/filemap.c): mapping k covers
  * [(k+1) << WIRE_FILE_SHIFT, (k+2) << WIRE_FILE_SHIFT) at file offset 0,
  * so a frame at file offset off of file k travels as wire_file_addr(k,
