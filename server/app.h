@@ -23,6 +23,24 @@ enum { SRV_UPLOAD_STORED, SRV_UPLOAD_PRESENT, SRV_UPLOAD_REFUSED };
 #define SRV_CODES 9   /* see srv_metrics_codes */
 extern const int srv_metrics_codes[SRV_CODES];
 
+/*
+ * POST /v1/pprof (server/pprof.c): the largest body (as a SampleBatch
+ * message), and what a gzipped one may inflate to (as the memory one
+ * batch's decode may take); past either, 413.
+ */
+#define SRV_PPROF_MAX_BODY (16u << 20)
+#define SRV_PPROF_MAX_INFLATED (64u << 20)
+#define SRV_PPROF_CODES 10 /* answer statuses counted, "other" last */
+
+/* Its counters for /metrics (updated by the HTTP workers). */
+struct srv_pprof_counters {
+	atomic_uint_fast64_t requests[SRV_PPROF_CODES]; /* by status */
+	atomic_uint_fast64_t duplicates;
+	atomic_uint_fast64_t samples_accepted, samples_unmapped;
+	atomic_uint_fast64_t unmapped_by[WIRE_PPROF_REASONS]; /* samples */
+	atomic_uint_fast64_t frames_unmapped_by[WIRE_PPROF_REASONS];
+};
+
 /* A source of per-(binary, label set, bucket) totals: store_totals_each,
  * or in a test a walk that sums every counts entry instead. */
 typedef int (*srv_totals_walk)(store_txn *t, uint32_t binary,
@@ -49,6 +67,7 @@ struct srv_app {
 	/* Counters for /metrics (updated by the HTTP workers). */
 	atomic_uint_fast64_t uploads[3]; /* SRV_UPLOAD_* */
 	atomic_uint_fast64_t profile_requests[SRV_FORMATS][SRV_CODES];
+	struct srv_pprof_counters pprof;
 };
 
 /* The HTTP route table (server/routes.c). */
@@ -90,6 +109,10 @@ void srv_h_executable(void *app, struct srv_req *req, struct srv_resp *resp);
 
 /* GET /: the operator web page (server/web.c). */
 void srv_h_web(void *app, struct srv_req *req, struct srv_resp *resp);
+
+/* POST /v1/pprof (server/pprof.c), and its lines of /metrics. */
+void srv_h_pprof(void *app, struct srv_req *req, struct srv_resp *resp);
+void srv_pprof_metrics(struct srv_app *app, struct fdo_buf *b);
 
 /* GET /metrics (server/metrics.c). */
 void srv_h_metrics(void *app, struct srv_req *req, struct srv_resp *resp);

@@ -237,6 +237,7 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 				       srv_metrics_codes[c] ? code : "other",
 				       (unsigned long long)n);
 		}
+	srv_pprof_metrics(app, b);
 	struct pcache_stats pc;
 	pcache_stats(app->pcache, &pc);
 	metric(b, "fdod_profile_builds_total", "counter",

@@ -768,6 +768,8 @@ const struct srv_route srv_routes[] = {
 	{"PUT", "/v1/symbols", h_upload, UPLOAD_MAX_BYTES, 1, SRV_SCOPE_UPLOAD,
 	 "\177ELF", "not an ELF file (no ELF magic): send an executable, "
 		     "shared object or separate debug file"},
+	{"POST", "/v1/pprof", srv_h_pprof, SRV_PPROF_MAX_BODY, 0,
+	 SRV_SCOPE_INGEST, NULL, NULL},
 	{"GET", "/v1/status", h_status, 0, 0, SRV_SCOPE_READ, NULL, NULL},
 	{"GET", "/v1/binaries", h_binaries, 0, 0, SRV_SCOPE_READ, NULL, NULL},
 	{"GET", "/v1/binaries/{}", h_binary, 0, 0, SRV_SCOPE_READ, NULL, NULL},
