@@ -170,6 +170,7 @@ FUZZ_PART_probes   := symbolizer
 FUZZ_PART_http     := server
 FUZZ_PART_fdata    := aggregator
 FUZZ_PART_perf     := schemas
+FUZZ_PART_pprof    := schemas
 
 .PHONY: fuzz fuzz-build fuzz-bins
 fuzz: fuzz-build
@@ -183,7 +184,7 @@ fuzz-build:
 fuzz-bins: $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES)) $(BUILD)/fdoctl \
 	   $(BUILD)/seeds/.done
 
-$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h fuzz/fuzz_index.h $$(call archives,$$(FUZZ_PART_$$*)) | $(PROTO_H)
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h fuzz/fuzz_index.h fuzz/fuzz_wire.h $$(call archives,$$(FUZZ_PART_$$*)) | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(call archives,$(FUZZ_PART_$*)) $(LDLIBS)
 

@@ -20,6 +20,7 @@
 
 #include "common/buf.h"
 #include "fuzz/fuzz.h"
+#include "fuzz/fuzz_wire.h"
 #include "schemas/schemas.h"
 
 /* Decode ids + text (text fed in two chunks split at cut); the batches
@@ -54,18 +55,7 @@ static int run(const char *ids, size_t idlen, const char *text, size_t len,
 	for (size_t i = 0; i < r.n_batches; i++) {
 		Fdod__SampleBatch *b = r.batches[i];
 		FUZZ_CHECK(b->seq == i + 1);
-		FUZZ_CHECK(wire_batch_validate(b, NULL, err, sizeof err) ==
-			   FDO_OK);
-		uint8_t *x, *y;
-		size_t xl, yl;
-		FUZZ_CHECK(wire_batch_encode(b, NULL, &x, &xl) == FDO_OK);
-		Fdod__SampleBatch *back = NULL;
-		FUZZ_CHECK(wire_batch_decode(x, xl, NULL, &back) == FDO_OK);
-		FUZZ_CHECK(wire_batch_encode(back, NULL, &y, &yl) == FDO_OK);
-		FUZZ_CHECK(xl == yl && !memcmp(x, y, xl));
-		wire_batch_free(back);
-		free(x);
-		free(y);
+		fuzz_batch_round_trip(b);
 		char *t;
 		FUZZ_CHECK(wire_batch_print_text(b, &t, NULL) == FDO_OK);
 		fdo_buf_puts(out, t);

@@ -804,6 +804,86 @@ def perf_seeds():
                       "PERFILE2", "2ELIFREP"])
 
 
+# ---------------------------------------------------------- pprof bodies --
+
+def pprof_profile(maps, locs, samples, types=(("samples", "count"),
+                                              ("cpu", "nanoseconds")),
+                  period=10000000, time_nanos=1700000000 * 10**9):
+    """profile.proto (google/pprof's field numbers): maps = [(id, start,
+    limit, offset, file, build_id)], locs = [(id, mapping, address)],
+    samples = [([location ids], [values])]."""
+    table = [""]
+
+    def s(x):
+        if x not in table:
+            table.append(x)
+        return table.index(x)
+
+    def packed(num, xs):
+        return f_bytes(num, b"".join(varint(x) for x in xs))
+    out = [f_bytes(1, f_varint(1, s(t)) + f_varint(2, s(u)))
+           for t, u in types]
+    for ids, vals in samples:
+        out.append(f_bytes(2, packed(1, ids) + packed(2, vals)))
+    for mid, start, limit, off, fname, bid in maps:
+        out.append(f_bytes(3, f_varint(1, mid) + f_varint(2, start) +
+                           f_varint(3, limit) + f_varint(4, off) +
+                           f_varint(5, s(fname)) + f_varint(6, s(bid))))
+    for lid, mid, addr in locs:
+        out.append(f_bytes(4, f_varint(1, lid) + f_varint(2, mid) +
+                           f_varint(3, addr)))
+    if time_nanos:
+        out += [f_varint(9, time_nanos), f_varint(10, 2 * 10**9)]
+    if period:
+        out += [f_bytes(11, f_varint(1, s("cpu")) +
+                        f_varint(2, s("nanoseconds"))),
+                f_varint(12, period)]
+    out += [f_bytes(6, x) for x in table]
+    return b"".join(out)
+
+
+def pprof_seeds():
+    """fuzz_pprof: POST /v1/pprof bodies, gzipped or not: a Go-like CPU
+    profile (a binary with a GNU build-id, libc without, [vdso]), one of
+    perf_to_profile's shape, nanoseconds alone, and broken ones."""
+    bid = "72bf06c6bbf1b667161c5c0086e6a979606ed1bd"
+    maps = [(1, 0x400000, 0x500000, 0, "/usr/bin/prog", bid),
+            (2, 0x7f0000001000, 0x7f0000101000, 0x1000, "/lib/libc.so.6",
+             ""),
+            (3, 0x7ffd00000000, 0x7ffd00002000, 0, "[vdso]", ""),
+            (4, 0x10000000, 0x10100000, 0, "/opt/go", "abc/def")]
+    locs = [(10, 1, 0x401234), (11, 1, 0x401100), (12, 1, 0x400800),
+            (20, 2, 0x7f0000002345), (30, 3, 0x7ffd00000100),
+            (40, 4, 0x10000010), (50, 0, 0x1234), (60, 1, 0)]
+    samples = [([10, 11, 12], [3, 30000000]), ([20, 12], [1, 10000000]),
+               ([30], [2, 20000000]), ([40, 50, 60], [1, 10000000]),
+               ([], [4, 40000000]), ([11], [0, 0])]
+    go = pprof_profile(maps, locs, samples)
+    put("pprof", "go-like.pb", go)
+    put("pprof", "go-like.pb.gz", gzip_bytes(go))
+    put("pprof", "no-time.pb", pprof_profile(maps, locs, samples,
+                                             time_nanos=0) + b"\0")
+    put("pprof", "perf-to-profile.pb", pprof_profile(
+        maps, locs, [(ids, [v[0], v[1] // 7]) for ids, v in samples],
+        types=(("cycles_sample", "count"), ("cycles_event", "count")),
+        period=0))
+    put("pprof", "nanoseconds.pb", pprof_profile(
+        maps, locs, [(ids, [v[1] + 5000000]) for ids, v in samples],
+        types=(("cpu", "nanoseconds"),)))
+    put("pprof", "outside.pb", pprof_profile(
+        maps, [(10, 1, 0x600000)], [([10], [1, 10000000])]))
+    put("pprof", "heap.pb", pprof_profile(
+        maps, locs, samples, types=(("alloc_objects", "count"),
+                                    ("alloc_space", "bytes"))))
+    put("pprof", "cut.pb.gz", gzip_bytes(go)[:40])
+    put("pprof", "bomb.gz", gzip_bytes(b"\0" * (4 << 20)))
+
+
+def gzip_bytes(data):
+    c = zlib.compressobj(9, zlib.DEFLATED, 16 + 15)
+    return c.compress(data) + c.flush()
+
+
 def main():
     os.makedirs(CORPUS, exist_ok=True)
     batch_seeds()
@@ -815,6 +895,7 @@ def main():
     fdata_seeds()
     http_seeds()
     perf_seeds()
+    pprof_seeds()
     for t in sorted(os.listdir(CORPUS)):
         print("seeds: %-9s %3d files" %
               (t, len(os.listdir(os.path.join(CORPUS, t)))))
