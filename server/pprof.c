@@ -257,15 +257,17 @@ static void json_stats(struct fdo_buf *b, const struct wire_pprof_stats *st,
 			       wire_pprof_reason_name(m->reason));
 	}
 	fdo_buf_putc(b, ']');
-	if (batch)
-		fdo_buf_printf(b,
-			       ",\"event\":\"%s\",\"period\":%llu,"
-			       "\"time\":[%llu,%llu],\"stacks\":%zu,"
-			       "\"build_ids\":%zu",
-			       batch->event, (unsigned long long)batch->period,
-			       (unsigned long long)batch->time_start,
-			       (unsigned long long)batch->time_end,
-			       batch->n_stacks, batch->n_mappings);
+	if (!batch)
+		return;
+	fdo_buf_puts(b, ",\"event\":");
+	fdo_buf_json_str(b, batch->event);
+	fdo_buf_printf(b,
+		       ",\"period\":%llu,\"time\":[%llu,%llu],"
+		       "\"stacks\":%zu,\"mappings\":%zu",
+		       (unsigned long long)batch->period,
+		       (unsigned long long)batch->time_start,
+		       (unsigned long long)batch->time_end, batch->n_stacks,
+		       batch->n_mappings);
 }
 
 /* The HTTP status of an ingest or decode error. */
