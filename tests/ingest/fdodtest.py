@@ -173,6 +173,17 @@ class Daemon:
         raise AssertionError("pending never reached 0: %s" % st)
 
 
+def samples_stored(d, binary):
+    """The samples stored for binary (0 when it is unknown), once every
+    acknowledged batch is merged."""
+    d.wait_merged()
+    status, body = d.request("GET", "/v1/binaries/%s" % binary)
+    if status == 404:
+        return 0
+    assert status == 200, body
+    return json.loads(body)["samples"]
+
+
 def build_id(path):
     out = subprocess.run(["readelf", "-nW", path], capture_output=True,
                          text=True, check=True, timeout=300).stdout
@@ -388,7 +399,18 @@ def decode_ack(data):
              11: "retry_after_ms", 12: "schema_version"}
     res = {n: 0 for n in names.values()}
     res["message"] = ""
-    i = 0
+    for num, wt, v in pb_fields(data):
+        if wt not in (0, 2):
+            raise AssertionError("unexpected wire type %d in Ack" % wt)
+        if num in names:
+            res[names[num]] = v.decode(errors="replace") if wt == 2 else v
+    return res
+
+
+def pb_fields(data):
+    """[(number, wire type, value)] of one protobuf message: varints as
+    ints, the other wire types as their bytes."""
+    out, i = [], 0
     while i < len(data):
         key, i = _read_varint(data, i)
         num, wt = key >> 3, key & 7
@@ -396,10 +418,12 @@ def decode_ack(data):
             v, i = _read_varint(data, i)
         elif wt == 2:
             n, i = _read_varint(data, i)
-            v = data[i:i + n].decode(errors="replace")
+            v = data[i:i + n]
             i += n
+        elif wt in (1, 5):
+            n = 8 if wt == 1 else 4
+            v, i = data[i:i + n], i + n
         else:
-            raise AssertionError("unexpected wire type %d in Ack" % wt)
-        if num in names:
-            res[names[num]] = v
-    return res
+            raise AssertionError("unexpected wire type %d" % wt)
+        out.append((num, wt, v))
+    return out

@@ -21,7 +21,7 @@ import urllib.request
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fdodtest import FDOCTL, Daemon, build_id  # noqa: E402
+from fdodtest import FDOCTL, Daemon, build_id, samples_stored  # noqa: E402
 
 # The program of the agent's tests: exe_hot in the executable, lib_hot in
 # libhot.so, both with frame pointers and GNU build-ids (module fixture).
@@ -79,16 +79,6 @@ def sent(out):
     m = re.search(r"^sent: (.*)$", out, re.M)
     assert m, out
     return {k: v for k, v in (kv.split("=", 1) for kv in m.group(1).split())}
-
-
-def samples_stored(d, binary):
-    d.wait_merged()
-    status, body = d.request("GET", "/v1/binaries/%s" % binary)
-    if status == 404:
-        return 0
-    assert status == 200, body
-    import json
-    return json.loads(body)["samples"]
 
 
 def test_help_lists_the_options_and_the_script_fields():
