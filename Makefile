@@ -1,5 +1,5 @@
 # fdod — one Makefile for everything.
-#   make                 build build/fdod and build/fdoctl
+#   make                 build build/fdod, build/fdoctl and build/fdo-agent
 #   make test            install missing packages, build, run every test
 #   make demo            install, build, run the end-to-end demo
 #   make bench           run the benchmarks under bench/
@@ -9,7 +9,7 @@
 #   make clean
 #   make SANITIZER=address,undefined   build into build/san-address,undefined
 #   make fuzz [FUZZ_SECONDS=60]        libFuzzer targets fuzz/fuzz_*.c (clang-16,
-#                        ASan+UBSan, build/fuzz), each run N s; see README "Fuzzing"
+#                        ASan+UBSan, build/fuzz), each run N s; see docs/development.md "Fuzzing"
 #
 # Each part (common, schemas, storage, symbolizer, ...) is one static archive;
 # a unit test tests/unit/<part>_<name>.c links the archives of its part and of
@@ -148,7 +148,7 @@ bench: deps all
 bench-fdo: deps all
 	bench/fdo/run.sh $(BENCH_FDO_ARGS)
 
-# --- fuzzing (README "Fuzzing") --------------------------------------------
+# --- fuzzing (docs/development.md "Fuzzing") ---------------------------------
 # fuzz/fuzz_<name>.c is a libFuzzer target built with clang-16 against the
 # archives of part FUZZ_PART_<name> (and those below it), every object
 # compiled with -fsanitize=fuzzer-no-link,address,undefined into build/fuzz

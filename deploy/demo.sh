@@ -274,7 +274,7 @@ grep -v '^  round' "$W/bench.out" >"$DEMO/table.txt"
 	echo "  .fdata of vm.spgo (llvm-bolt ${BOLT_FLAGS[*]});"
 	echo "  pgo-instr = -fprofile-generate/-use (the ceiling); pgo-no-select = the same"
 	echo "  with -mllvm -pgo-instr-select=false (no select counts: what a sample"
-	echo "  profile can carry, see the README);"
+	echo "  profile can carry, see docs/profile-quality.md);"
 	if [ "$SETS" -gt 1 ]; then
 		echo "  fdod-spgo.sN, pgo-instr.sN = the same two from training set N, seeds"
 		echo "  ${PROFILE_RUNS}(N-1)+1 to ${PROFILE_RUNS}N (fdod-spgo and pgo-instr are set 1); the 'mean of'"

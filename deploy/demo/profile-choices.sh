@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deploy/demo/profile-choices.sh — issue 4: which way of turning IP samples
 # into an llvm profile makes clang build the fastest demo workload. Compares
-# the emitter's choices (README "Profiles for builds") over several
+# the emitter's choices (docs/http.md, GET /v1/profiles/{binary}) over several
 # independent profiles: one profile is one draw, and sample noise changes
 # clang's decisions, so one pair proves little.
 #

@@ -169,7 +169,7 @@ def test_closed_loop_llvm_and_bolt(daemon, tmp_path):
     assert run([pgo, "300"]).stdout == ref
 
     # 5b. post-link FDO: llvm-bolt consumes the .fdata on the exact binary,
-    # in relocation mode and in place (-relocs=0, what the README advises
+    # in relocation mode and in place (-relocs=0, what docs/http.md advises
     # for a no_lbr profile)
     for mode, flags in (("reloc", ["-reorder-functions=hfsort"]),
                         ("inplace", ["-relocs=0"])):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/fuzz/test_fuzz.sh — the fuzz targets as a test suite (README
+# tests/fuzz/test_fuzz.sh — the fuzz targets as a test suite (docs/development.md
 # "Fuzzing"): builds them if needed (make fuzz-build: clang-16, libFuzzer,
 # ASan+UBSan, into build/fuzz with its seed corpora), then for each target
 #   1. replays every saved input of tests/fuzz/regress/<target>/ once

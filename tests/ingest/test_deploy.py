@@ -46,23 +46,3 @@ def test_units_name_the_real_options():
     fdod.read(os.path.join(ROOT, "deploy", "fdod.service"))
     assert fdod["Service"]["StateDirectory"] == "fdod"
 
-
-def test_readme_documents_every_option_with_its_default():
-    """README's option table (under "The daemon") has a row per option of
-    `fdod --help`, with the same default."""
-    helptext = subprocess.run([FDOD, "--help"], capture_output=True,
-                              text=True, timeout=60).stdout
-    with open(os.path.join(ROOT, "README.md")) as f:
-        readme = f.read()
-    rows = {m.group(1): m.group(2).strip() for m in re.finditer(
-        r"^\| `--([a-z-]+)[^`]*` \| ([^|]*) \|", readme, re.M)}
-    seen = 0
-    for m in re.finditer(r"^  --([a-z-]+)[^\n]*", helptext, re.M):
-        name = m.group(1)
-        if name in ("help", "print-config"):
-            continue
-        seen += 1
-        assert name in rows, "README has no row for --" + name
-        d = re.search(r"\(default: ([^)]*)\)", m.group(0))
-        assert rows[name] == (d.group(1) if d else "unset"), (name, rows[name])
-    assert seen > 20
