@@ -56,18 +56,25 @@
  * without time_nanos needs o->time_end: the stamp must not depend on
  * when a request arrives, or a retried request would not be a duplicate.
  *
+ * Ids. Location and mapping ids come from the client. Go writes them
+ * 1..n in order, so id - 1 is the index (no table); other ids are
+ * sorted once as (id, index) pairs and found by binary search, which
+ * costs O(log n) a lookup whatever ids are chosen (a hash table keyed
+ * by them could be made to collide: O(n^2) on ~10^6 locations) and puts
+ * duplicates side by side. Functions are never looked up.
+ *
  * Workload: one profile per request, up to ~10^5 samples of ~30 frames,
- * ~10^4 locations, a few hundred mappings; ids are found in hash maps,
- * so the cost is linear in the profile. Memory: the decoded profile
- * (bounded by max_decoded_bytes) and the batch (bounded by max_stacks and
- * max_frames, checked before each stack is added).
+ * ~10^4 locations, a few hundred mappings; at most O(n log n) in the
+ * profile. Memory: the decoded profile (bounded by max_decoded_bytes),
+ * the id tables (16 bytes an id, when ids are not 1..n) and the batch
+ * (bounded by max_stacks and max_frames, checked before each stack is
+ * added).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/buf.h"
-#include "common/map.h"
 #include "schemas/pprof.pb-c.h"
 #include "schemas/wire_int.h"
 
@@ -98,6 +105,17 @@ struct ploc {
 	uint64_t off; /* file offset, when MAPPED */
 };
 
+/* Ids of one kind of message (see "Ids" above). */
+struct idpair {
+	uint64_t id;
+	uint32_t ix;
+};
+struct ids {
+	size_t n;
+	int dense;             /* id i + 1 is message i */
+	struct idpair *by_id;  /* else every (id, index), by id */
+};
+
 struct dec {
 	const Profile *p;
 	const struct wire_pprof_opts *o;
@@ -105,7 +123,7 @@ struct dec {
 	struct wire_pprof_stats *st;
 	char *err;
 	size_t errlen;
-	struct fdo_map64 map_ix, loc_ix; /* id -> index */
+	struct ids map_ids, loc_ids;
 	struct pmap *maps;
 	struct ploc *locs;
 	uint32_t *used; /* batch mapping index -> pprof mapping */
@@ -386,22 +404,67 @@ static int pick_period(struct dec *d)
 
 /* --------------------------------------------- mappings and locations -- */
 
-/* Index message i of kind what by its id (nonzero, unique). */
-static int index_id(struct dec *d, struct fdo_map64 *ix, const char *what,
-                    uint64_t id, size_t i)
+static int idpair_cmp(const void *a, const void *b)
 {
-	uint32_t had;
-	int found;
-	if (!id)
-		return wire_errf(d->err, d->errlen, FDO_EINVAL,
-		                 "%s %zu has id 0 (ids are nonzero)", what, i);
-	if (fdo_map64_put(ix, id, (uint32_t)i, &had, &found))
+	const struct idpair *x = a, *y = b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static uint64_t mapping_id(const Profile *p, size_t i)
+{
+	return p->mapping[i]->id;
+}
+
+static uint64_t location_id(const Profile *p, size_t i)
+{
+	return p->location[i]->id;
+}
+
+/* Index n messages of kind what by their ids (nonzero, unique). */
+static int ids_index(struct dec *d, struct ids *x, const char *what,
+                     size_t n, uint64_t (*id_of)(const Profile *, size_t))
+{
+	x->n = n;
+	x->dense = 1;
+	for (size_t i = 0; i < n && x->dense; i++)
+		x->dense = id_of(d->p, i) == i + 1;
+	if (x->dense)
+		return FDO_OK;
+	for (size_t i = 0; i < n; i++)
+		if (!id_of(d->p, i))
+			return wire_errf(d->err, d->errlen, FDO_EINVAL,
+			                 "%s %zu has id 0 (ids are nonzero)",
+			                 what, i);
+	if (!(x->by_id = malloc((n ? n : 1) * sizeof *x->by_id)))
 		return FDO_ENOMEM;
-	if (found)
-		return wire_errf(d->err, d->errlen, FDO_EINVAL,
-		                 "%s id %llu appears twice", what,
-		                 (unsigned long long)id);
+	for (size_t i = 0; i < n; i++)
+		x->by_id[i] = (struct idpair){id_of(d->p, i), (uint32_t)i};
+	qsort(x->by_id, n, sizeof *x->by_id, idpair_cmp);
+	for (size_t i = 1; i < n; i++)
+		if (x->by_id[i].id == x->by_id[i - 1].id)
+			return wire_errf(d->err, d->errlen, FDO_EINVAL,
+			                 "%s id %llu appears twice", what,
+			                 (unsigned long long)x->by_id[i].id);
 	return FDO_OK;
+}
+
+/* The index of the message with this id: 1 and *out, or 0 if none. */
+static int ids_find(const struct ids *x, uint64_t id, uint32_t *out)
+{
+	if (x->dense) {
+		if (!id || id > x->n)
+			return 0;
+		*out = (uint32_t)(id - 1);
+		return 1;
+	}
+	/* Ids are unique once indexed: any match is the one. */
+	struct idpair key = {id, 0};
+	const struct idpair *hit =
+	    bsearch(&key, x->by_id, x->n, sizeof key, idpair_cmp);
+	if (!hit)
+		return 0;
+	*out = hit->ix;
+	return 1;
 }
 
 /* Every mapping and location by id, and their states' arrays. */
@@ -412,13 +475,11 @@ static int index_all(struct dec *d)
 	d->locs = calloc(p->n_location + 1, sizeof *d->locs);
 	if (!d->maps || !d->locs)
 		return FDO_ENOMEM;
-	int rc = FDO_OK;
-	for (size_t i = 0; i < p->n_mapping && !rc; i++)
-		rc = index_id(d, &d->map_ix, "mapping", p->mapping[i]->id, i);
-	for (size_t i = 0; i < p->n_location && !rc; i++)
-		rc = index_id(d, &d->loc_ix, "location", p->location[i]->id,
-		              i);
-	return rc;
+	int rc = ids_index(d, &d->map_ids, "mapping", p->n_mapping,
+	                   mapping_id);
+	return rc ? rc
+	          : ids_index(d, &d->loc_ids, "location", p->n_location,
+	                      location_id);
 }
 
 static int read_mappings(struct dec *d)
@@ -455,7 +516,7 @@ static int read_locations(struct dec *d)
 			pl->state = WIRE_PPROF_NO_MAPPING;
 			continue;
 		}
-		if (!fdo_map64_get(&d->map_ix, l->mapping_id, &pl->map))
+		if (!ids_find(&d->map_ids, l->mapping_id, &pl->map))
 			return wire_errf(d->err, d->errlen, FDO_EINVAL,
 			                 "location %llu: mapping %llu does not "
 			                 "exist",
@@ -550,7 +611,7 @@ static int add_sample(struct dec *d, size_t i)
 	uint32_t leaf_map = NO_MAP;
 	for (size_t k = 0; k < n; k++) {
 		uint32_t ix;
-		if (!fdo_map64_get(&d->loc_ix, s->location_id[k], &ix))
+		if (!ids_find(&d->loc_ids, s->location_id[k], &ix))
 			return wire_errf(d->err, d->errlen, FDO_EINVAL,
 			                 "sample %zu: location %llu does not "
 			                 "exist",
@@ -787,8 +848,8 @@ int wire_pprof_decode(const uint8_t *buf, size_t len,
 		wire_batch_free(d.b);
 	else
 		*out = d.b;
-	fdo_map64_fini(&d.map_ix);
-	fdo_map64_fini(&d.loc_ix);
+	free(d.map_ids.by_id);
+	free(d.loc_ids.by_id);
 	free(d.maps);
 	free(d.locs);
 	free(d.used);

@@ -499,6 +499,116 @@ TEST(limits_of_a_batch_apply)
 	refused(&x, &o, FDO_ELIMIT, "takes more than 2000 bytes to decode");
 }
 
+/* splitmix64's finalizer (fdo_mix64) undone: unmix(fdo_mix64(k)) == k. */
+static uint64_t inv_mul(uint64_t c)
+{
+	uint64_t x = c; /* Newton: each step doubles the correct bits */
+	for (int i = 0; i < 6; i++)
+		x *= 2 - c * x;
+	return x;
+}
+
+static uint64_t unmix(uint64_t h)
+{
+	h ^= h >> 31 ^ h >> 62;
+	h *= inv_mul(0x94d049bb133111ebull);
+	h ^= h >> 27 ^ h >> 54;
+	h *= inv_mul(0xbf58476d1ce4e5b9ull);
+	h ^= h >> 30 ^ h >> 60;
+	return h;
+}
+
+/* A profile of n locations in one mapping, one sample on each, with the
+ * location ids id(i); packed. */
+static uint8_t *many_locations(size_t n, uint64_t (*id)(size_t),
+                               size_t *len)
+{
+	struct prof *x = malloc(sizeof *x);
+	Perftools__Profiles__Location *l = calloc(n, sizeof *l);
+	Perftools__Profiles__Location **lp = calloc(n, sizeof *lp);
+	Perftools__Profiles__Sample *s = calloc(n, sizeof *s);
+	Perftools__Profiles__Sample **sp = calloc(n, sizeof *sp);
+	uint64_t *ids = calloc(n, sizeof *ids);
+	int64_t *vals = calloc(2 * n, sizeof *vals);
+	uint8_t *buf = NULL;
+	if (!x || !l || !lp || !s || !sp || !ids || !vals)
+		goto out;
+	prof_init(x);
+	add_map(x, id(n), 0x400000, 0x400000 + 16 * n, 0, S_PROG, S_BID);
+	for (size_t i = 0; i < n; i++) {
+		l[i] = (Perftools__Profiles__Location)
+		    PERFTOOLS__PROFILES__LOCATION__INIT;
+		l[i].id = id(i);
+		l[i].mapping_id = id(n);
+		l[i].address = 0x400000 + 16 * i;
+		lp[i] = &l[i];
+		perftools__profiles__sample__init(&s[i]);
+		ids[i] = id(n - 1 - i);
+		s[i].location_id = &ids[i];
+		s[i].n_location_id = 1;
+		vals[2 * i] = 1;
+		vals[2 * i + 1] = 10000000;
+		s[i].value = &vals[2 * i];
+		s[i].n_value = 2;
+		sp[i] = &s[i];
+	}
+	x->p.location = lp;
+	x->p.n_location = n;
+	x->p.sample = sp;
+	x->p.n_sample = n;
+	buf = pack(x, len);
+out:
+	free(x), free(l), free(lp), free(s), free(sp), free(ids), free(vals);
+	return buf;
+}
+
+/* Ids whose fdo_mix64 agree in their low 32 bits: one slot of any hash
+ * table of fewer than 2^32 slots keyed by them. */
+static uint64_t colliding_id(size_t i)
+{
+	return unmix((uint64_t)(i + 1) << 32);
+}
+
+static uint64_t dense_id(size_t i)
+{
+	return i + 1;
+}
+
+TEST(hostile_ids_cost_n_log_n_and_decode_as_dense_ones)
+{
+	/* 2^17 locations whose ids all hash alike: a hash table keyed by
+	 * them took ~n^2 = 1.7e10 probes (minutes); sorted ids take
+	 * n log n. The batch must be the one dense ids give. */
+	size_t n = 1u << 17;
+	for (size_t i = 0; i < 4; i++)
+		REQUIRE((fdo_mix64(colliding_id(i)) & 0xffffffffu) == 0);
+	size_t la, lb;
+	uint8_t *a = many_locations(n, colliding_id, &la);
+	uint8_t *d = many_locations(n, dense_id, &lb);
+	REQUIRE(a && d);
+	Fdod__SampleBatch *ba = NULL, *bd = NULL;
+	char err[512] = "";
+	int rc = wire_pprof_decode(a, la, &opts, &ba, NULL, err, sizeof err);
+	if (rc)
+		fprintf(stderr, "  %s\n", err);
+	CHECK(rc == FDO_OK);
+	CHECK(wire_pprof_decode(d, lb, &opts, &bd, NULL, err, sizeof err) ==
+	      FDO_OK);
+	if (ba && bd) {
+		CHECK_EQ_INT(ba->n_stacks, n);
+		CHECK_EQ_INT(ba->stacks[0]->addrs[0],
+		             (1ull << 40) + 16 * (n - 1));
+		char *ta = printed(ba), *td = printed(bd);
+		CHECK(ta && td && !strcmp(ta, td));
+		free(ta);
+		free(td);
+	}
+	wire_batch_free(ba);
+	wire_batch_free(bd);
+	free(a);
+	free(d);
+}
+
 /* --------------------------------------------------------- gunzip -- */
 
 static uint8_t *gzip(const void *raw, size_t n, size_t *len)
