@@ -15,7 +15,9 @@
  * Other frames are unmapped, counted by reason (enum wire_pprof_reason):
  * a sample without locations, a location without a mapping or an
  * address, a mapping without a build-id or with one that is not a GNU
- * build-id (a Go build ID). A sample none of whose frames maps is left
+ * build-id (a Go build ID), a file offset past what the batch layout
+ * carries (2^40 - 2: one such location costs its frames, not the whole
+ * profile). A sample none of whose frames maps is left
  * out of the batch and counted for the reason of its leaf, and for the
  * leaf's mapping (st->maps).
  *
@@ -153,6 +155,10 @@ static const struct {
 	[WIRE_PPROF_NOT_GNU] = {"not_gnu_build_id",
 				"the mapping's build-id is not a GNU "
 				"build-id in hex (a Go build ID?)"},
+	[WIRE_PPROF_OFFSET_OUT_OF_RANGE] = {
+		"offset_out_of_range",
+		"the location's file offset (address - memory_start + "
+		"file_offset) is past 2^40 - 2, more than fdod stores"},
 };
 
 const char *wire_pprof_reason_name(int r)
@@ -543,14 +549,10 @@ static int read_locations(struct dec *d)
 			                 (unsigned long long)m->memory_start,
 			                 (unsigned long long)m->memory_limit);
 		uint64_t rel = l->address - m->memory_start;
-		if (m->file_offset > OFF_MAX || rel > OFF_MAX - m->file_offset)
-			return wire_errf(d->err, d->errlen, FDO_EINVAL,
-			                 "location %llu: file offset %#llx + "
-			                 "%#llx past %#llx",
-			                 (unsigned long long)l->id,
-			                 (unsigned long long)m->file_offset,
-			                 (unsigned long long)rel,
-			                 (unsigned long long)OFF_MAX);
+		if (m->file_offset > OFF_MAX || rel > OFF_MAX - m->file_offset) {
+			pl->state = WIRE_PPROF_OFFSET_OUT_OF_RANGE;
+			continue;
+		}
 		pl->state = MAPPED;
 		pl->off = m->file_offset + rel;
 	}

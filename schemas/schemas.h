@@ -444,6 +444,9 @@ enum wire_pprof_reason {
 	WIRE_PPROF_NO_BUILD_ID, /* its mapping has no build-id */
 	WIRE_PPROF_NOT_GNU,     /* its mapping's build-id is not a GNU
 	                           build-id in hex (a Go build ID...) */
+	WIRE_PPROF_OFFSET_OUT_OF_RANGE, /* its file offset is past
+	                           2^40 - 2, the largest the batch layout
+	                           carries (a caller travels as + 1) */
 	WIRE_PPROF_REASONS
 };
 

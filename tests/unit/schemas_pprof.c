@@ -499,6 +499,40 @@ TEST(limits_of_a_batch_apply)
 	refused(&x, &o, FDO_ELIMIT, "takes more than 2000 bytes to decode");
 }
 
+TEST(an_offset_past_the_layout_unmaps_its_frames_only)
+{
+	struct prof x;
+	go_like(&x);
+	/* A file offset near 2^40: its first page fits, the next does not
+	 * (a caller travels as offset + 1, so 2^40 - 2 is the last). */
+	add_map(&x, 5, 0x20000000, 0x20002000, (1ull << 40) - 0x1001,
+	        S_PROG, S_BID);
+	add_loc(&x, 70, 5, 0x20000fff); /* offset 2^40 - 2: kept */
+	add_loc(&x, 71, 5, 0x20001000); /* 2^40 - 1: out of range */
+	add_sample(&x, 2, 2, (uint64_t[]){71, 12});
+	add_sample(&x, 5, 1, (uint64_t[]){71});
+	add_sample(&x, 1, 2, (uint64_t[]){10, 70});
+	Fdod__SampleBatch *b;
+	struct wire_pprof_stats st;
+	char err[512] = "";
+	int rc = decode(&x, &opts, &b, &st, err, sizeof err);
+	if (rc)
+		fprintf(stderr, "  %s\n", err);
+	REQUIRE(rc == FDO_OK);
+	REQUIRE(b->n_stacks == 2);
+	CHECK_EQ_INT(b->stacks[0]->count, 2);
+	CHECK_EQ_INT(b->stacks[0]->addrs[0], 0);
+	CHECK_EQ_INT(b->stacks[0]->addrs[1], (1ull << 40) + 0x801);
+	CHECK_EQ_INT(b->stacks[1]->addrs[1], (2ull << 40) + (1ull << 40) - 1);
+	CHECK_EQ_INT(st.count_unmapped, 5);
+	CHECK_EQ_INT(st.count_unmapped_by[WIRE_PPROF_OFFSET_OUT_OF_RANGE], 5);
+	CHECK_EQ_INT(st.frames_unmapped_by[WIRE_PPROF_OFFSET_OUT_OF_RANGE], 2);
+	CHECK_EQ_STR(wire_pprof_reason_name(WIRE_PPROF_OFFSET_OUT_OF_RANGE),
+	             "offset_out_of_range");
+	CHECK(wire_batch_validate(b, NULL, err, sizeof err) == FDO_OK);
+	wire_batch_free(b);
+}
+
 /* splitmix64's finalizer (fdo_mix64) undone: unmix(fdo_mix64(k)) == k. */
 static uint64_t inv_mul(uint64_t c)
 {
