@@ -38,7 +38,10 @@
  *     else 1;
  *   - else "<event>_sample"/"count" (perf_to_profile) is the count, and
  *     with "<event>_event"/"count" (its periods summed) the period is
- *     their mean over the profile, as fdo-agent's batches carry it;
+ *     their mean over the profile, as fdo-agent's batches carry it,
+ *     whatever Profile.period says (perf_to_profile writes the period
+ *     of one event there, not the mean); without an "_event" column,
+ *     Profile.period when > 0, else 1;
  *   - else "cpu"/"nanoseconds" alone: the period is the gcd g of
  *     Profile.period and every value, each count value / g, so count x
  *     period is exactly the nanoseconds (and the count the number of
@@ -131,6 +134,7 @@ struct dec {
 	uint32_t *used; /* batch mapping index -> pprof mapping */
 	size_t nused, cap_used;
 	int cidx, widx;     /* count and weight columns, -1: none */
+	int perf;           /* the count column is perf_to_profile's */
 	uint64_t period, g; /* g: the divisor of the weight column */
 	char event[128];
 	Fdod__SampleBatch *b;
@@ -346,7 +350,11 @@ static int pick_columns(struct dec *d)
 	char a[48], b[48], c[48] = "", e[48] = "";
 	shown(a, sizeof a, t[d->cidx >= 0 ? d->cidx : d->widx].type);
 	shown(b, sizeof b, t[d->cidx >= 0 ? d->cidx : d->widx].unit);
-	int by_period = d->cidx >= 0 && p->period > 0;
+	/* Profile.period is the period of a samples/count column only:
+	 * perf_to_profile's EVENT_event column gives the mean. */
+	d->perf = prefix.len > 0;
+	int by_period = d->cidx >= 0 && !(d->perf && d->widx >= 0) &&
+	                p->period > 0;
 	if (d->cidx >= 0 && d->widx >= 0 && !by_period) {
 		shown(c, sizeof c, t[d->widx].type);
 		shown(e, sizeof e, t[d->widx].unit);
@@ -397,11 +405,11 @@ static int pick_period(struct dec *d)
 	if (d->cidx < 0) {
 		d->g = g ? g : 1;
 		d->period = d->g;
-	} else if (p->period > 0) {
-		d->period = (uint64_t)p->period;
-	} else if (csum) {
+	} else if (csum && (d->perf || p->period <= 0)) {
 		wire_weight_t m = (wsum + csum / 2) / csum;
 		d->period = m < 1 ? 1 : m > UINT64_MAX ? UINT64_MAX : (uint64_t)m;
+	} else if (p->period > 0) {
+		d->period = (uint64_t)p->period;
 	} else {
 		d->period = 1;
 	}

@@ -403,20 +403,27 @@ TEST(truncated_and_garbage_bytes_are_refused)
 	             FDO_EPARSE);
 }
 
+/* perf_to_profile's shape: cycles_sample and cycles_event columns, 4
+ * samples of 5000 events in all, Profile.period period. */
+static void perf_like(struct prof *x, int64_t period)
+{
+	go_like(x);
+	x->st[0].type = S_CYC_SAMPLE;
+	x->st[0].unit = S_COUNT;
+	x->st[1].type = S_CYC_EVENT;
+	x->st[1].unit = S_COUNT;
+	x->p.period_type = NULL;
+	x->p.period = period;
+	add_sample(x, 1, 1, (uint64_t[]){10});
+	add_sample(x, 3, 1, (uint64_t[]){11});
+	x->vals[0][1] = 1000;
+	x->vals[1][1] = 4000;
+}
+
 TEST(perf_to_profile_types_give_the_mean_period)
 {
 	struct prof x;
-	go_like(&x);
-	x.st[0].type = S_CYC_SAMPLE;
-	x.st[0].unit = S_COUNT;
-	x.st[1].type = S_CYC_EVENT;
-	x.st[1].unit = S_COUNT;
-	x.p.period_type = NULL;
-	x.p.period = 0;
-	add_sample(&x, 1, 1, (uint64_t[]){10});
-	add_sample(&x, 3, 1, (uint64_t[]){11});
-	x.vals[0][1] = 1000;
-	x.vals[1][1] = 4000;
+	perf_like(&x, 0);
 	Fdod__SampleBatch *b;
 	struct wire_pprof_stats st;
 	REQUIRE(decode(&x, &opts, &b, &st, NULL, 0) == FDO_OK);
@@ -497,6 +504,26 @@ TEST(limits_of_a_batch_apply)
 	lim = wire_limits_default;
 	lim.max_decoded_bytes = 2000;
 	refused(&x, &o, FDO_ELIMIT, "takes more than 2000 bytes to decode");
+}
+
+TEST(perf_to_profile_mean_period_overrides_profile_period)
+{
+	/* perf_to_profile writes one event's period in Profile.period; the
+	 * EVENT_event column gives the mean, which must win. */
+	struct prof x;
+	perf_like(&x, 100003);
+	Fdod__SampleBatch *b;
+	struct wire_pprof_stats st;
+	REQUIRE(decode(&x, &opts, &b, &st, NULL, 0) == FDO_OK);
+	CHECK_EQ_INT(b->period, 1250);
+	CHECK_EQ_STR(st.value, "cycles_sample/count, cycles_event/count");
+	wire_batch_free(b);
+	/* Without an EVENT_event column, Profile.period is the period. */
+	x.p.n_sample_type = 1;
+	x.s[0].n_value = x.s[1].n_value = 1;
+	REQUIRE(decode(&x, &opts, &b, &st, NULL, 0) == FDO_OK);
+	CHECK_EQ_INT(b->period, 100003);
+	wire_batch_free(b);
 }
 
 TEST(an_offset_past_the_layout_unmaps_its_frames_only)
