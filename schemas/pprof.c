@@ -45,7 +45,12 @@
  *   - else "cpu"/"nanoseconds" alone: the period is the gcd g of
  *     Profile.period and every value, each count value / g, so count x
  *     period is exactly the nanoseconds (and the count the number of
- *     samples when every value is a multiple of Profile.period);
+ *     samples when every value is a multiple of Profile.period). When
+ *     the values jitter (measured times: the gcd is a few ns) a count
+ *     would pass max_count: then, with Profile.period > 0, the period is
+ *     Profile.period and each count value / period rounded to nearest
+ *     (at least 1), so count x period is each value within half a
+ *     period; without Profile.period that profile is refused;
  *   - anything else (heap, contention profiles) is refused.
  * The event is "cpu-clock" (fdo-agent's) when the unit is cpu/nanoseconds,
  * else perf_to_profile's event name, else period_type's type.
@@ -135,6 +140,7 @@ struct dec {
 	size_t nused, cap_used;
 	int cidx, widx;     /* count and weight columns, -1: none */
 	int perf;           /* the count column is perf_to_profile's */
+	int round;          /* weight column / g rounded, not exact */
 	uint64_t period, g; /* g: the divisor of the weight column */
 	char event[128];
 	Fdod__SampleBatch *b;
@@ -384,7 +390,7 @@ static int pick_period(struct dec *d)
 {
 	const Profile *p = d->p;
 	wire_weight_t csum = 0, wsum = 0;
-	uint64_t g = p->period > 0 ? (uint64_t)p->period : 0;
+	uint64_t g = p->period > 0 ? (uint64_t)p->period : 0, wmax = 0;
 	for (size_t i = 0; i < p->n_sample; i++) {
 		const Perftools__Profiles__Sample *s = p->sample[i];
 		if (s->n_value != p->n_sample_type)
@@ -398,13 +404,33 @@ static int pick_period(struct dec *d)
 			csum += (uint64_t)c;
 			wsum += (uint64_t)w;
 		}
-		if (d->cidx < 0 && w > 0)
+		if (d->cidx < 0 && w > 0) {
 			g = gcd64(g, (uint64_t)w);
+			wmax = (uint64_t)w > wmax ? (uint64_t)w : wmax;
+		}
 	}
 	d->g = 1;
 	if (d->cidx < 0) {
 		d->g = g ? g : 1;
 		d->period = d->g;
+		if (wmax / d->g <= d->lim->max_count)
+			return FDO_OK;
+		/* Jittery values: exact counts would be too large. */
+		if (p->period <= 0)
+			return wire_errf(d->err, d->errlen, FDO_ELIMIT,
+			                 "cpu/nanoseconds values have no common "
+			                 "period (their gcd is %llu ns, so a "
+			                 "value of %llu ns would count %llu "
+			                 "samples, over the limit of %llu), and "
+			                 "the profile has no period to round "
+			                 "them to: set Profile.period, or send "
+			                 "samples/count",
+			                 (unsigned long long)d->g,
+			                 (unsigned long long)wmax,
+			                 (unsigned long long)(wmax / d->g),
+			                 (unsigned long long)d->lim->max_count);
+		d->round = 1;
+		d->g = d->period = (uint64_t)p->period;
 	} else if (csum && (d->perf || p->period <= 0)) {
 		wire_weight_t m = (wsum + csum / 2) / csum;
 		d->period = m < 1 ? 1 : m > UINT64_MAX ? UINT64_MAX : (uint64_t)m;
@@ -596,7 +622,14 @@ static uint64_t count_of(const struct dec *d,
 	int64_t v = s->value[d->cidx >= 0 ? d->cidx : d->widx];
 	if (v <= 0)
 		return 0;
-	return d->cidx >= 0 ? (uint64_t)v : (uint64_t)v / d->g;
+	if (d->cidx >= 0)
+		return (uint64_t)v;
+	if (!d->round)
+		return (uint64_t)v / d->g;
+	/* To the nearest, halves up; a sample counts at least once. */
+	uint64_t c = (uint64_t)v / d->g, r = (uint64_t)v % d->g;
+	c += r >= d->g - d->g / 2;
+	return c ? c : 1;
 }
 
 /* Sample i into the batch, or into the unmapped counts. */

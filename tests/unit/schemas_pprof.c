@@ -163,6 +163,17 @@ static int decode(const struct prof *x, const struct wire_pprof_opts *o,
 	return rc;
 }
 
+/* decode, saying why when it fails. */
+static int decode_ok(const struct prof *x, const struct wire_pprof_opts *o,
+                     Fdod__SampleBatch **b, struct wire_pprof_stats *st)
+{
+	char err[512] = "";
+	int rc = decode(x, o, b, st, err, sizeof err);
+	if (rc)
+		fprintf(stderr, "  %s\n", err);
+	return rc;
+}
+
 static char *printed(const Fdod__SampleBatch *b)
 {
 	char *t = NULL;
@@ -433,15 +444,22 @@ TEST(perf_to_profile_types_give_the_mean_period)
 	wire_batch_free(b);
 }
 
+/* A profile of cpu/nanoseconds alone, n samples (on locations 10, 11,
+ * 12...) whose values the caller sets in x->vals[i][0]. */
+static void ns_like(struct prof *x, size_t n)
+{
+	go_like(x);
+	x->p.n_sample_type = 1;
+	x->st[0].type = S_CPU;
+	x->st[0].unit = S_NS;
+	for (size_t i = 0; i < n; i++)
+		add_sample(x, 1, 1, (uint64_t[]){10 + i});
+}
+
 TEST(nanoseconds_alone_keep_their_exact_sum)
 {
 	struct prof x;
-	go_like(&x);
-	x.p.n_sample_type = 1;
-	x.st[0].type = S_CPU;
-	x.st[0].unit = S_NS;
-	add_sample(&x, 1, 1, (uint64_t[]){10});
-	add_sample(&x, 1, 1, (uint64_t[]){11});
+	ns_like(&x, 2);
 	x.vals[0][0] = 30000000; /* 3 samples of 10 ms */
 	x.vals[1][0] = 15000000; /* not a multiple: the period becomes 5 ms */
 	Fdod__SampleBatch *b;
@@ -526,6 +544,40 @@ TEST(perf_to_profile_mean_period_overrides_profile_period)
 	wire_batch_free(b);
 }
 
+TEST(jittery_nanoseconds_are_rounded_to_the_period)
+{
+	/* Measured times: their gcd is 1 ns, so exact counts would be
+	 * ~3e9, over max_count (1e9). */
+	struct prof x;
+	ns_like(&x, 3);
+	x.vals[0][0] = 3000000007;
+	x.vals[1][0] = 14999999; /* 1.4999999 periods: 1 */
+	x.vals[2][0] = 3000;     /* under half a period: still 1 */
+	Fdod__SampleBatch *b;
+	struct wire_pprof_stats st;
+	REQUIRE(decode_ok(&x, &opts, &b, &st) == FDO_OK);
+	CHECK_EQ_INT(b->period, 10000000);
+	REQUIRE(b->n_stacks == 3);
+	CHECK_EQ_INT(b->stacks[0]->count, 300);
+	CHECK_EQ_INT(b->stacks[1]->count, 1);
+	CHECK_EQ_INT(b->stacks[2]->count, 1);
+	wire_batch_free(b);
+	/* Values that are multiples of a common period stay exact. */
+	x.vals[1][0] = 15000000;
+	x.vals[0][0] = 3000000000;
+	x.vals[2][0] = 5000000;
+	REQUIRE(decode(&x, &opts, &b, &st, NULL, 0) == FDO_OK);
+	CHECK_EQ_INT(b->period, 5000000);
+	CHECK_EQ_INT(b->stacks[0]->count, 600);
+	wire_batch_free(b);
+	/* Without Profile.period there is nothing to round to. */
+	x.vals[0][0] = 3000000007;
+	x.p.period = 0;
+	refused(&x, &opts, FDO_ELIMIT,
+	        "cpu/nanoseconds values have no common period (their gcd is "
+	        "1 ns");
+}
+
 TEST(an_offset_past_the_layout_unmaps_its_frames_only)
 {
 	struct prof x;
@@ -541,11 +593,7 @@ TEST(an_offset_past_the_layout_unmaps_its_frames_only)
 	add_sample(&x, 1, 2, (uint64_t[]){10, 70});
 	Fdod__SampleBatch *b;
 	struct wire_pprof_stats st;
-	char err[512] = "";
-	int rc = decode(&x, &opts, &b, &st, err, sizeof err);
-	if (rc)
-		fprintf(stderr, "  %s\n", err);
-	REQUIRE(rc == FDO_OK);
+	REQUIRE(decode_ok(&x, &opts, &b, &st) == FDO_OK);
 	REQUIRE(b->n_stacks == 2);
 	CHECK_EQ_INT(b->stacks[0]->count, 2);
 	CHECK_EQ_INT(b->stacks[0]->addrs[0], 0);
@@ -556,7 +604,7 @@ TEST(an_offset_past_the_layout_unmaps_its_frames_only)
 	CHECK_EQ_INT(st.frames_unmapped_by[WIRE_PPROF_OFFSET_OUT_OF_RANGE], 2);
 	CHECK_EQ_STR(wire_pprof_reason_name(WIRE_PPROF_OFFSET_OUT_OF_RANGE),
 	             "offset_out_of_range");
-	CHECK(wire_batch_validate(b, NULL, err, sizeof err) == FDO_OK);
+	CHECK(wire_batch_validate(b, NULL, NULL, 0) == FDO_OK);
 	wire_batch_free(b);
 }
 
