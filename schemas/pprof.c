@@ -881,7 +881,8 @@ int wire_pprof_decode(const uint8_t *buf, size_t len,
 		                 "bytes to decode: send it in parts",
 		                 len, lim->max_decoded_bytes);
 	if (rc)
-		return rc;
+		return wire_errf(err, errlen, rc, "out of memory decoding the "
+		                 "profile (%zu bytes)", len);
 	struct dec d = {.p = p, .o = o, .lim = lim, .st = st, .err = err,
 	                .errlen = errlen};
 	rc = build(&d);

@@ -421,7 +421,7 @@ int wire_is_gzip(const uint8_t *buf, size_t len);
  * buffer, freed by the caller with free(3). Returns FDO_OK, FDO_EPARSE
  * (not gzip, corrupt, bytes after the stream), FDO_ETRUNCATED (ends
  * inside a member), FDO_ELIMIT (inflates to more than max_out bytes) or
- * FDO_ENOMEM, with the reason in err. Any thread.
+ * FDO_ENOMEM, always with the reason in err. Any thread.
  */
 int wire_gunzip(const uint8_t *in, size_t len, size_t max_out, uint8_t **out,
                 size_t *outlen, char *err, size_t errlen);
@@ -509,7 +509,8 @@ struct wire_pprof_stats {
  * FDO_EINVAL (a dangling or duplicate id, a location outside its
  * mapping, no sample type to count, no time, no binary name, a label or
  * name fdod refuses), FDO_ELIMIT (a bound of wire_limits), or
- * FDO_ENOMEM, with the reason in err. Any thread; no hidden state.
+ * FDO_ENOMEM, always with the reason in err. Costs O(n log n) in the
+ * profile's size whatever its ids are. Any thread; no hidden state.
  */
 int wire_pprof_decode(const uint8_t *buf, size_t len,
                       const struct wire_pprof_opts *o,

@@ -287,9 +287,10 @@ static int status_of(int rc)
 	case FDO_ESTORE_FULL:
 	case FDO_ENOSPACE:
 		return 507;
+	case FDO_ENOMEM:
+		return 503; /* retry later, as for BUSY */
 	case FDO_EIO:
 	case FDO_ESTORE:
-	case FDO_ENOMEM:
 		return 500;
 	default:
 		return 400;
@@ -324,6 +325,19 @@ static int token_allows(struct srv_app *app, struct srv_req *req,
 	return -1;
 }
 
+/* Refuse for error rc (an FDO_* code) with why; a 503 or 507 says when
+ * to retry (retry_ms, or 1 s). */
+static void refuse_rc(struct srv_app *app, struct srv_req *req,
+		      struct srv_resp *resp, int rc, const char *why,
+		      uint32_t retry_ms)
+{
+	int status = status_of(rc);
+	if (status == 503 || status == 507)
+		srv_resp_header(resp, "Retry-After", "%u",
+				retry_ms ? (retry_ms + 999) / 1000 : 1);
+	refuse(app, req, resp, status, why);
+}
+
 static void count_samples(struct srv_app *app,
 			  const struct wire_pprof_stats *st)
 {
@@ -355,7 +369,7 @@ static void ingest(struct srv_app *app, struct srv_req *req,
 	struct wire_pprof_stats *st = calloc(1, sizeof *st);
 	char err[512] = "";
 	if (!st) {
-		refuse(app, req, resp, 503, "out of memory");
+		refuse_rc(app, req, resp, FDO_ENOMEM, "out of memory", 0);
 		return;
 	}
 	int rc = wire_pprof_decode(prof, len, &o, &b, st, err, sizeof err);
@@ -363,7 +377,7 @@ static void ingest(struct srv_app *app, struct srv_req *req,
 		char why[600];
 		snprintf(why, sizeof why, "pprof profile refused: %s",
 			 err[0] ? err : fdo_strerror(rc));
-		refuse(app, req, resp, status_of(rc), why);
+		refuse_rc(app, req, resp, rc, why, 0);
 		goto out;
 	}
 	if (token_allows(app, req, resp, b))
@@ -389,17 +403,10 @@ static void ingest(struct srv_app *app, struct srv_req *req,
 	struct agg_result res;
 	agg_ingest_batch(app->ingest, b, &res);
 	if (res.status) {
-		int status = status_of(res.status);
-		if (status == 503 || status == 507)
-			srv_resp_header(resp, "Retry-After", "%u",
-					res.retry_after_ms
-						? (res.retry_after_ms + 999) /
-							  1000
-						: 1);
 		char why[400];
 		snprintf(why, sizeof why, "%s: %s",
 			 fdo_errname(res.status), res.message);
-		refuse(app, req, resp, status, why);
+		refuse_rc(app, req, resp, res.status, why, res.retry_after_ms);
 		goto out;
 	}
 	if (res.duplicate)
@@ -425,7 +432,7 @@ void srv_h_pprof(void *a, struct srv_req *req, struct srv_resp *resp)
 	struct srv_app *app = a;
 	struct preq *q = calloc(1, sizeof *q);
 	if (!q) {
-		refuse(app, req, resp, 503, "out of memory");
+		refuse_rc(app, req, resp, FDO_ENOMEM, "out of memory", 0);
 		return;
 	}
 	int gz;
@@ -459,7 +466,7 @@ void srv_h_pprof(void *a, struct srv_req *req, struct srv_resp *resp)
 		char why[320];
 		snprintf(why, sizeof why, "%s%s", err[0] ? err : fdo_strerror(rc),
 			 rc == FDO_ELIMIT ? " (the limit of a profile)" : "");
-		refuse(app, req, resp, status_of(rc), why);
+		refuse_rc(app, req, resp, rc, why, 0);
 		goto out;
 	}
 	ingest(app, req, resp, q, raw, rawlen);
