@@ -830,7 +830,7 @@ static int build(struct dec *d)
 	if ((rc = wire_batch_start(d->event, d->o->host, &d->b)))
 		return rc;
 	Fdod__SampleBatch *b = d->b;
-	b->seq = 1;
+	b->seq = d->o->seq ? d->o->seq : 1;
 	b->period = d->period;
 	if (!(b->agent_id = strdup(d->o->agent_id ? d->o->agent_id : "")))
 		return FDO_ENOMEM;

@@ -457,6 +457,7 @@ const char *wire_pprof_reason_text(int reason);
 
 struct wire_pprof_opts {
 	const char *agent_id;      /* the batch's agent id (required) */
+	uint64_t seq;              /* the batch's seq; 0: 1 */
 	const char *host;          /* the batch's host (required) */
 	const char *binary;        /* NULL or "": the file name of the
 	                              profile's first mapping */
@@ -498,7 +499,7 @@ struct wire_pprof_stats {
 
 /*
  * wire_pprof_decode reads an uncompressed profile.proto of len bytes into
- * one SampleBatch (seq 1) that passes wire_batch_validate(o->limits); it
+ * one SampleBatch (seq o->seq) that passes wire_batch_validate(o->limits); it
  * holds only the samples with a frame in a file with a GNU build-id (the
  * others are counted in *st: a batch with no stack is not an error here).
  * The decode may allocate at most max_decoded_bytes (and the batch, at

@@ -15,12 +15,22 @@
  * binaries=, the time window, rate and growth limits) in agg_ingest_batch,
  * which logs it to the WAL and weights it as any agent's batch.
  *
- * Exactly once, for identical retries only: the batch's agent id is
- * pprof/<128 bits of SHA-256 over the inflated profile, binary=, host
- * (host=, else the client's address), time= and the labels sorted>, seq
- * 1. The same request sent again (gzipped or not) is the same (agent,
- * seq) with the same content, acknowledged as a duplicate within fdod's
- * --dedup-ttl; the same profile with other labels is another batch.
+ * Identity. pprof has no (agent, seq), so both are derived:
+ *   agent  pprof/<32 hex digits of SHA-256 over binary= (as given, ""
+ *          when absent), the host (host=, else the client's address) and
+ *          the labels sorted>: one stable agent per service, so fdod's
+ *          strings table gains one agent per service (not one per post)
+ *          and --rate-agent applies to it;
+ *   seq    the first 64 bits of SHA-256 over SHA-256(the inflated
+ *          profile) and time= (1 if they are 0).
+ * The exactly-once record (aggregator/ingest.c's dedup set, then table
+ * batches) is an exact set of (agent, seq) with the content's digest,
+ * kept --dedup-ttl, with no order among an agent's seqs: a resent
+ * request (gzipped or not, labels in any order) is the same pair with the
+ * same content, a duplicate; another profile from the same service is
+ * another seq, stored. Two profiles of one service meeting on a seq
+ * (a 2^-64 chance a pair) would be refused as a CONFLICT (409), not
+ * merged.
  *
  * Workload: a few profiles a minute per service (continuous profilers
  * post every 10-60 s), ~10 KiB to 1 MiB gzipped. Runs on an HTTP worker
@@ -57,7 +67,7 @@ struct preq {
 	char *labels[64];
 	size_t nlabels;
 	uint64_t time_end;
-	char agent[64];
+	char agent[64]; /* "pprof/" and 32 hex digits */
 };
 
 static void count_answer(struct srv_app *app, int status)
@@ -191,26 +201,46 @@ static int check_type(struct srv_app *app, struct srv_req *req,
 	return 0;
 }
 
-/* pprof/ and 32 hex digits of SHA-256 over the profile and the query. */
-static void agent_id(const uint8_t *prof, size_t len, struct preq *q)
+/* Append s and its NUL at buf + at; the new end. */
+static size_t put_str(uint8_t *buf, size_t at, const char *s)
 {
-	uint8_t h[32];
-	struct fdo_buf b;
-	fdo_buf_init(&b);
-	fdo_buf_append(&b, "fdod pprof v1", 14);
-	fdo_sha256(prof, len, h);
-	fdo_buf_append(&b, h, sizeof h);
-	const char *parts[] = {q->binary, q->host, q->time};
-	for (size_t i = 0; i < 3; i++)
-		fdo_buf_append(&b, parts[i], strlen(parts[i]) + 1);
+	size_t n = strlen(s) + 1;
+	memcpy(buf + at, s, n);
+	return at + n;
+}
+
+/* q->agent: pprof/ and 32 hex digits of SHA-256 over binary=, the host
+ * and the labels sorted (see "Identity" above). A fixed buffer holds
+ * them all: each field is bounded by its array in struct preq, every
+ * label is a piece of labels_text. */
+static void agent_of(struct preq *q)
+{
+	static const char tag[] = "fdod pprof agent v2";
+	uint8_t buf[sizeof tag + sizeof q->binary + sizeof q->host +
+		    sizeof q->labels_text];
+	size_t at = put_str(buf, 0, tag);
+	at = put_str(buf, at, q->binary);
+	at = put_str(buf, at, q->host);
 	for (size_t i = 0; i < q->nlabels; i++)
-		fdo_buf_append(&b, q->labels[i], strlen(q->labels[i]) + 1);
-	/* Out of memory here hashes what was appended: still the same
-	 * bytes for the same request. */
-	fdo_sha256(b.data ? b.data : "", b.len, h);
-	fdo_buf_fini(&b);
+		at = put_str(buf, at, q->labels[i]);
+	uint8_t h[32];
+	fdo_sha256(buf, at, h);
 	memcpy(q->agent, "pprof/", 6);
 	fdo_hex_encode(h, 16, q->agent + 6);
+}
+
+/* The seq of profile prof[0..len) posted with q's time= (never 0). */
+static uint64_t seq_of(const uint8_t *prof, size_t len, const struct preq *q)
+{
+	static const char tag[] = "fdod pprof seq v1";
+	uint8_t buf[sizeof tag + 32 + sizeof q->time];
+	size_t at = put_str(buf, 0, tag);
+	fdo_sha256(prof, len, buf + at);
+	at = put_str(buf, at + 32, q->time);
+	uint8_t h[32];
+	fdo_sha256(buf, at, h);
+	uint64_t seq = fdo_get_be64(h);
+	return seq ? seq : 1;
 }
 
 /* The figures of a decode as JSON members (after a '{' and more). */
@@ -356,9 +386,9 @@ static void ingest(struct srv_app *app, struct srv_req *req,
 		   struct srv_resp *resp, struct preq *q, const uint8_t *prof,
 		   size_t len)
 {
-	agent_id(prof, len, q);
 	struct wire_pprof_opts o = {
 		.agent_id = q->agent,
+		.seq = seq_of(prof, len, q),
 		.host = q->host,
 		.binary = q->binary[0] ? q->binary : NULL,
 		.labels = (const char *const *)q->labels,
@@ -414,7 +444,8 @@ static void ingest(struct srv_app *app, struct srv_req *req,
 	count_answer(app, 200);
 	fdo_buf_puts(out, "{\"agent\":");
 	fdo_buf_json_str(out, b->agent_id);
-	fdo_buf_printf(out, ",\"seq\":1,\"duplicate\":%s,\"binary\":",
+	fdo_buf_printf(out, ",\"seq\":%llu,\"duplicate\":%s,\"binary\":",
+		       (unsigned long long)b->seq,
 		       res.duplicate ? "true" : "false");
 	fdo_buf_json_str(out, b->binary);
 	fdo_buf_puts(out, ",\"host\":");
@@ -439,6 +470,7 @@ void srv_h_pprof(void *a, struct srv_req *req, struct srv_resp *resp)
 	if (parse_query(app, req, resp, q) ||
 	    check_type(app, req, resp, &gz))
 		goto out;
+	agent_of(q);
 	const uint8_t *body = (const uint8_t *)req->body;
 	size_t len = req->body ? req->body_len : 0;
 	if (!len) {

@@ -86,6 +86,18 @@ BUILD_ID = "5eed0f0dc0ffee00112233445566778899aabbcc"
 CT = "application/octet-stream"
 
 
+def small_profile(end=None, leaf=0x401000, count=3):
+    """A Go-like CPU profile made here, no Go needed: /usr/bin/web with a
+    GNU build-id, a leaf and its caller; 2 s ending at end (default:
+    now)."""
+    end = end or int(time.time())
+    return pprof_profile(
+        [(1, 0x400000, 0x500000, 0, "/usr/bin/web", BUILD_ID)],
+        [(1, 1, leaf), (2, 1, 0x402000)],
+        [([1, 2], [count, count * 10000000])],
+        time_nanos=(end - 2) * 10**9)
+
+
 def go_env(tmp):
     env = dict(os.environ, GOCACHE=str(tmp / "gocache"),
                GOPATH=str(tmp / "gopath"), HOME=str(tmp), GOFLAGS="",
@@ -412,6 +424,43 @@ def test_bad_input_is_refused_and_nothing_is_samples_stored(daemon, goprof):
     assert metric(daemon, 'fdod_pprof_unmapped_samples_total'
                           '{reason="no_build_id"}') == \
         ans["samples"]["unmapped"]
+
+
+def test_one_service_is_one_agent(tmp_path):
+    """Profiles of one service (binary=, host, labels) come as one agent,
+    each with its own seq: different profiles are all stored, fdod's
+    strings gain one agent, and --rate-agent applies to the service."""
+    with Daemon(tmp_path / "data", extra=["--rate-agent", "0.01"]) as d:
+        q = "binary=web&host=h1&labels=mode=a"
+        status, a = post(d, q, small_profile(leaf=0x401000))
+        assert status == 200 and not a["duplicate"], a
+        # Another profile at once: the same agent, over its rate.
+        status, busy = post(d, q, small_profile(leaf=0x401100))
+        assert status == 503, busy
+        assert "rate limit" in busy["error"], busy
+    with Daemon(tmp_path / "data2") as d:
+        q = "binary=web&host=h1&labels=mode=a"
+        body = small_profile(leaf=0x401000)
+        status, a = post(d, q, body)
+        assert status == 200, a
+        status, b = post(d, "labels=mode=a&host=h1&binary=web",
+                         small_profile(leaf=0x401100))
+        assert status == 200 and not b["duplicate"], b
+        assert a["agent"] == b["agent"] and a["seq"] != b["seq"], (a, b)
+        assert 1 <= a["seq"] < 2**64 and 1 <= b["seq"] < 2**64
+        # time= is part of the seq: the same bytes stamped with time=
+        # are another batch; that request again is a duplicate.
+        tq = q + "&time=%d" % int(time.time())
+        status, c = post(d, tq, body)
+        assert status == 200 and not c["duplicate"], c
+        assert c["agent"] == a["agent"] and c["seq"] != a["seq"], (a, c)
+        status, c2 = post(d, tq, gzip.compress(body))
+        assert status == 200 and c2["duplicate"] and c2["seq"] == c["seq"]
+        assert samples_stored(d, "web") == 9
+        # Another host is another service.
+        status, h2 = post(d, "binary=web&host=h2&labels=mode=a",
+                          small_profile(leaf=0x401000))
+        assert status == 200 and h2["agent"] != a["agent"], h2
 
 
 def test_only_ingest_tokens_may_post(tmp_path, goprof):
