@@ -368,6 +368,8 @@ static void refuse_rc(struct srv_app *app, struct srv_req *req,
 	refuse(app, req, resp, status, why);
 }
 
+/* The samples of a profile stored (not a duplicate), or refused with 422
+ * because none maps, for /metrics. */
 static void count_samples(struct srv_app *app,
 			  const struct wire_pprof_stats *st)
 {
@@ -412,10 +414,11 @@ static void ingest(struct srv_app *app, struct srv_req *req,
 	}
 	if (token_allows(app, req, resp, b))
 		goto out;
-	count_samples(app, st);
 	struct fdo_buf *out = &resp->body;
 	if (st->count == st->count_unmapped) {
-		/* Nothing maps: nothing to store, and the reasons why. */
+		/* Nothing maps: nothing to store, and the reasons why,
+		 * counted in /metrics too. */
+		count_samples(app, st);
 		fdo_warn("pprof from %s (%s): no sample in a file with a GNU "
 			 "build-id (%llu unmapped); nothing stored",
 			 req->peer ? req->peer : "?",
@@ -439,8 +442,12 @@ static void ingest(struct srv_app *app, struct srv_req *req,
 		refuse_rc(app, req, resp, res.status, why, res.retry_after_ms);
 		goto out;
 	}
+	/* Stored: its samples count once (a duplicate's counted the first
+	 * time). */
 	if (res.duplicate)
 		atomic_fetch_add(&app->pprof.duplicates, 1);
+	else
+		count_samples(app, st);
 	count_answer(app, 200);
 	fdo_buf_puts(out, "{\"agent\":");
 	fdo_buf_json_str(out, b->agent_id);
@@ -531,8 +538,9 @@ void srv_pprof_metrics(struct srv_app *app, struct fdo_buf *b)
 		       (unsigned long long)atomic_load(&c->duplicates));
 	fdo_buf_printf(b,
 		       "# HELP fdod_pprof_samples_total Samples of the pprof "
-		       "profiles decoded, by result (unmapped: no frame in a "
-		       "file with a GNU build-id).\n"
+		       "profiles stored (duplicates not counted again) or "
+		       "refused because none maps, by result (unmapped: no "
+		       "frame in a file with a GNU build-id).\n"
 		       "# TYPE fdod_pprof_samples_total counter\n"
 		       "fdod_pprof_samples_total{result=\"accepted\"} %llu\n"
 		       "fdod_pprof_samples_total{result=\"unmapped\"} %llu\n",

@@ -426,6 +426,25 @@ def test_bad_input_is_refused_and_nothing_is_samples_stored(daemon, goprof):
         ans["samples"]["unmapped"]
 
 
+def test_samples_metric_counts_stored_profiles_once(daemon):
+    """fdod_pprof_samples_total{result="accepted"} counts a profile when
+    it is stored: not again for an identical retry, not for one the
+    ingest refused."""
+    body = small_profile(count=5)
+    status, ans = post(daemon, "binary=web", body)
+    assert status == 200 and ans["samples"]["accepted"] == 5, ans
+    status, again = post(daemon, "binary=web", gzip.compress(body))
+    assert status == 200 and again["duplicate"], again
+    # Ended 30 days ago: older than --dedup-ttl, refused by the ingest.
+    old = small_profile(end=int(time.time()) - 30 * 86400, count=7)
+    status, ans = post(daemon, "binary=web", old)
+    assert status == 422 and "TIME_RANGE" in ans["error"], ans
+    assert samples_stored(daemon, "web") == 5
+    assert metric(daemon, 'fdod_pprof_samples_total{result="accepted"}') \
+        == 5
+    assert metric(daemon, "fdod_pprof_duplicates_total") == 1
+
+
 def test_one_service_is_one_agent(tmp_path):
     """Profiles of one service (binary=, host, labels) come as one agent,
     each with its own seq: different profiles are all stored, fdod's
