@@ -8,12 +8,14 @@
  * Bounds, in the order they apply: the route's body limit
  * (SRV_PPROF_MAX_BODY: a larger Content-Length is answered 413 before a
  * byte of the body is read), the token (scope ingest, checked by the HTTP
- * front before the body is read), the content type, the inflated size
- * (SRV_PPROF_MAX_INFLATED, never taken from the gzip trailer: a gzip bomb
- * stops there with 413), the memory the decode may take, then everything
- * a SampleBatch must pass (validation, the token's agents=/hosts=/
- * binaries=, the time window, rate and growth limits) in agg_ingest_batch,
- * which logs it to the WAL and weights it as any agent's batch.
+ * front before the body is read; its agents= and hosts=, and binaries=
+ * when binary= is given, checked here before the body is inflated or
+ * decoded), the content type, the inflated size (SRV_PPROF_MAX_INFLATED, never taken
+ * from the gzip trailer: a gzip bomb stops there with 413), the memory
+ * the decode may take, then everything a SampleBatch must pass
+ * (validation, the token's binaries= for a binary named by the profile,
+ * the time window, rate and growth limits) in agg_ingest_batch, which
+ * logs it to the WAL and weights it as any agent's batch.
  *
  * Identity. pprof has no (agent, seq), so both are derived:
  *   agent  pprof/<32 hex digits of SHA-256 over binary= (as given, ""
@@ -327,28 +329,30 @@ static int status_of(int rc)
 	}
 }
 
-/* May the token write this batch? 0, or -1 after answering 403. */
+/* May the token send as agent, for host, samples of binary (NULL: not
+ * known yet)? 0, or -1 after answering 403. */
 static int token_allows(struct srv_app *app, struct srv_req *req,
-			struct srv_resp *resp, const Fdod__SampleBatch *b)
+			struct srv_resp *resp, const char *agent,
+			const char *host, const char *binary)
 {
 	const struct srv_token *tok = req->principal;
 	char why[400];
-	if (!srv_token_allows_agent(tok, b->agent_id))
+	if (!srv_token_allows_agent(tok, agent))
 		snprintf(why, sizeof why,
 			 "this token may not send as agent '%s' (pprof "
 			 "profiles come as agent pprof/...: see its agents= "
 			 "in the token file)",
-			 b->agent_id);
-	else if (!srv_token_allows_host(tok, b->host))
+			 agent);
+	else if (!srv_token_allows_host(tok, host))
 		snprintf(why, sizeof why,
 			 "this token may not send for host '%.256s' (see its "
 			 "hosts=; give host=)",
-			 b->host);
-	else if (!srv_token_allows_binary(tok, b->binary))
+			 host);
+	else if (binary && !srv_token_allows_binary(tok, binary))
 		snprintf(why, sizeof why,
 			 "this token may not send samples of binary '%.256s' "
 			 "(see its binaries=; give binary=)",
-			 b->binary);
+			 binary);
 	else
 		return 0;
 	refuse(app, req, resp, 403, why);
@@ -412,7 +416,8 @@ static void ingest(struct srv_app *app, struct srv_req *req,
 		refuse_rc(app, req, resp, rc, why, 0);
 		goto out;
 	}
-	if (token_allows(app, req, resp, b))
+	/* The binary may come from the profile: check it now. */
+	if (token_allows(app, req, resp, b->agent_id, b->host, b->binary))
 		goto out;
 	struct fdo_buf *out = &resp->body;
 	if (st->count == st->count_unmapped) {
@@ -474,10 +479,15 @@ void srv_h_pprof(void *a, struct srv_req *req, struct srv_resp *resp)
 		return;
 	}
 	int gz;
-	if (parse_query(app, req, resp, q) ||
+	if (parse_query(app, req, resp, q))
+		goto out;
+	/* Before anything is inflated or decoded: what the token allows of
+	 * the query (the binary a profile names is checked after). */
+	agent_of(q);
+	if (token_allows(app, req, resp, q->agent, q->host,
+			 q->binary[0] ? q->binary : NULL) ||
 	    check_type(app, req, resp, &gz))
 		goto out;
-	agent_of(q);
 	const uint8_t *body = (const uint8_t *)req->body;
 	size_t len = req->body ? req->body_len : 0;
 	if (!len) {

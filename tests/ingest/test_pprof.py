@@ -482,14 +482,14 @@ def test_one_service_is_one_agent(tmp_path):
         assert status == 200 and h2["agent"] != a["agent"], h2
 
 
-def test_only_ingest_tokens_may_post(tmp_path, goprof):
-    _, prof, _, _, _ = goprof
-    with open(prof, "rb") as f:
-        body = f.read()
+def test_only_ingest_tokens_may_post(tmp_path):
+    body = gzip.compress(small_profile())
+    bomb = gzip.compress(b"\0" * (100 << 20), 9)
     tokfile = tmp_path / "tokens"
     tokfile.write_text("ingest-token-0123456789 ingest ci\n"
                        "read-token-012345678901 read reader\n"
-                       "team-token-01234567890 ingest team binaries=web\n")
+                       "team-token-01234567890 ingest team binaries=web\n"
+                       "host-token-01234567890 ingest hosts hosts=h1\n")
     os.chmod(tokfile, 0o600)
     with Daemon(tmp_path / "data", extra=["--tokens", str(tokfile)],
                 token="read-token-012345678901") as d:
@@ -500,8 +500,20 @@ def test_only_ingest_tokens_may_post(tmp_path, goprof):
         status, ans = post(d, "binary=hot", body,
                            token="team-token-01234567890")
         assert status == 403 and "binaries=" in ans["error"], ans
+        # binary= and host= are checked before the body is inflated: a
+        # bomb outside the token's restrictions is 403, not 413.
+        status, ans = post(d, "binary=hot", bomb,
+                           token="team-token-01234567890")
+        assert status == 403 and "binaries=" in ans["error"], ans
+        status, ans = post(d, "binary=web&host=h2", bomb,
+                           token="host-token-01234567890")
+        assert status == 403 and "hosts=" in ans["error"], ans
         assert d.get("/v1/status")["ingest"]["batches"] == 0
+        # Without binary=, the binary the profile names is checked.
+        status, ans = post(d, "", body, token="team-token-01234567890")
+        assert status == 200, ans
+        assert d.get("/v1/status")["ingest"]["batches"] == 1
         status, ans = post(d, "binary=hot", body,
                            token="ingest-token-0123456789")
         assert status == 200, ans
-        assert d.get("/v1/status")["ingest"]["batches"] == 1
+        assert d.get("/v1/status")["ingest"]["batches"] == 2
