@@ -7,10 +7,11 @@
  *
  * Bounds, in the order they apply: the route's body limit
  * (SRV_PPROF_MAX_BODY: a larger Content-Length is answered 413 before a
- * byte of the body is read), the token (scope ingest, checked by the HTTP
- * front before the body is read; its agents= and hosts=, and binaries=
- * when binary= is given, checked here before the body is inflated or
- * decoded), the content type, the inflated size (SRV_PPROF_MAX_INFLATED, never taken
+ * byte of the body is read) and the HTTP front's budget of in-memory
+ * bodies (503), the token (scope ingest, checked by the HTTP front before
+ * the body is read; its agents= and hosts=, and binaries= when binary=
+ * is given, checked here before the body is inflated or decoded), the
+ * content type, the inflated size (SRV_PPROF_MAX_INFLATED, never taken
  * from the gzip trailer: a gzip bomb stops there with 413), the memory
  * the decode may take, then everything a SampleBatch must pass
  * (validation, the token's binaries= for a binary named by the profile,
