@@ -5,12 +5,15 @@ A Go program (Debian's golang-go) with one hot function, linked with
 profile with runtime/pprof; posted to /v1/pprof after `fdoctl upload` of
 the binary, it must give a profile whose top function is the one `go tool
 pprof -top` names on the same file, and the same profile, stack for
-stack, as the same samples pushed as an agent's SampleBatch. Posting the
-same request again counts once. Bad input (a cut protobuf or gzip body,
-a wrong content type, gzip claimed but not sent, a huge declared body, a
-gzip bomb, a location outside its mapping, a Go binary without a GNU
-build-id, a token without scope ingest) is refused with a clear error and
-nothing is stored.
+stack, as the same samples pushed as an agent's SampleBatch, with the
+caller's call site on the source line of the call. Posting the same
+request again counts once; other profiles of the same service are stored
+under the same agent. Bad input (a cut protobuf or gzip body, a wrong
+content type, gzip claimed but not sent, a huge declared body, a gzip
+bomb, a location outside its mapping, a Go binary without a GNU build-id,
+a token without scope ingest or outside its binaries=) is refused with a
+clear error and nothing is stored. Only the cases that need a Go program
+need Go: the others post profiles built here (fuzz/seeds.py's writer).
 """
 import gzip
 import json
@@ -183,6 +186,17 @@ def metric(d, name):
     return int(m.group(1)) if m else 0
 
 
+def decl_line(exe, name):
+    """DW_AT_decl_line of function name in exe's DWARF, 0 when absent."""
+    out = subprocess.run(["readelf", "--debug-dump=info", exe],
+                         capture_output=True, text=True, timeout=300).stdout
+    m = re.search(r"DW_AT_name\s*: %s\n((?:(?!.*Abbrev Number).*\n)*)"
+                  % re.escape(name), out)
+    assert m, name
+    line = re.search(r"DW_AT_decl_line\s*: (\d+)", m.group(1))
+    return int(line.group(1)) if line else 0
+
+
 def go_top(exe, prof, env):
     """The first function of `go tool pprof -top` (most flat time)."""
     p = subprocess.run(["go", "tool", "pprof", "-top", exe, prof],
@@ -307,6 +321,22 @@ def test_same_samples_as_an_agent_batch_give_the_same_profile(daemon,
     wa = daemon.get("/v1/binaries/hot")["weight_fixed"]
     wb = daemon.get("/v1/binaries/hotnative")["weight_fixed"]
     assert wa == wb
+    # Both paths send callers the same way, so the comparison above
+    # cannot see that way being wrong: the source can. main.main's call
+    # site of hotLoop must be on the line of the `hotLoop(` call: offset
+    # line - DW_AT_decl_line of main.main (emit_llvm.c), and Go 1.19
+    # writes no decl_line for functions, so then the line itself.
+    src = GO_SRC.split("\n")  # hot.go is GO_SRC: line n is src[n - 1]
+    call_line, = [i + 1 for i, ln in enumerate(src)
+                  if "hotLoop(" in ln and "func" not in ln]
+    llvm = pull(daemon, "hot", "llvm&encoding=text")
+    m = re.search(r"^main\.main:\d+:\d+\n((?: .*\n)*)", llvm, re.M)
+    assert m, llvm
+    sites = re.findall(r"^ (\d+)(?:\.\d+)?: \d+ .*\bmain\.hotLoop:\d+",
+                       m.group(1), re.M)
+    decl = decl_line(exe, "main.main")
+    assert [int(x) for x in sites] == [call_line - decl], \
+        (call_line, decl, m.group(0))
 
 
 def test_identical_repost_counts_once(daemon, goprof):
@@ -337,11 +367,12 @@ def test_identical_repost_counts_once(daemon, goprof):
 
 
 def raw_request(d, head):
-    """Send head (request line and headers) and no body; the answer."""
+    """Send head (request line and headers) and no body; the whole answer
+    (fdod closes the connection after refusing a body it did not read)."""
     with socket.create_connection(("127.0.0.1", d.http_port), 30) as s:
         s.sendall(head.encode())
         data = b""
-        while b"\r\n\r\n" not in data:
+        while True:
             chunk = s.recv(4096)
             if not chunk:
                 break
@@ -349,13 +380,10 @@ def raw_request(d, head):
         return data.decode(errors="replace")
 
 
-def test_bad_input_is_refused_and_nothing_is_samples_stored(daemon, goprof):
-    exe, prof, nobid_exe, nobid_prof, _ = goprof
-    with open(prof, "rb") as f:
-        gz = f.read()
-    raw = gzip.decompress(gz)
-    with open(nobid_prof, "rb") as f:
-        nobid = f.read()
+def test_bad_input_is_refused_and_nothing_is_stored(daemon):
+    """Profiles built here: no Go needed, never skipped."""
+    raw = small_profile()
+    gz = gzip.compress(raw)
     bomb = gzip.compress(b"\0" * (100 << 20), 9)
     assert len(bomb) < (1 << 20)
     outside = pprof_profile(
@@ -363,7 +391,8 @@ def test_bad_input_is_refused_and_nothing_is_samples_stored(daemon, goprof):
         [(1, 1, 0x401000), (2, 1, 0x600000)],
         [([1, 2], [3, 30000000])], time_nanos=int(time.time()) * 10**9)
     cases = [
-        ("binary=x", raw[:len(raw) // 2], CT, {}, 400,
+        # Cut inside its last field (a string of the table).
+        ("binary=x", raw[:-1], CT, {}, 400,
          "not a profile.proto, or cut short"),
         ("binary=x", gz[:len(gz) // 2], CT, {}, 400,
          "gzip body ends inside its stream"),
@@ -393,7 +422,28 @@ def test_bad_input_is_refused_and_nothing_is_samples_stored(daemon, goprof):
         assert status == want, (query, ctype, headers, status, ans)
         assert msg in ans["error"], (msg, ans)
 
-    # A Go binary linked without -B: its mapping has no GNU build-id.
+    # A body declared far larger than the route takes: 413 before a byte
+    # of it is read, with the reason.
+    answer = raw_request(
+        daemon, "POST /v1/pprof?binary=x HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: %s\r\nContent-Length: 2147483648\r\n\r\n" % CT)
+    assert answer.startswith("HTTP/1.1 413"), answer
+    assert "larger than 16777216 bytes" in answer, answer
+
+    st = daemon.wait_merged()
+    assert st["ingest"]["batches"] == 0 and st["ingest"]["samples"] == 0, st
+    assert daemon.get("/v1/binaries")["binaries"] == []
+    assert metric(daemon, 'fdod_pprof_requests_total{code="400"}') == 9
+    assert metric(daemon, 'fdod_pprof_requests_total{code="415"}') == 3
+    assert metric(daemon, 'fdod_pprof_requests_total{code="413"}') == 1
+    assert metric(daemon, 'fdod_pprof_samples_total{result="accepted"}') == 0
+
+
+def test_go_binary_without_gnu_build_id_is_422(daemon, goprof):
+    """A Go binary linked without -B: its mapping has no GNU build-id."""
+    _, _, nobid_exe, nobid_prof, _ = goprof
+    with open(nobid_prof, "rb") as f:
+        nobid = f.read()
     status, ans = post(daemon, "binary=nobid", nobid)
     assert status == 422, ans
     assert "no sample has a frame in a file with a GNU build-id" in \
@@ -405,21 +455,8 @@ def test_bad_input_is_refused_and_nothing_is_samples_stored(daemon, goprof):
     assert "-ldflags=-B=0x" in ans["unmapped"]["no_build_id"]["why"]
     assert ans["unmapped_mappings"][0]["file"] == nobid_exe, ans
     assert ans["unmapped_mappings"][0]["reason"] == "no_build_id"
-
-    # A body declared far larger than the route takes: 413 before a byte
-    # of it is read.
-    answer = raw_request(
-        daemon, "POST /v1/pprof?binary=x HTTP/1.1\r\nHost: x\r\n"
-        "Content-Type: %s\r\nContent-Length: 2147483648\r\n\r\n" % CT)
-    assert answer.startswith("HTTP/1.1 413"), answer
-    assert "larger than 16777216 bytes" in answer or "413" in answer
-
     st = daemon.wait_merged()
-    assert st["ingest"]["batches"] == 0 and st["ingest"]["samples"] == 0, st
-    assert daemon.get("/v1/binaries")["binaries"] == []
-    assert metric(daemon, 'fdod_pprof_requests_total{code="400"}') == 9
-    assert metric(daemon, 'fdod_pprof_requests_total{code="415"}') == 3
-    assert metric(daemon, 'fdod_pprof_requests_total{code="413"}') == 1
+    assert st["ingest"]["batches"] == 0, st
     assert metric(daemon, 'fdod_pprof_requests_total{code="422"}') == 1
     assert metric(daemon, 'fdod_pprof_unmapped_samples_total'
                           '{reason="no_build_id"}') == \
