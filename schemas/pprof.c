@@ -56,7 +56,7 @@
  * else perf_to_profile's event name, else period_type's type.
  *
  * Output: one mapping per GNU build-id a sent frame uses, frames as its
- * start + file offset (the importers' layout, schemas/filemap.c), so
+ * start + file offset (the importers' layout, schemas/batchbuild.c), so
  * fdod's normalization gives back the file offset whatever the process's
  * layout was; unmapped frames travel as 0, which no mapping covers. One
  * stack per sample: runtime/pprof writes each (stack, label set) once.
@@ -89,7 +89,7 @@
 #include "schemas/wire_int.h"
 
 /* Largest file offset: a caller's offset + 1 must stay in its file's
- * range (schemas/filemap.c). */
+ * range (schemas/batchbuild.c). */
 #define OFF_MAX ((1ull << WIRE_FILE_SHIFT) - 2)
 #define MAPPED WIRE_PPROF_REASONS /* a state that is no reason */
 #define NO_MAP UINT32_MAX
