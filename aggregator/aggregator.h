@@ -228,6 +228,7 @@ struct agg_profile_query {
 				    aggregator/blocks.c) */
 	double spread;           /* ... in one unit across functions,
 				    scales within 1/spread..spread (0: not) */
+	double dispersion;       /* ... flow_infer's r (0: Poisson) */
 	int reduced;             /* keep only leaves and caller->callee
 				    pairs (prof_reduce), not the stacks:
 				    all the llvm, gcc and bolt formats read */

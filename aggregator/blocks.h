@@ -26,7 +26,8 @@
  * FDO_ENOMEM the arrays are emptied. Blocks on file I/O; any thread (p is
  * the caller's).
  */
-int agg_blocks_build(struct prof *p, sym_index *const *indexes, double spread);
+int agg_blocks_build(struct prof *p, sym_index *const *indexes, double spread,
+		     double dispersion);
 
 /* One branch record with an exact count (llvm-bolt's instrumentation, or
  * LBR): ELF virtual addresses of the branch (or call) and its target. */

@@ -36,9 +36,14 @@ const struct prof_opt_def prof_opt_defs[] = {
      "counts=blocks: put every function in one unit, so that calls and "
      "entries agree (a function's instructions cost more or less time "
      "than another's)"},
-    {"spread", PROF_OPT_UINT, OFF(spread), {0}, "100", "llvm,gcc,bolt",
+    {"spread", PROF_OPT_UINT, OFF(spread), {0}, "3", "llvm,gcc,bolt",
      "balance=1: no function's unit scaled by more than this factor (or "
      "its inverse)"},
+    {"dispersion", PROF_OPT_COUNT, OFF(dispersion), {0}, "0",
+     "llvm,gcc,bolt",
+     "counts=blocks: how far a block's samples stray from its executions "
+     "beyond chance (the size r of a negative binomial: lower trusts a "
+     "block's sample density less; 0: Poisson)"},
     {"zeros", PROF_OPT_BOOL, OFF(zeros), {0}, "1", "llvm,gcc",
      "counts=blocks: also write the lines of sampled functions that ran 0 "
      "times"},

@@ -14,6 +14,19 @@
  * on every edge. The same idea as LLVM's profi (SampleProfileInference)
  * and AutoFDO's MCF; this formulation weighs each block by its evidence.
  *
+ * Overdispersion (r > 0). What an execution of a block costs is not its
+ * instruction count: a function's entry collects the time a mispredicted
+ * indirect call loses (perl's pp_helem, which every call runs from its
+ * entry block through its hash lookup: 29 samples on the 18 instructions
+ * of its entry block, 0-2 on each block after it), a load that misses the
+ * cache charges the instruction after it. Under Poisson such a block's
+ * many samples outweigh the sparse blocks around it, and the flow invents
+ * exits to reconcile them (pp_helem's head 867 against 320 through its
+ * lookup, in another sample set). A negative binomial of size r (variance mu + mu^2/r) gives a
+ * block's density a bounded weight, however many samples it has; blocks
+ * without samples keep the Poisson price (their likelihood under it is
+ * concave). docs/profile-quality.md has the measurements behind r.
+ *
  * Solution: a min-cost circulation. Each block is an arc pair
  * in -> out carrying its count, its convex cost cut into linear segments
  * (breakpoints from 0.25 to 3 times S/n: slope n - S/x at each segment's
@@ -292,7 +305,7 @@ static void density(struct flow_block *b, size_t nb, struct flow_edge *e,
 }
 
 int flow_infer(struct flow_block *blocks, size_t nb, struct flow_edge *edges,
-	       size_t ne)
+	       size_t ne, double r)
 {
 	for (size_t i = 0; i < ne; i++)
 		if (edges[i].from >= nb || edges[i].to >= nb)
@@ -321,15 +334,26 @@ int flow_infer(struct flow_block *blocks, size_t nb, struct flow_edge *edges,
 		if (!(b->samples > 0)) {
 			rc = arc_add(&g, in, out, INF, ZERO_COST * n, NULL);
 		} else {
-			double w = b->samples / n;
+			double w = b->samples / n, S = b->samples;
 			total += b->samples;
+			double last = -INF;
 			for (size_t k = 0; k < NBREAKS && !rc; k++) {
 				double lo = breaks[k] * w;
 				double hi = k + 1 < NBREAKS ? breaks[k + 1] * w
 							    : INF;
 				double mid = k + 1 < NBREAKS ? (lo + hi) / 2
 							     : 4 * w;
-				double cost = n - b->samples / mid;
+				/* The slope at mid: Poisson n - S/x; negative
+				 * binomial of size r, mu = n x: n (-S/mu +
+				 * (S + r)/(mu + r)), kept non-decreasing (the
+				 * likelihood is not convex far above S). */
+				double mu = n * mid;
+				double cost = r > 0 ? n * (-S / mu +
+							   (S + r) / (mu + r))
+						    : n - S / mid;
+				if (cost < last)
+					cost = last;
+				last = cost;
 				uint32_t a;
 				rc = arc_add(&g, in, out, hi - lo, cost, &a);
 				if (!rc && cost < 0)

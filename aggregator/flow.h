@@ -32,8 +32,10 @@ struct flow_edge {
 /*
  * flow_infer fills every block's and edge's count: the flow (entry to
  * exits, conserved at every block) that best explains the samples, as a
- * Poisson likelihood with mean count x size per block, maximised over
- * flows by a min-cost flow on a piecewise-linear approximation of it.
+ * likelihood with mean count x size per block (Poisson, or with r > 0 a
+ * negative binomial of size r for blocks with samples: variance mean +
+ * mean^2 / r), maximised over flows by a min-cost flow on a
+ * piecewise-linear approximation of it.
  * Blocks flagged NO_PRED or UNKNOWN_SUCC may take flow from, or give it to,
  * outside the graph. Returns FDO_OK, FDO_ENOMEM, FDO_EINVAL (an edge names
  * a block out of range), FDO_ELIMIT (the search gave up: work over a bound
@@ -42,6 +44,6 @@ struct flow_edge {
  * any thread (nothing shared).
  */
 int flow_infer(struct flow_block *blocks, size_t nblocks,
-	       struct flow_edge *edges, size_t nedges);
+	       struct flow_edge *edges, size_t nedges, double r);
 
 #endif

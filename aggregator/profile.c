@@ -742,7 +742,8 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 	store_hosts_count(b.t, binary, &p->hosts);
 	rc = FDO_OK;
 	if (q->blocks && b.indexes)
-		rc = agg_blocks_build(p, b.indexes, q->spread);
+		rc = agg_blocks_build(p, b.indexes, q->spread,
+				      q->dispersion);
 out:
 	for (size_t i = 0; i < p->nbuild_ids; i++)
 		if (b.indexes && b.indexes[i])

@@ -366,6 +366,7 @@ struct prof_opts {
 	int zeros;      /* counts=blocks: write lines that ran 0 times */
 	int balance;    /* counts=blocks: one unit across functions */
 	uint64_t spread; /* ... no scale beyond 1/spread..spread */
+	uint64_t dispersion; /* counts=blocks: flow_infer r (0: Poisson) */
 	double min_share; /* drop functions (llvm, gcc) or stacks (folded,
 			     pprof: applied by the profile builder) under
 			     this share */

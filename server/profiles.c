@@ -152,6 +152,7 @@ static int parse_request(struct srv_app *app, struct srv_req *req,
 	/* Branch records (LBR) make the bolt profile when there are any. */
 	pr->q.branches = !strcmp(pr->em->name, "bolt");
 	pr->q.spread = pr->opts.balance ? (double)pr->opts.spread : 0;
+	pr->q.dispersion = (double)pr->opts.dispersion;
 	return 0;
 }
 

@@ -290,7 +290,7 @@ def sampled(daemon, tmp_path, name, flags):
 
 def test_spread_bounds_the_units_of_the_balance(daemon, tmp_path):
     """spread=1 lets no function's unit move: the profile of balance=0;
-    the default (100) moves classify's; spread=0 is refused."""
+    the default (3) moves classify's; spread=0 is refused."""
     _src, _prog = sampled(daemon, tmp_path, "wsp", CFLAGS)
 
     def pull(*opts):
