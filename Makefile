@@ -43,8 +43,9 @@ DEPS_cli        := aggregator storage symbolizer schemas common
 DEPS_server     := server aggregator storage symbolizer schemas common
 DEPS_agent      := agent schemas common
 
-# schemas/<name>.proto -> generated C (fdod's messages; pprof's profile.proto)
-PROTOS   := fdod pprof
+# schemas/<name>.proto -> generated C (fdod's messages; pprof's profile.proto;
+# OTLP profiles)
+PROTOS   := fdod pprof otlp_profiles
 PROTO_C  := $(patsubst %,$(GEN)/schemas/%.pb-c.c,$(PROTOS))
 PROTO_H  := $(patsubst %,$(GEN)/schemas/%.pb-c.h,$(PROTOS))
 PROTO_O  := $(patsubst %,$(BUILD)/obj/schemas/%.pb-c.o,$(PROTOS))

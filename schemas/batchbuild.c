@@ -1,7 +1,8 @@
 /*
  * schemas/batchbuild.c — building an importer's SampleBatch, one piece
  * at a time, for the importers whose frames are already (build-id, file
- * offset): perf.c (fdoctl import) and pprof.c (POST /v1/pprof).
+ * offset): perf.c (fdoctl import), pprof.c (POST /v1/pprof) and otlp.c
+ * (POST /v1development/profiles).
  *
  * The one layout they share: each file a batch uses gets a mapping of its
  * own, index k covering [(k+1) << WIRE_FILE_SHIFT, (k+2) <<
@@ -10,7 +11,8 @@
  * start + file_offset) gives the offset back, whatever process or address
  * the sample came from. The pieces: the batch itself (wire_batch_start),
  * its labels from "key=value" strings as both importers take them, a
- * mapping per file, a stack.
+ * mapping per file, a stack; and a build-id as importers' sources write
+ * it (hex, either case).
  *
  * Workload: once per batch made, a call per file and per stack; linear in
  * what it copies. Errors are FDO_ENOMEM only (the batch stays freeable);
@@ -96,4 +98,17 @@ int wire_batch_add_stack(Fdod__SampleBatch *b, const uint64_t *addrs,
 	memcpy(s->addrs, addrs, n * sizeof *s->addrs);
 	s->n_addrs = n;
 	return FDO_OK;
+}
+
+int wire_build_id_hex(const uint8_t *s, size_t n, uint8_t *out, size_t *len)
+{
+	char low[2 * FDO_BUILD_ID_MAX + 1];
+	if (n > 2 * FDO_BUILD_ID_MAX || (n && memchr(s, 0, n)))
+		return FDO_EBAD_BUILD_ID;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = s[i];
+		low[i] = (char)(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c);
+	}
+	low[n] = 0;
+	return fdo_build_id_parse(low, out, len);
 }

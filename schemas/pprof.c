@@ -236,17 +236,7 @@ static char *text_dup(Bytes s, int *bad)
 /* A GNU build-id in hex, either case: FDO_OK with the bytes. */
 static int gnu_build_id(Bytes s, uint8_t *out, size_t *len)
 {
-	char low[2 * FDO_BUILD_ID_MAX + 1];
-	if (s.len > 2 * FDO_BUILD_ID_MAX)
-		return FDO_EBAD_BUILD_ID;
-	for (size_t i = 0; i < s.len; i++) {
-		unsigned char c = s.data[i];
-		low[i] = (char)(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c);
-	}
-	low[s.len] = 0;
-	if (memchr(s.data, 0, s.len))
-		return FDO_EBAD_BUILD_ID;
-	return fdo_build_id_parse(low, out, len);
+	return wire_build_id_hex(s.data, s.len, out, len);
 }
 
 static uint64_t gcd64(uint64_t a, uint64_t b)

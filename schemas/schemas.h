@@ -518,4 +518,116 @@ int wire_pprof_decode(const uint8_t *buf, size_t len,
                       Fdod__SampleBatch **out, struct wire_pprof_stats *st,
                       char *err, size_t errlen);
 
+/*
+ * OpenTelemetry profiles (POST /v1development/profiles; schemas/otlp.c):
+ * an OTLP ExportProfilesServiceRequest (schemas/otlp_profiles.proto,
+ * opentelemetry-proto v1.8.0 and later) becomes SampleBatches whose
+ * frames are (build-id, file offset), one per (profile, binary, host,
+ * label set). The rules are written at the top of schemas/otlp.c and in
+ * docs/ingest.md "OpenTelemetry profiles".
+ */
+
+/* Why a frame (and a sample with no frame left) is unmapped. */
+enum wire_otlp_reason {
+	WIRE_OTLP_NO_LOCATION,  /* an empty stack, or location 0 */
+	WIRE_OTLP_SYMBOLIZED,   /* a frame the sender symbolized and gave
+	                           no build-id for (kernel, interpreted) */
+	WIRE_OTLP_NO_MAPPING,   /* a location without a mapping */
+	WIRE_OTLP_NO_ADDRESS,   /* a location without an address */
+	WIRE_OTLP_NO_BUILD_ID,  /* its mapping has no build-id attribute */
+	WIRE_OTLP_HTLHASH_UNKNOWN, /* only process.executable.build_id.htlhash:
+	                           fdod does not index files by it */
+	WIRE_OTLP_GO_BUILD_ID,  /* only process.executable.build_id.go */
+	WIRE_OTLP_NOT_GNU,      /* build_id.gnu is not a build-id in hex */
+	WIRE_OTLP_OFFSET_OUT_OF_RANGE, /* file offset past 2^40 - 2 */
+	WIRE_OTLP_NO_BINARY,    /* no attribute names the sample's binary */
+	WIRE_OTLP_REASONS
+};
+
+/* wire_otlp_reason_name: "htlhash_unknown"...; wire_otlp_reason_text: a
+ * sentence for people. Static strings. */
+const char *wire_otlp_reason_name(int reason);
+const char *wire_otlp_reason_text(int reason);
+
+/* Where an attribute goes (--otlp-attributes): the batch's binary, its
+ * host, or a label. */
+enum wire_otlp_target { WIRE_OTLP_TO_BINARY, WIRE_OTLP_TO_HOST,
+	                WIRE_OTLP_TO_LABEL };
+
+#define WIRE_OTLP_ATTRS_MAX 32
+
+struct wire_otlp_attr {
+	char *attr;  /* the attribute key, e.g. "service.name" */
+	int target;  /* enum wire_otlp_target */
+	char *label; /* the label key, for WIRE_OTLP_TO_LABEL */
+};
+
+struct wire_otlp_attrs {
+	struct wire_otlp_attr a[WIRE_OTLP_ATTRS_MAX];
+	size_t n;
+};
+
+/*
+ * wire_otlp_attrs_parse reads an attribute mapping, comma-separated
+ * ATTR=binary | ATTR=host | ATTR=label:KEY entries ("" is none): the
+ * first entry of a target that a sample's attributes (else its
+ * resource's) carry wins for binary and host; each label key takes the
+ * sample's value, else the resource's. FDO_OK, FDO_EINVAL (reason in
+ * err) or FDO_ENOMEM; fini with wire_otlp_attrs_fini (also after an
+ * error). Pure; any thread.
+ */
+int wire_otlp_attrs_parse(const char *text, struct wire_otlp_attrs *out,
+                          char *err, size_t errlen);
+void wire_otlp_attrs_fini(struct wire_otlp_attrs *a);
+
+struct wire_otlp_opts {
+	const struct wire_otlp_attrs *attrs;
+	const char *host;        /* the host when no attribute names one */
+	size_t max_batches;      /* batches one request may make; 0: 64 */
+	const struct wire_limits *limits; /* NULL: wire_limits_default */
+};
+
+/* What a decode read, for the answer and /metrics. */
+struct wire_otlp_stats {
+	const char *shape;         /* "v1.10" or "v1.8" (static) */
+	uint64_t profiles;         /* Profile messages read */
+	uint64_t samples;          /* Sample messages read */
+	uint64_t samples_empty;    /* of them: nothing to count */
+	uint64_t count;            /* their counts, summed */
+	uint64_t count_unmapped;   /* of them: no frame with a GNU build-id */
+	uint64_t count_unmapped_by[WIRE_OTLP_REASONS]; /* by the reason of
+	                              the sample's leaf (or no_binary) */
+	uint64_t frames;           /* frames of the samples counted */
+	uint64_t frames_unmapped_by[WIRE_OTLP_REASONS];
+	uint64_t frames_dropped;   /* callers past max_stack_depth */
+};
+
+/* The batches of one request. */
+struct wire_otlp_result {
+	Fdod__SampleBatch **batches; /* each owned; wire_otlp_result_fini */
+	size_t n;
+};
+
+/*
+ * wire_otlp_decode reads an uncompressed ExportProfilesServiceRequest of
+ * len bytes into out->batches, each passing wire_batch_validate(limits)
+ * with agent_id "otlp" and seq 1..n (the caller gives them their
+ * identity); only samples with a frame in a file with a GNU build-id go
+ * into them (the rest is counted in *st). The decode may allocate at
+ * most max_decoded_bytes. st: filled as far as the decode got (may be
+ * NULL). Returns FDO_OK; FDO_EPARSE (not a request of a shape fdod
+ * reads, or cut short), FDO_EINVAL (an index out of its table, a
+ * location outside its mapping, no time, a sample type that is not a
+ * count or a time, a label fdod refuses), FDO_ELIMIT (a bound), or
+ * FDO_ENOMEM, always with the reason in err; out is empty on error.
+ * Any thread; no hidden state.
+ */
+int wire_otlp_decode(const uint8_t *buf, size_t len,
+                     const struct wire_otlp_opts *o,
+                     struct wire_otlp_result *out,
+                     struct wire_otlp_stats *st, char *err, size_t errlen);
+
+/* wire_otlp_result_fini frees the batches of a result. */
+void wire_otlp_result_fini(struct wire_otlp_result *r);
+
 #endif

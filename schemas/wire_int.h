@@ -7,7 +7,7 @@
  *     location prefix, the caller prepends "line N: " or "stack 17: ";
  *   - the bounded protobuf decode (codec.c), which pprof.c uses too;
  *   - the importers' batch layout and builders (batchbuild.c), for
- *     perf.c and pprof.c.
+ *     perf.c, pprof.c and otlp.c.
  */
 #ifndef FDO_SCHEMAS_WIRE_INT_H
 #define FDO_SCHEMAS_WIRE_INT_H
@@ -103,5 +103,13 @@ int wire_batch_add_stack(Fdod__SampleBatch *b, const uint64_t *addrs,
  */
 int wire_batch_add_labels(Fdod__SampleBatch *b, const char *const *kv,
                           size_t n);
+
+/*
+ * wire_build_id_hex reads a GNU build-id written in hex, either case (as
+ * pprof's Mapping.build_id and OTLP's process.executable.build_id.gnu
+ * carry it), from s[0..n) (not NUL-terminated; a NUL inside is refused)
+ * into out[0..*len). FDO_OK or FDO_EBAD_BUILD_ID.
+ */
+int wire_build_id_hex(const uint8_t *s, size_t n, uint8_t *out, size_t *len);
 
 #endif
