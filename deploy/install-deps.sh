@@ -13,7 +13,7 @@ PACKAGES=(
   clang-16 llvm-16 lld-16 libclang-rt-16-dev
   bolt-16 libbolt-16-dev
   libc6-dbg binutils
-  python3 python3-pytest
+  python3 python3-pytest python3-protobuf protobuf-compiler
   linux-perf
   zlib1g-dev openssl curl debuginfod libdebuginfod-dev
   chromium valgrind iproute2 util-linux

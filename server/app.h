@@ -43,6 +43,16 @@ struct srv_pprof_counters {
 	atomic_uint_fast64_t frames_unmapped_by[WIRE_PPROF_REASONS];
 };
 
+/* POST /v1development/profiles (server/otlp.c): the same body and
+ * inflated bounds as POST /v1/pprof; its counters for /metrics. */
+struct srv_otlp_counters {
+	atomic_uint_fast64_t requests[SRV_PPROF_CODES]; /* by status */
+	atomic_uint_fast64_t batches, duplicates;
+	atomic_uint_fast64_t samples_accepted, samples_unmapped;
+	atomic_uint_fast64_t unmapped_by[WIRE_OTLP_REASONS]; /* samples */
+	atomic_uint_fast64_t frames_unmapped_by[WIRE_OTLP_REASONS];
+};
+
 /* A source of per-(binary, label set, bucket) totals: store_totals_each,
  * or in a test a walk that sums every counts entry instead. */
 typedef int (*srv_totals_walk)(store_txn *t, uint32_t binary,
@@ -70,6 +80,7 @@ struct srv_app {
 	atomic_uint_fast64_t uploads[3]; /* SRV_UPLOAD_* */
 	atomic_uint_fast64_t profile_requests[SRV_FORMATS][SRV_CODES];
 	struct srv_pprof_counters pprof;
+	struct srv_otlp_counters otlp;
 };
 
 /* The HTTP route table (server/routes.c). */
@@ -111,6 +122,28 @@ void srv_h_executable(void *app, struct srv_req *req, struct srv_resp *resp);
 
 /* GET /: the operator web page (server/web.c). */
 void srv_h_web(void *app, struct srv_req *req, struct srv_resp *resp);
+
+/*
+ * What the importers over HTTP (POST /v1/pprof, POST
+ * /v1development/profiles) share (server/pprof.c). srv_import_agent
+ * writes into out kind, '/' and 32 hex digits of SHA-256 over kind, the
+ * binary, host and labels ("k=v", sorted by the caller): one stable
+ * agent per (source, binary, host, label set). srv_import_seq is the
+ * first 64 bits of SHA-256 over kind, SHA-256(body[0..len)) and extra
+ * (a NUL-terminated string, at most 255 bytes read), never 0: a retried
+ * identical request gives the same (agent, seq), a duplicate.
+ * srv_import_status maps an FDO_* error to its HTTP status. Pure; any
+ * thread.
+ */
+void srv_import_agent(const char *kind, const char *binary, const char *host,
+		      const char *const *labels, size_t n, char out[64]);
+uint64_t srv_import_seq(const char *kind, const uint8_t *body, size_t len,
+			const char *extra);
+int srv_import_status(int rc);
+
+/* POST /v1development/profiles (server/otlp.c), and its /metrics. */
+void srv_h_otlp(void *app, struct srv_req *req, struct srv_resp *resp);
+void srv_otlp_metrics(struct srv_app *app, struct fdo_buf *b);
 
 /* POST /v1/pprof (server/pprof.c), and its lines of /metrics. */
 void srv_h_pprof(void *app, struct srv_req *req, struct srv_resp *resp);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "schemas/schemas.h"
 #include "server/config.h"
 
 #define F(field) offsetof(struct srv_config, field)
@@ -54,6 +55,12 @@ const struct fdo_opt srv_config_options[] = {
 	 "store state (0 = every pull builds its own)"},
 	{"profile-cache-size", FDO_OPT_SIZE, F(profile_cache_size), "256M",
 	 "BYTES", "memory the kept profiles may take"},
+	{"otlp-attributes", FDO_OPT_STRING, F(otlp_attributes),
+	 "service.name=binary,process.executable.name=binary,host.name=host",
+	 "MAP",
+	 "which OTLP resource and sample attributes name a profile's binary, "
+	 "host and labels: ATTR=binary|host|label:KEY,... (the first binary "
+	 "and host found win; a sample's attributes over its resource's)"},
 	{"tokens", FDO_OPT_STRING, F(tokens), NULL, "FILE",
 	 "API tokens with scopes (ingest, upload, read, admin); without it "
 	 "fdod serves loopback only"},
@@ -284,6 +291,15 @@ checks:
 			 "--http-body-memory must be at least %uM (a pprof "
 			 "profile's body, the largest held in memory)",
 			 SRV_HTTP_BODY_MEMORY_MIN >> 20);
+		goto fail;
+	}
+	struct wire_otlp_attrs attrs;
+	char why[256];
+	int bad = wire_otlp_attrs_parse(cfg->otlp_attributes, &attrs, why,
+					sizeof why);
+	wire_otlp_attrs_fini(&attrs);
+	if (bad) {
+		snprintf(err, sizeof err, "--otlp-attributes: %s", why);
 		goto fail;
 	}
 	if (cfg->debuginfod_urls && cfg->debuginfod_urls[0] &&

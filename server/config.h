@@ -53,6 +53,7 @@ struct srv_config {
 	uint64_t clock_skew;          /* seconds a batch may be in the future */
 	uint64_t new_stacks;          /* new stacks per binary per hour */
 	uint64_t pending_max;         /* pending addresses per build-id */
+	char *otlp_attributes;        /* OTLP attribute -> binary/host/label */
 };
 
 /* The least --http-body-memory: one body of the largest in-memory route

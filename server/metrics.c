@@ -238,6 +238,7 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 				       (unsigned long long)n);
 		}
 	srv_pprof_metrics(app, b);
+	srv_otlp_metrics(app, b);
 	struct pcache_stats pc;
 	pcache_stats(app->pcache, &pc);
 	metric(b, "fdod_profile_builds_total", "counter",

@@ -204,46 +204,64 @@ static int check_type(struct srv_app *app, struct srv_req *req,
 	return 0;
 }
 
-/* Append s and its NUL at buf + at; the new end. */
-static size_t put_str(uint8_t *buf, size_t at, const char *s)
+/* Append s and its NUL to b. */
+static void put_str(struct fdo_buf *b, const char *s)
 {
-	size_t n = strlen(s) + 1;
-	memcpy(buf + at, s, n);
-	return at + n;
+	fdo_buf_append(b, s, strlen(s) + 1);
 }
 
-/* q->agent: pprof/ and 32 hex digits of SHA-256 over binary=, the host
- * and the labels sorted (see "Identity" above). A fixed buffer holds
- * them all: each field is bounded by its array in struct preq, every
- * label is a piece of labels_text. */
+void srv_import_agent(const char *kind, const char *binary, const char *host,
+		      const char *const *labels, size_t n, char out[64])
+{
+	char tag[64];
+	snprintf(tag, sizeof tag, "fdod %s agent v2", kind);
+	struct fdo_buf b;
+	fdo_buf_init(&b);
+	put_str(&b, tag);
+	put_str(&b, binary);
+	put_str(&b, host);
+	for (size_t i = 0; i < n; i++)
+		put_str(&b, labels[i]);
+	uint8_t h[32] = {0};
+	/* Out of memory: an agent that is still stable for the request,
+	 * only shared by every such request (rare, and only a rate key). */
+	fdo_sha256((const uint8_t *)(b.oom ? tag : b.data),
+		   b.oom ? strlen(tag) : b.len, h);
+	fdo_buf_fini(&b);
+	size_t k = strlen(kind);
+	memcpy(out, kind, k);
+	out[k] = '/';
+	fdo_hex_encode(h, 16, out + k + 1);
+}
+
+uint64_t srv_import_seq(const char *kind, const uint8_t *body, size_t len,
+			const char *extra)
+{
+	char tag[64];
+	snprintf(tag, sizeof tag, "fdod %s seq v1", kind);
+	uint8_t buf[64 + 32 + 256];
+	size_t t = strlen(tag) + 1, e = strnlen(extra, 255);
+	memcpy(buf, tag, t);
+	fdo_sha256(body, len, buf + t);
+	memcpy(buf + t + 32, extra, e);
+	buf[t + 32 + e] = 0;
+	uint8_t h[32];
+	fdo_sha256(buf, t + 32 + e + 1, h);
+	uint64_t seq = fdo_get_be64(h);
+	return seq ? seq : 1;
+}
+
+/* q->agent (see "Identity" above). */
 static void agent_of(struct preq *q)
 {
-	static const char tag[] = "fdod pprof agent v2";
-	uint8_t buf[sizeof tag + sizeof q->binary + sizeof q->host +
-		    sizeof q->labels_text];
-	size_t at = put_str(buf, 0, tag);
-	at = put_str(buf, at, q->binary);
-	at = put_str(buf, at, q->host);
-	for (size_t i = 0; i < q->nlabels; i++)
-		at = put_str(buf, at, q->labels[i]);
-	uint8_t h[32];
-	fdo_sha256(buf, at, h);
-	memcpy(q->agent, "pprof/", 6);
-	fdo_hex_encode(h, 16, q->agent + 6);
+	srv_import_agent("pprof", q->binary, q->host,
+			 (const char *const *)q->labels, q->nlabels, q->agent);
 }
 
 /* The seq of profile prof[0..len) posted with q's time= (never 0). */
 static uint64_t seq_of(const uint8_t *prof, size_t len, const struct preq *q)
 {
-	static const char tag[] = "fdod pprof seq v1";
-	uint8_t buf[sizeof tag + 32 + sizeof q->time];
-	size_t at = put_str(buf, 0, tag);
-	fdo_sha256(prof, len, buf + at);
-	at = put_str(buf, at + 32, q->time);
-	uint8_t h[32];
-	fdo_sha256(buf, at, h);
-	uint64_t seq = fdo_get_be64(h);
-	return seq ? seq : 1;
+	return srv_import_seq("pprof", prof, len, q->time);
 }
 
 /* The figures of a decode as JSON members (after a '{' and more). */
@@ -303,8 +321,7 @@ static void json_stats(struct fdo_buf *b, const struct wire_pprof_stats *st,
 		       batch->n_mappings);
 }
 
-/* The HTTP status of an ingest or decode error. */
-static int status_of(int rc)
+int srv_import_status(int rc)
 {
 	switch (rc) {
 	case FDO_ELIMIT:
@@ -366,7 +383,7 @@ static void refuse_rc(struct srv_app *app, struct srv_req *req,
 		      struct srv_resp *resp, int rc, const char *why,
 		      uint32_t retry_ms)
 {
-	int status = status_of(rc);
+	int status = srv_import_status(rc);
 	if (status == 503 || status == 507)
 		srv_resp_header(resp, "Retry-After", "%u",
 				retry_ms ? (retry_ms + 999) / 1000 : 1);

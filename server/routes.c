@@ -770,6 +770,8 @@ const struct srv_route srv_routes[] = {
 		     "shared object or separate debug file"},
 	{"POST", "/v1/pprof", srv_h_pprof, SRV_PPROF_MAX_BODY, 0,
 	 SRV_SCOPE_INGEST, NULL, NULL},
+	{"POST", "/v1development/profiles", srv_h_otlp, SRV_PPROF_MAX_BODY, 0,
+	 SRV_SCOPE_INGEST, NULL, NULL},
 	{"GET", "/v1/status", h_status, 0, 0, SRV_SCOPE_READ, NULL, NULL},
 	{"GET", "/v1/binaries", h_binaries, 0, 0, SRV_SCOPE_READ, NULL, NULL},
 	{"GET", "/v1/binaries/{}", h_binary, 0, 0, SRV_SCOPE_READ, NULL, NULL},
