@@ -172,6 +172,7 @@ FUZZ_PART_http     := server
 FUZZ_PART_fdata    := aggregator
 FUZZ_PART_perf     := schemas
 FUZZ_PART_pprof    := schemas
+FUZZ_PART_otlp     := schemas
 
 .PHONY: fuzz fuzz-build fuzz-bins
 fuzz: fuzz-build

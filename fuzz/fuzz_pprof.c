@@ -23,10 +23,9 @@
 #include "fuzz/fuzz_wire.h"
 #include "schemas/schemas.h"
 
-#define INFLATE_MAX (1u << 20)
-
-static void decode(const uint8_t *buf, size_t len, uint64_t time_end)
+static void decode(const uint8_t *buf, size_t len, int stamp)
 {
+	uint64_t time_end = stamp ? 1700000000u : 0;
 	static const char *labels[] = {"src=fuzz"};
 	struct wire_pprof_opts o = {.agent_id = "pprof/fuzz",
 				    .host = "fuzz",
@@ -58,22 +57,6 @@ static void decode(const uint8_t *buf, size_t len, uint64_t time_end)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint64_t time_end = size % 2 ? 1700000000u : 0;
-	if (!wire_is_gzip(data, size)) {
-		decode(data, size, time_end);
-		return 0;
-	}
-	uint8_t *raw = NULL;
-	size_t len = 0;
-	char err[256] = "";
-	int rc = wire_gunzip(data, size, INFLATE_MAX, &raw, &len, err,
-			     sizeof err);
-	if (rc) {
-		FUZZ_CHECK(err[0] != '\0');
-		return 0;
-	}
-	FUZZ_CHECK(len <= INFLATE_MAX);
-	decode(raw, len, time_end);
-	free(raw);
+	fuzz_http_body(data, size, decode, (int)(size % 2));
 	return 0;
 }

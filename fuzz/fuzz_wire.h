@@ -1,7 +1,9 @@
 /*
  * fuzz/fuzz_wire.h — the check the importers' fuzz targets (fuzz_perf,
- * fuzz_pprof) make on every SampleBatch they get: it passes validation
- * and survives encode + decode unchanged. Include after fuzz/fuzz.h.
+ * fuzz_pprof, fuzz_otlp) make on every SampleBatch they get: it passes
+ * validation and survives encode + decode unchanged; and an HTTP body
+ * inflated as the server does (fuzz_http_body). Include after
+ * fuzz/fuzz.h.
  */
 #ifndef FDO_FUZZ_WIRE_H
 #define FDO_FUZZ_WIRE_H
@@ -25,6 +27,37 @@ static inline void fuzz_batch_round_trip(const Fdod__SampleBatch *b)
 	wire_batch_free(back);
 	free(x);
 	free(y);
+}
+
+/* The bound a fuzzed body inflates to. */
+#define FUZZ_INFLATE_MAX (1u << 20)
+
+/*
+ * fuzz_http_body hands a request body to decode(body, len, arg) as the
+ * server does: inflated (under FUZZ_INFLATE_MAX) when it starts with the
+ * gzip magic, else as is; checks that a refused inflate says why and an
+ * accepted one stays under the bound.
+ */
+static inline void fuzz_http_body(const uint8_t *data, size_t size,
+				  void (*decode)(const uint8_t *, size_t, int),
+				  int arg)
+{
+	if (!wire_is_gzip(data, size)) {
+		decode(data, size, arg);
+		return;
+	}
+	uint8_t *raw = NULL;
+	size_t len = 0;
+	char err[256] = "";
+	int rc = wire_gunzip(data, size, FUZZ_INFLATE_MAX, &raw, &len, err,
+			     sizeof err);
+	if (rc) {
+		FUZZ_CHECK(err[0] != '\0');
+		return;
+	}
+	FUZZ_CHECK(len <= FUZZ_INFLATE_MAX);
+	decode(raw, len, arg);
+	free(raw);
 }
 
 #endif
