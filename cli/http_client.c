@@ -23,10 +23,10 @@
 #define CLI_HTTP_CHUNK (1u << 20)
 #define CLI_HTTP_MAX_RESPONSE (1u << 30)
 
-const char *cli_http_base(const char *flag)
+const char *cli_http_base(const char *url)
 {
-	if (flag && *flag)
-		return flag;
+	if (url && *url)
+		return url;
 	const char *env = getenv("FDOD_HTTP");
 	return env && *env ? env : "http://127.0.0.1:7471";
 }
@@ -37,10 +37,11 @@ static int wait_aio(nng_aio *aio)
 	return nng_aio_result(aio);
 }
 
-int cli_http_request(const char *base, const char *method, const char *path,
-		     int body_fd, int *status, struct fdo_buf *out, char *err,
-		     size_t errlen)
+int cli_http_request(const struct cli_http *h, const char *method,
+		     const char *path, int body_fd, int *status,
+		     struct fdo_buf *out, char *err, size_t errlen)
 {
+	const char *base = cli_http_base(h->url);
 	char url[4096];
 	snprintf(url, sizeof url, "%s%s", base, path);
 	nng_url *u = NULL;
