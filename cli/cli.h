@@ -72,23 +72,38 @@ const struct fdo_opt *cli_emitter_table(const struct fdo_opt *base,
 					size_t values);
 void cli_emitter_help(FILE *out);
 
-/* --- HTTP (cli/http_client.c) --- */
+/* --- HTTP (cli/http_client.c, on libcurl) --- */
 
 /* The HTTP client's settings, as options of the subcommands that use it. */
 struct cli_http {
-	char *url; /* --http; NULL/"": $FDOD_HTTP, else the default */
+	char *url;		  /* --http; NULL/"": $FDOD_HTTP, else the default */
+	uint64_t connect_timeout; /* seconds */
+	uint64_t max_time;	  /* seconds per request; 0: no limit */
 };
+
+#define CLI_HTTP_TIMEOUT_OPTS(type, field)                                     \
+	{"connect-timeout", FDO_OPT_DURATION,                                  \
+	 offsetof(type, field.connect_timeout), "30s", "DURATION",             \
+	 "give up connecting to fdod's HTTP API after this long"},             \
+	{"max-time", FDO_OPT_DURATION, offsetof(type, field.max_time), "0",    \
+	 "DURATION",                                                           \
+	 "give up an HTTP request after this long (0: no limit; one that "     \
+	 "stalls for 5 minutes fails)"}
 
 /* cli_http_base: url if given, else $FDOD_HTTP, else the default URL. */
 const char *cli_http_base(const char *url);
 
 /*
  * cli_http_request sends METHOD base+path to the fdod of h (base:
- * cli_http_base(h->url)), with the file open on body_fd streamed as the
- * body (-1: no body), and reads the answer's body into out. *status gets
- * the HTTP status. Returns FDO_OK (whatever the status), or
- * FDO_ETRANSPORT / FDO_EIO / FDO_ENOMEM / FDO_EINVAL with err set.
- * Blocks (5 minute timeout per step).
+ * cli_http_base(h->url)), with $FDOD_TOKEN_FILE's or $FDOD_TOKEN's token
+ * and the file open on body_fd streamed as the body (-1: no body; a
+ * regular file goes with its Content-Length, anything else chunked), and
+ * reads the answer's body into out (at most 1 GiB). *status gets the HTTP
+ * status. https:// is verified against $FDOD_CA_FILE, else the system's
+ * CA store; proxies come from the environment (http_proxy, https_proxy,
+ * no_proxy). Returns FDO_OK (whatever the status), or FDO_ETRANSPORT /
+ * FDO_EIO / FDO_ENOMEM with err set (libcurl's own message included).
+ * Blocks up to h's timeouts.
  */
 int cli_http_request(const struct cli_http *h, const char *method,
 		     const char *path, int body_fd, int *status,

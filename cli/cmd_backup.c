@@ -28,6 +28,7 @@ static const struct fdo_opt opts[] = {
 	{"http", FDO_OPT_STRING, offsetof(struct cfg, http.url), NULL, "URL",
 	 "through the fdod at URL, the default (default $FDOD_HTTP, else "
 	 "http://127.0.0.1:7471)"},
+	CLI_HTTP_TIMEOUT_OPTS(struct cfg, http),
 	{"data", FDO_OPT_STRING, offsetof(struct cfg, data), NULL, "DIR",
 	 "copy the store in DIR directly instead"},
 	{0},

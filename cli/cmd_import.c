@@ -64,6 +64,7 @@ static const struct fdo_opt opts[] = {
 	 "also upload to fdod's HTTP server at URL (PUT /v1/symbols) each "
 	 "file of the recording that is on this host with the build-id the "
 	 "recording names, once the samples are stored"},
+	CLI_HTTP_TIMEOUT_OPTS(struct cfg, http),
 	{"binary", FDO_OPT_STRING, offsetof(struct cfg, binary), NULL, "NAME",
 	 "binary name of the batches (default: the name of the program with "
 	 "the most samples)"},

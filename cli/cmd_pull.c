@@ -39,6 +39,7 @@ struct cfg {
 static const struct fdo_opt opts[] = {
 	{"http", FDO_OPT_STRING, offsetof(struct cfg, http.url), NULL, "URL",
 	 "fdod's HTTP API (default $FDOD_HTTP, else http://127.0.0.1:7471)"},
+	CLI_HTTP_TIMEOUT_OPTS(struct cfg, http),
 	{"o", FDO_OPT_STRING, offsetof(struct cfg, out), NULL, "FILE",
 	 "write the profile to FILE (default: stdout)"},
 	{"format", FDO_OPT_STRING, PARAM(0), NULL, "F",

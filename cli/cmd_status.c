@@ -19,6 +19,7 @@ struct cfg {
 static const struct fdo_opt opts[] = {
 	{"http", FDO_OPT_STRING, offsetof(struct cfg, http.url), NULL, "URL",
 	 "fdod's HTTP API (default $FDOD_HTTP, else http://127.0.0.1:7471)"},
+	CLI_HTTP_TIMEOUT_OPTS(struct cfg, http),
 	{"json", FDO_OPT_BOOL, offsetof(struct cfg, json), "false", NULL,
 	 "print the JSON as fdod sent it, not indented"},
 	{0},

@@ -44,6 +44,7 @@ static const struct fdo_opt opts[] = {
 	{"http", FDO_OPT_STRING, offsetof(struct cfg, http.url), NULL, "URL",
 	 "upload through a running fdod's HTTP API (default $FDOD_HTTP when "
 	 "set; else --data ./var/fdod)"},
+	CLI_HTTP_TIMEOUT_OPTS(struct cfg, http),
 	{"binary", FDO_OPT_STRING, offsetof(struct cfg, binary), NULL, "NAME",
 	 "the binary name these build-ids belong to"},
 	{"replace", FDO_OPT_BOOL, offsetof(struct cfg, replace), "false", NULL,

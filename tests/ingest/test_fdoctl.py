@@ -1,7 +1,8 @@
 """fdoctl's command lines (issue 25, item 5): every subcommand reads its
 flags and prints its --help from one option table, so `--flag=value` and
 `--flag value` work alike everywhere (backup and emit refused the first
-before).
+before), and its HTTP client is libcurl (streamed uploads, proxies from
+the environment, timeouts, libcurl's messages).
 
 - The option lines of `fdoctl SUB --help` are exactly the entries of
   SUB's table (cli/cmd_SUB.c; pull and emit also the emitter options of
@@ -12,7 +13,9 @@ before).
 """
 import os
 import re
+import socket
 import subprocess
+import threading
 
 import pytest
 
@@ -221,3 +224,97 @@ def test_backup_and_emit_take_the_equals_form(tmp_path):
     rc, out, err = fdoctl("symbolize", "--obj=" + FDOCTL, "-C",
                           "--output-style=JSON", "-1")
     assert rc == 0 and '"Error"' in out, (out, err)
+
+
+def test_upload_streams_a_file_and_sends_a_pipe_chunked(daemon, sampled):
+    """A file goes with its Content-Length; a body of unknown length (a
+    pipe) goes chunked, which fdod refuses (411: its routes need the
+    length first), said as fdod says it."""
+    seen = Listener(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n"
+                    b"Connection: close\r\n\r\n{}")
+    try:
+        rc, _, err = fdoctl("upload", "--http",
+                            "http://127.0.0.1:%d" % seen.port, sampled)
+        assert rc == 0, err
+        head = seen.seen.decode(errors="replace")
+        assert head.startswith("PUT /v1/symbols HTTP/1.1\r\n"), head
+        assert "Content-Length: %d\r\n" % os.path.getsize(sampled) in head
+    finally:
+        seen.close()
+    p = subprocess.run("cat %s | %s upload --http %s --binary ctl /dev/stdin"
+                       % (sampled, FDOCTL, daemon.http), shell=True,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert p.stderr == ("error: /dev/stdin: HTTP 411: a Content-Length is "
+                        "required\n"), p.stderr
+
+
+class Listener:
+    """A loopback socket that answers each connection with `answer` (None:
+    accepts and says nothing), keeping what it read."""
+
+    def __init__(self, answer):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.answer = answer
+        self.seen = b""
+        self.conns = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            c.settimeout(10)
+            try:
+                for line in c.makefile("rb"):  # the head, up to a blank line
+                    if line == b"\r\n":
+                        break
+                    self.seen += line
+                if self.answer is not None:
+                    c.sendall(self.answer)
+                    c.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def test_proxy_from_the_environment_and_max_time():
+    body = b'{"uptime_seconds":1}'
+    proxy = Listener(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n"
+                     b"Connection: close\r\n\r\n%s" % (len(body), body))
+    silent = Listener(None)
+    try:
+        env = dict(os.environ, http_proxy="http://127.0.0.1:%d" % proxy.port,
+                   no_proxy="")
+        env.pop("FDOD_HTTP", None)
+        rc, out, err = fdoctl("status", "--json", "--http",
+                              "http://fdod.invalid:7471", env=env)
+        assert rc == 0 and out == body.decode(), (out, err)
+        assert proxy.seen.startswith(
+            b"GET http://fdod.invalid:7471/v1/status HTTP/1.1\r\n"), \
+            proxy.seen
+        # A server that accepts and never answers: --max-time ends it,
+        # with libcurl's words.
+        env = dict(os.environ)
+        for k in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+            env.pop(k, None)
+        rc, out, err = fdoctl("status", "--max-time=1", "--http",
+                              "http://127.0.0.1:%d" % silent.port, env=env,
+                              timeout=30)
+        assert rc == 1 and "timed out" in err.lower(), err
+        rc, _, err = fdoctl("pull", "x", "--http=http://127.0.0.1:1",
+                            env=env)
+        assert rc == 1 and "cannot connect to http://127.0.0.1:1" in err, err
+    finally:
+        proxy.close()
+        silent.close()
