@@ -563,9 +563,9 @@ struct call {
  * function's instructions cost that many times more than another's. A
  * bound of 100 let a heavy call block in m4 scale re_compile_internal's
  * every block to 45%; against exact counts 3 brought the inferred blocks
- * closer on all four programs measured and the functions' weights on all
- * five, and timed no worse (docs/profile-quality.md, "The balance's
- * bound").
+ * closer on all four programs measured and the functions' weights closer
+ * on most programs of three sample sets, and timed no worse
+ * (docs/profile-quality.md, "The balance's bound").
  */
 
 static int balance_units(struct bb *b, size_t ff)

@@ -875,6 +875,21 @@ def pprof_seeds():
     put("pprof", "heap.pb", pprof_profile(
         maps, locs, samples, types=(("alloc_objects", "count"),
                                     ("alloc_space", "bytes"))))
+    # Ids that are not 1..n (sorted, not indexed), a file offset past
+    # 2^40 - 2 (unmapped: offset_out_of_range), jittery nanoseconds
+    # (rounded to Profile.period).
+    put("pprof", "sparse-ids.pb", pprof_profile(
+        [(m[0] << 40 | 7,) + m[1:] for m in maps],
+        [(lid << 33 | 3, mid << 40 | 7 if mid else 0, addr)
+         for lid, mid, addr in locs],
+        [([lid << 33 | 3 for lid in ids], v) for ids, v in samples]))
+    put("pprof", "offset-past.pb", pprof_profile(
+        [(1, 0x400000, 0x402000, (1 << 40) - 0x1001, "/usr/bin/prog", bid)],
+        [(1, 1, 0x400fff), (2, 1, 0x401000)],
+        [([2, 1], [3, 30000000]), ([2], [1, 10000000])]))
+    put("pprof", "jitter-ns.pb", pprof_profile(
+        maps, locs, [(ids, [v[1] * 100 + 7]) for ids, v in samples],
+        types=(("cpu", "nanoseconds"),)))
     put("pprof", "cut.pb.gz", gzip_bytes(go)[:40])
     put("pprof", "bomb.gz", gzip_bytes(b"\0" * (4 << 20)))
 

@@ -52,7 +52,8 @@ int wire_gunzip(const uint8_t *in, size_t len, size_t max_out, uint8_t **out,
 	memset(&z, 0, sizeof z);
 	if (!buf || inflateInit2(&z, 15 + 16) != Z_OK) {
 		free(buf);
-		return FDO_ENOMEM;
+		return wire_errf(err, errlen, FDO_ENOMEM,
+		                 "out of memory to inflate the gzip body");
 	}
 	size_t used = 0, pos = 0;
 	int rc = FDO_OK;
@@ -60,8 +61,13 @@ int wire_gunzip(const uint8_t *in, size_t len, size_t max_out, uint8_t **out,
 		if (used == cap) {
 			if (cap == limit)
 				break; /* over max_out: refused below */
-			if ((rc = grow(&buf, &cap, limit)))
+			if ((rc = grow(&buf, &cap, limit))) {
+				wire_errf(err, errlen, rc,
+				          "out of memory inflating the gzip body "
+				          "past %zu bytes",
+				          cap);
 				break;
+			}
 		}
 		/* zlib counts in uInt: feed and take at most 1 GiB a call. */
 		size_t ain = len - pos, aout = cap - used;
@@ -89,7 +95,8 @@ int wire_gunzip(const uint8_t *in, size_t len, size_t max_out, uint8_t **out,
 			continue;
 		}
 		if (zr == Z_MEM_ERROR) {
-			rc = FDO_ENOMEM;
+			rc = wire_errf(err, errlen, FDO_ENOMEM,
+			               "out of memory inflating the gzip body");
 			break;
 		}
 		if (zr == Z_DATA_ERROR || zr == Z_NEED_DICT ||

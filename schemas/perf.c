@@ -70,7 +70,7 @@
 #include "common/map.h"
 #include "schemas/wire_int.h"
 
-#define OFF_MAX ((1ull << WIRE_FILE_SHIFT) - 1) /* schemas/filemap.c */
+#define OFF_MAX ((1ull << WIRE_FILE_SHIFT) - 1) /* schemas/batchbuild.c */
 #define LINE_MAX_BYTES (1u << 20)
 #define SAMPLE_BRANCHES_MAX 4096      /* brstack entries in one sample */
 #define BATCH_SPAN_NS (3600ull * 1000000000ull)

@@ -15,7 +15,9 @@
  * Other frames are unmapped, counted by reason (enum wire_pprof_reason):
  * a sample without locations, a location without a mapping or an
  * address, a mapping without a build-id or with one that is not a GNU
- * build-id (a Go build ID). A sample none of whose frames maps is left
+ * build-id (a Go build ID), a file offset past what the batch layout
+ * carries (2^40 - 2: one such location costs its frames, not the whole
+ * profile). A sample none of whose frames maps is left
  * out of the batch and counted for the reason of its leaf, and for the
  * leaf's mapping (st->maps).
  *
@@ -36,17 +38,25 @@
  *     else 1;
  *   - else "<event>_sample"/"count" (perf_to_profile) is the count, and
  *     with "<event>_event"/"count" (its periods summed) the period is
- *     their mean over the profile, as fdo-agent's batches carry it;
+ *     their mean over the profile, as fdo-agent's batches carry it,
+ *     whatever Profile.period says (perf_to_profile writes the period
+ *     of one event there, not the mean); without an "_event" column,
+ *     Profile.period when > 0, else 1;
  *   - else "cpu"/"nanoseconds" alone: the period is the gcd g of
  *     Profile.period and every value, each count value / g, so count x
  *     period is exactly the nanoseconds (and the count the number of
- *     samples when every value is a multiple of Profile.period);
+ *     samples when every value is a multiple of Profile.period). When
+ *     the values jitter (measured times: the gcd is a few ns) a count
+ *     would pass max_count: then, with Profile.period > 0, the period is
+ *     Profile.period and each count value / period rounded to nearest
+ *     (at least 1), so count x period is each value within half a
+ *     period; without Profile.period that profile is refused;
  *   - anything else (heap, contention profiles) is refused.
  * The event is "cpu-clock" (fdo-agent's) when the unit is cpu/nanoseconds,
  * else perf_to_profile's event name, else period_type's type.
  *
  * Output: one mapping per GNU build-id a sent frame uses, frames as its
- * start + file offset (the importers' layout, schemas/filemap.c), so
+ * start + file offset (the importers' layout, schemas/batchbuild.c), so
  * fdod's normalization gives back the file offset whatever the process's
  * layout was; unmapped frames travel as 0, which no mapping covers. One
  * stack per sample: runtime/pprof writes each (stack, label set) once.
@@ -56,23 +66,30 @@
  * without time_nanos needs o->time_end: the stamp must not depend on
  * when a request arrives, or a retried request would not be a duplicate.
  *
+ * Ids. Location and mapping ids come from the client. Go writes them
+ * 1..n in order, so id - 1 is the index (no table); other ids are
+ * sorted once as (id, index) pairs and found by binary search, which
+ * costs O(log n) a lookup whatever ids are chosen (a hash table keyed
+ * by them could be made to collide: O(n^2) on ~10^6 locations) and puts
+ * duplicates side by side. Functions are never looked up.
+ *
  * Workload: one profile per request, up to ~10^5 samples of ~30 frames,
- * ~10^4 locations, a few hundred mappings; ids are found in hash maps,
- * so the cost is linear in the profile. Memory: the decoded profile
- * (bounded by max_decoded_bytes) and the batch (bounded by max_stacks and
- * max_frames, checked before each stack is added).
+ * ~10^4 locations, a few hundred mappings; at most O(n log n) in the
+ * profile. Memory: the decoded profile (bounded by max_decoded_bytes),
+ * the id tables (16 bytes an id, when ids are not 1..n) and the batch
+ * (bounded by max_stacks and max_frames, checked before each stack is
+ * added).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/buf.h"
-#include "common/map.h"
 #include "schemas/pprof.pb-c.h"
 #include "schemas/wire_int.h"
 
 /* Largest file offset: a caller's offset + 1 must stay in its file's
- * range (schemas/filemap.c). */
+ * range (schemas/batchbuild.c). */
 #define OFF_MAX ((1ull << WIRE_FILE_SHIFT) - 2)
 #define MAPPED WIRE_PPROF_REASONS /* a state that is no reason */
 #define NO_MAP UINT32_MAX
@@ -98,6 +115,17 @@ struct ploc {
 	uint64_t off; /* file offset, when MAPPED */
 };
 
+/* Ids of one kind of message (see "Ids" above). */
+struct idpair {
+	uint64_t id;
+	uint32_t ix;
+};
+struct ids {
+	size_t n;
+	int dense;             /* id i + 1 is message i */
+	struct idpair *by_id;  /* else every (id, index), by id */
+};
+
 struct dec {
 	const Profile *p;
 	const struct wire_pprof_opts *o;
@@ -105,12 +133,14 @@ struct dec {
 	struct wire_pprof_stats *st;
 	char *err;
 	size_t errlen;
-	struct fdo_map64 map_ix, loc_ix; /* id -> index */
+	struct ids map_ids, loc_ids;
 	struct pmap *maps;
 	struct ploc *locs;
 	uint32_t *used; /* batch mapping index -> pprof mapping */
 	size_t nused, cap_used;
 	int cidx, widx;     /* count and weight columns, -1: none */
+	int perf;           /* the count column is perf_to_profile's */
+	int round;          /* weight column / g rounded, not exact */
 	uint64_t period, g; /* g: the divisor of the weight column */
 	char event[128];
 	Fdod__SampleBatch *b;
@@ -135,6 +165,10 @@ static const struct {
 	[WIRE_PPROF_NOT_GNU] = {"not_gnu_build_id",
 				"the mapping's build-id is not a GNU "
 				"build-id in hex (a Go build ID?)"},
+	[WIRE_PPROF_OFFSET_OUT_OF_RANGE] = {
+		"offset_out_of_range",
+		"the location's file offset (address - memory_start + "
+		"file_offset) is past 2^40 - 2, more than fdod stores"},
 };
 
 const char *wire_pprof_reason_name(int r)
@@ -322,7 +356,11 @@ static int pick_columns(struct dec *d)
 	char a[48], b[48], c[48] = "", e[48] = "";
 	shown(a, sizeof a, t[d->cidx >= 0 ? d->cidx : d->widx].type);
 	shown(b, sizeof b, t[d->cidx >= 0 ? d->cidx : d->widx].unit);
-	int by_period = d->cidx >= 0 && p->period > 0;
+	/* Profile.period is the period of a samples/count column only:
+	 * perf_to_profile's EVENT_event column gives the mean. */
+	d->perf = prefix.len > 0;
+	int by_period = d->cidx >= 0 && !(d->perf && d->widx >= 0) &&
+	                p->period > 0;
 	if (d->cidx >= 0 && d->widx >= 0 && !by_period) {
 		shown(c, sizeof c, t[d->widx].type);
 		shown(e, sizeof e, t[d->widx].unit);
@@ -352,7 +390,7 @@ static int pick_period(struct dec *d)
 {
 	const Profile *p = d->p;
 	wire_weight_t csum = 0, wsum = 0;
-	uint64_t g = p->period > 0 ? (uint64_t)p->period : 0;
+	uint64_t g = p->period > 0 ? (uint64_t)p->period : 0, wmax = 0;
 	for (size_t i = 0; i < p->n_sample; i++) {
 		const Perftools__Profiles__Sample *s = p->sample[i];
 		if (s->n_value != p->n_sample_type)
@@ -366,18 +404,38 @@ static int pick_period(struct dec *d)
 			csum += (uint64_t)c;
 			wsum += (uint64_t)w;
 		}
-		if (d->cidx < 0 && w > 0)
+		if (d->cidx < 0 && w > 0) {
 			g = gcd64(g, (uint64_t)w);
+			wmax = (uint64_t)w > wmax ? (uint64_t)w : wmax;
+		}
 	}
 	d->g = 1;
 	if (d->cidx < 0) {
 		d->g = g ? g : 1;
 		d->period = d->g;
-	} else if (p->period > 0) {
-		d->period = (uint64_t)p->period;
-	} else if (csum) {
+		if (wmax / d->g <= d->lim->max_count)
+			return FDO_OK;
+		/* Jittery values: exact counts would be too large. */
+		if (p->period <= 0)
+			return wire_errf(d->err, d->errlen, FDO_ELIMIT,
+			                 "cpu/nanoseconds values have no common "
+			                 "period (their gcd is %llu ns, so a "
+			                 "value of %llu ns would count %llu "
+			                 "samples, over the limit of %llu), and "
+			                 "the profile has no period to round "
+			                 "them to: set Profile.period, or send "
+			                 "samples/count",
+			                 (unsigned long long)d->g,
+			                 (unsigned long long)wmax,
+			                 (unsigned long long)(wmax / d->g),
+			                 (unsigned long long)d->lim->max_count);
+		d->round = 1;
+		d->g = d->period = (uint64_t)p->period;
+	} else if (csum && (d->perf || p->period <= 0)) {
 		wire_weight_t m = (wsum + csum / 2) / csum;
 		d->period = m < 1 ? 1 : m > UINT64_MAX ? UINT64_MAX : (uint64_t)m;
+	} else if (p->period > 0) {
+		d->period = (uint64_t)p->period;
 	} else {
 		d->period = 1;
 	}
@@ -386,22 +444,67 @@ static int pick_period(struct dec *d)
 
 /* --------------------------------------------- mappings and locations -- */
 
-/* Index message i of kind what by its id (nonzero, unique). */
-static int index_id(struct dec *d, struct fdo_map64 *ix, const char *what,
-                    uint64_t id, size_t i)
+static int idpair_cmp(const void *a, const void *b)
 {
-	uint32_t had;
-	int found;
-	if (!id)
-		return wire_errf(d->err, d->errlen, FDO_EINVAL,
-		                 "%s %zu has id 0 (ids are nonzero)", what, i);
-	if (fdo_map64_put(ix, id, (uint32_t)i, &had, &found))
+	const struct idpair *x = a, *y = b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static uint64_t mapping_id(const Profile *p, size_t i)
+{
+	return p->mapping[i]->id;
+}
+
+static uint64_t location_id(const Profile *p, size_t i)
+{
+	return p->location[i]->id;
+}
+
+/* Index n messages of kind what by their ids (nonzero, unique). */
+static int ids_index(struct dec *d, struct ids *x, const char *what,
+                     size_t n, uint64_t (*id_of)(const Profile *, size_t))
+{
+	x->n = n;
+	x->dense = 1;
+	for (size_t i = 0; i < n && x->dense; i++)
+		x->dense = id_of(d->p, i) == i + 1;
+	if (x->dense)
+		return FDO_OK;
+	for (size_t i = 0; i < n; i++)
+		if (!id_of(d->p, i))
+			return wire_errf(d->err, d->errlen, FDO_EINVAL,
+			                 "%s %zu has id 0 (ids are nonzero)",
+			                 what, i);
+	if (!(x->by_id = malloc((n ? n : 1) * sizeof *x->by_id)))
 		return FDO_ENOMEM;
-	if (found)
-		return wire_errf(d->err, d->errlen, FDO_EINVAL,
-		                 "%s id %llu appears twice", what,
-		                 (unsigned long long)id);
+	for (size_t i = 0; i < n; i++)
+		x->by_id[i] = (struct idpair){id_of(d->p, i), (uint32_t)i};
+	qsort(x->by_id, n, sizeof *x->by_id, idpair_cmp);
+	for (size_t i = 1; i < n; i++)
+		if (x->by_id[i].id == x->by_id[i - 1].id)
+			return wire_errf(d->err, d->errlen, FDO_EINVAL,
+			                 "%s id %llu appears twice", what,
+			                 (unsigned long long)x->by_id[i].id);
 	return FDO_OK;
+}
+
+/* The index of the message with this id: 1 and *out, or 0 if none. */
+static int ids_find(const struct ids *x, uint64_t id, uint32_t *out)
+{
+	if (x->dense) {
+		if (!id || id > x->n)
+			return 0;
+		*out = (uint32_t)(id - 1);
+		return 1;
+	}
+	/* Ids are unique once indexed: any match is the one. */
+	struct idpair key = {id, 0};
+	const struct idpair *hit =
+	    bsearch(&key, x->by_id, x->n, sizeof key, idpair_cmp);
+	if (!hit)
+		return 0;
+	*out = hit->ix;
+	return 1;
 }
 
 /* Every mapping and location by id, and their states' arrays. */
@@ -412,13 +515,11 @@ static int index_all(struct dec *d)
 	d->locs = calloc(p->n_location + 1, sizeof *d->locs);
 	if (!d->maps || !d->locs)
 		return FDO_ENOMEM;
-	int rc = FDO_OK;
-	for (size_t i = 0; i < p->n_mapping && !rc; i++)
-		rc = index_id(d, &d->map_ix, "mapping", p->mapping[i]->id, i);
-	for (size_t i = 0; i < p->n_location && !rc; i++)
-		rc = index_id(d, &d->loc_ix, "location", p->location[i]->id,
-		              i);
-	return rc;
+	int rc = ids_index(d, &d->map_ids, "mapping", p->n_mapping,
+	                   mapping_id);
+	return rc ? rc
+	          : ids_index(d, &d->loc_ids, "location", p->n_location,
+	                      location_id);
 }
 
 static int read_mappings(struct dec *d)
@@ -455,7 +556,7 @@ static int read_locations(struct dec *d)
 			pl->state = WIRE_PPROF_NO_MAPPING;
 			continue;
 		}
-		if (!fdo_map64_get(&d->map_ix, l->mapping_id, &pl->map))
+		if (!ids_find(&d->map_ids, l->mapping_id, &pl->map))
 			return wire_errf(d->err, d->errlen, FDO_EINVAL,
 			                 "location %llu: mapping %llu does not "
 			                 "exist",
@@ -482,14 +583,10 @@ static int read_locations(struct dec *d)
 			                 (unsigned long long)m->memory_start,
 			                 (unsigned long long)m->memory_limit);
 		uint64_t rel = l->address - m->memory_start;
-		if (m->file_offset > OFF_MAX || rel > OFF_MAX - m->file_offset)
-			return wire_errf(d->err, d->errlen, FDO_EINVAL,
-			                 "location %llu: file offset %#llx + "
-			                 "%#llx past %#llx",
-			                 (unsigned long long)l->id,
-			                 (unsigned long long)m->file_offset,
-			                 (unsigned long long)rel,
-			                 (unsigned long long)OFF_MAX);
+		if (m->file_offset > OFF_MAX || rel > OFF_MAX - m->file_offset) {
+			pl->state = WIRE_PPROF_OFFSET_OUT_OF_RANGE;
+			continue;
+		}
 		pl->state = MAPPED;
 		pl->off = m->file_offset + rel;
 	}
@@ -525,7 +622,14 @@ static uint64_t count_of(const struct dec *d,
 	int64_t v = s->value[d->cidx >= 0 ? d->cidx : d->widx];
 	if (v <= 0)
 		return 0;
-	return d->cidx >= 0 ? (uint64_t)v : (uint64_t)v / d->g;
+	if (d->cidx >= 0)
+		return (uint64_t)v;
+	if (!d->round)
+		return (uint64_t)v / d->g;
+	/* To the nearest, halves up; a sample counts at least once. */
+	uint64_t c = (uint64_t)v / d->g, r = (uint64_t)v % d->g;
+	c += r >= d->g - d->g / 2;
+	return c ? c : 1;
 }
 
 /* Sample i into the batch, or into the unmapped counts. */
@@ -550,7 +654,7 @@ static int add_sample(struct dec *d, size_t i)
 	uint32_t leaf_map = NO_MAP;
 	for (size_t k = 0; k < n; k++) {
 		uint32_t ix;
-		if (!fdo_map64_get(&d->loc_ix, s->location_id[k], &ix))
+		if (!ids_find(&d->loc_ids, s->location_id[k], &ix))
 			return wire_errf(d->err, d->errlen, FDO_EINVAL,
 			                 "sample %zu: location %llu does not "
 			                 "exist",
@@ -726,7 +830,7 @@ static int build(struct dec *d)
 	if ((rc = wire_batch_start(d->event, d->o->host, &d->b)))
 		return rc;
 	Fdod__SampleBatch *b = d->b;
-	b->seq = 1;
+	b->seq = d->o->seq ? d->o->seq : 1;
 	b->period = d->period;
 	if (!(b->agent_id = strdup(d->o->agent_id ? d->o->agent_id : "")))
 		return FDO_ENOMEM;
@@ -777,7 +881,8 @@ int wire_pprof_decode(const uint8_t *buf, size_t len,
 		                 "bytes to decode: send it in parts",
 		                 len, lim->max_decoded_bytes);
 	if (rc)
-		return rc;
+		return wire_errf(err, errlen, rc, "out of memory decoding the "
+		                 "profile (%zu bytes)", len);
 	struct dec d = {.p = p, .o = o, .lim = lim, .st = st, .err = err,
 	                .errlen = errlen};
 	rc = build(&d);
@@ -787,8 +892,8 @@ int wire_pprof_decode(const uint8_t *buf, size_t len,
 		wire_batch_free(d.b);
 	else
 		*out = d.b;
-	fdo_map64_fini(&d.map_ix);
-	fdo_map64_fini(&d.loc_ix);
+	free(d.map_ids.by_id);
+	free(d.loc_ids.by_id);
 	free(d.maps);
 	free(d.locs);
 	free(d.used);

@@ -421,7 +421,7 @@ int wire_is_gzip(const uint8_t *buf, size_t len);
  * buffer, freed by the caller with free(3). Returns FDO_OK, FDO_EPARSE
  * (not gzip, corrupt, bytes after the stream), FDO_ETRUNCATED (ends
  * inside a member), FDO_ELIMIT (inflates to more than max_out bytes) or
- * FDO_ENOMEM, with the reason in err. Any thread.
+ * FDO_ENOMEM, always with the reason in err. Any thread.
  */
 int wire_gunzip(const uint8_t *in, size_t len, size_t max_out, uint8_t **out,
                 size_t *outlen, char *err, size_t errlen);
@@ -444,6 +444,9 @@ enum wire_pprof_reason {
 	WIRE_PPROF_NO_BUILD_ID, /* its mapping has no build-id */
 	WIRE_PPROF_NOT_GNU,     /* its mapping's build-id is not a GNU
 	                           build-id in hex (a Go build ID...) */
+	WIRE_PPROF_OFFSET_OUT_OF_RANGE, /* its file offset is past
+	                           2^40 - 2, the largest the batch layout
+	                           carries (a caller travels as + 1) */
 	WIRE_PPROF_REASONS
 };
 
@@ -454,6 +457,7 @@ const char *wire_pprof_reason_text(int reason);
 
 struct wire_pprof_opts {
 	const char *agent_id;      /* the batch's agent id (required) */
+	uint64_t seq;              /* the batch's seq; 0: 1 */
 	const char *host;          /* the batch's host (required) */
 	const char *binary;        /* NULL or "": the file name of the
 	                              profile's first mapping */
@@ -495,7 +499,7 @@ struct wire_pprof_stats {
 
 /*
  * wire_pprof_decode reads an uncompressed profile.proto of len bytes into
- * one SampleBatch (seq 1) that passes wire_batch_validate(o->limits); it
+ * one SampleBatch (seq o->seq) that passes wire_batch_validate(o->limits); it
  * holds only the samples with a frame in a file with a GNU build-id (the
  * others are counted in *st: a batch with no stack is not an error here).
  * The decode may allocate at most max_decoded_bytes (and the batch, at
@@ -506,7 +510,8 @@ struct wire_pprof_stats {
  * FDO_EINVAL (a dangling or duplicate id, a location outside its
  * mapping, no sample type to count, no time, no binary name, a label or
  * name fdod refuses), FDO_ELIMIT (a bound of wire_limits), or
- * FDO_ENOMEM, with the reason in err. Any thread; no hidden state.
+ * FDO_ENOMEM, always with the reason in err. Costs O(n log n) in the
+ * profile's size whatever its ids are. Any thread; no hidden state.
  */
 int wire_pprof_decode(const uint8_t *buf, size_t len,
                       const struct wire_pprof_opts *o,

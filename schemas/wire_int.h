@@ -1,9 +1,13 @@
 /*
- * schemas/wire_int.h — private to schemas/: the per-item checks that both
- * whole-batch validation (validate.c) and the text parser (text.c, line by
- * line, so that errors carry line numbers) apply, and the error-message
- * helpers they share. Every check writes a reason without a location
- * prefix; the caller prepends "line N: " or "stack 17: ".
+ * schemas/wire_int.h — private to schemas/, what its files share:
+ *   - the error-message helpers (wire_errf, wire_err_prefix);
+ *   - the per-item checks that both whole-batch validation (validate.c)
+ *     and the text parser (text.c, line by line, so that errors carry
+ *     line numbers) apply; every check writes a reason without a
+ *     location prefix, the caller prepends "line N: " or "stack 17: ";
+ *   - the bounded protobuf decode (codec.c), which pprof.c uses too;
+ *   - the importers' batch layout and builders (batchbuild.c), for
+ *     perf.c and pprof.c.
  */
 #ifndef FDO_SCHEMAS_WIRE_INT_H
 #define FDO_SCHEMAS_WIRE_INT_H
@@ -55,7 +59,7 @@ int wire_decode_bounded(const ProtobufCMessageDescriptor *desc,
                         size_t max_alloc, ProtobufCMessage **out);
 
 /*
- * The importers' batch layout (schemas/filemap.c): mapping k covers
+ * The importers' batch layout (schemas/batchbuild.c): mapping k covers
  * [(k+1) << WIRE_FILE_SHIFT, (k+2) << WIRE_FILE_SHIFT) at file offset 0,
  * so a frame at file offset off of file k travels as wire_file_addr(k,
  * off); off must stay below 1 << WIRE_FILE_SHIFT.

@@ -31,6 +31,8 @@ extern const int srv_metrics_codes[SRV_CODES];
 #define SRV_PPROF_MAX_BODY (16u << 20)
 #define SRV_PPROF_MAX_INFLATED (64u << 20)
 #define SRV_PPROF_CODES 10 /* answer statuses counted, "other" last */
+_Static_assert(SRV_PPROF_MAX_BODY <= SRV_HTTP_BODY_MEMORY_MIN,
+	       "--http-body-memory's least value must hold a pprof body");
 
 /* Its counters for /metrics (updated by the HTTP workers). */
 struct srv_pprof_counters {

@@ -92,6 +92,10 @@ const struct fdo_opt srv_config_options[] = {
 	{"http-body-timeout", FDO_OPT_DURATION, F(http_body_timeout), "10s",
 	 "DURATION",
 	 "a request body (other than an upload) must arrive within this"},
+	{"http-body-memory", FDO_OPT_SIZE, F(http_body_memory), "64M",
+	 "BYTES",
+	 "request bodies (other than uploads) held in memory at once, in "
+	 "all; a request whose body does not fit gets 503 (at least 16M)"},
 	{"agent-connections", FDO_OPT_UINT, F(agent_connections), "256", "N",
 	 "agent connections at once; more are closed as they arrive"},
 	{"agent-connections-per-peer", FDO_OPT_UINT, F(agent_per_peer), "32",
@@ -273,6 +277,13 @@ checks:
 		snprintf(err, sizeof err,
 			 "the --http-*-timeout and --agent-*-timeout options "
 			 "must be 1s..1d (--agent-idle-timeout ..7d)");
+		goto fail;
+	}
+	if (cfg->http_body_memory < SRV_HTTP_BODY_MEMORY_MIN) {
+		snprintf(err, sizeof err,
+			 "--http-body-memory must be at least %uM (a pprof "
+			 "profile's body, the largest held in memory)",
+			 SRV_HTTP_BODY_MEMORY_MIN >> 20);
 		goto fail;
 	}
 	if (cfg->debuginfod_urls && cfg->debuginfod_urls[0] &&

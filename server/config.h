@@ -44,6 +44,7 @@ struct srv_config {
 	/* Bounds on what clients may hold (issue 21). */
 	uint64_t http_connections, http_per_peer;
 	uint64_t http_header_timeout, http_idle_timeout, http_body_timeout;
+	uint64_t http_body_memory; /* in-memory request bodies, bytes */
 	uint64_t agent_connections, agent_per_peer;
 	uint64_t agent_unauth, agent_unauth_per_peer;
 	uint64_t agent_auth_timeout, agent_idle_timeout;
@@ -53,6 +54,10 @@ struct srv_config {
 	uint64_t new_stacks;          /* new stacks per binary per hour */
 	uint64_t pending_max;         /* pending addresses per build-id */
 };
+
+/* The least --http-body-memory: one body of the largest in-memory route
+ * (POST /v1/pprof, server/app.h SRV_PPROF_MAX_BODY) must fit. */
+#define SRV_HTTP_BODY_MEMORY_MIN (16u << 20)
 
 extern const struct fdo_opt srv_config_options[];
 

@@ -406,6 +406,7 @@ int main(int argc, char **argv)
 		.header_timeout = (unsigned)cfg->http_header_timeout,
 		.idle_timeout = (unsigned)cfg->http_idle_timeout,
 		.body_timeout = (unsigned)cfg->http_body_timeout,
+		.body_memory = cfg->http_body_memory,
 	};
 	struct srv_http_opts ho = {
 		.url = cfg->http,

@@ -28,14 +28,21 @@
  *   header_timeout of its first byte, or of the previous answer plus the
  *   idle timeout) and a body deadline for in-memory bodies, both enforced
  *   by the reaper thread, which shuts such a connection's socket down so
- *   libmicrohttpd closes it; header memory per connection (431 past it).
+ *   libmicrohttpd closes it; header memory per connection (431 past it);
+ *   the bytes of in-memory bodies held at once, from admission until the
+ *   handler returns (lim.body_memory: a request whose announced body does
+ *   not fit beside those held gets 503 with Retry-After before a byte of
+ *   it is read; one body alone is always admitted, so a body larger than
+ *   the budget is not refused for ever). Without it every connection
+ *   could hold a route's largest body (256 x 16 MiB).
  *   The worker queue is bounded (HTTP_QUEUE_MAX); a request that finds it
  *   full gets 503.
  *   Shutdown: srv_http_stop marks the front stopping (new requests get
  *   503), lets the workers finish what they hold, answers what is queued
  *   with 503, stops the reaper, then stops libmicrohttpd (no connection is
  *   left suspended).
- *   Locking: mu guards the job queue, queued, stopping, streams and every
+ *   Locking: mu guards the job queue, queued, stopping, streams, the
+ *   body memory held and refused, and every
  *   struct conn's state, deadline and list links (the polling thread
  *   writes them, the reaper reads them).
  */
@@ -97,6 +104,7 @@ struct hreq {
 	char path[HTTP_PATH_MAX];
 	char tmpl[HTTP_TMPL_MAX];
 	char *mem;              /* an in-memory body */
+	uint64_t held;          /* its bytes counted in s->body_held */
 	uint64_t expected, got; /* announced body length, bytes so far */
 	int streaming;          /* counted in s->streams */
 	int refused;            /* an HTTP status decided while reading */
@@ -129,6 +137,8 @@ struct srv_http {
 	int stopping;             /* guarded by mu */
 	unsigned max_streams;     /* streamed bodies at once; 0 = no limit */
 	unsigned streams;         /* being received now; guarded by mu */
+	uint64_t body_held;       /* bytes of in-memory bodies; mu */
+	uint64_t body_refused;    /* requests refused for them; mu */
 	struct conn *conns;       /* guarded by mu */
 	uint64_t reaped;          /* connections the reaper closed; mu */
 
@@ -548,9 +558,25 @@ static void release_stream(struct hreq *h)
 	h->streaming = 0;
 }
 
+/* The in-memory body is done with: free it and give its bytes back. */
+static void release_mem(struct hreq *h)
+{
+	free(h->mem);
+	h->mem = NULL;
+	h->req.body = NULL;
+	h->req.body_len = 0;
+	if (!h->held)
+		return;
+	pthread_mutex_lock(&h->s->mu);
+	h->s->body_held -= h->held;
+	pthread_mutex_unlock(&h->s->mu);
+	h->held = 0;
+}
+
 static void hreq_free(struct hreq *h)
 {
 	release_stream(h);
+	release_mem(h);
 	if (h->req.body_fd >= 0) {
 		close(h->req.body_fd);
 		if (unlink(h->tmpl) != 0 && errno != ENOENT)
@@ -561,7 +587,6 @@ static void hreq_free(struct hreq *h)
 		close(h->resp.body_fd);
 	if (h->response)
 		MHD_destroy_response(h->response);
-	free(h->mem);
 	fdo_buf_fini(&h->resp.body);
 	fdo_buf_fini(&h->resp.headers);
 	fdo_buf_fini(&h->hbuf);
@@ -644,8 +669,10 @@ static void *worker_main(void *arg)
 		}
 		/* The upload's temp file is done with (or renamed away):
 		 * remove it before the client hears the answer, so that no
-		 * one sees it after a refusal. */
+		 * one sees it after a refusal. An in-memory body is given
+		 * back to the budget. */
 		release_stream(h);
+		release_mem(h);
 		if (h->req.body_fd >= 0) {
 			close(h->req.body_fd);
 			h->req.body_fd = -1;
@@ -711,8 +738,36 @@ static int admit(struct hreq *h)
 	if (!h->expected)
 		return 0;
 	if (!h->route->stream_body) {
+		/* In memory: within the budget of bodies held at once. */
+		uint64_t need = h->expected + 1, held, limit = s->lim.body_memory;
+		pthread_mutex_lock(&s->mu);
+		held = s->body_held;
+		if (!held || held + need <= limit) {
+			s->body_held += need;
+			h->held = need;
+		} else {
+			s->body_refused++;
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (!h->held) {
+			srv_resp_error(resp, 503,
+				       "request bodies of %llu bytes are held "
+				       "(--http-body-memory %llu); retry later",
+				       (unsigned long long)held,
+				       (unsigned long long)limit);
+			srv_resp_header(resp, "Retry-After", "1");
+			fdo_warn("http: %s %s from %s refused: a body of %llu "
+				 "bytes beside %llu held (--http-body-memory "
+				 "%llu)",
+				 req->method, h->path, req->peer,
+				 (unsigned long long)h->expected,
+				 (unsigned long long)held,
+				 (unsigned long long)limit);
+			return 503;
+		}
 		if (!(h->mem = malloc(h->expected + 1))) {
 			srv_resp_error(resp, 503, "out of memory");
+			srv_resp_header(resp, "Retry-After", "1");
 			return 503;
 		}
 		return 0;
@@ -969,6 +1024,7 @@ const struct srv_http_limits srv_http_limits_default = {
 	.header_timeout = 10,
 	.idle_timeout = 30,
 	.body_timeout = 10,
+	.body_memory = 64u << 20,
 };
 
 int srv_http_open(const struct srv_http_opts *o, struct srv_http **out)
@@ -1000,6 +1056,8 @@ int srv_http_open(const struct srv_http_opts *o, struct srv_http **out)
 		s->lim.idle_timeout = srv_http_limits_default.idle_timeout;
 	if (!s->lim.body_timeout)
 		s->lim.body_timeout = srv_http_limits_default.body_timeout;
+	if (!s->lim.body_memory)
+		s->lim.body_memory = srv_http_limits_default.body_memory;
 	s->tmpdir = strdup(o->tmpdir ? o->tmpdir : "/tmp");
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
@@ -1116,6 +1174,8 @@ void srv_http_stats(struct srv_http *h, struct srv_http_stats *st)
 	for (struct conn *c = h->conns; c; c = c->next)
 		st->connections++;
 	st->queued = h->queued;
+	st->body_bytes = h->body_held;
+	st->body_refused = h->body_refused;
 	pthread_mutex_unlock(&h->mu);
 }
 

@@ -83,7 +83,11 @@ struct srv_http;
  * previous answer plus idle_timeout), an in-memory body within
  * body_timeout of its headers; streamed bodies (uploads) only need to
  * keep moving (idle_timeout). Headers over 32 KiB are answered 431, a
- * request target over 2,048 bytes 414.
+ * request target over 2,048 bytes 414. In-memory bodies (routes without
+ * stream_body) hold at most body_memory bytes at once in all, from the
+ * headers until the handler returns; a request whose announced body does
+ * not fit beside them gets 503 with Retry-After (a body alone always
+ * fits).
  */
 struct srv_http_limits {
 	unsigned max_connections; /* default 256 */
@@ -91,6 +95,7 @@ struct srv_http_limits {
 	unsigned header_timeout;  /* seconds; default 10 */
 	unsigned idle_timeout;    /* seconds; default 30 */
 	unsigned body_timeout;    /* seconds; default 10 */
+	uint64_t body_memory;     /* bytes; default 64 MiB */
 };
 extern const struct srv_http_limits srv_http_limits_default;
 
@@ -142,6 +147,8 @@ struct srv_http_stats {
 	uint64_t connections; /* open now */
 	uint64_t queued;      /* requests waiting for a worker */
 	uint64_t reaped;      /* closed for missing a header/body deadline */
+	uint64_t body_bytes;  /* in-memory request bodies held now */
+	uint64_t body_refused; /* requests refused: no room for the body */
 };
 void srv_http_stats(struct srv_http *h, struct srv_http_stats *st);
 

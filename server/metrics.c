@@ -283,6 +283,14 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 		metric(b, "fdod_http_requests_queued", "gauge",
 		       "HTTP requests waiting for a worker.",
 		       (double)st.queued);
+		metric(b, "fdod_http_body_bytes", "gauge",
+		       "Bytes of request bodies held in memory "
+		       "(--http-body-memory).",
+		       (double)st.body_bytes);
+		metric(b, "fdod_http_body_refused_total", "counter",
+		       "HTTP requests answered 503 because their body did not "
+		       "fit in --http-body-memory.",
+		       (double)st.body_refused);
 		head(b, "fdod_http_connections_closed_total", "counter",
 		     "HTTP connections closed by fdod for missing the header "
 		     "or body deadline, by reason.");

@@ -7,20 +7,33 @@
  *
  * Bounds, in the order they apply: the route's body limit
  * (SRV_PPROF_MAX_BODY: a larger Content-Length is answered 413 before a
- * byte of the body is read), the token (scope ingest, checked by the HTTP
- * front before the body is read), the content type, the inflated size
- * (SRV_PPROF_MAX_INFLATED, never taken from the gzip trailer: a gzip bomb
- * stops there with 413), the memory the decode may take, then everything
- * a SampleBatch must pass (validation, the token's agents=/hosts=/
- * binaries=, the time window, rate and growth limits) in agg_ingest_batch,
- * which logs it to the WAL and weights it as any agent's batch.
+ * byte of the body is read) and the HTTP front's budget of in-memory
+ * bodies (503), the token (scope ingest, checked by the HTTP front before
+ * the body is read; its agents= and hosts=, and binaries= when binary=
+ * is given, checked here before the body is inflated or decoded), the
+ * content type, the inflated size (SRV_PPROF_MAX_INFLATED, never taken
+ * from the gzip trailer: a gzip bomb stops there with 413), the memory
+ * the decode may take, then everything a SampleBatch must pass
+ * (validation, the token's binaries= for a binary named by the profile,
+ * the time window, rate and growth limits) in agg_ingest_batch, which
+ * logs it to the WAL and weights it as any agent's batch.
  *
- * Exactly once, for identical retries only: the batch's agent id is
- * pprof/<128 bits of SHA-256 over the inflated profile, binary=, host
- * (host=, else the client's address), time= and the labels sorted>, seq
- * 1. The same request sent again (gzipped or not) is the same (agent,
- * seq) with the same content, acknowledged as a duplicate within fdod's
- * --dedup-ttl; the same profile with other labels is another batch.
+ * Identity. pprof has no (agent, seq), so both are derived:
+ *   agent  pprof/<32 hex digits of SHA-256 over binary= (as given, ""
+ *          when absent), the host (host=, else the client's address) and
+ *          the labels sorted>: one stable agent per service, so fdod's
+ *          strings table gains one agent per service (not one per post)
+ *          and --rate-agent applies to it;
+ *   seq    the first 64 bits of SHA-256 over SHA-256(the inflated
+ *          profile) and time= (1 if they are 0).
+ * The exactly-once record (aggregator/ingest.c's dedup set, then table
+ * batches) is an exact set of (agent, seq) with the content's digest,
+ * kept --dedup-ttl, with no order among an agent's seqs: a resent
+ * request (gzipped or not, labels in any order) is the same pair with the
+ * same content, a duplicate; another profile from the same service is
+ * another seq, stored. Two profiles of one service meeting on a seq
+ * (a 2^-64 chance a pair) would be refused as a CONFLICT (409), not
+ * merged.
  *
  * Workload: a few profiles a minute per service (continuous profilers
  * post every 10-60 s), ~10 KiB to 1 MiB gzipped. Runs on an HTTP worker
@@ -57,7 +70,7 @@ struct preq {
 	char *labels[64];
 	size_t nlabels;
 	uint64_t time_end;
-	char agent[64];
+	char agent[64]; /* "pprof/" and 32 hex digits */
 };
 
 static void count_answer(struct srv_app *app, int status)
@@ -191,26 +204,46 @@ static int check_type(struct srv_app *app, struct srv_req *req,
 	return 0;
 }
 
-/* pprof/ and 32 hex digits of SHA-256 over the profile and the query. */
-static void agent_id(const uint8_t *prof, size_t len, struct preq *q)
+/* Append s and its NUL at buf + at; the new end. */
+static size_t put_str(uint8_t *buf, size_t at, const char *s)
 {
-	uint8_t h[32];
-	struct fdo_buf b;
-	fdo_buf_init(&b);
-	fdo_buf_append(&b, "fdod pprof v1", 14);
-	fdo_sha256(prof, len, h);
-	fdo_buf_append(&b, h, sizeof h);
-	const char *parts[] = {q->binary, q->host, q->time};
-	for (size_t i = 0; i < 3; i++)
-		fdo_buf_append(&b, parts[i], strlen(parts[i]) + 1);
+	size_t n = strlen(s) + 1;
+	memcpy(buf + at, s, n);
+	return at + n;
+}
+
+/* q->agent: pprof/ and 32 hex digits of SHA-256 over binary=, the host
+ * and the labels sorted (see "Identity" above). A fixed buffer holds
+ * them all: each field is bounded by its array in struct preq, every
+ * label is a piece of labels_text. */
+static void agent_of(struct preq *q)
+{
+	static const char tag[] = "fdod pprof agent v2";
+	uint8_t buf[sizeof tag + sizeof q->binary + sizeof q->host +
+		    sizeof q->labels_text];
+	size_t at = put_str(buf, 0, tag);
+	at = put_str(buf, at, q->binary);
+	at = put_str(buf, at, q->host);
 	for (size_t i = 0; i < q->nlabels; i++)
-		fdo_buf_append(&b, q->labels[i], strlen(q->labels[i]) + 1);
-	/* Out of memory here hashes what was appended: still the same
-	 * bytes for the same request. */
-	fdo_sha256(b.data ? b.data : "", b.len, h);
-	fdo_buf_fini(&b);
+		at = put_str(buf, at, q->labels[i]);
+	uint8_t h[32];
+	fdo_sha256(buf, at, h);
 	memcpy(q->agent, "pprof/", 6);
 	fdo_hex_encode(h, 16, q->agent + 6);
+}
+
+/* The seq of profile prof[0..len) posted with q's time= (never 0). */
+static uint64_t seq_of(const uint8_t *prof, size_t len, const struct preq *q)
+{
+	static const char tag[] = "fdod pprof seq v1";
+	uint8_t buf[sizeof tag + 32 + sizeof q->time];
+	size_t at = put_str(buf, 0, tag);
+	fdo_sha256(prof, len, buf + at);
+	at = put_str(buf, at + 32, q->time);
+	uint8_t h[32];
+	fdo_sha256(buf, at, h);
+	uint64_t seq = fdo_get_be64(h);
+	return seq ? seq : 1;
 }
 
 /* The figures of a decode as JSON members (after a '{' and more). */
@@ -287,43 +320,61 @@ static int status_of(int rc)
 	case FDO_ESTORE_FULL:
 	case FDO_ENOSPACE:
 		return 507;
+	case FDO_ENOMEM:
+		return 503; /* retry later, as for BUSY */
 	case FDO_EIO:
 	case FDO_ESTORE:
-	case FDO_ENOMEM:
 		return 500;
 	default:
 		return 400;
 	}
 }
 
-/* May the token write this batch? 0, or -1 after answering 403. */
+/* May the token send as agent, for host, samples of binary (NULL: not
+ * known yet)? 0, or -1 after answering 403. */
 static int token_allows(struct srv_app *app, struct srv_req *req,
-			struct srv_resp *resp, const Fdod__SampleBatch *b)
+			struct srv_resp *resp, const char *agent,
+			const char *host, const char *binary)
 {
 	const struct srv_token *tok = req->principal;
 	char why[400];
-	if (!srv_token_allows_agent(tok, b->agent_id))
+	if (!srv_token_allows_agent(tok, agent))
 		snprintf(why, sizeof why,
 			 "this token may not send as agent '%s' (pprof "
 			 "profiles come as agent pprof/...: see its agents= "
 			 "in the token file)",
-			 b->agent_id);
-	else if (!srv_token_allows_host(tok, b->host))
+			 agent);
+	else if (!srv_token_allows_host(tok, host))
 		snprintf(why, sizeof why,
 			 "this token may not send for host '%.256s' (see its "
 			 "hosts=; give host=)",
-			 b->host);
-	else if (!srv_token_allows_binary(tok, b->binary))
+			 host);
+	else if (binary && !srv_token_allows_binary(tok, binary))
 		snprintf(why, sizeof why,
 			 "this token may not send samples of binary '%.256s' "
 			 "(see its binaries=; give binary=)",
-			 b->binary);
+			 binary);
 	else
 		return 0;
 	refuse(app, req, resp, 403, why);
 	return -1;
 }
 
+/* Refuse for error rc (an FDO_* code) with why; a 503 or 507 says when
+ * to retry (retry_ms, or 1 s). */
+static void refuse_rc(struct srv_app *app, struct srv_req *req,
+		      struct srv_resp *resp, int rc, const char *why,
+		      uint32_t retry_ms)
+{
+	int status = status_of(rc);
+	if (status == 503 || status == 507)
+		srv_resp_header(resp, "Retry-After", "%u",
+				retry_ms ? (retry_ms + 999) / 1000 : 1);
+	refuse(app, req, resp, status, why);
+}
+
+/* The samples of a profile stored (not a duplicate), or refused with 422
+ * because none maps, for /metrics. */
 static void count_samples(struct srv_app *app,
 			  const struct wire_pprof_stats *st)
 {
@@ -342,9 +393,9 @@ static void ingest(struct srv_app *app, struct srv_req *req,
 		   struct srv_resp *resp, struct preq *q, const uint8_t *prof,
 		   size_t len)
 {
-	agent_id(prof, len, q);
 	struct wire_pprof_opts o = {
 		.agent_id = q->agent,
+		.seq = seq_of(prof, len, q),
 		.host = q->host,
 		.binary = q->binary[0] ? q->binary : NULL,
 		.labels = (const char *const *)q->labels,
@@ -355,7 +406,7 @@ static void ingest(struct srv_app *app, struct srv_req *req,
 	struct wire_pprof_stats *st = calloc(1, sizeof *st);
 	char err[512] = "";
 	if (!st) {
-		refuse(app, req, resp, 503, "out of memory");
+		refuse_rc(app, req, resp, FDO_ENOMEM, "out of memory", 0);
 		return;
 	}
 	int rc = wire_pprof_decode(prof, len, &o, &b, st, err, sizeof err);
@@ -363,15 +414,17 @@ static void ingest(struct srv_app *app, struct srv_req *req,
 		char why[600];
 		snprintf(why, sizeof why, "pprof profile refused: %s",
 			 err[0] ? err : fdo_strerror(rc));
-		refuse(app, req, resp, status_of(rc), why);
+		refuse_rc(app, req, resp, rc, why, 0);
 		goto out;
 	}
-	if (token_allows(app, req, resp, b))
+	/* The binary may come from the profile: check it now. */
+	if (token_allows(app, req, resp, b->agent_id, b->host, b->binary))
 		goto out;
-	count_samples(app, st);
 	struct fdo_buf *out = &resp->body;
 	if (st->count == st->count_unmapped) {
-		/* Nothing maps: nothing to store, and the reasons why. */
+		/* Nothing maps: nothing to store, and the reasons why,
+		 * counted in /metrics too. */
+		count_samples(app, st);
 		fdo_warn("pprof from %s (%s): no sample in a file with a GNU "
 			 "build-id (%llu unmapped); nothing stored",
 			 req->peer ? req->peer : "?",
@@ -389,25 +442,23 @@ static void ingest(struct srv_app *app, struct srv_req *req,
 	struct agg_result res;
 	agg_ingest_batch(app->ingest, b, &res);
 	if (res.status) {
-		int status = status_of(res.status);
-		if (status == 503 || status == 507)
-			srv_resp_header(resp, "Retry-After", "%u",
-					res.retry_after_ms
-						? (res.retry_after_ms + 999) /
-							  1000
-						: 1);
 		char why[400];
 		snprintf(why, sizeof why, "%s: %s",
 			 fdo_errname(res.status), res.message);
-		refuse(app, req, resp, status, why);
+		refuse_rc(app, req, resp, res.status, why, res.retry_after_ms);
 		goto out;
 	}
+	/* Stored: its samples count once (a duplicate's counted the first
+	 * time). */
 	if (res.duplicate)
 		atomic_fetch_add(&app->pprof.duplicates, 1);
+	else
+		count_samples(app, st);
 	count_answer(app, 200);
 	fdo_buf_puts(out, "{\"agent\":");
 	fdo_buf_json_str(out, b->agent_id);
-	fdo_buf_printf(out, ",\"seq\":1,\"duplicate\":%s,\"binary\":",
+	fdo_buf_printf(out, ",\"seq\":%llu,\"duplicate\":%s,\"binary\":",
+		       (unsigned long long)b->seq,
 		       res.duplicate ? "true" : "false");
 	fdo_buf_json_str(out, b->binary);
 	fdo_buf_puts(out, ",\"host\":");
@@ -425,11 +476,17 @@ void srv_h_pprof(void *a, struct srv_req *req, struct srv_resp *resp)
 	struct srv_app *app = a;
 	struct preq *q = calloc(1, sizeof *q);
 	if (!q) {
-		refuse(app, req, resp, 503, "out of memory");
+		refuse_rc(app, req, resp, FDO_ENOMEM, "out of memory", 0);
 		return;
 	}
 	int gz;
-	if (parse_query(app, req, resp, q) ||
+	if (parse_query(app, req, resp, q))
+		goto out;
+	/* Before anything is inflated or decoded: what the token allows of
+	 * the query (the binary a profile names is checked after). */
+	agent_of(q);
+	if (token_allows(app, req, resp, q->agent, q->host,
+			 q->binary[0] ? q->binary : NULL) ||
 	    check_type(app, req, resp, &gz))
 		goto out;
 	const uint8_t *body = (const uint8_t *)req->body;
@@ -459,7 +516,7 @@ void srv_h_pprof(void *a, struct srv_req *req, struct srv_resp *resp)
 		char why[320];
 		snprintf(why, sizeof why, "%s%s", err[0] ? err : fdo_strerror(rc),
 			 rc == FDO_ELIMIT ? " (the limit of a profile)" : "");
-		refuse(app, req, resp, status_of(rc), why);
+		refuse_rc(app, req, resp, rc, why, 0);
 		goto out;
 	}
 	ingest(app, req, resp, q, raw, rawlen);
@@ -492,8 +549,9 @@ void srv_pprof_metrics(struct srv_app *app, struct fdo_buf *b)
 		       (unsigned long long)atomic_load(&c->duplicates));
 	fdo_buf_printf(b,
 		       "# HELP fdod_pprof_samples_total Samples of the pprof "
-		       "profiles decoded, by result (unmapped: no frame in a "
-		       "file with a GNU build-id).\n"
+		       "profiles stored (duplicates not counted again) or "
+		       "refused because none maps, by result (unmapped: no "
+		       "frame in a file with a GNU build-id).\n"
 		       "# TYPE fdod_pprof_samples_total counter\n"
 		       "fdod_pprof_samples_total{result=\"accepted\"} %llu\n"
 		       "fdod_pprof_samples_total{result=\"unmapped\"} %llu\n",

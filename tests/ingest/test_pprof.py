@@ -5,12 +5,15 @@ A Go program (Debian's golang-go) with one hot function, linked with
 profile with runtime/pprof; posted to /v1/pprof after `fdoctl upload` of
 the binary, it must give a profile whose top function is the one `go tool
 pprof -top` names on the same file, and the same profile, stack for
-stack, as the same samples pushed as an agent's SampleBatch. Posting the
-same request again counts once. Bad input (a cut protobuf or gzip body,
-a wrong content type, gzip claimed but not sent, a huge declared body, a
-gzip bomb, a location outside its mapping, a Go binary without a GNU
-build-id, a token without scope ingest) is refused with a clear error and
-nothing is stored.
+stack, as the same samples pushed as an agent's SampleBatch, with the
+caller's call site on the source line of the call. Posting the same
+request again counts once; other profiles of the same service are stored
+under the same agent. Bad input (a cut protobuf or gzip body, a wrong
+content type, gzip claimed but not sent, a huge declared body, a gzip
+bomb, a location outside its mapping, a Go binary without a GNU build-id,
+a token without scope ingest or outside its binaries=) is refused with a
+clear error and nothing is stored. Only the cases that need a Go program
+need Go: the others post profiles built here (fuzz/seeds.py's writer).
 """
 import gzip
 import json
@@ -84,6 +87,18 @@ func main() {
 
 BUILD_ID = "5eed0f0dc0ffee00112233445566778899aabbcc"
 CT = "application/octet-stream"
+
+
+def small_profile(end=None, leaf=0x401000, count=3):
+    """A Go-like CPU profile made here, no Go needed: /usr/bin/web with a
+    GNU build-id, a leaf and its caller; 2 s ending at end (default:
+    now)."""
+    end = end or int(time.time())
+    return pprof_profile(
+        [(1, 0x400000, 0x500000, 0, "/usr/bin/web", BUILD_ID)],
+        [(1, 1, leaf), (2, 1, 0x402000)],
+        [([1, 2], [count, count * 10000000])],
+        time_nanos=(end - 2) * 10**9)
 
 
 def go_env(tmp):
@@ -169,6 +184,17 @@ def metric(d, name):
     assert status == 200
     m = re.search(r"^%s (\d+)$" % re.escape(name), body.decode(), re.M)
     return int(m.group(1)) if m else 0
+
+
+def decl_line(exe, name):
+    """DW_AT_decl_line of function name in exe's DWARF, 0 when absent."""
+    out = subprocess.run(["readelf", "--debug-dump=info", exe],
+                         capture_output=True, text=True, timeout=300).stdout
+    m = re.search(r"DW_AT_name\s*: %s\n((?:(?!.*Abbrev Number).*\n)*)"
+                  % re.escape(name), out)
+    assert m, name
+    line = re.search(r"DW_AT_decl_line\s*: (\d+)", m.group(1))
+    return int(line.group(1)) if line else 0
 
 
 def go_top(exe, prof, env):
@@ -295,6 +321,22 @@ def test_same_samples_as_an_agent_batch_give_the_same_profile(daemon,
     wa = daemon.get("/v1/binaries/hot")["weight_fixed"]
     wb = daemon.get("/v1/binaries/hotnative")["weight_fixed"]
     assert wa == wb
+    # Both paths send callers the same way, so the comparison above
+    # cannot see that way being wrong: the source can. main.main's call
+    # site of hotLoop must be on the line of the `hotLoop(` call: offset
+    # line - DW_AT_decl_line of main.main (emit_llvm.c), and Go 1.19
+    # writes no decl_line for functions, so then the line itself.
+    src = GO_SRC.split("\n")  # hot.go is GO_SRC: line n is src[n - 1]
+    call_line, = [i + 1 for i, ln in enumerate(src)
+                  if "hotLoop(" in ln and "func" not in ln]
+    llvm = pull(daemon, "hot", "llvm&encoding=text")
+    m = re.search(r"^main\.main:\d+:\d+\n((?: .*\n)*)", llvm, re.M)
+    assert m, llvm
+    sites = re.findall(r"^ (\d+)(?:\.\d+)?: \d+ .*\bmain\.hotLoop:\d+",
+                       m.group(1), re.M)
+    decl = decl_line(exe, "main.main")
+    assert [int(x) for x in sites] == [call_line - decl], \
+        (call_line, decl, m.group(0))
 
 
 def test_identical_repost_counts_once(daemon, goprof):
@@ -325,11 +367,12 @@ def test_identical_repost_counts_once(daemon, goprof):
 
 
 def raw_request(d, head):
-    """Send head (request line and headers) and no body; the answer."""
+    """Send head (request line and headers) and no body; the whole answer
+    (fdod closes the connection after refusing a body it did not read)."""
     with socket.create_connection(("127.0.0.1", d.http_port), 30) as s:
         s.sendall(head.encode())
         data = b""
-        while b"\r\n\r\n" not in data:
+        while True:
             chunk = s.recv(4096)
             if not chunk:
                 break
@@ -337,13 +380,10 @@ def raw_request(d, head):
         return data.decode(errors="replace")
 
 
-def test_bad_input_is_refused_and_nothing_is_samples_stored(daemon, goprof):
-    exe, prof, nobid_exe, nobid_prof, _ = goprof
-    with open(prof, "rb") as f:
-        gz = f.read()
-    raw = gzip.decompress(gz)
-    with open(nobid_prof, "rb") as f:
-        nobid = f.read()
+def test_bad_input_is_refused_and_nothing_is_stored(daemon):
+    """Profiles built here: no Go needed, never skipped."""
+    raw = small_profile()
+    gz = gzip.compress(raw)
     bomb = gzip.compress(b"\0" * (100 << 20), 9)
     assert len(bomb) < (1 << 20)
     outside = pprof_profile(
@@ -351,7 +391,8 @@ def test_bad_input_is_refused_and_nothing_is_samples_stored(daemon, goprof):
         [(1, 1, 0x401000), (2, 1, 0x600000)],
         [([1, 2], [3, 30000000])], time_nanos=int(time.time()) * 10**9)
     cases = [
-        ("binary=x", raw[:len(raw) // 2], CT, {}, 400,
+        # Cut inside its last field (a string of the table).
+        ("binary=x", raw[:-1], CT, {}, 400,
          "not a profile.proto, or cut short"),
         ("binary=x", gz[:len(gz) // 2], CT, {}, 400,
          "gzip body ends inside its stream"),
@@ -381,7 +422,28 @@ def test_bad_input_is_refused_and_nothing_is_samples_stored(daemon, goprof):
         assert status == want, (query, ctype, headers, status, ans)
         assert msg in ans["error"], (msg, ans)
 
-    # A Go binary linked without -B: its mapping has no GNU build-id.
+    # A body declared far larger than the route takes: 413 before a byte
+    # of it is read, with the reason.
+    answer = raw_request(
+        daemon, "POST /v1/pprof?binary=x HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: %s\r\nContent-Length: 2147483648\r\n\r\n" % CT)
+    assert answer.startswith("HTTP/1.1 413"), answer
+    assert "larger than 16777216 bytes" in answer, answer
+
+    st = daemon.wait_merged()
+    assert st["ingest"]["batches"] == 0 and st["ingest"]["samples"] == 0, st
+    assert daemon.get("/v1/binaries")["binaries"] == []
+    assert metric(daemon, 'fdod_pprof_requests_total{code="400"}') == 9
+    assert metric(daemon, 'fdod_pprof_requests_total{code="415"}') == 3
+    assert metric(daemon, 'fdod_pprof_requests_total{code="413"}') == 1
+    assert metric(daemon, 'fdod_pprof_samples_total{result="accepted"}') == 0
+
+
+def test_go_binary_without_gnu_build_id_is_422(daemon, goprof):
+    """A Go binary linked without -B: its mapping has no GNU build-id."""
+    _, _, nobid_exe, nobid_prof, _ = goprof
+    with open(nobid_prof, "rb") as f:
+        nobid = f.read()
     status, ans = post(daemon, "binary=nobid", nobid)
     assert status == 422, ans
     assert "no sample has a frame in a file with a GNU build-id" in \
@@ -393,35 +455,78 @@ def test_bad_input_is_refused_and_nothing_is_samples_stored(daemon, goprof):
     assert "-ldflags=-B=0x" in ans["unmapped"]["no_build_id"]["why"]
     assert ans["unmapped_mappings"][0]["file"] == nobid_exe, ans
     assert ans["unmapped_mappings"][0]["reason"] == "no_build_id"
-
-    # A body declared far larger than the route takes: 413 before a byte
-    # of it is read.
-    answer = raw_request(
-        daemon, "POST /v1/pprof?binary=x HTTP/1.1\r\nHost: x\r\n"
-        "Content-Type: %s\r\nContent-Length: 2147483648\r\n\r\n" % CT)
-    assert answer.startswith("HTTP/1.1 413"), answer
-    assert "larger than 16777216 bytes" in answer or "413" in answer
-
     st = daemon.wait_merged()
-    assert st["ingest"]["batches"] == 0 and st["ingest"]["samples"] == 0, st
-    assert daemon.get("/v1/binaries")["binaries"] == []
-    assert metric(daemon, 'fdod_pprof_requests_total{code="400"}') == 9
-    assert metric(daemon, 'fdod_pprof_requests_total{code="415"}') == 3
-    assert metric(daemon, 'fdod_pprof_requests_total{code="413"}') == 1
+    assert st["ingest"]["batches"] == 0, st
     assert metric(daemon, 'fdod_pprof_requests_total{code="422"}') == 1
     assert metric(daemon, 'fdod_pprof_unmapped_samples_total'
                           '{reason="no_build_id"}') == \
         ans["samples"]["unmapped"]
 
 
-def test_only_ingest_tokens_may_post(tmp_path, goprof):
-    _, prof, _, _, _ = goprof
-    with open(prof, "rb") as f:
-        body = f.read()
+def test_samples_metric_counts_stored_profiles_once(daemon):
+    """fdod_pprof_samples_total{result="accepted"} counts a profile when
+    it is stored: not again for an identical retry, not for one the
+    ingest refused."""
+    body = small_profile(count=5)
+    status, ans = post(daemon, "binary=web", body)
+    assert status == 200 and ans["samples"]["accepted"] == 5, ans
+    status, again = post(daemon, "binary=web", gzip.compress(body))
+    assert status == 200 and again["duplicate"], again
+    # Ended 30 days ago: older than --dedup-ttl, refused by the ingest.
+    old = small_profile(end=int(time.time()) - 30 * 86400, count=7)
+    status, ans = post(daemon, "binary=web", old)
+    assert status == 422 and "TIME_RANGE" in ans["error"], ans
+    assert samples_stored(daemon, "web") == 5
+    assert metric(daemon, 'fdod_pprof_samples_total{result="accepted"}') \
+        == 5
+    assert metric(daemon, "fdod_pprof_duplicates_total") == 1
+
+
+def test_one_service_is_one_agent(tmp_path):
+    """Profiles of one service (binary=, host, labels) come as one agent,
+    each with its own seq: different profiles are all stored, fdod's
+    strings gain one agent, and --rate-agent applies to the service."""
+    with Daemon(tmp_path / "data", extra=["--rate-agent", "0.01"]) as d:
+        q = "binary=web&host=h1&labels=mode=a"
+        status, a = post(d, q, small_profile(leaf=0x401000))
+        assert status == 200 and not a["duplicate"], a
+        # Another profile at once: the same agent, over its rate.
+        status, busy = post(d, q, small_profile(leaf=0x401100))
+        assert status == 503, busy
+        assert "rate limit" in busy["error"], busy
+    with Daemon(tmp_path / "data2") as d:
+        q = "binary=web&host=h1&labels=mode=a"
+        body = small_profile(leaf=0x401000)
+        status, a = post(d, q, body)
+        assert status == 200, a
+        status, b = post(d, "labels=mode=a&host=h1&binary=web",
+                         small_profile(leaf=0x401100))
+        assert status == 200 and not b["duplicate"], b
+        assert a["agent"] == b["agent"] and a["seq"] != b["seq"], (a, b)
+        assert 1 <= a["seq"] < 2**64 and 1 <= b["seq"] < 2**64
+        # time= is part of the seq: the same bytes stamped with time=
+        # are another batch; that request again is a duplicate.
+        tq = q + "&time=%d" % int(time.time())
+        status, c = post(d, tq, body)
+        assert status == 200 and not c["duplicate"], c
+        assert c["agent"] == a["agent"] and c["seq"] != a["seq"], (a, c)
+        status, c2 = post(d, tq, gzip.compress(body))
+        assert status == 200 and c2["duplicate"] and c2["seq"] == c["seq"]
+        assert samples_stored(d, "web") == 9
+        # Another host is another service.
+        status, h2 = post(d, "binary=web&host=h2&labels=mode=a",
+                          small_profile(leaf=0x401000))
+        assert status == 200 and h2["agent"] != a["agent"], h2
+
+
+def test_only_ingest_tokens_may_post(tmp_path):
+    body = gzip.compress(small_profile())
+    bomb = gzip.compress(b"\0" * (100 << 20), 9)
     tokfile = tmp_path / "tokens"
     tokfile.write_text("ingest-token-0123456789 ingest ci\n"
                        "read-token-012345678901 read reader\n"
-                       "team-token-01234567890 ingest team binaries=web\n")
+                       "team-token-01234567890 ingest team binaries=web\n"
+                       "host-token-01234567890 ingest hosts hosts=h1\n")
     os.chmod(tokfile, 0o600)
     with Daemon(tmp_path / "data", extra=["--tokens", str(tokfile)],
                 token="read-token-012345678901") as d:
@@ -432,8 +537,20 @@ def test_only_ingest_tokens_may_post(tmp_path, goprof):
         status, ans = post(d, "binary=hot", body,
                            token="team-token-01234567890")
         assert status == 403 and "binaries=" in ans["error"], ans
+        # binary= and host= are checked before the body is inflated: a
+        # bomb outside the token's restrictions is 403, not 413.
+        status, ans = post(d, "binary=hot", bomb,
+                           token="team-token-01234567890")
+        assert status == 403 and "binaries=" in ans["error"], ans
+        status, ans = post(d, "binary=web&host=h2", bomb,
+                           token="host-token-01234567890")
+        assert status == 403 and "hosts=" in ans["error"], ans
         assert d.get("/v1/status")["ingest"]["batches"] == 0
+        # Without binary=, the binary the profile names is checked.
+        status, ans = post(d, "", body, token="team-token-01234567890")
+        assert status == 200, ans
+        assert d.get("/v1/status")["ingest"]["batches"] == 1
         status, ans = post(d, "binary=hot", body,
                            token="ingest-token-0123456789")
         assert status == 200, ans
-        assert d.get("/v1/status")["ingest"]["batches"] == 1
+        assert d.get("/v1/status")["ingest"]["batches"] == 2

@@ -1,18 +1,21 @@
 /*
  * Allocation-failure injection in the codecs: every allocation that the
  * text parser and printer, the protobuf encoder and decoder, batch
- * normalization and the write-ahead-log record codec make is failed, one
- * at a time; each must return FDO_ENOMEM (never crash, never leak: the
- * sanitizer run checks leaks) and, once nothing fails, give the same
- * result as an uninjected run.
+ * normalization, the write-ahead-log record codec, the pprof decoder and
+ * the bounded gunzip make is failed, one at a time; each must return
+ * FDO_ENOMEM (never crash, never leak: the sanitizer run checks leaks;
+ * the pprof decoder and gunzip with a message) and, once nothing fails,
+ * give the same result as an uninjected run.
  *
  * This binary is linked with -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
  * (Makefile: LDFLAGS_aggregator_allocfail), so every call from the archives
  * goes through the counters below.
  */
 #include <stdlib.h>
+#include <zlib.h>
 
 #include "aggregator/ingest_int.h"
+#include "schemas/pprof.pb-c.h"
 #include "tests/unit/test.h"
 
 void *__real_malloc(size_t n);
@@ -298,3 +301,132 @@ TEST(write_ahead_log_records)
 }
 
 
+/* ------------------------------------------- pprof profiles and gzip -- */
+
+/* A Go-like CPU profile: samples/count and cpu/nanoseconds, a mapping
+ * with a GNU build-id, a leaf and its caller. Packed (outside injection). */
+static uint8_t *pprof_bytes(size_t *len)
+{
+	static const char *const str[] = {
+		"", "samples", "count", "cpu", "nanoseconds", "/bin/web",
+		"0123456789abcdef0123456789abcdef01234567"};
+	ProtobufCBinaryData tab[7];
+	for (int i = 0; i < 7; i++)
+		tab[i] = (ProtobufCBinaryData){strlen(str[i]),
+					       (uint8_t *)str[i]};
+	Perftools__Profiles__ValueType vt[2], *vtp[2] = {&vt[0], &vt[1]};
+	for (int i = 0; i < 2; i++) {
+		perftools__profiles__value_type__init(&vt[i]);
+		vt[i].type = 1 + 2 * i;
+		vt[i].unit = 2 + 2 * i;
+	}
+	Perftools__Profiles__Mapping m, *mp = &m;
+	perftools__profiles__mapping__init(&m);
+	m.id = 1, m.memory_start = 0x400000, m.memory_limit = 0x500000;
+	m.filename = 5, m.build_id = 6;
+	Perftools__Profiles__Location l[2], *lp[2] = {&l[0], &l[1]};
+	for (int i = 0; i < 2; i++) {
+		perftools__profiles__location__init(&l[i]);
+		l[i].id = (uint64_t)i + 1;
+		l[i].mapping_id = 1;
+		l[i].address = 0x401000 + 0x100 * (uint64_t)i;
+	}
+	uint64_t ids[2] = {1, 2};
+	int64_t vals[2] = {3, 30000000};
+	Perftools__Profiles__Sample s, *sp = &s;
+	perftools__profiles__sample__init(&s);
+	s.location_id = ids, s.n_location_id = 2;
+	s.value = vals, s.n_value = 2;
+	Perftools__Profiles__Profile p;
+	perftools__profiles__profile__init(&p);
+	p.sample_type = vtp, p.n_sample_type = 2;
+	p.sample = &sp, p.n_sample = 1;
+	p.mapping = &mp, p.n_mapping = 1;
+	p.location = lp, p.n_location = 2;
+	p.string_table = tab, p.n_string_table = 7;
+	p.period = 10000000;
+	p.time_nanos = 1700000000ll * 1000000000ll;
+	*len = perftools__profiles__profile__get_packed_size(&p);
+	uint8_t *buf = malloc(*len);
+	if (buf)
+		perftools__profiles__profile__pack(&p, buf);
+	return buf;
+}
+
+static int op_pprof(void *arg)
+{
+	struct wire_bytes *w = arg;
+	static const char *labels[] = {"mode=test"};
+	struct wire_pprof_opts o = {.agent_id = "pprof/a", .host = "h",
+				    .labels = labels, .n_labels = 1};
+	Fdod__SampleBatch *b = NULL;
+	char err[256] = "";
+	int rc = wire_pprof_decode(w->buf, w->len, &o, &b, NULL, err,
+				   sizeof err);
+	if (rc == FDO_OK) {
+		if (b->n_stacks != 1 || b->stacks[0]->count != 3)
+			rc = FDO_EINVAL;
+		wire_batch_free(b);
+	} else if (b || !err[0]) {
+		/* An error hands out nothing and always says why. */
+		fprintf(stderr, "  pprof: %s without a message\n",
+			fdo_strerror(rc));
+		rc = FDO_EINVAL;
+	}
+	return rc;
+}
+
+TEST(pprof_decode_says_out_of_memory)
+{
+	struct wire_bytes w = {0};
+	w.buf = pprof_bytes(&w.len);
+	REQUIRE(w.buf);
+	CHECK(sweep("pprof", op_pprof, &w) > 0);
+	free(w.buf);
+}
+
+static int op_gunzip(void *arg)
+{
+	struct wire_bytes *w = arg;
+	uint8_t *out = NULL;
+	size_t n = 0;
+	char err[256] = "";
+	int rc = wire_gunzip(w->buf, w->len, 1u << 20, &out, &n, err,
+			     sizeof err);
+	if (rc == FDO_OK) {
+		if (n != 300000)
+			rc = FDO_EINVAL;
+		free(out);
+	} else if (!err[0]) {
+		fprintf(stderr, "  gunzip: %s without a message\n",
+			fdo_strerror(rc));
+		rc = FDO_EINVAL;
+	}
+	return rc;
+}
+
+TEST(gunzip_says_out_of_memory)
+{
+	/* 300,000 bytes: the output buffer grows (64 KiB, doubling). */
+	size_t n = 300000;
+	uint8_t *raw = calloc(1, n);
+	REQUIRE(raw);
+	z_stream z;
+	memset(&z, 0, sizeof z);
+	REQUIRE(deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 8,
+			     Z_DEFAULT_STRATEGY) == Z_OK);
+	struct wire_bytes w = {0};
+	size_t cap = deflateBound(&z, (uLong)n);
+	w.buf = malloc(cap);
+	REQUIRE(w.buf);
+	z.next_in = raw;
+	z.avail_in = (uInt)n;
+	z.next_out = w.buf;
+	z.avail_out = (uInt)cap;
+	REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
+	w.len = cap - z.avail_out;
+	deflateEnd(&z);
+	free(raw);
+	CHECK(sweep("gunzip", op_gunzip, &w) > 0);
+	free(w.buf);
+}

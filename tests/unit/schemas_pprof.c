@@ -163,6 +163,17 @@ static int decode(const struct prof *x, const struct wire_pprof_opts *o,
 	return rc;
 }
 
+/* decode, saying why when it fails. */
+static int decode_ok(const struct prof *x, const struct wire_pprof_opts *o,
+                     Fdod__SampleBatch **b, struct wire_pprof_stats *st)
+{
+	char err[512] = "";
+	int rc = decode(x, o, b, st, err, sizeof err);
+	if (rc)
+		fprintf(stderr, "  %s\n", err);
+	return rc;
+}
+
 static char *printed(const Fdod__SampleBatch *b)
 {
 	char *t = NULL;
@@ -403,20 +414,27 @@ TEST(truncated_and_garbage_bytes_are_refused)
 	             FDO_EPARSE);
 }
 
+/* perf_to_profile's shape: cycles_sample and cycles_event columns, 4
+ * samples of 5000 events in all, Profile.period period. */
+static void perf_like(struct prof *x, int64_t period)
+{
+	go_like(x);
+	x->st[0].type = S_CYC_SAMPLE;
+	x->st[0].unit = S_COUNT;
+	x->st[1].type = S_CYC_EVENT;
+	x->st[1].unit = S_COUNT;
+	x->p.period_type = NULL;
+	x->p.period = period;
+	add_sample(x, 1, 1, (uint64_t[]){10});
+	add_sample(x, 3, 1, (uint64_t[]){11});
+	x->vals[0][1] = 1000;
+	x->vals[1][1] = 4000;
+}
+
 TEST(perf_to_profile_types_give_the_mean_period)
 {
 	struct prof x;
-	go_like(&x);
-	x.st[0].type = S_CYC_SAMPLE;
-	x.st[0].unit = S_COUNT;
-	x.st[1].type = S_CYC_EVENT;
-	x.st[1].unit = S_COUNT;
-	x.p.period_type = NULL;
-	x.p.period = 0;
-	add_sample(&x, 1, 1, (uint64_t[]){10});
-	add_sample(&x, 3, 1, (uint64_t[]){11});
-	x.vals[0][1] = 1000;
-	x.vals[1][1] = 4000;
+	perf_like(&x, 0);
 	Fdod__SampleBatch *b;
 	struct wire_pprof_stats st;
 	REQUIRE(decode(&x, &opts, &b, &st, NULL, 0) == FDO_OK);
@@ -426,15 +444,22 @@ TEST(perf_to_profile_types_give_the_mean_period)
 	wire_batch_free(b);
 }
 
+/* A profile of cpu/nanoseconds alone, n samples (on locations 10, 11,
+ * 12...) whose values the caller sets in x->vals[i][0]. */
+static void ns_like(struct prof *x, size_t n)
+{
+	go_like(x);
+	x->p.n_sample_type = 1;
+	x->st[0].type = S_CPU;
+	x->st[0].unit = S_NS;
+	for (size_t i = 0; i < n; i++)
+		add_sample(x, 1, 1, (uint64_t[]){10 + i});
+}
+
 TEST(nanoseconds_alone_keep_their_exact_sum)
 {
 	struct prof x;
-	go_like(&x);
-	x.p.n_sample_type = 1;
-	x.st[0].type = S_CPU;
-	x.st[0].unit = S_NS;
-	add_sample(&x, 1, 1, (uint64_t[]){10});
-	add_sample(&x, 1, 1, (uint64_t[]){11});
+	ns_like(&x, 2);
 	x.vals[0][0] = 30000000; /* 3 samples of 10 ms */
 	x.vals[1][0] = 15000000; /* not a multiple: the period becomes 5 ms */
 	Fdod__SampleBatch *b;
@@ -497,6 +522,200 @@ TEST(limits_of_a_batch_apply)
 	lim = wire_limits_default;
 	lim.max_decoded_bytes = 2000;
 	refused(&x, &o, FDO_ELIMIT, "takes more than 2000 bytes to decode");
+}
+
+TEST(perf_to_profile_mean_period_overrides_profile_period)
+{
+	/* perf_to_profile writes one event's period in Profile.period; the
+	 * EVENT_event column gives the mean, which must win. */
+	struct prof x;
+	perf_like(&x, 100003);
+	Fdod__SampleBatch *b;
+	struct wire_pprof_stats st;
+	REQUIRE(decode(&x, &opts, &b, &st, NULL, 0) == FDO_OK);
+	CHECK_EQ_INT(b->period, 1250);
+	CHECK_EQ_STR(st.value, "cycles_sample/count, cycles_event/count");
+	wire_batch_free(b);
+	/* Without an EVENT_event column, Profile.period is the period. */
+	x.p.n_sample_type = 1;
+	x.s[0].n_value = x.s[1].n_value = 1;
+	REQUIRE(decode(&x, &opts, &b, &st, NULL, 0) == FDO_OK);
+	CHECK_EQ_INT(b->period, 100003);
+	wire_batch_free(b);
+}
+
+TEST(jittery_nanoseconds_are_rounded_to_the_period)
+{
+	/* Measured times: their gcd is 1 ns, so exact counts would be
+	 * ~3e9, over max_count (1e9). */
+	struct prof x;
+	ns_like(&x, 3);
+	x.vals[0][0] = 3000000007;
+	x.vals[1][0] = 14999999; /* 1.4999999 periods: 1 */
+	x.vals[2][0] = 3000;     /* under half a period: still 1 */
+	Fdod__SampleBatch *b;
+	struct wire_pprof_stats st;
+	REQUIRE(decode_ok(&x, &opts, &b, &st) == FDO_OK);
+	CHECK_EQ_INT(b->period, 10000000);
+	REQUIRE(b->n_stacks == 3);
+	CHECK_EQ_INT(b->stacks[0]->count, 300);
+	CHECK_EQ_INT(b->stacks[1]->count, 1);
+	CHECK_EQ_INT(b->stacks[2]->count, 1);
+	wire_batch_free(b);
+	/* Values that are multiples of a common period stay exact. */
+	x.vals[1][0] = 15000000;
+	x.vals[0][0] = 3000000000;
+	x.vals[2][0] = 5000000;
+	REQUIRE(decode(&x, &opts, &b, &st, NULL, 0) == FDO_OK);
+	CHECK_EQ_INT(b->period, 5000000);
+	CHECK_EQ_INT(b->stacks[0]->count, 600);
+	wire_batch_free(b);
+	/* Without Profile.period there is nothing to round to. */
+	x.vals[0][0] = 3000000007;
+	x.p.period = 0;
+	refused(&x, &opts, FDO_ELIMIT,
+	        "cpu/nanoseconds values have no common period (their gcd is "
+	        "1 ns");
+}
+
+TEST(an_offset_past_the_layout_unmaps_its_frames_only)
+{
+	struct prof x;
+	go_like(&x);
+	/* A file offset near 2^40: its first page fits, the next does not
+	 * (a caller travels as offset + 1, so 2^40 - 2 is the last). */
+	add_map(&x, 5, 0x20000000, 0x20002000, (1ull << 40) - 0x1001,
+	        S_PROG, S_BID);
+	add_loc(&x, 70, 5, 0x20000fff); /* offset 2^40 - 2: kept */
+	add_loc(&x, 71, 5, 0x20001000); /* 2^40 - 1: out of range */
+	add_sample(&x, 2, 2, (uint64_t[]){71, 12});
+	add_sample(&x, 5, 1, (uint64_t[]){71});
+	add_sample(&x, 1, 2, (uint64_t[]){10, 70});
+	Fdod__SampleBatch *b;
+	struct wire_pprof_stats st;
+	REQUIRE(decode_ok(&x, &opts, &b, &st) == FDO_OK);
+	REQUIRE(b->n_stacks == 2);
+	CHECK_EQ_INT(b->stacks[0]->count, 2);
+	CHECK_EQ_INT(b->stacks[0]->addrs[0], 0);
+	CHECK_EQ_INT(b->stacks[0]->addrs[1], (1ull << 40) + 0x801);
+	CHECK_EQ_INT(b->stacks[1]->addrs[1], (2ull << 40) + (1ull << 40) - 1);
+	CHECK_EQ_INT(st.count_unmapped, 5);
+	CHECK_EQ_INT(st.count_unmapped_by[WIRE_PPROF_OFFSET_OUT_OF_RANGE], 5);
+	CHECK_EQ_INT(st.frames_unmapped_by[WIRE_PPROF_OFFSET_OUT_OF_RANGE], 2);
+	CHECK_EQ_STR(wire_pprof_reason_name(WIRE_PPROF_OFFSET_OUT_OF_RANGE),
+	             "offset_out_of_range");
+	CHECK(wire_batch_validate(b, NULL, NULL, 0) == FDO_OK);
+	wire_batch_free(b);
+}
+
+/* splitmix64's finalizer (fdo_mix64) undone: unmix(fdo_mix64(k)) == k. */
+static uint64_t inv_mul(uint64_t c)
+{
+	uint64_t x = c; /* Newton: each step doubles the correct bits */
+	for (int i = 0; i < 6; i++)
+		x *= 2 - c * x;
+	return x;
+}
+
+static uint64_t unmix(uint64_t h)
+{
+	h ^= h >> 31 ^ h >> 62;
+	h *= inv_mul(0x94d049bb133111ebull);
+	h ^= h >> 27 ^ h >> 54;
+	h *= inv_mul(0xbf58476d1ce4e5b9ull);
+	h ^= h >> 30 ^ h >> 60;
+	return h;
+}
+
+/* A profile of n locations in one mapping, one sample on each, with the
+ * location ids id(i); packed. */
+static uint8_t *many_locations(size_t n, uint64_t (*id)(size_t),
+                               size_t *len)
+{
+	struct prof *x = malloc(sizeof *x);
+	Perftools__Profiles__Location *l = calloc(n, sizeof *l);
+	Perftools__Profiles__Location **lp = calloc(n, sizeof *lp);
+	Perftools__Profiles__Sample *s = calloc(n, sizeof *s);
+	Perftools__Profiles__Sample **sp = calloc(n, sizeof *sp);
+	uint64_t *ids = calloc(n, sizeof *ids);
+	int64_t *vals = calloc(2 * n, sizeof *vals);
+	uint8_t *buf = NULL;
+	if (!x || !l || !lp || !s || !sp || !ids || !vals)
+		goto out;
+	prof_init(x);
+	add_map(x, id(n), 0x400000, 0x400000 + 16 * n, 0, S_PROG, S_BID);
+	for (size_t i = 0; i < n; i++) {
+		l[i] = (Perftools__Profiles__Location)
+		    PERFTOOLS__PROFILES__LOCATION__INIT;
+		l[i].id = id(i);
+		l[i].mapping_id = id(n);
+		l[i].address = 0x400000 + 16 * i;
+		lp[i] = &l[i];
+		perftools__profiles__sample__init(&s[i]);
+		ids[i] = id(n - 1 - i);
+		s[i].location_id = &ids[i];
+		s[i].n_location_id = 1;
+		vals[2 * i] = 1;
+		vals[2 * i + 1] = 10000000;
+		s[i].value = &vals[2 * i];
+		s[i].n_value = 2;
+		sp[i] = &s[i];
+	}
+	x->p.location = lp;
+	x->p.n_location = n;
+	x->p.sample = sp;
+	x->p.n_sample = n;
+	buf = pack(x, len);
+out:
+	free(x), free(l), free(lp), free(s), free(sp), free(ids), free(vals);
+	return buf;
+}
+
+/* Ids whose fdo_mix64 agree in their low 32 bits: one slot of any hash
+ * table of fewer than 2^32 slots keyed by them. */
+static uint64_t colliding_id(size_t i)
+{
+	return unmix((uint64_t)(i + 1) << 32);
+}
+
+static uint64_t dense_id(size_t i)
+{
+	return i + 1;
+}
+
+TEST(hostile_ids_cost_n_log_n_and_decode_as_dense_ones)
+{
+	/* 2^17 locations whose ids all hash alike: a hash table keyed by
+	 * them took ~n^2 = 1.7e10 probes (minutes); sorted ids take
+	 * n log n. The batch must be the one dense ids give. */
+	size_t n = 1u << 17;
+	for (size_t i = 0; i < 4; i++)
+		REQUIRE((fdo_mix64(colliding_id(i)) & 0xffffffffu) == 0);
+	size_t la, lb;
+	uint8_t *a = many_locations(n, colliding_id, &la);
+	uint8_t *d = many_locations(n, dense_id, &lb);
+	REQUIRE(a && d);
+	Fdod__SampleBatch *ba = NULL, *bd = NULL;
+	char err[512] = "";
+	int rc = wire_pprof_decode(a, la, &opts, &ba, NULL, err, sizeof err);
+	if (rc)
+		fprintf(stderr, "  %s\n", err);
+	CHECK(rc == FDO_OK);
+	CHECK(wire_pprof_decode(d, lb, &opts, &bd, NULL, err, sizeof err) ==
+	      FDO_OK);
+	if (ba && bd) {
+		CHECK_EQ_INT(ba->n_stacks, n);
+		CHECK_EQ_INT(ba->stacks[0]->addrs[0],
+		             (1ull << 40) + 16 * (n - 1));
+		char *ta = printed(ba), *td = printed(bd);
+		CHECK(ta && td && !strcmp(ta, td));
+		free(ta);
+		free(td);
+	}
+	wire_batch_free(ba);
+	wire_batch_free(bd);
+	free(a);
+	free(d);
 }
 
 /* --------------------------------------------------------- gunzip -- */

@@ -49,6 +49,11 @@ static void h_small(void *app, struct srv_req *req, struct srv_resp *resp)
 	fdo_buf_printf(&resp->body, "got=%.*s", (int)req->body_len, req->body);
 }
 
+static void h_big(void *app, struct srv_req *req, struct srv_resp *resp)
+{
+	fdo_buf_printf(&resp->body, "len=%zu", req->body_len);
+}
+
 static char file_path[512];
 static void h_file(void *app, struct srv_req *req, struct srv_resp *resp)
 {
@@ -70,39 +75,65 @@ static const struct srv_route routes[] = {
 	{"GET", "/v1/p/{}/versions/{}", h_two, 0, 0, 0, NULL, NULL},
 	{"PUT", "/v1/upload", h_upload, 64u << 20, 1, 0, NULL, NULL},
 	{"POST", "/v1/small", h_small, 16, 0, 0, NULL, NULL},
+	{"POST", "/v1/big", h_big, 1u << 20, 0, 0, NULL, NULL},
 	{NULL, NULL, NULL, 0, 0, 0, NULL, NULL},
 };
 
-/* Send raw bytes, read the whole answer (server closes: Connection: close). */
-static int http_raw(int port, const char *head, const void *body, size_t blen,
-		    char *out, size_t outcap)
+/* A connection to the server on port, or -1. */
+static int conn_open(int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port)};
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
 		close(fd);
-		return -1;
+		fd = -1;
 	}
-	if (write(fd, head, strlen(head)) < 0)
-		return -1;
-	const char *b = body;
-	while (blen) {
-		ssize_t w = write(fd, b, blen);
+	return fd;
+}
+
+static int send_all(int fd, const void *p, size_t n)
+{
+	const char *b = p;
+	while (n) {
+		ssize_t w = write(fd, b, n);
 		if (w <= 0)
-			break;
+			return -1;
 		b += w;
-		blen -= (size_t)w;
+		n -= (size_t)w;
 	}
+	return 0;
+}
+
+/* Read the answer until the server closes; its status. */
+static int read_answer(int fd, char *out, size_t cap)
+{
 	size_t got = 0;
 	ssize_t r;
-	while (got + 1 < outcap && (r = read(fd, out + got, outcap - 1 - got)) > 0)
+	while (got + 1 < cap && (r = read(fd, out + got, cap - 1 - got)) > 0)
 		got += (size_t)r;
 	out[got] = 0;
 	close(fd);
 	int status = 0;
 	sscanf(out, "HTTP/1.1 %d", &status);
 	return status;
+}
+
+/* Send raw bytes, read the whole answer (server closes: Connection: close). */
+static int http_raw(int port, const char *head, const void *body, size_t blen,
+		    char *out, size_t outcap)
+{
+	int fd = conn_open(port);
+	if (fd < 0)
+		return -1;
+	if (send_all(fd, head, strlen(head))) {
+		close(fd);
+		return -1;
+	}
+	if (blen)
+		(void)send_all(fd, body, blen); /* a refusal may close early */
+	return read_answer(fd, out, outcap);
 }
 
 static struct srv_http *start(int *counter)
@@ -188,10 +219,8 @@ TEST(truncated_body_gets_no_answer_and_server_survives)
 	char out[8192];
 	int port = srv_http_port(h);
 	/* Promise 1000 bytes, send 10, close. */
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	REQUIRE(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+	int fd = conn_open(port);
+	REQUIRE(fd >= 0);
 	const char *req = "PUT /v1/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789";
 	CHECK(write(fd, req, strlen(req)) > 0);
 	close(fd);
@@ -249,4 +278,71 @@ TEST(file_bodies_are_streamed_and_head_sends_none)
 	free(out);
 	free(data);
 	srv_http_stop(h);
+}
+
+/* Wait (up to 10 s) until the bodies held reach at least n bytes. */
+static uint64_t wait_held(struct srv_http *h, uint64_t n)
+{
+	struct srv_http_stats st;
+	for (int i = 0; i < 1000; i++) {
+		srv_http_stats(h, &st);
+		if (st.body_bytes >= n)
+			break;
+		usleep(10000);
+	}
+	return st.body_bytes;
+}
+
+#define BIG_HEAD "POST /v1/big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" \
+		 "Content-Length: 900000\r\n\r\n"
+
+TEST(bodies_in_memory_share_a_budget)
+{
+	/* 1.5 MiB for bodies of 900 kB: one at a time; the others get 503
+	 * before a byte of their body is read, until it is done. */
+	struct srv_http_limits lim = srv_http_limits_default;
+	lim.body_memory = 3u << 19;
+	struct srv_http_opts o = {.url = "http://127.0.0.1:0", .routes = routes,
+				  .tmpdir = test_tmpdir(), .threads = 2,
+				  .limits = &lim};
+	struct srv_http *h = NULL;
+	REQUIRE(srv_http_open(&o, &h) == FDO_OK);
+	int port = srv_http_port(h);
+	size_t n = 900000;
+	char *body = calloc(1, n), out[8192];
+	REQUIRE(body);
+	int a = conn_open(port);
+	REQUIRE(a >= 0);
+	CHECK(send_all(a, BIG_HEAD, strlen(BIG_HEAD)) == 0);
+	CHECK(send_all(a, body, 1000) == 0); /* the rest later */
+	CHECK_EQ_INT(wait_held(h, n + 1), n + 1);
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ_INT(http_raw(port, BIG_HEAD, NULL, 0, out, sizeof out),
+			     503);
+		CHECK(strstr(out, "Retry-After: 1") != NULL);
+		CHECK(strstr(out, "--http-body-memory") != NULL);
+	}
+	struct srv_http_stats st;
+	srv_http_stats(h, &st);
+	CHECK_EQ_INT(st.body_refused, 3);
+	CHECK_EQ_INT(st.body_bytes, n + 1);
+	/* Small bodies beside it still fit. */
+	CHECK_EQ_INT(http_raw(port, "POST /v1/small HTTP/1.1\r\nHost: x\r\n"
+			      "Connection: close\r\nContent-Length: 5\r\n\r\n",
+			      "hello", 5, out, sizeof out), 200);
+	CHECK(send_all(a, body + 1000, n - 1000) == 0);
+	CHECK_EQ_INT(read_answer(a, out, sizeof out), 200);
+	CHECK(strstr(out, "len=900000") != NULL);
+	/* Handled: its bytes are back, so the next one fits. */
+	srv_http_stats(h, &st);
+	CHECK_EQ_INT(st.body_bytes, 0);
+	CHECK_EQ_INT(http_raw(port, BIG_HEAD, body, n, out, sizeof out), 200);
+	srv_http_stop(h);
+	/* A body larger than the whole budget still goes through alone. */
+	lim.body_memory = 100000;
+	REQUIRE(srv_http_open(&o, &h) == FDO_OK);
+	CHECK_EQ_INT(http_raw(srv_http_port(h), BIG_HEAD, body, n, out,
+			      sizeof out), 200);
+	srv_http_stop(h);
+	free(body);
 }

@@ -1,14 +1,20 @@
 /*
- * schemas/filemap.c — the batch layout of the importers (perf.c,
- * pprof.c), whose frames are already (build-id, file offset): each file a
- * batch uses gets a mapping of its own, index k covering
- * [(k+1) << WIRE_FILE_SHIFT, (k+2) << WIRE_FILE_SHIFT) at file offset 0,
- * and a frame travels as that start + its file offset, so fdod's usual
- * normalization (addr - start + file_offset) gives the offset back,
- * whatever process or address the sample came from. Also the batch's
- * labels from "key=value" strings, as both importers take them, and
- * the batch itself and its stacks.
- * Workload: once per batch made; linear in its files and labels.
+ * schemas/batchbuild.c — building an importer's SampleBatch, one piece
+ * at a time, for the importers whose frames are already (build-id, file
+ * offset): perf.c (fdoctl import) and pprof.c (POST /v1/pprof).
+ *
+ * The one layout they share: each file a batch uses gets a mapping of its
+ * own, index k covering [(k+1) << WIRE_FILE_SHIFT, (k+2) <<
+ * WIRE_FILE_SHIFT) at file offset 0, and a frame travels as that start +
+ * its file offset (wire_file_addr), so fdod's usual normalization (addr -
+ * start + file_offset) gives the offset back, whatever process or address
+ * the sample came from. The pieces: the batch itself (wire_batch_start),
+ * its labels from "key=value" strings as both importers take them, a
+ * mapping per file, a stack.
+ *
+ * Workload: once per batch made, a call per file and per stack; linear in
+ * what it copies. Errors are FDO_ENOMEM only (the batch stays freeable);
+ * the rules are wire_batch_validate's, applied by the caller.
  */
 #include <stdlib.h>
 #include <string.h>
