@@ -1,49 +1,124 @@
 /*
- * cli/cli.h — fdoctl's subcommands. Each lives in cli/cmd_<name>.c and is
- * called with argv[0] = the subcommand name. Returns the process exit code:
- * 0 success, 1 the operation failed, 2 usage error.
+ * cli/cli.h — fdoctl's subcommands and what they share. Each subcommand
+ * lives in cli/cmd_<name>.c as a struct cli_cmd: its option table (a
+ * common/opts.c table, from which its flags and its --help both come) and
+ * its run function, called with argv[0] = the subcommand name. Exit codes:
+ * 0 success, 1 the operation failed, 2 usage error (pull: 3 not ready).
+ * Single-threaded: one subcommand per process.
  */
 #ifndef FDO_CLI_H
 #define FDO_CLI_H
 
-int cmd_symbolize(int argc, char **argv);
-int cmd_upload(int argc, char **argv);
-int cmd_push(int argc, char **argv);
-int cmd_status(int argc, char **argv);
-int cmd_pull(int argc, char **argv);
-int cmd_backup(int argc, char **argv);
-int cmd_emit(int argc, char **argv);
-int cmd_import(int argc, char **argv);
-
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #include "common/buf.h"
+#include "common/opts.h"
 #include "schemas/schemas.h"
 
-/* cli_http_base: flag if given, else $FDOD_HTTP, else the default URL. */
-const char *cli_http_base(const char *flag);
+struct cli_cmd {
+	const char *name;
+	const char *usage;   /* what follows "usage: fdoctl NAME " */
+	const char *summary; /* its line in `fdoctl --help` */
+	const char *about;   /* the help between the usage line and the
+			      * options */
+	const struct fdo_opt *opts; /* the options --help lists */
+	unsigned argv_flags;        /* FDO_ARGV_* */
+	int min_operands, max_operands; /* max -1: any number */
+	void (*help_more)(FILE *out);   /* after the options, or NULL */
+	int (*run)(int argc, char **argv);
+};
+
+extern const struct cli_cmd cli_cmd_upload, cli_cmd_push, cli_cmd_import,
+	cli_cmd_pull, cli_cmd_backup, cli_cmd_status, cli_cmd_emit,
+	cli_cmd_symbolize;
+
+/* What cli_args_parse returns when the subcommand should go on. */
+#define CLI_RUN (-1)
 
 /*
- * cli_http_request sends METHOD base+path, with the file open on body_fd
- * streamed as the body (-1: no body), and reads the answer's body into
- * out. *status gets the HTTP status. Returns FDO_OK (whatever the status),
- * or FDO_ETRANSPORT / FDO_EIO / FDO_ENOMEM / FDO_EINVAL with err set.
- * Blocks (5 minute timeout per step).
+ * cli_args_parse sets cfg (zeroed by the caller) to table's defaults and
+ * applies argv (cli/args.c; table is cmd->opts, or a larger table built
+ * from it). On success it returns CLI_RUN with the operands in
+ * argv[1..*noperands] (their number checked against cmd's bounds); the
+ * caller releases cfg with fdo_opts_fini(table, cfg). Otherwise cfg is
+ * released and it returns the exit code: 0 after printing the help on
+ * stdout (--help, -h), 2 after printing a usage error on stderr.
  */
-int cli_http_request(const char *base, const char *method, const char *path,
-		     int body_fd, int *status, struct fdo_buf *out, char *err,
-		     size_t errlen);
+int cli_args_parse(const struct cli_cmd *cmd, const struct fdo_opt *table,
+		   void *cfg, int argc, char **argv, int *noperands);
+
+/* cli_usage_error prints "fdoctl NAME: message" and cmd's usage line on
+ * stderr; returns 2. */
+int cli_usage_error(const struct cli_cmd *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* cli_help prints cmd's --help: usage, about, options, help_more. */
+void cli_help(const struct cli_cmd *cmd, FILE *out);
+
+/*
+ * The emitter options (aggregator/emit_opts.c's prof_opt_defs) as flags
+ * of pull and emit: --line-count for line_count, a string each.
+ * cli_emitter_table returns base's entries followed by one entry per
+ * emitter option, whose value goes to ((char **)(cfg + values))[k] for
+ * prof_opt_defs[k] (NULL when not given); the config struct has room for
+ * CLI_EMITTER_MAX of them. The table is static, built on the first call.
+ * cli_emitter_help prints them with their values, defaults, the formats
+ * that read them and their help.
+ */
+#define CLI_EMITTER_MAX 32
+const struct fdo_opt *cli_emitter_table(const struct fdo_opt *base,
+					size_t values);
+void cli_emitter_help(FILE *out);
+
+/* --- HTTP (cli/http_client.c, on libcurl) --- */
+
+/* The HTTP client's settings, as options of the subcommands that use it. */
+struct cli_http {
+	char *url;		  /* --http; NULL/"": $FDOD_HTTP, else the default */
+	uint64_t connect_timeout; /* seconds */
+	uint64_t max_time;	  /* seconds per request; 0: no limit */
+};
+
+#define CLI_HTTP_TIMEOUT_OPTS(type, field)                                     \
+	{"connect-timeout", FDO_OPT_DURATION,                                  \
+	 offsetof(type, field.connect_timeout), "30s", "DURATION",             \
+	 "give up connecting to fdod's HTTP API after this long"},             \
+	{"max-time", FDO_OPT_DURATION, offsetof(type, field.max_time), "0",    \
+	 "DURATION",                                                           \
+	 "give up an HTTP request after this long (0: no limit; one that "     \
+	 "stalls for 5 minutes fails)"}
+
+/* cli_http_base: url if given, else $FDOD_HTTP, else the default URL. */
+const char *cli_http_base(const char *url);
+
+/*
+ * cli_http_request sends METHOD base+path to the fdod of h (base:
+ * cli_http_base(h->url)), with $FDOD_TOKEN_FILE's or $FDOD_TOKEN's token
+ * and the file open on body_fd streamed as the body (-1: no body; a
+ * regular file goes with its Content-Length, anything else chunked), and
+ * reads the answer's body into out (at most 1 GiB). *status gets the HTTP
+ * status. https:// is verified against $FDOD_CA_FILE, else the system's
+ * CA store; proxies come from the environment (http_proxy, https_proxy,
+ * no_proxy). Returns FDO_OK (whatever the status), or FDO_ETRANSPORT /
+ * FDO_EIO / FDO_ENOMEM with err set (libcurl's own message included).
+ * Blocks up to h's timeouts.
+ */
+int cli_http_request(const struct cli_http *h, const char *method,
+		     const char *path, int body_fd, int *status,
+		     struct fdo_buf *out, char *err, size_t errlen);
 
 /*
  * cli_upload_http puts each of files[0..nfiles) into the symbol store of
- * the fdod at base (PUT /v1/symbols, streamed from disk; binary: the
+ * the fdod of h (PUT /v1/symbols, streamed from disk; binary: the
  * binary= of the upload, may be NULL; replace: ?replace=1) and prints one
  * line per file as `fdoctl upload` does (stored/present/replaced on
  * stdout, `error: FILE: reason` on stderr). Returns 0 when every file is
  * stored or present, 1 otherwise. Blocks (cli/cmd_upload.c).
  */
-int cli_upload_http(const char *base, const char *binary, int replace,
-		    int nfiles, char **files);
+int cli_upload_http(const struct cli_http *h, const char *binary,
+		    int replace, int nfiles, char **files);
 
 /* Sending SampleBatches to fdod (cli/batch_send.c). */
 #define CLI_BATCH_DEFAULT_URL "tcp://127.0.0.1:7470"

@@ -9,6 +9,7 @@
  * copy the symbols/ tree beside it (files are immutable: cp -al or rsync).
  */
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,41 +19,60 @@
 #include "common/common.h"
 #include "storage/storage.h"
 
-static void backup_usage(FILE *out)
+struct cfg {
+	struct cli_http http;
+	char *data;
+};
+
+static const struct fdo_opt opts[] = {
+	{"http", FDO_OPT_STRING, offsetof(struct cfg, http.url), NULL, "URL",
+	 "through the fdod at URL, the default (default $FDOD_HTTP, else "
+	 "http://127.0.0.1:7471)"},
+	CLI_HTTP_TIMEOUT_OPTS(struct cfg, http),
+	{"data", FDO_OPT_STRING, offsetof(struct cfg, data), NULL, "DIR",
+	 "copy the store in DIR directly instead"},
+	{0},
+};
+
+static int run(int argc, char **argv);
+
+const struct cli_cmd cli_cmd_backup = {
+	.name = "backup",
+	.usage = "[--http URL | --data DIR] DEST",
+	.summary = "consistent, compacted copy of the store while fdod runs",
+	.about = "Writes a consistent, compacted copy of the store to DEST/store\n"
+		 "while fdod runs. Through fdod (the default) acknowledged "
+		 "batches\nare merged first; DEST is a path on fdod's host, "
+		 "under one of its\n--backup-dir directories and outside its "
+		 "--data. --data DIR copies\nthe store in DIR directly. The "
+		 "symbols/ tree is plain immutable\nfiles: copy it with cp -al "
+		 "or rsync.\n",
+	.opts = opts,
+	.argv_flags = FDO_ARGV_PERMUTE,
+	.min_operands = 1,
+	.max_operands = 1,
+	.run = run,
+};
+
+static int backup(const struct cfg *c, const char *dest);
+
+static int run(int argc, char **argv)
 {
-	fprintf(out,
-		"usage: fdoctl backup [--http URL | --data DIR] DEST\n\n"
-		"Writes a consistent, compacted copy of the store to DEST/store\n"
-		"while fdod runs. Through fdod (default; URL from $FDOD_HTTP or\n"
-		"http://127.0.0.1:7471) acknowledged batches are merged first;\n"
-		"DEST is a path on fdod's host, under one of its --backup-dir\n"
-		"directories and outside its --data. --data DIR copies the store in\n"
-		"DIR directly. The symbols/ tree is plain immutable files: copy\n"
-		"it with cp -al or rsync.\n");
+	struct cfg c = {0};
+	int n, rc = cli_args_parse(&cli_cmd_backup, opts, &c, argc, argv, &n);
+	if (rc != CLI_RUN)
+		return rc;
+	rc = c.http.url && c.data
+		     ? cli_usage_error(&cli_cmd_backup,
+				       "give --http or --data, not both")
+		     : backup(&c, argv[1]);
+	fdo_opts_fini(opts, &c);
+	return rc;
 }
 
-int cmd_backup(int argc, char **argv)
+static int backup(const struct cfg *c, const char *dest)
 {
-	const char *http = NULL, *data = NULL, *dest = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			backup_usage(stdout);
-			return 0;
-		} else if (!strcmp(argv[i], "--http") && i + 1 < argc) {
-			http = argv[++i];
-		} else if (!strcmp(argv[i], "--data") && i + 1 < argc) {
-			data = argv[++i];
-		} else if (argv[i][0] == '-' || dest) {
-			backup_usage(stderr);
-			return 2;
-		} else {
-			dest = argv[i];
-		}
-	}
-	if (!dest || (http && data)) {
-		backup_usage(stderr);
-		return 2;
-	}
+	const char *data = c->data;
 	char abs[PATH_MAX];
 	if (dest[0] != '/') {
 		if (!realpath(".", abs) ||
@@ -87,17 +107,16 @@ int cmd_backup(int argc, char **argv)
 	fdo_buf_init(&path);
 	fdo_buf_init(&body);
 	fdo_buf_puts(&path, "/v1/backup?dir=");
-	for (const unsigned char *c = (const unsigned char *)dest; *c; c++)
-		if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-		    (*c >= '0' && *c <= '9') || strchr("/-_.~", *c))
-			fdo_buf_putc(&path, (char)*c);
+	for (const unsigned char *p = (const unsigned char *)dest; *p; p++)
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("/-_.~", *p))
+			fdo_buf_putc(&path, (char)*p);
 		else
-			fdo_buf_printf(&path, "%%%02X", *c);
+			fdo_buf_printf(&path, "%%%02X", *p);
 	char err[512];
 	int status = 0, ret = 1;
-	int rc = cli_http_request(cli_http_base(http), "POST",
-				  fdo_buf_cstr(&path), -1, &status, &body, err,
-				  sizeof err);
+	int rc = cli_http_request(&c->http, "POST", fdo_buf_cstr(&path), -1,
+				  &status, &body, err, sizeof err);
 	if (rc)
 		fprintf(stderr, "fdoctl backup: %s\n", err);
 	else if (status != 201)

@@ -13,6 +13,7 @@
  * Workload: one binary and one profile per run.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,24 +28,49 @@
 
 #define FDATA_MAX_BYTES (1ull << 30)
 
-static void emit_usage(FILE *out)
-{
-	fprintf(out,
-		"usage: fdoctl emit --elf FILE --fdata FILE [--format "
-		"llvm|gcc|bolt]\n"
-		"                   [--debug-file FILE] [--cache-dir DIR] "
-		"[--OPTION V]... [-o FILE]\n\n"
-		"Writes a profile of the binary FILE from exact branch counts:\n"
-		"the .fdata that a run of `llvm-bolt FILE -instrument` wrote\n"
-		"(merge several with merge-fdata), or an LBR profile of FILE.\n"
-		"Each block of each function the records reach gets the count of\n"
-		"the records that lead to it, and the profile is written as a\n"
-		"pull with counts=blocks writes it (the emitter options of\n"
-		"`fdoctl pull --help`, e.g. --zeros 1, apply); a binary built\n"
-		"with -fpseudo-probe-for-profiling gets a probe-based llvm\n"
-		"profile, as a pull of its samples does. Without -o it\n"
-		"goes to stdout. Exit status: 0 written, 1 error, 2 usage.\n");
-}
+struct cfg {
+	char *elf, *fdata, *format, *debug, *cache_dir, *out;
+	char *emitter[CLI_EMITTER_MAX]; /* prof_opt_defs' order */
+};
+
+static const struct fdo_opt opts[] = {
+	{"elf", FDO_OPT_STRING, offsetof(struct cfg, elf), NULL, "FILE",
+	 "the binary the counts are of"},
+	{"fdata", FDO_OPT_STRING, offsetof(struct cfg, fdata), NULL, "FILE",
+	 "its branch counts (.fdata)"},
+	{"format", FDO_OPT_STRING, offsetof(struct cfg, format), "llvm",
+	 "F", "llvm, gcc or bolt"},
+	{"debug-file", FDO_OPT_STRING, offsetof(struct cfg, debug), NULL,
+	 "FILE", "read DWARF from FILE (as fdoctl symbolize)"},
+	{"cache-dir", FDO_OPT_STRING, offsetof(struct cfg, cache_dir), NULL,
+	 "DIR", "where the address index is kept (as fdoctl symbolize)"},
+	{"o", FDO_OPT_STRING, offsetof(struct cfg, out), NULL, "FILE",
+	 "write the profile to FILE (default: stdout)"},
+	{0},
+};
+
+static int run(int argc, char **argv);
+
+const struct cli_cmd cli_cmd_emit = {
+	.name = "emit",
+	.usage = "--elf FILE --fdata FILE [--format llvm|gcc|bolt] [OPTIONS]",
+	.summary = "a profile from exact branch counts (llvm-bolt -instrument)",
+	.about = "Writes a profile of the binary FILE from exact branch counts:\n"
+		 "the .fdata that a run of `llvm-bolt FILE -instrument` wrote\n"
+		 "(merge several with merge-fdata), or an LBR profile of FILE.\n"
+		 "Each block of each function the records reach gets the count "
+		 "of\nthe records that lead to it, and the profile is written as "
+		 "a\npull with counts=blocks writes it (the emitter options "
+		 "below, as\nfor fdoctl pull, apply); a binary built with\n"
+		 "-fpseudo-probe-for-profiling gets a probe-based llvm profile, "
+		 "as\na pull of its samples does. Exit status: 0 written, 1 "
+		 "error,\n2 usage.\n",
+	.opts = opts,
+	.argv_flags = FDO_ARGV_PERMUTE,
+	.max_operands = 0,
+	.help_more = cli_emitter_help,
+	.run = run,
+};
 
 static int read_file(const char *path, struct fdo_buf *b, char *err,
 		     size_t errlen)
@@ -94,69 +120,43 @@ static int write_out(const char *path, const struct fdo_buf *b)
 	return 0;
 }
 
-int cmd_emit(int argc, char **argv)
+static int emit(const struct cfg *c, struct prof_opts *o);
+
+static int run(int argc, char **argv)
 {
-	const char *elf = NULL, *debug = NULL, *fdata = NULL, *out = NULL;
-	const char *format = "llvm", *cache_dir = NULL;
+	const struct fdo_opt *table =
+		cli_emitter_table(opts, offsetof(struct cfg, emitter));
+	struct cfg c = {0};
+	int n, rc = cli_args_parse(&cli_cmd_emit, table, &c, argc, argv, &n);
+	if (rc != CLI_RUN)
+		return rc;
 	struct prof_opts o;
 	prof_opts_init(&o);
 	o.counts = PROF_COUNTS_BLOCKS;
 	char err[512];
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-			emit_usage(stdout);
-			return 0;
-		}
-		if (a[0] != '-' || i + 1 >= argc) {
-			emit_usage(stderr);
-			return 2;
-		}
-		const char *v = argv[++i];
-		if (!strcmp(a, "--elf"))
-			elf = v;
-		else if (!strcmp(a, "--debug-file"))
-			debug = v;
-		else if (!strcmp(a, "--fdata"))
-			fdata = v;
-		else if (!strcmp(a, "--format"))
-			format = v;
-		else if (!strcmp(a, "--cache-dir"))
-			cache_dir = v;
-		else if (!strcmp(a, "-o"))
-			out = v;
-		else {
-			/* --line-count -> line_count, as fdoctl pull. */
-			char name[64];
-			snprintf(name, sizeof name, "%s", a + 2);
-			for (char *c = name; *c; c++)
-				if (*c == '-')
-					*c = '_';
-			int rc = strncmp(a, "--", 2)
-					 ? FDO_ENOT_FOUND
-					 : prof_opts_set(&o, name, v, err,
-							 sizeof err);
-			if (rc) {
-				fprintf(stderr, "fdoctl emit: %s\n",
-					rc == FDO_ENOT_FOUND
-						? "unknown option"
-						: err);
-				if (rc == FDO_ENOT_FOUND)
-					emit_usage(stderr);
-				return 2;
-			}
-		}
-	}
+	const char *bad = NULL;
+	for (size_t k = 0; prof_opt_defs[k].name && !bad; k++)
+		if (c.emitter[k] && prof_opts_set(&o, prof_opt_defs[k].name,
+						  c.emitter[k], err, sizeof err))
+			bad = err;
+	if (!bad && (!c.elf || !c.fdata))
+		bad = "give --elf and --fdata";
+	if (!bad && (!prof_emitter_find(c.format) ||
+		     (strcmp(c.format, "llvm") && strcmp(c.format, "gcc") &&
+		      strcmp(c.format, "bolt"))))
+		bad = "--format is llvm, gcc or bolt";
+	rc = bad ? cli_usage_error(&cli_cmd_emit, "%s", bad) : emit(&c, &o);
+	fdo_opts_fini(table, &c);
+	return rc;
+}
+
+/* The profile of c->elf from the counts in c->fdata, with o. */
+static int emit(const struct cfg *c, struct prof_opts *o)
+{
+	const char *elf = c->elf, *fdata = c->fdata, *format = c->format;
+	const char *cache_dir = c->cache_dir;
 	const struct prof_emitter *em = prof_emitter_find(format);
-	if (!elf || !fdata || !em ||
-	    (strcmp(format, "llvm") && strcmp(format, "gcc") &&
-	     strcmp(format, "bolt"))) {
-		if (!em || elf)
-			fprintf(stderr, "fdoctl emit: --format is llvm, gcc or "
-				"bolt\n");
-		emit_usage(stderr);
-		return 2;
-	}
+	char err[512];
 	char defdir[4096];
 	if (!cache_dir)
 		cache_dir = sym_cache_dir_default(defdir, sizeof defdir);
@@ -185,7 +185,7 @@ int cmd_emit(int argc, char **argv)
 		snprintf(err, sizeof err, "%.250s: %s", fdata, why);
 		goto fail;
 	}
-	if ((rc = sym_index_open(elf, debug, cache_dir, &idx))) {
+	if ((rc = sym_index_open(elf, c->debug, cache_dir, &idx))) {
 		snprintf(err, sizeof err, "%s: %s", elf, fdo_strerror(rc));
 		goto fail;
 	}
@@ -212,7 +212,7 @@ int cmd_emit(int argc, char **argv)
 			 fdo_strerror(rc ? rc : FDO_ENOMEM));
 		goto fail;
 	}
-	if ((rc = em->emit(&p, &o, &bytes))) {
+	if ((rc = em->emit(&p, o, &bytes))) {
 		snprintf(err, sizeof err, "cannot write the %s profile: %s",
 			 format, fdo_strerror(rc));
 		goto fail;
@@ -222,10 +222,10 @@ int cmd_emit(int argc, char **argv)
 			 fdata);
 		goto fail;
 	}
-	ret = write_out(out, &bytes);
-	if (!ret && out)
+	ret = write_out(c->out, &bytes);
+	if (!ret && c->out)
 		fprintf(stderr, "fdoctl emit: wrote %s (%zu bytes, %zu "
-			"functions, %zu branch records)\n", out, bytes.len,
+			"functions, %zu branch records)\n", c->out, bytes.len,
 			p.nfuncs, nx);
 	goto done;
 fail:

@@ -44,7 +44,7 @@
 
 struct cfg {
 	char *url;
-	char *http;
+	struct cli_http http;
 	char *binary;
 	struct fdo_strlist label;
 	char *host;
@@ -60,10 +60,11 @@ static const struct fdo_opt opts[] = {
 	{"url", FDO_OPT_STRING, offsetof(struct cfg, url), NULL, "URL",
 	 "fdod ingest address (default $FDOD_URL, else " CLI_BATCH_DEFAULT_URL
 	 ")"},
-	{"http", FDO_OPT_STRING, offsetof(struct cfg, http), NULL, "URL",
+	{"http", FDO_OPT_STRING, offsetof(struct cfg, http.url), NULL, "URL",
 	 "also upload to fdod's HTTP server at URL (PUT /v1/symbols) each "
 	 "file of the recording that is on this host with the build-id the "
 	 "recording names, once the samples are stored"},
+	CLI_HTTP_TIMEOUT_OPTS(struct cfg, http),
 	{"binary", FDO_OPT_STRING, offsetof(struct cfg, binary), NULL, "NAME",
 	 "binary name of the batches (default: the name of the program with "
 	 "the most samples)"},
@@ -89,29 +90,35 @@ static const struct fdo_opt opts[] = {
 
 #define SCRIPT_FIELDS "pid,tid,time,period,event,ip,dso"
 
-static void usage(FILE *out)
-{
-	fprintf(out,
-		"usage: fdoctl import [options] perf.data\n"
-		"       fdoctl import [options] --script FILE [--build-ids FILE]\n"
-		"\n"
-		"Sends a perf recording (perf record -g or --call-graph dwarf, with\n"
-		"-b / --branch-any for LBR branch records; --call-graph lbr is\n"
-		"refused) to fdod as SampleBatches: callchains as (build-id, file\n"
-		"offset) frames, brstack entries as branch records (BOLT profiles).\n"
-		"Kernel frames over a user stack are left out; files without a\n"
-		"build-id are sent as unmapped. perf.data is read with `perf\n"
-		"script`; --script takes the text of a recording read elsewhere:\n"
-		"  perf script --header -F " SCRIPT_FIELDS "[,brstack] \\\n"
-		"      --no-inline --show-mmap-events --show-task-events > FILE\n"
-		"  perf buildid-list > IDS     (then --build-ids IDS)\n"
-		"Importing the same input with the same options again is counted\n"
-		"once (agent perf-import/HASH, seq = batch number). Exit status:\n"
-		"0 stored (or already stored), 1 refused by or unreachable fdod,\n"
-		"2 usage error or an input perf or the decoder cannot read (then\n"
-		"nothing is sent).\n\noptions:\n");
-	fdo_opts_print_help(opts, out);
-}
+static int run(int argc, char **argv);
+
+const struct cli_cmd cli_cmd_import = {
+	.name = "import",
+	.usage = "[OPTIONS] perf.data\n"
+		 "       fdoctl import [OPTIONS] --script FILE [--build-ids FILE]",
+	.summary = "send a perf recording (callchains, LBR branch stacks)",
+	.about =
+		"Sends a perf recording (perf record -g or --call-graph dwarf, "
+		"with\n-b / --branch-any for LBR branch records; --call-graph "
+		"lbr is\nrefused) to fdod as SampleBatches: callchains as "
+		"(build-id, file\noffset) frames, brstack entries as branch "
+		"records (BOLT profiles).\nKernel frames over a user stack are "
+		"left out; files without a\nbuild-id are sent as unmapped. "
+		"perf.data is read with `perf\nscript`; --script takes the text "
+		"of a recording read elsewhere:\n  perf script --header "
+		"-F " SCRIPT_FIELDS "[,brstack] \\\n      --no-inline "
+		"--show-mmap-events --show-task-events > FILE\n  perf "
+		"buildid-list > IDS     (then --build-ids IDS)\nImporting the "
+		"same input with the same options again is counted\nonce (agent "
+		"perf-import/HASH, seq = batch number). Exit status:\n0 stored "
+		"(or already stored), 1 refused by or unreachable fdod,\n2 usage "
+		"error or an input perf or the decoder cannot read (then\n"
+		"nothing is sent).\n",
+	.opts = opts,
+	.argv_flags = FDO_ARGV_PERMUTE,
+	.max_operands = 1,
+	.run = run,
+};
 
 /* A whole file, mapped read-only (len 0: nothing mapped). */
 struct mapped {
@@ -527,9 +534,8 @@ static int upload_files(const struct cfg *c, const struct wire_perf_result *r)
 		}
 	}
 	if (n)
-		failed = cli_upload_http(cli_http_base(c->http),
-					 r->batches[0]->binary, 0, (int)n,
-					 files);
+		failed = cli_upload_http(&c->http, r->batches[0]->binary, 0,
+					 (int)n, files);
 out:
 	for (size_t k = 0; k < n; k++)
 		free(files[k]);
@@ -537,34 +543,25 @@ out:
 	return failed;
 }
 
-int cmd_import(int argc, char **argv)
+static int run(int argc, char **argv)
 {
 	struct cfg c;
 	char err[512];
-	int optind = 0, exit_code = 2;
+	int n, exit_code = 2;
 	struct mapped in = {0}, ids = {0};
 	struct wire_perf *d = NULL;
 	struct wire_perf_result res = {0};
 	struct fdo_buf hdr; /* perf report --header-only */
-	fdo_buf_init(&hdr);
 	memset(&c, 0, sizeof c);
-	if (fdo_opts_wants_help(argc, argv)) {
-		usage(stdout);
-		return 0;
-	}
-	if (fdo_opts_defaults(opts, &c, err, sizeof err) ||
-	    fdo_opts_parse_args(opts, &c, argc, argv, &optind, err,
-				sizeof err)) {
-		fprintf(stderr, WHO ": %s\n", err);
-		usage(stderr);
-		goto out;
-	}
-	const char *path = optind < argc ? argv[optind] : NULL;
-	if (argc - optind != (c.script ? 0 : 1) ||
-	    (c.build_ids && !c.script)) {
-		fprintf(stderr, WHO ": give one perf.data file, or --script "
-				"FILE [--build-ids FILE]\n");
-		usage(stderr);
+	int rc = cli_args_parse(&cli_cmd_import, opts, &c, argc, argv, &n);
+	if (rc != CLI_RUN)
+		return rc;
+	fdo_buf_init(&hdr);
+	const char *path = n ? argv[1] : NULL;
+	if (n != (c.script ? 0 : 1) || (c.build_ids && !c.script)) {
+		cli_usage_error(&cli_cmd_import,
+				"give one perf.data file, or --script FILE "
+				"[--build-ids FILE]");
 		goto out;
 	}
 	/* The input's bytes: checked, hashed, and their mtime. */
@@ -657,7 +654,7 @@ int cmd_import(int argc, char **argv)
 		goto out;
 	}
 	exit_code = send_all(&c, &res);
-	if (!exit_code && c.http)
+	if (!exit_code && c.http.url)
 		exit_code = upload_files(&c, &res);
 out:
 	fdo_buf_fini(&hdr);

@@ -5,6 +5,8 @@
  * server counts once.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,18 +16,37 @@
 #include "common/common.h"
 #include "schemas/schemas.h"
 
-#define PUSH_TIMEOUT_MS 30000
+struct cfg {
+	char *url;
+	uint64_t timeout_ms;
+};
 
-static void push_usage(FILE *out)
-{
-	fprintf(out,
-		"usage: fdoctl push [--url URL] [--timeout MS] FILE|-\n\n"
-		"Sends one SampleBatch written in fdod's text form (FILE, or - for\n"
-		"stdin) to fdod and prints the Ack. URL defaults to $FDOD_URL, else\n"
-		"%s. Exit status: 0 stored (or a duplicate already stored),\n"
-		"1 refused or unreachable, 2 usage or parse error.\n",
-		CLI_BATCH_DEFAULT_URL);
-}
+static const struct fdo_opt opts[] = {
+	{"url", FDO_OPT_STRING, offsetof(struct cfg, url), NULL, "URL",
+	 "fdod ingest address (default $FDOD_URL, else " CLI_BATCH_DEFAULT_URL
+	 ")"},
+	{"timeout", FDO_OPT_UINT, offsetof(struct cfg, timeout_ms), "30000",
+	 "MS", "wait this long for the Ack before sending the batch again "
+	       "(three tries)"},
+	{0},
+};
+
+static int run(int argc, char **argv);
+
+const struct cli_cmd cli_cmd_push = {
+	.name = "push",
+	.usage = "[--url URL] [--timeout MS] FILE|-",
+	.summary = "send one batch in the text form and print its Ack",
+	.about = "Sends one SampleBatch written in fdod's text form (FILE, or - "
+		 "for\nstdin) to fdod and prints the Ack. Exit status: 0 stored "
+		 "(or a\nduplicate already stored), 1 refused or unreachable, 2 "
+		 "usage or\nparse error.\n",
+	.opts = opts,
+	.argv_flags = FDO_ARGV_PERMUTE,
+	.min_operands = 1,
+	.max_operands = 1,
+	.run = run,
+};
 
 static int read_all(const char *path, struct fdo_buf *b)
 {
@@ -48,38 +69,9 @@ static int read_all(const char *path, struct fdo_buf *b)
 	return FDO_OK;
 }
 
-int cmd_push(int argc, char **argv)
+/* Parse the batch in path, send it to url and print its Ack. */
+static int push(const char *path, const char *url, int timeout_ms)
 {
-	const char *url = NULL;
-	const char *path = NULL;
-	int timeout_ms = PUSH_TIMEOUT_MS;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			push_usage(stdout);
-			return 0;
-		} else if (!strcmp(argv[i], "--url") && i + 1 < argc) {
-			url = argv[++i];
-		} else if (!strncmp(argv[i], "--url=", 6)) {
-			url = argv[i] + 6;
-		} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
-			timeout_ms = atoi(argv[++i]);
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			fprintf(stderr, "fdoctl push: unknown option %s\n",
-				argv[i]);
-			push_usage(stderr);
-			return 2;
-		} else if (!path) {
-			path = argv[i];
-		} else {
-			push_usage(stderr);
-			return 2;
-		}
-	}
-	if (!path) {
-		push_usage(stderr);
-		return 2;
-	}
-	url = cli_batch_url(url);
 	struct fdo_buf text;
 	fdo_buf_init(&text);
 	if (read_all(path, &text)) {
@@ -120,4 +112,17 @@ int cmd_push(int argc, char **argv)
 	int status = ack->status;
 	wire_ack_free(ack);
 	return status ? 1 : 0;
+}
+
+static int run(int argc, char **argv)
+{
+	struct cfg c = {0};
+	int n, rc = cli_args_parse(&cli_cmd_push, opts, &c, argc, argv, &n);
+	if (rc != CLI_RUN)
+		return rc;
+	const char *path = argv[1];
+	int ret = push(path, cli_batch_url(c.url),
+		       c.timeout_ms > INT_MAX ? INT_MAX : (int)c.timeout_ms);
+	fdo_opts_fini(opts, &c);
+	return ret;
 }

@@ -3,6 +3,7 @@
  * ingest and symbolization figures and the pending backlog, from
  * GET /v1/status; indented for people, raw with --json.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,15 +11,34 @@
 #include "common/buf.h"
 #include "common/common.h"
 
-static void status_usage(FILE *out)
-{
-	fprintf(out,
-		"usage: fdoctl status [--http URL] [--json]\n\n"
-		"Prints fdod's GET /v1/status: store size, ingest counters,\n"
-		"symbolizer and DWARF-cache figures, pending addresses per\n"
-		"build-id. URL defaults to $FDOD_HTTP, else "
-		"http://127.0.0.1:7471.\n");
-}
+struct cfg {
+	struct cli_http http;
+	int json;
+};
+
+static const struct fdo_opt opts[] = {
+	{"http", FDO_OPT_STRING, offsetof(struct cfg, http.url), NULL, "URL",
+	 "fdod's HTTP API (default $FDOD_HTTP, else http://127.0.0.1:7471)"},
+	CLI_HTTP_TIMEOUT_OPTS(struct cfg, http),
+	{"json", FDO_OPT_BOOL, offsetof(struct cfg, json), "false", NULL,
+	 "print the JSON as fdod sent it, not indented"},
+	{0},
+};
+
+static int run(int argc, char **argv);
+
+const struct cli_cmd cli_cmd_status = {
+	.name = "status",
+	.usage = "[--http URL] [--json]",
+	.summary = "fdod's health, ingest counters and pending backlog",
+	.about = "Prints fdod's GET /v1/status: store size, ingest counters,\n"
+		 "symbolizer and DWARF-cache figures, pending addresses per\n"
+		 "build-id.\n",
+	.opts = opts,
+	.argv_flags = FDO_ARGV_PERMUTE,
+	.max_operands = 0,
+	.run = run,
+};
 
 /* Re-indent compact JSON (strings copied verbatim, escapes kept). */
 static void json_indent(const char *s, FILE *out)
@@ -67,49 +87,32 @@ static void json_indent(const char *s, FILE *out)
 	fputc('\n', out);
 }
 
-int cmd_status(int argc, char **argv)
+static int run(int argc, char **argv)
 {
-	const char *http = NULL;
-	int raw = 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			status_usage(stdout);
-			return 0;
-		} else if (!strcmp(argv[i], "--json")) {
-			raw = 1;
-		} else if (!strcmp(argv[i], "--http") && i + 1 < argc) {
-			http = argv[++i];
-		} else if (!strncmp(argv[i], "--http=", 7)) {
-			http = argv[i] + 7;
-		} else {
-			fprintf(stderr, "fdoctl status: unknown argument %s\n",
-				argv[i]);
-			status_usage(stderr);
-			return 2;
-		}
-	}
-	const char *base = cli_http_base(http);
+	struct cfg c = {0};
+	int n, rc = cli_args_parse(&cli_cmd_status, opts, &c, argc, argv, &n);
+	if (rc != CLI_RUN)
+		return rc;
+	int ret = 1;
 	struct fdo_buf body;
 	fdo_buf_init(&body);
 	char err[512];
 	int status = 0;
-	int rc = cli_http_request(base, "GET", "/v1/status", -1, &status, &body,
-				  err, sizeof err);
-	if (rc) {
-		fprintf(stderr, "fdoctl status: %s\n", err);
-		fdo_buf_fini(&body);
-		return 1;
-	}
+	rc = cli_http_request(&c.http, "GET", "/v1/status", -1, &status, &body,
+			      err, sizeof err);
 	const char *json = fdo_buf_cstr(&body);
-	if (status != 200) {
+	if (rc)
+		fprintf(stderr, "fdoctl status: %s\n", err);
+	else if (status != 200)
 		fprintf(stderr, "fdoctl status: HTTP %d: %s\n", status, json);
-		fdo_buf_fini(&body);
-		return 1;
+	else {
+		if (c.json)
+			fputs(json, stdout);
+		else
+			json_indent(json, stdout);
+		ret = 0;
 	}
-	if (raw)
-		fputs(json, stdout);
-	else
-		json_indent(json, stdout);
 	fdo_buf_fini(&body);
-	return 0;
+	fdo_opts_fini(opts, &c);
+	return ret;
 }

@@ -12,6 +12,7 @@
  * big buffer with hand-formatted numbers, and demangled names are cached.
  */
 #include <dlfcn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,58 +196,63 @@ static const char *demangle(const char *name)
 /* --- options --------------------------------------------------------- */
 
 struct opts {
-	const char *elf, *debug, *cache_dir;
-	int json, file_offsets, demangle, no_cache;
+	char *elf, *debug, *cache_dir, *style;
+	int json, file_offsets, demangle, no_cache, inlining;
 };
 
-static const char help[] =
-	"usage: fdoctl symbolize --elf FILE [--debug-file FILE]\n"
-	"                        [--output-style=LLVM|JSON] [--file-offsets]\n"
-	"                        [--no-demangle|--demangle] [--cache-dir DIR]\n"
-	"                        [--no-cache] [ADDR...]\n"
-	"\n"
-	"Prints, for each address, its inline chain innermost first, exactly\n"
-	"as `llvm-symbolizer --inlining --obj=FILE` does: per frame a line\n"
-	"with the function and a line FILE:LINE:COLUMN, then an empty line.\n"
-	"Addresses come from the arguments, else from stdin, one per line,\n"
-	"read as llvm-symbolizer-16 reads them: 0x... is hex, 0b... binary,\n"
-	"0o... or a leading 0 octal, anything else decimal; there is no bare\n"
-	"hex (1000 is 0x3e8, 01750 too). A line that is not such a number\n"
-	"(2ce5, 0x, -1) is echoed back unanswered (in JSON, an Error object).\n"
-	"An optional CODE prefix is skipped.\n"
-	"\n"
-	"  --elf FILE          the executable or shared object (also --obj)\n"
-	"  --debug-file FILE   read DWARF from FILE (default: the build-id\n"
-	"                      tree under /usr/lib/debug, .gnu_debuglink, FILE)\n"
-	"  --output-style=S    LLVM (default) or JSON, as llvm-symbolizer\n"
-	"  --file-offsets      addresses are file offsets, mapped through\n"
-	"                      the PT_LOAD headers\n"
-	"  --no-demangle       print linkage names (default: demangle)\n"
-	"  --cache-dir DIR     where the address index is kept (default\n"
-	"                      $FDOD_CACHE_DIR, $XDG_CACHE_HOME/fdod,\n"
-	"                      ~/.cache/fdod)\n"
-	"  --no-cache          build the index in memory only\n";
+/* llvm-symbolizer's spellings (--obj, --exe, -C, -i, --inlines) are
+ * aliases, so that its command lines work here. */
+static const struct fdo_opt opts[] = {
+	{"elf", FDO_OPT_STRING, offsetof(struct opts, elf), NULL, "FILE",
+	 "the executable or shared object"},
+	{"obj", FDO_OPT_STRING, offsetof(struct opts, elf), NULL, "FILE", NULL},
+	{"exe", FDO_OPT_STRING, offsetof(struct opts, elf), NULL, "FILE", NULL},
+	{"debug-file", FDO_OPT_STRING, offsetof(struct opts, debug), NULL,
+	 "FILE", "read DWARF from FILE (default: the build-id tree under "
+		 "/usr/lib/debug, .gnu_debuglink, FILE)"},
+	{"output-style", FDO_OPT_STRING, offsetof(struct opts, style), "LLVM",
+	 "S", "LLVM or JSON, as llvm-symbolizer"},
+	{"file-offsets", FDO_OPT_BOOL, offsetof(struct opts, file_offsets),
+	 "false", NULL,
+	 "addresses are file offsets, mapped through the PT_LOAD headers"},
+	{"demangle", FDO_OPT_BOOL, offsetof(struct opts, demangle), "true",
+	 NULL, "demangle C++ names (--no-demangle: print linkage names)"},
+	{"C", FDO_OPT_BOOL, offsetof(struct opts, demangle), NULL, NULL, NULL},
+	{"inlining", FDO_OPT_BOOL, offsetof(struct opts, inlining), "true",
+	 NULL, "print inlined frames (always on)"},
+	{"inlines", FDO_OPT_BOOL, offsetof(struct opts, inlining), NULL, NULL,
+	 NULL},
+	{"i", FDO_OPT_BOOL, offsetof(struct opts, inlining), NULL, NULL, NULL},
+	{"cache-dir", FDO_OPT_STRING, offsetof(struct opts, cache_dir), NULL,
+	 "DIR", "where the address index is kept (default $FDOD_CACHE_DIR, "
+		"$XDG_CACHE_HOME/fdod, ~/.cache/fdod)"},
+	{"no-cache", FDO_OPT_BOOL, offsetof(struct opts, no_cache), "false",
+	 NULL, "build the index in memory only"},
+	{0},
+};
 
-/* opt_value: "--name=value" or "--name value". */
-static int opt_value(const char *name, int argc, char **argv, int *i,
-		     const char **val)
-{
-	size_t n = strlen(name);
-	if (strncmp(argv[*i], name, n))
-		return 0;
-	if (argv[*i][n] == '=') {
-		*val = argv[*i] + n + 1;
-		return 1;
-	}
-	if (argv[*i][n] != 0)
-		return 0;
-	if (*i + 1 >= argc) {
-		*val = NULL;
-		return 1;
-	}
-	*val = argv[++*i];
-	return 1;
-}
+static int run(int argc, char **argv);
+
+const struct cli_cmd cli_cmd_symbolize = {
+	.name = "symbolize",
+	.usage = "--elf FILE [OPTIONS] [ADDR...]",
+	.summary = "addresses to functions, files, lines and inline chains",
+	.about =
+		"Prints, for each address, its inline chain innermost first, "
+		"exactly\nas `llvm-symbolizer --inlining --obj=FILE` does: per "
+		"frame a line\nwith the function and a line FILE:LINE:COLUMN, "
+		"then an empty line.\nAddresses come from the arguments, else "
+		"from stdin, one per line,\nread as llvm-symbolizer-16 reads "
+		"them: 0x... is hex, 0b... binary,\n0o... or a leading 0 octal, "
+		"anything else decimal; there is no bare\nhex (1000 is 0x3e8, "
+		"01750 too). A line that is not such a number\n(2ce5, 0x, -1) is "
+		"echoed back unanswered (in JSON, an Error object).\nAn optional "
+		"CODE prefix is skipped. Options end at the first address.\n",
+	.opts = opts,
+	.argv_flags = FDO_ARGV_DASH_OPERAND,
+	.max_operands = -1,
+	.run = run,
+};
 
 /* --- requests -------------------------------------------------------- */
 
@@ -423,85 +429,35 @@ static void handle(struct ctx *c, const char *input)
 		symbolize(c, a);
 }
 
-int cmd_symbolize(int argc, char **argv)
+/* Symbolize the n addresses of addrs, or stdin's lines when n is 0. */
+static int run_addresses(struct opts *o, int n, char **addrs)
 {
-	struct opts o = {.demangle = 1};
 	char defdir[4096];
-	int first_addr = argc;
-	for (int i = 1; i < argc; i++) {
-		const char *v;
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			fputs(help, stdout);
-			return 0;
-		} else if (opt_value("--elf", argc, argv, &i, &v) ||
-			   opt_value("--obj", argc, argv, &i, &v) ||
-			   opt_value("--exe", argc, argv, &i, &v)) {
-			if (!(o.elf = v))
-				goto usage;
-		} else if (opt_value("--debug-file", argc, argv, &i, &v)) {
-			if (!(o.debug = v))
-				goto usage;
-		} else if (opt_value("--cache-dir", argc, argv, &i, &v)) {
-			if (!(o.cache_dir = v))
-				goto usage;
-		} else if (opt_value("--output-style", argc, argv, &i, &v)) {
-			if (v && !strcmp(v, "JSON"))
-				o.json = 1;
-			else if (v && !strcmp(v, "LLVM"))
-				o.json = 0;
-			else
-				goto usage;
-		} else if (!strcmp(argv[i], "--file-offsets")) {
-			o.file_offsets = 1;
-		} else if (!strcmp(argv[i], "--no-demangle")) {
-			o.demangle = 0;
-		} else if (!strcmp(argv[i], "--demangle") ||
-			   !strcmp(argv[i], "-C")) {
-			o.demangle = 1;
-		} else if (!strcmp(argv[i], "--no-cache")) {
-			o.no_cache = 1;
-		} else if (!strcmp(argv[i], "--inlining") ||
-			   !strcmp(argv[i], "--inlines") ||
-			   !strcmp(argv[i], "-i")) {
-			/* always on, accepted for llvm-symbolizer parity */
-		} else if (!strcmp(argv[i], "--")) {
-			first_addr = i + 1;
-			break;
-		} else if (argv[i][0] == '-' && argv[i][1] == '-') {
-			fprintf(stderr, "fdoctl symbolize: unknown option %s\n",
-				argv[i]);
-			goto usage;
-		} else {
-			first_addr = i;
-			break;
-		}
-	}
-	if (!o.elf)
-		goto usage;
-	if (!o.no_cache && !o.cache_dir)
-		o.cache_dir = sym_cache_dir_default(defdir, sizeof defdir);
-	if (o.no_cache)
-		o.cache_dir = NULL;
-
+	const char *cache_dir = o->cache_dir;
+	if (o->no_cache)
+		cache_dir = NULL;
+	else if (!cache_dir)
+		cache_dir = sym_cache_dir_default(defdir, sizeof defdir);
+	o->json = !strcmp(o->style, "JSON");
 	struct ctx *c = calloc(1, sizeof *c);
 	if (!c)
 		return 1;
-	c->o = &o;
+	c->o = o;
 	c->first = 1;
-	int err = sym_index_open(o.elf, o.debug, o.cache_dir, &c->idx);
+	int err = sym_index_open(o->elf, o->debug, cache_dir, &c->idx);
 	if (err) {
-		fprintf(stderr, "fdoctl symbolize: %s: %s\n", o.elf,
+		fprintf(stderr, "fdoctl symbolize: %s: %s\n", o->elf,
 			fdo_strerror(err));
 		free(c);
 		return 1;
 	}
-	if (first_addr < argc) {
-		c->list_mode = o.json;
+	if (n) {
+		c->list_mode = o->json;
 		if (c->list_mode)
 			out_ch('[');
-		for (int i = first_addr; i < argc; i++)
-			if (argv[i][0]) /* llvm drops empty arguments */
-				handle(c, argv[i]);
+		for (int i = 0; i < n; i++)
+			if (addrs[i][0]) /* llvm drops empty arguments */
+				handle(c, addrs[i]);
 		if (c->list_mode)
 			out_str("]\n");
 	} else {
@@ -523,7 +479,22 @@ int cmd_symbolize(int argc, char **argv)
 	sym_index_close(c->idx);
 	free(c);
 	return 0;
-usage:
-	fputs(help, stderr);
-	return 2;
+}
+
+static int run(int argc, char **argv)
+{
+	struct opts o = {0};
+	int n, rc = cli_args_parse(&cli_cmd_symbolize, opts, &o, argc, argv,
+				   &n);
+	if (rc != CLI_RUN)
+		return rc;
+	if (!o.elf)
+		rc = cli_usage_error(&cli_cmd_symbolize, "give --elf FILE");
+	else if (strcmp(o.style, "LLVM") && strcmp(o.style, "JSON"))
+		rc = cli_usage_error(&cli_cmd_symbolize,
+				     "--output-style is LLVM or JSON");
+	else
+		rc = run_addresses(&o, n, argv + 1);
+	fdo_opts_fini(opts, &o);
+	return rc;
 }

@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,26 +31,45 @@
 #include "common/common.h"
 #include "storage/storage.h"
 
-static const char usage_text[] =
-    "usage: fdoctl upload [--http URL | --data DIR] [--binary NAME] "
-    "[--replace] FILE...\n"
-    "\n"
-    "Store ELF executables, shared objects and separate debug files by\n"
-    "their GNU build-id, for delayed symbolization and debuginfod.\n"
-    "\n"
-    "  --data DIR     write into the data directory DIR (default "
-    "./var/fdod)\n"
-    "  --http URL     upload through a running fdod's HTTP API (default\n"
-    "                 $FDOD_HTTP when set; else --data ./var/fdod)\n"
-    "  --binary NAME  the binary name these build-ids belong to\n"
-    "  --replace      replace a different file already stored for the\n"
-    "                 build-id (needs a token with scope admin); without\n"
-    "                 it such a file is refused (HTTP 409)\n"
-    "  --help         this text\n"
-    "\n"
-    "One line per file: `stored|present|replaced <build-id> <slots> "
-    "<file>`,\nor `error: <file>: <reason>` on stderr. Exit 1 if any file "
-    "failed.\n";
+struct cfg {
+	struct cli_http http;
+	char *data;
+	char *binary;
+	int replace;
+};
+
+static const struct fdo_opt opts[] = {
+	{"data", FDO_OPT_STRING, offsetof(struct cfg, data), NULL, "DIR",
+	 "write into the data directory DIR (default ./var/fdod)"},
+	{"http", FDO_OPT_STRING, offsetof(struct cfg, http.url), NULL, "URL",
+	 "upload through a running fdod's HTTP API (default $FDOD_HTTP when "
+	 "set; else --data ./var/fdod)"},
+	CLI_HTTP_TIMEOUT_OPTS(struct cfg, http),
+	{"binary", FDO_OPT_STRING, offsetof(struct cfg, binary), NULL, "NAME",
+	 "the binary name these build-ids belong to"},
+	{"replace", FDO_OPT_BOOL, offsetof(struct cfg, replace), "false", NULL,
+	 "replace a different file already stored for the build-id (needs a "
+	 "token with scope admin); without it such a file is refused (HTTP "
+	 "409)"},
+	{0},
+};
+
+static int run(int argc, char **argv);
+
+const struct cli_cmd cli_cmd_upload = {
+	.name = "upload",
+	.usage = "[--http URL | --data DIR] [--binary NAME] [--replace] FILE...",
+	.summary = "store ELF executables and debug files by build-id",
+	.about = "Store ELF executables, shared objects and separate debug files "
+		 "by\ntheir GNU build-id, for delayed symbolization and "
+		 "debuginfod.\nOne line per file: `stored|present|replaced "
+		 "<build-id> <slots> <file>`,\nor `error: <file>: <reason>` on "
+		 "stderr. Exit 1 if any file failed.\n",
+	.opts = opts,
+	.min_operands = 1,
+	.max_operands = -1,
+	.run = run,
+};
 
 static const char *slots_text(unsigned slots)
 {
@@ -63,24 +83,6 @@ static const char *slots_text(unsigned slots)
 	default:
 		return "-";
 	}
-}
-
-/* take_value handles "--opt VALUE" and "--opt=VALUE"; returns 1 when argv[*i]
- * is opt (value in *out, NULL if missing), 0 otherwise. */
-static int take_value(int argc, char **argv, int *i, const char *opt,
-                      const char **out)
-{
-	size_t n = strlen(opt);
-	if (strncmp(argv[*i], opt, n))
-		return 0;
-	if (argv[*i][n] == '=') {
-		*out = argv[*i] + n + 1;
-		return 1;
-	}
-	if (argv[*i][n] != '\0')
-		return 0;
-	*out = *i + 1 < argc ? argv[++*i] : NULL;
-	return 1;
 }
 
 /* The value of "key":[...] in a small JSON object, as slot words. */
@@ -117,8 +119,8 @@ static void json_field(const char *json, const char *key, char *out,
 	out[n] = 0;
 }
 
-int cli_upload_http(const char *base, const char *binary, int replace,
-		    int nfiles, char **files)
+int cli_upload_http(const struct cli_http *h, const char *binary,
+		    int replace, int nfiles, char **files)
 {
 	char path[1024] = "/v1/symbols";
 	if (binary) {
@@ -146,7 +148,7 @@ int cli_upload_http(const char *base, const char *binary, int replace,
 		fdo_buf_init(&body);
 		char err[512];
 		int status = 0;
-		int rc = cli_http_request(base, "PUT", path, fd, &status, &body,
+		int rc = cli_http_request(h, "PUT", path, fd, &status, &body,
 					  err, sizeof err);
 		close(fd);
 		const char *json = fdo_buf_cstr(&body);
@@ -214,69 +216,13 @@ static int replace_local(store *s, const char *data, const char *file,
 	return store_symbols_adopt(s, data, tmp, binary, STORE_SYM_REPLACE, res);
 }
 
-int cmd_upload(int argc, char **argv)
+static int upload_local(const char *data, const char *binary, int replace,
+			int nfiles, char **files)
 {
-	const char *data = NULL, *http = NULL, *binary = NULL;
-	int i = 1, replace = 0;
-	for (; i < argc; i++) {
-		const char *a = argv[i], *v;
-		if (!strcmp(a, "--")) {
-			i++;
-			break;
-		}
-		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-			fputs(usage_text, stdout);
-			return 0;
-		}
-		if (!strcmp(a, "--replace")) {
-			replace = 1;
-			continue;
-		}
-		if (take_value(argc, argv, &i, "--data", &v) ||
-		    take_value(argc, argv, &i, "--http", &v) ||
-		    take_value(argc, argv, &i, "--binary", &v)) {
-			if (!v || !v[0]) {
-				fprintf(stderr,
-				        "fdoctl upload: %s needs a value\n", a);
-				return 2;
-			}
-			if (!strncmp(a, "--data", 6))
-				data = v;
-			else if (!strncmp(a, "--http", 6))
-				http = v;
-			else
-				binary = v;
-			continue;
-		}
-		if (a[0] == '-' && a[1]) {
-			fprintf(stderr,
-			        "fdoctl upload: unknown option '%s'\n%s", a,
-			        usage_text);
-			return 2;
-		}
-		break;
-	}
-	if (data && http) {
-		fprintf(stderr,
-		        "fdoctl upload: give --http or --data, not both\n");
-		return 2;
-	}
-	if (i >= argc) {
-		fprintf(stderr, "fdoctl upload: no FILE given\n%s", usage_text);
-		return 2;
-	}
-	if (!http && !data && getenv("FDOD_HTTP") && *getenv("FDOD_HTTP"))
-		http = getenv("FDOD_HTTP");
-	if (http)
-		return cli_upload_http(http, binary, replace, argc - i,
-				       argv + i);
-	if (!data)
-		data = "./var/fdod";
-
 	fdo_log_set_level(FDO_LOG_WARN);
 	store *s = NULL;
-	struct store_opts opts = {.dir = data};
-	int rc = store_open(&opts, &s);
+	struct store_opts so = {.dir = data};
+	int rc = store_open(&so, &s);
 	if (rc) {
 		fprintf(stderr,
 		        "fdoctl upload: cannot open the store in %s: %s\n",
@@ -284,23 +230,23 @@ int cmd_upload(int argc, char **argv)
 		return 1;
 	}
 	int failed = 0;
-	for (; i < argc; i++) {
+	for (int i = 0; i < nfiles; i++) {
 		struct store_sym_result res;
-		rc = replace ? replace_local(s, data, argv[i], binary, &res)
-			     : store_symbols_add_file(s, data, argv[i], binary,
+		rc = replace ? replace_local(s, data, files[i], binary, &res)
+			     : store_symbols_add_file(s, data, files[i], binary,
 						      &res);
 		char hex[2 * FDO_BUILD_ID_MAX + 1];
 		fdo_hex_encode(res.elf.build_id, res.elf.build_id_len, hex);
 		if (rc == FDO_OK) {
 			printf("%s %s %s %s\n",
 			       res.replaced ? "replaced" : "stored", hex,
-			       slots_text(res.stored), argv[i]);
+			       slots_text(res.stored), files[i]);
 		} else if (rc == FDO_EEXISTS) {
 			printf("present %s %s %s\n", hex,
-			       slots_text(res.present), argv[i]);
+			       slots_text(res.present), files[i]);
 		} else {
 			fflush(stdout);
-			fprintf(stderr, "error: %s: %s\n", argv[i],
+			fprintf(stderr, "error: %s: %s\n", files[i],
 			        res.why[0] ? res.why : fdo_strerror(rc));
 			failed = 1;
 		}
@@ -308,4 +254,26 @@ int cmd_upload(int argc, char **argv)
 	fflush(stdout);
 	store_close(s);
 	return failed ? 1 : 0;
+}
+
+static int run(int argc, char **argv)
+{
+	struct cfg c = {0};
+	int n, rc = cli_args_parse(&cli_cmd_upload, opts, &c, argc, argv, &n);
+	if (rc != CLI_RUN)
+		return rc;
+	const char *env = getenv("FDOD_HTTP");
+	if ((c.data && !*c.data) || (c.http.url && !*c.http.url) ||
+	    (c.binary && !*c.binary))
+		rc = cli_usage_error(&cli_cmd_upload, "an option needs a value");
+	else if (c.data && c.http.url)
+		rc = cli_usage_error(&cli_cmd_upload,
+				     "give --http or --data, not both");
+	else if (c.http.url || (!c.data && env && *env))
+		rc = cli_upload_http(&c.http, c.binary, c.replace, n, argv + 1);
+	else
+		rc = upload_local(c.data ? c.data : "./var/fdod", c.binary,
+				  c.replace, n, argv + 1);
+	fdo_opts_fini(opts, &c);
+	return rc;
 }

@@ -1,56 +1,35 @@
 /*
  * cli/fdoctl.c — fdoctl, the command-line client of fdod: a table of
- * subcommands, each in its own cli/cmd_<name>.c.
+ * subcommands, each a struct cli_cmd in its own cli/cmd_<name>.c.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
 
-struct command {
-	const char *name;
-	int (*run)(int argc, char **argv);
-	const char *usage;
-};
-
-static const struct command commands[] = {
-	{"upload", cmd_upload,
-	 "upload    [--http URL | --data DIR] [--binary NAME] FILE...\n"
-	 "          store ELF executables and debug files by build-id"},
-	{"push", cmd_push,
-	 "push      [--url URL] FILE|-\n"
-	 "          send one batch in the text form and print its Ack"},
-	{"import", cmd_import,
-	 "import    [--url URL] [--binary NAME] [--label k=v]... [--perf PATH]\n"
-	 "          (perf.data | --script FILE [--build-ids FILE])\n"
-	 "          send a perf recording (callchains, LBR branch stacks)"},
-	{"pull", cmd_pull,
-	 "pull      BINARY [--http URL] [--format llvm|gcc|bolt|folded|pprof]\n"
-	 "          [--build-id ID] [--labels k=v,...] [--window 7d]\n"
-	 "          [--half-life 3d] [-o FILE]\n"
-	 "          fetch a profile for a build (exit 3: not ready yet)"},
-	{"backup", cmd_backup,
-	 "backup    [--http URL | --data DIR] DEST\n"
-	 "          consistent, compacted copy of the store while fdod runs"},
-	{"status", cmd_status,
-	 "status    [--http URL] [--json]\n"
-	 "          fdod's health, ingest counters and pending backlog"},
-	{"emit", cmd_emit,
-	 "emit      --elf FILE --fdata FILE [--format llvm|gcc|bolt] [-o FILE]\n"
-	 "          a profile from exact branch counts (llvm-bolt -instrument)"},
-	{"symbolize", cmd_symbolize,
-	 "symbolize --elf FILE [--debug-file FILE] [--output-style=LLVM|JSON]\n"
-	 "          [--file-offsets] [--no-demangle] [ADDR...]\n"
-	 "          addresses to functions, files, lines and inline chains"},
+static const struct cli_cmd *const commands[] = {
+	&cli_cmd_upload, &cli_cmd_push,	  &cli_cmd_import, &cli_cmd_pull,
+	&cli_cmd_backup, &cli_cmd_status, &cli_cmd_emit,   &cli_cmd_symbolize,
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
+static const struct cli_cmd *find(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (!strcmp(name, commands[i]->name))
+			return commands[i];
+	return NULL;
+}
+
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: fdoctl COMMAND [OPTIONS]\n\ncommands:\n");
+	fprintf(out, "usage: fdoctl COMMAND [OPTIONS] [ARGUMENTS]\n\n"
+		     "commands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(out, "  %s\n", commands[i].usage);
-	fprintf(out, "\n`fdoctl COMMAND --help` describes each command.\n");
+		fprintf(out, "  %-10s %s\n", commands[i]->name,
+			commands[i]->summary);
+	fprintf(out, "\n`fdoctl COMMAND --help` (or `fdoctl help COMMAND`) "
+		     "describes a command and its options.\n");
 }
 
 int main(int argc, char **argv)
@@ -59,14 +38,17 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	const struct cli_cmd *cmd;
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
 	    !strcmp(argv[1], "help")) {
-		usage(stdout);
+		if (argc > 2 && (cmd = find(argv[2])))
+			cli_help(cmd, stdout);
+		else
+			usage(stdout);
 		return 0;
 	}
-	for (size_t i = 0; i < NCOMMANDS; i++)
-		if (!strcmp(argv[1], commands[i].name))
-			return commands[i].run(argc - 1, argv + 1);
+	if ((cmd = find(argv[1])))
+		return cmd->run(argc - 1, argv + 1);
 	fprintf(stderr, "fdoctl: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -1,8 +1,11 @@
 /*
- * cli/http_client.c — fdoctl's HTTP client on nng: one request per
- * connection, the request body streamed from a file descriptor (a debug
- * file of hundreds of MB never sits in memory), the response body read
- * into a buffer. Synchronous; one thread.
+ * cli/http_client.c — fdoctl's HTTP client, on libcurl: one request per
+ * call, the request body streamed from a file descriptor (a debug file of
+ * hundreds of MB never sits in memory; a regular file goes with its
+ * Content-Length, a pipe chunked), the answer's body read into a buffer.
+ * libcurl brings https with the system's CA store, proxies from the
+ * environment, and the timeouts. Synchronous; one thread (fdoctl runs one
+ * subcommand per process).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,189 +14,191 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
-#include <nng/supplemental/tls/tls.h>
+#include <curl/curl.h>
 
 #include "cli/cli.h"
 #include "common/common.h"
-#include "common/opts.h"
 
-#define CLI_HTTP_TIMEOUT_MS 300000
-#define CLI_HTTP_CHUNK (1u << 20)
 #define CLI_HTTP_MAX_RESPONSE (1u << 30)
+/* A transfer that moves no byte for this long fails, as a step of the
+ * nng client did before. */
+#define CLI_HTTP_STALL_SECONDS 300
 
-const char *cli_http_base(const char *flag)
+const char *cli_http_base(const char *url)
 {
-	if (flag && *flag)
-		return flag;
+	if (url && *url)
+		return url;
 	const char *env = getenv("FDOD_HTTP");
 	return env && *env ? env : "http://127.0.0.1:7471";
 }
 
-static int wait_aio(nng_aio *aio)
+/* What the callbacks share with cli_http_request. */
+struct xfer {
+	int fd;
+	uint64_t size, sent; /* size: the Content-Length, or UINT64_MAX */
+	int read_errno;	     /* reading the body failed (or it shrank: -1) */
+	struct fdo_buf *out;
+	int too_large, oom;
+};
+
+static size_t read_body(char *buf, size_t size, size_t n, void *arg)
 {
-	nng_aio_wait(aio);
-	return nng_aio_result(aio);
+	struct xfer *x = arg;
+	ssize_t got;
+	do
+		got = read(x->fd, buf, size * n);
+	while (got < 0 && errno == EINTR);
+	if (got < 0) {
+		x->read_errno = errno;
+		return CURL_READFUNC_ABORT;
+	}
+	if (got == 0 && x->size != UINT64_MAX && x->sent < x->size) {
+		x->read_errno = -1;
+		return CURL_READFUNC_ABORT;
+	}
+	x->sent += (uint64_t)got;
+	return (size_t)got;
 }
 
-int cli_http_request(const char *base, const char *method, const char *path,
-		     int body_fd, int *status, struct fdo_buf *out, char *err,
-		     size_t errlen)
+static size_t write_answer(char *data, size_t size, size_t n, void *arg)
 {
-	char url[4096];
-	snprintf(url, sizeof url, "%s%s", base, path);
-	nng_url *u = NULL;
-	nng_http_client *client = NULL;
-	nng_http_conn *conn = NULL;
-	nng_http_req *req = NULL;
-	nng_http_res *res = NULL;
-	nng_aio *aio = NULL;
-	char *chunk = NULL;
-	int rv, rc = FDO_ETRANSPORT;
-	if ((rv = nng_url_parse(&u, url)) != 0) {
-		snprintf(err, errlen, "bad URL %s: %s", url, nng_strerror(rv));
-		return FDO_EINVAL;
+	struct xfer *x = arg;
+	size_t len = size * n;
+	if (x->out->len + len > CLI_HTTP_MAX_RESPONSE) {
+		x->too_large = 1;
+		return 0;
 	}
-	if ((rv = nng_http_client_alloc(&client, u)) ||
-	    (rv = nng_aio_alloc(&aio, NULL, NULL)) ||
-	    (rv = nng_http_req_alloc(&req, u)) ||
-	    (rv = nng_http_res_alloc(&res))) {
-		snprintf(err, errlen, "%s", nng_strerror(rv));
-		goto out;
+	fdo_buf_append(x->out, data, len);
+	if (x->out->oom) {
+		x->oom = 1;
+		return 0;
 	}
-	if (!strncmp(base, "https://", 8)) {
-		/* Verify the server against $FDOD_CA_FILE (a PEM bundle). */
-		const char *ca = getenv("FDOD_CA_FILE");
-		nng_tls_config *tls = NULL;
-		if ((rv = nng_tls_config_alloc(&tls, NNG_TLS_MODE_CLIENT)) ||
-		    (ca && *ca && (rv = nng_tls_config_ca_file(tls, ca))) ||
-		    (rv = nng_tls_config_server_name(tls, u->u_hostname)) ||
-		    (rv = nng_http_client_set_tls(client, tls))) {
-			snprintf(err, errlen, "TLS setup for %s: %s%s", base,
-				 nng_strerror(rv),
-				 ca ? "" : " (set FDOD_CA_FILE to a CA bundle)");
-			if (tls)
-				nng_tls_config_free(tls);
-			goto out;
-		}
-		nng_tls_config_free(tls);
-	}
-	nng_aio_set_timeout(aio, CLI_HTTP_TIMEOUT_MS);
-	nng_http_client_connect(client, aio);
-	if ((rv = wait_aio(aio))) {
-		snprintf(err, errlen, "cannot connect to %s: %s", base,
-			 nng_strerror(rv));
-		goto out;
-	}
-	conn = nng_aio_get_output(aio, 0);
-	nng_http_req_set_method(req, method);
-	/* No "Connection: close": the server would close right after its
-	 * answer, and over TLS nng's client then sometimes read the close
-	 * before the answer ("Connection shutdown", or a wait until the
-	 * timeout): 6 of 200 `fdoctl status` over https on a loaded host, 0
-	 * of 300 without the header. One request per connection all the
-	 * same: fdoctl closes it after the answer. */
-	char token[512], bearer[600];
+	return len;
+}
+
+/* libcurl's global state, set up once and released at exit. */
+static int global_init(void)
+{
+	static int done;
+	if (done)
+		return FDO_OK;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT))
+		return FDO_ENOMEM;
+	atexit(curl_global_cleanup);
+	done = 1;
+	return FDO_OK;
+}
+
+int cli_http_request(const struct cli_http *h, const char *method,
+		     const char *path, int body_fd, int *status,
+		     struct fdo_buf *out, char *err, size_t errlen)
+{
+	const char *base = cli_http_base(h->url);
+	struct xfer x = {.fd = body_fd, .size = UINT64_MAX, .out = out};
+	char token[512], auth[600], url[4096];
+	char cerr[CURL_ERROR_SIZE] = "";
+	struct curl_slist *headers = NULL, *more;
+	CURL *curl = NULL;
+	int rc = FDO_ENOMEM;
 	if (fdo_client_token(getenv("FDOD_TOKEN_FILE"), token, sizeof token)) {
 		snprintf(err, errlen, "cannot read $FDOD_TOKEN_FILE");
-		rc = FDO_EIO;
-		goto out;
+		return FDO_EIO;
 	}
-	if (token[0]) {
-		snprintf(bearer, sizeof bearer, "Bearer %s", token);
-		nng_http_req_set_header(req, "Authorization", bearer);
-	}
-	uint64_t size = 0;
 	if (body_fd >= 0) {
 		struct stat st;
 		if (fstat(body_fd, &st)) {
 			snprintf(err, errlen, "%s", strerror(errno));
-			rc = FDO_EIO;
-			goto out;
+			return FDO_EIO;
 		}
-		size = (uint64_t)st.st_size;
-		char len[32];
-		snprintf(len, sizeof len, "%llu", (unsigned long long)size);
-		nng_http_req_set_header(req, "Content-Length", len);
-		nng_http_req_set_header(req, "Content-Type",
-					"application/octet-stream");
+		if (S_ISREG(st.st_mode))
+			x.size = (uint64_t)st.st_size;
 	}
-	nng_http_conn_write_req(conn, req, aio);
-	if ((rv = wait_aio(aio))) {
-		snprintf(err, errlen, "sending the request: %s",
-			 nng_strerror(rv));
-		goto out;
+	snprintf(url, sizeof url, "%s%s", base, path);
+	snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+	if (global_init() || !(curl = curl_easy_init()))
+		goto nomem;
+	if (token[0]) {
+		if (!(more = curl_slist_append(headers, auth)))
+			goto nomem;
+		headers = more;
 	}
 	if (body_fd >= 0) {
-		chunk = malloc(CLI_HTTP_CHUNK);
-		if (!chunk) {
-			rc = FDO_ENOMEM;
-			goto out;
-		}
-		for (uint64_t done = 0; done < size;) {
-			ssize_t n = read(body_fd, chunk, CLI_HTTP_CHUNK);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				snprintf(err, errlen, "reading the file: %s",
-					 n ? strerror(errno) : "it shrank");
-				rc = FDO_EIO;
-				goto out;
-			}
-			nng_iov iov = {.iov_buf = chunk, .iov_len = (size_t)n};
-			nng_aio_set_iov(aio, 1, &iov);
-			nng_http_conn_write_all(conn, aio);
-			if ((rv = wait_aio(aio))) {
-				snprintf(err, errlen, "sending the body: %s",
-					 nng_strerror(rv));
-				goto out;
-			}
-			done += (uint64_t)n;
-		}
+		if (!(more = curl_slist_append(
+			      headers, "Content-Type: application/octet-stream")))
+			goto nomem;
+		headers = more;
 	}
-	nng_http_conn_read_res(conn, res, aio);
-	if ((rv = wait_aio(aio))) {
-		snprintf(err, errlen, "reading the answer: %s", nng_strerror(rv));
-		goto out;
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, cerr);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)h->connect_timeout);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)h->max_time);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
+			 (long)CLI_HTTP_STALL_SECONDS);
+	curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE,
+			 (curl_off_t)CLI_HTTP_MAX_RESPONSE);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_answer);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &x);
+	const char *ca = getenv("FDOD_CA_FILE");
+	if (ca && *ca)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, ca);
+	if (body_fd >= 0) {
+		curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L); /* a PUT */
+		curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_body);
+		curl_easy_setopt(curl, CURLOPT_READDATA, &x);
+		/* -1: unknown, sent chunked. */
+		curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
+				 x.size == UINT64_MAX ? (curl_off_t)-1
+						      : (curl_off_t)x.size);
+		if (strcmp(method, "PUT"))
+			curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+	} else if (strcmp(method, "GET")) {
+		/* A POST, which says Content-Length: 0 even without a body. */
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, 0L);
+		if (strcmp(method, "POST"))
+			curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 	}
-	*status = nng_http_res_get_status(res);
-	const char *cl = nng_http_res_get_header(res, "Content-Length");
-	uint64_t want = 0;
-	if (cl && fdo_parse_uint(cl, &want)) {
-		snprintf(err, errlen, "bad Content-Length in the answer");
-		goto out;
+	CURLcode cc = curl_easy_perform(curl);
+	if (cc == CURLE_OK) {
+		long code = 0;
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+		*status = (int)code;
+		rc = FDO_OK;
+	} else if (x.oom) {
+		goto nomem;
+	} else if (x.read_errno) {
+		snprintf(err, errlen, "reading the file: %s",
+			 x.read_errno > 0 ? strerror(x.read_errno)
+					  : "it shrank");
+		rc = FDO_EIO;
+	} else if (x.too_large || cc == CURLE_FILESIZE_EXCEEDED) {
+		snprintf(err, errlen, "%s %s: answer too large (over %u bytes)",
+			 method, url, CLI_HTTP_MAX_RESPONSE);
+		rc = FDO_ETRANSPORT;
+	} else {
+		/* libcurl's detailed message, else the one of its code. */
+		const char *why = cerr[0] ? cerr : curl_easy_strerror(cc);
+		if (cc == CURLE_COULDNT_CONNECT ||
+		    cc == CURLE_COULDNT_RESOLVE_HOST ||
+		    cc == CURLE_COULDNT_RESOLVE_PROXY)
+			snprintf(err, errlen, "cannot connect to %s: %s", base,
+				 why);
+		else
+			snprintf(err, errlen, "%s %s: %s", method, url, why);
+		rc = cc == CURLE_URL_MALFORMAT ||
+				     cc == CURLE_UNSUPPORTED_PROTOCOL
+			     ? FDO_EINVAL
+			     : FDO_ETRANSPORT;
 	}
-	if (want > CLI_HTTP_MAX_RESPONSE) {
-		snprintf(err, errlen, "answer too large (%llu bytes)",
-			 (unsigned long long)want);
-		goto out;
-	}
-	if (want) {
-		if (fdo_buf_reserve(out, (size_t)want)) {
-			rc = FDO_ENOMEM;
-			goto out;
-		}
-		nng_iov iov = {.iov_buf = out->data + out->len,
-			       .iov_len = (size_t)want};
-		nng_aio_set_iov(aio, 1, &iov);
-		nng_http_conn_read_all(conn, aio);
-		if ((rv = wait_aio(aio))) {
-			snprintf(err, errlen, "reading the answer: %s",
-				 nng_strerror(rv));
-			goto out;
-		}
-		out->len += (size_t)want;
-	}
-	rc = FDO_OK;
-out:
-	free(chunk);
-	if (conn)
-		nng_http_conn_close(conn);
-	nng_http_req_free(req);
-	nng_http_res_free(res);
-	nng_aio_free(aio);
-	nng_http_client_free(client);
-	nng_url_free(u);
+	goto done;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	rc = FDO_ENOMEM;
+done:
+	curl_slist_free_all(headers);
+	curl_easy_cleanup(curl);
 	return rc;
 }

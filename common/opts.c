@@ -176,31 +176,71 @@ int fdo_opts_defaults(const struct fdo_opt *table, void *cfg, char *err,
 	return FDO_OK;
 }
 
-int fdo_opts_parse_args(const struct fdo_opt *table, void *cfg, int argc,
-			char **argv, int *optind, char *err, size_t errlen)
+/*
+ * The one argv loop. Options are matched by name (--name, and -X for a
+ * one-letter name), boolean NAME also as --no-NAME. What is not an option
+ * is an operand: with FDO_ARGV_PERMUTE it is moved to argv[1 + *nmoved]
+ * and parsing goes on, else parsing stops there. *stop: the index of the
+ * first argument left unparsed (all of them operands). help, when not
+ * NULL: --help or -h in an option's place sets it and stops.
+ */
+static int parse_loop(const struct fdo_opt *table, void *cfg, int argc,
+		      char **argv, unsigned flags, int *nmoved, int *stop,
+		      int *help, char *err, size_t errlen)
 {
-	int i = 1;
 	unsigned char seen[64] = {0};
+	int i = 1, n = 0;
 	for (; i < argc; i++) {
-		const char *a = argv[i];
+		char *a = argv[i];
 		if (!strcmp(a, "--")) {
 			i++;
 			break;
 		}
-		if (strncmp(a, "--", 2) != 0 || !a[2])
-			break;
-		const char *name = a + 2, *eq = strchr(name, '=');
-		size_t len = eq ? (size_t)(eq - name) : strlen(name);
-		const struct fdo_opt *o = opt_find(table, name, len);
+		const struct fdo_opt *o = NULL;
+		const char *eq = NULL;
+		int negate = 0;
+		if (a[0] == '-' && a[1] == '-') {
+			const char *name = a + 2;
+			eq = strchr(name, '=');
+			size_t len = eq ? (size_t)(eq - name) : strlen(name);
+			if (len > 1)
+				o = opt_find(table, name, len);
+			if (!o && !eq && len > 4 && !strncmp(name, "no-", 3)) {
+				o = opt_find(table, name + 3, len - 3);
+				negate = 1;
+				if (o && o->type != FDO_OPT_BOOL)
+					o = NULL;
+			}
+			if (!o && help && !strcmp(name, "help")) {
+				*help = 1;
+				break;
+			}
+		} else if (a[0] == '-' && a[1] && (!a[2] || a[2] == '=')) {
+			o = opt_find(table, a + 1, 1);
+			eq = a[2] ? a + 2 : NULL;
+			if (!o && help && !strcmp(a, "-h")) {
+				*help = 1;
+				break;
+			}
+		}
 		if (!o) {
-			snprintf(err, errlen, "unknown option '%s'", a);
-			return FDO_EINVAL;
+			/* "-" alone is an operand (stdin); "-1" one where
+			 * operands may start with a dash. */
+			if (a[0] == '-' && a[1] &&
+			    (a[1] == '-' || !(flags & FDO_ARGV_DASH_OPERAND))) {
+				snprintf(err, errlen, "unknown option '%s'", a);
+				return FDO_EINVAL;
+			}
+			if (!(flags & FDO_ARGV_PERMUTE))
+				break;
+			argv[1 + n++] = a;
+			continue;
 		}
 		const char *value;
 		if (eq)
 			value = eq + 1;
 		else if (o->type == FDO_OPT_BOOL)
-			value = "true";
+			value = negate ? "false" : "true";
 		else if (i + 1 < argc)
 			value = argv[++i];
 		else {
@@ -211,7 +251,34 @@ int fdo_opts_parse_args(const struct fdo_opt *table, void *cfg, int argc,
 		if (rc)
 			return rc;
 	}
-	*optind = i;
+	*nmoved = n;
+	*stop = i;
+	return FDO_OK;
+}
+
+int fdo_opts_parse_args(const struct fdo_opt *table, void *cfg, int argc,
+			char **argv, int *optind, char *err, size_t errlen)
+{
+	int nmoved;
+	return parse_loop(table, cfg, argc, argv, FDO_ARGV_DASH_OPERAND,
+			  &nmoved, optind, NULL, err, errlen);
+}
+
+int fdo_opts_parse_argv(const struct fdo_opt *table, void *cfg, int argc,
+			char **argv, unsigned flags, int *noperands, int *help,
+			char *err, size_t errlen)
+{
+	int n, stop;
+	*help = 0;
+	int rc = parse_loop(table, cfg, argc, argv, flags, &n, &stop, help,
+			    err, errlen);
+	if (rc)
+		return rc;
+	if (*help)
+		stop = argc;
+	for (int i = stop; i < argc; i++)
+		argv[1 + n++] = argv[i];
+	*noperands = n;
 	return FDO_OK;
 }
 
@@ -297,13 +364,32 @@ int fdo_opts_wants_help(int argc, char **argv)
 	return 0;
 }
 
+/* "--name" or, for a one-letter name, "-n". */
+static void opt_flag(const struct fdo_opt *o, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s%s", o->name[1] ? "--" : "-", o->name);
+}
+
 void fdo_opts_print_help(const struct fdo_opt *table, FILE *out)
 {
 	for (const struct fdo_opt *o = table; o->name; o++) {
-		char flag[96];
-		snprintf(flag, sizeof flag, "--%s%s%s", o->name,
+		if (!o->help)
+			continue;
+		char flag[96], name[80];
+		opt_flag(o, name, sizeof name);
+		snprintf(flag, sizeof flag, "%s%s%s", name,
 			 o->metavar ? " " : "", o->metavar ? o->metavar : "");
 		fprintf(out, "  %-28s %s", flag, o->help);
+		int aliases = 0;
+		for (const struct fdo_opt *a = table; a->name; a++) {
+			if (a->help || a->offset != o->offset ||
+			    a->type != o->type)
+				continue;
+			opt_flag(a, name, sizeof name);
+			fprintf(out, "%s%s", aliases++ ? ", " : " (also ", name);
+		}
+		if (aliases)
+			fputc(')', out);
 		if (o->def && *o->def)
 			fprintf(out, " (default: %s)", o->def);
 		if (o->type == FDO_OPT_LIST)
@@ -317,6 +403,8 @@ void fdo_opts_print_config(const struct fdo_opt *table, const void *cfg,
 {
 	for (const struct fdo_opt *o = table; o->name; o++) {
 		const void *f = (const char *)cfg + o->offset;
+		if (!o->help)
+			continue; /* an alias */
 		fprintf(out, "# %s\n", o->help);
 		switch (o->type) {
 		case FDO_OPT_STRING:

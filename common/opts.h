@@ -14,6 +14,11 @@
  *
  * Config file syntax: one `name = value` (or `name value`) per line, `#`
  * starts a comment, blank lines ignored; a list option may repeat.
+ *
+ * On the command line a one-letter name is spelled -X (`-o FILE`), a
+ * boolean NAME may also be cleared with --no-NAME, and an entry whose help
+ * is NULL is an alias: it sets the field of the entry with the same
+ * offset and type, and --help names it there ("(also --obj)").
  * Not thread safe: call from main before threads start.
  */
 #ifndef FDO_OPTS_H
@@ -60,6 +65,24 @@ int fdo_opts_defaults(const struct fdo_opt *table, void *cfg, char *err,
 int fdo_opts_parse_args(const struct fdo_opt *table, void *cfg, int argc,
 			char **argv, int *optind, char *err, size_t errlen);
 
+/* How fdo_opts_parse_argv reads what is not an option (an operand). */
+#define FDO_ARGV_PERMUTE 1u      /* options may follow operands */
+#define FDO_ARGV_DASH_OPERAND 2u /* an unknown "-x" is an operand, not an
+				  * unknown option ("-1" to symbolize) */
+
+/*
+ * fdo_opts_parse_argv parses a subcommand's arguments (argv[0] is its
+ * name) as fdo_opts_parse_args does, and: "-" alone and everything after
+ * `--` are operands; without FDO_ARGV_PERMUTE the first operand ends the
+ * options, with it options and operands may mix (`pull BINARY --http
+ * URL`). The operands are moved, in order, to argv[1..*noperands]. --help
+ * or -h in an option's place sets *help and ends parsing (unless the
+ * table has such an entry). Returns FDO_OK or FDO_EINVAL with a message.
+ */
+int fdo_opts_parse_argv(const struct fdo_opt *table, void *cfg, int argc,
+			char **argv, unsigned flags, int *noperands, int *help,
+			char *err, size_t errlen);
+
 /* fdo_opts_parse_file applies a config file; errors name the line. */
 int fdo_opts_parse_file(const struct fdo_opt *table, void *cfg,
 			const char *path, char *err, size_t errlen);
@@ -73,7 +96,8 @@ int fdo_opts_set(const struct fdo_opt *table, void *cfg, const char *name,
 const char *fdo_opts_find_arg(int argc, char **argv, const char *name);
 int fdo_opts_wants_help(int argc, char **argv);
 
-/* fdo_opts_print_help writes one entry per option with its default. */
+/* fdo_opts_print_help writes one entry per option with its aliases and
+ * its default. */
 void fdo_opts_print_help(const struct fdo_opt *table, FILE *out);
 /* fdo_opts_print_config writes the effective values in config-file form. */
 void fdo_opts_print_config(const struct fdo_opt *table, const void *cfg,

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# tests/valgrind.sh — run every C unit test once under valgrind (memcheck):
-# invalid reads/writes, uses of uninitialized values and definite leaks fail
-# the test. `make check-valgrind` runs it; prints "N passed, N failed".
+# tests/valgrind.sh [TEST...] — run every C unit test (or the named ones,
+# paths under build/tests/) once under valgrind (memcheck): invalid
+# reads/writes, uses of uninitialized values and definite leaks fail the
+# test. `make check-valgrind` runs it; prints "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed (deploy/install-deps.sh)"; echo "0 passed, 1 failed"; exit 1; }
 LOGDIR=build/test-logs/valgrind
 mkdir -p "$LOGDIR"
 pass=0 fail=0
-for t in build/tests/*; do
+tests=("$@")
+[[ $# -gt 0 ]] || tests=(build/tests/*)
+for t in "${tests[@]}"; do
   [[ -x $t && -f $t ]] || continue
   name=$(basename "$t")
   start=$SECONDS

@@ -109,3 +109,113 @@ TEST(find_arg_before_parsing)
 	char *h[] = {"prog", "--x", "--help"};
 	CHECK(fdo_opts_wants_help(3, h));
 }
+
+/* A subcommand's table: a one-letter option, aliases, a boolean. */
+struct sub {
+	char *elf, *out;
+	int demangle, json;
+};
+
+static const struct fdo_opt sub_table[] = {
+	{"elf", FDO_OPT_STRING, offsetof(struct sub, elf), NULL, "FILE", "elf"},
+	{"obj", FDO_OPT_STRING, offsetof(struct sub, elf), NULL, "FILE", NULL},
+	{"o", FDO_OPT_STRING, offsetof(struct sub, out), NULL, "FILE", "out"},
+	{"demangle", FDO_OPT_BOOL, offsetof(struct sub, demangle), "true", NULL,
+	 "demangle"},
+	{"C", FDO_OPT_BOOL, offsetof(struct sub, demangle), NULL, NULL, NULL},
+	{"json", FDO_OPT_BOOL, offsetof(struct sub, json), "false", NULL, "json"},
+	{0},
+};
+
+TEST(argv_permutes_operands_and_takes_both_value_forms)
+{
+	struct sub s = {0};
+	char err[256];
+	REQUIRE(fdo_opts_defaults(sub_table, &s, err, sizeof err) == FDO_OK);
+	char *argv[] = {"pull", "BIN", "--obj=a.out", "-o", "x.prof", "-",
+			"--no-demangle", "--json", "--", "--elf", NULL};
+	int n, help;
+	REQUIRE(fdo_opts_parse_argv(sub_table, &s, 10, argv, FDO_ARGV_PERMUTE,
+				    &n, &help, err, sizeof err) == FDO_OK);
+	CHECK_EQ_INT(help, 0);
+	CHECK_EQ_STR(s.elf, "a.out");
+	CHECK_EQ_STR(s.out, "x.prof");
+	CHECK_EQ_INT(s.demangle, 0);
+	CHECK_EQ_INT(s.json, 1);
+	REQUIRE(n == 3);
+	CHECK_EQ_STR(argv[1], "BIN");
+	CHECK_EQ_STR(argv[2], "-");
+	CHECK_EQ_STR(argv[3], "--elf");
+	char *again[] = {"pull", "-o=y", "-C", "--elf", "e", NULL};
+	REQUIRE(fdo_opts_parse_argv(sub_table, &s, 5, again, FDO_ARGV_PERMUTE,
+				    &n, &help, err, sizeof err) == FDO_OK);
+	CHECK_EQ_STR(s.out, "y");
+	CHECK_EQ_STR(s.elf, "e");
+	CHECK_EQ_INT(s.demangle, 1);
+	CHECK_EQ_INT(n, 0);
+	fdo_opts_fini(sub_table, &s);
+}
+
+TEST(argv_without_permute_stops_at_the_first_operand)
+{
+	struct sub s = {0};
+	char err[256];
+	char *argv[] = {"symbolize", "--elf", "e", "-1", "--json", "0x10", NULL};
+	int n, help;
+	REQUIRE(fdo_opts_parse_argv(sub_table, &s, 6, argv,
+				    FDO_ARGV_DASH_OPERAND, &n, &help, err,
+				    sizeof err) == FDO_OK);
+	CHECK_EQ_INT(s.json, 0);
+	REQUIRE(n == 3);
+	CHECK_EQ_STR(argv[1], "-1");
+	CHECK_EQ_STR(argv[2], "--json");
+	CHECK_EQ_STR(argv[3], "0x10");
+	/* Without FDO_ARGV_DASH_OPERAND "-1" is an unknown option. */
+	char *bad[] = {"push", "-1", NULL};
+	CHECK(fdo_opts_parse_argv(sub_table, &s, 2, bad, 0, &n, &help, err,
+				  sizeof err) == FDO_EINVAL);
+	CHECK(strstr(err, "'-1'") != NULL);
+	char *neg[] = {"x", "--no-elf", NULL};
+	CHECK(fdo_opts_parse_argv(sub_table, &s, 2, neg, 0, &n, &help, err,
+				  sizeof err) == FDO_EINVAL);
+	char *novalue[] = {"x", "-o", NULL};
+	CHECK(fdo_opts_parse_argv(sub_table, &s, 2, novalue, 0, &n, &help, err,
+				  sizeof err) == FDO_EINVAL);
+	CHECK(strstr(err, "needs a value") != NULL);
+	fdo_opts_fini(sub_table, &s);
+}
+
+TEST(argv_help_stops_parsing_where_an_option_may_stand)
+{
+	struct sub s = {0};
+	char err[256];
+	int n, help;
+	char *a[] = {"x", "BIN", "-h", "--bogus", NULL};
+	REQUIRE(fdo_opts_parse_argv(sub_table, &s, 4, a, FDO_ARGV_PERMUTE, &n,
+				    &help, err, sizeof err) == FDO_OK);
+	CHECK_EQ_INT(help, 1);
+	/* As an option's value, or after the options end, it is not. */
+	char *b[] = {"x", "--elf", "--help", "0x1", "--help", NULL};
+	REQUIRE(fdo_opts_parse_argv(sub_table, &s, 5, b, 0, &n, &help, err,
+				    sizeof err) == FDO_OK);
+	CHECK_EQ_INT(help, 0);
+	CHECK_EQ_STR(s.elf, "--help");
+	CHECK_EQ_INT(n, 2);
+	fdo_opts_fini(sub_table, &s);
+}
+
+TEST(help_names_aliases_and_one_letter_flags)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	REQUIRE(f);
+	fdo_opts_print_help(sub_table, f);
+	fclose(f);
+	CHECK(strstr(text, "--elf FILE") != NULL);
+	CHECK(strstr(text, "(also --obj)") != NULL);
+	CHECK(strstr(text, "  -o FILE ") != NULL);
+	CHECK(strstr(text, "(also -C) (default: true)") != NULL);
+	CHECK(strstr(text, "--obj FILE") == NULL); /* no line of its own */
+	free(text);
+}

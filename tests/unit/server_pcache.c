@@ -44,7 +44,17 @@ static void *pull(void *arg)
 		return NULL;
 	}
 	atomic_fetch_add(p->builds, 1);
-	usleep(100000); /* a build takes a while: the others arrive */
+	/* A build takes a while: the others arrive and wait. Until one does
+	 * (at most 20 s: under valgrind on a loaded host a fixed 100 ms was
+	 * not always enough for another thread to start), then 50 ms more. */
+	for (int i = 0; i < 2000; i++) {
+		struct pcache_stats st;
+		pcache_stats(p->c, &st);
+		if (st.waits >= 1)
+			break;
+		usleep(10000);
+	}
+	usleep(50000);
 	if (p->fail_first && atomic_fetch_add(p->failed, 1) == 0) {
 		pcache_fail(p->c, e);
 		snprintf(p->got, sizeof p->got, "error");
