@@ -22,10 +22,13 @@
  * cache charges the instruction after it. Under Poisson such a block's
  * many samples outweigh the sparse blocks around it, and the flow invents
  * exits to reconcile them (pp_helem's head 867 against 320 through its
- * lookup, in another sample set). A negative binomial of size r (variance mu + mu^2/r) gives a
- * block's density a bounded weight, however many samples it has; blocks
- * without samples keep the Poisson price (their likelihood under it is
- * concave). docs/profile-quality.md has the measurements behind r.
+ * lookup, in another sample set). A negative binomial of size r
+ * (variance mu + mu^2/r) gives a block's density a bounded weight,
+ * however many samples it has. Blocks without samples keep the Poisson
+ * price: under the negative binomial their likelihood is concave, which a
+ * min-cost flow cannot take. The default stays Poisson (r = 0): r = 3 and
+ * 10 brought the counts closer to exact ones but did not time better
+ * (docs/profile-quality.md, "The balance's bound").
  *
  * Solution: a min-cost circulation. Each block is an arc pair
  * in -> out carrying its count, its convex cost cut into linear segments
