@@ -253,12 +253,15 @@ def test_inferred_block_counts_beat_sample_density(daemon, tmp_path):
     for fn in ("pick", "step", "main"):
         assert fn in have and want[fn] / 3 < have[fn] < want[fn] * 3, \
             (fn, want, have)
-    # depth, the recursive one, is what ran away: only the upper bound.
-    # Its exact share is 0.4% (about ten samples of a run), and below it
-    # the inferred share is noise: 0.00095-0.00097 against 0.0041 in 1 of
-    # 6 runs with fdod 111a0dc and 1 of 4 with 2558544, the bound /3 then
-    # failing.
-    assert "depth" in have and have["depth"] < want["depth"] * 3, \
+    # depth, the recursive one, is what ran away (to the whole profile):
+    # only an upper bound, 10x. Its exact share is 0.4% (about ten samples
+    # of a run), and its inferred share is noise: 0.00095-0.00097 in 1 of
+    # 6 runs with fdod 111a0dc and 1 of 4 with 2558544; with spread=3
+    # (the balance may scale it by a third at the most) 0.0155 in a fresh
+    # clone's make test at 4317487, 3.8x.
+    print("depth share: inferred %.4f, exact %.4f" % (have.get("depth", 0),
+                                                     want["depth"]))
+    assert "depth" in have and have["depth"] < want["depth"] * 10, \
         ("depth", want, have)
     # Exact call counts reach the profile as call targets: main calls
     # pick once per element (150000 x 2048), as the records say.
