@@ -113,6 +113,23 @@ static int build_id_index(struct builder *b, uint32_t id, uint32_t *out)
 {
 	uint32_t v;
 	int found;
+	if (fdo_map64_get(&b->bids_by_id, (uint64_t)id + 1, &v)) {
+		*out = v - 1;
+		return FDO_OK;
+	}
+	/* Frames stored under an OpenTelemetry file id are frames of the
+	 * uploaded file that has it (store_fileid_alias): one build-id of
+	 * the profile, with its code. */
+	struct store_buildid rec;
+	uint32_t gnu;
+	if (store_buildid_get(b->t, id, &rec) == FDO_OK &&
+	    store_fileid_alias(b->t, &rec, &gnu) == FDO_OK && gnu != id) {
+		int rc = build_id_index(b, gnu, out);
+		if (!rc)
+			rc = fdo_map64_put(&b->bids_by_id, (uint64_t)id + 1,
+					   *out + 1, &v, &found);
+		return rc;
+	}
 	int rc = fdo_map64_put(&b->bids_by_id, (uint64_t)id + 1,
 			  (uint32_t)b->p->nbuild_ids + 1, &v, &found);
 	if (rc)
@@ -130,7 +147,6 @@ static int build_id_index(struct builder *b, uint32_t id, uint32_t *out)
 	memset(pb, 0, sizeof *pb);
 	b->bid_store_ids[p->nbuild_ids] = id;
 	b->indexes[p->nbuild_ids] = NULL;
-	struct store_buildid rec;
 	if (store_buildid_get(b->t, id, &rec) == FDO_OK) {
 		memcpy(pb->id, rec.build_id, rec.build_id_len);
 		pb->len = rec.build_id_len;

@@ -124,6 +124,26 @@ static int read_pending(store *st, uint32_t id, struct chunk *c)
 	return rc == FDO_ENOT_FOUND || rc == FDO_OK ? FDO_OK : rc;
 }
 
+/*
+ * Frames an OpenTelemetry sender keyed by a file id alone (schemas/otlp.c)
+ * are stored under that id as their build-id; once a file with that file
+ * id is uploaded, they resolve through its GNU build-id's files: *rec
+ * becomes that build-id's record. Otherwise *rec stays as it is.
+ */
+static int alias_of_file_id(store_txn *t, struct store_buildid *rec)
+{
+	uint32_t gid;
+	struct store_buildid g;
+	int rc = store_fileid_alias(t, rec, &gid);
+	if (rc == FDO_OK)
+		rc = store_buildid_get(t, gid, &g);
+	if (rc == FDO_ENOT_FOUND)
+		return FDO_OK;
+	if (rc == FDO_OK)
+		*rec = g;
+	return rc;
+}
+
 /* Which files the symbol store holds for id; FDO_ENOT_FOUND when they
  * are not enough (no executable yet). */
 static int symbol_files(agg_symwork *w, uint32_t id, uint8_t *bid,
@@ -135,6 +155,8 @@ static int symbol_files(agg_symwork *w, uint32_t id, uint8_t *bid,
 	if (rc)
 		return rc;
 	rc = store_buildid_get(t, id, &rec);
+	if (!rc)
+		rc = alias_of_file_id(t, &rec);
 	store_txn_abort(t);
 	if (rc)
 		return rc;

@@ -62,7 +62,10 @@ const struct cli_cmd cli_cmd_upload = {
 	.summary = "store ELF executables and debug files by build-id",
 	.about = "Store ELF executables, shared objects and separate debug files "
 		 "by\ntheir GNU build-id, for delayed symbolization and "
-		 "debuginfod.\nOne line per file: `stored|present|replaced "
+		 "debuginfod; files with\nloadable bytes also by their "
+		 "OpenTelemetry file id (upload the stripped\nfiles hosts run "
+		 "too, when OpenTelemetry agents send only that id).\nOne line "
+		 "per file: `stored|present|replaced "
 		 "<build-id> <slots> <file>`,\nor `error: <file>: <reason>` on "
 		 "stderr. Exit 1 if any file failed.\n",
 	.opts = opts,

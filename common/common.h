@@ -71,8 +71,13 @@ size_t fdo_log_escape(const char *in, size_t n, char *out, size_t cap);
 #define fdo_warn(...) fdo_log(FDO_LOG_WARN, __VA_ARGS__)
 #define fdo_error(...) fdo_log(FDO_LOG_ERROR, __VA_ARGS__)
 
-/* Build-ids: 1..64 bytes; text form is lowercase hex. */
+/* Build-ids: 1..64 bytes; text form is lowercase hex. A build-id is a
+ * file's GNU build-id note, or, for frames an OpenTelemetry sender sent
+ * with no GNU build-id, the file's OTel file id (16 bytes: storage.h,
+ * store_file_id; docs/ingest.md) until an upload tells which GNU
+ * build-id that file has. */
 #define FDO_BUILD_ID_MAX 64
+#define FDO_FILE_ID_SIZE 16
 /*
  * fdo_hex_encode writes 2*len lowercase hex digits and a NUL into out
  * (capacity 2*len+1).

@@ -21,9 +21,12 @@
  * Frames. A sample's stack (stack_table) lists location indices, leaf
  * first; a location has a mapping and an address. A mapping's build-id
  * comes from its attributes: process.executable.build_id.gnu (hex, a
- * GNU build-id), else .htlhash (the OTel file id; fdod does not index
- * files by it: its frames are unmapped, htlhash_unknown), else .go
- * (unmapped, go_build_id). (build-id, file offset) = address -
+ * GNU build-id), else the OTel file id (.htlhash, named .profiling in
+ * newer conventions; 32 hex digits, else unmapped: htlhash_unknown):
+ * the GNU build-id of the uploaded file with that file id when the
+ * caller knows one (opts->file_id), else the 16 bytes of the file id
+ * themselves, as that frame's build-id (symbolized once such a file is
+ * uploaded: aggregator/symwork.c), else .go (unmapped, go_build_id). (build-id, file offset) = address -
  * memory_start + file_offset: right for pprof-style process addresses
  * and for the eBPF profiler's ELF virtual addresses (its mappings then
  * start at the segment's vaddr). A location outside a GNU mapping's
@@ -100,8 +103,9 @@ static const struct {
 				   "process.executable.build_id.* attribute"},
 	[WIRE_OTLP_HTLHASH_UNKNOWN] = {
 		"htlhash_unknown",
-		"the mapping has only process.executable.build_id.htlhash, "
-		"and fdod does not index files by it"},
+		"the mapping's only id, its file id "
+		"(process.executable.build_id.htlhash or .profiling), is "
+		"not 32 hex digits"},
 	[WIRE_OTLP_GO_BUILD_ID] = {"go_build_id",
 				   "the mapping has only a Go build ID "
 				   "(link with -ldflags=-B=gobuildid or "
@@ -431,6 +435,31 @@ static int looks_v19(const Req *q)
 
 /* --------------------------------------------- mappings, locations -- */
 
+/* A mapping whose only id is an OTel file id (hex htl): keyed by the GNU
+ * build-id of the file with that file id when the caller knows it, else
+ * by the file id's 16 bytes. */
+static int file_id_mapping(struct dec *d, const char *htl, struct omap *om,
+                           size_t *len)
+{
+	uint8_t fid[FDO_BUILD_ID_MAX];
+	size_t n;
+	if (strlen(htl) != 2 * FDO_FILE_ID_SIZE ||
+	    wire_build_id_hex((const uint8_t *)htl, strlen(htl), fid, &n))
+		return WIRE_OTLP_HTLHASH_UNKNOWN;
+	if (d->st)
+		d->st->file_id_mappings++;
+	if (d->o->file_id && d->o->file_id(d->o->file_id_arg, fid, om->bid,
+	                                   len) == 0 &&
+	    *len >= 1 && *len <= FDO_BUILD_ID_MAX) {
+		if (d->st)
+			d->st->file_id_resolved++;
+		return MAPPED;
+	}
+	memcpy(om->bid, fid, FDO_FILE_ID_SIZE);
+	*len = FDO_FILE_ID_SIZE;
+	return MAPPED;
+}
+
 static int read_mappings(struct dec *d)
 {
 	size_t n = d->dict ? d->dict->n_mapping_table : 0;
@@ -456,7 +485,9 @@ static int read_mappings(struct dec *d)
 			if (!strcmp(key, "process.executable.build_id.gnu"))
 				gnu = v->string_value;
 			else if (!strcmp(key,
-			                 "process.executable.build_id.htlhash"))
+			                 "process.executable.build_id.htlhash") ||
+			         !strcmp(key, "process.executable.build_id."
+			                      "profiling"))
 				htl = v->string_value;
 			else if (!strcmp(key, "process.executable.build_id.go"))
 				go = v->string_value;
@@ -468,7 +499,7 @@ static int read_mappings(struct dec *d)
 			                ? WIRE_OTLP_NOT_GNU
 			                : MAPPED;
 		else if (htl && htl[0])
-			om->state = WIRE_OTLP_HTLHASH_UNKNOWN;
+			om->state = file_id_mapping(d, htl, om, &len);
 		else if (go && go[0])
 			om->state = WIRE_OTLP_GO_BUILD_ID;
 		else

@@ -535,8 +535,8 @@ enum wire_otlp_reason {
 	WIRE_OTLP_NO_MAPPING,   /* a location without a mapping */
 	WIRE_OTLP_NO_ADDRESS,   /* a location without an address */
 	WIRE_OTLP_NO_BUILD_ID,  /* its mapping has no build-id attribute */
-	WIRE_OTLP_HTLHASH_UNKNOWN, /* only process.executable.build_id.htlhash:
-	                           fdod does not index files by it */
+	WIRE_OTLP_HTLHASH_UNKNOWN, /* its only id, the file id (.htlhash or
+	                           .profiling), is not 32 hex digits */
 	WIRE_OTLP_GO_BUILD_ID,  /* only process.executable.build_id.go */
 	WIRE_OTLP_NOT_GNU,      /* build_id.gnu is not a build-id in hex */
 	WIRE_OTLP_OFFSET_OUT_OF_RANGE, /* file offset past 2^40 - 2 */
@@ -585,6 +585,14 @@ struct wire_otlp_opts {
 	const char *host;        /* the host when no attribute names one */
 	size_t max_batches;      /* batches one request may make; 0: 64 */
 	const struct wire_limits *limits; /* NULL: wire_limits_default */
+	/* The GNU build-id of the file with OpenTelemetry file id fid (16
+	 * bytes: storage's store_file_id) into bid (capacity
+	 * FDO_BUILD_ID_MAX) and *len, returning 0; nonzero when unknown.
+	 * A mapping with a file id and no GNU build-id is keyed by that
+	 * build-id, else by the file id itself. NULL: never known. */
+	int (*file_id)(void *arg, const uint8_t *fid, uint8_t *bid,
+	               size_t *len);
+	void *file_id_arg;
 };
 
 /* What a decode read, for the answer and /metrics. */
@@ -600,6 +608,8 @@ struct wire_otlp_stats {
 	uint64_t frames;           /* frames of the samples counted */
 	uint64_t frames_unmapped_by[WIRE_OTLP_REASONS];
 	uint64_t frames_dropped;   /* callers past max_stack_depth */
+	uint64_t file_id_mappings; /* mappings keyed by their file id: */
+	uint64_t file_id_resolved; /* of them, to a GNU build-id */
 };
 
 /* The batches of one request. */

@@ -326,6 +326,16 @@ int main(int argc, char **argv)
 			  fdo_strerror(rc));
 		goto out;
 	}
+	uint64_t indexed;
+	if ((rc = store_symbols_index_file_ids(app.st, cfg->data, &indexed))) {
+		fdo_error("fdod: indexing the symbol store by file id: %s",
+			  fdo_strerror(rc));
+		goto out;
+	}
+	if (indexed)
+		fdo_info("fdod: indexed %llu executables of the symbol store by "
+			 "their OpenTelemetry file id",
+			 (unsigned long long)indexed);
 	if ((rc = sym_cache_create(cfg->dwarf_cache_size, cache_dir,
 				   &app.cache))) {
 		fdo_error("fdod: DWARF cache: %s", fdo_strerror(rc));

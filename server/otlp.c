@@ -195,6 +195,7 @@ static void json_answer(struct fdo_buf *out, const struct wire_otlp_stats *st,
 		       "\"samples\":{\"read\":%llu,\"accepted\":%llu,"
 		       "\"unmapped\":%llu,\"empty\":%llu},"
 		       "\"frames\":{\"read\":%llu,\"dropped\":%llu},"
+		       "\"file_ids\":{\"mappings\":%llu,\"resolved\":%llu},"
 		       "\"unmapped\":{",
 		       st->shape ? st->shape : "",
 		       (unsigned long long)st->profiles,
@@ -203,7 +204,9 @@ static void json_answer(struct fdo_buf *out, const struct wire_otlp_stats *st,
 		       (unsigned long long)st->count_unmapped,
 		       (unsigned long long)st->samples_empty,
 		       (unsigned long long)st->frames,
-		       (unsigned long long)st->frames_dropped);
+		       (unsigned long long)st->frames_dropped,
+		       (unsigned long long)st->file_id_mappings,
+		       (unsigned long long)st->file_id_resolved);
 	int first = 1;
 	for (int k = 0; k < WIRE_OTLP_REASONS; k++) {
 		if (!st->count_unmapped_by[k] && !st->frames_unmapped_by[k])
@@ -268,6 +271,22 @@ static void proto_answer(struct srv_resp *resp,
 	fdo_buf_fini(&text);
 }
 
+/* The file id resolver of a decode (wire_otlp_opts.file_id): one read
+ * transaction, begun at the first file id, ended after the decode. */
+struct file_ids {
+	store *st;
+	store_txn *t;
+};
+
+static int file_id_of(void *arg, const uint8_t *fid, uint8_t *bid,
+		      size_t *len)
+{
+	struct file_ids *f = arg;
+	if (!f->t && store_txn_begin(f->st, 0, &f->t))
+		return -1;
+	return store_fileid_get(f->t, fid, bid, len) == FDO_OK ? 0 : -1;
+}
+
 /* Decode, check and store the request body[0..len); answers. */
 static void ingest(struct srv_app *app, struct srv_req *req,
 		   struct srv_resp *resp, const uint8_t *body, size_t len)
@@ -281,13 +300,18 @@ static void ingest(struct srv_app *app, struct srv_req *req,
 		refuse(app, req, resp, 503, "out of memory", 0);
 		return;
 	}
+	struct file_ids fids = {app->st, NULL};
 	struct wire_otlp_opts o = {
 		.attrs = &attrs,
 		.host = req->peer ? req->peer : "unknown",
+		.file_id = file_id_of,
+		.file_id_arg = &fids,
 	};
 	struct wire_otlp_result r = {0};
 	struct wire_otlp_stats st;
 	int rc = wire_otlp_decode(body, len, &o, &r, &st, err, sizeof err);
+	if (fids.t)
+		store_txn_abort(fids.t);
 	wire_otlp_attrs_fini(&attrs);
 	if (rc) {
 		char why[600];

@@ -546,9 +546,16 @@ static void h_upload(void *a, struct srv_req *req, struct srv_resp *resp)
 	if (res.replaced)
 		sym_cache_forget(app->cache, res.elf.build_id,
 				 res.elf.build_id_len);
-	if (rc == FDO_OK && store_txn_begin(app->st, 0, &t) == FDO_OK) {
+	if ((rc == FDO_OK || rc == FDO_EEXISTS) &&
+	    store_txn_begin(app->st, 0, &t) == FDO_OK) {
 		if (store_intern_buildid(t, res.elf.build_id,
 					 res.elf.build_id_len, 0, &id) == FDO_OK)
+			agg_symwork_wake(app->symwork, &id, 1);
+		/* Frames keyed by this file's file id (an OpenTelemetry
+		 * sender's htlhash) resolve through it now (symwork.c). */
+		if (res.has_file_id &&
+		    store_intern_buildid(t, res.file_id, STORE_FILE_ID_SIZE, 0,
+					 &id) == FDO_OK)
 			agg_symwork_wake(app->symwork, &id, 1);
 		store_txn_abort(t);
 	}

@@ -1,7 +1,7 @@
 /*
  * storage/codec.c — the byte layout of every table's keys and values, and
  * their codecs. This comment is the authoritative description of the
- * tables (store layout version STORE_VERSION = 3). Integers are big-endian
+ * tables (store layout version STORE_VERSION = 4). Integers are big-endian
  * everywhere, so LMDB's byte order is numeric order and a prefix of a key
  * selects a range (all counts of one binary, of one label set, ...).
  * Numbers on disk never change meaning; a change of layout is a new
@@ -31,6 +31,11 @@
  *   8      8    first seen in a sample, unix seconds (0 = never)
  *   16     8    last seen in a sample, unix seconds (0 = never)
  *   24     N    build-id bytes
+ *   key 'f' + file id (1 + 16 bytes)    -> value: the build-id bytes (1..64)
+ *   of an uploaded file with loadable bytes whose OpenTelemetry file id
+ *   (store_file_id: SHA-256 of its first and last 4 KiB and its length,
+ *   cut to 16 bytes) that is; since version 4 (storage/symstore.c). The
+ *   first file with a file id keeps it.
  *
  * stacks — deduplicated call stacks
  *   key:   OFFSET SIZE DESCRIPTION

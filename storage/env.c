@@ -25,6 +25,8 @@
  *   key "version"      value be32  layout version (STORE_VERSION)
  *   key "created"      value be64  unix seconds when the store was created
  *   key "id.<dict>"    value be32  next id of a dictionary (storage/intern.c)
+ *   key "fileids"      value 0x01  the symbol tree's executables are indexed
+ *                      by file id (store_symbols_index_file_ids)
  * Stores of older versions are upgraded in place when opened, in the
  * opening write transaction (all or nothing, with the new version stamp):
  *   1 -> 2  the compact stacks layout; both are read (storage/codec.c),
@@ -38,6 +40,10 @@
  *           holds the writer lock while it reads: fdod does not start
  *           serving until it is done (0.1 s for 770,000 counts entries in
  *           the page cache; docs/scale.md), and it is logged.
+ *   3 -> 4  file ids (key 'f' of table buildids: storage/codec.c). Nothing
+ *           is converted here: fdod hashes the executables of the symbol
+ *           tree once at start (store_symbols_index_file_ids: 8 KiB read
+ *           per file), as the store does not know the tree.
  * A store with any other version is refused.
  */
 #include <errno.h>
@@ -503,23 +509,28 @@ struct open_ctx {
 	uint32_t found; /* version stamp found, when it is not ours */
 };
 
-/* upgrade brings a store of version `from` (1 or 2) to STORE_VERSION,
- * in t, after every table is open. */
+/* upgrade brings a store of version `from` (1, 2 or 3) to STORE_VERSION,
+ * in t, after every table is open. Version 3 added table totals (computed
+ * here from counts); version 4 file ids in table buildids (the symbol
+ * tree's files are hashed at start: store_symbols_index_file_ids). */
 static int upgrade(store_txn *t, MDB_dbi meta, uint32_t from)
 {
 	store *s = t->s;
-	uint64_t rows, entries;
+	uint64_t rows = 0, entries = 0;
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	fdo_info("store: %s: upgrading from version %u to %d: computing "
-		 "table totals from counts",
-		 s->dir, from, STORE_VERSION);
-	int rc = store_totals_build(t, &rows, &entries);
-	if (rc) {
-		fdo_error("store: %s: upgrade from version %u failed while "
-			  "computing totals: %s; the store is left as it was",
-			  s->dir, from, fdo_strerror(rc));
-		return rc;
+	if (from < 3) {
+		fdo_info("store: %s: upgrading from version %u to %d: "
+		         "computing table totals from counts",
+		         s->dir, from, STORE_VERSION);
+		int rc = store_totals_build(t, &rows, &entries);
+		if (rc) {
+			fdo_error("store: %s: upgrade from version %u failed "
+			          "while computing totals: %s; the store is "
+			          "left as it was",
+			          s->dir, from, fdo_strerror(rc));
+			return rc;
+		}
 	}
 	uint8_t b[4];
 	fdo_put_be32(b, STORE_VERSION);
@@ -528,12 +539,16 @@ static int upgrade(store_txn *t, MDB_dbi meta, uint32_t from)
 	if (mrc)
 		return store_mdb_err(t, mrc, "write version");
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	fdo_info("store: %s: upgraded from version %u to %d: %llu totals "
-		 "rows from %llu counts entries in %.1f s",
-		 s->dir, from, STORE_VERSION, (unsigned long long)rows,
-		 (unsigned long long)entries,
-		 (double)(t1.tv_sec - t0.tv_sec) +
-			 (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	if (from < 3)
+		fdo_info("store: %s: upgraded from version %u to %d: %llu "
+		         "totals rows from %llu counts entries in %.1f s",
+		         s->dir, from, STORE_VERSION,
+		         (unsigned long long)rows, (unsigned long long)entries,
+		         (double)(t1.tv_sec - t0.tv_sec) +
+		             (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	else
+		fdo_info("store: %s: upgraded from version %u to %d",
+		         s->dir, from, STORE_VERSION);
 	return FDO_OK;
 }
 
@@ -564,7 +579,7 @@ static int open_tables(store_txn *t, void *arg)
 		if (rc)
 			return store_mdb_err(t, rc, "read version");
 		uint32_t ver = fdo_get_be32(v.mv_data);
-		if (ver == 1 || ver == 2) {
+		if (ver >= 1 && ver < STORE_VERSION) {
 			from = ver;
 		} else if (ver != STORE_VERSION) {
 			ctx->found = ver;

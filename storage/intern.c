@@ -16,6 +16,7 @@
 
 #define PFX_NAME   'n'
 #define PFX_ID     'i'
+#define PFX_FILEID 'f' /* table buildids only: file id -> build-id */
 #define REC_FORMAT 1
 #define REC_HDR    24
 
@@ -394,6 +395,61 @@ int store_buildid_seen(store_txn *t, uint32_t id, uint64_t now)
 		changed = 1;
 	}
 	return changed ? store_buildid_put(t, id, &r) : FDO_OK;
+}
+
+/* ------------------------------------------------------------ file ids -- */
+
+static void fileid_key(uint8_t key[1 + STORE_FILE_ID_SIZE],
+                       const uint8_t fid[STORE_FILE_ID_SIZE])
+{
+	key[0] = PFX_FILEID;
+	memcpy(key + 1, fid, STORE_FILE_ID_SIZE);
+}
+
+int store_fileid_put(store_txn *t, const uint8_t fid[STORE_FILE_ID_SIZE],
+                     const uint8_t *bid, size_t len)
+{
+	if (len < 1 || len > FDO_BUILD_ID_MAX)
+		return FDO_EBAD_BUILD_ID;
+	uint8_t k[1 + STORE_FILE_ID_SIZE];
+	fileid_key(k, fid);
+	int rc = store_put(t, STORE_BUILDIDS, k, sizeof k, bid, len,
+	                   STORE_NOOVERWRITE);
+	return rc == FDO_EEXISTS ? FDO_OK : rc;
+}
+
+int store_fileid_get(store_txn *t, const uint8_t fid[STORE_FILE_ID_SIZE],
+                     uint8_t *bid, size_t *len)
+{
+	uint8_t k[1 + STORE_FILE_ID_SIZE];
+	fileid_key(k, fid);
+	const void *v;
+	size_t vl;
+	int rc = store_get(t, STORE_BUILDIDS, k, sizeof k, &v, &vl);
+	if (rc)
+		return rc;
+	if (vl < 1 || vl > FDO_BUILD_ID_MAX)
+		return FDO_ECORRUPT;
+	memcpy(bid, v, vl);
+	*len = vl;
+	return FDO_OK;
+}
+
+int store_fileid_alias(store_txn *t, const struct store_buildid *rec,
+                       uint32_t *gnu)
+{
+	if ((rec->sym_state & STORE_SYM_EXECUTABLE) ||
+	    rec->build_id_len != STORE_FILE_ID_SIZE)
+		return FDO_ENOT_FOUND;
+	uint8_t bid[FDO_BUILD_ID_MAX];
+	size_t len;
+	int rc = store_fileid_get(t, rec->build_id, bid, &len);
+	if (rc)
+		return rc;
+	/* A file whose GNU build-id is its own file id names itself. */
+	if (len == rec->build_id_len && !memcmp(bid, rec->build_id, len))
+		return FDO_ENOT_FOUND;
+	return store_intern_buildid(t, bid, len, 0, gnu);
 }
 
 int store_walk_binary(store_txn *t, enum store_table table, uint32_t binary,

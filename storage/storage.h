@@ -30,7 +30,7 @@
 #include "schemas/schemas.h"
 
 /* The store layout version this code reads and writes. See storage/env.c. */
-#define STORE_VERSION 3
+#define STORE_VERSION 4
 
 typedef struct store store;
 typedef struct store_txn store_txn;
@@ -55,7 +55,7 @@ struct store_opts {
 /*
  * store_open opens (creating if needed) the environment under opts->dir and
  * every table, checks the version stamp and hands back a store in *out.
- * A store of an older layout (versions 1 and 2) is upgraded in place
+ * A store of an older layout (versions 1 to 3) is upgraded in place
  * first, in the same write transaction (storage/env.c; logged).
  * Returns FDO_OK; FDO_ESTORE_VERSION when the store was written by a
  * layout version it does not know (logged with both versions); FDO_EIO,
@@ -488,6 +488,36 @@ int store_buildid_put(store_txn *t, uint32_t id,
  * now; writes only when they change. */
 int store_buildid_seen(store_txn *t, uint32_t id, uint64_t now);
 
+/*
+ * File ids: the OpenTelemetry profiles' id of an executable file
+ * (mapping attribute process.executable.build_id.htlhash, named .profiling
+ * in newer semantic conventions): SHA-256 of the file's first 4096 bytes,
+ * its last 4096 bytes (they overlap in a smaller file) and its length as
+ * a big-endian 64-bit integer, cut to its first 16 bytes. A sender that
+ * cannot read a GNU build-id (or does not try) sends only that; fdod
+ * indexes every uploaded file with loadable bytes by it (table buildids,
+ * key 'f': storage/codec.c), so such frames resolve to the GNU build-id.
+ */
+#define STORE_FILE_ID_SIZE FDO_FILE_ID_SIZE
+/* store_file_id computes the file id of the file open on fd (pread, size
+ * from fstat): FDO_OK or FDO_EIO. */
+int store_file_id(int fd, uint8_t out[STORE_FILE_ID_SIZE]);
+/* store_fileid_put records that file id fid is a file with GNU build-id
+ * bid (1..64 bytes); a file id already recorded is left as it is. */
+int store_fileid_put(store_txn *t, const uint8_t fid[STORE_FILE_ID_SIZE],
+                     const uint8_t *bid, size_t len);
+/* store_fileid_get: the build-id of file id fid into bid (capacity
+ * FDO_BUILD_ID_MAX) and *len: FDO_OK, FDO_ENOT_FOUND, FDO_ECORRUPT. */
+int store_fileid_get(store_txn *t, const uint8_t fid[STORE_FILE_ID_SIZE],
+                     uint8_t *bid, size_t *len);
+/* store_fileid_alias: when rec (a build-id's record) is a file id
+ * (STORE_FILE_ID_SIZE bytes, no executable of its own) that an uploaded
+ * file has, the id of that file's build-id into *gnu: FDO_OK; else
+ * FDO_ENOT_FOUND (or a store error). Frames stored under the file id
+ * are read as frames of that build-id (symbols, code, profiles). */
+int store_fileid_alias(store_txn *t, const struct store_buildid *rec,
+                       uint32_t *gnu);
+
 /* --------------------------------------------------------- symbol store -- */
 /*
  * What an ELF file is, as far as the symbol store cares. Filled by
@@ -562,6 +592,8 @@ struct store_sym_result {
 	unsigned replaced; /* slots whose different file this call replaced
 			      (STORE_SYM_REPLACE) */
 	unsigned conflict; /* slots held by a different file (FDO_ECONFLICT) */
+	int has_file_id;   /* the file has loadable bytes: file_id is set */
+	uint8_t file_id[STORE_FILE_ID_SIZE]; /* store_file_id of the file */
 	char why[512];    /* on failure, a one-line reason for the user */
 };
 
@@ -626,6 +658,17 @@ int store_symbols_adopt(store *s, const char *datadir, const char *tmp_path,
  * limit; default 512 MiB). Call at start, before any upload.
  */
 void store_symbols_limit_inflated(uint64_t bytes);
+
+/*
+ * store_symbols_index_file_ids indexes by file id (store_file_id) every
+ * executable the symbol tree under datadir holds, once per store: a store
+ * of layout version 3 or older had no file ids, and uploads index their
+ * own since. Meta key "fileids" marks it done; *indexed (may be NULL)
+ * gets the number of files indexed by this call. Blocks on I/O (two 4 KiB
+ * reads per executable). Call at start, before serving.
+ */
+int store_symbols_index_file_ids(store *s, const char *datadir,
+                                 uint64_t *indexed);
 
 /* ---------------------------------------------------- write-ahead log -- */
 /*

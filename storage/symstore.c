@@ -294,6 +294,7 @@ struct record_ctx {
 	unsigned state;
 	const char *binary;
 	int replaced; /* a different file took a slot: results are stale */
+	const uint8_t *file_id; /* NULL: not a file with loadable bytes */
 };
 
 /*
@@ -352,6 +353,10 @@ static int record_fn(store_txn *t, void *arg)
 	struct store_buildid old = r;
 	if (c->replaced && (rc = symcache_reset(t, id)))
 		return rc;
+	if (c->file_id &&
+	    (rc = store_fileid_put(t, c->file_id, c->elf->build_id,
+	                           c->elf->build_id_len)))
+		return rc;
 	/* DWARF describes the file now in the debuginfo slot. */
 	r.sym_state = (r.sym_state & ~(uint32_t)STORE_SYM_DWARF) | c->state;
 	if (c->binary && c->binary[0] && r.binary == 0) {
@@ -379,7 +384,8 @@ static int record(store *s, const char *dir, const char *binary,
 		if (slot_state(path, res) == SLOT_OK)
 			state |= STORE_SYM_DWARF;
 	}
-	struct record_ctx c = {&res->elf, state, binary, res->replaced != 0};
+	struct record_ctx c = {&res->elf, state, binary, res->replaced != 0,
+	                       res->has_file_id ? res->file_id : NULL};
 	int rc = store_write(s, record_fn, &c);
 	if (rc)
 		return why(res, rc,
@@ -387,6 +393,106 @@ static int record(store *s, const char *dir, const char *binary,
 		           "the store failed: %s",
 		           fdo_strerror(rc));
 	return FDO_OK;
+}
+
+/* ------------------------------------------------------------- file ids -- */
+
+#define FILE_ID_PAGE 4096
+
+int store_file_id(int fd, uint8_t out[STORE_FILE_ID_SIZE])
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0 || st.st_size < 0)
+		return FDO_EIO;
+	uint64_t size = (uint64_t)st.st_size;
+	size_t part = size < FILE_ID_PAGE ? (size_t)size : FILE_ID_PAGE;
+	uint8_t buf[2 * FILE_ID_PAGE + 8];
+	if (pread(fd, buf, part, 0) != (ssize_t)part ||
+	    pread(fd, buf + part, part, (off_t)(size - part)) !=
+	        (ssize_t)part)
+		return FDO_EIO;
+	fdo_put_be64(buf + 2 * part, size);
+	uint8_t d[32];
+	fdo_sha256(buf, 2 * part + 8, d);
+	memcpy(out, d, STORE_FILE_ID_SIZE);
+	return FDO_OK;
+}
+
+struct index_ctx {
+	struct indexed {
+		uint8_t fid[STORE_FILE_ID_SIZE];
+		struct store_buildid rec;
+	} *e;
+	size_t n;
+};
+
+static int index_fn(store_txn *t, void *arg)
+{
+	struct index_ctx *c = arg;
+	for (size_t i = 0; i < c->n; i++) {
+		int rc = store_fileid_put(t, c->e[i].fid, c->e[i].rec.build_id,
+		                          c->e[i].rec.build_id_len);
+		if (rc)
+			return rc;
+	}
+	return store_put(t, STORE_META, "fileids", 7, "\1", 1, 0);
+}
+
+int store_symbols_index_file_ids(store *s, const char *datadir,
+                                 uint64_t *indexed)
+{
+	if (indexed)
+		*indexed = 0;
+	store_txn *t;
+	int rc = store_txn_begin(s, 0, &t);
+	if (rc)
+		return rc;
+	const void *v;
+	size_t vl;
+	rc = store_get(t, STORE_META, "fileids", 7, &v, &vl);
+	if (rc != FDO_ENOT_FOUND) {
+		store_txn_abort(t);
+		return rc;
+	}
+	/* Every build-id whose executable the tree holds, id by id. */
+	struct index_ctx c = {0};
+	size_t cap = 0;
+	for (uint32_t id = 1;; id++) {
+		struct store_buildid r;
+		rc = store_buildid_get(t, id, &r);
+		if (rc == FDO_ENOT_FOUND) {
+			rc = FDO_OK;
+			break;
+		}
+		if (rc)
+			break;
+		if (!(r.sym_state & STORE_SYM_EXECUTABLE))
+			continue;
+		char path[PATH_MAX];
+		if (store_symbols_path(datadir, r.build_id, r.build_id_len,
+		                       STORE_SYM_EXECUTABLE, path,
+		                       sizeof path))
+			continue;
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* the record lags the tree: nothing to hash */
+		if (fdo_grow(c.e, cap, c.n + 1)) {
+			close(fd);
+			rc = FDO_ENOMEM;
+			break;
+		}
+		c.e[c.n].rec = r;
+		if (store_file_id(fd, c.e[c.n].fid) == FDO_OK)
+			c.n++;
+		close(fd);
+	}
+	store_txn_abort(t);
+	if (!rc)
+		rc = store_write(s, index_fn, &c);
+	if (!rc && indexed)
+		*indexed = c.n;
+	free(c.e);
+	return rc;
 }
 
 /* ---------------------------------------------------------------- adding -- */
@@ -421,6 +527,12 @@ static int prepare(const char *datadir, int fd, unsigned flags, char *dir,
 		           (unsigned long long)res->elf.inflated,
 		           (unsigned long long)max);
 	res->slots = slots_of(&res->elf);
+	/* Indexed by the file id of the file as uploaded, stored or not: a
+	 * stripped copy of a stored executable is what hosts run, and what
+	 * an OpenTelemetry agent hashes. */
+	if ((res->slots & STORE_SYM_EXECUTABLE) &&
+	    store_file_id(fd, res->file_id) == FDO_OK)
+		res->has_file_id = 1;
 	rc = build_dir(datadir, res->elf.build_id, res->elf.build_id_len, dir,
 	               cap);
 	if (rc)

@@ -4,8 +4,9 @@ The client is Python with Debian's python3-protobuf, its message classes
 generated now by protoc (protobuf-compiler) from the project's own
 schemas/otlp_profiles.proto. The request is shaped like the
 OpenTelemetry eBPF profiler's: a mapping in ELF virtual addresses with a
-GNU build-id attribute, an htlhash-only mapping, samples with timestamps
-and no values, symbolized kernel frames, the binary named by a sample
+GNU build-id attribute, an htlhash-only mapping (the program's own file
+id, as for a file in a container whose GNU build-id the profiler did not
+read), samples with timestamps and no values, symbolized kernel frames, the binary named by a sample
 attribute. After `fdoctl upload` of the program, its llvm and folded
 profiles equal those of the same samples pushed as a SampleBatch. A
 retried identical request counts once. Bad input (a cut protobuf, a
@@ -33,7 +34,21 @@ from fdodtest import (FDOCTL, Daemon, build_id, load_segments,  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 CT = "application/x-protobuf"
-HTL = "0123456789abcdef0123456789abcdef"  # a file id, 16 bytes in hex
+PROC = 0x7f0000000000  # where the htlhash-only mapping has the program
+
+
+def file_id(path):
+    """The OTel file id (process.executable.build_id.htlhash): SHA-256 of
+    the first and last 4096 bytes and the length (big-endian u64), cut to
+    16 bytes, in hex (opentelemetry-specification profiles/mappings.md)."""
+    import hashlib
+    import struct
+    with open(path, "rb") as f:
+        data = f.read()
+    n = min(len(data), 4096)
+    h = hashlib.sha256(data[:n] + data[len(data) - n:] +
+                       struct.pack(">Q", len(data)))
+    return h.hexdigest()[:32]
 
 SRC = r"""
 #include <stdlib.h>
@@ -141,6 +156,7 @@ def ebpf_request(pb, prog, t0, outside=False):
     program's virtual addresses, callers as return addresses - 1."""
     exe, bid, syms, (p_off, p_vaddr, p_filesz) = prog
     leaf = syms["hot"] + 4
+    leaf2 = syms["hot"] + 8  # sampled through the htlhash-only mapping
     # The eBPF profiler reports a caller as its return address - 1.
     caller = call_site(exe, "main", "hot") + 1
     req = pb.ExportProfilesServiceRequest()
@@ -149,7 +165,7 @@ def ebpf_request(pb, prog, t0, outside=False):
             "process.executable.build_id.gnu",
             "process.executable.build_id.htlhash",
             "process.executable.name", "thread.name", "host.name",
-            "/usr/lib/libhtl.so", "do_syscall_64", "[kernel.kallsyms]"]
+            "/container/ocp", "do_syscall_64", "[kernel.kallsyms]"]
     d.string_table.extend(strs)
     s = {v: i for i, v in enumerate(strs)}
 
@@ -161,7 +177,7 @@ def ebpf_request(pb, prog, t0, outside=False):
 
     d.attribute_table.add()  # [0]: the zero value
     a_gnu = attr("process.executable.build_id.gnu", bid)
-    a_htl = attr("process.executable.build_id.htlhash", HTL)
+    a_htl = attr("process.executable.build_id.htlhash", file_id(exe))
     a_exe = attr("process.executable.name", "ocp")
     a_thr = attr("thread.name", "worker")
     d.mapping_table.add()
@@ -169,9 +185,11 @@ def ebpf_request(pb, prog, t0, outside=False):
         memory_start=p_vaddr, memory_limit=p_vaddr + p_filesz,
         file_offset=p_off, filename_strindex=s[exe])
     m_exe.attribute_indices.append(a_gnu)
-    m_htl = d.mapping_table.add(memory_start=0x1000, memory_limit=0x9000,
-                                file_offset=0x1000,
-                                filename_strindex=s["/usr/lib/libhtl.so"])
+    # The same file mapped by another process, in process addresses.
+    m_htl = d.mapping_table.add(memory_start=PROC + p_vaddr,
+                                memory_limit=PROC + p_vaddr + p_filesz,
+                                file_offset=p_off,
+                                filename_strindex=s["/container/ocp"])
     m_htl.attribute_indices.append(a_htl)
     d.function_table.add()
     d.function_table.add(name_strindex=s["do_syscall_64"])
@@ -179,14 +197,14 @@ def ebpf_request(pb, prog, t0, outside=False):
     d.location_table.add(mapping_index=1,
                          address=0x7fff0000 if outside else leaf)
     d.location_table.add(mapping_index=1, address=caller)
-    d.location_table.add(mapping_index=2, address=0x2345)
+    d.location_table.add(mapping_index=2, address=PROC + leaf2)
     # A kernel frame: symbolized by the profiler, no mapping.
     kern = d.location_table.add(address=0xffffffff81000123)
     kern.lines.add(function_index=1)
     d.stack_table.add()
     d.stack_table.add(location_indices=[1, 2])     # hot <- main
     d.stack_table.add(location_indices=[4, 1, 2])  # kernel <- hot <- main
-    d.stack_table.add(location_indices=[3, 2])     # libhtl <- main
+    d.stack_table.add(location_indices=[3, 2])     # hot (by file id) <- main
     d.stack_table.add(location_indices=[4])        # kernel only
     rp = req.resource_profiles.add()
     rp.resource.attributes.add(key="host.name").value.string_value = "hostA"
@@ -204,10 +222,10 @@ def ebpf_request(pb, prog, t0, outside=False):
         x.attribute_indices.extend([a_exe, a_thr])
         x.timestamps_unix_nano.extend([ts + i for i in range(n)])
     # The same as a native batch: absolute addresses, callers as return
-    # addresses; kernel and libhtl frames outside the batch's mapping.
+    # addresses; kernel frames outside the batch's mapping.
     ret = caller + 1
     stacks = [(5, [leaf, ret]), (3, [0xffffffff81000123, leaf + 1, ret]),
-              (2, [0x2345, ret])]
+              (2, [leaf2, ret])]
     return req, stacks
 
 
@@ -238,7 +256,9 @@ def test_ebpf_profile_equals_the_same_samples_as_a_batch(daemon, pb, prog):
     assert ans["samples"]["accepted"] == 10, ans
     assert ans["samples"]["unmapped"] == 7, ans
     assert ans["unmapped"]["symbolized"]["samples"] == 7, ans
-    assert ans["unmapped"]["htlhash_unknown"]["frames"] == 1, ans
+    # The htlhash-only mapping is the uploaded program's file id.
+    assert ans["file_ids"] == {"mappings": 1, "resolved": 1}, ans
+    assert "htlhash_unknown" not in ans["unmapped"], ans
     b, = ans["batches"]
     assert b["binary"] == "ocp" and b["host"] == "hostA", b
     assert b["event"] == "cpu-clock" and b["period"] == 50000000, b

@@ -34,7 +34,7 @@ def fixture_copy(tmp_path):
 def test_version_2_store_is_upgraded_and_answers_the_same_bytes(tmp_path):
     data = fixture_copy(tmp_path)
     with Daemon(data, extra=KEEP) as d:
-        assert ("upgraded from version 2 to 3: 4 totals rows from 12 "
+        assert ("upgraded from version 2 to 4: 4 totals rows from 12 "
                 "counts entries") in d.read_log()
         for name, path in ANSWERS:
             status, body = d.request("GET", path)
@@ -55,7 +55,7 @@ def test_version_2_store_is_upgraded_and_answers_the_same_bytes(tmp_path):
         assert web["stacks"] == 9
         assert d.stop() == 0
 
-    # Opened again: version 3 already, nothing recomputed.
+    # Opened again: the current version already, nothing recomputed.
     with Daemon(data, extra=KEEP) as d:
         assert d.get("/v1/binaries/webserver")["samples"] == 522
         assert d.stop() == 0

@@ -204,8 +204,13 @@ TEST(ebpf_like_request_becomes_one_batch)
 	CHECK_EQ_STR(b->event, "cpu-clock");
 	CHECK(b->period == 10000000 && b->seq == 1);
 	CHECK(b->time_start == T0 && b->time_end == T0 + 2);
-	REQUIRE(b->n_mappings == 1 && b->n_stacks == 3);
+	/* Mapping 2 has a file id alone and no one knows it: keyed by it. */
+	REQUIRE(b->n_mappings == 2 && b->n_stacks == 3);
 	CHECK(b->mappings[0]->build_id.len == 20);
+	REQUIRE(b->mappings[1]->build_id.len == 16);
+	CHECK(b->mappings[1]->build_id.data[0] == 0x00 &&
+	      b->mappings[1]->build_id.data[15] == 0xff);
+	CHECK(st.file_id_mappings == 1 && st.file_id_resolved == 0);
 	/* Timestamps count: 2, 3, 4 (the kernel-only sample: 5, unmapped). */
 	CHECK(b->stacks[0]->count == 2 && b->stacks[1]->count == 3 &&
 	      b->stacks[2]->count == 4);
@@ -220,9 +225,97 @@ TEST(ebpf_like_request_becomes_one_batch)
 	      b->stacks[1]->addrs[1] == base + 0x1001);
 	CHECK(st.count == 14 && st.count_unmapped == 5);
 	CHECK(st.count_unmapped_by[WIRE_OTLP_SYMBOLIZED] == 5);
-	CHECK(st.frames_unmapped_by[WIRE_OTLP_HTLHASH_UNKNOWN] == 1);
+	CHECK(st.frames_unmapped_by[WIRE_OTLP_HTLHASH_UNKNOWN] == 0);
 	CHECK(st.frames_unmapped_by[WIRE_OTLP_SYMBOLIZED] == 2);
+	/* Stack 3: the file id's frame, then hot's caller. */
+	REQUIRE(b->stacks[2]->n_addrs == 2);
+	CHECK(b->stacks[2]->addrs[0] == b->mappings[1]->start + 0x1000);
 	wire_otlp_result_fini(&r);
+}
+
+/* A resolver that knows file id 00112233...eeff: GNU build-id 0xaa x 20. */
+static int known_file_id(void *arg, const uint8_t *fid, uint8_t *bid,
+			 size_t *len)
+{
+	static const uint8_t want[16] = {0x00, 0x11, 0x22, 0x33, 0x44, 0x55,
+					 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb,
+					 0xcc, 0xdd, 0xee, 0xff};
+	(*(int *)arg)++;
+	if (memcmp(fid, want, 16))
+		return -1;
+	memset(bid, 0xaa, 20);
+	*len = 20;
+	return 0;
+}
+
+/* decode with known_file_id as the resolver, counting its calls. */
+static int decode_with(const struct req *q, int *calls,
+		       struct wire_otlp_result *r, struct wire_otlp_stats *st)
+{
+	struct wire_otlp_opts opts = {.file_id = known_file_id,
+				      .file_id_arg = calls},
+			      *o = &opts;
+	*calls = 0;
+	char err[512] = "";
+	struct wire_otlp_attrs a;
+	int rc = wire_otlp_attrs_parse(MAP, &a, err, sizeof err);
+	if (rc)
+		return rc;
+	o->attrs = &a;
+	o->host = "h";
+	size_t len;
+	uint8_t *buf = pack(&q->r.base, &len);
+	rc = wire_otlp_decode(buf, len, o, r, st, err, sizeof err);
+	free(buf);
+	wire_otlp_attrs_fini(&a);
+	return rc;
+}
+
+TEST(file_id_resolves_to_the_uploaded_gnu_build_id)
+{
+	struct req q;
+	req_init(&q, 0);
+	int calls;
+	struct wire_otlp_result r;
+	struct wire_otlp_stats st;
+	REQUIRE(decode_with(&q, &calls, &r, &st) == FDO_OK);
+	CHECK(calls == 1);
+	REQUIRE(r.n == 1 && r.batches[0]->n_mappings == 2);
+	const Fdod__SampleBatch *b = r.batches[0];
+	REQUIRE(b->mappings[1]->build_id.len == 20);
+	CHECK(b->mappings[1]->build_id.data[0] == 0xaa &&
+	      b->mappings[1]->build_id.data[19] == 0xaa);
+	CHECK(st.file_id_mappings == 1 && st.file_id_resolved == 1);
+	wire_otlp_result_fini(&r);
+
+	/* The newer attribute name is the same id. */
+	strs[S_HTL] = "process.executable.build_id.profiling";
+	REQUIRE(decode_with(&q, &calls, &r, &st) == FDO_OK);
+	CHECK(calls == 1 && st.file_id_resolved == 1);
+	wire_otlp_result_fini(&r);
+	strs[S_HTL] = "process.executable.build_id.htlhash";
+}
+
+TEST(file_id_not_32_hex_digits_is_unmapped)
+{
+	static const char *bad[] = {"00112233445566778899aabbccddeef",
+				    "00112233445566778899aabbccddeeff00",
+				    "0011223344556677889xaabbccddeeff"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		struct req q;
+		req_init(&q, 0);
+		q.v[2].string_value = (char *)bad[i];
+		int calls;
+		struct wire_otlp_result r;
+		struct wire_otlp_stats st;
+		REQUIRE(decode_with(&q, &calls, &r, &st) == FDO_OK);
+		CHECK(calls == 0);
+		CHECK(st.frames_unmapped_by[WIRE_OTLP_HTLHASH_UNKNOWN] == 1);
+		CHECK(st.file_id_mappings == 0);
+		REQUIRE(r.n == 1);
+		CHECK(r.batches[0]->n_mappings == 1);
+		wire_otlp_result_fini(&r);
+	}
 }
 
 TEST(sample_attributes_split_batches_by_label)

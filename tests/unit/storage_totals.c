@@ -234,7 +234,7 @@ TEST(version_2_fixture_is_upgraded_with_totals_of_its_counts)
 	CHECK_EQ_INT(a.n, 3);
 	store_txn_abort(t);
 	store_close(s);
-	/* Opened again: version 3 as it is, nothing recomputed. */
+	/* Opened again: the current version as it is, nothing recomputed. */
 	REQUIRE((s = open_dir(dir, 0, 0)));
 	CHECK_EQ_INT(version_of(s), STORE_VERSION);
 	CHECK(totals_match_scan(s));
@@ -266,7 +266,7 @@ TEST(upgrade_that_cannot_finish_leaves_version_2)
 	REQUIRE(f);
 	buf[fread(buf, 1, sizeof buf - 1, f)] = 0;
 	fclose(f);
-	CHECK(strstr(buf, "upgraded from version 2 to 3: 4 totals rows from "
+	CHECK(strstr(buf, "upgraded from version 2 to 4: 4 totals rows from "
 			  "12 counts entries") != NULL);
 	CHECK_EQ_INT(version_of(s), STORE_VERSION);
 	CHECK(totals_match_scan(s));
