@@ -111,6 +111,12 @@ AGENT_SRCS := $(wildcard agent/*.c)
 $(BUILD)/fdo-agent: $(patsubst %.c,$(BUILD)/obj/%.o,$(AGENT_SRCS)) $(call archive,schemas) $(call archive,common)
 	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(filter %.o,$^) $(call archive,schemas) $(call archive,common) -lnng -lprotobuf-c -lpthread -lm
 
+# The fleet simulator (bench/agent/fleetsim.c): simulated agents on the
+# agent's own sender and sampling control.
+$(BUILD)/bench/fleetsim: bench/agent/fleetsim.c $(call archives,agent) | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(call archives,agent) -lnng -lprotobuf-c -lpthread -lm
+
 # tests/unit/<part>_<name>.c -> $(BUILD)/tests/<part>_<name>
 .SECONDEXPANSION:
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $$(call archives,$$(firstword $$(subst _, ,$$*))) | $(PROTO_H)
@@ -175,6 +181,7 @@ FUZZ_PART_fdata    := aggregator
 FUZZ_PART_perf     := schemas
 FUZZ_PART_pprof    := schemas
 FUZZ_PART_otlp     := schemas
+FUZZ_PART_policy   := server
 
 .PHONY: fuzz fuzz-build fuzz-bins
 fuzz: fuzz-build

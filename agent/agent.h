@@ -7,11 +7,13 @@
  *   perf.c      perf_event_open per CPU, mmap'd rings, record decoding
  *   profile.c   mappings per process, stack aggregation, batch building
  *   spool.c     bounded spool of encoded batches and the sender thread
+ *   control.c   the server's sampling advice: rate, pauses, heartbeats
  *   fdo_agent.c options, target process, threads, shutdown
  */
 #ifndef FDO_AGENT_H
 #define FDO_AGENT_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -130,6 +132,42 @@ uint64_t agent_perf_read(struct agent_perf *pf, int timeout_ms,
 uint64_t agent_perf_lost(const struct agent_perf *pf);
 void agent_perf_close(struct agent_perf *pf);
 
+/* ---- control.c ---------------------------------------------------------- */
+
+/* What the server advised (Ack.sampling), within the agent's own bounds. */
+struct agent_control {
+	pthread_mutex_t mu;
+	char who[64];          /* prefix of log lines */
+	int quiet;             /* no log lines (a simulation) */
+	uint32_t own_freq;     /* --freq: the upper bound */
+	uint32_t freq;         /* the rate in use while sampling */
+	int paused;            /* sample nothing until an Ack says so */
+	uint64_t heartbeat_at; /* paused: send an empty batch then (unix s) */
+	uint32_t interval_s;   /* how long an advice holds */
+	uint32_t cpu_permille; /* the server's CPU budget advice (0 none) */
+	uint64_t advised_at;   /* unix s of the last advice */
+	char mode[16];         /* "own" before any advice */
+	int changed;           /* since the last poll */
+};
+
+void agent_control_init(struct agent_control *c, const char *who,
+			uint32_t own_freq);
+void agent_control_fini(struct agent_control *c);
+/* agent_control_apply takes an Ack's advice (NULL: none; nothing changes)
+ * at unix time now, and prints a line when the rate or the mode changed.
+ * The spool's sender thread. */
+void agent_control_apply(struct agent_control *c,
+			 const Fdod__SamplingAdvice *a, uint64_t now);
+/* agent_control_poll: the rate to sample at now (*freq; 0 = paused);
+ * *heartbeat = 1 when a paused agent should send an empty batch now.
+ * Returns 1 when the rate or pause changed since the last poll. */
+int agent_control_poll(struct agent_control *c, uint64_t now, uint32_t *freq,
+		       int *heartbeat);
+/* agent_control_advised_at: unix time of the last advice, 0 before any.
+ * An agent starts with an empty batch and waits a little for its first
+ * advice, so that joining a fleet does not start at its full own rate. */
+uint64_t agent_control_advised_at(struct agent_control *c);
+
 /* ---- spool.c ------------------------------------------------------------ */
 
 struct agent_spool;
@@ -138,6 +176,7 @@ struct agent_spool_stats {
 	uint64_t batches_sent, samples_sent;
 	uint64_t batches_dropped, samples_dropped; /* spool full or refused */
 	uint64_t batches_unsent, samples_unsent;   /* left at exit */
+	uint64_t samples_accepted; /* what the Acks said fdod stored */
 };
 
 /*
@@ -152,6 +191,9 @@ int agent_spool_start(const char *url, size_t cap, int timeout_ms,
  * any thread. */
 void agent_spool_put(struct agent_spool *s, uint64_t seq, uint8_t *msg,
 		     size_t len, uint64_t samples);
+/* agent_spool_control makes the sender apply every Ack's sampling advice
+ * to c (NULL: ignore advice). Before the first put. */
+void agent_spool_control(struct agent_spool *s, struct agent_control *c);
 /* agent_spool_stop gives the sender until drain_ms to empty the spool,
  * stops it, fills *st and frees everything. Main thread. */
 void agent_spool_stop(struct agent_spool *s, int drain_ms,

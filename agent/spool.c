@@ -45,6 +45,7 @@ struct agent_spool {
 	int stopping;
 	uint64_t deadline_ms; /* when stopping: give up after this */
 	struct agent_spool_stats st;
+	struct agent_control *control; /* set before the first put */
 	/* sender thread only: */
 	nng_socket sock;
 	int timeout_ms;
@@ -129,6 +130,12 @@ static int send_one(struct agent_spool *s, const struct item *it)
 		return 1;
 	}
 	int res = 0;
+	if (s->control)
+		agent_control_apply(s->control, ack->sampling,
+				    (uint64_t)time(NULL));
+	pthread_mutex_lock(&s->mu);
+	s->st.samples_accepted += ack->samples_accepted;
+	pthread_mutex_unlock(&s->mu);
 	if (ack->status == FDO_EBUSY || ack->status == FDO_ESTORE_FULL ||
 	    ack->status == FDO_ENOSPACE || ack->status == FDO_EIO) {
 		res = 1;
@@ -140,6 +147,11 @@ static int send_one(struct agent_spool *s, const struct item *it)
 	}
 	wire_ack_free(ack);
 	return res;
+}
+
+void agent_spool_control(struct agent_spool *s, struct agent_control *c)
+{
+	s->control = c;
 }
 
 static void *sender_main(void *arg)

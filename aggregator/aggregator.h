@@ -17,6 +17,8 @@
 
 /* ---------------------------------------------------------------- ingest -- */
 
+struct agg_result;
+
 struct agg_ingest_opts {
 	uint32_t bucket_seconds;   /* time bucket width; default 3600 */
 	uint64_t dedup_ttl;        /* seconds a (agent, seq) is remembered;
@@ -59,6 +61,13 @@ struct agg_ingest_opts {
 	int (*authorize)(void *arg, const Fdod__SampleBatch *b,
 			 const char *peer, char *why, size_t whylen);
 	void *authorize_arg;
+	/* Sampling advice for the Ack of an authorized, decoded batch b
+	 * (res: what ingest made of it): fill *out and return 1, or return
+	 * 0 for none. Called by the submitter thread, after the batch is
+	 * durable (or refused). NULL: no advice. */
+	int (*advise)(void *arg, const Fdod__SampleBatch *b,
+		      const struct agg_result *res, Fdod__SamplingAdvice *out);
+	void *advise_arg;
 };
 
 /* Figures of one batch, as its Ack reports them. */

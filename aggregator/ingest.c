@@ -1216,6 +1216,7 @@ void agg_ingest_message_from(agg_ingest *ing, const uint8_t *msg, size_t len,
 	Fdod__SampleBatch *b = NULL;
 	uint64_t t0 = fdo_now_ns();
 	Fdod__Ack ack = FDOD__ACK__INIT;
+	Fdod__SamplingAdvice advice = FDOD__SAMPLING_ADVICE__INIT;
 	/* The token first, from the message's top-level fields, before the
 	 * rest is decoded (and copied): memory spent on a batch without a
 	 * valid token stays the message itself. */
@@ -1267,6 +1268,9 @@ void agg_ingest_message_from(agg_ingest *ing, const uint8_t *msg, size_t len,
 			*authorized = 1;
 		agg_ingest_batch(ing, b, &res);
 		ack.seq = b->seq;
+		if (ing->o.advise &&
+		    ing->o.advise(ing->o.advise_arg, b, &res, &advice))
+			ack.sampling = &advice;
 	}
 reply:
 	ack.status = (uint32_t)res.status;

@@ -899,6 +899,25 @@ def gzip_bytes(data):
     return c.compress(data) + c.flush()
 
 
+def policy_seeds():
+    """fuzz_policy: sampling policy files (--sampling-policy), good and
+    refused."""
+    put("policy", "fleet.txt",
+        "# fleet\nwebserver samples=5000000/1d agent_cpu=1.5%\n"
+        "* samples=1000/1h  # the rest\nbatch mode=paused\n"
+        "new mode=triggered trigger_freq=4999 trigger_samples=200 "
+        "max_freq=499 min_freq=2\n")
+    put("policy", "empty.txt", "")
+    put("policy", "twice.txt", "a mode=paused\na samples=1/1s\n")
+    put("policy", "bad-key.txt", "a colour=red\n")
+    put("policy", "bad-range.txt", "a min_freq=10 max_freq=5\n")
+    put("policy", "nul.txt", b"a mode=paused\0\n")
+    put_dict("policy", ["samples=", "mode=", "max_freq=", "min_freq=",
+                        "trigger_freq=", "trigger_samples=", "agent_cpu=",
+                        "continuous", "paused", "triggered", "/1d", "/1h",
+                        "%", "#", "*"])
+
+
 def main():
     os.makedirs(CORPUS, exist_ok=True)
     batch_seeds()
@@ -911,6 +930,7 @@ def main():
     http_seeds()
     perf_seeds()
     pprof_seeds()
+    policy_seeds()
     for t in sorted(os.listdir(CORPUS)):
         print("seeds: %-9s %3d files" %
               (t, len(os.listdir(os.path.join(CORPUS, t)))))

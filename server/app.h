@@ -14,6 +14,7 @@
 #include "server/config.h"
 #include "server/http.h"
 #include "server/pcache.h"
+#include "server/sampling.h"
 #include "server/upstream.h"
 #include "storage/storage.h"
 #include "symbolizer/symbolizer.h"
@@ -67,6 +68,7 @@ struct srv_app {
 	struct srv_auth *auth; /* NULL: loopback-only, no tokens */
 	srv_upstream *upstream; /* NULL: no --debuginfod-urls */
 	struct pcache *pcache;  /* built profiles shared by identical pulls */
+	struct srv_sampling *sampling; /* sampling control (server/sampling.c) */
 	/* For /metrics; set once serving (read by HTTP workers). */
 	_Atomic(struct srv_http *) http;
 	_Atomic(struct srv_listen *) listen;

@@ -61,6 +61,14 @@ const struct fdo_opt srv_config_options[] = {
 	 "which OTLP resource and sample attributes name a profile's binary, "
 	 "host and labels: ATTR=binary|host|label:KEY,... (the first binary "
 	 "and host found win; a sample's attributes over its resource's)"},
+	{"sampling-policy", FDO_OPT_STRING, F(sampling_policy), NULL, "FILE",
+	 "sampling policy: desired samples per binary, pauses, triggers; "
+	 "agents get the advice in their Acks; reloaded on SIGHUP "
+	 "(docs/sampling.md); unset: no advice"},
+	{"sampling-interval", FDO_OPT_DURATION, F(sampling_interval), "1m",
+	 "DURATION",
+	 "how often the sampling advice is recomputed from what the fleet "
+	 "sent, and how long an advice holds (at least 1s)"},
 	{"tokens", FDO_OPT_STRING, F(tokens), NULL, "FILE",
 	 "API tokens with scopes (ingest, upload, read, admin); without it "
 	 "fdod serves loopback only"},

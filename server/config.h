@@ -54,6 +54,8 @@ struct srv_config {
 	uint64_t new_stacks;          /* new stacks per binary per hour */
 	uint64_t pending_max;         /* pending addresses per build-id */
 	char *otlp_attributes;        /* OTLP attribute -> binary/host/label */
+	char *sampling_policy;        /* the sampling policy file, or NULL */
+	uint64_t sampling_interval;   /* seconds: control interval */
 };
 
 /* The least --http-body-memory: one body of the largest in-memory route

@@ -261,6 +261,7 @@ int main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	fit_caps(cfg, raise_nofile());
@@ -372,6 +373,18 @@ int main(int argc, char **argv)
 			 (unsigned long long)cfg->debuginfod_timeout,
 			 (unsigned long long)cfg->debuginfod_retry);
 	}
+	char why[512];
+	if (cfg->sampling_interval < 1) {
+		fdo_error("fdod: --sampling-interval must be at least 1s");
+		goto out;
+	}
+	if ((rc = srv_sampling_create(cfg->sampling_policy,
+				      (unsigned)cfg->sampling_interval, app.st,
+				      &app.sampling, why, sizeof why))) {
+		fdo_error("fdod: sampling policy: %s", why[0] ? why
+							      : fdo_strerror(rc));
+		goto out;
+	}
 	struct agg_ingest_opts io = {
 		.bucket_seconds = (uint32_t)cfg->bucket,
 		.dedup_ttl = cfg->dedup_ttl,
@@ -388,6 +401,8 @@ int main(int argc, char **argv)
 		.rate_binary = cfg->rate_binary,
 		.authorize = app.auth ? batch_auth : NULL,
 		.authorize_arg = &app,
+		.advise = srv_sampling_advise,
+		.advise_arg = app.sampling,
 	};
 	if ((rc = agg_ingest_create(app.st, &io, &app.ingest))) {
 		fdo_error("fdod: ingest: %s", fdo_strerror(rc));
@@ -438,7 +453,16 @@ int main(int argc, char **argv)
 		 cfg->http, cfg->data, workers);
 
 	int sig;
-	sigwait(&sigs, &sig);
+	while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+		if (srv_sampling_reload(app.sampling, why, sizeof why))
+			fdo_error("fdod: SIGHUP: sampling policy kept as it "
+				  "was: %s",
+				  why);
+		else
+			fdo_info("fdod: SIGHUP: sampling policy %s reloaded",
+				 cfg->sampling_policy ? cfg->sampling_policy
+						      : "(none)");
+	}
 	fdo_info("fdod: %s received, stopping", strsignal(sig));
 	exit_code = 0;
 out:
@@ -453,6 +477,7 @@ out:
 	if (app.cache)
 		sym_cache_destroy(app.cache);
 	pcache_destroy(app.pcache);
+	srv_sampling_destroy(app.sampling);
 	store_close(app.st);
 	srv_auth_destroy(app.auth);
 	if (!exit_code)

@@ -239,6 +239,7 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 		}
 	srv_pprof_metrics(app, b);
 	srv_otlp_metrics(app, b);
+	srv_sampling_metrics(app->sampling, b);
 	struct pcache_stats pc;
 	pcache_stats(app->pcache, &pc);
 	metric(b, "fdod_profile_builds_total", "counter",

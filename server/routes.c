@@ -12,6 +12,7 @@
 
 #include "common/buf.h"
 #include "common/common.h"
+#include "common/opts.h"
 #include "server/app.h"
 #include "server/auth.h"
 
@@ -758,6 +759,79 @@ static void h_backup(void *a, struct srv_req *req, struct srv_resp *resp)
 	fdo_info("backup written to %s", target);
 }
 
+/* GET /v1/sampling: the sampling policy and every binary's advice. */
+static void h_sampling(void *a, struct srv_req *req, struct srv_resp *resp)
+{
+	struct srv_app *app = a;
+	srv_sampling_json(app->sampling, &resp->body);
+}
+
+/* POST /v1/sampling/{binary}?mode=on-demand&freq=HZ&for=DURATION,
+ * mode=paused|continuous&for=DURATION, or mode=policy: an operator's
+ * window over the policy ("*": every binary). */
+static void h_sampling_set(void *a, struct srv_req *req,
+			   struct srv_resp *resp)
+{
+	struct srv_app *app = a;
+	const char *binary = req->param[0];
+	char mode[32], freq[32], dur[32], why[256];
+	if (strcmp(binary, "*") &&
+	    wire_binary_name_check(binary, why, sizeof why)) {
+		srv_resp_error(resp, 400, "binary: %s", why);
+		return;
+	}
+	if (srv_query_get(req->query, "mode", mode, sizeof mode)) {
+		srv_resp_error(resp, 400, "mode= is required: on-demand, "
+					  "paused, continuous or policy");
+		return;
+	}
+	int m;
+	uint64_t f = 0, secs = 0;
+	if (!strcmp(mode, "policy")) {
+		m = SRV_SAMPLING_CONTINUOUS; /* and no window: the policy */
+	} else {
+		if (!strcmp(mode, "on-demand"))
+			m = SRV_SAMPLING_ON_DEMAND;
+		else if (!strcmp(mode, "paused"))
+			m = SRV_SAMPLING_PAUSED;
+		else if (!strcmp(mode, "continuous"))
+			m = SRV_SAMPLING_CONTINUOUS;
+		else {
+			srv_resp_error(resp, 400,
+				       "mode=%s: want on-demand, paused, "
+				       "continuous or policy",
+				       mode);
+			return;
+		}
+		if (srv_query_get(req->query, "for", dur, sizeof dur) ||
+		    fdo_parse_duration(dur, &secs) || secs == 0 ||
+		    secs > 30 * 86400) {
+			srv_resp_error(resp, 400, "for= must be a duration "
+						  "from 1s to 30d");
+			return;
+		}
+		if (m == SRV_SAMPLING_ON_DEMAND &&
+		    (srv_query_get(req->query, "freq", freq, sizeof freq) ||
+		     fdo_parse_uint(freq, &f) || f > UINT32_MAX)) {
+			srv_resp_error(resp, 400, "mode=on-demand needs "
+						  "freq=HZ");
+			return;
+		}
+	}
+	int rc = srv_sampling_override(app->sampling, binary, m, (uint32_t)f,
+				       secs, why, sizeof why);
+	if (rc) {
+		srv_resp_error(resp, rc == FDO_ELIMIT ? 503 : 400, "%s", why);
+		return;
+	}
+	fdo_info("sampling: %s set %s to %s%s%s for %llu s",
+		 req->peer ? req->peer : "?", binary, mode,
+		 m == SRV_SAMPLING_ON_DEMAND ? " at " : "",
+		 m == SRV_SAMPLING_ON_DEMAND ? freq : "",
+		 (unsigned long long)secs);
+	srv_sampling_json(app->sampling, &resp->body);
+}
+
 const struct srv_route srv_routes[] = {
 	{"POST", "/v1/backup", h_backup, 1 << 16, 0, SRV_SCOPE_ADMIN, NULL, NULL},
 	{"GET", "/v1/symcache/{}", h_symcache, 0, 0, SRV_SCOPE_READ, NULL, NULL},
@@ -780,6 +854,9 @@ const struct srv_route srv_routes[] = {
 	{"POST", "/v1development/profiles", srv_h_otlp, SRV_PPROF_MAX_BODY, 0,
 	 SRV_SCOPE_INGEST, NULL, NULL},
 	{"GET", "/v1/status", h_status, 0, 0, SRV_SCOPE_READ, NULL, NULL},
+	{"GET", "/v1/sampling", h_sampling, 0, 0, SRV_SCOPE_READ, NULL, NULL},
+	{"POST", "/v1/sampling/{}", h_sampling_set, 0, 0, SRV_SCOPE_ADMIN, NULL,
+	 NULL},
 	{"GET", "/v1/binaries", h_binaries, 0, 0, SRV_SCOPE_READ, NULL, NULL},
 	{"GET", "/v1/binaries/{}", h_binary, 0, 0, SRV_SCOPE_READ, NULL, NULL},
 	{"GET", "/v1/binaries/{}/readiness", srv_h_readiness, 0, 0,

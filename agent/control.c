@@ -1,0 +1,97 @@
+/*
+ * agent/control.c — what the server's sampling advice (Ack.sampling,
+ * schemas/fdod.proto SamplingAdvice) makes the agent do: its rate, its
+ * pauses and its heartbeats. docs/sampling.md.
+ *
+ * The agent's own settings are upper bounds: the rate in use is
+ * min(advice, --freq), so a compromised or misconfigured server can lower
+ * what an agent spends but never raise it past what its host allowed.
+ *
+ * DESIGN
+ *   The spool's sender thread applies each Ack's advice; the reader (or a
+ *   simulated agent) polls what to do. One mutex over the state; both
+ *   calls are a few assignments.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "agent/agent.h"
+
+void agent_control_init(struct agent_control *c, const char *who,
+                        uint32_t own_freq)
+{
+	memset(c, 0, sizeof *c);
+	pthread_mutex_init(&c->mu, NULL);
+	snprintf(c->who, sizeof c->who, "%s", who ? who : "fdo-agent");
+	c->own_freq = own_freq ? own_freq : 1;
+	c->freq = c->own_freq;
+	snprintf(c->mode, sizeof c->mode, "own");
+}
+
+void agent_control_fini(struct agent_control *c)
+{
+	pthread_mutex_destroy(&c->mu);
+}
+
+void agent_control_apply(struct agent_control *c, const Fdod__SamplingAdvice *a,
+                         uint64_t now)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&c->mu);
+	uint32_t freq = c->freq;
+	int paused = a->paused_until != 0;
+	if (!paused && a->freq_hz)
+		freq = a->freq_hz < c->own_freq ? a->freq_hz : c->own_freq;
+	else if (!paused)
+		freq = c->own_freq;
+	c->interval_s = a->interval_s ? a->interval_s : 60;
+	c->heartbeat_at = paused ? (a->paused_until > now ? a->paused_until
+	                                                  : now + c->interval_s)
+	                         : 0;
+	c->cpu_permille = a->cpu_permille;
+	c->advised_at = now;
+	int changed = freq != c->freq || paused != c->paused ||
+	              strncmp(c->mode, a->mode ? a->mode : "", sizeof c->mode);
+	if (changed && !c->quiet && paused)
+		fprintf(stderr, "%s: server advice (policy %llu, %s): paused\n",
+		        c->who, (unsigned long long)a->generation,
+		        a->mode ? a->mode : "?");
+	else if (changed && !c->quiet)
+		fprintf(stderr,
+		        "%s: server advice (policy %llu, %s): sampling at %u "
+		        "Hz%s\n",
+		        c->who, (unsigned long long)a->generation,
+		        a->mode ? a->mode : "?", freq,
+		        a->freq_hz > c->own_freq ? " (--freq caps the advice)"
+		                                 : "");
+	c->freq = freq;
+	c->paused = paused;
+	snprintf(c->mode, sizeof c->mode, "%s", a->mode ? a->mode : "");
+	c->changed |= changed;
+	pthread_mutex_unlock(&c->mu);
+}
+
+int agent_control_poll(struct agent_control *c, uint64_t now, uint32_t *freq,
+                       int *heartbeat)
+{
+	pthread_mutex_lock(&c->mu);
+	*freq = c->paused ? 0 : c->freq;
+	*heartbeat = 0;
+	if (c->paused && now >= c->heartbeat_at) {
+		*heartbeat = 1;
+		c->heartbeat_at = now + (c->interval_s ? c->interval_s : 60);
+	}
+	int changed = c->changed;
+	c->changed = 0;
+	pthread_mutex_unlock(&c->mu);
+	return changed;
+}
+
+uint64_t agent_control_advised_at(struct agent_control *c)
+{
+	pthread_mutex_lock(&c->mu);
+	uint64_t t = c->advised_at;
+	pthread_mutex_unlock(&c->mu);
+	return t;
+}

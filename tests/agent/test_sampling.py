@@ -1,0 +1,142 @@
+"""Sampling control from fdod (issue 23; docs/sampling.md): a fleet of
+simulated agents (bench/agent/fleetsim.c, on the agent's own sender and
+control code, over the real protocol on loopback) delivers the policy's
+samples per window while the number of agents changes 4x; a pause stops a
+binary's samples within one batch interval and an on-demand window raises
+its rate and then restores it; a malformed policy is refused at start and
+on reload (SIGHUP), with its line and reason, and the old policy stays.
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "ingest"))
+from fdodtest import FDOD, ROOT, Daemon  # noqa: E402
+
+SIM = os.path.join(ROOT, "build", "bench", "fleetsim")
+
+
+def fleetsim(d, seconds, schedule, window, *extra):
+    if not os.path.exists(SIM):
+        subprocess.run(["make", "-C", ROOT, "build/bench/fleetsim"],
+                       check=True, timeout=600, capture_output=True)
+    p = subprocess.run([SIM, "--url", d.url, "--binary", "sim",
+                        "--seconds", str(seconds), "--window", str(window),
+                        "--schedule", schedule] + list(extra),
+                       capture_output=True, text=True,
+                       timeout=seconds + 120)
+    assert p.returncode == 0, p.stderr
+    wins = [tuple(int(x) for x in m.groups()) for m in re.finditer(
+        r"window (\d+) agents (\d+)\.\.(\d+) sent (\d+) freq (\d+)\.\.(\d+)"
+        r" paused (\d+)", p.stdout)]
+    total = re.search(r"total sent (\d+) accepted (\d+)", p.stdout)
+    assert wins and total, p.stdout
+    return wins, int(total.group(1)), int(total.group(2)), p.stdout
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def with_policy(tmp_path, text):
+    """A Daemon (not started) with policy text and a 1 s interval."""
+    policy = tmp_path / "policy"
+    write(policy, text)
+    return Daemon(tmp_path / "data", extra=["--sampling-policy", str(policy),
+                                            "--sampling-interval", "1s"])
+
+
+def test_fleet_gets_the_policy_samples_while_agents_change_4x(tmp_path):
+    with with_policy(tmp_path, "sim samples=20000/10s\n") as d:
+        wins, sent, accepted, out = fleetsim(
+            d, 110, "0:8,10:8,50:32,60:32,100:8,110:8", 10)
+        assert accepted == sent, out
+        # Window 0 is the agents' own rate until the first advice; every
+        # later one within 10% of the policy's 20,000.
+        assert len(wins) >= 10, out
+        assert max(w[2] for w in wins) == 32, out  # 4x the agents
+        for w in wins[1:]:
+            assert 18000 <= w[3] <= 22000, (w, out)
+        st = d.get("/v1/sampling")
+        b, = st["binaries"]
+        assert b["binary"] == "sim" and b["target_per_s"] == 2000, st
+
+
+def test_pause_and_on_demand_window(tmp_path):
+    with with_policy(tmp_path, "sim max_freq=200\n") as d:
+        def operator():
+            time.sleep(6)
+            st, body = d.request(
+                "POST", "/v1/sampling/sim?mode=paused&for=6s", b"")
+            assert st == 200, body
+            time.sleep(8)
+            st, body = d.request(
+                "POST", "/v1/sampling/sim?mode=on-demand&freq=2000&for=4s",
+                b"")
+            assert st == 200, body
+        t = threading.Thread(target=operator)
+        t.start()
+        # 4 agents whose own cap (5000 Hz) is above the policy's 200.
+        wins, sent, accepted, out = fleetsim(d, 26, "0:4,26:4", 2,
+                                             "--freq", "5000")
+        t.join()
+        assert accepted == sent, out
+        by = {w[0]: w for w in wins}
+        # Before: the policy's 200 Hz x 4 agents x 2 s.
+        assert by[1][5] == 200 and 1500 <= by[1][3] <= 1700, out
+        # Paused at 6 s: nothing sent from one batch interval later.
+        assert by[4][3] == 0 and by[4][6] > 0, out
+        assert by[5][3] == 0, out
+        # Resumed at 12 s (heartbeat) and on-demand 2000 Hz at 14 s.
+        assert any(w[5] == 2000 for w in wins if 7 <= w[0] <= 9), out
+        # Restored after the window (18 s).
+        assert by[10][5] == 200 and by[11][5] == 200, out
+        assert by[11][3] < 2000, out
+    log = open(d.log_path).read()
+    assert "set sim to paused for 6 s" in log, log
+    assert "set sim to on-demand at 2000 for 4 s" in log, log
+
+
+def test_bad_policy_refused_at_start_and_on_reload(tmp_path):
+    policy = tmp_path / "policy"
+    write(policy, "sim samples=1000/1m\nweb mode=fast\n")
+    p = subprocess.run([FDOD, "--data", str(tmp_path / "d0"),
+                        "--listen", "tcp://127.0.0.1:0",
+                        "--http", "http://127.0.0.1:0",
+                        "--sampling-policy", str(policy)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0
+    assert "line 2: mode=fast: want continuous, paused or triggered" \
+        in p.stderr, p.stderr
+
+    write(policy, "sim max_freq=300\n")
+    with Daemon(tmp_path / "data",
+                extra=["--sampling-policy", str(policy)]) as d:
+        write(policy, "sim max_freq=400\nweb max_freq=oops\n")
+        d.proc.send_signal(signal.SIGHUP)
+        end = time.time() + 20
+        while "kept as it was" not in d.read_log() and time.time() < end:
+            time.sleep(0.05)
+        assert "line 2: max_freq=oops: want a frequency" in d.read_log()
+        st = d.get("/v1/sampling")
+        assert st["generation"] == 1 and st["rules"] == 1, st
+        status, body = d.request("GET", "/metrics")
+        assert b'fdod_sampling_reloads_total{result="error"} 1' in body
+        write(policy, "sim max_freq=400\nweb max_freq=50\n")
+        d.proc.send_signal(signal.SIGHUP)
+        end = time.time() + 20
+        while d.get("/v1/sampling")["generation"] == 1 and \
+                time.time() < end:
+            time.sleep(0.05)
+        st = d.get("/v1/sampling")
+        assert st["generation"] == 2 and st["rules"] == 2, st
+        # Bad admin requests.
+        for q in ("mode=fast&for=1m", "mode=paused", "mode=paused&for=0s",
+                  "mode=on-demand&for=1m", "mode=on-demand&freq=0&for=1m"):
+            status, body = d.request("POST", "/v1/sampling/sim?" + q, b"")
+            assert status == 400, (q, body)
