@@ -58,6 +58,8 @@ struct srv_otlp_counters {
 typedef int (*srv_totals_walk)(store_txn *t, uint32_t binary,
 			       store_totals_fn fn, void *arg);
 
+struct srv_grpc;
+
 struct srv_app {
 	struct srv_config cfg;
 	store *st;
@@ -70,6 +72,7 @@ struct srv_app {
 	/* For /metrics; set once serving (read by HTTP workers). */
 	_Atomic(struct srv_http *) http;
 	_Atomic(struct srv_listen *) listen;
+	_Atomic(struct srv_grpc *) grpc; /* NULL: no --otlp-grpc */
 	time_t started;
 	char incoming[4096]; /* where uploads are streamed */
 	/* Where readiness and /v1/binaries read their figures: NULL is

@@ -54,6 +54,7 @@ struct srv_config {
 	uint64_t new_stacks;          /* new stacks per binary per hour */
 	uint64_t pending_max;         /* pending addresses per build-id */
 	char *otlp_attributes;        /* OTLP attribute -> binary/host/label */
+	char *otlp_grpc;              /* OTLP/gRPC listener ADDR:PORT; NULL off */
 };
 
 /* The least --http-body-memory: one body of the largest in-memory route
