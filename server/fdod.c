@@ -4,12 +4,13 @@
  * DESIGN
  *   main blocks SIGTERM/SIGINT in every thread, starts the parts in order
  *   (store, DWARF cache, symbolizer pool, upstream fetches when
- *   --debuginfod-urls is set, ingest writer, agent listener, HTTP, the
- *   OTLP/gRPC listener when --otlp-grpc is set), then
+ *   --debuginfod-urls is set, ingest writer, agent listener, the OTLP/gRPC
+ *   listener when --otlp-grpc is set, HTTP: once /v1/status answers,
+ *   every listener is bound), then
  *   waits for a signal with sigwait. Stopping first tells upstream fetches
  *   to give up (they end within a second, while the rest stops), then runs
- *   the list backwards: OTLP/gRPC first (calls being stored finish,
- *   the rest get UNAVAILABLE), HTTP (no new uploads), then the agent
+ *   the list backwards: HTTP first (no new uploads), OTLP/gRPC (calls
+ *   being stored finish, the rest get UNAVAILABLE), then the agent
  *   listener, which lets every batch it has received be committed and
  *   acknowledged, then the ingest writer (drains its queue), the symbolizer
  *   pool's hook into upstream fetches, the fetch threads, the symbolizer
@@ -423,6 +424,23 @@ int main(int argc, char **argv)
 	if (srv_listen_start(&lo, on_batch, &app, &listen))
 		goto out;
 	atomic_store(&app.listen, listen);
+	if (cfg->otlp_grpc) {
+		/* The HTTP bounds: messages held at once fit in
+		 * --http-body-memory, one as large as a POST body. */
+		uint64_t calls = cfg->http_body_memory / SRV_PPROF_MAX_BODY;
+		struct srv_grpc_opts go = {
+			.addr = cfg->otlp_grpc,
+			.max_calls = calls > 4096 ? 4096 : (unsigned)calls,
+			.recv_timeout = (unsigned)cfg->http_body_timeout,
+			.idle_timeout = (unsigned)cfg->http_idle_timeout,
+			.handshake_timeout = (unsigned)cfg->http_header_timeout,
+			.max_message = SRV_PPROF_MAX_BODY,
+			.max_inflated = SRV_PPROF_MAX_INFLATED,
+		};
+		if (srv_grpc_start(&app, &go, &grpc))
+			goto out;
+		atomic_store(&app.grpc, grpc);
+	}
 	struct srv_http_limits hl = {
 		.max_connections = (unsigned)cfg->http_connections,
 		.max_per_peer = (unsigned)cfg->http_per_peer,
@@ -446,23 +464,6 @@ int main(int argc, char **argv)
 		goto out;
 	atomic_store(&app.http, http);
 	srv_http_limit_streams(http, (unsigned)cfg->max_uploads);
-	if (cfg->otlp_grpc) {
-		/* The HTTP bounds: messages held at once fit in
-		 * --http-body-memory, one as large as a POST body. */
-		uint64_t calls = cfg->http_body_memory / SRV_PPROF_MAX_BODY;
-		struct srv_grpc_opts go = {
-			.addr = cfg->otlp_grpc,
-			.max_calls = calls > 4096 ? 4096 : (unsigned)calls,
-			.recv_timeout = (unsigned)cfg->http_body_timeout,
-			.idle_timeout = (unsigned)cfg->http_idle_timeout,
-			.handshake_timeout = (unsigned)cfg->http_header_timeout,
-			.max_message = SRV_PPROF_MAX_BODY,
-			.max_inflated = SRV_PPROF_MAX_INFLATED,
-		};
-		if (srv_grpc_start(&app, &go, &grpc))
-			goto out;
-		atomic_store(&app.grpc, grpc);
-	}
 	fdo_info("fdod: serving HTTP on %s, data in %s, %u symbolizer "
 		 "threads",
 		 cfg->http, cfg->data, workers);
@@ -473,9 +474,9 @@ int main(int argc, char **argv)
 	exit_code = 0;
 out:
 	srv_upstream_cancel(app.upstream);
+	srv_http_stop(http);
 	atomic_store(&app.grpc, NULL);
 	srv_grpc_stop(grpc);
-	srv_http_stop(http);
 	srv_listen_stop(listen);
 	agg_ingest_destroy(app.ingest);
 	if (app.upstream)
