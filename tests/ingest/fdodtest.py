@@ -121,9 +121,9 @@ class Daemon:
             self.proc.wait()
 
     # -- HTTP --
-    def request(self, method, path, body=None, timeout=30):
+    def request(self, method, path, body=None, timeout=30, headers=None):
         req = urllib.request.Request(self.http + path, data=body,
-                                     method=method)
+                                     method=method, headers=headers or {})
         if self.token:
             req.add_header("Authorization", "Bearer " + self.token)
         try:

@@ -116,13 +116,18 @@ def test_ebpf_profile_over_grpc_equals_the_same_samples_as_a_batch(
     assert "symbolized 7" in resp.partial_success.error_message, resp
     assert resp.partial_success.rejected_profiles == 0
     assert_same_profiles(daemon, "ocp", "ocpnative")
-    # The same request again, uncompressed: the same batches, stored once.
+    # The same request again, uncompressed, then over HTTP: the same
+    # batches, stored once.
     code, details, resp = export(pb, daemon.target, body)
     assert code == grpc.StatusCode.OK, details
+    status, _ = daemon.request(
+        "POST", "/v1development/profiles", body,
+        headers={"Content-Type": "application/x-protobuf"})
+    assert status == 200
     assert samples_stored(daemon, "ocp") == 10
     assert metric(daemon, 'fdod_otlp_grpc_requests_total{code="OK"}') == 2
     assert metric(daemon, 'fdod_otlp_batches_total{result="stored"}') == 1
-    assert metric(daemon, 'fdod_otlp_batches_total{result="duplicate"}') == 1
+    assert metric(daemon, 'fdod_otlp_batches_total{result="duplicate"}') == 2
     assert metric(daemon, 'fdod_otlp_samples_total{result="accepted"}') == 10
 
 
