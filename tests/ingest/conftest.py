@@ -13,10 +13,10 @@ from fdodtest import (OTLP_SRC, ROOT, build_id, load_segments,  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def pb(tmp_path_factory):
+def otlp_pb(tmp_path_factory):
     """The protoc-generated module of schemas/otlp_profiles.proto; skips
     when protoc or python3-protobuf is missing."""
-    out = tmp_path_factory.mktemp("pb")
+    out = tmp_path_factory.mktemp("otlp_pb")
     if not shutil.which("protoc"):
         pytest.skip("protoc is not installed (protobuf-compiler: "
                     "deploy/install-deps.sh)")
@@ -33,10 +33,10 @@ def pb(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def prog(tmp_path_factory):
+def otlp_prog(tmp_path_factory):
     """fdodtest.OTLP_SRC built: (executable, its build-id, {name: vaddr},
     its text PT_LOAD)."""
-    tmp = tmp_path_factory.mktemp("prog")
+    tmp = tmp_path_factory.mktemp("otlp_prog")
     with open(os.path.join(str(tmp), "ocp.c"), "w") as f:
         f.write(OTLP_SRC)
     exe = os.path.join(str(tmp), "ocp")

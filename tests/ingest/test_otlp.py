@@ -56,8 +56,9 @@ def post(d, body, ctype=CT, headers=None, json_answer=True):
         return e.code, json.loads(e.read())
 
 
-def test_ebpf_profile_equals_the_same_samples_as_a_batch(daemon, pb, prog):
-    body = upload_and_push_native(daemon, pb, prog)
+def test_ebpf_profile_equals_the_same_samples_as_a_batch(daemon, otlp_pb,
+                                                        otlp_prog):
+    body = upload_and_push_native(daemon, otlp_pb, otlp_prog)
     status, ans = post(daemon, gzip.compress(body),
                        headers={"Content-Encoding": "gzip"})
     assert status == 200, ans
@@ -77,7 +78,7 @@ def test_ebpf_profile_equals_the_same_samples_as_a_batch(daemon, pb, prog):
     # once.
     status, raw = post(daemon, body, json_answer=False)
     assert status == 200
-    resp = pb.ExportProfilesServiceResponse.FromString(raw)
+    resp = otlp_pb.ExportProfilesServiceResponse.FromString(raw)
     assert "symbolized 7" in resp.partial_success.error_message, resp
     assert samples_stored(daemon, "ocp") == 10
     assert metric(daemon, 'fdod_otlp_batches_total{result="duplicate"}') == 1
@@ -86,11 +87,11 @@ def test_ebpf_profile_equals_the_same_samples_as_a_batch(daemon, pb, prog):
                   '{reason="symbolized"}') == 7
 
 
-def test_v19_shape_is_read(daemon, pb, prog):
+def test_v19_shape_is_read(daemon, otlp_pb, otlp_prog):
     """A v1.8/v1.9 request (Sample's values at 2, attributes at 3)."""
     t0 = int(time.time()) - 600
-    req, _ = ebpf_request(pb, prog, t0)
-    old = pb.ExportProfilesServiceRequestV19()
+    req, _ = ebpf_request(otlp_pb, otlp_prog, t0)
+    old = otlp_pb.ExportProfilesServiceRequestV19()
     old.ParseFromString(req.SerializeToString())  # all but samples agree
     for rp_new, rp_old in zip(req.resource_profiles, old.resource_profiles):
         p_new = rp_new.scope_profiles[0].profiles[0]
@@ -105,10 +106,12 @@ def test_v19_shape_is_read(daemon, pb, prog):
     assert ans["shape"] == "v1.8" and ans["samples"]["accepted"] == 10, ans
 
 
-def test_bad_input_is_refused_and_nothing_is_stored(daemon, pb, prog):
+def test_bad_input_is_refused_and_nothing_is_stored(daemon, otlp_pb,
+                                                    otlp_prog):
     t0 = int(time.time()) - 600
-    raw = ebpf_request(pb, prog, t0)[0].SerializeToString()
-    outside = ebpf_request(pb, prog, t0, outside=True)[0].SerializeToString()
+    raw = ebpf_request(otlp_pb, otlp_prog, t0)[0].SerializeToString()
+    outside = ebpf_request(otlp_pb, otlp_prog, t0,
+                           outside=True)[0].SerializeToString()
     bomb = gzip.compress(b"\0" * (100 << 20), 9)
     # v1.7.0's shape: a KeyValue (key as a string) in attribute_table.
     old = bytes([0x12, 0x08, 0x32, 0x06, 0x0a, 0x01, 0x6b, 0x12, 0x01, 0x00])

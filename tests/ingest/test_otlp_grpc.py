@@ -108,17 +108,17 @@ def h2_cut_call(authority):
 
 
 def test_ebpf_profile_over_grpc_equals_the_same_samples_as_a_batch(
-        daemon, pb, prog):
-    body = upload_and_push_native(daemon, pb, prog)
+        daemon, otlp_pb, otlp_prog):
+    body = upload_and_push_native(daemon, otlp_pb, otlp_prog)
     # grpc-encoding gzip: inflated by fdod, not by gRPC.
-    code, details, resp = export(pb, daemon.target, body, gzip=True)
+    code, details, resp = export(otlp_pb, daemon.target, body, gzip=True)
     assert code == grpc.StatusCode.OK, details
     assert "symbolized 7" in resp.partial_success.error_message, resp
     assert resp.partial_success.rejected_profiles == 0
     assert_same_profiles(daemon, "ocp", "ocpnative")
     # The same request again, uncompressed, then over HTTP: the same
     # batches, stored once.
-    code, details, resp = export(pb, daemon.target, body)
+    code, details, resp = export(otlp_pb, daemon.target, body)
     assert code == grpc.StatusCode.OK, details
     status, _ = daemon.request(
         "POST", "/v1development/profiles", body,
@@ -131,13 +131,13 @@ def test_ebpf_profile_over_grpc_equals_the_same_samples_as_a_batch(
     assert metric(daemon, 'fdod_otlp_samples_total{result="accepted"}') == 10
 
 
-def test_tokens(tmp_path, pb, prog):
+def test_tokens(tmp_path, otlp_pb, otlp_prog):
     tokfile = tmp_path / "tokens"
     tokfile.write_text("".join("%s %s %s-client\n" % (t, s, s)
                                for s, t in TOKENS.items()))
     os.chmod(tokfile, 0o600)
     t0 = int(time.time()) - 600
-    body = ebpf_request(pb, prog, t0)[0].SerializeToString()
+    body = ebpf_request(otlp_pb, otlp_prog, t0)[0].SerializeToString()
     with GrpcDaemon(tmp_path / "data", ["--tokens", str(tokfile)],
                     token=TOKENS["read"]) as d:
         for token, want in ((None, grpc.StatusCode.UNAUTHENTICATED),
@@ -145,19 +145,20 @@ def test_tokens(tmp_path, pb, prog):
                              grpc.StatusCode.UNAUTHENTICATED),
                             (TOKENS["read"],
                              grpc.StatusCode.PERMISSION_DENIED)):
-            code, details, _ = export(pb, d.target, body, token)
+            code, details, _ = export(otlp_pb, d.target, body, token)
             assert code == want, (token, code, details)
         assert d.wait_merged()["ingest"]["batches"] == 0
-        code, details, _ = export(pb, d.target, body, TOKENS["ingest"])
+        code, details, _ = export(otlp_pb, d.target, body, TOKENS["ingest"])
         assert code == grpc.StatusCode.OK, details
         assert samples_stored(d, "ocp") == 10
         assert metric(d, 'fdod_otlp_grpc_requests_total'
                       '{code="UNAUTHENTICATED"}') == 2
 
 
-def test_bad_input_is_refused_and_nothing_is_stored(daemon, pb, prog):
+def test_bad_input_is_refused_and_nothing_is_stored(daemon, otlp_pb,
+                                                    otlp_prog):
     t0 = int(time.time()) - 600
-    raw = ebpf_request(pb, prog, t0)[0].SerializeToString()
+    raw = ebpf_request(otlp_pb, otlp_prog, t0)[0].SerializeToString()
     cases = [
         (raw[:-3], False, grpc.StatusCode.INVALID_ARGUMENT, "or cut short"),
         # Over the 16 MiB a message may have as sent: gRPC refuses it.
@@ -168,7 +169,7 @@ def test_bad_input_is_refused_and_nothing_is_stored(daemon, pb, prog):
          "inflates to more than 67108864 bytes"),
     ]
     for body, gz, want, msg in cases:
-        code, details, _ = export(pb, daemon.target, body, gzip=gz)
+        code, details, _ = export(otlp_pb, daemon.target, body, gzip=gz)
         assert code == want and msg in details, (code, details)
     with grpc.insecure_channel(daemon.target) as ch:
         other = ch.unary_unary("/fdod.Nothing/Export")
@@ -181,15 +182,15 @@ def test_bad_input_is_refused_and_nothing_is_stored(daemon, pb, prog):
     assert metric(daemon, 'fdod_otlp_grpc_requests_total'
                   '{code="INVALID_ARGUMENT"}') == 1
     # The listener still serves.
-    code, details, _ = export(pb, daemon.target, raw)
+    code, details, _ = export(otlp_pb, daemon.target, raw)
     assert code == grpc.StatusCode.OK, details
 
 
-def test_deadline_and_call_cap(tmp_path, pb, prog):
+def test_deadline_and_call_cap(tmp_path, otlp_pb, otlp_prog):
     """--http-body-timeout bounds the wait for a call's message;
     --http-body-memory 16M allows one call at once."""
     t0 = int(time.time()) - 600
-    raw = ebpf_request(pb, prog, t0)[0].SerializeToString()
+    raw = ebpf_request(otlp_pb, otlp_prog, t0)[0].SerializeToString()
     with GrpcDaemon(tmp_path / "data", ["--http-body-timeout", "2s",
                                         "--http-body-memory", "16M"]) as d:
         out = []
@@ -197,22 +198,22 @@ def test_deadline_and_call_cap(tmp_path, pb, prog):
         slow.start()
         time.sleep(0.5)
         # The slow call holds the only slot.
-        code, details, _ = export(pb, d.target, raw)
+        code, details, _ = export(otlp_pb, d.target, raw)
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, details
         assert "calls at once" in details
         slow.join()
         assert out[0][0] == grpc.StatusCode.DEADLINE_EXCEEDED, out
         # Its slot is free again.
-        code, details, _ = export(pb, d.target, raw)
+        code, details, _ = export(otlp_pb, d.target, raw)
         assert code == grpc.StatusCode.OK, details
         assert metric(d, 'fdod_otlp_grpc_refused_total'
                       '{reason="timeout"}') == 1
         assert metric(d, 'fdod_otlp_grpc_refused_total{reason="calls"}') == 1
 
 
-def test_idle_and_vanishing_clients(tmp_path, pb, prog):
+def test_idle_and_vanishing_clients(tmp_path, otlp_pb, otlp_prog):
     t0 = int(time.time()) - 600
-    raw = ebpf_request(pb, prog, t0)[0].SerializeToString()
+    raw = ebpf_request(otlp_pb, otlp_prog, t0)[0].SerializeToString()
     with GrpcDaemon(tmp_path / "data", ["--http-idle-timeout", "2s"]) as d:
         idle = socket.create_connection(("127.0.0.1", d.grpc_port), 10)
         # A client that sends half of the HTTP/2 preface and goes.
@@ -223,7 +224,7 @@ def test_idle_and_vanishing_clients(tmp_path, pb, prog):
         with socket.create_connection(("127.0.0.1", d.grpc_port), 10) as s:
             s.sendall(h2_cut_call(d.target))
             time.sleep(0.5)
-        code, details, _ = export(pb, d.target, raw)
+        code, details, _ = export(otlp_pb, d.target, raw)
         assert code == grpc.StatusCode.OK, details
         # The idle connection is closed by fdod (no call for 2 s).
         idle.settimeout(20)
@@ -234,19 +235,19 @@ def test_idle_and_vanishing_clients(tmp_path, pb, prog):
         except ConnectionResetError:
             pass
         idle.close()
-        code, details, _ = export(pb, d.target, raw)
+        code, details, _ = export(otlp_pb, d.target, raw)
         assert code == grpc.StatusCode.OK, details
         assert samples_stored(d, "ocp") == 10
 
 
-def test_stop_answers_unavailable(tmp_path, pb, prog):
+def test_stop_answers_unavailable(tmp_path, otlp_pb, otlp_prog):
     """A call waiting for its message when fdod stops gets UNAVAILABLE;
     fdod stops at once, cleanly (exit 0: under ASan, no leak)."""
     t0 = int(time.time()) - 600
-    raw = ebpf_request(pb, prog, t0)[0].SerializeToString()
+    raw = ebpf_request(otlp_pb, otlp_prog, t0)[0].SerializeToString()
     d = GrpcDaemon(tmp_path / "data").start()
     for body in (raw, raw[:-3]):
-        export(pb, d.target, body)
+        export(otlp_pb, d.target, body)
     out = []
     slow = threading.Thread(target=slow_call, args=(d.target, 20, out))
     slow.start()
