@@ -56,6 +56,7 @@
  *   GRPC_QUEUE_SHUTDOWN and are joined, then server and queue are
  *   destroyed.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -249,23 +250,39 @@ static void refuse(struct call *c, grpc_status_code code, const char *who,
 	answer(c, code, why, NULL, initial_md);
 }
 
-/* "ipv4:127.0.0.1:5555" or "ipv6:[::1]:5555" → "127.0.0.1", "::1": the
- * form POST /v1development/profiles gives a batch's host. */
+/* "ipv4:127.0.0.1:5555" or "ipv6:%5B::1%5D:5555" (gRPC's peer is a URI)
+ * → "127.0.0.1", "::1": the form POST /v1development/profiles gives a
+ * batch's host. */
 static void peer_host(grpc_call *call, char *out, size_t len)
 {
 	char *p = grpc_call_get_peer(call);
 	const char *h = p ? p : "?";
-	const char *colon = strchr(h, ':');
-	if (colon && (!strncmp(h, "ipv4:", 5) || !strncmp(h, "ipv6:", 5)))
-		h = colon + 1;
-	size_t n = strlen(h);
-	if (*h == '[') {
-		h++;
-		n = strcspn(h, "]");
-	} else if (strchr(h, ':')) {
-		n = (size_t)(strrchr(h, ':') - h);
+	if (!strncmp(h, "ipv4:", 5) || !strncmp(h, "ipv6:", 5))
+		h += 5;
+	char dec[128];
+	size_t n = 0;
+	for (; *h && n + 1 < sizeof dec; h++) {
+		unsigned v;
+		if (h[0] == '%' && sscanf(h + 1, "%2x", &v) == 1 &&
+		    isxdigit((unsigned char)h[1]) &&
+		    isxdigit((unsigned char)h[2])) {
+			dec[n++] = (char)v;
+			h += 2;
+		} else {
+			dec[n++] = *h;
+		}
 	}
-	snprintf(out, len, "%.*s", (int)n, h);
+	dec[n] = 0;
+	const char *d = dec;
+	if (*d == '[') {
+		d++;
+		n = strcspn(d, "]");
+	} else if (strchr(d, ':')) {
+		n = (size_t)(strrchr(d, ':') - d);
+	} else {
+		n = strlen(d);
+	}
+	snprintf(out, len, "%.*s", (int)n, d);
 	gpr_free(p);
 }
 
