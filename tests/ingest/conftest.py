@@ -1,4 +1,5 @@
-"""Fixtures the OTLP tests (test_otlp.py, test_otlp_grpc.py) share."""
+"""Fixtures the OTLP tests (test_otlp.py, test_otlp_grpc.py, test_fileid.py)
+share."""
 import importlib
 import os
 import shutil

@@ -36,7 +36,8 @@ EXPORT = ("/opentelemetry.proto.collector.profiles.v1development."
 # Channels of one process share connections unless told not to.
 OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
 TOKENS = {"ingest": "ingest-token-0123456789",
-          "read": "read-token-012345678901"}
+          "read": "read-token-012345678901",
+          "other": "other-team-token-0123456"}
 
 
 class GrpcDaemon(Daemon):
@@ -133,8 +134,9 @@ def test_ebpf_profile_over_grpc_equals_the_same_samples_as_a_batch(
 
 def test_tokens(tmp_path, otlp_pb, otlp_prog):
     tokfile = tmp_path / "tokens"
-    tokfile.write_text("".join("%s %s %s-client\n" % (t, s, s)
-                               for s, t in TOKENS.items()))
+    tokfile.write_text("%s ingest ingest-client\n%s read read-client\n"
+                       "%s ingest other-team binaries=other\n"
+                       % (TOKENS["ingest"], TOKENS["read"], TOKENS["other"]))
     os.chmod(tokfile, 0o600)
     t0 = int(time.time()) - 600
     body = ebpf_request(otlp_pb, otlp_prog, t0)[0].SerializeToString()
@@ -144,6 +146,9 @@ def test_tokens(tmp_path, otlp_pb, otlp_prog):
                             ("not-a-token-at-all!",
                              grpc.StatusCode.UNAUTHENTICATED),
                             (TOKENS["read"],
+                             grpc.StatusCode.PERMISSION_DENIED),
+                            # Scope ingest, but only for binary "other".
+                            (TOKENS["other"],
                              grpc.StatusCode.PERMISSION_DENIED)):
             code, details, _ = export(otlp_pb, d.target, body, token)
             assert code == want, (token, code, details)
