@@ -70,6 +70,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
 #include "common/common.h"
@@ -589,6 +590,16 @@ static void *cq_thread(void *arg)
 	return NULL;
 }
 
+/* gRPC's own log lines (errors by default, GRPC_VERBOSITY) into fdod's
+ * log, so that they have its form and level. */
+static void grpc_log(gpr_log_func_args *a)
+{
+	if (a->severity == GPR_LOG_SEVERITY_ERROR)
+		fdo_warn("otlp-grpc: gRPC: %s", a->message);
+	else
+		fdo_debug("otlp-grpc: gRPC: %s", a->message);
+}
+
 int srv_grpc_start(struct srv_app *app, const struct srv_grpc_opts *o,
 		   struct srv_grpc **out)
 {
@@ -603,6 +614,7 @@ int srv_grpc_start(struct srv_app *app, const struct srv_grpc_opts *o,
 	g->t_shutdown.kind = TAG_SHUTDOWN;
 	pthread_mutex_init(&g->mu, NULL);
 	pthread_cond_init(&g->cond, NULL);
+	gpr_set_log_function(grpc_log);
 	grpc_init();
 	int ms = (int)(o->idle_timeout > 86400 ? 86400000 : o->idle_timeout * 1000);
 	int hs = (int)(o->handshake_timeout > 86400
