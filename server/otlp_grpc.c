@@ -114,7 +114,7 @@ struct call {
 	int has_details_out;
 	const struct srv_token *tok; /* the caller's (NULL: no token file) */
 	time_t recv_since;	  /* when RECV_MESSAGE was started */
-	int abandoned;		  /* cancelled by sweep or stop; guarded by g->mu */
+	int abandoned;		  /* cancelled by sweep or stop (g->mu) */
 	struct call *next, *prev; /* on g->waiting; guarded by g->mu */
 	char peer[64];
 };
@@ -131,7 +131,7 @@ struct srv_grpc {
 	struct tag t_shutdown;
 	pthread_mutex_t mu;	 /* guards the fields below */
 	pthread_cond_t cond;	 /* shut_down became 1 */
-	struct call waiting;	 /* list head: calls awaiting their message */
+	struct call waiting;	 /* list head: calls awaiting a message */
 	unsigned active;	 /* calls counted against max_calls */
 	int stopping;		 /* srv_grpc_stop has begun */
 	int shut_down;		 /* the shutdown tag arrived */
@@ -449,6 +449,40 @@ static grpc_status_code message_bytes(struct call *c, uint8_t **body,
 	return grpc_code(srv_import_status(rc));
 }
 
+/* Store body[0..len), c's request, and answer c. */
+static void ingest_message(struct call *c, const char *who,
+			   const uint8_t *body, size_t len)
+{
+	struct srv_otlp_outcome *o = malloc(sizeof *o);
+	if (!o) {
+		refuse(c, GRPC_STATUS_RESOURCE_EXHAUSTED, who, "out of memory",
+		       0);
+		return;
+	}
+	srv_otlp_ingest(c->g->app, c->tok, c->peer, body, len, o);
+	if (o->status != 200) {
+		/* No RetryInfo detail without its proto: the wait goes in
+		 * the text. */
+		size_t n = strlen(o->why);
+		if (o->retry_ms && n + 32 < sizeof o->why)
+			snprintf(o->why + n, sizeof o->why - n,
+				 " (retry in %us)", (o->retry_ms + 999) / 1000);
+		refuse(c, grpc_code(o->status), who, o->why, 0);
+	} else {
+		struct fdo_buf resp;
+		fdo_buf_init(&resp);
+		srv_otlp_response(&o->st, &resp);
+		grpc_slice sl = grpc_slice_from_copied_buffer(
+		    resp.data ? resp.data : "", resp.len);
+		grpc_byte_buffer *out = grpc_raw_byte_buffer_create(&sl, 1);
+		grpc_slice_unref(sl);
+		fdo_buf_fini(&resp);
+		answer(c, GRPC_STATUS_OK, NULL, out, 0);
+	}
+	wire_otlp_result_fini(&o->result);
+	free(o);
+}
+
 /* c's message arrived (or did not): store it, answer. */
 static void on_recv(struct call *c, int ok)
 {
@@ -466,61 +500,26 @@ static void on_recv(struct call *c, int ok)
 		return;
 	}
 	const char *who = srv_token_name(c->tok);
-	char why[600];
 	if (stopping) {
 		answer(c, GRPC_STATUS_UNAVAILABLE, "fdod is stopping", NULL, 0);
 	} else if (!c->in) {
 		refuse(c, GRPC_STATUS_INVALID_ARGUMENT, who,
 		       "the call ended, or its client went, before its "
-		       "request message was complete", 0);
+		       "request message was complete",
+		       0);
 	} else {
 		uint8_t *body = NULL;
 		size_t len = 0;
+		char why[600];
 		grpc_status_code code =
 		    message_bytes(c, &body, &len, why, sizeof why);
 		grpc_byte_buffer_destroy(c->in);
 		c->in = NULL;
-		if (code != GRPC_STATUS_OK) {
+		if (code != GRPC_STATUS_OK)
 			refuse(c, code, who, why, 0);
-		} else {
-			struct srv_otlp_outcome *o = malloc(sizeof *o);
-			if (!o) {
-				refuse(c, GRPC_STATUS_RESOURCE_EXHAUSTED, who,
-				       "out of memory", 0);
-			} else {
-				srv_otlp_ingest(g->app, c->tok, c->peer, body,
-						len, o);
-				if (o->status != 200) {
-					/* No RetryInfo detail without its
-					 * proto: the wait goes in the text. */
-					size_t n = strlen(o->why);
-					if (o->retry_ms &&
-					    n + 32 < sizeof o->why)
-						snprintf(o->why + n,
-							 sizeof o->why - n,
-							 " (retry in %us)",
-							 (o->retry_ms + 999) /
-							     1000);
-					refuse(c, grpc_code(o->status), who,
-					       o->why, 0);
-				} else {
-					struct fdo_buf resp;
-					fdo_buf_init(&resp);
-					srv_otlp_response(&o->st, &resp);
-					grpc_slice s = grpc_slice_from_copied_buffer(
-					    resp.data ? resp.data : "",
-					    resp.len);
-					grpc_byte_buffer *out =
-					    grpc_raw_byte_buffer_create(&s, 1);
-					grpc_slice_unref(s);
-					fdo_buf_fini(&resp);
-					answer(c, GRPC_STATUS_OK, NULL, out, 0);
-				}
-				wire_otlp_result_fini(&o->result);
-				free(o);
-			}
-			free(body);
-		}
+		else
+			ingest_message(c, who, body, len);
+		free(body);
 	}
 	call_release(c);
 }
@@ -616,7 +615,8 @@ int srv_grpc_start(struct srv_app *app, const struct srv_grpc_opts *o,
 	pthread_cond_init(&g->cond, NULL);
 	gpr_set_log_function(grpc_log);
 	grpc_init();
-	int ms = (int)(o->idle_timeout > 86400 ? 86400000 : o->idle_timeout * 1000);
+	int ms = (int)(o->idle_timeout > 86400 ? 86400000
+					       : o->idle_timeout * 1000);
 	int hs = (int)(o->handshake_timeout > 86400
 			   ? 86400000
 			   : o->handshake_timeout * 1000);
@@ -634,7 +634,9 @@ int srv_grpc_start(struct srv_app *app, const struct srv_grpc_opts *o,
 		{GRPC_ARG_INTEGER,
 		 GRPC_ARG_MAX_CONCURRENT_STREAMS,
 		 {.integer = (int)o->max_calls}},
-		{GRPC_ARG_INTEGER, GRPC_ARG_MAX_CONNECTION_IDLE_MS, {.integer = ms}},
+		{GRPC_ARG_INTEGER,
+		 GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+		 {.integer = ms}},
 		{GRPC_ARG_INTEGER,
 		 GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
 		 {.integer = hs}},
@@ -750,8 +752,8 @@ void srv_grpc_metrics(struct srv_grpc *g, struct fdo_buf *b)
 		uint64_t n = atomic_load(&g->requests[i]);
 		if (n || i == GRPC_STATUS_OK)
 			fdo_buf_printf(b,
-				       "fdod_otlp_grpc_requests_total{code=\"%s\"}"
-				       " %llu\n",
+				       "fdod_otlp_grpc_requests_total"
+				       "{code=\"%s\"} %llu\n",
 				       code_names[i], (unsigned long long)n);
 	}
 	pthread_mutex_lock(&g->mu);
@@ -767,7 +769,8 @@ void srv_grpc_metrics(struct srv_grpc *g, struct fdo_buf *b)
 		       "at once, or no message in time.\n"
 		       "# TYPE fdod_otlp_grpc_refused_total counter\n"
 		       "fdod_otlp_grpc_refused_total{reason=\"calls\"} %llu\n"
-		       "fdod_otlp_grpc_refused_total{reason=\"timeout\"} %llu\n",
+		       "fdod_otlp_grpc_refused_total{reason=\"timeout\"} "
+		       "%llu\n",
 		       active, (unsigned long long)atomic_load(&g->over_cap),
 		       (unsigned long long)atomic_load(&g->timed_out));
 }

@@ -14,18 +14,18 @@ struct srv_app;
 struct srv_grpc;
 
 /* The gRPC method served; every other method is answered UNIMPLEMENTED. */
-#define SRV_GRPC_EXPORT                                                       \
-	"/opentelemetry.proto.collector.profiles.v1development.ProfilesService" \
-	"/Export"
+#define SRV_GRPC_EXPORT                                                \
+	"/opentelemetry.proto.collector.profiles.v1development."        \
+	"ProfilesService/Export"
 
 struct srv_grpc_opts {
-	const char *addr;	  /* HOST:PORT, [V6]:PORT (port 0: any) */
-	unsigned max_calls;	  /* calls at once, from any client */
-	unsigned recv_timeout;	  /* seconds for a call's message to arrive */
-	unsigned idle_timeout;	  /* seconds a connection without calls lives */
+	const char *addr;	    /* HOST:PORT, [V6]:PORT (port 0: any) */
+	unsigned max_calls;	    /* calls at once, from any client */
+	unsigned recv_timeout;	    /* seconds a call's message may take */
+	unsigned idle_timeout;	    /* seconds a connection without calls */
 	unsigned handshake_timeout; /* seconds for a connection's preface */
-	uint32_t max_message;	  /* bytes of a message as sent (compressed) */
-	uint32_t max_inflated;	  /* bytes it may inflate to (gzip) */
+	uint32_t max_message;	    /* bytes of a message as sent */
+	uint32_t max_inflated;	    /* bytes it may inflate to (gzip) */
 };
 
 /*
