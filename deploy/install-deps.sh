@@ -9,6 +9,7 @@ PACKAGES=(
   liblmdb-dev lmdb-utils
   libnng-dev libmicrohttpd-dev
   libprotobuf-c-dev protobuf-c-compiler
+  libgrpc-dev python3-grpcio
   libcapstone-dev
   clang-16 llvm-16 lld-16 libclang-rt-16-dev
   bolt-16 libbolt-16-dev

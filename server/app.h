@@ -59,6 +59,8 @@ struct srv_otlp_counters {
 typedef int (*srv_totals_walk)(store_txn *t, uint32_t binary,
 			       store_totals_fn fn, void *arg);
 
+struct srv_grpc;
+
 struct srv_app {
 	struct srv_config cfg;
 	store *st;
@@ -72,6 +74,7 @@ struct srv_app {
 	/* For /metrics; set once serving (read by HTTP workers). */
 	_Atomic(struct srv_http *) http;
 	_Atomic(struct srv_listen *) listen;
+	_Atomic(struct srv_grpc *) grpc; /* NULL: no --otlp-grpc */
 	time_t started;
 	char incoming[4096]; /* where uploads are streamed */
 	/* Where readiness and /v1/binaries read their figures: NULL is
@@ -146,6 +149,39 @@ int srv_import_status(int rc);
 /* POST /v1development/profiles (server/otlp.c), and its /metrics. */
 void srv_h_otlp(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_otlp_metrics(struct srv_app *app, struct fdo_buf *b);
+
+/*
+ * What both OTLP transports (server/otlp.c over HTTP, server/otlp_grpc.c
+ * over gRPC) do with one ExportProfilesServiceRequest, and its outcome.
+ * srv_otlp_ingest decodes body[0..len) (already inflated; OTel file ids
+ * resolved through the store's index, in a read transaction), names each
+ * batch's (agent, seq), checks that tok (NULL: no token file) may send
+ * every batch, stores them one by one (agg_ingest_batch: blocks until
+ * they are durable) and counts the batches and samples in app->otlp.
+ * peer is the host of batches without a host attribute. It neither
+ * logs nor answers: the transport does, from o. Call o->result's
+ * wire_otlp_result_fini afterwards, whatever the status. Any thread
+ * that may block.
+ */
+struct srv_token;
+struct srv_otlp_outcome {
+	int status;	   /* an HTTP status: 200 stored, else refused */
+	uint32_t retry_ms; /* 503, 507: when to retry (0: unknown) */
+	char why[600];	   /* the refusal's reason */
+	size_t dups;	   /* 200: batches that were stored before */
+	struct wire_otlp_stats st;    /* the request's figures (decoded) */
+	struct wire_otlp_result result; /* its batches */
+};
+void srv_otlp_ingest(struct srv_app *app, const struct srv_token *tok,
+		     const char *peer, const uint8_t *body, size_t len,
+		     struct srv_otlp_outcome *o);
+/*
+ * srv_otlp_response writes into out an ExportProfilesServiceResponse whose
+ * partial_success says how many samples of st had no frame fdod can
+ * symbolize (none when all had one); out is left as it was when memory
+ * runs out. Pure; any thread.
+ */
+void srv_otlp_response(const struct wire_otlp_stats *st, struct fdo_buf *out);
 
 /* POST /v1/pprof (server/pprof.c), and its lines of /metrics. */
 void srv_h_pprof(void *app, struct srv_req *req, struct srv_resp *resp);

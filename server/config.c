@@ -1,6 +1,7 @@
 /* server/config.c — fdod's option table and its loading order. */
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/common.h"
@@ -69,6 +70,9 @@ const struct fdo_opt srv_config_options[] = {
 	 "DURATION",
 	 "how often the sampling advice is recomputed from what the fleet "
 	 "sent, and how long an advice holds (at least 1s)"},
+	{"otlp-grpc", FDO_OPT_STRING, F(otlp_grpc), NULL, "ADDR:PORT",
+	 "serve OTLP/gRPC profiles (ProfilesService/Export) on this "
+	 "address, e.g. 127.0.0.1:4317 or [::]:4317 (plaintext; unset: off)"},
 	{"tokens", FDO_OPT_STRING, F(tokens), NULL, "FILE",
 	 "API tokens with scopes (ingest, upload, read, admin); without it "
 	 "fdod serves loopback only"},
@@ -199,6 +203,23 @@ static int check_upstream(const struct srv_config *cfg, char *err,
 	return FDO_OK;
 }
 
+/* --otlp-grpc: HOST:PORT or [V6]:PORT, the port 0..65535 (what gRPC's
+ * own parser takes is checked when it binds). 1 when it looks right. */
+static int check_grpc_addr(const char *a)
+{
+	const char *colon = strrchr(a, ':');
+	if (!colon || colon == a || !colon[1])
+		return 0;
+	if (a[0] == '[' && colon[-1] != ']')
+		return 0;
+	for (size_t i = 0; i < (size_t)(colon - a); i++)
+		if ((unsigned char)a[i] <= ' ' || a[i] == '/')
+			return 0;
+	char *end;
+	unsigned long port = strtoul(colon + 1, &end, 10);
+	return !*end && port <= 65535 && colon[1] >= '0' && colon[1] <= '9';
+}
+
 int srv_config_load(struct srv_config *cfg, int argc, char **argv)
 {
 	char err[512];
@@ -308,6 +329,13 @@ checks:
 	wire_otlp_attrs_fini(&attrs);
 	if (bad) {
 		snprintf(err, sizeof err, "--otlp-attributes: %s", why);
+		goto fail;
+	}
+	if (cfg->otlp_grpc && !check_grpc_addr(cfg->otlp_grpc)) {
+		snprintf(err, sizeof err,
+			 "--otlp-grpc '%.200s': expected HOST:PORT or "
+			 "[IPV6]:PORT",
+			 cfg->otlp_grpc);
 		goto fail;
 	}
 	if (cfg->debuginfod_urls && cfg->debuginfod_urls[0] &&

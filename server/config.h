@@ -56,6 +56,7 @@ struct srv_config {
 	char *otlp_attributes;        /* OTLP attribute -> binary/host/label */
 	char *sampling_policy;        /* the sampling policy file, or NULL */
 	uint64_t sampling_interval;   /* seconds: control interval */
+	char *otlp_grpc;              /* OTLP/gRPC listener ADDR:PORT; NULL off */
 };
 
 /* The least --http-body-memory: one body of the largest in-memory route

@@ -4,10 +4,13 @@
  * DESIGN
  *   main blocks SIGTERM/SIGINT in every thread, starts the parts in order
  *   (store, DWARF cache, symbolizer pool, upstream fetches when
- *   --debuginfod-urls is set, ingest writer, agent listener, HTTP), then
+ *   --debuginfod-urls is set, ingest writer, agent listener, the OTLP/gRPC
+ *   listener when --otlp-grpc is set, HTTP: once /v1/status answers,
+ *   every listener is bound), then
  *   waits for a signal with sigwait. Stopping first tells upstream fetches
  *   to give up (they end within a second, while the rest stops), then runs
- *   the list backwards: HTTP first (no new uploads), then the agent
+ *   the list backwards: HTTP first (no new uploads), OTLP/gRPC (calls
+ *   being stored finish, the rest get UNAVAILABLE), then the agent
  *   listener, which lets every batch it has received be committed and
  *   acknowledged, then the ingest writer (drains its queue), the symbolizer
  *   pool's hook into upstream fetches, the fetch threads, the symbolizer
@@ -32,6 +35,7 @@
 #include "server/auth.h"
 #include "server/config.h"
 #include "server/listen.h"
+#include "server/otlp_grpc.h"
 #include "server/upstream.h"
 
 static void on_batch(void *arg, const uint8_t *msg, size_t len,
@@ -286,6 +290,7 @@ int main(int argc, char **argv)
 	}
 	struct srv_listen *listen = NULL;
 	struct srv_http *http = NULL;
+	struct srv_grpc *grpc = NULL;
 	char cache_dir[4096];
 	snprintf(cache_dir, sizeof cache_dir, "%s/cache", cfg->data);
 	snprintf(app.incoming, sizeof app.incoming, "%s/symbols/.incoming",
@@ -311,6 +316,15 @@ int main(int argc, char **argv)
 					  cfg->listen.items[i]);
 				goto out;
 			}
+		char grpc_url[300];
+		snprintf(grpc_url, sizeof grpc_url, "tcp://%s",
+			 cfg->otlp_grpc ? cfg->otlp_grpc : "127.0.0.1:0");
+		if (!loopback_url(grpc_url)) {
+			fdo_error("fdod: --otlp-grpc %s is not loopback: give "
+				  "--tokens FILE to serve other hosts",
+				  cfg->otlp_grpc);
+			goto out;
+		}
 		if (!loopback_url(cfg->http)) {
 			fdo_error("fdod: --http %s is not loopback: give "
 				  "--tokens FILE to serve other hosts",
@@ -425,6 +439,23 @@ int main(int argc, char **argv)
 	if (srv_listen_start(&lo, on_batch, &app, &listen))
 		goto out;
 	atomic_store(&app.listen, listen);
+	if (cfg->otlp_grpc) {
+		/* The HTTP bounds: messages held at once fit in
+		 * --http-body-memory, one as large as a POST body. */
+		uint64_t calls = cfg->http_body_memory / SRV_PPROF_MAX_BODY;
+		struct srv_grpc_opts go = {
+			.addr = cfg->otlp_grpc,
+			.max_calls = calls > 4096 ? 4096 : (unsigned)calls,
+			.recv_timeout = (unsigned)cfg->http_body_timeout,
+			.idle_timeout = (unsigned)cfg->http_idle_timeout,
+			.handshake_timeout = (unsigned)cfg->http_header_timeout,
+			.max_message = SRV_PPROF_MAX_BODY,
+			.max_inflated = SRV_PPROF_MAX_INFLATED,
+		};
+		if (srv_grpc_start(&app, &go, &grpc))
+			goto out;
+		atomic_store(&app.grpc, grpc);
+	}
 	struct srv_http_limits hl = {
 		.max_connections = (unsigned)cfg->http_connections,
 		.max_per_peer = (unsigned)cfg->http_per_peer,
@@ -468,6 +499,8 @@ int main(int argc, char **argv)
 out:
 	srv_upstream_cancel(app.upstream);
 	srv_http_stop(http);
+	atomic_store(&app.grpc, NULL);
+	srv_grpc_stop(grpc);
 	srv_listen_stop(listen);
 	agg_ingest_destroy(app.ingest);
 	if (app.upstream)

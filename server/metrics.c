@@ -13,6 +13,7 @@
 #include "common/common.h"
 #include "server/app.h"
 #include "server/listen.h"
+#include "server/otlp_grpc.h"
 
 const int srv_metrics_codes[SRV_CODES] = {200, 304, 400, 404, 409,
 					  422, 500, 503, 0};
@@ -240,6 +241,7 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 	srv_pprof_metrics(app, b);
 	srv_otlp_metrics(app, b);
 	srv_sampling_metrics(app->sampling, b);
+	srv_grpc_metrics(atomic_load(&app->grpc), b);
 	struct pcache_stats pc;
 	pcache_stats(app->pcache, &pc);
 	metric(b, "fdod_profile_builds_total", "counter",

@@ -34,6 +34,7 @@
  * Workload: one request every 5-60 s per host, ~10 KiB-1 MiB. Runs on
  * an HTTP worker thread and blocks until the batches are durable.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,34 +126,31 @@ static void identify(Fdod__SampleBatch *b, size_t i, const uint8_t *body,
 	b->seq = srv_import_seq("otlp", body, len, nr);
 }
 
-/* May the token send every batch? 0, or -1 after answering 403. */
-static int token_allows(struct srv_app *app, struct srv_req *req,
-			struct srv_resp *resp,
-			const struct wire_otlp_result *r)
+/* May tok send every batch? 0, or -1 with the reason in why. */
+static int token_allows(const struct srv_token *tok,
+			const struct wire_otlp_result *r, char *why,
+			size_t whylen)
 {
-	const struct srv_token *tok = req->principal;
-	char why[400];
 	for (size_t i = 0; i < r->n; i++) {
 		const Fdod__SampleBatch *b = r->batches[i];
 		if (!srv_token_allows_agent(tok, b->agent_id))
-			snprintf(why, sizeof why,
+			snprintf(why, whylen,
 				 "this token may not send as agent '%s' (OTLP "
 				 "profiles come as agent otlp/...: see its "
 				 "agents= in the token file)",
 				 b->agent_id);
 		else if (!srv_token_allows_host(tok, b->host))
-			snprintf(why, sizeof why,
+			snprintf(why, whylen,
 				 "this token may not send for host '%.256s' "
 				 "(see its hosts=)",
 				 b->host);
 		else if (!srv_token_allows_binary(tok, b->binary))
-			snprintf(why, sizeof why,
+			snprintf(why, whylen,
 				 "this token may not send samples of binary "
 				 "'%.256s' (see its binaries=)",
 				 b->binary);
 		else
 			continue;
-		refuse(app, req, resp, 403, why, 0);
 		return -1;
 	}
 	return 0;
@@ -244,9 +242,7 @@ static void json_answer(struct fdo_buf *out, const struct wire_otlp_stats *st,
 	fdo_buf_puts(out, "]}\n");
 }
 
-/* An ExportProfilesServiceResponse: partial_success when unmapped. */
-static void proto_answer(struct srv_resp *resp,
-			 const struct wire_otlp_stats *st)
+void srv_otlp_response(const struct wire_otlp_stats *st, struct fdo_buf *out)
 {
 	Opentelemetry__Proto__Collector__Profiles__V1development__ExportProfilesServiceResponse
 	    m = OPENTELEMETRY__PROTO__COLLECTOR__PROFILES__V1DEVELOPMENT__EXPORT_PROFILES_SERVICE_RESPONSE__INIT;
@@ -262,12 +258,11 @@ static void proto_answer(struct srv_resp *resp,
 	size_t n =
 	    opentelemetry__proto__collector__profiles__v1development__export_profiles_service_response__get_packed_size(
 		&m);
-	if (!fdo_buf_reserve(&resp->body, n)) {
+	if (!fdo_buf_reserve(out, n)) {
 		opentelemetry__proto__collector__profiles__v1development__export_profiles_service_response__pack(
-		    &m, (uint8_t *)resp->body.data);
-		resp->body.len = n;
+		    &m, (uint8_t *)out->data);
+		out->len = n;
 	}
-	resp->content_type = "application/x-protobuf";
 	fdo_buf_fini(&text);
 }
 
@@ -287,73 +282,99 @@ static int file_id_of(void *arg, const uint8_t *fid, uint8_t *bid,
 	return store_fileid_get(f->t, fid, bid, len) == FDO_OK ? 0 : -1;
 }
 
-/* Decode, check and store the request body[0..len); answers. */
-static void ingest(struct srv_app *app, struct srv_req *req,
-		   struct srv_resp *resp, const uint8_t *body, size_t len)
+/* Set o's refusal: status, and why from fmt. */
+static void fail(struct srv_otlp_outcome *o, int status, uint32_t retry_ms,
+		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void fail(struct srv_otlp_outcome *o, int status, uint32_t retry_ms,
+		 const char *fmt, ...)
 {
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(o->why, sizeof o->why, fmt, ap);
+	va_end(ap);
+	o->status = status;
+	o->retry_ms = retry_ms;
+}
+
+void srv_otlp_ingest(struct srv_app *app, const struct srv_token *tok,
+		     const char *peer, const uint8_t *body, size_t len,
+		     struct srv_otlp_outcome *o)
+{
+	memset(o, 0, sizeof *o);
+	o->status = 200;
 	struct wire_otlp_attrs attrs;
 	char err[512] = "";
 	if (wire_otlp_attrs_parse(app->cfg.otlp_attributes, &attrs, err,
 				  sizeof err)) {
 		/* Checked at start-up: only memory fails here. */
 		wire_otlp_attrs_fini(&attrs);
-		refuse(app, req, resp, 503, "out of memory", 0);
+		fail(o, 503, 0, "out of memory");
 		return;
 	}
 	struct file_ids fids = {app->st, NULL};
-	struct wire_otlp_opts o = {
+	struct wire_otlp_opts opts = {
 		.attrs = &attrs,
-		.host = req->peer ? req->peer : "unknown",
+		.host = peer ? peer : "unknown",
 		.file_id = file_id_of,
 		.file_id_arg = &fids,
 	};
-	struct wire_otlp_result r = {0};
-	struct wire_otlp_stats st;
-	int rc = wire_otlp_decode(body, len, &o, &r, &st, err, sizeof err);
+	struct wire_otlp_result *r = &o->result;
+	int rc = wire_otlp_decode(body, len, &opts, r, &o->st, err,
+				  sizeof err);
 	if (fids.t)
 		store_txn_abort(fids.t);
 	wire_otlp_attrs_fini(&attrs);
 	if (rc) {
-		char why[600];
-		snprintf(why, sizeof why, "OTLP profiles refused: %s",
-			 err[0] ? err : fdo_strerror(rc));
-		refuse(app, req, resp, srv_import_status(rc), why, 0);
+		fail(o, srv_import_status(rc), 0, "OTLP profiles refused: %s",
+		     err[0] ? err : fdo_strerror(rc));
 		return;
 	}
-	for (size_t i = 0; i < r.n; i++)
-		identify(r.batches[i], i, body, len);
-	if (token_allows(app, req, resp, &r))
-		goto out;
-	size_t dups = 0;
-	for (size_t i = 0; i < r.n; i++) {
-		struct agg_result res;
-		agg_ingest_batch(app->ingest, r.batches[i], &res);
-		if (res.status) {
-			char why[600];
-			snprintf(why, sizeof why,
-				 "%s: %s (batch %zu of %zu; %zu stored before "
-				 "it)",
-				 fdo_errname(res.status), res.message, i + 1,
-				 r.n, i);
-			refuse(app, req, resp, srv_import_status(res.status),
-			       why, res.retry_after_ms);
-			goto out;
-		}
-		dups += res.duplicate != 0;
+	for (size_t i = 0; i < r->n; i++)
+		identify(r->batches[i], i, body, len);
+	if (token_allows(tok, r, o->why, sizeof o->why)) {
+		o->status = 403;
+		return;
 	}
-	atomic_fetch_add(&app->otlp.batches, r.n - dups);
-	atomic_fetch_add(&app->otlp.duplicates, dups);
+	for (size_t i = 0; i < r->n; i++) {
+		struct agg_result res;
+		agg_ingest_batch(app->ingest, r->batches[i], &res);
+		if (res.status) {
+			fail(o, srv_import_status(res.status),
+			     res.retry_after_ms,
+			     "%s: %s (batch %zu of %zu; %zu stored before "
+			     "it)",
+			     fdo_errname(res.status), res.message, i + 1,
+			     r->n, i);
+			return;
+		}
+		o->dups += res.duplicate != 0;
+	}
+	atomic_fetch_add(&app->otlp.batches, r->n - o->dups);
+	atomic_fetch_add(&app->otlp.duplicates, o->dups);
 	/* A request whose batches were all stored before counts once. */
-	if (!r.n || dups < r.n)
-		count_samples(app, &st);
-	count_answer(app, 200);
-	const char *acc = srv_req_header(req, "Accept");
-	if (acc && strstr(acc, "application/json"))
-		json_answer(&resp->body, &st, &r, dups);
-	else
-		proto_answer(resp, &st);
-out:
-	wire_otlp_result_fini(&r);
+	if (!r->n || o->dups < r->n)
+		count_samples(app, &o->st);
+}
+
+/* Decode, check and store the request body[0..len); answers. */
+static void ingest(struct srv_app *app, struct srv_req *req,
+		   struct srv_resp *resp, const uint8_t *body, size_t len)
+{
+	struct srv_otlp_outcome o;
+	srv_otlp_ingest(app, req->principal, req->peer, body, len, &o);
+	if (o.status != 200) {
+		refuse(app, req, resp, o.status, o.why, o.retry_ms);
+	} else {
+		count_answer(app, 200);
+		const char *acc = srv_req_header(req, "Accept");
+		if (acc && strstr(acc, "application/json")) {
+			json_answer(&resp->body, &o.st, &o.result, o.dups);
+		} else {
+			srv_otlp_response(&o.st, &resp->body);
+			resp->content_type = "application/x-protobuf";
+		}
+	}
+	wire_otlp_result_fini(&o.result);
 }
 
 void srv_h_otlp(void *a, struct srv_req *req, struct srv_resp *resp)

@@ -6,6 +6,7 @@ directory, and is stopped (SIGTERM, then SIGKILL) when the test ends.
 import ctypes
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -120,9 +121,9 @@ class Daemon:
             self.proc.wait()
 
     # -- HTTP --
-    def request(self, method, path, body=None, timeout=30):
+    def request(self, method, path, body=None, timeout=30, headers=None):
         req = urllib.request.Request(self.http + path, data=body,
-                                     method=method)
+                                     method=method, headers=headers or {})
         if self.token:
             req.add_header("Authorization", "Bearer " + self.token)
         try:
@@ -427,3 +428,182 @@ def pb_fields(data):
             raise AssertionError("unexpected wire type %d" % wt)
         out.append((num, wt, v))
     return out
+
+
+# -- OpenTelemetry profiles (tests/ingest/test_otlp*.py) --
+
+PROC = 0x7f0000000000  # where the htlhash-only mapping has the program
+
+OTLP_SRC = r"""
+#include <stdlib.h>
+volatile long sink;
+__attribute__((noinline)) long hot(long n)
+{
+	long s = 0;
+	for (long i = 0; i < n; i++)
+		s += i * i % 7;
+	return s;
+}
+int main(int argc, char **argv)
+{
+	sink = hot(argc > 1 ? atol(argv[1]) : 10);
+	return 0;
+}
+"""
+
+
+def file_id(path):
+    """The OTel file id (process.executable.build_id.htlhash): SHA-256 of
+    the first and last 4096 bytes and the length (big-endian u64), cut to
+    16 bytes, in hex (opentelemetry-specification profiles/mappings.md)."""
+    import hashlib
+    with open(path, "rb") as f:
+        data = f.read()
+    n = min(len(data), 4096)
+    h = hashlib.sha256(data[:n] + data[len(data) - n:] +
+                       struct.pack(">Q", len(data)))
+    return h.hexdigest()[:32]
+
+
+def pull_profile(d, binary, fmt):
+    """A profile of binary as text, whatever its sample count."""
+    url = "%s/v1/profiles/%s?format=%s&min_samples=1" % (d.http, binary, fmt)
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return r.read().decode()
+
+
+def metric(d, name):
+    """The value of one line of /metrics (0 when absent)."""
+    status, body = d.request("GET", "/metrics")
+    assert status == 200
+    m = re.search(r"^%s (\d+)$" % re.escape(name), body.decode(), re.M)
+    return int(m.group(1)) if m else 0
+
+
+def call_site(exe, caller, callee):
+    """The vaddr of the call instruction in caller that calls callee."""
+    out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", exe],
+                         capture_output=True, text=True, check=True,
+                         timeout=120).stdout
+    body = out.split("<%s>:\n" % caller, 1)[1].split("\n\n", 1)[0]
+    for line in body.splitlines():
+        if "call" in line and "<%s>" % callee in line:
+            return int(line.split(":")[0], 16)
+    raise AssertionError("no call of %s in %s" % (callee, caller))
+
+
+def ebpf_request(pb, prog, t0, outside=False):
+    """An ExportProfilesServiceRequest as the eBPF profiler sends it, and
+    the stacks it holds as (count, [addresses leaf first]) in the
+    program's virtual addresses, callers as return addresses - 1."""
+    exe, bid, syms, (p_off, p_vaddr, p_filesz) = prog
+    leaf = syms["hot"] + 4
+    leaf2 = syms["hot"] + 8  # sampled through the htlhash-only mapping
+    # The eBPF profiler reports a caller as its return address - 1.
+    caller = call_site(exe, "main", "hot") + 1
+    req = pb.ExportProfilesServiceRequest()
+    d = req.dictionary
+    strs = ["", "samples", "count", "cpu", "nanoseconds", exe,
+            "process.executable.build_id.gnu",
+            "process.executable.build_id.htlhash",
+            "process.executable.name", "thread.name", "host.name",
+            "/container/ocp", "do_syscall_64", "[kernel.kallsyms]"]
+    d.string_table.extend(strs)
+    s = {v: i for i, v in enumerate(strs)}
+
+    def attr(key, val):
+        kv = d.attribute_table.add()
+        kv.key_strindex = s[key]
+        kv.value.string_value = val
+        return len(d.attribute_table) - 1
+
+    d.attribute_table.add()  # [0]: the zero value
+    a_gnu = attr("process.executable.build_id.gnu", bid)
+    a_htl = attr("process.executable.build_id.htlhash", file_id(exe))
+    a_exe = attr("process.executable.name", "ocp")
+    a_thr = attr("thread.name", "worker")
+    d.mapping_table.add()
+    m_exe = d.mapping_table.add(
+        memory_start=p_vaddr, memory_limit=p_vaddr + p_filesz,
+        file_offset=p_off, filename_strindex=s[exe])
+    m_exe.attribute_indices.append(a_gnu)
+    # The same file mapped by another process, in process addresses.
+    m_htl = d.mapping_table.add(memory_start=PROC + p_vaddr,
+                                memory_limit=PROC + p_vaddr + p_filesz,
+                                file_offset=p_off,
+                                filename_strindex=s["/container/ocp"])
+    m_htl.attribute_indices.append(a_htl)
+    d.function_table.add()
+    d.function_table.add(name_strindex=s["do_syscall_64"])
+    d.location_table.add()
+    d.location_table.add(mapping_index=1,
+                         address=0x7fff0000 if outside else leaf)
+    d.location_table.add(mapping_index=1, address=caller)
+    d.location_table.add(mapping_index=2, address=PROC + leaf2)
+    # A kernel frame: symbolized by the profiler, no mapping.
+    kern = d.location_table.add(address=0xffffffff81000123)
+    kern.lines.add(function_index=1)
+    d.stack_table.add()
+    d.stack_table.add(location_indices=[1, 2])     # hot <- main
+    d.stack_table.add(location_indices=[4, 1, 2])  # kernel <- hot <- main
+    d.stack_table.add(location_indices=[3, 2])     # hot (by file id) <- main
+    d.stack_table.add(location_indices=[4])        # kernel only
+    rp = req.resource_profiles.add()
+    rp.resource.attributes.add(key="host.name").value.string_value = "hostA"
+    p = rp.scope_profiles.add().profiles.add()
+    p.sample_type.type_strindex = s["samples"]
+    p.sample_type.unit_strindex = s["count"]
+    p.period_type.type_strindex = s["cpu"]
+    p.period_type.unit_strindex = s["nanoseconds"]
+    p.period = 50000000
+    p.time_unix_nano = t0 * 10**9
+    p.duration_nano = 2 * 10**9
+    ts = t0 * 10**9 + 5
+    for stack, n in ((1, 5), (2, 3), (3, 2), (4, 7)):
+        x = p.samples.add(stack_index=stack)
+        x.attribute_indices.extend([a_exe, a_thr])
+        x.timestamps_unix_nano.extend([ts + i for i in range(n)])
+    # The same as a native batch: absolute addresses, callers as return
+    # addresses; kernel frames outside the batch's mapping.
+    ret = caller + 1
+    stacks = [(5, [leaf, ret]), (3, [0xffffffff81000123, leaf + 1, ret]),
+              (2, [leaf2, ret])]
+    return req, stacks
+
+
+def native_text(prog, stacks, t0):
+    exe, bid, _, (p_off, p_vaddr, p_filesz) = prog
+    text = ["agent native/1", "seq 1", "host hostA", "binary ocpnative",
+            "event cpu-clock", "period 50000000", "weight 1",
+            "time %d %d" % (t0, t0 + 2),
+            "mapping 0 %s %x %x %x %s" % (bid, p_vaddr, p_vaddr + p_filesz,
+                                          p_off, exe)]
+    text += ["stack %d %s" % (c, " ".join("%x" % a for a in addrs))
+             for c, addrs in stacks]
+    return "\n".join(text) + "\n"
+
+
+def assert_same_profiles(d, a, b):
+    """Once every address is symbolized: binaries a and b have the same
+    folded and llvm profiles and the same weight."""
+    d.wait_pending_zero()
+    for fmt in ("folded", "llvm&encoding=text"):
+        pa = pull_profile(d, a, fmt)
+        pb = pull_profile(d, b, fmt)
+        assert "hot" in pa and pa == pb, (fmt, pa, pb)
+    wa = d.get("/v1/binaries/" + a)["weight_fixed"]
+    wb = d.get("/v1/binaries/" + b)["weight_fixed"]
+    assert wa == wb
+
+
+def upload_and_push_native(d, pb, prog):
+    """The program uploaded as binary ocp, the samples of an eBPF-shaped
+    request pushed as a SampleBatch of binary ocpnative: the request,
+    serialized, for the test to send."""
+    t0 = int(time.time()) - 600
+    req, stacks = ebpf_request(pb, prog, t0)
+    subprocess.run([FDOCTL, "upload", "--http", d.http, "--binary", "ocp",
+                    prog[0]], check=True, timeout=300)
+    rc, out = d.push(native_text(prog, stacks, t0))
+    assert rc == 0, out
+    return req.SerializeToString()

@@ -12,9 +12,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fdodtest import FDOCTL, ROOT, Daemon  # noqa: E402
-from test_otlp import (PROC, ebpf_request, file_id, native_text,  # noqa: E402,F401
-                       pb, post, prog, pull)
+from fdodtest import (FDOCTL, PROC, ROOT, Daemon,  # noqa: E402
+                      ebpf_request, file_id, native_text)
+from fdodtest import pull_profile as pull  # noqa: E402
+from test_otlp import post  # noqa: E402
 import subprocess  # noqa: E402
 
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "store-v3")
@@ -29,13 +30,14 @@ def pending_of(d, hex_id):
     return 0
 
 
-def test_samples_before_the_upload_resolve_after_it(tmp_path, pb, prog):
-    exe = prog[0]
+def test_samples_before_the_upload_resolve_after_it(tmp_path, otlp_pb,
+                                                    otlp_prog):
+    exe = otlp_prog[0]
     fid = file_id(exe)
     t0 = int(time.time()) - 600
-    req, stacks = ebpf_request(pb, prog, t0)
+    req, stacks = ebpf_request(otlp_pb, otlp_prog, t0)
     with Daemon(tmp_path / "data") as d:
-        rc, out = d.push(native_text(prog, stacks, t0))
+        rc, out = d.push(native_text(otlp_prog, stacks, t0))
         assert rc == 0, out
         status, ans = post(d, req.SerializeToString())
         assert status == 200, ans
@@ -59,13 +61,13 @@ def test_samples_before_the_upload_resolve_after_it(tmp_path, pb, prog):
             assert "hot" in a and a == n, (fmt, a, n)
         # Now known, the same request is keyed by the GNU build-id (a new
         # request: another time range).
-        req2, _ = ebpf_request(pb, prog, t0 + 100)
+        req2, _ = ebpf_request(otlp_pb, otlp_prog, t0 + 100)
         status, ans = post(d, req2.SerializeToString())
         assert status == 200, ans
         assert ans["file_ids"] == {"mappings": 1, "resolved": 1}, ans
 
 
-def test_version_3_store_gets_its_symbol_tree_indexed(tmp_path, pb):
+def test_version_3_store_gets_its_symbol_tree_indexed(tmp_path, otlp_pb):
     data = tmp_path / "data"
     os.makedirs(data / "store")
     shutil.copy(os.path.join(FIXTURE, "store", "data.mdb"),
@@ -90,7 +92,7 @@ def test_version_3_store_gets_its_symbol_tree_indexed(tmp_path, pb):
             assert folded == f.read()
         # An eBPF-profiler request with hot's file id alone, in process
         # addresses: keyed by hot's GNU build-id, the same function.
-        req = pb.ExportProfilesServiceRequest()
+        req = otlp_pb.ExportProfilesServiceRequest()
         dct = req.dictionary
         strs = ["", "samples", "count", "cpu", "nanoseconds", "/hot",
                 "process.executable.build_id.htlhash",
