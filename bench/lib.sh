@@ -32,6 +32,14 @@ a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0))
 print(a.getsockname()[1], b.getsockname()[1])'
 }
 
+# bench_get URL: GET URL to stdout (10 s at most; fails on an HTTP
+# error), with $BENCH_TOKEN as the bearer token when it is set (a fdod
+# started with --tokens).
+bench_get() {
+	curl -fsS --max-time 10 \
+		${BENCH_TOKEN:+-H "Authorization: Bearer $BENCH_TOKEN"} "$1"
+}
+
 # start_fdod WHO DIR URL HTTP [ARG...]: starts $FDOD (default build/fdod)
 # on DIR/data listening on URL and HTTP, with the further ARGs, its output
 # in DIR/server.log, and sets srv_pid. Waits up to
@@ -44,7 +52,7 @@ start_fdod() {
 		"$@" >"$dir/server.log" 2>&1 &
 	srv_pid=$!
 	for _ in $(seq 100); do
-		curl -fsS --max-time 5 "$http/v1/status" >/dev/null 2>&1 && return 0
+		bench_get "$http/v1/status" >/dev/null 2>&1 && return 0
 		kill -0 "$srv_pid" 2>/dev/null || break
 		sleep 0.1
 	done

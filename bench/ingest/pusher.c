@@ -156,8 +156,9 @@ static const struct fdo_opt opts[] = {
 	{"otlp-gzip", FDO_OPT_BOOL, F(otlp_gzip), "true", "BOOL",
 	 "gzip OTLP request bodies (Content-Encoding: gzip)"},
 	{"token", FDO_OPT_STRING, F(token), "", "TOKEN",
-	 "OTLP requests send Authorization: Bearer TOKEN (an ingest token, "
-	 "for a fdod with --tokens)"},
+	 "an ingest token (for a fdod with --tokens): batches carry it as "
+	 "auth_token, OTLP requests as Authorization: Bearer (at most 255 "
+	 "bytes)"},
 	{0},
 };
 #undef F
@@ -627,9 +628,12 @@ static int check_encoding(struct pusher *p, Fdod__SampleBatch *b,
 	}
 	b->n_stacks = n;
 	b->stacks = stp;
+	if (cfg.token[0])
+		b->auth_token = cfg.token;
 	int e = wire_batch_encode(b, NULL, &ref, &rlen);
 	b->n_stacks = 0;
 	b->stacks = NULL;
+	b->auth_token = (char *)protobuf_c_empty_string;
 	if (e) {
 		fprintf(stderr, "pusher: wire_batch_encode: %s\n",
 		        fdo_strerror(e));
@@ -715,6 +719,19 @@ static void *pusher_main(void *arg)
 		exit(1);
 	}
 
+	/* --token: auth_token (field 16) follows the stacks (13) in
+	 * wire_batch_encode's field order, so the header is encoded without
+	 * it and the field appended to every batch. */
+	uint8_t tok[8 + 256];
+	size_t tlen = 0, toklen = strlen(cfg.token);
+	if (toklen) {
+		tok[tlen++] = 0x82; /* field 16, length-delimited */
+		tok[tlen++] = 0x01;
+		tlen += put_varint(tok + tlen, toklen);
+		memcpy(tok + tlen, cfg.token, toklen);
+		tlen += toklen;
+	}
+
 	/* Prove the fast path right on this pusher's first batch. */
 	uint64_t seq = 1, samples;
 	pick_ids(p, cfg.new_pct);
@@ -728,15 +745,16 @@ static void *pusher_main(void *arg)
 		fprintf(stderr, "pusher: cannot encode a header\n");
 		exit(1);
 	}
-	uint8_t *full = malloc(hlen + slen);
+	uint8_t *full = malloc(hlen + slen + tlen);
 	if (!full) {
 		fprintf(stderr, "pusher: out of memory\n");
 		exit(1);
 	}
 	memcpy(full, hdr, hlen);
 	memcpy(full + hlen, p->sbuf, slen);
+	memcpy(full + hlen + slen, tok, tlen);
 	free(hdr);
-	if (check_encoding(p, &b, full, hlen + slen))
+	if (check_encoding(p, &b, full, hlen + slen + tlen))
 		exit(1);
 	free(full);
 	p->next_stack = 0;
@@ -754,12 +772,13 @@ static void *pusher_main(void *arg)
 			exit(1);
 		}
 		nng_msg *m;
-		if (nng_msg_alloc(&m, hlen + slen) != 0) {
+		if (nng_msg_alloc(&m, hlen + slen + tlen) != 0) {
 			fprintf(stderr, "pusher: out of memory\n");
 			exit(1);
 		}
 		memcpy(nng_msg_body(m), hdr, hlen);
 		memcpy((uint8_t *)nng_msg_body(m) + hlen, p->sbuf, slen);
+		memcpy((uint8_t *)nng_msg_body(m) + hlen + slen, tok, tlen);
 		free(hdr);
 		p->build_ns += thread_cpu_ns() - c0;
 
@@ -797,7 +816,7 @@ static void *pusher_main(void *arg)
 			break; /* the daemon is stuck or gone: stop this pusher
 			        */
 		}
-		p->bytes += hlen + slen;
+		p->bytes += hlen + slen + tlen;
 		Fdod__Ack *ack = NULL;
 		int e =
 		    wire_ack_decode(nng_msg_body(r), nng_msg_len(r), 0, &ack);
@@ -1307,7 +1326,7 @@ int main(int argc, char **argv)
 	    cfg.callgraph > 1024 ||
 	    cfg.new_pct < 0 || cfg.new_pct > 100 || cfg.steady_new_pct < 0 ||
 	    cfg.steady_new_pct > 100 || cfg.window < 1 ||
-	    cfg.release_stacks > (1ull << 32)) {
+	    cfg.release_stacks > (1ull << 32) || strlen(cfg.token) > 255) {
 		fprintf(stderr, "pusher: bad arguments (see --help)\n");
 		return 2;
 	}

@@ -15,11 +15,12 @@
 #                       [--fleet] [--warmup S] [--steady-new-pct PCT]
 #                       [--release-every S] [--release-stacks N] [--window S]
 #                       [--callgraph K] [--elf PATH]
-#                       [--otlp Q] [--otlp-values] [--otlp-plain]
+#                       [--otlp Q] [--otlp-values] [--otlp-plain] [--tokens]
 #   --fleet = --warmup 300 --steady-new-pct 0.1 --release-every 600
 #             --release-stacks 200000 --callgraph 4 --otlp 0 (a fleet after
 #             warm-up; README)
 #   --otlp Q = OTLP/HTTP pushers of the second phase (default P; 0: none)
+#   --tokens = fdod with a token file; both paths send an ingest token
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=bench/lib.sh
@@ -29,7 +30,8 @@ seconds=20 pushers=8 stacks=1000 depth=20 new_pct=5 ceil_max=30
 rmw=0 perf=0 keep=0 stub=0 base="${TMPDIR:-/tmp}"
 warmup=0 steady_pct=0.1 release_every=0 release_stacks=200000 window=300
 callgraph=0 elf="" otlp="" otlp_values=0 otlp_plain=0
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+tokens=0
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--seconds) seconds="$2"; shift 2 ;;
@@ -48,6 +50,7 @@ while [[ $# -gt 0 ]]; do
 	--otlp) otlp="$2"; shift 2 ;;
 	--otlp-values) otlp_values=1; shift ;;
 	--otlp-plain) otlp_plain=1; shift ;;
+	--tokens) tokens=1; shift ;;
 	--callgraph) callgraph="$2"; shift 2 ;;
 	--elf) elf="$2"; shift 2 ;;
 	--warmup) warmup="$2"; shift 2 ;;
@@ -72,7 +75,7 @@ fi
 
 # --- start the server ----------------------------------------------------------
 tmp=$(mktemp -d "$base/fdod-bench-ingest.XXXXXX")
-srv_pid="" perf_pid=""
+srv_pid="" perf_pid="" token_args=()
 # shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
 	if [[ -n $perf_pid ]]; then kill -INT "$perf_pid" 2>/dev/null || true; fi
@@ -89,7 +92,7 @@ read -r port hport < <(free_ports)
 url="tcp://127.0.0.1:$port"
 http="http://127.0.0.1:$hport"
 
-status_json() { curl -fsS --max-time 10 "$http/v1/status"; }
+status_json() { bench_get "$http/v1/status"; }
 json_get() { # json_get FILE a.b.c
 	python3 -c 'import json,sys
 v=json.load(open(sys.argv[1]))
@@ -107,8 +110,17 @@ if [[ $stub -eq 1 ]]; then
 else
 	# The OTLP pushers' resource attributes become the labels the
 	# native batches carry (build/bench/pusher: OTLP_ATTRS).
-	start_fdod bench/ingest "$tmp" "$url" "$http" --otlp-attributes \
-		process.executable.name=binary,host.name=host,mode=label:mode,region=label:region,shard=label:shard
+	attrs=process.executable.name=binary,host.name=host
+	attrs+=,mode=label:mode,region=label:region,shard=label:shard
+	fdod_args=(--otlp-attributes "$attrs")
+	if [[ $tokens -eq 1 ]]; then
+		# One token for the pushers and this script's /v1/status.
+		BENCH_TOKEN=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+		(umask 077 && echo "$BENCH_TOKEN ingest,read bench" >"$tmp/tokens")
+		fdod_args+=(--tokens "$tmp/tokens")
+		token_args=(--token "$BENCH_TOKEN")
+	fi
+	start_fdod bench/ingest "$tmp" "$url" "$http" "${fdod_args[@]}"
 	status_json >"$tmp/status0.json"
 fi
 echo "bench/ingest: server pid $srv_pid, $url, data in $tmp ($fs)"
@@ -125,7 +137,7 @@ build/bench/pusher --url "$url" --pushers "$pushers" --seconds "$seconds" \
 	--warmup "$warmup" --steady-new-pct "$steady_pct" \
 	--release-every "$release_every" --release-stacks "$release_stacks" \
 	--window "$window" --callgraph "$callgraph" --elf "$elf" \
-	--pid "$srv_pid" | tee "$tmp/pusher.out" || rc=1
+	--pid "$srv_pid" "${token_args[@]}" | tee "$tmp/pusher.out" || rc=1
 if [[ -n $perf_pid ]]; then
 	wait "$perf_pid" 2>/dev/null || true
 	perf_pid=""
@@ -178,8 +190,8 @@ if [[ $otlp -gt 0 ]]; then
 	build/bench/pusher "${otlp_args[@]}" --agent-prefix bench-otlp \
 		--pushers "$otlp" --seconds "$seconds" --stacks "$stacks" \
 		--depth "$depth" --new-pct "$new_pct" --window "$window" \
-		--callgraph "$callgraph" --elf "$elf" --pid "$srv_pid" |
-		tee "$O" || rc=1
+		--callgraph "$callgraph" --elf "$elf" --pid "$srv_pid" \
+		"${token_args[@]}" | tee "$O" || rc=1
 	if ! kill -0 "$srv_pid" 2>/dev/null; then
 		echo "bench/ingest: the server died in the OTLP phase; its log:" >&2
 		tail -20 "$tmp/server.log" >&2
