@@ -125,12 +125,34 @@ else
 fi
 echo "bench/ingest: server pid $srv_pid, $url, data in $tmp ($fs)"
 
-# --- push ----------------------------------------------------------------------
-if [[ $perf -eq 1 ]]; then
-	perf record -q -e cpu-clock -g -p "$srv_pid" -o "$tmp/perf.data" \
+# --perf: perf_start PHASE records fdod over the next $seconds;
+# perf_show PHASE waits for it and prints fdod's top functions and threads.
+perf_start() {
+	[[ $perf -eq 1 ]] || return 0
+	perf record -q -e cpu-clock -g -p "$srv_pid" -o "$tmp/perf-$1.data" \
 		-- sleep "$seconds" >/dev/null 2>&1 &
 	perf_pid=$!
-fi
+}
+perf_show() {
+	local d=$tmp/perf-$1.data
+	if [[ -n $perf_pid ]]; then
+		wait "$perf_pid" 2>/dev/null || true
+		perf_pid=""
+	fi
+	[[ $perf -eq 1 && -s $d ]] || return 0
+	echo
+	echo "bench/ingest: where the server's CPU went, $1 (perf, cpu-clock, self time):"
+	perf report -i "$d" --stdio --no-children -g none \
+		--sort dso,sym >"$d.sym" 2>/dev/null || true
+	grep '%' "$d.sym" | grep -v '^#' | head -25 || true
+	echo "bench/ingest: by thread:"
+	perf report -i "$d" --stdio --no-children -g none \
+		--sort pid >"$d.tid" 2>/dev/null || true
+	grep '%' "$d.tid" | grep -v '^#' | head -12 || true
+}
+
+# --- push ----------------------------------------------------------------------
+perf_start native
 rc=0
 build/bench/pusher --url "$url" --pushers "$pushers" --seconds "$seconds" \
 	--stacks "$stacks" --depth "$depth" --new-pct "$new_pct" \
@@ -138,27 +160,13 @@ build/bench/pusher --url "$url" --pushers "$pushers" --seconds "$seconds" \
 	--release-every "$release_every" --release-stacks "$release_stacks" \
 	--window "$window" --callgraph "$callgraph" --elf "$elf" \
 	--pid "$srv_pid" "${token_args[@]}" | tee "$tmp/pusher.out" || rc=1
-if [[ -n $perf_pid ]]; then
-	wait "$perf_pid" 2>/dev/null || true
-	perf_pid=""
-fi
 if ! kill -0 "$srv_pid" 2>/dev/null; then
 	echo "bench/ingest: the server died; its log:" >&2
 	tail -20 "$tmp/server.log" >&2
 	srv_pid=""
 	exit 1
 fi
-if [[ $perf -eq 1 && -s $tmp/perf.data ]]; then
-	echo
-	echo "bench/ingest: where the server's CPU went (perf, cpu-clock, self time):"
-	perf report -i "$tmp/perf.data" --stdio --no-children -g none \
-		--sort dso,sym >"$tmp/perf.sym" 2>/dev/null || true
-	grep '%' "$tmp/perf.sym" | grep -v '^#' | head -25 || true
-	echo "bench/ingest: by thread:"
-	perf report -i "$tmp/perf.data" --stdio --no-children -g none \
-		--sort pid >"$tmp/perf.tid" 2>/dev/null || true
-	grep '%' "$tmp/perf.tid" | grep -v '^#' | head -12 || true
-fi
+perf_show native
 res() { sed -n 's/^RESULT //p' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 P=$tmp/pusher.out
 if [[ -z $(res "$P" batches) ]]; then
@@ -187,6 +195,7 @@ if [[ $otlp -gt 0 ]]; then
 	otlp_args=(--otlp "$http")
 	[[ $otlp_values -eq 1 ]] && otlp_args+=(--otlp-values)
 	[[ $otlp_plain -eq 1 ]] && otlp_args+=(--no-otlp-gzip)
+	perf_start otlp
 	build/bench/pusher "${otlp_args[@]}" --agent-prefix bench-otlp \
 		--pushers "$otlp" --seconds "$seconds" --stacks "$stacks" \
 		--depth "$depth" --new-pct "$new_pct" --window "$window" \
@@ -198,6 +207,7 @@ if [[ $otlp -gt 0 ]]; then
 		srv_pid=""
 		exit 1
 	fi
+	perf_show otlp
 	if [[ -z $(res "$O" batches) ]]; then
 		echo "bench/ingest: the OTLP pusher printed no result" >&2
 		exit 1
