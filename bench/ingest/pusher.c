@@ -1477,10 +1477,13 @@ int main(int argc, char **argv)
 	printf("  acknowledged batches        %" PRIu64 " (%.1f/s), %.1f KiB"
 	       " average",
 	       batches, batches / win, kib);
-	if (cfg.otlp[0])
+	if (cfg.otlp[0] && cfg.otlp_gzip)
 		printf(" (%.1f KiB before gzip; one request each, answered "
 		       "200 with every sample accepted)",
 		       raw_kib);
+	else if (cfg.otlp[0])
+		printf(" (one request each, answered 200 with every sample "
+		       "accepted)");
 	printf("\n");
 	printf("  Stack messages/s            %.0f\n", stacks / win);
 	printf("  samples (sum of counts)/s   %.0f\n", samples / win);

@@ -363,13 +363,15 @@ if o:
     if commits and o_commits:
         both("fdod batches per commit", int(ingested) / max(int(commits), 1),
              int(o_ingested) / max(int(o_commits), 1), "{:.1f}")
+    samples = "values" if o_values else "a timestamp per sample"
+    size = f"{o['raw_kib']:.0f} KiB" + ("" if o_plain else
+                                        " before gzip, gzip")
     print(f"""
   OTLP/HTTP: an ExportProfilesServiceRequest per batch, shaped like the
   OpenTelemetry eBPF profiler's (ELF-vaddr mapping with a GNU build-id,
-  {'values' if o_values else 'a timestamp per sample'}, {'not compressed' if o_plain else 'gzip'}, """
-          f"""{o['raw_kib']:.0f} KiB before gzip), POSTed to
-  /v1development/profiles; acknowledged = answered 200 with every sample
-  accepted (the JSON answer's samples.accepted), latency = POST to answer.""")
+  {samples}, {size}), POSTed to /v1development/profiles;
+  acknowledged = answered 200 with every sample accepted (the JSON
+  answer's samples.accepted), latency = POST to answer.""")
 print("""
   The ceiling is LMDB alone doing the counts-table puts fdod had to do (one
   per acknowledged Stack message: 20-byte key, 24-byte value), with fdod's
