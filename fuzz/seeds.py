@@ -7,8 +7,10 @@ DWARF 4 and 5, PIE / non-PIE / shared object / split debug file /
 compressed sections), hand-assembled ELF files for the classes and byte
 orders no local toolchain links (32-bit, big-endian), SampleBatch and Ack
 messages encoded with a small protobuf writer, their text form, persisted
-DWARF indexes (written by BUILD/fdoctl symbolize --cache-dir) and HTTP
-request lines. Also one libFuzzer dictionary per target that has keywords.
+DWARF indexes (written by BUILD/fdoctl symbolize --cache-dir), HTTP
+request lines, pprof profiles and OTLP profile requests (the protobuf
+writer again). Also one libFuzzer dictionary per target that has
+keywords.
 
 Output (BUILD is build/fuzz when the Makefile runs it):
   BUILD/seeds/src/seed.c      the program the binaries are built from
@@ -894,6 +896,311 @@ def pprof_seeds():
     put("pprof", "bomb.gz", gzip_bytes(b"\0" * (4 << 20)))
 
 
+# ------------------------------------------------- OTLP profile bodies --
+
+U64 = (1 << 64) - 1
+
+
+def f_fixed64(num, v):
+    return varint(num << 3 | 1) + struct.pack("<Q", v)
+
+
+def f_packed(num, xs, fixed=False):
+    """A packed repeated field (int64 as two's complement); nothing when
+    xs is empty, as proto3 writers do."""
+    if not xs:
+        return b""
+    if fixed:
+        return f_bytes(num, b"".join(struct.pack("<Q", x) for x in xs))
+    return f_bytes(num, b"".join(varint(x & U64) for x in xs))
+
+
+def any_value(v):
+    """AnyValue: str, bool, int, float, bytes, or ("array"|"kvlist",
+    bytes) (fdod reads those two as bytes)."""
+    if isinstance(v, tuple):
+        return f_bytes(5 if v[0] == "array" else 6, v[1])
+    if isinstance(v, bool):
+        return f_varint(2, int(v))
+    if isinstance(v, int):
+        return f_varint(3, v & U64)
+    if isinstance(v, float):
+        return f_double(4, v)
+    if isinstance(v, bytes):
+        return f_bytes(7, v)
+    return f_bytes(1, v)
+
+
+def key_value(k, v):
+    return f_bytes(1, k) + f_bytes(2, any_value(v))
+
+
+class Otlp:
+    """An ExportProfilesServiceRequest (schemas/otlp_profiles.proto,
+    upstream's field numbers): the dictionary's tables, each with its
+    zero element, filled by the methods, which return indices."""
+
+    def __init__(self):
+        self.strings = [""]
+        self.attrs, self.maps, self.locs = [b""], [b""], [b""]
+        self.funcs, self.stacks, self.links = [b""], [b""], [b""]
+
+    def s(self, x):
+        if x not in self.strings:
+            self.strings.append(x)
+        return self.strings.index(x)
+
+    def attr(self, key, value, unit=""):
+        m = f_varint(1, self.s(key)) + f_bytes(2, any_value(value))
+        if unit:
+            m += f_varint(3, self.s(unit))
+        self.attrs.append(m)
+        return len(self.attrs) - 1
+
+    def mapping(self, start, limit, off, fname, attrs=()):
+        self.maps.append(f_varint(1, start) + f_varint(2, limit) +
+                         f_varint(3, off) + f_varint(4, self.s(fname)) +
+                         f_packed(5, attrs))
+        return len(self.maps) - 1
+
+    def func(self, name, fname="", line=0):
+        self.funcs.append(f_varint(1, self.s(name)) +
+                          f_varint(2, self.s(name)) +
+                          f_varint(3, self.s(fname)) + f_varint(4, line))
+        return len(self.funcs) - 1
+
+    def loc(self, mapping, addr, lines=(), attrs=()):
+        m = f_varint(1, mapping) + f_varint(2, addr)
+        for fn, line in lines:
+            m += f_bytes(3, f_varint(1, fn) + f_varint(2, line))
+        self.locs.append(m + f_packed(4, attrs))
+        return len(self.locs) - 1
+
+    def stack(self, locs):
+        self.stacks.append(f_packed(1, locs))
+        return len(self.stacks) - 1
+
+    def link(self):
+        self.links.append(f_bytes(1, b"\x11" * 16) + f_bytes(2, b"\x22" * 8))
+        return len(self.links) - 1
+
+    def profile(self, samples, stype=("samples", "count"),
+                ptype=("cpu", "nanoseconds"), period=50000000,
+                t0=1763719200 * 10**9, dur=2 * 10**9, v19=False):
+        """samples: (stack, attrs, values, timestamps, link); v19: the
+        v1.8/v1.9 Sample (values 2, attribute_indices 3, link 4)."""
+        def vt(t):
+            return f_varint(1, self.s(t[0])) + f_varint(2, self.s(t[1]))
+        out = f_bytes(1, vt(stype)) if stype else b""
+        for stack, attrs, values, ts, link in samples:
+            if v19:
+                m = (f_varint(1, stack) + f_packed(2, values) +
+                     f_packed(3, attrs) + (f_varint(4, link) if link
+                                           else b""))
+            else:
+                m = (f_varint(1, stack) + f_packed(2, attrs) +
+                     (f_varint(3, link) if link else b"") +
+                     f_packed(4, values))
+            out += f_bytes(2, m + f_packed(5, ts, fixed=True))
+        if t0:
+            out += f_fixed64(3, t0)
+        if dur:
+            out += f_varint(4, dur)
+        if ptype:
+            out += f_bytes(5, vt(ptype))
+        if period:
+            out += f_varint(6, period)
+        return out
+
+    def request(self, resources):
+        """resources: [(resource attributes [(k, v)], [(scope
+        attributes, [profile bytes])])]."""
+        out = b""
+        for rattrs, scopes in resources:
+            rp = f_bytes(1, b"".join(f_bytes(1, key_value(k, v))
+                                     for k, v in rattrs))
+            for sattrs, profs in scopes:
+                scope = (f_bytes(1, "go.opentelemetry.io/ebpf-profiler") +
+                         f_bytes(2, "v0.0.202547") +
+                         b"".join(f_bytes(3, key_value(k, v))
+                                  for k, v in sattrs))
+                rp += f_bytes(2, f_bytes(1, scope) +
+                              b"".join(f_bytes(2, p) for p in profs))
+            out += f_bytes(1, rp + f_bytes(3, "https://opentelemetry.io/"
+                                           "schemas/1.34.0"))
+        d = (b"".join(f_bytes(1, m) for m in self.maps) +
+             b"".join(f_bytes(2, m) for m in self.locs) +
+             b"".join(f_bytes(3, m) for m in self.funcs) +
+             b"".join(f_bytes(4, m) for m in self.links) +
+             b"".join(f_bytes(5, x) for x in self.strings) +
+             b"".join(f_bytes(6, m) for m in self.attrs) +
+             b"".join(f_bytes(7, m) for m in self.stacks))
+        return out + f_bytes(2, d)
+
+
+OTLP_BID = "72bf06c6bbf1b667161c5c0086e6a979606ed1bd"
+OTLP_HTL = "0123456789abcdef0123456789abcdef"
+OTLP_T0 = 1763719200 * 10**9
+
+
+def otlp_ebpf(v19=False, values=False, bid_key="gnu", bid=OTLP_BID,
+              start=0x1000, off=0x1000, leaf=0x1130, caller=0x1184):
+    """What the eBPF profiler sends: a GNU build-id mapping in ELF
+    virtual addresses (a PIE's text segment: vaddr = offset), an
+    htlhash-only library, symbolized kernel frames (no mapping, a line)
+    and an interpreted frame (a mapping without build-id, a line);
+    samples with one timestamp each sample taken and no values (or
+    values), the binary and thread as sample attributes, the host as a
+    resource attribute. Callers are return address - 1."""
+    o = Otlp()
+    a_bid = o.attr("process.executable.build_id." + bid_key, bid)
+    a_htl = o.attr("process.executable.build_id.htlhash", OTLP_HTL)
+    a_exe = o.attr("process.executable.name", "webserver")
+    a_thr = o.attr("thread.name", "worker-1")
+    a_thr2 = o.attr("thread.name", "gc")
+    a_kind = o.attr("profile.frame.type", "native")
+    m_exe = o.mapping(start, start + 0x2000, off, "/usr/bin/webserver",
+                      [a_bid])
+    m_htl = o.mapping(0x7f0000001000, 0x7f0000009000, 0x1000,
+                      "/usr/lib/libhtl.so", [a_htl])
+    m_py = o.mapping(0x7f1000000000, 0x7f1000100000, 0,
+                     "/usr/bin/python3.11")
+    f_sys = o.func("do_syscall_64", "arch/x86/entry/common.c", 70)
+    f_py = o.func("handler", "/srv/app.py", 12)
+    l_leaf = o.loc(m_exe, leaf, attrs=[a_kind])
+    l_call = o.loc(m_exe, caller)
+    l_htl = o.loc(m_htl, 0x7f0000002345)
+    l_kern = o.loc(0, 0xffffffff81000123, lines=[(f_sys, 77)])
+    l_py = o.loc(m_py, 0, lines=[(f_py, 14)])
+    s1 = o.stack([l_leaf, l_call])
+    s2 = o.stack([l_kern, l_leaf, l_call])
+    s3 = o.stack([l_htl, l_call])
+    s4 = o.stack([l_kern])
+    s5 = o.stack([l_py, l_call])
+    link = o.link()
+    samples = []
+    t = OTLP_T0 + 5
+    for stack, n, thr in ((s1, 5, a_thr), (s2, 3, a_thr), (s3, 2, a_thr2),
+                          (s4, 7, a_thr), (s5, 1, a_thr2)):
+        ts = [t + i * 1000 for i in range(n)]
+        samples.append((stack, [a_exe, thr], [n] if values or v19 else [],
+                        [] if v19 else ts, link if stack == s2 else 0))
+    prof = o.profile(samples, v19=v19)
+    return o.request([([("host.name", "host-17"),
+                        ("service.name", "webserver")], [([], [prof])])])
+
+
+def otlp_seeds():
+    """fuzz_otlp: POST /v1development/profiles bodies, gzipped or not:
+    the eBPF profiler's shape (opentelemetry-proto v1.10 and later, and
+    the v1.8/v1.9 Sample), values or timestamps, htlhash-only, symbolized
+    kernel frames only, Go and non-hex build-ids, pprof-style process
+    addresses, several resources and profiles, nanoseconds; and broken
+    ones (cut, outside the mapping, an index past its table, the v1.7
+    shape, no time, a heap profile, a gzip bomb). An odd size maps
+    thread.name to a label too (fuzz_otlp.c), so the plain seeds come in
+    both parities (a 3-byte unknown field 15 flips it)."""
+    def both(name, body):
+        put("otlp", name, body)
+        put("otlp", name + ".odd", body + f_varint(15, 128))
+
+    ebpf = otlp_ebpf()
+    both("ebpf.pb", ebpf)
+    put("otlp", "ebpf.pb.gz", gzip_bytes(ebpf))
+    v19 = otlp_ebpf(v19=True)
+    both("ebpf-v19.pb", v19)
+    put("otlp", "ebpf-v19.pb.gz", gzip_bytes(v19))
+    both("values.pb", otlp_ebpf(values=True))
+    both("go-build-id.pb", otlp_ebpf(bid_key="go",
+                                     bid="abc/def/ghi/jkl"))
+    both("not-hex.pb", otlp_ebpf(bid="not a build-id"))
+    both("pprof-style.pb", otlp_ebpf(start=0x555555555000,
+                                     leaf=0x555555555130,
+                                     caller=0x555555555184))
+    # The caller's file offset is past 2^40 - 2 (offset_out_of_range).
+    both("offset-past.pb", otlp_ebpf(off=(1 << 40) - 0x1001,
+                                     caller=0x2800))
+    put("otlp", "outside.pb", otlp_ebpf(leaf=0x7fff0000))
+    put("otlp", "cut.pb", ebpf[:-3])
+    put("otlp", "cut-half.pb", ebpf[:len(ebpf) // 2])
+    put("otlp", "cut.pb.gz", gzip_bytes(ebpf)[:40])
+    put("otlp", "bomb.gz", gzip_bytes(b"\0" * (4 << 20)))
+    put("otlp", "empty.pb", b"")
+    # v1.7.0's shape: a KeyValue (key as a string) in attribute_table.
+    put("otlp", "v17.pb", bytes([0x12, 0x08, 0x32, 0x06, 0x0a, 0x01, 0x6b,
+                                 0x12, 0x01, 0x00]))
+
+    # Only frames fdod cannot symbolize: an htlhash-only mapping;
+    # symbolized kernel frames.
+    o = Otlp()
+    a_htl = o.attr("process.executable.build_id.htlhash", OTLP_HTL)
+    a_exe = o.attr("process.executable.name", "webserver")
+    m = o.mapping(0x1000, 0x9000, 0x1000, "/usr/lib/libhtl.so", [a_htl])
+    lh = [o.loc(m, 0x1000 + 0x40 * i) for i in range(4)]
+    samples = [(o.stack(lh[:i + 1]), [a_exe], [], [OTLP_T0 + i], 0)
+               for i in range(4)]
+    both("htlhash-only.pb", o.request([([], [([], [o.profile(samples)])])]))
+    o = Otlp()
+    a_exe = o.attr("process.executable.name", "webserver")
+    f = o.func("do_syscall_64")
+    lk = o.loc(0, 0xffffffff81000123, lines=[(f, 0)])
+    lk2 = o.loc(0, 0xffffffff81000456, lines=[(o.func("schedule"), 0)])
+    samples = [(o.stack([lk, lk2]), [a_exe], [3], [], 0),
+               (o.stack([lk2]), [a_exe], [1], [], 0)]
+    both("kernel-only.pb", o.request([([], [([], [o.profile(samples)])])]))
+
+    # Several resources, scopes and profiles; the binary from the
+    # resource (service.name) or the sample; no binary at all; other
+    # AnyValue kinds; a profile with nanoseconds for values.
+    o = Otlp()
+    a_bid = o.attr("process.executable.build_id.gnu", OTLP_BID)
+    a_thr = o.attr("thread.name", "io")
+    a_int = o.attr("process.pid", 4242)
+    a_kv = o.attr("x.kv", ("kvlist", key_value("a", "b")))
+    m = o.mapping(0x400000, 0x500000, 0, "/opt/svc", [a_bid])
+    ls = [o.loc(m, 0x400000 + 0x10 * i) for i in range(6)]
+    st = [o.stack(ls[i:i + 3]) for i in range(4)]
+    ns = o.profile([(st[0], [a_thr, a_int], [30000000], [], 0),
+                    (st[1], [a_kv], [50000001], [], 0)],
+                   stype=("cpu", "nanoseconds"), period=10000000)
+    counts = o.profile([(st[2], [a_thr], [2], [], 0),
+                        (st[3], [], [], [OTLP_T0 + 1, OTLP_T0 + 2], 0)],
+                       stype=("samples", "count"), ptype=None, period=0,
+                       t0=0, dur=0)
+    both("multi.pb", o.request([
+        ([("service.name", "svc"), ("host.name", "a"), ("b", True),
+          ("f", 1.5), ("raw", b"\x00\x01"), ("arr", ("array", b"\x0a\x00"))],
+         [([("scope.k", "v")], [ns, counts])]),
+        ([("host.name", "b")], [([], [counts]), ([], [ns])])]))
+    # No time at all (neither time_unix_nano nor timestamps): refused.
+    both("no-time.pb", o.request([([("service.name", "svc")],
+                                   [([], [o.profile(
+                                       [(st[0], [], [1], [], 0)], t0=0,
+                                       dur=0)])])]))
+    # A heap profile (bytes): refused.
+    both("heap.pb", o.request([([("service.name", "svc")], [([], [o.profile(
+        [(st[0], [], [4096], [], 0)], stype=("alloc_space", "bytes"),
+        ptype=("space", "bytes"), period=524288)])])]))
+    # A stack index past its table: refused.
+    both("bad-index.pb", o.request([([("service.name", "svc")], [([], [
+        o.profile([(99, [], [1], [], 0)])])])]))
+    # A stack deeper than a batch takes (max_stack_depth 1024).
+    o = Otlp()
+    a_bid = o.attr("process.executable.build_id.gnu", OTLP_BID)
+    m = o.mapping(0x400000, 0x500000, 0, "/opt/svc", [a_bid])
+    deep = o.stack([o.loc(m, 0x400000 + 4 * i) for i in range(1100)])
+    both("deep.pb", o.request([([("service.name", "svc")], [([], [
+        o.profile([(deep, [], [1], [], 0)])])])]))
+    put_dict("otlp", ["process.executable.build_id.gnu",
+                      "process.executable.build_id.htlhash",
+                      "process.executable.build_id.go",
+                      "process.executable.name", "service.name",
+                      "host.name", "thread.name", "samples", "count",
+                      "cpu", "nanoseconds", "bytes", "alloc_space",
+                      OTLP_BID, OTLP_HTL, "\x0a\x00", "\x12\x00",
+                      "\x2a\x00"])
+
+
 def gzip_bytes(data):
     c = zlib.compressobj(9, zlib.DEFLATED, 16 + 15)
     return c.compress(data) + c.flush()
@@ -931,6 +1238,7 @@ def main():
     perf_seeds()
     pprof_seeds()
     policy_seeds()
+    otlp_seeds()
     for t in sorted(os.listdir(CORPUS)):
         print("seeds: %-9s %3d files" %
               (t, len(os.listdir(os.path.join(CORPUS, t)))))

@@ -13,6 +13,12 @@
  * mode=serving, region=bench, shard=<pusher % 4>; period 1000000, weight
  * 1.0, time window = the last 10 seconds.
  *
+ * With --otlp URL the same batches go out as OTLP/HTTP profiles instead:
+ * each an ExportProfilesServiceRequest shaped like the OpenTelemetry
+ * eBPF profiler's (bench/ingest/otlp_req.c), POSTed with libcurl to
+ * URL/v1development/profiles; acknowledged = answered 200 with every
+ * sample accepted. bench/ingest/run.sh runs the pusher once per path.
+ *
  * DESIGN
  *   Threads: one per pusher, each with its own nng REQ socket, agent id
  *   "bench-<i>" and seq 1, 2, 3, ...; one batch in flight per pusher
@@ -33,6 +39,10 @@
  *   Timing: all pushers dial, then wait on a barrier; the clock starts when
  *   they are released and each stops sending at start + --seconds; the
  *   window ends at the last Ack. Throughput = acknowledged / window.
+ *   OTLP: the same threads, one curl handle and one request encoder
+ *   each, one request in flight; the first request is decoded by
+ *   wire_otlp_decode and compared frame by frame with the native batch of
+ *   the same stack ids (check_otlp).
  *   Shutdown: threads end after their last Ack (or an Ack timeout); main
  *   joins them, merges and sorts the latencies and prints the report.
  *
@@ -52,6 +62,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <nng/nng.h>
@@ -59,6 +70,7 @@
 
 #include "common/buf.h"
 #include "common/common.h"
+#include "bench/ingest/otlp_req.h"
 #include "common/opts.h"
 #include "schemas/schemas.h"
 
@@ -87,6 +99,10 @@ struct cfg {
 	char *elf;
 	uint64_t callgraph;
 	char *agent_prefix;
+	char *otlp;
+	int otlp_values;
+	int otlp_gzip;
+	char *token;
 };
 
 #define F(field) offsetof(struct cfg, field)
@@ -131,6 +147,18 @@ static const struct fdo_opt opts[] = {
 	{"elf", FDO_OPT_STRING, F(elf), "", "PATH",
 	 "sample a real ELF file: its build-id (every agent's, before the "
 	 "first release) and addresses spread over its executable segment"},
+	{"otlp", FDO_OPT_STRING, F(otlp), "", "URL",
+	 "push OTLP/HTTP profiles to fdod's HTTP server at URL "
+	 "(POST URL/v1development/profiles) instead of batches to --url"},
+	{"otlp-values", FDO_OPT_BOOL, F(otlp_values), "false", "BOOL",
+	 "OTLP samples carry values, not one timestamp per sample (the "
+	 "eBPF profiler's)"},
+	{"otlp-gzip", FDO_OPT_BOOL, F(otlp_gzip), "true", "BOOL",
+	 "gzip OTLP request bodies (Content-Encoding: gzip)"},
+	{"token", FDO_OPT_STRING, F(token), "", "TOKEN",
+	 "an ingest token (for a fdod with --tokens): batches carry it as "
+	 "auth_token, OTLP requests as Authorization: Bearer (at most 255 "
+	 "bytes)"},
 	{0},
 };
 #undef F
@@ -165,6 +193,15 @@ struct pusher {
 	uint64_t *ids;       /* ids of the current batch */
 	uint8_t *sbuf;       /* encoded stacks of the current batch */
 	size_t sbuf_cap;
+	/* --otlp: the HTTP client and the request's stacks as arrays */
+	CURL *curl;
+	struct curl_slist *headers;
+	struct otlp_req *enc;
+	uint64_t *counts, *addrs; /* [stacks], [stacks x depth] */
+	struct fdo_buf answer;    /* the body of the last answer */
+	char thread_name[32];
+	const char *label_values[3];
+	uint64_t raw_bytes;       /* request bytes before gzip */
 	/* results */
 	uint64_t batches, stacks, samples, frames, bytes, errors;
 	uint64_t resends; /* batches sent again after a closed connection */
@@ -511,18 +548,24 @@ static size_t encode_stacks(struct pusher *p, uint64_t *samples)
 	return len;
 }
 
+/* The labels of every batch (values in p->label_values); an OTLP request
+ * carries them as resource attributes, which run.sh maps to labels
+ * (fdod --otlp-attributes OTLP_ATTRS). */
+static const char *const label_keys[] = {"mode", "region", "shard"};
+#define OTLP_ATTRS                                                             \
+	"process.executable.name=binary,host.name=host,mode=label:mode,"       \
+	"region=label:region,shard=label:shard"
+
 /* Fill the header fields of b (every field but stacks). */
 static void header_init(struct pusher *p, Fdod__SampleBatch *b,
 			Fdod__Label *lab, Fdod__Label **labp,
 			Fdod__Mapping *map, Fdod__Mapping **mapp)
 {
-	static const char *keys[] = {"mode", "region", "shard"};
-	const char *vals[] = {"serving", "bench", p->shard};
 	fdod__sample_batch__init(b);
 	for (int i = 0; i < 3; i++) {
 		fdod__label__init(&lab[i]);
-		lab[i].key = (char *)keys[i];
-		lab[i].value = (char *)vals[i];
+		lab[i].key = (char *)label_keys[i];
+		lab[i].value = (char *)p->label_values[i];
 		labp[i] = &lab[i];
 	}
 	fdod__mapping__init(map);
@@ -585,9 +628,12 @@ static int check_encoding(struct pusher *p, Fdod__SampleBatch *b,
 	}
 	b->n_stacks = n;
 	b->stacks = stp;
+	if (cfg.token[0])
+		b->auth_token = cfg.token;
 	int e = wire_batch_encode(b, NULL, &ref, &rlen);
 	b->n_stacks = 0;
 	b->stacks = NULL;
+	b->auth_token = (char *)protobuf_c_empty_string;
 	if (e) {
 		fprintf(stderr, "pusher: wire_batch_encode: %s\n",
 		        fdo_strerror(e));
@@ -638,6 +684,28 @@ static void lat_push(struct pusher *p, uint64_t ns, uint64_t at)
 	p->lat[p->nlat++] = ns;
 }
 
+/*
+ * Before each batch: 0 once the time is up; else moves p to the release
+ * of now (map: the batch header's mapping), sets *pct to the share of
+ * new stacks for now and returns 1.
+ */
+static int round_begin(struct pusher *p, Fdod__Mapping *map, double *pct)
+{
+	uint64_t now = fdo_now_ns();
+	if (now >= t_deadline)
+		return 0;
+	uint64_t el = now - t_start;
+	if (cfg.release_every) {
+		uint64_t r = el / (cfg.release_every * 1000000000ull);
+		if (r != p->release)
+			release_to(p, r, npushers, map);
+	}
+	*pct = cfg.warmup && el >= cfg.warmup * 1000000000ull
+		   ? cfg.steady_new_pct
+		   : cfg.new_pct;
+	return 1;
+}
+
 static void *pusher_main(void *arg)
 {
 	struct pusher *p = arg;
@@ -649,6 +717,19 @@ static void *pusher_main(void *arg)
 	if (!p->ids) {
 		fprintf(stderr, "pusher: out of memory\n");
 		exit(1);
+	}
+
+	/* --token: auth_token (field 16) follows the stacks (13) in
+	 * wire_batch_encode's field order, so the header is encoded without
+	 * it and the field appended to every batch. */
+	uint8_t tok[8 + 256];
+	size_t tlen = 0, toklen = strlen(cfg.token);
+	if (toklen) {
+		tok[tlen++] = 0x82; /* field 16, length-delimited */
+		tok[tlen++] = 0x01;
+		tlen += put_varint(tok + tlen, toklen);
+		memcpy(tok + tlen, cfg.token, toklen);
+		tlen += toklen;
 	}
 
 	/* Prove the fast path right on this pusher's first batch. */
@@ -664,34 +745,24 @@ static void *pusher_main(void *arg)
 		fprintf(stderr, "pusher: cannot encode a header\n");
 		exit(1);
 	}
-	uint8_t *full = malloc(hlen + slen);
+	uint8_t *full = malloc(hlen + slen + tlen);
 	if (!full) {
 		fprintf(stderr, "pusher: out of memory\n");
 		exit(1);
 	}
 	memcpy(full, hdr, hlen);
 	memcpy(full + hlen, p->sbuf, slen);
+	memcpy(full + hlen + slen, tok, tlen);
 	free(hdr);
-	if (check_encoding(p, &b, full, hlen + slen))
+	if (check_encoding(p, &b, full, hlen + slen + tlen))
 		exit(1);
 	free(full);
 	p->next_stack = 0;
 
 	pthread_barrier_wait(&ready_barrier);
 	pthread_barrier_wait(&start_barrier);
-	for (;;) {
-		uint64_t now = fdo_now_ns();
-		if (now >= t_deadline)
-			break;
-		uint64_t el = now - t_start;
-		if (cfg.release_every) {
-			uint64_t r = el / (cfg.release_every * 1000000000ull);
-			if (r != p->release)
-				release_to(p, r, npushers, &map);
-		}
-		double pct = cfg.warmup && el >= cfg.warmup * 1000000000ull
-				     ? cfg.steady_new_pct
-				     : cfg.new_pct;
+	double pct;
+	while (round_begin(p, &map, &pct)) {
 		uint64_t c0 = thread_cpu_ns();
 		pick_ids(p, pct);
 		slen = encode_stacks(p, &samples);
@@ -701,12 +772,13 @@ static void *pusher_main(void *arg)
 			exit(1);
 		}
 		nng_msg *m;
-		if (nng_msg_alloc(&m, hlen + slen) != 0) {
+		if (nng_msg_alloc(&m, hlen + slen + tlen) != 0) {
 			fprintf(stderr, "pusher: out of memory\n");
 			exit(1);
 		}
 		memcpy(nng_msg_body(m), hdr, hlen);
 		memcpy((uint8_t *)nng_msg_body(m) + hlen, p->sbuf, slen);
+		memcpy((uint8_t *)nng_msg_body(m) + hlen + slen, tok, tlen);
 		free(hdr);
 		p->build_ns += thread_cpu_ns() - c0;
 
@@ -744,7 +816,7 @@ static void *pusher_main(void *arg)
 			break; /* the daemon is stuck or gone: stop this pusher
 			        */
 		}
-		p->bytes += hlen + slen;
+		p->bytes += hlen + slen + tlen;
 		Fdod__Ack *ack = NULL;
 		int e =
 		    wire_ack_decode(nng_msg_body(r), nng_msg_len(r), 0, &ack);
@@ -779,6 +851,281 @@ static void *pusher_main(void *arg)
 	free(p->ids);
 	free(p->picked);
 	free(p->sbuf);
+	atomic_fetch_add(&ndone, 1);
+	return NULL;
+}
+
+/* --- OTLP/HTTP (--otlp) --------------------------------------------------- */
+
+/* The stacks of p->ids into p->counts and p->addrs as a batch carries
+ * them (leaf first, callers as return addresses); the sum of counts. */
+static uint64_t fill_stacks(struct pusher *p)
+{
+	uint64_t sum = 0;
+	for (uint64_t k = 0; k < cfg.stacks; k++) {
+		uint64_t sseed = stack_seed(p, p->ids[k]);
+		uint64_t *a = p->addrs + k * cfg.depth;
+		uint64_t h = frame_hash(sseed, 0), idx = frame_index(h);
+		a[0] = frame_addr(idx, 0, h);
+		for (unsigned f = 1; f < cfg.depth; f++) {
+			idx = next_index(sseed, f, idx);
+			a[f] = frame_addr(idx, f, h);
+		}
+		p->counts[k] = stack_count(sseed);
+		sum += p->counts[k];
+	}
+	return sum;
+}
+
+/* A file offset of the stacks: addr in mapping m. */
+static uint64_t file_off(const Fdod__Mapping *m, uint64_t addr)
+{
+	return addr - m->start + m->file_offset;
+}
+
+/*
+ * The start-up check of the OTLP path: the request just built must
+ * decode with fdod's own decoder (wire_otlp_decode) into one batch of
+ * binary, host and labels as sent, every sample accepted, and the same
+ * stacks as the native batch of these ids: the same counts, build-id
+ * and file offsets frame by frame (callers sent as return address - 1
+ * come back as the return address). Returns 0 or prints why not and
+ * returns -1.
+ */
+static int check_otlp(struct pusher *p, uint64_t samples)
+{
+	size_t len;
+	const uint8_t *raw = otlp_req_raw(p->enc, &len);
+	struct wire_otlp_attrs attrs;
+	struct wire_otlp_result r = {0};
+	struct wire_otlp_stats st;
+	char err[512] = "";
+	int rc = wire_otlp_attrs_parse(OTLP_ATTRS, &attrs, err, sizeof err);
+	if (!rc) {
+		struct wire_otlp_opts o = {.attrs = &attrs, .host = "?"};
+		rc = wire_otlp_decode(raw, len, &o, &r, &st, err, sizeof err);
+	}
+	wire_otlp_attrs_fini(&attrs);
+	if (rc) {
+		fprintf(stderr, "pusher: the OTLP request does not decode: "
+			"%s: %s\n", fdo_strerror(rc), err);
+		return -1;
+	}
+	const char *why = NULL;
+	const Fdod__SampleBatch *b = r.n == 1 ? r.batches[0] : NULL;
+	if (!b)
+		why = "not one batch";
+	else if (st.count != samples || st.count_unmapped)
+		why = "samples counted or unmapped";
+	else if (strcmp(b->binary, cfg.binary) || strcmp(b->host, p->host) ||
+		 b->n_labels != 3 || strcmp(b->event, "cpu-clock") ||
+		 b->period != 1000000)
+		why = "binary, host, labels, event or period";
+	else if (b->n_stacks != cfg.stacks || b->n_mappings != 1 ||
+		 b->mappings[0]->build_id.len != p->build_id_len ||
+		 memcmp(b->mappings[0]->build_id.data, p->build_id,
+			p->build_id_len))
+		why = "stacks or build-id";
+	for (size_t k = 0; !why && k < cfg.stacks; k++) {
+		const Fdod__Stack *s = b->stacks[k];
+		if (s->count != p->counts[k] || s->n_addrs != cfg.depth)
+			why = "a stack's count or depth";
+		for (size_t f = 0; !why && f < cfg.depth; f++)
+			if (file_off(b->mappings[0], s->addrs[f]) !=
+			    p->addrs[k * cfg.depth + f] - MAP_START + map_off)
+				why = "a frame's file offset";
+	}
+	wire_otlp_result_fini(&r);
+	if (why) {
+		fprintf(stderr, "pusher: the OTLP request decodes to other "
+			"samples than the native batch: %s differ\n", why);
+		return -1;
+	}
+	return 0;
+}
+
+static size_t on_answer(char *data, size_t size, size_t n, void *arg)
+{
+	struct fdo_buf *b = arg;
+	fdo_buf_append(b, data, size * n);
+	return b->oom ? 0 : size * n;
+}
+
+/* The number after the first key (with its quotes and colon) in a JSON
+ * answer, or -1. */
+static int64_t json_number(const char *json, const char *key)
+{
+	const char *at = strstr(json, key);
+	return at ? strtoll(at + strlen(key), NULL, 10) : -1;
+}
+
+static int otlp_open(struct pusher *p)
+{
+	static const char route[] = "/v1development/profiles";
+	char url[512], auth[300];
+	struct otlp_req_shape shape = {
+		.max_stacks = cfg.stacks, .depth = cfg.depth,
+		.binary = cfg.binary, .host = p->host, .thread = p->thread_name,
+		.path = "/usr/bin/bench-svc", .label_keys = label_keys,
+		.label_values = p->label_values, .n_labels = 3,
+		.start = MAP_START, .limit = map_limit(),
+		.file_offset = map_off, .period = 1000000,
+		.values = cfg.otlp_values, .gzip = cfg.otlp_gzip};
+	snprintf(url, sizeof url, "%s%s", cfg.otlp, route);
+	snprintf(auth, sizeof auth, "Authorization: Bearer %.256s", cfg.token);
+	p->counts = calloc(cfg.stacks, sizeof *p->counts);
+	p->addrs = calloc(cfg.stacks * cfg.depth, sizeof *p->addrs);
+	fdo_buf_init(&p->answer);
+	/* The answer as JSON: it says how many samples were accepted. */
+	const char *hs[] = {"Content-Type: application/x-protobuf",
+			    "Accept: application/json", "Expect:",
+			    cfg.otlp_gzip ? "Content-Encoding: gzip" : NULL,
+			    cfg.token[0] ? auth : NULL};
+	for (size_t i = 0; i < sizeof hs / sizeof *hs; i++) {
+		struct curl_slist *h =
+		    hs[i] ? curl_slist_append(p->headers, hs[i]) : p->headers;
+		if (!h) {
+			fprintf(stderr, "pusher: out of memory\n");
+			return -1;
+		}
+		p->headers = h;
+	}
+	if (!p->counts || !p->addrs || !(p->curl = curl_easy_init()) ||
+	    otlp_req_create(&shape, &p->enc)) {
+		fprintf(stderr, "pusher: out of memory\n");
+		return -1;
+	}
+	CURL *c = p->curl;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_POST, 1L);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, p->headers);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_answer);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &p->answer);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg.timeout_ms);
+	curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	return 0;
+}
+
+static void otlp_close(struct pusher *p)
+{
+	curl_easy_cleanup(p->curl);
+	curl_slist_free_all(p->headers);
+	otlp_req_destroy(p->enc);
+	fdo_buf_fini(&p->answer);
+	free(p->counts);
+	free(p->addrs);
+}
+
+/* The request of p->ids, stamped with the last 10 s: 0 or -1. */
+static int otlp_build(struct pusher *p, const uint8_t **body, size_t *blen,
+		      size_t *rawlen)
+{
+	uint64_t now = (uint64_t)time(NULL);
+	return otlp_req_build(p->enc, p->build_id, p->build_id_len, p->counts,
+			      p->addrs, cfg.stacks, (now - 10) * 1000000000ull,
+			      10000000000ull, body, blen, rawlen);
+}
+
+/*
+ * POST body until an answer: a connection fdod closed or refused (its
+ * per-address cap) or a 503 (busy: Retry-After) is sent again after
+ * 100 ms, up to MAX_RESENDS times, and counted. Returns the curl result;
+ * *status is the HTTP status, p->answer its body.
+ */
+static CURLcode otlp_post(struct pusher *p, const uint8_t *body,
+			  size_t blen, long *status, int *tries)
+{
+	CURLcode rc;
+	curl_easy_setopt(p->curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(p->curl, CURLOPT_POSTFIELDSIZE_LARGE,
+			 (curl_off_t)blen);
+	for (*tries = 0;; ++*tries) {
+		fdo_buf_reset(&p->answer);
+		*status = 0;
+		rc = curl_easy_perform(p->curl);
+		if (!rc)
+			curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE,
+					  status);
+		int again = rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR ||
+			    rc == CURLE_GOT_NOTHING ||
+			    rc == CURLE_COULDNT_CONNECT || *status == 503;
+		if (!again || *tries >= MAX_RESENDS)
+			return rc;
+		p->resends++;
+		usleep(100000);
+	}
+}
+
+static void *otlp_main(void *arg)
+{
+	struct pusher *p = arg;
+	Fdod__Mapping map; /* release_to's; the request has its own */
+	fdod__mapping__init(&map);
+	p->ids = calloc(cfg.stacks, sizeof *p->ids);
+	if (!p->ids) {
+		fprintf(stderr, "pusher: out of memory\n");
+		exit(1);
+	}
+	/* Prove the request right on this pusher's first one. */
+	const uint8_t *body;
+	size_t blen, rawlen;
+	pick_ids(p, cfg.new_pct);
+	uint64_t samples = fill_stacks(p);
+	if (otlp_build(p, &body, &blen, &rawlen) || check_otlp(p, samples))
+		exit(1);
+	p->next_stack = 0;
+	p->new_credit = 0;
+
+	pthread_barrier_wait(&ready_barrier);
+	pthread_barrier_wait(&start_barrier);
+	double pct;
+	for (uint64_t nr = 1; round_begin(p, &map, &pct); nr++) {
+		uint64_t c0 = thread_cpu_ns();
+		pick_ids(p, pct);
+		samples = fill_stacks(p);
+		if (otlp_build(p, &body, &blen, &rawlen)) {
+			fprintf(stderr, "pusher: cannot encode a request\n");
+			exit(1);
+		}
+		p->build_ns += thread_cpu_ns() - c0;
+
+		uint64_t t0 = fdo_now_ns();
+		long status;
+		int tries;
+		CURLcode rc = otlp_post(p, body, blen, &status, &tries);
+		uint64_t t1 = fdo_now_ns();
+		if (rc) {
+			record_error(p, "request %" PRIu64 ": no answer: %s",
+				     nr, curl_easy_strerror(rc));
+			break; /* fdod is stuck or gone: stop this pusher */
+		}
+		p->bytes += blen;
+		const char *ans = fdo_buf_cstr(&p->answer);
+		int64_t acc = json_number(ans, "\"accepted\":");
+		int64_t dups = json_number(ans, "\"duplicates\":");
+		if (status != 200)
+			record_error(p, "request %" PRIu64 ": HTTP %ld: %.200s",
+				     nr, status, ans);
+		else if (acc != (int64_t)samples || dups < 0 ||
+			 (dups && !tries))
+			record_error(p,
+				     "request %" PRIu64 ": accepted %" PRId64
+				     " of %" PRIu64 " samples, %" PRId64
+				     " duplicate batches",
+				     nr, acc, samples, dups);
+		else {
+			p->batches++;
+			p->stacks += cfg.stacks;
+			p->samples += samples;
+			p->frames += cfg.stacks * cfg.depth;
+			p->raw_bytes += rawlen;
+			lat_push(p, t1 - t0, t1 - t_start);
+			p->last_ack = t1;
+		}
+	}
+	free(p->ids);
+	free(p->picked);
 	atomic_fetch_add(&ndone, 1);
 	return NULL;
 }
@@ -979,13 +1326,17 @@ int main(int argc, char **argv)
 	    cfg.callgraph > 1024 ||
 	    cfg.new_pct < 0 || cfg.new_pct > 100 || cfg.steady_new_pct < 0 ||
 	    cfg.steady_new_pct > 100 || cfg.window < 1 ||
-	    cfg.release_stacks > (1ull << 32)) {
+	    cfg.release_stacks > (1ull << 32) || strlen(cfg.token) > 255) {
 		fprintf(stderr, "pusher: bad arguments (see --help)\n");
 		return 2;
 	}
 
 	if (cfg.elf[0] && elf_setup(cfg.elf))
 		return 2;
+	if (cfg.otlp[0] && curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		fprintf(stderr, "pusher: curl_global_init failed\n");
+		return 1;
+	}
 	ret_enc = malloc(cfg.addrs * sizeof *ret_enc);
 	if (!ret_enc)
 		return 1;
@@ -1000,7 +1351,10 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < np; i++) {
 		struct pusher *p = &ps[i];
 		p->id = i;
-		p->seed = splitmix(0x66646f64ull + i);
+		/* The OTLP phase sends other stacks and build-ids than the
+		 * native one before it on the same fdod. */
+		p->seed = splitmix(0x66646f64ull + i +
+				   (cfg.otlp[0] ? 1ull << 32 : 0));
 		p->rng = splitmix(p->seed ^ 0x5eed);
 		release_build_id(p, 0);
 		snprintf(p->agent, sizeof p->agent, "%.32s-%u",
@@ -1008,13 +1362,19 @@ int main(int argc, char **argv)
 		snprintf(p->host, sizeof p->host, "%.32s-host-%u",
 			 cfg.agent_prefix, i);
 		snprintf(p->shard, sizeof p->shard, "%u", i % 4);
-		if (pusher_open(p))
+		snprintf(p->thread_name, sizeof p->thread_name, "worker-%u", i);
+		p->label_values[0] = "serving";
+		p->label_values[1] = "bench";
+		p->label_values[2] = p->shard;
+		if (cfg.otlp[0] ? otlp_open(p) : pusher_open(p))
 			return 1;
 	}
 	pthread_barrier_init(&ready_barrier, NULL, np + 1);
 	pthread_barrier_init(&start_barrier, NULL, np + 1);
 	for (unsigned i = 0; i < np; i++)
-		if (pthread_create(&ps[i].thread, NULL, pusher_main, &ps[i])) {
+		if (pthread_create(&ps[i].thread, NULL,
+				   cfg.otlp[0] ? otlp_main : pusher_main,
+				   &ps[i])) {
 			fprintf(stderr, "pusher: cannot start a thread\n");
 			return 1;
 		}
@@ -1060,7 +1420,7 @@ int main(int argc, char **argv)
 	long file = pid ? proc_status_kb(pid, "RssFile") : -1;
 
 	uint64_t batches = 0, stacks = 0, samples = 0, frames = 0, bytes = 0,
-	         errors = 0, build_ns = 0, resends = 0;
+	         errors = 0, build_ns = 0, resends = 0, raw_bytes = 0;
 	size_t nlat = 0;
 	for (unsigned i = 0; i < np; i++) {
 		batches += ps[i].batches;
@@ -1069,6 +1429,7 @@ int main(int argc, char **argv)
 		samples += ps[i].samples;
 		frames += ps[i].frames;
 		bytes += ps[i].bytes;
+		raw_bytes += ps[i].raw_bytes;
 		errors += ps[i].errors;
 		build_ns += ps[i].build_ns;
 		nlat += ps[i].nlat;
@@ -1096,17 +1457,34 @@ int main(int argc, char **argv)
 	double mio = mt > 0 ? (double)(mi1 - mi0) / mt : 0;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
+	char otlp_what[200] = "";
+	if (cfg.otlp[0])
+		snprintf(otlp_what, sizeof otlp_what,
+			 " as OTLP/HTTP profiles (%s, %s)",
+			 cfg.otlp_values ? "values" : "timestamps",
+			 cfg.otlp_gzip ? "gzip" : "not compressed");
+	double kib = batches ? bytes / 1024.0 / batches : 0.0;
+	double raw_kib = batches && cfg.otlp[0] ? raw_bytes / 1024.0 / batches
+						: kib;
 	printf("ingest pusher: %u pushers x batches of %" PRIu64
 	       " stacks x %" PRIu64 " frames, %.1f%% new stacks per batch,"
-	       " %s\n",
-	       np, cfg.stacks, cfg.depth, cfg.new_pct, cfg.url);
+	       " %s%s\n",
+	       np, cfg.stacks, cfg.depth, cfg.new_pct,
+	       cfg.otlp[0] ? cfg.otlp : cfg.url, otlp_what);
 	printf("  window                      %.2f s (send for %" PRIu64
 	       " s, then wait for the last Acks)\n",
 	       win, cfg.seconds);
 	printf("  acknowledged batches        %" PRIu64 " (%.1f/s), %.1f KiB"
-	       " average\n",
-	       batches, batches / win,
-	       batches ? bytes / 1024.0 / batches : 0.0);
+	       " average",
+	       batches, batches / win, kib);
+	if (cfg.otlp[0] && cfg.otlp_gzip)
+		printf(" (%.1f KiB before gzip; one request each, answered "
+		       "200 with every sample accepted)",
+		       raw_kib);
+	else if (cfg.otlp[0])
+		printf(" (one request each, answered 200 with every sample "
+		       "accepted)");
+	printf("\n");
 	printf("  Stack messages/s            %.0f\n", stacks / win);
 	printf("  samples (sum of counts)/s   %.0f\n", samples / win);
 	printf("  frames/s                    %.0f\n", frames / win);
@@ -1157,14 +1535,18 @@ int main(int argc, char **argv)
 	       " fdod_anon_kb=%ld fdod_file_kb=%ld machine_busy_pct=%.0f"
 	       " iowait_pct=%.0f ncpu=%ld windows=%zu win_min_stacks_s=%.0f"
 	       " win_max_p99_ms=%.2f anon_max_kb=%ld anon_growth_kb=%ld"
-	       " releases=%" PRIu64 " resends=%" PRIu64 "\n",
+	       " releases=%" PRIu64 " resends=%" PRIu64 " kib=%.1f"
+	       " raw_kib=%.1f\n",
 	       win, batches, stacks, samples, frames, errors, p50, p99, pmax,
 	       pcpu, build_ns / 1e9, fcpu, hwm, anon, file, 100 * mbusy,
 	       100 * mio, ncpu, ws.n, ws.min_rate, ws.max_p99_ms, ws.anon_max,
-	       ws.anon_growth, releases, resends);
+	       ws.anon_growth, releases, resends, kib, raw_kib);
 	fflush(stdout);
 	for (unsigned i = 0; i < np; i++) {
-		nng_close(ps[i].sock);
+		if (cfg.otlp[0])
+			otlp_close(&ps[i]);
+		else
+			nng_close(ps[i].sock);
 		free(ps[i].lat);
 		free(ps[i].ackt);
 	}

@@ -2,10 +2,12 @@
 # bench/ingest/run.sh — the ingest benchmark (bench/ingest/README.md):
 # builds the pusher and the LMDB ceiling into build/bench/, starts
 # build/fdod on a fresh data directory and free 127.0.0.1 ports, pushes
-# realistic batches from P concurrent agents for a fixed time, then runs the
-# LMDB ceiling with the keys and commit size fdod achieved, and prints a
-# summary table with the targets. Exit 0 unless something broke (fdod died,
-# an Ack was missing or not status 0, a build failed).
+# realistic batches from P concurrent agents for a fixed time, then the same
+# stacks as OTLP/HTTP profiles from Q pushers for as long (same fdod), then
+# runs the LMDB ceiling with the keys and commit size fdod achieved with
+# the batches, and prints a summary table with the targets and both paths.
+# Exit 0 unless something broke (fdod died, an Ack or answer was missing
+# or not a success, a build failed).
 #
 #   bench/ingest/run.sh [--seconds S] [--pushers P] [--stacks N] [--depth N]
 #                       [--new-pct PCT] [--ceiling-max-seconds S] [--rmw]
@@ -13,9 +15,12 @@
 #                       [--fleet] [--warmup S] [--steady-new-pct PCT]
 #                       [--release-every S] [--release-stacks N] [--window S]
 #                       [--callgraph K] [--elf PATH]
+#                       [--otlp Q] [--otlp-values] [--otlp-plain] [--tokens]
 #   --fleet = --warmup 300 --steady-new-pct 0.1 --release-every 600
-#             --release-stacks 200000 --callgraph 4 (a fleet after warm-up;
-#             README)
+#             --release-stacks 200000 --callgraph 4 --otlp 0 (a fleet after
+#             warm-up; README)
+#   --otlp Q = OTLP/HTTP pushers of the second phase (default P; 0: none)
+#   --tokens = fdod with a token file; both paths send an ingest token
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=bench/lib.sh
@@ -24,8 +29,9 @@ cd "$(dirname "$0")/../.."
 seconds=20 pushers=8 stacks=1000 depth=20 new_pct=5 ceil_max=30
 rmw=0 perf=0 keep=0 stub=0 base="${TMPDIR:-/tmp}"
 warmup=0 steady_pct=0.1 release_every=0 release_stacks=200000 window=300
-callgraph=0 elf=""
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+callgraph=0 elf="" otlp="" otlp_values=0 otlp_plain=0
+tokens=0
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--seconds) seconds="$2"; shift 2 ;;
@@ -40,7 +46,11 @@ while [[ $# -gt 0 ]]; do
 	--keep) keep=1; shift ;;
 	--stub) stub=1; shift ;;
 	--fleet) warmup=300 steady_pct=0.1 release_every=600
-		release_stacks=200000 callgraph=4; shift ;;
+		release_stacks=200000 callgraph=4 otlp=${otlp:-0}; shift ;;
+	--otlp) otlp="$2"; shift 2 ;;
+	--otlp-values) otlp_values=1; shift ;;
+	--otlp-plain) otlp_plain=1; shift ;;
+	--tokens) tokens=1; shift ;;
 	--callgraph) callgraph="$2"; shift 2 ;;
 	--elf) elf="$2"; shift 2 ;;
 	--warmup) warmup="$2"; shift 2 ;;
@@ -52,16 +62,12 @@ while [[ $# -gt 0 ]]; do
 	*) echo "bench/ingest: unknown argument $1" >&2; usage >&2; exit 2 ;;
 	esac
 done
+otlp=${otlp:-$pushers}
+# The stand-in speaks nng only.
+[[ $stub -eq 1 ]] && otlp=0
 
 # --- build -------------------------------------------------------------------
-make -s build/lib/libschemas.a build/lib/libcommon.a
-mkdir -p build/bench
-for p in pusher lmdb_ceiling stub_rep; do
-	cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -I. -Ibuild/gen \
-		-o "build/bench/$p" "bench/ingest/$p.c" \
-		build/lib/libschemas.a build/lib/libcommon.a \
-		-lnng -lprotobuf-c -llmdb -lelf -lpthread -lm
-done
+build_ingest_programs pusher lmdb_ceiling stub_rep
 if [[ $stub -eq 0 && ! -x build/fdod ]]; then
 	echo "bench/ingest: build/fdod is missing: run make first" >&2
 	exit 1
@@ -69,7 +75,7 @@ fi
 
 # --- start the server ----------------------------------------------------------
 tmp=$(mktemp -d "$base/fdod-bench-ingest.XXXXXX")
-srv_pid="" perf_pid=""
+srv_pid="" perf_pid="" token_args=()
 # shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
 	if [[ -n $perf_pid ]]; then kill -INT "$perf_pid" 2>/dev/null || true; fi
@@ -86,7 +92,7 @@ read -r port hport < <(free_ports)
 url="tcp://127.0.0.1:$port"
 http="http://127.0.0.1:$hport"
 
-status_json() { curl -fsS --max-time 10 "$http/v1/status"; }
+status_json() { bench_get "$http/v1/status"; }
 json_get() { # json_get FILE a.b.c
 	python3 -c 'import json,sys
 v=json.load(open(sys.argv[1]))
@@ -102,45 +108,65 @@ if [[ $stub -eq 1 ]]; then
 	srv_pid=$!
 	sleep 0.5
 else
-	start_fdod bench/ingest "$tmp" "$url" "$http"
+	# The OTLP pushers' resource attributes become the labels the
+	# native batches carry (build/bench/pusher: OTLP_ATTRS).
+	attrs=process.executable.name=binary,host.name=host
+	attrs+=,mode=label:mode,region=label:region,shard=label:shard
+	fdod_args=(--otlp-attributes "$attrs")
+	if [[ $tokens -eq 1 ]]; then
+		# One token for the pushers and this script's /v1/status.
+		BENCH_TOKEN=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+		(umask 077 && echo "$BENCH_TOKEN ingest,read bench" >"$tmp/tokens")
+		fdod_args+=(--tokens "$tmp/tokens")
+		token_args=(--token "$BENCH_TOKEN")
+	fi
+	start_fdod bench/ingest "$tmp" "$url" "$http" "${fdod_args[@]}"
 	status_json >"$tmp/status0.json"
 fi
 echo "bench/ingest: server pid $srv_pid, $url, data in $tmp ($fs)"
 
-# --- push ----------------------------------------------------------------------
-if [[ $perf -eq 1 ]]; then
-	perf record -q -e cpu-clock -g -p "$srv_pid" -o "$tmp/perf.data" \
+# --perf: perf_start PHASE records fdod over the next $seconds;
+# perf_show PHASE waits for it and prints fdod's top functions and threads.
+perf_start() {
+	[[ $perf -eq 1 ]] || return 0
+	perf record -q -e cpu-clock -g -p "$srv_pid" -o "$tmp/perf-$1.data" \
 		-- sleep "$seconds" >/dev/null 2>&1 &
 	perf_pid=$!
-fi
+}
+perf_show() {
+	local d=$tmp/perf-$1.data
+	if [[ -n $perf_pid ]]; then
+		wait "$perf_pid" 2>/dev/null || true
+		perf_pid=""
+	fi
+	[[ $perf -eq 1 && -s $d ]] || return 0
+	echo
+	echo "bench/ingest: where the server's CPU went, $1 (perf, cpu-clock, self time):"
+	perf report -i "$d" --stdio --no-children -g none \
+		--sort dso,sym >"$d.sym" 2>/dev/null || true
+	grep '%' "$d.sym" | grep -v '^#' | head -25 || true
+	echo "bench/ingest: by thread:"
+	perf report -i "$d" --stdio --no-children -g none \
+		--sort pid >"$d.tid" 2>/dev/null || true
+	grep '%' "$d.tid" | grep -v '^#' | head -12 || true
+}
+
+# --- push ----------------------------------------------------------------------
+perf_start native
 rc=0
 build/bench/pusher --url "$url" --pushers "$pushers" --seconds "$seconds" \
 	--stacks "$stacks" --depth "$depth" --new-pct "$new_pct" \
 	--warmup "$warmup" --steady-new-pct "$steady_pct" \
 	--release-every "$release_every" --release-stacks "$release_stacks" \
 	--window "$window" --callgraph "$callgraph" --elf "$elf" \
-	--pid "$srv_pid" | tee "$tmp/pusher.out" || rc=1
-if [[ -n $perf_pid ]]; then
-	wait "$perf_pid" 2>/dev/null || true
-	perf_pid=""
-fi
+	--pid "$srv_pid" "${token_args[@]}" | tee "$tmp/pusher.out" || rc=1
 if ! kill -0 "$srv_pid" 2>/dev/null; then
 	echo "bench/ingest: the server died; its log:" >&2
 	tail -20 "$tmp/server.log" >&2
 	srv_pid=""
 	exit 1
 fi
-if [[ $perf -eq 1 && -s $tmp/perf.data ]]; then
-	echo
-	echo "bench/ingest: where the server's CPU went (perf, cpu-clock, self time):"
-	perf report -i "$tmp/perf.data" --stdio --no-children -g none \
-		--sort dso,sym >"$tmp/perf.sym" 2>/dev/null || true
-	grep '%' "$tmp/perf.sym" | grep -v '^#' | head -25 || true
-	echo "bench/ingest: by thread:"
-	perf report -i "$tmp/perf.data" --stdio --no-children -g none \
-		--sort pid >"$tmp/perf.tid" 2>/dev/null || true
-	grep '%' "$tmp/perf.tid" | grep -v '^#' | head -12 || true
-fi
+perf_show native
 res() { sed -n 's/^RESULT //p' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 P=$tmp/pusher.out
 if [[ -z $(res "$P" batches) ]]; then
@@ -156,6 +182,43 @@ if [[ $stub -eq 0 ]] && status_json >"$tmp/status1.json" 2>/dev/null; then
 	ingested=$(($(json_get "$tmp/status1.json" ingest.batches) -
 		$(json_get "$tmp/status0.json" ingest.batches)))
 	used=$(json_get "$tmp/status1.json" store.used_bytes)
+fi
+
+# --- the OTLP/HTTP phase ---------------------------------------------------------
+# The same workload (other stacks and build-ids, from other hosts) as
+# OTLP/HTTP profiles on the same fdod, after the native phase, so each
+# path has the machine to itself; fdod's commits over it from /v1/status.
+O=$tmp/pusher-otlp.out
+otlp_commits="" otlp_ingested=""
+if [[ $otlp -gt 0 ]]; then
+	echo
+	otlp_args=(--otlp "$http")
+	[[ $otlp_values -eq 1 ]] && otlp_args+=(--otlp-values)
+	[[ $otlp_plain -eq 1 ]] && otlp_args+=(--no-otlp-gzip)
+	perf_start otlp
+	build/bench/pusher "${otlp_args[@]}" --agent-prefix bench-otlp \
+		--pushers "$otlp" --seconds "$seconds" --stacks "$stacks" \
+		--depth "$depth" --new-pct "$new_pct" --window "$window" \
+		--callgraph "$callgraph" --elf "$elf" --pid "$srv_pid" \
+		"${token_args[@]}" | tee "$O" || rc=1
+	if ! kill -0 "$srv_pid" 2>/dev/null; then
+		echo "bench/ingest: the server died in the OTLP phase; its log:" >&2
+		tail -20 "$tmp/server.log" >&2
+		srv_pid=""
+		exit 1
+	fi
+	perf_show otlp
+	if [[ -z $(res "$O" batches) ]]; then
+		echo "bench/ingest: the OTLP pusher printed no result" >&2
+		exit 1
+	fi
+	if status_json >"$tmp/status2.json" 2>/dev/null; then
+		otlp_commits=$(($(json_get "$tmp/status2.json" ingest.commits) -
+			$(json_get "$tmp/status1.json" ingest.commits)))
+		otlp_ingested=$(($(json_get "$tmp/status2.json" ingest.batches) -
+			$(json_get "$tmp/status1.json" ingest.batches)))
+		used=$(json_get "$tmp/status2.json" store.used_bytes)
+	fi
 fi
 
 # Stop the server before the ceiling, so the two never share the CPUs or
@@ -199,9 +262,12 @@ C=$tmp/ceiling.out
 
 # --- summary -------------------------------------------------------------------
 python3 - "$P" "$C" "$pushers" "$seconds" "$stacks" "$depth" "${commits:-}" \
-	"${ingested:-}" "${used:-}" "$stub" "$window" <<'EOF'
-import sys
+	"${ingested:-}" "${used:-}" "$stub" "$window" "$O" "$otlp" \
+	"${otlp_commits:-}" "${otlp_ingested:-}" "$otlp_values" "$otlp_plain" <<'EOF'
+import os, sys
 def result(path):
+    if not os.path.exists(path):
+        return {}
     for line in open(path):
         if line.startswith("RESULT "):
             return {k: float(v) for k, v in
@@ -210,6 +276,8 @@ def result(path):
 p, c = result(sys.argv[1]), result(sys.argv[2])
 pushers, seconds, stacks, depth = sys.argv[3:7]
 commits, ingested, used, stub, window = sys.argv[7:12]
+o, otlp, o_commits, o_ingested = result(sys.argv[12]), *sys.argv[13:16]
+o_values, o_plain = sys.argv[16] == "1", sys.argv[17] == "1"
 w = p["window_s"]
 stk, smp, frm = p["stacks"] / w, p["samples"] / w, p["frames"] / w
 def row(name, value, target="", verdict=""):
@@ -264,6 +332,46 @@ if c:
     row("LMDB ceiling txn/s", f"{c['txn_per_s']:.1f}")
     row("LMDB ceiling commit p50 / p99", f"{c['commit_p50_ms']:.1f} / {c['commit_p99_ms']:.1f} ms")
     row("ratio vs ceiling (Stack msgs/keys)", f"{stk / c['keys_per_s']:.2f}")
+if o:
+    ow = o["window_s"]
+    print()
+    print(f"== native batches and OTLP/HTTP profiles, the same stacks, one "
+          f"phase after the other on the same fdod ({seconds} s each)")
+    print(f"  {'':<36} {'native (nng)':>16} {'OTLP/HTTP':>16}  OTLP/native")
+    def both(name, a, b, fmt="{:,.0f}", ratio=True):
+        r = f"{b / a:.2f}" if ratio and a else ""
+        print(f"  {name:<36} {fmt.format(a):>16} {fmt.format(b):>16}  {r}")
+    both("pushers", float(pushers), float(otlp), ratio=False)
+    both("acknowledged samples (sum counts)/s", smp, o["samples"] / ow)
+    both("acknowledged stacks/s", stk, o["stacks"] / ow)
+    both("acknowledged batches (requests)/s", p["batches"] / w,
+         o["batches"] / ow, "{:,.1f}")
+    both("latency p50 (ms)", p["p50_ms"], o["p50_ms"], "{:.1f}")
+    both("latency p99 (ms)", p["p99_ms"], o["p99_ms"], "{:.1f}")
+    both("latency max (ms)", p["max_ms"], o["max_ms"], "{:.1f}")
+    both("errors", p["errors"], o["errors"], ratio=False)
+    both("resends", p.get("resends", 0), o.get("resends", 0), ratio=False)
+    both("KiB per batch sent", p["kib"], o["kib"], "{:.1f}")
+    both("fdod CPU per batch (ms)", 1e3 * p["fdod_cpu_s"] / max(p["batches"], 1),
+         1e3 * o["fdod_cpu_s"] / max(o["batches"], 1), "{:.2f}")
+    both("fdod CPU (% of a core)", 100 * p["fdod_cpu_s"] / w,
+         100 * o["fdod_cpu_s"] / ow, ratio=False)
+    both("pusher CPU per batch (ms)", 1e3 * p["pusher_cpu_s"] / max(p["batches"], 1),
+         1e3 * o["pusher_cpu_s"] / max(o["batches"], 1), "{:.2f}")
+    both("machine busy (% of all CPUs)", p["machine_busy_pct"],
+         o["machine_busy_pct"], ratio=False)
+    if commits and o_commits:
+        both("fdod batches per commit", int(ingested) / max(int(commits), 1),
+             int(o_ingested) / max(int(o_commits), 1), "{:.1f}")
+    samples = "values" if o_values else "a timestamp per sample"
+    size = f"{o['raw_kib']:.0f} KiB" + ("" if o_plain else
+                                        " before gzip, gzip")
+    print(f"""
+  OTLP/HTTP: an ExportProfilesServiceRequest per batch, shaped like the
+  OpenTelemetry eBPF profiler's (ELF-vaddr mapping with a GNU build-id,
+  {samples}, {size}), POSTed to /v1development/profiles;
+  acknowledged = answered 200 with every sample accepted (the JSON
+  answer's samples.accepted), latency = POST to answer.""")
 print("""
   The ceiling is LMDB alone doing the counts-table puts fdod had to do (one
   per acknowledged Stack message: 20-byte key, 24-byte value), with fdod's

@@ -82,17 +82,9 @@ metric() { # metric NAME: its value in /metrics (0 when absent)
 		awk -v n="$1" '$1 == n { print $2; found = 1 } END { if (!found) print 0 }'
 }
 
-build_pusher() {
-	make -s build/lib/libschemas.a build/lib/libcommon.a
-	mkdir -p build/bench
-	cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -I. -Ibuild/gen \
-		-o build/bench/pusher bench/ingest/pusher.c \
-		build/lib/libschemas.a build/lib/libcommon.a \
-		-lnng -lprotobuf-c -llmdb -lelf -lpthread -lm
-}
 
 if [[ -z $data ]]; then
-	build_pusher
+	build_ingest_programs pusher
 	fl=()
 	[[ $fleet -eq 1 ]] && fl=(--warmup 300 --release-every 600)
 	echo "bench/profiles: pushing for $seconds s from $pushers agents over $elf"
@@ -163,7 +155,7 @@ if [[ $ingest -eq 1 ]]; then
 	# Live ingest: 2 agents push over the same ELF (other agent names, so
 	# the store changes with every merge) from 5 s before the burst until
 	# it ends; fdod's CPU rate over those 5 s is what ingest alone costs.
-	build_pusher
+	build_ingest_programs pusher
 	build/bench/pusher --url "$url" --pushers 2 --seconds 3600 --elf "$elf" \
 		--callgraph 4 --agent-prefix live >"$tmp/ingest.out" 2>&1 &
 	ing_pid=$!
