@@ -72,6 +72,7 @@ struct proc {
 	int sel;  /* SEL_*: decided at its first sample after start or exec */
 	int dead; /* 1: EXIT seen; 2: and one flush since (freed at the next) */
 	int seen; /* mappings known from /proc or its own records */
+	uint64_t exec_t; /* perf time of its last exec record, 0: none seen */
 	char comm[16];
 	char name[AGENT_NAME_MAX]; /* its batches' binary (host-wide) */
 	struct map_ent *maps; /* sorted by start, disjoint */
@@ -214,6 +215,7 @@ static void proc_reset(struct agent_profile *p, struct proc *pr)
 {
 	maps_clear(pr);
 	pr->dead = pr->seen = 0;
+	pr->exec_t = 0;
 	pr->sel = p->host_wide ? SEL_UNKNOWN : SEL_YES;
 	pr->comm[0] = pr->name[0] = 0;
 }
@@ -266,8 +268,9 @@ static void bid_put(struct agent_profile *p, const struct map_ent *e)
  * mapped file itself, even deleted or in another mount namespace; needs
  * CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE), else the path under its root
  * (its mount namespace), else the path here, but only when it is the
- * same file (device and inode), since a container's /usr/lib/x is not
- * the host's.
+ * same file, since a container's /usr/lib/x is not the host's. "Same"
+ * compares inode numbers only: the device stat reports is not the one
+ * the mapping names on btrfs subvolumes and overlayfs.
  */
 static int bid_read(pid_t pid, const struct map_ent *e, uint8_t *id,
 		    size_t *len)
@@ -275,16 +278,18 @@ static int bid_read(pid_t pid, const struct map_ent *e, uint8_t *id,
 	char path[4096 + 64];
 	snprintf(path, sizeof path, "/proc/%d/map_files/%llx-%llx", (int)pid,
 		 (unsigned long long)e->start, (unsigned long long)e->limit);
-	int rc = agent_build_id_read(path, id, len);
+	struct stat st;
+	int rc = FDO_EIO;
+	/* the range may hold another file by now */
+	if (!e->ino || (!stat(path, &st) && st.st_ino == e->ino))
+		rc = agent_build_id_read(path, id, len);
 	if (rc != FDO_EIO)
 		return rc;
 	snprintf(path, sizeof path, "/proc/%d/root%s", (int)pid, e->path);
 	rc = agent_build_id_read(path, id, len);
 	if (rc != FDO_EIO)
 		return rc;
-	struct stat st;
-	if (!e->ino || stat(e->path, &st) || st.st_ino != e->ino ||
-	    (uint64_t)st.st_dev != e->dev)
+	if (!e->ino || stat(e->path, &st) || st.st_ino != e->ino)
 		return FDO_EIO;
 	return agent_build_id_read(e->path, id, len);
 }
@@ -446,6 +451,10 @@ void agent_profile_fork(struct agent_profile *p, pid_t pid, pid_t ppid,
 	if (child->dead)
 		proc_reset(p, child); /* the pid was reused */
 	child->seen = 1;
+	/* The child's exec, read first from another ring: nothing of the
+	 * parent's image is the child's any more. */
+	if (child->exec_t > t)
+		return;
 	if (child->sel == SEL_UNKNOWN) {
 		/* the same image as the parent until it execs */
 		child->sel = parent->sel;
@@ -487,6 +496,8 @@ void agent_profile_comm(struct agent_profile *p, pid_t pid, const char *comm,
 	/* a new image: its mappings follow in MMAP2 records, and the
 	 * selectors look at it afresh */
 	pr->seen = 1;
+	if (t > pr->exec_t)
+		pr->exec_t = t;
 	if (p->host_wide) {
 		pr->sel = SEL_UNKNOWN;
 		pr->name[0] = 0;

@@ -150,3 +150,42 @@ TEST(host_wide_names_batches_per_binary_and_forgets_exited)
 	CHECK_EQ_INT((int)g3.batches, 0);
 	agent_profile_destroy(p);
 }
+
+TEST(exec_read_before_fork_keeps_nothing_of_the_parent)
+{
+	/* Host-wide mode reads the rings one after the other, so a child's
+	 * exec (on one CPU) may be handled before its fork (on another).
+	 * The parent here is this process, which host-wide mode refuses
+	 * (it is the agent); the child must neither inherit that refusal
+	 * nor the parent's mappings. */
+	int go[2];
+	REQUIRE(pipe(go) == 0);
+	pid_t child = fork();
+	REQUIRE(child >= 0);
+	if (child == 0) {
+		char c;
+		close(go[1]);
+		_exit(read(go[0], &c, 1) < 0);
+	}
+	close(go[0]);
+	struct agent_profile *p = NULL;
+	REQUIRE(agent_profile_create(&p) == FDO_OK);
+	agent_profile_select(p, NULL);
+	agent_profile_load_maps(p, getpid());
+	CHECK_EQ_INT(agent_profile_wants(p, getpid()), 0);
+	agent_profile_comm(p, child, "newimage", 1, 200);
+	agent_profile_fork(p, child, getpid(), 100);
+	CHECK_EQ_INT(agent_profile_wants(p, child), 1);
+	uint64_t stack[1] = {here()}, seq = 1;
+	agent_profile_add(p, child, stack, 1, 1000);
+	struct agent_batch_meta m = {.auth_token = "", .agent_id = "h/a",
+				     .host = "h", .event = "cpu-clock",
+				     .weight = 1, .next_seq = &seq};
+	struct named g = {0};
+	/* no mapping of the new image was recorded: nothing to send */
+	CHECK_EQ_INT((int)agent_profile_flush(p, &m, 1, 2, emit_named, &g), 0);
+	CHECK_EQ_INT((int)agent_profile_unmapped(p), 1);
+	close(go[1]);
+	waitpid(child, NULL, 0);
+	agent_profile_destroy(p);
+}
