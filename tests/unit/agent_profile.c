@@ -68,6 +68,35 @@ TEST(stacks_without_a_mapped_frame_are_counted_not_sent)
 	agent_profile_destroy(p);
 }
 
+/* A child of this process (the same executable at the same addresses),
+ * waiting until child_stop. Returns its pid, or -1. */
+static pid_t child_start(int *go_fd)
+{
+	int go[2];
+	if (pipe(go))
+		return -1;
+	pid_t child = fork();
+	if (child < 0) {
+		close(go[0]);
+		close(go[1]);
+		return -1;
+	}
+	if (child == 0) {
+		char c;
+		close(go[1]);
+		_exit(read(go[0], &c, 1) < 0);
+	}
+	close(go[0]);
+	*go_fd = go[1];
+	return child;
+}
+
+static void child_stop(pid_t child, int go_fd)
+{
+	close(go_fd);
+	waitpid(child, NULL, 0);
+}
+
 struct named {
 	uint64_t samples, batches;
 	char binary[64], agent_id[128];
@@ -90,16 +119,9 @@ TEST(host_wide_names_batches_per_binary_and_forgets_exited)
 	/* A child of this process: the same executable at the same
 	 * addresses, and not the agent itself (which host-wide mode never
 	 * samples). */
-	int go[2];
-	REQUIRE(pipe(go) == 0);
-	pid_t child = fork();
-	REQUIRE(child >= 0);
-	if (child == 0) {
-		char c;
-		close(go[1]);
-		_exit(read(go[0], &c, 1) < 0);
-	}
-	close(go[0]);
+	int go = -1;
+	pid_t child = child_start(&go);
+	REQUIRE(child > 0);
 	/* its binary name (under valgrind, not this file's name) */
 	char link[64], exe[4096], want_id[4200];
 	snprintf(link, sizeof link, "/proc/%d/exe", (int)child);
@@ -135,8 +157,7 @@ TEST(host_wide_names_batches_per_binary_and_forgets_exited)
 	 * the same stream, the next seq. */
 	agent_profile_add(p, child, stack, 1, 1000);
 	agent_profile_exit(p, child);
-	close(go[1]);
-	waitpid(child, NULL, 0);
+	child_stop(child, go);
 	struct named g2 = {0};
 	CHECK_EQ_INT((int)agent_profile_flush(p, &m, 2, 3, emit_named, &g2), 1);
 	CHECK_EQ_STR(g2.agent_id, want_id);
@@ -158,16 +179,9 @@ TEST(exec_read_before_fork_keeps_nothing_of_the_parent)
 	 * The parent here is this process, which host-wide mode refuses
 	 * (it is the agent); the child must neither inherit that refusal
 	 * nor the parent's mappings. */
-	int go[2];
-	REQUIRE(pipe(go) == 0);
-	pid_t child = fork();
-	REQUIRE(child >= 0);
-	if (child == 0) {
-		char c;
-		close(go[1]);
-		_exit(read(go[0], &c, 1) < 0);
-	}
-	close(go[0]);
+	int go = -1;
+	pid_t child = child_start(&go);
+	REQUIRE(child > 0);
 	struct agent_profile *p = NULL;
 	REQUIRE(agent_profile_create(&p) == FDO_OK);
 	agent_profile_select(p, NULL);
@@ -185,7 +199,6 @@ TEST(exec_read_before_fork_keeps_nothing_of_the_parent)
 	/* no mapping of the new image was recorded: nothing to send */
 	CHECK_EQ_INT((int)agent_profile_flush(p, &m, 1, 2, emit_named, &g), 0);
 	CHECK_EQ_INT((int)agent_profile_unmapped(p), 1);
-	close(go[1]);
-	waitpid(child, NULL, 0);
+	child_stop(child, go);
 	agent_profile_destroy(p);
 }
