@@ -85,7 +85,7 @@ static const struct fdo_opt opts[] = {
 	{"label", FDO_OPT_LIST, offsetof(struct cfg, label), NULL, "K=V",
 	 "label on every batch; repeatable"},
 	{"freq", FDO_OPT_UINT, offsetof(struct cfg, freq), "997", "HZ",
-	 "samples per second per thread"},
+	 "samples per second per thread (per CPU with --all)"},
 	{"interval", FDO_OPT_DURATION, offsetof(struct cfg, interval), "10",
 	 "SECONDS", "send a batch this often"},
 	{"weight", FDO_OPT_DOUBLE, offsetof(struct cfg, weight), "1", "W",
