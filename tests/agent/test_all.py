@@ -50,6 +50,10 @@ int main(int argc, char **argv) {
 }
 """
 
+# Host-wide sampling (perf_event_paranoid aside), map_files and unshare -m
+# need root.
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
 NAMES = ("fdoall_pre", "fdoall_post", "fdoall_exit", "fdoall_nsa",
          "fdoall_nsb", "fdoall_skip")
 
@@ -93,12 +97,16 @@ def start_in_namespace(prog, mnt, secs):
               % (mnt, prog, mnt, name, mnt, name, secs))
     p = subprocess.Popen(["unshare", "-m", "--propagation", "private",
                           "sh", "-c", script])
-    wait_for(lambda: exe_of(p.pid).endswith("/" + name) or
-             p.poll() is not None, 10, name + " to start")
-    assert p.poll() is None, "%s failed to start in its namespace" % name
-    # the file exists only inside the namespace
-    assert exe_of(p.pid) == os.path.join(mnt, name)
-    assert not os.path.exists(os.path.join(mnt, name))
+    try:
+        wait_for(lambda: exe_of(p.pid).endswith("/" + name) or
+                 p.poll() is not None, 10, name + " to start")
+        assert p.poll() is None, "%s failed to start in its namespace" % name
+        # the file exists only inside the namespace
+        assert exe_of(p.pid) == os.path.join(mnt, name)
+        assert not os.path.exists(os.path.join(mnt, name))
+    except BaseException:
+        stop([p])
+        raise
     return p
 
 
