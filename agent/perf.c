@@ -133,9 +133,11 @@ static long open_event(struct agent_perf *pf, const struct agent_perf_cfg *cfg,
 			return fd;
 		int e = errno;
 		if (e == EINVAL && pf->kernel_build_id) {
-			fdo_debug("fdo-agent: the kernel gives no build-ids in "
-				  "mmap records (%s): reading them from the "
-				  "files", strerror(e));
+			fprintf(stderr, "fdo-agent: this kernel puts no "
+					"build-ids in mmap records (%s; Linux "
+					">= 5.12 does): reading them from the "
+					"mapped files\n",
+				strerror(e));
 			pf->kernel_build_id = 0;
 			continue;
 		}

@@ -8,8 +8,10 @@ mid-interval (both followed through COMM/MMAP2/EXIT records), and two in a
 mount namespace of their own (`unshare -m`) whose executable lives on a
 tmpfs mounted only inside it, so its path does not exist for the agent:
 one started before the agent (build-id read through /proc/PID/map_files
-or /proc/PID/root), one after (the kernel's build-id in MMAP2, or the
-same reads). Each must arrive under its own binary name with its own
+or /proc/PID/root), one after (the kernel's build-id in MMAP2). The same
+again with perf_event_open made to refuse attr.build_id (LD_PRELOAD), as
+kernels before 5.12 do: the agent says so and reads every build-id from
+the files. Each must arrive under its own binary name with its own
 build-id (readelf's), and a process no selector names must contribute
 nothing. A second --all agent on the same lock refuses to start.
 
@@ -17,6 +19,7 @@ The host runs other work: selectors keep it out, every wait is bounded,
 and every process started here is stopped by its pid.
 """
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -54,6 +57,31 @@ int main(int argc, char **argv) {
 # need root.
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
+# LD_PRELOADed into the agent: perf_event_open refuses attr.build_id as a
+# kernel before 5.12 does, so the agent reads every build-id from the files.
+NO_KERNEL_BUILD_ID = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
+long syscall(long n, ...) {
+    va_list ap;
+    long a[6];
+    va_start(ap, n);
+    for (int i = 0; i < 6; i++) a[i] = va_arg(ap, long);
+    va_end(ap);
+    if (n == SYS_perf_event_open &&
+        ((struct perf_event_attr *)a[0])->build_id) {
+        errno = EINVAL;
+        return -1;
+    }
+    long (*real)(long, ...) = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+    return real(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+"""
+
 NAMES = ("fdoall_pre", "fdoall_post", "fdoall_exit", "fdoall_nsa",
          "fdoall_nsb", "fdoall_skip")
 
@@ -69,6 +97,10 @@ def progs(tmp_path_factory):
         subprocess.run(CFLAGS + ["-o", str(d / name), str(src)],
                        check=True, timeout=300)
         out[name] = str(d / name)
+    (d / "nokbid.c").write_text(NO_KERNEL_BUILD_ID)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(d / "nokbid.so"),
+                    str(d / "nokbid.c"), "-ldl"], check=True, timeout=300)
+    out["nokbid.so"] = str(d / "nokbid.so")
     os.chmod(str(d), 0o755)
     return out
 
@@ -139,7 +171,19 @@ def test_usage_errors(tmp_path):
         assert p.returncode == 2 and word in p.stderr, (args, p.stderr)
 
 
-def test_all_follows_the_selected_processes(daemon, progs, tmp_path):
+@pytest.mark.parametrize("kernel_build_ids", [True, False],
+                         ids=["kernel-build-ids", "files-only"])
+def test_all_follows_the_selected_processes(daemon, progs, tmp_path,
+                                            kernel_build_ids):
+    """Without the kernel's build-ids (files-only), the processes started
+    after the agent, in its namespace or another, and the one that exits,
+    are resolved from /proc/PID/map_files at their first samples."""
+    if kernel_build_ids and tuple(int(x) for x in re.findall(
+            r"\d+", os.uname().release)[:2]) < (5, 12):
+        pytest.skip("the kernel puts build-ids in MMAP2 from Linux 5.12")
+    env = dict(os.environ)
+    if not kernel_build_ids:
+        env["LD_PRELOAD"] = progs["nokbid.so"]
     lock = str(tmp_path / "all.lock")
     mnt_a, mnt_b = str(tmp_path / "mnta"), str(tmp_path / "mntb")
     os.mkdir(mnt_a)
@@ -159,7 +203,7 @@ def test_all_follows_the_selected_processes(daemon, progs, tmp_path):
              # fdoall_exit by its build-id; the cgroup names nothing
              "--select", "build-id=" + build_id(progs["fdoall_exit"]),
              "--select", "cgroup=/fdoall-no-such-cgroup"],
-            stdout=subprocess.DEVNULL, stderr=errf)
+            stdout=subprocess.DEVNULL, stderr=errf, env=env)
 
         def started():
             with open(errf.name) as f:
@@ -195,6 +239,8 @@ def test_all_follows_the_selected_processes(daemon, progs, tmp_path):
     err = errf.read()
     errf.close()
     assert agent.returncode == 0, err
+    assert ("puts no build-ids in mmap records" in err) != \
+        kernel_build_ids, err
     s = summary(err)
     assert s["batches_dropped"] == 0 and s["batches_unsent"] == 0, err
     assert s["samples_unselected"] > 0, err  # fdoall_skip at least
