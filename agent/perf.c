@@ -133,13 +133,20 @@ static long open_event(struct agent_perf *pf, const struct agent_perf_cfg *cfg,
 			return fd;
 		int e = errno;
 		if (e == EINVAL && pf->kernel_build_id) {
-			fprintf(stderr, "fdo-agent: this kernel puts no "
+			/* only when the build-id alone was refused: cycles or
+			 * branch stacks may be why */
+			attr_fill(&a, cfg, *cycles, *branch, 0, pid == -1);
+			fd = perf_open(&a, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+			if (fd >= 0) {
+				fprintf(stderr,
+					"fdo-agent: this kernel puts no "
 					"build-ids in mmap records (%s; Linux "
 					">= 5.12 does): reading them from the "
 					"mapped files\n",
-				strerror(e));
-			pf->kernel_build_id = 0;
-			continue;
+					strerror(e));
+				pf->kernel_build_id = 0;
+				return fd;
+			}
 		}
 		if (!(*cycles || *branch) ||
 		    (e != ENOENT && e != EOPNOTSUPP && e != EINVAL &&
