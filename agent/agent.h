@@ -4,8 +4,9 @@
  * only on schemas/ and common/ (and on nng in agent/spool.c).
  *
  *   buildid.c   the GNU build-id of an ELF file (bounds-checked reader)
+ *   host.c      host-wide mode: selectors, binary names, /proc, the lock
  *   perf.c      perf_event_open per CPU, mmap'd rings, record decoding
- *   profile.c   mappings per process, stack aggregation, batch building
+ *   profile.c   processes and their mappings, stack aggregation, batches
  *   spool.c     bounded spool of encoded batches and the sender thread
  *   control.c   the server's sampling advice: rate, pauses, heartbeats
  *   fdo_agent.c options, target process, threads, shutdown
@@ -18,7 +19,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/opts.h"
 #include "schemas/schemas.h"
+
+/* The longest binary name the agent gives a batch (a sanitized basename). */
+#define AGENT_NAME_MAX 64
 
 /* ---- buildid.c ---------------------------------------------------------- */
 
@@ -33,16 +38,57 @@
 int agent_build_id_read(const char *path, uint8_t out[FDO_BUILD_ID_MAX],
 			size_t *len);
 
+/* ---- host.c ------------------------------------------------------------- */
+
+/* The --select selectors of host-wide mode; read-only once created. */
+struct agent_select;
+
+/*
+ * agent_select_create parses --select values: exe=NAME[,NAME...],
+ * cgroup=PATH, build-id=HEX[,HEX...]. A process is selected when any one
+ * selector accepts it; no selectors select every process. Returns FDO_OK,
+ * FDO_EINVAL (with a message in err) or FDO_ENOMEM. Main thread.
+ */
+int agent_select_create(const struct fdo_strlist *specs,
+			struct agent_select **out, char *err, size_t errlen);
+void agent_select_destroy(struct agent_select *s);
+/*
+ * agent_select_match says whether s (NULL: no selectors) accepts pid, and
+ * writes the binary name of pid's batches (its executable's basename,
+ * else comm) into name. comm: the process's comm from its last COMM
+ * record, or NULL (then /proc/PID/comm is read). Reads /proc; blocks on
+ * file I/O. Reader thread.
+ */
+int agent_select_match(const struct agent_select *s, pid_t pid,
+		       const char *comm, char *name, size_t namelen);
+/* agent_binary_name writes path's basename with every byte fdod refuses
+ * in a binary name ([A-Za-z0-9_.+-], no leading '.') replaced by '_'. */
+void agent_binary_name(const char *path, char *out, size_t outlen);
+/* agent_proc_list: the numeric entries of dir ("/proc", "/proc/PID/task"),
+ * at most max; 0 when dir cannot be read. */
+size_t agent_proc_list(const char *dir, pid_t *out, size_t max);
+/*
+ * agent_host_lock takes the one-host-wide-agent lock: flock on path
+ * (created, with its parent directory, when missing), holding our pid as
+ * text. *fd receives the descriptor, to keep open while the agent runs.
+ * Returns FDO_OK; FDO_EBUSY when another agent holds it (the message
+ * printed names its pid); FDO_EIO. Main thread.
+ */
+int agent_host_lock(const char *path, int *fd);
+
 /* ---- profile.c ---------------------------------------------------------- */
 
-/* The aggregated samples and the process mappings. One owner thread (the
- * reader): no locking inside. */
+/* The aggregated samples, the processes and their mappings. One owner
+ * thread (the reader): no locking inside. */
 struct agent_profile;
 
 struct agent_batch_meta {
 	const char *auth_token; /* "" for none */
 	const char *agent_id;
 	const char *host;
+	/* NULL (host-wide mode): each process's batches carry its binary
+	 * name, with agent id "AGENT_ID/NAME" and a seq stream of their own
+	 * per name (next_seq unused) */
 	const char *binary;
 	const char *event;
 	char **label_keys, **label_values;
@@ -54,21 +100,44 @@ struct agent_batch_meta {
 int agent_profile_create(struct agent_profile **out);
 void agent_profile_destroy(struct agent_profile *p);
 
+/*
+ * agent_profile_select turns on host-wide mode: only samples of processes
+ * sel accepts (NULL: every process but the agent itself) are counted,
+ * decided at a process's first sample after it starts or execs, and build-
+ * ids are read only for their mappings. sel must outlive p. Main thread,
+ * before any record.
+ */
+void agent_profile_select(struct agent_profile *p,
+			  const struct agent_select *sel);
+
 /* agent_profile_load_maps reads /proc/PID/maps (executable file mappings)
  * into pid's mapping list, replacing what was there. */
 void agent_profile_load_maps(struct agent_profile *p, pid_t pid);
-/* One PERF_RECORD_MMAP2 of an executable file mapping; t: record time
- * (perf clock), used to order records read from different CPU rings. */
-void agent_profile_mmap(struct agent_profile *p, pid_t pid, uint64_t start,
-			uint64_t len, uint64_t pgoff, const char *path,
-			uint64_t t);
+
+/* One PERF_RECORD_MMAP2 of an executable mapping. */
+struct agent_mmap {
+	uint64_t start, len, pgoff;
+	uint64_t dev, ino;	/* of the file; 0 when build_id is given */
+	const char *path;	/* "//anon", "[vdso]"...: no file */
+	const uint8_t *build_id; /* the kernel's (attr.build_id), or NULL */
+	size_t build_id_len;
+	uint64_t t;		/* perf clock: orders records of all rings */
+};
+void agent_profile_mmap(struct agent_profile *p, pid_t pid,
+			const struct agent_mmap *m);
 /* PERF_RECORD_FORK: the child starts with the parent's mappings (those
  * not replaced by a newer mapping of the child). */
 void agent_profile_fork(struct agent_profile *p, pid_t pid, pid_t ppid,
 			uint64_t t);
-/* PERF_RECORD_COMM with the exec flag: pid's mappings older than t are
- * gone. */
-void agent_profile_exec(struct agent_profile *p, pid_t pid, uint64_t t);
+/* PERF_RECORD_COMM of a process (pid == tid): its new comm; with exec, its
+ * mappings older than t are gone and the selectors decide afresh. */
+void agent_profile_comm(struct agent_profile *p, pid_t pid, const char *comm,
+			int exec, uint64_t t);
+/* PERF_RECORD_EXIT of a process: forgotten after its samples are sent. */
+void agent_profile_exit(struct agent_profile *p, pid_t pid);
+/* agent_profile_wants: whether samples of pid are counted (host-wide mode
+ * asks before looking at the stack); refusals are counted. */
+int agent_profile_wants(struct agent_profile *p, pid_t pid);
 
 /* agent_profile_add counts one sample: user addresses, leaf first (kernel
  * frames already removed), and the kernel's period for it. */
@@ -94,8 +163,11 @@ uint64_t agent_profile_flush(struct agent_profile *p,
 			     void *arg);
 
 /* agent_profile_unmapped: samples the flushes left out because none of
- * their frames lay in a known mapping (fdod could not have stored them). */
+ * their frames lay in a known mapping with a build-id (fdod could not have
+ * stored them). */
 uint64_t agent_profile_unmapped(const struct agent_profile *p);
+/* agent_profile_unselected: samples of processes the selectors refused. */
+uint64_t agent_profile_unselected(const struct agent_profile *p);
 
 /* ---- perf.c ------------------------------------------------------------- */
 
@@ -120,6 +192,15 @@ struct agent_perf_cfg {
  */
 int agent_perf_open(const struct agent_perf_cfg *cfg, const pid_t *tids,
 		    size_t ntids, struct agent_perf **out, const char **event);
+/*
+ * agent_perf_open_all opens one event per online CPU for every task of the
+ * host (pid = -1; host-wide mode), with FORK/COMM/EXIT/MMAP2 records,
+ * disabled until agent_perf_enable. Falls back as agent_perf_open does.
+ * Returns FDO_OK, FDO_EDENIED (message printed: CAP_PERFMON,
+ * perf_event_paranoid), FDO_EIO. Main thread, before the reader starts.
+ */
+int agent_perf_open_all(const struct agent_perf_cfg *cfg,
+			struct agent_perf **out, const char **event);
 /* agent_perf_enable starts counting (for --pid; a child uses enable_on_exec). */
 void agent_perf_enable(struct agent_perf *pf);
 /*

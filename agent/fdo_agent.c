@@ -1,6 +1,7 @@
 /*
  * agent/fdo_agent.c — `fdo-agent`, the sampling agent: samples the user
- * call stacks of one process (--pid PID, or a COMMAND it starts) with
+ * call stacks of one process (--pid PID, or a COMMAND it starts), or of
+ * every process of the host (--all, narrowed by --select), with
  * perf_event_open, pre-aggregates identical stacks, and every --interval
  * sends one SampleBatch per sampled process to fdod.
  *
@@ -15,16 +16,21 @@
  *             the batches and hands them to the spool. Never blocks on the
  *             network, so the rings keep draining whatever fdod does.
  *     sender  (agent/spool.c) owns the nng socket and delivers the spool.
+ *   Host-wide mode (--all): main takes the host's lock (one --all agent
+ *   per host), opens one event per CPU, enables it, then seeds the
+ *   mappings of every running process from /proc before the reader
+ *   starts; the reader follows process churn from the records. Batches
+ *   are named per binary, each binary with its own agent id
+ *   (AGENT_ID/BINARY) and seq stream.
  *   Ordering: batches get increasing seqs starting at the unix time in ms
  *   (nothing is persisted, and a restart never reuses a seq); a retried
  *   batch keeps its seq.
  *   Shutdown: on SIGINT/SIGTERM (forwarded to a COMMAND, whose exit then
- *   ends the agent) or when the target ends, main sets `stop`; the reader
+ *   ends the agent) or when the target ends (never, with --all), main sets `stop`; the reader
  *   drains the rings once more, flushes the final batches and exits; the
  *   sender gets --drain seconds to empty the spool. A summary line is
  *   printed; with a COMMAND the exit status is the command's.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -42,7 +48,11 @@
 #include "common/opts.h"
 
 #define DEFAULT_URL "tcp://127.0.0.1:7470"
+#define DEFAULT_LOCK "/run/fdo-agent/all.lock"
 #define MAX_TIDS 65536
+#define MAX_PIDS 4194304 /* pid_max's ceiling */
+#define SPOOL_ONE 64	 /* default --spool: one process's batches */
+#define SPOOL_ALL 1024	 /* with --all: one batch per sampled process */
 
 struct cfg {
 	char *config;
@@ -55,6 +65,9 @@ struct cfg {
 	char *event;
 	int branch_stack;
 	uint64_t pid;
+	int all;
+	struct fdo_strlist select;
+	char *lock_file;
 	char *agent_id;
 	char *token_file;
 	uint64_t spool;
@@ -72,7 +85,7 @@ static const struct fdo_opt opts[] = {
 	{"label", FDO_OPT_LIST, offsetof(struct cfg, label), NULL, "K=V",
 	 "label on every batch; repeatable"},
 	{"freq", FDO_OPT_UINT, offsetof(struct cfg, freq), "997", "HZ",
-	 "samples per second per thread"},
+	 "samples per second per thread (per CPU with --all)"},
 	{"interval", FDO_OPT_DURATION, offsetof(struct cfg, interval), "10",
 	 "SECONDS", "send a batch this often"},
 	{"weight", FDO_OPT_DOUBLE, offsetof(struct cfg, weight), "1", "W",
@@ -84,12 +97,24 @@ static const struct fdo_opt opts[] = {
 	 "also record LBR branch stacks (falls back to none without a PMU)"},
 	{"pid", FDO_OPT_UINT, offsetof(struct cfg, pid), "0", "PID",
 	 "sample this running process (instead of -- COMMAND)"},
+	{"all", FDO_OPT_BOOL, offsetof(struct cfg, all), "false", NULL,
+	 "sample every process of the host, batches named per binary "
+	 "(instead of --pid or -- COMMAND)"},
+	{"select", FDO_OPT_LIST, offsetof(struct cfg, select), NULL, "SEL",
+	 "with --all, only processes with exe=NAME[,NAME...] (basename or "
+	 "comm), cgroup=PATH (or below) or build-id=HEX[,HEX...] of the "
+	 "executable; repeatable, any one selects"},
+	{"lock-file", FDO_OPT_STRING, offsetof(struct cfg, lock_file),
+	 DEFAULT_LOCK, "FILE",
+	 "with --all, the lock that keeps one --all agent per host"},
 	{"agent-id", FDO_OPT_STRING, offsetof(struct cfg, agent_id), NULL, "ID",
-	 "agent id (default HOST/fdo-agent/AGENT_PID)"},
+	 "agent id (default HOST/fdo-agent/AGENT_PID; with --all, ID/BINARY "
+	 "per binary)"},
 	{"token-file", FDO_OPT_STRING, offsetof(struct cfg, token_file), NULL,
 	 "FILE", "API token with scope ingest (default $FDOD_TOKEN)"},
-	{"spool", FDO_OPT_UINT, offsetof(struct cfg, spool), "64", "N",
-	 "batches kept for retry while fdod is unreachable (oldest dropped)"},
+	{"spool", FDO_OPT_UINT, offsetof(struct cfg, spool), "0", "N",
+	 "batches kept for retry while fdod is unreachable (oldest dropped; "
+	 "0: 64, or 1024 with --all)"},
 	{"timeout-ms", FDO_OPT_UINT, offsetof(struct cfg, timeout_ms), "5000",
 	 "MS", "wait this long for an Ack before sending again"},
 	{"drain", FDO_OPT_DURATION, offsetof(struct cfg, drain), "10",
@@ -113,9 +138,11 @@ struct reader {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: fdo-agent [options] (--pid PID | -- COMMAND [ARG...])\n\n"
-		"Samples the user call stacks of a process with perf_event_open and\n"
-		"sends them to fdod as SampleBatches every --interval.\n\n"
+		"usage: fdo-agent [options] (--pid PID | -- COMMAND [ARG...] |\n"
+		"                            --all [--select SEL]...)\n\n"
+		"Samples the user call stacks of a process, or of every process of\n"
+		"the host, with perf_event_open and sends them to fdod as\n"
+		"SampleBatches every --interval.\n\n"
 		"options:\n");
 	fdo_opts_print_help(opts, out);
 }
@@ -172,25 +199,6 @@ static void *reader_main(void *arg)
 	return NULL;
 }
 
-/* The threads of pid, from /proc/PID/task. */
-static size_t list_tids(pid_t pid, pid_t *tids, size_t max)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-	DIR *d = opendir(path);
-	size_t n = 0;
-	if (!d)
-		return 0;
-	struct dirent *e;
-	while ((e = readdir(d)) && n < max) {
-		long t = strtol(e->d_name, NULL, 10);
-		if (t > 0)
-			tids[n++] = (pid_t)t;
-	}
-	closedir(d);
-	return n;
-}
-
 /* Whether pid has exited (gone, or a zombie its parent has not reaped). */
 static int process_gone(pid_t pid)
 {
@@ -208,23 +216,6 @@ static int process_gone(pid_t pid)
 	buf[n] = 0;
 	const char *rp = strrchr(buf, ')'); /* comm may hold spaces */
 	return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
-}
-
-/* A binary name fdod accepts: [A-Za-z0-9_.+-], not starting with '.'. */
-static char *binary_name(const char *path)
-{
-	const char *base = strrchr(path, '/');
-	base = base ? base + 1 : path;
-	char *s = strdup(*base ? base : "unknown");
-	if (!s)
-		return NULL;
-	for (char *c = s; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-		      (*c >= '0' && *c <= '9') || strchr("_.+-", *c)))
-			*c = '_';
-	if (s[0] == '.')
-		s[0] = '_';
-	return s;
 }
 
 static int parse_labels(const struct fdo_strlist *l, char ***keys,
@@ -277,19 +268,55 @@ static pid_t spawn_stopped(char **argv, const sigset_t *orig, int *go_fd)
 	return pid;
 }
 
+/* Host-wide mode's start: the lock, the selectors, one event per CPU.
+ * Exits (1, or 2 for a bad selector) with a message on failure. */
+static int start_all(const struct cfg *cfg, const struct agent_perf_cfg *pcfg,
+		     struct reader *r, struct agent_select **sel, int *lock_fd,
+		     const char **event)
+{
+	char err[512];
+	if (agent_select_create(&cfg->select, sel, err, sizeof err)) {
+		fprintf(stderr, "fdo-agent: %s\n", err);
+		return 2;
+	}
+	if (agent_host_lock(cfg->lock_file, lock_fd))
+		return 1;
+	if (agent_perf_open_all(pcfg, &r->perf, event))
+		return 1;
+	if (agent_profile_create(&r->prof)) {
+		fprintf(stderr, "fdo-agent: out of memory\n");
+		return 1;
+	}
+	agent_profile_select(r->prof, *sel);
+	return 0;
+}
+
+/* Host-wide mode, once the events count: the mappings of every process
+ * already running (later ones come from the records). */
+static void seed_all(struct agent_profile *prof)
+{
+	pid_t *pids = malloc(MAX_PIDS * sizeof *pids);
+	size_t n = pids ? agent_proc_list("/proc", pids, MAX_PIDS) : 0;
+	for (size_t i = 0; i < n; i++)
+		agent_profile_load_maps(prof, pids[i]);
+	free(pids);
+}
+
 int main(int argc, char **argv)
 {
 	struct cfg cfg;
 	char err[512];
 	int optind = 1, exit_code = 0, signals = 0, want_cycles = 0, rc;
-	char **lkeys = NULL, **lvalues = NULL, *binary = NULL, **cmd = NULL;
+	char **lkeys = NULL, **lvalues = NULL, **cmd = NULL;
 	const char *conf, *url, *event = "cpu-clock";
+	char binary[AGENT_NAME_MAX] = "";
 	struct reader r = {0};
+	struct agent_select *sel = NULL;
 	pthread_t reader;
 	static pid_t tids[MAX_TIDS];
-	size_t ntids;
-	pid_t target, child = -1;
-	int go_fd = -1;
+	size_t ntids = 0;
+	pid_t target = -1, child = -1;
+	int go_fd = -1, lock_fd = -1;
 	uint64_t next_seq;
 	struct agent_spool_stats st;
 	memset(&cfg, 0, sizeof cfg);
@@ -312,10 +339,21 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	cmd = optind < argc ? argv + optind : NULL;
-	if ((cfg.pid != 0) == (cmd != NULL)) {
-		fprintf(stderr, "fdo-agent: give exactly one of --pid PID or "
-				"-- COMMAND\n");
+	if ((cfg.pid != 0) + (cmd != NULL) + (cfg.all != 0) != 1) {
+		fprintf(stderr, "fdo-agent: give exactly one of --pid PID, "
+				"-- COMMAND or --all\n");
 		usage(stderr);
+		exit_code = 2;
+		goto out;
+	}
+	if (!cfg.all && cfg.select.n) {
+		fprintf(stderr, "fdo-agent: --select needs --all\n");
+		exit_code = 2;
+		goto out;
+	}
+	if (cfg.all && cfg.binary) {
+		fprintf(stderr, "fdo-agent: --binary does not go with --all "
+				"(batches are named per binary)\n");
 		exit_code = 2;
 		goto out;
 	}
@@ -344,6 +382,8 @@ int main(int argc, char **argv)
 	url = cfg.url ? cfg.url : getenv("FDOD_URL");
 	if (!url || !*url)
 		url = DEFAULT_URL;
+	if (!cfg.spool)
+		cfg.spool = cfg.all ? SPOOL_ALL : SPOOL_ONE;
 
 	/* Signals are taken by main with sigtimedwait; threads inherit the
 	 * blocked mask. */
@@ -355,7 +395,16 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &sigs, &orig);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (cmd) {
+	struct agent_perf_cfg pcfg = {.freq = cfg.freq,
+				      .cycles = want_cycles,
+				      .branch_stack = cfg.branch_stack,
+				      .enable_on_exec = cmd != NULL};
+	r.interval_s = cfg.interval;
+	if (cfg.all) {
+		exit_code = start_all(&cfg, &pcfg, &r, &sel, &lock_fd, &event);
+		if (exit_code)
+			goto out;
+	} else if (cmd) {
 		child = spawn_stopped(cmd, &orig, &go_fd);
 		if (child < 0) {
 			fprintf(stderr, "fdo-agent: fork: %s\n", strerror(errno));
@@ -366,8 +415,10 @@ int main(int argc, char **argv)
 		tids[0] = child;
 		ntids = 1;
 	} else {
+		char task[64];
 		target = (pid_t)cfg.pid;
-		ntids = list_tids(target, tids, MAX_TIDS);
+		snprintf(task, sizeof task, "/proc/%d/task", (int)target);
+		ntids = agent_proc_list(task, tids, MAX_TIDS);
 		if (!ntids) {
 			fprintf(stderr, "fdo-agent: no process %d\n",
 				(int)target);
@@ -375,12 +426,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	struct agent_perf_cfg pcfg = {.freq = cfg.freq,
-				      .cycles = want_cycles,
-				      .branch_stack = cfg.branch_stack,
-				      .enable_on_exec = cmd != NULL};
-	r.interval_s = cfg.interval;
-	rc = agent_perf_open(&pcfg, tids, ntids, &r.perf, &event);
+	rc = cfg.all ? FDO_OK : agent_perf_open(&pcfg, tids, ntids, &r.perf,
+						&event);
 	if (rc) {
 		if (rc == FDO_ENOT_FOUND)
 			fprintf(stderr, "fdo-agent: process %d is gone\n",
@@ -392,7 +439,7 @@ int main(int argc, char **argv)
 		exit_code = 1;
 		goto out;
 	}
-	if (agent_profile_create(&r.prof)) {
+	if (!r.prof && agent_profile_create(&r.prof)) {
 		fprintf(stderr, "fdo-agent: out of memory\n");
 		exit_code = 1;
 		goto out;
@@ -401,15 +448,16 @@ int main(int argc, char **argv)
 	char host[256] = "localhost", exe[PATH_MAX], agent_id[400];
 	gethostname(host, sizeof host - 1);
 	if (cfg.binary)
-		binary = strdup(cfg.binary);
+		snprintf(binary, sizeof binary, "%s", cfg.binary);
 	else if (cmd)
-		binary = binary_name(cmd[0]);
-	else {
+		agent_binary_name(cmd[0], binary, sizeof binary);
+	else if (!cfg.all) {
 		char link[64];
 		snprintf(link, sizeof link, "/proc/%d/exe", (int)target);
 		ssize_t n = readlink(link, exe, sizeof exe - 1);
 		exe[n > 0 ? n : 0] = 0;
-		binary = binary_name(n > 0 ? exe : "unknown");
+		agent_binary_name(n > 0 ? exe : "unknown", binary,
+				  sizeof binary);
 	}
 	if (cfg.agent_id)
 		snprintf(agent_id, sizeof agent_id, "%s", cfg.agent_id);
@@ -425,7 +473,8 @@ int main(int argc, char **argv)
 		return 1;
 	r.meta = (struct agent_batch_meta){
 		.auth_token = token,
-		.agent_id = agent_id, .host = host, .binary = binary,
+		.agent_id = agent_id, .host = host,
+		.binary = cfg.all ? NULL : binary,
 		.event = event, .label_keys = lkeys, .label_values = lvalues,
 		.nlabels = cfg.label.n, .weight = cfg.weight,
 		.next_seq = &next_seq};
@@ -438,7 +487,12 @@ int main(int argc, char **argv)
 		exit_code = 1;
 		goto out;
 	}
-	if (!cmd) {
+	if (cfg.all) {
+		/* enabled first: what changes while we read /proc is in the
+		 * rings, applied after it */
+		agent_perf_enable(r.perf);
+		seed_all(r.prof);
+	} else if (!cmd) {
 		agent_profile_load_maps(r.prof, target);
 		agent_perf_enable(r.perf);
 	}
@@ -452,10 +506,19 @@ int main(int argc, char **argv)
 			fprintf(stderr, "fdo-agent: cannot start %s\n", cmd[0]);
 		close(go_fd);
 	}
-	fprintf(stderr, "fdo-agent: sampling %s %d (%s, %llu Hz), sending to "
-			"%s as %s every %llu s\n",
-		binary, (int)target, event, (unsigned long long)cfg.freq, url,
-		agent_id, (unsigned long long)cfg.interval);
+	if (cfg.all)
+		fprintf(stderr, "fdo-agent: sampling every process%s (%s, "
+				"%llu Hz), sending to %s as %s/BINARY every "
+				"%llu s\n",
+			cfg.select.n ? " the selectors accept" : "", event,
+			(unsigned long long)cfg.freq, url, agent_id,
+			(unsigned long long)cfg.interval);
+	else
+		fprintf(stderr, "fdo-agent: sampling %s %d (%s, %llu Hz), "
+				"sending to %s as %s every %llu s\n",
+			binary, (int)target, event,
+			(unsigned long long)cfg.freq, url, agent_id,
+			(unsigned long long)cfg.interval);
 
 	for (;;) {
 		struct timespec ts = {0, 200 * 1000000};
@@ -485,7 +548,7 @@ int main(int argc, char **argv)
 			}
 			/* reap the command's own children we inherited? no:
 			 * only our direct child is ours to wait for */
-		} else if (process_gone(target)) {
+		} else if (!cfg.all && process_gone(target)) {
 			fprintf(stderr, "fdo-agent: process %d exited\n",
 				(int)target);
 			break;
@@ -497,7 +560,8 @@ int main(int argc, char **argv)
 	fprintf(stderr,
 		"fdo-agent: summary: batches_sent=%llu samples_sent=%llu "
 		"batches_dropped=%llu samples_dropped=%llu batches_unsent=%llu "
-		"samples_unsent=%llu samples_unmapped=%llu samples_read=%llu "
+		"samples_unsent=%llu samples_unmapped=%llu "
+		"samples_unselected=%llu samples_read=%llu "
 		"lost_records=%llu\n",
 		(unsigned long long)st.batches_sent,
 		(unsigned long long)st.samples_sent,
@@ -506,18 +570,21 @@ int main(int argc, char **argv)
 		(unsigned long long)st.batches_unsent,
 		(unsigned long long)st.samples_unsent,
 		(unsigned long long)agent_profile_unmapped(r.prof),
+		(unsigned long long)agent_profile_unselected(r.prof),
 		(unsigned long long)r.samples_read,
 		(unsigned long long)agent_perf_lost(r.perf));
 out:
 	agent_perf_close(r.perf);
 	agent_profile_destroy(r.prof);
+	agent_select_destroy(sel);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	for (size_t i = 0; lkeys && lvalues && i < cfg.label.n; i++) {
 		free(lkeys[i]);
 		free(lvalues[i]);
 	}
 	free(lkeys);
 	free(lvalues);
-	free(binary);
 	fdo_opts_fini(opts, &cfg);
 	return exit_code;
 }

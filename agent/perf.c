@@ -1,11 +1,14 @@
 /*
  * agent/perf.c — the kernel side of sampling: perf_event_open for every
  * (task, CPU) of the target with inherit=1 (so new threads and children
- * are followed), user-only callchains in frequency mode, PERF_RECORD_MMAP2
- * / FORK / COMM to keep the mappings current, and one mmap'd ring buffer
- * per CPU (the other events of that CPU are redirected into it with
- * PERF_EVENT_IOC_SET_OUTPUT). The target never waits for us: when a ring
- * is full the kernel drops records and says so (PERF_RECORD_LOST).
+ * are followed), or for every online CPU with pid = -1 (host-wide mode),
+ * user-only callchains in frequency mode, PERF_RECORD_MMAP2 / FORK / COMM
+ * / EXIT to keep the processes and mappings current (MMAP2 with the
+ * file's build-id where the kernel offers it, Linux >= 5.12), and one
+ * mmap'd ring buffer per CPU (the other events of that CPU are redirected
+ * into it with PERF_EVENT_IOC_SET_OUTPUT). The target never waits for us:
+ * when a ring is full the kernel drops records and says so
+ * (PERF_RECORD_LOST).
  *
  * Threads: open/enable/close on the main thread; read on the reader
  * thread only.
@@ -19,6 +22,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "agent/agent.h"
@@ -39,6 +43,7 @@ struct agent_perf {
 	struct ring *rings;
 	size_t nrings;
 	int branch_stack;
+	int kernel_build_id; /* attr.build_id accepted so far */
 	uint64_t lost;
 	uint8_t *tmp; /* a record that wraps the ring end is copied here */
 	size_t tmpcap;
@@ -52,7 +57,7 @@ static long perf_open(struct perf_event_attr *a, pid_t pid, int cpu,
 }
 
 static void attr_fill(struct perf_event_attr *a, const struct agent_perf_cfg *c,
-		      int cycles, int branch)
+		      int cycles, int branch, int kbid, int host)
 {
 	memset(a, 0, sizeof *a);
 	a->size = sizeof *a;
@@ -74,7 +79,7 @@ static void attr_fill(struct perf_event_attr *a, const struct agent_perf_cfg *c,
 	}
 	a->disabled = 1;
 	a->enable_on_exec = c->enable_on_exec ? 1 : 0;
-	a->inherit = 1;
+	a->inherit = host ? 0 : 1; /* a CPU-wide event sees every task */
 	a->exclude_kernel = 1;
 	a->exclude_hv = 1;
 	a->exclude_callchain_kernel = 1;
@@ -84,19 +89,20 @@ static void attr_fill(struct perf_event_attr *a, const struct agent_perf_cfg *c,
 	a->comm = 1;
 	a->comm_exec = 1;
 	a->task = 1;
+	a->build_id = kbid ? 1 : 0; /* MMAP2 carries the build-id, not dev/ino */
 	a->sample_id_all = 1; /* other records end with pid, tid, time */
 	a->wakeup_watermark = RING_PAGES * 4096 / 4;
 	a->watermark = 1;
 }
 
-static void perm_message(int err)
+static void perm_message(int err, int host)
 {
 	fprintf(stderr,
-		"fdo-agent: perf_event_open: %s: no permission to sample this "
-		"process; run as root or with CAP_PERFMON (CAP_SYS_ADMIN on "
+		"fdo-agent: perf_event_open: %s: no permission to sample %s; "
+		"run as root or with CAP_PERFMON (CAP_SYS_ADMIN on "
 		"kernels before 5.8), or lower "
 		"/proc/sys/kernel/perf_event_paranoid (now ",
-		strerror(err));
+		strerror(err), host ? "every process (--all)" : "this process");
 	FILE *f = fopen("/proc/sys/kernel/perf_event_paranoid", "re");
 	int lvl;
 	if (f && fscanf(f, "%d", &lvl) == 1)
@@ -105,7 +111,114 @@ static void perm_message(int err)
 		fprintf(stderr, "unknown");
 	if (f)
 		fclose(f);
-	fprintf(stderr, "; at most 2 lets a user sample its own processes)\n");
+	fprintf(stderr, host ? "; --all needs at most 0)\n"
+			     : "; at most 2 lets a user sample its own "
+			       "processes)\n");
+}
+
+/*
+ * One event for (pid, cpu). Falls back, once per agent, from the kernel's
+ * build-ids (EINVAL before 5.12) and from cycles or branch stacks (no
+ * PMU). Returns the fd, or -errno.
+ */
+static long open_event(struct agent_perf *pf, const struct agent_perf_cfg *cfg,
+		       pid_t pid, int cpu, int *cycles, int *branch)
+{
+	struct perf_event_attr a;
+	for (;;) {
+		attr_fill(&a, cfg, *cycles, *branch, pf->kernel_build_id,
+			  pid == -1);
+		long fd = perf_open(&a, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+		if (fd >= 0)
+			return fd;
+		int e = errno;
+		if (e == EINVAL && pf->kernel_build_id) {
+			/* only when the build-id alone was refused: cycles or
+			 * branch stacks may be why */
+			attr_fill(&a, cfg, *cycles, *branch, 0, pid == -1);
+			fd = perf_open(&a, pid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+			if (fd >= 0) {
+				fprintf(stderr,
+					"fdo-agent: this kernel puts no "
+					"build-ids in mmap records (%s; Linux "
+					">= 5.12 does): reading them from the "
+					"mapped files\n",
+					strerror(e));
+				pf->kernel_build_id = 0;
+				return fd;
+			}
+		}
+		if (!(*cycles || *branch) ||
+		    (e != ENOENT && e != EOPNOTSUPP && e != EINVAL &&
+		     e != ENODEV))
+			return -e;
+		fprintf(stderr,
+			"fdo-agent: %s%s%s not available here (%s): falling "
+			"back to cpu-clock without branch stacks\n",
+			*cycles ? "event cycles" : "",
+			*cycles && *branch ? " with " : "",
+			*branch ? "branch stacks" : "", strerror(e));
+		*cycles = *branch = 0;
+	}
+}
+
+/* fd's records go to cpu's ring: the first event of a CPU maps it, the
+ * others are redirected into it. */
+static int ring_attach(struct agent_perf *pf, int cpu, int fd)
+{
+	struct ring *r = &pf->rings[cpu];
+	if (r->fd >= 0) {
+		if (ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, r->fd)) {
+			fprintf(stderr, "fdo-agent: SET_OUTPUT: %s\n",
+				strerror(errno));
+			return FDO_EIO;
+		}
+		return FDO_OK;
+	}
+	size_t len = (RING_PAGES + 1) * 4096ul;
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		fprintf(stderr, "fdo-agent: mmap of the perf ring: %s\n",
+			strerror(errno));
+		return errno == EPERM ? FDO_EDENIED : FDO_EIO;
+	}
+	r->fd = fd;
+	r->meta = m;
+	r->data = (uint8_t *)m + 4096;
+	r->mask = RING_PAGES * 4096ul - 1;
+	return FDO_OK;
+}
+
+static struct agent_perf *perf_new(size_t nfds, size_t ncpu)
+{
+	struct agent_perf *pf = calloc(1, sizeof *pf);
+	if (!pf)
+		return NULL;
+	pf->fds = calloc(nfds, sizeof *pf->fds);
+	pf->rings = calloc(ncpu, sizeof *pf->rings);
+	if (!pf->fds || !pf->rings) {
+		agent_perf_close(pf);
+		return NULL;
+	}
+	for (size_t c = 0; c < ncpu; c++)
+		pf->rings[c].fd = -1;
+	pf->nrings = ncpu;
+	pf->kernel_build_id = 1;
+	return pf;
+}
+
+/* The end of an open: pf handed out, or closed when rc is an error. */
+static int open_end(struct agent_perf *pf, int rc, int cycles, int branch,
+		    struct agent_perf **out, const char **event)
+{
+	if (rc) {
+		agent_perf_close(pf);
+		return rc;
+	}
+	pf->branch_stack = branch;
+	*event = cycles ? "cycles" : "cpu-clock";
+	*out = pf;
+	return FDO_OK;
 }
 
 int agent_perf_open(const struct agent_perf_cfg *cfg, const pid_t *tids,
@@ -114,49 +227,21 @@ int agent_perf_open(const struct agent_perf_cfg *cfg, const pid_t *tids,
 	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
 	if (ncpu < 1)
 		ncpu = 1;
-	struct agent_perf *pf = calloc(1, sizeof *pf);
+	struct agent_perf *pf = perf_new(ntids * (size_t)ncpu, (size_t)ncpu);
 	if (!pf)
 		return FDO_ENOMEM;
-	pf->fds = calloc(ntids * (size_t)ncpu, sizeof *pf->fds);
-	pf->rings = calloc((size_t)ncpu, sizeof *pf->rings);
-	if (!pf->fds || !pf->rings) {
-		agent_perf_close(pf);
-		return FDO_ENOMEM;
-	}
-	for (long c = 0; c < ncpu; c++)
-		pf->rings[c].fd = -1;
-	pf->nrings = (size_t)ncpu;
 	int cycles = cfg->cycles, branch = cfg->branch_stack;
 	int rc = FDO_OK;
 	size_t opened_tasks = 0;
 	for (size_t t = 0; t < ntids; t++) {
 		int task_ok = 0;
 		for (long c = 0; c < ncpu; c++) {
-			struct perf_event_attr a;
-			long fd;
-			for (;;) {
-				attr_fill(&a, cfg, cycles, branch);
-				fd = perf_open(&a, tids[t], (int)c, -1,
-					       PERF_FLAG_FD_CLOEXEC);
-				if (fd >= 0 || !(cycles || branch))
-					break;
-				if (errno != ENOENT && errno != EOPNOTSUPP &&
-				    errno != EINVAL && errno != ENODEV)
-					break;
-				fprintf(stderr,
-					"fdo-agent: %s%s%s not available here "
-					"(%s): falling back to cpu-clock "
-					"without branch stacks\n",
-					cycles ? "event cycles" : "",
-					cycles && branch ? " with " : "",
-					branch ? "branch stacks" : "",
-					strerror(errno));
-				cycles = branch = 0;
-			}
+			long fd = open_event(pf, cfg, tids[t], (int)c, &cycles,
+					     &branch);
 			if (fd < 0) {
-				int e = errno;
+				int e = (int)-fd;
 				if (e == EACCES || e == EPERM) {
-					perm_message(e);
+					perm_message(e, 0);
 					rc = FDO_EDENIED;
 					goto fail;
 				}
@@ -173,46 +258,84 @@ int agent_perf_open(const struct agent_perf_cfg *cfg, const pid_t *tids,
 			}
 			pf->fds[pf->nfds++] = (int)fd;
 			task_ok = 1;
-			struct ring *r = &pf->rings[c];
-			if (r->fd >= 0) {
-				if (ioctl((int)fd, PERF_EVENT_IOC_SET_OUTPUT,
-					  r->fd)) {
-					fprintf(stderr,
-						"fdo-agent: SET_OUTPUT: %s\n",
-						strerror(errno));
-					rc = FDO_EIO;
-					goto fail;
-				}
-				continue;
-			}
-			size_t len = (RING_PAGES + 1) * 4096ul;
-			void *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
-				       MAP_SHARED, (int)fd, 0);
-			if (m == MAP_FAILED) {
-				fprintf(stderr, "fdo-agent: mmap of the perf "
-						"ring: %s\n",
-					strerror(errno));
-				rc = errno == EPERM ? FDO_EDENIED : FDO_EIO;
+			if ((rc = ring_attach(pf, (int)c, (int)fd)))
 				goto fail;
-			}
-			r->fd = (int)fd;
-			r->meta = m;
-			r->data = (uint8_t *)m + 4096;
-			r->mask = RING_PAGES * 4096ul - 1;
 		}
 		opened_tasks += task_ok;
 	}
-	if (!opened_tasks) {
+	if (!opened_tasks)
 		rc = FDO_ENOT_FOUND;
-		goto fail;
-	}
-	pf->branch_stack = branch;
-	*event = cycles ? "cycles" : "cpu-clock";
-	*out = pf;
-	return FDO_OK;
 fail:
-	agent_perf_close(pf);
-	return rc;
+	return open_end(pf, rc, cycles, branch, out, event);
+}
+
+/* The online CPUs, from /sys/devices/system/cpu/online ("0-3,6"); every
+ * configured CPU when it cannot be read. */
+static size_t online_cpus(int *out, size_t max)
+{
+	char buf[1024];
+	size_t n = 0;
+	FILE *f = fopen("/sys/devices/system/cpu/online", "re");
+	if (f && fgets(buf, sizeof buf, f)) {
+		for (char *s = buf; *s && *s != '\n';) {
+			char *end;
+			long lo = strtol(s, &end, 10), hi = lo;
+			if (end == s)
+				break;
+			if (*end == '-')
+				hi = strtol(end + 1, &end, 10);
+			for (long c = lo; c <= hi && n < max; c++)
+				out[n++] = (int)c;
+			s = *end == ',' ? end + 1 : end;
+		}
+	}
+	if (f)
+		fclose(f);
+	if (n == 0) {
+		long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+		for (long c = 0; c < ncpu && n < max; c++)
+			out[n++] = (int)c;
+	}
+	return n;
+}
+
+int agent_perf_open_all(const struct agent_perf_cfg *cfg,
+			struct agent_perf **out, const char **event)
+{
+	static int cpus[4096];
+	size_t ncpus = online_cpus(cpus, sizeof cpus / sizeof cpus[0]);
+	int maxcpu = 0;
+	for (size_t i = 0; i < ncpus; i++)
+		maxcpu = cpus[i] > maxcpu ? cpus[i] : maxcpu;
+	struct agent_perf *pf = perf_new(ncpus, (size_t)maxcpu + 1);
+	if (!pf)
+		return FDO_ENOMEM;
+	int cycles = cfg->cycles, branch = cfg->branch_stack, rc = FDO_OK;
+	for (size_t i = 0; i < ncpus; i++) {
+		long fd = open_event(pf, cfg, -1, cpus[i], &cycles, &branch);
+		if (fd == -ENODEV || fd == -ENXIO)
+			continue; /* went offline since */
+		if (fd < 0) {
+			int e = (int)-fd;
+			if (e == EACCES || e == EPERM) {
+				perm_message(e, 1);
+				rc = FDO_EDENIED;
+			} else {
+				fprintf(stderr, "fdo-agent: perf_event_open"
+						"(all tasks, cpu %d): %s\n",
+					cpus[i], strerror(e));
+				rc = FDO_EIO;
+			}
+			goto fail;
+		}
+		pf->fds[pf->nfds++] = (int)fd;
+		if ((rc = ring_attach(pf, cpus[i], (int)fd)))
+			goto fail;
+	}
+	if (!pf->nfds)
+		rc = FDO_EIO;
+fail:
+	return open_end(pf, rc, cycles, branch, out, event);
 }
 
 void agent_perf_enable(struct agent_perf *pf)
@@ -249,6 +372,9 @@ static int parse_sample(struct agent_perf *pf, const uint8_t *p, size_t len,
 		return 0;
 	uint64_t ip = rd64(p + pos);
 	pid_t pid = (pid_t)rd32(p + pos + 8);
+	/* host-wide: a process the selectors refuse costs nothing more */
+	if (!agent_profile_wants(prof, pid))
+		return 0;
 	uint64_t period = rd64(p + pos + 24);
 	uint64_t nr = rd64(p + pos + 32);
 	pos += 40;
@@ -289,15 +415,27 @@ static uint64_t handle(struct agent_perf *pf, const uint8_t *p, size_t len,
 	case PERF_RECORD_SAMPLE:
 		return (uint64_t)parse_sample(pf, p, len, prof);
 	case PERF_RECORD_MMAP2:
+		/* header, pid, tid, addr, len, pgoff, {maj, min, ino,
+		 * ino_generation | build_id_size, 3 reserved, build_id[20]},
+		 * prot, flags, filename */
 		if (len > 72) {
 			char path[4096];
 			size_t pl = len - 72 < sizeof path - 1 ? len - 72
 							       : sizeof path - 1;
 			memcpy(path, p + 72, pl);
 			path[pl] = 0;
-			agent_profile_mmap(prof, (pid_t)rd32(p + 8),
-					   rd64(p + 16), rd64(p + 24),
-					   rd64(p + 32), path, t);
+			struct agent_mmap m = {.start = rd64(p + 16),
+					       .len = rd64(p + 24),
+					       .pgoff = rd64(p + 32),
+					       .path = path, .t = t};
+			if (h->misc & PERF_RECORD_MISC_MMAP_BUILD_ID) {
+				m.build_id = p + 44;
+				m.build_id_len = p[40] <= 20 ? p[40] : 0;
+			} else {
+				m.dev = makedev(rd32(p + 40), rd32(p + 44));
+				m.ino = rd64(p + 48);
+			}
+			agent_profile_mmap(prof, (pid_t)rd32(p + 8), &m);
 		}
 		break;
 	case PERF_RECORD_FORK:
@@ -307,8 +445,24 @@ static uint64_t handle(struct agent_perf *pf, const uint8_t *p, size_t len,
 					   (pid_t)rd32(p + 12), rd64(p + 24));
 		break;
 	case PERF_RECORD_COMM:
-		if (len >= 16 && (h->misc & PERF_RECORD_MISC_COMM_EXEC))
-			agent_profile_exec(prof, (pid_t)rd32(p + 8), t);
+		/* header, pid, tid, comm[] (NUL-terminated, padded) */
+		if (len > 16 && rd32(p + 8) == rd32(p + 12)) {
+			char comm[16];
+			size_t cl = len - 16 < sizeof comm - 1 ? len - 16
+							       : sizeof comm - 1;
+			memcpy(comm, p + 16, cl);
+			comm[cl] = 0;
+			agent_profile_comm(prof, (pid_t)rd32(p + 8), comm,
+					   (h->misc & PERF_RECORD_MISC_COMM_EXEC)
+						   != 0,
+					   t);
+		}
+		break;
+	case PERF_RECORD_EXIT:
+		/* header, pid, ppid, tid, ptid, time: the process ends when
+		 * its main thread does */
+		if (len >= 32 && rd32(p + 8) == rd32(p + 16))
+			agent_profile_exit(prof, (pid_t)rd32(p + 8));
 		break;
 	case PERF_RECORD_LOST:
 		if (len >= 24)

@@ -23,7 +23,7 @@ def test_example_config_is_every_option_with_its_default():
 
 
 def test_units_name_the_real_options():
-    for unit in ("fdod.service", "fdo-agent@.service"):
+    for unit in ("fdod.service", "fdo-agent.service", "fdo-agent@.service"):
         cp = configparser.ConfigParser(strict=False, interpolation=None)
         cp.read(os.path.join(ROOT, "deploy", unit))
         svc = cp["Service"]
@@ -42,6 +42,17 @@ def test_units_name_the_real_options():
     agent.read(os.path.join(ROOT, "deploy", "fdo-agent@.service"))
     assert set(agent["Service"]["CapabilityBoundingSet"].split()) == \
         {"CAP_PERFMON", "CAP_SYS_PTRACE"}
+    host = configparser.ConfigParser(strict=False, interpolation=None)
+    host.read(os.path.join(ROOT, "deploy", "fdo-agent.service"))
+    svc = host["Service"]
+    # The host's agent samples every process by default, and its lock
+    # lives in the runtime directory the unit owns.
+    assert " --all" in svc["ExecStart"]
+    assert "/run/%s/" % svc["RuntimeDirectory"] in svc["ExecStart"]
+    assert set(svc["CapabilityBoundingSet"].split()) == \
+        {"CAP_PERFMON", "CAP_SYS_PTRACE", "CAP_CHECKPOINT_RESTORE",
+         "CAP_DAC_READ_SEARCH"}
+    assert svc["AmbientCapabilities"] == svc["CapabilityBoundingSet"]
     fdod = configparser.ConfigParser(strict=False, interpolation=None)
     fdod.read(os.path.join(ROOT, "deploy", "fdod.service"))
     assert fdod["Service"]["StateDirectory"] == "fdod"

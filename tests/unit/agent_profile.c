@@ -6,6 +6,9 @@
  * sent, with its mapping. The process's own mappings come from
  * /proc/self/maps, as for a process whose records the agent missed.
  */
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent/agent.h"
@@ -62,5 +65,140 @@ TEST(stacks_without_a_mapped_frame_are_counted_not_sent)
 	CHECK_EQ_INT((int)g2.stacks, 0);
 	CHECK_EQ_INT((int)agent_profile_unmapped(p), 3);
 	CHECK_EQ_INT((int)seq, 2);
+	agent_profile_destroy(p);
+}
+
+/* A child of this process (the same executable at the same addresses),
+ * waiting until child_stop. Returns its pid, or -1. */
+static pid_t child_start(int *go_fd)
+{
+	int go[2];
+	if (pipe(go))
+		return -1;
+	pid_t child = fork();
+	if (child < 0) {
+		close(go[0]);
+		close(go[1]);
+		return -1;
+	}
+	if (child == 0) {
+		char c;
+		close(go[1]);
+		_exit(read(go[0], &c, 1) < 0);
+	}
+	close(go[0]);
+	*go_fd = go[1];
+	return child;
+}
+
+static void child_stop(pid_t child, int go_fd)
+{
+	close(go_fd);
+	waitpid(child, NULL, 0);
+}
+
+struct named {
+	uint64_t samples, batches;
+	char binary[64], agent_id[128];
+	uint64_t seq;
+};
+
+static void emit_named(Fdod__SampleBatch *b, uint64_t samples, void *arg)
+{
+	struct named *g = arg;
+	g->samples += samples;
+	g->batches++;
+	snprintf(g->binary, sizeof g->binary, "%s", b->binary);
+	snprintf(g->agent_id, sizeof g->agent_id, "%s", b->agent_id);
+	g->seq = b->seq;
+	wire_batch_free(b);
+}
+
+TEST(host_wide_names_batches_per_binary_and_forgets_exited)
+{
+	/* A child of this process: the same executable at the same
+	 * addresses, and not the agent itself (which host-wide mode never
+	 * samples). */
+	int go = -1;
+	pid_t child = child_start(&go);
+	REQUIRE(child > 0);
+	/* its binary name (under valgrind, not this file's name) */
+	char link[64], exe[4096], want_id[4200];
+	snprintf(link, sizeof link, "/proc/%d/exe", (int)child);
+	ssize_t n = readlink(link, exe, sizeof exe - 1);
+	REQUIRE(n > 0);
+	exe[n] = 0;
+	const char *want = strrchr(exe, '/') + 1;
+	snprintf(want_id, sizeof want_id, "h/a/%s", want);
+	struct agent_profile *p = NULL;
+	REQUIRE(agent_profile_create(&p) == FDO_OK);
+	agent_profile_select(p, NULL);
+	uint64_t unused = 1;
+	struct agent_batch_meta m = {.auth_token = "", .agent_id = "h/a",
+				     .host = "h", .binary = NULL,
+				     .event = "cpu-clock", .weight = 1,
+				     .next_seq = &unused};
+	uint64_t stack[1] = {here()};
+	CHECK_EQ_INT(agent_profile_wants(p, getpid()), 0);
+	CHECK_EQ_INT((int)agent_profile_unselected(p), 1);
+	CHECK_EQ_INT(agent_profile_wants(p, child), 1);
+	agent_profile_add(p, child, stack, 1, 1000);
+	agent_profile_add(p, child, stack, 1, 1000);
+
+	struct named g = {0};
+	CHECK_EQ_INT((int)agent_profile_flush(p, &m, 1, 2, emit_named, &g), 2);
+	CHECK_EQ_INT((int)g.batches, 1);
+	CHECK_EQ_STR(g.binary, want);
+	CHECK_EQ_STR(g.agent_id, want_id);
+	CHECK_EQ_INT((int)unused, 1); /* the binary's own seq stream */
+	uint64_t first_seq = g.seq;
+
+	/* Exits with samples not yet flushed: they still go out, under
+	 * the same stream, the next seq. */
+	agent_profile_add(p, child, stack, 1, 1000);
+	agent_profile_exit(p, child);
+	child_stop(child, go);
+	struct named g2 = {0};
+	CHECK_EQ_INT((int)agent_profile_flush(p, &m, 2, 3, emit_named, &g2), 1);
+	CHECK_EQ_STR(g2.agent_id, want_id);
+	CHECK(g2.seq == first_seq + 1);
+	/* One flush later the process is forgotten: a late sample finds no
+	 * mapping (its /proc entry is gone) and sends nothing. */
+	struct named g3 = {0};
+	CHECK_EQ_INT((int)agent_profile_flush(p, &m, 3, 4, emit_named, &g3), 0);
+	agent_profile_add(p, child, stack, 1, 1000);
+	CHECK_EQ_INT((int)agent_profile_flush(p, &m, 4, 5, emit_named, &g3), 0);
+	CHECK_EQ_INT((int)g3.batches, 0);
+	agent_profile_destroy(p);
+}
+
+TEST(exec_read_before_fork_keeps_nothing_of_the_parent)
+{
+	/* Host-wide mode reads the rings one after the other, so a child's
+	 * exec (on one CPU) may be handled before its fork (on another).
+	 * The parent here is this process, which host-wide mode refuses
+	 * (it is the agent); the child must neither inherit that refusal
+	 * nor the parent's mappings. */
+	int go = -1;
+	pid_t child = child_start(&go);
+	REQUIRE(child > 0);
+	struct agent_profile *p = NULL;
+	REQUIRE(agent_profile_create(&p) == FDO_OK);
+	agent_profile_select(p, NULL);
+	agent_profile_load_maps(p, getpid());
+	CHECK_EQ_INT(agent_profile_wants(p, getpid()), 0);
+	agent_profile_comm(p, child, "newimage", 1, 200);
+	agent_profile_fork(p, child, getpid(), 100);
+	CHECK_EQ_INT(agent_profile_wants(p, child), 1);
+	uint64_t stack[1] = {here()}, seq = 1;
+	agent_profile_add(p, child, stack, 1, 1000);
+	struct agent_batch_meta m = {.auth_token = "", .agent_id = "h/a",
+				     .host = "h", .event = "cpu-clock",
+				     .weight = 1, .next_seq = &seq};
+	struct named g = {0};
+	/* no mapping of the new image was recorded: nothing to send */
+	CHECK_EQ_INT((int)agent_profile_flush(p, &m, 1, 2, emit_named, &g), 0);
+	CHECK_EQ_INT((int)agent_profile_unmapped(p), 1);
+	child_stop(child, go);
 	agent_profile_destroy(p);
 }
