@@ -162,6 +162,12 @@ uint64_t agent_profile_flush(struct agent_profile *p,
 					  void *),
 			     void *arg);
 
+/* agent_heartbeat_batch: a batch with no stacks (meta->binary set), at
+ * unix time t, for the server's advice: a new agent's hello, a paused
+ * agent's heartbeat. NULL when out of memory. */
+Fdod__SampleBatch *agent_heartbeat_batch(const struct agent_batch_meta *m,
+					 uint64_t t);
+
 /* agent_profile_unmapped: samples the flushes left out because none of
  * their frames lay in a known mapping with a build-id (fdod could not have
  * stored them). */
@@ -209,6 +215,10 @@ void agent_perf_enable(struct agent_perf *pf);
  */
 uint64_t agent_perf_read(struct agent_perf *pf, int timeout_ms,
 			 struct agent_profile *prof);
+/* agent_perf_set_freq samples at freq Hz from now on; 0 disables the
+ * events (a pause), and a non-zero freq after a pause enables them again.
+ * Reader thread (or the main thread before it starts). */
+void agent_perf_set_freq(struct agent_perf *pf, uint64_t freq, int paused);
 /* agent_perf_lost: records the kernel reported lost (ring full). */
 uint64_t agent_perf_lost(const struct agent_perf *pf);
 void agent_perf_close(struct agent_perf *pf);
@@ -229,12 +239,14 @@ struct agent_control {
 	uint64_t advised_at;   /* unix s of the last advice */
 	char mode[16];         /* "own" before any advice */
 	int changed;           /* since the last poll */
+	uint64_t acks;         /* Acks applied, with advice or without */
 };
 
 void agent_control_init(struct agent_control *c, const char *who,
 			uint32_t own_freq);
 void agent_control_fini(struct agent_control *c);
-/* agent_control_apply takes an Ack's advice (NULL: none; nothing changes)
+/* agent_control_apply takes an Ack's advice (NULL: none; nothing changes
+ * but the count of Acks)
  * at unix time now, and prints a line when the rate or the mode changed.
  * The spool's sender thread. */
 void agent_control_apply(struct agent_control *c,
@@ -248,6 +260,8 @@ int agent_control_poll(struct agent_control *c, uint64_t now, uint32_t *freq,
  * An agent starts with an empty batch and waits a little for its first
  * advice, so that joining a fleet does not start at its full own rate. */
 uint64_t agent_control_advised_at(struct agent_control *c);
+/* agent_control_acks: Acks seen so far, with advice or not. */
+uint64_t agent_control_acks(struct agent_control *c);
 
 /* ---- spool.c ------------------------------------------------------------ */
 

@@ -36,9 +36,12 @@ void agent_control_fini(struct agent_control *c)
 void agent_control_apply(struct agent_control *c, const Fdod__SamplingAdvice *a,
                          uint64_t now)
 {
-	if (!a)
-		return;
 	pthread_mutex_lock(&c->mu);
+	c->acks++;
+	if (!a) {
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
 	uint32_t freq = c->freq;
 	int paused = a->paused_until != 0;
 	if (!paused && a->freq_hz)
@@ -94,4 +97,12 @@ uint64_t agent_control_advised_at(struct agent_control *c)
 	uint64_t t = c->advised_at;
 	pthread_mutex_unlock(&c->mu);
 	return t;
+}
+
+uint64_t agent_control_acks(struct agent_control *c)
+{
+	pthread_mutex_lock(&c->mu);
+	uint64_t n = c->acks;
+	pthread_mutex_unlock(&c->mu);
+	return n;
 }

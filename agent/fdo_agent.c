@@ -131,6 +131,8 @@ struct reader {
 	struct agent_spool *spool;
 	struct agent_batch_meta meta;
 	uint64_t interval_s;
+	struct agent_control *control; /* NULL: --all (advice not applied) */
+	int paused;                     /* reader thread only */
 	/* reader thread only: */
 	uint64_t samples_read, batches_built, batches_invalid;
 };
@@ -180,12 +182,41 @@ static void emit(Fdod__SampleBatch *b, uint64_t samples, void *arg)
 	wire_batch_free(b);
 }
 
+/* An empty batch: a hello or a paused agent's heartbeat, whose Ack
+ * carries the server's advice. */
+static void heartbeat(struct reader *r)
+{
+	Fdod__SampleBatch *b = agent_heartbeat_batch(&r->meta, wall_s());
+	if (b)
+		emit(b, 0, r);
+}
+
+/* Apply the server's advice (docs/sampling.md) to the events. */
+static void obey(struct reader *r)
+{
+	uint32_t f;
+	int hb;
+	if (!r->control)
+		return;
+	if (agent_control_poll(r->control, wall_s(), &f, &hb) &&
+	    (f || !r->paused)) {
+		agent_perf_set_freq(r->perf, f, r->paused);
+		r->paused = f == 0;
+	} else if (r->paused) {
+		/* again: a command's enable_on_exec enables at its exec */
+		agent_perf_set_freq(r->perf, 0, 0);
+	}
+	if (hb)
+		heartbeat(r);
+}
+
 static void *reader_main(void *arg)
 {
 	struct reader *r = arg;
 	uint64_t t0 = wall_s();
 	uint64_t next = mono_ms() + r->interval_s * 1000;
 	while (!atomic_load(&stop_reader)) {
+		obey(r);
 		r->samples_read += agent_perf_read(r->perf, 100, r->prof);
 		if (mono_ms() >= next) {
 			uint64_t t1 = wall_s();
@@ -495,6 +526,19 @@ int main(int argc, char **argv)
 	} else if (!cmd) {
 		agent_profile_load_maps(r.prof, target);
 		agent_perf_enable(r.perf);
+	}
+	/* One target: the server's advice applies (docs/sampling.md). A
+	 * hello first, so that joining a fleet does not start at the full
+	 * own rate when fdod answers within a second. */
+	static struct agent_control control;
+	if (!cfg.all) {
+		agent_control_init(&control, "fdo-agent", (uint32_t)cfg.freq);
+		agent_spool_control(r.spool, &control);
+		r.control = &control;
+		heartbeat(&r);
+		for (int i = 0; i < 50 && !agent_control_acks(&control); i++)
+			usleep(20000);
+		obey(&r);
 	}
 	if (pthread_create(&reader, NULL, reader_main, &r)) {
 		fprintf(stderr, "fdo-agent: cannot start the reader thread\n");

@@ -43,6 +43,9 @@ struct agent_perf {
 	struct ring *rings;
 	size_t nrings;
 	int branch_stack;
+	int clock; /* cpu-clock: the kernel turned the frequency into a
+		      fixed period (ns) at open, and takes a period since */
+	uint64_t clock_period; /* ns, once agent_perf_set_freq changed it */
 	int kernel_build_id; /* attr.build_id accepted so far */
 	uint64_t lost;
 	uint8_t *tmp; /* a record that wraps the ring end is copied here */
@@ -216,6 +219,7 @@ static int open_end(struct agent_perf *pf, int rc, int cycles, int branch,
 		return rc;
 	}
 	pf->branch_stack = branch;
+	pf->clock = !cycles;
 	*event = cycles ? "cycles" : "cpu-clock";
 	*out = pf;
 	return FDO_OK;
@@ -344,6 +348,30 @@ void agent_perf_enable(struct agent_perf *pf)
 		ioctl(pf->fds[i], PERF_EVENT_IOC_ENABLE, 0);
 }
 
+void agent_perf_set_freq(struct agent_perf *pf, uint64_t freq, int paused)
+{
+	for (size_t i = 0; i < pf->nfds; i++) {
+		if (!freq) {
+			ioctl(pf->fds[i], PERF_EVENT_IOC_DISABLE, 0);
+			continue;
+		}
+		/* A hardware event in frequency mode takes the frequency;
+		 * cpu-clock a period in nanoseconds (the kernel's software
+		 * clock events fix the period when opened and clear the
+		 * frequency flag: 500 given as a "frequency" was 500 ns,
+		 * ~55,000 samples a second here). */
+		uint64_t v = pf->clock ? 1000000000u / freq : freq;
+		ioctl(pf->fds[i], PERF_EVENT_IOC_PERIOD, &v);
+		/* ... and goes on writing the period it was opened with
+		 * into every sample (hw.last_period): the samples' weight
+		 * is this period from now on. */
+		if (pf->clock)
+			pf->clock_period = v;
+		if (paused)
+			ioctl(pf->fds[i], PERF_EVENT_IOC_ENABLE, 0);
+	}
+}
+
 uint64_t agent_perf_lost(const struct agent_perf *pf)
 {
 	return pf->lost;
@@ -390,6 +418,8 @@ static int parse_sample(struct agent_perf *pf, const uint8_t *p, size_t len,
 	pos += nr * 8;
 	if (n == 0 && ip < KERNEL_ADDR && ip)
 		pf->addrs[n++] = ip;
+	if (pf->clock_period)
+		period = pf->clock_period;
 	agent_profile_add(prof, pid, pf->addrs, n, period ? period : 1);
 	if (pf->branch_stack && len - pos >= 8) {
 		uint64_t bnr = rd64(p + pos);

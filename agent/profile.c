@@ -697,6 +697,14 @@ static Fdod__SampleBatch *batch_new(const struct agent_batch_meta *m,
 	return b;
 }
 
+Fdod__SampleBatch *agent_heartbeat_batch(const struct agent_batch_meta *m,
+					 uint64_t t)
+{
+	struct proc none;
+	memset(&none, 0, sizeof none);
+	return batch_new(m, &none, t, t + 1, 0, 0);
+}
+
 /* Attach the mappings the batch's stacks used (marked in pr). */
 static void batch_mappings(Fdod__SampleBatch *b, struct proc *pr)
 {

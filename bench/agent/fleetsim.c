@@ -216,8 +216,7 @@ int main(int argc, char **argv)
 				/* Ask first, as fdo-agent does. */
 				send_batch(a, binary, token, 0, 1);
 			}
-			if (!agent_control_advised_at(&a->ctl) &&
-			    x - a->born < 2.0)
+			if (!agent_control_acks(&a->ctl) && x - a->born < 2.0)
 				continue; /* no advice yet */
 			uint32_t f;
 			int hb;

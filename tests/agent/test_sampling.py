@@ -140,3 +140,79 @@ def test_bad_policy_refused_at_start_and_on_reload(tmp_path):
                   "mode=on-demand&for=1m", "mode=on-demand&freq=0&for=1m"):
             status, body = d.request("POST", "/v1/sampling/sim?" + q, b"")
             assert status == 400, (q, body)
+
+
+WORKLOAD = r"""
+#include <stdlib.h>
+#include <time.h>
+volatile unsigned long sink;
+int main(int argc, char **argv)
+{
+	/* busy for argv[1] iterations, then asleep 10 ms (0: never) */
+	unsigned long busy = strtoul(argv[1], 0, 10);
+	struct timespec ts = {0, 10000000};
+	for (;;) {
+		for (unsigned long i = 0; i < (busy ? busy : 1000000); i++)
+			sink += i;
+		if (busy)
+			nanosleep(&ts, 0);
+	}
+}
+"""
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def test_real_agents_weights_follow_cpu_at_different_rates(tmp_path):
+    """Two workloads under fdo-agent at the rates the policy gives them
+    (500 and 2000 Hz): count x period x weight per binary stays the
+    ratio of their CPU time (/proc/PID/stat) within 5%."""
+    src = tmp_path / "wl.c"
+    src.write_text(WORKLOAD)
+    exe = str(tmp_path / "wl")
+    subprocess.run(["gcc", "-O1", "-g", "-Wl,--build-id", "-o", exe,
+                    str(src)], check=True, timeout=120)
+    agent = os.path.join(ROOT, "build", "fdo-agent")
+    with with_policy(tmp_path, "wl-a max_freq=500\nwl-b max_freq=2000\n") \
+            as d:
+        work = [subprocess.Popen([exe, "0"]),
+                subprocess.Popen([exe, "20000000"])]
+        agents = []
+        try:
+            for name, w in zip(("wl-a", "wl-b"), work):
+                agents.append(subprocess.Popen(
+                    [agent, "--url", d.url, "--interval", "1",
+                     "--freq", "4000", "--binary", name,
+                     "--pid", str(w.pid)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                    text=True))
+            time.sleep(1.5)  # hello, advice, events enabled
+            t0 = [cpu_ticks(w.pid) for w in work]
+            time.sleep(8)
+            t1 = [cpu_ticks(w.pid) for w in work]
+            for a in agents:
+                a.send_signal(signal.SIGTERM)
+            errs = [a.communicate(timeout=60)[1] for a in agents]
+        finally:
+            for p in work + agents:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        assert "sampling at 500 Hz" in errs[0], errs[0]
+        assert "sampling at 2000 Hz" in errs[1], errs[1]
+        d.wait_merged()
+        wa = int(d.get("/v1/binaries/wl-a")["weight_fixed"])
+        wb = int(d.get("/v1/binaries/wl-b")["weight_fixed"])
+        sa = d.get("/v1/binaries/wl-a")["samples"]
+        sb = d.get("/v1/binaries/wl-b")["samples"]
+    cpu = [b - a for a, b in zip(t0, t1)]
+    assert cpu[0] > 0 and cpu[1] > 0, cpu
+    want = cpu[0] / cpu[1]
+    got = wa / wb
+    # The rates did differ: B has about 4x the samples per CPU-second.
+    assert sb / sa > 2 * (cpu[1] / cpu[0]), (sa, sb, cpu)
+    assert abs(got / want - 1) <= 0.05, (got, want, cpu, wa, wb, errs)
