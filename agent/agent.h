@@ -162,11 +162,22 @@ uint64_t agent_profile_flush(struct agent_profile *p,
 					  void *),
 			     void *arg);
 
-/* agent_heartbeat_batch: a batch with no stacks (meta->binary set), at
- * unix time t, for the server's advice: a new agent's hello, a paused
- * agent's heartbeat. NULL when out of memory. */
-Fdod__SampleBatch *agent_heartbeat_batch(const struct agent_batch_meta *m,
-					 uint64_t t);
+/* agent_profile_heartbeat: a batch with no stacks at unix time t, for the
+ * server's advice: a new agent's hello, a paused agent's heartbeat. Of
+ * meta->binary, or (host-wide: meta->binary NULL) of binary, in its
+ * stream. NULL when out of memory. */
+Fdod__SampleBatch *agent_profile_heartbeat(struct agent_profile *p,
+					   const struct agent_batch_meta *meta,
+					   const char *binary, uint64_t t);
+/* agent_profile_thin: host-wide mode keeps keep(arg, binary) of each
+ * binary's samples (0 to 1; 0: a pause), each kept one standing for
+ * 1/keep (its period scaled); asked again after every call of
+ * agent_profile_thin. Reader thread. */
+void agent_profile_thin(struct agent_profile *p,
+			double (*keep)(void *arg, const char *binary),
+			void *arg);
+/* Samples agent_profile_thin left out. */
+uint64_t agent_profile_thinned(const struct agent_profile *p);
 
 /* agent_profile_unmapped: samples the flushes left out because none of
  * their frames lay in a known mapping with a build-id (fdod could not have
@@ -228,7 +239,7 @@ void agent_perf_close(struct agent_perf *pf);
 /* What the server advised (Ack.sampling), within the agent's own bounds. */
 struct agent_control {
 	pthread_mutex_t mu;
-	char who[64];          /* prefix of log lines */
+	char who[96];          /* prefix of log lines */
 	int quiet;             /* no log lines (a simulation) */
 	uint32_t own_freq;     /* --freq: the upper bound */
 	uint32_t freq;         /* the rate in use while sampling */
@@ -263,6 +274,36 @@ uint64_t agent_control_advised_at(struct agent_control *c);
 /* agent_control_acks: Acks seen so far, with advice or not. */
 uint64_t agent_control_acks(struct agent_control *c);
 
+/*
+ * Host-wide mode: one control per binary (the Acks of a binary's batches
+ * advise that binary). The events sample at the agent's own --freq, and
+ * each binary keeps freq / own of its samples (agent_profile_thin).
+ */
+#define AGENT_CONTROLS_MAX 4096
+struct agent_named_control {
+	char name[AGENT_NAME_MAX];
+	struct agent_control ctl;
+};
+struct agent_controls {
+	pthread_mutex_t mu;
+	uint32_t own_freq;
+	struct agent_named_control **c;
+	size_t n, cap;
+};
+void agent_controls_init(struct agent_controls *cs, uint32_t own_freq);
+void agent_controls_fini(struct agent_controls *cs);
+/* The control of binary (len bytes), created on first use; NULL past
+ * AGENT_CONTROLS_MAX binaries or a name too long. Any thread. */
+struct agent_control *agent_controls_get(struct agent_controls *cs,
+					 const char *binary, size_t len);
+/* agent_controls_ack applies ack to the control of the binary of the
+ * encoded batch msg (the spool's sender). */
+void agent_controls_ack(struct agent_controls *cs, const uint8_t *msg,
+			size_t len, const Fdod__Ack *ack, uint64_t now);
+/* What share of binary's samples to keep now (agent_profile_thin's keep;
+ * arg: the agent_controls). */
+double agent_controls_keep(void *arg, const char *binary);
+
 /* ---- spool.c ------------------------------------------------------------ */
 
 struct agent_spool;
@@ -289,6 +330,9 @@ void agent_spool_put(struct agent_spool *s, uint64_t seq, uint8_t *msg,
 /* agent_spool_control makes the sender apply every Ack's sampling advice
  * to c (NULL: ignore advice). Before the first put. */
 void agent_spool_control(struct agent_spool *s, struct agent_control *c);
+/* agent_spool_controls: the same for host-wide mode, by each acknowledged
+ * batch's binary. */
+void agent_spool_controls(struct agent_spool *s, struct agent_controls *cs);
 /* agent_spool_stop gives the sender until drain_ms to empty the spool,
  * stops it, fills *st and frees everything. Main thread. */
 void agent_spool_stop(struct agent_spool *s, int drain_ms,

@@ -13,7 +13,10 @@
  *   calls are a few assignments.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "common/buf.h"
 
 #include "agent/agent.h"
 
@@ -105,4 +108,75 @@ uint64_t agent_control_acks(struct agent_control *c)
 	uint64_t n = c->acks;
 	pthread_mutex_unlock(&c->mu);
 	return n;
+}
+
+/* ---------------------------------------------------- one per binary -- */
+
+void agent_controls_init(struct agent_controls *cs, uint32_t own_freq)
+{
+	memset(cs, 0, sizeof *cs);
+	pthread_mutex_init(&cs->mu, NULL);
+	cs->own_freq = own_freq ? own_freq : 1;
+}
+
+void agent_controls_fini(struct agent_controls *cs)
+{
+	for (size_t i = 0; i < cs->n; i++) {
+		agent_control_fini(&cs->c[i]->ctl);
+		free(cs->c[i]);
+	}
+	free(cs->c);
+	pthread_mutex_destroy(&cs->mu);
+}
+
+struct agent_control *agent_controls_get(struct agent_controls *cs,
+					 const char *binary, size_t len)
+{
+	pthread_mutex_lock(&cs->mu);
+	struct agent_control *found = NULL;
+	for (size_t i = 0; i < cs->n && !found; i++)
+		if (strlen(cs->c[i]->name) == len &&
+		    !memcmp(cs->c[i]->name, binary, len))
+			found = &cs->c[i]->ctl;
+	if (!found && cs->n < AGENT_CONTROLS_MAX && len < AGENT_NAME_MAX) {
+		struct agent_named_control *nc = calloc(1, sizeof *nc);
+		if (nc && !fdo_grow(cs->c, cs->cap, cs->n + 1)) {
+			memcpy(nc->name, binary, len);
+			nc->name[len] = 0;
+			char who[AGENT_NAME_MAX + 16];
+			snprintf(who, sizeof who, "fdo-agent: %s", nc->name);
+			agent_control_init(&nc->ctl, who, cs->own_freq);
+			cs->c[cs->n++] = nc;
+			found = &nc->ctl;
+		} else {
+			free(nc);
+		}
+	}
+	pthread_mutex_unlock(&cs->mu);
+	return found;
+}
+
+void agent_controls_ack(struct agent_controls *cs, const uint8_t *msg,
+			size_t len, const Fdod__Ack *ack, uint64_t now)
+{
+	struct wire_batch_head h;
+	if (wire_batch_peek(msg, len, NULL, &h) || !h.binary.len)
+		return;
+	struct agent_control *c =
+	    agent_controls_get(cs, (const char *)h.binary.p, h.binary.len);
+	if (c)
+		agent_control_apply(c, ack->sampling, now);
+}
+
+double agent_controls_keep(void *arg, const char *binary)
+{
+	struct agent_controls *cs = arg;
+	struct agent_control *c = agent_controls_get(cs, binary,
+						     strlen(binary));
+	if (!c)
+		return 1;
+	pthread_mutex_lock(&c->mu);
+	double k = c->paused ? 0 : (double)c->freq / (double)c->own_freq;
+	pthread_mutex_unlock(&c->mu);
+	return k < 1 ? k : 1;
 }

@@ -131,7 +131,8 @@ struct reader {
 	struct agent_spool *spool;
 	struct agent_batch_meta meta;
 	uint64_t interval_s;
-	struct agent_control *control; /* NULL: --all (advice not applied) */
+	struct agent_control *control; /* one target's advice, or NULL */
+	struct agent_controls *controls; /* --all: per binary, or NULL */
 	int paused;                     /* reader thread only */
 	/* reader thread only: */
 	uint64_t samples_read, batches_built, batches_invalid;
@@ -186,9 +187,36 @@ static void emit(Fdod__SampleBatch *b, uint64_t samples, void *arg)
  * carries the server's advice. */
 static void heartbeat(struct reader *r)
 {
-	Fdod__SampleBatch *b = agent_heartbeat_batch(&r->meta, wall_s());
+	Fdod__SampleBatch *b =
+	    agent_profile_heartbeat(r->prof, &r->meta, NULL, wall_s());
 	if (b)
 		emit(b, 0, r);
+}
+
+/* --all: each binary's advice thins its samples (agent_profile_thin);
+ * a paused binary's heartbeat. */
+static void obey_all(struct reader *r)
+{
+	struct agent_controls *cs = r->controls;
+	int changed = 0;
+	for (size_t i = 0;; i++) {
+		pthread_mutex_lock(&cs->mu);
+		struct agent_named_control *nc = i < cs->n ? cs->c[i] : NULL;
+		pthread_mutex_unlock(&cs->mu);
+		if (!nc)
+			break;
+		uint32_t f;
+		int hb;
+		changed |= agent_control_poll(&nc->ctl, wall_s(), &f, &hb);
+		Fdod__SampleBatch *b =
+		    hb ? agent_profile_heartbeat(r->prof, &r->meta, nc->name,
+						 wall_s())
+		       : NULL;
+		if (b)
+			emit(b, 0, r);
+	}
+	if (changed)
+		agent_profile_thin(r->prof, agent_controls_keep, cs);
 }
 
 /* Apply the server's advice (docs/sampling.md) to the events. */
@@ -196,6 +224,8 @@ static void obey(struct reader *r)
 {
 	uint32_t f;
 	int hb;
+	if (r->controls)
+		obey_all(r);
 	if (!r->control)
 		return;
 	if (agent_control_poll(r->control, wall_s(), &f, &hb) &&
@@ -531,7 +561,12 @@ int main(int argc, char **argv)
 	 * hello first, so that joining a fleet does not start at the full
 	 * own rate when fdod answers within a second. */
 	static struct agent_control control;
-	if (!cfg.all) {
+	static struct agent_controls controls;
+	if (cfg.all) {
+		agent_controls_init(&controls, (uint32_t)cfg.freq);
+		agent_spool_controls(r.spool, &controls);
+		r.controls = &controls;
+	} else {
 		agent_control_init(&control, "fdo-agent", (uint32_t)cfg.freq);
 		agent_spool_control(r.spool, &control);
 		r.control = &control;
@@ -605,8 +640,8 @@ int main(int argc, char **argv)
 		"fdo-agent: summary: batches_sent=%llu samples_sent=%llu "
 		"batches_dropped=%llu samples_dropped=%llu batches_unsent=%llu "
 		"samples_unsent=%llu samples_unmapped=%llu "
-		"samples_unselected=%llu samples_read=%llu "
-		"lost_records=%llu\n",
+		"samples_unselected=%llu samples_thinned=%llu "
+		"samples_read=%llu lost_records=%llu\n",
 		(unsigned long long)st.batches_sent,
 		(unsigned long long)st.samples_sent,
 		(unsigned long long)(st.batches_dropped + r.batches_invalid),
@@ -615,6 +650,7 @@ int main(int argc, char **argv)
 		(unsigned long long)st.samples_unsent,
 		(unsigned long long)agent_profile_unmapped(r.prof),
 		(unsigned long long)agent_profile_unselected(r.prof),
+		(unsigned long long)agent_profile_thinned(r.prof),
 		(unsigned long long)r.samples_read,
 		(unsigned long long)agent_perf_lost(r.perf));
 out:

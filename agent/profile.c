@@ -79,6 +79,9 @@ struct proc {
 	size_t n, cap;
 	struct entry *entries; /* since the last flush, through pnext */
 	uint64_t samples, period_sum; /* since the last flush */
+	double keep;       /* host-wide: share of its samples kept (thinning) */
+	uint64_t keep_gen; /* the agent_profile keep_gen keep is of */
+	double credit;     /* kept samples owed */
 };
 
 /* A distinct stack (kind 0) or LBR branch (kind 1: addrs = from, to). */
@@ -115,6 +118,10 @@ struct agent_profile {
 	uint64_t flushes;
 	uint64_t unmapped; /* samples left out: no frame in a known mapping */
 	uint64_t unselected; /* samples of processes the selectors refuse */
+	uint64_t thinned;    /* samples left out by the server's advice */
+	double (*keep_fn)(void *arg, const char *binary);
+	void *keep_arg;
+	uint64_t keep_gen; /* bumped when a binary's keep changes */
 };
 
 int agent_profile_create(struct agent_profile **out)
@@ -605,6 +612,23 @@ void agent_profile_add(struct agent_profile *p, pid_t pid,
 	struct proc *pr = proc_selected(p, pid);
 	if (!pr)
 		return;
+	if (p->keep_fn) {
+		/* The server's advice for its binary: keep that share of its
+		 * samples, each standing for 1/keep of them. */
+		if (pr->keep_gen != p->keep_gen) {
+			pr->keep = p->keep_fn(p->keep_arg, pr->name);
+			pr->keep_gen = p->keep_gen;
+		}
+		if (pr->keep < 1) {
+			pr->credit += pr->keep;
+			if (pr->credit < 1) {
+				p->thinned++;
+				return;
+			}
+			pr->credit -= 1;
+			period = (uint64_t)((double)period / pr->keep + 0.5);
+		}
+	}
 	struct entry *e = entry_get(p, pr, 0, addrs, n);
 	if (!e)
 		return;
@@ -697,12 +721,41 @@ static Fdod__SampleBatch *batch_new(const struct agent_batch_meta *m,
 	return b;
 }
 
-Fdod__SampleBatch *agent_heartbeat_batch(const struct agent_batch_meta *m,
-					 uint64_t t)
+static struct stream *stream_get(struct agent_profile *p,
+				 const struct agent_batch_meta *meta,
+				 const char *name);
+
+void agent_profile_thin(struct agent_profile *p,
+			double (*keep)(void *arg, const char *binary),
+			void *arg)
+{
+	p->keep_fn = keep;
+	p->keep_arg = arg;
+	p->keep_gen++;
+}
+
+uint64_t agent_profile_thinned(const struct agent_profile *p)
+{
+	return p->thinned;
+}
+
+Fdod__SampleBatch *agent_profile_heartbeat(struct agent_profile *p,
+					   const struct agent_batch_meta *meta,
+					   const char *binary, uint64_t t)
 {
 	struct proc none;
 	memset(&none, 0, sizeof none);
-	return batch_new(m, &none, t, t + 1, 0, 0);
+	struct agent_batch_meta m = *meta;
+	if (!meta->binary) {
+		struct stream *st = stream_get(p, meta, binary);
+		if (!st)
+			return NULL;
+		st->last_flush = p->flushes;
+		m.binary = st->name;
+		m.agent_id = st->agent_id;
+		m.next_seq = &st->next_seq;
+	}
+	return batch_new(&m, &none, t, t + 1, 0, 0);
 }
 
 /* Attach the mappings the batch's stacks used (marked in pr). */

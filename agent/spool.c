@@ -45,7 +45,8 @@ struct agent_spool {
 	int stopping;
 	uint64_t deadline_ms; /* when stopping: give up after this */
 	struct agent_spool_stats st;
-	struct agent_control *control; /* set before the first put */
+	struct agent_control *control;   /* set before the first put */
+	struct agent_controls *controls; /* (host-wide: by binary) */
 	/* sender thread only: */
 	nng_socket sock;
 	int timeout_ms;
@@ -133,6 +134,9 @@ static int send_one(struct agent_spool *s, const struct item *it)
 	if (s->control)
 		agent_control_apply(s->control, ack->sampling,
 				    (uint64_t)time(NULL));
+	if (s->controls)
+		agent_controls_ack(s->controls, it->msg, it->len, ack,
+				   (uint64_t)time(NULL));
 	pthread_mutex_lock(&s->mu);
 	s->st.samples_accepted += ack->samples_accepted;
 	pthread_mutex_unlock(&s->mu);
@@ -152,6 +156,11 @@ static int send_one(struct agent_spool *s, const struct item *it)
 void agent_spool_control(struct agent_spool *s, struct agent_control *c)
 {
 	s->control = c;
+}
+
+void agent_spool_controls(struct agent_spool *s, struct agent_controls *cs)
+{
+	s->controls = cs;
 }
 
 static void *sender_main(void *arg)

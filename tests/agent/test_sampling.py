@@ -216,3 +216,60 @@ def test_real_agents_weights_follow_cpu_at_different_rates(tmp_path):
     # The rates did differ: B has about 4x the samples per CPU-second.
     assert sb / sa > 2 * (cpu[1] / cpu[0]), (sa, sb, cpu)
     assert abs(got / want - 1) <= 0.05, (got, want, cpu, wa, wb, errs)
+
+
+def test_all_mode_thins_each_binary_by_its_advice(tmp_path):
+    """fdo-agent --all samples every process at its own --freq (1000) and
+    keeps of each binary what the server advises: wl_a at 250 Hz (a
+    quarter of its samples, each standing for four), wl_b paused (after
+    its first Ack, nothing; heartbeats instead)."""
+    src = tmp_path / "wl.c"
+    src.write_text(WORKLOAD)
+    exes = {}
+    for name in ("wl_a", "wl_b"):
+        exes[name] = str(tmp_path / name)
+        subprocess.run(["gcc", "-O1", "-g", "-Wl,--build-id", "-o",
+                        exes[name], str(src)], check=True, timeout=120)
+    agent = os.path.join(ROOT, "build", "fdo-agent")
+    with with_policy(tmp_path, "wl_a max_freq=250\nwl_b mode=paused\n") \
+            as d:
+        work = [subprocess.Popen([exes["wl_a"], "0"]),
+                subprocess.Popen([exes["wl_b"], "0"])]
+        try:
+            time.sleep(0.3)
+            t0 = cpu_ticks(work[0].pid)
+            a = subprocess.Popen(
+                [agent, "--all", "--url", d.url, "--interval", "1",
+                 "--freq", "1000", "--lock-file", str(tmp_path / "lock"),
+                 "--select", "exe=wl_a,wl_b"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                text=True)
+            time.sleep(3)  # first batches, advice
+            d.wait_merged()
+            b0 = d.get("/v1/binaries/wl_b")["samples"]
+            time.sleep(5)
+            d.wait_merged()
+            b1 = d.get("/v1/binaries/wl_b")["samples"]
+            t1 = cpu_ticks(work[0].pid)
+            a.send_signal(signal.SIGTERM)
+            err = a.communicate(timeout=60)[1]
+        finally:
+            for p in work:
+                p.kill()
+                p.wait()
+        d.wait_merged()
+        wa = int(d.get("/v1/binaries/wl_a")["weight_fixed"])
+        assert "wl_a: server advice (policy 1, continuous): sampling at " \
+            "250 Hz" in err, err
+        assert "wl_b: server advice (policy 1, paused): paused" in err, err
+        m = re.search(r"samples_thinned=(\d+)", err)
+        assert m and int(m.group(1)) > 0, err
+        # Paused: nothing more stored for wl_b once its advice came.
+        assert b1 == b0, (b0, b1, err)
+        # wl_a: a quarter of the samples (after its first Ack), each
+        # weighing four: what is stored is its CPU time while sampled.
+        cpu_ns = (t1 - t0) * 10**7
+        stored_ns = wa / 10**6
+        assert abs(stored_ns / cpu_ns - 1) <= 0.05, (stored_ns, cpu_ns)
+        st = d.get("/v1/sampling")
+        assert {b["binary"] for b in st["binaries"]} == {"wl_a", "wl_b"}
