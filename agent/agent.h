@@ -271,6 +271,9 @@ int agent_control_poll(struct agent_control *c, uint64_t now, uint32_t *freq,
  * An agent starts with an empty batch and waits a little for its first
  * advice, so that joining a fleet does not start at its full own rate. */
 uint64_t agent_control_advised_at(struct agent_control *c);
+/* agent_control_cpu: the server's CPU budget advice (thousandths of a
+ * CPU; 0 none). */
+uint32_t agent_control_cpu(struct agent_control *c);
 /* agent_control_acks: Acks seen so far, with advice or not. */
 uint64_t agent_control_acks(struct agent_control *c);
 
@@ -287,6 +290,7 @@ struct agent_named_control {
 struct agent_controls {
 	pthread_mutex_t mu;
 	uint32_t own_freq;
+	uint32_t rate; /* the events' rate now (the CPU budget), 0: own */
 	struct agent_named_control **c;
 	size_t n, cap;
 };
@@ -303,6 +307,11 @@ void agent_controls_ack(struct agent_controls *cs, const uint8_t *msg,
 /* What share of binary's samples to keep now (agent_profile_thin's keep;
  * arg: the agent_controls). */
 double agent_controls_keep(void *arg, const char *binary);
+/* The events' rate now (below --freq when over the CPU budget). */
+void agent_controls_set_rate(struct agent_controls *cs, uint32_t rate);
+/* The least CPU budget any binary's advice gives (thousandths of a CPU),
+ * 0 for none. */
+uint32_t agent_controls_cpu(struct agent_controls *cs);
 
 /* ---- spool.c ------------------------------------------------------------ */
 
@@ -327,6 +336,9 @@ int agent_spool_start(const char *url, size_t cap, int timeout_ms,
  * any thread. */
 void agent_spool_put(struct agent_spool *s, uint64_t seq, uint8_t *msg,
 		     size_t len, uint64_t samples);
+/* agent_spool_limit_bytes bounds the encoded bytes held too (0: count
+ * only); the oldest batches behind the one in flight go first. */
+void agent_spool_limit_bytes(struct agent_spool *s, uint64_t bytes);
 /* agent_spool_control makes the sender apply every Ack's sampling advice
  * to c (NULL: ignore advice). Before the first put. */
 void agent_spool_control(struct agent_spool *s, struct agent_control *c);

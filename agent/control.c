@@ -102,6 +102,14 @@ uint64_t agent_control_advised_at(struct agent_control *c)
 	return t;
 }
 
+uint32_t agent_control_cpu(struct agent_control *c)
+{
+	pthread_mutex_lock(&c->mu);
+	uint32_t m = c->cpu_permille;
+	pthread_mutex_unlock(&c->mu);
+	return m;
+}
+
 uint64_t agent_control_acks(struct agent_control *c)
 {
 	pthread_mutex_lock(&c->mu);
@@ -175,8 +183,33 @@ double agent_controls_keep(void *arg, const char *binary)
 						     strlen(binary));
 	if (!c)
 		return 1;
+	pthread_mutex_lock(&cs->mu);
+	double rate = cs->rate ? cs->rate : cs->own_freq;
+	pthread_mutex_unlock(&cs->mu);
 	pthread_mutex_lock(&c->mu);
-	double k = c->paused ? 0 : (double)c->freq / (double)c->own_freq;
+	double k = c->paused ? 0 : (double)c->freq / rate;
 	pthread_mutex_unlock(&c->mu);
 	return k < 1 ? k : 1;
+}
+
+void agent_controls_set_rate(struct agent_controls *cs, uint32_t rate)
+{
+	pthread_mutex_lock(&cs->mu);
+	cs->rate = rate;
+	pthread_mutex_unlock(&cs->mu);
+}
+
+uint32_t agent_controls_cpu(struct agent_controls *cs)
+{
+	uint32_t m = 0;
+	pthread_mutex_lock(&cs->mu);
+	for (size_t i = 0; i < cs->n; i++) {
+		struct agent_control *c = &cs->c[i]->ctl;
+		pthread_mutex_lock(&c->mu);
+		if (c->cpu_permille && (!m || c->cpu_permille < m))
+			m = c->cpu_permille;
+		pthread_mutex_unlock(&c->mu);
+	}
+	pthread_mutex_unlock(&cs->mu);
+	return m;
 }

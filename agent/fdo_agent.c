@@ -25,11 +25,17 @@
  *   Ordering: batches get increasing seqs starting at the unix time in ms
  *   (nothing is persisted, and a restart never reuses a seq); a retried
  *   batch keeps its seq.
+ *   Advice: every Ack may carry the server's sampling advice (spool.c
+ *   feeds it to control.c); the reader applies it between reads: a rate
+ *   on the open events (one target) or a share of each binary's samples
+ *   (--all), pauses with heartbeats, and the agent's own CPU budget
+ *   checked every --interval (docs/sampling.md).
  *   Shutdown: on SIGINT/SIGTERM (forwarded to a COMMAND, whose exit then
- *   ends the agent) or when the target ends (never, with --all), main sets `stop`; the reader
- *   drains the rings once more, flushes the final batches and exits; the
- *   sender gets --drain seconds to empty the spool. A summary line is
- *   printed; with a COMMAND the exit status is the command's.
+ *   ends the agent) or when the target ends (never, with --all), main
+ *   sets `stop`; the reader drains the rings once more, flushes the final
+ *   batches and exits; the sender gets --drain seconds to empty the
+ *   spool. A summary line is printed; with a COMMAND the exit status is
+ *   the command's.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,6 +80,8 @@ struct cfg {
 	uint64_t spool;
 	uint64_t timeout_ms;
 	uint64_t drain;
+	double cpu_budget;
+	uint64_t spool_bytes;
 };
 
 static const struct fdo_opt opts[] = {
@@ -115,10 +124,18 @@ static const struct fdo_opt opts[] = {
 	{"spool", FDO_OPT_UINT, offsetof(struct cfg, spool), "0", "N",
 	 "batches kept for retry while fdod is unreachable (oldest dropped; "
 	 "0: 64, or 1024 with --all)"},
+	{"spool-bytes", FDO_OPT_SIZE, offsetof(struct cfg, spool_bytes), "64M",
+	 "BYTES",
+	 "... and at most this many encoded bytes of them (0: no byte cap)"},
 	{"timeout-ms", FDO_OPT_UINT, offsetof(struct cfg, timeout_ms), "5000",
 	 "MS", "wait this long for an Ack before sending again"},
 	{"drain", FDO_OPT_DURATION, offsetof(struct cfg, drain), "10",
 	 "SECONDS", "at exit, keep trying to send the spool this long"},
+	{"cpu-budget", FDO_OPT_DOUBLE, offsetof(struct cfg, cpu_budget), "2",
+	 "PERCENT",
+	 "the agent's own CPU, in % of one CPU, over each --interval: above "
+	 "it the agent lowers its rate (and says so); the server's advice may "
+	 "only lower it"},
 	{0},
 };
 
@@ -133,7 +150,12 @@ struct reader {
 	uint64_t interval_s;
 	struct agent_control *control; /* one target's advice, or NULL */
 	struct agent_controls *controls; /* --all: per binary, or NULL */
-	int paused;                     /* reader thread only */
+	/* reader thread only: */
+	uint32_t own_freq;  /* --freq */
+	uint32_t cap;       /* at most this, for the CPU budget */
+	uint32_t cur;       /* the events' rate now; 0 paused */
+	double budget;      /* --cpu-budget, a share of one CPU */
+	uint64_t cpu_ns, cpu_at; /* own CPU and monotonic ns, last check */
 	/* reader thread only: */
 	uint64_t samples_read, batches_built, batches_invalid;
 };
@@ -219,25 +241,86 @@ static void obey_all(struct reader *r)
 		agent_profile_thin(r->prof, agent_controls_keep, cs);
 }
 
-/* Apply the server's advice (docs/sampling.md) to the events. */
+/* Apply the server's advice (docs/sampling.md) and the CPU cap to the
+ * events. */
 static void obey(struct reader *r)
 {
 	uint32_t f;
 	int hb;
-	if (r->controls)
+	if (r->controls) {
 		obey_all(r);
+		return;
+	}
 	if (!r->control)
 		return;
-	if (agent_control_poll(r->control, wall_s(), &f, &hb) &&
-	    (f || !r->paused)) {
-		agent_perf_set_freq(r->perf, f, r->paused);
-		r->paused = f == 0;
-	} else if (r->paused) {
+	agent_control_poll(r->control, wall_s(), &f, &hb);
+	uint32_t want = f < r->cap ? f : r->cap;
+	if (want != r->cur) {
+		agent_perf_set_freq(r->perf, want, r->cur == 0);
+		r->cur = want;
+	} else if (want == 0) {
 		/* again: a command's enable_on_exec enables at its exec */
 		agent_perf_set_freq(r->perf, 0, 0);
 	}
 	if (hb)
 		heartbeat(r);
+}
+
+static uint64_t own_cpu_ns(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) *
+		       1000000000u +
+	       ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) *
+		       1000u;
+}
+
+/* The agent's CPU budget (--cpu-budget, or the server's lower one):
+ * over it, the rate goes down in proportion; well under it, back up. */
+static void budget(struct reader *r)
+{
+	uint64_t now = (uint64_t)mono_ms() * 1000000u, cpu = own_cpu_ns();
+	if (!r->cpu_at) {
+		r->cpu_at = now;
+		r->cpu_ns = cpu;
+		return;
+	}
+	double used = (double)(cpu - r->cpu_ns) / (double)(now - r->cpu_at);
+	r->cpu_at = now;
+	r->cpu_ns = cpu;
+	double b = r->budget;
+	uint32_t adv = r->control    ? agent_control_cpu(r->control)
+		       : r->controls ? agent_controls_cpu(r->controls)
+				     : 0;
+	if (adv && adv / 1000.0 < b)
+		b = adv / 1000.0;
+	uint32_t cap = r->cap;
+	if (used > b && cap > 1) {
+		double c = cap * (b / used) * 0.9;
+		cap = c < 1 ? 1 : (uint32_t)c;
+		fprintf(stderr,
+			"fdo-agent: using %.2f%% of a CPU, over its budget of "
+			"%.2f%%: sampling at most %u Hz\n",
+			used * 100, b * 100, cap);
+	} else if (used < b / 2 && cap < r->own_freq) {
+		cap = cap + cap / 2 + 1;
+		if (cap >= r->own_freq) {
+			cap = r->own_freq;
+			fprintf(stderr, "fdo-agent: within its CPU budget "
+					"again: sampling at most %u Hz\n",
+				cap);
+		}
+	}
+	if (cap == r->cap)
+		return;
+	r->cap = cap;
+	if (r->controls) {
+		/* one rate for every process: the binaries' shares follow */
+		agent_controls_set_rate(r->controls, cap);
+		agent_perf_set_freq(r->perf, cap, 0);
+		agent_profile_thin(r->prof, agent_controls_keep, r->controls);
+	}
 }
 
 static void *reader_main(void *arg)
@@ -250,6 +333,7 @@ static void *reader_main(void *arg)
 		r->samples_read += agent_perf_read(r->perf, 100, r->prof);
 		if (mono_ms() >= next) {
 			uint64_t t1 = wall_s();
+			budget(r);
 			agent_profile_flush(r->prof, &r->meta, t0, t1, emit, r);
 			t0 = t1;
 			next += r->interval_s * 1000;
@@ -560,6 +644,9 @@ int main(int argc, char **argv)
 	/* One target: the server's advice applies (docs/sampling.md). A
 	 * hello first, so that joining a fleet does not start at the full
 	 * own rate when fdod answers within a second. */
+	agent_spool_limit_bytes(r.spool, cfg.spool_bytes);
+	r.own_freq = r.cap = r.cur = (uint32_t)cfg.freq;
+	r.budget = cfg.cpu_budget / 100;
 	static struct agent_control control;
 	static struct agent_controls controls;
 	if (cfg.all) {

@@ -42,6 +42,7 @@ struct agent_spool {
 	/* guarded by mu: */
 	struct item *head, *tail;
 	size_t n, cap;
+	uint64_t bytes, max_bytes; /* encoded batches held; 0: no byte cap */
 	int stopping;
 	uint64_t deadline_ms; /* when stopping: give up after this */
 	struct agent_spool_stats st;
@@ -74,8 +75,10 @@ void agent_spool_put(struct agent_spool *s, uint64_t seq, uint8_t *msg,
 	}
 	*it = (struct item){.seq = seq, .samples = samples, .msg = msg,
 			    .len = len};
-	/* The head may be in flight: drop the oldest one behind it. */
-	if (s->n >= s->cap && s->head && s->head->next) {
+	/* The head may be in flight: drop the oldest ones behind it. */
+	while ((s->n >= s->cap ||
+		(s->max_bytes && s->bytes + len > s->max_bytes)) &&
+	       s->head && s->head->next) {
 		struct item **pp = &s->head->next;
 		struct item *old = *pp;
 		*pp = old->next;
@@ -85,11 +88,14 @@ void agent_spool_put(struct agent_spool *s, uint64_t seq, uint8_t *msg,
 				s->tail = x;
 		}
 		s->n--;
+		s->bytes -= old->len;
 		s->st.batches_dropped++;
 		s->st.samples_dropped += old->samples;
-		fprintf(stderr, "fdo-agent: spool full (%zu batches): dropped "
-				"batch seq %llu (%llu samples)\n",
-			s->cap, (unsigned long long)old->seq,
+		fprintf(stderr, "fdo-agent: spool full (%zu batches, %llu "
+				"bytes): dropped batch seq %llu (%llu "
+				"samples)\n",
+			s->cap, (unsigned long long)s->max_bytes,
+			(unsigned long long)old->seq,
 			(unsigned long long)old->samples);
 		free(old->msg);
 		free(old);
@@ -100,6 +106,7 @@ void agent_spool_put(struct agent_spool *s, uint64_t seq, uint8_t *msg,
 		s->head = it;
 	s->tail = it;
 	s->n++;
+	s->bytes += len;
 	pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 }
@@ -153,6 +160,13 @@ static int send_one(struct agent_spool *s, const struct item *it)
 	return res;
 }
 
+void agent_spool_limit_bytes(struct agent_spool *s, uint64_t bytes)
+{
+	pthread_mutex_lock(&s->mu);
+	s->max_bytes = bytes;
+	pthread_mutex_unlock(&s->mu);
+}
+
 void agent_spool_control(struct agent_spool *s, struct agent_control *c)
 {
 	s->control = c;
@@ -194,6 +208,7 @@ static void *sender_main(void *arg)
 		if (!s->head)
 			s->tail = NULL;
 		s->n--;
+		s->bytes -= it->len;
 		if (r == 0) {
 			s->st.batches_sent++;
 			s->st.samples_sent += it->samples;

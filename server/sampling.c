@@ -18,18 +18,18 @@
  *   whatever rate it used) over the time between their arrivals (the
  *   last few batches, older ones weighing less, so that arrival jitter
  *   averages out); an agent not heard from for one and a half of its own
- *   gaps stops counting. Per agent, not per interval: agents send every
- *   few seconds, and a count of whole batches per interval swings by one
- *   batch in several (+23% over the target with 16 agents sending every
- *   0.5 s and a 1 s interval; docs/sampling.md has the figures). So when
- *   agents come and go or load shifts, the advice is right again after
- *   one batch of each; every agent of the binary gets the same rate, and
- *   each batch carries the period it used, so weights stay unbiased
- *   (count x period is the event total). Events other than
- *   cpu-clock/task-clock get max_freq (their period is not time). The
- *   interval (--sampling-interval) is how long an advice holds (a paused
- *   agent's heartbeat) and the span of the figures GET /v1/sampling
- *   shows.
+ *   gaps while others were stops counting. Per agent, not per interval:
+ *   agents send every few seconds, and a count of whole batches per
+ *   interval swings by one batch in several (+23% over the target with
+ *   16 agents sending every 0.5 s and a 1 s interval; docs/sampling.md
+ *   has the figures). So when agents come and go or load shifts, the
+ *   advice is right again after one batch of each; every agent of the
+ *   binary gets the same rate, and each batch carries the period it used,
+ *   so weights stay unbiased (count x period is the event total). Events
+ *   other than cpu-clock/task-clock get max_freq (their period is not
+ *   time). The interval (--sampling-interval) is how long an advice holds
+ *   (a paused agent's heartbeat) and the span of the figures GET
+ *   /v1/sampling shows.
  *   Locking: one mutex over the policy, the states and the overrides; a
  *   call holds it for a hash lookup and a few additions (plus, in
  *   triggered mode, a store lookup for a build-id it has not seen).
@@ -339,6 +339,7 @@ struct bstate {
 	struct fdo_map64 agent_ix; /* agent hash -> index + 1 */
 	double cpu;                /* sum of the agents' cpu */
 	uint64_t expired;          /* last expire_agents pass, ns */
+	uint64_t last_any;         /* the latest batch of any agent, ns */
 	double last_cpu;           /* CPU-s per s of the last closed interval */
 	double last_rate;          /* samples/s of the last closed interval */
 	uint64_t trigger_left;     /* triggered: samples until ready */
@@ -503,6 +504,7 @@ static void agent_batch(struct bstate *b, const char *id, double event_ns,
 	uint64_t h = name_hash(id);
 	uint32_t v;
 	struct agent *a;
+	b->last_any = now;
 	if (fdo_map64_get(&b->agent_ix, h, &v)) {
 		a = &b->agents[v - 1];
 		a->gap = now - a->last;
@@ -535,8 +537,9 @@ static void agent_batch(struct bstate *b, const char *id, double event_ns,
 }
 
 /* Count only b's agents heard from within one and a half of their own
- * gaps (a host that left stops counting soon after its next batch was
- * due); forget those silent for ten gaps and a minute. Sums anew (no
+ * gaps of b's latest batch (a host that left stops counting soon after
+ * its next batch was due); forget those silent for ten gaps and a
+ * minute. Sums anew (no
  * drift). At most ten times a second. */
 static void expire_agents(struct bstate *b, uint64_t now)
 {
@@ -556,7 +559,12 @@ static void expire_agents(struct bstate *b, uint64_t now)
 			gone = 1;
 			continue;
 		}
-		a->counted = quiet <= a->gap * 3 / 2;
+		/* Measured from the binary's latest batch, not the clock:
+		 * when fdod stalls (a slow fsync) every agent is late at
+		 * once, and none has left. */
+		uint64_t behind = b->last_any > a->last ? b->last_any - a->last
+							: 0;
+		a->counted = behind <= a->gap * 3 / 2;
 		if (a->counted)
 			sum += a->cpu;
 		b->agents[k++] = *a;

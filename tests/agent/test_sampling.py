@@ -273,3 +273,33 @@ def test_all_mode_thins_each_binary_by_its_advice(tmp_path):
         assert abs(stored_ns / cpu_ns - 1) <= 0.05, (stored_ns, cpu_ns)
         st = d.get("/v1/sampling")
         assert {b["binary"] for b in st["binaries"]} == {"wl_a", "wl_b"}
+
+
+def test_agent_keeps_to_its_cpu_budget(tmp_path):
+    """A budget below what sampling at 20 kHz costs: the agent lowers its
+    rate and says so; the server's advice cannot raise it."""
+    src = tmp_path / "wl.c"
+    src.write_text(WORKLOAD)
+    exe = str(tmp_path / "wl")
+    subprocess.run(["gcc", "-O1", "-g", "-o", exe, str(src)], check=True,
+                   timeout=120)
+    agent = os.path.join(ROOT, "build", "fdo-agent")
+    with with_policy(tmp_path, "wl max_freq=20000\n") as d:
+        w = subprocess.Popen([exe, "0"])
+        try:
+            a = subprocess.Popen(
+                [agent, "--url", d.url, "--interval", "1", "--freq",
+                 "20000", "--cpu-budget", "0.05", "--binary", "wl",
+                 "--pid", str(w.pid)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                text=True)
+            time.sleep(5)
+            a.send_signal(signal.SIGTERM)
+            err = a.communicate(timeout=60)[1]
+        finally:
+            w.kill()
+            w.wait()
+    caps = [int(x) for x in re.findall(
+        r"over its budget of 0\.05%: sampling at most (\d+) Hz", err)]
+    assert caps and caps[-1] < 20000 and caps == sorted(caps, reverse=True), \
+        err
