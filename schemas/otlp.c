@@ -68,6 +68,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/map.h"
 #include "schemas/otlp_profiles.pb-c.h"
 #include "schemas/wire_int.h"
 
@@ -247,6 +248,16 @@ struct group {
 	size_t nused, cap_used, cap_stacks, frames;
 };
 
+/* A (profile, sample attribute list) seen before and its group: who_of
+ * and group_of depend on nothing else, so samples that repeat a list
+ * (most: one per thread and process) skip them and their formatting. */
+struct seen {
+	size_t pi;
+	const int32_t *attrs; /* into the decoded request */
+	size_t nattrs;
+	uint32_t group; /* index into dec.groups, NO_INDEX: no binary */
+};
+
 struct dec {
 	const Dict *dict;
 	const struct wire_otlp_opts *o;
@@ -261,6 +272,9 @@ struct dec {
 	struct oloc *locs;
 	struct group *groups;
 	size_t ngroups, cap_groups, max_groups;
+	struct seen *seen;
+	size_t nseen, cap_seen;
+	struct fdo_map64 seen_at; /* hash of (pi, list) -> index in seen */
 	uint64_t *scratch;
 };
 
@@ -313,9 +327,13 @@ static int value_text(const AnyValue *v, char *buf, size_t cap)
 	if (!v)
 		return 0;
 	switch (v->value_case) {
-	case V(STRING_VALUE):
-		snprintf(buf, cap, "%s", v->string_value);
+	case V(STRING_VALUE): {
+		/* snprintf's "%s" without its cost: the same truncation. */
+		size_t n = strnlen(v->string_value, cap - 1);
+		memcpy(buf, v->string_value, n);
+		buf[n] = 0;
 		return 1;
+	}
 	case V(INT_VALUE):
 		snprintf(buf, cap, "%lld", (long long)v->int_value);
 		return 1;
@@ -824,6 +842,46 @@ static int count_of(struct dec *d, const struct oprof *p,
 	return FDO_OK;
 }
 
+/* The map key of sample s of profile pi's attribute list (never 0). */
+static uint64_t seen_key(size_t pi, const struct osample *s)
+{
+	uint64_t h = fdo_mix64(
+	    pi ^ fdo_hash_words(s->attrs, s->nattrs * sizeof *s->attrs));
+	return h ? h : 1;
+}
+
+/* The group of sample s of profile pi when its list was seen: 1 and
+ * *group (NO_INDEX: no binary), else 0. A hash shared by two lists
+ * keeps the first: the other is never found, only not cached. */
+static int seen_get(const struct dec *d, size_t pi, const struct osample *s,
+                    uint64_t key, uint32_t *group)
+{
+	uint32_t i;
+	if (!fdo_map64_get(&d->seen_at, key, &i))
+		return 0;
+	const struct seen *e = &d->seen[i];
+	if (e->pi != pi || e->nattrs != s->nattrs ||
+	    (s->nattrs &&
+	     memcmp(e->attrs, s->attrs, s->nattrs * sizeof *s->attrs)))
+		return 0;
+	*group = e->group;
+	return 1;
+}
+
+static int seen_put(struct dec *d, size_t pi, const struct osample *s,
+                    uint64_t key, uint32_t group)
+{
+	uint32_t i;
+	int found;
+	if (fdo_grow(d->seen, d->cap_seen, d->nseen + 1) ||
+	    fdo_map64_put(&d->seen_at, key, (uint32_t)d->nseen, &i, &found))
+		return FDO_ENOMEM;
+	if (!found)
+		d->seen[d->nseen++] =
+		    (struct seen){pi, s->attrs, s->nattrs, group};
+	return FDO_OK;
+}
+
 static void unmapped(struct dec *d, uint64_t count, int reason)
 {
 	d->st->count_unmapped += count;
@@ -865,19 +923,27 @@ static int add_sample(struct dec *d, size_t pi, const struct osample *s)
 			                 "location table (%zu)",
 			                 s->stack, li, nl);
 	}
+	uint64_t key = seen_key(pi, s);
+	uint32_t gi = NO_INDEX;
+	int known = seen_get(d, pi, s, key, &gi);
 	struct who w;
-	if ((rc = who_of(d, p, s, &w)))
+	if (!known && (rc = who_of(d, p, s, &w)))
 		return rc;
 	size_t depth = n < d->lim->max_stack_depth ? n : d->lim->max_stack_depth;
 	st->frames += depth;
 	st->frames_dropped += n - depth;
-	if (!w.binary[0]) {
+	if (known ? gi == NO_INDEX : !w.binary[0]) {
+		if (!known && (rc = seen_put(d, pi, s, key, NO_INDEX)))
+			return rc;
 		st->frames_unmapped_by[WIRE_OTLP_NO_BINARY] += depth;
 		unmapped(d, count, WIRE_OTLP_NO_BINARY);
 		return FDO_OK;
 	}
 	struct group *g = NULL;
-	if ((rc = group_of(d, pi, &w, &g)))
+	if (known)
+		g = &d->groups[gi];
+	else if ((rc = group_of(d, pi, &w, &g)) ||
+	         (rc = seen_put(d, pi, s, key, (uint32_t)(g - d->groups))))
 		return rc;
 	int mapped = 0, leaf = WIRE_OTLP_NO_LOCATION;
 	for (size_t k = 0; k < depth; k++) {
@@ -1062,6 +1128,8 @@ int wire_otlp_decode(const uint8_t *buf, size_t len,
 		memset(out, 0, sizeof *out);
 	}
 	free(d.groups);
+	free(d.seen);
+	fdo_map64_fini(&d.seen_at);
 	free(d.profs);
 	free(d.samples);
 	free(d.maps);

@@ -134,15 +134,17 @@ void srv_h_web(void *app, struct srv_req *req, struct srv_resp *resp);
  * writes into out kind, '/' and 32 hex digits of SHA-256 over kind, the
  * binary, host and labels ("k=v", sorted by the caller): one stable
  * agent per (source, binary, host, label set). srv_import_seq is the
- * first 64 bits of SHA-256 over kind, SHA-256(body[0..len)) and extra
- * (a NUL-terminated string, at most 255 bytes read), never 0: a retried
- * identical request gives the same (agent, seq), a duplicate.
+ * first 64 bits of SHA-256 over "fdod <kind> seq v1" and its NUL,
+ * body_sha256 (the caller's SHA-256 of the body: one hash serves every
+ * batch of a request) and extra (a NUL-terminated string, at most 255
+ * bytes read, and its NUL), never 0: a retried identical request gives
+ * the same (agent, seq), a duplicate.
  * srv_import_status maps an FDO_* error to its HTTP status. Pure; any
  * thread.
  */
 void srv_import_agent(const char *kind, const char *binary, const char *host,
 		      const char *const *labels, size_t n, char out[64]);
-uint64_t srv_import_seq(const char *kind, const uint8_t *body, size_t len,
+uint64_t srv_import_seq(const char *kind, const uint8_t body_sha256[32],
 			const char *extra);
 int srv_import_status(int rc);
 

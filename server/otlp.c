@@ -102,9 +102,8 @@ static int check_type(struct srv_app *app, struct srv_req *req,
 	return 0;
 }
 
-/* agent_id, seq of batch i of the request body[0..len). */
-static void identify(Fdod__SampleBatch *b, size_t i, const uint8_t *body,
-		     size_t len)
+/* agent_id, seq of batch i of a request whose body's SHA-256 is h. */
+static void identify(Fdod__SampleBatch *b, size_t i, const uint8_t h[32])
 {
 	char kv[LABELS_MAX][600];
 	const char *lp[LABELS_MAX];
@@ -123,7 +122,7 @@ static void identify(Fdod__SampleBatch *b, size_t i, const uint8_t *body,
 		free(b->agent_id);
 		b->agent_id = a;
 	}
-	b->seq = srv_import_seq("otlp", body, len, nr);
+	b->seq = srv_import_seq("otlp", h, nr);
 }
 
 /* May tok send every batch? 0, or -1 with the reason in why. */
@@ -329,8 +328,12 @@ void srv_otlp_ingest(struct srv_app *app, const struct srv_token *tok,
 		     err[0] ? err : fdo_strerror(rc));
 		return;
 	}
+	/* Hashed once: a request of n batches is n seqs of one digest. */
+	uint8_t h[32];
+	if (r->n)
+		fdo_sha256(body, len, h);
 	for (size_t i = 0; i < r->n; i++)
-		identify(r->batches[i], i, body, len);
+		identify(r->batches[i], i, h);
 	if (token_allows(tok, r, o->why, sizeof o->why)) {
 		o->status = 403;
 		return;

@@ -234,7 +234,7 @@ void srv_import_agent(const char *kind, const char *binary, const char *host,
 	fdo_hex_encode(h, 16, out + k + 1);
 }
 
-uint64_t srv_import_seq(const char *kind, const uint8_t *body, size_t len,
+uint64_t srv_import_seq(const char *kind, const uint8_t body_sha256[32],
 			const char *extra)
 {
 	char tag[64];
@@ -242,7 +242,7 @@ uint64_t srv_import_seq(const char *kind, const uint8_t *body, size_t len,
 	uint8_t buf[64 + 32 + 256];
 	size_t t = strlen(tag) + 1, e = strnlen(extra, 255);
 	memcpy(buf, tag, t);
-	fdo_sha256(body, len, buf + t);
+	memcpy(buf + t, body_sha256, 32);
 	memcpy(buf + t + 32, extra, e);
 	buf[t + 32 + e] = 0;
 	uint8_t h[32];
@@ -261,7 +261,9 @@ static void agent_of(struct preq *q)
 /* The seq of profile prof[0..len) posted with q's time= (never 0). */
 static uint64_t seq_of(const uint8_t *prof, size_t len, const struct preq *q)
 {
-	return srv_import_seq("pprof", prof, len, q->time);
+	uint8_t h[32];
+	fdo_sha256(prof, len, h);
+	return srv_import_seq("pprof", h, q->time);
 }
 
 /* The figures of a decode as JSON members (after a '{' and more). */

@@ -15,6 +15,7 @@ outside its mapping, an old shape) is refused with a clear error and
 nothing is stored.
 """
 import gzip
+import hashlib
 import json
 import os
 import sys
@@ -104,6 +105,40 @@ def test_v19_shape_is_read(daemon, otlp_pb, otlp_prog):
     status, ans = post(daemon, old.SerializeToString())
     assert status == 200, ans
     assert ans["shape"] == "v1.8" and ans["samples"]["accepted"] == 10, ans
+
+
+def test_batches_of_a_request_have_the_seqs_of_the_docs(daemon, otlp_pb,
+                                                       otlp_prog):
+    """A request of three batches (three profiles): batch i's seq is the
+    one docs/ingest.md "At-least-once" defines, over the inflated body
+    and i, so a retry stays a duplicate across fdod versions; the retry
+    (gzipped: the same inflated bytes) is three duplicates."""
+    t0 = int(time.time()) - 600
+    req, _ = ebpf_request(otlp_pb, otlp_prog, t0)
+    sp = req.resource_profiles[0].scope_profiles[0]
+    for _ in range(2):
+        sp.profiles.add().CopyFrom(sp.profiles[0])
+    body = req.SerializeToString()
+    status, ans = post(daemon, body)
+    assert status == 200 and ans["duplicates"] == 0, ans
+    assert len(ans["batches"]) == 3, ans
+    for i, b in enumerate(ans["batches"]):
+        assert b["agent"] == ans["batches"][0]["agent"], ans
+        assert b["seq"] == import_seq(body, i), (i, b)
+    status, again = post(daemon, gzip.compress(body),
+                         headers={"Content-Encoding": "gzip"})
+    assert status == 200 and again["duplicates"] == 3, again
+    assert [b["seq"] for b in again["batches"]] == \
+        [b["seq"] for b in ans["batches"]], again
+    assert metric(daemon, 'fdod_otlp_batches_total{result="duplicate"}') == 3
+
+
+def import_seq(body, i):
+    """Batch i's seq: the first 64 bits of SHA-256 over "fdod otlp seq
+    v1" NUL, SHA-256(body), i in decimal, NUL; never 0."""
+    h = hashlib.sha256(b"fdod otlp seq v1\0" + hashlib.sha256(body).digest()
+                       + b"%d\0" % i).digest()
+    return int.from_bytes(h[:8], "big") or 1
 
 
 def test_bad_input_is_refused_and_nothing_is_stored(daemon, otlp_pb,

@@ -16,6 +16,7 @@ clear error and nothing is stored. Only the cases that need a Go program
 need Go: the others post profiles built here (fuzz/seeds.py's writer).
 """
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -482,6 +483,16 @@ def test_samples_metric_counts_stored_profiles_once(daemon):
     assert metric(daemon, "fdod_pprof_duplicates_total") == 1
 
 
+def import_seq(kind, body, extra):
+    """The seq of an imported batch (docs/ingest.md "At-least-once"):
+    the first 64 bits of SHA-256 over "fdod <kind> seq v1" NUL,
+    SHA-256(the inflated body), extra NUL; never 0."""
+    h = hashlib.sha256(("fdod %s seq v1\0" % kind).encode() +
+                       hashlib.sha256(body).digest() +
+                       extra.encode() + b"\0").digest()
+    return int.from_bytes(h[:8], "big") or 1
+
+
 def test_one_service_is_one_agent(tmp_path):
     """Profiles of one service (binary=, host, labels) come as one agent,
     each with its own seq: different profiles are all stored, fdod's
@@ -504,11 +515,16 @@ def test_one_service_is_one_agent(tmp_path):
         assert status == 200 and not b["duplicate"], b
         assert a["agent"] == b["agent"] and a["seq"] != b["seq"], (a, b)
         assert 1 <= a["seq"] < 2**64 and 1 <= b["seq"] < 2**64
+        # The seq as docs/ingest.md defines it: a retry stays a duplicate
+        # across an fdod upgrade only if it never changes.
+        assert a["seq"] == import_seq("pprof", body, ""), a
         # time= is part of the seq: the same bytes stamped with time=
         # are another batch; that request again is a duplicate.
-        tq = q + "&time=%d" % int(time.time())
+        t = str(int(time.time()))
+        tq = q + "&time=" + t
         status, c = post(d, tq, body)
         assert status == 200 and not c["duplicate"], c
+        assert c["seq"] == import_seq("pprof", body, t), c
         assert c["agent"] == a["agent"] and c["seq"] != a["seq"], (a, c)
         status, c2 = post(d, tq, gzip.compress(body))
         assert status == 200 and c2["duplicate"] and c2["seq"] == c["seq"]

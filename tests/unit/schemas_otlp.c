@@ -342,6 +342,65 @@ TEST(sample_attributes_split_batches_by_label)
 	wire_otlp_result_fini(&r);
 }
 
+/* The sum of the counts of batch b's stacks. */
+static uint64_t batch_count(const Fdod__SampleBatch *b)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < b->n_stacks; i++)
+		n += b->stacks[i]->count;
+	return n;
+}
+
+/* Samples repeating an attribute list, in another order, without a
+ * binary, and in another profile: each lands where its own attributes
+ * say, whatever came before it (the decoder remembers lists). */
+TEST(repeated_attribute_lists_keep_their_batches)
+{
+	struct req q;
+	req_init(&q, 0);
+	/* Counts (timestamps): 2, 3, 4, 5. Sample 3 on stack 1 again. */
+	q.xattr[1][1] = 5;                  /* prog, t2 */
+	q.xattr[2][0] = 4, q.xattr[2][1] = 3; /* t1, prog: sample 0's set */
+	q.x[3].stack_index = 1;             /* prog, t1: sample 0's list */
+	struct wire_otlp_result r;
+	struct wire_otlp_stats st;
+	char err[512] = "";
+	const char *map = MAP ",thread.name=label:thread";
+	REQUIRE(decode(&q, map, &r, &st, err, sizeof err) == FDO_OK);
+	REQUIRE(r.n == 2);
+	CHECK_EQ_STR(r.batches[0]->labels[0]->value, "t1");
+	CHECK_EQ_STR(r.batches[1]->labels[0]->value, "t2");
+	CHECK(batch_count(r.batches[0]) == 2 + 4 + 5);
+	CHECK(batch_count(r.batches[1]) == 3);
+	CHECK(st.count_unmapped == 0);
+	wire_otlp_result_fini(&r);
+	/* Samples 1 and 3 name no binary (thread t2 alone). */
+	q.x[1].n_attribute_indices = 1, q.xattr[1][0] = 5;
+	q.x[3].n_attribute_indices = 1, q.xattr[3][0] = 5;
+	REQUIRE(decode(&q, map, &r, &st, err, sizeof err) == FDO_OK);
+	REQUIRE(r.n == 1);
+	CHECK(batch_count(r.batches[0]) == 2 + 4);
+	CHECK(st.count_unmapped_by[WIRE_OTLP_NO_BINARY] == 3 + 5);
+	CHECK(st.frames_unmapped_by[WIRE_OTLP_NO_BINARY] == 3 + 2);
+	wire_otlp_result_fini(&r);
+	/* The same profile twice: the same lists, a batch each. */
+	P(Profile) *two[2] = {&q.p, &q.p};
+	q.sc.profiles = two;
+	q.sc.n_profiles = 2;
+	REQUIRE(decode(&q, map, &r, &st, err, sizeof err) == FDO_OK);
+	REQUIRE(r.n == 2);
+	CHECK(r.batches[0]->seq == 1 && r.batches[1]->seq == 2);
+	CHECK(batch_count(r.batches[0]) == 2 + 4 &&
+	      batch_count(r.batches[1]) == 2 + 4);
+	CHECK(st.count_unmapped_by[WIRE_OTLP_NO_BINARY] == 2 * (3 + 5));
+	wire_otlp_result_fini(&r);
+	/* A list seen before with a bad index after it: still refused. */
+	q.sc.n_profiles = 1;
+	q.x[3].n_attribute_indices = 2, q.xattr[3][1] = 99;
+	CHECK_EQ_INT(decode(&q, map, &r, &st, err, sizeof err), FDO_EINVAL);
+	CHECK(strstr(err, "attribute index 99") != NULL);
+}
+
 TEST(v19_shape_is_read)
 {
 	struct req q;
