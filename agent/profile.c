@@ -846,6 +846,18 @@ static uint64_t flush_proc(struct agent_profile *p, struct proc *pr,
 	if (nst == 0)
 		return 0;
 	struct agent_batch_meta m = *meta;
+	if (!meta->binary && !pr->name[0]) {
+		/* Samples read before the exec record that cleared its name
+		 * (rings are read one CPU after the other): the new image is
+		 * named and judged now; a batch without a binary would be
+		 * refused (bench/agent saw it under process churn). */
+		if (pr->sel == SEL_UNKNOWN)
+			proc_selected(p, pr->pid);
+		if (!pr->name[0] || pr->sel != SEL_YES) {
+			p->unmapped += pr->samples;
+			return 0;
+		}
+	}
 	if (!meta->binary) {
 		struct stream *st = stream_get(p, meta, pr->name);
 		if (!st)

@@ -202,3 +202,38 @@ TEST(exec_read_before_fork_keeps_nothing_of_the_parent)
 	child_stop(child, go);
 	agent_profile_destroy(p);
 }
+
+TEST(samples_read_before_their_exec_record_go_out_named)
+{
+	/* Host-wide mode reads the rings one CPU after the other: samples
+	 * of a new image may be counted before the exec record that clears
+	 * the process's name is read. They go out under the new image's
+	 * name, not in a batch without a binary (refused; bench/agent saw
+	 * "binary is missing" under process churn). */
+	int go = -1;
+	pid_t child = child_start(&go);
+	REQUIRE(child > 0);
+	char link[64], exe[4096];
+	snprintf(link, sizeof link, "/proc/%d/exe", (int)child);
+	ssize_t n = readlink(link, exe, sizeof exe - 1);
+	REQUIRE(n > 0);
+	exe[n] = 0;
+	struct agent_profile *p = NULL;
+	REQUIRE(agent_profile_create(&p) == FDO_OK);
+	agent_profile_select(p, NULL);
+	uint64_t seq = 1, stack[1] = {here()};
+	struct agent_batch_meta m = {.auth_token = "", .agent_id = "h/a",
+				     .host = "h", .event = "cpu-clock",
+				     .weight = 1, .next_seq = &seq};
+	CHECK_EQ_INT(agent_profile_wants(p, child), 1);
+	agent_profile_add(p, child, stack, 1, 1000);
+	agent_profile_add(p, child, stack, 1, 1000);
+	agent_profile_comm(p, child, "newimage", 1, 500);
+	agent_profile_load_maps(p, child); /* the new image's mappings */
+	struct named g = {0};
+	CHECK_EQ_INT((int)agent_profile_flush(p, &m, 1, 2, emit_named, &g), 2);
+	CHECK_EQ_INT((int)g.batches, 1);
+	CHECK_EQ_STR(g.binary, strrchr(exe, '/') + 1);
+	child_stop(child, go);
+	agent_profile_destroy(p);
+}
