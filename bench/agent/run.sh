@@ -76,7 +76,7 @@ start_fdod bench/agent "$tmp" "$url" "$http"
 if [[ $all -eq 1 ]]; then
 	echo "bench/agent: fdod pid $srv_pid on $url; host-wide mode: workload" \
 		"$CC -O2, $work rounds per copy; $rounds rounds x 4 variants" \
-		"(+1 warm-up), then $rss_minutes min of RSS"
+		"(+1 warm-up); RSS over $rss_minutes min (0: none)"
 	python3 bench/agent/hostwide.py --workload "$tmp/workload" \
 		--work "$work" --agent build/fdo-agent --url "$url" \
 		--freq "$freq" --rounds "$rounds" --tmp "$tmp" \
