@@ -25,7 +25,7 @@ cd "$(dirname "$0")/../.."
 . bench/lib.sh
 
 rounds=5 freq=997 work="" keep=0 base="${TMPDIR:-/tmp}" all=0 rss_minutes=10
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--rounds) rounds="$2"; shift 2 ;;
