@@ -195,6 +195,7 @@ struct agent_perf_cfg {
 	int cycles;		/* try the hardware cycles event */
 	int branch_stack;	/* try PERF_SAMPLE_BRANCH_STACK */
 	int enable_on_exec;	/* for a child stopped before exec */
+	int kernel_build_id;	/* --all: ask for build-ids in MMAP2 */
 };
 
 /*

@@ -82,6 +82,7 @@ struct cfg {
 	uint64_t drain;
 	double cpu_budget;
 	uint64_t spool_bytes;
+	int kernel_build_ids;
 };
 
 static const struct fdo_opt opts[] = {
@@ -131,6 +132,12 @@ static const struct fdo_opt opts[] = {
 	 "MS", "wait this long for an Ack before sending again"},
 	{"drain", FDO_OPT_DURATION, offsetof(struct cfg, drain), "10",
 	 "SECONDS", "at exit, keep trying to send the spool this long"},
+	{"kernel-build-ids", FDO_OPT_BOOL,
+	 offsetof(struct cfg, kernel_build_ids), "false", NULL,
+	 "with --all, take build-ids from the kernel's mmap records (Linux "
+	 ">= 5.12; also covers processes that exit before the agent reads "
+	 "their files), not from the files; off: a perf record running beside "
+	 "the agent then aborts (perf 6.1)"},
 	{"cpu-budget", FDO_OPT_DOUBLE, offsetof(struct cfg, cpu_budget), "2",
 	 "PERCENT",
 	 "the agent's own CPU, in % of one CPU, over each --interval: above "
@@ -543,7 +550,8 @@ int main(int argc, char **argv)
 	struct agent_perf_cfg pcfg = {.freq = cfg.freq,
 				      .cycles = want_cycles,
 				      .branch_stack = cfg.branch_stack,
-				      .enable_on_exec = cmd != NULL};
+				      .enable_on_exec = cmd != NULL,
+				      .kernel_build_id = cfg.kernel_build_ids};
 	r.interval_s = cfg.interval;
 	if (cfg.all) {
 		exit_code = start_all(&cfg, &pcfg, &r, &sel, &lock_fd, &event);
