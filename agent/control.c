@@ -16,9 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/buf.h"
-
 #include "agent/agent.h"
+#include "common/buf.h"
 
 void agent_control_init(struct agent_control *c, const char *who,
                         uint32_t own_freq)
@@ -51,10 +50,16 @@ void agent_control_apply(struct agent_control *c, const Fdod__SamplingAdvice *a,
 		freq = a->freq_hz < c->own_freq ? a->freq_hz : c->own_freq;
 	else if (!paused)
 		freq = c->own_freq;
-	c->interval_s = a->interval_s ? a->interval_s : 60;
-	c->heartbeat_at = paused ? (a->paused_until > now ? a->paused_until
-	                                                  : now + c->interval_s)
-	                         : 0;
+	c->interval_s = !a->interval_s        ? 60
+	                : a->interval_s > 3600 ? 3600
+	                                       : a->interval_s;
+	/* A heartbeat at most an hour away: a server that said "until
+	 * next year" still hears from its paused agent. */
+	uint64_t until = a->paused_until > now ? a->paused_until
+	                                       : now + c->interval_s;
+	if (until > now + 3600)
+		until = now + 3600;
+	c->heartbeat_at = paused ? until : 0;
 	c->cpu_permille = a->cpu_permille;
 	c->advised_at = now;
 	int changed = freq != c->freq || paused != c->paused ||

@@ -53,6 +53,9 @@
 #define BINARIES_MAX            65536
 #define KNOWN_MAX               64     /* build-ids remembered per binary */
 #define AGENTS_MAX              200000 /* agents tracked per binary */
+/* ... and in all: 48 MB of them at most; more get no share of C (their
+ * binary's advice is then too high for them, never unbounded memory). */
+#define AGENTS_TOTAL_MAX        1000000
 #define MAX_FREQ_LIMIT          100000
 #define POLICY_MAX_BYTES        (16u << 20)
 
@@ -360,6 +363,7 @@ struct srv_sampling {
 	struct bstate *b;
 	size_t n, cap;
 	struct fdo_map64 by_name; /* name hash -> index + 1 */
+	size_t agents_total;      /* agents of every binary */
 };
 
 static int read_policy(const char *path, struct srv_sampling_policy *out,
@@ -498,7 +502,8 @@ static uint32_t clamp_freq(double f, const struct srv_sampling_rule *r)
 
 /* Agent `id` of b sent a batch standing for event_ns CPU nanoseconds
  * (or a heartbeat: 0) over span seconds (its own time range) at now. */
-static void agent_batch(struct bstate *b, const char *id, double event_ns,
+static void agent_batch(srv_sampling *s, struct bstate *b, const char *id,
+                        double event_ns,
                         uint64_t span, uint64_t now)
 {
 	uint64_t h = name_hash(id);
@@ -511,11 +516,13 @@ static void agent_batch(struct bstate *b, const char *id, double event_ns,
 	} else {
 		int found;
 		if (b->nagents == AGENTS_MAX ||
+		    s->agents_total == AGENTS_TOTAL_MAX ||
 		    fdo_grow(b->agents, b->capagents, b->nagents + 1) ||
 		    fdo_map64_put(&b->agent_ix, h, (uint32_t)b->nagents + 1, &v,
 		                  &found))
 			return;
 		a = &b->agents[b->nagents++];
+		s->agents_total++;
 		memset(a, 0, sizeof *a);
 		a->hash = h;
 		/* A first batch: its own time range says how long (an
@@ -539,9 +546,8 @@ static void agent_batch(struct bstate *b, const char *id, double event_ns,
 /* Count only b's agents heard from within one and a half of their own
  * gaps of b's latest batch (a host that left stops counting soon after
  * its next batch was due); forget those silent for ten gaps and a
- * minute. Sums anew (no
- * drift). At most ten times a second. */
-static void expire_agents(struct bstate *b, uint64_t now)
+ * minute. Sums anew (no drift). At most ten times a second. */
+static void expire_agents(srv_sampling *s, struct bstate *b, uint64_t now)
 {
 	if (now - b->expired < 100000000u)
 		return;
@@ -557,6 +563,7 @@ static void expire_agents(struct bstate *b, uint64_t now)
 			forget = 60000000000ull;
 		if (quiet > forget) {
 			gone = 1;
+			s->agents_total--;
 			continue;
 		}
 		/* Measured from the binary's latest batch, not the clock:
@@ -579,6 +586,7 @@ static void expire_agents(struct bstate *b, uint64_t now)
 		int found;
 		if (fdo_map64_put(&b->agent_ix, b->agents[i].hash,
 		                  (uint32_t)i + 1, &v, &found)) {
+			s->agents_total -= k - i;
 			b->nagents = i; /* out of memory: forget the rest */
 			break;
 		}
@@ -590,7 +598,7 @@ static void expire_agents(struct bstate *b, uint64_t now)
 static void control(srv_sampling *s, struct bstate *b,
                     const struct srv_sampling_rule *r, uint64_t now)
 {
-	expire_agents(b, now);
+	expire_agents(s, b, now);
 	if (r && r->samples && b->cpu > 0)
 		b->freq = clamp_freq(
 		    (double)r->samples / (double)r->window / b->cpu, r);
@@ -662,7 +670,7 @@ int srv_sampling_advise(void *arg, const Fdod__SampleBatch *b,
 	if (st && res->status == FDO_OK && !res->duplicate) {
 		st->samples += res->samples_accepted;
 		if (time_event(b->event) || !res->samples_accepted)
-			agent_batch(st, b->agent_id,
+			agent_batch(s, st, b->agent_id,
 			            (double)res->samples_accepted *
 			                (double)b->period,
 			            b->time_end - b->time_start, now);

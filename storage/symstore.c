@@ -464,6 +464,8 @@ int store_symbols_index_file_ids(store *s, const char *datadir,
 			rc = FDO_OK;
 			break;
 		}
+		if (rc == FDO_ECORRUPT)
+			continue; /* a bad record keeps no start from going */
 		if (rc)
 			break;
 		if (!(r.sym_state & STORE_SYM_EXECUTABLE))
