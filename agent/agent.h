@@ -248,7 +248,6 @@ struct agent_control {
 	uint64_t heartbeat_at; /* paused: send an empty batch then (unix s) */
 	uint32_t interval_s;   /* how long an advice holds */
 	uint32_t cpu_permille; /* the server's CPU budget advice (0 none) */
-	uint64_t advised_at;   /* unix s of the last advice */
 	char mode[16];         /* "own" before any advice */
 	int changed;           /* since the last poll */
 	uint64_t acks;         /* Acks applied, with advice or without */
@@ -268,14 +267,12 @@ void agent_control_apply(struct agent_control *c,
  * Returns 1 when the rate or pause changed since the last poll. */
 int agent_control_poll(struct agent_control *c, uint64_t now, uint32_t *freq,
 		       int *heartbeat);
-/* agent_control_advised_at: unix time of the last advice, 0 before any.
- * An agent starts with an empty batch and waits a little for its first
- * advice, so that joining a fleet does not start at its full own rate. */
-uint64_t agent_control_advised_at(struct agent_control *c);
 /* agent_control_cpu: the server's CPU budget advice (thousandths of a
  * CPU; 0 none). */
 uint32_t agent_control_cpu(struct agent_control *c);
-/* agent_control_acks: Acks seen so far, with advice or not. */
+/* agent_control_acks: Acks seen so far, with advice or not. An agent
+ * starts with an empty batch and waits a little for its first Ack, so
+ * that joining a fleet does not start at its full own rate. */
 uint64_t agent_control_acks(struct agent_control *c);
 
 /*

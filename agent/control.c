@@ -61,7 +61,6 @@ void agent_control_apply(struct agent_control *c, const Fdod__SamplingAdvice *a,
 		until = now + 3600;
 	c->heartbeat_at = paused ? until : 0;
 	c->cpu_permille = a->cpu_permille;
-	c->advised_at = now;
 	int changed = freq != c->freq || paused != c->paused ||
 	              strncmp(c->mode, a->mode ? a->mode : "", sizeof c->mode);
 	if (changed && !c->quiet && paused)
@@ -97,14 +96,6 @@ int agent_control_poll(struct agent_control *c, uint64_t now, uint32_t *freq,
 	c->changed = 0;
 	pthread_mutex_unlock(&c->mu);
 	return changed;
-}
-
-uint64_t agent_control_advised_at(struct agent_control *c)
-{
-	pthread_mutex_lock(&c->mu);
-	uint64_t t = c->advised_at;
-	pthread_mutex_unlock(&c->mu);
-	return t;
 }
 
 uint32_t agent_control_cpu(struct agent_control *c)
