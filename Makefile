@@ -205,7 +205,7 @@ $(BUILD)/seeds/.done: fuzz/seeds.py | $(BUILD)/fdoctl
 	@touch $@
 
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	clang-format-16 -i $$(git ls-files '*.c' '*.h')
 
 clean:
 	rm -rf build var/test

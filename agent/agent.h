@@ -94,7 +94,7 @@ struct agent_batch_meta {
 	char **label_keys, **label_values;
 	size_t nlabels;
 	double weight;
-	uint64_t *next_seq;	/* incremented for every batch built */
+	uint64_t *next_seq; /* incremented for every batch built */
 };
 
 int agent_profile_create(struct agent_profile **out);
@@ -117,11 +117,11 @@ void agent_profile_load_maps(struct agent_profile *p, pid_t pid);
 /* One PERF_RECORD_MMAP2 of an executable mapping. */
 struct agent_mmap {
 	uint64_t start, len, pgoff;
-	uint64_t dev, ino;	/* of the file; 0 when build_id is given */
-	const char *path;	/* "//anon", "[vdso]"...: no file */
+	uint64_t dev, ino;	 /* of the file; 0 when build_id is given */
+	const char *path;	 /* "//anon", "[vdso]"...: no file */
 	const uint8_t *build_id; /* the kernel's (attr.build_id), or NULL */
 	size_t build_id_len;
-	uint64_t t;		/* perf clock: orders records of all rings */
+	uint64_t t; /* perf clock: orders records of all rings */
 };
 void agent_profile_mmap(struct agent_profile *p, pid_t pid,
 			const struct agent_mmap *m);
@@ -144,8 +144,8 @@ int agent_profile_wants(struct agent_profile *p, pid_t pid);
 void agent_profile_add(struct agent_profile *p, pid_t pid,
 		       const uint64_t *addrs, size_t n, uint64_t period);
 /* agent_profile_add_branch counts one LBR entry of pid. */
-void agent_profile_add_branch(struct agent_profile *p, pid_t pid,
-			      uint64_t from, uint64_t to, int mispred);
+void agent_profile_add_branch(struct agent_profile *p, pid_t pid, uint64_t from,
+			      uint64_t to, int mispred);
 
 /*
  * agent_profile_flush turns what was counted since the last flush into
@@ -155,12 +155,10 @@ void agent_profile_add_branch(struct agent_profile *p, pid_t pid,
  * are kept. time_start/time_end: the window, unix seconds.
  * Returns the number of samples flushed.
  */
-uint64_t agent_profile_flush(struct agent_profile *p,
-			     const struct agent_batch_meta *meta,
-			     uint64_t time_start, uint64_t time_end,
-			     void (*emit)(Fdod__SampleBatch *, uint64_t,
-					  void *),
-			     void *arg);
+uint64_t agent_profile_flush(
+	struct agent_profile *p, const struct agent_batch_meta *meta,
+	uint64_t time_start, uint64_t time_end,
+	void (*emit)(Fdod__SampleBatch *, uint64_t, void *), void *arg);
 
 /* agent_profile_heartbeat: a batch with no stacks at unix time t, for the
  * server's advice: a new agent's hello, a paused agent's heartbeat. Of
@@ -191,11 +189,11 @@ uint64_t agent_profile_unselected(const struct agent_profile *p);
 struct agent_perf;
 
 struct agent_perf_cfg {
-	uint64_t freq;		/* samples per second (frequency mode) */
-	int cycles;		/* try the hardware cycles event */
-	int branch_stack;	/* try PERF_SAMPLE_BRANCH_STACK */
-	int enable_on_exec;	/* for a child stopped before exec */
-	int kernel_build_id;	/* --all: ask for build-ids in MMAP2 */
+	uint64_t freq;	     /* samples per second (frequency mode) */
+	int cycles;	     /* try the hardware cycles event */
+	int branch_stack;    /* try PERF_SAMPLE_BRANCH_STACK */
+	int enable_on_exec;  /* for a child stopped before exec */
+	int kernel_build_id; /* --all: ask for build-ids in MMAP2 */
 };
 
 /*
@@ -219,7 +217,8 @@ int agent_perf_open(const struct agent_perf_cfg *cfg, const pid_t *tids,
  */
 int agent_perf_open_all(const struct agent_perf_cfg *cfg,
 			struct agent_perf **out, const char **event);
-/* agent_perf_enable starts counting (for --pid; a child uses enable_on_exec). */
+/* agent_perf_enable starts counting (for --pid; a child uses enable_on_exec).
+ */
 void agent_perf_enable(struct agent_perf *pf);
 /*
  * agent_perf_read waits up to timeout_ms for data, then drains every ring
@@ -240,17 +239,17 @@ void agent_perf_close(struct agent_perf *pf);
 /* What the server advised (Ack.sampling), within the agent's own bounds. */
 struct agent_control {
 	pthread_mutex_t mu;
-	char who[96];          /* prefix of log lines */
-	int quiet;             /* no log lines (a simulation) */
+	char who[96];	       /* prefix of log lines */
+	int quiet;	       /* no log lines (a simulation) */
 	uint32_t own_freq;     /* --freq: the upper bound */
-	uint32_t freq;         /* the rate in use while sampling */
-	int paused;            /* sample nothing until an Ack says so */
+	uint32_t freq;	       /* the rate in use while sampling */
+	int paused;	       /* sample nothing until an Ack says so */
 	uint64_t heartbeat_at; /* paused: send an empty batch then (unix s) */
 	uint32_t interval_s;   /* how long an advice holds */
 	uint32_t cpu_permille; /* the server's CPU budget advice (0 none) */
-	char mode[16];         /* "own" before any advice */
-	int changed;           /* since the last poll */
-	uint64_t acks;         /* Acks applied, with advice or without */
+	char mode[16];	       /* "own" before any advice */
+	int changed;	       /* since the last poll */
+	uint64_t acks;	       /* Acks applied, with advice or without */
 };
 
 void agent_control_init(struct agent_control *c, const char *who,
@@ -260,8 +259,8 @@ void agent_control_fini(struct agent_control *c);
  * but the count of Acks)
  * at unix time now, and prints a line when the rate or the mode changed.
  * The spool's sender thread. */
-void agent_control_apply(struct agent_control *c,
-			 const Fdod__SamplingAdvice *a, uint64_t now);
+void agent_control_apply(struct agent_control *c, const Fdod__SamplingAdvice *a,
+			 uint64_t now);
 /* agent_control_poll: the rate to sample at now (*freq; 0 = paused);
  * *heartbeat = 1 when a paused agent should send an empty batch now.
  * Returns 1 when the rate or pause changed since the last poll. */

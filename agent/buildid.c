@@ -13,7 +13,7 @@
 
 #include "agent/agent.h"
 
-#define NOTE_MAX_BYTES (1u << 20) /* PT_NOTE segments are small */
+#define NOTE_MAX_BYTES	     (1u << 20) /* PT_NOTE segments are small */
 #define NT_GNU_BUILD_ID_TYPE 3
 
 struct elf_rd {
@@ -55,7 +55,8 @@ static int scan_notes(const struct elf_rd *r, const uint8_t *n, size_t size,
 		/* The descriptor starts at align(12 + namesz) from the note's
 		 * start: for 8-byte aligned notes that is not 12 +
 		 * align(namesz). */
-		uint64_t desc_at = (pos + 12 + namesz + align - 1) & ~(align - 1);
+		uint64_t desc_at = (pos + 12 + namesz + align - 1) &
+				   ~(align - 1);
 		uint64_t desc_pad = (descsz + align - 1) & ~(align - 1);
 		if (desc_at > size)
 			return FDO_ETRUNCATED;
@@ -106,7 +107,8 @@ int agent_build_id_read(const char *path, uint8_t out[FDO_BUILD_ID_MAX],
 		rc = FDO_ETRUNCATED;
 		goto out;
 	}
-	uint64_t phoff = r.is64 ? rd_get(&r, eh + 0x20, 8) : rd_get(&r, eh + 0x1c, 4);
+	uint64_t phoff = r.is64 ? rd_get(&r, eh + 0x20, 8)
+				: rd_get(&r, eh + 0x1c, 4);
 	uint64_t phentsize = rd_get(&r, eh + (r.is64 ? 0x36 : 0x2a), 2);
 	uint64_t phnum = rd_get(&r, eh + (r.is64 ? 0x38 : 0x2c), 2);
 	if (phentsize < (r.is64 ? 56u : 32u) || phnum > 4096) {

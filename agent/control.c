@@ -20,7 +20,7 @@
 #include "common/buf.h"
 
 void agent_control_init(struct agent_control *c, const char *who,
-                        uint32_t own_freq)
+			uint32_t own_freq)
 {
 	memset(c, 0, sizeof *c);
 	pthread_mutex_init(&c->mu, NULL);
@@ -36,7 +36,7 @@ void agent_control_fini(struct agent_control *c)
 }
 
 void agent_control_apply(struct agent_control *c, const Fdod__SamplingAdvice *a,
-                         uint64_t now)
+			 uint64_t now)
 {
 	pthread_mutex_lock(&c->mu);
 	c->acks++;
@@ -50,31 +50,31 @@ void agent_control_apply(struct agent_control *c, const Fdod__SamplingAdvice *a,
 		freq = a->freq_hz < c->own_freq ? a->freq_hz : c->own_freq;
 	else if (!paused)
 		freq = c->own_freq;
-	c->interval_s = !a->interval_s        ? 60
-	                : a->interval_s > 3600 ? 3600
-	                                       : a->interval_s;
+	c->interval_s = !a->interval_s	       ? 60
+			: a->interval_s > 3600 ? 3600
+					       : a->interval_s;
 	/* A heartbeat at most an hour away: a server that said "until
 	 * next year" still hears from its paused agent. */
 	uint64_t until = a->paused_until > now ? a->paused_until
-	                                       : now + c->interval_s;
+					       : now + c->interval_s;
 	if (until > now + 3600)
 		until = now + 3600;
 	c->heartbeat_at = paused ? until : 0;
 	c->cpu_permille = a->cpu_permille;
 	int changed = freq != c->freq || paused != c->paused ||
-	              strncmp(c->mode, a->mode ? a->mode : "", sizeof c->mode);
+		      strncmp(c->mode, a->mode ? a->mode : "", sizeof c->mode);
 	if (changed && !c->quiet && paused)
 		fprintf(stderr, "%s: server advice (policy %llu, %s): paused\n",
-		        c->who, (unsigned long long)a->generation,
-		        a->mode ? a->mode : "?");
+			c->who, (unsigned long long)a->generation,
+			a->mode ? a->mode : "?");
 	else if (changed && !c->quiet)
 		fprintf(stderr,
-		        "%s: server advice (policy %llu, %s): sampling at %u "
-		        "Hz%s\n",
-		        c->who, (unsigned long long)a->generation,
-		        a->mode ? a->mode : "?", freq,
-		        a->freq_hz > c->own_freq ? " (--freq caps the advice)"
-		                                 : "");
+			"%s: server advice (policy %llu, %s): sampling at %u "
+			"Hz%s\n",
+			c->who, (unsigned long long)a->generation,
+			a->mode ? a->mode : "?", freq,
+			a->freq_hz > c->own_freq ? " (--freq caps the advice)"
+						 : "");
 	c->freq = freq;
 	c->paused = paused;
 	snprintf(c->mode, sizeof c->mode, "%s", a->mode ? a->mode : "");
@@ -83,7 +83,7 @@ void agent_control_apply(struct agent_control *c, const Fdod__SamplingAdvice *a,
 }
 
 int agent_control_poll(struct agent_control *c, uint64_t now, uint32_t *freq,
-                       int *heartbeat)
+		       int *heartbeat)
 {
 	pthread_mutex_lock(&c->mu);
 	*freq = c->paused ? 0 : c->freq;
@@ -167,7 +167,7 @@ void agent_controls_ack(struct agent_controls *cs, const uint8_t *msg,
 	if (wire_batch_peek(msg, len, NULL, &h) || !h.binary.len)
 		return;
 	struct agent_control *c =
-	    agent_controls_get(cs, (const char *)h.binary.p, h.binary.len);
+		agent_controls_get(cs, (const char *)h.binary.p, h.binary.len);
 	if (c)
 		agent_control_apply(c, ack->sampling, now);
 }
@@ -175,8 +175,8 @@ void agent_controls_ack(struct agent_controls *cs, const uint8_t *msg,
 double agent_controls_keep(void *arg, const char *binary)
 {
 	struct agent_controls *cs = arg;
-	struct agent_control *c = agent_controls_get(cs, binary,
-						     strlen(binary));
+	struct agent_control *c =
+		agent_controls_get(cs, binary, strlen(binary));
 	if (!c)
 		return 1;
 	pthread_mutex_lock(&cs->mu);

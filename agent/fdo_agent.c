@@ -54,12 +54,12 @@
 #include "agent/agent.h"
 #include "common/opts.h"
 
-#define DEFAULT_URL "tcp://127.0.0.1:7470"
+#define DEFAULT_URL  "tcp://127.0.0.1:7470"
 #define DEFAULT_LOCK "/run/fdo-agent/all.lock"
-#define MAX_TIDS 65536
-#define MAX_PIDS 4194304 /* pid_max's ceiling */
-#define SPOOL_ONE 64	 /* default --spool: one process's batches */
-#define SPOOL_ALL 1024	 /* with --all: one batch per sampled process */
+#define MAX_TIDS     65536
+#define MAX_PIDS     4194304 /* pid_max's ceiling */
+#define SPOOL_ONE    64	     /* default --spool: one process's batches */
+#define SPOOL_ALL    1024    /* with --all: one batch per sampled process */
 
 struct cfg {
 	char *config;
@@ -101,7 +101,8 @@ static const struct fdo_opt opts[] = {
 	{"weight", FDO_OPT_DOUBLE, offsetof(struct cfg, weight), "1", "W",
 	 "fleet weight of the batches"},
 	{"event", FDO_OPT_STRING, offsetof(struct cfg, event), "cpu-clock",
-	 "EVENT", "cpu-clock or cycles (falls back to cpu-clock without a PMU)"},
+	 "EVENT",
+	 "cpu-clock or cycles (falls back to cpu-clock without a PMU)"},
 	{"branch-stack", FDO_OPT_BOOL, offsetof(struct cfg, branch_stack),
 	 "false", NULL,
 	 "also record LBR branch stacks (falls back to none without a PMU)"},
@@ -155,13 +156,13 @@ struct reader {
 	struct agent_spool *spool;
 	struct agent_batch_meta meta;
 	uint64_t interval_s;
-	struct agent_control *control; /* one target's advice, or NULL */
+	struct agent_control *control;	 /* one target's advice, or NULL */
 	struct agent_controls *controls; /* --all: per binary, or NULL */
 	/* reader thread only: */
-	uint32_t own_freq;  /* --freq */
-	uint32_t cap;       /* at most this, for the CPU budget */
-	uint32_t cur;       /* the events' rate now; 0 paused */
-	double budget;      /* --cpu-budget, a share of one CPU */
+	uint32_t own_freq;	 /* --freq */
+	uint32_t cap;		 /* at most this, for the CPU budget */
+	uint32_t cur;		 /* the events' rate now; 0 paused */
+	double budget;		 /* --cpu-budget, a share of one CPU */
 	uint64_t cpu_ns, cpu_at; /* own CPU and monotonic ns, last check */
 	/* reader thread only: */
 	uint64_t samples_read, batches_built, batches_invalid;
@@ -201,7 +202,8 @@ static void emit(Fdod__SampleBatch *b, uint64_t samples, void *arg)
 	if (rc == FDO_OK)
 		rc = wire_batch_encode(b, NULL, &msg, &len);
 	else
-		fprintf(stderr, "fdo-agent: batch seq %llu invalid, dropped: %s\n",
+		fprintf(stderr,
+			"fdo-agent: batch seq %llu invalid, dropped: %s\n",
 			(unsigned long long)b->seq, err);
 	if (rc == FDO_OK) {
 		agent_spool_put(r->spool, b->seq, msg, len, samples);
@@ -217,7 +219,7 @@ static void emit(Fdod__SampleBatch *b, uint64_t samples, void *arg)
 static void heartbeat(struct reader *r)
 {
 	Fdod__SampleBatch *b =
-	    agent_profile_heartbeat(r->prof, &r->meta, NULL, wall_s());
+		agent_profile_heartbeat(r->prof, &r->meta, NULL, wall_s());
 	if (b)
 		emit(b, 0, r);
 }
@@ -238,9 +240,9 @@ static void obey_all(struct reader *r)
 		int hb;
 		changed |= agent_control_poll(&nc->ctl, wall_s(), &f, &hb);
 		Fdod__SampleBatch *b =
-		    hb ? agent_profile_heartbeat(r->prof, &r->meta, nc->name,
-						 wall_s())
-		       : NULL;
+			hb ? agent_profile_heartbeat(r->prof, &r->meta,
+						     nc->name, wall_s())
+			   : NULL;
 		if (b)
 			emit(b, 0, r);
 	}
@@ -314,8 +316,9 @@ static void budget(struct reader *r)
 		cap = cap + cap / 2 + 1;
 		if (cap >= r->own_freq) {
 			cap = r->own_freq;
-			fprintf(stderr, "fdo-agent: within its CPU budget "
-					"again: sampling at most %u Hz\n",
+			fprintf(stderr,
+				"fdo-agent: within its CPU budget "
+				"again: sampling at most %u Hz\n",
 				cap);
 		}
 	}
@@ -514,8 +517,9 @@ int main(int argc, char **argv)
 	else if (!strcmp(cfg.event, "cycles"))
 		want_cycles = 1;
 	else {
-		fprintf(stderr, "fdo-agent: --event %s: expected cpu-clock or "
-				"cycles\n",
+		fprintf(stderr,
+			"fdo-agent: --event %s: expected cpu-clock or "
+			"cycles\n",
 			cfg.event);
 		exit_code = 2;
 		goto out;
@@ -560,7 +564,8 @@ int main(int argc, char **argv)
 	} else if (cmd) {
 		child = spawn_stopped(cmd, &orig, &go_fd);
 		if (child < 0) {
-			fprintf(stderr, "fdo-agent: fork: %s\n", strerror(errno));
+			fprintf(stderr, "fdo-agent: fork: %s\n",
+				strerror(errno));
 			exit_code = 1;
 			goto out;
 		}
@@ -579,8 +584,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	rc = cfg.all ? FDO_OK : agent_perf_open(&pcfg, tids, ntids, &r.perf,
-						&event);
+	rc = cfg.all ? FDO_OK
+		     : agent_perf_open(&pcfg, tids, ntids, &r.perf, &event);
 	if (rc) {
 		if (rc == FDO_ENOT_FOUND)
 			fprintf(stderr, "fdo-agent: process %d is gone\n",
@@ -619,18 +624,21 @@ int main(int argc, char **argv)
 			 (int)getpid());
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	next_seq = (uint64_t)now.tv_sec * 1000 +
-			    (uint64_t)now.tv_nsec / 1000000;
+	next_seq =
+		(uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
 	static char token[512];
 	if (fdo_client_token(cfg.token_file, token, sizeof token))
 		return 1;
-	r.meta = (struct agent_batch_meta){
-		.auth_token = token,
-		.agent_id = agent_id, .host = host,
-		.binary = cfg.all ? NULL : binary,
-		.event = event, .label_keys = lkeys, .label_values = lvalues,
-		.nlabels = cfg.label.n, .weight = cfg.weight,
-		.next_seq = &next_seq};
+	r.meta = (struct agent_batch_meta){.auth_token = token,
+					   .agent_id = agent_id,
+					   .host = host,
+					   .binary = cfg.all ? NULL : binary,
+					   .event = event,
+					   .label_keys = lkeys,
+					   .label_values = lvalues,
+					   .nlabels = cfg.label.n,
+					   .weight = cfg.weight,
+					   .next_seq = &next_seq};
 
 	if (agent_spool_start(url, cfg.spool, (int)cfg.timeout_ms, &r.spool)) {
 		if (child > 0) {
@@ -681,15 +689,17 @@ int main(int argc, char **argv)
 		close(go_fd);
 	}
 	if (cfg.all)
-		fprintf(stderr, "fdo-agent: sampling every process%s (%s, "
-				"%llu Hz), sending to %s as %s/BINARY every "
-				"%llu s\n",
+		fprintf(stderr,
+			"fdo-agent: sampling every process%s (%s, "
+			"%llu Hz), sending to %s as %s/BINARY every "
+			"%llu s\n",
 			cfg.select.n ? " the selectors accept" : "", event,
 			(unsigned long long)cfg.freq, url, agent_id,
 			(unsigned long long)cfg.interval);
 	else
-		fprintf(stderr, "fdo-agent: sampling %s %d (%s, %llu Hz), "
-				"sending to %s as %s every %llu s\n",
+		fprintf(stderr,
+			"fdo-agent: sampling %s %d (%s, %llu Hz), "
+			"sending to %s as %s every %llu s\n",
 			binary, (int)target, event,
 			(unsigned long long)cfg.freq, url, agent_id,
 			(unsigned long long)cfg.interval);
@@ -705,8 +715,9 @@ int main(int argc, char **argv)
 			}
 			if (child <= 0)
 				break;
-			fprintf(stderr, "fdo-agent: second signal: exiting "
-					"without waiting for %d\n",
+			fprintf(stderr,
+				"fdo-agent: second signal: exiting "
+				"without waiting for %d\n",
 				(int)child);
 			break;
 		}

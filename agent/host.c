@@ -32,7 +32,7 @@
 /* What selectors look at, read from /proc on first use. */
 struct probe {
 	pid_t pid;
-	const char *comm;      /* the last COMM record's, or NULL */
+	const char *comm;	   /* the last COMM record's, or NULL */
 	char name[AGENT_NAME_MAX]; /* the binary name */
 	int have_cgroup, have_bid;
 	char cgroup[CGROUP_FILE_MAX];
@@ -64,8 +64,10 @@ struct agent_select {
 static int exe_parse(struct sel *s, char *err, size_t errlen)
 {
 	if (!*s->text || strchr(s->text, '/')) {
-		snprintf(err, errlen, "--select exe=%s: expected a file name "
-				      "without '/'", s->text);
+		snprintf(err, errlen,
+			 "--select exe=%s: expected a file name "
+			 "without '/'",
+			 s->text);
 		return FDO_EINVAL;
 	}
 	return FDO_OK;
@@ -91,9 +93,11 @@ static int cgroup_parse(struct sel *s, char *err, size_t errlen)
 	while (n > 1 && s->text[n - 1] == '/')
 		s->text[--n] = 0;
 	if (s->text[0] != '/') {
-		snprintf(err, errlen, "--select cgroup=%s: expected an absolute "
-				      "cgroup path such as "
-				      "/system.slice/web.service", s->text);
+		snprintf(err, errlen,
+			 "--select cgroup=%s: expected an absolute "
+			 "cgroup path such as "
+			 "/system.slice/web.service",
+			 s->text);
 		return FDO_EINVAL;
 	}
 	return FDO_OK;
@@ -105,8 +109,9 @@ static int cgroup_match(const struct sel *s, struct probe *pb)
 		char path[64];
 		snprintf(path, sizeof path, "/proc/%d/cgroup", (int)pb->pid);
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		ssize_t n = fd >= 0 ? read(fd, pb->cgroup,
-					   sizeof pb->cgroup - 1) : -1;
+		ssize_t n =
+			fd >= 0 ? read(fd, pb->cgroup, sizeof pb->cgroup - 1)
+				: -1;
 		if (fd >= 0)
 			close(fd);
 		pb->cgroup[n > 0 ? n : 0] = 0;
@@ -119,8 +124,9 @@ static int cgroup_match(const struct sel *s, struct probe *pb)
 		const char *end = strchr(l, '\n');
 		size_t ll = end ? (size_t)(end - l) : strlen(l);
 		const char *c1 = memchr(l, ':', ll);
-		const char *c2 = c1 ? memchr(c1 + 1, ':', ll - (size_t)(c1 + 1 - l))
-				    : NULL;
+		const char *c2 =
+			c1 ? memchr(c1 + 1, ':', ll - (size_t)(c1 + 1 - l))
+			   : NULL;
 		if (c2) {
 			const char *path = c2 + 1;
 			size_t pl = ll - (size_t)(path - l);
@@ -138,8 +144,10 @@ static int cgroup_match(const struct sel *s, struct probe *pb)
 static int bid_parse(struct sel *s, char *err, size_t errlen)
 {
 	if (fdo_build_id_parse(s->text, s->bid, &s->bid_len)) {
-		snprintf(err, errlen, "--select build-id=%s: expected 2-128 "
-				      "lowercase hex digits", s->text);
+		snprintf(err, errlen,
+			 "--select build-id=%s: expected 2-128 "
+			 "lowercase hex digits",
+			 s->text);
 		return FDO_EINVAL;
 	}
 	return FDO_OK;
@@ -189,9 +197,11 @@ int agent_select_create(const struct fdo_strlist *specs,
 			    !memcmp(kinds[j].key, spec, (size_t)(eq - spec)))
 				k = &kinds[j];
 		if (!k) {
-			snprintf(err, errlen, "--select %s: expected exe=NAME"
-					      "[,NAME...], cgroup=PATH or "
-					      "build-id=HEX[,HEX...]", spec);
+			snprintf(err, errlen,
+				 "--select %s: expected exe=NAME"
+				 "[,NAME...], cgroup=PATH or "
+				 "build-id=HEX[,HEX...]",
+				 spec);
 			rc = FDO_EINVAL;
 			break;
 		}
@@ -279,8 +289,10 @@ static void probe_name(struct probe *pb)
 	pb->proc_comm[c > 0 ? c : 0] = 0;
 	pb->proc_comm[strcspn(pb->proc_comm, "\n")] = 0;
 	const char *comm = pb->comm && *pb->comm ? pb->comm : pb->proc_comm;
-	agent_binary_name(*exe ? exe : *comm ? comm : "unknown", pb->name,
-			  sizeof pb->name);
+	agent_binary_name(*exe	  ? exe
+			  : *comm ? comm
+				  : "unknown",
+			  pb->name, sizeof pb->name);
 }
 
 int agent_select_match(const struct agent_select *s, pid_t pid,
@@ -337,8 +349,9 @@ int agent_host_lock(const char *path, int *fd_out)
 		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	}
 	if (fd < 0) {
-		fprintf(stderr, "fdo-agent: cannot open the host-wide lock %s: "
-				"%s (give another path with --lock-file)\n",
+		fprintf(stderr,
+			"fdo-agent: cannot open the host-wide lock %s: "
+			"%s (give another path with --lock-file)\n",
 			path, strerror(errno));
 		return FDO_EIO;
 	}

@@ -27,7 +27,7 @@
 
 #include "agent/agent.h"
 
-#define RING_PAGES 128 /* data pages per CPU ring: 512 KiB */
+#define RING_PAGES  128 /* data pages per CPU ring: 512 KiB */
 #define KERNEL_ADDR 0x8000000000000000ull
 
 struct ring {
@@ -46,15 +46,15 @@ struct agent_perf {
 	int clock; /* cpu-clock: the kernel turned the frequency into a
 		      fixed period (ns) at open, and takes a period since */
 	uint64_t clock_period; /* ns, once agent_perf_set_freq changed it */
-	int kernel_build_id; /* attr.build_id accepted so far */
+	int kernel_build_id;   /* attr.build_id accepted so far */
 	uint64_t lost;
 	uint8_t *tmp; /* a record that wraps the ring end is copied here */
 	size_t tmpcap;
 	uint64_t addrs[1024 + 8];
 };
 
-static long perf_open(struct perf_event_attr *a, pid_t pid, int cpu,
-		      int group, unsigned long flags)
+static long perf_open(struct perf_event_attr *a, pid_t pid, int cpu, int group,
+		      unsigned long flags)
 {
 	return syscall(SYS_perf_event_open, a, pid, cpu, group, flags);
 }
@@ -77,8 +77,8 @@ static void attr_fill(struct perf_event_attr *a, const struct agent_perf_cfg *c,
 			 PERF_SAMPLE_PERIOD | PERF_SAMPLE_CALLCHAIN;
 	if (branch) {
 		a->sample_type |= PERF_SAMPLE_BRANCH_STACK;
-		a->branch_sample_type =
-			PERF_SAMPLE_BRANCH_USER | PERF_SAMPLE_BRANCH_ANY;
+		a->branch_sample_type = PERF_SAMPLE_BRANCH_USER |
+					PERF_SAMPLE_BRANCH_ANY;
 	}
 	a->disabled = 1;
 	a->enable_on_exec = c->enable_on_exec ? 1 : 0;
@@ -92,8 +92,9 @@ static void attr_fill(struct perf_event_attr *a, const struct agent_perf_cfg *c,
 	a->comm = 1;
 	a->comm_exec = 1;
 	a->task = 1;
-	a->build_id = kbid ? 1 : 0; /* MMAP2 carries the build-id, not dev/ino */
-	a->sample_id_all = 1; /* other records end with pid, tid, time */
+	a->build_id = kbid ? 1 : 0; /* MMAP2 carries the build-id, not dev/ino
+				     */
+	a->sample_id_all = 1;	    /* other records end with pid, tid, time */
 	a->wakeup_watermark = RING_PAGES * 4096 / 4;
 	a->watermark = 1;
 }
@@ -151,9 +152,8 @@ static long open_event(struct agent_perf *pf, const struct agent_perf_cfg *cfg,
 				return fd;
 			}
 		}
-		if (!(*cycles || *branch) ||
-		    (e != ENOENT && e != EOPNOTSUPP && e != EINVAL &&
-		     e != ENODEV))
+		if (!(*cycles || *branch) || (e != ENOENT && e != EOPNOTSUPP &&
+					      e != EINVAL && e != ENODEV))
 			return -e;
 		fprintf(stderr,
 			"fdo-agent: %s%s%s not available here (%s): falling "
@@ -329,8 +329,9 @@ int agent_perf_open_all(const struct agent_perf_cfg *cfg,
 				perm_message(e, 1);
 				rc = FDO_EDENIED;
 			} else {
-				fprintf(stderr, "fdo-agent: perf_event_open"
-						"(all tasks, cpu %d): %s\n",
+				fprintf(stderr,
+					"fdo-agent: perf_event_open"
+					"(all tasks, cpu %d): %s\n",
 					cpus[i], strerror(e));
 				rc = FDO_EIO;
 			}
@@ -428,10 +429,12 @@ static int parse_sample(struct agent_perf *pf, const uint8_t *p, size_t len,
 	if (pf->branch_stack && len - pos >= 8) {
 		uint64_t bnr = rd64(p + pos);
 		pos += 8;
-		for (uint64_t i = 0; i < bnr && len - pos >= 24; i++, pos += 24) {
+		for (uint64_t i = 0; i < bnr && len - pos >= 24;
+		     i++, pos += 24) {
 			uint64_t from = rd64(p + pos), to = rd64(p + pos + 8);
 			uint64_t flags = rd64(p + pos + 16);
-			if (from && to && from < KERNEL_ADDR && to < KERNEL_ADDR)
+			if (from && to && from < KERNEL_ADDR &&
+			    to < KERNEL_ADDR)
 				agent_profile_add_branch(prof, pid, from, to,
 							 (int)(flags & 1));
 		}
@@ -454,14 +457,16 @@ static uint64_t handle(struct agent_perf *pf, const uint8_t *p, size_t len,
 		 * prot, flags, filename */
 		if (len > 72) {
 			char path[4096];
-			size_t pl = len - 72 < sizeof path - 1 ? len - 72
-							       : sizeof path - 1;
+			size_t pl = len - 72 < sizeof path - 1
+					    ? len - 72
+					    : sizeof path - 1;
 			memcpy(path, p + 72, pl);
 			path[pl] = 0;
 			struct agent_mmap m = {.start = rd64(p + 16),
 					       .len = rd64(p + 24),
 					       .pgoff = rd64(p + 32),
-					       .path = path, .t = t};
+					       .path = path,
+					       .t = t};
 			if (h->misc & PERF_RECORD_MISC_MMAP_BUILD_ID) {
 				m.build_id = p + 44;
 				m.build_id_len = p[40] <= 20 ? p[40] : 0;
@@ -482,14 +487,14 @@ static uint64_t handle(struct agent_perf *pf, const uint8_t *p, size_t len,
 		/* header, pid, tid, comm[] (NUL-terminated, padded) */
 		if (len > 16 && rd32(p + 8) == rd32(p + 12)) {
 			char comm[16];
-			size_t cl = len - 16 < sizeof comm - 1 ? len - 16
-							       : sizeof comm - 1;
+			size_t cl = len - 16 < sizeof comm - 1
+					    ? len - 16
+					    : sizeof comm - 1;
 			memcpy(comm, p + 16, cl);
 			comm[cl] = 0;
-			agent_profile_comm(prof, (pid_t)rd32(p + 8), comm,
-					   (h->misc & PERF_RECORD_MISC_COMM_EXEC)
-						   != 0,
-					   t);
+			agent_profile_comm(
+				prof, (pid_t)rd32(p + 8), comm,
+				(h->misc & PERF_RECORD_MISC_COMM_EXEC) != 0, t);
 		}
 		break;
 	case PERF_RECORD_EXIT:
@@ -519,7 +524,8 @@ static uint64_t drain(struct agent_perf *pf, struct ring *r,
 		} else {
 			size_t first = r->mask + 1 - off;
 			memcpy(&h, r->data + off, first);
-			memcpy((uint8_t *)&h + first, r->data, sizeof h - first);
+			memcpy((uint8_t *)&h + first, r->data,
+			       sizeof h - first);
 		}
 		if (h.size < sizeof h || tail + h.size > head)
 			break;

@@ -32,15 +32,15 @@
 #include "agent/agent.h"
 #include "common/buf.h"
 
-#define BATCH_MAX_STACKS 65536
-#define BATCH_MAX_FRAMES 1500000 /* keeps a batch well under 16 MiB */
-#define BATCH_MAX_MAPPINGS 8192
-#define STACK_MAX_DEPTH 1024
-#define PROC_BUCKETS 4096
-#define BID_BUCKETS 1024
-#define BID_CACHE_MAX 16384 /* distinct files; the cache restarts past it */
-#define STREAM_IDLE_FLUSHES 60 /* a binary's seq stream is forgotten then */
-#define SWEEP_FLUSHES 30 /* look for processes whose EXIT record was lost */
+#define BATCH_MAX_STACKS    65536
+#define BATCH_MAX_FRAMES    1500000 /* keeps a batch well under 16 MiB */
+#define BATCH_MAX_MAPPINGS  8192
+#define STACK_MAX_DEPTH	    1024
+#define PROC_BUCKETS	    4096
+#define BID_BUCKETS	    1024
+#define BID_CACHE_MAX	    16384 /* distinct files; the cache restarts past it */
+#define STREAM_IDLE_FLUSHES 60	  /* a binary's seq stream is forgotten then */
+#define SWEEP_FLUSHES	    30 /* look for processes whose EXIT record was lost */
 
 enum { BID_UNKNOWN, BID_OK, BID_NONE };
 enum { SEL_UNKNOWN, SEL_YES, SEL_NO };
@@ -75,18 +75,18 @@ struct proc {
 	uint64_t exec_t; /* perf time of its last exec record, 0: none seen */
 	char comm[16];
 	char name[AGENT_NAME_MAX]; /* its batches' binary (host-wide) */
-	struct map_ent *maps; /* sorted by start, disjoint */
+	struct map_ent *maps;	   /* sorted by start, disjoint */
 	size_t n, cap;
-	struct entry *entries; /* since the last flush, through pnext */
+	struct entry *entries;	      /* since the last flush, through pnext */
 	uint64_t samples, period_sum; /* since the last flush */
-	double keep;       /* host-wide: share of its samples kept (thinning) */
+	double keep;	   /* host-wide: share of its samples kept (thinning) */
 	uint64_t keep_gen; /* the agent_profile keep_gen keep is of */
-	double credit;     /* kept samples owed */
+	double credit;	   /* kept samples owed */
 };
 
 /* A distinct stack (kind 0) or LBR branch (kind 1: addrs = from, to). */
 struct entry {
-	struct entry *next; /* hash chain */
+	struct entry *next;  /* hash chain */
 	struct entry *pnext; /* the process's list */
 	struct proc *proc;
 	uint64_t hash;
@@ -116,7 +116,7 @@ struct agent_profile {
 	struct stream *streams;
 	uint64_t seq_floor; /* above every seq of a forgotten stream */
 	uint64_t flushes;
-	uint64_t unmapped; /* samples left out: no frame in a known mapping */
+	uint64_t unmapped;   /* samples left out: no frame in a known mapping */
 	uint64_t unselected; /* samples of processes the selectors refuse */
 	uint64_t thinned;    /* samples left out by the server's advice */
 	double (*keep_fn)(void *arg, const char *binary);
@@ -260,7 +260,8 @@ static void bid_put(struct agent_profile *p, const struct map_ent *e)
 	struct bid_cache *c = calloc(1, sizeof *c);
 	if (!c)
 		return;
-	*c = (struct bid_cache){.dev = e->dev, .ino = e->ino,
+	*c = (struct bid_cache){.dev = e->dev,
+				.ino = e->ino,
 				.ok = e->bid_state == BID_OK,
 				.len = e->bid_len};
 	memcpy(c->id, e->bid, e->bid_len);
@@ -318,7 +319,8 @@ static void map_resolve(struct agent_profile *p, const struct proc *pr,
 	e->bid_state = rc == FDO_OK ? BID_OK : BID_NONE;
 	if (rc != FDO_OK)
 		fdo_debug("fdo-agent: %s (pid %d): no build-id (%s), mapping "
-			  "skipped", e->path, (int)pr->pid, fdo_strerror(rc));
+			  "skipped",
+			  e->path, (int)pr->pid, fdo_strerror(rc));
 	/* a file we could not open may open for the next process */
 	if (e->ino && rc != FDO_EIO)
 		bid_put(p, e);
@@ -401,9 +403,12 @@ static void load_maps(struct agent_profile *p, struct proc *pr)
 		path[strcspn(path, "\n")] = 0;
 		if (perms[2] != 'x' || path[0] != '/')
 			continue;
-		struct map_ent e = {.start = start, .limit = limit,
-				    .off = off, .path = path,
-				    .dev = makedev(maj, min), .ino = ino};
+		struct map_ent e = {.start = start,
+				    .limit = limit,
+				    .off = off,
+				    .path = path,
+				    .dev = makedev(maj, min),
+				    .ino = ino};
 		maps_insert(p, pr, &e);
 	}
 	fclose(f);
@@ -427,11 +432,14 @@ void agent_profile_mmap(struct agent_profile *p, pid_t pid,
 	 * a "/memfd:..." JIT area reads as no ELF: their frames stay
 	 * unmapped */
 	int file = m->path[0] == '/' && m->path[1] != '/';
-	struct map_ent e = {.start = m->start, .limit = m->start + m->len,
+	struct map_ent e = {.start = m->start,
+			    .limit = m->start + m->len,
 			    .off = m->pgoff,
 			    /* borrowed: maps_insert copies it */
 			    .path = file ? (char *)m->path : NULL,
-			    .dev = m->dev, .ino = m->ino, .t = m->t};
+			    .dev = m->dev,
+			    .ino = m->ino,
+			    .t = m->t};
 	if (file && m->build_id_len && m->build_id_len <= FDO_BUILD_ID_MAX) {
 		e.bid_state = BID_OK;
 		e.bid_len = m->build_id_len;
@@ -637,8 +645,8 @@ void agent_profile_add(struct agent_profile *p, pid_t pid,
 	pr->period_sum += period;
 }
 
-void agent_profile_add_branch(struct agent_profile *p, pid_t pid,
-			      uint64_t from, uint64_t to, int mispred)
+void agent_profile_add_branch(struct agent_profile *p, pid_t pid, uint64_t from,
+			      uint64_t to, int mispred)
 {
 	uint64_t a[2] = {from, to};
 	struct proc *pr = proc_selected(p, pid);
@@ -692,9 +700,9 @@ static Fdod__SampleBatch *batch_new(const struct agent_batch_meta *m,
 	b->host = xstrdup(m->host);
 	b->binary = xstrdup(m->binary);
 	b->event = xstrdup(m->event);
-	b->period = pr->samples ? (pr->period_sum + pr->samples / 2) /
-					  pr->samples
-				: 1;
+	b->period = pr->samples
+			    ? (pr->period_sum + pr->samples / 2) / pr->samples
+			    : 1;
 	if (b->period < 1)
 		b->period = 1;
 	b->weight = m->weight;
@@ -713,8 +721,8 @@ static Fdod__SampleBatch *batch_new(const struct agent_batch_meta *m,
 	b->stacks = calloc(nst + 1, sizeof *b->stacks);
 	b->branches = calloc(nbr + 1, sizeof *b->branches);
 	b->mappings = calloc(1, sizeof *b->mappings);
-	if (!b->agent_id || !b->host || !b->binary || !b->event ||
-	    !b->labels || !b->stacks || !b->branches || !b->mappings) {
+	if (!b->agent_id || !b->host || !b->binary || !b->event || !b->labels ||
+	    !b->stacks || !b->branches || !b->mappings) {
 		wire_batch_free(b);
 		return NULL;
 	}
@@ -820,8 +828,8 @@ static struct stream *stream_get(struct agent_profile *p,
 	 * above those of a forgotten stream of the same name */
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	s->next_seq = (uint64_t)now.tv_sec * 1000 +
-		      (uint64_t)now.tv_nsec / 1000000;
+	s->next_seq =
+		(uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
 	if (s->next_seq < p->seq_floor)
 		s->next_seq = p->seq_floor;
 	s->next = p->streams;
@@ -976,12 +984,10 @@ static void flush_forget(struct agent_profile *p)
 	}
 }
 
-uint64_t agent_profile_flush(struct agent_profile *p,
-			     const struct agent_batch_meta *meta,
-			     uint64_t time_start, uint64_t time_end,
-			     void (*emit)(Fdod__SampleBatch *, uint64_t,
-					  void *),
-			     void *arg)
+uint64_t agent_profile_flush(
+	struct agent_profile *p, const struct agent_batch_meta *meta,
+	uint64_t time_start, uint64_t time_end,
+	void (*emit)(Fdod__SampleBatch *, uint64_t, void *), void *arg)
 {
 	uint64_t total = 0;
 	p->flushes++;

@@ -46,7 +46,7 @@ struct agent_spool {
 	int stopping;
 	uint64_t deadline_ms; /* when stopping: give up after this */
 	struct agent_spool_stats st;
-	struct agent_control *control;   /* set before the first put */
+	struct agent_control *control;	 /* set before the first put */
 	struct agent_controls *controls; /* (host-wide: by binary) */
 	/* sender thread only: */
 	nng_socket sock;
@@ -73,8 +73,8 @@ void agent_spool_put(struct agent_spool *s, uint64_t seq, uint8_t *msg,
 		pthread_mutex_unlock(&s->mu);
 		return;
 	}
-	*it = (struct item){.seq = seq, .samples = samples, .msg = msg,
-			    .len = len};
+	*it = (struct item){
+		.seq = seq, .samples = samples, .msg = msg, .len = len};
 	/* The head may be in flight: drop the oldest ones behind it. */
 	while ((s->n >= s->cap ||
 		(s->max_bytes && s->bytes + len > s->max_bytes)) &&
@@ -91,9 +91,10 @@ void agent_spool_put(struct agent_spool *s, uint64_t seq, uint8_t *msg,
 		s->bytes -= old->len;
 		s->st.batches_dropped++;
 		s->st.samples_dropped += old->samples;
-		fprintf(stderr, "fdo-agent: spool full (%zu batches, %llu "
-				"bytes): dropped batch seq %llu (%llu "
-				"samples)\n",
+		fprintf(stderr,
+			"fdo-agent: spool full (%zu batches, %llu "
+			"bytes): dropped batch seq %llu (%llu "
+			"samples)\n",
 			s->cap, (unsigned long long)s->max_bytes,
 			(unsigned long long)old->seq,
 			(unsigned long long)old->samples);
@@ -116,16 +117,18 @@ static int send_one(struct agent_spool *s, const struct item *it)
 {
 	int rv = nng_send(s->sock, it->msg, it->len, 0);
 	if (rv) {
-		fprintf(stderr, "fdo-agent: cannot send batch seq %llu (%s); "
-				"kept for retry\n",
+		fprintf(stderr,
+			"fdo-agent: cannot send batch seq %llu (%s); "
+			"kept for retry\n",
 			(unsigned long long)it->seq, nng_strerror(rv));
 		return 1;
 	}
 	void *reply;
 	size_t rlen;
 	if ((rv = nng_recv(s->sock, &reply, &rlen, NNG_FLAG_ALLOC)) != 0) {
-		fprintf(stderr, "fdo-agent: no answer for batch seq %llu (%s); "
-				"kept for retry\n",
+		fprintf(stderr,
+			"fdo-agent: no answer for batch seq %llu (%s); "
+			"kept for retry\n",
 			(unsigned long long)it->seq, nng_strerror(rv));
 		return 1;
 	}
@@ -192,7 +195,8 @@ static void *sender_main(void *arg)
 		int r = send_one(s, it);
 		pthread_mutex_lock(&s->mu);
 		if (r == 1) {
-			/* back off without holding the lock, but wake for stop */
+			/* back off without holding the lock, but wake for stop
+			 */
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_nsec += (long)backoff * 1000000;

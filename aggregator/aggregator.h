@@ -20,35 +20,35 @@
 struct agg_result;
 
 struct agg_ingest_opts {
-	uint32_t bucket_seconds;   /* time bucket width; default 3600 */
-	uint64_t dedup_ttl;        /* seconds a (agent, seq) is remembered;
-				      default 7 days */
-	size_t queue_max;          /* prepared batches waiting for the writer
-				      before submitters block; default 256 */
-	size_t group_max;          /* batches in one commit at most; def. 512 */
+	uint32_t bucket_seconds; /* time bucket width; default 3600 */
+	uint64_t dedup_ttl;	 /* seconds a (agent, seq) is remembered;
+				    default 7 days */
+	size_t queue_max;	 /* prepared batches waiting for the writer
+				    before submitters block; default 256 */
+	size_t group_max;	 /* batches in one commit at most; def. 512 */
 	uint64_t wal_segment_bytes; /* rotate the write-ahead log; 0: 64 MiB */
-	uint64_t retention;        /* seconds of buckets kept; 0: forever */
-	uint64_t store_budget;     /* live bytes; over it the oldest buckets
-				      go first; 0: no budget */
-	uint64_t housekeeping;     /* seconds between retention passes;
-				      0: 600 */
-	uint64_t max_future;       /* seconds a batch may end after now
-				      (clock skew); 0: not checked */
-	uint64_t max_age;          /* seconds a batch may have ended before
-				      now; 0: not checked. fdod passes the
-				      shorter of the retention age and the
-				      exactly-once lifetime (less the skew),
-				      so a late retry is never counted twice
-				      and nothing is stored only to expire */
-	uint64_t max_new_stacks;   /* stacks one binary may store for the
-				      first time per hour; past it its
-				      batches get BUSY until the next hour;
-				      0: no limit */
-	uint64_t max_pending;      /* addresses of one build-id waiting for
-				      symbols; past it its new addresses are
-				      not queued (counted); 0: no limit */
-	double rate_agent;         /* batches/s per agent id; 0: no limit */
-	double rate_binary;        /* samples/s per binary; 0: no limit */
+	uint64_t retention;	    /* seconds of buckets kept; 0: forever */
+	uint64_t store_budget;	    /* live bytes; over it the oldest buckets
+				       go first; 0: no budget */
+	uint64_t housekeeping;	    /* seconds between retention passes;
+				       0: 600 */
+	uint64_t max_future;	    /* seconds a batch may end after now
+				       (clock skew); 0: not checked */
+	uint64_t max_age;	    /* seconds a batch may have ended before
+				       now; 0: not checked. fdod passes the
+				       shorter of the retention age and the
+				       exactly-once lifetime (less the skew),
+				       so a late retry is never counted twice
+				       and nothing is stored only to expire */
+	uint64_t max_new_stacks;    /* stacks one binary may store for the
+				       first time per hour; past it its
+				       batches get BUSY until the next hour;
+				       0: no limit */
+	uint64_t max_pending;	    /* addresses of one build-id waiting for
+				       symbols; past it its new addresses are
+				       not queued (counted); 0: no limit */
+	double rate_agent;	    /* batches/s per agent id; 0: no limit */
+	double rate_binary;	    /* samples/s per binary; 0: no limit */
 	const struct wire_limits *limits; /* NULL: wire_limits_default */
 	/* Called by the writer thread after a commit with the build-ids
 	 * (interned ids) that got new pending addresses. May be NULL. */
@@ -72,11 +72,11 @@ struct agg_ingest_opts {
 
 /* Figures of one batch, as its Ack reports them. */
 struct agg_result {
-	int status;                /* FDO_OK or an FDO_E* error */
-	int duplicate;             /* already committed earlier: counted once */
+	int status;    /* FDO_OK or an FDO_E* error */
+	int duplicate; /* already committed earlier: counted once */
 	uint64_t samples_accepted;
 	uint64_t samples_unmapped; /* stacks with no address in any mapping */
-	uint64_t frames_unmapped;  /* addresses outside every mapping, dropped */
+	uint64_t frames_unmapped; /* addresses outside every mapping, dropped */
 	uint64_t branches_accepted, branches_unmapped;
 	char message[256];
 	uint32_t retry_after_ms; /* when refused for a while (rate limit) */
@@ -148,16 +148,16 @@ struct agg_ingest_stats {
 	uint64_t latency_le[AGG_LATENCY_BUCKETS];
 	uint64_t latency_count;
 	double latency_sum;
-	uint64_t queue_len;      /* submitted, not yet logged */
-	uint64_t unmerged;       /* logged (acknowledged), not yet merged */
-	uint64_t backlog_stacks; /* their stacks */
-	uint64_t expired;        /* counts entries deleted by retention */
-	uint64_t budget_dropped; /* ... deleted to stay within the budget */
-	uint64_t rate_limited;   /* batches refused by a rate limit */
-	uint64_t growth_limited; /* ... by the new-stacks limit */
+	uint64_t queue_len;	  /* submitted, not yet logged */
+	uint64_t unmerged;	  /* logged (acknowledged), not yet merged */
+	uint64_t backlog_stacks;  /* their stacks */
+	uint64_t expired;	  /* counts entries deleted by retention */
+	uint64_t budget_dropped;  /* ... deleted to stay within the budget */
+	uint64_t rate_limited;	  /* batches refused by a rate limit */
+	uint64_t growth_limited;  /* ... by the new-stacks limit */
 	uint64_t pending_dropped; /* addresses not queued: build-id over the
 				     pending limit */
-	uint64_t pending_full;   /* build-ids over the pending limit now */
+	uint64_t pending_full;	  /* build-ids over the pending limit now */
 };
 void agg_ingest_stats(agg_ingest *ing, struct agg_ingest_stats *st);
 
@@ -171,7 +171,7 @@ struct agg_symwork_stats {
 	uint64_t resolved; /* addresses written to symcache */
 	uint64_t failures; /* build-ids whose symbol files would not open */
 	uint64_t queued;   /* build-ids waiting for a worker */
-	uint64_t busy;     /* build-ids being worked on */
+	uint64_t busy;	   /* build-ids being worked on */
 };
 
 /*
@@ -214,7 +214,7 @@ void agg_symwork_destroy(agg_symwork *w);
 /* ------------------------------------------------------------ profiles -- */
 
 #define AGG_MAX_SELECTORS 16
-#define AGG_MAX_PAIRS 16
+#define AGG_MAX_PAIRS	  16
 
 /* A label selector: every "k=v" pair must be in a batch's label set. */
 struct agg_selector {
@@ -226,27 +226,27 @@ struct agg_selector {
 struct agg_profile_query {
 	const char *binary;
 	struct agg_selector selectors[AGG_MAX_SELECTORS];
-	size_t nselectors;       /* 0: every label set */
-	uint64_t window;         /* seconds; 0: everything stored */
-	uint64_t half_life;      /* seconds; 0: no decay */
-	uint64_t now;            /* reference time, unix seconds */
+	size_t nselectors;	 /* 0: every label set */
+	uint64_t window;	 /* seconds; 0: everything stored */
+	uint64_t half_life;	 /* seconds; 0: no decay */
+	uint64_t now;		 /* reference time, unix seconds */
 	uint32_t bucket_seconds; /* width of the stored buckets */
 	uint8_t build_id[FDO_BUILD_ID_MAX];
-	size_t build_id_len;     /* 0: every build-id of the binary */
-	int blocks;              /* also infer block counts (counts=blocks:
-				    aggregator/blocks.c) */
-	double spread;           /* ... in one unit across functions,
-				    scales within 1/spread..spread (0: not) */
-	double dispersion;       /* ... flow_infer's r (0: Poisson) */
-	int reduced;             /* keep only leaves and caller->callee
-				    pairs (prof_reduce), not the stacks:
-				    all the llvm, gcc and bolt formats read */
-	int branches;            /* also the window's stored branch records
-				    (LBR), weighted as the stacks: what the
-				    bolt format writes when it has them */
-	uint64_t max_stacks;     /* keep only the heaviest N stacks (0: all) */
-	double min_share;        /* ... and those with at least this share of
-				    the selected count (0: all) */
+	size_t build_id_len; /* 0: every build-id of the binary */
+	int blocks;	     /* also infer block counts (counts=blocks:
+				aggregator/blocks.c) */
+	double spread;	     /* ... in one unit across functions,
+				scales within 1/spread..spread (0: not) */
+	double dispersion;   /* ... flow_infer's r (0: Poisson) */
+	int reduced;	     /* keep only leaves and caller->callee
+				pairs (prof_reduce), not the stacks:
+				all the llvm, gcc and bolt formats read */
+	int branches;	     /* also the window's stored branch records
+				(LBR), weighted as the stacks: what the
+				bolt format writes when it has them */
+	uint64_t max_stacks; /* keep only the heaviest N stacks (0: all) */
+	double min_share;    /* ... and those with at least this share of
+				the selected count (0: all) */
 };
 
 /*

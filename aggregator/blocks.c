@@ -35,8 +35,8 @@ struct leaf {
 
 struct bb {
 	struct prof *p;
-	double spread; /* >= 1: one unit across functions (balance_units),
-			  no scale beyond 1/spread..spread; 0: off */
+	double spread;	   /* >= 1: one unit across functions (balance_units),
+			      no scale beyond 1/spread..spread; 0: off */
 	double dispersion; /* flow_infer's r (0: Poisson) */
 	const sym_index *idx;
 	struct fdo_map64 names; /* pointer into the index -> string index:
@@ -79,15 +79,13 @@ static uint32_t intern(struct bb *b, const char *s)
 	if (fdo_map64_get(&b->names, key, &id))
 		return id;
 	id = prof_intern(b->p, s);
-	if (id == PROF_NONE ||
-	    fdo_map64_put(&b->names, key, id, &id, &found))
+	if (id == PROF_NONE || fdo_map64_put(&b->names, key, id, &id, &found))
 		return PROF_NONE - 1;
 	return id;
 }
 
 /* frames_of appends vaddr's inline chain to p->frames. */
-static int frames_of(struct bb *b, uint64_t vaddr, uint32_t *first,
-		     uint32_t *n)
+static int frames_of(struct bb *b, uint64_t vaddr, uint32_t *first, uint32_t *n)
 {
 	struct prof *p = b->p;
 	struct sym_frame sf[MAX_FRAMES];
@@ -222,8 +220,9 @@ static int add_function(struct bb *b, const sym_code *code, uint32_t bid,
 	if (rc) {
 		pf->status = rc;
 		fdo_debug("blocks: %s at %#llx: no graph (%s); its samples "
-			  "are placed by line", f->name,
-			  (unsigned long long)f->addr, fdo_strerror(rc));
+			  "are placed by line",
+			  f->name, (unsigned long long)f->addr,
+			  fdo_strerror(rc));
 		return rc == FDO_ENOMEM ? rc : FDO_OK;
 	}
 	if (fdo_grow(b->flow_of, b->cap_flow_of, cfg->nblocks) ||
@@ -256,8 +255,8 @@ static int add_function(struct bb *b, const sym_code *code, uint32_t bid,
 		if (!sb->npred && !(sb->flags & SYM_BLOCK_ENTRY))
 			flags |= FLOW_NO_PRED;
 		b->flow_of[i] = (uint32_t)nfb;
-		b->fb[nfb++] = (struct flow_block){0, n > 0 ? n : 0.5, flags,
-						   0};
+		b->fb[nfb++] =
+			(struct flow_block){0, n > 0 ? n : 0.5, flags, 0};
 	}
 	for (size_t i = 0; i < nl; i++) {
 		uint32_t k = sym_cfg_block_at(cfg, l[i].vaddr);
@@ -281,7 +280,8 @@ static int add_function(struct bb *b, const sym_code *code, uint32_t bid,
 	}
 	if (rc == FDO_ELIMIT) {
 		fdo_info("blocks: %s (%zu blocks): flow search over its "
-			 "bound; counts from sample density", f->name, nfb);
+			 "bound; counts from sample density",
+			 f->name, nfb);
 		rc = FDO_OK;
 	}
 	if (rc) {
@@ -477,14 +477,15 @@ static int add_probes(struct bb *b, const char *elf_path, const char *hex,
 	if (rc == FDO_ENOT_FOUND || (rc && !sp)) {
 		if (rc != FDO_ENOT_FOUND)
 			fdo_warn("blocks: build-id %s: cannot read its pseudo "
-				 "probes: %s", hex, fdo_strerror(rc));
+				 "probes: %s",
+				 hex, fdo_strerror(rc));
 		return rc == FDO_ENOMEM ? rc : FDO_OK;
 	}
 	if (rc)
 		fdo_warn("blocks: build-id %s: damaged pseudo probes (%s): %zu "
-			 "records skipped", hex, fdo_strerror(rc), sp->skipped);
-	uint32_t *ctx_of = malloc((sp->nctxs ? sp->nctxs : 1) *
-				  sizeof *ctx_of);
+			 "records skipped",
+			 hex, fdo_strerror(rc), sp->skipped);
+	uint32_t *ctx_of = malloc((sp->nctxs ? sp->nctxs : 1) * sizeof *ctx_of);
 	rc = ctx_of ? FDO_OK : FDO_ENOMEM;
 	for (size_t i = 0; ctx_of && i < sp->nctxs; i++)
 		ctx_of[i] = UINT32_MAX;
@@ -576,14 +577,14 @@ static int balance_units(struct bb *b, size_t ff)
 		return FDO_OK;
 	struct call *calls = NULL;
 	size_t ncalls = 0, cap = 0;
-	double *total = calloc(nf, sizeof *total);  /* stacks into f */
-	double *known = calloc(nf, sizeof *known);  /* ... from calls we see */
-	double *u = calloc(nf, sizeof *u);          /* log s_f */
+	double *total = calloc(nf, sizeof *total); /* stacks into f */
+	double *known = calloc(nf, sizeof *known); /* ... from calls we see */
+	double *u = calloc(nf, sizeof *u);	   /* log s_f */
 	double *logE = calloc(nf, sizeof *logE);
-	double *pred = calloc(nf, sizeof *pred);    /* sum s_g C_gf */
-	double *self = calloc(nf, sizeof *self);    /* calls to itself */
+	double *pred = calloc(nf, sizeof *pred); /* sum s_g C_gf */
+	double *self = calloc(nf, sizeof *self); /* calls to itself */
 	int rc = total && known && u && logE && pred && self ? FDO_OK
-							    : FDO_ENOMEM;
+							     : FDO_ENOMEM;
 	/* Direct calls between functions with blocks, by their blocks. */
 	for (size_t i = ff; !rc && i < b->nfuncs; i++) {
 		const struct prof_func *g = &b->funcs[i];
@@ -630,7 +631,7 @@ static int balance_units(struct bb *b, size_t ff)
 		if (f == UINT32_MAX)
 			continue;
 		uint32_t g = cr->build_id == ce->build_id &&
-				     cr->vaddr != UINT64_MAX
+					     cr->vaddr != UINT64_MAX
 				     ? func_holding(b, ff, cr->vaddr)
 				     : UINT32_MAX;
 		if (g == f)
@@ -654,8 +655,8 @@ static int balance_units(struct bb *b, size_t ff)
 		for (size_t i = 0; i < nf; i++)
 			pred[i] = 0;
 		for (size_t c = 0; c < ncalls; c++)
-			pred[calls[c].to - ff] += exp(u[calls[c].from - ff]) *
-						  calls[c].count;
+			pred[calls[c].to - ff] +=
+				exp(u[calls[c].from - ff]) * calls[c].count;
 		double moved = 0;
 		for (size_t i = 0; i < nf; i++) {
 			double num = -prior * u[i], den = prior;
@@ -663,7 +664,8 @@ static int balance_units(struct bb *b, size_t ff)
 			if (isfinite(logE[i]) && pred[i] > 0 &&
 			    known[i] >= 0.5 * total[i] && total[i] > 0) {
 				double share = known[i] / total[i];
-				double r = u[i] + logE[i] - log(pred[i] / share);
+				double r =
+					u[i] + logE[i] - log(pred[i] / share);
 				num += -r;
 				den += 1;
 			}
@@ -677,9 +679,11 @@ static int balance_units(struct bb *b, size_t ff)
 				    !(pred[h] > 0) || total[h] <= 0 ||
 				    known[h] < 0.5 * total[h])
 					continue;
-				double pi = exp(u[i]) * calls[c].count / pred[h];
+				double pi =
+					exp(u[i]) * calls[c].count / pred[h];
 				double share = known[h] / total[h];
-				double r = u[h] + logE[h] - log(pred[h] / share);
+				double r =
+					u[h] + logE[h] - log(pred[h] / share);
 				num += pi * r;
 				den += pi * pi;
 			}
@@ -737,8 +741,8 @@ static int add_build_id(struct bb *b, uint32_t bid)
 		rc = sym_code_open(pb->elf_path, &code);
 	if (rc) {
 		fdo_warn("blocks: build-id %s: cannot read the code of %s: "
-			 "%s; its samples are placed by line", pb->hex,
-			 pb->elf_path, fdo_strerror(rc));
+			 "%s; its samples are placed by line",
+			 pb->hex, pb->elf_path, fdo_strerror(rc));
 		sym_elf_functions_free(funcs);
 		free(l);
 		return rc == FDO_ENOMEM ? rc : FDO_OK;
@@ -854,8 +858,8 @@ static int exact_calls(struct bb *b, const struct agg_branch *x, size_t nx)
 			continue;
 		if (fdo_grow(b->calls, cap, b->ncalls + 1))
 			return FDO_ENOMEM;
-		b->calls[b->ncalls++] = (struct prof_call){in, callee,
-							   x[i].count};
+		b->calls[b->ncalls++] =
+			(struct prof_call){in, callee, x[i].count};
 	}
 	return FDO_OK;
 }

@@ -147,7 +147,8 @@ static void put_loc(struct fdo_buf *out, const struct sym_func *funcs,
 		    uint32_t func, uint64_t off)
 {
 	if (func == NO_FUNC) {
-		fdo_buf_printf(out, "0 [unknown] %llx", (unsigned long long)off);
+		fdo_buf_printf(out, "0 [unknown] %llx",
+			       (unsigned long long)off);
 		return;
 	}
 	fdo_buf_puts(out, "1 ");
@@ -162,10 +163,10 @@ static void put_event(struct fdo_buf *out, const char *ev)
 	if (!ev || !*ev)
 		ev = "cpu-clock";
 	for (const char *c = ev; *c; c++)
-		fdo_buf_putc(out, (unsigned char)*c <= ' ' || *c == ':' ||
-					  *c == 0x7f
-				  ? '_'
-				  : *c);
+		fdo_buf_putc(out,
+			     (unsigned char)*c <= ' ' || *c == ':' || *c == 0x7f
+				     ? '_'
+				     : *c);
 }
 
 /* locate maps a vaddr to (function, offset); NO_FUNC when outside. */
@@ -185,8 +186,8 @@ static int emit_no_lbr(const struct prof *p, const struct prof_reduced *red,
 		       uint32_t sel, const struct sym_func *funcs,
 		       size_t nfuncs, struct fdo_buf *out)
 {
-	struct ip_rec *r =
-		red->nleaves ? malloc(red->nleaves * sizeof *r) : NULL;
+	struct ip_rec *r = red->nleaves ? malloc(red->nleaves * sizeof *r)
+					: NULL;
 	if (red->nleaves && !r)
 		return FDO_ENOMEM;
 	size_t n = 0;
@@ -243,8 +244,8 @@ static void write_branches(struct br_rec *r, size_t n,
 			put_loc(out, funcs, r[i].from_func, r[i].from_off);
 			fdo_buf_putc(out, ' ');
 			put_loc(out, funcs, r[i].to_func, r[i].to_off);
-			fdo_buf_printf(out, " %lld %lld\n",
-				       rm < rc ? rm : rc, rc);
+			fdo_buf_printf(out, " %lld %lld\n", rm < rc ? rm : rc,
+				       rc);
 		}
 		i = j;
 	}
@@ -264,8 +265,8 @@ static int emit_lbr(const struct prof *p, uint32_t sel,
 		    b->to_vaddr == UINT64_MAX || !(b->count > 0))
 			continue;
 		struct br_rec *o = &r[n];
-		o->from_func = locate(funcs, nfuncs, b->from_vaddr,
-				      &o->from_off);
+		o->from_func =
+			locate(funcs, nfuncs, b->from_vaddr, &o->from_off);
 		o->to_func = locate(funcs, nfuncs, b->to_vaddr, &o->to_off);
 		if (o->from_func == NO_FUNC && o->to_func == NO_FUNC)
 			continue;
@@ -318,12 +319,11 @@ static int emit_edges(const struct prof *p, uint32_t sel,
 	for (size_t i = 0; i < p->nedges; i++) {
 		const struct prof_edge *e = &p->edges[i];
 		const struct prof_block *from = &p->blocks[e->from];
-		if (p->funcs[from->func].build_id != sel ||
-		    !(e->count > 0))
+		if (p->funcs[from->func].build_id != sel || !(e->count > 0))
 			continue;
 		struct br_rec *o = &r[n];
-		o->from_func = locate(funcs, nfuncs, e->from_vaddr,
-				      &o->from_off);
+		o->from_func =
+			locate(funcs, nfuncs, e->from_vaddr, &o->from_off);
 		o->to_func = locate(funcs, nfuncs, p->blocks[e->to].start,
 				    &o->to_off);
 		if (o->from_func == NO_FUNC || o->to_func == NO_FUNC)
@@ -358,8 +358,8 @@ static int emit_edges(const struct prof *p, uint32_t sel,
 		double entry = p->blocks[f->first_block].count * scale;
 		if (fi == NO_FUNC || off || !(entry - into[fi] >= 0.5))
 			continue;
-		r[n++] = (struct br_rec){NO_FUNC, fi, 0, 0,
-					 entry - into[fi], 0};
+		r[n++] =
+			(struct br_rec){NO_FUNC, fi, 0, 0, entry - into[fi], 0};
 	}
 	write_branches(r, n, funcs, out);
 	free(r);
@@ -375,7 +375,8 @@ int emit_bolt(const struct prof *p, const struct prof_opts *o,
 	int err = prof_reduced_get(p, &red);
 	if (!err && (err = pick_build_id(p, &red, o, &sel)) != FDO_OK)
 		fdo_info("bolt: no build-id with a symbol file to emit for "
-			 "(%s)", fdo_strerror(err));
+			 "(%s)",
+			 fdo_strerror(err));
 	if (err) {
 		prof_reduced_fini(&red);
 		return err;
@@ -386,7 +387,8 @@ int emit_bolt(const struct prof *p, const struct prof_opts *o,
 	err = sym_elf_functions(bid->elf_path, &funcs, &nfuncs);
 	if (err) {
 		fdo_warn("bolt: cannot list the functions of %s (build-id %s): "
-			 "%s", bid->elf_path, bid->hex, fdo_strerror(err));
+			 "%s",
+			 bid->elf_path, bid->hex, fdo_strerror(err));
 		prof_reduced_fini(&red);
 		return err == FDO_ENOMEM ? err : FDO_EIO;
 	}

@@ -57,9 +57,9 @@ static int grow_slots(struct folded *f)
 	if (!s)
 		return FDO_ENOMEM;
 	for (size_t i = 0; i < f->n; i++) {
-		size_t j =
-		    fdo_hash_words(f->text.data + f->v[i].off, f->v[i].len) &
-		    (cap - 1);
+		size_t j = fdo_hash_words(f->text.data + f->v[i].off,
+					  f->v[i].len) &
+			   (cap - 1);
 		while (s[j])
 			j = (j + 1) & (cap - 1);
 		s[j] = (uint32_t)i + 1;
@@ -96,10 +96,11 @@ static int add(struct folded *f, const char *line, size_t len, double count)
 }
 
 static void put_unknown(const struct prof *p, const struct prof_loc *l,
-                        struct fdo_buf *b)
+			struct fdo_buf *b)
 {
-	const char *hex =
-	    l->build_id < p->nbuild_ids ? p->build_ids[l->build_id].hex : "";
+	const char *hex = l->build_id < p->nbuild_ids
+				  ? p->build_ids[l->build_id].hex
+				  : "";
 	fdo_buf_printf(b, "[%.12s+0x%llx]", hex, (unsigned long long)l->offset);
 }
 
@@ -107,12 +108,12 @@ static void put_name(const char *s, struct fdo_buf *b)
 {
 	for (; *s; s++)
 		fdo_buf_putc(b,
-		             *s == ';' || *s == '\n' || *s == '\r' ? '_' : *s);
+			     *s == ';' || *s == '\n' || *s == '\r' ? '_' : *s);
 }
 
 /* print_stack writes the frames of stack st, outermost first, into b. */
 static void print_stack(const struct prof *p, const struct prof_stack *st,
-                        struct fdo_buf *b)
+			struct fdo_buf *b)
 {
 	const uint32_t *sl = &p->stack_locs[st->first_loc];
 	int first = 1;
@@ -126,8 +127,8 @@ static void print_stack(const struct prof *p, const struct prof_stack *st,
 			continue;
 		}
 		for (uint32_t k = l->nframes; k-- > 0;) {
-			const char *name =
-			    prof_str(p, p->frames[l->first_frame + k].function);
+			const char *name = prof_str(
+				p, p->frames[l->first_frame + k].function);
 			if (!first)
 				fdo_buf_putc(b, ';');
 			first = 0;
@@ -166,7 +167,7 @@ int emit_folded(const struct prof *p, const struct prof_opts *o,
 		fdo_buf_reset(&line);
 		print_stack(p, st, &line);
 		rc = line.oom ? FDO_ENOMEM
-		              : add(&f, line.data, line.len, st->count);
+			      : add(&f, line.data, line.len, st->count);
 	}
 	uint32_t *order = NULL;
 	if (!rc && !(order = malloc((f.n ? f.n : 1) * sizeof *order)))
@@ -178,7 +179,7 @@ int emit_folded(const struct prof *p, const struct prof_opts *o,
 		for (size_t i = 0; i < f.n; i++) {
 			const struct fstack *s = &f.v[order[i]];
 			unsigned long long c =
-			    (unsigned long long)llround(s->count);
+				(unsigned long long)llround(s->count);
 			if (!c)
 				continue;
 			fdo_buf_append(out, f.text.data + s->off, s->len);

@@ -94,11 +94,11 @@
 #include "common/buf.h"
 #include "common/common.h"
 
-#define AFDO_MAGIC           0x67636461u
-#define AFDO_VERSION         2u
-#define AFDO_TAG_NAMES       0xaa000000u
+#define AFDO_MAGIC	     0x67636461u
+#define AFDO_VERSION	     2u
+#define AFDO_TAG_NAMES	     0xaa000000u
 #define AFDO_TAG_FUNCTION    0xac000000u
-#define AFDO_TAG_MODULE      0xae000000u
+#define AFDO_TAG_MODULE	     0xae000000u
 #define AFDO_HIST_INDIR_CALL 3u
 
 #define NONE UINT32_MAX
@@ -163,7 +163,7 @@ struct emit {
 	struct otarget *otgts;
 	size_t notgts;
 	uint32_t *node_first_pos, *node_npos;  /* into opos */
-	uint32_t *kids;                        /* node ids sorted */
+	uint32_t *kids;			       /* node ids sorted */
 	uint32_t *node_first_kid, *node_nkids; /* into kids */
 	uint64_t *total;
 	uint8_t *live;
@@ -184,8 +184,8 @@ static int names_rehash(struct emit *e)
 	if (!slots)
 		return FDO_ENOMEM;
 	for (size_t i = 0; i < e->nnames; i++) {
-		size_t j =
-		    name_hash(e->names[i], strlen(e->names[i])) & (cap - 1);
+		size_t j = name_hash(e->names[i], strlen(e->names[i])) &
+			   (cap - 1);
 		while (slots[j])
 			j = (j + 1) & (cap - 1);
 		slots[j] = (uint32_t)i + 1;
@@ -244,8 +244,8 @@ static int keys_rehash(struct emit *e)
 	for (size_t i = 0; i < e->kcap; i++) {
 		if (!e->keys[i].kind)
 			continue;
-		size_t j =
-		    fdo_hash_words(&e->keys[i], sizeof e->keys[i]) & (cap - 1);
+		size_t j = fdo_hash_words(&e->keys[i], sizeof e->keys[i]) &
+			   (cap - 1);
 		while (keys[j].kind)
 			j = (j + 1) & (cap - 1);
 		keys[j] = e->keys[i];
@@ -277,7 +277,7 @@ static size_t lookup(struct emit *e, const struct key *k, int *found)
 }
 
 static uint32_t node_get(struct emit *e, uint32_t parent, uint32_t offset,
-                         uint32_t name)
+			 uint32_t name)
 {
 	struct key k = {1, parent, offset, name};
 	int found;
@@ -314,7 +314,7 @@ static uint32_t pos_get(struct emit *e, uint32_t node, uint32_t offset)
 }
 
 static void target_add(struct emit *e, uint32_t pos, uint32_t name,
-                       double count)
+		       double count)
 {
 	struct key k = {3, pos, name, 0};
 	int found;
@@ -379,8 +379,7 @@ static int add_model(struct emit *e, const struct prof_model *m)
 		     t < l->first_target + l->ntargets && !e->err; t++) {
 			uint32_t callee = name_id(e, m->targets[t].name);
 			if (callee != NONE)
-				target_add(e, pi, callee,
-					   m->targets[t].count);
+				target_add(e, pi, callee, m->targets[t].count);
 		}
 	}
 	free(gnode);
@@ -436,7 +435,7 @@ static int cmp_name(const void *x, const void *y, void *ctx)
 {
 	const struct emit *e = ctx;
 	return strcmp(e->names[*(const uint32_t *)x],
-	              e->names[*(const uint32_t *)y]);
+		      e->names[*(const uint32_t *)y]);
 }
 
 /* fold turns positions into written positions (discriminators folded,
@@ -476,9 +475,9 @@ static int fold(struct emit *e)
 	}
 	free(order);
 	for (size_t i = 0; i < e->ntgts; i++)
-		e->otgts[i] =
-		    (struct otarget){opos_of[e->tgts[i].pos], e->tgts[i].name,
-		                     round_count(e->tgts[i].count)};
+		e->otgts[i] = (struct otarget){opos_of[e->tgts[i].pos],
+					       e->tgts[i].name,
+					       round_count(e->tgts[i].count)};
 	free(opos_of);
 	qsort_r(e->otgts, e->ntgts, sizeof *e->otgts, cmp_otarget, e);
 	/* Sum the targets that folded together; drop zeros. */
@@ -630,7 +629,7 @@ static void write_instance(struct emit *e, uint32_t node, struct fdo_buf *b)
 		put_counter(b, op[i].count);
 		for (uint32_t j = 0; j < op[i].ntargets; j++) {
 			const struct otarget *t =
-			    &e->otgts[op[i].first_target + j];
+				&e->otgts[op[i].first_target + j];
 			put_u32(b, AFDO_HIST_INDIR_CALL);
 			put_counter(b, e->out_index[t->name]);
 			put_counter(b, t->count);
@@ -740,9 +739,8 @@ int emit_gcc(const struct prof *p, const struct prof_opts *o,
 	e.p = p;
 	e.o = o;
 	struct prof_model m;
-	int err = prof_model_build(p, o,
-				   o->llvm_discriminators ? PROF_MODEL_DECODE : 0,
-				   &m);
+	int err = prof_model_build(
+		p, o, o->llvm_discriminators ? PROF_MODEL_DECODE : 0, &m);
 	if (err)
 		return err;
 	size_t start = out->len;

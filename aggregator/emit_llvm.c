@@ -59,13 +59,13 @@
 struct llvm_w {
 	const struct prof *p;
 	const struct prof_model *m;
-	int zeros;             /* write known 0 lines */
-	uint64_t *line_count;  /* per model line, rounded */
+	int zeros;	      /* write known 0 lines */
+	uint64_t *line_count; /* per model line, rounded */
 	uint8_t *line_keep;
 	uint64_t *target_count; /* per model target, rounded */
-	uint64_t *total;       /* per node */
-	uint8_t *keep;         /* per node */
-	uint32_t *order;       /* scratch: targets of one line */
+	uint64_t *total;	/* per node */
+	uint8_t *keep;		/* per node */
+	uint32_t *order;	/* scratch: targets of one line */
 };
 
 static void put_loc(struct fdo_buf *b, int depth, uint32_t off, uint32_t disc)
@@ -91,8 +91,7 @@ static int cmp_target(const void *x, const void *y, void *arg)
 
 /* The targets of line l that are written, in their order, in w->order;
  * returns how many. */
-static uint32_t line_targets(const struct llvm_w *w,
-			     const struct prof_mline *l)
+static uint32_t line_targets(const struct llvm_w *w, const struct prof_mline *l)
 {
 	uint32_t nt = 0;
 	for (uint32_t t = l->first_target; t < l->first_target + l->ntargets;
@@ -116,11 +115,11 @@ static void put_node(const struct llvm_w *w, uint32_t node, int depth,
 		fdo_buf_printf(b, "%llu", (unsigned long long)w->line_count[i]);
 		uint32_t nt = line_targets(w, l);
 		for (uint32_t k = 0; k < nt; k++)
-			fdo_buf_printf(
-				b, " %s:%llu",
-				prof_str(w->p, m->targets[w->order[k]].name),
-				(unsigned long long)
-					w->target_count[w->order[k]]);
+			fdo_buf_printf(b, " %s:%llu",
+				       prof_str(w->p,
+						m->targets[w->order[k]].name),
+				       (unsigned long long)
+					       w->target_count[w->order[k]]);
 		fdo_buf_putc(b, '\n');
 	}
 	for (uint32_t i = n->first_kid; i < n->first_kid + n->nkids; i++) {
@@ -191,8 +190,8 @@ static int keep_model(struct llvm_w *w, double min_share, uint32_t **fns_out,
 			w->keep[n->parent] = 1;
 		}
 	}
-	uint32_t *fns = malloc((m->nfunctions ? m->nfunctions : 1) *
-			       sizeof *fns);
+	uint32_t *fns =
+		malloc((m->nfunctions ? m->nfunctions : 1) * sizeof *fns);
 	if (!fns)
 		return FDO_ENOMEM;
 	size_t nf = 0;
@@ -257,7 +256,7 @@ struct ext_w {
 	struct fdo_map64 idx; /* string index + 1 -> name table position */
 	uint32_t *names;      /* string indexes, by bytes */
 	size_t nnames, cap;
-	uint64_t *counts;     /* every body record's count (the summary) */
+	uint64_t *counts; /* every body record's count (the summary) */
 	size_t ncounts, cap_counts;
 };
 
@@ -291,8 +290,7 @@ static int ext_names(struct ext_w *e, uint32_t node)
 			if (w->target_count[t])
 				rc = ext_name(e, w->m->targets[t].name);
 	}
-	for (uint32_t i = n->first_kid; i < n->first_kid + n->nkids && !rc;
-	     i++)
+	for (uint32_t i = n->first_kid; i < n->first_kid + n->nkids && !rc; i++)
 		if (w->keep[w->m->kids[i]])
 			rc = ext_names(e, w->m->kids[i]);
 	return rc;
@@ -339,7 +337,8 @@ static int ext_body(struct ext_w *e, uint32_t node, struct fdo_buf *b)
 		uint32_t nt = line_targets(w, l);
 		fdo_buf_uleb(b, nt);
 		for (uint32_t k = 0; k < nt; k++) {
-			fdo_buf_uleb(b, ext_pos(e, m->targets[w->order[k]].name));
+			fdo_buf_uleb(b,
+				     ext_pos(e, m->targets[w->order[k]].name));
 			fdo_buf_uleb(b, w->target_count[w->order[k]]);
 		}
 	}
@@ -461,7 +460,8 @@ static int ext_symbols(struct ext_w *e, struct fdo_buf *b)
 			qsort(names, n, sizeof *names, cmp_cstr);
 		/* Names the profile holds stay out: clang would keep them
 		 * unknown anyway, and a list without them is shorter. */
-		char **have = malloc((e->nnames ? e->nnames : 1) * sizeof *have);
+		char **have =
+			malloc((e->nnames ? e->nnames : 1) * sizeof *have);
 		if (!have) {
 			rc = FDO_ENOMEM;
 		} else {
@@ -473,7 +473,8 @@ static int ext_symbols(struct ext_w *e, struct fdo_buf *b)
 				if (bsearch(&names[i], have, e->nnames,
 					    sizeof *have, cmp_cstr))
 					continue;
-				fdo_buf_append(b, names[i], strlen(names[i]) + 1);
+				fdo_buf_append(b, names[i],
+					       strlen(names[i]) + 1);
 			}
 			free(have);
 		}
@@ -507,9 +508,9 @@ static int write_ext(struct llvm_w *w, const uint32_t *fns, size_t nf,
 		}
 	}
 	/* The profiles, their offsets, names, checksums, symbols. */
-	struct fdo_buf *summary = &sec[0], *names = &sec[1],
-		       *csnames = &sec[2], *offsets = &sec[3], *lbr = &sec[4],
-		       *symbols = &sec[5], *meta = &sec[6];
+	struct fdo_buf *summary = &sec[0], *names = &sec[1], *csnames = &sec[2],
+		       *offsets = &sec[3], *lbr = &sec[4], *symbols = &sec[5],
+		       *meta = &sec[6];
 	fdo_buf_uleb(offsets, nf);
 	for (size_t i = 0; i < nf && !rc; i++) {
 		const struct prof_mnode *n = &w->m->nodes[fns[i]];
@@ -579,7 +580,8 @@ int emit_llvm(const struct prof *p, const struct prof_opts *o,
 	      struct fdo_buf *out)
 {
 	struct prof_model m;
-	int rc = prof_model_build(p, o, PROF_MODEL_DECODE | PROF_MODEL_PROBES, &m);
+	int rc = prof_model_build(p, o, PROF_MODEL_DECODE | PROF_MODEL_PROBES,
+				  &m);
 	if (rc)
 		return rc;
 	fdo_debug("emit_llvm: %zu functions and inlined instances, %zu "

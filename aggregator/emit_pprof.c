@@ -63,8 +63,7 @@ static void pb_uint(struct fdo_buf *b, uint32_t field, uint64_t v)
 	fdo_buf_uleb(b, v);
 }
 
-static void pb_bytes(struct fdo_buf *b, uint32_t field, const void *p,
-		     size_t n)
+static void pb_bytes(struct fdo_buf *b, uint32_t field, const void *p, size_t n)
 {
 	pb_key(b, field, PB_LEN);
 	fdo_buf_uleb(b, n);
@@ -92,7 +91,7 @@ static void pb_msg(struct fdo_buf *b, uint32_t field, struct fdo_buf *m)
 
 struct func_slot {
 	uint32_t function, file, start_line; /* key */
-	uint32_t id;			      /* 0 = empty */
+	uint32_t id;			     /* 0 = empty */
 };
 
 struct enc {
@@ -101,8 +100,8 @@ struct enc {
 	const char **strs;
 	char **owned; /* demangled names, freed at the end */
 	size_t nstrs, cap_strs, nowned, cap_owned;
-	uint32_t *str_map; /* prof string index -> pprof index + 1 */
-	uint32_t *loc_id;  /* prof loc index -> location id (0 unused) */
+	uint32_t *str_map;  /* prof string index -> pprof index + 1 */
+	uint32_t *loc_id;   /* prof loc index -> location id (0 unused) */
 	uint32_t *name_map; /* prof string index -> demangled pprof index+1 */
 	struct func_slot *fslots;
 	size_t fcap, nfuncs;
@@ -207,13 +206,14 @@ static uint64_t func_id(struct enc *e, const struct prof_frame *f)
 			return s->id;
 	}
 	uint32_t id = (uint32_t)++e->nfuncs;
-	e->fslots[j] = (struct func_slot){f->function, f->file,
-					  f->start_line, id};
+	e->fslots[j] =
+		(struct func_slot){f->function, f->file, f->start_line, id};
 	struct fdo_buf *m = &e->tmp2;
 	pb_uint(m, 1, id);
 	pb_uint(m, 2, name_of(e, f->function));
-	pb_uint(m, 3, f->function == PROF_NONE ? name_of(e, f->function)
-					       : str_of(e, f->function));
+	pb_uint(m, 3,
+		f->function == PROF_NONE ? name_of(e, f->function)
+					 : str_of(e, f->function));
 	pb_uint(m, 4, str_of(e, f->file));
 	pb_uint(m, 5, f->start_line);
 	pb_msg(&e->functions, 5, m);
@@ -341,7 +341,7 @@ static int encode(struct enc *e, uint64_t period, struct fdo_buf *raw)
 		pb_uint(m, 1, i + 1);
 		pb_uint(m, 2, e->map_lo[i]);
 		pb_uint(m, 3, e->map_hi[i] + 1);
-		const char *file = b->elf_path  ? b->elf_path
+		const char *file = b->elf_path ? b->elf_path
 				   : p->binary ? p->binary
 					       : "";
 		pb_uint(m, 5, str_add(e, file));

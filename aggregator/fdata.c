@@ -55,8 +55,7 @@ static void spell(const struct sym_func *f, struct fdo_buf *b)
 	fdo_buf_cstr(b);
 }
 
-static int names_init(struct names *n, const struct sym_func *funcs,
-		      size_t nf)
+static int names_init(struct names *n, const struct sym_func *funcs, size_t nf)
 {
 	n->cap = 16;
 	while (n->cap < 2 * nf + 2)
@@ -92,9 +91,8 @@ static void names_fini(struct names *n, size_t nf)
 	free(n->slot);
 }
 
-static const struct sym_func *names_find(const struct names *n,
-					 const struct sym_func *funcs,
-					 const char *s)
+static const struct sym_func *
+names_find(const struct names *n, const struct sym_func *funcs, const char *s)
 {
 	size_t j = fdo_hash_words(s, strlen(s)) & (n->cap - 1);
 	for (; n->slot[j]; j = (j + 1) & (n->cap - 1))
@@ -104,8 +102,7 @@ static const struct sym_func *names_find(const struct names *n,
 }
 
 /* One field of a line, '\' escapes kept; returns its end. */
-static const char *field(const char *s, const char *end, char *out,
-			 size_t cap)
+static const char *field(const char *s, const char *end, char *out, size_t cap)
 {
 	while (s < end && *s == ' ')
 		s++;
@@ -177,14 +174,17 @@ int agg_fdata_parse(const char *text, size_t len, const struct sym_func *funcs,
 			continue;
 		size_t ll = (size_t)(end - s);
 		if (lineno == 1 && ll >= 6 && !memcmp(s, "no_lbr", 6)) {
-			snprintf(err, errlen, "a no_lbr profile holds IP "
+			snprintf(err, errlen,
+				 "a no_lbr profile holds IP "
 				 "samples, not branch counts");
 			rc = FDO_EINVAL;
 			break;
 		}
 		if (ll >= 16 && !memcmp(s, "boltedcollection", 16)) {
-			snprintf(err, errlen, "line %zu: a profile of a "
-				 "BOLTed binary (boltedcollection)", lineno);
+			snprintf(err, errlen,
+				 "line %zu: a profile of a "
+				 "BOLTed binary (boltedcollection)",
+				 lineno);
 			rc = FDO_EINVAL;
 			break;
 		}
@@ -204,9 +204,11 @@ int agg_fdata_parse(const char *text, size_t len, const struct sym_func *funcs,
 		    !(count >= 0) || count > 9007199254740992.0 ||
 		    location(&n, funcs, f[0], f[1], f[2], &from, &kf) ||
 		    location(&n, funcs, f[3], f[4], f[5], &to, &kt)) {
-			snprintf(err, errlen, "line %zu is not a branch record "
+			snprintf(err, errlen,
+				 "line %zu is not a branch record "
 				 "(<0|1|2> name hexoff <0|1|2> name hexoff "
-				 "mispreds count)", lineno);
+				 "mispreds count)",
+				 lineno);
 			rc = FDO_EPARSE;
 			break;
 		}

@@ -54,7 +54,7 @@
 #include "common/buf.h"
 #include "common/common.h"
 
-#define INF 1e30
+#define INF	  1e30
 #define EDGE_COST 1e-3 /* prefer less flow when all else is equal */
 /*
  * Cost per unit of count and of size of a block that drew no sample: 1,
@@ -67,11 +67,11 @@
  * bzip2.
  */
 #define ZERO_COST 1.0
-#define NONE UINT32_MAX
+#define NONE	  UINT32_MAX
 
 /* Segment breakpoints, as multiples of S / n. */
-static const double breaks[] = {0,   0.25, 0.5, 0.7, 0.8, 0.9, 1,
-				 1.1, 1.2,  1.35, 1.5, 2,   3};
+static const double breaks[] = {0,   0.25, 0.5,	 0.7, 0.8, 0.9, 1,
+				1.1, 1.2,  1.35, 1.5, 2,   3};
 #define NBREAKS (sizeof breaks / sizeof breaks[0])
 
 struct arc {
@@ -166,9 +166,9 @@ static struct hitem heap_pop(struct heap *q)
 struct ssp {
 	struct net *g;
 	double *pi, *dist;
-	uint32_t *pred; /* arc into each node on the shortest path */
+	uint32_t *pred;	 /* arc into each node on the shortest path */
 	uint32_t *stamp; /* round in which dist/pred are valid */
-	uint32_t *done;  /* round in which the node was finalized */
+	uint32_t *done;	 /* round in which the node was finalized */
 	struct heap q;
 	uint32_t *visited; /* nodes reached in this round */
 	size_t nvisited, cap_visited;
@@ -180,8 +180,8 @@ struct ssp {
  * nearest node with a deficit, *dst; returns 1 found, 0 none, negative on
  * error (FDO_ENOMEM, FDO_ELIMIT as -code).
  */
-static int shortest(struct ssp *s, uint32_t round, uint32_t src,
-		    uint32_t *dstp, double tiny)
+static int shortest(struct ssp *s, uint32_t round, uint32_t src, uint32_t *dstp,
+		    double tiny)
 {
 	uint32_t dst = NONE;
 	struct net *g = s->g;
@@ -190,8 +190,7 @@ static int shortest(struct ssp *s, uint32_t round, uint32_t src,
 	s->dist[src] = 0;
 	s->stamp[src] = round;
 	s->pred[src] = NONE;
-	if (heap_push(&s->q, 0, src) ||
-	    fdo_grow(s->visited, s->cap_visited, 1))
+	if (heap_push(&s->q, 0, src) || fdo_grow(s->visited, s->cap_visited, 1))
 		return -FDO_ENOMEM;
 	s->visited[s->nvisited++] = src;
 	while (s->q.n) {
@@ -212,7 +211,8 @@ static int shortest(struct ssp *s, uint32_t round, uint32_t src,
 				return -FDO_ELIMIT;
 			double rc = e->cost + s->pi[u] - s->pi[e->to];
 			if (rc < 0)
-				rc = 0; /* rounding: never below 0 in exact math */
+				rc = 0; /* rounding: never below 0 in exact math
+					 */
 			double nd = it.d + rc;
 			if (s->stamp[e->to] != round) {
 				if (fdo_grow(s->visited, s->cap_visited,
@@ -365,7 +365,8 @@ int flow_infer(struct flow_block *blocks, size_t nb, struct flow_edge *edges,
 		}
 		if (!rc && (b->flags & FLOW_ENTRY))
 			rc = arc_add(&g, S, in, INF, 0, NULL);
-		if (!rc && (b->flags & FLOW_NO_PRED) && !(b->flags & FLOW_ENTRY))
+		if (!rc && (b->flags & FLOW_NO_PRED) &&
+		    !(b->flags & FLOW_ENTRY))
 			rc = arc_add(&g, S, in, INF, 0, NULL);
 		if (!rc && (b->flags & (FLOW_EXIT | FLOW_UNKNOWN_SUCC)))
 			rc = arc_add(&g, out, T, INF, 0, NULL);
@@ -380,8 +381,9 @@ int flow_infer(struct flow_block *blocks, size_t nb, struct flow_edge *edges,
 		rc = arc_add(&g, T, S, INF, 0, NULL);
 	if (!rc) {
 		/* Enough for paths across the graph many times over. */
-		uint64_t budget = 2000ull * (g.na + 64) + 200ull * g.na *
-			(uint64_t)(nb < 4096 ? nb : 4096);
+		uint64_t budget =
+			2000ull * (g.na + 64) +
+			200ull * g.na * (uint64_t)(nb < 4096 ? nb : 4096);
 		double tiny = 1e-9 * (total > 1 ? total : 1);
 		rc = solve(&g, tiny, budget);
 	}

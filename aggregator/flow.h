@@ -9,24 +9,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FLOW_ENTRY 1u        /* the function's entry */
-#define FLOW_EXIT 2u         /* leaves the function (ret, tail call...) */
+#define FLOW_ENTRY	  1u /* the function's entry */
+#define FLOW_EXIT	  2u /* leaves the function (ret, tail call...) */
 #define FLOW_UNKNOWN_SUCC 4u /* ends in a jump whose targets are unknown */
-#define FLOW_NO_PRED 8u      /* reached in ways the graph does not show */
+#define FLOW_NO_PRED	  8u /* reached in ways the graph does not show */
 
 struct flow_block {
 	double samples; /* IP samples that fell in the block */
-	double size;    /* its cost per execution in sample units: the
+	double size;	/* its cost per execution in sample units: the
 			   instructions an execution retires */
 	uint32_t flags;
-	double count;   /* out: inferred executions, in samples per unit of
-			   size (a block of size 1 run count times gets
-			   count samples on average) */
+	double count; /* out: inferred executions, in samples per unit of
+			 size (a block of size 1 run count times gets
+			 count samples on average) */
 };
 
 struct flow_edge {
 	uint32_t from, to; /* block indexes */
-	double count;      /* out */
+	double count;	   /* out */
 };
 
 /*

@@ -48,13 +48,15 @@
 #include "common/common.h"
 #include "common/map.h"
 
-#define MERGE_MAX_STACKS (2u << 20)   /* stacks in one merge transaction */
-#define BACKLOG_MAX_STACKS (4u << 20) /* logged, unmerged: then writer waits */
+#define MERGE_MAX_STACKS (2u << 20) /* stacks in one merge transaction */
+#define BACKLOG_MAX_STACKS                                                     \
+	(4u << 20) /* logged, unmerged: then writer waits                      \
+		    */
 /* A merge starts no sooner than this after the previous one started: see
  * merger_main. */
 #define MERGE_INTERVAL_MS 200
-#define SWEEP_INTERVAL_S 60
-#define LOGGED_MAX (1u << 21)          /* slots of the logged-stack set */
+#define SWEEP_INTERVAL_S  60
+#define LOGGED_MAX	  (1u << 21) /* slots of the logged-stack set */
 
 /* (agent, seq) of batches logged but not merged yet, with their content
  * digest (prep_digest). */
@@ -121,19 +123,19 @@ struct agg_ingest {
 	pthread_mutex_t wal_mu;
 
 	pthread_mutex_t mu;
-	pthread_cond_t work_cv;   /* writer: queue not empty, or stopping */
+	pthread_cond_t work_cv;	  /* writer: queue not empty, or stopping */
 	pthread_cond_t space_cv;  /* submitters: queue has room */
-	pthread_cond_t done_cv;   /* submitters: their group was logged */
+	pthread_cond_t done_cv;	  /* submitters: their group was logged */
 	pthread_cond_t merge_cv;  /* merger: something was logged */
 	pthread_cond_t merged_cv; /* flushers and the writer: a merge ended */
 	struct prep *head, *tail; /* submitted, not logged */
 	size_t queued;
 	struct prep *mhead, *mtail; /* logged, not merged */
-	size_t backlog;             /* stacks in the merge queue */
+	size_t backlog;		    /* stacks in the merge queue */
 	uint64_t logged, merged;    /* lognos */
-	int merge_error;            /* last merge failure, 0 after a success */
+	int merge_error;	    /* last merge failure, 0 after a success */
 	int stopping, writer_done;
-	unsigned flushers;          /* agg_ingest_flush callers waiting */
+	unsigned flushers; /* agg_ingest_flush callers waiting */
 	struct dedup dedup;
 	struct agg_ingest_stats stats;
 	pthread_t writer, merger;
@@ -174,8 +176,8 @@ struct agg_ingest {
 	struct fdo_map64 pend_index; /* id + 1 -> index in pend */
 };
 
-#define RATE_SLOTS 4096
-#define GROW_SLOTS 4096
+#define RATE_SLOTS	  4096
+#define GROW_SLOTS	  4096
 #define PENDING_RECOUNT_S 10
 
 /*
@@ -253,16 +255,14 @@ static void logged_add(agg_ingest *ing, uint64_t id)
 }
 
 const double agg_latency_bounds[AGG_LATENCY_BUCKETS] = {
-	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-	0.1,   0.25,   0.5,   1,    2.5,   10};
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
 
 /* Count a refused batch by its status. Call with ing->mu held. */
 static void count_refusal(agg_ingest *ing, int status)
 {
 	ing->stats.refused++;
-	ing->stats.refused_by[status > 0 && status < AGG_REFUSAL_CODES
-				      ? status
-				      : 0]++;
+	ing->stats.refused_by[status > 0 && status < AGG_REFUSAL_CODES ? status
+								       : 0]++;
 }
 
 static void result_ok(struct agg_result *r)
@@ -288,8 +288,7 @@ static int stored_before(store_txn *t, const struct prep *p,
 			 struct agg_result *r)
 {
 	uint32_t agent;
-	if (!t || store_intern_string(t, p->agent, strlen(p->agent), 0,
-				      &agent))
+	if (!t || store_intern_string(t, p->agent, strlen(p->agent), 0, &agent))
 		return NEW_BATCH;
 	uint8_t key[STORE_BATCHES_KEY_SIZE];
 	store_batches_key_encode(key, agent, p->seq);
@@ -518,7 +517,8 @@ static void maybe_sweep(agg_ingest *ing)
 	size_t deleted = 0;
 	int rc = merge_sweep(ing->st, cutoff, &deleted);
 	if (rc)
-		fdo_warn("ingest: expiring batch records: %s", fdo_strerror(rc));
+		fdo_warn("ingest: expiring batch records: %s",
+			 fdo_strerror(rc));
 	else if (deleted)
 		fdo_info("ingest: expired %zu batch records", deleted);
 }
@@ -549,8 +549,9 @@ static void maybe_expire(agg_ingest *ing)
 			total += deleted;
 		}
 		if (total)
-			fdo_info("retention: dropped %zu counts older than %llu s",
-				 total, (unsigned long long)ing->o.retention);
+			fdo_info(
+				"retention: dropped %zu counts older than %llu s",
+				total, (unsigned long long)ing->o.retention);
 		pthread_mutex_lock(&ing->mu);
 		ing->stats.expired += total;
 		pthread_mutex_unlock(&ing->mu);
@@ -682,17 +683,16 @@ static void pending_growth(agg_ingest *ing, const struct merge_growth *g)
 		if (!found) {
 			if (fdo_grow(ing->pend, ing->cap_pend, ing->npend + 1))
 				return; /* the index points past: ignored */
-			ing->pend[ing->npend++] = (struct pend_est){
-				g->pending[i], 0, 0, 0};
+			ing->pend[ing->npend++] =
+				(struct pend_est){g->pending[i], 0, 0, 0};
 			/* Count what the store holds the first time. */
 			ing->pend[at].est = (uint64_t)-1;
 		}
 		if (at >= ing->npend)
 			continue;
 		struct pend_est *e = &ing->pend[at];
-		e->est = e->est == (uint64_t)-1
-				 ? ing->o.max_pending
-				 : e->est + g->pending_added[i];
+		e->est = e->est == (uint64_t)-1 ? ing->o.max_pending
+						: e->est + g->pending_added[i];
 		/* est is an upper bound (resolved addresses are not taken
 		 * off): only a recount can tell the limit is reached. */
 		if (e->est >= ing->o.max_pending && !e->full)
@@ -792,10 +792,11 @@ static void *merger_main(void *arg)
 			if (ing->writer_done) {
 				/* Stopping: what is logged is durable; the
 				 * next start replays it. */
-				fdo_warn("ingest: stopping with logged batches "
-					 "not merged (%s); the next start "
-					 "replays them from the write-ahead log",
-					 fdo_strerror(rc));
+				fdo_warn(
+					"ingest: stopping with logged batches "
+					"not merged (%s); the next start "
+					"replays them from the write-ahead log",
+					fdo_strerror(rc));
 				pthread_mutex_unlock(&ing->mu);
 				break;
 			}
@@ -828,7 +829,8 @@ static void *merger_main(void *arg)
 		store_wal_trim(ing->wal, applied);
 		pthread_mutex_unlock(&ing->wal_mu);
 		if (npending && ing->o.pending_cb)
-			ing->o.pending_cb(ing->o.pending_arg, pending, npending);
+			ing->o.pending_cb(ing->o.pending_arg, pending,
+					  npending);
 	}
 	free(batch);
 	return NULL;
@@ -934,8 +936,9 @@ int agg_ingest_create(store *s, const struct agg_ingest_opts *opts,
 	fdo_buf_init(&ing->rec);
 	if ((rc = store_wal_open(store_dir(s), ing->o.wal_segment_bytes,
 				 &ing->wal))) {
-		fdo_error("ingest: cannot open the write-ahead log in %s/wal: %s",
-			  store_dir(s), fdo_strerror(rc));
+		fdo_error(
+			"ingest: cannot open the write-ahead log in %s/wal: %s",
+			store_dir(s), fdo_strerror(rc));
 		goto fail;
 	}
 	if ((rc = replay(ing)))
@@ -1238,11 +1241,12 @@ void agg_ingest_message_from(agg_ingest *ing, const uint8_t *msg, size_t len,
 	if (rc) {
 		res.status = rc;
 		if (rc == FDO_ELIMIT)
-			snprintf(res.message, sizeof res.message,
-				 "batch too large: %zu bytes (limits: %zu bytes "
-				 "encoded, %zu bytes decoded); split it",
-				 len, ing->limits->max_message_bytes,
-				 ing->limits->max_decoded_bytes);
+			snprintf(
+				res.message, sizeof res.message,
+				"batch too large: %zu bytes (limits: %zu bytes "
+				"encoded, %zu bytes decoded); split it",
+				len, ing->limits->max_message_bytes,
+				ing->limits->max_decoded_bytes);
 		else if (rc == FDO_EINVAL)
 			snprintf(res.message, sizeof res.message,
 				 "SampleBatch refused: a string (agent, host, "

@@ -29,7 +29,7 @@ struct prep_frame {
 };
 
 struct prep_stack {
-	uint64_t id;       /* store_stack_id */
+	uint64_t id;	   /* store_stack_id */
 	uint64_t samples;  /* raw count; weight = samples x period x wq */
 	uint32_t first, n; /* frames[first .. first+n); n = 0 after a replay
 			      when an earlier record carried the frames */
@@ -59,9 +59,9 @@ struct prep {
 	size_t nbranches;
 
 	struct store_wal_pos wal_end; /* position after its WAL record */
-	uint64_t logno;               /* order of logging, from 1 */
-	struct agg_result *res;       /* the submitter's, until done */
-	int done;                     /* guarded by the ingest lock */
+	uint64_t logno;		      /* order of logging, from 1 */
+	struct agg_result *res;	      /* the submitter's, until done */
+	int done;		      /* guarded by the ingest lock */
 	struct prep *next;
 };
 
@@ -90,8 +90,8 @@ void merge_destroy(struct merge *m);
  * merge_apply writes preps[0..n) into the store in one transaction,
  * with the WAL position after the last one, via store_write (so it may be
  * retried from scratch after map growth). On success the build-ids that
- * got new pending addresses are in *pending (count in *npending; valid until the
- * next call).
+ * got new pending addresses are in *pending (count in *npending; valid until
+ * the next call).
  */
 int merge_apply(struct merge *m, store *st, struct prep **preps, size_t n,
 		uint64_t now, const uint32_t **pending, size_t *npending);
@@ -100,8 +100,7 @@ int merge_apply(struct merge *m, store *st, struct prep **preps, size_t n,
  * buckets starting before cutoff; *deleted says how many (call again while
  * it is not 0), *oldest the oldest bucket left (UINT32_MAX: none).
  */
-int merge_expire(store *st, uint32_t cutoff, size_t *deleted,
-		 uint32_t *oldest);
+int merge_expire(store *st, uint32_t cutoff, size_t *deleted, uint32_t *oldest);
 /*
  * What the last successful merge_apply added, for the growth limits
  * (aggregator/ingest.c): per binary (prep_name_hash of its name) the
@@ -130,7 +129,7 @@ int merge_sweep(store *st, uint64_t cutoff, size_t *deleted);
 
 /* Size of a value of table batches; layout in storage/codec.c. Records
  * written before issue 21 have 24 bytes (no content digest). */
-#define BATCH_VAL_SIZE 32
+#define BATCH_VAL_SIZE	  32
 #define BATCH_VAL_SIZE_V1 24
 
 /*

@@ -57,7 +57,7 @@ struct entry {
 
 struct entries {
 	struct entry *v;
-	size_t n, cap; /* cap is kept from merge to merge */
+	size_t n, cap;	   /* cap is kept from merge to merge */
 	struct entry *tmp; /* bucket_sort_entries' second array, kept too */
 	size_t tmp_cap;
 };
@@ -193,10 +193,10 @@ struct merge {
 	struct entries stack_cands, addr_cands;
 	struct idset known_stacks, known_addrs;
 	struct vec64 new_stacks, new_addrs; /* to add after the commit */
-	uint32_t *pending;                  /* build-ids with new pending */
-	uint64_t *pending_added;            /* ... how many new each */
+	uint32_t *pending;		    /* build-ids with new pending */
+	uint64_t *pending_added;	    /* ... how many new each */
 	size_t npending, cap_pending, cap_added;
-	uint64_t *bin_hash, *bin_new;       /* binaries with new stacks */
+	uint64_t *bin_hash, *bin_new; /* binaries with new stacks */
 	size_t nbin, cap_bin, cap_bin_new;
 	/* Build-ids over the pending limit (key id + 1): their new addresses
 	 * are not made pending; counted in dropped. */
@@ -436,20 +436,21 @@ static int apply_prep(struct merge *m, store_txn *t, size_t pi)
 		if (s->n && !idset_has(&m->known_stacks, s->id) &&
 		    (rc = entries_add(&m->stack_cands, cand, 0, 0)))
 			return rc;
-		uint64_t key[4] = {(uint64_t)binary << 32 | labelset,
-				   p->bucket, s->id, 0};
+		uint64_t key[4] = {(uint64_t)binary << 32 | labelset, p->bucket,
+				   s->id, 0};
 		if ((rc = entries_add(&m->counts, key, unit * s->samples,
-				   s->samples)))
+				      s->samples)))
 			return rc;
 		accepted += s->samples;
 	}
 	for (size_t i = 0; i < p->nbranches; i++) {
 		const struct prep_branch *pb = &p->branches[i];
 		uint64_t key[4] = {(uint64_t)binary << 32 | labelset,
-				   (uint64_t)p->bucket << 32 | p->maps[pb->map].id,
+				   (uint64_t)p->bucket << 32 |
+					   p->maps[pb->map].id,
 				   pb->from, pb->to};
 		if ((rc = entries_add(&m->branches, key, unit * pb->samples,
-				   pb->samples)))
+				      pb->samples)))
 			return rc;
 	}
 	uint8_t bval[BATCH_VAL_SIZE];
@@ -457,12 +458,11 @@ static int apply_prep(struct merge *m, store_txn *t, size_t pi)
 	fdo_put_be64(bval + 8, accepted);
 	fdo_put_be64(bval + 16, 0);
 	fdo_put_be64(bval + 24, p->digest);
-	return store_put(t, STORE_BATCHES, bkey, sizeof bkey, bval,
-			 sizeof bval, 0);
+	return store_put(t, STORE_BATCHES, bkey, sizeof bkey, bval, sizeof bval,
+			 0);
 }
 
-static inline int entry_less(const struct entry *x,
-			    const struct entry *y)
+static inline int entry_less(const struct entry *x, const struct entry *y)
 {
 	for (int i = 0; i < 4; i++)
 		if (x->k[i] != y->k[i])
@@ -547,10 +547,10 @@ static void sort_entries(struct entry *a, size_t n)
 #define DIGIT_BITS 8
 
 struct digit {
-	int w0, w1;            /* first and second varying words (w1 -1: none) */
-	int shift0, shift1;    /* right shifts of each word */
+	int w0, w1;	    /* first and second varying words (w1 -1: none) */
+	int shift0, shift1; /* right shifts of each word */
 	uint64_t mask0, mask1; /* masks after shifting */
-	int bits1;             /* bits taken from w1 */
+	int bits1;	       /* bits taken from w1 */
 };
 
 static inline uint32_t digit_of(const struct digit *d, const struct entry *x)
@@ -657,7 +657,8 @@ static int put_stack(struct merge *m, store_cursor *c, const struct prep *p,
 {
 	struct store_frame f[STORE_STACK_MAX_FRAMES];
 	uint64_t tok[STORE_STACK_MAX_FRAMES];
-	size_t n = s->n > STORE_STACK_MAX_FRAMES ? STORE_STACK_MAX_FRAMES : s->n;
+	size_t n = s->n > STORE_STACK_MAX_FRAMES ? STORE_STACK_MAX_FRAMES
+						 : s->n;
 	for (size_t k = 0; k < n; k++) {
 		const struct prep_frame *pf = &p->frames[s->first + k];
 		f[k].build_id = p->maps[pf->map].id;
@@ -672,8 +673,7 @@ static int put_stack(struct merge *m, store_cursor *c, const struct prep *p,
 	if (rc)
 		return rc;
 	store_stack_key_encode(key, s->id);
-	rc = store_cursor_put(c, key, sizeof key, val, vlen,
-			      STORE_NOOVERWRITE);
+	rc = store_cursor_put(c, key, sizeof key, val, vlen, STORE_NOOVERWRITE);
 	if (rc != FDO_OK && rc != FDO_EEXISTS)
 		return rc;
 	int stored = rc == FDO_EEXISTS;
@@ -792,9 +792,9 @@ static size_t encode_key(enum store_table table, const uint64_t *k,
 		store_counts_key_encode(out, &ck);
 		return STORE_COUNTS_KEY_SIZE;
 	}
-	struct store_branches_key bk = {(uint32_t)(k[0] >> 32), (uint32_t)k[0],
-					(uint32_t)(k[1] >> 32), (uint32_t)k[1],
-					k[2], k[3]};
+	struct store_branches_key bk = {
+		(uint32_t)(k[0] >> 32), (uint32_t)k[0], (uint32_t)(k[1] >> 32),
+		(uint32_t)k[1],		k[2],		k[3]};
 	store_branches_key_encode(out, &bk);
 	return STORE_BRANCHES_KEY_SIZE;
 }
@@ -973,7 +973,7 @@ int merge_sweep(store *st, uint64_t cutoff, size_t *deleted)
 struct expire {
 	uint32_t cutoff;
 	size_t deleted;
-	uint32_t oldest; /* out: oldest bucket left, UINT32_MAX if none */
+	uint32_t oldest;      /* out: oldest bucket left, UINT32_MAX if none */
 	struct deltas totals; /* what the deleted counts take away */
 };
 

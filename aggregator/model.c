@@ -157,17 +157,17 @@ struct node {
 
 struct rec {
 	uint32_t node, off, disc;
-	uint32_t naddr;   /* distinct sampled addresses placed on it */
+	uint32_t naddr;	     /* distinct sampled addresses placed on it */
 	uint32_t last_block; /* the block that last added (blocks mode) */
 	double count;
-	double samples;   /* leaf samples placed on it (samples mode) */
+	double samples; /* leaf samples placed on it (samples mode) */
 	int known;
 };
 
 struct tgt {
 	uint32_t rec, name;
 	double count;
-	int blocks;   /* counted from block counts (the lines' unit) */
+	int blocks; /* counted from block counts (the lines' unit) */
 };
 
 /* Caller->callee pairs through a call instruction (blocks mode). */
@@ -180,7 +180,7 @@ struct mb {
 	const struct prof *p;
 	const struct prof_opts *o;
 	int decode;
-	int probes;           /* probe-based (PROF_MODEL_PROBES and probes) */
+	int probes; /* probe-based (PROF_MODEL_PROBES and probes) */
 	struct fdo_map64 call_rec; /* probe-based: call insn + 1 -> record */
 	struct node *nodes;
 	size_t nnodes, cap_nodes;
@@ -191,8 +191,8 @@ struct mb {
 	struct site *sites;
 	size_t nsites, cap_sites;
 	struct kmap node_map, rec_map, tgt_map, site_map;
-	double *head;         /* per string: head from the pairs */
-	double *entry;        /* per string: entry block count, or -1 */
+	double *head;	      /* per string: head from the pairs */
+	double *entry;	      /* per string: entry block count, or -1 */
 	uint8_t *name_state;  /* per string: 0 not seen, 1 usable, 2 not */
 	uint32_t *loc_rec;    /* per location: its record, or LOC_* */
 	uint32_t *loc_insn;   /* per location: its instruction in a function
@@ -324,8 +324,7 @@ static int place(struct mb *b, uint32_t li, uint32_t *rec)
 		return PLACE_OK;
 	}
 	const struct prof_loc *l = &b->p->locs[li];
-	int rc = place_chain(b, &b->p->frames[l->first_frame], l->nframes,
-			     rec);
+	int rc = place_chain(b, &b->p->frames[l->first_frame], l->nframes, rec);
 	if (rc == PLACE_OK)
 		b->loc_rec[li] = *rec;
 	else if (rc != PLACE_NOMEM)
@@ -338,14 +337,13 @@ static uint32_t callee_name(struct mb *b, const struct prof_loc *l)
 {
 	if (!l->nframes)
 		return NONE;
-	uint32_t name =
-		b->p->frames[l->first_frame + l->nframes - 1].function;
+	uint32_t name = b->p->frames[l->first_frame + l->nframes - 1].function;
 	return name_ok(b, name) ? name : NONE;
 }
 
 /* One caller->callee pair: site called the function of callee. */
-static int add_edge(struct mb *b, const struct prof_loc *callee,
-		    uint32_t site, double count)
+static int add_edge(struct mb *b, const struct prof_loc *callee, uint32_t site,
+		    double count)
 {
 	uint32_t name = callee_name(b, callee);
 	if (name == NONE)
@@ -471,10 +469,10 @@ static uint32_t insn_at(const struct prof *p, uint32_t bid, uint64_t vaddr)
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		const struct prof_insn *in = &p->insns[mid];
-		uint32_t mb = p->blocks[in->block].func < p->nfuncs
-				      ? p->funcs[p->blocks[in->block].func]
-						.build_id
-				      : NONE;
+		uint32_t mb =
+			p->blocks[in->block].func < p->nfuncs
+				? p->funcs[p->blocks[in->block].func].build_id
+				: NONE;
 		if (mb < bid || (mb == bid && in->vaddr <= vaddr))
 			lo = mid + 1;
 		else
@@ -523,8 +521,8 @@ static int add_blocks(struct mb *b)
 		if (in->vaddr == p->funcs[bl->func].addr && in->nframes) {
 			uint32_t name = f[in->nframes - 1].function;
 			if (name < p->nstrings && name_ok(b, name))
-				b->entry[name] = fmax(b->entry[name], 0) +
-						 bl->count;
+				b->entry[name] =
+					fmax(b->entry[name], 0) + bl->count;
 		}
 		uint32_t rec;
 		int rc = place_chain(b, f, in->nframes, &rec);
@@ -533,10 +531,9 @@ static int add_blocks(struct mb *b)
 		if (rc != PLACE_OK)
 			continue;
 		struct rec *r = &b->recs[rec];
-		double c = bl->count *
-			   (b->decode ? prof_duplication_factor(
-						f[0].discriminator)
-				      : 1);
+		double c = bl->count * (b->decode ? prof_duplication_factor(
+							    f[0].discriminator)
+						  : 1);
 		r->count = fmax(r->count, c);
 		r->known = 1;
 		r->last_block = in->block;
@@ -553,8 +550,8 @@ static int add_blocks(struct mb *b)
 static int add_probes(struct mb *b)
 {
 	const struct prof *p = b->p;
-	uint32_t *node_of = malloc((p->npctxs ? p->npctxs : 1) *
-				   sizeof *node_of);
+	uint32_t *node_of =
+		malloc((p->npctxs ? p->npctxs : 1) * sizeof *node_of);
 	if (!node_of)
 		return FDO_ENOMEM;
 	int rc = FDO_OK;
@@ -562,8 +559,8 @@ static int add_probes(struct mb *b)
 	for (size_t i = 0; i < p->npctxs && !rc; i++) {
 		const struct prof_pctx *c = &p->pctxs[i];
 		uint32_t parent = c->parent == PROF_NONE ? NONE
-				  : c->parent < i ? node_of[c->parent]
-						  : NONE - 1;
+				  : c->parent < i	 ? node_of[c->parent]
+							 : NONE - 1;
 		node_of[i] = NONE;
 		if (parent == NONE - 1 || !name_ok(b, c->name) ||
 		    (c->parent != PROF_NONE && parent == NONE))
@@ -596,10 +593,11 @@ static int add_probes(struct mb *b)
 			r->count += p->blocks[pr->block].count;
 		r->last_block = pr->block;
 		r->known = 1;
-		if (pr->type == PROF_PROBE_DCALL || pr->type == PROF_PROBE_ICALL) {
-			uint32_t in = insn_at(p, p->funcs[p->blocks[pr->block]
-							      .func].build_id,
-					      pr->vaddr);
+		if (pr->type == PROF_PROBE_DCALL ||
+		    pr->type == PROF_PROBE_ICALL) {
+			uint32_t in = insn_at(
+				p, p->funcs[p->blocks[pr->block].func].build_id,
+				pr->vaddr);
 			uint32_t old;
 			int found;
 			if (in != NONE &&
@@ -767,8 +765,8 @@ static int finish(struct mb *b, struct prof_model *m)
 	m->lines = calloc(b->nrecs ? b->nrecs : 1, sizeof *m->lines);
 	m->targets = calloc(b->ntgts ? b->ntgts : 1, sizeof *m->targets);
 	m->kids = malloc((b->nnodes ? b->nnodes : 1) * sizeof *m->kids);
-	m->functions = malloc((b->nnodes ? b->nnodes : 1) *
-			      sizeof *m->functions);
+	m->functions =
+		malloc((b->nnodes ? b->nnodes : 1) * sizeof *m->functions);
 	int rc = FDO_ENOMEM;
 	if (!recs || !tgts || !nodes || !line_of || !m->nodes || !m->lines ||
 	    !m->targets || !m->kids || !m->functions)
@@ -780,10 +778,11 @@ static int finish(struct mb *b, struct prof_model *m)
 	m->nnodes = b->nnodes;
 	for (size_t i = 0; i < b->nnodes; i++) {
 		const struct node *n = &b->nodes[i];
-		m->nodes[i] = (struct prof_mnode){
-			.parent = n->parent, .name = n->name,
-			.off = n->off, .disc = n->disc,
-			.checksum = n->checksum};
+		m->nodes[i] = (struct prof_mnode){.parent = n->parent,
+						  .name = n->name,
+						  .off = n->off,
+						  .disc = n->disc,
+						  .checksum = n->checksum};
 		if (n->parent == NONE && n->name < p->nstrings) {
 			int entry = b->o->head == PROF_HEAD_ENTRY;
 			m->nodes[i].head = !entry ? b->head[n->name]
@@ -796,9 +795,11 @@ static int finish(struct mb *b, struct prof_model *m)
 	for (size_t i = 0; i < b->nrecs; i++) {
 		const struct rec *r = &b->recs[recs[i]];
 		line_of[recs[i]] = (uint32_t)i;
-		m->lines[i] = (struct prof_mline){
-			.node = r->node, .off = r->off, .disc = r->disc,
-			.count = r->count, .known = r->known};
+		m->lines[i] = (struct prof_mline){.node = r->node,
+						  .off = r->off,
+						  .disc = r->disc,
+						  .count = r->count,
+						  .known = r->known};
 		struct prof_mnode *n = &m->nodes[r->node];
 		if (!n->nlines)
 			n->first_line = (uint32_t)i;
@@ -882,10 +883,10 @@ int prof_model_build(const struct prof *p, const struct prof_opts *o,
 	b.name_state = calloc(ns, 1);
 	b.loc_rec = malloc(nl * sizeof *b.loc_rec);
 	b.loc_insn = malloc(nl * sizeof *b.loc_insn);
-	int rc = leaf && b.head && b.entry && b.name_state &&
-			 b.loc_rec && b.loc_insn
-		 ? FDO_OK
-		 : FDO_ENOMEM;
+	int rc = leaf && b.head && b.entry && b.name_state && b.loc_rec &&
+				 b.loc_insn
+			 ? FDO_OK
+			 : FDO_ENOMEM;
 	for (size_t i = 0; !rc && i < ns; i++)
 		b.entry[i] = -1;
 	for (size_t i = 0; !rc && i < p->nlocs; i++) {

@@ -141,11 +141,11 @@ int prep_build(const Fdod__SampleBatch *b, const struct wire_limits *limits,
 		total += b->stacks[i]->n_addrs;
 	p->frames = malloc((total ? total : 1) * sizeof *p->frames);
 	p->stacks = malloc((b->n_stacks ? b->n_stacks : 1) * sizeof *p->stacks);
-	p->branches =
-		malloc((b->n_branches ? b->n_branches : 1) * sizeof *p->branches);
-	struct store_hframe *hf = malloc(
-		(limits->max_stack_depth ? limits->max_stack_depth : 1) *
-		sizeof *hf);
+	p->branches = malloc((b->n_branches ? b->n_branches : 1) *
+			     sizeof *p->branches);
+	struct store_hframe *hf =
+		malloc((limits->max_stack_depth ? limits->max_stack_depth : 1) *
+		       sizeof *hf);
 	rc = FDO_ENOMEM;
 	if (!p->agent || !p->binary || !p->host || !p->labels || !p->maps ||
 	    !refs || !p->frames || !p->stacks || !p->branches || !hf)
@@ -181,8 +181,8 @@ int prep_build(const Fdod__SampleBatch *b, const struct wire_limits *limits,
 			 * ends one byte before it. */
 			if (k > 0 && off > 0)
 				off--;
-			hf[ps->n] = (struct store_hframe){p->maps[m->index].hash,
-							  off};
+			hf[ps->n] = (struct store_hframe){
+				p->maps[m->index].hash, off};
 			p->frames[p->nframes++] =
 				(struct prep_frame){m->index, off};
 			ps->n++;
@@ -251,8 +251,7 @@ static void putstr(struct fdo_buf *b, const char *s)
 	fdo_buf_append(b, s, n);
 }
 
-int prep_compact(struct prep *p, int (*keep)(void *arg, uint64_t id),
-		 void *arg)
+int prep_compact(struct prep *p, int (*keep)(void *arg, uint64_t id), void *arg)
 {
 	size_t kept = 0;
 	for (size_t i = 0; i < p->nstacks; i++) {
@@ -268,7 +267,8 @@ int prep_compact(struct prep *p, int (*keep)(void *arg, uint64_t id),
 	}
 	p->nframes = kept;
 	/* Most stacks were logged before: give the memory back. */
-	struct prep_frame *f = realloc(p->frames, (kept ? kept : 1) * sizeof *f);
+	struct prep_frame *f =
+		realloc(p->frames, (kept ? kept : 1) * sizeof *f);
 	if (f)
 		p->frames = f;
 	return FDO_OK;
@@ -457,8 +457,9 @@ uint64_t prep_digest(const struct prep *p)
 	 * does not matter; the scalars are mixed in a fixed order. */
 	uint64_t h = 0x6a09e667f3bcc908ull;
 	uint64_t fields[] = {str_hash(p->binary), str_hash(p->host),
-			     str_hash(p->labels), p->time_end, p->period,
-			     p->wq, p->nstacks, p->nbranches};
+			     str_hash(p->labels), p->time_end,
+			     p->period,		  p->wq,
+			     p->nstacks,	  p->nbranches};
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
 		h = fdo_mix64(h ^ fields[i]);
 	uint64_t stacks = 0, branches = 0;
@@ -468,8 +469,10 @@ uint64_t prep_digest(const struct prep *p)
 	for (size_t i = 0; i < p->nbranches; i++) {
 		const struct prep_branch *b = &p->branches[i];
 		uint64_t m = b->map < p->nmaps ? p->maps[b->map].hash : 0;
-		branches += fdo_mix64(m ^ fdo_mix64(b->from ^
-				      fdo_mix64(b->to ^ fdo_mix64(b->samples))));
+		branches += fdo_mix64(
+			m ^
+			fdo_mix64(b->from ^
+				  fdo_mix64(b->to ^ fdo_mix64(b->samples))));
 	}
 	h = fdo_mix64(h ^ stacks);
 	h = fdo_mix64(h ^ branches);

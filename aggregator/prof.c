@@ -144,8 +144,8 @@ static int seen_in_stack(const uint32_t *sl, uint32_t i)
  */
 #define REDUCE_CHUNK 32
 
-int prof_reducer_add(struct prof_reducer *r, const uint32_t *sl,
-		     uint32_t n, double count, uint64_t samples)
+int prof_reducer_add(struct prof_reducer *r, const uint32_t *sl, uint32_t n,
+		     double count, uint64_t samples)
 {
 	if (!n || !(count > 0) || !isfinite(count))
 		return FDO_OK;
@@ -175,7 +175,8 @@ int prof_reducer_add(struct prof_reducer *r, const uint32_t *sl,
 		}
 		for (uint32_t k = 0; k < m; k++) {
 			if ((rc = fdo_map64_put(&r->pmap, keys[k],
-						(uint32_t)r->npairs, &v, &found)))
+						(uint32_t)r->npairs, &v,
+						&found)))
 				return rc;
 			if (!found) {
 				if ((rc = fdo_grow(r->pairs, r->cap_pairs,
@@ -183,7 +184,7 @@ int prof_reducer_add(struct prof_reducer *r, const uint32_t *sl,
 					return rc;
 				uint64_t pk = keys[k] - 1;
 				r->pairs[r->npairs++] = (struct prof_pair){
-				    (uint32_t)(pk >> 32), (uint32_t)pk, 0};
+					(uint32_t)(pk >> 32), (uint32_t)pk, 0};
 			}
 			at[k] = v;
 			__builtin_prefetch(&r->pairs[v]);
@@ -246,8 +247,7 @@ static int reduce(const struct prof *p, struct prof_leaf **leaves_out,
 		prof_reducer_fini(&r);
 		return rc;
 	}
-	prof_reducer_finish(&r, leaves_out, nleaves_out, pairs_out,
-			    npairs_out);
+	prof_reducer_finish(&r, leaves_out, nleaves_out, pairs_out, npairs_out);
 	return FDO_OK;
 }
 

@@ -101,10 +101,11 @@ struct builder {
 	sym_cache *cache;
 	const char *datadir;
 	struct prof *p;
-	struct fdo_map64 locs_by_addr;   /* (bid id, offset) token -> loc index+1 */
-	struct fdo_map64 bids_by_id;     /* store build-id id -> prof index+1 */
-	uint32_t *bid_store_ids;    /* prof index -> store id */
-	sym_index **indexes;        /* prof index -> open index or NULL */
+	struct fdo_map64 locs_by_addr; /* (bid id, offset) token -> loc index+1
+					*/
+	struct fdo_map64 bids_by_id;   /* store build-id id -> prof index+1 */
+	uint32_t *bid_store_ids;       /* prof index -> store id */
+	sym_index **indexes;	       /* prof index -> open index or NULL */
 	size_t cap_locs, cap_frames, cap_stack_locs, cap_stacks, cap_bids;
 	size_t cap_bid_store_ids, cap_indexes;
 };
@@ -131,7 +132,7 @@ static int build_id_index(struct builder *b, uint32_t id, uint32_t *out)
 		return rc;
 	}
 	int rc = fdo_map64_put(&b->bids_by_id, (uint64_t)id + 1,
-			  (uint32_t)b->p->nbuild_ids + 1, &v, &found);
+			       (uint32_t)b->p->nbuild_ids + 1, &v, &found);
 	if (rc)
 		return rc;
 	*out = v - 1;
@@ -181,8 +182,8 @@ static int loc_index(struct builder *b, const struct store_frame *f,
 	uint64_t token = fdo_mix64(f->offset ^ fdo_mix64(f->build_id)) | 1;
 	uint32_t v;
 	int found;
-	int rc = fdo_map64_put(&b->locs_by_addr, token, (uint32_t)p->nlocs + 1, &v,
-			  &found);
+	int rc = fdo_map64_put(&b->locs_by_addr, token, (uint32_t)p->nlocs + 1,
+			       &v, &found);
 	if (rc)
 		return rc;
 	*out = v - 1;
@@ -215,8 +216,9 @@ static int loc_index(struct builder *b, const struct store_frame *f,
 		size_t sl;
 		char name[STORE_NAME_MAX + 1];
 		pf->function = pf->file = PROF_NONE;
-		if (sf[i].function && !store_intern_name(b->t, STORE_DICT_STRINGS,
-							 sf[i].function, &s, &sl)) {
+		if (sf[i].function &&
+		    !store_intern_name(b->t, STORE_DICT_STRINGS, sf[i].function,
+				       &s, &sl)) {
 			memcpy(name, s, sl);
 			name[sl] = 0;
 			pf->function = prof_intern(p, name);
@@ -262,8 +264,8 @@ struct run {
 	int sel;
 	double decay;
 	store_cursor *c;
-	uint64_t stack;  /* the current entry */
-	double weight;   /* decayed fleet weight (fixed-point units) */
+	uint64_t stack; /* the current entry */
+	double weight;	/* decayed fleet weight (fixed-point units) */
 	uint64_t samples;
 };
 
@@ -335,8 +337,9 @@ static int run_at(struct run *r, uint32_t binary, int crc, const void *k,
 			return crc;
 		struct store_counts_key ck;
 		struct store_weight w;
-		if (store_counts_key_decode(k, kl, &ck) || ck.binary != binary ||
-		    ck.labelset != r->labelset || ck.bucket != r->bucket)
+		if (store_counts_key_decode(k, kl, &ck) ||
+		    ck.binary != binary || ck.labelset != r->labelset ||
+		    ck.bucket != r->bucket)
 			return FDO_OK;
 		if (store_weight_decode(v, vl, &w))
 			continue;
@@ -369,8 +372,7 @@ static int run_less(const struct run *runs, uint32_t a, uint32_t b)
 	return a < b;
 }
 
-static void heap_down(const struct run *runs, uint32_t *h, size_t n,
-		      size_t i)
+static void heap_down(const struct run *runs, uint32_t *h, size_t n, size_t i)
 {
 	for (;;) {
 		size_t l = 2 * i + 1, m = i;
@@ -561,8 +563,9 @@ static int merge_runs(struct builder *b, const struct agg_profile_query *q,
 		store_counts_key_encode(start, &ck);
 		const void *k = NULL, *v = NULL;
 		size_t kl = 0, vl = 0;
-		int more, crc = store_cursor_seek(runs[i].c, start, sizeof start,
-						  &k, &kl, &v, &vl);
+		int more,
+			crc = store_cursor_seek(runs[i].c, start, sizeof start,
+						&k, &kl, &v, &vl);
 		rc = run_at(&runs[i], binary, crc, k, kl, v, vl, &more);
 		if (!rc && more)
 			h[nh++] = (uint32_t)i;
@@ -629,8 +632,8 @@ static int read_branches(struct builder *b, const struct agg_profile_query *q,
 	const void *kp, *vp;
 	size_t kl, vl;
 	int crc = store_cursor_seek(c, start, sizeof start, &kp, &kl, &vp, &vl);
-	for (; crc == FDO_OK && !rc; crc = store_cursor_next(c, &kp, &kl, &vp,
-							     &vl)) {
+	for (; crc == FDO_OK && !rc;
+	     crc = store_cursor_next(c, &kp, &kl, &vp, &vl)) {
 		if (store_branches_key_decode(kp, kl, &k) || k.binary != binary)
 			break;
 		struct store_weight w;
@@ -656,8 +659,8 @@ static int read_branches(struct builder *b, const struct agg_profile_query *q,
 		}
 		if (q->build_id_len && !last_ok)
 			continue;
-		double count = (double)w.weight *
-			       decay(q, k.bucket, width) * factor[sel];
+		double count = (double)w.weight * decay(q, k.bucket, width) *
+			       factor[sel];
 		if (!(count > 0) || !isfinite(count))
 			continue;
 		uint32_t bi;
@@ -690,16 +693,18 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 		      char *err, size_t errlen)
 {
 	prof_init(p);
-	struct builder b = {.st = st, .cache = cache, .datadir = datadir, .p = p};
+	struct builder b = {
+		.st = st, .cache = cache, .datadir = datadir, .p = p};
 	struct pass1 s1 = {.q = q, .p = p};
 	struct prof_reducer red = {0};
-	double *sel_weight = calloc(q->nselectors ? q->nselectors : 1,
-				    sizeof *sel_weight);
+	double *sel_weight =
+		calloc(q->nselectors ? q->nselectors : 1, sizeof *sel_weight);
 	s1.sel_weight = sel_weight;
 	int rc = store_txn_begin(st, 0, &b.t);
 	if (rc || !sel_weight) {
 		free(sel_weight);
-		snprintf(err, errlen, "store unavailable: %s", fdo_strerror(rc));
+		snprintf(err, errlen, "store unavailable: %s",
+			 fdo_strerror(rc));
 		return rc ? rc : FDO_ENOMEM;
 	}
 	uint32_t binary;
@@ -726,8 +731,8 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 		total_w += sel_weight[s];
 		total_mix += q->nselectors ? q->selectors[s].weight : 1.0;
 	}
-	double *factor = calloc(q->nselectors ? q->nselectors : 1,
-				sizeof *factor);
+	double *factor =
+		calloc(q->nselectors ? q->nselectors : 1, sizeof *factor);
 	if (!factor) {
 		rc = FDO_ENOMEM;
 		goto out;
@@ -758,8 +763,7 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 	store_hosts_count(b.t, binary, &p->hosts);
 	rc = FDO_OK;
 	if (q->blocks && b.indexes)
-		rc = agg_blocks_build(p, b.indexes, q->spread,
-				      q->dispersion);
+		rc = agg_blocks_build(p, b.indexes, q->spread, q->dispersion);
 out:
 	for (size_t i = 0; i < p->nbuild_ids; i++)
 		if (b.indexes && b.indexes[i])

@@ -23,13 +23,13 @@ struct prof_opts; /* below */
 
 /* One frame of an inline chain (as the symbolizer resolved it). */
 struct prof_frame {
-	uint32_t function;      /* string index: linkage name */
-	uint32_t file;          /* string index, PROF_NONE unknown */
-	uint32_t line;          /* 0 unknown */
+	uint32_t function; /* string index: linkage name */
+	uint32_t file;	   /* string index, PROF_NONE unknown */
+	uint32_t line;	   /* 0 unknown */
 	uint32_t column;
 	uint32_t discriminator; /* as DWARF has it (LLVM-encoded for clang
 				   -fdebug-info-for-profiling) */
-	uint32_t start_line;    /* DW_AT_decl_line of the function, 0 unknown */
+	uint32_t start_line;	/* DW_AT_decl_line of the function, 0 unknown */
 };
 
 /* One address: an instruction of one build-id. */
@@ -37,7 +37,7 @@ struct prof_loc {
 	uint32_t build_id;    /* index into prof.build_ids */
 	uint64_t offset;      /* file offset; for caller frames the call
 				 site (return address - 1), as ingest stored */
-	uint64_t vaddr;       /* ELF virtual address of offset, or
+	uint64_t vaddr;	      /* ELF virtual address of offset, or
 				 UINT64_MAX when the symbols are unknown */
 	uint32_t first_frame; /* frames[first_frame .. +nframes): the inline
 				 chain, innermost first; 0 frames = not
@@ -50,8 +50,8 @@ struct prof_loc {
 struct prof_stack {
 	uint32_t first_loc; /* stack_locs[first_loc .. +nlocs) */
 	uint32_t nlocs;
-	double count;       /* weighted, decayed, mixed sample count */
-	uint64_t samples;   /* raw samples behind it */
+	double count;	  /* weighted, decayed, mixed sample count */
+	uint64_t samples; /* raw samples behind it */
 };
 
 /*
@@ -63,7 +63,7 @@ struct prof_stack {
  * see prof_reduce.
  */
 struct prof_leaf {
-	uint32_t loc;     /* location index */
+	uint32_t loc; /* location index */
 	double count;
 	uint64_t samples; /* raw samples behind it */
 };
@@ -76,7 +76,7 @@ struct prof_pair {
 /* An LBR branch record of one build-id. */
 struct prof_branch {
 	uint32_t build_id;
-	uint64_t from, to; /* file offsets */
+	uint64_t from, to;	       /* file offsets */
 	uint64_t from_vaddr, to_vaddr; /* UINT64_MAX when unknown */
 	double count;
 	double mispredicts;
@@ -86,7 +86,7 @@ struct prof_build_id {
 	uint8_t id[64];
 	size_t len;
 	char hex[129];
-	char *elf_path;   /* symbol file with loadable bytes, or NULL */
+	char *elf_path;	  /* symbol file with loadable bytes, or NULL */
 	char *debug_path; /* debug file, or NULL */
 };
 
@@ -100,37 +100,41 @@ struct prof_build_id {
  */
 struct prof_func {
 	uint32_t build_id;    /* index into prof.build_ids */
-	uint32_t name;        /* symbol-table name (string index) */
+	uint32_t name;	      /* symbol-table name (string index) */
 	uint64_t addr, size;  /* ELF virtual addresses */
 	uint32_t first_block; /* blocks[first_block .. +nblocks), by address */
 	uint32_t nblocks;
-	double samples;       /* leaf counts that fell in it */
-	int status;           /* FDO_OK, or why it has no blocks (FDO_EPARSE:
-				 undecodable code, FDO_ELIMIT: too large...):
-				 its samples are then placed by line */
+	double samples; /* leaf counts that fell in it */
+	int status;	/* FDO_OK, or why it has no blocks (FDO_EPARSE:
+			   undecodable code, FDO_ELIMIT: too large...):
+			   its samples are then placed by line */
 };
 
 struct prof_block {
-	uint32_t func;       /* index into funcs */
-	uint64_t start, end; /* [start, end) ELF virtual addresses */
+	uint32_t func;		     /* index into funcs */
+	uint64_t start, end;	     /* [start, end) ELF virtual addresses */
 	uint32_t first_insn, ninsns; /* into insns */
-	double count;        /* inferred executions */
-	double samples;      /* leaf counts that fell in it */
+	double count;		     /* inferred executions */
+	double samples;		     /* leaf counts that fell in it */
 };
 
-enum prof_insn_kind { PROF_INSN_PLAIN, PROF_INSN_CALL, PROF_INSN_ICALL,
-		      PROF_INSN_BRANCH };
+enum prof_insn_kind {
+	PROF_INSN_PLAIN,
+	PROF_INSN_CALL,
+	PROF_INSN_ICALL,
+	PROF_INSN_BRANCH
+};
 
 struct prof_insn {
 	uint64_t vaddr;
-	uint32_t block;       /* index into blocks */
+	uint32_t block;	      /* index into blocks */
 	uint32_t first_frame; /* frames[first_frame .. +nframes): inline
 				 chain, innermost first; 0: no line known */
 	uint32_t nframes;
 	uint32_t callee; /* direct calls: the callee's linkage name (the
 			    outermost frame at the target), else PROF_NONE */
 	uint64_t target; /* direct calls: the target's vaddr, else 0 */
-	uint8_t kind;    /* enum prof_insn_kind */
+	uint8_t kind;	 /* enum prof_insn_kind */
 };
 
 enum prof_edge_kind { PROF_EDGE_FALL, PROF_EDGE_TAKEN, PROF_EDGE_TABLE };
@@ -138,7 +142,7 @@ enum prof_edge_kind { PROF_EDGE_FALL, PROF_EDGE_TAKEN, PROF_EDGE_TABLE };
 /* An exact call count (from branch records: fdoctl emit): how often the
  * call instruction insn went to callee. */
 struct prof_call {
-	uint32_t insn;   /* index into insns */
+	uint32_t insn;	 /* index into insns */
 	uint32_t callee; /* linkage name (string index) */
 	double count;
 };
@@ -151,8 +155,8 @@ struct prof_call {
  */
 struct prof_pctx {
 	uint32_t parent;   /* PROF_NONE: a top-level function */
-	uint32_t name;     /* the function's IR name (string index) */
-	uint32_t site;     /* call-probe index in the parent (0 top level) */
+	uint32_t name;	   /* the function's IR name (string index) */
+	uint32_t site;	   /* call-probe index in the parent (0 top level) */
 	uint64_t checksum; /* its CFG checksum (.pseudo_probe_desc) */
 };
 
@@ -160,10 +164,10 @@ enum prof_probe_type { PROF_PROBE_BLOCK, PROF_PROBE_ICALL, PROF_PROBE_DCALL };
 
 struct prof_probe {
 	uint64_t vaddr;
-	uint32_t ctx;   /* into pctxs */
+	uint32_t ctx;	/* into pctxs */
 	uint32_t index; /* 1: the function's entry */
 	uint32_t block; /* the counted block holding it */
-	uint8_t type;   /* enum prof_probe_type (others as the file has them) */
+	uint8_t type;	/* enum prof_probe_type (others as the file has them) */
 };
 
 struct prof_edge {
@@ -172,13 +176,13 @@ struct prof_edge {
 				that is not a nop (its branch, if any):
 				where llvm-bolt looks for an edge */
 	double count;
-	uint8_t kind;        /* enum prof_edge_kind */
+	uint8_t kind; /* enum prof_edge_kind */
 };
 
 struct prof {
 	char *binary;
-	char *event;        /* e.g. "cpu-clock" */
-	char **strings;     /* interned: every string once */
+	char *event;	/* e.g. "cpu-clock" */
+	char **strings; /* interned: every string once */
 	size_t nstrings, cap_strings;
 	struct prof_build_id *build_ids;
 	size_t nbuild_ids;
@@ -204,23 +208,23 @@ struct prof {
 	size_t nfuncs;
 	struct prof_block *blocks;
 	size_t nblocks;
-	struct prof_insn *insns;   /* by (build_id, vaddr) */
+	struct prof_insn *insns; /* by (build_id, vaddr) */
 	size_t ninsns;
-	struct prof_edge *edges;   /* grouped by function, then from block */
+	struct prof_edge *edges; /* grouped by function, then from block */
 	size_t nedges;
-	struct prof_call *calls;   /* exact call counts, if any */
+	struct prof_call *calls; /* exact call counts, if any */
 	size_t ncalls;
-	struct prof_pctx *pctxs;   /* parents before children */
+	struct prof_pctx *pctxs; /* parents before children */
 	size_t npctxs;
 	struct prof_probe *probes; /* by vaddr */
 	size_t nprobes;
 	/* What went in (for headers, readiness and publishing). */
-	uint64_t samples;   /* raw samples selected */
-	double count;       /* sum of stacks' count */
-	uint64_t hosts;     /* distinct hosts */
+	uint64_t samples;		/* raw samples selected */
+	double count;			/* sum of stacks' count */
+	uint64_t hosts;			/* distinct hosts */
 	uint64_t first_time, last_time; /* unix seconds (bucket starts) */
 	char selectors[512]; /* canonical text of the request's selectors */
-	void *priv;          /* the builder's lookup tables */
+	void *priv;	     /* the builder's lookup tables */
 };
 
 void prof_init(struct prof *p);
@@ -252,8 +256,8 @@ struct prof_reducer {
 	struct prof_pair *pairs;
 	size_t npairs, cap_pairs;
 };
-int prof_reducer_add(struct prof_reducer *r, const uint32_t *locs,
-		     uint32_t n, double count, uint64_t samples);
+int prof_reducer_add(struct prof_reducer *r, const uint32_t *locs, uint32_t n,
+		     double count, uint64_t samples);
 void prof_reducer_finish(struct prof_reducer *r, struct prof_leaf **leaves,
 			 size_t *nleaves, struct prof_pair **pairs,
 			 size_t *npairs);
@@ -293,12 +297,12 @@ static inline const char *prof_str(const struct prof *p, uint32_t i)
  * writers round them.
  */
 struct prof_mnode {
-	uint32_t parent;     /* PROF_NONE: a function */
-	uint32_t name;       /* string index: linkage name */
-	uint32_t off, disc;  /* call site in the parent; 0 for functions
-				(probe-based: off is the call probe) */
-	uint64_t checksum;   /* probe-based: the CFG checksum, else 0 */
-	double head;         /* functions: entry count */
+	uint32_t parent;	     /* PROF_NONE: a function */
+	uint32_t name;		     /* string index: linkage name */
+	uint32_t off, disc;	     /* call site in the parent; 0 for functions
+					(probe-based: off is the call probe) */
+	uint64_t checksum;	     /* probe-based: the CFG checksum, else 0 */
+	double head;		     /* functions: entry count */
 	uint32_t first_line, nlines; /* lines[...], by (off, disc) */
 	uint32_t first_kid, nkids;   /* kids[...], by (off, disc, name) */
 };
@@ -306,7 +310,7 @@ struct prof_mnode {
 struct prof_mline {
 	uint32_t node, off, disc;
 	double count;
-	int known;           /* a count was given (it may be 0) */
+	int known;			 /* a count was given (it may be 0) */
 	uint32_t first_target, ntargets; /* targets[...], by name */
 };
 
@@ -316,14 +320,14 @@ struct prof_mtarget {
 };
 
 struct prof_model {
-	int probes;          /* probe-based: lines are probe indexes */
+	int probes;		  /* probe-based: lines are probe indexes */
 	struct prof_mnode *nodes; /* a parent's index is below its kids' */
 	size_t nnodes;
 	struct prof_mline *lines; /* by (node, off, disc) */
 	size_t nlines;
 	struct prof_mtarget *targets;
 	size_t ntargets;
-	uint32_t *kids;      /* node indexes, grouped by parent */
+	uint32_t *kids;	     /* node indexes, grouped by parent */
 	uint32_t *functions; /* top-level node indexes, by name */
 	size_t nfunctions;
 	double skipped_unsym, skipped_line0; /* samples not placed */
@@ -360,19 +364,19 @@ enum prof_head { PROF_HEAD_STACKS, PROF_HEAD_ENTRY };
 enum prof_encoding { PROF_ENC_EXTBINARY, PROF_ENC_TEXT };
 
 struct prof_opts {
-	int counts;     /* enum prof_counts (llvm, gcc, bolt) */
-	int line_count; /* enum prof_line_count (counts=samples) */
-	int head;       /* enum prof_head */
-	int zeros;      /* counts=blocks: write lines that ran 0 times */
-	int balance;    /* counts=blocks: one unit across functions */
-	uint64_t spread; /* ... no scale beyond 1/spread..spread */
+	int counts;	     /* enum prof_counts (llvm, gcc, bolt) */
+	int line_count;	     /* enum prof_line_count (counts=samples) */
+	int head;	     /* enum prof_head */
+	int zeros;	     /* counts=blocks: write lines that ran 0 times */
+	int balance;	     /* counts=blocks: one unit across functions */
+	uint64_t spread;     /* ... no scale beyond 1/spread..spread */
 	uint64_t dispersion; /* counts=blocks: flow_infer r (0: Poisson) */
-	double min_share; /* drop functions (llvm, gcc) or stacks (folded,
-			     pprof: applied by the profile builder) under
-			     this share */
+	double min_share;    /* drop functions (llvm, gcc) or stacks (folded,
+				pprof: applied by the profile builder) under
+				this share */
 	uint64_t max_stacks; /* folded, pprof: the heaviest N stacks */
-	int encoding;    /* enum prof_encoding (llvm) */
-	int symbol_list; /* llvm extbinary: list the binary's functions */
+	int encoding;	     /* enum prof_encoding (llvm) */
+	int symbol_list;     /* llvm extbinary: list the binary's functions */
 	int discriminators, llvm_discriminators; /* gcc */
 	uint64_t period; /* pprof: event units per sample */
 	/* Set by the route from build_id= (a selector, not in the table):
@@ -382,8 +386,13 @@ struct prof_opts {
 };
 
 /* UINT: a whole number above 0; COUNT: a whole number, 0 allowed. */
-enum prof_opt_type { PROF_OPT_ENUM, PROF_OPT_BOOL, PROF_OPT_DOUBLE,
-		     PROF_OPT_UINT, PROF_OPT_COUNT };
+enum prof_opt_type {
+	PROF_OPT_ENUM,
+	PROF_OPT_BOOL,
+	PROF_OPT_DOUBLE,
+	PROF_OPT_UINT,
+	PROF_OPT_COUNT
+};
 #define PROF_OPT_MAX_VALUES 4
 
 /* One option: its query key (also `fdoctl pull --key-with-dashes`), its
@@ -430,9 +439,9 @@ int prof_opts_parse(struct prof_opts *o, const char *text, char *err,
  * FDO_EIO. o: the request's options (prof_opts_init for the defaults).
  */
 struct prof_emitter {
-	const char *name;         /* "llvm", "gcc", "bolt", "folded", "pprof" */
+	const char *name;	  /* "llvm", "gcc", "bolt", "folded", "pprof" */
 	const char *content_type; /* HTTP Content-Type */
-	uint8_t code;             /* stored in published versions: never
+	uint8_t code;		  /* stored in published versions: never
 				     reuse or change a number */
 	int (*emit)(const struct prof *p, const struct prof_opts *o,
 		    struct fdo_buf *out);

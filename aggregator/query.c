@@ -16,8 +16,8 @@
 #include "common/common.h"
 
 /* One "k:v" pair into canonical "k=v" (as stored label sets spell it). */
-static int add_pair(struct agg_selector *s, const char *p, size_t n,
-		    char *err, size_t errlen)
+static int add_pair(struct agg_selector *s, const char *p, size_t n, char *err,
+		    size_t errlen)
 {
 	if (s->npairs == AGG_MAX_PAIRS) {
 		snprintf(err, errlen, "more than %d labels in a selector",
@@ -33,8 +33,8 @@ static int add_pair(struct agg_selector *s, const char *p, size_t n,
 	else if (k + 1 == n) /* stored labels never have an empty value */
 		bad = "has an empty value";
 	if (bad) {
-		snprintf(err, errlen, "label '%.*s' %s",
-			 (int)(n > 64 ? 64 : n), p, bad);
+		snprintf(err, errlen, "label '%.*s' %s", (int)(n > 64 ? 64 : n),
+			 p, bad);
 		return FDO_EINVAL;
 	}
 	char *pair = malloc(n + 1);
@@ -72,8 +72,8 @@ int agg_query_selectors(struct agg_profile_query *q, const char *labels,
 	if (labels && *labels) {
 		q->nselectors = 1;
 		q->selectors[0].weight = 1;
-		return parse_pairs(&q->selectors[0], labels, strlen(labels), ',',
-				   err, errlen);
+		return parse_pairs(&q->selectors[0], labels, strlen(labels),
+				   ',', err, errlen);
 	}
 	if (!mix || !*mix)
 		return FDO_OK;
@@ -95,8 +95,10 @@ int agg_query_selectors(struct agg_profile_query *q, const char *labels,
 			char num[32];
 			size_t wl = (size_t)(mix + e - star - 1);
 			if (wl == 0 || wl >= sizeof num) {
-				snprintf(err, errlen, "bad weight in mix item "
-					 "'%.*s'", (int)(e - i), mix + i);
+				snprintf(err, errlen,
+					 "bad weight in mix item "
+					 "'%.*s'",
+					 (int)(e - i), mix + i);
 				return FDO_EINVAL;
 			}
 			memcpy(num, star + 1, wl);

@@ -35,7 +35,7 @@
 #include "common/common.h"
 #include "symbolizer/symbolizer.h"
 
-#define SYMWORK_CHUNK 4096
+#define SYMWORK_CHUNK	  4096
 #define SYMWORK_MAX_DEPTH 64
 #define SYMWORK_DIRTY_MAX 65536
 
@@ -48,9 +48,9 @@ struct agg_symwork {
 	pthread_cond_t cv;
 	uint32_t *dirty; /* guarded by mu: build-ids to look at */
 	size_t ndirty;
-	uint32_t *busy;  /* guarded by mu: build-ids a worker holds */
+	uint32_t *busy; /* guarded by mu: build-ids a worker holds */
 	size_t nbusy;
-	int stopping;    /* guarded by mu */
+	int stopping;			/* guarded by mu */
 	struct agg_symwork_stats stats; /* guarded by mu */
 	agg_symwork_missing_fn missing; /* guarded by mu; may be NULL */
 	void *missing_arg;
@@ -90,7 +90,7 @@ struct chunk {
 	uint64_t offsets[SYMWORK_CHUNK];
 	size_t n;
 	struct resolved res[SYMWORK_CHUNK];
-	struct sym_frame *frames;	/* resolved frames (strings in index) */
+	struct sym_frame *frames; /* resolved frames (strings in index) */
 	size_t nframes, capframes;
 };
 
@@ -200,7 +200,8 @@ static int resolve(const sym_index *idx, struct chunk *c)
 		if (n > SYMWORK_MAX_DEPTH)
 			n = SYMWORK_MAX_DEPTH;
 		if (n == 0 && sym.found) {
-			/* No DWARF here: the symbol table names the function. */
+			/* No DWARF here: the symbol table names the function.
+			 */
 			memset(f, 0, sizeof *f);
 			f->function = sym.name;
 			n = 1;
@@ -237,7 +238,8 @@ static int write_chunk(store_txn *t, void *arg)
 			n = STORE_SYMCACHE_MAX_FRAMES;
 		for (size_t k = 0; k < n; k++) {
 			const struct sym_frame *f = &c->frames[r->first + k];
-			if ((rc = intern_opt(t, f->function, &sf[k].function)) ||
+			if ((rc = intern_opt(t, f->function,
+					     &sf[k].function)) ||
 			    (rc = intern_opt(t, f->file, &sf[k].file)))
 				return rc;
 			sf[k].line = f->line;
@@ -270,7 +272,8 @@ static void work_on(agg_symwork *w, uint32_t id, struct chunk *c)
 	bid_len = 0;
 	int rc = symbol_files(w, id, bid, &bid_len, elf, dbg, sizeof elf);
 	if (rc) {
-		/* No symbols yet: the addresses wait; someone may fetch them. */
+		/* No symbols yet: the addresses wait; someone may fetch them.
+		 */
 		pthread_mutex_lock(&w->mu);
 		if (rc == FDO_ENOT_FOUND && bid_len && w->missing &&
 		    !w->stopping)

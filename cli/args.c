@@ -58,8 +58,9 @@ int cli_args_parse(const struct cli_cmd *cmd, const struct fdo_opt *table,
 		cli_help(cmd, stdout);
 		rc = 0;
 	} else if (n < cmd->min_operands)
-		rc = cli_usage_error(cmd, "%s", n ? "too few arguments"
-						  : "no argument given");
+		rc = cli_usage_error(cmd, "%s",
+				     n ? "too few arguments"
+				       : "no argument given");
 	else if (cmd->max_operands >= 0 && n > cmd->max_operands)
 		rc = cli_usage_error(cmd, "unexpected argument '%s'",
 				     argv[1 + cmd->max_operands]);
@@ -111,22 +112,21 @@ const struct fdo_opt *cli_emitter_table(const struct fdo_opt *base,
 
 void cli_emitter_help(FILE *out)
 {
-	fprintf(out,
-		"\nWhat the emitters write (formats that read each one in "
-		"[ ]):\n");
+	fprintf(out, "\nWhat the emitters write (formats that read each one in "
+		     "[ ]):\n");
 	for (const struct prof_opt_def *d = prof_opt_defs; d->name; d++) {
 		char flag[64], vals[96] = "";
 		emitter_flag(d->name, flag, sizeof flag);
 		for (int i = 0; i < PROF_OPT_MAX_VALUES && d->values[i]; i++) {
 			size_t n = strlen(vals);
-			snprintf(vals + n, sizeof vals - n, "%s%s", i ? "|" : "",
-				 d->values[i]);
+			snprintf(vals + n, sizeof vals - n, "%s%s",
+				 i ? "|" : "", d->values[i]);
 		}
 		fprintf(out, "  %s %s (default %s) [%s]\n      %s\n", flag,
-			vals[0] ? vals
-			: d->type == PROF_OPT_BOOL ? "0|1"
+			vals[0]			     ? vals
+			: d->type == PROF_OPT_BOOL   ? "0|1"
 			: d->type == PROF_OPT_DOUBLE ? "F"
-						      : "N",
+						     : "N",
 			d->def, d->formats, d->help);
 	}
 }

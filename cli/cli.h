@@ -19,14 +19,14 @@
 
 struct cli_cmd {
 	const char *name;
-	const char *usage;   /* what follows "usage: fdoctl NAME " */
-	const char *summary; /* its line in `fdoctl --help` */
-	const char *about;   /* the help between the usage line and the
-			      * options */
+	const char *usage;	    /* what follows "usage: fdoctl NAME " */
+	const char *summary;	    /* its line in `fdoctl --help` */
+	const char *about;	    /* the help between the usage line and the
+				     * options */
 	const struct fdo_opt *opts; /* the options --help lists */
-	unsigned argv_flags;        /* FDO_ARGV_* */
+	unsigned argv_flags;	    /* FDO_ARGV_* */
 	int min_operands, max_operands; /* max -1: any number */
-	void (*help_more)(FILE *out);   /* after the options, or NULL */
+	void (*help_more)(FILE *out);	/* after the options, or NULL */
 	int (*run)(int argc, char **argv);
 };
 
@@ -76,19 +76,24 @@ void cli_emitter_help(FILE *out);
 
 /* The HTTP client's settings, as options of the subcommands that use it. */
 struct cli_http {
-	char *url;		  /* --http; NULL/"": $FDOD_HTTP, else the default */
+	char *url; /* --http; NULL/"": $FDOD_HTTP, else the default */
 	uint64_t connect_timeout; /* seconds */
 	uint64_t max_time;	  /* seconds per request; 0: no limit */
 };
 
-#define CLI_HTTP_TIMEOUT_OPTS(type, field)                                     \
-	{"connect-timeout", FDO_OPT_DURATION,                                  \
-	 offsetof(type, field.connect_timeout), "30s", "DURATION",             \
-	 "give up connecting to fdod's HTTP API after this long"},             \
-	{"max-time", FDO_OPT_DURATION, offsetof(type, field.max_time), "0",    \
-	 "DURATION",                                                           \
-	 "give up an HTTP request after this long (0: no limit; one that "     \
-	 "stalls for 5 minutes fails)"}
+#define CLI_HTTP_TIMEOUT_OPTS(type, field)                                                \
+	{"connect-timeout",                                                               \
+	 FDO_OPT_DURATION,                                                                \
+	 offsetof(type, field.connect_timeout),                                           \
+	 "30s",                                                                           \
+	 "DURATION",                                                                      \
+	 "give up connecting to fdod's HTTP API after this long"},                        \
+	{                                                                                 \
+		"max-time", FDO_OPT_DURATION, offsetof(type, field.max_time),             \
+			"0", "DURATION",                                                  \
+			"give up an HTTP request after this long (0: no limit; one that " \
+			"stalls for 5 minutes fails)"                                     \
+	}
 
 /* cli_http_base: url if given, else $FDOD_HTTP, else the default URL. */
 const char *cli_http_base(const char *url);
@@ -117,8 +122,8 @@ int cli_http_request(const struct cli_http *h, const char *method,
  * stdout, `error: FILE: reason` on stderr). Returns 0 when every file is
  * stored or present, 1 otherwise. Blocks (cli/cmd_upload.c).
  */
-int cli_upload_http(const struct cli_http *h, const char *binary,
-		    int replace, int nfiles, char **files);
+int cli_upload_http(const struct cli_http *h, const char *binary, int replace,
+		    int nfiles, char **files);
 
 /* Sending SampleBatches to fdod (cli/batch_send.c). */
 #define CLI_BATCH_DEFAULT_URL "tcp://127.0.0.1:7470"

@@ -40,13 +40,14 @@ const struct cli_cmd cli_cmd_backup = {
 	.name = "backup",
 	.usage = "[--http URL | --data DIR] DEST",
 	.summary = "consistent, compacted copy of the store while fdod runs",
-	.about = "Writes a consistent, compacted copy of the store to DEST/store\n"
-		 "while fdod runs. Through fdod (the default) acknowledged "
-		 "batches\nare merged first; DEST is a path on fdod's host, "
-		 "under one of its\n--backup-dir directories and outside its "
-		 "--data. --data DIR copies\nthe store in DIR directly. The "
-		 "symbols/ tree is plain immutable\nfiles: copy it with cp -al "
-		 "or rsync.\n",
+	.about =
+		"Writes a consistent, compacted copy of the store to DEST/store\n"
+		"while fdod runs. Through fdod (the default) acknowledged "
+		"batches\nare merged first; DEST is a path on fdod's host, "
+		"under one of its\n--backup-dir directories and outside its "
+		"--data. --data DIR copies\nthe store in DIR directly. The "
+		"symbols/ tree is plain immutable\nfiles: copy it with cp -al "
+		"or rsync.\n",
 	.opts = opts,
 	.argv_flags = FDO_ARGV_PERMUTE,
 	.min_operands = 1,
@@ -77,7 +78,8 @@ static int backup(const struct cfg *c, const char *dest)
 	if (dest[0] != '/') {
 		if (!realpath(".", abs) ||
 		    strlen(abs) + strlen(dest) + 2 > sizeof abs) {
-			fprintf(stderr, "fdoctl backup: cannot resolve %s\n", dest);
+			fprintf(stderr, "fdoctl backup: cannot resolve %s\n",
+				dest);
 			return 1;
 		}
 		strcat(abs, "/");
@@ -97,7 +99,8 @@ static int backup(const struct cfg *c, const char *dest)
 		rc = store_backup(s, dest);
 		store_close(s);
 		if (rc) {
-			fprintf(stderr, "fdoctl backup: %s\n", fdo_strerror(rc));
+			fprintf(stderr, "fdoctl backup: %s\n",
+				fdo_strerror(rc));
 			return 1;
 		}
 		printf("backup written to %s/store\n", dest);

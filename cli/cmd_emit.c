@@ -38,8 +38,8 @@ static const struct fdo_opt opts[] = {
 	 "the binary the counts are of"},
 	{"fdata", FDO_OPT_STRING, offsetof(struct cfg, fdata), NULL, "FILE",
 	 "its branch counts (.fdata)"},
-	{"format", FDO_OPT_STRING, offsetof(struct cfg, format), "llvm",
-	 "F", "llvm, gcc or bolt"},
+	{"format", FDO_OPT_STRING, offsetof(struct cfg, format), "llvm", "F",
+	 "llvm, gcc or bolt"},
 	{"debug-file", FDO_OPT_STRING, offsetof(struct cfg, debug), NULL,
 	 "FILE", "read DWARF from FILE (as fdoctl symbolize)"},
 	{"cache-dir", FDO_OPT_STRING, offsetof(struct cfg, cache_dir), NULL,
@@ -55,16 +55,17 @@ const struct cli_cmd cli_cmd_emit = {
 	.name = "emit",
 	.usage = "--elf FILE --fdata FILE [--format llvm|gcc|bolt] [OPTIONS]",
 	.summary = "a profile from exact branch counts (llvm-bolt -instrument)",
-	.about = "Writes a profile of the binary FILE from exact branch counts:\n"
-		 "the .fdata that a run of `llvm-bolt FILE -instrument` wrote\n"
-		 "(merge several with merge-fdata), or an LBR profile of FILE.\n"
-		 "Each block of each function the records reach gets the count "
-		 "of\nthe records that lead to it, and the profile is written as "
-		 "a\npull with counts=blocks writes it (the emitter options "
-		 "below, as\nfor fdoctl pull, apply); a binary built with\n"
-		 "-fpseudo-probe-for-profiling gets a probe-based llvm profile, "
-		 "as\na pull of its samples does. Exit status: 0 written, 1 "
-		 "error,\n2 usage.\n",
+	.about =
+		"Writes a profile of the binary FILE from exact branch counts:\n"
+		"the .fdata that a run of `llvm-bolt FILE -instrument` wrote\n"
+		"(merge several with merge-fdata), or an LBR profile of FILE.\n"
+		"Each block of each function the records reach gets the count "
+		"of\nthe records that lead to it, and the profile is written as "
+		"a\npull with counts=blocks writes it (the emitter options "
+		"below, as\nfor fdoctl pull, apply); a binary built with\n"
+		"-fpseudo-probe-for-profiling gets a probe-based llvm profile, "
+		"as\na pull of its samples does. Exit status: 0 written, 1 "
+		"error,\n2 usage.\n",
 	.opts = opts,
 	.argv_flags = FDO_ARGV_PERMUTE,
 	.max_operands = 0,
@@ -136,8 +137,9 @@ static int run(int argc, char **argv)
 	char err[512];
 	const char *bad = NULL;
 	for (size_t k = 0; prof_opt_defs[k].name && !bad; k++)
-		if (c.emitter[k] && prof_opts_set(&o, prof_opt_defs[k].name,
-						  c.emitter[k], err, sizeof err))
+		if (c.emitter[k] &&
+		    prof_opts_set(&o, prof_opt_defs[k].name, c.emitter[k], err,
+				  sizeof err))
 			bad = err;
 	if (!bad && (!c.elf || !c.fdata))
 		bad = "give --elf and --fdata";
@@ -224,9 +226,10 @@ static int emit(const struct cfg *c, struct prof_opts *o)
 	}
 	ret = write_out(c->out, &bytes);
 	if (!ret && c->out)
-		fprintf(stderr, "fdoctl emit: wrote %s (%zu bytes, %zu "
-			"functions, %zu branch records)\n", c->out, bytes.len,
-			p.nfuncs, nx);
+		fprintf(stderr,
+			"fdoctl emit: wrote %s (%zu bytes, %zu "
+			"functions, %zu branch records)\n",
+			c->out, bytes.len, p.nfuncs, nx);
 	goto done;
 fail:
 	fprintf(stderr, "fdoctl emit: %s\n", err);

@@ -39,7 +39,7 @@
 #include "schemas/schemas.h"
 #include "storage/storage.h"
 
-#define WHO "fdoctl import"
+#define WHO	   "fdoctl import"
 #define BUSY_TRIES 30
 
 struct cfg {
@@ -94,8 +94,9 @@ static int run(int argc, char **argv);
 
 const struct cli_cmd cli_cmd_import = {
 	.name = "import",
-	.usage = "[OPTIONS] perf.data\n"
-		 "       fdoctl import [OPTIONS] --script FILE [--build-ids FILE]",
+	.usage =
+		"[OPTIONS] perf.data\n"
+		"       fdoctl import [OPTIONS] --script FILE [--build-ids FILE]",
 	.summary = "send a perf recording (callchains, LBR branch stacks)",
 	.about =
 		"Sends a perf recording (perf record -g or --call-graph dwarf, "
@@ -142,8 +143,8 @@ static int map_file(const char *path, struct mapped *m)
 	if (!S_ISREG(st.st_mode)) {
 		fprintf(stderr,
 			WHO ": %s: not a regular file (the input is hashed "
-			"before it is read, so a pipe or FIFO cannot be "
-			"read): save the text to a file\n",
+			    "before it is read, so a pipe or FIFO cannot be "
+			    "read): save the text to a file\n",
 			path);
 		close(fd);
 		return FDO_EINVAL;
@@ -275,7 +276,8 @@ static void header_facts(const char *text, char *host, size_t hostcap,
 		memcpy(host, h, n);
 		host[n] = '\0';
 	}
-	for (const char *l = text; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+	for (const char *l = text; l && *l;
+	     l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
 		size_t n = strcspn(l, "\n");
 		if (n > 9 && !strncmp(l, "# event :", 9) &&
 		    memmem(l, n, "BRANCH_STACK", 12))
@@ -284,9 +286,8 @@ static void header_facts(const char *text, char *host, size_t hostcap,
 }
 
 /* Decode perf.data through perf. */
-static int decode_perf_data(const struct cfg *c, const char *path,
-			    int branches, struct wire_perf *d, char *err,
-			    size_t errlen)
+static int decode_perf_data(const struct cfg *c, const char *path, int branches,
+			    struct wire_perf *d, char *err, size_t errlen)
 {
 	char *perf = c->perf;
 	struct fdo_buf ids;
@@ -451,7 +452,8 @@ static int send_all(const struct cfg *c, struct wire_perf_result *r)
 			break;
 		if (ack->status) {
 			fprintf(stderr,
-				WHO ": batch seq %llu of %zu refused: %s: %s%s\n",
+				WHO
+				": batch seq %llu of %zu refused: %s: %s%s\n",
 				(unsigned long long)b->seq, r->n_batches,
 				fdo_errname((int)ack->status), ack->message,
 				ack->status == FDO_ECONFLICT
@@ -519,9 +521,9 @@ static int upload_files(const struct cfg *c, const struct wire_perf_result *r)
 				fprintf(stderr, WHO ": not uploaded: %s: %s\n",
 					path,
 					fd < 0 ? strerror(errno)
-					: rc   ? (why[0] ? why : fdo_strerror(rc))
-					       : "not the build-id the recording "
-						 "names (rebuilt since?)");
+					: rc ? (why[0] ? why : fdo_strerror(rc))
+					     : "not the build-id the recording "
+					       "names (rebuilt since?)");
 				continue;
 			}
 			if (fdo_grow(files, cap, n + 1) ||
@@ -588,8 +590,8 @@ static int run(int argc, char **argv)
 	if (c.host)
 		snprintf(host, sizeof host, "%s", c.host);
 	if (path) {
-		char *hargv[] = {c.perf, "report", "-f", "--header-only",
-				 "-i", (char *)path, NULL};
+		char *hargv[] = {c.perf, "report",     "-f", "--header-only",
+				 "-i",	 (char *)path, NULL};
 		if (run_capture(hargv, "perf report --header-only", &hdr))
 			goto out;
 		header_facts(fdo_buf_cstr(&hdr), host, sizeof host, &branches);

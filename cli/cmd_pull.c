@@ -69,12 +69,13 @@ const struct cli_cmd cli_cmd_pull = {
 	.name = "pull",
 	.usage = "[OPTIONS] BINARY",
 	.summary = "fetch a profile for a build (exit 3: not ready yet)",
-	.about = "Fetches BINARY's profile from fdod (GET /v1/profiles/BINARY)."
-		 "\nWithout -o the profile goes to stdout. Exit status: 0 "
-		 "written,\n3 not ready yet (the rule that failed is printed), 1 "
-		 "error,\n2 usage. Each option from --format on is the query "
-		 "parameter of\nthe same name (--line-count is line_count=; "
-		 "docs/http.md,\nGET /v1/profiles/{binary}).\n",
+	.about =
+		"Fetches BINARY's profile from fdod (GET /v1/profiles/BINARY)."
+		"\nWithout -o the profile goes to stdout. Exit status: 0 "
+		"written,\n3 not ready yet (the rule that failed is printed), 1 "
+		"error,\n2 usage. Each option from --format on is the query "
+		"parameter of\nthe same name (--line-count is line_count=; "
+		"docs/http.md,\nGET /v1/profiles/{binary}).\n",
 	.opts = opts,
 	.argv_flags = FDO_ARGV_PERMUTE,
 	.min_operands = 1,
@@ -159,8 +160,8 @@ static int pull(const struct cfg *c, const struct fdo_opt *table,
 	char tmp[4200];
 	snprintf(tmp, sizeof tmp, "%s.tmp.%d", out_path, (int)getpid());
 	FILE *f = fopen(tmp, "wb");
-	if (!f || fwrite(body.data, 1, body.len, f) != body.len ||
-	    fflush(f) || fsync(fileno(f)) || fclose(f)) {
+	if (!f || fwrite(body.data, 1, body.len, f) != body.len || fflush(f) ||
+	    fsync(fileno(f)) || fclose(f)) {
 		fprintf(stderr, "fdoctl pull: cannot write %s: %s\n", tmp,
 			strerror(errno));
 		if (f)

@@ -26,8 +26,9 @@ static const struct fdo_opt opts[] = {
 	 "fdod ingest address (default $FDOD_URL, else " CLI_BATCH_DEFAULT_URL
 	 ")"},
 	{"timeout", FDO_OPT_UINT, offsetof(struct cfg, timeout_ms), "30000",
-	 "MS", "wait this long for the Ack before sending the batch again "
-	       "(three tries)"},
+	 "MS",
+	 "wait this long for the Ack before sending the batch again "
+	 "(three tries)"},
 	{0},
 };
 
@@ -37,10 +38,11 @@ const struct cli_cmd cli_cmd_push = {
 	.name = "push",
 	.usage = "[--url URL] [--timeout MS] FILE|-",
 	.summary = "send one batch in the text form and print its Ack",
-	.about = "Sends one SampleBatch written in fdod's text form (FILE, or - "
-		 "for\nstdin) to fdod and prints the Ack. Exit status: 0 stored "
-		 "(or a\nduplicate already stored), 1 refused or unreachable, 2 "
-		 "usage or\nparse error.\n",
+	.about =
+		"Sends one SampleBatch written in fdod's text form (FILE, or - "
+		"for\nstdin) to fdod and prints the Ack. Exit status: 0 stored "
+		"(or a\nduplicate already stored), 1 refused or unreachable, 2 "
+		"usage or\nparse error.\n",
 	.opts = opts,
 	.argv_flags = FDO_ARGV_PERMUTE,
 	.min_operands = 1,

@@ -130,11 +130,21 @@ static void out_json_str(const char *s)
 			static const char *const hex = "0123456789abcdef";
 			out_ch('\\');
 			switch (c) {
-			case '\b': out_ch('b'); break;
-			case '\f': out_ch('f'); break;
-			case '\n': out_ch('n'); break;
-			case '\r': out_ch('r'); break;
-			case '\t': out_ch('t'); break;
+			case '\b':
+				out_ch('b');
+				break;
+			case '\f':
+				out_ch('f');
+				break;
+			case '\n':
+				out_ch('n');
+				break;
+			case '\r':
+				out_ch('r');
+				break;
+			case '\t':
+				out_ch('t');
+				break;
 			default:
 				out_str("u00");
 				out_ch(hex[c >> 4]);
@@ -208,8 +218,9 @@ static const struct fdo_opt opts[] = {
 	{"obj", FDO_OPT_STRING, offsetof(struct opts, elf), NULL, "FILE", NULL},
 	{"exe", FDO_OPT_STRING, offsetof(struct opts, elf), NULL, "FILE", NULL},
 	{"debug-file", FDO_OPT_STRING, offsetof(struct opts, debug), NULL,
-	 "FILE", "read DWARF from FILE (default: the build-id tree under "
-		 "/usr/lib/debug, .gnu_debuglink, FILE)"},
+	 "FILE",
+	 "read DWARF from FILE (default: the build-id tree under "
+	 "/usr/lib/debug, .gnu_debuglink, FILE)"},
 	{"output-style", FDO_OPT_STRING, offsetof(struct opts, style), "LLVM",
 	 "S", "LLVM or JSON, as llvm-symbolizer"},
 	{"file-offsets", FDO_OPT_BOOL, offsetof(struct opts, file_offsets),
@@ -224,8 +235,9 @@ static const struct fdo_opt opts[] = {
 	 NULL},
 	{"i", FDO_OPT_BOOL, offsetof(struct opts, inlining), NULL, NULL, NULL},
 	{"cache-dir", FDO_OPT_STRING, offsetof(struct opts, cache_dir), NULL,
-	 "DIR", "where the address index is kept (default $FDOD_CACHE_DIR, "
-		"$XDG_CACHE_HOME/fdod, ~/.cache/fdod)"},
+	 "DIR",
+	 "where the address index is kept (default $FDOD_CACHE_DIR, "
+	 "$XDG_CACHE_HOME/fdod, ~/.cache/fdod)"},
 	{"no-cache", FDO_OPT_BOOL, offsetof(struct opts, no_cache), "false",
 	 NULL, "build the index in memory only"},
 	{0},

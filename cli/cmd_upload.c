@@ -58,16 +58,18 @@ static int run(int argc, char **argv);
 
 const struct cli_cmd cli_cmd_upload = {
 	.name = "upload",
-	.usage = "[--http URL | --data DIR] [--binary NAME] [--replace] FILE...",
+	.usage =
+		"[--http URL | --data DIR] [--binary NAME] [--replace] FILE...",
 	.summary = "store ELF executables and debug files by build-id",
-	.about = "Store ELF executables, shared objects and separate debug files "
-		 "by\ntheir GNU build-id, for delayed symbolization and "
-		 "debuginfod; files with\nloadable bytes also by their "
-		 "OpenTelemetry file id (upload the stripped\nfiles hosts run "
-		 "too, when OpenTelemetry agents send only that id).\nOne line "
-		 "per file: `stored|present|replaced "
-		 "<build-id> <slots> <file>`,\nor `error: <file>: <reason>` on "
-		 "stderr. Exit 1 if any file failed.\n",
+	.about =
+		"Store ELF executables, shared objects and separate debug files "
+		"by\ntheir GNU build-id, for delayed symbolization and "
+		"debuginfod; files with\nloadable bytes also by their "
+		"OpenTelemetry file id (upload the stripped\nfiles hosts run "
+		"too, when OpenTelemetry agents send only that id).\nOne line "
+		"per file: `stored|present|replaced "
+		"<build-id> <slots> <file>`,\nor `error: <file>: <reason>` on "
+		"stderr. Exit 1 if any file failed.\n",
 	.opts = opts,
 	.min_operands = 1,
 	.max_operands = -1,
@@ -107,8 +109,7 @@ static unsigned json_slots(const char *json, const char *key)
 	return slots;
 }
 
-static void json_field(const char *json, const char *key, char *out,
-		       size_t cap)
+static void json_field(const char *json, const char *key, char *out, size_t cap)
 {
 	out[0] = 0;
 	const char *p = strstr(json, key);
@@ -122,8 +123,8 @@ static void json_field(const char *json, const char *key, char *out,
 	out[n] = 0;
 }
 
-int cli_upload_http(const struct cli_http *h, const char *binary,
-		    int replace, int nfiles, char **files)
+int cli_upload_http(const struct cli_http *h, const char *binary, int replace,
+		    int nfiles, char **files)
 {
 	char path[1024] = "/v1/symbols";
 	if (binary) {
@@ -131,9 +132,12 @@ int cli_upload_http(const struct cli_http *h, const char *binary,
 		size_t n = strlen(path);
 		n += (size_t)snprintf(path + n, sizeof path - n, "?binary=");
 		for (const char *c = binary; *c && n + 4 < sizeof path; c++)
-			n += (size_t)(*c == '+'
-				      ? snprintf(path + n, sizeof path - n, "%%2B")
-				      : snprintf(path + n, sizeof path - n, "%c", *c));
+			n += (size_t)(*c == '+' ? snprintf(path + n,
+							   sizeof path - n,
+							   "%%2B")
+						: snprintf(path + n,
+							   sizeof path - n,
+							   "%c", *c));
 	}
 	if (replace)
 		snprintf(path + strlen(path), sizeof path - strlen(path), "%s",
@@ -164,8 +168,7 @@ int cli_upload_http(const struct cli_http *h, const char *binary,
 			printf("%s %s %s %s\n",
 			       strstr(json, "\"replaced\":true") ? "replaced"
 								 : "stored",
-			       hex,
-			       slots_text(json_slots(json, "\"stored\"")),
+			       hex, slots_text(json_slots(json, "\"stored\"")),
 			       files[k]);
 		} else if (status == 200) {
 			printf("present %s %s %s\n", hex,
@@ -216,7 +219,8 @@ static int replace_local(store *s, const char *data, const char *file,
 		return rc;
 	}
 	close(out);
-	return store_symbols_adopt(s, data, tmp, binary, STORE_SYM_REPLACE, res);
+	return store_symbols_adopt(s, data, tmp, binary, STORE_SYM_REPLACE,
+				   res);
 }
 
 static int upload_local(const char *data, const char *binary, int replace,
@@ -228,8 +232,8 @@ static int upload_local(const char *data, const char *binary, int replace,
 	int rc = store_open(&so, &s);
 	if (rc) {
 		fprintf(stderr,
-		        "fdoctl upload: cannot open the store in %s: %s\n",
-		        data, fdo_strerror(rc));
+			"fdoctl upload: cannot open the store in %s: %s\n",
+			data, fdo_strerror(rc));
 		return 1;
 	}
 	int failed = 0;
@@ -250,7 +254,7 @@ static int upload_local(const char *data, const char *binary, int replace,
 		} else {
 			fflush(stdout);
 			fprintf(stderr, "error: %s: %s\n", files[i],
-			        res.why[0] ? res.why : fdo_strerror(rc));
+				res.why[0] ? res.why : fdo_strerror(rc));
 			failed = 1;
 		}
 	}
@@ -268,7 +272,8 @@ static int run(int argc, char **argv)
 	const char *env = getenv("FDOD_HTTP");
 	if ((c.data && !*c.data) || (c.http.url && !*c.http.url) ||
 	    (c.binary && !*c.binary))
-		rc = cli_usage_error(&cli_cmd_upload, "an option needs a value");
+		rc = cli_usage_error(&cli_cmd_upload,
+				     "an option needs a value");
 	else if (c.data && c.http.url)
 		rc = cli_usage_error(&cli_cmd_upload,
 				     "give --http or --data, not both");

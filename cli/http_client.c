@@ -124,7 +124,8 @@ int cli_http_request(const struct cli_http *h, const char *method,
 	}
 	if (body_fd >= 0) {
 		if (!(more = curl_slist_append(
-			      headers, "Content-Type: application/octet-stream")))
+			      headers,
+			      "Content-Type: application/octet-stream")))
 			goto nomem;
 		headers = more;
 	}
@@ -132,7 +133,8 @@ int cli_http_request(const struct cli_http *h, const char *method,
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, cerr);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)h->connect_timeout);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT,
+			 (long)h->connect_timeout);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long)h->max_time);
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,

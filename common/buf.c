@@ -7,8 +7,7 @@
 #include "common/buf.h"
 #include "common/common.h"
 
-int fdo_grow_array(void *arrp, size_t *cap, size_t need, size_t elem,
-		   int zero)
+int fdo_grow_array(void *arrp, size_t *cap, size_t need, size_t elem, int zero)
 {
 	if (need <= *cap)
 		return FDO_OK;

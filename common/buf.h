@@ -24,8 +24,7 @@
 #define fdo_grow_zeroed(arr, cap, need)                                        \
 	fdo_grow_array(&(arr), &(cap), (need), sizeof *(arr), 1)
 /* arrp points at the array's pointer; elem is one element's size. */
-int fdo_grow_array(void *arrp, size_t *cap, size_t need, size_t elem,
-		   int zero);
+int fdo_grow_array(void *arrp, size_t *cap, size_t need, size_t elem, int zero);
 
 struct fdo_buf {
 	char *data;
@@ -47,7 +46,8 @@ void fdo_buf_uleb(struct fdo_buf *b, uint64_t v);
 void fdo_buf_le64(struct fdo_buf *b, uint64_t v);
 void fdo_buf_printf(struct fdo_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* fdo_buf_json_str appends s as a quoted JSON string (control chars escaped). */
+/* fdo_buf_json_str appends s as a quoted JSON string (control chars escaped).
+ */
 void fdo_buf_json_str(struct fdo_buf *b, const char *s);
 /* fdo_buf_cstr NUL-terminates (not counted in len) and returns data. */
 const char *fdo_buf_cstr(struct fdo_buf *b);

@@ -59,9 +59,8 @@ static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 #if defined(__x86_64__)
 /* The SSE4.2 crc32 instruction computes the same CRC-32C at memory speed
  * (the WAL checksums every record, the symbolizer every index it opens). */
-__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc,
-							 const uint8_t *p,
-							 size_t len)
+__attribute__((target("sse4.2"))) static uint32_t
+crc_hw(uint32_t crc, const uint8_t *p, size_t len)
 {
 	uint64_t c = ~crc;
 	while (len && ((uintptr_t)p & 7)) {

@@ -37,7 +37,7 @@
 	X(UNSUPPORTED, 17, "unsupported")                                      \
 	X(BUSY, 18, "busy, retry later")                                       \
 	X(TRANSPORT, 19, "transport error")                                    \
-	X(DENIED, 20, "permission denied")                                    \
+	X(DENIED, 20, "permission denied")                                     \
 	X(NOSPACE, 21, "no space left on the disk")                            \
 	X(CONFLICT, 22, "conflicts with what is already stored")               \
 	X(TIME_RANGE, 23, "time outside the range fdod accepts")
@@ -46,7 +46,7 @@ enum fdo_err {
 #define FDO_ERR_ENUM(name, num, msg) FDO_E##name = num,
 	FDO_ERRORS(FDO_ERR_ENUM)
 #undef FDO_ERR_ENUM
-	FDO_OK = FDO_EOK,
+		FDO_OK = FDO_EOK,
 };
 
 /* fdo_strerror returns a static message for err; never NULL. */
@@ -67,8 +67,8 @@ void fdo_log(enum fdo_log_level level, const char *fmt, ...)
  */
 size_t fdo_log_escape(const char *in, size_t n, char *out, size_t cap);
 #define fdo_debug(...) fdo_log(FDO_LOG_DEBUG, __VA_ARGS__)
-#define fdo_info(...) fdo_log(FDO_LOG_INFO, __VA_ARGS__)
-#define fdo_warn(...) fdo_log(FDO_LOG_WARN, __VA_ARGS__)
+#define fdo_info(...)  fdo_log(FDO_LOG_INFO, __VA_ARGS__)
+#define fdo_warn(...)  fdo_log(FDO_LOG_WARN, __VA_ARGS__)
 #define fdo_error(...) fdo_log(FDO_LOG_ERROR, __VA_ARGS__)
 
 /* Build-ids: 1..64 bytes; text form is lowercase hex. A build-id is a

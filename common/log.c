@@ -32,8 +32,10 @@ size_t fdo_log_escape(const char *in, size_t n, char *out, size_t cap)
 		size_t k = 0;
 		if (c == '\n' || c == '\t' || c == '\r' || c == '\\') {
 			e[k++] = '\\';
-			e[k++] = c == '\n' ? 'n' : c == '\t' ? 't' : c == '\r' ? 'r'
-								    : '\\';
+			e[k++] = c == '\n'   ? 'n'
+				 : c == '\t' ? 't'
+				 : c == '\r' ? 'r'
+					     : '\\';
 		} else if (c < 0x20 || c == 0x7f) {
 			e[k++] = '\\';
 			e[k++] = 'x';
@@ -59,17 +61,19 @@ void fdo_log(enum fdo_log_level level, const char *fmt, ...)
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s ",
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-			 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+	int n = snprintf(line, sizeof line,
+			 "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s ",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
 			 level_names[level]);
 	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
 	int m = vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	size_t mlen = m < 0 ? 0 : (size_t)m < sizeof msg ? (size_t)m
-							 : sizeof msg - 1;
+	size_t mlen = m < 0		       ? 0
+		      : (size_t)m < sizeof msg ? (size_t)m
+					       : sizeof msg - 1;
 	size_t len = fdo_log_escape(msg, mlen, line + n, sizeof line - n - 1);
 	len += (size_t)n;
 	line[len++] = '\n';

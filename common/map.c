@@ -21,7 +21,8 @@ static void *table_alloc(size_t n, size_t size)
 	void *p = calloc(n, size);
 	size_t bytes = n * size, huge = (size_t)2 << 20;
 	if (p && bytes >= 2 * huge) {
-		uintptr_t a = ((uintptr_t)p + huge - 1) & ~(uintptr_t)(huge - 1);
+		uintptr_t a = ((uintptr_t)p + huge - 1) &
+			      ~(uintptr_t)(huge - 1);
 		uintptr_t e = ((uintptr_t)p + bytes) & ~(uintptr_t)(huge - 1);
 		if (e > a)
 			(void)madvise((void *)a, e - a, MADV_HUGEPAGE);

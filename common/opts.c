@@ -247,7 +247,8 @@ static int parse_loop(const struct fdo_opt *table, void *cfg, int argc,
 			snprintf(err, errlen, "option '%s' needs a value", a);
 			return FDO_EINVAL;
 		}
-		int rc = opt_apply_once(table, o, cfg, value, seen, err, errlen);
+		int rc =
+			opt_apply_once(table, o, cfg, value, seen, err, errlen);
 		if (rc)
 			return rc;
 	}
@@ -270,8 +271,8 @@ int fdo_opts_parse_argv(const struct fdo_opt *table, void *cfg, int argc,
 {
 	int n, stop;
 	*help = 0;
-	int rc = parse_loop(table, cfg, argc, argv, flags, &n, &stop, help,
-			    err, errlen);
+	int rc = parse_loop(table, cfg, argc, argv, flags, &n, &stop, help, err,
+			    errlen);
 	if (rc)
 		return rc;
 	if (*help)
@@ -321,8 +322,8 @@ int fdo_opts_parse_file(const struct fdo_opt *table, void *cfg,
 		char msg[256];
 		const struct fdo_opt *o = opt_find(table, name, strlen(name));
 		if (!o) {
-			snprintf(err, errlen, "%s:%d: unknown option '%s'", path,
-				 lineno, name);
+			snprintf(err, errlen, "%s:%d: unknown option '%s'",
+				 path, lineno, name);
 			rc = FDO_EINVAL;
 			break;
 		}
@@ -386,7 +387,8 @@ void fdo_opts_print_help(const struct fdo_opt *table, FILE *out)
 			    a->type != o->type)
 				continue;
 			opt_flag(a, name, sizeof name);
-			fprintf(out, "%s%s", aliases++ ? ", " : " (also ", name);
+			fprintf(out, "%s%s", aliases++ ? ", " : " (also ",
+				name);
 		}
 		if (aliases)
 			fputc(')', out);
@@ -446,7 +448,8 @@ void fdo_opts_fini(const struct fdo_opt *table, void *cfg)
 			free(*FIELD(cfg, o, char *));
 			*FIELD(cfg, o, char *) = NULL;
 		} else if (o->type == FDO_OPT_LIST) {
-			struct fdo_strlist *l = FIELD(cfg, o, struct fdo_strlist);
+			struct fdo_strlist *l =
+				FIELD(cfg, o, struct fdo_strlist);
 			for (size_t k = 0; k < l->n; k++)
 				free(l->items[k]);
 			free(l->items);

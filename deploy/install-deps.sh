@@ -11,7 +11,7 @@ PACKAGES=(
   libprotobuf-c-dev protobuf-c-compiler
   libgrpc-dev python3-grpcio
   libcapstone-dev
-  clang-16 llvm-16 lld-16 libclang-rt-16-dev
+  clang-16 llvm-16 lld-16 libclang-rt-16-dev clang-format-16
   bolt-16 libbolt-16-dev
   libc6-dbg binutils
   python3 python3-pytest python3-protobuf protobuf-compiler

@@ -69,8 +69,7 @@ static void check_ack(const uint8_t *data, size_t size)
 	wire_ack_free(ack);
 }
 
-static void hide_all_unknown(Fdod__SampleBatch *b, unsigned *saved,
-			     int restore)
+static void hide_all_unknown(Fdod__SampleBatch *b, unsigned *saved, int restore)
 {
 	size_t k = 0;
 	hide_unknown(&b->base, &saved[k++], restore);
@@ -90,8 +89,8 @@ static void text_canon(Fdod__SampleBatch *b, uint8_t **out, size_t *len)
 {
 	uint32_t sv = b->schema_version;
 	char *tok = b->auth_token;
-	size_t n = 1 + b->n_labels + b->n_mappings + b->n_stacks +
-		   b->n_branches;
+	size_t n =
+		1 + b->n_labels + b->n_mappings + b->n_stacks + b->n_branches;
 	unsigned *saved = calloc(n, sizeof *saved);
 	FUZZ_CHECK(saved != NULL);
 	b->schema_version = WIRE_SCHEMA_VERSION;
@@ -111,8 +110,8 @@ static void check_text_roundtrip(Fdod__SampleBatch *b)
 	FUZZ_CHECK(wire_batch_print_text(b, &text, &tlen) == FDO_OK);
 	Fdod__SampleBatch *back = NULL;
 	char err[256];
-	int rc = wire_batch_parse_text(text, tlen, NULL, &back, err,
-				       sizeof err);
+	int rc =
+		wire_batch_parse_text(text, tlen, NULL, &back, err, sizeof err);
 	if (rc != FDO_OK) {
 		fprintf(stderr, "valid batch does not read back: %s\n%s\n", err,
 			text);
@@ -169,8 +168,8 @@ static void check_prep(const Fdod__SampleBatch *b, int valid)
 	FUZZ_CHECK(prep_decode((const uint8_t *)rec.data, rec.len, &q) ==
 		   FDO_OK);
 	FUZZ_CHECK(prep_encode(q, &again) == FDO_OK);
-	FUZZ_CHECK(rec.len == again.len && !memcmp(rec.data, again.data,
-						   rec.len));
+	FUZZ_CHECK(rec.len == again.len &&
+		   !memcmp(rec.data, again.data, rec.len));
 	prep_free(q);
 	fdo_buf_fini(&rec);
 	fdo_buf_fini(&again);
@@ -242,8 +241,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_text_roundtrip(b);
 
 	/* Unknown fields left out: see hide_unknown. */
-	size_t nmsg = 1 + b->n_labels + b->n_mappings + b->n_stacks +
-		      b->n_branches;
+	size_t nmsg =
+		1 + b->n_labels + b->n_mappings + b->n_stacks + b->n_branches;
 	unsigned *saved = calloc(nmsg, sizeof *saved);
 	FUZZ_CHECK(saved != NULL);
 	hide_all_unknown(b, saved, 0);

@@ -28,7 +28,7 @@
 #include "fuzz/fuzz.h"
 #include "symbolizer/sym_int.h"
 
-#define CODE_AT 0x401000u
+#define CODE_AT	 0x401000u
 #define DATA_FAR 0x600000u
 
 static int input_fd = -1;
@@ -123,8 +123,7 @@ static void raw_code(const uint8_t *data, size_t size)
 	size_t cut = (flags >> 1) & 7;
 	size_t flen = len > cut ? len - cut : len;
 	struct sym_cfg *g = NULL, *h = NULL;
-	int rc = sym_cfg_build_bytes(data, len, CODE_AT, tab, tlen, taddr,
-				     &g);
+	int rc = sym_cfg_build_bytes(data, len, CODE_AT, tab, tlen, taddr, &g);
 	check_rc(rc);
 	if (rc == FDO_OK) {
 		check_cfg(g, CODE_AT, len);

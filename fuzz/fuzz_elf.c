@@ -102,8 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	FUZZ_CHECK(res.slots != 0 && res.stored == res.slots);
 	FUZZ_CHECK(res.elf.build_id_len == info.build_id_len &&
-		   !memcmp(res.elf.build_id, info.build_id,
-			   info.build_id_len));
+		   !memcmp(res.elf.build_id, info.build_id, info.build_id_len));
 	rc = store_symbols_add_fd(NULL, datadir, input_fd, "fuzz", &res);
 	FUZZ_CHECK(rc == FDO_EEXISTS && res.stored == 0);
 	remove_slots(info.build_id, info.build_id_len);

@@ -122,9 +122,11 @@ static void check_duration(const char *v)
 	int rc = fdo_parse_duration(v, &got);
 	int ref = ref_duration(v, &want);
 	if ((rc == FDO_OK) != (ref == 0) || (rc == FDO_OK && got != want)) {
-		fprintf(stderr, "duration '%s': got rc %d value %llu, want %s "
-			"%llu\n", v, rc, (unsigned long long)got,
-			ref ? "refused" : "ok", (unsigned long long)want);
+		fprintf(stderr,
+			"duration '%s': got rc %d value %llu, want %s "
+			"%llu\n",
+			v, rc, (unsigned long long)got, ref ? "refused" : "ok",
+			(unsigned long long)want);
 		abort();
 	}
 }
@@ -158,7 +160,8 @@ static void check_selectors(const char *labels, const char *mix)
 		FUZZ_CHECK(q.nselectors <= AGG_MAX_SELECTORS);
 		for (size_t i = 0; i < q.nselectors; i++) {
 			const struct agg_selector *s = &q.selectors[i];
-			FUZZ_CHECK(s->npairs >= 1 && s->npairs <= AGG_MAX_PAIRS);
+			FUZZ_CHECK(s->npairs >= 1 &&
+				   s->npairs <= AGG_MAX_PAIRS);
 			FUZZ_CHECK(isfinite(s->weight) && s->weight > 0 &&
 				   s->weight <= 1e6);
 			for (size_t k = 0; k < s->npairs; k++) {

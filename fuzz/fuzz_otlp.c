@@ -28,10 +28,10 @@ static void decode(const uint8_t *buf, size_t len, int labels)
 	struct wire_otlp_attrs attrs;
 	char err[512] = "";
 	int rc = wire_otlp_attrs_parse(
-	    labels ? "service.name=binary,process.executable.name=binary,"
-		     "host.name=host,thread.name=label:thread"
-		   : "service.name=binary,process.executable.name=binary",
-	    &attrs, err, sizeof err);
+		labels ? "service.name=binary,process.executable.name=binary,"
+			 "host.name=host,thread.name=label:thread"
+		       : "service.name=binary,process.executable.name=binary",
+		&attrs, err, sizeof err);
 	FUZZ_CHECK(rc == FDO_OK || rc == FDO_ENOMEM);
 	struct wire_otlp_opts o = {.attrs = &attrs, .host = "fuzz"};
 	struct wire_otlp_result r;

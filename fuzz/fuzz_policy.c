@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct srv_sampling_policy p;
 	char err[300];
 	int rc = srv_sampling_policy_parse((const char *)data, size, &p, err,
-	                                   sizeof err);
+					   sizeof err);
 	if (rc) {
 		FUZZ_CHECK(p.n == 0 && p.rules == NULL);
 		FUZZ_CHECK(rc == FDO_ENOMEM || !strncmp(err, "line ", 5));
@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(r->min_freq >= 1 && r->min_freq <= r->max_freq);
 		FUZZ_CHECK(!r->samples || r->window > 0);
 		FUZZ_CHECK(i == 0 ||
-		           strcmp(p.rules[i - 1].binary, r->binary) < 0);
+			   strcmp(p.rules[i - 1].binary, r->binary) < 0);
 		FUZZ_CHECK(srv_sampling_policy_find(&p, r->binary) == r);
 	}
 	srv_sampling_policy_fini(&p);

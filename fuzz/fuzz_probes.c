@@ -83,8 +83,7 @@ static void check(const struct sym_probes *p, size_t probe_len)
 		FUZZ_CHECK(!(q->attr & 2));
 		if (i) {
 			const struct sym_probe *o = &p->probes[i - 1];
-			int ordered = o->addr != q->addr
-					      ? o->addr < q->addr
+			int ordered = o->addr != q->addr ? o->addr < q->addr
 				      : o->ctx != q->ctx ? o->ctx < q->ctx
 							 : o->index <= q->index;
 			FUZZ_CHECK(ordered);

@@ -32,7 +32,7 @@
 
 #define HDR 272 /* SYM_HDR_SIZE of index_file.c */
 
-static char elf_path[4096];     /* "" = step 3 skipped */
+static char elf_path[4096]; /* "" = step 3 skipped */
 static char cache_dir[256];
 static char cache_file[4600];
 static struct sym_elf_src src;
@@ -163,8 +163,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	FUZZ_CHECK(sym_elf_probe(elf_path, NULL, &src) == FDO_OK);
 	FUZZ_CHECK(src.build_id_len >= 2);
 	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-	snprintf(cache_dir, sizeof cache_dir, "%s/fdod-fuzz-symindex-%ld",
-		 base, (long)getpid());
+	snprintf(cache_dir, sizeof cache_dir, "%s/fdod-fuzz-symindex-%ld", base,
+		 (long)getpid());
 	char hex[2 * FDO_BUILD_ID_MAX + 1];
 	fdo_hex_encode(src.build_id, src.build_id_len, hex);
 	/* The path index.c's cache_path gives. */

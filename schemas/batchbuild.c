@@ -24,7 +24,7 @@
 #include "schemas/wire_int.h"
 
 int wire_batch_start(const char *event, const char *host,
-                     Fdod__SampleBatch **out)
+		     Fdod__SampleBatch **out)
 {
 	Fdod__SampleBatch *b = *out = malloc(sizeof *b);
 	if (!b)
@@ -37,8 +37,7 @@ int wire_batch_start(const char *event, const char *host,
 	return b->event && b->host ? FDO_OK : FDO_ENOMEM;
 }
 
-int wire_batch_add_labels(Fdod__SampleBatch *b, const char *const *kv,
-                          size_t n)
+int wire_batch_add_labels(Fdod__SampleBatch *b, const char *const *kv, size_t n)
 {
 	if (!(b->labels = calloc(n + 1, sizeof *b->labels)))
 		return FDO_ENOMEM;
@@ -50,7 +49,7 @@ int wire_batch_add_labels(Fdod__SampleBatch *b, const char *const *kv,
 		fdod__label__init(l);
 		b->labels[b->n_labels++] = l;
 		l->key = eq ? strndup(kv[i], (size_t)(eq - kv[i]))
-		            : strdup(kv[i]);
+			    : strdup(kv[i]);
 		l->value = strdup(eq ? eq + 1 : "");
 		if (!l->key || !l->value)
 			return FDO_ENOMEM;
@@ -58,9 +57,8 @@ int wire_batch_add_labels(Fdod__SampleBatch *b, const char *const *kv,
 	return FDO_OK;
 }
 
-int wire_batch_add_file(Fdod__SampleBatch *b, const uint8_t *bid,
-                        size_t len, const char *path,
-                        const struct wire_limits *lim)
+int wire_batch_add_file(Fdod__SampleBatch *b, const uint8_t *bid, size_t len,
+			const char *path, const struct wire_limits *lim)
 {
 	Fdod__Mapping *m = malloc(sizeof *m);
 	if (!m)
@@ -74,8 +72,8 @@ int wire_batch_add_file(Fdod__SampleBatch *b, const uint8_t *bid,
 	m->file_offset = 0;
 	/* The path is informational: one fdod would refuse is left out
 	 * rather than failing the batch. */
-	int ok = path && !wire_check_text("path", path, lim->max_path_len, 1,
-	                                  NULL, 0);
+	int ok = path &&
+		 !wire_check_text("path", path, lim->max_path_len, 1, NULL, 0);
 	m->path = strdup(ok ? path : "");
 	if (!m->path || !(m->build_id.data = malloc(len ? len : 1)))
 		return FDO_ENOMEM;
@@ -84,8 +82,8 @@ int wire_batch_add_file(Fdod__SampleBatch *b, const uint8_t *bid,
 	return FDO_OK;
 }
 
-int wire_batch_add_stack(Fdod__SampleBatch *b, const uint64_t *addrs,
-                         size_t n, uint64_t count)
+int wire_batch_add_stack(Fdod__SampleBatch *b, const uint64_t *addrs, size_t n,
+			 uint64_t count)
 {
 	Fdod__Stack *s = malloc(sizeof *s);
 	if (!s)

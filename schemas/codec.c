@@ -48,18 +48,20 @@ static void budget_free(void *data, void *p)
 
 /* decode unpacks with allocator al, whose allocations charge *b. */
 static int decode(const ProtobufCMessageDescriptor *desc, const uint8_t *buf,
-                  size_t len, size_t max_bytes, size_t max_alloc,
-                  ProtobufCAllocator *al, struct budget *b,
-                  ProtobufCMessage **out)
+		  size_t len, size_t max_bytes, size_t max_alloc,
+		  ProtobufCAllocator *al, struct budget *b,
+		  ProtobufCMessage **out)
 {
 	if (len > max_bytes)
 		return FDO_ELIMIT;
 	*b = (struct budget){.left = max_alloc};
 	static const uint8_t empty[1];
 	ProtobufCMessage *m =
-	    protobuf_c_message_unpack(desc, al, len, buf ? buf : empty);
+		protobuf_c_message_unpack(desc, al, len, buf ? buf : empty);
 	if (!m)
-		return b->over ? FDO_ELIMIT : b->nomem ? FDO_ENOMEM : FDO_EPARSE;
+		return b->over	  ? FDO_ELIMIT
+		       : b->nomem ? FDO_ENOMEM
+				  : FDO_EPARSE;
 	*out = m;
 	return FDO_OK;
 }
@@ -67,17 +69,18 @@ static int decode(const ProtobufCMessageDescriptor *desc, const uint8_t *buf,
 /* decode with malloc underneath: the result is freed with free_unpacked
  * (schemas/wire_int.h; schemas/pprof.c decodes profiles with it too). */
 int wire_decode_bounded(const ProtobufCMessageDescriptor *desc,
-                        const uint8_t *buf, size_t len, size_t max_bytes,
-                        size_t max_alloc, ProtobufCMessage **out)
+			const uint8_t *buf, size_t len, size_t max_bytes,
+			size_t max_alloc, ProtobufCMessage **out)
 {
 	struct budget b;
-	ProtobufCAllocator al = {
-	    .alloc = budget_alloc, .free = budget_free, .allocator_data = &b};
+	ProtobufCAllocator al = {.alloc = budget_alloc,
+				 .free = budget_free,
+				 .allocator_data = &b};
 	return decode(desc, buf, len, max_bytes, max_alloc, &al, &b, out);
 }
 
 static int encode(const ProtobufCMessage *m, size_t max_bytes, uint8_t **out,
-                  size_t *len)
+		  size_t *len)
 {
 	if (!protobuf_c_message_check(m))
 		return FDO_EINVAL;
@@ -100,7 +103,7 @@ static int encode(const ProtobufCMessage *m, size_t max_bytes, uint8_t **out,
 /* ------------------------------------------------------------ arena -- */
 
 #define ARENA_BLOCK (256u << 10) /* the usual block: a batch of ~150 KiB */
-#define ARENA_KEEP (4u << 20)    /* blocks kept by a reset */
+#define ARENA_KEEP  (4u << 20)	 /* blocks kept by a reset */
 #define ARENA_ALIGN 16u
 
 struct block {
@@ -355,7 +358,8 @@ static size_t packed_count(const uint8_t *v, size_t n)
 		/* The top bits, inverted, moved to each byte's bottom and
 		 * summed into the top byte by one multiplication. */
 		c += (size_t)((((~load64(v + k) & TOPBITS) >> 7) *
-			       0x0101010101010101ull) >> 56);
+			       0x0101010101010101ull) >>
+			      56);
 	for (; k < n; k++)
 		c += !(v[k] & 0x80);
 	return c;
@@ -446,8 +450,8 @@ static int pdecode(struct wire_arena *a, const ProtobufCMessageDescriptor *d,
 	}
 	if (nunknown) {
 		if (nunknown > SIZE_MAX / sizeof *m->unknown_fields ||
-		    !(m->unknown_fields =
-			      arena_alloc(a, nunknown * sizeof *m->unknown_fields)))
+		    !(m->unknown_fields = arena_alloc(
+			      a, nunknown * sizeof *m->unknown_fields)))
 			return -2;
 	}
 	/* Pass 2: the values, in stream order. */
@@ -540,8 +544,7 @@ static int pdecode(struct wire_arena *a, const ProtobufCMessageDescriptor *d,
 }
 
 int wire_batch_peek(const uint8_t *buf, size_t len,
-                    const struct wire_limits *limits,
-                    struct wire_batch_head *h)
+		    const struct wire_limits *limits, struct wire_batch_head *h)
 {
 	if (!limits)
 		limits = &wire_limits_default;
@@ -592,8 +595,8 @@ static int desc_has_strings(const ProtobufCMessageDescriptor *d, int depth)
  * a batch is refused instead. Run after either decoder succeeded, so both
  * refuse the same inputs.
  */
-static int has_nul_string(const ProtobufCMessageDescriptor *d,
-			  const uint8_t *p, size_t len, int depth)
+static int has_nul_string(const ProtobufCMessageDescriptor *d, const uint8_t *p,
+			  size_t len, int depth)
 {
 	size_t at = 0;
 	struct pfield_at f;
@@ -614,9 +617,9 @@ static int has_nul_string(const ProtobufCMessageDescriptor *d,
 	return 0;
 }
 
-int wire_batch_decode_in(struct wire_arena *a, const uint8_t *buf,
-                         size_t len, const struct wire_limits *limits,
-                         Fdod__SampleBatch **out)
+int wire_batch_decode_in(struct wire_arena *a, const uint8_t *buf, size_t len,
+			 const struct wire_limits *limits,
+			 Fdod__SampleBatch **out)
 {
 	if (!limits)
 		limits = &wire_limits_default;
@@ -625,10 +628,10 @@ int wire_batch_decode_in(struct wire_arena *a, const uint8_t *buf,
 	a->budget = (struct budget){.left = limits->max_decoded_bytes};
 	static const uint8_t empty[1];
 	ProtobufCMessage *m;
-	int rc = pdecode(a, &fdod__sample_batch__descriptor,
-			 buf ? buf : empty, len, &m);
+	int rc = pdecode(a, &fdod__sample_batch__descriptor, buf ? buf : empty,
+			 len, &m);
 	if (rc)
-		return a->budget.over    ? FDO_ELIMIT
+		return a->budget.over	 ? FDO_ELIMIT
 		       : a->budget.nomem ? FDO_ENOMEM
 					 : FDO_EPARSE;
 	if (has_nul_string(&fdod__sample_batch__descriptor, buf, len, 0))
@@ -669,8 +672,8 @@ void wire_arena_free(struct wire_arena *a)
 /* ------------------------------------------------------------- batch -- */
 
 int wire_batch_encode(const Fdod__SampleBatch *batch,
-                      const struct wire_limits *limits, uint8_t **out,
-                      size_t *len)
+		      const struct wire_limits *limits, uint8_t **out,
+		      size_t *len)
 {
 	if (!limits)
 		limits = &wire_limits_default;
@@ -678,15 +681,15 @@ int wire_batch_encode(const Fdod__SampleBatch *batch,
 }
 
 int wire_batch_decode(const uint8_t *buf, size_t len,
-                      const struct wire_limits *limits, Fdod__SampleBatch **out)
+		      const struct wire_limits *limits, Fdod__SampleBatch **out)
 {
 	if (!limits)
 		limits = &wire_limits_default;
 	Fdod__SampleBatch *b = NULL;
-	int rc = wire_decode_bounded(&fdod__sample_batch__descriptor, buf,
-	                             len, limits->max_message_bytes,
-	                             limits->max_decoded_bytes,
-	                             (ProtobufCMessage **)&b);
+	int rc = wire_decode_bounded(&fdod__sample_batch__descriptor, buf, len,
+				     limits->max_message_bytes,
+				     limits->max_decoded_bytes,
+				     (ProtobufCMessage **)&b);
 	if (rc)
 		return rc;
 	if (has_nul_string(&fdod__sample_batch__descriptor, buf, len, 0)) {
@@ -709,15 +712,15 @@ int wire_ack_encode(const Fdod__Ack *ack, uint8_t **out, size_t *len)
 }
 
 int wire_ack_decode(const uint8_t *buf, size_t len, size_t max_bytes,
-                    Fdod__Ack **out)
+		    Fdod__Ack **out)
 {
 	if (max_bytes == 0)
 		max_bytes = WIRE_ACK_MAX_BYTES;
 	/* An Ack is a handful of scalars and one string: 4x covers it. */
-	size_t alloc =
-	    max_bytes > (SIZE_MAX - 4096) / 4 ? SIZE_MAX : 4 * max_bytes + 4096;
-	return wire_decode_bounded(&fdod__ack__descriptor, buf, len,
-	                           max_bytes, alloc, (ProtobufCMessage **)out);
+	size_t alloc = max_bytes > (SIZE_MAX - 4096) / 4 ? SIZE_MAX
+							 : 4 * max_bytes + 4096;
+	return wire_decode_bounded(&fdod__ack__descriptor, buf, len, max_bytes,
+				   alloc, (ProtobufCMessage **)out);
 }
 
 void wire_ack_free(Fdod__Ack *ack)

@@ -37,23 +37,23 @@ static int grow(uint8_t **out, size_t *cap, size_t limit)
 }
 
 int wire_gunzip(const uint8_t *in, size_t len, size_t max_out, uint8_t **out,
-                size_t *outlen, char *err, size_t errlen)
+		size_t *outlen, char *err, size_t errlen)
 {
 	if (!wire_is_gzip(in, len))
 		return wire_errf(err, errlen, FDO_EPARSE,
-		                 "not gzip (no 1f 8b magic)");
+				 "not gzip (no 1f 8b magic)");
 	if (max_out > SIZE_MAX / 2)
 		max_out = SIZE_MAX / 2;
 	/* One byte over the bound tells "more than max_out" apart. */
-	size_t limit = max_out + 1, cap = GUNZIP_FIRST < limit ? GUNZIP_FIRST
-	                                                       : limit;
+	size_t limit = max_out + 1,
+	       cap = GUNZIP_FIRST < limit ? GUNZIP_FIRST : limit;
 	uint8_t *buf = malloc(cap);
 	z_stream z;
 	memset(&z, 0, sizeof z);
 	if (!buf || inflateInit2(&z, 15 + 16) != Z_OK) {
 		free(buf);
 		return wire_errf(err, errlen, FDO_ENOMEM,
-		                 "out of memory to inflate the gzip body");
+				 "out of memory to inflate the gzip body");
 	}
 	size_t used = 0, pos = 0;
 	int rc = FDO_OK;
@@ -62,10 +62,11 @@ int wire_gunzip(const uint8_t *in, size_t len, size_t max_out, uint8_t **out,
 			if (cap == limit)
 				break; /* over max_out: refused below */
 			if ((rc = grow(&buf, &cap, limit))) {
-				wire_errf(err, errlen, rc,
-				          "out of memory inflating the gzip body "
-				          "past %zu bytes",
-				          cap);
+				wire_errf(
+					err, errlen, rc,
+					"out of memory inflating the gzip body "
+					"past %zu bytes",
+					cap);
 				break;
 			}
 		}
@@ -86,9 +87,9 @@ int wire_gunzip(const uint8_t *in, size_t len, size_t max_out, uint8_t **out,
 			 * else after a member is not gzip. */
 			if (!wire_is_gzip(in + pos, len - pos)) {
 				rc = wire_errf(err, errlen, FDO_EPARSE,
-				               "%zu bytes after the end of the "
-				               "gzip stream",
-				               len - pos);
+					       "%zu bytes after the end of the "
+					       "gzip stream",
+					       len - pos);
 				break;
 			}
 			inflateReset(&z);
@@ -96,22 +97,22 @@ int wire_gunzip(const uint8_t *in, size_t len, size_t max_out, uint8_t **out,
 		}
 		if (zr == Z_MEM_ERROR) {
 			rc = wire_errf(err, errlen, FDO_ENOMEM,
-			               "out of memory inflating the gzip body");
+				       "out of memory inflating the gzip body");
 			break;
 		}
 		if (zr == Z_DATA_ERROR || zr == Z_NEED_DICT ||
 		    zr == Z_STREAM_ERROR) {
 			rc = wire_errf(err, errlen, FDO_EPARSE,
-			               "corrupt gzip data at byte %zu: %s", pos,
-			               z.msg ? z.msg : "bad deflate stream");
+				       "corrupt gzip data at byte %zu: %s", pos,
+				       z.msg ? z.msg : "bad deflate stream");
 			break;
 		}
 		/* No progress with room left: the input ran out. */
 		if (zr == Z_BUF_ERROR && used < cap) {
 			rc = wire_errf(err, errlen, FDO_ETRUNCATED,
-			               "gzip body ends inside its stream "
-			               "(%zu bytes)",
-			               len);
+				       "gzip body ends inside its stream "
+				       "(%zu bytes)",
+				       len);
 			break;
 		}
 		/* Z_OK: progress; the output full: it grows above. */
@@ -119,8 +120,8 @@ int wire_gunzip(const uint8_t *in, size_t len, size_t max_out, uint8_t **out,
 	inflateEnd(&z);
 	if (!rc && used > max_out)
 		rc = wire_errf(err, errlen, FDO_ELIMIT,
-		               "gzip body inflates to more than %zu bytes",
-		               max_out);
+			       "gzip body inflates to more than %zu bytes",
+			       max_out);
 	if (rc) {
 		free(buf);
 		return rc;

@@ -26,16 +26,15 @@
  * the GNU build-id of the uploaded file with that file id when the
  * caller knows one (opts->file_id), else the 16 bytes of the file id
  * themselves, as that frame's build-id (symbolized once such a file is
- * uploaded: aggregator/symwork.c), else .go (unmapped, go_build_id). (build-id, file offset) = address -
- * memory_start + file_offset: right for pprof-style process addresses
- * and for the eBPF profiler's ELF virtual addresses (its mappings then
- * start at the segment's vaddr). A location outside a GNU mapping's
- * [memory_start, memory_limit) is an error: a guess would put samples on
- * other code. Frames the sender symbolized (lines, and no mapping or
- * no build-id: kernel and interpreted frames) and every other frame that
- * does not map are unmapped, counted by reason (enum wire_otlp_reason);
- * a sample none of whose frames maps is left out, counted for the
- * reason of its leaf.
+ * uploaded: aggregator/symwork.c), else .go (unmapped, go_build_id). (build-id,
+ * file offset) = address - memory_start + file_offset: right for pprof-style
+ * process addresses and for the eBPF profiler's ELF virtual addresses (its
+ * mappings then start at the segment's vaddr). A location outside a GNU
+ * mapping's [memory_start, memory_limit) is an error: a guess would put samples
+ * on other code. Frames the sender symbolized (lines, and no mapping or no
+ * build-id: kernel and interpreted frames) and every other frame that does not
+ * map are unmapped, counted by reason (enum wire_otlp_reason); a sample none of
+ * whose frames maps is left out, counted for the reason of its leaf.
  *
  * Return addresses: as in pprof, a caller's address is inside its call
  * instruction (the eBPF profiler subtracts 1 from every non-leaf
@@ -72,14 +71,15 @@
 #include "schemas/otlp_profiles.pb-c.h"
 #include "schemas/wire_int.h"
 
-#define OFF_MAX ((1ull << WIRE_FILE_SHIFT) - 2)
-#define MAPPED WIRE_OTLP_REASONS
-#define NO_INDEX UINT32_MAX
+#define OFF_MAX	    ((1ull << WIRE_FILE_SHIFT) - 2)
+#define MAPPED	    WIRE_OTLP_REASONS
+#define NO_INDEX    UINT32_MAX
 #define MAX_BATCHES 64
 
 #define P(name) Opentelemetry__Proto__Collector__Profiles__V1development__##name
 #define D(name) opentelemetry__proto__collector__profiles__v1development__##name
-#define V(name) OPENTELEMETRY__PROTO__COLLECTOR__PROFILES__V1DEVELOPMENT__ANY_VALUE__VALUE_##name
+#define V(name)                                                                \
+	OPENTELEMETRY__PROTO__COLLECTOR__PROFILES__V1DEVELOPMENT__ANY_VALUE__VALUE_##name
 typedef P(ExportProfilesServiceRequest) Req;
 typedef P(ExportProfilesServiceRequestV19) ReqV19;
 typedef P(ProfilesDictionary) Dict;
@@ -95,18 +95,16 @@ static const struct {
 				  "the frame was symbolized by the sender "
 				  "(kernel or interpreted code): no build-id "
 				  "and address to symbolize"},
-	[WIRE_OTLP_NO_MAPPING] = {"no_mapping",
-				  "the location has no mapping"},
-	[WIRE_OTLP_NO_ADDRESS] = {"no_address",
-				  "the location has no address"},
+	[WIRE_OTLP_NO_MAPPING] = {"no_mapping", "the location has no mapping"},
+	[WIRE_OTLP_NO_ADDRESS] = {"no_address", "the location has no address"},
 	[WIRE_OTLP_NO_BUILD_ID] = {"no_build_id",
 				   "the mapping has no "
 				   "process.executable.build_id.* attribute"},
-	[WIRE_OTLP_HTLHASH_UNKNOWN] = {
-		"htlhash_unknown",
-		"the mapping's only id, its file id "
-		"(process.executable.build_id.htlhash or .profiling), is "
-		"not 32 hex digits"},
+	[WIRE_OTLP_HTLHASH_UNKNOWN] =
+		{"htlhash_unknown",
+		 "the mapping's only id, its file id "
+		 "(process.executable.build_id.htlhash or .profiling), is "
+		 "not 32 hex digits"},
 	[WIRE_OTLP_GO_BUILD_ID] = {"go_build_id",
 				   "the mapping has only a Go build ID "
 				   "(link with -ldflags=-B=gobuildid or "
@@ -114,10 +112,10 @@ static const struct {
 	[WIRE_OTLP_NOT_GNU] = {"not_gnu_build_id",
 			       "process.executable.build_id.gnu is not a "
 			       "build-id in hex"},
-	[WIRE_OTLP_OFFSET_OUT_OF_RANGE] = {
-		"offset_out_of_range",
-		"the location's file offset is past 2^40 - 2, more than fdod "
-		"stores"},
+	[WIRE_OTLP_OFFSET_OUT_OF_RANGE] =
+		{"offset_out_of_range",
+		 "the location's file offset is past 2^40 - 2, more than fdod "
+		 "stores"},
 	[WIRE_OTLP_NO_BINARY] = {"no_binary",
 				 "no attribute of the sample or its resource "
 				 "names its binary (see --otlp-attributes)"},
@@ -145,7 +143,7 @@ void wire_otlp_attrs_fini(struct wire_otlp_attrs *a)
 }
 
 int wire_otlp_attrs_parse(const char *text, struct wire_otlp_attrs *out,
-                          char *err, size_t errlen)
+			  char *err, size_t errlen)
 {
 	out->n = 0;
 	for (const char *p = text ? text : ""; *p;) {
@@ -156,14 +154,15 @@ int wire_otlp_attrs_parse(const char *text, struct wire_otlp_attrs *out,
 			continue;
 		}
 		if (!eq || eq == p)
-			return wire_errf(err, errlen, FDO_EINVAL,
-			                 "'%.*s' is not ATTR=binary, ATTR=host or "
-			                 "ATTR=label:KEY",
-			                 (int)(n < 80 ? n : 80), p);
+			return wire_errf(
+				err, errlen, FDO_EINVAL,
+				"'%.*s' is not ATTR=binary, ATTR=host or "
+				"ATTR=label:KEY",
+				(int)(n < 80 ? n : 80), p);
 		if (out->n == WIRE_OTLP_ATTRS_MAX)
 			return wire_errf(err, errlen, FDO_EINVAL,
-			                 "more than %d entries",
-			                 WIRE_OTLP_ATTRS_MAX);
+					 "more than %d entries",
+					 WIRE_OTLP_ATTRS_MAX);
 		struct wire_otlp_attr *a = &out->a[out->n];
 		const char *t = eq + 1;
 		size_t tn = n - (size_t)(t - p);
@@ -175,10 +174,11 @@ int wire_otlp_attrs_parse(const char *text, struct wire_otlp_attrs *out,
 		else if (tn > 6 && !memcmp(t, "label:", 6))
 			a->target = WIRE_OTLP_TO_LABEL;
 		else
-			return wire_errf(err, errlen, FDO_EINVAL,
-			                 "'%.*s': the target is binary, host or "
-			                 "label:KEY",
-			                 (int)(n < 80 ? n : 80), p);
+			return wire_errf(
+				err, errlen, FDO_EINVAL,
+				"'%.*s': the target is binary, host or "
+				"label:KEY",
+				(int)(n < 80 ? n : 80), p);
 		if (!(a->attr = strndup(p, (size_t)(eq - p))))
 			return FDO_ENOMEM;
 		out->n++;
@@ -191,10 +191,10 @@ int wire_otlp_attrs_parse(const char *text, struct wire_otlp_attrs *out,
 			l.value = (char *)"x";
 			char why[200];
 			if (wire_check_label(&l, &wire_limits_default, why,
-			                     sizeof why))
+					     sizeof why))
 				return wire_errf(err, errlen, FDO_EINVAL,
-				                 "label key '%.64s': %s", a->label,
-				                 why);
+						 "label key '%.64s': %s",
+						 a->label, why);
 		}
 		p += n;
 	}
@@ -216,8 +216,8 @@ struct osample {
 
 /* A profile, whichever shape. */
 struct oprof {
-	const P(Resource) *res;
-	const P(ValueType) *sample_type, *period_type;
+	const P(Resource) * res;
+	const P(ValueType) * sample_type, *period_type;
 	uint64_t time, dur;
 	int64_t period;
 	struct osample *s;
@@ -244,7 +244,7 @@ struct group {
 	size_t keylen;
 	Fdod__SampleBatch *b;
 	uint32_t *mapix; /* dictionary mapping -> batch mapping, NO_INDEX */
-	int32_t *used;   /* batch mapping -> dictionary mapping */
+	int32_t *used;	 /* batch mapping -> dictionary mapping */
 	size_t nused, cap_used, cap_stacks, frames;
 };
 
@@ -284,8 +284,7 @@ static size_t n_strings(const struct dec *d)
 }
 
 /* String index i, for what: "" for 0 (and an empty table). */
-static int str_at(struct dec *d, int32_t i, const char *what,
-                  const char **out)
+static int str_at(struct dec *d, int32_t i, const char *what, const char **out)
 {
 	if (i == 0 && n_strings(d) == 0) {
 		*out = "";
@@ -293,16 +292,16 @@ static int str_at(struct dec *d, int32_t i, const char *what,
 	}
 	if (i < 0 || (size_t)i >= n_strings(d))
 		return wire_errf(d->err, d->errlen, FDO_EINVAL,
-		                 "%s: string index %d out of the string table "
-		                 "(%zu strings)",
-		                 what, i, n_strings(d));
+				 "%s: string index %d out of the string table "
+				 "(%zu strings)",
+				 what, i, n_strings(d));
 	*out = d->dict->string_table[i];
 	return FDO_OK;
 }
 
 /* Attribute index i: its key and value (value may be NULL). */
-static int attr_at(struct dec *d, int32_t i, const char *what,
-                   const char **key, const AnyValue **val)
+static int attr_at(struct dec *d, int32_t i, const char *what, const char **key,
+		   const AnyValue **val)
 {
 	size_t n = d->dict ? d->dict->n_attribute_table : 0;
 	if (i < 0 || (size_t)i >= n) {
@@ -312,9 +311,9 @@ static int attr_at(struct dec *d, int32_t i, const char *what,
 			return FDO_OK;
 		}
 		return wire_errf(d->err, d->errlen, FDO_EINVAL,
-		                 "%s: attribute index %d out of the attribute "
-		                 "table (%zu)",
-		                 what, i, n);
+				 "%s: attribute index %d out of the attribute "
+				 "table (%zu)",
+				 what, i, n);
 	}
 	const P(KeyValueAndUnit) *kv = d->dict->attribute_table[i];
 	*val = kv->value;
@@ -352,13 +351,12 @@ static int value_text(const AnyValue *v, char *buf, size_t cap)
 
 /* ------------------------------------------------------- decoding --- */
 
-static void fill_sample(struct osample *o, int32_t stack,
-                        const int32_t *attrs, size_t nattrs,
-                        const int64_t *values, size_t nvalues,
-                        const uint64_t *ts, size_t nts)
+static void fill_sample(struct osample *o, int32_t stack, const int32_t *attrs,
+			size_t nattrs, const int64_t *values, size_t nvalues,
+			const uint64_t *ts, size_t nts)
 {
-	*o = (struct osample){stack, attrs, nattrs, values, nvalues, nts,
-	                      UINT64_MAX, 0};
+	*o = (struct osample){stack,   attrs, nattrs,	  values,
+			      nvalues, nts,   UINT64_MAX, 0};
 	for (size_t i = 0; i < nts; i++) {
 		o->ts_min = ts[i] < o->ts_min ? ts[i] : o->ts_min;
 		o->ts_max = ts[i] > o->ts_max ? ts[i] : o->ts_max;
@@ -372,12 +370,13 @@ static void fill_sample(struct osample *o, int32_t stack,
 		size_t np = 0, ns = 0;                                         \
 		for (size_t r = 0; r < (REQ)->n_resource_profiles; r++)        \
 			for (size_t s = 0;                                     \
-			     s < (REQ)->resource_profiles[r]->n_scope_profiles;    \
+			     s <                                               \
+			     (REQ)->resource_profiles[r]->n_scope_profiles;    \
 			     s++) {                                            \
 				__typeof__((REQ)->resource_profiles[r]         \
-				               ->scope_profiles[s]) sp =      \
-				    (REQ)->resource_profiles[r]                \
-				        ->scope_profiles[s];                   \
+						   ->scope_profiles[s]) sp =   \
+					(REQ)->resource_profiles[r]            \
+						->scope_profiles[s];           \
 				np += sp->n_profiles;                          \
 				for (size_t p = 0; p < sp->n_profiles; p++)    \
 					ns += sp->profiles[p]->n_samples;      \
@@ -389,33 +388,37 @@ static void fill_sample(struct osample *o, int32_t stack,
 		struct osample *at = d->samples;                               \
 		for (size_t r = 0; r < (REQ)->n_resource_profiles; r++) {      \
 			__typeof__((REQ)->resource_profiles[r]) rp =           \
-			    (REQ)->resource_profiles[r];                       \
+				(REQ)->resource_profiles[r];                   \
 			for (size_t s = 0; s < rp->n_scope_profiles; s++) {    \
 				__typeof__(rp->scope_profiles[s]) sp =         \
-				    rp->scope_profiles[s];                     \
+					rp->scope_profiles[s];                 \
 				for (size_t p = 0; p < sp->n_profiles; p++) {  \
 					__typeof__(sp->profiles[p]) pr =       \
-					    sp->profiles[p];                   \
-					struct oprof *o = &d->profs[d->nprofs++]; \
+						sp->profiles[p];               \
+					struct oprof *o =                      \
+						&d->profs[d->nprofs++];        \
 					*o = (struct oprof){                   \
-					    rp->resource, pr->sample_type,     \
-					    pr->period_type,                   \
-					    pr->time_unix_nano,                \
-					    pr->duration_nano, pr->period, at, \
-					    pr->n_samples};                    \
+						rp->resource,                  \
+						pr->sample_type,               \
+						pr->period_type,               \
+						pr->time_unix_nano,            \
+						pr->duration_nano,             \
+						pr->period,                    \
+						at,                            \
+						pr->n_samples};                \
 					for (size_t i = 0; i < pr->n_samples;  \
 					     i++)                              \
 						SAMPLE_FILL(at++,              \
-						            pr->samples[i]);   \
+							    pr->samples[i]);   \
 				}                                              \
 			}                                                      \
 		}                                                              \
 	} while (0)
 
 #define FILL(o, x)                                                             \
-	fill_sample(o, (x)->stack_index, (x)->attribute_indices,              \
-	            (x)->n_attribute_indices, (x)->values, (x)->n_values,     \
-	            (x)->timestamps_unix_nano, (x)->n_timestamps_unix_nano)
+	fill_sample(o, (x)->stack_index, (x)->attribute_indices,               \
+		    (x)->n_attribute_indices, (x)->values, (x)->n_values,      \
+		    (x)->timestamps_unix_nano, (x)->n_timestamps_unix_nano)
 
 static int normalize(struct dec *d, const Req *q)
 {
@@ -436,12 +439,12 @@ static int looks_v19(const Req *q)
 		for (size_t s = 0;
 		     s < q->resource_profiles[r]->n_scope_profiles; s++) {
 			const P(ScopeProfiles) *sp =
-			    q->resource_profiles[r]->scope_profiles[s];
+				q->resource_profiles[r]->scope_profiles[s];
 			for (size_t p = 0; p < sp->n_profiles; p++)
 				for (size_t i = 0;
 				     i < sp->profiles[p]->n_samples; i++) {
 					const P(Sample) *x =
-					    sp->profiles[p]->samples[i];
+						sp->profiles[p]->samples[i];
 					if (x->n_attribute_indices &&
 					    !x->n_values &&
 					    !x->n_timestamps_unix_nano)
@@ -457,7 +460,7 @@ static int looks_v19(const Req *q)
  * build-id of the file with that file id when the caller knows it, else
  * by the file id's 16 bytes. */
 static int file_id_mapping(struct dec *d, const char *htl, struct omap *om,
-                           size_t *len)
+			   size_t *len)
 {
 	uint8_t fid[FDO_BUILD_ID_MAX];
 	size_t n;
@@ -466,8 +469,8 @@ static int file_id_mapping(struct dec *d, const char *htl, struct omap *om,
 		return WIRE_OTLP_HTLHASH_UNKNOWN;
 	if (d->st)
 		d->st->file_id_mappings++;
-	if (d->o->file_id && d->o->file_id(d->o->file_id_arg, fid, om->bid,
-	                                   len) == 0 &&
+	if (d->o->file_id &&
+	    d->o->file_id(d->o->file_id_arg, fid, om->bid, len) == 0 &&
 	    *len >= 1 && *len <= FDO_BUILD_ID_MAX) {
 		if (d->st)
 			d->st->file_id_resolved++;
@@ -487,25 +490,24 @@ static int read_mappings(struct dec *d)
 		const P(Mapping) *m = d->dict->mapping_table[i];
 		struct omap *om = &d->maps[i];
 		const char *gnu = NULL, *htl = NULL, *go = NULL, *f;
-		int rc = str_at(d, m->filename_strindex, "mapping filename",
-		                &f);
+		int rc =
+			str_at(d, m->filename_strindex, "mapping filename", &f);
 		if (rc)
 			return rc;
 		for (size_t k = 0; k < m->n_attribute_indices; k++) {
 			const char *key;
 			const AnyValue *v;
 			if ((rc = attr_at(d, m->attribute_indices[k],
-			                  "mapping attribute", &key, &v)))
+					  "mapping attribute", &key, &v)))
 				return rc;
-			if (!v || v->value_case !=
-			              V(STRING_VALUE))
+			if (!v || v->value_case != V(STRING_VALUE))
 				continue;
 			if (!strcmp(key, "process.executable.build_id.gnu"))
 				gnu = v->string_value;
 			else if (!strcmp(key,
-			                 "process.executable.build_id.htlhash") ||
-			         !strcmp(key, "process.executable.build_id."
-			                      "profiling"))
+					 "process.executable.build_id.htlhash") ||
+				 !strcmp(key, "process.executable.build_id."
+					      "profiling"))
 				htl = v->string_value;
 			else if (!strcmp(key, "process.executable.build_id.go"))
 				go = v->string_value;
@@ -513,9 +515,10 @@ static int read_mappings(struct dec *d)
 		size_t len = 0;
 		if (gnu && gnu[0])
 			om->state = wire_build_id_hex((const uint8_t *)gnu,
-			                              strlen(gnu), om->bid, &len)
-			                ? WIRE_OTLP_NOT_GNU
-			                : MAPPED;
+						      strlen(gnu), om->bid,
+						      &len)
+					    ? WIRE_OTLP_NOT_GNU
+					    : MAPPED;
 		else if (htl && htl[0])
 			om->state = file_id_mapping(d, htl, om, &len);
 		else if (go && go[0])
@@ -539,16 +542,17 @@ static int read_locations(struct dec *d)
 		int32_t mi = l->mapping_index;
 		ol->map = -1;
 		if (mi < 0 || (mi > 0 && (size_t)mi >= nm))
-			return wire_errf(d->err, d->errlen, FDO_EINVAL,
-			                 "location %zu: mapping %d is not in the "
-			                 "mapping table (%zu)",
-			                 i, mi, nm);
+			return wire_errf(
+				d->err, d->errlen, FDO_EINVAL,
+				"location %zu: mapping %d is not in the "
+				"mapping table (%zu)",
+				i, mi, nm);
 		/* mapping_table[0] is "none", whatever it holds. */
 		const struct omap *om = mi > 0 ? &d->maps[mi] : NULL;
 		if (!om || om->state != MAPPED) {
 			ol->state = l->n_lines ? WIRE_OTLP_SYMBOLIZED
-			            : om       ? om->state
-			                       : WIRE_OTLP_NO_MAPPING;
+				    : om       ? om->state
+					       : WIRE_OTLP_NO_MAPPING;
 			continue;
 		}
 		if (!l->address) {
@@ -558,14 +562,16 @@ static int read_locations(struct dec *d)
 		const P(Mapping) *m = d->dict->mapping_table[mi];
 		if (l->address < m->memory_start ||
 		    l->address >= m->memory_limit)
-			return wire_errf(d->err, d->errlen, FDO_EINVAL,
-			                 "location %zu: address %#llx is outside "
-			                 "its mapping %d [%#llx, %#llx)",
-			                 i, (unsigned long long)l->address, mi,
-			                 (unsigned long long)m->memory_start,
-			                 (unsigned long long)m->memory_limit);
+			return wire_errf(
+				d->err, d->errlen, FDO_EINVAL,
+				"location %zu: address %#llx is outside "
+				"its mapping %d [%#llx, %#llx)",
+				i, (unsigned long long)l->address, mi,
+				(unsigned long long)m->memory_start,
+				(unsigned long long)m->memory_limit);
 		uint64_t rel = l->address - m->memory_start;
-		if (m->file_offset > OFF_MAX || rel > OFF_MAX - m->file_offset) {
+		if (m->file_offset > OFF_MAX ||
+		    rel > OFF_MAX - m->file_offset) {
 			ol->state = WIRE_OTLP_OFFSET_OUT_OF_RANGE;
 			continue;
 		}
@@ -588,8 +594,8 @@ struct who {
 
 /* Apply the attributes idx[0..n) (or a resource's kvs) to w. */
 static void apply(const struct wire_otlp_attrs *m, struct who *w,
-                  const char *key, const AnyValue *v, int *bin_rank,
-                  int *host_rank)
+		  const char *key, const AnyValue *v, int *bin_rank,
+		  int *host_rank)
 {
 	char text[257];
 	for (size_t k = 0; k < m->n; k++) {
@@ -600,7 +606,7 @@ static void apply(const struct wire_otlp_attrs *m, struct who *w,
 			memcpy(w->binary, text, sizeof text);
 			*bin_rank = (int)k;
 		} else if (a->target == WIRE_OTLP_TO_HOST &&
-		           (int)k < *host_rank) {
+			   (int)k < *host_rank) {
 			memcpy(w->host, text, sizeof text);
 			*host_rank = (int)k;
 		} else if (a->target == WIRE_OTLP_TO_LABEL) {
@@ -614,8 +620,8 @@ static void apply(const struct wire_otlp_attrs *m, struct who *w,
 	}
 }
 
-static int who_of(struct dec *d, const struct oprof *p,
-                  const struct osample *s, struct who *w)
+static int who_of(struct dec *d, const struct oprof *p, const struct osample *s,
+		  struct who *w)
 {
 	const struct wire_otlp_attrs *m = d->o->attrs;
 	w->binary[0] = w->host[0] = 0;
@@ -650,20 +656,17 @@ static int who_of(struct dec *d, const struct oprof *p,
 }
 
 /* The event of a profile (see the top). */
-static int event_of(struct dec *d, const struct oprof *p, char *out,
-                    size_t cap)
+static int event_of(struct dec *d, const struct oprof *p, char *out, size_t cap)
 {
 	const char *pt = "", *pu = "", *stt = "";
 	int rc;
-	if (p->period_type &&
-	    ((rc = str_at(d, p->period_type->type_strindex, "period_type",
-	                  &pt)) ||
-	     (rc = str_at(d, p->period_type->unit_strindex, "period_type",
-	                  &pu))))
+	if (p->period_type && ((rc = str_at(d, p->period_type->type_strindex,
+					    "period_type", &pt)) ||
+			       (rc = str_at(d, p->period_type->unit_strindex,
+					    "period_type", &pu))))
 		return rc;
-	if (p->sample_type &&
-	    (rc = str_at(d, p->sample_type->type_strindex, "sample_type",
-	                 &stt)))
+	if (p->sample_type && (rc = str_at(d, p->sample_type->type_strindex,
+					   "sample_type", &stt)))
 		return rc;
 	if (!strcmp(pt, "cpu") && !strcmp(pu, "nanoseconds"))
 		snprintf(out, cap, "cpu-clock");
@@ -674,7 +677,7 @@ static int event_of(struct dec *d, const struct oprof *p, char *out,
 
 /* Time window of profile p in seconds (see the top). */
 static int times_of(struct dec *d, const struct oprof *p, uint64_t *start,
-                    uint64_t *end)
+		    uint64_t *end)
 {
 	uint64_t t0 = p->time, t1 = p->time + p->dur;
 	if (!t0 || t1 < t0) {
@@ -686,10 +689,11 @@ static int times_of(struct dec *d, const struct oprof *p, uint64_t *start,
 				t1 = p->s[i].ts_max > t1 ? p->s[i].ts_max : t1;
 			}
 		if (t0 == UINT64_MAX || !t0)
-			return wire_errf(d->err, d->errlen, FDO_EINVAL,
-			                 "a profile has no time_unix_nano and no "
-			                 "sample timestamps: when was it "
-			                 "collected?");
+			return wire_errf(
+				d->err, d->errlen, FDO_EINVAL,
+				"a profile has no time_unix_nano and no "
+				"sample timestamps: when was it "
+				"collected?");
 	}
 	*start = t0 / 1000000000u;
 	*end = t1 / 1000000000u + (t1 % 1000000000u != 0);
@@ -697,14 +701,12 @@ static int times_of(struct dec *d, const struct oprof *p, uint64_t *start,
 }
 
 /* The group of (profile pi, w): found, or made with its batch. */
-static int group_of(struct dec *d, size_t pi, struct who *w,
-                    struct group **out)
+static int group_of(struct dec *d, size_t pi, struct who *w, struct group **out)
 {
 	/* Sort (key, value) pairs by key: a few, insertion sort. */
 	for (size_t i = 1; i < w->n; i++)
-		for (size_t j = i; j > 0 && strcmp(w->keys[j - 1],
-		                                   w->keys[j]) > 0;
-		     j--) {
+		for (size_t j = i;
+		     j > 0 && strcmp(w->keys[j - 1], w->keys[j]) > 0; j--) {
 			const char *k = w->keys[j];
 			char v[257];
 			w->keys[j] = w->keys[j - 1];
@@ -713,8 +715,7 @@ static int group_of(struct dec *d, size_t pi, struct who *w,
 			memcpy(w->vals[j], w->vals[j - 1], sizeof v);
 			memcpy(w->vals[j - 1], v, sizeof v);
 		}
-	const char *host = w->host[0] ? w->host : d->o->host ? d->o->host
-	                                                      : "";
+	const char *host = w->host[0] ? w->host : d->o->host ? d->o->host : "";
 	struct fdo_buf key;
 	fdo_buf_init(&key);
 	fdo_buf_printf(&key, "%zu", pi);
@@ -741,10 +742,10 @@ static int group_of(struct dec *d, size_t pi, struct who *w,
 	if (d->ngroups == d->max_groups) {
 		fdo_buf_fini(&key);
 		return wire_errf(d->err, d->errlen, FDO_ELIMIT,
-		                 "more than %zu (profile, binary, host, label "
-		                 "set) batches in one request: send fewer "
-		                 "profiles at once",
-		                 d->max_groups);
+				 "more than %zu (profile, binary, host, label "
+				 "set) batches in one request: send fewer "
+				 "profiles at once",
+				 d->max_groups);
 	}
 	if (fdo_grow_zeroed(d->groups, d->cap_groups, d->ngroups + 1)) {
 		fdo_buf_fini(&key);
@@ -762,14 +763,13 @@ static int group_of(struct dec *d, size_t pi, struct who *w,
 	b->period = p->period > 0 ? (uint64_t)p->period : 1;
 	if ((rc = times_of(d, p, &b->time_start, &b->time_end)))
 		return rc;
-	if (!(b->agent_id = strdup("otlp")) ||
-	    !(b->binary = strdup(w->binary)))
+	if (!(b->agent_id = strdup("otlp")) || !(b->binary = strdup(w->binary)))
 		return FDO_ENOMEM;
 	char *kv[WIRE_OTLP_ATTRS_MAX];
 	char buf[WIRE_OTLP_ATTRS_MAX][64 + 1 + 257];
 	for (size_t i = 0; i < w->n; i++) {
 		snprintf(buf[i], sizeof buf[i], "%s=%s", w->keys[i],
-		         w->vals[i]);
+			 w->vals[i]);
 		kv[i] = buf[i];
 	}
 	if ((rc = wire_batch_add_labels(b, (const char *const *)kv, w->n)))
@@ -786,7 +786,7 @@ static int group_of(struct dec *d, size_t pi, struct who *w,
 
 /* The batch mapping of dictionary mapping mi in group g. */
 static int mapping_index(struct dec *d, struct group *g, int32_t mi,
-                         uint32_t *out)
+			 uint32_t *out)
 {
 	if (g->mapix[mi] != NO_INDEX) {
 		*out = g->mapix[mi];
@@ -794,8 +794,8 @@ static int mapping_index(struct dec *d, struct group *g, int32_t mi,
 	}
 	if (g->nused >= d->lim->max_mappings)
 		return wire_errf(d->err, d->errlen, FDO_ELIMIT,
-		                 "more than %zu mapped files in a batch",
-		                 d->lim->max_mappings);
+				 "more than %zu mapped files in a batch",
+				 d->lim->max_mappings);
 	if (fdo_grow(g->used, g->cap_used, g->nused + 1))
 		return FDO_ENOMEM;
 	g->mapix[mi] = (uint32_t)g->nused;
@@ -809,20 +809,19 @@ static int mapping_index(struct dec *d, struct group *g, int32_t mi,
 /* The count of sample s of profile p (0: nothing); FDO_EINVAL for a
  * unit that is not a count. */
 static int count_of(struct dec *d, const struct oprof *p,
-                    const struct osample *s, uint64_t *out)
+		    const struct osample *s, uint64_t *out)
 {
 	const char *unit = "";
 	int rc;
-	if (p->sample_type &&
-	    (rc = str_at(d, p->sample_type->unit_strindex, "sample_type",
-	                 &unit)))
+	if (p->sample_type && (rc = str_at(d, p->sample_type->unit_strindex,
+					   "sample_type", &unit)))
 		return rc;
 	int ns = !strcmp(unit, "nanoseconds");
 	if (!ns && unit[0] && strcmp(unit, "count"))
 		return wire_errf(d->err, d->errlen, FDO_EINVAL,
-		                 "sample_type unit '%.64s': fdod counts "
-		                 "samples (count) or time (nanoseconds)",
-		                 unit);
+				 "sample_type unit '%.64s': fdod counts "
+				 "samples (count) or time (nanoseconds)",
+				 unit);
 	if (!s->nvalues) {
 		*out = s->nts;
 		return FDO_OK;
@@ -846,7 +845,7 @@ static int count_of(struct dec *d, const struct oprof *p,
 static uint64_t seen_key(size_t pi, const struct osample *s)
 {
 	uint64_t h = fdo_mix64(
-	    pi ^ fdo_hash_words(s->attrs, s->nattrs * sizeof *s->attrs));
+		pi ^ fdo_hash_words(s->attrs, s->nattrs * sizeof *s->attrs));
 	return h ? h : 1;
 }
 
@@ -854,7 +853,7 @@ static uint64_t seen_key(size_t pi, const struct osample *s)
  * *group (NO_INDEX: no binary), else 0. A hash shared by two lists
  * keeps the first: the other is never found, only not cached. */
 static int seen_get(const struct dec *d, size_t pi, const struct osample *s,
-                    uint64_t key, uint32_t *group)
+		    uint64_t key, uint32_t *group)
 {
 	uint32_t i;
 	if (!fdo_map64_get(&d->seen_at, key, &i))
@@ -869,7 +868,7 @@ static int seen_get(const struct dec *d, size_t pi, const struct osample *s,
 }
 
 static int seen_put(struct dec *d, size_t pi, const struct osample *s,
-                    uint64_t key, uint32_t group)
+		    uint64_t key, uint32_t group)
 {
 	uint32_t i;
 	int found;
@@ -878,7 +877,7 @@ static int seen_put(struct dec *d, size_t pi, const struct osample *s,
 		return FDO_ENOMEM;
 	if (!found)
 		d->seen[d->nseen++] =
-		    (struct seen){pi, s->attrs, s->nattrs, group};
+			(struct seen){pi, s->attrs, s->nattrs, group};
 	return FDO_OK;
 }
 
@@ -902,16 +901,17 @@ static int add_sample(struct dec *d, size_t pi, const struct osample *s)
 	}
 	if (count > d->lim->max_count)
 		return wire_errf(d->err, d->errlen, FDO_ELIMIT,
-		                 "a sample counts %llu, limit %llu",
-		                 (unsigned long long)count,
-		                 (unsigned long long)d->lim->max_count);
+				 "a sample counts %llu, limit %llu",
+				 (unsigned long long)count,
+				 (unsigned long long)d->lim->max_count);
 	st->count += count;
 	size_t nstacks = d->dict ? d->dict->n_stack_table : 0;
 	if (s->stack < 0 || (s->stack > 0 && (size_t)s->stack >= nstacks))
-		return wire_errf(d->err, d->errlen, FDO_EINVAL,
-		                 "a sample's stack %d is not in the stack table "
-		                 "(%zu)",
-		                 s->stack, nstacks);
+		return wire_errf(
+			d->err, d->errlen, FDO_EINVAL,
+			"a sample's stack %d is not in the stack table "
+			"(%zu)",
+			s->stack, nstacks);
 	const P(Stack) *sk = s->stack ? d->dict->stack_table[s->stack] : NULL;
 	size_t n = sk ? sk->n_location_indices : 0;
 	size_t nl = d->dict ? d->dict->n_location_table : 0;
@@ -919,9 +919,9 @@ static int add_sample(struct dec *d, size_t pi, const struct osample *s)
 		int32_t li = sk->location_indices[k];
 		if (li < 0 || (li > 0 && (size_t)li >= nl))
 			return wire_errf(d->err, d->errlen, FDO_EINVAL,
-			                 "stack %d: location %d is not in the "
-			                 "location table (%zu)",
-			                 s->stack, li, nl);
+					 "stack %d: location %d is not in the "
+					 "location table (%zu)",
+					 s->stack, li, nl);
 	}
 	uint64_t key = seen_key(pi, s);
 	uint32_t gi = NO_INDEX;
@@ -929,7 +929,8 @@ static int add_sample(struct dec *d, size_t pi, const struct osample *s)
 	struct who w;
 	if (!known && (rc = who_of(d, p, s, &w)))
 		return rc;
-	size_t depth = n < d->lim->max_stack_depth ? n : d->lim->max_stack_depth;
+	size_t depth = n < d->lim->max_stack_depth ? n
+						   : d->lim->max_stack_depth;
 	st->frames += depth;
 	st->frames_dropped += n - depth;
 	if (known ? gi == NO_INDEX : !w.binary[0]) {
@@ -943,7 +944,7 @@ static int add_sample(struct dec *d, size_t pi, const struct osample *s)
 	if (known)
 		g = &d->groups[gi];
 	else if ((rc = group_of(d, pi, &w, &g)) ||
-	         (rc = seen_put(d, pi, s, key, (uint32_t)(g - d->groups))))
+		 (rc = seen_put(d, pi, s, key, (uint32_t)(g - d->groups))))
 		return rc;
 	int mapped = 0, leaf = WIRE_OTLP_NO_LOCATION;
 	for (size_t k = 0; k < depth; k++) {
@@ -970,14 +971,14 @@ static int add_sample(struct dec *d, size_t pi, const struct osample *s)
 	Fdod__SampleBatch *b = g->b;
 	if (b->n_stacks >= d->lim->max_stacks)
 		return wire_errf(d->err, d->errlen, FDO_ELIMIT,
-		                 "more than %zu stacks in one batch (the limit "
-		                 "of a batch): send fewer samples at once",
-		                 d->lim->max_stacks);
+				 "more than %zu stacks in one batch (the limit "
+				 "of a batch): send fewer samples at once",
+				 d->lim->max_stacks);
 	if (g->frames + depth > d->lim->max_frames)
 		return wire_errf(d->err, d->errlen, FDO_ELIMIT,
-		                 "more than %zu frames in one batch (the limit "
-		                 "of a batch): send fewer samples at once",
-		                 d->lim->max_frames);
+				 "more than %zu frames in one batch (the limit "
+				 "of a batch): send fewer samples at once",
+				 d->lim->max_frames);
 	if (fdo_grow(b->stacks, g->cap_stacks, b->n_stacks + 1))
 		return FDO_ENOMEM;
 	g->frames += depth;
@@ -993,9 +994,9 @@ static int set_mappings(struct dec *d, struct group *g)
 	for (size_t k = 0; k < g->nused; k++) {
 		const struct omap *om = &d->maps[g->used[k]];
 		const char *path = "";
-		if (str_at(d, d->dict->mapping_table[g->used[k]]
-		                  ->filename_strindex,
-		           "filename", &path))
+		if (str_at(d,
+			   d->dict->mapping_table[g->used[k]]->filename_strindex,
+			   "filename", &path))
 			path = "";
 		int rc = wire_batch_add_file(b, om->bid, om->len, path, d->lim);
 		if (rc)
@@ -1026,27 +1027,27 @@ static int build(struct dec *d)
 		if ((rc = set_mappings(d, &d->groups[g])))
 			return rc;
 		if ((rc = wire_batch_validate(d->groups[g].b, d->lim, why,
-		                              sizeof why)))
+					      sizeof why)))
 			return wire_errf(d->err, d->errlen, rc,
-			                 "batch of binary '%.256s': %s",
-			                 d->groups[g].b->binary, why);
+					 "batch of binary '%.256s': %s",
+					 d->groups[g].b->binary, why);
 	}
 	return FDO_OK;
 }
 
 /* Decode buf as one shape; FDO_OK with *msg. */
-static int decode_as(const ProtobufCMessageDescriptor *desc,
-                     const uint8_t *buf, size_t len,
-                     const struct wire_limits *lim, ProtobufCMessage **msg)
+static int decode_as(const ProtobufCMessageDescriptor *desc, const uint8_t *buf,
+		     size_t len, const struct wire_limits *lim,
+		     ProtobufCMessage **msg)
 {
 	return wire_decode_bounded(desc, buf, len, lim->max_decoded_bytes,
-	                           lim->max_decoded_bytes, msg);
+				   lim->max_decoded_bytes, msg);
 }
 
 int wire_otlp_decode(const uint8_t *buf, size_t len,
-                     const struct wire_otlp_opts *o,
-                     struct wire_otlp_result *out,
-                     struct wire_otlp_stats *st, char *err, size_t errlen)
+		     const struct wire_otlp_opts *o,
+		     struct wire_otlp_result *out, struct wire_otlp_stats *st,
+		     char *err, size_t errlen)
 {
 	struct wire_otlp_stats scratch_st;
 	if (!st)
@@ -1056,14 +1057,14 @@ int wire_otlp_decode(const uint8_t *buf, size_t len,
 	if (err && errlen)
 		err[0] = 0;
 	const struct wire_limits *lim = o->limits ? o->limits
-	                                          : &wire_limits_default;
+						  : &wire_limits_default;
 	ProtobufCMessage *a = NULL, *b = NULL;
-	int rc = decode_as(&D(export_profiles_service_request__descriptor),
-	                   buf, len, lim, &a);
+	int rc = decode_as(&D(export_profiles_service_request__descriptor), buf,
+			   len, lim, &a);
 	if (rc == FDO_EPARSE || (!rc && looks_v19((const Req *)a))) {
 		int rb = decode_as(
-		    &D(export_profiles_service_request_v19__descriptor), buf,
-		    len, lim, &b);
+			&D(export_profiles_service_request_v19__descriptor),
+			buf, len, lim, &b);
 		if (!rb) {
 			if (a)
 				protobuf_c_message_free_unpacked(a, NULL);
@@ -1075,25 +1076,28 @@ int wire_otlp_decode(const uint8_t *buf, size_t len,
 	}
 	if (rc == FDO_EPARSE)
 		return wire_errf(err, errlen, rc,
-		                 "not an OTLP ExportProfilesServiceRequest of "
-		                 "opentelemetry-proto v1.8.0 or later "
-		                 "(profiles/v1development with a stack_table), "
-		                 "or cut short (%zu bytes that do not decode)",
-		                 len);
+				 "not an OTLP ExportProfilesServiceRequest of "
+				 "opentelemetry-proto v1.8.0 or later "
+				 "(profiles/v1development with a stack_table), "
+				 "or cut short (%zu bytes that do not decode)",
+				 len);
 	if (rc == FDO_ELIMIT)
 		return wire_errf(err, errlen, rc,
-		                 "the request (%zu bytes) takes more than %zu "
-		                 "bytes to decode: send it in parts",
-		                 len, lim->max_decoded_bytes);
+				 "the request (%zu bytes) takes more than %zu "
+				 "bytes to decode: send it in parts",
+				 len, lim->max_decoded_bytes);
 	if (rc)
 		return wire_errf(err, errlen, rc,
-		                 "out of memory decoding the request (%zu "
-		                 "bytes)",
-		                 len);
-	struct dec d = {.o = o, .lim = lim, .st = st, .err = err,
-	                .errlen = errlen,
-	                .max_groups = o->max_batches ? o->max_batches
-	                                             : MAX_BATCHES};
+				 "out of memory decoding the request (%zu "
+				 "bytes)",
+				 len);
+	struct dec d = {.o = o,
+			.lim = lim,
+			.st = st,
+			.err = err,
+			.errlen = errlen,
+			.max_groups = o->max_batches ? o->max_batches
+						     : MAX_BATCHES};
 	if (a) {
 		st->shape = "v1.10";
 		d.dict = ((const Req *)a)->dictionary;
@@ -1105,8 +1109,8 @@ int wire_otlp_decode(const uint8_t *buf, size_t len,
 	}
 	if (!rc)
 		rc = build(&d);
-	if (!rc && !(out->batches = calloc(d.ngroups + 1,
-	                                   sizeof *out->batches)))
+	if (!rc &&
+	    !(out->batches = calloc(d.ngroups + 1, sizeof *out->batches)))
 		rc = FDO_ENOMEM;
 	if (rc == FDO_ENOMEM)
 		wire_errf(err, errlen, rc, "out of memory");

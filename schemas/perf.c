@@ -10,20 +10,19 @@
  * fed in chunks of any size (a recording's text can be gigabytes; the
  * text is not kept, only a line cut by a chunk's end is copied; what is
  * kept is the batches made so far). Lines it reads (perf's own formats):
- *   PID/TID TIME: PERF_RECORD_MMAP2 PID/TID: [START(LEN) @ PGOFF MAJ:MIN INO GEN]: PROT PATH
- *   PID/TID TIME: PERF_RECORD_MMAP2 PID/TID: [START(LEN) @ PGOFF <BUILDID>]: PROT PATH
- *   PID/TID TIME: PERF_RECORD_MMAP PID/TID: [START(LEN) @ PGOFF]: x|r PATH
- *   PID/TID TIME: PERF_RECORD_FORK(PID:TID):(PPID:PTID)
- *   PID/TID TIME: PERF_RECORD_COMM exec: NAME:PID/TID
- *   PID/TID TIME: PERF_RECORD_EXIT(PID:TID):(PPID:PTID)
- *   PID/TID TIME: PERF_RECORD_<anything else> ...          (ignored)
- *   PID/TID TIME: [PERIOD] EVENT: IP [SYM] [(DSO)] [BRSTACK]  one-line sample
- *   PID/TID TIME: [PERIOD] EVENT:                           a callchain follows:
- *   <TAB> ADDR [SYM] [(DSO)]                                 one per frame, leaf first
- *   <blank> | BRSTACK                                        ends the sample
- *   # ...                                                    comment (perf script --header)
- * BRSTACK is perf's brstack field: entries FROM/TO/P|M|-/... separated by
- * blanks, FROM and TO as 0xHEX, each optionally followed by (DSO).
+ *   PID/TID TIME: PERF_RECORD_MMAP2 PID/TID: [START(LEN) @ PGOFF MAJ:MIN INO
+ * GEN]: PROT PATH PID/TID TIME: PERF_RECORD_MMAP2 PID/TID: [START(LEN) @ PGOFF
+ * <BUILDID>]: PROT PATH PID/TID TIME: PERF_RECORD_MMAP PID/TID: [START(LEN) @
+ * PGOFF]: x|r PATH PID/TID TIME: PERF_RECORD_FORK(PID:TID):(PPID:PTID) PID/TID
+ * TIME: PERF_RECORD_COMM exec: NAME:PID/TID PID/TID TIME:
+ * PERF_RECORD_EXIT(PID:TID):(PPID:PTID) PID/TID TIME: PERF_RECORD_<anything
+ * else> ...          (ignored) PID/TID TIME: [PERIOD] EVENT: IP [SYM] [(DSO)]
+ * [BRSTACK]  one-line sample PID/TID TIME: [PERIOD] EVENT: a callchain follows:
+ *   <TAB> ADDR [SYM] [(DSO)]                                 one per frame,
+ * leaf first <blank> | BRSTACK                                        ends the
+ * sample # ...                                                    comment (perf
+ * script --header) BRSTACK is perf's brstack field: entries FROM/TO/P|M|-/...
+ * separated by blanks, FROM and TO as 0xHEX, each optionally followed by (DSO).
  * Anything else is an error naming its line; a text that ends inside a
  * sample or without a final newline is truncated.
  *
@@ -70,24 +69,24 @@
 #include "common/map.h"
 #include "schemas/wire_int.h"
 
-#define OFF_MAX ((1ull << WIRE_FILE_SHIFT) - 1) /* schemas/batchbuild.c */
-#define LINE_MAX_BYTES (1u << 20)
-#define SAMPLE_BRANCHES_MAX 4096      /* brstack entries in one sample */
-#define BATCH_SPAN_NS (3600ull * 1000000000ull)
-#define NO_DSO UINT32_MAX
-#define EVENTS_MAX 64                 /* distinct events, each a batch open */
-#define KERNEL_MIN 0xffff800000000000ull /* x86-64 and arm64 kernel half */
+#define OFF_MAX		    ((1ull << WIRE_FILE_SHIFT) - 1) /* schemas/batchbuild.c */
+#define LINE_MAX_BYTES	    (1u << 20)
+#define SAMPLE_BRANCHES_MAX 4096 /* brstack entries in one sample */
+#define BATCH_SPAN_NS	    (3600ull * 1000000000ull)
+#define NO_DSO		    UINT32_MAX
+#define EVENTS_MAX	    64 /* distinct events, each a batch open */
+#define KERNEL_MIN	    0xffff800000000000ull /* x86-64 and arm64 kernel half */
 /* Bounds on what hostile text can make the decoder hold or do; each is
  * far above a real recording's (a system-wide one: ~10^4 processes, 10^3
  * files, a few hundred mappings per process). */
-#define PROC_MAPS_MAX 65530           /* Linux's default vm.max_map_count */
-#define MAP_ENTRIES_MAX (1u << 22)    /* all processes' mappings, 128 MiB */
-#define PROCS_MAX (1u << 20)
-#define DSOS_MAX (1u << 16)
-#define PATH_BYTES_MAX 4096           /* PATH_MAX */
+#define PROC_MAPS_MAX	65530	   /* Linux's default vm.max_map_count */
+#define MAP_ENTRIES_MAX (1u << 22) /* all processes' mappings, 128 MiB */
+#define PROCS_MAX	(1u << 20)
+#define DSOS_MAX	(1u << 16)
+#define PATH_BYTES_MAX	4096 /* PATH_MAX */
 /* Mapping entries copied or moved (fork copies, inserts out of order):
  * at most this many plus MAP_WORK_PER_LINE per line read. */
-#define MAP_WORK_BASE (1ull << 26)
+#define MAP_WORK_BASE	  (1ull << 26)
 #define MAP_WORK_PER_LINE 4096u
 /* Finished batches are held until the end (nothing is sent before the
  * whole input decodes): at most this much of their encoded size, about
@@ -103,8 +102,8 @@ struct pdso {
 	uint8_t bid_len;  /* 0: no usable build-id */
 	uint8_t conflict; /* two build-ids for one path: never mapped */
 	uint8_t special;  /* [kernel...], [vdso], //anon...: never mapped */
-	uint64_t pg_lo, pg_hi; /* file range its mappings cover */
-	uint64_t exe_samples;  /* samples of processes it is the program of */
+	uint64_t pg_lo, pg_hi;	 /* file range its mappings cover */
+	uint64_t exe_samples;	 /* samples of processes it is the program of */
 	uint64_t ev_abs, ev_rel; /* its frames that fit only one reading */
 };
 
@@ -159,8 +158,9 @@ struct obatch {
 struct pevent {
 	char *name;
 	size_t len;
-	uint64_t period; /* the header's fixed period (perf record -c); 0: none */
-	uint8_t dwarf;   /* callers unwound by perf from stack copies */
+	uint64_t period; /* the header's fixed period (perf record -c); 0: none
+			  */
+	uint8_t dwarf;	 /* callers unwound by perf from stack copies */
 	struct obatch b;
 };
 
@@ -182,7 +182,7 @@ struct wire_perf {
 	struct proc *procs;
 	size_t nprocs, cap_procs;
 	struct fdo_map64 proc_ix;
-	size_t map_entries; /* all processes' n */
+	size_t map_entries;	 /* all processes' n */
 	uint64_t ev_abs, ev_rel; /* deciding frames, all files */
 	/* events and their open batches */
 	struct pevent *events;
@@ -215,14 +215,14 @@ struct wire_perf {
 /* ------------------------------------------------------------ helpers -- */
 
 static int errf(struct wire_perf *d, char *err, size_t errlen, int code,
-                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static int errf(struct wire_perf *d, char *err, size_t errlen, int code,
-                const char *fmt, ...)
+		const char *fmt, ...)
 {
 	if (err && errlen) {
 		int n = d->lineno
-		            ? snprintf(err, errlen, "line %lu: ", d->lineno)
-		            : 0;
+				? snprintf(err, errlen, "line %lu: ", d->lineno)
+				: 0;
 		if (n < 0 || (size_t)n >= errlen)
 			n = 0;
 		va_list ap;
@@ -338,7 +338,7 @@ static uint64_t str_key(const char *p, size_t n, unsigned attempt)
 /* The dso of path[0..n), created when create is set; NO_DSO if absent or
  * out of memory (*oom set). */
 static uint32_t dso_get(struct wire_perf *d, const char *path, size_t n,
-                        int create, int *oom)
+			int create, int *oom)
 {
 	for (unsigned attempt = 0;; attempt++) {
 		uint64_t key = str_key(path, n, attempt);
@@ -360,7 +360,7 @@ static uint32_t dso_get(struct wire_perf *d, const char *path, size_t n,
 		if (!copy ||
 		    fdo_grow_zeroed(d->dsos, d->cap_dsos, d->ndsos + 1) ||
 		    fdo_map64_put(&d->dso_ix, key, (uint32_t)d->ndsos, &ix,
-		                  &found)) {
+				  &found)) {
 			free(copy);
 			*oom = 1;
 			return NO_DSO;
@@ -373,11 +373,11 @@ static uint32_t dso_get(struct wire_perf *d, const char *path, size_t n,
 		s->pg_lo = UINT64_MAX;
 		/* Only regular files carry build-ids fdod can use. */
 		s->special = n == 0 || path[0] != '/' ||
-		             (n >= 6 && !memcmp(path, "//anon", 6)) ||
-		             (n >= 5 && !memcmp(path, "/dev/", 5)) ||
-		             (n >= 6 && !memcmp(path, "/memfd", 6)) ||
-		             (n >= 9 && !memcmp(path, "/tmp/perf", 9) &&
-		              !memcmp(path + n - 4, ".map", 4));
+			     (n >= 6 && !memcmp(path, "//anon", 6)) ||
+			     (n >= 5 && !memcmp(path, "/dev/", 5)) ||
+			     (n >= 6 && !memcmp(path, "/memfd", 6)) ||
+			     (n >= 9 && !memcmp(path, "/tmp/perf", 9) &&
+			      !memcmp(path + n - 4, ".map", 4));
 		return (uint32_t)d->ndsos++;
 	}
 }
@@ -425,11 +425,11 @@ static struct proc *proc_get(struct wire_perf *d, int32_t pid, int create)
 
 /* The process pid, created when absent: FDO_ELIMIT past PROCS_MAX. */
 static int proc_new(struct wire_perf *d, int32_t pid, struct proc **out,
-                    char *err, size_t errlen)
+		    char *err, size_t errlen)
 {
 	if (!(*out = proc_get(d, pid, 0)) && d->nprocs >= PROCS_MAX)
 		return errf(d, err, errlen, FDO_ELIMIT,
-		            "more than %u processes", PROCS_MAX);
+			    "more than %u processes", PROCS_MAX);
 	if (!*out && !(*out = proc_get(d, pid, 1)))
 		return errf(d, err, errlen, FDO_ENOMEM, "out of memory");
 	return FDO_OK;
@@ -463,43 +463,45 @@ static const struct pmap *map_find(const struct proc *p, uint64_t addr)
 		return NULL;
 	size_t i = map_lower(p, addr);
 	return i < p->n && proc_maps(p)[i].start <= addr ? &proc_maps(p)[i]
-						      : NULL;
+							 : NULL;
 }
 
 /* Count n entries copied or moved; FDO_ELIMIT past the work bound. */
 static int map_work(struct wire_perf *d, size_t n, char *err, size_t errlen)
 {
 	d->st.map_work += n;
-	if (d->st.map_work > MAP_WORK_BASE + MAP_WORK_PER_LINE * (uint64_t)d->lineno)
+	if (d->st.map_work >
+	    MAP_WORK_BASE + MAP_WORK_PER_LINE * (uint64_t)d->lineno)
 		return errf(d, err, errlen, FDO_ELIMIT,
-		            "the mmap and fork records so far copy or move "
-		            "%llu mapping entries, more than %llu + %u per "
-		            "line: not a recording fdoctl import can read",
-		            (unsigned long long)d->st.map_work,
-		            (unsigned long long)MAP_WORK_BASE,
-		            MAP_WORK_PER_LINE);
+			    "the mmap and fork records so far copy or move "
+			    "%llu mapping entries, more than %llu + %u per "
+			    "line: not a recording fdoctl import can read",
+			    (unsigned long long)d->st.map_work,
+			    (unsigned long long)MAP_WORK_BASE,
+			    MAP_WORK_PER_LINE);
 	return FDO_OK;
 }
 
 /* Room for n entries of p, from scratch (its old ones dropped). */
 static int maps_reserve(struct wire_perf *d, struct proc *p, size_t n,
-                        char *err, size_t errlen)
+			char *err, size_t errlen)
 {
 	if (n > PROC_MAPS_MAX)
 		return errf(d, err, errlen, FDO_ELIMIT,
-		            "process %d: more than %d mappings", (int)p->pid,
-		            PROC_MAPS_MAX);
+			    "process %d: more than %d mappings", (int)p->pid,
+			    PROC_MAPS_MAX);
 	if (d->map_entries - p->n + n > MAP_ENTRIES_MAX)
 		return errf(d, err, errlen, FDO_ELIMIT,
-		            "more than %u mappings in all processes",
-		            MAP_ENTRIES_MAX);
+			    "more than %u mappings in all processes",
+			    MAP_ENTRIES_MAX);
 	d->map_entries -= p->n;
 	p->n = 0;
 	size_t cap = n + n / 4 + 8;
 	if (p->cap < n || !p->buf) {
 		struct pmap *nb = malloc(cap * sizeof *nb);
 		if (!nb)
-			return errf(d, err, errlen, FDO_ENOMEM, "out of memory");
+			return errf(d, err, errlen, FDO_ENOMEM,
+				    "out of memory");
 		free(p->buf);
 		p->buf = nb;
 		p->cap = cap;
@@ -511,7 +513,7 @@ static int maps_reserve(struct wire_perf *d, struct proc *p, size_t n,
 /* Add m to p, cutting what it overlaps out of older mappings (a new mmap
  * replaces what was there). */
 static int map_add(struct wire_perf *d, struct proc *p, struct pmap m,
-                   char *err, size_t errlen)
+		   char *err, size_t errlen)
 {
 	struct pmap *maps = proc_maps(p);
 	size_t n = p->n, i = map_lower(p, m.start);
@@ -538,12 +540,12 @@ static int map_add(struct wire_perf *d, struct proc *p, struct pmap m,
 	size_t newn = n - (j - i) + add, nl = i, nr = n - j;
 	if (newn > PROC_MAPS_MAX)
 		return errf(d, err, errlen, FDO_ELIMIT,
-		            "process %d: more than %d mappings", (int)p->pid,
-		            PROC_MAPS_MAX);
+			    "process %d: more than %d mappings", (int)p->pid,
+			    PROC_MAPS_MAX);
 	if (d->map_entries - n + newn > MAP_ENTRIES_MAX)
 		return errf(d, err, errlen, FDO_ELIMIT,
-		            "more than %u mappings in all processes",
-		            MAP_ENTRIES_MAX);
+			    "more than %u mappings in all processes",
+			    MAP_ENTRIES_MAX);
 	if (newn > n) {
 		size_t grow = newn - n;
 		int rc;
@@ -566,7 +568,7 @@ static int map_add(struct wire_perf *d, struct proc *p, struct pmap m,
 			struct pmap *nb = malloc(cap * sizeof *nb);
 			if (!nb)
 				return errf(d, err, errlen, FDO_ENOMEM,
-				            "out of memory");
+					    "out of memory");
 			if (nl)
 				memcpy(nb + head, maps, nl * sizeof *maps);
 			if (nr)
@@ -599,7 +601,7 @@ static int map_add(struct wire_perf *d, struct proc *p, struct pmap m,
 /* The event named name[0..len), created when absent; FDO_ELIMIT past
  * EVENTS_MAX (each has a batch open until the end). */
 static int event_get(struct wire_perf *d, const char *name, size_t len,
-                     size_t *out)
+		     size_t *out)
 {
 	size_t i = d->last_event;
 	if (i < d->nevents && d->events[i].len == len &&
@@ -678,12 +680,12 @@ static int batch_close(struct wire_perf *d, struct pevent *ev)
 	for (size_t k = 0; k < b->nslots && !rc; k++) {
 		const struct pdso *s = &d->dsos[b->slots[k]];
 		rc = wire_batch_add_file(w, s->bid, s->bid_len, s->path,
-		                         &d->lim);
+					 &d->lim);
 	}
 	for (size_t i = 0; i < b->nstacks && !rc; i++) {
 		const struct pstack *ps = &b->stacks[i];
 		rc = wire_batch_add_stack(w, b->addrs + ps->first, ps->n,
-		                          ps->count);
+					  ps->count);
 	}
 	if (rc)
 		return rc;
@@ -712,8 +714,8 @@ static int loc_addr(struct obatch *b, struct loc l, uint64_t *out)
 	}
 	uint32_t slot;
 	int found;
-	if (fdo_map64_put(&b->slot_ix, (uint64_t)l.dso + 1,
-	                  (uint32_t)b->nslots, &slot, &found))
+	if (fdo_map64_put(&b->slot_ix, (uint64_t)l.dso + 1, (uint32_t)b->nslots,
+			  &slot, &found))
 		return FDO_ENOMEM;
 	if (!found) {
 		if (fdo_grow(b->slots, b->cap_slots, b->nslots + 1))
@@ -727,8 +729,8 @@ static int loc_addr(struct obatch *b, struct loc l, uint64_t *out)
 
 /* Does the sample at hand fit in b, by every bound? */
 static int batch_fits(const struct wire_perf *d, const struct obatch *b,
-                      size_t nframes, size_t nbr, uint64_t time,
-                      uint64_t period)
+		      size_t nframes, size_t nbr, uint64_t time,
+		      uint64_t period)
 {
 	if (!b->samples)
 		return 1;
@@ -738,23 +740,23 @@ static int batch_fits(const struct wire_perf *d, const struct obatch *b,
 	       b->nbr + nbr <= d->cap_branches &&
 	       b->nslots + new_files <= d->lim.max_mappings &&
 	       b->est_bytes + 16 + 10 * nframes + 48 * nbr +
-	               160 * (new_files < 64 ? new_files : 64) <=
-	           d->cap_bytes &&
+			       160 * (new_files < 64 ? new_files : 64) <=
+		       d->cap_bytes &&
 	       b->samples < d->lim.max_count &&
 	       b->branch_entries + nbr <= d->lim.max_count &&
-	       b->period_sum <= UINT64_MAX - period &&
-	       time >= b->t_first && time - b->t_first <= BATCH_SPAN_NS;
+	       b->period_sum <= UINT64_MAX - period && time >= b->t_first &&
+	       time - b->t_first <= BATCH_SPAN_NS;
 }
 
 /* Count the sample read into d->frames / d->sbr_* in its event's batch. */
 static int sample_add(struct wire_perf *d, int32_t pid, uint64_t time,
-                      uint64_t period, size_t event)
+		      uint64_t period, size_t event)
 {
 	struct pevent *ev = &d->events[event];
 	struct obatch *b = &ev->b;
 	int rc;
 	if (!batch_fits(d, b, d->nframes ? d->nframes : 1, d->nsbr, time,
-	                period)) {
+			period)) {
 		if (d->held_bytes + b->est_bytes > d->held_max)
 			return FDO_ELIMIT;
 		d->held_bytes += b->est_bytes;
@@ -778,7 +780,8 @@ static int sample_add(struct wire_perf *d, int32_t pid, uint64_t time,
 	uint64_t *a = b->addrs + b->naddrs;
 	int mapped = 0;
 	for (size_t i = 0; i < n; i++) {
-		struct loc l = d->nframes ? d->frames[i] : (struct loc){NO_DSO, 0};
+		struct loc l = d->nframes ? d->frames[i]
+					  : (struct loc){NO_DSO, 0};
 		mapped |= l.dso != NO_DSO;
 		if ((rc = loc_addr(b, l, &a[i])))
 			return rc;
@@ -791,12 +794,12 @@ static int sample_add(struct wire_perf *d, int32_t pid, uint64_t time,
 		uint32_t ix;
 		int found;
 		if (fdo_map64_put(&b->stack_ix, key, (uint32_t)b->nstacks, &ix,
-		                  &found))
+				  &found))
 			return FDO_ENOMEM;
 		if (found) {
 			struct pstack *s = &b->stacks[ix];
-			if (s->n != n || memcmp(b->addrs + s->first, a,
-			                        n * sizeof *a))
+			if (s->n != n ||
+			    memcmp(b->addrs + s->first, a, n * sizeof *a))
 				continue;
 			s->count++;
 			break;
@@ -821,8 +824,8 @@ static int sample_add(struct wire_perf *d, int32_t pid, uint64_t time,
 			uint64_t key = fdo_mix64(hb + attempt) | 1;
 			uint32_t ix;
 			int found;
-			if (fdo_map64_put(&b->br_ix, key, (uint32_t)b->nbr,
-			                  &ix, &found))
+			if (fdo_map64_put(&b->br_ix, key, (uint32_t)b->nbr, &ix,
+					  &found))
 				return FDO_ENOMEM;
 			if (found) {
 				struct pbranch *x = &b->br[ix];
@@ -835,7 +838,7 @@ static int sample_add(struct wire_perf *d, int32_t pid, uint64_t time,
 			if (fdo_grow(b->br, b->cap_br, b->nbr + 1))
 				return FDO_ENOMEM;
 			b->br[b->nbr++] =
-			    (struct pbranch){from, to, 1, d->sbr_mis[i]};
+				(struct pbranch){from, to, 1, d->sbr_mis[i]};
 			b->est_bytes += 48;
 			break;
 		}
@@ -874,8 +877,8 @@ static struct loc resolve_abs(struct wire_perf *d, int32_t pid, uint64_t addr)
  * FDO_EINVAL with the reason in err).
  */
 static int resolve_frame(struct wire_perf *d, int32_t pid, uint64_t addr,
-                         const char *dso, size_t dlen, struct loc *out,
-                         char *err, size_t errlen)
+			 const char *dso, size_t dlen, struct loc *out,
+			 char *err, size_t errlen)
 {
 	*out = (struct loc){NO_DSO, 0};
 	int oom = 0;
@@ -891,14 +894,15 @@ static int resolve_frame(struct wire_perf *d, int32_t pid, uint64_t addr,
 	int use = MODE_UNKNOWN;
 	if (nd && dso_mapped(nd) && abs_ok != rel_ok) {
 		if (abs_ok ? nd->ev_rel : nd->ev_abs)
-			return errf(d, err, errlen, FDO_EINVAL,
-			            "frames of %.200s read as absolute addresses "
-			            "and as file offsets (%llu and %llu frames so "
-			            "far): cannot tell how this perf prints "
-			            "callchains",
-			            nd->path,
-			            (unsigned long long)nd->ev_abs + abs_ok,
-			            (unsigned long long)nd->ev_rel + rel_ok);
+			return errf(
+				d, err, errlen, FDO_EINVAL,
+				"frames of %.200s read as absolute addresses "
+				"and as file offsets (%llu and %llu frames so "
+				"far): cannot tell how this perf prints "
+				"callchains",
+				nd->path,
+				(unsigned long long)nd->ev_abs + abs_ok,
+				(unsigned long long)nd->ev_rel + rel_ok);
 		use = abs_ok ? MODE_ABSOLUTE : MODE_RELATIVE;
 		*(abs_ok ? &nd->ev_abs : &nd->ev_rel) += 1;
 		*(abs_ok ? &d->ev_abs : &d->ev_rel) += 1;
@@ -906,9 +910,9 @@ static int resolve_frame(struct wire_perf *d, int32_t pid, uint64_t addr,
 		/* Undecided here: the file's own evidence, else the
 		 * recording's when all of it points one way. */
 		uint64_t ea = nd && (nd->ev_abs || nd->ev_rel) ? nd->ev_abs
-		                                               : d->ev_abs;
+							       : d->ev_abs;
 		uint64_t er = nd && (nd->ev_abs || nd->ev_rel) ? nd->ev_rel
-		                                               : d->ev_rel;
+							       : d->ev_rel;
 		if (ea && !er && abs_ok)
 			use = MODE_ABSOLUTE;
 		else if (er && !ea && rel_ok)
@@ -938,8 +942,8 @@ static int resolve_frame(struct wire_perf *d, int32_t pid, uint64_t addr,
 /* ------------------------------------------------------------- records -- */
 
 /* [START(LEN) @ PGOFF ...]: PROT PATH of an MMAP or MMAP2 record. */
-static int rec_mmap(struct wire_perf *d, const char *p, const char *e,
-                    int v2, char *err, size_t errlen)
+static int rec_mmap(struct wire_perf *d, const char *p, const char *e, int v2,
+		    char *err, size_t errlen)
 {
 	int64_t pid, tid;
 	uint64_t start, len, pgoff;
@@ -950,8 +954,8 @@ static int rec_mmap(struct wire_perf *d, const char *p, const char *e,
 	    parse_hex(&p, e, &len) || expect(&p, e, ") @ ") ||
 	    parse_hex(&p, e, &pgoff))
 		return errf(d, err, errlen, FDO_EPARSE,
-		            "malformed mmap record (want PID/TID: "
-		            "[START(LEN) @ PGOFF ...]: PROT PATH)");
+			    "malformed mmap record (want PID/TID: "
+			    "[START(LEN) @ PGOFF ...]: PROT PATH)");
 	uint8_t bid[FDO_BUILD_ID_MAX];
 	size_t bid_len = 0;
 	p = skip_ws(p, e);
@@ -961,14 +965,14 @@ static int rec_mmap(struct wire_perf *d, const char *p, const char *e,
 		size_t hl = q ? (size_t)(q - p - 1) : 0;
 		if (!q || hl >= sizeof hex)
 			return errf(d, err, errlen, FDO_EPARSE,
-			            "malformed build-id in mmap record");
+				    "malformed build-id in mmap record");
 		memcpy(hex, p + 1, hl);
 		hex[hl] = '\0';
 		if (fdo_build_id_parse(hex, bid, &bid_len))
 			return errf(d, err, errlen, FDO_EPARSE,
-			            "build-id '%s' in mmap record is not "
-			            "lowercase hex",
-			            hex);
+				    "build-id '%s' in mmap record is not "
+				    "lowercase hex",
+				    hex);
 		p = q + 1;
 	}
 	const char *close = NULL;
@@ -979,31 +983,31 @@ static int rec_mmap(struct wire_perf *d, const char *p, const char *e,
 		}
 	if (!close)
 		return errf(d, err, errlen, FDO_EPARSE,
-		            "malformed mmap record: no ']: '");
+			    "malformed mmap record: no ']: '");
 	p = close + 3;
 	const char *prot = p;
 	p = skip_tok(p, e);
 	int exec = v2 ? (p - prot == 4 && prot[2] == 'x')
-	              : (p - prot == 1 && prot[0] == 'x');
+		      : (p - prot == 1 && prot[0] == 'x');
 	if (!v2 && !(p - prot == 1 && (prot[0] == 'x' || prot[0] == 'r')))
 		return errf(d, err, errlen, FDO_EPARSE,
-		            "malformed mmap record: protection '%.*s'",
-		            (int)(p - prot > 8 ? 8 : p - prot), prot);
+			    "malformed mmap record: protection '%.*s'",
+			    (int)(p - prot > 8 ? 8 : p - prot), prot);
 	if (p < e)
 		p++; /* the one blank before the path */
 	if (!exec || len == 0 || start + len < start)
 		return FDO_OK;
 	if (e - p > PATH_BYTES_MAX)
 		return errf(d, err, errlen, FDO_ELIMIT,
-		            "mmap path of %zu bytes, limit %d", (size_t)(e - p),
-		            PATH_BYTES_MAX);
+			    "mmap path of %zu bytes, limit %d", (size_t)(e - p),
+			    PATH_BYTES_MAX);
 	int oom = 0;
 	uint32_t ds = dso_get(d, p, (size_t)(e - p), 1, &oom);
 	if (ds == NO_DSO)
 		return errf(d, err, errlen, oom == 2 ? FDO_ELIMIT : FDO_ENOMEM,
-		            oom == 2 ? "more than %d mapped files" :
-		                       "out of memory (%d files)",
-		            DSOS_MAX);
+			    oom == 2 ? "more than %d mapped files"
+				     : "out of memory (%d files)",
+			    DSOS_MAX);
 	struct pdso *s = &d->dsos[ds];
 	if (bid_len)
 		dso_set_bid(s, bid, bid_len);
@@ -1017,7 +1021,7 @@ static int rec_mmap(struct wire_perf *d, const char *p, const char *e,
 	int rc;
 	if ((rc = proc_new(d, (int32_t)pid, &pr, err, errlen)) ||
 	    (rc = map_add(d, pr, (struct pmap){start, start + len, pgoff, ds},
-	                  err, errlen)))
+			  err, errlen)))
 		return rc;
 	if (pr->exe == NO_DSO && !s->special)
 		pr->exe = ds;
@@ -1027,7 +1031,7 @@ static int rec_mmap(struct wire_perf *d, const char *p, const char *e,
 
 /* (PID:TID):(PPID:PTID) of the FORK and EXIT records into v. */
 static int rec_task(struct wire_perf *d, const char *p, const char *e,
-                    const char *what, int64_t v[4], char *err, size_t errlen)
+		    const char *what, int64_t v[4], char *err, size_t errlen)
 {
 	if (expect(&p, e, "(") || parse_dec(&p, e, 1, &v[0]) ||
 	    expect(&p, e, ":") || parse_dec(&p, e, 1, &v[1]) ||
@@ -1036,8 +1040,8 @@ static int rec_task(struct wire_perf *d, const char *p, const char *e,
 	    expect(&p, e, ")") || v[0] < INT32_MIN || v[0] > INT32_MAX ||
 	    v[2] < INT32_MIN || v[2] > INT32_MAX)
 		return errf(d, err, errlen, FDO_EPARSE,
-		            "malformed %s record (want (PID:TID):(PPID:PTID))",
-		            what);
+			    "malformed %s record (want (PID:TID):(PPID:PTID))",
+			    what);
 	return FDO_OK;
 }
 
@@ -1058,7 +1062,7 @@ static void proc_reset(struct wire_perf *d, int64_t pid)
 }
 
 static int rec_fork(struct wire_perf *d, const char *p, const char *e,
-                    char *err, size_t errlen)
+		    char *err, size_t errlen)
 {
 	int64_t v[4];
 	int rc = rec_task(d, p, e, "fork", v, err, errlen);
@@ -1089,7 +1093,7 @@ static int rec_fork(struct wire_perf *d, const char *p, const char *e,
 }
 
 static int rec_exit(struct wire_perf *d, const char *p, const char *e,
-                    char *err, size_t errlen)
+		    char *err, size_t errlen)
 {
 	int64_t v[4];
 	int rc = rec_task(d, p, e, "exit", v, err, errlen);
@@ -1101,7 +1105,7 @@ static int rec_exit(struct wire_perf *d, const char *p, const char *e,
 
 /* COMM exec: NAME:PID/TID — a new program replaces the mappings. */
 static int rec_comm(struct wire_perf *d, const char *p, const char *e,
-                    char *err, size_t errlen)
+		    char *err, size_t errlen)
 {
 	p = skip_ws(p, e);
 	if (expect(&p, e, "exec:"))
@@ -1113,11 +1117,10 @@ static int rec_comm(struct wire_perf *d, const char *p, const char *e,
 			break;
 		}
 	int64_t pid, tid;
-	if (!colon || parse_dec(&colon, e, 1, &pid) ||
-	    expect(&colon, e, "/") || parse_dec(&colon, e, 1, &tid) ||
-	    pid < INT32_MIN || pid > INT32_MAX)
+	if (!colon || parse_dec(&colon, e, 1, &pid) || expect(&colon, e, "/") ||
+	    parse_dec(&colon, e, 1, &tid) || pid < INT32_MIN || pid > INT32_MAX)
 		return errf(d, err, errlen, FDO_EPARSE,
-		            "malformed comm record (want NAME:PID/TID)");
+			    "malformed comm record (want NAME:PID/TID)");
 	proc_reset(d, pid);
 	return FDO_OK;
 }
@@ -1125,8 +1128,8 @@ static int rec_comm(struct wire_perf *d, const char *p, const char *e,
 /* ------------------------------------------------------------- samples -- */
 
 /* One brstack entry at *pp: 0xFROM[(DSO)]/0xTO[(DSO)]/FLAG[/...]. */
-static int brentry(const char **pp, const char *e, uint64_t *from,
-                   uint64_t *to, int *mis)
+static int brentry(const char **pp, const char *e, uint64_t *from, uint64_t *to,
+		   int *mis)
 {
 	const char *p = *pp;
 	if (e - p < 2 || p[0] != '0' || (p[1] != 'x' && p[1] != 'X') ||
@@ -1134,11 +1137,10 @@ static int brentry(const char **pp, const char *e, uint64_t *from,
 		return -1;
 	if (p < e && *p == '(') { /* (DSO): up to the ")/0x" that follows */
 		const char *q = p;
-		const char *lim = e - p > PATH_BYTES_MAX + 2
-		                      ? p + PATH_BYTES_MAX + 2
-		                      : e;
+		const char *lim =
+			e - p > PATH_BYTES_MAX + 2 ? p + PATH_BYTES_MAX + 2 : e;
 		while (q + 3 < lim && !(q[0] == ')' && q[1] == '/' &&
-		                        q[2] == '0' && q[3] == 'x'))
+					q[2] == '0' && q[3] == 'x'))
 			q++;
 		if (q + 3 >= lim)
 			return -1;
@@ -1149,12 +1151,11 @@ static int brentry(const char **pp, const char *e, uint64_t *from,
 		return -1;
 	if (p < e && *p == '(') {
 		const char *q = p;
-		const char *lim = e - p > PATH_BYTES_MAX + 2
-		                      ? p + PATH_BYTES_MAX + 2
-		                      : e;
+		const char *lim =
+			e - p > PATH_BYTES_MAX + 2 ? p + PATH_BYTES_MAX + 2 : e;
 		while (q + 2 < lim &&
 		       !(q[0] == ')' && q[1] == '/' &&
-		         (q[2] == 'M' || q[2] == 'P' || q[2] == '-')))
+			 (q[2] == 'M' || q[2] == 'P' || q[2] == '-')))
 			q++;
 		if (q + 2 >= lim)
 			return -1;
@@ -1173,21 +1174,23 @@ static int brentry(const char **pp, const char *e, uint64_t *from,
 
 /* The brstack entries of [p, e) into d->sbr_*. */
 static int brstack(struct wire_perf *d, int32_t pid, const char *p,
-                   const char *e, char *err, size_t errlen)
+		   const char *e, char *err, size_t errlen)
 {
 	for (p = skip_ws(p, e); p < e; p = skip_ws(p, e)) {
 		uint64_t from, to;
 		int mis;
 		if (brentry(&p, e, &from, &to, &mis))
 			return errf(d, err, errlen, FDO_EPARSE,
-			            "malformed brstack entry (want "
-			            "0xFROM/0xTO/P|M|-/...)");
+				    "malformed brstack entry (want "
+				    "0xFROM/0xTO/P|M|-/...)");
 		if (d->nsbr == SAMPLE_BRANCHES_MAX)
-			return errf(d, err, errlen, FDO_ELIMIT,
-			            "more than %d brstack entries in one sample",
-			            SAMPLE_BRANCHES_MAX);
+			return errf(
+				d, err, errlen, FDO_ELIMIT,
+				"more than %d brstack entries in one sample",
+				SAMPLE_BRANCHES_MAX);
 		if (fdo_grow(d->sbr_from, d->cap_sbr, d->nsbr + 1))
-			return errf(d, err, errlen, FDO_ENOMEM, "out of memory");
+			return errf(d, err, errlen, FDO_ENOMEM,
+				    "out of memory");
 		size_t cap = d->cap_sbr;
 		struct loc *t = realloc(d->sbr_to, cap * sizeof *t);
 		if (t)
@@ -1196,7 +1199,8 @@ static int brstack(struct wire_perf *d, int32_t pid, const char *p,
 		if (m)
 			d->sbr_mis = m;
 		if (!t || !m)
-			return errf(d, err, errlen, FDO_ENOMEM, "out of memory");
+			return errf(d, err, errlen, FDO_ENOMEM,
+				    "out of memory");
 		d->sbr_from[d->nsbr] = resolve_abs(d, pid, from);
 		d->sbr_to[d->nsbr] = resolve_abs(d, pid, to);
 		d->sbr_mis[d->nsbr] = (uint8_t)mis;
@@ -1209,7 +1213,7 @@ static int brstack(struct wire_perf *d, int32_t pid, const char *p,
 }
 
 static int frame_push(struct wire_perf *d, struct loc l, char *err,
-                      size_t errlen)
+		      size_t errlen)
 {
 	d->st.frames++;
 	if (l.dso == NO_DSO)
@@ -1226,14 +1230,14 @@ static int frame_push(struct wire_perf *d, struct loc l, char *err,
 
 /* A callchain line: <TAB> ADDR [SYM] [(DSO)]. */
 static int chain_frame(struct wire_perf *d, const char *p, const char *e,
-                       char *err, size_t errlen)
+		       char *err, size_t errlen)
 {
 	uint64_t addr;
 	p = skip_ws(p, e);
 	if (parse_hex(&p, e, &addr) || (p < e && *p != ' ' && *p != '\t'))
 		return errf(d, err, errlen, FDO_EPARSE,
-		            "malformed callchain frame (want ADDR [SYM] "
-		            "[(DSO)])");
+			    "malformed callchain frame (want ADDR [SYM] "
+			    "[(DSO)])");
 	/* The DSO is the last "(...)" group, after a blank. */
 	const char *dso = NULL;
 	size_t dlen = 0;
@@ -1249,10 +1253,9 @@ static int chain_frame(struct wire_perf *d, const char *p, const char *e,
 	/* Kernel frames on top of a user stack are left out, as fdo-agent
 	 * (exclude_callchain_kernel) never sees them: the user frame under
 	 * them is the leaf, whose address is not a return address. */
-	if (!d->nframes &&
-	    ((dlen >= 7 && !memcmp(dso, "[kernel", 7)) ||
-	     (dlen >= 13 && !memcmp(dso, "[guest.kernel", 13)) ||
-	     (addr >= KERNEL_MIN && (!dlen || dso[0] == '[')))) {
+	if (!d->nframes && ((dlen >= 7 && !memcmp(dso, "[kernel", 7)) ||
+			    (dlen >= 13 && !memcmp(dso, "[guest.kernel", 13)) ||
+			    (addr >= KERNEL_MIN && (!dlen || dso[0] == '[')))) {
 		d->st.frames++;
 		d->st.frames_kernel++;
 		return FDO_OK;
@@ -1273,11 +1276,11 @@ static int sample_end(struct wire_perf *d, char *err, size_t errlen)
 	d->nframes = d->nsbr = 0;
 	if (rc == FDO_ELIMIT)
 		return errf(d, err, errlen, rc,
-		            "the batches made so far pass %zu MiB, and all are "
-		            "held until the input is read: import the "
-		            "recording in parts (perf script --time START,END "
-		            "into files for --script)",
-		            d->held_max >> 20);
+			    "the batches made so far pass %zu MiB, and all are "
+			    "held until the input is read: import the "
+			    "recording in parts (perf script --time START,END "
+			    "into files for --script)",
+			    d->held_max >> 20);
 	if (rc)
 		return errf(d, err, errlen, rc, "out of memory");
 	return FDO_OK;
@@ -1285,29 +1288,29 @@ static int sample_end(struct wire_perf *d, char *err, size_t errlen)
 
 /* PID/TID TIME: then a record or a sample. */
 static int header_line(struct wire_perf *d, const char *p, const char *e,
-                       char *err, size_t errlen)
+		       char *err, size_t errlen)
 {
 	int64_t pid, tid = 0;
 	uint64_t time;
 	p = skip_ws(p, e);
 	if (parse_dec(&p, e, 1, &pid))
 		return errf(d, err, errlen, FDO_EPARSE,
-		            "not a perf script line (want PID/TID TIME: ...; "
-		            "run perf script -F pid,tid,time,period,event,ip,"
-		            "dso)");
+			    "not a perf script line (want PID/TID TIME: ...; "
+			    "run perf script -F pid,tid,time,period,event,ip,"
+			    "dso)");
 	if (p < e && *p == '/' && (p++, parse_dec(&p, e, 1, &tid)))
 		return errf(d, err, errlen, FDO_EPARSE, "malformed PID/TID");
 	p = skip_ws(p, e);
 	if (parse_time(&p, e, &time) || expect(&p, e, ":"))
 		return errf(d, err, errlen, FDO_EPARSE,
-		            "malformed time (want SECONDS.FRACTION:)");
+			    "malformed time (want SECONDS.FRACTION:)");
 	if (pid < INT32_MIN || pid > INT32_MAX)
 		return errf(d, err, errlen, FDO_EPARSE, "pid out of range");
 	p = skip_ws(p, e);
 	if (!expect(&p, e, "PERF_RECORD_")) {
 		const char *k = p;
 		while (p < e && ((*p >= 'A' && *p <= 'Z') ||
-		                 (*p >= '0' && *p <= '9') || *p == '_'))
+				 (*p >= '0' && *p <= '9') || *p == '_'))
 			p++;
 		size_t kl = (size_t)(p - k);
 		if (kl == 5 && !memcmp(k, "MMAP2", 5))
@@ -1333,41 +1336,41 @@ static int header_line(struct wire_perf *d, const char *p, const char *e,
 		p = skip_ws(q, e);
 	}
 	const char *ev = p;
-	while (p < e && !(*p == ':' && (p + 1 == e || p[1] == ' ' ||
-	                                p[1] == '\t')))
+	while (p < e &&
+	       !(*p == ':' && (p + 1 == e || p[1] == ' ' || p[1] == '\t')))
 		p++;
 	if (p == e || p == ev)
 		return errf(d, err, errlen, FDO_EPARSE,
-		            "sample without an event name (want [PERIOD] "
-		            "EVENT: ...)");
+			    "sample without an event name (want [PERIOD] "
+			    "EVENT: ...)");
 	size_t evl = (size_t)(p - ev);
 	if (evl > d->lim.max_name_len)
 		return errf(d, err, errlen, FDO_ELIMIT,
-		            "event name of %zu bytes, limit %zu", evl,
-		            d->lim.max_name_len);
+			    "event name of %zu bytes, limit %zu", evl,
+			    d->lim.max_name_len);
 	size_t event;
 	int rc = event_get(d, ev, evl, &event);
 	if (rc == FDO_ELIMIT)
 		return errf(d, err, errlen, rc, "more than %d distinct events",
-		            EVENTS_MAX);
+			    EVENTS_MAX);
 	if (rc)
 		return errf(d, err, errlen, rc, "out of memory");
-	if (wire_check_text("event", d->events[event].name,
-	                    d->lim.max_name_len, 0, NULL, 0))
+	if (wire_check_text("event", d->events[event].name, d->lim.max_name_len,
+			    0, NULL, 0))
 		return errf(d, err, errlen, FDO_EINVAL,
-		            "event name is not printable UTF-8");
+			    "event name is not printable UTF-8");
 	if (!has_period && !(period = d->events[event].period))
 		return errf(d, err, errlen, FDO_EINVAL,
-		            "sample of %.64s without a period, and no header "
-		            "line gives the event's: print the period field "
-		            "(perf script -F ...,period,...) or the header "
-		            "(perf script --header)",
-		            d->events[event].name);
+			    "sample of %.64s without a period, and no header "
+			    "line gives the event's: print the period field "
+			    "(perf script -F ...,period,...) or the header "
+			    "(perf script --header)",
+			    d->events[event].name);
 	if (period > d->lim.max_period)
 		return errf(d, err, errlen, FDO_ELIMIT,
-		            "sample period %llu, limit %llu",
-		            (unsigned long long)period,
-		            (unsigned long long)d->lim.max_period);
+			    "sample period %llu, limit %llu",
+			    (unsigned long long)period,
+			    (unsigned long long)d->lim.max_period);
 	d->s_event = event;
 	d->s_pid = (int32_t)pid;
 	d->s_time = time;
@@ -1383,7 +1386,7 @@ static int header_line(struct wire_perf *d, const char *p, const char *e,
 	uint64_t ip;
 	if (parse_hex(&p, e, &ip) || (p < e && *p != ' ' && *p != '\t'))
 		return errf(d, err, errlen, FDO_EPARSE,
-		            "malformed sample IP (want hex)");
+			    "malformed sample IP (want hex)");
 	rc = frame_push(d, resolve_abs(d, d->s_pid, ip), err, errlen);
 	if (rc)
 		return rc;
@@ -1399,8 +1402,8 @@ static int header_line(struct wire_perf *d, const char *p, const char *e,
 				open = q + 1;
 		bs = e;
 		const char *lim = open && e - open > PATH_BYTES_MAX + 2
-		                      ? open + PATH_BYTES_MAX + 2
-		                      : e;
+					  ? open + PATH_BYTES_MAX + 2
+					  : e;
 		for (const char *q = open ? open + 1 : e; q < lim; q++)
 			if (*q == ')' &&
 			    (q + 1 == e || q[1] == ' ' || q[1] == '\t' ||
@@ -1418,7 +1421,7 @@ static int header_line(struct wire_perf *d, const char *p, const char *e,
 
 /* The value after "KEY = " in [p, e), up to the next ", "; NULL if absent. */
 static const char *attr_value(const char *p, const char *e, const char *key,
-                              const char **vend)
+			      const char **vend)
 {
 	size_t kl = strlen(key);
 	for (const char *q = p; q + kl <= e; q++) {
@@ -1459,7 +1462,7 @@ static int has_flag(const char *v, const char *ve, const char *flag)
  *   branch_sample_type = ...|CALL_STACK|...                  --call-graph lbr
  */
 static int event_line(struct wire_perf *d, const char *p, const char *e,
-                      char *err, size_t errlen)
+		      char *err, size_t errlen)
 {
 	if (expect(&p, e, "# event : name = "))
 		return FDO_OK;
@@ -1468,13 +1471,13 @@ static int event_line(struct wire_perf *d, const char *p, const char *e,
 		p++;
 	if (p == n || (size_t)(p - n) > d->lim.max_name_len)
 		return errf(d, err, errlen, FDO_EPARSE,
-		            "malformed event header line (want # event : "
-		            "name = NAME, ...)");
+			    "malformed event header line (want # event : "
+			    "name = NAME, ...)");
 	size_t ix;
 	int rc = event_get(d, n, (size_t)(p - n), &ix);
 	if (rc == FDO_ELIMIT)
 		return errf(d, err, errlen, rc, "more than %d distinct events",
-		            EVENTS_MAX);
+			    EVENTS_MAX);
 	if (rc)
 		return errf(d, err, errlen, rc, "out of memory");
 	struct pevent *ev = &d->events[ix];
@@ -1486,36 +1489,37 @@ static int event_line(struct wire_perf *d, const char *p, const char *e,
 	    (v = attr_value(p, e, "branch_sample_type = ", &ve)) &&
 	    has_flag(v, ve, "CALL_STACK"))
 		return errf(d, err, errlen, FDO_EINVAL,
-		            "event %.64s was recorded with --call-graph lbr "
-		            "(its callers are call instructions, its branch "
-		            "stack a call stack), which fdoctl import does not "
-		            "read: record with -g (frame pointers) or "
-		            "--call-graph dwarf",
-		            ev->name);
+			    "event %.64s was recorded with --call-graph lbr "
+			    "(its callers are call instructions, its branch "
+			    "stack a call stack), which fdoctl import does not "
+			    "read: record with -g (frame pointers) or "
+			    "--call-graph dwarf",
+			    ev->name);
 	ev->dwarf = callchain && has_flag(st, ste, "REGS_USER") &&
-	            has_flag(st, ste, "STACK_USER");
+		    has_flag(st, ste, "STACK_USER");
 	ev->period = 0;
 	int freq = (v = attr_value(p, e, ", freq = ", &ve)) && ve - v == 1 &&
-	           *v == '1';
+		   *v == '1';
 	if (!freq && (v = attr_value(p, e, "sample_freq } = ", &ve))) {
 		int64_t per;
 		if (parse_dec(&v, ve, 0, &per) || v != ve)
 			return errf(d, err, errlen, FDO_EPARSE,
-			            "malformed sample period in the header of "
-			            "event %.64s",
-			            ev->name);
+				    "malformed sample period in the header of "
+				    "event %.64s",
+				    ev->name);
 		if ((uint64_t)per > d->lim.max_period)
-			return errf(d, err, errlen, FDO_ELIMIT,
-			            "event %.64s: sample period %lld, limit %llu",
-			            ev->name, (long long)per,
-			            (unsigned long long)d->lim.max_period);
+			return errf(
+				d, err, errlen, FDO_ELIMIT,
+				"event %.64s: sample period %lld, limit %llu",
+				ev->name, (long long)per,
+				(unsigned long long)d->lim.max_period);
 		ev->period = (uint64_t)per;
 	}
 	return FDO_OK;
 }
 
 static int line(struct wire_perf *d, const char *p, const char *e, char *err,
-                size_t errlen)
+		size_t errlen)
 {
 	const char *t = skip_ws(p, e);
 	if (d->in_chain) {
@@ -1530,9 +1534,9 @@ static int line(struct wire_perf *d, const char *p, const char *e, char *err,
 		if (p[0] == '\t')
 			return chain_frame(d, p, e, err, errlen);
 		return errf(d, err, errlen, FDO_EPARSE,
-		            "the sample of line %lu has no end (a blank line "
-		            "or its brstack)",
-		            d->chain_line);
+			    "the sample of line %lu has no end (a blank line "
+			    "or its brstack)",
+			    d->chain_line);
 	}
 	if (t < e && *t == '#')
 		return event_line(d, t, e, err, errlen);
@@ -1591,7 +1595,7 @@ void wire_perf_destroy(struct wire_perf *d)
 }
 
 int wire_perf_header(struct wire_perf *d, const char *text, size_t len,
-                     char *err, size_t errlen)
+		     char *err, size_t errlen)
 {
 	const char *p = text, *end = text + len;
 	unsigned long saved = d->lineno;
@@ -1608,7 +1612,7 @@ int wire_perf_header(struct wire_perf *d, const char *text, size_t len,
 }
 
 int wire_perf_buildids(struct wire_perf *d, const char *text, size_t len,
-                       char *err, size_t errlen)
+		       char *err, size_t errlen)
 {
 	const char *p = text, *end = text + len;
 	unsigned long n = 0;
@@ -1625,32 +1629,35 @@ int wire_perf_buildids(struct wire_perf *d, const char *text, size_t len,
 			uint8_t bid[FDO_BUILD_ID_MAX];
 			size_t hl = (size_t)(t - h), bl;
 			const char *path = t < e ? t + 1 : e;
-			if (hl >= sizeof hex || (memcpy(hex, h, hl),
-			                         hex[hl] = '\0',
-			                         fdo_build_id_parse(hex, bid, &bl)) ||
+			if (hl >= sizeof hex ||
+			    (memcpy(hex, h, hl), hex[hl] = '\0',
+			     fdo_build_id_parse(hex, bid, &bl)) ||
 			    path >= e) {
 				d->failed = FDO_EPARSE;
 				if (err && errlen)
-					snprintf(err, errlen,
-					         "build-id list line %lu: want "
-					         "BUILDID PATH (perf buildid-list)",
-					         n);
+					snprintf(
+						err, errlen,
+						"build-id list line %lu: want "
+						"BUILDID PATH (perf buildid-list)",
+						n);
 				return FDO_EPARSE;
 			}
 			int oom = 0;
 			uint32_t ds = e - path > PATH_BYTES_MAX
-			                  ? NO_DSO
-			                  : dso_get(d, path, (size_t)(e - path),
-			                            1, &oom);
+					      ? NO_DSO
+					      : dso_get(d, path,
+							(size_t)(e - path), 1,
+							&oom);
 			if (ds == NO_DSO) {
 				d->failed = oom == 1 ? FDO_ENOMEM : FDO_ELIMIT;
 				if (err && errlen)
-					snprintf(err, errlen,
-					         "build-id list line %lu: %s", n,
-					         oom == 1 ? "out of memory"
-					         : oom ? "more than 65536 files"
-					               : "path longer than 4096 "
-					                 "bytes");
+					snprintf(
+						err, errlen,
+						"build-id list line %lu: %s", n,
+						oom == 1 ? "out of memory"
+						: oom ? "more than 65536 files"
+						      : "path longer than 4096 "
+							"bytes");
 				return d->failed;
 			}
 			dso_set_bid(&d->dsos[ds], bid, bl);
@@ -1661,8 +1668,8 @@ int wire_perf_buildids(struct wire_perf *d, const char *text, size_t len,
 	return FDO_OK;
 }
 
-int wire_perf_feed(struct wire_perf *d, const char *text, size_t len,
-                   char *err, size_t errlen)
+int wire_perf_feed(struct wire_perf *d, const char *text, size_t len, char *err,
+		   size_t errlen)
 {
 	if (d->failed)
 		return d->failed;
@@ -1672,15 +1679,16 @@ int wire_perf_feed(struct wire_perf *d, const char *text, size_t len,
 		const char *e = nl ? nl : end;
 		if (memchr(p, '\0', (size_t)(e - p)))
 			return errf(d, err, errlen, FDO_EPARSE,
-			            "NUL byte: not perf script text");
+				    "NUL byte: not perf script text");
 		if (d->line.len + (size_t)(e - p) > LINE_MAX_BYTES)
 			return errf(d, err, errlen, FDO_ELIMIT,
-			            "line longer than %u bytes", LINE_MAX_BYTES);
+				    "line longer than %u bytes",
+				    LINE_MAX_BYTES);
 		if (!nl) {
 			fdo_buf_append(&d->line, p, (size_t)(e - p));
 			if (d->line.oom)
 				return errf(d, err, errlen, FDO_ENOMEM,
-				            "out of memory");
+					    "out of memory");
 			break;
 		}
 		d->lineno++;
@@ -1689,9 +1697,9 @@ int wire_perf_feed(struct wire_perf *d, const char *text, size_t len,
 			fdo_buf_append(&d->line, p, (size_t)(e - p));
 			if (d->line.oom)
 				return errf(d, err, errlen, FDO_ENOMEM,
-				            "out of memory");
+					    "out of memory");
 			rc = line(d, d->line.data, d->line.data + d->line.len,
-			          err, errlen);
+				  err, errlen);
 			fdo_buf_reset(&d->line);
 		} else {
 			rc = line(d, p, e, err, errlen);
@@ -1705,7 +1713,7 @@ int wire_perf_feed(struct wire_perf *d, const char *text, size_t len,
 
 /* The default binary name: the program with the most samples. */
 static int pick_binary(struct wire_perf *d, const char **out, char *err,
-                       size_t errlen)
+		       size_t errlen)
 {
 	const struct pdso *best = NULL;
 	for (size_t i = 0; i < d->ndsos; i++)
@@ -1714,22 +1722,22 @@ static int pick_binary(struct wire_perf *d, const char **out, char *err,
 			best = &d->dsos[i];
 	if (!best)
 		return errf(d, err, errlen, FDO_EINVAL,
-		            "cannot tell the recording's program (no sample "
-		            "in a process with a known executable): give "
-		            "--binary");
+			    "cannot tell the recording's program (no sample "
+			    "in a process with a known executable): give "
+			    "--binary");
 	const char *base = strrchr(best->path, '/');
 	*out = base ? base + 1 : best->path;
 	char why[200];
 	if (wire_binary_name_check(*out, why, sizeof why))
 		return errf(d, err, errlen, FDO_EINVAL,
-		            "the program's name '%.64s' is not a binary name "
-		            "(%s): give --binary",
-		            *out, why);
+			    "the program's name '%.64s' is not a binary name "
+			    "(%s): give --binary",
+			    *out, why);
 	return FDO_OK;
 }
 
 int wire_perf_finish(struct wire_perf *d, struct wire_perf_result *out,
-                     char *err, size_t errlen)
+		     char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
 	if (d->failed)
@@ -1737,24 +1745,24 @@ int wire_perf_finish(struct wire_perf *d, struct wire_perf_result *out,
 	d->lineno = 0;
 	if (d->line.len)
 		return errf(d, err, errlen, FDO_ETRUNCATED,
-		            "truncated: the last line has no newline");
+			    "truncated: the last line has no newline");
 	if (d->in_chain)
 		return errf(d, err, errlen, FDO_ETRUNCATED,
-		            "truncated: the sample of line %lu has no end",
-		            d->chain_line);
+			    "truncated: the sample of line %lu has no end",
+			    d->chain_line);
 	int rc;
 	for (size_t i = 0; i < d->nevents; i++)
 		if ((rc = batch_close(d, &d->events[i])))
 			return errf(d, err, errlen, rc, "out of memory");
 	if (!d->st.samples)
 		return errf(d, err, errlen, FDO_EINVAL,
-		            "no samples in the recording");
+			    "no samples in the recording");
 	if (d->st.samples == d->st.samples_unmapped)
 		return errf(d, err, errlen, FDO_EINVAL,
-		            "none of the %llu samples has a frame in a file "
-		            "with a build-id (kernel-only recording, files "
-		            "without build-ids, or no mmap events)",
-		            (unsigned long long)d->st.samples);
+			    "none of the %llu samples has a frame in a file "
+			    "with a build-id (kernel-only recording, files "
+			    "without build-ids, or no mmap events)",
+			    (unsigned long long)d->st.samples);
 	const char *binary = d->o.binary;
 	if (!binary && (rc = pick_binary(d, &binary, err, errlen)))
 		return rc;
@@ -1767,16 +1775,17 @@ int wire_perf_finish(struct wire_perf *d, struct wire_perf_result *out,
 		b->time_end = end > back1 ? end - back1 : 1;
 		b->seq = i + 1;
 		free(b->agent_id != protobuf_c_empty_string ? b->agent_id
-		                                            : NULL);
+							    : NULL);
 		free(b->binary != protobuf_c_empty_string ? b->binary : NULL);
 		b->agent_id = xstrdup(d->o.agent_id);
 		b->binary = xstrdup(binary);
 		if (!b->agent_id || !b->binary)
-			return errf(d, err, errlen, FDO_ENOMEM, "out of memory");
+			return errf(d, err, errlen, FDO_ENOMEM,
+				    "out of memory");
 		char why[256];
 		if ((rc = wire_batch_validate(b, &d->lim, why, sizeof why)))
 			return errf(d, err, errlen, rc, "batch %zu: %s", i + 1,
-			            why);
+				    why);
 	}
 	out->batches = malloc((d->ndone ? d->ndone : 1) * sizeof *out->batches);
 	if (!out->batches)
@@ -1821,14 +1830,15 @@ static uint64_t rd64(const uint8_t *p, int swap)
 }
 
 int wire_perf_data_check(const uint8_t *buf, size_t len, char *err,
-                         size_t errlen)
+			 size_t errlen)
 {
 	static const char magic[8] = {'P', 'E', 'R', 'F', 'I', 'L', 'E', '2'};
 	if (len < 16)
-		return wire_errf(err, errlen, len >= 8 && !memcmp(buf, magic, 8)
-		                                  ? FDO_ETRUNCATED
-		                                  : FDO_EPARSE,
-		                 "%zu bytes: not a perf.data file", len);
+		return wire_errf(err, errlen,
+				 len >= 8 && !memcmp(buf, magic, 8)
+					 ? FDO_ETRUNCATED
+					 : FDO_EPARSE,
+				 "%zu bytes: not a perf.data file", len);
 	int swap;
 	if (!memcmp(buf, magic, 8))
 		swap = 0;
@@ -1838,8 +1848,8 @@ int wire_perf_data_check(const uint8_t *buf, size_t len, char *err,
 			rev[i] = (uint8_t)magic[7 - i];
 		if (memcmp(buf, rev, 8))
 			return wire_errf(err, errlen, FDO_EPARSE,
-			                 "not a perf.data file (no PERFILE2 "
-			                 "magic)");
+					 "not a perf.data file (no PERFILE2 "
+					 "magic)");
 		swap = 1;
 	}
 #define RD(off) rd64(buf + (off), swap)
@@ -1847,19 +1857,20 @@ int wire_perf_data_check(const uint8_t *buf, size_t len, char *err,
 	if (hsize == 16)
 		return FDO_OK; /* pipe mode: the events run to the end */
 	if (hsize < 104 || len < 104)
-		return wire_errf(err, errlen, len < 104 ? FDO_ETRUNCATED
-		                                        : FDO_EPARSE,
-		                 "perf.data header: %s",
-		                 len < 104 ? "truncated" : "bad size");
+		return wire_errf(err, errlen,
+				 len < 104 ? FDO_ETRUNCATED : FDO_EPARSE,
+				 "perf.data header: %s",
+				 len < 104 ? "truncated" : "bad size");
 	for (int s = 0; s < 3; s++) {
 		uint64_t off = RD(24 + 16 * s), size = RD(32 + 16 * s);
 		if (off + size < off || off + size > len)
 			return wire_errf(err, errlen, FDO_ETRUNCATED,
-			                 "truncated perf.data: its %s section "
-			                 "ends at byte %llu, the file has %zu",
-			                 s == 0 ? "attrs" : s == 1 ? "data"
-			                                           : "event types",
-			                 (unsigned long long)(off + size), len);
+					 "truncated perf.data: its %s section "
+					 "ends at byte %llu, the file has %zu",
+					 s == 0	  ? "attrs"
+					 : s == 1 ? "data"
+						  : "event types",
+					 (unsigned long long)(off + size), len);
 	}
 	uint64_t nfeat = 0;
 	for (int w = 0; w < 4; w++)
@@ -1867,18 +1878,19 @@ int wire_perf_data_check(const uint8_t *buf, size_t len, char *err,
 	uint64_t table = RD(40) + RD(48);
 	if (nfeat > (len - table) / 16)
 		return wire_errf(err, errlen, FDO_ETRUNCATED,
-		                 "truncated perf.data: its feature table of "
-		                 "%llu entries does not fit",
-		                 (unsigned long long)nfeat);
+				 "truncated perf.data: its feature table of "
+				 "%llu entries does not fit",
+				 (unsigned long long)nfeat);
 	for (uint64_t i = 0; i < nfeat; i++) {
-		uint64_t off = RD(table + 16 * i), size = RD(table + 16 * i + 8);
+		uint64_t off = RD(table + 16 * i),
+			 size = RD(table + 16 * i + 8);
 		if (off + size < off || off + size > len)
 			return wire_errf(err, errlen, FDO_ETRUNCATED,
-			                 "truncated perf.data: feature section "
-			                 "%llu ends at byte %llu, the file has "
-			                 "%zu",
-			                 (unsigned long long)i,
-			                 (unsigned long long)(off + size), len);
+					 "truncated perf.data: feature section "
+					 "%llu ends at byte %llu, the file has "
+					 "%zu",
+					 (unsigned long long)i,
+					 (unsigned long long)(off + size), len);
 	}
 #undef RD
 	return FDO_OK;

@@ -90,9 +90,9 @@
 
 /* Largest file offset: a caller's offset + 1 must stay in its file's
  * range (schemas/batchbuild.c). */
-#define OFF_MAX ((1ull << WIRE_FILE_SHIFT) - 2)
-#define MAPPED WIRE_PPROF_REASONS /* a state that is no reason */
-#define NO_MAP UINT32_MAX
+#define OFF_MAX	 ((1ull << WIRE_FILE_SHIFT) - 2)
+#define MAPPED	 WIRE_PPROF_REASONS /* a state that is no reason */
+#define NO_MAP	 UINT32_MAX
 #define NO_INDEX UINT32_MAX
 
 typedef Perftools__Profiles__Profile Profile;
@@ -101,10 +101,10 @@ typedef ProtobufCBinaryData Bytes;
 /* A pprof mapping. Two with one build-id (a file mapped twice) get a
  * batch mapping each: validation allows it, and each gives its offsets. */
 struct pmap {
-	int state;         /* MAPPED, or why its frames are not */
+	int state; /* MAPPED, or why its frames are not */
 	uint8_t bid[FDO_BUILD_ID_MAX];
-	uint8_t len;       /* of bid, when MAPPED */
-	uint32_t index;    /* its batch mapping, NO_INDEX until used */
+	uint8_t len;	   /* of bid, when MAPPED */
+	uint32_t index;	   /* its batch mapping, NO_INDEX until used */
 	uint64_t unmapped; /* unmapped samples whose leaf is in it */
 };
 
@@ -122,8 +122,8 @@ struct idpair {
 };
 struct ids {
 	size_t n;
-	int dense;             /* id i + 1 is message i */
-	struct idpair *by_id;  /* else every (id, index), by id */
+	int dense;	      /* id i + 1 is message i */
+	struct idpair *by_id; /* else every (id, index), by id */
 };
 
 struct dec {
@@ -138,9 +138,9 @@ struct dec {
 	struct ploc *locs;
 	uint32_t *used; /* batch mapping index -> pprof mapping */
 	size_t nused, cap_used;
-	int cidx, widx;     /* count and weight columns, -1: none */
-	int perf;           /* the count column is perf_to_profile's */
-	int round;          /* weight column / g rounded, not exact */
+	int cidx, widx;	    /* count and weight columns, -1: none */
+	int perf;	    /* the count column is perf_to_profile's */
+	int round;	    /* weight column / g rounded, not exact */
 	uint64_t period, g; /* g: the divisor of the weight column */
 	char event[128];
 	Fdod__SampleBatch *b;
@@ -153,8 +153,7 @@ static const struct {
 } reasons[WIRE_PPROF_REASONS] = {
 	[WIRE_PPROF_NO_LOCATION] = {"no_location",
 				    "the sample has no location"},
-	[WIRE_PPROF_NO_MAPPING] = {"no_mapping",
-				   "the location has no mapping"},
+	[WIRE_PPROF_NO_MAPPING] = {"no_mapping", "the location has no mapping"},
 	[WIRE_PPROF_NO_ADDRESS] = {"no_address",
 				   "the location has no address (only "
 				   "symbolized: kernel or interpreted code)"},
@@ -165,10 +164,10 @@ static const struct {
 	[WIRE_PPROF_NOT_GNU] = {"not_gnu_build_id",
 				"the mapping's build-id is not a GNU "
 				"build-id in hex (a Go build ID?)"},
-	[WIRE_PPROF_OFFSET_OUT_OF_RANGE] = {
-		"offset_out_of_range",
-		"the location's file offset (address - memory_start + "
-		"file_offset) is past 2^40 - 2, more than fdod stores"},
+	[WIRE_PPROF_OFFSET_OUT_OF_RANGE] =
+		{"offset_out_of_range",
+		 "the location's file offset (address - memory_start + "
+		 "file_offset) is past 2^40 - 2, more than fdod stores"},
 };
 
 const char *wire_pprof_reason_name(int r)
@@ -193,9 +192,9 @@ static int str_at(struct dec *d, int64_t i, const char *what, Bytes *out)
 	}
 	if (i < 0 || (uint64_t)i >= p->n_string_table)
 		return wire_errf(d->err, d->errlen, FDO_EINVAL,
-		                 "%s: string index %lld out of the string "
-		                 "table (%zu strings)",
-		                 what, (long long)i, p->n_string_table);
+				 "%s: string index %lld out of the string "
+				 "table (%zu strings)",
+				 what, (long long)i, p->n_string_table);
 	*out = p->string_table[i];
 	return FDO_OK;
 }
@@ -212,9 +211,8 @@ static void shown(char *dst, size_t cap, Bytes s)
 {
 	size_t n = s.len < cap - 1 ? s.len : cap - 1;
 	for (size_t i = 0; i < n; i++)
-		dst[i] = s.data[i] >= 0x20 && s.data[i] < 0x7f
-		             ? (char)s.data[i]
-		             : '?';
+		dst[i] = s.data[i] >= 0x20 && s.data[i] < 0x7f ? (char)s.data[i]
+							       : '?';
 	dst[n] = 0;
 }
 
@@ -256,7 +254,7 @@ struct vt {
 };
 
 static int vt_of(struct dec *d, const Perftools__Profiles__ValueType *v,
-                 const char *what, struct vt *out)
+		 const char *what, struct vt *out)
 {
 	*out = (struct vt){{0, NULL}, {0, NULL}};
 	if (!v)
@@ -283,7 +281,7 @@ static void list_types(struct dec *d, char *out, size_t cap)
 		shown(a, sizeof a, t.type);
 		shown(b, sizeof b, t.unit);
 		int n = snprintf(out + at, cap - at, "%s%s/%s", i ? ", " : "",
-		                 a, b);
+				 a, b);
 		if (n < 0)
 			return;
 		at += (size_t)n;
@@ -336,10 +334,10 @@ static int pick_columns(struct dec *d)
 		char have[512];
 		list_types(d, have, sizeof have);
 		rc = wire_errf(d->err, d->errlen, FDO_EINVAL,
-		               "no sample type fdod can count (samples/count, "
-		               "cpu/nanoseconds, or perf_to_profile's "
-		               "EVENT_sample/count); this profile has [%s]",
-		               have);
+			       "no sample type fdod can count (samples/count, "
+			       "cpu/nanoseconds, or perf_to_profile's "
+			       "EVENT_sample/count); this profile has [%s]",
+			       have);
 		goto out;
 	}
 	/* The value columns used, for the answer. */
@@ -350,13 +348,13 @@ static int pick_columns(struct dec *d)
 	 * perf_to_profile's EVENT_event column gives the mean. */
 	d->perf = prefix.len > 0;
 	int by_period = d->cidx >= 0 && !(d->perf && d->widx >= 0) &&
-	                p->period > 0;
+			p->period > 0;
 	if (d->cidx >= 0 && d->widx >= 0 && !by_period) {
 		shown(c, sizeof c, t[d->widx].type);
 		shown(e, sizeof e, t[d->widx].unit);
 	}
 	snprintf(d->st->value, sizeof d->st->value, "%s/%s%s%s%s%s", a, b,
-	         c[0] ? ", " : "", c, c[0] ? "/" : "", e);
+		 c[0] ? ", " : "", c, c[0] ? "/" : "", e);
 	if (d->widx >= 0 && !by_period && is_cpu_ns(t[d->widx]))
 		snprintf(d->event, sizeof d->event, "cpu-clock");
 	else if (is_cpu_ns(pt))
@@ -385,9 +383,9 @@ static int pick_period(struct dec *d)
 		const Perftools__Profiles__Sample *s = p->sample[i];
 		if (s->n_value != p->n_sample_type)
 			return wire_errf(d->err, d->errlen, FDO_EINVAL,
-			                 "sample %zu: %zu values, but %zu "
-			                 "sample types",
-			                 i, s->n_value, p->n_sample_type);
+					 "sample %zu: %zu values, but %zu "
+					 "sample types",
+					 i, s->n_value, p->n_sample_type);
 		int64_t c = d->cidx >= 0 ? s->value[d->cidx] : 0;
 		int64_t w = d->widx >= 0 ? s->value[d->widx] : 0;
 		if (d->cidx >= 0 && c > 0 && w > 0) {
@@ -407,23 +405,26 @@ static int pick_period(struct dec *d)
 			return FDO_OK;
 		/* Jittery values: exact counts would be too large. */
 		if (p->period <= 0)
-			return wire_errf(d->err, d->errlen, FDO_ELIMIT,
-			                 "cpu/nanoseconds values have no common "
-			                 "period (their gcd is %llu ns, so a "
-			                 "value of %llu ns would count %llu "
-			                 "samples, over the limit of %llu), and "
-			                 "the profile has no period to round "
-			                 "them to: set Profile.period, or send "
-			                 "samples/count",
-			                 (unsigned long long)d->g,
-			                 (unsigned long long)wmax,
-			                 (unsigned long long)(wmax / d->g),
-			                 (unsigned long long)d->lim->max_count);
+			return wire_errf(
+				d->err, d->errlen, FDO_ELIMIT,
+				"cpu/nanoseconds values have no common "
+				"period (their gcd is %llu ns, so a "
+				"value of %llu ns would count %llu "
+				"samples, over the limit of %llu), and "
+				"the profile has no period to round "
+				"them to: set Profile.period, or send "
+				"samples/count",
+				(unsigned long long)d->g,
+				(unsigned long long)wmax,
+				(unsigned long long)(wmax / d->g),
+				(unsigned long long)d->lim->max_count);
 		d->round = 1;
 		d->g = d->period = (uint64_t)p->period;
 	} else if (csum && (d->perf || p->period <= 0)) {
 		wire_weight_t m = (wsum + csum / 2) / csum;
-		d->period = m < 1 ? 1 : m > UINT64_MAX ? UINT64_MAX : (uint64_t)m;
+		d->period = m < 1	     ? 1
+			    : m > UINT64_MAX ? UINT64_MAX
+					     : (uint64_t)m;
 	} else if (p->period > 0) {
 		d->period = (uint64_t)p->period;
 	} else {
@@ -451,8 +452,8 @@ static uint64_t location_id(const Profile *p, size_t i)
 }
 
 /* Index n messages of kind what by their ids (nonzero, unique). */
-static int ids_index(struct dec *d, struct ids *x, const char *what,
-                     size_t n, uint64_t (*id_of)(const Profile *, size_t))
+static int ids_index(struct dec *d, struct ids *x, const char *what, size_t n,
+		     uint64_t (*id_of)(const Profile *, size_t))
 {
 	x->n = n;
 	x->dense = 1;
@@ -463,8 +464,8 @@ static int ids_index(struct dec *d, struct ids *x, const char *what,
 	for (size_t i = 0; i < n; i++)
 		if (!id_of(d->p, i))
 			return wire_errf(d->err, d->errlen, FDO_EINVAL,
-			                 "%s %zu has id 0 (ids are nonzero)",
-			                 what, i);
+					 "%s %zu has id 0 (ids are nonzero)",
+					 what, i);
 	if (!(x->by_id = malloc((n ? n : 1) * sizeof *x->by_id)))
 		return FDO_ENOMEM;
 	for (size_t i = 0; i < n; i++)
@@ -473,8 +474,8 @@ static int ids_index(struct dec *d, struct ids *x, const char *what,
 	for (size_t i = 1; i < n; i++)
 		if (x->by_id[i].id == x->by_id[i - 1].id)
 			return wire_errf(d->err, d->errlen, FDO_EINVAL,
-			                 "%s id %llu appears twice", what,
-			                 (unsigned long long)x->by_id[i].id);
+					 "%s id %llu appears twice", what,
+					 (unsigned long long)x->by_id[i].id);
 	return FDO_OK;
 }
 
@@ -490,7 +491,7 @@ static int ids_find(const struct ids *x, uint64_t id, uint32_t *out)
 	/* Ids are unique once indexed: any match is the one. */
 	struct idpair key = {id, 0};
 	const struct idpair *hit =
-	    bsearch(&key, x->by_id, x->n, sizeof key, idpair_cmp);
+		bsearch(&key, x->by_id, x->n, sizeof key, idpair_cmp);
 	if (!hit)
 		return 0;
 	*out = hit->ix;
@@ -505,11 +506,10 @@ static int index_all(struct dec *d)
 	d->locs = calloc(p->n_location + 1, sizeof *d->locs);
 	if (!d->maps || !d->locs)
 		return FDO_ENOMEM;
-	int rc = ids_index(d, &d->map_ids, "mapping", p->n_mapping,
-	                   mapping_id);
+	int rc = ids_index(d, &d->map_ids, "mapping", p->n_mapping, mapping_id);
 	return rc ? rc
-	          : ids_index(d, &d->loc_ids, "location", p->n_location,
-	                      location_id);
+		  : ids_index(d, &d->loc_ids, "location", p->n_location,
+			      location_id);
 }
 
 static int read_mappings(struct dec *d)
@@ -548,10 +548,10 @@ static int read_locations(struct dec *d)
 		}
 		if (!ids_find(&d->map_ids, l->mapping_id, &pl->map))
 			return wire_errf(d->err, d->errlen, FDO_EINVAL,
-			                 "location %llu: mapping %llu does not "
-			                 "exist",
-			                 (unsigned long long)l->id,
-			                 (unsigned long long)l->mapping_id);
+					 "location %llu: mapping %llu does not "
+					 "exist",
+					 (unsigned long long)l->id,
+					 (unsigned long long)l->mapping_id);
 		const struct pmap *pm = &d->maps[pl->map];
 		const Perftools__Profiles__Mapping *m = p->mapping[pl->map];
 		if (pm->state != MAPPED) {
@@ -564,16 +564,18 @@ static int read_locations(struct dec *d)
 		}
 		if (l->address < m->memory_start ||
 		    l->address >= m->memory_limit)
-			return wire_errf(d->err, d->errlen, FDO_EINVAL,
-			                 "location %llu: address %#llx is outside "
-			                 "its mapping %llu [%#llx, %#llx)",
-			                 (unsigned long long)l->id,
-			                 (unsigned long long)l->address,
-			                 (unsigned long long)m->id,
-			                 (unsigned long long)m->memory_start,
-			                 (unsigned long long)m->memory_limit);
+			return wire_errf(
+				d->err, d->errlen, FDO_EINVAL,
+				"location %llu: address %#llx is outside "
+				"its mapping %llu [%#llx, %#llx)",
+				(unsigned long long)l->id,
+				(unsigned long long)l->address,
+				(unsigned long long)m->id,
+				(unsigned long long)m->memory_start,
+				(unsigned long long)m->memory_limit);
 		uint64_t rel = l->address - m->memory_start;
-		if (m->file_offset > OFF_MAX || rel > OFF_MAX - m->file_offset) {
+		if (m->file_offset > OFF_MAX ||
+		    rel > OFF_MAX - m->file_offset) {
 			pl->state = WIRE_PPROF_OFFSET_OUT_OF_RANGE;
 			continue;
 		}
@@ -595,8 +597,8 @@ static int mapping_index(struct dec *d, uint32_t mi, uint32_t *out)
 	}
 	if (d->nused >= d->lim->max_mappings)
 		return wire_errf(d->err, d->errlen, FDO_ELIMIT,
-		                 "more than %zu mapped files in the samples",
-		                 d->lim->max_mappings);
+				 "more than %zu mapped files in the samples",
+				 d->lim->max_mappings);
 	if (fdo_grow(d->used, d->cap_used, d->nused + 1))
 		return FDO_ENOMEM;
 	sl->index = (uint32_t)d->nused;
@@ -607,7 +609,7 @@ static int mapping_index(struct dec *d, uint32_t mi, uint32_t *out)
 
 /* The count of sample s: 0 when it has nothing to count. */
 static uint64_t count_of(const struct dec *d,
-                         const Perftools__Profiles__Sample *s)
+			 const Perftools__Profiles__Sample *s)
 {
 	int64_t v = s->value[d->cidx >= 0 ? d->cidx : d->widx];
 	if (v <= 0)
@@ -634,21 +636,23 @@ static int add_sample(struct dec *d, size_t i)
 	}
 	if (count > d->lim->max_count)
 		return wire_errf(d->err, d->errlen, FDO_ELIMIT,
-		                 "sample %zu: count %llu, limit %llu", i,
-		                 (unsigned long long)count,
-		                 (unsigned long long)d->lim->max_count);
+				 "sample %zu: count %llu, limit %llu", i,
+				 (unsigned long long)count,
+				 (unsigned long long)d->lim->max_count);
 	st->count += count;
 	size_t n = s->n_location_id;
-	size_t depth = n < d->lim->max_stack_depth ? n : d->lim->max_stack_depth;
+	size_t depth = n < d->lim->max_stack_depth ? n
+						   : d->lim->max_stack_depth;
 	int mapped = 0, leaf = WIRE_PPROF_NO_LOCATION;
 	uint32_t leaf_map = NO_MAP;
 	for (size_t k = 0; k < n; k++) {
 		uint32_t ix;
 		if (!ids_find(&d->loc_ids, s->location_id[k], &ix))
 			return wire_errf(d->err, d->errlen, FDO_EINVAL,
-			                 "sample %zu: location %llu does not "
-			                 "exist",
-			                 i, (unsigned long long)s->location_id[k]);
+					 "sample %zu: location %llu does not "
+					 "exist",
+					 i,
+					 (unsigned long long)s->location_id[k]);
 		if (k >= depth)
 			continue;
 		const struct ploc *pl = &d->locs[ix];
@@ -682,14 +686,14 @@ static int add_sample(struct dec *d, size_t i)
 	Fdod__SampleBatch *b = d->b;
 	if (b->n_stacks >= d->lim->max_stacks)
 		return wire_errf(d->err, d->errlen, FDO_ELIMIT,
-		                 "more than %zu distinct stacks (the limit of "
-		                 "a batch): send the profile in parts",
-		                 d->lim->max_stacks);
+				 "more than %zu distinct stacks (the limit of "
+				 "a batch): send the profile in parts",
+				 d->lim->max_stacks);
 	if (d->frames + depth > d->lim->max_frames)
 		return wire_errf(d->err, d->errlen, FDO_ELIMIT,
-		                 "more than %zu frames in all (the limit of a "
-		                 "batch): send the profile in parts",
-		                 d->lim->max_frames);
+				 "more than %zu frames in all (the limit of a "
+				 "batch): send the profile in parts",
+				 d->lim->max_frames);
 	if (fdo_grow(b->stacks, d->cap_stacks, b->n_stacks + 1))
 		return FDO_ENOMEM;
 	d->frames += depth;
@@ -711,9 +715,9 @@ static int set_times(struct dec *d)
 	}
 	if (p->time_nanos <= 0)
 		return wire_errf(d->err, d->errlen, FDO_EINVAL,
-		                 "the profile has no time_nanos (when it was "
-		                 "collected): give the time (POST /v1/pprof: "
-		                 "time=UNIX_SECONDS of its end)");
+				 "the profile has no time_nanos (when it was "
+				 "collected): give the time (POST /v1/pprof: "
+				 "time=UNIX_SECONDS of its end)");
 	uint64_t t = (uint64_t)p->time_nanos, end = t + dur;
 	b->time_start = t / 1000000000u;
 	b->time_end = end / 1000000000u + (end % 1000000000u != 0);
@@ -729,7 +733,7 @@ static int set_binary(struct dec *d)
 	Bytes f = {0, NULL};
 	if (d->p->n_mapping) {
 		int rc = str_at(d, d->p->mapping[0]->filename,
-		                "mapping filename", &f);
+				"mapping filename", &f);
 		if (rc)
 			return rc;
 	}
@@ -740,14 +744,14 @@ static int set_binary(struct dec *d)
 	int bad;
 	if (!base.len)
 		return wire_errf(d->err, d->errlen, FDO_EINVAL,
-		                 "no binary name: the profile's first mapping "
-		                 "names no file; give one (POST /v1/pprof: "
-		                 "binary=NAME)");
+				 "no binary name: the profile's first mapping "
+				 "names no file; give one (POST /v1/pprof: "
+				 "binary=NAME)");
 	if (!(d->b->binary = text_dup(base, &bad)))
 		return bad ? wire_errf(d->err, d->errlen, FDO_EINVAL,
-		                       "the first mapping's file name holds a "
-		                       "NUL byte; give binary=NAME")
-		           : FDO_ENOMEM;
+				       "the first mapping's file name holds a "
+				       "NUL byte; give binary=NAME")
+			   : FDO_ENOMEM;
 	return FDO_OK;
 }
 
@@ -762,7 +766,7 @@ static int set_mappings(struct dec *d)
 		Bytes f;
 		int bad;
 		if (str_at(d, d->p->mapping[d->used[k]]->filename, "filename",
-		           &f))
+			   &f))
 			f = (Bytes){0, NULL};
 		char *path = text_dup(f, &bad);
 		if (!path && !bad)
@@ -843,9 +847,8 @@ static int build(struct dec *d)
 }
 
 int wire_pprof_decode(const uint8_t *buf, size_t len,
-                      const struct wire_pprof_opts *o,
-                      Fdod__SampleBatch **out, struct wire_pprof_stats *st,
-                      char *err, size_t errlen)
+		      const struct wire_pprof_opts *o, Fdod__SampleBatch **out,
+		      struct wire_pprof_stats *st, char *err, size_t errlen)
 {
 	struct wire_pprof_stats scratch_st;
 	if (!st)
@@ -854,27 +857,33 @@ int wire_pprof_decode(const uint8_t *buf, size_t len,
 	if (err && errlen)
 		err[0] = 0;
 	const struct wire_limits *lim = o->limits ? o->limits
-	                                          : &wire_limits_default;
+						  : &wire_limits_default;
 	Profile *p = NULL;
 	int rc = wire_decode_bounded(&perftools__profiles__profile__descriptor,
-	                             buf, len, lim->max_decoded_bytes,
-	                             lim->max_decoded_bytes,
-	                             (ProtobufCMessage **)&p);
+				     buf, len, lim->max_decoded_bytes,
+				     lim->max_decoded_bytes,
+				     (ProtobufCMessage **)&p);
 	if (rc == FDO_EPARSE)
 		return wire_errf(err, errlen, rc,
-		                 "not a profile.proto, or cut short (%zu bytes "
-		                 "that do not decode)",
-		                 len);
+				 "not a profile.proto, or cut short (%zu bytes "
+				 "that do not decode)",
+				 len);
 	if (rc == FDO_ELIMIT)
 		return wire_errf(err, errlen, rc,
-		                 "the profile (%zu bytes) takes more than %zu "
-		                 "bytes to decode: send it in parts",
-		                 len, lim->max_decoded_bytes);
+				 "the profile (%zu bytes) takes more than %zu "
+				 "bytes to decode: send it in parts",
+				 len, lim->max_decoded_bytes);
 	if (rc)
-		return wire_errf(err, errlen, rc, "out of memory decoding the "
-		                 "profile (%zu bytes)", len);
-	struct dec d = {.p = p, .o = o, .lim = lim, .st = st, .err = err,
-	                .errlen = errlen};
+		return wire_errf(err, errlen, rc,
+				 "out of memory decoding the "
+				 "profile (%zu bytes)",
+				 len);
+	struct dec d = {.p = p,
+			.o = o,
+			.lim = lim,
+			.st = st,
+			.err = err,
+			.errlen = errlen};
 	rc = build(&d);
 	if (rc == FDO_ENOMEM)
 		wire_errf(err, errlen, rc, "out of memory");

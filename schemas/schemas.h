@@ -47,21 +47,21 @@
 struct wire_limits {
 	size_t max_message_bytes;    /* encoded SampleBatch: 16 MiB */
 	size_t max_decoded_bytes;    /* memory one decode may take: 64 MiB */
-	size_t max_text_bytes;       /* text form of one batch: 64 MiB */
-	size_t max_stacks;           /* Stack messages: 262144 */
-	size_t max_stack_depth;      /* addresses in one stack: 1024 */
-	size_t max_frames;           /* addresses in all stacks: 4194304 */
-	size_t max_mappings;         /* 8192 */
-	size_t max_branches;         /* 1048576 */
-	size_t max_labels;           /* 32 */
+	size_t max_text_bytes;	     /* text form of one batch: 64 MiB */
+	size_t max_stacks;	     /* Stack messages: 262144 */
+	size_t max_stack_depth;	     /* addresses in one stack: 1024 */
+	size_t max_frames;	     /* addresses in all stacks: 4194304 */
+	size_t max_mappings;	     /* 8192 */
+	size_t max_branches;	     /* 1048576 */
+	size_t max_labels;	     /* 32 */
 	size_t max_label_key_len;    /* bytes: 64 */
 	size_t max_label_value_len;  /* bytes: 256 */
 	size_t max_labels_bytes;     /* all labels, key=value joined: 2000 */
-	size_t max_name_len;         /* agent, host, binary, event: 256 */
-	size_t max_path_len;         /* mapping path, bytes: 4096 */
-	uint64_t max_count;          /* Stack.count, Branch.count: 1e9 */
-	uint64_t max_period;         /* 1e12 (1000 s in ns) */
-	double max_weight;           /* 1e6 */
+	size_t max_name_len;	     /* agent, host, binary, event: 256 */
+	size_t max_path_len;	     /* mapping path, bytes: 4096 */
+	uint64_t max_count;	     /* Stack.count, Branch.count: 1e9 */
+	uint64_t max_period;	     /* 1e12 (1000 s in ns) */
+	double max_weight;	     /* 1e6 */
 	uint64_t max_window_seconds; /* time_end - time_start: 86400 */
 };
 
@@ -86,8 +86,8 @@ extern const struct wire_limits wire_limits_default;
  * Cost: linear in the batch plus a sort of the mappings.
  */
 int wire_batch_validate(const Fdod__SampleBatch *batch,
-                        const struct wire_limits *limits, char *err,
-                        size_t errlen);
+			const struct wire_limits *limits, char *err,
+			size_t errlen);
 
 /*
  * wire_batch_parse_text parses the text form of one batch (grammar in
@@ -104,8 +104,8 @@ int wire_batch_validate(const Fdod__SampleBatch *batch,
  * FDO_EBAD_BUILD_ID), or FDO_ENOMEM.
  */
 int wire_batch_parse_text(const char *text, size_t len,
-                          const struct wire_limits *limits,
-                          Fdod__SampleBatch **out, char *err, size_t errlen);
+			  const struct wire_limits *limits,
+			  Fdod__SampleBatch **out, char *err, size_t errlen);
 
 /*
  * wire_batch_print_text writes the canonical text form of batch (which
@@ -120,7 +120,7 @@ int wire_batch_parse_text(const char *text, size_t len,
  * Returns FDO_OK or FDO_ENOMEM.
  */
 int wire_batch_print_text(const Fdod__SampleBatch *batch, char **out,
-                          size_t *len);
+			  size_t *len);
 
 /*
  * wire_batch_encode serializes batch to protobuf bytes.
@@ -132,8 +132,8 @@ int wire_batch_print_text(const Fdod__SampleBatch *batch, char **out,
  * max_message_bytes: split the batch), or FDO_ENOMEM.
  */
 int wire_batch_encode(const Fdod__SampleBatch *batch,
-                      const struct wire_limits *limits, uint8_t **out,
-                      size_t *len);
+		      const struct wire_limits *limits, uint8_t **out,
+		      size_t *len);
 
 /*
  * wire_batch_decode parses protobuf bytes into a batch. It does not run
@@ -148,8 +148,8 @@ int wire_batch_encode(const Fdod__SampleBatch *batch,
  * a NUL byte: a name would be cut short), or FDO_ENOMEM.
  */
 int wire_batch_decode(const uint8_t *buf, size_t len,
-                      const struct wire_limits *limits,
-                      Fdod__SampleBatch **out);
+		      const struct wire_limits *limits,
+		      Fdod__SampleBatch **out);
 
 /*
  * The identity fields of an encoded batch, read without decoding it:
@@ -172,8 +172,8 @@ struct wire_batch_head {
  * top level is malformed; decoding would fail too).
  */
 int wire_batch_peek(const uint8_t *buf, size_t len,
-                    const struct wire_limits *limits,
-                    struct wire_batch_head *h);
+		    const struct wire_limits *limits,
+		    struct wire_batch_head *h);
 
 /* wire_batch_free releases a batch from this part; NULL is a no-op. */
 void wire_batch_free(Fdod__SampleBatch *batch);
@@ -199,9 +199,9 @@ struct wire_arena *wire_arena_new(void);
  * wire_batch_free. A failed decode leaves nothing behind that a reset
  * would not take back.
  */
-int wire_batch_decode_in(struct wire_arena *a, const uint8_t *buf,
-                         size_t len, const struct wire_limits *limits,
-                         Fdod__SampleBatch **out);
+int wire_batch_decode_in(struct wire_arena *a, const uint8_t *buf, size_t len,
+			 const struct wire_limits *limits,
+			 Fdod__SampleBatch **out);
 
 /* wire_decoder_matches_schema is 1 when that decoder can read every field
  * of fdod.proto as protobuf-c compiled it (it walks protobuf-c's
@@ -230,7 +230,7 @@ int wire_ack_encode(const Fdod__Ack *ack, uint8_t **out, size_t *len);
  * wire_ack_free. Returns FDO_OK, FDO_ELIMIT, FDO_EPARSE or FDO_ENOMEM.
  */
 int wire_ack_decode(const uint8_t *buf, size_t len, size_t max_bytes,
-                    Fdod__Ack **out);
+		    Fdod__Ack **out);
 
 /* wire_ack_free releases an Ack from wire_ack_decode; NULL is a no-op. */
 void wire_ack_free(Fdod__Ack *ack);
@@ -272,7 +272,7 @@ int wire_weight_quantize(double weight, uint64_t *out);
  * product exceeds 128 bits (impossible within wire_limits_default).
  */
 int wire_weight_fixed_wide(uint64_t count, uint64_t period, double weight,
-                           wire_weight_t *out);
+			   wire_weight_t *out);
 
 /*
  * wire_weight_fixed: the same product when it fits 64 bits; FDO_ELIMIT when
@@ -280,7 +280,7 @@ int wire_weight_fixed_wide(uint64_t count, uint64_t period, double weight,
  * 1 already does). For small tallies and tests; accumulators use _wide.
  */
 int wire_weight_fixed(uint64_t count, uint64_t period, double weight,
-                      uint64_t *out);
+		      uint64_t *out);
 
 /*
  * wire_weight_add: *acc += v, exactly. Returns FDO_OK, or FDO_ELIMIT and
@@ -297,38 +297,39 @@ int wire_weight_add(wire_weight_t *acc, wire_weight_t v);
  * written at the top of schemas/perf.c and in docs/ingest.md.
  */
 struct wire_perf_opts {
-	const char *agent_id;      /* every batch's agent id (required) */
-	const char *host;          /* every batch's host (required) */
-	const char *binary;        /* NULL: the program with the most samples */
+	const char *agent_id;	   /* every batch's agent id (required) */
+	const char *host;	   /* every batch's host (required) */
+	const char *binary;	   /* NULL: the program with the most samples */
 	const char *const *labels; /* "key=value" each */
 	size_t n_labels;
-	uint64_t time_end;         /* unix seconds of the last sample */
+	uint64_t time_end;		  /* unix seconds of the last sample */
 	const struct wire_limits *limits; /* NULL: wire_limits_default */
 	size_t max_held_bytes; /* finished batches held until the end, by
-	                          encoded size; past it FDO_ELIMIT; 0: 256 MiB */
+				  encoded size; past it FDO_ELIMIT; 0: 256 MiB
+				*/
 };
 
 /* What a decode read, for the summary `fdoctl import` prints. */
 struct wire_perf_stats {
-	uint64_t samples;          /* samples read */
+	uint64_t samples;	   /* samples read */
 	uint64_t samples_unmapped; /* of them: no frame left in a known file */
-	uint64_t frames;           /* callchain frames read */
-	uint64_t frames_kernel;    /* of them: kernel frames over the user
-	                              stack, left out (as fdo-agent does) */
-	uint64_t frames_unmapped;  /* of them: travel as address 0, because... */
-	uint64_t frames_no_file;   /* ...[vdso], [unknown], other kernel */
+	uint64_t frames;	   /* callchain frames read */
+	uint64_t frames_kernel;	   /* of them: kernel frames over the user
+				      stack, left out (as fdo-agent does) */
+	uint64_t frames_unmapped; /* of them: travel as address 0, because... */
+	uint64_t frames_no_file;  /* ...[vdso], [unknown], other kernel */
 	uint64_t frames_no_build_id; /* ...file without (one) build-id */
-	uint64_t frames_ambiguous; /* ...absolute or file offset: undecided */
-	uint64_t frames_unknown;   /* ...in no mapping of its process */
-	uint64_t frames_dropped;   /* callers past max_stack_depth, left out */
-	uint64_t branches;         /* brstack entries read */
+	uint64_t frames_ambiguous;   /* ...absolute or file offset: undecided */
+	uint64_t frames_unknown;     /* ...in no mapping of its process */
+	uint64_t frames_dropped;    /* callers past max_stack_depth, left out */
+	uint64_t branches;	    /* brstack entries read */
 	uint64_t branches_unmapped; /* of them: an end in no known file */
-	uint64_t mmaps;            /* executable mmap records */
-	uint64_t build_ids;        /* lines of the build-id table */
-	uint64_t map_work;         /* mapping entries copied or moved (fork,
-	                              mmaps out of order); bounded by the
-	                              lines read */
-	uint64_t batches;          /* batches made */
+	uint64_t mmaps;		    /* executable mmap records */
+	uint64_t build_ids;	    /* lines of the build-id table */
+	uint64_t map_work;	    /* mapping entries copied or moved (fork,
+				       mmaps out of order); bounded by the
+				       lines read */
+	uint64_t batches;	    /* batches made */
 };
 
 struct wire_perf_result {
@@ -359,7 +360,7 @@ int wire_perf_create(const struct wire_perf_opts *o, struct wire_perf **out);
  * or FDO_ENOMEM, with the reason in err.
  */
 int wire_perf_header(struct wire_perf *d, const char *text, size_t len,
-                     char *err, size_t errlen);
+		     char *err, size_t errlen);
 
 /*
  * wire_perf_buildids reads `perf buildid-list` output ("BUILDID PATH" per
@@ -368,7 +369,7 @@ int wire_perf_header(struct wire_perf *d, const char *text, size_t len,
  * N: ...") or FDO_ENOMEM.
  */
 int wire_perf_buildids(struct wire_perf *d, const char *text, size_t len,
-                       char *err, size_t errlen);
+		       char *err, size_t errlen);
 
 /*
  * wire_perf_feed reads the next len bytes of perf script text, in chunks
@@ -376,8 +377,8 @@ int wire_perf_buildids(struct wire_perf *d, const char *text, size_t len,
  * FDO_ELIMIT / FDO_EINVAL / FDO_ENOMEM with err "line N: reason"; after an
  * error every later call returns it again.
  */
-int wire_perf_feed(struct wire_perf *d, const char *text, size_t len,
-                   char *err, size_t errlen);
+int wire_perf_feed(struct wire_perf *d, const char *text, size_t len, char *err,
+		   size_t errlen);
 
 /*
  * wire_perf_finish ends the text and hands the batches to *out (seq 1..n,
@@ -389,7 +390,7 @@ int wire_perf_feed(struct wire_perf *d, const char *text, size_t len,
  * feed error, or FDO_ENOMEM. *out is empty on error.
  */
 int wire_perf_finish(struct wire_perf *d, struct wire_perf_result *out,
-                     char *err, size_t errlen);
+		     char *err, size_t errlen);
 
 /* wire_perf_result_fini frees the batches of a result. */
 void wire_perf_result_fini(struct wire_perf_result *r);
@@ -405,7 +406,7 @@ void wire_perf_destroy(struct wire_perf *d);
  * FDO_ETRUNCATED, with the reason in err. Pure; any thread.
  */
 int wire_perf_data_check(const uint8_t *buf, size_t len, char *err,
-                         size_t errlen);
+			 size_t errlen);
 
 /*
  * Gzip bodies (schemas/gunzip.c). wire_is_gzip: does buf start with the
@@ -424,7 +425,7 @@ int wire_is_gzip(const uint8_t *buf, size_t len);
  * FDO_ENOMEM, always with the reason in err. Any thread.
  */
 int wire_gunzip(const uint8_t *in, size_t len, size_t max_out, uint8_t **out,
-                size_t *outlen, char *err, size_t errlen);
+		size_t *outlen, char *err, size_t errlen);
 
 /*
  * pprof profiles (POST /v1/pprof; schemas/pprof.c): a profile.proto
@@ -437,16 +438,16 @@ int wire_gunzip(const uint8_t *in, size_t len, size_t max_out, uint8_t **out,
 
 /* Why a frame (and a sample with no frame left) is unmapped. */
 enum wire_pprof_reason {
-	WIRE_PPROF_NO_LOCATION, /* a sample without location ids */
-	WIRE_PPROF_NO_MAPPING,  /* a location without a mapping */
-	WIRE_PPROF_NO_ADDRESS,  /* a location without an address (only
-	                           symbolized: interpreted code, kernel) */
-	WIRE_PPROF_NO_BUILD_ID, /* its mapping has no build-id */
-	WIRE_PPROF_NOT_GNU,     /* its mapping's build-id is not a GNU
-	                           build-id in hex (a Go build ID...) */
+	WIRE_PPROF_NO_LOCATION,		/* a sample without location ids */
+	WIRE_PPROF_NO_MAPPING,		/* a location without a mapping */
+	WIRE_PPROF_NO_ADDRESS,		/* a location without an address (only
+					   symbolized: interpreted code, kernel) */
+	WIRE_PPROF_NO_BUILD_ID,		/* its mapping has no build-id */
+	WIRE_PPROF_NOT_GNU,		/* its mapping's build-id is not a GNU
+					   build-id in hex (a Go build ID...) */
 	WIRE_PPROF_OFFSET_OUT_OF_RANGE, /* its file offset is past
-	                           2^40 - 2, the largest the batch layout
-	                           carries (a caller travels as + 1) */
+				   2^40 - 2, the largest the batch layout
+				   carries (a caller travels as + 1) */
 	WIRE_PPROF_REASONS
 };
 
@@ -456,15 +457,15 @@ const char *wire_pprof_reason_name(int reason);
 const char *wire_pprof_reason_text(int reason);
 
 struct wire_pprof_opts {
-	const char *agent_id;      /* the batch's agent id (required) */
-	uint64_t seq;              /* the batch's seq; 0: 1 */
-	const char *host;          /* the batch's host (required) */
-	const char *binary;        /* NULL or "": the file name of the
-	                              profile's first mapping */
+	const char *agent_id;	   /* the batch's agent id (required) */
+	uint64_t seq;		   /* the batch's seq; 0: 1 */
+	const char *host;	   /* the batch's host (required) */
+	const char *binary;	   /* NULL or "": the file name of the
+				      profile's first mapping */
 	const char *const *labels; /* "key=value" each */
 	size_t n_labels;
-	uint64_t time_end;         /* unix seconds; 0: the profile's
-	                              time_nanos + duration_nanos */
+	uint64_t time_end;		  /* unix seconds; 0: the profile's
+					     time_nanos + duration_nanos */
 	const struct wire_limits *limits; /* NULL: wire_limits_default */
 };
 
@@ -472,26 +473,26 @@ struct wire_pprof_opts {
 
 /* What a decode read, for the answer of POST /v1/pprof. */
 struct wire_pprof_stats {
-	char value[160];           /* the sample types read, e.g.
-	                              "samples/count" */
-	uint64_t samples;          /* Sample messages read */
-	uint64_t samples_empty;    /* of them: value 0 or negative */
-	uint64_t count;            /* their counts, summed */
-	uint64_t count_unmapped;   /* of them: no frame in a file with a
-	                              GNU build-id */
+	char value[160];	 /* the sample types read, e.g.
+				    "samples/count" */
+	uint64_t samples;	 /* Sample messages read */
+	uint64_t samples_empty;	 /* of them: value 0 or negative */
+	uint64_t count;		 /* their counts, summed */
+	uint64_t count_unmapped; /* of them: no frame in a file with a
+				    GNU build-id */
 	uint64_t count_unmapped_by[WIRE_PPROF_REASONS]; /* ... by the
-	                              reason of the sample's leaf frame */
-	uint64_t frames;           /* location ids of the samples counted */
+				      reason of the sample's leaf frame */
+	uint64_t frames; /* location ids of the samples counted */
 	uint64_t frames_unmapped_by[WIRE_PPROF_REASONS];
-	uint64_t frames_dropped;   /* callers past max_stack_depth */
+	uint64_t frames_dropped; /* callers past max_stack_depth */
 	/* The mappings whose frames were unmapped, most samples first (a
 	 * sample counts for the mapping of its leaf), at most
 	 * WIRE_PPROF_MAPS_SHOWN of them. */
 	struct wire_pprof_map_shown {
 		uint64_t id;
 		int reason;
-		uint64_t count; /* unmapped samples whose leaf is in it */
-		char file[256]; /* cut at 255 bytes */
+		uint64_t count;	    /* unmapped samples whose leaf is in it */
+		char file[256];	    /* cut at 255 bytes */
 		char build_id[160]; /* as the profile wrote it, cut */
 	} maps[WIRE_PPROF_MAPS_SHOWN];
 	size_t nmaps;
@@ -514,9 +515,8 @@ struct wire_pprof_stats {
  * profile's size whatever its ids are. Any thread; no hidden state.
  */
 int wire_pprof_decode(const uint8_t *buf, size_t len,
-                      const struct wire_pprof_opts *o,
-                      Fdod__SampleBatch **out, struct wire_pprof_stats *st,
-                      char *err, size_t errlen);
+		      const struct wire_pprof_opts *o, Fdod__SampleBatch **out,
+		      struct wire_pprof_stats *st, char *err, size_t errlen);
 
 /*
  * OpenTelemetry profiles (POST /v1development/profiles; schemas/otlp.c):
@@ -529,18 +529,18 @@ int wire_pprof_decode(const uint8_t *buf, size_t len,
 
 /* Why a frame (and a sample with no frame left) is unmapped. */
 enum wire_otlp_reason {
-	WIRE_OTLP_NO_LOCATION,  /* an empty stack, or location 0 */
-	WIRE_OTLP_SYMBOLIZED,   /* a frame the sender symbolized and gave
-	                           no build-id for (kernel, interpreted) */
-	WIRE_OTLP_NO_MAPPING,   /* a location without a mapping */
-	WIRE_OTLP_NO_ADDRESS,   /* a location without an address */
-	WIRE_OTLP_NO_BUILD_ID,  /* its mapping has no build-id attribute */
+	WIRE_OTLP_NO_LOCATION,	   /* an empty stack, or location 0 */
+	WIRE_OTLP_SYMBOLIZED,	   /* a frame the sender symbolized and gave
+				      no build-id for (kernel, interpreted) */
+	WIRE_OTLP_NO_MAPPING,	   /* a location without a mapping */
+	WIRE_OTLP_NO_ADDRESS,	   /* a location without an address */
+	WIRE_OTLP_NO_BUILD_ID,	   /* its mapping has no build-id attribute */
 	WIRE_OTLP_HTLHASH_UNKNOWN, /* its only id, the file id (.htlhash or
-	                           .profiling), is not 32 hex digits */
-	WIRE_OTLP_GO_BUILD_ID,  /* only process.executable.build_id.go */
-	WIRE_OTLP_NOT_GNU,      /* build_id.gnu is not a build-id in hex */
+				   .profiling), is not 32 hex digits */
+	WIRE_OTLP_GO_BUILD_ID,	   /* only process.executable.build_id.go */
+	WIRE_OTLP_NOT_GNU,	   /* build_id.gnu is not a build-id in hex */
 	WIRE_OTLP_OFFSET_OUT_OF_RANGE, /* file offset past 2^40 - 2 */
-	WIRE_OTLP_NO_BINARY,    /* no attribute names the sample's binary */
+	WIRE_OTLP_NO_BINARY, /* no attribute names the sample's binary */
 	WIRE_OTLP_REASONS
 };
 
@@ -551,8 +551,11 @@ const char *wire_otlp_reason_text(int reason);
 
 /* Where an attribute goes (--otlp-attributes): the batch's binary, its
  * host, or a label. */
-enum wire_otlp_target { WIRE_OTLP_TO_BINARY, WIRE_OTLP_TO_HOST,
-	                WIRE_OTLP_TO_LABEL };
+enum wire_otlp_target {
+	WIRE_OTLP_TO_BINARY,
+	WIRE_OTLP_TO_HOST,
+	WIRE_OTLP_TO_LABEL
+};
 
 #define WIRE_OTLP_ATTRS_MAX 32
 
@@ -577,13 +580,13 @@ struct wire_otlp_attrs {
  * error). Pure; any thread.
  */
 int wire_otlp_attrs_parse(const char *text, struct wire_otlp_attrs *out,
-                          char *err, size_t errlen);
+			  char *err, size_t errlen);
 void wire_otlp_attrs_fini(struct wire_otlp_attrs *a);
 
 struct wire_otlp_opts {
 	const struct wire_otlp_attrs *attrs;
-	const char *host;        /* the host when no attribute names one */
-	size_t max_batches;      /* batches one request may make; 0: 64 */
+	const char *host;   /* the host when no attribute names one */
+	size_t max_batches; /* batches one request may make; 0: 64 */
 	const struct wire_limits *limits; /* NULL: wire_limits_default */
 	/* The GNU build-id of the file with OpenTelemetry file id fid (16
 	 * bytes: storage's store_file_id) into bid (capacity
@@ -591,21 +594,21 @@ struct wire_otlp_opts {
 	 * A mapping with a file id and no GNU build-id is keyed by that
 	 * build-id, else by the file id itself. NULL: never known. */
 	int (*file_id)(void *arg, const uint8_t *fid, uint8_t *bid,
-	               size_t *len);
+		       size_t *len);
 	void *file_id_arg;
 };
 
 /* What a decode read, for the answer and /metrics. */
 struct wire_otlp_stats {
-	const char *shape;         /* "v1.10" or "v1.8" (static) */
-	uint64_t profiles;         /* Profile messages read */
-	uint64_t samples;          /* Sample messages read */
-	uint64_t samples_empty;    /* of them: nothing to count */
-	uint64_t count;            /* their counts, summed */
-	uint64_t count_unmapped;   /* of them: no frame with a GNU build-id */
+	const char *shape;	 /* "v1.10" or "v1.8" (static) */
+	uint64_t profiles;	 /* Profile messages read */
+	uint64_t samples;	 /* Sample messages read */
+	uint64_t samples_empty;	 /* of them: nothing to count */
+	uint64_t count;		 /* their counts, summed */
+	uint64_t count_unmapped; /* of them: no frame with a GNU build-id */
 	uint64_t count_unmapped_by[WIRE_OTLP_REASONS]; /* by the reason of
-	                              the sample's leaf (or no_binary) */
-	uint64_t frames;           /* frames of the samples counted */
+				      the sample's leaf (or no_binary) */
+	uint64_t frames; /* frames of the samples counted */
 	uint64_t frames_unmapped_by[WIRE_OTLP_REASONS];
 	uint64_t frames_dropped;   /* callers past max_stack_depth */
 	uint64_t file_id_mappings; /* mappings keyed by their file id: */
@@ -633,9 +636,9 @@ struct wire_otlp_result {
  * Any thread; no hidden state.
  */
 int wire_otlp_decode(const uint8_t *buf, size_t len,
-                     const struct wire_otlp_opts *o,
-                     struct wire_otlp_result *out,
-                     struct wire_otlp_stats *st, char *err, size_t errlen);
+		     const struct wire_otlp_opts *o,
+		     struct wire_otlp_result *out, struct wire_otlp_stats *st,
+		     char *err, size_t errlen);
 
 /* wire_otlp_result_fini frees the batches of a result. */
 void wire_otlp_result_fini(struct wire_otlp_result *r);

@@ -26,7 +26,7 @@ struct parser {
 	/* allocated lengths of the batch's arrays (b->n_* are the used ones) */
 	size_t cap_labels, cap_mappings, cap_stacks, cap_branches;
 	unsigned *map_lines; /* line of each mapping, for cross-line errors */
-	size_t frames;       /* addresses in all stacks so far */
+	size_t frames;	     /* addresses in all stacks so far */
 	unsigned line;
 	char *err;
 	size_t errlen;
@@ -40,11 +40,11 @@ static int tok_eq(struct tok t, const char *s)
 }
 
 /* Quote a token for an error message, shortened. */
-#define TOKF    "'%.*s%s'"
+#define TOKF	"'%.*s%s'"
 #define TOKA(t) (int)((t).n > 40 ? 40 : (t).n), (t).p, (t).n > 40 ? "..." : ""
 
 static int parse_dec(struct parser *p, struct tok t, const char *what,
-                     uint64_t *out)
+		     uint64_t *out)
 {
 	uint64_t v = 0;
 	if (t.n == 0)
@@ -55,20 +55,20 @@ static int parse_dec(struct parser *p, struct tok t, const char *what,
 			goto bad;
 		if (v > (UINT64_MAX - d) / 10)
 			return wire_errf(p->err, p->errlen, FDO_EPARSE,
-			                 "%s " TOKF " does not fit 64 bits",
-			                 what, TOKA(t));
+					 "%s " TOKF " does not fit 64 bits",
+					 what, TOKA(t));
 		v = v * 10 + d;
 	}
 	*out = v;
 	return FDO_OK;
 bad:
 	return wire_errf(p->err, p->errlen, FDO_EPARSE,
-	                 "%s " TOKF " is not a decimal number", what, TOKA(t));
+			 "%s " TOKF " is not a decimal number", what, TOKA(t));
 }
 
 /* Hex without or with 0x, either case. */
 static int parse_hex(struct parser *p, struct tok t, const char *what,
-                     uint64_t *out)
+		     uint64_t *out)
 {
 	struct tok d = t;
 	if (d.n >= 2 && d.p[0] == '0' && (d.p[1] == 'x' || d.p[1] == 'X')) {
@@ -84,25 +84,25 @@ static int parse_hex(struct parser *p, struct tok t, const char *what,
 			goto bad;
 		if (v >> 60)
 			return wire_errf(p->err, p->errlen, FDO_EPARSE,
-			                 "%s " TOKF " does not fit 64 bits",
-			                 what, TOKA(t));
+					 "%s " TOKF " does not fit 64 bits",
+					 what, TOKA(t));
 		v = v << 4 | (unsigned)h;
 	}
 	*out = v;
 	return FDO_OK;
 bad:
 	return wire_errf(p->err, p->errlen, FDO_EPARSE,
-	                 "%s " TOKF " is not a hex number", what, TOKA(t));
+			 "%s " TOKF " is not a hex number", what, TOKA(t));
 }
 
 /* A string token with %XX escapes decoded, as a new malloc'd C string. */
 static int parse_str(struct parser *p, struct tok t, const char *what,
-                     char **out)
+		     char **out)
 {
 	char *s = malloc(t.n + 1), *w = s;
 	if (!s)
 		return wire_errf(p->err, p->errlen, FDO_ENOMEM,
-		                 "out of memory");
+				 "out of memory");
 	for (size_t i = 0; i < t.n; i++) {
 		if (t.p[i] != '%') {
 			*w++ = t.p[i];
@@ -116,10 +116,10 @@ static int parse_str(struct parser *p, struct tok t, const char *what,
 		if (hi < 0 || lo < 0 || (hi | lo) == 0) {
 			free(s);
 			return wire_errf(
-			    p->err, p->errlen, FDO_EPARSE,
-			    "%s: bad escape at byte %zu (want %%XX, "
-			    "not %%00)",
-			    what, i);
+				p->err, p->errlen, FDO_EPARSE,
+				"%s: bad escape at byte %zu (want %%XX, "
+				"not %%00)",
+				what, i);
 		}
 		*w++ = (char)(hi << 4 | lo);
 		i += 2;
@@ -134,7 +134,7 @@ static int grow(struct parser *p, void *arrp, size_t *cap, size_t n, size_t elt)
 {
 	if (fdo_grow_array(arrp, cap, n + 1, elt, 0))
 		return wire_errf(p->err, p->errlen, FDO_ENOMEM,
-		                 "out of memory");
+				 "out of memory");
 	return FDO_OK;
 }
 
@@ -142,7 +142,7 @@ static int grow(struct parser *p, void *arrp, size_t *cap, size_t n, size_t elt)
  */
 
 static int set_text(struct parser *p, char **field, struct tok t,
-                    const char *what, size_t max)
+		    const char *what, size_t max)
 {
 	char *s;
 	int rc = parse_str(p, t, what, &s);
@@ -159,7 +159,7 @@ static int set_text(struct parser *p, char **field, struct tok t,
 static int kw_agent(struct parser *p, const struct tok *a, size_t n)
 {
 	return set_text(p, &p->b->agent_id, a[0], "agent",
-	                p->lim->max_name_len);
+			p->lim->max_name_len);
 }
 
 static int kw_host(struct parser *p, const struct tok *a, size_t n)
@@ -191,7 +191,7 @@ static int kw_seq(struct parser *p, const struct tok *a, size_t n)
 	int rc = parse_dec(p, a[0], "seq", &p->b->seq);
 	if (!rc && p->b->seq == 0)
 		rc = wire_errf(p->err, p->errlen, FDO_EINVAL,
-		               "seq must be >= 1");
+			       "seq must be >= 1");
 	return rc;
 }
 
@@ -199,7 +199,7 @@ static int kw_period(struct parser *p, const struct tok *a, size_t n)
 {
 	int rc = parse_dec(p, a[0], "period", &p->b->period);
 	return rc ? rc
-	          : wire_check_period(p->b->period, p->lim, p->err, p->errlen);
+		  : wire_check_period(p->b->period, p->lim, p->err, p->errlen);
 }
 
 static int kw_weight(struct parser *p, const struct tok *a, size_t n)
@@ -208,13 +208,13 @@ static int kw_weight(struct parser *p, const struct tok *a, size_t n)
 	char *end;
 	if (a[0].n >= sizeof buf)
 		return wire_errf(p->err, p->errlen, FDO_EPARSE,
-		                 "weight " TOKF " is too long", TOKA(a[0]));
+				 "weight " TOKF " is too long", TOKA(a[0]));
 	memcpy(buf, a[0].p, a[0].n);
 	buf[a[0].n] = '\0';
 	double w = strtod(buf, &end);
 	if (end != buf + a[0].n || a[0].n == 0)
 		return wire_errf(p->err, p->errlen, FDO_EPARSE,
-		                 "weight " TOKF " is not a number", TOKA(a[0]));
+				 "weight " TOKF " is not a number", TOKA(a[0]));
 	p->b->weight = w;
 	return wire_check_weight(w, p->lim, p->err, p->errlen);
 }
@@ -226,7 +226,7 @@ static int kw_time(struct parser *p, const struct tok *a, size_t n)
 		rc = parse_dec(p, a[1], "time end", &p->b->time_end);
 	if (!rc)
 		rc = wire_check_time(p->b->time_start, p->b->time_end, p->lim,
-		                     p->err, p->errlen);
+				     p->err, p->errlen);
 	return rc;
 }
 
@@ -236,25 +236,25 @@ static int kw_label(struct parser *p, const struct tok *a, size_t n)
 	const char *eq = memchr(a[0].p, '=', a[0].n);
 	if (!eq)
 		return wire_errf(p->err, p->errlen, FDO_EPARSE,
-		                 "label " TOKF " is not KEY=VALUE", TOKA(a[0]));
+				 "label " TOKF " is not KEY=VALUE", TOKA(a[0]));
 	if (b->n_labels >= p->lim->max_labels)
 		return wire_errf(p->err, p->errlen, FDO_ELIMIT,
-		                 "more than %zu labels", p->lim->max_labels);
-	int rc =
-	    grow(p, &b->labels, &p->cap_labels, b->n_labels, sizeof *b->labels);
+				 "more than %zu labels", p->lim->max_labels);
+	int rc = grow(p, &b->labels, &p->cap_labels, b->n_labels,
+		      sizeof *b->labels);
 	if (rc)
 		return rc;
 	Fdod__Label *l = malloc(sizeof *l);
 	if (!l)
 		return wire_errf(p->err, p->errlen, FDO_ENOMEM,
-		                 "out of memory");
+				 "out of memory");
 	fdod__label__init(l);
 	b->labels[b->n_labels++] = l; /* owned by the batch from here */
 	size_t kn = (size_t)(eq - a[0].p);
 	l->key = malloc(kn + 1);
 	if (!l->key)
 		return wire_errf(p->err, p->errlen, FDO_ENOMEM,
-		                 "out of memory");
+				 "out of memory");
 	memcpy(l->key, a[0].p, kn);
 	l->key[kn] = '\0';
 	struct tok v = {eq + 1, a[0].n - kn - 1};
@@ -265,8 +265,8 @@ static int kw_label(struct parser *p, const struct tok *a, size_t n)
 	for (size_t i = 0; i + 1 < b->n_labels; i++)
 		if (strcmp(b->labels[i]->key, l->key) == 0)
 			return wire_errf(p->err, p->errlen, FDO_EINVAL,
-			                 "label key '%s' appears twice",
-			                 l->key);
+					 "label key '%s' appears twice",
+					 l->key);
 	return FDO_OK;
 }
 
@@ -279,28 +279,28 @@ static int kw_mapping(struct parser *p, const struct tok *a, size_t n)
 		return rc;
 	if (index > UINT32_MAX)
 		return wire_errf(p->err, p->errlen, FDO_EPARSE,
-		                 "mapping index %llu does not fit 32 bits",
-		                 (unsigned long long)index);
+				 "mapping index %llu does not fit 32 bits",
+				 (unsigned long long)index);
 	if (b->n_mappings >= p->lim->max_mappings)
 		return wire_errf(p->err, p->errlen, FDO_ELIMIT,
-		                 "more than %zu mappings",
-		                 p->lim->max_mappings);
+				 "more than %zu mappings",
+				 p->lim->max_mappings);
 	size_t cap = p->cap_mappings;
 	if ((rc = grow(p, &b->mappings, &p->cap_mappings, b->n_mappings,
-	               sizeof *b->mappings)))
+		       sizeof *b->mappings)))
 		return rc;
 	if (cap != p->cap_mappings) {
 		unsigned *nl =
-		    realloc(p->map_lines, p->cap_mappings * sizeof *nl);
+			realloc(p->map_lines, p->cap_mappings * sizeof *nl);
 		if (!nl)
 			return wire_errf(p->err, p->errlen, FDO_ENOMEM,
-			                 "out of memory");
+					 "out of memory");
 		p->map_lines = nl;
 	}
 	Fdod__Mapping *m = malloc(sizeof *m);
 	if (!m)
 		return wire_errf(p->err, p->errlen, FDO_ENOMEM,
-		                 "out of memory");
+				 "out of memory");
 	fdod__mapping__init(m);
 	p->map_lines[b->n_mappings] = p->line;
 	b->mappings[b->n_mappings++] = m;
@@ -318,12 +318,12 @@ static int kw_mapping(struct parser *p, const struct tok *a, size_t n)
 	}
 	if (rc)
 		return wire_errf(p->err, p->errlen, rc,
-		                 "build-id " TOKF " is not 2..%d lowercase hex "
-		                 "digits",
-		                 TOKA(a[1]), 2 * FDO_BUILD_ID_MAX);
+				 "build-id " TOKF " is not 2..%d lowercase hex "
+				 "digits",
+				 TOKA(a[1]), 2 * FDO_BUILD_ID_MAX);
 	if (!(m->build_id.data = malloc(idlen)))
 		return wire_errf(p->err, p->errlen, FDO_ENOMEM,
-		                 "out of memory");
+				 "out of memory");
 	memcpy(m->build_id.data, id, idlen);
 	m->build_id.len = idlen;
 	if ((rc = parse_hex(p, a[2], "mapping start", &m->start)) ||
@@ -339,14 +339,14 @@ static int kw_mapping(struct parser *p, const struct tok *a, size_t n)
 		const Fdod__Mapping *o = b->mappings[i];
 		if (o->index == m->index)
 			return wire_errf(p->err, p->errlen, FDO_EINVAL,
-			                 "mapping index %u already used on "
-			                 "line %u",
-			                 m->index, p->map_lines[i]);
+					 "mapping index %u already used on "
+					 "line %u",
+					 m->index, p->map_lines[i]);
 		if (m->start < o->limit && o->start < m->limit)
 			return wire_errf(p->err, p->errlen, FDO_EINVAL,
-			                 "mapping %u overlaps mapping %u "
-			                 "(line %u)",
-			                 m->index, o->index, p->map_lines[i]);
+					 "mapping %u overlaps mapping %u "
+					 "(line %u)",
+					 m->index, o->index, p->map_lines[i]);
 	}
 	return FDO_OK;
 }
@@ -356,15 +356,15 @@ static int kw_stack(struct parser *p, const struct tok *a, size_t n)
 	Fdod__SampleBatch *b = p->b;
 	if (b->n_stacks >= p->lim->max_stacks)
 		return wire_errf(p->err, p->errlen, FDO_ELIMIT,
-		                 "more than %zu stacks", p->lim->max_stacks);
-	int rc =
-	    grow(p, &b->stacks, &p->cap_stacks, b->n_stacks, sizeof *b->stacks);
+				 "more than %zu stacks", p->lim->max_stacks);
+	int rc = grow(p, &b->stacks, &p->cap_stacks, b->n_stacks,
+		      sizeof *b->stacks);
 	if (rc)
 		return rc;
 	Fdod__Stack *s = malloc(sizeof *s);
 	if (!s)
 		return wire_errf(p->err, p->errlen, FDO_ENOMEM,
-		                 "out of memory");
+				 "out of memory");
 	fdod__stack__init(s);
 	b->stacks[b->n_stacks++] = s;
 	if ((rc = parse_dec(p, a[0], "stack count", &s->count)))
@@ -372,10 +372,10 @@ static int kw_stack(struct parser *p, const struct tok *a, size_t n)
 	if (n > 1) {
 		if (!(s->addrs = malloc((n - 1) * sizeof *s->addrs)))
 			return wire_errf(p->err, p->errlen, FDO_ENOMEM,
-			                 "out of memory");
+					 "out of memory");
 		for (size_t i = 1; i < n; i++) {
 			if ((rc = parse_hex(p, a[i], "address",
-			                    &s->addrs[i - 1])))
+					    &s->addrs[i - 1])))
 				return rc;
 			s->n_addrs++;
 		}
@@ -385,8 +385,8 @@ static int kw_stack(struct parser *p, const struct tok *a, size_t n)
 	p->frames += s->n_addrs;
 	if (p->frames > p->lim->max_frames)
 		return wire_errf(p->err, p->errlen, FDO_ELIMIT,
-		                 "more than %zu addresses in all stacks",
-		                 p->lim->max_frames);
+				 "more than %zu addresses in all stacks",
+				 p->lim->max_frames);
 	return FDO_OK;
 }
 
@@ -395,16 +395,16 @@ static int kw_branch(struct parser *p, const struct tok *a, size_t n)
 	Fdod__SampleBatch *b = p->b;
 	if (b->n_branches >= p->lim->max_branches)
 		return wire_errf(p->err, p->errlen, FDO_ELIMIT,
-		                 "more than %zu branches",
-		                 p->lim->max_branches);
+				 "more than %zu branches",
+				 p->lim->max_branches);
 	int rc = grow(p, &b->branches, &p->cap_branches, b->n_branches,
-	              sizeof *b->branches);
+		      sizeof *b->branches);
 	if (rc)
 		return rc;
 	Fdod__Branch *br = malloc(sizeof *br);
 	if (!br)
 		return wire_errf(p->err, p->errlen, FDO_ENOMEM,
-		                 "out of memory");
+				 "out of memory");
 	fdod__branch__init(br);
 	b->branches[b->n_branches++] = br;
 	if ((rc = parse_hex(p, a[0], "branch from", &br->from)) ||
@@ -428,19 +428,19 @@ static const struct keyword {
 	int (*fn)(struct parser *p, const struct tok *args, size_t n);
 	const char *usage;
 } keywords[] = {
-    {"agent", 1, 1, 1, 1, kw_agent, "agent ID"},
-    {"seq", 1, 1, 1, 1, kw_seq, "seq N"},
-    {"host", 1, 1, 1, 1, kw_host, "host NAME"},
-    {"binary", 1, 1, 1, 1, kw_binary, "binary NAME"},
-    {"label", 1, 1, 0, 0, kw_label, "label KEY=VALUE"},
-    {"event", 1, 1, 1, 1, kw_event, "event NAME"},
-    {"period", 1, 1, 1, 1, kw_period, "period N"},
-    {"weight", 1, 1, 1, 0, kw_weight, "weight W"},
-    {"time", 2, 2, 1, 1, kw_time, "time START END"},
-    {"mapping", 5, 6, 0, 0, kw_mapping,
-     "mapping INDEX BUILDID START LIMIT OFFSET [PATH]"},
-    {"stack", 1, 0, 0, 0, kw_stack, "stack COUNT ADDR..."},
-    {"branch", 3, 4, 0, 0, kw_branch, "branch FROM TO COUNT [MISPREDS]"},
+	{"agent", 1, 1, 1, 1, kw_agent, "agent ID"},
+	{"seq", 1, 1, 1, 1, kw_seq, "seq N"},
+	{"host", 1, 1, 1, 1, kw_host, "host NAME"},
+	{"binary", 1, 1, 1, 1, kw_binary, "binary NAME"},
+	{"label", 1, 1, 0, 0, kw_label, "label KEY=VALUE"},
+	{"event", 1, 1, 1, 1, kw_event, "event NAME"},
+	{"period", 1, 1, 1, 1, kw_period, "period N"},
+	{"weight", 1, 1, 1, 0, kw_weight, "weight W"},
+	{"time", 2, 2, 1, 1, kw_time, "time START END"},
+	{"mapping", 5, 6, 0, 0, kw_mapping,
+	 "mapping INDEX BUILDID START LIMIT OFFSET [PATH]"},
+	{"stack", 1, 0, 0, 0, kw_stack, "stack COUNT ADDR..."},
+	{"branch", 3, 4, 0, 0, kw_branch, "branch FROM TO COUNT [MISPREDS]"},
 };
 #define N_KEYWORDS (sizeof keywords / sizeof keywords[0])
 
@@ -454,8 +454,8 @@ static int is_space(char c)
  * sets *over instead of growing past the bound.
  */
 static int tokenize(struct parser *p, const char *s, const char *e,
-                    struct tok **toks, size_t *cap, size_t *n, size_t max,
-                    int *over)
+		    struct tok **toks, size_t *cap, size_t *n, size_t max,
+		    int *over)
 {
 	*n = 0;
 	*over = 0;
@@ -469,13 +469,13 @@ static int tokenize(struct parser *p, const char *s, const char *e,
 			break;
 		if (c < 0x20 || c == 0x7f)
 			return wire_errf(p->err, p->errlen, FDO_EPARSE,
-			                 "control character 0x%02x", c);
+					 "control character 0x%02x", c);
 		const char *t = s;
 		while (s < e && !is_space(*s) && *s != '#') {
 			c = (unsigned char)*s;
 			if (c < 0x20 || c == 0x7f)
 				return wire_errf(p->err, p->errlen, FDO_EPARSE,
-				                 "control character 0x%02x", c);
+						 "control character 0x%02x", c);
 			s++;
 		}
 		if (*n >= max) {
@@ -484,14 +484,14 @@ static int tokenize(struct parser *p, const char *s, const char *e,
 		}
 		if (fdo_grow(*toks, *cap, *n + 1))
 			return wire_errf(p->err, p->errlen, FDO_ENOMEM,
-			                 "out of memory");
+					 "out of memory");
 		(*toks)[(*n)++] = (struct tok){t, (size_t)(s - t)};
 	}
 	return FDO_OK;
 }
 
 static int parse_lines(struct parser *p, const char *text, size_t len,
-                       unsigned seen[N_KEYWORDS])
+		       unsigned seen[N_KEYWORDS])
 {
 	struct tok *toks = NULL;
 	size_t cap = 0, n;
@@ -517,24 +517,24 @@ static int parse_lines(struct parser *p, const char *text, size_t len,
 				k = &keywords[i];
 		if (!k) {
 			rc = wire_errf(p->err, p->errlen, FDO_EPARSE,
-			               "unknown keyword " TOKF, TOKA(toks[0]));
+				       "unknown keyword " TOKF, TOKA(toks[0]));
 			continue;
 		}
 		size_t args = n - 1, ki = (size_t)(k - keywords);
 		if (over && k->fn == kw_stack) {
 			rc = wire_errf(p->err, p->errlen, FDO_ELIMIT,
-			               "stack: more than %zu addresses",
-			               p->lim->max_stack_depth);
+				       "stack: more than %zu addresses",
+				       p->lim->max_stack_depth);
 		} else if (over || args < k->min_args ||
-		           (k->max_args && args > k->max_args)) {
+			   (k->max_args && args > k->max_args)) {
 			rc = wire_errf(p->err, p->errlen, FDO_EPARSE,
-			               "wrong number of fields for '%s' "
-			               "(usage: %s)",
-			               k->name, k->usage);
+				       "wrong number of fields for '%s' "
+				       "(usage: %s)",
+				       k->name, k->usage);
 		} else if (k->once && seen[ki]) {
 			rc = wire_errf(p->err, p->errlen, FDO_EPARSE,
-			               "'%s' given twice (first on line %u)",
-			               k->name, seen[ki]);
+				       "'%s' given twice (first on line %u)",
+				       k->name, seen[ki]);
 		} else {
 			seen[ki] = p->line;
 			rc = k->fn(p, toks + 1, args);
@@ -547,8 +547,8 @@ static int parse_lines(struct parser *p, const char *text, size_t len,
 }
 
 int wire_batch_parse_text(const char *text, size_t len,
-                          const struct wire_limits *limits,
-                          Fdod__SampleBatch **out, char *err, size_t errlen)
+			  const struct wire_limits *limits,
+			  Fdod__SampleBatch **out, char *err, size_t errlen)
 {
 	if (!limits)
 		limits = &wire_limits_default;
@@ -556,15 +556,15 @@ int wire_batch_parse_text(const char *text, size_t len,
 		err[0] = '\0';
 	if (len > limits->max_text_bytes)
 		return wire_errf(err, errlen, FDO_ELIMIT,
-		                 "text is %zu bytes, limit %zu", len,
-		                 limits->max_text_bytes);
+				 "text is %zu bytes, limit %zu", len,
+				 limits->max_text_bytes);
 	const char *nul = memchr(text, '\0', len);
 	if (nul) {
 		unsigned line = 1;
 		for (const char *c = text; c < nul; c++)
 			line += *c == '\n';
 		return wire_errf(err, errlen, FDO_EPARSE,
-		                 "line %u: NUL byte in text", line);
+				 "line %u: NUL byte in text", line);
 	}
 	Fdod__SampleBatch *b = malloc(sizeof *b);
 	if (!b)
@@ -578,8 +578,8 @@ int wire_batch_parse_text(const char *text, size_t len,
 	for (size_t i = 0; i < N_KEYWORDS && !rc; i++)
 		if (keywords[i].required && !seen[i])
 			rc = wire_errf(err, errlen, FDO_EINVAL,
-			               "end of input: missing '%s' (usage: %s)",
-			               keywords[i].name, keywords[i].usage);
+				       "end of input: missing '%s' (usage: %s)",
+				       keywords[i].name, keywords[i].usage);
 	if (!rc && (rc = wire_batch_validate(b, limits, err, errlen)))
 		wire_err_prefix(err, errlen, "end of input: ");
 	free(p.map_lines);
@@ -653,17 +653,17 @@ int wire_batch_print_text(const Fdod__SampleBatch *b, char **out, size_t *len)
 	fputc('\n', f);
 	if (b->time_start || b->time_end)
 		fprintf(f, "time    %llu %llu\n",
-		        (unsigned long long)b->time_start,
-		        (unsigned long long)b->time_end);
+			(unsigned long long)b->time_start,
+			(unsigned long long)b->time_end);
 	for (size_t i = 0; i < b->n_mappings; i++) {
 		const Fdod__Mapping *m = b->mappings[i];
 		char id[2 * FDO_BUILD_ID_MAX + 1] = "-";
 		if (m->build_id.len >= 1 && m->build_id.len <= FDO_BUILD_ID_MAX)
 			fdo_hex_encode(m->build_id.data, m->build_id.len, id);
 		fprintf(f, "mapping %u %s %llx %llx %llx", m->index, id,
-		        (unsigned long long)m->start,
-		        (unsigned long long)m->limit,
-		        (unsigned long long)m->file_offset);
+			(unsigned long long)m->start,
+			(unsigned long long)m->limit,
+			(unsigned long long)m->file_offset);
 		if (m->path && *m->path) {
 			fputc(' ', f);
 			put_str(f, m->path);
@@ -679,12 +679,13 @@ int wire_batch_print_text(const Fdod__SampleBatch *b, char **out, size_t *len)
 	}
 	for (size_t i = 0; i < b->n_branches; i++) {
 		const Fdod__Branch *br = b->branches[i];
-		fprintf(
-		    f, "branch  %llx %llx %llu", (unsigned long long)br->from,
-		    (unsigned long long)br->to, (unsigned long long)br->count);
+		fprintf(f, "branch  %llx %llx %llu",
+			(unsigned long long)br->from,
+			(unsigned long long)br->to,
+			(unsigned long long)br->count);
 		if (br->mispredicts)
 			fprintf(f, " %llu",
-			        (unsigned long long)br->mispredicts);
+				(unsigned long long)br->mispredicts);
 		fputc('\n', f);
 	}
 	int bad = ferror(f);

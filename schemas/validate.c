@@ -14,24 +14,24 @@
 #include "schemas/wire_int.h"
 
 const struct wire_limits wire_limits_default = {
-    .max_message_bytes = 16u << 20,
-    .max_decoded_bytes = 64u << 20,
-    .max_text_bytes = 64u << 20,
-    .max_stacks = 262144,
-    .max_stack_depth = 1024,
-    .max_frames = 4194304,
-    .max_mappings = 8192,
-    .max_branches = 1048576,
-    .max_labels = 32,
-    .max_label_key_len = 64,
-    .max_label_value_len = 256,
-    .max_labels_bytes = 2000,
-    .max_name_len = 256,
-    .max_path_len = 4096,
-    .max_count = 1000000000u,
-    .max_period = 1000000000000u,
-    .max_weight = 1e6,
-    .max_window_seconds = 86400,
+	.max_message_bytes = 16u << 20,
+	.max_decoded_bytes = 64u << 20,
+	.max_text_bytes = 64u << 20,
+	.max_stacks = 262144,
+	.max_stack_depth = 1024,
+	.max_frames = 4194304,
+	.max_mappings = 8192,
+	.max_branches = 1048576,
+	.max_labels = 32,
+	.max_label_key_len = 64,
+	.max_label_value_len = 256,
+	.max_labels_bytes = 2000,
+	.max_name_len = 256,
+	.max_path_len = 4096,
+	.max_count = 1000000000u,
+	.max_period = 1000000000000u,
+	.max_weight = 1e6,
+	.max_window_seconds = 86400,
 };
 
 int wire_errf(char *err, size_t errlen, int code, const char *fmt, ...)
@@ -108,21 +108,21 @@ static size_t utf8_bad(const unsigned char *s, size_t len, int *is_control)
 }
 
 int wire_check_text(const char *what, const char *s, size_t max,
-                    int allow_empty, char *err, size_t errlen)
+		    int allow_empty, char *err, size_t errlen)
 {
 	size_t len = s ? strlen(s) : 0;
 	if (len == 0 && !allow_empty)
 		return wire_errf(err, errlen, FDO_EINVAL, "%s is missing",
-		                 what);
+				 what);
 	if (len > max)
 		return wire_errf(err, errlen, FDO_ELIMIT,
-		                 "%s is %zu bytes, limit %zu", what, len, max);
+				 "%s is %zu bytes, limit %zu", what, len, max);
 	int control;
 	size_t bad = utf8_bad((const unsigned char *)s, len, &control);
 	if (bad < len)
 		return wire_errf(
-		    err, errlen, FDO_EINVAL, "%s: %s at byte %zu", what,
-		    control ? "control character" : "invalid UTF-8", bad);
+			err, errlen, FDO_EINVAL, "%s: %s at byte %zu", what,
+			control ? "control character" : "invalid UTF-8", bad);
 	return FDO_OK;
 }
 
@@ -135,151 +135,151 @@ static int name_char(unsigned char c, int plus)
 }
 
 int wire_check_binary(const char *s, const struct wire_limits *lim, char *err,
-                      size_t errlen)
+		      size_t errlen)
 {
 	int rc =
-	    wire_check_text("binary", s, lim->max_name_len, 0, err, errlen);
+		wire_check_text("binary", s, lim->max_name_len, 0, err, errlen);
 	if (rc)
 		return rc;
 	if (s[0] == '.')
 		return wire_errf(err, errlen, FDO_EINVAL,
-		                 "binary must not start with '.'");
+				 "binary must not start with '.'");
 	for (size_t i = 0; s[i]; i++)
 		if (!name_char((unsigned char)s[i], 1))
 			return wire_errf(err, errlen, FDO_EINVAL,
-			                 "binary: byte %zu is not one of "
-			                 "[A-Za-z0-9_.+-]",
-			                 i);
+					 "binary: byte %zu is not one of "
+					 "[A-Za-z0-9_.+-]",
+					 i);
 	return FDO_OK;
 }
 
 int wire_check_label(const Fdod__Label *l, const struct wire_limits *lim,
-                     char *err, size_t errlen)
+		     char *err, size_t errlen)
 {
 	int rc = wire_check_text("label key", l->key, lim->max_label_key_len, 0,
-	                         err, errlen);
+				 err, errlen);
 	if (rc)
 		return rc;
 	for (size_t i = 0; l->key[i]; i++)
 		if (!name_char((unsigned char)l->key[i], 0))
 			return wire_errf(err, errlen, FDO_EINVAL,
-			                 "label key: byte %zu is not one of "
-			                 "[A-Za-z0-9_.-]",
-			                 i);
+					 "label key: byte %zu is not one of "
+					 "[A-Za-z0-9_.-]",
+					 i);
 	rc = wire_check_text("label value", l->value, lim->max_label_value_len,
-	                     0, err, errlen);
+			     0, err, errlen);
 	if (rc)
 		return rc;
 	if (strchr(l->value, ','))
 		return wire_errf(err, errlen, FDO_EINVAL,
-		                 "label value must not contain ','");
+				 "label value must not contain ','");
 	return FDO_OK;
 }
 
 int wire_check_period(uint64_t period, const struct wire_limits *lim, char *err,
-                      size_t errlen)
+		      size_t errlen)
 {
 	if (period == 0)
 		return wire_errf(err, errlen, FDO_EINVAL,
-		                 "period is missing (must be >= 1)");
+				 "period is missing (must be >= 1)");
 	if (period > lim->max_period)
 		return wire_errf(err, errlen, FDO_ELIMIT,
-		                 "period %llu exceeds limit %llu",
-		                 (unsigned long long)period,
-		                 (unsigned long long)lim->max_period);
+				 "period %llu exceeds limit %llu",
+				 (unsigned long long)period,
+				 (unsigned long long)lim->max_period);
 	return FDO_OK;
 }
 
 int wire_check_weight(double weight, const struct wire_limits *lim, char *err,
-                      size_t errlen)
+		      size_t errlen)
 {
 	uint64_t q;
 	/* The limit first: a huge weight is over the limit, not "rounding
 	 * to 0" (quantizing refuses it too, for another reason). */
 	if (isfinite(weight) && weight > lim->max_weight)
 		return wire_errf(err, errlen, FDO_ELIMIT,
-		                 "weight %g exceeds limit %g", weight,
-		                 lim->max_weight);
+				 "weight %g exceeds limit %g", weight,
+				 lim->max_weight);
 	int rc = wire_weight_quantize(weight, &q);
 	if (rc == FDO_EINVAL)
 		return wire_errf(err, errlen, rc,
-		                 "weight %g must be finite and > 0", weight);
+				 "weight %g must be finite and > 0", weight);
 	if (rc)
 		return wire_errf(err, errlen, rc,
-		                 "weight %g rounds to 0 at scale 1e-6", weight);
+				 "weight %g rounds to 0 at scale 1e-6", weight);
 	return FDO_OK;
 }
 
 int wire_check_time(uint64_t start, uint64_t end, const struct wire_limits *lim,
-                    char *err, size_t errlen)
+		    char *err, size_t errlen)
 {
 	if (end == 0)
 		return wire_errf(err, errlen, FDO_EINVAL, "time is missing");
 	if (start > end)
 		return wire_errf(err, errlen, FDO_EINVAL,
-		                 "time: start %llu is after end %llu",
-		                 (unsigned long long)start,
-		                 (unsigned long long)end);
+				 "time: start %llu is after end %llu",
+				 (unsigned long long)start,
+				 (unsigned long long)end);
 	if (end - start > lim->max_window_seconds)
 		return wire_errf(err, errlen, FDO_ELIMIT,
-		                 "time: window of %llu s exceeds limit %llu s",
-		                 (unsigned long long)(end - start),
-		                 (unsigned long long)lim->max_window_seconds);
+				 "time: window of %llu s exceeds limit %llu s",
+				 (unsigned long long)(end - start),
+				 (unsigned long long)lim->max_window_seconds);
 	return FDO_OK;
 }
 
 int wire_check_mapping(const Fdod__Mapping *m, const struct wire_limits *lim,
-                       char *err, size_t errlen)
+		       char *err, size_t errlen)
 {
 	if (m->build_id.len < 1 || m->build_id.len > FDO_BUILD_ID_MAX ||
 	    !m->build_id.data)
 		return wire_errf(err, errlen, FDO_EBAD_BUILD_ID,
-		                 "build-id is %zu bytes, must be 1..%d",
-		                 m->build_id.len, FDO_BUILD_ID_MAX);
+				 "build-id is %zu bytes, must be 1..%d",
+				 m->build_id.len, FDO_BUILD_ID_MAX);
 	if (m->start >= m->limit)
 		return wire_errf(err, errlen, FDO_EINVAL,
-		                 "start %llx is not below limit %llx",
-		                 (unsigned long long)m->start,
-		                 (unsigned long long)m->limit);
+				 "start %llx is not below limit %llx",
+				 (unsigned long long)m->start,
+				 (unsigned long long)m->limit);
 	return wire_check_text("path", m->path, lim->max_path_len, 1, err,
-	                       errlen);
+			       errlen);
 }
 
 int wire_check_stack(const Fdod__Stack *s, const struct wire_limits *lim,
-                     char *err, size_t errlen)
+		     char *err, size_t errlen)
 {
 	if (s->count == 0)
 		return wire_errf(err, errlen, FDO_EINVAL, "count is 0");
 	if (s->count > lim->max_count)
 		return wire_errf(err, errlen, FDO_ELIMIT,
-		                 "count %llu exceeds limit %llu",
-		                 (unsigned long long)s->count,
-		                 (unsigned long long)lim->max_count);
+				 "count %llu exceeds limit %llu",
+				 (unsigned long long)s->count,
+				 (unsigned long long)lim->max_count);
 	if (s->n_addrs == 0 || !s->addrs)
 		return wire_errf(err, errlen, FDO_EINVAL,
-		                 "stack has no address");
+				 "stack has no address");
 	if (s->n_addrs > lim->max_stack_depth)
 		return wire_errf(err, errlen, FDO_ELIMIT,
-		                 "%zu addresses, limit %zu", s->n_addrs,
-		                 lim->max_stack_depth);
+				 "%zu addresses, limit %zu", s->n_addrs,
+				 lim->max_stack_depth);
 	return FDO_OK;
 }
 
 int wire_check_branch(const Fdod__Branch *b, const struct wire_limits *lim,
-                      char *err, size_t errlen)
+		      char *err, size_t errlen)
 {
 	if (b->count == 0)
 		return wire_errf(err, errlen, FDO_EINVAL, "count is 0");
 	if (b->count > lim->max_count)
 		return wire_errf(err, errlen, FDO_ELIMIT,
-		                 "count %llu exceeds limit %llu",
-		                 (unsigned long long)b->count,
-		                 (unsigned long long)lim->max_count);
+				 "count %llu exceeds limit %llu",
+				 (unsigned long long)b->count,
+				 (unsigned long long)lim->max_count);
 	if (b->mispredicts > b->count)
 		return wire_errf(err, errlen, FDO_EINVAL,
-		                 "mispredicts %llu exceed count %llu",
-		                 (unsigned long long)b->mispredicts,
-		                 (unsigned long long)b->count);
+				 "mispredicts %llu exceed count %llu",
+				 (unsigned long long)b->mispredicts,
+				 (unsigned long long)b->count);
 	return FDO_OK;
 }
 
@@ -299,7 +299,7 @@ static int cmp_mapping_index(const void *a, const void *b)
 
 /* Unique indices and disjoint ranges, in O(n log n). */
 static int check_mapping_set(const Fdod__SampleBatch *b, char *err,
-                             size_t errlen)
+			     size_t errlen)
 {
 	size_t n = b->n_mappings;
 	if (n < 2)
@@ -313,86 +313,86 @@ static int check_mapping_set(const Fdod__SampleBatch *b, char *err,
 	for (size_t i = 1; i < n && !rc; i++)
 		if (v[i]->index == v[i - 1]->index)
 			rc = wire_errf(err, errlen, FDO_EINVAL,
-			               "mapping index %u appears twice",
-			               v[i]->index);
+				       "mapping index %u appears twice",
+				       v[i]->index);
 	qsort(v, n, sizeof *v, cmp_mapping_start);
 	for (size_t i = 1; i < n && !rc; i++)
 		if (v[i]->start < v[i - 1]->limit)
 			rc = wire_errf(err, errlen, FDO_EINVAL,
-			               "mapping %u overlaps mapping %u",
-			               v[i]->index, v[i - 1]->index);
+				       "mapping %u overlaps mapping %u",
+				       v[i]->index, v[i - 1]->index);
 	free(v);
 	return rc;
 }
 
 int wire_batch_validate(const Fdod__SampleBatch *b,
-                        const struct wire_limits *lim, char *err, size_t errlen)
+			const struct wire_limits *lim, char *err, size_t errlen)
 {
 	int rc;
 	if (!lim)
 		lim = &wire_limits_default;
 	if (b->schema_version > WIRE_SCHEMA_VERSION)
 		return wire_errf(err, errlen, FDO_EUNSUPPORTED,
-		                 "schema_version %u is newer than %u",
-		                 b->schema_version, WIRE_SCHEMA_VERSION);
+				 "schema_version %u is newer than %u",
+				 b->schema_version, WIRE_SCHEMA_VERSION);
 	if ((rc = wire_check_text("agent", b->agent_id, lim->max_name_len, 0,
-	                          err, errlen)))
+				  err, errlen)))
 		return rc;
 	if (b->seq == 0)
 		return wire_errf(err, errlen, FDO_EINVAL,
-		                 "seq is missing (must be >= 1)");
+				 "seq is missing (must be >= 1)");
 	if ((rc = wire_check_text("host", b->host, lim->max_name_len, 0, err,
-	                          errlen)) ||
+				  errlen)) ||
 	    (rc = wire_check_binary(b->binary, lim, err, errlen)) ||
 	    (rc = wire_check_text("event", b->event, lim->max_name_len, 0, err,
-	                          errlen)) ||
+				  errlen)) ||
 	    (rc = wire_check_period(b->period, lim, err, errlen)) ||
 	    (rc = wire_check_weight(b->weight, lim, err, errlen)) ||
-	    (rc =
-	         wire_check_time(b->time_start, b->time_end, lim, err, errlen)))
+	    (rc = wire_check_time(b->time_start, b->time_end, lim, err,
+				  errlen)))
 		return rc;
 
 	if (b->n_labels > lim->max_labels)
 		return wire_errf(err, errlen, FDO_ELIMIT,
-		                 "%zu labels, limit %zu", b->n_labels,
-		                 lim->max_labels);
+				 "%zu labels, limit %zu", b->n_labels,
+				 lim->max_labels);
 	size_t label_bytes = 0;
 	for (size_t i = 0; i < b->n_labels; i++) {
 		if (!b->labels || !b->labels[i])
 			return wire_errf(err, errlen, FDO_EINVAL,
-			                 "label %zu is missing", i);
+					 "label %zu is missing", i);
 		if ((rc = wire_check_label(b->labels[i], lim, err, errlen))) {
 			wire_err_prefix(err, errlen, "label %zu: ", i);
 			return rc;
 		}
 		/* The label set is stored as "k=v,k=v": bound it whole. */
 		label_bytes += strlen(b->labels[i]->key) +
-		               strlen(b->labels[i]->value) + 2;
+			       strlen(b->labels[i]->value) + 2;
 		if (label_bytes > lim->max_labels_bytes)
 			return wire_errf(err, errlen, FDO_ELIMIT,
-			                 "labels take more than %zu bytes as "
-			                 "key=value pairs",
-			                 lim->max_labels_bytes);
+					 "labels take more than %zu bytes as "
+					 "key=value pairs",
+					 lim->max_labels_bytes);
 		/* max_labels is small: quadratic is cheaper than a set. */
 		for (size_t k = 0; k < i; k++)
 			if (strcmp(b->labels[k]->key, b->labels[i]->key) == 0)
 				return wire_errf(err, errlen, FDO_EINVAL,
-				                 "label key '%s' appears twice",
-				                 b->labels[i]->key);
+						 "label key '%s' appears twice",
+						 b->labels[i]->key);
 	}
 
 	if (b->n_mappings > lim->max_mappings)
 		return wire_errf(err, errlen, FDO_ELIMIT,
-		                 "%zu mappings, limit %zu", b->n_mappings,
-		                 lim->max_mappings);
+				 "%zu mappings, limit %zu", b->n_mappings,
+				 lim->max_mappings);
 	for (size_t i = 0; i < b->n_mappings; i++) {
 		if (!b->mappings || !b->mappings[i])
 			return wire_errf(err, errlen, FDO_EINVAL,
-			                 "mapping %zu is missing", i);
+					 "mapping %zu is missing", i);
 		if ((rc = wire_check_mapping(b->mappings[i], lim, err,
-		                             errlen))) {
+					     errlen))) {
 			wire_err_prefix(err, errlen,
-			                "mapping %u: ", b->mappings[i]->index);
+					"mapping %u: ", b->mappings[i]->index);
 			return rc;
 		}
 	}
@@ -401,13 +401,13 @@ int wire_batch_validate(const Fdod__SampleBatch *b,
 
 	if (b->n_stacks > lim->max_stacks)
 		return wire_errf(err, errlen, FDO_ELIMIT,
-		                 "%zu stacks, limit %zu", b->n_stacks,
-		                 lim->max_stacks);
+				 "%zu stacks, limit %zu", b->n_stacks,
+				 lim->max_stacks);
 	size_t frames = 0;
 	for (size_t i = 0; i < b->n_stacks; i++) {
 		if (!b->stacks || !b->stacks[i])
 			return wire_errf(err, errlen, FDO_EINVAL,
-			                 "stack %zu is missing", i);
+					 "stack %zu is missing", i);
 		if ((rc = wire_check_stack(b->stacks[i], lim, err, errlen))) {
 			wire_err_prefix(err, errlen, "stack %zu: ", i);
 			return rc;
@@ -415,21 +415,21 @@ int wire_batch_validate(const Fdod__SampleBatch *b,
 		frames += b->stacks[i]->n_addrs;
 		if (frames > lim->max_frames)
 			return wire_errf(err, errlen, FDO_ELIMIT,
-			                 "stack %zu: more than %zu addresses "
-			                 "in all stacks",
-			                 i, lim->max_frames);
+					 "stack %zu: more than %zu addresses "
+					 "in all stacks",
+					 i, lim->max_frames);
 	}
 
 	if (b->n_branches > lim->max_branches)
 		return wire_errf(err, errlen, FDO_ELIMIT,
-		                 "%zu branches, limit %zu", b->n_branches,
-		                 lim->max_branches);
+				 "%zu branches, limit %zu", b->n_branches,
+				 lim->max_branches);
 	for (size_t i = 0; i < b->n_branches; i++) {
 		if (!b->branches || !b->branches[i])
 			return wire_errf(err, errlen, FDO_EINVAL,
-			                 "branch %zu is missing", i);
-		if ((rc =
-		         wire_check_branch(b->branches[i], lim, err, errlen))) {
+					 "branch %zu is missing", i);
+		if ((rc = wire_check_branch(b->branches[i], lim, err,
+					    errlen))) {
 			wire_err_prefix(err, errlen, "branch %zu: ", i);
 			return rc;
 		}

@@ -31,7 +31,7 @@ int wire_weight_quantize(double weight, uint64_t *out)
 }
 
 int wire_weight_fixed_wide(uint64_t count, uint64_t period, double weight,
-                           wire_weight_t *out)
+			   wire_weight_t *out)
 {
 	uint64_t wq;
 	int rc = wire_weight_quantize(weight, &wq);
@@ -46,7 +46,7 @@ int wire_weight_fixed_wide(uint64_t count, uint64_t period, double weight,
 }
 
 int wire_weight_fixed(uint64_t count, uint64_t period, double weight,
-                      uint64_t *out)
+		      uint64_t *out)
 {
 	wire_weight_t w;
 	int rc = wire_weight_fixed_wide(count, period, weight, &w);

@@ -16,10 +16,10 @@
 
 /* wire_errf formats a reason into err (if any) and returns code. */
 int wire_errf(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+	__attribute__((format(printf, 4, 5)));
 /* wire_err_prefix puts a formatted prefix in front of the reason in err. */
 void wire_err_prefix(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 /*
  * wire_check_text: s (NULL counts as "") is valid UTF-8 without control
@@ -27,25 +27,25 @@ void wire_err_prefix(char *err, size_t errlen, const char *fmt, ...)
  * what names the field in the reason.
  */
 int wire_check_text(const char *what, const char *s, size_t max,
-                    int allow_empty, char *err, size_t errlen);
+		    int allow_empty, char *err, size_t errlen);
 int wire_check_binary(const char *s, const struct wire_limits *lim, char *err,
-                      size_t errlen);
+		      size_t errlen);
 int wire_check_label(const Fdod__Label *l, const struct wire_limits *lim,
-                     char *err, size_t errlen);
+		     char *err, size_t errlen);
 int wire_check_period(uint64_t period, const struct wire_limits *lim, char *err,
-                      size_t errlen);
+		      size_t errlen);
 int wire_check_weight(double weight, const struct wire_limits *lim, char *err,
-                      size_t errlen);
+		      size_t errlen);
 int wire_check_time(uint64_t start, uint64_t end, const struct wire_limits *lim,
-                    char *err, size_t errlen);
+		    char *err, size_t errlen);
 /* Build-id length, start < limit, path. Not cross-mapping rules. */
 int wire_check_mapping(const Fdod__Mapping *m, const struct wire_limits *lim,
-                       char *err, size_t errlen);
+		       char *err, size_t errlen);
 /* Count and depth; not the batch-wide max_frames. */
 int wire_check_stack(const Fdod__Stack *s, const struct wire_limits *lim,
-                     char *err, size_t errlen);
+		     char *err, size_t errlen);
 int wire_check_branch(const Fdod__Branch *b, const struct wire_limits *lim,
-                      char *err, size_t errlen);
+		      char *err, size_t errlen);
 
 /*
  * wire_decode_bounded unpacks a message of type desc from buf with
@@ -55,8 +55,8 @@ int wire_check_branch(const Fdod__Branch *b, const struct wire_limits *lim,
  * FDO_ELIMIT, FDO_EPARSE (malformed bytes) or FDO_ENOMEM.
  */
 int wire_decode_bounded(const ProtobufCMessageDescriptor *desc,
-                        const uint8_t *buf, size_t len, size_t max_bytes,
-                        size_t max_alloc, ProtobufCMessage **out);
+			const uint8_t *buf, size_t len, size_t max_bytes,
+			size_t max_alloc, ProtobufCMessage **out);
 
 /*
  * The importers' batch layout (schemas/batchbuild.c): mapping k covers
@@ -76,7 +76,7 @@ static inline uint64_t wire_file_addr(uint32_t k, uint64_t off)
  * (a missing string), for wire_batch_free; NULL when nothing was made.
  */
 int wire_batch_start(const char *event, const char *host,
-                     Fdod__SampleBatch **out);
+		     Fdod__SampleBatch **out);
 
 /*
  * wire_batch_add_file appends mapping number b->n_mappings in that layout
@@ -84,17 +84,16 @@ int wire_batch_start(const char *event, const char *host,
  * empty when validation would refuse it (it is informational). FDO_OK or
  * FDO_ENOMEM (the batch stays freeable with wire_batch_free).
  */
-int wire_batch_add_file(Fdod__SampleBatch *b, const uint8_t *bid,
-                        size_t len, const char *path,
-                        const struct wire_limits *lim);
+int wire_batch_add_file(Fdod__SampleBatch *b, const uint8_t *bid, size_t len,
+			const char *path, const struct wire_limits *lim);
 
 /*
  * wire_batch_add_stack appends a stack of n addresses (copied) seen count
  * times (b->stacks must have room for it). FDO_OK or FDO_ENOMEM (the
  * batch stays freeable).
  */
-int wire_batch_add_stack(Fdod__SampleBatch *b, const uint64_t *addrs,
-                         size_t n, uint64_t count);
+int wire_batch_add_stack(Fdod__SampleBatch *b, const uint64_t *addrs, size_t n,
+			 uint64_t count);
 
 /*
  * wire_batch_add_labels sets b->labels (unset before) from n "key=value"
@@ -102,7 +101,7 @@ int wire_batch_add_stack(Fdod__SampleBatch *b, const uint64_t *addrs,
  * FDO_OK or FDO_ENOMEM (the batch stays freeable).
  */
 int wire_batch_add_labels(Fdod__SampleBatch *b, const char *const *kv,
-                          size_t n);
+			  size_t n);
 
 /*
  * wire_build_id_hex reads a GNU build-id written in hex, either case (as

@@ -21,7 +21,7 @@
 
 enum { SRV_UPLOAD_STORED, SRV_UPLOAD_PRESENT, SRV_UPLOAD_REFUSED };
 #define SRV_FORMATS 6 /* llvm gcc bolt folded pprof, and "other" */
-#define SRV_CODES 9   /* see srv_metrics_codes */
+#define SRV_CODES   9 /* see srv_metrics_codes */
 extern const int srv_metrics_codes[SRV_CODES];
 
 /*
@@ -29,9 +29,9 @@ extern const int srv_metrics_codes[SRV_CODES];
  * message), and what a gzipped one may inflate to (as the memory one
  * batch's decode may take); past either, 413.
  */
-#define SRV_PPROF_MAX_BODY (16u << 20)
+#define SRV_PPROF_MAX_BODY     (16u << 20)
 #define SRV_PPROF_MAX_INFLATED (64u << 20)
-#define SRV_PPROF_CODES 10 /* answer statuses counted, "other" last */
+#define SRV_PPROF_CODES	       10 /* answer statuses counted, "other" last */
 _Static_assert(SRV_PPROF_MAX_BODY <= SRV_HTTP_BODY_MEMORY_MIN,
 	       "--http-body-memory's least value must hold a pprof body");
 
@@ -67,10 +67,11 @@ struct srv_app {
 	sym_cache *cache;
 	agg_ingest *ingest;
 	agg_symwork *symwork;
-	struct srv_auth *auth; /* NULL: loopback-only, no tokens */
+	struct srv_auth *auth;	/* NULL: loopback-only, no tokens */
 	srv_upstream *upstream; /* NULL: no --debuginfod-urls */
-	struct pcache *pcache;  /* built profiles shared by identical pulls */
-	struct srv_sampling *sampling; /* sampling control (server/sampling.c) */
+	struct pcache *pcache;	/* built profiles shared by identical pulls */
+	struct srv_sampling *sampling; /* sampling control (server/sampling.c)
+					*/
 	/* For /metrics; set once serving (read by HTTP workers). */
 	_Atomic(struct srv_http *) http;
 	_Atomic(struct srv_listen *) listen;
@@ -171,7 +172,7 @@ struct srv_otlp_outcome {
 	uint32_t retry_ms; /* 503, 507: when to retry (0: unknown) */
 	char why[600];	   /* the refusal's reason */
 	size_t dups;	   /* 200: batches that were stored before */
-	struct wire_otlp_stats st;    /* the request's figures (decoded) */
+	struct wire_otlp_stats st;	/* the request's figures (decoded) */
 	struct wire_otlp_result result; /* its batches */
 };
 void srv_otlp_ingest(struct srv_app *app, const struct srv_token *tok,

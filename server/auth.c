@@ -27,7 +27,7 @@
 #include "server/auth.h"
 
 #define LINE_MAX_BYTES 8192
-#define LIST_MAX 256 /* names in one restriction */
+#define LIST_MAX       256 /* names in one restriction */
 
 /* A comma-separated list, split in place into items (NULL: no list). */
 struct namelist {
@@ -101,7 +101,8 @@ static int list_parse(const char *value, struct namelist *l)
 		if (!*p)
 			return -1;
 		for (char *c = p; *c; c++)
-			if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f)
+			if ((unsigned char)*c <= ' ' ||
+			    (unsigned char)*c >= 0x7f)
 				return -1;
 		l->items[l->n++] = p;
 		if (!comma)
@@ -191,8 +192,9 @@ static int parse_line(char *line, const char *path, int lineno,
 	char *secret = strtok_r(line, " \t\r\n", &save);
 	char *scopes = strtok_r(NULL, " \t\r\n", &save);
 	if (strlen(secret) < 16) {
-		snprintf(err, errlen, "%s:%d: a token needs at least 16 characters",
-			 path, lineno);
+		snprintf(err, errlen,
+			 "%s:%d: a token needs at least 16 characters", path,
+			 lineno);
 		return FDO_EINVAL;
 	}
 	if (!scopes || parse_scopes(scopes, &t->scopes)) {
@@ -239,8 +241,9 @@ int srv_auth_load(const char *path, struct srv_auth **out, char *err,
 	while (!rc && fgets(line, LINE_MAX_BYTES, f)) {
 		lineno++;
 		if (!strchr(line, '\n') && !feof(f)) {
-			snprintf(err, errlen, "%s:%d: line longer than %d bytes",
-				 path, lineno, LINE_MAX_BYTES - 2);
+			snprintf(err, errlen,
+				 "%s:%d: line longer than %d bytes", path,
+				 lineno, LINE_MAX_BYTES - 2);
 			rc = FDO_EINVAL;
 			break;
 		}
@@ -249,7 +252,8 @@ int srv_auth_load(const char *path, struct srv_auth **out, char *err,
 			*hash = 0;
 		if (!line[strspn(line, " \t\r\n")])
 			continue;
-		struct srv_token *t = realloc(a->tokens, (a->n + 1) * sizeof *t);
+		struct srv_token *t =
+			realloc(a->tokens, (a->n + 1) * sizeof *t);
 		if (!t) {
 			rc = FDO_ENOMEM;
 			break;
@@ -264,10 +268,11 @@ int srv_auth_load(const char *path, struct srv_auth **out, char *err,
 		const unsigned all_but_admin =
 			SRV_SCOPE_INGEST | SRV_SCOPE_UPLOAD | SRV_SCOPE_READ;
 		if ((t[a->n].scopes & SRV_SCOPE_ALL) == all_but_admin)
-			fdo_warn("auth: %s:%d: token %s has every scope but "
-				 "admin; it may not publish, back up or replace "
-				 "symbol files (add admin if it should)",
-				 path, lineno, t[a->n].name);
+			fdo_warn(
+				"auth: %s:%d: token %s has every scope but "
+				"admin; it may not publish, back up or replace "
+				"symbol files (add admin if it should)",
+				path, lineno, t[a->n].name);
 		a->n++;
 	}
 	fclose(f);
@@ -290,7 +295,8 @@ static int same(const char *a, size_t alen, const char *b)
 	size_t blen = strlen(b);
 	unsigned diff = (unsigned)(alen ^ blen);
 	for (size_t i = 0; i < alen; i++)
-		diff |= (unsigned char)a[i] ^ (unsigned char)b[i % (blen ? blen : 1)];
+		diff |= (unsigned char)a[i] ^
+			(unsigned char)b[i % (blen ? blen : 1)];
 	return diff == 0;
 }
 

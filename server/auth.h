@@ -11,9 +11,9 @@
 /* Scopes are independent bits: no combination of the first three is admin. */
 #define SRV_SCOPE_INGEST 0x1
 #define SRV_SCOPE_UPLOAD 0x2
-#define SRV_SCOPE_READ 0x4
-#define SRV_SCOPE_ADMIN 0x8
-#define SRV_SCOPE_ALL 0xf /* what an admin token holds */
+#define SRV_SCOPE_READ	 0x4
+#define SRV_SCOPE_ADMIN	 0x8
+#define SRV_SCOPE_ALL	 0xf /* what an admin token holds */
 
 struct srv_auth;
 struct srv_token;

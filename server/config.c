@@ -101,18 +101,16 @@ const struct fdo_opt srv_config_options[] = {
 	 "its fetch failed)"},
 	{"http-connections", FDO_OPT_UINT, F(http_connections), "256", "N",
 	 "HTTP connections at once; more are closed as they arrive"},
-	{"http-connections-per-peer", FDO_OPT_UINT, F(http_per_peer), "32",
-	 "N", "HTTP connections from one client address (0 = no cap)"},
-	{"http-header-timeout", FDO_OPT_DURATION, F(http_header_timeout),
-	 "10s", "DURATION",
-	 "a request line and its headers must arrive within this"},
+	{"http-connections-per-peer", FDO_OPT_UINT, F(http_per_peer), "32", "N",
+	 "HTTP connections from one client address (0 = no cap)"},
+	{"http-header-timeout", FDO_OPT_DURATION, F(http_header_timeout), "10s",
+	 "DURATION", "a request line and its headers must arrive within this"},
 	{"http-idle-timeout", FDO_OPT_DURATION, F(http_idle_timeout), "30s",
 	 "DURATION", "an HTTP connection sending nothing this long is closed"},
 	{"http-body-timeout", FDO_OPT_DURATION, F(http_body_timeout), "10s",
 	 "DURATION",
 	 "a request body (other than an upload) must arrive within this"},
-	{"http-body-memory", FDO_OPT_SIZE, F(http_body_memory), "64M",
-	 "BYTES",
+	{"http-body-memory", FDO_OPT_SIZE, F(http_body_memory), "64M", "BYTES",
 	 "request bodies (other than uploads) held in memory at once, in "
 	 "all; a request whose body does not fit gets 503 (at least 16M)"},
 	{"agent-connections", FDO_OPT_UINT, F(agent_connections), "256", "N",
@@ -167,8 +165,7 @@ static void usage(FILE *out)
 static int check_upstream(const struct srv_config *cfg, char *err,
 			  size_t errlen)
 {
-	static const char *const schemes[] = {"http://", "https://",
-					      "file://"};
+	static const char *const schemes[] = {"http://", "https://", "file://"};
 	const char *p = cfg->debuginfod_urls;
 	while (*p) {
 		size_t n = strcspn(p, " ");
@@ -179,8 +176,8 @@ static int check_upstream(const struct srv_config *cfg, char *err,
 			int scheme = 0;
 			for (size_t i = 0; i < 3; i++)
 				scheme |= n > strlen(schemes[i]) &&
-				      !strncmp(p, schemes[i],
-					       strlen(schemes[i]));
+					  !strncmp(p, schemes[i],
+						   strlen(schemes[i]));
 			if (!ok || !scheme) {
 				snprintf(err, errlen,
 					 "--debuginfod-urls: '%.*s' is not an "
@@ -263,8 +260,7 @@ int srv_config_load(struct srv_config *cfg, int argc, char **argv)
 	snprintf(err, sizeof err, "bad --log-level '%s'", cfg->log_level);
 	goto fail;
 checks:
-	if (cfg->rate_agent < 0 || cfg->rate_binary < 0 ||
-	    !cfg->housekeeping) {
+	if (cfg->rate_agent < 0 || cfg->rate_binary < 0 || !cfg->housekeeping) {
 		snprintf(err, sizeof err,
 			 "--rate-agent and --rate-binary must be >= 0, "
 			 "--housekeeping > 0");
@@ -280,8 +276,9 @@ checks:
 	}
 	if (!cfg->ingest_contexts || cfg->ingest_contexts > 4096 ||
 	    !cfg->http_threads || cfg->http_threads > 256) {
-		snprintf(err, sizeof err,
-			 "--ingest-contexts must be 1..4096, --http-threads 1..256");
+		snprintf(
+			err, sizeof err,
+			"--ingest-contexts must be 1..4096, --http-threads 1..256");
 		goto fail;
 	}
 	if (!cfg->max_uploads || cfg->max_uploads >= cfg->http_threads) {

@@ -11,36 +11,36 @@
 #include "common/opts.h"
 
 struct srv_config {
-	char *config;		/* the config file read, if any */
-	char *data;		/* data directory: store/, symbols/, cache/ */
+	char *config; /* the config file read, if any */
+	char *data;   /* data directory: store/, symbols/, cache/ */
 	struct fdo_strlist listen; /* nng URLs for agents */
-	char *http;		/* HTTP base URL */
-	uint64_t workers;	/* symbolizer threads; 0 = one per core */
-	uint64_t max_store_size; /* LMDB map limit, bytes */
+	char *http;		   /* HTTP base URL */
+	uint64_t workers;	   /* symbolizer threads; 0 = one per core */
+	uint64_t max_store_size;   /* LMDB map limit, bytes */
 	uint64_t dwarf_cache_size; /* memory budget of open DWARF indexes */
-	uint64_t bucket;	/* time bucket width, seconds */
-	uint64_t dedup_ttl;	/* seconds a (agent, seq) is remembered */
-	uint64_t ingest_contexts; /* batches received at once */
-	uint64_t http_threads;	/* HTTP worker threads */
-	uint64_t max_uploads;	/* uploads received at once */
-	uint64_t retention;	/* seconds of buckets kept; 0 forever */
-	uint64_t store_budget;	/* live bytes before the oldest go; 0 none */
-	uint64_t housekeeping;	/* seconds between retention passes */
-	double rate_agent;	/* batches/s per agent; 0 unlimited */
-	double rate_binary;	/* samples/s per binary; 0 unlimited */
-	uint64_t min_samples;	/* profile readiness: total samples */
-	uint64_t min_hosts;	/* profile readiness: distinct hosts */
-	uint64_t min_span;	/* profile readiness: seconds collected */
-	uint64_t profile_cache; /* built profiles kept; 0: none shared */
-	uint64_t profile_cache_size; /* bytes of their bodies */
-	char *tokens;		/* API token file; none: loopback only */
+	uint64_t bucket;	   /* time bucket width, seconds */
+	uint64_t dedup_ttl;	   /* seconds a (agent, seq) is remembered */
+	uint64_t ingest_contexts;  /* batches received at once */
+	uint64_t http_threads;	   /* HTTP worker threads */
+	uint64_t max_uploads;	   /* uploads received at once */
+	uint64_t retention;	   /* seconds of buckets kept; 0 forever */
+	uint64_t store_budget;	   /* live bytes before the oldest go; 0 none */
+	uint64_t housekeeping;	   /* seconds between retention passes */
+	double rate_agent;	   /* batches/s per agent; 0 unlimited */
+	double rate_binary;	   /* samples/s per binary; 0 unlimited */
+	uint64_t min_samples;	   /* profile readiness: total samples */
+	uint64_t min_hosts;	   /* profile readiness: distinct hosts */
+	uint64_t min_span;	   /* profile readiness: seconds collected */
+	uint64_t profile_cache;	   /* built profiles kept; 0: none shared */
+	uint64_t profile_cache_size;   /* bytes of their bodies */
+	char *tokens;		       /* API token file; none: loopback only */
 	struct fdo_strlist backup_dir; /* where POST /v1/backup may write */
 	char *tls_cert, *tls_key;
 	char *log_level;
-	char *debuginfod_urls;	/* upstream debuginfod servers; none: off */
+	char *debuginfod_urls; /* upstream debuginfod servers; none: off */
 	uint64_t debuginfod_timeout; /* seconds to start answering / stall */
 	uint64_t debuginfod_fetches; /* fetches at once */
-	uint64_t debuginfod_retry; /* seconds before asking again */
+	uint64_t debuginfod_retry;   /* seconds before asking again */
 	/* Bounds on what clients may hold (issue 21). */
 	uint64_t http_connections, http_per_peer;
 	uint64_t http_header_timeout, http_idle_timeout, http_body_timeout;
@@ -50,13 +50,13 @@ struct srv_config {
 	uint64_t agent_auth_timeout, agent_idle_timeout;
 	uint64_t debug_inflate_max;   /* per file, bytes */
 	uint64_t debug_inflate_total; /* all symbolizer threads, bytes */
-	uint64_t clock_skew;          /* seconds a batch may be in the future */
-	uint64_t new_stacks;          /* new stacks per binary per hour */
-	uint64_t pending_max;         /* pending addresses per build-id */
-	char *otlp_attributes;        /* OTLP attribute -> binary/host/label */
-	char *sampling_policy;        /* the sampling policy file, or NULL */
+	uint64_t clock_skew;	      /* seconds a batch may be in the future */
+	uint64_t new_stacks;	      /* new stacks per binary per hour */
+	uint64_t pending_max;	      /* pending addresses per build-id */
+	char *otlp_attributes;	      /* OTLP attribute -> binary/host/label */
+	char *sampling_policy;	      /* the sampling policy file, or NULL */
 	uint64_t sampling_interval;   /* seconds: control interval */
-	char *otlp_grpc;              /* OTLP/gRPC listener ADDR:PORT; NULL off */
+	char *otlp_grpc; /* OTLP/gRPC listener ADDR:PORT; NULL off */
 };
 
 /* The least --http-body-memory: one body of the largest in-memory route

@@ -50,8 +50,9 @@ static void serve(struct srv_app *app, struct srv_req *req,
 			(unsigned long long)st.st_size);
 	srv_resp_header(resp, "X-DEBUGINFOD-FILE", "/%s/%s", req->param[0],
 			what);
-	srv_resp_header(resp, "Cache-Control", "public, max-age=31536000, "
-						"immutable");
+	srv_resp_header(resp, "Cache-Control",
+			"public, max-age=31536000, "
+			"immutable");
 }
 
 void srv_h_debuginfo(void *a, struct srv_req *req, struct srv_resp *resp)

@@ -42,8 +42,7 @@ static void on_batch(void *arg, const uint8_t *msg, size_t len,
 		     const char *peer, struct fdo_buf *reply, int *authorized)
 {
 	struct srv_app *app = arg;
-	agg_ingest_message_from(app->ingest, msg, len, peer, reply,
-				authorized);
+	agg_ingest_message_from(app->ingest, msg, len, peer, reply, authorized);
 }
 
 static void on_pending(void *arg, const uint32_t *ids, size_t n)
@@ -79,20 +78,25 @@ static int batch_auth(void *arg, const Fdod__SampleBatch *b, const char *peer,
 	int rc = srv_auth_check(app->auth, token, token ? strlen(token) : 0,
 				SRV_SCOPE_INGEST, &tok);
 	if (rc)
-		snprintf(why, len, "%s", rc == FDO_EDENIED
-			 ? "unauthorized: the token lacks scope ingest"
-			 : "unauthorized: missing or unknown token");
+		snprintf(why, len, "%s",
+			 rc == FDO_EDENIED
+				 ? "unauthorized: the token lacks scope ingest"
+				 : "unauthorized: missing or unknown token");
 	else if (!srv_token_allows_agent(tok, b->agent_id ? b->agent_id : ""))
-		snprintf(why, len, "unauthorized: this token may not send as "
-				   "agent '%s' (see its agents= in the token "
-				   "file)", b->agent_id ? b->agent_id : "");
+		snprintf(why, len,
+			 "unauthorized: this token may not send as "
+			 "agent '%s' (see its agents= in the token "
+			 "file)",
+			 b->agent_id ? b->agent_id : "");
 	else if (!srv_token_allows_host(tok, b->host ? b->host : ""))
-		snprintf(why, len, "unauthorized: this token may not send for "
-				   "host '%s' (see its hosts=)",
+		snprintf(why, len,
+			 "unauthorized: this token may not send for "
+			 "host '%s' (see its hosts=)",
 			 b->host ? b->host : "");
 	else if (!srv_token_allows_binary(tok, b->binary ? b->binary : ""))
-		snprintf(why, len, "unauthorized: this token may not send "
-				   "samples of binary '%s' (see its binaries=)",
+		snprintf(why, len,
+			 "unauthorized: this token may not send "
+			 "samples of binary '%s' (see its binaries=)",
 			 b->binary ? b->binary : "");
 	else
 		return FDO_OK;
@@ -116,8 +120,8 @@ static int http_auth(void *arg, struct srv_req *req, unsigned scope,
 	if (rc == FDO_OK)
 		return 0;
 	int status = rc == FDO_EDENIED ? 403 : 401;
-	fdo_warn("http: %s %s from %s refused (%s): %s", req->method,
-		 req->path, req->peer ? req->peer : "?", srv_token_name(tok),
+	fdo_warn("http: %s %s from %s refused (%s): %s", req->method, req->path,
+		 req->peer ? req->peer : "?", srv_token_name(tok),
 		 status == 403 ? "token lacks the scope" : "no valid token");
 	srv_resp_error(resp, status, "%s",
 		       status == 403 ? "this token lacks the needed scope"
@@ -137,8 +141,8 @@ static int loopback_url(const char *url)
 {
 	if (!strncmp(url, "ipc://", 6) || !strncmp(url, "inproc://", 9))
 		return 1;
-	static const char *const schemes[] = {"tcp://", "tls+tcp://",
-					      "http://", "https://"};
+	static const char *const schemes[] = {"tcp://", "tls+tcp://", "http://",
+					      "https://"};
 	const char *host = NULL;
 	for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
 		if (!strncmp(url, schemes[i], strlen(schemes[i])))
@@ -348,9 +352,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (indexed)
-		fdo_info("fdod: indexed %llu executables of the symbol store by "
-			 "their OpenTelemetry file id",
-			 (unsigned long long)indexed);
+		fdo_info(
+			"fdod: indexed %llu executables of the symbol store by "
+			"their OpenTelemetry file id",
+			(unsigned long long)indexed);
 	if ((rc = sym_cache_create(cfg->dwarf_cache_size, cache_dir,
 				   &app.cache))) {
 		fdo_error("fdod: DWARF cache: %s", fdo_strerror(rc));
@@ -395,8 +400,8 @@ int main(int argc, char **argv)
 	if ((rc = srv_sampling_create(cfg->sampling_policy,
 				      (unsigned)cfg->sampling_interval, app.st,
 				      &app.sampling, why, sizeof why))) {
-		fdo_error("fdod: sampling policy: %s", why[0] ? why
-							      : fdo_strerror(rc));
+		fdo_error("fdod: sampling policy: %s",
+			  why[0] ? why : fdo_strerror(rc));
 		goto out;
 	}
 	struct agg_ingest_opts io = {

@@ -65,13 +65,14 @@
 #include "common/opts.h"
 #include "server/http.h"
 
-#define HTTP_QUEUE_MAX 1024
-#define HTTP_PATH_MAX 2048 /* path and query of a request target */
-#define HTTP_TMPL_MAX 4096
+#define HTTP_QUEUE_MAX	   1024
+#define HTTP_PATH_MAX	   2048 /* path and query of a request target */
+#define HTTP_TMPL_MAX	   4096
 #define HTTP_HEADER_MEMORY (32u << 10) /* per connection; past it: 431 */
-#define HTTP_HEADERS_MAX 64            /* request headers kept for handlers */
-#define HTTP_DISCARD_MAX (64ull << 20) /* body read past a refusal, then
-					  the connection is closed */
+#define HTTP_HEADERS_MAX   64	       /* request headers kept for handlers */
+#define HTTP_DISCARD_MAX                                                       \
+	(64ull << 20) /* body read past a refusal, then                        \
+			 the connection is closed */
 
 /* Where a connection is, for the reaper's deadlines. */
 enum conn_state {
@@ -85,9 +86,9 @@ enum conn_state {
 struct conn {
 	int fd;
 	char peer[64];
-	enum conn_state state;   /* guarded by srv_http.mu */
-	uint64_t deadline;       /* fdo_now_ns; 0 none; guarded by mu */
-	int reaped;              /* shut down by the reaper; guarded by mu */
+	enum conn_state state;	  /* guarded by srv_http.mu */
+	uint64_t deadline;	  /* fdo_now_ns; 0 none; guarded by mu */
+	int reaped;		  /* shut down by the reaper; guarded by mu */
 	struct conn *prev, *next; /* all connections; guarded by mu */
 	char uri[HTTP_PATH_MAX + 1]; /* raw target of the current request */
 	int uri_too_long;
@@ -103,12 +104,12 @@ struct hreq {
 	struct srv_resp resp;
 	char path[HTTP_PATH_MAX];
 	char tmpl[HTTP_TMPL_MAX];
-	char *mem;              /* an in-memory body */
-	uint64_t held;          /* its bytes counted in s->body_held */
+	char *mem;		/* an in-memory body */
+	uint64_t held;		/* its bytes counted in s->body_held */
 	uint64_t expected, got; /* announced body length, bytes so far */
-	int streaming;          /* counted in s->streams */
-	int refused;            /* an HTTP status decided while reading */
-	uint64_t refused_at;    /* body bytes taken when it was decided */
+	int streaming;		/* counted in s->streams */
+	int refused;		/* an HTTP status decided while reading */
+	uint64_t refused_at;	/* body bytes taken when it was decided */
 	int dispatched;
 	struct MHD_Response *response; /* set by a worker, queued on resume */
 	unsigned status;
@@ -126,21 +127,21 @@ struct srv_http {
 	void *app;
 	char *tmpdir;
 	int port;
-	srv_auth_fn auth; /* read-only */
+	srv_auth_fn auth;	    /* read-only */
 	struct srv_http_limits lim; /* read-only after start */
 
 	pthread_mutex_t mu;
-	pthread_cond_t cv;       /* workers: a job, or stopping */
-	pthread_cond_t reap_cv;  /* reaper: a new deadline, or stopping */
+	pthread_cond_t cv;	  /* workers: a job, or stopping */
+	pthread_cond_t reap_cv;	  /* reaper: a new deadline, or stopping */
 	struct hreq *head, *tail; /* guarded by mu */
-	size_t queued;            /* guarded by mu */
-	int stopping;             /* guarded by mu */
-	unsigned max_streams;     /* streamed bodies at once; 0 = no limit */
-	unsigned streams;         /* being received now; guarded by mu */
-	uint64_t body_held;       /* bytes of in-memory bodies; mu */
-	uint64_t body_refused;    /* requests refused for them; mu */
-	struct conn *conns;       /* guarded by mu */
-	uint64_t reaped;          /* connections the reaper closed; mu */
+	size_t queued;		  /* guarded by mu */
+	int stopping;		  /* guarded by mu */
+	unsigned max_streams;	  /* streamed bodies at once; 0 = no limit */
+	unsigned streams;	  /* being received now; guarded by mu */
+	uint64_t body_held;	  /* bytes of in-memory bodies; mu */
+	uint64_t body_refused;	  /* requests refused for them; mu */
+	struct conn *conns;	  /* guarded by mu */
+	uint64_t reaped;	  /* connections the reaper closed; mu */
 
 	pthread_t *threads;
 	unsigned nthreads;
@@ -161,7 +162,8 @@ static int pct_decode(const char *s, size_t n, int plus, char *out, size_t cap)
 		char c = s[i];
 		if (c == '%') {
 			int hi, lo;
-			if (i + 2 >= n || (hi = fdo_hex_value((unsigned char)s[i + 1])) < 0 ||
+			if (i + 2 >= n ||
+			    (hi = fdo_hex_value((unsigned char)s[i + 1])) < 0 ||
 			    (lo = fdo_hex_value((unsigned char)s[i + 2])) < 0)
 				return FDO_EPARSE;
 			c = (char)(hi << 4 | lo);
@@ -296,7 +298,6 @@ void srv_resp_error(struct srv_resp *resp, int status, const char *fmt, ...)
 	fdo_buf_puts(&resp->body, "}\n");
 }
 
-
 const char *srv_req_header(struct srv_req *req, const char *name)
 {
 	struct hreq *h = req->priv;
@@ -323,8 +324,8 @@ static void on_connection(void *cls, struct MHD_Connection *mc,
 		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
 			mc, MHD_CONNECTION_INFO_CONNECTION_FD);
 		c->fd = ci ? ci->connect_fd : -1;
-		ci = MHD_get_connection_info(mc,
-					     MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		ci = MHD_get_connection_info(
+			mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 		const struct sockaddr *sa = ci ? ci->client_addr : NULL;
 		if (sa && sa->sa_family == AF_INET)
 			inet_ntop(AF_INET,
@@ -398,8 +399,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
 		pthread_mutex_lock(&s->mu);
 		if (c->state == CONN_IDLE) {
 			c->state = CONN_HEADERS;
-			c->deadline = fdo_now_ns() +
-				      secs_ns(s->lim.header_timeout);
+			c->deadline =
+				fdo_now_ns() + secs_ns(s->lim.header_timeout);
 		}
 		pthread_mutex_unlock(&s->mu);
 	}
@@ -454,8 +455,8 @@ static void *reaper_main(void *arg)
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			uint64_t ns = (uint64_t)ts.tv_nsec + wait % 1000000000u;
-			ts.tv_sec += (time_t)(wait / 1000000000u +
-					      ns / 1000000000u);
+			ts.tv_sec +=
+				(time_t)(wait / 1000000000u + ns / 1000000000u);
 			ts.tv_nsec = (long)(ns % 1000000000u);
 			pthread_cond_timedwait(&s->reap_cv, &s->mu, &ts);
 		}
@@ -474,10 +475,12 @@ static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind,
 		return MHD_YES;
 	size_t at = h->hbuf.len;
 	fdo_buf_append(&h->hbuf, key, strlen(key) + 1);
-	fdo_buf_append(&h->hbuf, value ? value : "", strlen(value ? value : "") + 1);
+	fdo_buf_append(&h->hbuf, value ? value : "",
+		       strlen(value ? value : "") + 1);
 	/* Offsets for now: the buffer may move while it grows. */
 	h->hname[h->nheaders] = (const char *)(uintptr_t)at;
-	h->hvalue[h->nheaders] = (const char *)(uintptr_t)(at + strlen(key) + 1);
+	h->hvalue[h->nheaders] =
+		(const char *)(uintptr_t)(at + strlen(key) + 1);
 	h->nheaders++;
 	return MHD_YES;
 }
@@ -491,15 +494,15 @@ static void snapshot_headers(struct hreq *h)
 		return;
 	}
 	for (size_t i = 0; i < h->nheaders; i++) {
-		h->hname[i] = (const char *)h->hbuf.data + (uintptr_t)h->hname[i];
+		h->hname[i] =
+			(const char *)h->hbuf.data + (uintptr_t)h->hname[i];
 		h->hvalue[i] =
 			(const char *)h->hbuf.data + (uintptr_t)h->hvalue[i];
 	}
 }
 
 /* An MHD response from resp: its body (copied) or file, headers, type. */
-static struct MHD_Response *make_response(struct srv_resp *resp,
-					  int close_conn)
+static struct MHD_Response *make_response(struct srv_resp *resp, int close_conn)
 {
 	struct MHD_Response *r;
 	if (resp->body_fd >= 0) {
@@ -519,7 +522,8 @@ static struct MHD_Response *make_response(struct srv_resp *resp,
 						   : "application/json");
 	if (close_conn)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-	char *h = resp->headers.len ? (char *)fdo_buf_cstr(&resp->headers) : NULL;
+	char *h = resp->headers.len ? (char *)fdo_buf_cstr(&resp->headers)
+				    : NULL;
 	while (h && *h) {
 		char *nl = strchr(h, '\n'), *colon = strchr(h, ':');
 		if (!nl || !colon || colon > nl)
@@ -600,17 +604,17 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 	struct hreq *h = *con_cls;
 	struct conn *c = conn_of(mc);
 	if (h) {
-		if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK &&
-		    h->route && h->route->stream_body && !h->dispatched)
+		if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && h->route &&
+		    h->route->stream_body && !h->dispatched)
 			fdo_warn("http: %s %s from %s: request body not "
-				 "received", h->req.method, h->path,
-				 c ? c->peer : "?");
+				 "received",
+				 h->req.method, h->path, c ? c->peer : "?");
 		hreq_free(h);
 		*con_cls = NULL;
 	}
 	conn_set(s, c, CONN_IDLE,
-		 fdo_now_ns() + secs_ns(s->lim.idle_timeout +
-					s->lim.header_timeout));
+		 fdo_now_ns() +
+			 secs_ns(s->lim.idle_timeout + s->lim.header_timeout));
 }
 
 /* ------------------------------------------------------------ workers -- */
@@ -635,8 +639,9 @@ static void dispatch(struct hreq *h)
 	}
 	pthread_mutex_unlock(&s->mu);
 	if (full) {
-		srv_resp_error(&h->resp, 503, "fdod is busy or stopping; "
-					      "retry later");
+		srv_resp_error(&h->resp, 503,
+			       "fdod is busy or stopping; "
+			       "retry later");
 		srv_resp_header(&h->resp, "Retry-After", "1");
 		h->response = make_response(&h->resp, 1);
 		h->status = 503;
@@ -697,8 +702,10 @@ static int admit(struct hreq *h)
 	struct srv_resp *resp = &h->resp;
 	struct srv_req *req = &h->req;
 	if (h->c && h->c->uri_too_long) {
-		srv_resp_error(resp, 414, "request target longer than %d "
-					  "bytes", HTTP_PATH_MAX);
+		srv_resp_error(resp, 414,
+			       "request target longer than %d "
+			       "bytes",
+			       HTTP_PATH_MAX);
 		return 414;
 	}
 	const char *uri = h->c ? h->c->uri : "";
@@ -739,7 +746,8 @@ static int admit(struct hreq *h)
 		return 0;
 	if (!h->route->stream_body) {
 		/* In memory: within the budget of bodies held at once. */
-		uint64_t need = h->expected + 1, held, limit = s->lim.body_memory;
+		uint64_t need = h->expected + 1, held,
+			 limit = s->lim.body_memory;
 		pthread_mutex_lock(&s->mu);
 		held = s->body_held;
 		if (!held || held + need <= limit) {
@@ -832,10 +840,11 @@ static int take_body(struct hreq *h, const char *data, size_t n)
 				int e = errno;
 				fdo_error("http: writing upload to %s: %s",
 					  h->tmpl, strerror(e));
-				srv_resp_error(&h->resp, e == ENOSPC ? 507 : 500,
-					       "%s", e == ENOSPC
-					       ? "no space to store the upload"
-					       : "cannot store the upload");
+				srv_resp_error(
+					&h->resp, e == ENOSPC ? 507 : 500, "%s",
+					e == ENOSPC
+						? "no space to store the upload"
+						: "cannot store the upload");
 				return e == ENOSPC ? 507 : 500;
 			}
 			off += (size_t)w;
@@ -888,15 +897,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc,
 		conn_set(s, h->c, CONN_BODY,
 			 h->route->stream_body
 				 ? 0
-				 : fdo_now_ns() +
-					   secs_ns(s->lim.body_timeout));
+				 : fdo_now_ns() + secs_ns(s->lim.body_timeout));
 		return MHD_YES;
 	}
 	if (h->response) {
 		/* A worker's answer, after the resume. */
 		conn_set(s, h->c, CONN_HANDLING, 0);
-		enum MHD_Result rv = MHD_queue_response(mc, h->status,
-							h->response);
+		enum MHD_Result rv =
+			MHD_queue_response(mc, h->status, h->response);
 		MHD_destroy_response(h->response);
 		h->response = NULL;
 		return rv;
@@ -909,16 +917,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc,
 			 * the body ends (clients read it only then), unless
 			 * far too much would still come. */
 			h->got += n;
-			return h->got > h->refused_at + HTTP_DISCARD_MAX ? MHD_NO
-									: MHD_YES;
+			return h->got > h->refused_at + HTTP_DISCARD_MAX
+				       ? MHD_NO
+				       : MHD_YES;
 		}
 		int st = take_body(h, upload_data, n);
 		if (st) {
 			h->refused = st;
 			h->refused_at = h->got;
 			fdo_warn("http: %s %s from %s refused after %llu body "
-				 "bytes: %s", h->req.method, h->path,
-				 h->req.peer, (unsigned long long)h->got,
+				 "bytes: %s",
+				 h->req.method, h->path, h->req.peer,
+				 (unsigned long long)h->got,
 				 st == 400 && h->route->magic ? "wrong magic"
 							      : "write error");
 		}
@@ -960,8 +970,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc,
 /* ----------------------------------------------------------- start/stop -- */
 
 /* host and port of an http:// or https:// URL into a socket address. */
-static int resolve(const char *url, struct sockaddr_storage *ss,
-		   socklen_t *len, int *tls)
+static int resolve(const char *url, struct sockaddr_storage *ss, socklen_t *len,
+		   int *tls)
 {
 	const char *p;
 	if (!strncmp(url, "http://", 7)) {
@@ -1034,7 +1044,8 @@ int srv_http_open(const struct srv_http_opts *o, struct srv_http **out)
 	int tls;
 	if (resolve(o->url, &ss, &sslen, &tls)) {
 		fdo_error("http: bad URL %s (http://HOST:PORT or "
-			  "https://HOST:PORT)", o->url);
+			  "https://HOST:PORT)",
+			  o->url);
 		return FDO_ETRANSPORT;
 	}
 	if (tls && (!o->cert || !o->key)) {
@@ -1049,7 +1060,8 @@ int srv_http_open(const struct srv_http_opts *o, struct srv_http **out)
 	s->app = o->app;
 	s->lim = o->limits ? *o->limits : srv_http_limits_default;
 	if (!s->lim.max_connections)
-		s->lim.max_connections = srv_http_limits_default.max_connections;
+		s->lim.max_connections =
+			srv_http_limits_default.max_connections;
 	if (!s->lim.header_timeout)
 		s->lim.header_timeout = srv_http_limits_default.header_timeout;
 	if (!s->lim.idle_timeout)
@@ -1068,7 +1080,8 @@ int srv_http_open(const struct srv_http_opts *o, struct srv_http **out)
 		key = fdo_read_small_file(o->key, 1u << 20);
 		if (!cert || !key) {
 			fdo_error("http: cannot read certificate %s / key %s "
-				  "for %s", o->cert, o->key, o->url);
+				  "for %s",
+				  o->cert, o->key, o->url);
 			goto fail;
 		}
 	}
@@ -1088,8 +1101,7 @@ int srv_http_open(const struct srv_http_opts *o, struct srv_http **out)
 	struct MHD_OptionItem opts[] = {
 		{MHD_OPTION_SOCK_ADDR, 0, &ss},
 		{MHD_OPTION_CONNECTION_LIMIT, s->lim.max_connections, NULL},
-		{MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->lim.max_per_peer,
-		 NULL},
+		{MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->lim.max_per_peer, NULL},
 		{MHD_OPTION_CONNECTION_TIMEOUT, s->lim.idle_timeout, NULL},
 		{MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_HEADER_MEMORY, NULL},
 		{MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s},
@@ -1114,11 +1126,12 @@ int srv_http_open(const struct srv_http_opts *o, struct srv_http **out)
 		MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_LISTEN_FD);
 	struct sockaddr_storage bound;
 	socklen_t blen = sizeof bound;
-	if (di && getsockname(di->listen_fd, (struct sockaddr *)&bound,
-			      &blen) == 0)
-		s->port = ntohs(bound.ss_family == AF_INET6
-					? ((struct sockaddr_in6 *)&bound)->sin6_port
-					: ((struct sockaddr_in *)&bound)->sin_port);
+	if (di &&
+	    getsockname(di->listen_fd, (struct sockaddr *)&bound, &blen) == 0)
+		s->port = ntohs(
+			bound.ss_family == AF_INET6
+				? ((struct sockaddr_in6 *)&bound)->sin6_port
+				: ((struct sockaddr_in *)&bound)->sin_port);
 	*out = s;
 	return FDO_OK;
 fail:
@@ -1132,8 +1145,11 @@ int srv_http_start(const char *url, const struct srv_route *routes, void *app,
 		   const char *tmpdir, unsigned threads, srv_auth_fn auth,
 		   struct srv_http **out)
 {
-	struct srv_http_opts o = {.url = url, .routes = routes, .app = app,
-				  .tmpdir = tmpdir, .threads = threads,
+	struct srv_http_opts o = {.url = url,
+				  .routes = routes,
+				  .app = app,
+				  .tmpdir = tmpdir,
+				  .threads = threads,
 				  .auth = auth};
 	return srv_http_open(&o, out);
 }
@@ -1143,9 +1159,13 @@ int srv_http_start_tls(const char *url, const char *cert, const char *key,
 		       const char *tmpdir, unsigned threads, srv_auth_fn auth,
 		       struct srv_http **out)
 {
-	struct srv_http_opts o = {.url = url, .cert = cert, .key = key,
-				  .routes = routes, .app = app,
-				  .tmpdir = tmpdir, .threads = threads,
+	struct srv_http_opts o = {.url = url,
+				  .cert = cert,
+				  .key = key,
+				  .routes = routes,
+				  .app = app,
+				  .tmpdir = tmpdir,
+				  .threads = threads,
 				  .auth = auth};
 	if (!cert || !key) {
 		fdo_error("http: %s needs --tls-cert and --tls-key", url);

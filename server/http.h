@@ -18,50 +18,50 @@
 
 struct srv_req {
 	const char *method;
-	const char *path;	/* percent-decoded path, without the query */
-	const char *query;	/* raw query string after '?', "" when none */
+	const char *path;  /* percent-decoded path, without the query */
+	const char *query; /* raw query string after '?', "" when none */
 	const char *param[SRV_MAX_PARAMS]; /* "{}" path segments, in order */
 	int nparam;
-	const char *body;	/* routes with max_body and !stream_body */
+	const char *body; /* routes with max_body and !stream_body */
 	size_t body_len;
-	int body_fd;		/* stream_body routes: the body in a temp file,
-				   positioned at 0; -1 otherwise. Closed and
-				   the file removed after the handler, unless
-				   the handler renamed it away. */
-	const char *body_path;	/* that temp file's path */
+	int body_fd;	       /* stream_body routes: the body in a temp file,
+				  positioned at 0; -1 otherwise. Closed and
+				  the file removed after the handler, unless
+				  the handler renamed it away. */
+	const char *body_path; /* that temp file's path */
 	uint64_t body_size;
-	const char *peer;	/* the client's address ("127.0.0.1"), for logs */
-	const char *refusal;	/* routes with a magic: the body did not start
-				   with it (nothing of it was kept); the
-				   handler answers 400 with this reason */
-	const void *principal;	/* set by the auth hook: the token that asked
-				   (server/auth.h's struct srv_token), or NULL */
-	void *priv;		/* the front's request */
+	const char *peer;    /* the client's address ("127.0.0.1"), for logs */
+	const char *refusal; /* routes with a magic: the body did not start
+				with it (nothing of it was kept); the
+				handler answers 400 with this reason */
+	const void *principal; /* set by the auth hook: the token that asked
+				  (server/auth.h's struct srv_token), or NULL */
+	void *priv;	       /* the front's request */
 };
 
 struct srv_resp {
-	int status;			/* default 200 */
-	const char *content_type;	/* default application/json */
+	int status;		  /* default 200 */
+	const char *content_type; /* default application/json */
 	struct fdo_buf body;
-	struct fdo_buf headers;		/* "Name: value\n" lines */
-	int body_fd;			/* >= 0: send this file instead of body
-					   (streamed; closed after sending) */
-	uint64_t body_size;		/* its length */
+	struct fdo_buf headers; /* "Name: value\n" lines */
+	int body_fd;		/* >= 0: send this file instead of body
+				   (streamed; closed after sending) */
+	uint64_t body_size;	/* its length */
 };
 
 typedef void (*srv_handler)(void *app, struct srv_req *req,
 			    struct srv_resp *resp);
 
 struct srv_route {
-	const char *method;	/* "GET" (also answers HEAD), "PUT", "POST" */
-	const char *pattern;	/* "/v1/profiles/{}/versions/{}" */
+	const char *method;  /* "GET" (also answers HEAD), "PUT", "POST" */
+	const char *pattern; /* "/v1/profiles/{}/versions/{}" */
 	srv_handler fn;
-	uint64_t max_body;	/* largest body accepted; 0 = none */
-	int stream_body;	/* body to a temp file instead of memory */
-	unsigned scope;		/* what the caller must be allowed; 0 none */
-	const char *magic;	/* a body must start with these bytes, checked
-				   as they arrive; else the rest is discarded
-				   and the handler gets req->refusal */
+	uint64_t max_body; /* largest body accepted; 0 = none */
+	int stream_body;   /* body to a temp file instead of memory */
+	unsigned scope;	   /* what the caller must be allowed; 0 none */
+	const char *magic; /* a body must start with these bytes, checked
+			      as they arrive; else the rest is discarded
+			      and the handler gets req->refusal */
 	const char *magic_why;
 };
 
@@ -91,22 +91,22 @@ struct srv_http;
  */
 struct srv_http_limits {
 	unsigned max_connections; /* default 256 */
-	unsigned max_per_peer;    /* default 32; 0 = no per-address cap */
+	unsigned max_per_peer;	  /* default 32; 0 = no per-address cap */
 	unsigned header_timeout;  /* seconds; default 10 */
-	unsigned idle_timeout;    /* seconds; default 30 */
-	unsigned body_timeout;    /* seconds; default 10 */
-	uint64_t body_memory;     /* bytes; default 64 MiB */
+	unsigned idle_timeout;	  /* seconds; default 30 */
+	unsigned body_timeout;	  /* seconds; default 10 */
+	uint64_t body_memory;	  /* bytes; default 64 MiB */
 };
 extern const struct srv_http_limits srv_http_limits_default;
 
 struct srv_http_opts {
 	const char *url;	/* http://HOST:PORT or https://HOST:PORT */
-	const char *cert, *key;	/* PEM files, for https:// */
-	const struct srv_route *routes; /* ends with a NULL pattern */
-	void *app;		/* passed to every handler */
-	const char *tmpdir;	/* receives streamed bodies */
-	unsigned threads;	/* worker threads */
-	srv_auth_fn auth;	/* NULL: none */
+	const char *cert, *key; /* PEM files, for https:// */
+	const struct srv_route *routes;	      /* ends with a NULL pattern */
+	void *app;			      /* passed to every handler */
+	const char *tmpdir;		      /* receives streamed bodies */
+	unsigned threads;		      /* worker threads */
+	srv_auth_fn auth;		      /* NULL: none */
 	const struct srv_http_limits *limits; /* NULL: the defaults */
 };
 
@@ -144,10 +144,10 @@ void srv_http_limit_streams(struct srv_http *h, unsigned n);
 
 /* Figures for /metrics. Any thread. */
 struct srv_http_stats {
-	uint64_t connections; /* open now */
-	uint64_t queued;      /* requests waiting for a worker */
-	uint64_t reaped;      /* closed for missing a header/body deadline */
-	uint64_t body_bytes;  /* in-memory request bodies held now */
+	uint64_t connections;  /* open now */
+	uint64_t queued;       /* requests waiting for a worker */
+	uint64_t reaped;       /* closed for missing a header/body deadline */
+	uint64_t body_bytes;   /* in-memory request bodies held now */
 	uint64_t body_refused; /* requests refused: no room for the body */
 };
 void srv_http_stats(struct srv_http *h, struct srv_http_stats *st);
@@ -182,12 +182,11 @@ const char *srv_req_header(struct srv_req *req, const char *name);
  * into out (NUL-terminated). Returns FDO_OK, FDO_ENOT_FOUND, or FDO_ELIMIT
  * when the value does not fit.
  */
-int srv_query_get(const char *query, const char *key, char *out,
-		  size_t outlen);
+int srv_query_get(const char *query, const char *key, char *out, size_t outlen);
 
 /* srv_resp_header adds a response header. */
-void srv_resp_header(struct srv_resp *resp, const char *name,
-		     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void srv_resp_header(struct srv_resp *resp, const char *name, const char *fmt,
+		     ...) __attribute__((format(printf, 3, 4)));
 /*
  * srv_resp_error sets status and a JSON body {"error": "<message>"}.
  */

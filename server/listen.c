@@ -52,10 +52,10 @@
 struct pipe_ent {
 	uint32_t id;
 	char peer[64];
-	int authed;       /* delivered an authorized batch */
-	int closing;      /* closed by the reaper */
-	uint64_t since;   /* connected, fdo_now_ns */
-	uint64_t last;    /* last message received */
+	int authed;	/* delivered an authorized batch */
+	int closing;	/* closed by the reaper */
+	uint64_t since; /* connected, fdo_now_ns */
+	uint64_t last;	/* last message received */
 };
 
 struct ctx {
@@ -80,12 +80,12 @@ struct srv_listen {
 
 	pthread_mutex_t mu;
 	pthread_cond_t reap_cv;
-	int stopping;              /* guarded by mu */
-	struct pipe_ent *pipes;    /* guarded by mu */
+	int stopping;		/* guarded by mu */
+	struct pipe_ent *pipes; /* guarded by mu */
 	size_t npipes, cap;
-	unsigned unauth;           /* pipes not yet authed; guarded by mu */
+	unsigned unauth;	    /* pipes not yet authed; guarded by mu */
 	struct srv_listen_stats st; /* guarded by mu */
-	uint64_t last_refusal_log; /* fdo_now_ns; guarded by mu */
+	uint64_t last_refusal_log;  /* fdo_now_ns; guarded by mu */
 	pthread_t reaper;
 	int reaper_started;
 };
@@ -116,8 +116,8 @@ static void peer_of(nng_pipe p, char *out, size_t cap)
 }
 
 /* Count what one address holds. Called with mu held. */
-static void peer_counts(struct srv_listen *l, const char *peer,
-			unsigned *all, unsigned *unauth)
+static void peer_counts(struct srv_listen *l, const char *peer, unsigned *all,
+			unsigned *unauth)
 {
 	*all = *unauth = 0;
 	for (size_t i = 0; i < l->npipes; i++)
@@ -212,8 +212,8 @@ static void *reaper_main(void *arg)
 				continue;
 			uint64_t d = e->last + secs_ns(l->o.idle_timeout);
 			if (!e->authed) {
-				uint64_t a = e->since +
-					     secs_ns(l->o.auth_timeout);
+				uint64_t a =
+					e->since + secs_ns(l->o.auth_timeout);
 				d = a < d ? a : d;
 			}
 			if (d > now) {
@@ -331,7 +331,8 @@ static void *ctx_main(void *arg)
 		nng_ctx_send(c->ctx, c->aio);
 		nng_aio_wait(c->aio);
 		if ((rv = nng_aio_result(c->aio)) != 0) {
-			/* The agent went away; it will retry with the same seq. */
+			/* The agent went away; it will retry with the same seq.
+			 */
 			fdo_warn("listen: reply to %s not sent: %s", peer,
 				 nng_strerror(rv));
 			nng_msg_free(nng_aio_get_msg(c->aio));
@@ -353,7 +354,8 @@ static int setup_tls(nng_listener lst, const struct srv_listen_opts *o,
 	nng_tls_config *cfg = NULL;
 	int rv = NNG_EINVAL;
 	if (!cert || !key) {
-		fdo_error("listen: cannot read %s", cert ? o->tls_key : o->tls_cert);
+		fdo_error("listen: cannot read %s",
+			  cert ? o->tls_key : o->tls_cert);
 		goto out;
 	}
 	if ((rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_SERVER)) != 0)
@@ -409,7 +411,8 @@ int srv_listen_start(const struct srv_listen_opts *opts, srv_msg_fn fn,
 	pthread_cond_init(&l->reap_cv, NULL);
 	int rv;
 	if ((rv = nng_rep0_open(&l->sock)) != 0) {
-		fdo_error("listen: cannot open a REP socket: %s", nng_strerror(rv));
+		fdo_error("listen: cannot open a REP socket: %s",
+			  nng_strerror(rv));
 		pthread_mutex_destroy(&l->mu);
 		pthread_cond_destroy(&l->reap_cv);
 		free(l);
@@ -422,7 +425,8 @@ int srv_listen_start(const struct srv_listen_opts *opts, srv_msg_fn fn,
 	nng_pipe_notify(l->sock, NNG_PIPE_EV_REM_POST, on_pipe, l);
 	if (!pthread_create(&l->reaper, NULL, reaper_main, l))
 		l->reaper_started = 1;
-	l->listeners = calloc(l->o.nurls ? l->o.nurls : 1, sizeof *l->listeners);
+	l->listeners =
+		calloc(l->o.nurls ? l->o.nurls : 1, sizeof *l->listeners);
 	for (size_t i = 0; i < l->o.nurls; i++) {
 		const char *url = l->o.urls[i];
 		nng_listener lst;
@@ -431,7 +435,8 @@ int srv_listen_start(const struct srv_listen_opts *opts, srv_msg_fn fn,
 				  nng_strerror(rv));
 			goto fail;
 		}
-		if (!strncmp(url, "tls+", 4) && (rv = setup_tls(lst, &l->o, url))) {
+		if (!strncmp(url, "tls+", 4) &&
+		    (rv = setup_tls(lst, &l->o, url))) {
 			nng_listener_close(lst);
 			goto fail;
 		}
@@ -443,11 +448,14 @@ int srv_listen_start(const struct srv_listen_opts *opts, srv_msg_fn fn,
 		}
 		l->listeners[l->nlisteners++] = lst;
 		nng_sockaddr sa;
-		if (!l->port && nng_listener_get_addr(lst, NNG_OPT_LOCADDR, &sa) == 0 &&
-		    (sa.s_family == NNG_AF_INET || sa.s_family == NNG_AF_INET6)) {
-			const uint8_t *p = sa.s_family == NNG_AF_INET
-				? (const uint8_t *)&sa.s_in.sa_port
-				: (const uint8_t *)&sa.s_in6.sa_port;
+		if (!l->port &&
+		    nng_listener_get_addr(lst, NNG_OPT_LOCADDR, &sa) == 0 &&
+		    (sa.s_family == NNG_AF_INET ||
+		     sa.s_family == NNG_AF_INET6)) {
+			const uint8_t *p =
+				sa.s_family == NNG_AF_INET
+					? (const uint8_t *)&sa.s_in.sa_port
+					: (const uint8_t *)&sa.s_in6.sa_port;
 			l->port = p[0] << 8 | p[1];
 		}
 		fdo_info("listening for agents on %s", url);

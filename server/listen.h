@@ -26,23 +26,23 @@ typedef void (*srv_msg_fn)(void *app, const uint8_t *msg, size_t len,
 			   int *authorized);
 
 struct srv_listen_opts {
-	char *const *urls;	/* listen addresses */
+	char *const *urls; /* listen addresses */
 	size_t nurls;
-	const char *tls_cert;	/* PEM certificate, for tls+tcp:// */
-	const char *tls_key;	/* PEM private key, for tls+tcp:// */
-	size_t max_msg;		/* largest message; nng closes a connection
-				   announcing more (before allocating) */
-	unsigned contexts;	/* requests handled at once (threads) */
-	unsigned max_connections;     /* agent connections in all */
-	unsigned max_per_peer;        /* ... from one address; 0 no cap */
-	unsigned max_unauth;          /* connections that have not yet sent
-					 an authorized batch: memory before
-					 authentication is at most
-					 max_unauth x max_msg */
+	const char *tls_cert;	  /* PEM certificate, for tls+tcp:// */
+	const char *tls_key;	  /* PEM private key, for tls+tcp:// */
+	size_t max_msg;		  /* largest message; nng closes a connection
+				     announcing more (before allocating) */
+	unsigned contexts;	  /* requests handled at once (threads) */
+	unsigned max_connections; /* agent connections in all */
+	unsigned max_per_peer;	  /* ... from one address; 0 no cap */
+	unsigned max_unauth;	  /* connections that have not yet sent
+				     an authorized batch: memory before
+				     authentication is at most
+				     max_unauth x max_msg */
 	unsigned max_unauth_per_peer; /* ... from one address; 0 no cap */
-	unsigned auth_timeout;  /* seconds for a new connection to deliver an
-				   authorized batch */
-	unsigned idle_timeout;  /* seconds without a message: closed */
+	unsigned auth_timeout; /* seconds for a new connection to deliver an
+				  authorized batch */
+	unsigned idle_timeout; /* seconds without a message: closed */
 };
 /* The defaults (max_msg 16 MiB, 256 connections, 32 per address, 4
  * unauthenticated, 2 per address, 30 s, 300 s); 0 in a field means it. */
@@ -52,10 +52,10 @@ struct srv_listen;
 
 /* Figures for /metrics. */
 struct srv_listen_stats {
-	uint64_t connections;     /* open now */
+	uint64_t connections;	  /* open now */
 	uint64_t unauthenticated; /* ... of which no authorized batch yet */
-	uint64_t refused;         /* connections refused by a cap */
-	uint64_t reaped;          /* closed by the auth or idle timeout */
+	uint64_t refused;	  /* connections refused by a cap */
+	uint64_t reaped;	  /* closed by the auth or idle timeout */
 };
 void srv_listen_stats(struct srv_listen *l, struct srv_listen_stats *st);
 

@@ -17,7 +17,7 @@
 
 const int srv_metrics_codes[SRV_CODES] = {200, 304, 400, 404, 409,
 					  422, 500, 503, 0};
-static const char *const formats[SRV_FORMATS] = {"llvm", "gcc", "bolt",
+static const char *const formats[SRV_FORMATS] = {"llvm",   "gcc",   "bolt",
 						 "folded", "pprof", "other"};
 
 void srv_metrics_profile(struct srv_app *app, const char *format, int status)
@@ -91,13 +91,13 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 	metric(b, "process_open_fds", "gauge", "Open file descriptors.",
 	       (double)fds);
 	metric(b, "process_max_fds", "gauge",
-	       "The limit on open file descriptors.",
-	       (double)nofile.rlim_cur);
+	       "The limit on open file descriptors.", (double)nofile.rlim_cur);
 	metric(b, "process_resident_memory_bytes", "gauge",
 	       "Resident memory (includes the store's mapped pages).",
 	       (double)rss * (double)sysconf(_SC_PAGESIZE));
 
-	head(b, "fdod_batches_total", "counter", "Batches received, by result.");
+	head(b, "fdod_batches_total", "counter",
+	     "Batches received, by result.");
 	fdo_buf_printf(b,
 		       "fdod_batches_total{result=\"stored\"} %llu\n"
 		       "fdod_batches_total{result=\"duplicate\"} %llu\n"
@@ -109,11 +109,12 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 	     "Refused batches, by reason (the Ack status).");
 	for (int i = 0; i < AGG_REFUSAL_CODES; i++)
 		if (is.refused_by[i])
-			fdo_buf_printf(b,
-				       "fdod_refused_batches_total{reason=\"%s\"} "
-				       "%llu\n",
-				       fdo_errname(i),
-				       (unsigned long long)is.refused_by[i]);
+			fdo_buf_printf(
+				b,
+				"fdod_refused_batches_total{reason=\"%s\"} "
+				"%llu\n",
+				fdo_errname(i),
+				(unsigned long long)is.refused_by[i]);
 	metric(b, "fdod_rate_limited_batches_total", "counter",
 	       "Batches refused by --rate-agent or --rate-binary.",
 	       (double)is.rate_limited);
@@ -133,16 +134,17 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 	metric(b, "fdod_budget_deleted_total", "counter",
 	       "Counts entries deleted to stay within the store budget.",
 	       (double)is.budget_dropped);
-	metric(b, "fdod_samples_total", "counter",
-	       "Samples in stored batches.", (double)is.samples);
+	metric(b, "fdod_samples_total", "counter", "Samples in stored batches.",
+	       (double)is.samples);
 	metric(b, "fdod_group_commits_total", "counter",
 	       "Write-ahead-log group commits (one fdatasync each).",
 	       (double)is.commits);
 	head(b, "fdod_ack_latency_seconds", "histogram",
 	     "Time from receiving a batch to its Ack.");
 	for (int i = 0; i < AGG_LATENCY_BUCKETS; i++)
-		fdo_buf_printf(b, "fdod_ack_latency_seconds_bucket{le=\"%g\"} "
-				  "%llu\n",
+		fdo_buf_printf(b,
+			       "fdod_ack_latency_seconds_bucket{le=\"%g\"} "
+			       "%llu\n",
 			       agg_latency_bounds[i],
 			       (unsigned long long)is.latency_le[i]);
 	fdo_buf_printf(b,
@@ -195,22 +197,23 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 	head(b, "fdod_uploads_total", "counter", "Symbol uploads, by result.");
 	static const char *const up[3] = {"stored", "present", "refused"};
 	for (int i = 0; i < 3; i++)
-		fdo_buf_printf(b, "fdod_uploads_total{result=\"%s\"} %llu\n", up[i],
-			       (unsigned long long)atomic_load(&app->uploads[i]));
+		fdo_buf_printf(
+			b, "fdod_uploads_total{result=\"%s\"} %llu\n", up[i],
+			(unsigned long long)atomic_load(&app->uploads[i]));
 	struct srv_upstream_stats us;
 	srv_upstream_stats(app->upstream, &us);
 	head(b, "fdod_debuginfod_fetches_total", "counter",
 	     "Fetches from upstream debuginfod servers (--debuginfod-urls), "
 	     "by result.");
-	fdo_buf_printf(b,
-		       "fdod_debuginfod_fetches_total{result=\"ok\"} %llu\n"
-		       "fdod_debuginfod_fetches_total{result=\"missing\"} %llu\n"
-		       "fdod_debuginfod_fetches_total{result=\"failed\"} %llu\n"
-		       "fdod_debuginfod_fetches_total{result=\"rejected\"} "
-		       "%llu\n",
-		       (unsigned long long)us.ok, (unsigned long long)us.missing,
-		       (unsigned long long)us.failed,
-		       (unsigned long long)us.rejected);
+	fdo_buf_printf(
+		b,
+		"fdod_debuginfod_fetches_total{result=\"ok\"} %llu\n"
+		"fdod_debuginfod_fetches_total{result=\"missing\"} %llu\n"
+		"fdod_debuginfod_fetches_total{result=\"failed\"} %llu\n"
+		"fdod_debuginfod_fetches_total{result=\"rejected\"} "
+		"%llu\n",
+		(unsigned long long)us.ok, (unsigned long long)us.missing,
+		(unsigned long long)us.failed, (unsigned long long)us.rejected);
 	metric(b, "fdod_debuginfod_negative_cache_hits_total", "counter",
 	       "Asks for symbols answered by the negative cache (not found "
 	       "or failed upstream less than --debuginfod-retry ago).",
@@ -231,12 +234,13 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 				continue;
 			char code[16];
 			snprintf(code, sizeof code, "%d", srv_metrics_codes[c]);
-			fdo_buf_printf(b,
-				       "fdod_profile_requests_total{format=\"%s\","
-				       "code=\"%s\"} %llu\n",
-				       formats[f],
-				       srv_metrics_codes[c] ? code : "other",
-				       (unsigned long long)n);
+			fdo_buf_printf(
+				b,
+				"fdod_profile_requests_total{format=\"%s\","
+				"code=\"%s\"} %llu\n",
+				formats[f],
+				srv_metrics_codes[c] ? code : "other",
+				(unsigned long long)n);
 		}
 	srv_pprof_metrics(app, b);
 	srv_otlp_metrics(app, b);
@@ -249,7 +253,8 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 	       (double)pc.builds);
 	metric(b, "fdod_profile_cache_hits_total", "counter",
 	       "Pulls answered with a profile built for an identical pull of "
-	       "the same store state.", (double)pc.hits);
+	       "the same store state.",
+	       (double)pc.hits);
 	metric(b, "fdod_profile_cache_waits_total", "counter",
 	       "... of them, those that waited for its build to finish.",
 	       (double)pc.waits);

@@ -83,8 +83,9 @@ static int check_type(struct srv_app *app, struct srv_req *req,
 	const char *ce = srv_req_header(req, "Content-Encoding");
 	char why[400];
 	size_t n = ct ? strcspn(ct, "; \t") : 0;
-	if (!ct || !((n == 22 && !strncasecmp(ct, "application/x-protobuf", n)) ||
-		     (n == 20 && !strncasecmp(ct, "application/protobuf", n)))) {
+	if (!ct ||
+	    !((n == 22 && !strncasecmp(ct, "application/x-protobuf", n)) ||
+	      (n == 20 && !strncasecmp(ct, "application/protobuf", n)))) {
 		snprintf(why, sizeof why,
 			 "Content-Type %.100s: OTLP/HTTP profiles are "
 			 "application/x-protobuf (OTLP/JSON is not accepted)",
@@ -155,8 +156,7 @@ static int token_allows(const struct srv_token *tok,
 	return 0;
 }
 
-static void count_samples(struct srv_app *app,
-			  const struct wire_otlp_stats *st)
+static void count_samples(struct srv_app *app, const struct wire_otlp_stats *st)
 {
 	struct srv_otlp_counters *c = &app->otlp;
 	atomic_fetch_add(&c->samples_accepted, st->count - st->count_unmapped);
@@ -173,15 +173,16 @@ static void unmapped_text(struct fdo_buf *b, const struct wire_otlp_stats *st)
 {
 	if (!st->count_unmapped)
 		return;
-	fdo_buf_printf(b, "%llu of %llu samples have no frame fdod can "
-			  "symbolize, by their leaf:",
+	fdo_buf_printf(b,
+		       "%llu of %llu samples have no frame fdod can "
+		       "symbolize, by their leaf:",
 		       (unsigned long long)st->count_unmapped,
 		       (unsigned long long)st->count);
 	for (int r = 0; r < WIRE_OTLP_REASONS; r++)
 		if (st->count_unmapped_by[r])
-			fdo_buf_printf(b, " %s %llu", wire_otlp_reason_name(r),
-				       (unsigned long long)
-					   st->count_unmapped_by[r]);
+			fdo_buf_printf(
+				b, " %s %llu", wire_otlp_reason_name(r),
+				(unsigned long long)st->count_unmapped_by[r]);
 }
 
 static void json_answer(struct fdo_buf *out, const struct wire_otlp_stats *st,
@@ -244,9 +245,9 @@ static void json_answer(struct fdo_buf *out, const struct wire_otlp_stats *st,
 void srv_otlp_response(const struct wire_otlp_stats *st, struct fdo_buf *out)
 {
 	Opentelemetry__Proto__Collector__Profiles__V1development__ExportProfilesServiceResponse
-	    m = OPENTELEMETRY__PROTO__COLLECTOR__PROFILES__V1DEVELOPMENT__EXPORT_PROFILES_SERVICE_RESPONSE__INIT;
+		m = OPENTELEMETRY__PROTO__COLLECTOR__PROFILES__V1DEVELOPMENT__EXPORT_PROFILES_SERVICE_RESPONSE__INIT;
 	Opentelemetry__Proto__Collector__Profiles__V1development__ExportProfilesPartialSuccess
-	    ps = OPENTELEMETRY__PROTO__COLLECTOR__PROFILES__V1DEVELOPMENT__EXPORT_PROFILES_PARTIAL_SUCCESS__INIT;
+		ps = OPENTELEMETRY__PROTO__COLLECTOR__PROFILES__V1DEVELOPMENT__EXPORT_PROFILES_PARTIAL_SUCCESS__INIT;
 	struct fdo_buf text;
 	fdo_buf_init(&text);
 	unmapped_text(&text, st);
@@ -255,11 +256,11 @@ void srv_otlp_response(const struct wire_otlp_stats *st, struct fdo_buf *out)
 		m.partial_success = &ps;
 	}
 	size_t n =
-	    opentelemetry__proto__collector__profiles__v1development__export_profiles_service_response__get_packed_size(
-		&m);
+		opentelemetry__proto__collector__profiles__v1development__export_profiles_service_response__get_packed_size(
+			&m);
 	if (!fdo_buf_reserve(out, n)) {
 		opentelemetry__proto__collector__profiles__v1development__export_profiles_service_response__pack(
-		    &m, (uint8_t *)out->data);
+			&m, (uint8_t *)out->data);
 		out->len = n;
 	}
 	fdo_buf_fini(&text);
@@ -272,8 +273,7 @@ struct file_ids {
 	store_txn *t;
 };
 
-static int file_id_of(void *arg, const uint8_t *fid, uint8_t *bid,
-		      size_t *len)
+static int file_id_of(void *arg, const uint8_t *fid, uint8_t *bid, size_t *len)
 {
 	struct file_ids *f = arg;
 	if (!f->t && store_txn_begin(f->st, 0, &f->t))
@@ -318,8 +318,7 @@ void srv_otlp_ingest(struct srv_app *app, const struct srv_token *tok,
 		.file_id_arg = &fids,
 	};
 	struct wire_otlp_result *r = &o->result;
-	int rc = wire_otlp_decode(body, len, &opts, r, &o->st, err,
-				  sizeof err);
+	int rc = wire_otlp_decode(body, len, &opts, r, &o->st, err, sizeof err);
 	if (fids.t)
 		store_txn_abort(fids.t);
 	wire_otlp_attrs_fini(&attrs);
@@ -346,8 +345,8 @@ void srv_otlp_ingest(struct srv_app *app, const struct srv_token *tok,
 			     res.retry_after_ms,
 			     "%s: %s (batch %zu of %zu; %zu stored before "
 			     "it)",
-			     fdo_errname(res.status), res.message, i + 1,
-			     r->n, i);
+			     fdo_errname(res.status), res.message, i + 1, r->n,
+			     i);
 			return;
 		}
 		o->dups += res.duplicate != 0;
@@ -406,7 +405,8 @@ void srv_h_otlp(void *a, struct srv_req *req, struct srv_resp *resp)
 			     err, sizeof err);
 	if (rc) {
 		char why[320];
-		snprintf(why, sizeof why, "%s%s", err[0] ? err : fdo_strerror(rc),
+		snprintf(why, sizeof why, "%s%s",
+			 err[0] ? err : fdo_strerror(rc),
 			 rc == FDO_ELIMIT ? " (the limit of a request)" : "");
 		refuse(app, req, resp, srv_import_status(rc), why, 0);
 		return;
@@ -427,7 +427,8 @@ void srv_otlp_metrics(struct srv_app *app, struct fdo_buf *b)
 			continue;
 		char code[16];
 		snprintf(code, sizeof code, "%d", codes[i]);
-		fdo_buf_printf(b, "fdod_otlp_requests_total{code=\"%s\"} %llu\n",
+		fdo_buf_printf(b,
+			       "fdod_otlp_requests_total{code=\"%s\"} %llu\n",
 			       codes[i] ? code : "other",
 			       (unsigned long long)n);
 	}
@@ -455,12 +456,12 @@ void srv_otlp_metrics(struct srv_app *app, struct fdo_buf *b)
 			"leaf frame.\n"
 			"# TYPE fdod_otlp_unmapped_samples_total counter\n");
 	for (int r = 0; r < WIRE_OTLP_REASONS; r++)
-		fdo_buf_printf(b,
-			       "fdod_otlp_unmapped_samples_total{reason=\"%s\"}"
-			       " %llu\n",
-			       wire_otlp_reason_name(r),
-			       (unsigned long long)atomic_load(
-				   &c->unmapped_by[r]));
+		fdo_buf_printf(
+			b,
+			"fdod_otlp_unmapped_samples_total{reason=\"%s\"}"
+			" %llu\n",
+			wire_otlp_reason_name(r),
+			(unsigned long long)atomic_load(&c->unmapped_by[r]));
 	fdo_buf_puts(b, "# HELP fdod_otlp_unmapped_frames_total Unmapped "
 			"frames of OTLP profiles, by reason.\n"
 			"# TYPE fdod_otlp_unmapped_frames_total counter\n");
@@ -470,5 +471,5 @@ void srv_otlp_metrics(struct srv_app *app, struct fdo_buf *b)
 			       " %llu\n",
 			       wire_otlp_reason_name(r),
 			       (unsigned long long)atomic_load(
-				   &c->frames_unmapped_by[r]));
+				       &c->frames_unmapped_by[r]));
 }

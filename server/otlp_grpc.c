@@ -78,17 +78,28 @@
 #include "server/auth.h"
 #include "server/otlp_grpc.h"
 
-#define NTHREADS 2
+#define NTHREADS   2
 #define GRPC_CODES 17 /* OK .. UNAUTHENTICATED */
 #define STOP_GRACE 5  /* seconds calls being stored get at shutdown */
 
 static const char *const code_names[GRPC_CODES] = {
-	"OK",		 "CANCELLED",	       "UNKNOWN",
-	"INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-	"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-	"FAILED_PRECONDITION", "ABORTED",	       "OUT_OF_RANGE",
-	"UNIMPLEMENTED",	 "INTERNAL",	       "UNAVAILABLE",
-	"DATA_LOSS",	 "UNAUTHENTICATED",
+	"OK",
+	"CANCELLED",
+	"UNKNOWN",
+	"INVALID_ARGUMENT",
+	"DEADLINE_EXCEEDED",
+	"NOT_FOUND",
+	"ALREADY_EXISTS",
+	"PERMISSION_DENIED",
+	"RESOURCE_EXHAUSTED",
+	"FAILED_PRECONDITION",
+	"ABORTED",
+	"OUT_OF_RANGE",
+	"UNIMPLEMENTED",
+	"INTERNAL",
+	"UNAVAILABLE",
+	"DATA_LOSS",
+	"UNAUTHENTICATED",
 };
 
 enum tag_kind { TAG_NEW, TAG_RECV, TAG_SEND, TAG_CLOSE, TAG_SHUTDOWN };
@@ -105,17 +116,17 @@ struct call {
 	grpc_call_details details;
 	grpc_metadata_array md;
 	struct tag t_new, t_recv, t_send, t_close;
-	atomic_int refs;	  /* batches in flight + 1 while handled */
-	int counted;		  /* holds one of g->active */
-	int cancelled;		  /* RECV_CLOSE_ON_SERVER's answer */
-	grpc_byte_buffer *in;	  /* the request message */
-	grpc_byte_buffer *out;	  /* the response message */
-	grpc_slice details_out;	  /* the status message sent */
+	atomic_int refs;	/* batches in flight + 1 while handled */
+	int counted;		/* holds one of g->active */
+	int cancelled;		/* RECV_CLOSE_ON_SERVER's answer */
+	grpc_byte_buffer *in;	/* the request message */
+	grpc_byte_buffer *out;	/* the response message */
+	grpc_slice details_out; /* the status message sent */
 	int has_details_out;
 	const struct srv_token *tok; /* the caller's (NULL: no token file) */
-	time_t recv_since;	  /* when RECV_MESSAGE was started */
-	int abandoned;		  /* cancelled by sweep or stop (g->mu) */
-	struct call *next, *prev; /* on g->waiting; guarded by g->mu */
+	time_t recv_since;	     /* when RECV_MESSAGE was started */
+	int abandoned;		     /* cancelled by sweep or stop (g->mu) */
+	struct call *next, *prev;    /* on g->waiting; guarded by g->mu */
 	char peer[64];
 };
 
@@ -129,12 +140,12 @@ struct srv_grpc {
 	pthread_t threads[NTHREADS];
 	unsigned nthreads; /* started */
 	struct tag t_shutdown;
-	pthread_mutex_t mu;	 /* guards the fields below */
-	pthread_cond_t cond;	 /* shut_down became 1 */
-	struct call waiting;	 /* list head: calls awaiting a message */
-	unsigned active;	 /* calls counted against max_calls */
-	int stopping;		 /* srv_grpc_stop has begun */
-	int shut_down;		 /* the shutdown tag arrived */
+	pthread_mutex_t mu;  /* guards the fields below */
+	pthread_cond_t cond; /* shut_down became 1 */
+	struct call waiting; /* list head: calls awaiting a message */
+	unsigned active;     /* calls counted against max_calls */
+	int stopping;	     /* srv_grpc_stop has begun */
+	int shut_down;	     /* the shutdown tag arrived */
 	/* For /metrics. */
 	atomic_uint_fast64_t requests[GRPC_CODES];
 	atomic_uint_fast64_t over_cap, timed_out;
@@ -236,7 +247,7 @@ static void answer(struct call *c, grpc_status_code code, const char *msg,
 		c->details_out = grpc_slice_from_copied_string(msg);
 		c->has_details_out = 1;
 		ops[n].data.send_status_from_server.status_details =
-		    &c->details_out;
+			&c->details_out;
 	}
 	n++;
 	call_batch(c, ops, n, &c->t_send);
@@ -450,8 +461,8 @@ static grpc_status_code message_bytes(struct call *c, uint8_t **body,
 }
 
 /* Store body[0..len), c's request, and answer c. */
-static void ingest_message(struct call *c, const char *who,
-			   const uint8_t *body, size_t len)
+static void ingest_message(struct call *c, const char *who, const uint8_t *body,
+			   size_t len)
 {
 	struct srv_otlp_outcome *o = malloc(sizeof *o);
 	if (!o) {
@@ -473,7 +484,7 @@ static void ingest_message(struct call *c, const char *who,
 		fdo_buf_init(&resp);
 		srv_otlp_response(&o->st, &resp);
 		grpc_slice sl = grpc_slice_from_copied_buffer(
-		    resp.data ? resp.data : "", resp.len);
+			resp.data ? resp.data : "", resp.len);
 		grpc_byte_buffer *out = grpc_raw_byte_buffer_create(&sl, 1);
 		grpc_slice_unref(sl);
 		fdo_buf_fini(&resp);
@@ -512,7 +523,7 @@ static void on_recv(struct call *c, int ok)
 		size_t len = 0;
 		char why[600];
 		grpc_status_code code =
-		    message_bytes(c, &body, &len, why, sizeof why);
+			message_bytes(c, &body, &len, why, sizeof why);
 		grpc_byte_buffer_destroy(c->in);
 		c->in = NULL;
 		if (code != GRPC_STATUS_OK)
@@ -556,8 +567,8 @@ static void *cq_thread(void *arg)
 	request_next(g);
 	for (;;) {
 		gpr_timespec dl =
-		    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-				 gpr_time_from_millis(1000, GPR_TIMESPAN));
+			gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+				     gpr_time_from_millis(1000, GPR_TIMESPAN));
 		grpc_event ev = grpc_completion_queue_next(g->cq, dl, NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
@@ -618,8 +629,8 @@ int srv_grpc_start(struct srv_app *app, const struct srv_grpc_opts *o,
 	int ms = (int)(o->idle_timeout > 86400 ? 86400000
 					       : o->idle_timeout * 1000);
 	int hs = (int)(o->handshake_timeout > 86400
-			   ? 86400000
-			   : o->handshake_timeout * 1000);
+			       ? 86400000
+			       : o->handshake_timeout * 1000);
 	grpc_arg args[] = {
 		{GRPC_ARG_INTEGER,
 		 GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
@@ -655,8 +666,8 @@ int srv_grpc_start(struct srv_app *app, const struct srv_grpc_opts *o,
 		grpc_server_destroy(g->server);
 		grpc_completion_queue_shutdown(g->cq);
 		while (grpc_completion_queue_next(
-			   g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-			   .type != GRPC_QUEUE_SHUTDOWN)
+			       g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+			       .type != GRPC_QUEUE_SHUTDOWN)
 			;
 		grpc_completion_queue_destroy(g->cq);
 		grpc_shutdown();
@@ -727,7 +738,8 @@ void srv_grpc_stop(struct srv_grpc *g)
 		grpc_event ev;
 		do
 			ev = grpc_completion_queue_next(
-			    g->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+				g->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
+				NULL);
 		while (ev.tag != &g->t_shutdown);
 	}
 	grpc_completion_queue_shutdown(g->cq);

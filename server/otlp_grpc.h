@@ -14,8 +14,8 @@ struct srv_app;
 struct srv_grpc;
 
 /* The gRPC method served; every other method is answered UNIMPLEMENTED. */
-#define SRV_GRPC_EXPORT                                                \
-	"/opentelemetry.proto.collector.profiles.v1development."        \
+#define SRV_GRPC_EXPORT                                                        \
+	"/opentelemetry.proto.collector.profiles.v1development."               \
 	"ProfilesService/Export"
 
 struct srv_grpc_opts {

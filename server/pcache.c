@@ -160,13 +160,13 @@ int pcache_get(struct pcache *c, const char *key, uint64_t gen,
 			struct pcache_entry *next = e->next;
 			if (!strcmp(e->key, key)) {
 				if (e->state == BUILDING
-					? e->gen == gen ||
-						  now - e->started_ns <=
-							  c->max_age_ns
-					: (e->gen == gen ||
-					   e->started_ns >= since_ns) &&
-						  now - e->built_ns <=
-							  c->max_age_ns) {
+					    ? e->gen == gen ||
+						      now - e->started_ns <=
+							      c->max_age_ns
+					    : (e->gen == gen ||
+					       e->started_ns >= since_ns) &&
+						      now - e->built_ns <=
+							      c->max_age_ns) {
 					found = e;
 					break;
 				}

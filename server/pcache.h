@@ -29,7 +29,7 @@ struct pcache;
 
 /* What a built profile answers with: enough to write the response. */
 struct pcache_answer {
-	int status;               /* 200, or a refusal the same store state
+	int status;		  /* 200, or a refusal the same store state
 				     gives again (404, 409 not ready, 422) */
 	const char *content_type; /* static; NULL: the default */
 	uint8_t *body;

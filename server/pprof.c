@@ -58,8 +58,8 @@ static const int codes[SRV_PPROF_CODES] = {200, 400, 403, 409, 413,
 /* The content types a profile may arrive as (before any ';'). */
 static const char *const types[] = {
 	"application/octet-stream", "application/x-protobuf",
-	"application/protobuf",     "application/vnd.google.protobuf",
-	"application/gzip",         "application/x-gzip",
+	"application/protobuf",	    "application/vnd.google.protobuf",
+	"application/gzip",	    "application/x-gzip",
 };
 
 struct preq {
@@ -86,16 +86,15 @@ static void count_answer(struct srv_app *app, int status)
 static void refuse(struct srv_app *app, struct srv_req *req,
 		   struct srv_resp *resp, int status, const char *why)
 {
-	fdo_warn("pprof from %s refused (%s): %s",
-		 req->peer ? req->peer : "?",
+	fdo_warn("pprof from %s refused (%s): %s", req->peer ? req->peer : "?",
 		 srv_token_name(req->principal), why);
 	srv_resp_error(resp, status, "%s", why);
 	count_answer(app, status);
 }
 
 /* Query value key into out; 0, or -1 after answering 400. */
-static int qval(struct srv_app *app, struct srv_req *req,
-		struct srv_resp *resp, const char *key, char *out, size_t cap)
+static int qval(struct srv_app *app, struct srv_req *req, struct srv_resp *resp,
+		const char *key, char *out, size_t cap)
 {
 	int rc = srv_query_get(req->query, key, out, cap);
 	if (rc == FDO_ENOT_FOUND) {
@@ -130,7 +129,8 @@ static int parse_query(struct srv_app *app, struct srv_req *req,
 		 sizeof q->labels_text))
 		return -1;
 	char why[256];
-	if (q->binary[0] && wire_binary_name_check(q->binary, why, sizeof why)) {
+	if (q->binary[0] &&
+	    wire_binary_name_check(q->binary, why, sizeof why)) {
 		char msg[300];
 		snprintf(msg, sizeof msg, "binary=: %s", why);
 		refuse(app, req, resp, 400, msg);
@@ -462,8 +462,8 @@ static void ingest(struct srv_app *app, struct srv_req *req,
 	agg_ingest_batch(app->ingest, b, &res);
 	if (res.status) {
 		char why[400];
-		snprintf(why, sizeof why, "%s: %s",
-			 fdo_errname(res.status), res.message);
+		snprintf(why, sizeof why, "%s: %s", fdo_errname(res.status),
+			 res.message);
 		refuse_rc(app, req, resp, res.status, why, res.retry_after_ms);
 		goto out;
 	}
@@ -533,7 +533,8 @@ void srv_h_pprof(void *a, struct srv_req *req, struct srv_resp *resp)
 			     err, sizeof err);
 	if (rc) {
 		char why[320];
-		snprintf(why, sizeof why, "%s%s", err[0] ? err : fdo_strerror(rc),
+		snprintf(why, sizeof why, "%s%s",
+			 err[0] ? err : fdo_strerror(rc),
 			 rc == FDO_ELIMIT ? " (the limit of a profile)" : "");
 		refuse_rc(app, req, resp, rc, why, 0);
 		goto out;
@@ -556,7 +557,8 @@ void srv_pprof_metrics(struct srv_app *app, struct fdo_buf *b)
 			continue;
 		char code[16];
 		snprintf(code, sizeof code, "%d", codes[i]);
-		fdo_buf_printf(b, "fdod_pprof_requests_total{code=\"%s\"} %llu\n",
+		fdo_buf_printf(b,
+			       "fdod_pprof_requests_total{code=\"%s\"} %llu\n",
 			       codes[i] ? code : "other",
 			       (unsigned long long)n);
 	}
@@ -581,12 +583,12 @@ void srv_pprof_metrics(struct srv_app *app, struct fdo_buf *b)
 			"leaf frame.\n"
 			"# TYPE fdod_pprof_unmapped_samples_total counter\n");
 	for (int r = 0; r < WIRE_PPROF_REASONS; r++)
-		fdo_buf_printf(b,
-			       "fdod_pprof_unmapped_samples_total{reason=\"%s\"}"
-			       " %llu\n",
-			       wire_pprof_reason_name(r),
-			       (unsigned long long)atomic_load(
-				       &c->unmapped_by[r]));
+		fdo_buf_printf(
+			b,
+			"fdod_pprof_unmapped_samples_total{reason=\"%s\"}"
+			" %llu\n",
+			wire_pprof_reason_name(r),
+			(unsigned long long)atomic_load(&c->unmapped_by[r]));
 	fdo_buf_puts(b, "# HELP fdod_pprof_unmapped_frames_total Unmapped "
 			"frames of pprof profiles, by reason.\n"
 			"# TYPE fdod_pprof_unmapped_frames_total counter\n");

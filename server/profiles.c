@@ -35,7 +35,7 @@
 #include "common/opts.h"
 #include "server/app.h"
 
-#define PUB_HDR 48
+#define PUB_HDR	      48
 #define PUB_MAX_BYTES (256u << 20) /* largest profile a version may hold */
 
 /* Everything a request selects, parsed and checked. */
@@ -95,8 +95,11 @@ static int parse_request(struct srv_app *app, struct srv_req *req,
 	static const struct {
 		const char *key;
 		int duration;
-	} nums[] = {{"window", 1},      {"half_life", 1},  {"min_span", 1},
-		    {"min_samples", 0}, {"min_hosts", 0}};
+	} nums[] = {{"window", 1},
+		    {"half_life", 1},
+		    {"min_span", 1},
+		    {"min_samples", 0},
+		    {"min_hosts", 0}};
 	uint64_t *dst[] = {&pr->q.window, &pr->q.half_life, &pr->min_span,
 			   &pr->min_samples, &pr->min_hosts};
 	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
@@ -107,20 +110,22 @@ static int parse_request(struct srv_app *app, struct srv_req *req,
 		int rc = nums[i].duration ? fdo_parse_duration(v, dst[i])
 					  : fdo_parse_uint(v, dst[i]);
 		if (rc || (nums[i].duration && *dst[i] > 10ull * 365 * 86400)) {
-			srv_resp_error(resp, 400, "bad %s '%s'%s", nums[i].key,
-				       v,
-				       nums[i].duration
-					       ? " (a duration like 7d, 12h, 30m)"
-					       : "");
+			srv_resp_error(
+				resp, 400, "bad %s '%s'%s", nums[i].key, v,
+				nums[i].duration
+					? " (a duration like 7d, 12h, 30m)"
+					: "");
 			return -1;
 		}
 	}
 	if ((got = qget(req, "build_id", v, sizeof v, resp)) < 0)
 		return -1;
 	if (got) {
-		if (fdo_build_id_parse(v, pr->q.build_id, &pr->q.build_id_len)) {
+		if (fdo_build_id_parse(v, pr->q.build_id,
+				       &pr->q.build_id_len)) {
 			srv_resp_error(resp, 400,
-				       "build_id '%.130s' is not lowercase hex", v);
+				       "build_id '%.130s' is not lowercase hex",
+				       v);
 			return -1;
 		}
 		snprintf(pr->build_id_hex, sizeof pr->build_id_hex, "%s", v);
@@ -173,8 +178,7 @@ static void inputs_json(const struct preq *pr, const struct prof *p,
 		}
 		fdo_buf_puts(b, "]}");
 	}
-	fdo_buf_printf(b,
-		       "],\"window\":%llu,\"half_life\":%llu,\"build_id\":",
+	fdo_buf_printf(b, "],\"window\":%llu,\"half_life\":%llu,\"build_id\":",
 		       (unsigned long long)pr->q.window,
 		       (unsigned long long)pr->q.half_life);
 	fdo_buf_json_str(b, pr->build_id_hex);
@@ -192,8 +196,9 @@ static void inputs_json(const struct preq *pr, const struct prof *p,
 		else if (d->type == PROF_OPT_DOUBLE)
 			fdo_buf_printf(b, "%g", *(const double *)base);
 		else
-			fdo_buf_printf(b, "%llu", (unsigned long long)
-				       *(const uint64_t *)base);
+			fdo_buf_printf(
+				b, "%llu",
+				(unsigned long long)*(const uint64_t *)base);
 	}
 	fdo_buf_putc(b, '}');
 	fdo_buf_printf(b,
@@ -271,9 +276,8 @@ static int make_profile(struct srv_app *app, struct preq *pr,
 		srv_resp_error(resp, 503, "cannot build the profile: %s", err);
 		return -1;
 	}
-	uint64_t span = p->last_time > p->first_time
-				? p->last_time - p->first_time
-				: 0;
+	uint64_t span =
+		p->last_time > p->first_time ? p->last_time - p->first_time : 0;
 	struct rule rules[NRULES];
 	if (check_rules(pr, p->samples, p->hosts, span, rules)) {
 		resp->status = 409;
@@ -283,10 +287,10 @@ static int make_profile(struct srv_app *app, struct preq *pr,
 		fdo_buf_puts(b, ",\"error\":\"profile not ready:");
 		for (size_t i = 0; i < NRULES; i++)
 			if (rules[i].have < rules[i].need)
-				fdo_buf_printf(b, " %s %llu < %llu;",
-					       rules[i].rule,
-					       (unsigned long long)rules[i].have,
-					       (unsigned long long)rules[i].need);
+				fdo_buf_printf(
+					b, " %s %llu < %llu;", rules[i].rule,
+					(unsigned long long)rules[i].have,
+					(unsigned long long)rules[i].need);
 		fdo_buf_puts(b, "\"}\n");
 		return -1;
 	}
@@ -300,7 +304,8 @@ static int make_profile(struct srv_app *app, struct preq *pr,
 	}
 	if (rc || out->oom) {
 		srv_resp_error(resp, 500, "cannot write the %s profile: %s",
-			       pr->em->name, fdo_strerror(rc ? rc : FDO_ENOMEM));
+			       pr->em->name,
+			       fdo_strerror(rc ? rc : FDO_ENOMEM));
 		return -1;
 	}
 	if (out->len == 0) {
@@ -652,7 +657,7 @@ struct publish {
 	const struct fdo_buf *inputs, *bytes;
 	uint64_t now;
 	uint32_t version; /* out */
-	int existed;      /* out */
+	int existed;	  /* out */
 };
 
 static int publish_txn(store_txn *t, void *arg)
@@ -672,7 +677,8 @@ static int publish_txn(store_txn *t, void *arg)
 	while (rc == FDO_OK && !store_published_key_decode(k, kl, &b, &ver) &&
 	       b == pb->binary) {
 		last = ver;
-		if (vl >= PUB_HDR && !memcmp((const uint8_t *)v + 16, pb->hash, 32)) {
+		if (vl >= PUB_HDR &&
+		    !memcmp((const uint8_t *)v + 16, pb->hash, 32)) {
 			pb->existed = 1;
 			pb->version = ver;
 		}
@@ -693,7 +699,8 @@ static int publish_txn(store_txn *t, void *arg)
 	fdo_put_be64(val + 8, pb->now);
 	memcpy(val + 16, pb->hash, 32);
 	memcpy(val + PUB_HDR, pb->inputs->data, pb->inputs->len);
-	memcpy(val + PUB_HDR + pb->inputs->len, pb->bytes->data, pb->bytes->len);
+	memcpy(val + PUB_HDR + pb->inputs->len, pb->bytes->data,
+	       pb->bytes->len);
 	uint8_t key[STORE_PUBLISHED_KEY_SIZE];
 	store_published_key_encode(key, pb->binary, pb->version);
 	rc = store_put(t, STORE_PUBLISHED, key, sizeof key, val, len,
@@ -728,8 +735,8 @@ void srv_h_publish(void *a, struct srv_req *req, struct srv_resp *resp)
 					    0, &binary);
 			store_txn_abort(t);
 		}
-		struct publish pb = {binary, pr.em->code,
-				     d, &inputs, &out, (uint64_t)time(NULL), 0, 0};
+		struct publish pb = {binary, pr.em->code,	   d, &inputs,
+				     &out,   (uint64_t)time(NULL), 0, 0};
 		int rc = out.len + inputs.len + PUB_HDR > PUB_MAX_BYTES
 				 ? FDO_ELIMIT
 				 : store_write(app->st, publish_txn, &pb);
@@ -746,9 +753,10 @@ void srv_h_publish(void *a, struct srv_req *req, struct srv_resp *resp)
 				       pb.existed ? "true" : "false");
 			fdo_buf_append(&resp->body, inputs.data, inputs.len);
 			fdo_buf_puts(&resp->body, "}\n");
-			fdo_info("published %s version %u (%s, %zu bytes) as %s",
-				 pr.q.binary, pb.version, pr.em->name, out.len,
-				 hex);
+			fdo_info(
+				"published %s version %u (%s, %zu bytes) as %s",
+				pr.q.binary, pb.version, pr.em->name, out.len,
+				hex);
 		}
 	}
 	fdo_buf_fini(&out);
@@ -776,7 +784,8 @@ static int each_version(store_txn *t, uint32_t binary,
 	while (rc == FDO_OK && !store_published_key_decode(k, kl, &b, &ver) &&
 	       b == binary) {
 		if (vl >= PUB_HDR &&
-		    PUB_HDR + (size_t)fdo_get_be32((const uint8_t *)v + 4) <= vl &&
+		    PUB_HDR + (size_t)fdo_get_be32((const uint8_t *)v + 4) <=
+			    vl &&
 		    fn(arg, ver, v, vl))
 			break;
 		rc = store_cursor_next(c, &k, &kl, &v, &vl);
@@ -816,8 +825,7 @@ static int list_one(void *arg, uint32_t ver, const uint8_t *v, size_t vl)
 	fdo_buf_printf(lc->b,
 		       "%s{\"id\":\"%s\",\"version\":%u,\"format\":\"%s\","
 		       "\"created\":%llu,\"bytes\":%zu,\"inputs\":",
-		       lc->n++ ? "," : "", hex, ver,
-		       em ? em->name : "?",
+		       lc->n++ ? "," : "", hex, ver, em ? em->name : "?",
 		       (unsigned long long)fdo_get_be64(v + 8),
 		       vl - PUB_HDR - il);
 	fdo_buf_append(lc->b, v + PUB_HDR, il);
@@ -854,8 +862,9 @@ void srv_h_version(void *a, struct srv_req *req, struct srv_resp *resp)
 	uint8_t d[FDO_BUILD_ID_MAX];
 	size_t n;
 	if (fdo_build_id_parse(req->param[1], d, &n) || n != 32) {
-		srv_resp_error(resp, 400, "a version id is 64 lowercase hex "
-					  "digits (the SHA-256 of its bytes)");
+		srv_resp_error(resp, 400,
+			       "a version id is 64 lowercase hex "
+			       "digits (the SHA-256 of its bytes)");
 		return;
 	}
 	versions(a, req, resp, req->param[1]);

@@ -142,8 +142,8 @@ static int add_total(void *arg, const struct store_totals_key *tk,
 int srv_totals_each(struct srv_app *app, store_txn *t, uint32_t binary,
 		    store_totals_fn fn, void *arg)
 {
-	srv_totals_walk walk =
-		app->totals_walk ? app->totals_walk : store_totals_each;
+	srv_totals_walk walk = app->totals_walk ? app->totals_walk
+						: store_totals_each;
 	return walk(t, binary, fn, arg);
 }
 
@@ -249,7 +249,8 @@ static void h_status(void *a, struct srv_req *req, struct srv_resp *resp)
 		int first = 1;
 		int rc = store_cursor_seek(c, NULL, 0, &k, &kl, &v, &vl);
 		for (;;) {
-			int end = rc != FDO_OK || store_addr_key_decode(k, kl, &f);
+			int end = rc != FDO_OK ||
+				  store_addr_key_decode(k, kl, &f);
 			if ((end || f.build_id != cur) && n) {
 				struct store_buildid rec;
 				if (store_buildid_get(t, cur, &rec) == FDO_OK) {
@@ -396,8 +397,8 @@ static int upload_allowed(struct srv_app *app, struct srv_req *req,
 	if (store_txn_begin(app->st, 0, &t))
 		return 0;
 	int status = 0;
-	if (store_intern_buildid(t, info.build_id, info.build_id_len, 0,
-				 &id) == FDO_OK &&
+	if (store_intern_buildid(t, info.build_id, info.build_id_len, 0, &id) ==
+		    FDO_OK &&
 	    store_buildid_get(t, id, &rec) == FDO_OK && rec.binary) {
 		const void *p;
 		size_t len;
@@ -506,29 +507,31 @@ static void h_upload(void *a, struct srv_req *req, struct srv_resp *resp)
 	atomic_fetch_add(&app->uploads[rc == FDO_OK ? SRV_UPLOAD_STORED
 						    : SRV_UPLOAD_PRESENT],
 			 1);
-	fdo_buf_printf(&resp->body,
-		       "{\"build_id\":\"%s\",\"kind\":\"%s\",\"stored\":[%s%s%s],"
-		       "\"present\":[%s%s%s],\"replaced\":%s}\n",
-		       hex, store_elf_kind_name(&res.elf),
-		       res.stored & STORE_SYM_EXECUTABLE ? "\"executable\"" : "",
-		       (res.stored & STORE_SYM_EXECUTABLE) &&
-				       (res.stored & STORE_SYM_DEBUGINFO)
-			       ? ","
-			       : "",
-		       res.stored & STORE_SYM_DEBUGINFO ? "\"debuginfo\"" : "",
-		       res.present & STORE_SYM_EXECUTABLE ? "\"executable\"" : "",
-		       (res.present & STORE_SYM_EXECUTABLE) &&
-				       (res.present & STORE_SYM_DEBUGINFO)
-			       ? ","
-			       : "",
-		       res.present & STORE_SYM_DEBUGINFO ? "\"debuginfo\"" : "",
-		       res.replaced ? "true" : "false");
+	fdo_buf_printf(
+		&resp->body,
+		"{\"build_id\":\"%s\",\"kind\":\"%s\",\"stored\":[%s%s%s],"
+		"\"present\":[%s%s%s],\"replaced\":%s}\n",
+		hex, store_elf_kind_name(&res.elf),
+		res.stored & STORE_SYM_EXECUTABLE ? "\"executable\"" : "",
+		(res.stored & STORE_SYM_EXECUTABLE) &&
+				(res.stored & STORE_SYM_DEBUGINFO)
+			? ","
+			: "",
+		res.stored & STORE_SYM_DEBUGINFO ? "\"debuginfo\"" : "",
+		res.present & STORE_SYM_EXECUTABLE ? "\"executable\"" : "",
+		(res.present & STORE_SYM_EXECUTABLE) &&
+				(res.present & STORE_SYM_DEBUGINFO)
+			? ","
+			: "",
+		res.present & STORE_SYM_DEBUGINFO ? "\"debuginfo\"" : "",
+		res.replaced ? "true" : "false");
 	if (res.replaced)
 		fdo_warn("upload %s (%s) from %s (%s)%s%s: replaced the stored "
 			 "%s%s%s (replace=1)",
 			 hex, store_elf_kind_name(&res.elf), peer, who,
 			 binary[0] ? " binary " : "", binary,
-			 res.replaced & STORE_SYM_EXECUTABLE ? "executable" : "",
+			 res.replaced & STORE_SYM_EXECUTABLE ? "executable"
+							     : "",
 			 res.replaced == (STORE_SYM_EXECUTABLE |
 					  STORE_SYM_DEBUGINFO)
 				 ? " and "
@@ -550,7 +553,8 @@ static void h_upload(void *a, struct srv_req *req, struct srv_resp *resp)
 	if ((rc == FDO_OK || rc == FDO_EEXISTS) &&
 	    store_txn_begin(app->st, 0, &t) == FDO_OK) {
 		if (store_intern_buildid(t, res.elf.build_id,
-					 res.elf.build_id_len, 0, &id) == FDO_OK)
+					 res.elf.build_id_len, 0,
+					 &id) == FDO_OK)
 			agg_symwork_wake(app->symwork, &id, 1);
 		/* Frames keyed by this file's file id (an OpenTelemetry
 		 * sender's htlhash) resolve through it now (symwork.c). */
@@ -580,7 +584,8 @@ static void h_symcache(void *a, struct srv_req *req, struct srv_resp *resp)
 	uint8_t bid[FDO_BUILD_ID_MAX];
 	size_t bid_len;
 	if (fdo_build_id_parse(req->param[0], bid, &bid_len)) {
-		srv_resp_error(resp, 400, "'%s' is not a build-id (lowercase hex)",
+		srv_resp_error(resp, 400,
+			       "'%s' is not a build-id (lowercase hex)",
 			       req->param[0]);
 		return;
 	}
@@ -594,7 +599,8 @@ static void h_symcache(void *a, struct srv_req *req, struct srv_resp *resp)
 		return;
 	}
 	struct fdo_buf *b = &resp->body;
-	fdo_buf_printf(b, "{\"build_id\":\"%s\",\"addresses\":[", req->param[0]);
+	fdo_buf_printf(b, "{\"build_id\":\"%s\",\"addresses\":[",
+		       req->param[0]);
 	store_cursor *c;
 	size_t listed = 0;
 	if (store_cursor_open(t, STORE_SYMCACHE, &c) == FDO_OK) {
@@ -603,16 +609,19 @@ static void h_symcache(void *a, struct srv_req *req, struct srv_resp *resp)
 		store_addr_key_encode(start, &f);
 		const void *k, *v;
 		size_t kl, vl;
-		int rc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v, &vl);
+		int rc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v,
+					   &vl);
 		while (rc == FDO_OK && listed < SYMCACHE_LIST_MAX &&
 		       !store_addr_key_decode(k, kl, &f) && f.build_id == id) {
 			struct store_sym_frame sf[STORE_SYMCACHE_MAX_FRAMES];
 			size_t n;
-			if (store_symcache_decode(v, vl, sf, STORE_SYMCACHE_MAX_FRAMES,
+			if (store_symcache_decode(v, vl, sf,
+						  STORE_SYMCACHE_MAX_FRAMES,
 						  &n) == FDO_OK) {
-				fdo_buf_printf(b, "%s{\"offset\":%llu,\"frames\":[",
-					       listed ? "," : "",
-					       (unsigned long long)f.offset);
+				fdo_buf_printf(
+					b, "%s{\"offset\":%llu,\"frames\":[",
+					listed ? "," : "",
+					(unsigned long long)f.offset);
 				for (size_t i = 0; i < n; i++) {
 					fdo_buf_puts(b, i ? ",{\"function\":"
 							  : "{\"function\":");
@@ -662,13 +671,15 @@ static int backup_target(const struct srv_app *app, const char *dir,
 			 char out[PATH_MAX], char *why, size_t whylen)
 {
 	if (!app->cfg.backup_dir.n) {
-		snprintf(why, whylen, "online backups are off: start fdod with "
-				      "--backup-dir DIR to allow them under DIR");
+		snprintf(why, whylen,
+			 "online backups are off: start fdod with "
+			 "--backup-dir DIR to allow them under DIR");
 		return FDO_EDENIED;
 	}
 	if (dir[0] != '/') {
-		snprintf(why, whylen, "dir= must be an absolute path on fdod's "
-				      "host");
+		snprintf(why, whylen,
+			 "dir= must be an absolute path on fdod's "
+			 "host");
 		return FDO_EINVAL;
 	}
 	if (!realpath(dir, out)) {
@@ -701,8 +712,9 @@ static int backup_target(const struct srv_app *app, const char *dir,
 	char data[PATH_MAX];
 	if (realpath(app->cfg.data, data) &&
 	    (path_within(out, data) || path_within(data, out))) {
-		snprintf(why, whylen, "%s is inside the data directory (or "
-				      "holds it): choose a place outside --data",
+		snprintf(why, whylen,
+			 "%s is inside the data directory (or "
+			 "holds it): choose a place outside --data",
 			 dir);
 		return FDO_EDENIED;
 	}
@@ -729,26 +741,29 @@ static void h_backup(void *a, struct srv_req *req, struct srv_resp *resp)
 	char dir[2048], target[PATH_MAX], why[PATH_MAX + 128];
 	int rc = srv_query_get(req->query, "dir", dir, sizeof dir);
 	if (rc) {
-		srv_resp_error(resp, 400, "dir= must be an absolute path on "
-					  "fdod's host");
+		srv_resp_error(resp, 400,
+			       "dir= must be an absolute path on "
+			       "fdod's host");
 		return;
 	}
 	if ((rc = backup_target(app, dir, target, why, sizeof why))) {
-		fdo_warn("backup from %s refused: %s", req->peer ? req->peer : "?",
-			 why);
+		fdo_warn("backup from %s refused: %s",
+			 req->peer ? req->peer : "?", why);
 		srv_resp_error(resp, rc == FDO_EDENIED ? 403 : 400, "%s", why);
 		return;
 	}
 	if (agg_ingest_flush(app->ingest, 60000)) {
-		srv_resp_error(resp, 503, "the store lags the write-ahead log; "
-					  "retry later");
+		srv_resp_error(resp, 503,
+			       "the store lags the write-ahead log; "
+			       "retry later");
 		return;
 	}
 	uint64_t t0 = fdo_now_ns();
 	rc = store_backup(app->st, target);
 	if (rc) {
 		srv_resp_error(resp, rc == FDO_EEXISTS ? 409 : 500,
-			       "backup to %s failed: %s", dir, fdo_strerror(rc));
+			       "backup to %s failed: %s", dir,
+			       fdo_strerror(rc));
 		return;
 	}
 	resp->status = 201;
@@ -769,8 +784,7 @@ static void h_sampling(void *a, struct srv_req *req, struct srv_resp *resp)
 /* POST /v1/sampling/{binary}?mode=on-demand&freq=HZ&for=DURATION,
  * mode=paused|continuous&for=DURATION, or mode=policy: an operator's
  * window over the policy ("*": every binary). */
-static void h_sampling_set(void *a, struct srv_req *req,
-			   struct srv_resp *resp)
+static void h_sampling_set(void *a, struct srv_req *req, struct srv_resp *resp)
 {
 	struct srv_app *app = a;
 	const char *binary = req->param[0];
@@ -781,8 +795,9 @@ static void h_sampling_set(void *a, struct srv_req *req,
 		return;
 	}
 	if (srv_query_get(req->query, "mode", mode, sizeof mode)) {
-		srv_resp_error(resp, 400, "mode= is required: on-demand, "
-					  "paused, continuous or policy");
+		srv_resp_error(resp, 400,
+			       "mode= is required: on-demand, "
+			       "paused, continuous or policy");
 		return;
 	}
 	int m;
@@ -806,15 +821,17 @@ static void h_sampling_set(void *a, struct srv_req *req,
 		if (srv_query_get(req->query, "for", dur, sizeof dur) ||
 		    fdo_parse_duration(dur, &secs) || secs == 0 ||
 		    secs > 30 * 86400) {
-			srv_resp_error(resp, 400, "for= must be a duration "
-						  "from 1s to 30d");
+			srv_resp_error(resp, 400,
+				       "for= must be a duration "
+				       "from 1s to 30d");
 			return;
 		}
 		if (m == SRV_SAMPLING_ON_DEMAND &&
 		    (srv_query_get(req->query, "freq", freq, sizeof freq) ||
 		     fdo_parse_uint(freq, &f) || f > UINT32_MAX)) {
-			srv_resp_error(resp, 400, "mode=on-demand needs "
-						  "freq=HZ");
+			srv_resp_error(resp, 400,
+				       "mode=on-demand needs "
+				       "freq=HZ");
 			return;
 		}
 	}
@@ -833,11 +850,15 @@ static void h_sampling_set(void *a, struct srv_req *req,
 }
 
 const struct srv_route srv_routes[] = {
-	{"POST", "/v1/backup", h_backup, 1 << 16, 0, SRV_SCOPE_ADMIN, NULL, NULL},
-	{"GET", "/v1/symcache/{}", h_symcache, 0, 0, SRV_SCOPE_READ, NULL, NULL},
-	{"GET", "/v1/profiles/{}", srv_h_profile, 0, 0, SRV_SCOPE_READ, NULL, NULL},
+	{"POST", "/v1/backup", h_backup, 1 << 16, 0, SRV_SCOPE_ADMIN, NULL,
+	 NULL},
+	{"GET", "/v1/symcache/{}", h_symcache, 0, 0, SRV_SCOPE_READ, NULL,
+	 NULL},
+	{"GET", "/v1/profiles/{}", srv_h_profile, 0, 0, SRV_SCOPE_READ, NULL,
+	 NULL},
 	{"GET", "/metrics", srv_h_metrics, 0, 0, SRV_SCOPE_READ, NULL, NULL},
-	{"GET", "/buildid/{}/debuginfo", srv_h_debuginfo, 0, 0, SRV_SCOPE_READ, NULL, NULL},
+	{"GET", "/buildid/{}/debuginfo", srv_h_debuginfo, 0, 0, SRV_SCOPE_READ,
+	 NULL, NULL},
 	{"GET", "/buildid/{}/executable", srv_h_executable, 0, 0,
 	 SRV_SCOPE_READ, NULL, NULL},
 	{"POST", "/v1/profiles/{}/publish", srv_h_publish, 1 << 16, 0,
@@ -847,8 +868,9 @@ const struct srv_route srv_routes[] = {
 	{"GET", "/v1/profiles/{}/versions/{}", srv_h_version, 0, 0,
 	 SRV_SCOPE_READ, NULL, NULL},
 	{"PUT", "/v1/symbols", h_upload, UPLOAD_MAX_BYTES, 1, SRV_SCOPE_UPLOAD,
-	 "\177ELF", "not an ELF file (no ELF magic): send an executable, "
-		     "shared object or separate debug file"},
+	 "\177ELF",
+	 "not an ELF file (no ELF magic): send an executable, "
+	 "shared object or separate debug file"},
 	{"POST", "/v1/pprof", srv_h_pprof, SRV_PPROF_MAX_BODY, 0,
 	 SRV_SCOPE_INGEST, NULL, NULL},
 	{"POST", "/v1development/profiles", srv_h_otlp, SRV_PPROF_MAX_BODY, 0,

@@ -47,25 +47,25 @@
 #include "common/opts.h"
 #include "server/sampling.h"
 
-#define DEFAULT_MAX_FREQ        997
+#define DEFAULT_MAX_FREQ	997
 #define DEFAULT_TRIGGER_SAMPLES 1000
 /* Binaries with a state; more get no advice. */
-#define BINARIES_MAX            65536
-#define KNOWN_MAX               64     /* build-ids remembered per binary */
-#define AGENTS_MAX              200000 /* agents tracked per binary */
+#define BINARIES_MAX 65536
+#define KNOWN_MAX    64	    /* build-ids remembered per binary */
+#define AGENTS_MAX   200000 /* agents tracked per binary */
 /* ... and in all: 48 MB of them at most; more get no share of C (their
  * binary's advice is then too high for them, never unbounded memory). */
-#define AGENTS_TOTAL_MAX        1000000
-#define MAX_FREQ_LIMIT          100000
-#define POLICY_MAX_BYTES        (16u << 20)
+#define AGENTS_TOTAL_MAX 1000000
+#define MAX_FREQ_LIMIT	 100000
+#define POLICY_MAX_BYTES (16u << 20)
 
 /* ------------------------------------------------------------- policy -- */
 
 static const char *const mode_names[] = {
-    [SRV_SAMPLING_CONTINUOUS] = "continuous",
-    [SRV_SAMPLING_PAUSED] = "paused",
-    [SRV_SAMPLING_TRIGGERED] = "triggered",
-    [SRV_SAMPLING_ON_DEMAND] = "on-demand",
+	[SRV_SAMPLING_CONTINUOUS] = "continuous",
+	[SRV_SAMPLING_PAUSED] = "paused",
+	[SRV_SAMPLING_TRIGGERED] = "triggered",
+	[SRV_SAMPLING_ON_DEMAND] = "on-demand",
 };
 
 __attribute__((format(printf, 4, 5))) static int
@@ -117,15 +117,15 @@ static int parse_cpu(const char *v, uint32_t *permille)
 }
 
 static int set_key(struct srv_sampling_rule *r, const char *k, const char *v,
-                   char *err, size_t errlen)
+		   char *err, size_t errlen)
 {
 	unsigned ln = r->line;
 	if (!strcmp(k, "samples")) {
 		if (parse_samples(v, &r->samples, &r->window))
 			return bad(err, errlen, ln,
-			           "samples=%s: want N/DURATION, e.g. "
-			           "5000000/1d",
-			           v);
+				   "samples=%s: want N/DURATION, e.g. "
+				   "5000000/1d",
+				   v);
 	} else if (!strcmp(k, "mode")) {
 		if (!strcmp(v, "continuous"))
 			r->mode = SRV_SAMPLING_CONTINUOUS;
@@ -135,43 +135,43 @@ static int set_key(struct srv_sampling_rule *r, const char *k, const char *v,
 			r->mode = SRV_SAMPLING_TRIGGERED;
 		else
 			return bad(err, errlen, ln,
-			           "mode=%s: want continuous, paused or "
-			           "triggered (on-demand windows are set with "
-			           "POST /v1/sampling/BINARY)",
-			           v);
+				   "mode=%s: want continuous, paused or "
+				   "triggered (on-demand windows are set with "
+				   "POST /v1/sampling/BINARY)",
+				   v);
 	} else if (!strcmp(k, "max_freq") || !strcmp(k, "min_freq") ||
-	           !strcmp(k, "trigger_freq")) {
+		   !strcmp(k, "trigger_freq")) {
 		uint32_t *f = k[1] == 'a'   ? &r->max_freq
-		              : k[1] == 'i' ? &r->min_freq
-		                            : &r->trigger_freq;
+			      : k[1] == 'i' ? &r->min_freq
+					    : &r->trigger_freq;
 		if (parse_hz(v, f))
 			return bad(err, errlen, ln,
-			           "%s=%s: want a frequency from 1 to %d Hz", k,
-			           v, MAX_FREQ_LIMIT);
+				   "%s=%s: want a frequency from 1 to %d Hz", k,
+				   v, MAX_FREQ_LIMIT);
 	} else if (!strcmp(k, "trigger_samples")) {
 		if (fdo_parse_uint(v, &r->trigger_samples) ||
 		    !r->trigger_samples)
 			return bad(err, errlen, ln,
-			           "trigger_samples=%s: want a number >= 1", v);
+				   "trigger_samples=%s: want a number >= 1", v);
 	} else if (!strcmp(k, "agent_cpu")) {
 		if (parse_cpu(v, &r->cpu_permille))
 			return bad(err, errlen, ln,
-			           "agent_cpu=%s: want a share of one CPU "
-			           "from 0.1%% to 100%%, e.g. 1%%",
-			           v);
+				   "agent_cpu=%s: want a share of one CPU "
+				   "from 0.1%% to 100%%, e.g. 1%%",
+				   v);
 	} else {
 		return bad(err, errlen, ln,
-		           "unknown key %s (samples, mode, max_freq, "
-		           "min_freq, trigger_freq, trigger_samples, "
-		           "agent_cpu)",
-		           k);
+			   "unknown key %s (samples, mode, max_freq, "
+			   "min_freq, trigger_freq, trigger_samples, "
+			   "agent_cpu)",
+			   k);
 	}
 	return FDO_OK;
 }
 
 /* One line's rule into r (0 words: *empty = 1). s is the line, modified. */
 static int parse_line(char *s, unsigned ln, struct srv_sampling_rule *r,
-                      int *empty, char *err, size_t errlen)
+		      int *empty, char *err, size_t errlen)
 {
 	char *hash = strchr(s, '#');
 	if (hash)
@@ -187,10 +187,10 @@ static int parse_line(char *s, unsigned ln, struct srv_sampling_rule *r,
 		return bad(err, errlen, ln, "binary %.64s: %s", w, why);
 	snprintf(r->binary, sizeof r->binary, "%s", w);
 	int seen[7] = {0};
-	static const char *const keys[7] = {"samples",      "mode",
-	                                    "max_freq",     "min_freq",
-	                                    "trigger_freq", "trigger_samples",
-	                                    "agent_cpu"};
+	static const char *const keys[7] = {"samples",	    "mode",
+					    "max_freq",	    "min_freq",
+					    "trigger_freq", "trigger_samples",
+					    "agent_cpu"};
 	while ((w = strtok_r(NULL, " \t\r", &save))) {
 		char *eq = strchr(w, '=');
 		if (!eq || eq == w || !eq[1])
@@ -199,7 +199,7 @@ static int parse_line(char *s, unsigned ln, struct srv_sampling_rule *r,
 		for (int i = 0; i < 7; i++)
 			if (!strcmp(w, keys[i]) && seen[i]++)
 				return bad(err, errlen, ln, "%s given twice",
-				           w);
+					   w);
 		int rc = set_key(r, w, eq + 1, err, errlen);
 		if (rc)
 			return rc;
@@ -210,7 +210,7 @@ static int parse_line(char *s, unsigned ln, struct srv_sampling_rule *r,
 		r->min_freq = 1;
 	if (r->min_freq > r->max_freq)
 		return bad(err, errlen, ln, "min_freq %u is above max_freq %u",
-		           r->min_freq, r->max_freq);
+			   r->min_freq, r->max_freq);
 	if (!r->trigger_freq)
 		r->trigger_freq = r->max_freq;
 	if (!r->trigger_samples)
@@ -225,8 +225,8 @@ static int rule_cmp(const void *a, const void *b)
 }
 
 int srv_sampling_policy_parse(const char *text, size_t len,
-                              struct srv_sampling_policy *out, char *err,
-                              size_t errlen)
+			      struct srv_sampling_policy *out, char *err,
+			      size_t errlen)
 {
 	memset(out, 0, sizeof *out);
 	err[0] = 0;
@@ -241,7 +241,7 @@ int srv_sampling_policy_parse(const char *text, size_t len,
 		char buf[1024];
 		if (n >= sizeof buf) {
 			rc = bad(err, errlen, ln, "line longer than %zu bytes",
-			         sizeof buf - 1);
+				 sizeof buf - 1);
 			break;
 		}
 		memcpy(buf, text + at, n);
@@ -258,7 +258,7 @@ int srv_sampling_policy_parse(const char *text, size_t len,
 			continue;
 		if (p.n == SRV_SAMPLING_RULES_MAX) {
 			snprintf(err, errlen, "line %u: more than %d rules", ln,
-			         SRV_SAMPLING_RULES_MAX);
+				 SRV_SAMPLING_RULES_MAX);
 			rc = FDO_ELIMIT;
 			break;
 		}
@@ -273,11 +273,11 @@ int srv_sampling_policy_parse(const char *text, size_t len,
 		for (size_t i = 1; i < p.n; i++)
 			if (!strcmp(p.rules[i].binary, p.rules[i - 1].binary)) {
 				unsigned a = p.rules[i - 1].line,
-				         b = p.rules[i].line;
+					 b = p.rules[i].line;
 				rc = bad(err, errlen, a > b ? a : b,
-				         "binary %s already has a rule (line "
-				         "%u)",
-				         p.rules[i].binary, a < b ? a : b);
+					 "binary %s already has a rule (line "
+					 "%u)",
+					 p.rules[i].binary, a < b ? a : b);
 				break;
 			}
 	}
@@ -297,7 +297,7 @@ void srv_sampling_policy_fini(struct srv_sampling_policy *p)
 
 const struct srv_sampling_rule *
 srv_sampling_policy_find(const struct srv_sampling_policy *p,
-                         const char *binary)
+			 const char *binary)
 {
 	size_t lo = 0, hi = p->n;
 	while (lo < hi) {
@@ -316,36 +316,36 @@ srv_sampling_policy_find(const struct srv_sampling_policy *p,
 /* --------------------------------------------------------- controllers -- */
 
 struct override {
-	int mode;       /* enum srv_sampling_mode */
-	uint32_t freq;  /* on-demand */
+	int mode;	/* enum srv_sampling_mode */
+	uint32_t freq;	/* on-demand */
 	uint64_t until; /* monotonic ns; 0 = none */
 };
 
 /* One agent of a binary: its recent CPU rate. */
 struct agent {
-	uint64_t hash;   /* of its agent id */
-	uint64_t last;   /* arrival of its last batch, ns */
-	uint64_t gap;    /* between its last two batches, ns */
+	uint64_t hash;	 /* of its agent id */
+	uint64_t last;	 /* arrival of its last batch, ns */
+	uint64_t gap;	 /* between its last two batches, ns */
 	double ev, span; /* CPU ns and ns of its recent batches, each
-	                    older batch weighing 3/4 of the next */
-	double cpu;      /* ev / span: CPU-s per s */
-	int counted;     /* cpu is in the binary's sum */
+			    older batch weighing 3/4 of the next */
+	double cpu;	 /* ev / span: CPU-s per s */
+	int counted;	 /* cpu is in the binary's sum */
 };
 
 struct bstate {
 	char name[257];
-	uint32_t freq;    /* the continuous advice */
-	uint64_t t0;      /* start of the control interval, ns */
+	uint32_t freq;	  /* the continuous advice */
+	uint64_t t0;	  /* start of the control interval, ns */
 	uint64_t samples; /* samples accepted in it */
 	struct agent *agents;
 	size_t nagents, capagents;
 	struct fdo_map64 agent_ix; /* agent hash -> index + 1 */
-	double cpu;                /* sum of the agents' cpu */
-	uint64_t expired;          /* last expire_agents pass, ns */
-	uint64_t last_any;         /* the latest batch of any agent, ns */
-	double last_cpu;           /* CPU-s per s of the last closed interval */
-	double last_rate;          /* samples/s of the last closed interval */
-	uint64_t trigger_left;     /* triggered: samples until ready */
+	double cpu;		   /* sum of the agents' cpu */
+	uint64_t expired;	   /* last expire_agents pass, ns */
+	uint64_t last_any;	   /* the latest batch of any agent, ns */
+	double last_cpu;	   /* CPU-s per s of the last closed interval */
+	double last_rate;	   /* samples/s of the last closed interval */
+	uint64_t trigger_left;	   /* triggered: samples until ready */
 	uint64_t known[KNOWN_MAX]; /* build-id hashes already judged */
 	size_t nknown;
 	struct override ovr;
@@ -363,11 +363,11 @@ struct srv_sampling {
 	struct bstate *b;
 	size_t n, cap;
 	struct fdo_map64 by_name; /* name hash -> index + 1 */
-	size_t agents_total;      /* agents of every binary */
+	size_t agents_total;	  /* agents of every binary */
 };
 
 static int read_policy(const char *path, struct srv_sampling_policy *out,
-                       char *err, size_t errlen)
+		       char *err, size_t errlen)
 {
 	memset(out, 0, sizeof *out);
 	if (!path || !path[0])
@@ -375,7 +375,7 @@ static int read_policy(const char *path, struct srv_sampling_policy *out,
 	FILE *f = fopen(path, "rb");
 	if (!f) {
 		snprintf(err, errlen, "cannot open %s: %s", path,
-		         strerror(errno));
+			 strerror(errno));
 		return FDO_EIO;
 	}
 	char *text = malloc(POLICY_MAX_BYTES + 1);
@@ -390,7 +390,7 @@ static int read_policy(const char *path, struct srv_sampling_policy *out,
 		rc = FDO_EIO;
 	} else if (n > POLICY_MAX_BYTES) {
 		snprintf(err, errlen, "%s: larger than %u bytes", path,
-		         POLICY_MAX_BYTES);
+			 POLICY_MAX_BYTES);
 		rc = FDO_ELIMIT;
 	} else {
 		char why[300];
@@ -403,7 +403,7 @@ static int read_policy(const char *path, struct srv_sampling_policy *out,
 }
 
 int srv_sampling_create(const char *path, unsigned interval_s, store *st,
-                        srv_sampling **out, char *err, size_t errlen)
+			srv_sampling **out, char *err, size_t errlen)
 {
 	*out = NULL;
 	err[0] = 0;
@@ -466,7 +466,7 @@ static uint64_t name_hash(const char *name)
 /* The state of binary, created (with freq f0) when create; NULL when
  * absent, or past BINARIES_MAX, or out of memory. s->mu held. */
 static struct bstate *state_of(srv_sampling *s, const char *binary, int create,
-                               uint32_t f0)
+			       uint32_t f0)
 {
 	uint32_t v;
 	uint64_t h = name_hash(binary);
@@ -503,8 +503,7 @@ static uint32_t clamp_freq(double f, const struct srv_sampling_rule *r)
 /* Agent `id` of b sent a batch standing for event_ns CPU nanoseconds
  * (or a heartbeat: 0) over span seconds (its own time range) at now. */
 static void agent_batch(srv_sampling *s, struct bstate *b, const char *id,
-                        double event_ns,
-                        uint64_t span, uint64_t now)
+			double event_ns, uint64_t span, uint64_t now)
 {
 	uint64_t h = name_hash(id);
 	uint32_t v;
@@ -519,7 +518,7 @@ static void agent_batch(srv_sampling *s, struct bstate *b, const char *id,
 		    s->agents_total == AGENTS_TOTAL_MAX ||
 		    fdo_grow(b->agents, b->capagents, b->nagents + 1) ||
 		    fdo_map64_put(&b->agent_ix, h, (uint32_t)b->nagents + 1, &v,
-		                  &found))
+				  &found))
 			return;
 		a = &b->agents[b->nagents++];
 		s->agents_total++;
@@ -585,7 +584,7 @@ static void expire_agents(srv_sampling *s, struct bstate *b, uint64_t now)
 		uint32_t v;
 		int found;
 		if (fdo_map64_put(&b->agent_ix, b->agents[i].hash,
-		                  (uint32_t)i + 1, &v, &found)) {
+				  (uint32_t)i + 1, &v, &found)) {
 			s->agents_total -= k - i;
 			b->nagents = i; /* out of memory: forget the rest */
 			break;
@@ -596,12 +595,12 @@ static void expire_agents(srv_sampling *s, struct bstate *b, uint64_t now)
 /* Advise anew from what b's agents run now; close the interval of its
  * figures (GET /v1/sampling) when it is over. */
 static void control(srv_sampling *s, struct bstate *b,
-                    const struct srv_sampling_rule *r, uint64_t now)
+		    const struct srv_sampling_rule *r, uint64_t now)
 {
 	expire_agents(s, b, now);
 	if (r && r->samples && b->cpu > 0)
 		b->freq = clamp_freq(
-		    (double)r->samples / (double)r->window / b->cpu, r);
+			(double)r->samples / (double)r->window / b->cpu, r);
 	else if (r && !r->samples)
 		b->freq = r->max_freq;
 	uint64_t el = now - b->t0;
@@ -616,7 +615,7 @@ static void control(srv_sampling *s, struct bstate *b,
 /* Triggered mode: does batch b bring a build-id the store never saw?
  * s->mu held. */
 static int new_build_id(srv_sampling *s, struct bstate *st,
-                        const Fdod__SampleBatch *b)
+			const Fdod__SampleBatch *b)
 {
 	int fresh = 0;
 	store_txn *t = NULL;
@@ -634,7 +633,7 @@ static int new_build_id(srv_sampling *s, struct bstate *st,
 		else if (!t && store_txn_begin(s->st, 0, &t))
 			break;
 		else if (store_intern_buildid(t, id->data, id->len, 0, &sid) ==
-		         FDO_ENOT_FOUND)
+			 FDO_ENOT_FOUND)
 			fresh = 1;
 		if (st->nknown < KNOWN_MAX)
 			st->known[st->nknown++] = h;
@@ -645,7 +644,7 @@ static int new_build_id(srv_sampling *s, struct bstate *st,
 }
 
 static const struct override *override_of(const srv_sampling *s,
-                                          const struct bstate *b, uint64_t now)
+					  const struct bstate *b, uint64_t now)
 {
 	if (b && b->ovr.until > now)
 		return &b->ovr;
@@ -653,15 +652,15 @@ static const struct override *override_of(const srv_sampling *s,
 }
 
 int srv_sampling_advise(void *arg, const Fdod__SampleBatch *b,
-                        const struct agg_result *res, Fdod__SamplingAdvice *out)
+			const struct agg_result *res, Fdod__SamplingAdvice *out)
 {
 	srv_sampling *s = arg;
 	uint64_t now = fdo_now_ns();
 	pthread_mutex_lock(&s->mu);
 	const struct srv_sampling_rule *r =
-	    srv_sampling_policy_find(&s->policy, b->binary);
+		srv_sampling_policy_find(&s->policy, b->binary);
 	struct bstate *st = state_of(s, b->binary, r != NULL,
-	                             r ? r->max_freq : DEFAULT_MAX_FREQ);
+				     r ? r->max_freq : DEFAULT_MAX_FREQ);
 	const struct override *o = override_of(s, st, now);
 	if (!r && !o) {
 		pthread_mutex_unlock(&s->mu);
@@ -671,9 +670,9 @@ int srv_sampling_advise(void *arg, const Fdod__SampleBatch *b,
 		st->samples += res->samples_accepted;
 		if (time_event(b->event) || !res->samples_accepted)
 			agent_batch(s, st, b->agent_id,
-			            (double)res->samples_accepted *
-			                (double)b->period,
-			            b->time_end - b->time_start, now);
+				    (double)res->samples_accepted *
+					    (double)b->period,
+				    b->time_end - b->time_start, now);
 		if (r && r->mode == SRV_SAMPLING_TRIGGERED) {
 			if (new_build_id(s, st, b))
 				st->trigger_left = r->trigger_samples;
@@ -712,39 +711,39 @@ int srv_sampling_advise(void *arg, const Fdod__SampleBatch *b,
 }
 
 int srv_sampling_override(srv_sampling *s, const char *binary, int mode,
-                          uint32_t freq, uint64_t seconds, char *err,
-                          size_t errlen)
+			  uint32_t freq, uint64_t seconds, char *err,
+			  size_t errlen)
 {
 	err[0] = 0;
 	if (mode == SRV_SAMPLING_ON_DEMAND &&
 	    (freq < 1 || freq > MAX_FREQ_LIMIT)) {
 		snprintf(err, errlen, "freq= must be 1 to %d Hz",
-		         MAX_FREQ_LIMIT);
+			 MAX_FREQ_LIMIT);
 		return FDO_EINVAL;
 	}
 	if (mode == SRV_SAMPLING_TRIGGERED) {
 		snprintf(err, errlen,
-		         "triggered is a policy mode, not an "
-		         "override");
+			 "triggered is a policy mode, not an "
+			 "override");
 		return FDO_EINVAL;
 	}
 	uint64_t now = fdo_now_ns();
 	struct override o = {mode, freq,
-	                     seconds ? now + seconds * 1000000000u : 0};
+			     seconds ? now + seconds * 1000000000u : 0};
 	int rc = FDO_OK;
 	pthread_mutex_lock(&s->mu);
 	if (!strcmp(binary, "*")) {
 		s->all = o;
 	} else {
 		const struct srv_sampling_rule *r =
-		    srv_sampling_policy_find(&s->policy, binary);
-		struct bstate *st =
-		    state_of(s, binary, 1, r ? r->max_freq : DEFAULT_MAX_FREQ);
+			srv_sampling_policy_find(&s->policy, binary);
+		struct bstate *st = state_of(
+			s, binary, 1, r ? r->max_freq : DEFAULT_MAX_FREQ);
 		if (st)
 			st->ovr = o;
 		else {
 			snprintf(err, errlen, "more than %d binaries",
-			         BINARIES_MAX);
+				 BINARIES_MAX);
 			rc = FDO_ELIMIT;
 		}
 	}
@@ -757,19 +756,19 @@ int srv_sampling_override(srv_sampling *s, const char *binary, int mode,
 /* ------------------------------------------------------------- answers -- */
 
 static void json_override(struct fdo_buf *out, const struct override *o,
-                          uint64_t now)
+			  uint64_t now)
 {
 	if (o->until <= now) {
 		fdo_buf_puts(out, "null");
 		return;
 	}
-	fdo_buf_printf(
-	    out,
-	    "{\"mode\":\"%s\",\"freq_hz\":%u,"
-	    "\"seconds_left\":%llu}",
-	    mode_names[o->mode],
-	    o->mode == SRV_SAMPLING_ON_DEMAND ? o->freq : 0,
-	    (unsigned long long)((o->until - now + 999999999u) / 1000000000u));
+	fdo_buf_printf(out,
+		       "{\"mode\":\"%s\",\"freq_hz\":%u,"
+		       "\"seconds_left\":%llu}",
+		       mode_names[o->mode],
+		       o->mode == SRV_SAMPLING_ON_DEMAND ? o->freq : 0,
+		       (unsigned long long)((o->until - now + 999999999u) /
+					    1000000000u));
 }
 
 void srv_sampling_json(srv_sampling *s, struct fdo_buf *out)
@@ -779,30 +778,31 @@ void srv_sampling_json(srv_sampling *s, struct fdo_buf *out)
 	fdo_buf_puts(out, "{\"policy\":");
 	fdo_buf_json_str(out, s->path ? s->path : "");
 	fdo_buf_printf(out,
-	               ",\"generation\":%llu,\"interval_s\":%llu,"
-	               "\"rules\":%zu,\"override\":",
-	               (unsigned long long)s->generation,
-	               (unsigned long long)(s->interval_ns / 1000000000u),
-	               s->policy.n);
+		       ",\"generation\":%llu,\"interval_s\":%llu,"
+		       "\"rules\":%zu,\"override\":",
+		       (unsigned long long)s->generation,
+		       (unsigned long long)(s->interval_ns / 1000000000u),
+		       s->policy.n);
 	json_override(out, &s->all, now);
 	fdo_buf_puts(out, ",\"binaries\":[");
 	for (size_t i = 0; i < s->n; i++) {
 		const struct bstate *b = &s->b[i];
 		const struct srv_sampling_rule *r =
-		    srv_sampling_policy_find(&s->policy, b->name);
+			srv_sampling_policy_find(&s->policy, b->name);
 		fdo_buf_puts(out, i ? ",{\"binary\":" : "{\"binary\":");
 		fdo_buf_json_str(out, b->name);
-		fdo_buf_printf(
-		    out,
-		    ",\"rule_line\":%u,\"mode\":\"%s\","
-		    "\"freq_hz\":%u,\"target_per_s\":%.6g,"
-		    "\"cpu_sampled\":%.6g,\"samples_per_s\":%.6g,"
-		    "\"trigger_left\":%llu,\"override\":",
-		    r ? r->line : 0, r ? mode_names[r->mode] : "none", b->freq,
-		    r && r->samples ? (double)r->samples / (double)r->window
-		                    : 0.0,
-		    b->last_cpu, b->last_rate,
-		    (unsigned long long)b->trigger_left);
+		fdo_buf_printf(out,
+			       ",\"rule_line\":%u,\"mode\":\"%s\","
+			       "\"freq_hz\":%u,\"target_per_s\":%.6g,"
+			       "\"cpu_sampled\":%.6g,\"samples_per_s\":%.6g,"
+			       "\"trigger_left\":%llu,\"override\":",
+			       r ? r->line : 0,
+			       r ? mode_names[r->mode] : "none", b->freq,
+			       r && r->samples
+				       ? (double)r->samples / (double)r->window
+				       : 0.0,
+			       b->last_cpu, b->last_rate,
+			       (unsigned long long)b->trigger_left);
 		json_override(out, &b->ovr, now);
 		fdo_buf_puts(out, "}");
 	}
@@ -814,21 +814,21 @@ void srv_sampling_metrics(srv_sampling *s, struct fdo_buf *out)
 {
 	pthread_mutex_lock(&s->mu);
 	fdo_buf_printf(
-	    out,
-	    "# HELP fdod_sampling_generation Generation of the sampling "
-	    "policy (reloads and operator changes).\n"
-	    "# TYPE fdod_sampling_generation gauge\n"
-	    "fdod_sampling_generation %llu\n"
-	    "# HELP fdod_sampling_reloads_total Policy reloads (SIGHUP).\n"
-	    "# TYPE fdod_sampling_reloads_total counter\n"
-	    "fdod_sampling_reloads_total{result=\"ok\"} %llu\n"
-	    "fdod_sampling_reloads_total{result=\"error\"} %llu\n"
-	    "# HELP fdod_sampling_freq_hz Sampling frequency advised to the "
-	    "agents of a binary (continuous control).\n"
-	    "# TYPE fdod_sampling_freq_hz gauge\n",
-	    (unsigned long long)s->generation,
-	    (unsigned long long)s->reloads_ok,
-	    (unsigned long long)s->reloads_failed);
+		out,
+		"# HELP fdod_sampling_generation Generation of the sampling "
+		"policy (reloads and operator changes).\n"
+		"# TYPE fdod_sampling_generation gauge\n"
+		"fdod_sampling_generation %llu\n"
+		"# HELP fdod_sampling_reloads_total Policy reloads (SIGHUP).\n"
+		"# TYPE fdod_sampling_reloads_total counter\n"
+		"fdod_sampling_reloads_total{result=\"ok\"} %llu\n"
+		"fdod_sampling_reloads_total{result=\"error\"} %llu\n"
+		"# HELP fdod_sampling_freq_hz Sampling frequency advised to the "
+		"agents of a binary (continuous control).\n"
+		"# TYPE fdod_sampling_freq_hz gauge\n",
+		(unsigned long long)s->generation,
+		(unsigned long long)s->reloads_ok,
+		(unsigned long long)s->reloads_failed);
 	for (size_t i = 0; i < s->n; i++) {
 		fdo_buf_puts(out, "fdod_sampling_freq_hz{binary=");
 		fdo_buf_json_str(out, s->b[i].name);

@@ -24,19 +24,19 @@ enum srv_sampling_mode {
 
 /* One line of a policy file. */
 struct srv_sampling_rule {
-	char binary[257];         /* a binary name, or "*" for the others */
-	int mode;                 /* enum srv_sampling_mode (not on-demand) */
-	uint64_t samples;         /* desired accepted samples per window; 0 =
-	                             none: sample at max_freq */
-	uint64_t window;          /* seconds */
-	uint32_t max_freq;        /* Hz; default 997 */
-	uint32_t min_freq;        /* Hz; default 1 */
-	uint32_t trigger_freq;    /* Hz, triggered mode; default max_freq */
+	char binary[257];	  /* a binary name, or "*" for the others */
+	int mode;		  /* enum srv_sampling_mode (not on-demand) */
+	uint64_t samples;	  /* desired accepted samples per window; 0 =
+				     none: sample at max_freq */
+	uint64_t window;	  /* seconds */
+	uint32_t max_freq;	  /* Hz; default 997 */
+	uint32_t min_freq;	  /* Hz; default 1 */
+	uint32_t trigger_freq;	  /* Hz, triggered mode; default max_freq */
 	uint64_t trigger_samples; /* triggered mode: samples of a new
-	                             build-id before it is ready; default
-	                             1000 */
-	uint32_t cpu_permille;    /* agent CPU budget, thousandths of a CPU;
-	                             0 = the agent's own */
+				     build-id before it is ready; default
+				     1000 */
+	uint32_t cpu_permille;	  /* agent CPU budget, thousandths of a CPU;
+				     0 = the agent's own */
 	unsigned line;
 };
 
@@ -58,13 +58,13 @@ struct srv_sampling_policy {
  * Free with srv_sampling_policy_fini.
  */
 int srv_sampling_policy_parse(const char *text, size_t len,
-                              struct srv_sampling_policy *out, char *err,
-                              size_t errlen);
+			      struct srv_sampling_policy *out, char *err,
+			      size_t errlen);
 void srv_sampling_policy_fini(struct srv_sampling_policy *p);
 /* The rule of binary: its own line, else "*", else NULL. */
 const struct srv_sampling_rule *
 srv_sampling_policy_find(const struct srv_sampling_policy *p,
-                         const char *binary);
+			 const char *binary);
 
 typedef struct srv_sampling srv_sampling;
 
@@ -76,7 +76,7 @@ typedef struct srv_sampling srv_sampling;
  * srv_sampling_policy_parse's).
  */
 int srv_sampling_create(const char *path, unsigned interval_s, store *st,
-                        srv_sampling **out, char *err, size_t errlen);
+			srv_sampling **out, char *err, size_t errlen);
 void srv_sampling_destroy(srv_sampling *s);
 
 /* srv_sampling_reload reads the policy file again (SIGHUP). On error the
@@ -90,8 +90,8 @@ int srv_sampling_reload(srv_sampling *s, char *err, size_t errlen);
  * binary. Any thread (the ingest submitters); agg_ingest_opts.advise.
  */
 int srv_sampling_advise(void *s, const Fdod__SampleBatch *b,
-                        const struct agg_result *res,
-                        Fdod__SamplingAdvice *out);
+			const struct agg_result *res,
+			Fdod__SamplingAdvice *out);
 
 /*
  * srv_sampling_override sets an operator's window for binary ("*": every
@@ -101,8 +101,8 @@ int srv_sampling_advise(void *s, const Fdod__SampleBatch *b,
  * many binaries).
  */
 int srv_sampling_override(srv_sampling *s, const char *binary, int mode,
-                          uint32_t freq, uint64_t seconds, char *err,
-                          size_t errlen);
+			  uint32_t freq, uint64_t seconds, char *err,
+			  size_t errlen);
 
 /* JSON of the policy and every binary's state (GET /v1/sampling), and
  * Prometheus lines (/metrics). */

@@ -56,7 +56,7 @@
 #include "server/upstream.h"
 
 #define UPSTREAM_MAX_IDS (1u << 16) /* build-ids remembered at most */
-#define CLIENT_DIR       "debuginfod-client"
+#define CLIENT_DIR	 "debuginfod-client"
 
 enum up_state {
 	UP_QUEUED = 1,
@@ -71,7 +71,7 @@ struct up_entry {
 	uint8_t state; /* enum up_state */
 	uint8_t len;
 	uint8_t build_id[FDO_BUILD_ID_MAX];
-	uint64_t seq;   /* order of queueing (oldest first) */
+	uint64_t seq;	/* order of queueing (oldest first) */
 	uint64_t until; /* negative entries: asked again after (mono ns) */
 };
 
@@ -88,9 +88,9 @@ struct srv_upstream {
 	pthread_cond_t cv;
 	struct up_entry *tab; /* guarded by mu; cap slots, a power of 2 */
 	size_t cap, n;
-	uint64_t next_seq;               /* guarded by mu */
+	uint64_t next_seq;		 /* guarded by mu */
 	struct srv_upstream_stats stats; /* guarded by mu */
-	int full_logged;                 /* guarded by mu */
+	int full_logged;		 /* guarded by mu */
 	atomic_int stopping;
 
 	pthread_t *threads;
@@ -101,7 +101,7 @@ struct srv_upstream {
 struct fetch_ctx {
 	srv_upstream *u;
 	uint64_t start; /* of the current find call, mono ns */
-	int cancelled;  /* 1: no answer in time, 2: stopping */
+	int cancelled;	/* 1: no answer in time, 2: stopping */
 };
 
 enum outcome {
@@ -332,10 +332,10 @@ static int still_wanted(srv_upstream *u, uint32_t id, unsigned *have)
  * put it in the symbol store; *size gets its size, *slots the slots it
  * filled or found filled. wait is for the log. */
 static enum outcome store_fetched(srv_upstream *u, const uint8_t *bid,
-				  size_t len, const char *hex,
-				  const char *kind, const char *url, int fd,
-				  const char *path, const char *wait,
-				  uint64_t *size, unsigned *slots)
+				  size_t len, const char *hex, const char *kind,
+				  const char *url, int fd, const char *path,
+				  const char *wait, uint64_t *size,
+				  unsigned *slots)
 {
 	struct store_elf_info info;
 	char why[256];
@@ -620,8 +620,7 @@ static void clean_client_cache(const char *client_dir)
 	closedir(d);
 }
 
-int srv_upstream_create(const struct srv_upstream_opts *o,
-			srv_upstream **out)
+int srv_upstream_create(const struct srv_upstream_opts *o, srv_upstream **out)
 {
 	srv_upstream *u = calloc(1, sizeof *u);
 	if (!u)

@@ -20,7 +20,7 @@ struct srv_upstream_opts {
 	unsigned timeout;    /* seconds an upstream may take to start
 				answering, or stall a transfer */
 	unsigned fetches;    /* fetches at once (threads); >= 1 */
-	uint64_t retry;      /* seconds before an id that was not found
+	uint64_t retry;	     /* seconds before an id that was not found
 				(or failed) is asked again */
 	store *st;
 	/* Called by a fetch thread when symbols of build-id id were stored
@@ -44,8 +44,7 @@ int srv_upstream_env(const struct srv_upstream_opts *o);
  * and starts o->fetches fetch threads. Strings in o are copied; o->st must
  * outlive it. Returns FDO_OK, FDO_ENOMEM.
  */
-int srv_upstream_create(const struct srv_upstream_opts *o,
-			srv_upstream **out);
+int srv_upstream_create(const struct srv_upstream_opts *o, srv_upstream **out);
 
 /*
  * srv_upstream_want asks for the symbols of build-id id (bytes build_id,
@@ -65,15 +64,15 @@ void srv_upstream_want(void *u, uint32_t id, const uint8_t *build_id,
 const char *srv_upstream_state(srv_upstream *u, uint32_t id);
 
 struct srv_upstream_stats {
-	uint64_t ok;            /* fetches stored (or already there) */
-	uint64_t missing;       /* not found upstream (every server said so) */
-	uint64_t failed;        /* timeouts, connection and store errors */
-	uint64_t rejected;      /* files that were not ELF or carried another
+	uint64_t ok;		/* fetches stored (or already there) */
+	uint64_t missing;	/* not found upstream (every server said so) */
+	uint64_t failed;	/* timeouts, connection and store errors */
+	uint64_t rejected;	/* files that were not ELF or carried another
 				   build-id */
 	uint64_t negative_hits; /* asks answered by the negative cache */
-	uint64_t bytes;         /* bytes of the files stored */
-	uint64_t queued;        /* build-ids waiting for a fetch thread */
-	uint64_t running;       /* fetches in progress */
+	uint64_t bytes;		/* bytes of the files stored */
+	uint64_t queued;	/* build-ids waiting for a fetch thread */
+	uint64_t running;	/* fetches in progress */
 };
 /* srv_upstream_stats: counters since start; u may be NULL (all zero). */
 void srv_upstream_stats(srv_upstream *u, struct srv_upstream_stats *st);

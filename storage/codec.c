@@ -156,7 +156,7 @@
 #include "storage/storage.h"
 
 void store_counts_key_encode(uint8_t out[STORE_COUNTS_KEY_SIZE],
-                             const struct store_counts_key *k)
+			     const struct store_counts_key *k)
 {
 	fdo_put_be32(out, k->binary);
 	fdo_put_be32(out + 4, k->labelset);
@@ -165,7 +165,7 @@ void store_counts_key_encode(uint8_t out[STORE_COUNTS_KEY_SIZE],
 }
 
 int store_counts_key_decode(const void *p, size_t len,
-                            struct store_counts_key *k)
+			    struct store_counts_key *k)
 {
 	const uint8_t *b = p;
 	if (len != STORE_COUNTS_KEY_SIZE)
@@ -178,7 +178,7 @@ int store_counts_key_decode(const void *p, size_t len,
 }
 
 void store_branches_key_encode(uint8_t out[STORE_BRANCHES_KEY_SIZE],
-                               const struct store_branches_key *k)
+			       const struct store_branches_key *k)
 {
 	fdo_put_be32(out, k->binary);
 	fdo_put_be32(out + 4, k->labelset);
@@ -189,7 +189,7 @@ void store_branches_key_encode(uint8_t out[STORE_BRANCHES_KEY_SIZE],
 }
 
 int store_branches_key_decode(const void *p, size_t len,
-                              struct store_branches_key *k)
+			      struct store_branches_key *k)
 {
 	const uint8_t *b = p;
 	if (len != STORE_BRANCHES_KEY_SIZE)
@@ -204,7 +204,7 @@ int store_branches_key_decode(const void *p, size_t len,
 }
 
 void store_weight_encode(uint8_t out[STORE_WEIGHT_VAL_SIZE],
-                         const struct store_weight *w)
+			 const struct store_weight *w)
 {
 	fdo_put_be64(out, (uint64_t)(w->weight >> 64));
 	fdo_put_be64(out + 8, (uint64_t)w->weight);
@@ -262,7 +262,7 @@ int store_totals_decode(const void *p, size_t len, struct store_totals *v)
 }
 
 void store_addr_key_encode(uint8_t out[STORE_ADDR_KEY_SIZE],
-                           const struct store_frame *a)
+			   const struct store_frame *a)
 {
 	fdo_put_be32(out, a->build_id);
 	fdo_put_be64(out + 4, a->offset);
@@ -292,7 +292,6 @@ static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n)
 	}
 	return h;
 }
-
 
 uint64_t store_buildid_hash(const uint8_t *id, size_t len)
 {
@@ -343,7 +342,7 @@ static int get_uvarint(const uint8_t *p, size_t len, size_t *at, uint64_t *v)
 }
 
 int store_stack_encode(const struct store_frame *frames, size_t n, uint8_t *out,
-                       size_t cap, size_t *len)
+		       size_t cap, size_t *len)
 {
 	if (n > STORE_STACK_MAX_FRAMES)
 		return FDO_ELIMIT;
@@ -356,7 +355,7 @@ int store_stack_encode(const struct store_frame *frames, size_t n, uint8_t *out,
 			return FDO_ELIMIT;
 		for (size_t i = 0; i < n; i++)
 			store_addr_key_encode(out + i * STORE_FRAME_SIZE,
-			                      &frames[i]);
+					      &frames[i]);
 		*len = n * STORE_FRAME_SIZE;
 		return FDO_OK;
 	}
@@ -380,8 +379,8 @@ int store_stack_encode(const struct store_frame *frames, size_t n, uint8_t *out,
 }
 
 static int stack_decode_compact(const uint8_t *b, size_t len,
-                                struct store_frame *frames, size_t cap,
-                                size_t *n)
+				struct store_frame *frames, size_t cap,
+				size_t *n)
 {
 	size_t at = 1, count = 0;
 	uint64_t prev = 0;
@@ -390,13 +389,13 @@ static int stack_decode_compact(const uint8_t *b, size_t len,
 		if (!get_uvarint(b, len, &at, &w))
 			return FDO_ECORRUPT;
 		if ((w & 1) && (!get_uvarint(b, len, &at, &id) || id == prev ||
-		                id == 0 || id >= STORE_BUILDID_MAX_ID))
+				id == 0 || id >= STORE_BUILDID_MAX_ID))
 			return FDO_ECORRUPT;
 		if (id == 0)
 			return FDO_ECORRUPT; /* the first frame names its id */
 		if (count == cap)
 			return count >= STORE_STACK_MAX_FRAMES ? FDO_ECORRUPT
-			                                       : FDO_ELIMIT;
+							       : FDO_ELIMIT;
 		frames[count].build_id = (uint32_t)id;
 		frames[count].offset = w >> 1;
 		count++;
@@ -407,7 +406,7 @@ static int stack_decode_compact(const uint8_t *b, size_t len,
 }
 
 int store_stack_decode(const void *p, size_t len, struct store_frame *frames,
-                       size_t cap, size_t *n)
+		       size_t cap, size_t *n)
 {
 	const uint8_t *b = p;
 	if (len && b[0] == STORE_STACK_COMPACT)
@@ -419,13 +418,13 @@ int store_stack_decode(const void *p, size_t len, struct store_frame *frames,
 		return FDO_ELIMIT;
 	for (size_t i = 0; i < count; i++)
 		store_addr_key_decode(b + i * STORE_FRAME_SIZE,
-		                      STORE_FRAME_SIZE, &frames[i]);
+				      STORE_FRAME_SIZE, &frames[i]);
 	*n = count;
 	return FDO_OK;
 }
 
 int store_symcache_encode(const struct store_sym_frame *f, size_t n,
-                          uint8_t *out, size_t cap, size_t *len)
+			  uint8_t *out, size_t cap, size_t *len)
 {
 	if (n > STORE_SYMCACHE_MAX_FRAMES || cap < STORE_SYMCACHE_HDR_SIZE ||
 	    (cap - STORE_SYMCACHE_HDR_SIZE) / STORE_SYM_FRAME_SIZE < n)
@@ -434,8 +433,8 @@ int store_symcache_encode(const struct store_sym_frame *f, size_t n,
 	out[1] = (uint8_t)n;
 	out[2] = out[3] = 0;
 	for (size_t i = 0; i < n; i++) {
-		uint8_t *q =
-		    out + STORE_SYMCACHE_HDR_SIZE + i * STORE_SYM_FRAME_SIZE;
+		uint8_t *q = out + STORE_SYMCACHE_HDR_SIZE +
+			     i * STORE_SYM_FRAME_SIZE;
 		fdo_put_be32(q, f[i].function);
 		fdo_put_be32(q + 4, f[i].file);
 		fdo_put_be32(q + 8, f[i].line);
@@ -448,7 +447,7 @@ int store_symcache_encode(const struct store_sym_frame *f, size_t n,
 }
 
 int store_symcache_decode(const void *p, size_t len, struct store_sym_frame *f,
-                          size_t cap, size_t *n)
+			  size_t cap, size_t *n)
 {
 	const uint8_t *b = p;
 	if (len < STORE_SYMCACHE_HDR_SIZE || b[0] != 1)
@@ -460,7 +459,7 @@ int store_symcache_decode(const void *p, size_t len, struct store_sym_frame *f,
 		return FDO_ELIMIT;
 	for (size_t i = 0; i < count; i++) {
 		const uint8_t *q =
-		    b + STORE_SYMCACHE_HDR_SIZE + i * STORE_SYM_FRAME_SIZE;
+			b + STORE_SYMCACHE_HDR_SIZE + i * STORE_SYM_FRAME_SIZE;
 		f[i].function = fdo_get_be32(q);
 		f[i].file = fdo_get_be32(q + 4);
 		f[i].line = fdo_get_be32(q + 8);
@@ -473,14 +472,14 @@ int store_symcache_decode(const void *p, size_t len, struct store_sym_frame *f,
 }
 
 void store_batches_key_encode(uint8_t out[STORE_BATCHES_KEY_SIZE],
-                              uint32_t agent, uint64_t seq)
+			      uint32_t agent, uint64_t seq)
 {
 	fdo_put_be32(out, agent);
 	fdo_put_be64(out + 4, seq);
 }
 
 int store_batches_key_decode(const void *p, size_t len, uint32_t *agent,
-                             uint64_t *seq)
+			     uint64_t *seq)
 {
 	const uint8_t *b = p;
 	if (len != STORE_BATCHES_KEY_SIZE)
@@ -509,14 +508,14 @@ int store_hosts_key_decode(const void *p, size_t len, uint32_t *binary,
 }
 
 void store_published_key_encode(uint8_t out[STORE_PUBLISHED_KEY_SIZE],
-                                uint32_t binary, uint32_t version)
+				uint32_t binary, uint32_t version)
 {
 	fdo_put_be32(out, binary);
 	fdo_put_be32(out + 4, version);
 }
 
 int store_published_key_decode(const void *p, size_t len, uint32_t *binary,
-                               uint32_t *version)
+			       uint32_t *version)
 {
 	const uint8_t *b = p;
 	if (len != STORE_PUBLISHED_KEY_SIZE)

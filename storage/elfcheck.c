@@ -24,11 +24,11 @@
 
 #include "storage/storage.h"
 
-#define MAX_SECTIONS    (1u << 18)
-#define MAX_SEGMENTS    (1u << 16)
-#define MAX_NOTE_BYTES  (64u * 1024)
+#define MAX_SECTIONS	(1u << 18)
+#define MAX_SEGMENTS	(1u << 16)
+#define MAX_NOTE_BYTES	(64u * 1024)
 #define MAX_DYN_ENTRIES (1u << 14)
-#define NAME_MAX_READ   32
+#define NAME_MAX_READ	32
 
 struct elf {
 	int fd;
@@ -55,7 +55,7 @@ struct phdr {
 };
 
 __attribute__((format(printf, 3, 4))) static int fail(struct elf *e, int err,
-                                                      const char *fmt, ...)
+						      const char *fmt, ...)
 {
 	if (e->why && e->why_cap) {
 		va_list ap;
@@ -78,15 +78,15 @@ static int rd(struct elf *e, uint64_t off, void *buf, size_t n)
 	size_t got = 0;
 	while (got < n) {
 		ssize_t r = pread(e->fd, (char *)buf + got, n - got,
-		                  (off_t)(off + got));
+				  (off_t)(off + got));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			return fail(e, FDO_EIO, "read error: %s",
-			            strerror(errno));
+				    strerror(errno));
 		if (r == 0)
 			return fail(e, FDO_ETRUNCATED,
-			            "file shrank while being read");
+				    "file shrank while being read");
 		got += (size_t)r;
 	}
 	return FDO_OK;
@@ -95,7 +95,7 @@ static int rd(struct elf *e, uint64_t off, void *buf, size_t n)
 static uint16_t g16(const struct elf *e, const uint8_t *p)
 {
 	return e->be ? (uint16_t)(p[0] << 8 | p[1])
-	             : (uint16_t)(p[1] << 8 | p[0]);
+		     : (uint16_t)(p[1] << 8 | p[0]);
 }
 
 static uint32_t g32(const struct elf *e, const uint8_t *p)
@@ -150,7 +150,7 @@ static size_t phdr_size(const struct elf *e)
 /* read_shdr reads section header i; the table was checked to be in the
  * file. */
 static int read_shdr(struct elf *e, const struct ehdr *h, uint64_t i,
-                     struct shdr *s)
+		     struct shdr *s)
 {
 	uint8_t b[sizeof(Elf64_Shdr)];
 	int rc = rd(e, h->shoff + i * shdr_size(e), b, shdr_size(e));
@@ -190,7 +190,7 @@ static int read_phdr(struct elf *e, uint64_t phoff, uint64_t i, struct phdr *p)
  * is an error.
  */
 static int scan_notes(struct elf *e, uint64_t off, uint64_t size,
-                      uint64_t align, struct store_elf_info *info)
+		      uint64_t align, struct store_elf_info *info)
 {
 	uint64_t a = align == 8 ? 8 : 4;
 	size_t len = size > MAX_NOTE_BYTES ? MAX_NOTE_BYTES : (size_t)size;
@@ -217,9 +217,9 @@ static int scan_notes(struct elf *e, uint64_t off, uint64_t size,
 		    !memcmp(buf + pos + 12, "GNU", 4)) {
 			if (descsz < 1 || descsz > FDO_BUILD_ID_MAX) {
 				rc = fail(e, FDO_EBAD_BUILD_ID,
-				          "GNU build-id note holds %llu bytes "
-				          "(1-64 allowed)",
-				          (unsigned long long)descsz);
+					  "GNU build-id note holds %llu bytes "
+					  "(1-64 allowed)",
+					  (unsigned long long)descsz);
 				break;
 			}
 			memcpy(info->build_id, buf + desc_off, descsz);
@@ -240,8 +240,8 @@ static int scan_notes(struct elf *e, uint64_t off, uint64_t size,
  * before anything is inflated, so a small file cannot claim gigabytes
  * unnoticed.
  */
-static int inflated_size(struct elf *e, const struct shdr *s,
-                         const char *name, uint64_t *out)
+static int inflated_size(struct elf *e, const struct shdr *s, const char *name,
+			 uint64_t *out)
 {
 	*out = 0;
 	uint8_t b[sizeof(Elf64_Chdr)];
@@ -249,14 +249,14 @@ static int inflated_size(struct elf *e, const struct shdr *s,
 		size_t n = e->is64 ? sizeof(Elf64_Chdr) : sizeof(Elf32_Chdr);
 		if (s->size < n)
 			return fail(e, FDO_EPARSE,
-			            "section %s is compressed but smaller than "
-			            "its compression header",
-			            name);
+				    "section %s is compressed but smaller than "
+				    "its compression header",
+				    name);
 		int rc = rd(e, s->offset, b, n);
 		if (rc)
 			return rc;
 		*out = e->is64 ? g64(e, b + offsetof(Elf64_Chdr, ch_size))
-		               : g32(e, b + offsetof(Elf32_Chdr, ch_size));
+			       : g32(e, b + offsetof(Elf32_Chdr, ch_size));
 		return FDO_OK;
 	}
 	if (!strncmp(name, ".zdebug", 7) && s->size >= 12) {
@@ -272,7 +272,7 @@ static int inflated_size(struct elf *e, const struct shdr *s,
 /* section_name reads up to NAME_MAX_READ-1 bytes of a name from the
  * section name table; "" when unavailable or malformed. */
 static void section_name(struct elf *e, const struct shdr *strtab,
-                         uint32_t name, char out[NAME_MAX_READ])
+			 uint32_t name, char out[NAME_MAX_READ])
 {
 	out[0] = '\0';
 	if (!strtab || name >= strtab->size)
@@ -324,7 +324,7 @@ static const char *type_name(uint16_t type)
 }
 
 int store_elf_inspect(int fd, struct store_elf_info *info, char *why,
-                      size_t why_cap)
+		      size_t why_cap)
 {
 	struct elf ee = {.fd = fd, .why = why, .why_cap = why_cap}, *e = &ee;
 	memset(info, 0, sizeof *info);
@@ -351,17 +351,17 @@ int store_elf_inspect(int fd, struct store_elf_info *info, char *why,
 		return fail(e, FDO_ENOT_ELF, "no ELF magic");
 	if (n < EI_NIDENT)
 		return fail(e, FDO_ETRUNCATED,
-		            "truncated: %zu bytes, an ELF header needs more",
-		            n);
+			    "truncated: %zu bytes, an ELF header needs more",
+			    n);
 	if (b[EI_CLASS] != ELFCLASS32 && b[EI_CLASS] != ELFCLASS64)
 		return fail(e, FDO_ENOT_ELF, "unknown ELF class %u",
-		            b[EI_CLASS]);
+			    b[EI_CLASS]);
 	if (b[EI_DATA] != ELFDATA2LSB && b[EI_DATA] != ELFDATA2MSB)
 		return fail(e, FDO_ENOT_ELF, "unknown ELF data encoding %u",
-		            b[EI_DATA]);
+			    b[EI_DATA]);
 	if (b[EI_VERSION] != EV_CURRENT)
 		return fail(e, FDO_ENOT_ELF, "unknown ELF version %u",
-		            b[EI_VERSION]);
+			    b[EI_VERSION]);
 	e->is64 = b[EI_CLASS] == ELFCLASS64;
 	e->be = b[EI_DATA] == ELFDATA2MSB;
 	info->elf_class = e->is64 ? 64 : 32;
@@ -371,8 +371,8 @@ int store_elf_inspect(int fd, struct store_elf_info *info, char *why,
 	size_t ehsize = e->is64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr);
 	if (!in_file(e, 0, ehsize))
 		return fail(e, FDO_ETRUNCATED,
-		            "truncated: %llu bytes, the ELF header needs %zu",
-		            (unsigned long long)e->size, ehsize);
+			    "truncated: %llu bytes, the ELF header needs %zu",
+			    (unsigned long long)e->size, ehsize);
 	rc = rd(e, 0, b, ehsize);
 	if (rc)
 		return rc;
@@ -382,15 +382,15 @@ int store_elf_inspect(int fd, struct store_elf_info *info, char *why,
 	info->machine = h.machine;
 	if (h.version != EV_CURRENT)
 		return fail(e, FDO_EPARSE, "ELF header: e_version is %u",
-		            h.version);
+			    h.version);
 	if (h.ehsize < ehsize)
 		return fail(e, FDO_EPARSE, "ELF header: e_ehsize is %u",
-		            h.ehsize);
+			    h.ehsize);
 	if (h.type != ET_EXEC && h.type != ET_DYN)
 		return fail(e, FDO_EUNSUPPORTED,
-		            "ELF file is %s, not an executable, shared "
-		            "object or debug file",
-		            type_name(h.type));
+			    "ELF file is %s, not an executable, shared "
+			    "object or debug file",
+			    type_name(h.type));
 
 	/* Section header table; extended numbering lives in section 0. */
 	uint64_t shnum = h.shnum, phnum = h.phnum, shstrndx = h.shstrndx;
@@ -398,20 +398,20 @@ int store_elf_inspect(int fd, struct store_elf_info *info, char *why,
 	if (h.shoff == 0) {
 		if (h.shnum != 0)
 			return fail(e, FDO_EPARSE,
-			            "ELF header: %u sections but no section "
-			            "header table",
-			            h.shnum);
+				    "ELF header: %u sections but no section "
+				    "header table",
+				    h.shnum);
 	} else {
 		if (h.shentsize != shdr_size(e))
 			return fail(e, FDO_EPARSE,
-			            "ELF header: e_shentsize is %u, want %zu",
-			            h.shentsize, shdr_size(e));
+				    "ELF header: e_shentsize is %u, want %zu",
+				    h.shentsize, shdr_size(e));
 		if (!in_file(e, h.shoff, shdr_size(e)))
 			return fail(e, FDO_ETRUNCATED,
-			            "truncated: the section header table "
-			            "starts at %llu, the file has %llu bytes",
-			            (unsigned long long)h.shoff,
-			            (unsigned long long)e->size);
+				    "truncated: the section header table "
+				    "starts at %llu, the file has %llu bytes",
+				    (unsigned long long)h.shoff,
+				    (unsigned long long)e->size);
 		rc = read_shdr(e, &h, 0, &s0);
 		if (rc)
 			return rc;
@@ -423,31 +423,31 @@ int store_elf_inspect(int fd, struct store_elf_info *info, char *why,
 			phnum = s0.info;
 		if (shnum > MAX_SECTIONS)
 			return fail(e, FDO_ELIMIT,
-			            "%llu sections (at most %u supported)",
-			            (unsigned long long)shnum, MAX_SECTIONS);
+				    "%llu sections (at most %u supported)",
+				    (unsigned long long)shnum, MAX_SECTIONS);
 		if (!in_file(e, h.shoff, shnum * shdr_size(e)))
 			return fail(e, FDO_ETRUNCATED,
-			            "truncated: the section header table "
-			            "ends at %llu, the file has %llu bytes",
-			            (unsigned long long)(h.shoff +
-			                                 shnum * shdr_size(e)),
-			            (unsigned long long)e->size);
+				    "truncated: the section header table "
+				    "ends at %llu, the file has %llu bytes",
+				    (unsigned long long)(h.shoff +
+							 shnum * shdr_size(e)),
+				    (unsigned long long)e->size);
 	}
 
 	/* Program header table. */
 	if (phnum > MAX_SEGMENTS)
 		return fail(e, FDO_ELIMIT, "%llu segments (at most %u)",
-		            (unsigned long long)phnum, MAX_SEGMENTS);
+			    (unsigned long long)phnum, MAX_SEGMENTS);
 	if (phnum) {
 		if (h.phentsize != phdr_size(e))
 			return fail(e, FDO_EPARSE,
-			            "ELF header: e_phentsize is %u, want %zu",
-			            h.phentsize, phdr_size(e));
+				    "ELF header: e_phentsize is %u, want %zu",
+				    h.phentsize, phdr_size(e));
 		if (!in_file(e, h.phoff, phnum * phdr_size(e)))
 			return fail(e, FDO_ETRUNCATED,
-			            "truncated: the program header table ends "
-			            "past the end of the file (%llu bytes)",
-			            (unsigned long long)e->size);
+				    "truncated: the program header table ends "
+				    "past the end of the file (%llu bytes)",
+				    (unsigned long long)e->size);
 	}
 
 	/* Sections: extents, names, notes, DWARF, loadable bytes. */
@@ -473,11 +473,11 @@ int store_elf_inspect(int fd, struct store_elf_info *info, char *why,
 		section_name(e, names, s.name, name);
 		if (!in_file(e, s.offset, s.size))
 			return fail(e, FDO_ETRUNCATED,
-			            "truncated: section %llu (%s) ends at "
-			            "%llu, the file has %llu bytes",
-			            (unsigned long long)i, name,
-			            (unsigned long long)(s.offset + s.size),
-			            (unsigned long long)e->size);
+				    "truncated: section %llu (%s) ends at "
+				    "%llu, the file has %llu bytes",
+				    (unsigned long long)i, name,
+				    (unsigned long long)(s.offset + s.size),
+				    (unsigned long long)e->size);
 		if ((s.flags & SHF_ALLOC) && s.type != SHT_NOTE)
 			has_alloc_bytes = 1;
 		if (s.type == SHT_SYMTAB)
@@ -520,13 +520,13 @@ int store_elf_inspect(int fd, struct store_elf_info *info, char *why,
 			/* A debug file keeps the segments of its executable,
 			 * whose bytes it does not carry. */
 			if (!inside && !debug_only)
-				return fail(
-				    e, FDO_ETRUNCATED,
-				    "truncated: segment %llu ends at "
-				    "%llu, the file has %llu bytes",
-				    (unsigned long long)i,
-				    (unsigned long long)(p.offset + p.filesz),
-				    (unsigned long long)e->size);
+				return fail(e, FDO_ETRUNCATED,
+					    "truncated: segment %llu ends at "
+					    "%llu, the file has %llu bytes",
+					    (unsigned long long)i,
+					    (unsigned long long)(p.offset +
+								 p.filesz),
+					    (unsigned long long)e->size);
 			break;
 		case PT_INTERP:
 			has_interp = 1;
@@ -541,7 +541,7 @@ int store_elf_inspect(int fd, struct store_elf_info *info, char *why,
 		case PT_NOTE:
 			if (!info->build_id_len && inside && !debug_only) {
 				rc = scan_notes(e, p.offset, p.filesz, p.align,
-				                info);
+						info);
 				if (rc)
 					return rc;
 			}
@@ -550,12 +550,12 @@ int store_elf_inspect(int fd, struct store_elf_info *info, char *why,
 	}
 	if (shnum == 0 && !has_load_bytes)
 		return fail(e, FDO_EUNSUPPORTED,
-		            "ELF file has neither sections nor loadable "
-		            "segments");
+			    "ELF file has neither sections nor loadable "
+			    "segments");
 	if (!info->build_id_len)
 		return fail(e, FDO_ENO_BUILD_ID,
-		            "no GNU build-id note (link with "
-		            "-Wl,--build-id)");
+			    "no GNU build-id note (link with "
+			    "-Wl,--build-id)");
 
 	if (debug_only)
 		info->flags |= STORE_ELF_DEBUG_ONLY;
@@ -605,7 +605,7 @@ struct regions {
 };
 
 static int region_add(struct regions *rs, const char *name,
-                      const uint64_t key[4], uint64_t off, uint64_t size)
+		      const uint64_t key[4], uint64_t off, uint64_t size)
 {
 	if (rs->n == rs->cap) {
 		size_t cap = rs->cap ? 2 * rs->cap : 16;
@@ -628,7 +628,7 @@ static int region_add(struct regions *rs, const char *name,
 static int region_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct region *)a)->name,
-	              ((const struct region *)b)->name);
+		      ((const struct region *)b)->name);
 }
 
 /*
@@ -637,7 +637,7 @@ static int region_cmp(const void *a, const void *b)
  * *sym (executable), or the DWARF sections into *main (debuginfo).
  */
 static int collect(struct elf *e, unsigned kind, struct regions *main,
-                   struct regions *sym)
+		   struct regions *sym)
 {
 	uint8_t b[sizeof(Elf64_Ehdr)];
 	size_t ehsize = e->is64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr);
@@ -673,7 +673,7 @@ static int collect(struct elf *e, unsigned kind, struct regions *main,
 			int inside = in_file(e, p.offset, p.filesz);
 			key[3] ^= inside ? 0 : p.filesz;
 			if ((rc = region_add(main, "load", key, p.offset,
-			                     inside ? p.filesz : 0)))
+					     inside ? p.filesz : 0)))
 				return rc;
 		}
 	struct shdr strtab, *names = NULL;
@@ -703,14 +703,15 @@ static int collect(struct elf *e, unsigned kind, struct regions *main,
 				continue;
 			uint64_t skey[4] = {str.type, str.size, 0, 0};
 			if ((rc = region_add(sym, "symtab", key, s.offset,
-			                     s.size)) ||
+					     s.size)) ||
 			    (rc = region_add(sym, "symstr", skey, str.offset,
-			                     str.size)))
+					     str.size)))
 				return rc;
 		} else if (kind == STORE_SYM_DEBUGINFO &&
-		           (!strncmp(name, ".debug_", 7) ||
-		            !strncmp(name, ".zdebug_", 8))) {
-			if ((rc = region_add(main, name, key, s.offset, s.size)))
+			   (!strncmp(name, ".debug_", 7) ||
+			    !strncmp(name, ".zdebug_", 8))) {
+			if ((rc = region_add(main, name, key, s.offset,
+					     s.size)))
 				return rc;
 		}
 	}
@@ -724,12 +725,12 @@ static int collect(struct elf *e, unsigned kind, struct regions *main,
  * fields (e_shoff, e_shentsize, e_shnum, e_shstrndx) stripping changes:
  * blank them in a chunk read at file offset off before comparing.
  */
-static void mask_section_fields(const struct elf *e, uint64_t off,
-                                uint8_t *buf, size_t n)
+static void mask_section_fields(const struct elf *e, uint64_t off, uint8_t *buf,
+				size_t n)
 {
-	size_t fields[2][2] = {
-	    {F(Elf32_Ehdr, Elf64_Ehdr, e_shoff), e->is64 ? 8 : 4},
-	    {F(Elf32_Ehdr, Elf64_Ehdr, e_shentsize), 6}};
+	size_t fields[2][2] = {{F(Elf32_Ehdr, Elf64_Ehdr, e_shoff),
+				e->is64 ? 8 : 4},
+			       {F(Elf32_Ehdr, Elf64_Ehdr, e_shentsize), 6}};
 	for (int i = 0; i < 2; i++)
 		for (size_t k = 0; k < fields[i][1]; k++) {
 			uint64_t at = fields[i][0] + k;
@@ -739,8 +740,8 @@ static void mask_section_fields(const struct elf *e, uint64_t off,
 }
 
 /* Same headers and bytes, region by region. */
-static int regions_same(struct elf *a, const struct regions *ra,
-                        struct elf *b, const struct regions *rb, int *same)
+static int regions_same(struct elf *a, const struct regions *ra, struct elf *b,
+			const struct regions *rb, int *same)
 {
 	*same = 0;
 	if (ra->n != rb->n)
@@ -765,7 +766,8 @@ static int regions_same(struct elf *a, const struct regions *ra,
 				if (!strcmp(ra->r[i].name, "load") &&
 				    at < sizeof(Elf64_Ehdr)) {
 					mask_section_fields(a, at, x, n);
-					mask_section_fields(b, at, x + CHUNK, n);
+					mask_section_fields(b, at, x + CHUNK,
+							    n);
 				}
 				diff = memcmp(x, x + CHUNK, n) != 0;
 			}
@@ -802,7 +804,7 @@ static int fsym_cmp(const void *a, const void *b)
  * FDO_ELIMIT when the table is too large to compare.
  */
 static int func_symbols(struct elf *e, const struct regions *sym,
-                        struct fsym **out, size_t *n, char **strs)
+			struct fsym **out, size_t *n, char **strs)
 {
 	*out = NULL;
 	*n = 0;
@@ -824,17 +826,18 @@ static int func_symbols(struct elf *e, const struct regions *sym,
 		const uint8_t *p = t + i * ent;
 		uint32_t name = g32(e, p);
 		uint8_t info = p[e->is64 ? offsetof(Elf64_Sym, st_info)
-		                         : offsetof(Elf32_Sym, st_info)];
+					 : offsetof(Elf32_Sym, st_info)];
 		unsigned type = info & 0xf;
 		if ((type != STT_FUNC && type != STT_GNU_IFUNC) ||
 		    name >= str->size)
 			continue;
 		st[str->size] = 0;
 		f[k].name = st + name;
-		f[k].value = e->is64 ? g64(e, p + offsetof(Elf64_Sym, st_value))
-		                     : g32(e, p + offsetof(Elf32_Sym, st_value));
+		f[k].value =
+			e->is64 ? g64(e, p + offsetof(Elf64_Sym, st_value))
+				: g32(e, p + offsetof(Elf32_Sym, st_value));
 		f[k].size = e->is64 ? g64(e, p + offsetof(Elf64_Sym, st_size))
-		                    : g32(e, p + offsetof(Elf32_Sym, st_size));
+				    : g32(e, p + offsetof(Elf32_Sym, st_size));
 		k++;
 	}
 	free(t);
@@ -852,7 +855,7 @@ static int func_symbols(struct elf *e, const struct regions *sym,
 
 /* Do the symbol tables of a and b hold the same functions? */
 static int symtabs_same(struct elf *a, const struct regions *sa, struct elf *b,
-                        const struct regions *sb, int *same)
+			const struct regions *sb, int *same)
 {
 	struct fsym *fa, *fb;
 	size_t na, nb;
@@ -891,10 +894,14 @@ int store_elf_same_slot(int fd_a, int fd_b, unsigned kind, int *same)
 	    ia.build_id_len != ib.build_id_len ||
 	    memcmp(ia.build_id, ib.build_id, ia.build_id_len))
 		return FDO_OK;
-	struct elf ea = {.fd = fd_a, .size = ia.size, .is64 = ia.elf_class == 64,
-	                 .be = ia.big_endian};
-	struct elf eb = {.fd = fd_b, .size = ib.size, .is64 = ib.elf_class == 64,
-	                 .be = ib.big_endian};
+	struct elf ea = {.fd = fd_a,
+			 .size = ia.size,
+			 .is64 = ia.elf_class == 64,
+			 .be = ia.big_endian};
+	struct elf eb = {.fd = fd_b,
+			 .size = ib.size,
+			 .is64 = ib.elf_class == 64,
+			 .be = ib.big_endian};
 	struct regions ma = {0}, sa = {0}, mb = {0}, sb = {0};
 	if (!(rc = collect(&ea, kind, &ma, &sa)) &&
 	    !(rc = collect(&eb, kind, &mb, &sb)) &&

@@ -58,22 +58,22 @@
 
 #include "storage/storage_int.h"
 
-#define MIB             ((uint64_t)1 << 20)
+#define MIB		((uint64_t)1 << 20)
 #define DEFAULT_INITIAL (64 * MIB)
-#define DEFAULT_MAX     (64 * 1024 * MIB)
-#define WRITE_ATTEMPTS  64
+#define DEFAULT_MAX	(64 * 1024 * MIB)
+#define WRITE_ATTEMPTS	64
 
 /* Transactions the calling thread holds, in any store. */
 static __thread int txn_depth;
 
 static const char *const table_names[STORE_NTABLES] = {
-    [STORE_META] = "meta",         [STORE_BUILDIDS] = "buildids",
-    [STORE_BINARIES] = "binaries", [STORE_LABELSETS] = "labelsets",
-    [STORE_STRINGS] = "strings",   [STORE_STACKS] = "stacks",
-    [STORE_COUNTS] = "counts",     [STORE_BRANCHES] = "branches",
-    [STORE_PENDING] = "pending",   [STORE_SYMCACHE] = "symcache",
-    [STORE_BATCHES] = "batches",   [STORE_PUBLISHED] = "published",
-    [STORE_HOSTS] = "hosts",       [STORE_TOTALS] = "totals",
+	[STORE_META] = "meta",	       [STORE_BUILDIDS] = "buildids",
+	[STORE_BINARIES] = "binaries", [STORE_LABELSETS] = "labelsets",
+	[STORE_STRINGS] = "strings",   [STORE_STACKS] = "stacks",
+	[STORE_COUNTS] = "counts",     [STORE_BRANCHES] = "branches",
+	[STORE_PENDING] = "pending",   [STORE_SYMCACHE] = "symcache",
+	[STORE_BATCHES] = "batches",   [STORE_PUBLISHED] = "published",
+	[STORE_HOSTS] = "hosts",       [STORE_TOTALS] = "totals",
 };
 
 const char *store_table_name(enum store_table table)
@@ -172,11 +172,11 @@ static void gate_leave(store *s)
  * again, and zero-fill of fresh pages: about 40% of the merger's time once
  * a merge dirties most of the counts and stacks tables. Over 60 s of the
  * ingest bench, with merges of up to 2M stacks: 880k Stack messages/s
- * with it, 0.98-1.11M without (docs/ingest.md). The price is heap: the copies of one merge's dirty pages,
- * which LMDB keeps for the next transaction.
- * The data file is still backed by allocated blocks up to the map size
- * before the map grows, so a full disk fails here, as FDO_ENOSPACE, with
- * nothing written, rather than in the middle of a commit.
+ * with it, 0.98-1.11M without (docs/ingest.md). The price is heap: the copies
+ * of one merge's dirty pages, which LMDB keeps for the next transaction. The
+ * data file is still backed by allocated blocks up to the map size before the
+ * map grows, so a full disk fails here, as FDO_ENOSPACE, with nothing written,
+ * rather than in the middle of a commit.
  */
 static int back_map(store *s, uint64_t size)
 {
@@ -187,9 +187,11 @@ static int back_map(store *s, uint64_t size)
 	if (err == 0)
 		return FDO_OK;
 	fdo_error("store: %s: cannot reserve %llu bytes on disk for the map: "
-	          "%s",
-	          s->dir, (unsigned long long)size, strerror(err));
-	return err == ENOSPC ? FDO_ENOSPACE : err == EFBIG ? FDO_ESTORE_FULL : FDO_EIO;
+		  "%s",
+		  s->dir, (unsigned long long)size, strerror(err));
+	return err == ENOSPC  ? FDO_ENOSPACE
+	       : err == EFBIG ? FDO_ESTORE_FULL
+			      : FDO_EIO;
 }
 
 static uint64_t env_map_size(store *s)
@@ -209,8 +211,8 @@ static int gate_resize(store *s, uint64_t seen, int adopt)
 {
 	if (txn_depth > 0) {
 		fdo_error("store: %s: cannot resize the map while this thread "
-		          "holds a transaction",
-		          s->dir);
+			  "holds a transaction",
+			  s->dir);
 		return FDO_EBUSY;
 	}
 	pthread_mutex_lock(&s->mu);
@@ -239,9 +241,10 @@ static int gate_resize(store *s, uint64_t seen, int adopt)
 			rc = store_mdb_err(NULL, mrc, "grow map");
 		s->map_size = env_map_size(s);
 		if (!rc)
-			fdo_info("store: %s: map grown to %llu bytes (max %llu)",
-			         s->dir, (unsigned long long)s->map_size,
-			         (unsigned long long)s->max_size);
+			fdo_info(
+				"store: %s: map grown to %llu bytes (max %llu)",
+				s->dir, (unsigned long long)s->map_size,
+				(unsigned long long)s->max_size);
 	}
 	s->growing = 0;
 	pthread_cond_broadcast(&s->cv);
@@ -262,7 +265,7 @@ int store_txn_begin(store *s, int write, store_txn **out)
 	for (int tries = 0;; tries++) {
 		gate_enter(s, &t->map_seen);
 		int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY,
-		                       &t->txn);
+				       &t->txn);
 		if (rc == MDB_SUCCESS)
 			break;
 		gate_leave(s);
@@ -338,15 +341,15 @@ int store_write(store *s, int (*fn)(store_txn *t, void *arg), void *arg)
 		int g = gate_resize(s, seen, 0);
 		if (g == FDO_ESTORE_FULL) {
 			fdo_error("store: %s: the map reached max_size (%llu "
-			          "bytes); write refused, nothing of it stored",
-			          s->dir, (unsigned long long)s->max_size);
+				  "bytes); write refused, nothing of it stored",
+				  s->dir, (unsigned long long)s->max_size);
 			return FDO_ESTORE_FULL;
 		}
 		if (g)
 			return g;
 	}
 	fdo_error("store: %s: write still full after %d resizes", s->dir,
-	          WRITE_ATTEMPTS);
+		  WRITE_ATTEMPTS);
 	return FDO_ESTORE_FULL;
 }
 
@@ -358,7 +361,7 @@ static int key_ok(size_t klen)
 }
 
 int store_get(store_txn *t, enum store_table table, const void *key,
-              size_t klen, const void **val, size_t *vlen)
+	      size_t klen, const void **val, size_t *vlen)
 {
 	if ((unsigned)table >= STORE_NTABLES || !key_ok(klen))
 		return FDO_EINVAL;
@@ -374,7 +377,7 @@ int store_get(store_txn *t, enum store_table table, const void *key,
 }
 
 int store_put(store_txn *t, enum store_table table, const void *key,
-              size_t klen, const void *val, size_t vlen, unsigned flags)
+	      size_t klen, const void *val, size_t vlen, unsigned flags)
 {
 	if ((unsigned)table >= STORE_NTABLES || !key_ok(klen) || !t->write)
 		return FDO_EINVAL;
@@ -382,12 +385,12 @@ int store_put(store_txn *t, enum store_table table, const void *key,
 		return FDO_ESTORE_FULL;
 	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
 	int rc = mdb_put(t->txn, t->s->dbi[table], &k, &v,
-	                 (flags & STORE_NOOVERWRITE) ? MDB_NOOVERWRITE : 0);
+			 (flags & STORE_NOOVERWRITE) ? MDB_NOOVERWRITE : 0);
 	return rc ? store_mdb_err(t, rc, table_names[table]) : FDO_OK;
 }
 
 int store_del(store_txn *t, enum store_table table, const void *key,
-              size_t klen)
+	      size_t klen)
 {
 	if ((unsigned)table >= STORE_NTABLES || !key_ok(klen) || !t->write)
 		return FDO_EINVAL;
@@ -451,7 +454,7 @@ int store_cursor_open(store_txn *t, enum store_table table, store_cursor **out)
 }
 
 static int cursor_get(store_cursor *c, MDB_val *k, MDB_cursor_op op,
-                      const void **kp, size_t *kl, const void **vp, size_t *vl)
+		      const void **kp, size_t *kl, const void **vp, size_t *vl)
 {
 	MDB_val v;
 	int rc = mdb_cursor_get(c->c, k, &v, op);
@@ -465,24 +468,24 @@ static int cursor_get(store_cursor *c, MDB_val *k, MDB_cursor_op op,
 }
 
 int store_cursor_seek(store_cursor *c, const void *key, size_t klen,
-                      const void **k, size_t *kl, const void **v, size_t *vl)
+		      const void **k, size_t *kl, const void **v, size_t *vl)
 {
 	if (klen > STORE_KEY_MAX)
 		return FDO_EINVAL;
 	MDB_val mk = {klen, (void *)key};
 	return cursor_get(c, &mk, klen ? MDB_SET_RANGE : MDB_FIRST, k, kl, v,
-	                  vl);
+			  vl);
 }
 
 int store_cursor_next(store_cursor *c, const void **k, size_t *kl,
-                      const void **v, size_t *vl)
+		      const void **v, size_t *vl)
 {
 	MDB_val mk = {0, NULL};
 	return cursor_get(c, &mk, MDB_NEXT, k, kl, v, vl);
 }
 
 int store_cursor_put(store_cursor *c, const void *key, size_t klen,
-                     const void *val, size_t vlen, unsigned flags)
+		     const void *val, size_t vlen, unsigned flags)
 {
 	if (!key_ok(klen) || !c->t->write)
 		return FDO_EINVAL;
@@ -490,7 +493,7 @@ int store_cursor_put(store_cursor *c, const void *key, size_t klen,
 		return FDO_ESTORE_FULL;
 	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
 	unsigned mf = ((flags & STORE_NOOVERWRITE) ? MDB_NOOVERWRITE : 0) |
-	              ((flags & STORE_CURRENT) ? MDB_CURRENT : 0);
+		      ((flags & STORE_CURRENT) ? MDB_CURRENT : 0);
 	int rc = mdb_cursor_put(c->c, &k, &v, mf);
 	return rc ? store_mdb_err(c->t, rc, table_names[c->table]) : FDO_OK;
 }
@@ -521,14 +524,14 @@ static int upgrade(store_txn *t, MDB_dbi meta, uint32_t from)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (from < 3) {
 		fdo_info("store: %s: upgrading from version %u to %d: "
-		         "computing table totals from counts",
-		         s->dir, from, STORE_VERSION);
+			 "computing table totals from counts",
+			 s->dir, from, STORE_VERSION);
 		int rc = store_totals_build(t, &rows, &entries);
 		if (rc) {
 			fdo_error("store: %s: upgrade from version %u failed "
-			          "while computing totals: %s; the store is "
-			          "left as it was",
-			          s->dir, from, fdo_strerror(rc));
+				  "while computing totals: %s; the store is "
+				  "left as it was",
+				  s->dir, from, fdo_strerror(rc));
 			return rc;
 		}
 	}
@@ -541,14 +544,14 @@ static int upgrade(store_txn *t, MDB_dbi meta, uint32_t from)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (from < 3)
 		fdo_info("store: %s: upgraded from version %u to %d: %llu "
-		         "totals rows from %llu counts entries in %.1f s",
-		         s->dir, from, STORE_VERSION,
-		         (unsigned long long)rows, (unsigned long long)entries,
-		         (double)(t1.tv_sec - t0.tv_sec) +
-		             (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+			 "totals rows from %llu counts entries in %.1f s",
+			 s->dir, from, STORE_VERSION, (unsigned long long)rows,
+			 (unsigned long long)entries,
+			 (double)(t1.tv_sec - t0.tv_sec) +
+				 (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	else
-		fdo_info("store: %s: upgraded from version %u to %d",
-		         s->dir, from, STORE_VERSION);
+		fdo_info("store: %s: upgraded from version %u to %d", s->dir,
+			 from, STORE_VERSION);
 	return FDO_OK;
 }
 
@@ -572,8 +575,8 @@ static int open_tables(store_txn *t, void *arg)
 		rc = mdb_get(t->txn, meta, &k, &v);
 		if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size != 4)) {
 			fdo_error("store: %s: table meta has no valid version "
-			          "stamp",
-			          s->dir);
+				  "stamp",
+				  s->dir);
 			return FDO_ECORRUPT;
 		}
 		if (rc)
@@ -588,7 +591,7 @@ static int open_tables(store_txn *t, void *arg)
 	}
 	for (int i = 0; i < STORE_NTABLES; i++) {
 		rc = mdb_dbi_open(t->txn, table_names[i], MDB_CREATE,
-		                  &s->dbi[i]);
+				  &s->dbi[i]);
 		if (rc)
 			return store_mdb_err(t, rc, table_names[i]);
 	}
@@ -604,7 +607,7 @@ static int open_tables(store_txn *t, void *arg)
 		if (rc)
 			return rc;
 		fdo_info("store: %s: created, version %d", s->dir,
-		         STORE_VERSION);
+			 STORE_VERSION);
 	}
 	return FDO_OK;
 }
@@ -645,8 +648,8 @@ int store_mkdir_p(const char *path, int sync)
 			int e = errno;
 			fdo_error("store: mkdir %s: %s", buf, strerror(e));
 			return e == EACCES || e == EPERM || e == EROFS
-			           ? FDO_EDENIED
-			           : FDO_EIO;
+				       ? FDO_EDENIED
+				       : FDO_EIO;
 		}
 		buf[i] = saved;
 	}
@@ -667,8 +670,8 @@ int store_open(const struct store_opts *opts, store **out)
 	if (psz <= 0)
 		psz = 4096;
 	uint64_t max = opts->max_size ? opts->max_size : DEFAULT_MAX;
-	uint64_t init =
-	    opts->initial_size ? opts->initial_size : DEFAULT_INITIAL;
+	uint64_t init = opts->initial_size ? opts->initial_size
+					   : DEFAULT_INITIAL;
 	max -= max % (uint64_t)psz;
 	if (max < 16 * (uint64_t)psz)
 		max = 16 * (uint64_t)psz;
@@ -706,7 +709,7 @@ int store_open(const struct store_opts *opts, store **out)
 		mrc = mdb_env_set_maxdbs(s->env, STORE_NTABLES + 4);
 	if (!mrc)
 		mrc = mdb_env_set_maxreaders(
-		    s->env, opts->max_readers ? opts->max_readers : 126);
+			s->env, opts->max_readers ? opts->max_readers : 126);
 	if (!mrc)
 		mrc = mdb_env_set_mapsize(s->env, (size_t)init);
 	if (!mrc)
@@ -717,8 +720,8 @@ int store_open(const struct store_opts *opts, store **out)
 	}
 	if (mdb_env_get_maxkeysize(s->env) < STORE_KEY_MAX) {
 		fdo_error("store: liblmdb allows keys of %d bytes; fdod needs "
-		          "%d",
-		          mdb_env_get_maxkeysize(s->env), STORE_KEY_MAX);
+			  "%d",
+			  mdb_env_get_maxkeysize(s->env), STORE_KEY_MAX);
 		rc = FDO_ESTORE;
 		goto fail;
 	}
@@ -730,8 +733,8 @@ int store_open(const struct store_opts *opts, store **out)
 	rc = store_write(s, open_tables, &ctx);
 	if (rc == FDO_ESTORE_VERSION && ctx.found) {
 		fdo_error("store: %s has version %u; this fdod reads version "
-		          "%d (and upgrades 1 and 2): refusing to open it",
-		          path, ctx.found, STORE_VERSION);
+			  "%d (and upgrades 1 and 2): refusing to open it",
+			  path, ctx.found, STORE_VERSION);
 	}
 	if (rc)
 		goto fail;
@@ -762,7 +765,7 @@ int store_backup(store *s, const char *dir)
 	if ((mkdir(dir, 0755) && errno != EEXIST) ||
 	    (mkdir(path, 0755) && errno != EEXIST)) {
 		fdo_error("store: backup: cannot create %s: %s", path,
-		          strerror(errno));
+			  strerror(errno));
 		return errno == ENOSPC ? FDO_ENOSPACE : FDO_EIO;
 	}
 	char probe[4200];

@@ -15,22 +15,22 @@
 #include "storage/storage_int.h"
 
 #define PFX_NAME   'n'
-#define PFX_ID     'i'
+#define PFX_ID	   'i'
 #define PFX_FILEID 'f' /* table buildids only: file id -> build-id */
 #define REC_FORMAT 1
-#define REC_HDR    24
+#define REC_HDR	   24
 
 static const enum store_table dict_table[STORE_NDICTS] = {
-    [STORE_DICT_STRINGS] = STORE_STRINGS,
-    [STORE_DICT_BINARIES] = STORE_BINARIES,
-    [STORE_DICT_LABELSETS] = STORE_LABELSETS,
-    [STORE_DICT_BUILDIDS] = STORE_BUILDIDS,
+	[STORE_DICT_STRINGS] = STORE_STRINGS,
+	[STORE_DICT_BINARIES] = STORE_BINARIES,
+	[STORE_DICT_LABELSETS] = STORE_LABELSETS,
+	[STORE_DICT_BUILDIDS] = STORE_BUILDIDS,
 };
 static const char *const dict_counter[STORE_NDICTS] = {
-    [STORE_DICT_STRINGS] = "id.strings",
-    [STORE_DICT_BINARIES] = "id.binaries",
-    [STORE_DICT_LABELSETS] = "id.labelsets",
-    [STORE_DICT_BUILDIDS] = "id.buildids",
+	[STORE_DICT_STRINGS] = "id.strings",
+	[STORE_DICT_BINARIES] = "id.binaries",
+	[STORE_DICT_LABELSETS] = "id.labelsets",
+	[STORE_DICT_BUILDIDS] = "id.buildids",
 };
 
 /* ----------------------------------------------------------- label sets -- */
@@ -105,7 +105,7 @@ static int label_ref_cmp(const void *a, const void *b)
 }
 
 int store_labelset_canon(const char *const *labels, size_t n, char *out,
-                         size_t cap, size_t *len)
+			 size_t cap, size_t *len)
 {
 	if (cap == 0)
 		return FDO_ELIMIT;
@@ -199,7 +199,7 @@ static int check_name(enum store_dict dict, const void *bytes, size_t len)
 		return labelset_canonical(bytes, len) ? FDO_OK : FDO_EINVAL;
 	case STORE_DICT_BUILDIDS:
 		return len >= 1 && len <= FDO_BUILD_ID_MAX ? FDO_OK
-		                                           : FDO_EBAD_BUILD_ID;
+							   : FDO_EBAD_BUILD_ID;
 	default:
 		return FDO_EINVAL;
 	}
@@ -223,10 +223,10 @@ static int next_id(store_txn *t, enum store_dict dict, uint32_t *id)
 	/* Build-id ids stay below STORE_BUILDID_MAX_ID: a stacks value's
 	 * first byte tells its layout by that (storage/codec.c). */
 	uint32_t end = dict == STORE_DICT_BUILDIDS ? STORE_BUILDID_MAX_ID
-	                                           : UINT32_MAX;
+						   : UINT32_MAX;
 	if (next == 0 || next >= end) {
 		fdo_error("store: dictionary %s ran out of ids",
-		          store_table_name(dict_table[dict]));
+			  store_table_name(dict_table[dict]));
 		return FDO_ELIMIT;
 	}
 	uint8_t b[4];
@@ -239,7 +239,7 @@ static int next_id(store_txn *t, enum store_dict dict, uint32_t *id)
 }
 
 int store_intern(store_txn *t, enum store_dict dict, const void *bytes,
-                 size_t len, int create, uint32_t *id)
+		 size_t len, int create, uint32_t *id)
 {
 	if ((unsigned)dict >= STORE_NDICTS || (len && !bytes))
 		return FDO_EINVAL;
@@ -283,13 +283,13 @@ int store_intern(store_txn *t, enum store_dict dict, const void *bytes,
 		memcpy(r.build_id, bytes, len);
 		rec_encode(rec, &r);
 		rc = store_put(t, table, ik, 5, rec, REC_HDR + len,
-		               STORE_NOOVERWRITE);
+			       STORE_NOOVERWRITE);
 	} else {
 		rc = store_put(t, table, ik, 5, bytes, len, STORE_NOOVERWRITE);
 	}
 	if (rc == FDO_EEXISTS) {
 		fdo_error("store: %s: id %u is taken twice (counter behind)",
-		          store_table_name(table), nid);
+			  store_table_name(table), nid);
 		return FDO_ECORRUPT;
 	}
 	if (rc)
@@ -299,31 +299,31 @@ int store_intern(store_txn *t, enum store_dict dict, const void *bytes,
 }
 
 int store_intern_string(store_txn *t, const void *bytes, size_t len, int create,
-                        uint32_t *id)
+			uint32_t *id)
 {
 	return store_intern(t, STORE_DICT_STRINGS, bytes, len, create, id);
 }
 
 int store_intern_binary(store_txn *t, const void *bytes, size_t len, int create,
-                        uint32_t *id)
+			uint32_t *id)
 {
 	return store_intern(t, STORE_DICT_BINARIES, bytes, len, create, id);
 }
 
 int store_intern_labelset(store_txn *t, const void *bytes, size_t len,
-                          int create, uint32_t *id)
+			  int create, uint32_t *id)
 {
 	return store_intern(t, STORE_DICT_LABELSETS, bytes, len, create, id);
 }
 
 int store_intern_buildid(store_txn *t, const void *bytes, size_t len,
-                         int create, uint32_t *id)
+			 int create, uint32_t *id)
 {
 	return store_intern(t, STORE_DICT_BUILDIDS, bytes, len, create, id);
 }
 
 int store_intern_name(store_txn *t, enum store_dict dict, uint32_t id,
-                      const void **bytes, size_t *len)
+		      const void **bytes, size_t *len)
 {
 	if ((unsigned)dict >= STORE_NDICTS)
 		return FDO_EINVAL;
@@ -362,7 +362,7 @@ int store_buildid_get(store_txn *t, uint32_t id, struct store_buildid *rec)
 }
 
 int store_buildid_put(store_txn *t, uint32_t id,
-                      const struct store_buildid *rec)
+		      const struct store_buildid *rec)
 {
 	struct store_buildid old;
 	int rc = store_buildid_get(t, id, &old);
@@ -376,7 +376,7 @@ int store_buildid_put(store_txn *t, uint32_t id,
 	id_key(k, id);
 	rec_encode(v, rec);
 	return store_put(t, STORE_BUILDIDS, k, 5, v,
-	                 REC_HDR + rec->build_id_len, 0);
+			 REC_HDR + rec->build_id_len, 0);
 }
 
 int store_buildid_seen(store_txn *t, uint32_t id, uint64_t now)
@@ -400,26 +400,26 @@ int store_buildid_seen(store_txn *t, uint32_t id, uint64_t now)
 /* ------------------------------------------------------------ file ids -- */
 
 static void fileid_key(uint8_t key[1 + STORE_FILE_ID_SIZE],
-                       const uint8_t fid[STORE_FILE_ID_SIZE])
+		       const uint8_t fid[STORE_FILE_ID_SIZE])
 {
 	key[0] = PFX_FILEID;
 	memcpy(key + 1, fid, STORE_FILE_ID_SIZE);
 }
 
 int store_fileid_put(store_txn *t, const uint8_t fid[STORE_FILE_ID_SIZE],
-                     const uint8_t *bid, size_t len)
+		     const uint8_t *bid, size_t len)
 {
 	if (len < 1 || len > FDO_BUILD_ID_MAX)
 		return FDO_EBAD_BUILD_ID;
 	uint8_t k[1 + STORE_FILE_ID_SIZE];
 	fileid_key(k, fid);
 	int rc = store_put(t, STORE_BUILDIDS, k, sizeof k, bid, len,
-	                   STORE_NOOVERWRITE);
+			   STORE_NOOVERWRITE);
 	return rc == FDO_EEXISTS ? FDO_OK : rc;
 }
 
 int store_fileid_get(store_txn *t, const uint8_t fid[STORE_FILE_ID_SIZE],
-                     uint8_t *bid, size_t *len)
+		     uint8_t *bid, size_t *len)
 {
 	uint8_t k[1 + STORE_FILE_ID_SIZE];
 	fileid_key(k, fid);
@@ -436,7 +436,7 @@ int store_fileid_get(store_txn *t, const uint8_t fid[STORE_FILE_ID_SIZE],
 }
 
 int store_fileid_alias(store_txn *t, const struct store_buildid *rec,
-                       uint32_t *gnu)
+		       uint32_t *gnu)
 {
 	if ((rec->sym_state & STORE_SYM_EXECUTABLE) ||
 	    rec->build_id_len != STORE_FILE_ID_SIZE)

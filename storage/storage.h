@@ -85,9 +85,9 @@ int store_backup(store *s, const char *dir);
 const char *store_dir(const store *s);
 
 struct store_stats {
-	uint64_t map_size;  /* current map size, bytes */
-	uint64_t max_size;  /* configured limit, bytes */
-	uint64_t used_size; /* bytes up to the last used page */
+	uint64_t map_size;   /* current map size, bytes */
+	uint64_t max_size;   /* configured limit, bytes */
+	uint64_t used_size;  /* bytes up to the last used page */
 	uint64_t generation; /* id of the last committed write transaction
 				(by any process): grows with every change */
 };
@@ -133,26 +133,25 @@ void store_txn_abort(store_txn *t);
  */
 int store_write(store *s, int (*fn)(store_txn *t, void *arg), void *arg);
 
-
 /* --------------------------------------------------------------- tables -- */
 
 /* Tables (LMDB named databases). Layouts: storage/codec.c. Numbers are
  * in-memory only; the names are what is on disk. */
 enum store_table {
-	STORE_META,      /* "meta": version stamp, id counters */
-	STORE_BUILDIDS,  /* "buildids": build-id <-> id, symbol state */
-	STORE_BINARIES,  /* "binaries": binary name <-> id */
+	STORE_META,	 /* "meta": version stamp, id counters */
+	STORE_BUILDIDS,	 /* "buildids": build-id <-> id, symbol state */
+	STORE_BINARIES,	 /* "binaries": binary name <-> id */
 	STORE_LABELSETS, /* "labelsets": canonical label set <-> id */
-	STORE_STRINGS,   /* "strings": any other string <-> id */
-	STORE_STACKS,    /* "stacks": stack id -> frames */
-	STORE_COUNTS,    /* "counts": (binary,labels,bucket,stack) -> weight */
-	STORE_BRANCHES,  /* "branches": (...,build-id,from,to) -> weight */
-	STORE_PENDING,   /* "pending": (build-id, offset) not yet symbolized */
-	STORE_SYMCACHE,  /* "symcache": (build-id, offset) -> inline chain */
-	STORE_BATCHES,   /* "batches": (agent, seq) -> commit time */
+	STORE_STRINGS,	 /* "strings": any other string <-> id */
+	STORE_STACKS,	 /* "stacks": stack id -> frames */
+	STORE_COUNTS,	 /* "counts": (binary,labels,bucket,stack) -> weight */
+	STORE_BRANCHES,	 /* "branches": (...,build-id,from,to) -> weight */
+	STORE_PENDING,	 /* "pending": (build-id, offset) not yet symbolized */
+	STORE_SYMCACHE,	 /* "symcache": (build-id, offset) -> inline chain */
+	STORE_BATCHES,	 /* "batches": (agent, seq) -> commit time */
 	STORE_PUBLISHED, /* "published": (binary, version) -> profile */
-	STORE_HOSTS,     /* "hosts": (binary, host) -> first/last seen */
-	STORE_TOTALS,    /* "totals": (binary,labels,bucket) -> sums of counts */
+	STORE_HOSTS,	 /* "hosts": (binary, host) -> first/last seen */
+	STORE_TOTALS, /* "totals": (binary,labels,bucket) -> sums of counts */
 	STORE_NTABLES
 };
 
@@ -167,7 +166,7 @@ const char *store_table_name(enum store_table table);
  */
 #define STORE_KEY_MAX 511
 int store_get(store_txn *t, enum store_table table, const void *key,
-              size_t klen, const void **val, size_t *vlen);
+	      size_t klen, const void **val, size_t *vlen);
 
 /* Flags of store_put. */
 #define STORE_NOOVERWRITE 0x1 /* fail with FDO_EEXISTS if key exists */
@@ -180,11 +179,11 @@ int store_get(store_txn *t, enum store_table table, const void *key,
  * transaction, bad key size), FDO_ESTORE.
  */
 int store_put(store_txn *t, enum store_table table, const void *key,
-              size_t klen, const void *val, size_t vlen, unsigned flags);
+	      size_t klen, const void *val, size_t vlen, unsigned flags);
 
 /* store_del deletes key. Returns FDO_OK, FDO_ENOT_FOUND, or as store_put. */
 int store_del(store_txn *t, enum store_table table, const void *key,
-              size_t klen);
+	      size_t klen);
 
 /* store_live_bytes: bytes of pages holding data in every table (unlike the
  * map's high-water mark, it shrinks when data is deleted). */
@@ -203,9 +202,9 @@ int store_count(store_txn *t, enum store_table table, uint64_t *n);
  */
 int store_cursor_open(store_txn *t, enum store_table table, store_cursor **out);
 int store_cursor_seek(store_cursor *c, const void *key, size_t klen,
-                      const void **k, size_t *kl, const void **v, size_t *vl);
+		      const void **k, size_t *kl, const void **v, size_t *vl);
 int store_cursor_next(store_cursor *c, const void **k, size_t *kl,
-                      const void **v, size_t *vl);
+		      const void **v, size_t *vl);
 /*
  * store_cursor_put writes key -> val as store_put does, through a cursor
  * of a write transaction, and leaves the cursor on it. With STORE_CURRENT
@@ -216,7 +215,7 @@ int store_cursor_next(store_cursor *c, const void **k, size_t *kl,
  */
 #define STORE_CURRENT 0x2
 int store_cursor_put(store_cursor *c, const void *key, size_t klen,
-                     const void *val, size_t vlen, unsigned flags);
+		     const void *val, size_t vlen, unsigned flags);
 void store_cursor_close(store_cursor *c);
 
 /* --------------------------------------------------------------- codecs -- */
@@ -238,23 +237,23 @@ struct store_counts_key {
 	uint32_t binary;   /* interned binary id */
 	uint32_t labelset; /* interned label set id */
 	uint32_t bucket;   /* bucket start, unix seconds */
-	uint64_t stack;    /* stack id */
+	uint64_t stack;	   /* stack id */
 };
 void store_counts_key_encode(uint8_t out[STORE_COUNTS_KEY_SIZE],
-                             const struct store_counts_key *k);
+			     const struct store_counts_key *k);
 int store_counts_key_decode(const void *p, size_t len,
-                            struct store_counts_key *k);
+			    struct store_counts_key *k);
 
 #define STORE_BRANCHES_KEY_SIZE 32
 struct store_branches_key {
 	uint32_t binary, labelset, bucket; /* as in counts */
-	uint32_t build_id;                 /* interned build-id id */
-	uint64_t from, to;                 /* file offsets */
+	uint32_t build_id;		   /* interned build-id id */
+	uint64_t from, to;		   /* file offsets */
 };
 void store_branches_key_encode(uint8_t out[STORE_BRANCHES_KEY_SIZE],
-                               const struct store_branches_key *k);
+			       const struct store_branches_key *k);
 int store_branches_key_decode(const void *p, size_t len,
-                              struct store_branches_key *k);
+			      struct store_branches_key *k);
 
 /*
  * Weights are the exact 128-bit integers of schemas/schemas.h:
@@ -266,13 +265,13 @@ struct store_weight {
 	uint64_t samples;     /* sum of raw sample counts */
 };
 void store_weight_encode(uint8_t out[STORE_WEIGHT_VAL_SIZE],
-                         const struct store_weight *w);
+			 const struct store_weight *w);
 int store_weight_decode(const void *p, size_t len, struct store_weight *w);
 
 /* pending and symcache keys: (build-id id, file offset). */
 #define STORE_ADDR_KEY_SIZE 12
 void store_addr_key_encode(uint8_t out[STORE_ADDR_KEY_SIZE],
-                           const struct store_frame *a);
+			   const struct store_frame *a);
 int store_addr_key_decode(const void *p, size_t len, struct store_frame *a);
 
 /* stacks: key = stack id (be64); value = frames, leaf first. */
@@ -281,8 +280,8 @@ int store_addr_key_decode(const void *p, size_t len, struct store_frame *a);
 #define STORE_STACK_MAX_FRAMES 1024
 /* The compact layout's first byte; no id of the buildids dictionary
  * reaches STORE_BUILDID_MAX_ID, so no fixed-layout value starts with it. */
-#define STORE_STACK_COMPACT    0xff
-#define STORE_BUILDID_MAX_ID   0xff000000u
+#define STORE_STACK_COMPACT	       0xff
+#define STORE_BUILDID_MAX_ID	       0xff000000u
 #define STORE_STACK_COMPACT_MAX_OFFSET (UINT64_MAX >> 1)
 void store_stack_key_encode(uint8_t out[STORE_STACK_KEY_SIZE], uint64_t id);
 /* A frame as the stack id sees it: a hash of the raw build-id, not its id. */
@@ -297,36 +296,36 @@ uint64_t store_stack_id(const struct store_hframe *frames, size_t n);
 /* store_stack_encode writes n*STORE_FRAME_SIZE bytes into out (capacity
  * cap): FDO_OK, FDO_ELIMIT when cap is short or n > STORE_STACK_MAX_FRAMES. */
 int store_stack_encode(const struct store_frame *frames, size_t n, uint8_t *out,
-                       size_t cap, size_t *len);
+		       size_t cap, size_t *len);
 /* store_stack_decode decodes up to cap frames: FDO_OK with *n set,
  * FDO_ECORRUPT (len not a multiple of the frame size), FDO_ELIMIT. */
 int store_stack_decode(const void *p, size_t len, struct store_frame *frames,
-                       size_t cap, size_t *n);
+		       size_t cap, size_t *n);
 
 /* symcache value: the inline chain of one address, innermost first. */
 struct store_sym_frame {
 	uint32_t function; /* string id of the (linkage) function name */
-	uint32_t file;     /* string id of the source file, 0 unknown */
-	uint32_t line;     /* 0 unknown */
+	uint32_t file;	   /* string id of the source file, 0 unknown */
+	uint32_t line;	   /* 0 unknown */
 	uint32_t column;   /* 0 unknown */
 	uint32_t discriminator;
 	uint32_t start_line; /* the function's declaration line, 0 unknown */
 };
 #define STORE_SYMCACHE_MAX_FRAMES 255
-#define STORE_SYMCACHE_HDR_SIZE   4
-#define STORE_SYM_FRAME_SIZE      24
+#define STORE_SYMCACHE_HDR_SIZE	  4
+#define STORE_SYM_FRAME_SIZE	  24
 /* Encodes n frames (0 = the address has no symbol): FDO_OK, FDO_ELIMIT. */
 int store_symcache_encode(const struct store_sym_frame *f, size_t n,
-                          uint8_t *out, size_t cap, size_t *len);
+			  uint8_t *out, size_t cap, size_t *len);
 /* Decodes up to cap frames: FDO_OK, FDO_ECORRUPT, FDO_ELIMIT. */
 int store_symcache_decode(const void *p, size_t len, struct store_sym_frame *f,
-                          size_t cap, size_t *n);
+			  size_t cap, size_t *n);
 
 #define STORE_BATCHES_KEY_SIZE 12
 void store_batches_key_encode(uint8_t out[STORE_BATCHES_KEY_SIZE],
-                              uint32_t agent, uint64_t seq);
+			      uint32_t agent, uint64_t seq);
 int store_batches_key_decode(const void *p, size_t len, uint32_t *agent,
-                             uint64_t *seq);
+			     uint64_t *seq);
 
 /* hosts: key (binary id, host string id); value first and last seen. */
 #define STORE_HOSTS_KEY_SIZE 8
@@ -403,9 +402,9 @@ int store_totals_add(store_txn *t, const struct store_totals_key *k,
 
 #define STORE_PUBLISHED_KEY_SIZE 8
 void store_published_key_encode(uint8_t out[STORE_PUBLISHED_KEY_SIZE],
-                                uint32_t binary, uint32_t version);
+				uint32_t binary, uint32_t version);
 int store_published_key_decode(const void *p, size_t len, uint32_t *binary,
-                               uint32_t *version);
+			       uint32_t *version);
 
 /* ------------------------------------------------------------ interning -- */
 /*
@@ -432,17 +431,17 @@ enum store_dict {
  * STORE_NAME_MAX, ids exhausted), or as store_put.
  */
 int store_intern(store_txn *t, enum store_dict dict, const void *bytes,
-                 size_t len, int create, uint32_t *id);
+		 size_t len, int create, uint32_t *id);
 int store_intern_string(store_txn *t, const void *bytes, size_t len, int create,
-                        uint32_t *id);
+			uint32_t *id);
 int store_intern_binary(store_txn *t, const void *bytes, size_t len, int create,
-                        uint32_t *id);
+			uint32_t *id);
 /* bytes must be canonical: see store_labelset_canon. */
 int store_intern_labelset(store_txn *t, const void *bytes, size_t len,
-                          int create, uint32_t *id);
+			  int create, uint32_t *id);
 /* bytes is the raw build-id, 1..64 bytes; a new one gets an empty record. */
 int store_intern_buildid(store_txn *t, const void *bytes, size_t len,
-                         int create, uint32_t *id);
+			 int create, uint32_t *id);
 
 /*
  * store_intern_name is the reverse lookup: *bytes and *len get the name of id
@@ -450,7 +449,7 @@ int store_intern_buildid(store_txn *t, const void *bytes, size_t len,
  * FDO_ENOT_FOUND, FDO_ECORRUPT.
  */
 int store_intern_name(store_txn *t, enum store_dict dict, uint32_t id,
-                      const void **bytes, size_t *len);
+		      const void **bytes, size_t *len);
 
 /*
  * store_labelset_canon builds the canonical text of a label set from n
@@ -460,12 +459,12 @@ int store_intern_name(store_txn *t, enum store_dict dict, uint32_t id,
  * characters; a key may appear once. Returns FDO_OK, FDO_EINVAL, FDO_ELIMIT.
  */
 int store_labelset_canon(const char *const *labels, size_t n, char *out,
-                         size_t cap, size_t *len);
+			 size_t cap, size_t *len);
 
 /* Symbol state of a build-id: which files the symbol store holds. */
 #define STORE_SYM_EXECUTABLE 0x1 /* symbols/.../executable exists */
 #define STORE_SYM_DEBUGINFO  0x2 /* symbols/.../debuginfo exists */
-#define STORE_SYM_DWARF      0x4 /* and debuginfo carries DWARF */
+#define STORE_SYM_DWARF	     0x4 /* and debuginfo carries DWARF */
 
 /* The record of one build-id (table buildids). */
 struct store_buildid {
@@ -483,7 +482,7 @@ int store_buildid_get(store_txn *t, uint32_t id, struct store_buildid *rec);
  * build_id bytes must match): FDO_OK, FDO_ENOT_FOUND, FDO_EINVAL, or as
  * store_put. */
 int store_buildid_put(store_txn *t, uint32_t id,
-                      const struct store_buildid *rec);
+		      const struct store_buildid *rec);
 /* store_buildid_seen widens first/last seen of id to include unix time
  * now; writes only when they change. */
 int store_buildid_seen(store_txn *t, uint32_t id, uint64_t now);
@@ -505,38 +504,38 @@ int store_file_id(int fd, uint8_t out[STORE_FILE_ID_SIZE]);
 /* store_fileid_put records that file id fid is a file with GNU build-id
  * bid (1..64 bytes); a file id already recorded is left as it is. */
 int store_fileid_put(store_txn *t, const uint8_t fid[STORE_FILE_ID_SIZE],
-                     const uint8_t *bid, size_t len);
+		     const uint8_t *bid, size_t len);
 /* store_fileid_get: the build-id of file id fid into bid (capacity
  * FDO_BUILD_ID_MAX) and *len: FDO_OK, FDO_ENOT_FOUND, FDO_ECORRUPT. */
 int store_fileid_get(store_txn *t, const uint8_t fid[STORE_FILE_ID_SIZE],
-                     uint8_t *bid, size_t *len);
+		     uint8_t *bid, size_t *len);
 /* store_fileid_alias: when rec (a build-id's record) is a file id
  * (STORE_FILE_ID_SIZE bytes, no executable of its own) that an uploaded
  * file has, the id of that file's build-id into *gnu: FDO_OK; else
  * FDO_ENOT_FOUND (or a store error). Frames stored under the file id
  * are read as frames of that build-id (symbols, code, profiles). */
 int store_fileid_alias(store_txn *t, const struct store_buildid *rec,
-                       uint32_t *gnu);
+		       uint32_t *gnu);
 
 /* --------------------------------------------------------- symbol store -- */
 /*
  * What an ELF file is, as far as the symbol store cares. Filled by
  * store_elf_inspect (storage/elfcheck.c).
  */
-#define STORE_ELF_PIE        0x01 /* ET_DYN with PT_INTERP or DF_1_PIE */
+#define STORE_ELF_PIE	     0x01 /* ET_DYN with PT_INTERP or DF_1_PIE */
 #define STORE_ELF_SHARED     0x02 /* ET_DYN and not PIE: a shared object */
-#define STORE_ELF_DWARF      0x04 /* .debug_info or .zdebug_info present */
+#define STORE_ELF_DWARF	     0x04 /* .debug_info or .zdebug_info present */
 #define STORE_ELF_DEBUG_ONLY 0x08 /* separate debug file: no loadable bytes */
 #define STORE_ELF_SYMTAB     0x10 /* has a non-empty .symtab */
 struct store_elf_info {
 	uint8_t build_id[FDO_BUILD_ID_MAX];
 	size_t build_id_len;
-	int elf_class;    /* 32 or 64 */
-	int big_endian;   /* 1 for ELFDATA2MSB */
-	uint16_t type;    /* e_type: ET_EXEC or ET_DYN */
-	uint16_t machine; /* e_machine */
-	unsigned flags;   /* STORE_ELF_* */
-	uint64_t size;    /* file size, bytes */
+	int elf_class;	   /* 32 or 64 */
+	int big_endian;	   /* 1 for ELFDATA2MSB */
+	uint16_t type;	   /* e_type: ET_EXEC or ET_DYN */
+	uint16_t machine;  /* e_machine */
+	unsigned flags;	   /* STORE_ELF_* */
+	uint64_t size;	   /* file size, bytes */
 	uint64_t inflated; /* bytes its compressed sections (SHF_COMPRESSED,
 			      .zdebug_*) claim once inflated, from their
 			      headers; what a reader of its DWARF allocates */
@@ -555,7 +554,7 @@ struct store_elf_info {
  * on reads. Any thread.
  */
 int store_elf_inspect(int fd, struct store_elf_info *info, char *why,
-                      size_t why_cap);
+		      size_t why_cap);
 
 /*
  * store_elf_same_slot: are the ELF files on fd_a and fd_b (same build-id)
@@ -580,13 +579,13 @@ const char *store_elf_kind_name(const struct store_elf_info *info);
  * FDO_ELIMIT (cap too small). Pure; any thread.
  */
 int store_symbols_path(const char *datadir, const uint8_t *build_id,
-                       size_t build_id_len, unsigned kind, char *buf,
-                       size_t cap);
+		       size_t build_id_len, unsigned kind, char *buf,
+		       size_t cap);
 
 /* The outcome of adding one file to the symbol store. */
 struct store_sym_result {
 	struct store_elf_info elf;
-	unsigned slots;   /* STORE_SYM_EXECUTABLE|_DEBUGINFO it qualifies for */
+	unsigned slots;	  /* STORE_SYM_EXECUTABLE|_DEBUGINFO it qualifies for */
 	unsigned stored;  /* slots this call wrote */
 	unsigned present; /* slots already filled, left alone */
 	unsigned replaced; /* slots whose different file this call replaced
@@ -594,7 +593,7 @@ struct store_sym_result {
 	unsigned conflict; /* slots held by a different file (FDO_ECONFLICT) */
 	int has_file_id;   /* the file has loadable bytes: file_id is set */
 	uint8_t file_id[STORE_FILE_ID_SIZE]; /* store_file_id of the file */
-	char why[512];    /* on failure, a one-line reason for the user */
+	char why[512]; /* on failure, a one-line reason for the user */
 };
 
 /* store_symbols_adopt flags. */
@@ -625,11 +624,11 @@ struct store_sym_result {
  * explains failures. Blocks on I/O. Any thread.
  */
 int store_symbols_add_fd(store *s, const char *datadir, int fd,
-                         const char *binary, struct store_sym_result *res);
+			 const char *binary, struct store_sym_result *res);
 
 /* store_symbols_add_file is store_symbols_add_fd on the file at path. */
 int store_symbols_add_file(store *s, const char *datadir, const char *path,
-                           const char *binary, struct store_sym_result *res);
+			   const char *binary, struct store_sym_result *res);
 
 /*
  * store_symbols_tmpfile creates an empty temporary file under
@@ -649,8 +648,8 @@ int store_symbols_tmpfile(const char *datadir, char *path, size_t cap, int *fd);
  * symbolized addresses back to pending, to be resolved from the new file.
  */
 int store_symbols_adopt(store *s, const char *datadir, const char *tmp_path,
-                        const char *binary, unsigned flags,
-                        struct store_sym_result *res);
+			const char *binary, unsigned flags,
+			struct store_sym_result *res);
 
 /*
  * store_symbols_limit_inflated sets the largest size (bytes) the
@@ -668,7 +667,7 @@ void store_symbols_limit_inflated(uint64_t bytes);
  * reads per executable). Call at start, before serving.
  */
 int store_symbols_index_file_ids(store *s, const char *datadir,
-                                 uint64_t *indexed);
+				 uint64_t *indexed);
 
 /* ---------------------------------------------------- write-ahead log -- */
 /*

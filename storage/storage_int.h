@@ -11,20 +11,20 @@
 #include "storage/storage.h"
 
 struct store {
-	MDB_env *env;               /* set at open; LMDB is thread safe */
+	MDB_env *env;		    /* set at open; LMDB is thread safe */
 	MDB_dbi dbi[STORE_NTABLES]; /* set at open, then read-only */
-	char *dir;                  /* data directory; read-only */
-	uint64_t max_size;          /* read-only */
-	size_t page_size;           /* read-only */
+	char *dir;		    /* data directory; read-only */
+	uint64_t max_size;	    /* read-only */
+	size_t page_size;	    /* read-only */
 
 	/* The resize gate: mdb_env_set_mapsize needs every transaction of the
 	 * process closed. All fields below are guarded by mu; cv signals
 	 * changes of active, growers and growing. */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int active;        /* transactions open in this process */
-	int growers;       /* threads waiting to resize */
-	int growing;       /* a resize is in progress */
+	int active;	   /* transactions open in this process */
+	int growers;	   /* threads waiting to resize */
+	int growing;	   /* a resize is in progress */
 	uint64_t map_size; /* current map size */
 };
 
@@ -32,8 +32,8 @@ struct store_txn {
 	store *s;
 	MDB_txn *txn;
 	int write;
-	int map_full;      /* MDB_MAP_FULL seen: the txn is dead, grow */
-	int resized;       /* MDB_MAP_RESIZED seen: adopt the new size */
+	int map_full;	   /* MDB_MAP_FULL seen: the txn is dead, grow */
+	int resized;	   /* MDB_MAP_RESIZED seen: adopt the new size */
 	uint64_t map_seen; /* map size when the txn began */
 };
 

@@ -74,7 +74,7 @@ static int errno_err(int e)
 
 /* build_dir writes DIR/symbols/<2 hex>/<hex> into buf. */
 static int build_dir(const char *datadir, const uint8_t *id, size_t len,
-                     char *buf, size_t cap)
+		     char *buf, size_t cap)
 {
 	if (len < 1 || len > FDO_BUILD_ID_MAX)
 		return FDO_EBAD_BUILD_ID;
@@ -85,8 +85,8 @@ static int build_dir(const char *datadir, const uint8_t *id, size_t len,
 }
 
 int store_symbols_path(const char *datadir, const uint8_t *build_id,
-                       size_t build_id_len, unsigned kind, char *buf,
-                       size_t cap)
+		       size_t build_id_len, unsigned kind, char *buf,
+		       size_t cap)
 {
 	if (kind != STORE_SYM_EXECUTABLE && kind != STORE_SYM_DEBUGINFO)
 		return FDO_EINVAL;
@@ -150,8 +150,8 @@ static unsigned slots_of(const struct store_elf_info *info)
  * conflict: its bit goes to *conflict, and nothing is written.
  */
 static unsigned plan(const char *dir, int fd, unsigned flags,
-                     struct store_sym_result *res, unsigned *replace,
-                     unsigned *conflict)
+		     struct store_sym_result *res, unsigned *replace,
+		     unsigned *conflict)
 {
 	unsigned need = 0;
 	*replace = 0;
@@ -208,8 +208,7 @@ static unsigned plan(const char *dir, int fd, unsigned flags,
  * under dir, then fsyncs dir. tmp stays (the caller unlinks it).
  */
 static int place(const char *dir, const char *tmp, unsigned need,
-                 unsigned replace,
-                 struct store_sym_result *res)
+		 unsigned replace, struct store_sym_result *res)
 {
 	for (unsigned k = STORE_SYM_EXECUTABLE; k <= STORE_SYM_DEBUGINFO;
 	     k <<= 1) {
@@ -227,8 +226,8 @@ static int place(const char *dir, const char *tmp, unsigned need,
 				int e = errno;
 				unlink(t2);
 				return why(res, errno_err(e),
-				           "cannot replace %s: %s", path,
-				           strerror(e));
+					   "cannot replace %s: %s", path,
+					   strerror(e));
 			}
 			res->stored |= k;
 			res->present &= ~k;
@@ -241,12 +240,12 @@ static int place(const char *dir, const char *tmp, unsigned need,
 		} else {
 			int e = errno;
 			return why(res, errno_err(e), "cannot link %s: %s",
-			           path, strerror(e));
+				   path, strerror(e));
 		}
 	}
 	if (fsync_path(dir))
 		return why(res, FDO_EIO, "cannot fsync %s: %s", dir,
-		           strerror(errno));
+			   strerror(errno));
 	return FDO_OK;
 }
 
@@ -259,16 +258,16 @@ static int copy_fd(int in, int out, uint64_t size, struct store_sym_result *res)
 	int rc = FDO_OK;
 	uint64_t off = 0;
 	while (off < size && !rc) {
-		size_t want =
-		    size - off < COPY_BUF ? (size_t)(size - off) : COPY_BUF;
+		size_t want = size - off < COPY_BUF ? (size_t)(size - off)
+						    : COPY_BUF;
 		ssize_t r = pread(in, buf, want, (off_t)off);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
 			rc = r == 0 ? why(res, FDO_ETRUNCATED,
-			                  "file shrank while being copied")
-			            : why(res, FDO_EIO, "read: %s",
-			                  strerror(errno));
+					  "file shrank while being copied")
+				    : why(res, FDO_EIO, "read: %s",
+					  strerror(errno));
 			break;
 		}
 		for (ssize_t w = 0; w < r && !rc;) {
@@ -277,7 +276,7 @@ static int copy_fd(int in, int out, uint64_t size, struct store_sym_result *res)
 				continue;
 			if (x < 0)
 				rc = why(res, errno_err(errno), "write: %s",
-				         strerror(errno));
+					 strerror(errno));
 			else
 				w += x;
 		}
@@ -308,7 +307,7 @@ static int symcache_reset(store_txn *t, uint32_t id)
 	int rc = store_cursor_open(t, STORE_SYMCACHE, &c);
 	if (rc)
 		return rc;
-	uint8_t (*keys)[STORE_ADDR_KEY_SIZE] = NULL;
+	uint8_t(*keys)[STORE_ADDR_KEY_SIZE] = NULL;
 	size_t n = 0, cap = 0;
 	uint8_t start[STORE_ADDR_KEY_SIZE];
 	struct store_frame f = {id, 0};
@@ -332,7 +331,7 @@ static int symcache_reset(store_txn *t, uint32_t id)
 		rc = store_del(t, STORE_SYMCACHE, keys[i], STORE_ADDR_KEY_SIZE);
 		if (!rc)
 			rc = store_put(t, STORE_PENDING, keys[i],
-			               STORE_ADDR_KEY_SIZE, "", 0, 0);
+				       STORE_ADDR_KEY_SIZE, "", 0, 0);
 	}
 	free(keys);
 	return rc;
@@ -343,7 +342,7 @@ static int record_fn(store_txn *t, void *arg)
 	struct record_ctx *c = arg;
 	uint32_t id;
 	int rc = store_intern_buildid(t, c->elf->build_id, c->elf->build_id_len,
-	                              1, &id);
+				      1, &id);
 	if (rc)
 		return rc;
 	struct store_buildid r;
@@ -355,13 +354,13 @@ static int record_fn(store_txn *t, void *arg)
 		return rc;
 	if (c->file_id &&
 	    (rc = store_fileid_put(t, c->file_id, c->elf->build_id,
-	                           c->elf->build_id_len)))
+				   c->elf->build_id_len)))
 		return rc;
 	/* DWARF describes the file now in the debuginfo slot. */
 	r.sym_state = (r.sym_state & ~(uint32_t)STORE_SYM_DWARF) | c->state;
 	if (c->binary && c->binary[0] && r.binary == 0) {
 		rc = store_intern_binary(t, c->binary, strlen(c->binary), 1,
-		                         &r.binary);
+					 &r.binary);
 		if (rc)
 			return rc;
 	}
@@ -372,12 +371,12 @@ static int record_fn(store_txn *t, void *arg)
 
 /* record writes the symbol state of res into s, if s. */
 static int record(store *s, const char *dir, const char *binary,
-                  struct store_sym_result *res)
+		  struct store_sym_result *res)
 {
 	if (!s)
 		return FDO_OK;
 	unsigned state = (res->stored | res->present) &
-	                 (STORE_SYM_EXECUTABLE | STORE_SYM_DEBUGINFO);
+			 (STORE_SYM_EXECUTABLE | STORE_SYM_DEBUGINFO);
 	if (state & STORE_SYM_DEBUGINFO) {
 		char path[PATH_MAX];
 		snprintf(path, sizeof path, "%s/debuginfo", dir);
@@ -385,13 +384,13 @@ static int record(store *s, const char *dir, const char *binary,
 			state |= STORE_SYM_DWARF;
 	}
 	struct record_ctx c = {&res->elf, state, binary, res->replaced != 0,
-	                       res->has_file_id ? res->file_id : NULL};
+			       res->has_file_id ? res->file_id : NULL};
 	int rc = store_write(s, record_fn, &c);
 	if (rc)
 		return why(res, rc,
-		           "files in place, but recording the build-id in "
-		           "the store failed: %s",
-		           fdo_strerror(rc));
+			   "files in place, but recording the build-id in "
+			   "the store failed: %s",
+			   fdo_strerror(rc));
 	return FDO_OK;
 }
 
@@ -408,8 +407,7 @@ int store_file_id(int fd, uint8_t out[STORE_FILE_ID_SIZE])
 	size_t part = size < FILE_ID_PAGE ? (size_t)size : FILE_ID_PAGE;
 	uint8_t buf[2 * FILE_ID_PAGE + 8];
 	if (pread(fd, buf, part, 0) != (ssize_t)part ||
-	    pread(fd, buf + part, part, (off_t)(size - part)) !=
-	        (ssize_t)part)
+	    pread(fd, buf + part, part, (off_t)(size - part)) != (ssize_t)part)
 		return FDO_EIO;
 	fdo_put_be64(buf + 2 * part, size);
 	uint8_t d[32];
@@ -431,7 +429,7 @@ static int index_fn(store_txn *t, void *arg)
 	struct index_ctx *c = arg;
 	for (size_t i = 0; i < c->n; i++) {
 		int rc = store_fileid_put(t, c->e[i].fid, c->e[i].rec.build_id,
-		                          c->e[i].rec.build_id_len);
+					  c->e[i].rec.build_id_len);
 		if (rc)
 			return rc;
 	}
@@ -439,7 +437,7 @@ static int index_fn(store_txn *t, void *arg)
 }
 
 int store_symbols_index_file_ids(store *s, const char *datadir,
-                                 uint64_t *indexed)
+				 uint64_t *indexed)
 {
 	if (indexed)
 		*indexed = 0;
@@ -472,12 +470,12 @@ int store_symbols_index_file_ids(store *s, const char *datadir,
 			continue;
 		char path[PATH_MAX];
 		if (store_symbols_path(datadir, r.build_id, r.build_id_len,
-		                       STORE_SYM_EXECUTABLE, path,
-		                       sizeof path))
+				       STORE_SYM_EXECUTABLE, path, sizeof path))
 			continue;
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
-			continue; /* the record lags the tree: nothing to hash */
+			continue; /* the record lags the tree: nothing to hash
+				   */
 		if (fdo_grow(c.e, cap, c.n + 1)) {
 			close(fd);
 			rc = FDO_ENOMEM;
@@ -514,20 +512,21 @@ void store_symbols_limit_inflated(uint64_t bytes)
  * build-id slots hold different files is refused with FDO_ECONFLICT.
  */
 static int prepare(const char *datadir, int fd, unsigned flags, char *dir,
-                   size_t cap, unsigned *need, unsigned *replace,
-                   struct store_sym_result *res)
+		   size_t cap, unsigned *need, unsigned *replace,
+		   struct store_sym_result *res)
 {
 	int rc = store_elf_inspect(fd, &res->elf, res->why, sizeof res->why);
 	if (rc)
 		return rc;
 	uint64_t max = inflate_max;
 	if (res->elf.inflated > max)
-		return why(res, FDO_ELIMIT,
-		           "compressed sections claim %llu bytes once inflated, "
-		           "over the limit of %llu (--debug-inflate-max): "
-		           "refused before inflating",
-		           (unsigned long long)res->elf.inflated,
-		           (unsigned long long)max);
+		return why(
+			res, FDO_ELIMIT,
+			"compressed sections claim %llu bytes once inflated, "
+			"over the limit of %llu (--debug-inflate-max): "
+			"refused before inflating",
+			(unsigned long long)res->elf.inflated,
+			(unsigned long long)max);
 	res->slots = slots_of(&res->elf);
 	/* Indexed by the file id of the file as uploaded, stored or not: a
 	 * stripped copy of a stored executable is what hosts run, and what
@@ -536,7 +535,7 @@ static int prepare(const char *datadir, int fd, unsigned flags, char *dir,
 	    store_file_id(fd, res->file_id) == FDO_OK)
 		res->has_file_id = 1;
 	rc = build_dir(datadir, res->elf.build_id, res->elf.build_id_len, dir,
-	               cap);
+		       cap);
 	if (rc)
 		return why(res, rc, "data directory path too long");
 	unsigned conflict;
@@ -546,16 +545,16 @@ static int prepare(const char *datadir, int fd, unsigned flags, char *dir,
 		fdo_hex_encode(res->elf.build_id, res->elf.build_id_len, hex);
 		res->conflict = conflict;
 		return why(res, FDO_ECONFLICT,
-		           "build-id %s already has a different %s%s%s; a "
-		           "stored file is never silently replaced (an admin "
-		           "may replace it: PUT /v1/symbols?replace=1)",
-		           hex,
-		           conflict & STORE_SYM_EXECUTABLE ? "executable" : "",
-		           conflict == (STORE_SYM_EXECUTABLE |
-		                        STORE_SYM_DEBUGINFO)
-		               ? " and "
-		               : "",
-		           conflict & STORE_SYM_DEBUGINFO ? "debuginfo" : "");
+			   "build-id %s already has a different %s%s%s; a "
+			   "stored file is never silently replaced (an admin "
+			   "may replace it: PUT /v1/symbols?replace=1)",
+			   hex,
+			   conflict & STORE_SYM_EXECUTABLE ? "executable" : "",
+			   conflict == (STORE_SYM_EXECUTABLE |
+					STORE_SYM_DEBUGINFO)
+				   ? " and "
+				   : "",
+			   conflict & STORE_SYM_DEBUGINFO ? "debuginfo" : "");
 	}
 	return FDO_OK;
 }
@@ -563,7 +562,7 @@ static int prepare(const char *datadir, int fd, unsigned flags, char *dir,
 /* finish: unlink tmp, drop the directories made for a failed upload if
  * they stayed empty, record a success. */
 static int finish(store *s, const char *dir, int made_dir, const char *tmp,
-                  int rc, const char *binary, struct store_sym_result *res)
+		  int rc, const char *binary, struct store_sym_result *res)
 {
 	if (tmp)
 		unlink(tmp);
@@ -589,7 +588,7 @@ static int finish(store *s, const char *dir, int made_dir, const char *tmp,
 }
 
 int store_symbols_add_fd(store *s, const char *datadir, int fd,
-                         const char *binary, struct store_sym_result *res)
+			 const char *binary, struct store_sym_result *res)
 {
 	memset(res, 0, sizeof *res);
 	char dir[PATH_MAX];
@@ -608,22 +607,22 @@ int store_symbols_add_fd(store *s, const char *datadir, int fd,
 	if (snprintf(tmp, sizeof tmp, "%s/.upload-XXXXXX", dir) >=
 	    (int)sizeof tmp)
 		return finish(s, dir, 1, NULL,
-		              why(res, FDO_ELIMIT, "path too long"), binary,
-		              res);
+			      why(res, FDO_ELIMIT, "path too long"), binary,
+			      res);
 	int out = mkstemp(tmp);
 	if (out < 0) {
 		int e = errno;
 		return finish(s, dir, 1, NULL,
-		              why(res, errno_err(e),
-		                  "cannot create a file in "
-		                  "%s: %s",
-		                  dir, strerror(e)),
-		              binary, res);
+			      why(res, errno_err(e),
+				  "cannot create a file in "
+				  "%s: %s",
+				  dir, strerror(e)),
+			      binary, res);
 	}
 	rc = copy_fd(fd, out, res->elf.size, res);
 	if (!rc && (fchmod(out, 0644) != 0 || fsync(out) != 0))
 		rc = why(res, FDO_EIO, "cannot fsync %s: %s", tmp,
-		         strerror(errno));
+			 strerror(errno));
 	if (!rc) {
 		/* The source may have changed under us: store what the copy
 		 * is, and only if it is still the file we classified. */
@@ -633,9 +632,9 @@ int store_symbols_add_fd(store *s, const char *datadir, int fd,
 		if (rc)
 			rc = why(res, rc, "copy does not validate: %s", w);
 		else if (again.build_id_len != res->elf.build_id_len ||
-		         memcmp(again.build_id, res->elf.build_id,
-		                again.build_id_len) ||
-		         slots_of(&again) != res->slots)
+			 memcmp(again.build_id, res->elf.build_id,
+				again.build_id_len) ||
+			 slots_of(&again) != res->slots)
 			rc = why(res, FDO_EIO, "file changed while copied");
 	}
 	close(out);
@@ -645,14 +644,14 @@ int store_symbols_add_fd(store *s, const char *datadir, int fd,
 }
 
 int store_symbols_add_file(store *s, const char *datadir, const char *path,
-                           const char *binary, struct store_sym_result *res)
+			   const char *binary, struct store_sym_result *res)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
 		memset(res, 0, sizeof *res);
 		return why(res, e == ENOENT ? FDO_ENOT_FOUND : errno_err(e),
-		           "cannot open: %s", strerror(e));
+			   "cannot open: %s", strerror(e));
 	}
 	int rc = store_symbols_add_fd(s, datadir, fd, binary, res);
 	close(fd);
@@ -675,7 +674,7 @@ int store_symbols_tmpfile(const char *datadir, char *path, size_t cap, int *fd)
 	int f = mkstemp(path);
 	if (f < 0) {
 		fdo_error("store: cannot create a file in %s: %s", dir,
-		          strerror(errno));
+			  strerror(errno));
 		return errno_err(errno);
 	}
 	fchmod(f, 0644);
@@ -684,8 +683,8 @@ int store_symbols_tmpfile(const char *datadir, char *path, size_t cap, int *fd)
 }
 
 int store_symbols_adopt(store *s, const char *datadir, const char *tmp_path,
-                        const char *binary, unsigned flags,
-                        struct store_sym_result *res)
+			const char *binary, unsigned flags,
+			struct store_sym_result *res)
 {
 	memset(res, 0, sizeof *res);
 	char incoming[PATH_MAX];
@@ -693,24 +692,24 @@ int store_symbols_adopt(store *s, const char *datadir, const char *tmp_path,
 	if (strncmp(tmp_path, incoming, strlen(incoming)) ||
 	    strchr(tmp_path + strlen(incoming), '/')) {
 		return why(res, FDO_EINVAL, "%s is not under %s", tmp_path,
-		           incoming);
+			   incoming);
 	}
 	int fd = open(tmp_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
 		return why(res, errno_err(e), "cannot open %s: %s", tmp_path,
-		           strerror(e));
+			   strerror(e));
 	}
 	char dir[PATH_MAX] = "";
 	unsigned need = 0;
 	unsigned replace = 0;
 	int made_dir = 0;
 	int rc = prepare(datadir, fd, flags, dir, sizeof dir, &need, &replace,
-	                 res);
+			 res);
 	if (!rc && need) {
 		if (fsync(fd) != 0)
 			rc = why(res, FDO_EIO, "cannot fsync %s: %s", tmp_path,
-			         strerror(errno));
+				 strerror(errno));
 		if (!rc) {
 			made_dir = 1;
 			rc = store_mkdir_p(dir, 1);

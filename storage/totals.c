@@ -56,9 +56,9 @@ int store_totals_add(store_txn *t, const struct store_totals_key *k,
 	if (rc == FDO_OK) {
 		if (store_totals_decode(v, vl, &cur))
 			why = "does not decode";
-		else if (sub && (cur.entries < d->entries ||
-				 cur.weight < d->weight ||
-				 cur.samples < d->samples))
+		else if (sub &&
+			 (cur.entries < d->entries || cur.weight < d->weight ||
+			  cur.samples < d->samples))
 			why = "holds less than the deleted entries";
 	} else if (rc == FDO_ENOT_FOUND) {
 		if (sub)
@@ -129,16 +129,16 @@ int store_totals_build(store_txn *t, uint64_t *rows, uint64_t *entries)
 	const void *k, *v;
 	size_t kl, vl;
 	int crc = store_cursor_seek(in, NULL, 0, &k, &kl, &v, &vl);
-	for (; crc == FDO_OK && !rc; crc = store_cursor_next(in, &k, &kl, &v,
-							      &vl)) {
+	for (; crc == FDO_OK && !rc;
+	     crc = store_cursor_next(in, &k, &kl, &v, &vl)) {
 		struct store_counts_key ck;
 		struct store_weight w;
 		if (store_counts_key_decode(k, kl, &ck) ||
 		    store_weight_decode(v, vl, &w))
 			continue;
-		if (sum.entries && (ck.binary != cur.binary ||
-				    ck.labelset != cur.labelset ||
-				    ck.bucket != cur.bucket)) {
+		if (sum.entries &&
+		    (ck.binary != cur.binary || ck.labelset != cur.labelset ||
+		     ck.bucket != cur.bucket)) {
 			if ((rc = put_row(out, &cur, &sum)))
 				break;
 			++*rows;
@@ -152,7 +152,8 @@ int store_totals_build(store_txn *t, uint64_t *rows, uint64_t *entries)
 		}
 		sum.samples += w.samples;
 		sum.entries++;
-		if (++*entries % (1u << 20) == 0 && time(NULL) - last_log >= 10) {
+		if (++*entries % (1u << 20) == 0 &&
+		    time(NULL) - last_log >= 10) {
 			last_log = time(NULL);
 			fdo_info("store: %s: computing totals: %llu counts "
 				 "entries read",

@@ -39,14 +39,14 @@
 #include "common/common.h"
 #include "storage/storage.h"
 
-#define WAL_MAGIC "FDOWAL01"
-#define WAL_HDR 16
+#define WAL_MAGIC   "FDOWAL01"
+#define WAL_HDR	    16
 #define WAL_REC_HDR 8
 
 struct store_wal {
 	char dir[4096];
 	uint64_t segment_bytes;
-	uint64_t first;	/* oldest segment on disk */
+	uint64_t first; /* oldest segment on disk */
 	uint64_t cur;	/* segment being appended to */
 	int fd;		/* open on cur */
 	uint64_t size;	/* bytes in cur */
@@ -157,13 +157,15 @@ static int seg_scan(int fd, uint64_t seg, uint64_t from, uint64_t *end,
 			buf = nb;
 			cap = len;
 		}
-		if (pread(fd, buf, len, (off_t)(off + WAL_REC_HDR)) != (ssize_t)len ||
+		if (pread(fd, buf, len, (off_t)(off + WAL_REC_HDR)) !=
+			    (ssize_t)len ||
 		    fdo_crc32c(0, buf, len) != crc) {
 			*torn = 1;
 			break;
 		}
 		off += WAL_REC_HDR + len;
-		if (fn && (rc = fn(arg, buf, len, (struct store_wal_pos){seg, off})))
+		if (fn &&
+		    (rc = fn(arg, buf, len, (struct store_wal_pos){seg, off})))
 			break;
 	}
 	free(buf);
@@ -208,8 +210,7 @@ static int list_segments(const char *dir, uint64_t **out, size_t *n)
 	return FDO_OK;
 }
 
-int store_wal_open(const char *datadir, uint64_t segment_bytes,
-		   store_wal **out)
+int store_wal_open(const char *datadir, uint64_t segment_bytes, store_wal **out)
 {
 	struct store_wal *w = calloc(1, sizeof *w);
 	if (!w)
@@ -379,7 +380,8 @@ int store_wal_start_after(store_wal *w, struct store_wal_pos pos)
 		return FDO_OK;
 	if (w->size > WAL_HDR && fdatasync(w->fd))
 		return FDO_EIO;
-	int rc = seg_create(w, (w->cur > pos.segment ? w->cur : pos.segment) + 1);
+	int rc = seg_create(w,
+			    (w->cur > pos.segment ? w->cur : pos.segment) + 1);
 	if (!rc)
 		rc = store_wal_sync(w);
 	return rc;

@@ -137,8 +137,7 @@ void sym_cache_destroy(sym_cache *c)
 }
 
 int sym_cache_get(sym_cache *c, const uint8_t *id, size_t len,
-		  const char *elf_path, const char *debug_path,
-		  sym_index **out)
+		  const char *elf_path, const char *debug_path, sym_index **out)
 {
 	*out = NULL;
 	if (!len || len > FDO_BUILD_ID_MAX)
@@ -178,8 +177,8 @@ int sym_cache_get(sym_cache *c, const uint8_t *id, size_t len,
 
 	sym_index *idx = NULL;
 	int err = sym_index_open(elf_path, debug_path, c->dir, &idx);
-	if (!err && (idx->v.build_id_len != len ||
-		     memcmp(idx->v.build_id, id, len))) {
+	if (!err &&
+	    (idx->v.build_id_len != len || memcmp(idx->v.build_id, id, len))) {
 		fdo_warn("symbolizer: %s does not have the requested build-id",
 			 elf_path);
 		sym_index_close(idx);
@@ -255,8 +254,8 @@ void sym_cache_forget(sym_cache *c, const uint8_t *id, size_t len)
 	pthread_mutex_unlock(&c->lock);
 }
 
-void sym_cache_stats(sym_cache *c, size_t *count, size_t *bytes,
-		     uint64_t *hits, uint64_t *misses)
+void sym_cache_stats(sym_cache *c, size_t *count, size_t *bytes, uint64_t *hits,
+		     uint64_t *misses)
 {
 	pthread_mutex_lock(&c->lock);
 	if (count)

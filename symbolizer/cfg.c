@@ -48,46 +48,46 @@
 #include "common/buf.h"
 #include "symbolizer/sym_int.h"
 
-#define CFG_MAX_SIZE (16u << 20)  /* bytes in one function */
+#define CFG_MAX_SIZE  (16u << 20) /* bytes in one function */
 #define CFG_MAX_INSNS (1u << 20)  /* instructions in one function */
 #define CFG_MAX_TABLE 4096u	  /* entries of one jump table */
-#define CFG_LOOKBACK 48		  /* instructions one pattern may span */
-#define CFG_REACH 2048u	  /* instructions searched for a table base */
-#define CFG_ROUNDS 4		  /* of table resolution (see find_tables) */
-#define CFG_NONE 0xffffffffu
+#define CFG_LOOKBACK  48	  /* instructions one pattern may span */
+#define CFG_REACH     2048u	  /* instructions searched for a table base */
+#define CFG_ROUNDS    4		  /* of table resolution (see find_tables) */
+#define CFG_NONE      0xffffffffu
 
 /* Internal block flags, cleared before the CFG is handed out. */
-#define BLK_STOP 0x100u	  /* holds a trap: no successors */
+#define BLK_STOP   0x100u /* holds a trap: no successors */
 #define BLK_ALLPAD 0x200u /* only nops and int3 */
 
 /* General-purpose registers as 1..16 (rax..r15), 17 = rip, 0 = other. */
-#define G_RIP 17
+#define G_RIP	17
 #define W_FLAGS (1u << 20) /* the flags in a write mask */
 #define W_KNOWN (1u << 31) /* cfg_b.wmask: computed */
 static const uint8_t gpr_map[X86_REG_ENDING] = {
-	[X86_REG_AL] = 1,    [X86_REG_AH] = 1,	  [X86_REG_AX] = 1,
-	[X86_REG_EAX] = 1,   [X86_REG_RAX] = 1,	  [X86_REG_CL] = 2,
-	[X86_REG_CH] = 2,    [X86_REG_CX] = 2,	  [X86_REG_ECX] = 2,
-	[X86_REG_RCX] = 2,   [X86_REG_DL] = 3,	  [X86_REG_DH] = 3,
-	[X86_REG_DX] = 3,    [X86_REG_EDX] = 3,	  [X86_REG_RDX] = 3,
-	[X86_REG_BL] = 4,    [X86_REG_BH] = 4,	  [X86_REG_BX] = 4,
-	[X86_REG_EBX] = 4,   [X86_REG_RBX] = 4,	  [X86_REG_SPL] = 5,
-	[X86_REG_SP] = 5,    [X86_REG_ESP] = 5,	  [X86_REG_RSP] = 5,
-	[X86_REG_BPL] = 6,   [X86_REG_BP] = 6,	  [X86_REG_EBP] = 6,
-	[X86_REG_RBP] = 6,   [X86_REG_SIL] = 7,	  [X86_REG_SI] = 7,
-	[X86_REG_ESI] = 7,   [X86_REG_RSI] = 7,	  [X86_REG_DIL] = 8,
-	[X86_REG_DI] = 8,    [X86_REG_EDI] = 8,	  [X86_REG_RDI] = 8,
-	[X86_REG_R8B] = 9,   [X86_REG_R8W] = 9,	  [X86_REG_R8D] = 9,
-	[X86_REG_R8] = 9,    [X86_REG_R9B] = 10,  [X86_REG_R9W] = 10,
-	[X86_REG_R9D] = 10,  [X86_REG_R9] = 10,	  [X86_REG_R10B] = 11,
-	[X86_REG_R10W] = 11, [X86_REG_R10D] = 11, [X86_REG_R10] = 11,
-	[X86_REG_R11B] = 12, [X86_REG_R11W] = 12, [X86_REG_R11D] = 12,
-	[X86_REG_R11] = 12,  [X86_REG_R12B] = 13, [X86_REG_R12W] = 13,
-	[X86_REG_R12D] = 13, [X86_REG_R12] = 13,  [X86_REG_R13B] = 14,
-	[X86_REG_R13W] = 14, [X86_REG_R13D] = 14, [X86_REG_R13] = 14,
-	[X86_REG_R14B] = 15, [X86_REG_R14W] = 15, [X86_REG_R14D] = 15,
-	[X86_REG_R14] = 15,  [X86_REG_R15B] = 16, [X86_REG_R15W] = 16,
-	[X86_REG_R15D] = 16, [X86_REG_R15] = 16,  [X86_REG_RIP] = G_RIP,
+	[X86_REG_AL] = 1,      [X86_REG_AH] = 1,    [X86_REG_AX] = 1,
+	[X86_REG_EAX] = 1,     [X86_REG_RAX] = 1,   [X86_REG_CL] = 2,
+	[X86_REG_CH] = 2,      [X86_REG_CX] = 2,    [X86_REG_ECX] = 2,
+	[X86_REG_RCX] = 2,     [X86_REG_DL] = 3,    [X86_REG_DH] = 3,
+	[X86_REG_DX] = 3,      [X86_REG_EDX] = 3,   [X86_REG_RDX] = 3,
+	[X86_REG_BL] = 4,      [X86_REG_BH] = 4,    [X86_REG_BX] = 4,
+	[X86_REG_EBX] = 4,     [X86_REG_RBX] = 4,   [X86_REG_SPL] = 5,
+	[X86_REG_SP] = 5,      [X86_REG_ESP] = 5,   [X86_REG_RSP] = 5,
+	[X86_REG_BPL] = 6,     [X86_REG_BP] = 6,    [X86_REG_EBP] = 6,
+	[X86_REG_RBP] = 6,     [X86_REG_SIL] = 7,   [X86_REG_SI] = 7,
+	[X86_REG_ESI] = 7,     [X86_REG_RSI] = 7,   [X86_REG_DIL] = 8,
+	[X86_REG_DI] = 8,      [X86_REG_EDI] = 8,   [X86_REG_RDI] = 8,
+	[X86_REG_R8B] = 9,     [X86_REG_R8W] = 9,   [X86_REG_R8D] = 9,
+	[X86_REG_R8] = 9,      [X86_REG_R9B] = 10,  [X86_REG_R9W] = 10,
+	[X86_REG_R9D] = 10,    [X86_REG_R9] = 10,   [X86_REG_R10B] = 11,
+	[X86_REG_R10W] = 11,   [X86_REG_R10D] = 11, [X86_REG_R10] = 11,
+	[X86_REG_R11B] = 12,   [X86_REG_R11W] = 12, [X86_REG_R11D] = 12,
+	[X86_REG_R11] = 12,    [X86_REG_R12B] = 13, [X86_REG_R12W] = 13,
+	[X86_REG_R12D] = 13,   [X86_REG_R12] = 13,  [X86_REG_R13B] = 14,
+	[X86_REG_R13W] = 14,   [X86_REG_R13D] = 14, [X86_REG_R13] = 14,
+	[X86_REG_R14B] = 15,   [X86_REG_R14W] = 15, [X86_REG_R14D] = 15,
+	[X86_REG_R14] = 15,    [X86_REG_R15B] = 16, [X86_REG_R15W] = 16,
+	[X86_REG_R15D] = 16,   [X86_REG_R15] = 16,  [X86_REG_RIP] = G_RIP,
 	[X86_REG_EIP] = G_RIP,
 };
 #define GBIT(g) (1u << (g))
@@ -103,9 +103,9 @@ static unsigned gpr(x86_reg r)
 
 /* One operand, as the jump-table matcher needs it. */
 struct dop {
-	uint8_t type; /* x86_op_type */
-	uint8_t size; /* bytes */
-	uint8_t reg;  /* REG: gpr */
+	uint8_t type;		    /* x86_op_type */
+	uint8_t size;		    /* bytes */
+	uint8_t reg;		    /* REG: gpr */
 	uint8_t base, index, scale; /* MEM: gprs (0 = none) */
 	int64_t val;		    /* IMM value, MEM displacement */
 };
@@ -133,8 +133,8 @@ struct cfg_tab {
 	uint64_t table; /* address of entry 0 */
 	uint64_t base;	/* REL32: target = base + entry */
 	uint32_t insn;
-	uint32_t kind;	/* enum tab_kind */
-	uint32_t count; /* entries from the bound check; 0 unknown */
+	uint32_t kind;	   /* enum tab_kind */
+	uint32_t count;	   /* entries from the bound check; 0 unknown */
 	uint32_t first, n; /* resolved: distinct targets in tgts */
 	uint32_t exits;	   /* some entries leave the function */
 	uint32_t cap;	   /* no bound, but at most this many entries */
@@ -163,7 +163,7 @@ struct cfg_b {
 	size_t nblocks, cblocks;
 	struct sym_edge *edges;
 	size_t nedges, cedges;
-	size_t budget; /* look-back work and table entries left */
+	size_t budget;	 /* look-back work and table entries left */
 	uint32_t *seen;	 /* value_of's visited marks (== gen), per insn */
 	uint32_t *wmask; /* per insn: registers written, once known */
 	uint32_t gen;
@@ -218,7 +218,7 @@ static uint32_t insn_at(const struct cfg_b *b, uint64_t a)
 			hi = mid;
 	}
 	return lo < b->ninsns && b->insns[lo].addr == a ? (uint32_t)lo
-							 : CFG_NONE;
+							: CFG_NONE;
 }
 
 /* block_at: the index of the block starting at a (a leader). */
@@ -461,8 +461,7 @@ static const struct dinsn *decode_at(struct cfg_b *b, uint32_t k)
 		return NULL;
 	const cs_insn *ci = b->ci;
 	const cs_x86 *x = &ci->detail->x86;
-	*d = (struct dinsn){
-		.idx = k, .id = ci->id, .next = in->addr + in->len};
+	*d = (struct dinsn){.idx = k, .id = ci->id, .next = in->addr + in->len};
 	d->nops = x->op_count < 2 ? x->op_count : 2;
 	for (unsigned i = 0; i < d->nops; i++)
 		dop_fill(&x->operands[i], &d->op[i]);
@@ -569,8 +568,8 @@ static int def_const(struct cfg_b *b, uint32_t k, const struct dinsn *dp,
 		*val = d.op[0].size == 4 ? (uint32_t)s->val : (uint64_t)s->val;
 		return 1;
 	}
-	if (d.id == X86_INS_MOV && s->type == X86_OP_REG &&
-	    d.op[0].size == 8 && depth < 3)
+	if (d.id == X86_INS_MOV && s->type == X86_OP_REG && d.op[0].size == 8 &&
+	    depth < 3)
 		return value_linear(b, k, s->reg, depth + 1, val);
 	return 0;
 }
@@ -600,8 +599,7 @@ static uint32_t writes_of(struct cfg_b *b, uint32_t k)
 
 /* push_preds pushes the unvisited predecessors of insns[k] (the one
  * before it if that falls through, and every direct branch to it). */
-static int push_preds(struct cfg_b *b, uint32_t k, uint32_t *st,
-		      size_t *top)
+static int push_preds(struct cfg_b *b, uint32_t k, uint32_t *st, size_t *top)
 {
 	uint64_t a = b->insns[k].addr;
 	if (k > 0 && falls_through(&b->insns[k - 1]) &&
@@ -714,8 +712,7 @@ static int table_addr(struct cfg_b *b, uint32_t at, const struct dop *m,
  * edge, jbe/jb) that guards it, g' a copy of g. Returns the count, 0 when
  * no bound is found, or CFG_NONE when the bound is too large to trust.
  */
-static uint32_t bound(struct cfg_b *b, uint32_t at, unsigned g,
-		      uint32_t *cap)
+static uint32_t bound(struct cfg_b *b, uint32_t at, unsigned g, uint32_t *cap)
 {
 	uint32_t set = GBIT(g);
 	struct walk w = {at, CFG_LOOKBACK, 0};
@@ -787,8 +784,7 @@ static int match_rel(struct cfg_b *b, uint32_t k, unsigned lr, unsigned vr,
 	    ld.op[1].size != 4 || ld.op[1].scale != 4 || !ld.op[1].index)
 		return 0;
 	uint64_t base, tab;
-	if (!value_of(b, k, vr, &base) ||
-	    !table_addr(b, l, &ld.op[1], &tab))
+	if (!value_of(b, k, vr, &base) || !table_addr(b, l, &ld.op[1], &tab))
 		return 0;
 	t->kind = TAB_REL32;
 	t->base = base;
@@ -1043,8 +1039,7 @@ static int tail_call(struct cfg_b *b, uint32_t j)
 		    d.op[0].type == X86_OP_REG && d.op[0].reg == op.reg)
 			op = d.op[1];
 	}
-	if (op.type == X86_OP_MEM && !op.index && op.base != 5 &&
-	    op.base != 6)
+	if (op.type == X86_OP_MEM && !op.index && op.base != 5 && op.base != 6)
 		return 1; /* not through rsp or rbp */
 	uint32_t k = j;
 	for (int n = 0; n < 8 && k > 0 && falls_through(&b->insns[k - 1]);
@@ -1129,8 +1124,7 @@ static int make_blocks(struct cfg_b *b)
 	return FDO_OK;
 }
 
-static int push_edge(struct cfg_b *b, uint32_t from, uint32_t to,
-		     uint32_t kind)
+static int push_edge(struct cfg_b *b, uint32_t from, uint32_t to, uint32_t kind)
 {
 	if (fdo_grow(b->edges, b->cedges, b->nedges + 1))
 		return FDO_ENOMEM;

@@ -54,15 +54,35 @@ struct sym_code {
  * error() and error_at_line() are absent on purpose: they return when
  * their status is 0. */
 static const char *const noreturn_names[] = {
-	"abort",	  "exit",	    "_exit",	      "_Exit",
-	"quick_exit",	  "__assert_fail",  "__assert_perror_fail",
-	"__assert",	  "__stack_chk_fail", "__stack_chk_fail_local",
-	"__fortify_fail", "__chk_fail",	    "longjmp",	      "_longjmp",
-	"siglongjmp",	  "__longjmp_chk",  "err",	      "errx",
-	"verr",		  "verrx",	    "pthread_exit",   "__cxa_throw",
-	"__cxa_rethrow",  "_Unwind_Resume", "__libc_fatal",
-	"__cxa_bad_cast", "__cxa_bad_typeid",
-	"__cxa_throw_bad_array_new_length", "__cxa_call_terminate",
+	"abort",
+	"exit",
+	"_exit",
+	"_Exit",
+	"quick_exit",
+	"__assert_fail",
+	"__assert_perror_fail",
+	"__assert",
+	"__stack_chk_fail",
+	"__stack_chk_fail_local",
+	"__fortify_fail",
+	"__chk_fail",
+	"longjmp",
+	"_longjmp",
+	"siglongjmp",
+	"__longjmp_chk",
+	"err",
+	"errx",
+	"verr",
+	"verrx",
+	"pthread_exit",
+	"__cxa_throw",
+	"__cxa_rethrow",
+	"_Unwind_Resume",
+	"__libc_fatal",
+	"__cxa_bad_cast",
+	"__cxa_bad_typeid",
+	"__cxa_throw_bad_array_new_length",
+	"__cxa_call_terminate",
 	"_ZSt9terminatev",
 };
 
@@ -281,7 +301,8 @@ int sym_code_open(const char *elf_path, sym_code **out)
 	if (gelf_getclass(c->elf) != ELFCLASS64 ||
 	    c->h.eh.e_machine != EM_X86_64) {
 		fdo_warn("symbolizer: %s: only ELF64 x86-64 code is "
-			 "disassembled", elf_path);
+			 "disassembled",
+			 elf_path);
 		err = FDO_EUNSUPPORTED;
 		goto out;
 	}
@@ -339,8 +360,7 @@ static const struct code_load *find_load(const sym_code *c, uint64_t vaddr)
 	return vaddr - l->vaddr < l->filesz ? l : NULL;
 }
 
-const uint8_t *sym_code_text(const sym_code *c, uint64_t vaddr,
-			     size_t *avail)
+const uint8_t *sym_code_text(const sym_code *c, uint64_t vaddr, size_t *avail)
 {
 	const struct code_load *l = find_load(c, vaddr);
 	*avail = 0;

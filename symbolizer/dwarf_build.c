@@ -30,7 +30,7 @@
 #include "symbolizer/sym_int.h"
 
 #define DW_AT_GNU_discriminator_ 0x2136
-#define MAX_DEPTH 512
+#define MAX_DEPTH		 512
 
 #define DM_CHUNK 256
 
@@ -103,8 +103,8 @@ static void get_sec(Elf *elf, const char *name, struct sym_sec *out)
 
 /* llvm's DWARFDie::findRecursively: the attribute on die or, through
  * DW_AT_abstract_origin / DW_AT_specification, on the DIEs it refers to. */
-static Dwarf_Attribute *find_rec(Dwarf_Die *die, const unsigned *names,
-				 int nn, Dwarf_Attribute *out)
+static Dwarf_Attribute *find_rec(Dwarf_Die *die, const unsigned *names, int nn,
+				 Dwarf_Attribute *out)
 {
 	Dwarf_Die work[16];
 	void *seen[16];
@@ -243,7 +243,8 @@ static uint32_t make_node(struct build *bd, Dwarf_Die *die, int tag,
 		if (bd->have_lt && dwarf_formudata(&a, &w) == 0)
 			nd.call_file = sym_line_file(&bd->lt, w);
 	} else if (bd->have_lt) {
-		nd.call_file = sym_line_file(&bd->lt, 0); /* llvm: 0 if absent */
+		nd.call_file = sym_line_file(&bd->lt, 0); /* llvm: 0 if absent
+							   */
 	}
 	nd.call_line = attr_u32(dwarf_attr(die, DW_AT_call_line, &a));
 	nd.call_column = attr_u32(dwarf_attr(die, DW_AT_call_column, &a));
@@ -382,8 +383,7 @@ static int dm_set(struct dm_map *m, uint64_t key, uint64_t hi, uint32_t node)
 }
 
 /* llvm's updateAddressDieMap step for one range. */
-static int dm_insert(struct dm_map *m, uint64_t lo, uint64_t hi,
-		     uint32_t node)
+static int dm_insert(struct dm_map *m, uint64_t lo, uint64_t hi, uint32_t node)
 {
 	size_t c, p;
 	if (dm_find_le(m, lo, &c, &p)) {
@@ -427,14 +427,15 @@ static int walk_dies(struct build *bd, Dwarf_Die *root)
 		if (depth + 1 < MAX_DEPTH && dwarf_haschildren(&e->die) > 0 &&
 		    dwarf_child(&e->die, &next) == 0) {
 			depth++;
-			bd->stack[depth] = (struct walk_ent){next, dwarf_tag(&next),
-							     SYM_NONE};
+			bd->stack[depth] = (struct walk_ent){
+				next, dwarf_tag(&next), SYM_NONE};
 			continue;
 		}
 		for (;;) {
 			if (depth == 0)
 				return FDO_OK;
-			if (dwarf_siblingof(&bd->stack[depth].die, &next) == 0) {
+			if (dwarf_siblingof(&bd->stack[depth].die, &next) ==
+			    0) {
 				bd->stack[depth] = (struct walk_ent){
 					next, dwarf_tag(&next), SYM_NONE};
 				break;
@@ -522,8 +523,7 @@ static int do_unit(struct build *bd, Dwarf_CU *cu, Dwarf_Die *cudie,
 		sq[i].row_first += (uint32_t)row_base;
 	}
 	for (size_t i = 0, o = 0; i < bd->dm.nch; i++) {
-		memcpy(dm + o, bd->dm.ch[i]->e,
-		       bd->dm.ch[i]->n * sizeof *dm);
+		memcpy(dm + o, bd->dm.ch[i]->e, bd->dm.ch[i]->n * sizeof *dm);
 		o += bd->dm.ch[i]->n;
 	}
 	rec = &SYM_VEC_AT(&b->cus, struct sym_cu, cu_index);
@@ -576,7 +576,8 @@ static int build_cusegs(struct build *bd)
 			if (last && last->hi == prev && in) {
 				last->hi = ep[i].addr;
 			} else {
-				struct sym_cuseg *sg = sym_vec_push(&b->cusegs, 1);
+				struct sym_cuseg *sg =
+					sym_vec_push(&b->cusegs, 1);
 				if (!sg) {
 					err = FDO_ENOMEM;
 					break;
@@ -653,7 +654,8 @@ static uint64_t sym_inflate_claim(Elf *elf)
 					      : NULL;
 			if (d && d->d_buf && d->d_size >= 12 &&
 			    !memcmp(d->d_buf, "ZLIB", 4)) {
-				const uint8_t *p = (const uint8_t *)d->d_buf + 4;
+				const uint8_t *p =
+					(const uint8_t *)d->d_buf + 4;
 				for (int i = 0; i < 8; i++)
 					claim = claim << 8 | p[i];
 			}
@@ -724,7 +726,7 @@ int sym_dwarf_collect(const char *path, struct sym_builder *b)
 		int e = dwarf_errno();
 		if (e != 0)
 			fdo_debug("symbolizer: %s: no usable DWARF: %s", path,
-				 dwarf_errmsg(e));
+				  dwarf_errmsg(e));
 		elf_end(elf);
 		close(fd);
 		inflate_release(claim);

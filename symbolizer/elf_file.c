@@ -159,8 +159,9 @@ static void find_debug_file(const char *elf_path, Elf *elf,
 	if (n >= 2) {
 		char hex[2 * FDO_BUILD_ID_MAX + 1];
 		fdo_hex_encode(id, n, hex);
-		snprintf(cand, sizeof cand, "/usr/lib/debug/.build-id/%.2s/%s.debug",
-			 hex, hex + 2);
+		snprintf(cand, sizeof cand,
+			 "/usr/lib/debug/.build-id/%.2s/%s.debug", hex,
+			 hex + 2);
 		if (try_debug(cand, id, n, src))
 			return;
 	}
@@ -281,8 +282,8 @@ static int collect_symbols(Elf *elf, struct sym_builder *b)
 					: SYM_NONE;
 			continue;
 		}
-		if (sym.st_shndx == SHN_UNDEF || sym.st_shndx >= SHN_LORESERVE ||
-		    sym.st_shndx >= nsec)
+		if (sym.st_shndx == SHN_UNDEF ||
+		    sym.st_shndx >= SHN_LORESERVE || sym.st_shndx >= nsec)
 			continue;
 		if (type != STT_NOTYPE && type != STT_FUNC &&
 		    type != STT_OBJECT && type != STT_GNU_IFUNC)
@@ -297,7 +298,7 @@ static int collect_symbols(Elf *elf, struct sym_builder *b)
 		r->name = sym_strtab_add(&b->strs, name ? name : "",
 					 name ? strlen(name) : 0);
 		r->file = GELF_ST_BIND(sym.st_info) == STB_LOCAL ? cur_file
-								  : SYM_NONE;
+								 : SYM_NONE;
 		r->order = i;
 		if (r->name == SYM_NONE) {
 			err = FDO_ENOMEM;

@@ -62,10 +62,10 @@ static int try_cached(const char *path, const struct sym_elf_src *src,
 	if (m == MAP_FAILED)
 		return FDO_EIO;
 	int err = sym_file_parse(m, (size_t)st.st_size, 0, &idx->v);
-	if (!err && (idx->v.build_id_len != src->build_id_len ||
-		     memcmp(idx->v.build_id, src->build_id,
-			    src->build_id_len) ||
-		     idx->v.source_sig != src->sig))
+	if (!err &&
+	    (idx->v.build_id_len != src->build_id_len ||
+	     memcmp(idx->v.build_id, src->build_id, src->build_id_len) ||
+	     idx->v.source_sig != src->sig))
 		err = FDO_EEXISTS; /* stale: built from other input files */
 	if (err) {
 		munmap(m, (size_t)st.st_size);
@@ -85,9 +85,8 @@ static int build(const char *elf_path, const struct sym_elf_src *src,
 	if (!err)
 		err = sym_elf_collect(elf_path, &b);
 	if (!err)
-		err = sym_dwarf_collect(src->debug_path[0] ? src->debug_path
-							   : elf_path,
-					&b);
+		err = sym_dwarf_collect(
+			src->debug_path[0] ? src->debug_path : elf_path, &b);
 	/* A broken debug file still leaves the symbol table. */
 	if (err && err != FDO_ENOMEM && b.loads.n) {
 		fdo_warn("symbolizer: %s: DWARF unusable (%s), symbols only",
@@ -325,8 +324,8 @@ int sym_index_lookup(const sym_index *idx, uint64_t a, struct sym_frame *fr,
 					f->column = row->column;
 					f->discriminator = row->discr;
 				} else {
-					f->line = f->column =
-						f->discriminator = 0;
+					f->line = f->column = f->discriminator =
+						0;
 				}
 			} else {
 				f->file = str(v, prev->call_file);

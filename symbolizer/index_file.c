@@ -50,11 +50,11 @@
 
 #include "symbolizer/sym_int.h"
 
-#define SYM_FILE_MAGIC "FDOSYMX\n"
+#define SYM_FILE_MAGIC	 "FDOSYMX\n"
 #define SYM_FILE_VERSION 2u
-#define SYM_HDR_SIZE 272u
-#define SYM_BOM 0x01020304u
-#define NSECT 10
+#define SYM_HDR_SIZE	 272u
+#define SYM_BOM		 0x01020304u
+#define NSECT		 10
 
 _Static_assert(sizeof(struct sym_load) == 24, "layout");
 _Static_assert(sizeof(struct sym_cuseg) == 24, "layout");
@@ -90,13 +90,22 @@ int sym_file_serialize(const struct sym_builder *b, void **bufp, size_t *lenp)
 {
 	const void *src[NSECT] = {b->loads.p, b->cusegs.p, b->cus.p,
 				  b->seqs.p,  b->rows.p,   b->dmap.p,
-				  b->nodes.p, b->syms.p,   b->strs.buf, b->rkeys.p};
+				  b->nodes.p, b->syms.p,   b->strs.buf,
+				  b->rkeys.p};
 	uint64_t count[NSECT] = {b->loads.n, b->cusegs.n, b->cus.n,
 				 b->seqs.n,  b->rows.n,	  b->dmap.n,
-				 b->nodes.n, b->syms.n,	  b->strs.len, b->rkeys.n};
-	size_t esz[NSECT] = {b->loads.elem, b->cusegs.elem, b->cus.elem,
-			     b->seqs.elem,  b->rows.elem,   b->dmap.elem,
-			     b->nodes.elem, b->syms.elem,   1, 4};
+				 b->nodes.n, b->syms.n,	  b->strs.len,
+				 b->rkeys.n};
+	size_t esz[NSECT] = {b->loads.elem,
+			     b->cusegs.elem,
+			     b->cus.elem,
+			     b->seqs.elem,
+			     b->rows.elem,
+			     b->dmap.elem,
+			     b->nodes.elem,
+			     b->syms.elem,
+			     1,
+			     4};
 	uint64_t off[NSECT], pos = SYM_HDR_SIZE;
 	for (int i = 0; i < NSECT; i++) {
 		off[i] = pos;
@@ -177,8 +186,7 @@ static int validate(const struct sym_view *v)
 	return 1;
 }
 
-int sym_file_parse(const void *buf, size_t len, int trusted,
-		   struct sym_view *v)
+int sym_file_parse(const void *buf, size_t len, int trusted, struct sym_view *v)
 {
 	const uint8_t *p = buf;
 	memset(v, 0, sizeof *v);
@@ -191,12 +199,16 @@ int sym_file_parse(const void *buf, size_t len, int trusted,
 		return FDO_ECORRUPT;
 	if (!trusted && fdo_crc32c(0, p + 32, len - 32) != get32(p + 24))
 		return FDO_ECORRUPT;
-	static const size_t esz[NSECT] = {
-		sizeof(struct sym_load), sizeof(struct sym_cuseg),
-		sizeof(struct sym_cu),	 sizeof(struct sym_seq),
-		sizeof(struct sym_row),	 sizeof(struct sym_dmap),
-		sizeof(struct sym_node), sizeof(struct sym_sym),
-		1, 4};
+	static const size_t esz[NSECT] = {sizeof(struct sym_load),
+					  sizeof(struct sym_cuseg),
+					  sizeof(struct sym_cu),
+					  sizeof(struct sym_seq),
+					  sizeof(struct sym_row),
+					  sizeof(struct sym_dmap),
+					  sizeof(struct sym_node),
+					  sizeof(struct sym_sym),
+					  1,
+					  4};
 	const void *sec[NSECT];
 	uint64_t cnt[NSECT];
 	for (int i = 0; i < NSECT; i++) {

@@ -381,9 +381,9 @@ int sym_line_parse(const struct sym_line_secs *secs, uint64_t offset,
 			for (uint64_t k = 0; k < count && !r.bad; k++) {
 				for (unsigned i = 0; i < nfmt; i++) {
 					uint64_t num;
-					const char *s = rd_form(&r, fmt[2 * i + 1],
-								off_size, secs,
-								&num);
+					const char *s =
+						rd_form(&r, fmt[2 * i + 1],
+							off_size, secs, &num);
 					if (fmt[2 * i] == DW_LNCT_path)
 						e[k].name = s;
 					else if (fmt[2 * i] ==
@@ -495,9 +495,9 @@ int sym_line_parse(const struct sym_line_secs *secs, uint64_t offset,
 				if (n == 0 || n > 8)
 					break;
 				st.addr = rd_u(&r, n);
-				st.tomb = st.addr ==
-					  (n == 4 ? 0xffffffffull :
-					   n == 8 ? ~0ull : tomb);
+				st.tomb = st.addr == (n == 4   ? 0xffffffffull
+						      : n == 8 ? ~0ull
+							       : tomb);
 				break;
 			}
 			case DW_LNE_set_discriminator:
@@ -526,9 +526,10 @@ int sym_line_parse(const struct sym_line_secs *secs, uint64_t offset,
 				break;
 			case DW_LNS_const_add_pc:
 				if (line_range)
-					st.addr += (uint64_t)((255 - opcode_base) /
-							      line_range) *
-						   min_inst;
+					st.addr +=
+						(uint64_t)((255 - opcode_base) /
+							   line_range) *
+						min_inst;
 				break;
 			case DW_LNS_fixed_advance_pc:
 				st.addr += rd_u(&r, 2);
@@ -549,15 +550,16 @@ int sym_line_parse(const struct sym_line_secs *secs, uint64_t offset,
 		}
 		if (emit) {
 			if (!st.tomb) {
-				struct sym_row *row = sym_vec_push(&lt->rows, 1);
+				struct sym_row *row =
+					sym_vec_push(&lt->rows, 1);
 				if (!row) {
 					err = FDO_ENOMEM;
 					break;
 				}
 				row->addr = st.addr;
-				row->file = (uint32_t)(st.file > 0xfffffffeu ?
-							       0xfffffffeu :
-							       st.file);
+				row->file = (uint32_t)(st.file > 0xfffffffeu
+							       ? 0xfffffffeu
+							       : st.file);
 				row->line = (uint32_t)st.line;
 				row->column = (uint32_t)st.column;
 				row->discr = (uint32_t)st.discr;

@@ -74,7 +74,7 @@
  * inlinee (site, GUID, two counts) take: a record whose counts need more
  * bytes than the section has left runs past it, known before reading
  * on. */
-#define PROBE_MIN_BYTES 3u
+#define PROBE_MIN_BYTES	  3u
 #define INLINEE_MIN_BYTES 11u
 
 #define ATTR_SENTINEL 0x2u
@@ -103,7 +103,7 @@ enum drop { DROP_NONE, DROP_NOSYM, DROP_OVERFLOW, DROP_DEEP };
 
 /* Decoder state across the sections of one file. */
 struct dec {
-	const char *what; /* the file, for logs */
+	const char *what;  /* the file, for logs */
 	struct gsym *syms; /* sorted by guid, unique */
 	size_t nsyms;
 	struct pdesc *descs;
@@ -311,8 +311,8 @@ static int decode_desc(struct dec *d, const uint8_t *p, size_t len)
 			return FDO_ENOMEM;
 		memcpy(d->names + d->nnames, p + r.pos, n);
 		d->names[d->nnames + n] = 0;
-		d->descs[d->ndescs] = (struct pdesc){guid, hash, d->nnames,
-						     d->ndescs};
+		d->descs[d->ndescs] =
+			(struct pdesc){guid, hash, d->nnames, d->ndescs};
 		d->ndescs++;
 		d->nnames += n + 1;
 		r.pos += n;
@@ -547,8 +547,8 @@ static int finish(struct dec *d, struct sym_probes **out)
 		qsort(d->probes, d->nprobes, sizeof *d->probes, cmp_probe);
 	/* Give back the doubling's slack: the result may live long. */
 	if (d->nctxs < d->capc) {
-		void *p = realloc(d->ctxs, (d->nctxs ? d->nctxs : 1) *
-						   sizeof *d->ctxs);
+		void *p = realloc(d->ctxs,
+				  (d->nctxs ? d->nctxs : 1) * sizeof *d->ctxs);
 		if (p)
 			d->ctxs = p;
 	}
@@ -680,13 +680,13 @@ static int collect_symbols(Elf *elf, struct dec *d)
 			if (func != pass || sym.st_shndx == SHN_UNDEF ||
 			    !sym.st_value || t == STT_SECTION || t == STT_FILE)
 				continue;
-			const char *name = elf_strptr(elf, sh.sh_link,
-						      sym.st_name);
+			const char *name =
+				elf_strptr(elf, sh.sh_link, sym.st_name);
 			if (!name || !*name)
 				continue;
-			d->syms[d->nsyms] = (struct gsym){
-				guid_of(name, strlen(name)), sym.st_value,
-				d->nsyms};
+			d->syms[d->nsyms] =
+				(struct gsym){guid_of(name, strlen(name)),
+					      sym.st_value, d->nsyms};
 			d->nsyms++;
 		}
 	d->nsyms = map_build(d->syms, d->nsyms);
@@ -714,8 +714,8 @@ static Elf_Scn *section_named(Elf *elf, size_t shstrndx, Elf_Scn *s,
 static int decode_sections(Elf *elf, size_t shstrndx, struct dec *d)
 {
 	for (int pass = 0; pass < 2; pass++) {
-		const char *want =
-			pass ? ".pseudo_probe" : ".pseudo_probe_desc";
+		const char *want = pass ? ".pseudo_probe"
+					: ".pseudo_probe_desc";
 		GElf_Shdr sh;
 		for (Elf_Scn *s = section_named(elf, shstrndx, NULL, want, &sh);
 		     s; s = section_named(elf, shstrndx, s, want, &sh)) {
@@ -748,7 +748,8 @@ int sym_probes_read(const char *elf_path, struct sym_probes **out)
 	Elf *elf = h.elf;
 	if (gelf_getclass(elf) != ELFCLASS64) {
 		fdo_warn("symbolizer: %s: pseudo probes are read from ELF64 "
-			 "little-endian files only", elf_path);
+			 "little-endian files only",
+			 elf_path);
 		err = FDO_EUNSUPPORTED;
 	}
 	/* Without a .pseudo_probe section there is nothing to do: look

@@ -91,7 +91,7 @@ struct sym_dmap {
 };
 
 #define SYM_NODE_SUBPROGRAM 1u /* the chain stops here */
-#define SYM_NODE_LOW_PC 2u     /* low_pc is DW_AT_low_pc */
+#define SYM_NODE_LOW_PC	    2u /* low_pc is DW_AT_low_pc */
 
 /* A subprogram or inlined_subroutine DIE. */
 struct sym_node {
@@ -202,7 +202,6 @@ struct sym_index {
 	int mapped;
 	void *centry; /* the cache entry holding this index, or NULL */
 };
-
 
 /* sym_file_serialize builds the file image in *buf (free()), *len bytes. */
 int sym_file_serialize(const struct sym_builder *b, void **buf, size_t *len);

@@ -28,8 +28,8 @@ typedef struct sym_cache sym_cache;
  * but present value.
  */
 struct sym_frame {
-	const char *function;	/* linkage name, else DW_AT_name; NULL unknown */
-	const char *file;	/* source file, joined as llvm does; NULL unknown */
+	const char *function; /* linkage name, else DW_AT_name; NULL unknown */
+	const char *file; /* source file, joined as llvm does; NULL unknown */
 	const char *start_file; /* file of the function's declaration, or "" */
 	uint32_t line;		/* 0 when unknown */
 	uint32_t column;	/* 0 when unknown */
@@ -114,8 +114,7 @@ int sym_index_offset_to_vaddr(const sym_index *idx, uint64_t file_off,
  * sym_index_build_id gives the GNU build-id of the indexed file; *len = 0
  * when it has none. The bytes live as long as idx. Any thread.
  */
-void sym_index_build_id(const sym_index *idx, const uint8_t **id,
-			size_t *len);
+void sym_index_build_id(const sym_index *idx, const uint8_t **id, size_t *len);
 
 /* sym_index_memory returns the bytes idx keeps in memory (mapped or not). */
 size_t sym_index_memory(const sym_index *idx);
@@ -158,8 +157,8 @@ void sym_cache_release(sym_cache *c, sym_index *idx);
 void sym_cache_forget(sym_cache *c, const uint8_t *id, size_t len);
 
 /* sym_cache_stats: indexes resident, their bytes, and hits/misses so far. */
-void sym_cache_stats(sym_cache *c, size_t *count, size_t *bytes,
-		     uint64_t *hits, uint64_t *misses);
+void sym_cache_stats(sym_cache *c, size_t *count, size_t *bytes, uint64_t *hits,
+		     uint64_t *misses);
 
 /* ------------------------------------------------------ function symbols -- */
 
@@ -195,8 +194,7 @@ struct sym_func {
  * untrusted: a damaged one gives an error or fewer symbols, never a crash.
  * Blocks on file I/O; any thread.
  */
-int sym_elf_functions(const char *elf_path, struct sym_func **out,
-		      size_t *n);
+int sym_elf_functions(const char *elf_path, struct sym_func **out, size_t *n);
 
 /* sym_elf_functions_free frees a listing (NULL is fine). */
 void sym_elf_functions_free(struct sym_func *funcs);
@@ -248,8 +246,7 @@ void sym_code_close(sym_code *c);
  * that segment; NULL (and *avail = 0) if none. The bytes live as long as
  * c. Any thread.
  */
-const uint8_t *sym_code_text(const sym_code *c, uint64_t vaddr,
-			     size_t *avail);
+const uint8_t *sym_code_text(const sym_code *c, uint64_t vaddr, size_t *avail);
 
 /*
  * sym_code_is_code tells (1 or 0) whether vaddr is code: inside an
@@ -294,10 +291,11 @@ enum sym_insn_kind {
 	SYM_INSN_RET,	/* ret, retf, iret, sysret */
 	SYM_INSN_STOP,	/* ud2, ud0, hlt, int3: no fall-through */
 };
-#define SYM_INSN_NOP 1u	     /* flag: a nop (padding) */
+#define SYM_INSN_NOP	  1u /* flag: a nop (padding) */
 #define SYM_INSN_NORETURN 2u /* flag: a call that never returns */
-#define SYM_INSN_TABLE 4u    /* flag: an indirect jump through a resolved
-				jump table */
+#define SYM_INSN_TABLE                                                         \
+	4u /* flag: an indirect jump through a resolved                        \
+	      jump table */
 /* SYM_INSN_TAILCALL: an indirect jump taken for a tail call, so its block
  * is EXIT: through one fixed slot (`jmp *f@GOTPCREL(%rip)`), through a
  * pointer loaded without an index register (a vtable slot, a struct
@@ -323,10 +321,12 @@ struct sym_insn {
  * falling off the end of the range, or a trap (ud2/hlt/int3) reached by
  * the flow. */
 #define SYM_BLOCK_EXIT 2u
-#define SYM_BLOCK_UNKNOWN 4u /* ends in an indirect jump whose targets are
-				unknown: no successors */
-#define SYM_BLOCK_PAD 8u     /* only nops/int3 padding, no predecessor: no
-				successors, not part of the flow */
+#define SYM_BLOCK_UNKNOWN                                                      \
+	4u /* ends in an indirect jump whose targets are                       \
+	      unknown: no successors */
+#define SYM_BLOCK_PAD                                                          \
+	8u /* only nops/int3 padding, no predecessor: no                       \
+	      successors, not part of the flow */
 
 /* A basic block [start, end): insns[first_insn .. first_insn+ninsns) and
  * successors edges[first_succ .. first_succ+nsucc). */

@@ -51,16 +51,16 @@ static int agents_at(const double *t, const double *n, int np, double x)
 		return (int)n[0];
 	for (int i = 1; i < np; i++)
 		if (x <= t[i])
-			return (int)lround(n[i - 1] + (n[i] - n[i - 1]) *
-			                                  (x - t[i - 1]) /
-			                                  (t[i] - t[i - 1]));
+			return (int)lround(n[i - 1] +
+					   (n[i] - n[i - 1]) * (x - t[i - 1]) /
+						   (t[i] - t[i - 1]));
 	return (int)n[np - 1];
 }
 
 /* One batch of agent a: samples over one stack pair, or none (a
  * heartbeat). */
 static int send_batch(struct sim_agent *a, const char *binary,
-                      const char *token, uint64_t samples, uint32_t freq)
+		      const char *token, uint64_t samples, uint32_t freq)
 {
 	static uint8_t bid[20] = {0xf1, 0xee, 0x75, 0x13};
 	Fdod__Mapping m = FDOD__MAPPING__INIT, *mp = &m;
@@ -113,10 +113,10 @@ static int send_batch(struct sim_agent *a, const char *binary,
 static void usage(void)
 {
 	fprintf(stderr,
-	        "usage: fleetsim --url URL --binary NAME --seconds S "
-	        "--schedule T:N,...\n"
-	        "                [--window S] [--batch-ms MS] [--freq HZ] "
-	        "[--load CPUS] [--token T]\n");
+		"usage: fleetsim --url URL --binary NAME --seconds S "
+		"--schedule T:N,...\n"
+		"                [--window S] [--batch-ms MS] [--freq HZ] "
+		"[--load CPUS] [--token T]\n");
 	exit(2);
 }
 
@@ -205,9 +205,9 @@ int main(int argc, char **argv)
 				agent_control_init(&a->ctl, a->id, freq);
 				a->ctl.quiet = 1;
 				if (agent_spool_start(url, 64, 10000,
-				                      &a->spool)) {
+						      &a->spool)) {
 					fprintf(stderr,
-					        "fleetsim: cannot connect\n");
+						"fleetsim: cannot connect\n");
 					return 1;
 				}
 				agent_spool_control(a->spool, &a->ctl);
@@ -221,7 +221,7 @@ int main(int argc, char **argv)
 			uint32_t f;
 			int hb;
 			agent_control_poll(&a->ctl, (uint64_t)time(NULL), &f,
-			                   &hb);
+					   &hb);
 			if (!f) {
 				paused++;
 				a->carry = 0;

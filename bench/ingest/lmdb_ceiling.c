@@ -57,8 +57,8 @@ static const struct fdo_opt opts[] = {
 	 "directory for a fresh LMDB environment (created; must be empty)"},
 	{"keys", FDO_OPT_UINT, F(keys), "0", "N",
 	 "puts in all (0: run for --seconds)"},
-	{"keys-per-txn", FDO_OPT_UINT, F(keys_per_txn), "8000",
-	 "N", "puts per write transaction"},
+	{"keys-per-txn", FDO_OPT_UINT, F(keys_per_txn), "8000", "N",
+	 "puts per write transaction"},
 	{"seconds", FDO_OPT_UINT, F(seconds), "20", "S",
 	 "how long to run when --keys is 0"},
 	{"max-seconds", FDO_OPT_UINT, F(max_seconds), "30", "S",
@@ -107,7 +107,7 @@ int main(int argc, char **argv)
 	}
 	if (fdo_opts_defaults(opts, &cfg, err, sizeof err) ||
 	    fdo_opts_parse_args(opts, &cfg, argc, argv, &optind, err,
-	                        sizeof err)) {
+				sizeof err)) {
 		fprintf(stderr, "lmdb_ceiling: %s\n", err);
 		return 2;
 	}
@@ -144,11 +144,11 @@ int main(int argc, char **argv)
 	uint64_t rng = 0xce11;
 	uint32_t bucket = (uint32_t)(time(NULL) / 3600 * 3600);
 	uint64_t newp =
-	    (uint64_t)(cfg.new_pct / 100.0 * 18446744073709551615.0);
+		(uint64_t)(cfg.new_pct / 100.0 * 18446744073709551615.0);
 	uint64_t done = 0;
 	uint64_t t0 = fdo_now_ns();
 	uint64_t stop =
-	    t0 + (cfg.keys ? cfg.max_seconds : cfg.seconds) * 1000000000ull;
+		t0 + (cfg.keys ? cfg.max_seconds : cfg.seconds) * 1000000000ull;
 	uint64_t put_ns = 0;
 	while ((cfg.keys ? done < cfg.keys : 1) && fdo_now_ns() < stop) {
 		uint64_t n = cfg.keys_per_txn;
@@ -164,8 +164,8 @@ int main(int argc, char **argv)
 				id = rng_next(&rng);
 				if (nids == cap_ids) {
 					cap_ids *= 2;
-					ids =
-					    realloc(ids, cap_ids * sizeof *ids);
+					ids = realloc(ids,
+						      cap_ids * sizeof *ids);
 					if (!ids)
 						return 1;
 				}
@@ -185,7 +185,7 @@ int main(int argc, char **argv)
 				rc = mdb_get(txn, dbi, &key, &old);
 				if (rc == 0 && old.mv_size == VAL_SIZE)
 					samples += fdo_get_be64(
-					    (uint8_t *)old.mv_data + 16);
+						(uint8_t *)old.mv_data + 16);
 				else if (rc != MDB_NOTFOUND && rc != 0)
 					return lmdb_fail("get", rc);
 			}
@@ -202,7 +202,7 @@ int main(int argc, char **argv)
 		if (ntxn == cap_lat) {
 			cap_lat *= 2;
 			commit_ns =
-			    realloc(commit_ns, cap_lat * sizeof *commit_ns);
+				realloc(commit_ns, cap_lat * sizeof *commit_ns);
 			if (!commit_ns)
 				return 1;
 		}
@@ -246,9 +246,8 @@ int main(int argc, char **argv)
 	printf("  commit (write + fsync)      p50 %.2f ms, p99 %.2f ms, max "
 	       "%.2f ms; %.0f%% of the time\n",
 	       c50, c99, cmax, 100.0 * sum_commit / 1e9 / secs);
-	printf(
-	    "  puts in memory              %.0f%% of the time, %.2f us/put\n",
-	    100.0 * put_ns / 1e9 / secs, done ? put_ns / 1e3 / done : 0.0);
+	printf("  puts in memory              %.0f%% of the time, %.2f us/put\n",
+	       100.0 * put_ns / 1e9 / secs, done ? put_ns / 1e3 / done : 0.0);
 	printf("  map used                    %.1f MiB\n",
 	       (double)(info.me_last_pgno + 1) * est.ms_psize / 1048576.0);
 	printf("RESULT keys=%" PRIu64 " txns=%zu seconds=%.3f keys_per_s=%.0f"

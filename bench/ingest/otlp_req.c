@@ -69,7 +69,7 @@ struct otlp_req {
 	/* per request, sized for shape.max_stacks x shape.depth */
 	P(Location) * locs, **locp;  /* [0] is the zero element */
 	P(Stack) * stacks, **stackp; /* [0] is the zero element */
-	int32_t *loc_idx;            /* the stacks' location indices */
+	int32_t *loc_idx;	     /* the stacks' location indices */
 	P(Sample) * samples, **samplep;
 	int64_t *values;
 	uint64_t *ts;
@@ -87,24 +87,24 @@ struct otlp_req {
 };
 
 static void string_attr(P(KeyValueAndUnit) * a, P(AnyValue) * v, int key,
-                        char *value)
+			char *value)
 {
 	D(key_value_and_unit__init)(a);
 	D(any_value__init)(v);
 	a->key_strindex = key;
 	v->value_case =
-	    OPENTELEMETRY__PROTO__COLLECTOR__PROFILES__V1DEVELOPMENT__ANY_VALUE__VALUE_STRING_VALUE;
+		OPENTELEMETRY__PROTO__COLLECTOR__PROFILES__V1DEVELOPMENT__ANY_VALUE__VALUE_STRING_VALUE;
 	v->string_value = value;
 	a->value = v;
 }
 
 static void resource_attr(struct otlp_req *r, size_t i, const char *key,
-                          const char *value)
+			  const char *value)
 {
 	D(key_value__init)(&r->kv[i]);
 	D(any_value__init)(&r->kval[i]);
 	r->kval[i].value_case =
-	    OPENTELEMETRY__PROTO__COLLECTOR__PROFILES__V1DEVELOPMENT__ANY_VALUE__VALUE_STRING_VALUE;
+		OPENTELEMETRY__PROTO__COLLECTOR__PROFILES__V1DEVELOPMENT__ANY_VALUE__VALUE_STRING_VALUE;
 	r->kval[i].string_value = (char *)value;
 	r->kv[i].key = (char *)key;
 	r->kv[i].value = &r->kval[i];
@@ -116,14 +116,14 @@ static void fixed_parts(struct otlp_req *r)
 {
 	const struct otlp_req_shape *s = &r->shape;
 	static const char *const fixed[S_N] = {
-	    [S_NONE] = "",
-	    [S_SAMPLES] = "samples",
-	    [S_COUNT] = "count",
-	    [S_CPU] = "cpu",
-	    [S_NS] = "nanoseconds",
-	    [S_BID] = "process.executable.build_id.gnu",
-	    [S_EXE] = "process.executable.name",
-	    [S_THREAD] = "thread.name"};
+		[S_NONE] = "",
+		[S_SAMPLES] = "samples",
+		[S_COUNT] = "count",
+		[S_CPU] = "cpu",
+		[S_NS] = "nanoseconds",
+		[S_BID] = "process.executable.build_id.gnu",
+		[S_EXE] = "process.executable.name",
+		[S_THREAD] = "thread.name"};
 	for (int i = 0; i < S_N; i++)
 		r->strings[i] = (char *)fixed[i];
 	r->strings[S_PATH] = (char *)s->path;
@@ -132,7 +132,7 @@ static void fixed_parts(struct otlp_req *r)
 	string_attr(&r->attr[A_BID], &r->aval[A_BID], S_BID, r->bid_hex);
 	string_attr(&r->attr[A_EXE], &r->aval[A_EXE], S_EXE, (char *)s->binary);
 	string_attr(&r->attr[A_THREAD], &r->aval[A_THREAD], S_THREAD,
-	            (char *)s->thread);
+		    (char *)s->thread);
 	for (int i = 0; i < A_N; i++)
 		r->attrp[i] = &r->attr[i];
 	r->sample_attrs[0] = A_EXE;
@@ -247,7 +247,7 @@ int otlp_req_create(const struct otlp_req_shape *shape, struct otlp_req **out)
 	fixed_parts(r);
 	if (shape->gzip) {
 		if (deflateInit2(&r->z, 1, Z_DEFLATED, 16 + 15, 8,
-		                 Z_DEFAULT_STRATEGY) != Z_OK) {
+				 Z_DEFAULT_STRATEGY) != Z_OK) {
 			otlp_req_destroy(r);
 			return -1;
 		}
@@ -311,9 +311,9 @@ static int grow(uint8_t **buf, size_t *cap, size_t need)
 }
 
 int otlp_req_build(struct otlp_req *r, const uint8_t *bid, size_t bidlen,
-                   const uint64_t *counts, const uint64_t *addrs, size_t n,
-                   uint64_t t0_ns, uint64_t dur_ns, const uint8_t **body,
-                   size_t *blen, size_t *raw_len)
+		   const uint64_t *counts, const uint64_t *addrs, size_t n,
+		   uint64_t t0_ns, uint64_t dur_ns, const uint8_t **body,
+		   size_t *blen, size_t *raw_len)
 {
 	const struct otlp_req_shape *s = &r->shape;
 	size_t depth = s->depth;
@@ -377,7 +377,7 @@ int otlp_req_build(struct otlp_req *r, const uint8_t *bid, size_t bidlen,
 	r->prof.duration_nano = dur_ns;
 
 	size_t len =
-	    D(export_profiles_service_request__get_packed_size)(&r->req);
+		D(export_profiles_service_request__get_packed_size)(&r->req);
 	if (grow(&r->raw, &r->raw_cap, len))
 		return -1;
 	r->raw_len = D(export_profiles_service_request__pack)(&r->req, r->raw);

@@ -15,10 +15,10 @@
  * copied: they must outlive the encoder. */
 struct otlp_req_shape {
 	size_t max_stacks, depth; /* the largest request: stacks x frames */
-	const char *binary;       /* sample attribute process.executable.name */
-	const char *host;         /* resource attribute host.name */
-	const char *thread;       /* sample attribute thread.name */
-	const char *path;         /* the mapping's file name */
+	const char *binary;	  /* sample attribute process.executable.name */
+	const char *host;	  /* resource attribute host.name */
+	const char *thread;	  /* sample attribute thread.name */
+	const char *path;	  /* the mapping's file name */
 	const char *const *label_keys, *const *label_values; /* resource */
 	size_t n_labels;
 	/* The mapping as the process sees it: [start, limit) of file offset
@@ -27,9 +27,9 @@ struct otlp_req_shape {
 	 * text segment has p_vaddr == p_offset). */
 	uint64_t start, limit, file_offset;
 	uint64_t period; /* ns of CPU time per sample */
-	int values;      /* 1: Sample.values; 0: timestamps, one
-	                    per sample counted (the profiler's) */
-	int gzip;        /* gzip the body (level 1) */
+	int values;	 /* 1: Sample.values; 0: timestamps, one
+			    per sample counted (the profiler's) */
+	int gzip;	 /* gzip the body (level 1) */
 };
 
 struct otlp_req;
@@ -56,9 +56,9 @@ void otlp_req_destroy(struct otlp_req *r);
  * gzip. 0, or -1 (out of memory, n or bidlen too large).
  */
 int otlp_req_build(struct otlp_req *r, const uint8_t *bid, size_t bidlen,
-                   const uint64_t *counts, const uint64_t *addrs, size_t n,
-                   uint64_t t0_ns, uint64_t dur_ns, const uint8_t **body,
-                   size_t *blen, size_t *raw_len);
+		   const uint64_t *counts, const uint64_t *addrs, size_t n,
+		   uint64_t t0_ns, uint64_t dur_ns, const uint8_t **body,
+		   size_t *blen, size_t *raw_len);
 
 /* otlp_req_raw: the last request before gzip (len *len); valid as the
  * body of otlp_req_build. */

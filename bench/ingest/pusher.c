@@ -74,11 +74,11 @@
 #include "common/opts.h"
 #include "schemas/schemas.h"
 
-#define MAP_START        0x555555554000ull /* a typical PIE load address */
-#define MAP_FILE_OFFSET  0x1000ull
-#define BUILD_ID_LEN     20
+#define MAP_START	 0x555555554000ull /* a typical PIE load address */
+#define MAP_FILE_OFFSET	 0x1000ull
+#define BUILD_ID_LEN	 20
 #define MAX_ERRORS_SHOWN 10
-#define MAX_RESENDS 50 /* of one batch after closed connections */
+#define MAX_RESENDS	 50 /* of one batch after closed connections */
 
 struct cfg {
 	char *url;
@@ -107,29 +107,27 @@ struct cfg {
 
 #define F(field) offsetof(struct cfg, field)
 static const struct fdo_opt opts[] = {
-	{"url", FDO_OPT_STRING, F(url), "tcp://127.0.0.1:7470",
-	 "URL", "fdod's agent listener (nng REP)"},
+	{"url", FDO_OPT_STRING, F(url), "tcp://127.0.0.1:7470", "URL",
+	 "fdod's agent listener (nng REP)"},
 	{"pushers", FDO_OPT_UINT, F(pushers), "8", "N",
 	 "concurrent pushers (threads, one REQ socket each)"},
-	{"seconds", FDO_OPT_UINT, F(seconds), "20", "S",
-	 "how long to send"},
+	{"seconds", FDO_OPT_UINT, F(seconds), "20", "S", "how long to send"},
 	{"stacks", FDO_OPT_UINT, F(stacks), "1000", "N",
 	 "Stack messages per batch"},
-	{"depth", FDO_OPT_UINT, F(depth), "20", "N",
-	 "frames per stack"},
+	{"depth", FDO_OPT_UINT, F(depth), "20", "N", "frames per stack"},
 	{"new-pct", FDO_OPT_DOUBLE, F(new_pct), "5", "PCT",
 	 "share of stacks per batch the pusher never sent before"},
 	{"addrs", FDO_OPT_UINT, F(addrs), "65536", "N",
 	 "distinct instruction addresses per build-id"},
-	{"binary", FDO_OPT_STRING, F(binary), "bench-svc",
-	 "NAME", "binary name of every batch"},
+	{"binary", FDO_OPT_STRING, F(binary), "bench-svc", "NAME",
+	 "binary name of every batch"},
 	{"agent-prefix", FDO_OPT_STRING, F(agent_prefix), "bench", "P",
 	 "agents are P-0, P-1, ... on hosts P-host-0, ... (another prefix "
 	 "pushes to a store that has the default's as new agents)"},
 	{"pid", FDO_OPT_UINT, F(pid), "0", "PID",
 	 "fdod's pid: report its CPU time over the window and its peak RSS"},
-	{"timeout-ms", FDO_OPT_UINT, F(timeout_ms), "30000",
-	 "MS", "give up on an Ack after this long (counted as an error)"},
+	{"timeout-ms", FDO_OPT_UINT, F(timeout_ms), "30000", "MS",
+	 "give up on an Ack after this long (counted as an error)"},
 	{"warmup", FDO_OPT_UINT, F(warmup), "0", "S",
 	 "after S seconds new stacks fall to --steady-new-pct (0: never)"},
 	{"steady-new-pct", FDO_OPT_DOUBLE, F(steady_new_pct), "0.1", "PCT",
@@ -186,29 +184,29 @@ struct pusher {
 	uint64_t next_stack; /* stack ids below this were sent (this
 			      * release) */
 	uint64_t release;    /* releases since the start */
-	uint64_t quota;      /* new stacks of the release still to send */
+	uint64_t quota;	     /* new stacks of the release still to send */
 	double new_credit;   /* fraction of a new stack carried over */
 	uint8_t *picked;     /* bitmap of ids in the current batch */
 	size_t picked_cap;   /* bytes */
-	uint64_t *ids;       /* ids of the current batch */
-	uint8_t *sbuf;       /* encoded stacks of the current batch */
+	uint64_t *ids;	     /* ids of the current batch */
+	uint8_t *sbuf;	     /* encoded stacks of the current batch */
 	size_t sbuf_cap;
 	/* --otlp: the HTTP client and the request's stacks as arrays */
 	CURL *curl;
 	struct curl_slist *headers;
 	struct otlp_req *enc;
 	uint64_t *counts, *addrs; /* [stacks], [stacks x depth] */
-	struct fdo_buf answer;    /* the body of the last answer */
+	struct fdo_buf answer;	  /* the body of the last answer */
 	char thread_name[32];
 	const char *label_values[3];
-	uint64_t raw_bytes;       /* request bytes before gzip */
+	uint64_t raw_bytes; /* request bytes before gzip */
 	/* results */
 	uint64_t batches, stacks, samples, frames, bytes, errors;
-	uint64_t resends; /* batches sent again after a closed connection */
+	uint64_t resends;  /* batches sent again after a closed connection */
 	uint64_t build_ns; /* thread CPU time spent building batches */
 	uint64_t last_ack; /* monotonic ns of the last Ack */
-	uint64_t *lat;     /* per-batch latency, ns */
-	uint64_t *ackt;    /* per-batch Ack time, ns since t_start */
+	uint64_t *lat;	   /* per-batch latency, ns */
+	uint64_t *ackt;	   /* per-batch Ack time, ns since t_start */
 	size_t nlat, lat_cap;
 };
 
@@ -242,7 +240,7 @@ static void record_error(struct pusher *p, const char *fmt, ...)
 	unsigned n = atomic_load(&nerr_shown);
 	if (n < MAX_ERRORS_SHOWN) {
 		int k = snprintf(err_shown[n], sizeof err_shown[n],
-		                 "%s: ", p->agent);
+				 "%s: ", p->agent);
 		va_list ap;
 		va_start(ap, fmt);
 		vsnprintf(err_shown[n] + k, sizeof err_shown[n] - k, fmt, ap);
@@ -342,7 +340,8 @@ static int elf_setup(const char *path)
 	int rc = -1, fd = open(path, O_RDONLY);
 	Elf *e = NULL;
 	if (fd < 0 || elf_version(EV_CURRENT) == EV_NONE ||
-	    !(e = elf_begin(fd, ELF_C_READ, NULL)) || elf_kind(e) != ELF_K_ELF) {
+	    !(e = elf_begin(fd, ELF_C_READ, NULL)) ||
+	    elf_kind(e) != ELF_K_ELF) {
 		fprintf(stderr, "pusher: %s: not a readable ELF file\n", path);
 		goto out;
 	}
@@ -360,9 +359,11 @@ static int elf_setup(const char *path)
 				  ph.p_filesz;
 			addr_stride = ph.p_filesz / cfg.addrs;
 			if (addr_stride < 1) {
-				fprintf(stderr, "pusher: %s: executable segment "
+				fprintf(stderr,
+					"pusher: %s: executable segment "
 					"of %" PRIu64 " bytes is smaller than "
-					"--addrs\n", path, (uint64_t)ph.p_filesz);
+					"--addrs\n",
+					path, (uint64_t)ph.p_filesz);
 				goto out;
 			}
 		}
@@ -383,8 +384,10 @@ static int elf_setup(const char *path)
 			}
 	}
 	if (!map_end || !elf_build_id_len) {
-		fprintf(stderr, "pusher: %s: no executable segment or no GNU "
-			"build-id note\n", path);
+		fprintf(stderr,
+			"pusher: %s: no executable segment or no GNU "
+			"build-id note\n",
+			path);
 		goto out;
 	}
 	rc = 0;
@@ -421,7 +424,7 @@ static void release_build_id(struct pusher *p, uint64_t r)
 	p->build_id_len = BUILD_ID_LEN;
 	for (int j = 0; j < BUILD_ID_LEN; j++)
 		p->build_id[j] =
-		    (uint8_t)splitmix(p->seed + (uint64_t)j + (r << 32));
+			(uint8_t)splitmix(p->seed + (uint64_t)j + (r << 32));
 }
 
 /*
@@ -482,7 +485,7 @@ static void pick_ids(struct pusher *p, double new_pct)
 		for (int tries = 0;; tries++) {
 			/* u^2 skew: low (old) ids are picked more often. */
 			double u = (double)(rng_next(&p->rng) >> 11) /
-			           9007199254740992.0;
+				   9007199254740992.0;
 			id = (uint64_t)(u * u * (double)sent);
 			if (id >= sent)
 				id = sent - 1;
@@ -636,24 +639,24 @@ static int check_encoding(struct pusher *p, Fdod__SampleBatch *b,
 	b->auth_token = (char *)protobuf_c_empty_string;
 	if (e) {
 		fprintf(stderr, "pusher: wire_batch_encode: %s\n",
-		        fdo_strerror(e));
+			fdo_strerror(e));
 		goto out;
 	}
 	if (rlen != len || memcmp(ref, msg, len)) {
 		fprintf(stderr,
-		        "pusher: fast encoding differs from wire_batch_encode "
-		        "(%zu vs %zu bytes)\n",
-		        len, rlen);
+			"pusher: fast encoding differs from wire_batch_encode "
+			"(%zu vs %zu bytes)\n",
+			len, rlen);
 		goto out;
 	}
 	if ((e = wire_batch_decode(msg, len, NULL, &dec))) {
 		fprintf(stderr, "pusher: wire_batch_decode: %s\n",
-		        fdo_strerror(e));
+			fdo_strerror(e));
 		goto out;
 	}
 	if ((e = wire_batch_validate(dec, NULL, why, sizeof why))) {
 		fprintf(stderr, "pusher: batch does not validate: %s: %s\n",
-		        fdo_strerror(e), why);
+			fdo_strerror(e), why);
 		goto out;
 	}
 	rc = 0;
@@ -701,8 +704,8 @@ static int round_begin(struct pusher *p, Fdod__Mapping *map, double *pct)
 			release_to(p, r, npushers, map);
 	}
 	*pct = cfg.warmup && el >= cfg.warmup * 1000000000ull
-		   ? cfg.steady_new_pct
-		   : cfg.new_pct;
+		       ? cfg.steady_new_pct
+		       : cfg.new_pct;
 	return 1;
 }
 
@@ -812,31 +815,31 @@ static void *pusher_main(void *arg)
 		uint64_t t1 = fdo_now_ns();
 		if (rv) {
 			record_error(p, "seq %" PRIu64 ": no Ack: %s", seq,
-			             nng_strerror(rv));
+				     nng_strerror(rv));
 			break; /* the daemon is stuck or gone: stop this pusher
-			        */
+				*/
 		}
 		p->bytes += hlen + slen + tlen;
 		Fdod__Ack *ack = NULL;
-		int e =
-		    wire_ack_decode(nng_msg_body(r), nng_msg_len(r), 0, &ack);
+		int e = wire_ack_decode(nng_msg_body(r), nng_msg_len(r), 0,
+					&ack);
 		nng_msg_free(r);
 		if (e) {
 			record_error(p, "seq %" PRIu64 ": malformed Ack: %s",
-			             seq, fdo_strerror(e));
+				     seq, fdo_strerror(e));
 		} else if (ack->status != 0) {
 			record_error(p, "seq %" PRIu64 ": Ack status %u %s: %s",
-			             seq, ack->status,
-			             fdo_errname((int)ack->status),
-			             ack->message);
+				     seq, ack->status,
+				     fdo_errname((int)ack->status),
+				     ack->message);
 		} else if (ack->seq != seq || (ack->duplicate && !tries) ||
-		           ack->samples_accepted != samples) {
+			   ack->samples_accepted != samples) {
 			record_error(p,
-			             "seq %" PRIu64 ": Ack seq %" PRIu64
-			             " duplicate %d accepted %" PRIu64
-			             " of %" PRIu64 " samples",
-			             seq, ack->seq, (int)ack->duplicate,
-			             ack->samples_accepted, samples);
+				     "seq %" PRIu64 ": Ack seq %" PRIu64
+				     " duplicate %d accepted %" PRIu64
+				     " of %" PRIu64 " samples",
+				     seq, ack->seq, (int)ack->duplicate,
+				     ack->samples_accepted, samples);
 		} else {
 			p->batches++;
 			p->stacks += cfg.stacks;
@@ -907,8 +910,10 @@ static int check_otlp(struct pusher *p, uint64_t samples)
 	}
 	wire_otlp_attrs_fini(&attrs);
 	if (rc) {
-		fprintf(stderr, "pusher: the OTLP request does not decode: "
-			"%s: %s\n", fdo_strerror(rc), err);
+		fprintf(stderr,
+			"pusher: the OTLP request does not decode: "
+			"%s: %s\n",
+			fdo_strerror(rc), err);
 		return -1;
 	}
 	const char *why = NULL;
@@ -937,8 +942,10 @@ static int check_otlp(struct pusher *p, uint64_t samples)
 	}
 	wire_otlp_result_fini(&r);
 	if (why) {
-		fprintf(stderr, "pusher: the OTLP request decodes to other "
-			"samples than the native batch: %s differ\n", why);
+		fprintf(stderr,
+			"pusher: the OTLP request decodes to other "
+			"samples than the native batch: %s differ\n",
+			why);
 		return -1;
 	}
 	return 0;
@@ -963,14 +970,21 @@ static int otlp_open(struct pusher *p)
 {
 	static const char route[] = "/v1development/profiles";
 	char url[512], auth[300];
-	struct otlp_req_shape shape = {
-		.max_stacks = cfg.stacks, .depth = cfg.depth,
-		.binary = cfg.binary, .host = p->host, .thread = p->thread_name,
-		.path = "/usr/bin/bench-svc", .label_keys = label_keys,
-		.label_values = p->label_values, .n_labels = 3,
-		.start = MAP_START, .limit = map_limit(),
-		.file_offset = map_off, .period = 1000000,
-		.values = cfg.otlp_values, .gzip = cfg.otlp_gzip};
+	struct otlp_req_shape shape = {.max_stacks = cfg.stacks,
+				       .depth = cfg.depth,
+				       .binary = cfg.binary,
+				       .host = p->host,
+				       .thread = p->thread_name,
+				       .path = "/usr/bin/bench-svc",
+				       .label_keys = label_keys,
+				       .label_values = p->label_values,
+				       .n_labels = 3,
+				       .start = MAP_START,
+				       .limit = map_limit(),
+				       .file_offset = map_off,
+				       .period = 1000000,
+				       .values = cfg.otlp_values,
+				       .gzip = cfg.otlp_gzip};
 	snprintf(url, sizeof url, "%s%s", cfg.otlp, route);
 	snprintf(auth, sizeof auth, "Authorization: Bearer %.256s", cfg.token);
 	p->counts = calloc(cfg.stacks, sizeof *p->counts);
@@ -983,7 +997,8 @@ static int otlp_open(struct pusher *p)
 			    cfg.token[0] ? auth : NULL};
 	for (size_t i = 0; i < sizeof hs / sizeof *hs; i++) {
 		struct curl_slist *h =
-		    hs[i] ? curl_slist_append(p->headers, hs[i]) : p->headers;
+			hs[i] ? curl_slist_append(p->headers, hs[i])
+			      : p->headers;
 		if (!h) {
 			fprintf(stderr, "pusher: out of memory\n");
 			return -1;
@@ -1033,8 +1048,8 @@ static int otlp_build(struct pusher *p, const uint8_t **body, size_t *blen,
  * 100 ms, up to MAX_RESENDS times, and counted. Returns the curl result;
  * *status is the HTTP status, p->answer its body.
  */
-static CURLcode otlp_post(struct pusher *p, const uint8_t *body,
-			  size_t blen, long *status, int *tries)
+static CURLcode otlp_post(struct pusher *p, const uint8_t *body, size_t blen,
+			  long *status, int *tries)
 {
 	CURLcode rc;
 	curl_easy_setopt(p->curl, CURLOPT_POSTFIELDS, body);
@@ -1153,7 +1168,7 @@ static int64_t proc_cpu_ns(pid_t pid)
 	unsigned long ut, st;
 	/* fields after comm: state(3) ... utime(14) stime(15) */
 	if (sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-	           &ut, &st) != 2)
+		   &ut, &st) != 2)
 		return -1;
 	long hz = sysconf(_SC_CLK_TCK);
 	return (int64_t)((ut + st) * (1000000000ull / (uint64_t)hz));
@@ -1187,7 +1202,7 @@ static void machine_cpu(uint64_t *busy, uint64_t *iowait, uint64_t *total)
 	if (!f)
 		return;
 	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
-	           &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+		   &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
 		*busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
 		*iowait = v[4];
 		*total = *busy + v[3] + v[4];
@@ -1200,7 +1215,7 @@ static uint64_t rusage_ns(void)
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) *
-	           1000000000ull +
+		       1000000000ull +
 	       (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ull;
 }
 
@@ -1213,7 +1228,7 @@ static int pusher_open(struct pusher *p)
 	nng_socket_set_ms(p->sock, NNG_OPT_SENDTIMEO, (int)cfg.timeout_ms);
 	/* Never resend behind our back: a resend would be timed as one. */
 	if (nng_socket_set_ms(p->sock, NNG_OPT_REQ_RESENDTIME,
-	                      NNG_DURATION_INFINITE) != 0)
+			      NNG_DURATION_INFINITE) != 0)
 		nng_socket_set_ms(p->sock, NNG_OPT_REQ_RESENDTIME, 3600000);
 	nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, WIRE_ACK_MAX_BYTES);
 	if ((rv = nng_dial(p->sock, cfg.url, NULL, 0)) != 0)
@@ -1221,7 +1236,7 @@ static int pusher_open(struct pusher *p)
 	return 0;
 fail:
 	fprintf(stderr, "pusher: cannot connect to %s: %s\n", cfg.url,
-	        nng_strerror(rv));
+		nng_strerror(rv));
 	return -1;
 }
 
@@ -1244,9 +1259,9 @@ struct win_summary {
 	long anon_max, anon_growth;
 };
 
-static void windows_report(const struct pusher *ps, unsigned np,
-			   uint64_t t_end, const struct rss_at *rss,
-			   size_t nrss, struct win_summary *ws)
+static void windows_report(const struct pusher *ps, unsigned np, uint64_t t_end,
+			   const struct rss_at *rss, size_t nrss,
+			   struct win_summary *ws)
 {
 	uint64_t W = cfg.window * 1000000000ull;
 	uint64_t span = cfg.seconds * 1000000000ull;
@@ -1264,7 +1279,8 @@ static void windows_report(const struct pusher *ps, unsigned np,
 		return;
 	long first_anon = -1, last_anon = -1;
 	if (nwin > 1)
-		printf("  per window of %" PRIu64 " s: start s, Stack messages/s,"
+		printf("  per window of %" PRIu64
+		       " s: start s, Stack messages/s,"
 		       " Ack p99 ms, fdod RssAnon max MiB\n",
 		       cfg.window);
 	for (size_t w = 0; w < nwin; w++) {
@@ -1275,12 +1291,15 @@ static void windows_report(const struct pusher *ps, unsigned np,
 				if (ps[i].ackt[k] >= lo && ps[i].ackt[k] < hi)
 					lat[n++] = ps[i].lat[k];
 		qsort(lat, n, sizeof *lat, cmp_u64);
-		double dur = (double)((w + 1 == nwin ? end : lo + W) - lo) / 1e9;
-		double rate = dur > 0 ? (double)n * (double)cfg.stacks / dur : 0;
+		double dur =
+			(double)((w + 1 == nwin ? end : lo + W) - lo) / 1e9;
+		double rate = dur > 0 ? (double)n * (double)cfg.stacks / dur
+				      : 0;
 		double p99 = n ? lat[(size_t)((n - 1) * 0.99)] / 1e6 : 0;
 		long amax = -1;
 		for (size_t k = 0; k < nrss; k++)
-			if (rss[k].t >= lo && rss[k].t < hi && rss[k].anon > amax)
+			if (rss[k].t >= lo && rss[k].t < hi &&
+			    rss[k].anon > amax)
 				amax = rss[k].anon;
 		if (ws->min_rate < 0 || rate < ws->min_rate)
 			ws->min_rate = rate;
@@ -1296,9 +1315,8 @@ static void windows_report(const struct pusher *ps, unsigned np,
 			       (uint64_t)(lo / 1000000000ull), rate, p99,
 			       amax < 0 ? -1.0 : amax / 1024.0);
 	}
-	ws->anon_growth = first_anon >= 0 && last_anon >= 0
-				  ? last_anon - first_anon
-				  : 0;
+	ws->anon_growth =
+		first_anon >= 0 && last_anon >= 0 ? last_anon - first_anon : 0;
 	free(lat);
 }
 
@@ -1316,17 +1334,17 @@ int main(int argc, char **argv)
 	}
 	if (fdo_opts_defaults(opts, &cfg, err, sizeof err) ||
 	    fdo_opts_parse_args(opts, &cfg, argc, argv, &optind, err,
-	                        sizeof err)) {
+				sizeof err)) {
 		fprintf(stderr, "pusher: %s\n", err);
 		return 2;
 	}
 	if (optind != argc || cfg.pushers < 1 || cfg.pushers > 1024 ||
 	    cfg.stacks < 1 || cfg.depth < 1 || cfg.depth > 1024 ||
 	    cfg.addrs < 1 || cfg.addrs > (1u << 28) || cfg.seconds < 1 ||
-	    cfg.callgraph > 1024 ||
-	    cfg.new_pct < 0 || cfg.new_pct > 100 || cfg.steady_new_pct < 0 ||
-	    cfg.steady_new_pct > 100 || cfg.window < 1 ||
-	    cfg.release_stacks > (1ull << 32) || strlen(cfg.token) > 255) {
+	    cfg.callgraph > 1024 || cfg.new_pct < 0 || cfg.new_pct > 100 ||
+	    cfg.steady_new_pct < 0 || cfg.steady_new_pct > 100 ||
+	    cfg.window < 1 || cfg.release_stacks > (1ull << 32) ||
+	    strlen(cfg.token) > 255) {
 		fprintf(stderr, "pusher: bad arguments (see --help)\n");
 		return 2;
 	}
@@ -1341,8 +1359,8 @@ int main(int argc, char **argv)
 	if (!ret_enc)
 		return 1;
 	for (uint64_t i = 0; i < cfg.addrs; i++)
-		ret_enc[i][0] =
-		    (uint8_t)put_varint(ret_enc[i] + 1, frame_addr(i, 1, 0));
+		ret_enc[i][0] = (uint8_t)put_varint(ret_enc[i] + 1,
+						    frame_addr(i, 1, 0));
 	unsigned np = (unsigned)cfg.pushers;
 	npushers = np;
 	struct pusher *ps = calloc(np, sizeof *ps);
@@ -1402,8 +1420,8 @@ int main(int argc, char **argv)
 		last = t;
 		if (fdo_grow(rss_v, rss_cap, rss_n + 1))
 			break;
-		rss_v[rss_n++] = (struct rss_at){t - t_start,
-						 proc_status_kb(pid, "RssAnon")};
+		rss_v[rss_n++] = (struct rss_at){
+			t - t_start, proc_status_kb(pid, "RssAnon")};
 	}
 	for (unsigned i = 0; i < np; i++)
 		pthread_join(ps[i].thread, NULL);
@@ -1420,7 +1438,7 @@ int main(int argc, char **argv)
 	long file = pid ? proc_status_kb(pid, "RssFile") : -1;
 
 	uint64_t batches = 0, stacks = 0, samples = 0, frames = 0, bytes = 0,
-	         errors = 0, build_ns = 0, resends = 0, raw_bytes = 0;
+		 errors = 0, build_ns = 0, resends = 0, raw_bytes = 0;
 	size_t nlat = 0;
 	for (unsigned i = 0; i < np; i++) {
 		batches += ps[i].batches;
@@ -1450,8 +1468,8 @@ int main(int argc, char **argv)
 	if (win <= 0)
 		win = 1e-9;
 	double pcpu = (double)(cpu1 - cpu0) / 1e9;
-	double fcpu =
-	    fcpu0 >= 0 && fcpu1 >= 0 ? (double)(fcpu1 - fcpu0) / 1e9 : -1;
+	double fcpu = fcpu0 >= 0 && fcpu1 >= 0 ? (double)(fcpu1 - fcpu0) / 1e9
+					       : -1;
 	double mt = (double)(mt1 - mt0);
 	double mbusy = mt > 0 ? (double)(mb1 - mb0) / mt : 0;
 	double mio = mt > 0 ? (double)(mi1 - mi0) / mt : 0;
@@ -1520,9 +1538,9 @@ int main(int argc, char **argv)
 		if (ps[i].release > releases)
 			releases = ps[i].release;
 	if (cfg.warmup || cfg.release_every)
-		printf("  fleet                       new stacks %.1f%% for %"
-		       PRIu64 " s, then %.2f%%; %" PRIu64 " releases of %"
-		       PRIu64 " new stacks\n",
+		printf("  fleet                       new stacks %.1f%% for %" PRIu64
+		       " s, then %.2f%%; %" PRIu64 " releases of %" PRIu64
+		       " new stacks\n",
 		       cfg.new_pct, cfg.warmup ? cfg.warmup : cfg.seconds,
 		       cfg.warmup ? cfg.steady_new_pct : cfg.new_pct, releases,
 		       cfg.release_stacks);

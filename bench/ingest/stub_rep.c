@@ -33,8 +33,8 @@ struct cfg {
 
 #define F(field) offsetof(struct cfg, field)
 static const struct fdo_opt opts[] = {
-	{"listen", FDO_OPT_STRING, F(listen),
-	 "tcp://127.0.0.1:7470", "URL", "where to listen"},
+	{"listen", FDO_OPT_STRING, F(listen), "tcp://127.0.0.1:7470", "URL",
+	 "where to listen"},
 	{"threads", FDO_OPT_UINT, F(threads), "8", "N",
 	 "contexts answering concurrently"},
 	{"delay-ms", FDO_OPT_UINT, F(delay_ms), "0", "MS",
@@ -68,7 +68,7 @@ static void *ctx_main(void *arg)
 		fdod__ack__init(&ack);
 		ack.schema_version = WIRE_SCHEMA_VERSION;
 		int e = wire_batch_decode(nng_msg_body(m), nng_msg_len(m), NULL,
-		                          &b);
+					  &b);
 		if (!e)
 			e = wire_batch_validate(b, NULL, NULL, 0);
 		ack.status = (uint32_t)e;
@@ -80,8 +80,8 @@ static void *ctx_main(void *arg)
 		wire_batch_free(b);
 		if (cfg.delay_ms) {
 			struct timespec ts = {(time_t)(cfg.delay_ms / 1000),
-			                      (long)(cfg.delay_ms % 1000) *
-			                          1000000L};
+					      (long)(cfg.delay_ms % 1000) *
+						      1000000L};
 			nanosleep(&ts, NULL);
 		}
 		uint8_t *out;
@@ -115,16 +115,16 @@ int main(int argc, char **argv)
 	}
 	if (fdo_opts_defaults(opts, &cfg, err, sizeof err) ||
 	    fdo_opts_parse_args(opts, &cfg, argc, argv, &optind, err,
-	                        sizeof err)) {
+				sizeof err)) {
 		fprintf(stderr, "stub_rep: %s\n", err);
 		return 2;
 	}
 	if ((rv = nng_rep0_open(&sock)) ||
 	    (rv = nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ,
-	                              wire_limits_default.max_message_bytes)) ||
+				      wire_limits_default.max_message_bytes)) ||
 	    (rv = nng_listen(sock, cfg.listen, NULL, 0))) {
 		fprintf(stderr, "stub_rep: %s: %s\n", cfg.listen,
-		        nng_strerror(rv));
+			nng_strerror(rv));
 		return 1;
 	}
 	unsigned n = cfg.threads ? (unsigned)cfg.threads : 1;

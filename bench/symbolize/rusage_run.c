@@ -1,11 +1,12 @@
 /*
- * bench/symbolize/rusage_run.c — run a command, report its wall time and peak RSS.
+ * bench/symbolize/rusage_run.c — run a command, report its wall time and peak
+ * RSS.
  *
  *   rusage_run STDIN STDOUT CMD [ARG...]
  *
  * Prints "<seconds> <max RSS KiB> <exit status>" on stdout (the command's
- * stderr goes to /dev/null). It exists because ru_maxrss carries over exec from the
- * forking process: a tool started straight from the (large) Python bench
+ * stderr goes to /dev/null). It exists because ru_maxrss carries over exec from
+ * the forking process: a tool started straight from the (large) Python bench
  * inherits Python's resident size as its "peak". This helper is small, so the
  * child it forks starts from about 1 MiB.
  */
@@ -21,7 +22,8 @@
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: rusage_run STDIN STDOUT CMD [ARG...]\n");
+		fprintf(stderr,
+			"usage: rusage_run STDIN STDOUT CMD [ARG...]\n");
 		return 2;
 	}
 	struct timespec t0, t1;
@@ -32,7 +34,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (pid == 0) {
-		int in = open(argv[1], O_RDONLY), out = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int in = open(argv[1], O_RDONLY),
+		    out = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		int err = open("/dev/null", O_WRONLY);
 		if (in < 0 || out < 0 || err < 0)
 			_exit(126);

@@ -75,7 +75,8 @@ TEST(agrees_with_binutils_on_a_real_binary)
 	snprintf(cmd, sizeof cmd,
 		 "printf 'int main(void){return 0;}\\n' | cc -x c -o '%s' - "
 		 "-Wl,--build-id=sha1 && readelf -n '%s' | "
-		 "sed -n 's/.*Build ID: //p'", path, path);
+		 "sed -n 's/.*Build ID: //p'",
+		 path, path);
 	FILE *f = popen(cmd, "r");
 	REQUIRE(f);
 	if (!fgets(want, sizeof want, f))

@@ -78,8 +78,8 @@ TEST(selectors_match_this_process)
 	CHECK_EQ_INT(accepts(spec, name), 0);
 
 	/* no selectors: everything */
-	CHECK_EQ_INT(agent_select_match(NULL, getpid(), NULL, name,
-					sizeof name), 1);
+	CHECK_EQ_INT(
+		agent_select_match(NULL, getpid(), NULL, name, sizeof name), 1);
 }
 
 TEST(binary_names_are_what_fdod_accepts)

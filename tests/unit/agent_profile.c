@@ -38,9 +38,12 @@ TEST(stacks_without_a_mapped_frame_are_counted_not_sent)
 	struct agent_profile *p = NULL;
 	REQUIRE(agent_profile_create(&p) == FDO_OK);
 	uint64_t seq = 1;
-	struct agent_batch_meta m = {.auth_token = "", .agent_id = "a",
-				     .host = "h", .binary = "agent_profile",
-				     .event = "cpu-clock", .weight = 1,
+	struct agent_batch_meta m = {.auth_token = "",
+				     .agent_id = "a",
+				     .host = "h",
+				     .binary = "agent_profile",
+				     .event = "cpu-clock",
+				     .weight = 1,
 				     .next_seq = &seq};
 	pid_t pid = getpid();
 	/* Page 0 and the top of user space: no file is mapped there. */
@@ -134,9 +137,12 @@ TEST(host_wide_names_batches_per_binary_and_forgets_exited)
 	REQUIRE(agent_profile_create(&p) == FDO_OK);
 	agent_profile_select(p, NULL);
 	uint64_t unused = 1;
-	struct agent_batch_meta m = {.auth_token = "", .agent_id = "h/a",
-				     .host = "h", .binary = NULL,
-				     .event = "cpu-clock", .weight = 1,
+	struct agent_batch_meta m = {.auth_token = "",
+				     .agent_id = "h/a",
+				     .host = "h",
+				     .binary = NULL,
+				     .event = "cpu-clock",
+				     .weight = 1,
 				     .next_seq = &unused};
 	uint64_t stack[1] = {here()};
 	CHECK_EQ_INT(agent_profile_wants(p, getpid()), 0);
@@ -192,9 +198,12 @@ TEST(exec_read_before_fork_keeps_nothing_of_the_parent)
 	CHECK_EQ_INT(agent_profile_wants(p, child), 1);
 	uint64_t stack[1] = {here()}, seq = 1;
 	agent_profile_add(p, child, stack, 1, 1000);
-	struct agent_batch_meta m = {.auth_token = "", .agent_id = "h/a",
-				     .host = "h", .event = "cpu-clock",
-				     .weight = 1, .next_seq = &seq};
+	struct agent_batch_meta m = {.auth_token = "",
+				     .agent_id = "h/a",
+				     .host = "h",
+				     .event = "cpu-clock",
+				     .weight = 1,
+				     .next_seq = &seq};
 	struct named g = {0};
 	/* no mapping of the new image was recorded: nothing to send */
 	CHECK_EQ_INT((int)agent_profile_flush(p, &m, 1, 2, emit_named, &g), 0);
@@ -222,9 +231,12 @@ TEST(samples_read_before_their_exec_record_go_out_named)
 	REQUIRE(agent_profile_create(&p) == FDO_OK);
 	agent_profile_select(p, NULL);
 	uint64_t seq = 1, stack[1] = {here()};
-	struct agent_batch_meta m = {.auth_token = "", .agent_id = "h/a",
-				     .host = "h", .event = "cpu-clock",
-				     .weight = 1, .next_seq = &seq};
+	struct agent_batch_meta m = {.auth_token = "",
+				     .agent_id = "h/a",
+				     .host = "h",
+				     .event = "cpu-clock",
+				     .weight = 1,
+				     .next_seq = &seq};
 	CHECK_EQ_INT(agent_profile_wants(p, child), 1);
 	agent_profile_add(p, child, stack, 1, 1000);
 	agent_profile_add(p, child, stack, 1, 1000);

@@ -22,7 +22,7 @@ void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
 void *__real_realloc(void *p, size_t n);
 
-static long alloc_seen;	/* allocations counted since arm() */
+static long alloc_seen;		/* allocations counted since arm() */
 static long alloc_fail_at = -1; /* fail this one; -1: none */
 static long alloc_failed;	/* failures injected since arm() */
 
@@ -300,7 +300,6 @@ TEST(write_ahead_log_records)
 	prep_free(c.p);
 }
 
-
 /* ------------------------------------------- pprof profiles and gzip -- */
 
 /* A Go-like CPU profile: samples/count and cpu/nanoseconds, a mapping
@@ -308,7 +307,12 @@ TEST(write_ahead_log_records)
 static uint8_t *pprof_bytes(size_t *len)
 {
 	static const char *const str[] = {
-		"", "samples", "count", "cpu", "nanoseconds", "/bin/web",
+		"",
+		"samples",
+		"count",
+		"cpu",
+		"nanoseconds",
+		"/bin/web",
 		"0123456789abcdef0123456789abcdef01234567"};
 	ProtobufCBinaryData tab[7];
 	for (int i = 0; i < 7; i++)
@@ -357,8 +361,10 @@ static int op_pprof(void *arg)
 {
 	struct wire_bytes *w = arg;
 	static const char *labels[] = {"mode=test"};
-	struct wire_pprof_opts o = {.agent_id = "pprof/a", .host = "h",
-				    .labels = labels, .n_labels = 1};
+	struct wire_pprof_opts o = {.agent_id = "pprof/a",
+				    .host = "h",
+				    .labels = labels,
+				    .n_labels = 1};
 	Fdod__SampleBatch *b = NULL;
 	char err[256] = "";
 	int rc = wire_pprof_decode(w->buf, w->len, &o, &b, NULL, err,

@@ -55,8 +55,8 @@ struct share {
 	double ours, ref;
 };
 
-static size_t add_share(struct share *s, size_t n, size_t cap,
-			const char *name, double v, int ref)
+static size_t add_share(struct share *s, size_t n, size_t cap, const char *name,
+			double v, int ref)
 {
 	size_t i = 0;
 	while (i < n && strcmp(s[i].name, name))
@@ -124,7 +124,8 @@ static void bolt_accepts(const char *prog, const char *fdata, int want_funcs,
 		sscanf(l, "BOLT-INFO: %d out of", &matched);
 	}
 	if (matched != want_funcs)
-		fprintf(stderr, "  llvm-bolt matched %d functions, want %d:\n%s",
+		fprintf(stderr,
+			"  llvm-bolt matched %d functions, want %d:\n%s",
 			matched, want_funcs, text);
 	CHECK_EQ_INT(matched, want_funcs);
 	free(text);
@@ -252,9 +253,10 @@ TEST(funcs_hostile_files)
 	for (int round = 0; round < 300; round++) {
 		memcpy(copy, img, len);
 		for (int k = 0; k < 8; k++) {
-			size_t at = round % 2 ? (size_t)rand() % 64
-					      : len - 1 - (size_t)rand() %
-								  (len / 3);
+			size_t at =
+				round % 2
+					? (size_t)rand() % 64
+					: len - 1 - (size_t)rand() % (len / 3);
 			copy[at] = (char)rand();
 		}
 		REQUIRE(er_write(path, copy, len) == 0);
@@ -293,7 +295,7 @@ TEST(bolt_no_lbr_by_hand)
 	uint32_t oth = er_add_loc(&p, other, 0x1234, 0);
 	uint32_t outside = er_add_loc(&p, 0, 0x10, 0);
 	er_add_stack(&p, (uint32_t[]){a, caller}, 2, 3.4);
-	er_add_stack(&p, (uint32_t[]){a}, 1, 1.2);    /* same place: 5 */
+	er_add_stack(&p, (uint32_t[]){a}, 1, 1.2); /* same place: 5 */
 	er_add_stack(&p, (uint32_t[]){b, caller}, 2, 2);
 	er_add_stack(&p, (uint32_t[]){caller}, 1, 7); /* main's own IP */
 	er_add_stack(&p, (uint32_t[]){c}, 1, 0.3);    /* rounds to 0 */
@@ -339,8 +341,7 @@ TEST(bolt_picks_build_id)
 	snprintf(hex, sizeof hex, "%s", p.build_ids[0].hex);
 	uint32_t other = er_add_build_id(&p, "abcdef01", NULL);
 	uint32_t sym2 = er_add_build_id(&p, "abcdef02", "/nonexistent/x");
-	er_add_stack(&p, (uint32_t[]){er_add_loc(&p, other, 0x10, 0)}, 1,
-		     500);
+	er_add_stack(&p, (uint32_t[]){er_add_loc(&p, other, 0x10, 0)}, 1, 500);
 	er_add_stack(&p, (uint32_t[]){er_add_loc(&p, 0, 0x401000, 0)}, 1, 5);
 	char *text = NULL, opts[256];
 	/* The one with samples and symbols, though another has more. */
@@ -400,9 +401,8 @@ static int objdump_branches(struct prof *p, const char *prog,
 		    to < at) {
 			er_add_branch(p, 0, at, to, 100000, 700);
 			added++;
-		} else if (!strcmp(fa->name, "main") &&
-			   !strcmp(op, "call") && ft->addr == to &&
-			   strcmp(ft->name, "main")) {
+		} else if (!strcmp(fa->name, "main") && !strcmp(op, "call") &&
+			   ft->addr == to && strcmp(ft->name, "main")) {
 			er_add_branch(p, 0, at, to, 4, 0);
 			added++;
 		}
@@ -427,8 +427,8 @@ TEST(bolt_lbr_by_hand_and_llvm_bolt)
 	er_add_branch(&p, 0, hg->addr + 0x20, hg->addr + 0x8, 10.4, 1.2);
 	er_add_branch(&p, 0, hg->addr + 0x20, hg->addr + 0x8, 5, 0);
 	er_add_branch(&p, 0, s2->addr + 0x6, 0x7f0000001000ull, 3, 9);
-	er_add_branch(&p, 0, 0x10, 0x20, 50, 0);	   /* both unknown */
-	er_add_branch(&p, 0, UINT64_MAX, hg->addr, 50, 0); /* unmapped */
+	er_add_branch(&p, 0, 0x10, 0x20, 50, 0);	      /* both unknown */
+	er_add_branch(&p, 0, UINT64_MAX, hg->addr, 50, 0);    /* unmapped */
 	er_add_branch(&p, 0, hg->addr, hg->addr + 1, 0.2, 0); /* rounds 0 */
 	char *text;
 	REQUIRE(emit(&p, NULL, &text) == FDO_OK);
@@ -470,8 +470,8 @@ TEST(bolt_from_perf_matches_perf2bolt)
 	/* Our profile from the same samples: one stack per sampled IP of
 	 * the program (non-PIE: the IP is the ELF virtual address). */
 	char cmd[1024];
-	snprintf(cmd, sizeof cmd,
-		 "perf script -i '%s' -F ip,dso 2>/dev/null", data);
+	snprintf(cmd, sizeof cmd, "perf script -i '%s' -F ip,dso 2>/dev/null",
+		 data);
 	FILE *f = popen(cmd, "r");
 	REQUIRE(f);
 	struct prof p;

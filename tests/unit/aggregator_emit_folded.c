@@ -16,41 +16,42 @@ struct fr {
 };
 
 static uint32_t add_loc(struct prof *p, uint64_t off, size_t n,
-                        const struct fr *fr)
+			const struct fr *fr)
 {
 	p->locs = realloc(p->locs, (p->nlocs + 1) * sizeof *p->locs);
 	p->frames =
-	    realloc(p->frames, (p->nframes + n + 1) * sizeof *p->frames);
+		realloc(p->frames, (p->nframes + n + 1) * sizeof *p->frames);
 	if (!p->locs || !p->frames)
 		abort();
 	p->locs[p->nlocs] = (struct prof_loc){
-	    .build_id = 0,
-	    .offset = off,
-	    .vaddr = off,
-	    .first_frame = (uint32_t)p->nframes,
-	    .nframes = (uint32_t)n,
+		.build_id = 0,
+		.offset = off,
+		.vaddr = off,
+		.first_frame = (uint32_t)p->nframes,
+		.nframes = (uint32_t)n,
 	};
 	for (size_t i = 0; i < n; i++)
 		p->frames[p->nframes++] = (struct prof_frame){
-		    .function = fr[i].fn ? prof_intern(p, fr[i].fn) : PROF_NONE,
-		    .file = PROF_NONE,
-		    .line = fr[i].line,
+			.function = fr[i].fn ? prof_intern(p, fr[i].fn)
+					     : PROF_NONE,
+			.file = PROF_NONE,
+			.line = fr[i].line,
 		};
 	return (uint32_t)p->nlocs++;
 }
 
 static void add_stack(struct prof *p, double count, size_t n,
-                      const uint32_t *locs)
+		      const uint32_t *locs)
 {
 	p->stacks = realloc(p->stacks, (p->nstacks + 1) * sizeof *p->stacks);
 	p->stack_locs = realloc(p->stack_locs, (p->nstack_locs + n + 1) *
-	                                           sizeof *p->stack_locs);
+						       sizeof *p->stack_locs);
 	if (!p->stacks || !p->stack_locs)
 		abort();
 	p->stacks[p->nstacks++] = (struct prof_stack){
-	    .first_loc = (uint32_t)p->nstack_locs,
-	    .nlocs = (uint32_t)n,
-	    .count = count,
+		.first_loc = (uint32_t)p->nstack_locs,
+		.nlocs = (uint32_t)n,
+		.count = count,
 	};
 	if (n)
 		memcpy(&p->stack_locs[p->nstack_locs], locs, n * sizeof *locs);
@@ -63,12 +64,12 @@ static const struct {
 	struct fr f[3];
 	uint64_t off;
 } HAND_LOCS[] = {
-    {1, {{"work", 22}}, 0x100},
-    {3, {{"inner", 51}, {"mix", 44}, {"work", 25}}, 0x110},
-    {1, {{"main", 12}}, 0x120},
-    {0, {{0}}, 0x4d2},           /* 3: not symbolized */
-    {1, {{"a;b\nc", 1}}, 0x130}, /* 4: separators in a name */
-    {1, {{NULL, 3}}, 0x20},      /* 5: no name */
+	{1, {{"work", 22}}, 0x100},
+	{3, {{"inner", 51}, {"mix", 44}, {"work", 25}}, 0x110},
+	{1, {{"main", 12}}, 0x120},
+	{0, {{0}}, 0x4d2},	     /* 3: not symbolized */
+	{1, {{"a;b\nc", 1}}, 0x130}, /* 4: separators in a name */
+	{1, {{NULL, 3}}, 0x20},	     /* 5: no name */
 };
 
 static const struct {
@@ -76,12 +77,12 @@ static const struct {
 	size_t n;
 	uint32_t locs[3]; /* into HAND_LOCS, leaf first */
 } HAND_STACKS[] = {
-    {2.4, 2, {0, 2}}, {5, 2, {1, 2}},
-    {1, 2, {0, 3}},   {0.4, 1, {3}}, /* rounds to 0: dropped */
-    {1, 1, {4}},      {1, 2, {5, 2}},
-    {0.2, 2, {0, 2}}, /* merged with the first: 2.6 -> 3 */
-    {0, 1, {1}},      /* zero count */
-    {3, 0, {0}},      /* no locations */
+	{2.4, 2, {0, 2}}, {5, 2, {1, 2}},
+	{1, 2, {0, 3}},	  {0.4, 1, {3}}, /* rounds to 0: dropped */
+	{1, 1, {4}},	  {1, 2, {5, 2}},
+	{0.2, 2, {0, 2}}, /* merged with the first: 2.6 -> 3 */
+	{0, 1, {1}},	  /* zero count */
+	{3, 0, {0}},	  /* no locations */
 };
 
 #define NELEM(a) (sizeof(a) / sizeof *(a))
@@ -93,12 +94,12 @@ static void hand_profile(struct prof *p, int reversed)
 	p->build_ids = calloc(1, sizeof *p->build_ids);
 	p->nbuild_ids = 1;
 	snprintf(p->build_ids[0].hex, sizeof p->build_ids[0].hex, "%s",
-	         "00112233445566778899aabbccddeeff");
+		 "00112233445566778899aabbccddeeff");
 	uint32_t L[NELEM(HAND_LOCS)];
 	for (size_t k = 0; k < NELEM(HAND_LOCS); k++) {
 		size_t i = reversed ? NELEM(HAND_LOCS) - 1 - k : k;
 		L[i] = add_loc(p, HAND_LOCS[i].off, HAND_LOCS[i].n,
-		               HAND_LOCS[i].f);
+			       HAND_LOCS[i].f);
 	}
 	for (size_t k = 0; k < NELEM(HAND_STACKS); k++) {
 		size_t i = reversed ? NELEM(HAND_STACKS) - 1 - k : k;
@@ -110,10 +111,10 @@ static void hand_profile(struct prof *p, int reversed)
 }
 
 static const char *HAND = "[001122334455+0x4d2];work 1\n"
-                          "a_b_c 1\n"
-                          "main;[001122334455+0x20] 1\n"
-                          "main;work 3\n"
-                          "main;work;mix;inner 5\n";
+			  "a_b_c 1\n"
+			  "main;[001122334455+0x20] 1\n"
+			  "main;work 3\n"
+			  "main;work;mix;inner 5\n";
 
 static char *emit(const struct prof *p, const char *opts, int *rc)
 {

@@ -48,11 +48,11 @@ static uint32_t fx_loc(struct prof *p, const struct fx_frame *fr, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		p->frames = fx_grow(p->frames, p->nframes, sizeof *p->frames);
 		p->frames[p->nframes++] = (struct prof_frame){
-		    .function = prof_intern(p, fr[i].fn),
-		    .file = PROF_NONE,
-		    .line = fr[i].line,
-		    .discriminator = fr[i].disc,
-		    .start_line = fr[i].start,
+			.function = prof_intern(p, fr[i].fn),
+			.file = PROF_NONE,
+			.line = fr[i].line,
+			.discriminator = fr[i].disc,
+			.start_line = fr[i].start,
 		};
 	}
 	return (uint32_t)p->nlocs++;
@@ -65,14 +65,14 @@ static void fx_stack(struct prof *p, double count, size_t n, ...)
 	va_start(ap, n);
 	p->stacks = fx_grow(p->stacks, p->nstacks, sizeof *p->stacks);
 	p->stacks[p->nstacks++] = (struct prof_stack){
-	    .first_loc = (uint32_t)p->nstack_locs,
-	    .nlocs = (uint32_t)n,
-	    .count = count,
-	    .samples = (uint64_t)count,
+		.first_loc = (uint32_t)p->nstack_locs,
+		.nlocs = (uint32_t)n,
+		.count = count,
+		.samples = (uint64_t)count,
 	};
 	for (size_t i = 0; i < n; i++) {
 		p->stack_locs = fx_grow(p->stack_locs, p->nstack_locs,
-		                        sizeof *p->stack_locs);
+					sizeof *p->stack_locs);
 		p->stack_locs[p->nstack_locs++] = va_arg(ap, uint32_t);
 	}
 	va_end(ap);
@@ -109,8 +109,7 @@ static void tiny(struct prof *p)
  * fdod before the shared model (line_count=sum, head=stacks: what these
  * cases were written for), then opts. The model's own rules are tested in
  * aggregator_emit_llvm and aggregator_model. */
-static int gcc_emit(const struct prof *p, const char *opts,
-		    struct fdo_buf *out)
+static int gcc_emit(const struct prof *p, const char *opts, struct fdo_buf *out)
 {
 	char text[512];
 	snprintf(text, sizeof text, "line_count=sum,head=stacks,%s",
@@ -145,11 +144,11 @@ static void hexdiff(const struct fdo_buf *got, const struct fdo_buf *want)
 		fprintf(stderr, "  %4zu:", i);
 		for (size_t j = i; j < i + 4; j++)
 			fprintf(stderr, j < got->len ? " %02x" : "   ",
-			        j < got->len ? (uint8_t)got->data[j] : 0);
+				j < got->len ? (uint8_t)got->data[j] : 0);
 		fprintf(stderr, "  |");
 		for (size_t j = i; j < i + 4; j++)
 			fprintf(stderr, j < want->len ? " %02x" : "   ",
-			        j < want->len ? (uint8_t)want->data[j] : 0);
+				j < want->len ? (uint8_t)want->data[j] : 0);
 		fprintf(stderr, "\n");
 	}
 }
@@ -164,10 +163,10 @@ TEST(tiny_exact_bytes)
 	CHECK_EQ_INT(gcc_emit(&p, NULL, &got), FDO_OK);
 
 	w32(&want, 0x67636461); /* "gcda" */
-	w32(&want, 2);          /* version */
-	w32(&want, 0);          /* stamp */
+	w32(&want, 2);		/* version */
+	w32(&want, 0);		/* stamp */
 	w32(&want, 0xaa000000); /* names */
-	w32(&want, 25);         /* 4 + (4+2) + (4+2) + (4+5) */
+	w32(&want, 25);		/* 4 + (4+2) + (4+2) + (4+5) */
 	w32(&want, 3);
 	wstr(&want, "f");    /* 0 */
 	wstr(&want, "g");    /* 1: "g.part.0" cut at '.' */
@@ -187,7 +186,7 @@ TEST(tiny_exact_bytes)
 	w32(&want, 0);
 	w64(&want, 7);
 	w32(&want, 4 << 16); /* call site at line 14 */
-	w32(&want, 1);       /* g */
+	w32(&want, 1);	     /* g */
 	w32(&want, 1);
 	w32(&want, 0);
 	w32(&want, 1 << 16); /* g's line 21 */
@@ -279,7 +278,7 @@ static uint64_t rinst(struct rd *r, int depth)
 				r->bad = 1;
 			const char *t = rname(r, r64(r));
 			fdo_buf_printf(&r->text, ">%s:%llu", t,
-			               (unsigned long long)r64(r));
+				       (unsigned long long)r64(r));
 		}
 	}
 	for (uint32_t i = 0; i < nc && !r->bad; i++) {
@@ -334,11 +333,11 @@ static char *render(const struct fdo_buf *b, int *ok)
 		/* Put "total/head " in front of the function's text. */
 		char pre[64];
 		int n = snprintf(pre, sizeof pre, "%s%llu/%llu ", i ? "\n" : "",
-		                 (unsigned long long)total,
-		                 (unsigned long long)head);
+				 (unsigned long long)total,
+				 (unsigned long long)head);
 		fdo_buf_reserve(&r.text, (size_t)n);
 		memmove(r.text.data + mark + n, r.text.data + mark,
-		        r.text.len - mark);
+			r.text.len - mark);
 		memcpy(r.text.data + mark, pre, (size_t)n);
 		r.text.len += (size_t)n;
 	}
@@ -376,7 +375,7 @@ TEST(tiny_reads_back)
 	char *s = emit_text(&p, "", &rc);
 	CHECK_EQ_INT(rc, FDO_OK);
 	CHECK_EQ_STR(s, "20/2 f{ 2:7 3:7 @4:g{ 1:6 } }\n"
-	                "1/0 main{ 2:1>f:2 }");
+			"1/0 main{ 2:1>f:2 }");
 	free(s);
 	prof_fini(&p);
 }
@@ -389,7 +388,7 @@ TEST(discriminators_kept_on_request)
 	char *s = emit_text(&p, "discriminators=1", &rc);
 	CHECK_EQ_INT(rc, FDO_OK);
 	CHECK_EQ_STR(s, "24/2 f{ 2:7 3.1:7 3.2:4 @4:g{ 1:6 } }\n"
-	                "1/0 main{ 2:1>f:2 }");
+			"1/0 main{ 2:1>f:2 }");
 	free(s);
 	prof_fini(&p);
 }
@@ -501,7 +500,7 @@ TEST(empty_profile)
 	fdo_buf_init(&want);
 	CHECK_EQ_INT(gcc_emit(&p, NULL, &b), FDO_OK);
 	uint32_t words[] = {0x67636461, 2, 0, 0xaa000000, 4, 0,
-	                    0xac000000, 4, 0, 0xae000000, 4, 0};
+			    0xac000000, 4, 0, 0xae000000, 4, 0};
 	for (size_t i = 0; i < sizeof words / sizeof *words; i++)
 		w32(&want, words[i]);
 	CHECK(b.len == want.len && !memcmp(b.data, want.data, b.len));
@@ -553,8 +552,8 @@ TEST(many_functions_and_deep_inlining)
 		snprintf(name, sizeof name, "fn%04d", i);
 		snprintf(inner, sizeof inner, "in%d", i % 7);
 		struct fx_frame fr[] = {{inner, 3 + i % 5, 0, 1},
-		                        {inner, 9, 0, 1},
-		                        {name, 20, 0, 10}};
+					{inner, 9, 0, 1},
+					{name, 20, 0, 10}};
 		fx_stack(&p, 1 + i % 3, 1, fx_loc(&p, fr, 3));
 		fx_stack(&p, 1, 1, fx_loc(&p, fr + 2, 1));
 	}
@@ -574,31 +573,31 @@ TEST(many_functions_and_deep_inlining)
 /* ------------------------------------------------------ the peer tool -- */
 
 static const char hot_src[] = "#include <stdio.h>\n"
-                              "#include <stdlib.h>\n"
-                              "\n"
-                              "static int helper(int x)\n"
-                              "{\n"
-                              "\treturn x * 3 + (x >> 2); /* loop */\n"
-                              "}\n"
-                              "\n"
-                              "__attribute__((noinline)) int hot(int n)\n"
-                              "{\n"
-                              "\tint s = 0;\n"
-                              "\tfor (int i = 0; i < n; i++) { /* loop */\n"
-                              "\t\tif (i % 7 == 3) /* loop */\n"
-                              "\t\t\ts += helper(i); /* loop */\n"
-                              "\t\telse\n"
-                              "\t\t\ts ^= i; /* loop */\n"
-                              "\t}\n"
-                              "\treturn s;\n"
-                              "}\n"
-                              "\n"
-                              "int main(int argc, char **argv)\n"
-                              "{\n"
-                              "\tint n = argc > 1 ? atoi(argv[1]) : 1000;\n"
-                              "\tprintf(\"%d\\n\", hot(n)); /* call */\n"
-                              "\treturn 0;\n"
-                              "}\n";
+			      "#include <stdlib.h>\n"
+			      "\n"
+			      "static int helper(int x)\n"
+			      "{\n"
+			      "\treturn x * 3 + (x >> 2); /* loop */\n"
+			      "}\n"
+			      "\n"
+			      "__attribute__((noinline)) int hot(int n)\n"
+			      "{\n"
+			      "\tint s = 0;\n"
+			      "\tfor (int i = 0; i < n; i++) { /* loop */\n"
+			      "\t\tif (i % 7 == 3) /* loop */\n"
+			      "\t\t\ts += helper(i); /* loop */\n"
+			      "\t\telse\n"
+			      "\t\t\ts ^= i; /* loop */\n"
+			      "\t}\n"
+			      "\treturn s;\n"
+			      "}\n"
+			      "\n"
+			      "int main(int argc, char **argv)\n"
+			      "{\n"
+			      "\tint n = argc > 1 ? atoi(argv[1]) : 1000;\n"
+			      "\tprintf(\"%d\\n\", hot(n)); /* call */\n"
+			      "\treturn 0;\n"
+			      "}\n";
 
 static int line_has(uint32_t line, const char *mark)
 {
@@ -643,7 +642,7 @@ static char *slurp(const char *path)
 
 /* sym_range finds a function's [addr, addr+size) with nm. */
 static int sym_range(const char *elf, const char *fn, uint64_t *addr,
-                     uint64_t *size)
+		     uint64_t *size)
 {
 	char cmd[1024];
 	snprintf(cmd, sizeof cmd, "nm -S '%s'", elf);
@@ -655,7 +654,7 @@ static int sym_range(const char *elf, const char *fn, uint64_t *addr,
 	int found = 0;
 	while (fgets(line, sizeof line, f))
 		if (sscanf(line, "%llx %llx %7s %255s", &a, &s, type, name) ==
-		        4 &&
+			    4 &&
 		    !strcmp(name, fn)) {
 			*addr = a;
 			*size = s;
@@ -667,7 +666,7 @@ static int sym_range(const char *elf, const char *fn, uint64_t *addr,
 
 /* fx_loc_at adds the location of vaddr in idx, as the builder would. */
 static uint32_t fx_loc_at(struct prof *p, sym_index *idx, uint64_t vaddr,
-                          uint32_t *innermost_line)
+			  uint32_t *innermost_line)
 {
 	struct sym_frame sf[16];
 	size_t n = 0;
@@ -677,8 +676,8 @@ static uint32_t fx_loc_at(struct prof *p, sym_index *idx, uint64_t vaddr,
 	struct fx_frame fr[16];
 	for (size_t i = 0; i < n; i++)
 		fr[i] = (struct fx_frame){sf[i].function ? sf[i].function : "",
-		                          sf[i].line, sf[i].discriminator,
-		                          sf[i].start_line};
+					  sf[i].line, sf[i].discriminator,
+					  sf[i].start_line};
 	*innermost_line = n ? sf[0].line : 0;
 	uint32_t l = fx_loc(p, fr, n);
 	p->locs[l].vaddr = vaddr;
@@ -693,7 +692,7 @@ static uint32_t fx_loc_at(struct prof *p, sym_index *idx, uint64_t vaddr,
  * main's call line.
  */
 static int real_profile(struct prof *p, const char *dir, const char *cc,
-                        const char *flags)
+			const char *flags)
 {
 	char path[512], cmd[2048];
 	snprintf(path, sizeof path, "%s/hot.c", dir);
@@ -703,7 +702,7 @@ static int real_profile(struct prof *p, const char *dir, const char *cc,
 	fputs(hot_src, f);
 	fclose(f);
 	snprintf(cmd, sizeof cmd, "cd '%s' && %s -O2 -g %s -o hot hot.c", dir,
-	         cc, flags);
+		 cc, flags);
 	if (run(cmd))
 		return 0;
 	snprintf(path, sizeof path, "%s/hot", dir);
@@ -739,7 +738,7 @@ static int real_profile(struct prof *p, const char *dir, const char *cc,
 /* use_profile compiles hot.c with the profile; returns gcc's exit code,
  * its stderr in *err and the optimized dump in *dump (free both). */
 static int use_profile(const char *dir, const char *cc, const char *flags,
-                       const struct fdo_buf *prof, char **err, char **dump)
+		       const struct fdo_buf *prof, char **err, char **dump)
 {
 	char path[512], cmd[2048];
 	snprintf(path, sizeof path, "%s/hot.afdo", dir);
@@ -751,11 +750,11 @@ static int use_profile(const char *dir, const char *cc, const char *flags,
 	}
 	fclose(f);
 	snprintf(
-	    cmd, sizeof cmd,
-	    "cd '%s' && rm -f use*.optimized && %s -O2 -g %s -Wall -Wextra "
-	    "-fauto-profile=hot.afdo -fdump-tree-optimized=use.optimized "
-	    "-o hot2 hot.c 2>use.err",
-	    dir, cc, flags);
+		cmd, sizeof cmd,
+		"cd '%s' && rm -f use*.optimized && %s -O2 -g %s -Wall -Wextra "
+		"-fauto-profile=hot.afdo -fdump-tree-optimized=use.optimized "
+		"-o hot2 hot.c 2>use.err",
+		dir, cc, flags);
 	int rc = run(cmd);
 	snprintf(path, sizeof path, "%s/use.err", dir);
 	*err = slurp(path);
@@ -771,7 +770,7 @@ static int use_profile(const char *dir, const char *cc, const char *flags,
  * number of blocks that carry a profile count.
  */
 static unsigned long long fn_counts(const char *dump, const char *fn,
-                                    int *blocks)
+				    int *blocks)
 {
 	char head[128];
 	snprintf(head, sizeof head, ";; Function %s (", fn);
@@ -787,7 +786,7 @@ static unsigned long long fn_counts(const char *dump, const char *fn,
 		(*blocks)++;
 		if (getenv("FDO_TEST_VERBOSE"))
 			fprintf(stderr, "  %s: [count: %llu]\n", fn,
-			        strtoull(c + 8, NULL, 10));
+				strtoull(c + 8, NULL, 10));
 	}
 	return sum;
 }
@@ -796,7 +795,8 @@ TEST(gcc12_reads_and_applies_the_profile)
 {
 	/* A missing compiler is a failure, never a silent pass. */
 	if (!have_gcc12())
-		fprintf(stderr, "  gcc-12 not found: run deploy/install-deps.sh\n");
+		fprintf(stderr,
+			"  gcc-12 not found: run deploy/install-deps.sh\n");
 	REQUIRE(have_gcc12());
 	char dir[512];
 	snprintf(dir, sizeof dir, "%s/gcc", test_tmpdir());
@@ -831,9 +831,9 @@ TEST(gcc12_reads_and_applies_the_profile)
 	CHECK(dump && strstr(dump, want) != NULL);
 	if (rc || !err || err[0] || !sum || getenv("FDO_TEST_VERBOSE"))
 		fprintf(stderr,
-		        "  profile: %s\n  gcc: %s\n  hot: %d blocks, "
-		        "counts sum %llu\n",
-		        text, err ? err : "(none)", blocks, sum);
+			"  profile: %s\n  gcc: %s\n  hot: %d blocks, "
+			"counts sum %llu\n",
+			text, err ? err : "(none)", blocks, sum);
 	free(err);
 	free(dump);
 	free(text);
@@ -860,7 +860,8 @@ TEST(gcc12_reads_discriminators_and_min_share_variants)
 {
 	/* A missing compiler is a failure, never a silent pass. */
 	if (!have_gcc12())
-		fprintf(stderr, "  gcc-12 not found: run deploy/install-deps.sh\n");
+		fprintf(stderr,
+			"  gcc-12 not found: run deploy/install-deps.sh\n");
 	REQUIRE(have_gcc12());
 	char dir[512];
 	snprintf(dir, sizeof dir, "%s/gcc-variants", test_tmpdir());
@@ -874,7 +875,7 @@ TEST(gcc12_reads_discriminators_and_min_share_variants)
 		CHECK_EQ_INT(gcc_emit(&p, variants[i], &b), FDO_OK);
 		char *err = NULL, *dump = NULL;
 		CHECK_EQ_INT(use_profile(dir, "gcc-12", "", &b, &err, &dump),
-		             0);
+			     0);
 		CHECK_EQ_STR(err, "");
 		int blocks;
 		CHECK(fn_counts(dump, "hot", &blocks) > 0);

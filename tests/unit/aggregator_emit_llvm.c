@@ -28,45 +28,45 @@ struct fr {
 
 /* add_loc adds a location with frames fr[0..n) (innermost first). */
 static uint32_t add_loc(struct prof *p, uint64_t off, size_t n,
-                        const struct fr *fr)
+			const struct fr *fr)
 {
 	p->locs = realloc(p->locs, (p->nlocs + 1) * sizeof *p->locs);
 	p->frames =
-	    realloc(p->frames, (p->nframes + n + 1) * sizeof *p->frames);
+		realloc(p->frames, (p->nframes + n + 1) * sizeof *p->frames);
 	if (!p->locs || !p->frames)
 		abort();
 	p->locs[p->nlocs] = (struct prof_loc){
-	    .build_id = 0,
-	    .offset = off,
-	    .vaddr = off,
-	    .first_frame = (uint32_t)p->nframes,
-	    .nframes = (uint32_t)n,
+		.build_id = 0,
+		.offset = off,
+		.vaddr = off,
+		.first_frame = (uint32_t)p->nframes,
+		.nframes = (uint32_t)n,
 	};
 	for (size_t i = 0; i < n; i++)
 		p->frames[p->nframes++] = (struct prof_frame){
-		    .function = prof_intern(p, fr[i].fn),
-		    .file = prof_intern(p, "x.c"),
-		    .line = fr[i].line,
-		    .discriminator = fr[i].disc,
-		    .start_line = fr[i].start,
+			.function = prof_intern(p, fr[i].fn),
+			.file = prof_intern(p, "x.c"),
+			.line = fr[i].line,
+			.discriminator = fr[i].disc,
+			.start_line = fr[i].start,
 		};
 	return (uint32_t)p->nlocs++;
 }
 
 /* add_stack adds a stack of n locations, leaf first. */
 static void add_stack(struct prof *p, double count, size_t n,
-                      const uint32_t *locs)
+		      const uint32_t *locs)
 {
 	p->stacks = realloc(p->stacks, (p->nstacks + 1) * sizeof *p->stacks);
 	p->stack_locs = realloc(p->stack_locs, (p->nstack_locs + n + 1) *
-	                                           sizeof *p->stack_locs);
+						       sizeof *p->stack_locs);
 	if (!p->stacks || !p->stack_locs)
 		abort();
 	p->stacks[p->nstacks++] = (struct prof_stack){
-	    .first_loc = (uint32_t)p->nstack_locs,
-	    .nlocs = (uint32_t)n,
-	    .count = count,
-	    .samples = (uint64_t)count,
+		.first_loc = (uint32_t)p->nstack_locs,
+		.nlocs = (uint32_t)n,
+		.count = count,
+		.samples = (uint64_t)count,
 	};
 	if (n)
 		memcpy(&p->stack_locs[p->nstack_locs], locs, n * sizeof *locs);
@@ -94,17 +94,17 @@ static const struct {
 	size_t n;
 	struct fr f[3];
 } HAND_LOCS[] = {
-    {1, {{"work", 22, 0, 20}}},                     /* 0 */
-    {1, {{"work", 22, 4, 20}}},                     /* 1: 2.2 */
-    {2, {{"mix", 43, 0, 40}, {"work", 25, 0, 20}}}, /* 2 */
-    {3, {{"inner", 51, 2, 50}, {"mix", 44, 0, 40}, {"work", 25, 0, 20}}},
-    {1, {{"leaf", 61, 0, 60}}},                     /* 4 */
-    {1, {{"work", 27, 0, 20}}},                     /* 5: calls leaf */
-    {1, {{"main", 12, 0, 10}}},                     /* 6: calls work */
-    {0, {{0}}},                                     /* 7: unsymbolized */
-    {1, {{"work", 0, 0, 20}}},                      /* 8: line 0 */
-    {1, {{"work", 22, 0, 20}}},                     /* 9: 2nd address */
-    {2, {{"mix", 45, 0, 40}, {"work", 25, 0, 20}}}, /* 10: calls leaf */
+	{1, {{"work", 22, 0, 20}}},			/* 0 */
+	{1, {{"work", 22, 4, 20}}},			/* 1: 2.2 */
+	{2, {{"mix", 43, 0, 40}, {"work", 25, 0, 20}}}, /* 2 */
+	{3, {{"inner", 51, 2, 50}, {"mix", 44, 0, 40}, {"work", 25, 0, 20}}},
+	{1, {{"leaf", 61, 0, 60}}},			/* 4 */
+	{1, {{"work", 27, 0, 20}}},			/* 5: calls leaf */
+	{1, {{"main", 12, 0, 10}}},			/* 6: calls work */
+	{0, {{0}}},					/* 7: unsymbolized */
+	{1, {{"work", 0, 0, 20}}},			/* 8: line 0 */
+	{1, {{"work", 22, 0, 20}}},			/* 9: 2nd address */
+	{2, {{"mix", 45, 0, 40}, {"work", 25, 0, 20}}}, /* 10: calls leaf */
 };
 
 static const struct {
@@ -112,13 +112,13 @@ static const struct {
 	size_t n;
 	uint32_t locs[3]; /* into HAND_LOCS, leaf first */
 } HAND_STACKS[] = {
-    {10.4, 2, {0, 6}}, {5, 2, {9, 6}},  {3, 1, {1}},
-    {20, 2, {2, 6}},   {7.5, 1, {3}},   {4, 3, {4, 5, 6}},
-    {2, 1, {5}},       {1, 2, {4, 10}}, {100, 1, {7}}, /* skipped */
-    {50, 1, {8}},                                      /* skipped */
-    {1, 2, {0, 7}}, /* caller unknown: head and body only */
-    {0, 1, {0}},    /* zero count: nothing */
-    {5, 0, {0}},    /* no locations: nothing */
+	{10.4, 2, {0, 6}}, {5, 2, {9, 6}},  {3, 1, {1}},
+	{20, 2, {2, 6}},   {7.5, 1, {3}},   {4, 3, {4, 5, 6}},
+	{2, 1, {5}},	   {1, 2, {4, 10}}, {100, 1, {7}}, /* skipped */
+	{50, 1, {8}},					   /* skipped */
+	{1, 2, {0, 7}}, /* caller unknown: head and body only */
+	{0, 1, {0}},	/* zero count: nothing */
+	{5, 0, {0}},	/* no locations: nothing */
 };
 
 #define NELEM(a) (sizeof(a) / sizeof *(a))
@@ -131,8 +131,8 @@ static void hand_profile(struct prof *p, int reversed)
 	uint32_t L[NELEM(HAND_LOCS)];
 	for (size_t k = 0; k < NELEM(HAND_LOCS); k++) {
 		size_t i = reversed ? NELEM(HAND_LOCS) - 1 - k : k;
-		L[i] =
-		    add_loc(p, 0x1000 + 16 * i, HAND_LOCS[i].n, HAND_LOCS[i].f);
+		L[i] = add_loc(p, 0x1000 + 16 * i, HAND_LOCS[i].n,
+			       HAND_LOCS[i].f);
 	}
 	for (size_t k = 0; k < NELEM(HAND_STACKS); k++) {
 		size_t i = reversed ? NELEM(HAND_STACKS) - 1 - k : k;
@@ -148,18 +148,18 @@ static void hand_profile(struct prof *p, int reversed)
 #define SUM_STACKS "line_count=sum,head=stacks"
 
 static const char *HAND = "work:49:40\n"
-                          " 2: 16\n"
-                          " 2.2: 3\n"
-                          " 7: 2 leaf:4\n"
-                          " 5: mix:28\n"
-                          "  3: 20\n"
-                          "  5: 0 leaf:1\n"
-                          "  4: inner:8\n"
-                          "   1.1: 8\n"
-                          "leaf:5:5\n"
-                          " 1: 5\n"
-                          "main:0:0\n"
-                          " 2: 0 work:39\n";
+			  " 2: 16\n"
+			  " 2.2: 3\n"
+			  " 7: 2 leaf:4\n"
+			  " 5: mix:28\n"
+			  "  3: 20\n"
+			  "  5: 0 leaf:1\n"
+			  "  4: inner:8\n"
+			  "   1.1: 8\n"
+			  "leaf:5:5\n"
+			  " 1: 5\n"
+			  "main:0:0\n"
+			  " 2: 0 work:39\n";
 
 /* The text form (these tests read it); extbinary has its own test. */
 static char *emit(const struct prof *p, const char *opts, int *rc)
@@ -228,10 +228,10 @@ TEST(line_count_mean_divides_by_addresses_and_keeps_the_total)
 	char *t = emit(&p, "line_count=mean,head=stacks", &rc);
 	CHECK_EQ_INT(rc, FDO_OK);
 	CHECK_EQ_STR(t, "work:49:40\n 2: 10\n 2.2: 4\n 7: 2 leaf:4\n"
-	                " 5: mix:33\n  3: 24\n  5: 0 leaf:1\n  4: inner:9\n"
-	                "   1.1: 9\n"
-	                "leaf:6:5\n 1: 6\n"
-	                "main:0:0\n 2: 0 work:39\n");
+			" 5: mix:33\n  3: 24\n  5: 0 leaf:1\n  4: inner:9\n"
+			"   1.1: 9\n"
+			"leaf:6:5\n 1: 6\n"
+			"main:0:0\n 2: 0 work:39\n");
 	free(t);
 	prof_fini(&p);
 }
@@ -260,7 +260,7 @@ TEST(head_entry_is_the_entry_line_count)
 	prof_init(&p);
 	add_build_id(&p, "00112233445566778899aabbccddeeff00112233");
 	const struct fr f0[] = {{"f", 10, 0, 10}}, f1[] = {{"f", 12, 0, 10}},
-	                g[] = {{"g", 31, 0, 30}};
+			g[] = {{"g", 31, 0, 30}};
 	uint32_t a[2] = {add_loc(&p, 0x10, 1, f0), add_loc(&p, 0x30, 1, g)};
 	uint32_t b[2] = {add_loc(&p, 0x20, 1, f1), a[1]};
 	add_stack(&p, 7, 2, a);
@@ -294,8 +294,8 @@ TEST(min_share_drops_small_functions)
 	free(t);
 	t = emit(&p, "min_share=0.5," SUM_STACKS, &rc);
 	CHECK_EQ_STR(t, "work:49:40\n 2: 16\n 2.2: 3\n 7: 2 leaf:4\n"
-	                " 5: mix:28\n  3: 20\n  5: 0 leaf:1\n  4: inner:8\n"
-	                "   1.1: 8\n");
+			" 5: mix:28\n  3: 20\n  5: 0 leaf:1\n  4: inner:8\n"
+			"   1.1: 8\n");
 	free(t);
 	prof_fini(&p);
 }
@@ -304,10 +304,11 @@ TEST(bad_options_are_refused)
 {
 	struct prof p;
 	hand_profile(&p, 0);
-	const char *bad[] = {"min_share=2",    "min_share=-0.1", "min_share=x",
-	                     "line_count=avg", "min_share",      "line_count",
-	                     "head=calls",     "head=",
-	                     "encoding=binary", "symbol_list=2"};
+	const char *bad[] = {
+		"min_share=2",	  "min_share=-0.1", "min_share=x",
+		"line_count=avg", "min_share",	    "line_count",
+		"head=calls",	  "head=",	    "encoding=binary",
+		"symbol_list=2"};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		struct fdo_buf b;
 		fdo_buf_init(&b);
@@ -325,8 +326,10 @@ TEST(other_formats_options_change_nothing)
 	struct prof p;
 	hand_profile(&p, 0);
 	int rc;
-	char *t = emit(&p, "build_id=00112233 period=1000;discriminators=1 "
-			   SUM_STACKS, &rc);
+	char *t = emit(
+		&p,
+		"build_id=00112233 period=1000;discriminators=1 " SUM_STACKS,
+		&rc);
 	CHECK_EQ_INT(rc, FDO_OK);
 	CHECK_EQ_STR(t, HAND);
 	free(t);
@@ -381,7 +384,7 @@ TEST(hand_profile_round_trips_through_llvm_profdata)
 	snprintf(out, sizeof out, "%s/hand.back.txt", test_tmpdir());
 	REQUIRE(spit(in, HAND, strlen(HAND)) == 0);
 	REQUIRE(sh("llvm-profdata-16 merge --sample --text '%s' -o '%s'", in,
-	           out) == 0);
+		   out) == 0);
 	char *back = slurp(out);
 	CHECK_EQ_STR(back, HAND);
 	free(back);
@@ -401,7 +404,7 @@ TEST(extbinary_is_what_llvm_profdata_writes)
 	snprintf(ref, sizeof ref, "%s/hand.extbin", test_tmpdir());
 	REQUIRE(spit(in, HAND, strlen(HAND)) == 0);
 	REQUIRE(sh("llvm-profdata-16 merge --sample --extbinary '%s' -o '%s'",
-	           in, ref) == 0);
+		   in, ref) == 0);
 	FILE *f = fopen(ref, "rb");
 	REQUIRE(f);
 	char want[4096];
@@ -530,14 +533,14 @@ static void fx_scan(struct fx *x, uint64_t lo, uint64_t hi)
 			const struct fx_run *q = &x->runs[x->nruns - 1];
 			int same = q->n == r.n;
 			for (size_t i = 0; same && i < r.n; i++)
-				same =
-				    q->f[i].line == r.f[i].line &&
-				    q->f[i].discriminator ==
-				        r.f[i].discriminator &&
-				    !strcmp(q->f[i].function ? q->f[i].function
-				                             : "",
-				            r.f[i].function ? r.f[i].function
-				                            : "");
+				same = q->f[i].line == r.f[i].line &&
+				       q->f[i].discriminator ==
+					       r.f[i].discriminator &&
+				       !strcmp(q->f[i].function
+						       ? q->f[i].function
+						       : "",
+					       r.f[i].function ? r.f[i].function
+							       : "");
 			if (same && a > lo)
 				continue;
 		}
@@ -569,7 +572,7 @@ static int fx_open(struct fx *x, const char *name)
 		unsigned long long addr, size;
 		char type, sym[256];
 		if (sscanf(line, "%llx %llx %c %255s", &addr, &size, &type,
-		           sym) == 4 &&
+			   sym) == 4 &&
 		    (!strcmp(sym, "main") || !strcmp(sym, "work")))
 			fx_scan(x, addr, addr + size);
 	}
@@ -597,8 +600,8 @@ static uint32_t base_disc(uint32_t d)
  * and whose outermost frame is outer; NULL if none.
  */
 static const struct fx_run *fx_find(const struct fx *x, const char *fn,
-                                    uint32_t line, uint32_t disc,
-                                    const char *outer, int k)
+				    uint32_t line, uint32_t disc,
+				    const char *outer, int k)
 {
 	for (size_t i = 0; i < x->nruns; i++) {
 		const struct fx_run *r = &x->runs[i];
@@ -622,8 +625,8 @@ static uint32_t fx_loc(struct prof *p, const struct fx_run *r)
 	struct fr fr[8];
 	for (size_t i = 0; i < r->n; i++)
 		fr[i] = (struct fr){r->f[i].function ? r->f[i].function : "",
-		                    r->f[i].line, r->f[i].discriminator,
-		                    r->f[i].start_line};
+				    r->f[i].line, r->f[i].discriminator,
+				    r->f[i].start_line};
 	return add_loc(p, r->vaddr, r->n, fr);
 }
 
@@ -688,13 +691,13 @@ static int hot_profile(const struct fx *x, struct prof *p, struct hot *h)
 		if (!m1)
 			m1 = r;
 		else if (base_disc(r->f[0].discriminator) !=
-		         base_disc(m1->f[0].discriminator))
+			 base_disc(m1->f[0].discriminator))
 			m2 = r;
 	}
 	const struct fx_run *w14 =
-	    fx_find(x, "work", 14, UINT32_MAX, "work", 0);
+		fx_find(x, "work", 14, UINT32_MAX, "work", 0);
 	const struct fx_run *m25 =
-	    fx_find(x, "main", 25, UINT32_MAX, "main", 0);
+		fx_find(x, "main", 25, UINT32_MAX, "main", 0);
 	const struct fx_run *m28 = fx_find(x, "main", 28, 0, "main", 0);
 	if (!m1 || !m2 || !w14 || !m25 || !m28) {
 		fprintf(stderr, "  program has not the expected lines\n");
@@ -750,9 +753,9 @@ TEST(real_program_profile_reads_back_in_llvm_profdata)
 	/* Exactly what we put in; offsets from the source's line numbers. */
 	char want[512];
 	snprintf(want, sizeof want,
-	         "work:800:800\n %s: 100\n 4: mix:700\n  %s: 400\n  %s: 300\n"
-	         "main:200:0\n %s: 200\n 9: 0 work:800\n",
-	         h.w14, h.m1, h.m2, h.m25);
+		 "work:800:800\n %s: 100\n 4: mix:700\n  %s: 400\n  %s: 300\n"
+		 "main:200:0\n %s: 200\n 9: 0 work:800\n",
+		 h.w14, h.m1, h.m2, h.m25);
 	CHECK_EQ_STR(t, want);
 
 	/* llvm-profdata reads it, writes the same text back and converts it
@@ -762,23 +765,23 @@ TEST(real_program_profile_reads_back_in_llvm_profdata)
 	CHECK(o && strstr(o, "Function: work: 800, 800, 1 sampled lines"));
 	free(o);
 	snprintf(cmd, sizeof cmd,
-	         "llvm-profdata-16 merge --sample --text '%s' -o '%s'", path,
-	         txt);
+		 "llvm-profdata-16 merge --sample --text '%s' -o '%s'", path,
+		 txt);
 	REQUIRE(sh("%s", cmd) == 0);
 	char *back = slurp(txt);
 	CHECK_EQ_STR(back, t);
 	free(back);
 	snprintf(cmd, sizeof cmd,
-	         "llvm-profdata-16 merge --sample --extbinary '%s' -o '%s' && "
-	         "llvm-profdata-16 show --sample --function=work '%s'",
-	         path, bin, bin);
+		 "llvm-profdata-16 merge --sample --extbinary '%s' -o '%s' && "
+		 "llvm-profdata-16 show --sample --function=work '%s'",
+		 path, bin, bin);
 	o = run(cmd, 0);
 	CHECK(o && strstr(o, "4: inlined callee: mix: 700"));
 	free(o);
 
 	/* The loop: 700 of 1000 samples on mix's line, 200 on main's. */
 	snprintf(cmd, sizeof cmd,
-	         "llvm-profdata-16 show --sample --function=main '%s'", path);
+		 "llvm-profdata-16 show --sample --function=main '%s'", path);
 	o = run(cmd, 0);
 	char l[64];
 	snprintf(l, sizeof l, "  %s: 200\n", h.m25);
@@ -786,7 +789,7 @@ TEST(real_program_profile_reads_back_in_llvm_profdata)
 	      strstr(o, l) && strstr(o, "  9: 0, calls: work:800\n"));
 	free(o);
 	snprintf(cmd, sizeof cmd,
-	         "llvm-profdata-16 show --sample --function=work '%s'", path);
+		 "llvm-profdata-16 show --sample --function=work '%s'", path);
 	o = run(cmd, 0);
 	snprintf(l, sizeof l, "  %s: 100\n", h.w14);
 	CHECK(o && strstr(o, l));
@@ -821,9 +824,9 @@ TEST(clang_builds_with_the_profile_silently_and_applies_it)
 
 	/* A full build: no output at all on stderr (or stdout). */
 	snprintf(cmd, sizeof cmd,
-	         "clang-16 " CFLAGS_PROG " -fprofile-sample-use='%s' '%s' "
-	         "-o '%s.pgo'",
-	         path, x.src, x.exe);
+		 "clang-16 " CFLAGS_PROG " -fprofile-sample-use='%s' '%s' "
+		 "-o '%s.pgo'",
+		 path, x.src, x.exe);
 	char *o = run(cmd, 1);
 	CHECK_EQ_STR(o, "");
 	free(o);
@@ -838,9 +841,9 @@ TEST(clang_builds_with_the_profile_silently_and_applies_it)
 	/* Clang found work by name and took its head samples as entry
 	 * count (HEAD + 1). */
 	snprintf(cmd, sizeof cmd,
-	         "clang-16 " CFLAGS_PROG " -fprofile-sample-use='%s' -S "
-	         "-emit-llvm '%s' -o -",
-	         path, x.src);
+		 "clang-16 " CFLAGS_PROG " -fprofile-sample-use='%s' -S "
+		 "-emit-llvm '%s' -o -",
+		 path, x.src);
 	o = run(cmd, 0);
 	CHECK(o && strstr(o, "!{!\"function_entry_count\", i64 801}"));
 	free(o);
@@ -848,9 +851,9 @@ TEST(clang_builds_with_the_profile_silently_and_applies_it)
 	/* Clang applied the counts to the lines they were put on: the
 	 * remarks name each offset with its count. */
 	snprintf(cmd, sizeof cmd,
-	         "clang-16 " CFLAGS_PROG " -fprofile-sample-use='%s' "
-	         "-Rpass-analysis=sample-profile -c '%s' -o /dev/null",
-	         path, x.src);
+		 "clang-16 " CFLAGS_PROG " -fprofile-sample-use='%s' "
+		 "-Rpass-analysis=sample-profile -c '%s' -o /dev/null",
+		 path, x.src);
 	o = run(cmd, 1);
 	const struct {
 		const char *key;
@@ -859,8 +862,8 @@ TEST(clang_builds_with_the_profile_silently_and_applies_it)
 	for (size_t i = 0; i < 4; i++) {
 		char r[128];
 		snprintf(r, sizeof r,
-		         "Applied %u samples from profile (offset: %s)",
-		         applied[i].count, applied[i].key);
+			 "Applied %u samples from profile (offset: %s)",
+			 applied[i].count, applied[i].key);
 		CHECK(o && strstr(o, r));
 	}
 	if (test_failed_now && o)

@@ -385,7 +385,8 @@ TEST(pprof_from_perf_stacks)
 			if (in_prog && mine && depth < 128 &&
 			    !sym_index_offset_to_vaddr(idx, ip, &at)) {
 				at -= depth ? 1 : 0;
-				stack[depth] = loc_for(&p, idx, &tab, &ntab, at);
+				stack[depth] =
+					loc_for(&p, idx, &tab, &ntab, at);
 				depth++;
 			} else {
 				in_prog = 0;

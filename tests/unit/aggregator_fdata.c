@@ -19,8 +19,7 @@ static const struct sym_func FUNCS[] = {
 };
 #define NF (sizeof FUNCS / sizeof FUNCS[0])
 
-static int parse(const char *text, struct agg_branch **x, size_t *n,
-		 char *err)
+static int parse(const char *text, struct agg_branch **x, size_t *n, char *err)
 {
 	return agg_fdata_parse(text, strlen(text), FUNCS, NF, x, n, err, 256);
 }
@@ -32,10 +31,10 @@ TEST(records_of_instrumentation)
 			"1 mix/2 8 1 mix/2 10 3 12.5\n"
 			"0 [unknown] 0 1 main 0 0 1\n"
 			"1 with\\ space 4 1 PG.Lcold/1 0 0 5\n"
-			"4 main 10 4 table 0 7\n"          /* memory: skipped */
-			"1 main 4 1 nosuch 0 0 9\n"       /* unknown: dropped */
-			"1 main 4 0 libc.so 1234 0 9\n"   /* out: dropped */
-			"1 main 0 1 main 20 0 0\n";        /* zero: dropped */
+			"4 main 10 4 table 0 7\n"	/* memory: skipped */
+			"1 main 4 1 nosuch 0 0 9\n"	/* unknown: dropped */
+			"1 main 4 0 libc.so 1234 0 9\n" /* out: dropped */
+			"1 main 0 1 main 20 0 0\n";	/* zero: dropped */
 	struct agg_branch *x;
 	size_t n;
 	char err[256];
@@ -54,8 +53,8 @@ TEST(offsets_past_the_function_are_dropped)
 	struct agg_branch *x;
 	size_t n;
 	char err[256];
-	REQUIRE(parse("1 mix/1 20 1 mix/1 4 0 3\n1 mix/1 4 1 mix/1 8 0 3\n",
-		      &x, &n, err) == FDO_OK);
+	REQUIRE(parse("1 mix/1 20 1 mix/1 4 0 3\n1 mix/1 4 1 mix/1 8 0 3\n", &x,
+		      &n, err) == FDO_OK);
 	CHECK(n == 1 && x[0].from == 0x1044);
 	free(x);
 }
@@ -68,23 +67,24 @@ TEST(refusals_name_the_line)
 	CHECK_EQ_INT(parse("no_lbr cpu-clock:\n1 main 4 10\n", &x, &n, err),
 		     FDO_EINVAL);
 	CHECK(strstr(err, "no_lbr") != NULL);
-	CHECK_EQ_INT(parse("1 main 4 1 main 8 0 1\nboltedcollection\n", &x,
-			   &n, err),
+	CHECK_EQ_INT(parse("1 main 4 1 main 8 0 1\nboltedcollection\n", &x, &n,
+			   err),
 		     FDO_EINVAL);
 	CHECK(strstr(err, "line 2") != NULL);
 	const char *bad[] = {
-		"1 main 4 1 main 8 0\n",          /* a field short */
-		"1 main 4 1 main 8 0 1 9\n",      /* a field too many */
-		"1 main 0x4 1 main 8 0 1\n",      /* 0x */
-		"1 main 4 1 main 8 0 -1\n",       /* negative */
-		"1 main 4 1 main 8 0 1e300\n",    /* absurd */
-		"1 main 4 1 main 8 0 nan\n",      /* not a number */
-		"7 main 4 1 main 8 0 1\n",        /* kind */
-		"1\tmain 4 1 main 8 0 1\n",       /* tab */
+		"1 main 4 1 main 8 0\n",       /* a field short */
+		"1 main 4 1 main 8 0 1 9\n",   /* a field too many */
+		"1 main 0x4 1 main 8 0 1\n",   /* 0x */
+		"1 main 4 1 main 8 0 -1\n",    /* negative */
+		"1 main 4 1 main 8 0 1e300\n", /* absurd */
+		"1 main 4 1 main 8 0 nan\n",   /* not a number */
+		"7 main 4 1 main 8 0 1\n",     /* kind */
+		"1\tmain 4 1 main 8 0 1\n",    /* tab */
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		char text[128];
-		snprintf(text, sizeof text, "1 main 4 1 main 8 0 1\n%s", bad[i]);
+		snprintf(text, sizeof text, "1 main 4 1 main 8 0 1\n%s",
+			 bad[i]);
 		CHECK_EQ_INT(parse(text, &x, &n, err), FDO_EPARSE);
 		CHECK(strstr(err, "line 2") != NULL);
 	}

@@ -32,7 +32,8 @@ static double imbalance(const struct flow_block *b, size_t nb,
 		int src = (b[i].flags & (FLOW_ENTRY | FLOW_NO_PRED)) != 0;
 		int snk = (b[i].flags & (FLOW_EXIT | FLOW_UNKNOWN_SUCC)) != 0;
 		double d1 = src ? (in > c + 1e-6 ? in - c : 0) : fabs(in - c);
-		double d2 = snk ? (out > c + 1e-6 ? out - c : 0) : fabs(out - c);
+		double d2 = snk ? (out > c + 1e-6 ? out - c : 0)
+				: fabs(out - c);
 		double d = (d1 > d2 ? d1 : d2) / (c > 1 ? c : 1);
 		if (d > worst)
 			worst = d;
@@ -49,9 +50,10 @@ TEST(diamond_with_exact_samples)
 {
 	/* A -> B | C -> D; true counts 100, 70, 30, 100; samples = count x
 	 * size. */
-	struct flow_block b[] = {
-		{200, 2, FLOW_ENTRY, 0}, {280, 4, 0, 0},
-		{120, 4, 0, 0},          {200, 2, FLOW_EXIT, 0}};
+	struct flow_block b[] = {{200, 2, FLOW_ENTRY, 0},
+				 {280, 4, 0, 0},
+				 {120, 4, 0, 0},
+				 {200, 2, FLOW_EXIT, 0}};
 	struct flow_edge e[] = {{0, 1, 0}, {0, 2, 0}, {1, 3, 0}, {2, 3, 0}};
 	REQUIRE(flow_infer(b, NB(b), e, NB(e), 0) == FDO_OK);
 	CHECK(near(b[0].count, 100, 1e-6));
@@ -68,9 +70,8 @@ TEST(unsampled_block_gets_the_flow_it_must_carry)
 	 * often as A and C. Its lack of samples is some evidence against
 	 * running: the likelihood's optimum is 1000/11 = 90.9 (1% under it
 	 * on the segments' grid). */
-	struct flow_block b[] = {{500, 5, FLOW_ENTRY, 0},
-				 {0, 1, 0, 0},
-				 {500, 5, FLOW_EXIT, 0}};
+	struct flow_block b[] = {
+		{500, 5, FLOW_ENTRY, 0}, {0, 1, 0, 0}, {500, 5, FLOW_EXIT, 0}};
 	struct flow_edge e[] = {{0, 1, 0}, {1, 2, 0}};
 	REQUIRE(flow_infer(b, NB(b), e, NB(e), 0) == FDO_OK);
 	CHECK(near(b[1].count, 90.9, 0.015));
@@ -101,9 +102,10 @@ TEST(noisy_diamond_is_reconciled_by_evidence)
 {
 	/* A and D say 100 with many samples; B says 90 and C says 30, with
 	 * few: the flow keeps A and D and takes from the weaker evidence. */
-	struct flow_block b[] = {
-		{2000, 20, FLOW_ENTRY, 0}, {9, 0.1, 0, 0},
-		{3, 0.1, 0, 0},            {2000, 20, FLOW_EXIT, 0}};
+	struct flow_block b[] = {{2000, 20, FLOW_ENTRY, 0},
+				 {9, 0.1, 0, 0},
+				 {3, 0.1, 0, 0},
+				 {2000, 20, FLOW_EXIT, 0}};
 	struct flow_edge e[] = {{0, 1, 0}, {0, 2, 0}, {1, 3, 0}, {2, 3, 0}};
 	REQUIRE(flow_infer(b, NB(b), e, NB(e), 0) == FDO_OK);
 	CHECK(imbalance(b, NB(b), e, NB(e)) < 1e-6);
@@ -169,9 +171,10 @@ TEST(dispersion_bounds_a_dense_entry_block)
 	CHECK(near(entry[0], 1.45, 0.05) && near(out[0], 1.2, 0.05));
 	CHECK(entry[1] < 0.7 * entry[0] && out[1] < 0.6 * out[0]);
 
-	struct flow_block d[] = {
-		{200, 2, FLOW_ENTRY, 0}, {280, 4, 0, 0},
-		{120, 4, 0, 0},          {200, 2, FLOW_EXIT, 0}};
+	struct flow_block d[] = {{200, 2, FLOW_ENTRY, 0},
+				 {280, 4, 0, 0},
+				 {120, 4, 0, 0},
+				 {200, 2, FLOW_EXIT, 0}};
 	struct flow_edge de[] = {{0, 1, 0}, {0, 2, 0}, {1, 3, 0}, {2, 3, 0}};
 	REQUIRE(flow_infer(d, NB(d), de, NB(de), 3) == FDO_OK);
 	CHECK(near(d[0].count, 100, 1e-6) && near(d[1].count, 70, 1e-6) &&
@@ -204,7 +207,8 @@ TEST(large_chain_stays_fast_and_exact)
 	b[n - 1].flags |= FLOW_EXIT;
 	REQUIRE(flow_infer(b, n, e, n - 1, 0) == FDO_OK);
 	/* Optimum 180/21 = 8.6 per the likelihood; 9 on the grid. */
-	CHECK(near(b[0].count, 8.6, 0.06) && near(b[7].count, b[0].count, 1e-6));
+	CHECK(near(b[0].count, 8.6, 0.06) &&
+	      near(b[7].count, b[0].count, 1e-6));
 	CHECK(imbalance(b, n, e, n - 1) < 1e-6);
 	free(b);
 	free(e);

@@ -123,8 +123,8 @@ TEST(digit_never_decreases_along_sorted_keys)
 		for (size_t i = 1; any && i < n; i++)
 			if (digit_of(&d, &a[i]) < digit_of(&d, &a[i - 1]) ||
 			    digit_of(&d, &a[i]) >= 1u << 14) {
-				fprintf(stderr, "  shape %d: digit at %zu\n", sh,
-					i);
+				fprintf(stderr, "  shape %d: digit at %zu\n",
+					sh, i);
 				CHECK(0);
 				break;
 			}
@@ -160,7 +160,8 @@ static struct prep *make_prep(uint64_t seq, const uint64_t *offs)
 		struct store_hframe h[16];
 		s->first = (uint32_t)p->nframes;
 		for (; offs[i]; i++) {
-			h[s->n].build_id_hash = store_buildid_hash(test_bid, 20);
+			h[s->n].build_id_hash =
+				store_buildid_hash(test_bid, 20);
 			h[s->n].offset = offs[i];
 			p->frames[p->nframes++].offset = offs[i];
 			s->n++;
@@ -244,7 +245,8 @@ TEST(merge_writes_each_new_stack_once_and_its_new_addresses_pending)
 	CHECK(pr.stacks == 3);
 	CHECK(pr.counts == 3);
 	CHECK(pr.pending == 3);
-	CHECK(pr.pending_at[0x10] && pr.pending_at[0x20] && pr.pending_at[0x30]);
+	CHECK(pr.pending_at[0x10] && pr.pending_at[0x20] &&
+	      pr.pending_at[0x30]);
 	CHECK(!pr.pending_at[0x40]);
 
 	/* The same batches again change nothing (exactly once); a stack
@@ -258,7 +260,8 @@ TEST(merge_writes_each_new_stack_once_and_its_new_addresses_pending)
 	REQUIRE(merge_apply(m2, st, batch, 2, 1700000000, &pending, &np) ==
 		FDO_OK);
 	CHECK(np == 0);
-	static const uint64_t c[] = {0x10, 0x20, 0, 0x20, 0x50, 0, 0x30, 0, 0, 0};
+	static const uint64_t c[] = {0x10, 0x20, 0, 0x20, 0x50,
+				     0,	   0x30, 0, 0,	  0};
 	struct prep *pc = make_prep(3, c);
 	REQUIRE(merge_apply(m2, st, &pc, 1, 1700000000, &pending, &np) ==
 		FDO_OK);
@@ -285,8 +288,7 @@ TEST(merge_writes_each_new_stack_once_and_its_new_addresses_pending)
 }
 
 /* merge_apply of preps[0..n) at one time, pending ids not looked at. */
-static int merge_all(struct merge *m, store *st, struct prep **preps,
-		     size_t n)
+static int merge_all(struct merge *m, store *st, struct prep **preps, size_t n)
 {
 	const uint32_t *pending;
 	size_t np;
@@ -334,7 +336,7 @@ TEST(totals_follow_counts_through_merges_and_expiry)
 	CHECK_EQ_INT(store_count(t, STORE_TOTALS, &rows), FDO_OK);
 	CHECK_EQ_INT(store_count(t, STORE_COUNTS, &entries), FDO_OK);
 	store_txn_abort(t);
-	CHECK_EQ_INT(rows, 3);    /* (3600, ""), (7200, ""), (7200, batch) */
+	CHECK_EQ_INT(rows, 3);	  /* (3600, ""), (7200, ""), (7200, batch) */
 	CHECK_EQ_INT(entries, 7); /* 3 + 2 + 2 distinct stacks */
 
 	/* Retention drops the first bucket, then everything. */

@@ -21,7 +21,8 @@ struct fr {
 
 static uint32_t frames(struct prof *p, size_t n, const struct fr *f)
 {
-	p->frames = realloc(p->frames, (p->nframes + n + 1) * sizeof *p->frames);
+	p->frames =
+		realloc(p->frames, (p->nframes + n + 1) * sizeof *p->frames);
 	if (!p->frames)
 		abort();
 	uint32_t first = (uint32_t)p->nframes;
@@ -43,8 +44,8 @@ static uint32_t loc(struct prof *p, uint64_t vaddr, size_t n,
 	if (!p->locs)
 		abort();
 	uint32_t first = frames(p, n, f);
-	p->locs[p->nlocs] = (struct prof_loc){0, vaddr, vaddr, first,
-					      (uint32_t)n};
+	p->locs[p->nlocs] =
+		(struct prof_loc){0, vaddr, vaddr, first, (uint32_t)n};
 	return (uint32_t)p->nlocs++;
 }
 
@@ -69,9 +70,14 @@ static void insn(struct prof *p, uint64_t vaddr, uint32_t block, uint8_t kind,
 	if (!p->insns)
 		abort();
 	uint32_t first = frames(p, n, f);
-	p->insns[p->ninsns++] = (struct prof_insn){
-		vaddr, block, first, (uint32_t)n,
-		callee ? prof_intern(p, callee) : PROF_NONE, target, kind};
+	p->insns[p->ninsns++] =
+		(struct prof_insn){vaddr,
+				   block,
+				   first,
+				   (uint32_t)n,
+				   callee ? prof_intern(p, callee) : PROF_NONE,
+				   target,
+				   kind};
 }
 
 /*
@@ -95,8 +101,8 @@ static void blocks_profile(struct prof *p)
 	if (!p->funcs || !p->blocks)
 		abort();
 	p->nfuncs = 1;
-	p->funcs[0] = (struct prof_func){0, prof_intern(p, "f"), 0x1000, 0x30,
-					 0, 3, 40, FDO_OK};
+	p->funcs[0] = (struct prof_func){
+		0, prof_intern(p, "f"), 0x1000, 0x30, 0, 3, 40, FDO_OK};
 	p->nblocks = 3;
 	p->blocks[0] = (struct prof_block){0, 0x1000, 0x1010, 0, 2, 10, 8};
 	p->blocks[1] = (struct prof_block){0, 0x1010, 0x1020, 2, 3, 30, 24};
@@ -133,8 +139,9 @@ static const struct prof_mline *line(const struct prof_model *m,
 	for (size_t i = 0; i < m->nlines; i++) {
 		const struct prof_mline *l = &m->lines[i];
 		const struct prof_mnode *n = &m->nodes[l->node];
-		if (n->parent == PROF_NONE && !strcmp(prof_str(p, n->name), fn) &&
-		    l->off == off && l->disc == disc)
+		if (n->parent == PROF_NONE &&
+		    !strcmp(prof_str(p, n->name), fn) && l->off == off &&
+		    l->disc == disc)
 			return l;
 	}
 	return NULL;
@@ -216,18 +223,20 @@ TEST(zeros_keeps_lines_that_did_not_run)
 	p.blocks[2].count = 0; /* B2 never ran */
 	struct fdo_buf b;
 	fdo_buf_init(&b);
-	REQUIRE(emit_with(emit_llvm, &p, "encoding=text,counts=blocks,zeros=0", &b) == FDO_OK);
+	REQUIRE(emit_with(emit_llvm, &p, "encoding=text,counts=blocks,zeros=0",
+			  &b) == FDO_OK);
 	fdo_buf_cstr(&b);
 	/* Line 11 is in B0 too; B2 only adds the line-0 instruction. With
 	 * B0 also 0, line 11 has a known 0 count. */
 	fdo_buf_reset(&b);
 	p.blocks[0].count = 0;
-	REQUIRE(emit_with(emit_llvm, &p, "encoding=text,counts=blocks,zeros=0", &b) == FDO_OK);
+	REQUIRE(emit_with(emit_llvm, &p, "encoding=text,counts=blocks,zeros=0",
+			  &b) == FDO_OK);
 	fdo_buf_cstr(&b);
 	CHECK(!strstr(b.data, "\n 1: 0\n"));
 	fdo_buf_reset(&b);
-	REQUIRE(emit_with(emit_llvm, &p, "encoding=text,counts=blocks,zeros=1", &b) ==
-		FDO_OK);
+	REQUIRE(emit_with(emit_llvm, &p, "encoding=text,counts=blocks,zeros=1",
+			  &b) == FDO_OK);
 	fdo_buf_cstr(&b);
 	CHECK(strstr(b.data, "\n 1: 0\n") != NULL);
 	CHECK(strstr(b.data, "\n 0: 0\n") != NULL);
@@ -268,7 +277,8 @@ TEST(probe_counts_sum_copies_and_carry_checksums)
 	p.probes[4] = (struct prof_probe){0x1020, 0, 2, 2, PROF_PROBE_BLOCK};
 	struct fdo_buf b;
 	fdo_buf_init(&b);
-	REQUIRE(emit_with(emit_llvm, &p, "encoding=text,counts=blocks", &b) == FDO_OK);
+	REQUIRE(emit_with(emit_llvm, &p, "encoding=text,counts=blocks", &b) ==
+		FDO_OK);
 	fdo_buf_cstr(&b);
 	/* Counts 10, 30 + 10, 30 (probes) and 30 (g) in the unit where
 	 * they add up to f's 40 samples: x 40/110. The call's 30 runs go
@@ -315,8 +325,8 @@ TEST(reduce_counts_each_pair_once_per_stack)
 	CHECK(p.leaves[1].count == 4);
 	/* (a <- s) 6, (s <- s) 5, (s <- m) 10, (r <- s) 4; by callee. */
 	CHECK_EQ_INT(p.npairs, 4);
-	struct prof_pair want[4] = {{a, s, 6}, {s, s, 5}, {s, m, 10},
-				    {r, s, 4}};
+	struct prof_pair want[4] = {
+		{a, s, 6}, {s, s, 5}, {s, m, 10}, {r, s, 4}};
 	for (size_t i = 0; i < 4 && i < p.npairs; i++) {
 		CHECK_EQ_INT(p.pairs[i].callee, want[i].callee);
 		CHECK_EQ_INT(p.pairs[i].caller, want[i].caller);
@@ -357,7 +367,8 @@ TEST(reduce_long_stacks_across_chunks)
 	uint64_t seed = 42;
 	for (int k = 0; k < NS; k++) {
 		for (int i = 0; i < LEN; i++) {
-			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			seed = seed * 6364136223846793005ull +
+			       1442695040888963407ull;
 			sl[k][i] = (uint32_t)(seed >> 33) % NL;
 		}
 		REQUIRE(prof_reducer_add(&r, sl[k], LEN - k, k + 1.0, 1) ==

@@ -22,7 +22,8 @@ static struct prep *build(struct agg_result *res)
 {
 	Fdod__SampleBatch *b = NULL;
 	char err[256];
-	if (wire_batch_parse_text(BATCH, strlen(BATCH), NULL, &b, err, sizeof err)) {
+	if (wire_batch_parse_text(BATCH, strlen(BATCH), NULL, &b, err,
+				  sizeof err)) {
 		fprintf(stderr, "  parse: %s\n", err);
 		return NULL;
 	}
@@ -122,7 +123,8 @@ TEST(damaged_records_are_refused_never_crash)
 	prep_free(p);
 	struct prep *q;
 	for (size_t n = 0; n < b.len; n++)
-		CHECK(prep_decode((const uint8_t *)b.data, n, &q) == FDO_ECORRUPT);
+		CHECK(prep_decode((const uint8_t *)b.data, n, &q) ==
+		      FDO_ECORRUPT);
 	uint8_t *copy = malloc(b.len);
 	srand(42);
 	int refused = 0;

@@ -25,18 +25,21 @@ static int setup(void)
 	snprintf(prog, sizeof prog, "%s/prof", test_tmpdir());
 	snprintf(datadir, sizeof datadir, "%s/data", test_tmpdir());
 	char cmd[4096];
-	snprintf(cmd, sizeof cmd,
-		 "printf '__attribute__((noinline)) int hot(int x){int s=0;"
-		 "for(int i=0;i<x;i++)s+=i*i;return s;}\\n"
-		 "__attribute__((noinline)) int cold(int x){return x*3;}\\n"
-		 "int main(int c,char**v){return hot(c)+cold(c);}\\n' > %s.c && "
-		 "gcc -O1 -g -o %s %s.c", prog, prog, prog);
+	snprintf(
+		cmd, sizeof cmd,
+		"printf '__attribute__((noinline)) int hot(int x){int s=0;"
+		"for(int i=0;i<x;i++)s+=i*i;return s;}\\n"
+		"__attribute__((noinline)) int cold(int x){return x*3;}\\n"
+		"int main(int c,char**v){return hot(c)+cold(c);}\\n' > %s.c && "
+		"gcc -O1 -g -o %s %s.c",
+		prog, prog, prog);
 	if (system(cmd))
 		return 0;
-	snprintf(cmd, sizeof cmd,
-		 "nm %s | awk '$3==\"hot\"||$3==\"cold\"||$3==\"main\"{print $3, $1}' > %s.syms; "
-		 "readelf -n %s | awk '/Build ID/{print $3}' > %s.bid",
-		 prog, prog, prog, prog);
+	snprintf(
+		cmd, sizeof cmd,
+		"nm %s | awk '$3==\"hot\"||$3==\"cold\"||$3==\"main\"{print $3, $1}' > %s.syms; "
+		"readelf -n %s | awk '/Build ID/{print $3}' > %s.bid",
+		prog, prog, prog, prog);
 	if (system(cmd))
 		return 0;
 	char path[600];
@@ -78,7 +81,8 @@ static void push(agg_ingest *ing, const char *agent, int seq, const char *label,
 		 base + main_off + 1, base + main_off, base + hot_off, hot);
 	Fdod__SampleBatch *b;
 	char err[256];
-	if (wire_batch_parse_text(text, strlen(text), NULL, &b, err, sizeof err)) {
+	if (wire_batch_parse_text(text, strlen(text), NULL, &b, err,
+				  sizeof err)) {
 		fprintf(stderr, "  parse: %s\n", err);
 		return;
 	}
@@ -106,7 +110,8 @@ static int world_open(struct world *w)
 	struct store_opts o = {.dir = datadir};
 	char cache_dir[600];
 	snprintf(cache_dir, sizeof cache_dir, "%s/cache", test_tmpdir());
-	if (store_open(&o, &w->st) || sym_cache_create(64 << 20, cache_dir, &w->cache) ||
+	if (store_open(&o, &w->st) ||
+	    sym_cache_create(64 << 20, cache_dir, &w->cache) ||
 	    agg_symwork_create(w->st, w->cache, datadir, 1, &w->sw))
 		return 0;
 	struct agg_ingest_opts io = {.pending_cb = wake, .pending_arg = w->sw};
@@ -125,8 +130,13 @@ static double count_of(const struct prof *p, const char *fn)
 {
 	double c = 0;
 	for (size_t i = 0; i < p->nstacks; i++) {
-		const struct prof_loc *l = &p->locs[p->stack_locs[p->stacks[i].first_loc]];
-		if (l->nframes && !strcmp(prof_str(p, p->frames[l->first_frame + l->nframes - 1].function), fn))
+		const struct prof_loc *l =
+			&p->locs[p->stack_locs[p->stacks[i].first_loc]];
+		if (l->nframes &&
+		    !strcmp(prof_str(p,
+				     p->frames[l->first_frame + l->nframes - 1]
+					     .function),
+			    fn))
 			c += p->stacks[i].count;
 	}
 	return c;
@@ -142,9 +152,11 @@ static void check_reduced_same(struct world *w, struct agg_profile_query *q)
 	struct prof full, red;
 	char err[256] = "";
 	q->reduced = 0;
-	REQUIRE(agg_profile_build(w->st, w->cache, datadir, q, &full, err, sizeof err) == FDO_OK);
+	REQUIRE(agg_profile_build(w->st, w->cache, datadir, q, &full, err,
+				  sizeof err) == FDO_OK);
 	q->reduced = 1;
-	REQUIRE(agg_profile_build(w->st, w->cache, datadir, q, &red, err, sizeof err) == FDO_OK);
+	REQUIRE(agg_profile_build(w->st, w->cache, datadir, q, &red, err,
+				  sizeof err) == FDO_OK);
 	q->reduced = 0;
 	CHECK_EQ_INT(red.nstacks, 0);
 	CHECK(red.reduced);
@@ -161,17 +173,24 @@ static void check_reduced_same(struct world *w, struct agg_profile_query *q)
 	      !memcmp(full.pairs, red.pairs, full.npairs * sizeof *full.pairs));
 	CHECK(full.nleaves > 0 && full.npairs > 0);
 	static const struct {
-		int (*emit)(const struct prof *, const struct prof_opts *, struct fdo_buf *);
+		int (*emit)(const struct prof *, const struct prof_opts *,
+			    struct fdo_buf *);
 		const char *opts;
-	} ems[] = {{emit_llvm, "encoding=text"}, {emit_llvm, ""}, {emit_gcc, ""},
-		   {emit_bolt, ""}, {emit_llvm, "encoding=text,counts=samples,head=stacks"}};
+	} ems[] = {{emit_llvm, "encoding=text"},
+		   {emit_llvm, ""},
+		   {emit_gcc, ""},
+		   {emit_bolt, ""},
+		   {emit_llvm, "encoding=text,counts=samples,head=stacks"}};
 	for (size_t i = 0; i < sizeof ems / sizeof ems[0]; i++) {
 		struct fdo_buf a, b;
 		fdo_buf_init(&a);
 		fdo_buf_init(&b);
-		CHECK_EQ_INT(emit_with(ems[i].emit, &full, ems[i].opts, &a), FDO_OK);
-		CHECK_EQ_INT(emit_with(ems[i].emit, &red, ems[i].opts, &b), FDO_OK);
-		CHECK(a.len > 0 && a.len == b.len && !memcmp(a.data, b.data, a.len));
+		CHECK_EQ_INT(emit_with(ems[i].emit, &full, ems[i].opts, &a),
+			     FDO_OK);
+		CHECK_EQ_INT(emit_with(ems[i].emit, &red, ems[i].opts, &b),
+			     FDO_OK);
+		CHECK(a.len > 0 && a.len == b.len &&
+		      !memcmp(a.data, b.data, a.len));
 		fdo_buf_fini(&a);
 		fdo_buf_fini(&b);
 	}
@@ -185,15 +204,18 @@ TEST(profiles_select_weight_and_symbolize)
 	struct world w;
 	REQUIRE(world_open(&w));
 	unsigned long now = 1763719200;
-	/* serving: hot 90 / cold 10, now; batch: hot 10 / cold 90, 2 days ago */
+	/* serving: hot 90 / cold 10, now; batch: hot 10 / cold 90, 2 days ago
+	 */
 	push(w.ing, "a", 1, "mode=serving", now - 3600, 90, 10);
 	push(w.ing, "b", 1, "mode=batch", now - 2 * 86400, 10, 90);
 	struct store_sym_result res;
-	REQUIRE(store_symbols_add_file(w.st, datadir, prog, "prof", &res) == FDO_OK);
+	REQUIRE(store_symbols_add_file(w.st, datadir, prog, "prof", &res) ==
+		FDO_OK);
 	store_txn *t;
 	uint32_t id;
 	REQUIRE(store_txn_begin(w.st, 0, &t) == FDO_OK);
-	REQUIRE(store_intern_buildid(t, res.elf.build_id, res.elf.build_id_len, 0, &id) == FDO_OK);
+	REQUIRE(store_intern_buildid(t, res.elf.build_id, res.elf.build_id_len,
+				     0, &id) == FDO_OK);
 	store_txn_abort(t);
 	REQUIRE(agg_ingest_flush(w.ing, 10000) == FDO_OK);
 	agg_symwork_wake(w.sw, &id, 1);
@@ -206,7 +228,8 @@ TEST(profiles_select_weight_and_symbolize)
 	struct agg_profile_query q = {.binary = "prof", .now = now};
 	struct prof p;
 	char err[256] = "";
-	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
+	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err,
+				  sizeof err) == FDO_OK);
 	CHECK_EQ_INT(p.samples, 200);
 	CHECK(fabs(p.count - 200) < 1e-6);
 	CHECK(fabs(count_of(&p, "hot") - 100) < 1e-6);
@@ -221,11 +244,13 @@ TEST(profiles_select_weight_and_symbolize)
 	q.blocks = 0;
 
 	/* Branch records (LBR): only when asked, in the stacks' unit. */
-	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
+	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err,
+				  sizeof err) == FDO_OK);
 	CHECK_EQ_INT(p.nbranches, 0);
 	prof_fini(&p);
 	q.branches = 1;
-	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
+	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err,
+				  sizeof err) == FDO_OK);
 	CHECK_EQ_INT(p.nbranches, 2); /* one per (label set, bucket) */
 	double bsum = 0;
 	for (size_t i = 0; i < p.nbranches; i++) {
@@ -238,8 +263,10 @@ TEST(profiles_select_weight_and_symbolize)
 	prof_fini(&p);
 
 	/* labels= selects one mode. */
-	REQUIRE(agg_query_selectors(&q, "mode:serving", NULL, err, sizeof err) == FDO_OK);
-	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
+	REQUIRE(agg_query_selectors(&q, "mode:serving", NULL, err,
+				    sizeof err) == FDO_OK);
+	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err,
+				  sizeof err) == FDO_OK);
 	CHECK_EQ_INT(p.samples, 100);
 	CHECK(fabs(count_of(&p, "hot") - 90) < 1e-6);
 	CHECK(fabs(count_of(&p, "cold") - 10) < 1e-6);
@@ -250,20 +277,23 @@ TEST(profiles_select_weight_and_symbolize)
 	/* Trimming (folded, pprof): the heaviest stack; a share over what
 	 * any stack has leaves none; the total samples stay. */
 	q.max_stacks = 1;
-	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
+	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err,
+				  sizeof err) == FDO_OK);
 	CHECK_EQ_INT(p.nstacks, 1);
 	CHECK(fabs(count_of(&p, "hot") - 90) < 1e-6);
 	CHECK_EQ_INT(p.samples, 100);
 	prof_fini(&p);
 	q.max_stacks = 0;
 	q.min_share = 0.5;
-	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
+	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err,
+				  sizeof err) == FDO_OK);
 	CHECK_EQ_INT(p.nstacks, 1);
 	CHECK(fabs(count_of(&p, "hot") - 90) < 1e-6);
 	prof_fini(&p);
 	q.min_share = 0.95;
 	q.max_stacks = 5;
-	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
+	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err,
+				  sizeof err) == FDO_OK);
 	CHECK_EQ_INT(p.nstacks, 0);
 	CHECK_EQ_INT(p.samples, 100);
 	prof_fini(&p);
@@ -272,24 +302,30 @@ TEST(profiles_select_weight_and_symbolize)
 	agg_query_fini(&q);
 
 	/* mix=3:1 gives serving 75% of the profile whatever its volume. */
-	REQUIRE(agg_query_selectors(&q, NULL, "mode:serving*3,mode:batch*1", err, sizeof err) == FDO_OK);
-	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
-	CHECK(fabs(count_of(&p, "hot") - (0.75 * 0.9 + 0.25 * 0.1) * 200) < 1e-6);
+	REQUIRE(agg_query_selectors(&q, NULL, "mode:serving*3,mode:batch*1",
+				    err, sizeof err) == FDO_OK);
+	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err,
+				  sizeof err) == FDO_OK);
+	CHECK(fabs(count_of(&p, "hot") - (0.75 * 0.9 + 0.25 * 0.1) * 200) <
+	      1e-6);
 	prof_fini(&p);
 	check_reduced_same(&w, &q);
 	agg_query_fini(&q);
 
 	/* window=1d drops the batch of two days ago. */
 	q.window = 86400;
-	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
+	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err,
+				  sizeof err) == FDO_OK);
 	CHECK_EQ_INT(p.samples, 100);
 	prof_fini(&p);
 	q.window = 0;
 
 	/* half_life=1d: the old bucket (2 days + 30 min older) weighs less. */
 	q.half_life = 86400;
-	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
-	double wn = pow(0.5, 1800.0 / 86400), wo = pow(0.5, (2 * 86400 - 1800.0) / 86400);
+	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err,
+				  sizeof err) == FDO_OK);
+	double wn = pow(0.5, 1800.0 / 86400),
+	       wo = pow(0.5, (2 * 86400 - 1800.0) / 86400);
 	double want_hot = (90 * wn + 10 * wo) / (100 * wn + 100 * wo) * 200;
 	CHECK(fabs(count_of(&p, "hot") - want_hot) < 1e-6);
 	prof_fini(&p);
@@ -300,20 +336,23 @@ TEST(profiles_select_weight_and_symbolize)
 	q.build_id_len = 2;
 	q.build_id[0] = 0xab;
 	q.branches = 1;
-	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
+	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err,
+				  sizeof err) == FDO_OK);
 	CHECK_EQ_INT(p.nstacks, 0);
 	CHECK_EQ_INT(p.nbranches, 0);
 	prof_fini(&p);
 	q.branches = 0;
 	q.build_id_len = res.elf.build_id_len;
 	memcpy(q.build_id, res.elf.build_id, q.build_id_len);
-	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_OK);
+	REQUIRE(agg_profile_build(w.st, w.cache, datadir, &q, &p, err,
+				  sizeof err) == FDO_OK);
 	CHECK_EQ_INT(p.nstacks, 2); /* both modes ran the same two stacks */
 	CHECK(fabs(p.count - 200) < 1e-6);
 	prof_fini(&p);
 
 	q.binary = "nope";
-	CHECK(agg_profile_build(w.st, w.cache, datadir, &q, &p, err, sizeof err) == FDO_ENOT_FOUND);
+	CHECK(agg_profile_build(w.st, w.cache, datadir, &q, &p, err,
+				sizeof err) == FDO_ENOT_FOUND);
 	CHECK(strstr(err, "nope") != NULL);
 	prof_fini(&p);
 	world_close(&w);
@@ -323,27 +362,34 @@ TEST(selector_syntax)
 {
 	struct agg_profile_query q = {0};
 	char err[256];
-	CHECK(agg_query_selectors(&q, "mode:serving,region=eu", NULL, err, sizeof err) == FDO_OK);
+	CHECK(agg_query_selectors(&q, "mode:serving,region=eu", NULL, err,
+				  sizeof err) == FDO_OK);
 	CHECK_EQ_INT(q.nselectors, 1);
 	CHECK_EQ_INT(q.selectors[0].npairs, 2);
 	CHECK_EQ_STR(q.selectors[0].pairs[1], "region=eu");
 	agg_query_fini(&q);
-	CHECK(agg_query_selectors(&q, NULL, "a:1+b:2*2.5,c:3", err, sizeof err) == FDO_OK);
+	CHECK(agg_query_selectors(&q, NULL, "a:1+b:2*2.5,c:3", err,
+				  sizeof err) == FDO_OK);
 	CHECK_EQ_INT(q.nselectors, 2);
 	CHECK(q.selectors[0].weight == 2.5 && q.selectors[1].weight == 1);
 	CHECK_EQ_INT(q.selectors[0].npairs, 2);
 	agg_query_fini(&q);
-	const char *bad[] = {"novalue", ":x", "a:", "a=", "a:1+b:", "a:1*0", "a:1*-1", "a:1*x", "*3", "a:1*nan"};
+	const char *bad[] = {"novalue", ":x",	  "a:",	   "a=", "a:1+b:",
+			     "a:1*0",	"a:1*-1", "a:1*x", "*3", "a:1*nan"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		CHECK(agg_query_selectors(&q, NULL, bad[i], err, sizeof err) == FDO_EINVAL);
+		CHECK(agg_query_selectors(&q, NULL, bad[i], err, sizeof err) ==
+		      FDO_EINVAL);
 		agg_query_fini(&q);
 	}
-	CHECK(agg_query_selectors(&q, "a:1", "b:2", err, sizeof err) == FDO_EINVAL);
+	CHECK(agg_query_selectors(&q, "a:1", "b:2", err, sizeof err) ==
+	      FDO_EINVAL);
 	agg_query_fini(&q);
-	CHECK(agg_query_selectors(&q, "mode:serving,region:", NULL, err, sizeof err) == FDO_EINVAL);
+	CHECK(agg_query_selectors(&q, "mode:serving,region:", NULL, err,
+				  sizeof err) == FDO_EINVAL);
 	CHECK(strstr(err, "'region:' has an empty value") != NULL);
 	agg_query_fini(&q);
-	CHECK(agg_query_selectors(&q, "novalue", NULL, err, sizeof err) == FDO_EINVAL);
+	CHECK(agg_query_selectors(&q, "novalue", NULL, err, sizeof err) ==
+	      FDO_EINVAL);
 	CHECK(strstr(err, "label 'novalue' is not key:value") != NULL);
 	agg_query_fini(&q);
 }

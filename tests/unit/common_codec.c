@@ -25,8 +25,8 @@ TEST(build_id_rejects_everything_else)
 {
 	uint8_t b[FDO_BUILD_ID_MAX];
 	size_t n;
-	const char *bad[] = {"", "a", "ABCD", "../x", "0g", "abc",
-			     "00 1", "/etc/passwd"};
+	const char *bad[] = {"",   "a",	  "ABCD", "../x",
+			     "0g", "abc", "00 1", "/etc/passwd"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		CHECK(fdo_build_id_parse(bad[i], b, &n) == FDO_EBAD_BUILD_ID);
 	char longid[2 * FDO_BUILD_ID_MAX + 3];
@@ -92,18 +92,27 @@ TEST(sha256_known_vectors)
 	char hex[65];
 	fdo_sha256("", 0, d);
 	fdo_hex_encode(d, 32, hex);
-	CHECK_EQ_STR(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	CHECK_EQ_STR(
+		hex,
+		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 	fdo_sha256("abc", 3, d);
 	fdo_hex_encode(d, 32, hex);
-	CHECK_EQ_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-	const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+	CHECK_EQ_STR(
+		hex,
+		"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	const char *m =
+		"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
 	fdo_sha256(m, strlen(m), d);
 	fdo_hex_encode(d, 32, hex);
-	CHECK_EQ_STR(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+	CHECK_EQ_STR(
+		hex,
+		"248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 	/* A million 'a's: many blocks. */
 	static char big[1000000];
 	memset(big, 'a', sizeof big);
 	fdo_sha256(big, sizeof big, d);
 	fdo_hex_encode(d, 32, hex);
-	CHECK_EQ_STR(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+	CHECK_EQ_STR(
+		hex,
+		"cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }

@@ -27,8 +27,8 @@ TEST(growth_keeps_every_key)
 	uint32_t v;
 	int found;
 	for (uint64_t k = 1; k <= 100000; k++)
-		REQUIRE(fdo_map64_put(&m, k * 0x9e3779b97f4a7c15ull, (uint32_t)k,
-				      &v, &found) == FDO_OK &&
+		REQUIRE(fdo_map64_put(&m, k * 0x9e3779b97f4a7c15ull,
+				      (uint32_t)k, &v, &found) == FDO_OK &&
 			!found);
 	CHECK(m.n == 100000 && m.cap >= 200000);
 	int ok = 1;

@@ -15,13 +15,20 @@ struct cfg {
 };
 
 static const struct fdo_opt table[] = {
-	{"data", FDO_OPT_STRING, offsetof(struct cfg, data), "./var/fdod", "DIR", "data dir"},
-	{"listen", FDO_OPT_LIST, offsetof(struct cfg, listen), "tcp://127.0.0.1:7470", "URL", "listen"},
-	{"workers", FDO_OPT_UINT, offsetof(struct cfg, workers), "2", "N", "workers"},
-	{"max-size", FDO_OPT_SIZE, offsetof(struct cfg, max_size), "1G", "BYTES", "max"},
-	{"window", FDO_OPT_DURATION, offsetof(struct cfg, window), "7d", "DUR", "window"},
-	{"weight", FDO_OPT_DOUBLE, offsetof(struct cfg, weight), "1.5", "W", "weight"},
-	{"verbose", FDO_OPT_BOOL, offsetof(struct cfg, verbose), "false", NULL, "verbose"},
+	{"data", FDO_OPT_STRING, offsetof(struct cfg, data), "./var/fdod",
+	 "DIR", "data dir"},
+	{"listen", FDO_OPT_LIST, offsetof(struct cfg, listen),
+	 "tcp://127.0.0.1:7470", "URL", "listen"},
+	{"workers", FDO_OPT_UINT, offsetof(struct cfg, workers), "2", "N",
+	 "workers"},
+	{"max-size", FDO_OPT_SIZE, offsetof(struct cfg, max_size), "1G",
+	 "BYTES", "max"},
+	{"window", FDO_OPT_DURATION, offsetof(struct cfg, window), "7d", "DUR",
+	 "window"},
+	{"weight", FDO_OPT_DOUBLE, offsetof(struct cfg, weight), "1.5", "W",
+	 "weight"},
+	{"verbose", FDO_OPT_BOOL, offsetof(struct cfg, verbose), "false", NULL,
+	 "verbose"},
 	{0},
 };
 
@@ -45,10 +52,13 @@ TEST(args_override_and_lists_replace_default)
 	struct cfg c = {0};
 	char err[256];
 	REQUIRE(fdo_opts_defaults(table, &c, err, sizeof err) == FDO_OK);
-	char *argv[] = {"prog", "--listen", "ipc:///tmp/a", "--listen=tcp://[::1]:1",
-			"--verbose", "--workers=8", "rest", NULL};
+	char *argv[] = {"prog",		"--listen",
+			"ipc:///tmp/a", "--listen=tcp://[::1]:1",
+			"--verbose",	"--workers=8",
+			"rest",		NULL};
 	int optind = 0;
-	REQUIRE(fdo_opts_parse_args(table, &c, 7, argv, &optind, err, sizeof err) == FDO_OK);
+	REQUIRE(fdo_opts_parse_args(table, &c, 7, argv, &optind, err,
+				    sizeof err) == FDO_OK);
 	CHECK_EQ_INT(optind, 6);
 	CHECK_EQ_INT(c.listen.n, 2);
 	CHECK_EQ_STR(c.listen.items[0], "ipc:///tmp/a");
@@ -64,17 +74,22 @@ TEST(bad_values_are_refused_with_the_option_named)
 	REQUIRE(fdo_opts_defaults(table, &c, err, sizeof err) == FDO_OK);
 	char *a1[] = {"prog", "--workers", "-3"};
 	int optind;
-	CHECK(fdo_opts_parse_args(table, &c, 3, a1, &optind, err, sizeof err) == FDO_EINVAL);
+	CHECK(fdo_opts_parse_args(table, &c, 3, a1, &optind, err, sizeof err) ==
+	      FDO_EINVAL);
 	CHECK(strstr(err, "workers") != NULL);
 	char *a2[] = {"prog", "--nope"};
-	CHECK(fdo_opts_parse_args(table, &c, 2, a2, &optind, err, sizeof err) == FDO_EINVAL);
+	CHECK(fdo_opts_parse_args(table, &c, 2, a2, &optind, err, sizeof err) ==
+	      FDO_EINVAL);
 	CHECK(strstr(err, "--nope") != NULL);
 	char *a3[] = {"prog", "--window"};
-	CHECK(fdo_opts_parse_args(table, &c, 2, a3, &optind, err, sizeof err) == FDO_EINVAL);
+	CHECK(fdo_opts_parse_args(table, &c, 2, a3, &optind, err, sizeof err) ==
+	      FDO_EINVAL);
 	char *a4[] = {"prog", "--window=3x"};
-	CHECK(fdo_opts_parse_args(table, &c, 2, a4, &optind, err, sizeof err) == FDO_EINVAL);
+	CHECK(fdo_opts_parse_args(table, &c, 2, a4, &optind, err, sizeof err) ==
+	      FDO_EINVAL);
 	char *a5[] = {"prog", "--max-size=99999999999999999999T"};
-	CHECK(fdo_opts_parse_args(table, &c, 2, a5, &optind, err, sizeof err) == FDO_EINVAL);
+	CHECK(fdo_opts_parse_args(table, &c, 2, a5, &optind, err, sizeof err) ==
+	      FDO_EINVAL);
 	fdo_opts_fini(table, &c);
 }
 
@@ -84,19 +99,22 @@ TEST(config_file_with_comments_and_line_numbers)
 	snprintf(path, sizeof path, "%s/fdod.conf", test_tmpdir());
 	FILE *f = fopen(path, "w");
 	REQUIRE(f);
-	fprintf(f, "# comment\n\ndata = /srv/fdod  # trailing\nlisten tcp://0.0.0.0:1\nlisten = tcp://0.0.0.0:2\nweight=2.25\n");
+	fprintf(f,
+		"# comment\n\ndata = /srv/fdod  # trailing\nlisten tcp://0.0.0.0:1\nlisten = tcp://0.0.0.0:2\nweight=2.25\n");
 	fclose(f);
 	struct cfg c = {0};
 	char err[256];
 	REQUIRE(fdo_opts_defaults(table, &c, err, sizeof err) == FDO_OK);
-	REQUIRE(fdo_opts_parse_file(table, &c, path, err, sizeof err) == FDO_OK);
+	REQUIRE(fdo_opts_parse_file(table, &c, path, err, sizeof err) ==
+		FDO_OK);
 	CHECK_EQ_STR(c.data, "/srv/fdod");
 	CHECK_EQ_INT(c.listen.n, 2);
 	CHECK(c.weight == 2.25);
 	f = fopen(path, "w");
 	fprintf(f, "data = x\nbogus = 1\n");
 	fclose(f);
-	CHECK(fdo_opts_parse_file(table, &c, path, err, sizeof err) == FDO_EINVAL);
+	CHECK(fdo_opts_parse_file(table, &c, path, err, sizeof err) ==
+	      FDO_EINVAL);
 	CHECK(strstr(err, ":2:") != NULL);
 	fdo_opts_fini(table, &c);
 }
@@ -123,7 +141,8 @@ static const struct fdo_opt sub_table[] = {
 	{"demangle", FDO_OPT_BOOL, offsetof(struct sub, demangle), "true", NULL,
 	 "demangle"},
 	{"C", FDO_OPT_BOOL, offsetof(struct sub, demangle), NULL, NULL, NULL},
-	{"json", FDO_OPT_BOOL, offsetof(struct sub, json), "false", NULL, "json"},
+	{"json", FDO_OPT_BOOL, offsetof(struct sub, json), "false", NULL,
+	 "json"},
 	{0},
 };
 
@@ -132,8 +151,9 @@ TEST(argv_permutes_operands_and_takes_both_value_forms)
 	struct sub s = {0};
 	char err[256];
 	REQUIRE(fdo_opts_defaults(sub_table, &s, err, sizeof err) == FDO_OK);
-	char *argv[] = {"pull", "BIN", "--obj=a.out", "-o", "x.prof", "-",
-			"--no-demangle", "--json", "--", "--elf", NULL};
+	char *argv[] = {"pull", "BIN",		 "--obj=a.out", "-o", "x.prof",
+			"-",	"--no-demangle", "--json",	"--", "--elf",
+			NULL};
 	int n, help;
 	REQUIRE(fdo_opts_parse_argv(sub_table, &s, 10, argv, FDO_ARGV_PERMUTE,
 				    &n, &help, err, sizeof err) == FDO_OK);
@@ -160,7 +180,8 @@ TEST(argv_without_permute_stops_at_the_first_operand)
 {
 	struct sub s = {0};
 	char err[256];
-	char *argv[] = {"symbolize", "--elf", "e", "-1", "--json", "0x10", NULL};
+	char *argv[] = {"symbolize", "--elf", "e", "-1",
+			"--json",    "0x10",  NULL};
 	int n, help;
 	REQUIRE(fdo_opts_parse_argv(sub_table, &s, 6, argv,
 				    FDO_ARGV_DASH_OPERAND, &n, &help, err,

@@ -220,8 +220,7 @@ static inline uint32_t er_add_frame(struct prof *p, const char *fn,
 				    const char *file, uint32_t line,
 				    uint32_t start_line)
 {
-	struct prof_frame *a =
-		realloc(p->frames, (p->nframes + 1) * sizeof *a);
+	struct prof_frame *a = realloc(p->frames, (p->nframes + 1) * sizeof *a);
 	if (!a)
 		abort();
 	p->frames = a;
@@ -235,8 +234,8 @@ static inline uint32_t er_add_frame(struct prof *p, const char *fn,
 }
 
 /* er_add_loc adds a location; its frames are the nframes last added. */
-static inline uint32_t er_add_loc(struct prof *p, uint32_t bid,
-				  uint64_t vaddr, uint32_t nframes)
+static inline uint32_t er_add_loc(struct prof *p, uint32_t bid, uint64_t vaddr,
+				  uint32_t nframes)
 {
 	struct prof_loc *a = realloc(p->locs, (p->nlocs + 1) * sizeof *a);
 	if (!a)

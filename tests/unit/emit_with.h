@@ -9,11 +9,10 @@
 
 #include "aggregator/profile.h"
 
-static inline int emit_with(int (*emit)(const struct prof *,
-					const struct prof_opts *,
-					struct fdo_buf *),
-			    const struct prof *p, const char *text,
-			    struct fdo_buf *out)
+static inline int
+emit_with(int (*emit)(const struct prof *, const struct prof_opts *,
+		      struct fdo_buf *),
+	  const struct prof *p, const char *text, struct fdo_buf *out)
 {
 	struct prof_opts o;
 	char err[256];

@@ -6,22 +6,22 @@
 #include "tests/unit/test.h"
 
 static const char example[] =
-    "agent host-17/agent\nseq 42\nhost host-17\nbinary webserver\n"
-    "label mode=serving\nlabel region=eu\nevent cpu-clock\nperiod 1000000\n"
-    "weight 2.5\ntime 1763719200 1763719260\n"
-    "mapping 0 5f3c0a1b2c3d4e5f60718293a4b5c6d7e8f901e1 555555554000 "
-    "555555600000 0 /usr/bin/webserver\n"
-    "mapping 1 00ff 7ffff7dd0000 7ffff7e00000 2000 /lib/libc.so.6\n"
-    "stack 120 555555555a10 555555555c33 7ffff7dd2d90\n"
-    "stack 3 555555555b00\n"
-    "branch 555555555a10 555555555b00 37 2\n";
+	"agent host-17/agent\nseq 42\nhost host-17\nbinary webserver\n"
+	"label mode=serving\nlabel region=eu\nevent cpu-clock\nperiod 1000000\n"
+	"weight 2.5\ntime 1763719200 1763719260\n"
+	"mapping 0 5f3c0a1b2c3d4e5f60718293a4b5c6d7e8f901e1 555555554000 "
+	"555555600000 0 /usr/bin/webserver\n"
+	"mapping 1 00ff 7ffff7dd0000 7ffff7e00000 2000 /lib/libc.so.6\n"
+	"stack 120 555555555a10 555555555c33 7ffff7dd2d90\n"
+	"stack 3 555555555b00\n"
+	"branch 555555555a10 555555555b00 37 2\n";
 
 static Fdod__SampleBatch *example_batch(void)
 {
 	Fdod__SampleBatch *b = NULL;
 	char err[256];
 	if (wire_batch_parse_text(example, strlen(example), NULL, &b, err,
-	                          sizeof err)) {
+				  sizeof err)) {
 		fprintf(stderr, "  example: %s\n", err);
 		return NULL;
 	}
@@ -156,14 +156,14 @@ TEST(random_garbage_never_crashes)
 			    FDO_OK) {
 				Fdod__SampleBatch *c = NULL;
 				REQUIRE(wire_batch_print_text(b, &text, NULL) ==
-				        FDO_OK);
+					FDO_OK);
 				CHECK(wire_batch_parse_text(
-				          text, strlen(text), NULL, &c, err,
-				          sizeof err) == FDO_OK);
+					      text, strlen(text), NULL, &c, err,
+					      sizeof err) == FDO_OK);
 				wire_batch_free(c);
 				free(text);
 			} else if (wire_batch_print_text(b, &text, NULL) ==
-			           FDO_OK) {
+				   FDO_OK) {
 				free(text);
 			}
 			wire_batch_free(b);
@@ -232,7 +232,7 @@ TEST(decode_memory_is_bounded)
 
 /* An arena decode re-encodes to the input's bytes. */
 static int arena_round_trips(struct wire_arena *ar, const uint8_t *bytes,
-                             size_t n)
+			     size_t n)
 {
 	Fdod__SampleBatch *b = NULL;
 	if (wire_batch_decode_in(ar, bytes, n, NULL, &b) != FDO_OK)
@@ -240,7 +240,7 @@ static int arena_round_trips(struct wire_arena *ar, const uint8_t *bytes,
 	uint8_t *again = NULL;
 	size_t n2 = 0;
 	int same = wire_batch_encode(b, NULL, &again, &n2) == FDO_OK &&
-	           n2 == n && memcmp(again, bytes, n) == 0;
+		   n2 == n && memcmp(again, bytes, n) == 0;
 	free(again);
 	return same;
 }
@@ -248,8 +248,7 @@ static int arena_round_trips(struct wire_arena *ar, const uint8_t *bytes,
 /* Both decoders on the same bytes: the same status and, when they
  * succeed, structures that encode to the same bytes (unknown fields
  * included). Returns 1 when they agree. */
-static int decoders_agree(struct wire_arena *ar, const uint8_t *buf,
-			  size_t len)
+static int decoders_agree(struct wire_arena *ar, const uint8_t *buf, size_t len)
 {
 	Fdod__SampleBatch *m = NULL, *x = NULL;
 	int rm = wire_batch_decode(buf, len, NULL, &m);
@@ -265,8 +264,8 @@ static int decoders_agree(struct wire_arena *ar, const uint8_t *buf,
 		free(e2);
 	}
 	if (!same)
-		fprintf(stderr, "  decoders differ (%d, %d) on %zu bytes\n",
-			rm, rx, len);
+		fprintf(stderr, "  decoders differ (%d, %d) on %zu bytes\n", rm,
+			rx, len);
 	wire_batch_free(m);
 	wire_arena_reset(ar);
 	return same;
@@ -289,10 +288,14 @@ TEST(receivers_decoder_agrees_with_protobuf_c)
 		{"field 16 in a 2-byte tag", {0x82, 0x01, 0x01, 0x41}, 4},
 		{"tag of 6 bytes", {0x88, 0x80, 0x80, 0x80, 0x80, 0x01, 0}, 7},
 		{"truncated tag", {0x88}, 1},
-		{"varint of 10 bytes", {0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-		 0xff, 0xff, 0xff, 0x7f}, 11},
-		{"varint of 11 bytes", {0x18, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
-		 0x80, 0x80, 0x80, 0x80, 0x00}, 12},
+		{"varint of 10 bytes",
+		 {0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		  0x7f},
+		 11},
+		{"varint of 11 bytes",
+		 {0x18, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+		  0x80, 0x00},
+		 12},
 		{"uint32 truncated", {0x08, 0xff, 0xff, 0xff, 0xff, 0x7f}, 6},
 		{"wire type 3", {0x0b}, 1},
 		{"wire type 4", {0x0c}, 1},
@@ -308,24 +311,33 @@ TEST(receivers_decoder_agrees_with_protobuf_c)
 		{"double", {0x49, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f}, 9},
 		{"last string wins", {0x12, 1, 'a', 0x12, 2, 'b', 'c'}, 7},
 		{"string with NUL", {0x12, 3, 'a', 0, 'b'}, 5},
-		{"length of 5 bytes", {0x12, 0x81, 0x80, 0x80, 0x80, 0x00, 'a'},
+		{"length of 5 bytes",
+		 {0x12, 0x81, 0x80, 0x80, 0x80, 0x00, 'a'},
 		 7},
-		{"length of 6 bytes", {0x12, 0x81, 0x80, 0x80, 0x80, 0x80, 0x00,
-		 'a'}, 8},
-		{"length 2^32 + 1", {0x12, 0x81, 0x80, 0x80, 0x80, 0x10, 'a'}, 7},
+		{"length of 6 bytes",
+		 {0x12, 0x81, 0x80, 0x80, 0x80, 0x80, 0x00, 'a'},
+		 8},
+		{"length 2^32 + 1",
+		 {0x12, 0x81, 0x80, 0x80, 0x80, 0x10, 'a'},
+		 7},
 		{"length past the end", {0x12, 5, 'a'}, 3},
-		{"stack, packed and not", {0x6a, 8, 0x10, 5, 0x12, 2, 6, 7, 0x10,
-		 8}, 10},
-		{"stack, packed, unterminated", {0x6a, 4, 0x12, 2, 0x81, 0x82},
+		{"stack, packed and not",
+		 {0x6a, 8, 0x10, 5, 0x12, 2, 6, 7, 0x10, 8},
+		 10},
+		{"stack, packed, unterminated",
+		 {0x6a, 4, 0x12, 2, 0x81, 0x82},
 		 6},
 		{"stack, packed, empty", {0x6a, 2, 0x12, 0}, 4},
-		{"stack, addrs as 64-bit", {0x6a, 9, 0x11, 1, 2, 3, 4, 5, 6, 7,
-		 8}, 11},
+		{"stack, addrs as 64-bit",
+		 {0x6a, 9, 0x11, 1, 2, 3, 4, 5, 6, 7, 8},
+		 11},
 		{"stack as varint", {0x68, 1}, 2},
 		{"stack with unknown field", {0x6a, 4, 0x08, 3, 0x78, 1}, 6},
 		{"label, bad inside", {0x32, 2, 0x0b, 0}, 4},
 		{"mapping, empty build-id", {0x62, 2, 0x12, 0}, 4},
-		{"mapping, build-id twice", {0x62, 6, 0x12, 1, 7, 0x12, 1, 8}, 8},
+		{"mapping, build-id twice",
+		 {0x62, 6, 0x12, 1, 7, 0x12, 1, 8},
+		 8},
 		{"branch", {0x72, 4, 0x08, 1, 0x10, 2}, 6},
 	};
 	for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
@@ -428,7 +440,7 @@ TEST(arena_decodes_as_malloc_does_and_reuses_its_blocks)
 	 * replaces blocks, none sees another's bytes. */
 	for (int round = 0; round < 6; round++) {
 		CHECK(arena_round_trips(ar, round % 2 ? big : small,
-		                        round % 2 ? nb : ns));
+					round % 2 ? nb : ns));
 		wire_arena_reset(ar);
 	}
 	/* Two batches live in one arena at once. */
@@ -573,7 +585,8 @@ TEST(peek_reads_the_identity_before_decoding)
 	wire_batch_free(a);
 	struct wire_batch_head h;
 	REQUIRE(wire_batch_peek(bytes, n, NULL, &h) == FDO_OK);
-	CHECK(h.agent_id.len == 13 && !memcmp(h.agent_id.p, "host-17/agent", 13));
+	CHECK(h.agent_id.len == 13 &&
+	      !memcmp(h.agent_id.p, "host-17/agent", 13));
 	CHECK(h.host.len == 7 && !memcmp(h.host.p, "host-17", 7));
 	CHECK(h.binary.len == 9 && !memcmp(h.binary.p, "webserver", 9));
 	CHECK(h.auth_token.len == 20 &&

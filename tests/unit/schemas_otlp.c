@@ -5,16 +5,32 @@
 
 #define P(name) Opentelemetry__Proto__Collector__Profiles__V1development__##name
 #define F(name) opentelemetry__proto__collector__profiles__v1development__##name
-#define BID "0123456789abcdef0123456789abcdef01234567"
-#define T0 1700000000ull
+#define BID	"0123456789abcdef0123456789abcdef01234567"
+#define T0	1700000000ull
 
-enum { S_EMPTY, S_SAMPLES, S_COUNT, S_CPU, S_NS, S_PROG, S_GNU, S_HTL,
-       S_EXE, S_THREAD, S_NSTR };
-static char *strs[S_NSTR] = {
-    "", "samples", "count", "cpu", "nanoseconds", "/usr/bin/prog",
-    "process.executable.build_id.gnu",
-    "process.executable.build_id.htlhash", "process.executable.name",
-    "thread.name"};
+enum {
+	S_EMPTY,
+	S_SAMPLES,
+	S_COUNT,
+	S_CPU,
+	S_NS,
+	S_PROG,
+	S_GNU,
+	S_HTL,
+	S_EXE,
+	S_THREAD,
+	S_NSTR
+};
+static char *strs[S_NSTR] = {"",
+			     "samples",
+			     "count",
+			     "cpu",
+			     "nanoseconds",
+			     "/usr/bin/prog",
+			     "process.executable.build_id.gnu",
+			     "process.executable.build_id.htlhash",
+			     "process.executable.name",
+			     "thread.name"};
 
 /*
  * A request like the eBPF profiler's: mapping 1 /usr/bin/prog at vaddr
@@ -50,7 +66,7 @@ static int attr(struct req *q, size_t i, int key, const char *val)
 	F(any_value__init)(&q->v[i]);
 	q->a[i].key_strindex = key;
 	q->v[i].value_case =
-	    OPENTELEMETRY__PROTO__COLLECTOR__PROFILES__V1DEVELOPMENT__ANY_VALUE__VALUE_STRING_VALUE;
+		OPENTELEMETRY__PROTO__COLLECTOR__PROFILES__V1DEVELOPMENT__ANY_VALUE__VALUE_STRING_VALUE;
 	q->v[i].string_value = (char *)val;
 	q->a[i].value = &q->v[i];
 	q->ap[i] = &q->a[i];
@@ -108,8 +124,8 @@ static void req_init(struct req *q, uint64_t outside)
 	q->l[4].n_lines = 1;
 	q->d.location_table = q->lp;
 	q->d.n_location_table = 5;
-	static const int32_t stacks[5][3] = {{0}, {1, 2}, {4, 1, 2}, {3, 2},
-					     {4}};
+	static const int32_t stacks[5][3] = {
+		{0}, {1, 2}, {4, 1, 2}, {3, 2}, {4}};
 	static const size_t depth[5] = {0, 2, 3, 2, 1};
 	for (int i = 0; i < 5; i++) {
 		F(stack__init)(&q->s[i]);
@@ -335,8 +351,8 @@ TEST(sample_attributes_split_batches_by_label)
 	CHECK(r.batches[1]->seq == 2);
 	wire_otlp_result_fini(&r);
 	/* No attribute names the binary: every sample unmapped. */
-	REQUIRE(decode(&q, "service.name=binary", &r, &st, err,
-		       sizeof err) == FDO_OK);
+	REQUIRE(decode(&q, "service.name=binary", &r, &st, err, sizeof err) ==
+		FDO_OK);
 	CHECK(r.n == 0 && st.count_unmapped == st.count);
 	CHECK(st.count_unmapped_by[WIRE_OTLP_NO_BINARY] == st.count);
 	wire_otlp_result_fini(&r);
@@ -359,9 +375,9 @@ TEST(repeated_attribute_lists_keep_their_batches)
 	struct req q;
 	req_init(&q, 0);
 	/* Counts (timestamps): 2, 3, 4, 5. Sample 3 on stack 1 again. */
-	q.xattr[1][1] = 5;                  /* prog, t2 */
+	q.xattr[1][1] = 5;		      /* prog, t2 */
 	q.xattr[2][0] = 4, q.xattr[2][1] = 3; /* t1, prog: sample 0's set */
-	q.x[3].stack_index = 1;             /* prog, t1: sample 0's list */
+	q.x[3].stack_index = 1;		      /* prog, t1: sample 0's list */
 	struct wire_otlp_result r;
 	struct wire_otlp_stats st;
 	char err[512] = "";
@@ -384,7 +400,7 @@ TEST(repeated_attribute_lists_keep_their_batches)
 	CHECK(st.frames_unmapped_by[WIRE_OTLP_NO_BINARY] == 3 + 2);
 	wire_otlp_result_fini(&r);
 	/* The same profile twice: the same lists, a batch each. */
-	P(Profile) *two[2] = {&q.p, &q.p};
+	P(Profile) * two[2] = {&q.p, &q.p};
 	q.sc.profiles = two;
 	q.sc.n_profiles = 2;
 	REQUIRE(decode(&q, map, &r, &st, err, sizeof err) == FDO_OK);
@@ -470,8 +486,7 @@ TEST(bad_requests_are_refused_with_the_reason)
 	char err[512] = "";
 	req_init(&q, 0x600000);
 	CHECK_EQ_INT(decode(&q, MAP, &r, &st, err, sizeof err), FDO_EINVAL);
-	CHECK(strstr(err, "address 0x600000 is outside its mapping 1") !=
-	      NULL);
+	CHECK(strstr(err, "address 0x600000 is outside its mapping 1") != NULL);
 	req_init(&q, 0);
 	q.x[0].stack_index = 9;
 	CHECK_EQ_INT(decode(&q, MAP, &r, &st, err, sizeof err), FDO_EINVAL);

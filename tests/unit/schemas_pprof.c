@@ -6,7 +6,7 @@
 #include "schemas/schemas.h"
 #include "tests/unit/test.h"
 
-#define BID "0123456789abcdef0123456789abcdef01234567"
+#define BID  "0123456789abcdef0123456789abcdef01234567"
 #define MAXN 16
 
 /* String table indexes of the profiles below. */
@@ -29,12 +29,21 @@ enum {
 	S_NSTR
 };
 static const char *const strs[S_NSTR] = {
-    "",         "samples",   "count",
-    "cpu",      "nanoseconds", "/usr/bin/prog",
-    BID,        "/lib/libc.so.6", "[vdso]",
-    "Xh3kQz7Lp0aT/8f9sY1cG2vN_4rW5eB6/uM7iO8pA9sD0fG1hJ2k",
-    "0123456789ABCDEF0123456789ABCDEF01234567",
-    "cycles_sample", "cycles_event", "alloc_space", "bytes"};
+	"",
+	"samples",
+	"count",
+	"cpu",
+	"nanoseconds",
+	"/usr/bin/prog",
+	BID,
+	"/lib/libc.so.6",
+	"[vdso]",
+	"Xh3kQz7Lp0aT/8f9sY1cG2vN_4rW5eB6/uM7iO8pA9sD0fG1hJ2k",
+	"0123456789ABCDEF0123456789ABCDEF01234567",
+	"cycles_sample",
+	"cycles_event",
+	"alloc_space",
+	"bytes"};
 
 /* A profile under construction, in protobuf-c's structs. */
 struct prof {
@@ -64,7 +73,7 @@ static void prof_init(struct prof *x)
 	perftools__profiles__profile__init(&x->p);
 	for (int i = 0; i < S_NSTR; i++)
 		x->str[i] = (ProtobufCBinaryData){strlen(strs[i]),
-		                                  (uint8_t *)strs[i]};
+						  (uint8_t *)strs[i]};
 	x->p.string_table = x->str;
 	x->p.n_string_table = S_NSTR;
 	x->p.sample_type = x->stp;
@@ -82,8 +91,8 @@ static void prof_init(struct prof *x)
 	x->p.sample = x->sp;
 }
 
-static void add_map(struct prof *x, uint64_t id, uint64_t start,
-                    uint64_t limit, uint64_t off, int64_t file, int64_t bid)
+static void add_map(struct prof *x, uint64_t id, uint64_t start, uint64_t limit,
+		    uint64_t off, int64_t file, int64_t bid)
 {
 	size_t i = x->p.n_mapping++;
 	Perftools__Profiles__Mapping *m = &x->m[i];
@@ -107,7 +116,7 @@ static void add_loc(struct prof *x, uint64_t id, uint64_t map, uint64_t addr)
 
 /* A sample of count samples (count x 10 ms), n location ids, leaf first. */
 static void add_sample(struct prof *x, int64_t count, size_t n,
-                       const uint64_t *ids)
+		       const uint64_t *ids)
 {
 	size_t i = x->p.n_sample++;
 	Perftools__Profiles__Sample *s = &x->s[i];
@@ -139,19 +148,19 @@ static void go_like(struct prof *x)
 	add_map(x, 1, 0x400000, 0x500000, 0, S_PROG, S_BID);
 	add_map(x, 2, 0x7f0000001000, 0x7f0000101000, 0x1000, S_LIBC, 0);
 	add_map(x, 3, 0x7ffd00000000, 0x7ffd00002000, 0, S_VDSO, 0);
-	add_loc(x, 10, 1, 0x401234); /* hot, the leaf */
-	add_loc(x, 11, 1, 0x401100); /* its caller: return address - 1 */
-	add_loc(x, 12, 1, 0x400800); /* main */
+	add_loc(x, 10, 1, 0x401234);	   /* hot, the leaf */
+	add_loc(x, 11, 1, 0x401100);	   /* its caller: return address - 1 */
+	add_loc(x, 12, 1, 0x400800);	   /* main */
 	add_loc(x, 20, 2, 0x7f0000002345); /* libc */
 	add_loc(x, 30, 3, 0x7ffd00000100); /* vdso */
 }
 
 static const struct wire_pprof_opts opts = {.agent_id = "pprof/t",
-                                            .host = "h1"};
+					    .host = "h1"};
 
 static int decode(const struct prof *x, const struct wire_pprof_opts *o,
-                  Fdod__SampleBatch **b, struct wire_pprof_stats *st,
-                  char *err, size_t errlen)
+		  Fdod__SampleBatch **b, struct wire_pprof_stats *st, char *err,
+		  size_t errlen)
 {
 	size_t len;
 	uint8_t *buf = pack(x, &len);
@@ -165,7 +174,7 @@ static int decode(const struct prof *x, const struct wire_pprof_opts *o,
 
 /* decode, saying why when it fails. */
 static int decode_ok(const struct prof *x, const struct wire_pprof_opts *o,
-                     Fdod__SampleBatch **b, struct wire_pprof_stats *st)
+		     Fdod__SampleBatch **b, struct wire_pprof_stats *st)
 {
 	char err[512] = "";
 	int rc = decode(x, o, b, st, err, sizeof err);
@@ -203,18 +212,18 @@ TEST(go_profile_frames_become_file_offsets)
 	/* Callers travel as their pprof address + 1 (ingest takes 1 off);
 	 * libc (no build-id) as 0. */
 	CHECK_EQ_STR(t, "agent   pprof/t\n"
-	                "seq     1\n"
-	                "host    h1\n"
-	                "binary  prog\n"
-	                "label   mode=test\n"
-	                "event   cpu-clock\n"
-	                "period  10000000\n"
-	                "weight  1\n"
-	                "time    1700000000 1700000002\n"
-	                "mapping 0 " BID " 10000000000 20000000000 0 "
-	                "/usr/bin/prog\n"
-	                "stack   3 10000001234 10000001101 10000000801\n"
-	                "stack   1 10000000800 0\n");
+			"seq     1\n"
+			"host    h1\n"
+			"binary  prog\n"
+			"label   mode=test\n"
+			"event   cpu-clock\n"
+			"period  10000000\n"
+			"weight  1\n"
+			"time    1700000000 1700000002\n"
+			"mapping 0 " BID " 10000000000 20000000000 0 "
+			"/usr/bin/prog\n"
+			"stack   3 10000001234 10000001101 10000000801\n"
+			"stack   1 10000000800 0\n");
 	free(t);
 	CHECK_EQ_STR(st.value, "samples/count");
 	CHECK_EQ_INT(st.samples, 2);
@@ -231,17 +240,17 @@ TEST(unmapped_samples_are_counted_by_reason_and_mapping)
 	struct prof x;
 	go_like(&x);
 	add_map(&x, 4, 0x10000000, 0x10100000, 0, S_PROG, S_GOBID);
-	add_loc(&x, 40, 4, 0x10000010); /* a Go build ID: not GNU */
-	add_loc(&x, 50, 0, 0x12345);    /* no mapping */
-	add_loc(&x, 60, 1, 0);          /* no address */
-	add_sample(&x, 2, 1, (uint64_t[]){20});     /* libc */
+	add_loc(&x, 40, 4, 0x10000010);		    /* a Go build ID: not GNU */
+	add_loc(&x, 50, 0, 0x12345);		    /* no mapping */
+	add_loc(&x, 60, 1, 0);			    /* no address */
+	add_sample(&x, 2, 1, (uint64_t[]){20});	    /* libc */
 	add_sample(&x, 5, 2, (uint64_t[]){20, 20}); /* libc */
-	add_sample(&x, 1, 1, (uint64_t[]){30});     /* vdso */
+	add_sample(&x, 1, 1, (uint64_t[]){30});	    /* vdso */
 	add_sample(&x, 7, 1, (uint64_t[]){40});
 	add_sample(&x, 1, 1, (uint64_t[]){50});
 	add_sample(&x, 1, 1, (uint64_t[]){60});
 	add_sample(&x, 4, 0, NULL);
-	add_sample(&x, 0, 1, (uint64_t[]){10}); /* nothing to count */
+	add_sample(&x, 0, 1, (uint64_t[]){10});	    /* nothing to count */
 	add_sample(&x, 6, 2, (uint64_t[]){20, 12}); /* kept: main maps */
 	Fdod__SampleBatch *b;
 	struct wire_pprof_stats st;
@@ -271,7 +280,7 @@ TEST(unmapped_samples_are_counted_by_reason_and_mapping)
 	CHECK_EQ_STR(st.maps[1].build_id, strs[S_GOBID]);
 	CHECK_EQ_INT(st.maps[2].id, 3);
 	CHECK_EQ_STR(wire_pprof_reason_name(WIRE_PPROF_NOT_GNU),
-	             "not_gnu_build_id");
+		     "not_gnu_build_id");
 	wire_batch_free(b);
 }
 
@@ -306,14 +315,14 @@ TEST(uppercase_build_ids_and_the_binary_option)
 	REQUIRE(b->n_mappings == 1);
 	char hex[2 * FDO_BUILD_ID_MAX + 1];
 	fdo_hex_encode(b->mappings[0]->build_id.data,
-	               b->mappings[0]->build_id.len, hex);
+		       b->mappings[0]->build_id.len, hex);
 	CHECK_EQ_STR(hex, BID);
 	wire_batch_free(b);
 }
 
 /* Decode x and expect code with msg in the error. */
 static void refused(const struct prof *x, const struct wire_pprof_opts *o,
-                    int code, const char *msg)
+		    int code, const char *msg)
 {
 	Fdod__SampleBatch *b = NULL;
 	char err[512] = "";
@@ -333,8 +342,8 @@ TEST(bad_profiles_are_refused_with_the_reason)
 	add_loc(&x, 13, 1, 0x500000); /* at the limit: outside */
 	add_sample(&x, 1, 1, (uint64_t[]){13});
 	refused(&x, &opts, FDO_EINVAL,
-	        "location 13: address 0x500000 is outside its mapping 1 "
-	        "[0x400000, 0x500000)");
+		"location 13: address 0x500000 is outside its mapping 1 "
+		"[0x400000, 0x500000)");
 	go_like(&x);
 	add_sample(&x, 1, 2, (uint64_t[]){10, 99});
 	refused(&x, &opts, FDO_EINVAL, "sample 0: location 99 does not exist");
@@ -379,9 +388,9 @@ TEST(bad_profiles_are_refused_with_the_reason)
 	x.st[1].type = S_ALLOC;
 	x.st[1].unit = S_COUNT;
 	refused(&x, &opts, FDO_EINVAL,
-	        "no sample type fdod can count (samples/count, "
-	        "cpu/nanoseconds, or perf_to_profile's EVENT_sample/count); "
-	        "this profile has [alloc_space/bytes, alloc_space/count]");
+		"no sample type fdod can count (samples/count, "
+		"cpu/nanoseconds, or perf_to_profile's EVENT_sample/count); "
+		"this profile has [alloc_space/bytes, alloc_space/count]");
 }
 
 TEST(truncated_and_garbage_bytes_are_refused)
@@ -397,21 +406,21 @@ TEST(truncated_and_garbage_bytes_are_refused)
 	int cut = 0;
 	for (size_t n = 1; n < len; n++) {
 		int rc = wire_pprof_decode(buf, n, &opts, &b, NULL, err,
-		                           sizeof err);
+					   sizeof err);
 		if (rc == FDO_OK)
 			wire_batch_free(b);
 		cut += rc == FDO_EPARSE;
 	}
 	CHECK(cut > 0);
 	CHECK_EQ_INT(wire_pprof_decode(buf, len / 2, &opts, &b, NULL, err,
-	                               sizeof err),
-	             FDO_EPARSE);
+				       sizeof err),
+		     FDO_EPARSE);
 	CHECK(strstr(err, "not a profile.proto, or cut short") != NULL);
 	free(buf);
 	static const uint8_t junk[] = "#!/bin/sh\necho hi\n";
 	CHECK_EQ_INT(wire_pprof_decode(junk, sizeof junk - 1, &opts, &b, NULL,
-	                               err, sizeof err),
-	             FDO_EPARSE);
+				       err, sizeof err),
+		     FDO_EPARSE);
 }
 
 /* perf_to_profile's shape: cycles_sample and cycles_event columns, 4
@@ -552,7 +561,7 @@ TEST(jittery_nanoseconds_are_rounded_to_the_period)
 	ns_like(&x, 3);
 	x.vals[0][0] = 3000000007;
 	x.vals[1][0] = 14999999; /* 1.4999999 periods: 1 */
-	x.vals[2][0] = 3000;     /* under half a period: still 1 */
+	x.vals[2][0] = 3000;	 /* under half a period: still 1 */
 	Fdod__SampleBatch *b;
 	struct wire_pprof_stats st;
 	REQUIRE(decode_ok(&x, &opts, &b, &st) == FDO_OK);
@@ -574,8 +583,8 @@ TEST(jittery_nanoseconds_are_rounded_to_the_period)
 	x.vals[0][0] = 3000000007;
 	x.p.period = 0;
 	refused(&x, &opts, FDO_ELIMIT,
-	        "cpu/nanoseconds values have no common period (their gcd is "
-	        "1 ns");
+		"cpu/nanoseconds values have no common period (their gcd is "
+		"1 ns");
 }
 
 TEST(an_offset_past_the_layout_unmaps_its_frames_only)
@@ -584,8 +593,8 @@ TEST(an_offset_past_the_layout_unmaps_its_frames_only)
 	go_like(&x);
 	/* A file offset near 2^40: its first page fits, the next does not
 	 * (a caller travels as offset + 1, so 2^40 - 2 is the last). */
-	add_map(&x, 5, 0x20000000, 0x20002000, (1ull << 40) - 0x1001,
-	        S_PROG, S_BID);
+	add_map(&x, 5, 0x20000000, 0x20002000, (1ull << 40) - 0x1001, S_PROG,
+		S_BID);
 	add_loc(&x, 70, 5, 0x20000fff); /* offset 2^40 - 2: kept */
 	add_loc(&x, 71, 5, 0x20001000); /* 2^40 - 1: out of range */
 	add_sample(&x, 2, 2, (uint64_t[]){71, 12});
@@ -603,7 +612,7 @@ TEST(an_offset_past_the_layout_unmaps_its_frames_only)
 	CHECK_EQ_INT(st.count_unmapped_by[WIRE_PPROF_OFFSET_OUT_OF_RANGE], 5);
 	CHECK_EQ_INT(st.frames_unmapped_by[WIRE_PPROF_OFFSET_OUT_OF_RANGE], 2);
 	CHECK_EQ_STR(wire_pprof_reason_name(WIRE_PPROF_OFFSET_OUT_OF_RANGE),
-	             "offset_out_of_range");
+		     "offset_out_of_range");
 	CHECK(wire_batch_validate(b, NULL, NULL, 0) == FDO_OK);
 	wire_batch_free(b);
 }
@@ -629,8 +638,7 @@ static uint64_t unmix(uint64_t h)
 
 /* A profile of n locations in one mapping, one sample on each, with the
  * location ids id(i); packed. */
-static uint8_t *many_locations(size_t n, uint64_t (*id)(size_t),
-                               size_t *len)
+static uint8_t *many_locations(size_t n, uint64_t (*id)(size_t), size_t *len)
 {
 	struct prof *x = malloc(sizeof *x);
 	Perftools__Profiles__Location *l = calloc(n, sizeof *l);
@@ -646,7 +654,7 @@ static uint8_t *many_locations(size_t n, uint64_t (*id)(size_t),
 	add_map(x, id(n), 0x400000, 0x400000 + 16 * n, 0, S_PROG, S_BID);
 	for (size_t i = 0; i < n; i++) {
 		l[i] = (Perftools__Profiles__Location)
-		    PERFTOOLS__PROFILES__LOCATION__INIT;
+			PERFTOOLS__PROFILES__LOCATION__INIT;
 		l[i].id = id(i);
 		l[i].mapping_id = id(n);
 		l[i].address = 0x400000 + 16 * i;
@@ -706,7 +714,7 @@ TEST(hostile_ids_cost_n_log_n_and_decode_as_dense_ones)
 	if (ba && bd) {
 		CHECK_EQ_INT(ba->n_stacks, n);
 		CHECK_EQ_INT(ba->stacks[0]->addrs[0],
-		             (1ull << 40) + 16 * (n - 1));
+			     (1ull << 40) + 16 * (n - 1));
 		char *ta = printed(ba), *td = printed(bd);
 		CHECK(ta && td && !strcmp(ta, td));
 		free(ta);
@@ -753,23 +761,23 @@ TEST(gunzip_round_trips_and_members_concatenate)
 	size_t n;
 	char err[256];
 	REQUIRE(wire_gunzip(gz, glen, 1 << 20, &out, &n, err, sizeof err) ==
-	        FDO_OK);
+		FDO_OK);
 	CHECK(n == sizeof text && !memcmp(out, text, n));
 	free(out);
 	uint8_t *two = malloc(2 * glen);
 	memcpy(two, gz, glen);
 	memcpy(two + glen, gz, glen);
 	REQUIRE(wire_gunzip(two, 2 * glen, 1 << 20, &out, &n, err,
-	                    sizeof err) == FDO_OK);
+			    sizeof err) == FDO_OK);
 	CHECK_EQ_INT(n, 2 * sizeof text);
 	free(out);
 	/* Exactly the bound passes; one byte less does not. */
-	REQUIRE(wire_gunzip(gz, glen, sizeof text, &out, &n, err,
-	                    sizeof err) == FDO_OK);
+	REQUIRE(wire_gunzip(gz, glen, sizeof text, &out, &n, err, sizeof err) ==
+		FDO_OK);
 	free(out);
 	CHECK_EQ_INT(wire_gunzip(gz, glen, sizeof text - 1, &out, &n, err,
-	                         sizeof err),
-	             FDO_ELIMIT);
+				 sizeof err),
+		     FDO_ELIMIT);
 	free(two);
 	free(gz);
 }
@@ -788,13 +796,12 @@ TEST(gunzip_refuses_bombs_garbage_and_cut_bodies)
 	uint8_t *out = NULL;
 	size_t n;
 	char err[256] = "";
-	CHECK_EQ_INT(wire_gunzip(gz, glen, 1u << 20, &out, &n, err,
-	                         sizeof err),
-	             FDO_ELIMIT);
+	CHECK_EQ_INT(wire_gunzip(gz, glen, 1u << 20, &out, &n, err, sizeof err),
+		     FDO_ELIMIT);
 	CHECK(strstr(err, "inflates to more than 1048576 bytes") != NULL);
 	CHECK_EQ_INT(wire_gunzip(gz, glen / 2, 1u << 30, &out, &n, err,
-	                         sizeof err),
-	             FDO_ETRUNCATED);
+				 sizeof err),
+		     FDO_ETRUNCATED);
 	CHECK(strstr(err, "ends inside") != NULL);
 	free(gz);
 	const char text[] = "hello";
@@ -804,15 +811,15 @@ TEST(gunzip_refuses_bombs_garbage_and_cut_bodies)
 	memcpy(junk, gz, glen);
 	memcpy(junk + glen, "xyz", 3);
 	CHECK_EQ_INT(wire_gunzip(junk, glen + 3, 100, &out, &n, err,
-	                         sizeof err),
-	             FDO_EPARSE);
+				 sizeof err),
+		     FDO_EPARSE);
 	CHECK(strstr(err, "3 bytes after the end") != NULL);
 	junk[12] ^= 0xff; /* inside the deflate data */
 	CHECK(wire_gunzip(junk, glen, 100, &out, &n, err, sizeof err) !=
 	      FDO_OK);
 	CHECK_EQ_INT(wire_gunzip((const uint8_t *)text, 5, 100, &out, &n, err,
-	                         sizeof err),
-	             FDO_EPARSE);
+				 sizeof err),
+		     FDO_EPARSE);
 	CHECK(strstr(err, "not gzip") != NULL);
 	free(junk);
 	free(gz);

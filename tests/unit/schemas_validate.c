@@ -8,17 +8,17 @@
 #include "tests/unit/test.h"
 
 static const char base_text[] =
-    "agent a\nseq 1\nhost h\nbinary b\nevent e\nperiod 1000\nweight 1\n"
-    "time 10 20\nlabel k=v\n"
-    "mapping 0 ab 1000 2000 0 /bin/x\nmapping 1 cd 3000 4000 0\n"
-    "stack 5 1010 3010\nbranch 1010 1020 4 1\n";
+	"agent a\nseq 1\nhost h\nbinary b\nevent e\nperiod 1000\nweight 1\n"
+	"time 10 20\nlabel k=v\n"
+	"mapping 0 ab 1000 2000 0 /bin/x\nmapping 1 cd 3000 4000 0\n"
+	"stack 5 1010 3010\nbranch 1010 1020 4 1\n";
 
 static Fdod__SampleBatch *base(void)
 {
 	Fdod__SampleBatch *b = NULL;
 	char err[256];
 	if (wire_batch_parse_text(base_text, strlen(base_text), NULL, &b, err,
-	                          sizeof err))
+				  sizeof err))
 		fprintf(stderr, "  base: %s\n", err);
 	return b;
 }
@@ -33,11 +33,11 @@ static Fdod__SampleBatch *base(void)
 		int rc_ = wire_batch_validate(b, lim, err, sizeof err);        \
 		if (rc_ != (code) || !strstr(err, want)) {                     \
 			fprintf(stderr,                                        \
-			        "  %s:%d: %s: rc %s, err \"%s\"; want %s, "    \
-			        "\"%s\"\n",                                    \
-			        __FILE__, __LINE__, #mutation,                 \
-			        fdo_errname(rc_), err, fdo_errname(code),      \
-			        want);                                         \
+				"  %s:%d: %s: rc %s, err \"%s\"; want %s, "    \
+				"\"%s\"\n",                                    \
+				__FILE__, __LINE__, #mutation,                 \
+				fdo_errname(rc_), err, fdo_errname(code),      \
+				want);                                         \
 			test_failed_now = 1;                                   \
 		}                                                              \
 		wire_batch_free(b);                                            \

@@ -58,13 +58,13 @@ TEST(sums_do_not_depend_on_order)
 	for (size_t i = 0; i < n; i++) {
 		wire_weight_t w;
 		REQUIRE(wire_weight_fixed_wide(counts[i], periods[i],
-		                               weights[i], &w) == FDO_OK);
+					       weights[i], &w) == FDO_OK);
 		REQUIRE(wire_weight_add(&fwd, w) == FDO_OK);
 	}
 	for (size_t i = n; i-- > 0;) {
 		wire_weight_t w;
 		REQUIRE(wire_weight_fixed_wide(counts[i], periods[i],
-		                               weights[i], &w) == FDO_OK);
+					       weights[i], &w) == FDO_OK);
 		REQUIRE(wire_weight_add(&rev, w) == FDO_OK);
 	}
 	CHECK(fwd == rev);
@@ -88,11 +88,11 @@ TEST(wide_holds_the_realistic_worst_case)
 	/* count 1e9, period 1e9 ns, weight 1e6: 1e30 in 1e-6 units. */
 	wire_weight_t w, e15 = 1000000000000000ull;
 	REQUIRE(wire_weight_fixed_wide(1000000000, 1000000000, 1e6, &w) ==
-	        FDO_OK);
+		FDO_OK);
 	CHECK(w == e15 * e15);
 	/* And the worst case within wire_limits_default: 1e9 × 1e12 × 1e12. */
 	REQUIRE(wire_weight_fixed_wide(1000000000, 1000000000000ull, 1e6, &w) ==
-	        FDO_OK);
+		FDO_OK);
 	CHECK(w == e15 * e15 * 1000);
 	/* Beyond 128 bits. */
 	CHECK(wire_weight_fixed_wide(UINT64_MAX, UINT64_MAX, 2.0, &w) ==

@@ -19,8 +19,8 @@ static void h_echo(void *app, struct srv_req *req, struct srv_resp *resp)
 	char v[64];
 	int rc = srv_query_get(req->query, "labels", v, sizeof v);
 	resp->content_type = "text/plain";
-	fdo_buf_printf(&resp->body, "param=%s labels=%s rc=%d n=%d", req->param[0],
-		       rc ? "-" : v, rc, req->nparam);
+	fdo_buf_printf(&resp->body, "param=%s labels=%s rc=%d n=%d",
+		       req->param[0], rc ? "-" : v, rc, req->nparam);
 	srv_resp_header(resp, "X-Fdod-Test", "%d", 42);
 	(*(int *)app)++;
 }
@@ -41,7 +41,8 @@ static void h_upload(void *app, struct srv_req *req, struct srv_resp *resp)
 		total += (uint64_t)n;
 	}
 	resp->status = 201;
-	fdo_buf_printf(&resp->body, "size=%llu crc=%08x", (unsigned long long)total, crc);
+	fdo_buf_printf(&resp->body, "size=%llu crc=%08x",
+		       (unsigned long long)total, crc);
 }
 
 static void h_small(void *app, struct srv_req *req, struct srv_resp *resp)
@@ -139,7 +140,8 @@ static int http_raw(int port, const char *head, const void *body, size_t blen,
 static struct srv_http *start(int *counter)
 {
 	struct srv_http *h = NULL;
-	if (srv_http_start("http://127.0.0.1:0", routes, counter, test_tmpdir(), 2, NULL, &h))
+	if (srv_http_start("http://127.0.0.1:0", routes, counter, test_tmpdir(),
+			   2, NULL, &h))
 		return NULL;
 	return h;
 }
@@ -152,11 +154,22 @@ TEST(routes_params_query_and_headers)
 	int port = srv_http_port(h);
 	REQUIRE(port > 0);
 	char out[8192];
-	CHECK_EQ_INT(http_raw(port, "GET /v1/echo/web%20server?x=1&labels=mode%3Aserving%2Cb HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", NULL, 0, out, sizeof out), 200);
-	CHECK(strstr(out, "param=web server labels=mode:serving,b rc=0 n=1") != NULL);
+	CHECK_EQ_INT(
+		http_raw(
+			port,
+			"GET /v1/echo/web%20server?x=1&labels=mode%3Aserving%2Cb HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			NULL, 0, out, sizeof out),
+		200);
+	CHECK(strstr(out, "param=web server labels=mode:serving,b rc=0 n=1") !=
+	      NULL);
 	CHECK(strstr(out, "X-Fdod-Test: 42") != NULL);
 	CHECK_EQ_INT(counter, 1);
-	CHECK_EQ_INT(http_raw(port, "GET /v1/p/app/versions/abc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", NULL, 0, out, sizeof out), 200);
+	CHECK_EQ_INT(
+		http_raw(
+			port,
+			"GET /v1/p/app/versions/abc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			NULL, 0, out, sizeof out),
+		200);
 	CHECK(strstr(out, "app|abc") != NULL);
 	srv_http_stop(h);
 }
@@ -168,11 +181,31 @@ TEST(unknown_path_and_wrong_method)
 	REQUIRE(h);
 	char out[8192];
 	int port = srv_http_port(h);
-	CHECK_EQ_INT(http_raw(port, "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", NULL, 0, out, sizeof out), 404);
+	CHECK_EQ_INT(
+		http_raw(
+			port,
+			"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			NULL, 0, out, sizeof out),
+		404);
 	CHECK(strstr(out, "\"error\"") != NULL);
-	CHECK_EQ_INT(http_raw(port, "DELETE /v1/echo/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", NULL, 0, out, sizeof out), 405);
-	CHECK_EQ_INT(http_raw(port, "GET /v1/echo/a%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", NULL, 0, out, sizeof out), 400);
-	CHECK_EQ_INT(http_raw(port, "GET /v1/echo/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", NULL, 0, out, sizeof out), 404);
+	CHECK_EQ_INT(
+		http_raw(
+			port,
+			"DELETE /v1/echo/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			NULL, 0, out, sizeof out),
+		405);
+	CHECK_EQ_INT(
+		http_raw(
+			port,
+			"GET /v1/echo/a%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			NULL, 0, out, sizeof out),
+		400);
+	CHECK_EQ_INT(
+		http_raw(
+			port,
+			"GET /v1/echo/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			NULL, 0, out, sizeof out),
+		404);
 	CHECK_EQ_INT(counter, 0);
 	srv_http_stop(h);
 }
@@ -188,9 +221,14 @@ TEST(streamed_upload_of_several_megabytes)
 	for (size_t i = 0; i < n; i++)
 		body[i] = (char)(i * 2654435761u >> 13);
 	char head[256], out[8192], want[64];
-	snprintf(head, sizeof head, "PUT /v1/upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n", n);
-	CHECK_EQ_INT(http_raw(srv_http_port(h), head, body, n, out, sizeof out), 201);
-	snprintf(want, sizeof want, "size=%zu crc=%08x", n, fdo_crc32c(0, body, n));
+	snprintf(
+		head, sizeof head,
+		"PUT /v1/upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n",
+		n);
+	CHECK_EQ_INT(http_raw(srv_http_port(h), head, body, n, out, sizeof out),
+		     201);
+	snprintf(want, sizeof want, "size=%zu crc=%08x", n,
+		 fdo_crc32c(0, body, n));
 	CHECK(strstr(out, want) != NULL);
 	free(body);
 	srv_http_stop(h);
@@ -203,11 +241,31 @@ TEST(body_limits_and_missing_length)
 	REQUIRE(h);
 	char out[8192];
 	int port = srv_http_port(h);
-	CHECK_EQ_INT(http_raw(port, "POST /v1/small HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\n", "hello", 5, out, sizeof out), 200);
+	CHECK_EQ_INT(
+		http_raw(
+			port,
+			"POST /v1/small HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\n",
+			"hello", 5, out, sizeof out),
+		200);
 	CHECK(strstr(out, "got=hello") != NULL);
-	CHECK_EQ_INT(http_raw(port, "POST /v1/small HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 17\r\n\r\n", "0123456789abcdefg", 17, out, sizeof out), 413);
-	CHECK_EQ_INT(http_raw(port, "POST /v1/small HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: x1\r\n\r\n", NULL, 0, out, sizeof out), 400);
-	CHECK_EQ_INT(http_raw(port, "GET /v1/echo/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 3\r\n\r\n", "abc", 3, out, sizeof out), 413);
+	CHECK_EQ_INT(
+		http_raw(
+			port,
+			"POST /v1/small HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 17\r\n\r\n",
+			"0123456789abcdefg", 17, out, sizeof out),
+		413);
+	CHECK_EQ_INT(
+		http_raw(
+			port,
+			"POST /v1/small HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: x1\r\n\r\n",
+			NULL, 0, out, sizeof out),
+		400);
+	CHECK_EQ_INT(
+		http_raw(
+			port,
+			"GET /v1/echo/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 3\r\n\r\n",
+			"abc", 3, out, sizeof out),
+		413);
 	srv_http_stop(h);
 }
 
@@ -221,10 +279,16 @@ TEST(truncated_body_gets_no_answer_and_server_survives)
 	/* Promise 1000 bytes, send 10, close. */
 	int fd = conn_open(port);
 	REQUIRE(fd >= 0);
-	const char *req = "PUT /v1/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789";
+	const char *req =
+		"PUT /v1/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789";
 	CHECK(write(fd, req, strlen(req)) > 0);
 	close(fd);
-	CHECK_EQ_INT(http_raw(port, "GET /v1/echo/after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", NULL, 0, out, sizeof out), 200);
+	CHECK_EQ_INT(
+		http_raw(
+			port,
+			"GET /v1/echo/after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			NULL, 0, out, sizeof out),
+		200);
 	srv_http_stop(h);
 }
 
@@ -237,12 +301,14 @@ TEST(port_in_use_is_a_clear_error)
 	snprintf(url, sizeof url, "http://127.0.0.1:%d", srv_http_port(h));
 	/* nng shares one server per address in a process; a second start on
 	 * the same port must still fail cleanly, not crash. */
-	int rc = srv_http_start(url, routes, &counter, test_tmpdir(), 1, NULL, &h2);
+	int rc = srv_http_start(url, routes, &counter, test_tmpdir(), 1, NULL,
+				&h2);
 	CHECK(rc == FDO_ETRANSPORT || rc == FDO_OK);
 	if (rc == FDO_OK)
 		srv_http_stop(h2);
 	srv_http_stop(h);
-	CHECK(srv_http_start("bogus://x", routes, &counter, test_tmpdir(), 1, NULL, &h2) == FDO_ETRANSPORT);
+	CHECK(srv_http_start("bogus://x", routes, &counter, test_tmpdir(), 1,
+			     NULL, &h2) == FDO_ETRANSPORT);
 }
 
 TEST(file_bodies_are_streamed_and_head_sends_none)
@@ -263,18 +329,33 @@ TEST(file_bodies_are_streamed_and_head_sends_none)
 	char *out = malloc(cap);
 	REQUIRE(out);
 	int port = srv_http_port(h);
-	CHECK_EQ_INT(http_raw(port, "GET /v1/file HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", NULL, 0, out, cap), 200);
+	CHECK_EQ_INT(
+		http_raw(
+			port,
+			"GET /v1/file HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			NULL, 0, out, cap),
+		200);
 	char *body = strstr(out, "\r\n\r\n");
 	REQUIRE(body);
 	body += 4;
 	CHECK(strstr(out, "X-Test-Size: 3145728") != NULL);
 	CHECK(memcmp(body, data, n) == 0);
-	CHECK_EQ_INT(http_raw(port, "HEAD /v1/file HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", NULL, 0, out, cap), 200);
+	CHECK_EQ_INT(
+		http_raw(
+			port,
+			"HEAD /v1/file HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			NULL, 0, out, cap),
+		200);
 	body = strstr(out, "\r\n\r\n");
 	REQUIRE(body);
 	CHECK_EQ_INT(strlen(body + 4), 0);
 	/* The server still answers after handing a connection over. */
-	CHECK_EQ_INT(http_raw(port, "GET /v1/echo/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", NULL, 0, out, cap), 200);
+	CHECK_EQ_INT(
+		http_raw(
+			port,
+			"GET /v1/echo/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			NULL, 0, out, cap),
+		200);
 	free(out);
 	free(data);
 	srv_http_stop(h);
@@ -293,8 +374,9 @@ static uint64_t wait_held(struct srv_http *h, uint64_t n)
 	return st.body_bytes;
 }
 
-#define BIG_HEAD "POST /v1/big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" \
-		 "Content-Length: 900000\r\n\r\n"
+#define BIG_HEAD                                                               \
+	"POST /v1/big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"            \
+	"Content-Length: 900000\r\n\r\n"
 
 TEST(bodies_in_memory_share_a_budget)
 {
@@ -302,8 +384,10 @@ TEST(bodies_in_memory_share_a_budget)
 	 * before a byte of their body is read, until it is done. */
 	struct srv_http_limits lim = srv_http_limits_default;
 	lim.body_memory = 3u << 19;
-	struct srv_http_opts o = {.url = "http://127.0.0.1:0", .routes = routes,
-				  .tmpdir = test_tmpdir(), .threads = 2,
+	struct srv_http_opts o = {.url = "http://127.0.0.1:0",
+				  .routes = routes,
+				  .tmpdir = test_tmpdir(),
+				  .threads = 2,
 				  .limits = &lim};
 	struct srv_http *h = NULL;
 	REQUIRE(srv_http_open(&o, &h) == FDO_OK);
@@ -327,9 +411,11 @@ TEST(bodies_in_memory_share_a_budget)
 	CHECK_EQ_INT(st.body_refused, 3);
 	CHECK_EQ_INT(st.body_bytes, n + 1);
 	/* Small bodies beside it still fit. */
-	CHECK_EQ_INT(http_raw(port, "POST /v1/small HTTP/1.1\r\nHost: x\r\n"
+	CHECK_EQ_INT(http_raw(port,
+			      "POST /v1/small HTTP/1.1\r\nHost: x\r\n"
 			      "Connection: close\r\nContent-Length: 5\r\n\r\n",
-			      "hello", 5, out, sizeof out), 200);
+			      "hello", 5, out, sizeof out),
+		     200);
 	CHECK(send_all(a, body + 1000, n - 1000) == 0);
 	CHECK_EQ_INT(read_answer(a, out, sizeof out), 200);
 	CHECK(strstr(out, "len=900000") != NULL);
@@ -342,7 +428,8 @@ TEST(bodies_in_memory_share_a_budget)
 	lim.body_memory = 100000;
 	REQUIRE(srv_http_open(&o, &h) == FDO_OK);
 	CHECK_EQ_INT(http_raw(srv_http_port(h), BIG_HEAD, body, n, out,
-			      sizeof out), 200);
+			      sizeof out),
+		     200);
 	srv_http_stop(h);
 	free(body);
 }

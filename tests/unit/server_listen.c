@@ -28,12 +28,15 @@ static void upper(void *app, const uint8_t *msg, size_t len, const char *peer,
 	if (slow_ms)
 		usleep((useconds_t)slow_ms * 1000);
 	for (size_t i = 0; i < len; i++)
-		fdo_buf_putc(reply, (char)(msg[i] >= 'a' && msg[i] <= 'z' ? msg[i] - 32 : msg[i]));
+		fdo_buf_putc(reply,
+			     (char)(msg[i] >= 'a' && msg[i] <= 'z' ? msg[i] - 32
+								   : msg[i]));
 	(*(int *)app)++;
 }
 
 /* One request over a fresh REQ socket; returns the reply in out. */
-static int request(const char *url, nng_tls_config *tls, const char *text, char *out, size_t cap)
+static int request(const char *url, nng_tls_config *tls, const char *text,
+		   char *out, size_t cap)
 {
 	nng_socket s;
 	nng_dialer d;
@@ -65,7 +68,8 @@ TEST(tcp_and_ipc_round_trip)
 	char ipc[300], tcp[64], out[256];
 	snprintf(ipc, sizeof ipc, "ipc://%s/agents.sock", test_tmpdir());
 	char *urls[] = {"tcp://127.0.0.1:0", ipc};
-	struct srv_listen_opts o = {.urls = urls, .nurls = 2, .max_msg = 1 << 20, .contexts = 4};
+	struct srv_listen_opts o = {
+		.urls = urls, .nurls = 2, .max_msg = 1 << 20, .contexts = 4};
 	struct srv_listen *l;
 	REQUIRE(srv_listen_start(&o, upper, &count, &l) == FDO_OK);
 	snprintf(tcp, sizeof tcp, "tcp://127.0.0.1:%d", srv_listen_port(l));
@@ -94,7 +98,8 @@ TEST(stop_delivers_reply_of_request_in_progress)
 {
 	int count = 0;
 	char *urls[] = {"tcp://127.0.0.1:0"};
-	struct srv_listen_opts o = {.urls = urls, .nurls = 1, .max_msg = 1 << 20, .contexts = 2};
+	struct srv_listen_opts o = {
+		.urls = urls, .nurls = 1, .max_msg = 1 << 20, .contexts = 2};
 	struct srv_listen *l;
 	REQUIRE(srv_listen_start(&o, upper, &count, &l) == FDO_OK);
 	struct slow_req r = {0};
@@ -114,11 +119,13 @@ TEST(bad_addresses_fail_cleanly)
 {
 	int count = 0;
 	char *urls[] = {"tcp://127.0.0.1:0", "nonsense://x"};
-	struct srv_listen_opts o = {.urls = urls, .nurls = 2, .max_msg = 1 << 20, .contexts = 1};
+	struct srv_listen_opts o = {
+		.urls = urls, .nurls = 2, .max_msg = 1 << 20, .contexts = 1};
 	struct srv_listen *l = NULL;
 	CHECK(srv_listen_start(&o, upper, &count, &l) == FDO_ETRANSPORT);
 	char *tls[] = {"tls+tcp://127.0.0.1:0"};
-	struct srv_listen_opts o2 = {.urls = tls, .nurls = 1, .max_msg = 1 << 20, .contexts = 1};
+	struct srv_listen_opts o2 = {
+		.urls = tls, .nurls = 1, .max_msg = 1 << 20, .contexts = 1};
 	CHECK(srv_listen_start(&o2, upper, &count, &l) == FDO_ETRANSPORT);
 }
 
@@ -127,14 +134,20 @@ TEST(tls_round_trip_with_self_signed_cert)
 	char cmd[1024], cert[300], key[300];
 	snprintf(cert, sizeof cert, "%s/cert.pem", test_tmpdir());
 	snprintf(key, sizeof key, "%s/key.pem", test_tmpdir());
-	snprintf(cmd, sizeof cmd,
-		 "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 2 "
-		 "-subj /CN=localhost >/dev/null 2>&1", key, cert);
+	snprintf(
+		cmd, sizeof cmd,
+		"openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 2 "
+		"-subj /CN=localhost >/dev/null 2>&1",
+		key, cert);
 	REQUIRE(system(cmd) == 0);
 	int count = 0;
 	char *urls[] = {"tls+tcp://127.0.0.1:0"};
-	struct srv_listen_opts o = {.urls = urls, .nurls = 1, .tls_cert = cert, .tls_key = key,
-				    .max_msg = 1 << 20, .contexts = 2};
+	struct srv_listen_opts o = {.urls = urls,
+				    .nurls = 1,
+				    .tls_cert = cert,
+				    .tls_key = key,
+				    .max_msg = 1 << 20,
+				    .contexts = 2};
 	struct srv_listen *l;
 	REQUIRE(srv_listen_start(&o, upper, &count, &l) == FDO_OK);
 	nng_tls_config *tc;
@@ -198,10 +211,13 @@ TEST(unauthenticated_connections_are_capped_and_timed_out)
 {
 	int count = 0;
 	char *urls[] = {"tcp://127.0.0.1:0"};
-	struct srv_listen_opts o = {.urls = urls, .nurls = 1,
-				    .max_msg = 1 << 20, .contexts = 2,
+	struct srv_listen_opts o = {.urls = urls,
+				    .nurls = 1,
+				    .max_msg = 1 << 20,
+				    .contexts = 2,
 				    .max_unauth_per_peer = 2,
-				    .auth_timeout = 1, .idle_timeout = 60};
+				    .auth_timeout = 1,
+				    .idle_timeout = 60};
 	struct srv_listen *l;
 	REQUIRE(srv_listen_start(&o, upper, &count, &l) == FDO_OK);
 	int port = srv_listen_port(l);

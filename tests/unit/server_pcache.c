@@ -74,8 +74,8 @@ static int run_pulls(struct pcache *c, int n, int fail_first, int *builds)
 	struct puller p[16];
 	atomic_int nb = 0, nf = 0;
 	for (int i = 0; i < n; i++) {
-		p[i] = (struct puller){c, "bin?format=llvm", 7, fail_first,
-				       &nb, &nf, ""};
+		p[i] = (struct puller){
+			c, "bin?format=llvm", 7, fail_first, &nb, &nf, ""};
 		pthread_create(&t[i], NULL, pull, &p[i]);
 	}
 	int ok = 1;
@@ -152,7 +152,8 @@ TEST(pulls_during_a_build_join_it_whatever_the_store_did_meanwhile)
 	struct pcache_entry *e;
 	uint64_t arrived = fdo_now_ns();
 	usleep(1000);
-	REQUIRE(pcache_get(c, "bin?format=llvm", 10, fdo_now_ns(), &e) == 0 && e);
+	REQUIRE(pcache_get(c, "bin?format=llvm", 10, fdo_now_ns(), &e) == 0 &&
+		e);
 	pthread_t t[4];
 	struct joiner j[4];
 	for (int i = 0; i < 4; i++) {

@@ -12,7 +12,7 @@
 #include "tests/unit/test.h"
 
 static int parse(const char *text, struct srv_sampling_policy *p, char *err,
-                 size_t errlen)
+		 size_t errlen)
 {
 	return srv_sampling_policy_parse(text, strlen(text), p, err, errlen);
 }
@@ -22,15 +22,15 @@ TEST(policy_rules_and_defaults)
 	struct srv_sampling_policy p;
 	char err[300];
 	REQUIRE(parse("# fleet\n"
-	              "webserver samples=5000000/1d agent_cpu=1.5%\n"
-	              "\n"
-	              "*   samples=1000/1h   # everyone else\n"
-	              "batch mode=paused\n"
-	              "new mode=triggered trigger_freq=4999 max_freq=499\n",
-	              &p, err, sizeof err) == FDO_OK);
+		      "webserver samples=5000000/1d agent_cpu=1.5%\n"
+		      "\n"
+		      "*   samples=1000/1h   # everyone else\n"
+		      "batch mode=paused\n"
+		      "new mode=triggered trigger_freq=4999 max_freq=499\n",
+		      &p, err, sizeof err) == FDO_OK);
 	REQUIRE(p.n == 4);
 	const struct srv_sampling_rule *r =
-	    srv_sampling_policy_find(&p, "webserver");
+		srv_sampling_policy_find(&p, "webserver");
 	REQUIRE(r);
 	CHECK(r->samples == 5000000 && r->window == 86400);
 	CHECK(r->max_freq == 997 && r->min_freq == 1);
@@ -61,28 +61,28 @@ TEST(policy_errors_name_the_line)
 	static const struct {
 		const char *text, *want;
 	} cases[] = {
-	    {"a samples=10", "line 1: samples=10: want N/DURATION"},
-	    {"a\nb samples=0/1d", "line 2: samples=0/1d"},
-	    {"a samples=5/0s", "line 1: samples=5/0s"},
-	    {"a mode=fast", "line 1: mode=fast: want continuous"},
-	    {"a mode=on-demand", "line 1: mode=on-demand"},
-	    {"a max_freq=0", "line 1: max_freq=0: want a frequency"},
-	    {"a max_freq=100001", "line 1: max_freq=100001"},
-	    {"a min_freq=10 max_freq=5", "line 1: min_freq 10 is above"},
-	    {"a agent_cpu=2", "line 1: agent_cpu=2: want a share"},
-	    {"a agent_cpu=200%", "line 1: agent_cpu=200%"},
-	    {"a colour=red", "line 1: unknown key colour"},
-	    {"a mode", "line 1: mode: want key=value"},
-	    {"a mode=paused mode=paused", "line 1: mode given twice"},
-	    {"bad/name mode=paused", "line 1: binary bad/name"},
-	    {"a mode=paused\n\nb mode=paused\na samples=1/1s",
-	     "line 4: binary a already has a rule (line 1)"},
+		{"a samples=10", "line 1: samples=10: want N/DURATION"},
+		{"a\nb samples=0/1d", "line 2: samples=0/1d"},
+		{"a samples=5/0s", "line 1: samples=5/0s"},
+		{"a mode=fast", "line 1: mode=fast: want continuous"},
+		{"a mode=on-demand", "line 1: mode=on-demand"},
+		{"a max_freq=0", "line 1: max_freq=0: want a frequency"},
+		{"a max_freq=100001", "line 1: max_freq=100001"},
+		{"a min_freq=10 max_freq=5", "line 1: min_freq 10 is above"},
+		{"a agent_cpu=2", "line 1: agent_cpu=2: want a share"},
+		{"a agent_cpu=200%", "line 1: agent_cpu=200%"},
+		{"a colour=red", "line 1: unknown key colour"},
+		{"a mode", "line 1: mode: want key=value"},
+		{"a mode=paused mode=paused", "line 1: mode given twice"},
+		{"bad/name mode=paused", "line 1: binary bad/name"},
+		{"a mode=paused\n\nb mode=paused\na samples=1/1s",
+		 "line 4: binary a already has a rule (line 1)"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		struct srv_sampling_policy p;
 		char err[300] = "";
 		CHECK_EQ_INT(parse(cases[i].text, &p, err, sizeof err),
-		             FDO_EINVAL);
+			     FDO_EINVAL);
 		CHECK(p.n == 0 && p.rules == NULL);
 		if (!strstr(err, cases[i].want))
 			fprintf(stderr, "case %zu: got \"%s\"\n", i, err);
@@ -92,14 +92,14 @@ TEST(policy_errors_name_the_line)
 	struct srv_sampling_policy p;
 	char err[300];
 	CHECK_EQ_INT(srv_sampling_policy_parse("a mode=paused\0x", 15, &p, err,
-	                                       sizeof err),
-	             FDO_EINVAL);
+					       sizeof err),
+		     FDO_EINVAL);
 	CHECK(strstr(err, "line 1: a NUL byte") != NULL);
 	char big[2000];
 	memset(big, 'a', sizeof big);
-	CHECK_EQ_INT(
-	    srv_sampling_policy_parse(big, sizeof big, &p, err, sizeof err),
-	    FDO_EINVAL);
+	CHECK_EQ_INT(srv_sampling_policy_parse(big, sizeof big, &p, err,
+					       sizeof err),
+		     FDO_EINVAL);
 	CHECK(strstr(err, "line 1: line longer than") != NULL);
 }
 
@@ -114,11 +114,11 @@ static srv_sampling *with_policy(const char *text)
 	fclose(f);
 	srv_sampling *s;
 	return srv_sampling_create(path, 60, NULL, &s, err, sizeof err) ? NULL
-	                                                                : s;
+									: s;
 }
 
 static int advise(srv_sampling *s, const char *binary, const char *agent,
-                  uint64_t samples, Fdod__SamplingAdvice *a)
+		  uint64_t samples, Fdod__SamplingAdvice *a)
 {
 	Fdod__SampleBatch b = FDOD__SAMPLE_BATCH__INIT;
 	b.binary = (char *)binary;
@@ -137,7 +137,7 @@ static int advise(srv_sampling *s, const char *binary, const char *agent,
 TEST(advice_by_mode_and_override)
 {
 	srv_sampling *s = with_policy("web max_freq=499 agent_cpu=1%\n"
-	                              "batch mode=paused\n");
+				      "batch mode=paused\n");
 	REQUIRE(s);
 	Fdod__SamplingAdvice a;
 	REQUIRE(advise(s, "web", "h1", 100, &a) == 1);
@@ -152,13 +152,13 @@ TEST(advice_by_mode_and_override)
 
 	char err[200];
 	REQUIRE(srv_sampling_override(s, "web", SRV_SAMPLING_ON_DEMAND, 2999,
-	                              60, err, sizeof err) == FDO_OK);
+				      60, err, sizeof err) == FDO_OK);
 	REQUIRE(advise(s, "web", "h1", 100, &a) == 1);
 	CHECK(a.freq_hz == 2999 && a.generation == 2);
 	CHECK_EQ_STR(a.mode, "on-demand");
 	/* The escape hatch: everything paused, rules or not. */
 	REQUIRE(srv_sampling_override(s, "*", SRV_SAMPLING_PAUSED, 0, 60, err,
-	                              sizeof err) == FDO_OK);
+				      sizeof err) == FDO_OK);
 	REQUIRE(advise(s, "other", "h1", 100, &a) == 1);
 	CHECK_EQ_STR(a.mode, "paused");
 	/* A binary's own window wins over "*". */
@@ -166,15 +166,15 @@ TEST(advice_by_mode_and_override)
 	CHECK_EQ_STR(a.mode, "on-demand");
 	/* Back to the policy. */
 	REQUIRE(srv_sampling_override(s, "*", SRV_SAMPLING_CONTINUOUS, 0, 0,
-	                              err, sizeof err) == FDO_OK);
+				      err, sizeof err) == FDO_OK);
 	REQUIRE(srv_sampling_override(s, "web", SRV_SAMPLING_CONTINUOUS, 0, 0,
-	                              err, sizeof err) == FDO_OK);
+				      err, sizeof err) == FDO_OK);
 	REQUIRE(advise(s, "web", "h1", 100, &a) == 1);
 	CHECK(a.freq_hz == 499);
 	CHECK(advise(s, "other", "h1", 100, &a) == 0);
 	CHECK_EQ_INT(srv_sampling_override(s, "web", SRV_SAMPLING_ON_DEMAND, 0,
-	                                   60, err, sizeof err),
-	             FDO_EINVAL);
+					   60, err, sizeof err),
+		     FDO_EINVAL);
 	struct fdo_buf j;
 	fdo_buf_init(&j);
 	srv_sampling_json(s, &j);
@@ -186,7 +186,7 @@ TEST(advice_by_mode_and_override)
 TEST(triggered_samples_a_new_build_id_fast_until_ready)
 {
 	srv_sampling *s = with_policy("new mode=triggered trigger_freq=3000 "
-	                              "trigger_samples=500\n");
+				      "trigger_samples=500\n");
 	REQUIRE(s);
 	uint8_t id[20] = {1, 2, 3};
 	Fdod__Mapping m = FDOD__MAPPING__INIT, *mp = &m;

@@ -16,9 +16,8 @@
 static const char bid[] = "5f3c1e2d4b5a69788796a5b4c3d2e1f001020304";
 
 /* One batch: binary, labels ("k=v" lines or ""), time, a few stacks. */
-static int push(agg_ingest *ing, const char *agent, int seq,
-		const char *binary, const char *labels, unsigned long t0,
-		int n)
+static int push(agg_ingest *ing, const char *agent, int seq, const char *binary,
+		const char *labels, unsigned long t0, int n)
 {
 	char text[4096];
 	int len = snprintf(text, sizeof text,
@@ -54,11 +53,13 @@ static srv_handler route(const char *pattern)
 }
 
 /* The answer of GET pattern (param, query) as "status body". */
-static void answer(struct srv_app *app, const char *pattern,
-		   const char *param, const char *query, struct fdo_buf *out)
+static void answer(struct srv_app *app, const char *pattern, const char *param,
+		   const char *query, struct fdo_buf *out)
 {
-	struct srv_req req = {.method = "GET", .path = pattern,
-			      .query = query, .body_fd = -1};
+	struct srv_req req = {.method = "GET",
+			      .path = pattern,
+			      .query = query,
+			      .body_fd = -1};
 	req.param[0] = param;
 	req.nparam = param ? 1 : 0;
 	struct srv_resp resp = {.status = 200, .body_fd = -1};
@@ -106,8 +107,8 @@ static int same_both_ways(struct srv_app *app)
 				"scan:   %.*s\n",
 				asks[i].pattern,
 				asks[i].param ? asks[i].param : "",
-				asks[i].query,
-				(int)a.len, a.data, (int)b.len, b.data);
+				asks[i].query, (int)a.len, a.data, (int)b.len,
+				b.data);
 			ok = 0;
 		}
 		fdo_buf_fini(&a);
@@ -139,8 +140,8 @@ TEST(binaries_and_readiness_answer_the_same_from_totals_as_from_a_scan)
 	CHECK(push(ing, "a", 1, "web", "label mode=serving\n", t0 - 4 * h, 3));
 	CHECK(push(ing, "a", 2, "web", "label mode=serving\n", t0 - 4 * h, 4));
 	CHECK(push(ing, "a", 3, "web", "label mode=serving\n", t0, 2));
-	CHECK(push(ing, "b", 1, "web",
-		   "label mode=serving\nlabel region=eu\n", t0 - 2 * h, 3));
+	CHECK(push(ing, "b", 1, "web", "label mode=serving\nlabel region=eu\n",
+		   t0 - 2 * h, 3));
 	CHECK(push(ing, "b", 2, "web", "label mode=batch\n", t0 - 50 * h, 5));
 	CHECK(push(ing, "b", 3, "web", "", t0 - h, 1));
 	CHECK(push(ing, "c", 1, "db", "", t0 - 3 * h, 2));

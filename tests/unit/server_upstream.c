@@ -108,8 +108,12 @@ static store *setup(const char *name, const char *url, unsigned timeout,
 	if (store_open(&so, &st))
 		return NULL;
 	struct srv_upstream_opts o = {
-		.urls = url, .datadir = datadir, .timeout = timeout,
-		.fetches = 2, .retry = retry, .st = st,
+		.urls = url,
+		.datadir = datadir,
+		.timeout = timeout,
+		.fetches = 2,
+		.retry = retry,
+		.st = st,
 		.fetched_cb = on_fetched,
 	};
 	/* No fetch thread runs between cases: setenv is safe here. */

@@ -15,7 +15,7 @@ static int cmp_u64(uint64_t a, uint64_t b)
 }
 
 static int cmp_counts(const struct store_counts_key *a,
-                      const struct store_counts_key *b)
+		      const struct store_counts_key *b)
 {
 	int c;
 	if ((c = cmp_u64(a->binary, b->binary)))
@@ -51,8 +51,8 @@ TEST(counts_key_order_is_field_order)
 	uint64_t seed = 88172645463325252ull;
 	for (int i = 0; i < 20000; i++) {
 		struct store_counts_key a = {(uint32_t)rnd(&seed),
-		                             (uint32_t)rnd(&seed),
-		                             (uint32_t)rnd(&seed), rnd(&seed)};
+					     (uint32_t)rnd(&seed),
+					     (uint32_t)rnd(&seed), rnd(&seed)};
 		struct store_counts_key b = a;
 		switch (i % 4) { /* vary one field, or all */
 		case 0:
@@ -65,9 +65,10 @@ TEST(counts_key_order_is_field_order)
 			b.labelset = (uint32_t)rnd(&seed);
 			break;
 		default:
-			b = (struct store_counts_key){
-			    (uint32_t)rnd(&seed), (uint32_t)rnd(&seed),
-			    (uint32_t)rnd(&seed), rnd(&seed)};
+			b = (struct store_counts_key){(uint32_t)rnd(&seed),
+						      (uint32_t)rnd(&seed),
+						      (uint32_t)rnd(&seed),
+						      rnd(&seed)};
 		}
 		uint8_t ea[STORE_COUNTS_KEY_SIZE], eb[STORE_COUNTS_KEY_SIZE];
 		store_counts_key_encode(ea, &a);
@@ -85,7 +86,7 @@ TEST(counts_key_order_is_field_order)
 TEST(counts_key_layout_is_big_endian)
 {
 	struct store_counts_key k = {0x01020304, 0x05060708, 0x090a0b0c,
-	                             0x0d0e0f1011121314ull};
+				     0x0d0e0f1011121314ull};
 	uint8_t e[STORE_COUNTS_KEY_SIZE];
 	store_counts_key_encode(e, &k);
 	for (int i = 0; i < STORE_COUNTS_KEY_SIZE; i++)
@@ -109,7 +110,7 @@ TEST(branches_and_addr_keys_round_trip_in_order)
 
 	struct store_frame x = {7, 0x1000}, y = {7, 0x100000000ull}, z = {8, 0};
 	uint8_t kx[STORE_ADDR_KEY_SIZE], ky[STORE_ADDR_KEY_SIZE],
-	    kz[STORE_ADDR_KEY_SIZE];
+		kz[STORE_ADDR_KEY_SIZE];
 	store_addr_key_encode(kx, &x);
 	store_addr_key_encode(ky, &y);
 	store_addr_key_encode(kz, &z);
@@ -204,16 +205,18 @@ TEST(stack_round_trip_and_stable_id)
 		uint8_t b[12];
 		size_t n;
 	} bad[] = {
-		{{0xff, 0xa1}, 2},                      /* truncated offset */
-		{{0xff, 0x03}, 2},                      /* id missing */
-		{{0xff, 0x02}, 2},                      /* first frame, no id */
-		{{0xff, 0x03, 0x00}, 3},                /* id 0 */
-		{{0xff, 0x03, 0x01, 0x05, 0x01}, 5},    /* same id again */
+		{{0xff, 0xa1}, 2},		     /* truncated offset */
+		{{0xff, 0x03}, 2},		     /* id missing */
+		{{0xff, 0x02}, 2},		     /* first frame, no id */
+		{{0xff, 0x03, 0x00}, 3},	     /* id 0 */
+		{{0xff, 0x03, 0x01, 0x05, 0x01}, 5}, /* same id again */
 		{{0xff, 0x03, 0x80, 0x80, 0x80, 0xf8, 0x0f}, 7}, /* >= max */
 		{{0xff, 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
-		  0x80, 0x01}, 12},                     /* varint > 10 bytes */
+		  0x80, 0x01},
+		 12}, /* varint > 10 bytes */
 		{{0xff, 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
-		  0x02}, 11},                           /* > 64 bits */
+		  0x02},
+		 11}, /* > 64 bits */
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		CHECK_EQ_INT(store_stack_decode(bad[i].b, bad[i].n, d, 4, &n),
@@ -264,7 +267,7 @@ TEST(stack_round_trip_and_stable_id)
 TEST(symcache_round_trip_and_limits)
 {
 	struct store_sym_frame f[2] = {{10, 11, 42, 7, 1, 40},
-	                               {12, 11, 100, 0, 0, 90}};
+				       {12, 11, 100, 0, 0, 90}};
 	uint8_t buf[STORE_SYMCACHE_HDR_SIZE + 2 * STORE_SYM_FRAME_SIZE];
 	size_t len;
 	REQUIRE(store_symcache_encode(f, 2, buf, sizeof buf, &len) == FDO_OK);
@@ -277,16 +280,16 @@ TEST(symcache_round_trip_and_limits)
 	CHECK_EQ_INT(n, 2);
 	CHECK(d[0].line == 42 && d[0].column == 7 && d[1].start_line == 90);
 	CHECK_EQ_INT(store_symcache_decode(buf, len - 1, d, 2, &n),
-	             FDO_ECORRUPT);
+		     FDO_ECORRUPT);
 	CHECK_EQ_INT(store_symcache_decode(buf, len, d, 1, &n), FDO_ELIMIT);
 	buf[0] = 2;
 	CHECK_EQ_INT(store_symcache_decode(buf, len, d, 2, &n), FDO_ECORRUPT);
 	/* No symbol: header only. */
 	REQUIRE(store_symcache_encode(NULL, 0, buf, sizeof buf, &len) ==
-	        FDO_OK);
+		FDO_OK);
 	CHECK_EQ_INT(len, 4);
 	REQUIRE(store_symcache_decode(buf, len, d, 2, &n) == FDO_OK);
 	CHECK_EQ_INT(n, 0);
 	CHECK_EQ_INT(store_symcache_encode(f, 256, buf, sizeof buf, &len),
-	             FDO_ELIMIT);
+		     FDO_ELIMIT);
 }

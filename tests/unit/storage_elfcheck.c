@@ -13,7 +13,7 @@
 #include "tests/unit/storage_fixtures.h"
 
 static int inspect_path(const char *path, struct store_elf_info *info,
-                        char *why, size_t cap)
+			char *why, size_t cap)
 {
 	int fd = open(path, O_RDONLY);
 	if (fd < 0)
@@ -24,7 +24,7 @@ static int inspect_path(const char *path, struct store_elf_info *info,
 }
 
 static int inspect_bytes(const void *b, size_t n, struct store_elf_info *info,
-                         char *why, size_t cap)
+			 char *why, size_t cap)
 {
 	const char *p = fx_write("bytes.tmp", b, n);
 	if (!p)
@@ -51,7 +51,7 @@ TEST(pie_executable_with_dwarf)
 	/* The build-id agrees with binutils. */
 	char cmd[800], hex[2 * FDO_BUILD_ID_MAX + 1], want[200] = {0};
 	snprintf(cmd, sizeof cmd,
-	         "readelf -n '%s' | sed -n 's/.*Build ID: //p'", p);
+		 "readelf -n '%s' | sed -n 's/.*Build ID: //p'", p);
 	FILE *f = popen(cmd, "r");
 	REQUIRE(f);
 	if (!fgets(want, sizeof want, f))
@@ -120,7 +120,7 @@ TEST(no_build_id_is_refused)
 	char why[256];
 	REQUIRE(fx("nobid"));
 	CHECK_EQ_INT(inspect_path(fx("nobid"), &i, why, sizeof why),
-	             FDO_ENO_BUILD_ID);
+		     FDO_ENO_BUILD_ID);
 	CHECK(strstr(why, "build-id") != NULL);
 }
 
@@ -136,9 +136,9 @@ TEST(empty_random_and_text_are_not_elf)
 		rnd[k] = (uint8_t)rand_r(&seed);
 	rnd[0] = 0x42;
 	CHECK_EQ_INT(inspect_bytes(rnd, sizeof rnd, &i, why, sizeof why),
-	             FDO_ENOT_ELF);
+		     FDO_ENOT_ELF);
 	CHECK_EQ_INT(inspect_bytes("#!/bin/sh\n", 10, &i, NULL, 0),
-	             FDO_ENOT_ELF);
+		     FDO_ENOT_ELF);
 	CHECK_EQ_INT(inspect_bytes("\177EL", 3, &i, NULL, 0), FDO_ETRUNCATED);
 	CHECK_EQ_INT(inspect_bytes("\177ELX", 4, &i, NULL, 0), FDO_ENOT_ELF);
 	/* A directory or pipe is not a regular file. */
@@ -154,15 +154,15 @@ TEST(truncated_elf_is_refused_at_every_cut)
 	REQUIRE(fx("exe"));
 	uint8_t *b = fx_read(fx("exe"), &len);
 	REQUIRE(b && len > 4096);
-	size_t cuts[] = {1,   3,    4,    16,      40,      63,       64,
-	                 100, 1000, 4096, len / 3, len / 2, len - 64, len - 1};
+	size_t cuts[] = {1,   3,    4,	  16,	   40,	    63,	      64,
+			 100, 1000, 4096, len / 3, len / 2, len - 64, len - 1};
 	for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
 		struct store_elf_info i;
 		char why[256];
 		int rc = inspect_bytes(b, cuts[k], &i, why, sizeof why);
 		if (rc != FDO_ETRUNCATED)
 			fprintf(stderr, "  cut at %zu: %s (%s)\n", cuts[k],
-			        fdo_errname(rc), why);
+				fdo_errname(rc), why);
 		CHECK_EQ_INT(rc, FDO_ETRUNCATED);
 	}
 	free(b);
@@ -190,18 +190,18 @@ TEST(damaged_headers_are_refused)
 		uint8_t val;
 		int want;
 	} cases[] = {
-	    {0, 0x7e, FDO_ENOT_ELF},
-	    {EI_CLASS, 0, FDO_ENOT_ELF},
-	    {EI_CLASS, 3, FDO_ENOT_ELF},
-	    {EI_DATA, 0, FDO_ENOT_ELF},
-	    {EI_VERSION, 2, FDO_ENOT_ELF},
-	    {offsetof(Elf64_Ehdr, e_type), ET_REL, FDO_EUNSUPPORTED},
-	    {offsetof(Elf64_Ehdr, e_type), ET_CORE, FDO_EUNSUPPORTED},
-	    {offsetof(Elf64_Ehdr, e_version), 7, FDO_EPARSE},
-	    {offsetof(Elf64_Ehdr, e_shentsize), 63, FDO_EPARSE},
-	    {offsetof(Elf64_Ehdr, e_phentsize), 55, FDO_EPARSE},
-	    {offsetof(Elf64_Ehdr, e_shoff) + 5, 0x40, FDO_ETRUNCATED},
-	    {offsetof(Elf64_Ehdr, e_phoff) + 6, 0x01, FDO_ETRUNCATED},
+		{0, 0x7e, FDO_ENOT_ELF},
+		{EI_CLASS, 0, FDO_ENOT_ELF},
+		{EI_CLASS, 3, FDO_ENOT_ELF},
+		{EI_DATA, 0, FDO_ENOT_ELF},
+		{EI_VERSION, 2, FDO_ENOT_ELF},
+		{offsetof(Elf64_Ehdr, e_type), ET_REL, FDO_EUNSUPPORTED},
+		{offsetof(Elf64_Ehdr, e_type), ET_CORE, FDO_EUNSUPPORTED},
+		{offsetof(Elf64_Ehdr, e_version), 7, FDO_EPARSE},
+		{offsetof(Elf64_Ehdr, e_shentsize), 63, FDO_EPARSE},
+		{offsetof(Elf64_Ehdr, e_phentsize), 55, FDO_EPARSE},
+		{offsetof(Elf64_Ehdr, e_shoff) + 5, 0x40, FDO_ETRUNCATED},
+		{offsetof(Elf64_Ehdr, e_phoff) + 6, 0x01, FDO_ETRUNCATED},
 	};
 	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
 		memcpy(b, orig, len);
@@ -209,8 +209,8 @@ TEST(damaged_headers_are_refused)
 		int rc = inspect_bytes(b, len, &i, why, sizeof why);
 		if (rc != cases[k].want)
 			fprintf(stderr, "  byte %zu = %u: %s (%s)\n",
-			        cases[k].off, cases[k].val, fdo_errname(rc),
-			        why);
+				cases[k].off, cases[k].val, fdo_errname(rc),
+				why);
 		CHECK_EQ_INT(rc, cases[k].want);
 		CHECK(why[0] != 0);
 	}
@@ -248,9 +248,9 @@ TEST(bit_flips_never_crash)
 		memcpy(b, orig, len);
 		for (int k = 0; k < 4; k++) {
 			size_t r = (size_t)rand_r(&seed);
-			size_t at = round % 2
-			                ? eh->e_shoff + r % (len - eh->e_shoff)
-			                : 0x300 + r % 0x100;
+			size_t at = round % 2 ? eh->e_shoff +
+							r % (len - eh->e_shoff)
+					      : 0x300 + r % 0x100;
 			b[at] = (uint8_t)rand_r(&seed);
 		}
 		struct store_elf_info i;
@@ -277,7 +277,7 @@ static size_t craft(int is64, int be, uint8_t *buf, uint32_t descsz)
 		uint32_t w_ = (v);                                             \
 		for (int j_ = 0; j_ < 4; j_++)                                 \
 			buf[(off) + (be ? 3 - j_ : j_)] =                      \
-			    (uint8_t)(w_ >> (8 * j_));                         \
+				(uint8_t)(w_ >> (8 * j_));                     \
 	} while (0)
 #define PW(off, v)                                                             \
 	do {                                                                   \
@@ -285,7 +285,7 @@ static size_t craft(int is64, int be, uint8_t *buf, uint32_t descsz)
 		int n_ = is64 ? 8 : 4;                                         \
 		for (int j_ = 0; j_ < n_; j_++)                                \
 			buf[(off) + (be ? n_ - 1 - j_ : j_)] =                 \
-			    (uint8_t)(x_ >> (8 * j_));                         \
+				(uint8_t)(x_ >> (8 * j_));                     \
 	} while (0)
 	size_t eh = is64 ? 64 : 52, ph = is64 ? 56 : 32;
 	size_t note = eh + 2 * ph, total = note + 12 + 4 + ((descsz + 3) & ~3u);
@@ -296,12 +296,12 @@ static size_t craft(int is64, int be, uint8_t *buf, uint32_t descsz)
 	P16(16, ET_EXEC);
 	P16(18, is64 ? EM_AARCH64 : EM_PPC);
 	P32(20, EV_CURRENT);
-	PW(24, 0x1000);                      /* e_entry */
-	PW(is64 ? 32 : 28, eh);              /* e_phoff */
-	PW(is64 ? 40 : 32, 0);               /* e_shoff */
+	PW(24, 0x1000);			     /* e_entry */
+	PW(is64 ? 32 : 28, eh);		     /* e_phoff */
+	PW(is64 ? 40 : 32, 0);		     /* e_shoff */
 	P16(is64 ? 52 : 40, (uint16_t)eh);   /* e_ehsize */
 	P16(is64 ? 54 : 42, (uint16_t)ph);   /* e_phentsize */
-	P16(is64 ? 56 : 44, 2);              /* e_phnum */
+	P16(is64 ? 56 : 44, 2);		     /* e_phnum */
 	P16(is64 ? 58 : 46, is64 ? 64 : 40); /* e_shentsize */
 	for (int k = 0; k < 2; k++) {
 		size_t p = eh + k * ph;
@@ -346,7 +346,7 @@ TEST(handmade_32_64_little_big_endian)
 			int rc = inspect_bytes(buf, n, &i, why, sizeof why);
 			if (rc)
 				fprintf(stderr, "  class%d be%d: %s\n",
-				        is64 ? 64 : 32, be, why);
+					is64 ? 64 : 32, be, why);
 			REQUIRE(rc == FDO_OK);
 			CHECK_EQ_INT(i.elf_class, is64 ? 64 : 32);
 			CHECK_EQ_INT(i.big_endian, be);
@@ -356,7 +356,7 @@ TEST(handmade_32_64_little_big_endian)
 			CHECK(!(i.flags & STORE_ELF_DEBUG_ONLY));
 			/* Cut inside the note: truncated. */
 			CHECK_EQ_INT(inspect_bytes(buf, n - 2, &i, NULL, 0),
-			             FDO_ETRUNCATED);
+				     FDO_ETRUNCATED);
 		}
 }
 
@@ -424,11 +424,11 @@ TEST(same_slot_content)
 		unsigned kind;
 		int same;
 	} cases[] = {
-	    {"exe", "exe", STORE_SYM_EXECUTABLE, 1},
-	    {"exe", "stripped", STORE_SYM_EXECUTABLE, 1}, /* strip -g */
-	    {"exe", "debug", STORE_SYM_DEBUGINFO, 1}, /* only-keep-debug */
-	    {"real", "fake", STORE_SYM_EXECUTABLE, 0},
-	    {"real", "fake", STORE_SYM_DEBUGINFO, 0},
+		{"exe", "exe", STORE_SYM_EXECUTABLE, 1},
+		{"exe", "stripped", STORE_SYM_EXECUTABLE, 1}, /* strip -g */
+		{"exe", "debug", STORE_SYM_DEBUGINFO, 1}, /* only-keep-debug */
+		{"real", "fake", STORE_SYM_EXECUTABLE, 0},
+		{"real", "fake", STORE_SYM_DEBUGINFO, 0},
 	};
 	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
 		int fa = open(fx(cases[k].a), O_RDONLY);
@@ -436,7 +436,7 @@ TEST(same_slot_content)
 		REQUIRE(fa >= 0 && fb >= 0);
 		int same = -1;
 		CHECK_EQ_INT(store_elf_same_slot(fa, fb, cases[k].kind, &same),
-		             FDO_OK);
+			     FDO_OK);
 		if (same != cases[k].same)
 			fprintf(stderr, "  %s vs %s\n", cases[k].a, cases[k].b);
 		CHECK_EQ_INT(same, cases[k].same);

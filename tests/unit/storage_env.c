@@ -20,7 +20,7 @@ static const char *subdir(const char *name)
 static int open_at(const char *dir, uint64_t init, uint64_t max, store **s)
 {
 	struct store_opts o = {
-	    .dir = dir, .initial_size = init, .max_size = max};
+		.dir = dir, .initial_size = init, .max_size = max};
 	return store_open(&o, s);
 }
 
@@ -57,7 +57,7 @@ static int has_key(store *s, uint32_t i, size_t vsize)
 	size_t vl;
 	int rc = store_get(t, STORE_COUNTS, k, 4, &v, &vl);
 	int ok = rc == FDO_OK && vl == vsize &&
-	         (vsize == 0 || ((const uint8_t *)v)[vsize - 1] == (i & 0xff));
+		 (vsize == 0 || ((const uint8_t *)v)[vsize - 1] == (i & 0xff));
 	store_txn_abort(t);
 	return rc == FDO_ENOT_FOUND ? 0 : ok ? 1 : -1;
 }
@@ -92,10 +92,10 @@ TEST(open_close_reopen)
 
 TEST(table_names_are_the_design_names)
 {
-	const char *want[] = {"meta",    "buildids", "binaries", "labelsets",
-	                      "strings", "stacks",   "counts",   "branches",
-	                      "pending", "symcache", "batches",  "published",
-	                      "hosts",   "totals"};
+	const char *want[] = {"meta",	 "buildids", "binaries", "labelsets",
+			      "strings", "stacks",   "counts",	 "branches",
+			      "pending", "symcache", "batches",	 "published",
+			      "hosts",	 "totals"};
 	CHECK_EQ_INT(sizeof want / sizeof want[0], STORE_NTABLES);
 	for (int i = 0; i < STORE_NTABLES; i++)
 		CHECK_EQ_STR(store_table_name(i), want[i]);
@@ -257,7 +257,7 @@ TEST(failed_write_function_leaves_nothing)
 	const void *v;
 	size_t vl;
 	CHECK_EQ_INT(store_get(t, STORE_PENDING, "k", 1, &v, &vl),
-	             FDO_ENOT_FOUND);
+		     FDO_ENOT_FOUND);
 	/* Writes in a read transaction are refused. */
 	CHECK_EQ_INT(store_put(t, STORE_PENDING, "k", 1, "", 0, 0), FDO_EINVAL);
 	CHECK_EQ_INT(store_get(t, STORE_PENDING, "", 0, &v, &vl), FDO_EINVAL);
@@ -272,9 +272,9 @@ TEST(no_overwrite_and_delete)
 	store_txn *t;
 	REQUIRE(store_txn_begin(s, 1, &t) == FDO_OK);
 	CHECK_EQ_INT(store_put(t, STORE_STACKS, "a", 1, "1", 1, 0), FDO_OK);
-	CHECK_EQ_INT(
-	    store_put(t, STORE_STACKS, "a", 1, "2", 1, STORE_NOOVERWRITE),
-	    FDO_EEXISTS);
+	CHECK_EQ_INT(store_put(t, STORE_STACKS, "a", 1, "2", 1,
+			       STORE_NOOVERWRITE),
+		     FDO_EEXISTS);
 	CHECK_EQ_INT(store_del(t, STORE_STACKS, "a", 1), FDO_OK);
 	CHECK_EQ_INT(store_del(t, STORE_STACKS, "a", 1), FDO_ENOT_FOUND);
 	CHECK_EQ_INT(store_txn_commit(t), FDO_OK);
@@ -292,7 +292,7 @@ TEST(direct_write_txn_grows_for_the_retry)
 	CHECK_EQ_INT(rc, FDO_ESTORE_FULL);
 	/* The dead transaction refuses more work, then ends. */
 	CHECK_EQ_INT(store_put(t, STORE_COUNTS, "x", 1, "", 0, 0),
-	             FDO_ESTORE_FULL);
+		     FDO_ESTORE_FULL);
 	CHECK_EQ_INT(store_txn_commit(t), FDO_ESTORE_FULL);
 	CHECK_EQ_INT(has_key(s, 0, 4096), 0);
 	struct store_stats st;
@@ -411,7 +411,7 @@ TEST(concurrent_readers_while_the_map_grows)
 {
 	store *s;
 	REQUIRE(open_at(subdir("threads"), 64 * 1024, 256u << 20, &s) ==
-	        FDO_OK);
+		FDO_OK);
 	struct kv kv = {0, 500, 512};
 	REQUIRE(store_write(s, put_range, &kv) == FDO_OK);
 	struct store_stats before;

@@ -43,32 +43,32 @@ static const char *fx(const char *name)
 	if (built < 0) {
 		char cmd[4096];
 		snprintf(
-		    cmd, sizeof cmd,
-		    "set -e; mkdir -p '%s'; cd '%s';"
-		    "printf 'int work(int x){return x*3+1;}\\n"
-		    "int main(int c,char**v){(void)v;return work(c)&1;}\\n'"
-		    " > prog.c;"
-		    "printf 'int lib_fn(int x){return x+42;}\\n' > lib.c;"
-		    "cc -g -O1 -fPIE -pie -Wl,--build-id=sha1 -o exe prog.c;"
-		    "cc -g -O1 -fno-pie -no-pie -Wl,--build-id=sha1 "
-		    "-o exe_nopie prog.c;"
-		    "strip -g -o stripped exe;"
-		    "objcopy --only-keep-debug exe debug;"
-		    "objcopy --only-keep-debug stripped dbg_nodw;"
-		    "cc -g -O1 -fPIC -shared -Wl,--build-id=sha1 "
-		    "-o lib.so lib.c;"
-		    "cc -O1 -Wl,--build-id=none -o nobid prog.c;"
-		    "cc -g -gz=zlib -O1 -Wl,--build-id=sha1 -o gz prog.c "
-		    "2>/dev/null || cp exe gz;"
-		    "objcopy --compress-debug-sections=zlib-gnu exe gnuz;"
-		    "printf 'int other(int x){return x*7+5;}\\n"
-		    "int main(int c,char**v){(void)v;return other(c)&3;}\\n'"
-		    " > fake.c;"
-		    "cc -g -O1 -Wl,--build-id=0x0123456789abcdef0123456789abcdef"
-		    "01234567 -o real prog.c;"
-		    "cc -g -O1 -Wl,--build-id=0x0123456789abcdef0123456789abcdef"
-		    "01234567 -o fake fake.c",
-		    fx_dir(), fx_dir());
+			cmd, sizeof cmd,
+			"set -e; mkdir -p '%s'; cd '%s';"
+			"printf 'int work(int x){return x*3+1;}\\n"
+			"int main(int c,char**v){(void)v;return work(c)&1;}\\n'"
+			" > prog.c;"
+			"printf 'int lib_fn(int x){return x+42;}\\n' > lib.c;"
+			"cc -g -O1 -fPIE -pie -Wl,--build-id=sha1 -o exe prog.c;"
+			"cc -g -O1 -fno-pie -no-pie -Wl,--build-id=sha1 "
+			"-o exe_nopie prog.c;"
+			"strip -g -o stripped exe;"
+			"objcopy --only-keep-debug exe debug;"
+			"objcopy --only-keep-debug stripped dbg_nodw;"
+			"cc -g -O1 -fPIC -shared -Wl,--build-id=sha1 "
+			"-o lib.so lib.c;"
+			"cc -O1 -Wl,--build-id=none -o nobid prog.c;"
+			"cc -g -gz=zlib -O1 -Wl,--build-id=sha1 -o gz prog.c "
+			"2>/dev/null || cp exe gz;"
+			"objcopy --compress-debug-sections=zlib-gnu exe gnuz;"
+			"printf 'int other(int x){return x*7+5;}\\n"
+			"int main(int c,char**v){(void)v;return other(c)&3;}\\n'"
+			" > fake.c;"
+			"cc -g -O1 -Wl,--build-id=0x0123456789abcdef0123456789abcdef"
+			"01234567 -o real prog.c;"
+			"cc -g -O1 -Wl,--build-id=0x0123456789abcdef0123456789abcdef"
+			"01234567 -o fake fake.c",
+			fx_dir(), fx_dir());
 		built = system(cmd) == 0;
 		if (!built)
 			fprintf(stderr, "  building ELF fixtures failed\n");
@@ -155,7 +155,7 @@ fx_bomb(const char *src, const char *name, uint64_t claim)
 		    !memcmp(b + sh.sh_offset, "ZLIB", 4)) {
 			for (int k = 0; k < 8; k++)
 				b[sh.sh_offset + 4 + k] =
-				    (uint8_t)(claim >> (56 - 8 * k));
+					(uint8_t)(claim >> (56 - 8 * k));
 			break;
 		}
 		if (i + 1 == eh.e_shnum)

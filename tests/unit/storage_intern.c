@@ -26,7 +26,7 @@ static int intern_all(store_txn *t, void *arg)
 	struct names *a = arg;
 	for (size_t i = 0; i < a->n; i++) {
 		int rc = store_intern(t, a->dict, a->v[i], strlen(a->v[i]), 1,
-		                      &a->ids[i]);
+				      &a->ids[i]);
 		if (rc)
 			return rc;
 	}
@@ -44,7 +44,7 @@ TEST(strings_round_trip_and_are_idempotent)
 	CHECK_EQ_INT(a.ids[1], 2);
 	CHECK_EQ_INT(a.ids[2], 3);
 	CHECK_EQ_INT(a.ids[3], a.ids[0]); /* same name, same id */
-	CHECK_EQ_INT(a.ids[4], 4);        /* "a" (strlen stops at NUL) */
+	CHECK_EQ_INT(a.ids[4], 4);	  /* "a" (strlen stops at NUL) */
 
 	/* Again, in a second transaction: nothing new. */
 	struct names b = {STORE_DICT_STRINGS, v, 5, {0}};
@@ -56,13 +56,13 @@ TEST(strings_round_trip_and_are_idempotent)
 	const void *name;
 	size_t len;
 	REQUIRE(store_intern_name(t, STORE_DICT_STRINGS, 3, &name, &len) ==
-	        FDO_OK);
+		FDO_OK);
 	CHECK(len == 5 && !memcmp(name, "foo.c", 5));
 	REQUIRE(store_intern_name(t, STORE_DICT_STRINGS, 2, &name, &len) ==
-	        FDO_OK);
+		FDO_OK);
 	CHECK_EQ_INT(len, 0);
 	CHECK_EQ_INT(store_intern_name(t, STORE_DICT_STRINGS, 99, &name, &len),
-	             FDO_ENOT_FOUND);
+		     FDO_ENOT_FOUND);
 	uint32_t id;
 	CHECK_EQ_INT(store_intern_string(t, "bar", 3, 0, &id), FDO_ENOT_FOUND);
 	CHECK_EQ_INT(store_intern_string(t, "foo.c", 5, 0, &id), FDO_OK);
@@ -101,7 +101,7 @@ TEST(dictionaries_are_separate_and_survive_reopen)
 	const void *name;
 	size_t len;
 	REQUIRE(store_intern_name(t, STORE_DICT_BINARIES, 1, &name, &len) ==
-	        FDO_OK);
+		FDO_OK);
 	CHECK(len == 9 && !memcmp(name, "webserver", 9));
 	store_txn_abort(t);
 	/* New ids continue after the old ones. */
@@ -119,17 +119,17 @@ static int try_bad_names(store_txn *t, void *arg)
 	memset(big, 'x', sizeof big);
 	CHECK_EQ_INT(store_intern_binary(t, "", 0, 1, &id), FDO_EINVAL);
 	CHECK_EQ_INT(store_intern_string(t, big, STORE_NAME_MAX + 1, 1, &id),
-	             FDO_ELIMIT);
+		     FDO_ELIMIT);
 	CHECK_EQ_INT(store_intern_string(t, big, STORE_NAME_MAX, 1, &id),
-	             FDO_OK);
+		     FDO_OK);
 	CHECK_EQ_INT(store_intern_buildid(t, big, 0, 1, &id),
-	             FDO_EBAD_BUILD_ID);
+		     FDO_EBAD_BUILD_ID);
 	CHECK_EQ_INT(store_intern_buildid(t, big, 65, 1, &id),
-	             FDO_EBAD_BUILD_ID);
+		     FDO_EBAD_BUILD_ID);
 	CHECK_EQ_INT(store_intern_labelset(t, "b=1,a=2", 7, 1, &id),
-	             FDO_EINVAL);
+		     FDO_EINVAL);
 	CHECK_EQ_INT(store_intern_labelset(t, "a=1,a=2", 7, 1, &id),
-	             FDO_EINVAL);
+		     FDO_EINVAL);
 	CHECK_EQ_INT(store_intern_labelset(t, "a=1,", 4, 1, &id), FDO_EINVAL);
 	CHECK_EQ_INT(store_intern_labelset(t, "=1", 2, 1, &id), FDO_EINVAL);
 	CHECK_EQ_INT(store_intern_labelset(t, "a", 1, 1, &id), FDO_EINVAL);
@@ -162,16 +162,16 @@ TEST(labelset_canon_sorts_and_validates)
 	CHECK_EQ_STR(out, "");
 	const char *dup[] = {"a=1", "a=2"};
 	CHECK_EQ_INT(store_labelset_canon(dup, 2, out, sizeof out, &len),
-	             FDO_EINVAL);
+		     FDO_EINVAL);
 	const char *comma[] = {"a=1,b=2"};
 	CHECK_EQ_INT(store_labelset_canon(comma, 1, out, sizeof out, &len),
-	             FDO_EINVAL);
+		     FDO_EINVAL);
 	const char *noeq[] = {"mode"};
 	CHECK_EQ_INT(store_labelset_canon(noeq, 1, out, sizeof out, &len),
-	             FDO_EINVAL);
+		     FDO_EINVAL);
 	const char *ctl[] = {"a=\n"};
 	CHECK_EQ_INT(store_labelset_canon(ctl, 1, out, sizeof out, &len),
-	             FDO_EINVAL);
+		     FDO_EINVAL);
 	CHECK_EQ_INT(store_labelset_canon(l1, 3, out, 10, &len), FDO_ELIMIT);
 	/* Exactly fitting: text + NUL. */
 	CHECK_EQ_INT(store_labelset_canon(l1, 3, out, 28, &len), FDO_OK);
@@ -242,7 +242,7 @@ TEST(buildid_records)
 	const void *name;
 	size_t len;
 	REQUIRE(store_intern_name(t, STORE_DICT_BUILDIDS, 1, &name, &len) ==
-	        FDO_OK);
+		FDO_OK);
 	CHECK(len == 20 && !memcmp(name, a.id, 20));
 	uint32_t id;
 	CHECK_EQ_INT(store_intern_buildid(t, a.id, 20, 0, &id), FDO_OK);
@@ -313,7 +313,8 @@ static int put_counts(store_txn *t, void *arg)
 		store_counts_key_encode(k, &keys[i]);
 		struct store_weight w = {(wire_weight_t)(i + 1) * 10, i + 1};
 		store_weight_encode(v, &w);
-		size_t vl = keys[i].bucket == 200 ? 5 : sizeof v; /* bad value */
+		size_t vl = keys[i].bucket == 200 ? 5 : sizeof v; /* bad value
+								   */
 		int rc = store_put(t, STORE_COUNTS, k, sizeof k, v, vl, 0);
 		if (rc)
 			return rc;
@@ -347,7 +348,8 @@ TEST(counts_each_walks_one_binary_in_key_order)
 	REQUIRE(store_txn_begin(s, 0, &t) == FDO_OK);
 	struct seen a = {.stop_at = 8};
 	CHECK_EQ_INT(store_counts_each(t, 2, see, &a), FDO_OK);
-	REQUIRE(a.n == 2); /* the entry whose value does not decode is skipped */
+	REQUIRE(a.n == 2); /* the entry whose value does not decode is skipped
+			    */
 	CHECK(a.k[0].binary == 2 && a.k[0].labelset == 1 &&
 	      a.k[0].bucket == 100 && a.k[0].stack == 5);
 	CHECK_EQ_INT(a.samples[0], 2);

@@ -60,28 +60,28 @@ static int count_entries(const char *dir, int *hidden)
 }
 
 static void slot_path(const char *dd, const struct store_sym_result *r,
-                      unsigned kind, char *buf)
+		      unsigned kind, char *buf)
 {
 	store_symbols_path(dd, r->elf.build_id, r->elf.build_id_len, kind, buf,
-	                   600);
+			   600);
 }
 
 static void build_dir_of(const char *dd, const struct store_sym_result *r,
-                         char *buf)
+			 char *buf)
 {
 	slot_path(dd, r, STORE_SYM_EXECUTABLE, buf);
 	*strrchr(buf, '/') = '\0';
 }
 
 static int record_of(store *s, const struct store_sym_result *r,
-                     struct store_buildid *rec)
+		     struct store_buildid *rec)
 {
 	store_txn *t;
 	if (store_txn_begin(s, 0, &t))
 		return -1;
 	uint32_t id;
 	int rc = store_intern_buildid(t, r->elf.build_id, r->elf.build_id_len,
-	                              0, &id);
+				      0, &id);
 	if (!rc)
 		rc = store_buildid_get(t, id, rec);
 	store_txn_abort(t);
@@ -93,22 +93,22 @@ TEST(symbols_path_layout)
 	uint8_t id[3] = {0xab, 0xcd, 0xef};
 	char buf[128];
 	REQUIRE(store_symbols_path("/d", id, 3, STORE_SYM_DEBUGINFO, buf,
-	                           sizeof buf) == FDO_OK);
+				   sizeof buf) == FDO_OK);
 	CHECK_EQ_STR(buf, "/d/symbols/ab/abcdef/debuginfo");
 	REQUIRE(store_symbols_path("/d", id, 1, STORE_SYM_EXECUTABLE, buf,
-	                           sizeof buf) == FDO_OK);
+				   sizeof buf) == FDO_OK);
 	CHECK_EQ_STR(buf, "/d/symbols/ab/ab/executable");
 	CHECK_EQ_INT(store_symbols_path("/d", id, 0, STORE_SYM_EXECUTABLE, buf,
-	                                sizeof buf),
-	             FDO_EBAD_BUILD_ID);
+					sizeof buf),
+		     FDO_EBAD_BUILD_ID);
 	CHECK_EQ_INT(store_symbols_path("/d", id, 3, 4, buf, sizeof buf),
-	             FDO_EINVAL);
-	CHECK_EQ_INT(
-	    store_symbols_path("/d", id, 3, STORE_SYM_DEBUGINFO, buf, 29),
-	    FDO_ELIMIT);
-	CHECK_EQ_INT(
-	    store_symbols_path("/d", id, 3, STORE_SYM_DEBUGINFO, buf, 31),
-	    FDO_OK);
+		     FDO_EINVAL);
+	CHECK_EQ_INT(store_symbols_path("/d", id, 3, STORE_SYM_DEBUGINFO, buf,
+					29),
+		     FDO_ELIMIT);
+	CHECK_EQ_INT(store_symbols_path("/d", id, 3, STORE_SYM_DEBUGINFO, buf,
+					31),
+		     FDO_OK);
 }
 
 TEST(unstripped_executable_fills_both_slots_once)
@@ -137,13 +137,13 @@ TEST(unstripped_executable_fills_both_slots_once)
 	struct store_buildid rec;
 	REQUIRE(record_of(s, &r, &rec) == FDO_OK);
 	CHECK_EQ_INT(rec.sym_state, STORE_SYM_EXECUTABLE | STORE_SYM_DEBUGINFO |
-	                                STORE_SYM_DWARF);
+					    STORE_SYM_DWARF);
 	CHECK(rec.binary != 0);
 
 	/* Same file again: a no-op. */
 	struct store_sym_result r2;
 	CHECK_EQ_INT(store_symbols_add_file(s, dd, fx("exe"), "prog", &r2),
-	             FDO_EEXISTS);
+		     FDO_EEXISTS);
 	CHECK_EQ_INT(r2.stored, 0);
 	CHECK_EQ_INT(r2.present, STORE_SYM_EXECUTABLE | STORE_SYM_DEBUGINFO);
 	CHECK_EQ_INT(count_entries(dir, &hidden), 2);
@@ -153,7 +153,7 @@ TEST(unstripped_executable_fills_both_slots_once)
 	CHECK(a2.st_ino == a.st_ino && a2.st_mtime == a.st_mtime);
 	/* The stripped one has nothing new to give. */
 	CHECK_EQ_INT(store_symbols_add_file(s, dd, fx("stripped"), NULL, &r2),
-	             FDO_EEXISTS);
+		     FDO_EEXISTS);
 	CHECK_EQ_INT(r2.present, STORE_SYM_EXECUTABLE);
 	store_close(s);
 }
@@ -165,7 +165,7 @@ TEST(stripped_then_debug_file)
 	REQUIRE(s && fx("exe"));
 	struct store_sym_result r;
 	REQUIRE(store_symbols_add_file(s, dd, fx("stripped"), NULL, &r) ==
-	        FDO_OK);
+		FDO_OK);
 	CHECK_EQ_INT(r.stored, STORE_SYM_EXECUTABLE);
 	struct store_buildid rec;
 	REQUIRE(record_of(s, &r, &rec) == FDO_OK);
@@ -173,7 +173,7 @@ TEST(stripped_then_debug_file)
 	CHECK_EQ_INT(rec.binary, 0);
 
 	REQUIRE(store_symbols_add_file(s, dd, fx("debug"), "prog", &r) ==
-	        FDO_OK);
+		FDO_OK);
 	CHECK_EQ_INT(r.slots, STORE_SYM_DEBUGINFO);
 	CHECK_EQ_INT(r.stored, STORE_SYM_DEBUGINFO);
 	char exe[600], dbg[600];
@@ -183,12 +183,12 @@ TEST(stripped_then_debug_file)
 	CHECK(same_bytes(dbg, fx("debug")));
 	REQUIRE(record_of(s, &r, &rec) == FDO_OK);
 	CHECK_EQ_INT(rec.sym_state, STORE_SYM_EXECUTABLE | STORE_SYM_DEBUGINFO |
-	                                STORE_SYM_DWARF);
+					    STORE_SYM_DWARF);
 	CHECK(rec.binary != 0);
 
 	/* The unstripped executable adds nothing now. */
 	CHECK_EQ_INT(store_symbols_add_file(s, dd, fx("exe"), NULL, &r),
-	             FDO_EEXISTS);
+		     FDO_EEXISTS);
 	CHECK(same_bytes(exe, fx("stripped")));
 	store_close(s);
 }
@@ -200,7 +200,7 @@ TEST(debuginfo_without_dwarf_is_upgraded)
 	REQUIRE(s && fx("exe"));
 	struct store_sym_result r;
 	REQUIRE(store_symbols_add_file(s, dd, fx("dbg_nodw"), NULL, &r) ==
-	        FDO_OK);
+		FDO_OK);
 	CHECK_EQ_INT(r.stored, STORE_SYM_DEBUGINFO);
 	struct store_buildid rec;
 	REQUIRE(record_of(s, &r, &rec) == FDO_OK);
@@ -218,7 +218,7 @@ TEST(debuginfo_without_dwarf_is_upgraded)
 	CHECK_EQ_INT(hidden, 0);
 	/* A DWARF-less one does not downgrade it. */
 	CHECK_EQ_INT(store_symbols_add_file(s, dd, fx("dbg_nodw"), NULL, &r),
-	             FDO_EEXISTS);
+		     FDO_EEXISTS);
 	CHECK(same_bytes(dbg, fx("debug")));
 	store_close(s);
 }
@@ -229,7 +229,7 @@ TEST(shared_object_and_no_store_handle)
 	REQUIRE(fx("lib.so"));
 	struct store_sym_result r;
 	REQUIRE(store_symbols_add_file(NULL, dd, fx("lib.so"), NULL, &r) ==
-	        FDO_OK);
+		FDO_OK);
 	CHECK(r.elf.flags & STORE_ELF_SHARED);
 	CHECK_EQ_INT(r.stored, STORE_SYM_EXECUTABLE | STORE_SYM_DEBUGINFO);
 	char exe[600];
@@ -251,30 +251,30 @@ TEST(refused_files_write_nothing)
 		size_t len;
 		int want;
 	} cases[] = {
-	    {"empty", "", 0, FDO_ENOT_ELF},
-	    {"text", "hello world\n", 12, FDO_ENOT_ELF},
-	    {"cut100", b, 100, FDO_ETRUNCATED},
-	    {"cuthalf", b, len / 2, FDO_ETRUNCATED},
-	    {"cutlast", b, len - 1, FDO_ETRUNCATED},
+		{"empty", "", 0, FDO_ENOT_ELF},
+		{"text", "hello world\n", 12, FDO_ENOT_ELF},
+		{"cut100", b, 100, FDO_ETRUNCATED},
+		{"cuthalf", b, len / 2, FDO_ETRUNCATED},
+		{"cutlast", b, len - 1, FDO_ETRUNCATED},
 	};
 	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
 		const char *p =
-		    fx_write(cases[k].name, cases[k].data, cases[k].len);
+			fx_write(cases[k].name, cases[k].data, cases[k].len);
 		REQUIRE(p);
 		struct store_sym_result r;
 		CHECK_EQ_INT(store_symbols_add_file(s, dd, p, NULL, &r),
-		             cases[k].want);
+			     cases[k].want);
 		CHECK(r.why[0] != 0);
 		CHECK_EQ_INT(r.stored, 0);
 	}
 	free(b);
 	struct store_sym_result r;
 	CHECK_EQ_INT(store_symbols_add_file(s, dd, fx("nobid"), NULL, &r),
-	             FDO_ENO_BUILD_ID);
+		     FDO_ENO_BUILD_ID);
 	CHECK(strstr(r.why, "build-id") != NULL);
-	CHECK_EQ_INT(
-	    store_symbols_add_file(s, dd, "/nonexistent/file", NULL, &r),
-	    FDO_ENOT_FOUND);
+	CHECK_EQ_INT(store_symbols_add_file(s, dd, "/nonexistent/file", NULL,
+					    &r),
+		     FDO_ENOT_FOUND);
 	/* Not even the symbols directory was created. */
 	char sym[600];
 	snprintf(sym, sizeof sym, "%s/symbols", dd);
@@ -315,7 +315,8 @@ TEST(http_path_tmpfile_then_adopt)
 	REQUIRE(store_symbols_tmpfile(dd, tmp, sizeof tmp, &fd) == FDO_OK);
 	REQUIRE(write(fd, b, len) == (ssize_t)len);
 	close(fd);
-	CHECK_EQ_INT(store_symbols_adopt(s, dd, tmp, "web", 0, &r), FDO_EEXISTS);
+	CHECK_EQ_INT(store_symbols_adopt(s, dd, tmp, "web", 0, &r),
+		     FDO_EEXISTS);
 	CHECK_EQ_INT(count_entries(incoming, NULL), 0);
 
 	/* A truncated body: refused, consumed, nothing else written. */
@@ -323,7 +324,7 @@ TEST(http_path_tmpfile_then_adopt)
 	REQUIRE(write(fd, b, len / 2) == (ssize_t)(len / 2));
 	close(fd);
 	CHECK_EQ_INT(store_symbols_adopt(s, dd, tmp, "web", 0, &r),
-	             FDO_ETRUNCATED);
+		     FDO_ETRUNCATED);
 	CHECK_EQ_INT(count_entries(incoming, NULL), 0);
 	char sym[600];
 	snprintf(sym, sizeof sym, "%s/symbols", dd);
@@ -331,7 +332,7 @@ TEST(http_path_tmpfile_then_adopt)
 
 	/* Only files under .incoming are adopted. */
 	CHECK_EQ_INT(store_symbols_adopt(s, dd, fx("exe"), NULL, 0, &r),
-	             FDO_EINVAL);
+		     FDO_EINVAL);
 	CHECK(access(fx("exe"), F_OK) == 0);
 	free(b);
 	store_close(s);
@@ -363,11 +364,12 @@ static int put_symcache(store_txn *t, void *arg)
 	size_t len;
 	store_addr_key_encode(key, f);
 	int rc = store_symcache_encode(NULL, 0, val, sizeof val, &len);
-	return rc ? rc : store_put(t, STORE_SYMCACHE, key, sizeof key, val, len,
-	                           0);
+	return rc ? rc
+		  : store_put(t, STORE_SYMCACHE, key, sizeof key, val, len, 0);
 }
 
-static int has_key(store *s, enum store_table table, const struct store_frame *f)
+static int has_key(store *s, enum store_table table,
+		   const struct store_frame *f)
 {
 	store_txn *t;
 	if (store_txn_begin(s, 0, &t))
@@ -388,7 +390,8 @@ TEST(different_file_for_a_build_id_is_a_conflict)
 	REQUIRE(s && fx("real") && fx("fake"));
 	struct store_sym_result r;
 	/* The attacker's file comes first. */
-	REQUIRE(store_symbols_add_file(s, dd, fx("fake"), "evil", &r) == FDO_OK);
+	REQUIRE(store_symbols_add_file(s, dd, fx("fake"), "evil", &r) ==
+		FDO_OK);
 	char exe[600], dir[600];
 	slot_path(dd, &r, STORE_SYM_EXECUTABLE, exe);
 	build_dir_of(dd, &r, dir);
@@ -396,11 +399,11 @@ TEST(different_file_for_a_build_id_is_a_conflict)
 	REQUIRE(record_of(s, &r, &before) == FDO_OK);
 	/* The real one: 409-worthy, with the reason; nothing changes. */
 	CHECK_EQ_INT(store_symbols_add_file(s, dd, fx("real"), "web", &r),
-	             FDO_ECONFLICT);
+		     FDO_ECONFLICT);
 	CHECK_EQ_INT(r.conflict, STORE_SYM_EXECUTABLE | STORE_SYM_DEBUGINFO);
 	CHECK_EQ_INT(r.stored, 0);
 	CHECK(strstr(r.why, "already has a different executable and "
-	                    "debuginfo") != NULL);
+			    "debuginfo") != NULL);
 	CHECK(strstr(r.why, "replace=1") != NULL);
 	CHECK(same_bytes(exe, fx("fake")));
 	int hidden;
@@ -416,7 +419,7 @@ TEST(different_file_for_a_build_id_is_a_conflict)
 	store_txn *t;
 	REQUIRE(store_txn_begin(s, 0, &t) == FDO_OK);
 	REQUIRE(store_intern_buildid(t, r.elf.build_id, r.elf.build_id_len, 0,
-	                             &id) == FDO_OK);
+				     &id) == FDO_OK);
 	store_txn_abort(t);
 	struct store_frame f = {id, 0x1234};
 	REQUIRE(store_write(s, put_symcache, &f) == FDO_OK);
@@ -430,15 +433,15 @@ TEST(different_file_for_a_build_id_is_a_conflict)
 	close(fd);
 	free(b);
 	CHECK_EQ_INT(store_symbols_adopt(s, dd, tmp, "web", STORE_SYM_REPLACE,
-	                                 &r),
-	             FDO_OK);
+					 &r),
+		     FDO_OK);
 	CHECK_EQ_INT(r.replaced, STORE_SYM_EXECUTABLE | STORE_SYM_DEBUGINFO);
 	CHECK(same_bytes(exe, fx("real")));
 	CHECK_EQ_INT(has_key(s, STORE_SYMCACHE, &f), 0);
 	CHECK_EQ_INT(has_key(s, STORE_PENDING, &f), 1);
 	/* The same file again: present, as always. */
 	CHECK_EQ_INT(store_symbols_add_file(s, dd, fx("real"), NULL, &r),
-	             FDO_EEXISTS);
+		     FDO_EEXISTS);
 	store_close(s);
 }
 
@@ -450,14 +453,14 @@ TEST(compression_bomb_is_refused_before_inflating)
 	store *s = open_store(dd);
 	REQUIRE(s && fx("gnuz"));
 	const char *bombs[] = {fx_bomb(fx("gnuz"), "gnu-bomb", 1ull << 30),
-	                       fx_bomb(fx("gz"), "bomb", 1ull << 30)};
+			       fx_bomb(fx("gz"), "bomb", 1ull << 30)};
 	REQUIRE(bombs[0]);
 	for (int k = 0; k < 2; k++) {
 		if (!bombs[k])
 			continue; /* the compiler could not compress */
 		struct store_sym_result r;
 		CHECK_EQ_INT(store_symbols_add_file(s, dd, bombs[k], NULL, &r),
-		             FDO_ELIMIT);
+			     FDO_ELIMIT);
 		CHECK(strstr(r.why, "claim 1073") != NULL);
 		CHECK(strstr(r.why, "--debug-inflate-max") != NULL);
 		char sym[600];
@@ -534,14 +537,13 @@ TEST(uploads_are_indexed_by_file_id)
 	/* The stripped copy hosts run: present already, indexed all the
 	 * same, to the same build-id. */
 	CHECK_EQ_INT(store_symbols_add_file(s, dd, fx("stripped"), NULL, &r),
-	             FDO_EEXISTS);
+		     FDO_EEXISTS);
 	CHECK(has_file_id(s, fx("stripped"), r.elf.build_id,
 			  r.elf.build_id_len));
 	/* A separate debug file is never mapped: no file id. */
 	store_symbols_add_file(s, dd, fx("debug"), NULL, &r);
 	CHECK(!r.has_file_id);
-	CHECK(!has_file_id(s, fx("debug"), r.elf.build_id,
-			   r.elf.build_id_len));
+	CHECK(!has_file_id(s, fx("debug"), r.elf.build_id, r.elf.build_id_len));
 	/* Indexing the tree at start finds the stored executable (done
 	 * once: the second call does nothing). */
 	uint64_t n = 99;

@@ -15,8 +15,8 @@
 
 static store *open_dir(const char *dir, uint64_t initial, uint64_t max)
 {
-	struct store_opts o = {.dir = dir, .initial_size = initial,
-			       .max_size = max};
+	struct store_opts o = {
+		.dir = dir, .initial_size = initial, .max_size = max};
 	store *s = NULL;
 	return store_open(&o, &s) ? NULL : s;
 }
@@ -91,8 +91,7 @@ TEST(codec_round_trips_and_refuses_bad_sizes)
 	CHECK_EQ_INT(store_totals_decode(vb, sizeof vb, &v2), FDO_OK);
 	CHECK(v2.weight == v.weight && v2.samples == v.samples &&
 	      v2.entries == 3);
-	CHECK_EQ_INT(store_totals_decode(vb, sizeof vb + 1, &v2),
-		     FDO_ECORRUPT);
+	CHECK_EQ_INT(store_totals_decode(vb, sizeof vb + 1, &v2), FDO_ECORRUPT);
 	/* A row sums at least one entry. */
 	v.entries = 0;
 	store_totals_encode(vb, &v);
@@ -157,11 +156,13 @@ TEST(each_walks_one_binary_in_key_order)
 {
 	store *s = open_dir(test_subdir("each"), 64 * 1024, 0);
 	REQUIRE(s);
-	const struct put_entry e[] = {
-		{{3, 1, 7200, 5}, {10, 1}}, {{2, 2, 3600, 5}, {10, 1}},
-		{{2, 1, 7200, 9}, {10, 1}}, {{2, 1, 3600, 5}, {10, 1}},
-		{{2, 1, 3600, 6}, {30, 2}}, {{1, 9, 3600, 5}, {10, 1}},
-		{{0}, {0}}};
+	const struct put_entry e[] = {{{3, 1, 7200, 5}, {10, 1}},
+				      {{2, 2, 3600, 5}, {10, 1}},
+				      {{2, 1, 7200, 9}, {10, 1}},
+				      {{2, 1, 3600, 5}, {10, 1}},
+				      {{2, 1, 3600, 6}, {30, 2}},
+				      {{1, 9, 3600, 5}, {10, 1}},
+				      {{0}, {0}}};
 	REQUIRE(store_write(s, put_entries, (void *)e) == FDO_OK);
 	CHECK(totals_match_scan(s));
 	store_txn *t;
@@ -250,7 +251,8 @@ TEST(upgrade_that_cannot_finish_leaves_version_2)
 	snprintf(path, sizeof path, "%s/store/data.mdb", dir);
 	REQUIRE(stat(path, &st) == 0);
 	/* A map the size of the data: no room for the upgrade's pages. */
-	struct store_opts o = {.dir = dir, .initial_size = (uint64_t)st.st_size,
+	struct store_opts o = {.dir = dir,
+			       .initial_size = (uint64_t)st.st_size,
 			       .max_size = (uint64_t)st.st_size};
 	store *s = NULL;
 	CHECK_EQ_INT(store_open(&o, &s), FDO_ESTORE_FULL);

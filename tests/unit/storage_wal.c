@@ -51,7 +51,8 @@ TEST(append_sync_replay_round_trip)
 	for (int i = 0; i < 100; i++) {
 		rec_for(i, buf, 10 + (size_t)i * 7);
 		struct store_wal_pos e;
-		REQUIRE(store_wal_append(w, buf, 10 + (size_t)i * 7, &e) == FDO_OK);
+		REQUIRE(store_wal_append(w, buf, 10 + (size_t)i * 7, &e) ==
+			FDO_OK);
 		if (i == 49)
 			mid = e;
 	}
@@ -59,14 +60,18 @@ TEST(append_sync_replay_round_trip)
 	store_wal_close(w);
 	REQUIRE(store_wal_open(dir, 0, &w) == FDO_OK);
 	struct seen s = {0};
-	CHECK_EQ_INT(store_wal_replay(w, (struct store_wal_pos){0, 0}, count_rec, &s), FDO_OK);
+	CHECK_EQ_INT(store_wal_replay(w, (struct store_wal_pos){0, 0},
+				      count_rec, &s),
+		     FDO_OK);
 	CHECK_EQ_INT(s.n, 100);
 	/* From the middle: records 50.. (the checker expects n from 50). */
 	struct seen s2 = {.n = 50};
 	CHECK_EQ_INT(store_wal_replay(w, mid, count_rec, &s2), FDO_OK);
 	CHECK_EQ_INT(s2.n, 100);
 	struct seen s3 = {.stop_at = 5};
-	CHECK_EQ_INT(store_wal_replay(w, (struct store_wal_pos){0, 0}, count_rec, &s3), 99);
+	CHECK_EQ_INT(store_wal_replay(w, (struct store_wal_pos){0, 0},
+				      count_rec, &s3),
+		     99);
 	CHECK(store_wal_append(w, buf, 0, NULL) == FDO_EINVAL);
 	store_wal_close(w);
 }
@@ -96,7 +101,9 @@ TEST(torn_tail_is_cut_and_appends_continue)
 	REQUIRE(store_wal_append(w, buf, sizeof buf, NULL) == FDO_OK);
 	REQUIRE(store_wal_sync(w) == FDO_OK);
 	struct seen s = {0};
-	CHECK_EQ_INT(store_wal_replay(w, (struct store_wal_pos){0, 0}, count_rec, &s), FDO_OK);
+	CHECK_EQ_INT(store_wal_replay(w, (struct store_wal_pos){0, 0},
+				      count_rec, &s),
+		     FDO_OK);
 	CHECK_EQ_INT(s.n, 4);
 	store_wal_close(w);
 }
@@ -149,7 +156,9 @@ TEST(damage_in_an_old_segment_is_corruption)
 	close(fd);
 	REQUIRE(store_wal_open(dir, 4096, &w) == FDO_OK);
 	struct seen s = {0};
-	CHECK_EQ_INT(store_wal_replay(w, (struct store_wal_pos){0, 0}, count_rec, &s), FDO_ECORRUPT);
+	CHECK_EQ_INT(store_wal_replay(w, (struct store_wal_pos){0, 0},
+				      count_rec, &s),
+		     FDO_ECORRUPT);
 	store_wal_close(w);
 }
 
@@ -164,7 +173,8 @@ TEST(applied_position_round_trip)
 	struct store_wal_pos p;
 	CHECK_EQ_INT(store_wal_applied_get(t, &p), FDO_OK);
 	CHECK(p.segment == 0 && p.offset == 0);
-	CHECK_EQ_INT(store_wal_applied_put(t, (struct store_wal_pos){7, 1234}), FDO_OK);
+	CHECK_EQ_INT(store_wal_applied_put(t, (struct store_wal_pos){7, 1234}),
+		     FDO_OK);
 	REQUIRE(store_txn_commit(t) == FDO_OK);
 	REQUIRE(store_txn_begin(st, 0, &t) == FDO_OK);
 	CHECK_EQ_INT(store_wal_applied_get(t, &p), FDO_OK);
@@ -184,17 +194,21 @@ TEST(start_after_an_applied_position_beyond_the_log)
 	REQUIRE(store_wal_append(w, buf, sizeof buf, &e) == FDO_OK);
 	REQUIRE(store_wal_sync(w) == FDO_OK);
 	/* Behind the end: nothing changes. */
-	CHECK_EQ_INT(store_wal_start_after(w, (struct store_wal_pos){1, 16}), FDO_OK);
+	CHECK_EQ_INT(store_wal_start_after(w, (struct store_wal_pos){1, 16}),
+		     FDO_OK);
 	struct store_wal_pos e2;
 	REQUIRE(store_wal_append(w, buf, sizeof buf, &e2) == FDO_OK);
 	CHECK(e2.segment == 1);
 	/* A restored store applied (7, 5000): new records go past it. */
-	CHECK_EQ_INT(store_wal_start_after(w, (struct store_wal_pos){7, 5000}), FDO_OK);
+	CHECK_EQ_INT(store_wal_start_after(w, (struct store_wal_pos){7, 5000}),
+		     FDO_OK);
 	REQUIRE(store_wal_append(w, buf, sizeof buf, &e2) == FDO_OK);
 	CHECK(e2.segment == 8);
 	REQUIRE(store_wal_sync(w) == FDO_OK);
 	struct seen s = {0};
-	CHECK_EQ_INT(store_wal_replay(w, (struct store_wal_pos){7, 5000}, count_rec, &s), FDO_OK);
+	CHECK_EQ_INT(store_wal_replay(w, (struct store_wal_pos){7, 5000},
+				      count_rec, &s),
+		     FDO_OK);
 	CHECK_EQ_INT(s.n, 1);
 	store_wal_close(w);
 }

@@ -755,7 +755,8 @@ TEST(objdump_cross_check)
 			for (size_t q = k;
 			     q < f->ninsns && f->insns[q] < lo + size; q++, n++)
 				if (!insn_at_addr(g, f->insns[q]))
-					fprintf(stderr, "  %s: %#" PRIx64
+					fprintf(stderr,
+						"  %s: %#" PRIx64
 						" not an instruction\n",
 						variants[v].name, f->insns[q]);
 			CHECK_EQ_INT(n, g->ninsns);
@@ -852,18 +853,18 @@ static size_t table_targets(const struct sym_cfg *g, uint64_t *out)
  */
 TEST(table_bound_from_cmp)
 {
-	uint8_t code[] = {0x83, 0xff, 0x02, 0x77, 0x16, 0x89, 0xf8, 0x48,
-			  0x8d, 0x0d, 0xf2, 0x0f, 0x00, 0x00, 0x48, 0x63,
-			  0x04, 0x81, 0x48, 0x01, 0xc8, 0xff, 0xe0, 0xc3,
-			  0xc3, 0xc3, 0xc3, 0xc3};
+	uint8_t code[] = {0x83, 0xff, 0x02, 0x77, 0x16, 0x89, 0xf8,
+			  0x48, 0x8d, 0x0d, 0xf2, 0x0f, 0x00, 0x00,
+			  0x48, 0x63, 0x04, 0x81, 0x48, 0x01, 0xc8,
+			  0xff, 0xe0, 0xc3, 0xc3, 0xc3, 0xc3, 0xc3};
 	uint8_t data[24];
 	for (int i = 0; i < 4; i++)
 		put32(data + 4 * i, (uint32_t)(0x1017 + i - DATA));
 	put32(data + 16, 0x7fffffffu);
 	put32(data + 20, (uint32_t)(0x1017 - DATA));
 	int rc;
-	struct sym_cfg *g = build_bytes(code, sizeof code, data, sizeof data,
-					&rc);
+	struct sym_cfg *g =
+		build_bytes(code, sizeof code, data, sizeof data, &rc);
 	REQUIRE(rc == FDO_OK);
 	uint64_t t[16];
 	CHECK_EQ_INT(table_targets(g, t), 3);
@@ -890,8 +891,7 @@ TEST(table_bound_from_cmp)
 	REQUIRE(rc == FDO_OK);
 	CHECK_EQ_INT(g->ntables, 0);
 	CHECK_EQ_INT(g->nunresolved, 1);
-	CHECK(g->blocks[sym_cfg_block_at(g, 0x1015)].flags &
-	      SYM_BLOCK_UNKNOWN);
+	CHECK(g->blocks[sym_cfg_block_at(g, 0x1015)].flags & SYM_BLOCK_UNKNOWN);
 	sym_cfg_free(g);
 }
 
@@ -906,14 +906,12 @@ TEST(table_bound_from_cmp)
  */
 TEST(absolute_table)
 {
-	uint8_t code[] = {0x83, 0xf8, 0x01, 0x76, 0x03, 0xc3, 0x0f, 0x0b,
-			  0xff, 0x24, 0xc5, 0x00, 0x20, 0x00, 0x00, 0xc3,
-			  0xc3};
+	uint8_t code[] = {0x83, 0xf8, 0x01, 0x76, 0x03, 0xc3, 0x0f, 0x0b, 0xff,
+			  0x24, 0xc5, 0x00, 0x20, 0x00, 0x00, 0xc3, 0xc3};
 	uint64_t data[3] = {0x100f, 0x1010, 0x1000};
 	int rc;
-	struct sym_cfg *g = build_bytes(code, sizeof code,
-					(const uint8_t *)data, sizeof data,
-					&rc);
+	struct sym_cfg *g = build_bytes(
+		code, sizeof code, (const uint8_t *)data, sizeof data, &rc);
 	REQUIRE(rc == FDO_OK);
 	uint64_t t[8];
 	CHECK_EQ_INT(table_targets(g, t), 2);
@@ -968,18 +966,17 @@ TEST(indirect_jumps)
  */
 TEST(table_reached_through_table)
 {
-	const uint8_t code[] = {0x83, 0xff, 0x01, 0x77, 0x1a, 0x48, 0x8d,
-				0x0d, 0xf4, 0x0f, 0x00, 0x00, 0x48, 0x63,
-				0x04, 0xb9, 0x48, 0x01, 0xc8, 0xff, 0xe0,
-				0x48, 0x63, 0x04, 0xb1, 0x48, 0x01, 0xc8,
-				0xff, 0xe0, 0xc3, 0xc3};
+	const uint8_t code[] = {0x83, 0xff, 0x01, 0x77, 0x1a, 0x48, 0x8d, 0x0d,
+				0xf4, 0x0f, 0x00, 0x00, 0x48, 0x63, 0x04, 0xb9,
+				0x48, 0x01, 0xc8, 0xff, 0xe0, 0x48, 0x63, 0x04,
+				0xb1, 0x48, 0x01, 0xc8, 0xff, 0xe0, 0xc3, 0xc3};
 	uint8_t data[12];
 	put32(data, (uint32_t)(0x1015 - DATA));
 	put32(data + 4, (uint32_t)(0x101e - DATA));
 	put32(data + 8, 0x7fffffffu);
 	int rc;
-	struct sym_cfg *g = build_bytes(code, sizeof code, data, sizeof data,
-					&rc);
+	struct sym_cfg *g =
+		build_bytes(code, sizeof code, data, sizeof data, &rc);
 	REQUIRE(rc == FDO_OK);
 	CHECK_EQ_INT(g->ntables, 2);
 	CHECK_EQ_INT(g->nunresolved, 0);
@@ -1006,9 +1003,8 @@ TEST(table_capped_by_byte_index)
 	for (int i = 0; i < 300; i++)
 		data[i] = i < 256 ? 0x100b + (uint64_t)(i & 1) : 0x100d;
 	int rc;
-	struct sym_cfg *g = build_bytes(code, sizeof code,
-					(const uint8_t *)data, sizeof data,
-					&rc);
+	struct sym_cfg *g = build_bytes(
+		code, sizeof code, (const uint8_t *)data, sizeof data, &rc);
 	REQUIRE(rc == FDO_OK);
 	CHECK_EQ_INT(g->ntables, 1);
 	uint64_t t[8];
@@ -1099,8 +1095,7 @@ TEST(function_cut_short)
 	CHECK_EQ_INT(sym_cfg_build(c, 0x10, 16, &h), FDO_ENOT_FOUND);
 	CHECK_EQ_INT(sym_cfg_build(c, g->addr, 0, &h), FDO_ENOT_FOUND);
 	CHECK_EQ_INT(sym_cfg_build(c, g->addr, 1ull << 40, &h), FDO_ELIMIT);
-	CHECK_EQ_INT(sym_cfg_build(c, g->addr, 15u << 20, &h),
-		     FDO_ENOT_FOUND);
+	CHECK_EQ_INT(sym_cfg_build(c, g->addr, 15u << 20, &h), FDO_ENOT_FOUND);
 	sym_cfg_free(g);
 	sym_code_close(c);
 }
@@ -1215,8 +1210,8 @@ static uint64_t digest(const struct sym_cfg *g)
 {
 	uint64_t h = fdo_hash_words(g->insns, g->ninsns * sizeof *g->insns);
 	h ^= fdo_hash_words(g->blocks, g->nblocks * sizeof *g->blocks);
-	return fdo_mix64(h ^ fdo_hash_words(g->edges,
-					    g->nedges * sizeof *g->edges));
+	return fdo_mix64(
+		h ^ fdo_hash_words(g->edges, g->nedges * sizeof *g->edges));
 }
 
 static void *thr_main(void *arg)
@@ -1310,4 +1305,3 @@ TEST(whole_binaries)
 		sym_elf_functions_free(self.funcs);
 	}
 }
-

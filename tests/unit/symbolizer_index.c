@@ -319,8 +319,8 @@ TEST(stripped_with_debug_file)
 	snprintf(dbg, sizeof dbg, "%s/a.debug", test_tmpdir());
 	REQUIRE(shell("objcopy --only-keep-debug '%s' '%s'%s", prog_a, dbg,
 		      "") == 0);
-	REQUIRE(shell("objcopy --strip-all '%s' '%s'%s", prog_a, stripped, "") ==
-		0);
+	REQUIRE(shell("objcopy --strip-all '%s' '%s'%s", prog_a, stripped,
+		      "") == 0);
 	uint64_t a = sym_addr(prog_a, "work");
 	REQUIRE(a != 0);
 	sym_index *idx = NULL;

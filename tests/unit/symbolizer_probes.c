@@ -129,11 +129,11 @@ static int setup(void)
 					    "strip"};
 	char cmd[8192];
 	for (size_t i = 0; i < sizeof tools / sizeof *tools; i++) {
-		snprintf(cmd, sizeof cmd, "command -v %s >/dev/null",
-			 tools[i]);
+		snprintf(cmd, sizeof cmd, "command -v %s >/dev/null", tools[i]);
 		if (run(cmd) != 0) {
-			fprintf(stderr, "  %s is missing: install it "
-					"(deploy/install-deps.sh)\n",
+			fprintf(stderr,
+				"  %s is missing: install it "
+				"(deploy/install-deps.sh)\n",
 				tools[i]);
 			return 0;
 		}
@@ -161,8 +161,7 @@ static int setup(void)
 		 " objcopy --dump-section .pseudo_probe_desc='%s/desc.bin'"
 		 " --dump-section .pseudo_probe='%s/probe.bin' '%s' '%s/x'",
 		 fx_bin, src, fx_fsec, src, fx_o3, src, fx_noprobe, src,
-		 fx_strip, fx_bin, fx_bin,
-		 fx_debug, t, t, fx_bin, t);
+		 fx_strip, fx_bin, fx_bin, fx_debug, t, t, fx_bin, t);
 	if (run(cmd) != 0) {
 		fprintf(stderr, "  cannot build the fixtures\n");
 		return 0;
@@ -271,8 +270,8 @@ static int same_ctx(const struct sym_probe_ctx *x,
 
 static int same_probe(const struct sym_probe *x, const struct sym_probe *y)
 {
-	return x->addr == y->addr && x->index == y->index &&
-	       x->ctx == y->ctx && x->type == y->type && x->attr == y->attr;
+	return x->addr == y->addr && x->index == y->index && x->ctx == y->ctx &&
+	       x->type == y->type && x->attr == y->attr;
 }
 
 static int same_probes(const struct sym_probes *a, const struct sym_probes *b)
@@ -326,8 +325,7 @@ TEST(guid_of_descriptors)
 
 /* ------------------------------------------------ against the peers -- */
 
-static const char *const type_names[] = {"Block", "IndirectCall",
-					 "DirectCall"};
+static const char *const type_names[] = {"Block", "IndirectCall", "DirectCall"};
 
 /* A probe as a line: "addr name index type chain". */
 struct lines {
@@ -393,8 +391,9 @@ static int read_profgen(const char *bin, struct lines *probes,
 			/* "FUNC: f Index: 4  Type: Block  Inlined: @ a:6" */
 			char fn[400], ty[32];
 			unsigned idx;
-			if (sscanf(pr, "[Probe]:\tFUNC: %399s Index: %u Type: "
-				       "%31s",
+			if (sscanf(pr,
+				   "[Probe]:\tFUNC: %399s Index: %u Type: "
+				   "%31s",
 				   fn, &idx, ty) != 3 ||
 			    npend == 64)
 				goto bad;
@@ -407,8 +406,8 @@ static int read_profgen(const char *bin, struct lines *probes,
 		/* An instruction: "    1164:\tcmpl ..." takes the pending
 		 * probes. */
 		int used = 0;
-		if (npend && sscanf(line, " %llx:%n", &a, &used) == 1 &&
-		    used && line[used] == '\t') {
+		if (npend && sscanf(line, " %llx:%n", &a, &used) == 1 && used &&
+		    line[used] == '\t') {
 			for (int i = 0; i < npend; i++) {
 				char s[1100];
 				snprintf(s, sizeof s, "%#llx %.1000s", a,
@@ -435,8 +434,8 @@ static void chain_of(const struct sym_probes *p, uint32_t ctx, char *out,
 {
 	uint32_t stack[SYM_PROBE_MAX_DEPTH + 1];
 	size_t n = 0;
-	for (uint32_t c = ctx; p->ctxs[c].parent != UINT32_MAX &&
-			       n < SYM_PROBE_MAX_DEPTH + 1;
+	for (uint32_t c = ctx;
+	     p->ctxs[c].parent != UINT32_MAX && n < SYM_PROBE_MAX_DEPTH + 1;
 	     c = p->ctxs[c].parent)
 		stack[n++] = c;
 	out[0] = 0;
@@ -502,8 +501,7 @@ static struct sym_probes *compare_with_profgen(const char *bin)
 	for (size_t i = 0; i < descs.n && i < p->nfuncs; i++) {
 		char s[3100];
 		snprintf(s, sizeof s, "%llu %s %llu",
-			 (unsigned long long)p->funcs[i].guid,
-			 p->funcs[i].name,
+			 (unsigned long long)p->funcs[i].guid, p->funcs[i].name,
 			 (unsigned long long)p->funcs[i].hash);
 		CHECK_EQ_STR(s, descs.v[i]);
 	}
@@ -813,8 +811,7 @@ static void bb_node(struct bb *b, uint64_t guid, uint64_t np, uint64_t ni)
 }
 
 /* bb_probe: a probe with an address delta. */
-static void bb_probe(struct bb *b, uint32_t index, uint8_t type,
-		     int64_t delta)
+static void bb_probe(struct bb *b, uint32_t index, uint8_t type, int64_t delta)
 {
 	bb_uleb(b, index);
 	bb_u8(b, 0x80 | type);
@@ -832,9 +829,9 @@ static void bb_desc(struct bb *b, uint64_t guid, uint64_t hash,
 }
 
 /* Symbols of the hand-built sections: GUIDs 0xA.. at 0x1000, 0x2000... */
-#define GA 0xa1u
-#define GB 0xb2u
-#define GC 0xc3u
+#define GA    0xa1u
+#define GB    0xb2u
+#define GC    0xc3u
 #define GNONE 0xdeadu
 static const uint64_t hg[] = {GA, GB, GC};
 static const uint64_t ha[] = {0x1000, 0x2000, 0x3000};

@@ -62,7 +62,8 @@ static int test_failed_now;
 	do {                                                                   \
 		long long a_ = (long long)(a), b_ = (long long)(b);            \
 		if (a_ != b_) {                                                \
-			fprintf(stderr, "  %s:%d: %s == %lld, want %s == %lld\n", \
+			fprintf(stderr,                                        \
+				"  %s:%d: %s == %lld, want %s == %lld\n",      \
 				__FILE__, __LINE__, #a, a_, #b, b_);           \
 			test_failed_now = 1;                                   \
 		}                                                              \
@@ -72,7 +73,8 @@ static int test_failed_now;
 	do {                                                                   \
 		const char *a_ = (a), *b_ = (b);                               \
 		if (!a_ || !b_ || strcmp(a_, b_) != 0) {                       \
-			fprintf(stderr, "  %s:%d: %s == \"%s\", want \"%s\"\n",  \
+			fprintf(stderr,                                        \
+				"  %s:%d: %s == \"%s\", want \"%s\"\n",        \
 				__FILE__, __LINE__, #a, a_ ? a_ : "(null)",    \
 				b_ ? b_ : "(null)");                           \
 			test_failed_now = 1;                                   \
@@ -85,7 +87,8 @@ static inline const char *test_tmpdir(void)
 	static char dir[256];
 	if (!dir[0]) {
 		const char *t = getenv("TMPDIR");
-		snprintf(dir, sizeof dir, "%s/fdod-test-XXXXXX", t ? t : "/tmp");
+		snprintf(dir, sizeof dir, "%s/fdod-test-XXXXXX",
+			 t ? t : "/tmp");
 		if (!mkdtemp(dir)) {
 			perror("mkdtemp");
 			exit(2);

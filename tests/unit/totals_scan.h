@@ -20,7 +20,7 @@ struct entry_walk {
 };
 
 static inline int entry_as_row(void *arg, const struct store_counts_key *ck,
-			const struct store_weight *w)
+			       const struct store_weight *w)
 {
 	struct entry_walk *ew = arg;
 	struct store_totals_key k = {ck->binary, ck->labelset, ck->bucket};
@@ -29,7 +29,7 @@ static inline int entry_as_row(void *arg, const struct store_counts_key *ck,
 }
 
 static inline int scan_entries_each(store_txn *t, uint32_t binary,
-			     store_totals_fn fn, void *arg)
+				    store_totals_fn fn, void *arg)
 {
 	struct entry_walk ew = {fn, arg};
 	return store_counts_each(t, binary, entry_as_row, &ew);
@@ -44,7 +44,7 @@ struct scan_rows {
 };
 
 static inline int scan_row(void *arg, const struct store_totals_key *k,
-		    const struct store_totals *v)
+			   const struct store_totals *v)
 {
 	struct scan_rows *r = arg;
 	struct store_totals_key *last = r->n ? &r->k[r->n - 1] : NULL;
@@ -66,7 +66,7 @@ static inline int scan_row(void *arg, const struct store_totals_key *k,
 
 /* Every row of table (counts: one per entry, summed by scan_row). */
 static inline int walk_table(store_txn *t, enum store_table table,
-		      struct scan_rows *r)
+			     struct scan_rows *r)
 {
 	store_cursor *c;
 	const void *k, *v;

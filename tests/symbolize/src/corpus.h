@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AI static inline __attribute__((always_inline))
+#define AI	 static inline __attribute__((always_inline))
 #define NOINLINE __attribute__((noinline))
 
 struct corpus_state {
