@@ -594,27 +594,27 @@ int wire_batch_parse_text(const char *text, size_t len,
 /* --- printer -------------------------------------------------------------- */
 
 /* Write s as one token: bytes the tokenizer would split on are %XX. */
-static void put_str(FILE *f, const char *s)
+static void put_str(struct fdo_buf *f, const char *s)
 {
 	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
 		if (*c <= 0x20 || *c == 0x7f || *c == '%' || *c == '#')
-			fprintf(f, "%%%02X", *c);
+			fdo_buf_printf(f, "%%%02X", *c);
 		else
-			fputc(*c, f);
+			fdo_buf_putc(f, *c);
 	}
 }
 
-static void put_line(FILE *f, const char *kw, const char *s)
+static void put_line(struct fdo_buf *f, const char *kw, const char *s)
 {
 	if (!s || !*s)
 		return;
-	fprintf(f, "%-7s ", kw);
+	fdo_buf_printf(f, "%-7s ", kw);
 	put_str(f, s);
-	fputc('\n', f);
+	fdo_buf_putc(f, '\n');
 }
 
 /* Shortest %g form that reads back as the same double. */
-static void put_double(FILE *f, double v)
+static void put_double(struct fdo_buf *f, double v)
 {
 	char buf[40];
 	for (int prec = 1; prec <= 17; prec++) {
@@ -622,78 +622,80 @@ static void put_double(FILE *f, double v)
 		if (strtod(buf, NULL) == v)
 			break;
 	}
-	fputs(buf, f);
+	fdo_buf_puts(f, buf);
 }
 
 int wire_batch_print_text(const Fdod__SampleBatch *b, char **out, size_t *len)
 {
-	char *buf = NULL;
-	size_t n = 0;
-	FILE *f = open_memstream(&buf, &n);
-	if (!f)
-		return FDO_ENOMEM;
+	/* An fdo_buf rather than open_memstream: its allocations are ours,
+	 * so the allocation-failure test can fail each of them. */
+	struct fdo_buf fb, *f = &fb;
+	fdo_buf_init(f);
 	put_line(f, "agent", b->agent_id);
 	if (b->seq)
-		fprintf(f, "seq     %llu\n", (unsigned long long)b->seq);
+		fdo_buf_printf(f, "seq     %llu\n", (unsigned long long)b->seq);
 	put_line(f, "host", b->host);
 	put_line(f, "binary", b->binary);
 	for (size_t i = 0; i < b->n_labels; i++) {
 		const Fdod__Label *l = b->labels[i];
-		fputs("label   ", f);
+		fdo_buf_puts(f, "label   ");
 		put_str(f, l->key ? l->key : "");
-		fputc('=', f);
+		fdo_buf_putc(f, '=');
 		put_str(f, l->value ? l->value : "");
-		fputc('\n', f);
+		fdo_buf_putc(f, '\n');
 	}
 	put_line(f, "event", b->event);
 	if (b->period)
-		fprintf(f, "period  %llu\n", (unsigned long long)b->period);
-	fputs("weight  ", f);
+		fdo_buf_printf(f, "period  %llu\n",
+			       (unsigned long long)b->period);
+	fdo_buf_puts(f, "weight  ");
 	put_double(f, b->weight);
-	fputc('\n', f);
+	fdo_buf_putc(f, '\n');
 	if (b->time_start || b->time_end)
-		fprintf(f, "time    %llu %llu\n",
-			(unsigned long long)b->time_start,
-			(unsigned long long)b->time_end);
+		fdo_buf_printf(f, "time    %llu %llu\n",
+			       (unsigned long long)b->time_start,
+			       (unsigned long long)b->time_end);
 	for (size_t i = 0; i < b->n_mappings; i++) {
 		const Fdod__Mapping *m = b->mappings[i];
 		char id[2 * FDO_BUILD_ID_MAX + 1] = "-";
 		if (m->build_id.len >= 1 && m->build_id.len <= FDO_BUILD_ID_MAX)
 			fdo_hex_encode(m->build_id.data, m->build_id.len, id);
-		fprintf(f, "mapping %u %s %llx %llx %llx", m->index, id,
-			(unsigned long long)m->start,
-			(unsigned long long)m->limit,
-			(unsigned long long)m->file_offset);
+		fdo_buf_printf(f, "mapping %u %s %llx %llx %llx", m->index, id,
+			       (unsigned long long)m->start,
+			       (unsigned long long)m->limit,
+			       (unsigned long long)m->file_offset);
 		if (m->path && *m->path) {
-			fputc(' ', f);
+			fdo_buf_putc(f, ' ');
 			put_str(f, m->path);
 		}
-		fputc('\n', f);
+		fdo_buf_putc(f, '\n');
 	}
 	for (size_t i = 0; i < b->n_stacks; i++) {
 		const Fdod__Stack *s = b->stacks[i];
-		fprintf(f, "stack   %llu", (unsigned long long)s->count);
+		fdo_buf_printf(f, "stack   %llu", (unsigned long long)s->count);
 		for (size_t k = 0; k < s->n_addrs; k++)
-			fprintf(f, " %llx", (unsigned long long)s->addrs[k]);
-		fputc('\n', f);
+			fdo_buf_printf(f, " %llx",
+				       (unsigned long long)s->addrs[k]);
+		fdo_buf_putc(f, '\n');
 	}
 	for (size_t i = 0; i < b->n_branches; i++) {
 		const Fdod__Branch *br = b->branches[i];
-		fprintf(f, "branch  %llx %llx %llu",
-			(unsigned long long)br->from,
-			(unsigned long long)br->to,
-			(unsigned long long)br->count);
+		fdo_buf_printf(f, "branch  %llx %llx %llu",
+			       (unsigned long long)br->from,
+			       (unsigned long long)br->to,
+			       (unsigned long long)br->count);
 		if (br->mispredicts)
-			fprintf(f, " %llu",
-				(unsigned long long)br->mispredicts);
-		fputc('\n', f);
+			fdo_buf_printf(f, " %llu",
+				       (unsigned long long)br->mispredicts);
+		fdo_buf_putc(f, '\n');
 	}
-	int bad = ferror(f);
-	if (fclose(f) != 0 || bad || !buf) {
-		free(buf);
+	fdo_buf_cstr(f); /* the text is NUL-terminated for its callers */
+	if (f->oom) {
+		fdo_buf_fini(f);
 		return FDO_ENOMEM;
 	}
-	*out = buf;
+	size_t n = 0;
+	*out = fdo_buf_steal(f, &n);
 	if (len)
 		*len = n;
 	return FDO_OK;

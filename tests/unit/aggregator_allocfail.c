@@ -178,8 +178,8 @@ TEST(text_printer)
 {
 	Fdod__SampleBatch *b = parse_ok();
 	REQUIRE(b);
-	/* open_memstream allocates inside libc, out of our reach. */
-	CHECK(sweep("print", op_print, b) >= 0);
+	/* The printer's buffer grows a few times: each growth is failed. */
+	CHECK(sweep("print", op_print, b) > 1);
 	wire_batch_free(b);
 }
 
