@@ -131,7 +131,7 @@ void srv_h_web(void *app, struct srv_req *req, struct srv_resp *resp);
 
 /*
  * What the importers over HTTP (POST /v1/pprof, POST
- * /v1development/profiles) share (server/pprof.c). srv_import_agent
+ * /v1development/profiles) share (server/import.c). srv_import_agent
  * writes into out kind, '/' and 32 hex digits of SHA-256 over kind, the
  * binary, host and labels ("k=v", sorted by the caller): one stable
  * agent per (source, binary, host, label set). srv_import_seq is the
@@ -148,6 +148,27 @@ void srv_import_agent(const char *kind, const char *binary, const char *host,
 uint64_t srv_import_seq(const char *kind, const uint8_t body_sha256[32],
 			const char *extra);
 int srv_import_status(int rc);
+/*
+ * srv_import_count counts an answer of status in requests (one slot per
+ * counted status, "other" last). srv_import_metrics_requests prints
+ * requests as the Prometheus counter metric{code=...} with its help text
+ * (statuses never answered left out, but for 200);
+ * srv_import_metrics_reasons prints by_reason[0..n) as metric{reason=
+ * name(r)}. srv_import_gunzip inflates body[0..len) into a heap *raw of
+ * at most SRV_PPROF_MAX_INFLATED bytes (a bomb stops there): FDO_OK, or
+ * the error with why saying it ("... (the limit of <what>)" when over).
+ */
+void srv_import_count(atomic_uint_fast64_t requests[SRV_PPROF_CODES],
+		      int status);
+void srv_import_metrics_requests(struct fdo_buf *b, const char *metric,
+				 const char *help,
+				 atomic_uint_fast64_t requests[SRV_PPROF_CODES]);
+void srv_import_metrics_reasons(struct fdo_buf *b, const char *metric,
+				const char *help,
+				atomic_uint_fast64_t *by_reason, int n,
+				const char *(*name)(int reason));
+int srv_import_gunzip(const uint8_t *body, size_t len, const char *what,
+		      uint8_t **raw, size_t *rawlen, char *why, size_t whylen);
 
 /* POST /v1development/profiles (server/otlp.c), and its /metrics. */
 void srv_h_otlp(void *app, struct srv_req *req, struct srv_resp *resp);

@@ -47,17 +47,9 @@
 
 #define LABELS_MAX 64 /* a batch's labels hashed into its agent */
 
-/* Answer statuses counted one by one in /metrics (then "other"). */
-static const int codes[SRV_PPROF_CODES] = {200, 400, 403, 409, 413,
-					   415, 422, 503, 507, 0};
-
 static void count_answer(struct srv_app *app, int status)
 {
-	int c = SRV_PPROF_CODES - 1;
-	for (int i = 0; i < SRV_PPROF_CODES - 1; i++)
-		if (codes[i] == status)
-			c = i;
-	atomic_fetch_add(&app->otlp.requests[c], 1);
+	srv_import_count(app->otlp.requests, status);
 }
 
 /* Refuse with status and why (logged once, here). */
@@ -400,14 +392,10 @@ void srv_h_otlp(void *a, struct srv_req *req, struct srv_resp *resp)
 	}
 	uint8_t *raw = NULL;
 	size_t rawlen = 0;
-	char err[256] = "";
-	int rc = wire_gunzip(body, len, SRV_PPROF_MAX_INFLATED, &raw, &rawlen,
-			     err, sizeof err);
+	char why[320];
+	int rc = srv_import_gunzip(body, len, "a request", &raw, &rawlen, why,
+				   sizeof why);
 	if (rc) {
-		char why[320];
-		snprintf(why, sizeof why, "%s%s",
-			 err[0] ? err : fdo_strerror(rc),
-			 rc == FDO_ELIMIT ? " (the limit of a request)" : "");
 		refuse(app, req, resp, srv_import_status(rc), why, 0);
 		return;
 	}
@@ -417,21 +405,11 @@ void srv_h_otlp(void *a, struct srv_req *req, struct srv_resp *resp)
 
 void srv_otlp_metrics(struct srv_app *app, struct fdo_buf *b)
 {
-	const struct srv_otlp_counters *c = &app->otlp;
-	fdo_buf_puts(b, "# HELP fdod_otlp_requests_total POST "
-			"/v1development/profiles requests, by HTTP status.\n"
-			"# TYPE fdod_otlp_requests_total counter\n");
-	for (int i = 0; i < SRV_PPROF_CODES; i++) {
-		uint64_t n = atomic_load(&c->requests[i]);
-		if (!n && codes[i] != 200)
-			continue;
-		char code[16];
-		snprintf(code, sizeof code, "%d", codes[i]);
-		fdo_buf_printf(b,
-			       "fdod_otlp_requests_total{code=\"%s\"} %llu\n",
-			       codes[i] ? code : "other",
-			       (unsigned long long)n);
-	}
+	struct srv_otlp_counters *c = &app->otlp;
+	srv_import_metrics_requests(
+		b, "fdod_otlp_requests_total",
+		"POST /v1development/profiles requests, by HTTP status.",
+		c->requests);
 	fdo_buf_printf(b,
 		       "# HELP fdod_otlp_batches_total Batches made of OTLP "
 		       "profiles and stored, and those that were duplicates "
@@ -451,25 +429,14 @@ void srv_otlp_metrics(struct srv_app *app, struct fdo_buf *b)
 		       "fdod_otlp_samples_total{result=\"unmapped\"} %llu\n",
 		       (unsigned long long)atomic_load(&c->samples_accepted),
 		       (unsigned long long)atomic_load(&c->samples_unmapped));
-	fdo_buf_puts(b, "# HELP fdod_otlp_unmapped_samples_total Unmapped "
-			"samples of OTLP profiles, by the reason of their "
-			"leaf frame.\n"
-			"# TYPE fdod_otlp_unmapped_samples_total counter\n");
-	for (int r = 0; r < WIRE_OTLP_REASONS; r++)
-		fdo_buf_printf(
-			b,
-			"fdod_otlp_unmapped_samples_total{reason=\"%s\"}"
-			" %llu\n",
-			wire_otlp_reason_name(r),
-			(unsigned long long)atomic_load(&c->unmapped_by[r]));
-	fdo_buf_puts(b, "# HELP fdod_otlp_unmapped_frames_total Unmapped "
-			"frames of OTLP profiles, by reason.\n"
-			"# TYPE fdod_otlp_unmapped_frames_total counter\n");
-	for (int r = 0; r < WIRE_OTLP_REASONS; r++)
-		fdo_buf_printf(b,
-			       "fdod_otlp_unmapped_frames_total{reason=\"%s\"}"
-			       " %llu\n",
-			       wire_otlp_reason_name(r),
-			       (unsigned long long)atomic_load(
-				       &c->frames_unmapped_by[r]));
+	srv_import_metrics_reasons(
+		b, "fdod_otlp_unmapped_samples_total",
+		"Unmapped samples of OTLP profiles, by the reason of their "
+		"leaf frame.",
+		c->unmapped_by, WIRE_OTLP_REASONS, wire_otlp_reason_name);
+	srv_import_metrics_reasons(
+		b, "fdod_otlp_unmapped_frames_total",
+		"Unmapped frames of OTLP profiles, by reason.",
+		c->frames_unmapped_by, WIRE_OTLP_REASONS,
+		wire_otlp_reason_name);
 }

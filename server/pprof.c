@@ -51,10 +51,6 @@
 
 #define LABELS_TEXT_MAX 4096
 
-/* Answer statuses counted one by one in /metrics (then "other"). */
-static const int codes[SRV_PPROF_CODES] = {200, 400, 403, 409, 413,
-					   415, 422, 503, 507, 0};
-
 /* The content types a profile may arrive as (before any ';'). */
 static const char *const types[] = {
 	"application/octet-stream", "application/x-protobuf",
@@ -75,11 +71,7 @@ struct preq {
 
 static void count_answer(struct srv_app *app, int status)
 {
-	int c = SRV_PPROF_CODES - 1;
-	for (int i = 0; i < SRV_PPROF_CODES - 1; i++)
-		if (codes[i] == status)
-			c = i;
-	atomic_fetch_add(&app->pprof.requests[c], 1);
+	srv_import_count(app->pprof.requests, status);
 }
 
 /* Refuse with status and why (logged once, here). */
@@ -204,53 +196,6 @@ static int check_type(struct srv_app *app, struct srv_req *req,
 	return 0;
 }
 
-/* Append s and its NUL to b. */
-static void put_str(struct fdo_buf *b, const char *s)
-{
-	fdo_buf_append(b, s, strlen(s) + 1);
-}
-
-void srv_import_agent(const char *kind, const char *binary, const char *host,
-		      const char *const *labels, size_t n, char out[64])
-{
-	char tag[64];
-	snprintf(tag, sizeof tag, "fdod %s agent v2", kind);
-	struct fdo_buf b;
-	fdo_buf_init(&b);
-	put_str(&b, tag);
-	put_str(&b, binary);
-	put_str(&b, host);
-	for (size_t i = 0; i < n; i++)
-		put_str(&b, labels[i]);
-	uint8_t h[32] = {0};
-	/* Out of memory: an agent that is still stable for the request,
-	 * only shared by every such request (rare, and only a rate key). */
-	fdo_sha256((const uint8_t *)(b.oom ? tag : b.data),
-		   b.oom ? strlen(tag) : b.len, h);
-	fdo_buf_fini(&b);
-	size_t k = strlen(kind);
-	memcpy(out, kind, k);
-	out[k] = '/';
-	fdo_hex_encode(h, 16, out + k + 1);
-}
-
-uint64_t srv_import_seq(const char *kind, const uint8_t body_sha256[32],
-			const char *extra)
-{
-	char tag[64];
-	snprintf(tag, sizeof tag, "fdod %s seq v1", kind);
-	uint8_t buf[64 + 32 + 256];
-	size_t t = strlen(tag) + 1, e = strnlen(extra, 255);
-	memcpy(buf, tag, t);
-	memcpy(buf + t, body_sha256, 32);
-	memcpy(buf + t + 32, extra, e);
-	buf[t + 32 + e] = 0;
-	uint8_t h[32];
-	fdo_sha256(buf, t + 32 + e + 1, h);
-	uint64_t seq = fdo_get_be64(h);
-	return seq ? seq : 1;
-}
-
 /* q->agent (see "Identity" above). */
 static void agent_of(struct preq *q)
 {
@@ -321,32 +266,6 @@ static void json_stats(struct fdo_buf *b, const struct wire_pprof_stats *st,
 		       (unsigned long long)batch->time_start,
 		       (unsigned long long)batch->time_end, batch->n_stacks,
 		       batch->n_mappings);
-}
-
-int srv_import_status(int rc)
-{
-	switch (rc) {
-	case FDO_ELIMIT:
-		return 413;
-	case FDO_EDENIED:
-		return 403;
-	case FDO_ECONFLICT:
-		return 409;
-	case FDO_ETIME_RANGE:
-		return 422;
-	case FDO_EBUSY:
-		return 503;
-	case FDO_ESTORE_FULL:
-	case FDO_ENOSPACE:
-		return 507;
-	case FDO_ENOMEM:
-		return 503; /* retry later, as for BUSY */
-	case FDO_EIO:
-	case FDO_ESTORE:
-		return 500;
-	default:
-		return 400;
-	}
 }
 
 /* May the token send as agent, for host, samples of binary (NULL: not
@@ -528,14 +447,10 @@ void srv_h_pprof(void *a, struct srv_req *req, struct srv_resp *resp)
 	}
 	uint8_t *raw = NULL;
 	size_t rawlen = 0;
-	char err[256] = "";
-	int rc = wire_gunzip(body, len, SRV_PPROF_MAX_INFLATED, &raw, &rawlen,
-			     err, sizeof err);
+	char why[320];
+	int rc = srv_import_gunzip(body, len, "a profile", &raw, &rawlen, why,
+				   sizeof why);
 	if (rc) {
-		char why[320];
-		snprintf(why, sizeof why, "%s%s",
-			 err[0] ? err : fdo_strerror(rc),
-			 rc == FDO_ELIMIT ? " (the limit of a profile)" : "");
 		refuse_rc(app, req, resp, rc, why, 0);
 		goto out;
 	}
@@ -547,21 +462,10 @@ out:
 
 void srv_pprof_metrics(struct srv_app *app, struct fdo_buf *b)
 {
-	const struct srv_pprof_counters *c = &app->pprof;
-	fdo_buf_puts(b, "# HELP fdod_pprof_requests_total POST /v1/pprof "
-			"requests, by HTTP status.\n"
-			"# TYPE fdod_pprof_requests_total counter\n");
-	for (int i = 0; i < SRV_PPROF_CODES; i++) {
-		uint64_t n = atomic_load(&c->requests[i]);
-		if (!n && codes[i] != 200)
-			continue;
-		char code[16];
-		snprintf(code, sizeof code, "%d", codes[i]);
-		fdo_buf_printf(b,
-			       "fdod_pprof_requests_total{code=\"%s\"} %llu\n",
-			       codes[i] ? code : "other",
-			       (unsigned long long)n);
-	}
+	struct srv_pprof_counters *c = &app->pprof;
+	srv_import_metrics_requests(b, "fdod_pprof_requests_total",
+				    "POST /v1/pprof requests, by HTTP status.",
+				    c->requests);
 	fdo_buf_printf(b,
 		       "# HELP fdod_pprof_duplicates_total Profiles posted "
 		       "again (identical requests), counted once.\n"
@@ -578,25 +482,14 @@ void srv_pprof_metrics(struct srv_app *app, struct fdo_buf *b)
 		       "fdod_pprof_samples_total{result=\"unmapped\"} %llu\n",
 		       (unsigned long long)atomic_load(&c->samples_accepted),
 		       (unsigned long long)atomic_load(&c->samples_unmapped));
-	fdo_buf_puts(b, "# HELP fdod_pprof_unmapped_samples_total Unmapped "
-			"samples of pprof profiles, by the reason of their "
-			"leaf frame.\n"
-			"# TYPE fdod_pprof_unmapped_samples_total counter\n");
-	for (int r = 0; r < WIRE_PPROF_REASONS; r++)
-		fdo_buf_printf(
-			b,
-			"fdod_pprof_unmapped_samples_total{reason=\"%s\"}"
-			" %llu\n",
-			wire_pprof_reason_name(r),
-			(unsigned long long)atomic_load(&c->unmapped_by[r]));
-	fdo_buf_puts(b, "# HELP fdod_pprof_unmapped_frames_total Unmapped "
-			"frames of pprof profiles, by reason.\n"
-			"# TYPE fdod_pprof_unmapped_frames_total counter\n");
-	for (int r = 0; r < WIRE_PPROF_REASONS; r++)
-		fdo_buf_printf(b,
-			       "fdod_pprof_unmapped_frames_total{reason=\"%s\"}"
-			       " %llu\n",
-			       wire_pprof_reason_name(r),
-			       (unsigned long long)atomic_load(
-				       &c->frames_unmapped_by[r]));
+	srv_import_metrics_reasons(
+		b, "fdod_pprof_unmapped_samples_total",
+		"Unmapped samples of pprof profiles, by the reason of their "
+		"leaf frame.",
+		c->unmapped_by, WIRE_PPROF_REASONS, wire_pprof_reason_name);
+	srv_import_metrics_reasons(
+		b, "fdod_pprof_unmapped_frames_total",
+		"Unmapped frames of pprof profiles, by reason.",
+		c->frames_unmapped_by, WIRE_PPROF_REASONS,
+		wire_pprof_reason_name);
 }
