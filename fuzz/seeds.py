@@ -1219,8 +1219,15 @@ def policy_seeds():
     put("policy", "bad-key.txt", "a colour=red\n")
     put("policy", "bad-range.txt", "a min_freq=10 max_freq=5\n")
     put("policy", "nul.txt", b"a mode=paused\0\n")
+    put("policy", "labels.txt",
+        "web max_freq=100\nweb labels=zone=eu max_freq=200\n"
+        "web labels=mode=batch,zone=eu samples=10/1m\n"
+        "* labels=zone=us mode=paused\n")
+    put("policy", "labels-twice.txt",
+        "a labels=z=1,y=2\na labels=y=2,z=1\n")
     put_dict("policy", ["samples=", "mode=", "max_freq=", "min_freq=",
                         "trigger_freq=", "trigger_samples=", "agent_cpu=",
+                        "labels=", ",",
                         "continuous", "paused", "triggered", "/1d", "/1h",
                         "%", "#", "*"])
 

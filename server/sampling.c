@@ -116,6 +116,65 @@ static int parse_cpu(const char *v, uint32_t *permille)
 	return FDO_OK;
 }
 
+struct pair {
+	const char *k, *v;
+	size_t kl, vl;
+};
+
+static int pair_cmp(const void *a, const void *b)
+{
+	const struct pair *x = a, *y = b;
+	size_t n = x->kl < y->kl ? x->kl : y->kl;
+	int c = memcmp(x->k, y->k, n);
+	return c ? c : (x->kl > y->kl) - (x->kl < y->kl);
+}
+
+/* labels=k=v,...: at most SRV_SAMPLING_LABELS_MAX pairs, each key given
+ * once, keys and values non-empty without ',' (keys without '='), into
+ * r->labels sorted by key. The line is split on blanks, so none holds
+ * one. */
+static int parse_labels(struct srv_sampling_rule *r, const char *v, char *err,
+			size_t errlen)
+{
+	struct pair pr[SRV_SAMPLING_LABELS_MAX];
+	size_t n = 0;
+	if (strlen(v) > SRV_SAMPLING_LABELS_TEXT_MAX)
+		return bad(err, errlen, r->line, "labels= longer than %d bytes",
+			   SRV_SAMPLING_LABELS_TEXT_MAX);
+	for (const char *at = v;;) {
+		size_t len = strcspn(at, ",");
+		const char *eq = memchr(at, '=', len);
+		if (!eq || eq == at || eq + 1 == at + len)
+			return bad(err, errlen, r->line,
+				   "labels=%.64s: want k=v,... (a non-empty "
+				   "key and value in each pair)",
+				   v);
+		if (n == SRV_SAMPLING_LABELS_MAX)
+			return bad(err, errlen, r->line,
+				   "labels=: more than %d pairs",
+				   SRV_SAMPLING_LABELS_MAX);
+		pr[n++] = (struct pair){at, eq + 1, (size_t)(eq - at),
+					(size_t)(at + len - eq - 1)};
+		if (!at[len])
+			break;
+		at += len + 1;
+	}
+	qsort(pr, n, sizeof *pr, pair_cmp);
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i && !pair_cmp(&pr[i - 1], &pr[i]))
+			return bad(err, errlen, r->line,
+				   "labels=: key %.*s given twice",
+				   (int)pr[i].kl, pr[i].k);
+		o += (size_t)snprintf(r->labels + o, sizeof r->labels - o,
+				      "%s%.*s=%.*s", i ? "," : "",
+				      (int)pr[i].kl, pr[i].k, (int)pr[i].vl,
+				      pr[i].v);
+	}
+	r->nlabels = (unsigned)n;
+	return FDO_OK;
+}
+
 static int set_key(struct srv_sampling_rule *r, const char *k, const char *v,
 		   char *err, size_t errlen)
 {
@@ -153,6 +212,8 @@ static int set_key(struct srv_sampling_rule *r, const char *k, const char *v,
 		    !r->trigger_samples)
 			return bad(err, errlen, ln,
 				   "trigger_samples=%s: want a number >= 1", v);
+	} else if (!strcmp(k, "labels")) {
+		return parse_labels(r, v, err, errlen);
 	} else if (!strcmp(k, "agent_cpu")) {
 		if (parse_cpu(v, &r->cpu_permille))
 			return bad(err, errlen, ln,
@@ -163,7 +224,7 @@ static int set_key(struct srv_sampling_rule *r, const char *k, const char *v,
 		return bad(err, errlen, ln,
 			   "unknown key %s (samples, mode, max_freq, "
 			   "min_freq, trigger_freq, trigger_samples, "
-			   "agent_cpu)",
+			   "agent_cpu, labels)",
 			   k);
 	}
 	return FDO_OK;
@@ -186,17 +247,17 @@ static int parse_line(char *s, unsigned ln, struct srv_sampling_rule *r,
 	if (strcmp(w, "*") && wire_binary_name_check(w, why, sizeof why))
 		return bad(err, errlen, ln, "binary %.64s: %s", w, why);
 	snprintf(r->binary, sizeof r->binary, "%s", w);
-	int seen[7] = {0};
-	static const char *const keys[7] = {"samples",	    "mode",
+	int seen[8] = {0};
+	static const char *const keys[8] = {"samples",	    "mode",
 					    "max_freq",	    "min_freq",
 					    "trigger_freq", "trigger_samples",
-					    "agent_cpu"};
+					    "agent_cpu",    "labels"};
 	while ((w = strtok_r(NULL, " \t\r", &save))) {
 		char *eq = strchr(w, '=');
 		if (!eq || eq == w || !eq[1])
 			return bad(err, errlen, ln, "%.64s: want key=value", w);
 		*eq = 0;
-		for (int i = 0; i < 7; i++)
+		for (int i = 0; i < 8; i++)
 			if (!strcmp(w, keys[i]) && seen[i]++)
 				return bad(err, errlen, ln, "%s given twice",
 					   w);
@@ -221,7 +282,12 @@ static int parse_line(char *s, unsigned ln, struct srv_sampling_rule *r,
 static int rule_cmp(const void *a, const void *b)
 {
 	const struct srv_sampling_rule *x = a, *y = b;
-	return strcmp(x->binary, y->binary); /* '*' sorts before names */
+	int c = strcmp(x->binary, y->binary); /* '*' sorts before names */
+	if (c)
+		return c;
+	if (x->nlabels != y->nlabels)
+		return x->nlabels > y->nlabels ? -1 : 1;
+	return (x->line > y->line) - (x->line < y->line);
 }
 
 int srv_sampling_policy_parse(const char *text, size_t len,
@@ -270,15 +336,22 @@ int srv_sampling_policy_parse(const char *text, size_t len,
 	}
 	if (!rc && p.n) {
 		qsort(p.rules, p.n, sizeof *p.rules, rule_cmp);
-		for (size_t i = 1; i < p.n; i++)
-			if (!strcmp(p.rules[i].binary, p.rules[i - 1].binary)) {
-				unsigned a = p.rules[i - 1].line,
+		for (size_t i = 1; i < p.n && !rc; i++)
+			for (size_t j = i;
+			     j-- > 0 && !rc &&
+			     !strcmp(p.rules[i].binary, p.rules[j].binary);) {
+				if (strcmp(p.rules[i].labels,
+					   p.rules[j].labels))
+					continue;
+				unsigned a = p.rules[j].line,
 					 b = p.rules[i].line;
 				rc = bad(err, errlen, a > b ? a : b,
-					 "binary %s already has a rule (line "
-					 "%u)",
-					 p.rules[i].binary, a < b ? a : b);
-				break;
+					 "binary %s already has a rule%s%s "
+					 "(line %u)",
+					 p.rules[i].binary,
+					 p.rules[i].nlabels ? " for labels="
+							    : "",
+					 p.rules[i].labels, a < b ? a : b);
 			}
 	}
 	if (rc) {
@@ -295,22 +368,82 @@ void srv_sampling_policy_fini(struct srv_sampling_policy *p)
 	memset(p, 0, sizeof *p);
 }
 
-const struct srv_sampling_rule *
-srv_sampling_policy_find(const struct srv_sampling_policy *p,
+/* Does the batch carry every k=v of rule r's labels? */
+static int labels_cover(const struct srv_sampling_rule *r,
+			Fdod__Label *const *labels, size_t n)
+{
+	for (const char *at = r->labels; *at;) {
+		size_t len = strcspn(at, ",");
+		const char *eq = memchr(at, '=', len);
+		size_t kl = (size_t)(eq - at), vl = len - kl - 1;
+		size_t i = 0;
+		while (i < n && !(labels[i]->key && labels[i]->value &&
+				  strlen(labels[i]->key) == kl &&
+				  !memcmp(labels[i]->key, at, kl) &&
+				  strlen(labels[i]->value) == vl &&
+				  !memcmp(labels[i]->value, eq + 1, vl)))
+			i++;
+		if (i == n)
+			return 0;
+		at += len + !!at[len];
+	}
+	return 1;
+}
+
+/* The first rule of binary's run (p->n when none). */
+static size_t first_rule(const struct srv_sampling_policy *p,
 			 const char *binary)
 {
 	size_t lo = 0, hi = p->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(p->rules[mid].binary, binary);
-		if (!c)
-			return &p->rules[mid];
-		if (c < 0)
+		if (strcmp(p->rules[mid].binary, binary) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return p->n && !strcmp(p->rules[0].binary, "*") ? &p->rules[0] : NULL;
+	return lo < p->n && !strcmp(p->rules[lo].binary, binary) ? lo : p->n;
+}
+
+/* In binary's run, the first rule (most pairs, then earliest) whose
+ * labels the batch carries; with exact, the one whose labels= is exact. */
+static const struct srv_sampling_rule *
+run_match(const struct srv_sampling_policy *p, const char *binary,
+	  Fdod__Label *const *labels, size_t n, const char *exact)
+{
+	for (size_t i = first_rule(p, binary);
+	     i < p->n && !strcmp(p->rules[i].binary, binary); i++)
+		if (exact ? !strcmp(p->rules[i].labels, exact)
+			  : labels_cover(&p->rules[i], labels, n))
+			return &p->rules[i];
+	return NULL;
+}
+
+const struct srv_sampling_rule *
+srv_sampling_policy_match(const struct srv_sampling_policy *p,
+			  const char *binary, Fdod__Label *const *labels,
+			  size_t n)
+{
+	const struct srv_sampling_rule *r =
+		run_match(p, binary, labels, n, NULL);
+	return r ? r : run_match(p, "*", labels, n, NULL);
+}
+
+const struct srv_sampling_rule *
+srv_sampling_policy_find(const struct srv_sampling_policy *p,
+			 const char *binary)
+{
+	return srv_sampling_policy_match(p, binary, NULL, 0);
+}
+
+/* The rule a state (binary, labels) was made for, if it is still there. */
+static const struct srv_sampling_rule *
+rule_of_state(const struct srv_sampling_policy *p, const char *binary,
+	      const char *labels)
+{
+	const struct srv_sampling_rule *r =
+		run_match(p, binary, NULL, 0, labels);
+	return r ? r : run_match(p, "*", NULL, 0, labels);
 }
 
 /* --------------------------------------------------------- controllers -- */
@@ -332,8 +465,11 @@ struct agent {
 	int counted;	 /* cpu is in the binary's sum */
 };
 
+/* The controller of a binary's batches under one rule's labels= ("" for
+ * a rule without, and for an operator's window on the binary). */
 struct bstate {
 	char name[257];
+	char labels[SRV_SAMPLING_LABELS_TEXT_MAX + 1];
 	uint32_t freq;	  /* the continuous advice */
 	uint64_t t0;	  /* start of the control interval, ns */
 	uint64_t samples; /* samples accepted in it */
@@ -463,15 +599,26 @@ static uint64_t name_hash(const char *name)
 	return fdo_hash_words(name, strlen(name)) | 1;
 }
 
-/* The state of binary, created (with freq f0) when create; NULL when
- * absent, or past BINARIES_MAX, or out of memory. s->mu held. */
-static struct bstate *state_of(srv_sampling *s, const char *binary, int create,
-			       uint32_t f0)
+static uint64_t state_hash(const char *binary, const char *labels)
+{
+	return (name_hash(binary) ^ fdo_hash_words(labels, strlen(labels)) *
+					    0x9e3779b97f4a7c15ull) |
+	       1;
+}
+
+/* The state of (binary, labels), created (with freq f0) when create; NULL
+ * when absent, or past BINARIES_MAX states, or out of memory. s->mu
+ * held. */
+static struct bstate *state_of(srv_sampling *s, const char *binary,
+			       const char *labels, int create, uint32_t f0)
 {
 	uint32_t v;
-	uint64_t h = name_hash(binary);
+	uint64_t h = state_hash(binary, labels);
 	if (fdo_map64_get(&s->by_name, h, &v))
-		return strcmp(s->b[v - 1].name, binary) ? NULL : &s->b[v - 1];
+		return strcmp(s->b[v - 1].name, binary) ||
+				       strcmp(s->b[v - 1].labels, labels)
+			       ? NULL
+			       : &s->b[v - 1];
 	if (!create || s->n == BINARIES_MAX || fdo_grow(s->b, s->cap, s->n + 1))
 		return NULL;
 	int found;
@@ -480,6 +627,7 @@ static struct bstate *state_of(srv_sampling *s, const char *binary, int create,
 	struct bstate *b = &s->b[s->n++];
 	memset(b, 0, sizeof *b);
 	snprintf(b->name, sizeof b->name, "%s", binary);
+	snprintf(b->labels, sizeof b->labels, "%s", labels);
 	b->freq = f0;
 	b->t0 = fdo_now_ns();
 	return b;
@@ -643,6 +791,8 @@ static int new_build_id(srv_sampling *s, struct bstate *st,
 	return fresh;
 }
 
+/* The operator's window over binary b (its state without labels), else
+ * over every binary, else NULL. */
 static const struct override *override_of(const srv_sampling *s,
 					  const struct bstate *b, uint64_t now)
 {
@@ -657,11 +807,15 @@ int srv_sampling_advise(void *arg, const Fdod__SampleBatch *b,
 	srv_sampling *s = arg;
 	uint64_t now = fdo_now_ns();
 	pthread_mutex_lock(&s->mu);
-	const struct srv_sampling_rule *r =
-		srv_sampling_policy_find(&s->policy, b->binary);
-	struct bstate *st = state_of(s, b->binary, r != NULL,
+	const struct srv_sampling_rule *r = srv_sampling_policy_match(
+		&s->policy, b->binary, b->labels, b->n_labels);
+	struct bstate *st = state_of(s, b->binary, r ? r->labels : "",
+				     r != NULL,
 				     r ? r->max_freq : DEFAULT_MAX_FREQ);
-	const struct override *o = override_of(s, st, now);
+	/* (no state is made here: st stays where it is) */
+	const struct override *o = override_of(
+		s, st && !st->labels[0] ? st : state_of(s, b->binary, "", 0, 0),
+		now);
 	if (!r && !o) {
 		pthread_mutex_unlock(&s->mu);
 		return 0;
@@ -738,7 +892,7 @@ int srv_sampling_override(srv_sampling *s, const char *binary, int mode,
 		const struct srv_sampling_rule *r =
 			srv_sampling_policy_find(&s->policy, binary);
 		struct bstate *st = state_of(
-			s, binary, 1, r ? r->max_freq : DEFAULT_MAX_FREQ);
+			s, binary, "", 1, r ? r->max_freq : DEFAULT_MAX_FREQ);
 		if (st)
 			st->ovr = o;
 		else {
@@ -788,9 +942,11 @@ void srv_sampling_json(srv_sampling *s, struct fdo_buf *out)
 	for (size_t i = 0; i < s->n; i++) {
 		const struct bstate *b = &s->b[i];
 		const struct srv_sampling_rule *r =
-			srv_sampling_policy_find(&s->policy, b->name);
+			rule_of_state(&s->policy, b->name, b->labels);
 		fdo_buf_puts(out, i ? ",{\"binary\":" : "{\"binary\":");
 		fdo_buf_json_str(out, b->name);
+		fdo_buf_puts(out, ",\"labels\":");
+		fdo_buf_json_str(out, b->labels);
 		fdo_buf_printf(out,
 			       ",\"rule_line\":%u,\"mode\":\"%s\","
 			       "\"freq_hz\":%u,\"target_per_s\":%.6g,"
@@ -832,6 +988,10 @@ void srv_sampling_metrics(srv_sampling *s, struct fdo_buf *out)
 	for (size_t i = 0; i < s->n; i++) {
 		fdo_buf_puts(out, "fdod_sampling_freq_hz{binary=");
 		fdo_buf_json_str(out, s->b[i].name);
+		if (s->b[i].labels[0]) {
+			fdo_buf_puts(out, ",labels=");
+			fdo_buf_json_str(out, s->b[i].labels);
+		}
 		fdo_buf_printf(out, "} %u\n", s->b[i].freq);
 	}
 	pthread_mutex_unlock(&s->mu);

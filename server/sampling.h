@@ -22,9 +22,16 @@ enum srv_sampling_mode {
 	SRV_SAMPLING_ON_DEMAND, /* an operator's window (admin API only) */
 };
 
+#define SRV_SAMPLING_LABELS_MAX	     8	 /* labels= pairs of one rule */
+#define SRV_SAMPLING_LABELS_TEXT_MAX 256 /* labels= text, bytes */
+
 /* One line of a policy file. */
 struct srv_sampling_rule {
-	char binary[257];	  /* a binary name, or "*" for the others */
+	char binary[257]; /* a binary name, or "*" for the others */
+	/* labels=: "k=v,..." sorted by key ("" = any label set); the rule
+	 * covers the batches that carry every pair. */
+	char labels[SRV_SAMPLING_LABELS_TEXT_MAX + 1];
+	unsigned nlabels;
 	int mode;		  /* enum srv_sampling_mode (not on-demand) */
 	uint64_t samples;	  /* desired accepted samples per window; 0 =
 				     none: sample at max_freq */
@@ -43,7 +50,9 @@ struct srv_sampling_rule {
 #define SRV_SAMPLING_RULES_MAX 4096
 
 struct srv_sampling_policy {
-	struct srv_sampling_rule *rules; /* sorted by binary; "*" first */
+	/* sorted by binary ("*" first), then the most labels= pairs
+	 * first, then by line */
+	struct srv_sampling_rule *rules;
 	size_t n;
 };
 
@@ -52,7 +61,8 @@ struct srv_sampling_policy {
  * be NUL-terminated): one rule per line, `BINARY key=value...`, '#' to the
  * end of a line a comment. Keys: samples=N/DURATION, mode=continuous|
  * paused|triggered, max_freq=HZ, min_freq=HZ, trigger_freq=HZ,
- * trigger_samples=N, agent_cpu=PERCENT% (of one CPU). FDO_OK, or
+ * trigger_samples=N, agent_cpu=PERCENT% (of one CPU), labels=k=v,...
+ * (a binary may have several rules with different labels=). FDO_OK, or
  * FDO_EINVAL with "line N: reason" in err (nothing in *out), FDO_ELIMIT
  * (over SRV_SAMPLING_RULES_MAX rules), FDO_ENOMEM. Pure; any thread.
  * Free with srv_sampling_policy_fini.
@@ -61,7 +71,17 @@ int srv_sampling_policy_parse(const char *text, size_t len,
 			      struct srv_sampling_policy *out, char *err,
 			      size_t errlen);
 void srv_sampling_policy_fini(struct srv_sampling_policy *p);
-/* The rule of binary: its own line, else "*", else NULL. */
+/*
+ * srv_sampling_policy_match: the rule of a batch of binary carrying labels
+ * (n pairs): among binary's own rules those whose labels= the batch
+ * carries, the one with the most pairs (the earlier line on a tie); when
+ * none, the same among the "*" rules; else NULL. srv_sampling_policy_find
+ * is the match of a batch without labels.
+ */
+const struct srv_sampling_rule *
+srv_sampling_policy_match(const struct srv_sampling_policy *p,
+			  const char *binary, Fdod__Label *const *labels,
+			  size_t n);
 const struct srv_sampling_rule *
 srv_sampling_policy_find(const struct srv_sampling_policy *p,
 			 const char *binary);

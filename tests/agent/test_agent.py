@@ -218,6 +218,27 @@ def test_spool_keeps_batches_while_server_is_down(tmp_path, prog):
     assert s["samples_unsent"] + s["samples_unmapped"] == s["samples_read"] > 0, err
 
 
+def test_spool_bytes_bounds_what_is_held(tmp_path, prog):
+    """--spool-bytes: with no server and a byte cap below one batch, the
+    spool holds the batch in flight and the newest; the older ones are
+    dropped with a message and counted, never lost silently."""
+    exe, _ = prog
+    d = Daemon(tmp_path / "never")
+    rc, _, err = run_agent(["--url", d.url, "--interval", "1",
+                            "--timeout-ms", "200", "--drain", "1",
+                            "--spool-bytes", "1", "--", exe, "4.5"])
+    assert rc == 0, err
+    s = summary(err)
+    assert s["samples_sent"] == 0, err
+    assert s["batches_dropped"] >= 2, err
+    assert re.search(r"^fdo-agent: spool full \(\d+ batches, 1 bytes\): "
+                     r"dropped batch seq \d+ \(\d+ samples\)$", err,
+                     re.M), err
+    assert err.count("spool full") == s["batches_dropped"], err
+    assert (s["samples_unsent"] + s["samples_dropped"] +
+            s["samples_unmapped"]) == s["samples_read"] > 0, err
+
+
 def test_cycles_and_branch_stack_fall_back(daemon, prog):
     exe, _ = prog
     rc, _, err = run_agent(["--url", daemon.url, "--interval", "1",

@@ -142,6 +142,45 @@ def test_bad_policy_refused_at_start_and_on_reload(tmp_path):
             assert status == 400, (q, body)
 
 
+def test_label_set_rules_from_the_docs(tmp_path):
+    """docs/sampling.md's example policy, as written, runs fdod; batches of
+    one binary under different labels get the rule with the most pairs
+    they carry, each with its own controller in GET /v1/sampling."""
+    with open(os.path.join(ROOT, "docs", "sampling.md")) as f:
+        doc = f.read()
+    example = re.search(r"## The policy file.*?```\n(.*?)```", doc,
+                        re.S).group(1)
+    assert "labels=" in example, example
+    with with_policy(tmp_path, example) as d:
+        now = int(time.time())
+        for seq, labels in enumerate(
+                (["zone=eu", "mode=canary"], ["zone=eu"], ["zone=us"], []),
+                start=1):
+            text = ("agent a%d\nseq %d\nhost h%d\nbinary webserver\n"
+                    "event cpu-clock\nperiod 1000000\n"
+                    "time %d %d\nmapping 0 aabbccdd 1000 2000 0 /bin/w\n"
+                    "stack 5 1010\n" % (seq, seq, seq, now - 10, now))
+            text += "".join("label %s\n" % lbl for lbl in labels)
+            rc, out = d.push(text)
+            assert rc == 0, out
+        st = d.get("/v1/sampling")
+        got = {(b["binary"], b["labels"]): (b["mode"], b["rule_line"])
+               for b in st["binaries"]}
+        lines = [ln for ln in example.splitlines()]
+
+        def line_of(prefix):
+            return 1 + next(i for i, ln in enumerate(lines)
+                            if ln.startswith(prefix))
+        assert got == {
+            ("webserver", "mode=canary,zone=eu"):
+                ("paused", line_of("webserver  labels=mode=canary")),
+            ("webserver", "zone=eu"):
+                ("continuous", line_of("webserver  labels=zone=eu")),
+            ("webserver", ""):
+                ("continuous", line_of("webserver  samples")),
+        }, st
+
+
 WORKLOAD = r"""
 #include <stdlib.h>
 #include <time.h>

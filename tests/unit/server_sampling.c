@@ -77,6 +77,16 @@ TEST(policy_errors_name_the_line)
 		{"bad/name mode=paused", "line 1: binary bad/name"},
 		{"a mode=paused\n\nb mode=paused\na samples=1/1s",
 		 "line 4: binary a already has a rule (line 1)"},
+		{"a labels=zone", "line 1: labels=zone: want k=v"},
+		{"a labels==eu", "line 1: labels==eu: want k=v"},
+		{"a labels=zone=", "line 1: labels=zone=: want k=v"},
+		{"a labels=zone=eu,", "line 1: labels=zone=eu,: want k=v"},
+		{"a labels=z=1,z=2", "line 1: labels=: key z given twice"},
+		{"a labels=a=1,b=1,c=1,d=1,e=1,f=1,g=1,h=1,i=1",
+		 "line 1: labels=: more than 8 pairs"},
+		{"a labels=z=1,y=2\na labels=y=2,z=1 mode=paused",
+		 "line 2: binary a already has a rule for labels=y=2,z=1 "
+		 "(line 1)"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		struct srv_sampling_policy p;
@@ -211,6 +221,139 @@ TEST(triggered_samples_a_new_build_id_fast_until_ready)
 	REQUIRE(srv_sampling_advise(s, &b, &res, &a) == 1); /* ready */
 	CHECK(a.freq_hz == 997);
 	CHECK_EQ_STR(a.mode, "continuous");
+	srv_sampling_destroy(s);
+}
+
+/* Labels of a batch, from "k=v" strings. */
+struct lbls {
+	Fdod__Label l[4], *p[4];
+	size_t n;
+};
+
+/* x holds (k1, v1) and (k2, v2), each left out when its key is NULL. */
+static void lbls_set(struct lbls *x, const char *k1, const char *v1,
+		     const char *k2, const char *v2)
+{
+	const char *kv[2][2] = {{k1, v1}, {k2, v2}};
+	Fdod__Label init = FDOD__LABEL__INIT;
+	x->n = 0;
+	for (int i = 0; i < 2; i++) {
+		if (!kv[i][0])
+			continue;
+		x->l[x->n] = init;
+		x->l[x->n].key = (char *)kv[i][0];
+		x->l[x->n].value = (char *)kv[i][1];
+		x->p[x->n] = &x->l[x->n];
+		x->n++;
+	}
+}
+
+TEST(policy_labels_most_pairs_win)
+{
+	struct srv_sampling_policy p;
+	char err[300];
+	REQUIRE(parse("web max_freq=100\n"
+		      "web labels=zone=eu max_freq=200\n"
+		      "web labels=mode=batch,zone=eu max_freq=300\n"
+		      "web labels=tier=gold max_freq=400\n"
+		      "* labels=zone=us max_freq=500\n"
+		      "* max_freq=600\n"
+		      "api labels=zone=eu max_freq=700\n",
+		      &p, err, sizeof err) == FDO_OK);
+	struct lbls x;
+	const struct srv_sampling_rule *r;
+	lbls_set(&x, "zone", "eu", NULL, NULL);
+	r = srv_sampling_policy_match(&p, "web", x.p, x.n);
+	REQUIRE(r);
+	CHECK(r->max_freq == 200 && r->nlabels == 1);
+	CHECK_EQ_STR(r->labels, "zone=eu");
+	lbls_set(&x, "zone", "eu", "mode", "batch");
+	r = srv_sampling_policy_match(&p, "web", x.p, x.n);
+	CHECK(r && r->max_freq == 300);
+	CHECK_EQ_STR(r->labels, "mode=batch,zone=eu"); /* sorted by key */
+	/* Both one-pair rules cover it: the earlier line wins. */
+	lbls_set(&x, "zone", "eu", "tier", "gold");
+	r = srv_sampling_policy_match(&p, "web", x.p, x.n);
+	CHECK(r && r->max_freq == 200);
+	lbls_set(&x, "zone", "us", NULL, NULL);
+	r = srv_sampling_policy_match(&p, "web", x.p, x.n);
+	CHECK(r && r->max_freq == 100); /* web's own rule before any "*" */
+	CHECK(srv_sampling_policy_find(&p, "web")->max_freq == 100);
+	/* api has only a labelled rule: other batches of it go to "*". */
+	r = srv_sampling_policy_match(&p, "api", x.p, x.n);
+	CHECK(r && r->max_freq == 500);
+	lbls_set(&x, "zone", "eu", NULL, NULL);
+	r = srv_sampling_policy_match(&p, "api", x.p, x.n);
+	CHECK(r && r->max_freq == 700);
+	CHECK(srv_sampling_policy_find(&p, "api")->max_freq == 600);
+	/* A value is matched whole. */
+	lbls_set(&x, "zone", "eu2", NULL, NULL);
+	r = srv_sampling_policy_match(&p, "web", x.p, x.n);
+	CHECK(r && r->max_freq == 100);
+	srv_sampling_policy_fini(&p);
+}
+
+TEST(label_sets_have_their_own_controller)
+{
+	/* 10 samples/s wanted per label set. Agents of zone=eu run 4 CPUs'
+	 * worth, those of zone=us one: each label set's advice follows its
+	 * own agents, and an operator's window on the binary covers both. */
+	srv_sampling *s = with_policy("web labels=zone=eu samples=600/1m\n"
+				      "web labels=zone=us samples=600/1m\n");
+	REQUIRE(s);
+	struct lbls eu, us;
+	lbls_set(&eu, "zone", "eu", NULL, NULL);
+	lbls_set(&us, "zone", "us", NULL, NULL);
+	Fdod__SampleBatch b = FDOD__SAMPLE_BATCH__INIT;
+	b.binary = "web";
+	b.event = "cpu-clock";
+	b.period = 10000000; /* 100 Hz */
+	b.time_start = 100;
+	b.time_end = 110;
+	struct agg_result res = {0};
+	Fdod__SamplingAdvice a = FDOD__SAMPLING_ADVICE__INIT;
+	char agent[32];
+	/* First batches: 10 s of 4 CPUs (eu: 4000 samples at 100 Hz), and
+	 * of one CPU (us: 1000). */
+	for (int i = 0; i < 4; i++) {
+		snprintf(agent, sizeof agent, "eu%d", i);
+		b.agent_id = agent;
+		b.labels = eu.p;
+		b.n_labels = eu.n;
+		res.samples_accepted = 1000;
+		REQUIRE(srv_sampling_advise(s, &b, &res, &a) == 1);
+	}
+	/* 10 per s over 4 CPU-s per s: 2.5 Hz, rounded. */
+	CHECK_EQ_INT(a.freq_hz, 3);
+	b.agent_id = "us0";
+	b.labels = us.p;
+	b.n_labels = us.n;
+	REQUIRE(srv_sampling_advise(s, &b, &res, &a) == 1);
+	CHECK_EQ_INT(a.freq_hz, 10);
+	/* No rule covers a batch without labels. */
+	b.labels = NULL;
+	b.n_labels = 0;
+	CHECK(srv_sampling_advise(s, &b, &res, &a) == 0);
+	char err[200];
+	REQUIRE(srv_sampling_override(s, "web", SRV_SAMPLING_PAUSED, 0, 60, err,
+				      sizeof err) == FDO_OK);
+	b.labels = eu.p;
+	b.n_labels = eu.n;
+	REQUIRE(srv_sampling_advise(s, &b, &res, &a) == 1);
+	CHECK_EQ_STR(a.mode, "paused");
+	struct fdo_buf j;
+	fdo_buf_init(&j);
+	srv_sampling_json(s, &j);
+	CHECK(strstr(fdo_buf_cstr(&j),
+		     "\"binary\":\"web\",\"labels\":\"zone=eu\"") != NULL);
+	CHECK(strstr(fdo_buf_cstr(&j),
+		     "\"binary\":\"web\",\"labels\":\"zone=us\"") != NULL);
+	fdo_buf_fini(&j);
+	fdo_buf_init(&j);
+	srv_sampling_metrics(s, &j);
+	CHECK(strstr(fdo_buf_cstr(&j), "fdod_sampling_freq_hz{binary=\"web\","
+				       "labels=\"zone=us\"} 10") != NULL);
+	fdo_buf_fini(&j);
 	srv_sampling_destroy(s);
 }
 
