@@ -31,7 +31,7 @@ CFLAGS   ?= $(OPT) -g
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter
 CPPFLAGS := -std=c11 -D_GNU_SOURCE -I. -I$(GEN) -MMD -MP
 ALL_CFLAGS = $(CPPFLAGS) $(WARN) $(CFLAGS) $(SANFLAGS)
-LDLIBS   := -lgrpc -lgpr -lmicrohttpd -lnng -llmdb -ldw -lelf -ldebuginfod -lprotobuf-c -lcapstone -lmbedcrypto -lz -lpthread -lstdc++ -lm
+LDLIBS   := -lgrpc -lgpr -lmicrohttpd -lnng -llmdb -ldw -lelf -ldebuginfod -lprotobuf-c -lcapstone -lmbedcrypto -lcrypto -lz -lpthread -lstdc++ -lm
 
 PARTS    := common schemas storage symbolizer aggregator server agent
 DEPS_common     := common

@@ -16,7 +16,7 @@ PACKAGES=(
   libc6-dbg binutils
   python3 python3-pytest python3-protobuf protobuf-compiler
   linux-perf
-  zlib1g-dev openssl curl debuginfod libdebuginfod-dev libcurl4-gnutls-dev
+  zlib1g-dev openssl libssl-dev curl debuginfod libdebuginfod-dev libcurl4-gnutls-dev
   chromium valgrind iproute2 util-linux
   golang-go
 )
