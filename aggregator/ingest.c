@@ -296,11 +296,13 @@ static int stored_before(store_txn *t, const struct prep *p,
 	size_t vl;
 	if (store_get(t, STORE_BATCHES, key, sizeof key, &v, &vl))
 		return NEW_BATCH;
-	if (vl >= BATCH_VAL_SIZE &&
-	    fdo_get_be64((const uint8_t *)v + 24) != p->digest)
+	/* A record that does not decode still stands for the batch. */
+	struct store_batch b;
+	if (store_batches_decode(v, vl, &b))
+		return DUPLICATE;
+	if (b.digest && b.digest != p->digest)
 		return CONFLICT;
-	if (vl >= BATCH_VAL_SIZE_V1)
-		r->samples_accepted = fdo_get_be64((const uint8_t *)v + 8);
+	r->samples_accepted = b.accepted;
 	return DUPLICATE;
 }
 

@@ -127,11 +127,6 @@ int merge_pending_full(struct merge *m, uint32_t id, int full);
 /* merge_sweep deletes batch records older than cutoff (unix seconds). */
 int merge_sweep(store *st, uint64_t cutoff, size_t *deleted);
 
-/* Size of a value of table batches; layout in storage/codec.c. Records
- * written before issue 21 have 24 bytes (no content digest). */
-#define BATCH_VAL_SIZE	  32
-#define BATCH_VAL_SIZE_V1 24
-
 /*
  * prep_digest: a 64-bit digest of what a batch stores (binary, host,
  * labels, time_end, period, weight, every stack id and count, every branch

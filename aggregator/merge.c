@@ -323,19 +323,16 @@ static int note_host(store_txn *t, uint32_t binary, const struct prep *p)
 	store_hosts_key_encode(key, binary, host);
 	const void *v;
 	size_t vl;
-	uint64_t first = p->time_end, last = p->time_end;
+	struct store_host h = {p->time_end, p->time_end}, h0;
 	rc = store_get(t, STORE_HOSTS, key, sizeof key, &v, &vl);
-	if (rc == FDO_OK && vl == STORE_HOSTS_VAL_SIZE) {
-		uint64_t f0 = fdo_get_be64(v),
-			 l0 = fdo_get_be64((const uint8_t *)v + 8);
-		if (f0 <= first && l0 + 60 > last)
+	if (rc == FDO_OK && !store_hosts_decode(v, vl, &h0)) {
+		if (h0.first <= h.first && h0.last + 60 > h.last)
 			return FDO_OK;
-		first = f0 < first ? f0 : first;
-		last = l0 > last ? l0 : last;
+		h.first = h0.first < h.first ? h0.first : h.first;
+		h.last = h0.last > h.last ? h0.last : h.last;
 	} else if (rc != FDO_OK && rc != FDO_ENOT_FOUND)
 		return rc;
-	fdo_put_be64(val, first);
-	fdo_put_be64(val + 8, last);
+	store_hosts_encode(val, &h);
 	return store_put(t, STORE_HOSTS, key, sizeof key, val, sizeof val, 0);
 }
 
@@ -453,11 +450,9 @@ static int apply_prep(struct merge *m, store_txn *t, size_t pi)
 				      pb->samples)))
 			return rc;
 	}
-	uint8_t bval[BATCH_VAL_SIZE];
-	fdo_put_be64(bval, m->now);
-	fdo_put_be64(bval + 8, accepted);
-	fdo_put_be64(bval + 16, 0);
-	fdo_put_be64(bval + 24, p->digest);
+	uint8_t bval[STORE_BATCHES_VAL_SIZE];
+	store_batches_encode(bval, &(struct store_batch){m->now, accepted, 0,
+							 p->digest});
 	return store_put(t, STORE_BATCHES, bkey, sizeof bkey, bval, sizeof bval,
 			 0);
 }
@@ -930,8 +925,10 @@ static int sweep_batches(store_txn *t, void *arg)
 	/* Collect first, delete after: no deletes under an open cursor. */
 	rc = store_cursor_seek(c, NULL, 0, &k, &kl, &v, &vl);
 	while (rc == FDO_OK && sw->deleted < SWEEP_MAX_DELETES) {
-		if (vl >= 8 && kl == STORE_BATCHES_KEY_SIZE &&
-		    fdo_get_be64(v) < sw->cutoff)
+		struct store_batch b;
+		if (kl == STORE_BATCHES_KEY_SIZE &&
+		    !store_batches_decode(v, vl, &b) &&
+		    b.committed < sw->cutoff)
 			memcpy(victims[sw->deleted++], k, kl);
 		rc = store_cursor_next(c, &k, &kl, &v, &vl);
 	}

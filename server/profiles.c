@@ -14,16 +14,8 @@
  * frozen: its id is the SHA-256 of its bytes and GET .../versions/{id}
  * returns exactly those bytes forever.
  *
- * published value layout (key: binary id, version; storage/codec.c):
- *   OFFSET SIZE DESCRIPTION
- *   0      1    format (1)
- *   1      1    profile format: 1 llvm, 2 gcc, 3 bolt, 4 folded, 5 pprof
- *   2      2    reserved, zero
- *   4      4    L: length of the inputs description, big-endian
- *   8      8    creation time, unix seconds, big-endian
- *   16     32   SHA-256 of the profile bytes
- *   48     L    inputs description (JSON text)
- *   48+L   ...  the profile bytes
+ * A version is a value of table published, coded by storage/
+ * (store_published_encode/decode; layout in storage/codec.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +27,6 @@
 #include "common/opts.h"
 #include "server/app.h"
 
-#define PUB_HDR	      48
 #define PUB_MAX_BYTES (256u << 20) /* largest profile a version may hold */
 
 /* Everything a request selects, parsed and checked. */
@@ -652,10 +643,7 @@ void srv_h_readiness(void *a, struct srv_req *req, struct srv_resp *resp)
 
 struct publish {
 	uint32_t binary;
-	uint8_t fmt;
-	const uint8_t *hash;
-	const struct fdo_buf *inputs, *bytes;
-	uint64_t now;
+	struct store_published v;
 	uint32_t version; /* out */
 	int existed;	  /* out */
 };
@@ -676,9 +664,10 @@ static int publish_txn(store_txn *t, void *arg)
 	rc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v, &vl);
 	while (rc == FDO_OK && !store_published_key_decode(k, kl, &b, &ver) &&
 	       b == pb->binary) {
+		struct store_published old;
 		last = ver;
-		if (vl >= PUB_HDR &&
-		    !memcmp((const uint8_t *)v + 16, pb->hash, 32)) {
+		if (!store_published_decode(v, vl, &old) &&
+		    !memcmp(old.sha256, pb->v.sha256, sizeof old.sha256)) {
 			pb->existed = 1;
 			pb->version = ver;
 		}
@@ -688,23 +677,16 @@ static int publish_txn(store_txn *t, void *arg)
 	if (pb->existed)
 		return FDO_OK;
 	pb->version = last + 1;
-	size_t len = PUB_HDR + pb->inputs->len + pb->bytes->len;
-	uint8_t *val = malloc(len);
+	size_t len = store_published_size(&pb->v);
+	uint8_t *val = len ? malloc(len) : NULL;
 	if (!val)
-		return FDO_ENOMEM;
-	memset(val, 0, PUB_HDR);
-	val[0] = 1;
-	val[1] = pb->fmt;
-	fdo_put_be32(val + 4, (uint32_t)pb->inputs->len);
-	fdo_put_be64(val + 8, pb->now);
-	memcpy(val + 16, pb->hash, 32);
-	memcpy(val + PUB_HDR, pb->inputs->data, pb->inputs->len);
-	memcpy(val + PUB_HDR + pb->inputs->len, pb->bytes->data,
-	       pb->bytes->len);
+		return len ? FDO_ENOMEM : FDO_ELIMIT;
+	rc = store_published_encode(&pb->v, val, len, &len);
 	uint8_t key[STORE_PUBLISHED_KEY_SIZE];
 	store_published_key_encode(key, pb->binary, pb->version);
-	rc = store_put(t, STORE_PUBLISHED, key, sizeof key, val, len,
-		       STORE_NOOVERWRITE);
+	if (!rc)
+		rc = store_put(t, STORE_PUBLISHED, key, sizeof key, val, len,
+			       STORE_NOOVERWRITE);
 	free(val);
 	return rc;
 }
@@ -735,9 +717,16 @@ void srv_h_publish(void *a, struct srv_req *req, struct srv_resp *resp)
 					    0, &binary);
 			store_txn_abort(t);
 		}
-		struct publish pb = {binary, pr.em->code,	   d, &inputs,
-				     &out,   (uint64_t)time(NULL), 0, 0};
-		int rc = out.len + inputs.len + PUB_HDR > PUB_MAX_BYTES
+		struct publish pb = {.binary = binary};
+		pb.v.format = pr.em->code;
+		pb.v.created = (uint64_t)time(NULL);
+		memcpy(pb.v.sha256, d, sizeof d);
+		pb.v.inputs = inputs.data;
+		pb.v.inputs_len = inputs.len;
+		pb.v.bytes = out.data;
+		pb.v.bytes_len = out.len;
+		int rc = out.len + inputs.len + STORE_PUBLISHED_HDR_SIZE >
+					 PUB_MAX_BYTES
 				 ? FDO_ELIMIT
 				 : store_write(app->st, publish_txn, &pb);
 		if (rc) {
@@ -765,10 +754,11 @@ void srv_h_publish(void *a, struct srv_req *req, struct srv_resp *resp)
 	agg_query_fini(&pr.q);
 }
 
-/* Walk the versions of a binary; fn gets each decoded record. */
+/* Walk the versions of a binary; fn gets each decoded record (one that
+ * does not decode is skipped). */
 static int each_version(store_txn *t, uint32_t binary,
-			int (*fn)(void *arg, uint32_t ver, const uint8_t *v,
-				  size_t vl),
+			int (*fn)(void *arg, uint32_t ver,
+				  const struct store_published *v),
 			void *arg)
 {
 	store_cursor *c;
@@ -783,10 +773,8 @@ static int each_version(store_txn *t, uint32_t binary,
 	rc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v, &vl);
 	while (rc == FDO_OK && !store_published_key_decode(k, kl, &b, &ver) &&
 	       b == binary) {
-		if (vl >= PUB_HDR &&
-		    PUB_HDR + (size_t)fdo_get_be32((const uint8_t *)v + 4) <=
-			    vl &&
-		    fn(arg, ver, v, vl))
+		struct store_published pv;
+		if (!store_published_decode(v, vl, &pv) && fn(arg, ver, &pv))
 			break;
 		rc = store_cursor_next(c, &k, &kl, &v, &vl);
 	}
@@ -802,23 +790,21 @@ struct list_ctx {
 	int found;
 };
 
-static int list_one(void *arg, uint32_t ver, const uint8_t *v, size_t vl)
+static int list_one(void *arg, uint32_t ver, const struct store_published *v)
 {
 	struct list_ctx *lc = arg;
 	char hex[65];
-	fdo_hex_encode(v + 16, 32, hex);
-	uint32_t il = fdo_get_be32(v + 4);
-	const struct prof_emitter *em = prof_emitter_by_code(v[1]);
+	fdo_hex_encode(v->sha256, sizeof v->sha256, hex);
+	const struct prof_emitter *em = prof_emitter_by_code(v->format);
 	if (lc->want) {
 		if (strcmp(lc->want, hex))
 			return 0;
 		lc->resp->content_type =
-			em ? prof_content_type(em, v + PUB_HDR + il,
-					       vl - PUB_HDR - il)
+			em ? prof_content_type(em, v->bytes, v->bytes_len)
 			   : "application/octet-stream";
 		srv_resp_header(lc->resp, "ETag", "\"%s\"", hex);
 		srv_resp_header(lc->resp, "X-Fdod-Version", "%s", hex);
-		fdo_buf_append(lc->b, v + PUB_HDR + il, vl - PUB_HDR - il);
+		fdo_buf_append(lc->b, v->bytes, v->bytes_len);
 		lc->found = 1;
 		return 1;
 	}
@@ -826,9 +812,8 @@ static int list_one(void *arg, uint32_t ver, const uint8_t *v, size_t vl)
 		       "%s{\"id\":\"%s\",\"version\":%u,\"format\":\"%s\","
 		       "\"created\":%llu,\"bytes\":%zu,\"inputs\":",
 		       lc->n++ ? "," : "", hex, ver, em ? em->name : "?",
-		       (unsigned long long)fdo_get_be64(v + 8),
-		       vl - PUB_HDR - il);
-	fdo_buf_append(lc->b, v + PUB_HDR, il);
+		       (unsigned long long)v->created, v->bytes_len);
+	fdo_buf_append(lc->b, v->inputs, v->inputs_len);
 	fdo_buf_putc(lc->b, '}');
 	return 0;
 }

@@ -11,7 +11,27 @@
  * aggregate, every symbolized address); they are branch-light and allocate
  * nothing.
  *
- * meta — see storage/env.c ("version", "created", "id.<dict>").
+ * Every table's layout is here and its codec is in storage/ (this file,
+ * or the file named with the table); code outside storage/ reads and
+ * writes values only through those codecs. tests/fixtures/store-v4 holds
+ * a store of this version, opened by tests/ingest/test_store_v4.py, and
+ * tests/docs/test_stored_layouts.py fails on raw-offset value coding
+ * outside storage/ and schemas/. Files beside the environment: the WAL
+ * (storage/wal.c; its records' payload, a prep, is coded by
+ * aggregator/prep.c), the symbol tree (storage/symstore.c) and the
+ * symbolizer's index cache (symbolizer/index_file.c).
+ *
+ * meta — the store's own figures (storage/env.c, intern.c, wal.c)
+ *   key "version"      -> value be32: layout version (STORE_VERSION)
+ *   key "created"      -> value be64: unix seconds the store was created
+ *   key "id.<dict>"    -> value be32: next id of a dictionary (intern.c;
+ *                         dict = strings, binaries, labelsets, buildids)
+ *   key "fileids"      -> value 0x01: the symbol tree's executables are
+ *                         indexed by file id (since version 4)
+ *   key "wal.applied"  -> value: the WAL position the tables hold
+ *                         everything before (storage/wal.c)
+ *                         0  8  segment number
+ *                         8  8  byte offset in that segment
  *
  * strings, binaries, labelsets — dictionaries (storage/intern.c)
  *   key 'n' + name (1 + 0..510 bytes)  -> value: id (be32)
@@ -119,37 +139,45 @@
  *                      +16 4 discriminator
  *                      +20 4 function start line (0 = unknown)
  *
- * batches — exactly-once bookkeeping
+ * batches — exactly-once bookkeeping (store_batches_encode/decode)
  *   key:   0      4    agent id (string id of the agent's name)
  *          4      8    sequence number
  *   value: 0      8    commit time, unix seconds
- *          8      8    samples accepted (as the first Ack said)
- *          16     8    samples unmapped (as the first Ack said; written 0)
+ *          8      8    samples accepted: the batch's stack samples, as
+ *                      its first Ack said
+ *          16     8    samples unmapped (written 0)
  *          24     8    content digest of the batch (aggregator/prep.c
  *                      prep_digest; never 0); absent in records written
  *                      before it (24-byte values): a resent (agent, seq)
  *                      with another digest is refused as CONFLICT
- *   (written by aggregator/merge.c; records older than the dedup TTL
- *   are deleted by its sweep)
+ *   Written by aggregator/merge.c with the counts of the batch; records
+ *   older than the dedup TTL are deleted by its sweep.
  *
- * hosts — distinct hosts per binary
+ * hosts — distinct hosts per binary (store_hosts_encode/decode)
  *   key:   0      4    binary id
  *          4      4    host (string id)
  *   value: 0      8    first batch time, unix seconds
- *          8      8    last batch time, unix seconds
+ *          8      8    last batch time, unix seconds (>= first; kept to
+ *                      the minute)
  *
- * published — frozen profiles
+ * published — frozen profiles (store_published_encode/decode; written by
+ *   server/profiles.c, POST /v1/profiles/{binary}/publish)
  *   key:   0      4    binary id
  *          4      4    version, 1, 2, ... per binary
- *   value: 0      1    format (1)
- *          1      1    profile format: 1 llvm, 2 gcc, 3 bolt, 4 folded,
- *                      5 pprof
+ *   value: 0      1    record format (1)
+ *          1      1    profile format (the emitter's code,
+ *                      aggregator/emitters.c): 1 llvm, 2 gcc, 3 bolt,
+ *                      4 folded, 5 pprof
  *          2      2    reserved, zero
  *          4      4    L: length of the inputs description
  *          8      8    creation time, unix seconds
- *          16     32   content hash of the profile bytes
- *          48     L    inputs description (text: window, labels, ...)
- *          48+L   ...  the profile bytes
+ *          16     32   SHA-256 of the profile bytes: the version's id
+ *                      (GET /v1/profiles/{binary}/versions/{id})
+ *          48     L    inputs description: a JSON object (format,
+ *                      selectors, window, half_life, build_id, options,
+ *                      samples, hosts, span, first/last time, build_ids),
+ *                      as the publish answer's "inputs"
+ *          48+L   ...  the profile bytes, up to the value's end
  */
 #include <string.h>
 
@@ -522,5 +550,95 @@ int store_published_key_decode(const void *p, size_t len, uint32_t *binary,
 		return FDO_ECORRUPT;
 	*binary = fdo_get_be32(b);
 	*version = fdo_get_be32(b + 4);
+	return FDO_OK;
+}
+
+void store_batches_encode(uint8_t out[STORE_BATCHES_VAL_SIZE],
+			  const struct store_batch *b)
+{
+	fdo_put_be64(out, b->committed);
+	fdo_put_be64(out + 8, b->accepted);
+	fdo_put_be64(out + 16, b->unmapped);
+	fdo_put_be64(out + 24, b->digest);
+}
+
+int store_batches_decode(const void *p, size_t len, struct store_batch *b)
+{
+	const uint8_t *q = p;
+	if (len != STORE_BATCHES_VAL_SIZE && len != STORE_BATCHES_VAL_SIZE_V1)
+		return FDO_ECORRUPT;
+	b->committed = fdo_get_be64(q);
+	b->accepted = fdo_get_be64(q + 8);
+	b->unmapped = fdo_get_be64(q + 16);
+	b->digest = len == STORE_BATCHES_VAL_SIZE ? fdo_get_be64(q + 24) : 0;
+	/* A digest is never 0: 0 is how a 24-byte record says it has none. */
+	return len == STORE_BATCHES_VAL_SIZE && !b->digest ? FDO_ECORRUPT
+							   : FDO_OK;
+}
+
+void store_hosts_encode(uint8_t out[STORE_HOSTS_VAL_SIZE],
+			const struct store_host *h)
+{
+	fdo_put_be64(out, h->first);
+	fdo_put_be64(out + 8, h->last);
+}
+
+int store_hosts_decode(const void *p, size_t len, struct store_host *h)
+{
+	const uint8_t *q = p;
+	if (len != STORE_HOSTS_VAL_SIZE)
+		return FDO_ECORRUPT;
+	h->first = fdo_get_be64(q);
+	h->last = fdo_get_be64(q + 8);
+	return h->first <= h->last ? FDO_OK : FDO_ECORRUPT;
+}
+
+#define PUBLISHED_FORMAT 1
+
+size_t store_published_size(const struct store_published *v)
+{
+	if (v->inputs_len > UINT32_MAX ||
+	    v->bytes_len > SIZE_MAX - STORE_PUBLISHED_HDR_SIZE - v->inputs_len)
+		return 0;
+	return STORE_PUBLISHED_HDR_SIZE + v->inputs_len + v->bytes_len;
+}
+
+int store_published_encode(const struct store_published *v, uint8_t *out,
+			   size_t cap, size_t *len)
+{
+	size_t n = store_published_size(v);
+	if (!n || n > cap)
+		return FDO_ELIMIT;
+	out[0] = PUBLISHED_FORMAT;
+	out[1] = v->format;
+	out[2] = out[3] = 0;
+	fdo_put_be32(out + 4, (uint32_t)v->inputs_len);
+	fdo_put_be64(out + 8, v->created);
+	memcpy(out + 16, v->sha256, STORE_SHA256_SIZE);
+	if (v->inputs_len)
+		memcpy(out + STORE_PUBLISHED_HDR_SIZE, v->inputs,
+		       v->inputs_len);
+	if (v->bytes_len)
+		memcpy(out + STORE_PUBLISHED_HDR_SIZE + v->inputs_len, v->bytes,
+		       v->bytes_len);
+	*len = n;
+	return FDO_OK;
+}
+
+int store_published_decode(const void *p, size_t len, struct store_published *v)
+{
+	const uint8_t *q = p;
+	if (len < STORE_PUBLISHED_HDR_SIZE || q[0] != PUBLISHED_FORMAT)
+		return FDO_ECORRUPT;
+	size_t il = fdo_get_be32(q + 4);
+	if (il > len - STORE_PUBLISHED_HDR_SIZE)
+		return FDO_ECORRUPT;
+	v->format = q[1];
+	v->created = fdo_get_be64(q + 8);
+	memcpy(v->sha256, q + 16, STORE_SHA256_SIZE);
+	v->inputs = (const char *)q + STORE_PUBLISHED_HDR_SIZE;
+	v->inputs_len = il;
+	v->bytes = q + STORE_PUBLISHED_HDR_SIZE + il;
+	v->bytes_len = len - STORE_PUBLISHED_HDR_SIZE - il;
 	return FDO_OK;
 }

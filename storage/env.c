@@ -21,12 +21,9 @@
  *   The environment uses MDB_NOTLS, so a read transaction is not tied to a
  *   thread by LMDB; fdod still never hands one to another thread.
  *
- * On-disk: DIR/store/{data.mdb,lock.mdb}. The table "meta" holds
- *   key "version"      value be32  layout version (STORE_VERSION)
- *   key "created"      value be64  unix seconds when the store was created
- *   key "id.<dict>"    value be32  next id of a dictionary (storage/intern.c)
- *   key "fileids"      value 0x01  the symbol tree's executables are indexed
- *                      by file id (store_symbols_index_file_ids)
+ * On-disk: DIR/store/{data.mdb,lock.mdb}. The table "meta" holds the
+ * layout version, the creation time, the dictionaries' next ids, the file
+ * id mark and the WAL's applied position (layouts in storage/codec.c).
  * Stores of older versions are upgraded in place when opened, in the
  * opening write transaction (all or nothing, with the new version stamp):
  *   1 -> 2  the compact stacks layout; both are read (storage/codec.c),

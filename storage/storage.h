@@ -327,6 +327,23 @@ void store_batches_key_encode(uint8_t out[STORE_BATCHES_KEY_SIZE],
 int store_batches_key_decode(const void *p, size_t len, uint32_t *agent,
 			     uint64_t *seq);
 
+/* batches value: what the first commit of an (agent, seq) said. Records
+ * written before the content digest (issue 21) have 24 bytes. */
+#define STORE_BATCHES_VAL_SIZE	  32
+#define STORE_BATCHES_VAL_SIZE_V1 24
+struct store_batch {
+	uint64_t committed; /* commit time, unix seconds */
+	uint64_t accepted;  /* samples accepted, as the first Ack said */
+	uint64_t unmapped;  /* samples unmapped (written 0) */
+	uint64_t digest;    /* content digest, never 0; 0 = a 24-byte record */
+};
+/* Writes STORE_BATCHES_VAL_SIZE bytes; b->digest must not be 0. */
+void store_batches_encode(uint8_t out[STORE_BATCHES_VAL_SIZE],
+			  const struct store_batch *b);
+/* Decodes a value of either size: FDO_OK, or FDO_ECORRUPT when len is
+ * neither size or a 32-byte record has digest 0. */
+int store_batches_decode(const void *p, size_t len, struct store_batch *b);
+
 /* hosts: key (binary id, host string id); value first and last seen. */
 #define STORE_HOSTS_KEY_SIZE 8
 #define STORE_HOSTS_VAL_SIZE 16
@@ -334,6 +351,14 @@ void store_hosts_key_encode(uint8_t out[STORE_HOSTS_KEY_SIZE], uint32_t binary,
 			    uint32_t host);
 int store_hosts_key_decode(const void *p, size_t len, uint32_t *binary,
 			   uint32_t *host);
+struct store_host {
+	uint64_t first, last; /* first and last batch time, unix seconds */
+};
+void store_hosts_encode(uint8_t out[STORE_HOSTS_VAL_SIZE],
+			const struct store_host *h);
+/* FDO_OK, or FDO_ECORRUPT when len is not STORE_HOSTS_VAL_SIZE or first
+ * is after last. */
+int store_hosts_decode(const void *p, size_t len, struct store_host *h);
 
 /* store_hosts_count sets *n to the distinct hosts recorded for binary. */
 int store_hosts_count(store_txn *t, uint32_t binary, uint64_t *n);
@@ -405,6 +430,35 @@ void store_published_key_encode(uint8_t out[STORE_PUBLISHED_KEY_SIZE],
 				uint32_t binary, uint32_t version);
 int store_published_key_decode(const void *p, size_t len, uint32_t *binary,
 			       uint32_t *version);
+
+/*
+ * published value: one frozen profile, its inputs and its SHA-256 (the
+ * version's id). Written once by server/profiles.c, never changed.
+ */
+#define STORE_PUBLISHED_HDR_SIZE 48
+#define STORE_SHA256_SIZE	 32
+struct store_published {
+	uint8_t format;	  /* profile format code (prof_emitter code) */
+	uint64_t created; /* unix seconds */
+	uint8_t sha256[STORE_SHA256_SIZE]; /* of bytes[0..bytes_len) */
+	const char *inputs; /* inputs description, JSON text (no NUL) */
+	size_t inputs_len;
+	const void *bytes; /* the profile */
+	size_t bytes_len;
+};
+/* store_published_size: the encoded size of v, or 0 when inputs_len does
+ * not fit the layout (more than 2^32 - 1 bytes) or the sum overflows. */
+size_t store_published_size(const struct store_published *v);
+/* Writes store_published_size(v) bytes into out (capacity cap), *len set:
+ * FDO_OK, or FDO_ELIMIT when cap is short or v does not fit the layout. */
+int store_published_encode(const struct store_published *v, uint8_t *out,
+			   size_t cap, size_t *len);
+/* Decodes a value; v->inputs and v->bytes point into p (valid as long as
+ * p: for an LMDB value, until its transaction ends). FDO_OK, or
+ * FDO_ECORRUPT when the value is short, of another record format, or its
+ * inputs length runs past its end. */
+int store_published_decode(const void *p, size_t len,
+			   struct store_published *v);
 
 /* ------------------------------------------------------------ interning -- */
 /*

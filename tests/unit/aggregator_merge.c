@@ -364,3 +364,51 @@ TEST(totals_follow_counts_through_merges_and_expiry)
 	prep_free(pe);
 	store_close(st);
 }
+
+/* Table batches as the sweep sees it: records of both sizes (24 bytes,
+ * from before the digest, and 32) older than the cutoff go, newer ones
+ * stay, and a value that does not decode is left alone. */
+static int batches_txn(store_txn *t, void *arg)
+{
+	(void)arg;
+	static const struct {
+		uint64_t seq, committed;
+		size_t len;
+	} recs[] = {{1, 100, STORE_BATCHES_VAL_SIZE_V1},
+		    {2, 150, STORE_BATCHES_VAL_SIZE},
+		    {3, 250, STORE_BATCHES_VAL_SIZE},
+		    {4, 100, 17}};
+	int rc = FDO_OK;
+	for (size_t i = 0; i < 4 && !rc; i++) {
+		uint8_t k[STORE_BATCHES_KEY_SIZE], v[STORE_BATCHES_VAL_SIZE];
+		store_batches_key_encode(k, 9, recs[i].seq);
+		store_batches_encode(v, &(struct store_batch){recs[i].committed,
+							      5, 0, 77});
+		rc = store_put(t, STORE_BATCHES, k, sizeof k, v, recs[i].len,
+			       0);
+	}
+	return rc;
+}
+
+TEST(sweep_deletes_batch_records_of_both_sizes_by_commit_time)
+{
+	struct store_opts o = {.dir = test_subdir("sweep")};
+	store *st;
+	REQUIRE(store_open(&o, &st) == FDO_OK);
+	REQUIRE(store_write(st, batches_txn, NULL) == FDO_OK);
+	size_t deleted = 0;
+	REQUIRE(merge_sweep(st, 200, &deleted) == FDO_OK);
+	CHECK_EQ_INT(deleted, 2);
+	store_txn *t;
+	REQUIRE(store_txn_begin(st, 0, &t) == FDO_OK);
+	for (uint64_t seq = 1; seq <= 4; seq++) {
+		uint8_t k[STORE_BATCHES_KEY_SIZE];
+		const void *v;
+		size_t vl;
+		store_batches_key_encode(k, 9, seq);
+		CHECK_EQ_INT(store_get(t, STORE_BATCHES, k, sizeof k, &v, &vl),
+			     seq <= 2 ? FDO_ENOT_FOUND : FDO_OK);
+	}
+	store_txn_abort(t);
+	store_close(st);
+}

@@ -293,3 +293,137 @@ TEST(symcache_round_trip_and_limits)
 	CHECK_EQ_INT(store_symcache_encode(f, 256, buf, sizeof buf, &len),
 		     FDO_ELIMIT);
 }
+
+/* Decodes the first len bytes of full from a heap copy of exactly len
+ * bytes, so that the sanitized build catches any read past the value. */
+static int decode_exact(int (*dec)(const void *, size_t, void *),
+			const uint8_t *full, size_t len, void *out)
+{
+	uint8_t *p = malloc(len ? len : 1);
+	if (!p)
+		return -1;
+	memcpy(p, full, len);
+	int rc = dec(p, len, out);
+	free(p);
+	return rc;
+}
+
+static int dec_batch(const void *p, size_t len, void *out)
+{
+	return store_batches_decode(p, len, out);
+}
+
+static int dec_host(const void *p, size_t len, void *out)
+{
+	return store_hosts_decode(p, len, out);
+}
+
+static int dec_pub(const void *p, size_t len, void *out)
+{
+	return store_published_decode(p, len, out);
+}
+
+TEST(batches_value_layout_and_corruption)
+{
+	struct store_batch b = {1763719260, 100, 0, 0x0123456789abcdefull}, d;
+	uint8_t e[STORE_BATCHES_VAL_SIZE + 1] = {0};
+	store_batches_encode(e, &b);
+	static const uint8_t want[STORE_BATCHES_VAL_SIZE] = {
+		0,    0,    0,	  0,	0x69, 0x20, 0x38, 0x5c, /* time */
+		0,    0,    0,	  0,	0,    0,    0,	  100,	/* accepted */
+		0,    0,    0,	  0,	0,    0,    0,	  0,	/* unmapped */
+		0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, /* digest */
+	};
+	CHECK(!memcmp(e, want, sizeof want));
+	REQUIRE(store_batches_decode(e, STORE_BATCHES_VAL_SIZE, &d) == FDO_OK);
+	CHECK(d.committed == b.committed && d.accepted == 100 &&
+	      d.unmapped == 0 && d.digest == b.digest);
+	/* A record from before the digest: 24 bytes, digest 0. */
+	REQUIRE(decode_exact(dec_batch, e, STORE_BATCHES_VAL_SIZE_V1, &d) ==
+		FDO_OK);
+	CHECK(d.accepted == 100 && d.digest == 0);
+	for (size_t n = 0; n <= sizeof e; n++)
+		if (n != STORE_BATCHES_VAL_SIZE &&
+		    n != STORE_BATCHES_VAL_SIZE_V1)
+			CHECK_EQ_INT(decode_exact(dec_batch, e, n, &d),
+				     FDO_ECORRUPT);
+	/* 32 bytes with digest 0 say two things at once. */
+	memset(e + 24, 0, 8);
+	CHECK_EQ_INT(decode_exact(dec_batch, e, STORE_BATCHES_VAL_SIZE, &d),
+		     FDO_ECORRUPT);
+}
+
+TEST(hosts_value_layout_and_corruption)
+{
+	struct store_host h = {1763719200, 1763719260}, d;
+	uint8_t e[STORE_HOSTS_VAL_SIZE + 1] = {0};
+	store_hosts_encode(e, &h);
+	CHECK(fdo_get_be64(e) == 1763719200 &&
+	      fdo_get_be64(e + 8) == 1763719260);
+	REQUIRE(decode_exact(dec_host, e, STORE_HOSTS_VAL_SIZE, &d) == FDO_OK);
+	CHECK(d.first == h.first && d.last == h.last);
+	for (size_t n = 0; n <= sizeof e; n++)
+		if (n != STORE_HOSTS_VAL_SIZE)
+			CHECK_EQ_INT(decode_exact(dec_host, e, n, &d),
+				     FDO_ECORRUPT);
+	/* First seen after last seen cannot be written. */
+	store_hosts_encode(e, &(struct store_host){10, 9});
+	CHECK_EQ_INT(decode_exact(dec_host, e, STORE_HOSTS_VAL_SIZE, &d),
+		     FDO_ECORRUPT);
+}
+
+TEST(published_value_layout_and_corruption)
+{
+	struct store_published v = {0}, d;
+	v.format = 4;
+	v.created = 1763719300;
+	for (int i = 0; i < STORE_SHA256_SIZE; i++)
+		v.sha256[i] = (uint8_t)(0xa0 + i);
+	v.inputs = "{\"format\":\"folded\"}";
+	v.inputs_len = 19;
+	v.bytes = "main;work 100\n";
+	v.bytes_len = 14;
+	size_t len;
+	CHECK_EQ_INT(store_published_size(&v), 48 + 19 + 14);
+	uint8_t e[48 + 19 + 14];
+	CHECK_EQ_INT(store_published_encode(&v, e, sizeof e - 1, &len),
+		     FDO_ELIMIT);
+	REQUIRE(store_published_encode(&v, e, sizeof e, &len) == FDO_OK);
+	CHECK_EQ_INT(len, sizeof e);
+	CHECK(e[0] == 1 && e[1] == 4 && e[2] == 0 && e[3] == 0);
+	CHECK(fdo_get_be32(e + 4) == 19 && fdo_get_be64(e + 8) == 1763719300);
+	CHECK(e[16] == 0xa0 && e[47] == 0xa0 + 31);
+	CHECK(!memcmp(e + 48, v.inputs, 19) && !memcmp(e + 67, v.bytes, 14));
+	REQUIRE(store_published_decode(e, len, &d) == FDO_OK);
+	CHECK(d.format == 4 && d.created == v.created);
+	CHECK(!memcmp(d.sha256, v.sha256, STORE_SHA256_SIZE));
+	CHECK((const void *)d.inputs == e + 48 && d.inputs_len == 19);
+	CHECK(d.bytes == (const void *)(e + 67) && d.bytes_len == 14);
+	/* Cut anywhere inside the inputs or the header: corrupt; cut in the
+	 * profile bytes: a shorter profile (its hash tells, not the layout). */
+	for (size_t n = 0; n < 48 + 19; n++)
+		CHECK_EQ_INT(decode_exact(dec_pub, e, n, &d), FDO_ECORRUPT);
+	REQUIRE(decode_exact(dec_pub, e, 48 + 19, &d) == FDO_OK);
+	CHECK_EQ_INT(d.bytes_len, 0);
+	/* An inputs length past the end, the largest one, another format. */
+	fdo_put_be32(e + 4, 19 + 14 + 1);
+	CHECK_EQ_INT(decode_exact(dec_pub, e, len, &d), FDO_ECORRUPT);
+	fdo_put_be32(e + 4, UINT32_MAX);
+	CHECK_EQ_INT(decode_exact(dec_pub, e, len, &d), FDO_ECORRUPT);
+	fdo_put_be32(e + 4, 19 + 14);
+	REQUIRE(decode_exact(dec_pub, e, len, &d) == FDO_OK);
+	CHECK(d.inputs_len == 33 && d.bytes_len == 0);
+	e[0] = 2;
+	CHECK_EQ_INT(decode_exact(dec_pub, e, len, &d), FDO_ECORRUPT);
+	/* Nothing that cannot be written whole: an inputs length over 32
+	 * bits, a size that overflows. */
+	v.inputs_len = (size_t)UINT32_MAX + 1;
+	if (sizeof(size_t) > 4) {
+		CHECK_EQ_INT(store_published_size(&v), 0);
+		CHECK_EQ_INT(store_published_encode(&v, e, sizeof e, &len),
+			     FDO_ELIMIT);
+	}
+	v.inputs_len = 19;
+	v.bytes_len = SIZE_MAX - 20;
+	CHECK_EQ_INT(store_published_size(&v), 0);
+}
