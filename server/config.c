@@ -73,6 +73,10 @@ const struct fdo_opt srv_config_options[] = {
 	{"otlp-grpc", FDO_OPT_STRING, F(otlp_grpc), NULL, "ADDR:PORT",
 	 "serve OTLP/gRPC profiles (ProfilesService/Export) on this "
 	 "address, e.g. 127.0.0.1:4317 or [::]:4317 (plaintext; unset: off)"},
+	{"otlp-grpc-connections", FDO_OPT_UINT, F(otlp_grpc_connections), "256",
+	 "N", "OTLP/gRPC connections at once; more are closed as they arrive"},
+	{"otlp-grpc-connections-per-peer", FDO_OPT_UINT, F(otlp_grpc_per_peer),
+	 "32", "N", "OTLP/gRPC connections from one address (0 = no cap)"},
 	{"tokens", FDO_OPT_STRING, F(tokens), NULL, "FILE",
 	 "API tokens with scopes (ingest, upload, read, admin); without it "
 	 "fdod serves loopback only"},
@@ -326,6 +330,11 @@ checks:
 	wire_otlp_attrs_fini(&attrs);
 	if (bad) {
 		snprintf(err, sizeof err, "--otlp-attributes: %s", why);
+		goto fail;
+	}
+	if (!cfg->otlp_grpc_connections || cfg->otlp_grpc_connections > 65536) {
+		snprintf(err, sizeof err,
+			 "--otlp-grpc-connections must be 1..65536");
 		goto fail;
 	}
 	if (cfg->otlp_grpc && !check_grpc_addr(cfg->otlp_grpc)) {

@@ -57,6 +57,7 @@ struct srv_config {
 	char *sampling_policy;	      /* the sampling policy file, or NULL */
 	uint64_t sampling_interval;   /* seconds: control interval */
 	char *otlp_grpc; /* OTLP/gRPC listener ADDR:PORT; NULL off */
+	uint64_t otlp_grpc_connections, otlp_grpc_per_peer;
 };
 
 /* The least --http-body-memory: one body of the largest in-memory route

@@ -450,6 +450,8 @@ int main(int argc, char **argv)
 		uint64_t calls = cfg->http_body_memory / SRV_PPROF_MAX_BODY;
 		struct srv_grpc_opts go = {
 			.addr = cfg->otlp_grpc,
+			.max_connections = (unsigned)cfg->otlp_grpc_connections,
+			.max_per_peer = (unsigned)cfg->otlp_grpc_per_peer,
 			.max_calls = calls > 4096 ? 4096 : (unsigned)calls,
 			.recv_timeout = (unsigned)cfg->http_body_timeout,
 			.idle_timeout = (unsigned)cfg->http_idle_timeout,

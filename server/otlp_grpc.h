@@ -20,6 +20,8 @@ struct srv_grpc;
 
 struct srv_grpc_opts {
 	const char *addr;	    /* HOST:PORT, [V6]:PORT (port 0: any) */
+	unsigned max_connections;   /* connections at once, in all (>= 1) */
+	unsigned max_per_peer;	    /* ... from one address (0: no cap) */
 	unsigned max_calls;	    /* calls at once, from any client */
 	unsigned recv_timeout;	    /* seconds a call's message may take */
 	unsigned idle_timeout;	    /* seconds a connection without calls */
@@ -30,10 +32,11 @@ struct srv_grpc_opts {
 
 /*
  * srv_grpc_start serves ProfilesService/Export on o->addr (plaintext
- * HTTP/2) and hands each request to srv_otlp_ingest with app's token
- * file and counters. Returns FDO_OK or FDO_ETRANSPORT (address in use,
- * bad address) with a log line. Call from one thread, after app's ingest
- * pipeline runs; serves until srv_grpc_stop.
+ * HTTP/2; fdod accepts the connections, gRPC serves them) and hands each
+ * request to srv_otlp_ingest with app's token file and counters.
+ * Returns FDO_OK or FDO_ETRANSPORT (address in use, bad address) with a
+ * log line. Call from one thread, after app's ingest pipeline runs;
+ * serves until srv_grpc_stop.
  */
 int srv_grpc_start(struct srv_app *app, const struct srv_grpc_opts *o,
 		   struct srv_grpc **out);

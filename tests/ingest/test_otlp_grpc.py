@@ -13,6 +13,11 @@ cut protobuf (INVALID_ARGUMENT), a message over 16 MiB and a gzip bomb
 does not come in time (DEADLINE_EXCEEDED), one call too many
 (RESOURCE_EXHAUSTED); nothing is stored. The listener outlives an idle
 connection and clients that vanish, and a stop answers UNAVAILABLE.
+Connections: more than --otlp-grpc-connections in all or
+--otlp-grpc-connections-per-peer from one address are closed as they
+arrive while the others keep working, fdod's descriptors stay bounded;
+a connection without the HTTP/2 preface in --http-header-timeout, or
+not HTTP/2, is closed, and one without a call for --http-idle-timeout.
 """
 import os
 import socket
@@ -35,6 +40,8 @@ EXPORT = ("/opentelemetry.proto.collector.profiles.v1development."
           "ProfilesService/Export")
 # Channels of one process share connections unless told not to.
 OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+SETTINGS = b"\0\0\0\x04\0\0\0\0\0"  # an empty SETTINGS frame
 TOKENS = {"ingest": "ingest-token-0123456789",
           "read": "read-token-012345678901",
           "other": "other-team-token-0123456"}
@@ -186,6 +193,8 @@ def test_bad_input_is_refused_and_nothing_is_stored(daemon, otlp_pb,
     assert daemon.get("/v1/binaries")["binaries"] == []
     assert metric(daemon, 'fdod_otlp_grpc_requests_total'
                   '{code="INVALID_ARGUMENT"}') == 1
+    # gRPC's peer is the descriptor fdod handed it: logged as the client.
+    assert "OTLP/gRPC profiles from 127.0.0.1 refused" in daemon.read_log()
     # The listener still serves.
     code, details, _ = export(otlp_pb, daemon.target, raw)
     assert code == grpc.StatusCode.OK, details
@@ -263,3 +272,138 @@ def test_stop_answers_unavailable(tmp_path, otlp_pb, otlp_prog):
     slow.join()
     assert out[0][0] == grpc.StatusCode.UNAVAILABLE, out
     assert "fdod: stopped" in d.read_log()
+
+
+def open_fds(d):
+    return len(os.listdir("/proc/%d/fd" % d.proc.pid))
+
+
+def raw_connection(port, source="127.0.0.1", send=PREFACE + SETTINGS):
+    s = socket.socket()
+    s.bind((source, 0))
+    s.settimeout(20)
+    s.connect(("127.0.0.1", port))
+    if send:
+        s.sendall(send)
+    return s
+
+
+def closed_after(s, limit=20):
+    """Seconds until fdod closes s (reads what it sends meanwhile)."""
+    t = time.time()
+    s.settimeout(limit)
+    try:
+        while s.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    return time.time() - t
+
+
+def wait_metric(d, name, want, timeout=10):
+    end = time.time() + timeout
+    while metric(d, name) != want and time.time() < end:
+        time.sleep(0.1)
+    return metric(d, name)
+
+
+def test_connection_caps(tmp_path, otlp_pb, otlp_prog):
+    """--otlp-grpc-connections 4, --otlp-grpc-connections-per-peer 3:
+    the connection over a cap is closed as it arrives, the others keep
+    working, and the descriptors fdod holds stay bounded."""
+    t0 = int(time.time()) - 600
+    raw = ebpf_request(otlp_pb, otlp_prog, t0)[0].SerializeToString()
+    with GrpcDaemon(tmp_path / "data", ["--otlp-grpc-connections", "4",
+                                        "--otlp-grpc-connections-per-peer",
+                                        "3"]) as d:
+        base = open_fds(d)
+        chans, calls = [], []
+        try:
+            for _ in range(3):
+                ch = grpc.insecure_channel(d.target, OWN_CONNECTION)
+                chans.append(ch)
+                calls.append(ch.unary_unary(
+                    EXPORT, request_serializer=lambda b: b,
+                    response_deserializer=lambda b: b))
+                calls[-1](raw, timeout=30)
+            assert wait_metric(d, "fdod_otlp_grpc_connections", 3) == 3
+            # A fourth from the same address: closed at once.
+            code, details, _ = export(otlp_pb, d.target, raw, timeout=10)
+            assert code == grpc.StatusCode.UNAVAILABLE, (code, details)
+            assert metric(d, 'fdod_otlp_grpc_connections_closed_total'
+                          '{reason="peer"}') >= 1
+            # Another address takes the last connection; the next one
+            # from there is over the cap in all.
+            other = raw_connection(d.grpc_port, "127.0.0.2")
+            assert wait_metric(d, "fdod_otlp_grpc_connections", 4) == 4
+            extra = raw_connection(d.grpc_port, "127.0.0.2")
+            assert closed_after(extra) < 10
+            assert metric(d, 'fdod_otlp_grpc_connections_closed_total'
+                          '{reason="all"}') == 1
+            # A flood of connections changes nothing: each is closed.
+            flood = [raw_connection(d.grpc_port, "127.0.0.3", b"")
+                     for _ in range(50)]
+            for s in flood:
+                assert closed_after(s) < 10
+                s.close()
+            assert open_fds(d) <= base + 2 * 4 + 4, open_fds(d)
+            # The connections held keep working.
+            for call in calls:
+                call(raw, timeout=30)
+            other.sendall(b"\0\0\0\x04\x01\0\0\0\0")  # SETTINGS ack
+            other.close()
+        finally:
+            for ch in chans:
+                ch.close()
+        # Their slots are free again; fdod holds what it held before.
+        assert wait_metric(d, "fdod_otlp_grpc_connections", 0) == 0
+        end = time.time() + 10
+        while open_fds(d) > base and time.time() < end:
+            time.sleep(0.1)
+        assert open_fds(d) <= base, (open_fds(d), base)
+        for _ in range(5):
+            code, details, _ = export(otlp_pb, d.target, raw)
+            assert code == grpc.StatusCode.OK, details
+        assert samples_stored(d, "ocp") == 10
+        assert metric(d, 'fdod_otlp_grpc_requests_total{code="OK"}') == 11
+        # A stop with a connection served and one awaiting its preface
+        # is clean (exit 0: under ASan, no leak).
+        held = [raw_connection(d.grpc_port),
+                raw_connection(d.grpc_port, send=b"")]
+        assert wait_metric(d, "fdod_otlp_grpc_connections", 2) == 2
+        assert d.stop() == 0
+        for s in held:
+            s.close()
+
+
+def test_slow_handshake_and_idle_connections(tmp_path, otlp_pb, otlp_prog):
+    """--http-header-timeout bounds the wait for a connection's HTTP/2
+    preface, --http-idle-timeout a connection without a call."""
+    t0 = int(time.time()) - 600
+    raw = ebpf_request(otlp_pb, otlp_prog, t0)[0].SerializeToString()
+    with GrpcDaemon(tmp_path / "data", ["--http-header-timeout", "2s",
+                                        "--http-idle-timeout", "3s"]) as d:
+        half = raw_connection(d.grpc_port, send=PREFACE[:10])
+        silent = raw_connection(d.grpc_port, send=b"")
+        idle = raw_connection(d.grpc_port)
+        http1 = raw_connection(d.grpc_port,
+                               send=b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        t = time.time()
+        # Not HTTP/2: closed at once.
+        assert closed_after(http1) < 1.5
+        # No (whole) preface within 2 s: closed then.
+        closed_after(half)
+        closed_after(silent)
+        assert 1.5 < time.time() - t < 6, time.time() - t
+        # Preface and settings, then no call: closed as idle.
+        closed_after(idle)
+        assert 2.5 < time.time() - t < 8, time.time() - t
+        for s in (half, silent, idle, http1):
+            s.close()
+        assert metric(d, 'fdod_otlp_grpc_connections_closed_total'
+                      '{reason="handshake"}') == 2
+        assert metric(d, 'fdod_otlp_grpc_connections_closed_total'
+                      '{reason="preface"}') == 1
+        assert wait_metric(d, "fdod_otlp_grpc_connections", 0) == 0
+        code, details, _ = export(otlp_pb, d.target, raw)
+        assert code == grpc.StatusCode.OK, details
