@@ -221,24 +221,34 @@ static uint64_t raise_nofile(void)
 
 static void fit_caps(struct srv_config *cfg, uint64_t nofile)
 {
-	uint64_t want = cfg->http_connections + cfg->agent_connections;
+	/* A gRPC connection holds two descriptors (fdod's and gRPC's copy:
+	 * server/otlp_grpc.c). */
+	uint64_t grpc = cfg->otlp_grpc ? 2 * cfg->otlp_grpc_connections : 0;
+	uint64_t want = cfg->http_connections + cfg->agent_connections + grpc;
 	uint64_t room = nofile > 2 * FD_RESERVE ? nofile - FD_RESERVE
 						: nofile / 2;
 	if (want <= room)
 		return;
 	uint64_t http = room * cfg->http_connections / want;
-	uint64_t agent = room - http;
-	fdo_warn("fdod: %llu file descriptors allowed: at most %llu HTTP and "
-		 "%llu agent connections (--http-connections %llu, "
-		 "--agent-connections %llu)",
+	uint64_t g = room * grpc / want / 2;
+	uint64_t agent = room - http - 2 * g;
+	fdo_warn("fdod: %llu file descriptors allowed: at most %llu HTTP, "
+		 "%llu agent and %llu OTLP/gRPC connections "
+		 "(--http-connections %llu, --agent-connections %llu, "
+		 "--otlp-grpc-connections %llu)",
 		 (unsigned long long)nofile, (unsigned long long)http,
-		 (unsigned long long)agent,
+		 (unsigned long long)agent, (unsigned long long)g,
 		 (unsigned long long)cfg->http_connections,
-		 (unsigned long long)cfg->agent_connections);
+		 (unsigned long long)cfg->agent_connections,
+		 (unsigned long long)cfg->otlp_grpc_connections);
 	cfg->http_connections = http ? http : 1;
 	cfg->agent_connections = agent ? agent : 1;
+	if (cfg->otlp_grpc)
+		cfg->otlp_grpc_connections = g ? g : 1;
 	if (cfg->agent_unauth > cfg->agent_connections)
 		cfg->agent_unauth = cfg->agent_connections;
+	if (cfg->otlp_grpc_per_peer > cfg->otlp_grpc_connections)
+		cfg->otlp_grpc_per_peer = cfg->otlp_grpc_connections;
 }
 
 /* How old a batch may be: the shorter of the retention age and the
