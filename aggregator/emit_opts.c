@@ -19,121 +19,62 @@
 
 #define OFF(f) offsetof(struct prof_opts, f)
 
+/* One option a row (tests/ingest/test_fdoctl.py reads them). */
+/* clang-format off */
 const struct prof_opt_def prof_opt_defs[] = {
-	{"counts",
-	 PROF_OPT_ENUM,
-	 OFF(counts),
-	 {"samples", "blocks"},
-	 "blocks",
-	 "llvm,gcc,bolt",
-	 "body counts from block execution counts inferred on the binary's "
-	 "control-flow graph (blocks), or from the samples on each line "
-	 "(samples: no disassembly)"},
-	{"line_count",
-	 PROF_OPT_ENUM,
-	 OFF(line_count),
-	 {"sum", "max", "mean"},
-	 "mean",
-	 "llvm,gcc",
-	 "counts=samples: a line's count from its addresses' samples"},
-	{"head",
-	 PROF_OPT_ENUM,
-	 OFF(head),
-	 {"stacks", "entry"},
-	 "entry",
-	 "llvm,gcc",
-	 "head samples: the function entry's count, or the calls seen in "
-	 "stacks"},
-	{"balance",
-	 PROF_OPT_BOOL,
-	 OFF(balance),
-	 {0},
-	 "1",
-	 "llvm,gcc,bolt",
-	 "counts=blocks: put every function in one unit, so that calls and "
-	 "entries agree (a function's instructions cost more or less time "
-	 "than another's)"},
-	{"spread",
-	 PROF_OPT_UINT,
-	 OFF(spread),
-	 {0},
-	 "3",
-	 "llvm,gcc,bolt",
-	 "balance=1: no function's unit scaled by more than this factor (or "
-	 "its inverse)"},
-	{"dispersion",
-	 PROF_OPT_COUNT,
-	 OFF(dispersion),
-	 {0},
-	 "0",
-	 "llvm,gcc,bolt",
-	 "counts=blocks: how far a block's samples stray from its executions "
-	 "beyond chance (the size r of a negative binomial: lower trusts a "
-	 "block's sample density less; 0: Poisson)"},
-	{"zeros",
-	 PROF_OPT_BOOL,
-	 OFF(zeros),
-	 {0},
-	 "1",
-	 "llvm,gcc",
-	 "counts=blocks: also write the lines of sampled functions that ran 0 "
-	 "times"},
-	{"min_share",
-	 PROF_OPT_DOUBLE,
-	 OFF(min_share),
-	 {0},
-	 "0",
-	 "llvm,gcc,folded,pprof",
-	 "leave out functions (llvm, gcc) or stacks (folded, pprof) with less "
-	 "than this share (0..1) of the profile"},
-	{"max_stacks",
-	 PROF_OPT_COUNT,
-	 OFF(max_stacks),
-	 {0},
-	 "20000",
-	 "folded,pprof",
-	 "keep only the heaviest N stacks (0: every stack); the rest are "
-	 "counted in the X-Fdod-Samples total but not written"},
-	{"encoding",
-	 PROF_OPT_ENUM,
-	 OFF(encoding),
-	 {"extbinary", "text"},
-	 "extbinary",
-	 "llvm",
-	 "LLVM's binary form (which can carry the profile symbol list) or its "
-	 "text form; clang and llvm-profdata read both"},
-	{"symbol_list",
-	 PROF_OPT_BOOL,
-	 OFF(symbol_list),
-	 {0},
-	 "1",
-	 "llvm",
-	 "encoding=extbinary: list the binary's functions, so that clang "
-	 "builds those without samples as cold (new functions are left alone)"},
-	{"discriminators",
-	 PROF_OPT_BOOL,
-	 OFF(discriminators),
-	 {0},
-	 "0",
-	 "gcc",
-	 "keep discriminators in gcc positions (gcc 12 ignores them)"},
-	{"llvm_discriminators",
-	 PROF_OPT_BOOL,
-	 OFF(llvm_discriminators),
-	 {0},
-	 "0",
-	 "gcc",
-	 "with discriminators=1: decode clang's -fdebug-info-for-profiling "
-	 "encoding"},
-	{"period",
-	 PROF_OPT_UINT,
-	 OFF(period),
-	 {0},
-	 "1000000",
-	 "pprof",
-	 "the event's units per sample (cpu-clock: nanoseconds)"},
-	{0},
+    {"counts", PROF_OPT_ENUM, OFF(counts), {"samples", "blocks"}, "blocks",
+     "llvm,gcc,bolt",
+     "body counts from block execution counts inferred on the binary's "
+     "control-flow graph (blocks), or from the samples on each line "
+     "(samples: no disassembly)"},
+    {"line_count", PROF_OPT_ENUM, OFF(line_count), {"sum", "max", "mean"},
+     "mean", "llvm,gcc",
+     "counts=samples: a line's count from its addresses' samples"},
+    {"head", PROF_OPT_ENUM, OFF(head), {"stacks", "entry"}, "entry",
+     "llvm,gcc",
+     "head samples: the function entry's count, or the calls seen in "
+     "stacks"},
+    {"balance", PROF_OPT_BOOL, OFF(balance), {0}, "1", "llvm,gcc,bolt",
+     "counts=blocks: put every function in one unit, so that calls and "
+     "entries agree (a function's instructions cost more or less time "
+     "than another's)"},
+    {"spread", PROF_OPT_UINT, OFF(spread), {0}, "3", "llvm,gcc,bolt",
+     "balance=1: no function's unit scaled by more than this factor (or "
+     "its inverse)"},
+    {"dispersion", PROF_OPT_COUNT, OFF(dispersion), {0}, "0",
+     "llvm,gcc,bolt",
+     "counts=blocks: how far a block's samples stray from its executions "
+     "beyond chance (the size r of a negative binomial: lower trusts a "
+     "block's sample density less; 0: Poisson)"},
+    {"zeros", PROF_OPT_BOOL, OFF(zeros), {0}, "1", "llvm,gcc",
+     "counts=blocks: also write the lines of sampled functions that ran 0 "
+     "times"},
+    {"min_share", PROF_OPT_DOUBLE, OFF(min_share), {0}, "0",
+     "llvm,gcc,folded,pprof",
+     "leave out functions (llvm, gcc) or stacks (folded, pprof) with less "
+     "than this share (0..1) of the profile"},
+    {"max_stacks", PROF_OPT_COUNT, OFF(max_stacks), {0}, "20000",
+     "folded,pprof",
+     "keep only the heaviest N stacks (0: every stack); the rest are "
+     "counted in the X-Fdod-Samples total but not written"},
+    {"encoding", PROF_OPT_ENUM, OFF(encoding), {"extbinary", "text"},
+     "extbinary", "llvm",
+     "LLVM's binary form (which can carry the profile symbol list) or its "
+     "text form; clang and llvm-profdata read both"},
+    {"symbol_list", PROF_OPT_BOOL, OFF(symbol_list), {0}, "1", "llvm",
+     "encoding=extbinary: list the binary's functions, so that clang "
+     "builds those without samples as cold (new functions are left alone)"},
+    {"discriminators", PROF_OPT_BOOL, OFF(discriminators), {0}, "0", "gcc",
+     "keep discriminators in gcc positions (gcc 12 ignores them)"},
+    {"llvm_discriminators", PROF_OPT_BOOL, OFF(llvm_discriminators), {0},
+     "0", "gcc",
+     "with discriminators=1: decode clang's -fdebug-info-for-profiling "
+     "encoding"},
+    {"period", PROF_OPT_UINT, OFF(period), {0}, "1000000", "pprof",
+     "the event's units per sample (cpu-clock: nanoseconds)"},
+    {0},
 };
+/* clang-format on */
 
 const struct prof_opt_def *prof_opt_find(const char *name)
 {

@@ -81,19 +81,18 @@ struct cli_http {
 	uint64_t max_time;	  /* seconds per request; 0: no limit */
 };
 
-#define CLI_HTTP_TIMEOUT_OPTS(type, field)                                                \
-	{"connect-timeout",                                                               \
-	 FDO_OPT_DURATION,                                                                \
-	 offsetof(type, field.connect_timeout),                                           \
-	 "30s",                                                                           \
-	 "DURATION",                                                                      \
-	 "give up connecting to fdod's HTTP API after this long"},                        \
-	{                                                                                 \
-		"max-time", FDO_OPT_DURATION, offsetof(type, field.max_time),             \
-			"0", "DURATION",                                                  \
-			"give up an HTTP request after this long (0: no limit; one that " \
-			"stalls for 5 minutes fails)"                                     \
-	}
+/* An option table's rows, one entry a row (tests/ingest/test_fdoctl.py
+ * reads them). */
+/* clang-format off */
+#define CLI_HTTP_TIMEOUT_OPTS(type, field)                                     \
+	{"connect-timeout", FDO_OPT_DURATION,                                  \
+	 offsetof(type, field.connect_timeout), "30s", "DURATION",             \
+	 "give up connecting to fdod's HTTP API after this long"},             \
+	{"max-time", FDO_OPT_DURATION, offsetof(type, field.max_time), "0",    \
+	 "DURATION",                                                           \
+	 "give up an HTTP request after this long (0: no limit; one that "     \
+	 "stalls for 5 minutes fails)"}
+/* clang-format on */
 
 /* cli_http_base: url if given, else $FDOD_HTTP, else the default URL. */
 const char *cli_http_base(const char *url);
