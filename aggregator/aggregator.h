@@ -1,8 +1,9 @@
 /*
  * aggregator/aggregator.h — what fdod does with samples: ingest (decode,
  * validate, normalize, group commit, merge into the store), delayed
- * symbolization, and profile building. Other parts include this header;
- * it includes aggregator/profile.h, the profile model the emitters share.
+ * symbolization, profile building and the readiness rules. Other parts
+ * include this header; it includes aggregator/profile.h, the profile
+ * model the emitters share.
  */
 #ifndef FDO_AGGREGATOR_H
 #define FDO_AGGREGATOR_H
@@ -274,5 +275,58 @@ void agg_query_fini(struct agg_profile_query *q);
 int agg_profile_build(store *st, struct sym_cache *cache, const char *datadir,
 		      const struct agg_profile_query *q, struct prof *p,
 		      char *err, size_t errlen);
+
+/* ------------------------------------------------------------- readiness -- */
+
+/*
+ * The figures the readiness rules check (aggregator/readiness.c): raw
+ * samples, distinct hosts, and the time they cover in unix seconds, from
+ * the first bucket's start to the last bucket's end. Zeroed: nothing.
+ */
+struct agg_figures {
+	uint64_t samples;
+	uint64_t hosts;
+	uint64_t first_time, last_time;
+};
+
+/* agg_figures_add folds one row into f: `samples` raw samples of the
+ * bucket that starts at `bucket` and is `width` seconds wide. Hosts are
+ * the caller's (they are counted per binary, not per row). */
+void agg_figures_add(struct agg_figures *f, uint64_t bucket, uint64_t width,
+		     uint64_t samples);
+/* agg_figures_merge folds from's samples and time into into's. */
+void agg_figures_merge(struct agg_figures *into,
+		       const struct agg_figures *from);
+/* agg_figures_span: the seconds f covers (0 when it covers none). */
+uint64_t agg_figures_span(const struct agg_figures *f);
+
+/* The curation minimums (server config defaults, overridable per
+ * request): samples, hosts, seconds of span. */
+struct agg_minimums {
+	uint64_t samples, hosts, span;
+};
+
+/* One rule checked: its name ("min_samples", ...), the figure and the
+ * minimum; it fails when have < need. */
+#define AGG_RULES 3
+struct agg_rule {
+	const char *name;
+	uint64_t have, need;
+};
+
+/*
+ * agg_readiness_check fills rules[AGG_RULES] from f and min, in the order
+ * min_samples, min_hosts, min_span, and returns 1 when any rule fails (not
+ * ready), 0 when the figures reach every minimum. The one implementation
+ * of the rules: for a built profile (agg_profile_figures) and for the
+ * label sets of GET /v1/binaries/{b}/readiness alike.
+ */
+int agg_readiness_check(const struct agg_figures *f,
+			const struct agg_minimums *min,
+			struct agg_rule rules[AGG_RULES]);
+
+/* agg_profile_figures: the figures of a profile agg_profile_build made
+ * (its pass 1 folds every selected counts entry with agg_figures_add). */
+void agg_profile_figures(const struct prof *p, struct agg_figures *f);
 
 #endif

@@ -269,11 +269,12 @@ struct run {
 	uint64_t samples;
 };
 
-/* Pass 1's state: the runs selected, each selector's weight. */
+/* Pass 1's state: the runs selected, each selector's weight, the figures
+ * of the readiness rules (aggregator/readiness.c). */
 struct pass1 {
 	store_txn *t;
 	const struct agg_profile_query *q;
-	struct prof *p;
+	struct agg_figures fig;
 	uint32_t width;
 	uint64_t since;
 	int *selcache; /* labelset id -> selector+2 (0 unknown) */
@@ -311,12 +312,7 @@ static int select_one(void *arg, const struct store_counts_key *ck,
 		r->decay = decay(s->q, ck->bucket, s->width);
 	}
 	s->sel_weight[sel] += (double)w->weight * r->decay;
-	struct prof *p = s->p;
-	p->samples += w->samples;
-	if (!p->first_time || ck->bucket < p->first_time)
-		p->first_time = ck->bucket;
-	if ((uint64_t)ck->bucket + s->width > p->last_time)
-		p->last_time = (uint64_t)ck->bucket + s->width;
+	agg_figures_add(&s->fig, ck->bucket, s->width, w->samples);
 	return FDO_OK;
 }
 
@@ -695,7 +691,7 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 	prof_init(p);
 	struct builder b = {
 		.st = st, .cache = cache, .datadir = datadir, .p = p};
-	struct pass1 s1 = {.q = q, .p = p};
+	struct pass1 s1 = {.q = q};
 	struct prof_reducer red = {0};
 	double *sel_weight =
 		calloc(q->nselectors ? q->nselectors : 1, sizeof *sel_weight);
@@ -724,6 +720,9 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 	free(s1.selcache);
 	if (rc)
 		goto out;
+	p->samples = s1.fig.samples;
+	p->first_time = s1.fig.first_time;
+	p->last_time = s1.fig.last_time;
 
 	/* Scale: each selector's weight to its share, in units of samples. */
 	double total_w = 0, total_mix = 0;

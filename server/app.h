@@ -116,7 +116,7 @@ int srv_totals_each(struct srv_app *app, store_txn *t, uint32_t binary,
 /* Count one profile request (format name or NULL, HTTP status). */
 void srv_metrics_profile(struct srv_app *app, const char *format, int status);
 
-/* The profile API (server/profiles.c). */
+/* The profile API (server/profiles.c, publish.c, readiness.c). */
 void srv_h_profile(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_publish(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_versions(void *app, struct srv_req *req, struct srv_resp *resp);

@@ -161,7 +161,7 @@
  *                      the minute)
  *
  * published — frozen profiles (store_published_encode/decode; written by
- *   server/profiles.c, POST /v1/profiles/{binary}/publish)
+ *   server/publish.c, POST /v1/profiles/{binary}/publish)
  *   key:   0      4    binary id
  *          4      4    version, 1, 2, ... per binary
  *   value: 0      1    record format (1)

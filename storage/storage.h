@@ -433,7 +433,7 @@ int store_published_key_decode(const void *p, size_t len, uint32_t *binary,
 
 /*
  * published value: one frozen profile, its inputs and its SHA-256 (the
- * version's id). Written once by server/profiles.c, never changed.
+ * version's id). Written once by server/publish.c, never changed.
  */
 #define STORE_PUBLISHED_HDR_SIZE 48
 #define STORE_SHA256_SIZE	 32

@@ -1,6 +1,6 @@
 /*
  * Tests for the answers that read table totals (server/routes.c
- * /v1/binaries and /v1/binaries/{b}, server/profiles.c readiness): each is
+ * /v1/binaries and /v1/binaries/{b}, server/readiness.c): each is
  * built twice over the same store, from table totals and from the full
  * scan of counts they replaced (tests/unit/totals_scan.h), and the JSON
  * bytes must be the same, for several label sets, buckets, windows and

@@ -1,0 +1,52 @@
+/*
+ * server/profiles.h — private to the profile API's files: the parsed
+ * request and the build shared by server/profiles.c (the request, the
+ * pull), server/publish.c (publish, versions) and server/readiness.c (the
+ * readiness answers).
+ */
+#ifndef FDO_SERVER_PROFILES_H
+#define FDO_SERVER_PROFILES_H
+
+#include <stdint.h>
+
+#include "aggregator/aggregator.h"
+#include "common/buf.h"
+#include "server/app.h"
+
+/* Everything a request selects, parsed and checked. */
+struct srv_preq {
+	struct agg_profile_query q;
+	const struct prof_emitter *em;
+	struct prof_opts opts;
+	struct agg_minimums min; /* the readiness rules' minimums */
+	char build_id_hex[129];
+};
+
+/*
+ * srv_preq_parse fills pr from req's binary and query (format, labels,
+ * mix, window, half_life, build_id, min_samples, min_hosts, min_span and
+ * every emitter option), the minimums defaulting to app's config. Returns
+ * 0, or -1 with resp a 400 saying what is wrong. Either way pr->q is the
+ * caller's to agg_query_fini.
+ */
+int srv_preq_parse(struct srv_app *app, struct srv_req *req,
+		   struct srv_resp *resp, struct srv_preq *pr);
+
+/*
+ * srv_profile_make builds the profile pr asks for into *p (the caller's
+ * to prof_fini, also on failure), checks its readiness and emits it into
+ * out. Returns 0, or -1 with resp filled (404 unknown binary, 409 not
+ * ready, 422 no symbols for the format, 500/503).
+ */
+int srv_profile_make(struct srv_app *app, struct srv_preq *pr,
+		     struct srv_resp *resp, struct prof *p,
+		     struct fdo_buf *out);
+
+/*
+ * srv_readiness_refuse answers 409 with the rules that failed
+ * (server/readiness.c): {"ready":false,"failed":[...],"error":"..."}.
+ */
+void srv_readiness_refuse(struct srv_resp *resp,
+			  const struct agg_rule rules[AGG_RULES]);
+
+#endif
