@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "common/elfnote.h"
-#include "storage/storage.h"
+#include "storage/storage_int.h"
 
 #define MAX_SECTIONS	(1u << 18)
 #define MAX_SEGMENTS	(1u << 16)
@@ -860,19 +860,31 @@ int store_elf_same_slot(int fd_a, int fd_b, unsigned kind, int *same)
 		rc = store_elf_inspect(fd_b, &ib, NULL, 0);
 	if (rc)
 		return rc;
-	if (ia.elf_class != ib.elf_class || ia.big_endian != ib.big_endian ||
-	    ia.build_id_len != ib.build_id_len ||
-	    memcmp(ia.build_id, ib.build_id, ia.build_id_len))
+	return store_elf_same_slot_info(fd_a, &ia, fd_b, &ib, kind, same);
+}
+
+int store_elf_same_slot_info(int fd_a, const struct store_elf_info *ia,
+			     int fd_b, const struct store_elf_info *ib,
+			     unsigned kind, int *same)
+{
+	*same = 0;
+	if (kind != STORE_SYM_EXECUTABLE && kind != STORE_SYM_DEBUGINFO)
+		return FDO_EINVAL;
+	if (ia->elf_class != ib->elf_class ||
+	    ia->big_endian != ib->big_endian ||
+	    ia->build_id_len != ib->build_id_len ||
+	    memcmp(ia->build_id, ib->build_id, ia->build_id_len))
 		return FDO_OK;
 	struct elf ea = {.fd = fd_a,
-			 .size = ia.size,
-			 .is64 = ia.elf_class == 64,
-			 .be = ia.big_endian};
+			 .size = ia->size,
+			 .is64 = ia->elf_class == 64,
+			 .be = ia->big_endian};
 	struct elf eb = {.fd = fd_b,
-			 .size = ib.size,
-			 .is64 = ib.elf_class == 64,
-			 .be = ib.big_endian};
+			 .size = ib->size,
+			 .is64 = ib->elf_class == 64,
+			 .be = ib->big_endian};
 	struct regions ma = {0}, sa = {0}, mb = {0}, sb = {0};
+	int rc;
 	if (!(rc = collect(&ea, kind, &ma, &sa)) &&
 	    !(rc = collect(&eb, kind, &mb, &sb)) &&
 	    !(rc = regions_same(&ea, &ma, &eb, &mb, same)) && *same &&
