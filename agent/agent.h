@@ -3,7 +3,7 @@
  * among themselves; nothing outside agent/ includes it. The agent depends
  * only on schemas/ and common/ (and on nng in agent/spool.c).
  *
- *   buildid.c   the GNU build-id of an ELF file (bounds-checked reader)
+ *   buildid.c   the GNU build-id of an ELF file (common/elfnote.c's reader)
  *   host.c      host-wide mode: selectors, binary names, /proc, the lock
  *   perf.c      perf_event_open per CPU, mmap'd rings, record decoding
  *   profile.c   processes and their mappings, stack aggregation, batches
@@ -30,10 +30,11 @@
 /*
  * agent_build_id_read reads the NT_GNU_BUILD_ID note of the ELF file at
  * path (ELF32 or ELF64, either byte order) through its PT_NOTE program
- * headers; every offset and size is checked against the file size.
- * out receives up to FDO_BUILD_ID_MAX bytes, *len their number.
- * Returns FDO_OK, FDO_EIO (cannot open/read), FDO_ENOT_ELF,
- * FDO_ETRUNCATED, FDO_ENO_BUILD_ID. Blocks on file I/O; any thread.
+ * headers (fdo_elf_build_id_path, common/elfnote.h); every offset and size
+ * is checked against the file size. out receives up to FDO_BUILD_ID_MAX
+ * bytes, *len their number. Returns FDO_OK, FDO_EIO (cannot open, not a
+ * regular file), FDO_ENOT_ELF, FDO_ETRUNCATED, FDO_ENO_BUILD_ID,
+ * FDO_EBAD_BUILD_ID, FDO_ENOMEM. Blocks on file I/O; any thread.
  */
 int agent_build_id_read(const char *path, uint8_t out[FDO_BUILD_ID_MAX],
 			size_t *len);

@@ -10,7 +10,8 @@
  * overflow-safe arithmetic before it is used; counts are capped. Both
  * classes (32/64) and both byte orders are read through one unified header
  * view. Uses glibc's <elf.h> for constants and struct layouts only (no
- * libelf: storage/ does not depend on elfutils).
+ * libelf: storage/ does not depend on elfutils); notes are walked by the
+ * reader the agent uses too (common/elfnote.c).
  */
 #include <elf.h>
 #include <errno.h>
@@ -22,7 +23,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "storage/storage.h"
+#include "common/elfnote.h"
+#include "storage/storage_int.h"
 
 #define MAX_SECTIONS	(1u << 18)
 #define MAX_SEGMENTS	(1u << 16)
@@ -75,42 +77,27 @@ static int in_file(const struct elf *e, uint64_t off, uint64_t len)
 /* rd reads exactly n bytes at off, which the caller checked with in_file. */
 static int rd(struct elf *e, uint64_t off, void *buf, size_t n)
 {
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = pread(e->fd, (char *)buf + got, n - got,
-				  (off_t)(off + got));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return fail(e, FDO_EIO, "read error: %s",
-				    strerror(errno));
-		if (r == 0)
-			return fail(e, FDO_ETRUNCATED,
-				    "file shrank while being read");
-		got += (size_t)r;
-	}
+	int rc = fdo_elf_pread(e->fd, off, buf, n);
+	if (rc == FDO_EIO)
+		return fail(e, FDO_EIO, "read error: %s", strerror(errno));
+	if (rc)
+		return fail(e, FDO_ETRUNCATED, "file shrank while being read");
 	return FDO_OK;
 }
 
 static uint16_t g16(const struct elf *e, const uint8_t *p)
 {
-	return e->be ? (uint16_t)(p[0] << 8 | p[1])
-		     : (uint16_t)(p[1] << 8 | p[0]);
+	return (uint16_t)fdo_elf_get(p, 2, e->be);
 }
 
 static uint32_t g32(const struct elf *e, const uint8_t *p)
 {
-	if (e->be)
-		return fdo_get_be32(p);
-	return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[1] << 8 | p[0];
+	return (uint32_t)fdo_elf_get(p, 4, e->be);
 }
 
 static uint64_t g64(const struct elf *e, const uint8_t *p)
 {
-	if (e->be)
-		return fdo_get_be64(p);
-	return (uint64_t)g32(e, p + 4) << 32 | g32(e, p);
+	return fdo_elf_get(p, 8, e->be);
 }
 
 /* gw reads an address-sized word (Elf32_Word/Elf64_Xword fields). */
@@ -185,14 +172,13 @@ static int read_phdr(struct elf *e, uint64_t phoff, uint64_t i, struct phdr *p)
 
 /*
  * scan_notes looks for NT_GNU_BUILD_ID in the notes at [off, off+size),
- * already checked to be in the file. Malformed notes end the scan quietly
- * (other notes are not our business); a GNU build-id note with a bad length
- * is an error.
+ * already checked to be in the file; only the first MAX_NOTE_BYTES are
+ * read. Malformed notes end the scan quietly (other notes are not our
+ * business); a GNU build-id note with a bad length is an error.
  */
 static int scan_notes(struct elf *e, uint64_t off, uint64_t size,
 		      uint64_t align, struct store_elf_info *info)
 {
-	uint64_t a = align == 8 ? 8 : 4;
 	size_t len = size > MAX_NOTE_BYTES ? MAX_NOTE_BYTES : (size_t)size;
 	if (len < 12)
 		return FDO_OK;
@@ -200,36 +186,20 @@ static int scan_notes(struct elf *e, uint64_t off, uint64_t size,
 	if (!buf)
 		return FDO_ENOMEM;
 	int rc = rd(e, off, buf, len);
-	uint64_t pos = 0;
-	/* pos may pass len: the padding of the last note's descriptor is
-	 * not required to be in the section. */
-	while (!rc && pos <= len && len - pos >= 12) {
-		uint64_t namesz = g32(e, buf + pos);
-		uint64_t descsz = g32(e, buf + pos + 4);
-		uint32_t type = g32(e, buf + pos + 8);
-		/* The descriptor starts at the next multiple of the alignment
-		 * after the name: align(12 + namesz), which for 8-byte aligned
-		 * notes is not 12 + align(namesz). */
-		uint64_t desc_off = (pos + 12 + namesz + a - 1) & ~(a - 1);
-		if (namesz > len || desc_off > len || descsz > len - desc_off)
-			break;
-		if (type == NT_GNU_BUILD_ID && namesz == 4 &&
-		    !memcmp(buf + pos + 12, "GNU", 4)) {
-			if (descsz < 1 || descsz > FDO_BUILD_ID_MAX) {
-				rc = fail(e, FDO_EBAD_BUILD_ID,
-					  "GNU build-id note holds %llu bytes "
-					  "(1-64 allowed)",
-					  (unsigned long long)descsz);
-				break;
-			}
-			memcpy(info->build_id, buf + desc_off, descsz);
-			info->build_id_len = (size_t)descsz;
-			break;
-		}
-		pos = desc_off + ((descsz + a - 1) & ~(a - 1));
+	if (rc) {
+		free(buf);
+		return rc;
 	}
+	size_t n = 0;
+	rc = fdo_elf_note_build_id(buf, len, e->be, align, info->build_id, &n);
 	free(buf);
-	return rc;
+	if (rc == FDO_OK)
+		info->build_id_len = n;
+	if (rc == FDO_EBAD_BUILD_ID)
+		return fail(e, FDO_EBAD_BUILD_ID,
+			    "GNU build-id note holds %zu bytes (1-64 allowed)",
+			    n);
+	return FDO_OK; /* FDO_ETRUNCATED, FDO_ENO_BUILD_ID: quietly none */
 }
 
 /*
@@ -890,19 +860,31 @@ int store_elf_same_slot(int fd_a, int fd_b, unsigned kind, int *same)
 		rc = store_elf_inspect(fd_b, &ib, NULL, 0);
 	if (rc)
 		return rc;
-	if (ia.elf_class != ib.elf_class || ia.big_endian != ib.big_endian ||
-	    ia.build_id_len != ib.build_id_len ||
-	    memcmp(ia.build_id, ib.build_id, ia.build_id_len))
+	return store_elf_same_slot_info(fd_a, &ia, fd_b, &ib, kind, same);
+}
+
+int store_elf_same_slot_info(int fd_a, const struct store_elf_info *ia,
+			     int fd_b, const struct store_elf_info *ib,
+			     unsigned kind, int *same)
+{
+	*same = 0;
+	if (kind != STORE_SYM_EXECUTABLE && kind != STORE_SYM_DEBUGINFO)
+		return FDO_EINVAL;
+	if (ia->elf_class != ib->elf_class ||
+	    ia->big_endian != ib->big_endian ||
+	    ia->build_id_len != ib->build_id_len ||
+	    memcmp(ia->build_id, ib->build_id, ia->build_id_len))
 		return FDO_OK;
 	struct elf ea = {.fd = fd_a,
-			 .size = ia.size,
-			 .is64 = ia.elf_class == 64,
-			 .be = ia.big_endian};
+			 .size = ia->size,
+			 .is64 = ia->elf_class == 64,
+			 .be = ia->big_endian};
 	struct elf eb = {.fd = fd_b,
-			 .size = ib.size,
-			 .is64 = ib.elf_class == 64,
-			 .be = ib.big_endian};
+			 .size = ib->size,
+			 .is64 = ib->elf_class == 64,
+			 .be = ib->big_endian};
 	struct regions ma = {0}, sa = {0}, mb = {0}, sb = {0};
+	int rc;
 	if (!(rc = collect(&ea, kind, &ma, &sa)) &&
 	    !(rc = collect(&eb, kind, &mb, &sb)) &&
 	    !(rc = regions_same(&ea, &ma, &eb, &mb, same)) && *same &&

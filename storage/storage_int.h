@@ -70,4 +70,14 @@ int store_walk_binary(store_txn *t, enum store_table table, uint32_t binary,
  */
 int store_totals_build(store_txn *t, uint64_t *rows, uint64_t *entries);
 
+/*
+ * store_elf_same_slot_info is store_elf_same_slot for files already
+ * inspected: ia and ib are what store_elf_inspect said of fd_a and fd_b,
+ * so an upload compared with a stored slot is not parsed again
+ * (storage/elfcheck.c).
+ */
+int store_elf_same_slot_info(int fd_a, const struct store_elf_info *ia,
+			     int fd_b, const struct store_elf_info *ib,
+			     unsigned kind, int *same);
+
 #endif

@@ -109,25 +109,33 @@ static int fsync_path(const char *path)
 }
 
 /*
- * slot_state: is the stored file at path intact (an ELF file with the
- * build-id of res), and does it carry DWARF? A file damaged or swapped
- * under the store (truncated, overwritten) fails here and is replaced by
- * the next upload of a good file, instead of being kept forever.
+ * slot_state: is the stored file open on fd (-1: could not be opened)
+ * intact (an ELF file with the build-id of res), and does it carry DWARF?
+ * *info gets what it is. A file damaged or swapped under the store
+ * (truncated, overwritten) fails here and is replaced by the next upload
+ * of a good file, instead of being kept forever.
  */
 enum { SLOT_BROKEN, SLOT_NO_DWARF, SLOT_OK };
 
-static int slot_state(const char *path, const struct store_sym_result *res)
+static int slot_state(int fd, const struct store_sym_result *res,
+		      struct store_elf_info *info)
+{
+	if (fd < 0 || store_elf_inspect(fd, info, NULL, 0) ||
+	    info->build_id_len != res->elf.build_id_len ||
+	    memcmp(info->build_id, res->elf.build_id, info->build_id_len))
+		return SLOT_BROKEN;
+	return (info->flags & STORE_ELF_DWARF) ? SLOT_OK : SLOT_NO_DWARF;
+}
+
+/* slot_state_at: slot_state of the file at path. */
+static int slot_state_at(const char *path, const struct store_sym_result *res)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return SLOT_BROKEN;
 	struct store_elf_info info;
-	int rc = store_elf_inspect(fd, &info, NULL, 0);
-	close(fd);
-	if (rc || info.build_id_len != res->elf.build_id_len ||
-	    memcmp(info.build_id, res->elf.build_id, info.build_id_len))
-		return SLOT_BROKEN;
-	return (info.flags & STORE_ELF_DWARF) ? SLOT_OK : SLOT_NO_DWARF;
+	int state = slot_state(fd, res, &info);
+	if (fd >= 0)
+		close(fd);
+	return state;
 }
 
 /* The slots a file qualifies for. */
@@ -167,38 +175,39 @@ static unsigned plan(const char *dir, int fd, unsigned flags,
 			need |= k;
 			continue;
 		}
-		int state = slot_state(path, res);
+		/* The stored file is opened and inspected once: its state
+		 * and the comparison with the upload (already inspected into
+		 * res->elf) both use what that one pass found. */
+		int old = open(path, O_RDONLY | O_CLOEXEC);
+		struct store_elf_info oi;
+		int state = slot_state(old, res, &oi);
 		int has_dwarf = (res->elf.flags & STORE_ELF_DWARF) != 0;
 		if (state == SLOT_BROKEN) {
 			fdo_warn("symbols: %s is damaged; replacing it", path);
 			need |= k;
 			*replace |= k;
-			continue;
-		}
-		if (k == STORE_SYM_DEBUGINFO && has_dwarf &&
-		    state == SLOT_NO_DWARF) {
+		} else if (k == STORE_SYM_DEBUGINFO && has_dwarf &&
+			   state == SLOT_NO_DWARF) {
 			need |= k; /* upgrade: DWARF where there was none */
 			*replace |= k;
-			continue;
-		}
-		if (k == STORE_SYM_DEBUGINFO && !has_dwarf) {
+		} else if (k == STORE_SYM_DEBUGINFO && !has_dwarf) {
 			res->present |= k; /* nothing to compare, nothing new */
-			continue;
-		}
-		int same = 0, old = open(path, O_RDONLY | O_CLOEXEC);
-		if (old >= 0) {
-			store_elf_same_slot(old, fd, k, &same);
-			close(old);
-		}
-		if (same) {
-			res->present |= k;
-		} else if (flags & STORE_SYM_REPLACE) {
-			need |= k;
-			*replace |= k;
-			res->replaced |= k;
 		} else {
-			*conflict |= k;
+			int same = 0;
+			store_elf_same_slot_info(old, &oi, fd, &res->elf, k,
+						 &same);
+			if (same) {
+				res->present |= k;
+			} else if (flags & STORE_SYM_REPLACE) {
+				need |= k;
+				*replace |= k;
+				res->replaced |= k;
+			} else {
+				*conflict |= k;
+			}
 		}
+		if (old >= 0)
+			close(old);
 	}
 	return need;
 }
@@ -380,7 +389,7 @@ static int record(store *s, const char *dir, const char *binary,
 	if (state & STORE_SYM_DEBUGINFO) {
 		char path[PATH_MAX];
 		snprintf(path, sizeof path, "%s/debuginfo", dir);
-		if (slot_state(path, res) == SLOT_OK)
+		if (slot_state_at(path, res) == SLOT_OK)
 			state |= STORE_SYM_DWARF;
 	}
 	struct record_ctx c = {&res->elf, state, binary, res->replaced != 0,

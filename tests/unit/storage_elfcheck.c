@@ -1,13 +1,15 @@
 /* Tests for storage/elfcheck.c: classification of real executables, debug
  * files and shared objects built by the test; refusal of non-ELF,
  * truncated, header-damaged and build-id-less files; hand-made 32-bit,
- * big-endian and sectionless files; and a bit-flip sweep (no crash, no
- * out-of-bounds read under ASan). */
+ * big-endian and sectionless files; notes only in sections or only in
+ * segments, and agreement with the agent's reader (common/elfnote.c); and
+ * a bit-flip sweep (no crash, no out-of-bounds read under ASan). */
 #include <elf.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <unistd.h>
 
+#include "common/elfnote.h"
 #include "storage/storage.h"
 #include "tests/unit/test.h"
 #include "tests/unit/storage_fixtures.h"
@@ -390,6 +392,97 @@ TEST(note_8_byte_aligned_build_id)
 	REQUIRE(inspect_bytes(buf, n, &i, why, sizeof why) == FDO_OK);
 	CHECK_EQ_INT(i.build_id_len, 20);
 	CHECK(i.build_id[0] == 1 && i.build_id[19] == 20);
+}
+
+/* The agent's reader (PT_NOTE segments only, common/elfnote.c) and the
+ * upload's check agree on every real fixture that has a build-id. */
+#define agent_read fdo_elf_build_id_path
+
+TEST(agent_reader_agrees_on_real_files)
+{
+	const char *names[] = {"exe",	 "exe_nopie", "stripped",
+			       "lib.so", "gz",	      "real"};
+	for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+		const char *p = fx(names[k]);
+		if (!p && !strcmp(names[k], "gz"))
+			continue; /* -gz not supported by this toolchain */
+		REQUIRE(p);
+		struct store_elf_info i;
+		uint8_t id[FDO_BUILD_ID_MAX];
+		size_t len = 0;
+		REQUIRE(inspect_path(p, &i, NULL, 0) == FDO_OK);
+		CHECK_EQ_INT(agent_read(p, id, &len), FDO_OK);
+		CHECK_EQ_INT(len, i.build_id_len);
+		CHECK(!memcmp(id, i.build_id, len));
+	}
+	uint8_t id[FDO_BUILD_ID_MAX];
+	size_t len;
+	REQUIRE(fx("nobid"));
+	CHECK_EQ_INT(agent_read(fx("nobid"), id, &len), FDO_ENO_BUILD_ID);
+}
+
+/* A build-id note only in a SHT_NOTE section (no PT_NOTE): an upload finds
+ * it (a debug file's notes are read from its sections), the agent, which
+ * reads what the loader maps, does not. */
+TEST(sht_note_only_vs_pt_note_only)
+{
+	uint8_t buf[1024];
+	size_t n = craft(1, 0, buf, 20);
+	size_t note = 64 + 2 * 56, shoff = (n + 7) & ~(size_t)7;
+	/* PT_NOTE becomes PT_NULL; sections: null, then the note. */
+	buf[64 + 56] = PT_NULL;
+	memset(buf + shoff, 0, 2 * sizeof(Elf64_Shdr));
+	Elf64_Shdr sh = {.sh_type = SHT_NOTE,
+			 .sh_flags = SHF_ALLOC,
+			 .sh_offset = note,
+			 .sh_size = n - note,
+			 .sh_addralign = 4};
+	memcpy(buf + shoff + sizeof sh, &sh, sizeof sh);
+	Elf64_Ehdr *eh = (Elf64_Ehdr *)buf;
+	eh->e_shoff = shoff;
+	eh->e_shnum = 2;
+	size_t total = shoff + 2 * sizeof sh;
+	struct store_elf_info i;
+	char why[256];
+	REQUIRE(inspect_bytes(buf, total, &i, why, sizeof why) == FDO_OK);
+	CHECK_EQ_INT(i.build_id_len, 20);
+	CHECK(i.build_id[0] == 1 && i.build_id[19] == 20);
+	uint8_t id[FDO_BUILD_ID_MAX];
+	size_t len;
+	const char *p = fx_write("shtnote.tmp", buf, total);
+	REQUIRE(p);
+	CHECK_EQ_INT(agent_read(p, id, &len), FDO_ENO_BUILD_ID);
+	/* PT_NOTE only (no sections): both find it. */
+	n = craft(0, 1, buf, 20);
+	REQUIRE(inspect_bytes(buf, n, &i, why, sizeof why) == FDO_OK);
+	p = fx_write("ptnote.tmp", buf, n);
+	REQUIRE(p);
+	CHECK_EQ_INT(agent_read(p, id, &len), FDO_OK);
+	CHECK(len == 20 && !memcmp(id, i.build_id, 20));
+}
+
+/* A malformed note (huge namesz or descsz, cut) ends the walk quietly: the
+ * file has no build-id, as if the note were not there; the agent calls it
+ * truncated. */
+TEST(malformed_notes_mean_no_build_id)
+{
+	uint32_t huge[] = {0xffffffffu, 0x80000000u, 200};
+	for (int field = 0; field < 2; field++)
+		for (size_t k = 0; k < sizeof huge / sizeof *huge; k++) {
+			uint8_t buf[512];
+			size_t n = craft(1, 0, buf, 20);
+			size_t note = 64 + 2 * 56;
+			memcpy(buf + note + 4 * field, &huge[k], 4);
+			struct store_elf_info i;
+			char why[256];
+			CHECK_EQ_INT(inspect_bytes(buf, n, &i, why, sizeof why),
+				     FDO_ENO_BUILD_ID);
+			uint8_t id[FDO_BUILD_ID_MAX];
+			size_t len;
+			const char *p = fx_write("bad.tmp", buf, n);
+			REQUIRE(p);
+			CHECK_EQ_INT(agent_read(p, id, &len), FDO_ETRUNCATED);
+		}
 }
 
 /* Finding 3 of issue 21: what compressed sections claim once inflated is
