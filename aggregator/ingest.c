@@ -36,8 +36,9 @@
  *   Shutdown: the writer logs and acknowledges everything queued, then the
  *   merger merges everything logged, then both exit.
  *
+ * The wire edge (decoding, the token check, the Ack) is the server's
+ * (server/ingest_edge.c): batches arrive here decoded and authorized.
  * Parts in files of their own (shared declarations in ingest_int.h): the
- * wire edge, from an encoded message to an encoded Ack (ingest_msg.c); the
  * dedup set (dedup.c); the logged-stack set (an idset, idset.c); the rate
  * limiter (ratelimit.c); the growth limits (growth.c); expiry, run by the
  * merger when idle (retention.c); the merge itself (merge.c).
@@ -734,6 +735,32 @@ int agg_ingest_flush(agg_ingest *ing, unsigned timeout_ms)
 	int ok = ing->merged >= target;
 	pthread_mutex_unlock(&ing->mu);
 	return ok ? FDO_OK : FDO_EBUSY;
+}
+
+const double agg_latency_bounds[AGG_LATENCY_BUCKETS] = {
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
+
+const struct wire_limits *agg_ingest_limits(const agg_ingest *ing)
+{
+	return ing->limits;
+}
+
+void agg_ingest_count_refusal(agg_ingest *ing, int status)
+{
+	pthread_mutex_lock(&ing->mu);
+	ingest_count_refusal(ing, status);
+	pthread_mutex_unlock(&ing->mu);
+}
+
+void agg_ingest_note_latency(agg_ingest *ing, double secs)
+{
+	pthread_mutex_lock(&ing->mu);
+	for (int i = 0; i < AGG_LATENCY_BUCKETS; i++)
+		if (secs <= agg_latency_bounds[i])
+			ing->stats.latency_le[i]++;
+	ing->stats.latency_count++;
+	ing->stats.latency_sum += secs;
+	pthread_mutex_unlock(&ing->mu);
 }
 
 void agg_ingest_stats(agg_ingest *ing, struct agg_ingest_stats *st)

@@ -5,7 +5,7 @@
  * (merge.c), expiry (retention.c), the pipeline's state (ingest.c) and
  * the parts of it kept in files of their own: the exactly-once set
  * (dedup.c), the rate limiter (ratelimit.c), the growth limits
- * (growth.c) and the wire edge, from a message to an Ack (ingest_msg.c).
+ * (growth.c).
  * Private to aggregator/.
  */
 #ifndef FDO_AGGREGATOR_INGEST_INT_H

@@ -1,30 +1,30 @@
 /*
- * aggregator/ingest_msg.c — the wire edge of ingest: from an encoded
- * SampleBatch (and the peer it came from) to an encoded Ack.
+ * server/ingest_edge.c — the agent listener's wire edge: from an encoded
+ * SampleBatch (and the peer it came from) to an encoded Ack. The
+ * aggregator takes the decoded, authorized batch (agg_ingest_batch).
  *
  * The token is checked first, on the message's top-level fields, before
  * the rest is decoded: memory spent on a batch without a valid token stays
  * the message itself. The batch is then decoded into the receiving
- * thread's arena, handed to agg_ingest_batch (ingest.c), and its result,
- * refusal or sampling advice becomes the Ack.
+ * thread's arena, stored, and its result, refusal or sampling advice
+ * becomes the Ack.
  *
  * Threads: any number of receiving threads at once (the agent listener's,
  * one per request in flight). Each decodes into an arena of its own, kept
  * from message to message (a thread-specific key) and freed when the
- * thread ends. The ingest lock (mu) is taken only to count refusals and
- * the latency histogram.
+ * thread ends.
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "aggregator/ingest_int.h"
 #include "common/buf.h"
 #include "common/common.h"
-
-const double agg_latency_bounds[AGG_LATENCY_BUCKETS] = {
-	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
+#include "server/app.h"
+#include "server/auth.h"
+#include "server/ingest_edge.h"
+#include "server/sampling.h"
 
 /* Each receiving thread decodes into an arena of its own, kept from
  * message to message and freed when the thread ends; without one (no
@@ -56,25 +56,59 @@ static struct wire_arena *thread_arena(void)
 	return a;
 }
 
-void agg_ingest_message(agg_ingest *ing, const uint8_t *msg, size_t len,
-			struct fdo_buf *reply)
+/*
+ * An agent batch: the token must have scope ingest, and the identity the
+ * batch claims (agent id, host, binary) must be within the token's
+ * restrictions, so one team's token cannot write as another team's agents.
+ */
+static int batch_auth(struct srv_app *app, const Fdod__SampleBatch *b,
+		      const char *peer, char *why, size_t len)
 {
-	agg_ingest_message_from(ing, msg, len, NULL, reply, NULL);
+	const struct srv_token *tok;
+	const char *token = b->auth_token;
+	int rc = srv_auth_check(app->auth, token, token ? strlen(token) : 0,
+				SRV_SCOPE_INGEST, &tok);
+	if (rc)
+		snprintf(why, len, "%s",
+			 rc == FDO_EDENIED
+				 ? "unauthorized: the token lacks scope ingest"
+				 : "unauthorized: missing or unknown token");
+	else if (!srv_token_allows_agent(tok, b->agent_id ? b->agent_id : ""))
+		snprintf(why, len,
+			 "unauthorized: this token may not send as "
+			 "agent '%s' (see its agents= in the token "
+			 "file)",
+			 b->agent_id ? b->agent_id : "");
+	else if (!srv_token_allows_host(tok, b->host ? b->host : ""))
+		snprintf(why, len,
+			 "unauthorized: this token may not send for "
+			 "host '%s' (see its hosts=)",
+			 b->host ? b->host : "");
+	else if (!srv_token_allows_binary(tok, b->binary ? b->binary : ""))
+		snprintf(why, len,
+			 "unauthorized: this token may not send "
+			 "samples of binary '%s' (see its binaries=)",
+			 b->binary ? b->binary : "");
+	else
+		return FDO_OK;
+	fdo_warn("ingest: batch from %s refused (%s): %s", peer ? peer : "?",
+		 srv_token_name(tok), why);
+	return FDO_EDENIED;
 }
 
 /*
- * The authorize hook on the identity fields of an encoded batch (peeked,
- * not decoded). *checked = 1 when the hook ran and allowed it; 0 when the
- * top level does not parse (decoding then reports why). Returns the
- * hook's refusal, or FDO_OK.
+ * batch_auth on the identity fields of an encoded batch (peeked, not
+ * decoded). *checked = 1 when it ran and allowed it; 0 when the top level
+ * does not parse (decoding then reports why). Returns the refusal, or
+ * FDO_OK.
  */
-static int authorize_head(agg_ingest *ing, const uint8_t *msg, size_t len,
+static int authorize_head(struct srv_app *app, const uint8_t *msg, size_t len,
 			  const char *peer, struct agg_result *res,
 			  int *checked)
 {
 	struct wire_batch_head h;
 	*checked = 0;
-	if (wire_batch_peek(msg, len, ing->limits, &h))
+	if (wire_batch_peek(msg, len, agg_ingest_limits(app->ingest), &h))
 		return FDO_OK;
 	/* NUL-terminated copies; longer fields than these are refused by
 	 * validation anyway, and a token never is that long. */
@@ -98,8 +132,8 @@ static int authorize_head(agg_ingest *ing, const uint8_t *msg, size_t len,
 	stub.host = host;
 	stub.binary = binary;
 	stub.auth_token = token;
-	int rc = ing->o.authorize(ing->o.authorize_arg, &stub, peer,
-				  res->message, sizeof res->message);
+	int rc =
+		batch_auth(app, &stub, peer, res->message, sizeof res->message);
 	if (!rc)
 		*checked = 1;
 	volatile char *t = token; /* no copy of a token outlives the check */
@@ -108,10 +142,12 @@ static int authorize_head(agg_ingest *ing, const uint8_t *msg, size_t len,
 	return rc;
 }
 
-void agg_ingest_message_from(agg_ingest *ing, const uint8_t *msg, size_t len,
-			     const char *peer, struct fdo_buf *reply,
-			     int *authorized)
+void srv_ingest_message(struct srv_app *app, const uint8_t *msg, size_t len,
+			const char *peer, struct fdo_buf *reply,
+			int *authorized)
 {
+	agg_ingest *ing = app->ingest;
+	const struct wire_limits *limits = agg_ingest_limits(ing);
 	if (authorized)
 		*authorized = 0;
 	struct agg_result res = {0};
@@ -124,19 +160,17 @@ void agg_ingest_message_from(agg_ingest *ing, const uint8_t *msg, size_t len,
 	 * valid token stays the message itself. */
 	int rc = FDO_OK, checked = 0;
 	struct wire_arena *arena = NULL;
-	if (ing->o.authorize) {
-		rc = authorize_head(ing, msg, len, peer, &res, &checked);
+	if (app->auth) {
+		rc = authorize_head(app, msg, len, peer, &res, &checked);
 		if (rc) {
 			res.status = rc;
-			pthread_mutex_lock(&ing->mu);
-			ingest_count_refusal(ing, rc);
-			pthread_mutex_unlock(&ing->mu);
+			agg_ingest_count_refusal(ing, rc);
 			goto reply;
 		}
 	}
 	arena = thread_arena();
-	rc = arena ? wire_batch_decode_in(arena, msg, len, ing->limits, &b)
-		   : wire_batch_decode(msg, len, ing->limits, &b);
+	rc = arena ? wire_batch_decode_in(arena, msg, len, limits, &b)
+		   : wire_batch_decode(msg, len, limits, &b);
 	if (rc) {
 		res.status = rc;
 		if (rc == FDO_ELIMIT)
@@ -144,8 +178,8 @@ void agg_ingest_message_from(agg_ingest *ing, const uint8_t *msg, size_t len,
 				res.message, sizeof res.message,
 				"batch too large: %zu bytes (limits: %zu bytes "
 				"encoded, %zu bytes decoded); split it",
-				len, ing->limits->max_message_bytes,
-				ing->limits->max_decoded_bytes);
+				len, limits->max_message_bytes,
+				limits->max_decoded_bytes);
 		else if (rc == FDO_EINVAL)
 			snprintf(res.message, sizeof res.message,
 				 "SampleBatch refused: a string (agent, host, "
@@ -155,24 +189,20 @@ void agg_ingest_message_from(agg_ingest *ing, const uint8_t *msg, size_t len,
 			snprintf(res.message, sizeof res.message,
 				 "malformed SampleBatch (%zu bytes): %s", len,
 				 fdo_strerror(rc));
-		pthread_mutex_lock(&ing->mu);
-		ingest_count_refusal(ing, rc);
-		pthread_mutex_unlock(&ing->mu);
-	} else if (ing->o.authorize && !checked &&
-		   (rc = ing->o.authorize(ing->o.authorize_arg, b, peer,
-					  res.message, sizeof res.message))) {
+		agg_ingest_count_refusal(ing, rc);
+	} else if (app->auth && !checked &&
+		   (rc = batch_auth(app, b, peer, res.message,
+				    sizeof res.message))) {
 		res.status = rc;
 		ack.seq = b->seq;
-		pthread_mutex_lock(&ing->mu);
-		ingest_count_refusal(ing, rc);
-		pthread_mutex_unlock(&ing->mu);
+		agg_ingest_count_refusal(ing, rc);
 	} else {
 		if (authorized)
 			*authorized = 1;
 		agg_ingest_batch(ing, b, &res);
 		ack.seq = b->seq;
-		if (ing->o.advise &&
-		    ing->o.advise(ing->o.advise_arg, b, &res, &advice))
+		if (app->sampling &&
+		    srv_sampling_advise(app->sampling, b, &res, &advice))
 			ack.sampling = &advice;
 	}
 reply:
@@ -200,12 +230,5 @@ reply:
 		wire_arena_reset(arena);
 	else
 		wire_batch_free(b);
-	double secs = (double)(fdo_now_ns() - t0) / 1e9;
-	pthread_mutex_lock(&ing->mu);
-	for (int i = 0; i < AGG_LATENCY_BUCKETS; i++)
-		if (secs <= agg_latency_bounds[i])
-			ing->stats.latency_le[i]++;
-	ing->stats.latency_count++;
-	ing->stats.latency_sum += secs;
-	pthread_mutex_unlock(&ing->mu);
+	agg_ingest_note_latency(ing, (double)(fdo_now_ns() - t0) / 1e9);
 }
