@@ -55,20 +55,6 @@ struct agg_ingest_opts {
 	 * (interned ids) that got new pending addresses. May be NULL. */
 	void (*pending_cb)(void *arg, const uint32_t *build_ids, size_t n);
 	void *pending_arg;
-	/* May batch b (its auth_token, and the agent, host and binary it
-	 * claims), received from peer (an address for logs, or NULL), be
-	 * stored? FDO_OK, or an error (FDO_EDENIED) that refuses it with why
-	 * written. Called before the batch is validated. NULL: allow all. */
-	int (*authorize)(void *arg, const Fdod__SampleBatch *b,
-			 const char *peer, char *why, size_t whylen);
-	void *authorize_arg;
-	/* Sampling advice for the Ack of an authorized, decoded batch b
-	 * (res: what ingest made of it): fill *out and return 1, or return
-	 * 0 for none. Called by the submitter thread, after the batch is
-	 * durable (or refused). NULL: no advice. */
-	int (*advise)(void *arg, const Fdod__SampleBatch *b,
-		      const struct agg_result *res, Fdod__SamplingAdvice *out);
-	void *advise_arg;
 };
 
 /* Figures of one batch, as its Ack reports them. */
@@ -113,21 +99,16 @@ void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
 		      struct agg_result *res);
 
 /*
- * agg_ingest_message does the same for an encoded SampleBatch and writes
- * the encoded Ack into reply. Malformed or oversized messages get an error
- * Ack and change nothing. Any thread.
+ * For the wire edge that decodes and authorizes batches before
+ * agg_ingest_batch (server/ingest_edge.c): agg_ingest_limits is the wire
+ * limits ing validates with (fixed at create); agg_ingest_count_refusal
+ * counts a batch refused before it reached agg_ingest_batch, by its status
+ * (stats refused, refused_by); agg_ingest_note_latency adds one message's
+ * time from receipt to Ack (seconds) to the latency histogram. Any thread.
  */
-void agg_ingest_message(agg_ingest *ing, const uint8_t *msg, size_t len,
-			struct fdo_buf *reply);
-/*
- * agg_ingest_message_from is agg_ingest_message for a message received
- * from peer (the client's address, named in refusal log lines; may be
- * NULL). *authorized is set to 1 when the message carried a token the
- * authorize hook accepted (or there is no hook), else 0; may be NULL.
- */
-void agg_ingest_message_from(agg_ingest *ing, const uint8_t *msg, size_t len,
-			     const char *peer, struct fdo_buf *reply,
-			     int *authorized);
+const struct wire_limits *agg_ingest_limits(const agg_ingest *ing);
+void agg_ingest_count_refusal(agg_ingest *ing, int status);
+void agg_ingest_note_latency(agg_ingest *ing, double secs);
 
 /*
  * agg_ingest_flush waits until every batch acknowledged before the call is

@@ -1,6 +1,6 @@
 /*
- * aggregator/ingest.c — from a SampleBatch to a durable Ack, and on into
- * the store.
+ * aggregator/ingest.c — the ingest pipeline: from a decoded SampleBatch to
+ * a durable Ack, and on into the store.
  *
  * Workload: many agents, each sending a batch every few seconds; a batch
  * holds ~1,000 distinct stacks of ~20 frames, ~95% of them seen before.
@@ -35,6 +35,13 @@
  *   merge state.
  *   Shutdown: the writer logs and acknowledges everything queued, then the
  *   merger merges everything logged, then both exit.
+ *
+ * The wire edge (decoding, the token check, the Ack) is the server's
+ * (server/ingest_edge.c): batches arrive here decoded and authorized.
+ * Parts in files of their own (shared declarations in ingest_int.h): the
+ * dedup set (dedup.c); the logged-stack set (an idset, idset.c); the rate
+ * limiter (ratelimit.c); the growth limits (growth.c); expiry, run by the
+ * merger when idle (retention.c); the merge itself (merge.c).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -46,7 +53,6 @@
 #include "aggregator/ingest_int.h"
 #include "common/buf.h"
 #include "common/common.h"
-#include "common/map.h"
 
 #define MERGE_MAX_STACKS (2u << 20) /* stacks in one merge transaction */
 #define BACKLOG_MAX_STACKS                                                     \
@@ -55,172 +61,7 @@
 /* A merge starts no sooner than this after the previous one started: see
  * merger_main. */
 #define MERGE_INTERVAL_MS 200
-#define SWEEP_INTERVAL_S  60
 #define LOGGED_MAX	  (1u << 21) /* slots of the logged-stack set */
-
-/* (agent, seq) of batches logged but not merged yet, with their content
- * digest (prep_digest). */
-struct dnode {
-	uint64_t agent_hash, seq, digest;
-	struct dnode *next;
-};
-
-struct dedup {
-	struct dnode **b;
-	size_t nb, n;
-};
-
-static uint64_t agent_hash(const char *a)
-{
-	return store_buildid_hash((const uint8_t *)a, strlen(a));
-}
-
-static size_t dedup_slot(const struct dedup *d, uint64_t ah, uint64_t seq)
-{
-	return (size_t)((ah ^ (seq * 0x9e3779b97f4a7c15ull)) % d->nb);
-}
-
-/* The digest of the logged batch (agent, seq), or 0 when none is. */
-static uint64_t dedup_find(const struct dedup *d, uint64_t ah, uint64_t seq)
-{
-	for (struct dnode *n = d->b[dedup_slot(d, ah, seq)]; n; n = n->next)
-		if (n->agent_hash == ah && n->seq == seq)
-			return n->digest;
-	return 0;
-}
-
-static int dedup_add(struct dedup *d, uint64_t ah, uint64_t seq,
-		     uint64_t digest)
-{
-	struct dnode *n = malloc(sizeof *n);
-	if (!n)
-		return FDO_ENOMEM;
-	size_t s = dedup_slot(d, ah, seq);
-	*n = (struct dnode){ah, seq, digest ? digest : 1, d->b[s]};
-	d->b[s] = n;
-	d->n++;
-	return FDO_OK;
-}
-
-static void dedup_del(struct dedup *d, uint64_t ah, uint64_t seq)
-{
-	for (struct dnode **pp = &d->b[dedup_slot(d, ah, seq)]; *pp;
-	     pp = &(*pp)->next)
-		if ((*pp)->agent_hash == ah && (*pp)->seq == seq) {
-			struct dnode *n = *pp;
-			*pp = n->next;
-			free(n);
-			d->n--;
-			return;
-		}
-}
-
-struct agg_ingest {
-	store *st;
-	struct agg_ingest_opts o;
-	const struct wire_limits *limits;
-	store_wal *wal;
-	pthread_mutex_t wal_mu;
-
-	pthread_mutex_t mu;
-	pthread_cond_t work_cv;	  /* writer: queue not empty, or stopping */
-	pthread_cond_t space_cv;  /* submitters: queue has room */
-	pthread_cond_t done_cv;	  /* submitters: their group was logged */
-	pthread_cond_t merge_cv;  /* merger: something was logged */
-	pthread_cond_t merged_cv; /* flushers and the writer: a merge ended */
-	struct prep *head, *tail; /* submitted, not logged */
-	size_t queued;
-	struct prep *mhead, *mtail; /* logged, not merged */
-	size_t backlog;		    /* stacks in the merge queue */
-	uint64_t logged, merged;    /* lognos */
-	int merge_error;	    /* last merge failure, 0 after a success */
-	int stopping, writer_done;
-	unsigned flushers; /* agg_ingest_flush callers waiting */
-	struct dedup dedup;
-	struct agg_ingest_stats stats;
-	pthread_t writer, merger;
-
-	/* Writer only. */
-	uint64_t *logged_stacks; /* lossy set of stack ids whose frames are
-				    durable in the log or the store */
-	size_t nlogged_stacks;
-	struct fdo_buf rec;
-
-	/* Merger only. */
-	struct merge *merge;
-	time_t last_sweep, last_expire;
-
-	/* Rate limits (guarded by mu): token buckets by key hash. */
-	struct rate_slot {
-		uint64_t key;
-		double tokens;
-		uint64_t last_ns;
-	} *rates;
-
-	/* Growth limits. grow (guarded by mu): stacks each binary stored for
-	 * the first time in the current hour, by name hash (a collision
-	 * shares a slot: stricter, never looser). pend (merger only): each
-	 * build-id's pending addresses as last counted plus those added
-	 * since; a build-id at the limit is recounted, at most every
-	 * PENDING_RECOUNT_S, and is "full" while over it. */
-	struct grow_slot {
-		uint64_t key, hour, count;
-	} *grow;
-	struct pend_est {
-		uint32_t id;
-		int full;
-		uint64_t est;
-		time_t checked;
-	} *pend;
-	size_t npend, cap_pend;
-	struct fdo_map64 pend_index; /* id + 1 -> index in pend */
-};
-
-#define RATE_SLOTS	  4096
-#define GROW_SLOTS	  4096
-#define PENDING_RECOUNT_S 10
-
-/*
- * Take cost tokens from key's bucket (refilled at rate per second, holding
- * at most one second's worth). Returns 0, or the milliseconds to wait.
- * Keys hash into a fixed table; a collision shares a bucket (stricter,
- * never looser). Called with mu held.
- */
-static uint32_t rate_take(agg_ingest *ing, uint64_t key, double rate,
-			  double cost, uint64_t now)
-{
-	struct rate_slot *r = &ing->rates[fdo_mix64(key) & (RATE_SLOTS - 1)];
-	if (r->key != key) {
-		r->key = key;
-		r->tokens = rate;
-		r->last_ns = now;
-	}
-	r->tokens += rate * (double)(now - r->last_ns) / 1e9;
-	if (r->tokens > rate)
-		r->tokens = rate;
-	r->last_ns = now;
-	if (r->tokens >= cost || (cost > rate && r->tokens >= rate)) {
-		r->tokens -= cost;
-		return 0;
-	}
-	double wait = (cost - r->tokens) / rate * 1000.0;
-	return wait < 1 ? 1 : wait > 60000 ? 60000 : (uint32_t)wait;
-}
-
-static size_t ls_slot(uint64_t id)
-{
-	return (size_t)((id * 0x9e3779b97f4a7c15ull) >> 40) & (LOGGED_MAX - 1);
-}
-
-static int logged_has(void *arg, uint64_t id)
-{
-	agg_ingest *ing = arg;
-	for (size_t j = ls_slot(id); ing->logged_stacks[j];
-	     j = (j + 1) & (LOGGED_MAX - 1))
-		if (ing->logged_stacks[j] == id)
-			return 1;
-	return 0;
-}
 
 /* The set is far bigger than the caches and a batch's ids are random:
  * fetch all their slots at once rather than miss on each in turn. */
@@ -228,37 +69,17 @@ static void logged_prefetch(const agg_ingest *ing, const struct prep *p)
 {
 	for (size_t k = 0; k < p->nstacks; k++)
 		if (p->stacks[k].n)
-			__builtin_prefetch(
-				&ing->logged_stacks[ls_slot(p->stacks[k].id)]);
+			idset_prefetch(&ing->logged_stacks, p->stacks[k].id);
 }
 
 static int with_frames(void *arg, uint64_t id)
 {
-	return !id || !logged_has(arg, id);
+	const agg_ingest *ing = arg;
+	return !id || !idset_has(&ing->logged_stacks, id);
 }
-
-static void logged_add(agg_ingest *ing, uint64_t id)
-{
-	if (!id)
-		return;
-	if ((ing->nlogged_stacks + 1) * 4 > (size_t)LOGGED_MAX * 3) {
-		memset(ing->logged_stacks, 0,
-		       LOGGED_MAX * sizeof *ing->logged_stacks);
-		ing->nlogged_stacks = 0;
-	}
-	size_t j = ls_slot(id);
-	for (; ing->logged_stacks[j]; j = (j + 1) & (LOGGED_MAX - 1))
-		if (ing->logged_stacks[j] == id)
-			return;
-	ing->logged_stacks[j] = id;
-	ing->nlogged_stacks++;
-}
-
-const double agg_latency_bounds[AGG_LATENCY_BUCKETS] = {
-	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
 
 /* Count a refused batch by its status. Call with ing->mu held. */
-static void count_refusal(agg_ingest *ing, int status)
+void ingest_count_refusal(agg_ingest *ing, int status)
 {
 	ing->stats.refused++;
 	ing->stats.refused_by[status > 0 && status < AGG_REFUSAL_CODES ? status
@@ -336,7 +157,7 @@ static void log_group(agg_ingest *ing, struct prep **g, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		struct prep *p = g[i];
 		struct agg_result *r = p->res;
-		uint64_t ah = agent_hash(p->agent);
+		uint64_t ah = prep_name_hash(p->agent);
 		pthread_mutex_lock(&ing->mu);
 		uint64_t logged = dedup_find(&ing->dedup, ah, p->seq);
 		int dup = logged != 0;
@@ -388,7 +209,7 @@ static void log_group(agg_ingest *ing, struct prep **g, size_t n)
 		}
 		for (size_t k = 0; k < p->nstacks; k++)
 			if (p->stacks[k].n)
-				logged_add(ing, p->stacks[k].id);
+				idset_add(&ing->logged_stacks, p->stacks[k].id);
 		pthread_mutex_lock(&ing->mu);
 		dedup_add(&ing->dedup, ah, p->seq, p->digest);
 		pthread_mutex_unlock(&ing->mu);
@@ -485,7 +306,7 @@ static void *writer_main(void *arg)
 		pthread_mutex_lock(&ing->mu);
 		for (size_t i = 0; i < n; i++) {
 			if (owners[i]->status)
-				count_refusal(ing, owners[i]->status);
+				ingest_count_refusal(ing, owners[i]->status);
 			else if (owners[i]->duplicate)
 				ing->stats.duplicates++;
 			if (owners[i]->duplicate)
@@ -505,212 +326,6 @@ static void *writer_main(void *arg)
 	free(g);
 	free(owners);
 	return NULL;
-}
-
-static void maybe_sweep(agg_ingest *ing)
-{
-	time_t now = time(NULL);
-	if (now - ing->last_sweep < SWEEP_INTERVAL_S)
-		return;
-	ing->last_sweep = now;
-	uint64_t cutoff = (uint64_t)now > ing->o.dedup_ttl
-				  ? (uint64_t)now - ing->o.dedup_ttl
-				  : 0;
-	size_t deleted = 0;
-	int rc = merge_sweep(ing->st, cutoff, &deleted);
-	if (rc)
-		fdo_warn("ingest: expiring batch records: %s",
-			 fdo_strerror(rc));
-	else if (deleted)
-		fdo_info("ingest: expired %zu batch records", deleted);
-}
-
-/*
- * Retention and the store budget, in the merger's idle time: buckets past
- * the retention age go; then, while the live data exceeds the budget, the
- * oldest bucket goes, with a log line.
- */
-static void maybe_expire(agg_ingest *ing)
-{
-	time_t now = time(NULL);
-	uint64_t every = ing->o.housekeeping ? ing->o.housekeeping : 600;
-	if ((!ing->o.retention && !ing->o.store_budget) ||
-	    (uint64_t)(now - ing->last_expire) < every)
-		return;
-	ing->last_expire = now;
-	size_t deleted, total = 0;
-	uint32_t oldest = UINT32_MAX;
-	int rc = FDO_OK;
-	if (ing->o.retention && (uint64_t)now > ing->o.retention) {
-		uint32_t cutoff = (uint32_t)((uint64_t)now - ing->o.retention);
-		for (int i = 0; i < 1000; i++) {
-			if ((rc = merge_expire(ing->st, cutoff, &deleted,
-					       &oldest)) ||
-			    !deleted)
-				break;
-			total += deleted;
-		}
-		if (total)
-			fdo_info(
-				"retention: dropped %zu counts older than %llu s",
-				total, (unsigned long long)ing->o.retention);
-		pthread_mutex_lock(&ing->mu);
-		ing->stats.expired += total;
-		pthread_mutex_unlock(&ing->mu);
-	}
-	for (int round = 0; !rc && ing->o.store_budget && round < 1000;
-	     round++) {
-		store_txn *t;
-		uint64_t live = 0;
-		if ((rc = store_txn_begin(ing->st, 0, &t)))
-			break;
-		rc = store_live_bytes(t, &live);
-		store_txn_abort(t);
-		if (rc || live <= ing->o.store_budget)
-			break;
-		if ((rc = merge_expire(ing->st, 0, &deleted, &oldest)) ||
-		    oldest == UINT32_MAX)
-			break;
-		uint32_t cutoff = oldest + ing->o.bucket_seconds;
-		total = 0;
-		do {
-			if ((rc = merge_expire(ing->st, cutoff, &deleted,
-					       &oldest)))
-				break;
-			total += deleted;
-		} while (deleted);
-		fdo_warn("store over its budget (%llu > %llu live bytes): "
-			 "dropped the oldest bucket (%u, %zu counts)",
-			 (unsigned long long)live,
-			 (unsigned long long)ing->o.store_budget,
-			 cutoff - ing->o.bucket_seconds, total);
-		pthread_mutex_lock(&ing->mu);
-		ing->stats.budget_dropped += total;
-		pthread_mutex_unlock(&ing->mu);
-	}
-	if (rc)
-		fdo_warn("retention: %s", fdo_strerror(rc));
-}
-
-/* ------------------------------------------------------ growth limits -- */
-
-/* Count the stacks each binary stored for the first time. Call with mu
- * held. */
-static void note_growth(agg_ingest *ing, const struct merge_growth *g)
-{
-	uint64_t hour = (uint64_t)time(NULL) / 3600;
-	for (size_t i = 0; i < g->nbin; i++) {
-		struct grow_slot *s =
-			&ing->grow[fdo_mix64(g->bin_hash[i]) & (GROW_SLOTS - 1)];
-		if (s->key != g->bin_hash[i] || s->hour != hour) {
-			s->key = g->bin_hash[i];
-			s->hour = hour;
-			s->count = 0;
-		}
-		s->count += g->bin_new[i];
-	}
-	ing->stats.pending_dropped += g->dropped;
-}
-
-/* Pending addresses of build-id id in the store (a range count). */
-static uint64_t pending_count(agg_ingest *ing, uint32_t id, char *hex)
-{
-	store_txn *t;
-	uint64_t n = 0;
-	hex[0] = 0;
-	if (store_txn_begin(ing->st, 0, &t))
-		return 0;
-	struct store_buildid rec;
-	if (store_buildid_get(t, id, &rec) == FDO_OK)
-		fdo_hex_encode(rec.build_id, rec.build_id_len, hex);
-	store_cursor *c;
-	if (store_cursor_open(t, STORE_PENDING, &c) == FDO_OK) {
-		uint8_t start[STORE_ADDR_KEY_SIZE];
-		struct store_frame f = {id, 0};
-		store_addr_key_encode(start, &f);
-		const void *k, *v;
-		size_t kl, vl;
-		int rc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v,
-					   &vl);
-		while (rc == FDO_OK && !store_addr_key_decode(k, kl, &f) &&
-		       f.build_id == id) {
-			n++;
-			rc = store_cursor_next(c, &k, &kl, &v, &vl);
-		}
-		store_cursor_close(c);
-	}
-	store_txn_abort(t);
-	return n;
-}
-
-/* Recount e; mark it full (or not) and tell the merge. Merger only. */
-static void pending_check(agg_ingest *ing, struct pend_est *e)
-{
-	char hex[2 * FDO_BUILD_ID_MAX + 1];
-	e->est = pending_count(ing, e->id, hex);
-	e->checked = time(NULL);
-	int full = e->est >= ing->o.max_pending;
-	if (full == e->full)
-		return;
-	if (merge_pending_full(ing->merge, e->id, full))
-		return;
-	e->full = full;
-	pthread_mutex_lock(&ing->mu);
-	ing->stats.pending_full += full ? 1 : (uint64_t)-1;
-	pthread_mutex_unlock(&ing->mu);
-	if (full)
-		fdo_warn("ingest: build-id %s has %llu addresses waiting for "
-			 "symbols (--max-pending %llu): its new addresses are "
-			 "not queued for symbolization until it drops below; "
-			 "upload its symbols",
-			 hex, (unsigned long long)e->est,
-			 (unsigned long long)ing->o.max_pending);
-	else
-		fdo_info("ingest: build-id %s is below --max-pending again "
-			 "(%llu addresses waiting)",
-			 hex, (unsigned long long)e->est);
-}
-
-/* The addresses a merge made pending, per build-id. Merger only. */
-static void pending_growth(agg_ingest *ing, const struct merge_growth *g)
-{
-	if (!ing->o.max_pending)
-		return;
-	for (size_t i = 0; i < g->npending; i++) {
-		uint32_t at;
-		int found;
-		if (fdo_map64_put(&ing->pend_index, (uint64_t)g->pending[i] + 1,
-				  (uint32_t)ing->npend, &at, &found))
-			return;
-		if (!found) {
-			if (fdo_grow(ing->pend, ing->cap_pend, ing->npend + 1))
-				return; /* the index points past: ignored */
-			ing->pend[ing->npend++] =
-				(struct pend_est){g->pending[i], 0, 0, 0};
-			/* Count what the store holds the first time. */
-			ing->pend[at].est = (uint64_t)-1;
-		}
-		if (at >= ing->npend)
-			continue;
-		struct pend_est *e = &ing->pend[at];
-		e->est = e->est == (uint64_t)-1 ? ing->o.max_pending
-						: e->est + g->pending_added[i];
-		/* est is an upper bound (resolved addresses are not taken
-		 * off): only a recount can tell the limit is reached. */
-		if (e->est >= ing->o.max_pending && !e->full)
-			pending_check(ing, e);
-	}
-}
-
-/* Build-ids over the limit: recounted now and then (symbols resolve
- * them). Merger only, when idle. */
-static void pending_recheck(agg_ingest *ing)
-{
-	time_t now = time(NULL);
-	for (size_t i = 0; i < ing->npend; i++)
-		if (ing->pend[i].full &&
-		    now - ing->pend[i].checked >= PENDING_RECOUNT_S)
-			pending_check(ing, &ing->pend[i]);
 }
 
 /* *ts = CLOCK_REALTIME now + ns, for pthread_cond_timedwait. */
@@ -737,9 +352,9 @@ static void *merger_main(void *arg)
 			pthread_cond_timedwait(&ing->merge_cv, &ing->mu, &ts);
 			if (!ing->mhead && !ing->writer_done) {
 				pthread_mutex_unlock(&ing->mu);
-				maybe_sweep(ing);
-				maybe_expire(ing);
-				pending_recheck(ing);
+				ingest_sweep(ing);
+				ingest_expire(ing);
+				growth_recheck(ing);
 				pthread_mutex_lock(&ing->mu);
 			}
 		}
@@ -811,12 +426,13 @@ static void *merger_main(void *arg)
 		ing->merge_error = 0;
 		struct merge_growth growth;
 		merge_growth(ing->merge, &growth);
-		note_growth(ing, &growth);
+		growth_note(ing, &growth);
 		struct store_wal_pos applied = batch[n - 1]->wal_end;
 		for (size_t i = 0; i < n; i++) {
 			struct prep *p = ing->mhead;
 			ing->mhead = p->next;
-			dedup_del(&ing->dedup, agent_hash(p->agent), p->seq);
+			dedup_del(&ing->dedup, prep_name_hash(p->agent),
+				  p->seq);
 			ing->backlog -= p->nstacks;
 			ing->merged = p->logno;
 		}
@@ -824,7 +440,7 @@ static void *merger_main(void *arg)
 			ing->mtail = NULL;
 		pthread_cond_broadcast(&ing->merged_cv);
 		pthread_mutex_unlock(&ing->mu);
-		pending_growth(ing, &growth);
+		growth_pending(ing, &growth);
 		for (size_t i = 0; i < n; i++)
 			prep_free(batch[i]);
 		pthread_mutex_lock(&ing->wal_mu);
@@ -854,13 +470,14 @@ static int replay_one(void *arg, const void *rec, size_t len,
 	}
 	p->wal_end = end;
 	p->logno = ++ing->logged;
-	if (dedup_add(&ing->dedup, agent_hash(p->agent), p->seq, p->digest)) {
+	if (dedup_add(&ing->dedup, prep_name_hash(p->agent), p->seq,
+		      p->digest)) {
 		prep_free(p);
 		return FDO_ENOMEM;
 	}
 	for (size_t k = 0; k < p->nstacks; k++)
 		if (p->stacks[k].n)
-			logged_add(ing, p->stacks[k].id);
+			idset_add(&ing->logged_stacks, p->stacks[k].id);
 	if (ing->mtail)
 		ing->mtail->next = p;
 	else
@@ -900,12 +517,7 @@ static void free_queues(agg_ingest *ing)
 		prep_free(p);
 	}
 	ing->mhead = ing->mtail = NULL;
-	for (size_t i = 0; i < ing->dedup.nb; i++)
-		for (struct dnode *d = ing->dedup.b[i], *n; d; d = n) {
-			n = d->next;
-			free(d);
-		}
-	free(ing->dedup.b);
+	dedup_fini(&ing->dedup);
 }
 
 int agg_ingest_create(store *s, const struct agg_ingest_opts *opts,
@@ -926,13 +538,10 @@ int agg_ingest_create(store *s, const struct agg_ingest_opts *opts,
 	if (!ing->o.group_max)
 		ing->o.group_max = 512;
 	ing->limits = ing->o.limits ? ing->o.limits : &wire_limits_default;
-	ing->dedup.nb = 65536;
-	ing->dedup.b = calloc(ing->dedup.nb, sizeof *ing->dedup.b);
-	ing->logged_stacks = calloc(LOGGED_MAX, sizeof *ing->logged_stacks);
-	ing->rates = calloc(RATE_SLOTS, sizeof *ing->rates);
-	ing->grow = calloc(GROW_SLOTS, sizeof *ing->grow);
 	int rc = FDO_ENOMEM;
-	if (!ing->dedup.b || !ing->logged_stacks || !ing->rates || !ing->grow ||
+	if (dedup_init(&ing->dedup, 65536) ||
+	    idset_init(&ing->logged_stacks, LOGGED_MAX) ||
+	    ratelimit_init(&ing->rates) || growth_init(&ing->growth) ||
 	    merge_create(&ing->merge))
 		goto fail;
 	fdo_buf_init(&ing->rec);
@@ -962,9 +571,9 @@ fail:
 	free_queues(ing);
 	store_wal_close(ing->wal);
 	merge_destroy(ing->merge);
-	free(ing->logged_stacks);
-	free(ing->rates);
-	free(ing->grow);
+	idset_fini(&ing->logged_stacks);
+	ratelimit_fini(&ing->rates);
+	growth_fini(&ing->growth);
 	fdo_buf_fini(&ing->rec);
 	free(ing);
 	return rc;
@@ -984,11 +593,9 @@ void agg_ingest_destroy(agg_ingest *ing)
 	free_queues(ing);
 	store_wal_close(ing->wal);
 	merge_destroy(ing->merge);
-	free(ing->logged_stacks);
-	free(ing->rates);
-	free(ing->grow);
-	free(ing->pend);
-	fdo_map64_fini(&ing->pend_index);
+	idset_fini(&ing->logged_stacks);
+	ratelimit_fini(&ing->rates);
+	growth_fini(&ing->growth);
 	fdo_buf_fini(&ing->rec);
 	pthread_mutex_destroy(&ing->mu);
 	pthread_mutex_destroy(&ing->wal_mu);
@@ -1046,7 +653,7 @@ void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
 				 fdo_strerror(rc));
 		res->samples_accepted = 0;
 		pthread_mutex_lock(&ing->mu);
-		count_refusal(ing, rc);
+		ingest_count_refusal(ing, rc);
 		pthread_mutex_unlock(&ing->mu);
 		return;
 	}
@@ -1055,7 +662,7 @@ void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
 		res->status = rc;
 		res->samples_accepted = 0;
 		pthread_mutex_lock(&ing->mu);
-		count_refusal(ing, rc);
+		ingest_count_refusal(ing, rc);
 		pthread_mutex_unlock(&ing->mu);
 		return;
 	}
@@ -1064,14 +671,16 @@ void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
 	uint32_t wait = 0;
 	uint64_t now = fdo_now_ns();
 	if (ing->o.rate_agent > 0)
-		wait = rate_take(ing, agent_hash(p->agent) ^ 0xa6e7,
-				 ing->o.rate_agent, 1, now);
+		wait = ratelimit_take(&ing->rates,
+				      prep_name_hash(p->agent) ^ 0xa6e7,
+				      ing->o.rate_agent, 1, now);
 	if (!wait && ing->o.rate_binary > 0)
-		wait = rate_take(ing, agent_hash(p->binary) ^ 0xb1a7,
-				 ing->o.rate_binary,
-				 (double)res->samples_accepted, now);
+		wait = ratelimit_take(&ing->rates,
+				      prep_name_hash(p->binary) ^ 0xb1a7,
+				      ing->o.rate_binary,
+				      (double)res->samples_accepted, now);
 	if (wait) {
-		count_refusal(ing, FDO_EBUSY);
+		ingest_count_refusal(ing, FDO_EBUSY);
 		ing->stats.rate_limited++;
 		pthread_mutex_unlock(&ing->mu);
 		prep_free(p);
@@ -1079,34 +688,18 @@ void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
 		res->retry_after_ms = wait;
 		return;
 	}
-	if (ing->o.max_new_stacks && p->nstacks) {
-		uint64_t h = prep_name_hash(p->binary);
-		uint64_t secs = (uint64_t)time(NULL);
-		const struct grow_slot *g =
-			&ing->grow[fdo_mix64(h) & (GROW_SLOTS - 1)];
-		if (g->key == h && g->hour == secs / 3600 &&
-		    g->count >= ing->o.max_new_stacks) {
-			count_refusal(ing, FDO_EBUSY);
-			ing->stats.growth_limited++;
-			uint64_t stored = g->count;
-			pthread_mutex_unlock(&ing->mu);
-			char why[200];
-			snprintf(why, sizeof why,
-				 "binary '%.64s' stored %llu new stacks this "
-				 "hour (--max-new-stacks %llu)",
-				 p->binary, (unsigned long long)stored,
-				 (unsigned long long)ing->o.max_new_stacks);
-			prep_free(p);
-			result_error(res, FDO_EBUSY, why);
-			res->retry_after_ms =
-				(uint32_t)((3600 - secs % 3600) * 1000);
-			return;
-		}
+	char why[200];
+	if (growth_over(ing, p, why, sizeof why, &wait)) {
+		pthread_mutex_unlock(&ing->mu);
+		prep_free(p);
+		result_error(res, FDO_EBUSY, why);
+		res->retry_after_ms = wait;
+		return;
 	}
 	while (ing->queued >= ing->o.queue_max && !ing->stopping)
 		pthread_cond_wait(&ing->space_cv, &ing->mu);
 	if (ing->stopping) {
-		count_refusal(ing, FDO_EBUSY);
+		ingest_count_refusal(ing, FDO_EBUSY);
 		pthread_mutex_unlock(&ing->mu);
 		prep_free(p);
 		result_error(res, FDO_EBUSY, "fdod is shutting down");
@@ -1129,190 +722,6 @@ void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
 		prep_free(p); /* never handed over */
 }
 
-/* Each receiving thread decodes into an arena of its own, kept from
- * message to message and freed when the thread ends; without one (no
- * memory, no key) it decodes with malloc. */
-static pthread_key_t arena_key;
-static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
-static int arena_key_ok;
-
-static void arena_drop(void *a)
-{
-	wire_arena_free(a);
-}
-
-static void arena_key_init(void)
-{
-	arena_key_ok = pthread_key_create(&arena_key, arena_drop) == 0;
-}
-
-static struct wire_arena *thread_arena(void)
-{
-	pthread_once(&arena_once, arena_key_init);
-	if (!arena_key_ok)
-		return NULL;
-	struct wire_arena *a = pthread_getspecific(arena_key);
-	if (!a && (a = wire_arena_new()) && pthread_setspecific(arena_key, a)) {
-		wire_arena_free(a);
-		a = NULL;
-	}
-	return a;
-}
-
-void agg_ingest_message(agg_ingest *ing, const uint8_t *msg, size_t len,
-			struct fdo_buf *reply)
-{
-	agg_ingest_message_from(ing, msg, len, NULL, reply, NULL);
-}
-
-/*
- * The authorize hook on the identity fields of an encoded batch (peeked,
- * not decoded). *checked = 1 when the hook ran and allowed it; 0 when the
- * top level does not parse (decoding then reports why). Returns the
- * hook's refusal, or FDO_OK.
- */
-static int authorize_head(agg_ingest *ing, const uint8_t *msg, size_t len,
-			  const char *peer, struct agg_result *res,
-			  int *checked)
-{
-	struct wire_batch_head h;
-	*checked = 0;
-	if (wire_batch_peek(msg, len, ing->limits, &h))
-		return FDO_OK;
-	/* NUL-terminated copies; longer fields than these are refused by
-	 * validation anyway, and a token never is that long. */
-	char agent[260], host[260], binary[260], token[1024];
-	const struct {
-		struct wire_str *in;
-		char *out;
-		size_t cap;
-	} f[] = {{&h.agent_id, agent, sizeof agent},
-		 {&h.host, host, sizeof host},
-		 {&h.binary, binary, sizeof binary},
-		 {&h.auth_token, token, sizeof token}};
-	for (size_t i = 0; i < 4; i++) {
-		size_t n = f[i].in->len < f[i].cap - 1 ? f[i].in->len
-						       : f[i].cap - 1;
-		memcpy(f[i].out, f[i].in->p ? f[i].in->p : "", n);
-		f[i].out[n] = 0;
-	}
-	Fdod__SampleBatch stub = FDOD__SAMPLE_BATCH__INIT;
-	stub.agent_id = agent;
-	stub.host = host;
-	stub.binary = binary;
-	stub.auth_token = token;
-	int rc = ing->o.authorize(ing->o.authorize_arg, &stub, peer,
-				  res->message, sizeof res->message);
-	if (!rc)
-		*checked = 1;
-	volatile char *t = token; /* no copy of a token outlives the check */
-	for (size_t i = 0; i < sizeof token; i++)
-		t[i] = 0;
-	return rc;
-}
-
-void agg_ingest_message_from(agg_ingest *ing, const uint8_t *msg, size_t len,
-			     const char *peer, struct fdo_buf *reply,
-			     int *authorized)
-{
-	if (authorized)
-		*authorized = 0;
-	struct agg_result res = {0};
-	Fdod__SampleBatch *b = NULL;
-	uint64_t t0 = fdo_now_ns();
-	Fdod__Ack ack = FDOD__ACK__INIT;
-	Fdod__SamplingAdvice advice = FDOD__SAMPLING_ADVICE__INIT;
-	/* The token first, from the message's top-level fields, before the
-	 * rest is decoded (and copied): memory spent on a batch without a
-	 * valid token stays the message itself. */
-	int rc = FDO_OK, checked = 0;
-	struct wire_arena *arena = NULL;
-	if (ing->o.authorize) {
-		rc = authorize_head(ing, msg, len, peer, &res, &checked);
-		if (rc) {
-			res.status = rc;
-			pthread_mutex_lock(&ing->mu);
-			count_refusal(ing, rc);
-			pthread_mutex_unlock(&ing->mu);
-			goto reply;
-		}
-	}
-	arena = thread_arena();
-	rc = arena ? wire_batch_decode_in(arena, msg, len, ing->limits, &b)
-		   : wire_batch_decode(msg, len, ing->limits, &b);
-	if (rc) {
-		res.status = rc;
-		if (rc == FDO_ELIMIT)
-			snprintf(
-				res.message, sizeof res.message,
-				"batch too large: %zu bytes (limits: %zu bytes "
-				"encoded, %zu bytes decoded); split it",
-				len, ing->limits->max_message_bytes,
-				ing->limits->max_decoded_bytes);
-		else if (rc == FDO_EINVAL)
-			snprintf(res.message, sizeof res.message,
-				 "SampleBatch refused: a string (agent, host, "
-				 "binary, event, label or path) holds a NUL "
-				 "byte");
-		else
-			snprintf(res.message, sizeof res.message,
-				 "malformed SampleBatch (%zu bytes): %s", len,
-				 fdo_strerror(rc));
-		pthread_mutex_lock(&ing->mu);
-		count_refusal(ing, rc);
-		pthread_mutex_unlock(&ing->mu);
-	} else if (ing->o.authorize && !checked &&
-		   (rc = ing->o.authorize(ing->o.authorize_arg, b, peer,
-					  res.message, sizeof res.message))) {
-		res.status = rc;
-		ack.seq = b->seq;
-		pthread_mutex_lock(&ing->mu);
-		count_refusal(ing, rc);
-		pthread_mutex_unlock(&ing->mu);
-	} else {
-		if (authorized)
-			*authorized = 1;
-		agg_ingest_batch(ing, b, &res);
-		ack.seq = b->seq;
-		if (ing->o.advise &&
-		    ing->o.advise(ing->o.advise_arg, b, &res, &advice))
-			ack.sampling = &advice;
-	}
-reply:
-	ack.status = (uint32_t)res.status;
-	ack.message = res.message;
-	ack.duplicate = res.duplicate;
-	ack.samples_accepted = res.samples_accepted;
-	ack.samples_unmapped = res.samples_unmapped;
-	ack.frames_unmapped = res.frames_unmapped;
-	ack.branches_accepted = res.branches_accepted;
-	ack.branches_unmapped = res.branches_unmapped;
-	ack.schema_version = WIRE_SCHEMA_VERSION;
-	if (res.retry_after_ms)
-		ack.retry_after_ms = res.retry_after_ms;
-	else if (res.status == FDO_EBUSY || res.status == FDO_ESTORE_FULL ||
-		 res.status == FDO_ENOSPACE || res.status == FDO_EIO)
-		ack.retry_after_ms = 1000;
-	uint8_t *out;
-	size_t olen;
-	if (wire_ack_encode(&ack, &out, &olen) == FDO_OK) {
-		fdo_buf_append(reply, out, olen);
-		free(out);
-	}
-	if (arena)
-		wire_arena_reset(arena);
-	else
-		wire_batch_free(b);
-	double secs = (double)(fdo_now_ns() - t0) / 1e9;
-	pthread_mutex_lock(&ing->mu);
-	for (int i = 0; i < AGG_LATENCY_BUCKETS; i++)
-		if (secs <= agg_latency_bounds[i])
-			ing->stats.latency_le[i]++;
-	ing->stats.latency_count++;
-	ing->stats.latency_sum += secs;
-	pthread_mutex_unlock(&ing->mu);
-}
-
 int agg_ingest_flush(agg_ingest *ing, unsigned timeout_ms)
 {
 	struct timespec ts;
@@ -1328,6 +737,32 @@ int agg_ingest_flush(agg_ingest *ing, unsigned timeout_ms)
 	int ok = ing->merged >= target;
 	pthread_mutex_unlock(&ing->mu);
 	return ok ? FDO_OK : FDO_EBUSY;
+}
+
+const double agg_latency_bounds[AGG_LATENCY_BUCKETS] = {
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
+
+const struct wire_limits *agg_ingest_limits(const agg_ingest *ing)
+{
+	return ing->limits;
+}
+
+void agg_ingest_count_refusal(agg_ingest *ing, int status)
+{
+	pthread_mutex_lock(&ing->mu);
+	ingest_count_refusal(ing, status);
+	pthread_mutex_unlock(&ing->mu);
+}
+
+void agg_ingest_note_latency(agg_ingest *ing, double secs)
+{
+	pthread_mutex_lock(&ing->mu);
+	for (int i = 0; i < AGG_LATENCY_BUCKETS; i++)
+		if (secs <= agg_latency_bounds[i])
+			ing->stats.latency_le[i]++;
+	ing->stats.latency_count++;
+	ing->stats.latency_sum += secs;
+	pthread_mutex_unlock(&ing->mu);
 }
 
 void agg_ingest_stats(agg_ingest *ing, struct agg_ingest_stats *st)

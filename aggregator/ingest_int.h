@@ -1,18 +1,26 @@
 /*
  * aggregator/ingest_int.h — what the ingest files share: the prepared
  * (validated, normalized, hashed) form of a batch, its write-ahead-log
- * record codec, and the merge of prepared batches into the store.
+ * record codec (prep.c), the merge of prepared batches into the store
+ * (merge.c), expiry (retention.c), the pipeline's state (ingest.c) and
+ * the parts of it kept in files of their own: the exactly-once set
+ * (dedup.c), the rate limiter (ratelimit.c), the growth limits
+ * (growth.c).
  * Private to aggregator/.
  */
 #ifndef FDO_AGGREGATOR_INGEST_INT_H
 #define FDO_AGGREGATOR_INGEST_INT_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "aggregator/aggregator.h"
+#include "aggregator/idset.h"
 #include "common/buf.h"
+#include "common/map.h"
 #include "storage/storage.h"
 
 struct prep_map {
@@ -96,12 +104,6 @@ void merge_destroy(struct merge *m);
 int merge_apply(struct merge *m, store *st, struct prep **preps, size_t n,
 		uint64_t now, const uint32_t **pending, size_t *npending);
 /*
- * merge_expire deletes up to a slice of counts and branches entries of
- * buckets starting before cutoff; *deleted says how many (call again while
- * it is not 0), *oldest the oldest bucket left (UINT32_MAX: none).
- */
-int merge_expire(store *st, uint32_t cutoff, size_t *deleted, uint32_t *oldest);
-/*
  * What the last successful merge_apply added, for the growth limits
  * (aggregator/ingest.c): per binary (prep_name_hash of its name) the
  * stacks stored for the first time, per build-id (interned id) the
@@ -124,8 +126,43 @@ void merge_growth(const struct merge *m, struct merge_growth *g);
  */
 int merge_pending_full(struct merge *m, uint32_t id, int full);
 
-/* merge_sweep deletes batch records older than cutoff (unix seconds). */
-int merge_sweep(store *st, uint64_t cutoff, size_t *deleted);
+/*
+ * What one merge or one retention slice changes in table totals: per
+ * (binary, label set, bucket), in key order (counts are written and
+ * deleted in key order, so one prefix is one run), the sums of the
+ * entries' weight and samples and the entries added or deleted. Applied
+ * once the counts are written, in the same transaction.
+ */
+struct totals_delta {
+	struct store_totals_key k;
+	struct store_totals d;
+};
+
+struct deltas {
+	struct totals_delta *v;
+	size_t n, cap; /* cap is kept from call to call */
+};
+
+/* deltas_note adds an entry's weight and samples (and entries, 1 for an
+ * entry added or deleted, else 0) to the last delta of ds when it has the
+ * same (binary, label set, bucket), else to a new one. FDO_OK, FDO_ENOMEM
+ * or FDO_ELIMIT (weight overflow). */
+int deltas_note(struct deltas *ds, uint32_t binary, uint32_t labelset,
+		uint32_t bucket, wire_weight_t weight, uint64_t samples,
+		uint64_t entries);
+/* Add (sub 0) or take away (sub 1) every delta of ds. */
+int deltas_apply(store_txn *t, const struct deltas *ds, int sub);
+
+/* retention.c: expiry in the store, one write transaction a call. */
+/* retention_sweep deletes batch records older than cutoff (unix seconds). */
+int retention_sweep(store *st, uint64_t cutoff, size_t *deleted);
+/*
+ * retention_expire deletes up to a slice of counts and branches entries of
+ * buckets starting before cutoff; *deleted says how many (call again while
+ * it is not 0), *oldest the oldest bucket left (UINT32_MAX: none).
+ */
+int retention_expire(store *st, uint32_t cutoff, size_t *deleted,
+		     uint32_t *oldest);
 
 /*
  * prep_digest: a 64-bit digest of what a batch stores (binary, host,
@@ -137,10 +174,126 @@ int merge_sweep(store *st, uint64_t cutoff, size_t *deleted);
 uint64_t prep_digest(const struct prep *p);
 
 /* The key of a binary (or agent) name in the in-memory tables of ingest:
- * rate limits, growth limits. */
+ * the dedup set, rate limits, growth limits. */
 static inline uint64_t prep_name_hash(const char *name)
 {
 	return store_buildid_hash((const uint8_t *)name, strlen(name));
 }
+
+/* ------------------------------------------------- the ingest pipeline -- */
+
+/* dedup.c: (agent, seq) of batches logged but not merged yet, with their
+ * content digest (prep_digest). Guarded by the ingest lock (mu). */
+struct dnode;
+struct dedup {
+	struct dnode **b;
+	size_t nb, n;
+};
+/* nb hash chains. FDO_OK or FDO_ENOMEM. */
+int dedup_init(struct dedup *d, size_t nb);
+void dedup_fini(struct dedup *d);
+/* The digest of the logged batch (agent hash ah, seq), or 0 when none
+ * is. */
+uint64_t dedup_find(const struct dedup *d, uint64_t ah, uint64_t seq);
+/* Note a logged batch (a digest of 0 is kept as 1). FDO_OK or
+ * FDO_ENOMEM. */
+int dedup_add(struct dedup *d, uint64_t ah, uint64_t seq, uint64_t digest);
+/* Forget (ah, seq), once its merge committed. */
+void dedup_del(struct dedup *d, uint64_t ah, uint64_t seq);
+
+/* ratelimit.c: token buckets by key hash. Guarded by the ingest lock. */
+struct rate_slot;
+struct ratelimit {
+	struct rate_slot *slots;
+};
+/* FDO_OK or FDO_ENOMEM. */
+int ratelimit_init(struct ratelimit *r);
+void ratelimit_fini(struct ratelimit *r);
+/*
+ * Take cost tokens from key's bucket (refilled at rate per second, holding
+ * at most one second's worth; now in fdo_now_ns). Returns 0, or the
+ * milliseconds to wait.
+ */
+uint32_t ratelimit_take(struct ratelimit *r, uint64_t key, double rate,
+			double cost, uint64_t now);
+
+/* growth.c: growth limits (--max-new-stacks, --max-pending). grow (guarded
+ * by mu): stacks each binary stored for the first time in the current
+ * hour, by name hash (a collision shares a slot: stricter, never looser).
+ * pend, npend, cap_pend, pend_index (merger only): each build-id's
+ * pending addresses as last counted plus those added since; a build-id at
+ * the limit is recounted, at most every PENDING_RECOUNT_S, and is "full"
+ * while over it. */
+struct growth {
+	struct grow_slot *grow;
+	struct pend_est *pend;
+	size_t npend, cap_pend;
+	struct fdo_map64 pend_index; /* id + 1 -> index in pend */
+};
+/* FDO_OK or FDO_ENOMEM. */
+int growth_init(struct growth *g);
+void growth_fini(struct growth *g);
+
+/* The pipeline's state (ingest.c; DESIGN there). */
+struct agg_ingest {
+	store *st;
+	struct agg_ingest_opts o;
+	const struct wire_limits *limits;
+	store_wal *wal;
+	pthread_mutex_t wal_mu;
+
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv;	  /* writer: queue not empty, or stopping */
+	pthread_cond_t space_cv;  /* submitters: queue has room */
+	pthread_cond_t done_cv;	  /* submitters: their group was logged */
+	pthread_cond_t merge_cv;  /* merger: something was logged */
+	pthread_cond_t merged_cv; /* flushers and the writer: a merge ended */
+	struct prep *head, *tail; /* submitted, not logged */
+	size_t queued;
+	struct prep *mhead, *mtail; /* logged, not merged */
+	size_t backlog;		    /* stacks in the merge queue */
+	uint64_t logged, merged;    /* lognos */
+	int merge_error;	    /* last merge failure, 0 after a success */
+	int stopping, writer_done;
+	unsigned flushers; /* agg_ingest_flush callers waiting */
+	struct dedup dedup;
+	struct agg_ingest_stats stats;
+	pthread_t writer, merger;
+
+	/* Writer only. */
+	struct idset logged_stacks; /* stack ids whose frames are durable in
+				       the log or the store */
+	struct fdo_buf rec;
+
+	/* Merger only. */
+	struct merge *merge;
+	time_t last_sweep, last_expire;
+
+	struct ratelimit rates; /* guarded by mu */
+	struct growth growth;	/* see struct growth */
+};
+
+/* ingest.c: count a refused batch by its status. Call with mu held. */
+void ingest_count_refusal(agg_ingest *ing, int status);
+
+/* retention.c, from the merger thread when idle: batch records past
+ * --dedup-ttl go (every SWEEP_INTERVAL_S), then counts past --retention
+ * and, while the store exceeds --store-budget, the oldest bucket. */
+void ingest_sweep(agg_ingest *ing);
+void ingest_expire(agg_ingest *ing);
+
+/* growth.c. growth_over, with mu held: has binary p->binary stored
+ * --max-new-stacks new stacks this hour? 0, or 1 with the reason in why,
+ * *retry_ms set and the refusal counted. */
+int growth_over(agg_ingest *ing, const struct prep *p, char *why, size_t whylen,
+		uint32_t *retry_ms);
+/* After a merge, with mu held: count what it stored for the first
+ * time. */
+void growth_note(agg_ingest *ing, const struct merge_growth *g);
+/* After a merge, merger only, mu not held: the addresses it made pending,
+ * per build-id, against --max-pending. */
+void growth_pending(agg_ingest *ing, const struct merge_growth *g);
+/* Merger only, when idle: recount build-ids over --max-pending. */
+void growth_recheck(agg_ingest *ing);
 
 #endif

@@ -26,7 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aggregator/idset.h"
 #include "aggregator/ingest_int.h"
+#include "aggregator/keysort.h"
 #include "common/buf.h"
 #include "common/common.h"
 #include "common/map.h"
@@ -38,113 +40,9 @@
  * 32 MiB more and took fdod's CPU per batch from 1.72 to 1.42-1.53 ms. */
 #define KNOWN_MAX (1u << 22)
 
-/*
- * The counts (or branches) of one merge: one entry per stack (branch) of
- * every batch, appended in arrival order, sorted by key at the end and
- * summed run by run as they are written (flush_entries). Words hold the
- * key's fields in significance order, so comparing words numerically
- * orders keys as LMDB orders their big-endian encodings.
- * This replaced a hash map keyed the same way: with a million stacks in a
- * merge the map's random probes and its regrowth (fresh pages, each
- * faulted and zeroed) were a third of the merger's time; appending is
- * sequential, and the sort was needed for the key-order writes anyway.
- */
-struct entry {
-	uint64_t k[4];
-	wire_weight_t weight;
-	uint64_t samples;
-};
-
-struct entries {
-	struct entry *v;
-	size_t n, cap;	   /* cap is kept from merge to merge */
-	struct entry *tmp; /* bucket_sort_entries' second array, kept too */
-	size_t tmp_cap;
-};
-
-static int entries_add(struct entries *e, const uint64_t *k, wire_weight_t w,
-		       uint64_t samples)
-{
-	if (fdo_grow(e->v, e->cap, e->n + 1))
-		return FDO_ENOMEM;
-	struct entry *x = &e->v[e->n++];
-	memcpy(x->k, k, sizeof x->k);
-	x->weight = w;
-	x->samples = samples;
-	return FDO_OK;
-}
-
-/* Lossy set of 64-bit values (0 = empty slot; value 0 is never known). */
-struct idset {
-	uint64_t *slots;
-	size_t cap, n;
-};
-
-static size_t idset_slot(const struct idset *s, uint64_t v)
-{
-	return (size_t)((v * 0x9e3779b97f4a7c15ull) >> 40) & (s->cap - 1);
-}
-
-static int idset_has(const struct idset *s, uint64_t v)
-{
-	if (!s->slots || !v)
-		return 0;
-	for (size_t j = idset_slot(s, v); s->slots[j];
-	     j = (j + 1) & (s->cap - 1))
-		if (s->slots[j] == v)
-			return 1;
-	return 0;
-}
-
-/* Sets are far bigger than the caches and ids are random: callers fetch
- * the slots of many ids at once rather than miss on each in turn. */
-static inline void idset_prefetch(const struct idset *s, uint64_t v)
-{
-	if (s->slots)
-		__builtin_prefetch(&s->slots[idset_slot(s, v)]);
-}
-
-static void idset_add(struct idset *s, uint64_t v)
-{
-	if (!v)
-		return;
-	if (!s->slots) {
-		if (!(s->slots = calloc(KNOWN_MAX, sizeof *s->slots)))
-			return;
-		s->cap = KNOWN_MAX;
-	}
-	if ((s->n + 1) * 4 > s->cap * 3) {
-		memset(s->slots, 0, s->cap * sizeof *s->slots);
-		s->n = 0;
-	}
-	size_t j = idset_slot(s, v);
-	for (; s->slots[j]; j = (j + 1) & (s->cap - 1))
-		if (s->slots[j] == v)
-			return;
-	s->slots[j] = v;
-	s->n++;
-}
-
-/*
- * What one merge or one retention slice changes in table totals: per
- * (binary, label set, bucket), in key order (counts are written and
- * deleted in key order, so one prefix is one run), the sums of the
- * entries' weight and samples and the entries added or deleted. Applied
- * once the counts are written, in the same transaction.
- */
-struct totals_delta {
-	struct store_totals_key k;
-	struct store_totals d;
-};
-
-struct deltas {
-	struct totals_delta *v;
-	size_t n, cap; /* cap is kept from call to call */
-};
-
-static int deltas_note(struct deltas *ds, uint32_t binary, uint32_t labelset,
-		       uint32_t bucket, wire_weight_t weight, uint64_t samples,
-		       uint64_t entries)
+int deltas_note(struct deltas *ds, uint32_t binary, uint32_t labelset,
+		uint32_t bucket, wire_weight_t weight, uint64_t samples,
+		uint64_t entries)
 {
 	struct totals_delta *x = ds->n ? &ds->v[ds->n - 1] : NULL;
 	if (!x || x->k.binary != binary || x->k.labelset != labelset ||
@@ -162,8 +60,7 @@ static int deltas_note(struct deltas *ds, uint32_t binary, uint32_t labelset,
 	return FDO_OK;
 }
 
-/* Add (sub 0) or take away (sub 1) every delta of ds. */
-static int deltas_apply(store_txn *t, const struct deltas *ds, int sub)
+int deltas_apply(store_txn *t, const struct deltas *ds, int sub)
 {
 	int rc = FDO_OK;
 	for (size_t i = 0; i < ds->n && !rc; i++)
@@ -213,6 +110,7 @@ int merge_create(struct merge **out)
 	struct merge *m = calloc(1, sizeof *m);
 	if (!m)
 		return FDO_ENOMEM;
+	m->known_stacks.cap = m->known_addrs.cap = KNOWN_MAX; /* lazily */
 	*out = m;
 	return FDO_OK;
 }
@@ -228,8 +126,8 @@ void merge_destroy(struct merge *m)
 	free(m->addr_cands.v);
 	free(m->stack_cands.tmp);
 	free(m->addr_cands.tmp);
-	free(m->known_stacks.slots);
-	free(m->known_addrs.slots);
+	idset_fini(&m->known_stacks);
+	idset_fini(&m->known_addrs);
 	free(m->new_stacks.v);
 	free(m->new_addrs.v);
 	free(m->pending);
@@ -455,189 +353,6 @@ static int apply_prep(struct merge *m, store_txn *t, size_t pi)
 							 p->digest});
 	return store_put(t, STORE_BATCHES, bkey, sizeof bkey, bval, sizeof bval,
 			 0);
-}
-
-static inline int entry_less(const struct entry *x, const struct entry *y)
-{
-	for (int i = 0; i < 4; i++)
-		if (x->k[i] != y->k[i])
-			return x->k[i] < y->k[i];
-	return 0;
-}
-
-/*
- * Sort entries in place by key: quicksort with the comparison inlined
- * (qsort's callback through pointers into a scattered map was a fifth of
- * the merger's time), insertion sort for short runs.
- */
-static void sort_entries(struct entry *a, size_t n)
-{
-	while (n > 16) {
-		/* Median of three as pivot. */
-		size_t m = n / 2;
-		if (entry_less(&a[m], &a[0])) {
-			struct entry t = a[m];
-			a[m] = a[0];
-			a[0] = t;
-		}
-		if (entry_less(&a[n - 1], &a[m])) {
-			struct entry t = a[m];
-			a[m] = a[n - 1];
-			a[n - 1] = t;
-			if (entry_less(&a[m], &a[0])) {
-				t = a[m];
-				a[m] = a[0];
-				a[0] = t;
-			}
-		}
-		struct entry pivot = a[m];
-		size_t i = 0, j = n - 1;
-		for (;;) {
-			while (entry_less(&a[i], &pivot))
-				i++;
-			while (entry_less(&pivot, &a[j]))
-				j--;
-			if (i >= j)
-				break;
-			struct entry t = a[i];
-			a[i] = a[j];
-			a[j] = t;
-			i++;
-			j--;
-		}
-		/* Recurse into the smaller side, loop on the larger. */
-		if (j + 1 < n - j - 1) {
-			sort_entries(a, j + 1);
-			a += j + 1;
-			n -= j + 1;
-		} else {
-			sort_entries(a + j + 1, n - j - 1);
-			n = j + 1;
-		}
-	}
-	for (size_t i = 1; i < n; i++) {
-		struct entry t = a[i];
-		size_t j = i;
-		while (j > 0 && entry_less(&t, &a[j - 1])) {
-			a[j] = a[j - 1];
-			j--;
-		}
-		a[j] = t;
-	}
-}
-
-/*
- * bucket_sort_entries sorts large arrays: one pass scatters the entries
- * into 256 buckets of a second array by a digit of the keys' leading
- * varying bits, then each bucket is sorted by comparison, in cache.
- * Counts keys are a few (binary, label set, bucket) prefixes times a stack
- * hash, so the digit is the prefix's varying bits followed by the hash's
- * top bits and the buckets come out even. The digit never decreases as
- * keys increase, so the result is sorted whatever the keys (skewed ones
- * just make big buckets). Quicksort alone spent most of its time on the
- * top levels, out of cache; an in-place bucket pass (American flag sort)
- * was slower still: every move a cache miss. 256 buckets keep the scatter
- * to as many sequential write streams.
- */
-#define DIGIT_BITS 8
-
-struct digit {
-	int w0, w1;	    /* first and second varying words (w1 -1: none) */
-	int shift0, shift1; /* right shifts of each word */
-	uint64_t mask0, mask1; /* masks after shifting */
-	int bits1;	       /* bits taken from w1 */
-};
-
-static inline uint32_t digit_of(const struct digit *d, const struct entry *x)
-{
-	uint32_t v = (uint32_t)((x->k[d->w0] >> d->shift0) & d->mask0);
-	if (d->w1 >= 0)
-		v = v << d->bits1 |
-		    (uint32_t)((x->k[d->w1] >> d->shift1) & d->mask1);
-	return v;
-}
-
-static uint64_t mask_bits(int bits)
-{
-	return bits >= 64 ? ~0ull : (1ull << bits) - 1;
-}
-
-/* Fill d for digits of `bits` bits; 0 when every key is the same. */
-static int plan_digit(const struct entry *a, size_t n, int bits,
-		      struct digit *d)
-{
-	uint64_t diff[4] = {0};
-	for (size_t i = 1; i < n; i++)
-		for (int w = 0; w < 4; w++)
-			diff[w] |= a[i].k[w] ^ a[0].k[w];
-	int w0 = 0;
-	while (w0 < 4 && !diff[w0])
-		w0++;
-	if (w0 == 4)
-		return 0;
-	int hi = 63 - __builtin_clzll(diff[w0]), lo = __builtin_ctzll(diff[w0]);
-	int span = hi - lo + 1;
-	*d = (struct digit){.w0 = w0, .w1 = -1};
-	if (span >= bits) { /* the top bits of w0's varying span */
-		d->shift0 = hi + 1 - bits;
-		d->mask0 = mask_bits(bits);
-		return 1;
-	}
-	/* All of w0's varying bits, then the top of the next varying word's. */
-	d->shift0 = lo;
-	d->mask0 = mask_bits(span);
-	int w1 = w0 + 1;
-	while (w1 < 4 && !diff[w1])
-		w1++;
-	if (w1 == 4)
-		return 1;
-	int hi1 = 63 - __builtin_clzll(diff[w1]);
-	d->w1 = w1;
-	d->bits1 = bits - span;
-	if (d->bits1 > hi1 + 1)
-		d->bits1 = hi1 + 1;
-	d->shift1 = hi1 + 1 - d->bits1;
-	d->mask1 = mask_bits(d->bits1);
-	return 1;
-}
-
-/* Sort e->v[0..n): a small array in place, a large one into e->tmp, then
- * the two arrays swap. */
-static int bucket_sort_entries(struct entries *e)
-{
-	struct entry *a = e->v;
-	size_t n = e->n;
-	struct digit d;
-	if (n < 4096) {
-		sort_entries(a, n);
-		return FDO_OK;
-	}
-	if (!plan_digit(a, n, DIGIT_BITS, &d))
-		return FDO_OK;
-	if (fdo_grow(e->tmp, e->tmp_cap, e->cap))
-		return FDO_ENOMEM;
-	uint32_t at[1u << DIGIT_BITS] = {0}, end[1u << DIGIT_BITS];
-	for (size_t i = 0; i < n; i++)
-		at[digit_of(&d, &a[i])]++;
-	uint32_t sum = 0;
-	for (size_t b = 0; b < 1u << DIGIT_BITS; b++) {
-		uint32_t c = at[b];
-		at[b] = sum;
-		sum += c;
-		end[b] = sum;
-	}
-	struct entry *t = e->tmp;
-	for (size_t i = 0; i < n; i++)
-		t[at[digit_of(&d, &a[i])]++] = a[i];
-	for (size_t b = 0, from = 0; b < 1u << DIGIT_BITS; from = end[b], b++)
-		if (end[b] - from > 1)
-			sort_entries(t + from, end[b] - from);
-	e->tmp = a;
-	e->v = t;
-	size_t c = e->cap;
-	e->cap = e->tmp_cap;
-	e->tmp_cap = c;
-	return FDO_OK;
 }
 
 /*
@@ -895,220 +610,4 @@ int merge_apply(struct merge *m, store *st, struct prep **preps, size_t n,
 	*pending = m->pending;
 	*npending = m->npending;
 	return FDO_OK;
-}
-
-/* ------------------------------------------------ exactly-once expiry -- */
-
-struct sweep {
-	uint64_t cutoff;
-	size_t deleted;
-};
-
-#define SWEEP_MAX_DELETES 20000
-
-static int sweep_batches(store_txn *t, void *arg)
-{
-	struct sweep *sw = arg;
-	store_cursor *c;
-	const void *k, *v;
-	size_t kl, vl;
-	sw->deleted = 0;
-	uint8_t(*victims)[STORE_BATCHES_KEY_SIZE] =
-		malloc(SWEEP_MAX_DELETES * sizeof *victims);
-	if (!victims)
-		return FDO_ENOMEM;
-	int rc = store_cursor_open(t, STORE_BATCHES, &c);
-	if (rc) {
-		free(victims);
-		return rc;
-	}
-	/* Collect first, delete after: no deletes under an open cursor. */
-	rc = store_cursor_seek(c, NULL, 0, &k, &kl, &v, &vl);
-	while (rc == FDO_OK && sw->deleted < SWEEP_MAX_DELETES) {
-		struct store_batch b;
-		if (kl == STORE_BATCHES_KEY_SIZE &&
-		    !store_batches_decode(v, vl, &b) &&
-		    b.committed < sw->cutoff)
-			memcpy(victims[sw->deleted++], k, kl);
-		rc = store_cursor_next(c, &k, &kl, &v, &vl);
-	}
-	store_cursor_close(c);
-	if (rc != FDO_OK && rc != FDO_ENOT_FOUND) {
-		free(victims);
-		return rc;
-	}
-	rc = FDO_OK;
-	for (size_t i = 0; i < sw->deleted && !rc; i++) {
-		rc = store_del(t, STORE_BATCHES, victims[i],
-			       STORE_BATCHES_KEY_SIZE);
-		if (rc == FDO_ENOT_FOUND)
-			rc = FDO_OK;
-	}
-	free(victims);
-	return rc;
-}
-
-int merge_sweep(store *st, uint64_t cutoff, size_t *deleted)
-{
-	struct sweep sw = {.cutoff = cutoff};
-	int rc = store_write(st, sweep_batches, &sw);
-	*deleted = sw.deleted;
-	return rc;
-}
-
-/* ------------------------------------------ retention and store budget -- */
-
-/*
- * Delete counts and branches entries whose bucket starts before cutoff, at
- * most EXPIRE_MAX_DELETES per transaction (the caller loops), and report
- * the oldest bucket still stored. Stacks and symbolization results stay:
- * they are shared, immutable and small next to the counts. The deleted
- * counts are taken away from table totals in the same transaction.
- */
-#define EXPIRE_MAX_DELETES 50000
-
-struct expire {
-	uint32_t cutoff;
-	size_t deleted;
-	uint32_t oldest;      /* out: oldest bucket left, UINT32_MAX if none */
-	struct deltas totals; /* what the deleted counts take away */
-};
-
-/*
- * expire_counts: the counts entries of every (binary, label set, bucket)
- * older than the cutoff, found from table totals (one row per prefix, and
- * a prefix is one key range of counts), so only the ranges that go are
- * read, not the whole table: retention and the budget cost what they
- * delete. Notes the oldest bucket left, and what the victims take away
- * from totals.
- */
-static int expire_counts(store_txn *t, struct expire *ex,
-			 uint8_t (*victims)[32], size_t *nv)
-{
-	struct store_totals_key *old = NULL;
-	size_t nold = 0, cap = 0;
-	store_cursor *c;
-	const void *k, *v;
-	size_t kl, vl;
-	int rc = store_cursor_open(t, STORE_TOTALS, &c);
-	if (rc)
-		return rc;
-	rc = store_cursor_seek(c, NULL, 0, &k, &kl, &v, &vl);
-	for (; rc == FDO_OK; rc = store_cursor_next(c, &k, &kl, &v, &vl)) {
-		struct store_totals_key tk;
-		if (store_totals_key_decode(k, kl, &tk))
-			continue;
-		if (tk.bucket >= ex->cutoff) {
-			if (tk.bucket < ex->oldest)
-				ex->oldest = tk.bucket;
-			continue;
-		}
-		if (fdo_grow(old, cap, nold + 1)) {
-			rc = FDO_ENOMEM;
-			break;
-		}
-		old[nold++] = tk;
-	}
-	store_cursor_close(c);
-	c = NULL;
-	rc = rc == FDO_ENOT_FOUND ? FDO_OK : rc;
-	if (!rc && nold)
-		rc = store_cursor_open(t, STORE_COUNTS, &c);
-	for (size_t i = 0; !rc && i < nold && *nv < EXPIRE_MAX_DELETES; i++) {
-		uint8_t start[STORE_COUNTS_KEY_SIZE];
-		struct store_counts_key ck = {old[i].binary, old[i].labelset,
-					      old[i].bucket, 0};
-		store_counts_key_encode(start, &ck);
-		rc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v,
-				       &vl);
-		for (; rc == FDO_OK && *nv < EXPIRE_MAX_DELETES;
-		     rc = store_cursor_next(c, &k, &kl, &v, &vl)) {
-			if (store_counts_key_decode(k, kl, &ck) ||
-			    ck.binary != old[i].binary ||
-			    ck.labelset != old[i].labelset ||
-			    ck.bucket != old[i].bucket)
-				break;
-			memcpy(victims[(*nv)++], k, kl);
-			/* An entry whose value does not decode was never
-			 * summed (the merge fails on it, the upgrade skips
-			 * it): nothing to take away. */
-			struct store_weight w;
-			if (!store_weight_decode(v, vl, &w) &&
-			    (rc = deltas_note(&ex->totals, ck.binary,
-					      ck.labelset, ck.bucket, w.weight,
-					      w.samples, 1)))
-				break;
-		}
-		rc = rc == FDO_ENOT_FOUND ? FDO_OK : rc;
-	}
-	if (c)
-		store_cursor_close(c);
-	free(old);
-	return rc;
-}
-
-/* expire_branches: the same for the branches table, by a walk of all of
- * it (branch records have no totals; without LBR the table is empty). */
-static int expire_branches(store_txn *t, struct expire *ex,
-			   uint8_t (*victims)[32], size_t *nv)
-{
-	store_cursor *c;
-	const void *k, *v;
-	size_t kl, vl;
-	int rc = store_cursor_open(t, STORE_BRANCHES, &c);
-	if (rc)
-		return rc;
-	rc = store_cursor_seek(c, NULL, 0, &k, &kl, &v, &vl);
-	for (; rc == FDO_OK; rc = store_cursor_next(c, &k, &kl, &v, &vl)) {
-		struct store_branches_key bk;
-		if (store_branches_key_decode(k, kl, &bk))
-			continue;
-		if (bk.bucket < ex->cutoff && *nv < EXPIRE_MAX_DELETES)
-			memcpy(victims[(*nv)++], k, kl);
-		else if (bk.bucket >= ex->cutoff && bk.bucket < ex->oldest)
-			ex->oldest = bk.bucket;
-	}
-	store_cursor_close(c);
-	return rc == FDO_ENOT_FOUND ? FDO_OK : rc;
-}
-
-static int expire_txn(store_txn *t, void *arg)
-{
-	struct expire *ex = arg;
-	uint8_t(*victims)[32] = malloc(EXPIRE_MAX_DELETES * sizeof *victims);
-	if (!victims)
-		return FDO_ENOMEM;
-	ex->deleted = 0;
-	ex->oldest = UINT32_MAX;
-	ex->totals.n = 0;
-	static const enum store_table tables[] = {STORE_COUNTS, STORE_BRANCHES};
-	static const size_t klen[] = {STORE_COUNTS_KEY_SIZE,
-				      STORE_BRANCHES_KEY_SIZE};
-	int rc = FDO_OK;
-	for (size_t i = 0; i < 2 && !rc; i++) {
-		size_t nv = 0;
-		rc = tables[i] == STORE_COUNTS
-			     ? expire_counts(t, ex, victims, &nv)
-			     : expire_branches(t, ex, victims, &nv);
-		for (size_t k = 0; k < nv && !rc; k++) {
-			rc = store_del(t, tables[i], victims[k], klen[i]);
-			if (rc == FDO_ENOT_FOUND)
-				rc = FDO_OK;
-		}
-		if (!rc && tables[i] == STORE_COUNTS)
-			rc = deltas_apply(t, &ex->totals, 1);
-		ex->deleted += nv;
-	}
-	free(victims);
-	return rc;
-}
-
-int merge_expire(store *st, uint32_t cutoff, size_t *deleted, uint32_t *oldest)
-{
-	struct expire ex = {.cutoff = cutoff};
-	int rc = store_write(st, expire_txn, &ex);
-	free(ex.totals.v);
-	*deleted = ex.deleted;
-	*oldest = ex.oldest;
-	return rc;
 }

@@ -1,6 +1,6 @@
 /*
  * fuzz/fuzz_batch.c — what an agent's bytes go through on fdod's ingest
- * path (aggregator/ingest.c agg_ingest_message): wire_batch_decode, then
+ * path (server/ingest_edge.c srv_ingest_message): wire_batch_decode, then
  * prep_build (wire_batch_validate, label canonicalization, address
  * normalization, stack hashing), then the prep's WAL record codec. The same
  * bytes are also decoded as an Ack (what fdo-agent and fdoctl read back).

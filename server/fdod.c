@@ -34,6 +34,7 @@
 #include "server/app.h"
 #include "server/auth.h"
 #include "server/config.h"
+#include "server/ingest_edge.h"
 #include "server/listen.h"
 #include "server/otlp_grpc.h"
 #include "server/upstream.h"
@@ -42,7 +43,7 @@ static void on_batch(void *arg, const uint8_t *msg, size_t len,
 		     const char *peer, struct fdo_buf *reply, int *authorized)
 {
 	struct srv_app *app = arg;
-	agg_ingest_message_from(app->ingest, msg, len, peer, reply, authorized);
+	srv_ingest_message(app, msg, len, peer, reply, authorized);
 }
 
 static void on_pending(void *arg, const uint32_t *ids, size_t n)
@@ -62,47 +63,6 @@ static int upstream_on(const struct srv_config *cfg)
 {
 	const char *u = cfg->debuginfod_urls;
 	return u && u[strspn(u, " ")];
-}
-
-/*
- * An agent batch: the token must have scope ingest, and the identity the
- * batch claims (agent id, host, binary) must be within the token's
- * restrictions, so one team's token cannot write as another team's agents.
- */
-static int batch_auth(void *arg, const Fdod__SampleBatch *b, const char *peer,
-		      char *why, size_t len)
-{
-	struct srv_app *app = arg;
-	const struct srv_token *tok;
-	const char *token = b->auth_token;
-	int rc = srv_auth_check(app->auth, token, token ? strlen(token) : 0,
-				SRV_SCOPE_INGEST, &tok);
-	if (rc)
-		snprintf(why, len, "%s",
-			 rc == FDO_EDENIED
-				 ? "unauthorized: the token lacks scope ingest"
-				 : "unauthorized: missing or unknown token");
-	else if (!srv_token_allows_agent(tok, b->agent_id ? b->agent_id : ""))
-		snprintf(why, len,
-			 "unauthorized: this token may not send as "
-			 "agent '%s' (see its agents= in the token "
-			 "file)",
-			 b->agent_id ? b->agent_id : "");
-	else if (!srv_token_allows_host(tok, b->host ? b->host : ""))
-		snprintf(why, len,
-			 "unauthorized: this token may not send for "
-			 "host '%s' (see its hosts=)",
-			 b->host ? b->host : "");
-	else if (!srv_token_allows_binary(tok, b->binary ? b->binary : ""))
-		snprintf(why, len,
-			 "unauthorized: this token may not send "
-			 "samples of binary '%s' (see its binaries=)",
-			 b->binary ? b->binary : "");
-	else
-		return FDO_OK;
-	fdo_warn("ingest: batch from %s refused (%s): %s", peer ? peer : "?",
-		 srv_token_name(tok), why);
-	return FDO_EDENIED;
 }
 
 static int http_auth(void *arg, struct srv_req *req, unsigned scope,
@@ -428,10 +388,6 @@ int main(int argc, char **argv)
 		.max_age = batch_max_age(cfg),
 		.rate_agent = cfg->rate_agent,
 		.rate_binary = cfg->rate_binary,
-		.authorize = app.auth ? batch_auth : NULL,
-		.authorize_arg = &app,
-		.advise = srv_sampling_advise,
-		.advise_arg = app.sampling,
 	};
 	if ((rc = agg_ingest_create(app.st, &io, &app.ingest))) {
 		fdo_error("fdod: ingest: %s", fdo_strerror(rc));

@@ -26,7 +26,7 @@
  *          and --rate-agent applies to it;
  *   seq    the first 64 bits of SHA-256 over SHA-256(the inflated
  *          profile) and time= (1 if they are 0).
- * The exactly-once record (aggregator/ingest.c's dedup set, then table
+ * The exactly-once record (aggregator/dedup.c's set, then table
  * batches) is an exact set of (agent, seq) with the content's digest,
  * kept --dedup-ttl, with no order among an agent's seqs: a resent
  * request (gzipped or not, labels in any order) is the same pair with the

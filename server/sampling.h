@@ -107,7 +107,7 @@ int srv_sampling_reload(srv_sampling *s, char *err, size_t errlen);
  * srv_sampling_advise accounts batch b (res: what ingest stored of it) to
  * its binary's controller and fills *out with what the agent should do
  * now (mode points to a static string): 1, or 0 when no rule covers the
- * binary. Any thread (the ingest submitters); agg_ingest_opts.advise.
+ * binary. Any thread (the agent listener's, from srv_ingest_message).
  */
 int srv_sampling_advise(void *s, const Fdod__SampleBatch *b,
 			const struct agg_result *res,

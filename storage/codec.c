@@ -151,7 +151,7 @@
  *                      before it (24-byte values): a resent (agent, seq)
  *                      with another digest is refused as CONFLICT
  *   Written by aggregator/merge.c with the counts of the batch; records
- *   older than the dedup TTL are deleted by its sweep.
+ *   older than the dedup TTL are deleted by aggregator/retention.c.
  *
  * hosts — distinct hosts per binary (store_hosts_encode/decode)
  *   key:   0      4    binary id
