@@ -275,7 +275,7 @@ TEST(sweep_deletes_batch_records_of_both_sizes_by_commit_time)
 	REQUIRE(store_open(&o, &st) == FDO_OK);
 	REQUIRE(store_write(st, batches_txn, NULL) == FDO_OK);
 	size_t deleted = 0;
-	REQUIRE(merge_sweep(st, 200, &deleted) == FDO_OK);
+	REQUIRE(retention_sweep(st, 200, &deleted) == FDO_OK);
 	CHECK_EQ_INT(deleted, 2);
 	store_txn *t;
 	REQUIRE(store_txn_begin(st, 0, &t) == FDO_OK);
