@@ -123,8 +123,9 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $$(call archives,$$(firstword
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(call archives,$(firstword $(subst _, ,$*))) $(LDLIBS) $(LDFLAGS_$*)
 
-# Allocation-failure injection: the test wraps the allocator (see the test).
+# Allocation-failure injection: these tests wrap the allocator (see them).
 LDFLAGS_aggregator_allocfail := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
+LDFLAGS_common_map := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 
 unit: $(UNIT_BINS)
 tools: all unit

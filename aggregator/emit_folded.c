@@ -35,6 +35,7 @@
 #include "aggregator/profile.h"
 #include "common/buf.h"
 #include "common/common.h"
+#include "common/map.h"
 
 /* A distinct printed stack: bytes [off, off+len) of the text arena. */
 struct fstack {
@@ -46,43 +47,23 @@ struct folded {
 	struct fdo_buf text; /* every distinct stack, back to back */
 	struct fstack *v;
 	size_t n, cap;
-	uint32_t *slots; /* index + 1; 0 empty */
-	size_t nslots;
+	struct fdo_idset set; /* printed stack -> index into v */
 };
 
-static int grow_slots(struct folded *f)
+static const void *stack_key(const void *ctx, uint32_t id, size_t *len)
 {
-	size_t cap = f->nslots ? f->nslots * 2 : 1024;
-	uint32_t *s = calloc(cap, sizeof *s);
-	if (!s)
-		return FDO_ENOMEM;
-	for (size_t i = 0; i < f->n; i++) {
-		size_t j = fdo_hash_words(f->text.data + f->v[i].off,
-					  f->v[i].len) &
-			   (cap - 1);
-		while (s[j])
-			j = (j + 1) & (cap - 1);
-		s[j] = (uint32_t)i + 1;
-	}
-	free(f->slots);
-	f->slots = s;
-	f->nslots = cap;
-	return FDO_OK;
+	const struct folded *f = ctx;
+	*len = f->v[id].len;
+	return f->text.data + f->v[id].off;
 }
 
 /* add merges the stack printed in line[0..len) with count. */
 static int add(struct folded *f, const char *line, size_t len, double count)
 {
-	if ((f->n + 1) * 2 > f->nslots && grow_slots(f))
-		return FDO_ENOMEM;
-	size_t j = fdo_hash_words(line, len) & (f->nslots - 1);
-	for (; f->slots[j]; j = (j + 1) & (f->nslots - 1)) {
-		struct fstack *s = &f->v[f->slots[j] - 1];
-		if (s->len == len &&
-		    !memcmp(f->text.data + s->off, line, len)) {
-			s->count += count;
-			return FDO_OK;
-		}
+	uint32_t id;
+	if (fdo_idset_get(&f->set, line, len, &id)) {
+		f->v[id].count += count;
+		return FDO_OK;
 	}
 	if (fdo_grow(f->v, f->cap, f->n + 1))
 		return FDO_ENOMEM;
@@ -91,7 +72,9 @@ static int add(struct folded *f, const char *line, size_t len, double count)
 	if (f->text.oom)
 		return FDO_ENOMEM;
 	f->v[f->n] = (struct fstack){off, len, count};
-	f->slots[j] = (uint32_t)++f->n;
+	if (fdo_idset_add(&f->set, line, len, (uint32_t)f->n))
+		return FDO_ENOMEM;
+	f->n++;
 	return FDO_OK;
 }
 
@@ -158,6 +141,7 @@ int emit_folded(const struct prof *p, const struct prof_opts *o,
 	struct folded f = {0};
 	struct fdo_buf line;
 	fdo_buf_init(&f.text);
+	fdo_idset_init(&f.set, stack_key, &f);
 	fdo_buf_init(&line);
 	int rc = FDO_OK;
 	for (size_t s = 0; s < p->nstacks && !rc; s++) {
@@ -189,7 +173,7 @@ int emit_folded(const struct prof *p, const struct prof_opts *o,
 	}
 	free(order);
 	free(f.v);
-	free(f.slots);
+	fdo_idset_fini(&f.set);
 	fdo_buf_fini(&f.text);
 	fdo_buf_fini(&line);
 	return rc;

@@ -93,6 +93,7 @@
 #include "aggregator/profile.h"
 #include "common/buf.h"
 #include "common/common.h"
+#include "common/map.h"
 
 #define AFDO_MAGIC	     0x67636461u
 #define AFDO_VERSION	     2u
@@ -131,12 +132,6 @@ struct otarget {
 	uint64_t count;
 };
 
-/* Keys of the one table: kind 1 node (parent, offset, name), 2 position
- * (node, offset), 3 target (position, name). */
-struct key {
-	uint32_t kind, a, b, c;
-};
-
 struct emit {
 	const struct prof *p;
 	const struct prof_opts *o;
@@ -144,8 +139,7 @@ struct emit {
 	/* Names after the '.' cut, each once; name_of maps a prof string. */
 	char **names;
 	size_t nnames, cap_names;
-	uint32_t *name_slots; /* name id + 1; 0 empty */
-	size_t name_cap;
+	struct fdo_idset name_set;
 	uint32_t *name_of; /* [p->nstrings], NONE until seen */
 	/* The tree. */
 	struct node *nodes;
@@ -154,9 +148,10 @@ struct emit {
 	size_t npos, cap_pos;
 	struct target *tgts;
 	size_t ntgts, cap_tgts;
-	struct key *keys;
-	uint32_t *vals;
-	size_t kcap, kcount;
+	/* The one table, (kind, a, b, c) -> index: kind 1 node (parent,
+	 * offset, name), 2 position (node, offset), 3 target (position,
+	 * name). */
+	struct fdo_map128 keys;
 	/* The output. */
 	struct opos *opos;
 	size_t nopos;
@@ -170,30 +165,21 @@ struct emit {
 	uint32_t *out_index; /* name id -> written index, NONE unused */
 };
 
-/* ------------------------------------------------------------ names -- */
-
-static size_t name_hash(const char *s, size_t n)
+/* failed records rc (an FDO_* code) in e->err unless it is FDO_OK. */
+static int failed(struct emit *e, int rc)
 {
-	return (size_t)fdo_hash_words(s, n);
+	if (rc)
+		e->err = rc;
+	return rc;
 }
 
-static int names_rehash(struct emit *e)
+/* ------------------------------------------------------------ names -- */
+
+static const void *name_key(const void *ctx, uint32_t id, size_t *len)
 {
-	size_t cap = e->name_cap ? e->name_cap * 2 : 256;
-	uint32_t *slots = calloc(cap, sizeof *slots);
-	if (!slots)
-		return FDO_ENOMEM;
-	for (size_t i = 0; i < e->nnames; i++) {
-		size_t j = name_hash(e->names[i], strlen(e->names[i])) &
-			   (cap - 1);
-		while (slots[j])
-			j = (j + 1) & (cap - 1);
-		slots[j] = (uint32_t)i + 1;
-	}
-	free(e->name_slots);
-	e->name_slots = slots;
-	e->name_cap = cap;
-	return FDO_OK;
+	const struct emit *e = ctx;
+	*len = strlen(e->names[id]);
+	return e->names[id];
 }
 
 /* name_id returns the id of prof string s cut at its first '.', NONE for
@@ -206,17 +192,12 @@ static uint32_t name_id(struct emit *e, uint32_t s)
 		return e->name_of[s];
 	const char *str = e->p->strings[s];
 	size_t n = strcspn(str, ".");
+	uint32_t id;
 	if (!n)
 		return NONE;
-	if ((e->nnames + 1) * 2 > e->name_cap && (e->err = names_rehash(e)))
-		return NONE;
-	size_t j = name_hash(str, n) & (e->name_cap - 1);
-	for (; e->name_slots[j]; j = (j + 1) & (e->name_cap - 1)) {
-		const char *t = e->names[e->name_slots[j] - 1];
-		if (!strncmp(t, str, n) && !t[n])
-			return e->name_of[s] = e->name_slots[j] - 1;
-	}
-	if ((e->err = fdo_grow(e->names, e->cap_names, e->nnames + 1)))
+	if (fdo_idset_get(&e->name_set, str, n, &id))
+		return e->name_of[s] = id;
+	if (failed(e, fdo_grow(e->names, e->cap_names, e->nnames + 1)))
 		return NONE;
 	char *copy = strndup(str, n);
 	if (!copy) {
@@ -224,114 +205,64 @@ static uint32_t name_id(struct emit *e, uint32_t s)
 		return NONE;
 	}
 	e->names[e->nnames] = copy;
-	e->name_slots[j] = (uint32_t)e->nnames + 1;
+	if (failed(e,
+		   fdo_idset_add(&e->name_set, str, n, (uint32_t)e->nnames))) {
+		free(copy);
+		return NONE;
+	}
 	return e->name_of[s] = (uint32_t)e->nnames++;
 }
 
 /* ------------------------------------------------------------ table -- */
 
-static int keys_rehash(struct emit *e)
+/* The index stored under key (kind, a, b, c), or fresh stored there
+ * (*found 0); NONE on allocation failure (e->err set). */
+static uint32_t key_put(struct emit *e, uint32_t kind, uint32_t a, uint32_t b,
+			uint32_t c, uint32_t fresh, int *found)
 {
-	size_t cap = e->kcap ? e->kcap * 2 : 1024;
-	struct key *keys = malloc(cap * sizeof *keys);
-	uint32_t *vals = malloc(cap * sizeof *vals);
-	if (!keys || !vals) {
-		free(keys);
-		free(vals);
-		return FDO_ENOMEM;
-	}
-	memset(keys, 0, cap * sizeof *keys); /* kind 0 = empty */
-	for (size_t i = 0; i < e->kcap; i++) {
-		if (!e->keys[i].kind)
-			continue;
-		size_t j = fdo_hash_words(&e->keys[i], sizeof e->keys[i]) &
-			   (cap - 1);
-		while (keys[j].kind)
-			j = (j + 1) & (cap - 1);
-		keys[j] = e->keys[i];
-		vals[j] = e->vals[i];
-	}
-	free(e->keys);
-	free(e->vals);
-	e->keys = keys;
-	e->vals = vals;
-	e->kcap = cap;
-	return FDO_OK;
-}
-
-/* lookup returns the slot of k; *found tells whether it holds k (else it
- * is the empty slot where k goes). SIZE_MAX on allocation failure. */
-static size_t lookup(struct emit *e, const struct key *k, int *found)
-{
-	if ((e->kcount + 1) * 2 > e->kcap && (e->err = keys_rehash(e)))
-		return SIZE_MAX;
-	size_t j = fdo_hash_words(k, sizeof *k) & (e->kcap - 1);
-	for (; e->keys[j].kind; j = (j + 1) & (e->kcap - 1)) {
-		if (!memcmp(&e->keys[j], k, sizeof *k)) {
-			*found = 1;
-			return j;
-		}
-	}
-	*found = 0;
-	return j;
+	uint32_t k[4] = {kind, a, b, c}, v;
+	if (failed(e, fdo_map128_put(&e->keys, k, fresh, &v, found)))
+		return NONE;
+	return v;
 }
 
 static uint32_t node_get(struct emit *e, uint32_t parent, uint32_t offset,
 			 uint32_t name)
 {
-	struct key k = {1, parent, offset, name};
 	int found;
-	size_t j = lookup(e, &k, &found);
-	if (j == SIZE_MAX)
+	if (failed(e, fdo_grow(e->nodes, e->cap_nodes, e->nnodes + 1)))
 		return NONE;
-	if (found)
-		return e->vals[j];
-	if ((e->err = fdo_grow(e->nodes, e->cap_nodes, e->nnodes + 1)))
-		return NONE;
-	e->nodes[e->nnodes] = (struct node){parent, offset, name, 0};
-	e->keys[j] = k;
-	e->vals[j] = (uint32_t)e->nnodes;
-	e->kcount++;
-	return (uint32_t)e->nnodes++;
+	uint32_t i = key_put(e, 1, parent, offset, name, (uint32_t)e->nnodes,
+			     &found);
+	if (i != NONE && !found)
+		e->nodes[e->nnodes++] = (struct node){parent, offset, name, 0};
+	return i;
 }
 
 static uint32_t pos_get(struct emit *e, uint32_t node, uint32_t offset)
 {
-	struct key k = {2, node, offset, 0};
 	int found;
-	size_t j = lookup(e, &k, &found);
-	if (j == SIZE_MAX)
+	if (failed(e, fdo_grow(e->pos, e->cap_pos, e->npos + 1)))
 		return NONE;
-	if (found)
-		return e->vals[j];
-	if ((e->err = fdo_grow(e->pos, e->cap_pos, e->npos + 1)))
-		return NONE;
-	e->pos[e->npos] = (struct pos){node, offset, 0};
-	e->keys[j] = k;
-	e->vals[j] = (uint32_t)e->npos;
-	e->kcount++;
-	return (uint32_t)e->npos++;
+	uint32_t i = key_put(e, 2, node, offset, 0, (uint32_t)e->npos, &found);
+	if (i != NONE && !found)
+		e->pos[e->npos++] = (struct pos){node, offset, 0};
+	return i;
 }
 
 static void target_add(struct emit *e, uint32_t pos, uint32_t name,
 		       double count)
 {
-	struct key k = {3, pos, name, 0};
 	int found;
-	size_t j = lookup(e, &k, &found);
-	if (j == SIZE_MAX)
+	if (failed(e, fdo_grow(e->tgts, e->cap_tgts, e->ntgts + 1)))
 		return;
-	if (found) {
-		e->tgts[e->vals[j]].count += count;
+	uint32_t i = key_put(e, 3, pos, name, 0, (uint32_t)e->ntgts, &found);
+	if (i == NONE)
 		return;
-	}
-	if ((e->err = fdo_grow(e->tgts, e->cap_tgts, e->ntgts + 1)))
-		return;
-	e->tgts[e->ntgts] = (struct target){pos, name, count};
-	e->keys[j] = k;
-	e->vals[j] = (uint32_t)e->ntgts;
-	e->kcount++;
-	e->ntgts++;
+	if (found)
+		e->tgts[i].count += count;
+	else
+		e->tgts[e->ntgts++] = (struct target){pos, name, count};
 }
 
 /* -------------------------------------------------------- the model -- */
@@ -712,13 +643,12 @@ static void emit_fini(struct emit *e)
 	for (size_t i = 0; i < e->nnames; i++)
 		free(e->names[i]);
 	free(e->names);
-	free(e->name_slots);
+	fdo_idset_fini(&e->name_set);
 	free(e->name_of);
 	free(e->nodes);
 	free(e->pos);
 	free(e->tgts);
-	free(e->keys);
-	free(e->vals);
+	fdo_map128_fini(&e->keys);
 	free(e->opos);
 	free(e->otgts);
 	free(e->node_first_pos);
@@ -738,6 +668,7 @@ int emit_gcc(const struct prof *p, const struct prof_opts *o,
 	memset(&e, 0, sizeof e);
 	e.p = p;
 	e.o = o;
+	fdo_idset_init(&e.name_set, name_key, &e);
 	struct prof_model m;
 	int err = prof_model_build(
 		p, o, o->llvm_discriminators ? PROF_MODEL_DECODE : 0, &m);

@@ -32,7 +32,7 @@
  * locations. Function name: demangled linkage name (C++), system_name:
  * the linkage name. Ids are dense and given in order of first use.
  *
- * Workload: one pass over stacks; a hash table for functions (a few
+ * Workload: one pass over stacks; a map for functions (a few
  * thousand); string indexes map 1:1 from the profile's interned strings.
  */
 #include <stdlib.h>
@@ -42,6 +42,7 @@
 #include "aggregator/profile.h"
 #include "common/buf.h"
 #include "common/common.h"
+#include "common/map.h"
 
 /* The Itanium C++ ABI demangler of libstdc++ (linked by every binary). */
 extern char *__cxa_demangle(const char *mangled, char *buf, size_t *len,
@@ -89,11 +90,6 @@ static void pb_msg(struct fdo_buf *b, uint32_t field, struct fdo_buf *m)
 
 /* ------------------------------------------------------ the encoder -- */
 
-struct func_slot {
-	uint32_t function, file, start_line; /* key */
-	uint32_t id;			     /* 0 = empty */
-};
-
 struct enc {
 	const struct prof *p;
 	/* string table: index 0 is ""; prof strings are mapped on first use */
@@ -103,8 +99,8 @@ struct enc {
 	uint32_t *str_map;  /* prof string index -> pprof index + 1 */
 	uint32_t *loc_id;   /* prof loc index -> location id (0 unused) */
 	uint32_t *name_map; /* prof string index -> demangled pprof index+1 */
-	struct func_slot *fslots;
-	size_t fcap, nfuncs;
+	struct fdo_map128 funcs; /* (function, file, start line, 0) -> id */
+	size_t nfuncs;
 	uint32_t nlocs_used;
 	uint64_t *map_lo, *map_hi; /* per build-id address range */
 	uint8_t *map_used;
@@ -161,53 +157,21 @@ static uint32_t name_of(struct enc *e, uint32_t i)
 	return idx;
 }
 
-static uint64_t func_hash(const struct prof_frame *f)
-{
-	return fdo_mix64((uint64_t)f->function << 32 ^ f->file ^
-			 (uint64_t)f->start_line << 17);
-}
-
-static int func_grow(struct enc *e)
-{
-	size_t cap = e->fcap ? e->fcap * 2 : 1024;
-	struct func_slot *s = calloc(cap, sizeof *s);
-	if (!s)
-		return FDO_ENOMEM;
-	for (size_t i = 0; i < e->fcap; i++) {
-		if (!e->fslots[i].id)
-			continue;
-		struct prof_frame k = {.function = e->fslots[i].function,
-				       .file = e->fslots[i].file,
-				       .start_line = e->fslots[i].start_line};
-		size_t j = func_hash(&k) & (cap - 1);
-		while (s[j].id)
-			j = (j + 1) & (cap - 1);
-		s[j] = e->fslots[i];
-	}
-	free(e->fslots);
-	e->fslots = s;
-	e->fcap = cap;
-	return FDO_OK;
-}
-
 /* func_id returns the Function id of frame f, writing the Function on
  * first use. */
 static uint64_t func_id(struct enc *e, const struct prof_frame *f)
 {
-	if ((e->nfuncs + 1) * 2 > e->fcap && func_grow(e)) {
+	uint32_t k[4] = {f->function, f->file, f->start_line, 0};
+	uint32_t id;
+	int found;
+	if (fdo_map128_put(&e->funcs, k, (uint32_t)e->nfuncs + 1, &id,
+			   &found)) {
 		e->oom = 1;
 		return 0;
 	}
-	size_t j = func_hash(f) & (e->fcap - 1);
-	for (; e->fslots[j].id; j = (j + 1) & (e->fcap - 1)) {
-		struct func_slot *s = &e->fslots[j];
-		if (s->function == f->function && s->file == f->file &&
-		    s->start_line == f->start_line)
-			return s->id;
-	}
-	uint32_t id = (uint32_t)++e->nfuncs;
-	e->fslots[j] =
-		(struct func_slot){f->function, f->file, f->start_line, id};
+	if (found)
+		return id;
+	e->nfuncs++;
 	struct fdo_buf *m = &e->tmp2;
 	pb_uint(m, 1, id);
 	pb_uint(m, 2, name_of(e, f->function));
@@ -279,7 +243,7 @@ static void enc_fini(struct enc *e)
 	free(e->str_map);
 	free(e->name_map);
 	free(e->loc_id);
-	free(e->fslots);
+	fdo_map128_fini(&e->funcs);
 	free(e->map_lo);
 	free(e->map_hi);
 	free(e->map_used);

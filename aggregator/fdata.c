@@ -30,14 +30,14 @@
 #include "aggregator/blocks.h"
 #include "common/buf.h"
 #include "common/common.h"
+#include "common/map.h"
 
 #define LINE_MAX_BYTES 4096
 
 /* The llvm-bolt spelling of every function symbol -> its index. */
 struct names {
 	char **spell;
-	uint32_t *slot; /* index + 1; 0 empty */
-	size_t cap;
+	struct fdo_idset set;
 };
 
 static void spell(const struct sym_func *f, struct fdo_buf *b)
@@ -55,29 +55,31 @@ static void spell(const struct sym_func *f, struct fdo_buf *b)
 	fdo_buf_cstr(b);
 }
 
+static const void *spell_key(const void *ctx, uint32_t id, size_t *len)
+{
+	const struct names *n = ctx;
+	*len = strlen(n->spell[id]);
+	return n->spell[id];
+}
+
 static int names_init(struct names *n, const struct sym_func *funcs, size_t nf)
 {
-	n->cap = 16;
-	while (n->cap < 2 * nf + 2)
-		n->cap *= 2;
+	fdo_idset_init(&n->set, spell_key, n);
 	n->spell = calloc(nf ? nf : 1, sizeof *n->spell);
-	n->slot = calloc(n->cap, sizeof *n->slot);
-	if (!n->spell || !n->slot)
+	if (!n->spell)
 		return FDO_ENOMEM;
 	struct fdo_buf b;
 	fdo_buf_init(&b);
 	for (size_t i = 0; i < nf; i++) {
+		uint32_t id;
 		spell(&funcs[i], &b);
-		if (b.oom || !(n->spell[i] = strdup(b.data))) {
+		/* Aliases (one spelling, several symbols): the first one. */
+		if (b.oom || !(n->spell[i] = strdup(b.data)) ||
+		    (!fdo_idset_get(&n->set, b.data, b.len, &id) &&
+		     fdo_idset_add(&n->set, b.data, b.len, (uint32_t)i))) {
 			fdo_buf_fini(&b);
 			return FDO_ENOMEM;
 		}
-		size_t j = fdo_hash_words(b.data, b.len) & (n->cap - 1);
-		while (n->slot[j] &&
-		       strcmp(n->spell[n->slot[j] - 1], n->spell[i]))
-			j = (j + 1) & (n->cap - 1);
-		if (!n->slot[j]) /* aliases: the first one */
-			n->slot[j] = (uint32_t)i + 1;
 	}
 	fdo_buf_fini(&b);
 	return FDO_OK;
@@ -88,17 +90,14 @@ static void names_fini(struct names *n, size_t nf)
 	for (size_t i = 0; n->spell && i < nf; i++)
 		free(n->spell[i]);
 	free(n->spell);
-	free(n->slot);
+	fdo_idset_fini(&n->set);
 }
 
 static const struct sym_func *
 names_find(const struct names *n, const struct sym_func *funcs, const char *s)
 {
-	size_t j = fdo_hash_words(s, strlen(s)) & (n->cap - 1);
-	for (; n->slot[j]; j = (j + 1) & (n->cap - 1))
-		if (!strcmp(n->spell[n->slot[j] - 1], s))
-			return &funcs[n->slot[j] - 1];
-	return NULL;
+	uint32_t id;
+	return fdo_idset_get(&n->set, s, strlen(s), &id) ? &funcs[id] : NULL;
 }
 
 /* One field of a line, '\' escapes kept; returns its end. */

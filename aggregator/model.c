@@ -64,64 +64,6 @@
 
 #define NONE UINT32_MAX
 
-/* ------------------------------------------------ a map of 4 words -- */
-
-struct kslot {
-	uint32_t k[4];
-	uint32_t v; /* NONE: empty */
-};
-
-struct kmap {
-	struct kslot *s;
-	size_t cap, n;
-};
-
-static size_t khash(const uint32_t k[4])
-{
-	return (size_t)fdo_hash_words(k, 4 * sizeof k[0]);
-}
-
-static int kmap_grow(struct kmap *m)
-{
-	size_t cap = m->cap ? m->cap * 2 : 1024;
-	struct kslot *s = malloc(cap * sizeof *s);
-	if (!s)
-		return FDO_ENOMEM;
-	for (size_t i = 0; i < cap; i++)
-		s[i].v = NONE;
-	for (size_t i = 0; i < m->cap; i++) {
-		if (m->s[i].v == NONE)
-			continue;
-		size_t j = khash(m->s[i].k) & (cap - 1);
-		while (s[j].v != NONE)
-			j = (j + 1) & (cap - 1);
-		s[j] = m->s[i];
-	}
-	free(m->s);
-	m->s = s;
-	m->cap = cap;
-	return FDO_OK;
-}
-
-/* kmap_put returns the index stored under k, or stores fresh and returns
- * it (*added = 1). NONE when out of memory. */
-static uint32_t kmap_put(struct kmap *m, const uint32_t k[4], uint32_t fresh,
-			 int *added)
-{
-	*added = 0;
-	if ((m->n + 1) * 2 > m->cap && kmap_grow(m))
-		return NONE;
-	size_t j = khash(k) & (m->cap - 1);
-	for (; m->s[j].v != NONE; j = (j + 1) & (m->cap - 1))
-		if (!memcmp(m->s[j].k, k, sizeof m->s[j].k))
-			return m->s[j].v;
-	memcpy(m->s[j].k, k, sizeof m->s[j].k);
-	m->s[j].v = fresh;
-	m->n++;
-	*added = 1;
-	return fresh;
-}
-
 /* ---------------------------------------------------- discriminators -- */
 
 /* LLVM's prefix encoding of one component (getUnsignedFromPrefixEncoding). */
@@ -190,7 +132,7 @@ struct mb {
 	size_t ntgts, cap_tgts;
 	struct site *sites;
 	size_t nsites, cap_sites;
-	struct kmap node_map, rec_map, tgt_map, site_map;
+	struct fdo_map128 node_map, rec_map, tgt_map, site_map;
 	double *head;	      /* per string: head from the pairs */
 	double *entry;	      /* per string: entry block count, or -1 */
 	uint8_t *name_state;  /* per string: 0 not seen, 1 usable, 2 not */
@@ -227,54 +169,53 @@ static int name_ok(struct mb *b, uint32_t i)
 static uint32_t node_get(struct mb *b, uint32_t parent, uint32_t off,
 			 uint32_t disc, uint32_t name)
 {
-	uint32_t k[4] = {parent, off, disc, name};
-	int added;
-	uint32_t i = kmap_put(&b->node_map, k, (uint32_t)b->nnodes, &added);
-	if (i == NONE || !added)
-		return i;
-	if (fdo_grow(b->nodes, b->cap_nodes, b->nnodes + 1))
-		return NONE; /* the map entry points past the end: we fail */
-	b->nodes[b->nnodes++] = (struct node){parent, off, disc, name, 0};
+	uint32_t k[4] = {parent, off, disc, name}, i;
+	int found;
+	/* Room first, so the map never holds an index past the end. */
+	if (fdo_grow(b->nodes, b->cap_nodes, b->nnodes + 1) ||
+	    fdo_map128_put(&b->node_map, k, (uint32_t)b->nnodes, &i, &found))
+		return NONE;
+	if (!found)
+		b->nodes[b->nnodes++] =
+			(struct node){parent, off, disc, name, 0};
 	return i;
 }
 
 static uint32_t rec_get(struct mb *b, uint32_t node, uint32_t off,
 			uint32_t disc)
 {
-	uint32_t k[4] = {node, off, disc, 0};
-	int added;
-	uint32_t i = kmap_put(&b->rec_map, k, (uint32_t)b->nrecs, &added);
-	if (i == NONE || !added)
-		return i;
-	if (fdo_grow(b->recs, b->cap_recs, b->nrecs + 1))
+	uint32_t k[4] = {node, off, disc, 0}, i;
+	int found;
+	if (fdo_grow(b->recs, b->cap_recs, b->nrecs + 1) ||
+	    fdo_map128_put(&b->rec_map, k, (uint32_t)b->nrecs, &i, &found))
 		return NONE;
-	b->recs[b->nrecs++] = (struct rec){node, off, disc, 0, NONE, 0, 0, 0};
+	if (!found)
+		b->recs[b->nrecs++] =
+			(struct rec){node, off, disc, 0, NONE, 0, 0, 0};
 	return i;
 }
 
 static uint32_t tgt_get(struct mb *b, uint32_t rec, uint32_t name)
 {
-	uint32_t k[4] = {rec, name, 0, 0};
-	int added;
-	uint32_t i = kmap_put(&b->tgt_map, k, (uint32_t)b->ntgts, &added);
-	if (i == NONE || !added)
-		return i;
-	if (fdo_grow(b->tgts, b->cap_tgts, b->ntgts + 1))
+	uint32_t k[4] = {rec, name, 0, 0}, i;
+	int found;
+	if (fdo_grow(b->tgts, b->cap_tgts, b->ntgts + 1) ||
+	    fdo_map128_put(&b->tgt_map, k, (uint32_t)b->ntgts, &i, &found))
 		return NONE;
-	b->tgts[b->ntgts++] = (struct tgt){rec, name, 0, 0};
+	if (!found)
+		b->tgts[b->ntgts++] = (struct tgt){rec, name, 0, 0};
 	return i;
 }
 
 static uint32_t site_get(struct mb *b, uint32_t insn, uint32_t name)
 {
-	uint32_t k[4] = {insn, name, 0, 0};
-	int added;
-	uint32_t i = kmap_put(&b->site_map, k, (uint32_t)b->nsites, &added);
-	if (i == NONE || !added)
-		return i;
-	if (fdo_grow(b->sites, b->cap_sites, b->nsites + 1))
+	uint32_t k[4] = {insn, name, 0, 0}, i;
+	int found;
+	if (fdo_grow(b->sites, b->cap_sites, b->nsites + 1) ||
+	    fdo_map128_put(&b->site_map, k, (uint32_t)b->nsites, &i, &found))
 		return NONE;
-	b->sites[b->nsites++] = (struct site){insn, name, 0};
+	if (!found)
+		b->sites[b->nsites++] = (struct site){insn, name, 0};
 	return i;
 }
 
@@ -953,10 +894,10 @@ int prof_model_build(const struct prof *p, const struct prof_opts *o,
 	free(b.recs);
 	free(b.tgts);
 	free(b.sites);
-	free(b.node_map.s);
-	free(b.rec_map.s);
-	free(b.tgt_map.s);
-	free(b.site_map.s);
+	fdo_map128_fini(&b.node_map);
+	fdo_map128_fini(&b.rec_map);
+	fdo_map128_fini(&b.tgt_map);
+	fdo_map128_fini(&b.site_map);
 	fdo_map64_fini(&b.call_rec);
 	if (rc)
 		prof_model_fini(m);

@@ -19,8 +19,7 @@
 #include "common/map.h"
 
 struct prof_priv {
-	uint32_t *slots; /* string index + 1; 0 empty */
-	size_t cap;
+	struct fdo_idset strings; /* string -> its index in p->strings */
 };
 
 void prof_init(struct prof *p)
@@ -56,33 +55,17 @@ void prof_fini(struct prof *p)
 	free(p->event);
 	struct prof_priv *pv = p->priv;
 	if (pv) {
-		free(pv->slots);
+		fdo_idset_fini(&pv->strings);
 		free(pv);
 	}
 	memset(p, 0, sizeof *p);
 }
 
-static size_t str_hash(const char *s)
+static const void *str_key(const void *ctx, uint32_t id, size_t *len)
 {
-	return (size_t)fdo_hash_words(s, strlen(s));
-}
-
-static int rehash(struct prof *p, struct prof_priv *pv)
-{
-	size_t cap = pv->cap ? pv->cap * 2 : 1024;
-	uint32_t *slots = calloc(cap, sizeof *slots);
-	if (!slots)
-		return FDO_ENOMEM;
-	for (size_t i = 0; i < p->nstrings; i++) {
-		size_t j = str_hash(p->strings[i]) & (cap - 1);
-		while (slots[j])
-			j = (j + 1) & (cap - 1);
-		slots[j] = (uint32_t)i + 1;
-	}
-	free(pv->slots);
-	pv->slots = slots;
-	pv->cap = cap;
-	return FDO_OK;
+	const struct prof *p = ctx;
+	*len = strlen(p->strings[id]);
+	return p->strings[id];
 }
 
 uint32_t prof_intern(struct prof *p, const char *s)
@@ -90,21 +73,27 @@ uint32_t prof_intern(struct prof *p, const char *s)
 	if (!s)
 		return PROF_NONE;
 	struct prof_priv *pv = p->priv;
-	if (!pv && !(pv = p->priv = calloc(1, sizeof *pv)))
-		return PROF_NONE;
-	if ((p->nstrings + 1) * 2 > pv->cap && rehash(p, pv))
-		return PROF_NONE;
-	size_t j = str_hash(s) & (pv->cap - 1);
-	for (; pv->slots[j]; j = (j + 1) & (pv->cap - 1))
-		if (!strcmp(p->strings[pv->slots[j] - 1], s))
-			return pv->slots[j] - 1;
+	if (!pv) {
+		if (!(pv = p->priv = calloc(1, sizeof *pv)))
+			return PROF_NONE;
+		/* The set reads keys through p: a prof is built where it
+		 * stays, never moved while it interns. */
+		fdo_idset_init(&pv->strings, str_key, p);
+	}
+	size_t n = strlen(s);
+	uint32_t id;
+	if (fdo_idset_get(&pv->strings, s, n, &id))
+		return id;
 	if (fdo_grow(p->strings, p->cap_strings, p->nstrings + 1))
 		return PROF_NONE;
 	char *copy = strdup(s);
 	if (!copy)
 		return PROF_NONE;
 	p->strings[p->nstrings] = copy;
-	pv->slots[j] = (uint32_t)p->nstrings + 1;
+	if (fdo_idset_add(&pv->strings, s, n, (uint32_t)p->nstrings)) {
+		free(copy);
+		return PROF_NONE;
+	}
 	return (uint32_t)p->nstrings++;
 }
 

@@ -9,9 +9,9 @@
  * most are answered by the table below without touching the network.
  *
  * DESIGN
- *   A table of build-ids by interned id (open addressing, linear probing),
- *   each QUEUED, FETCHING, or negative (MISSING, FAILED, REJECTED) until a
- *   deadline. srv_upstream_want, called by symbolizer workers, adds an id
+ *   A table of build-ids (an array, found by interned id through an
+ *   fdo_map64), each QUEUED, FETCHING, or negative (MISSING, FAILED, REJECTED)
+ * until a deadline. srv_upstream_want, called by symbolizer workers, adds an id
  *   as QUEUED, or counts a negative-cache hit. `fetches` threads each own
  *   one libdebuginfod handle (handles are not thread safe) and loop: take
  *   the oldest QUEUED id (a negative entry past its deadline is queued
@@ -52,7 +52,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "common/common.h"
+#include "common/map.h"
 #include "server/upstream.h"
 
 #define UPSTREAM_MAX_IDS (1u << 16) /* build-ids remembered at most */
@@ -67,7 +69,7 @@ enum up_state {
 };
 
 struct up_entry {
-	uint32_t id;   /* interned build-id; 0: free slot */
+	uint32_t id;   /* interned build-id, never 0 */
 	uint8_t state; /* enum up_state */
 	uint8_t len;
 	uint8_t build_id[FDO_BUILD_ID_MAX];
@@ -86,9 +88,10 @@ struct srv_upstream {
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct up_entry *tab; /* guarded by mu; cap slots, a power of 2 */
+	struct up_entry *ents; /* guarded by mu: n of them, room for cap */
 	size_t cap, n;
-	uint64_t next_seq;		 /* guarded by mu */
+	struct fdo_map64 index; /* guarded by mu: id -> index in ents */
+	uint64_t next_seq;	/* guarded by mu */
 	struct srv_upstream_stats stats; /* guarded by mu */
 	int full_logged;		 /* guarded by mu */
 	atomic_int stopping;
@@ -115,69 +118,41 @@ enum outcome {
 
 /* ------------------------------------------------------------- table -- */
 
-static size_t slot_of(const srv_upstream *u, uint32_t id)
-{
-	return (size_t)fdo_mix64(id) & (u->cap - 1);
-}
-
 static struct up_entry *find(srv_upstream *u, uint32_t id)
 {
-	for (size_t i = slot_of(u, id);; i = (i + 1) & (u->cap - 1)) {
-		if (u->tab[i].id == id)
-			return &u->tab[i];
-		if (!u->tab[i].id)
-			return NULL;
-	}
+	uint32_t i;
+	return fdo_map64_get(&u->index, id, &i) ? &u->ents[i] : NULL;
 }
 
-/* Deletion by backward shift: later entries of the probe run move up, so
- * no tombstones are needed. */
+/* The last entry moves into the hole. Neither put can fail: the map has
+ * just lost a key, so it does not grow. */
 static void remove_entry(srv_upstream *u, struct up_entry *e)
 {
-	size_t i = (size_t)(e - u->tab), mask = u->cap - 1;
-	for (size_t j = (i + 1) & mask; u->tab[j].id; j = (j + 1) & mask) {
-		size_t home = slot_of(u, u->tab[j].id);
-		/* Move j into the hole i when its home is not in (i, j]. */
-		if (((j - home) & mask) >= ((j - i) & mask)) {
-			u->tab[i] = u->tab[j];
-			i = j;
-		}
+	size_t i = (size_t)(e - u->ents), last = --u->n;
+	uint32_t v;
+	int found;
+	fdo_map64_del(&u->index, e->id);
+	if (i != last) {
+		u->ents[i] = u->ents[last];
+		fdo_map64_del(&u->index, u->ents[i].id);
+		(void)fdo_map64_put(&u->index, u->ents[i].id, (uint32_t)i, &v,
+				    &found);
 	}
-	memset(&u->tab[i], 0, sizeof u->tab[i]);
-	u->n--;
+	memset(&u->ents[last], 0, sizeof u->ents[last]);
 }
 
-static int grow(srv_upstream *u)
-{
-	size_t ncap = u->cap * 2;
-	struct up_entry *nt = calloc(ncap, sizeof *nt), *old = u->tab;
-	if (!nt)
-		return FDO_ENOMEM;
-	size_t ocap = u->cap;
-	u->tab = nt;
-	u->cap = ncap;
-	for (size_t i = 0; i < ocap; i++) {
-		if (!old[i].id)
-			continue;
-		size_t k = slot_of(u, old[i].id);
-		while (nt[k].id)
-			k = (k + 1) & (ncap - 1);
-		nt[k] = old[i];
-	}
-	free(old);
-	return FDO_OK;
-}
-
+/* A new zeroed entry for id (absent), or NULL when out of memory. */
 static struct up_entry *insert(srv_upstream *u, uint32_t id)
 {
-	if ((u->n + 1) * 2 > u->cap && grow(u))
+	uint32_t v;
+	int found;
+	if (fdo_grow(u->ents, u->cap, u->n + 1) ||
+	    fdo_map64_put(&u->index, id, (uint32_t)u->n, &v, &found))
 		return NULL;
-	size_t i = slot_of(u, id);
-	while (u->tab[i].id)
-		i = (i + 1) & (u->cap - 1);
-	u->tab[i].id = id;
-	u->n++;
-	return &u->tab[i];
+	struct up_entry *e = &u->ents[u->n++];
+	memset(e, 0, sizeof *e);
+	e->id = id;
+	return e;
 }
 
 static int negative(const struct up_entry *e)
@@ -252,10 +227,10 @@ void srv_upstream_stats(srv_upstream *u, struct srv_upstream_stats *st)
 	pthread_mutex_lock(&u->mu);
 	*st = u->stats;
 	st->queued = st->running = 0;
-	for (size_t i = 0; i < u->cap; i++)
-		if (u->tab[i].state == UP_QUEUED)
+	for (size_t i = 0; i < u->n; i++)
+		if (u->ents[i].state == UP_QUEUED)
 			st->queued++;
-		else if (u->tab[i].state == UP_FETCHING)
+		else if (u->ents[i].state == UP_FETCHING)
 			st->running++;
 	pthread_mutex_unlock(&u->mu);
 }
@@ -493,10 +468,8 @@ static struct up_entry *pick(srv_upstream *u)
 {
 	uint64_t now = fdo_now_ns();
 	struct up_entry *best = NULL;
-	for (size_t i = 0; i < u->cap; i++) {
-		struct up_entry *e = &u->tab[i];
-		if (!e->id)
-			continue;
+	for (size_t i = 0; i < u->n; i++) {
+		struct up_entry *e = &u->ents[i];
 		if (negative(e) && e->until <= now) {
 			e->state = UP_QUEUED;
 			e->seq = u->next_seq++;
@@ -544,7 +517,7 @@ static void *fetch_main(void *arg)
 			u->fetched_cb(u->fetched_arg, id);
 
 		pthread_mutex_lock(&u->mu);
-		e = find(u, id); /* the table may have grown meanwhile */
+		e = find(u, id); /* entries may have moved meanwhile */
 		if (!e)
 			continue;
 		switch (out) {
@@ -632,14 +605,11 @@ int srv_upstream_create(const struct srv_upstream_opts *o, srv_upstream **out)
 	u->retry_ns = o->retry * 1000000000ull;
 	u->fetched_cb = o->fetched_cb;
 	u->fetched_arg = o->fetched_arg;
-	u->cap = 64;
-	u->tab = calloc(u->cap, sizeof *u->tab);
 	unsigned n = o->fetches ? o->fetches : 1;
 	u->threads = calloc(n, sizeof *u->threads);
-	if (!u->datadir || !u->urls || !u->tab || !u->threads) {
+	if (!u->datadir || !u->urls || !u->threads) {
 		free(u->datadir);
 		free(u->urls);
-		free(u->tab);
 		free(u->threads);
 		free(u);
 		return FDO_ENOMEM;
@@ -683,7 +653,8 @@ void srv_upstream_destroy(srv_upstream *u)
 	pthread_cond_destroy(&u->cv);
 	free(u->datadir);
 	free(u->urls);
-	free(u->tab);
+	free(u->ents);
+	fdo_map64_fini(&u->index);
 	free(u->threads);
 	free(u);
 }
