@@ -218,8 +218,7 @@ int agent_perf_open(const struct agent_perf_cfg *cfg, const pid_t *tids,
  */
 int agent_perf_open_all(const struct agent_perf_cfg *cfg,
 			struct agent_perf **out, const char **event);
-/* agent_perf_enable starts counting (for --pid; a child uses enable_on_exec).
- */
+/* agent_perf_enable starts counting (for --pid; a child uses enable_on_exec). */
 void agent_perf_enable(struct agent_perf *pf);
 /*
  * agent_perf_read waits up to timeout_ms for data, then drains every ring

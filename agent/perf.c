@@ -92,9 +92,9 @@ static void attr_fill(struct perf_event_attr *a, const struct agent_perf_cfg *c,
 	a->comm = 1;
 	a->comm_exec = 1;
 	a->task = 1;
-	a->build_id = kbid ? 1 : 0; /* MMAP2 carries the build-id, not dev/ino
-				     */
-	a->sample_id_all = 1;	    /* other records end with pid, tid, time */
+	a->build_id = kbid ? 1
+			   : 0; /* MMAP2 carries the build-id, not dev/ino */
+	a->sample_id_all = 1;	/* other records end with pid, tid, time */
 	a->wakeup_watermark = RING_PAGES * 4096 / 4;
 	a->watermark = 1;
 }

@@ -195,8 +195,7 @@ static void *sender_main(void *arg)
 		int r = send_one(s, it);
 		pthread_mutex_lock(&s->mu);
 		if (r == 1) {
-			/* back off without holding the lock, but wake for stop
-			 */
+			/* back off without holding the lock, but wake for stop */
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_nsec += (long)backoff * 1000000;

@@ -23,31 +23,31 @@ struct agg_result;
 struct agg_ingest_opts {
 	uint32_t bucket_seconds; /* time bucket width; default 3600 */
 	uint64_t dedup_ttl;	 /* seconds a (agent, seq) is remembered;
-				    default 7 days */
+				      default 7 days */
 	size_t queue_max;	 /* prepared batches waiting for the writer
-				    before submitters block; default 256 */
+				      before submitters block; default 256 */
 	size_t group_max;	 /* batches in one commit at most; def. 512 */
 	uint64_t wal_segment_bytes; /* rotate the write-ahead log; 0: 64 MiB */
 	uint64_t retention;	    /* seconds of buckets kept; 0: forever */
 	uint64_t store_budget;	    /* live bytes; over it the oldest buckets
-				       go first; 0: no budget */
+				      go first; 0: no budget */
 	uint64_t housekeeping;	    /* seconds between retention passes;
-				       0: 600 */
+				      0: 600 */
 	uint64_t max_future;	    /* seconds a batch may end after now
-				       (clock skew); 0: not checked */
+				      (clock skew); 0: not checked */
 	uint64_t max_age;	    /* seconds a batch may have ended before
-				       now; 0: not checked. fdod passes the
-				       shorter of the retention age and the
-				       exactly-once lifetime (less the skew),
-				       so a late retry is never counted twice
-				       and nothing is stored only to expire */
+				      now; 0: not checked. fdod passes the
+				      shorter of the retention age and the
+				      exactly-once lifetime (less the skew),
+				      so a late retry is never counted twice
+				      and nothing is stored only to expire */
 	uint64_t max_new_stacks;    /* stacks one binary may store for the
-				       first time per hour; past it its
-				       batches get BUSY until the next hour;
-				       0: no limit */
+				      first time per hour; past it its
+				      batches get BUSY until the next hour;
+				      0: no limit */
 	uint64_t max_pending;	    /* addresses of one build-id waiting for
-				       symbols; past it its new addresses are
-				       not queued (counted); 0: no limit */
+				      symbols; past it its new addresses are
+				      not queued (counted); 0: no limit */
 	double rate_agent;	    /* batches/s per agent id; 0: no limit */
 	double rate_binary;	    /* samples/s per binary; 0: no limit */
 	const struct wire_limits *limits; /* NULL: wire_limits_default */
@@ -216,19 +216,19 @@ struct agg_profile_query {
 	uint8_t build_id[FDO_BUILD_ID_MAX];
 	size_t build_id_len; /* 0: every build-id of the binary */
 	int blocks;	     /* also infer block counts (counts=blocks:
-				aggregator/blocks.c) */
+				    aggregator/blocks.c) */
 	double spread;	     /* ... in one unit across functions,
-				scales within 1/spread..spread (0: not) */
+				    scales within 1/spread..spread (0: not) */
 	double dispersion;   /* ... flow_infer's r (0: Poisson) */
 	int reduced;	     /* keep only leaves and caller->callee
-				pairs (prof_reduce), not the stacks:
-				all the llvm, gcc and bolt formats read */
+				    pairs (prof_reduce), not the stacks:
+				    all the llvm, gcc and bolt formats read */
 	int branches;	     /* also the window's stored branch records
-				(LBR), weighted as the stacks: what the
-				bolt format writes when it has them */
+				    (LBR), weighted as the stacks: what the
+				    bolt format writes when it has them */
 	uint64_t max_stacks; /* keep only the heaviest N stacks (0: all) */
 	double min_share;    /* ... and those with at least this share of
-				the selected count (0: all) */
+				    the selected count (0: all) */
 };
 
 /*

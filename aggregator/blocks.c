@@ -36,7 +36,7 @@ struct leaf {
 struct bb {
 	struct prof *p;
 	double spread;	   /* >= 1: one unit across functions (balance_units),
-			      no scale beyond 1/spread..spread; 0: off */
+			  no scale beyond 1/spread..spread; 0: off */
 	double dispersion; /* flow_infer's r (0: Poisson) */
 	const sym_index *idx;
 	struct fdo_map64 names; /* pointer into the index -> string index:

@@ -211,8 +211,7 @@ static int shortest(struct ssp *s, uint32_t round, uint32_t src, uint32_t *dstp,
 				return -FDO_ELIMIT;
 			double rc = e->cost + s->pi[u] - s->pi[e->to];
 			if (rc < 0)
-				rc = 0; /* rounding: never below 0 in exact math
-					 */
+				rc = 0; /* rounding: never below 0 in exact math */
 			double nd = it.d + rc;
 			if (s->stamp[e->to] != round) {
 				if (fdo_grow(s->visited, s->cap_visited,

@@ -20,8 +20,8 @@ struct flow_block {
 			   instructions an execution retires */
 	uint32_t flags;
 	double count; /* out: inferred executions, in samples per unit of
-			 size (a block of size 1 run count times gets
-			 count samples on average) */
+			   size (a block of size 1 run count times gets
+			   count samples on average) */
 };
 
 struct flow_edge {

@@ -54,10 +54,8 @@
 #include "common/buf.h"
 #include "common/common.h"
 
-#define MERGE_MAX_STACKS (2u << 20) /* stacks in one merge transaction */
-#define BACKLOG_MAX_STACKS                                                     \
-	(4u << 20) /* logged, unmerged: then writer waits                      \
-		    */
+#define MERGE_MAX_STACKS   (2u << 20) /* stacks in one merge transaction */
+#define BACKLOG_MAX_STACKS (4u << 20) /* logged, unmerged: then writer waits */
 /* A merge starts no sooner than this after the previous one started: see
  * merger_main. */
 #define MERGE_INTERVAL_MS 200

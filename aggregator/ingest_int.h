@@ -98,8 +98,8 @@ void merge_destroy(struct merge *m);
  * merge_apply writes preps[0..n) into the store in one transaction,
  * with the WAL position after the last one, via store_write (so it may be
  * retried from scratch after map growth). On success the build-ids that
- * got new pending addresses are in *pending (count in *npending; valid until
- * the next call).
+ * got new pending addresses are in *pending (count in *npending; valid until the
+ * next call).
  */
 int merge_apply(struct merge *m, store *st, struct prep **preps, size_t n,
 		uint64_t now, const uint32_t **pending, size_t *npending);

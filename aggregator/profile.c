@@ -101,8 +101,7 @@ struct builder {
 	sym_cache *cache;
 	const char *datadir;
 	struct prof *p;
-	struct fdo_map64 locs_by_addr; /* (bid id, offset) token -> loc index+1
-					*/
+	struct fdo_map64 locs_by_addr; /* (bid id, offset) token -> loc index+1 */
 	struct fdo_map64 bids_by_id;   /* store build-id id -> prof index+1 */
 	uint32_t *bid_store_ids;       /* prof index -> store id */
 	sym_index **indexes;	       /* prof index -> open index or NULL */

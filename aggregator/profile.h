@@ -106,8 +106,8 @@ struct prof_func {
 	uint32_t nblocks;
 	double samples; /* leaf counts that fell in it */
 	int status;	/* FDO_OK, or why it has no blocks (FDO_EPARSE:
-			   undecodable code, FDO_ELIMIT: too large...):
-			   its samples are then placed by line */
+				 undecodable code, FDO_ELIMIT: too large...):
+				 its samples are then placed by line */
 };
 
 struct prof_block {
@@ -300,7 +300,7 @@ struct prof_mnode {
 	uint32_t parent;	     /* PROF_NONE: a function */
 	uint32_t name;		     /* string index: linkage name */
 	uint32_t off, disc;	     /* call site in the parent; 0 for functions
-					(probe-based: off is the call probe) */
+				(probe-based: off is the call probe) */
 	uint64_t checksum;	     /* probe-based: the CFG checksum, else 0 */
 	double head;		     /* functions: entry count */
 	uint32_t first_line, nlines; /* lines[...], by (off, disc) */
@@ -372,8 +372,8 @@ struct prof_opts {
 	uint64_t spread;     /* ... no scale beyond 1/spread..spread */
 	uint64_t dispersion; /* counts=blocks: flow_infer r (0: Poisson) */
 	double min_share;    /* drop functions (llvm, gcc) or stacks (folded,
-				pprof: applied by the profile builder) under
-				this share */
+			     pprof: applied by the profile builder) under
+			     this share */
 	uint64_t max_stacks; /* folded, pprof: the heaviest N stacks */
 	int encoding;	     /* enum prof_encoding (llvm) */
 	int symbol_list;     /* llvm extbinary: list the binary's functions */

@@ -200,8 +200,7 @@ static int resolve(const sym_index *idx, struct chunk *c)
 		if (n > SYMWORK_MAX_DEPTH)
 			n = SYMWORK_MAX_DEPTH;
 		if (n == 0 && sym.found) {
-			/* No DWARF here: the symbol table names the function.
-			 */
+			/* No DWARF here: the symbol table names the function. */
 			memset(f, 0, sizeof *f);
 			f->function = sym.name;
 			n = 1;
@@ -272,8 +271,7 @@ static void work_on(agg_symwork *w, uint32_t id, struct chunk *c)
 	bid_len = 0;
 	int rc = symbol_files(w, id, bid, &bid_len, elf, dbg, sizeof elf);
 	if (rc) {
-		/* No symbols yet: the addresses wait; someone may fetch them.
-		 */
+		/* No symbols yet: the addresses wait; someone may fetch them. */
 		pthread_mutex_lock(&w->mu);
 		if (rc == FDO_ENOT_FOUND && bid_len && w->missing &&
 		    !w->stopping)

@@ -22,7 +22,7 @@ struct cli_cmd {
 	const char *usage;	    /* what follows "usage: fdoctl NAME " */
 	const char *summary;	    /* its line in `fdoctl --help` */
 	const char *about;	    /* the help between the usage line and the
-				     * options */
+			      * options */
 	const struct fdo_opt *opts; /* the options --help lists */
 	unsigned argv_flags;	    /* FDO_ARGV_* */
 	int min_operands, max_operands; /* max -1: any number */

@@ -46,8 +46,7 @@ void fdo_buf_uleb(struct fdo_buf *b, uint64_t v);
 void fdo_buf_le64(struct fdo_buf *b, uint64_t v);
 void fdo_buf_printf(struct fdo_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* fdo_buf_json_str appends s as a quoted JSON string (control chars escaped).
- */
+/* fdo_buf_json_str appends s as a quoted JSON string (control chars escaped). */
 void fdo_buf_json_str(struct fdo_buf *b, const char *s);
 /* fdo_buf_cstr NUL-terminates (not counted in len) and returns data. */
 const char *fdo_buf_cstr(struct fdo_buf *b);

@@ -29,11 +29,10 @@
 #include <stdio.h>
 
 enum fdo_opt_type {
-	FDO_OPT_STRING, /* char *, owned by the config (free with fdo_opts_fini)
-			 */
-	FDO_OPT_LIST,	/* struct fdo_strlist, repeatable */
-	FDO_OPT_UINT,	/* uint64_t, decimal */
-	FDO_OPT_SIZE,	/* uint64_t bytes; suffixes K M G T (powers of 1024) */
+	FDO_OPT_STRING, /* char *, owned by the config (free with fdo_opts_fini) */
+	FDO_OPT_LIST, /* struct fdo_strlist, repeatable */
+	FDO_OPT_UINT, /* uint64_t, decimal */
+	FDO_OPT_SIZE, /* uint64_t bytes; suffixes K M G T (powers of 1024) */
 	FDO_OPT_DURATION, /* uint64_t seconds; suffixes s m h d w */
 	FDO_OPT_DOUBLE,	  /* double */
 	FDO_OPT_BOOL, /* int 0/1; flag form --name sets 1, value true/false */
@@ -69,8 +68,8 @@ int fdo_opts_parse_args(const struct fdo_opt *table, void *cfg, int argc,
 /* How fdo_opts_parse_argv reads what is not an option (an operand). */
 #define FDO_ARGV_PERMUTE 1u /* options may follow operands */
 #define FDO_ARGV_DASH_OPERAND                                                  \
-	2u /* an unknown "-x" is an operand, not an                            \
-	    * unknown option ("-1" to symbolize) */
+	2u /* an unknown "-x" is an operand, not an
+				  * unknown option ("-1" to symbolize) */
 
 /*
  * fdo_opts_parse_argv parses a subcommand's arguments (argv[0] is its

@@ -6,9 +6,8 @@
  *
  * A target is one fuzz/fuzz_<name>.c defining LLVMFuzzerTestOneInput; it is
  * built by `make fuzz-build` into build/fuzz/fuzz/fuzz_<name>, seeded by
- * fuzz/seeds.py and run by fuzz/run.sh (docs/development.md "Fuzzing"). Targets
- * run one input at a time on one thread; their static state is reused across
- * inputs.
+ * fuzz/seeds.py and run by fuzz/run.sh (docs/development.md "Fuzzing"). Targets run one
+ * input at a time on one thread; their static state is reused across inputs.
  */
 #ifndef FDO_FUZZ_H
 #define FDO_FUZZ_H

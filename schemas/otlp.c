@@ -26,15 +26,16 @@
  * the GNU build-id of the uploaded file with that file id when the
  * caller knows one (opts->file_id), else the 16 bytes of the file id
  * themselves, as that frame's build-id (symbolized once such a file is
- * uploaded: aggregator/symwork.c), else .go (unmapped, go_build_id). (build-id,
- * file offset) = address - memory_start + file_offset: right for pprof-style
- * process addresses and for the eBPF profiler's ELF virtual addresses (its
- * mappings then start at the segment's vaddr). A location outside a GNU
- * mapping's [memory_start, memory_limit) is an error: a guess would put samples
- * on other code. Frames the sender symbolized (lines, and no mapping or no
- * build-id: kernel and interpreted frames) and every other frame that does not
- * map are unmapped, counted by reason (enum wire_otlp_reason); a sample none of
- * whose frames maps is left out, counted for the reason of its leaf.
+ * uploaded: aggregator/symwork.c), else .go (unmapped, go_build_id). (build-id, file offset) = address -
+ * memory_start + file_offset: right for pprof-style process addresses
+ * and for the eBPF profiler's ELF virtual addresses (its mappings then
+ * start at the segment's vaddr). A location outside a GNU mapping's
+ * [memory_start, memory_limit) is an error: a guess would put samples on
+ * other code. Frames the sender symbolized (lines, and no mapping or
+ * no build-id: kernel and interpreted frames) and every other frame that
+ * does not map are unmapped, counted by reason (enum wire_otlp_reason);
+ * a sample none of whose frames maps is left out, counted for the
+ * reason of its leaf.
  *
  * Return addresses: as in pprof, a caller's address is inside its call
  * instruction (the eBPF profiler subtracts 1 from every non-leaf

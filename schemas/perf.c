@@ -10,19 +10,20 @@
  * fed in chunks of any size (a recording's text can be gigabytes; the
  * text is not kept, only a line cut by a chunk's end is copied; what is
  * kept is the batches made so far). Lines it reads (perf's own formats):
- *   PID/TID TIME: PERF_RECORD_MMAP2 PID/TID: [START(LEN) @ PGOFF MAJ:MIN INO
- * GEN]: PROT PATH PID/TID TIME: PERF_RECORD_MMAP2 PID/TID: [START(LEN) @ PGOFF
- * <BUILDID>]: PROT PATH PID/TID TIME: PERF_RECORD_MMAP PID/TID: [START(LEN) @
- * PGOFF]: x|r PATH PID/TID TIME: PERF_RECORD_FORK(PID:TID):(PPID:PTID) PID/TID
- * TIME: PERF_RECORD_COMM exec: NAME:PID/TID PID/TID TIME:
- * PERF_RECORD_EXIT(PID:TID):(PPID:PTID) PID/TID TIME: PERF_RECORD_<anything
- * else> ...          (ignored) PID/TID TIME: [PERIOD] EVENT: IP [SYM] [(DSO)]
- * [BRSTACK]  one-line sample PID/TID TIME: [PERIOD] EVENT: a callchain follows:
- *   <TAB> ADDR [SYM] [(DSO)]                                 one per frame,
- * leaf first <blank> | BRSTACK                                        ends the
- * sample # ...                                                    comment (perf
- * script --header) BRSTACK is perf's brstack field: entries FROM/TO/P|M|-/...
- * separated by blanks, FROM and TO as 0xHEX, each optionally followed by (DSO).
+ *   PID/TID TIME: PERF_RECORD_MMAP2 PID/TID: [START(LEN) @ PGOFF MAJ:MIN INO GEN]: PROT PATH
+ *   PID/TID TIME: PERF_RECORD_MMAP2 PID/TID: [START(LEN) @ PGOFF <BUILDID>]: PROT PATH
+ *   PID/TID TIME: PERF_RECORD_MMAP PID/TID: [START(LEN) @ PGOFF]: x|r PATH
+ *   PID/TID TIME: PERF_RECORD_FORK(PID:TID):(PPID:PTID)
+ *   PID/TID TIME: PERF_RECORD_COMM exec: NAME:PID/TID
+ *   PID/TID TIME: PERF_RECORD_EXIT(PID:TID):(PPID:PTID)
+ *   PID/TID TIME: PERF_RECORD_<anything else> ...          (ignored)
+ *   PID/TID TIME: [PERIOD] EVENT: IP [SYM] [(DSO)] [BRSTACK]  one-line sample
+ *   PID/TID TIME: [PERIOD] EVENT:                           a callchain follows:
+ *   <TAB> ADDR [SYM] [(DSO)]                                 one per frame, leaf first
+ *   <blank> | BRSTACK                                        ends the sample
+ *   # ...                                                    comment (perf script --header)
+ * BRSTACK is perf's brstack field: entries FROM/TO/P|M|-/... separated by
+ * blanks, FROM and TO as 0xHEX, each optionally followed by (DSO).
  * Anything else is an error naming its line; a text that ends inside a
  * sample or without a final newline is truncated.
  *
@@ -158,8 +159,7 @@ struct obatch {
 struct pevent {
 	char *name;
 	size_t len;
-	uint64_t period; /* the header's fixed period (perf record -c); 0: none
-			  */
+	uint64_t period; /* the header's fixed period (perf record -c); 0: none */
 	uint8_t dwarf;	 /* callers unwound by perf from stack copies */
 	struct obatch b;
 };

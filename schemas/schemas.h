@@ -305,8 +305,7 @@ struct wire_perf_opts {
 	uint64_t time_end;		  /* unix seconds of the last sample */
 	const struct wire_limits *limits; /* NULL: wire_limits_default */
 	size_t max_held_bytes; /* finished batches held until the end, by
-				  encoded size; past it FDO_ELIMIT; 0: 256 MiB
-				*/
+	                          encoded size; past it FDO_ELIMIT; 0: 256 MiB */
 };
 
 /* What a decode read, for the summary `fdoctl import` prints. */
@@ -315,7 +314,7 @@ struct wire_perf_stats {
 	uint64_t samples_unmapped; /* of them: no frame left in a known file */
 	uint64_t frames;	   /* callchain frames read */
 	uint64_t frames_kernel;	   /* of them: kernel frames over the user
-				      stack, left out (as fdo-agent does) */
+	                              stack, left out (as fdo-agent does) */
 	uint64_t frames_unmapped; /* of them: travel as address 0, because... */
 	uint64_t frames_no_file;  /* ...[vdso], [unknown], other kernel */
 	uint64_t frames_no_build_id; /* ...file without (one) build-id */
@@ -327,8 +326,8 @@ struct wire_perf_stats {
 	uint64_t mmaps;		    /* executable mmap records */
 	uint64_t build_ids;	    /* lines of the build-id table */
 	uint64_t map_work;	    /* mapping entries copied or moved (fork,
-				       mmaps out of order); bounded by the
-				       lines read */
+	                              mmaps out of order); bounded by the
+	                              lines read */
 	uint64_t batches;	    /* batches made */
 };
 
@@ -441,13 +440,13 @@ enum wire_pprof_reason {
 	WIRE_PPROF_NO_LOCATION,		/* a sample without location ids */
 	WIRE_PPROF_NO_MAPPING,		/* a location without a mapping */
 	WIRE_PPROF_NO_ADDRESS,		/* a location without an address (only
-					   symbolized: interpreted code, kernel) */
+	                           symbolized: interpreted code, kernel) */
 	WIRE_PPROF_NO_BUILD_ID,		/* its mapping has no build-id */
 	WIRE_PPROF_NOT_GNU,		/* its mapping's build-id is not a GNU
-					   build-id in hex (a Go build ID...) */
+	                           build-id in hex (a Go build ID...) */
 	WIRE_PPROF_OFFSET_OUT_OF_RANGE, /* its file offset is past
-				   2^40 - 2, the largest the batch layout
-				   carries (a caller travels as + 1) */
+	                           2^40 - 2, the largest the batch layout
+	                           carries (a caller travels as + 1) */
 	WIRE_PPROF_REASONS
 };
 
@@ -461,11 +460,11 @@ struct wire_pprof_opts {
 	uint64_t seq;		   /* the batch's seq; 0: 1 */
 	const char *host;	   /* the batch's host (required) */
 	const char *binary;	   /* NULL or "": the file name of the
-				      profile's first mapping */
+	                              profile's first mapping */
 	const char *const *labels; /* "key=value" each */
 	size_t n_labels;
 	uint64_t time_end;		  /* unix seconds; 0: the profile's
-					     time_nanos + duration_nanos */
+	                              time_nanos + duration_nanos */
 	const struct wire_limits *limits; /* NULL: wire_limits_default */
 };
 
@@ -474,14 +473,14 @@ struct wire_pprof_opts {
 /* What a decode read, for the answer of POST /v1/pprof. */
 struct wire_pprof_stats {
 	char value[160];	 /* the sample types read, e.g.
-				    "samples/count" */
+	                              "samples/count" */
 	uint64_t samples;	 /* Sample messages read */
 	uint64_t samples_empty;	 /* of them: value 0 or negative */
 	uint64_t count;		 /* their counts, summed */
 	uint64_t count_unmapped; /* of them: no frame in a file with a
-				    GNU build-id */
+	                              GNU build-id */
 	uint64_t count_unmapped_by[WIRE_PPROF_REASONS]; /* ... by the
-				      reason of the sample's leaf frame */
+	                              reason of the sample's leaf frame */
 	uint64_t frames; /* location ids of the samples counted */
 	uint64_t frames_unmapped_by[WIRE_PPROF_REASONS];
 	uint64_t frames_dropped; /* callers past max_stack_depth */
@@ -531,12 +530,12 @@ int wire_pprof_decode(const uint8_t *buf, size_t len,
 enum wire_otlp_reason {
 	WIRE_OTLP_NO_LOCATION,	   /* an empty stack, or location 0 */
 	WIRE_OTLP_SYMBOLIZED,	   /* a frame the sender symbolized and gave
-				      no build-id for (kernel, interpreted) */
+	                           no build-id for (kernel, interpreted) */
 	WIRE_OTLP_NO_MAPPING,	   /* a location without a mapping */
 	WIRE_OTLP_NO_ADDRESS,	   /* a location without an address */
 	WIRE_OTLP_NO_BUILD_ID,	   /* its mapping has no build-id attribute */
 	WIRE_OTLP_HTLHASH_UNKNOWN, /* its only id, the file id (.htlhash or
-				   .profiling), is not 32 hex digits */
+	                           .profiling), is not 32 hex digits */
 	WIRE_OTLP_GO_BUILD_ID,	   /* only process.executable.build_id.go */
 	WIRE_OTLP_NOT_GNU,	   /* build_id.gnu is not a build-id in hex */
 	WIRE_OTLP_OFFSET_OUT_OF_RANGE, /* file offset past 2^40 - 2 */
@@ -607,7 +606,7 @@ struct wire_otlp_stats {
 	uint64_t count;		 /* their counts, summed */
 	uint64_t count_unmapped; /* of them: no frame with a GNU build-id */
 	uint64_t count_unmapped_by[WIRE_OTLP_REASONS]; /* by the reason of
-				      the sample's leaf (or no_binary) */
+	                              the sample's leaf (or no_binary) */
 	uint64_t frames; /* frames of the samples counted */
 	uint64_t frames_unmapped_by[WIRE_OTLP_REASONS];
 	uint64_t frames_dropped;   /* callers past max_stack_depth */

@@ -70,8 +70,7 @@ struct srv_app {
 	struct srv_auth *auth;	/* NULL: loopback-only, no tokens */
 	srv_upstream *upstream; /* NULL: no --debuginfod-urls */
 	struct pcache *pcache;	/* built profiles shared by identical pulls */
-	struct srv_sampling *sampling; /* sampling control (server/sampling.c)
-					*/
+	struct srv_sampling *sampling; /* sampling control (server/sampling.c) */
 	/* For /metrics; set once serving (read by HTTP workers). */
 	_Atomic(struct srv_http *) http;
 	_Atomic(struct srv_listen *) listen;

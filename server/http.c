@@ -71,8 +71,8 @@
 #define HTTP_HEADER_MEMORY (32u << 10) /* per connection; past it: 431 */
 #define HTTP_HEADERS_MAX   64	       /* request headers kept for handlers */
 #define HTTP_DISCARD_MAX                                                       \
-	(64ull << 20) /* body read past a refusal, then                        \
-			 the connection is closed */
+	(64ull << 20) /* body read past a refusal, then
+					  the connection is closed */
 
 /* Where a connection is, for the reaper's deadlines. */
 enum conn_state {

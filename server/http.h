@@ -25,17 +25,17 @@ struct srv_req {
 	const char *body; /* routes with max_body and !stream_body */
 	size_t body_len;
 	int body_fd;	       /* stream_body routes: the body in a temp file,
-				  positioned at 0; -1 otherwise. Closed and
-				  the file removed after the handler, unless
-				  the handler renamed it away. */
+				   positioned at 0; -1 otherwise. Closed and
+				   the file removed after the handler, unless
+				   the handler renamed it away. */
 	const char *body_path; /* that temp file's path */
 	uint64_t body_size;
 	const char *peer;    /* the client's address ("127.0.0.1"), for logs */
 	const char *refusal; /* routes with a magic: the body did not start
-				with it (nothing of it was kept); the
-				handler answers 400 with this reason */
+				   with it (nothing of it was kept); the
+				   handler answers 400 with this reason */
 	const void *principal; /* set by the auth hook: the token that asked
-				  (server/auth.h's struct srv_token), or NULL */
+				   (server/auth.h's struct srv_token), or NULL */
 	void *priv;	       /* the front's request */
 };
 
@@ -45,7 +45,7 @@ struct srv_resp {
 	struct fdo_buf body;
 	struct fdo_buf headers; /* "Name: value\n" lines */
 	int body_fd;		/* >= 0: send this file instead of body
-				   (streamed; closed after sending) */
+					   (streamed; closed after sending) */
 	uint64_t body_size;	/* its length */
 };
 
@@ -60,8 +60,8 @@ struct srv_route {
 	int stream_body;   /* body to a temp file instead of memory */
 	unsigned scope;	   /* what the caller must be allowed; 0 none */
 	const char *magic; /* a body must start with these bytes, checked
-			      as they arrive; else the rest is discarded
-			      and the handler gets req->refusal */
+				   as they arrive; else the rest is discarded
+				   and the handler gets req->refusal */
 	const char *magic_why;
 };
 

@@ -331,8 +331,7 @@ static void *ctx_main(void *arg)
 		nng_ctx_send(c->ctx, c->aio);
 		nng_aio_wait(c->aio);
 		if ((rv = nng_aio_result(c->aio)) != 0) {
-			/* The agent went away; it will retry with the same seq.
-			 */
+			/* The agent went away; it will retry with the same seq. */
 			fdo_warn("listen: reply to %s not sent: %s", peer,
 				 nng_strerror(rv));
 			nng_msg_free(nng_aio_get_msg(c->aio));

@@ -31,17 +31,17 @@ struct srv_listen_opts {
 	const char *tls_cert;	  /* PEM certificate, for tls+tcp:// */
 	const char *tls_key;	  /* PEM private key, for tls+tcp:// */
 	size_t max_msg;		  /* largest message; nng closes a connection
-				     announcing more (before allocating) */
+				   announcing more (before allocating) */
 	unsigned contexts;	  /* requests handled at once (threads) */
 	unsigned max_connections; /* agent connections in all */
 	unsigned max_per_peer;	  /* ... from one address; 0 no cap */
 	unsigned max_unauth;	  /* connections that have not yet sent
-				     an authorized batch: memory before
-				     authentication is at most
-				     max_unauth x max_msg */
+					 an authorized batch: memory before
+					 authentication is at most
+					 max_unauth x max_msg */
 	unsigned max_unauth_per_peer; /* ... from one address; 0 no cap */
 	unsigned auth_timeout; /* seconds for a new connection to deliver an
-				  authorized batch */
+				   authorized batch */
 	unsigned idle_timeout; /* seconds without a message: closed */
 };
 /* The defaults (max_msg 16 MiB, 256 connections, 32 per address, 4

@@ -460,7 +460,7 @@ struct agent {
 	uint64_t last;	 /* arrival of its last batch, ns */
 	uint64_t gap;	 /* between its last two batches, ns */
 	double ev, span; /* CPU ns and ns of its recent batches, each
-			    older batch weighing 3/4 of the next */
+	                    older batch weighing 3/4 of the next */
 	double cpu;	 /* ev / span: CPU-s per s */
 	int counted;	 /* cpu is in the binary's sum */
 };

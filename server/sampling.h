@@ -34,16 +34,16 @@ struct srv_sampling_rule {
 	unsigned nlabels;
 	int mode;		  /* enum srv_sampling_mode (not on-demand) */
 	uint64_t samples;	  /* desired accepted samples per window; 0 =
-				     none: sample at max_freq */
+	                             none: sample at max_freq */
 	uint64_t window;	  /* seconds */
 	uint32_t max_freq;	  /* Hz; default 997 */
 	uint32_t min_freq;	  /* Hz; default 1 */
 	uint32_t trigger_freq;	  /* Hz, triggered mode; default max_freq */
 	uint64_t trigger_samples; /* triggered mode: samples of a new
-				     build-id before it is ready; default
-				     1000 */
+	                             build-id before it is ready; default
+	                             1000 */
 	uint32_t cpu_permille;	  /* agent CPU budget, thousandths of a CPU;
-				     0 = the agent's own */
+	                             0 = the agent's own */
 	unsigned line;
 };
 

@@ -169,11 +169,11 @@ static void gate_leave(store *s)
  * again, and zero-fill of fresh pages: about 40% of the merger's time once
  * a merge dirties most of the counts and stacks tables. Over 60 s of the
  * ingest bench, with merges of up to 2M stacks: 880k Stack messages/s
- * with it, 0.98-1.11M without (docs/ingest.md). The price is heap: the copies
- * of one merge's dirty pages, which LMDB keeps for the next transaction. The
- * data file is still backed by allocated blocks up to the map size before the
- * map grows, so a full disk fails here, as FDO_ENOSPACE, with nothing written,
- * rather than in the middle of a commit.
+ * with it, 0.98-1.11M without (docs/ingest.md). The price is heap: the copies of one merge's dirty pages,
+ * which LMDB keeps for the next transaction.
+ * The data file is still backed by allocated blocks up to the map size
+ * before the map grows, so a full disk fails here, as FDO_ENOSPACE, with
+ * nothing written, rather than in the middle of a commit.
  */
 static int back_map(store *s, uint64_t size)
 {

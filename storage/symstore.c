@@ -483,8 +483,7 @@ int store_symbols_index_file_ids(store *s, const char *datadir,
 			continue;
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
-			continue; /* the record lags the tree: nothing to hash
-				   */
+			continue; /* the record lags the tree: nothing to hash */
 		if (fdo_grow(c.e, cap, c.n + 1)) {
 			close(fd);
 			rc = FDO_ENOMEM;

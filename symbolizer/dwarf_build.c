@@ -243,8 +243,8 @@ static uint32_t make_node(struct build *bd, Dwarf_Die *die, int tag,
 		if (bd->have_lt && dwarf_formudata(&a, &w) == 0)
 			nd.call_file = sym_line_file(&bd->lt, w);
 	} else if (bd->have_lt) {
-		nd.call_file = sym_line_file(&bd->lt, 0); /* llvm: 0 if absent
-							   */
+		nd.call_file =
+			sym_line_file(&bd->lt, 0); /* llvm: 0 if absent */
 	}
 	nd.call_line = attr_u32(dwarf_attr(die, DW_AT_call_line, &a));
 	nd.call_column = attr_u32(dwarf_attr(die, DW_AT_call_column, &a));

@@ -294,8 +294,8 @@ enum sym_insn_kind {
 #define SYM_INSN_NOP	  1u /* flag: a nop (padding) */
 #define SYM_INSN_NORETURN 2u /* flag: a call that never returns */
 #define SYM_INSN_TABLE                                                         \
-	4u /* flag: an indirect jump through a resolved                        \
-	      jump table */
+	4u /* flag: an indirect jump through a resolved
+				jump table */
 /* SYM_INSN_TAILCALL: an indirect jump taken for a tail call, so its block
  * is EXIT: through one fixed slot (`jmp *f@GOTPCREL(%rip)`), through a
  * pointer loaded without an index register (a vtable slot, a struct
@@ -322,11 +322,11 @@ struct sym_insn {
  * the flow. */
 #define SYM_BLOCK_EXIT 2u
 #define SYM_BLOCK_UNKNOWN                                                      \
-	4u /* ends in an indirect jump whose targets are                       \
-	      unknown: no successors */
+	4u /* ends in an indirect jump whose targets are
+				unknown: no successors */
 #define SYM_BLOCK_PAD                                                          \
-	8u /* only nops/int3 padding, no predecessor: no                       \
-	      successors, not part of the flow */
+	8u /* only nops/int3 padding, no predecessor: no
+				successors, not part of the flow */
 
 /* A basic block [start, end): insns[first_insn .. first_insn+ninsns) and
  * successors edges[first_succ .. first_succ+nsucc). */

@@ -28,7 +28,7 @@ struct otlp_req_shape {
 	uint64_t start, limit, file_offset;
 	uint64_t period; /* ns of CPU time per sample */
 	int values;	 /* 1: Sample.values; 0: timestamps, one
-			    per sample counted (the profiler's) */
+	                    per sample counted (the profiler's) */
 	int gzip;	 /* gzip the body (level 1) */
 };
 

@@ -817,7 +817,7 @@ static void *pusher_main(void *arg)
 			record_error(p, "seq %" PRIu64 ": no Ack: %s", seq,
 				     nng_strerror(rv));
 			break; /* the daemon is stuck or gone: stop this pusher
-				*/
+			        */
 		}
 		p->bytes += hlen + slen + tlen;
 		Fdod__Ack *ack = NULL;

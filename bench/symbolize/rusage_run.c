@@ -1,12 +1,11 @@
 /*
- * bench/symbolize/rusage_run.c — run a command, report its wall time and peak
- * RSS.
+ * bench/symbolize/rusage_run.c — run a command, report its wall time and peak RSS.
  *
  *   rusage_run STDIN STDOUT CMD [ARG...]
  *
  * Prints "<seconds> <max RSS KiB> <exit status>" on stdout (the command's
- * stderr goes to /dev/null). It exists because ru_maxrss carries over exec from
- * the forking process: a tool started straight from the (large) Python bench
+ * stderr goes to /dev/null). It exists because ru_maxrss carries over exec from the
+ * forking process: a tool started straight from the (large) Python bench
  * inherits Python's resident size as its "peak". This helper is small, so the
  * child it forks starts from about 1 MiB.
  */

@@ -204,8 +204,7 @@ TEST(profiles_select_weight_and_symbolize)
 	struct world w;
 	REQUIRE(world_open(&w));
 	unsigned long now = 1763719200;
-	/* serving: hot 90 / cold 10, now; batch: hot 10 / cold 90, 2 days ago
-	 */
+	/* serving: hot 90 / cold 10, now; batch: hot 10 / cold 90, 2 days ago */
 	push(w.ing, "a", 1, "mode=serving", now - 3600, 90, 10);
 	push(w.ing, "b", 1, "mode=batch", now - 2 * 86400, 10, 90);
 	struct store_sym_result res;

@@ -289,8 +289,7 @@ TEST(errors_name_their_line)
 	for (size_t i = 0; i < sizeof err_cases / sizeof err_cases[0]; i++) {
 		const struct err_case *c = &err_cases[i];
 		Fdod__SampleBatch *b =
-			(Fdod__SampleBatch *)&err_cases; /* poison
-							  */
+			(Fdod__SampleBatch *)&err_cases; /* poison */
 		char err[256] = "";
 		int rc = parse(c->text, &b, err, sizeof err);
 		if (rc != c->code || !strstr(err, c->want)) {

@@ -313,8 +313,8 @@ static int put_counts(store_txn *t, void *arg)
 		store_counts_key_encode(k, &keys[i]);
 		struct store_weight w = {(wire_weight_t)(i + 1) * 10, i + 1};
 		store_weight_encode(v, &w);
-		size_t vl = keys[i].bucket == 200 ? 5 : sizeof v; /* bad value
-								   */
+		size_t vl = keys[i].bucket == 200 ? 5
+						  : sizeof v; /* bad value */
 		int rc = store_put(t, STORE_COUNTS, k, sizeof k, v, vl, 0);
 		if (rc)
 			return rc;
@@ -348,8 +348,8 @@ TEST(counts_each_walks_one_binary_in_key_order)
 	REQUIRE(store_txn_begin(s, 0, &t) == FDO_OK);
 	struct seen a = {.stop_at = 8};
 	CHECK_EQ_INT(store_counts_each(t, 2, see, &a), FDO_OK);
-	REQUIRE(a.n == 2); /* the entry whose value does not decode is skipped
-			    */
+	REQUIRE(a.n ==
+		2); /* the entry whose value does not decode is skipped */
 	CHECK(a.k[0].binary == 2 && a.k[0].labelset == 1 &&
 	      a.k[0].bucket == 100 && a.k[0].stack == 5);
 	CHECK_EQ_INT(a.samples[0], 2);
