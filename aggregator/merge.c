@@ -269,14 +269,8 @@ static int note_buildids(store_txn *t, uint32_t binary, const struct prep *p)
 			rec.binary = binary;
 			dirty = 1;
 		}
-		if (!rec.first_seen || p->time_end < rec.first_seen) {
-			rec.first_seen = p->time_end;
+		if (store_buildid_widen(&rec, p->time_end, 60))
 			dirty = 1;
-		}
-		if (p->time_end >= rec.last_seen + 60) {
-			rec.last_seen = p->time_end;
-			dirty = 1;
-		}
 		if (dirty)
 			rc = store_buildid_put(t, p->maps[i].id, &rec);
 	}

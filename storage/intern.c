@@ -379,22 +379,28 @@ int store_buildid_put(store_txn *t, uint32_t id,
 			 REC_HDR + rec->build_id_len, 0);
 }
 
+int store_buildid_widen(struct store_buildid *rec, uint64_t now, uint64_t step)
+{
+	int changed = 0;
+	if (rec->first_seen == 0 || now < rec->first_seen) {
+		rec->first_seen = now;
+		changed = 1;
+	}
+	if (now >= rec->last_seen + (step ? step : 1)) {
+		rec->last_seen = now;
+		changed = 1;
+	}
+	return changed;
+}
+
 int store_buildid_seen(store_txn *t, uint32_t id, uint64_t now)
 {
 	struct store_buildid r;
 	int rc = store_buildid_get(t, id, &r);
 	if (rc)
 		return rc;
-	int changed = 0;
-	if (r.first_seen == 0 || now < r.first_seen) {
-		r.first_seen = now;
-		changed = 1;
-	}
-	if (now > r.last_seen) {
-		r.last_seen = now;
-		changed = 1;
-	}
-	return changed ? store_buildid_put(t, id, &r) : FDO_OK;
+	return store_buildid_widen(&r, now, 1) ? store_buildid_put(t, id, &r)
+					       : FDO_OK;
 }
 
 /* ------------------------------------------------------------ file ids -- */

@@ -537,8 +537,12 @@ int store_buildid_get(store_txn *t, uint32_t id, struct store_buildid *rec);
  * store_put. */
 int store_buildid_put(store_txn *t, uint32_t id,
 		      const struct store_buildid *rec);
-/* store_buildid_seen widens first/last seen of id to include unix time
- * now; writes only when they change. */
+/* store_buildid_widen widens rec's first/last seen to include unix time
+ * now, last seen only when now is at least step seconds past it (step 60
+ * keeps it to the minute, so most batches write nothing): 1 when rec
+ * changed. store_buildid_seen does it to id's record with step 1 and
+ * writes only when it changes. */
+int store_buildid_widen(struct store_buildid *rec, uint64_t now, uint64_t step);
 int store_buildid_seen(store_txn *t, uint32_t id, uint64_t now);
 
 /*

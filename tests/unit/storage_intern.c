@@ -198,6 +198,21 @@ static int bid_intern(store_txn *t, void *arg)
 	return rc;
 }
 
+TEST(buildid_widen_keeps_last_seen_to_the_step)
+{
+	struct store_buildid r = {0};
+	CHECK(store_buildid_widen(&r, 1000, 60) == 1);
+	CHECK(r.first_seen == 1000 && r.last_seen == 1000);
+	CHECK(store_buildid_widen(&r, 1059, 60) == 0); /* within the minute */
+	CHECK(r.last_seen == 1000);
+	CHECK(store_buildid_widen(&r, 1060, 60) == 1);
+	CHECK(r.last_seen == 1060);
+	CHECK(store_buildid_widen(&r, 990, 60) == 1); /* earlier: first */
+	CHECK(r.first_seen == 990 && r.last_seen == 1060);
+	CHECK(store_buildid_widen(&r, 1061, 1) == 1);
+	CHECK(store_buildid_widen(&r, 1061, 0) == 0); /* step 0 is 1 */
+}
+
 static int bid_update(store_txn *t, void *arg)
 {
 	struct bid_arg *a = arg;
