@@ -9,7 +9,9 @@
  *
  * Workload: one lookup and one insert per batch by the WAL writer, one
  * delete per batch by the merger; at most the unmerged backlog (a few
- * thousand batches) is in the set. Chained hashing in a fixed table.
+ * thousand batches) is in the set. Entries in an array, found through a
+ * common/map fdo_map128 keyed by (agent hash, seq) exactly; a delete
+ * moves the last entry into the hole.
  *
  * Not thread-safe: the ingest lock (mu) guards the set (ingest.c).
  */
@@ -20,62 +22,68 @@
 
 struct dnode {
 	uint64_t agent_hash, seq, digest;
-	struct dnode *next;
 };
+
+static void key_of(uint64_t ah, uint64_t seq, uint32_t k[4])
+{
+	k[0] = (uint32_t)(ah >> 32);
+	k[1] = (uint32_t)ah;
+	k[2] = (uint32_t)(seq >> 32);
+	k[3] = (uint32_t)seq;
+}
 
 int dedup_init(struct dedup *d, size_t nb)
 {
-	d->b = calloc(nb, sizeof *d->b);
-	d->nb = d->b ? nb : 0;
-	d->n = 0;
-	return d->b ? FDO_OK : FDO_ENOMEM;
+	*d = (struct dedup){0};
+	if (fdo_grow(d->e, d->cap, nb ? nb : 1))
+		return FDO_ENOMEM;
+	return FDO_OK;
 }
 
 void dedup_fini(struct dedup *d)
 {
-	for (size_t i = 0; i < d->nb; i++)
-		for (struct dnode *x = d->b[i], *n; x; x = n) {
-			n = x->next;
-			free(x);
-		}
-	free(d->b);
+	free(d->e);
+	fdo_map128_fini(&d->ix);
 	*d = (struct dedup){0};
-}
-
-static size_t dedup_slot(const struct dedup *d, uint64_t ah, uint64_t seq)
-{
-	return (size_t)((ah ^ (seq * 0x9e3779b97f4a7c15ull)) % d->nb);
 }
 
 uint64_t dedup_find(const struct dedup *d, uint64_t ah, uint64_t seq)
 {
-	for (struct dnode *n = d->b[dedup_slot(d, ah, seq)]; n; n = n->next)
-		if (n->agent_hash == ah && n->seq == seq)
-			return n->digest;
-	return 0;
+	uint32_t k[4], v;
+	key_of(ah, seq, k);
+	return fdo_map128_get(&d->ix, k, &v) ? d->e[v].digest : 0;
 }
 
 int dedup_add(struct dedup *d, uint64_t ah, uint64_t seq, uint64_t digest)
 {
-	struct dnode *n = malloc(sizeof *n);
-	if (!n)
+	uint32_t k[4], v;
+	int found;
+	key_of(ah, seq, k);
+	/* Room first: a failed put then leaves no index past the end. */
+	if (d->n == UINT32_MAX - 1 || fdo_grow(d->e, d->cap, d->n + 1) ||
+	    fdo_map128_put(&d->ix, k, (uint32_t)d->n, &v, &found))
 		return FDO_ENOMEM;
-	size_t s = dedup_slot(d, ah, seq);
-	*n = (struct dnode){ah, seq, digest ? digest : 1, d->b[s]};
-	d->b[s] = n;
-	d->n++;
+	d->e[v] = (struct dnode){ah, seq, digest ? digest : 1};
+	if (!found)
+		d->n++;
 	return FDO_OK;
 }
 
 void dedup_del(struct dedup *d, uint64_t ah, uint64_t seq)
 {
-	for (struct dnode **pp = &d->b[dedup_slot(d, ah, seq)]; *pp;
-	     pp = &(*pp)->next)
-		if ((*pp)->agent_hash == ah && (*pp)->seq == seq) {
-			struct dnode *n = *pp;
-			*pp = n->next;
-			free(n);
-			d->n--;
-			return;
-		}
+	uint32_t k[4], v, moved;
+	int found;
+	key_of(ah, seq, k);
+	if (!fdo_map128_get(&d->ix, k, &v))
+		return;
+	fdo_map128_del(&d->ix, k);
+	size_t last = --d->n;
+	if (v == last)
+		return;
+	/* The last entry fills the hole; its key points there now (the map
+	 * has just lost a key, so the put does not grow it). */
+	d->e[v] = d->e[last];
+	key_of(d->e[v].agent_hash, d->e[v].seq, k);
+	fdo_map128_del(&d->ix, k);
+	fdo_map128_put(&d->ix, k, v, &moved, &found);
 }

@@ -186,10 +186,11 @@ static inline uint64_t prep_name_hash(const char *name)
  * content digest (prep_digest). Guarded by the ingest lock (mu). */
 struct dnode;
 struct dedup {
-	struct dnode **b;
-	size_t nb, n;
+	struct dnode *e; /* [n] of cap */
+	size_t n, cap;
+	struct fdo_map128 ix; /* (agent hash, seq) -> index in e */
 };
-/* nb hash chains. FDO_OK or FDO_ENOMEM. */
+/* Room for nb batches at first (it grows). FDO_OK or FDO_ENOMEM. */
 int dedup_init(struct dedup *d, size_t nb);
 void dedup_fini(struct dedup *d);
 /* The digest of the logged batch (agent hash ah, seq), or 0 when none

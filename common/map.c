@@ -192,6 +192,30 @@ int fdo_map128_get(const struct fdo_map128 *m, const uint32_t k[4],
 	return 0;
 }
 
+int fdo_map128_del(struct fdo_map128 *m, const uint32_t k[4])
+{
+	if (!m->cap)
+		return 0;
+	size_t mask = m->cap - 1, i = hash128(k) & mask;
+	for (; memcmp(m->s[i].k, k, sizeof m->s[i].k); i = (i + 1) & mask)
+		if (m->s[i].v == EMPTY128)
+			return 0;
+	if (m->s[i].v == EMPTY128)
+		return 0; /* an empty slot that holds k's words */
+	for (size_t j = (i + 1) & mask; m->s[j].v != EMPTY128;
+	     j = (j + 1) & mask) {
+		size_t home = hash128(m->s[j].k) & mask;
+		/* Move j into the hole i when its home is not in (i, j]. */
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			m->s[i] = m->s[j];
+			i = j;
+		}
+	}
+	m->s[i].v = EMPTY128;
+	m->n--;
+	return 1;
+}
+
 void fdo_map128_fini(struct fdo_map128 *m)
 {
 	free(m->s);

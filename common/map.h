@@ -88,6 +88,10 @@ int fdo_map128_put(struct fdo_map128 *m, const uint32_t k[4], uint32_t val,
 int fdo_map128_get(const struct fdo_map128 *m, const uint32_t k[4],
 		   uint32_t *out);
 
+/* fdo_map128_del removes k (backward shift, as fdo_map64_del): 1 if it
+ * was there, else 0. */
+int fdo_map128_del(struct fdo_map128 *m, const uint32_t k[4]);
+
 void fdo_map128_fini(struct fdo_map128 *m);
 
 /*

@@ -194,6 +194,46 @@ TEST(map128_finds_every_key_through_collisions)
 	fdo_map128_fini(&m);
 }
 
+TEST(map128_del_keeps_probe_runs)
+{
+	/* Keys sharing one home slot (a long run), every third deleted:
+	 * the rest stay findable; an all-zero key and an absent one. */
+	enum { N = 1500 };
+	static uint64_t keys[N];
+	same_home(hash128_of, keys, N);
+	struct fdo_map128 m = {0};
+	uint32_t v, zero[4] = {0, 0, 0, 0};
+	int found;
+	CHECK(!fdo_map128_del(&m, zero)); /* a zeroed map */
+	for (size_t i = 0; i < N; i++) {
+		uint32_t k[4] = {(uint32_t)keys[i], (uint32_t)(keys[i] >> 32),
+				 0, 0};
+		REQUIRE(fdo_map128_put(&m, k, (uint32_t)i, &v, &found) ==
+				FDO_OK &&
+			!found);
+	}
+	CHECK(!fdo_map128_del(&m, zero)); /* absent, though empty slots
+					     may hold its words */
+	REQUIRE(fdo_map128_put(&m, zero, 9, &v, &found) == FDO_OK && !found);
+	for (size_t i = 0; i < N; i += 3) {
+		uint32_t k[4] = {(uint32_t)keys[i], (uint32_t)(keys[i] >> 32),
+				 0, 0};
+		CHECK(fdo_map128_del(&m, k));
+		CHECK(!fdo_map128_del(&m, k));
+	}
+	int ok = 1;
+	for (size_t i = 0; i < N; i++) {
+		uint32_t k[4] = {(uint32_t)keys[i], (uint32_t)(keys[i] >> 32),
+				 0, 0};
+		ok &= fdo_map128_get(&m, k, &v) == (i % 3 != 0) &&
+		      (i % 3 == 0 || v == (uint32_t)i);
+	}
+	CHECK(ok && m.n == N - (N + 2) / 3 + 1);
+	CHECK(fdo_map128_get(&m, zero, &v) && v == 9);
+	CHECK(fdo_map128_del(&m, zero) && !fdo_map128_get(&m, zero, &v));
+	fdo_map128_fini(&m);
+}
+
 /* Keys of the id-set tests: strings in an array, or (below) a key_of that
  * answers another key than the one added. */
 struct strs {
