@@ -143,6 +143,21 @@ static uint64_t hash128_of(uint64_t k)
 	return fdo_hash_words(w, sizeof w);
 }
 
+/* keys[0..n) as fdo_map128 keys (low word, high word, 0, 0) into m, each
+ * with its index as value. */
+static void put_same_home(struct fdo_map128 *m, const uint64_t *keys, size_t n)
+{
+	uint32_t v;
+	int found;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t k[4] = {(uint32_t)keys[i], (uint32_t)(keys[i] >> 32),
+				 0, 0};
+		REQUIRE(fdo_map128_put(m, k, (uint32_t)i, &v, &found) ==
+				FDO_OK &&
+			!found);
+	}
+}
+
 TEST(map128_finds_every_key_through_collisions)
 {
 	struct fdo_map128 m = {0};
@@ -166,13 +181,7 @@ TEST(map128_finds_every_key_through_collisions)
 	enum { N = 1500 };
 	static uint64_t keys[N];
 	same_home(hash128_of, keys, N);
-	for (size_t i = 0; i < N; i++) {
-		uint32_t k[4] = {(uint32_t)keys[i], (uint32_t)(keys[i] >> 32),
-				 0, 0};
-		REQUIRE(fdo_map128_put(&m, k, (uint32_t)i, &v, &found) ==
-				FDO_OK &&
-			!found);
-	}
+	put_same_home(&m, keys, N);
 	for (uint32_t i = 0; i < 100000; i++) {
 		uint32_t k[4] = {i, 7, i * 3, 1};
 		REQUIRE(fdo_map128_put(&m, k, N + i, &v, &found) == FDO_OK &&
@@ -205,13 +214,7 @@ TEST(map128_del_keeps_probe_runs)
 	uint32_t v, zero[4] = {0, 0, 0, 0};
 	int found;
 	CHECK(!fdo_map128_del(&m, zero)); /* a zeroed map */
-	for (size_t i = 0; i < N; i++) {
-		uint32_t k[4] = {(uint32_t)keys[i], (uint32_t)(keys[i] >> 32),
-				 0, 0};
-		REQUIRE(fdo_map128_put(&m, k, (uint32_t)i, &v, &found) ==
-				FDO_OK &&
-			!found);
-	}
+	put_same_home(&m, keys, N);
 	CHECK(!fdo_map128_del(&m, zero)); /* absent, though empty slots
 					     may hold its words */
 	REQUIRE(fdo_map128_put(&m, zero, 9, &v, &found) == FDO_OK && !found);
