@@ -283,6 +283,7 @@ uint64_t agent_control_acks(struct agent_control *c);
 struct agent_named_control {
 	char name[AGENT_NAME_MAX];
 	struct agent_control ctl;
+	int hello; /* the reader has said hello for it (reader thread) */
 };
 struct agent_controls {
 	pthread_mutex_t mu;

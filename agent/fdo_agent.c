@@ -239,6 +239,13 @@ static void obey_all(struct reader *r)
 		uint32_t f;
 		int hb;
 		changed |= agent_control_poll(&nc->ctl, wall_s(), &f, &hb);
+		/* A binary's first sample made its control: a hello now, so
+		 * that its advice applies within a round trip, not after its
+		 * first batch at the full own rate. */
+		if (!nc->hello) {
+			nc->hello = 1;
+			hb |= !agent_control_acks(&nc->ctl);
+		}
 		Fdod__SampleBatch *b =
 			hb ? agent_profile_heartbeat(r->prof, &r->meta,
 						     nc->name, wall_s())
@@ -669,6 +676,10 @@ int main(int argc, char **argv)
 		agent_controls_init(&controls, (uint32_t)cfg.freq);
 		agent_spool_controls(r.spool, &controls);
 		r.controls = &controls;
+		/* Each binary's keep asked at its first sample makes its
+		 * control (all keep 1 until advice comes), and obey_all then
+		 * says hello for it. */
+		agent_profile_thin(r.prof, agent_controls_keep, &controls);
 	} else {
 		agent_control_init(&control, "fdo-agent", (uint32_t)cfg.freq);
 		agent_spool_control(r.spool, &control);
