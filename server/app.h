@@ -168,6 +168,13 @@ void srv_import_metrics_reasons(struct fdo_buf *b, const char *metric,
 				const char *(*name)(int reason));
 int srv_import_gunzip(const uint8_t *body, size_t len, const char *what,
 		      uint8_t **raw, size_t *rawlen, char *why, size_t whylen);
+/* srv_import_json_reasons appends, for each reason r < n with unmapped
+ * samples or frames, "NAME":{"samples":S,"frames":F,"why":TEXT}, comma
+ * separated (an answer's "unmapped" object, without its braces). */
+void srv_import_json_reasons(struct fdo_buf *b, const uint64_t *samples_by,
+			     const uint64_t *frames_by, int n,
+			     const char *(*name)(int reason),
+			     const char *(*text)(int reason));
 
 /* POST /v1development/profiles (server/otlp.c), and its /metrics. */
 void srv_h_otlp(void *app, struct srv_req *req, struct srv_resp *resp);

@@ -59,6 +59,27 @@ void srv_import_metrics_reasons(struct fdo_buf *b, const char *metric,
 			       (unsigned long long)atomic_load(&by_reason[r]));
 }
 
+void srv_import_json_reasons(struct fdo_buf *b, const uint64_t *samples_by,
+			     const uint64_t *frames_by, int n,
+			     const char *(*name)(int reason),
+			     const char *(*text)(int reason))
+{
+	int first = 1;
+	for (int r = 0; r < n; r++) {
+		if (!samples_by[r] && !frames_by[r])
+			continue;
+		fdo_buf_printf(b,
+			       "%s\"%s\":{\"samples\":%llu,\"frames\":%llu,"
+			       "\"why\":",
+			       first ? "" : ",", name(r),
+			       (unsigned long long)samples_by[r],
+			       (unsigned long long)frames_by[r]);
+		fdo_buf_json_str(b, text(r));
+		fdo_buf_putc(b, '}');
+		first = 0;
+	}
+}
+
 int srv_import_gunzip(const uint8_t *body, size_t len, const char *what,
 		      uint8_t **raw, size_t *rawlen, char *why, size_t whylen)
 {

@@ -197,20 +197,9 @@ static void json_answer(struct fdo_buf *out, const struct wire_otlp_stats *st,
 		       (unsigned long long)st->frames_dropped,
 		       (unsigned long long)st->file_id_mappings,
 		       (unsigned long long)st->file_id_resolved);
-	int first = 1;
-	for (int k = 0; k < WIRE_OTLP_REASONS; k++) {
-		if (!st->count_unmapped_by[k] && !st->frames_unmapped_by[k])
-			continue;
-		fdo_buf_printf(out,
-			       "%s\"%s\":{\"samples\":%llu,\"frames\":%llu,"
-			       "\"why\":",
-			       first ? "" : ",", wire_otlp_reason_name(k),
-			       (unsigned long long)st->count_unmapped_by[k],
-			       (unsigned long long)st->frames_unmapped_by[k]);
-		fdo_buf_json_str(out, wire_otlp_reason_text(k));
-		fdo_buf_putc(out, '}');
-		first = 0;
-	}
+	srv_import_json_reasons(out, st->count_unmapped_by,
+				st->frames_unmapped_by, WIRE_OTLP_REASONS,
+				wire_otlp_reason_name, wire_otlp_reason_text);
 	fdo_buf_printf(out, "},\"duplicates\":%zu,\"batches\":[", dups);
 	for (size_t i = 0; i < r->n; i++) {
 		const Fdod__SampleBatch *b = r->batches[i];

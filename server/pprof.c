@@ -228,20 +228,9 @@ static void json_stats(struct fdo_buf *b, const struct wire_pprof_stats *st,
 		       (unsigned long long)st->samples_empty,
 		       (unsigned long long)st->frames,
 		       (unsigned long long)st->frames_dropped);
-	int first = 1;
-	for (int r = 0; r < WIRE_PPROF_REASONS; r++) {
-		if (!st->count_unmapped_by[r] && !st->frames_unmapped_by[r])
-			continue;
-		fdo_buf_printf(b,
-			       "%s\"%s\":{\"samples\":%llu,\"frames\":%llu,"
-			       "\"why\":",
-			       first ? "" : ",", wire_pprof_reason_name(r),
-			       (unsigned long long)st->count_unmapped_by[r],
-			       (unsigned long long)st->frames_unmapped_by[r]);
-		fdo_buf_json_str(b, wire_pprof_reason_text(r));
-		fdo_buf_putc(b, '}');
-		first = 0;
-	}
+	srv_import_json_reasons(b, st->count_unmapped_by,
+				st->frames_unmapped_by, WIRE_PPROF_REASONS,
+				wire_pprof_reason_name, wire_pprof_reason_text);
 	fdo_buf_puts(b, "},\"unmapped_mappings\":[");
 	for (size_t i = 0; i < st->nmaps; i++) {
 		const struct wire_pprof_map_shown *m = &st->maps[i];
