@@ -58,9 +58,9 @@ void growth_fini(struct growth *g)
 int growth_over(agg_ingest *ing, const struct prep *p, char *why, size_t whylen,
 		uint32_t *retry_ms)
 {
-	if (!ing->o.max_new_stacks || !p->nstacks)
+	if (!ing->o.max_new_stacks || !p->b.nstacks)
 		return 0;
-	uint64_t h = prep_name_hash(p->binary);
+	uint64_t h = prep_name_hash(p->b.binary);
 	uint64_t secs = (uint64_t)time(NULL);
 	const struct grow_slot *g =
 		&ing->growth.grow[fdo_mix64(h) & (GROW_SLOTS - 1)];
@@ -72,7 +72,7 @@ int growth_over(agg_ingest *ing, const struct prep *p, char *why, size_t whylen,
 	snprintf(why, whylen,
 		 "binary '%.64s' stored %llu new stacks this "
 		 "hour (--max-new-stacks %llu)",
-		 p->binary, (unsigned long long)g->count,
+		 p->b.binary, (unsigned long long)g->count,
 		 (unsigned long long)ing->o.max_new_stacks);
 	*retry_ms = (uint32_t)((3600 - secs % 3600) * 1000);
 	return 1;

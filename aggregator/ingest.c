@@ -65,9 +65,9 @@
  * fetch all their slots at once rather than miss on each in turn. */
 static void logged_prefetch(const agg_ingest *ing, const struct prep *p)
 {
-	for (size_t k = 0; k < p->nstacks; k++)
-		if (p->stacks[k].n)
-			idset_prefetch(&ing->logged_stacks, p->stacks[k].id);
+	for (size_t k = 0; k < p->b.nstacks; k++)
+		if (p->b.stacks[k].n)
+			idset_prefetch(&ing->logged_stacks, p->b.stacks[k].id);
 }
 
 static int with_frames(void *arg, uint64_t id)
@@ -107,10 +107,11 @@ static int stored_before(store_txn *t, const struct prep *p,
 			 struct agg_result *r)
 {
 	uint32_t agent;
-	if (!t || store_intern_string(t, p->agent, strlen(p->agent), 0, &agent))
+	if (!t ||
+	    store_intern_string(t, p->b.agent, strlen(p->b.agent), 0, &agent))
 		return NEW_BATCH;
 	uint8_t key[STORE_BATCHES_KEY_SIZE];
-	store_batches_key_encode(key, agent, p->seq);
+	store_batches_key_encode(key, agent, p->b.seq);
 	const void *v;
 	size_t vl;
 	if (store_get(t, STORE_BATCHES, key, sizeof key, &v, &vl))
@@ -134,7 +135,7 @@ static void result_conflict(struct agg_result *r, const struct prep *p)
 		 "seq %llu of agent '%.64s' was stored before with different "
 		 "content; not stored (a resent batch must be identical; a new "
 		 "batch needs a new seq)",
-		 (unsigned long long)p->seq, p->agent);
+		 (unsigned long long)p->b.seq, p->b.agent);
 }
 
 /* Log one group: dedup, append, one sync, then hand over and wake. */
@@ -155,9 +156,9 @@ static void log_group(agg_ingest *ing, struct prep **g, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		struct prep *p = g[i];
 		struct agg_result *r = p->res;
-		uint64_t ah = prep_name_hash(p->agent);
+		uint64_t ah = prep_name_hash(p->b.agent);
 		pthread_mutex_lock(&ing->mu);
-		uint64_t logged = dedup_find(&ing->dedup, ah, p->seq);
+		uint64_t logged = dedup_find(&ing->dedup, ah, p->b.seq);
 		int dup = logged != 0;
 		int stale = !t || t_merged != ing->merged;
 		pthread_mutex_unlock(&ing->mu);
@@ -192,7 +193,7 @@ static void log_group(agg_ingest *ing, struct prep **g, size_t n)
 		logged_prefetch(ing, p);
 		int rc = prep_compact(p, with_frames, ing);
 		if (!rc)
-			rc = prep_encode(p, &ing->rec);
+			rc = store_walbatch_encode(&p->b, &ing->rec);
 		if (!rc)
 			rc = store_wal_append(ing->wal, ing->rec.data,
 					      ing->rec.len, &p->wal_end);
@@ -205,11 +206,12 @@ static void log_group(agg_ingest *ing, struct prep **g, size_t n)
 			g[i] = NULL;
 			continue;
 		}
-		for (size_t k = 0; k < p->nstacks; k++)
-			if (p->stacks[k].n)
-				idset_add(&ing->logged_stacks, p->stacks[k].id);
+		for (size_t k = 0; k < p->b.nstacks; k++)
+			if (p->b.stacks[k].n)
+				idset_add(&ing->logged_stacks,
+					  p->b.stacks[k].id);
 		pthread_mutex_lock(&ing->mu);
-		dedup_add(&ing->dedup, ah, p->seq, p->digest);
+		dedup_add(&ing->dedup, ah, p->b.seq, p->digest);
 		pthread_mutex_unlock(&ing->mu);
 	}
 	if (t)
@@ -242,7 +244,7 @@ static void log_group(agg_ingest *ing, struct prep **g, size_t n)
 		else
 			ing->mhead = p;
 		ing->mtail = p;
-		ing->backlog += p->nstacks;
+		ing->backlog += p->b.nstacks;
 	}
 	pthread_cond_signal(&ing->merge_cv);
 	pthread_mutex_unlock(&ing->mu);
@@ -381,14 +383,14 @@ static void *merger_main(void *arg)
 		next_merge = fdo_now_ns() + MERGE_INTERVAL_MS * 1000000ull;
 		size_t n = 0, stacks = 0;
 		for (struct prep *p = ing->mhead;
-		     p && (n == 0 || stacks + p->nstacks <= MERGE_MAX_STACKS);
+		     p && (n == 0 || stacks + p->b.nstacks <= MERGE_MAX_STACKS);
 		     p = p->next) {
 			if (fdo_grow(batch, cap, n + 1)) {
 				fdo_error("ingest: merger out of memory");
 				abort();
 			}
 			batch[n++] = p;
-			stacks += p->nstacks;
+			stacks += p->b.nstacks;
 		}
 		pthread_mutex_unlock(&ing->mu);
 
@@ -429,9 +431,9 @@ static void *merger_main(void *arg)
 		for (size_t i = 0; i < n; i++) {
 			struct prep *p = ing->mhead;
 			ing->mhead = p->next;
-			dedup_del(&ing->dedup, prep_name_hash(p->agent),
-				  p->seq);
-			ing->backlog -= p->nstacks;
+			dedup_del(&ing->dedup, prep_name_hash(p->b.agent),
+				  p->b.seq);
+			ing->backlog -= p->b.nstacks;
 			ing->merged = p->logno;
 		}
 		if (!ing->mhead)
@@ -468,20 +470,20 @@ static int replay_one(void *arg, const void *rec, size_t len,
 	}
 	p->wal_end = end;
 	p->logno = ++ing->logged;
-	if (dedup_add(&ing->dedup, prep_name_hash(p->agent), p->seq,
+	if (dedup_add(&ing->dedup, prep_name_hash(p->b.agent), p->b.seq,
 		      p->digest)) {
 		prep_free(p);
 		return FDO_ENOMEM;
 	}
-	for (size_t k = 0; k < p->nstacks; k++)
-		if (p->stacks[k].n)
-			idset_add(&ing->logged_stacks, p->stacks[k].id);
+	for (size_t k = 0; k < p->b.nstacks; k++)
+		if (p->b.stacks[k].n)
+			idset_add(&ing->logged_stacks, p->b.stacks[k].id);
 	if (ing->mtail)
 		ing->mtail->next = p;
 	else
 		ing->mhead = p;
 	ing->mtail = p;
-	ing->backlog += p->nstacks;
+	ing->backlog += p->b.nstacks;
 	return FDO_OK;
 }
 
@@ -670,11 +672,11 @@ void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
 	uint64_t now = fdo_now_ns();
 	if (ing->o.rate_agent > 0)
 		wait = ratelimit_take(&ing->rates,
-				      prep_name_hash(p->agent) ^ 0xa6e7,
+				      prep_name_hash(p->b.agent) ^ 0xa6e7,
 				      ing->o.rate_agent, 1, now);
 	if (!wait && ing->o.rate_binary > 0)
 		wait = ratelimit_take(&ing->rates,
-				      prep_name_hash(p->binary) ^ 0xb1a7,
+				      prep_name_hash(p->b.binary) ^ 0xb1a7,
 				      ing->o.rate_binary,
 				      (double)res->samples_accepted, now);
 	if (wait) {

@@ -23,48 +23,11 @@
 #include "common/map.h"
 #include "storage/storage.h"
 
-struct prep_map {
-	uint8_t build_id[FDO_BUILD_ID_MAX];
-	uint8_t build_id_len;
-	uint8_t main;  /* the mapped file's name is the binary's name */
-	uint64_t hash; /* store_buildid_hash */
-	uint32_t id;   /* interned; set by the merge */
-};
-
-struct prep_frame {
-	uint32_t map; /* index into maps */
-	uint64_t offset;
-};
-
-struct prep_stack {
-	uint64_t id;	   /* store_stack_id */
-	uint64_t samples;  /* raw count; weight = samples x period x wq */
-	uint32_t first, n; /* frames[first .. first+n); n = 0 after a replay
-			      when an earlier record carried the frames */
-};
-
-struct prep_branch {
-	uint32_t map;
-	uint64_t from, to, samples;
-};
-
 /* A batch ready to be logged and merged. Owned by one thread at a time:
  * its submitter until the WAL writer takes it, then the merger. */
 struct prep {
-	char *agent, *binary, *host, *labels;
-	uint64_t seq;
-	uint32_t bucket;
-	uint64_t time_end;
-	uint64_t period, wq; /* wq = round(weight x WIRE_WEIGHT_SCALE) */
-	uint64_t digest;     /* prep_digest, set by prep_build/prep_decode */
-	struct prep_map *maps;
-	size_t nmaps;
-	struct prep_frame *frames;
-	size_t nframes;
-	struct prep_stack *stacks;
-	size_t nstacks;
-	struct prep_branch *branches;
-	size_t nbranches;
+	struct store_walbatch b; /* what its WAL record holds */
+	uint64_t digest; /* prep_digest, set by prep_build/prep_decode */
 
 	struct store_wal_pos wal_end; /* position after its WAL record */
 	uint64_t logno;		      /* order of logging, from 1 */
@@ -85,9 +48,8 @@ void prep_free(struct prep *p);
  */
 int prep_compact(struct prep *p, int (*keep)(void *arg, uint64_t id),
 		 void *arg);
-/* Serialize p as a WAL record (frames of stacks with n > 0 only). */
-int prep_encode(const struct prep *p, struct fdo_buf *out);
-/* Rebuild a prep from a WAL record (bounds-checked). */
+/* Rebuild a prep from its WAL record (store_walbatch_decode) and digest.
+ * The record is written with store_walbatch_encode(&p->b, ...). */
 int prep_decode(const uint8_t *rec, size_t len, struct prep **out);
 
 /* merge.c: the merger's state, owned by the merger thread. */

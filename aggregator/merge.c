@@ -214,14 +214,14 @@ static uint64_t addr_token(uint32_t build_id, uint64_t offset)
 static int note_host(store_txn *t, uint32_t binary, const struct prep *p)
 {
 	uint32_t host;
-	int rc = store_intern_string(t, p->host, strlen(p->host), 1, &host);
+	int rc = store_intern_string(t, p->b.host, strlen(p->b.host), 1, &host);
 	if (rc)
 		return rc;
 	uint8_t key[STORE_HOSTS_KEY_SIZE], val[STORE_HOSTS_VAL_SIZE];
 	store_hosts_key_encode(key, binary, host);
 	const void *v;
 	size_t vl;
-	struct store_host h = {p->time_end, p->time_end}, h0;
+	struct store_host h = {p->b.time_end, p->b.time_end}, h0;
 	rc = store_get(t, STORE_HOSTS, key, sizeof key, &v, &vl);
 	if (rc == FDO_OK && !store_hosts_decode(v, vl, &h0)) {
 		if (h0.first <= h.first && h0.last + 60 > h.last)
@@ -237,42 +237,43 @@ static int note_host(store_txn *t, uint32_t binary, const struct prep *p)
 /* First/last seen of the build-ids that carry samples, to the minute. */
 static int note_buildids(store_txn *t, uint32_t binary, const struct prep *p)
 {
-	uint8_t *used = calloc(p->nmaps ? p->nmaps : 1, 1);
+	uint8_t *used = calloc(p->b.nmaps ? p->b.nmaps : 1, 1);
 	if (!used)
 		return FDO_ENOMEM;
-	for (size_t k = 0; k < p->nframes; k++)
-		used[p->frames[k].map] = 1;
+	for (size_t k = 0; k < p->b.nframes; k++)
+		used[p->b.frames[k].map] = 1;
 	/* A replayed stack without frames may use any mapping. */
-	for (size_t k = 0; k < p->nstacks; k++)
-		if (!p->stacks[k].n) {
-			memset(used, 1, p->nmaps);
+	for (size_t k = 0; k < p->b.nstacks; k++)
+		if (!p->b.stacks[k].n) {
+			memset(used, 1, p->b.nmaps);
 			break;
 		}
 	/* Which build-id is the binary itself: the mapping of a file named
 	 * like the binary; failing that, the object of the first stack's
 	 * leaf (a guess: it may be a library). */
 	int named = 0;
-	for (size_t i = 0; i < p->nmaps; i++)
-		named |= p->maps[i].main;
+	for (size_t i = 0; i < p->b.nmaps; i++)
+		named |= p->b.maps[i].main;
 	int rc = FDO_OK;
-	for (size_t i = 0; i < p->nmaps && !rc; i++) {
-		if (!used[i] && !p->maps[i].main)
+	for (size_t i = 0; i < p->b.nmaps && !rc; i++) {
+		if (!used[i] && !p->b.maps[i].main)
 			continue;
 		struct store_buildid rec;
-		if ((rc = store_buildid_get(t, p->maps[i].id, &rec)))
+		if ((rc = store_buildid_get(t, p->b.maps[i].id, &rec)))
 			break;
 		int dirty = 0;
 		if (!rec.binary &&
-		    (named ? p->maps[i].main
-			   : p->nstacks && p->stacks[0].n &&
-				     p->frames[p->stacks[0].first].map == i)) {
+		    (named ? p->b.maps[i].main
+			   : p->b.nstacks && p->b.stacks[0].n &&
+				     p->b.frames[p->b.stacks[0].first].map ==
+					     i)) {
 			rec.binary = binary;
 			dirty = 1;
 		}
-		if (store_buildid_widen(&rec, p->time_end, 60))
+		if (store_buildid_widen(&rec, p->b.time_end, 60))
 			dirty = 1;
 		if (dirty)
-			rc = store_buildid_put(t, p->maps[i].id, &rec);
+			rc = store_buildid_put(t, p->b.maps[i].id, &rec);
 	}
 	free(used);
 	return rc;
@@ -283,11 +284,11 @@ static int apply_prep(struct merge *m, store_txn *t, size_t pi)
 	struct prep *p = m->preps[pi];
 	uint32_t agent, binary, labelset;
 	int rc;
-	if ((rc = store_intern_string(t, p->agent, strlen(p->agent), 1,
+	if ((rc = store_intern_string(t, p->b.agent, strlen(p->b.agent), 1,
 				      &agent)))
 		return rc;
 	uint8_t bkey[STORE_BATCHES_KEY_SIZE];
-	store_batches_key_encode(bkey, agent, p->seq);
+	store_batches_key_encode(bkey, agent, p->b.seq);
 	const void *v;
 	size_t vl;
 	rc = store_get(t, STORE_BATCHES, bkey, sizeof bkey, &v, &vl);
@@ -300,43 +301,43 @@ static int apply_prep(struct merge *m, store_txn *t, size_t pi)
 		return FDO_OK;
 	if (rc != FDO_ENOT_FOUND)
 		return rc;
-	if ((rc = store_intern_binary(t, p->binary, strlen(p->binary), 1,
+	if ((rc = store_intern_binary(t, p->b.binary, strlen(p->b.binary), 1,
 				      &binary)) ||
-	    (rc = store_intern_labelset(t, p->labels, strlen(p->labels), 1,
+	    (rc = store_intern_labelset(t, p->b.labels, strlen(p->b.labels), 1,
 					&labelset)))
 		return rc;
-	for (size_t i = 0; i < p->nmaps; i++)
-		if ((rc = store_intern_buildid(t, p->maps[i].build_id,
-					       p->maps[i].build_id_len, 1,
-					       &p->maps[i].id)))
+	for (size_t i = 0; i < p->b.nmaps; i++)
+		if ((rc = store_intern_buildid(t, p->b.maps[i].build_id,
+					       p->b.maps[i].build_id_len, 1,
+					       &p->b.maps[i].id)))
 			return rc;
 	/* A host counts towards a binary's hosts (and min_hosts) only when it
 	 * contributed samples: a batch of no stacks is no evidence. */
-	if ((p->nstacks && (rc = note_host(t, binary, p))) ||
+	if ((p->b.nstacks && (rc = note_host(t, binary, p))) ||
 	    (rc = note_buildids(t, binary, p)))
 		return rc;
-	wire_weight_t unit = (wire_weight_t)p->period * p->wq;
+	wire_weight_t unit = (wire_weight_t)p->b.period * p->b.wq;
 	uint64_t accepted = 0;
-	for (size_t i = 0; i < p->nstacks; i++)
-		idset_prefetch(&m->known_stacks, p->stacks[i].id);
-	for (size_t i = 0; i < p->nstacks; i++) {
-		const struct prep_stack *s = &p->stacks[i];
+	for (size_t i = 0; i < p->b.nstacks; i++)
+		idset_prefetch(&m->known_stacks, p->b.stacks[i].id);
+	for (size_t i = 0; i < p->b.nstacks; i++) {
+		const struct store_walstack *s = &p->b.stacks[i];
 		uint64_t cand[4] = {s->id, pi, i, 0};
 		if (s->n && !idset_has(&m->known_stacks, s->id) &&
 		    (rc = entries_add(&m->stack_cands, cand, 0, 0)))
 			return rc;
-		uint64_t key[4] = {(uint64_t)binary << 32 | labelset, p->bucket,
-				   s->id, 0};
+		uint64_t key[4] = {(uint64_t)binary << 32 | labelset,
+				   p->b.bucket, s->id, 0};
 		if ((rc = entries_add(&m->counts, key, unit * s->samples,
 				      s->samples)))
 			return rc;
 		accepted += s->samples;
 	}
-	for (size_t i = 0; i < p->nbranches; i++) {
-		const struct prep_branch *pb = &p->branches[i];
+	for (size_t i = 0; i < p->b.nbranches; i++) {
+		const struct store_walbranch *pb = &p->b.branches[i];
 		uint64_t key[4] = {(uint64_t)binary << 32 | labelset,
-				   (uint64_t)p->bucket << 32 |
-					   p->maps[pb->map].id,
+				   (uint64_t)p->b.bucket << 32 |
+					   p->b.maps[pb->map].id,
 				   pb->from, pb->to};
 		if ((rc = entries_add(&m->branches, key, unit * pb->samples,
 				      pb->samples)))
@@ -357,15 +358,15 @@ static int apply_prep(struct merge *m, store_txn *t, size_t pi)
  * written, so they are not looked at again.
  */
 static int put_stack(struct merge *m, store_cursor *c, const struct prep *p,
-		     const struct prep_stack *s)
+		     const struct store_walstack *s)
 {
 	struct store_frame f[STORE_STACK_MAX_FRAMES];
 	uint64_t tok[STORE_STACK_MAX_FRAMES];
 	size_t n = s->n > STORE_STACK_MAX_FRAMES ? STORE_STACK_MAX_FRAMES
 						 : s->n;
 	for (size_t k = 0; k < n; k++) {
-		const struct prep_frame *pf = &p->frames[s->first + k];
-		f[k].build_id = p->maps[pf->map].id;
+		const struct store_walframe *pf = &p->b.frames[s->first + k];
+		f[k].build_id = p->b.maps[pf->map].id;
 		f[k].offset = pf->offset;
 		tok[k] = addr_token(f[k].build_id, f[k].offset);
 		idset_prefetch(&m->known_addrs, tok[k]);
@@ -383,7 +384,7 @@ static int put_stack(struct merge *m, store_cursor *c, const struct prep *p,
 	int stored = rc == FDO_EEXISTS;
 	if ((rc = vec_push(&m->new_stacks, s->id)) || stored)
 		return rc;
-	if ((rc = note_new_stack(m, p->binary)))
+	if ((rc = note_new_stack(m, p->b.binary)))
 		return rc;
 	for (size_t i = 0; i < n && !rc; i++) {
 		uint64_t k[4] = {f[i].build_id, f[i].offset, 0, 0};
@@ -478,7 +479,7 @@ static int put_new_stacks(struct merge *m, store_txn *t)
 			if (i && c->v[i - 1].k[0] == e->k[0])
 				continue;
 			const struct prep *p = m->preps[e->k[1]];
-			rc = put_stack(m, cur, p, &p->stacks[e->k[2]]);
+			rc = put_stack(m, cur, p, &p->b.stacks[e->k[2]]);
 		}
 		store_cursor_close(cur);
 	}

@@ -148,26 +148,26 @@ static void check_prep(const Fdod__SampleBatch *b, int valid)
 	for (size_t i = 0; i < b->n_stacks; i++)
 		total += b->stacks[i]->count;
 	FUZZ_CHECK(res.samples_accepted + res.samples_unmapped == total);
-	FUZZ_CHECK(p->nmaps == b->n_mappings);
-	for (size_t i = 0; i < p->nstacks; i++) {
-		const struct prep_stack *s = &p->stacks[i];
+	FUZZ_CHECK(p->b.nmaps == b->n_mappings);
+	for (size_t i = 0; i < p->b.nstacks; i++) {
+		const struct store_walstack *s = &p->b.stacks[i];
 		FUZZ_CHECK(s->n >= 1 && s->samples >= 1);
-		FUZZ_CHECK((uint64_t)s->first + s->n <= p->nframes);
+		FUZZ_CHECK((uint64_t)s->first + s->n <= p->b.nframes);
 	}
-	for (size_t i = 0; i < p->nframes; i++)
-		FUZZ_CHECK(p->frames[i].map < p->nmaps);
-	for (size_t i = 0; i < p->nbranches; i++)
-		FUZZ_CHECK(p->branches[i].map < p->nmaps);
+	for (size_t i = 0; i < p->b.nframes; i++)
+		FUZZ_CHECK(p->b.frames[i].map < p->b.nmaps);
+	for (size_t i = 0; i < p->b.nbranches; i++)
+		FUZZ_CHECK(p->b.branches[i].map < p->b.nmaps);
 
 	/* The WAL record codec: encode, decode, encode again. */
 	struct fdo_buf rec, again;
 	fdo_buf_init(&rec);
 	fdo_buf_init(&again);
-	FUZZ_CHECK(prep_encode(p, &rec) == FDO_OK);
+	FUZZ_CHECK(store_walbatch_encode(&p->b, &rec) == FDO_OK);
 	struct prep *q = NULL;
 	FUZZ_CHECK(prep_decode((const uint8_t *)rec.data, rec.len, &q) ==
 		   FDO_OK);
-	FUZZ_CHECK(prep_encode(q, &again) == FDO_OK);
+	FUZZ_CHECK(store_walbatch_encode(&q->b, &again) == FDO_OK);
 	FUZZ_CHECK(rec.len == again.len &&
 		   !memcmp(rec.data, again.data, rec.len));
 	prep_free(q);

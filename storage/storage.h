@@ -798,4 +798,71 @@ void store_wal_stats(store_wal *w, uint64_t *segments, uint64_t *bytes);
 int store_wal_applied_get(store_txn *t, struct store_wal_pos *pos);
 int store_wal_applied_put(store_txn *t, struct store_wal_pos pos);
 
+struct fdo_buf;
+
+/*
+ * The WAL record of one batch (storage/walrec.c, layout there): what the
+ * aggregator logs before it acknowledges a batch and merges after, in the
+ * prepared form (addresses as (mapping, file offset), stacks hashed to
+ * their ids). Fields marked "not stored" are left for the reader: a
+ * decode derives or zeroes them.
+ */
+struct store_walmap {
+	uint8_t build_id[FDO_BUILD_ID_MAX];
+	uint8_t build_id_len;
+	uint8_t main;  /* the mapped file's name is the binary's name */
+	uint64_t hash; /* store_buildid_hash; not stored, set by the decode */
+	uint32_t id;   /* interned; not stored (the merge sets it) */
+};
+
+struct store_walframe {
+	uint32_t map; /* index into maps */
+	uint64_t offset;
+};
+
+struct store_walstack {
+	uint64_t id;	   /* store_stack_id */
+	uint64_t samples;  /* raw count; weight = samples x period x wq */
+	uint32_t first, n; /* frames[first .. first+n); n = 0 when an earlier
+			      record carries this stack's frames */
+};
+
+struct store_walbranch {
+	uint32_t map;
+	uint64_t from, to, samples;
+};
+
+struct store_walbatch {
+	char *agent, *binary, *host, *labels;
+	uint64_t seq;
+	uint32_t bucket;
+	uint64_t time_end;
+	uint64_t period, wq; /* wq = round(weight x WIRE_WEIGHT_SCALE) */
+	struct store_walmap *maps;
+	size_t nmaps;
+	struct store_walframe *frames;
+	size_t nframes;
+	struct store_walstack *stacks;
+	size_t nstacks;
+	struct store_walbranch *branches;
+	size_t nbranches;
+};
+
+/*
+ * store_walbatch_encode appends b's record to out (the frames of stacks
+ * with n > 0 only). FDO_OK, FDO_EINVAL when a count or a string does not
+ * fit its field, FDO_ENOMEM.
+ */
+int store_walbatch_encode(const struct store_walbatch *b, struct fdo_buf *out);
+/*
+ * store_walbatch_decode fills *b (zeroed first) from a record, every
+ * count and index bounds-checked against the record's bytes. FDO_OK;
+ * FDO_ECORRUPT for bytes that are not a whole record, FDO_ENOMEM; on
+ * error *b holds nothing to free.
+ */
+int store_walbatch_decode(const void *rec, size_t len,
+			  struct store_walbatch *b);
+/* store_walbatch_clear frees what b holds and zeroes it. */
+void store_walbatch_clear(struct store_walbatch *b);
+
 #endif

@@ -235,7 +235,7 @@ static int op_prep(void *arg)
 	memset(&res, 0, sizeof res);
 	int rc = prep_build(arg, &wire_limits_default, 3600, &p, &res);
 	if (rc == FDO_OK) {
-		if (p->nstacks != 3)
+		if (p->b.nstacks != 3)
 			rc = FDO_EINVAL;
 		prep_free(p);
 	}
@@ -260,7 +260,7 @@ static int op_wal_encode(void *arg)
 	struct wal_case *c = arg;
 	struct fdo_buf out;
 	fdo_buf_init(&out);
-	int rc = prep_encode(c->p, &out);
+	int rc = store_walbatch_encode(&c->p->b, &out);
 	if (rc == FDO_OK &&
 	    (out.len != c->rec.len || memcmp(out.data, c->rec.data, out.len)))
 		rc = FDO_EINVAL;
@@ -274,7 +274,7 @@ static int op_wal_decode(void *arg)
 	struct prep *q = NULL;
 	int rc = prep_decode((const uint8_t *)c->rec.data, c->rec.len, &q);
 	if (rc == FDO_OK) {
-		if (q->nstacks != c->p->nstacks || q->seq != c->p->seq)
+		if (q->b.nstacks != c->p->b.nstacks || q->b.seq != c->p->b.seq)
 			rc = FDO_EINVAL;
 		prep_free(q);
 	}
@@ -293,8 +293,8 @@ TEST(write_ahead_log_records)
 		FDO_OK);
 	wire_batch_free(b);
 	fdo_buf_init(&c.rec);
-	REQUIRE(prep_encode(c.p, &c.rec) == FDO_OK);
-	CHECK(sweep("prep_encode", op_wal_encode, &c) >= 1);
+	REQUIRE(store_walbatch_encode(&c.p->b, &c.rec) == FDO_OK);
+	CHECK(sweep("store_walbatch_encode", op_wal_encode, &c) >= 1);
 	CHECK(sweep("prep_decode", op_wal_decode, &c) > 0);
 	fdo_buf_fini(&c.rec);
 	prep_free(c.p);

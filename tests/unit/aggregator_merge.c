@@ -19,29 +19,29 @@ static const uint8_t test_bid[20] = {0x11, 0x22, 0x33, 0x44, 0x55};
 static struct prep *make_prep(uint64_t seq, const uint64_t *offs)
 {
 	struct prep *p = calloc(1, sizeof *p);
-	p->agent = strdup("a");
-	p->binary = strdup("bin");
-	p->host = strdup("h");
-	p->labels = strdup("");
-	p->seq = seq;
-	p->time_end = 1700000000;
-	p->period = 10;
-	p->wq = WIRE_WEIGHT_SCALE;
-	p->maps = calloc(1, sizeof *p->maps);
-	memcpy(p->maps[0].build_id, test_bid, sizeof test_bid);
-	p->maps[0].build_id_len = sizeof test_bid;
-	p->nmaps = 1;
-	p->frames = calloc(64, sizeof *p->frames);
-	p->stacks = calloc(16, sizeof *p->stacks);
+	p->b.agent = strdup("a");
+	p->b.binary = strdup("bin");
+	p->b.host = strdup("h");
+	p->b.labels = strdup("");
+	p->b.seq = seq;
+	p->b.time_end = 1700000000;
+	p->b.period = 10;
+	p->b.wq = WIRE_WEIGHT_SCALE;
+	p->b.maps = calloc(1, sizeof *p->b.maps);
+	memcpy(p->b.maps[0].build_id, test_bid, sizeof test_bid);
+	p->b.maps[0].build_id_len = sizeof test_bid;
+	p->b.nmaps = 1;
+	p->b.frames = calloc(64, sizeof *p->b.frames);
+	p->b.stacks = calloc(16, sizeof *p->b.stacks);
 	for (size_t i = 0; offs[i] || offs[i + 1]; i++) {
-		struct prep_stack *s = &p->stacks[p->nstacks++];
+		struct store_walstack *s = &p->b.stacks[p->b.nstacks++];
 		struct store_hframe h[16];
-		s->first = (uint32_t)p->nframes;
+		s->first = (uint32_t)p->b.nframes;
 		for (; offs[i]; i++) {
 			h[s->n].build_id_hash =
 				store_buildid_hash(test_bid, 20);
 			h[s->n].offset = offs[i];
-			p->frames[p->nframes++].offset = offs[i];
+			p->b.frames[p->b.nframes++].offset = offs[i];
 			s->n++;
 		}
 		s->id = store_stack_id(h, s->n);
@@ -187,11 +187,11 @@ TEST(totals_follow_counts_through_merges_and_expiry)
 	static const uint64_t b[] = {0x10, 0x20, 0, 0x40, 0x30, 0, 0, 0};
 	struct prep *pa = make_prep(1, a), *pb = make_prep(2, b);
 	struct prep *pc = make_prep(3, b), *pd = make_prep(4, a);
-	pa->bucket = pb->bucket = 3600;
-	pc->bucket = 7200; /* a second bucket */
-	pd->bucket = 7200;
-	free(pd->labels);
-	pd->labels = strdup("mode=batch"); /* and a second label set */
+	pa->b.bucket = pb->b.bucket = 3600;
+	pc->b.bucket = 7200; /* a second bucket */
+	pd->b.bucket = 7200;
+	free(pd->b.labels);
+	pd->b.labels = strdup("mode=batch"); /* and a second label set */
 	struct prep *first[2] = {pa, pb}, *second[2] = {pc, pd};
 	struct merge *m;
 	REQUIRE(merge_create(&m) == FDO_OK);
@@ -205,7 +205,7 @@ TEST(totals_follow_counts_through_merges_and_expiry)
 	/* New seq, stacks already stored in that bucket: entries grow, the
 	 * row's entry count does not. */
 	struct prep *pe = make_prep(5, a);
-	pe->bucket = 3600;
+	pe->b.bucket = 3600;
 	REQUIRE(merge_all(m, st, &pe, 1) == FDO_OK);
 	CHECK(totals_match_scan(st));
 	store_txn *t;

@@ -49,22 +49,22 @@ TEST(normalizes_offsets_and_counts_unmapped)
 	struct agg_result res;
 	struct prep *p = build(&res);
 	REQUIRE(p);
-	CHECK_EQ_INT(p->nstacks, 2);
+	CHECK_EQ_INT(p->b.nstacks, 2);
 	CHECK_EQ_INT(res.samples_accepted, 8);
 	CHECK_EQ_INT(res.samples_unmapped, 4);
 	CHECK_EQ_INT(res.frames_unmapped, 2);
 	CHECK_EQ_INT(res.branches_accepted, 6);
 	CHECK_EQ_INT(res.branches_unmapped, 2);
 	/* Leaf: addr - start + offset; callers one byte earlier. */
-	CHECK_EQ_INT(p->frames[0].offset, 0x1010 - 0x1000 + 0x100);
-	CHECK_EQ_INT(p->frames[1].offset, 0x5020 - 0x5000 - 1);
-	CHECK_EQ_INT(p->frames[1].map, 1);
-	CHECK_EQ_INT(p->frames[2].offset, 0x1800 - 0x1000 + 0x100 - 1);
-	CHECK_EQ_STR(p->labels, "mode=serving");
-	CHECK_EQ_INT(p->bucket, 7200);
-	CHECK_EQ_INT(p->wq, 2500000);
+	CHECK_EQ_INT(p->b.frames[0].offset, 0x1010 - 0x1000 + 0x100);
+	CHECK_EQ_INT(p->b.frames[1].offset, 0x5020 - 0x5000 - 1);
+	CHECK_EQ_INT(p->b.frames[1].map, 1);
+	CHECK_EQ_INT(p->b.frames[2].offset, 0x1800 - 0x1000 + 0x100 - 1);
+	CHECK_EQ_STR(p->b.labels, "mode=serving");
+	CHECK_EQ_INT(p->b.bucket, 7200);
+	CHECK_EQ_INT(p->b.wq, 2500000);
 	/* Same frames, same id; the stack ids differ between stacks. */
-	CHECK(p->stacks[0].id != p->stacks[1].id);
+	CHECK(p->b.stacks[0].id != p->b.stacks[1].id);
 	prep_free(p);
 }
 
@@ -76,37 +76,37 @@ TEST(wal_record_round_trip)
 	REQUIRE(prep_compact(p, keep_all, NULL) == FDO_OK);
 	struct fdo_buf b;
 	fdo_buf_init(&b);
-	REQUIRE(prep_encode(p, &b) == FDO_OK);
+	REQUIRE(store_walbatch_encode(&p->b, &b) == FDO_OK);
 	struct prep *q;
 	REQUIRE(prep_decode((const uint8_t *)b.data, b.len, &q) == FDO_OK);
-	CHECK_EQ_STR(q->agent, "a1");
-	CHECK_EQ_STR(q->binary, "web");
-	CHECK_EQ_INT(q->seq, 7);
-	CHECK_EQ_INT(q->period, 1000);
-	CHECK_EQ_INT(q->wq, p->wq);
-	CHECK_EQ_INT(q->nmaps, 2);
-	CHECK_EQ_INT(q->maps[1].hash, p->maps[1].hash);
-	CHECK_EQ_INT(q->nstacks, p->nstacks);
-	CHECK_EQ_INT(q->nframes, p->nframes);
-	for (size_t i = 0; i < p->nstacks; i++) {
-		CHECK(q->stacks[i].id == p->stacks[i].id);
-		CHECK_EQ_INT(q->stacks[i].samples, p->stacks[i].samples);
-		CHECK_EQ_INT(q->stacks[i].n, p->stacks[i].n);
+	CHECK_EQ_STR(q->b.agent, "a1");
+	CHECK_EQ_STR(q->b.binary, "web");
+	CHECK_EQ_INT(q->b.seq, 7);
+	CHECK_EQ_INT(q->b.period, 1000);
+	CHECK_EQ_INT(q->b.wq, p->b.wq);
+	CHECK_EQ_INT(q->b.nmaps, 2);
+	CHECK_EQ_INT(q->b.maps[1].hash, p->b.maps[1].hash);
+	CHECK_EQ_INT(q->b.nstacks, p->b.nstacks);
+	CHECK_EQ_INT(q->b.nframes, p->b.nframes);
+	for (size_t i = 0; i < p->b.nstacks; i++) {
+		CHECK(q->b.stacks[i].id == p->b.stacks[i].id);
+		CHECK_EQ_INT(q->b.stacks[i].samples, p->b.stacks[i].samples);
+		CHECK_EQ_INT(q->b.stacks[i].n, p->b.stacks[i].n);
 	}
-	for (size_t i = 0; i < p->nframes; i++)
-		CHECK(q->frames[i].offset == p->frames[i].offset &&
-		      q->frames[i].map == p->frames[i].map);
-	CHECK_EQ_INT(q->nbranches, 1);
-	CHECK_EQ_INT(q->branches[0].to, 0x1020 - 0x1000 + 0x100);
+	for (size_t i = 0; i < p->b.nframes; i++)
+		CHECK(q->b.frames[i].offset == p->b.frames[i].offset &&
+		      q->b.frames[i].map == p->b.frames[i].map);
+	CHECK_EQ_INT(q->b.nbranches, 1);
+	CHECK_EQ_INT(q->b.branches[0].to, 0x1020 - 0x1000 + 0x100);
 	prep_free(q);
 	/* Compacted: stacks keep ids and counts, frames are gone. */
 	REQUIRE(prep_compact(p, keep_none, NULL) == FDO_OK);
-	CHECK_EQ_INT(p->nframes, 0);
+	CHECK_EQ_INT(p->b.nframes, 0);
 	fdo_buf_reset(&b);
-	REQUIRE(prep_encode(p, &b) == FDO_OK);
+	REQUIRE(store_walbatch_encode(&p->b, &b) == FDO_OK);
 	REQUIRE(prep_decode((const uint8_t *)b.data, b.len, &q) == FDO_OK);
-	CHECK_EQ_INT(q->stacks[0].n, 0);
-	CHECK_EQ_INT(q->stacks[1].samples, 5);
+	CHECK_EQ_INT(q->b.stacks[0].n, 0);
+	CHECK_EQ_INT(q->b.stacks[1].samples, 5);
 	prep_free(q);
 	prep_free(p);
 	fdo_buf_fini(&b);
@@ -119,7 +119,7 @@ TEST(damaged_records_are_refused_never_crash)
 	REQUIRE(p);
 	struct fdo_buf b;
 	fdo_buf_init(&b);
-	REQUIRE(prep_encode(p, &b) == FDO_OK);
+	REQUIRE(store_walbatch_encode(&p->b, &b) == FDO_OK);
 	prep_free(p);
 	struct prep *q;
 	for (size_t n = 0; n < b.len; n++)
