@@ -324,11 +324,20 @@ struct agent_spool_stats {
 
 /*
  * agent_spool_start creates the spool (at most cap batches) and its sender
- * thread, which sends to url over nng REQ with timeout_ms per attempt.
+ * thread, which sends to url over nng REQ with timeout_ms per attempt and
+ * backs off up to retry_max_ms between failed attempts (0: 30 s).
  * Returns FDO_OK, FDO_ENOMEM or FDO_ETRANSPORT (bad URL, with a message).
  */
 int agent_spool_start(const char *url, size_t cap, int timeout_ms,
-		      struct agent_spool **out);
+		      uint64_t retry_max_ms, struct agent_spool **out);
+/*
+ * agent_backoff: how long to wait after a failed attempt, drawn between
+ * half of *cur_ms and all of it (xorshift state *rng), or retry_after_ms
+ * when that is longer, never more than max_ms; *cur_ms then doubles, up to
+ * max_ms. The spool's sender; a function of its own for its unit test.
+ */
+uint64_t agent_backoff(uint64_t *cur_ms, uint64_t max_ms,
+		       uint64_t retry_after_ms, uint64_t *rng);
 /* agent_spool_put queues an encoded batch (takes msg, free()d later).
  * When full the oldest batch is dropped and counted. Never blocks long;
  * any thread. */

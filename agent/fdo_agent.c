@@ -80,6 +80,7 @@ struct cfg {
 	uint64_t spool;
 	uint64_t timeout_ms;
 	uint64_t drain;
+	uint64_t retry_max;
 	double cpu_budget;
 	uint64_t spool_bytes;
 	int kernel_build_ids;
@@ -133,6 +134,10 @@ static const struct fdo_opt opts[] = {
 	 "MS", "wait this long for an Ack before sending again"},
 	{"drain", FDO_OPT_DURATION, offsetof(struct cfg, drain), "10",
 	 "SECONDS", "at exit, keep trying to send the spool this long"},
+	{"retry-max", FDO_OPT_DURATION, offsetof(struct cfg, retry_max), "30",
+	 "SECONDS",
+	 "while fdod is away, wait at most this long between attempts "
+	 "(and at most this long for a busy fdod's retry-after)"},
 	{"kernel-build-ids", FDO_OPT_BOOL,
 	 offsetof(struct cfg, kernel_build_ids), "false", NULL,
 	 "with --all, take build-ids from the kernel's mmap records (Linux "
@@ -538,6 +543,11 @@ int main(int argc, char **argv)
 		exit_code = 2;
 		goto out;
 	}
+	if (cfg.retry_max < 1 || cfg.retry_max > 86400) {
+		fprintf(stderr, "fdo-agent: --retry-max must be 1 s..1 d\n");
+		exit_code = 2;
+		goto out;
+	}
 	if (parse_labels(&cfg.label, &lkeys, &lvalues)) {
 		exit_code = 2;
 		goto out;
@@ -647,7 +657,8 @@ int main(int argc, char **argv)
 					   .weight = cfg.weight,
 					   .next_seq = &next_seq};
 
-	if (agent_spool_start(url, cfg.spool, (int)cfg.timeout_ms, &r.spool)) {
+	if (agent_spool_start(url, cfg.spool, (int)cfg.timeout_ms,
+			      cfg.retry_max * 1000, &r.spool)) {
 		if (child > 0) {
 			close(go_fd);
 			waitpid(child, NULL, 0);

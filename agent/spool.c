@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -48,11 +49,42 @@ struct agent_spool {
 	struct agent_spool_stats st;
 	struct agent_control *control;	 /* set before the first put */
 	struct agent_controls *controls; /* (host-wide: by binary) */
+	uint64_t retry_max_ms;		 /* set before the first put */
+	uint64_t drops_quiet;		 /* drops not yet reported */
+	uint64_t drop_note_ms;		 /* last drop line */
 	/* sender thread only: */
 	nng_socket sock;
 	int timeout_ms;
+	uint64_t rng;		/* the back-off's jitter */
+	uint64_t down_since_ms; /* first failure of this outage; 0: up */
+	uint64_t down_note_ms;	/* last "still unreachable" line */
+	uint64_t down_fails;	/* failed attempts in this outage */
 	pthread_t thread;
 };
+
+/* At most one line of each kind of trouble a minute. */
+#define NOTE_MS 60000u
+
+uint64_t agent_backoff(uint64_t *cur_ms, uint64_t max_ms,
+		       uint64_t retry_after_ms, uint64_t *rng)
+{
+	if (max_ms == 0)
+		max_ms = 1;
+	uint64_t cur = *cur_ms ? *cur_ms : 1;
+	if (cur > max_ms)
+		cur = max_ms;
+	/* xorshift64: the jitter needs spread, not secrecy */
+	uint64_t x = *rng ? *rng : 0x9e3779b97f4a7c15ull;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	*rng = x;
+	uint64_t wait = cur - cur / 2 + x % (cur / 2 + 1);
+	if (retry_after_ms > wait)
+		wait = retry_after_ms < max_ms ? retry_after_ms : max_ms;
+	*cur_ms = cur > max_ms / 2 ? max_ms : cur * 2;
+	return wait;
+}
 
 static uint64_t now_ms(void)
 {
@@ -91,13 +123,26 @@ void agent_spool_put(struct agent_spool *s, uint64_t seq, uint8_t *msg,
 		s->bytes -= old->len;
 		s->st.batches_dropped++;
 		s->st.samples_dropped += old->samples;
-		fprintf(stderr,
-			"fdo-agent: spool full (%zu batches, %llu "
-			"bytes): dropped batch seq %llu (%llu "
-			"samples)\n",
-			s->cap, (unsigned long long)s->max_bytes,
-			(unsigned long long)old->seq,
-			(unsigned long long)old->samples);
+		uint64_t now = now_ms();
+		if (!s->drop_note_ms || now - s->drop_note_ms >= NOTE_MS) {
+			fprintf(stderr,
+				"fdo-agent: spool full (%zu batches, %llu "
+				"bytes): dropped batch seq %llu (%llu "
+				"samples)",
+				s->cap, (unsigned long long)s->max_bytes,
+				(unsigned long long)old->seq,
+				(unsigned long long)old->samples);
+			if (s->drops_quiet)
+				fprintf(stderr,
+					" and %llu more since the last "
+					"such line",
+					(unsigned long long)s->drops_quiet);
+			fputc('\n', stderr);
+			s->drop_note_ms = now;
+			s->drops_quiet = 0;
+		} else {
+			s->drops_quiet++;
+		}
 		free(old->msg);
 		free(old);
 	}
@@ -112,32 +157,33 @@ void agent_spool_put(struct agent_spool *s, uint64_t seq, uint8_t *msg,
 	pthread_mutex_unlock(&s->mu);
 }
 
-/* One attempt: 0 delivered, 1 retry later, -1 refused for good. */
-static int send_one(struct agent_spool *s, const struct item *it)
+/* One attempt: 0 delivered, 1 retry later, -1 refused for good. On 1,
+ * why says what failed (empty: fdod was busy and said so) and
+ * *retry_after_ms what a BUSY Ack asked for. */
+static int send_one(struct agent_spool *s, const struct item *it, char *why,
+		    size_t whylen, uint64_t *retry_after_ms)
 {
+	why[0] = 0;
+	*retry_after_ms = 0;
 	int rv = nng_send(s->sock, it->msg, it->len, 0);
 	if (rv) {
-		fprintf(stderr,
-			"fdo-agent: cannot send batch seq %llu (%s); "
-			"kept for retry\n",
-			(unsigned long long)it->seq, nng_strerror(rv));
+		snprintf(why, whylen, "cannot send batch seq %llu (%s)",
+			 (unsigned long long)it->seq, nng_strerror(rv));
 		return 1;
 	}
 	void *reply;
 	size_t rlen;
 	if ((rv = nng_recv(s->sock, &reply, &rlen, NNG_FLAG_ALLOC)) != 0) {
-		fprintf(stderr,
-			"fdo-agent: no answer for batch seq %llu (%s); "
-			"kept for retry\n",
-			(unsigned long long)it->seq, nng_strerror(rv));
+		snprintf(why, whylen, "no answer for batch seq %llu (%s)",
+			 (unsigned long long)it->seq, nng_strerror(rv));
 		return 1;
 	}
 	Fdod__Ack *ack = NULL;
 	int rc = wire_ack_decode(reply, rlen, 0, &ack);
 	nng_free(reply, rlen);
 	if (rc) {
-		fprintf(stderr, "fdo-agent: malformed Ack for seq %llu\n",
-			(unsigned long long)it->seq);
+		snprintf(why, whylen, "malformed Ack for batch seq %llu",
+			 (unsigned long long)it->seq);
 		return 1;
 	}
 	int res = 0;
@@ -152,6 +198,7 @@ static int send_one(struct agent_spool *s, const struct item *it)
 	pthread_mutex_unlock(&s->mu);
 	if (ack->status == FDO_EBUSY || ack->status == FDO_ESTORE_FULL ||
 	    ack->status == FDO_ENOSPACE || ack->status == FDO_EIO) {
+		*retry_after_ms = ack->retry_after_ms;
 		res = 1;
 	} else if (ack->status) {
 		fprintf(stderr, "fdo-agent: batch seq %llu refused: %s: %s\n",
@@ -161,6 +208,61 @@ static int send_one(struct agent_spool *s, const struct item *it)
 	}
 	wire_ack_free(ack);
 	return res;
+}
+
+/* A duration for a log line: 42s, 5m3s, 2h7m. */
+static void fmt_dur(char *out, size_t len, uint64_t ms)
+{
+	uint64_t sec = ms / 1000;
+	if (sec < 60)
+		snprintf(out, len, "%llus", (unsigned long long)sec);
+	else if (sec < 3600)
+		snprintf(out, len, "%llum%llus", (unsigned long long)sec / 60,
+			 (unsigned long long)sec % 60);
+	else
+		snprintf(out, len, "%lluh%llum", (unsigned long long)sec / 3600,
+			 (unsigned long long)sec / 60 % 60);
+}
+
+/* A failed attempt while fdod is unreachable: the outage's first line,
+ * then one a minute. s->mu held. */
+static void note_down(struct agent_spool *s, const char *why, uint64_t now)
+{
+	s->down_fails++;
+	if (!s->down_since_ms) {
+		s->down_since_ms = now;
+		s->down_note_ms = now;
+		s->down_fails = 1;
+		fprintf(stderr,
+			"fdo-agent: %s; kept for retry (back-off up to %llus, "
+			"one line a minute while it lasts)\n",
+			why, (unsigned long long)(s->retry_max_ms / 1000));
+		return;
+	}
+	if (now - s->down_note_ms < NOTE_MS)
+		return;
+	s->down_note_ms = now;
+	char d[32];
+	fmt_dur(d, sizeof d, now - s->down_since_ms);
+	fprintf(stderr,
+		"fdo-agent: fdod unreachable for %s (%llu attempts; last: %s): "
+		"%zu batches (%llu bytes) kept, %llu dropped so far\n",
+		d, (unsigned long long)s->down_fails, why, s->n,
+		(unsigned long long)s->bytes,
+		(unsigned long long)s->st.batches_dropped);
+}
+
+static void note_up(struct agent_spool *s, uint64_t now)
+{
+	if (!s->down_since_ms)
+		return;
+	char d[32];
+	fmt_dur(d, sizeof d, now - s->down_since_ms);
+	fprintf(stderr,
+		"fdo-agent: fdod answers again after %s; %zu batches kept to "
+		"send\n",
+		d, s->n);
+	s->down_since_ms = 0;
 }
 
 void agent_spool_limit_bytes(struct agent_spool *s, uint64_t bytes)
@@ -183,7 +285,8 @@ void agent_spool_controls(struct agent_spool *s, struct agent_controls *cs)
 static void *sender_main(void *arg)
 {
 	struct agent_spool *s = arg;
-	int backoff = 200;
+	uint64_t backoff = 200;
+	char why[160];
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		while (!s->head && !s->stopping)
@@ -192,19 +295,26 @@ static void *sender_main(void *arg)
 			break;
 		struct item *it = s->head;
 		pthread_mutex_unlock(&s->mu);
-		int r = send_one(s, it);
+		uint64_t retry_after;
+		int r = send_one(s, it, why, sizeof why, &retry_after);
 		pthread_mutex_lock(&s->mu);
 		if (r == 1) {
-			/* back off without holding the lock, but wake for stop */
+			if (why[0])
+				note_down(s, why, now_ms());
+			uint64_t wait = agent_backoff(&backoff, s->retry_max_ms,
+						      retry_after, &s->rng);
+			/* back off without holding the lock, but wake for
+			 * stop */
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += (long)backoff * 1000000;
+			ts.tv_sec += (time_t)(wait / 1000);
+			ts.tv_nsec += (long)(wait % 1000) * 1000000;
 			ts.tv_sec += ts.tv_nsec / 1000000000;
 			ts.tv_nsec %= 1000000000;
 			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-			backoff = backoff < 2000 ? backoff * 2 : 2000;
 			continue;
 		}
+		note_up(s, now_ms());
 		backoff = 200;
 		/* it is still the head: put never removes the head */
 		s->head = it->next;
@@ -227,13 +337,15 @@ static void *sender_main(void *arg)
 }
 
 int agent_spool_start(const char *url, size_t cap, int timeout_ms,
-		      struct agent_spool **out)
+		      uint64_t retry_max_ms, struct agent_spool **out)
 {
 	struct agent_spool *s = calloc(1, sizeof *s);
 	if (!s)
 		return FDO_ENOMEM;
 	s->cap = cap ? cap : 1;
 	s->timeout_ms = timeout_ms;
+	s->retry_max_ms = retry_max_ms ? retry_max_ms : 30000;
+	s->rng = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ now_ms();
 	int rv = nng_req0_open(&s->sock);
 	if (rv) {
 		fprintf(stderr, "fdo-agent: nng: %s\n", nng_strerror(rv));
@@ -245,7 +357,12 @@ int agent_spool_start(const char *url, size_t cap, int timeout_ms,
 	/* our loop resends on timeout; nng also resends on reconnect */
 	nng_socket_set_ms(s->sock, NNG_OPT_REQ_RESENDTIME, timeout_ms);
 	nng_socket_set_ms(s->sock, NNG_OPT_RECONNMINT, 100);
-	nng_socket_set_ms(s->sock, NNG_OPT_RECONNMAXT, 1000);
+	/* nng redials on its own: no faster than the agent's own back-off
+	 * once fdod has been away a while */
+	nng_socket_set_ms(s->sock, NNG_OPT_RECONNMAXT,
+			  (nng_duration)(s->retry_max_ms < 1000
+						 ? 1000
+						 : s->retry_max_ms));
 	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, WIRE_ACK_MAX_BYTES);
 	if ((rv = nng_dial(s->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
 		fprintf(stderr, "fdo-agent: cannot dial %s: %s\n", url,
@@ -275,6 +392,11 @@ void agent_spool_stop(struct agent_spool *s, int drain_ms,
 	pthread_mutex_unlock(&s->mu);
 	/* A send or receive in flight ends at its own timeout. */
 	pthread_join(s->thread, NULL);
+	if (s->drops_quiet)
+		fprintf(stderr,
+			"fdo-agent: spool full: %llu more batches dropped since "
+			"the last such line\n",
+			(unsigned long long)s->drops_quiet);
 	nng_close(s->sock);
 	for (struct item *it = s->head, *next; it; it = next) {
 		next = it->next;

@@ -204,7 +204,7 @@ int main(int argc, char **argv)
 				snprintf(a->id, sizeof a->id, "sim-%03d", i);
 				agent_control_init(&a->ctl, a->id, freq);
 				a->ctl.quiet = 1;
-				if (agent_spool_start(url, 64, 10000,
+				if (agent_spool_start(url, 64, 10000, 0,
 						      &a->spool)) {
 					fprintf(stderr,
 						"fleetsim: cannot connect\n");
