@@ -467,9 +467,15 @@ struct agent {
 
 /* The controller of a binary's batches under one rule's labels= ("" for
  * a rule without, and for an operator's window on the binary). */
-struct bstate {
+/* What a state is for, zero padded: as a whole, the key of its id in
+ * by_name (every byte compared, so no two states share one by a hash). */
+struct bkey {
 	char name[257];
 	char labels[SRV_SAMPLING_LABELS_TEXT_MAX + 1];
+};
+
+struct bstate {
+	struct bkey k;
 	uint32_t freq;	  /* the continuous advice */
 	uint64_t t0;	  /* start of the control interval, ns */
 	uint64_t samples; /* samples accepted in it */
@@ -498,7 +504,7 @@ struct srv_sampling {
 	struct override all; /* an override for "*" */
 	struct bstate *b;
 	size_t n, cap;
-	struct fdo_map64 by_name; /* name hash -> index + 1 */
+	struct fdo_idset by_name; /* bkey -> index */
 	size_t agents_total;	  /* agents of every binary */
 };
 
@@ -538,6 +544,13 @@ static int read_policy(const char *path, struct srv_sampling_policy *out,
 	return rc;
 }
 
+static const void *state_key(const void *ctx, uint32_t id, size_t *len)
+{
+	const srv_sampling *s = ctx;
+	*len = sizeof(struct bkey);
+	return &s->b[id].k;
+}
+
 int srv_sampling_create(const char *path, unsigned interval_s, store *st,
 			srv_sampling **out, char *err, size_t errlen)
 {
@@ -555,6 +568,7 @@ int srv_sampling_create(const char *path, unsigned interval_s, store *st,
 	s->interval_ns = (uint64_t)(interval_s ? interval_s : 1) * 1000000000u;
 	s->st = st;
 	s->generation = 1;
+	fdo_idset_init(&s->by_name, state_key, s);
 	pthread_mutex_init(&s->mu, NULL);
 	*out = s;
 	return FDO_OK;
@@ -565,7 +579,7 @@ void srv_sampling_destroy(srv_sampling *s)
 	if (!s)
 		return;
 	srv_sampling_policy_fini(&s->policy);
-	fdo_map64_fini(&s->by_name);
+	fdo_idset_fini(&s->by_name);
 	for (size_t i = 0; i < s->n; i++) {
 		free(s->b[i].agents);
 		fdo_map64_fini(&s->b[i].agent_ix);
@@ -599,35 +613,30 @@ static uint64_t name_hash(const char *name)
 	return fdo_hash_words(name, strlen(name)) | 1;
 }
 
-static uint64_t state_hash(const char *binary, const char *labels)
-{
-	return (name_hash(binary) ^ fdo_hash_words(labels, strlen(labels)) *
-					    0x9e3779b97f4a7c15ull) |
-	       1;
-}
-
 /* The state of (binary, labels), created (with freq f0) when create; NULL
  * when absent, or past BINARIES_MAX states, or out of memory. s->mu
  * held. */
 static struct bstate *state_of(srv_sampling *s, const char *binary,
 			       const char *labels, int create, uint32_t f0)
 {
-	uint32_t v;
-	uint64_t h = state_hash(binary, labels);
-	if (fdo_map64_get(&s->by_name, h, &v))
-		return strcmp(s->b[v - 1].name, binary) ||
-				       strcmp(s->b[v - 1].labels, labels)
-			       ? NULL
-			       : &s->b[v - 1];
+	struct bkey k;
+	size_t nl = strlen(binary), ll = strlen(labels);
+	if (nl >= sizeof k.name || ll >= sizeof k.labels)
+		return NULL; /* validation keeps both shorter */
+	memset(&k, 0, sizeof k);
+	memcpy(k.name, binary, nl);
+	memcpy(k.labels, labels, ll);
+	uint32_t id;
+	if (fdo_idset_get(&s->by_name, &k, sizeof k, &id))
+		return &s->b[id];
 	if (!create || s->n == BINARIES_MAX || fdo_grow(s->b, s->cap, s->n + 1))
 		return NULL;
-	int found;
-	if (fdo_map64_put(&s->by_name, h, (uint32_t)s->n + 1, &v, &found))
-		return NULL;
-	struct bstate *b = &s->b[s->n++];
+	struct bstate *b = &s->b[s->n];
 	memset(b, 0, sizeof *b);
-	snprintf(b->name, sizeof b->name, "%s", binary);
-	snprintf(b->labels, sizeof b->labels, "%s", labels);
+	b->k = k;
+	if (fdo_idset_add(&s->by_name, &k, sizeof k, (uint32_t)s->n))
+		return NULL;
+	s->n++;
 	b->freq = f0;
 	b->t0 = fdo_now_ns();
 	return b;
@@ -814,7 +823,8 @@ int srv_sampling_advise(void *arg, const Fdod__SampleBatch *b,
 				     r ? r->max_freq : DEFAULT_MAX_FREQ);
 	/* (no state is made here: st stays where it is) */
 	const struct override *o = override_of(
-		s, st && !st->labels[0] ? st : state_of(s, b->binary, "", 0, 0),
+		s,
+		st && !st->k.labels[0] ? st : state_of(s, b->binary, "", 0, 0),
 		now);
 	if (!r && !o) {
 		pthread_mutex_unlock(&s->mu);
@@ -942,11 +952,11 @@ void srv_sampling_json(srv_sampling *s, struct fdo_buf *out)
 	for (size_t i = 0; i < s->n; i++) {
 		const struct bstate *b = &s->b[i];
 		const struct srv_sampling_rule *r =
-			rule_of_state(&s->policy, b->name, b->labels);
+			rule_of_state(&s->policy, b->k.name, b->k.labels);
 		fdo_buf_puts(out, i ? ",{\"binary\":" : "{\"binary\":");
-		fdo_buf_json_str(out, b->name);
+		fdo_buf_json_str(out, b->k.name);
 		fdo_buf_puts(out, ",\"labels\":");
-		fdo_buf_json_str(out, b->labels);
+		fdo_buf_json_str(out, b->k.labels);
 		fdo_buf_printf(out,
 			       ",\"rule_line\":%u,\"mode\":\"%s\","
 			       "\"freq_hz\":%u,\"target_per_s\":%.6g,"
@@ -987,10 +997,10 @@ void srv_sampling_metrics(srv_sampling *s, struct fdo_buf *out)
 		(unsigned long long)s->reloads_failed);
 	for (size_t i = 0; i < s->n; i++) {
 		fdo_buf_puts(out, "fdod_sampling_freq_hz{binary=");
-		fdo_buf_json_str(out, s->b[i].name);
-		if (s->b[i].labels[0]) {
+		fdo_buf_json_str(out, s->b[i].k.name);
+		if (s->b[i].k.labels[0]) {
 			fdo_buf_puts(out, ",labels=");
-			fdo_buf_json_str(out, s->b[i].labels);
+			fdo_buf_json_str(out, s->b[i].k.labels);
 		}
 		fdo_buf_printf(out, "} %u\n", s->b[i].freq);
 	}
