@@ -43,6 +43,7 @@
  * limiter (ratelimit.c); the growth limits (growth.c); expiry, run by the
  * merger when idle (retention.c); the merge itself (merge.c).
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,7 +77,7 @@
  * retry-after (agg_ingest_batch) rather than queued: nothing acknowledged
  * is dropped, the agents keep theirs and resend. The merger sizes each
  * merge so that its buffers (FDO_MEM_MERGE) and the dirty pages of its
- * transaction (FDO_MEM_LMDB, estimated: merge_fits) stay within their
+ * transaction (FDO_MEM_LMDB, estimated: dirty_pages) stay within their
  * caps.
  */
 static size_t str_bytes(const char *s)
@@ -129,39 +130,48 @@ static uint64_t merge_need(const struct prep *p)
 }
 
 /*
- * The LMDB writes p's part of a merge makes at most, by where their keys
- * fall. Scattered (hashes): a count per stack, a stack per stack that
- * carries frames, a branch per branch record, its batch record and a few
- * more (hosts, build-ids, totals). Clustered: a pending address per frame
- * it carries (keyed by build-id and offset: a batch's new addresses are
- * neighbours).
+ * The LMDB writes p's part of a merge makes at most, by table and by
+ * where their keys fall. Keys that are hashes, spread over their table:
+ * a count per stack, a stack per stack that carries frames, a branch per
+ * branch record. Clustered: a pending address per frame it carries (keyed
+ * by build-id and offset: a batch's new addresses are neighbours). And a
+ * few more (its batch record, hosts, build-ids, totals).
  */
+enum { PUT_COUNTS, PUT_STACKS, PUT_BRANCHES, PUT_SPREAD };
 struct puts {
-	uint64_t scattered, clustered;
+	uint64_t spread[PUT_SPREAD]; /* writes of hashed keys, by table */
+	uint64_t clustered, other;
 };
 
 static void merge_puts(const struct prep *p, struct puts *u)
 {
-	u->scattered += p->nstacks + p->nbranches + 8;
+	u->spread[PUT_COUNTS] += p->nstacks;
 	for (size_t k = 0; k < p->nstacks; k++)
-		u->scattered += p->stacks[k].n > 0;
+		u->spread[PUT_STACKS] += p->stacks[k].n > 0;
+	u->spread[PUT_BRANCHES] += p->nbranches;
 	u->clustered += p->nframes;
+	u->other += 8;
 }
 
 /*
- * Dirty pages of a merge's writes u into a store of `pages` pages holding
- * data: a scattered write dirties at most one leaf page, and they dirty
- * no more pages than the store has plus those their new entries add (at
- * 16 or more a page); clustered writes fill pages of 64 entries or more;
- * 64 for the branch pages above. LMDB itself holds at most LMDB_DIRTY_MAX.
- * An upper bound rather than a measure: LMDB does not report the pages a
- * transaction dirtied.
+ * Dirty pages of a merge's writes u, pages[t] the pages table t of
+ * PUT_COUNTS.. holds now. n writes of random keys into a table of P pages
+ * (P grown by one per 16 new entries) dirty P(1 - e^(-n/P)) leaf pages on
+ * average (n when P is far larger, P when n is); clustered writes fill
+ * pages of 64 entries or more; the others a page each; 64 for the branch
+ * pages above. LMDB itself holds at most LMDB_DIRTY_MAX. An estimate, not
+ * a measure: LMDB does not report the pages a transaction dirtied.
  */
-static uint64_t dirty_pages(const struct puts *u, uint64_t pages)
+static uint64_t dirty_pages(const struct puts *u, const uint64_t *pages)
 {
-	uint64_t s = u->scattered, grown = pages + s / 16;
-	uint64_t d = (s < grown ? s : grown) + u->clustered / 64 + 64;
-	return d < LMDB_DIRTY_MAX ? d : LMDB_DIRTY_MAX;
+	double d = 64 + (double)u->clustered / 64 + (double)u->other;
+	for (int t = 0; t < PUT_SPREAD; t++) {
+		double n = (double)u->spread[t];
+		double p = (double)pages[t] + n / 16;
+		if (p > 0)
+			d += p * -expm1(-n / p);
+	}
+	return d < LMDB_DIRTY_MAX ? (uint64_t)d : LMDB_DIRTY_MAX;
 }
 
 /* The set is far bigger than the caches and a batch's ids are random:
@@ -501,25 +511,31 @@ static void *merger_main(void *arg)
 		uint64_t mroom =
 			mcap > ing->merge_fixed ? mcap - ing->merge_fixed : 0;
 		uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-		uint64_t live = 0;
+		uint64_t pages[PUT_SPREAD] = {0};
+		static const enum store_table tables[PUT_SPREAD] = {
+			[PUT_COUNTS] = STORE_COUNTS,
+			[PUT_STACKS] = STORE_STACKS,
+			[PUT_BRANCHES] = STORE_BRANCHES};
 		store_txn *lt;
 		if (lcap && store_txn_begin(ing->st, 0, &lt) == FDO_OK) {
-			store_live_bytes(lt, &live);
+			for (int t = 0; t < PUT_SPREAD; t++)
+				if (!store_table_bytes(lt, tables[t],
+						       &pages[t]))
+					pages[t] /= page;
 			store_txn_abort(lt);
 		}
 		pthread_mutex_lock(&ing->mu);
 		size_t n = 0, stacks = 0;
 		uint64_t need = 0, freed = 0;
-		struct puts puts = {0, 0};
+		struct puts puts = {{0}, 0, 0};
 		for (struct prep *p = ing->mhead; p; p = p->next) {
 			uint64_t need2 = need + merge_need(p);
 			struct puts puts2 = puts;
 			merge_puts(p, &puts2);
-			if (n &&
-			    (stacks + p->nstacks > MERGE_MAX_STACKS ||
-			     (mcap && need2 > mroom) ||
-			     (lcap &&
-			      dirty_pages(&puts2, live / page) * page > lcap)))
+			if (n && (stacks + p->nstacks > MERGE_MAX_STACKS ||
+				  (mcap && need2 > mroom) ||
+				  (lcap &&
+				   dirty_pages(&puts2, pages) * page > lcap)))
 				break;
 			if (fdo_grow(batch, cap, n + 1)) {
 				fdo_error("ingest: merger out of memory");
@@ -539,7 +555,7 @@ static void *merger_main(void *arg)
 				     (uint64_t)time(NULL), &pending, &npending);
 		if (!rc)
 			fdo_mem_raise(FDO_MEM_LMDB,
-				      dirty_pages(&puts, live / page) * page);
+				      dirty_pages(&puts, pages) * page);
 		pthread_mutex_lock(&ing->mu);
 		if (rc) {
 			if (rc != ing->merge_error)

@@ -6,8 +6,9 @@
  * stack until it has touched every leaf of the counts table), so they get
  * a quarter; batches waiting in the pipeline 3/16 (at the ingest bench's
  * rate, about two seconds of batches); the merger's buffers, the DWARF
- * cache, inflated debug sections and kept profiles an eighth each; HTTP
- * bodies a sixteenth (64 MiB at 1 GiB, the old default).
+ * cache and profiles being made an eighth each; inflated debug sections
+ * (a file alone may always take more), HTTP bodies (64 MiB at 1 GiB, the
+ * old default) and kept profiles a sixteenth each.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,8 +22,8 @@ static const struct {
 } parts[FDO_MEM_PARTS] = {
 	[FDO_MEM_INGEST] = {"ingest", 3},     [FDO_MEM_MERGE] = {"merge", 2},
 	[FDO_MEM_LMDB] = {"lmdb", 4},	      [FDO_MEM_DWARF] = {"dwarf", 2},
-	[FDO_MEM_INFLATE] = {"inflate", 2},   [FDO_MEM_HTTP] = {"http", 1},
-	[FDO_MEM_PROFILES] = {"profiles", 2},
+	[FDO_MEM_INFLATE] = {"inflate", 1},   [FDO_MEM_HTTP] = {"http", 1},
+	[FDO_MEM_PROFILES] = {"profiles", 1}, [FDO_MEM_BUILDS] = {"builds", 2},
 };
 
 static _Atomic uint64_t used[FDO_MEM_PARTS], cap[FDO_MEM_PARTS];

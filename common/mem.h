@@ -31,6 +31,8 @@ enum fdo_mem_part {
 	FDO_MEM_INFLATE,  /* inflated debug sections (--debug-inflate-total) */
 	FDO_MEM_HTTP,	  /* request bodies (--http-body-memory) */
 	FDO_MEM_PROFILES, /* built profiles kept (--profile-cache-size) */
+	FDO_MEM_BUILDS,	  /* profiles being made for a pull or a publish
+			     (measured once built) */
 	FDO_MEM_PARTS
 };
 

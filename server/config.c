@@ -26,10 +26,11 @@ const struct fdo_opt srv_config_options[] = {
 	 "largest size the LMDB store may grow to"},
 	{"memory-budget", FDO_OPT_SIZE, F(memory_budget), "0", "BYTES",
 	 "memory for ingest queues and backlog, merges, LMDB dirty pages, "
-	 "the DWARF cache, inflated debug sections, HTTP bodies and kept "
-	 "profiles; the caps not given are shares of it; when the ingest "
-	 "share is full, agents get BUSY with a retry-after (0 = 1G, or a "
-	 "quarter of the host's memory when less)"},
+	 "the DWARF cache, inflated debug sections, HTTP bodies, kept "
+	 "profiles and profiles being made; the caps not given are shares "
+	 "of it; when the ingest share is full, agents get BUSY with a "
+	 "retry-after (0 = 1G, or a quarter of the host's memory when "
+	 "less)"},
 	{"dwarf-cache-size", FDO_OPT_SIZE, F(dwarf_cache_size), "0", "BYTES",
 	 "memory budget of the in-memory DWARF index cache (0 = 1/8 of "
 	 "--memory-budget)"},
@@ -64,7 +65,7 @@ const struct fdo_opt srv_config_options[] = {
 	 "store state (0 = every pull builds its own)"},
 	{"profile-cache-size", FDO_OPT_SIZE, F(profile_cache_size), "0",
 	 "BYTES",
-	 "memory the kept profiles may take (0 = 1/8 of --memory-budget)"},
+	 "memory the kept profiles may take (0 = 1/16 of --memory-budget)"},
 	{"otlp-attributes", FDO_OPT_STRING, F(otlp_attributes),
 	 "service.name=binary,process.executable.name=binary,host.name=host",
 	 "MAP",
@@ -149,7 +150,7 @@ const struct fdo_opt srv_config_options[] = {
 	{"debug-inflate-total", FDO_OPT_SIZE, F(debug_inflate_total), "0",
 	 "BYTES",
 	 "inflated debug sections all symbolizer threads may hold at once "
-	 "(0 = 1/8 of --memory-budget)"},
+	 "(0 = 1/16 of --memory-budget)"},
 	{"max-clock-skew", FDO_OPT_DURATION, F(clock_skew), "1h", "DURATION",
 	 "batches ending further in the future are refused (older than "
 	 "--retention or --dedup-ttl, whichever is shorter, too)"},

@@ -345,6 +345,10 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 			       (unsigned long long)st.reaped);
 	}
 	memory(app, b, cbytes, &pc, hs);
+	metric(b, "fdod_memory_refused_pulls_total", "counter",
+	       "Pulls and publishes refused (503, Retry-After) because the "
+	       "memory budget's builds part was full.",
+	       (double)atomic_load(&app->builds_refused));
 	metric(b, "fdod_memory_refused_batches_total", "counter",
 	       "Batches refused (BUSY, with a retry-after) because the "
 	       "memory budget's ingest part was full.",

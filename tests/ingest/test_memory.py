@@ -164,3 +164,23 @@ def test_caps_over_the_default_budget_are_warned_about(tmp_path):
         assert "fdod may use up to their sum" in log, log
         # The derived parts keep their share of the whole budget.
         assert parts["lmdb"][1] == total // 4
+
+
+def test_a_pull_gives_back_what_it_counted_in_the_builds_part(tmp_path):
+    with Daemon(tmp_path / "data") as d:
+        sp = SPReq(d.nng_port)
+        payload, n = batch("pull", 1, 0)
+        assert decode_ack(sp.request(payload))["status"] == 0
+        sp.close()
+        assert samples_stored(d, "memtest") == n
+        parts, total, _ = memory(d)
+        assert parts["builds"] == (0, total // 8)
+        for fmt in ("folded", "pprof"):
+            status, body = d.request(
+                "GET", "/v1/profiles/memtest?format=%s&min_samples=1" % fmt)
+            assert status == 200, body[:300]
+            assert body
+            parts, _, _ = memory(d)
+            assert parts["builds"][0] == 0, parts
+        status, body = d.request("GET", "/metrics")
+        assert b"\nfdod_memory_refused_pulls_total 0\n" in body
