@@ -140,6 +140,8 @@ struct agg_ingest_stats {
 	uint64_t pending_dropped; /* addresses not queued: build-id over the
 				     pending limit */
 	uint64_t pending_full;	  /* build-ids over the pending limit now */
+	uint64_t memory_refused;  /* batches refused: the memory budget's
+				     ingest part was full */
 };
 void agg_ingest_stats(agg_ingest *ing, struct agg_ingest_stats *st);
 

@@ -49,6 +49,12 @@ static inline void idset_prefetch(const struct idset *s, uint64_t v)
 		__builtin_prefetch(&s->slots[idset_slot(s, v)]);
 }
 
+/* Bytes of the slots, once allocated. */
+static inline size_t idset_bytes(const struct idset *s)
+{
+	return s->slots ? s->cap * sizeof *s->slots : 0;
+}
+
 /* Allocate the cap slots (a power of two) now. FDO_OK or FDO_ENOMEM. A
  * zeroed set with only cap set allocates on its first idset_add instead. */
 int idset_init(struct idset *s, size_t cap);

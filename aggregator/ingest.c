@@ -43,6 +43,7 @@
  * limiter (ratelimit.c); the growth limits (growth.c); expiry, run by the
  * merger when idle (retention.c); the merge itself (merge.c).
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,8 +52,10 @@
 #include <unistd.h>
 
 #include "aggregator/ingest_int.h"
+#include "aggregator/keysort.h"
 #include "common/buf.h"
 #include "common/common.h"
+#include "common/mem.h"
 
 #define MERGE_MAX_STACKS   (2u << 20) /* stacks in one merge transaction */
 #define BACKLOG_MAX_STACKS (4u << 20) /* logged, unmerged: then writer waits */
@@ -60,6 +63,117 @@
  * merger_main. */
 #define MERGE_INTERVAL_MS 200
 #define LOGGED_MAX	  (1u << 21) /* slots of the logged-stack set */
+#define KNOWN_SLOTS_MAX	  (1u << 22) /* ... of each of the merger's sets */
+/* LMDB keeps at most this many dirty pages in memory in one write
+ * transaction (MDB_IDL_UM_MAX); past it, it writes some out (spills). */
+#define LMDB_DIRTY_MAX (1u << 17)
+
+/*
+ * The memory budget (common/mem.h): every prepared batch counts in
+ * FDO_MEM_INGEST from its preparation until it is freed (refused,
+ * duplicate, or merged), so the part holds what the submit queue, the
+ * group being logged and the backlog of acknowledged, unmerged batches
+ * hold. When it is full, new batches are refused with BUSY and a
+ * retry-after (agg_ingest_batch) rather than queued: nothing acknowledged
+ * is dropped, the agents keep theirs and resend. The merger sizes each
+ * merge so that its buffers (FDO_MEM_MERGE) and the dirty pages of its
+ * transaction (FDO_MEM_LMDB, estimated: dirty_pages) stay within their
+ * caps.
+ */
+static size_t str_bytes(const char *s)
+{
+	return s ? strlen(s) + 1 : 0;
+}
+
+/* What a prepared batch holds: its strings and arrays. */
+static size_t prep_bytes(const struct prep *p)
+{
+	return sizeof *p + str_bytes(p->b.agent) + str_bytes(p->b.binary) +
+	       str_bytes(p->b.host) + str_bytes(p->b.labels) +
+	       p->b.nmaps * sizeof *p->b.maps +
+	       p->b.nframes * sizeof *p->b.frames +
+	       p->b.nstacks * sizeof *p->b.stacks +
+	       p->b.nbranches * sizeof *p->b.branches;
+}
+
+static void prep_account(struct prep *p)
+{
+	p->mem = prep_bytes(p);
+	fdo_mem_take(FDO_MEM_INGEST, p->mem);
+}
+
+/* After prep_compact: give back what its frames no longer hold. */
+static void prep_reaccount(struct prep *p)
+{
+	size_t now = prep_bytes(p);
+	if (now < p->mem) {
+		fdo_mem_give(FDO_MEM_INGEST, p->mem - now);
+		p->mem = now;
+	}
+}
+
+static void prep_release(struct prep *p)
+{
+	if (p)
+		fdo_mem_give(FDO_MEM_INGEST, p->mem);
+	prep_free(p);
+}
+
+/* The merger's buffers for p's part of a merge, at most: an entry (and
+ * its copy for sorting) per stack, per candidate stack and address, per
+ * branch, with the capacity up to twice the need (fdo_grow doubles). */
+static uint64_t merge_need(const struct prep *p)
+{
+	uint64_t n = p->b.nstacks + p->b.nframes + p->b.nbranches;
+	for (size_t k = 0; k < p->b.nstacks; k++)
+		n += p->b.stacks[k].n > 0;
+	return n * 4 * sizeof(struct entry);
+}
+
+/*
+ * The LMDB writes p's part of a merge makes at most, by table and by
+ * where their keys fall. Keys that are hashes, spread over their table:
+ * a count per stack, a stack per stack that carries frames, a branch per
+ * branch record. Clustered: a pending address per frame it carries (keyed
+ * by build-id and offset: a batch's new addresses are neighbours). And a
+ * few more (its batch record, hosts, build-ids, totals).
+ */
+enum { PUT_COUNTS, PUT_STACKS, PUT_BRANCHES, PUT_SPREAD };
+struct puts {
+	uint64_t spread[PUT_SPREAD]; /* writes of hashed keys, by table */
+	uint64_t clustered, other;
+};
+
+static void merge_puts(const struct prep *p, struct puts *u)
+{
+	u->spread[PUT_COUNTS] += p->b.nstacks;
+	for (size_t k = 0; k < p->b.nstacks; k++)
+		u->spread[PUT_STACKS] += p->b.stacks[k].n > 0;
+	u->spread[PUT_BRANCHES] += p->b.nbranches;
+	u->clustered += p->b.nframes;
+	u->other += 8;
+}
+
+/*
+ * Dirty pages of a merge's writes u, pages[t] the pages table t of
+ * PUT_COUNTS.. holds now. n writes of random keys into a table of P pages
+ * (P grown by one per 16 new entries) dirty P(1 - e^(-n/P)) leaf pages on
+ * average (n when P is far larger, P when n is); clustered writes fill
+ * pages of 64 entries or more; the others a page each; 64 for the branch
+ * pages above. LMDB itself holds at most LMDB_DIRTY_MAX. An estimate, not
+ * a measure: LMDB does not report the pages a transaction dirtied.
+ */
+static uint64_t dirty_pages(const struct puts *u, const uint64_t *pages)
+{
+	double d = 64 + (double)u->clustered / 64 + (double)u->other;
+	for (int t = 0; t < PUT_SPREAD; t++) {
+		double n = (double)u->spread[t];
+		double p = (double)pages[t] + n / 16;
+		if (p > 0)
+			d += p * -expm1(-n / p);
+	}
+	return d < LMDB_DIRTY_MAX ? (uint64_t)d : LMDB_DIRTY_MAX;
+}
 
 /* The set is far bigger than the caches and a batch's ids are random:
  * fetch all their slots at once rather than miss on each in turn. */
@@ -74,6 +188,14 @@ static int with_frames(void *arg, uint64_t id)
 {
 	const agg_ingest *ing = arg;
 	return !id || !idset_has(&ing->logged_stacks, id);
+}
+
+/* Is the ingest part of the memory budget half full? Then merges start
+ * without waiting to coalesce. */
+static int ingest_half_full(void)
+{
+	uint64_t cap = fdo_mem_cap(FDO_MEM_INGEST);
+	return cap && fdo_mem_used(FDO_MEM_INGEST) >= cap / 2;
 }
 
 /* Count a refused batch by its status. Call with ing->mu held. */
@@ -192,6 +314,7 @@ static void log_group(agg_ingest *ing, struct prep **g, size_t n)
 		fdo_buf_reset(&ing->rec);
 		logged_prefetch(ing, p);
 		int rc = prep_compact(p, with_frames, ing);
+		prep_reaccount(p);
 		if (!rc)
 			rc = store_walbatch_encode(&p->b, &ing->rec);
 		if (!rc)
@@ -343,6 +466,7 @@ static void *merger_main(void *arg)
 	struct prep **batch = NULL;
 	size_t cap = 0;
 	uint64_t next_merge = 0; /* fdo_now_ns() */
+	uint64_t last_end = 0;	 /* ... when the last merge ended */
 	for (;;) {
 		pthread_mutex_lock(&ing->mu);
 		while (!ing->mhead && !ing->writer_done) {
@@ -375,22 +499,56 @@ static void *merger_main(void *arg)
 		 */
 		while (ing->mhead && !ing->writer_done && !ing->flushers &&
 		       ing->backlog < BACKLOG_MAX_STACKS / 2 &&
-		       fdo_now_ns() < next_merge) {
+		       !ingest_half_full() && fdo_now_ns() < next_merge) {
 			struct timespec ts;
 			deadline_in(&ts, next_merge - fdo_now_ns());
 			pthread_cond_timedwait(&ing->merge_cv, &ing->mu, &ts);
 		}
 		next_merge = fdo_now_ns() + MERGE_INTERVAL_MS * 1000000ull;
+		pthread_mutex_unlock(&ing->mu);
+		/* The merge's size within the budget: its buffers within the
+		 * merge part's cap (less the known sets), its dirty pages
+		 * within the LMDB part's; always at least one batch. */
+		uint64_t mcap = fdo_mem_cap(FDO_MEM_MERGE);
+		uint64_t lcap = fdo_mem_cap(FDO_MEM_LMDB);
+		uint64_t mroom =
+			mcap > ing->merge_fixed ? mcap - ing->merge_fixed : 0;
+		uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+		uint64_t pages[PUT_SPREAD] = {0};
+		static const enum store_table tables[PUT_SPREAD] = {
+			[PUT_COUNTS] = STORE_COUNTS,
+			[PUT_STACKS] = STORE_STACKS,
+			[PUT_BRANCHES] = STORE_BRANCHES};
+		store_txn *lt;
+		if (lcap && store_txn_begin(ing->st, 0, &lt) == FDO_OK) {
+			for (int t = 0; t < PUT_SPREAD; t++)
+				if (!store_table_bytes(lt, tables[t],
+						       &pages[t]))
+					pages[t] /= page;
+			store_txn_abort(lt);
+		}
+		pthread_mutex_lock(&ing->mu);
 		size_t n = 0, stacks = 0;
-		for (struct prep *p = ing->mhead;
-		     p && (n == 0 || stacks + p->b.nstacks <= MERGE_MAX_STACKS);
-		     p = p->next) {
+		uint64_t need = 0, freed = 0;
+		struct puts puts = {{0}, 0, 0};
+		for (struct prep *p = ing->mhead; p; p = p->next) {
+			uint64_t need2 = need + merge_need(p);
+			struct puts puts2 = puts;
+			merge_puts(p, &puts2);
+			if (n && (stacks + p->b.nstacks > MERGE_MAX_STACKS ||
+				  (mcap && need2 > mroom) ||
+				  (lcap &&
+				   dirty_pages(&puts2, pages) * page > lcap)))
+				break;
 			if (fdo_grow(batch, cap, n + 1)) {
 				fdo_error("ingest: merger out of memory");
 				abort();
 			}
 			batch[n++] = p;
 			stacks += p->b.nstacks;
+			need = need2;
+			puts = puts2;
+			freed += p->mem;
 		}
 		pthread_mutex_unlock(&ing->mu);
 
@@ -398,6 +556,9 @@ static void *merger_main(void *arg)
 		size_t npending;
 		int rc = merge_apply(ing->merge, ing->st, batch, n,
 				     (uint64_t)time(NULL), &pending, &npending);
+		if (!rc)
+			fdo_mem_raise(FDO_MEM_LMDB,
+				      dirty_pages(&puts, pages) * page);
 		pthread_mutex_lock(&ing->mu);
 		if (rc) {
 			if (rc != ing->merge_error)
@@ -438,11 +599,24 @@ static void *merger_main(void *arg)
 		}
 		if (!ing->mhead)
 			ing->mtail = NULL;
+		/* How fast merges free the ingest part (bytes per second
+		 * since the previous merge ended, smoothed): the retry-after
+		 * of a refusal for lack of memory. */
+		uint64_t end = fdo_now_ns();
+		if (last_end && end > last_end) {
+			double bps =
+				(double)freed * 1e9 / (double)(end - last_end);
+			ing->drain_bps =
+				ing->drain_bps > 0
+					? 0.7 * ing->drain_bps + 0.3 * bps
+					: bps;
+		}
+		last_end = end;
 		pthread_cond_broadcast(&ing->merged_cv);
 		pthread_mutex_unlock(&ing->mu);
 		growth_pending(ing, &growth);
 		for (size_t i = 0; i < n; i++)
-			prep_free(batch[i]);
+			prep_release(batch[i]);
 		pthread_mutex_lock(&ing->wal_mu);
 		store_wal_trim(ing->wal, applied);
 		pthread_mutex_unlock(&ing->wal_mu);
@@ -468,11 +642,12 @@ static int replay_one(void *arg, const void *rec, size_t len,
 			  (unsigned long long)end.offset);
 		return rc;
 	}
+	prep_account(p);
 	p->wal_end = end;
 	p->logno = ++ing->logged;
 	if (dedup_add(&ing->dedup, prep_name_hash(p->b.agent), p->b.seq,
 		      p->digest)) {
-		prep_free(p);
+		prep_release(p);
 		return FDO_ENOMEM;
 	}
 	for (size_t k = 0; k < p->b.nstacks; k++)
@@ -514,7 +689,7 @@ static void free_queues(agg_ingest *ing)
 {
 	for (struct prep *p = ing->mhead, *n; p; p = n) {
 		n = p->next;
-		prep_free(p);
+		prep_release(p);
 	}
 	ing->mhead = ing->mtail = NULL;
 	dedup_fini(&ing->dedup);
@@ -539,11 +714,24 @@ int agg_ingest_create(store *s, const struct agg_ingest_opts *opts,
 		ing->o.group_max = 512;
 	ing->limits = ing->o.limits ? ing->o.limits : &wire_limits_default;
 	int rc = FDO_ENOMEM;
+	/* The merger's known sets take at most half its part of the memory
+	 * budget (2^22 slots each at most, the default's), the writer's set
+	 * of logged stacks an eighth of the ingest part (2^21 at most). */
+	size_t known = KNOWN_SLOTS_MAX, logged = LOGGED_MAX;
+	uint64_t mcap = fdo_mem_cap(FDO_MEM_MERGE);
+	uint64_t icap = fdo_mem_cap(FDO_MEM_INGEST);
+	while (mcap && known > 4096 && 2 * known * 8 > mcap / 2)
+		known /= 2;
+	while (icap && logged > 4096 && logged * 8 > icap / 8)
+		logged /= 2;
+	ing->merge_fixed = 2 * known * 8;
 	if (dedup_init(&ing->dedup, 65536) ||
-	    idset_init(&ing->logged_stacks, LOGGED_MAX) ||
+	    idset_init(&ing->logged_stacks, logged) ||
 	    ratelimit_init(&ing->rates) || growth_init(&ing->growth) ||
-	    merge_create(&ing->merge))
+	    merge_create(known, &ing->merge))
 		goto fail;
+	ing->logged_mem = logged * 8;
+	fdo_mem_take(FDO_MEM_INGEST, ing->logged_mem);
 	fdo_buf_init(&ing->rec);
 	if ((rc = store_wal_open(store_dir(s), ing->o.wal_segment_bytes,
 				 &ing->wal))) {
@@ -572,6 +760,7 @@ fail:
 	store_wal_close(ing->wal);
 	merge_destroy(ing->merge);
 	idset_fini(&ing->logged_stacks);
+	fdo_mem_give(FDO_MEM_INGEST, ing->logged_mem);
 	ratelimit_fini(&ing->rates);
 	growth_fini(&ing->growth);
 	fdo_buf_fini(&ing->rec);
@@ -593,7 +782,9 @@ void agg_ingest_destroy(agg_ingest *ing)
 	free_queues(ing);
 	store_wal_close(ing->wal);
 	merge_destroy(ing->merge);
+	fdo_mem_set(FDO_MEM_MERGE, 0);
 	idset_fini(&ing->logged_stacks);
+	fdo_mem_give(FDO_MEM_INGEST, ing->logged_mem);
 	ratelimit_fini(&ing->rates);
 	growth_fini(&ing->growth);
 	fdo_buf_fini(&ing->rec);
@@ -640,6 +831,39 @@ static int check_time(agg_ingest *ing, const Fdod__SampleBatch *b,
 	return FDO_OK;
 }
 
+/*
+ * With mu held: would p overfill the ingest part of the memory budget?
+ * Then 1, with the reason in why, *retry_ms the time merges take to free
+ * half the part at their recent pace (0.2 to 10 s; 1 s before the first
+ * merge), and the refusal counted. Else 0, and p is counted in the part.
+ * A batch of any size gets into an empty pipeline.
+ */
+static int ingest_over_budget(agg_ingest *ing, struct prep *p, char *why,
+			      size_t whylen, uint32_t *retry_ms)
+{
+	uint64_t cap = fdo_mem_cap(FDO_MEM_INGEST);
+	uint64_t used = fdo_mem_used(FDO_MEM_INGEST);
+	if (!cap || used + prep_bytes(p) <= cap || used <= ing->logged_mem) {
+		prep_account(p);
+		return 0;
+	}
+	double ms = 1000;
+	if (ing->drain_bps > 0)
+		ms = (double)(used > cap / 2 ? used - cap / 2 : 0) * 1000 /
+		     ing->drain_bps;
+	ms = ms < 200 ? 200 : ms > 10000 ? 10000 : ms;
+	/* Spread the retries of many agents over a fifth more. */
+	ms += (double)(prep_name_hash(p->b.agent) % 1000) * ms / 5000;
+	*retry_ms = (uint32_t)ms;
+	snprintf(why, whylen,
+		 "the memory budget's ingest part is full (%llu of %llu "
+		 "bytes of batches waiting to be merged, --memory-budget)",
+		 (unsigned long long)used, (unsigned long long)cap);
+	ingest_count_refusal(ing, FDO_EBUSY);
+	ing->stats.memory_refused++;
+	return 1;
+}
+
 void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
 		      struct agg_result *res)
 {
@@ -658,7 +882,7 @@ void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
 		return;
 	}
 	if ((rc = check_time(ing, batch, res))) {
-		prep_free(p);
+		prep_release(p);
 		res->status = rc;
 		res->samples_accepted = 0;
 		pthread_mutex_lock(&ing->mu);
@@ -683,15 +907,16 @@ void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
 		ingest_count_refusal(ing, FDO_EBUSY);
 		ing->stats.rate_limited++;
 		pthread_mutex_unlock(&ing->mu);
-		prep_free(p);
+		prep_release(p);
 		result_error(res, FDO_EBUSY, "rate limit reached");
 		res->retry_after_ms = wait;
 		return;
 	}
 	char why[200];
-	if (growth_over(ing, p, why, sizeof why, &wait)) {
+	if (growth_over(ing, p, why, sizeof why, &wait) ||
+	    ingest_over_budget(ing, p, why, sizeof why, &wait)) {
 		pthread_mutex_unlock(&ing->mu);
-		prep_free(p);
+		prep_release(p);
 		result_error(res, FDO_EBUSY, why);
 		res->retry_after_ms = wait;
 		return;
@@ -701,7 +926,7 @@ void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
 	if (ing->stopping) {
 		ingest_count_refusal(ing, FDO_EBUSY);
 		pthread_mutex_unlock(&ing->mu);
-		prep_free(p);
+		prep_release(p);
 		result_error(res, FDO_EBUSY, "fdod is shutting down");
 		return;
 	}
@@ -719,7 +944,7 @@ void agg_ingest_batch(agg_ingest *ing, const Fdod__SampleBatch *batch,
 		pthread_cond_wait(&ing->done_cv, &ing->mu);
 	pthread_mutex_unlock(&ing->mu);
 	if (res->status || res->duplicate)
-		prep_free(p); /* never handed over */
+		prep_release(p); /* never handed over */
 }
 
 int agg_ingest_flush(agg_ingest *ing, unsigned timeout_ms)

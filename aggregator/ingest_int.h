@@ -32,7 +32,8 @@ struct prep {
 	struct store_wal_pos wal_end; /* position after its WAL record */
 	uint64_t logno;		      /* order of logging, from 1 */
 	struct agg_result *res;	      /* the submitter's, until done */
-	int done;		      /* guarded by the ingest lock */
+	size_t mem; /* bytes taken from FDO_MEM_INGEST for it (ingest.c) */
+	int done;   /* guarded by the ingest lock */
 	struct prep *next;
 };
 
@@ -52,9 +53,12 @@ int prep_compact(struct prep *p, int (*keep)(void *arg, uint64_t id),
  * The record is written with store_walbatch_encode(&p->b, ...). */
 int prep_decode(const uint8_t *rec, size_t len, struct prep **out);
 
-/* merge.c: the merger's state, owned by the merger thread. */
+/* merge.c: the merger's state, owned by the merger thread. known: slots
+ * of each of its sets of stacks and addresses known to be stored (a power
+ * of two, 8 bytes each; 0: 2^22). After each merge_apply the memory part
+ * FDO_MEM_MERGE (common/mem.h) is what its buffers and sets hold. */
 struct merge;
-int merge_create(struct merge **out);
+int merge_create(size_t known, struct merge **out);
 void merge_destroy(struct merge *m);
 /*
  * merge_apply writes preps[0..n) into the store in one transaction,
@@ -230,6 +234,10 @@ struct agg_ingest {
 
 	/* Merger only. */
 	struct merge *merge;
+	uint64_t merge_fixed; /* bytes of its known sets (FDO_MEM_MERGE) */
+	double drain_bps;     /* bytes of batches merges free per second
+				 (smoothed); guarded by mu */
+	size_t logged_mem;    /* bytes of logged_stacks (FDO_MEM_INGEST) */
 	time_t last_sweep, last_expire;
 
 	struct ratelimit rates; /* guarded by mu */

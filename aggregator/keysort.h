@@ -60,6 +60,12 @@ static inline int entries_add(struct entries *e, const uint64_t *k,
 	return FDO_OK;
 }
 
+/* Bytes of both arrays, as allocated (their capacities). */
+static inline size_t entries_bytes(const struct entries *e)
+{
+	return (e->cap + e->tmp_cap) * sizeof(struct entry);
+}
+
 /* Is x's key before y's? */
 static inline int entry_less(const struct entry *x, const struct entry *y)
 {

@@ -32,6 +32,7 @@
 #include "common/buf.h"
 #include "common/common.h"
 #include "common/map.h"
+#include "common/mem.h"
 
 /* Slots of each known set (8 bytes each; a set is cleared at 3/4 full).
  * 2^21 slots held 1.5M stacks: over 60 s of the ingest bench (2.4M
@@ -105,12 +106,12 @@ struct merge {
 	uint64_t now;
 };
 
-int merge_create(struct merge **out)
+int merge_create(size_t known, struct merge **out)
 {
 	struct merge *m = calloc(1, sizeof *m);
 	if (!m)
 		return FDO_ENOMEM;
-	m->known_stacks.cap = m->known_addrs.cap = KNOWN_MAX; /* lazily */
+	m->known_stacks.cap = m->known_addrs.cap = known ? known : KNOWN_MAX;
 	*out = m;
 	return FDO_OK;
 }
@@ -604,5 +605,11 @@ int merge_apply(struct merge *m, store *st, struct prep **preps, size_t n,
 		idset_add(&m->known_addrs, m->new_addrs.v[i]);
 	*pending = m->pending;
 	*npending = m->npending;
+	fdo_mem_set(FDO_MEM_MERGE, entries_bytes(&m->counts) +
+					   entries_bytes(&m->branches) +
+					   entries_bytes(&m->stack_cands) +
+					   entries_bytes(&m->addr_cands) +
+					   idset_bytes(&m->known_stacks) +
+					   idset_bytes(&m->known_addrs));
 	return FDO_OK;
 }

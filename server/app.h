@@ -84,6 +84,7 @@ struct srv_app {
 	/* Counters for /metrics (updated by the HTTP workers). */
 	atomic_uint_fast64_t uploads[3]; /* SRV_UPLOAD_* */
 	atomic_uint_fast64_t profile_requests[SRV_FORMATS][SRV_CODES];
+	atomic_uint_fast64_t builds_refused; /* the budget's builds part */
 	struct srv_pprof_counters pprof;
 	struct srv_otlp_counters otlp;
 };

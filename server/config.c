@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "common/mem.h"
 #include "schemas/schemas.h"
 #include "server/config.h"
 
@@ -23,8 +24,16 @@ const struct fdo_opt srv_config_options[] = {
 	 "symbolizer threads (0 = one per core)"},
 	{"max-store-size", FDO_OPT_SIZE, F(max_store_size), "64G", "BYTES",
 	 "largest size the LMDB store may grow to"},
-	{"dwarf-cache-size", FDO_OPT_SIZE, F(dwarf_cache_size), "1G", "BYTES",
-	 "memory budget of the in-memory DWARF index cache"},
+	{"memory-budget", FDO_OPT_SIZE, F(memory_budget), "0", "BYTES",
+	 "memory for ingest queues and backlog, merges, LMDB dirty pages, "
+	 "the DWARF cache, inflated debug sections, HTTP bodies, kept "
+	 "profiles and profiles being made; the caps not given are shares "
+	 "of it; when the ingest share is full, agents get BUSY with a "
+	 "retry-after (0 = 1G, or a quarter of the host's memory when "
+	 "less)"},
+	{"dwarf-cache-size", FDO_OPT_SIZE, F(dwarf_cache_size), "0", "BYTES",
+	 "memory budget of the in-memory DWARF index cache (0 = 1/8 of "
+	 "--memory-budget)"},
 	{"bucket", FDO_OPT_DURATION, F(bucket), "1h", "DURATION",
 	 "width of the time buckets counts are kept in"},
 	{"dedup-ttl", FDO_OPT_DURATION, F(dedup_ttl), "7d", "DURATION",
@@ -54,8 +63,9 @@ const struct fdo_opt srv_config_options[] = {
 	{"profile-cache", FDO_OPT_UINT, F(profile_cache), "16", "N",
 	 "built profiles kept and shared by identical pulls of the same "
 	 "store state (0 = every pull builds its own)"},
-	{"profile-cache-size", FDO_OPT_SIZE, F(profile_cache_size), "256M",
-	 "BYTES", "memory the kept profiles may take"},
+	{"profile-cache-size", FDO_OPT_SIZE, F(profile_cache_size), "0",
+	 "BYTES",
+	 "memory the kept profiles may take (0 = 1/16 of --memory-budget)"},
 	{"otlp-attributes", FDO_OPT_STRING, F(otlp_attributes),
 	 "service.name=binary,process.executable.name=binary,host.name=host",
 	 "MAP",
@@ -114,9 +124,10 @@ const struct fdo_opt srv_config_options[] = {
 	{"http-body-timeout", FDO_OPT_DURATION, F(http_body_timeout), "10s",
 	 "DURATION",
 	 "a request body (other than an upload) must arrive within this"},
-	{"http-body-memory", FDO_OPT_SIZE, F(http_body_memory), "64M", "BYTES",
+	{"http-body-memory", FDO_OPT_SIZE, F(http_body_memory), "0", "BYTES",
 	 "request bodies (other than uploads) held in memory at once, in "
-	 "all; a request whose body does not fit gets 503 (at least 16M)"},
+	 "all; a request whose body does not fit gets 503 (at least 16M; "
+	 "0 = 1/16 of --memory-budget, at least 16M)"},
 	{"agent-connections", FDO_OPT_UINT, F(agent_connections), "256", "N",
 	 "agent connections at once; more are closed as they arrive"},
 	{"agent-connections-per-peer", FDO_OPT_UINT, F(agent_per_peer), "32",
@@ -136,9 +147,10 @@ const struct fdo_opt srv_config_options[] = {
 	 "BYTES",
 	 "a symbol file whose compressed sections claim more once inflated "
 	 "is refused (0 = no limit)"},
-	{"debug-inflate-total", FDO_OPT_SIZE, F(debug_inflate_total), "1G",
+	{"debug-inflate-total", FDO_OPT_SIZE, F(debug_inflate_total), "0",
 	 "BYTES",
-	 "inflated debug sections all symbolizer threads may hold at once"},
+	 "inflated debug sections all symbolizer threads may hold at once "
+	 "(0 = 1/16 of --memory-budget)"},
 	{"max-clock-skew", FDO_OPT_DURATION, F(clock_skew), "1h", "DURATION",
 	 "batches ending further in the future are refused (older than "
 	 "--retention or --dedup-ttl, whichever is shorter, too)"},
@@ -219,6 +231,46 @@ static int check_grpc_addr(const char *a)
 	char *end;
 	unsigned long port = strtoul(colon + 1, &end, 10);
 	return !*end && port <= 65535 && colon[1] >= '0' && colon[1] <= '9';
+}
+
+/*
+ * --memory-budget: every part's cap (cfg->mem_caps), the options 0 left
+ * to it filled in. Caps given above a budget given are an error; above
+ * the default budget, a warning (cfg->mem_warning) and fdod may use up to
+ * their sum.
+ */
+static int plan_memory(struct srv_config *cfg, char *err, size_t errlen)
+{
+	uint64_t budget = cfg->memory_budget;
+	if (!budget)
+		budget = fdo_mem_default_budget(fdo_mem_host_total());
+	uint64_t given[FDO_MEM_PARTS] = {0}, mins[FDO_MEM_PARTS] = {0};
+	given[FDO_MEM_DWARF] = cfg->dwarf_cache_size;
+	given[FDO_MEM_INFLATE] = cfg->debug_inflate_total;
+	given[FDO_MEM_HTTP] = cfg->http_body_memory;
+	given[FDO_MEM_PROFILES] = cfg->profile_cache_size;
+	mins[FDO_MEM_HTTP] = SRV_HTTP_BODY_MEMORY_MIN;
+	char why[400];
+	int over = fdo_mem_plan(budget, given, mins, cfg->mem_caps, why,
+				sizeof why);
+	if (over && cfg->memory_budget) {
+		snprintf(err, errlen,
+			 "%s; raise --memory-budget or lower the "
+			 "caps given",
+			 why);
+		return FDO_EINVAL;
+	}
+	if (over)
+		snprintf(cfg->mem_warning, sizeof cfg->mem_warning,
+			 "%s; fdod may use up to their sum (set "
+			 "--memory-budget, or lower the caps given)",
+			 why);
+	cfg->mem_budget = budget;
+	cfg->dwarf_cache_size = cfg->mem_caps[FDO_MEM_DWARF];
+	cfg->debug_inflate_total = cfg->mem_caps[FDO_MEM_INFLATE];
+	cfg->http_body_memory = cfg->mem_caps[FDO_MEM_HTTP];
+	cfg->profile_cache_size = cfg->mem_caps[FDO_MEM_PROFILES];
+	return FDO_OK;
 }
 
 int srv_config_load(struct srv_config *cfg, int argc, char **argv)
@@ -316,7 +368,8 @@ checks:
 			 "must be 1s..1d (--agent-idle-timeout ..7d)");
 		goto fail;
 	}
-	if (cfg->http_body_memory < SRV_HTTP_BODY_MEMORY_MIN) {
+	if (cfg->http_body_memory &&
+	    cfg->http_body_memory < SRV_HTTP_BODY_MEMORY_MIN) {
 		snprintf(err, sizeof err,
 			 "--http-body-memory must be at least %uM (a pprof "
 			 "profile's body, the largest held in memory)",
@@ -346,6 +399,8 @@ checks:
 	}
 	if (cfg->debuginfod_urls && cfg->debuginfod_urls[0] &&
 	    check_upstream(cfg, err, sizeof err))
+		goto fail;
+	if (!print && plan_memory(cfg, err, sizeof err))
 		goto fail;
 	if (print) {
 		printf("# fdod configuration (fdod --print-config).\n"

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/mem.h"
 #include "common/opts.h"
 
 struct srv_config {
@@ -17,6 +18,13 @@ struct srv_config {
 	char *http;		   /* HTTP base URL */
 	uint64_t workers;	   /* symbolizer threads; 0 = one per core */
 	uint64_t max_store_size;   /* LMDB map limit, bytes */
+	uint64_t memory_budget;	   /* --memory-budget as given; 0: default */
+	/* Planned from it by srv_config_load: the budget in force, each
+	 * part's cap, and a warning to log when caps given exceed the
+	 * default budget (empty: none). */
+	uint64_t mem_budget;
+	uint64_t mem_caps[FDO_MEM_PARTS];
+	char mem_warning[512];
 	uint64_t dwarf_cache_size; /* memory budget of open DWARF indexes */
 	uint64_t bucket;	   /* time bucket width, seconds */
 	uint64_t dedup_ttl;	   /* seconds a (agent, seq) is remembered */

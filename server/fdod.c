@@ -224,6 +224,28 @@ static uint64_t batch_max_age(const struct srv_config *cfg)
 	return ttl;
 }
 
+/* The memory budget's caps (server/config.c planned them) into force,
+ * and into the log. */
+static void plan_log(const struct srv_config *cfg)
+{
+	char parts[400];
+	int n = 0;
+	for (int p = 0; p < FDO_MEM_PARTS; p++) {
+		fdo_mem_cap_set((enum fdo_mem_part)p, cfg->mem_caps[p]);
+		if (n >= 0 && (size_t)n < sizeof parts)
+			n += snprintf(parts + n, sizeof parts - (size_t)n,
+				      "%s%s %lluM", p ? ", " : "",
+				      fdo_mem_name((enum fdo_mem_part)p),
+				      (unsigned long long)(cfg->mem_caps[p] >>
+							   20));
+	}
+	fdo_info("fdod: memory budget %lluM%s: %s",
+		 (unsigned long long)(cfg->mem_budget >> 20),
+		 cfg->memory_budget ? "" : " (the default)", parts);
+	if (cfg->mem_warning[0])
+		fdo_warn("fdod: %s", cfg->mem_warning);
+}
+
 int main(int argc, char **argv)
 {
 	struct srv_app app = {0};
@@ -243,6 +265,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	fit_caps(cfg, raise_nofile());
+	plan_log(cfg);
 	store_symbols_limit_inflated(cfg->debug_inflate_max);
 	sym_inflate_budget(cfg->debug_inflate_max, cfg->debug_inflate_total);
 

@@ -11,6 +11,7 @@
 
 #include "common/buf.h"
 #include "common/common.h"
+#include "common/mem.h"
 #include "server/app.h"
 #include "server/listen.h"
 #include "server/otlp_grpc.h"
@@ -44,6 +45,41 @@ static void metric(struct fdo_buf *b, const char *name, const char *type,
 {
 	head(b, name, type, help);
 	fdo_buf_printf(b, "%s %.17g\n", name, v);
+}
+
+/* Each part of the memory budget: what it holds now and its cap
+ * (common/mem.h). The parts with an owner that counts are read from it;
+ * the others from their counters. */
+static void memory(struct srv_app *app, struct fdo_buf *b, size_t dwarf,
+		   const struct pcache_stats *pc, struct srv_http *hs)
+{
+	uint64_t now[FDO_MEM_PARTS];
+	for (int p = 0; p < FDO_MEM_PARTS; p++)
+		now[p] = fdo_mem_used((enum fdo_mem_part)p);
+	now[FDO_MEM_DWARF] = dwarf;
+	now[FDO_MEM_INFLATE] = sym_inflate_held();
+	now[FDO_MEM_PROFILES] = pc->bytes;
+	struct srv_http_stats hst = {0};
+	if (hs)
+		srv_http_stats(hs, &hst);
+	now[FDO_MEM_HTTP] = hst.body_bytes;
+	head(b, "fdod_memory_bytes", "gauge",
+	     "Memory each part of --memory-budget holds now (lmdb: an "
+	     "estimate of the most dirty pages a merge held).");
+	for (int p = 0; p < FDO_MEM_PARTS; p++)
+		fdo_buf_printf(b, "fdod_memory_bytes{part=\"%s\"} %llu\n",
+			       fdo_mem_name((enum fdo_mem_part)p),
+			       (unsigned long long)now[p]);
+	head(b, "fdod_memory_budget_bytes", "gauge",
+	     "The cap of each part of --memory-budget, and the budget "
+	     "(part=\"total\").");
+	for (int p = 0; p < FDO_MEM_PARTS; p++)
+		fdo_buf_printf(
+			b, "fdod_memory_budget_bytes{part=\"%s\"} %llu\n",
+			fdo_mem_name((enum fdo_mem_part)p),
+			(unsigned long long)fdo_mem_cap((enum fdo_mem_part)p));
+	fdo_buf_printf(b, "fdod_memory_budget_bytes{part=\"total\"} %llu\n",
+		       (unsigned long long)app->cfg.mem_budget);
 }
 
 void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
@@ -308,6 +344,15 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 			       "{reason=\"timeout\"} %llu\n",
 			       (unsigned long long)st.reaped);
 	}
+	memory(app, b, cbytes, &pc, hs);
+	metric(b, "fdod_memory_refused_pulls_total", "counter",
+	       "Pulls and publishes refused (503, Retry-After) because the "
+	       "memory budget's builds part was full.",
+	       (double)atomic_load(&app->builds_refused));
+	metric(b, "fdod_memory_refused_batches_total", "counter",
+	       "Batches refused (BUSY, with a retry-after) because the "
+	       "memory budget's ingest part was full.",
+	       (double)is.memory_refused);
 	metric(b, "fdod_uptime_seconds", "gauge", "Seconds since start.",
 	       (double)(time(NULL) - app->started));
 }

@@ -24,6 +24,7 @@
 
 #include "common/buf.h"
 #include "common/common.h"
+#include "common/mem.h"
 #include "common/opts.h"
 #include "server/profiles.h"
 
@@ -141,8 +142,28 @@ int srv_preq_parse(struct srv_app *app, struct srv_req *req,
 	return 0;
 }
 
-int srv_profile_make(struct srv_app *app, struct srv_preq *pr,
-		     struct srv_resp *resp, struct prof *p, struct fdo_buf *out)
+/* What a built profile holds, from its arrays (strings counted at 32
+ * bytes each; the builder's lookup tables not at all). */
+static size_t prof_bytes(const struct prof *p)
+{
+	return p->nstrings * (sizeof *p->strings + 32) +
+	       p->nbuild_ids * sizeof *p->build_ids +
+	       p->nlocs * sizeof *p->locs + p->nframes * sizeof *p->frames +
+	       p->nstack_locs * sizeof *p->stack_locs +
+	       p->nstacks * sizeof *p->stacks +
+	       p->nbranches * sizeof *p->branches +
+	       p->nleaves * sizeof *p->leaves + p->npairs * sizeof *p->pairs +
+	       p->nfuncs * sizeof *p->funcs + p->nblocks * sizeof *p->blocks +
+	       p->ninsns * sizeof *p->insns + p->nedges * sizeof *p->edges +
+	       p->ncalls * sizeof *p->calls + p->npctxs * sizeof *p->pctxs +
+	       p->nprobes * sizeof *p->probes;
+}
+
+/* srv_profile_make without the admission; *held: what it counted in the
+ * builds part (the caller gives it back). */
+static int profile_make(struct srv_app *app, struct srv_preq *pr,
+			struct srv_resp *resp, struct prof *p,
+			struct fdo_buf *out, size_t *held)
 {
 	char err[256] = "";
 	int rc = agg_profile_build(app->st, app->cache, app->cfg.data, &pr->q,
@@ -155,6 +176,8 @@ int srv_profile_make(struct srv_app *app, struct srv_preq *pr,
 		srv_resp_error(resp, 503, "cannot build the profile: %s", err);
 		return -1;
 	}
+	*held = prof_bytes(p);
+	fdo_mem_take(FDO_MEM_BUILDS, *held);
 	struct agg_figures f;
 	struct agg_rule rules[AGG_RULES];
 	agg_profile_figures(p, &f);
@@ -176,6 +199,8 @@ int srv_profile_make(struct srv_app *app, struct srv_preq *pr,
 			       fdo_strerror(rc ? rc : FDO_ENOMEM));
 		return -1;
 	}
+	fdo_mem_take(FDO_MEM_BUILDS, out->cap);
+	*held += out->cap;
 	if (out->len == 0) {
 		/* Compilers refuse an empty profile: never serve one. */
 		resp->status = 409;
@@ -189,6 +214,34 @@ int srv_profile_make(struct srv_app *app, struct srv_preq *pr,
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * The memory budget's builds part (common/mem.h): a profile counts in it
+ * from the end of its build until it is written out (its arrays, then
+ * also the answer's bytes). A pull or publish that finds the part full
+ * is answered 503 with Retry-After before it builds anything; one into
+ * an empty part always goes on, whatever its size.
+ */
+int srv_profile_make(struct srv_app *app, struct srv_preq *pr,
+		     struct srv_resp *resp, struct prof *p, struct fdo_buf *out)
+{
+	if (fdo_mem_full(FDO_MEM_BUILDS)) {
+		prof_init(p); /* the caller finishes it */
+		atomic_fetch_add(&app->builds_refused, 1);
+		srv_resp_error(resp, 503,
+			       "the memory budget's builds part is full (%llu "
+			       "of %llu bytes of profiles being made, "
+			       "--memory-budget): retry later",
+			       (unsigned long long)fdo_mem_used(FDO_MEM_BUILDS),
+			       (unsigned long long)fdo_mem_cap(FDO_MEM_BUILDS));
+		srv_resp_header(resp, "Retry-After", "1");
+		return -1;
+	}
+	size_t held = 0;
+	int rc = profile_make(app, pr, resp, p, out, &held);
+	fdo_mem_give(FDO_MEM_BUILDS, held);
+	return rc;
 }
 
 /*

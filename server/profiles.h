@@ -36,7 +36,9 @@ int srv_preq_parse(struct srv_app *app, struct srv_req *req,
  * srv_profile_make builds the profile pr asks for into *p (the caller's
  * to prof_fini, also on failure), checks its readiness and emits it into
  * out. Returns 0, or -1 with resp filled (404 unknown binary, 409 not
- * ready, 422 no symbols for the format, 500/503).
+ * ready, 422 no symbols for the format, 500/503; 503 with Retry-After,
+ * before building, when the memory budget's builds part is full).
+ * While it runs, the profile counts in that part once built.
  */
 int srv_profile_make(struct srv_app *app, struct srv_preq *pr,
 		     struct srv_resp *resp, struct prof *p,

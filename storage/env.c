@@ -398,29 +398,44 @@ int store_del(store_txn *t, enum store_table table, const void *key,
 	return rc ? store_mdb_err(t, rc, table_names[table]) : FDO_OK;
 }
 
-int store_count(store_txn *t, enum store_table table, uint64_t *n)
+/* LMDB's figures of one table. */
+static int table_stat(store_txn *t, enum store_table table, MDB_stat *st)
 {
 	if ((unsigned)table >= STORE_NTABLES)
 		return FDO_EINVAL;
+	int rc = mdb_stat(t->txn, t->s->dbi[table], st);
+	return rc ? store_mdb_err(t, rc, table_names[table]) : FDO_OK;
+}
+
+int store_count(store_txn *t, enum store_table table, uint64_t *n)
+{
 	MDB_stat st;
-	int rc = mdb_stat(t->txn, t->s->dbi[table], &st);
-	if (rc)
-		return store_mdb_err(t, rc, table_names[table]);
-	*n = st.ms_entries;
-	return FDO_OK;
+	int rc = table_stat(t, table, &st);
+	if (!rc)
+		*n = st.ms_entries;
+	return rc;
+}
+
+int store_table_bytes(store_txn *t, enum store_table table, uint64_t *bytes)
+{
+	MDB_stat st;
+	int rc = table_stat(t, table, &st);
+	if (!rc)
+		*bytes = (uint64_t)st.ms_psize *
+			 (st.ms_branch_pages + st.ms_leaf_pages +
+			  st.ms_overflow_pages);
+	return rc;
 }
 
 int store_live_bytes(store_txn *t, uint64_t *bytes)
 {
 	*bytes = 0;
 	for (unsigned i = 0; i < STORE_NTABLES; i++) {
-		MDB_stat st;
-		int rc = mdb_stat(t->txn, t->s->dbi[i], &st);
+		uint64_t b = 0;
+		int rc = store_table_bytes(t, (enum store_table)i, &b);
 		if (rc)
-			return store_mdb_err(t, rc, table_names[i]);
-		*bytes += (uint64_t)st.ms_psize *
-			  (st.ms_branch_pages + st.ms_leaf_pages +
-			   st.ms_overflow_pages);
+			return rc;
+		*bytes += b;
 	}
 	return FDO_OK;
 }

@@ -188,6 +188,8 @@ int store_del(store_txn *t, enum store_table table, const void *key,
 /* store_live_bytes: bytes of pages holding data in every table (unlike the
  * map's high-water mark, it shrinks when data is deleted). */
 int store_live_bytes(store_txn *t, uint64_t *bytes);
+/* store_table_bytes: the same for one table. */
+int store_table_bytes(store_txn *t, enum store_table table, uint64_t *bytes);
 
 /* store_count sets *n to the number of entries of table. */
 int store_count(store_txn *t, enum store_table table, uint64_t *n);

@@ -630,6 +630,14 @@ void sym_inflate_budget(uint64_t per_file, uint64_t total)
 	pthread_mutex_unlock(&inflate_mu);
 }
 
+uint64_t sym_inflate_held(void)
+{
+	pthread_mutex_lock(&inflate_mu);
+	uint64_t held = inflate_held;
+	pthread_mutex_unlock(&inflate_mu);
+	return held;
+}
+
 static uint64_t sym_inflate_claim(Elf *elf)
 {
 	uint64_t sum = 0;

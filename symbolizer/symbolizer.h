@@ -84,6 +84,9 @@ int sym_index_open(const char *elf_path, const char *debug_path,
  * Any thread, any time.
  */
 void sym_inflate_budget(uint64_t per_file, uint64_t total);
+/* sym_inflate_held: bytes of inflated sections reserved now (the claims
+ * of the files being read). Any thread. */
+uint64_t sym_inflate_held(void);
 
 /* sym_index_close releases idx (NULL is fine). Not for cached indexes. */
 void sym_index_close(sym_index *idx);

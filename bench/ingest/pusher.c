@@ -78,7 +78,8 @@
 #define MAP_FILE_OFFSET	 0x1000ull
 #define BUILD_ID_LEN	 20
 #define MAX_ERRORS_SHOWN 10
-#define MAX_RESENDS	 50 /* of one batch after closed connections */
+#define MAX_RESENDS	 50   /* of one batch after closed connections */
+#define MAX_BUSY	 1000 /* ... after BUSY Acks with a retry-after */
 
 struct cfg {
 	char *url;
@@ -203,6 +204,7 @@ struct pusher {
 	/* results */
 	uint64_t batches, stacks, samples, frames, bytes, errors;
 	uint64_t resends;  /* batches sent again after a closed connection */
+	uint64_t busy;	   /* ... after a BUSY Ack (fdod's memory budget) */
 	uint64_t build_ns; /* thread CPU time spent building batches */
 	uint64_t last_ack; /* monotonic ns of the last Ack */
 	uint64_t *lat;	   /* per-batch latency, ns */
@@ -788,11 +790,16 @@ static void *pusher_main(void *arg)
 		/* A connection fdod closes before the Ack (a connection cap
 		 * refuses it as it arrives: 8 pushers from one address start
 		 * at once) loses nothing: resend the same batch, as fdo-agent
-		 * does (same seq, exactly-once), and count it. The latency
-		 * includes the resends. */
+		 * does (same seq, exactly-once), and count it. A BUSY Ack
+		 * with a retry-after (fdod's memory budget) is waited out and
+		 * the batch sent again, as fdo-agent does, and counted. The
+		 * latency includes the resends and the waits. */
 		uint64_t t0 = fdo_now_ns();
 		nng_msg *r = NULL;
-		int rv, tries = 0;
+		int rv, tries = 0, busy = 0;
+		Fdod__Ack *ack = NULL;
+		int e;
+	send:
 		for (;;) {
 			nng_msg *copy = NULL;
 			if (nng_msg_dup(&copy, m) != 0) {
@@ -811,19 +818,26 @@ static void *pusher_main(void *arg)
 			p->resends++;
 			usleep(100000);
 		}
-		nng_msg_free(m);
-		uint64_t t1 = fdo_now_ns();
 		if (rv) {
+			nng_msg_free(m);
 			record_error(p, "seq %" PRIu64 ": no Ack: %s", seq,
 				     nng_strerror(rv));
 			break; /* the daemon is stuck or gone: stop this pusher
 			        */
 		}
 		p->bytes += hlen + slen + tlen;
-		Fdod__Ack *ack = NULL;
-		int e = wire_ack_decode(nng_msg_body(r), nng_msg_len(r), 0,
-					&ack);
+		e = wire_ack_decode(nng_msg_body(r), nng_msg_len(r), 0, &ack);
 		nng_msg_free(r);
+		if (!e && ack->status == FDO_EBUSY && ack->retry_after_ms &&
+		    ++busy <= MAX_BUSY) {
+			p->busy++;
+			usleep(ack->retry_after_ms * 1000u);
+			wire_ack_free(ack);
+			ack = NULL;
+			goto send;
+		}
+		nng_msg_free(m);
+		uint64_t t1 = fdo_now_ns();
 		if (e) {
 			record_error(p, "seq %" PRIu64 ": malformed Ack: %s",
 				     seq, fdo_strerror(e));
@@ -1438,11 +1452,12 @@ int main(int argc, char **argv)
 	long file = pid ? proc_status_kb(pid, "RssFile") : -1;
 
 	uint64_t batches = 0, stacks = 0, samples = 0, frames = 0, bytes = 0,
-		 errors = 0, build_ns = 0, resends = 0, raw_bytes = 0;
+		 errors = 0, build_ns = 0, resends = 0, raw_bytes = 0, busy = 0;
 	size_t nlat = 0;
 	for (unsigned i = 0; i < np; i++) {
 		batches += ps[i].batches;
 		resends += ps[i].resends;
+		busy += ps[i].busy;
 		stacks += ps[i].stacks;
 		samples += ps[i].samples;
 		frames += ps[i].frames;
@@ -1513,6 +1528,9 @@ int main(int argc, char **argv)
 	printf("  resends                     %" PRIu64
 	       " (a batch sent again after fdod closed its connection)\n",
 	       resends);
+	printf("  busy                        %" PRIu64
+	       " (a batch sent again after a BUSY Ack's retry-after)\n",
+	       busy);
 	for (unsigned i = 0; i < atomic_load(&nerr_shown); i++)
 		printf("    %s\n", err_shown[i]);
 	printf("  pusher CPU                  %.2f s (%.0f%% of one core);"
@@ -1553,12 +1571,12 @@ int main(int argc, char **argv)
 	       " fdod_anon_kb=%ld fdod_file_kb=%ld machine_busy_pct=%.0f"
 	       " iowait_pct=%.0f ncpu=%ld windows=%zu win_min_stacks_s=%.0f"
 	       " win_max_p99_ms=%.2f anon_max_kb=%ld anon_growth_kb=%ld"
-	       " releases=%" PRIu64 " resends=%" PRIu64 " kib=%.1f"
-	       " raw_kib=%.1f\n",
+	       " releases=%" PRIu64 " resends=%" PRIu64 " busy=%" PRIu64
+	       " kib=%.1f raw_kib=%.1f\n",
 	       win, batches, stacks, samples, frames, errors, p50, p99, pmax,
 	       pcpu, build_ns / 1e9, fcpu, hwm, anon, file, 100 * mbusy,
 	       100 * mio, ncpu, ws.n, ws.min_rate, ws.max_p99_ms, ws.anon_max,
-	       ws.anon_growth, releases, resends, kib, raw_kib);
+	       ws.anon_growth, releases, resends, busy, kib, raw_kib);
 	fflush(stdout);
 	for (unsigned i = 0; i < np; i++) {
 		if (cfg.otlp[0])

@@ -311,6 +311,7 @@ if p.get("releases", 0) > 0:
     row("releases (new build-id, new stacks)", f"{p['releases']:.0f}")
 row("errors (missing or non-0 Acks)", f"{p['errors']:.0f}", "0", met(p["errors"] == 0))
 row("batches resent after a closed connection", f"{p.get('resends', 0):.0f}")
+row("batches resent after a BUSY Ack (memory budget)", f"{p.get('busy', 0):.0f}")
 row(f"{who} CPU", f"{p['fdod_cpu_s']:.1f} s = {100 * p['fdod_cpu_s'] / w:.0f}% of a core")
 row(f"{who} peak RSS (VmHWM)", f"{p['fdod_hwm_kb'] / 1024:.1f} MiB")
 if p.get("fdod_anon_kb", -1) >= 0:

@@ -113,7 +113,7 @@ TEST(merge_writes_each_new_stack_once_and_its_new_addresses_pending)
 	struct prep *pa = make_prep(1, a), *pb = make_prep(2, b);
 	struct prep *batch[2] = {pa, pb};
 	struct merge *m;
-	REQUIRE(merge_create(&m) == FDO_OK);
+	REQUIRE(merge_create(0, &m) == FDO_OK);
 	const uint32_t *pending;
 	size_t np;
 	REQUIRE(merge_apply(m, st, batch, 2, 1700000000, &pending, &np) ==
@@ -134,7 +134,7 @@ TEST(merge_writes_each_new_stack_once_and_its_new_addresses_pending)
 	sym_off = 0x10;
 	REQUIRE(store_write(st, symbolize_txn, &pr) == FDO_OK);
 	struct merge *m2;
-	REQUIRE(merge_create(&m2) == FDO_OK);
+	REQUIRE(merge_create(0, &m2) == FDO_OK);
 	REQUIRE(merge_apply(m2, st, batch, 2, 1700000000, &pending, &np) ==
 		FDO_OK);
 	CHECK(np == 0);
@@ -194,7 +194,7 @@ TEST(totals_follow_counts_through_merges_and_expiry)
 	pd->b.labels = strdup("mode=batch"); /* and a second label set */
 	struct prep *first[2] = {pa, pb}, *second[2] = {pc, pd};
 	struct merge *m;
-	REQUIRE(merge_create(&m) == FDO_OK);
+	REQUIRE(merge_create(0, &m) == FDO_OK);
 	REQUIRE(merge_all(m, st, first, 2) == FDO_OK);
 	CHECK(totals_match_scan(st));
 	REQUIRE(merge_all(m, st, second, 2) == FDO_OK);

@@ -472,3 +472,28 @@ TEST(read_snapshot_is_stable_while_another_thread_writes)
 	CHECK_EQ_INT(has_key(s, 7000, 16), 1);
 	store_close(s);
 }
+
+TEST(table_bytes_count_one_tables_pages_and_live_bytes_all)
+{
+	store *s;
+	REQUIRE(open_at(subdir("tbytes"), 0, 256u << 20, &s) == FDO_OK);
+	/* 64 values of 4 KiB: each an overflow page or two. */
+	struct kv kv = {0, 64, 4096};
+	REQUIRE(store_write(s, put_range, &kv) == FDO_OK);
+	store_txn *t;
+	REQUIRE(store_txn_begin(s, 0, &t) == FDO_OK);
+	uint64_t counts = 0, stacks = 1, live = 0, n = 0;
+	CHECK_EQ_INT(store_table_bytes(t, STORE_COUNTS, &counts), FDO_OK);
+	CHECK_EQ_INT(store_table_bytes(t, STORE_STACKS, &stacks), FDO_OK);
+	CHECK_EQ_INT(store_live_bytes(t, &live), FDO_OK);
+	CHECK_EQ_INT(store_count(t, STORE_COUNTS, &n), FDO_OK);
+	CHECK(counts >= 64 * 4096);
+	CHECK(counts <= 3 * 64 * 4096);
+	CHECK_EQ_INT(stacks, 0);
+	CHECK(live >= counts);
+	CHECK_EQ_INT(n, 64);
+	CHECK_EQ_INT(store_table_bytes(t, STORE_NTABLES, &counts), FDO_EINVAL);
+	CHECK_EQ_INT(store_count(t, STORE_NTABLES, &n), FDO_EINVAL);
+	store_txn_abort(t);
+	store_close(s);
+}
