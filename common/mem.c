@@ -4,9 +4,13 @@
  * The weights: LMDB's dirty pages are the largest single consumer of a
  * busy merger (with hashed stack ids a merge dirties about a page per
  * stack until it has touched every leaf of the counts table), so they get
- * a quarter; batches waiting in the pipeline 3/16 (at the ingest bench's
- * rate, about two seconds of batches); the merger's buffers, the DWARF
- * cache and profiles being made an eighth each; inflated debug sections
+ * a quarter; the merger's buffers 3/16 (half of it its sets of known
+ * stacks and addresses; the rest ~280 batches of the ingest bench in one
+ * merge: with hashed stack ids a merge's cost per stack falls with its
+ * size, so this part sets the merger's pace when it is behind); the DWARF
+ * cache, batches waiting in the pipeline (~3,000 batches of the ingest
+ * bench, about 6 s of them) and profiles being made an eighth each;
+ * inflated debug sections
  * (a file alone may always take more), HTTP bodies (64 MiB at 1 GiB, the
  * old default) and kept profiles a sixteenth each.
  */
@@ -20,7 +24,7 @@ static const struct {
 	const char *name;
 	unsigned weight; /* sixteenths of the budget */
 } parts[FDO_MEM_PARTS] = {
-	[FDO_MEM_INGEST] = {"ingest", 3},     [FDO_MEM_MERGE] = {"merge", 2},
+	[FDO_MEM_INGEST] = {"ingest", 2},     [FDO_MEM_MERGE] = {"merge", 3},
 	[FDO_MEM_LMDB] = {"lmdb", 4},	      [FDO_MEM_DWARF] = {"dwarf", 2},
 	[FDO_MEM_INFLATE] = {"inflate", 1},   [FDO_MEM_HTTP] = {"http", 1},
 	[FDO_MEM_PROFILES] = {"profiles", 1}, [FDO_MEM_BUILDS] = {"builds", 2},

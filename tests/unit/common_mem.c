@@ -26,8 +26,15 @@ TEST(every_part_gets_its_weight_of_the_budget)
 	}
 	CHECK_EQ_INT(w, 16);
 	CHECK_EQ_INT(sum, GIB);
+	/* The shares operations.md documents. */
+	CHECK_EQ_INT(caps[FDO_MEM_INGEST], 128 * MIB);
+	CHECK_EQ_INT(caps[FDO_MEM_MERGE], 192 * MIB);
 	CHECK_EQ_INT(caps[FDO_MEM_LMDB], 256 * MIB);
+	CHECK_EQ_INT(caps[FDO_MEM_DWARF], 128 * MIB);
+	CHECK_EQ_INT(caps[FDO_MEM_INFLATE], 64 * MIB);
 	CHECK_EQ_INT(caps[FDO_MEM_HTTP], 64 * MIB);
+	CHECK_EQ_INT(caps[FDO_MEM_PROFILES], 64 * MIB);
+	CHECK_EQ_INT(caps[FDO_MEM_BUILDS], 128 * MIB);
 	CHECK_EQ_STR(fdo_mem_name(FDO_MEM_INGEST), "ingest");
 	CHECK_EQ_STR(fdo_mem_name(FDO_MEM_PROFILES), "profiles");
 }
@@ -61,7 +68,7 @@ TEST(caps_over_the_budget_are_an_error_naming_them)
 	CHECK(strstr(err, "dwarf 1073741824 (given)") != NULL);
 	CHECK(strstr(err, "inflate 1073741824 (given)") != NULL);
 	/* The derived parts get their share of the whole budget. */
-	CHECK_EQ_INT(caps[FDO_MEM_INGEST], GIB / 16 * 3);
+	CHECK_EQ_INT(caps[FDO_MEM_INGEST], GIB / 8);
 	CHECK_EQ_INT(caps[FDO_MEM_DWARF], GIB);
 	/* Every cap given, exactly the budget: fits. */
 	for (int p = 0; p < FDO_MEM_PARTS; p++)
