@@ -120,6 +120,10 @@ else
 		fdod_args+=(--tokens "$tmp/tokens")
 		token_args=(--token "$BENCH_TOKEN")
 	fi
+	# More fdod flags for a comparison (e.g. --memory-budget 4G), split
+	# at spaces.
+	read -r -a extra <<<"${BENCH_FDOD_ARGS:-}"
+	fdod_args+=("${extra[@]}")
 	start_fdod bench/ingest "$tmp" "$url" "$http" "${fdod_args[@]}"
 	status_json >"$tmp/status0.json"
 fi
