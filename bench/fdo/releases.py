@@ -6,8 +6,8 @@ samples. Release N here is the Debian source of programs.py; release N+1
 is N plus the fixed patch series below, applied to a copy of N's
 configured tree. Debian's archive has only bookworm's versions, so real
 upstream pairs are not at hand: each series is written to look like a
-release's changes to the program's hot code (found with `perf record` of
-the base build on the training set and fdod's profile of it) and keeps the
+release's changes to the program's hot code (the functions of fdod's
+profile of base on the training set, prof.llvm.show of a run) and keeps the
 program's behaviour, so every variant of N+1 prints what N's base prints
 (the bench checks it).
 
@@ -153,7 +153,7 @@ class Release:
 
 
 # ---------------------------------------------------------------- m4
-# Hot (perf record of base on the training set; fdod's profile of it):
+# Hot (fdod's profile of base on the training set):
 # next_token, peek_input and next_char_1 (input.c), expand_token,
 # expand_input and expand_macro (macro.c), lookup_symbol and hash
 # (symtab.c), shipout_text (output.c).
@@ -442,5 +442,228 @@ void generateMTFValues ( EState* s )
 """, "the fallback sort moved below the main sort", after=True),
 ])
 
+# ---------------------------------------------------------------- grep
+# Hot (LC_ALL=C): dfaexec_sb, i.e. dfaexec_main inlined (lib/dfa.c),
+# EGexecute (src/dfasearch.c), kwsexec and its Boyer-Moore and
+# Aho-Corasick searches (lib/kwset.c), grepbuf and fillbuf (src/grep.c).
 
-RELEASES = {r.program: r for r in (BZIP2, M4)}
+_DFA_RESET = """  if (MAX_TRCOUNT <= d->sindex)
+    {
+      for (state_num s = d->min_trcount; s < d->sindex; s++)
+        {
+          free (d->states[s].elems.elems);
+          free (d->states[s].mbps.elems);
+        }
+      d->sindex = d->min_trcount;
+
+      if (d->trans)
+        {
+          for (state_num s = 0; s < d->tralloc; s++)
+            {
+              free (d->trans[s]);
+              free (d->fails[s]);
+              d->trans[s] = d->fails[s] = NULL;
+            }
+          d->trcount = 0;
+        }
+
+      if (d->localeinfo.multibyte && d->mb_trans)
+        {
+          for (state_num s = -1; s < d->tralloc; s++)
+            {
+              free (d->mb_trans[s]);
+              d->mb_trans[s] = NULL;
+            }
+          for (state_num s = 0; s < d->min_trcount; s++)
+            d->states[s].mb_trindex = -1;
+          d->mb_trcount = 0;
+        }
+    }
+"""
+
+GREP = Release("grep", [
+    # split: dfaexec_main's state-cache reset (its first 33 lines) becomes
+    # dfa_flush_states; the hot loop below moves up by 31 lines.
+    Replace("split", "lib/dfa.c", "dfaexec_main split: its cache reset in dfa_flush_states ()", (
+        """static inline char *
+dfaexec_main (struct dfa *d, char const *begin, char *end, bool allow_nl,
+              idx_t *count, bool multibyte)
+{
+""" + _DFA_RESET, """/* Forget the states built since the last flush and their transition
+   tables once there are too many of them.  */
+
+static void
+dfa_flush_states (struct dfa *d)
+{
+""" + _DFA_RESET.replace("\n    ", "\n").replace("  if (MAX_TRCOUNT <= d->sindex)\n{\n",
+                                                  "").rsplit("}\n", 1)[0] + """}
+
+static inline char *
+dfaexec_main (struct dfa *d, char const *begin, char *end, bool allow_nl,
+              idx_t *count, bool multibyte)
+{
+  if (MAX_TRCOUNT <= d->sindex)
+    dfa_flush_states (d);
+""")),
+    # hot-lines: the single-byte transition step of dfaexec_main gets a
+    # comment (2 lines) and its swap on one line (3 lines removed).
+    Replace("hot-lines", "lib/dfa.c", "dfaexec_main: lines inserted and removed in its loop", (
+        """          else
+            {
+              s1 = t[*p++];
+              t = trans[s1];
+              if (! t)
+                {
+                  state_num tmp = s;
+                  s = s1;
+                  s1 = tmp;     /* swap */
+                  break;
+                }
+""", """          else
+            {
+              /* Two transitions per iteration; the second one only when
+                 S1 already has its transition table.  */
+              s1 = t[*p++];
+              t = trans[s1];
+              if (! t)
+                {
+                  state_num tmp = s; s = s1; s1 = tmp;
+                  break;
+                }
+""")),
+    # new-path: the skip over bytes that keep the initial state goes four
+    # bytes at a time first (the end sentinel never keeps a state, so no
+    # read goes past it).
+    Replace("new-path", "lib/dfa.c", "dfaexec_main: a 4-byte skip loop before the 1-byte one", (
+        """              if (!multibyte || d->states[s].mbps.nelem == 0)
+                {
+                  while (t[*p] == s)
+                    p++;
+                }
+""", """              if (!multibyte || d->states[s].mbps.nelem == 0)
+                {
+                  while (t[p[0]] == s && t[p[1]] == s && t[p[2]] == s
+                         && t[p[3]] == s)
+                    p += 4;
+                  while (t[*p] == s)
+                    p++;
+                }
+""")),
+    # rename: dfaexec_sb, the single-byte matcher, is dfaexec_unibyte.
+    Rename("rename", ["lib/dfa.c"], "dfaexec_sb", "dfaexec_unibyte",
+           "the single-byte DFA matcher renamed"),
+    # reorder: the specialized matchers (dfaexec_mb, dfaexec_unibyte,
+    # dfaexec_noop) move below dfaexec.
+    Move("reorder", "lib/dfa.c", """/* Specialized versions of dfaexec for multibyte and single-byte cases.""",
+         """  *backref = true;
+  return (char *) begin;
+}
+
+""", """  return d->dfaexec (d, begin, end, allow_nl, count, backref);
+}
+
+""", "the specialized matchers moved below dfaexec", after=True),
+])
+
+# ---------------------------------------------------------------- gawk
+# Hot: r_interpret (interpret.h, included twice by eval.c: r_interpret and
+# h_interpret), eval_condition and cmp_scalars (eval.c), str_lookup,
+# str_find and gst_hash_string (str_array.c), the field splitters
+# (field.c), research (re.c).
+
+GAWK = Release("gawk", [
+    # hot-lines: r_interpret's conditional jumps get comments (4 lines
+    # inserted), a comment in its variable push goes (1 line removed).
+    Replace("hot-lines", "interpret.h", "r_interpret: lines inserted and removed", (
+        """					if (m->orig_array->type == Node_var) {
+						/* gawk 'func f(x) { a = 10; print x; } BEGIN{ f(a) }' */
+						goto uninitialized_scalar;
+""", """					if (m->orig_array->type == Node_var) {
+						goto uninitialized_scalar;
+"""), (
+        """		case Op_jmp_true:
+			r = POP_SCALAR();
+""", """		case Op_jmp_true:
+			/* The condition of a loop's end or of an `||': jump back
+			   or past when it holds.  */
+			r = POP_SCALAR();
+""")),
+    # new-path: Op_jmp_false tests a comparison's result (one of the two
+    # Boolean nodes) without converting it.
+    Replace("new-path", "interpret.h", "r_interpret: Op_jmp_false's path for Boolean nodes", (
+        """		case Op_jmp_false:
+			r = POP_SCALAR();
+			di = eval_condition(r);
+""", """		case Op_jmp_false:
+			/* The condition of an if, a while or a for: most often the
+			   result of a comparison, a Boolean node.  */
+			r = POP_SCALAR();
+			if (r == node_Boolean[false] || r == node_Boolean[true]) {
+				di = (r == node_Boolean[true]);
+				DEREF(r);
+				if (! di)
+					JUMPTO(pc->target_jmp);
+				break;
+			}
+			di = eval_condition(r);
+""")),
+    # rename: eval_condition is cond_value in release N+1.
+    Rename("rename", ["eval.c", "interpret.h"], "eval_condition", "cond_value",
+           "the truth value of a condition renamed"),
+    # split: str_lookup's installation of a new element becomes
+    # str_install.
+    Replace("split", "str_array.c", "str_lookup split: a new element installed by str_install ()", (
+        """	if ((lhs = str_find(symbol, subs, code1, hash1)) != NULL)
+		return lhs;
+
+	/* It's not there, install it. */
+	/* first see if we would need to grow the array, before installing */
+""", """	if ((lhs = str_find(symbol, subs, code1, hash1)) != NULL)
+		return lhs;
+	return str_install(symbol, subs, code1, hash1);
+}
+
+/* str_install --- install SUBS (not there) in SYMBOL with value "" */
+
+static NODE **
+str_install(NODE *symbol, NODE *subs, size_t code1, unsigned long hash1)
+{
+	BUCKET *b;
+
+	/* first see if we would need to grow the array, before installing */
+"""), (
+        """static inline NODE **str_find(NODE *symbol, NODE *s1, size_t code1, unsigned long hash1);
+""", """static inline NODE **str_find(NODE *symbol, NODE *s1, size_t code1, unsigned long hash1);
+static NODE **str_install(NODE *symbol, NODE *subs, size_t code1, unsigned long hash1);
+"""), (
+        """	unsigned long hash1;
+	NODE **lhs;
+	BUCKET *b;
+	size_t code1;
+
+	subs = force_string(subs);
+
+	if (symbol->buckets == NULL)
+""", """	unsigned long hash1;
+	NODE **lhs;
+	size_t code1;
+
+	subs = force_string(subs);
+
+	if (symbol->buckets == NULL)
+""")),
+    # reorder: str_find moves up, above str_lookup.
+    Move("reorder", "str_array.c", """/* str_find --- locate symbol[subs] */
+""", """			return & (b->ahvalue);
+	}
+	return NULL;
+}
+
+
+""", """/*
+ * str_lookup:
+""", "str_find moved above str_lookup"),
+])
+
+
+RELEASES = {r.program: r for r in (BZIP2, GAWK, GREP, M4)}
