@@ -665,5 +665,99 @@ static NODE **str_install(NODE *symbol, NODE *subs, size_t code1, unsigned long 
 """, "str_find moved above str_lookup"),
 ])
 
+# ---------------------------------------------------------------- perl
+# Hot (miniperl): Perl_runops_standard and the ops it calls (pp_hot.c:
+# pp_nextstate, pp_padsv, pp_const, pp_add, Perl_pp_entersub, the method
+# lookups), S_regmatch (regexec.c), Perl_hv_common (hv.c),
+# Perl_sv_setsv_flags (sv.c). Static functions are named in embed.h and
+# proto.h too (generated files; a rename edits them as regen would).
 
-RELEASES = {r.program: r for r in (BZIP2, GAWK, GREP, M4)}
+PERL = Release("perl", [
+    # hot-lines: pp_padsv loses a 4-line comment; pp_nextstate's taint
+    # comment gets a line of its own.
+    Replace("hot-lines", "pp_hot.c", "pp_padsv and pp_nextstate: lines inserted and removed", (
+        """            if (op->op_private & OPpDEREF) {
+                /* TOPs is equivalent to TARG here.  Using TOPs (SP) rather
+                   than TARG reduces the scope of TARG, so it does not
+                   span the call to save_clearsv, resulting in smaller
+                   machine code. */
+                TOPs = vivify_ref(TOPs, op->op_private & OPpDEREF);
+""", """            if (op->op_private & OPpDEREF) {
+                TOPs = vivify_ref(TOPs, op->op_private & OPpDEREF);
+"""), (
+        """    PL_curcop = (COP*)PL_op;
+    TAINT_NOT;		/* Each statement is presumed innocent */
+""", """    PL_curcop = (COP*)PL_op;
+    /* Each statement is presumed innocent */
+    TAINT_NOT;
+""")),
+    # split: pp_padsv's lvalue part (local, state, autovivification)
+    # becomes S_padsv_mod.
+    Replace("split", "pp_hot.c", "pp_padsv split: its lvalue part in S_padsv_mod ()", (
+        """        if (op->op_flags & OPf_MOD) {
+            if (op->op_private & OPpLVAL_INTRO)
+                if (!(op->op_private & OPpPAD_STATE))
+                    save_clearsv(padentry);
+            if (op->op_private & OPpDEREF) {
+                TOPs = vivify_ref(TOPs, op->op_private & OPpDEREF);
+            }
+        }
+        return op->op_next;
+""", """        if (op->op_flags & OPf_MOD)
+            S_padsv_mod(aTHX_ op, padentry);
+        return op->op_next;
+"""), (
+        """PP(pp_padsv)
+{
+""", """/* pp_padsv of an lvalue: clear the lexical at scope exit (my), or
+   autovivify a reference in it; the lexical is on the top of the stack. */
+
+static void
+S_padsv_mod(pTHX_ OP * const op, SV ** const padentry)
+{
+    dSP;
+    if (op->op_private & OPpLVAL_INTRO)
+        if (!(op->op_private & OPpPAD_STATE))
+            save_clearsv(padentry);
+    if (op->op_private & OPpDEREF)
+        TOPs = vivify_ref(TOPs, op->op_private & OPpDEREF);
+}
+
+PP(pp_padsv)
+{
+""")),
+    # new-path: a plain read of a lexical (no lvalue) is pushed at once.
+    Replace("new-path", "pp_hot.c", "pp_padsv: a path for plain reads", (
+        """PP(pp_padsv)
+{
+    dSP;
+    EXTEND(SP, 1);
+    {
+""", """PP(pp_padsv)
+{
+    dSP;
+    EXTEND(SP, 1);
+    if (!(PL_op->op_flags & OPf_MOD)) {
+        /* a plain read: push the lexical, nothing to save */
+        PUSHs(PAD_SVl(PL_op->op_targ));
+        PUTBACK;
+        return PL_op->op_next;
+    }
+    {
+""")),
+    # rename: the invocant's stash of a method call, S_opmethod_stash, is
+    # S_method_stash_of (its embed.h macro too).
+    Rename("rename", ["pp_hot.c", "embed.h", "proto.h"], "S_opmethod_stash",
+           "S_method_stash_of", "the method call's stash lookup renamed"),
+    Rename("rename", ["pp_hot.c", "embed.h"], "opmethod_stash", "method_stash_of",
+           "the method call's stash lookup renamed (its embed.h macro)"),
+    # reorder: pp_padsv (and its new helper) move below pp_readline.
+    Move("reorder", "pp_hot.c", """/* pp_padsv of an lvalue:""", """        return op->op_next;
+    }
+}
+
+""", """PP(pp_eq)
+""", "pp_padsv moved below pp_readline"),
+])
+
+RELEASES = {r.program: r for r in (BZIP2, GAWK, GREP, M4, PERL)}
