@@ -42,6 +42,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import programs as P  # noqa: E402
+import releases as R  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FDOD = os.path.join(ROOT, "build", "fdod")
@@ -296,6 +297,50 @@ class Bench:
             f.write(key + "\n")
         return tree, key
 
+    def next_release(self, prog, tree_n, key_n):
+        """Release N+1 (--next-release): a copy of release N's configured
+        tree with the program's patch series (releases.py) applied, and
+        its key; the series' diff goes to WORK/run/PROG/next-release.patch."""
+        rel = R.RELEASES.get(prog.name)
+        if rel is None:
+            raise Failed("no next-release patch series for %s in bench/fdo/releases.py"
+                         % prog.name)
+        d = self.path("build", prog.name)
+        tree = os.path.join(d, "configured-next")
+        key = hashlib.sha256(json.dumps([key_n, rel.key()]).encode()).hexdigest()
+        stamp = os.path.join(tree, ".bench-fdo-configured")
+        logf = os.path.join(d, "next-release.log")
+        diff = os.path.join(self.rundir, prog.name, "next-release.patch")
+        if not (os.path.exists(stamp) and open(stamp).read().strip() == key):
+            shutil.rmtree(tree, ignore_errors=True)
+            if os.path.exists(logf):
+                os.remove(logf)
+            log("%s: release N+1: release N's configured tree + %d edits (%s) (log: %s)"
+                % (prog.name, len(rel.edits), ", ".join(
+                    "%d %s" % (n, k) for k, n in rel.kinds().items()), logf))
+            run(["cp", "-a", tree_n, tree], logf)
+            try:
+                changed = rel.apply(tree)
+            except R.Failed as e:
+                raise Failed("release N+1 of %s: %s" % (prog.name, e))
+            with open(os.path.join(tree, ".bench-fdo-next-release"), "w") as f:
+                f.write("\n".join(changed) + "\n")
+            with open(stamp, "w") as f:
+                f.write(key + "\n")
+        with open(os.path.join(tree, ".bench-fdo-next-release")) as f:
+            changed = f.read().split()
+        # The series as a patch (patch -p1 in release N's tree makes N+1).
+        os.makedirs(os.path.dirname(diff), exist_ok=True)
+        with open(diff, "wb") as out:
+            for p in changed:
+                r = subprocess.run(["diff", "-u", "--label", "a/" + p, "--label", "b/" + p,
+                                    os.path.join(tree_n, p), os.path.join(tree, p)],
+                                   stdout=subprocess.PIPE)
+                if r.returncode > 1:
+                    raise Failed("diff of %s between the releases failed" % p)
+                out.write(r.stdout)
+        return tree, key, diff
+
     def inputs(self, prog, src):
         d = self.path("inputs", prog.name)
         # Any change of programs.py makes the inputs again (a few seconds).
@@ -312,14 +357,18 @@ class Bench:
             f.write(key + "\n")
         return d
 
-    def build(self, pr, label, cflags=(), ldflags=(), files=None):
+    def build(self, pr, label, cflags=(), ldflags=(), files=None, release_n=False):
         """The binary of prog built with BASE flags + cflags/ldflags, in
         which {profile} is files["profile"] (copied into the cache entry) and
-        {dir} the cache entry. Cached by (program, flags, files' hashes)."""
+        {dir} the cache entry. Cached by (program, configured tree, flags,
+        files' hashes). With --next-release every build is of release N+1
+        unless release_n."""
         prog = pr.prog
         files = files or {}
+        conf_tree, conf_key = (pr.conf_tree_n, pr.conf_key_n) if release_n else (
+            pr.conf_tree, pr.conf_key)
         key = hashlib.sha256(json.dumps(
-            [P.DEFS_VERSION, prog.name, pr.conf_key, BASE_CFLAGS, BASE_LDFLAGS, list(cflags),
+            [P.DEFS_VERSION, prog.name, conf_key, BASE_CFLAGS, BASE_LDFLAGS, list(cflags),
              list(ldflags), prog.make(Flags(["{cflags}"], ["{ldflags}"])),
              {k: sha256_file(v) for k, v in files.items()}]).encode()).hexdigest()[:16]
         entry = self.path("bin", prog.name, "%s.%s" % (label, key))
@@ -350,7 +399,7 @@ class Bench:
         shutil.rmtree(tmp, ignore_errors=True)
         t = time.time()
         log("%s: building %s: %s %s (log: %s)" % (prog.name, label, CC, " ".join(c.cflags), logf))
-        run(["cp", "-a", pr.conf_tree, tmp], logf)
+        run(["cp", "-a", conf_tree, tmp], logf)
         for argv in prog.make(c):
             run(argv, logf, cwd=tmp, what="build of %s %s" % (prog.name, label))
         shutil.copy2(os.path.join(tmp, prog.binary), binary)
@@ -379,6 +428,16 @@ class ProgramRun:
         os.makedirs(self.dir, exist_ok=True)
         self.src, self.src_name = bench.source(prog)
         self.conf_tree, self.conf_key = bench.configured(prog, self.src)
+        # --next-release: the variants are built from release N+1's tree;
+        # release N's (today's source) is kept for its base build.
+        self.conf_tree_n, self.conf_key_n = self.conf_tree, self.conf_key
+        self.release = None  # --next-release: what N+1 is and how N's profile fared
+        if bench.args.next_release:
+            rel = R.RELEASES.get(prog.name)
+            self.conf_tree, self.conf_key, diff = bench.next_release(
+                prog, self.conf_tree_n, self.conf_key_n)
+            self.release = {"edits": [{"kind": e.kind, "why": e.why} for e in rel.edits],
+                            "kinds": rel.kinds(), "patch": diff, "renamed": rel.renamed()}
         self.inputs = bench.inputs(prog, self.src)
         self.training = prog.short_training if bench.args.short else prog.training
         self.variants = {}  # name -> dict(status, binary, reason, ...)
@@ -487,7 +546,9 @@ class ProgramRun:
                                "runs": n, "build_id": bid}
         return bid, got
 
-    def pull_llvm(self, fdod_name, bid, out, query="", check_hot=True):
+    def pull_llvm(self, fdod_name, bid, out, query="", check_hot=True, release_n=False):
+        """Pull an llvm profile of bid; it must have programs.py's hot
+        functions (their release N+1 names, unless release_n)."""
         f = self.b.fdod
         if query is None:
             run([FDOCTL, "pull", fdod_name, "--http", f.http, "--format", "llvm",
@@ -511,20 +572,35 @@ class ProgramRun:
         # The profile is extbinary by default: its functions from show.
         with open(show, errors="replace") as fh:
             heads = {m.group(1) for m in re.finditer(r"^Function: (\S+): ", fh.read(), re.M)}
-        missing = [h for h in self.prog.hot if h not in heads]
+        hot = self.prog.hot
+        if self.release and not release_n:
+            hot = [self.release["renamed"].get(h, h) for h in hot]
+        missing = [h for h in hot if h not in heads]
         if check_hot:
             self.b.check("%s: llvm profile has the hot functions %s" % (self.name, ", ".join(
-                self.prog.hot)), not missing, "missing: %s" % " ".join(missing) if missing else
-                "%d functions" % len(heads))
+                hot)), not missing, "%s missing: %s" % (os.path.basename(out), " ".join(missing))
+                if missing else "%s: %d functions" % (os.path.basename(out), len(heads)))
         return out
 
     def min_samples(self):
         return ["--min-samples", "100"] if self.b.args.short else []
 
-    def spgo_build(self, vname, prof, extra=()):
+    def spgo_build(self, vname, prof, extra=(), stale=False):
+        """Build vname with -fprofile-sample-use of prof. A profile
+        warning fails it, unless stale (a profile of another release: its
+        mismatches are expected, the warnings are counted in the variant's
+        `profile_warnings` and the table)."""
         binary, entry = self.b.build(self, vname, ["-fprofile-sample-use={profile}"] + list(extra),
                                      list(extra), files={"profile": prof})
         warns = profile_warnings(os.path.join(entry, "build.log"))
+        if stale:
+            self.variants[vname]["profile_warnings"] = len(warns)
+            self.variants[vname]["profile_warnings_first"] = warns[:5]
+            self.b.check("%s %s: clang-16 built with the stale profile" % (self.name, vname),
+                         True, "%d profile warnings%s (log: %s)" % (
+                             len(warns), ", e.g. " + warns[0] if warns else "",
+                             os.path.join(entry, "build.log")))
+            return binary
         if not self.b.check("%s %s: clang-16 built with the profile, no profile warning"
                             % (self.name, vname), not warns,
                             "%s (log: %s)" % (warns[0], os.path.join(entry, "build.log"))
@@ -589,6 +665,28 @@ def v_spgo(pr):
     bid, _ = pr.sample(pr.name, pr.variants["base"]["binary"], "base")
     prof = pr.pull_llvm(pr.name, bid, os.path.join(pr.dir, "prof.llvm"), query=None)
     return pr.spgo_build("fdod-spgo", prof)
+
+
+def v_spgo_stale(pr):
+    """--next-release: release N+1 built with the profile pulled for
+    release N's build-id (what a fleet gets: N+1's profile comes from N's
+    samples). Release N's base is built, checked against N+1's base
+    (timing input here, training inputs while sampled) and sampled under
+    the same fdod name."""
+    if pr.variants.get("base", {}).get("status") != "ok":
+        raise Failed("needs base, which failed")
+    n_bin, _ = pr.b.build(pr, "base-release-n", release_n=True)
+    h, cpu = pr.run_once(n_bin, *pr.prog.timing)
+    pr.release["base_n"] = {"binary": n_bin, "build_id": build_id(n_bin),
+                            "timing_cpu_s": round(cpu, 3)}
+    if not pr.b.check("%s release N's base prints what release N+1's base prints on the "
+                      "timing input" % pr.name, h == pr.expect):
+        raise Failed("release N+1 changed the output on the timing input: its patch "
+                     "series is not behaviour-preserving")
+    bid, _ = pr.sample(pr.name, n_bin, "base-release-n")
+    prof = pr.pull_llvm(pr.name, bid, os.path.join(pr.dir, "prof.stale.llvm"), query=None,
+                        release_n=True)
+    return pr.spgo_build("fdod-spgo-stale", prof, stale=True)
 
 
 def make_bolt(name, override):
@@ -754,6 +852,9 @@ def variant_list(args):
           ("fdod-spgo+bolt", make_bolt("", None))]
     if args.short:
         vs = [v for v in vs if v[0] != "pgo-instr"]
+    if args.next_release:
+        vs = [("base", v_base), ("pgo-instr", v_pgo_instr), ("fdod-spgo", v_spgo),
+              ("fdod-spgo-stale", v_spgo_stale)]
     for name, flags in args.bolt_choices:
         vs.append(("fdod-spgo+bolt-" + name, make_bolt(name, flags)))
     for name, query, flags in args.choices:
@@ -813,11 +914,13 @@ def geomean(xs):
     return math.exp(sum(math.log(x) for x in xs) / len(xs))
 
 
-def overall(times, names, rng_seed=1, resamples=2000):
+def overall(times, names, rng_seed=1, resamples=2000, ceiling="pgo-instr"):
     """Across programs: per variant the geometric mean of the per-program
     speedup ratios (median over rounds of t_base/t), the share (gm - 1) /
-    (gm of pgo-instr - 1) over the programs where both ran, with bootstrap
-    intervals (rounds resampled within each program)."""
+    (gm of the ceiling - 1) over the programs where both ran (the ceiling:
+    pgo-instr, or fdod-spgo for the stale profile's share of the fresh
+    one's gain), with bootstrap intervals (rounds resampled within each
+    program)."""
     progs = sorted(times)
 
     def point(idx):
@@ -834,10 +937,10 @@ def overall(times, names, rng_seed=1, resamples=2000):
             if not ps:
                 continue
             gm = geomean([ratio[p, n] for p in ps])
-            both = [p for p in ps if (p, "pgo-instr") in ratio]
+            both = [p for p in ps if (p, ceiling) in ratio]
             share = None
             if both:
-                gc = geomean([ratio[p, "pgo-instr"] for p in both])
+                gc = geomean([ratio[p, ceiling] for p in both])
                 gv = geomean([ratio[p, n] for p in both])
                 share = (gv - 1) / (gc - 1) if gc > 1 else None
             res[n] = (gm, share, len(ps))
@@ -873,7 +976,9 @@ def fresh_copy(src, d, name):
 
 
 def converged(times, names, tol):
-    """Every fdod variant's share: its ~90% interval within tol of its median."""
+    """Every fdod variant's share: its ~90% interval within tol of its
+    median; with --next-release also the stale profile's share of the
+    fresh one's gain."""
     tb, tc = times["base"], times.get("pgo-instr")
     if tc is None:
         return True
@@ -881,6 +986,10 @@ def converged(times, names, tol):
         if not n.startswith("fdod-"):
             continue
         m = mid(shares(times[n], tb, tc))
+        if m is None or m[0] - m[1] > tol or m[2] - m[0] > tol:
+            return False
+    if "fdod-spgo-stale" in names and "fdod-spgo" in names:
+        m = mid(shares(times["fdod-spgo-stale"], tb, times["fdod-spgo"]))
         if m is None or m[0] - m[1] > tol or m[2] - m[0] > tol:
             return False
     return True
@@ -979,9 +1088,10 @@ def report(bench, prs, times, host):
              % (" ".join(BASE_CFLAGS), " ".join(BASE_LDFLAGS)))
     L.append("pgo-instr = + -fprofile-generate, the training set, -fprofile-use (the ceiling);")
     L.append("fdod-spgo = + -fprofile-sample-use of fdod's llvm profile of base's samples;")
-    L.append("fdod-spgo+bolt = llvm-bolt of fdod-spgo with fdod's .fdata of its own samples "
-             "(a no_lbr profile: %s; with branch records: %s)."
-             % (" ".join(BOLT_NO_LBR), " ".join(BOLT_LBR)))
+    if not a.next_release:
+        L.append("fdod-spgo+bolt = llvm-bolt of fdod-spgo with fdod's .fdata of its own "
+                 "samples (a no_lbr profile: %s; with branch records: %s)."
+                 % (" ".join(BOLT_NO_LBR), " ".join(BOLT_LBR)))
     for name, flags in a.bolt_choices:
         L.append("fdod-spgo+bolt-%s = the same with llvm-bolt %s." % (name, " ".join(flags)))
     for name, query, flags in a.choices:
@@ -999,6 +1109,14 @@ def report(bench, prs, times, host):
         if a.exact:
             L.append("exact-spgo-probe = base-probe's exact edge counts on the training set, "
                      "through fdoctl emit (a pseudo-probe profile), built with the probe flags.")
+    if a.next_release:
+        L.append("--next-release: every variant is built from release N+1 = today's source + "
+                 "the program's patch series (bench/fdo/releases.py); base, pgo-instr and "
+                 "fdod-spgo (fresh: N+1's base sampled, its own profile) as above;")
+        L.append("fdod-spgo-stale = N+1 + -fprofile-sample-use of the profile pulled for "
+                 "release N's build-id (N's base sampled on the same training set), profile "
+                 "warnings counted, not fatal; kept = median over rounds of its gain / "
+                 "fdod-spgo's gain in the same round (rounds where fdod-spgo gained).")
     L.append("sampling: fdo-agent cpu-clock at %d Hz; the training set run %d time(s) "
              "(--sample-scale)." % (a.freq, a.sample_scale))
     if times:
@@ -1017,6 +1135,11 @@ def report(bench, prs, times, host):
             pr.name, show_args(pr.prog.timing[0]), " < " + pr.prog.timing[1]
             if pr.prog.timing[1] else "", len(pr.training),
             ", ".join(t[0] for t in pr.training)))
+        if pr.release:
+            rl = pr.release
+            L.append("  release N+1: %d edits (%s); patch: %s" % (
+                len(rl["edits"]), ", ".join("%d %s" % (n, k) for k, n in rl["kinds"].items()),
+                rl["patch"]))
         L.append("  samples: " + "; ".join(
             "%s %d (%d runs, %.1f s CPU)" % (k, v["samples"], v["runs"], v["training_cpu_s"])
             for k, v in s.items()) if s else "  samples: none")
@@ -1047,6 +1170,18 @@ def report(bench, prs, times, host):
                             row += " (of %d rounds)" % len(sh)
                     else:
                         row += "    n/a (pgo-instr never gained)"
+            L.append(row)
+        st = pr.variants.get("fdod-spgo-stale", {})
+        if st.get("status") == "ok":
+            row = "  fdod-spgo-stale: %d profile warnings from clang-16" % st["profile_warnings"]
+            if t and "fdod-spgo-stale" in t and "fdod-spgo" in t:
+                sh = shares(t["fdod-spgo-stale"], t["base"], t["fdod-spgo"])
+                m = mid(sh)
+                row += "; keeps " + ("%.0f%% [%.0f%%, %.0f%%] of fdod-spgo's gain" % (
+                    100 * m[0], 100 * m[1], 100 * m[2]) if m else
+                    "n/a (fdod-spgo never gained)")
+                if m and len(sh) < len(t["base"]):
+                    row += " (of %d rounds)" % len(sh)
             L.append(row)
         bolts = [v for v in (t or {}) if v.startswith("fdod-spgo+bolt") and "fdod-spgo" in t]
         for bv in sorted(bolts):
@@ -1088,6 +1223,19 @@ def report(bench, prs, times, host):
             if o["programs"] < len(times):
                 row += "  [%d of %d programs]" % (o["programs"], len(times))
             L.append(row)
+        if "fdod-spgo-stale" in names and "fdod-spgo" in names:
+            o = overall(times, ["fdod-spgo", "fdod-spgo-stale"], ceiling="fdod-spgo")
+            o = o.get("fdod-spgo-stale")
+            summary["fdod-spgo-stale"]["share_of_fresh"] = o and o["share"]
+            summary["fdod-spgo-stale"]["share_of_fresh_interval"] = o and o["share_interval"]
+            if o and o["share"] is not None:
+                si = o["share_interval"]
+                L.append("  fdod-spgo-stale keeps %.0f%% [%.0f%%, %.0f%%] of fdod-spgo's gain "
+                         "(geomean: (gm stale - 1) / (gm fresh - 1), the same bootstrap)" % (
+                             100 * o["share"], 100 * si[0], 100 * si[1]))
+            else:
+                L.append("  fdod-spgo-stale: n/a (fdod-spgo gained nothing on the geometric "
+                         "mean)")
     return L, summary
 
 
@@ -1101,8 +1249,10 @@ def parse_args(argv):
         "instrumented PGO (the ceiling), fdod's sample PGO and BOLT, timed in paired "
         "interleaved rounds. See bench/fdo/README.md.")
     ap.add_argument("--programs", default=None,
-                    help="comma-separated, from: %s (default: %s; --short: %s)" % (
-                        ", ".join(P.PROGRAMS), ",".join(P.DEFAULT), P.SHORT))
+                    help="comma-separated, from: %s (default: %s; --short: %s; "
+                    "--next-release: those of them with a patch series, %s)" % (
+                        ", ".join(P.PROGRAMS), ",".join(P.DEFAULT), P.SHORT,
+                        ",".join(p for p in P.DEFAULT if p in R.RELEASES)))
     ap.add_argument("--rounds", type=int, default=0,
                     help="exactly N timing rounds (default: until every fdod variant's share "
                     "of the instrumented-PGO gain has a ~90%% interval within +-5 points)")
@@ -1147,6 +1297,13 @@ def parse_args(argv):
                     help="also exact-spgo-NAME: the exact counts emitted with fdoctl emit "
                     "options (e.g. 'zeros=zeros=1'), built with the extra clang flags; "
                     "repeatable")
+    ap.add_argument("--next-release", action="store_true",
+                    help="profiles across releases: the variants base, pgo-instr, fdod-spgo "
+                    "(fresh) and fdod-spgo-stale, all of release N+1 (the program's patch "
+                    "series of bench/fdo/releases.py applied to today's source); the stale "
+                    "one is built with the profile of release N's samples, its profile "
+                    "warnings counted, not fatal; reports the share of the fresh profile's "
+                    "gain it keeps")
     ap.add_argument("--input-scale", type=float, default=1.0, help=argparse.SUPPRESS)
     ap.add_argument("--measure-training", action="store_true",
                     help="also run the training set once with base and print each "
@@ -1170,13 +1327,22 @@ def parse_args(argv):
             ap.error("--bolt-choice %r: want NAME=FLAGS" % c)
         a.bolt_choices.append((name, flags.split()))
     if a.programs is None:
-        a.programs = P.SHORT if a.short else ",".join(P.DEFAULT)
+        a.programs = P.SHORT if a.short else ",".join(
+            p for p in P.DEFAULT if not a.next_release or p in R.RELEASES)
     a.programs = [p for p in a.programs.split(",") if p]
     for p in a.programs:
         if p not in P.PROGRAMS:
             ap.error("unknown program %r (known: %s)" % (p, ", ".join(P.PROGRAMS)))
     if a.short:
         a.no_time = True
+    if a.next_release:
+        if a.short or a.probes or a.exact or a.choices or a.exact_choices or a.bolt_choices:
+            ap.error("--next-release: not with --short, --probes, --exact, --choice, "
+                     "--exact-choice or --bolt-choice")
+        for p in a.programs:
+            if p not in R.RELEASES:
+                ap.error("--next-release: no patch series for %r in bench/fdo/releases.py "
+                         "(there are: %s)" % (p, ", ".join(R.RELEASES) or "none"))
     for opt in ("rounds", "max_rounds", "repeat", "sample_scale", "freq", "min_rounds"):
         if getattr(a, opt) < 0 or (opt != "rounds" and getattr(a, opt) == 0):
             ap.error("--%s must be positive" % opt.replace("_", "-"))
@@ -1244,6 +1410,7 @@ def main(argv):
                 "package": pr.prog.package, "source": pr.src_name, "binary": pr.prog.binary,
                 "timing": pr.prog.timing, "training": pr.training, "samples": pr.samples,
                 "base_cpu_s": pr.base_cpu, "variants": pr.variants,
+                "next_release": pr.release,
                 "times": times.get(pr.name, {}),
                 "rounds": len(times[pr.name]["base"]) if pr.name in times else 0}
                 for pr in prs},

@@ -5,6 +5,7 @@
 #   bench/fdo/run.sh [--programs a,b] [--rounds N | --max-rounds N] [--repeat K]
 #                    [--work DIR] [--choice NAME=QUERY[;CLANGFLAGS]]... [--probes]
 #                    [--sample-scale N] [--no-time] [--short] [--keep-fdod]
+#                    [--next-release]
 #   bench/fdo/run.sh --help          every option
 #
 # This script checks the machine (root, the project's binaries, the LLVM
