@@ -41,6 +41,10 @@
  *           is converted here: fdod hashes the executables of the symbol
  *           tree once at start (store_symbols_index_file_ids: 8 KiB read
  *           per file), as the store does not know the tree.
+ *   4 -> 5  table aggs (per-bucket leaf and pair sums of the compile-time
+ *           profiles: storage/aggs.c), created empty: profile pulls fill
+ *           it as they compute buckets that are over, so the upgrade
+ *           reads and converts nothing.
  * A store with any other version is refused.
  */
 #include <errno.h>
@@ -71,6 +75,7 @@ static const char *const table_names[STORE_NTABLES] = {
 	[STORE_PENDING] = "pending",   [STORE_SYMCACHE] = "symcache",
 	[STORE_BATCHES] = "batches",   [STORE_PUBLISHED] = "published",
 	[STORE_HOSTS] = "hosts",       [STORE_TOTALS] = "totals",
+	[STORE_AGGS] = "aggs",
 };
 
 const char *store_table_name(enum store_table table)
@@ -314,7 +319,8 @@ void store_txn_abort(store_txn *t)
 	txn_finish(t);
 }
 
-int store_write(store *s, int (*fn)(store_txn *t, void *arg), void *arg)
+static int write_txn(store *s, int (*fn)(store_txn *t, void *arg), void *arg,
+		     int derived)
 {
 	for (int attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
 		store_txn *t;
@@ -323,9 +329,16 @@ int store_write(store *s, int (*fn)(store_txn *t, void *arg), void *arg)
 			return rc;
 		rc = fn(t, arg);
 		if (rc == FDO_OK && !t->map_full) {
+			if (derived)
+				pthread_mutex_lock(&s->gen_mu);
 			int mrc = mdb_txn_commit(t->txn);
 			if (mrc)
 				rc = store_mdb_err(t, mrc, "commit");
+			/* A commit that changed nothing takes no txn id. */
+			else if (derived && t->dirty)
+				s->derived_commits++;
+			if (derived)
+				pthread_mutex_unlock(&s->gen_mu);
 		} else {
 			mdb_txn_abort(t->txn);
 		}
@@ -348,6 +361,16 @@ int store_write(store *s, int (*fn)(store_txn *t, void *arg), void *arg)
 	fdo_error("store: %s: write still full after %d resizes", s->dir,
 		  WRITE_ATTEMPTS);
 	return FDO_ESTORE_FULL;
+}
+
+int store_write(store *s, int (*fn)(store_txn *t, void *arg), void *arg)
+{
+	return write_txn(s, fn, arg, 0);
+}
+
+int store_write_derived(store *s, int (*fn)(store_txn *t, void *arg), void *arg)
+{
+	return write_txn(s, fn, arg, 1);
 }
 
 /* ---------------------------------------------------------- get / put -- */
@@ -383,7 +406,10 @@ int store_put(store_txn *t, enum store_table table, const void *key,
 	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
 	int rc = mdb_put(t->txn, t->s->dbi[table], &k, &v,
 			 (flags & STORE_NOOVERWRITE) ? MDB_NOOVERWRITE : 0);
-	return rc ? store_mdb_err(t, rc, table_names[table]) : FDO_OK;
+	if (rc)
+		return store_mdb_err(t, rc, table_names[table]);
+	t->dirty = 1;
+	return FDO_OK;
 }
 
 int store_del(store_txn *t, enum store_table table, const void *key,
@@ -395,7 +421,10 @@ int store_del(store_txn *t, enum store_table table, const void *key,
 		return FDO_ESTORE_FULL;
 	MDB_val k = {klen, (void *)key};
 	int rc = mdb_del(t->txn, t->s->dbi[table], &k, NULL);
-	return rc ? store_mdb_err(t, rc, table_names[table]) : FDO_OK;
+	if (rc)
+		return store_mdb_err(t, rc, table_names[table]);
+	t->dirty = 1;
+	return FDO_OK;
 }
 
 int store_count(store_txn *t, enum store_table table, uint64_t *n)
@@ -492,7 +521,10 @@ int store_cursor_put(store_cursor *c, const void *key, size_t klen,
 	unsigned mf = ((flags & STORE_NOOVERWRITE) ? MDB_NOOVERWRITE : 0) |
 		      ((flags & STORE_CURRENT) ? MDB_CURRENT : 0);
 	int rc = mdb_cursor_put(c->c, &k, &v, mf);
-	return rc ? store_mdb_err(c->t, rc, table_names[c->table]) : FDO_OK;
+	if (rc)
+		return store_mdb_err(c->t, rc, table_names[c->table]);
+	c->t->dirty = 1;
+	return FDO_OK;
 }
 
 void store_cursor_close(store_cursor *c)
@@ -509,10 +541,11 @@ struct open_ctx {
 	uint32_t found; /* version stamp found, when it is not ours */
 };
 
-/* upgrade brings a store of version `from` (1, 2 or 3) to STORE_VERSION,
+/* upgrade brings a store of version `from` (1 to 4) to STORE_VERSION,
  * in t, after every table is open. Version 3 added table totals (computed
  * here from counts); version 4 file ids in table buildids (the symbol
- * tree's files are hashed at start: store_symbols_index_file_ids). */
+ * tree's files are hashed at start: store_symbols_index_file_ids);
+ * version 5 table aggs (opened empty with every table). */
 static int upgrade(store_txn *t, MDB_dbi meta, uint32_t from)
 {
 	store *s = t->s;
@@ -689,6 +722,7 @@ int store_open(const struct store_opts *opts, store **out)
 	s->max_size = max;
 	s->page_size = (size_t)psz;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->gen_mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 
 	char path[PATH_MAX];
@@ -730,7 +764,7 @@ int store_open(const struct store_opts *opts, store **out)
 	rc = store_write(s, open_tables, &ctx);
 	if (rc == FDO_ESTORE_VERSION && ctx.found) {
 		fdo_error("store: %s has version %u; this fdod reads version "
-			  "%d (and upgrades 1 and 2): refusing to open it",
+			  "%d (and upgrades 1 to 4): refusing to open it",
 			  path, ctx.found, STORE_VERSION);
 	}
 	if (rc)
@@ -750,6 +784,7 @@ void store_close(store *s)
 		mdb_env_close(s->env);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->gen_mu);
 	free(s->dir);
 	free(s);
 }
@@ -789,9 +824,12 @@ const char *store_dir(const store *s)
 void store_stats(store *s, struct store_stats *st)
 {
 	MDB_envinfo info;
+	pthread_mutex_lock(&s->gen_mu);
 	mdb_env_info(s->env, &info);
+	uint64_t derived = s->derived_commits;
+	pthread_mutex_unlock(&s->gen_mu);
 	st->map_size = info.me_mapsize;
 	st->max_size = s->max_size;
 	st->used_size = ((uint64_t)info.me_last_pgno + 1) * s->page_size;
-	st->generation = (uint64_t)info.me_last_txnid;
+	st->generation = (uint64_t)info.me_last_txnid - derived;
 }

@@ -26,6 +26,11 @@ struct store {
 	int growers;	   /* threads waiting to resize */
 	int growing;	   /* a resize is in progress */
 	uint64_t map_size; /* current map size */
+	/* Commits by store_write_derived that changed something: they do
+	 * not count in store_stats' generation. gen_mu is held across such
+	 * a commit and its count, and while store_stats reads both. */
+	pthread_mutex_t gen_mu;
+	uint64_t derived_commits;
 };
 
 struct store_txn {
@@ -35,6 +40,7 @@ struct store_txn {
 	int map_full;	   /* MDB_MAP_FULL seen: the txn is dead, grow */
 	int resized;	   /* MDB_MAP_RESIZED seen: adopt the new size */
 	uint64_t map_seen; /* map size when the txn began */
+	int dirty;	   /* something was written or deleted */
 };
 
 /*
@@ -61,6 +67,16 @@ typedef int (*store_entry_fn)(void *arg, const void *k, size_t kl,
 			      const void *v, size_t vl);
 int store_walk_binary(store_txn *t, enum store_table table, uint32_t binary,
 		      store_entry_fn fn, void *arg);
+
+/*
+ * LEB128 varints (7 bits a byte, low first), as the stacks and aggs
+ * layouts have them (storage/codec.c): store_put_uvarint writes v (at
+ * most 10 bytes) and returns how many; store_get_uvarint reads one from
+ * p[*at..len), advancing *at: 0 when it is truncated or longer than 64
+ * bits.
+ */
+size_t store_put_uvarint(uint8_t *out, uint64_t v);
+int store_get_uvarint(const uint8_t *p, size_t len, size_t *at, uint64_t *v);
 
 /*
  * store_totals_build computes table totals from table counts, replacing

@@ -95,7 +95,7 @@ TEST(table_names_are_the_design_names)
 	const char *want[] = {"meta",	 "buildids", "binaries", "labelsets",
 			      "strings", "stacks",   "counts",	 "branches",
 			      "pending", "symcache", "batches",	 "published",
-			      "hosts",	 "totals"};
+			      "hosts",	 "totals",   "aggs"};
 	CHECK_EQ_INT(sizeof want / sizeof want[0], STORE_NTABLES);
 	for (int i = 0; i < STORE_NTABLES; i++)
 		CHECK_EQ_STR(store_table_name(i), want[i]);
