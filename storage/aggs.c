@@ -591,7 +591,7 @@ int store_aggs_drop(store_txn *t, const struct store_totals_key *k)
 			break;
 		if ((mrc = mdb_cursor_del(c, 0)))
 			break;
-		t->dirty = 1;
+		store_note_write(t, STORE_AGGS, start, sizeof start);
 	}
 	mdb_cursor_close(c);
 	return mrc && mrc != MDB_NOTFOUND ? store_mdb_err(t, mrc, "aggs")

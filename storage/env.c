@@ -57,6 +57,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "storage/storage_int.h"
 
 #define MIB		((uint64_t)1 << 20)
@@ -254,6 +255,106 @@ static int gate_resize(store *s, uint64_t seen, int adopt)
 	return rc;
 }
 
+/* --------------------------------------------------------- generations -- */
+
+/*
+ * What a profile of one binary reads: its rows of counts, totals,
+ * branches and hosts (keys that begin with its id), and, for every
+ * binary, the symbolization results and the build-id records (symbol
+ * state, file ids). Other tables change no profile on their own (a new
+ * stack, label set or string is read only through new counts; pending
+ * addresses, batch records, published versions and table aggs are not
+ * read by a build, or are sums that give the same profile).
+ */
+void store_note_write(store_txn *t, enum store_table table, const void *key,
+		      size_t klen)
+{
+	t->dirty = 1;
+	if (t->quiet)
+		return;
+	switch (table) {
+	case STORE_COUNTS:
+	case STORE_TOTALS:
+	case STORE_BRANCHES:
+	case STORE_HOSTS:
+		if (klen >= 4) {
+			uint32_t b = fdo_get_be32(key);
+			for (unsigned i = 0; i < t->ntouched && i < 8; i++)
+				if (t->touched[i] == b)
+					return;
+			if (t->ntouched < 8)
+				t->touched[t->ntouched] = b;
+			t->ntouched++;
+			return;
+		}
+		t->touched_all = 1;
+		return;
+	case STORE_BUILDIDS:
+	case STORE_SYMCACHE:
+		t->touched_all = 1;
+		return;
+	default:
+		return;
+	}
+}
+
+static void set_bin_gen(store *s, uint32_t binary, uint64_t seq)
+{
+	uint32_t v;
+	int found;
+	if (fdo_map64_put(&s->bin_idx, (uint64_t)binary + 1,
+			  (uint32_t)s->nbin_gen, &v, &found)) {
+		s->all_gen = seq; /* no memory: every binary changed */
+		return;
+	}
+	if (!found) {
+		if (fdo_grow(s->bin_gen, s->cap_bin_gen, s->nbin_gen + 1)) {
+			fdo_map64_del(&s->bin_idx, (uint64_t)binary + 1);
+			s->all_gen = seq;
+			return;
+		}
+		s->nbin_gen++;
+	}
+	s->bin_gen[v] = seq;
+}
+
+/* After t committed, with gen_mu held. A commit that wrote nothing took
+ * no txn id. */
+static void committed(store_txn *t, int derived)
+{
+	store *s = t->s;
+	if (!t->dirty)
+		return;
+	s->own_commits++;
+	if (derived)
+		s->derived_commits++;
+	uint64_t seq = ++s->gen_seq;
+	if (t->touched_all || t->ntouched > 8)
+		s->all_gen = seq;
+	else
+		for (unsigned i = 0; i < t->ntouched; i++)
+			set_bin_gen(s, t->touched[i], seq);
+}
+
+uint64_t store_generation_of(store *s, uint32_t binary)
+{
+	MDB_envinfo info;
+	pthread_mutex_lock(&s->gen_mu);
+	mdb_env_info(s->env, &info);
+	uint64_t theirs =
+		(uint64_t)info.me_last_txnid - s->base_txnid - s->own_commits;
+	if (theirs > s->foreign && theirs < (uint64_t)1 << 62)
+		s->foreign = theirs;
+	uint32_t v;
+	uint64_t own = fdo_map64_get(&s->bin_idx, (uint64_t)binary + 1, &v)
+			       ? s->bin_gen[v]
+			       : 0;
+	/* Each part only grows: the sum moves whenever one does. */
+	uint64_t g = s->foreign + s->all_gen + own;
+	pthread_mutex_unlock(&s->gen_mu);
+	return g | (uint64_t)1 << 63;
+}
+
 /* ---------------------------------------------------------------- txns -- */
 
 int store_txn_begin(store *s, int write, store_txn **out)
@@ -303,9 +404,15 @@ int store_txn_commit(store_txn *t)
 		mdb_txn_abort(t->txn);
 		rc = FDO_ESTORE_FULL;
 	} else {
+		if (t->write)
+			pthread_mutex_lock(&t->s->gen_mu);
 		int mrc = mdb_txn_commit(t->txn);
 		if (mrc)
 			rc = store_mdb_err(t, mrc, "commit");
+		else if (t->write)
+			committed(t, 0);
+		if (t->write)
+			pthread_mutex_unlock(&t->s->gen_mu);
 	}
 	txn_finish(t);
 	return rc;
@@ -329,16 +436,15 @@ static int write_txn(store *s, int (*fn)(store_txn *t, void *arg), void *arg,
 			return rc;
 		rc = fn(t, arg);
 		if (rc == FDO_OK && !t->map_full) {
-			if (derived)
-				pthread_mutex_lock(&s->gen_mu);
+			/* The commit and its count in the generations are one
+			 * step for store_stats and store_generation_of. */
+			pthread_mutex_lock(&s->gen_mu);
 			int mrc = mdb_txn_commit(t->txn);
 			if (mrc)
 				rc = store_mdb_err(t, mrc, "commit");
-			/* A commit that changed nothing takes no txn id. */
-			else if (derived && t->dirty)
-				s->derived_commits++;
-			if (derived)
-				pthread_mutex_unlock(&s->gen_mu);
+			else
+				committed(t, derived);
+			pthread_mutex_unlock(&s->gen_mu);
 		} else {
 			mdb_txn_abort(t->txn);
 		}
@@ -408,7 +514,7 @@ int store_put(store_txn *t, enum store_table table, const void *key,
 			 (flags & STORE_NOOVERWRITE) ? MDB_NOOVERWRITE : 0);
 	if (rc)
 		return store_mdb_err(t, rc, table_names[table]);
-	t->dirty = 1;
+	store_note_write(t, table, key, klen);
 	return FDO_OK;
 }
 
@@ -423,7 +529,7 @@ int store_del(store_txn *t, enum store_table table, const void *key,
 	int rc = mdb_del(t->txn, t->s->dbi[table], &k, NULL);
 	if (rc)
 		return store_mdb_err(t, rc, table_names[table]);
-	t->dirty = 1;
+	store_note_write(t, table, key, klen);
 	return FDO_OK;
 }
 
@@ -523,7 +629,7 @@ int store_cursor_put(store_cursor *c, const void *key, size_t klen,
 	int rc = mdb_cursor_put(c->c, &k, &v, mf);
 	if (rc)
 		return store_mdb_err(c->t, rc, table_names[c->table]);
-	c->t->dirty = 1;
+	store_note_write(c->t, c->table, key, klen);
 	return FDO_OK;
 }
 
@@ -762,6 +868,12 @@ int store_open(const struct store_opts *opts, store **out)
 
 	struct open_ctx ctx = {0};
 	rc = store_write(s, open_tables, &ctx);
+	if (!rc) { /* generations count from here */
+		MDB_envinfo info;
+		mdb_env_info(s->env, &info);
+		s->base_txnid = (uint64_t)info.me_last_txnid;
+		s->own_commits = s->derived_commits = 0;
+	}
 	if (rc == FDO_ESTORE_VERSION && ctx.found) {
 		fdo_error("store: %s has version %u; this fdod reads version "
 			  "%d (and upgrades 1 to 4): refusing to open it",
@@ -785,6 +897,8 @@ void store_close(store *s)
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->gen_mu);
+	fdo_map64_fini(&s->bin_idx);
+	free(s->bin_gen);
 	free(s->dir);
 	free(s);
 }

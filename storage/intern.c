@@ -375,8 +375,13 @@ int store_buildid_put(store_txn *t, uint32_t id,
 	uint8_t k[5], v[REC_HDR + FDO_BUILD_ID_MAX];
 	id_key(k, id);
 	rec_encode(v, rec);
-	return store_put(t, STORE_BUILDIDS, k, 5, v,
-			 REC_HDR + rec->build_id_len, 0);
+	/* First and last seen, or the binary, change no profile: only the
+	 * symbol state does (store_generation_of). */
+	t->quiet = rec->sym_state == old.sym_state;
+	rc = store_put(t, STORE_BUILDIDS, k, 5, v, REC_HDR + rec->build_id_len,
+		       0);
+	t->quiet = 0;
+	return rc;
 }
 
 int store_buildid_widen(struct store_buildid *rec, uint64_t now, uint64_t step)

@@ -136,6 +136,19 @@ void store_txn_abort(store_txn *t);
 int store_write(store *s, int (*fn)(store_txn *t, void *arg), void *arg);
 
 /*
+ * store_generation_of: a number that changes whenever a commit may have
+ * changed what a profile of binary (its id) reads: a write of its rows of
+ * counts, totals, branches or hosts; of any symbolization result or
+ * build-id's symbol state (every binary); any commit by another process
+ * since the open. Commits that wrote other binaries' rows only, table
+ * aggs, batch records or published versions leave it, so identical pulls
+ * of one binary share a build across merges of others (server/pcache.c).
+ * Its top bit is set, so it never equals a store_stats generation. Any
+ * thread; waits for a commit in progress.
+ */
+uint64_t store_generation_of(store *s, uint32_t binary);
+
+/*
  * store_write_derived is store_write for a write that only adds what can
  * be computed again from the rest of the store (table aggs: sums of
  * counts and stacks): its commit does not move store_stats' generation,

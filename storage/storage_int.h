@@ -8,6 +8,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 
+#include "common/map.h"
 #include "storage/storage.h"
 
 struct store {
@@ -31,17 +32,37 @@ struct store {
 	 * a commit and its count, and while store_stats reads both. */
 	pthread_mutex_t gen_mu;
 	uint64_t derived_commits;
+	/* Per-binary generations (store_generation_of), under gen_mu: every
+	 * commit of this process that wrote something takes the next seq;
+	 * all_gen is the seq of the last that may change any binary's
+	 * profile, bin_gen[bin_idx(binary)] that of the last that wrote the
+	 * binary's own rows. Commits by other processes are the txn ids
+	 * since the open that this process did not commit (foreign). */
+	uint64_t base_txnid, own_commits, foreign, gen_seq, all_gen;
+	struct fdo_map64 bin_idx; /* binary id + 1 -> index into bin_gen */
+	uint64_t *bin_gen;
+	size_t nbin_gen, cap_bin_gen;
 };
 
 struct store_txn {
 	store *s;
 	MDB_txn *txn;
 	int write;
-	int map_full;	   /* MDB_MAP_FULL seen: the txn is dead, grow */
-	int resized;	   /* MDB_MAP_RESIZED seen: adopt the new size */
-	uint64_t map_seen; /* map size when the txn began */
-	int dirty;	   /* something was written or deleted */
+	int map_full;	     /* MDB_MAP_FULL seen: the txn is dead, grow */
+	int resized;	     /* MDB_MAP_RESIZED seen: adopt the new size */
+	uint64_t map_seen;   /* map size when the txn began */
+	int dirty;	     /* something was written or deleted */
+	int quiet;	     /* writes now change no profile (store_buildid_put
+			      of the same symbol state) */
+	int touched_all;     /* a write any binary's profile may read */
+	uint32_t touched[8]; /* binaries whose own rows were written */
+	unsigned ntouched;   /* > 8: as touched_all */
 };
+
+/* note_write: what a successful write of table's key in t changes, for
+ * the generations (storage/env.c). */
+void store_note_write(store_txn *t, enum store_table table, const void *key,
+		      size_t klen);
 
 /*
  * store_mdb_err translates an LMDB (or errno) code to FDO_E*, marks t as
