@@ -13,11 +13,12 @@
  *
  * Every table's layout is here and its codec is in storage/ (this file,
  * or the file named with the table); code outside storage/ reads and
- * writes values only through those codecs. tests/fixtures/store-v4 holds
- * a store of version 4 (this layout without table aggs), opened and
- * upgraded by tests/ingest/test_store_v4.py and tests/unit/storage_aggs.c,
- * and tests/docs/test_stored_layouts.py fails on raw-offset value coding
- * outside storage/ and schemas/. Files beside the environment: the WAL
+ * writes values only through those codecs. tests/fixtures/store-v5 holds
+ * a store of this version, opened by tests/ingest/test_store_v5.py;
+ * tests/fixtures/store-v4 one of version 4 (this layout without table
+ * aggs), opened and upgraded by tests/ingest/test_store_v4.py and
+ * tests/unit/storage_aggs.c; tests/docs/test_stored_layouts.py fails on
+ * raw-offset value coding outside storage/ and schemas/. Files beside the environment: the WAL
  * (storage/wal.c; its records' payload, a prep, is coded by
  * aggregator/prep.c), the symbol tree (storage/symstore.c) and the
  * symbolizer's index cache (symbolizer/index_file.c).
