@@ -742,6 +742,7 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 	s1.sel_weight = sel_weight;
 	int rc = store_txn_begin(st, 0, &b.t);
 	if (rc || !sel_weight) {
+		store_txn_abort(rc ? NULL : b.t); /* NULL: nothing began */
 		free(sel_weight);
 		snprintf(err, errlen, "store unavailable: %s",
 			 fdo_strerror(rc));

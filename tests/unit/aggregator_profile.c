@@ -13,6 +13,7 @@
 #include "aggregator/ingest_int.h"
 #include "symbolizer/symbolizer.h"
 #include "tests/unit/emit_with.h"
+#include "tests/unit/prof_same.h"
 #include "tests/unit/test.h"
 
 static char prog[512], datadir[512], bid_hex[129];
@@ -144,27 +145,6 @@ static double count_of(const struct prof *p, const char *fn)
 	return c;
 }
 
-/* Do two profiles hold the same locations, leaves and pairs, to the bit? */
-static int same_reduced(const struct prof *a, const struct prof *b)
-{
-	if (a->count != b->count || a->samples != b->samples ||
-	    a->hosts != b->hosts || a->nlocs != b->nlocs ||
-	    a->nleaves != b->nleaves || a->npairs != b->npairs ||
-	    a->nbuild_ids != b->nbuild_ids)
-		return 0;
-	for (size_t i = 0; i < a->nlocs; i++)
-		if (a->locs[i].build_id != b->locs[i].build_id ||
-		    a->locs[i].offset != b->locs[i].offset ||
-		    a->locs[i].nframes != b->locs[i].nframes)
-			return 0;
-	for (size_t i = 0; i < a->nleaves; i++)
-		if (a->leaves[i].loc != b->leaves[i].loc ||
-		    a->leaves[i].count != b->leaves[i].count ||
-		    a->leaves[i].samples != b->leaves[i].samples)
-			return 0;
-	return !memcmp(a->pairs, b->pairs, a->npairs * sizeof *a->pairs);
-}
-
 /* The location of b with a's location li (same build-id and offset). */
 static size_t loc_in(const struct prof *a, uint32_t li, const struct prof *b)
 {
@@ -212,8 +192,8 @@ static void check_reduced_same(struct world *w, struct agg_profile_query *q)
 	q->reduced = 0;
 	CHECK_EQ_INT(red.nstacks, 0);
 	CHECK(red.reduced && scan.reduced && again.reduced);
-	CHECK(same_reduced(&scan, &red));
-	CHECK(same_reduced(&scan, &again));
+	CHECK(prof_same_reduced(&scan, &red));
+	CHECK(prof_same_reduced(&scan, &again));
 	REQUIRE(prof_reduce(&full) == FDO_OK);
 	CHECK(near(full.count, red.count) && full.samples == red.samples &&
 	      full.hosts == red.hosts && full.nlocs == red.nlocs);
