@@ -551,8 +551,9 @@ TEST(generation_of_a_binary_moves_with_what_its_profile_reads)
 	CHECK(store_generation_of(s, 1) != g1 &&
 	      store_generation_of(s, 2) != g2);
 	uint32_t state = 0;
-	REQUIRE(store_write(s, set_sym_state, &state) == FDO_OK);
 	g1 = store_generation_of(s, 1);
+	REQUIRE(store_write(s, set_sym_state, &state) == FDO_OK);
+	CHECK_EQ_INT(store_generation_of(s, 1), g1); /* a new build-id */
 	REQUIRE(store_write(s, set_sym_state, &state) == FDO_OK);
 	CHECK_EQ_INT(store_generation_of(s, 1), g1); /* last seen only */
 	state = STORE_SYM_EXECUTABLE;
