@@ -17,9 +17,9 @@
  *
  * A run is encoded in memory first, as the rows it will be, so that the
  * builder reads a run it just computed through the same decoder as a
- * stored one: what a pull sums is the same bytes either way. Values are
- * small (at most CHUNK_MAX bytes) so they stay on LMDB's leaf pages
- * instead of overflow pages, which need runs of free pages to be found.
+ * stored one: what a pull sums is the same bytes either way. A value is
+ * at most CHUNK_MAX bytes: four pages of LMDB's overflow, a run of free
+ * pages short enough to be found in a fragmented file.
  * The decoder never allocates and checks everything before it visits
  * anything: a hostile or damaged row costs a scan of the stacks, nothing
  * more.
@@ -29,12 +29,16 @@
 
 #include "storage/storage_int.h"
 
-#define AGGS_FORMAT	 1
-#define RUN_HDR_SIZE	 40
-#define PART_HDR_SIZE	 56
-#define CHUNK_HDR_SIZE	 3
-#define CHUNK_MAX	 1900 /* bytes of a chunk's value */
-#define RECORD_MAX	 50   /* the longest record (a pair) */
+#define AGGS_FORMAT    1
+#define RUN_HDR_SIZE   40
+#define PART_HDR_SIZE  56
+#define CHUNK_HDR_SIZE 3
+/* Bytes of a chunk's value: with LMDB's 16-byte page header, four 4 KiB
+ * overflow pages exactly. Values that stay on leaf pages (below ~2 KiB)
+ * took a page each once B-tree splits left pages half full: twice the
+ * bytes (docs/scale.md). */
+#define CHUNK_MAX	 16368
+#define RECORD_MAX	 50 /* the longest record (a pair) */
 #define ROW_PREFIX	 (4 + STORE_AGGS_KEY_SIZE)
 #define KIND_LEAVES	 1
 #define KIND_PAIRS	 2

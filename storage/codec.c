@@ -146,8 +146,8 @@
  *          24     16   weight: sum of the stacks' weights (128-bit)
  *          40     8    samples: sum of their raw samples
  *          48     8    stacks: how many
- *   chunk (leaf build-id L, chunk 1..N), at most 1900 bytes (LMDB keeps
- *   it on a leaf page); the leaves' chunks come before the pairs':
+ *   chunk (leaf build-id L, chunk 1..N), at most 16368 bytes (four 4 KiB
+ *   pages of LMDB's overflow); the leaves' chunks come before the pairs':
  *          0      1    kind: 1 leaves, 2 pairs
  *          1      2    records in this chunk (be16)
  *          3      ...  records; varints are LEB128 (as in stacks)
