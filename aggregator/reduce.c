@@ -145,7 +145,16 @@ static int visit_pair(void *arg, const struct store_frame *callee,
 {
 	struct reducer *r = arg;
 	uint32_t ce, cr;
-	int rc = frame_index(r, callee, &ce);
+	int rc = FDO_OK;
+	if (r->have_last_callee &&
+	    callee->build_id == r->last_callee.build_id &&
+	    callee->offset == r->last_callee.offset) {
+		ce = r->last_callee_g;
+	} else if (!(rc = frame_index(r, callee, &ce))) {
+		r->last_callee = *callee;
+		r->last_callee_g = ce;
+		r->have_last_callee = 1;
+	}
 	if (!rc)
 		rc = frame_index(r, caller, &cr);
 	return rc ? rc : add_pair(r, ce, cr, w);

@@ -55,8 +55,11 @@ struct reducer {
 	size_t nleaves, cap_leaves;
 	struct red_pair *pairs;
 	size_t npairs, cap_pairs;
-	double count;	      /* of the stacks that match */
-	double decay, factor; /* the run being added */
+	struct store_frame last_callee; /* a stored run's pairs come by */
+	uint32_t last_callee_g;		/* callee: its index, looked up */
+	int have_last_callee;		/* once per callee */
+	double count;			/* of the stacks that match */
+	double decay, factor;		/* the run being added */
 	/* runs computed here that are over: stored by red_store */
 	struct store_aggs_run *keep;
 	size_t nkeep, cap_keep, keep_bytes;
