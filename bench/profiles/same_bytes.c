@@ -2,7 +2,8 @@
  * bench/profiles/same_bytes.c — on a real store, is a compile-time
  * profile built from table aggs the one built from the stacks of every
  * bucket (q->full_scan)? For llvm, gcc and bolt (bolt of BUILD-ID), a
- * 7-day window of BINARY: builds both, times them, emits both and
+ * 7-day window of BINARY, the route's default options: builds both,
+ * times them, emits both and
  * compares the bytes. Opens the store itself: stop fdod first. Exit 0
  * when every format gives the same bytes. bench/profiles/README.md says
  * how to build and run it.
@@ -39,6 +40,11 @@ static int one(store *st, sym_cache *cache, const char *data,
 				      .full_scan = full};
 	struct prof_opts po;
 	prof_opts_init(&po);
+	/* As the profile route sets them from the defaults
+	 * (server/profiles.c): block counts unless counts=samples. */
+	q.blocks = po.counts == PROF_COUNTS_BLOCKS;
+	q.spread = po.balance ? (double)po.spread : 0;
+	q.dispersion = (double)po.dispersion;
 	if (f == 2 && bid) {
 		if (fdo_build_id_parse(bid, q.build_id, &q.build_id_len))
 			return FDO_EINVAL;
