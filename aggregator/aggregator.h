@@ -228,6 +228,9 @@ struct agg_profile_query {
 	int branches;	     /* also the window's stored branch records
 				    (LBR), weighted as the stacks: what the
 				    bolt format writes when it has them */
+	int full_scan;	     /* reduced: every bucket from its stacks, table
+				    aggs neither read nor written (what a
+				    build from stored sums must equal) */
 	uint64_t max_stacks; /* keep only the heaviest N stacks (0: all) */
 	double min_share;    /* ... and those with at least this share of
 				    the selected count (0: all) */

@@ -2,15 +2,17 @@
  * aggregator/profile.c — the profile builder: from the store to a `prof`
  * (aggregator/profile.h) for one binary and one set of selectors.
  *
- * Workload: a request reads every counts entry of one binary (tens of
- * thousands to millions), selects and weights them, then resolves each
- * distinct stack once and each distinct address once. Profiles are built
- * far less often than samples arrive; one read transaction per build.
- * Two passes over the counts: the first sums each selector's weight (the
- * scale needs the totals) and notes the runs of the window (one per label
- * set and bucket, each in stack order); the second reads the runs side by
- * side, merged by stack, so each distinct stack comes once with its count
- * and goes on at once: memory does not follow the number of entries.
+ * Workload: a request selects and weights the runs of one binary (one
+ * per label set and bucket), then resolves each distinct stack (folded,
+ * pprof) or each run's leaf and pair sums (llvm, gcc, bolt) and each
+ * distinct address once. Profiles are built far less often than samples
+ * arrive; one read transaction per build (and, after it, one write of
+ * the runs it computed whose bucket is over). Two passes: the first sums
+ * each selector's weight from the window's totals rows (the scale needs
+ * the totals) and notes the runs; the second reads the runs' counts side
+ * by side, merged by stack, so each distinct stack comes once with its
+ * count and goes on at once (memory does not follow the number of
+ * entries), or adds each run's sums (aggregator/reduce.c).
  *
  * Selection and weighting:
  *   labels   a selector is a list of k=v pairs that must all be present in
@@ -36,19 +38,26 @@
  * branches (bolt): the window's stored branch records (LBR) of the
  * selected label sets, weighted like the stacks of their label set and
  * bucket, read after the stacks (read_branches).
- * reduced (the llvm, gcc and bolt formats): each stack is folded into
- * leaf and caller->callee pair counts as it is read (prof_reducer) and
- * not kept, so the profile's memory follows its locations and pairs, not
- * its stacks; the result is prof_reduce of the full build, to the bit.
+ * reduced (the llvm, gcc and bolt formats): no stack is kept; each run's
+ * exact leaf and caller->callee pair sums come from table aggs when its
+ * bucket is over and they are stored, else from its stacks, and are added
+ * run by run (aggregator/reduce.c), so a pull of buckets that are over
+ * reads thousands of records, not millions of stacks. The result equals
+ * q->full_scan's (every run from its stacks) to the bit; against
+ * prof_reduce of the full build the same sums run in another order (per
+ * run first), which rounds differently (docs/scale.md).
+ * Pass 1 reads the window's totals rows, not its counts entries.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "aggregator/aggregator.h"
 #include "aggregator/blocks.h"
 #include "aggregator/profile.h"
+#include "aggregator/reduce.h"
 #include "common/buf.h"
 #include "common/common.h"
 #include "common/map.h"
@@ -260,6 +269,7 @@ static double decay(const struct agg_profile_query *q, uint32_t bucket,
  */
 struct run {
 	uint32_t labelset, bucket;
+	struct store_totals seen; /* its totals row */
 	int sel;
 	double decay;
 	store_cursor *c;
@@ -269,7 +279,10 @@ struct run {
 };
 
 /* Pass 1's state: the runs selected, each selector's weight, the figures
- * of the readiness rules (aggregator/readiness.c). */
+ * of the readiness rules (aggregator/readiness.c), from the window's
+ * totals rows (one per run: a few thousand, not the runs' millions of
+ * counts entries). A selector's weight is the sum of its rows' exact
+ * weights, each as a double times its decay, in row order. */
 struct pass1 {
 	store_txn *t;
 	const struct agg_profile_query *q;
@@ -283,35 +296,33 @@ struct pass1 {
 	double *sel_weight; /* per selector */
 };
 
-static int select_one(void *arg, const struct store_counts_key *ck,
-		      const struct store_weight *w)
+static int select_one(void *arg, const struct store_totals_key *k,
+		      const struct store_totals *v)
 {
 	struct pass1 *s = arg;
-	if ((uint64_t)ck->bucket + s->width <= s->since)
+	if ((uint64_t)k->bucket + s->width <= s->since)
 		return FDO_OK;
 	int rc = fdo_grow_zeroed(s->selcache, s->cap_selcache,
-				 (size_t)ck->labelset + 1);
+				 (size_t)k->labelset + 1);
 	if (rc)
 		return rc;
-	if (!s->selcache[ck->labelset])
-		s->selcache[ck->labelset] =
-			pick_selector(s->t, ck->labelset, s->q) + 2;
-	int sel = s->selcache[ck->labelset] - 2;
+	if (!s->selcache[k->labelset])
+		s->selcache[k->labelset] =
+			pick_selector(s->t, k->labelset, s->q) + 2;
+	int sel = s->selcache[k->labelset] - 2;
 	if (sel < 0)
 		return FDO_OK;
-	struct run *r = s->nruns ? &s->runs[s->nruns - 1] : NULL;
-	if (!r || r->labelset != ck->labelset || r->bucket != ck->bucket) {
-		if ((rc = fdo_grow(s->runs, s->cap_runs, s->nruns + 1)))
-			return rc;
-		r = &s->runs[s->nruns++];
-		memset(r, 0, sizeof *r);
-		r->labelset = ck->labelset;
-		r->bucket = ck->bucket;
-		r->sel = sel;
-		r->decay = decay(s->q, ck->bucket, s->width);
-	}
-	s->sel_weight[sel] += (double)w->weight * r->decay;
-	agg_figures_add(&s->fig, ck->bucket, s->width, w->samples);
+	if ((rc = fdo_grow(s->runs, s->cap_runs, s->nruns + 1)))
+		return rc;
+	struct run *r = &s->runs[s->nruns++];
+	memset(r, 0, sizeof *r);
+	r->labelset = k->labelset;
+	r->bucket = k->bucket;
+	r->seen = *v;
+	r->sel = sel;
+	r->decay = decay(s->q, k->bucket, s->width);
+	s->sel_weight[sel] += (double)v->weight * r->decay;
+	agg_figures_add(&s->fig, k->bucket, s->width, v->samples);
 	return FDO_OK;
 }
 
@@ -478,12 +489,12 @@ static void trimmer_finish(struct trimmer *t, double min_share, double total)
 }
 
 /*
- * add_stack decodes stack s (its count and raw samples) into p: folded
- * into leaves and pairs when q->reduced, else as a whole stack. Stacks
- * that are gone or of another build-id than q->build_id add nothing.
+ * add_stack decodes stack s (its count and raw samples) into p as a whole
+ * stack (folded, pprof). Stacks that are gone or of another build-id than
+ * q->build_id add nothing.
  */
 static int add_stack(struct builder *b, const struct agg_profile_query *q,
-		     struct prof_reducer *red, const struct kept *s)
+		     const struct kept *s)
 {
 	struct prof *p = b->p;
 	uint8_t key[STORE_STACK_KEY_SIZE];
@@ -502,18 +513,6 @@ static int add_stack(struct builder *b, const struct agg_profile_query *q,
 			return FDO_OK;
 	}
 	int rc;
-	if (q->reduced) {
-		uint32_t lis[STORE_STACK_MAX_FRAMES];
-		for (size_t i = 0; i < n; i++)
-			if ((rc = loc_index(b, &f[i], &lis[i])))
-				return rc;
-		if (s->count > 0 && isfinite(s->count) &&
-		    (rc = prof_reducer_add(red, lis, (uint32_t)n, s->count,
-					   s->samples)))
-			return rc;
-		p->count += s->count;
-		return FDO_OK;
-	}
 	if ((rc = fdo_grow(p->stacks, b->cap_stacks, p->nstacks + 1)) ||
 	    (rc = fdo_grow(p->stack_locs, b->cap_stack_locs,
 			   p->nstack_locs + n)))
@@ -540,7 +539,7 @@ static int add_stack(struct builder *b, const struct agg_profile_query *q,
  */
 static int merge_runs(struct builder *b, const struct agg_profile_query *q,
 		      uint32_t binary, struct run *runs, size_t nruns,
-		      const double *factor, struct prof_reducer *red)
+		      const double *factor)
 {
 	int trim = q->max_stacks || q->min_share > 0;
 	struct trimmer tr = {.max = q->max_stacks};
@@ -584,12 +583,12 @@ static int merge_runs(struct builder *b, const struct agg_profile_query *q,
 		if (rc)
 			break;
 		total += s.count;
-		rc = trim ? trimmer_add(&tr, &s) : add_stack(b, q, red, &s);
+		rc = trim ? trimmer_add(&tr, &s) : add_stack(b, q, &s);
 	}
 	if (!rc && trim) {
 		trimmer_finish(&tr, q->min_share, total);
 		for (size_t i = 0; i < tr.n && !rc; i++)
-			rc = add_stack(b, q, red, &tr.k[i]);
+			rc = add_stack(b, q, &tr.k[i]);
 	}
 	for (size_t i = 0; i < nruns; i++)
 		if (runs[i].c)
@@ -683,6 +682,52 @@ static int read_branches(struct builder *b, const struct agg_profile_query *q,
 	return crc == FDO_OK || crc == FDO_ENOT_FOUND ? FDO_OK : crc;
 }
 
+static int loc_of(void *arg, const struct store_frame *f, uint32_t *loc)
+{
+	return loc_index(arg, f, loc);
+}
+
+/* Bytes of runs a pull computes from their stacks and keeps to store
+ * after it (aggregator/reduce.c): runs past it are stored by a later
+ * pull. */
+#define RED_WRITE_BUDGET ((size_t)128 << 20)
+
+/*
+ * The compile-time formats' pass 2: the runs added in pass 1's order,
+ * each from table aggs or from its stacks (aggregator/reduce.c), then the
+ * leaves and pairs located in frame order.
+ */
+static int reduce_runs(struct builder *b, const struct agg_profile_query *q,
+		       uint32_t binary, uint32_t width, const struct run *runs,
+		       size_t nruns, const double *factor, struct reducer *red)
+{
+	red->t = b->t;
+	red->binary = binary;
+	red->width = width;
+	red->closed_now = (uint64_t)time(NULL);
+	red->full_scan = q->full_scan;
+	red->write_budget = RED_WRITE_BUDGET;
+	if (q->build_id_len &&
+	    store_intern_buildid(b->t, q->build_id, q->build_id_len, 0,
+				 &red->leaf_bid))
+		red->none = 1; /* no stack has a leaf there */
+	int rc = FDO_OK;
+	for (size_t i = 0; i < nruns && !rc; i++) {
+		struct store_totals_key k = {binary, runs[i].labelset,
+					     runs[i].bucket};
+		rc = red_run(red, &k, &runs[i].seen, runs[i].decay,
+			     factor[runs[i].sel]);
+	}
+	if (!rc)
+		rc = red_finish(red, loc_of, b, &b->p->leaves, &b->p->nleaves,
+				&b->p->pairs, &b->p->npairs);
+	if (!rc) {
+		b->p->count = red->count;
+		b->p->reduced = 1;
+	}
+	return rc;
+}
+
 int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 		      const struct agg_profile_query *q, struct prof *p,
 		      char *err, size_t errlen)
@@ -691,12 +736,13 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 	struct builder b = {
 		.st = st, .cache = cache, .datadir = datadir, .p = p};
 	struct pass1 s1 = {.q = q};
-	struct prof_reducer red = {0};
+	struct reducer red = {0};
 	double *sel_weight =
 		calloc(q->nselectors ? q->nselectors : 1, sizeof *sel_weight);
 	s1.sel_weight = sel_weight;
 	int rc = store_txn_begin(st, 0, &b.t);
 	if (rc || !sel_weight) {
+		store_txn_abort(rc ? NULL : b.t); /* NULL: nothing began */
 		free(sel_weight);
 		snprintf(err, errlen, "store unavailable: %s",
 			 fdo_strerror(rc));
@@ -711,11 +757,11 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 	p->binary = strdup(q->binary);
 	p->event = strdup("cpu-clock");
 
-	/* Pass 1: select counts entries. */
+	/* Pass 1: select the runs, from their totals rows. */
 	s1.t = b.t;
 	s1.width = q->bucket_seconds ? q->bucket_seconds : 3600;
 	s1.since = q->window && q->now > q->window ? q->now - q->window : 0;
-	rc = store_counts_each(b.t, binary, select_one, &s1);
+	rc = store_totals_each(b.t, binary, select_one, &s1);
 	free(s1.selcache);
 	if (rc)
 		goto out;
@@ -744,19 +790,16 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 				    : 0;
 	}
 
-	/* Pass 2: each distinct stack once, in stack order. */
-	rc = merge_runs(&b, q, binary, s1.runs, s1.nruns, factor, &red);
+	/* Pass 2: leaves and pairs run by run (llvm, gcc, bolt), or each
+	 * distinct stack once, in stack order (folded, pprof). */
+	rc = q->reduced ? reduce_runs(&b, q, binary, s1.width, s1.runs,
+				      s1.nruns, factor, &red)
+			: merge_runs(&b, q, binary, s1.runs, s1.nruns, factor);
 	if (!rc && q->branches)
 		rc = read_branches(&b, q, binary, s1.width, s1.since, factor);
 	free(factor);
 	if (rc)
 		goto out;
-	if (q->reduced) {
-		prof_reducer_finish(&red, &p->leaves, &p->nleaves, &p->pairs,
-				    &p->npairs);
-		p->reduced = 1;
-	}
-
 	/* Distinct hosts of the binary. */
 	store_hosts_count(b.t, binary, &p->hosts);
 	rc = FDO_OK;
@@ -770,10 +813,26 @@ out:
 	free(b.bid_store_ids);
 	fdo_map64_fini(&b.locs_by_addr);
 	fdo_map64_fini(&b.bids_by_id);
-	prof_reducer_fini(&red);
 	free(s1.runs);
 	free(sel_weight);
 	store_txn_abort(b.t);
+	/* The runs computed from their stacks whose bucket is over, for the
+	 * next pull to read instead (nothing to wait for on failure: the
+	 * profile is built; a later pull stores them). */
+	if (!rc && red.nkeep) {
+		int wrc = red_store(&red, st);
+		if (wrc)
+			fdo_warn("profile %s: storing leaf and pair sums: %s",
+				 q->binary, fdo_strerror(wrc));
+	}
+	if (q->reduced)
+		fdo_debug("profile %s: %llu runs from table aggs, %llu from "
+			  "their stacks (%llu stored, %llu stale)",
+			  q->binary, (unsigned long long)red.runs_read,
+			  (unsigned long long)red.runs_computed,
+			  (unsigned long long)red.runs_stored,
+			  (unsigned long long)red.runs_stale);
+	red_fini(&red);
 	if (rc && !err[0])
 		snprintf(err, errlen, "%s", fdo_strerror(rc));
 	return rc;

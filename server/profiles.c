@@ -321,9 +321,28 @@ static void answer(struct srv_req *req, struct srv_resp *resp,
 }
 
 /*
+ * The state a pull of binary is built from: the binary's generation
+ * (store_generation_of: merges of other binaries leave it), or, for a
+ * binary the store does not know (a 404 that any merge may change), the
+ * store's.
+ */
+static uint64_t profile_generation(struct srv_app *app, const char *binary)
+{
+	struct store_stats ss;
+	store_stats(app->st, &ss);
+	store_txn *t;
+	uint32_t id;
+	if (store_txn_begin(app->st, 0, &t))
+		return ss.generation;
+	int rc = store_intern_binary(t, binary, strlen(binary), 0, &id);
+	store_txn_abort(t);
+	return rc ? ss.generation : store_generation_of(app->st, id);
+}
+
+/*
  * GET /v1/profiles/{binary}: everything acknowledged before the pull is
- * merged first; then identical pulls of the same store state share one
- * build (server/pcache.h): the request's text is the key, the store's
+ * merged first; then identical pulls of the same state share one build
+ * (server/pcache.h): the request's text is the key, the binary's
  * generation after the merge the state.
  */
 void srv_h_profile(void *a, struct srv_req *req, struct srv_resp *resp)
@@ -337,14 +356,13 @@ void srv_h_profile(void *a, struct srv_req *req, struct srv_resp *resp)
 	}
 	uint64_t arrived = fdo_now_ns();
 	agg_ingest_flush(app->ingest, 10000);
-	struct store_stats ss;
-	store_stats(app->st, &ss);
+	uint64_t gen = profile_generation(app, pr.q.binary);
 	struct fdo_buf key;
 	fdo_buf_init(&key);
 	fdo_buf_printf(&key, "%s?%s", req->param[0], req->query);
 	struct pcache_entry *e = NULL;
-	int hit = !key.oom && pcache_get(app->pcache, fdo_buf_cstr(&key),
-					 ss.generation, arrived, &e);
+	int hit = !key.oom &&
+		  pcache_get(app->pcache, fdo_buf_cstr(&key), gen, arrived, &e);
 	fdo_buf_fini(&key);
 	if (hit) {
 		answer(req, resp, pcache_answer_of(e));

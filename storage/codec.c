@@ -1,7 +1,7 @@
 /*
  * storage/codec.c — the byte layout of every table's keys and values, and
  * their codecs. This comment is the authoritative description of the
- * tables (store layout version STORE_VERSION = 4). Integers are big-endian
+ * tables (store layout version STORE_VERSION = 5). Integers are big-endian
  * everywhere, so LMDB's byte order is numeric order and a prefix of a key
  * selects a range (all counts of one binary, of one label set, ...).
  * Numbers on disk never change meaning; a change of layout is a new
@@ -13,10 +13,12 @@
  *
  * Every table's layout is here and its codec is in storage/ (this file,
  * or the file named with the table); code outside storage/ reads and
- * writes values only through those codecs. tests/fixtures/store-v4 holds
- * a store of this version, opened by tests/ingest/test_store_v4.py, and
- * tests/docs/test_stored_layouts.py fails on raw-offset value coding
- * outside storage/ and schemas/. Files beside the environment: the WAL
+ * writes values only through those codecs. tests/fixtures/store-v5 holds
+ * a store of this version, opened by tests/ingest/test_store_v5.py;
+ * tests/fixtures/store-v4 one of version 4 (this layout without table
+ * aggs), opened and upgraded by tests/ingest/test_store_v4.py and
+ * tests/unit/storage_aggs.c; tests/docs/test_stored_layouts.py fails on
+ * raw-offset value coding outside storage/ and schemas/. Files beside the environment: the WAL
  * (storage/wal.c; its records' payload, a prep, is coded by
  * aggregator/prep.c), the symbol tree (storage/symstore.c) and the
  * symbolizer's index cache (symbolizer/index_file.c).
@@ -112,6 +114,59 @@
  *          24     8    entries: how many counts entries (distinct stacks)
  *                      the row sums, at least 1
  *
+ * aggs — per run (binary, label set, bucket of counts) and leaf build-id,
+ *   what the compile-time profiles read of the run's stacks (since version
+ *   5; storage/aggs.c, aggregator/reduce.c). Rows exist only for runs a
+ *   profile pull computed after their bucket was over; store_totals_add
+ *   deletes every row of a run whenever its totals row changes (a merge
+ *   writing that bucket, retention deleting it), in the same transaction.
+ *   A store of version 4 gets the table empty when it is opened.
+ *   key:   0      4    binary id
+ *          4      4    label set id
+ *          8      4    time bucket start, unix seconds
+ *          12     4    leaf build-id id (0: the run's header row)
+ *          16     4    chunk: 0 the partition's header row, then 1, 2, ...
+ *   run header (leaf build-id 0, chunk 0):
+ *          0      1    format (1)
+ *          1      3    reserved, zero
+ *          4      4    partitions: leaf build-ids with rows that follow
+ *          8      16   weight of the totals row the run was computed
+ *                      from (unsigned 128-bit, high half first)
+ *          24     8    its samples
+ *          32     8    its entries; a reader whose totals row differs
+ *                      ignores the rows
+ *   partition header (leaf build-id L, chunk 0): the run's stacks whose
+ *   leaf frame is of build-id L (stacks whose weight is 0, or that are
+ *   missing or do not decode, are in no partition)
+ *          0      1    format (1)
+ *          1      3    reserved, zero
+ *          4      4    chunks that follow (1..N)
+ *          8      8    leaves: distinct leaf frames
+ *          16     8    pairs: distinct caller->callee frame pairs
+ *          24     16   weight: sum of the stacks' weights (128-bit)
+ *          40     8    samples: sum of their raw samples
+ *          48     8    stacks: how many
+ *   chunk (leaf build-id L, chunk 1..N), at most 16368 bytes (four 4 KiB
+ *   pages of LMDB's overflow); the leaves' chunks come before the pairs':
+ *          0      1    kind: 1 leaves, 2 pairs
+ *          1      2    records in this chunk (be16)
+ *          3      ...  records; varints are LEB128 (as in stacks)
+ *     leaf record, by increasing offset over the partition (its build-id
+ *     is L): varint offset - the previous record's offset in the chunk
+ *     (the first: whole); varint weight's high 64 bits, varint its low
+ *     64 bits (the sum of the weights of the stacks with that leaf);
+ *     varint raw samples of those stacks.
+ *     pair record, by increasing (callee, caller) frame over the
+ *     partition, a frame ordered by (build-id id, offset): the callee as
+ *     varint build-id id - the previous callee's in the chunk (the first
+ *     record: - 0), varint offset - the previous callee's when that step
+ *     is 0, else the offset whole; the caller the same way from the
+ *     previous record's caller when the callee is the previous record's,
+ *     else from (0, 0); varint weight high, varint weight low: the sum of
+ *     the weights of the stacks in which the callee frame is directly
+ *     below the caller frame, each stack once however often the pair
+ *     repeats in it.
+ *
  * branches — LBR branch records
  *   key:   0      4    binary id
  *          4      4    label set id
@@ -181,7 +236,7 @@
  */
 #include <string.h>
 
-#include "storage/storage.h"
+#include "storage/storage_int.h"
 
 void store_counts_key_encode(uint8_t out[STORE_COUNTS_KEY_SIZE],
 			     const struct store_counts_key *k)
@@ -289,6 +344,29 @@ int store_totals_decode(const void *p, size_t len, struct store_totals *v)
 	return v->entries ? FDO_OK : FDO_ECORRUPT;
 }
 
+void store_aggs_key_encode(uint8_t out[STORE_AGGS_KEY_SIZE],
+			   const struct store_aggs_key *k)
+{
+	fdo_put_be32(out, k->binary);
+	fdo_put_be32(out + 4, k->labelset);
+	fdo_put_be32(out + 8, k->bucket);
+	fdo_put_be32(out + 12, k->leaf_bid);
+	fdo_put_be32(out + 16, k->chunk);
+}
+
+int store_aggs_key_decode(const void *p, size_t len, struct store_aggs_key *k)
+{
+	const uint8_t *b = p;
+	if (len != STORE_AGGS_KEY_SIZE)
+		return FDO_ECORRUPT;
+	k->binary = fdo_get_be32(b);
+	k->labelset = fdo_get_be32(b + 4);
+	k->bucket = fdo_get_be32(b + 8);
+	k->leaf_bid = fdo_get_be32(b + 12);
+	k->chunk = fdo_get_be32(b + 16);
+	return FDO_OK;
+}
+
 void store_addr_key_encode(uint8_t out[STORE_ADDR_KEY_SIZE],
 			   const struct store_frame *a)
 {
@@ -340,7 +418,7 @@ uint64_t store_stack_id(const struct store_hframe *frames, size_t n)
 	return fdo_mix64(h);
 }
 
-static size_t put_uvarint(uint8_t *out, uint64_t v)
+size_t store_put_uvarint(uint8_t *out, uint64_t v)
 {
 	size_t n = 0;
 	while (v >= 0x80) {
@@ -351,9 +429,7 @@ static size_t put_uvarint(uint8_t *out, uint64_t v)
 	return n;
 }
 
-/* Reads a varint of at most 10 bytes from p[*at..len): 0 when it is
- * truncated or longer than 64 bits. */
-static int get_uvarint(const uint8_t *p, size_t len, size_t *at, uint64_t *v)
+int store_get_uvarint(const uint8_t *p, size_t len, size_t *at, uint64_t *v)
 {
 	uint64_t x = 0;
 	for (unsigned shift = 0; shift < 64 && *at < len; shift += 7) {
@@ -394,9 +470,10 @@ int store_stack_encode(const struct store_frame *frames, size_t n, uint8_t *out,
 	uint32_t prev = 0;
 	for (size_t i = 0; i < n; i++) {
 		int change = frames[i].build_id != prev;
-		at += put_uvarint(tmp + at, frames[i].offset << 1 | change);
+		at += store_put_uvarint(tmp + at,
+					frames[i].offset << 1 | change);
 		if (change)
-			at += put_uvarint(tmp + at, frames[i].build_id);
+			at += store_put_uvarint(tmp + at, frames[i].build_id);
 		prev = frames[i].build_id;
 	}
 	if (at > cap)
@@ -414,10 +491,11 @@ static int stack_decode_compact(const uint8_t *b, size_t len,
 	uint64_t prev = 0;
 	while (at < len) {
 		uint64_t w, id = prev;
-		if (!get_uvarint(b, len, &at, &w))
+		if (!store_get_uvarint(b, len, &at, &w))
 			return FDO_ECORRUPT;
-		if ((w & 1) && (!get_uvarint(b, len, &at, &id) || id == prev ||
-				id == 0 || id >= STORE_BUILDID_MAX_ID))
+		if ((w & 1) &&
+		    (!store_get_uvarint(b, len, &at, &id) || id == prev ||
+		     id == 0 || id >= STORE_BUILDID_MAX_ID))
 			return FDO_ECORRUPT;
 		if (id == 0)
 			return FDO_ECORRUPT; /* the first frame names its id */

@@ -41,6 +41,10 @@
  *           is converted here: fdod hashes the executables of the symbol
  *           tree once at start (store_symbols_index_file_ids: 8 KiB read
  *           per file), as the store does not know the tree.
+ *   4 -> 5  table aggs (per-bucket leaf and pair sums of the compile-time
+ *           profiles: storage/aggs.c), created empty: profile pulls fill
+ *           it as they compute buckets that are over, so the upgrade
+ *           reads and converts nothing.
  * A store with any other version is refused.
  */
 #include <errno.h>
@@ -53,6 +57,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "storage/storage_int.h"
 
 #define MIB		((uint64_t)1 << 20)
@@ -71,6 +76,7 @@ static const char *const table_names[STORE_NTABLES] = {
 	[STORE_PENDING] = "pending",   [STORE_SYMCACHE] = "symcache",
 	[STORE_BATCHES] = "batches",   [STORE_PUBLISHED] = "published",
 	[STORE_HOSTS] = "hosts",       [STORE_TOTALS] = "totals",
+	[STORE_AGGS] = "aggs",
 };
 
 const char *store_table_name(enum store_table table)
@@ -249,6 +255,106 @@ static int gate_resize(store *s, uint64_t seen, int adopt)
 	return rc;
 }
 
+/* --------------------------------------------------------- generations -- */
+
+/*
+ * What a profile of one binary reads: its rows of counts, totals,
+ * branches and hosts (keys that begin with its id), and, for every
+ * binary, the symbolization results and the build-id records (symbol
+ * state, file ids). Other tables change no profile on their own (a new
+ * stack, label set or string is read only through new counts; pending
+ * addresses, batch records, published versions and table aggs are not
+ * read by a build, or are sums that give the same profile).
+ */
+void store_note_write(store_txn *t, enum store_table table, const void *key,
+		      size_t klen)
+{
+	t->dirty = 1;
+	if (t->quiet)
+		return;
+	switch (table) {
+	case STORE_COUNTS:
+	case STORE_TOTALS:
+	case STORE_BRANCHES:
+	case STORE_HOSTS:
+		if (klen >= 4) {
+			uint32_t b = fdo_get_be32(key);
+			for (unsigned i = 0; i < t->ntouched && i < 8; i++)
+				if (t->touched[i] == b)
+					return;
+			if (t->ntouched < 8)
+				t->touched[t->ntouched] = b;
+			t->ntouched++;
+			return;
+		}
+		t->touched_all = 1;
+		return;
+	case STORE_BUILDIDS:
+	case STORE_SYMCACHE:
+		t->touched_all = 1;
+		return;
+	default:
+		return;
+	}
+}
+
+static void set_bin_gen(store *s, uint32_t binary, uint64_t seq)
+{
+	uint32_t v;
+	int found;
+	if (fdo_map64_put(&s->bin_idx, (uint64_t)binary + 1,
+			  (uint32_t)s->nbin_gen, &v, &found)) {
+		s->all_gen = seq; /* no memory: every binary changed */
+		return;
+	}
+	if (!found) {
+		if (fdo_grow(s->bin_gen, s->cap_bin_gen, s->nbin_gen + 1)) {
+			fdo_map64_del(&s->bin_idx, (uint64_t)binary + 1);
+			s->all_gen = seq;
+			return;
+		}
+		s->nbin_gen++;
+	}
+	s->bin_gen[v] = seq;
+}
+
+/* After t committed, with gen_mu held. A commit that wrote nothing took
+ * no txn id. */
+static void committed(store_txn *t, int derived)
+{
+	store *s = t->s;
+	if (!t->dirty)
+		return;
+	s->own_commits++;
+	if (derived)
+		s->derived_commits++;
+	uint64_t seq = ++s->gen_seq;
+	if (t->touched_all || t->ntouched > 8)
+		s->all_gen = seq;
+	else
+		for (unsigned i = 0; i < t->ntouched; i++)
+			set_bin_gen(s, t->touched[i], seq);
+}
+
+uint64_t store_generation_of(store *s, uint32_t binary)
+{
+	MDB_envinfo info;
+	pthread_mutex_lock(&s->gen_mu);
+	mdb_env_info(s->env, &info);
+	uint64_t theirs =
+		(uint64_t)info.me_last_txnid - s->base_txnid - s->own_commits;
+	if (theirs > s->foreign && theirs < (uint64_t)1 << 62)
+		s->foreign = theirs;
+	uint32_t v;
+	uint64_t own = fdo_map64_get(&s->bin_idx, (uint64_t)binary + 1, &v)
+			       ? s->bin_gen[v]
+			       : 0;
+	/* Each part only grows: the sum moves whenever one does. */
+	uint64_t g = s->foreign + s->all_gen + own;
+	pthread_mutex_unlock(&s->gen_mu);
+	return g | (uint64_t)1 << 63;
+}
+
 /* ---------------------------------------------------------------- txns -- */
 
 int store_txn_begin(store *s, int write, store_txn **out)
@@ -298,9 +404,15 @@ int store_txn_commit(store_txn *t)
 		mdb_txn_abort(t->txn);
 		rc = FDO_ESTORE_FULL;
 	} else {
+		if (t->write)
+			pthread_mutex_lock(&t->s->gen_mu);
 		int mrc = mdb_txn_commit(t->txn);
 		if (mrc)
 			rc = store_mdb_err(t, mrc, "commit");
+		else if (t->write)
+			committed(t, 0);
+		if (t->write)
+			pthread_mutex_unlock(&t->s->gen_mu);
 	}
 	txn_finish(t);
 	return rc;
@@ -314,7 +426,8 @@ void store_txn_abort(store_txn *t)
 	txn_finish(t);
 }
 
-int store_write(store *s, int (*fn)(store_txn *t, void *arg), void *arg)
+static int write_txn(store *s, int (*fn)(store_txn *t, void *arg), void *arg,
+		     int derived)
 {
 	for (int attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
 		store_txn *t;
@@ -323,9 +436,15 @@ int store_write(store *s, int (*fn)(store_txn *t, void *arg), void *arg)
 			return rc;
 		rc = fn(t, arg);
 		if (rc == FDO_OK && !t->map_full) {
+			/* The commit and its count in the generations are one
+			 * step for store_stats and store_generation_of. */
+			pthread_mutex_lock(&s->gen_mu);
 			int mrc = mdb_txn_commit(t->txn);
 			if (mrc)
 				rc = store_mdb_err(t, mrc, "commit");
+			else
+				committed(t, derived);
+			pthread_mutex_unlock(&s->gen_mu);
 		} else {
 			mdb_txn_abort(t->txn);
 		}
@@ -348,6 +467,16 @@ int store_write(store *s, int (*fn)(store_txn *t, void *arg), void *arg)
 	fdo_error("store: %s: write still full after %d resizes", s->dir,
 		  WRITE_ATTEMPTS);
 	return FDO_ESTORE_FULL;
+}
+
+int store_write(store *s, int (*fn)(store_txn *t, void *arg), void *arg)
+{
+	return write_txn(s, fn, arg, 0);
+}
+
+int store_write_derived(store *s, int (*fn)(store_txn *t, void *arg), void *arg)
+{
+	return write_txn(s, fn, arg, 1);
 }
 
 /* ---------------------------------------------------------- get / put -- */
@@ -383,7 +512,10 @@ int store_put(store_txn *t, enum store_table table, const void *key,
 	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
 	int rc = mdb_put(t->txn, t->s->dbi[table], &k, &v,
 			 (flags & STORE_NOOVERWRITE) ? MDB_NOOVERWRITE : 0);
-	return rc ? store_mdb_err(t, rc, table_names[table]) : FDO_OK;
+	if (rc)
+		return store_mdb_err(t, rc, table_names[table]);
+	store_note_write(t, table, key, klen);
+	return FDO_OK;
 }
 
 int store_del(store_txn *t, enum store_table table, const void *key,
@@ -395,7 +527,10 @@ int store_del(store_txn *t, enum store_table table, const void *key,
 		return FDO_ESTORE_FULL;
 	MDB_val k = {klen, (void *)key};
 	int rc = mdb_del(t->txn, t->s->dbi[table], &k, NULL);
-	return rc ? store_mdb_err(t, rc, table_names[table]) : FDO_OK;
+	if (rc)
+		return store_mdb_err(t, rc, table_names[table]);
+	store_note_write(t, table, key, klen);
+	return FDO_OK;
 }
 
 /* LMDB's figures of one table. */
@@ -507,7 +642,10 @@ int store_cursor_put(store_cursor *c, const void *key, size_t klen,
 	unsigned mf = ((flags & STORE_NOOVERWRITE) ? MDB_NOOVERWRITE : 0) |
 		      ((flags & STORE_CURRENT) ? MDB_CURRENT : 0);
 	int rc = mdb_cursor_put(c->c, &k, &v, mf);
-	return rc ? store_mdb_err(c->t, rc, table_names[c->table]) : FDO_OK;
+	if (rc)
+		return store_mdb_err(c->t, rc, table_names[c->table]);
+	store_note_write(c->t, c->table, key, klen);
+	return FDO_OK;
 }
 
 void store_cursor_close(store_cursor *c)
@@ -524,10 +662,11 @@ struct open_ctx {
 	uint32_t found; /* version stamp found, when it is not ours */
 };
 
-/* upgrade brings a store of version `from` (1, 2 or 3) to STORE_VERSION,
+/* upgrade brings a store of version `from` (1 to 4) to STORE_VERSION,
  * in t, after every table is open. Version 3 added table totals (computed
  * here from counts); version 4 file ids in table buildids (the symbol
- * tree's files are hashed at start: store_symbols_index_file_ids). */
+ * tree's files are hashed at start: store_symbols_index_file_ids);
+ * version 5 table aggs (opened empty with every table). */
 static int upgrade(store_txn *t, MDB_dbi meta, uint32_t from)
 {
 	store *s = t->s;
@@ -704,6 +843,7 @@ int store_open(const struct store_opts *opts, store **out)
 	s->max_size = max;
 	s->page_size = (size_t)psz;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->gen_mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 
 	char path[PATH_MAX];
@@ -743,9 +883,15 @@ int store_open(const struct store_opts *opts, store **out)
 
 	struct open_ctx ctx = {0};
 	rc = store_write(s, open_tables, &ctx);
+	if (!rc) { /* generations count from here */
+		MDB_envinfo info;
+		mdb_env_info(s->env, &info);
+		s->base_txnid = (uint64_t)info.me_last_txnid;
+		s->own_commits = s->derived_commits = 0;
+	}
 	if (rc == FDO_ESTORE_VERSION && ctx.found) {
 		fdo_error("store: %s has version %u; this fdod reads version "
-			  "%d (and upgrades 1 and 2): refusing to open it",
+			  "%d (and upgrades 1 to 4): refusing to open it",
 			  path, ctx.found, STORE_VERSION);
 	}
 	if (rc)
@@ -765,6 +911,9 @@ void store_close(store *s)
 		mdb_env_close(s->env);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->gen_mu);
+	fdo_map64_fini(&s->bin_idx);
+	free(s->bin_gen);
 	free(s->dir);
 	free(s);
 }
@@ -804,9 +953,12 @@ const char *store_dir(const store *s)
 void store_stats(store *s, struct store_stats *st)
 {
 	MDB_envinfo info;
+	pthread_mutex_lock(&s->gen_mu);
 	mdb_env_info(s->env, &info);
+	uint64_t derived = s->derived_commits;
+	pthread_mutex_unlock(&s->gen_mu);
 	st->map_size = info.me_mapsize;
 	st->max_size = s->max_size;
 	st->used_size = ((uint64_t)info.me_last_pgno + 1) * s->page_size;
-	st->generation = (uint64_t)info.me_last_txnid;
+	st->generation = (uint64_t)info.me_last_txnid - derived;
 }

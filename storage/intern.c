@@ -274,19 +274,21 @@ int store_intern(store_txn *t, enum store_dict dict, const void *bytes,
 	uint8_t idb[4], ik[5];
 	fdo_put_be32(idb, nid);
 	id_key(ik, nid);
+	/* A new name changes no profile (store_generation_of): only counts
+	 * that use it will, and a new build-id has no symbols yet. */
+	t->quiet = 1;
 	rc = store_put(t, table, key, len + 1, idb, 4, STORE_NOOVERWRITE);
-	if (rc)
-		return rc;
-	if (dict == STORE_DICT_BUILDIDS) {
+	if (!rc && dict == STORE_DICT_BUILDIDS) {
 		struct store_buildid r = {.build_id_len = len};
 		uint8_t rec[REC_HDR + FDO_BUILD_ID_MAX];
 		memcpy(r.build_id, bytes, len);
 		rec_encode(rec, &r);
 		rc = store_put(t, table, ik, 5, rec, REC_HDR + len,
 			       STORE_NOOVERWRITE);
-	} else {
+	} else if (!rc) {
 		rc = store_put(t, table, ik, 5, bytes, len, STORE_NOOVERWRITE);
 	}
+	t->quiet = 0;
 	if (rc == FDO_EEXISTS) {
 		fdo_error("store: %s: id %u is taken twice (counter behind)",
 			  store_table_name(table), nid);
@@ -375,8 +377,13 @@ int store_buildid_put(store_txn *t, uint32_t id,
 	uint8_t k[5], v[REC_HDR + FDO_BUILD_ID_MAX];
 	id_key(k, id);
 	rec_encode(v, rec);
-	return store_put(t, STORE_BUILDIDS, k, 5, v,
-			 REC_HDR + rec->build_id_len, 0);
+	/* First and last seen, or the binary, change no profile: only the
+	 * symbol state does (store_generation_of). */
+	t->quiet = rec->sym_state == old.sym_state;
+	rc = store_put(t, STORE_BUILDIDS, k, 5, v, REC_HDR + rec->build_id_len,
+		       0);
+	t->quiet = 0;
+	return rc;
 }
 
 int store_buildid_widen(struct store_buildid *rec, uint64_t now, uint64_t step)

@@ -30,7 +30,7 @@
 #include "schemas/schemas.h"
 
 /* The store layout version this code reads and writes. See storage/env.c. */
-#define STORE_VERSION 4
+#define STORE_VERSION 5
 
 typedef struct store store;
 typedef struct store_txn store_txn;
@@ -55,7 +55,7 @@ struct store_opts {
 /*
  * store_open opens (creating if needed) the environment under opts->dir and
  * every table, checks the version stamp and hands back a store in *out.
- * A store of an older layout (versions 1 to 3) is upgraded in place
+ * A store of an older layout (versions 1 to 4) is upgraded in place
  * first, in the same write transaction (storage/env.c; logged).
  * Returns FDO_OK; FDO_ESTORE_VERSION when the store was written by a
  * layout version it does not know (logged with both versions); FDO_EIO,
@@ -89,7 +89,9 @@ struct store_stats {
 	uint64_t max_size;   /* configured limit, bytes */
 	uint64_t used_size;  /* bytes up to the last used page */
 	uint64_t generation; /* id of the last committed write transaction
-				(by any process): grows with every change */
+				(by any process), less the commits of
+				store_write_derived in this process: grows
+				with every change of what the store holds */
 };
 /* store_stats fills st with the current sizes. Any thread; does not block
  * on transactions. */
@@ -133,6 +135,29 @@ void store_txn_abort(store_txn *t);
  */
 int store_write(store *s, int (*fn)(store_txn *t, void *arg), void *arg);
 
+/*
+ * store_generation_of: a number that changes whenever a commit may have
+ * changed what a profile of binary (its id) reads: a write of its rows of
+ * counts, totals, branches or hosts; of any symbolization result or
+ * build-id's symbol state (every binary); any commit by another process
+ * since the open. Commits that wrote other binaries' rows only, table
+ * aggs, batch records or published versions leave it, so identical pulls
+ * of one binary share a build across merges of others (server/pcache.c).
+ * Its top bit is set, so it never equals a store_stats generation. Any
+ * thread; waits for a commit in progress.
+ */
+uint64_t store_generation_of(store *s, uint32_t binary);
+
+/*
+ * store_write_derived is store_write for a write that only adds what can
+ * be computed again from the rest of the store (table aggs: sums of
+ * counts and stacks): its commit does not move store_stats' generation,
+ * so answers cached by generation (server/pcache.c) stay valid across
+ * it. Returns as store_write.
+ */
+int store_write_derived(store *s, int (*fn)(store_txn *t, void *arg),
+			void *arg);
+
 /* --------------------------------------------------------------- tables -- */
 
 /* Tables (LMDB named databases). Layouts: storage/codec.c. Numbers are
@@ -152,6 +177,8 @@ enum store_table {
 	STORE_PUBLISHED, /* "published": (binary, version) -> profile */
 	STORE_HOSTS,	 /* "hosts": (binary, host) -> first/last seen */
 	STORE_TOTALS, /* "totals": (binary,labels,bucket) -> sums of counts */
+	STORE_AGGS,   /* "aggs": (binary,labels,bucket,leaf build-id) ->
+			 leaf and caller->callee pair sums */
 	STORE_NTABLES
 };
 
@@ -426,6 +453,130 @@ int store_totals_each(store_txn *t, uint32_t binary, store_totals_fn fn,
  */
 int store_totals_add(store_txn *t, const struct store_totals_key *k,
 		     const struct store_totals *d, int sub);
+
+/* -------------------------------------------------------------- aggs -- */
+/*
+ * Table aggs (storage/aggs.c; layout in storage/codec.c): what the
+ * compile-time profiles read of one (binary, label set, bucket) of counts
+ * (a "run"), per leaf build-id: the exact sums of the weights of the
+ * run's stacks by leaf frame (with their raw samples) and by caller ->
+ * callee pair of adjacent frames (a stack adds its weight once per
+ * distinct pair), and the sums of the partition's stacks. Frames are
+ * (build-id id, offset), so symbolization does not change them. Kept
+ * only for runs whose bucket is over; a run's rows record the totals row
+ * they were computed from, and any change to that totals row
+ * (store_totals_add: a late batch, retention) deletes them in the same
+ * transaction, so rows present always describe the counts beside them.
+ *
+ * A run is encoded in memory first (struct store_aggs_run, the rows as
+ * they go to the table), read back from memory or from the table through
+ * the same decoder, and written in one call.
+ */
+#define STORE_AGGS_KEY_SIZE 20
+struct store_aggs_key {
+	uint32_t binary, labelset, bucket; /* as in totals */
+	uint32_t leaf_bid; /* leaf build-id id; 0: the run's header row */
+	uint32_t chunk;	   /* 0: the partition's header, then 1, 2, ... */
+};
+void store_aggs_key_encode(uint8_t out[STORE_AGGS_KEY_SIZE],
+			   const struct store_aggs_key *k);
+int store_aggs_key_decode(const void *p, size_t len, struct store_aggs_key *k);
+
+/* The sums of one partition (the run's stacks whose leaf is of one
+ * build-id). */
+struct store_aggs_part {
+	uint32_t leaf_bid;
+	wire_weight_t weight; /* of its stacks */
+	uint64_t samples;     /* ... their raw samples */
+	uint64_t stacks;      /* ... how many */
+	uint64_t nleaves, npairs;
+};
+
+/* Largest encoded run stored (bytes of its rows); larger runs are read
+ * from the stacks every time. */
+#define STORE_AGGS_RUN_MAX ((size_t)256 << 20)
+
+/* One run's rows being built, or built (owned by the caller). */
+struct store_aggs_run {
+	struct store_totals_key k;
+	struct store_totals seen; /* the totals row it is computed from */
+	uint8_t *buf;		  /* rows: be32 value length, key, value */
+	size_t len, cap;
+	uint32_t nparts;
+	/* encoder state */
+	size_t part_at, chunk_at; /* offsets of the open rows' lengths */
+	uint32_t chunk, chunk_records;
+	uint8_t kind;		     /* of the open chunk: 1 leaves, 2 pairs */
+	struct store_aggs_part part; /* the open partition, as declared */
+	uint64_t leaves_done, pairs_done;
+	struct store_frame last_callee, last_caller; /* ordering */
+	struct store_frame base_callee, base_caller; /* the chunk's deltas */
+	uint64_t last_leaf, base_leaf;
+	int err; /* first error; every later call returns it */
+};
+
+/*
+ * Encoding, in order: store_aggs_run_init; per partition in increasing
+ * leaf build-id order store_aggs_run_part (its sums and how many leaves
+ * and pairs follow), its leaves by increasing offset
+ * (store_aggs_run_leaf), then its pairs by increasing (callee, caller)
+ * frame (store_aggs_run_pair); then store_aggs_run_finish. Each returns
+ * FDO_OK, FDO_EINVAL (out of order, more than declared, an offset of 2^63
+ * or more), FDO_ELIMIT (past STORE_AGGS_RUN_MAX) or FDO_ENOMEM; after an
+ * error the run is only fit for fini. store_aggs_run_fini frees it.
+ */
+void store_aggs_run_init(struct store_aggs_run *r,
+			 const struct store_totals_key *k,
+			 const struct store_totals *seen);
+int store_aggs_run_part(struct store_aggs_run *r,
+			const struct store_aggs_part *part);
+int store_aggs_run_leaf(struct store_aggs_run *r, uint64_t offset,
+			wire_weight_t weight, uint64_t samples);
+int store_aggs_run_pair(struct store_aggs_run *r,
+			const struct store_frame *callee,
+			const struct store_frame *caller, wire_weight_t weight);
+int store_aggs_run_finish(struct store_aggs_run *r);
+void store_aggs_run_fini(struct store_aggs_run *r);
+
+/* What a decoder hands over, in the encoder's order; a nonzero return
+ * ends the visit and is returned. */
+struct store_aggs_visit {
+	int (*part)(void *arg, const struct store_aggs_part *part);
+	int (*leaf)(void *arg, const struct store_frame *f,
+		    wire_weight_t weight, uint64_t samples);
+	int (*pair)(void *arg, const struct store_frame *callee,
+		    const struct store_frame *caller, wire_weight_t weight);
+	void *arg;
+};
+
+/*
+ * store_aggs_read visits the stored run k, every partition (leaf_bid 0)
+ * or only leaf_bid's, after checking the whole of what it visits: the
+ * rows decode, their counts are as declared, the run was computed from
+ * the totals row `now` (the row the caller read in t). Nothing is
+ * visited unless all of it checks. Returns FDO_OK, FDO_ENOT_FOUND (no
+ * rows for k), FDO_ECORRUPT (rows that do not check, or of another
+ * totals row: the caller computes the run from the stacks), the visit's
+ * return, or the store's error. No allocation; any transaction.
+ */
+int store_aggs_read(store_txn *t, const struct store_totals_key *k,
+		    const struct store_totals *now, uint32_t leaf_bid,
+		    const struct store_aggs_visit *v);
+/* store_aggs_run_read: the same for a run encoded in memory (finished). */
+int store_aggs_run_read(const struct store_aggs_run *r, uint32_t leaf_bid,
+			const struct store_aggs_visit *v);
+
+/*
+ * store_aggs_run_put writes r (finished) in write transaction t, in place
+ * of any rows of its key, when the totals row of its key is still r->seen;
+ * else writes nothing and sets *stale. Returns FDO_OK or as store_put.
+ */
+int store_aggs_run_put(store_txn *t, const struct store_aggs_run *r,
+		       int *stale);
+
+/* store_aggs_drop deletes every row of run k (none: FDO_OK). Returns
+ * FDO_OK or as store_del. */
+int store_aggs_drop(store_txn *t, const struct store_totals_key *k);
 
 #define STORE_PUBLISHED_KEY_SIZE 8
 void store_published_key_encode(uint8_t out[STORE_PUBLISHED_KEY_SIZE],

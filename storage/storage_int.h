@@ -8,6 +8,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 
+#include "common/map.h"
 #include "storage/storage.h"
 
 struct store {
@@ -26,16 +27,42 @@ struct store {
 	int growers;	   /* threads waiting to resize */
 	int growing;	   /* a resize is in progress */
 	uint64_t map_size; /* current map size */
+	/* Commits by store_write_derived that changed something: they do
+	 * not count in store_stats' generation. gen_mu is held across such
+	 * a commit and its count, and while store_stats reads both. */
+	pthread_mutex_t gen_mu;
+	uint64_t derived_commits;
+	/* Per-binary generations (store_generation_of), under gen_mu: every
+	 * commit of this process that wrote something takes the next seq;
+	 * all_gen is the seq of the last that may change any binary's
+	 * profile, bin_gen[bin_idx(binary)] that of the last that wrote the
+	 * binary's own rows. Commits by other processes are the txn ids
+	 * since the open that this process did not commit (foreign). */
+	uint64_t base_txnid, own_commits, foreign, gen_seq, all_gen;
+	struct fdo_map64 bin_idx; /* binary id + 1 -> index into bin_gen */
+	uint64_t *bin_gen;
+	size_t nbin_gen, cap_bin_gen;
 };
 
 struct store_txn {
 	store *s;
 	MDB_txn *txn;
 	int write;
-	int map_full;	   /* MDB_MAP_FULL seen: the txn is dead, grow */
-	int resized;	   /* MDB_MAP_RESIZED seen: adopt the new size */
-	uint64_t map_seen; /* map size when the txn began */
+	int map_full;	     /* MDB_MAP_FULL seen: the txn is dead, grow */
+	int resized;	     /* MDB_MAP_RESIZED seen: adopt the new size */
+	uint64_t map_seen;   /* map size when the txn began */
+	int dirty;	     /* something was written or deleted */
+	int quiet;	     /* writes now change no profile (store_buildid_put
+			      of the same symbol state) */
+	int touched_all;     /* a write any binary's profile may read */
+	uint32_t touched[8]; /* binaries whose own rows were written */
+	unsigned ntouched;   /* > 8: as touched_all */
 };
+
+/* note_write: what a successful write of table's key in t changes, for
+ * the generations (storage/env.c). */
+void store_note_write(store_txn *t, enum store_table table, const void *key,
+		      size_t klen);
 
 /*
  * store_mdb_err translates an LMDB (or errno) code to FDO_E*, marks t as
@@ -61,6 +88,16 @@ typedef int (*store_entry_fn)(void *arg, const void *k, size_t kl,
 			      const void *v, size_t vl);
 int store_walk_binary(store_txn *t, enum store_table table, uint32_t binary,
 		      store_entry_fn fn, void *arg);
+
+/*
+ * LEB128 varints (7 bits a byte, low first), as the stacks and aggs
+ * layouts have them (storage/codec.c): store_put_uvarint writes v (at
+ * most 10 bytes) and returns how many; store_get_uvarint reads one from
+ * p[*at..len), advancing *at: 0 when it is truncated or longer than 64
+ * bits.
+ */
+size_t store_put_uvarint(uint8_t *out, uint64_t v);
+int store_get_uvarint(const uint8_t *p, size_t len, size_t *at, uint64_t *v);
 
 /*
  * store_totals_build computes table totals from table counts, replacing

@@ -9,7 +9,9 @@
  * /v1/binaries, the web page) read a binary's rows: buckets x label sets,
  * thousands, where the counts of the same binary are millions. The whole
  * table is computed from counts once, when a store of an older layout is
- * opened (store_totals_build).
+ * opened (store_totals_build). Any change to a row drops the run's leaf
+ * and pair sums of table aggs (storage/aggs.c) in the same transaction:
+ * they described the counts before it.
  */
 #include <string.h>
 #include <time.h>
@@ -72,6 +74,10 @@ int store_totals_add(store_txn *t, const struct store_totals_key *k,
 			  t->s->dir, k->binary, k->labelset, k->bucket, why);
 		return FDO_ECORRUPT;
 	}
+	/* The run's leaf and pair sums described the counts before this
+	 * change (a late batch, retention): they go with it. */
+	if ((rc = store_aggs_drop(t, k)))
+		return rc;
 	if (sub) {
 		cur.weight -= d->weight;
 		cur.samples -= d->samples;

@@ -286,6 +286,15 @@ def test_identical_pulls_share_one_build_until_the_store_changes(loaded,
     r = __import__("urllib.request").request.urlopen(d.http + q)
     assert r.headers["X-Fdod-Samples"] == "1500"
     assert metric(d, "fdod_profile_builds_total") == b0 + 4
+    # A merge of another binary leaves this one's state: the next pull
+    # takes the same build (store_generation_of).
+    rc, out = d.push(batch_text("o", 1, "papi-other", bid,
+                                [(5, [hot, main])], labels=["mode=serving"],
+                                host="h4"))
+    assert rc == 0, out
+    r = __import__("urllib.request").request.urlopen(d.http + q)
+    assert r.headers["X-Fdod-Samples"] == "1500"
+    assert metric(d, "fdod_profile_builds_total") == b0 + 4
 
 
 def test_folded_and_pprof_keep_the_heaviest_stacks(loaded, tmp_path):

@@ -1,4 +1,4 @@
-"""A store of the current layout (version 4) opened by this fdod.
+"""A store of layout version 4 opened (and upgraded to 5) by this fdod.
 
 tests/fixtures/store-v4 holds what fdod of layout version 4 kept on disk:
 the LMDB environment (every table: dictionaries, buildids with a file id,
@@ -31,69 +31,78 @@ ANSWERS = [
 ]
 
 
-def answer(name, mode="rb"):
-    with open(os.path.join(FIXTURE, "answers", name), mode) as f:
+def answer(name, mode="rb", fixture=FIXTURE):
+    with open(os.path.join(fixture, "answers", name), mode) as f:
         return f.read()
 
 
-def fixture_copy(tmp_path):
+def fixture_copy(tmp_path, fixture=FIXTURE):
     """The fixture as fdod's --data: opening it replays (and trims) the
     WAL, so it is opened from a copy; the symbol tree is put back from
     src/hot, as the upload left it."""
     data = tmp_path / "data"
     os.makedirs(data / "store")
-    shutil.copy(os.path.join(FIXTURE, "store", "data.mdb"),
+    shutil.copy(os.path.join(fixture, "store", "data.mdb"),
                 data / "store" / "data.mdb")
     for d in ("wal", "cache"):
-        shutil.copytree(os.path.join(FIXTURE, d), data / d)
+        shutil.copytree(os.path.join(fixture, d), data / d)
     slot = data / "symbols" / BID[:2] / BID
     os.makedirs(slot)
     for name in ("executable", "debuginfo"):
-        shutil.copy(os.path.join(FIXTURE, "src", "hot"), slot / name)
+        shutil.copy(os.path.join(fixture, "src", "hot"), slot / name)
     return data
 
 
-def check_answers(d):
-    for name, path in ANSWERS:
+def check_answers(d, fixture=FIXTURE, answers=ANSWERS):
+    for name, path in answers:
         status, body = d.request("GET", path)
         assert status == 200, (path, body)
-        want = answer(name)
+        want = answer(name, fixture=fixture)
         assert body == want, "%s:\n got %s\nwant %s" % (path, body, want)
     for fmt in ("folded", "llvm"):
-        pub = json.loads(answer("publish-%s.json" % fmt))
+        pub = json.loads(answer("publish-%s.json" % fmt, fixture=fixture))
         status, body = d.request(
             "GET", "/v1/profiles/hot/versions/" + pub["id"])
         assert status == 200, body
-        assert body == answer("version-%s.bin" % fmt), fmt
+        assert body == answer("version-%s.bin" % fmt, fixture=fixture), fmt
     st = d.get("/v1/status")
     got = json.loads(json.dumps(st["pending"], sort_keys=True))
-    assert got == json.loads(answer("status-pending.json")), st["pending"]
+    want = json.loads(answer("status-pending.json", fixture=fixture))
+    assert got == want, st["pending"]
+
+
+def check_resent_and_reopened(data, d):
+    """b1 and b2 sent again are duplicates; stopped and opened again, the
+    store answers the same with nothing to replay."""
+    for b in ("b1.txt", "b2.txt"):
+        with open(os.path.join(FIXTURE, "batches", b)) as f:
+            rc, out = d.push(f.read())
+        assert rc == 0 and "duplicate=yes" in out, out
+    d.wait_merged()
+    assert d.get("/v1/binaries/hot")["samples"] == 135
+    assert d.stop() == 0
 
 
 def test_version_4_store_and_wal_answer_as_when_written(tmp_path):
     data = fixture_copy(tmp_path)
     with Daemon(data, extra=KEEP) as d:
-        d.wait_merged()
+        # b2's new address is symbolized after the replay.
+        d.wait_pending_zero()
         log = d.read_log()
-        # Its version needs no upgrade; b2 was in the WAL only.
-        assert "upgraded" not in log, log
+        # Version 5 added table aggs, created empty; b2 was in the WAL
+        # only.
+        assert "upgraded from version 4 to 5" in log, log
         assert "replaying 1 logged batches" in log, log
         check_answers(d)
-        # b1 and b2 are known: sent again, each is a duplicate.
-        for b in ("b1.txt", "b2.txt"):
-            with open(os.path.join(FIXTURE, "batches", b)) as f:
-                rc, out = d.push(f.read())
-            assert rc == 0 and "duplicate=yes" in out, out
-        d.wait_merged()
-        assert d.get("/v1/binaries/hot")["samples"] == 135
-        assert d.stop() == 0
+        check_resent_and_reopened(data, d)
     # Opened again: nothing to replay, the same answers.
     with Daemon(data, extra=KEEP) as d:
-        d.wait_merged()
+        d.wait_pending_zero()
         check_answers(d)
         assert d.stop() == 0
         log = open(d.log_path).read()
         assert log.count("replaying") == 1, log
+        assert log.count("upgraded") == 1, log
 
 
 def test_published_versions_keep_their_bytes_and_inputs(tmp_path):

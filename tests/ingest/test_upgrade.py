@@ -34,7 +34,7 @@ def fixture_copy(tmp_path):
 def test_version_2_store_is_upgraded_and_answers_the_same_bytes(tmp_path):
     data = fixture_copy(tmp_path)
     with Daemon(data, extra=KEEP) as d:
-        assert ("upgraded from version 2 to 4: 4 totals rows from 12 "
+        assert ("upgraded from version 2 to 5: 4 totals rows from 12 "
                 "counts entries") in d.read_log()
         for name, path in ANSWERS:
             status, body = d.request("GET", path)

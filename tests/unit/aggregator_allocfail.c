@@ -17,6 +17,7 @@
 #include "aggregator/ingest_int.h"
 #include "schemas/pprof.pb-c.h"
 #include "tests/unit/test.h"
+#include "tests/unit/prof_same.h"
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t size);
@@ -435,4 +436,104 @@ TEST(gunzip_says_out_of_memory)
 	free(raw);
 	CHECK(sweep("gunzip", op_gunzip, &w) > 0);
 	free(w.buf);
+}
+
+/* ------------------------------------------ compile-time profile build -- */
+
+/* Two closed buckets of three stacks over two build-ids, written as the
+ * merge writes them (stacks, counts, totals). */
+static int put_profile_store(store_txn *t, void *arg)
+{
+	uint32_t bin, ls, b1, b2;
+	int rc;
+	if ((rc = store_intern_binary(t, "alloc", 5, 1, &bin)) ||
+	    (rc = store_intern_labelset(t, "mode=a", 6, 1, &ls)) ||
+	    (rc = store_intern_buildid(t, "\xaa\xbb", 2, 1, &b1)) ||
+	    (rc = store_intern_buildid(t, "\xcc\xdd", 2, 1, &b2)))
+		return rc;
+	const struct store_frame st[3][3] = {
+		{{b1, 0x10}, {b1, 0x20}, {b1, 0x30}},
+		{{b2, 0x40}, {b1, 0x20}, {b1, 0x30}},
+		{{b1, 0x10}, {b2, 0x50}, {b1, 0x30}}};
+	for (uint32_t bucket = 3600; bucket <= 7200; bucket += 3600)
+		for (uint64_t i = 0; i < 3; i++) {
+			uint8_t key[STORE_STACK_KEY_SIZE], val[64];
+			size_t vl;
+			store_stack_key_encode(key, 100 + i);
+			if ((rc = store_stack_encode(st[i], 3, val, sizeof val,
+						     &vl)) ||
+			    (rc = store_put(t, STORE_STACKS, key, sizeof key,
+					    val, vl, 0)))
+				return rc;
+			struct store_counts_key ck = {bin, ls, bucket, 100 + i};
+			struct store_weight w = {
+				(wire_weight_t)(i + 1) * 1000 + bucket, i + 1};
+			uint8_t ckey[STORE_COUNTS_KEY_SIZE],
+				cval[STORE_WEIGHT_VAL_SIZE];
+			store_counts_key_encode(ckey, &ck);
+			store_weight_encode(cval, &w);
+			struct store_totals_key tk = {bin, ls, bucket};
+			struct store_totals d = {w.weight, w.samples, 1};
+			if ((rc = store_put(t, STORE_COUNTS, ckey, sizeof ckey,
+					    cval, sizeof cval, 0)) ||
+			    (rc = store_totals_add(t, &tk, &d, 0)))
+				return rc;
+		}
+	return FDO_OK;
+}
+
+struct build_arg {
+	store *st;
+	struct agg_profile_query q;
+	struct prof p;
+};
+
+static int build_reduced(void *arg)
+{
+	struct build_arg *b = arg;
+	char err[256] = "";
+	int rc = agg_profile_build(b->st, NULL, test_tmpdir(), &b->q, &b->p,
+				   err, sizeof err);
+	prof_fini(&b->p);
+	return rc;
+}
+
+/*
+ * The compile-time build (every run from the stacks, stored after the
+ * build, then read back) with every allocation failed in turn: FDO_ENOMEM
+ * or a profile, never a crash or a leak, and whatever runs it stored are
+ * the full scan's sums.
+ */
+TEST(compile_time_profile_build)
+{
+	char dir[600];
+	snprintf(dir, sizeof dir, "%s/prof", test_tmpdir());
+	struct store_opts o = {.dir = dir};
+	struct build_arg b = {0};
+	REQUIRE(store_open(&o, &b.st) == FDO_OK);
+	REQUIRE(store_write(b.st, put_profile_store, NULL) == FDO_OK);
+	b.q = (struct agg_profile_query){
+		.binary = "alloc", .now = 7200 + 3600, .reduced = 1};
+	long n = sweep("compile-time build", build_reduced, &b);
+	CHECK(n > 20);
+	uint64_t rows = 0;
+	store_txn *t;
+	REQUIRE(store_txn_begin(b.st, 0, &t) == FDO_OK);
+	CHECK(store_count(t, STORE_AGGS, &rows) == FDO_OK && rows > 0);
+	store_txn_abort(t);
+	/* Reading the stored runs, every allocation failed in turn. */
+	sweep("compile-time build from table aggs", build_reduced, &b);
+	struct prof full, stored;
+	char err[256];
+	b.q.full_scan = 1;
+	REQUIRE(agg_profile_build(b.st, NULL, dir, &b.q, &full, err,
+				  sizeof err) == FDO_OK);
+	b.q.full_scan = 0;
+	REQUIRE(agg_profile_build(b.st, NULL, dir, &b.q, &stored, err,
+				  sizeof err) == FDO_OK);
+	CHECK(full.npairs == 5 && full.nleaves == 2);
+	CHECK(prof_same_reduced(&full, &stored));
+	prof_fini(&full);
+	prof_fini(&stored);
+	store_close(b.st);
 }

@@ -6,11 +6,14 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "aggregator/aggregator.h"
+#include "aggregator/ingest_int.h"
 #include "symbolizer/symbolizer.h"
 #include "tests/unit/emit_with.h"
+#include "tests/unit/prof_same.h"
 #include "tests/unit/test.h"
 
 static char prog[512], datadir[512], bid_hex[129];
@@ -142,36 +145,87 @@ static double count_of(const struct prof *p, const char *fn)
 	return c;
 }
 
+/* The location of b with a's location li (same build-id and offset). */
+static size_t loc_in(const struct prof *a, uint32_t li, const struct prof *b)
+{
+	const struct prof_loc *l = &a->locs[li];
+	for (size_t j = 0; j < b->nlocs; j++)
+		if (b->locs[j].offset == l->offset &&
+		    !strcmp(b->build_ids[b->locs[j].build_id].hex,
+			    a->build_ids[l->build_id].hex))
+			return j;
+	return SIZE_MAX;
+}
+
+static int near(double x, double y)
+{
+	return fabs(x - y) <= 1e-12 * fmax(fabs(x), fabs(y));
+}
+
 /*
  * A profile built for the compile-time formats (q->reduced: leaves and
- * caller->callee pairs, no stacks) is the full build reduced, to the bit,
- * and every compile-time emitter writes the same bytes from both.
+ * caller->callee pairs, no stacks) from the store's per-bucket sums (table
+ * aggs: the first build computes and stores the buckets that are over, the
+ * second reads them) is the one built from the stacks of every bucket
+ * (q->full_scan), to the bit, and every compile-time emitter writes the
+ * same bytes from all three. Against the full build's stacks reduced
+ * (prof_reduce) the sums run in another order (per bucket first): the
+ * same leaves and pairs, counts within rounding, and the same bytes on
+ * this store.
  */
 static void check_reduced_same(struct world *w, struct agg_profile_query *q)
 {
-	struct prof full, red;
+	struct prof full, scan, red, again;
 	char err[256] = "";
 	q->reduced = 0;
 	REQUIRE(agg_profile_build(w->st, w->cache, datadir, q, &full, err,
 				  sizeof err) == FDO_OK);
 	q->reduced = 1;
+	q->full_scan = 1;
+	REQUIRE(agg_profile_build(w->st, w->cache, datadir, q, &scan, err,
+				  sizeof err) == FDO_OK);
+	q->full_scan = 0;
 	REQUIRE(agg_profile_build(w->st, w->cache, datadir, q, &red, err,
+				  sizeof err) == FDO_OK);
+	REQUIRE(agg_profile_build(w->st, w->cache, datadir, q, &again, err,
 				  sizeof err) == FDO_OK);
 	q->reduced = 0;
 	CHECK_EQ_INT(red.nstacks, 0);
-	CHECK(red.reduced);
-	CHECK(full.count == red.count && full.samples == red.samples &&
-	      full.hosts == red.hosts && full.nlocs == red.nlocs);
+	CHECK(red.reduced && scan.reduced && again.reduced);
+	CHECK(prof_same_reduced(&scan, &red));
+	CHECK(prof_same_reduced(&scan, &again));
 	REQUIRE(prof_reduce(&full) == FDO_OK);
+	CHECK(near(full.count, red.count) && full.samples == red.samples &&
+	      full.hosts == red.hosts && full.nlocs == red.nlocs);
 	CHECK_EQ_INT(full.nleaves, red.nleaves);
 	CHECK_EQ_INT(full.npairs, red.npairs);
-	for (size_t i = 0; i < full.nleaves && i < red.nleaves; i++)
-		CHECK(full.leaves[i].loc == red.leaves[i].loc &&
-		      full.leaves[i].count == red.leaves[i].count &&
-		      full.leaves[i].samples == red.leaves[i].samples);
-	CHECK(full.npairs == red.npairs &&
-	      !memcmp(full.pairs, red.pairs, full.npairs * sizeof *full.pairs));
-	CHECK(full.nleaves > 0 && full.npairs > 0);
+	for (size_t i = 0; i < red.nleaves && i < full.nleaves; i++) {
+		size_t li = loc_in(&red, red.leaves[i].loc, &full);
+		int found = 0;
+		for (size_t j = 0; j < full.nleaves; j++)
+			if (full.leaves[j].loc == li) {
+				found = near(full.leaves[j].count,
+					     red.leaves[i].count) &&
+					full.leaves[j].samples ==
+						red.leaves[i].samples;
+				break;
+			}
+		CHECK(found);
+	}
+	for (size_t i = 0; i < red.npairs; i++) {
+		size_t ce = loc_in(&red, red.pairs[i].callee, &full),
+		       cr = loc_in(&red, red.pairs[i].caller, &full);
+		int found = 0;
+		for (size_t j = 0; j < full.npairs; j++)
+			if (full.pairs[j].callee == ce &&
+			    full.pairs[j].caller == cr) {
+				found = near(full.pairs[j].count,
+					     red.pairs[i].count);
+				break;
+			}
+		CHECK(found);
+	}
+	CHECK(q->build_id_len || (full.nleaves > 0 && full.npairs > 0));
 	static const struct {
 		int (*emit)(const struct prof *, const struct prof_opts *,
 			    struct fdo_buf *);
@@ -182,20 +236,32 @@ static void check_reduced_same(struct world *w, struct agg_profile_query *q)
 		   {emit_bolt, ""},
 		   {emit_llvm, "encoding=text,counts=samples,head=stacks"}};
 	for (size_t i = 0; i < sizeof ems / sizeof ems[0]; i++) {
-		struct fdo_buf a, b;
+		struct fdo_buf a, b, c, d;
 		fdo_buf_init(&a);
 		fdo_buf_init(&b);
-		CHECK_EQ_INT(emit_with(ems[i].emit, &full, ems[i].opts, &a),
-			     FDO_OK);
-		CHECK_EQ_INT(emit_with(ems[i].emit, &red, ems[i].opts, &b),
-			     FDO_OK);
-		CHECK(a.len > 0 && a.len == b.len &&
-		      !memcmp(a.data, b.data, a.len));
+		fdo_buf_init(&c);
+		fdo_buf_init(&d);
+		int ra = emit_with(ems[i].emit, &full, ems[i].opts, &a),
+		    rb = emit_with(ems[i].emit, &red, ems[i].opts, &b),
+		    rc = emit_with(ems[i].emit, &scan, ems[i].opts, &c),
+		    rd = emit_with(ems[i].emit, &again, ems[i].opts, &d);
+		CHECK(ra == rb && rb == rc && rc == rd);
+		CHECK(ra != FDO_OK || q->build_id_len || a.len > 0);
+		CHECK(b.len == c.len &&
+		      (!b.len || !memcmp(b.data, c.data, b.len)));
+		CHECK(d.len == c.len &&
+		      (!d.len || !memcmp(d.data, c.data, d.len)));
+		CHECK(a.len == b.len &&
+		      (!a.len || !memcmp(a.data, b.data, a.len)));
 		fdo_buf_fini(&a);
 		fdo_buf_fini(&b);
+		fdo_buf_fini(&c);
+		fdo_buf_fini(&d);
 	}
 	prof_fini(&full);
+	prof_fini(&scan);
 	prof_fini(&red);
+	prof_fini(&again);
 }
 
 TEST(profiles_select_weight_and_symbolize)
@@ -355,6 +421,144 @@ TEST(profiles_select_weight_and_symbolize)
 	CHECK(strstr(err, "nope") != NULL);
 	prof_fini(&p);
 	world_close(&w);
+}
+
+/* Runs (binary, label set, bucket) with rows in table aggs, and rows. */
+static unsigned stored_runs(store *st, uint64_t *rows)
+{
+	store_txn *t;
+	store_cursor *c;
+	unsigned runs = 0;
+	*rows = 0;
+	if (store_txn_begin(st, 0, &t))
+		return 0;
+	if (store_cursor_open(t, STORE_AGGS, &c) == FDO_OK) {
+		const void *k, *v;
+		size_t kl, vl;
+		int rc = store_cursor_seek(c, NULL, 0, &k, &kl, &v, &vl);
+		for (; rc == FDO_OK;
+		     rc = store_cursor_next(c, &k, &kl, &v, &vl)) {
+			struct store_aggs_key ak;
+			++*rows;
+			if (!store_aggs_key_decode(k, kl, &ak) &&
+			    !ak.leaf_bid && !ak.chunk)
+				runs++;
+		}
+		store_cursor_close(c);
+	}
+	store_txn_abort(t);
+	return runs;
+}
+
+static void symbolize(struct world *w, uint32_t *bid)
+{
+	struct store_sym_result res;
+	REQUIRE(store_symbols_add_file(w->st, datadir, prog, "prof", &res) ==
+		FDO_OK);
+	store_txn *t;
+	REQUIRE(store_txn_begin(w->st, 0, &t) == FDO_OK);
+	REQUIRE(store_intern_buildid(t, res.elf.build_id, res.elf.build_id_len,
+				     0, bid) == FDO_OK);
+	store_txn_abort(t);
+	REQUIRE(agg_ingest_flush(w->ing, 10000) == FDO_OK);
+	agg_symwork_wake(w->sw, bid, 1);
+	for (int i = 0; i < 200 && !agg_symwork_idle(w->sw); i++)
+		usleep(20000);
+	usleep(50000);
+	for (int i = 0; i < 200 && !agg_symwork_idle(w->sw); i++)
+		usleep(20000);
+}
+
+static int put_garbage(store_txn *t, void *arg)
+{
+	const struct store_aggs_key *k = arg;
+	uint8_t key[STORE_AGGS_KEY_SIZE];
+	store_aggs_key_encode(key, k);
+	return store_put(t, STORE_AGGS, key, sizeof key, "\x01garbage", 8, 0);
+}
+
+/*
+ * The per-bucket sums of table aggs: a pull stores the buckets that are
+ * over, not the open one; a late batch into a stored bucket drops its
+ * sums in the merge's transaction, retention drops those of the buckets it
+ * deletes, and damaged rows are read from the stacks instead; whatever
+ * the table holds, the profile is the full scan's, to the bit.
+ */
+TEST(profiles_from_stored_bucket_sums)
+{
+	REQUIRE(setup());
+	snprintf(datadir, sizeof datadir, "%s/data-aggs", test_tmpdir());
+	struct world w;
+	REQUIRE(world_open(&w));
+	unsigned long now = (unsigned long)time(NULL);
+	unsigned long hour = now - now % 3600;
+	push(w.ing, "a", 1, "mode=serving", hour - 7200, 90, 10);
+	push(w.ing, "b", 1, "mode=batch", hour - 3 * 86400, 10, 90);
+	push(w.ing, "c", 1, "mode=serving", hour, 30, 30); /* open bucket */
+	uint32_t bid;
+	symbolize(&w, &bid);
+	uint64_t rows;
+	CHECK_EQ_INT(stored_runs(w.st, &rows), 0);
+
+	struct agg_profile_query q = {.binary = "prof", .now = now};
+	check_reduced_same(&w, &q);
+	/* The two buckets that are over, not the open one. */
+	CHECK_EQ_INT(stored_runs(w.st, &rows), 2);
+	char err[256];
+	REQUIRE(agg_query_selectors(&q, NULL, "mode:serving*3,mode:batch*1",
+				    err, sizeof err) == FDO_OK);
+	q.half_life = 86400;
+	check_reduced_same(&w, &q);
+	agg_query_fini(&q);
+	q.half_life = 0;
+	store_txn *t;
+	struct store_buildid rec;
+	REQUIRE(store_txn_begin(w.st, 0, &t) == FDO_OK);
+	REQUIRE(store_buildid_get(t, bid, &rec) == FDO_OK);
+	store_txn_abort(t);
+	q.build_id_len = rec.build_id_len;
+	memcpy(q.build_id, rec.build_id, rec.build_id_len);
+	check_reduced_same(&w, &q);
+	q.build_id[0] ^= 1; /* a build-id the store does not know */
+	check_reduced_same(&w, &q);
+	q.build_id_len = 0;
+
+	/* A late batch into a stored bucket: its sums go with the merge. */
+	push(w.ing, "a", 2, "mode=serving", hour - 7200, 5, 5);
+	REQUIRE(agg_ingest_flush(w.ing, 10000) == FDO_OK);
+	CHECK_EQ_INT(stored_runs(w.st, &rows), 1);
+	check_reduced_same(&w, &q);
+	CHECK_EQ_INT(stored_runs(w.st, &rows), 2);
+
+	/* Damaged rows: read from the stacks, and stored again. */
+	REQUIRE(store_txn_begin(w.st, 0, &t) == FDO_OK);
+	uint32_t binary, serving;
+	REQUIRE(store_intern_binary(t, "prof", 4, 0, &binary) == FDO_OK);
+	REQUIRE(store_intern_labelset(t, "mode=serving", 12, 0, &serving) ==
+		FDO_OK);
+	store_txn_abort(t);
+	struct store_aggs_key bad = {binary, serving, (uint32_t)(hour - 7200),
+				     0, 0};
+	REQUIRE(store_write(w.st, put_garbage, &bad) == FDO_OK);
+	check_reduced_same(&w, &q);
+	bad.leaf_bid = bid;
+	bad.chunk = 1;
+	REQUIRE(store_write(w.st, put_garbage, &bad) == FDO_OK);
+	check_reduced_same(&w, &q);
+	CHECK_EQ_INT(stored_runs(w.st, &rows), 2);
+
+	/* Retention deletes the bucket of three days ago and its sums. */
+	uint64_t before = rows;
+	size_t deleted;
+	uint32_t oldest;
+	REQUIRE(retention_expire(w.st, (uint32_t)(now - 86400), &deleted,
+				 &oldest) == FDO_OK);
+	CHECK(deleted > 0);
+	CHECK_EQ_INT(stored_runs(w.st, &rows), 1);
+	CHECK(rows > 0 && rows < before);
+	check_reduced_same(&w, &q);
+	world_close(&w);
+	snprintf(datadir, sizeof datadir, "%s/data", test_tmpdir());
 }
 
 TEST(selector_syntax)

@@ -3,6 +3,7 @@
  * concurrent readers during growth. */
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "storage/storage.h"
@@ -95,7 +96,7 @@ TEST(table_names_are_the_design_names)
 	const char *want[] = {"meta",	 "buildids", "binaries", "labelsets",
 			      "strings", "stacks",   "counts",	 "branches",
 			      "pending", "symcache", "batches",	 "published",
-			      "hosts",	 "totals"};
+			      "hosts",	 "totals",   "aggs"};
 	CHECK_EQ_INT(sizeof want / sizeof want[0], STORE_NTABLES);
 	for (int i = 0; i < STORE_NTABLES; i++)
 		CHECK_EQ_STR(store_table_name(i), want[i]);
@@ -495,5 +496,106 @@ TEST(table_bytes_count_one_tables_pages_and_live_bytes_all)
 	CHECK_EQ_INT(store_table_bytes(t, STORE_NTABLES, &counts), FDO_EINVAL);
 	CHECK_EQ_INT(store_count(t, STORE_NTABLES, &n), FDO_EINVAL);
 	store_txn_abort(t);
+	store_close(s);
+}
+
+/* One write: table, a key that begins with binary's id (4 bytes + 4). */
+struct one_write {
+	enum store_table table;
+	uint32_t binary;
+};
+
+static int write_one(store_txn *t, void *arg)
+{
+	const struct one_write *w = arg;
+	uint8_t k[12] = {0};
+	fdo_put_be32(k, w->binary);
+	return store_put(t, w->table, k, sizeof k, "v", 1, 0);
+}
+
+static int write_nothing(store_txn *t, void *arg)
+{
+	return FDO_OK;
+}
+
+static int set_sym_state(store_txn *t, void *arg)
+{
+	uint32_t id;
+	struct store_buildid rec;
+	int rc = store_intern_buildid(t, "\x01\x02", 2, 1, &id);
+	if (!rc)
+		rc = store_buildid_get(t, id, &rec);
+	if (rc)
+		return rc;
+	rec.sym_state = *(uint32_t *)arg;
+	rec.last_seen++;
+	return store_buildid_put(t, id, &rec);
+}
+
+/*
+ * A binary's generation moves with writes of its own rows (counts,
+ * totals, branches, hosts), of symbolization results and of build-id
+ * symbol states, and with commits of other processes; not with other
+ * binaries' rows, table aggs, batch records, first/last seen, or a write
+ * that changed nothing.
+ */
+TEST(generation_of_a_binary_moves_with_what_its_profile_reads)
+{
+	store *s;
+	REQUIRE(open_at(subdir("gen"), 0, 0, &s) == FDO_OK);
+	uint64_t g1 = store_generation_of(s, 1), g2 = store_generation_of(s, 2);
+	CHECK(g1 >> 63 && g2 >> 63);
+	struct one_write w = {STORE_COUNTS, 1};
+	REQUIRE(store_write(s, write_one, &w) == FDO_OK);
+	CHECK(store_generation_of(s, 1) != g1);
+	CHECK_EQ_INT(store_generation_of(s, 2), g2);
+	g1 = store_generation_of(s, 1);
+	static const enum store_table others[] = {STORE_BRANCHES, STORE_HOSTS,
+						  STORE_TOTALS};
+	for (size_t i = 0; i < 3; i++) {
+		w = (struct one_write){others[i], 2};
+		REQUIRE(store_write(s, write_one, &w) == FDO_OK);
+		CHECK_EQ_INT(store_generation_of(s, 1), g1);
+		CHECK(store_generation_of(s, 2) != g2);
+		g2 = store_generation_of(s, 2);
+	}
+	struct store_stats st0, st1;
+	store_stats(s, &st0);
+	w = (struct one_write){STORE_AGGS, 1};
+	REQUIRE(store_write_derived(s, write_one, &w) == FDO_OK);
+	store_stats(s, &st1);
+	CHECK_EQ_INT(st1.generation, st0.generation);
+	w = (struct one_write){STORE_BATCHES, 1};
+	REQUIRE(store_write(s, write_one, &w) == FDO_OK);
+	REQUIRE(store_write(s, write_nothing, NULL) == FDO_OK);
+	CHECK_EQ_INT(store_generation_of(s, 1), g1);
+	CHECK_EQ_INT(store_generation_of(s, 2), g2);
+	/* Symbols: every binary. */
+	w = (struct one_write){STORE_SYMCACHE, 9};
+	REQUIRE(store_write(s, write_one, &w) == FDO_OK);
+	CHECK(store_generation_of(s, 1) != g1 &&
+	      store_generation_of(s, 2) != g2);
+	uint32_t state = 0;
+	g1 = store_generation_of(s, 1);
+	REQUIRE(store_write(s, set_sym_state, &state) == FDO_OK);
+	CHECK_EQ_INT(store_generation_of(s, 1), g1); /* a new build-id */
+	REQUIRE(store_write(s, set_sym_state, &state) == FDO_OK);
+	CHECK_EQ_INT(store_generation_of(s, 1), g1); /* last seen only */
+	state = STORE_SYM_EXECUTABLE;
+	REQUIRE(store_write(s, set_sym_state, &state) == FDO_OK);
+	CHECK(store_generation_of(s, 1) != g1);
+	g1 = store_generation_of(s, 1);
+	/* Another process's commit, of any table. */
+	pid_t pid = fork();
+	if (pid == 0) {
+		store *c;
+		struct one_write cw = {STORE_BATCHES, 7};
+		_exit(open_at(subdir("gen"), 0, 0, &c) ||
+		      store_write(c, write_one, &cw));
+	}
+	int status;
+	REQUIRE(pid > 0 && waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(store_generation_of(s, 1) != g1);
 	store_close(s);
 }

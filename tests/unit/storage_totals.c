@@ -268,7 +268,7 @@ TEST(upgrade_that_cannot_finish_leaves_version_2)
 	REQUIRE(f);
 	buf[fread(buf, 1, sizeof buf - 1, f)] = 0;
 	fclose(f);
-	CHECK(strstr(buf, "upgraded from version 2 to 4: 4 totals rows from "
+	CHECK(strstr(buf, "upgraded from version 2 to 5: 4 totals rows from "
 			  "12 counts entries") != NULL);
 	CHECK_EQ_INT(version_of(s), STORE_VERSION);
 	CHECK(totals_match_scan(s));
