@@ -110,10 +110,10 @@ struct builder {
 	sym_cache *cache;
 	const char *datadir;
 	struct prof *p;
-	struct fdo_map64 locs_by_addr; /* (bid id, offset) token -> loc index+1 */
-	struct fdo_map64 bids_by_id;   /* store build-id id -> prof index+1 */
-	uint32_t *bid_store_ids;       /* prof index -> store id */
-	sym_index **indexes;	       /* prof index -> open index or NULL */
+	struct fdo_map128 locs_by_addr; /* (bid id, offset) -> loc index */
+	struct fdo_map64 bids_by_id;	/* store build-id id -> prof index+1 */
+	uint32_t *bid_store_ids;	/* prof index -> store id */
+	sym_index **indexes;		/* prof index -> open index or NULL */
 	size_t cap_locs, cap_frames, cap_stack_locs, cap_stacks, cap_bids;
 	size_t cap_bid_store_ids, cap_indexes;
 };
@@ -187,14 +187,19 @@ static int loc_index(struct builder *b, const struct store_frame *f,
 		     uint32_t *out)
 {
 	struct prof *p = b->p;
-	uint64_t token = fdo_mix64(f->offset ^ fdo_mix64(f->build_id)) | 1;
+	/* The whole (build-id, offset) is the key: two frames never share
+	 * a location by a hash. */
+	const uint32_t k[4] = {f->build_id, (uint32_t)(f->offset >> 32),
+			       (uint32_t)f->offset, 0};
 	uint32_t v;
 	int found;
-	int rc = fdo_map64_put(&b->locs_by_addr, token, (uint32_t)p->nlocs + 1,
-			       &v, &found);
+	if (p->nlocs >= UINT32_MAX)
+		return FDO_ELIMIT;
+	int rc = fdo_map128_put(&b->locs_by_addr, k, (uint32_t)p->nlocs, &v,
+				&found);
 	if (rc)
 		return rc;
-	*out = v - 1;
+	*out = v;
 	if (found)
 		return FDO_OK;
 	uint32_t bi;
@@ -811,7 +816,7 @@ out:
 			sym_cache_release(cache, b.indexes[i]);
 	free(b.indexes);
 	free(b.bid_store_ids);
-	fdo_map64_fini(&b.locs_by_addr);
+	fdo_map128_fini(&b.locs_by_addr);
 	fdo_map64_fini(&b.bids_by_id);
 	free(s1.runs);
 	free(sel_weight);

@@ -574,8 +574,9 @@ int red_finish(struct reducer *r,
 					r->pairs[i].count};
 		qsort(pl, nl, sizeof *pl, cmp_pleaf);
 		qsort(pp, np, sizeof *pp, cmp_ppair);
-		/* Two frames of one location (the builder's address token
-		 * collided): one entry, summed in frame order. */
+		/* Two frames of one location: one entry, summed in frame
+		 * order (a guard: the builder keys locations by the whole
+		 * frame, so it does not happen). */
 		size_t m = 0;
 		for (size_t i = 0; i < nl; i++) {
 			if (m && pl[m - 1].loc == pl[i].loc) {
