@@ -113,16 +113,6 @@ static int cmp_pair(const void *x, const void *y)
 	return a->caller < c->caller ? -1 : a->caller > c->caller;
 }
 
-/* Pairs of one stack, each once (a stack has tens of locations: a
- * quadratic check beats anything with setup). */
-static int seen_in_stack(const uint32_t *sl, uint32_t i)
-{
-	for (uint32_t j = 0; j < i; j++)
-		if (sl[j] == sl[i] && sl[j + 1] == sl[i + 1])
-			return 1;
-	return 0;
-}
-
 /*
  * A stack's pairs go into the map in chunks: every key of a chunk is
  * prefetched before the first is looked up, then every pair entry before
@@ -156,7 +146,7 @@ int prof_reducer_add(struct prof_reducer *r, const uint32_t *sl, uint32_t n,
 	for (uint32_t i0 = 0; i0 + 1 < n; i0 += REDUCE_CHUNK) {
 		uint32_t m = 0;
 		for (uint32_t i = i0; i + 1 < n && i < i0 + REDUCE_CHUNK; i++) {
-			if (seen_in_stack(sl, i))
+			if (prof_pair_seen(sl, i))
 				continue;
 			keys[m] = ((uint64_t)sl[i] << 32 | sl[i + 1]) + 1;
 			fdo_map64_prefetch(&r->pmap, keys[m]);

@@ -264,6 +264,21 @@ void prof_reducer_finish(struct prof_reducer *r, struct prof_leaf **leaves,
 void prof_reducer_fini(struct prof_reducer *r);
 
 /*
+ * prof_pair_seen: is the pair (ids[i], ids[i+1]) of one stack (location
+ * indexes or interned frames, leaf first) one of its earlier pairs? A
+ * stack adds its count once per distinct pair, in prof_reducer_add and in
+ * the per-bucket sums (aggregator/reduce.c) alike. A stack has tens of
+ * frames: a quadratic check beats anything with setup.
+ */
+static inline int prof_pair_seen(const uint32_t *ids, uint32_t i)
+{
+	for (uint32_t j = 0; j < i; j++)
+		if (ids[j] == ids[i] && ids[j + 1] == ids[i + 1])
+			return 1;
+	return 0;
+}
+
+/*
  * prof_reduced_get: p's leaves and pairs for a reader that may not change
  * p: p's own arrays when p->reduced, else computed from the stacks into r
  * (freed by prof_reduced_fini). Returns as prof_reduce.

@@ -242,15 +242,6 @@ static int part_of(struct rrun *rr, uint32_t bid, struct rpart **out)
 
 #define PAIR_CHUNK 32
 
-/* Pairs of one stack, each once (a stack has tens of frames). */
-static int seen_in_stack(const uint32_t *g, uint32_t i)
-{
-	for (uint32_t j = 0; j < i; j++)
-		if (g[j] == g[i] && g[j + 1] == g[i + 1])
-			return 1;
-	return 0;
-}
-
 static int rpart_add(struct rpart *pt, const uint32_t *g, uint32_t n,
 		     wire_weight_t w, uint64_t samples)
 {
@@ -276,7 +267,7 @@ static int rpart_add(struct rpart *pt, const uint32_t *g, uint32_t n,
 	for (uint32_t i0 = 0; i0 + 1 < n; i0 += PAIR_CHUNK) {
 		uint32_t m = 0;
 		for (uint32_t i = i0; i + 1 < n && i < i0 + PAIR_CHUNK; i++) {
-			if (seen_in_stack(g, i))
+			if (prof_pair_seen(g, i))
 				continue;
 			keys[m] = ((uint64_t)g[i] << 32 | g[i + 1]) + 1;
 			fdo_map64_prefetch(&pt->pmap, keys[m]);
