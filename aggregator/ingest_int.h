@@ -1,7 +1,8 @@
 /*
  * aggregator/ingest_int.h — what the ingest files share: the prepared
- * (validated, normalized, hashed) form of a batch, its write-ahead-log
- * record codec (prep.c), the merge of prepared batches into the store
+ * (validated, normalized, hashed) form of a batch around its
+ * write-ahead-log record (prep.c; the record's codec is
+ * storage/walrec.c), the merge of prepared batches into the store
  * (merge.c), expiry (retention.c), the pipeline's state (ingest.c) and
  * the parts of it kept in files of their own: the exactly-once set
  * (dedup.c), the rate limiter (ratelimit.c), the growth limits
