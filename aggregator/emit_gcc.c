@@ -664,26 +664,32 @@ static void emit_fini(struct emit *e)
 int emit_gcc(const struct prof *p, const struct prof_opts *o,
 	     struct fdo_buf *out)
 {
-	struct emit e;
-	memset(&e, 0, sizeof e);
-	e.p = p;
-	e.o = o;
-	fdo_idset_init(&e.name_set, name_key, &e);
 	struct prof_model m;
 	int err = prof_model_build(
 		p, o, o->llvm_discriminators ? PROF_MODEL_DECODE : 0, &m);
 	if (err)
 		return err;
+	err = emit_gcc_model(p, o, &m, out);
+	prof_model_fini(&m);
+	return err;
+}
+
+int emit_gcc_model(const struct prof *p, const struct prof_opts *o,
+		   const struct prof_model *m, struct fdo_buf *out)
+{
+	struct emit e;
+	memset(&e, 0, sizeof e);
+	e.p = p;
+	e.o = o;
+	fdo_idset_init(&e.name_set, name_key, &e);
+	int err;
 	size_t start = out->len;
 	e.name_of = malloc((p->nstrings + 1) * sizeof *e.name_of);
-	if (!e.name_of) {
-		prof_model_fini(&m);
+	if (!e.name_of)
 		return FDO_ENOMEM;
-	}
 	for (size_t i = 0; i < p->nstrings; i++)
 		e.name_of[i] = NONE;
-	err = add_model(&e, &m);
-	prof_model_fini(&m);
+	err = add_model(&e, m);
 	if (!err)
 		err = fold(&e);
 	if (!err)

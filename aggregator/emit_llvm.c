@@ -66,6 +66,8 @@ struct llvm_w {
 	uint64_t *total;	/* per node */
 	uint8_t *keep;		/* per node */
 	uint32_t *order;	/* scratch: targets of one line */
+	const char *const *unlisted; /* kept out of the symbol list, sorted */
+	size_t nunlisted;
 };
 
 static void put_loc(struct fdo_buf *b, int depth, uint32_t off, uint32_t disc)
@@ -473,6 +475,11 @@ static int ext_symbols(struct ext_w *e, struct fdo_buf *b)
 				if (bsearch(&names[i], have, e->nnames,
 					    sizeof *have, cmp_cstr))
 					continue;
+				if (e->w->nunlisted &&
+				    bsearch(&names[i], e->w->unlisted,
+					    e->w->nunlisted, sizeof *have,
+					    cmp_cstr))
+					continue;
 				fdo_buf_append(b, names[i],
 					       strlen(names[i]) + 1);
 			}
@@ -584,10 +591,25 @@ int emit_llvm(const struct prof *p, const struct prof_opts *o,
 				  &m);
 	if (rc)
 		return rc;
+	rc = emit_llvm_model(p, o, &m, NULL, 0, out);
+	prof_model_fini(&m);
+	return rc;
+}
+
+int emit_llvm_model(const struct prof *p, const struct prof_opts *o,
+		    const struct prof_model *mp, const char *const *unlisted,
+		    size_t nunlisted, struct fdo_buf *out)
+{
+	struct prof_model m = *mp; /* read only: a shallow copy */
+	int rc;
 	fdo_debug("emit_llvm: %zu functions and inlined instances, %zu "
 		  "lines; skipped %.0f unsymbolized and %.0f line-0 samples",
 		  m.nnodes, m.nlines, m.skipped_unsym, m.skipped_line0);
-	struct llvm_w w = {.p = p, .m = &m, .zeros = o->zeros};
+	struct llvm_w w = {.p = p,
+			   .m = &m,
+			   .zeros = o->zeros,
+			   .unlisted = unlisted,
+			   .nunlisted = nunlisted};
 	size_t nl = m.nlines ? m.nlines : 1, nn = m.nnodes ? m.nnodes : 1,
 	       nt = m.ntargets ? m.ntargets : 1;
 	w.line_count = calloc(nl, sizeof *w.line_count);
@@ -618,6 +640,5 @@ int emit_llvm(const struct prof *p, const struct prof_opts *o,
 	free(w.total);
 	free(w.keep);
 	free(w.order);
-	prof_model_fini(&m);
 	return rc;
 }

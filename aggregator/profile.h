@@ -477,6 +477,14 @@ int emit_llvm(const struct prof *p, const struct prof_opts *o,
 	      struct fdo_buf *out);
 int emit_gcc(const struct prof *p, const struct prof_opts *o,
 	     struct fdo_buf *out);
+/* The same two writing a tree already built (aggregator/stale.c's,
+ * matched onto another release); unlisted: names kept out of the llvm
+ * symbol list besides those the tree has (sorted by strcmp). */
+int emit_llvm_model(const struct prof *p, const struct prof_opts *o,
+		    const struct prof_model *m, const char *const *unlisted,
+		    size_t nunlisted, struct fdo_buf *out);
+int emit_gcc_model(const struct prof *p, const struct prof_opts *o,
+		   const struct prof_model *m, struct fdo_buf *out);
 int emit_bolt(const struct prof *p, const struct prof_opts *o,
 	      struct fdo_buf *out);
 int emit_folded(const struct prof *p, const struct prof_opts *o,

@@ -37,6 +37,11 @@ struct pcache_answer {
 	char hash_hex[65];
 	uint64_t samples, hosts;
 	char build_ids[8 * 129 + 8];
+	/* for_build_id= pulls (server/profiles.c): the release and the
+	 * shares of the profile fresh, matched, renamed, dropped */
+	char for_build_id[129];
+	double stale[4];
+	size_t stale_n[4];
 };
 
 struct pcache_entry; /* opaque */

@@ -4,6 +4,8 @@
  *        &build_id=&min_samples=&min_hosts=&min_span=
  *        &<emitter option>= (every entry of prof_opt_defs,
  *        aggregator/emit_opts.c: counts, line_count, head, min_share...)
+ *        &for_build_id=HEX|newest (the pull only: the profile matched
+ *        onto that release, aggregator/stale.c; stale_resolve below)
  * Here: the query parsed and checked once (srv_preq_parse, also for
  * publish and readiness), the build, readiness check and emit of one
  * profile (srv_profile_make, also for publish), and the pull's answer,
@@ -159,6 +161,33 @@ static size_t prof_bytes(const struct prof *p)
 	       p->nprobes * sizeof *p->probes;
 }
 
+/*
+ * stale_releases: per build-id of p, 1 when the store has it as a build
+ * of the pulled binary (an older release, compared by the matcher), 0 for
+ * the other files of the stacks (shared libraries, kept as they are).
+ * NULL (every build-id a release) when it cannot tell.
+ */
+static uint8_t *stale_releases(struct srv_app *app, const struct srv_preq *pr,
+			       const struct prof *p)
+{
+	uint8_t *rel = calloc(p->nbuild_ids ? p->nbuild_ids : 1, 1);
+	store_txn *t;
+	if (!rel || store_txn_begin(app->st, 0, &t)) {
+		free(rel);
+		return NULL;
+	}
+	for (size_t i = 0; i < p->nbuild_ids; i++) {
+		uint32_t id;
+		struct store_buildid rec;
+		if (!store_intern_buildid(t, p->build_ids[i].id,
+					  p->build_ids[i].len, 0, &id) &&
+		    !store_buildid_get(t, id, &rec))
+			rel[i] = rec.binary == pr->stale.binary;
+	}
+	store_txn_abort(t);
+	return rel;
+}
+
 /* srv_profile_make without the admission; *held: what it counted in the
  * builds part (the caller gives it back). */
 static int profile_make(struct srv_app *app, struct srv_preq *pr,
@@ -185,7 +214,31 @@ static int profile_make(struct srv_app *app, struct srv_preq *pr,
 		srv_readiness_refuse(resp, rules);
 		return -1;
 	}
-	rc = pr->em->emit(p, &pr->opts, out);
+	if (pr->stale.on) {
+		uint8_t *rel = stale_releases(app, pr, p);
+		struct agg_stale_release r = {
+			.id = pr->stale.id,
+			.len = pr->stale.len,
+			.elf_path = pr->stale.elf_path,
+			.debug_path = pr->stale.debug_path[0]
+					      ? pr->stale.debug_path
+					      : NULL};
+		rc = agg_stale_emit(p, &pr->opts, pr->em, app->cache, &r, rel,
+				    &pr->stale.st, out, err, sizeof err);
+		free(rel);
+		if (rc == FDO_EUNSUPPORTED || rc == FDO_EDWARF) {
+			srv_resp_error(resp, 422, "for_build_id %s: %s",
+				       pr->stale.hex, err);
+			return -1;
+		}
+		if (rc) {
+			srv_resp_error(resp, 500, "for_build_id %s: %s",
+				       pr->stale.hex, err);
+			return -1;
+		}
+	} else {
+		rc = pr->em->emit(p, &pr->opts, out);
+	}
 	if (rc == FDO_EUNSUPPORTED) {
 		srv_resp_error(resp, 422,
 			       "format %s needs the symbols of one exact "
@@ -275,6 +328,21 @@ static int build_answer(struct srv_app *app, struct srv_preq *pr,
 		if (p.nbuild_ids > 8)
 			snprintf(a->build_ids + k, sizeof a->build_ids - k,
 				 ",...");
+		if (pr->stale.on) {
+			const struct agg_stale_stats *st = &pr->stale.st;
+			snprintf(a->for_build_id, sizeof a->for_build_id, "%s",
+				 pr->stale.hex);
+			double all = st->fresh + st->matched + st->renamed +
+				     st->dropped;
+			const double v[4] = {st->fresh, st->matched,
+					     st->renamed, st->dropped};
+			const size_t n[4] = {st->nfresh, st->nmatched,
+					     st->nrenamed, st->ndropped};
+			for (int i = 0; i < 4; i++) {
+				a->stale[i] = all > 0 ? v[i] / all : 0;
+				a->stale_n[i] = n[i];
+			}
+		}
 		a->body = (uint8_t *)out.data; /* taken over */
 		a->len = out.len;
 		fdo_buf_init(&out);
@@ -311,6 +379,23 @@ static void answer(struct srv_req *req, struct srv_resp *resp,
 	srv_resp_header(resp, "X-Fdod-Hosts", "%llu",
 			(unsigned long long)a->hosts);
 	srv_resp_header(resp, "X-Fdod-Build-Ids", "%s", a->build_ids);
+	if (a->for_build_id[0]) {
+		/* Shares of the profile's counts; functions per class. */
+		srv_resp_header(resp, "X-Fdod-For-Build-Id", "%s",
+				a->for_build_id);
+		srv_resp_header(resp, "X-Fdod-Stale-Fresh", "%.4f",
+				a->stale[0]);
+		srv_resp_header(resp, "X-Fdod-Stale-Matched", "%.4f",
+				a->stale[1]);
+		srv_resp_header(resp, "X-Fdod-Stale-Renamed", "%.4f",
+				a->stale[2]);
+		srv_resp_header(resp, "X-Fdod-Stale-Dropped", "%.4f",
+				a->stale[3]);
+		srv_resp_header(resp, "X-Fdod-Stale-Functions",
+				"fresh=%zu,matched=%zu,renamed=%zu,dropped=%zu",
+				a->stale_n[0], a->stale_n[1], a->stale_n[2],
+				a->stale_n[3]);
+	}
 	const char *inm = srv_req_header(req, "If-None-Match");
 	char quoted[70];
 	snprintf(quoted, sizeof quoted, "\"%s\"", a->hash_hex);
@@ -340,6 +425,137 @@ static uint64_t profile_generation(struct srv_app *app, const char *binary)
 }
 
 /*
+ * stale_resolve: the pull's for_build_id=, checked before anything is
+ * built or looked up in the cache (so that a refusal, which an upload
+ * changes, is never cached): HEX or `newest` (the build-id of the binary
+ * the store learnt of last: the last uploaded or first sampled). The
+ * release must be a build of this binary (or of none named yet) with its
+ * executable and DWARF uploaded. 0 (pr->stale.on when given), or -1 with
+ * resp: 400 bad value or format, 404 unknown binary or build-id, 409 a
+ * build of another binary, 422 its files are not uploaded.
+ */
+static int stale_resolve(struct srv_app *app, struct srv_req *req,
+			 struct srv_resp *resp, struct srv_preq *pr)
+{
+	char v[256];
+	int got = qget(req, "for_build_id", v, sizeof v, resp);
+	if (got <= 0)
+		return got;
+	struct srv_stale *sl = &pr->stale;
+	if (strcmp(pr->em->name, "llvm") && strcmp(pr->em->name, "gcc")) {
+		srv_resp_error(resp, 400,
+			       "for_build_id= matches the llvm and gcc formats "
+			       "only, not %s",
+			       pr->em->name);
+		return -1;
+	}
+	int newest = !strcmp(v, "newest");
+	if (!newest && fdo_build_id_parse(v, sl->id, &sl->len)) {
+		srv_resp_error(resp, 400,
+			       "for_build_id '%.130s' is not lowercase hex "
+			       "(or newest)",
+			       v);
+		return -1;
+	}
+	store_txn *t;
+	if (srv_binary_txn(app, resp, 1, pr->q.binary, &t, &sl->binary))
+		return -1;
+	uint32_t bid = 0;
+	struct store_buildid rec;
+	int rc = FDO_OK;
+	if (newest) {
+		for (uint32_t i = 1;; i++) {
+			struct store_buildid r;
+			int e = store_buildid_get(t, i, &r);
+			if (e == FDO_ENOT_FOUND)
+				break;
+			if (!e && r.binary == sl->binary) {
+				bid = i;
+				rec = r;
+			}
+		}
+		if (!bid)
+			rc = FDO_ENOT_FOUND;
+		else {
+			memcpy(sl->id, rec.build_id, rec.build_id_len);
+			sl->len = rec.build_id_len;
+		}
+	} else if (!(rc = store_intern_buildid(t, sl->id, sl->len, 0, &bid))) {
+		rc = store_buildid_get(t, bid, &rec);
+	}
+	const char *other = NULL;
+	size_t other_len = 0;
+	if (!rc && rec.binary && rec.binary != sl->binary) {
+		const void *nm;
+		if (!store_intern_name(t, STORE_DICT_BINARIES, rec.binary, &nm,
+				       &other_len))
+			other = nm;
+		else
+			other = "?", other_len = 1;
+	}
+	char otherbuf[256] = "";
+	if (other)
+		snprintf(otherbuf, sizeof otherbuf, "%.*s",
+			 (int)(other_len < 200 ? other_len : 200), other);
+	store_txn_abort(t);
+	fdo_hex_encode(sl->id, sl->len, sl->hex);
+	if (rc == FDO_ENOT_FOUND) {
+		if (newest)
+			srv_resp_error(resp, 404,
+				       "for_build_id=newest: no build-id of "
+				       "'%s' is known",
+				       pr->q.binary);
+		else
+			srv_resp_error(resp, 404,
+				       "for_build_id %s: fdod knows no such "
+				       "build-id (upload the release's ELF "
+				       "with its DWARF first: fdoctl upload "
+				       "--binary %s)",
+				       sl->hex, pr->q.binary);
+		return -1;
+	}
+	if (rc) {
+		srv_resp_error(resp, 503, "cannot read the store: %s",
+			       fdo_strerror(rc));
+		return -1;
+	}
+	if (other) {
+		srv_resp_error(resp, 409,
+			       "for_build_id %s is a build of '%s', not of "
+			       "'%s'",
+			       sl->hex, otherbuf, pr->q.binary);
+		return -1;
+	}
+	if (!(rec.sym_state & STORE_SYM_EXECUTABLE) ||
+	    !(rec.sym_state & STORE_SYM_DWARF)) {
+		srv_resp_error(resp, 422,
+			       "for_build_id %s: the release's executable with "
+			       "its DWARF is not uploaded (%s); matching needs "
+			       "both (fdoctl upload --binary %s)",
+			       sl->hex,
+			       !(rec.sym_state & STORE_SYM_EXECUTABLE)
+				       ? "no executable"
+				       : "no DWARF",
+			       pr->q.binary);
+		return -1;
+	}
+	if (store_symbols_path(app->cfg.data, sl->id, sl->len,
+			       STORE_SYM_EXECUTABLE, sl->elf_path,
+			       sizeof sl->elf_path) ||
+	    store_symbols_path(app->cfg.data, sl->id, sl->len,
+			       STORE_SYM_DEBUGINFO, sl->debug_path,
+			       sizeof sl->debug_path)) {
+		srv_resp_error(resp, 500, "for_build_id %s: no symbol path",
+			       sl->hex);
+		return -1;
+	}
+	if (!(rec.sym_state & STORE_SYM_DEBUGINFO))
+		sl->debug_path[0] = 0;
+	sl->on = 1;
+	return 0;
+}
+
+/*
  * GET /v1/profiles/{binary}: everything acknowledged before the pull is
  * merged first; then identical pulls of the same state share one build
  * (server/pcache.h): the request's text is the key, the binary's
@@ -354,12 +570,19 @@ void srv_h_profile(void *a, struct srv_req *req, struct srv_resp *resp)
 		agg_query_fini(&pr.q);
 		return;
 	}
+	if (stale_resolve(app, req, resp, &pr)) {
+		srv_metrics_profile(app, pr.em->name, resp->status);
+		agg_query_fini(&pr.q);
+		return;
+	}
 	uint64_t arrived = fdo_now_ns();
 	agg_ingest_flush(app->ingest, 10000);
 	uint64_t gen = profile_generation(app, pr.q.binary);
 	struct fdo_buf key;
 	fdo_buf_init(&key);
 	fdo_buf_printf(&key, "%s?%s", req->param[0], req->query);
+	if (pr.stale.on) /* newest names another release after an upload */
+		fdo_buf_printf(&key, "#for=%s", pr.stale.hex);
 	struct pcache_entry *e = NULL;
 	int hit = !key.oom &&
 		  pcache_get(app->pcache, fdo_buf_cstr(&key), gen, arrived, &e);

@@ -10,8 +10,21 @@
 #include <stdint.h>
 
 #include "aggregator/aggregator.h"
+#include "aggregator/stale.h"
 #include "common/buf.h"
 #include "server/app.h"
+
+/* A pull's for_build_id= (server/profiles.c, aggregator/stale.c): the
+ * release the profile is matched onto, resolved and checked. */
+struct srv_stale {
+	int on;
+	uint32_t binary; /* the binary's id in the store */
+	uint8_t id[64];
+	size_t len;
+	char hex[129];
+	char elf_path[4096], debug_path[4096];
+	struct agg_stale_stats st; /* what the matching did */
+};
 
 /* Everything a request selects, parsed and checked. */
 struct srv_preq {
@@ -20,6 +33,7 @@ struct srv_preq {
 	struct prof_opts opts;
 	struct agg_minimums min; /* the readiness rules' minimums */
 	char build_id_hex[129];
+	struct srv_stale stale; /* set by the pull alone (not publish) */
 };
 
 /*

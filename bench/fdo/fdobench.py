@@ -179,10 +179,14 @@ class Fdod:
             raise Failed("fdod exited %s at start (log: %s)" % (self.proc.returncode, self.log))
         self.get("/v1/status")
 
-    def get(self, path, raw=False):
+    def get(self, path, raw=False, headers=None):
+        """GET path (JSON, or its bytes with raw); headers (a dict) gets
+        the answer's headers."""
         try:
-            with urllib.request.urlopen(self.http + path, timeout=60) as r:
+            with urllib.request.urlopen(self.http + path, timeout=600) as r:
                 data = r.read()
+                if headers is not None:
+                    headers.update(r.headers.items())
         except urllib.error.HTTPError as e:
             raise Failed("GET %s: HTTP %d: %s" % (path, e.code, e.read().decode(errors="replace")
                                                   .strip()[:500]))
@@ -546,9 +550,11 @@ class ProgramRun:
                                "runs": n, "build_id": bid}
         return bid, got
 
-    def pull_llvm(self, fdod_name, bid, out, query="", check_hot=True, release_n=False):
+    def pull_llvm(self, fdod_name, bid, out, query="", check_hot=True, release_n=False,
+                  headers=None):
         """Pull an llvm profile of bid; it must have programs.py's hot
-        functions (their release N+1 names, unless release_n)."""
+        functions (their release N+1 names, unless release_n). headers (a
+        dict, query not None) gets the answer's headers."""
         f = self.b.fdod
         if query is None:
             run([FDOCTL, "pull", fdod_name, "--http", f.http, "--format", "llvm",
@@ -561,7 +567,8 @@ class ProgramRun:
             if query:
                 q += "&" + query
             with open(out, "wb") as fh:
-                fh.write(f.get("/v1/profiles/%s?%s" % (fdod_name, q), raw=True))
+                fh.write(f.get("/v1/profiles/%s?%s" % (fdod_name, q), raw=True,
+                               headers=headers))
         size = os.path.getsize(out)
         show = out + ".show"
         with open(show, "wb") as fh:
@@ -687,6 +694,30 @@ def v_spgo_stale(pr):
     prof = pr.pull_llvm(pr.name, bid, os.path.join(pr.dir, "prof.stale.llvm"), query=None,
                         release_n=True)
     return pr.spgo_build("fdod-spgo-stale", prof, stale=True)
+
+
+def v_spgo_matched(pr):
+    """--next-release: release N's profile (the samples of fdod-spgo-stale)
+    matched on the server onto release N+1 (for_build_id= of N+1's base
+    build, uploaded: aggregator/stale.c), then N+1 built with it. What
+    the matching did (the X-Fdod-Stale-* shares) goes to the variant's
+    `matching`."""
+    base_n = (pr.release or {}).get("base_n")
+    if pr.variants.get("fdod-spgo-stale", {}).get("status") != "ok" or not base_n:
+        raise Failed("needs fdod-spgo-stale (release N's samples), which failed")
+    n1 = pr.variants["base"]["binary"]
+    n1_bid = build_id(n1)
+    f = pr.b.fdod
+    run([FDOCTL, "upload", "--http", f.http, "--binary", pr.name, n1],
+        os.path.join(pr.dir, "upload.log"), what="fdoctl upload")
+    h = {}
+    prof = pr.pull_llvm(pr.name, base_n["build_id"], os.path.join(pr.dir, "prof.matched.llvm"),
+                        query="for_build_id=" + n1_bid, headers=h)
+    m = {k[len("X-Fdod-Stale-"):].lower(): (float(v) if k != "X-Fdod-Stale-Functions" else v)
+         for k, v in h.items() if k.startswith("X-Fdod-Stale-")}
+    pr.variants["fdod-spgo-matched"]["matching"] = m
+    log("%s: release N's profile matched onto N+1 (%s): %s" % (pr.name, n1_bid[:12], m))
+    return pr.spgo_build("fdod-spgo-matched", prof, stale=True)
 
 
 def make_bolt(name, override):
@@ -854,7 +885,7 @@ def variant_list(args):
         vs = [v for v in vs if v[0] != "pgo-instr"]
     if args.next_release:
         vs = [("base", v_base), ("pgo-instr", v_pgo_instr), ("fdod-spgo", v_spgo),
-              ("fdod-spgo-stale", v_spgo_stale)]
+              ("fdod-spgo-stale", v_spgo_stale), ("fdod-spgo-matched", v_spgo_matched)]
     for name, flags in args.bolt_choices:
         vs.append(("fdod-spgo+bolt-" + name, make_bolt(name, flags)))
     for name, query, flags in args.choices:
@@ -988,10 +1019,11 @@ def converged(times, names, tol):
         m = mid(shares(times[n], tb, tc))
         if m is None or m[0] - m[1] > tol or m[2] - m[0] > tol:
             return False
-    if "fdod-spgo-stale" in names and "fdod-spgo" in names:
-        m = mid(shares(times["fdod-spgo-stale"], tb, times["fdod-spgo"]))
-        if m is None or m[0] - m[1] > tol or m[2] - m[0] > tol:
-            return False
+    for n in ("fdod-spgo-stale", "fdod-spgo-matched"):
+        if n in names and "fdod-spgo" in names:
+            m = mid(shares(times[n], tb, times["fdod-spgo"]))
+            if m is None or m[0] - m[1] > tol or m[2] - m[0] > tol:
+                return False
     return True
 
 
@@ -1117,6 +1149,10 @@ def report(bench, prs, times, host):
                  "release N's build-id (N's base sampled on the same training set), profile "
                  "warnings counted, not fatal; kept = median over rounds of its gain / "
                  "fdod-spgo's gain in the same round (rounds where fdod-spgo gained).")
+        L.append("fdod-spgo-matched = the same samples of release N, pulled with "
+                 "for_build_id= of N+1's base build (uploaded): fdod matches the profile onto "
+                 "N+1 (aggregator/stale.c); the shares fresh/matched/renamed/dropped are "
+                 "the answer's X-Fdod-Stale-* headers.")
     L.append("sampling: fdo-agent cpu-clock at %d Hz; the training set run %d time(s) "
              "(--sample-scale)." % (a.freq, a.sample_scale))
     if times:
@@ -1171,11 +1207,18 @@ def report(bench, prs, times, host):
                     else:
                         row += "    n/a (pgo-instr never gained)"
             L.append(row)
-        st = pr.variants.get("fdod-spgo-stale", {})
-        if st.get("status") == "ok":
-            row = "  fdod-spgo-stale: %d profile warnings from clang-16" % st["profile_warnings"]
-            if t and "fdod-spgo-stale" in t and "fdod-spgo" in t:
-                sh = shares(t["fdod-spgo-stale"], t["base"], t["fdod-spgo"])
+        for sv in ("fdod-spgo-stale", "fdod-spgo-matched"):
+            st = pr.variants.get(sv, {})
+            if st.get("status") != "ok":
+                continue
+            row = "  %s: %d profile warnings from clang-16" % (sv, st["profile_warnings"])
+            mt = st.get("matching")
+            if mt:
+                row += "; matching: %s" % ", ".join(
+                    "%s %.0f%%" % (k, 100 * mt[k]) for k in
+                    ("fresh", "matched", "renamed", "dropped") if k in mt)
+            if t and sv in t and "fdod-spgo" in t:
+                sh = shares(t[sv], t["base"], t["fdod-spgo"])
                 m = mid(sh)
                 row += "; keeps " + ("%.0f%% [%.0f%%, %.0f%%] of fdod-spgo's gain" % (
                     100 * m[0], 100 * m[1], 100 * m[2]) if m else
@@ -1223,19 +1266,21 @@ def report(bench, prs, times, host):
             if o["programs"] < len(times):
                 row += "  [%d of %d programs]" % (o["programs"], len(times))
             L.append(row)
-        if "fdod-spgo-stale" in names and "fdod-spgo" in names:
-            o = overall(times, ["fdod-spgo", "fdod-spgo-stale"], ceiling="fdod-spgo")
-            o = o.get("fdod-spgo-stale")
-            summary["fdod-spgo-stale"]["share_of_fresh"] = o and o["share"]
-            summary["fdod-spgo-stale"]["share_of_fresh_interval"] = o and o["share_interval"]
+        for sv, how in (("fdod-spgo-stale", "without matching"),
+                        ("fdod-spgo-matched", "with matching")):
+            if sv not in names or "fdod-spgo" not in names:
+                continue
+            o = overall(times, ["fdod-spgo", sv], ceiling="fdod-spgo")
+            o = o.get(sv)
+            summary[sv]["share_of_fresh"] = o and o["share"]
+            summary[sv]["share_of_fresh_interval"] = o and o["share_interval"]
             if o and o["share"] is not None:
                 si = o["share_interval"]
-                L.append("  fdod-spgo-stale keeps %.0f%% [%.0f%%, %.0f%%] of fdod-spgo's gain "
+                L.append("  %s (%s) keeps %.0f%% [%.0f%%, %.0f%%] of fdod-spgo's gain "
                          "(geomean: (gm stale - 1) / (gm fresh - 1), the same bootstrap)" % (
-                             100 * o["share"], 100 * si[0], 100 * si[1]))
+                             sv, how, 100 * o["share"], 100 * si[0], 100 * si[1]))
             else:
-                L.append("  fdod-spgo-stale: n/a (fdod-spgo gained nothing on the geometric "
-                         "mean)")
+                L.append("  %s: n/a (fdod-spgo gained nothing on the geometric mean)" % sv)
     return L, summary
 
 
@@ -1299,11 +1344,12 @@ def parse_args(argv):
                     "repeatable")
     ap.add_argument("--next-release", action="store_true",
                     help="profiles across releases: the variants base, pgo-instr, fdod-spgo "
-                    "(fresh) and fdod-spgo-stale, all of release N+1 (the program's patch "
-                    "series of bench/fdo/releases.py applied to today's source); the stale "
-                    "one is built with the profile of release N's samples, its profile "
-                    "warnings counted, not fatal; reports the share of the fresh profile's "
-                    "gain it keeps")
+                    "(fresh), fdod-spgo-stale and fdod-spgo-matched, all of release N+1 (the "
+                    "program's patch series of bench/fdo/releases.py applied to today's "
+                    "source); the stale one is built with the profile of release N's "
+                    "samples as it is, the matched one with the same profile matched onto "
+                    "N+1 by fdod (for_build_id=), their profile warnings counted, not fatal; "
+                    "reports the share of the fresh profile's gain each keeps")
     ap.add_argument("--input-scale", type=float, default=1.0, help=argparse.SUPPRESS)
     ap.add_argument("--measure-training", action="store_true",
                     help="also run the training set once with base and print each "

@@ -1,0 +1,1417 @@
+/*
+ * aggregator/stale.c — a stale profile matched onto the next release: the
+ * concept of a pull's for_build_id= (server/profiles.c), which builds the
+ * profile from the window's samples as always (they may come from older
+ * build-ids of the binary) and then writes it for the release named.
+ *
+ * Why: fdod's line-based profile keys body samples and call targets by
+ * (function, line offset from the function's start line, discriminator),
+ * which survives edits elsewhere in a file but not edits inside a hot
+ * function, renames or splits; clang-16 has no -salvage-stale-profile
+ * (LLVM 17+) and applies a profile that no longer fits its function
+ * silently. fdod holds both releases' DWARF and code (the uploaded ELF
+ * files), so it matches on the server, with the whole of both functions
+ * at hand rather than only the call sites the profile happens to name.
+ *
+ * The shape of a function in one binary (shapes_build): every
+ * instruction of every function symbol, disassembled (symbolizer/cfg.c)
+ * and looked up in the DWARF (its inline chain), gives for each frame of
+ * the chain a line offset of that frame's function, and a call site: an
+ * inlined callee (the next frame in) or, for the innermost frame, the
+ * direct call's (or tail call's) target, named by the outermost frame at
+ * the target as the profile names callees. A function's shape is the set
+ * of its line offsets and the sequence of its call sites (callee names by
+ * offset), gathered over every copy of it (out of line and inlined), so
+ * it does not depend on what the compiler inlined where.
+ *
+ * Per function of the profile, its old release is the build-id its
+ * samples came from (the one with most, when a window spans releases);
+ * then, against the function of the same name in the target release:
+ *  - fresh: the same line offsets and the same call sites: kept as it is.
+ *  - matched: changed. Call sites are anchors: the longest common
+ *    subsequence of the two sequences of callee names pairs old anchors
+ *    with new ones, each pair giving a shift (new offset - old offset).
+ *    The start line (offset 0 on both sides) and the last line of code
+ *    are paired too. Between two pairs of different shifts (lines were
+ *    inserted or removed between them) the lines themselves are paired
+ *    by the longest common subsequence of their numbers of own
+ *    instructions (refine: unchanged lines compile to about the same
+ *    code), which places the edit. An old offset on a pair moves to its
+ *    new offset; one between two pairs that are closer in the new
+ *    release than in the old (lines were removed there, or moved out to
+ *    another function by a split) is dropped: the lines that stayed
+ *    paired up, so it is one of those that went; any other moves by the
+ *    shift of the nearer pair around it (the same shift when both
+ *    agree). Nearest rather than dropped where lines were added: an
+ *    edit moves only the lines after it, and a line is likelier on the
+ *    same side of it as the paired line next to it; dropping every line
+ *    between pairs of different shifts would throw away the loop bodies
+ *    of any function edited between its calls, the commonest edit of a
+ *    hot function (LLVM 17's salvage also maps every location by its
+ *    anchors). A line that lands before the function's start or after
+ *    its last line in the new release is dropped (it maps onto no code
+ *    of it). A function without a call site on either side
+ *    keeps its offsets (nothing to anchor; its lines past the new end are
+ *    dropped); one with call sites of which none pair up is dropped (its
+ *    body was replaced). Call targets move with their lines.
+ *  - renamed: the name is gone from the target. A function of the target
+ *    whose name neither the old release nor the profile has (a new name)
+ *    and whose call sites are most like the old function's (the common
+ *    subsequence over the longer sequence at least RENAME_MIN, at least
+ *    RENAME_MIN_ANCHORS common call sites, line counts within a factor
+ *    RENAME_SIZE of each other) takes its profile, matched as above, under
+ *    the new name; the profile's call targets and inlined instances of the
+ *    old name follow. Renamed in the profile rather than through clang's
+ *    -fprofile-remapping-file: a remapping file states equivalences of
+ *    mangled names (a namespace or a type renamed, matched by the
+ *    Itanium mangling's structure), not that one plain function became
+ *    another of an unrelated name; and every reader of the profile (gcc,
+ *    llvm-profdata, a person) then sees the name the code has.
+ *  - dropped: no match (gone, renamed beyond recognition, rewritten):
+ *    left out rather than allowed to mislead, and kept out of the
+ *    profile symbol list (emit_llvm.c) so that clang does not build a
+ *    function that still exists as cold either.
+ * Functions of the target that had no samples are left to the compiler
+ * (the symbol list comes from the sampled releases' files, so new
+ * functions are in neither). Functions of other files of the stacks
+ * (shared libraries) are kept as they are and counted fresh.
+ *
+ * Inlined instances (nested profiles) follow their call site: its offset
+ * moves by the parent's matching; their own lines (offsets from the
+ * callee's start) by the callee's own matching, computed the same way
+ * from the callee's shapes (inlined copies included); an instance of a
+ * callee that is gone (and not renamed) is dropped. Lines mapped onto
+ * one new line merge (the larger count with counts=blocks, where a line
+ * counts its hottest block; the sum with counts=samples).
+ *
+ * Limits: the shapes are those of the two builds the server has (the
+ * old release as sampled, the new as uploaded), so a function whose code
+ * generation alone changed (another inlining) can be "matched" with
+ * every offset unchanged; discriminators are kept as they were; a
+ * function body that moved to a new function (a split) keeps only the
+ * samples of the part that stayed (the new function is new code);
+ * probe-based profiles are refused (their checksums would need the new
+ * release's optimized-build probe descriptors); anchors are direct calls
+ * and inlined calls, not indirect calls or calls through the PLT.
+ *
+ * Workload: one disassembly and one DWARF lookup per instruction of each
+ * binary compared (the target and the sampled releases: seconds for a
+ * binary of tens of MiB of code), then per function one LCS of its call
+ * sites (at most LCS_MAX_CELLS cells; beyond, offsets are kept) and, for
+ * each function whose name is gone, one per new name of the target.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator/stale.h"
+#include "common/buf.h"
+#include "common/common.h"
+#include "common/map.h"
+
+#define NONE UINT32_MAX
+#define MAX_FRAMES 64
+#define LCS_MAX_CELLS (16u << 20)
+#define RENAME_MIN 0.5
+#define RENAME_MIN_ANCHORS 2
+#define RENAME_SIZE 2.0
+#define OFF_WRAP 0x8000u /* offsets at or past this are lines before the
+			    function's start (wrapped): kept as they are */
+
+/* ------------------------------------------------------------ shapes -- */
+
+struct sline {
+	uint32_t name, off;
+	uint32_t n; /* instructions whose innermost frame is this line */
+};
+
+struct sanc {
+	uint32_t name, off, callee;
+};
+
+struct shape {
+	uint32_t name;
+	uint32_t first_off, noffs; /* offs[...], nins[...], sorted */
+	uint32_t first_anc, nanc;  /* anc[...], by (off, callee) */
+	uint32_t span;		   /* largest offset below OFF_WRAP */
+};
+
+struct shapes {
+	int state; /* 0 not loaded, 1 loaded, -1 failed */
+	struct fdo_map64 by_name; /* name + 1 -> shape index */
+	struct shape *v;
+	size_t n;
+	uint32_t *offs;
+	uint32_t *nins; /* per line: its own instructions (a signature) */
+	struct sanc *anc;
+};
+
+struct scan {
+	struct prof *p;
+	sym_index *idx;
+	struct fdo_map64 names; /* string pointer -> string index */
+	struct sline *lines;
+	size_t nlines, cap_lines;
+	struct sanc *anc;
+	size_t nanc, cap_anc;
+};
+
+static uint32_t scan_intern(struct scan *s, const char *str)
+{
+	if (!str || !*str)
+		return NONE;
+	uint64_t key = (uint64_t)(uintptr_t)str;
+	uint32_t id;
+	int found;
+	if (fdo_map64_get(&s->names, key, &id))
+		return id;
+	id = prof_intern(s->p, str);
+	if (id == PROF_NONE || fdo_map64_put(&s->names, key, id, &id, &found))
+		return NONE - 1;
+	return id;
+}
+
+static uint32_t scan_name_at(struct scan *s, uint64_t vaddr)
+{
+	struct sym_frame sf[MAX_FRAMES];
+	size_t k = 0;
+	sym_index_lookup(s->idx, vaddr, sf, MAX_FRAMES, &k, NULL);
+	if (!k)
+		return NONE;
+	if (k > MAX_FRAMES)
+		k = MAX_FRAMES;
+	return scan_intern(s, sf[k - 1].function);
+}
+
+static int push_line(struct scan *s, uint32_t name, uint32_t off, uint32_t n)
+{
+	if (fdo_grow(s->lines, s->cap_lines, s->nlines + 1))
+		return FDO_ENOMEM;
+	s->lines[s->nlines++] = (struct sline){name, off, n};
+	return FDO_OK;
+}
+
+static int push_anc(struct scan *s, uint32_t name, uint32_t off,
+		    uint32_t callee)
+{
+	if (fdo_grow(s->anc, s->cap_anc, s->nanc + 1))
+		return FDO_ENOMEM;
+	s->anc[s->nanc++] = (struct sanc){name, off, callee};
+	return FDO_OK;
+}
+
+static uint32_t frame_off(const struct sym_frame *f)
+{
+	return (f->line - f->start_line) & 0xffff; /* as model.c keys lines */
+}
+
+/* One function symbol's instructions into s. */
+static int scan_function(struct scan *s, const sym_code *code, uint64_t addr,
+			 uint64_t size)
+{
+	struct sym_cfg *cfg = NULL;
+	if (sym_cfg_build(code, addr, size, &cfg))
+		return FDO_OK; /* undecodable: its lines stay unknown */
+	struct sym_frame sf[MAX_FRAMES];
+	const char *prev_fn[MAX_FRAMES];
+	uint32_t prev_line[MAX_FRAMES];
+	size_t prev_k = 0, last0 = SIZE_MAX; /* the line of the chain's
+						 innermost frame */
+	int rc = FDO_OK;
+	for (size_t i = 0; i < cfg->ninsns && !rc; i++) {
+		const struct sym_insn *in = &cfg->insns[i];
+		size_t k = 0;
+		sym_index_lookup(s->idx, in->addr, sf, MAX_FRAMES, &k, NULL);
+		if (k > MAX_FRAMES)
+			k = MAX_FRAMES;
+		int call = in->target &&
+			   (in->kind == SYM_INSN_CALL ||
+			    (in->kind == SYM_INSN_JUMP &&
+			     (in->target < addr || in->target >= addr + size)));
+		/* Consecutive instructions of one chain add nothing new. */
+		int same = k == prev_k;
+		for (size_t j = 0; j < k && same; j++)
+			same = sf[j].function == prev_fn[j] &&
+			       sf[j].line == prev_line[j];
+		prev_k = k;
+		for (size_t j = 0; j < k; j++) {
+			prev_fn[j] = sf[j].function;
+			prev_line[j] = sf[j].line;
+		}
+		if (same && !call) {
+			if (last0 != SIZE_MAX)
+				s->lines[last0].n++;
+			continue;
+		}
+		last0 = SIZE_MAX;
+		for (size_t j = 0; j < k && !rc; j++) {
+			if (!sf[j].line)
+				continue;
+			uint32_t name = scan_intern(s, sf[j].function);
+			if (name == NONE)
+				continue;
+			if (name == NONE - 1) {
+				rc = FDO_ENOMEM;
+				break;
+			}
+			uint32_t off = frame_off(&sf[j]);
+			rc = push_line(s, name, off, j == 0);
+			if (j == 0)
+				last0 = s->nlines - 1;
+			uint32_t callee = NONE;
+			if (j > 0)
+				callee = scan_intern(s, sf[j - 1].function);
+			else if (call)
+				callee = scan_name_at(s, in->target);
+			if (callee == NONE - 1)
+				rc = FDO_ENOMEM;
+			else if (!rc && callee != NONE)
+				rc = push_anc(s, name, off, callee);
+		}
+	}
+	sym_cfg_free(cfg);
+	return rc;
+}
+
+static int cmp_sline(const void *x, const void *y)
+{
+	const struct sline *a = x, *c = y;
+	if (a->name != c->name)
+		return a->name < c->name ? -1 : 1;
+	return a->off < c->off ? -1 : a->off > c->off;
+}
+
+static int cmp_sanc(const void *x, const void *y)
+{
+	const struct sanc *a = x, *c = y;
+	if (a->name != c->name)
+		return a->name < c->name ? -1 : 1;
+	if (a->off != c->off)
+		return a->off < c->off ? -1 : 1;
+	return a->callee < c->callee ? -1 : a->callee > c->callee;
+}
+
+static uint64_t extent(const struct sym_func *funcs, size_t nf,
+		       const struct sym_func *f)
+{
+	uint64_t size = f->size;
+	for (const struct sym_func *g = f + 1; g < funcs + nf; g++)
+		if (g->addr > f->addr) {
+			if (!size || g->addr - f->addr < size)
+				size = g->addr - f->addr;
+			break;
+		}
+	return size;
+}
+
+static void shapes_fini(struct shapes *S)
+{
+	fdo_map64_fini(&S->by_name);
+	free(S->v);
+	free(S->offs);
+	free(S->nins);
+	free(S->anc);
+	memset(S, 0, sizeof *S);
+}
+
+static const struct shape *shape_of(const struct shapes *S, uint32_t name)
+{
+	uint32_t i;
+	if (S->state != 1 || name == NONE ||
+	    !fdo_map64_get(&S->by_name, (uint64_t)name + 1, &i))
+		return NULL;
+	return &S->v[i];
+}
+
+/* The shapes of every function of the ELF file elf (its index idx). */
+static int shapes_build(struct prof *p, sym_index *idx, const char *elf,
+			struct shapes *S)
+{
+	struct scan s = {.p = p, .idx = idx};
+	struct sym_func *funcs = NULL;
+	size_t nf = 0;
+	sym_code *code = NULL;
+	int rc = sym_elf_functions(elf, &funcs, &nf);
+	if (!rc)
+		rc = sym_code_open(elf, &code);
+	uint64_t done = 0;
+	for (size_t i = 0; i < nf && !rc; i++) {
+		const struct sym_func *f = &funcs[i];
+		uint64_t size = extent(funcs, nf, f);
+		if (!size || f->addr < done)
+			continue; /* an alias, or nothing to read */
+		done = f->addr + size;
+		rc = scan_function(&s, code, f->addr, size);
+	}
+	sym_code_close(code);
+	sym_elf_functions_free(funcs);
+	fdo_map64_fini(&s.names);
+	if (!rc) {
+		qsort(s.lines, s.nlines, sizeof *s.lines, cmp_sline);
+		qsort(s.anc, s.nanc, sizeof *s.anc, cmp_sanc);
+		size_t nl = 0, na = 0;
+		for (size_t i = 0; i < s.nlines; i++)
+			if (!nl || cmp_sline(&s.lines[i], &s.lines[nl - 1]))
+				s.lines[nl++] = s.lines[i];
+			else
+				s.lines[nl - 1].n += s.lines[i].n;
+		for (size_t i = 0; i < s.nanc; i++)
+			if (!na || cmp_sanc(&s.anc[i], &s.anc[na - 1]))
+				s.anc[na++] = s.anc[i];
+		S->offs = malloc((nl ? nl : 1) * sizeof *S->offs);
+		S->nins = malloc((nl ? nl : 1) * sizeof *S->nins);
+		S->v = malloc((nl ? nl : 1) * sizeof *S->v);
+		if (!S->offs || !S->nins || !S->v)
+			rc = FDO_ENOMEM;
+		/* Every anchor's (name, off) is a line too: group by the
+		 * lines' names, anchors alongside. */
+		size_t a = 0;
+		for (size_t i = 0; i < nl && !rc;) {
+			uint32_t name = s.lines[i].name;
+			struct shape *sh = &S->v[S->n];
+			*sh = (struct shape){.name = name,
+					     .first_off = (uint32_t)i};
+			for (; i < nl && s.lines[i].name == name; i++) {
+				S->offs[i] = s.lines[i].off;
+				S->nins[i] = s.lines[i].n;
+				if (s.lines[i].off < OFF_WRAP &&
+				    s.lines[i].off > sh->span)
+					sh->span = s.lines[i].off;
+			}
+			sh->noffs = (uint32_t)i - sh->first_off;
+			while (a < na && s.anc[a].name < name)
+				a++;
+			sh->first_anc = (uint32_t)a;
+			while (a < na && s.anc[a].name == name)
+				a++;
+			sh->nanc = (uint32_t)a - sh->first_anc;
+			uint32_t v;
+			int found;
+			rc = fdo_map64_put(&S->by_name, (uint64_t)name + 1,
+					   (uint32_t)S->n, &v, &found);
+			S->n++;
+		}
+		S->anc = s.anc;
+		s.anc = NULL;
+	}
+	free(s.lines);
+	free(s.anc);
+	if (rc)
+		shapes_fini(S);
+	S->state = rc ? -1 : 1;
+	return rc;
+}
+
+static int shape_same(const struct shapes *A, const struct shape *a,
+		      const struct shapes *B, const struct shape *b)
+{
+	if (a->noffs != b->noffs || a->nanc != b->nanc)
+		return 0;
+	if (memcmp(A->offs + a->first_off, B->offs + b->first_off,
+		   a->noffs * sizeof *A->offs))
+		return 0;
+	for (uint32_t i = 0; i < a->nanc; i++) {
+		const struct sanc *x = &A->anc[a->first_anc + i],
+				  *y = &B->anc[b->first_anc + i];
+		if (x->off != y->off || x->callee != y->callee)
+			return 0;
+	}
+	return 1;
+}
+
+/* --------------------------------------------------------- matching -- */
+
+/*
+ * lcs pairs the longest common subsequence of a[0..na) and b[0..nb):
+ * ia[i], ib[i] for i < the returned length (increasing). SIZE_MAX when
+ * the table would exceed LCS_MAX_CELLS.
+ */
+static size_t lcs(const uint32_t *a, size_t na, const uint32_t *b, size_t nb,
+		  uint32_t *ia, uint32_t *ib)
+{
+	if (!na || !nb)
+		return 0;
+	if ((double)(na + 1) * (double)(nb + 1) > LCS_MAX_CELLS ||
+	    na >= 0xffff || nb >= 0xffff)
+		return SIZE_MAX;
+	size_t w = nb + 1;
+	uint16_t *t = calloc((na + 1) * w, sizeof *t);
+	if (!t)
+		return SIZE_MAX;
+	/* t[i][j]: the LCS of a[i..) and b[j..), so the walk goes forward. */
+	for (size_t i = na; i-- > 0;)
+		for (size_t j = nb; j-- > 0;)
+			t[i * w + j] = a[i] == b[j]
+					       ? t[(i + 1) * w + j + 1] + 1
+				       : t[(i + 1) * w + j] >= t[i * w + j + 1]
+					       ? t[(i + 1) * w + j]
+					       : t[i * w + j + 1];
+	size_t k = 0, i = 0, j = 0;
+	while (i < na && j < nb) {
+		if (a[i] == b[j]) {
+			ia[k] = (uint32_t)i++;
+			ib[k++] = (uint32_t)j++;
+		} else if (t[(i + 1) * w + j] >= t[i * w + j + 1]) {
+			i++;
+		} else {
+			j++;
+		}
+	}
+	free(t);
+	return k;
+}
+
+enum { FM_SAME, FM_MAP, FM_NONE };
+
+/* How the offsets of one function move: pairs (old, new) in order. */
+struct opair {
+	uint32_t o, n;
+};
+
+struct fmap {
+	int state;
+	struct opair *pr;
+	size_t k, cap;
+	uint32_t span; /* FM_MAP: the new function's last offset */
+	double score;  /* common anchors over the longer sequence */
+	size_t common; /* common anchors */
+};
+
+static void fmap_fini(struct fmap *f)
+{
+	free(f->pr);
+	memset(f, 0, sizeof *f);
+}
+
+/* One pair more, if it keeps both sides in order. */
+static int fm_add(struct fmap *fm, uint32_t o, uint32_t n)
+{
+	if (o >= OFF_WRAP || n >= OFF_WRAP ||
+	    (fm->k && (o < fm->pr[fm->k - 1].o || n < fm->pr[fm->k - 1].n)))
+		return FDO_OK;
+	if (fdo_grow(fm->pr, fm->cap, fm->k + 1))
+		return FDO_ENOMEM;
+	fm->pr[fm->k++] = (struct opair){o, n};
+	return FDO_OK;
+}
+
+/*
+ * refine: between two paired points whose shifts differ (lines were
+ * inserted or removed between them), pair the lines themselves: the
+ * longest common subsequence of the two runs of lines by their number of
+ * own instructions (a line that did not change compiles to about the
+ * same code), which places the edit instead of guessing it half-way.
+ */
+static int refine(const struct shapes *A, const struct shape *so,
+		  const struct shapes *B, const struct shape *sn,
+		  struct opair p0, struct opair p1, struct fmap *fm)
+{
+	const uint32_t *ao = A->offs + so->first_off,
+		       *ai = A->nins + so->first_off,
+		       *bo = B->offs + sn->first_off,
+		       *bi = B->nins + sn->first_off;
+	size_t a0 = 0, a1, b0 = 0, b1;
+	while (a0 < so->noffs && ao[a0] <= p0.o)
+		a0++;
+	for (a1 = a0; a1 < so->noffs && ao[a1] < p1.o;)
+		a1++;
+	while (b0 < sn->noffs && bo[b0] <= p0.n)
+		b0++;
+	for (b1 = b0; b1 < sn->noffs && bo[b1] < p1.n;)
+		b1++;
+	size_t na = a1 - a0, nb = b1 - b0, m = na < nb ? na : nb;
+	if (!m)
+		return FDO_OK;
+	uint32_t *ia = malloc(m * sizeof *ia), *ib = malloc(m * sizeof *ib);
+	int rc = ia && ib ? FDO_OK : FDO_ENOMEM;
+	size_t k = rc ? 0 : lcs(ai + a0, na, bi + b0, nb, ia, ib);
+	for (size_t i = 0; i < k && k != SIZE_MAX && !rc; i++)
+		rc = fm_add(fm, ao[a0 + ia[i]], bo[b0 + ib[i]]);
+	free(ia);
+	free(ib);
+	return rc;
+}
+
+/* fmap_build: how so (in A) maps onto sn (in B). */
+static int fmap_build(const struct shapes *A, const struct shape *so,
+		      const struct shapes *B, const struct shape *sn,
+		      struct fmap *fm)
+{
+	memset(fm, 0, sizeof *fm);
+	if (shape_same(A, so, B, sn)) {
+		fm->state = FM_SAME;
+		fm->score = 1;
+		return FDO_OK;
+	}
+	fm->state = FM_MAP;
+	fm->span = sn->span;
+	size_t na = so->nanc, nb = sn->nanc, m = na < nb ? na : nb;
+	uint32_t *a = malloc((na ? na : 1) * sizeof *a),
+		 *b = malloc((nb ? nb : 1) * sizeof *b);
+	uint32_t *ia = malloc((m ? m : 1) * sizeof *ia),
+		 *ib = malloc((m ? m : 1) * sizeof *ib);
+	struct opair *pts = malloc((m + 2) * sizeof *pts);
+	int rc = a && b && ia && ib && pts ? FDO_OK : FDO_ENOMEM;
+	size_t k = 0, np = 0;
+	if (!rc) {
+		for (size_t i = 0; i < na; i++)
+			a[i] = A->anc[so->first_anc + i].callee;
+		for (size_t i = 0; i < nb; i++)
+			b[i] = B->anc[sn->first_anc + i].callee;
+		k = lcs(a, na, b, nb, ia, ib);
+		if (k == SIZE_MAX)
+			k = 0; /* too large to pair: offsets kept */
+		else if (!k && na && nb)
+			fm->state = FM_NONE; /* no call site in common */
+		fm->common = k;
+		fm->score = na || nb ? (double)k / (double)(na > nb ? na : nb)
+				     : 0;
+		/* The start line (offset 0 on both sides: offsets count
+		 * from it), the paired call sites, the last lines. */
+		pts[np++] = (struct opair){0, 0};
+		for (size_t i = 0; i < k; i++)
+			pts[np++] = (struct opair){
+				A->anc[so->first_anc + ia[i]].off,
+				B->anc[sn->first_anc + ib[i]].off};
+		pts[np++] = (struct opair){so->span, sn->span};
+	}
+	for (size_t i = 0; i < np && !rc && fm->state == FM_MAP; i++) {
+		size_t before = fm->k;
+		rc = fm_add(fm, pts[i].o, pts[i].n);
+		if (rc || fm->k == before || i + 1 == np)
+			continue; /* out of order: no region from it */
+		long d0 = (long)pts[i].n - (long)pts[i].o,
+		     d1 = (long)pts[i + 1].n - (long)pts[i + 1].o;
+		if (d0 != d1 && pts[i + 1].o >= pts[i].o &&
+		    pts[i + 1].n >= pts[i].n)
+			rc = refine(A, so, B, sn, pts[i], pts[i + 1], fm);
+	}
+	free(a);
+	free(b);
+	free(ia);
+	free(ib);
+	free(pts);
+	if (rc)
+		fmap_fini(fm);
+	return rc;
+}
+
+/* fmap_off: where old offset x goes; 0 when it is dropped. */
+static int fmap_off(const struct fmap *fm, uint32_t x, uint32_t *y)
+{
+	if (fm->state == FM_SAME || x >= OFF_WRAP) {
+		*y = x;
+		return 1;
+	}
+	if (fm->state != FM_MAP)
+		return 0;
+	long d = 0;
+	if (fm->k) {
+		/* the first pair at or after x */
+		size_t lo = 0, hi = fm->k;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (fm->pr[mid].o < x)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < fm->k && fm->pr[lo].o == x) {
+			*y = fm->pr[lo].n;
+			return 1;
+		}
+		const struct opair *nx = lo < fm->k ? &fm->pr[lo] : NULL,
+				   *pv = lo > 0 ? &fm->pr[lo - 1] : NULL;
+		long dn = nx ? (long)nx->n - (long)nx->o : 0;
+		long dp = pv ? (long)pv->n - (long)pv->o : 0;
+		if (!pv)
+			d = dn;
+		else if (!nx)
+			d = dp;
+		else if (nx->n - pv->n < nx->o - pv->o)
+			return 0; /* lines were removed between them, and
+				     this one paired with none: removed */
+		else /* between two pairs: the nearer one's shift (ties:
+			the one before) */
+			d = x - pv->o <= nx->o - x ? dp : dn;
+	}
+	long v = (long)x + d;
+	if (v < 0 || v > (long)fm->span)
+		return 0;
+	*y = (uint32_t)v;
+	return 1;
+}
+
+/* ----------------------------------------------------- the new tree -- */
+
+struct onode {
+	uint32_t parent, name, off, disc;
+	double head;
+};
+
+struct oline {
+	uint32_t node, off, disc;
+	double count;
+	int known;
+};
+
+struct otgt {
+	uint32_t line, name;
+	double count;
+};
+
+struct ob {
+	const struct prof *p;
+	int use_max; /* merge lines by max (counts=blocks) */
+	struct onode *nodes;
+	size_t nnodes, cap_nodes;
+	struct oline *lines;
+	size_t nlines, cap_lines;
+	struct otgt *tgts;
+	size_t ntgts, cap_tgts;
+	struct fdo_map128 node_map, line_map, tgt_map;
+};
+
+static uint32_t ob_node(struct ob *b, uint32_t parent, uint32_t off,
+			uint32_t disc, uint32_t name)
+{
+	uint32_t k[4] = {parent, off, disc, name}, i;
+	int found;
+	if (fdo_grow(b->nodes, b->cap_nodes, b->nnodes + 1) ||
+	    fdo_map128_put(&b->node_map, k, (uint32_t)b->nnodes, &i, &found))
+		return NONE;
+	if (!found)
+		b->nodes[b->nnodes++] =
+			(struct onode){parent, name, off, disc, 0};
+	return i;
+}
+
+static int ob_line(struct ob *b, uint32_t node, uint32_t off, uint32_t disc,
+		   double count, int known, uint32_t *out)
+{
+	uint32_t k[4] = {node, off, disc, 0}, i;
+	int found;
+	if (fdo_grow(b->lines, b->cap_lines, b->nlines + 1) ||
+	    fdo_map128_put(&b->line_map, k, (uint32_t)b->nlines, &i, &found))
+		return FDO_ENOMEM;
+	if (!found) {
+		b->lines[b->nlines++] =
+			(struct oline){node, off, disc, count, known};
+	} else {
+		struct oline *l = &b->lines[i];
+		l->count = b->use_max ? fmax(l->count, count)
+				      : l->count + count;
+		l->known |= known;
+	}
+	*out = i;
+	return FDO_OK;
+}
+
+static int ob_tgt(struct ob *b, uint32_t line, uint32_t name, double count)
+{
+	uint32_t k[4] = {line, name, 0, 0}, i;
+	int found;
+	if (fdo_grow(b->tgts, b->cap_tgts, b->ntgts + 1) ||
+	    fdo_map128_put(&b->tgt_map, k, (uint32_t)b->ntgts, &i, &found))
+		return FDO_ENOMEM;
+	if (!found)
+		b->tgts[b->ntgts++] = (struct otgt){line, name, 0};
+	b->tgts[i].count += count;
+	return FDO_OK;
+}
+
+static void ob_fini(struct ob *b)
+{
+	free(b->nodes);
+	free(b->lines);
+	free(b->tgts);
+	fdo_map128_fini(&b->node_map);
+	fdo_map128_fini(&b->line_map);
+	fdo_map128_fini(&b->tgt_map);
+}
+
+static int cmp_oline_r(const void *x, const void *y, void *arg)
+{
+	const struct ob *b = arg;
+	const struct oline *a = &b->lines[*(const uint32_t *)x],
+			   *c = &b->lines[*(const uint32_t *)y];
+	if (a->node != c->node)
+		return a->node < c->node ? -1 : 1;
+	if (a->off != c->off)
+		return a->off < c->off ? -1 : 1;
+	return a->disc < c->disc ? -1 : a->disc > c->disc;
+}
+
+static int cmp_otgt_r(const void *x, const void *y, void *arg)
+{
+	const struct ob *b = arg;
+	const struct otgt *a = &b->tgts[*(const uint32_t *)x],
+			  *c = &b->tgts[*(const uint32_t *)y];
+	if (a->line != c->line)
+		return a->line < c->line ? -1 : 1;
+	return strcmp(prof_str(b->p, a->name), prof_str(b->p, c->name));
+}
+
+/* Kids by (parent, offset, discriminator, name); functions last, by
+ * name: model.c's order. */
+static int cmp_onode_r(const void *x, const void *y, void *arg)
+{
+	const struct ob *b = arg;
+	const struct onode *a = &b->nodes[*(const uint32_t *)x],
+			   *c = &b->nodes[*(const uint32_t *)y];
+	if (a->parent != c->parent)
+		return a->parent < c->parent ? -1 : 1;
+	if (a->off != c->off)
+		return a->off < c->off ? -1 : 1;
+	if (a->disc != c->disc)
+		return a->disc < c->disc ? -1 : 1;
+	return strcmp(prof_str(b->p, a->name), prof_str(b->p, c->name));
+}
+
+static uint32_t *iota(size_t n)
+{
+	uint32_t *a = malloc((n ? n : 1) * sizeof *a);
+	for (size_t i = 0; a && i < n; i++)
+		a[i] = (uint32_t)i;
+	return a;
+}
+
+/* ob_finish lays the new tree out as prof_model_build does. Nodes are
+ * created parents first, so a parent's index is below its kids'. */
+static int ob_finish(struct ob *b, struct prof_model *m)
+{
+	memset(m, 0, sizeof *m);
+	uint32_t *recs = iota(b->nlines), *tgts = iota(b->ntgts),
+		 *nodes = iota(b->nnodes);
+	uint32_t *line_of = malloc((b->nlines ? b->nlines : 1) *
+				   sizeof *line_of);
+	m->nodes = calloc(b->nnodes ? b->nnodes : 1, sizeof *m->nodes);
+	m->lines = calloc(b->nlines ? b->nlines : 1, sizeof *m->lines);
+	m->targets = calloc(b->ntgts ? b->ntgts : 1, sizeof *m->targets);
+	m->kids = malloc((b->nnodes ? b->nnodes : 1) * sizeof *m->kids);
+	m->functions =
+		malloc((b->nnodes ? b->nnodes : 1) * sizeof *m->functions);
+	int rc = FDO_ENOMEM;
+	if (!recs || !tgts || !nodes || !line_of || !m->nodes || !m->lines ||
+	    !m->targets || !m->kids || !m->functions)
+		goto out;
+	qsort_r(recs, b->nlines, sizeof *recs, cmp_oline_r, b);
+	qsort_r(nodes, b->nnodes, sizeof *nodes, cmp_onode_r, b);
+	m->nnodes = b->nnodes;
+	for (size_t i = 0; i < b->nnodes; i++) {
+		const struct onode *n = &b->nodes[i];
+		m->nodes[i] = (struct prof_mnode){.parent = n->parent,
+						  .name = n->name,
+						  .off = n->off,
+						  .disc = n->disc,
+						  .head = n->head};
+	}
+	for (size_t i = 0; i < b->nlines; i++) {
+		const struct oline *r = &b->lines[recs[i]];
+		line_of[recs[i]] = (uint32_t)i;
+		m->lines[i] = (struct prof_mline){.node = r->node,
+						  .off = r->off,
+						  .disc = r->disc,
+						  .count = r->count,
+						  .known = r->known};
+		struct prof_mnode *n = &m->nodes[r->node];
+		if (!n->nlines)
+			n->first_line = (uint32_t)i;
+		n->nlines++;
+	}
+	m->nlines = b->nlines;
+	/* Targets follow their lines' order (recs sorted by line index
+	 * would not): group by the line's new position. */
+	for (size_t i = 0; i < b->ntgts; i++)
+		b->tgts[i].line = line_of[b->tgts[i].line];
+	qsort_r(tgts, b->ntgts, sizeof *tgts, cmp_otgt_r, b);
+	for (size_t i = 0; i < b->ntgts; i++) {
+		const struct otgt *t = &b->tgts[tgts[i]];
+		m->targets[i] = (struct prof_mtarget){t->name, t->count};
+		struct prof_mline *l = &m->lines[t->line];
+		if (!l->ntargets)
+			l->first_target = (uint32_t)i;
+		l->ntargets++;
+	}
+	m->ntargets = b->ntgts;
+	size_t nk = 0;
+	for (size_t i = 0; i < b->nnodes; i++) {
+		uint32_t ni = nodes[i];
+		uint32_t parent = b->nodes[ni].parent;
+		if (parent == NONE) {
+			m->functions[m->nfunctions++] = ni;
+			continue;
+		}
+		struct prof_mnode *pn = &m->nodes[parent];
+		if (!pn->nkids)
+			pn->first_kid = (uint32_t)nk;
+		pn->nkids++;
+		m->kids[nk++] = ni;
+	}
+	rc = FDO_OK;
+out:
+	free(recs);
+	free(tgts);
+	free(nodes);
+	free(line_of);
+	if (rc)
+		prof_model_fini(m);
+	return rc;
+}
+
+/* ------------------------------------------------------ the matcher -- */
+
+enum { ST_FRESH, ST_MATCHED, ST_RENAMED, ST_DROPPED };
+
+/* What was decided for one function of the old tree. */
+struct fdec {
+	int status;
+	uint32_t slot;	   /* shapes slot of its old release, NONE: none */
+	uint32_t newname;  /* its name in the target */
+	struct fmap fm;
+};
+
+struct ctx {
+	struct prof *p;
+	const struct prof_model *m;
+	sym_cache *cache;
+	const struct agg_stale_release *target;
+	const uint8_t *is_release;
+	struct shapes *S; /* per build-id of p, then the target's last */
+	uint32_t tslot;	  /* the target's slot */
+	double *total;	  /* per old node: its lines and kids' lines */
+	struct fdo_map64 renamed; /* old name + 1 -> new name */
+	struct fdo_map64 fm_idx;  /* (slot << 32 | name) + 1 -> fmaps */
+	struct fmap **fmaps; /* each its own allocation: callers hold them */
+	size_t nfmaps, cap_fmaps;
+	struct ob ob;
+	char *err;
+	size_t errlen;
+};
+
+/* The shapes of slot, built on first use; NULL when they cannot be. */
+static struct shapes *shapes_get(struct ctx *c, uint32_t slot)
+{
+	struct shapes *S = &c->S[slot];
+	if (S->state)
+		return S->state == 1 ? S : NULL;
+	const uint8_t *id;
+	size_t len;
+	const char *elf, *debug;
+	if (slot == c->tslot) {
+		id = c->target->id;
+		len = c->target->len;
+		elf = c->target->elf_path;
+		debug = c->target->debug_path;
+	} else {
+		const struct prof_build_id *pb = &c->p->build_ids[slot];
+		id = pb->id;
+		len = pb->len;
+		elf = pb->elf_path;
+		debug = pb->debug_path;
+	}
+	S->state = -1;
+	if (!elf)
+		return NULL;
+	sym_index *idx = NULL;
+	int rc = c->cache ? sym_cache_get(c->cache, id, len, elf, debug, &idx)
+			  : sym_index_open(elf, debug, NULL, &idx);
+	if (rc) {
+		fdo_debug("stale: cannot open the index of %s: %s", elf,
+			  fdo_strerror(rc));
+		return NULL;
+	}
+	rc = shapes_build(c->p, idx, elf, S);
+	if (c->cache)
+		sym_cache_release(c->cache, idx);
+	else
+		sym_index_close(idx);
+	if (rc)
+		fdo_debug("stale: no shapes of %s: %s", elf, fdo_strerror(rc));
+	return S->state == 1 ? S : NULL;
+}
+
+static uint32_t renamed_to(const struct ctx *c, uint32_t name)
+{
+	uint32_t v;
+	return fdo_map64_get(&c->renamed, (uint64_t)name + 1, &v) ? v : name;
+}
+
+/*
+ * The matching of function old (as the release in slot has it) onto new
+ * in the target, remembered; NULL on ENOMEM. A name either release
+ * lacks keeps its offsets (FM_SAME): there is nothing to compare.
+ */
+static const struct fmap *fmap_for(struct ctx *c, uint32_t slot,
+				   uint32_t old, uint32_t new)
+{
+	static const struct fmap same = {.state = FM_SAME, .score = 1};
+	uint64_t key = ((uint64_t)slot << 32 | old) + 1;
+	uint32_t i;
+	if (fdo_map64_get(&c->fm_idx, key, &i))
+		return c->fmaps[i];
+	struct shapes *A = slot == NONE ? NULL : shapes_get(c, slot),
+		      *B = shapes_get(c, c->tslot);
+	const struct shape *so = A ? shape_of(A, old) : NULL,
+			   *sn = B ? shape_of(B, new) : NULL;
+	if (!so || !sn)
+		return &same;
+	int found;
+	struct fmap *fm = calloc(1, sizeof *fm);
+	if (!fm || fdo_grow(c->fmaps, c->cap_fmaps, c->nfmaps + 1) ||
+	    fmap_build(A, so, B, sn, fm)) {
+		free(fm);
+		return NULL;
+	}
+	if (fdo_map64_put(&c->fm_idx, key, (uint32_t)c->nfmaps, &i, &found)) {
+		fmap_fini(fm);
+		free(fm);
+		return NULL;
+	}
+	c->fmaps[c->nfmaps++] = fm;
+	return fm;
+}
+
+/*
+ * copy_node writes old node on (its lines mapped by fm, its kids by their
+ * own matching) under new node nn; adds the counts it keeps to *kept and
+ * those it drops to *dropped. slot NONE: everything as it is.
+ */
+static int copy_node(struct ctx *c, uint32_t on, const struct fmap *fm,
+		     uint32_t slot, uint32_t nn, double *kept, double *dropped)
+{
+	const struct prof_model *m = c->m;
+	const struct prof_mnode *n = &m->nodes[on];
+	struct shapes *A = slot == NONE ? NULL : shapes_get(c, slot);
+	struct shapes *B = slot == NONE ? NULL : shapes_get(c, c->tslot);
+	for (uint32_t li = n->first_line; li < n->first_line + n->nlines;
+	     li++) {
+		const struct prof_mline *l = &m->lines[li];
+		uint32_t y, nl;
+		if (!fmap_off(fm, l->off, &y)) {
+			*dropped += l->count;
+			continue;
+		}
+		int rc = ob_line(&c->ob, nn, y, l->disc, l->count, l->known,
+				 &nl);
+		if (rc)
+			return rc;
+		*kept += l->count;
+		for (uint32_t t = l->first_target;
+		     t < l->first_target + l->ntargets; t++) {
+			uint32_t name = m->targets[t].name,
+				 to = slot == NONE ? name : renamed_to(c, name);
+			/* a callee of the old release gone from the new */
+			if (to == name && A && B && shape_of(A, name) &&
+			    !shape_of(B, name))
+				continue;
+			if ((rc = ob_tgt(&c->ob, nl, to, m->targets[t].count)))
+				return rc;
+		}
+	}
+	for (uint32_t k = n->first_kid; k < n->first_kid + n->nkids; k++) {
+		uint32_t kid = m->kids[k];
+		const struct prof_mnode *kn = &m->nodes[kid];
+		uint32_t y;
+		uint32_t to = slot == NONE ? kn->name : renamed_to(c, kn->name);
+		/* an instance of a callee gone from the new release */
+		int gone = to == kn->name && A && B &&
+			   shape_of(A, kn->name) && !shape_of(B, kn->name);
+		const struct fmap *kfm = NULL;
+		if (fmap_off(fm, kn->off, &y) && !gone) {
+			if (slot == NONE)
+				kfm = fm; /* everything as it is */
+			else if (!(kfm = fmap_for(c, slot, kn->name, to)))
+				return FDO_ENOMEM;
+		}
+		if (!kfm || kfm->state == FM_NONE) {
+			*dropped += c->total[kid];
+			continue;
+		}
+		uint32_t nk = ob_node(&c->ob, nn, y, kn->disc, to);
+		if (nk == NONE)
+			return FDO_ENOMEM;
+		int rc = copy_node(c, kid, kfm, slot, nk, kept, dropped);
+		if (rc)
+			return rc;
+	}
+	return FDO_OK;
+}
+
+static int cmp_cstr(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+struct cand {
+	uint32_t name;
+	int taken;
+};
+
+/*
+ * rename_search: the best new function of the target for old function
+ * name (as slot has it), or NONE. cands: the target's functions whose
+ * names neither the old release nor the profile has.
+ */
+static int rename_search(struct ctx *c, uint32_t slot, uint32_t name,
+			 struct cand *cands, size_t ncands, size_t *best,
+			 struct fmap *fm_out)
+{
+	struct shapes *A = shapes_get(c, slot), *B = shapes_get(c, c->tslot);
+	const struct shape *so = A ? shape_of(A, name) : NULL;
+	*best = SIZE_MAX;
+	memset(fm_out, 0, sizeof *fm_out);
+	if (!so || !B || so->nanc < RENAME_MIN_ANCHORS)
+		return FDO_OK;
+	for (size_t i = 0; i < ncands; i++) {
+		if (cands[i].taken)
+			continue;
+		const struct shape *sn = shape_of(B, cands[i].name);
+		if (!sn || sn->nanc < RENAME_MIN_ANCHORS ||
+		    (double)sn->noffs > RENAME_SIZE * so->noffs ||
+		    (double)so->noffs > RENAME_SIZE * sn->noffs)
+			continue;
+		struct fmap fm;
+		int rc = fmap_build(A, so, B, sn, &fm);
+		if (rc)
+			return rc;
+		if (fm.state == FM_SAME) { /* same calls, same lines */
+			fm.common = so->nanc;
+		}
+		if (fm.state != FM_NONE && fm.score >= RENAME_MIN &&
+		    fm.common >= RENAME_MIN_ANCHORS &&
+		    (*best == SIZE_MAX || fm.score > fm_out->score)) {
+			fmap_fini(fm_out);
+			*fm_out = fm;
+			*best = i;
+		} else {
+			fmap_fini(&fm);
+		}
+	}
+	return FDO_OK;
+}
+
+static int cmp_weight_desc(const void *x, const void *y, void *arg)
+{
+	const struct ctx *c = arg;
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+	double wa = c->total[a], wb = c->total[b];
+	if (wa != wb)
+		return wa > wb ? -1 : 1;
+	return a < b ? -1 : a > b;
+}
+
+/* The build-id each top-level name's samples came from most (leaves and
+ * call sites of its locations), as a build-id index of p, or NONE. */
+static int dominant_build_ids(const struct prof *p, uint32_t *dom)
+{
+	struct prof_reduced red = {0};
+	int rc = prof_reduced_get(p, &red);
+	if (rc)
+		return rc;
+	struct fdo_map128 map = {0};
+	double *w = NULL;
+	size_t nw = 0, cap = 0;
+	for (size_t i = 0; i < red.nleaves + red.npairs && !rc; i++) {
+		uint32_t loc = i < red.nleaves ? red.leaves[i].loc
+					       : red.pairs[i - red.nleaves].caller;
+		double cnt = i < red.nleaves ? red.leaves[i].count
+					     : red.pairs[i - red.nleaves].count;
+		if (loc >= p->nlocs || !(cnt > 0) || !isfinite(cnt))
+			continue;
+		const struct prof_loc *l = &p->locs[loc];
+		if (!l->nframes || (size_t)l->first_frame + l->nframes >
+					   p->nframes)
+			continue;
+		uint32_t name =
+			p->frames[l->first_frame + l->nframes - 1].function;
+		uint32_t k[4] = {name, l->build_id, 0, 0}, v;
+		int found;
+		if (fdo_grow(w, cap, nw + 1) ||
+		    fdo_map128_put(&map, k, (uint32_t)nw, &v, &found)) {
+			rc = FDO_ENOMEM;
+			break;
+		}
+		if (!found)
+			w[nw++] = 0;
+		w[v] += cnt;
+	}
+	double *best = calloc(p->nstrings ? p->nstrings : 1, sizeof *best);
+	if (!rc && !best)
+		rc = FDO_ENOMEM;
+	for (size_t i = 0; i < p->nstrings; i++)
+		dom[i] = NONE;
+	/* Walk the map's slots: one entry per (name, build-id). */
+	for (size_t s = 0; !rc && s < map.cap; s++) {
+		const struct fdo_map128_slot *sl = &map.s[s];
+		if (sl->v == UINT32_MAX || sl->k[0] >= p->nstrings)
+			continue;
+		uint32_t name = sl->k[0], bid = sl->k[1];
+		double x = w[sl->v];
+		if (dom[name] == NONE || x > best[name] ||
+		    (x == best[name] && bid > dom[name])) {
+			dom[name] = bid;
+			best[name] = x;
+		}
+	}
+	free(best);
+	free(w);
+	fdo_map128_fini(&map);
+	prof_reduced_fini(&red);
+	return rc;
+}
+
+int agg_stale_emit(struct prof *p, const struct prof_opts *o,
+		   const struct prof_emitter *em, sym_cache *cache,
+		   const struct agg_stale_release *target,
+		   const uint8_t *is_release, struct agg_stale_stats *st,
+		   struct fdo_buf *out, char *err, size_t errlen)
+{
+	memset(st, 0, sizeof *st);
+	int llvm = !strcmp(em->name, "llvm"), gcc = !strcmp(em->name, "gcc");
+	if (!llvm && !gcc) {
+		snprintf(err, errlen,
+			 "for_build_id= matches the llvm and gcc formats only");
+		return FDO_EUNSUPPORTED;
+	}
+	struct prof_model m;
+	unsigned flags = llvm ? PROF_MODEL_DECODE | PROF_MODEL_PROBES
+			 : o->llvm_discriminators ? PROF_MODEL_DECODE
+						  : 0;
+	int rc = prof_model_build(p, o, flags, &m);
+	if (rc) {
+		snprintf(err, errlen, "cannot build the profile's tree: %s",
+			 fdo_strerror(rc));
+		return rc;
+	}
+	if (m.probes) {
+		prof_model_fini(&m);
+		snprintf(err, errlen,
+			 "for_build_id= matches line-based profiles only (this "
+			 "one is probe-based)");
+		return FDO_EUNSUPPORTED;
+	}
+	struct ctx c = {.p = p,
+			.m = &m,
+			.cache = cache,
+			.target = target,
+			.is_release = is_release,
+			.tslot = (uint32_t)p->nbuild_ids,
+			.err = err,
+			.errlen = errlen};
+	c.ob.p = p;
+	c.ob.use_max = o->counts == PROF_COUNTS_BLOCKS;
+	size_t nn = m.nnodes ? m.nnodes : 1;
+	c.S = calloc(p->nbuild_ids + 1, sizeof *c.S);
+	c.total = calloc(nn, sizeof *c.total);
+	struct fdec *dec = calloc(nn, sizeof *dec);
+	uint32_t *order = malloc(nn * sizeof *order);
+	uint32_t *dom = NULL; /* per name of the profile (ndom) */
+	size_t ndom = 0;
+	struct cand *cands = NULL;
+	size_t ncands = 0;
+	const char **unlisted = NULL;
+	size_t nunlisted = 0;
+	struct prof_model nm = {0};
+	if (!c.S || !c.total || !dec || !order) {
+		rc = FDO_ENOMEM;
+		goto out;
+	}
+	/* The target first: without its shapes nothing can be matched. */
+	if (!shapes_get(&c, c.tslot) || !c.S[c.tslot].n) {
+		snprintf(err, errlen,
+			 "the release's uploaded files give no line table "
+			 "(is its DWARF uploaded?)");
+		rc = FDO_EDWARF;
+		goto out;
+	}
+	for (size_t i = m.nnodes; i-- > 0;) {
+		const struct prof_mnode *n = &m.nodes[i];
+		for (uint32_t l = n->first_line; l < n->first_line + n->nlines;
+		     l++)
+			c.total[i] += m.lines[l].count;
+		if (n->parent != NONE)
+			c.total[n->parent] += c.total[i];
+	}
+	/* The sampled releases' shapes: load those the functions need,
+	 * before names are counted (they intern names). */
+	ndom = p->nstrings;
+	if (!(dom = malloc((ndom ? ndom : 1) * sizeof *dom)) ||
+	    (rc = dominant_build_ids(p, dom))) {
+		rc = rc ? rc : FDO_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < m.nfunctions; i++) {
+		uint32_t f = m.functions[i], name = m.nodes[f].name;
+		uint32_t bid = name < ndom ? dom[name] : NONE;
+		dec[f].slot = NONE;
+		dec[f].newname = name;
+		if (bid == NONE || bid >= p->nbuild_ids ||
+		    (is_release && !is_release[bid]))
+			continue; /* another file: kept */
+		const struct prof_build_id *pb = &p->build_ids[bid];
+		if (pb->len == target->len &&
+		    !memcmp(pb->id, target->id, pb->len))
+			continue; /* sampled on the target itself: fresh */
+		if (shapes_get(&c, bid))
+			dec[f].slot = bid;
+	}
+	/* Rename candidates: the target's names no sampled release has and
+	 * the profile does not name as a function. */
+	{
+		struct shapes *T = &c.S[c.tslot];
+		uint8_t *named = calloc(p->nstrings ? p->nstrings : 1, 1);
+		cands = malloc((T->n ? T->n : 1) * sizeof *cands);
+		if (!named || !cands) {
+			free(named);
+			rc = FDO_ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < m.nfunctions; i++)
+			if (m.nodes[m.functions[i]].name < p->nstrings)
+				named[m.nodes[m.functions[i]].name] = 1;
+		for (size_t i = 0; i < T->n; i++) {
+			uint32_t name = T->v[i].name;
+			int old = name < p->nstrings && named[name];
+			for (size_t s = 0; s < p->nbuild_ids && !old; s++)
+				old = c.S[s].state == 1 &&
+				      shape_of(&c.S[s], name);
+			if (!old)
+				cands[ncands++] = (struct cand){name, 0};
+		}
+		free(named);
+	}
+	/* Decide every function, heaviest first (they pick renames
+	 * first). */
+	for (size_t i = 0; i < m.nfunctions; i++)
+		order[i] = m.functions[i];
+	qsort_r(order, m.nfunctions, sizeof *order, cmp_weight_desc, &c);
+	for (size_t i = 0; i < m.nfunctions && !rc; i++) {
+		uint32_t f = order[i], name = m.nodes[f].name;
+		struct fdec *d = &dec[f];
+		if (d->slot == NONE) {
+			d->status = ST_FRESH;
+			d->fm.state = FM_SAME;
+			continue;
+		}
+		struct shapes *A = &c.S[d->slot], *T = &c.S[c.tslot];
+		const struct shape *so = shape_of(A, name),
+				   *sn = shape_of(T, name);
+		if (sn && !so) { /* nothing to compare: kept */
+			d->status = ST_FRESH;
+			d->fm.state = FM_SAME;
+		} else if (sn) {
+			if ((rc = fmap_build(A, so, T, sn, &d->fm)))
+				break;
+			d->status = d->fm.state == FM_SAME  ? ST_FRESH
+				    : d->fm.state == FM_MAP ? ST_MATCHED
+							    : ST_DROPPED;
+		} else {
+			size_t best;
+			if ((rc = rename_search(&c, d->slot, name, cands,
+						ncands, &best, &d->fm)))
+				break;
+			if (best == SIZE_MAX) {
+				d->status = ST_DROPPED;
+				d->fm.state = FM_NONE;
+			} else {
+				uint32_t v;
+				int found;
+				cands[best].taken = 1;
+				d->status = ST_RENAMED;
+				d->newname = cands[best].name;
+				rc = fdo_map64_put(&c.renamed,
+						   (uint64_t)name + 1,
+						   d->newname, &v, &found);
+			}
+		}
+	}
+	/* Copy what is kept, in the old order. */
+	for (size_t i = 0; i < m.nfunctions && !rc; i++) {
+		uint32_t f = m.functions[i];
+		struct fdec *d = &dec[f];
+		double kept = 0, dropped = 0;
+		if (d->status == ST_DROPPED) {
+			dropped = c.total[f];
+			uint32_t name = m.nodes[f].name;
+			if (shape_of(&c.S[c.tslot], name)) {
+				/* still there: keep it out of the symbol
+				 * list too (not built as cold) */
+				if (fdo_grow(unlisted, nunlisted,
+					     nunlisted + 1)) {
+					rc = FDO_ENOMEM;
+					break;
+				}
+				unlisted[nunlisted++] = prof_str(p, name);
+			}
+		} else {
+			uint32_t nf = ob_node(&c.ob, NONE, 0, 0, d->newname);
+			if (nf == NONE) {
+				rc = FDO_ENOMEM;
+				break;
+			}
+			c.ob.nodes[nf].head = m.nodes[f].head;
+			rc = copy_node(&c, f, &d->fm, d->slot, nf, &kept,
+				       &dropped);
+		}
+		st->dropped += dropped;
+		switch (d->status) {
+		case ST_FRESH:
+			st->fresh += kept;
+			st->nfresh++;
+			break;
+		case ST_MATCHED:
+			st->matched += kept;
+			st->nmatched++;
+			break;
+		case ST_RENAMED:
+			st->renamed += kept;
+			st->nrenamed++;
+			break;
+		default:
+			st->ndropped++;
+		}
+	}
+	if (!rc)
+		rc = ob_finish(&c.ob, &nm);
+	if (!rc) {
+		fdo_debug("stale: %zu fresh, %zu matched, %zu renamed, %zu "
+			  "dropped functions",
+			  st->nfresh, st->nmatched, st->nrenamed, st->ndropped);
+		if (nunlisted)
+			qsort(unlisted, nunlisted, sizeof *unlisted, cmp_cstr);
+		nm.skipped_unsym = m.skipped_unsym;
+		nm.skipped_line0 = m.skipped_line0;
+		rc = llvm ? emit_llvm_model(p, o, &nm, unlisted, nunlisted, out)
+			  : emit_gcc_model(p, o, &nm, out);
+		if (rc)
+			snprintf(err, errlen, "cannot write the %s profile: %s",
+				 em->name, fdo_strerror(rc));
+	} else if (rc == FDO_ENOMEM) {
+		snprintf(err, errlen, "out of memory matching the profile");
+	}
+out:
+	prof_model_fini(&nm);
+	for (size_t i = 0; c.S && i <= p->nbuild_ids; i++)
+		shapes_fini(&c.S[i]);
+	for (size_t i = 0; dec && i < m.nnodes; i++)
+		fmap_fini(&dec[i].fm);
+	for (size_t i = 0; i < c.nfmaps; i++) {
+		fmap_fini(c.fmaps[i]);
+		free(c.fmaps[i]);
+	}
+	free(c.fmaps);
+	fdo_map64_fini(&c.fm_idx);
+	fdo_map64_fini(&c.renamed);
+	ob_fini(&c.ob);
+	free(c.S);
+	free(c.total);
+	free(dec);
+	free(order);
+	free(dom);
+	free(cands);
+	free(unlisted);
+	prof_model_fini(&m);
+	return rc;
+}

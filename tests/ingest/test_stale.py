@@ -1,0 +1,318 @@
+"""A stale profile matched onto the next release (GET /v1/profiles/...
+?for_build_id=, aggregator/stale.c): two real releases of a small program,
+samples pushed over release 1's addresses, both ELF files uploaded, the
+profile pulled for release 2 and checked against release 2's DWARF."""
+import re
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+
+from fdodtest import Daemon, batch_text, build_id, symbols, vaddr_to_offset
+
+V1 = r"""#include <stdio.h>
+#include <stdlib.h>
+
+__attribute__((noinline)) unsigned leaf_a(unsigned x) { return x * 3u + 1u; }
+__attribute__((noinline)) unsigned leaf_b(unsigned x) { return x ^ (x >> 3); }
+__attribute__((noinline)) unsigned leaf_c(unsigned x) { return x + 7u; }
+__attribute__((noinline)) unsigned leaf_d(unsigned x) { return x * 5u; }
+
+__attribute__((noinline)) unsigned steady(unsigned x)
+{
+	unsigned s = leaf_a(x);
+	for (unsigned i = 0; i < 100; i++)
+		s = s * 31u + i; /* STEADY */
+	return leaf_b(s);
+}
+
+__attribute__((noinline)) unsigned shifted(unsigned x)
+{
+	unsigned s = leaf_a(x);
+	s = leaf_c(s);
+	for (unsigned i = 0; i < 200; i++)
+		s = (s ^ (s >> 7)) * 2654435761u + i; /* HOT */
+	s = leaf_b(s);
+	return leaf_d(s) + 1u;
+}
+
+__attribute__((noinline)) unsigned old_name(unsigned x)
+{
+	unsigned s = leaf_c(x);
+	s = leaf_a(s);
+	for (unsigned i = 0; i < 50; i++)
+		s += s >> 3; /* RENAMED */
+	s = leaf_b(s);
+	return leaf_d(s) + leaf_c(s);
+}
+
+__attribute__((noinline)) unsigned doomed(unsigned x)
+{
+	unsigned s = x;
+	for (unsigned i = 0; i < 30; i++)
+		s = s * 7u + leaf_d(i); /* DOOMED */
+	return s;
+}
+
+__attribute__((noinline)) unsigned splitme(unsigned x)
+{
+	unsigned s = leaf_a(x);
+	for (unsigned i = 0; i < 40; i++)
+		s = s * 13u + i; /* SPLIT1 */
+	for (unsigned i = 0; i < 40; i++)
+		s = (s >> 1) ^ (i * s); /* SPLIT2 */
+	return leaf_b(s);
+}
+
+int main(int argc, char **argv)
+{
+	unsigned n = argc > 1 ? (unsigned)atoi(argv[1]) : 1000, s = 0;
+	for (unsigned i = 0; i < n; i++)
+		s += steady(i) + shifted(i) + old_name(i) + doomed(i) +
+		     splitme(i);
+	printf("%u\n", s);
+	return 0;
+}
+"""
+
+
+def release2(src):
+    """Release 2: three lines inserted in shifted's hot path, old_name
+    renamed new_name, doomed removed, splitme's second loop split out."""
+    src = src.replace("""	s = leaf_c(s);
+	for (unsigned i = 0; i < 200; i++)""", """	s = leaf_c(s);
+	s ^= x & 1u;
+	s += x >> 29;
+	s ^= x >> 27;
+	for (unsigned i = 0; i < 200; i++)""")
+    src = src.replace("old_name", "new_name")
+    a = src.index("__attribute__((noinline)) unsigned doomed")
+    b = src.index("__attribute__((noinline)) unsigned splitme")
+    src = src[:a] + src[b:]
+    src = src.replace(""" + doomed(i) +
+		     splitme(i);""", """ + splitme(i);""")
+    src = src.replace("""__attribute__((noinline)) unsigned splitme(unsigned x)
+{
+	unsigned s = leaf_a(x);
+	for (unsigned i = 0; i < 40; i++)
+		s = s * 13u + i; /* SPLIT1 */
+	for (unsigned i = 0; i < 40; i++)
+		s = (s >> 1) ^ (i * s); /* SPLIT2 */
+	return leaf_b(s);
+}""", """__attribute__((noinline)) unsigned splitme_tail(unsigned s)
+{
+	for (unsigned i = 0; i < 40; i++)
+		s = (s >> 1) ^ (i * s); /* SPLIT2 */
+	return s;
+}
+
+__attribute__((noinline)) unsigned splitme(unsigned x)
+{
+	unsigned s = leaf_a(x);
+	for (unsigned i = 0; i < 40; i++)
+		s = s * 13u + i; /* SPLIT1 */
+	return leaf_b(splitme_tail(s));
+}""")
+    return src
+
+
+V2 = release2(V1)
+START = 0x555555554000
+CFLAGS = ["-O2", "-fdebug-info-for-profiling", "-fno-omit-frame-pointer"]
+
+
+def line_of(src, marker):
+    """1-based line of the first line holding marker."""
+    for i, ln in enumerate(src.splitlines(), 1):
+        if marker in ln:
+            return i
+    raise AssertionError(marker)
+
+
+def offset_in(src, fn, marker):
+    """marker's line offset from fn's DW_AT_decl_line (the line of its
+    name), as the llvm profile keys it."""
+    return line_of(src, marker) - line_of(src, " %s(unsigned" % fn)
+
+
+def insn_lines(exe, fn):
+    """[(vaddr, line)] of fn's instructions (objdump, then addr2line)."""
+    out = subprocess.run(["objdump", "-d", "--no-show-raw-insn",
+                          "--disassemble=" + fn, exe], capture_output=True,
+                         text=True, check=True, timeout=120).stdout
+    addrs = [int(m.group(1), 16)
+             for m in re.finditer(r"^\s+([0-9a-f]+):", out, re.M)]
+    lines = subprocess.run(["addr2line", "-e", exe] +
+                           ["%x" % a for a in addrs], capture_output=True,
+                           text=True, check=True, timeout=120).stdout
+    res = []
+    for a, ln in zip(addrs, lines.splitlines()):
+        m = re.search(r":(\d+)", ln)
+        res.append((a, int(m.group(1)) if m else 0))
+    return res
+
+
+@pytest.fixture(scope="module")
+def releases(tmp_path_factory):
+    d = tmp_path_factory.mktemp("stale")
+    res = {}
+    for name, src, extra in (("v1", V1, ["-g"]), ("v2", V2, ["-g"]),
+                             ("v2nodwarf", V2 + "\n/* other */\n", [])):
+        (d / (name + ".c")).write_text(src)
+        exe = str(d / name)
+        subprocess.run(["clang-16"] + CFLAGS + extra + ["-o", exe,
+                                                        str(d / (name + ".c"))],
+                       check=True, timeout=300)
+        res[name] = exe
+    # another program altogether, uploaded as another binary
+    (d / "other.c").write_text("int main(void) { return 0; }\n")
+    res["other"] = str(d / "other")
+    subprocess.run(["clang-16", "-O2", "-g", "-o", res["other"],
+                    str(d / "other.c")], check=True, timeout=300)
+    return res
+
+
+def functions(text):
+    """{name: [its lines]} of an llvm text profile's top-level functions."""
+    res, cur = {}, None
+    for ln in text.splitlines():
+        if not ln.startswith(" "):
+            cur = ln.split(":")[0]
+            res[cur] = [ln]
+        else:
+            res[cur].append(ln)
+    return res
+
+
+def body_counts(lines):
+    """{offset: count} of a function's own lines (one space of indent)."""
+    res = {}
+    for ln in lines[1:]:
+        m = re.match(r"^ (\d+)(?:\.\d+)?: (\d+)", ln)
+        if m:
+            res[int(m.group(1))] = res.get(int(m.group(1)), 0) + \
+                int(m.group(2))
+    return res
+
+
+def pull(d, query):
+    r = urllib.request.urlopen(d.http + "/v1/profiles/st?" + query,
+                               timeout=60)
+    return r.headers, r.read()
+
+
+@pytest.fixture
+def loaded(tmp_path, releases):
+    v1 = releases["v1"]
+    with Daemon(tmp_path / "data") as d:
+        bid1 = build_id(v1)
+        main = START + vaddr_to_offset(v1, symbols(v1)["main"][0] + 30)
+        stacks = []
+        hot = {"steady": "STEADY", "shifted": "HOT", "old_name": "RENAMED",
+               "doomed": "DOOMED", "splitme": "SPLIT1"}
+        src_lines = {fn: line_of(V1, m) for fn, m in hot.items()}
+        for fn in hot:
+            for a, ln in insn_lines(v1, fn):
+                n = 40 if ln == src_lines[fn] else 2
+                stacks.append((n, [START + vaddr_to_offset(v1, a), main]))
+        for fn in ("leaf_a", "leaf_b", "leaf_c", "leaf_d"):
+            for a, _ in insn_lines(v1, fn):
+                stacks.append((3, [START + vaddr_to_offset(v1, a), main]))
+        rc, out = d.push(batch_text("a", 1, "st", bid1, stacks))
+        assert rc == 0, out
+        for exe in (v1, releases["v2"]):
+            with open(exe, "rb") as f:
+                assert d.request("PUT", "/v1/symbols?binary=st",
+                                 f.read())[0] == 201
+        d.wait_pending_zero()
+        yield d, bid1, build_id(releases["v2"])
+
+
+Q = "format=llvm&encoding=text&counts=samples&line_count=sum"
+
+
+def test_matched_onto_next_release(loaded, releases):
+    d, bid1, bid2 = loaded
+    _, plain = pull(d, Q)
+    h, matched = pull(d, Q + "&for_build_id=" + bid2)
+    assert h["X-Fdod-For-Build-Id"] == bid2
+    old, new = functions(plain.decode()), functions(matched.decode())
+    # Unchanged functions: byte for byte as in the plain pull.
+    for fn in ("steady", "leaf_a", "leaf_b", "leaf_c", "leaf_d"):
+        assert fn in old, plain.decode()
+        assert new[fn] == old[fn], (fn, old[fn], new[fn])
+    # shifted: its hot line moved by the 3 inserted lines, where release
+    # 2's DWARF has it.
+    o1, o2 = offset_in(V1, "shifted", "HOT"), offset_in(V2, "shifted", "HOT")
+    assert o2 == o1 + 3
+    v2lines = {ln for _, ln in insn_lines(releases["v2"], "shifted")}
+    assert line_of(V2, "HOT") in v2lines
+    c_old, c_new = body_counts(old["shifted"]), body_counts(new["shifted"])
+    assert c_old[o1] == max(c_old.values()), c_old
+    assert c_new.get(o2) == c_old[o1], (c_old, c_new)
+    assert c_new.get(o1, 0) < c_old[o1] / 4, c_new
+    # old_name is new_name in release 2; doomed is gone.
+    assert "old_name" not in new and "new_name" in new, new.keys()
+    assert body_counts(new["new_name"]) == body_counts(old["old_name"])
+    assert "doomed" in old and "doomed" not in new
+    # splitme's first loop stays where it was.
+    o = offset_in(V1, "splitme", "SPLIT1")
+    assert o == offset_in(V2, "splitme", "SPLIT1")
+    assert body_counts(new["splitme"]).get(o) == \
+        body_counts(old["splitme"])[o]
+    # The headers: shares of the profile's counts.
+    shares = {k: float(h["X-Fdod-Stale-" + k])
+              for k in ("Fresh", "Matched", "Renamed", "Dropped")}
+    assert abs(sum(shares.values()) - 1) < 0.01, shares
+    assert shares["Renamed"] > 0 and shares["Dropped"] > 0, shares
+    assert shares["Fresh"] > 0 and shares["Matched"] > 0, shares
+    fns = dict(kv.split("=") for kv in
+               h["X-Fdod-Stale-Functions"].split(","))
+    assert fns["renamed"] == "1", fns
+    assert int(fns["dropped"]) >= 1, fns
+    doomed = sum(body_counts(old["doomed"]).values())
+    total = sum(sum(body_counts(v).values()) for v in old.values())
+    assert shares["Dropped"] >= doomed / total - 0.01, (shares, doomed,
+                                                         total)
+    # Without the option: the same bytes as ever (pcache keys differ).
+    _, again = pull(d, Q)
+    assert again == plain
+    # newest: release 2 was the last build-id fdod learnt of.
+    h2, body = pull(d, Q + "&for_build_id=newest")
+    assert h2["X-Fdod-For-Build-Id"] == bid2 and body == matched
+    # The default encoding and counts work too.
+    h3, body = pull(d, "for_build_id=" + bid2)
+    assert body[:1] == b"\x84" and "X-Fdod-Stale-Fresh" in h3
+    h4, body = pull(d, "format=gcc&for_build_id=" + bid2)
+    assert body and "X-Fdod-Stale-Dropped" in h4
+
+
+def test_bad_for_build_id(loaded, releases):
+    d, bid1, bid2 = loaded
+    # not hex
+    st, body = d.request("GET", "/v1/profiles/st?for_build_id=xyz")
+    assert st == 400 and b"not lowercase hex" in body, body
+    # a format that is not matched
+    st, body = d.request("GET", "/v1/profiles/st?format=folded&for_build_id="
+                         + bid2)
+    assert st == 400 and b"llvm and gcc" in body, body
+    # unknown build-id
+    st, body = d.request("GET", "/v1/profiles/st?for_build_id=" + "ab" * 20)
+    assert st == 404 and b"no such build-id" in body, body
+    # a build of another binary
+    with open(releases["other"], "rb") as f:
+        assert d.request("PUT", "/v1/symbols?binary=other",
+                         f.read())[0] == 201
+    st, body = d.request("GET", "/v1/profiles/st?for_build_id=" +
+                         build_id(releases["other"]))
+    assert st == 409 and b"build of 'other'" in body, body
+    # a release without DWARF
+    with open(releases["v2nodwarf"], "rb") as f:
+        assert d.request("PUT", "/v1/symbols?binary=st", f.read())[0] == 201
+    st, body = d.request("GET", "/v1/profiles/st?for_build_id=" +
+                         build_id(releases["v2nodwarf"]))
+    assert st == 422 and b"no DWARF" in body, body
+    # the plain pull is unaffected by all of it
+    st, _ = d.request("GET", "/v1/profiles/st?" + Q)
+    assert st == 200
