@@ -1212,7 +1212,7 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 	struct cand *cands = NULL;
 	size_t ncands = 0;
 	const char **unlisted = NULL;
-	size_t nunlisted = 0;
+	size_t nunlisted = 0, cap_unlisted = 0;
 	struct prof_model nm = {0};
 	if (!c.S || !c.total || !dec || !order) {
 		rc = FDO_ENOMEM;
@@ -1338,7 +1338,7 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 			if (shape_of(&c.S[c.tslot], name)) {
 				/* still there: keep it out of the symbol
 				 * list too (not built as cold) */
-				if (fdo_grow(unlisted, nunlisted,
+				if (fdo_grow(unlisted, cap_unlisted,
 					     nunlisted + 1)) {
 					rc = FDO_ENOMEM;
 					break;

@@ -696,6 +696,36 @@ def v_spgo_stale(pr):
     return pr.spgo_build("fdod-spgo-stale", prof, stale=True)
 
 
+def text_profile(text):
+    """{function: {offset[.discriminator]: count}} of an llvm text
+    profile's top-level functions (their own lines, not inlined ones)."""
+    res, cur = {}, None
+    for ln in text.splitlines():
+        if not ln.startswith(" "):
+            cur = res.setdefault(ln.split(":")[0], {})
+            continue
+        m = re.match(r"^ (\d+(?:\.\d+)?): (\d+)", ln)
+        if m and cur is not None:
+            cur[m.group(1)] = cur.get(m.group(1), 0) + int(m.group(2))
+    return res
+
+
+def line_overlap(prof, fresh):
+    """How much of the fresh profile's line distribution prof has: per
+    function of fresh, the overlap of the two profiles' line shares (sum
+    of the smaller share over its lines; 0 when prof lacks the function),
+    weighted by the function's share of fresh. 1: the same lines in the
+    same proportions."""
+    tot = sum(sum(v.values()) for v in fresh.values())
+    score = 0.0
+    for fn, lines in fresh.items():
+        sf, o = sum(lines.values()), prof.get(fn, {})
+        so = sum(o.values())
+        if tot and sf and so:
+            score += sf / tot * sum(min(o.get(k, 0) / so, c / sf) for k, c in lines.items())
+    return score
+
+
 def v_spgo_matched(pr):
     """--next-release: release N's profile (the samples of fdod-spgo-stale)
     matched on the server onto release N+1 (for_build_id= of N+1's base
@@ -715,6 +745,13 @@ def v_spgo_matched(pr):
                         query="for_build_id=" + n1_bid, headers=h)
     m = {k[len("X-Fdod-Stale-"):].lower(): (float(v) if k != "X-Fdod-Stale-Functions" else v)
          for k, v in h.items() if k.startswith("X-Fdod-Stale-")}
+    # Without timing noise: how close each profile of N's samples is to
+    # N+1's fresh profile, line by line (the text form of each).
+    q = "/v1/profiles/%s?format=llvm&encoding=text&build_id=" % pr.name
+    fresh = text_profile(f.get(q + n1_bid, raw=True).decode())
+    for k, extra in (("overlap_stale", ""), ("overlap_matched", "&for_build_id=" + n1_bid)):
+        m[k] = round(line_overlap(text_profile(
+            f.get(q + base_n["build_id"] + extra, raw=True).decode()), fresh), 3)
     pr.variants["fdod-spgo-matched"]["matching"] = m
     log("%s: release N's profile matched onto N+1 (%s): %s" % (pr.name, n1_bid[:12], m))
     return pr.spgo_build("fdod-spgo-matched", prof, stale=True)
@@ -1217,6 +1254,9 @@ def report(bench, prs, times, host):
                 row += "; matching: %s" % ", ".join(
                     "%s %.0f%%" % (k, 100 * mt[k]) for k in
                     ("fresh", "matched", "renamed", "dropped") if k in mt)
+                if "overlap_matched" in mt:
+                    row += "; line overlap with the fresh profile %.3f (stale: %.3f)" % (
+                        mt["overlap_matched"], mt["overlap_stale"])
             if t and sv in t and "fdod-spgo" in t:
                 sh = shares(t[sv], t["base"], t["fdod-spgo"])
                 m = mid(sh)
