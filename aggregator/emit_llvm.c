@@ -66,7 +66,8 @@ struct llvm_w {
 	uint64_t *total;	/* per node */
 	uint8_t *keep;		/* per node */
 	uint32_t *order;	/* scratch: targets of one line */
-	const char *const *unlisted; /* kept out of the symbol list, sorted */
+	/* Names kept out of the symbol list (sorted), besides those named. */
+	const char *const *unlisted;
 	size_t nunlisted;
 };
 

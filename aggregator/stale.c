@@ -110,13 +110,14 @@
 #include "common/common.h"
 #include "common/map.h"
 
-#define NONE UINT32_MAX
-#define MAX_FRAMES 64
-#define LCS_MAX_CELLS (16u << 20)
-#define RENAME_MIN 0.5
+#define NONE		   UINT32_MAX
+#define MAX_FRAMES	   64
+#define LCS_MAX_CELLS	   (16u << 20)
+#define RENAME_MIN	   0.5
 #define RENAME_MIN_ANCHORS 2
-#define RENAME_SIZE 2.0
-#define OFF_WRAP 0x8000u /* offsets at or past this are lines before the
+#define RENAME_SIZE	   2.0
+#define OFF_WRAP                                                               \
+	0x8000u /* offsets at or past this are lines before the
 			    function's start (wrapped): kept as they are */
 
 /* ------------------------------------------------------------ shapes -- */
@@ -138,7 +139,7 @@ struct shape {
 };
 
 struct shapes {
-	int state; /* 0 not loaded, 1 loaded, -1 failed */
+	int state;		  /* 0 not loaded, 1 loaded, -1 failed */
 	struct fdo_map64 by_name; /* name + 1 -> shape index */
 	struct shape *v;
 	size_t n;
@@ -442,8 +443,7 @@ static size_t lcs(const uint32_t *a, size_t na, const uint32_t *b, size_t nb,
 	/* t[i][j]: the LCS of a[i..) and b[j..), so the walk goes forward. */
 	for (size_t i = na; i-- > 0;)
 		for (size_t j = nb; j-- > 0;)
-			t[i * w + j] = a[i] == b[j]
-					       ? t[(i + 1) * w + j + 1] + 1
+			t[i * w + j] = a[i] == b[j] ? t[(i + 1) * w + j + 1] + 1
 				       : t[(i + 1) * w + j] >= t[i * w + j + 1]
 					       ? t[(i + 1) * w + j]
 					       : t[i * w + j + 1];
@@ -784,8 +784,8 @@ static int ob_finish(struct ob *b, struct prof_model *m)
 	memset(m, 0, sizeof *m);
 	uint32_t *recs = iota(b->nlines), *tgts = iota(b->ntgts),
 		 *nodes = iota(b->nnodes);
-	uint32_t *line_of = malloc((b->nlines ? b->nlines : 1) *
-				   sizeof *line_of);
+	uint32_t *line_of =
+		malloc((b->nlines ? b->nlines : 1) * sizeof *line_of);
 	m->nodes = calloc(b->nnodes ? b->nnodes : 1, sizeof *m->nodes);
 	m->lines = calloc(b->nlines ? b->nlines : 1, sizeof *m->lines);
 	m->targets = calloc(b->ntgts ? b->ntgts : 1, sizeof *m->targets);
@@ -867,8 +867,8 @@ enum { ST_FRESH, ST_MATCHED, ST_RENAMED, ST_DROPPED };
 /* What was decided for one function of the old tree. */
 struct fdec {
 	int status;
-	uint32_t slot;	   /* shapes slot of its old release, NONE: none */
-	uint32_t newname;  /* its name in the target */
+	uint32_t slot;	  /* shapes slot of its old release, NONE: none */
+	uint32_t newname; /* its name in the target */
 	struct fmap fm;
 };
 
@@ -943,8 +943,8 @@ static uint32_t renamed_to(const struct ctx *c, uint32_t name)
  * in the target, remembered; NULL on ENOMEM. A name either release
  * lacks keeps its offsets (FM_SAME): there is nothing to compare.
  */
-static const struct fmap *fmap_for(struct ctx *c, uint32_t slot,
-				   uint32_t old, uint32_t new)
+static const struct fmap *fmap_for(struct ctx *c, uint32_t slot, uint32_t old,
+				   uint32_t new)
 {
 	static const struct fmap same = {.state = FM_SAME, .score = 1};
 	uint64_t key = ((uint64_t)slot << 32 | old) + 1;
@@ -1016,8 +1016,8 @@ static int copy_node(struct ctx *c, uint32_t on, const struct fmap *fm,
 		uint32_t y;
 		uint32_t to = slot == NONE ? kn->name : renamed_to(c, kn->name);
 		/* an instance of a callee gone from the new release */
-		int gone = to == kn->name && A && B &&
-			   shape_of(A, kn->name) && !shape_of(B, kn->name);
+		int gone = to == kn->name && A && B && shape_of(A, kn->name) &&
+			   !shape_of(B, kn->name);
 		const struct fmap *kfm = NULL;
 		if (fmap_off(fm, kn->off, &y) && !gone) {
 			if (slot == NONE)
@@ -1114,15 +1114,16 @@ static int dominant_build_ids(const struct prof *p, uint32_t *dom)
 	double *w = NULL;
 	size_t nw = 0, cap = 0;
 	for (size_t i = 0; i < red.nleaves + red.npairs && !rc; i++) {
-		uint32_t loc = i < red.nleaves ? red.leaves[i].loc
-					       : red.pairs[i - red.nleaves].caller;
+		uint32_t loc = i < red.nleaves
+				       ? red.leaves[i].loc
+				       : red.pairs[i - red.nleaves].caller;
 		double cnt = i < red.nleaves ? red.leaves[i].count
 					     : red.pairs[i - red.nleaves].count;
 		if (loc >= p->nlocs || !(cnt > 0) || !isfinite(cnt))
 			continue;
 		const struct prof_loc *l = &p->locs[loc];
-		if (!l->nframes || (size_t)l->first_frame + l->nframes >
-					   p->nframes)
+		if (!l->nframes ||
+		    (size_t)l->first_frame + l->nframes > p->nframes)
 			continue;
 		uint32_t name =
 			p->frames[l->first_frame + l->nframes - 1].function;
