@@ -84,7 +84,12 @@
  * one new line merge (the larger count with counts=blocks, where a line
  * counts its hottest block; the sum with counts=samples).
  *
- * Limits: the shapes are those of the two builds the server has (the
+ * Limits: the matching works on the profile's tree, where the samples of
+ * several releases in one window are already merged by (function,
+ * offset): each function is matched from the release most of its samples
+ * came from, and the others' samples in it move with them (a pull with
+ * build_id= of the old release, or a window of one release, matches one
+ * release's samples alone). The shapes are those of the two builds the server has (the
  * old release as sampled, the new as uploaded), so a function whose code
  * generation alone changed (another inlining) can be "matched" with
  * every offset unchanged; discriminators are kept as they were; a
