@@ -467,9 +467,17 @@ static void *merger_main(void *arg)
 	size_t cap = 0;
 	uint64_t next_merge = 0; /* fdo_now_ns() */
 	uint64_t last_end = 0;	 /* ... when the last merge ended */
+	compact_all(ing);
 	for (;;) {
 		pthread_mutex_lock(&ing->mu);
 		while (!ing->mhead && !ing->writer_done) {
+			if (ing->cjob_active || ing->ccand_at < ing->nccands) {
+				/* Idle: compaction, a few steps at a time. */
+				pthread_mutex_unlock(&ing->mu);
+				compact_run(ing, 20 * 1000000ull);
+				pthread_mutex_lock(&ing->mu);
+				continue;
+			}
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 1;
@@ -623,6 +631,11 @@ static void *merger_main(void *arg)
 		if (npending && ing->o.pending_cb)
 			ing->o.pending_cb(ing->o.pending_arg, pending,
 					  npending);
+		/* Compaction until the next merge is due (at least a step):
+		 * off the Ack path, which waits for the WAL only. */
+		compact_note(ing);
+		uint64_t now_ns = fdo_now_ns();
+		compact_run(ing, next_merge > now_ns ? next_merge - now_ns : 0);
 	}
 	free(batch);
 	return NULL;
@@ -779,6 +792,7 @@ void agg_ingest_destroy(agg_ingest *ing)
 	pthread_mutex_unlock(&ing->mu);
 	pthread_join(ing->writer, NULL);
 	pthread_join(ing->merger, NULL);
+	compact_free(ing);
 	free_queues(ing);
 	store_wal_close(ing->wal);
 	merge_destroy(ing->merge);
