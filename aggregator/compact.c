@@ -105,10 +105,16 @@ int compact_run(agg_ingest *ing, uint64_t budget_ns)
 		int rc = store_counts_compact_step(ing->st, &ing->cjob,
 						   COMPACT_STEP_BYTES, &done);
 		if (rc) {
-			fdo_warn("ingest: compacting counts of binary %u "
-				 "(bucket %u) failed: %s; left as it is",
-				 ing->cjob.g.binary, ing->cjob.g.bucket,
-				 fdo_strerror(rc));
+			/* A full store is the budget's and retention's to
+			 * handle (and logged by them): the runs stay. */
+			if (rc == FDO_ESTORE_FULL)
+				fdo_debug("ingest: compaction waits for room");
+			else
+				fdo_warn("ingest: compacting counts of binary "
+					 "%u (bucket %u) failed: %s; left as "
+					 "it is",
+					 ing->cjob.g.binary, ing->cjob.g.bucket,
+					 fdo_strerror(rc));
 			ing->cjob_active = 0;
 			return 1;
 		}

@@ -40,8 +40,8 @@
 #define CHUNK_FORMAT   1
 #define ENTRY_MAX      40 /* four varints of at most 10 bytes */
 #define RUNS_NEXT_KEY  "runs.next"
-#define COMPACT_KEEP   4 /* runs left by a compaction of an open bucket */
-#define COMPACT_AT     8 /* an open bucket with more runs is compacted */
+#define COMPACT_KEEP   8  /* runs left when a bucket has too many */
+#define COMPACT_AT     16 /* ... more than this many */
 
 /* --------------------------------------------------------------- keys -- */
 
@@ -633,6 +633,14 @@ static int cmp_info_bytes(const void *x, const void *y)
 	return a->run < b->run ? -1 : a->run > b->run;
 }
 
+static unsigned tier_of(uint64_t bytes)
+{
+	unsigned t = 0;
+	for (uint64_t c = bytes / STORE_RUN_CHUNK_MAX; c >= 4; c /= 4)
+		t++;
+	return t;
+}
+
 static int cmp_u64(const void *x, const void *y)
 {
 	uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
@@ -657,20 +665,37 @@ int store_counts_compact_plan(store *st, const struct store_totals_key *g,
 	}
 	if (rc)
 		return rc;
-	size_t take = 0;
-	if (closed && n >= 2)
-		take = n; /* a bucket whose time is over ends as one run */
-	else if (n > COMPACT_AT)
+	/* Size-tiered: a run's tier is log4 of its size in chunks; four runs
+	 * of one tier are merged into one of the next, so each byte is
+	 * rewritten about log4(bucket / chunk) times, and an open bucket has
+	 * at most 3 runs a tier. Beyond COMPACT_AT runs (a tier far behind),
+	 * the smallest are merged down to COMPACT_KEEP whatever their tiers.
+	 * A bucket whose time is over ends as one run. */
+	qsort(info, n, sizeof *info, cmp_info_bytes);
+	size_t from = 0, take = 0;
+	if (closed && n >= 2) {
+		take = n;
+	} else if (n > COMPACT_AT) {
 		take = n - COMPACT_KEEP + 1;
+	} else {
+		for (size_t i = 0, j; i < n; i = j) {
+			unsigned ti = tier_of(info[i].bytes);
+			for (j = i + 1; j < n && tier_of(info[j].bytes) == ti;
+			     j++)
+				;
+			if (j - i >= 4) {
+				from = i;
+				take = j - i;
+				break;
+			}
+		}
+	}
 	if (take > STORE_COMPACT_MAX_IN)
 		take = STORE_COMPACT_MAX_IN;
 	if (take < 2)
 		return FDO_OK;
-	/* Size-tiered: the smallest runs, so a large run is rewritten only
-	 * once as many bytes as it holds have come in beside it. */
-	qsort(info, n, sizeof *info, cmp_info_bytes);
 	for (size_t i = 0; i < take; i++)
-		job->in[i] = info[i].run;
+		job->in[i] = info[from + i].run;
 	job->nin = take;
 	qsort(job->in, take, sizeof *job->in, cmp_u64);
 	return FDO_OK;
