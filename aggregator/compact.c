@@ -28,12 +28,13 @@
 
 static void cand_add(agg_ingest *ing, const struct store_totals_key *k)
 {
-	/* Consecutive merges write the same buckets: skip a repeat of any
-	 * of the last few queued. */
-	for (size_t i = ing->nccands, j = 0; i > ing->ccand_at && j < 16;
-	     i--, j++)
-		if (!memcmp(&ing->ccands[i - 1], k, sizeof *k))
+	/* Consecutive merges write the same buckets: a bucket is queued
+	 * once (the queue holds at most the buckets being written). */
+	for (size_t i = ing->ccand_at; i < ing->nccands; i++)
+		if (!memcmp(&ing->ccands[i], k, sizeof *k))
 			return;
+	if (ing->ccand_at && ing->ccand_at == ing->nccands)
+		ing->ccand_at = ing->nccands = 0;
 	if (fdo_grow(ing->ccands, ing->capccands, ing->nccands + 1))
 		return; /* looked at when the bucket is next written */
 	ing->ccands[ing->nccands++] = *k;

@@ -520,7 +520,8 @@ static void *merger_main(void *arg)
 			deadline_in(&ts, next_merge - fdo_now_ns());
 			pthread_cond_timedwait(&ing->merge_cv, &ing->mu, &ts);
 		}
-		next_merge = fdo_now_ns() + MERGE_INTERVAL_MS * 1000000ull;
+		uint64_t started = fdo_now_ns();
+		next_merge = started + MERGE_INTERVAL_MS * 1000000ull;
 		pthread_mutex_unlock(&ing->mu);
 		/* The merge's size within the budget: its buffers within the
 		 * merge part's cap (less the known sets), its dirty pages
@@ -641,8 +642,13 @@ static void *merger_main(void *arg)
 		/* Compaction until the next merge is due (at least a step):
 		 * off the Ack path, which waits for the WAL only. */
 		compact_note(ing);
-		uint64_t now_ns = fdo_now_ns();
-		compact_run(ing, next_merge > now_ns ? next_merge - now_ns : 0);
+		uint64_t now_ns = fdo_now_ns(), spent = now_ns - started;
+		uint64_t budget = next_merge > now_ns ? next_merge - now_ns : 0;
+		/* Behind (merges back to back): compaction gets half the
+		 * merger's time, or runs would pile up in open buckets. */
+		if (budget < spent)
+			budget = spent;
+		compact_run(ing, budget);
 	}
 	free(batch);
 	return NULL;

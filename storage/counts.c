@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/mem.h"
 #include "storage/storage_int.h"
 
 #define CHUNK_HDR      8
@@ -857,7 +858,13 @@ int store_counts_compact_step(store *st, struct store_compact *job,
 {
 	struct step s = {job, max_bytes ? max_bytes : 1, 0, 0, 0, 0, 0, 0};
 	*done = 0;
+	/* What a step holds, at most: its output (doubling buffer) and a
+	 * remainder chunk per input, in the budget's merge part. */
+	uint64_t held = 2 * (s.max_bytes + 2 * (uint64_t)STORE_RUN_CHUNK_MAX) +
+			job->nin * (uint64_t)STORE_RUN_CHUNK_MAX;
+	fdo_mem_take(FDO_MEM_MERGE, held);
 	int rc = store_write(st, compact_txn, &s);
+	fdo_mem_give(FDO_MEM_MERGE, held);
 	if (rc)
 		return rc;
 	job->out = s.out;

@@ -45,6 +45,14 @@
  *           profiles: storage/aggs.c), created empty: profile pulls fill
  *           it as they compute buckets that are over, so the upgrade
  *           reads and converts nothing.
+ *   5 -> 6  table counts as sorted runs (storage/counts.c): one pass over
+ *           the version 5 table "counts" (one entry per stack, in key
+ *           order), writing each bucket's entries as one run into table
+ *           "countruns", then dropping "counts"; logged "upgraded from
+ *           version 5 to 6: N counts entries into M runs". A store of
+ *           version 1 or 2 is converted first, then gets its totals from
+ *           the runs. The runs take about a third of the old table's
+ *           bytes; the map grows as for any write when they do not fit.
  * A store with any other version is refused.
  */
 #include <errno.h>
@@ -666,7 +674,8 @@ struct open_ctx {
  * in t, after every table is open. Version 3 added table totals (computed
  * here from counts); version 4 file ids in table buildids (the symbol
  * tree's files are hashed at start: store_symbols_index_file_ids);
- * version 5 table aggs (opened empty with every table). */
+ * version 5 table aggs (opened empty with every table); version 6 counts
+ * as runs (converted here from the old table). */
 static int upgrade(store_txn *t, MDB_dbi meta, uint32_t from)
 {
 	store *s = t->s;
