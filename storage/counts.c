@@ -477,7 +477,8 @@ int store_counts_iter_open(store_txn *t, const void *prefix, size_t plen,
 	if (!it)
 		return FDO_ENOMEM;
 	it->t = t;
-	memcpy(it->prefix, prefix, plen);
+	if (plen)
+		memcpy(it->prefix, prefix, plen);
 	it->plen = plen;
 	int rc = store_cursor_open(t, STORE_COUNTS, &it->scan);
 	if (rc) {
