@@ -258,8 +258,8 @@ TEST(aggs_damaged_rows_are_refused_whole)
 	store_aggs_run_fini(&r);
 }
 
-/* A store of layout version 4 (the checked-in fixture) opens as version 5
- * with table aggs empty, and says so. */
+/* A store of layout version 4 (the checked-in fixture) opens as the
+ * current version (6) with table aggs empty, and says so. */
 TEST(version_4_fixture_is_upgraded_with_aggs_empty)
 {
 	const char *dir = test_subdir("v4");
