@@ -133,20 +133,25 @@ static uint64_t merge_need(const struct prep *p)
 /*
  * The LMDB writes p's part of a merge makes at most, by table and by
  * where their keys fall. Keys that are hashes, spread over their table:
- * a count per stack, a stack per stack that carries frames, a branch per
- * branch record. Clustered: a pending address per frame it carries (keyed
- * by build-id and offset: a batch's new addresses are neighbours). And a
- * few more (its batch record, hosts, build-ids, totals).
+ * a stack per stack that carries frames, a branch per branch record.
+ * Sequential: counts, written as one new run per (binary, label set,
+ * bucket) of the merge's summed deltas (storage/counts.c), whole chunks
+ * of at most RUN_ENTRY_BYTES per stack whatever the table holds.
+ * Clustered: a pending address per frame it carries (keyed by build-id
+ * and offset: a batch's new addresses are neighbours). And a few more
+ * (its batch record, hosts, build-ids, totals, the run's leaf page).
  */
-enum { PUT_COUNTS, PUT_STACKS, PUT_BRANCHES, PUT_SPREAD };
+#define RUN_ENTRY_BYTES 24 /* a run entry's varints, at most, in practice */
+enum { PUT_STACKS, PUT_BRANCHES, PUT_SPREAD };
 struct puts {
 	uint64_t spread[PUT_SPREAD]; /* writes of hashed keys, by table */
+	uint64_t run_bytes;	     /* bytes of counts runs */
 	uint64_t clustered, other;
 };
 
 static void merge_puts(const struct prep *p, struct puts *u)
 {
-	u->spread[PUT_COUNTS] += p->b.nstacks;
+	u->run_bytes += (uint64_t)p->b.nstacks * RUN_ENTRY_BYTES;
 	for (size_t k = 0; k < p->b.nstacks; k++)
 		u->spread[PUT_STACKS] += p->b.stacks[k].n > 0;
 	u->spread[PUT_BRANCHES] += p->b.nbranches;
@@ -156,16 +161,18 @@ static void merge_puts(const struct prep *p, struct puts *u)
 
 /*
  * Dirty pages of a merge's writes u, pages[t] the pages table t of
- * PUT_COUNTS.. holds now. n writes of random keys into a table of P pages
+ * PUT_STACKS.. holds now. n writes of random keys into a table of P pages
  * (P grown by one per 16 new entries) dirty P(1 - e^(-n/P)) leaf pages on
- * average (n when P is far larger, P when n is); clustered writes fill
- * pages of 64 entries or more; the others a page each; 64 for the branch
- * pages above. LMDB itself holds at most LMDB_DIRTY_MAX. An estimate, not
- * a measure: LMDB does not report the pages a transaction dirtied.
+ * average (n when P is far larger, P when n is); runs their bytes / 4 KiB
+ * (overflow pages, written once); clustered writes fill pages of 64
+ * entries or more; the others a page each; 64 for the branch pages
+ * above. LMDB itself holds at most LMDB_DIRTY_MAX. An estimate, not a
+ * measure: LMDB does not report the pages a transaction dirtied.
  */
 static uint64_t dirty_pages(const struct puts *u, const uint64_t *pages)
 {
-	double d = 64 + (double)u->clustered / 64 + (double)u->other;
+	double d = 64 + (double)u->run_bytes / 4096 +
+		   (double)u->clustered / 64 + (double)u->other;
 	for (int t = 0; t < PUT_SPREAD; t++) {
 		double n = (double)u->spread[t];
 		double p = (double)pages[t] + n / 16;
@@ -467,9 +474,17 @@ static void *merger_main(void *arg)
 	size_t cap = 0;
 	uint64_t next_merge = 0; /* fdo_now_ns() */
 	uint64_t last_end = 0;	 /* ... when the last merge ended */
+	compact_all(ing);
 	for (;;) {
 		pthread_mutex_lock(&ing->mu);
 		while (!ing->mhead && !ing->writer_done) {
+			if (ing->cjob_active || ing->ccand_at < ing->nccands) {
+				/* Idle: compaction, a few steps at a time. */
+				pthread_mutex_unlock(&ing->mu);
+				compact_run(ing, 20 * 1000000ull);
+				pthread_mutex_lock(&ing->mu);
+				continue;
+			}
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += 1;
@@ -490,8 +505,9 @@ static void *merger_main(void *arg)
 		 * Coalesce. Acks never wait for a merge, so merging less often
 		 * costs nothing but a little memory, and it is what makes a
 		 * merge cheap per stack: stack ids are hashes, so a merge of a
-		 * few batches dirties (copies and writes back) about one leaf
-		 * page of counts per stack, while a merge of many shares its
+		 * few batches dirties about one leaf page of stacks per new
+		 * stack (counts, since store version 6, are runs written
+		 * whole: storage/counts.c), while a merge of many shares its
 		 * pages and its two fsyncs. Merging at once after each WAL
 		 * commit (2.5 batches a merge) held ingest to ~620k Stacks/s
 		 * with the merger thread a whole core. Waiting ends early for
@@ -504,7 +520,8 @@ static void *merger_main(void *arg)
 			deadline_in(&ts, next_merge - fdo_now_ns());
 			pthread_cond_timedwait(&ing->merge_cv, &ing->mu, &ts);
 		}
-		next_merge = fdo_now_ns() + MERGE_INTERVAL_MS * 1000000ull;
+		uint64_t started = fdo_now_ns();
+		next_merge = started + MERGE_INTERVAL_MS * 1000000ull;
 		pthread_mutex_unlock(&ing->mu);
 		/* The merge's size within the budget: its buffers within the
 		 * merge part's cap (less the known sets), its dirty pages
@@ -516,7 +533,6 @@ static void *merger_main(void *arg)
 		uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
 		uint64_t pages[PUT_SPREAD] = {0};
 		static const enum store_table tables[PUT_SPREAD] = {
-			[PUT_COUNTS] = STORE_COUNTS,
 			[PUT_STACKS] = STORE_STACKS,
 			[PUT_BRANCHES] = STORE_BRANCHES};
 		store_txn *lt;
@@ -530,7 +546,7 @@ static void *merger_main(void *arg)
 		pthread_mutex_lock(&ing->mu);
 		size_t n = 0, stacks = 0;
 		uint64_t need = 0, freed = 0;
-		struct puts puts = {{0}, 0, 0};
+		struct puts puts = {{0}, 0, 0, 0};
 		for (struct prep *p = ing->mhead; p; p = p->next) {
 			uint64_t need2 = need + merge_need(p);
 			struct puts puts2 = puts;
@@ -623,6 +639,16 @@ static void *merger_main(void *arg)
 		if (npending && ing->o.pending_cb)
 			ing->o.pending_cb(ing->o.pending_arg, pending,
 					  npending);
+		/* Compaction until the next merge is due (at least a step):
+		 * off the Ack path, which waits for the WAL only. */
+		compact_note(ing);
+		uint64_t now_ns = fdo_now_ns(), spent = now_ns - started;
+		uint64_t budget = next_merge > now_ns ? next_merge - now_ns : 0;
+		/* Behind (merges back to back): compaction gets half the
+		 * merger's time, or runs would pile up in open buckets. */
+		if (budget < spent)
+			budget = spent;
+		compact_run(ing, budget);
 	}
 	free(batch);
 	return NULL;
@@ -779,6 +805,7 @@ void agg_ingest_destroy(agg_ingest *ing)
 	pthread_mutex_unlock(&ing->mu);
 	pthread_join(ing->writer, NULL);
 	pthread_join(ing->merger, NULL);
+	compact_free(ing);
 	free_queues(ing);
 	store_wal_close(ing->wal);
 	merge_destroy(ing->merge);

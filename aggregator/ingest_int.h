@@ -240,10 +240,31 @@ struct agg_ingest {
 				 (smoothed); guarded by mu */
 	size_t logged_mem;    /* bytes of logged_stacks (FDO_MEM_INGEST) */
 	time_t last_sweep, last_expire;
+	/* Compaction of counts' runs (aggregator/compact.c): buckets to look
+	 * at, in order, and the job under way. */
+	struct store_totals_key *ccands;
+	size_t nccands, capccands, ccand_at;
+	struct store_compact cjob;
+	int cjob_active;
+	uint64_t compact_steps, compact_bytes;
 
 	struct ratelimit rates; /* guarded by mu */
 	struct growth growth;	/* see struct growth */
 };
+
+/* compact.c, merger thread: compact_note queues the buckets the last
+ * merge wrote (merge_touched); compact_all queues every bucket of the
+ * store (at start); compact_run works on them for about budget_ns, in
+ * steps of bounded bytes, each its own transaction; 1 when work is left. */
+void compact_note(agg_ingest *ing);
+void compact_all(agg_ingest *ing);
+int compact_run(agg_ingest *ing, uint64_t budget_ns);
+void compact_free(agg_ingest *ing);
+
+/* merge.c: the (binary, label set, bucket) the last merge_apply wrote
+ * counts for, in key order; valid until the next call. */
+void merge_touched(const struct merge *m, const struct store_totals_key **k,
+		   size_t *n, size_t *stride);
 
 /* ingest.c: count a refused batch by its status. Call with mu held. */
 void ingest_count_refusal(agg_ingest *ing, int status);

@@ -487,22 +487,74 @@ static int put_new_stacks(struct merge *m, store_txn *t)
 	return rc ? rc : note_new_addrs(m, t);
 }
 
-/* The LMDB key of a map key (layouts in storage/codec.c). */
+/* The LMDB key of a branches map key (layout in storage/codec.c). */
 static size_t encode_key(enum store_table table, const uint64_t *k,
 			 uint8_t *out)
 {
-	if (table == STORE_COUNTS) {
-		struct store_counts_key ck = {(uint32_t)(k[0] >> 32),
-					      (uint32_t)k[0], (uint32_t)k[1],
-					      k[2]};
-		store_counts_key_encode(out, &ck);
-		return STORE_COUNTS_KEY_SIZE;
-	}
+	(void)table;
 	struct store_branches_key bk = {
 		(uint32_t)(k[0] >> 32), (uint32_t)k[0], (uint32_t)(k[1] >> 32),
 		(uint32_t)k[1],		k[2],		k[3]};
 	store_branches_key_encode(out, &bk);
 	return STORE_BRANCHES_KEY_SIZE;
+}
+
+/*
+ * Counts: per (binary, label set, bucket) the merge touches, one new run
+ * of its summed deltas, sorted by stack id (storage/counts.c). Nothing is
+ * read back: a run's chunks are written whole, sequentially, so the merge
+ * dirties about its own bytes / page size whatever the store holds. The
+ * totals row of each gains the run's sums and its entries (a stack in two
+ * runs of a bucket counts twice until compaction merges them).
+ */
+static int flush_runs(store_txn *t, struct entries *e, struct deltas *totals)
+{
+	int rc = bucket_sort_entries(e);
+	if (rc || e->n == 0)
+		return rc;
+	uint64_t run;
+	store_run_writer *w;
+	if ((rc = store_run_id_next(t, &run)) ||
+	    (rc = store_run_writer_open(t, &w)))
+		return rc;
+	wire_weight_t gw = 0;
+	uint64_t gs = 0;
+	for (size_t i = 0, j; i < e->n && !rc; i = j) {
+		const struct entry *s = &e->v[i];
+		/* One merge sums at most a million entries of bounded
+		 * weights: far from 2^128 (see schemas/README.md). */
+		struct store_count_entry ce = {s->k[2], s->weight, s->samples};
+		for (j = i + 1; j < e->n && !entry_less(s, &e->v[j]); j++) {
+			ce.weight += e->v[j].weight;
+			ce.samples += e->v[j].samples;
+		}
+		if (i == 0 || s->k[0] != e->v[i - 1].k[0] ||
+		    s->k[1] != e->v[i - 1].k[1]) {
+			struct store_run_key rk = {(uint32_t)(s->k[0] >> 32),
+						   (uint32_t)s->k[0],
+						   (uint32_t)s->k[1], run, 0};
+			store_run_writer_start(w, &rk);
+			gw = 0;
+			gs = 0;
+		}
+		if (wire_weight_add(&gw, ce.weight)) {
+			rc = FDO_ELIMIT;
+			break;
+		}
+		gs += ce.samples;
+		if ((rc = store_run_writer_add(w, &ce)))
+			break;
+		if (j == e->n || s->k[0] != e->v[j].k[0] ||
+		    s->k[1] != e->v[j].k[1]) {
+			if (!(rc = store_run_writer_finish(w)))
+				rc = deltas_note(totals, (uint32_t)(s->k[0] >> 32),
+						 (uint32_t)s->k[0],
+						 (uint32_t)s->k[1], gw, gs,
+						 store_run_writer_entries(w));
+		}
+	}
+	store_run_writer_close(w);
+	return rc;
 }
 
 /* Sum the entries of each key and read-modify-write it into table, in key
@@ -583,7 +635,7 @@ static int apply_all(store_txn *t, void *arg)
 		if ((rc = apply_prep(m, t, i)))
 			return rc;
 	if ((rc = put_new_stacks(m, t)) ||
-	    (rc = flush_entries(t, &m->counts, STORE_COUNTS, &m->totals)) ||
+	    (rc = flush_runs(t, &m->counts, &m->totals)) ||
 	    (rc = deltas_apply(t, &m->totals, 0)) ||
 	    (rc = flush_entries(t, &m->branches, STORE_BRANCHES, NULL)))
 		return rc;
@@ -612,4 +664,12 @@ int merge_apply(struct merge *m, store *st, struct prep **preps, size_t n,
 					   idset_bytes(&m->known_stacks) +
 					   idset_bytes(&m->known_addrs));
 	return FDO_OK;
+}
+
+void merge_touched(const struct merge *m, const struct store_totals_key **k,
+		   size_t *n, size_t *stride)
+{
+	*k = m->totals.n ? &m->totals.v[0].k : NULL;
+	*n = m->totals.n;
+	*stride = sizeof m->totals.v[0];
 }

@@ -277,8 +277,8 @@ struct run {
 	struct store_totals seen; /* its totals row */
 	int sel;
 	double decay;
-	store_cursor *c;
-	uint64_t stack; /* the current entry */
+	store_counts_iter *c; /* its counts entries, runs merged */
+	uint64_t stack;	      /* the current entry */
 	double weight;	/* decayed fleet weight (fixed-point units) */
 	uint64_t samples;
 };
@@ -332,42 +332,26 @@ static int select_one(void *arg, const struct store_totals_key *k,
 }
 
 /*
- * run_at makes the entry (k, v) the cursor is on (crc: how the cursor got
- * there) r's current one, or, when its value does not decode, the next
- * that does (skipped, as store_counts_each does). *more is 0 past the
- * run's end. Returns FDO_OK or the store's error.
+ * run_next makes the next counts entry of r's bucket r's current one
+ * (store_counts_iter: the bucket's runs merged, equal stack ids summed).
+ * *more is 0 past the bucket's end. Returns FDO_OK or the store's error.
  */
-static int run_at(struct run *r, uint32_t binary, int crc, const void *k,
-		  size_t kl, const void *v, size_t vl, int *more)
-{
-	*more = 0;
-	for (;; crc = store_cursor_next(r->c, &k, &kl, &v, &vl)) {
-		if (crc == FDO_ENOT_FOUND)
-			return FDO_OK;
-		if (crc != FDO_OK)
-			return crc;
-		struct store_counts_key ck;
-		struct store_weight w;
-		if (store_counts_key_decode(k, kl, &ck) ||
-		    ck.binary != binary || ck.labelset != r->labelset ||
-		    ck.bucket != r->bucket)
-			return FDO_OK;
-		if (store_weight_decode(v, vl, &w))
-			continue;
-		r->stack = ck.stack;
-		r->weight = (double)w.weight * r->decay;
-		r->samples = w.samples;
-		*more = 1;
-		return FDO_OK;
-	}
-}
-
 static int run_next(struct run *r, uint32_t binary, int *more)
 {
-	const void *k, *v;
-	size_t kl, vl;
-	int crc = store_cursor_next(r->c, &k, &kl, &v, &vl);
-	return run_at(r, binary, crc, k, kl, v, vl, more);
+	struct store_counts_key ck;
+	struct store_weight w;
+	(void)binary;
+	*more = 0;
+	int rc = store_counts_iter_next(r->c, &ck, &w);
+	if (rc == FDO_ENOT_FOUND)
+		return FDO_OK;
+	if (rc)
+		return rc;
+	r->stack = ck.stack;
+	r->weight = (double)w.weight * r->decay;
+	r->samples = w.samples;
+	*more = 1;
+	return FDO_OK;
 }
 
 /* Heap of runs: the smallest current stack on top, then the smaller
@@ -554,18 +538,15 @@ static int merge_runs(struct builder *b, const struct agg_profile_query *q,
 	int rc = FDO_OK;
 	size_t nh = 0;
 	for (size_t i = 0; i < nruns && !rc; i++) {
-		if ((rc = store_cursor_open(b->t, STORE_COUNTS, &runs[i].c)))
+		uint8_t start[STORE_TOTALS_KEY_SIZE];
+		store_totals_key_encode(
+			start, &(struct store_totals_key){
+				       binary, runs[i].labelset, runs[i].bucket});
+		if ((rc = store_counts_iter_open(b->t, start, sizeof start,
+						 &runs[i].c)))
 			break;
-		uint8_t start[STORE_COUNTS_KEY_SIZE];
-		struct store_counts_key ck = {binary, runs[i].labelset,
-					      runs[i].bucket, 0};
-		store_counts_key_encode(start, &ck);
-		const void *k = NULL, *v = NULL;
-		size_t kl = 0, vl = 0;
-		int more,
-			crc = store_cursor_seek(runs[i].c, start, sizeof start,
-						&k, &kl, &v, &vl);
-		rc = run_at(&runs[i], binary, crc, k, kl, v, vl, &more);
+		int more;
+		rc = run_next(&runs[i], binary, &more);
 		if (!rc && more)
 			h[nh++] = (uint32_t)i;
 	}
@@ -597,7 +578,7 @@ static int merge_runs(struct builder *b, const struct agg_profile_query *q,
 	}
 	for (size_t i = 0; i < nruns; i++)
 		if (runs[i].c)
-			store_cursor_close(runs[i].c);
+			store_counts_iter_close(runs[i].c);
 	free(tr.k);
 	free(h);
 	return rc;

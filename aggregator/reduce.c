@@ -308,24 +308,17 @@ static int rpart_add(struct rpart *pt, const uint32_t *g, uint32_t n,
 static int compute_run(struct reducer *r, const struct store_totals_key *k,
 		       struct rrun *rr)
 {
-	store_cursor *c;
-	int rc = store_cursor_open(r->t, STORE_COUNTS, &c);
+	store_counts_iter *c;
+	uint8_t start[STORE_TOTALS_KEY_SIZE];
+	store_totals_key_encode(start, k);
+	int rc = store_counts_iter_open(r->t, start, sizeof start, &c);
 	if (rc)
 		return rc;
-	uint8_t start[STORE_COUNTS_KEY_SIZE];
-	struct store_counts_key ck = {k->binary, k->labelset, k->bucket, 0};
-	store_counts_key_encode(start, &ck);
-	const void *kp, *vp;
-	size_t kl, vl;
-	int crc = store_cursor_seek(c, start, sizeof start, &kp, &kl, &vp, &vl);
-	for (; crc == FDO_OK && !rc;
-	     crc = store_cursor_next(c, &kp, &kl, &vp, &vl)) {
-		struct store_weight w;
-		if (store_counts_key_decode(kp, kl, &ck) ||
-		    ck.binary != k->binary || ck.labelset != k->labelset ||
-		    ck.bucket != k->bucket)
-			break;
-		if (store_weight_decode(vp, vl, &w) || !w.weight)
+	struct store_counts_key ck;
+	struct store_weight w;
+	int crc = FDO_OK;
+	while (!rc && (crc = store_counts_iter_next(c, &ck, &w)) == FDO_OK) {
+		if (!w.weight)
 			continue;
 		uint8_t key[STORE_STACK_KEY_SIZE];
 		store_stack_key_encode(key, ck.stack);
@@ -350,7 +343,7 @@ static int compute_run(struct reducer *r, const struct store_totals_key *k,
 		if (!rc && !(rc = part_of(rr, f[0].build_id, &pt)))
 			rc = rpart_add(pt, g, (uint32_t)n, w.weight, w.samples);
 	}
-	store_cursor_close(c);
+	store_counts_iter_close(c);
 	if (rc)
 		return rc;
 	return crc == FDO_OK || crc == FDO_ENOT_FOUND ? FDO_OK : crc;

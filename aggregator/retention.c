@@ -145,29 +145,30 @@ static int expire_counts(store_txn *t, struct expire *ex,
 	rc = rc == FDO_ENOT_FOUND ? FDO_OK : rc;
 	if (!rc && nold)
 		rc = store_cursor_open(t, STORE_COUNTS, &c);
+	/* Whole chunks of the buckets' runs (storage/counts.c), each taking
+	 * its sums and entries away from the bucket's totals row. */
 	for (size_t i = 0; !rc && i < nold && *nv < EXPIRE_MAX_DELETES; i++) {
-		uint8_t start[STORE_COUNTS_KEY_SIZE];
-		struct store_counts_key ck = {old[i].binary, old[i].labelset,
-					      old[i].bucket, 0};
-		store_counts_key_encode(start, &ck);
+		uint8_t start[STORE_RUN_KEY_SIZE] = {0};
+		store_totals_key_encode(start, &old[i]);
 		rc = store_cursor_seek(c, start, sizeof start, &k, &kl, &v,
 				       &vl);
 		for (; rc == FDO_OK && *nv < EXPIRE_MAX_DELETES;
 		     rc = store_cursor_next(c, &k, &kl, &v, &vl)) {
-			if (store_counts_key_decode(k, kl, &ck) ||
+			struct store_run_key ck;
+			if (store_run_key_decode(k, kl, &ck) ||
 			    ck.binary != old[i].binary ||
 			    ck.labelset != old[i].labelset ||
 			    ck.bucket != old[i].bucket)
 				break;
 			memcpy(victims[(*nv)++], k, kl);
-			/* An entry whose value does not decode was never
-			 * summed (the merge fails on it, the upgrade skips
-			 * it): nothing to take away. */
-			struct store_weight w;
-			if (!store_weight_decode(v, vl, &w) &&
+			/* A chunk that does not decode was never summed
+			 * (the merge writes only what it encodes, the
+			 * upgrade skips it): nothing to take away. */
+			struct store_totals cs;
+			if (!store_chunk_sums(v, vl, &cs) &&
 			    (rc = deltas_note(&ex->totals, ck.binary,
-					      ck.labelset, ck.bucket, w.weight,
-					      w.samples, 1)))
+					      ck.labelset, ck.bucket, cs.weight,
+					      cs.samples, cs.entries)))
 				break;
 		}
 		rc = rc == FDO_ENOT_FOUND ? FDO_OK : rc;
@@ -213,7 +214,7 @@ static int expire_txn(store_txn *t, void *arg)
 	ex->oldest = UINT32_MAX;
 	ex->totals.n = 0;
 	static const enum store_table tables[] = {STORE_COUNTS, STORE_BRANCHES};
-	static const size_t klen[] = {STORE_COUNTS_KEY_SIZE,
+	static const size_t klen[] = {STORE_RUN_KEY_SIZE,
 				      STORE_BRANCHES_KEY_SIZE};
 	int rc = FDO_OK;
 	for (size_t i = 0; i < 2 && !rc; i++) {

@@ -36,7 +36,7 @@ fi
 # Inputs larger than this are not generated (the seeds set the rest).
 declare -A MAXLEN=([batch]=65536 [text]=65536 [http]=4096 [elf]=131072
 	[dwarf]=131072 [symindex]=131072 [perf]=65536 [pprof]=65536
-	[otlp]=65536)
+	[otlp]=65536 [runchunk]=40960)
 
 fail=0
 printf '%-9s %8s %8s %8s %10s  %s\n' target execs/s cov ft execs result

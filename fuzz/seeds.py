@@ -1232,6 +1232,47 @@ def policy_seeds():
                         "%", "#", "*"])
 
 
+# ----------------------------------------------------------------- runchunk --
+
+def uvarint(v):
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7f) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def run_chunk(entries):
+    """A chunk of a counts run (storage/codec.c): header, then per entry
+    the id step, weight high and low, samples as varints."""
+    body = bytearray()
+    prev = None
+    for sid, w, s in entries:
+        body += uvarint(sid if prev is None else sid - prev)
+        body += uvarint(w >> 64) + uvarint(w & (2**64 - 1)) + uvarint(s)
+        prev = sid
+    return bytes([1, 0, 0, 0]) + struct.pack(">I", len(entries)) + bytes(body)
+
+
+def runchunk_seeds():
+    """fuzz_runchunk: chunks of counts runs, well formed and not."""
+    put("runchunk", "one", run_chunk([(5, 1000000, 1)]))
+    put("runchunk", "three", run_chunk([(0, 1, 1), (2**63, 2**70, 3),
+                                        (2**64 - 1, 0, 0)]))
+    many = [(i * 0x9e3779b97f4a7c15 % 2**64, (i + 1) * 10**9, i % 7 + 1)
+            for i in range(2000)]
+    many = sorted(dict((a, (a, b, c)) for a, b, c in many).values())
+    put("runchunk", "many", run_chunk(many))
+    good = run_chunk([(1, 2, 3), (4, 5, 6)])
+    put("runchunk", "cut", good[:-1])
+    put("runchunk", "trailing", good + b"\0")
+    put("runchunk", "count-high", good[:4] + struct.pack(">I", 3) + good[8:])
+    put("runchunk", "zero-step", run_chunk([(1, 2, 3), (1, 2, 3)]))
+    put("runchunk", "long-varint", bytes([1, 0, 0, 0, 0, 0, 0, 1]) +
+        b"\xff" * 11)
+
+
 def main():
     os.makedirs(CORPUS, exist_ok=True)
     batch_seeds()
@@ -1246,6 +1287,7 @@ def main():
     pprof_seeds()
     policy_seeds()
     otlp_seeds()
+    runchunk_seeds()
     for t in sorted(os.listdir(CORPUS)):
         print("seeds: %-9s %3d files" %
               (t, len(os.listdir(os.path.join(CORPUS, t)))))

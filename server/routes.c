@@ -195,15 +195,17 @@ static void h_status(void *a, struct srv_req *req, struct srv_resp *resp)
 {
 	struct srv_app *app = a;
 	store_txn *t;
+	/* The ingest figures first: the snapshot below then holds every
+	 * merge they count (one begun before could miss the last). */
+	struct agg_ingest_stats is;
+	agg_ingest_stats(app->ingest, &is);
 	if (srv_read_txn(app, resp, 0, &t))
 		return;
 	struct store_stats ss;
-	struct agg_ingest_stats is;
 	struct agg_symwork_stats ws;
 	size_t cidx, cbytes;
 	uint64_t chits, cmiss;
 	store_stats(app->st, &ss);
-	agg_ingest_stats(app->ingest, &is);
 	agg_symwork_stats(app->symwork, &ws);
 	sym_cache_stats(app->cache, &cidx, &cbytes, &chits, &cmiss);
 	struct fdo_buf *b = &resp->body;

@@ -635,3 +635,25 @@ int store_aggs_run_put(store_txn *t, const struct store_aggs_run *r, int *stale)
 	store_cursor_close(c);
 	return rc;
 }
+
+int store_aggs_reseen(store_txn *t, const struct store_totals_key *k,
+		      uint64_t was, uint64_t now)
+{
+	uint8_t key[STORE_AGGS_KEY_SIZE];
+	store_aggs_key_encode(key, &(struct store_aggs_key){k->binary,
+							    k->labelset,
+							    k->bucket, 0, 0});
+	const void *v;
+	size_t vl;
+	int rc = store_get(t, STORE_AGGS, key, sizeof key, &v, &vl);
+	if (rc == FDO_ENOT_FOUND)
+		return FDO_OK;
+	if (rc)
+		return rc;
+	if (vl != RUN_HDR_SIZE || fdo_get_be64((const uint8_t *)v + 32) != was)
+		return FDO_OK; /* of another totals row: readers ignore it */
+	uint8_t h[RUN_HDR_SIZE];
+	memcpy(h, v, sizeof h);
+	fdo_put_be64(h + 32, now);
+	return store_put(t, STORE_AGGS, key, sizeof key, h, sizeof h, 0);
+}

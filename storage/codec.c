@@ -1,7 +1,7 @@
 /*
  * storage/codec.c — the byte layout of every table's keys and values, and
  * their codecs. This comment is the authoritative description of the
- * tables (store layout version STORE_VERSION = 5). Integers are big-endian
+ * tables (store layout version STORE_VERSION = 6). Integers are big-endian
  * everywhere, so LMDB's byte order is numeric order and a prefix of a key
  * selects a range (all counts of one binary, of one label set, ...).
  * Numbers on disk never change meaning; a change of layout is a new
@@ -13,9 +13,11 @@
  *
  * Every table's layout is here and its codec is in storage/ (this file,
  * or the file named with the table); code outside storage/ reads and
- * writes values only through those codecs. tests/fixtures/store-v5 holds
- * a store of this version, opened by tests/ingest/test_store_v5.py;
- * tests/fixtures/store-v4 one of version 4 (this layout without table
+ * writes values only through those codecs. tests/fixtures/store-v6 holds
+ * a store of this version, opened by tests/ingest/test_store_v6.py;
+ * tests/fixtures/store-v5 one of version 5 (this layout with table counts
+ * of one entry per stack, below), opened and upgraded by
+ * tests/ingest/test_store_v5.py; tests/fixtures/store-v4 one of version 4 (this layout without table
  * aggs), opened and upgraded by tests/ingest/test_store_v4.py and
  * tests/unit/storage_aggs.c; tests/docs/test_stored_layouts.py fails on
  * raw-offset value coding outside storage/ and schemas/. Files beside the environment: the WAL
@@ -90,17 +92,54 @@
  *   what each merge copies and writes back as new stacks land all over
  *   the table.
  *
- * counts — aggregated samples
+ * counts — aggregated samples, as sorted, immutable runs (since version
+ *   6; storage/counts.c; the LMDB table is named "countruns"). The counts
+ *   entry of a (binary, label set, bucket, stack id) is the sum of that
+ *   stack's entries over the bucket's runs: readers see entries only
+ *   through store_counts_iter, which merges the runs. A merge writes one
+ *   new run per (binary, label set, bucket) it touches, of its summed
+ *   deltas; compaction (in the merger, between merges) merges a bucket's
+ *   runs, in steps, into one new run: it writes the inputs' entries up to
+ *   some stack id s into the output run, deletes their chunks wholly at or
+ *   below s and rewrites the one that straddles s with the rest, in one
+ *   transaction, so each stack is in the output or in the inputs, never
+ *   both. A bucket whose hour is over ends as one run.
  *   key:   0      4    binary id
  *          4      4    label set id
  *          8      4    time bucket start, unix seconds
- *          12     8    stack id
- *   value: 0      16   weight: sum of count x period x round(fleet weight x
- *                      WIRE_WEIGHT_SCALE), unsigned 128-bit, high half first
- *          16     8    samples: sum of raw sample counts
+ *          12     8    run id: meta "runs.next" (be64) taken by the merge
+ *                      or compaction that wrote it; ids only name runs
+ *                      (their order means nothing: sums commute)
+ *          20     4    chunk: 0, 1, ... in stack id order; a run's chunks
+ *                      are consecutive from its first remaining one
+ *   value: a chunk, at most 32752 bytes (8 pages of 4 KiB of LMDB
+ *   overflow, written once and sequentially):
+ *          0      1    format (1)
+ *          1      3    reserved, zero
+ *          4      4    N entries (be32), at least 1
+ *          8      ...  N entries, by strictly increasing stack id, each
+ *                      four varints (LEB128, as in stacks): the stack id
+ *                      (the chunk's first: whole; then the step from the
+ *                      previous id, at least 1); the weight's high 64
+ *                      bits; its low 64 bits; samples. A chunk's first
+ *                      id is above the last id of the run's chunk before.
+ *                      Weight and samples are as in version 5's value
+ *                      (weight: sum of count x period x round(fleet weight
+ *                      x WIRE_WEIGHT_SCALE), unsigned 128-bit; samples:
+ *                      sum of raw sample counts), summed over what the
+ *                      run's merge (or compaction) summed.
+ *   A chunk that does not decode, or whose ids do not increase, is
+ *   refused (FDO_ECORRUPT, logged with its key). ~12-18 bytes an entry
+ *   (hashed ids: a step of ~2^64/entries of the bucket), against 44 plus
+ *   LMDB's node of an entry per stack in version 5.
+ *   Version 5's table "counts" (key: binary, label set, bucket, stack id
+ *   (be64); value: weight 16 bytes high half first, samples 8 bytes) is
+ *   converted when a store of version 5 or older is opened: each bucket's
+ *   entries, already in stack id order, become one run; the old table is
+ *   dropped, in the same transaction as the version stamp.
  *
  * totals — per (binary, label set, bucket) sums of counts (since version
- *   3; storage/totals.c). A row exists exactly when counts holds entries
+ *   3; storage/totals.c). A row exists exactly when counts holds runs
  *   with its prefix, and always equals their sums: aggregator/merge.c
  *   changes it with the counts it writes, retention with those it
  *   deletes, in the same transaction; a store of version 1 or 2 gets the
@@ -111,8 +150,12 @@
  *   value: 0      16   weight: sum of the entries' weights, unsigned
  *                      128-bit, high half first
  *          16     8    samples: sum of the entries' samples
- *          24     8    entries: how many counts entries (distinct stacks)
- *                      the row sums, at least 1
+ *          24     8    entries: how many run entries the row sums, at
+ *                      least 1: the distinct stacks once the bucket is one
+ *                      run (a stack in k runs counts k times before;
+ *                      compaction takes the difference away, changing no
+ *                      sum, and so keeps the bucket's aggs rows, whose
+ *                      header copy of this field it changes alike)
  *
  * aggs — per run (binary, label set, bucket of counts) and leaf build-id,
  *   what the compile-time profiles read of the run's stacks (since version

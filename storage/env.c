@@ -45,6 +45,14 @@
  *           profiles: storage/aggs.c), created empty: profile pulls fill
  *           it as they compute buckets that are over, so the upgrade
  *           reads and converts nothing.
+ *   5 -> 6  table counts as sorted runs (storage/counts.c): one pass over
+ *           the version 5 table "counts" (one entry per stack, in key
+ *           order), writing each bucket's entries as one run into table
+ *           "countruns", then dropping "counts"; logged "upgraded from
+ *           version 5 to 6: N counts entries into M runs". A store of
+ *           version 1 or 2 is converted first, then gets its totals from
+ *           the runs. The runs take about a third of the old table's
+ *           bytes; the map grows as for any write when they do not fit.
  * A store with any other version is refused.
  */
 #include <errno.h>
@@ -72,7 +80,7 @@ static const char *const table_names[STORE_NTABLES] = {
 	[STORE_META] = "meta",	       [STORE_BUILDIDS] = "buildids",
 	[STORE_BINARIES] = "binaries", [STORE_LABELSETS] = "labelsets",
 	[STORE_STRINGS] = "strings",   [STORE_STACKS] = "stacks",
-	[STORE_COUNTS] = "counts",     [STORE_BRANCHES] = "branches",
+	[STORE_COUNTS] = "countruns",     [STORE_BRANCHES] = "branches",
 	[STORE_PENDING] = "pending",   [STORE_SYMCACHE] = "symcache",
 	[STORE_BATCHES] = "batches",   [STORE_PUBLISHED] = "published",
 	[STORE_HOSTS] = "hosts",       [STORE_TOTALS] = "totals",
@@ -662,17 +670,39 @@ struct open_ctx {
 	uint32_t found; /* version stamp found, when it is not ours */
 };
 
-/* upgrade brings a store of version `from` (1 to 4) to STORE_VERSION,
+/* upgrade brings a store of version `from` (1 to 5) to STORE_VERSION,
  * in t, after every table is open. Version 3 added table totals (computed
  * here from counts); version 4 file ids in table buildids (the symbol
  * tree's files are hashed at start: store_symbols_index_file_ids);
- * version 5 table aggs (opened empty with every table). */
+ * version 5 table aggs (opened empty with every table); version 6 counts
+ * as runs (converted here from the old table). */
 static int upgrade(store_txn *t, MDB_dbi meta, uint32_t from)
 {
 	store *s = t->s;
-	uint64_t rows = 0, entries = 0;
+	uint64_t rows = 0, entries = 0, runs = 0, converted = 0;
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (from < 6) {
+		/* Table counts of one entry per stack becomes runs. */
+		MDB_dbi old;
+		int mrc = mdb_dbi_open(t->txn, "counts", 0, &old);
+		if (mrc && mrc != MDB_NOTFOUND)
+			return store_mdb_err(t, mrc, "open table counts");
+		if (!mrc) {
+			fdo_info("store: %s: upgrading from version %u to %d: "
+				 "counts into sorted runs",
+				 s->dir, from, STORE_VERSION);
+			int rc = store_counts_upgrade_v5(t, old, &runs,
+							 &converted);
+			if (rc) {
+				fdo_error("store: %s: upgrade from version %u "
+					  "failed while converting counts: "
+					  "%s; the store is left as it was",
+					  s->dir, from, fdo_strerror(rc));
+				return rc;
+			}
+		}
+	}
 	if (from < 3) {
 		fdo_info("store: %s: upgrading from version %u to %d: "
 			 "computing table totals from counts",
@@ -693,13 +723,22 @@ static int upgrade(store_txn *t, MDB_dbi meta, uint32_t from)
 	if (mrc)
 		return store_mdb_err(t, mrc, "write version");
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) +
+		      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	if (from < 3)
 		fdo_info("store: %s: upgraded from version %u to %d: %llu "
-			 "totals rows from %llu counts entries in %.1f s",
+			 "totals rows from %llu counts entries, %llu entries "
+			 "into %llu runs, in %.1f s",
 			 s->dir, from, STORE_VERSION, (unsigned long long)rows,
 			 (unsigned long long)entries,
-			 (double)(t1.tv_sec - t0.tv_sec) +
-				 (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+			 (unsigned long long)converted,
+			 (unsigned long long)runs, secs);
+	else if (from < 6)
+		fdo_info("store: %s: upgraded from version %u to %d: %llu "
+			 "counts entries into %llu runs in %.1f s",
+			 s->dir, from, STORE_VERSION,
+			 (unsigned long long)converted,
+			 (unsigned long long)runs, secs);
 	else
 		fdo_info("store: %s: upgraded from version %u to %d", s->dir,
 			 from, STORE_VERSION);
@@ -891,7 +930,7 @@ int store_open(const struct store_opts *opts, store **out)
 	}
 	if (rc == FDO_ESTORE_VERSION && ctx.found) {
 		fdo_error("store: %s has version %u; this fdod reads version "
-			  "%d (and upgrades 1 to 4): refusing to open it",
+			  "%d (and upgrades 1 to 5): refusing to open it",
 			  path, ctx.found, STORE_VERSION);
 	}
 	if (rc)

@@ -502,27 +502,3 @@ int store_hosts_count(store_txn *t, uint32_t binary, uint64_t *n)
 	*n = 0;
 	return store_walk_binary(t, STORE_HOSTS, binary, count_host, n);
 }
-
-struct counts_walk {
-	store_counts_fn fn;
-	void *arg;
-};
-
-static int counts_entry(void *arg, const void *k, size_t kl, const void *v,
-			size_t vl)
-{
-	struct counts_walk *w = arg;
-	struct store_counts_key ck;
-	struct store_weight wt;
-	if (store_counts_key_decode(k, kl, &ck) ||
-	    store_weight_decode(v, vl, &wt))
-		return FDO_OK;
-	return w->fn(w->arg, &ck, &wt);
-}
-
-int store_counts_each(store_txn *t, uint32_t binary, store_counts_fn fn,
-		      void *arg)
-{
-	struct counts_walk w = {fn, arg};
-	return store_walk_binary(t, STORE_COUNTS, binary, counts_entry, &w);
-}

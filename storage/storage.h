@@ -30,7 +30,7 @@
 #include "schemas/schemas.h"
 
 /* The store layout version this code reads and writes. See storage/env.c. */
-#define STORE_VERSION 5
+#define STORE_VERSION 6
 
 typedef struct store store;
 typedef struct store_txn store_txn;
@@ -55,7 +55,7 @@ struct store_opts {
 /*
  * store_open opens (creating if needed) the environment under opts->dir and
  * every table, checks the version stamp and hands back a store in *out.
- * A store of an older layout (versions 1 to 4) is upgraded in place
+ * A store of an older layout (versions 1 to 5) is upgraded in place
  * first, in the same write transaction (storage/env.c; logged).
  * Returns FDO_OK; FDO_ESTORE_VERSION when the store was written by a
  * layout version it does not know (logged with both versions); FDO_EIO,
@@ -169,7 +169,8 @@ enum store_table {
 	STORE_LABELSETS, /* "labelsets": canonical label set <-> id */
 	STORE_STRINGS,	 /* "strings": any other string <-> id */
 	STORE_STACKS,	 /* "stacks": stack id -> frames */
-	STORE_COUNTS,	 /* "counts": (binary,labels,bucket,stack) -> weight */
+	STORE_COUNTS,	 /* "countruns": (binary,labels,bucket,run,chunk) ->
+			    sorted (stack, weight) entries (storage/counts.c) */
 	STORE_BRANCHES,	 /* "branches": (...,build-id,from,to) -> weight */
 	STORE_PENDING,	 /* "pending": (build-id, offset) not yet symbolized */
 	STORE_SYMCACHE,	 /* "symcache": (build-id, offset) -> inline chain */
@@ -393,15 +394,112 @@ int store_hosts_decode(const void *p, size_t len, struct store_host *h);
 int store_hosts_count(store_txn *t, uint32_t binary, uint64_t *n);
 
 /*
+ * Table counts is kept as sorted, immutable runs (storage/counts.c; layout
+ * in storage/codec.c): per (binary, label set, bucket), runs of entries
+ * (stack id, weight, samples) sorted by stack id, each run cut into chunks
+ * of at most STORE_RUN_CHUNK_MAX bytes. The logical counts entry of a
+ * (binary, label set, bucket, stack) is the sum of that stack's entries
+ * over the bucket's runs: what store_counts_iter yields.
+ */
+#define STORE_RUN_KEY_SIZE 24
+struct store_run_key {
+	uint32_t binary, labelset, bucket; /* as in counts */
+	uint64_t run;			   /* run id (meta "runs.next") */
+	uint32_t chunk;			   /* 0, 1, ... within the run */
+};
+void store_run_key_encode(uint8_t out[STORE_RUN_KEY_SIZE],
+			  const struct store_run_key *k);
+int store_run_key_decode(const void *p, size_t len, struct store_run_key *k);
+
+/* A chunk is at most 8 pages of 4 KiB of LMDB overflow (less their
+ * 16-byte header). */
+#define STORE_RUN_CHUNK_MAX 32752
+struct store_count_entry {
+	uint64_t stack;
+	wire_weight_t weight;
+	uint64_t samples;
+};
+
+/* The chunk codec. store_chunk_header writes the 8-byte header of a chunk
+ * of `entries` entries; store_chunk_put encodes e after the entry of id
+ * prev (first: the chunk's first entry) at out (at most 40 bytes) and
+ * returns its length. store_chunk_open checks a chunk's header;
+ * store_chunk_next decodes the next entry: FDO_OK, FDO_ENOT_FOUND after
+ * the last, FDO_ECORRUPT (bad varint, ids not increasing, count or length
+ * wrong). store_chunk_sums: weight, samples and entries of a chunk. */
+struct store_chunk_reader {
+	const uint8_t *p;
+	size_t len, at;
+	uint32_t left;
+	uint64_t last;
+	int first;
+};
+void store_chunk_header(uint8_t out[8], uint32_t entries);
+size_t store_chunk_put(uint8_t *out, uint64_t prev, int first,
+		       const struct store_count_entry *e);
+int store_chunk_open(struct store_chunk_reader *r, const void *p, size_t len);
+int store_chunk_next(struct store_chunk_reader *r, struct store_count_entry *e);
+struct store_totals;
+int store_chunk_sums(const void *p, size_t len, struct store_totals *sum);
+
+/*
+ * The run writer: entries added in increasing stack id order are packed
+ * into chunks and written (store_put) as each fills; finish writes the
+ * last. With t NULL the chunks are kept in memory (compaction). Returns
+ * FDO_OK, FDO_EINVAL (ids not increasing), FDO_ENOMEM, or as store_put.
+ */
+typedef struct store_run_writer store_run_writer;
+int store_run_writer_open(store_txn *t, store_run_writer **w);
+void store_run_writer_start(store_run_writer *w,
+			    const struct store_run_key *first);
+int store_run_writer_add(store_run_writer *w,
+			 const struct store_count_entry *e);
+int store_run_writer_finish(store_run_writer *w);
+uint64_t store_run_writer_entries(const store_run_writer *w);
+uint64_t store_run_writer_bytes(const store_run_writer *w);
+void store_run_writer_close(store_run_writer *w);
+
+/* store_run_id_next takes the next run id (meta "runs.next"), in a write
+ * transaction. */
+int store_run_id_next(store_txn *t, uint64_t *id);
+
+/*
+ * store_counts_iter: the counts entries whose key begins with prefix (0,
+ * 4: binary, 8: + label set, or 12 bytes: + bucket, big-endian) in key
+ * order (binary, label set, bucket, stack), each the sum of the stack's
+ * entries over the bucket's runs (a k-way merge; runs are read in place).
+ * next returns FDO_OK, FDO_ENOT_FOUND at the end, FDO_ECORRUPT (a chunk
+ * that does not decode: logged), or the store's error. The transaction
+ * must not write table counts while the iterator is open.
+ */
+typedef struct store_counts_iter store_counts_iter;
+int store_counts_iter_open(store_txn *t, const void *prefix, size_t plen,
+			   store_counts_iter **it);
+int store_counts_iter_next(store_counts_iter *it, struct store_counts_key *k,
+			   struct store_weight *w);
+size_t store_counts_iter_runs(const store_counts_iter *it);
+void store_counts_iter_close(store_counts_iter *it);
+
+/*
  * store_counts_each walks the counts entries of binary in key order (label
- * set, bucket, stack) and calls fn with each decoded key and weight; an
- * entry whose value does not decode is skipped. A nonzero return from fn
- * ends the walk and is returned; otherwise FDO_OK or the store's error.
+ * set, bucket, stack) through store_counts_iter and calls fn with each. A
+ * nonzero return from fn ends the walk and is returned; otherwise FDO_OK
+ * or the iterator's error.
  */
 typedef int (*store_counts_fn)(void *arg, const struct store_counts_key *k,
 			       const struct store_weight *w);
 int store_counts_each(store_txn *t, uint32_t binary, store_counts_fn fn,
 		      void *arg);
+
+/* store_counts_runs lists the runs of one (binary, label set, bucket):
+ * id, bytes and chunks, in run id order; FDO_ELIMIT (with cap listed)
+ * when there are more. */
+struct store_run_info {
+	uint64_t run, bytes, chunks;
+};
+struct store_totals_key;
+int store_counts_runs(store_txn *t, const struct store_totals_key *g,
+		      struct store_run_info *out, size_t cap, size_t *n);
 
 /* ------------------------------------------------------------- totals -- */
 /*
@@ -425,7 +523,8 @@ int store_totals_key_decode(const void *p, size_t len,
 struct store_totals {
 	wire_weight_t weight; /* sum of the entries' weights */
 	uint64_t samples;     /* sum of the entries' samples */
-	uint64_t entries;     /* counts entries (distinct stacks), >= 1 */
+	uint64_t entries;     /* run entries: distinct stacks once the
+				 bucket is one run; >= 1 */
 };
 void store_totals_encode(uint8_t out[STORE_TOTALS_VAL_SIZE],
 			 const struct store_totals *v);
@@ -453,6 +552,42 @@ int store_totals_each(store_txn *t, uint32_t binary, store_totals_fn fn,
  */
 int store_totals_add(store_txn *t, const struct store_totals_key *k,
 		     const struct store_totals *d, int sub);
+
+/*
+ * Compaction (storage/counts.c): store_counts_compact_plan picks runs of
+ * g to merge (job->nin 0: none): every run when the bucket is closed and
+ * has two or more, else the smallest when it has more than 8, leaving 4.
+ * store_counts_compact_step merges the next max_bytes of output in one
+ * write transaction of its own (store_write) and sets *done when the
+ * inputs are used up. Sums do not change; totals' entries shrink by the
+ * equal ids merged (store_totals_compacted).
+ */
+#define STORE_COMPACT_MAX_IN 64
+struct store_compact {
+	struct store_totals_key g;
+	uint64_t in[STORE_COMPACT_MAX_IN];
+	size_t nin;
+	uint64_t out;	    /* output run id (0: not yet taken) */
+	uint32_t out_chunk; /* its next chunk */
+	uint64_t steps, bytes, merged;
+};
+
+int store_counts_compact_plan(store *st, const struct store_totals_key *g,
+			      int closed, struct store_compact *job);
+int store_counts_compact_step(store *st, struct store_compact *job,
+			      size_t max_bytes, int *done);
+
+/*
+ * store_totals_compacted: compaction merged `fewer` run entries of k into
+ * others (the sums stay): the row's entries shrink by as many, and so does
+ * the copy in k's aggs run header when it was of this row
+ * (store_aggs_reseen), so the aggs rows stay. FDO_ECORRUPT (logged) when
+ * the row is missing or holds too few entries.
+ */
+int store_totals_compacted(store_txn *t, const struct store_totals_key *k,
+			   uint64_t fewer);
+int store_aggs_reseen(store_txn *t, const struct store_totals_key *k,
+		      uint64_t was, uint64_t now);
 
 /* -------------------------------------------------------------- aggs -- */
 /*

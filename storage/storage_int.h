@@ -108,6 +108,15 @@ int store_get_uvarint(const uint8_t *p, size_t len, size_t *at, uint64_t *v);
 int store_totals_build(store_txn *t, uint64_t *rows, uint64_t *entries);
 
 /*
+ * store_counts_upgrade_v5 converts the version 5 table counts (open as
+ * old: one entry per (binary, label set, bucket, stack)) into runs of
+ * table counts, one run per bucket, and drops it, in write transaction t
+ * (storage/counts.c). *groups and *entries: runs and entries written.
+ */
+int store_counts_upgrade_v5(store_txn *t, MDB_dbi old, uint64_t *groups,
+			    uint64_t *entries);
+
+/*
  * store_elf_same_slot_info is store_elf_same_slot for files already
  * inspected: ia and ib are what store_elf_inspect said of fd_a and fd_b,
  * so an upload compared with a stored slot is not parsed again

@@ -94,6 +94,34 @@ int store_totals_add(store_txn *t, const struct store_totals_key *k,
 	return store_put(t, STORE_TOTALS, key, sizeof key, val, sizeof val, 0);
 }
 
+int store_totals_compacted(store_txn *t, const struct store_totals_key *k,
+			   uint64_t fewer)
+{
+	uint8_t key[STORE_TOTALS_KEY_SIZE], val[STORE_TOTALS_VAL_SIZE];
+	store_totals_key_encode(key, k);
+	struct store_totals cur;
+	const void *v;
+	size_t vl;
+	int rc = store_get(t, STORE_TOTALS, key, sizeof key, &v, &vl);
+	if (rc && rc != FDO_ENOT_FOUND)
+		return rc;
+	if (rc || store_totals_decode(v, vl, &cur) || cur.entries <= fewer) {
+		fdo_error("store: %s: totals row (binary %u, label set %u, "
+			  "bucket %u) %s: the table no longer matches counts",
+			  t->s->dir, k->binary, k->labelset, k->bucket,
+			  rc ? "is missing" : "holds fewer entries than "
+					      "compaction merged");
+		return FDO_ECORRUPT;
+	}
+	/* Compaction changes no sum: the run's aggs rows still describe
+	 * it, and only their copy of the entries count follows. */
+	if ((rc = store_aggs_reseen(t, k, cur.entries, cur.entries - fewer)))
+		return rc;
+	cur.entries -= fewer;
+	store_totals_encode(val, &cur);
+	return store_put(t, STORE_TOTALS, key, sizeof key, val, sizeof val, 0);
+}
+
 /* Write one row built by store_totals_build (keys come in order). */
 static int put_row(store_cursor *c, const struct store_totals_key *k,
 		   const struct store_totals *v)
@@ -105,9 +133,10 @@ static int put_row(store_cursor *c, const struct store_totals_key *k,
 }
 
 /*
- * One pass over every counts entry, in key order, so each (binary, label
- * set, bucket) is one run of entries and becomes one row, written in key
- * order. What is read is the whole counts table; what is written is only
+ * One pass over every counts chunk, in key order, so each (binary, label
+ * set, bucket) is one range of runs and becomes one row, written in key
+ * order; its entries are the entries of its runs (distinct stacks once
+ * the bucket is one run, as an upgraded one is). What is read is the whole counts table; what is written is only
  * the rows (about 50 bytes each), so even a store of a year of hourly
  * buckets of many binaries writes a few hundred MiB at most, which LMDB
  * spills to disk as the transaction grows. Entries whose key or value does
@@ -137,10 +166,10 @@ int store_totals_build(store_txn *t, uint64_t *rows, uint64_t *entries)
 	int crc = store_cursor_seek(in, NULL, 0, &k, &kl, &v, &vl);
 	for (; crc == FDO_OK && !rc;
 	     crc = store_cursor_next(in, &k, &kl, &v, &vl)) {
-		struct store_counts_key ck;
-		struct store_weight w;
-		if (store_counts_key_decode(k, kl, &ck) ||
-		    store_weight_decode(v, vl, &w))
+		struct store_run_key ck;
+		struct store_totals cs;
+		if (store_run_key_decode(k, kl, &ck) ||
+		    store_chunk_sums(v, vl, &cs))
 			continue;
 		if (sum.entries &&
 		    (ck.binary != cur.binary || ck.labelset != cur.labelset ||
@@ -152,14 +181,14 @@ int store_totals_build(store_txn *t, uint64_t *rows, uint64_t *entries)
 		}
 		cur = (struct store_totals_key){ck.binary, ck.labelset,
 						ck.bucket};
-		if (wire_weight_add(&sum.weight, w.weight)) {
+		if (wire_weight_add(&sum.weight, cs.weight)) {
 			rc = FDO_ELIMIT;
 			break;
 		}
-		sum.samples += w.samples;
-		sum.entries++;
-		if (++*entries % (1u << 20) == 0 &&
-		    time(NULL) - last_log >= 10) {
+		sum.samples += cs.samples;
+		sum.entries += cs.entries;
+		*entries += cs.entries;
+		if (time(NULL) - last_log >= 10) {
 			last_log = time(NULL);
 			fdo_info("store: %s: computing totals: %llu counts "
 				 "entries read",

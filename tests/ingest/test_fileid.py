@@ -80,7 +80,7 @@ def test_version_3_store_gets_its_symbol_tree_indexed(tmp_path, otlp_pb):
         shutil.copy(hot, slot / name)
     with Daemon(data, extra=KEEP) as d:
         log = d.read_log()
-        assert "upgraded from version 3 to 5" in log, log
+        assert "upgraded from version 3 to 6" in log, log
         assert ("indexed 1 executables of the symbol store by their "
                 "OpenTelemetry file id") in log, log
         status, body = d.request("GET", "/v1/binaries")

@@ -67,8 +67,9 @@ def test_metrics_follow_what_happened(tmp_path):
                    if k.startswith("fdod_ack_latency_seconds_bucket")]
         assert buckets == sorted(buckets) and buckets[-1] == 3
         assert m["fdod_store_used_bytes"] > 0
-        # One stack and one count were stored (the duplicate added none).
+        # One stack and one count were stored (the duplicate added none):
+        # counts are runs (table countruns), this one a run of one chunk.
         assert m['fdod_store_entries{table="stacks"}'] == 1
-        assert m['fdod_store_entries{table="counts"}'] == 1
+        assert m['fdod_store_entries{table="countruns"}'] == 1
         assert m['fdod_store_entries{table="pending"}'] == 0
         assert m["fdod_dwarf_cache_misses_total"] >= 1

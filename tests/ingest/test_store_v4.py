@@ -91,7 +91,7 @@ def test_version_4_store_and_wal_answer_as_when_written(tmp_path):
         log = d.read_log()
         # Version 5 added table aggs, created empty; b2 was in the WAL
         # only.
-        assert "upgraded from version 4 to 5" in log, log
+        assert "upgraded from version 4 to 6" in log, log
         assert "replaying 1 logged batches" in log, log
         check_answers(d)
         check_resent_and_reopened(data, d)

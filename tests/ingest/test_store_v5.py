@@ -1,4 +1,4 @@
-"""A store of the current layout (version 5) opened by this fdod.
+"""A store of layout version 5 opened, and upgraded, by this fdod.
 
 tests/fixtures/store-v5 holds what fdod of layout version 5 kept on disk,
 made as tests/fixtures/store-v4 was (its README), with table aggs holding
@@ -6,6 +6,9 @@ the leaf and pair sums of b1's bucket (the llvm publish computed them);
 answers/ also holds an llvm profile, which reads those sums. A change of
 any stored layout that forgets a new STORE_VERSION (and a new fixture)
 makes this fdod answer differently, or refuse the store, and fails here.
+Version 6 keeps counts as sorted runs (storage/counts.c): opening converts
+each bucket's counts entries into one run, and the recorded answers
+(table aggs' llvm profile included: the conversion keeps it) still hold.
 The helpers are test_store_v4's.
 """
 import os
@@ -26,8 +29,9 @@ def test_version_5_store_and_wal_answer_as_when_written(tmp_path):
     with Daemon(data, extra=KEEP) as d:
         d.wait_pending_zero()
         log = d.read_log()
-        # Its version needs no upgrade; b2 was in the WAL only.
-        assert "upgraded" not in log, log
+        # Its counts become runs; b2 was in the WAL only.
+        assert ("upgraded from version 5 to 6: 2 counts entries into 1 "
+                "runs") in log, log
         assert "replaying 1 logged batches" in log, log
         assert metric(d, 'fdod_store_entries{table="aggs"}') > 0
         check_answers(d, FIXTURE, ANSWERS_V5)
@@ -38,4 +42,4 @@ def test_version_5_store_and_wal_answer_as_when_written(tmp_path):
         assert d.stop() == 0
         log = open(d.log_path).read()
         assert log.count("replaying") == 1, log
-        assert "upgraded" not in log, log
+        assert log.count("upgraded") == 1, log  # the first open only

@@ -17,6 +17,7 @@
 #include "aggregator/ingest_int.h"
 #include "schemas/pprof.pb-c.h"
 #include "tests/unit/test.h"
+#include "tests/unit/totals_scan.h"
 #include "tests/unit/prof_same.h"
 
 void *__real_malloc(size_t n);
@@ -468,14 +469,9 @@ static int put_profile_store(store_txn *t, void *arg)
 			struct store_counts_key ck = {bin, ls, bucket, 100 + i};
 			struct store_weight w = {
 				(wire_weight_t)(i + 1) * 1000 + bucket, i + 1};
-			uint8_t ckey[STORE_COUNTS_KEY_SIZE],
-				cval[STORE_WEIGHT_VAL_SIZE];
-			store_counts_key_encode(ckey, &ck);
-			store_weight_encode(cval, &w);
 			struct store_totals_key tk = {bin, ls, bucket};
 			struct store_totals d = {w.weight, w.samples, 1};
-			if ((rc = store_put(t, STORE_COUNTS, ckey, sizeof ckey,
-					    cval, sizeof cval, 0)) ||
+			if ((rc = put_count_entry(t, &ck, &w)) ||
 			    (rc = store_totals_add(t, &tk, &d, 0)))
 				return rc;
 		}
