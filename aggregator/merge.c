@@ -29,6 +29,7 @@
 #include "aggregator/idset.h"
 #include "aggregator/ingest_int.h"
 #include "aggregator/keysort.h"
+#include "aggregator/reduce.h"
 #include "common/buf.h"
 #include "common/common.h"
 #include "common/map.h"
@@ -104,6 +105,20 @@ struct merge {
 	struct prep **preps;
 	size_t n;
 	uint64_t now;
+	/* The fill of table aggs between merges (merge_fill_step): the run
+	 * being computed (fill_k, from totals row fill_seen), the memory it
+	 * holds (charged to FDO_MEM_BUILDS), where the scan of table totals
+	 * for runs without rows goes on, and when it starts over. */
+	struct red_fill *fill;
+	struct store_totals_key fill_k;
+	struct store_totals fill_seen;
+	size_t fill_mem;
+	uint8_t fill_pos[STORE_TOTALS_KEY_SIZE];
+	int fill_have_pos;
+	uint64_t fill_rescan; /* fdo_now_ns() */
+	uint32_t fill_width;  /* the buckets' */
+	uint64_t fill_bucket; /* the bucket of the last scan's start */
+	struct merge_fill_stats fill_stats;
 };
 
 int merge_create(size_t known, struct merge **out)
@@ -138,7 +153,168 @@ void merge_destroy(struct merge *m)
 	fdo_map64_fini(&m->full);
 	free(m->counts.tmp);
 	free(m->branches.tmp);
+	red_fill_free(m->fill);
+	fdo_mem_give(FDO_MEM_BUILDS, m->fill_mem);
 	free(m);
+}
+
+/* ------------------------------------------------- the fill of aggs -- */
+
+/* Rows of table totals looked at per step for a run without rows. */
+#define FILL_SCAN_ROWS 4096
+/* After a scan found nothing more to fill: the next one. */
+#define FILL_RESCAN_NS (60 * 1000000000ull)
+
+static void fill_drop(struct merge *m)
+{
+	red_fill_free(m->fill);
+	m->fill = NULL;
+	fdo_mem_give(FDO_MEM_BUILDS, m->fill_mem);
+	m->fill_mem = 0;
+}
+
+/* The next run over whose rows are missing or of another totals row:
+ * m->fill begun for it (or none found in this step's rows). */
+static int fill_find(struct merge *m, store_txn *t, uint32_t width,
+		     uint64_t now, uint64_t deadline)
+{
+	store_cursor *c;
+	int rc = store_cursor_open(t, STORE_TOTALS, &c);
+	if (rc)
+		return rc;
+	const void *kp, *vp;
+	size_t kl, vl;
+	int crc = m->fill_have_pos
+			  ? store_cursor_seek(c, m->fill_pos, sizeof m->fill_pos,
+					      &kp, &kl, &vp, &vl)
+			  : store_cursor_seek(c, NULL, 0, &kp, &kl, &vp, &vl);
+	if (crc == FDO_OK && m->fill_have_pos && kl == sizeof m->fill_pos &&
+	    !memcmp(kp, m->fill_pos, kl))
+		crc = store_cursor_next(c, &kp, &kl, &vp, &vl);
+	for (unsigned rows = 0; crc == FDO_OK && !rc; rows++) {
+		if (rows == FILL_SCAN_ROWS || fdo_now_ns() >= deadline)
+			break;
+		struct store_totals_key k;
+		struct store_totals v;
+		if (kl == sizeof m->fill_pos && !store_totals_key_decode(kp, kl, &k) &&
+		    !store_totals_decode(vp, vl, &v)) {
+			memcpy(m->fill_pos, kp, kl);
+			m->fill_have_pos = 1;
+			int have = (uint64_t)k.bucket + width <= now && v.entries
+					   ? store_aggs_have(t, &k, &v)
+					   : FDO_OK;
+			if (have == FDO_ENOT_FOUND || have == FDO_ECORRUPT) {
+				if (!(rc = red_fill_begin(&k, &m->fill))) {
+					m->fill_k = k;
+					m->fill_seen = v;
+				}
+				break;
+			}
+		}
+		crc = store_cursor_next(c, &kp, &kl, &vp, &vl);
+	}
+	store_cursor_close(c);
+	if (!rc && crc == FDO_ENOT_FOUND) {
+		/* Every row looked at: the next scan from the start, later. */
+		m->fill_have_pos = 0;
+		m->fill_rescan = fdo_now_ns() + FILL_RESCAN_NS;
+	}
+	return rc || crc == FDO_ENOT_FOUND ? rc : crc;
+}
+
+static int fill_put(store_txn *t, void *arg)
+{
+	struct store_aggs_run *run = arg;
+	int stale;
+	int rc = store_aggs_run_put(t, run, &stale);
+	return rc ? rc : stale ? FDO_ECORRUPT : FDO_OK;
+}
+
+int merge_fill_step(struct merge *m, store *st, uint32_t width, uint64_t now,
+		    uint64_t deadline)
+{
+	m->fill_width = width;
+	/* A bucket ended since the last scan began: a scan now. */
+	if (width && now / width != m->fill_bucket && !m->fill_have_pos)
+		m->fill_rescan = 0;
+	if (!m->fill && (fdo_now_ns() < m->fill_rescan ||
+			 fdo_mem_full(FDO_MEM_BUILDS)))
+		return 0;
+	if (!m->fill && !m->fill_have_pos && width)
+		m->fill_bucket = now / width;
+	store_txn *t;
+	if (store_txn_begin(st, 0, &t))
+		return 0;
+	int rc = FDO_OK, done = 0;
+	if (!m->fill) {
+		rc = fill_find(m, t, width, now, deadline);
+	} else {
+		/* Still the run it began with? (Counts that change between
+		 * steps change its totals row.) */
+		uint8_t key[STORE_TOTALS_KEY_SIZE];
+		store_totals_key_encode(key, &m->fill_k);
+		const void *v;
+		size_t vl;
+		struct store_totals now_row;
+		if (store_get(t, STORE_TOTALS, key, sizeof key, &v, &vl) ||
+		    store_totals_decode(v, vl, &now_row) ||
+		    now_row.weight != m->fill_seen.weight ||
+		    now_row.samples != m->fill_seen.samples ||
+		    now_row.entries != m->fill_seen.entries) {
+			m->fill_stats.stale++;
+			fill_drop(m);
+		} else {
+			rc = red_fill_step(m->fill, t, deadline, &done);
+		}
+	}
+	store_txn_abort(t);
+	if (m->fill && !rc) {
+		size_t b = red_fill_bytes(m->fill);
+		if (b > m->fill_mem)
+			fdo_mem_take(FDO_MEM_BUILDS, b - m->fill_mem);
+		else
+			fdo_mem_give(FDO_MEM_BUILDS, m->fill_mem - b);
+		m->fill_mem = b;
+		/* Over its part's cap: given up (a pull computes the run). */
+		if (!done && fdo_mem_full(FDO_MEM_BUILDS)) {
+			m->fill_stats.skipped++;
+			fill_drop(m);
+		}
+	}
+	if (m->fill && !rc && done) {
+		struct store_aggs_run run;
+		struct store_totals_key k = m->fill_k;
+		rc = red_fill_encode(m->fill, &m->fill_seen, &run);
+		fill_drop(m);
+		m->fill_k = k;
+		if (!rc)
+			rc = store_write_derived(st, fill_put, &run);
+		store_aggs_run_fini(&run);
+		if (rc == FDO_ECORRUPT) {
+			m->fill_stats.stale++;
+			rc = FDO_OK;
+		} else if (!rc) {
+			m->fill_stats.runs++;
+			fdo_debug("ingest: leaf and pair sums of binary %u, "
+				  "label set %u, bucket %u stored",
+				  m->fill_k.binary, m->fill_k.labelset,
+				  m->fill_k.bucket);
+		}
+	}
+	if (rc) {
+		/* This run is left to the pulls (too large, out of memory or
+		 * the store failing); the scan goes on after it. */
+		m->fill_stats.failed++;
+		fdo_debug("ingest: computing the leaf and pair sums of a "
+			  "bucket: %s", fdo_strerror(rc));
+		fill_drop(m);
+	}
+	return m->fill || m->fill_have_pos;
+}
+
+void merge_fill_stats(const struct merge *m, struct merge_fill_stats *s)
+{
+	*s = m->fill_stats;
 }
 
 static int note_pending(struct merge *m, uint32_t id)
@@ -605,6 +781,12 @@ int merge_apply(struct merge *m, store *st, struct prep **preps, size_t n,
 		idset_add(&m->known_addrs, m->new_addrs.v[i]);
 	*pending = m->pending;
 	*npending = m->npending;
+	/* Counts of a bucket that is over changed (a late batch): its rows
+	 * went with them, so the fill looks again at once. */
+	for (size_t i = 0; i < m->totals.n && m->fill_rescan; i++)
+		if (!m->fill_width ||
+		    (uint64_t)m->totals.v[i].k.bucket + m->fill_width <= now)
+			m->fill_rescan = 0;
 	fdo_mem_set(FDO_MEM_MERGE, entries_bytes(&m->counts) +
 					   entries_bytes(&m->branches) +
 					   entries_bytes(&m->stack_cands) +
