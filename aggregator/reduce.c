@@ -7,13 +7,19 @@
  *
  * Workload: a pull of a 7-day window of hourly buckets reads ~170 runs
  * per label set. A run that is stored costs its records (thousands for a
- * real program's call graph), not its stacks (up to millions, each a
- * lookup in table stacks and one map update per frame): only the open
- * bucket, runs that changed since, and runs too large to store
- * (STORE_AGGS_RUN_MAX, or past the pull's write budget) are read from the
- * stacks. Memory: the profile's distinct frames, leaves and pairs, plus
- * one run's sums while it is computed, plus the encoded runs kept to
- * store (write_budget).
+ * real program's call graph, a million on the bench's store), not its
+ * stacks (up to millions, each a lookup in table stacks and one map
+ * update per frame): only the open bucket and runs whose rows are
+ * missing or stale (the merger fills those of buckets that are over
+ * between merges: aggregator/merge.c) are read from the stacks, summed
+ * and encoded as rows in memory. Every run's rows are sorted by frame,
+ * so red_finish merges them with a heap of partitions (ties in the order
+ * added, which is the order each key's doubles are summed in) and the
+ * profile's leaves and pairs come out in frame order, the order the
+ * profile's locations are numbered in: no map of pairs, no sort, one
+ * lookup per record in the small map of distinct callers. Memory: the
+ * rows' pages (the table's map), the runs computed here (encoded, ~10
+ * bytes a record), the merged leaves (40 bytes) and pairs (16).
  *
  * Why sums per run first: a stored run can only hold integers (the
  * weights' exact sums: the decay and the selector's factor depend on the
@@ -588,6 +594,7 @@ int red_run(struct reducer *r, const struct store_totals_key *k,
 	struct store_aggs_run *run = &r->mem[r->nmem];
 	struct rrun rr = {0};
 	store_aggs_run_init(run, k, seen);
+	run->max = SIZE_MAX; /* read from memory: stored only if it fits */
 	int rc = compute_run(r, k, &rr);
 	if (!rc)
 		rc = encode_run(r, &rr, run);
@@ -602,6 +609,7 @@ int red_run(struct reducer *r, const struct store_totals_key *k,
 	/* Over: stored after the build when the budget has room (else a
 	 * later pull, or the merger's fill, stores it). */
 	r->store[r->nmem] = over && !r->full_scan &&
+			    run->len <= STORE_AGGS_RUN_MAX &&
 			    r->keep_bytes + run->len <= r->write_budget;
 	if (r->store[r->nmem])
 		r->keep_bytes += run->len;
@@ -857,6 +865,24 @@ int red_finish(struct reducer *r,
 	uint32_t *h = malloc((n ? n : 1) * sizeof *h);
 	struct merged m = {0};
 	int rc = s && h ? FDO_OK : FDO_ENOMEM;
+	/* Room for the merged leaves and pairs at once, so that they never
+	 * move while they grow: the most of one partition's, twice (keys
+	 * recur across runs; more grows as usual), at most their sum. */
+	uint64_t sl = 0, sp = 0, ml = 0, mp = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct store_aggs_part *pt = &r->lay.srcs[i].part;
+		sl += pt->nleaves;
+		sp += pt->npairs;
+		ml = pt->nleaves > ml ? pt->nleaves : ml;
+		mp = pt->npairs > mp ? pt->npairs : mp;
+	}
+	ml = 2 * ml < sl ? 2 * ml : sl;
+	mp = 2 * mp < sp ? 2 * mp : sp;
+	if (!rc && ml && ml < UINT32_MAX &&
+	    (fdo_grow(m.pl, m.cap_pl, ml) || fdo_grow(m.lf, m.cap_lf, ml)))
+		rc = FDO_ENOMEM;
+	if (!rc && mp && mp < UINT32_MAX && fdo_grow(m.pp, m.cap_pp, mp))
+		rc = FDO_ENOMEM;
 	for (size_t i = 0; i < n && !rc; i++) {
 		store_aggs_iter_init(&s[i].it, &r->lay, i);
 		s[i].samples = 0;

@@ -69,9 +69,9 @@ struct reducer {
 /*
  * red_run adds run k (its totals row: seen) with the run's decay and
  * selector factor: its rows from table aggs, or its stacks summed and
- * encoded as rows. Returns FDO_OK, FDO_ENOMEM, FDO_ELIMIT (a run computed
- * from its stacks whose rows would pass STORE_AGGS_RUN_MAX) or a store
- * error.
+ * encoded as rows (kept in memory until red_fini; stored by red_store
+ * when over, within write_budget and STORE_AGGS_RUN_MAX). Returns
+ * FDO_OK, FDO_ENOMEM or a store error.
  */
 int red_run(struct reducer *r, const struct store_totals_key *k,
 	    const struct store_totals *seen, double decay, double factor);

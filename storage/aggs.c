@@ -83,7 +83,7 @@ static size_t row_open(struct store_aggs_run *r, uint32_t bid, uint32_t chunk,
 		       size_t vlen)
 {
 	size_t need = r->len + ROW_PREFIX + vlen;
-	if (need > STORE_AGGS_RUN_MAX) {
+	if (need > (r->max ? r->max : STORE_AGGS_RUN_MAX)) {
 		r->err = FDO_ELIMIT;
 		return SIZE_MAX;
 	}
@@ -141,7 +141,7 @@ static int chunk_room(struct store_aggs_run *r, uint8_t kind)
 		r->buf = nb;
 		r->cap = cap;
 	}
-	if (r->len + CHUNK_MAX > STORE_AGGS_RUN_MAX)
+	if (r->len + CHUNK_MAX > (r->max ? r->max : STORE_AGGS_RUN_MAX))
 		return r->err = FDO_ELIMIT;
 	r->buf[at + ROW_PREFIX] = kind;
 	r->chunk_at = at;
@@ -370,12 +370,23 @@ static int same_run(const struct rows *rs, const struct store_totals_key *k)
 	       rs->k.labelset == k->labelset && rs->k.bucket == k->bucket;
 }
 
+/* store_get_uvarint (storage/codec.c), inlined: the decoder's inner
+ * loop reads millions of them per pull; a one-byte value first. */
+static inline int get_uv(const uint8_t *p, size_t len, size_t *at,
+			 uint64_t *v)
+{
+	if (*at < len && p[*at] < 0x80) {
+		*v = p[(*at)++];
+		return 1;
+	}
+	return store_get_uvarint(p, len, at, v);
+}
+
 static int get_frame_step(const uint8_t *p, size_t len, size_t *at,
 			  const struct store_frame *base, struct store_frame *f)
 {
 	uint64_t db, off;
-	if (!store_get_uvarint(p, len, at, &db) ||
-	    !store_get_uvarint(p, len, at, &off) ||
+	if (!get_uv(p, len, at, &db) || !get_uv(p, len, at, &off) ||
 	    db > UINT32_MAX - base->build_id)
 		return 0;
 	f->build_id = base->build_id + (uint32_t)db;
@@ -393,8 +404,7 @@ static int get_weight_varints(const uint8_t *p, size_t len, size_t *at,
 			      wire_weight_t *w)
 {
 	uint64_t hi, lo;
-	if (!store_get_uvarint(p, len, at, &hi) ||
-	    !store_get_uvarint(p, len, at, &lo))
+	if (!get_uv(p, len, at, &hi) || !get_uv(p, len, at, &lo))
 		return 0;
 	*w = (wire_weight_t)hi << 64 | lo;
 	return 1;
@@ -427,10 +437,10 @@ static int decode_chunk(const uint8_t *p, size_t len, struct part_state *ps,
 		if (p[0] == KIND_LEAVES) {
 			uint64_t d, samples;
 			if (ps->pairs || ps->leaves >= hdr->nleaves ||
-			    !store_get_uvarint(p, len, &at, &d) ||
+			    !get_uv(p, len, &at, &d) ||
 			    d > UINT64_MAX - base_leaf ||
 			    !get_weight_varints(p, len, &at, &w) ||
-			    !store_get_uvarint(p, len, &at, &samples))
+			    !get_uv(p, len, &at, &samples))
 				return FDO_ECORRUPT;
 			struct store_frame f = {ps->bid, base_leaf + d};
 			if (ps->leaves && f.offset <= ps->last_leaf)
@@ -786,6 +796,8 @@ int store_aggs_run_put(store_txn *t, const struct store_aggs_run *r, int *stale)
 	*stale = 1;
 	if (r->err || !r->len)
 		return r->err ? r->err : FDO_EINVAL;
+	if (r->len > STORE_AGGS_RUN_MAX)
+		return FDO_ELIMIT;
 	uint8_t key[STORE_TOTALS_KEY_SIZE];
 	store_totals_key_encode(key, &r->k);
 	const void *v;

@@ -513,6 +513,9 @@ struct store_aggs_run {
 	struct store_frame base_callee, base_caller; /* the chunk's deltas */
 	uint64_t last_leaf, base_leaf;
 	int err; /* first error; every later call returns it */
+	size_t max; /* bytes of rows at most (0: STORE_AGGS_RUN_MAX); a
+		       reader may take a larger run from memory, the table
+		       never (store_aggs_run_put: FDO_ELIMIT) */
 };
 
 /*
