@@ -510,7 +510,8 @@ static void *merger_main(void *arg)
 			pthread_cond_timedwait(&ing->merge_cv, &ing->mu, &ts);
 			if (!ing->mhead && !ing->writer_done) {
 				pthread_mutex_unlock(&ing->mu);
-				if (fdo_now_ns() - last_sweep >= 1000000000ull) {
+				if (fdo_now_ns() - last_sweep >=
+				    1000000000ull) {
 					ingest_sweep(ing);
 					ingest_expire(ing);
 					growth_recheck(ing);

@@ -185,8 +185,9 @@ static int fill_find(struct merge *m, store_txn *t, uint32_t width,
 	const void *kp, *vp;
 	size_t kl, vl;
 	int crc = m->fill_have_pos
-			  ? store_cursor_seek(c, m->fill_pos, sizeof m->fill_pos,
-					      &kp, &kl, &vp, &vl)
+			  ? store_cursor_seek(c, m->fill_pos,
+					      sizeof m->fill_pos, &kp, &kl, &vp,
+					      &vl)
 			  : store_cursor_seek(c, NULL, 0, &kp, &kl, &vp, &vl);
 	if (crc == FDO_OK && m->fill_have_pos && kl == sizeof m->fill_pos &&
 	    !memcmp(kp, m->fill_pos, kl))
@@ -196,11 +197,13 @@ static int fill_find(struct merge *m, store_txn *t, uint32_t width,
 			break;
 		struct store_totals_key k;
 		struct store_totals v;
-		if (kl == sizeof m->fill_pos && !store_totals_key_decode(kp, kl, &k) &&
+		if (kl == sizeof m->fill_pos &&
+		    !store_totals_key_decode(kp, kl, &k) &&
 		    !store_totals_decode(vp, vl, &v)) {
 			memcpy(m->fill_pos, kp, kl);
 			m->fill_have_pos = 1;
-			int have = (uint64_t)k.bucket + width <= now && v.entries
+			int over = (uint64_t)k.bucket + width <= now;
+			int have = over && v.entries
 					   ? store_aggs_have(t, &k, &v)
 					   : FDO_OK;
 			if (have == FDO_ENOT_FOUND || have == FDO_ECORRUPT) {
@@ -237,8 +240,8 @@ int merge_fill_step(struct merge *m, store *st, uint32_t width, uint64_t now,
 	/* A bucket ended since the last scan began: a scan now. */
 	if (width && now / width != m->fill_bucket && !m->fill_have_pos)
 		m->fill_rescan = 0;
-	if (!m->fill && (fdo_now_ns() < m->fill_rescan ||
-			 fdo_mem_full(FDO_MEM_BUILDS)))
+	if (!m->fill &&
+	    (fdo_now_ns() < m->fill_rescan || fdo_mem_full(FDO_MEM_BUILDS)))
 		return 0;
 	if (!m->fill && !m->fill_have_pos && width)
 		m->fill_bucket = now / width;
@@ -306,7 +309,8 @@ int merge_fill_step(struct merge *m, store *st, uint32_t width, uint64_t now,
 		 * the store failing); the scan goes on after it. */
 		m->fill_stats.failed++;
 		fdo_debug("ingest: computing the leaf and pair sums of a "
-			  "bucket: %s", fdo_strerror(rc));
+			  "bucket: %s",
+			  fdo_strerror(rc));
 		fill_drop(m);
 	}
 	return m->fill || m->fill_have_pos;

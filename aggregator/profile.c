@@ -226,8 +226,8 @@ static int loc_index(struct builder *b, const struct store_frame *f,
 	if (b->distinct)
 		v = (uint32_t)p->nlocs;
 	else
-		rc = fdo_map128_put(&b->locs_by_addr, k, (uint32_t)p->nlocs,
-				    &v, &found);
+		rc = fdo_map128_put(&b->locs_by_addr, k, (uint32_t)p->nlocs, &v,
+				    &found);
 	if (rc)
 		return rc;
 	*out = v;

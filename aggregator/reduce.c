@@ -452,10 +452,12 @@ static int encode_run(struct reducer *r, struct rrun *rr,
 			rc = store_aggs_run_leaf(run, r->frames[l->g].offset,
 						 w_get(&l->w), l->samples);
 		}
-		for (size_t j = 0; j < pt->npairs && !rc; j++)
-			a[j] = (struct kv){(uint64_t)rank[pt->pairs[j].ce] << 32 |
-						   rank[pt->pairs[j].cr],
-					   (uint32_t)j};
+		for (size_t j = 0; j < pt->npairs && !rc; j++) {
+			const struct rpair *q = &pt->pairs[j];
+			uint64_t key = (uint64_t)rank[q->ce] << 32 |
+				       rank[q->cr];
+			a[j] = (struct kv){key, (uint32_t)j};
+		}
 		if (!rc)
 			rc = kv_sort(a, pt->npairs);
 		for (size_t j = 0; j < pt->npairs && !rc; j++) {
@@ -685,10 +687,10 @@ static int caller_id(struct merged *m, const struct store_frame *f,
 	uint32_t key[4] = {f->build_id, (uint32_t)(f->offset >> 32),
 			   (uint32_t)f->offset, 0};
 	int found;
-	int rc = fk ? fdo_map64_put(&m->rmap64, fk, (uint32_t)m->nrf, id,
-				    &found)
-		    : fdo_map128_put(&m->rmap, key, (uint32_t)m->nrf, id,
-				     &found);
+	int rc =
+		fk ? fdo_map64_put(&m->rmap64, fk, (uint32_t)m->nrf, id, &found)
+		   : fdo_map128_put(&m->rmap, key, (uint32_t)m->nrf, id,
+				    &found);
 	if (rc || found)
 		return rc;
 	if (m->nrf >= UINT32_MAX - 1 || fdo_grow(m->rf, m->cap_rf, m->nrf + 1))
@@ -729,8 +731,8 @@ static int merge(struct reducer *r, struct strm *s, uint32_t *h, int pairs,
 			if ((rc = fdo_grow(m->pl, m->cap_pl, m->nl + 1)) ||
 			    (rc = fdo_grow(m->lf, m->cap_lf, m->nl + 1)))
 				break;
-			m->pl[m->nl] = (struct prof_leaf){(uint32_t)m->nl, c,
-							  samples};
+			m->pl[m->nl] =
+				(struct prof_leaf){(uint32_t)m->nl, c, samples};
 			m->lf[m->nl++] = a;
 			continue;
 		}

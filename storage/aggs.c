@@ -372,8 +372,7 @@ static int same_run(const struct rows *rs, const struct store_totals_key *k)
 
 /* store_get_uvarint (storage/codec.c), inlined: the decoder's inner
  * loop reads millions of them per pull; a one-byte value first. */
-static inline int get_uv(const uint8_t *p, size_t len, size_t *at,
-			 uint64_t *v)
+static inline int get_uv(const uint8_t *p, size_t len, size_t *at, uint64_t *v)
 {
 	if (*at < len && p[*at] < 0x80) {
 		*v = p[(*at)++];
@@ -503,8 +502,8 @@ static int decode_part(struct rows *rs, const struct store_totals_key *k,
 	if (lay) {
 		if (fdo_grow(lay->srcs, lay->cap_srcs, lay->nsrcs + 1))
 			return FDO_ENOMEM;
-		lay->srcs[lay->nsrcs++] = (struct store_aggs_src){
-			part, lay->nchunks, nchunks};
+		lay->srcs[lay->nsrcs++] =
+			(struct store_aggs_src){part, lay->nchunks, nchunks};
 	}
 	for (uint32_t c = 1; c <= nchunks; c++) {
 		if ((rc = rows_next(rs)))
@@ -628,8 +627,8 @@ int store_aggs_layout_add(store_txn *t, const struct store_totals_key *k,
 	return rc;
 }
 
-int store_aggs_run_layout_add(const struct store_aggs_run *r,
-			      uint32_t leaf_bid, struct store_aggs_layout *l)
+int store_aggs_run_layout_add(const struct store_aggs_run *r, uint32_t leaf_bid,
+			      struct store_aggs_layout *l)
 {
 	if (r->err)
 		return r->err;
@@ -641,9 +640,9 @@ int store_aggs_have(store_txn *t, const struct store_totals_key *k,
 		    const struct store_totals *now)
 {
 	uint8_t key[STORE_AGGS_KEY_SIZE];
-	store_aggs_key_encode(key, &(struct store_aggs_key){k->binary,
-							     k->labelset,
-							     k->bucket, 0, 0});
+	store_aggs_key_encode(key,
+			      &(struct store_aggs_key){k->binary, k->labelset,
+						       k->bucket, 0, 0});
 	const void *v;
 	size_t vl;
 	int rc = store_get(t, STORE_AGGS, key, sizeof key, &v, &vl);
@@ -743,9 +742,8 @@ static inline void frame_step(const uint8_t *p, size_t *at,
 	f->offset = db ? off : base->offset + off;
 }
 
-int store_aggs_iter_pair(struct store_aggs_iter *it,
-			 struct store_frame *callee, struct store_frame *caller,
-			 wire_weight_t *weight)
+int store_aggs_iter_pair(struct store_aggs_iter *it, struct store_frame *callee,
+			 struct store_frame *caller, wire_weight_t *weight)
 {
 	if (!iter_room(it, KIND_PAIRS))
 		return 0;

@@ -512,7 +512,7 @@ struct store_aggs_run {
 	struct store_frame last_callee, last_caller; /* ordering */
 	struct store_frame base_callee, base_caller; /* the chunk's deltas */
 	uint64_t last_leaf, base_leaf;
-	int err; /* first error; every later call returns it */
+	int err;    /* first error; every later call returns it */
 	size_t max; /* bytes of rows at most (0: STORE_AGGS_RUN_MAX); a
 		       reader may take a larger run from memory, the table
 		       never (store_aggs_run_put: FDO_ELIMIT) */
@@ -598,8 +598,8 @@ struct store_aggs_layout {
 int store_aggs_layout_add(store_txn *t, const struct store_totals_key *k,
 			  const struct store_totals *now, uint32_t leaf_bid,
 			  struct store_aggs_layout *l);
-int store_aggs_run_layout_add(const struct store_aggs_run *r,
-			      uint32_t leaf_bid, struct store_aggs_layout *l);
+int store_aggs_run_layout_add(const struct store_aggs_run *r, uint32_t leaf_bid,
+			      struct store_aggs_layout *l);
 void store_aggs_layout_fini(struct store_aggs_layout *l);
 /* store_aggs_have: does run k have rows computed from totals row now?
  * FDO_OK (its header row says so; the rest is checked when read),
@@ -622,9 +622,8 @@ void store_aggs_iter_init(struct store_aggs_iter *it,
 			  const struct store_aggs_layout *l, size_t src);
 int store_aggs_iter_leaf(struct store_aggs_iter *it, struct store_frame *f,
 			 wire_weight_t *weight, uint64_t *samples);
-int store_aggs_iter_pair(struct store_aggs_iter *it,
-			 struct store_frame *callee, struct store_frame *caller,
-			 wire_weight_t *weight);
+int store_aggs_iter_pair(struct store_aggs_iter *it, struct store_frame *callee,
+			 struct store_frame *caller, wire_weight_t *weight);
 
 /*
  * store_aggs_run_put writes r (finished) in write transaction t, in place
