@@ -96,14 +96,16 @@ void merge_growth(const struct merge *m, struct merge_growth *g);
  * and writes its rows (store_write_derived) once all are read. A run
  * whose counts change meanwhile is dropped; a pull never waits for it
  * (it computes what is missing itself). Its memory is charged to
- * FDO_MEM_BUILDS, and no step runs while that part is full. Returns
+ * FDO_MEM_BUILDS, of which it takes at most half (pulls are refused while
+ * that part is full); a run that needs more, or fails, is given up until
+ * its totals row changes. Returns
  * nonzero while there is more to do (call again soon), 0 when every run
  * over has its rows (the next scan is a minute later). Merger thread.
  */
 struct merge_fill_stats {
 	uint64_t runs;	  /* computed and stored */
 	uint64_t stale;	  /* dropped: the counts changed meanwhile */
-	uint64_t skipped; /* given up: FDO_MEM_BUILDS full */
+	uint64_t skipped; /* given up: past half of FDO_MEM_BUILDS */
 	uint64_t failed;  /* given up: an error */
 };
 int merge_fill_step(struct merge *m, store *st, uint32_t width, uint64_t now,

@@ -117,6 +117,13 @@ struct merge {
 	int fill_have_pos;
 	uint64_t fill_rescan; /* fdo_now_ns() */
 	uint32_t fill_width;  /* the buckets' */
+	/* runs given up (too large for the fill's memory, or failing), with
+	 * the totals row they had: not begun again until it changes */
+	struct fill_skip {
+		struct store_totals_key k;
+		struct store_totals seen;
+	} *fill_skip;
+	size_t nfill_skip, cap_fill_skip;
 	uint64_t fill_bucket; /* the bucket of the last scan's start */
 	struct merge_fill_stats fill_stats;
 };
@@ -155,6 +162,7 @@ void merge_destroy(struct merge *m)
 	free(m->branches.tmp);
 	red_fill_free(m->fill);
 	fdo_mem_give(FDO_MEM_BUILDS, m->fill_mem);
+	free(m->fill_skip);
 	free(m);
 }
 
@@ -164,6 +172,48 @@ void merge_destroy(struct merge *m)
 #define FILL_SCAN_ROWS 4096
 /* After a scan found nothing more to fill: the next one. */
 #define FILL_RESCAN_NS (60 * 1000000000ull)
+/* Runs given up that are remembered (the oldest forgotten first). */
+#define FILL_SKIP_MAX 1024
+
+/* The fill holds at most half the builds part (pulls are refused when
+ * it is full: server/profiles.c); no cap, no limit. */
+static uint64_t fill_limit(void)
+{
+	uint64_t cap = fdo_mem_cap(FDO_MEM_BUILDS);
+	return cap ? cap / 2 : UINT64_MAX;
+}
+
+static int same_totals(const struct store_totals *a,
+		       const struct store_totals *b)
+{
+	return a->weight == b->weight && a->samples == b->samples &&
+	       a->entries == b->entries;
+}
+
+static int fill_skipped(const struct merge *m, const struct store_totals_key *k,
+			const struct store_totals *v)
+{
+	for (size_t i = 0; i < m->nfill_skip; i++) {
+		const struct fill_skip *x = &m->fill_skip[i];
+		if (x->k.binary == k->binary && x->k.labelset == k->labelset &&
+		    x->k.bucket == k->bucket && same_totals(&x->seen, v))
+			return 1;
+	}
+	return 0;
+}
+
+/* The run being filled, given up until its totals row changes. */
+static void fill_skip(struct merge *m)
+{
+	if (m->nfill_skip == FILL_SKIP_MAX) {
+		memmove(m->fill_skip, m->fill_skip + 1,
+			(FILL_SKIP_MAX - 1) * sizeof *m->fill_skip);
+		m->nfill_skip--;
+	}
+	if (!fdo_grow(m->fill_skip, m->cap_fill_skip, m->nfill_skip + 1))
+		m->fill_skip[m->nfill_skip++] =
+			(struct fill_skip){m->fill_k, m->fill_seen};
+}
 
 static void fill_drop(struct merge *m)
 {
@@ -206,7 +256,8 @@ static int fill_find(struct merge *m, store_txn *t, uint32_t width,
 			int have = over && v.entries
 					   ? store_aggs_have(t, &k, &v)
 					   : FDO_OK;
-			if (have == FDO_ENOT_FOUND || have == FDO_ECORRUPT) {
+			if ((have == FDO_ENOT_FOUND || have == FDO_ECORRUPT) &&
+			    !fill_skipped(m, &k, &v)) {
 				if (!(rc = red_fill_begin(&k, &m->fill))) {
 					m->fill_k = k;
 					m->fill_seen = v;
@@ -240,8 +291,8 @@ int merge_fill_step(struct merge *m, store *st, uint32_t width, uint64_t now,
 	/* A bucket ended since the last scan began: a scan now. */
 	if (width && now / width != m->fill_bucket && !m->fill_have_pos)
 		m->fill_rescan = 0;
-	if (!m->fill &&
-	    (fdo_now_ns() < m->fill_rescan || fdo_mem_full(FDO_MEM_BUILDS)))
+	if (!m->fill && (fdo_now_ns() < m->fill_rescan ||
+			 fdo_mem_used(FDO_MEM_BUILDS) >= fill_limit()))
 		return 0;
 	if (!m->fill && !m->fill_have_pos && width)
 		m->fill_bucket = now / width;
@@ -273,16 +324,21 @@ int merge_fill_step(struct merge *m, store *st, uint32_t width, uint64_t now,
 	store_txn_abort(t);
 	if (m->fill && !rc) {
 		size_t b = red_fill_bytes(m->fill);
-		if (b > m->fill_mem)
-			fdo_mem_take(FDO_MEM_BUILDS, b - m->fill_mem);
-		else
-			fdo_mem_give(FDO_MEM_BUILDS, m->fill_mem - b);
-		m->fill_mem = b;
-		/* Over its part's cap: given up (a pull computes the run). */
-		if (!done && fdo_mem_full(FDO_MEM_BUILDS)) {
+		uint64_t others = fdo_mem_used(FDO_MEM_BUILDS) - m->fill_mem;
+		if (others + b > fill_limit()) {
+			/* Past its share of the builds part: given up (a pull
+			 * computes the run) until the run changes. */
 			m->fill_stats.skipped++;
+			fill_skip(m);
 			fill_drop(m);
+			done = 0;
+		} else if (b > m->fill_mem) {
+			fdo_mem_take(FDO_MEM_BUILDS, b - m->fill_mem);
+		} else {
+			fdo_mem_give(FDO_MEM_BUILDS, m->fill_mem - b);
 		}
+		if (m->fill)
+			m->fill_mem = b;
 	}
 	if (m->fill && !rc && done) {
 		struct store_aggs_run run;
@@ -311,6 +367,7 @@ int merge_fill_step(struct merge *m, store *st, uint32_t width, uint64_t now,
 		fdo_debug("ingest: computing the leaf and pair sums of a "
 			  "bucket: %s",
 			  fdo_strerror(rc));
+		fill_skip(m);
 		fill_drop(m);
 	}
 	return m->fill || m->fill_have_pos;
