@@ -89,7 +89,8 @@ void merge_growth(const struct merge *m, struct merge_growth *g);
 /*
  * merge_fill_step: one bounded step of the fill of table aggs, for the
  * merger's time between merges: finds a run (binary, label set, bucket)
- * whose bucket (width seconds) ended by now (unix seconds) and that has
+ * whose bucket (width seconds) ended a minute before now (unix seconds)
+ * or earlier and that has
  * no rows there (or rows of another totals row), sums its stacks a step
  * at a time (aggregator/reduce.c: red_fill_*), each step in a read
  * transaction of its own and ending once deadline (fdo_now_ns) passes,

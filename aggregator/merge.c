@@ -117,6 +117,9 @@ struct merge {
 	int fill_have_pos;
 	uint64_t fill_rescan; /* fdo_now_ns() */
 	uint32_t fill_width;  /* the buckets' */
+	uint64_t fill_calm;   /* fdo_now_ns() before which merges into
+				 buckets that are over start no scan: a run
+				 went stale under the fill lately */
 	/* runs given up (too large for the fill's memory, or failing), with
 	 * the totals row they had: not begun again until it changes */
 	struct fill_skip {
@@ -172,6 +175,9 @@ void merge_destroy(struct merge *m)
 #define FILL_SCAN_ROWS 4096
 /* After a scan found nothing more to fill: the next one. */
 #define FILL_RESCAN_NS (60 * 1000000000ull)
+/* A bucket is filled once it ended this long ago (late batches of the
+ * hour that just ended arrive in its first minute). */
+#define FILL_SETTLE_S 60
 /* Runs given up that are remembered (the oldest forgotten first). */
 #define FILL_SKIP_MAX 1024
 
@@ -252,7 +258,8 @@ static int fill_find(struct merge *m, store_txn *t, uint32_t width,
 		    !store_totals_decode(vp, vl, &v)) {
 			memcpy(m->fill_pos, kp, kl);
 			m->fill_have_pos = 1;
-			int over = (uint64_t)k.bucket + width <= now;
+			int over = (uint64_t)k.bucket + width + FILL_SETTLE_S <=
+				   now;
 			int have = over && v.entries
 					   ? store_aggs_have(t, &k, &v)
 					   : FDO_OK;
@@ -316,6 +323,7 @@ int merge_fill_step(struct merge *m, store *st, uint32_t width, uint64_t now,
 		    now_row.samples != m->fill_seen.samples ||
 		    now_row.entries != m->fill_seen.entries) {
 			m->fill_stats.stale++;
+			m->fill_calm = fdo_now_ns() + FILL_RESCAN_NS;
 			fill_drop(m);
 		} else {
 			rc = red_fill_step(m->fill, t, deadline, &done);
@@ -351,6 +359,7 @@ int merge_fill_step(struct merge *m, store *st, uint32_t width, uint64_t now,
 		store_aggs_run_fini(&run);
 		if (rc == FDO_ECORRUPT) {
 			m->fill_stats.stale++;
+			m->fill_calm = fdo_now_ns() + FILL_RESCAN_NS;
 			rc = FDO_OK;
 		} else if (!rc) {
 			m->fill_stats.runs++;
@@ -843,8 +852,11 @@ int merge_apply(struct merge *m, store *st, struct prep **preps, size_t n,
 	*pending = m->pending;
 	*npending = m->npending;
 	/* Counts of a bucket that is over changed (a late batch): its rows
-	 * went with them, so the fill looks again at once. */
-	for (size_t i = 0; i < m->totals.n && m->fill_rescan; i++)
+	 * went with them, so the fill looks again at once (unless a run
+	 * went stale under it lately: late batches still come). */
+	for (size_t i = 0;
+	     i < m->totals.n && m->fill_rescan && fdo_now_ns() >= m->fill_calm;
+	     i++)
 		if (!m->fill_width ||
 		    (uint64_t)m->totals.v[i].k.bucket + m->fill_width <= now)
 			m->fill_rescan = 0;
