@@ -40,9 +40,10 @@
  * bucket, read after the stacks (read_branches).
  * reduced (the llvm, gcc and bolt formats): no stack is kept; each run's
  * exact leaf and caller->callee pair sums come from table aggs when its
- * bucket is over and they are stored, else from its stacks, and are added
- * run by run (aggregator/reduce.c), so a pull of buckets that are over
- * reads thousands of records, not millions of stacks. The result equals
+ * bucket is over and they are stored (by an earlier pull or the merger's
+ * fill), else from its stacks, and the runs' sorted rows are merged
+ * (aggregator/reduce.c), so a pull of buckets that are over reads their
+ * records, not millions of stacks. The result equals
  * q->full_scan's (every run from its stacks) to the bit; against
  * prof_reduce of the full build the same sums run in another order (per
  * run first), which rounds differently (docs/scale.md).
