@@ -97,16 +97,17 @@ void merge_growth(const struct merge *m, struct merge_growth *g);
  * and writes its rows (store_write_derived) once all are read. A run
  * whose counts change meanwhile is dropped; a pull never waits for it
  * (it computes what is missing itself). Its memory is charged to
- * FDO_MEM_BUILDS, of which it takes at most half (pulls are refused while
- * that part is full); a run that needs more, or fails, is given up until
- * its totals row changes. Returns
+ * FDO_MEM_BUILDS: it begins a run only while that part holds nothing
+ * (pulls first), and gives up a run that would take it past its cap (a
+ * pull is refused while it is full), or fails, until the run's totals
+ * row changes. Returns
  * nonzero while there is more to do (call again soon), 0 when every run
  * over has its rows (the next scan is a minute later). Merger thread.
  */
 struct merge_fill_stats {
 	uint64_t runs;	  /* computed and stored */
 	uint64_t stale;	  /* dropped: the counts changed meanwhile */
-	uint64_t skipped; /* given up: past half of FDO_MEM_BUILDS */
+	uint64_t skipped; /* given up: past FDO_MEM_BUILDS's cap */
 	uint64_t failed;  /* given up: an error */
 };
 int merge_fill_step(struct merge *m, store *st, uint32_t width, uint64_t now,

@@ -181,12 +181,15 @@ void merge_destroy(struct merge *m)
 /* Runs given up that are remembered (the oldest forgotten first). */
 #define FILL_SKIP_MAX 1024
 
-/* The fill holds at most half the builds part (pulls are refused when
- * it is full: server/profiles.c); no cap, no limit. */
+/* The fill is a build like a pull's (server/profiles.c): it begins a
+ * run only while no profile is being made (the builds part holds
+ * nothing: pulls go first), and gives it up when it would take the part
+ * past its cap (a pull is refused while the part is full); no cap, no
+ * limit. */
 static uint64_t fill_limit(void)
 {
 	uint64_t cap = fdo_mem_cap(FDO_MEM_BUILDS);
-	return cap ? cap / 2 : UINT64_MAX;
+	return cap ? cap : UINT64_MAX;
 }
 
 static int same_totals(const struct store_totals *a,
@@ -298,8 +301,8 @@ int merge_fill_step(struct merge *m, store *st, uint32_t width, uint64_t now,
 	/* A bucket ended since the last scan began: a scan now. */
 	if (width && now / width != m->fill_bucket && !m->fill_have_pos)
 		m->fill_rescan = 0;
-	if (!m->fill && (fdo_now_ns() < m->fill_rescan ||
-			 fdo_mem_used(FDO_MEM_BUILDS) >= fill_limit()))
+	if (!m->fill &&
+	    (fdo_now_ns() < m->fill_rescan || fdo_mem_used(FDO_MEM_BUILDS) > 0))
 		return 0;
 	if (!m->fill && !m->fill_have_pos && width)
 		m->fill_bucket = now / width;
@@ -334,9 +337,14 @@ int merge_fill_step(struct merge *m, store *st, uint32_t width, uint64_t now,
 		size_t b = red_fill_bytes(m->fill);
 		uint64_t others = fdo_mem_used(FDO_MEM_BUILDS) - m->fill_mem;
 		if (others + b > fill_limit()) {
-			/* Past its share of the builds part: given up (a pull
+			/* Past the builds part's cap: given up (a pull
 			 * computes the run) until the run changes. */
 			m->fill_stats.skipped++;
+			fdo_debug("ingest: leaf and pair sums of binary %u, "
+				  "label set %u, bucket %u: given up at %zu "
+				  "bytes (the builds part's cap)",
+				  m->fill_k.binary, m->fill_k.labelset,
+				  m->fill_k.bucket, b);
 			fill_skip(m);
 			fill_drop(m);
 			done = 0;
