@@ -50,6 +50,8 @@ struct agg_ingest_opts {
 				      not queued (counted); 0: no limit */
 	double rate_agent;	    /* batches/s per agent id; 0: no limit */
 	double rate_binary;	    /* samples/s per binary; 0: no limit */
+	int no_aggs_fill;	    /* the merger does not compute table aggs
+				      between merges (merge_fill_step) */
 	const struct wire_limits *limits; /* NULL: wire_limits_default */
 	/* Called by the writer thread after a commit with the build-ids
 	 * (interned ids) that got new pending addresses. May be NULL. */

@@ -648,6 +648,16 @@ static int balance_units(struct bb *b, size_t ff)
 				   : 0;
 		logE[i] = e > 0 ? log(e) : NAN;
 	}
+	/* The calls come by caller (appended function by function): each
+	 * function's are calls[first[i] .. first[i + 1]). */
+	size_t *first = rc ? NULL : malloc((nf + 1) * sizeof *first);
+	if (!rc && !first)
+		rc = FDO_ENOMEM;
+	for (size_t i = 0, c = 0; !rc && i <= nf; i++) {
+		while (c < ncalls && calls[c].from - ff < i)
+			c++;
+		first[i] = c;
+	}
 	/* Gauss-Seidel on u = log s: each function's own equation (as a
 	 * callee) and its share in its callees' equations. */
 	const double prior = 0.01;
@@ -671,9 +681,7 @@ static int balance_units(struct bb *b, size_t ff)
 			}
 			/* as a caller: its calls' share pi of each callee's
 			 * prediction moves that callee's residual by -pi */
-			for (size_t c = 0; c < ncalls; c++) {
-				if (calls[c].from - ff != i)
-					continue;
+			for (size_t c = first[i]; c < first[i + 1]; c++) {
 				size_t h = calls[c].to - ff;
 				if (h == i || !isfinite(logE[h]) ||
 				    !(pred[h] > 0) || total[h] <= 0 ||
@@ -712,6 +720,7 @@ static int balance_units(struct bb *b, size_t ff)
 			continue;
 		b->edges[e].count *= exp(u[from->func - ff]);
 	}
+	free(first);
 	free(calls);
 	free(total);
 	free(known);

@@ -46,8 +46,9 @@ void compact_note(agg_ingest *ing)
 	size_t n, stride;
 	merge_touched(ing->merge, &k, &n, &stride);
 	for (size_t i = 0; i < n; i++)
-		cand_add(ing, (const struct store_totals_key *)(const void *)(
-				      (const char *)k + i * stride));
+		cand_add(ing, (const struct store_totals_key
+				       *)(const void *)((const char *)k +
+							i * stride));
 }
 
 static int all_row(void *arg, const void *k, size_t kl, const void *v,
@@ -71,7 +72,8 @@ void compact_all(agg_ingest *ing)
 		const void *k, *v;
 		size_t kl, vl;
 		int rc = store_cursor_seek(c, NULL, 0, &k, &kl, &v, &vl);
-		for (; rc == FDO_OK; rc = store_cursor_next(c, &k, &kl, &v, &vl))
+		for (; rc == FDO_OK;
+		     rc = store_cursor_next(c, &k, &kl, &v, &vl))
 			all_row(ing, k, kl, v, vl);
 		store_cursor_close(c);
 	}
@@ -88,7 +90,8 @@ int compact_run(agg_ingest *ing, uint64_t budget_ns)
 				ing->ccand_at = ing->nccands = 0;
 				return 0;
 			}
-			struct store_totals_key k = ing->ccands[ing->ccand_at++];
+			struct store_totals_key k =
+				ing->ccands[ing->ccand_at++];
 			int closed = (uint64_t)k.bucket +
 					     ing->o.bucket_seconds +
 					     CLOSED_GRACE_S <=

@@ -467,6 +467,31 @@ static void deadline_in(struct timespec *ts, uint64_t ns)
 	ts->tv_nsec = (long)(nsec % 1000000000u);
 }
 
+/*
+ * The fill of table aggs (merge_fill_step) in the merger's time between
+ * merges: a step of at most FILL_STEP_MS, never past the next merge's
+ * time (less FILL_MARGIN_MS) and never while a flusher, a full backlog or
+ * a half-full ingest part wants a merge now; while idle, step after step.
+ * fill_step runs one with ing->mu unlocked; *more: whether to call again
+ * soon (else once a second).
+ */
+#define FILL_STEP_MS   20
+#define FILL_MARGIN_MS 2
+static void fill_step(agg_ingest *ing, uint64_t until, int *more,
+		      uint64_t *next_try)
+{
+	uint64_t now = fdo_now_ns();
+	if (!*more && now < *next_try)
+		return;
+	uint64_t deadline = now + FILL_STEP_MS * 1000000ull;
+	if (until && until < deadline)
+		deadline = until;
+	*more = merge_fill_step(ing->merge, ing->st, ing->o.bucket_seconds,
+				(uint64_t)time(NULL), deadline);
+	if (!*more)
+		*next_try = fdo_now_ns() + 1000000000ull;
+}
+
 static void *merger_main(void *arg)
 {
 	agg_ingest *ing = arg;
@@ -474,26 +499,43 @@ static void *merger_main(void *arg)
 	size_t cap = 0;
 	uint64_t next_merge = 0; /* fdo_now_ns() */
 	uint64_t last_end = 0;	 /* ... when the last merge ended */
+	int fill_more = 1;	 /* fill_step */
+	uint64_t fill_next = 0, last_sweep = fdo_now_ns();
 	compact_all(ing);
 	for (;;) {
 		pthread_mutex_lock(&ing->mu);
 		while (!ing->mhead && !ing->writer_done) {
 			if (ing->cjob_active || ing->ccand_at < ing->nccands) {
-				/* Idle: compaction, a few steps at a time. */
+				/* Idle: compaction first, a few steps at
+				 * a time; the fill of aggs after it. */
 				pthread_mutex_unlock(&ing->mu);
 				compact_run(ing, 20 * 1000000ull);
 				pthread_mutex_lock(&ing->mu);
 				continue;
 			}
 			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 1;
+			if (fill_more && !ing->o.no_aggs_fill) {
+				/* Idle with runs to fill: the next step at
+				 * once (a batch logged meanwhile wakes it
+				 * first). */
+				deadline_in(&ts, 1000000);
+			} else {
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_sec += 1;
+			}
 			pthread_cond_timedwait(&ing->merge_cv, &ing->mu, &ts);
 			if (!ing->mhead && !ing->writer_done) {
 				pthread_mutex_unlock(&ing->mu);
-				ingest_sweep(ing);
-				ingest_expire(ing);
-				growth_recheck(ing);
+				if (fdo_now_ns() - last_sweep >=
+				    1000000000ull) {
+					ingest_sweep(ing);
+					ingest_expire(ing);
+					growth_recheck(ing);
+					last_sweep = fdo_now_ns();
+				}
+				if (!ing->o.no_aggs_fill)
+					fill_step(ing, 0, &fill_more,
+						  &fill_next);
 				pthread_mutex_lock(&ing->mu);
 			}
 		}
@@ -516,8 +558,23 @@ static void *merger_main(void *arg)
 		while (ing->mhead && !ing->writer_done && !ing->flushers &&
 		       ing->backlog < BACKLOG_MAX_STACKS / 2 &&
 		       !ingest_half_full() && fdo_now_ns() < next_merge) {
+			uint64_t now = fdo_now_ns();
+			uint64_t margin = FILL_MARGIN_MS * 1000000ull;
+			if (!ing->o.no_aggs_fill &&
+			    (fill_more || now >= fill_next) &&
+			    next_merge > now + 2 * margin) {
+				pthread_mutex_unlock(&ing->mu);
+				fill_step(ing, next_merge - margin, &fill_more,
+					  &fill_next);
+				pthread_mutex_lock(&ing->mu);
+				continue;
+			}
 			struct timespec ts;
-			deadline_in(&ts, next_merge - fdo_now_ns());
+			uint64_t wait = next_merge - now;
+			if (!ing->o.no_aggs_fill && !fill_more &&
+			    fill_next > now && fill_next - now < wait)
+				wait = fill_next - now;
+			deadline_in(&ts, wait);
 			pthread_cond_timedwait(&ing->merge_cv, &ing->mu, &ts);
 		}
 		uint64_t started = fdo_now_ns();

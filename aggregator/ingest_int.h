@@ -87,6 +87,34 @@ struct merge_growth {
 };
 void merge_growth(const struct merge *m, struct merge_growth *g);
 /*
+ * merge_fill_step: one bounded step of the fill of table aggs, for the
+ * merger's time between merges: finds a run (binary, label set, bucket)
+ * whose bucket (width seconds) ended a minute before now (unix seconds)
+ * or earlier and that has
+ * no rows there (or rows of another totals row), sums its stacks a step
+ * at a time (aggregator/reduce.c: red_fill_*), each step in a read
+ * transaction of its own and ending once deadline (fdo_now_ns) passes,
+ * and writes its rows (store_write_derived) once all are read. A run
+ * whose counts change meanwhile is dropped; a pull never waits for it
+ * (it computes what is missing itself). Its memory is charged to
+ * FDO_MEM_BUILDS: it begins a run only while that part holds nothing
+ * (pulls first), and gives up a run that would take it past its cap (a
+ * pull is refused while it is full), or fails, until the run's totals
+ * row changes. Returns
+ * nonzero while there is more to do (call again soon), 0 when every run
+ * over has its rows (the next scan is a minute later). Merger thread.
+ */
+struct merge_fill_stats {
+	uint64_t runs;	  /* computed and stored */
+	uint64_t stale;	  /* dropped: the counts changed meanwhile */
+	uint64_t skipped; /* given up: past FDO_MEM_BUILDS's cap */
+	uint64_t failed;  /* given up: an error */
+};
+int merge_fill_step(struct merge *m, store *st, uint32_t width, uint64_t now,
+		    uint64_t deadline);
+void merge_fill_stats(const struct merge *m, struct merge_fill_stats *s);
+
+/*
  * merge_pending_full marks build-id id (interned) as over the pending
  * limit (full = 1: later merges do not make its new addresses pending)
  * or not any more (0). FDO_OK or FDO_ENOMEM. Merger thread only.

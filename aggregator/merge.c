@@ -29,6 +29,7 @@
 #include "aggregator/idset.h"
 #include "aggregator/ingest_int.h"
 #include "aggregator/keysort.h"
+#include "aggregator/reduce.h"
 #include "common/buf.h"
 #include "common/common.h"
 #include "common/map.h"
@@ -104,6 +105,30 @@ struct merge {
 	struct prep **preps;
 	size_t n;
 	uint64_t now;
+	/* The fill of table aggs between merges (merge_fill_step): the run
+	 * being computed (fill_k, from totals row fill_seen), the memory it
+	 * holds (charged to FDO_MEM_BUILDS), where the scan of table totals
+	 * for runs without rows goes on, and when it starts over. */
+	struct red_fill *fill;
+	struct store_totals_key fill_k;
+	struct store_totals fill_seen;
+	size_t fill_mem;
+	uint8_t fill_pos[STORE_TOTALS_KEY_SIZE];
+	int fill_have_pos;
+	uint64_t fill_rescan; /* fdo_now_ns() */
+	uint32_t fill_width;  /* the buckets' */
+	uint64_t fill_calm;   /* fdo_now_ns() before which merges into
+				 buckets that are over start no scan: a run
+				 went stale under the fill lately */
+	/* runs given up (too large for the fill's memory, or failing), with
+	 * the totals row they had: not begun again until it changes */
+	struct fill_skip {
+		struct store_totals_key k;
+		struct store_totals seen;
+	} *fill_skip;
+	size_t nfill_skip, cap_fill_skip;
+	uint64_t fill_bucket; /* the bucket of the last scan's start */
+	struct merge_fill_stats fill_stats;
 };
 
 int merge_create(size_t known, struct merge **out)
@@ -138,7 +163,236 @@ void merge_destroy(struct merge *m)
 	fdo_map64_fini(&m->full);
 	free(m->counts.tmp);
 	free(m->branches.tmp);
+	red_fill_free(m->fill);
+	fdo_mem_give(FDO_MEM_BUILDS, m->fill_mem);
+	free(m->fill_skip);
 	free(m);
+}
+
+/* ------------------------------------------------- the fill of aggs -- */
+
+/* Rows of table totals looked at per step for a run without rows. */
+#define FILL_SCAN_ROWS 4096
+/* After a scan found nothing more to fill: the next one. */
+#define FILL_RESCAN_NS (60 * 1000000000ull)
+/* A bucket is filled once it ended this long ago (late batches of the
+ * hour that just ended arrive in its first minute). */
+#define FILL_SETTLE_S 60
+/* Runs given up that are remembered (the oldest forgotten first). */
+#define FILL_SKIP_MAX 1024
+
+/* The fill is a build like a pull's (server/profiles.c): it begins a
+ * run only while no profile is being made (the builds part holds
+ * nothing: pulls go first), and gives it up when it would take the part
+ * past its cap (a pull is refused while the part is full); no cap, no
+ * limit. */
+static uint64_t fill_limit(void)
+{
+	uint64_t cap = fdo_mem_cap(FDO_MEM_BUILDS);
+	return cap ? cap : UINT64_MAX;
+}
+
+static int same_totals(const struct store_totals *a,
+		       const struct store_totals *b)
+{
+	return a->weight == b->weight && a->samples == b->samples &&
+	       a->entries == b->entries;
+}
+
+static int fill_skipped(const struct merge *m, const struct store_totals_key *k,
+			const struct store_totals *v)
+{
+	for (size_t i = 0; i < m->nfill_skip; i++) {
+		const struct fill_skip *x = &m->fill_skip[i];
+		if (x->k.binary == k->binary && x->k.labelset == k->labelset &&
+		    x->k.bucket == k->bucket && same_totals(&x->seen, v))
+			return 1;
+	}
+	return 0;
+}
+
+/* The run being filled, given up until its totals row changes. */
+static void fill_skip(struct merge *m)
+{
+	if (m->nfill_skip == FILL_SKIP_MAX) {
+		memmove(m->fill_skip, m->fill_skip + 1,
+			(FILL_SKIP_MAX - 1) * sizeof *m->fill_skip);
+		m->nfill_skip--;
+	}
+	if (!fdo_grow(m->fill_skip, m->cap_fill_skip, m->nfill_skip + 1))
+		m->fill_skip[m->nfill_skip++] =
+			(struct fill_skip){m->fill_k, m->fill_seen};
+}
+
+static void fill_drop(struct merge *m)
+{
+	red_fill_free(m->fill);
+	m->fill = NULL;
+	fdo_mem_give(FDO_MEM_BUILDS, m->fill_mem);
+	m->fill_mem = 0;
+}
+
+/* The next run over whose rows are missing or of another totals row:
+ * m->fill begun for it (or none found in this step's rows). */
+static int fill_find(struct merge *m, store_txn *t, uint32_t width,
+		     uint64_t now, uint64_t deadline)
+{
+	store_cursor *c;
+	int rc = store_cursor_open(t, STORE_TOTALS, &c);
+	if (rc)
+		return rc;
+	const void *kp, *vp;
+	size_t kl, vl;
+	int crc = m->fill_have_pos
+			  ? store_cursor_seek(c, m->fill_pos,
+					      sizeof m->fill_pos, &kp, &kl, &vp,
+					      &vl)
+			  : store_cursor_seek(c, NULL, 0, &kp, &kl, &vp, &vl);
+	if (crc == FDO_OK && m->fill_have_pos && kl == sizeof m->fill_pos &&
+	    !memcmp(kp, m->fill_pos, kl))
+		crc = store_cursor_next(c, &kp, &kl, &vp, &vl);
+	for (unsigned rows = 0; crc == FDO_OK && !rc; rows++) {
+		if (rows == FILL_SCAN_ROWS || fdo_now_ns() >= deadline)
+			break;
+		struct store_totals_key k;
+		struct store_totals v;
+		if (kl == sizeof m->fill_pos &&
+		    !store_totals_key_decode(kp, kl, &k) &&
+		    !store_totals_decode(vp, vl, &v)) {
+			memcpy(m->fill_pos, kp, kl);
+			m->fill_have_pos = 1;
+			int over = (uint64_t)k.bucket + width + FILL_SETTLE_S <=
+				   now;
+			int have = over && v.entries
+					   ? store_aggs_have(t, &k, &v)
+					   : FDO_OK;
+			if ((have == FDO_ENOT_FOUND || have == FDO_ECORRUPT) &&
+			    !fill_skipped(m, &k, &v)) {
+				if (!(rc = red_fill_begin(&k, &m->fill))) {
+					m->fill_k = k;
+					m->fill_seen = v;
+				}
+				break;
+			}
+		}
+		crc = store_cursor_next(c, &kp, &kl, &vp, &vl);
+	}
+	store_cursor_close(c);
+	if (!rc && crc == FDO_ENOT_FOUND) {
+		/* Every row looked at: the next scan from the start, later. */
+		m->fill_have_pos = 0;
+		m->fill_rescan = fdo_now_ns() + FILL_RESCAN_NS;
+	}
+	return rc || crc == FDO_ENOT_FOUND ? rc : crc;
+}
+
+static int fill_put(store_txn *t, void *arg)
+{
+	struct store_aggs_run *run = arg;
+	int stale;
+	int rc = store_aggs_run_put(t, run, &stale);
+	return rc ? rc : stale ? FDO_ECORRUPT : FDO_OK;
+}
+
+int merge_fill_step(struct merge *m, store *st, uint32_t width, uint64_t now,
+		    uint64_t deadline)
+{
+	m->fill_width = width;
+	/* A bucket ended since the last scan began: a scan now. */
+	if (width && now / width != m->fill_bucket && !m->fill_have_pos)
+		m->fill_rescan = 0;
+	if (!m->fill &&
+	    (fdo_now_ns() < m->fill_rescan || fdo_mem_used(FDO_MEM_BUILDS) > 0))
+		return 0;
+	if (!m->fill && !m->fill_have_pos && width)
+		m->fill_bucket = now / width;
+	store_txn *t;
+	if (store_txn_begin(st, 0, &t))
+		return 0;
+	int rc = FDO_OK, done = 0;
+	if (!m->fill) {
+		rc = fill_find(m, t, width, now, deadline);
+	} else {
+		/* Still the run it began with? (Counts that change between
+		 * steps change its totals row.) */
+		uint8_t key[STORE_TOTALS_KEY_SIZE];
+		store_totals_key_encode(key, &m->fill_k);
+		const void *v;
+		size_t vl;
+		struct store_totals now_row;
+		if (store_get(t, STORE_TOTALS, key, sizeof key, &v, &vl) ||
+		    store_totals_decode(v, vl, &now_row) ||
+		    now_row.weight != m->fill_seen.weight ||
+		    now_row.samples != m->fill_seen.samples ||
+		    now_row.entries != m->fill_seen.entries) {
+			m->fill_stats.stale++;
+			m->fill_calm = fdo_now_ns() + FILL_RESCAN_NS;
+			fill_drop(m);
+		} else {
+			rc = red_fill_step(m->fill, t, deadline, &done);
+		}
+	}
+	store_txn_abort(t);
+	if (m->fill && !rc) {
+		size_t b = red_fill_bytes(m->fill);
+		uint64_t others = fdo_mem_used(FDO_MEM_BUILDS) - m->fill_mem;
+		if (others + b > fill_limit()) {
+			/* Past the builds part's cap: given up (a pull
+			 * computes the run) until the run changes. */
+			m->fill_stats.skipped++;
+			fdo_debug("ingest: leaf and pair sums of binary %u, "
+				  "label set %u, bucket %u: given up at %zu "
+				  "bytes (the builds part's cap)",
+				  m->fill_k.binary, m->fill_k.labelset,
+				  m->fill_k.bucket, b);
+			fill_skip(m);
+			fill_drop(m);
+			done = 0;
+		} else if (b > m->fill_mem) {
+			fdo_mem_take(FDO_MEM_BUILDS, b - m->fill_mem);
+		} else {
+			fdo_mem_give(FDO_MEM_BUILDS, m->fill_mem - b);
+		}
+		if (m->fill)
+			m->fill_mem = b;
+	}
+	if (m->fill && !rc && done) {
+		struct store_aggs_run run;
+		struct store_totals_key k = m->fill_k;
+		rc = red_fill_encode(m->fill, &m->fill_seen, &run);
+		fill_drop(m);
+		m->fill_k = k;
+		if (!rc)
+			rc = store_write_derived(st, fill_put, &run);
+		store_aggs_run_fini(&run);
+		if (rc == FDO_ECORRUPT) {
+			m->fill_stats.stale++;
+			m->fill_calm = fdo_now_ns() + FILL_RESCAN_NS;
+			rc = FDO_OK;
+		} else if (!rc) {
+			m->fill_stats.runs++;
+			fdo_debug("ingest: leaf and pair sums of binary %u, "
+				  "label set %u, bucket %u stored",
+				  m->fill_k.binary, m->fill_k.labelset,
+				  m->fill_k.bucket);
+		}
+	}
+	if (rc) {
+		/* This run is left to the pulls (too large, out of memory or
+		 * the store failing); the scan goes on after it. */
+		m->fill_stats.failed++;
+		fdo_debug("ingest: computing the leaf and pair sums of a "
+			  "bucket: %s",
+			  fdo_strerror(rc));
+		fill_skip(m);
+		fill_drop(m);
+	}
+	return m->fill || m->fill_have_pos;
+}
+
+void merge_fill_stats(const struct merge *m, struct merge_fill_stats *s)
+{
+	*s = m->fill_stats;
 }
 
 static int note_pending(struct merge *m, uint32_t id)
@@ -547,7 +801,8 @@ static int flush_runs(store_txn *t, struct entries *e, struct deltas *totals)
 		if (j == e->n || s->k[0] != e->v[j].k[0] ||
 		    s->k[1] != e->v[j].k[1]) {
 			if (!(rc = store_run_writer_finish(w)))
-				rc = deltas_note(totals, (uint32_t)(s->k[0] >> 32),
+				rc = deltas_note(totals,
+						 (uint32_t)(s->k[0] >> 32),
 						 (uint32_t)s->k[0],
 						 (uint32_t)s->k[1], gw, gs,
 						 store_run_writer_entries(w));
@@ -657,6 +912,15 @@ int merge_apply(struct merge *m, store *st, struct prep **preps, size_t n,
 		idset_add(&m->known_addrs, m->new_addrs.v[i]);
 	*pending = m->pending;
 	*npending = m->npending;
+	/* Counts of a bucket that is over changed (a late batch): its rows
+	 * went with them, so the fill looks again at once (unless a run
+	 * went stale under it lately: late batches still come). */
+	for (size_t i = 0;
+	     i < m->totals.n && m->fill_rescan && fdo_now_ns() >= m->fill_calm;
+	     i++)
+		if (!m->fill_width ||
+		    (uint64_t)m->totals.v[i].k.bucket + m->fill_width <= now)
+			m->fill_rescan = 0;
 	fdo_mem_set(FDO_MEM_MERGE, entries_bytes(&m->counts) +
 					   entries_bytes(&m->branches) +
 					   entries_bytes(&m->stack_cands) +

@@ -118,6 +118,8 @@ struct site {
 	double count;
 };
 
+#define MEMO_SLOTS 64
+
 struct mb {
 	const struct prof *p;
 	const struct prof_opts *o;
@@ -141,6 +143,14 @@ struct mb {
 				 with blocks, or NONE */
 	double placed_blocks; /* leaf samples in functions with blocks */
 	double skipped_unsym, skipped_line0;
+	/* add_edge's last entries for the callee function it is on (pairs
+	 * come by callee location, and the locations of one function by
+	 * address, so its few call sites recur pair after pair): site or
+	 * line record -> site or target, direct-mapped */
+	uint32_t memo_name;
+	struct memo {
+		uint32_t key, val;
+	} memo_site[MEMO_SLOTS], memo_tgt[MEMO_SLOTS];
 };
 
 static uint32_t frame_off(const struct prof_frame *f)
@@ -282,6 +292,18 @@ static uint32_t callee_name(struct mb *b, const struct prof_loc *l)
 	return name_ok(b, name) ? name : NONE;
 }
 
+/* The memo's value for key (NONE: not there). */
+static uint32_t memo_get(const struct memo *m, uint32_t key)
+{
+	const struct memo *e = &m[key % MEMO_SLOTS];
+	return e->key == key ? e->val : NONE;
+}
+
+static void memo_put(struct memo *m, uint32_t key, uint32_t val)
+{
+	m[key % MEMO_SLOTS] = (struct memo){key, val};
+}
+
 /* One caller->callee pair: site called the function of callee. */
 static int add_edge(struct mb *b, const struct prof_loc *callee, uint32_t site,
 		    double count)
@@ -289,13 +311,23 @@ static int add_edge(struct mb *b, const struct prof_loc *callee, uint32_t site,
 	uint32_t name = callee_name(b, callee);
 	if (name == NONE)
 		return FDO_OK;
+	if (name != b->memo_name) {
+		b->memo_name = name;
+		for (size_t k = 0; k < MEMO_SLOTS; k++)
+			b->memo_site[k] = b->memo_tgt[k] =
+				(struct memo){NONE, NONE};
+	}
 	b->head[name] += count;
 	if (b->loc_insn[site] != NONE) {
 		/* A call instruction with a block count: the pairs only
 		 * say how its count splits among callees. */
-		uint32_t i = site_get(b, b->loc_insn[site], name);
-		if (i == NONE)
-			return FDO_ENOMEM;
+		uint32_t insn = b->loc_insn[site];
+		uint32_t i = memo_get(b->memo_site, insn);
+		if (i == NONE) {
+			if ((i = site_get(b, insn, name)) == NONE)
+				return FDO_ENOMEM;
+			memo_put(b->memo_site, insn, i);
+		}
 		b->sites[i].count += count;
 		return FDO_OK;
 	}
@@ -307,9 +339,12 @@ static int add_edge(struct mb *b, const struct prof_loc *callee, uint32_t site,
 		return FDO_ENOMEM;
 	if (rc != PLACE_OK)
 		return FDO_OK;
-	uint32_t t = tgt_get(b, rec, name);
-	if (t == NONE)
-		return FDO_ENOMEM;
+	uint32_t t = memo_get(b->memo_tgt, rec);
+	if (t == NONE) {
+		if ((t = tgt_get(b, rec, name)) == NONE)
+			return FDO_ENOMEM;
+		memo_put(b->memo_tgt, rec, t);
+	}
 	b->tgts[t].count += count;
 	return FDO_OK;
 }
@@ -815,7 +850,10 @@ int prof_model_build(const struct prof *p, const struct prof_opts *o,
 		     unsigned flags, struct prof_model *m)
 {
 	memset(m, 0, sizeof *m);
-	struct mb b = {.p = p, .o = o, .decode = !!(flags & PROF_MODEL_DECODE)};
+	struct mb b = {.p = p,
+		       .o = o,
+		       .decode = !!(flags & PROF_MODEL_DECODE),
+		       .memo_name = NONE};
 	size_t ns = p->nstrings ? p->nstrings : 1;
 	size_t nl = p->nlocs ? p->nlocs : 1;
 	double *leaf = calloc(nl, sizeof *leaf);

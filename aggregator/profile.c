@@ -40,9 +40,10 @@
  * bucket, read after the stacks (read_branches).
  * reduced (the llvm, gcc and bolt formats): no stack is kept; each run's
  * exact leaf and caller->callee pair sums come from table aggs when its
- * bucket is over and they are stored, else from its stacks, and are added
- * run by run (aggregator/reduce.c), so a pull of buckets that are over
- * reads thousands of records, not millions of stacks. The result equals
+ * bucket is over and they are stored (by an earlier pull or the merger's
+ * fill), else from its stacks, and the runs' sorted rows are merged
+ * (aggregator/reduce.c), so a pull of buckets that are over reads their
+ * records, not millions of stacks. The result equals
  * q->full_scan's (every run from its stacks) to the bit; against
  * prof_reduce of the full build the same sums run in another order (per
  * run first), which rounds differently (docs/scale.md).
@@ -116,6 +117,12 @@ struct builder {
 	sym_index **indexes;		/* prof index -> open index or NULL */
 	size_t cap_locs, cap_frames, cap_stack_locs, cap_stacks, cap_bids;
 	size_t cap_bid_store_ids, cap_indexes;
+	/* Locations are asked once each, in frame order (the reduced
+	 * formats: red_finish): no map of addresses is needed. */
+	int distinct;
+	/* store string id -> prof string index + 1 (names and files of the
+	 * symbolized frames recur across locations) */
+	struct fdo_map64 strs;
 };
 
 static int build_id_index(struct builder *b, uint32_t id, uint32_t *out)
@@ -182,6 +189,28 @@ static int build_id_index(struct builder *b, uint32_t id, uint32_t *out)
 	return FDO_OK;
 }
 
+/* *out: the prof string of store string id (PROF_NONE when the store
+ * has no such string), interned once per id. */
+static int prof_string(struct builder *b, uint32_t id, uint32_t *out)
+{
+	uint32_t v;
+	if (fdo_map64_get(&b->strs, (uint64_t)id + 1, &v)) {
+		*out = v - 1;
+		return FDO_OK;
+	}
+	const void *s;
+	size_t sl;
+	char name[STORE_NAME_MAX + 1];
+	*out = PROF_NONE;
+	if (store_intern_name(b->t, STORE_DICT_STRINGS, id, &s, &sl))
+		return FDO_OK;
+	memcpy(name, s, sl);
+	name[sl] = 0;
+	*out = prof_intern(b->p, name);
+	int found;
+	return fdo_map64_put(&b->strs, (uint64_t)id + 1, *out + 1, &v, &found);
+}
+
 /* The prof location of (build-id id, offset), resolving it once. */
 static int loc_index(struct builder *b, const struct store_frame *f,
 		     uint32_t *out)
@@ -192,11 +221,14 @@ static int loc_index(struct builder *b, const struct store_frame *f,
 	const uint32_t k[4] = {f->build_id, (uint32_t)(f->offset >> 32),
 			       (uint32_t)f->offset, 0};
 	uint32_t v;
-	int found;
+	int found = 0, rc = FDO_OK;
 	if (p->nlocs >= UINT32_MAX)
 		return FDO_ELIMIT;
-	int rc = fdo_map128_put(&b->locs_by_addr, k, (uint32_t)p->nlocs, &v,
-				&found);
+	if (b->distinct)
+		v = (uint32_t)p->nlocs;
+	else
+		rc = fdo_map128_put(&b->locs_by_addr, k, (uint32_t)p->nlocs, &v,
+				    &found);
 	if (rc)
 		return rc;
 	*out = v;
@@ -223,30 +255,20 @@ static int loc_index(struct builder *b, const struct store_frame *f,
 		return FDO_OK;
 	if ((rc = fdo_grow(p->frames, b->cap_frames, p->nframes + n)))
 		return rc;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !rc; i++) {
 		struct prof_frame *pf = &p->frames[p->nframes + i];
-		const void *s;
-		size_t sl;
-		char name[STORE_NAME_MAX + 1];
 		pf->function = pf->file = PROF_NONE;
-		if (sf[i].function &&
-		    !store_intern_name(b->t, STORE_DICT_STRINGS, sf[i].function,
-				       &s, &sl)) {
-			memcpy(name, s, sl);
-			name[sl] = 0;
-			pf->function = prof_intern(p, name);
-		}
-		if (sf[i].file && !store_intern_name(b->t, STORE_DICT_STRINGS,
-						     sf[i].file, &s, &sl)) {
-			memcpy(name, s, sl);
-			name[sl] = 0;
-			pf->file = prof_intern(p, name);
-		}
+		if (sf[i].function)
+			rc = prof_string(b, sf[i].function, &pf->function);
+		if (!rc && sf[i].file)
+			rc = prof_string(b, sf[i].file, &pf->file);
 		pf->line = sf[i].line;
 		pf->column = sf[i].column;
 		pf->discriminator = sf[i].discriminator;
 		pf->start_line = sf[i].start_line;
 	}
+	if (rc)
+		return rc;
 	l = &p->locs[p->nlocs - 1];
 	l->nframes = (uint32_t)n;
 	p->nframes += n;
@@ -279,7 +301,7 @@ struct run {
 	double decay;
 	store_counts_iter *c; /* its counts entries, runs merged */
 	uint64_t stack;	      /* the current entry */
-	double weight;	/* decayed fleet weight (fixed-point units) */
+	double weight;	      /* decayed fleet weight (fixed-point units) */
 	uint64_t samples;
 };
 
@@ -539,9 +561,9 @@ static int merge_runs(struct builder *b, const struct agg_profile_query *q,
 	size_t nh = 0;
 	for (size_t i = 0; i < nruns && !rc; i++) {
 		uint8_t start[STORE_TOTALS_KEY_SIZE];
-		store_totals_key_encode(
-			start, &(struct store_totals_key){
-				       binary, runs[i].labelset, runs[i].bucket});
+		store_totals_key_encode(start, &(struct store_totals_key){
+						       binary, runs[i].labelset,
+						       runs[i].bucket});
 		if ((rc = store_counts_iter_open(b->t, start, sizeof start,
 						 &runs[i].c)))
 			break;
@@ -704,9 +726,13 @@ static int reduce_runs(struct builder *b, const struct agg_profile_query *q,
 		rc = red_run(red, &k, &runs[i].seen, runs[i].decay,
 			     factor[runs[i].sel]);
 	}
+	/* red_finish asks each frame once, in frame order, and nothing
+	 * else asks for locations in these formats. */
+	b->distinct = !b->p->nlocs;
 	if (!rc)
 		rc = red_finish(red, loc_of, b, &b->p->leaves, &b->p->nleaves,
 				&b->p->pairs, &b->p->npairs);
+	b->distinct = 0;
 	if (!rc) {
 		b->p->count = red->count;
 		b->p->reduced = 1;
@@ -799,13 +825,14 @@ out:
 	free(b.bid_store_ids);
 	fdo_map128_fini(&b.locs_by_addr);
 	fdo_map64_fini(&b.bids_by_id);
+	fdo_map64_fini(&b.strs);
 	free(s1.runs);
 	free(sel_weight);
 	store_txn_abort(b.t);
 	/* The runs computed from their stacks whose bucket is over, for the
 	 * next pull to read instead (nothing to wait for on failure: the
 	 * profile is built; a later pull stores them). */
-	if (!rc && red.nkeep) {
+	if (!rc && red.nmem) {
 		int wrc = red_store(&red, st);
 		if (wrc)
 			fdo_warn("profile %s: storing leaf and pair sums: %s",

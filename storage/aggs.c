@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "storage/storage_int.h"
 
 #define AGGS_FORMAT    1
@@ -82,7 +83,7 @@ static size_t row_open(struct store_aggs_run *r, uint32_t bid, uint32_t chunk,
 		       size_t vlen)
 {
 	size_t need = r->len + ROW_PREFIX + vlen;
-	if (need > STORE_AGGS_RUN_MAX) {
+	if (need > (r->max ? r->max : STORE_AGGS_RUN_MAX)) {
 		r->err = FDO_ELIMIT;
 		return SIZE_MAX;
 	}
@@ -140,7 +141,7 @@ static int chunk_room(struct store_aggs_run *r, uint8_t kind)
 		r->buf = nb;
 		r->cap = cap;
 	}
-	if (r->len + CHUNK_MAX > STORE_AGGS_RUN_MAX)
+	if (r->len + CHUNK_MAX > (r->max ? r->max : STORE_AGGS_RUN_MAX))
 		return r->err = FDO_ELIMIT;
 	r->buf[at + ROW_PREFIX] = kind;
 	r->chunk_at = at;
@@ -369,12 +370,22 @@ static int same_run(const struct rows *rs, const struct store_totals_key *k)
 	       rs->k.labelset == k->labelset && rs->k.bucket == k->bucket;
 }
 
+/* store_get_uvarint (storage/codec.c), inlined: the decoder's inner
+ * loop reads millions of them per pull; a one-byte value first. */
+static inline int get_uv(const uint8_t *p, size_t len, size_t *at, uint64_t *v)
+{
+	if (*at < len && p[*at] < 0x80) {
+		*v = p[(*at)++];
+		return 1;
+	}
+	return store_get_uvarint(p, len, at, v);
+}
+
 static int get_frame_step(const uint8_t *p, size_t len, size_t *at,
 			  const struct store_frame *base, struct store_frame *f)
 {
 	uint64_t db, off;
-	if (!store_get_uvarint(p, len, at, &db) ||
-	    !store_get_uvarint(p, len, at, &off) ||
+	if (!get_uv(p, len, at, &db) || !get_uv(p, len, at, &off) ||
 	    db > UINT32_MAX - base->build_id)
 		return 0;
 	f->build_id = base->build_id + (uint32_t)db;
@@ -392,8 +403,7 @@ static int get_weight_varints(const uint8_t *p, size_t len, size_t *at,
 			      wire_weight_t *w)
 {
 	uint64_t hi, lo;
-	if (!store_get_uvarint(p, len, at, &hi) ||
-	    !store_get_uvarint(p, len, at, &lo))
+	if (!get_uv(p, len, at, &hi) || !get_uv(p, len, at, &lo))
 		return 0;
 	*w = (wire_weight_t)hi << 64 | lo;
 	return 1;
@@ -426,10 +436,10 @@ static int decode_chunk(const uint8_t *p, size_t len, struct part_state *ps,
 		if (p[0] == KIND_LEAVES) {
 			uint64_t d, samples;
 			if (ps->pairs || ps->leaves >= hdr->nleaves ||
-			    !store_get_uvarint(p, len, &at, &d) ||
+			    !get_uv(p, len, &at, &d) ||
 			    d > UINT64_MAX - base_leaf ||
 			    !get_weight_varints(p, len, &at, &w) ||
-			    !store_get_uvarint(p, len, &at, &samples))
+			    !get_uv(p, len, &at, &samples))
 				return FDO_ECORRUPT;
 			struct store_frame f = {ps->bid, base_leaf + d};
 			if (ps->leaves && f.offset <= ps->last_leaf)
@@ -467,7 +477,8 @@ static int decode_chunk(const uint8_t *p, size_t len, struct part_state *ps,
 /* The partition whose header row rs is on; leaves rs on the row after
  * its last chunk. */
 static int decode_part(struct rows *rs, const struct store_totals_key *k,
-		       const struct store_aggs_visit *v)
+		       const struct store_aggs_visit *v,
+		       struct store_aggs_layout *lay)
 {
 	const uint8_t *h = rs->v;
 	if (rs->k.chunk != 0 || !rs->k.leaf_bid || rs->vl != PART_HDR_SIZE ||
@@ -488,6 +499,12 @@ static int decode_part(struct rows *rs, const struct store_totals_key *k,
 	if (v && v->part && (rc = v->part(v->arg, &part)))
 		return rc;
 	struct part_state ps = {.bid = part.leaf_bid};
+	if (lay) {
+		if (fdo_grow(lay->srcs, lay->cap_srcs, lay->nsrcs + 1))
+			return FDO_ENOMEM;
+		lay->srcs[lay->nsrcs++] =
+			(struct store_aggs_src){part, lay->nchunks, nchunks};
+	}
 	for (uint32_t c = 1; c <= nchunks; c++) {
 		if ((rc = rows_next(rs)))
 			return rc;
@@ -496,6 +513,13 @@ static int decode_part(struct rows *rs, const struct store_totals_key *k,
 			return FDO_ECORRUPT;
 		if ((rc = decode_chunk(rs->v, rs->vl, &ps, &part, v)))
 			return rc;
+		if (lay) {
+			if (fdo_grow(lay->chunks, lay->cap_chunks,
+				     lay->nchunks + 1))
+				return FDO_ENOMEM;
+			lay->chunks[lay->nchunks++] =
+				(struct store_aggs_chunk){rs->v, rs->vl};
+		}
 	}
 	if (ps.leaves != part.nleaves || ps.pairs != part.npairs)
 		return FDO_ECORRUPT;
@@ -504,7 +528,8 @@ static int decode_part(struct rows *rs, const struct store_totals_key *k,
 
 static int decode_run(struct rows *rs, const struct store_totals_key *k,
 		      const struct store_totals *now, uint32_t leaf_bid,
-		      const struct store_aggs_visit *v)
+		      const struct store_aggs_visit *v,
+		      struct store_aggs_layout *lay)
 {
 	struct store_aggs_key hk = {k->binary, k->labelset, k->bucket, 0, 0};
 	int rc = rows_seek(rs, &hk);
@@ -527,7 +552,7 @@ static int decode_run(struct rows *rs, const struct store_totals_key *k,
 			return rc;
 		if (!same_run(rs, k) || rs->k.leaf_bid != leaf_bid)
 			return FDO_OK; /* no stack with a leaf there */
-		return decode_part(rs, k, v);
+		return decode_part(rs, k, v, lay);
 	}
 	if ((rc = rows_next(rs)))
 		return rc;
@@ -536,7 +561,7 @@ static int decode_run(struct rows *rs, const struct store_totals_key *k,
 		if (!same_run(rs, k) || rs->k.leaf_bid <= prev)
 			return FDO_ECORRUPT;
 		prev = rs->k.leaf_bid;
-		if ((rc = decode_part(rs, k, v)))
+		if ((rc = decode_part(rs, k, v, lay)))
 			return rc;
 	}
 	return same_run(rs, k) ? FDO_ECORRUPT : FDO_OK;
@@ -547,9 +572,23 @@ static int read_rows(struct rows *rs, const struct store_totals_key *k,
 		     const struct store_totals *now, uint32_t leaf_bid,
 		     const struct store_aggs_visit *v)
 {
-	int rc = decode_run(rs, k, now, leaf_bid, NULL);
+	int rc = decode_run(rs, k, now, leaf_bid, NULL, NULL);
 	if (!rc && v)
-		rc = decode_run(rs, k, now, leaf_bid, v);
+		rc = decode_run(rs, k, now, leaf_bid, v, NULL);
+	return rc;
+}
+
+/* Checked and noted in one pass: on any error l is as it was. */
+static int layout_rows(struct rows *rs, const struct store_totals_key *k,
+		       const struct store_totals *now, uint32_t leaf_bid,
+		       struct store_aggs_layout *l)
+{
+	size_t nsrcs = l->nsrcs, nchunks = l->nchunks;
+	int rc = decode_run(rs, k, now, leaf_bid, NULL, l);
+	if (rc) {
+		l->nsrcs = nsrcs;
+		l->nchunks = nchunks;
+	}
 	return rc;
 }
 
@@ -573,6 +612,154 @@ int store_aggs_run_read(const struct store_aggs_run *r, uint32_t leaf_bid,
 		return r->err;
 	struct rows rs = {.buf = r->buf, .len = r->len};
 	return read_rows(&rs, &r->k, NULL, leaf_bid, v);
+}
+
+int store_aggs_layout_add(store_txn *t, const struct store_totals_key *k,
+			  const struct store_totals *now, uint32_t leaf_bid,
+			  struct store_aggs_layout *l)
+{
+	struct rows rs = {0};
+	int rc = store_cursor_open(t, STORE_AGGS, &rs.c);
+	if (rc)
+		return rc;
+	rc = layout_rows(&rs, k, now, leaf_bid, l);
+	store_cursor_close(rs.c);
+	return rc;
+}
+
+int store_aggs_run_layout_add(const struct store_aggs_run *r, uint32_t leaf_bid,
+			      struct store_aggs_layout *l)
+{
+	if (r->err)
+		return r->err;
+	struct rows rs = {.buf = r->buf, .len = r->len};
+	return layout_rows(&rs, &r->k, NULL, leaf_bid, l);
+}
+
+int store_aggs_have(store_txn *t, const struct store_totals_key *k,
+		    const struct store_totals *now)
+{
+	uint8_t key[STORE_AGGS_KEY_SIZE];
+	store_aggs_key_encode(key,
+			      &(struct store_aggs_key){k->binary, k->labelset,
+						       k->bucket, 0, 0});
+	const void *v;
+	size_t vl;
+	int rc = store_get(t, STORE_AGGS, key, sizeof key, &v, &vl);
+	if (rc)
+		return rc;
+	const uint8_t *h = v;
+	if (vl != RUN_HDR_SIZE || h[0] != AGGS_FORMAT ||
+	    get_weight128(h + 8) != now->weight ||
+	    fdo_get_be64(h + 24) != now->samples ||
+	    fdo_get_be64(h + 32) != now->entries)
+		return FDO_ECORRUPT;
+	return FDO_OK;
+}
+
+void store_aggs_layout_fini(struct store_aggs_layout *l)
+{
+	free(l->srcs);
+	free(l->chunks);
+	memset(l, 0, sizeof *l);
+}
+
+/* ---------------------------------------------------------- iterator -- */
+
+/* The records were checked when the layout took them (the same grammar
+ * as decode_chunk's), so the walk trusts their bytes. */
+static inline uint64_t uv(const uint8_t *p, size_t *at)
+{
+	uint64_t x = p[*at];
+	(*at)++;
+	if (x < 0x80)
+		return x;
+	x &= 0x7f;
+	for (unsigned shift = 7;; shift += 7) {
+		uint8_t b = p[(*at)++];
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80) || shift >= 63)
+			return x;
+	}
+}
+
+static inline wire_weight_t uvw(const uint8_t *p, size_t *at)
+{
+	uint64_t hi = uv(p, at);
+	uint64_t lo = uv(p, at);
+	return (wire_weight_t)hi << 64 | lo;
+}
+
+void store_aggs_iter_init(struct store_aggs_iter *it,
+			  const struct store_aggs_layout *l, size_t src)
+{
+	memset(it, 0, sizeof *it);
+	const struct store_aggs_src *s = &l->srcs[src];
+	it->next = l->chunks + s->first_chunk;
+	it->end = it->next + s->nchunks;
+	it->bid = s->part.leaf_bid;
+}
+
+/* Opens the next chunk when the open one is done and the next is of
+ * kind; 0 when there is no record of kind left. */
+static int iter_room(struct store_aggs_iter *it, uint8_t kind)
+{
+	while (!it->left || it->kind != kind) {
+		if (it->left || it->next == it->end || it->next->p[0] != kind)
+			return 0;
+		it->p = it->next->p;
+		it->kind = kind;
+		it->left = (unsigned)it->p[1] << 8 | it->p[2];
+		it->at = CHUNK_HDR_SIZE;
+		it->base_leaf = 0;
+		it->base_callee = it->base_caller = (struct store_frame){0, 0};
+		it->next++;
+	}
+	return 1;
+}
+
+int store_aggs_iter_leaf(struct store_aggs_iter *it, struct store_frame *f,
+			 wire_weight_t *weight, uint64_t *samples)
+{
+	if (!iter_room(it, KIND_LEAVES))
+		return 0;
+	it->base_leaf += uv(it->p, &it->at);
+	*weight = uvw(it->p, &it->at);
+	*samples = uv(it->p, &it->at);
+	f->build_id = it->bid;
+	f->offset = it->base_leaf;
+	it->left--;
+	return 1;
+}
+
+static inline void frame_step(const uint8_t *p, size_t *at,
+			      const struct store_frame *base,
+			      struct store_frame *f)
+{
+	uint32_t db = (uint32_t)uv(p, at);
+	uint64_t off = uv(p, at);
+	f->build_id = base->build_id + db;
+	f->offset = db ? off : base->offset + off;
+}
+
+int store_aggs_iter_pair(struct store_aggs_iter *it, struct store_frame *callee,
+			 struct store_frame *caller, wire_weight_t *weight)
+{
+	if (!iter_room(it, KIND_PAIRS))
+		return 0;
+	/* The first record of a chunk: no caller base (decode_chunk's
+	 * rule: a caller steps from the last caller of the same callee). */
+	int first = it->at == CHUNK_HDR_SIZE;
+	frame_step(it->p, &it->at, &it->base_callee, callee);
+	int same = !first && callee->build_id == it->base_callee.build_id &&
+		   callee->offset == it->base_callee.offset;
+	static const struct store_frame zero = {0, 0};
+	frame_step(it->p, &it->at, same ? &it->base_caller : &zero, caller);
+	*weight = uvw(it->p, &it->at);
+	it->base_callee = *callee;
+	it->base_caller = *caller;
+	it->left--;
+	return 1;
 }
 
 /* ------------------------------------------------------------ writes -- */
@@ -607,6 +794,8 @@ int store_aggs_run_put(store_txn *t, const struct store_aggs_run *r, int *stale)
 	*stale = 1;
 	if (r->err || !r->len)
 		return r->err ? r->err : FDO_EINVAL;
+	if (r->len > STORE_AGGS_RUN_MAX)
+		return FDO_ELIMIT;
 	uint8_t key[STORE_TOTALS_KEY_SIZE];
 	store_totals_key_encode(key, &r->k);
 	const void *v;
@@ -640,9 +829,9 @@ int store_aggs_reseen(store_txn *t, const struct store_totals_key *k,
 		      uint64_t was, uint64_t now)
 {
 	uint8_t key[STORE_AGGS_KEY_SIZE];
-	store_aggs_key_encode(key, &(struct store_aggs_key){k->binary,
-							    k->labelset,
-							    k->bucket, 0, 0});
+	store_aggs_key_encode(key,
+			      &(struct store_aggs_key){k->binary, k->labelset,
+						       k->bucket, 0, 0});
 	const void *v;
 	size_t vl;
 	int rc = store_get(t, STORE_AGGS, key, sizeof key, &v, &vl);

@@ -37,12 +37,12 @@
 #include "common/mem.h"
 #include "storage/storage_int.h"
 
-#define CHUNK_HDR      8
-#define CHUNK_FORMAT   1
-#define ENTRY_MAX      40 /* four varints of at most 10 bytes */
-#define RUNS_NEXT_KEY  "runs.next"
-#define COMPACT_KEEP   8  /* runs left when a bucket has too many */
-#define COMPACT_AT     16 /* ... more than this many */
+#define CHUNK_HDR     8
+#define CHUNK_FORMAT  1
+#define ENTRY_MAX     40 /* four varints of at most 10 bytes */
+#define RUNS_NEXT_KEY "runs.next"
+#define COMPACT_KEEP  8	 /* runs left when a bucket has too many */
+#define COMPACT_AT    16 /* ... more than this many */
 
 /* --------------------------------------------------------------- keys -- */
 
@@ -80,8 +80,8 @@ static void log_corrupt(const struct store_run_key *k, const char *why)
 {
 	fdo_error("store: counts chunk (binary %u, label set %u, bucket %u, "
 		  "run %llu, chunk %u) %s: refused",
-		  k->binary, k->labelset, k->bucket,
-		  (unsigned long long)k->run, k->chunk, why);
+		  k->binary, k->labelset, k->bucket, (unsigned long long)k->run,
+		  k->chunk, why);
 }
 
 /* -------------------------------------------------------------- chunks -- */
@@ -318,6 +318,7 @@ struct store_counts_iter {
 	size_t plen;
 	store_cursor *scan;
 	struct store_run_key g; /* the group being merged */
+	uint64_t from;		/* store_counts_iter_from: first stack id */
 	int started, done;
 	struct rpos *runs;
 	size_t nruns, cap;
@@ -326,8 +327,7 @@ struct store_counts_iter {
 /* Load the chunk the run's cursor is on (key k, value v): FDO_OK with
  * rp->e its first entry, or FDO_ECORRUPT (logged). */
 static int rpos_load(struct rpos *rp, const struct store_run_key *k,
-		     const void *v, size_t vl, int check_after,
-		     uint64_t after)
+		     const void *v, size_t vl, int check_after, uint64_t after)
 {
 	rp->k = *k;
 	int rc = store_chunk_open(&rp->r, v, vl);
@@ -360,10 +360,10 @@ static int rpos_next(struct rpos *rp)
 	size_t kl, vl;
 	rc = store_cursor_next(rp->c, &k, &kl, &v, &vl);
 	struct store_run_key nk;
-	if (rc == FDO_ENOT_FOUND || (rc == FDO_OK &&
-				     (store_run_key_decode(k, kl, &nk) ||
-				      !same_group(&nk, &rp->k) ||
-				      nk.run != rp->k.run))) {
+	if (rc == FDO_ENOT_FOUND ||
+	    (rc == FDO_OK &&
+	     (store_run_key_decode(k, kl, &nk) || !same_group(&nk, &rp->k) ||
+	      nk.run != rp->k.run))) {
 		rp->live = 0;
 		return FDO_OK;
 	}
@@ -374,7 +374,8 @@ static int rpos_next(struct rpos *rp)
 
 /* Open the run of g whose first remaining chunk is at key k (the cursor
  * seeks there). */
-static int rpos_open(store_txn *t, struct rpos *rp, const struct store_run_key *k)
+static int rpos_open(store_txn *t, struct rpos *rp,
+		     const struct store_run_key *k)
 {
 	int rc;
 	if (!rp->c && (rc = store_cursor_open(t, STORE_COUNTS, &rp->c)))
@@ -398,6 +399,45 @@ static int rpos_open(store_txn *t, struct rpos *rp, const struct store_run_key *
 	return rpos_load(rp, &got, v, vl, 0, 0);
 }
 
+/* Move rp to its first entry whose stack id is at least from. Whole chunks
+ * are passed over by their first entry alone: when the run's next chunk
+ * starts at or before from, nothing of this one is needed. Else the
+ * cursor goes back to this chunk (a seek) and its entries are read on. So
+ * a bucket's fill resumed at a stack id (aggregator/reduce.c) costs a
+ * chunk's first varint per chunk passed, not every entry before it. */
+static int rpos_skip(struct rpos *rp, uint64_t from)
+{
+	while (rp->live && rp->e.stack < from) {
+		const void *k, *v;
+		size_t kl, vl;
+		int rc = store_cursor_next(rp->c, &k, &kl, &v, &vl);
+		if (rc && rc != FDO_ENOT_FOUND)
+			return rc;
+		struct store_run_key nk;
+		struct store_chunk_reader r;
+		struct store_count_entry f;
+		if (rc == FDO_OK && !store_run_key_decode(k, kl, &nk) &&
+		    same_group(&nk, &rp->k) && nk.run == rp->k.run &&
+		    !store_chunk_open(&r, v, vl) && !store_chunk_next(&r, &f) &&
+		    f.stack > rp->e.stack && f.stack <= from) {
+			if ((rc = rpos_load(rp, &nk, v, vl, 1, rp->e.stack)))
+				return rc;
+			continue;
+		}
+		/* This chunk holds from's place: back to it, and on entry by
+		 * entry (rpos_next moves the cursor on at its end). */
+		uint8_t key[STORE_RUN_KEY_SIZE];
+		store_run_key_encode(key, &rp->k);
+		if ((rc = store_cursor_seek(rp->c, key, sizeof key, &k, &kl, &v,
+					    &vl)))
+			return rc == FDO_ENOT_FOUND ? FDO_ECORRUPT : rc;
+		while (rp->live && rp->e.stack < from)
+			if ((rc = rpos_next(rp)))
+				return rc;
+	}
+	return FDO_OK;
+}
+
 static int grow_runs(struct rpos **runs, size_t *cap, size_t n)
 {
 	if (n < *cap)
@@ -414,16 +454,15 @@ static int grow_runs(struct rpos **runs, size_t *cap, size_t n)
 
 /* The next group at or after key `from` (a 12-byte group prefix) within
  * the prefix: its runs opened. *found 0 when there is none. */
-static int next_group(store_counts_iter *it, const uint8_t from[12],
-		      int *found)
+static int next_group(store_counts_iter *it, const uint8_t from[12], int *found)
 {
 	*found = 0;
 	uint8_t key[STORE_RUN_KEY_SIZE] = {0};
 	memcpy(key, from, 12);
 	const void *kp, *v;
 	size_t kl, vl;
-	int rc = store_cursor_seek(it->scan, key, sizeof key, &kp, &kl, &v,
-				   &vl);
+	int rc =
+		store_cursor_seek(it->scan, key, sizeof key, &kp, &kl, &v, &vl);
 	if (rc == FDO_ENOT_FOUND)
 		return FDO_OK;
 	if (rc)
@@ -453,8 +492,8 @@ static int next_group(store_counts_iter *it, const uint8_t from[12],
 			break;
 		at.run = g.run + 1;
 		store_run_key_encode(key, &at);
-		rc = store_cursor_seek(it->scan, key, sizeof key, &kp, &kl,
-				       &v, &vl);
+		rc = store_cursor_seek(it->scan, key, sizeof key, &kp, &kl, &v,
+				       &vl);
 		if (rc == FDO_ENOT_FOUND)
 			break;
 		if (rc)
@@ -519,6 +558,9 @@ int store_counts_iter_next(store_counts_iter *it, struct store_counts_key *k,
 				it->done = 1;
 				continue;
 			}
+			for (size_t i = 0; it->from && i < it->nruns; i++)
+				if ((rc = rpos_skip(&it->runs[i], it->from)))
+					return rc;
 		}
 		/* The smallest current stack id of the group's runs. */
 		struct rpos *min = NULL;
@@ -552,6 +594,14 @@ int store_counts_iter_next(store_counts_iter *it, struct store_counts_key *k,
 		}
 		return FDO_OK;
 	}
+}
+
+int store_counts_iter_from(store_counts_iter *it, uint64_t from)
+{
+	if (it->started || it->plen != STORE_TOTALS_KEY_SIZE)
+		return FDO_EINVAL;
+	it->from = from;
+	return FDO_OK;
 }
 
 size_t store_counts_iter_runs(const store_counts_iter *it)
@@ -606,9 +656,8 @@ int store_counts_runs(store_txn *t, const struct store_totals_key *g,
 	rc = store_cursor_seek(c, key, sizeof key, &kp, &kl, &v, &vl);
 	for (; rc == FDO_OK; rc = store_cursor_next(c, &kp, &kl, &v, &vl)) {
 		struct store_run_key k;
-		if (store_run_key_decode(kp, kl, &k) ||
-		    k.binary != g->binary || k.labelset != g->labelset ||
-		    k.bucket != g->bucket)
+		if (store_run_key_decode(kp, kl, &k) || k.binary != g->binary ||
+		    k.labelset != g->labelset || k.bucket != g->bucket)
 			break;
 		if (*n && out[*n - 1].run == k.run) {
 			out[*n - 1].bytes += vl;
@@ -743,7 +792,8 @@ static int compact_txn(store_txn *t, void *arg)
 	for (;;) {
 		struct rpos *min = NULL;
 		for (size_t i = 0; i < job->nin; i++)
-			if (in[i].live && (!min || in[i].e.stack < min->e.stack))
+			if (in[i].live &&
+			    (!min || in[i].e.stack < min->e.stack))
 				min = &in[i];
 		if (!min)
 			break;

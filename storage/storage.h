@@ -477,6 +477,10 @@ int store_counts_iter_open(store_txn *t, const void *prefix, size_t plen,
 			   store_counts_iter **it);
 int store_counts_iter_next(store_counts_iter *it, struct store_counts_key *k,
 			   struct store_weight *w);
+/* store_counts_iter_from: an iterator of one group (opened with a 12-byte
+ * prefix) starts at the first stack id >= from; called before the first
+ * next, else FDO_EINVAL. */
+int store_counts_iter_from(store_counts_iter *it, uint64_t from);
 size_t store_counts_iter_runs(const store_counts_iter *it);
 void store_counts_iter_close(store_counts_iter *it);
 
@@ -647,7 +651,10 @@ struct store_aggs_run {
 	struct store_frame last_callee, last_caller; /* ordering */
 	struct store_frame base_callee, base_caller; /* the chunk's deltas */
 	uint64_t last_leaf, base_leaf;
-	int err; /* first error; every later call returns it */
+	int err;    /* first error; every later call returns it */
+	size_t max; /* bytes of rows at most (0: STORE_AGGS_RUN_MAX); a
+		       reader may take a larger run from memory, the table
+		       never (store_aggs_run_put: FDO_ELIMIT) */
 };
 
 /*
@@ -700,6 +707,62 @@ int store_aggs_read(store_txn *t, const struct store_totals_key *k,
 /* store_aggs_run_read: the same for a run encoded in memory (finished). */
 int store_aggs_run_read(const struct store_aggs_run *r, uint32_t leaf_bid,
 			const struct store_aggs_visit *v);
+
+/*
+ * A run's partitions as the bytes of their chunks, for a reader that
+ * merges many runs record by record (aggregator/reduce.c) instead of
+ * visiting one run at a time. store_aggs_layout_add checks the run as
+ * store_aggs_read does (same returns, plus FDO_ENOMEM) and, only when
+ * all of it checks, appends its partitions (every one, or leaf_bid's) to
+ * l, in the encoder's order. The bytes stay those of t's map (valid
+ * while t is open) or of the encoded run r (valid while r is).
+ * store_aggs_iter_* then walk one partition: its leaves first, then its
+ * pairs (each returns 1 with a record, 0 at the end of its kind). The
+ * layout must not grow while an iterator is on it.
+ */
+struct store_aggs_chunk {
+	const uint8_t *p;
+	size_t len;
+};
+struct store_aggs_src {
+	struct store_aggs_part part;
+	size_t first_chunk, nchunks; /* into the layout's chunks */
+};
+struct store_aggs_layout {
+	struct store_aggs_src *srcs;
+	size_t nsrcs, cap_srcs;
+	struct store_aggs_chunk *chunks;
+	size_t nchunks, cap_chunks;
+};
+int store_aggs_layout_add(store_txn *t, const struct store_totals_key *k,
+			  const struct store_totals *now, uint32_t leaf_bid,
+			  struct store_aggs_layout *l);
+int store_aggs_run_layout_add(const struct store_aggs_run *r, uint32_t leaf_bid,
+			      struct store_aggs_layout *l);
+void store_aggs_layout_fini(struct store_aggs_layout *l);
+/* store_aggs_have: does run k have rows computed from totals row now?
+ * FDO_OK (its header row says so; the rest is checked when read),
+ * FDO_ENOT_FOUND, FDO_ECORRUPT (another totals row's, or no header a
+ * reader takes), or the store's error. Reads one row. */
+int store_aggs_have(store_txn *t, const struct store_totals_key *k,
+		    const struct store_totals *now);
+
+struct store_aggs_iter {
+	const struct store_aggs_chunk *next, *end; /* chunks not opened */
+	const uint8_t *p;			   /* the open chunk */
+	size_t at;
+	unsigned left; /* its records not read */
+	uint8_t kind;
+	uint32_t bid;
+	uint64_t base_leaf;
+	struct store_frame base_callee, base_caller;
+};
+void store_aggs_iter_init(struct store_aggs_iter *it,
+			  const struct store_aggs_layout *l, size_t src);
+int store_aggs_iter_leaf(struct store_aggs_iter *it, struct store_frame *f,
+			 wire_weight_t *weight, uint64_t *samples);
+int store_aggs_iter_pair(struct store_aggs_iter *it, struct store_frame *callee,
+			 struct store_frame *caller, wire_weight_t *weight);
 
 /*
  * store_aggs_run_put writes r (finished) in write transaction t, in place

@@ -114,6 +114,20 @@ for _ in $(seq 1800); do
 	sleep 1
 done
 
+# Then until fdod is idle (at most 10 min): the merger computes the leaf
+# and pair sums of the buckets that are over into table aggs between
+# merges, so the pulls below measure a store whose closed buckets have
+# their rows (an older fdod without that fill is idle at once, and its
+# first compile-time pull computes and stores them).
+ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$srv_pid/stat"; }
+quiet_from=$(date +%s)
+for _ in $(seq 600); do
+	t0=$(ticks)
+	sleep 1
+	[[ $(( $(ticks) - t0 )) -le 2 ]] && break
+done
+echo "bench/profiles: fdod idle after $(( $(date +%s) - quiet_from )) s"
+
 stacks=$(metric 'fdod_store_entries{table="stacks"}')
 # Counts entries: table totals' entries over every binary (/v1/binaries
 # "stacks"): distinct (bucket, stack) once compaction has made each bucket

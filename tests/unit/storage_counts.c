@@ -90,8 +90,8 @@ static int write_runs(store_txn *t, void *arg)
 		uint64_t id;
 		if ((rc = store_run_id_next(t, &id)))
 			break;
-		struct store_run_key k = {r->binary, r->labelset, r->bucket,
-					  id, 0};
+		struct store_run_key k = {r->binary, r->labelset, r->bucket, id,
+					  0};
 		store_run_writer_start(w, &k);
 		struct store_totals d = {0};
 		for (size_t i = 0; i < r->n && !rc; i++) {
@@ -139,18 +139,18 @@ TEST(iterator_merges_runs_summing_equal_ids)
 {
 	store *s = open_fresh("iter");
 	REQUIRE(s);
-	static const struct store_count_entry a[] = {{1, 10, 1}, {4, 40, 4},
-						     {9, 90, 9}};
+	static const struct store_count_entry a[] = {
+		{1, 10, 1}, {4, 40, 4}, {9, 90, 9}};
 	static const struct store_count_entry b[] = {{4, 400, 40},
 						     {5, 500, 50}};
 	static const struct store_count_entry c[] = {{0, 7, 7},
 						     {UINT64_MAX, 8, 8}};
 	static const struct store_count_entry d[] = {{3, 3, 3}};
 	const struct run_spec runs[] = {
-		{2, 1, 3600, a, 3}, {2, 1, 3600, b, 2}, {2, 1, 3600, c, 2},
+		{2, 1, 3600, a, 3},    {2, 1, 3600, b, 2}, {2, 1, 3600, c, 2},
 		{2, 1, 3600, NULL, 0}, /* an empty run: nothing written */
-		{2, 1, 7200, d, 1},    {3, 1, 3600, d, 1},
-		{1, 9, 3600, d, 1},    {0, 0, 0, NULL, 0},
+		{2, 1, 7200, d, 1},    {3, 1, 3600, d, 1}, {1, 9, 3600, d, 1},
+		{0, 0, 0, NULL, 0},
 	};
 	REQUIRE(store_write(s, write_runs, (void *)runs) == FDO_OK);
 	struct got g;
@@ -201,8 +201,7 @@ TEST(corrupt_chunk_is_refused_and_logged)
 	store *s = open_fresh("corrupt");
 	REQUIRE(s);
 	static const struct store_count_entry a[] = {{1, 10, 1}, {4, 40, 4}};
-	const struct run_spec runs[] = {{5, 1, 3600, a, 2},
-					{0, 0, 0, NULL, 0}};
+	const struct run_spec runs[] = {{5, 1, 3600, a, 2}, {0, 0, 0, NULL, 0}};
 	REQUIRE(store_write(s, write_runs, (void *)runs) == FDO_OK);
 	REQUIRE(store_write(s, put_raw, NULL) == FDO_OK);
 	const char *logpath = test_subdir("corrupt.log");
@@ -260,6 +259,80 @@ static int many_runs(store_txn *t, void *arg)
 	}
 	free(e);
 	return rc;
+}
+
+/* A group's entries from stack id `from` on (store_counts_iter_from),
+ * into e (cap entries); *n how many. */
+static int collect_from(store *s, uint64_t from, struct store_counts_key *k,
+			struct store_weight *w, size_t cap, size_t *n)
+{
+	store_txn *t;
+	*n = 0;
+	int rc = store_txn_begin(s, 0, &t);
+	if (rc)
+		return rc;
+	uint8_t p[STORE_TOTALS_KEY_SIZE];
+	store_totals_key_encode(p, &(struct store_totals_key){7, 2, 3600});
+	store_counts_iter *it;
+	if (!(rc = store_counts_iter_open(t, p, sizeof p, &it))) {
+		if (!(rc = store_counts_iter_from(it, from)))
+			while (*n < cap && !(rc = store_counts_iter_next(
+						     it, &k[*n], &w[*n])))
+				(*n)++;
+		store_counts_iter_close(it);
+	}
+	store_txn_abort(t);
+	return rc == FDO_ENOT_FOUND ? FDO_OK : rc;
+}
+
+TEST(iterator_starts_at_a_stack_id)
+{
+	store *s = open_fresh("from");
+	REQUIRE(s);
+	size_t nruns = 6;
+	REQUIRE(store_write(s, many_runs, &nruns) == FDO_OK);
+	size_t cap = 6 * 3000;
+	struct store_counts_key *ak = malloc(cap * sizeof *ak);
+	struct store_counts_key *bk = malloc(cap * sizeof *bk);
+	struct store_weight *aw = malloc(cap * sizeof *aw);
+	struct store_weight *bw = malloc(cap * sizeof *bw);
+	REQUIRE(ak && bk && aw && bw);
+	size_t n = 0, m = 0;
+	REQUIRE(collect_from(s, 0, ak, aw, cap, &n) == FDO_OK);
+	REQUIRE(n > 3000); /* runs of several chunks, ids repeating */
+	/* From every place: an id held, the one after it, the ends. */
+	size_t at[] = {0, 1, n / 3, n / 2, n - 2, n - 1};
+	for (size_t i = 0; i < sizeof at / sizeof at[0]; i++)
+		for (uint64_t plus = 0; plus < 2; plus++) {
+			uint64_t from = ak[at[i]].stack + plus;
+			size_t first = at[i] + plus;
+			REQUIRE(collect_from(s, from, bk, bw, cap, &m) ==
+				FDO_OK);
+			CHECK_EQ_INT(m, n - first);
+			for (size_t j = 0; j < m && first + j < n; j++)
+				if (bk[j].stack != ak[first + j].stack ||
+				    bw[j].weight != aw[first + j].weight ||
+				    bw[j].samples != aw[first + j].samples) {
+					CHECK(!"entry differs");
+					break;
+				}
+		}
+	REQUIRE(collect_from(s, UINT64_MAX, bk, bw, cap, &m) == FDO_OK);
+	CHECK_EQ_INT(m, ak[n - 1].stack == UINT64_MAX);
+	/* Only before the first next, and only for one group. */
+	store_txn *t;
+	REQUIRE(store_txn_begin(s, 0, &t) == FDO_OK);
+	store_counts_iter *it;
+	uint8_t p[4] = {0, 0, 0, 7};
+	REQUIRE(store_counts_iter_open(t, p, 4, &it) == FDO_OK);
+	CHECK_EQ_INT(store_counts_iter_from(it, 5), FDO_EINVAL);
+	store_counts_iter_close(it);
+	store_txn_abort(t);
+	free(ak);
+	free(bk);
+	free(aw);
+	free(bw);
+	store_close(s);
 }
 
 struct digest {
