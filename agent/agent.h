@@ -134,8 +134,10 @@ void agent_profile_fork(struct agent_profile *p, pid_t pid, pid_t ppid,
  * mappings older than t are gone and the selectors decide afresh. */
 void agent_profile_comm(struct agent_profile *p, pid_t pid, const char *comm,
 			int exec, uint64_t t);
-/* PERF_RECORD_EXIT of a process: forgotten after its samples are sent. */
-void agent_profile_exit(struct agent_profile *p, pid_t pid);
+/* PERF_RECORD_EXIT of a process at perf time t: forgotten after its
+ * samples are sent; its older records read after it do not bring it back,
+ * newer ones (the pid reused) start a new process. */
+void agent_profile_exit(struct agent_profile *p, pid_t pid, uint64_t t);
 /* agent_profile_wants: whether samples of pid are counted (host-wide mode
  * asks before looking at the stack); refusals are counted. */
 int agent_profile_wants(struct agent_profile *p, pid_t pid);
@@ -184,6 +186,30 @@ uint64_t agent_profile_thinned(const struct agent_profile *p);
 uint64_t agent_profile_unmapped(const struct agent_profile *p);
 /* agent_profile_unselected: samples of processes the selectors refused. */
 uint64_t agent_profile_unselected(const struct agent_profile *p);
+
+/*
+ * What the profile holds now, for the summary line and the tests that
+ * check it stays bounded under process churn: an exited process is freed
+ * two flushes after its EXIT record, a binary not sampled for 60 flushes
+ * is forgotten, the build-id cache holds at most 4096 files and the
+ * stack table shrinks back after a busy interval (agent/profile.c).
+ */
+struct agent_profile_counts {
+	size_t procs;	    /* processes known (running, or awaiting a flush) */
+	size_t maps;	    /* their mappings */
+	size_t bids;	    /* build-id cache entries */
+	size_t streams;	    /* host-wide: binaries' seq streams */
+	size_t buckets;	    /* slots of the stack table */
+	uint64_t forgotten; /* host-wide: idle binaries forgotten, in all */
+};
+void agent_profile_counts(const struct agent_profile *p,
+			  struct agent_profile_counts *c);
+/* agent_profile_on_forget: host-wide mode calls fn(arg, binary) when it
+ * forgets an idle binary's stream (agent_controls_forget). Reader thread
+ * (the main thread before it starts). */
+void agent_profile_on_forget(struct agent_profile *p,
+			     void (*fn)(void *arg, const char *binary),
+			     void *arg);
 
 /* ---- perf.c ------------------------------------------------------------- */
 
@@ -277,7 +303,11 @@ uint64_t agent_control_acks(struct agent_control *c);
 /*
  * Host-wide mode: one control per binary (the Acks of a binary's batches
  * advise that binary). The events sample at the agent's own --freq, and
- * each binary keeps freq / own of its samples (agent_profile_thin).
+ * each binary keeps freq / own of its samples (agent_profile_thin). A
+ * binary not sampled for 60 flushes loses its control
+ * (agent_controls_forget); at most AGENT_CONTROLS_MAX binaries sampled
+ * within that window have one (~300 bytes each), the others keep all of
+ * their samples and take no advice.
  */
 #define AGENT_CONTROLS_MAX 4096
 struct agent_named_control {
@@ -295,11 +325,17 @@ struct agent_controls {
 void agent_controls_init(struct agent_controls *cs, uint32_t own_freq);
 void agent_controls_fini(struct agent_controls *cs);
 /* The control of binary (len bytes), created on first use; NULL past
- * AGENT_CONTROLS_MAX binaries or a name too long. Any thread. */
+ * AGENT_CONTROLS_MAX binaries sampled at once or a name too long. Only
+ * the reader thread forgets controls, so only the reader may use the
+ * pointer returned after cs->mu is released. Reader thread. */
 struct agent_control *agent_controls_get(struct agent_controls *cs,
 					 const char *binary, size_t len);
+/* agent_controls_forget drops binary's control, when its stream is
+ * forgotten (agent_profile_on_forget: not sampled for 60 flushes); it
+ * gets a new one, with a hello, if it is sampled again. Reader thread. */
+void agent_controls_forget(struct agent_controls *cs, const char *binary);
 /* agent_controls_ack applies ack to the control of the binary of the
- * encoded batch msg (the spool's sender). */
+ * encoded batch msg, if it still has one (the spool's sender). */
 void agent_controls_ack(struct agent_controls *cs, const uint8_t *msg,
 			size_t len, const Fdod__Ack *ack, uint64_t now);
 /* What share of binary's samples to keep now (agent_profile_thin's keep;

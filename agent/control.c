@@ -133,15 +133,25 @@ void agent_controls_fini(struct agent_controls *cs)
 	pthread_mutex_destroy(&cs->mu);
 }
 
+/* The index of binary's control, or cs->n. Under cs->mu. */
+static size_t controls_find(const struct agent_controls *cs, const char *binary,
+			    size_t len)
+{
+	size_t i = 0;
+	while (i < cs->n && !(strlen(cs->c[i]->name) == len &&
+			      !memcmp(cs->c[i]->name, binary, len)))
+		i++;
+	return i;
+}
+
 struct agent_control *agent_controls_get(struct agent_controls *cs,
 					 const char *binary, size_t len)
 {
 	pthread_mutex_lock(&cs->mu);
 	struct agent_control *found = NULL;
-	for (size_t i = 0; i < cs->n && !found; i++)
-		if (strlen(cs->c[i]->name) == len &&
-		    !memcmp(cs->c[i]->name, binary, len))
-			found = &cs->c[i]->ctl;
+	size_t i = controls_find(cs, binary, len);
+	if (i < cs->n)
+		found = &cs->c[i]->ctl;
 	if (!found && cs->n < AGENT_CONTROLS_MAX && len < AGENT_NAME_MAX) {
 		struct agent_named_control *nc = calloc(1, sizeof *nc);
 		if (nc && !fdo_grow(cs->c, cs->cap, cs->n + 1)) {
@@ -160,16 +170,33 @@ struct agent_control *agent_controls_get(struct agent_controls *cs,
 	return found;
 }
 
+void agent_controls_forget(struct agent_controls *cs, const char *binary)
+{
+	pthread_mutex_lock(&cs->mu);
+	size_t i = controls_find(cs, binary, strlen(binary));
+	if (i < cs->n) {
+		struct agent_named_control *nc = cs->c[i];
+		cs->c[i] = cs->c[--cs->n];
+		agent_control_fini(&nc->ctl);
+		free(nc);
+	}
+	pthread_mutex_unlock(&cs->mu);
+}
+
 void agent_controls_ack(struct agent_controls *cs, const uint8_t *msg,
 			size_t len, const Fdod__Ack *ack, uint64_t now)
 {
 	struct wire_batch_head h;
 	if (wire_batch_peek(msg, len, NULL, &h) || !h.binary.len)
 		return;
-	struct agent_control *c =
-		agent_controls_get(cs, (const char *)h.binary.p, h.binary.len);
-	if (c)
-		agent_control_apply(c, ack->sampling, now);
+	/* Under cs->mu, since the reader may forget the control; a binary
+	 * forgotten since its batch was sent takes no advice (it starts
+	 * over with a hello when it is sampled again). */
+	pthread_mutex_lock(&cs->mu);
+	size_t i = controls_find(cs, (const char *)h.binary.p, h.binary.len);
+	if (i < cs->n)
+		agent_control_apply(&cs->c[i]->ctl, ack->sampling, now);
+	pthread_mutex_unlock(&cs->mu);
 }
 
 double agent_controls_keep(void *arg, const char *binary)

@@ -501,7 +501,8 @@ static uint64_t handle(struct agent_perf *pf, const uint8_t *p, size_t len,
 		/* header, pid, ppid, tid, ptid, time: the process ends when
 		 * its main thread does */
 		if (len >= 32 && rd32(p + 8) == rd32(p + 16))
-			agent_profile_exit(prof, (pid_t)rd32(p + 8));
+			agent_profile_exit(prof, (pid_t)rd32(p + 8),
+					   rd64(p + 24));
 		break;
 	case PERF_RECORD_LOST:
 		if (len >= 24)

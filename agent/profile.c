@@ -32,15 +32,37 @@
 #include "agent/agent.h"
 #include "common/buf.h"
 
-#define BATCH_MAX_STACKS    65536
-#define BATCH_MAX_FRAMES    1500000 /* keeps a batch well under 16 MiB */
-#define BATCH_MAX_MAPPINGS  8192
-#define STACK_MAX_DEPTH	    1024
-#define PROC_BUCKETS	    4096
-#define BID_BUCKETS	    1024
-#define BID_CACHE_MAX	    16384 /* distinct files; the cache restarts past it */
-#define STREAM_IDLE_FLUSHES 60	  /* a binary's seq stream is forgotten then */
+#define BATCH_MAX_STACKS   65536
+#define BATCH_MAX_FRAMES   1500000 /* keeps a batch well under 16 MiB */
+#define BATCH_MAX_MAPPINGS 8192
+#define STACK_MAX_DEPTH	   1024
+#define PROC_BUCKETS	   4096
+#define BID_BUCKETS	   1024
+/*
+ * Distinct files whose build-ids are cached (~100 bytes each with the
+ * allocator's overhead: at most ~400 KiB). Every new executable or library
+ * file (a new inode: each build of a program, each upgrade) adds one, and
+ * the files of exited processes are rarely asked again; when the cache is
+ * full, the entries no mapping asked for since the last time it was full
+ * go (a deleted file's entry is never asked again), and all of them if
+ * that frees less than a quarter. A file read again costs one open and a
+ * read of its notes.
+ */
+#define BID_CACHE_MAX 4096
+/*
+ * A binary none of whose processes was sampled (counted or thinned) for
+ * this many flushes (10 min at the default --interval) is forgotten: its
+ * seq stream, and through agent_profile_on_forget its control (the
+ * server's advice). Binaries with unique names (a build's test programs,
+ * scripts run from temporary directories) would otherwise pile up, ~500
+ * bytes each. A binary that comes back starts a new stream (seqs above
+ * the old one's) with a hello, as a new binary does.
+ */
+#define STREAM_IDLE_FLUSHES 60
 #define SWEEP_FLUSHES	    30 /* look for processes whose EXIT record was lost */
+/* The stack table starts with (and shrinks back to) this many slots; it
+ * doubles while an interval's distinct stacks outnumber its slots. */
+#define STACK_BUCKETS_MIN 4096
 
 enum { BID_UNKNOWN, BID_OK, BID_NONE };
 enum { SEL_UNKNOWN, SEL_YES, SEL_NO };
@@ -50,6 +72,7 @@ struct bid_cache {
 	struct bid_cache *next;
 	uint64_t dev, ino;
 	int ok;
+	int hit; /* asked for since the cache was last full */
 	size_t len;
 	uint8_t id[FDO_BUILD_ID_MAX];
 };
@@ -73,6 +96,8 @@ struct proc {
 	int dead; /* 1: EXIT seen; 2: and one flush since (freed at the next) */
 	int seen; /* mappings known from /proc or its own records */
 	uint64_t exec_t; /* perf time of its last exec record, 0: none seen */
+	uint64_t exit_t; /* dead: perf time of its EXIT (0: found gone) */
+	int active;	 /* sampled since the last flush, counted or thinned */
 	char comm[16];
 	char name[AGENT_NAME_MAX]; /* its batches' binary (host-wide) */
 	struct map_ent *maps;	   /* sorted by start, disjoint */
@@ -101,7 +126,8 @@ struct stream {
 	struct stream *next;
 	char name[AGENT_NAME_MAX];
 	char *agent_id; /* "AGENT_ID/NAME" */
-	uint64_t next_seq, last_flush;
+	uint64_t next_seq;
+	uint64_t last_flush; /* the last flush that saw the binary sampled */
 };
 
 struct agent_profile {
@@ -122,6 +148,9 @@ struct agent_profile {
 	double (*keep_fn)(void *arg, const char *binary);
 	void *keep_arg;
 	uint64_t keep_gen; /* bumped when a binary's keep changes */
+	void (*forget_fn)(void *arg, const char *binary);
+	void *forget_arg;
+	uint64_t forgotten; /* streams forgotten, in all */
 };
 
 int agent_profile_create(struct agent_profile **out)
@@ -129,7 +158,7 @@ int agent_profile_create(struct agent_profile **out)
 	struct agent_profile *p = calloc(1, sizeof *p);
 	if (!p)
 		return FDO_ENOMEM;
-	p->nbuckets = 4096;
+	p->nbuckets = STACK_BUCKETS_MIN;
 	p->buckets = calloc(p->nbuckets, sizeof *p->buckets);
 	if (!p->buckets) {
 		free(p);
@@ -147,11 +176,32 @@ void agent_profile_select(struct agent_profile *p,
 	p->self = getpid();
 }
 
+/*
+ * A process that dropped most of its mappings (an exec: a forked child
+ * held a copy of its parent's, often dozens) gives their room back:
+ * under churn hundreds of exec'd children await their last flush, and a
+ * child of a 33-mapping parent kept 6 KiB of room for its 3 mappings.
+ */
+static void maps_shrink(struct proc *pr)
+{
+	size_t cap = pr->cap;
+	while (cap > 16 && pr->n * 4 <= cap)
+		cap /= 2;
+	if (cap == pr->cap)
+		return;
+	struct map_ent *m = realloc(pr->maps, cap * sizeof *m);
+	if (m) {
+		pr->maps = m;
+		pr->cap = cap;
+	}
+}
+
 static void maps_clear(struct proc *pr)
 {
 	for (size_t i = 0; i < pr->n; i++)
 		free(pr->maps[i].path);
 	pr->n = 0;
+	maps_shrink(pr);
 }
 
 static void entries_clear(struct agent_profile *p)
@@ -182,7 +232,8 @@ static void bids_clear(struct agent_profile *p)
 
 static void proc_free(struct proc *pr)
 {
-	maps_clear(pr);
+	for (size_t i = 0; i < pr->n; i++)
+		free(pr->maps[i].path);
 	free(pr->maps);
 	free(pr);
 }
@@ -222,7 +273,7 @@ static void proc_reset(struct agent_profile *p, struct proc *pr)
 {
 	maps_clear(pr);
 	pr->dead = pr->seen = 0;
-	pr->exec_t = 0;
+	pr->exec_t = pr->exit_t = 0;
 	pr->sel = p->host_wide ? SEL_UNKNOWN : SEL_YES;
 	pr->comm[0] = pr->name[0] = 0;
 }
@@ -243,26 +294,74 @@ static struct proc *proc_get(struct agent_profile *p, pid_t pid)
 	return pr;
 }
 
+/*
+ * pid's process as of a record at perf time t. Records of one process
+ * come from every CPU's ring and the rings are drained one after the
+ * other, so a process's EXIT may be read before its FORK, COMM or MMAP2:
+ * an exited process stays dead (and is freed two flushes on) whatever of
+ * its older records comes after, and only a record newer than its EXIT
+ * (the pid reused) starts it over. Before this, such a late FORK reset the
+ * exited child to a live process that nothing would end but the sweep for
+ * lost EXITs (SWEEP_FLUSHES): under process churn hundreds of them, each
+ * with a copy of its parent's mappings, held megabytes.
+ */
+static struct proc *proc_at(struct agent_profile *p, pid_t pid, uint64_t t)
+{
+	struct proc *pr = proc_get(p, pid);
+	if (pr && pr->dead && t > pr->exit_t)
+		proc_reset(p, pr); /* the pid was reused */
+	return pr;
+}
+
 static struct bid_cache *bid_find(struct agent_profile *p, uint64_t dev,
 				  uint64_t ino)
 {
 	size_t b = fdo_mix64(dev * 31 + ino) % BID_BUCKETS;
 	for (struct bid_cache *c = p->bids[b]; c; c = c->next)
-		if (c->dev == dev && c->ino == ino)
+		if (c->dev == dev && c->ino == ino) {
+			c->hit = 1;
 			return c;
+		}
 	return NULL;
+}
+
+/* A full cache: the entries not asked for since it was last full go (all
+ * of them when that would free less than a quarter). */
+static void bids_evict(struct agent_profile *p)
+{
+	size_t idle = 0;
+	for (size_t i = 0; i < BID_BUCKETS; i++)
+		for (struct bid_cache *c = p->bids[i]; c; c = c->next)
+			idle += !c->hit;
+	if (idle < BID_CACHE_MAX / 4) {
+		bids_clear(p);
+		return;
+	}
+	for (size_t i = 0; i < BID_BUCKETS; i++)
+		for (struct bid_cache **cp = &p->bids[i]; *cp;) {
+			struct bid_cache *c = *cp;
+			if (c->hit) {
+				c->hit = 0;
+				cp = &c->next;
+				continue;
+			}
+			*cp = c->next;
+			free(c);
+			p->nbids--;
+		}
 }
 
 static void bid_put(struct agent_profile *p, const struct map_ent *e)
 {
 	if (p->nbids >= BID_CACHE_MAX)
-		bids_clear(p);
+		bids_evict(p);
 	struct bid_cache *c = calloc(1, sizeof *c);
 	if (!c)
 		return;
 	*c = (struct bid_cache){.dev = e->dev,
 				.ino = e->ino,
 				.ok = e->bid_state == BID_OK,
+				.hit = 1,
 				.len = e->bid_len};
 	memcpy(c->id, e->bid, e->bid_len);
 	size_t b = fdo_mix64(e->dev * 31 + e->ino) % BID_BUCKETS;
@@ -424,7 +523,7 @@ void agent_profile_load_maps(struct agent_profile *p, pid_t pid)
 void agent_profile_mmap(struct agent_profile *p, pid_t pid,
 			const struct agent_mmap *m)
 {
-	struct proc *pr = proc_get(p, pid);
+	struct proc *pr = proc_at(p, pid, m->t);
 	if (!pr)
 		return;
 	pr->seen = 1;
@@ -460,11 +559,9 @@ void agent_profile_fork(struct agent_profile *p, pid_t pid, pid_t ppid,
 	if (pid == ppid)
 		return; /* a new thread */
 	struct proc *parent = proc_get(p, ppid);
-	struct proc *child = proc_get(p, pid);
+	struct proc *child = proc_at(p, pid, t);
 	if (!parent || !child)
 		return;
-	if (child->dead)
-		proc_reset(p, child); /* the pid was reused */
 	child->seen = 1;
 	/* The child's exec, read first from another ring: nothing of the
 	 * parent's image is the child's any more. */
@@ -499,10 +596,34 @@ uint64_t agent_profile_unselected(const struct agent_profile *p)
 	return p->unselected;
 }
 
+void agent_profile_on_forget(struct agent_profile *p,
+			     void (*fn)(void *arg, const char *binary),
+			     void *arg)
+{
+	p->forget_fn = fn;
+	p->forget_arg = arg;
+}
+
+void agent_profile_counts(const struct agent_profile *p,
+			  struct agent_profile_counts *c)
+{
+	memset(c, 0, sizeof *c);
+	for (size_t i = 0; i < PROC_BUCKETS; i++)
+		for (const struct proc *pr = p->procs[i]; pr; pr = pr->next) {
+			c->procs++;
+			c->maps += pr->n;
+		}
+	c->bids = p->nbids;
+	for (const struct stream *s = p->streams; s; s = s->next)
+		c->streams++;
+	c->forgotten = p->forgotten;
+	c->buckets = p->nbuckets;
+}
+
 void agent_profile_comm(struct agent_profile *p, pid_t pid, const char *comm,
 			int exec, uint64_t t)
 {
-	struct proc *pr = exec ? proc_get(p, pid) : proc_find(p, pid);
+	struct proc *pr = exec ? proc_at(p, pid, t) : proc_find(p, pid);
 	if (!pr)
 		return;
 	snprintf(pr->comm, sizeof pr->comm, "%s", comm);
@@ -525,14 +646,20 @@ void agent_profile_comm(struct agent_profile *p, pid_t pid, const char *comm,
 			pr->maps[w++] = pr->maps[i];
 	}
 	pr->n = w;
+	maps_shrink(pr);
 }
 
-void agent_profile_exit(struct agent_profile *p, pid_t pid)
+void agent_profile_exit(struct agent_profile *p, pid_t pid, uint64_t t)
 {
-	struct proc *pr = proc_find(p, pid);
-	/* kept until its samples are flushed */
-	if (pr && !pr->dead)
+	/* kept until its samples are flushed; one not seen yet is kept as
+	 * dead too, for its records still to be read from other rings */
+	struct proc *pr = proc_at(p, pid, t);
+	if (!pr)
+		return;
+	if (!pr->dead)
 		pr->dead = 1;
+	if (t > pr->exit_t)
+		pr->exit_t = t;
 }
 
 /* pr, if its samples are to be counted: the selectors are asked once per
@@ -620,6 +747,7 @@ void agent_profile_add(struct agent_profile *p, pid_t pid,
 	struct proc *pr = proc_selected(p, pid);
 	if (!pr)
 		return;
+	pr->active = 1;
 	if (p->keep_fn) {
 		/* The server's advice for its binary: keep that share of its
 		 * samples, each standing for 1/keep of them. */
@@ -755,10 +883,10 @@ Fdod__SampleBatch *agent_profile_heartbeat(struct agent_profile *p,
 	memset(&none, 0, sizeof none);
 	struct agent_batch_meta m = *meta;
 	if (!meta->binary) {
+		/* a heartbeat keeps no binary: only its samples do */
 		struct stream *st = stream_get(p, meta, binary);
 		if (!st)
 			return NULL;
-		st->last_flush = p->flushes;
 		m.binary = st->name;
 		m.agent_id = st->agent_id;
 		m.next_seq = &st->next_seq;
@@ -832,6 +960,7 @@ static struct stream *stream_get(struct agent_profile *p,
 		(uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
 	if (s->next_seq < p->seq_floor)
 		s->next_seq = p->seq_floor;
+	s->last_flush = p->flushes;
 	s->next = p->streams;
 	p->streams = s;
 	return s;
@@ -870,7 +999,6 @@ static uint64_t flush_proc(struct agent_profile *p, struct proc *pr,
 		struct stream *st = stream_get(p, meta, pr->name);
 		if (!st)
 			return 0;
-		st->last_flush = p->flushes;
 		m.binary = st->name;
 		m.agent_id = st->agent_id;
 		m.next_seq = &st->next_seq;
@@ -979,9 +1107,31 @@ static void flush_forget(struct agent_profile *p)
 		if (s->next_seq > p->seq_floor)
 			p->seq_floor = s->next_seq;
 		*sp = s->next;
+		if (p->forget_fn)
+			p->forget_fn(p->forget_arg, s->name);
+		/* its processes, if any come back, ask for their keep again */
+		p->keep_gen++;
+		p->forgotten++;
 		free(s->agent_id);
 		free(s);
 	}
+}
+
+/* After a busy interval: back to a table the size of the last one's
+ * stacks (a quarter full at most), not less than STACK_BUCKETS_MIN. */
+static void buckets_shrink(struct agent_profile *p, size_t used)
+{
+	size_t nb = p->nbuckets;
+	while (nb > STACK_BUCKETS_MIN && used * 4 <= nb / 2)
+		nb /= 2;
+	if (nb == p->nbuckets)
+		return;
+	struct entry **b = calloc(nb, sizeof *b);
+	if (!b)
+		return;
+	free(p->buckets); /* empty: entries_clear ran */
+	p->buckets = b;
+	p->nbuckets = nb;
 }
 
 uint64_t agent_profile_flush(
@@ -996,9 +1146,21 @@ uint64_t agent_profile_flush(
 			if (pr->entries)
 				total += flush_proc(p, pr, meta, time_start,
 						    time_end, emit, arg);
+			/* host-wide: a binary sampled, even if every sample
+			 * was thinned (paused), is kept */
+			if (pr->active && !meta->binary && pr->name[0] &&
+			    pr->sel == SEL_YES) {
+				struct stream *st =
+					stream_get(p, meta, pr->name);
+				if (st)
+					st->last_flush = p->flushes;
+			}
+			pr->active = 0;
 			pr->samples = pr->period_sum = 0;
 		}
+	size_t used = p->nentries;
 	entries_clear(p);
+	buckets_shrink(p, used);
 	flush_forget(p);
 	return total;
 }

@@ -24,7 +24,9 @@ the agent/perf ratio of the medians, and the per-round difference.
 RSS: `fdo-agent --all` for --rss-minutes while the copies are restarted as
 they end (a new process every fraction of a second: process churn), its
 VmRSS and RssAnon read every --rss-every seconds; prints start, end of
-warm-up, max and end, the slope after warm-up and whether it is flat.
+warm-up, max and end, the slope after warm-up, whether it is flat, and
+what the agent held at exit (its summary's counts) against the processes
+running then.
 
   hostwide.py --workload EXE --work N --agent EXE --url URL --freq HZ
               --rounds N --tmp DIR [--fdod-pid PID] [--rss-minutes M]
@@ -317,6 +319,7 @@ class Bench:
         for p in copies.values():
             os.waitpid(p, 0)
         wall = time.monotonic() - t0
+        running = sum(1 for e in os.listdir("/proc") if e.isdigit())
         pcpu, text = self.stop_profiler("fdo-agent --all", pid, out,
                                         signal.SIGTERM)
         s = [ln for ln in text.splitlines() if "summary:" in ln]
@@ -371,10 +374,42 @@ class Bench:
                   max(x[1] for x in post) - we[1], half[0], grew))
         print("  flat over the last half: %s (limit %d KiB)" % (
             "yes" if flat else "NO", lim))
+        # The floor: each minute's lowest VmRSS after warm-up. A reading
+        # between two flushes holds that interval's stacks, as many as
+        # the host's work makes (a compiler's deep stacks, thousands);
+        # right after a flush they are freed and the heap trimmed, and
+        # the lowest reading of a minute (six flushes at --interval 10)
+        # shows what the agent keeps: a leak raises the floor, a busy
+        # host the peaks.
+        floor = {}
+        for x in post:
+            m = int(x[0] // 60)
+            floor[m] = min(floor.get(m, x[1]), x[1])
+        fl = sorted(floor.items())
+        if len(fl) >= 2:
+            tm = statistics.mean(m for m, _ in fl)
+            vm = statistics.mean(v for _, v in fl)
+            den = sum((m - tm) ** 2 for m, _ in fl)
+            fslope = sum((m - tm) * (v - vm) for m, v in fl) / den
+            print("  floor (each minute's lowest VmRSS, KiB): %s; slope "
+                  "%+.0f KiB/min" % (", ".join("%d" % v for _, v in fl),
+                                     fslope))
         print("  agent CPU over the run: %.1f s, %.2f%% of one CPU" % (
             pcpu, pcpu / wall * 100))
         if s:
             print("  summary: " + s[-1].split("summary:", 1)[1].strip())
+            held = dict(kv.split("=", 1) for kv in
+                        s[-1].split("summary:", 1)[1].split() if "=" in kv)
+            if "procs_known" in held:
+                # what it held at exit against what ran: the processes
+                # that came and went must have left nothing behind
+                print("  held at exit: %s processes (%d running at the "
+                      "end, %d started here), %s mappings, %s build-ids, "
+                      "%s binaries (%s forgotten)" % (
+                          held["procs_known"], running, started,
+                          held["mappings_known"], held["build_ids_cached"],
+                          held["binaries_known"],
+                          held["binaries_forgotten"]))
         said(text)
         return flat
 

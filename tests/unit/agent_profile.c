@@ -8,6 +8,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -162,7 +163,7 @@ TEST(host_wide_names_batches_per_binary_and_forgets_exited)
 	/* Exits with samples not yet flushed: they still go out, under
 	 * the same stream, the next seq. */
 	agent_profile_add(p, child, stack, 1, 1000);
-	agent_profile_exit(p, child);
+	agent_profile_exit(p, child, 1);
 	child_stop(child, go);
 	struct named g2 = {0};
 	CHECK_EQ_INT((int)agent_profile_flush(p, &m, 2, 3, emit_named, &g2), 1);
@@ -246,6 +247,226 @@ TEST(samples_read_before_their_exec_record_go_out_named)
 	CHECK_EQ_INT((int)agent_profile_flush(p, &m, 1, 2, emit_named, &g), 2);
 	CHECK_EQ_INT((int)g.batches, 1);
 	CHECK_EQ_STR(g.binary, strrchr(exe, '/') + 1);
+	child_stop(child, go);
+	agent_profile_destroy(p);
+}
+
+/* pids no process has (above pid_max's ceiling, 4194304): the sweep for
+ * lost EXIT records finds them gone too */
+#define FAKE_PID(i) ((pid_t)(5000000 + (i)))
+#define CHURN	    2000
+
+static struct agent_profile_counts counts_of(struct agent_profile *p)
+{
+	struct agent_profile_counts c;
+	agent_profile_counts(p, &c);
+	return c;
+}
+
+TEST(exits_read_before_forks_leave_no_process_behind)
+{
+	/* Host-wide mode drains the rings one CPU after the other, so a
+	 * short-lived child's COMM, MMAP2 and EXIT (on one CPU) are often
+	 * read before its FORK (on its parent's CPU). Each churned process
+	 * must be forgotten two flushes after its EXIT, whatever the order
+	 * of its records; before, a FORK read after the EXIT started the
+	 * child over as a live process with a copy of its parent's
+	 * mappings, which only the sweep for lost EXITs (every 30 flushes)
+	 * ended: under churn hundreds of them, megabytes. */
+	struct agent_profile *p = NULL;
+	REQUIRE(agent_profile_create(&p) == FDO_OK);
+	agent_profile_select(p, NULL);
+	agent_profile_load_maps(p, getpid()); /* the parent, with mappings */
+	struct agent_batch_meta m = {.auth_token = "",
+				     .agent_id = "h/a",
+				     .host = "h",
+				     .event = "cpu-clock",
+				     .weight = 1};
+	struct named g = {0};
+	agent_profile_flush(p, &m, 1, 2, emit_named, &g);
+	struct agent_profile_counts base = counts_of(p);
+	CHECK_EQ_INT((int)base.procs, 1);
+	CHECK(base.maps > 0);
+	struct agent_mmap mm = {.start = 0x400000,
+				.len = 0x1000,
+				.path = "/nonexistent/churned",
+				.dev = 1,
+				.ino = 1};
+	for (int i = 0; i < CHURN; i++) {
+		pid_t child = FAKE_PID(i);
+		uint64_t t = 1000 + (uint64_t)i * 10;
+		switch (i % 3) {
+		case 0: /* exec, mmap, exit, then the fork */
+			agent_profile_comm(p, child, "churned", 1, t + 2);
+			mm.t = t + 3;
+			agent_profile_mmap(p, child, &mm);
+			agent_profile_exit(p, child, t + 5);
+			agent_profile_fork(p, child, getpid(), t + 1);
+			break;
+		case 1: /* the exit first of all */
+			agent_profile_exit(p, child, t + 5);
+			agent_profile_fork(p, child, getpid(), t + 1);
+			agent_profile_comm(p, child, "churned", 1, t + 2);
+			mm.t = t + 3;
+			agent_profile_mmap(p, child, &mm);
+			break;
+		default: /* in order */
+			agent_profile_fork(p, child, getpid(), t + 1);
+			agent_profile_comm(p, child, "churned", 1, t + 2);
+			mm.t = t + 3;
+			agent_profile_mmap(p, child, &mm);
+			agent_profile_exit(p, child, t + 5);
+		}
+	}
+	CHECK(counts_of(p).procs >= CHURN); /* kept for their samples */
+	agent_profile_flush(p, &m, 2, 3, emit_named, &g);
+	agent_profile_flush(p, &m, 3, 4, emit_named, &g);
+	struct agent_profile_counts after = counts_of(p);
+	CHECK_EQ_INT((int)after.procs, (int)base.procs);
+	CHECK_EQ_INT((int)after.maps, (int)base.maps);
+
+	/* A pid reused after its EXIT: a newer FORK starts a new process,
+	 * which stays while it runs; an older record does not. */
+	pid_t reused = FAKE_PID(0);
+	agent_profile_exit(p, reused, 50);
+	agent_profile_fork(p, reused, getpid(), 60);
+	agent_profile_comm(p, reused, "again", 1, 40); /* older: ignored */
+	agent_profile_flush(p, &m, 4, 5, emit_named, &g);
+	agent_profile_flush(p, &m, 5, 6, emit_named, &g);
+	CHECK_EQ_INT((int)counts_of(p).procs, (int)base.procs + 1);
+	agent_profile_exit(p, reused, 70);
+	agent_profile_flush(p, &m, 6, 7, emit_named, &g);
+	agent_profile_flush(p, &m, 7, 8, emit_named, &g);
+	CHECK_EQ_INT((int)counts_of(p).procs, (int)base.procs);
+	agent_profile_destroy(p);
+}
+
+struct forgot {
+	int n;
+	char last[64];
+};
+
+static void on_forget(void *arg, const char *binary)
+{
+	struct forgot *f = arg;
+	f->n++;
+	snprintf(f->last, sizeof f->last, "%s", binary);
+}
+
+TEST(idle_binaries_are_forgotten_sampled_ones_kept)
+{
+	/* Binaries with unique names (a build's test programs) come and go:
+	 * a binary none of whose processes was sampled for 60 flushes loses
+	 * its stream, and its control through the callback; one sampled,
+	 * even with every sample thinned (paused), stays. */
+	int go = -1;
+	pid_t child = child_start(&go);
+	REQUIRE(child > 0);
+	struct agent_profile *p = NULL;
+	REQUIRE(agent_profile_create(&p) == FDO_OK);
+	agent_profile_select(p, NULL);
+	struct forgot f = {0};
+	agent_profile_on_forget(p, on_forget, &f);
+	struct agent_batch_meta m = {.auth_token = "",
+				     .agent_id = "h/a",
+				     .host = "h",
+				     .event = "cpu-clock",
+				     .weight = 1};
+	/* a hello each: the stream of a binary sampled once */
+	char name[64];
+	for (int i = 0; i < 500; i++) {
+		snprintf(name, sizeof name, "unique_%d", i);
+		Fdod__SampleBatch *b = agent_profile_heartbeat(p, &m, name, 1);
+		REQUIRE(b);
+		wire_batch_free(b);
+	}
+	CHECK_EQ_INT((int)counts_of(p).streams, 500);
+	uint64_t stack[1] = {here()};
+	struct named g = {0};
+	for (int i = 0; i < 61; i++) {
+		CHECK_EQ_INT(agent_profile_wants(p, child), 1);
+		agent_profile_add(p, child, stack, 1, 1000);
+		agent_profile_flush(p, &m, 2, 3, emit_named, &g);
+	}
+	struct agent_profile_counts c = counts_of(p);
+	CHECK_EQ_INT((int)c.streams, 1); /* the child's binary */
+	CHECK_EQ_INT((int)c.forgotten, 500);
+	CHECK_EQ_INT(f.n, 500);
+	CHECK(!strncmp(f.last, "unique_", 7));
+	CHECK_EQ_INT((int)g.batches, 61);
+	child_stop(child, go);
+	agent_profile_destroy(p);
+}
+
+TEST(stack_table_shrinks_back_after_a_busy_interval)
+{
+	int go = -1;
+	pid_t child = child_start(&go);
+	REQUIRE(child > 0);
+	struct agent_profile *p = NULL;
+	REQUIRE(agent_profile_create(&p) == FDO_OK);
+	uint64_t seq = 1;
+	struct agent_batch_meta m = {.auth_token = "",
+				     .agent_id = "a",
+				     .host = "h",
+				     .binary = "b",
+				     .event = "cpu-clock",
+				     .weight = 1,
+				     .next_seq = &seq};
+	size_t base = counts_of(p).buckets;
+	for (uint64_t i = 0; i < 40000; i++) {
+		uint64_t st[2] = {here(), 0x1000 + i};
+		agent_profile_add(p, child, st, 2, 1000);
+	}
+	CHECK(counts_of(p).buckets >= 40000);
+	struct named g = {0};
+	agent_profile_flush(p, &m, 1, 2, emit_named, &g);
+	CHECK(counts_of(p).buckets >= 40000); /* as busy again, maybe */
+	agent_profile_flush(p, &m, 2, 3, emit_named, &g);
+	CHECK_EQ_INT((int)counts_of(p).buckets, (int)base);
+	child_stop(child, go);
+	agent_profile_destroy(p);
+}
+
+TEST(build_id_cache_stays_bounded)
+{
+	/* Every new file (a new device and inode) a selected process maps
+	 * costs a cache entry; past 4096 the entries not asked for since
+	 * the cache was last full go. The files here are one file (this
+	 * test's executable, read through /proc/PID/root) under 4,500
+	 * device numbers, each a file the cache has not seen. */
+	int go = -1;
+	pid_t child = child_start(&go);
+	REQUIRE(child > 0);
+	char link[64], exe[4096];
+	snprintf(link, sizeof link, "/proc/%d/exe", (int)child);
+	ssize_t n = readlink(link, exe, sizeof exe - 1);
+	REQUIRE(n > 0);
+	exe[n] = 0;
+	struct stat st;
+	REQUIRE(stat(exe, &st) == 0);
+	struct agent_profile *p = NULL;
+	REQUIRE(agent_profile_create(&p) == FDO_OK);
+	agent_profile_select(p, NULL);
+	CHECK_EQ_INT(agent_profile_wants(p, child), 1);
+	/* the child's own files come first */
+	int base = (int)counts_of(p).bids;
+	for (int i = 0; i < 4500; i++) {
+		struct agent_mmap mm = {.start = 0x10000000ull +
+						 (uint64_t)i * 0x1000,
+					.len = 0x1000,
+					.path = exe,
+					.dev = 1000 + (uint64_t)i,
+					.ino = st.st_ino,
+					.t = 1};
+		agent_profile_mmap(p, child, &mm);
+		if (i == 4095 - base) /* full */
+			CHECK_EQ_INT((int)counts_of(p).bids, 4096);
+		else if (i % 100 == 0)
+			CHECK(counts_of(p).bids <= 4096);
+	}
+	CHECK(counts_of(p).bids <= 4096);
+	CHECK(counts_of(p).bids > 0);
 	child_stop(child, go);
 	agent_profile_destroy(p);
 }
