@@ -6,12 +6,14 @@
  * the buckets it wrote are queued here, and so, at start, is every bucket
  * of the store. For each, store_counts_compact_plan decides: a bucket
  * whose hour is over (with a minute of grace for late batches) and that
- * has two runs or more is merged into one; an open one with more than 8
- * runs gets its smallest merged, leaving 4 (size-tiered: a large run is
- * rewritten only when as many bytes came in beside it). A job goes in
+ * has two runs or more is merged into one; an open one is compacted
+ * size-tiered (four runs of a tier, sizes in powers of 4 chunks, become
+ * one of the next, so a byte is rewritten about log4(bucket / chunk)
+ * times; past 16 runs the smallest are merged down to 8). A job goes in
  * steps of COMPACT_STEP_BYTES of output, each its own write transaction
  * of a few ms, so a merge waits at most one step; compact_run is given
- * the time until the next merge is due. Acks never wait for it (they wait
+ * the time until the next merge is due, or, when merges run back to
+ * back, as long as the last merge took. Acks never wait for it (they wait
  * for the WAL only). Readers see exact sums after every step. A failed
  * step is logged and its job dropped; what was done stays valid.
  */
@@ -46,8 +48,9 @@ void compact_note(agg_ingest *ing)
 	size_t n, stride;
 	merge_touched(ing->merge, &k, &n, &stride);
 	for (size_t i = 0; i < n; i++)
-		cand_add(ing, (const struct store_totals_key *)(const void *)(
-				      (const char *)k + i * stride));
+		cand_add(ing, (const struct store_totals_key
+				       *)(const void *)((const char *)k +
+							i * stride));
 }
 
 static int all_row(void *arg, const void *k, size_t kl, const void *v,
@@ -71,7 +74,8 @@ void compact_all(agg_ingest *ing)
 		const void *k, *v;
 		size_t kl, vl;
 		int rc = store_cursor_seek(c, NULL, 0, &k, &kl, &v, &vl);
-		for (; rc == FDO_OK; rc = store_cursor_next(c, &k, &kl, &v, &vl))
+		for (; rc == FDO_OK;
+		     rc = store_cursor_next(c, &k, &kl, &v, &vl))
 			all_row(ing, k, kl, v, vl);
 		store_cursor_close(c);
 	}
@@ -88,7 +92,8 @@ int compact_run(agg_ingest *ing, uint64_t budget_ns)
 				ing->ccand_at = ing->nccands = 0;
 				return 0;
 			}
-			struct store_totals_key k = ing->ccands[ing->ccand_at++];
+			struct store_totals_key k =
+				ing->ccands[ing->ccand_at++];
 			int closed = (uint64_t)k.bucket +
 					     ing->o.bucket_seconds +
 					     CLOSED_GRACE_S <=

@@ -547,7 +547,8 @@ static int flush_runs(store_txn *t, struct entries *e, struct deltas *totals)
 		if (j == e->n || s->k[0] != e->v[j].k[0] ||
 		    s->k[1] != e->v[j].k[1]) {
 			if (!(rc = store_run_writer_finish(w)))
-				rc = deltas_note(totals, (uint32_t)(s->k[0] >> 32),
+				rc = deltas_note(totals,
+						 (uint32_t)(s->k[0] >> 32),
 						 (uint32_t)s->k[0],
 						 (uint32_t)s->k[1], gw, gs,
 						 store_run_writer_entries(w));

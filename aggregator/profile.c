@@ -279,7 +279,7 @@ struct run {
 	double decay;
 	store_counts_iter *c; /* its counts entries, runs merged */
 	uint64_t stack;	      /* the current entry */
-	double weight;	/* decayed fleet weight (fixed-point units) */
+	double weight;	      /* decayed fleet weight (fixed-point units) */
 	uint64_t samples;
 };
 
@@ -539,9 +539,9 @@ static int merge_runs(struct builder *b, const struct agg_profile_query *q,
 	size_t nh = 0;
 	for (size_t i = 0; i < nruns && !rc; i++) {
 		uint8_t start[STORE_TOTALS_KEY_SIZE];
-		store_totals_key_encode(
-			start, &(struct store_totals_key){
-				       binary, runs[i].labelset, runs[i].bucket});
+		store_totals_key_encode(start, &(struct store_totals_key){
+						       binary, runs[i].labelset,
+						       runs[i].bucket});
 		if ((rc = store_counts_iter_open(b->t, start, sizeof start,
 						 &runs[i].c)))
 			break;

@@ -23,8 +23,7 @@
 
 static struct store_count_entry ents[STORE_RUN_CHUNK_MAX / 4];
 
-static size_t encode(const struct store_count_entry *e, size_t n,
-		     uint8_t *out)
+static size_t encode(const struct store_count_entry *e, size_t n, uint8_t *out)
 {
 	size_t len = 8;
 	for (size_t i = 0; i < n; i++)

@@ -640,9 +640,9 @@ int store_aggs_reseen(store_txn *t, const struct store_totals_key *k,
 		      uint64_t was, uint64_t now)
 {
 	uint8_t key[STORE_AGGS_KEY_SIZE];
-	store_aggs_key_encode(key, &(struct store_aggs_key){k->binary,
-							    k->labelset,
-							    k->bucket, 0, 0});
+	store_aggs_key_encode(key,
+			      &(struct store_aggs_key){k->binary, k->labelset,
+						       k->bucket, 0, 0});
 	const void *v;
 	size_t vl;
 	int rc = store_get(t, STORE_AGGS, key, sizeof key, &v, &vl);

@@ -37,12 +37,12 @@
 #include "common/mem.h"
 #include "storage/storage_int.h"
 
-#define CHUNK_HDR      8
-#define CHUNK_FORMAT   1
-#define ENTRY_MAX      40 /* four varints of at most 10 bytes */
-#define RUNS_NEXT_KEY  "runs.next"
-#define COMPACT_KEEP   8  /* runs left when a bucket has too many */
-#define COMPACT_AT     16 /* ... more than this many */
+#define CHUNK_HDR     8
+#define CHUNK_FORMAT  1
+#define ENTRY_MAX     40 /* four varints of at most 10 bytes */
+#define RUNS_NEXT_KEY "runs.next"
+#define COMPACT_KEEP  8	 /* runs left when a bucket has too many */
+#define COMPACT_AT    16 /* ... more than this many */
 
 /* --------------------------------------------------------------- keys -- */
 
@@ -80,8 +80,8 @@ static void log_corrupt(const struct store_run_key *k, const char *why)
 {
 	fdo_error("store: counts chunk (binary %u, label set %u, bucket %u, "
 		  "run %llu, chunk %u) %s: refused",
-		  k->binary, k->labelset, k->bucket,
-		  (unsigned long long)k->run, k->chunk, why);
+		  k->binary, k->labelset, k->bucket, (unsigned long long)k->run,
+		  k->chunk, why);
 }
 
 /* -------------------------------------------------------------- chunks -- */
@@ -326,8 +326,7 @@ struct store_counts_iter {
 /* Load the chunk the run's cursor is on (key k, value v): FDO_OK with
  * rp->e its first entry, or FDO_ECORRUPT (logged). */
 static int rpos_load(struct rpos *rp, const struct store_run_key *k,
-		     const void *v, size_t vl, int check_after,
-		     uint64_t after)
+		     const void *v, size_t vl, int check_after, uint64_t after)
 {
 	rp->k = *k;
 	int rc = store_chunk_open(&rp->r, v, vl);
@@ -360,10 +359,10 @@ static int rpos_next(struct rpos *rp)
 	size_t kl, vl;
 	rc = store_cursor_next(rp->c, &k, &kl, &v, &vl);
 	struct store_run_key nk;
-	if (rc == FDO_ENOT_FOUND || (rc == FDO_OK &&
-				     (store_run_key_decode(k, kl, &nk) ||
-				      !same_group(&nk, &rp->k) ||
-				      nk.run != rp->k.run))) {
+	if (rc == FDO_ENOT_FOUND ||
+	    (rc == FDO_OK &&
+	     (store_run_key_decode(k, kl, &nk) || !same_group(&nk, &rp->k) ||
+	      nk.run != rp->k.run))) {
 		rp->live = 0;
 		return FDO_OK;
 	}
@@ -374,7 +373,8 @@ static int rpos_next(struct rpos *rp)
 
 /* Open the run of g whose first remaining chunk is at key k (the cursor
  * seeks there). */
-static int rpos_open(store_txn *t, struct rpos *rp, const struct store_run_key *k)
+static int rpos_open(store_txn *t, struct rpos *rp,
+		     const struct store_run_key *k)
 {
 	int rc;
 	if (!rp->c && (rc = store_cursor_open(t, STORE_COUNTS, &rp->c)))
@@ -414,16 +414,15 @@ static int grow_runs(struct rpos **runs, size_t *cap, size_t n)
 
 /* The next group at or after key `from` (a 12-byte group prefix) within
  * the prefix: its runs opened. *found 0 when there is none. */
-static int next_group(store_counts_iter *it, const uint8_t from[12],
-		      int *found)
+static int next_group(store_counts_iter *it, const uint8_t from[12], int *found)
 {
 	*found = 0;
 	uint8_t key[STORE_RUN_KEY_SIZE] = {0};
 	memcpy(key, from, 12);
 	const void *kp, *v;
 	size_t kl, vl;
-	int rc = store_cursor_seek(it->scan, key, sizeof key, &kp, &kl, &v,
-				   &vl);
+	int rc =
+		store_cursor_seek(it->scan, key, sizeof key, &kp, &kl, &v, &vl);
 	if (rc == FDO_ENOT_FOUND)
 		return FDO_OK;
 	if (rc)
@@ -453,8 +452,8 @@ static int next_group(store_counts_iter *it, const uint8_t from[12],
 			break;
 		at.run = g.run + 1;
 		store_run_key_encode(key, &at);
-		rc = store_cursor_seek(it->scan, key, sizeof key, &kp, &kl,
-				       &v, &vl);
+		rc = store_cursor_seek(it->scan, key, sizeof key, &kp, &kl, &v,
+				       &vl);
 		if (rc == FDO_ENOT_FOUND)
 			break;
 		if (rc)
@@ -606,9 +605,8 @@ int store_counts_runs(store_txn *t, const struct store_totals_key *g,
 	rc = store_cursor_seek(c, key, sizeof key, &kp, &kl, &v, &vl);
 	for (; rc == FDO_OK; rc = store_cursor_next(c, &kp, &kl, &v, &vl)) {
 		struct store_run_key k;
-		if (store_run_key_decode(kp, kl, &k) ||
-		    k.binary != g->binary || k.labelset != g->labelset ||
-		    k.bucket != g->bucket)
+		if (store_run_key_decode(kp, kl, &k) || k.binary != g->binary ||
+		    k.labelset != g->labelset || k.bucket != g->bucket)
 			break;
 		if (*n && out[*n - 1].run == k.run) {
 			out[*n - 1].bytes += vl;
@@ -743,7 +741,8 @@ static int compact_txn(store_txn *t, void *arg)
 	for (;;) {
 		struct rpos *min = NULL;
 		for (size_t i = 0; i < job->nin; i++)
-			if (in[i].live && (!min || in[i].e.stack < min->e.stack))
+			if (in[i].live &&
+			    (!min || in[i].e.stack < min->e.stack))
 				min = &in[i];
 		if (!min)
 			break;

@@ -80,7 +80,7 @@ static const char *const table_names[STORE_NTABLES] = {
 	[STORE_META] = "meta",	       [STORE_BUILDIDS] = "buildids",
 	[STORE_BINARIES] = "binaries", [STORE_LABELSETS] = "labelsets",
 	[STORE_STRINGS] = "strings",   [STORE_STACKS] = "stacks",
-	[STORE_COUNTS] = "countruns",     [STORE_BRANCHES] = "branches",
+	[STORE_COUNTS] = "countruns",  [STORE_BRANCHES] = "branches",
 	[STORE_PENDING] = "pending",   [STORE_SYMCACHE] = "symcache",
 	[STORE_BATCHES] = "batches",   [STORE_PUBLISHED] = "published",
 	[STORE_HOSTS] = "hosts",       [STORE_TOTALS] = "totals",

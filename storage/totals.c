@@ -109,8 +109,9 @@ int store_totals_compacted(store_txn *t, const struct store_totals_key *k,
 		fdo_error("store: %s: totals row (binary %u, label set %u, "
 			  "bucket %u) %s: the table no longer matches counts",
 			  t->s->dir, k->binary, k->labelset, k->bucket,
-			  rc ? "is missing" : "holds fewer entries than "
-					      "compaction merged");
+			  rc ? "is missing"
+			     : "holds fewer entries than "
+			       "compaction merged");
 		return FDO_ECORRUPT;
 	}
 	/* Compaction changes no sum: the run's aggs rows still describe

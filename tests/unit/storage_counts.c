@@ -90,8 +90,8 @@ static int write_runs(store_txn *t, void *arg)
 		uint64_t id;
 		if ((rc = store_run_id_next(t, &id)))
 			break;
-		struct store_run_key k = {r->binary, r->labelset, r->bucket,
-					  id, 0};
+		struct store_run_key k = {r->binary, r->labelset, r->bucket, id,
+					  0};
 		store_run_writer_start(w, &k);
 		struct store_totals d = {0};
 		for (size_t i = 0; i < r->n && !rc; i++) {
@@ -139,18 +139,18 @@ TEST(iterator_merges_runs_summing_equal_ids)
 {
 	store *s = open_fresh("iter");
 	REQUIRE(s);
-	static const struct store_count_entry a[] = {{1, 10, 1}, {4, 40, 4},
-						     {9, 90, 9}};
+	static const struct store_count_entry a[] = {
+		{1, 10, 1}, {4, 40, 4}, {9, 90, 9}};
 	static const struct store_count_entry b[] = {{4, 400, 40},
 						     {5, 500, 50}};
 	static const struct store_count_entry c[] = {{0, 7, 7},
 						     {UINT64_MAX, 8, 8}};
 	static const struct store_count_entry d[] = {{3, 3, 3}};
 	const struct run_spec runs[] = {
-		{2, 1, 3600, a, 3}, {2, 1, 3600, b, 2}, {2, 1, 3600, c, 2},
+		{2, 1, 3600, a, 3},    {2, 1, 3600, b, 2}, {2, 1, 3600, c, 2},
 		{2, 1, 3600, NULL, 0}, /* an empty run: nothing written */
-		{2, 1, 7200, d, 1},    {3, 1, 3600, d, 1},
-		{1, 9, 3600, d, 1},    {0, 0, 0, NULL, 0},
+		{2, 1, 7200, d, 1},    {3, 1, 3600, d, 1}, {1, 9, 3600, d, 1},
+		{0, 0, 0, NULL, 0},
 	};
 	REQUIRE(store_write(s, write_runs, (void *)runs) == FDO_OK);
 	struct got g;
@@ -201,8 +201,7 @@ TEST(corrupt_chunk_is_refused_and_logged)
 	store *s = open_fresh("corrupt");
 	REQUIRE(s);
 	static const struct store_count_entry a[] = {{1, 10, 1}, {4, 40, 4}};
-	const struct run_spec runs[] = {{5, 1, 3600, a, 2},
-					{0, 0, 0, NULL, 0}};
+	const struct run_spec runs[] = {{5, 1, 3600, a, 2}, {0, 0, 0, NULL, 0}};
 	REQUIRE(store_write(s, write_runs, (void *)runs) == FDO_OK);
 	REQUIRE(store_write(s, put_raw, NULL) == FDO_OK);
 	const char *logpath = test_subdir("corrupt.log");

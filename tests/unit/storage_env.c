@@ -93,9 +93,9 @@ TEST(open_close_reopen)
 
 TEST(table_names_are_the_design_names)
 {
-	const char *want[] = {"meta",	 "buildids", "binaries", "labelsets",
+	const char *want[] = {"meta",	 "buildids", "binaries",  "labelsets",
 			      "strings", "stacks",   "countruns", "branches",
-			      "pending", "symcache", "batches",	 "published",
+			      "pending", "symcache", "batches",	  "published",
 			      "hosts",	 "totals",   "aggs"};
 	CHECK_EQ_INT(sizeof want / sizeof want[0], STORE_NTABLES);
 	for (int i = 0; i < STORE_NTABLES; i++)

@@ -113,7 +113,8 @@ static inline int walk_table(store_txn *t, enum store_table table,
 
 /* One counts entry written as a run of its own (a merge of one stack),
  * in write transaction t; the caller adds its totals. */
-static inline int put_count_entry(store_txn *t, const struct store_counts_key *k,
+static inline int put_count_entry(store_txn *t,
+				  const struct store_counts_key *k,
 				  const struct store_weight *w)
 {
 	uint64_t run;
@@ -179,16 +180,20 @@ static inline int totals_match_scan(store *st)
 	}
 	store_txn_abort(t);
 	if (ok && merged.n != want.n) {
-		fprintf(stderr, "  the merged runs give %zu rows, the chunks "
-				"%zu\n", merged.n, want.n);
+		fprintf(stderr,
+			"  the merged runs give %zu rows, the chunks "
+			"%zu\n",
+			merged.n, want.n);
 		return 0;
 	}
 	for (size_t i = 0; ok && i < want.n; i++)
 		if (memcmp(&want.k[i], &merged.k[i], sizeof want.k[i]) ||
 		    want.v[i].weight != merged.v[i].weight ||
 		    want.v[i].samples != merged.v[i].samples) {
-			fprintf(stderr, "  row %zu: the merged runs' sums differ "
-					"from the chunks'\n", i);
+			fprintf(stderr,
+				"  row %zu: the merged runs' sums differ "
+				"from the chunks'\n",
+				i);
 			return 0;
 		}
 	if (!ok) {
