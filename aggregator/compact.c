@@ -28,16 +28,28 @@
 #define COMPACT_STEP_BYTES (1u << 20)
 #define CLOSED_GRACE_S	   60
 
+/* A queued bucket's key in cqueued (never 0). Two buckets of one hash
+ * (2^-64) would leave the second unqueued until a merge writes it again
+ * or fdod starts. */
+static uint64_t cand_hash(const struct store_totals_key *k)
+{
+	return fdo_mix64(((uint64_t)k->binary << 32 | k->labelset) ^
+			 fdo_mix64(k->bucket)) |
+	       1;
+}
+
 static void cand_add(agg_ingest *ing, const struct store_totals_key *k)
 {
 	/* Consecutive merges write the same buckets: a bucket is queued
-	 * once (the queue holds at most the buckets being written). */
-	for (size_t i = ing->ccand_at; i < ing->nccands; i++)
-		if (!memcmp(&ing->ccands[i], k, sizeof *k))
-			return;
+	 * once (the queue holds at most the store's buckets). */
+	uint32_t v;
+	int found;
+	if (fdo_map64_get(&ing->cqueued, cand_hash(k), &v))
+		return;
 	if (ing->ccand_at && ing->ccand_at == ing->nccands)
 		ing->ccand_at = ing->nccands = 0;
-	if (fdo_grow(ing->ccands, ing->capccands, ing->nccands + 1))
+	if (fdo_grow(ing->ccands, ing->capccands, ing->nccands + 1) ||
+	    fdo_map64_put(&ing->cqueued, cand_hash(k), 1, &v, &found))
 		return; /* looked at when the bucket is next written */
 	ing->ccands[ing->nccands++] = *k;
 }
@@ -94,6 +106,7 @@ int compact_run(agg_ingest *ing, uint64_t budget_ns)
 			}
 			struct store_totals_key k =
 				ing->ccands[ing->ccand_at++];
+			fdo_map64_del(&ing->cqueued, cand_hash(&k));
 			int closed = (uint64_t)k.bucket +
 					     ing->o.bucket_seconds +
 					     CLOSED_GRACE_S <=
@@ -144,6 +157,7 @@ int compact_run(agg_ingest *ing, uint64_t budget_ns)
 void compact_free(agg_ingest *ing)
 {
 	free(ing->ccands);
+	fdo_map64_fini(&ing->cqueued);
 	ing->ccands = NULL;
 	ing->nccands = ing->capccands = ing->ccand_at = 0;
 }
