@@ -6,12 +6,14 @@
  * the buckets it wrote are queued here, and so, at start, is every bucket
  * of the store. For each, store_counts_compact_plan decides: a bucket
  * whose hour is over (with a minute of grace for late batches) and that
- * has two runs or more is merged into one; an open one with more than 8
- * runs gets its smallest merged, leaving 4 (size-tiered: a large run is
- * rewritten only when as many bytes came in beside it). A job goes in
+ * has two runs or more is merged into one; an open one is compacted
+ * size-tiered (four runs of a tier, sizes in powers of 4 chunks, become
+ * one of the next, so a byte is rewritten about log4(bucket / chunk)
+ * times; past 16 runs the smallest are merged down to 8). A job goes in
  * steps of COMPACT_STEP_BYTES of output, each its own write transaction
  * of a few ms, so a merge waits at most one step; compact_run is given
- * the time until the next merge is due. Acks never wait for it (they wait
+ * the time until the next merge is due, or, when merges run back to
+ * back, as long as the last merge took. Acks never wait for it (they wait
  * for the WAL only). Readers see exact sums after every step. A failed
  * step is logged and its job dropped; what was done stays valid.
  */
@@ -26,16 +28,28 @@
 #define COMPACT_STEP_BYTES (1u << 20)
 #define CLOSED_GRACE_S	   60
 
+/* A queued bucket's key in cqueued (never 0). Two buckets of one hash
+ * (2^-64) would leave the second unqueued until a merge writes it again
+ * or fdod starts. */
+static uint64_t cand_hash(const struct store_totals_key *k)
+{
+	return fdo_mix64(((uint64_t)k->binary << 32 | k->labelset) ^
+			 fdo_mix64(k->bucket)) |
+	       1;
+}
+
 static void cand_add(agg_ingest *ing, const struct store_totals_key *k)
 {
 	/* Consecutive merges write the same buckets: a bucket is queued
-	 * once (the queue holds at most the buckets being written). */
-	for (size_t i = ing->ccand_at; i < ing->nccands; i++)
-		if (!memcmp(&ing->ccands[i], k, sizeof *k))
-			return;
+	 * once (the queue holds at most the store's buckets). */
+	uint32_t v;
+	int found;
+	if (fdo_map64_get(&ing->cqueued, cand_hash(k), &v))
+		return;
 	if (ing->ccand_at && ing->ccand_at == ing->nccands)
 		ing->ccand_at = ing->nccands = 0;
-	if (fdo_grow(ing->ccands, ing->capccands, ing->nccands + 1))
+	if (fdo_grow(ing->ccands, ing->capccands, ing->nccands + 1) ||
+	    fdo_map64_put(&ing->cqueued, cand_hash(k), 1, &v, &found))
 		return; /* looked at when the bucket is next written */
 	ing->ccands[ing->nccands++] = *k;
 }
@@ -92,6 +106,7 @@ int compact_run(agg_ingest *ing, uint64_t budget_ns)
 			}
 			struct store_totals_key k =
 				ing->ccands[ing->ccand_at++];
+			fdo_map64_del(&ing->cqueued, cand_hash(&k));
 			int closed = (uint64_t)k.bucket +
 					     ing->o.bucket_seconds +
 					     CLOSED_GRACE_S <=
@@ -142,6 +157,7 @@ int compact_run(agg_ingest *ing, uint64_t budget_ns)
 void compact_free(agg_ingest *ing)
 {
 	free(ing->ccands);
+	fdo_map64_fini(&ing->cqueued);
 	ing->ccands = NULL;
 	ing->nccands = ing->capccands = ing->ccand_at = 0;
 }

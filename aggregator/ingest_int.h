@@ -272,6 +272,7 @@ struct agg_ingest {
 	 * at, in order, and the job under way. */
 	struct store_totals_key *ccands;
 	size_t nccands, capccands, ccand_at;
+	struct fdo_map64 cqueued; /* hashes of the buckets queued */
 	struct store_compact cjob;
 	int cjob_active;
 	uint64_t compact_steps, compact_bytes;

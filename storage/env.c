@@ -694,6 +694,14 @@ static int upgrade(store_txn *t, MDB_dbi meta, uint32_t from)
 				 s->dir, from, STORE_VERSION);
 			int rc = store_counts_upgrade_v5(t, old, &runs,
 							 &converted);
+			if (rc == FDO_ESTORE_FULL) {
+				/* store_write grows the map and runs the
+				 * upgrade again (or says the store is full). */
+				fdo_info("store: %s: the map is full while "
+					 "converting counts: growing it",
+					 s->dir);
+				return rc;
+			}
 			if (rc) {
 				fdo_error("store: %s: upgrade from version %u "
 					  "failed while converting counts: "

@@ -560,7 +560,9 @@ int store_totals_add(store_txn *t, const struct store_totals_key *k,
 /*
  * Compaction (storage/counts.c): store_counts_compact_plan picks runs of
  * g to merge (job->nin 0: none): every run when the bucket is closed and
- * has two or more, else the smallest when it has more than 8, leaving 4.
+ * has two or more; else, size-tiered, the runs of the smallest tier that
+ * has four or more (a run's tier: log4 of its size in chunks); past 16
+ * runs, the smallest, leaving 8.
  * store_counts_compact_step merges the next max_bytes of output in one
  * write transaction of its own (store_write) and sets *done when the
  * inputs are used up. Sums do not change; totals' entries shrink by the

@@ -5,7 +5,9 @@
  * when resent after room was made; a batch of any size gets into an empty
  * pipeline; the part comes back to what it held once everything is
  * merged; merges keep their buffers and estimated dirty pages within
- * their parts' caps while every batch is stored.
+ * their parts' caps while every batch is stored; a bucket whose hour is
+ * over, written by several merges (a run each), is compacted into one run
+ * with its sums unchanged and its totals' entries the distinct stacks.
  */
 #include <pthread.h>
 #include <time.h>
@@ -21,12 +23,14 @@
 
 /* A batch of agent's seq with n distinct stacks (first stack first) of
  * depth frames each, every stack counted twice. */
+static unsigned long batch_ago; /* seconds before now the batches end */
+
 static Fdod__SampleBatch *batch(const char *agent, unsigned seq, unsigned n,
 				unsigned first, unsigned depth)
 {
 	struct fdo_buf t;
 	fdo_buf_init(&t);
-	unsigned long now = (unsigned long)time(NULL);
+	unsigned long now = (unsigned long)time(NULL) - batch_ago;
 	fdo_buf_printf(&t,
 		       "agent %s\nseq %u\nhost h\nbinary memtest\n"
 		       "event cpu-clock\nperiod 1000\nweight 1\ntime %lu %lu\n"
@@ -222,5 +226,59 @@ TEST(merges_keep_within_the_merge_and_lmdb_parts)
 	CHECK(lmdb > 0 && lmdb <= 2 * MIB);
 	agg_ingest_destroy(ing);
 	CHECK_EQ_INT(fdo_mem_used(FDO_MEM_MERGE), 0);
+	store_close(st);
+}
+
+/* Runs and totals of the one bucket the store holds. */
+static int bucket_of(store *st, size_t *runs, struct store_totals *v)
+{
+	store_txn *t;
+	if (store_txn_begin(st, 0, &t))
+		return 0;
+	store_cursor *c;
+	const void *k, *vp;
+	size_t kl, vl;
+	struct store_totals_key g;
+	int ok = store_cursor_open(t, STORE_TOTALS, &c) == FDO_OK;
+	if (ok) {
+		ok = store_cursor_seek(c, NULL, 0, &k, &kl, &vp, &vl) ==
+			     FDO_OK &&
+		     !store_totals_key_decode(k, kl, &g) &&
+		     !store_totals_decode(vp, vl, v);
+		store_cursor_close(c);
+	}
+	struct store_run_info info[32];
+	ok = ok && store_counts_runs(t, &g, info, 32, runs) == FDO_OK;
+	store_txn_abort(t);
+	return ok;
+}
+
+TEST(a_closed_bucket_written_by_several_merges_ends_as_one_run)
+{
+	caps(0, 0, 0);
+	store *st;
+	agg_ingest *ing;
+	REQUIRE(open_ingest("closed", &st, &ing));
+	batch_ago = 3 * 3600; /* a bucket whose hour is over */
+	/* Five merges of 200 stacks each, overlapping by half: 600
+	 * distinct stacks, counted twice each per batch. */
+	for (unsigned i = 0; i < 5; i++) {
+		struct agg_result r;
+		push(ing, batch("c", i + 1, 200, i * 100, 4), &r);
+		CHECK_EQ_INT(r.status, 0);
+		CHECK_EQ_INT(agg_ingest_flush(ing, 30000), FDO_OK);
+	}
+	batch_ago = 0;
+	size_t runs = 0;
+	struct store_totals v = {0};
+	for (int i = 0; i < 300; i++) {
+		if (bucket_of(st, &runs, &v) && runs == 1)
+			break;
+		usleep(10000);
+	}
+	CHECK_EQ_INT(runs, 1);
+	CHECK_EQ_INT(v.entries, 600);
+	CHECK_EQ_INT(v.samples, 5 * 200 * 2);
+	agg_ingest_destroy(ing);
 	store_close(st);
 }
