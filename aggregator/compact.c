@@ -24,8 +24,10 @@
 #include "aggregator/ingest_int.h"
 #include "common/buf.h"
 #include "common/common.h"
+#include "common/mem.h"
 
 #define COMPACT_STEP_BYTES (1u << 20)
+#define COMPACT_STEP_MIN   (64u << 10)
 #define CLOSED_GRACE_S	   60
 
 /* A queued bucket's key in cqueued (never 0). Two buckets of one hash
@@ -120,9 +122,31 @@ int compact_run(agg_ingest *ing, uint64_t budget_ns)
 			ing->cjob_active = !rc && ing->cjob.nin >= 2;
 			continue;
 		}
+		/* The step's output within what the merge part has left (a
+		 * step holds twice its output, two chunks more, and a chunk
+		 * per input: store_counts_compact_step); with less room than
+		 * the smallest step, compaction waits for the merge part. */
+		uint64_t step = COMPACT_STEP_BYTES,
+			 cap = fdo_mem_cap(FDO_MEM_MERGE);
+		if (cap) {
+			/* The known sets at their full size (merge_fixed), as
+			 * a merge counts them: they grow after the step. */
+			uint64_t used = fdo_mem_used(FDO_MEM_MERGE);
+			if (used < ing->merge_fixed)
+				used = ing->merge_fixed;
+			uint64_t fixed = (ing->cjob.nin + 4) *
+					 (uint64_t)STORE_RUN_CHUNK_MAX;
+			uint64_t room = cap > used + fixed
+						? (cap - used - fixed) / 2
+						: 0;
+			if (room < step)
+				step = room;
+			if (step < COMPACT_STEP_MIN)
+				return 0;
+		}
 		int done = 0;
 		int rc = store_counts_compact_step(ing->st, &ing->cjob,
-						   COMPACT_STEP_BYTES, &done);
+						   (size_t)step, &done);
 		if (rc) {
 			/* A full store is the budget's and retention's to
 			 * handle (and logged by them): the runs stay. */

@@ -509,9 +509,10 @@ static void *merger_main(void *arg)
 				/* Idle: compaction first, a few steps at
 				 * a time; the fill of aggs after it. */
 				pthread_mutex_unlock(&ing->mu);
-				compact_run(ing, 20 * 1000000ull);
+				int more = compact_run(ing, 20 * 1000000ull);
 				pthread_mutex_lock(&ing->mu);
-				continue;
+				if (more)
+					continue;
 			}
 			struct timespec ts;
 			if (fill_more && !ing->o.no_aggs_fill) {

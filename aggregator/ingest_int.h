@@ -284,7 +284,9 @@ struct agg_ingest {
 /* compact.c, merger thread: compact_note queues the buckets the last
  * merge wrote (merge_touched); compact_all queues every bucket of the
  * store (at start); compact_run works on them for about budget_ns, in
- * steps of bounded bytes, each its own transaction; 1 when work is left. */
+ * steps of bounded bytes, each its own transaction, within what the
+ * budget's merge part has left; 1 when work is left that can go on now,
+ * 0 when there is none or the merge part has no room for a step. */
 void compact_note(agg_ingest *ing);
 void compact_all(agg_ingest *ing);
 int compact_run(agg_ingest *ing, uint64_t budget_ns);

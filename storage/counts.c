@@ -914,7 +914,8 @@ int store_counts_compact_step(store *st, struct store_compact *job,
 	uint64_t held = 2 * (s.max_bytes + 2 * (uint64_t)STORE_RUN_CHUNK_MAX) +
 			job->nin * (uint64_t)STORE_RUN_CHUNK_MAX;
 	fdo_mem_take(FDO_MEM_MERGE, held);
-	int rc = store_write(st, compact_txn, &s);
+	/* Derived: a step changes no sum, so no profile (no generation). */
+	int rc = store_write_derived(st, compact_txn, &s);
 	fdo_mem_give(FDO_MEM_MERGE, held);
 	if (rc)
 		return rc;

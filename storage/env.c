@@ -334,8 +334,11 @@ static void committed(store_txn *t, int derived)
 	if (!t->dirty)
 		return;
 	s->own_commits++;
-	if (derived)
+	if (derived) {
+		/* It changed no answer: no generation moves. */
 		s->derived_commits++;
+		return;
+	}
 	uint64_t seq = ++s->gen_seq;
 	if (t->touched_all || t->ntouched > 8)
 		s->all_gen = seq;

@@ -149,11 +149,13 @@ int store_write(store *s, int (*fn)(store_txn *t, void *arg), void *arg);
 uint64_t store_generation_of(store *s, uint32_t binary);
 
 /*
- * store_write_derived is store_write for a write that only adds what can
- * be computed again from the rest of the store (table aggs: sums of
- * counts and stacks): its commit does not move store_stats' generation,
- * so answers cached by generation (server/pcache.c) stay valid across
- * it. Returns as store_write.
+ * store_write_derived is store_write for a write that changes no answer:
+ * one that only adds what can be computed again from the rest of the
+ * store (table aggs: sums of counts and stacks), or rewrites rows without
+ * changing a sum (a compaction step of counts runs: storage/counts.c).
+ * Its commit moves neither store_stats' generation nor any binary's
+ * store_generation_of, so answers cached by generation (server/pcache.c)
+ * stay valid across it. Returns as store_write.
  */
 int store_write_derived(store *s, int (*fn)(store_txn *t, void *arg),
 			void *arg);
