@@ -71,17 +71,7 @@ struct bb {
  * of memory. */
 static uint32_t intern(struct bb *b, const char *s)
 {
-	if (!s || !*s)
-		return PROF_NONE;
-	uint64_t key = (uint64_t)(uintptr_t)s;
-	uint32_t id;
-	int found;
-	if (fdo_map64_get(&b->names, key, &id))
-		return id;
-	id = prof_intern(b->p, s);
-	if (id == PROF_NONE || fdo_map64_put(&b->names, key, id, &id, &found))
-		return PROF_NONE - 1;
-	return id;
+	return prof_intern_memo(b->p, &b->names, s);
 }
 
 /* frames_of appends vaddr's inline chain to p->frames. */

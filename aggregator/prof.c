@@ -68,6 +68,21 @@ static const void *str_key(const void *ctx, uint32_t id, size_t *len)
 	return p->strings[id];
 }
 
+uint32_t prof_intern_memo(struct prof *p, struct fdo_map64 *memo, const char *s)
+{
+	if (!s || !*s)
+		return PROF_NONE;
+	uint64_t key = (uint64_t)(uintptr_t)s;
+	uint32_t id;
+	int found;
+	if (fdo_map64_get(memo, key, &id))
+		return id;
+	id = prof_intern(p, s);
+	if (id == PROF_NONE || fdo_map64_put(memo, key, id, &id, &found))
+		return PROF_NONE - 1;
+	return id;
+}
+
 uint32_t prof_intern(struct prof *p, const char *s)
 {
 	if (!s)

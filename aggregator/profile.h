@@ -231,6 +231,12 @@ void prof_init(struct prof *p);
 void prof_fini(struct prof *p);
 /* prof_intern returns the index of s in p->strings, adding it. */
 uint32_t prof_intern(struct prof *p, const char *s);
+/* prof_intern_memo is prof_intern for strings that stay where they are
+ * (a symbolizer index's names) looked up through memo, a map from the
+ * string's address to its index, so each is hashed once per build. NULL
+ * and "" give PROF_NONE; out of memory gives PROF_NONE - 1. */
+uint32_t prof_intern_memo(struct prof *p, struct fdo_map64 *memo,
+			  const char *s);
 /*
  * prof_reduce sets p->leaves and p->pairs from p->stacks (stacks whose
  * count is not positive and finite add nothing) and p->reduced; nothing

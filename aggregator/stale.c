@@ -165,17 +165,7 @@ struct scan {
 
 static uint32_t scan_intern(struct scan *s, const char *str)
 {
-	if (!str || !*str)
-		return NONE;
-	uint64_t key = (uint64_t)(uintptr_t)str;
-	uint32_t id;
-	int found;
-	if (fdo_map64_get(&s->names, key, &id))
-		return id;
-	id = prof_intern(s->p, str);
-	if (id == PROF_NONE || fdo_map64_put(&s->names, key, id, &id, &found))
-		return NONE - 1;
-	return id;
+	return prof_intern_memo(s->p, &s->names, str); /* NONE is PROF_NONE */
 }
 
 static uint32_t scan_name_at(struct scan *s, uint64_t vaddr)
