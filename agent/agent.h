@@ -388,6 +388,11 @@ void agent_spool_control(struct agent_spool *s, struct agent_control *c);
 /* agent_spool_controls: the same for host-wide mode, by each acknowledged
  * batch's binary. */
 void agent_spool_controls(struct agent_spool *s, struct agent_controls *cs);
+/* agent_spool_snapshot: the counts so far and what the spool holds now
+ * (batches, encoded bytes); any thread. */
+void agent_spool_snapshot(struct agent_spool *s, struct agent_spool_stats *st,
+			  size_t *batches, uint64_t *bytes);
+
 /* agent_spool_stop gives the sender until drain_ms to empty the spool,
  * stops it, fills *st and frees everything. Main thread. */
 void agent_spool_stop(struct agent_spool *s, int drain_ms,

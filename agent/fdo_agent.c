@@ -155,6 +155,7 @@ static const struct fdo_opt opts[] = {
 
 /* Shared between main and the reader thread. */
 static atomic_int stop_reader;
+static atomic_int status_wanted; /* SIGUSR1: a status line, by the reader */
 
 struct reader {
 	struct agent_perf *perf;
@@ -353,6 +354,73 @@ static void budget(struct reader *r)
 	}
 }
 
+/* What the profile holds, as the summary and status lines give it. */
+static void held_text(const struct reader *r, char *buf, size_t len)
+{
+	struct agent_profile_counts held;
+	agent_profile_counts(r->prof, &held);
+	size_t controls = 0;
+	if (r->controls) {
+		pthread_mutex_lock(&r->controls->mu);
+		controls = r->controls->n;
+		pthread_mutex_unlock(&r->controls->mu);
+	}
+	snprintf(buf, len,
+		 "procs_known=%zu mappings_known=%zu build_ids_cached=%zu "
+		 "binaries_known=%zu binaries_forgotten=%llu controls=%zu",
+		 held.procs, held.maps, held.bids, held.streams,
+		 (unsigned long long)held.forgotten, controls);
+}
+
+/* The process's VmRSS and RssAnon, KiB (0 when unreadable). */
+static void own_rss(unsigned long long *vm, unsigned long long *anon)
+{
+	char line[128];
+	*vm = *anon = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof line, f)) {
+		if (!strncmp(line, "VmRSS:", 6))
+			*vm = strtoull(line + 6, NULL, 10);
+		else if (!strncmp(line, "RssAnon:", 8))
+			*anon = strtoull(line + 8, NULL, 10);
+	}
+	fclose(f);
+}
+
+/* SIGUSR1: after the next flush, one line of what the agent has done and
+ * holds, with its RSS then. Between flushes the RSS also holds the
+ * interval's stacks (as many as the host's work makes, bounded by the
+ * rate); right after a flush and its trim it is what the agent keeps,
+ * which bench/agent judges for leaks. Reader thread: the profile is its
+ * own. */
+static void status_line(const struct reader *r)
+{
+	struct agent_spool_stats st;
+	size_t n;
+	uint64_t bytes;
+	char held[256];
+	unsigned long long vm, anon;
+	agent_spool_snapshot(r->spool, &st, &n, &bytes);
+	held_text(r, held, sizeof held);
+	own_rss(&vm, &anon);
+	fprintf(stderr,
+		"fdo-agent: status: at_ms=%llu vmrss_kib=%llu rssanon_kib=%llu "
+		"samples_read=%llu "
+		"batches_sent=%llu "
+		"samples_sent=%llu batches_dropped=%llu spool_batches=%zu "
+		"spool_bytes=%llu samples_unmapped=%llu freq=%u %s\n",
+		(unsigned long long)mono_ms(), vm, anon,
+		(unsigned long long)r->samples_read,
+		(unsigned long long)st.batches_sent,
+		(unsigned long long)st.samples_sent,
+		(unsigned long long)(st.batches_dropped + r->batches_invalid),
+		n, (unsigned long long)bytes,
+		(unsigned long long)agent_profile_unmapped(r->prof), r->cur,
+		held);
+}
+
 static void *reader_main(void *arg)
 {
 	struct reader *r = arg;
@@ -373,6 +441,8 @@ static void *reader_main(void *arg)
 			 * MB after them against 13.2 MB without;
 			 * bench/agent/README.md). 0.1-0.4 ms a call. */
 			malloc_trim(0);
+			if (atomic_exchange(&status_wanted, 0))
+				status_line(r);
 			t0 = t1;
 			next += r->interval_s * 1000;
 		}
@@ -581,6 +651,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGCHLD);
+	sigaddset(&sigs, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &sigs, &orig);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -747,6 +818,8 @@ int main(int argc, char **argv)
 	for (;;) {
 		struct timespec ts = {0, 200 * 1000000};
 		int sig = sigtimedwait(&sigs, NULL, &ts);
+		if (sig == SIGUSR1)
+			atomic_store(&status_wanted, 1);
 		if (sig == SIGINT || sig == SIGTERM) {
 			signals++;
 			if (child > 0 && signals == 1) {
@@ -784,16 +857,14 @@ int main(int argc, char **argv)
 	agent_spool_stop(r.spool, (int)(cfg.drain * 1000), &st);
 	/* what the agent holds at exit, after its last flush: under process
 	 * churn it stays near the host's running processes and binaries */
-	struct agent_profile_counts held;
-	agent_profile_counts(r.prof, &held);
+	char held[256];
+	held_text(&r, held, sizeof held);
 	fprintf(stderr,
 		"fdo-agent: summary: batches_sent=%llu samples_sent=%llu "
 		"batches_dropped=%llu samples_dropped=%llu batches_unsent=%llu "
 		"samples_unsent=%llu samples_unmapped=%llu "
 		"samples_unselected=%llu samples_thinned=%llu "
-		"samples_read=%llu lost_records=%llu procs_known=%zu "
-		"mappings_known=%zu build_ids_cached=%zu binaries_known=%zu "
-		"binaries_forgotten=%llu controls=%zu\n",
+		"samples_read=%llu lost_records=%llu %s\n",
 		(unsigned long long)st.batches_sent,
 		(unsigned long long)st.samples_sent,
 		(unsigned long long)(st.batches_dropped + r.batches_invalid),
@@ -804,10 +875,7 @@ int main(int argc, char **argv)
 		(unsigned long long)agent_profile_unselected(r.prof),
 		(unsigned long long)agent_profile_thinned(r.prof),
 		(unsigned long long)r.samples_read,
-		(unsigned long long)agent_perf_lost(r.perf), held.procs,
-		held.maps, held.bids, held.streams,
-		(unsigned long long)held.forgotten,
-		r.controls ? r.controls->n : 0);
+		(unsigned long long)agent_perf_lost(r.perf), held);
 out:
 	agent_perf_close(r.perf);
 	agent_profile_destroy(r.prof);

@@ -382,6 +382,16 @@ int agent_spool_start(const char *url, size_t cap, int timeout_ms,
 	return FDO_OK;
 }
 
+void agent_spool_snapshot(struct agent_spool *s, struct agent_spool_stats *st,
+			  size_t *batches, uint64_t *bytes)
+{
+	pthread_mutex_lock(&s->mu);
+	*st = s->st;
+	*batches = s->n;
+	*bytes = s->bytes;
+	pthread_mutex_unlock(&s->mu);
+}
+
 void agent_spool_stop(struct agent_spool *s, int drain_ms,
 		      struct agent_spool_stats *st)
 {

@@ -285,6 +285,40 @@ def test_spool_bytes_bounds_what_is_held(tmp_path, prog):
             s["samples_unmapped"]) == s["samples_read"] > 0, err
 
 
+def test_sigusr1_prints_what_is_held_now(tmp_path, prog):
+    """SIGUSR1: after the next flush, a status line of what the agent has
+    done and holds, its RSS and the spool's backlog included; with fdod
+    away the backlog shows there, and the agent goes on sampling."""
+    exe, _ = prog
+    d = Daemon(tmp_path / "never")
+    p = subprocess.Popen([AGENT, "--url", d.url, "--interval", "1",
+                          "--timeout-ms", "200", "--drain", "1", "--",
+                          exe, "4"], stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2.5)  # two flushes: batches wait in the spool
+        p.send_signal(signal.SIGUSR1)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    m = re.search(r"^fdo-agent: status: (.*)$", err, re.M)
+    assert m, err
+    st = {k: int(v) for k, v in
+          (kv.split("=", 1) for kv in m.group(1).split())}
+    for k in ("samples_read", "batches_sent", "spool_batches",
+              "spool_bytes", "procs_known", "mappings_known", "freq",
+              "vmrss_kib", "rssanon_kib"):
+        assert k in st, err
+    assert 0 < st["rssanon_kib"] < st["vmrss_kib"], err
+    assert st["samples_read"] > 0 and st["batches_sent"] == 0, err
+    assert st["spool_batches"] >= 1 and st["spool_bytes"] > 0, err
+    assert st["procs_known"] >= 1 and st["mappings_known"] >= 1, err
+    s = summary(err)
+    assert s["samples_read"] >= st["samples_read"], err
+
+
 def test_cycles_and_branch_stack_fall_back(daemon, prog):
     exe, _ = prog
     rc, _, err = run_agent(["--url", daemon.url, "--interval", "1",
