@@ -379,13 +379,20 @@ class Bench:
         # 5% (or 1 MiB) of its level at the half; a table that doubles
         # now and then makes a step or two after warm-up, a leak keeps
         # growing
+        def flat_from(xs, h):
+            """(growth KiB after h, its limit) of readings xs (t, KiB)."""
+            grew = max(x[1] for x in xs if x[0] >= h[0]) - h[1]
+            return grew, max(1024, h[1] * 0.05)
+
+        def tenth(xs):
+            """about ten of xs, the last included"""
+            sel = xs[::max(1, len(xs) // 10)]
+            return sel if sel[-1] is xs[-1] else sel + [xs[-1]]
+
         half = at(wall / 2)
-        grew = max(x[1] for x in pts if x[0] >= half[0]) - half[1]
-        lim = max(1024, half[1] * 0.05)
+        grew, lim = flat_from(pts, half)
         flat = grew <= lim
-        sel = pts[::max(1, len(pts) // 10)]
-        if sel[-1] is not pts[-1]:
-            sel.append(pts[-1])
+        sel = tenth(pts)
         print("  timeline (s: VmRSS/RssAnon KiB): " + ", ".join(
             "%.0f: %d/%d" % x[:3] for x in sel))
         # A reading between two flushes also holds that interval's
@@ -398,12 +405,9 @@ class Bench:
         fp = [x for x in flushed if x[0] >= warm]
         if len(fp) >= 4:
             f0 = min(fp, key=lambda x: abs(x[0] - half[0]))
-            grew_kept = max(x[1] for x in fp if x[0] >= f0[0]) - f0[1]
-            lim_kept = max(1024, f0[1] * 0.05)
+            grew_kept, lim_kept = flat_from(fp, f0)
             flat_kept = grew_kept <= lim_kept
-            sk = fp[::max(1, len(fp) // 10)]
-            if sk[-1] is not fp[-1]:
-                sk.append(fp[-1])
+            sk = tenth(fp)
             print("  after each flush (s: VmRSS KiB, spool batches): " +
                   ", ".join("%.0f: %d, %d" % (x[0], x[1], x[2])
                             for x in sk))
