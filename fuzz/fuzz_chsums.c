@@ -11,7 +11,10 @@
  *     are not in strictly increasing (label, bucket, stack) order;
  *   - an accepted answer yields one row per CH_SUM_ROW_SIZE bytes, and
  *     re-encoding the rows gives back the answer's bytes;
- *   - a callback's nonzero return stops the decoder and is returned.
+ *   - a callback's nonzero return stops the decoder and is returned;
+ *   - the same bytes as retention's list of days (ch_days_decode): only
+ *     FDO_ECORRUPT or FDO_ELIMIT refuse it, and an accepted list is
+ *     strictly increasing, below the bound, as long as the bytes say.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -108,6 +111,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 						  sizeof err) == FDO_EEXISTS);
 			FUZZ_CHECK(y.n == x.n - 1);
 		}
+	}
+	uint32_t days[64];
+	size_t nd;
+	uint32_t below = nlabels ? UINT32_MAX / nlabels : 0;
+	rc = ch_days_decode(p, len, below, days, 64, &nd, err, sizeof err);
+	FUZZ_CHECK(rc == FDO_OK || rc == FDO_ECORRUPT || rc == FDO_ELIMIT);
+	FUZZ_CHECK((rc == FDO_ELIMIT) == (len % 4 == 0 && len / 4 > 64));
+	if (rc == FDO_OK) {
+		FUZZ_CHECK(nd == len / 4);
+		for (size_t i = 0; i < nd; i++)
+			FUZZ_CHECK(days[i] < below &&
+				   (i == 0 || days[i - 1] < days[i]) &&
+				   days[i] == get(p + 4 * i, 4));
 	}
 	free(p);
 	free(out);

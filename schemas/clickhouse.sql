@@ -23,7 +23,9 @@ CREATE DATABASE IF NOT EXISTS ${DB};
 -- by the GROUP BY of every read. weight is fdod's exact unsigned 128-bit
 -- weight (schemas/schemas.h wire_weight_t) carried as the 16 bytes of a
 -- Decimal(38, 0): sums wrap mod 2^128, so read back as unsigned they are
--- the exact sums LMDB keeps (see docs/clickhouse.md).
+-- the exact sums LMDB keeps (see docs/clickhouse.md). A partition is a
+-- UTC day (days since 1970-01-01, whatever the server's time zone):
+-- retention drops whole days (ch_drop_before).
 CREATE TABLE IF NOT EXISTS ${DB}.counts_local (
     binary String,
     labels String,
@@ -32,7 +34,7 @@ CREATE TABLE IF NOT EXISTS ${DB}.counts_local (
     weight Decimal(38, 0),
     samples UInt64
 ) ENGINE = SummingMergeTree()
-PARTITION BY toDate(bucket)
+PARTITION BY intDiv(toUInt32(bucket), 86400)
 ORDER BY (binary, labels, bucket, stack);
 
 -- stacks: stack id -> frames (leaf first) as parallel arrays of raw

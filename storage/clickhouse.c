@@ -546,3 +546,74 @@ int ch_read_sums(ch_client *c, const struct backend_read *r, backend_sum_fn fn,
 	fdo_buf_fini(&ans);
 	return rc;
 }
+
+/* ---------------------------------------------------------- retention -- */
+
+int ch_days_decode(const void *p, size_t len, uint32_t below, uint32_t *days,
+		   size_t cap, size_t *n, char *err, size_t errlen)
+{
+	const uint8_t *s = p;
+	*n = 0;
+	if (len % 4)
+		return fail(err, errlen, FDO_ECORRUPT,
+			    "ClickHouse partition list of %zu bytes is not "
+			    "whole UInt32",
+			    len);
+	if (len / 4 > cap)
+		return fail(err, errlen, FDO_ELIMIT,
+			    "ClickHouse lists more than %zu partitions", cap);
+	for (size_t i = 0; i < len / 4; i++) {
+		uint32_t d = (uint32_t)get_le(s + 4 * i, 4);
+		if (d >= below || (i > 0 && d <= days[i - 1]))
+			return fail(err, errlen, FDO_ECORRUPT,
+				    "ClickHouse partition list: day %u out of "
+				    "order or not before %u",
+				    d, below);
+		days[i] = d;
+	}
+	*n = len / 4;
+	return FDO_OK;
+}
+
+/* At most this many days dropped by one call; the next call takes the
+ * rest. */
+#define CH_DROP_MAX 4096
+
+int ch_drop_before(ch_client *c, uint32_t before, uint32_t *dropped, char *err,
+		   size_t errlen)
+{
+	*dropped = 0;
+	uint32_t below = before / 86400; /* days ending at or before */
+	struct fdo_buf q, ans;
+	fdo_buf_init(&q);
+	fdo_buf_init(&ans);
+	fdo_buf_printf(&q,
+		       "SELECT DISTINCT toUInt32(partition) AS d FROM "
+		       "system.parts WHERE database = '%s' AND table = "
+		       "'counts_local' AND active AND toUInt32(partition) < %u "
+		       "ORDER BY d LIMIT %d FORMAT RowBinary",
+		       c->url.db, below, CH_DROP_MAX);
+	uint32_t *days = malloc(CH_DROP_MAX * sizeof *days);
+	size_t n = 0;
+	int rc = q.oom || !days ? fail(err, errlen, FDO_ENOMEM, "out of memory")
+				: ch_query(c, fdo_buf_cstr(&q), NULL, 0, &ans,
+					   err, errlen);
+	if (!rc)
+		rc = ch_days_decode(ans.data, ans.len, below, days, CH_DROP_MAX,
+				    &n, err, errlen);
+	for (size_t i = 0; i < n && !rc; i++) {
+		fdo_buf_reset(&q);
+		fdo_buf_printf(&q,
+			       "ALTER TABLE %s.counts_local DROP PARTITION %u",
+			       c->url.db, days[i]);
+		rc = q.oom ? fail(err, errlen, FDO_ENOMEM, "out of memory")
+			   : ch_query(c, fdo_buf_cstr(&q), NULL, 0, NULL, err,
+				      errlen);
+		if (!rc)
+			(*dropped)++;
+	}
+	free(days);
+	fdo_buf_fini(&q);
+	fdo_buf_fini(&ans);
+	return rc;
+}

@@ -68,6 +68,21 @@ int ch_append(ch_client *c, const struct backend_block *b, char *err,
 int ch_read_sums(ch_client *c, const struct backend_read *r, backend_sum_fn fn,
 		 void *arg, char *err, size_t errlen);
 
+/* ch_drop_before drops, on the client's server only (partitions are per
+ * shard: every shard's node runs it), the partitions of counts_local of
+ * the UTC days that end at or before `before` (unix seconds): *dropped
+ * gets how many. FDO_OK or as ch_query; FDO_ECORRUPT when the list of
+ * partitions does not decode. */
+int ch_drop_before(ch_client *c, uint32_t before, uint32_t *dropped, char *err,
+		   size_t errlen);
+
+/* ch_days_decode decodes the RowBinary list of partitions ch_drop_before
+ * asks for: UInt32 day numbers, strictly increasing, each below `below`,
+ * at most cap. FDO_OK with *n set; FDO_ECORRUPT (not whole numbers, out of
+ * order, not below `below`); FDO_ELIMIT (more than cap). */
+int ch_days_decode(const void *p, size_t len, uint32_t below, uint32_t *days,
+		   size_t cap, size_t *n, char *err, size_t errlen);
+
 /* ch_sql_quote appends p[0..len) to b as a ClickHouse string literal
  * (quotes, backslashes and every byte outside printable ASCII escaped). */
 void ch_sql_quote(struct fdo_buf *b, const void *p, size_t len);

@@ -15,6 +15,9 @@
  *	creates the schema on every URL, then one read through the first;
  *	prints the error and exits 3 when ClickHouse cannot be reached or
  *	refuses.
+ *   chcheck drop URL BEFORE
+ *	retention on URL's server: drops the days of counts_local that end
+ *	at or before unix time BEFORE, prints how many.
  *
  * Exit 0 when everything matched, 1 on a mismatch, 2 on usage, 3 on a
  * backend error (its message on stderr).
@@ -242,15 +245,33 @@ static int read_one(char **urls, int n)
 	return rc ? 3 : 0;
 }
 
+/* Retention on one server: the days ending at or before `before`. */
+static int drop(const char *url, uint32_t before)
+{
+	ch_client *c;
+	char err[512];
+	uint32_t n;
+	if (ch_open(url, NULL, &c, err, sizeof err) ||
+	    ch_drop_before(c, before, &n, err, sizeof err)) {
+		fprintf(stderr, "chcheck: %s\n", err);
+		return 3;
+	}
+	printf("dropped %u days\n", n);
+	ch_close(c);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 5 && !strcmp(argv[1], "compare"))
 		return compare(argv[2], argv[3], argv[4],
 			       argc > 5 ? strtoull(argv[5], NULL, 0)
 					: 88172645463325252ull);
+	if (argc == 4 && !strcmp(argv[1], "drop"))
+		return drop(argv[2], (uint32_t)strtoul(argv[3], NULL, 0));
 	if (argc >= 3 && !strcmp(argv[1], "read"))
 		return read_one(argv + 2, argc - 2);
 	fprintf(stderr, "usage: chcheck compare LMDB_DIR URL0 URL1 [SEED] | "
-			"chcheck read URL...\n");
+			"chcheck read URL... | chcheck drop URL BEFORE\n");
 	return 2;
 }

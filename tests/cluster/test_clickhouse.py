@@ -61,7 +61,29 @@ def test_lmdb_and_two_shards_same_sums(cluster, tmp_path):
         days = s.query("SELECT DISTINCT partition FROM system.parts WHERE "
                        "database = 'fdod_cmp' AND table = 'counts_local' "
                        "AND active ORDER BY partition").split()
-        assert days == [b"2025-12-07", b"2025-12-08"]
+        assert days == [b"20429", b"20430"]  # 2025-12-07 and -08, UTC
+
+
+def test_retention_drops_days_on_each_shard(cluster, tmp_path):
+    urls = [cluster[i].url("fdod_ret", chtest.CLUSTER) for i in range(2)]
+    r = run("compare", str(tmp_path / "lmdb"), *urls)
+    assert r.returncode == 0, r.stdout + r.stderr
+    day2 = 1765065600 + 86400  # the buckets span 2025-12-07 and -08
+    total = int(cluster[0].query("SELECT count() FROM fdod_ret.counts"))
+    later = int(cluster[0].query(
+        "SELECT count() FROM fdod_ret.counts WHERE bucket >= %d" % day2))
+    assert 0 < later < total
+    # A time inside the second day drops only the first.
+    for i, url in enumerate(urls):
+        r = run("drop", url, str(day2 + 3600))
+        assert r.returncode == 0 and "dropped 1 days" in r.stdout, r.stderr
+        if i == 0:  # one shard done: the other still holds its first day
+            n = int(cluster[0].query("SELECT count() FROM fdod_ret.counts"))
+            assert later < n < total
+    assert int(cluster[0].query(
+        "SELECT count() FROM fdod_ret.counts")) == later
+    assert run("drop", urls[0], str(day2 + 3600)).stdout == \
+        "dropped 0 days\n"
 
 
 def test_one_server_without_cluster(cluster, tmp_path):

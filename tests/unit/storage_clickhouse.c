@@ -250,3 +250,24 @@ TEST(lmdb_backend_sums)
 	backend_close(&be);
 	store_close(st);
 }
+
+TEST(decodes_days)
+{
+	uint8_t a[12] = {1, 0, 0, 0, 2, 0, 0, 0, 0xcd, 0x4f, 0, 0};
+	uint32_t d[3];
+	size_t n;
+	char err[256];
+	CHECK_EQ_INT(ch_days_decode(a, 12, 20430, d, 3, &n, err, sizeof err),
+		     FDO_OK);
+	CHECK_EQ_INT(n, 3);
+	CHECK_EQ_INT(d[2], 20429);
+	CHECK_EQ_INT(ch_days_decode(a, 12, 20429, d, 3, &n, err, sizeof err),
+		     FDO_ECORRUPT);
+	CHECK_EQ_INT(ch_days_decode(a, 11, 20430, d, 3, &n, err, sizeof err),
+		     FDO_ECORRUPT);
+	CHECK_EQ_INT(ch_days_decode(a, 12, 20430, d, 2, &n, err, sizeof err),
+		     FDO_ELIMIT);
+	a[4] = 1; /* 1, 1: not increasing */
+	CHECK_EQ_INT(ch_days_decode(a, 12, 20430, d, 3, &n, err, sizeof err),
+		     FDO_ECORRUPT);
+}
