@@ -3,14 +3,16 @@
  * each other, driven by tests/cluster/test_clickhouse.py with real
  * ClickHouse servers (tests/cluster/chtest.py).
  *
- *   chcheck compare LMDB_DIR URL0 URL1 [SEED]
+ *   chcheck compare LMDB_DIR URL0 URL1 [SEED [BLOCKS]]
  *	creates the schema on both servers (URLs with ?cluster=: shards of
  *	one Distributed table); appends the same blocks of deltas to a new
  *	LMDB store in LMDB_DIR and, block by block, to URL0 and URL1 in
  *	turn; reads several windows and label-set lists back from LMDB and
  *	through the Distributed table of each URL and compares every row.
  *	Weights pass 2^64 (the 128-bit carry) and names hold quotes,
- *	backslashes and non-ASCII bytes (the SQL quoting).
+ *	backslashes and non-ASCII bytes (the SQL quoting). Prints the
+ *	wall time each backend took (BLOCKS blocks of 3,000 deltas,
+ *	default 6).
  *   chcheck read URL...
  *	creates the schema on every URL, then one read through the first;
  *	prints the error and exits 3 when ClickHouse cannot be reached or
@@ -26,12 +28,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/common.h"
 #include "storage/backend.h"
 #include "storage/clickhouse.h"
 
-#define NBLOCKS	 6
+#define NBLOCKS	 6 /* default; argument BLOCKS */
 #define NDELTAS	 3000
 #define NSTACKS	 500
 #define T0	 1765065600u /* a day boundary (2025-12-07) */
@@ -62,6 +65,17 @@ static int collect(void *arg, const struct backend_sum *s)
 	return FDO_OK;
 }
 
+/* Wall-clock milliseconds each side spent (a shared host: noisy). */
+static double ms_lmdb_append, ms_ch_append, ms_lmdb_read, ms_ch_read;
+static int nblocks = NBLOCKS;
+
+static double now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
 static uint64_t rng(uint64_t *s)
 {
 	*s ^= *s << 13;
@@ -82,7 +96,7 @@ static int append_all(struct backend *lm, struct backend *ch[2], uint64_t seed)
 								 T0 + k * HOUR};
 	static struct backend_delta d[NDELTAS];
 	char err[512];
-	for (int blk = 0; blk < NBLOCKS; blk++) {
+	for (int blk = 0; blk < nblocks; blk++) {
 		for (size_t i = 0; i < NDELTAS; i++) {
 			uint64_t r = rng(&seed);
 			/* Weights up to 2^100: sums pass 2^64, stay far
@@ -93,13 +107,19 @@ static int append_all(struct backend *lm, struct backend *ch[2], uint64_t seed)
 				w, 1 + r % 100};
 		}
 		struct backend_block b = {g, ng, d, NDELTAS};
-		int rc;
-		if ((rc = lm->ops->append(lm->self, &b, err, sizeof err)) ||
-		    (rc = ch[blk % 2]->ops->append(ch[blk % 2]->self, &b, err,
-						   sizeof err))) {
+		double t0 = now_ms();
+		if (lm->ops->append(lm->self, &b, err, sizeof err)) {
 			fprintf(stderr, "chcheck: append: %s\n", err);
 			return 3;
 		}
+		double t1 = now_ms();
+		if (ch[blk % 2]->ops->append(ch[blk % 2]->self, &b, err,
+					     sizeof err)) {
+			fprintf(stderr, "chcheck: append: %s\n", err);
+			return 3;
+		}
+		ms_lmdb_append += t1 - t0;
+		ms_ch_append += now_ms() - t1;
 	}
 	return 0;
 }
@@ -185,12 +205,15 @@ static int compare(const char *dir, const char *url0, const char *url1,
 					 reads[i].to};
 		struct rows a = {0}, b[2] = {{0}, {0}};
 		char what[64];
+		double t0 = now_ms(), t1 = 0, t2 = 0;
 		if (lm.ops->read_sums(lm.self, &r, collect, &a, err,
 				      sizeof err) ||
-		    c0.ops->read_sums(c0.self, &r, collect, &b[0], err,
-				      sizeof err) ||
-		    c1.ops->read_sums(c1.self, &r, collect, &b[1], err,
-				      sizeof err)) {
+		    (t1 = now_ms(),
+		     c0.ops->read_sums(c0.self, &r, collect, &b[0], err,
+				       sizeof err)) ||
+		    (t2 = now_ms(),
+		     c1.ops->read_sums(c1.self, &r, collect, &b[1], err,
+				       sizeof err))) {
 			fprintf(stderr, "chcheck: read %zu: %s\n", i, err);
 			rc = 3;
 		}
@@ -200,6 +223,8 @@ static int compare(const char *dir, const char *url0, const char *url1,
 			if (!same(&a, &b[s], what))
 				rc = 1;
 		}
+		ms_lmdb_read += t1 - t0;
+		ms_ch_read += t2 - t1;
 		printf("read %zu: %zu rows\n", i, a.n);
 		total += a.n;
 		free(a.v);
@@ -214,7 +239,12 @@ static int compare(const char *dir, const char *url0, const char *url1,
 	backend_close(&c1);
 	store_close(st);
 	if (!rc)
-		printf("same sums from LMDB and ClickHouse: %zu rows\n", total);
+		printf("same sums from LMDB and ClickHouse: %zu rows\n"
+		       "wall ms (shared host, noisy): %d blocks of %d deltas: "
+		       "append LMDB %.1f, ClickHouse %.1f; reads LMDB %.1f, "
+		       "ClickHouse through server 0 %.1f\n",
+		       total, nblocks, NDELTAS, ms_lmdb_append, ms_ch_append,
+		       ms_lmdb_read, ms_ch_read);
 	return rc;
 }
 
@@ -263,6 +293,8 @@ static int drop(const char *url, uint32_t before)
 
 int main(int argc, char **argv)
 {
+	if (argc > 6)
+		nblocks = atoi(argv[6]) > 0 ? atoi(argv[6]) : NBLOCKS;
 	if (argc >= 5 && !strcmp(argv[1], "compare"))
 		return compare(argv[2], argv[3], argv[4],
 			       argc > 5 ? strtoull(argv[5], NULL, 0)
@@ -271,7 +303,8 @@ int main(int argc, char **argv)
 		return drop(argv[2], (uint32_t)strtoul(argv[3], NULL, 0));
 	if (argc >= 3 && !strcmp(argv[1], "read"))
 		return read_one(argv + 2, argc - 2);
-	fprintf(stderr, "usage: chcheck compare LMDB_DIR URL0 URL1 [SEED] | "
-			"chcheck read URL... | chcheck drop URL BEFORE\n");
+	fprintf(stderr,
+		"usage: chcheck compare LMDB_DIR URL0 URL1 [SEED [BLOCKS]] | "
+		"chcheck read URL... | chcheck drop URL BEFORE\n");
 	return 2;
 }

@@ -187,6 +187,25 @@ TEST(unreachable_is_an_error)
 	CHECK_EQ_INT(backend_open("lmdb", &be, err, sizeof err), FDO_EINVAL);
 }
 
+TEST(silent_server_times_out)
+{
+	/* A socket that listens but never answers: the kernel completes
+	 * the connection, the request is sent, no answer comes. */
+	int fd;
+	int port = closed_port(&fd);
+	REQUIRE(port > 0);
+	REQUIRE(listen(fd, 4) == 0);
+	char url[128], err[512] = "";
+	snprintf(url, sizeof url, "clickhouse://127.0.0.1:%d/fdod", port);
+	struct ch_opts o = {.connect_ms = 500, .timeout_ms = 300};
+	ch_client *c;
+	REQUIRE(ch_open(url, &o, &c, err, sizeof err) == FDO_OK);
+	CHECK_EQ_INT(ch_create_schema(c, err, sizeof err), FDO_ETRANSPORT);
+	CHECK(strstr(err, "imed out") != NULL);
+	ch_close(c);
+	close(fd);
+}
+
 TEST(block_checks)
 {
 	struct backend_group g[2] = {{"b", "", 3600}, {"", "", 3600}};
