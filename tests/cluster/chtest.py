@@ -110,8 +110,9 @@ def _config(d, ports, shards):
 
 
 class Server:
-    def __init__(self, d, ports):
+    def __init__(self, d, ports, server=None):
         self.dir = d
+        self.server = server or SERVER
         self.http_port, self.tcp_port, self.inter_port = ports
         self.proc = None
 
@@ -130,7 +131,7 @@ class Server:
                                        self.inter_port), shards))
         out = open(os.path.join(self.dir, "log", "stdout.log"), "ab")
         self.proc = subprocess.Popen(
-            [SERVER, "--config-file=" + cfg], cwd=self.dir, stdout=out,
+            [self.server, "--config-file=" + cfg], cwd=self.dir, stdout=out,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent)
         out.close()
@@ -197,15 +198,16 @@ class Server:
 class Cluster:
     """n private servers; the first two are the shards of cluster `fdod`."""
 
-    def __init__(self, tmpdir, n=2):
-        if not (os.path.isfile(SERVER) and os.access(SERVER, os.X_OK)):
+    def __init__(self, tmpdir, n=2, server=None):
+        server = server or SERVER
+        if not (os.path.isfile(server) and os.access(server, os.X_OK)):
             raise ClickHouseMissing(
                 "clickhouse-server not found (%s): run deploy/install-deps.sh"
-                % SERVER)
+                % server)
         ports = free_ports(3 * n)
         self.servers = [
             Server(os.path.join(str(tmpdir), "ch%d" % i),
-                   ports[3 * i:3 * i + 3]) for i in range(n)]
+                   ports[3 * i:3 * i + 3], server) for i in range(n)]
 
     def __enter__(self):
         shards = [s.tcp_port for s in self.servers[:2]]

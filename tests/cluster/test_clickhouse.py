@@ -62,6 +62,17 @@ def test_lmdb_and_two_shards_same_sums(cluster, tmp_path):
                        "database = 'fdod_cmp' AND table = 'counts_local' "
                        "AND active ORDER BY partition").split()
         assert days == [b"20429", b"20430"]  # 2025-12-07 and -08, UTC
+    # SummingMergeTree's own merges keep the sums exact (the 128-bit
+    # wrap of Decimal(38, 0) included): merged into one part per
+    # partition, the reads are the same.
+    for s in cluster.servers:
+        s.query("OPTIMIZE TABLE fdod_cmp.counts_local FINAL")
+        parts = s.query("SELECT count() FROM system.parts WHERE database ="
+                        " 'fdod_cmp' AND table = 'counts_local' AND active")
+        assert parts == b"2\n"
+    r = run("recheck", str(tmp_path / "lmdb"), *urls)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "same sums from LMDB and ClickHouse" in r.stdout
 
 
 def test_retention_drops_days_on_each_shard(cluster, tmp_path):
@@ -124,3 +135,23 @@ def test_stopped_shard_is_a_clear_error(tmp_path):
         assert r.returncode == 3
         assert "ClickHouse http://127.0.0.1:%d/" % c[0].http_port in \
             r.stderr, r.stderr
+
+
+def test_harness_missing_server_is_clear(tmp_path):
+    with pytest.raises(chtest.ClickHouseMissing, match="install-deps"):
+        chtest.Cluster(tmp_path, server=str(tmp_path / "no-such-server"))
+
+
+def test_harness_distributed_over_two_shards(cluster):
+    # The harness's cluster `fdod`: a Distributed table on either server
+    # reads the local tables of both.
+    for s in cluster.servers:
+        s.query("CREATE TABLE IF NOT EXISTS default.h (x UInt32) "
+                "ENGINE = MergeTree() ORDER BY x")
+    cluster[0].query("INSERT INTO default.h VALUES (1), (2)")
+    cluster[1].query("INSERT INTO default.h VALUES (40)")
+    for s in cluster.servers:
+        s.query("CREATE TABLE IF NOT EXISTS default.hd AS default.h "
+                "ENGINE = Distributed(%s, default, h)" % chtest.CLUSTER)
+        assert s.query("SELECT sum(x), count() FROM default.hd") == \
+            b"43\t3\n"
