@@ -31,7 +31,8 @@ CFLAGS   ?= $(OPT) -g
 WARN     := -Wall -Wextra -Werror -Wno-unused-parameter
 CPPFLAGS := -std=c11 -D_GNU_SOURCE -I. -I$(GEN) -MMD -MP
 ALL_CFLAGS = $(CPPFLAGS) $(WARN) $(CFLAGS) $(SANFLAGS)
-LDLIBS   := -lgrpc -lgpr -lmicrohttpd -lnng -llmdb -ldw -lelf -ldebuginfod -lprotobuf-c -lcapstone -lmbedcrypto -lcrypto -lz -lpthread -lstdc++ -lm
+LDLIBS   := -lgrpc -lgpr -lmicrohttpd -lnng -llmdb -ldw -lelf -ldebuginfod -lprotobuf-c -lcapstone -lmbedcrypto -lcrypto -lz -lpthread -lstdc++ -lm \
+	    -lcurl-gnutls
 
 PARTS    := common schemas storage symbolizer aggregator server agent
 DEPS_common     := common
@@ -91,6 +92,15 @@ $(GEN)/server/web_index.h: server/web/index.html
 	  echo '};'; } > $@.tmp && mv $@.tmp $@
 $(BUILD)/obj/server/web.o: $(GEN)/server/web_index.h
 
+# schemas/clickhouse.sql, compiled into storage/clickhouse.c the same way.
+$(GEN)/clickhouse_sql.h: schemas/clickhouse.sql
+	@mkdir -p $(dir $@)
+	{ echo '/* generated from $< by the Makefile */'; \
+	  echo 'static const unsigned char clickhouse_sql[] = {'; \
+	  od -An -v -tx1 $< | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  echo '};'; } > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/storage/clickhouse.o: $(GEN)/clickhouse_sql.h
+
 define part_rule
 $(call archive,$(1)): $(call objs_of,$(1)) $(if $(filter schemas,$(1)),$(PROTO_O))
 	@mkdir -p $$(dir $$@)
@@ -127,7 +137,13 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/test.h $$(call archives,$$(firstword
 LDFLAGS_aggregator_allocfail := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 LDFLAGS_common_map := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 
-unit: $(UNIT_BINS)
+# The two storage backends compared on real ClickHouse servers
+# (tests/cluster/test_clickhouse.py runs it).
+$(BUILD)/cluster/chcheck: tests/cluster/chcheck.c $(call archives,storage) | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(call archives,storage) $(LDLIBS)
+
+unit: $(UNIT_BINS) $(BUILD)/cluster/chcheck
 tools: all unit
 
 # make test: install what is missing, build normal and sanitized, run all.
@@ -174,6 +190,7 @@ FUZZ_PART_batch    := aggregator
 FUZZ_PART_text     := aggregator
 FUZZ_PART_elf      := storage
 FUZZ_PART_runchunk := storage
+FUZZ_PART_chsums   := storage
 FUZZ_PART_dwarf    := symbolizer
 FUZZ_PART_symindex := symbolizer
 FUZZ_PART_cfg      := symbolizer

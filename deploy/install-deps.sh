@@ -19,6 +19,7 @@ PACKAGES=(
   zlib1g-dev openssl libssl-dev curl debuginfod libdebuginfod-dev libcurl4-gnutls-dev
   chromium valgrind iproute2 util-linux
   golang-go
+  clickhouse-server clickhouse-client
 )
 
 missing=()
@@ -41,4 +42,18 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# clickhouse-server's postinst enables and starts a system-wide server
+# (ports 8123/9000/9009, /var/lib/clickhouse) unless policy-rc.d forbids
+# it. The tests start private servers on free ports and never use it, so
+# a server we just installed is stopped and disabled: it would only hold
+# memory and ports. A server that was installed before is left alone.
+if [[ " ${missing[*]} " == *" clickhouse-server "* ]]; then
+  if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+    $SUDO systemctl disable --now clickhouse-server >/dev/null 2>&1 || true
+  else
+    $SUDO invoke-rc.d clickhouse-server stop >/dev/null 2>&1 || true
+    $SUDO update-rc.d clickhouse-server disable >/dev/null 2>&1 || true
+  fi
+fi
 echo "install-deps: done" >&2

@@ -1273,6 +1273,28 @@ def runchunk_seeds():
         b"\xff" * 11)
 
 
+# ------------------------------------------------------------------ chsums --
+def chsums_row(label, bucket, stack, weight, samples):
+    return struct.pack("<IIQQQQ", label, bucket, stack, weight & (2**64 - 1),
+                       weight >> 64, samples)
+
+
+def chsums_seeds():
+    """fuzz_chsums: ClickHouse answers to a read of sums (first byte: the
+    number of label sets asked for), well formed and not."""
+    rows = [chsums_row(0, 3600, 5, 2**100 + 3, 7),
+            chsums_row(0, 3600, 9, 1, 1),
+            chsums_row(1, 0, 0, 2**128 - 1, 2**64 - 1)]
+    put("chsums", "empty", b"\x02")
+    put("chsums", "three", b"\x02" + b"".join(rows))
+    put("chsums", "label-high", b"\x01" + b"".join(rows))
+    put("chsums", "cut", b"\x02" + b"".join(rows)[:-1])
+    put("chsums", "unordered", b"\x02" + rows[1] + rows[0])
+    put("chsums", "repeated", b"\x02" + rows[0] + rows[0])
+    put("chsums", "error-text", b"\x02Code: 241, e.displayText() = "
+        b"DB::Exception: Memory limit exceeded\n")
+
+
 def main():
     os.makedirs(CORPUS, exist_ok=True)
     batch_seeds()
@@ -1288,6 +1310,7 @@ def main():
     policy_seeds()
     otlp_seeds()
     runchunk_seeds()
+    chsums_seeds()
     for t in sorted(os.listdir(CORPUS)):
         print("seeds: %-9s %3d files" %
               (t, len(os.listdir(os.path.join(CORPUS, t)))))
