@@ -314,10 +314,16 @@ int srv_fresh_parse(const char *v, double *out)
 }
 
 /* The rule min_fresh_share against score st (need > 0): 1 when it
- * fails. */
+ * fails. Without a score it fails (nothing says the profile still fits),
+ * except for a binary of one release: every sample is of it, so nothing
+ * is stale, and a new binary is not refused for ever. */
 static int fresh_fails(const struct staleness *st, double need)
 {
-	return need > 0 && (!st->have || st->s.share[0] < need);
+	if (!(need > 0))
+		return 0;
+	if (!st->have)
+		return st->k.releases != 1;
+	return st->s.share[0] < need;
 }
 
 /* {"rule":"min_fresh_share",...} of a failing rule. */

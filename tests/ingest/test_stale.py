@@ -407,16 +407,10 @@ def test_staleness_unavailable(tmp_path, releases):
         s = staleness(d)
         assert s["fresh_share"] is None and s["releases"] == 1, s
         assert "only one release" in s["reason"], s
-        # The configured minimum refuses a pull without a score.
+        # Nothing is stale in the only release: the configured minimum
+        # does not refuse its pulls.
         st, body = d.request("GET", "/v1/profiles/st?" + Q)
-        assert st == 409, body
-        f = json.loads(body)["failed"][0]
-        assert f["rule"] == "min_fresh_share" and f["have"] is None, f
-        assert "only one release" in f["reason"], f
-        # ... which the request may lift.
-        st, _ = d.request("GET", "/v1/profiles/st?" + Q +
-                          "&min_fresh_share=0")
-        assert st == 200
+        assert st == 200, body
         # A newest release without DWARF: null, and the reason says so.
         with open(releases["v2nodwarf"], "rb") as f:
             assert d.request("PUT", "/v1/symbols?binary=st",
@@ -426,6 +420,18 @@ def test_staleness_unavailable(tmp_path, releases):
         assert s["newest_build_id"] == build_id(releases["v2nodwarf"]), s
         assert "no DWARF" in s["reason"], s
         assert fresh_gauge(d) is None
+        # The configured minimum refuses a pull without a score ...
+        st, body = d.request("GET", "/v1/profiles/st?" + Q)
+        assert st == 409, body
+        f = json.loads(body)["failed"][0]
+        assert f["rule"] == "min_fresh_share" and f["have"] is None, f
+        assert "no DWARF" in f["reason"], f
+        st, body = d.request("POST", "/v1/profiles/st/publish")
+        assert st == 409 and b"min_fresh_share" in body, body
+        # ... which the request may lift.
+        st, _ = d.request("GET", "/v1/profiles/st?" + Q +
+                          "&min_fresh_share=0")
+        assert st == 200
         st, body = d.request("GET", "/v1/binaries/st/readiness")
         r = json.loads(body)
         assert r["all"]["ready"] is False, r
