@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
-from fdodtest import (Daemon, batch_text, build_id, metric, symbols,
-                      vaddr_to_offset)
+from fdodtest import (FDOCTL, Daemon, batch_text, build_id, metric,
+                      symbols, vaddr_to_offset)
 
 V1 = r"""#include <stdio.h>
 #include <stdlib.h>
@@ -388,6 +388,11 @@ def test_staleness_score(loaded, releases):
                          + lo)
     r = json.loads(body)
     assert st == 200 and r["all"]["ready"] is True, r
+    # fdoctl pull --min-fresh-share: not ready is exit 3, the rule named.
+    p = subprocess.run([FDOCTL, "pull", "st", "--http", d.http,
+                        "--min-fresh-share", hi], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 3 and "min_fresh_share" in p.stderr, p
     # Bad minimums: 400 with the reason, nothing built.
     for bad in ("1.5", "-0.1", "x", "", "nan"):
         st, body = d.request("GET", "/v1/profiles/st?min_fresh_share=" + bad)
