@@ -122,9 +122,13 @@ static void error_text(const char *json, char *out, size_t cap)
 	size_t n = 0;
 	if (p)
 		for (p += 9; *p && *p != '"' && n + 1 < cap; p++) {
-			if (*p == '\\' && p[1])
-				p++;
-			out[n++] = *p == 'n' && p[-1] == '\\' ? ' ' : *p;
+			char ch = *p;
+			if (ch == '\\' && p[1]) {
+				ch = *++p;
+				if (ch == 'n' || ch == 'r' || ch == 't')
+					ch = ' ';
+			}
+			out[n++] = ch;
 		}
 	out[n] = 0;
 	if (!n)
