@@ -677,16 +677,26 @@ static int add_block_calls(struct mb *b)
 
 /* ------------------------------------------------------- the output -- */
 
+/* One layout for every builder of a model (this file's and
+ * aggregator/stale.c's matched tree), so that both sort alike. */
+struct lay {
+	const struct prof *p;
+	const struct prof_mnode *nodes;
+	const struct prof_mline *lines;
+	const struct prof_mtarget_at *tgts;
+	const uint32_t *line_of;
+};
+
 static int cmp_name(const struct prof *p, uint32_t a, uint32_t c)
 {
 	return strcmp(prof_str(p, a), prof_str(p, c));
 }
 
-static int cmp_rec(const void *x, const void *y, void *arg)
+static int cmp_line(const void *x, const void *y, void *arg)
 {
-	const struct mb *b = arg;
-	const struct rec *a = &b->recs[*(const uint32_t *)x];
-	const struct rec *c = &b->recs[*(const uint32_t *)y];
+	const struct lay *l = arg;
+	const struct prof_mline *a = &l->lines[*(const uint32_t *)x];
+	const struct prof_mline *c = &l->lines[*(const uint32_t *)y];
 	if (a->node != c->node)
 		return a->node < c->node ? -1 : 1;
 	if (a->off != c->off)
@@ -696,30 +706,32 @@ static int cmp_rec(const void *x, const void *y, void *arg)
 	return 0;
 }
 
+/* Targets by their line's position in the model, then by name. */
 static int cmp_tgt(const void *x, const void *y, void *arg)
 {
-	const struct mb *b = arg;
-	const struct tgt *a = &b->tgts[*(const uint32_t *)x];
-	const struct tgt *c = &b->tgts[*(const uint32_t *)y];
-	if (a->rec != c->rec)
-		return a->rec < c->rec ? -1 : 1;
-	return cmp_name(b->p, a->name, c->name);
+	const struct lay *l = arg;
+	const struct prof_mtarget_at *a = &l->tgts[*(const uint32_t *)x];
+	const struct prof_mtarget_at *c = &l->tgts[*(const uint32_t *)y];
+	uint32_t la = l->line_of[a->line], lc = l->line_of[c->line];
+	if (la != lc)
+		return la < lc ? -1 : 1;
+	return cmp_name(l->p, a->name, c->name);
 }
 
 /* Kids by (parent, offset, discriminator, name); functions (parent NONE)
  * last, by name. */
 static int cmp_node(const void *x, const void *y, void *arg)
 {
-	const struct mb *b = arg;
-	const struct node *a = &b->nodes[*(const uint32_t *)x];
-	const struct node *c = &b->nodes[*(const uint32_t *)y];
+	const struct lay *l = arg;
+	const struct prof_mnode *a = &l->nodes[*(const uint32_t *)x];
+	const struct prof_mnode *c = &l->nodes[*(const uint32_t *)y];
 	if (a->parent != c->parent)
 		return a->parent < c->parent ? -1 : 1;
 	if (a->off != c->off)
 		return a->off < c->off ? -1 : 1;
 	if (a->disc != c->disc)
 		return a->disc < c->disc ? -1 : 1;
-	return cmp_name(b->p, a->name, c->name);
+	return cmp_name(l->p, a->name, c->name);
 }
 
 static uint32_t *iota(size_t n)
@@ -730,27 +742,87 @@ static uint32_t *iota(size_t n)
 	return a;
 }
 
-/* finish moves the builder's records into m, sorted. */
+int prof_model_layout(const struct prof *p, struct prof_model *m,
+		      const struct prof_mline *lines, size_t nlines,
+		      const struct prof_mtarget_at *tgts, size_t ntgts)
+{
+	uint32_t *recs = iota(nlines), *torder = iota(ntgts),
+		 *nodes = iota(m->nnodes);
+	uint32_t *line_of = malloc((nlines ? nlines : 1) * sizeof *line_of);
+	m->lines = calloc(nlines ? nlines : 1, sizeof *m->lines);
+	m->targets = calloc(ntgts ? ntgts : 1, sizeof *m->targets);
+	m->kids = malloc((m->nnodes ? m->nnodes : 1) * sizeof *m->kids);
+	m->functions =
+		malloc((m->nnodes ? m->nnodes : 1) * sizeof *m->functions);
+	struct lay l = {p, m->nodes, lines, tgts, line_of};
+	int rc = FDO_ENOMEM;
+	if (!recs || !torder || !nodes || !line_of || !m->lines ||
+	    !m->targets || !m->kids || !m->functions)
+		goto out;
+	qsort_r(recs, nlines, sizeof *recs, cmp_line, &l);
+	qsort_r(nodes, m->nnodes, sizeof *nodes, cmp_node, &l);
+	/* Lines, grouped by node. */
+	for (size_t i = 0; i < nlines; i++) {
+		const struct prof_mline *r = &lines[recs[i]];
+		line_of[recs[i]] = (uint32_t)i;
+		m->lines[i] = (struct prof_mline){.node = r->node,
+						  .off = r->off,
+						  .disc = r->disc,
+						  .count = r->count,
+						  .known = r->known};
+		struct prof_mnode *n = &m->nodes[r->node];
+		if (!n->nlines)
+			n->first_line = (uint32_t)i;
+		n->nlines++;
+	}
+	m->nlines = nlines;
+	/* Targets, grouped by line. */
+	qsort_r(torder, ntgts, sizeof *torder, cmp_tgt, &l);
+	for (size_t i = 0; i < ntgts; i++) {
+		const struct prof_mtarget_at *t = &tgts[torder[i]];
+		m->targets[i] = (struct prof_mtarget){t->name, t->count};
+		struct prof_mline *ml = &m->lines[line_of[t->line]];
+		if (!ml->ntargets)
+			ml->first_target = (uint32_t)i;
+		ml->ntargets++;
+	}
+	m->ntargets = ntgts;
+	/* Kids, grouped by parent; functions after them. */
+	size_t nk = 0;
+	for (size_t i = 0; i < m->nnodes; i++) {
+		uint32_t ni = nodes[i];
+		uint32_t parent = m->nodes[ni].parent;
+		if (parent == NONE) {
+			m->functions[m->nfunctions++] = ni;
+			continue;
+		}
+		struct prof_mnode *pn = &m->nodes[parent];
+		if (!pn->nkids)
+			pn->first_kid = (uint32_t)nk;
+		pn->nkids++;
+		m->kids[nk++] = ni;
+	}
+	rc = FDO_OK;
+out:
+	free(recs);
+	free(torder);
+	free(nodes);
+	free(line_of);
+	return rc;
+}
+
+/* finish moves the builder's records into m (prof_model_layout). */
 static int finish(struct mb *b, struct prof_model *m)
 {
 	const struct prof *p = b->p;
-	uint32_t *recs = iota(b->nrecs), *tgts = iota(b->ntgts),
-		 *nodes = iota(b->nnodes);
-	uint32_t *line_of = malloc((b->nrecs ? b->nrecs : 1) * sizeof *line_of);
 	m->nodes = calloc(b->nnodes ? b->nnodes : 1, sizeof *m->nodes);
-	m->lines = calloc(b->nrecs ? b->nrecs : 1, sizeof *m->lines);
-	m->targets = calloc(b->ntgts ? b->ntgts : 1, sizeof *m->targets);
-	m->kids = malloc((b->nnodes ? b->nnodes : 1) * sizeof *m->kids);
-	m->functions =
-		malloc((b->nnodes ? b->nnodes : 1) * sizeof *m->functions);
+	struct prof_mline *lines =
+		malloc((b->nrecs ? b->nrecs : 1) * sizeof *lines);
+	struct prof_mtarget_at *tgts =
+		malloc((b->ntgts ? b->ntgts : 1) * sizeof *tgts);
 	int rc = FDO_ENOMEM;
-	if (!recs || !tgts || !nodes || !line_of || !m->nodes || !m->lines ||
-	    !m->targets || !m->kids || !m->functions)
+	if (!m->nodes || !lines || !tgts)
 		goto out;
-	qsort_r(recs, b->nrecs, sizeof *recs, cmp_rec, b);
-	qsort_r(tgts, b->ntgts, sizeof *tgts, cmp_tgt, b);
-	qsort_r(nodes, b->nnodes, sizeof *nodes, cmp_node, b);
-
 	m->nnodes = b->nnodes;
 	for (size_t i = 0; i < b->nnodes; i++) {
 		const struct node *n = &b->nodes[i];
@@ -767,55 +839,25 @@ static int finish(struct mb *b, struct prof_model *m)
 						   : 0;
 		}
 	}
-	/* Lines, grouped by node. */
 	for (size_t i = 0; i < b->nrecs; i++) {
-		const struct rec *r = &b->recs[recs[i]];
-		line_of[recs[i]] = (uint32_t)i;
-		m->lines[i] = (struct prof_mline){.node = r->node,
-						  .off = r->off,
-						  .disc = r->disc,
-						  .count = r->count,
-						  .known = r->known};
-		struct prof_mnode *n = &m->nodes[r->node];
-		if (!n->nlines)
-			n->first_line = (uint32_t)i;
-		n->nlines++;
+		const struct rec *r = &b->recs[i];
+		lines[i] = (struct prof_mline){.node = r->node,
+					       .off = r->off,
+					       .disc = r->disc,
+					       .count = r->count,
+					       .known = r->known};
 	}
-	m->nlines = b->nrecs;
-	/* Targets, grouped by line. */
-	for (size_t i = 0; i < b->ntgts; i++) {
-		const struct tgt *t = &b->tgts[tgts[i]];
-		m->targets[i] = (struct prof_mtarget){t->name, t->count};
-		struct prof_mline *l = &m->lines[line_of[t->rec]];
-		if (!l->ntargets)
-			l->first_target = (uint32_t)i;
-		l->ntargets++;
-	}
-	m->ntargets = b->ntgts;
-	/* Kids, grouped by parent; functions after them. */
-	size_t nk = 0;
-	for (size_t i = 0; i < b->nnodes; i++) {
-		uint32_t ni = nodes[i];
-		uint32_t parent = b->nodes[ni].parent;
-		if (parent == NONE) {
-			m->functions[m->nfunctions++] = ni;
-			continue;
-		}
-		struct prof_mnode *pn = &m->nodes[parent];
-		if (!pn->nkids)
-			pn->first_kid = (uint32_t)nk;
-		pn->nkids++;
-		m->kids[nk++] = ni;
-	}
+	for (size_t i = 0; i < b->ntgts; i++)
+		tgts[i] = (struct prof_mtarget_at){
+			b->tgts[i].rec, b->tgts[i].name, b->tgts[i].count};
+	if ((rc = prof_model_layout(p, m, lines, b->nrecs, tgts, b->ntgts)))
+		goto out;
 	m->probes = b->probes;
 	m->skipped_unsym = b->skipped_unsym;
 	m->skipped_line0 = b->skipped_line0;
-	rc = FDO_OK;
 out:
-	free(recs);
+	free(lines);
 	free(tgts);
-	free(nodes);
-	free(line_of);
 	return rc;
 }
 

@@ -370,6 +370,24 @@ int prof_model_build(const struct prof *p, const struct prof_opts *o,
 		     unsigned flags, struct prof_model *m);
 void prof_model_fini(struct prof_model *m);
 
+/*
+ * prof_model_layout completes m, whose nodes a builder has set (m->nodes,
+ * m->nnodes: parent, name, off, disc, checksum, head; a parent's index
+ * below its kids'), from its lines and call targets in any order
+ * (tgts[i].line: an index of lines; each (node, off, disc) and each
+ * (line, name) once): lines sorted by (node, off, disc), targets by name
+ * within their line, kids by (off, disc, name), functions by name. The
+ * one layout of prof_model_build and of aggregator/stale.c's matched
+ * tree. Returns FDO_OK or FDO_ENOMEM (m then for prof_model_fini).
+ */
+struct prof_mtarget_at {
+	uint32_t line, name;
+	double count;
+};
+int prof_model_layout(const struct prof *p, struct prof_model *m,
+		      const struct prof_mline *lines, size_t nlines,
+		      const struct prof_mtarget_at *tgts, size_t ntgts);
+
 /* The parts of clang's discriminator encoding (DILocation, non-FS). */
 uint32_t prof_base_discriminator(uint32_t d);
 uint32_t prof_duplication_factor(uint32_t d);

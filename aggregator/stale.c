@@ -640,30 +640,14 @@ static int fmap_off(const struct fmap *fm, uint32_t x, uint32_t *y)
 
 /* ----------------------------------------------------- the new tree -- */
 
-struct onode {
-	uint32_t parent, name, off, disc;
-	double head;
-};
-
-struct oline {
-	uint32_t node, off, disc;
-	double count;
-	int known;
-};
-
-struct otgt {
-	uint32_t line, name;
-	double count;
-};
-
 struct ob {
 	const struct prof *p;
-	int use_max; /* merge lines by max (counts=blocks) */
-	struct onode *nodes;
+	int use_max;		  /* merge lines by max (counts=blocks) */
+	struct prof_mnode *nodes; /* becomes the model's */
 	size_t nnodes, cap_nodes;
-	struct oline *lines;
+	struct prof_mline *lines;
 	size_t nlines, cap_lines;
-	struct otgt *tgts;
+	struct prof_mtarget_at *tgts;
 	size_t ntgts, cap_tgts;
 	struct fdo_map128 node_map, line_map, tgt_map;
 };
@@ -677,8 +661,10 @@ static uint32_t ob_node(struct ob *b, uint32_t parent, uint32_t off,
 	    fdo_map128_put(&b->node_map, k, (uint32_t)b->nnodes, &i, &found))
 		return NONE;
 	if (!found)
-		b->nodes[b->nnodes++] =
-			(struct onode){parent, name, off, disc, 0};
+		b->nodes[b->nnodes++] = (struct prof_mnode){.parent = parent,
+							    .name = name,
+							    .off = off,
+							    .disc = disc};
 	return i;
 }
 
@@ -691,10 +677,13 @@ static int ob_line(struct ob *b, uint32_t node, uint32_t off, uint32_t disc,
 	    fdo_map128_put(&b->line_map, k, (uint32_t)b->nlines, &i, &found))
 		return FDO_ENOMEM;
 	if (!found) {
-		b->lines[b->nlines++] =
-			(struct oline){node, off, disc, count, known};
+		b->lines[b->nlines++] = (struct prof_mline){.node = node,
+							    .off = off,
+							    .disc = disc,
+							    .count = count,
+							    .known = known};
 	} else {
-		struct oline *l = &b->lines[i];
+		struct prof_mline *l = &b->lines[i];
 		l->count = b->use_max ? fmax(l->count, count)
 				      : l->count + count;
 		l->known |= known;
@@ -711,7 +700,7 @@ static int ob_tgt(struct ob *b, uint32_t line, uint32_t name, double count)
 	    fdo_map128_put(&b->tgt_map, k, (uint32_t)b->ntgts, &i, &found))
 		return FDO_ENOMEM;
 	if (!found)
-		b->tgts[b->ntgts++] = (struct otgt){line, name, 0};
+		b->tgts[b->ntgts++] = (struct prof_mtarget_at){line, name, 0};
 	b->tgts[i].count += count;
 	return FDO_OK;
 }
@@ -726,130 +715,18 @@ static void ob_fini(struct ob *b)
 	fdo_map128_fini(&b->tgt_map);
 }
 
-static int cmp_oline_r(const void *x, const void *y, void *arg)
-{
-	const struct ob *b = arg;
-	const struct oline *a = &b->lines[*(const uint32_t *)x],
-			   *c = &b->lines[*(const uint32_t *)y];
-	if (a->node != c->node)
-		return a->node < c->node ? -1 : 1;
-	if (a->off != c->off)
-		return a->off < c->off ? -1 : 1;
-	return a->disc < c->disc ? -1 : a->disc > c->disc;
-}
-
-static int cmp_otgt_r(const void *x, const void *y, void *arg)
-{
-	const struct ob *b = arg;
-	const struct otgt *a = &b->tgts[*(const uint32_t *)x],
-			  *c = &b->tgts[*(const uint32_t *)y];
-	if (a->line != c->line)
-		return a->line < c->line ? -1 : 1;
-	return strcmp(prof_str(b->p, a->name), prof_str(b->p, c->name));
-}
-
-/* Kids by (parent, offset, discriminator, name); functions last, by
- * name: model.c's order. */
-static int cmp_onode_r(const void *x, const void *y, void *arg)
-{
-	const struct ob *b = arg;
-	const struct onode *a = &b->nodes[*(const uint32_t *)x],
-			   *c = &b->nodes[*(const uint32_t *)y];
-	if (a->parent != c->parent)
-		return a->parent < c->parent ? -1 : 1;
-	if (a->off != c->off)
-		return a->off < c->off ? -1 : 1;
-	if (a->disc != c->disc)
-		return a->disc < c->disc ? -1 : 1;
-	return strcmp(prof_str(b->p, a->name), prof_str(b->p, c->name));
-}
-
-static uint32_t *iota(size_t n)
-{
-	uint32_t *a = malloc((n ? n : 1) * sizeof *a);
-	for (size_t i = 0; a && i < n; i++)
-		a[i] = (uint32_t)i;
-	return a;
-}
-
-/* ob_finish lays the new tree out as prof_model_build does. Nodes are
- * created parents first, so a parent's index is below its kids'. */
+/* ob_finish makes the new tree a model (prof_model_layout, as
+ * prof_model_build does). Nodes are created parents first, so a parent's
+ * index is below its kids'. */
 static int ob_finish(struct ob *b, struct prof_model *m)
 {
 	memset(m, 0, sizeof *m);
-	uint32_t *recs = iota(b->nlines), *tgts = iota(b->ntgts),
-		 *nodes = iota(b->nnodes);
-	uint32_t *line_of =
-		malloc((b->nlines ? b->nlines : 1) * sizeof *line_of);
-	m->nodes = calloc(b->nnodes ? b->nnodes : 1, sizeof *m->nodes);
-	m->lines = calloc(b->nlines ? b->nlines : 1, sizeof *m->lines);
-	m->targets = calloc(b->ntgts ? b->ntgts : 1, sizeof *m->targets);
-	m->kids = malloc((b->nnodes ? b->nnodes : 1) * sizeof *m->kids);
-	m->functions =
-		malloc((b->nnodes ? b->nnodes : 1) * sizeof *m->functions);
-	int rc = FDO_ENOMEM;
-	if (!recs || !tgts || !nodes || !line_of || !m->nodes || !m->lines ||
-	    !m->targets || !m->kids || !m->functions)
-		goto out;
-	qsort_r(recs, b->nlines, sizeof *recs, cmp_oline_r, b);
-	qsort_r(nodes, b->nnodes, sizeof *nodes, cmp_onode_r, b);
+	m->nodes = b->nodes;
 	m->nnodes = b->nnodes;
-	for (size_t i = 0; i < b->nnodes; i++) {
-		const struct onode *n = &b->nodes[i];
-		m->nodes[i] = (struct prof_mnode){.parent = n->parent,
-						  .name = n->name,
-						  .off = n->off,
-						  .disc = n->disc,
-						  .head = n->head};
-	}
-	for (size_t i = 0; i < b->nlines; i++) {
-		const struct oline *r = &b->lines[recs[i]];
-		line_of[recs[i]] = (uint32_t)i;
-		m->lines[i] = (struct prof_mline){.node = r->node,
-						  .off = r->off,
-						  .disc = r->disc,
-						  .count = r->count,
-						  .known = r->known};
-		struct prof_mnode *n = &m->nodes[r->node];
-		if (!n->nlines)
-			n->first_line = (uint32_t)i;
-		n->nlines++;
-	}
-	m->nlines = b->nlines;
-	/* Targets follow their lines' order (recs sorted by line index
-	 * would not): group by the line's new position. */
-	for (size_t i = 0; i < b->ntgts; i++)
-		b->tgts[i].line = line_of[b->tgts[i].line];
-	qsort_r(tgts, b->ntgts, sizeof *tgts, cmp_otgt_r, b);
-	for (size_t i = 0; i < b->ntgts; i++) {
-		const struct otgt *t = &b->tgts[tgts[i]];
-		m->targets[i] = (struct prof_mtarget){t->name, t->count};
-		struct prof_mline *l = &m->lines[t->line];
-		if (!l->ntargets)
-			l->first_target = (uint32_t)i;
-		l->ntargets++;
-	}
-	m->ntargets = b->ntgts;
-	size_t nk = 0;
-	for (size_t i = 0; i < b->nnodes; i++) {
-		uint32_t ni = nodes[i];
-		uint32_t parent = b->nodes[ni].parent;
-		if (parent == NONE) {
-			m->functions[m->nfunctions++] = ni;
-			continue;
-		}
-		struct prof_mnode *pn = &m->nodes[parent];
-		if (!pn->nkids)
-			pn->first_kid = (uint32_t)nk;
-		pn->nkids++;
-		m->kids[nk++] = ni;
-	}
-	rc = FDO_OK;
-out:
-	free(recs);
-	free(tgts);
-	free(nodes);
-	free(line_of);
+	b->nodes = NULL;
+	b->nnodes = b->cap_nodes = 0;
+	int rc = prof_model_layout(b->p, m, b->lines, b->nlines, b->tgts,
+				   b->ntgts);
 	if (rc)
 		prof_model_fini(m);
 	return rc;

@@ -2,7 +2,7 @@
  * cli/cmd_pull.c — `fdoctl pull BINARY [--http URL] [--format F]
  * [--build-id ID] [--labels k=v,...] [--mix SPEC] [--window 7d]
  * [--half-life 3d] [--min-samples N] [--min-hosts N] [--min-span D]
- * [--<emitter option> V]... [-o FILE]`: fetch a profile for a build. Its
+ * [--min-fresh-share S] [--<emitter option> V]... [-o FILE]`: fetch a profile for a build. Its
  * flags and --help come from its option table below, followed by the
  * emitter options (--counts, --line-count, --head, --min-share, ...) of
  * the one table the server checks them against (aggregator/emit_opts.c,
@@ -27,7 +27,7 @@
 
 /* The selectors, then the emitter options: each a query parameter, sent
  * when given (fdod has the defaults). */
-#define PULL_NSEL 9
+#define PULL_NSEL 10
 struct cfg {
 	struct cli_http http;
 	char *out;
@@ -60,6 +60,9 @@ static const struct fdo_opt opts[] = {
 	 "readiness rule instead of fdod's default"},
 	{"min-span", FDO_OPT_STRING, PARAM(8), NULL, "D",
 	 "readiness rule instead of fdod's default"},
+	{"min-fresh-share", FDO_OPT_STRING, PARAM(9), NULL, "S",
+	 "readiness rule on the binary's staleness score (0 to 1) instead "
+	 "of fdod's default"},
 	{0},
 };
 

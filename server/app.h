@@ -122,6 +122,12 @@ void srv_h_publish(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_versions(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_version(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_readiness(void *app, struct srv_req *req, struct srv_resp *resp);
+/* The staleness score of a binary (server/readiness.c): its "staleness"
+ * object for GET /v1/binaries/{binary} (computed when not kept), and the
+ * gauges of the scores kept for /metrics (never computed there). */
+void srv_staleness_json(struct srv_app *app, const char *binary,
+			struct fdo_buf *b);
+void srv_staleness_metrics(struct srv_app *app, struct fdo_buf *b);
 /* debuginfod protocol (server/debuginfod.c). */
 void srv_h_debuginfo(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_executable(void *app, struct srv_req *req, struct srv_resp *resp);

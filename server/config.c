@@ -60,6 +60,9 @@ const struct fdo_opt srv_config_options[] = {
 	 "... and samples from at least N distinct hosts (min_hosts=)"},
 	{"min-span", FDO_OPT_DURATION, F(min_span), "0", "DURATION",
 	 "... collected over at least this span (min_span=)"},
+	{"min-fresh-share", FDO_OPT_DOUBLE, F(min_fresh_share), "0", "SHARE",
+	 "... and at least this share of its samples from functions unchanged "
+	 "in the newest release (min_fresh_share=; 0 = no rule)"},
 	{"profile-cache", FDO_OPT_UINT, F(profile_cache), "16", "N",
 	 "built profiles kept and shared by identical pulls of the same "
 	 "store state (0 = every pull builds its own)"},
@@ -320,6 +323,12 @@ checks:
 		snprintf(err, sizeof err,
 			 "--rate-agent and --rate-binary must be >= 0, "
 			 "--housekeeping > 0");
+		goto fail;
+	}
+	if (!(cfg->min_fresh_share >= 0 && cfg->min_fresh_share <= 1)) {
+		snprintf(err, sizeof err,
+			 "--min-fresh-share must be a share from 0 to 1 "
+			 "(like 0.8)");
 		goto fail;
 	}
 	if (cfg->bucket < 60 || cfg->bucket > 86400 * 7) {

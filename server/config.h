@@ -39,6 +39,7 @@ struct srv_config {
 	uint64_t min_samples;	   /* profile readiness: total samples */
 	uint64_t min_hosts;	   /* profile readiness: distinct hosts */
 	uint64_t min_span;	   /* profile readiness: seconds collected */
+	double min_fresh_share;	   /* profile readiness: staleness score */
 	uint64_t profile_cache;	   /* built profiles kept; 0: none shared */
 	uint64_t profile_cache_size;   /* bytes of their bodies */
 	char *tokens;		       /* API token file; none: loopback only */

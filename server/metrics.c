@@ -296,6 +296,7 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 	       (double)pc.waits);
 	metric(b, "fdod_profile_cache_bytes", "gauge",
 	       "Bytes of the built profiles kept.", (double)pc.bytes);
+	srv_staleness_metrics(app, b);
 	struct srv_listen *ls = atomic_load(&app->listen);
 	if (ls) {
 		struct srv_listen_stats st;

@@ -1,7 +1,7 @@
 /*
  * server/profiles.c — the profile API's request and the pull:
  *   GET  /v1/profiles/{binary}?format=&labels=&mix=&window=&half_life=
- *        &build_id=&min_samples=&min_hosts=&min_span=
+ *        &build_id=&min_samples=&min_hosts=&min_span=&min_fresh_share=
  *        &<emitter option>= (every entry of prof_opt_defs,
  *        aggregator/emit_opts.c: counts, line_count, head, min_share...)
  *        &for_build_id=HEX|newest (the pull only: the profile matched
@@ -100,6 +100,16 @@ int srv_preq_parse(struct srv_app *app, struct srv_req *req,
 					: "");
 			return -1;
 		}
+	}
+	pr->min_fresh = app->cfg.min_fresh_share;
+	if ((got = qget(req, "min_fresh_share", v, sizeof v, resp)) < 0)
+		return -1;
+	if (got && srv_fresh_parse(v, &pr->min_fresh)) {
+		srv_resp_error(resp, 400,
+			       "bad min_fresh_share '%.64s' (a share from 0 "
+			       "to 1, like 0.8)",
+			       v);
+		return -1;
 	}
 	if ((got = qget(req, "build_id", v, sizeof v, resp)) < 0)
 		return -1;
@@ -556,10 +566,58 @@ static int stale_resolve(struct srv_app *app, struct srv_req *req,
 }
 
 /*
+ * pull_shared: the answer of pull pr (query: the request's text) through
+ * the cache (server/pcache.h): the request's text is the key, the
+ * binary's generation after the merge the state. done(arg, answer) gets
+ * the answer; a build that failed leaves its error in resp instead.
+ */
+static void pull_shared(struct srv_app *app, struct srv_preq *pr,
+			const char *query, uint64_t arrived,
+			struct srv_resp *resp,
+			void (*done)(void *, const struct pcache_answer *),
+			void *arg)
+{
+	uint64_t gen = profile_generation(app, pr->q.binary);
+	struct fdo_buf key;
+	fdo_buf_init(&key);
+	fdo_buf_printf(&key, "%s?%s", pr->q.binary, query);
+	if (pr->stale.on) /* newest names another release after an upload */
+		fdo_buf_printf(&key, "#for=%s", pr->stale.hex);
+	struct pcache_entry *e = NULL;
+	int hit = !key.oom &&
+		  pcache_get(app->pcache, fdo_buf_cstr(&key), gen, arrived, &e);
+	fdo_buf_fini(&key);
+	if (hit) {
+		done(arg, pcache_answer_of(e));
+		pcache_release(app->pcache, e);
+	} else {
+		struct pcache_answer own;
+		if (build_answer(app, pr, resp, &own) == 0) {
+			done(arg, &own);
+			if (e)
+				pcache_publish(app->pcache, e, &own);
+			free(own.body);
+		} else {
+			pcache_fail(app->pcache, e);
+		}
+	}
+}
+
+struct answer_to {
+	struct srv_req *req;
+	struct srv_resp *resp;
+};
+
+static void answer_done(void *arg, const struct pcache_answer *a)
+{
+	struct answer_to *to = arg;
+	answer(to->req, to->resp, a);
+}
+
+/*
  * GET /v1/profiles/{binary}: everything acknowledged before the pull is
  * merged first; then identical pulls of the same state share one build
- * (server/pcache.h): the request's text is the key, the binary's
- * generation after the merge the state.
+ * (pull_shared).
  */
 void srv_h_profile(void *a, struct srv_req *req, struct srv_resp *resp)
 {
@@ -570,37 +628,71 @@ void srv_h_profile(void *a, struct srv_req *req, struct srv_resp *resp)
 		agg_query_fini(&pr.q);
 		return;
 	}
-	if (stale_resolve(app, req, resp, &pr)) {
+	if (stale_resolve(app, req, resp, &pr) ||
+	    srv_fresh_refuse(app, &pr, resp)) {
 		srv_metrics_profile(app, pr.em->name, resp->status);
 		agg_query_fini(&pr.q);
 		return;
 	}
 	uint64_t arrived = fdo_now_ns();
 	agg_ingest_flush(app->ingest, 10000);
-	uint64_t gen = profile_generation(app, pr.q.binary);
-	struct fdo_buf key;
-	fdo_buf_init(&key);
-	fdo_buf_printf(&key, "%s?%s", req->param[0], req->query);
-	if (pr.stale.on) /* newest names another release after an upload */
-		fdo_buf_printf(&key, "#for=%s", pr.stale.hex);
-	struct pcache_entry *e = NULL;
-	int hit = !key.oom &&
-		  pcache_get(app->pcache, fdo_buf_cstr(&key), gen, arrived, &e);
-	fdo_buf_fini(&key);
-	if (hit) {
-		answer(req, resp, pcache_answer_of(e));
-		pcache_release(app->pcache, e);
-	} else {
-		struct pcache_answer own;
-		if (build_answer(app, &pr, resp, &own) == 0) {
-			answer(req, resp, &own);
-			if (e)
-				pcache_publish(app->pcache, e, &own);
-			free(own.body);
-		} else {
-			pcache_fail(app->pcache, e);
-		}
-	}
+	struct answer_to to = {req, resp};
+	pull_shared(app, &pr, req->query, arrived, resp, answer_done, &to);
 	srv_metrics_profile(app, pr.em->name, resp->status);
 	agg_query_fini(&pr.q);
+}
+
+/* What the score keeps of an answer (any status). */
+static void score_done(void *arg, const struct pcache_answer *a)
+{
+	struct srv_score *s = arg;
+	s->status = a->status;
+	if (a->status != 200) {
+		size_t n = a->len < sizeof s->why - 1 ? a->len
+						      : sizeof s->why - 1;
+		memcpy(s->why, a->body, n);
+		s->why[n] = 0;
+		return;
+	}
+	for (int i = 0; i < 4; i++) {
+		s->share[i] = a->stale[i];
+		s->nfunc[i] = a->stale_n[i];
+	}
+	s->samples = a->samples;
+	snprintf(s->build_ids, sizeof s->build_ids, "%s", a->build_ids);
+}
+
+int srv_profile_score(struct srv_app *app, const char *binary,
+		      struct srv_score *s)
+{
+	/* The pull a build job asks for the newest release with every
+	 * default: the same text, so the same cache key. */
+	static const char query[] = "for_build_id=newest";
+	struct srv_req req = {.method = "GET",
+			      .path = "",
+			      .query = query,
+			      .param = {binary},
+			      .nparam = 1,
+			      .body_fd = -1};
+	struct srv_resp resp = {.status = 200, .body_fd = -1};
+	fdo_buf_init(&resp.body);
+	fdo_buf_init(&resp.headers);
+	memset(s, 0, sizeof *s);
+	struct srv_preq pr;
+	if (srv_preq_parse(app, &req, &resp, &pr) == 0 &&
+	    stale_resolve(app, &req, &resp, &pr) == 0)
+		pull_shared(app, &pr, query, fdo_now_ns(), &resp, score_done,
+			    s);
+	if (!s->status) { /* refused before or by a build */
+		size_t n = resp.body.len < sizeof s->why - 1
+				   ? resp.body.len
+				   : sizeof s->why - 1;
+		s->status = resp.status;
+		memcpy(s->why, resp.body.data ? resp.body.data : "", n);
+		s->why[n] = 0;
+	}
+	agg_query_fini(&pr.q);
+	fdo_buf_fini(&resp.body);
+	fdo_buf_fini(&resp.headers);
+	return s->status;
 }

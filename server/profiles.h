@@ -32,14 +32,16 @@ struct srv_preq {
 	const struct prof_emitter *em;
 	struct prof_opts opts;
 	struct agg_minimums min; /* the readiness rules' minimums */
+	double min_fresh;	 /* min_fresh_share: 0 none (readiness.c) */
 	char build_id_hex[129];
 	struct srv_stale stale; /* set by the pull alone (not publish) */
 };
 
 /*
  * srv_preq_parse fills pr from req's binary and query (format, labels,
- * mix, window, half_life, build_id, min_samples, min_hosts, min_span and
- * every emitter option), the minimums defaulting to app's config. Returns
+ * mix, window, half_life, build_id, min_samples, min_hosts, min_span,
+ * min_fresh_share and every emitter option), the minimums defaulting to
+ * app's config. Returns
  * 0, or -1 with resp a 400 saying what is wrong. Either way pr->q is the
  * caller's to agg_query_fini.
  */
@@ -64,5 +66,34 @@ int srv_profile_make(struct srv_app *app, struct srv_preq *pr,
  */
 void srv_readiness_refuse(struct srv_resp *resp,
 			  const struct agg_rule rules[AGG_RULES]);
+
+/*
+ * The staleness score of a binary (server/readiness.c owns the concept):
+ * the answer of its default pull for the newest release,
+ * GET /v1/profiles/{binary}?for_build_id=newest, taken through the
+ * profile cache under that pull's own key (server/profiles.c).
+ */
+struct srv_score {
+	int status;	  /* the pull's: 200, or why there is no score */
+	double share[4];  /* 200: fresh, matched, renamed, dropped */
+	size_t nfunc[4];  /* 200: functions of each */
+	uint64_t samples; /* 200: the profile's */
+	char build_ids[8 * 129 + 8]; /* 200: the profile's build-ids */
+	char why[512];		     /* else: the refusal's body (JSON) */
+};
+
+/* srv_profile_score builds (or finds in the cache) that pull; returns
+ * s->status. */
+int srv_profile_score(struct srv_app *app, const char *binary,
+		      struct srv_score *s);
+
+/* min_fresh_share= (server/readiness.c): 0 and *out, or -1 (not a share
+ * from 0 to 1). */
+int srv_fresh_parse(const char *v, double *out);
+
+/* The rule min_fresh_share of pr: 0 (none, or met), or -1 with resp the
+ * 409 saying why (the score, or why there is none). */
+int srv_fresh_refuse(struct srv_app *app, const struct srv_preq *pr,
+		     struct srv_resp *resp);
 
 #endif

@@ -138,7 +138,8 @@ void srv_h_publish(void *a, struct srv_req *req, struct srv_resp *resp)
 {
 	struct srv_app *app = a;
 	struct srv_preq pr;
-	if (srv_preq_parse(app, req, resp, &pr)) {
+	if (srv_preq_parse(app, req, resp, &pr) ||
+	    srv_fresh_refuse(app, &pr, resp)) {
 		agg_query_fini(&pr.q);
 		return;
 	}

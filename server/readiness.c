@@ -1,7 +1,7 @@
 /*
  * server/readiness.c — the readiness answers of the profile API:
  *   GET /v1/binaries/{binary}/readiness?window=&min_samples=&min_hosts=
- *       &min_span=
+ *       &min_span=&min_fresh_share=
  *   and the 409 of a pull or a publish that is not ready
  *   (srv_readiness_refuse, for server/profiles.c).
  * The rules themselves (which fail, with which figures) are the
@@ -16,21 +16,372 @@
  * an emitted profile is not empty, which needs symbols; "symbols" says
  * whether any build-id of the binary has some.
  *
+ * The staleness score of a binary (GET /v1/binaries/{binary}'s
+ * "staleness", /metrics' fdod_profile_fresh_share, the rule
+ * min_fresh_share): the share of the samples of its default pull that
+ * come from functions unchanged ("fresh", aggregator/stale.c) in the
+ * newest release, i.e. X-Fdod-Stale-Fresh of
+ * GET /v1/profiles/{binary}?for_build_id=newest. It is that very pull,
+ * built through the profile cache under the same key
+ * (srv_profile_score), so the score and the header agree by
+ * construction and a build job's pull of the newest release shares the
+ * build. It needs a profile build and the matching (both releases'
+ * DWARF), so it is computed when asked (GET /v1/binaries/{binary}, a
+ * readiness rule with a minimum), never by /metrics, and kept per binary
+ * (scores[]) by the state it was computed at: the binary's generation,
+ * the newest build-id and that build-id's symbol state (an upload of its
+ * DWARF changes the answer without a generation). Under live ingest every
+ * merge moves the generation; a score of the same newest release younger
+ * than SCORE_REUSE_S is reused then, so that a page polling the binary
+ * costs one build per SCORE_REUSE_S, not one per request. No score (null,
+ * with the reason) when the binary has fewer than two releases, when the
+ * newest release's files are not uploaded, or when the default pull is
+ * refused (not ready, no symbols).
+ *
  * Workload: one pass over the binary's totals (a row per label set and
  * bucket, storage/totals.c; not its counts, which are millions, which the
  * builder's pass reads), then label sets x label sets pair checks; label
- * sets are few.
+ * sets are few. A score: one pass over the build-ids, then at most one
+ * pull per binary per state.
  */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/buf.h"
 #include "common/common.h"
 #include "server/profiles.h"
 
-/* "failed":[{"rule":..,"have":..,"need":..}...] of the failing rules. */
+/* ------------------------------------------------ the staleness score -- */
+
+#define SCORES_MAX    64 /* binaries whose score is kept (and exported) */
+#define SCORE_REUSE_S 60 /* a score of the same newest release reused */
+
+/* What a score depends on besides time. */
+struct score_key {
+	uint32_t binary;
+	uint64_t gen;
+	uint8_t newest[FDO_BUILD_ID_MAX];
+	size_t newest_len;
+	unsigned sym_state; /* the newest build-id's */
+	size_t releases;    /* build-ids of the binary */
+};
+
+struct staleness {
+	struct score_key k;
+	int have; /* fresh_share holds */
+	char newest_hex[2 * FDO_BUILD_ID_MAX + 1];
+	struct srv_score s;
+	char reason[512]; /* !have */
+	uint64_t computed_at;
+};
+
+/* Kept scores, the least recently computed replaced first. One table per
+ * process (fdod runs one app); its own lock, held only to copy. */
+static struct {
+	pthread_mutex_t mu;
+	struct staleness v[SCORES_MAX];
+	char name[SCORES_MAX][STORE_NAME_MAX + 1];
+	size_t n;
+} scores = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int score_key_of(struct srv_app *app, const char *binary,
+			struct score_key *k)
+{
+	memset(k, 0, sizeof *k);
+	store_txn *t;
+	int rc = store_txn_begin(app->st, 0, &t);
+	if (rc)
+		return rc;
+	rc = store_intern_binary(t, binary, strlen(binary), 0, &k->binary);
+	for (uint32_t bid = 1; !rc; bid++) {
+		struct store_buildid rec;
+		int e = store_buildid_get(t, bid, &rec);
+		if (e == FDO_ENOT_FOUND)
+			break;
+		if (e || rec.binary != k->binary)
+			continue;
+		k->releases++;
+		memcpy(k->newest, rec.build_id, rec.build_id_len);
+		k->newest_len = rec.build_id_len;
+		k->sym_state = rec.sym_state;
+	}
+	store_txn_abort(t);
+	if (!rc)
+		k->gen = store_generation_of(app->st, k->binary);
+	return rc;
+}
+
+/* The "error" text of a refusal's JSON body, unescaped. */
+static void error_text(const char *json, char *out, size_t cap)
+{
+	const char *p = strstr(json, "\"error\":\"");
+	size_t n = 0;
+	if (p)
+		for (p += 9; *p && *p != '"' && n + 1 < cap; p++) {
+			char ch = *p;
+			if (ch == '\\' && p[1]) {
+				ch = *++p;
+				if (ch == 'n' || ch == 'r' || ch == 't')
+					ch = ' ';
+			}
+			out[n++] = ch;
+		}
+	out[n] = 0;
+	if (!n)
+		snprintf(out, cap, "%s", "the pull was refused");
+}
+
+/*
+ * staleness_get: the score of binary, from scores[] when its state is
+ * the same (or the newest release is and it is young), else computed
+ * (a pull) and kept. 0, or -1 when the binary is unknown or the store
+ * cannot be read (out->reason says which).
+ */
+static int staleness_get(struct srv_app *app, const char *binary,
+			 struct staleness *out)
+{
+	memset(out, 0, sizeof *out);
+	int rc = score_key_of(app, binary, &out->k);
+	if (rc) {
+		snprintf(out->reason, sizeof out->reason, "%s",
+			 rc == FDO_ENOT_FOUND ? "no such binary"
+					      : fdo_strerror(rc));
+		return -1;
+	}
+	const struct score_key *k = &out->k;
+	fdo_hex_encode(k->newest, k->newest_len, out->newest_hex);
+	if (k->releases < 2) {
+		snprintf(out->reason, sizeof out->reason,
+			 k->releases ? "only one release of the binary is "
+				       "known: nothing to be stale against"
+				     : "no release of the binary is known");
+		return 0;
+	}
+	uint64_t now = (uint64_t)time(NULL);
+	pthread_mutex_lock(&scores.mu);
+	for (size_t i = 0; i < scores.n; i++) {
+		const struct staleness *c = &scores.v[i];
+		if (strcmp(scores.name[i], binary) ||
+		    c->k.newest_len != k->newest_len ||
+		    memcmp(c->k.newest, k->newest, k->newest_len) ||
+		    c->k.sym_state != k->sym_state ||
+		    c->k.releases != k->releases)
+			continue;
+		if (c->k.gen == k->gen ||
+		    now < c->computed_at + SCORE_REUSE_S) {
+			*out = *c;
+			pthread_mutex_unlock(&scores.mu);
+			return 0;
+		}
+	}
+	pthread_mutex_unlock(&scores.mu);
+	int status = srv_profile_score(app, binary, &out->s);
+	out->computed_at = now;
+	out->have = status == 200;
+	if (!out->have)
+		error_text(out->s.why, out->reason, sizeof out->reason);
+	if (status == 503 || status == 500)
+		return 0; /* busy or broken now: not kept */
+	pthread_mutex_lock(&scores.mu);
+	size_t slot = scores.n;
+	for (size_t i = 0; i < scores.n; i++)
+		if (!strcmp(scores.name[i], binary)) {
+			slot = i;
+			break;
+		}
+	if (slot == SCORES_MAX) /* full: the oldest out */
+		for (size_t i = slot = 0; i < scores.n; i++)
+			if (scores.v[i].computed_at <
+			    scores.v[slot].computed_at)
+				slot = i;
+	if (slot == scores.n)
+		scores.n++;
+	scores.v[slot] = *out;
+	snprintf(scores.name[slot], sizeof scores.name[slot], "%s", binary);
+	pthread_mutex_unlock(&scores.mu);
+	return 0;
+}
+
+static void json_share(struct fdo_buf *b, const char *key, int have, double v)
+{
+	if (have)
+		fdo_buf_printf(b, "\"%s\":%.4f", key, v);
+	else
+		fdo_buf_printf(b, "\"%s\":null", key);
+}
+
+static void json_staleness(struct fdo_buf *b, const struct staleness *st)
+{
+	static const char *const cls[4] = {"fresh", "matched", "renamed",
+					   "dropped"};
+	fdo_buf_putc(b, '{');
+	for (int i = 0; i < 4; i++) {
+		char key[32];
+		snprintf(key, sizeof key, "%s_share", cls[i]);
+		json_share(b, key, st->have, st->s.share[i]);
+		fdo_buf_putc(b, ',');
+	}
+	fdo_buf_puts(b, "\"functions\":");
+	if (st->have)
+		fdo_buf_printf(b,
+			       "{\"fresh\":%zu,\"matched\":%zu,\"renamed\":%zu,"
+			       "\"dropped\":%zu}",
+			       st->s.nfunc[0], st->s.nfunc[1], st->s.nfunc[2],
+			       st->s.nfunc[3]);
+	else
+		fdo_buf_puts(b, "null");
+	fdo_buf_puts(b, ",\"newest_build_id\":");
+	if (st->k.newest_len)
+		fdo_buf_json_str(b, st->newest_hex);
+	else
+		fdo_buf_puts(b, "null");
+	fdo_buf_printf(
+		b, ",\"releases\":%zu,\"profile_samples\":", st->k.releases);
+	if (st->have)
+		fdo_buf_printf(b, "%llu,\"profile_build_ids\":[",
+			       (unsigned long long)st->s.samples);
+	else
+		fdo_buf_puts(b, "null,\"profile_build_ids\":null");
+	for (const char *p = st->s.build_ids; st->have && *p;) {
+		size_t n = strcspn(p, ",");
+		char one[2 * FDO_BUILD_ID_MAX + 8];
+		snprintf(one, sizeof one, "%.*s", (int)n, p);
+		if (p != st->s.build_ids)
+			fdo_buf_putc(b, ',');
+		fdo_buf_json_str(b, one);
+		p += n + (p[n] == ',');
+	}
+	if (st->have)
+		fdo_buf_putc(b, ']');
+	fdo_buf_printf(b, ",\"generation\":%llu,\"computed_at\":",
+		       (unsigned long long)st->k.gen);
+	if (st->computed_at)
+		fdo_buf_printf(b, "%llu", (unsigned long long)st->computed_at);
+	else
+		fdo_buf_puts(b, "null");
+	fdo_buf_puts(b, ",\"reason\":");
+	if (st->have)
+		fdo_buf_puts(b, "null");
+	else
+		fdo_buf_json_str(b, st->reason);
+	fdo_buf_putc(b, '}');
+}
+
+void srv_staleness_json(struct srv_app *app, const char *binary,
+			struct fdo_buf *b)
+{
+	struct staleness st;
+	staleness_get(app, binary, &st);
+	fdo_buf_puts(b, "\"staleness\":");
+	json_staleness(b, &st);
+}
+
+void srv_staleness_metrics(struct srv_app *app, struct fdo_buf *b)
+{
+	(void)app;
+	fdo_buf_puts(b, "# HELP fdod_profile_fresh_share Share of a binary's "
+			"default profile's samples from functions unchanged in "
+			"its newest release, as last computed (at most "
+			"64 binaries, the most recently computed; none: never "
+			"asked, or no score).\n"
+			"# TYPE fdod_profile_fresh_share gauge\n");
+	pthread_mutex_lock(&scores.mu);
+	for (size_t i = 0; i < scores.n; i++) {
+		if (!scores.v[i].have)
+			continue;
+		fdo_buf_puts(b, "fdod_profile_fresh_share{binary=\"");
+		for (const char *p = scores.name[i]; *p; p++) {
+			if (*p == '\\' || *p == '"')
+				fdo_buf_putc(b, '\\');
+			if (*p == '\n')
+				fdo_buf_puts(b, "\\n");
+			else
+				fdo_buf_putc(b, *p);
+		}
+		fdo_buf_printf(b, "\"} %.17g\n", scores.v[i].s.share[0]);
+	}
+	pthread_mutex_unlock(&scores.mu);
+}
+
+int srv_fresh_parse(const char *v, double *out)
+{
+	char *end;
+	double d = strtod(v, &end);
+	if (!*v || *end || !(d >= 0 && d <= 1))
+		return -1;
+	*out = d;
+	return 0;
+}
+
+/* The rule min_fresh_share against score st (need > 0): 1 when it
+ * fails. Without a score it fails (nothing says the profile still fits),
+ * except for a binary of one release: every sample is of it, so nothing
+ * is stale, and a new binary is not refused for ever. */
+static int fresh_fails(const struct staleness *st, double need)
+{
+	if (!(need > 0))
+		return 0;
+	if (!st->have)
+		return st->k.releases != 1;
+	return st->s.share[0] < need;
+}
+
+/* {"rule":"min_fresh_share",...} of a failing rule. */
+static void json_fresh_rule(struct fdo_buf *b, const struct staleness *st,
+			    double need)
+{
+	fdo_buf_puts(b, "{\"rule\":\"min_fresh_share\",");
+	json_share(b, "have", st->have, st->s.share[0]);
+	fdo_buf_printf(b, ",\"need\":%.4f", need);
+	if (!st->have) {
+		fdo_buf_puts(b, ",\"reason\":");
+		fdo_buf_json_str(b, st->reason);
+	}
+	fdo_buf_putc(b, '}');
+}
+
+int srv_fresh_refuse(struct srv_app *app, const struct srv_preq *pr,
+		     struct srv_resp *resp)
+{
+	if (!(pr->min_fresh > 0))
+		return 0;
+	struct staleness st;
+	staleness_get(app, pr->q.binary, &st);
+	if (!fresh_fails(&st, pr->min_fresh))
+		return 0;
+	resp->status = 409;
+	struct fdo_buf *b = &resp->body;
+	fdo_buf_reset(b);
+	fdo_buf_puts(b, "{\"ready\":false,\"failed\":[");
+	json_fresh_rule(b, &st, pr->min_fresh);
+	char msg[768];
+	if (st.have)
+		snprintf(msg, sizeof msg,
+			 "profile not ready: min_fresh_share %.4f < %.4f "
+			 "(newest release %s)",
+			 st.s.share[0], pr->min_fresh, st.newest_hex);
+	else
+		snprintf(msg, sizeof msg,
+			 "profile not ready: min_fresh_share %.4f: no "
+			 "staleness score (%s)",
+			 pr->min_fresh, st.reason);
+	fdo_buf_puts(b, "],\"error\":");
+	fdo_buf_json_str(b, msg);
+	fdo_buf_puts(b, "}\n");
+	return -1;
+}
+
+/* ------------------------------------------------------ the answers -- */
+
+/* "failed":[{"rule":..,"have":..,"need":..}...] of the failing rules
+ * (fresh: the score when min_fresh_share is a rule, else NULL). */
 static void json_failed(struct fdo_buf *b,
-			const struct agg_rule rules[AGG_RULES])
+			const struct agg_rule rules[AGG_RULES],
+			const struct staleness *fresh, double need)
 {
 	fdo_buf_puts(b, "\"failed\":[");
 	int first = 1;
@@ -45,6 +396,11 @@ static void json_failed(struct fdo_buf *b,
 			       (unsigned long long)rules[i].need);
 		first = 0;
 	}
+	if (fresh && fresh_fails(fresh, need)) {
+		if (!first)
+			fdo_buf_putc(b, ',');
+		json_fresh_rule(b, fresh, need);
+	}
 	fdo_buf_putc(b, ']');
 }
 
@@ -54,7 +410,7 @@ void srv_readiness_refuse(struct srv_resp *resp,
 	resp->status = 409;
 	struct fdo_buf *b = &resp->body;
 	fdo_buf_puts(b, "{\"ready\":false,");
-	json_failed(b, rules);
+	json_failed(b, rules, NULL, 0);
 	fdo_buf_puts(b, ",\"error\":\"profile not ready:");
 	for (size_t i = 0; i < AGG_RULES; i++)
 		if (rules[i].have < rules[i].need)
@@ -90,13 +446,16 @@ static int lset_holds(const char *set, const char *sel)
 	return 1;
 }
 
-/* "ready", the figures and "failed" of figures f (hosts: the binary's). */
+/* "ready", the figures and "failed" of figures f (hosts: the binary's;
+ * fresh: the binary's score when min_fresh_share is a rule, else NULL). */
 static void json_ready(struct fdo_buf *b, const struct srv_preq *pr,
-		       struct agg_figures f, uint64_t hosts)
+		       struct agg_figures f, uint64_t hosts,
+		       const struct staleness *fresh)
 {
 	f.hosts = hosts;
 	struct agg_rule rules[AGG_RULES];
 	int failed = agg_readiness_check(&f, &pr->min, rules);
+	failed |= fresh && fresh_fails(fresh, pr->min_fresh);
 	fdo_buf_printf(b,
 		       "\"ready\":%s,\"samples\":%llu,\"hosts\":%llu,"
 		       "\"span\":%llu,\"first_time\":%llu,\"last_time\":%llu,",
@@ -105,7 +464,7 @@ static void json_ready(struct fdo_buf *b, const struct srv_preq *pr,
 		       (unsigned long long)agg_figures_span(&f),
 		       (unsigned long long)f.first_time,
 		       (unsigned long long)f.last_time);
-	json_failed(b, rules);
+	json_failed(b, rules, fresh, pr->min_fresh);
 }
 
 /* One pass over the totals of binary: figures per exact label set. */
@@ -208,22 +567,34 @@ void srv_h_readiness(void *a, struct srv_req *req, struct srv_resp *resp)
 		return;
 	}
 	qsort(v, n, sizeof *v, cmp_lset);
+	/* The score only when it is a rule: it may cost a pull. */
+	struct staleness fresh_st, *fresh = NULL;
+	if (pr.min_fresh > 0) {
+		staleness_get(app, req->param[0], &fresh_st);
+		fresh = &fresh_st;
+	}
 	struct fdo_buf *b = &resp->body;
 	fdo_buf_puts(b, "{\"binary\":");
 	fdo_buf_json_str(b, req->param[0]);
 	fdo_buf_printf(b,
 		       ",\"rules\":{\"min_samples\":%llu,\"min_hosts\":%llu,"
-		       "\"min_span\":%llu,\"window\":%llu},\"symbols\":%s,"
-		       "\"all\":{",
+		       "\"min_span\":%llu,\"min_fresh_share\":%.4f,"
+		       "\"window\":%llu},\"symbols\":%s,",
 		       (unsigned long long)pr.min.samples,
 		       (unsigned long long)pr.min.hosts,
-		       (unsigned long long)pr.min.span,
+		       (unsigned long long)pr.min.span, pr.min_fresh,
 		       (unsigned long long)pr.q.window,
 		       symbols ? "true" : "false");
+	if (fresh) {
+		fdo_buf_puts(b, "\"staleness\":");
+		json_staleness(b, fresh);
+		fdo_buf_putc(b, ',');
+	}
+	fdo_buf_puts(b, "\"all\":{");
 	struct agg_figures all = {0};
 	for (size_t i = 0; i < n; i++)
 		agg_figures_merge(&all, &v[i].f);
-	json_ready(b, &pr, all, hosts);
+	json_ready(b, &pr, all, hosts, fresh);
 	fdo_buf_puts(b, "},\"label_sets\":[");
 	for (size_t i = 0; i < n; i++) {
 		struct agg_figures sel = {0};
@@ -234,7 +605,7 @@ void srv_h_readiness(void *a, struct srv_req *req, struct srv_resp *resp)
 		fdo_buf_json_str(b, v[i].text);
 		fdo_buf_printf(b, ",\"own_samples\":%llu,",
 			       (unsigned long long)v[i].f.samples);
-		json_ready(b, &pr, sel, hosts);
+		json_ready(b, &pr, sel, hosts, fresh);
 		fdo_buf_putc(b, '}');
 	}
 	fdo_buf_puts(b, "]}\n");

@@ -367,8 +367,13 @@ static void h_binary(void *a, struct srv_req *req, struct srv_resp *resp)
 	if (srv_binary_txn(app, resp, 1, req->param[0], &t, &id))
 		return;
 	json_binary(app, &resp->body, t, id, 1);
-	fdo_buf_putc(&resp->body, '\n');
 	store_txn_abort(t);
+	/* The staleness score (server/readiness.c) after the read: it may
+	 * build a profile. In place of json_binary's closing brace. */
+	resp->body.len--;
+	fdo_buf_putc(&resp->body, ',');
+	srv_staleness_json(app, req->param[0], &resp->body);
+	fdo_buf_puts(&resp->body, "}\n");
 }
 
 /*

@@ -2,6 +2,7 @@
 ?for_build_id=, aggregator/stale.c): two real releases of a small program,
 samples pushed over release 1's addresses, both ELF files uploaded, the
 profile pulled for release 2 and checked against release 2's DWARF."""
+import json
 import re
 import subprocess
 import urllib.error
@@ -9,7 +10,8 @@ import urllib.request
 
 import pytest
 
-from fdodtest import Daemon, batch_text, build_id, symbols, vaddr_to_offset
+from fdodtest import (FDOCTL, Daemon, batch_text, build_id, metric,
+                      symbols, vaddr_to_offset)
 
 V1 = r"""#include <stdio.h>
 #include <stdlib.h>
@@ -202,25 +204,31 @@ def pull(d, query):
     return r.headers, r.read()
 
 
+def push_v1(d, v1):
+    """Samples over release 1's hot lines (and a little of the rest)."""
+    bid1 = build_id(v1)
+    main = START + vaddr_to_offset(v1, symbols(v1)["main"][0] + 30)
+    stacks = []
+    hot = {"steady": "STEADY", "shifted": "HOT", "old_name": "RENAMED",
+           "doomed": "DOOMED", "splitme": "SPLIT1"}
+    src_lines = {fn: line_of(V1, m) for fn, m in hot.items()}
+    for fn in hot:
+        for a, ln in insn_lines(v1, fn):
+            n = 40 if ln == src_lines[fn] else 2
+            stacks.append((n, [START + vaddr_to_offset(v1, a), main]))
+    for fn in ("leaf_a", "leaf_b", "leaf_c", "leaf_d"):
+        for a, _ in insn_lines(v1, fn):
+            stacks.append((3, [START + vaddr_to_offset(v1, a), main]))
+    rc, out = d.push(batch_text("a", 1, "st", bid1, stacks))
+    assert rc == 0, out
+
+
 @pytest.fixture
 def loaded(tmp_path, releases):
     v1 = releases["v1"]
     with Daemon(tmp_path / "data") as d:
         bid1 = build_id(v1)
-        main = START + vaddr_to_offset(v1, symbols(v1)["main"][0] + 30)
-        stacks = []
-        hot = {"steady": "STEADY", "shifted": "HOT", "old_name": "RENAMED",
-               "doomed": "DOOMED", "splitme": "SPLIT1"}
-        src_lines = {fn: line_of(V1, m) for fn, m in hot.items()}
-        for fn in hot:
-            for a, ln in insn_lines(v1, fn):
-                n = 40 if ln == src_lines[fn] else 2
-                stacks.append((n, [START + vaddr_to_offset(v1, a), main]))
-        for fn in ("leaf_a", "leaf_b", "leaf_c", "leaf_d"):
-            for a, _ in insn_lines(v1, fn):
-                stacks.append((3, [START + vaddr_to_offset(v1, a), main]))
-        rc, out = d.push(batch_text("a", 1, "st", bid1, stacks))
-        assert rc == 0, out
+        push_v1(d, v1)
         for exe in (v1, releases["v2"]):
             with open(exe, "rb") as f:
                 assert d.request("PUT", "/v1/symbols?binary=st",
@@ -316,3 +324,127 @@ def test_bad_for_build_id(loaded, releases):
     # the plain pull is unaffected by all of it
     st, _ = d.request("GET", "/v1/profiles/st?" + Q)
     assert st == 200
+
+
+def staleness(d):
+    st, body = d.request("GET", "/v1/binaries/st")
+    assert st == 200, body
+    return json.loads(body)["staleness"]
+
+
+def fresh_gauge(d):
+    """fdod_profile_fresh_share{binary="st"}, or None when absent."""
+    st, body = d.request("GET", "/metrics")
+    assert st == 200
+    m = re.search(r'^fdod_profile_fresh_share\{binary="st"\} (\S+)$',
+                  body.decode(), re.M)
+    return float(m.group(1)) if m else None
+
+
+def test_staleness_score(loaded, releases):
+    d, bid1, bid2 = loaded
+    assert fresh_gauge(d) is None  # /metrics never computes one
+    s = staleness(d)
+    # The score is the fresh share of the default pull for the newest
+    # release: its header says the same.
+    h, _ = pull(d, "for_build_id=newest")
+    fresh = float(h["X-Fdod-Stale-Fresh"])
+    assert s["reason"] is None, s
+    assert s["newest_build_id"] == bid2 and s["releases"] == 2, s
+    assert s["fresh_share"] == pytest.approx(fresh, abs=1e-4), (s, fresh)
+    assert 0 < s["fresh_share"] < 1, s
+    for k in ("Matched", "Renamed", "Dropped"):
+        assert s[k.lower() + "_share"] == pytest.approx(
+            float(h["X-Fdod-Stale-" + k]), abs=1e-4), (k, s)
+    assert s["functions"]["renamed"] == 1, s
+    assert bid1 in s["profile_build_ids"], s
+    assert s["profile_samples"] == int(h["X-Fdod-Samples"]), s
+    # Kept: asked again, nothing is built.
+    builds = metric(d, "fdod_profile_builds_total")
+    assert staleness(d) == s
+    assert metric(d, "fdod_profile_builds_total") == builds
+    # /metrics has it now.
+    assert fresh_gauge(d) == pytest.approx(s["fresh_share"], abs=1e-4)
+    # A minimum below the score passes, above it fails with the figures.
+    lo, hi = "%.4f" % (fresh / 2), "%.4f" % ((fresh + 1) / 2)
+    st, body = d.request("GET", "/v1/profiles/st?" + Q +
+                         "&min_fresh_share=" + lo)
+    assert st == 200, (lo, body)
+    st, body = d.request("GET", "/v1/profiles/st?" + Q +
+                         "&min_fresh_share=" + hi)
+    assert st == 409, body
+    ans = json.loads(body)
+    assert ans["failed"][0]["rule"] == "min_fresh_share", ans
+    assert ans["failed"][0]["have"] == pytest.approx(fresh, abs=1e-4), ans
+    assert ans["failed"][0]["need"] == pytest.approx(float(hi)), ans
+    st, body = d.request("GET", "/v1/binaries/st/readiness?min_fresh_share="
+                         + hi)
+    r = json.loads(body)
+    assert st == 200 and r["all"]["ready"] is False, r
+    assert [f["rule"] for f in r["all"]["failed"]] == ["min_fresh_share"], r
+    assert r["rules"]["min_fresh_share"] == pytest.approx(float(hi)), r
+    assert r["staleness"]["fresh_share"] == s["fresh_share"], r
+    st, body = d.request("GET", "/v1/binaries/st/readiness?min_fresh_share="
+                         + lo)
+    r = json.loads(body)
+    assert st == 200 and r["all"]["ready"] is True, r
+    # fdoctl pull --min-fresh-share: not ready is exit 3, the rule named.
+    p = subprocess.run([FDOCTL, "pull", "st", "--http", d.http,
+                        "--min-fresh-share", hi], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 3 and "min_fresh_share" in p.stderr, p
+    # Bad minimums: 400 with the reason, nothing built.
+    for bad in ("1.5", "-0.1", "x", "", "nan"):
+        st, body = d.request("GET", "/v1/profiles/st?min_fresh_share=" + bad)
+        assert st == 400 and b"min_fresh_share" in body, (bad, body)
+
+
+def test_staleness_unavailable(tmp_path, releases):
+    v1 = releases["v1"]
+    with Daemon(tmp_path / "data",
+                extra=["--min-fresh-share", "0.5"]) as d:
+        push_v1(d, v1)
+        with open(v1, "rb") as f:
+            assert d.request("PUT", "/v1/symbols?binary=st",
+                             f.read())[0] == 201
+        d.wait_pending_zero()
+        # One release: null with the reason, not 0.
+        s = staleness(d)
+        assert s["fresh_share"] is None and s["releases"] == 1, s
+        assert "only one release" in s["reason"], s
+        # Nothing is stale in the only release: the configured minimum
+        # does not refuse its pulls.
+        st, body = d.request("GET", "/v1/profiles/st?" + Q)
+        assert st == 200, body
+        # A newest release without DWARF: null, and the reason says so.
+        with open(releases["v2nodwarf"], "rb") as f:
+            assert d.request("PUT", "/v1/symbols?binary=st",
+                             f.read())[0] == 201
+        s = staleness(d)
+        assert s["fresh_share"] is None and s["releases"] == 2, s
+        assert s["newest_build_id"] == build_id(releases["v2nodwarf"]), s
+        assert "no DWARF" in s["reason"], s
+        assert fresh_gauge(d) is None
+        # The configured minimum refuses a pull without a score ...
+        st, body = d.request("GET", "/v1/profiles/st?" + Q)
+        assert st == 409, body
+        f = json.loads(body)["failed"][0]
+        assert f["rule"] == "min_fresh_share" and f["have"] is None, f
+        assert "no DWARF" in f["reason"], f
+        st, body = d.request("POST", "/v1/profiles/st/publish")
+        assert st == 409 and b"min_fresh_share" in body, body
+        # ... which the request may lift.
+        st, _ = d.request("GET", "/v1/profiles/st?" + Q +
+                          "&min_fresh_share=0")
+        assert st == 200
+        st, body = d.request("GET", "/v1/binaries/st/readiness")
+        r = json.loads(body)
+        assert r["all"]["ready"] is False, r
+        assert "no DWARF" in r["all"]["failed"][0]["reason"], r
+
+
+def test_bad_min_fresh_share_option(tmp_path):
+    d = Daemon(tmp_path / "data", extra=["--min-fresh-share", "2"])
+    with pytest.raises(AssertionError, match="min-fresh-share must be"):
+        with d:
+            pass

@@ -403,7 +403,8 @@ def test_readiness_route(site):
     rd = d.get("/v1/binaries/webapp/readiness")
     assert rd["binary"] == "webapp" and rd["symbols"] is True
     assert rd["rules"] == {"min_samples": 1000, "min_hosts": 1,
-                           "min_span": 0, "window": 0}
+                           "min_span": 0, "min_fresh_share": 0,
+                           "window": 0}
     assert rd["all"]["ready"] and rd["all"]["samples"] == 1800
     assert rd["all"]["hosts"] == 2 and rd["all"]["failed"] == []
     sets = {l["labels"]: l for l in rd["label_sets"]}
@@ -439,6 +440,9 @@ def test_dom_shows_everything(site):
     # Its build-id and symbol state.
     r = row(dom, "data-build-id", bid)
     assert 'data-symbols="executable+debuginfo"' in r
+    # Its staleness score: none with one release, and why.
+    assert re.search(r'<p id="staleness"[^>]*>Staleness: no score \(only '
+                     r'one release', dom), dom[:3000]
     # Backlog: the build-id without symbols waits with its address.
     pending = re.search(r'<table id="pending".*?</table>', dom, re.S)
     assert pending and NOSYM_BID in pending.group(0), dom[:3000]
