@@ -266,7 +266,7 @@ static int add_function(struct bb *b, const sym_code *code, uint32_t bid,
 		exact_counts(b, cfg, nfe, x, nx);
 		rc = FDO_OK;
 	} else {
-		rc = flow_infer(b->fb, nfb, b->fe, nfe, b->dispersion);
+		rc = flow_infer_shared(b->fb, nfb, b->fe, nfe, b->dispersion);
 	}
 	if (rc == FDO_ELIMIT) {
 		fdo_info("blocks: %s (%zu blocks): flow search over its "
@@ -928,5 +928,11 @@ int agg_blocks_build(struct prof *p, sym_index *const *indexes, double spread,
 		rc = add_build_id(&b, i);
 	}
 	bb_finish(&b, rc);
+	struct flow_memo_stats ms;
+	flow_memo_stats(&ms);
+	fdo_debug("blocks: %zu functions; flow memo %zu entries, %zu bytes, "
+		  "%llu hits, %llu misses so far",
+		  p->nfuncs, ms.entries, ms.bytes, (unsigned long long)ms.hits,
+		  (unsigned long long)ms.misses);
 	return rc;
 }
