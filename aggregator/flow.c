@@ -54,6 +54,7 @@
 #include "aggregator/flow.h"
 #include "common/buf.h"
 #include "common/common.h"
+#include "common/mem.h"
 
 #define INF	  1e30
 #define EDGE_COST 1e-3 /* prefer less flow when all else is equal */
@@ -517,11 +518,23 @@ static void memo_drop(struct memo *m)
 	free(m);
 }
 
+/* The memo's bound: FLOW_MEMO_BYTES, or an eighth of the memory budget's
+ * builds part when that is less (a small budget, a small memo). Not
+ * counted in that part: the merger's fill of table aggs starts only while
+ * the part holds nothing (aggregator/merge.c), which a memory kept from
+ * pull to pull would never let it. */
+static size_t memo_limit(void)
+{
+	uint64_t cap = fdo_mem_cap(FDO_MEM_BUILDS) / 8;
+	return cap && cap < FLOW_MEMO_BYTES ? (size_t)cap : FLOW_MEMO_BYTES;
+}
+
 static void memo_put(uint64_t h, const struct flow_block *b, size_t nb,
 		     const struct flow_edge *e, size_t ne, double r, int rc)
 {
 	size_t bytes = sizeof(struct memo) + nb * sizeof *b + ne * sizeof *e;
-	if (bytes > FLOW_MEMO_BYTES / 8)
+	size_t limit = memo_limit();
+	if (bytes > limit / 8)
 		return; /* one function would push out many */
 	struct memo *m = malloc(bytes);
 	if (!m)
@@ -542,7 +555,7 @@ static void memo_put(uint64_t h, const struct flow_block *b, size_t nb,
 			free(m);
 			return;
 		}
-	while (memo.oldest && memo.bytes + bytes > FLOW_MEMO_BYTES)
+	while (memo.oldest && memo.bytes + bytes > limit)
 		memo_drop(memo.oldest);
 	m->next = *head;
 	*head = m;

@@ -50,7 +50,8 @@ int flow_infer(struct flow_block *blocks, size_t nblocks,
  * flow_infer_shared is flow_infer through a process-wide memo of its
  * results, keyed by the whole input (sizes, flags, samples, edges, r;
  * compared bit for bit): the same input gives the same counts and status
- * without solving again. The memo keeps FLOW_MEMO_BYTES at most, least
+ * without solving again. The memo keeps FLOW_MEMO_BYTES at most (an
+ * eighth of the memory budget's builds part when that is less), least
  * recently used entries dropped first; a failed allocation only means no
  * entry. Any thread (one mutex, not held while solving).
  */
