@@ -127,10 +127,9 @@ struct heap {
 	size_t n, cap;
 };
 
-static int heap_push(struct heap *q, double d, uint32_t v)
+/* The heap has room (solve sizes it for a round's every push). */
+static void heap_push(struct heap *q, double d, uint32_t v)
 {
-	if (fdo_grow(q->h, q->cap, q->n + 1))
-		return FDO_ENOMEM;
 	size_t i = q->n++;
 	while (i > 0) {
 		size_t p = (i - 1) / 2;
@@ -140,7 +139,6 @@ static int heap_push(struct heap *q, double d, uint32_t v)
 		i = p;
 	}
 	q->h[i] = (struct hitem){d, v};
-	return FDO_OK;
 }
 
 static struct hitem heap_pop(struct heap *q)
@@ -172,8 +170,8 @@ struct ssp {
 	uint32_t *stamp; /* round in which dist/pred are valid */
 	uint32_t *done;	 /* round in which the node was finalized */
 	struct heap q;
-	uint32_t *visited; /* nodes reached in this round */
-	size_t nvisited, cap_visited;
+	uint32_t *visited; /* nodes reached in this round (each once) */
+	size_t nvisited;
 	uint64_t work, budget;
 };
 
@@ -192,8 +190,7 @@ static int shortest(struct ssp *s, uint32_t round, uint32_t src, uint32_t *dstp,
 	s->dist[src] = 0;
 	s->stamp[src] = round;
 	s->pred[src] = NONE;
-	if (heap_push(&s->q, 0, src) || fdo_grow(s->visited, s->cap_visited, 1))
-		return -FDO_ENOMEM;
+	heap_push(&s->q, 0, src);
 	s->visited[s->nvisited++] = src;
 	while (s->q.n) {
 		struct hitem it = heap_pop(&s->q);
@@ -215,18 +212,13 @@ static int shortest(struct ssp *s, uint32_t round, uint32_t src, uint32_t *dstp,
 			if (rc < 0)
 				rc = 0; /* rounding: never below 0 in exact math */
 			double nd = it.d + rc;
-			if (s->stamp[e->to] != round) {
-				if (fdo_grow(s->visited, s->cap_visited,
-					     s->nvisited + 1))
-					return -FDO_ENOMEM;
+			if (s->stamp[e->to] != round)
 				s->visited[s->nvisited++] = e->to;
-			}
 			if (s->stamp[e->to] != round || nd < s->dist[e->to]) {
 				s->stamp[e->to] = round;
 				s->dist[e->to] = nd;
 				s->pred[e->to] = i;
-				if (heap_push(&s->q, nd, e->to))
-					return -FDO_ENOMEM;
+				heap_push(&s->q, nd, e->to);
 			}
 		}
 	}
@@ -255,8 +247,16 @@ static int solve(struct net *g, double tiny, uint64_t budget)
 	s.pred = calloc(g->nn, sizeof *s.pred);
 	s.stamp = calloc(g->nn, sizeof *s.stamp);
 	s.done = calloc(g->nn, sizeof *s.done);
-	int rc = s.pi && s.dist && s.pred && s.stamp && s.done ? FDO_OK
-							       : FDO_ENOMEM;
+	/* A round visits each node once and pushes at most once per arc it
+	 * relaxes (each node's arcs are scanned once, when it is finalized):
+	 * room for that up front, no growth in the search. */
+	s.visited = malloc(g->nn * sizeof *s.visited);
+	s.q.cap = g->na + 1;
+	s.q.h = malloc(s.q.cap * sizeof *s.q.h);
+	int rc = s.pi && s.dist && s.pred && s.stamp && s.done && s.visited &&
+				 s.q.h
+			 ? FDO_OK
+			 : FDO_ENOMEM;
 	uint32_t round = 0;
 	/* Each node's excess, in node order, goes to the nearest deficits. */
 	for (uint32_t src = 0; !rc && src < g->nn; src++) {
