@@ -418,8 +418,8 @@ int flow_infer(struct flow_block *blocks, size_t nb, struct flow_edge *edges,
  * flow_infer is a pure function of its input (the blocks' sizes, flags and
  * samples, the edges, r), and the llvm, gcc and bolt pulls of one store
  * state, and pulls after a change that left a function's leaves alone,
- * infer the same functions again: a third of a stored-rows pull
- * (docs/scale.md). So the results are kept, keyed by the whole input and
+ * infer the same functions again, which is much of a stored-rows pull
+ * (docs/scale.md has the figures). So the results are kept, keyed by the whole input and
  * compared whole on a hash match: a hit gives the bytes the solver gave.
  * Least recently used entries go first past FLOW_MEMO_BYTES.
  */
