@@ -266,7 +266,7 @@ static int add_function(struct bb *b, const sym_code *code, uint32_t bid,
 		exact_counts(b, cfg, nfe, x, nx);
 		rc = FDO_OK;
 	} else {
-		rc = flow_infer(b->fb, nfb, b->fe, nfe, b->dispersion);
+		rc = flow_infer_shared(b->fb, nfb, b->fe, nfe, b->dispersion);
 	}
 	if (rc == FDO_ELIMIT) {
 		fdo_info("blocks: %s (%zu blocks): flow search over its "
@@ -606,24 +606,29 @@ static int balance_units(struct bb *b, size_t ff)
 		}
 	}
 	/* Which share of each function's callers the calls above cover: the
-	 * caller->callee pairs into it, and those from a call we know. */
+	 * caller->callee pairs into it, and those from a call we know. Each
+	 * location's function is found once (a profile has a few locations
+	 * per pair, and most pairs share their callee with the pair before). */
+	uint32_t bid = b->funcs[ff].build_id;
+	uint32_t *func_of =
+		rc ? NULL : malloc((p->nlocs ? p->nlocs : 1) * sizeof *func_of);
+	if (!rc && !func_of)
+		rc = FDO_ENOMEM;
+	for (size_t k = 0; !rc && k < p->nlocs; k++) {
+		const struct prof_loc *l = &p->locs[k];
+		func_of[k] = l->build_id == bid && l->vaddr != UINT64_MAX
+				     ? func_holding(b, ff, l->vaddr)
+				     : UINT32_MAX;
+	}
 	for (size_t s = 0; !rc && s < p->npairs; s++) {
 		const struct prof_pair *pp = &p->pairs[s];
 		if (!(pp->count > 0) || pp->callee >= p->nlocs ||
 		    pp->caller >= p->nlocs)
 			continue;
-		const struct prof_loc *ce = &p->locs[pp->callee];
-		const struct prof_loc *cr = &p->locs[pp->caller];
-		if (ce->build_id != b->funcs[ff].build_id ||
-		    ce->vaddr == UINT64_MAX)
-			continue;
-		uint32_t f = func_holding(b, ff, ce->vaddr);
+		uint32_t f = func_of[pp->callee];
 		if (f == UINT32_MAX)
 			continue;
-		uint32_t g = cr->build_id == ce->build_id &&
-					     cr->vaddr != UINT64_MAX
-				     ? func_holding(b, ff, cr->vaddr)
-				     : UINT32_MAX;
+		uint32_t g = func_of[pp->caller];
 		if (g == f)
 			continue; /* recursion: see above */
 		total[f - ff] += pp->count;
@@ -711,6 +716,7 @@ static int balance_units(struct bb *b, size_t ff)
 		b->edges[e].count *= exp(u[from->func - ff]);
 	}
 	free(first);
+	free(func_of);
 	free(calls);
 	free(total);
 	free(known);
@@ -928,5 +934,11 @@ int agg_blocks_build(struct prof *p, sym_index *const *indexes, double spread,
 		rc = add_build_id(&b, i);
 	}
 	bb_finish(&b, rc);
+	struct flow_memo_stats ms;
+	flow_memo_stats(&ms);
+	fdo_debug("blocks: %zu functions; flow memo %zu entries, %zu bytes, "
+		  "%llu hits, %llu misses so far",
+		  p->nfuncs, ms.entries, ms.bytes, (unsigned long long)ms.hits,
+		  (unsigned long long)ms.misses);
 	return rc;
 }

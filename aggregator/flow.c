@@ -47,12 +47,14 @@
  * Work is bounded (FDO_ELIMIT past it, with density counts).
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aggregator/flow.h"
 #include "common/buf.h"
 #include "common/common.h"
+#include "common/mem.h"
 
 #define INF	  1e30
 #define EDGE_COST 1e-3 /* prefer less flow when all else is equal */
@@ -125,10 +127,9 @@ struct heap {
 	size_t n, cap;
 };
 
-static int heap_push(struct heap *q, double d, uint32_t v)
+/* The heap has room (solve sizes it for a round's every push). */
+static void heap_push(struct heap *q, double d, uint32_t v)
 {
-	if (fdo_grow(q->h, q->cap, q->n + 1))
-		return FDO_ENOMEM;
 	size_t i = q->n++;
 	while (i > 0) {
 		size_t p = (i - 1) / 2;
@@ -138,7 +139,6 @@ static int heap_push(struct heap *q, double d, uint32_t v)
 		i = p;
 	}
 	q->h[i] = (struct hitem){d, v};
-	return FDO_OK;
 }
 
 static struct hitem heap_pop(struct heap *q)
@@ -170,8 +170,8 @@ struct ssp {
 	uint32_t *stamp; /* round in which dist/pred are valid */
 	uint32_t *done;	 /* round in which the node was finalized */
 	struct heap q;
-	uint32_t *visited; /* nodes reached in this round */
-	size_t nvisited, cap_visited;
+	uint32_t *visited; /* nodes reached in this round (each once) */
+	size_t nvisited;
 	uint64_t work, budget;
 };
 
@@ -190,8 +190,7 @@ static int shortest(struct ssp *s, uint32_t round, uint32_t src, uint32_t *dstp,
 	s->dist[src] = 0;
 	s->stamp[src] = round;
 	s->pred[src] = NONE;
-	if (heap_push(&s->q, 0, src) || fdo_grow(s->visited, s->cap_visited, 1))
-		return -FDO_ENOMEM;
+	heap_push(&s->q, 0, src);
 	s->visited[s->nvisited++] = src;
 	while (s->q.n) {
 		struct hitem it = heap_pop(&s->q);
@@ -213,18 +212,13 @@ static int shortest(struct ssp *s, uint32_t round, uint32_t src, uint32_t *dstp,
 			if (rc < 0)
 				rc = 0; /* rounding: never below 0 in exact math */
 			double nd = it.d + rc;
-			if (s->stamp[e->to] != round) {
-				if (fdo_grow(s->visited, s->cap_visited,
-					     s->nvisited + 1))
-					return -FDO_ENOMEM;
+			if (s->stamp[e->to] != round)
 				s->visited[s->nvisited++] = e->to;
-			}
 			if (s->stamp[e->to] != round || nd < s->dist[e->to]) {
 				s->stamp[e->to] = round;
 				s->dist[e->to] = nd;
 				s->pred[e->to] = i;
-				if (heap_push(&s->q, nd, e->to))
-					return -FDO_ENOMEM;
+				heap_push(&s->q, nd, e->to);
 			}
 		}
 	}
@@ -253,8 +247,16 @@ static int solve(struct net *g, double tiny, uint64_t budget)
 	s.pred = calloc(g->nn, sizeof *s.pred);
 	s.stamp = calloc(g->nn, sizeof *s.stamp);
 	s.done = calloc(g->nn, sizeof *s.done);
-	int rc = s.pi && s.dist && s.pred && s.stamp && s.done ? FDO_OK
-							       : FDO_ENOMEM;
+	/* A round visits each node once and pushes at most once per arc it
+	 * relaxes (each node's arcs are scanned once, when it is finalized):
+	 * room for that up front, no growth in the search. */
+	s.visited = malloc(g->nn * sizeof *s.visited);
+	s.q.cap = g->na + 1;
+	s.q.h = malloc(s.q.cap * sizeof *s.q.h);
+	int rc = s.pi && s.dist && s.pred && s.stamp && s.done && s.visited &&
+				 s.q.h
+			 ? FDO_OK
+			 : FDO_ENOMEM;
 	uint32_t round = 0;
 	/* Each node's excess, in node order, goes to the nearest deficits. */
 	for (uint32_t src = 0; !rc && src < g->nn; src++) {
@@ -408,4 +410,207 @@ int flow_infer(struct flow_block *blocks, size_t nb, struct flow_edge *edges,
 	free(first);
 	free(edge_arc);
 	return rc;
+}
+
+/* ------------------------------------------------------ shared memo -- */
+
+/*
+ * flow_infer is a pure function of its input (the blocks' sizes, flags and
+ * samples, the edges, r), and the llvm, gcc and bolt pulls of one store
+ * state, and pulls after a change that left a function's leaves alone,
+ * infer the same functions again, which is much of a stored-rows pull
+ * (docs/scale.md has the figures). So the results are kept, keyed by the whole input and
+ * compared whole on a hash match: a hit gives the bytes the solver gave.
+ * Least recently used entries go first past FLOW_MEMO_BYTES.
+ */
+#define FLOW_MEMO_BUCKETS 4096u
+
+struct memo {
+	struct memo *next;	    /* hash chain */
+	struct memo *older, *newer; /* use order */
+	uint64_t hash;
+	double r;
+	size_t nb, ne, bytes;
+	int rc;
+	/* nb blocks (size, samples, flags, count), then ne edges */
+	struct flow_block *b;
+	struct flow_edge *e;
+};
+
+static struct {
+	pthread_mutex_t mu;
+	struct memo *chain[FLOW_MEMO_BUCKETS];
+	struct memo *oldest, *newest;
+	size_t bytes, entries;
+	uint64_t hits, misses;
+} memo = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static uint64_t memo_hash(const struct flow_block *b, size_t nb,
+			  const struct flow_edge *e, size_t ne, double r)
+{
+	uint64_t h = fdo_mix64(nb * 0x9e3779b97f4a7c15ull ^ ne);
+	uint64_t w;
+	memcpy(&w, &r, sizeof w);
+	h = fdo_mix64(h ^ w);
+	for (size_t i = 0; i < nb; i++) {
+		uint64_t s, z;
+		memcpy(&s, &b[i].samples, sizeof s);
+		memcpy(&z, &b[i].size, sizeof z);
+		h = fdo_mix64(h ^ s) + z + b[i].flags;
+	}
+	for (size_t i = 0; i < ne; i++)
+		h = fdo_mix64(h ^ ((uint64_t)e[i].from << 32 | e[i].to));
+	return h;
+}
+
+/* The same input, bit for bit (counts aside: they are the output). */
+static int memo_same(const struct memo *m, uint64_t h,
+		     const struct flow_block *b, size_t nb,
+		     const struct flow_edge *e, size_t ne, double r)
+{
+	if (m->hash != h || m->nb != nb || m->ne != ne ||
+	    memcmp(&m->r, &r, sizeof r))
+		return 0;
+	for (size_t i = 0; i < nb; i++)
+		if (memcmp(&m->b[i].samples, &b[i].samples, sizeof(double)) ||
+		    memcmp(&m->b[i].size, &b[i].size, sizeof(double)) ||
+		    m->b[i].flags != b[i].flags)
+			return 0;
+	for (size_t i = 0; i < ne; i++)
+		if (m->e[i].from != e[i].from || m->e[i].to != e[i].to)
+			return 0;
+	return 1;
+}
+
+static void memo_unlink_use(struct memo *m)
+{
+	if (m->older)
+		m->older->newer = m->newer;
+	else
+		memo.oldest = m->newer;
+	if (m->newer)
+		m->newer->older = m->older;
+	else
+		memo.newest = m->older;
+	m->older = m->newer = NULL;
+}
+
+static void memo_link_newest(struct memo *m)
+{
+	m->older = memo.newest;
+	m->newer = NULL;
+	if (memo.newest)
+		memo.newest->newer = m;
+	else
+		memo.oldest = m;
+	memo.newest = m;
+}
+
+static void memo_drop(struct memo *m)
+{
+	struct memo **pp = &memo.chain[m->hash % FLOW_MEMO_BUCKETS];
+	while (*pp != m)
+		pp = &(*pp)->next;
+	*pp = m->next;
+	memo_unlink_use(m);
+	memo.bytes -= m->bytes;
+	memo.entries--;
+	free(m);
+}
+
+/* The memo's bound: FLOW_MEMO_BYTES, or an eighth of the memory budget's
+ * builds part when that is less (a small budget, a small memo). Not
+ * counted in that part: the merger's fill of table aggs starts only while
+ * the part holds nothing (aggregator/merge.c), which a memory kept from
+ * pull to pull would never let it. */
+static size_t memo_limit(void)
+{
+	uint64_t cap = fdo_mem_cap(FDO_MEM_BUILDS) / 8;
+	return cap && cap < FLOW_MEMO_BYTES ? (size_t)cap : FLOW_MEMO_BYTES;
+}
+
+static void memo_put(uint64_t h, const struct flow_block *b, size_t nb,
+		     const struct flow_edge *e, size_t ne, double r, int rc)
+{
+	size_t bytes = sizeof(struct memo) + nb * sizeof *b + ne * sizeof *e;
+	size_t limit = memo_limit();
+	if (bytes > limit / 8)
+		return; /* one function would push out many */
+	struct memo *m = malloc(bytes);
+	if (!m)
+		return; /* only a cost: inferred again next time */
+	*m = (struct memo){
+		.hash = h, .r = r, .nb = nb, .ne = ne, .bytes = bytes, .rc = rc};
+	m->b = (struct flow_block *)(m + 1);
+	m->e = (struct flow_edge *)(m->b + nb);
+	memcpy(m->b, b, nb * sizeof *b);
+	if (ne)
+		memcpy(m->e, e, ne * sizeof *e);
+	pthread_mutex_lock(&memo.mu);
+	struct memo **head = &memo.chain[h % FLOW_MEMO_BUCKETS];
+	for (struct memo *o = *head; o; o = o->next)
+		if (memo_same(o, h, b, nb, e, ne, r)) {
+			/* another build put it first */
+			pthread_mutex_unlock(&memo.mu);
+			free(m);
+			return;
+		}
+	while (memo.oldest && memo.bytes + bytes > limit)
+		memo_drop(memo.oldest);
+	m->next = *head;
+	*head = m;
+	memo_link_newest(m);
+	memo.bytes += bytes;
+	memo.entries++;
+	pthread_mutex_unlock(&memo.mu);
+}
+
+int flow_infer_shared(struct flow_block *blocks, size_t nb,
+		      struct flow_edge *edges, size_t ne, double r)
+{
+	for (size_t i = 0; i < ne; i++)
+		if (edges[i].from >= nb || edges[i].to >= nb)
+			return FDO_EINVAL;
+	uint64_t h = memo_hash(blocks, nb, edges, ne, r);
+	pthread_mutex_lock(&memo.mu);
+	for (struct memo *m = memo.chain[h % FLOW_MEMO_BUCKETS]; m;
+	     m = m->next) {
+		if (!memo_same(m, h, blocks, nb, edges, ne, r))
+			continue;
+		for (size_t i = 0; i < nb; i++)
+			blocks[i].count = m->b[i].count;
+		for (size_t i = 0; i < ne; i++)
+			edges[i].count = m->e[i].count;
+		int rc = m->rc;
+		memo_unlink_use(m);
+		memo_link_newest(m);
+		memo.hits++;
+		pthread_mutex_unlock(&memo.mu);
+		return rc;
+	}
+	memo.misses++;
+	pthread_mutex_unlock(&memo.mu);
+	int rc = flow_infer(blocks, nb, edges, ne, r);
+	if (rc == FDO_OK || rc == FDO_ELIMIT)
+		memo_put(h, blocks, nb, edges, ne, r, rc);
+	return rc;
+}
+
+void flow_memo_stats(struct flow_memo_stats *s)
+{
+	pthread_mutex_lock(&memo.mu);
+	*s = (struct flow_memo_stats){.bytes = memo.bytes,
+				      .entries = memo.entries,
+				      .hits = memo.hits,
+				      .misses = memo.misses};
+	pthread_mutex_unlock(&memo.mu);
+}
+
+void flow_memo_clear(void)
+{
+	pthread_mutex_lock(&memo.mu);
+	while (memo.oldest)
+		memo_drop(memo.oldest);
+	memo.hits = memo.misses = 0;
+	pthread_mutex_unlock(&memo.mu);
 }

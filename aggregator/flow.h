@@ -46,4 +46,25 @@ struct flow_edge {
 int flow_infer(struct flow_block *blocks, size_t nblocks,
 	       struct flow_edge *edges, size_t nedges, double r);
 
+/*
+ * flow_infer_shared is flow_infer through a process-wide memo of its
+ * results, keyed by the whole input (sizes, flags, samples, edges, r;
+ * compared bit for bit): the same input gives the same counts and status
+ * without solving again. The memo keeps FLOW_MEMO_BYTES at most (an
+ * eighth of the memory budget's builds part when that is less), least
+ * recently used entries dropped first; a failed allocation only means no
+ * entry. Any thread (one mutex, not held while solving).
+ */
+#define FLOW_MEMO_BYTES (16u << 20)
+int flow_infer_shared(struct flow_block *blocks, size_t nblocks,
+		      struct flow_edge *edges, size_t nedges, double r);
+
+struct flow_memo_stats {
+	size_t bytes, entries;
+	uint64_t hits, misses;
+};
+void flow_memo_stats(struct flow_memo_stats *s);
+/* flow_memo_clear empties the memo and its counters (tests). */
+void flow_memo_clear(void);
+
 #endif

@@ -213,3 +213,108 @@ TEST(large_chain_stays_fast_and_exact)
 	free(b);
 	free(e);
 }
+
+/* A loop with noisy samples: entry -> head <-> body, head -> exit. */
+static void noisy_loop(struct flow_block b[4], struct flow_edge e[4],
+		       double body)
+{
+	b[0] = (struct flow_block){5, 2, FLOW_ENTRY, -1};
+	b[1] = (struct flow_block){37, 1, 0, -1};
+	b[2] = (struct flow_block){body, 3, 0, -1};
+	b[3] = (struct flow_block){2, 1, FLOW_EXIT, -1};
+	e[0] = (struct flow_edge){0, 1, -1};
+	e[1] = (struct flow_edge){1, 2, -1};
+	e[2] = (struct flow_edge){2, 1, -1};
+	e[3] = (struct flow_edge){1, 3, -1};
+}
+
+/* The same counts, bit for bit (struct padding aside). */
+static int same_counts(const struct flow_block *a, const struct flow_block *b,
+		       const struct flow_edge *ea, const struct flow_edge *eb,
+		       size_t nb, size_t ne)
+{
+	for (size_t i = 0; i < nb; i++)
+		if (memcmp(&a[i].count, &b[i].count, sizeof(double)))
+			return 0;
+	for (size_t i = 0; i < ne; i++)
+		if (memcmp(&ea[i].count, &eb[i].count, sizeof(double)))
+			return 0;
+	return 1;
+}
+
+TEST(shared_memo_gives_the_solvers_bits)
+{
+	flow_memo_clear();
+	struct flow_block want[4], got[4];
+	struct flow_edge we[4], ge[4];
+	noisy_loop(want, we, 88);
+	REQUIRE(flow_infer(want, 4, we, 4, 0) == FDO_OK);
+	/* A miss solves and keeps it; the same input again is a hit, with
+	 * the same bits. */
+	for (int round = 0; round < 2; round++) {
+		noisy_loop(got, ge, 88);
+		CHECK_EQ_INT(flow_infer_shared(got, 4, ge, 4, 0), FDO_OK);
+		CHECK(same_counts(got, want, ge, we, 4, 4));
+	}
+	struct flow_memo_stats s;
+	flow_memo_stats(&s);
+	CHECK(s.hits == 1 && s.misses == 1 && s.entries == 1 && s.bytes > 0);
+	/* Another input (one block's samples, or r, or an edge) is another
+	 * entry, solved afresh. */
+	noisy_loop(want, we, 89);
+	REQUIRE(flow_infer(want, 4, we, 4, 0) == FDO_OK);
+	noisy_loop(got, ge, 89);
+	CHECK_EQ_INT(flow_infer_shared(got, 4, ge, 4, 0), FDO_OK);
+	CHECK(same_counts(got, want, ge, we, 4, 4));
+	noisy_loop(want, we, 88);
+	REQUIRE(flow_infer(want, 4, we, 4, 3) == FDO_OK);
+	noisy_loop(got, ge, 88);
+	CHECK_EQ_INT(flow_infer_shared(got, 4, ge, 4, 3), FDO_OK);
+	CHECK(same_counts(got, want, ge, we, 4, 4));
+	noisy_loop(got, ge, 88);
+	ge[3] = (struct flow_edge){2, 3, -1};
+	CHECK_EQ_INT(flow_infer_shared(got, 4, ge, 4, 0), FDO_OK);
+	flow_memo_stats(&s);
+	CHECK(s.hits == 1 && s.misses == 4 && s.entries == 4);
+	/* Bad input is refused before the memo. */
+	ge[0].to = 9;
+	CHECK_EQ_INT(flow_infer_shared(got, 4, ge, 4, 0), FDO_EINVAL);
+	flow_memo_clear();
+	flow_memo_stats(&s);
+	CHECK(s.bytes == 0 && s.entries == 0 && s.hits == 0);
+}
+
+TEST(shared_memo_stays_within_its_bound)
+{
+	/* Chains of 2000 blocks (~70 KiB each): many more than the bound
+	 * holds; the oldest go, the newest stays a hit. */
+	flow_memo_clear();
+	size_t n = 2000, rounds = FLOW_MEMO_BYTES / (n * 32) + 8;
+	struct flow_block *b = calloc(n, sizeof *b);
+	struct flow_edge *e = calloc(n, sizeof *e);
+	REQUIRE(b && e);
+	for (size_t r = 0; r < rounds; r++) {
+		for (size_t i = 0; i < n; i++) {
+			b[i] = (struct flow_block){(double)(i % 5 + r), 2, 0,
+						   0};
+			if (i + 1 < n)
+				e[i] = (struct flow_edge){(uint32_t)i,
+							  (uint32_t)i + 1, 0};
+		}
+		b[0].flags |= FLOW_ENTRY;
+		b[n - 1].flags |= FLOW_EXIT;
+		REQUIRE(flow_infer_shared(b, n, e, n - 1, 0) == FDO_OK);
+	}
+	struct flow_memo_stats s;
+	flow_memo_stats(&s);
+	CHECK(s.bytes <= FLOW_MEMO_BYTES && s.entries < rounds &&
+	      s.misses == rounds);
+	double c0 = b[0].count;
+	b[0].count = -1;
+	REQUIRE(flow_infer_shared(b, n, e, n - 1, 0) == FDO_OK);
+	flow_memo_stats(&s);
+	CHECK(s.hits == 1 && b[0].count == c0);
+	flow_memo_clear();
+	free(b);
+	free(e);
+}
