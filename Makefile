@@ -111,10 +111,11 @@ $(foreach p,$(PARTS),$(eval $(call part_rule,$(p))))
 $(BUILD)/fdod: $(patsubst %.c,$(BUILD)/obj/%.o,$(FDOD_SRCS)) $(call archives,server)
 	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(filter %.o,$^) $(call archives,server) $(LDLIBS)
 
-# fdoctl's HTTP client is libcurl (the GnuTLS build, the one libdebuginfod
-# already brings into the process).
+# fdoctl's HTTP client and the ClickHouse client (storage/clickhouse.c) are
+# libcurl (the GnuTLS build, the one libdebuginfod already brings into the
+# process): LDLIBS names it.
 $(BUILD)/fdoctl: $(patsubst %.c,$(BUILD)/obj/%.o,$(FDOCTL_SRCS)) $(call archives,cli)
-	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(filter %.o,$^) $(call archives,cli) -lcurl-gnutls $(LDLIBS)
+	$(CC) $(CFLAGS) $(SANFLAGS) -o $@ $(filter %.o,$^) $(call archives,cli) $(LDLIBS)
 
 # The sampling agent needs only the schemas and common archives.
 AGENT_SRCS := $(wildcard agent/*.c)
