@@ -11,6 +11,7 @@
 
 #include "common/buf.h"
 #include "common/common.h"
+#include "aggregator/flow.h"
 #include "common/mem.h"
 #include "server/app.h"
 #include "server/listen.h"
@@ -296,6 +297,21 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 	       (double)pc.waits);
 	metric(b, "fdod_profile_cache_bytes", "gauge",
 	       "Bytes of the built profiles kept.", (double)pc.bytes);
+	/* Block inference's results kept between pulls (aggregator/flow.c):
+	 * at most FLOW_MEMO_BYTES, outside the budget's parts, which it
+	 * would otherwise keep non-empty for good (the merger fills table
+	 * aggs only while the builds part holds nothing). */
+	struct flow_memo_stats fm;
+	flow_memo_stats(&fm);
+	metric(b, "fdod_flow_memo_bytes", "gauge",
+	       "Bytes of block-inference results kept between pulls.",
+	       (double)fm.bytes);
+	metric(b, "fdod_flow_memo_hits_total", "counter",
+	       "Functions whose block counts a pull took from that memo.",
+	       (double)fm.hits);
+	metric(b, "fdod_flow_memo_misses_total", "counter",
+	       "Functions whose block counts a pull had to solve.",
+	       (double)fm.misses);
 	srv_staleness_metrics(app, b);
 	struct srv_listen *ls = atomic_load(&app->listen);
 	if (ls) {

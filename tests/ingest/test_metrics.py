@@ -58,6 +58,15 @@ def test_metrics_follow_what_happened(tmp_path):
         assert m['fdod_uploads_total{result="refused"}'] == 1
         assert m['fdod_profile_requests_total{format="llvm",code="200"}'] \
             == 1
+        # block inference solved f once; another format's build takes it
+        # from the memo kept between pulls
+        assert m["fdod_flow_memo_misses_total"] >= 1
+        assert m["fdod_flow_memo_bytes"] > 0
+        assert d.request("GET", "/v1/profiles/m?format=gcc")[0] == 200
+        m2 = parse(d.request("GET", "/metrics")[1].decode())
+        assert m2["fdod_flow_memo_hits_total"] > m["fdod_flow_memo_hits_total"]
+        assert m2["fdod_flow_memo_misses_total"] == \
+            m["fdod_flow_memo_misses_total"]
         assert m['fdod_profile_requests_total{format="other",code="400"}'] \
             == 1
         assert m["fdod_pending_addresses"] == 0
