@@ -122,6 +122,8 @@ void srv_h_publish(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_versions(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_version(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_readiness(void *app, struct srv_req *req, struct srv_resp *resp);
+/* GET /v1/binaries/{b}/releases (server/releases.c). */
+void srv_h_releases(void *app, struct srv_req *req, struct srv_resp *resp);
 /* debuginfod protocol (server/debuginfod.c). */
 void srv_h_debuginfo(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_executable(void *app, struct srv_req *req, struct srv_resp *resp);

@@ -394,6 +394,12 @@ int store_hosts_decode(const void *p, size_t len, struct store_host *h);
 
 /* store_hosts_count sets *n to the distinct hosts recorded for binary. */
 int store_hosts_count(store_txn *t, uint32_t binary, uint64_t *n);
+/* store_hosts_each calls fn with each host of binary (its string id and
+ * first/last seen); a nonzero return ends the walk and is returned. */
+typedef int (*store_hosts_fn)(void *arg, uint32_t host,
+			      const struct store_host *h);
+int store_hosts_each(store_txn *t, uint32_t binary, store_hosts_fn fn,
+		     void *arg);
 
 /*
  * Table counts is kept as sorted, immutable runs (storage/counts.c; layout
