@@ -30,6 +30,10 @@ struct rel {
 	uint32_t bid;
 	struct store_buildid rec;
 	uint64_t number; /* 1: the binary's first release */
+	/* the newest version published before it was first seen (0: none) */
+	uint32_t version;
+	uint64_t version_created;
+	char version_id[2 * STORE_SHA256_SIZE + 1];
 	struct agg_rel_cell *cells;
 	size_t ncells, cap;
 };
@@ -146,6 +150,26 @@ static int add_run(struct rel_scan *s, store_txn *t, const struct row *r,
 	return FDO_OK;
 }
 
+/* Which published version each release was likely built with: the
+ * newest one created before the release was first seen. fdod is not told
+ * which profile a build used; a pipeline that builds with the newest
+ * version publishes before it rolls out, so this is the usual answer. */
+static int version_before(void *arg, uint32_t ver,
+			  const struct store_published *v)
+{
+	struct rel_scan *s = arg;
+	for (size_t i = 0; i < s->nrel; i++) {
+		struct rel *x = &s->rel[i];
+		if (v->created > x->rec.first_seen ||
+		    (x->version && x->version_created > v->created))
+			continue;
+		x->version = ver;
+		x->version_created = v->created;
+		fdo_hex_encode(v->sha256, sizeof v->sha256, x->version_id);
+	}
+	return 0;
+}
+
 static int cmp_rel(const void *a, const void *b)
 {
 	const struct rel *x = a, *y = b;
@@ -214,13 +238,23 @@ static void json_release(struct fdo_buf *b, store_txn *t, const struct rel *x)
 	fdo_buf_printf(b,
 		       "{\"release\":%llu,\"build_id\":\"%s\","
 		       "\"first_seen\":%llu,\"last_seen\":%llu,"
-		       "\"profile_version\":null,\"weight\":%.6g,"
-		       "\"samples\":%.0f,\"host_hours\":%.6g,"
-		       "\"weight_per_host_hour\":%.6g,\"label_sets\":[",
+		       "\"profile_version\":",
 		       (unsigned long long)x->number, hex,
 		       (unsigned long long)x->rec.first_seen,
-		       (unsigned long long)x->rec.last_seen, w, n, e / 3600,
-		       e > 0 ? w / e * 3600 : 0);
+		       (unsigned long long)x->rec.last_seen);
+	if (x->version)
+		fdo_buf_printf(b,
+			       "{\"version\":%u,\"id\":\"%s\","
+			       "\"created\":%llu,\"inferred\":true}",
+			       x->version, x->version_id,
+			       (unsigned long long)x->version_created);
+	else
+		fdo_buf_puts(b, "null");
+	fdo_buf_printf(b,
+		       ",\"weight\":%.6g,\"samples\":%.0f,"
+		       "\"host_hours\":%.6g,\"weight_per_host_hour\":%.6g,"
+		       "\"label_sets\":[",
+		       w, n, e / 3600, e > 0 ? w / e * 3600 : 0);
 	int first = 1;
 	for (size_t i = 0; i < x->ncells;) {
 		uint32_t ls = x->cells[i].labelset;
@@ -284,11 +318,14 @@ static void json_compare(struct fdo_buf *b, const struct rel *a,
 	}
 	fdo_buf_printf(b, "\"ratio\":%.6g,\"low\":%.6g,\"high\":%.6g,\"text\":",
 		       c.ratio, c.lo, c.hi);
-	char text[256];
+	char text[320], built[64] = "";
+	if (x->version)
+		snprintf(built, sizeof built,
+			 ", likely built with profile version %u", x->version);
 	snprintf(text, sizeof text,
-		 "release %llu (%.12s): %+.1f%% CPU per host-hour [%+.1f, "
+		 "release %llu (%.12s)%s: %+.1f%% CPU per host-hour [%+.1f, "
 		 "%+.1f] vs release %llu (%.12s)",
-		 (unsigned long long)x->number, hx, (c.ratio - 1) * 100,
+		 (unsigned long long)x->number, hx, built, (c.ratio - 1) * 100,
 		 (c.lo - 1) * 100, (c.hi - 1) * 100,
 		 (unsigned long long)a->number, ha);
 	fdo_buf_json_str(b, text);
@@ -324,6 +361,8 @@ void srv_h_releases(void *a, struct srv_req *req, struct srv_resp *resp)
 	uint64_t width = app->cfg.bucket ? app->cfg.bucket : 3600;
 	uint64_t now = (uint64_t)time(NULL), total = 0;
 	int rc = find_releases(t, binary, limit, &s, &total);
+	if (!rc)
+		rc = srv_each_version(t, binary, version_before, &s);
 	if (!rc)
 		rc = store_hosts_each(t, binary, keep_host, &s);
 	if (!rc)

@@ -194,28 +194,53 @@ def test_twice_the_work_reads_as_twice_the_cpu(tmp_path, builds):
         json.loads(body)
 
 
-def test_one_release_and_the_scope(tmp_path):
-    """A binary with one release has no comparison; the route needs a
-    token of scope read (or admin)."""
+def test_profile_version_and_the_scope(tmp_path):
+    """One release has no comparison; a release first seen after a
+    version was published names it (inferred); the route needs a token of
+    scope read (or admin)."""
     tokfile = tmp_path / "tokens"
     tokfile.write_text("r" * 32 + " read r-client\n" +
-                       "i" * 32 + " ingest i-client\n")
+                       "i" * 32 + " ingest i-client\n" +
+                       "a" * 32 + " admin a-client\n")
     os.chmod(tokfile, 0o600)
-    with Daemon(tmp_path / "data", extra=["--tokens", str(tokfile)],
-                token="r" * 32) as d:
-        text = batch_text("a", 1, "single", "ab" * 20,
-                          [(3, [0x555555555000])],
-                          t0=int(time.time()) - 120)
+    now = int(time.time())
+
+    def push(d, seq, bid, t0):
+        text = batch_text("a", seq, "single", bid, [(3, [0x555555555000])],
+                          t0=t0)
         p = subprocess.run([FDOCTL, "push", "--url", d.url, "-"],
                            input=text.encode(), capture_output=True,
                            env=dict(os.environ, FDOD_TOKEN="i" * 32),
                            timeout=60)
         assert p.returncode == 0, p.stdout + p.stderr
         d.wait_merged()
+
+    with Daemon(tmp_path / "data", extra=["--tokens", str(tokfile)],
+                token="r" * 32) as d:
+        push(d, 1, "ab" * 20, now - 600)
         r = d.get("/v1/binaries/single/releases")
         assert r["releases_total"] == 1 and r["comparisons"] == [], r
         x, = r["releases"]
         assert x["build_id"] == "ab" * 20 and x["samples"] == 3, r
+        assert x["profile_version"] is None, r
+        d.token = "a" * 32
+        st, body = d.request(
+            "POST", "/v1/profiles/single/publish?format=folded&min_samples=1",
+            b"")
+        assert st == 201, body
+        vid = json.loads(body)["id"]
+        d.token = "r" * 32
+        # Release 2's first batch ends after the publish.
+        push(d, 2, "cd" * 20, now - 50)
+        r = d.get("/v1/binaries/single/releases")
+        new, old = r["releases"]
+        assert new["build_id"] == "cd" * 20 and old["profile_version"] is None
+        assert new["profile_version"] == {
+            "version": 1, "id": vid, "inferred": True,
+            "created": new["profile_version"]["created"]}, r
+        c, = r["comparisons"]
+        assert ("release 2 (%s), likely built with profile version 1" %
+                ("cd" * 6)) in c["text"], c
         d.token = "i" * 32
         st, _ = d.request("GET", "/v1/binaries/single/releases")
         assert st == 403
