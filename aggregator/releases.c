@@ -10,8 +10,10 @@
  * stack of a shared library came from, so the server shares those
  * partitions among the releases of the run in proportion to their own.
  * Reading partitions, not stacks: a bucket that is over has its
- * partitions in table aggs (filled by the merger); only a run without
- * them (the open bucket) is summed from its stacks, as a pull does.
+ * partitions in table aggs (filled by the merger), whose headers alone
+ * are read (store_aggs_parts: a seek per partition, not its leaves and
+ * pairs); only a run without them (the open bucket, or one the merger
+ * has not reached) is summed from its stacks, as a pull does.
  *
  * The comparison (agg_release_compare) is under equal label sets: a
  * release's rate in label set L is its CPU over its host-seconds there;
@@ -44,7 +46,7 @@ int agg_run_parts(store_txn *t, const struct store_totals_key *k,
 {
 	struct parts_visit pv = {k, fn, arg};
 	struct store_aggs_visit v = {.part = visit_part, .arg = &pv};
-	int rc = store_aggs_read(t, k, seen, 0, &v);
+	int rc = store_aggs_parts(t, k, seen, &v);
 	if (rc != FDO_ENOT_FOUND && rc != FDO_ECORRUPT)
 		return rc;
 	/* Not stored (an open bucket, or one the merger has not filled

@@ -750,6 +750,15 @@ int store_aggs_layout_add(store_txn *t, const struct store_totals_key *k,
 int store_aggs_run_layout_add(const struct store_aggs_run *r, uint32_t leaf_bid,
 			      struct store_aggs_layout *l);
 void store_aggs_layout_fini(struct store_aggs_layout *l);
+/* store_aggs_parts visits only the partition headers of the stored run k
+ * (their sums: v->part; leaves and pairs are neither read nor visited),
+ * after checking what it visits: the run was computed from totals row
+ * now, its headers decode, leaf build-ids increase, as many as the run
+ * declares. The rows between headers are skipped by cursor seeks, so the
+ * cost is the partitions', not the records'. Returns as store_aggs_read. */
+int store_aggs_parts(store_txn *t, const struct store_totals_key *k,
+		     const struct store_totals *now,
+		     const struct store_aggs_visit *v);
 /* store_aggs_have: does run k have rows computed from totals row now?
  * FDO_OK (its header row says so; the rest is checked when read),
  * FDO_ENOT_FOUND, FDO_ECORRUPT (another totals row's, or no header a

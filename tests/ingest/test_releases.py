@@ -174,8 +174,11 @@ def test_twice_the_work_reads_as_twice_the_cpu(tmp_path, builds):
         ratio = c["ratio"]
         msg = "reported %.4f, rusage %.4f (%s)" % (ratio, truth, c["text"])
         print(msg, cpu)
+        # Truth is the CPU the two processes used (their own getrusage);
+        # by construction it is 2.0, give or take what the host's load
+        # does to the cost of a unit (seen up to 4% under load here).
         assert abs(ratio / truth - 1) <= 0.05, msg
-        assert abs(ratio / 2.0 - 1) <= 0.05, msg
+        assert abs(ratio / 2.0 - 1) <= 0.08, msg
         assert c["low"] < ratio < c["high"], c
         assert c["low"] > 1.5 and c["high"] < 2.6, c  # not a vacuous one
         assert c["text"].startswith("release 2 (%s): +" %
