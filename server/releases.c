@@ -48,8 +48,9 @@ struct rel_scan {
 	size_t nrel;
 	struct row *rows;
 	size_t nrows, cap_rows;
-	struct store_host *hosts;
-	size_t nhosts, cap_hosts;
+	/* the binary's hosts' first and (last + 60) seen, each sorted */
+	uint64_t *firsts, *lasts;
+	size_t nhosts, cap_firsts, cap_lasts;
 	/* one run's partitions: own weight per release, the rest */
 	double *own, *own_samples, rest, rest_samples;
 	double unattributed; /* weight of runs with no release's code */
@@ -70,10 +71,13 @@ static int keep_host(void *arg, uint32_t host, const struct store_host *h)
 {
 	(void)host;
 	struct rel_scan *s = arg;
-	int rc = fdo_grow(s->hosts, s->cap_hosts, s->nhosts + 1);
+	int rc = fdo_grow(s->firsts, s->cap_firsts, s->nhosts + 1);
+	if (!rc)
+		rc = fdo_grow(s->lasts, s->cap_lasts, s->nhosts + 1);
 	if (rc)
 		return rc;
-	s->hosts[s->nhosts++] = *h;
+	s->firsts[s->nhosts] = h->first;
+	s->lasts[s->nhosts++] = h->last + 60; /* kept to the minute */
 	return FDO_OK;
 }
 
@@ -98,15 +102,34 @@ static int take_part(void *arg, const struct store_totals_key *k,
 	return FDO_OK;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* How many of v (sorted) are below x. */
+static size_t below(const uint64_t *v, size_t n, uint64_t x)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (v[mid] < x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* Hosts of the binary seen during [b, b + width): their first and last
- * batch times (last kept to the minute) overlap it. At least 1. */
+ * batch times overlap it (those first seen before its end, less those
+ * last seen before its start; two binary searches a row). At least 1. */
 static double hosts_in(const struct rel_scan *s, uint64_t b, uint64_t width)
 {
-	double n = 0;
-	for (size_t i = 0; i < s->nhosts; i++)
-		if (s->hosts[i].first < b + width && s->hosts[i].last + 60 > b)
-			n++;
-	return n ? n : 1;
+	size_t seen = below(s->firsts, s->nhosts, b + width);
+	size_t gone = below(s->lasts, s->nhosts, b + 1);
+	return seen > gone ? (double)(seen - gone) : 1;
 }
 
 /* One run: each release's own partition plus its share of the others
@@ -220,7 +243,8 @@ static void scan_free(struct rel_scan *s)
 		free(s->rel[i].cells);
 	free(s->rel);
 	free(s->rows);
-	free(s->hosts);
+	free(s->firsts);
+	free(s->lasts);
 	free(s->own);
 	free(s->own_samples);
 }
@@ -365,6 +389,10 @@ void srv_h_releases(void *a, struct srv_req *req, struct srv_resp *resp)
 		rc = srv_each_version(t, binary, version_before, &s);
 	if (!rc)
 		rc = store_hosts_each(t, binary, keep_host, &s);
+	if (!rc && s.nhosts) {
+		qsort(s.firsts, s.nhosts, sizeof *s.firsts, cmp_u64);
+		qsort(s.lasts, s.nhosts, sizeof *s.lasts, cmp_u64);
+	}
 	if (!rc)
 		rc = srv_totals_each(app, t, binary, keep_row, &s);
 	for (size_t i = 0; i < s.nrows && !rc; i++)

@@ -250,3 +250,30 @@ def test_profile_version_and_the_scope(tmp_path):
         d.token = None
         st, _ = d.request("GET", "/v1/binaries/single/releases")
         assert st == 401
+
+
+def test_host_hours(tmp_path):
+    """Release 2 runs on twice the hosts at the same CPU per host: the
+    same CPU per host-hour (ratio 1), twice the host-hours (each host
+    counted in the buckets its first and last batch span)."""
+    hour = int(time.time()) // 3600 * 3600
+    with Daemon(tmp_path / "data") as d:
+        batches = [("host-1", "ab" * 20, hour - 3 * 3600 + 60),
+                   ("host-1", "cd" * 20, hour - 3600 + 60),
+                   ("host-2", "cd" * 20, hour - 3600 + 60)]
+        for i, (host, bid, t0) in enumerate(batches):
+            rc, out = d.push(batch_text(
+                "agent-" + host, i + 1, "fleet", bid,
+                [(100, [0x555555555000])], t0=t0, host=host,
+                labels=("zone=a",)))
+            assert rc == 0, out
+        d.wait_merged()
+        r = d.get("/v1/binaries/fleet/releases")
+        new, old = r["releases"]
+        assert new["build_id"] == "cd" * 20, r
+        assert (old["host_hours"], new["host_hours"]) == (1, 2), r
+        assert new["weight"] == 2 * old["weight"] > 0, r
+        assert new["weight_per_host_hour"] == old["weight_per_host_hour"]
+        c, = r["comparisons"]
+        assert abs(c["ratio"] - 1) < 1e-9 and c["low"] < 1 < c["high"], c
+        assert c["text"].startswith("release 2 (cdcdcdcdcdcd): +0.0% CPU"), c
