@@ -27,6 +27,7 @@
 
 #include "aggregator/aggregator.h"
 #include "aggregator/reduce.h"
+#include "common/mem.h"
 
 struct parts_visit {
 	const struct store_totals_key *k;
@@ -52,9 +53,16 @@ int agg_run_parts(store_txn *t, const struct store_totals_key *k,
 	/* Not stored (an open bucket, or one the merger has not filled
 	 * yet), or of another totals row: from the run's stacks. */
 	struct store_aggs_run run;
-	if ((rc = red_compute(t, k, seen, &run)) == FDO_OK)
+	size_t held = 0;
+	if ((rc = red_compute(t, k, seen, &run)) == FDO_OK) {
+		/* Counted in the budget's builds part while it is held, as
+		 * a pull's profile is. */
+		held = run.cap;
+		fdo_mem_take(FDO_MEM_BUILDS, held);
 		rc = store_aggs_run_read(&run, 0, &v);
+	}
 	store_aggs_run_fini(&run);
+	fdo_mem_give(FDO_MEM_BUILDS, held);
 	return rc;
 }
 

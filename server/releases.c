@@ -21,6 +21,7 @@
 
 #include "common/buf.h"
 #include "common/common.h"
+#include "common/mem.h"
 #include "server/profiles.h"
 
 #define REL_LIMIT_DEFAULT 10
@@ -375,6 +376,15 @@ void srv_h_releases(void *a, struct srv_req *req, struct srv_resp *resp)
 	} else if (qrc != FDO_ENOT_FOUND) {
 		srv_resp_error(resp, 400, "limit= must be 1 to %d",
 			       REL_LIMIT_MAX);
+		return;
+	}
+	/* A run not summed in table aggs yet is summed from its stacks, as
+	 * a pull does: not while the budget's builds part is full. */
+	if (fdo_mem_full(FDO_MEM_BUILDS)) {
+		srv_resp_error(resp, 503,
+			       "the memory budget's builds part is full "
+			       "(--memory-budget): retry later");
+		srv_resp_header(resp, "Retry-After", "1");
 		return;
 	}
 	store_txn *t;
