@@ -317,4 +317,43 @@ int agg_readiness_check(const struct agg_figures *f,
  * (its pass 1 folds every selected counts entry with agg_figures_add). */
 void agg_profile_figures(const struct prof *p, struct agg_figures *f);
 
+/*
+ * The releases of a binary compared (aggregator/releases.c, for GET
+ * /v1/binaries/{b}/releases).
+ *
+ * agg_run_parts calls fn with each leaf build-id partition of run k (its
+ * totals row: seen, read in t): the weight and raw samples of the run's
+ * stacks whose leaf is in that build-id. From table aggs when stored, else
+ * summed from the run's stacks (one bucket's counts). FDO_OK, fn's
+ * nonzero return, FDO_ENOMEM or a store error.
+ */
+typedef int (*agg_part_fn)(void *arg, const struct store_totals_key *k,
+			   uint32_t leaf_bid, wire_weight_t weight,
+			   uint64_t samples);
+int agg_run_parts(store_txn *t, const struct store_totals_key *k,
+		  const struct store_totals *seen, agg_part_fn fn, void *arg);
+
+/* One (label set, bucket) of one release: its CPU (weight, in the event's
+ * unit) and raw samples, and the host-seconds it stands for. */
+struct agg_rel_cell {
+	uint32_t labelset;
+	uint64_t bucket;
+	double cpu, samples, exposure;
+};
+
+/* A comparison of release b against release a (docs/http.md): ratio of
+ * CPU per host-hour under equal label sets, its 95% interval, and what it
+ * stands on. ratio 0: no label set holds both. */
+struct agg_rel_cmp {
+	double ratio, lo, hi;
+	size_t labelsets, cells_a, cells_b;
+	double samples_a, samples_b;
+};
+
+/* agg_release_compare compares the cells of b against those of a (each
+ * sorted by label set, then bucket). */
+void agg_release_compare(const struct agg_rel_cell *a, size_t na,
+			 const struct agg_rel_cell *b, size_t nb,
+			 struct agg_rel_cmp *out);
+
 #endif

@@ -128,6 +128,8 @@ void srv_h_readiness(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_staleness_json(struct srv_app *app, const char *binary,
 			struct fdo_buf *b);
 void srv_staleness_metrics(struct srv_app *app, struct fdo_buf *b);
+/* GET /v1/binaries/{b}/releases (server/releases.c). */
+void srv_h_releases(void *app, struct srv_req *req, struct srv_resp *resp);
 /* debuginfod protocol (server/debuginfod.c). */
 void srv_h_debuginfo(void *app, struct srv_req *req, struct srv_resp *resp);
 void srv_h_executable(void *app, struct srv_req *req, struct srv_resp *resp);

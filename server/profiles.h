@@ -60,6 +60,15 @@ int srv_profile_make(struct srv_app *app, struct srv_preq *pr,
 		     struct srv_resp *resp, struct prof *p,
 		     struct fdo_buf *out);
 
+/* srv_each_version walks the published versions of a binary in version
+ * order (server/publish.c); fn gets each decoded record (one that does
+ * not decode is skipped) and ends the walk by returning nonzero. FDO_OK
+ * or the error of opening the table. */
+int srv_each_version(store_txn *t, uint32_t binary,
+		     int (*fn)(void *arg, uint32_t ver,
+			       const struct store_published *v),
+		     void *arg);
+
 /*
  * srv_readiness_refuse answers 409 with the rules that failed
  * (server/readiness.c): {"ready":false,"failed":[...],"error":"..."}.

@@ -198,12 +198,10 @@ void srv_h_publish(void *a, struct srv_req *req, struct srv_resp *resp)
 	agg_query_fini(&pr.q);
 }
 
-/* Walk the versions of a binary; fn gets each decoded record (one that
- * does not decode is skipped). */
-static int each_version(store_txn *t, uint32_t binary,
-			int (*fn)(void *arg, uint32_t ver,
-				  const struct store_published *v),
-			void *arg)
+int srv_each_version(store_txn *t, uint32_t binary,
+		     int (*fn)(void *arg, uint32_t ver,
+			       const struct store_published *v),
+		     void *arg)
 {
 	store_cursor *c;
 	int rc = store_cursor_open(t, STORE_PUBLISHED, &c);
@@ -272,7 +270,7 @@ static void versions(struct srv_app *app, struct srv_req *req,
 	struct list_ctx lc = {&resp->body, 0, want, resp, 0};
 	if (!want)
 		fdo_buf_puts(&resp->body, "{\"versions\":[");
-	each_version(t, binary, list_one, &lc);
+	srv_each_version(t, binary, list_one, &lc);
 	store_txn_abort(t);
 	if (!want)
 		fdo_buf_puts(&resp->body, "]}\n");

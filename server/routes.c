@@ -890,6 +890,8 @@ const struct srv_route srv_routes[] = {
 	{"GET", "/v1/binaries/{}", h_binary, 0, 0, SRV_SCOPE_READ, NULL, NULL},
 	{"GET", "/v1/binaries/{}/readiness", srv_h_readiness, 0, 0,
 	 SRV_SCOPE_READ, NULL, NULL},
+	{"GET", "/v1/binaries/{}/releases", srv_h_releases, 0, 0,
+	 SRV_SCOPE_READ, NULL, NULL},
 	/* The page holds no data (its fetch() calls need read): no scope. */
 	{"GET", "/", srv_h_web, 0, 0, 0, NULL, NULL},
 	{NULL, NULL, NULL, 0, 0, 0, NULL, NULL},

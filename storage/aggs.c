@@ -526,10 +526,11 @@ static int decode_part(struct rows *rs, const struct store_totals_key *k,
 	return rows_next(rs);
 }
 
-static int decode_run(struct rows *rs, const struct store_totals_key *k,
-		      const struct store_totals *now, uint32_t leaf_bid,
-		      const struct store_aggs_visit *v,
-		      struct store_aggs_layout *lay)
+/* Seeks run k's header row and checks it (of totals row now, unless
+ * NULL): FDO_OK with its partitions' count, FDO_ENOT_FOUND, FDO_ECORRUPT
+ * or the store's error. */
+static int run_header(struct rows *rs, const struct store_totals_key *k,
+		      const struct store_totals *now, uint32_t *nparts)
 {
 	struct store_aggs_key hk = {k->binary, k->labelset, k->bucket, 0, 0};
 	int rc = rows_seek(rs, &hk);
@@ -540,11 +541,23 @@ static int decode_run(struct rows *rs, const struct store_totals_key *k,
 	const uint8_t *h = rs->v;
 	if (rs->vl != RUN_HDR_SIZE || h[0] != AGGS_FORMAT)
 		return FDO_ECORRUPT;
-	uint32_t nparts = fdo_get_be32(h + 4);
+	*nparts = fdo_get_be32(h + 4);
 	if (now && (get_weight128(h + 8) != now->weight ||
 		    fdo_get_be64(h + 24) != now->samples ||
 		    fdo_get_be64(h + 32) != now->entries))
 		return FDO_ECORRUPT; /* of another totals row */
+	return FDO_OK;
+}
+
+static int decode_run(struct rows *rs, const struct store_totals_key *k,
+		      const struct store_totals *now, uint32_t leaf_bid,
+		      const struct store_aggs_visit *v,
+		      struct store_aggs_layout *lay)
+{
+	uint32_t nparts;
+	int rc = run_header(rs, k, now, &nparts);
+	if (rc)
+		return rc;
 	if (leaf_bid) {
 		struct store_aggs_key pk = {k->binary, k->labelset, k->bucket,
 					    leaf_bid, 0};
@@ -634,6 +647,64 @@ int store_aggs_run_layout_add(const struct store_aggs_run *r, uint32_t leaf_bid,
 		return r->err;
 	struct rows rs = {.buf = r->buf, .len = r->len};
 	return layout_rows(&rs, &r->k, NULL, leaf_bid, l);
+}
+
+/* The partition headers of run k (rows from a cursor), each found by a
+ * seek past the previous one's chunks. */
+static int parts_rows(struct rows *rs, const struct store_totals_key *k,
+		      const struct store_totals *now,
+		      const struct store_aggs_visit *v)
+{
+	uint32_t nparts;
+	int rc = run_header(rs, k, now, &nparts);
+	if (rc)
+		return rc;
+	uint32_t prev = 0;
+	for (uint32_t i = 0; i <= nparts; i++) {
+		if (prev == UINT32_MAX)
+			return i == nparts ? FDO_OK : FDO_ECORRUPT;
+		struct store_aggs_key pk = {k->binary, k->labelset, k->bucket,
+					    prev + 1, 0};
+		if ((rc = rows_seek(rs, &pk)))
+			return rc;
+		if (i == nparts) /* no partition past the declared ones */
+			return same_run(rs, k) ? FDO_ECORRUPT : FDO_OK;
+		const uint8_t *p = rs->v;
+		if (!same_run(rs, k) || rs->k.chunk != 0 ||
+		    rs->vl != PART_HDR_SIZE || p[0] != AGGS_FORMAT)
+			return FDO_ECORRUPT;
+		prev = rs->k.leaf_bid;
+		struct store_aggs_part part = {
+			.leaf_bid = prev,
+			.nleaves = fdo_get_be64(p + 8),
+			.npairs = fdo_get_be64(p + 16),
+			.weight = get_weight128(p + 24),
+			.samples = fdo_get_be64(p + 40),
+			.stacks = fdo_get_be64(p + 48),
+		};
+		if (part.nleaves >= MAX_PART_RECORDS ||
+		    part.npairs >= MAX_PART_RECORDS)
+			return FDO_ECORRUPT;
+		if (v && v->part && (rc = v->part(v->arg, &part)))
+			return rc;
+	}
+	return FDO_OK;
+}
+
+int store_aggs_parts(store_txn *t, const struct store_totals_key *k,
+		     const struct store_totals *now,
+		     const struct store_aggs_visit *v)
+{
+	struct rows rs = {0};
+	int rc = store_cursor_open(t, STORE_AGGS, &rs.c);
+	if (rc)
+		return rc;
+	/* Checked whole first, then visited. */
+	rc = parts_rows(&rs, k, now, NULL);
+	if (!rc && v)
+		rc = parts_rows(&rs, k, now, v);
+	store_cursor_close(rs.c);
+	return rc;
 }
 
 int store_aggs_have(store_txn *t, const struct store_totals_key *k,

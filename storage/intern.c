@@ -502,3 +502,27 @@ int store_hosts_count(store_txn *t, uint32_t binary, uint64_t *n)
 	*n = 0;
 	return store_walk_binary(t, STORE_HOSTS, binary, count_host, n);
 }
+
+struct hosts_walk {
+	store_hosts_fn fn;
+	void *arg;
+};
+
+static int each_host(void *arg, const void *k, size_t kl, const void *v,
+		     size_t vl)
+{
+	struct hosts_walk *w = arg;
+	uint32_t b, host;
+	struct store_host h;
+	if (store_hosts_key_decode(k, kl, &b, &host) ||
+	    store_hosts_decode(v, vl, &h))
+		return FDO_OK; /* as store_hosts_count: not a host row */
+	return w->fn(w->arg, host, &h);
+}
+
+int store_hosts_each(store_txn *t, uint32_t binary, store_hosts_fn fn,
+		     void *arg)
+{
+	struct hosts_walk w = {fn, arg};
+	return store_walk_binary(t, STORE_HOSTS, binary, each_host, &w);
+}

@@ -394,6 +394,12 @@ int store_hosts_decode(const void *p, size_t len, struct store_host *h);
 
 /* store_hosts_count sets *n to the distinct hosts recorded for binary. */
 int store_hosts_count(store_txn *t, uint32_t binary, uint64_t *n);
+/* store_hosts_each calls fn with each host of binary (its string id and
+ * first/last seen); a nonzero return ends the walk and is returned. */
+typedef int (*store_hosts_fn)(void *arg, uint32_t host,
+			      const struct store_host *h);
+int store_hosts_each(store_txn *t, uint32_t binary, store_hosts_fn fn,
+		     void *arg);
 
 /*
  * Table counts is kept as sorted, immutable runs (storage/counts.c; layout
@@ -744,6 +750,15 @@ int store_aggs_layout_add(store_txn *t, const struct store_totals_key *k,
 int store_aggs_run_layout_add(const struct store_aggs_run *r, uint32_t leaf_bid,
 			      struct store_aggs_layout *l);
 void store_aggs_layout_fini(struct store_aggs_layout *l);
+/* store_aggs_parts visits only the partition headers of the stored run k
+ * (their sums: v->part; leaves and pairs are neither read nor visited),
+ * after checking what it visits: the run was computed from totals row
+ * now, its headers decode, leaf build-ids increase, as many as the run
+ * declares. The rows between headers are skipped by cursor seeks, so the
+ * cost is the partitions', not the records'. Returns as store_aggs_read. */
+int store_aggs_parts(store_txn *t, const struct store_totals_key *k,
+		     const struct store_totals *now,
+		     const struct store_aggs_visit *v);
 /* store_aggs_have: does run k have rows computed from totals row now?
  * FDO_OK (its header row says so; the rest is checked when read),
  * FDO_ENOT_FOUND, FDO_ECORRUPT (another totals row's, or no header a

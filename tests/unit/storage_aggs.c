@@ -138,6 +138,20 @@ TEST(aggs_round_trip_from_memory_and_table)
 	CHECK_EQ_INT(store_aggs_read(t, &K, &SEEN, 0, &vb), FDO_OK);
 	CHECK_EQ_INT(b.len, a.len);
 	CHECK(!memcmp(a.text, b.text, a.len));
+	/* The partition headers alone (store_aggs_parts): the same
+	 * partitions, no leaf or pair; of another totals row refused. */
+	static struct seen ph;
+	struct store_aggs_visit vp = {v_part, v_leaf, v_pair, &ph};
+	CHECK_EQ_INT(store_aggs_parts(t, &K, &SEEN, &vp), FDO_OK);
+	CHECK_EQ_INT(ph.parts, 2);
+	CHECK_EQ_INT(ph.leaves + ph.pairs, 0);
+	CHECK(strstr(ph.text, "part 2 w=1000 s=10 n=4\npart 5 w=7 s=1 n=1\n") ==
+	      ph.text);
+	struct store_totals other_parts = SEEN;
+	other_parts.entries++;
+	ph.parts = 0;
+	CHECK_EQ_INT(store_aggs_parts(t, &K, &other_parts, &vp), FDO_ECORRUPT);
+	CHECK_EQ_INT(ph.parts, 0);
 	/* Of another totals row: refused, nothing visited. */
 	struct store_totals other = SEEN;
 	other.samples++;

@@ -455,6 +455,12 @@ def test_dom_shows_everything(site):
     assert "not ready: min_samples 500 &lt; 1,000" in r
     # The published version.
     assert 'data-version="%s"' % version in dom
+    # The releases view: webapp's one build-id is release 1, with its
+    # CPU per host-hour; no comparison yet.
+    rel = re.search(r'<table id="releases".*?</table>', dom, re.S)
+    assert rel and 'data-release="1"' in rel.group(0), dom[:3000]
+    assert bid in rel.group(0)
+    assert re.search(r'<p id="relcmp"></p>', dom), dom[:3000]
     # The flame graph: the root and the hottest function under main.
     f = frames(dom)
     assert "" in f and 'data-name="all"' in f[""]
