@@ -64,6 +64,15 @@ int backend_block_sum(const struct backend_block *b, struct backend_delta **out,
 				    "block delta %zu: group %u of %zu", i,
 				    b->deltas[i].group, b->ngroups);
 		}
+		/* A merge never writes one, and SummingMergeTree deletes a
+		 * row whose sums are all zero where LMDB keeps it: the two
+		 * backends would read back differently. */
+		if (b->deltas[i].samples == 0 && b->deltas[i].weight == 0) {
+			free(d);
+			return fail(err, errlen, FDO_EINVAL,
+				    "block delta %zu: zero weight and samples",
+				    i);
+		}
 		d[i] = b->deltas[i];
 	}
 	qsort(d, b->ndeltas, sizeof *d, delta_cmp);
@@ -76,6 +85,12 @@ int backend_block_sum(const struct backend_block *b, struct backend_delta **out,
 				return fail(err, errlen, FDO_ELIMIT,
 					    "block: a weight passes 2^128");
 			}
+			if (d[i].samples > UINT64_MAX - d[k - 1].samples) {
+				free(d);
+				return fail(err, errlen, FDO_ELIMIT,
+					    "block: a sample count passes "
+					    "2^64");
+			}
 			d[k - 1].samples += d[i].samples;
 		} else {
 			d[k++] = d[i];
@@ -83,6 +98,27 @@ int backend_block_sum(const struct backend_block *b, struct backend_delta **out,
 	}
 	*out = d;
 	*n = k;
+	return FDO_OK;
+}
+
+int backend_read_check(const struct backend_read *r, char *err, size_t errlen)
+{
+	if (!r->binary || !r->binary[0])
+		return fail(err, errlen, FDO_EINVAL, "read: no binary");
+	if (r->nlabels == 0 || r->nlabels > BACKEND_READ_LABELS_MAX)
+		return fail(err, errlen, FDO_EINVAL,
+			    "read: %zu label sets (1 to %d)", r->nlabels,
+			    BACKEND_READ_LABELS_MAX);
+	/* ClickHouse's indexOf names only the first of equal label sets,
+	 * LMDB would read both: one of each, as a profile asks. */
+	for (size_t i = 0; i < r->nlabels; i++)
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(r->labels[i] ? r->labels[i] : "",
+				    r->labels[j] ? r->labels[j] : ""))
+				return fail(err, errlen, FDO_EINVAL,
+					    "read: label sets %zu and %zu are "
+					    "the same",
+					    j, i);
 	return FDO_OK;
 }
 
@@ -202,13 +238,11 @@ static int lmdb_read_sums(void *self, const struct backend_read *r,
 			  backend_sum_fn fn, void *arg, char *err,
 			  size_t errlen)
 {
-	if (!r->binary)
-		return fail(err, errlen, FDO_EINVAL, "read: no binary");
-	if (r->nlabels > UINT32_MAX)
-		return fail(err, errlen, FDO_ELIMIT,
-			    "read: too many label sets");
+	int rc = backend_read_check(r, err, errlen);
+	if (rc)
+		return rc;
 	store_txn *t;
-	int rc = store_txn_begin(self, 0, &t);
+	rc = store_txn_begin(self, 0, &t);
 	if (rc)
 		return fail(err, errlen, rc, "LMDB read: %s", fdo_strerror(rc));
 	rc = lmdb_read_txn(t, r, fn, arg);
@@ -248,7 +282,8 @@ static int ch_append_op(void *self, const struct backend_block *b, char *err,
 static int ch_read_op(void *self, const struct backend_read *r,
 		      backend_sum_fn fn, void *arg, char *err, size_t errlen)
 {
-	return ch_read_sums(self, r, fn, arg, err, errlen);
+	int rc = backend_read_check(r, err, errlen);
+	return rc ? rc : ch_read_sums(self, r, fn, arg, err, errlen);
 }
 
 static void ch_close_op(void *self)

@@ -105,10 +105,16 @@ int backend_open(const char *spec, struct backend *out, char *err,
 
 void backend_close(struct backend *b);
 
-/* backend_block_sum checks b (group indexes, names) and hands back its
+/* backend_read_check: what both backends ask of a read: a binary, 1 to
+ * BACKEND_READ_LABELS_MAX label sets, none twice. FDO_EINVAL, err set. */
+#define BACKEND_READ_LABELS_MAX 4096
+int backend_read_check(const struct backend_read *r, char *err, size_t errlen);
+
+/* backend_block_sum checks b (group indexes, names, no delta of zero weight and
+ * samples) and hands back its
  * deltas sorted by (group, stack) with equal keys summed, in a malloc'd
  * array (*out, *n; free it): what both backends write. FDO_OK, FDO_EINVAL,
- * FDO_ELIMIT (a sum passes 2^128), FDO_ENOMEM; err set. */
+ * FDO_ELIMIT (a weight passes 2^128 or samples 2^64), FDO_ENOMEM; err set. */
 int backend_block_sum(const struct backend_block *b, struct backend_delta **out,
 		      size_t *n, char *err, size_t errlen);
 

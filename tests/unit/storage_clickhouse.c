@@ -232,6 +232,32 @@ TEST(block_checks)
 	blk.ngroups = 1;
 	CHECK_EQ_INT(backend_block_sum(&blk, &out, &n, err, sizeof err),
 		     FDO_ELIMIT);
+	d[0].weight = 1;
+	d[0].samples = UINT64_MAX; /* + d[2]'s 2 passes 2^64 */
+	CHECK_EQ_INT(backend_block_sum(&blk, &out, &n, err, sizeof err),
+		     FDO_ELIMIT);
+	/* a row of zeros: SummingMergeTree would drop it, LMDB keep it */
+	d[0].samples = 0;
+	d[0].weight = 0;
+	CHECK_EQ_INT(backend_block_sum(&blk, &out, &n, err, sizeof err),
+		     FDO_EINVAL);
+	CHECK(strstr(err, "zero") != NULL);
+}
+
+TEST(read_checks)
+{
+	const char *two[2] = {"a=1", "a=1"};
+	struct backend_read r = {"b", two, 2, 0, 10};
+	char err[256];
+	CHECK_EQ_INT(backend_read_check(&r, err, sizeof err), FDO_EINVAL);
+	CHECK(strstr(err, "the same") != NULL);
+	two[1] = "a=2";
+	CHECK_EQ_INT(backend_read_check(&r, err, sizeof err), FDO_OK);
+	r.nlabels = 0;
+	CHECK_EQ_INT(backend_read_check(&r, err, sizeof err), FDO_EINVAL);
+	r.nlabels = 2;
+	r.binary = "";
+	CHECK_EQ_INT(backend_read_check(&r, err, sizeof err), FDO_EINVAL);
 }
 
 TEST(lmdb_backend_sums)
