@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from fdodtest import FDOCTL, Daemon, build_id
+from fdodtest import FDOCTL, Daemon, build_id, metric
 from test_upstream import build, push, stacks_for, wait_for
 
 
@@ -32,6 +32,10 @@ def pair(tmp_path):
         yield a, b
 
 
+def forwards(d, result):
+    return metric(d, 'fdod_debuginfod_forwards_total{result="%s"}' % result)
+
+
 def reason(body):
     return body.decode(errors="replace")
 
@@ -50,6 +54,10 @@ def test_build_id_no_node_has_is_a_quick_404(pair):
             # ended at its first repeat. b answered a 404; so does a.
             assert "not found upstream" in reason(body), body
             print("%s %s: 404 in %.3f s" % (d.http, kind, took))
+    # Each of the four requests was forwarded once by each node (the one
+    # asked, then the other) and refused on coming back: four per node.
+    for d in (a, b):
+        assert forwards(d, "missing") == 4, d.read_log()
     # The nodes themselves said why they did not forward.
     status, body = a.request("GET", "/buildid/%s/debuginfo" % unknown,
                              headers={"X-Fdod-Via": "x, %s" % a.http})
@@ -102,6 +110,7 @@ def test_upload_to_one_node_symbolizes_on_the_other(tmp_path, pair):
     assert status == 200 and body == want2
     # a never asked b for anything it holds.
     assert "forwarded" not in a.read_log()
+    assert forwards(b, "ok") == 1 and forwards(a, "ok") == 0
     for d in (a, b):
         assert d.stop() == 0
 
@@ -167,6 +176,7 @@ def test_owner_symbolizes_the_other_waits_then_takes_over(tmp_path):
         st = other.get("/v1/status")
         assert st["symbolizer"]["resolved"] == 0, st
         assert st["pending"]["total"] == 5, st
+        assert metric(other, "fdod_symbolizer_deferred_build_ids") == 1
         assert "left to its owner" not in owner.read_log()
         want = owner.get("/v1/symcache/" + bid)["addresses"]
         assert owner.stop() == 0
@@ -174,6 +184,7 @@ def test_owner_symbolizes_the_other_waits_then_takes_over(tmp_path):
         wait_for(lambda: resolved(other) == 5, 30, "the take-over")
         assert "its owner %s does not answer" % owner.http in \
             other.read_log()
+        assert metric(other, "fdod_symbolizer_deferred_build_ids") == 0
         got = other.get("/v1/symcache/" + bid)["addresses"]
         assert got == want
         assert other.stop() == 0
