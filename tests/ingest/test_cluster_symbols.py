@@ -69,6 +69,16 @@ def test_build_id_no_node_has_is_a_quick_404(pair):
     status, body = a.request("GET", "/buildid/%s/debuginfo" % unknown,
                              headers={"X-Forwarded-For": "1" * 2000})
     assert status == 404 and "not forwarded" in reason(body), body
+    # b's own fetch (samples, no symbols) is forwarded by a, whose
+    # request comes back to b: b refuses it at once (it is listed in
+    # X-Fdod-Via by its fetch thread, and it is fetching that build-id
+    # itself), so b forwards nothing.
+    before = forwards(a, "missing"), forwards(b, "missing")
+    push(b, "agent1", 1, unknown, [(10, [0x555555555123, 0x555555555456])])
+    wait_for(lambda: metric(b, 'fdod_debuginfod_fetches_total'
+                               '{result="missing"}') >= 1, 30, "b's miss")
+    assert forwards(a, "missing") >= before[0] + 2  # debuginfo, executable
+    assert forwards(b, "missing") == before[1]
     # Both still serve.
     for d in (a, b):
         assert d.get("/v1/status")["uptime_seconds"] >= 0
