@@ -202,6 +202,7 @@ FUZZ_PART_perf     := schemas
 FUZZ_PART_pprof    := schemas
 FUZZ_PART_otlp     := schemas
 FUZZ_PART_policy   := server
+FUZZ_PART_loopguard := server
 
 .PHONY: fuzz fuzz-build fuzz-bins
 fuzz: fuzz-build

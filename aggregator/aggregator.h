@@ -158,6 +158,7 @@ struct agg_symwork_stats {
 	uint64_t failures; /* build-ids whose symbol files would not open */
 	uint64_t queued;   /* build-ids waiting for a worker */
 	uint64_t busy;	   /* build-ids being worked on */
+	uint64_t deferred; /* build-ids left to their owner node (now) */
 };
 
 /*
@@ -188,6 +189,20 @@ typedef void (*agg_symwork_missing_fn)(void *arg, uint32_t id,
 				       const uint8_t *build_id, size_t len);
 void agg_symwork_on_missing(agg_symwork *w, agg_symwork_missing_fn fn,
 			    void *arg);
+
+/*
+ * agg_symwork_on_owner sets fn, asked by a worker before it symbolizes (or
+ * asks the missing hook to fetch symbols for) a build-id: 0 leaves the
+ * build-id to another node (*owner, for the log, names it), and the
+ * worker asks again every few seconds, so a build-id is taken over when
+ * its owner stops answering. fn may block (it runs without the pool's
+ * lock); set it once, before work arrives, and keep arg alive until
+ * agg_symwork_destroy. NULL (the default): every build-id is symbolized
+ * here.
+ */
+typedef int (*agg_symwork_owner_fn)(void *arg, const uint8_t *build_id,
+				    size_t len, const char **owner);
+void agg_symwork_on_owner(agg_symwork *w, agg_symwork_owner_fn fn, void *arg);
 
 /* agg_symwork_idle: 1 when no build-id is queued or being worked on. */
 int agg_symwork_idle(agg_symwork *w);

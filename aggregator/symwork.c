@@ -22,6 +22,12 @@
  *   Locking: mu guards dirty/busy/stopping, the missing hook and the stats;
  *   the hook is called with mu held, so clearing it guarantees no call is
  *   still running.
+ *   Owner nodes: with an owner hook (a cluster of fdod nodes, server/
+ *   cluster.c), a build-id whose owner is another node that answers is
+ *   not symbolized here (nor are its symbols fetched): it goes to the
+ *   "deferred" set, which is put back into dirty every RECHECK seconds,
+ *   so a build-id is taken over once its owner stops answering. The hook
+ *   may block (an HTTP probe): it is called without mu.
  *   Shutdown: destroy sets stopping; workers finish their chunk and exit.
  */
 #include <pthread.h>
@@ -35,9 +41,10 @@
 #include "common/common.h"
 #include "symbolizer/symbolizer.h"
 
-#define SYMWORK_CHUNK	  4096
-#define SYMWORK_MAX_DEPTH 64
-#define SYMWORK_DIRTY_MAX 65536
+#define SYMWORK_CHUNK	   4096
+#define SYMWORK_MAX_DEPTH  64
+#define SYMWORK_DIRTY_MAX  65536
+#define SYMWORK_RECHECK_NS (5ull * 1000000000ull) /* deferred build-ids */
 
 struct agg_symwork {
 	store *st;
@@ -54,6 +61,11 @@ struct agg_symwork {
 	struct agg_symwork_stats stats; /* guarded by mu */
 	agg_symwork_missing_fn missing; /* guarded by mu; may be NULL */
 	void *missing_arg;
+	agg_symwork_owner_fn owner; /* guarded by mu; may be NULL */
+	void *owner_arg;
+	uint32_t *deferred; /* guarded by mu: build-ids left to their owner */
+	size_t ndeferred;
+	uint64_t recheck_at; /* guarded by mu: when deferred goes to dirty */
 
 	pthread_t *threads;
 	unsigned nthreads;
@@ -262,6 +274,51 @@ static int write_chunk(store_txn *t, void *arg)
 	return FDO_OK;
 }
 
+/* Ask the owner hook whether id is symbolized here; when not, id joins
+ * the deferred set. Logs when a build-id is first left to its owner and
+ * when it is taken over. */
+static int owner_says_here(agg_symwork *w, uint32_t id, const uint8_t *bid,
+			   size_t len)
+{
+	pthread_mutex_lock(&w->mu);
+	agg_symwork_owner_fn fn = w->owner;
+	void *arg = w->owner_arg;
+	pthread_mutex_unlock(&w->mu);
+	if (!fn)
+		return 1;
+	const char *owner = NULL;
+	int here = fn(arg, bid, len, &owner);
+	char hex[2 * FDO_BUILD_ID_MAX + 1];
+	fdo_hex_encode(bid, len, hex);
+	pthread_mutex_lock(&w->mu);
+	size_t at = w->ndeferred;
+	for (size_t i = 0; i < w->ndeferred; i++)
+		if (w->deferred[i] == id)
+			at = i;
+	if (!here && at == w->ndeferred && w->ndeferred < SYMWORK_DIRTY_MAX) {
+		w->deferred[w->ndeferred++] = id;
+		if (w->ndeferred == 1)
+			w->recheck_at = fdo_now_ns() + SYMWORK_RECHECK_NS;
+		fdo_info("symbolize %s: left to its owner %s", hex,
+			 owner ? owner : "?");
+	} else if (here && at < w->ndeferred) {
+		w->deferred[at] = w->deferred[--w->ndeferred];
+		fdo_info("symbolize %s: its owner %s does not answer; "
+			 "symbolizing here",
+			 hex, owner ? owner : "?");
+	}
+	pthread_mutex_unlock(&w->mu);
+	return here;
+}
+
+void agg_symwork_on_owner(agg_symwork *w, agg_symwork_owner_fn fn, void *arg)
+{
+	pthread_mutex_lock(&w->mu);
+	w->owner = fn;
+	w->owner_arg = arg;
+	pthread_mutex_unlock(&w->mu);
+}
+
 /* Resolve everything pending for id. */
 static void work_on(agg_symwork *w, uint32_t id, struct chunk *c)
 {
@@ -270,6 +327,8 @@ static void work_on(agg_symwork *w, uint32_t id, struct chunk *c)
 	char elf[4096], dbg[4096], hex[2 * FDO_BUILD_ID_MAX + 1];
 	bid_len = 0;
 	int rc = symbol_files(w, id, bid, &bid_len, elf, dbg, sizeof elf);
+	if (bid_len && !owner_says_here(w, id, bid, bid_len))
+		return;
 	if (rc) {
 		/* No symbols yet: the addresses wait; someone may fetch them. */
 		pthread_mutex_lock(&w->mu);
@@ -340,6 +399,24 @@ static void *worker_main(void *arg)
 			}
 		if (w->stopping)
 			break;
+		if (pick == w->ndirty && w->ndeferred &&
+		    fdo_now_ns() >= w->recheck_at) {
+			/* Ask the owner hook again: an owner may be gone. */
+			for (size_t i = 0; i < w->ndeferred; i++)
+				if (!has_id(w->dirty, w->ndirty,
+					    w->deferred[i]) &&
+				    w->ndirty < SYMWORK_DIRTY_MAX)
+					w->dirty[w->ndirty++] = w->deferred[i];
+			w->recheck_at = fdo_now_ns() + SYMWORK_RECHECK_NS;
+			continue;
+		}
+		if (pick == w->ndirty && w->ndeferred) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+			continue;
+		}
 		if (pick == w->ndirty) {
 			pthread_cond_wait(&w->cv, &w->mu);
 			continue;
@@ -420,11 +497,14 @@ int agg_symwork_create(store *st, sym_cache *cache, const char *datadir,
 	w->cache = cache;
 	w->datadir = strdup(datadir);
 	w->dirty = calloc(SYMWORK_DIRTY_MAX, sizeof *w->dirty);
+	w->deferred = calloc(SYMWORK_DIRTY_MAX, sizeof *w->deferred);
 	w->busy = calloc(threads ? threads : 1, sizeof *w->busy);
 	w->threads = calloc(threads ? threads : 1, sizeof *w->threads);
-	if (!w->datadir || !w->dirty || !w->busy || !w->threads) {
+	if (!w->datadir || !w->dirty || !w->deferred || !w->busy ||
+	    !w->threads) {
 		free(w->datadir);
 		free(w->dirty);
+		free(w->deferred);
 		free(w->busy);
 		free(w->threads);
 		free(w);
@@ -456,6 +536,7 @@ void agg_symwork_destroy(agg_symwork *w)
 	pthread_cond_destroy(&w->cv);
 	free(w->datadir);
 	free(w->dirty);
+	free(w->deferred);
 	free(w->busy);
 	free(w->threads);
 	free(w);
@@ -467,6 +548,7 @@ void agg_symwork_stats(agg_symwork *w, struct agg_symwork_stats *st)
 	*st = w->stats;
 	st->queued = w->ndirty;
 	st->busy = w->nbusy;
+	st->deferred = w->ndeferred;
 	pthread_mutex_unlock(&w->mu);
 }
 

@@ -1232,6 +1232,21 @@ def policy_seeds():
                         "%", "#", "*"])
 
 
+def loopguard_seeds():
+    """fuzz_loopguard: X-Forwarded-For, X-Fdod-Via and the node's name
+    (hop limit byte first, fields NUL-separated; "-" is an absent
+    header)."""
+    put("loopguard", "first.bin", b"\x07-\0-\0http://10.0.0.1:7471")
+    put("loopguard", "chain.bin",
+        b"\x07198.51.100.4, 10.0.0.2\0http://10.0.0.2:7471, "
+        b"http://10.0.0.3:7471\0http://10.0.0.1:7471")
+    put("loopguard", "self.bin",
+        b"\x07a\0x,  http://n:1 ,y\0http://n:1")
+    put("loopguard", "limit.bin", b"\x00a,b\0-\0fdod-1")
+    put("loopguard", "binary.bin", b"\x07a\x01b\0\xff\0n")
+    put_dict("loopguard", [",", ", ", "\x00", "-", "http://", "fdod-"])
+
+
 # ----------------------------------------------------------------- runchunk --
 
 def uvarint(v):
@@ -1308,6 +1323,7 @@ def main():
     perf_seeds()
     pprof_seeds()
     policy_seeds()
+    loopguard_seeds()
     otlp_seeds()
     runchunk_seeds()
     chsums_seeds()

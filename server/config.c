@@ -7,6 +7,7 @@
 #include "common/common.h"
 #include "common/mem.h"
 #include "schemas/schemas.h"
+#include "server/cluster.h"
 #include "server/config.h"
 
 #define F(field) offsetof(struct srv_config, field)
@@ -116,6 +117,19 @@ const struct fdo_opt srv_config_options[] = {
 	 "DURATION",
 	 "ask again this long after a build-id was not found upstream (or "
 	 "its fetch failed)"},
+	{"debuginfod-forward-hops", FDO_OPT_UINT, F(debuginfod_forward_hops),
+	 "0", "N",
+	 "a debuginfod request for a file fdod lacks is fetched from "
+	 "--debuginfod-urls when its X-Forwarded-For lists fewer than N hops "
+	 "and its X-Fdod-Via does not list this node (0 = never: 404)"},
+	{"node-url", FDO_OPT_STRING, F(node_url), NULL, "URL",
+	 "this node's HTTP URL as other fdod nodes reach it: its name in "
+	 "X-Fdod-Via (unset: a random name per start)"},
+	{"cluster-nodes", FDO_OPT_STRING, F(cluster_nodes), NULL, "URLS",
+	 "every fdod node of the cluster, --node-url included (comma "
+	 "separated URLs): a build-id is symbolized by its owner node "
+	 "(rendezvous hash), or here when the owner does not answer; unset: "
+	 "every build-id here"},
 	{"http-connections", FDO_OPT_UINT, F(http_connections), "256", "N",
 	 "HTTP connections at once; more are closed as they arrive"},
 	{"http-connections-per-peer", FDO_OPT_UINT, F(http_per_peer), "32", "N",
@@ -216,7 +230,31 @@ static int check_upstream(const struct srv_config *cfg, char *err,
 			 "--debuginfod-fetches 1..64, --debuginfod-retry > 0");
 		return FDO_EINVAL;
 	}
+	/* A forward holds an HTTP worker while it waits for upstream. */
+	if (cfg->debuginfod_forward_hops &&
+	    (cfg->debuginfod_forward_hops > 64 ||
+	     cfg->debuginfod_fetches >= cfg->http_threads)) {
+		snprintf(err, errlen,
+			 "--debuginfod-forward-hops must be 0..64, and with "
+			 "forwards --debuginfod-fetches (%llu) below "
+			 "--http-threads (%llu)",
+			 (unsigned long long)cfg->debuginfod_fetches,
+			 (unsigned long long)cfg->http_threads);
+		return FDO_EINVAL;
+	}
 	return FDO_OK;
+}
+
+/* --node-url: one item of X-Fdod-Via's list and of --cluster-nodes. */
+static int check_node_url(const char *u, char *err, size_t errlen)
+{
+	if (srv_cluster_url_ok(u, strlen(u)))
+		return FDO_OK;
+	snprintf(err, errlen,
+		 "--node-url '%.200s': expected an http:// or https:// URL (no "
+		 "spaces or commas, at most 200 characters)",
+		 u);
+	return FDO_EINVAL;
 }
 
 /* --otlp-grpc: HOST:PORT or [V6]:PORT, the port 0..65535 (what gRPC's
@@ -408,6 +446,12 @@ checks:
 	}
 	if (cfg->debuginfod_urls && cfg->debuginfod_urls[0] &&
 	    check_upstream(cfg, err, sizeof err))
+		goto fail;
+	if (cfg->node_url && check_node_url(cfg->node_url, err, sizeof err))
+		goto fail;
+	if (cfg->cluster_nodes &&
+	    srv_cluster_parse(cfg->cluster_nodes, cfg->node_url, err,
+			      sizeof err))
 		goto fail;
 	if (!print && plan_memory(cfg, err, sizeof err))
 		goto fail;

@@ -50,6 +50,9 @@ struct srv_config {
 	uint64_t debuginfod_timeout; /* seconds to start answering / stall */
 	uint64_t debuginfod_fetches; /* fetches at once */
 	uint64_t debuginfod_retry;   /* seconds before asking again */
+	uint64_t debuginfod_forward_hops; /* forward misses; 0: never */
+	char *node_url; /* this node, as others reach it; NULL: random id */
+	char *cluster_nodes; /* every node's URL, comma separated; NULL: one */
 	/* Bounds on what clients may hold (issue 21). */
 	uint64_t http_connections, http_per_peer;
 	uint64_t http_header_timeout, http_idle_timeout, http_body_timeout;

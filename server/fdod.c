@@ -37,6 +37,7 @@
 #include "server/ingest_edge.h"
 #include "server/listen.h"
 #include "server/otlp_grpc.h"
+#include "server/cluster.h"
 #include "server/upstream.h"
 
 static void on_batch(void *arg, const uint8_t *msg, size_t len,
@@ -276,6 +277,7 @@ int main(int argc, char **argv)
 		.timeout = (unsigned)cfg->debuginfod_timeout,
 		.fetches = (unsigned)cfg->debuginfod_fetches,
 		.retry = cfg->debuginfod_retry,
+		.node_id = cfg->node_url,
 		.fetched_cb = on_fetched,
 		.fetched_arg = &app,
 	};
@@ -286,6 +288,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	struct srv_listen *listen = NULL;
+	struct srv_cluster *cluster = NULL;
 	struct srv_http *http = NULL;
 	struct srv_grpc *grpc = NULL;
 	char cache_dir[4096];
@@ -367,6 +370,19 @@ int main(int argc, char **argv)
 				     &app.symwork))) {
 		fdo_error("fdod: symbolizer pool: %s", fdo_strerror(rc));
 		goto out;
+	}
+	if (cfg->cluster_nodes) {
+		if ((rc = srv_cluster_create(cfg->cluster_nodes, cfg->node_url,
+					     &cluster))) {
+			fdo_error("fdod: --cluster-nodes: %s",
+				  fdo_strerror(rc));
+			goto out;
+		}
+		agg_symwork_on_owner(app.symwork, srv_cluster_symbolize_here,
+				     cluster);
+		fdo_info("fdod: node %s of %zu: symbolizes the build-ids it "
+			 "owns, and those whose owner does not answer",
+			 cfg->node_url, srv_cluster_size(cluster));
 	}
 	if (upstream_on(cfg)) {
 		uo.st = app.st;
@@ -503,6 +519,7 @@ out:
 		agg_symwork_on_missing(app.symwork, NULL, NULL);
 	srv_upstream_destroy(app.upstream);
 	agg_symwork_destroy(app.symwork);
+	srv_cluster_destroy(cluster);
 	if (app.cache)
 		sym_cache_destroy(app.cache);
 	pcache_destroy(app.pcache);

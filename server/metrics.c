@@ -206,6 +206,9 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 	       (double)ws.failures);
 	metric(b, "fdod_symbolizer_queued_build_ids", "gauge",
 	       "Build-ids waiting for a symbolizer thread.", (double)ws.queued);
+	metric(b, "fdod_symbolizer_deferred_build_ids", "gauge",
+	       "Build-ids left to their owner node (--cluster-nodes).",
+	       (double)ws.deferred);
 	metric(b, "fdod_dwarf_cache_indexes", "gauge",
 	       "DWARF indexes held in memory.", (double)cidx);
 	metric(b, "fdod_dwarf_cache_bytes", "gauge",
@@ -251,6 +254,17 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 		"%llu\n",
 		(unsigned long long)us.ok, (unsigned long long)us.missing,
 		(unsigned long long)us.failed, (unsigned long long)us.rejected);
+	head(b, "fdod_debuginfod_forwards_total", "counter",
+	     "debuginfod requests fdod could not answer from its store, "
+	     "fetched upstream (--debuginfod-forward-hops), by result.");
+	fdo_buf_printf(
+		b,
+		"fdod_debuginfod_forwards_total{result=\"ok\"} %llu\n"
+		"fdod_debuginfod_forwards_total{result=\"missing\"} %llu\n"
+		"fdod_debuginfod_forwards_total{result=\"failed\"} %llu\n",
+		(unsigned long long)us.forwarded,
+		(unsigned long long)us.forward_missing,
+		(unsigned long long)us.forward_failed);
 	metric(b, "fdod_debuginfod_negative_cache_hits_total", "counter",
 	       "Asks for symbols answered by the negative cache (not found "
 	       "or failed upstream less than --debuginfod-retry ago).",

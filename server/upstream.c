@@ -39,6 +39,15 @@
  *   fetched_cb and the store are called without mu.
  *   Shutdown: cancel sets stopping; fetches in progress end within a
  *   second; destroy joins the threads.
+ *   Forwards (srv_upstream_forward): a debuginfod request fdod cannot
+ *   answer from its store is fetched on the HTTP worker that serves it,
+ *   with a libdebuginfod handle of its own, and stored like a fetch. The
+ *   client cache has one directory per build-id, so a build-id is never
+ *   fetched twice at once: a forward is refused (503) while a fetch
+ *   thread or another forward holds it, and pick() skips build-ids being
+ *   forwarded. Every request to upstream carries X-Fdod-Via (this node's
+ *   id, appended to what a forwarded request carried): the loop guard of
+ *   nodes that are each other's upstream (server/debuginfod.c).
  */
 #include <dirent.h>
 #include <elfutils/debuginfod.h>
@@ -48,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -98,6 +108,16 @@ struct srv_upstream {
 
 	pthread_t *threads;
 	unsigned nthreads;
+
+	char node_id[256];	 /* in X-Fdod-Via */
+	struct up_forward *fwds; /* guarded by mu: forwards in progress */
+	unsigned nfwd, maxfwd;
+};
+
+/* A forward in progress (srv_upstream_forward). */
+struct up_forward {
+	uint8_t len;
+	uint8_t build_id[FDO_BUILD_ID_MAX];
 };
 
 /* What one fetch thread's progress callback needs. */
@@ -158,6 +178,26 @@ static struct up_entry *insert(srv_upstream *u, uint32_t id)
 static int negative(const struct up_entry *e)
 {
 	return e->state >= UP_MISSING;
+}
+
+/* Is build-id bid being forwarded? Called with mu held. */
+static int forwarding(const srv_upstream *u, const uint8_t *bid, size_t len)
+{
+	for (unsigned i = 0; i < u->nfwd; i++)
+		if (u->fwds[i].len == len &&
+		    !memcmp(u->fwds[i].build_id, bid, len))
+			return 1;
+	return 0;
+}
+
+/* Is build-id bid being fetched by a fetch thread? Called with mu held. */
+static int fetching(const srv_upstream *u, const uint8_t *bid, size_t len)
+{
+	for (size_t i = 0; i < u->n; i++)
+		if (u->ents[i].state == UP_FETCHING && u->ents[i].len == len &&
+		    !memcmp(u->ents[i].build_id, bid, len))
+			return 1;
+	return 0;
 }
 
 /* ---------------------------------------------------------------- API -- */
@@ -474,7 +514,8 @@ static struct up_entry *pick(srv_upstream *u)
 			e->state = UP_QUEUED;
 			e->seq = u->next_seq++;
 		}
-		if (e->state == UP_QUEUED && (!best || e->seq < best->seq))
+		if (e->state == UP_QUEUED && (!best || e->seq < best->seq) &&
+		    !forwarding(u, e->build_id, e->len))
 			best = e;
 	}
 	return best;
@@ -492,6 +533,10 @@ static void *fetch_main(void *arg)
 	struct fetch_ctx x = {.u = u};
 	debuginfod_set_user_data(c, &x);
 	debuginfod_set_progressfn(c, progress);
+	char via[sizeof u->node_id + 16];
+	snprintf(via, sizeof via, "X-Fdod-Via: %s", u->node_id);
+	if (debuginfod_add_http_header(c, via))
+		fdo_warn("debuginfod: cannot add the X-Fdod-Via header");
 	pthread_mutex_lock(&u->mu);
 	while (!atomic_load(&u->stopping)) {
 		struct up_entry *e = pick(u);
@@ -551,6 +596,178 @@ static void *fetch_main(void *arg)
 	return NULL;
 }
 
+/* ------------------------------------------------------------ forwards -- */
+
+/* A loop-guard header we may extend: absent, or printable and bounded. */
+static int header_ok(const char *h)
+{
+	if (!h)
+		return 1;
+	size_t n = strlen(h);
+	for (size_t i = 0; i < n; i++)
+		if (h[i] < 0x20 || h[i] > 0x7e)
+			return 0;
+	return n <= SRV_LOOP_HEADER_MAX;
+}
+
+/* Hops an X-Forwarded-For lists: its comma-separated items. */
+static unsigned hops(const char *xff)
+{
+	if (!xff || !xff[strspn(xff, " \t")])
+		return 0;
+	unsigned n = 1;
+	for (; *xff; xff++)
+		n += *xff == ',';
+	return n;
+}
+
+/* Does the comma-separated list via hold node (spaces around items)? */
+static int lists(const char *via, const char *node)
+{
+	size_t len = strlen(node);
+	while (via && *via) {
+		via += strspn(via, " \t");
+		size_t n = strcspn(via, ",");
+		size_t m = n;
+		while (m && (via[m - 1] == ' ' || via[m - 1] == '\t'))
+			m--;
+		if (m == len && !memcmp(via, node, len))
+			return 1;
+		via += n;
+		via += *via == ',';
+	}
+	return 0;
+}
+
+/* Join "a, b" (b alone when a is absent or empty) into buf. */
+static void append(char *buf, size_t cap, const char *a, const char *b)
+{
+	if (a && a[strspn(a, " \t")])
+		snprintf(buf, cap, "%s, %s", a, b);
+	else
+		snprintf(buf, cap, "%s", b);
+}
+
+const char *srv_upstream_loop_guard(const char *xff, const char *via,
+				    const char *peer, const char *self,
+				    unsigned limit, char *nxff, char *nvia)
+{
+	if (!header_ok(xff) || !header_ok(via))
+		return "X-Forwarded-For or X-Fdod-Via over 1024 characters or "
+		       "not printable";
+	if (hops(xff) >= limit)
+		return "X-Forwarded-For reached the hop limit";
+	if (lists(via, self))
+		return "it came through this node";
+	append(nxff, SRV_LOOP_HEADER_CAP, xff, peer);
+	append(nvia, SRV_LOOP_HEADER_CAP, via, self);
+	return NULL;
+}
+
+static int add_header(debuginfod_client *c, const char *name, const char *value)
+{
+	char h[4096];
+	if (!value || !*value)
+		return 0;
+	if ((size_t)snprintf(h, sizeof h, "%s: %s", name, value) >= sizeof h)
+		return -1;
+	return debuginfod_add_http_header(c, h);
+}
+
+int srv_upstream_forward(srv_upstream *u, const uint8_t *bid, size_t len,
+			 unsigned kind, const char *xff, const char *via)
+{
+	if (!len || len > FDO_BUILD_ID_MAX)
+		return FDO_ENOT_FOUND;
+	pthread_mutex_lock(&u->mu);
+	if (atomic_load(&u->stopping) || u->nfwd >= u->maxfwd ||
+	    forwarding(u, bid, len) || fetching(u, bid, len)) {
+		pthread_mutex_unlock(&u->mu);
+		return FDO_EBUSY;
+	}
+	struct up_forward *slot = &u->fwds[u->nfwd++];
+	slot->len = (uint8_t)len;
+	memcpy(slot->build_id, bid, len);
+	pthread_mutex_unlock(&u->mu);
+
+	char hex[2 * FDO_BUILD_ID_MAX + 1];
+	fdo_hex_encode(bid, len, hex);
+	const char *kname = kind == STORE_SYM_DEBUGINFO ? "debuginfo"
+							: "executable";
+	enum outcome out = OUT_FAILED;
+	struct fetch_ctx x = {.u = u};
+	debuginfod_client *c = debuginfod_begin();
+	if (!c) {
+		fdo_error("debuginfod: cannot start a client: %s",
+			  strerror(errno));
+	} else if (add_header(c, "X-Forwarded-For", xff) ||
+		   add_header(c, "X-Fdod-Via", via)) {
+		fdo_warn("debuginfod: forwarding %s of %s: cannot add the "
+			 "loop guard's headers",
+			 kname, hex);
+	} else {
+		debuginfod_set_user_data(c, &x);
+		debuginfod_set_progressfn(c, progress);
+		char *path;
+		int fd = ask(c, &x, hex, kind, &path);
+		if (x.cancelled && fd >= 0) {
+			close(fd);
+			fd = -EINTR;
+		}
+		if (fd == -ENOENT && !x.cancelled) {
+			out = OUT_MISSING;
+		} else if (fd < 0) {
+			fdo_warn(
+				"debuginfod: forwarding %s of %s to %s failed: "
+				"%s",
+				kname, hex, u->urls,
+				x.cancelled ? "no answer in time"
+					    : strerror(-fd));
+		} else {
+			const char *url = debuginfod_get_url(c);
+			unsigned slots = 0;
+			uint64_t size = 0;
+			out = store_fetched(u, bid, len, hex, kname,
+					    url ? url : u->urls, fd, path,
+					    "the next request", &size, &slots);
+			if (out == OUT_OK)
+				fdo_info("debuginfod: forwarded %s of %s from "
+					 "%s (%llu bytes, %.0f ms)",
+					 kname, hex, url ? url : u->urls,
+					 (unsigned long long)size,
+					 (fdo_now_ns() - x.start) / 1e6);
+			close(fd);
+		}
+		free(path);
+		clean_client_dir(u->client_dir, hex);
+	}
+	if (c)
+		debuginfod_end(c);
+
+	pthread_mutex_lock(&u->mu);
+	for (unsigned i = 0; i < u->nfwd; i++)
+		if (u->fwds[i].len == len &&
+		    !memcmp(u->fwds[i].build_id, bid, len)) {
+			u->fwds[i] = u->fwds[--u->nfwd];
+			break;
+		}
+	if (out == OUT_OK)
+		u->stats.forwarded++;
+	else if (out == OUT_MISSING || out == OUT_REJECTED)
+		u->stats.forward_missing++;
+	else
+		u->stats.forward_failed++;
+	pthread_mutex_unlock(&u->mu);
+	return out == OUT_OK	   ? FDO_OK
+	       : out == OUT_FAILED ? FDO_ETRANSPORT
+				   : FDO_ENOT_FOUND;
+}
+
+const char *srv_upstream_node(srv_upstream *u)
+{
+	return u->node_id;
+}
+
 /* ------------------------------------------------------ start and stop -- */
 
 int srv_upstream_env(const struct srv_upstream_opts *o)
@@ -607,15 +824,31 @@ int srv_upstream_create(const struct srv_upstream_opts *o, srv_upstream **out)
 	u->fetched_arg = o->fetched_arg;
 	unsigned n = o->fetches ? o->fetches : 1;
 	u->threads = calloc(n, sizeof *u->threads);
-	if (!u->datadir || !u->urls || !u->threads) {
+	u->maxfwd = n;
+	u->fwds = calloc(n, sizeof *u->fwds);
+	if (!u->datadir || !u->urls || !u->threads || !u->fwds) {
 		free(u->datadir);
 		free(u->urls);
 		free(u->threads);
+		free(u->fwds);
 		free(u);
 		return FDO_ENOMEM;
 	}
 	snprintf(u->client_dir, sizeof u->client_dir, "%s/" CLIENT_DIR,
 		 o->datadir);
+	if (o->node_id && *o->node_id) {
+		snprintf(u->node_id, sizeof u->node_id, "%s", o->node_id);
+	} else {
+		/* Unique enough to recognise our own requests coming back. */
+		uint8_t r[8] = {0};
+		if (getrandom(r, sizeof r, 0) != sizeof r) {
+			uint64_t t = fdo_now_ns() ^ (uint64_t)getpid() << 32;
+			memcpy(r, &t, sizeof r);
+		}
+		char h[2 * sizeof r + 1];
+		fdo_hex_encode(r, sizeof r, h);
+		snprintf(u->node_id, sizeof u->node_id, "fdod-%s", h);
+	}
 	clean_client_cache(u->client_dir);
 	pthread_mutex_init(&u->mu, NULL);
 	pthread_cond_init(&u->cv, NULL);
@@ -656,5 +889,6 @@ void srv_upstream_destroy(srv_upstream *u)
 	free(u->ents);
 	fdo_map64_fini(&u->index);
 	free(u->threads);
+	free(u->fwds);
 	free(u);
 }
