@@ -9,15 +9,21 @@ loopback and real agents sampling a real program.
 - A node that is down: by default the stream stays on it (unsent at
   exit, nothing on the other nodes); with --failover its batches go to
   the next node by the hash and are all stored there.
+- With --all, each binary's stream (AGENT_ID/BINARY) goes to its own
+  hash node (root only).
 """
 import os
+import signal
 import subprocess
 import sys
 import time
 
+import pytest
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "ingest"))
 from fdodtest import Daemon, samples_stored  # noqa: E402
 from test_agent import AGENT, prog, summary  # noqa: E402,F401
+from test_all import progs, stop  # noqa: E402,F401
 
 M64 = (1 << 64) - 1
 
@@ -149,3 +155,42 @@ def test_a_lost_node_keeps_its_streams_unless_failover(tmp_path, prog):
         assert samples_stored(up, "moved") == s["samples_sent"] > 50, err
     finally:
         up.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="--all needs root")
+def test_all_mode_spreads_each_binarys_stream(tmp_path, progs):
+    names = ("fdoall_pre", "fdoall_post", "fdoall_exit")
+    nodes = [Daemon(tmp_path / ("n%d" % i)) for i in range(3)]
+    procs = []
+    agent = None
+    try:
+        for d in nodes:
+            d.start()
+        urls = [d.url for d in nodes]
+        # an agent id whose binaries' streams fall on at least two nodes
+        aid = next(a for a in ("allspread-%d" % i for i in range(100))
+                   if len({pick(a + "/" + n, urls) for n in names}) >= 2)
+        procs = [subprocess.Popen([progs[n], "3"]) for n in names]
+        agent = subprocess.Popen(
+            [AGENT, "--all", "--url", ",".join(urls), "--agent-id", aid,
+             "--interval", "1", "--lock-file", str(tmp_path / "lock"),
+             "--drain", "20", "--select", "exe=" + ",".join(names)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(2.5)
+        agent.send_signal(signal.SIGTERM)
+        _, err = agent.communicate(timeout=60)
+        assert agent.returncode == 0, err
+        s = summary(err)
+        assert s["batches_unsent"] == 0 and s["batches_dropped"] == 0, err
+        total = 0
+        for n in names:
+            stored = [samples_stored(d, n) for d in nodes]
+            home = pick(aid + "/" + n, urls)
+            assert stored[home] > 0, (n, stored, err)
+            assert sum(stored) == stored[home], (n, stored, err)
+            total += stored[home]
+        assert total == s["samples_sent"], (total, err)
+    finally:
+        stop(procs + ([agent] if agent else []))
+        for d in nodes:
+            d.stop()
