@@ -252,19 +252,16 @@ static struct lane *route(struct agent_spool *s, const char *stream)
 	int r = redirect_find(s, stream);
 	if (r >= 0 && !lane_failed(s, s->redir[r].lane, now))
 		return &s->lanes[s->redir[r].lane];
-	int best = -1;
-	uint64_t top = 0;
-	for (int pass = 0; pass < 2 && best < 0; pass++)
-		for (size_t i = 0; i < s->nlanes; i++) {
-			if (!pass && lane_failed(s, i, now))
-				continue;
-			uint64_t w = agent_node_score(stream, s->lanes[i].url);
-			if (best < 0 || w > top) {
-				best = (int)i;
-				top = w;
-			}
-		}
-	return &s->lanes[best];
+	const char *urls[AGENT_NODES_MAX];
+	unsigned char skip[AGENT_NODES_MAX];
+	for (size_t i = 0; i < s->nlanes; i++) {
+		urls[i] = s->lanes[i].url;
+		skip[i] = (unsigned char)lane_failed(s, i, now);
+	}
+	int k = agent_node_pick(stream, urls, s->nlanes, skip);
+	if (k < 0)
+		k = agent_node_pick(stream, urls, s->nlanes, NULL);
+	return &s->lanes[k];
 }
 
 static void lane_append(struct lane *l, struct item *it)

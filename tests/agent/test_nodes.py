@@ -23,7 +23,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "ingest"))
 from fdodtest import Daemon, samples_stored  # noqa: E402
 from test_agent import AGENT, prog, summary  # noqa: E402,F401
-from test_all import progs, stop  # noqa: E402,F401
+from test_all import progs, stop, wait_for  # noqa: E402,F401
 
 M64 = (1 << 64) - 1
 
@@ -170,13 +170,18 @@ def test_all_mode_spreads_each_binarys_stream(tmp_path, progs):
         # an agent id whose binaries' streams fall on at least two nodes
         aid = next(a for a in ("allspread-%d" % i for i in range(100))
                    if len({pick(a + "/" + n, urls) for n in names}) >= 2)
-        procs = [subprocess.Popen([progs[n], "3"]) for n in names]
+        procs = [subprocess.Popen([progs[n], "30"]) for n in names]
         agent = subprocess.Popen(
             [AGENT, "--all", "--url", ",".join(urls), "--agent-id", aid,
              "--interval", "1", "--lock-file", str(tmp_path / "lock"),
              "--drain", "20", "--select", "exe=" + ",".join(names)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(2.5)
+        # every binary's first batch at its node (the agent is up and
+        # past its signal setup, even under valgrind), then a last one
+        homes = {n: nodes[pick(aid + "/" + n, urls)] for n in names}
+        wait_for(lambda: all(homes[n].request("GET", "/v1/binaries/" + n)[0]
+                             == 200 for n in names), 30, "first batches")
+        time.sleep(1)
         agent.send_signal(signal.SIGTERM)
         _, err = agent.communicate(timeout=60)
         assert agent.returncode == 0, err
