@@ -11,6 +11,8 @@ loopback and real agents sampling a real program.
   the next node by the hash and are all stored there.
 - With --all, each binary's stream (AGENT_ID/BINARY) goes to its own
   hash node (root only).
+- A bad node list (flag or $FDOD_URL) and a bad --drain-to are refused
+  with a clear message, exit status 2.
 """
 import os
 import signal
@@ -199,3 +201,26 @@ def test_all_mode_spreads_each_binarys_stream(tmp_path, progs):
         stop(procs + ([agent] if agent else []))
         for d in nodes:
             d.stop()
+
+
+def test_bad_node_lists_and_drain_targets_are_refused(tmp_path):
+    from fdodtest import FDOD
+    for urls, word in (("tcp://a:1,,tcp://b:1", "empty node"),
+                       ("tcp://a:1,tcp://a:1", "listed twice"),
+                       ("a:1", "not an nng URL"),
+                       (",".join("tcp://n%d:1" % i for i in range(65)),
+                        "more than 64")):
+        p = subprocess.run([AGENT, "--url", urls, "--", "true"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2 and word in p.stderr, (urls, p.stderr)
+        # the same list from the environment
+        env = dict(os.environ, FDOD_URL=urls)
+        p = subprocess.run([AGENT, "--", "true"], capture_output=True,
+                           text=True, timeout=30, env=env)
+        assert p.returncode == 2 and word in p.stderr, (urls, p.stderr)
+    for bad in ("7470", "tcp://" + "x" * 300):
+        p = subprocess.run([FDOD, "--data", str(tmp_path / "d"),
+                            "--drain-to", bad], capture_output=True,
+                           text=True, timeout=30)
+        assert p.returncode == 2 and "--drain-to must be" in p.stderr, \
+            p.stderr
