@@ -102,6 +102,8 @@ struct agent_spool {
 	uint64_t drops_quiet;		 /* drops not yet reported */
 	uint64_t drop_note_ms;		 /* last drop line */
 	uint64_t redirect_note_ms;	 /* last ignored-redirect line */
+	uint64_t moved_note_ms;		 /* last redirect line */
+	uint64_t moved_quiet;		 /* redirects not yet reported */
 	struct redirect *redir;
 	size_t nredir;
 	int timeout_ms;
@@ -563,10 +565,24 @@ static void redirect(struct lane *l, const char *stream, const char *url)
 	}
 	s->redir[r].lane = to;
 	s->st.redirects++;
-	fprintf(stderr, "fdo-agent: fdod %s redirects '%s' to %s\n", l->url,
-		stream, url);
-	/* the head is in flight: the rest of the stream follows it */
-	struct item **pp = l->head ? &l->head->next : &l->head;
+	/* a drained node redirects each of its streams: one line a minute */
+	uint64_t now = now_ms();
+	if (!s->moved_note_ms || now - s->moved_note_ms >= NOTE_MS) {
+		fprintf(stderr, "fdo-agent: fdod %s redirects '%s' to %s",
+			l->url, stream, url);
+		if (s->moved_quiet)
+			fprintf(stderr,
+				" (and %llu more since the last such line)",
+				(unsigned long long)s->moved_quiet);
+		fputc('\n', stderr);
+		s->moved_note_ms = now;
+		s->moved_quiet = 0;
+	} else {
+		s->moved_quiet++;
+	}
+	/* Called between two sends of l's own sender: nothing of l is in
+	 * flight, so the head may follow too. */
+	struct item **pp = &l->head;
 	while (*pp) {
 		struct item *it = *pp;
 		if (strcmp(it->stream, stream)) {
