@@ -102,6 +102,7 @@ struct agent_spool {
 	uint64_t drops_quiet;		 /* drops not yet reported */
 	uint64_t drop_note_ms;		 /* last drop line */
 	uint64_t redirect_note_ms;	 /* last ignored-redirect line */
+	uint64_t redirect_quiet;	 /* ignored redirects not reported */
 	uint64_t moved_note_ms;		 /* last redirect line */
 	uint64_t moved_quiet;		 /* redirects not yet reported */
 	struct redirect *redir;
@@ -278,6 +279,29 @@ static void lane_append(struct lane *l, struct item *it)
 	pthread_cond_signal(&l->cv);
 }
 
+/* A kind of line printed at most once a minute: whether it is due now
+ * (else it is counted in *quiet). */
+static int note_due(uint64_t *note_ms, uint64_t *quiet)
+{
+	uint64_t now = now_ms();
+	if (*note_ms && now - *note_ms < NOTE_MS) {
+		(*quiet)++;
+		return 0;
+	}
+	*note_ms = now;
+	return 1;
+}
+
+/* Ends a line note_due let through: how many were left out since. */
+static void note_end(uint64_t *quiet)
+{
+	if (*quiet)
+		fprintf(stderr, " and %llu more since the last such line",
+			(unsigned long long)*quiet);
+	fputc('\n', stderr);
+	*quiet = 0;
+}
+
 /* The oldest batch not in flight (a lane's head may be), of all lanes,
  * leaves; false when there is none. s->mu held. */
 static int drop_oldest(struct agent_spool *s)
@@ -300,8 +324,7 @@ static int drop_oldest(struct agent_spool *s)
 	s->bytes -= old->len;
 	s->st.batches_dropped++;
 	s->st.samples_dropped += old->samples;
-	uint64_t now = now_ms();
-	if (!s->drop_note_ms || now - s->drop_note_ms >= NOTE_MS) {
+	if (note_due(&s->drop_note_ms, &s->drops_quiet)) {
 		fprintf(stderr,
 			"fdo-agent: spool full (%zu batches, %llu "
 			"bytes): dropped batch seq %llu (%llu "
@@ -309,16 +332,7 @@ static int drop_oldest(struct agent_spool *s)
 			s->cap, (unsigned long long)s->max_bytes,
 			(unsigned long long)old->seq,
 			(unsigned long long)old->samples);
-		if (s->drops_quiet)
-			fprintf(stderr,
-				" and %llu more since the last "
-				"such line",
-				(unsigned long long)s->drops_quiet);
-		fputc('\n', stderr);
-		s->drop_note_ms = now;
-		s->drops_quiet = 0;
-	} else {
-		s->drops_quiet++;
+		note_end(&s->drops_quiet);
 	}
 	free(old->stream);
 	free(old->msg);
@@ -535,15 +549,13 @@ static void redirect(struct lane *l, const char *stream, const char *url)
 	while (to < s->nlanes && strcmp(s->lanes[to].url, url))
 		to++;
 	if (to == s->nlanes) {
-		uint64_t now = now_ms();
-		if (!s->redirect_note_ms ||
-		    now - s->redirect_note_ms >= NOTE_MS) {
+		if (note_due(&s->redirect_note_ms, &s->redirect_quiet)) {
 			fprintf(stderr,
 				"fdo-agent: fdod %s redirects '%s' to %s, "
 				"which is not in --url: ignored (add it to "
-				"the node list)\n",
+				"the node list)",
 				l->url, stream, url);
-			s->redirect_note_ms = now;
+			note_end(&s->redirect_quiet);
 		}
 		return;
 	}
@@ -566,19 +578,10 @@ static void redirect(struct lane *l, const char *stream, const char *url)
 	s->redir[r].lane = to;
 	s->st.redirects++;
 	/* a drained node redirects each of its streams: one line a minute */
-	uint64_t now = now_ms();
-	if (!s->moved_note_ms || now - s->moved_note_ms >= NOTE_MS) {
+	if (note_due(&s->moved_note_ms, &s->moved_quiet)) {
 		fprintf(stderr, "fdo-agent: fdod %s redirects '%s' to %s",
 			l->url, stream, url);
-		if (s->moved_quiet)
-			fprintf(stderr,
-				" (and %llu more since the last such line)",
-				(unsigned long long)s->moved_quiet);
-		fputc('\n', stderr);
-		s->moved_note_ms = now;
-		s->moved_quiet = 0;
-	} else {
-		s->moved_quiet++;
+		note_end(&s->moved_quiet);
 	}
 	/* Called between two sends of l's own sender: nothing of l is in
 	 * flight, so the head may follow too. */
