@@ -355,14 +355,46 @@ struct agent_spool_stats {
 	uint64_t batches_sent, samples_sent;
 	uint64_t batches_dropped, samples_dropped; /* spool full or refused */
 	uint64_t batches_unsent, samples_unsent;   /* left at exit */
-	uint64_t samples_accepted; /* what the Acks said fdod stored */
+	uint64_t samples_accepted;    /* what the Acks said fdod stored */
+	uint64_t redirects;	      /* streams an Ack moved to another node */
+	uint64_t batches_failed_over; /* moved off a lost node (--failover) */
 };
 
+/* The longest node list (--url A,B,...) and node URL the agent takes. */
+#define AGENT_NODES_MAX	   64
+#define AGENT_NODE_URL_MAX 256
+
 /*
- * agent_spool_start creates the spool (at most cap batches) and its sender
- * thread, which sends to url over nng REQ with timeout_ms per attempt and
- * backs off up to retry_max_ms between failed attempts (0: 30 s).
- * Returns FDO_OK, FDO_ENOMEM or FDO_ETRANSPORT (bad URL, with a message).
+ * agent_nodes_parse splits list (one nng URL, or several separated by
+ * commas, blanks around them ignored) into urls[0..*n). Refuses with a
+ * message in err (FDO_EINVAL): an empty element, a URL without "://" or
+ * of AGENT_NODE_URL_MAX bytes or more, one listed twice, more than
+ * AGENT_NODES_MAX. urls has room for AGENT_NODES_MAX.
+ */
+int agent_nodes_parse(const char *list, char (*urls)[AGENT_NODE_URL_MAX],
+		      size_t *n, char *err, size_t errlen);
+/*
+ * agent_node_score: the rendezvous (highest random weight) hash of a
+ * stream (agent id) on a node URL; agent_node_pick: the index of the
+ * urls[0..n) the stream goes to, the highest score among those skip
+ * (NULL: none) does not mark, -1 when all are skipped. Removing a node
+ * moves only its own streams; adding one takes only the streams it now
+ * tops. The function is fixed (docs/ingest.md#many-nodes): a change would
+ * move every stream.
+ */
+uint64_t agent_node_score(const char *stream, const char *url);
+int agent_node_pick(const char *stream, const char *const *urls, size_t n,
+		    const unsigned char *skip);
+
+/*
+ * agent_spool_start creates the spool (at most cap batches over all nodes)
+ * and one sender thread per node of url (one nng URL or a comma-separated
+ * list, agent_nodes_parse), which sends its node's batches over nng REQ
+ * with timeout_ms per attempt and backs off up to retry_max_ms between
+ * failed attempts (0: 30 s). Each batch goes to its stream's node
+ * (agent_node_pick, or where an Ack redirected the stream) and stays
+ * there until delivered. Returns FDO_OK, FDO_ENOMEM or FDO_ETRANSPORT
+ * (bad URL or list, with a message).
  */
 int agent_spool_start(const char *url, size_t cap, int timeout_ms,
 		      uint64_t retry_max_ms, struct agent_spool **out);
@@ -379,6 +411,15 @@ uint64_t agent_backoff(uint64_t *cur_ms, uint64_t max_ms,
  * any thread. */
 void agent_spool_put(struct agent_spool *s, uint64_t seq, uint8_t *msg,
 		     size_t len, uint64_t samples);
+/* agent_spool_put_stream: the same for the batch of stream (its agent id;
+ * NULL: ""), which picks its node. */
+void agent_spool_put_stream(struct agent_spool *s, const char *stream,
+			    uint64_t seq, uint8_t *msg, size_t len,
+			    uint64_t samples);
+/* agent_spool_failover: a node unreachable for ms (0: never, the default)
+ * hands its batches to the next node of each stream's hash order and gets
+ * no new ones for ms; at-least-once for the batch it was trying. */
+void agent_spool_failover(struct agent_spool *s, uint64_t ms);
 /* agent_spool_limit_bytes bounds the encoded bytes held too (0: count
  * only); the oldest batches behind the one in flight go first. */
 void agent_spool_limit_bytes(struct agent_spool *s, uint64_t bytes);

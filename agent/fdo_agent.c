@@ -82,6 +82,7 @@ struct cfg {
 	uint64_t timeout_ms;
 	uint64_t drain;
 	uint64_t retry_max;
+	uint64_t failover;
 	double cpu_budget;
 	uint64_t spool_bytes;
 	int kernel_build_ids;
@@ -90,8 +91,10 @@ struct cfg {
 static const struct fdo_opt opts[] = {
 	{"config", FDO_OPT_STRING, offsetof(struct cfg, config), NULL, "FILE",
 	 "config file of `name = value` lines (same names as the flags)"},
-	{"url", FDO_OPT_STRING, offsetof(struct cfg, url), NULL, "URL",
-	 "fdod ingest address (default $FDOD_URL, else " DEFAULT_URL ")"},
+	{"url", FDO_OPT_STRING, offsetof(struct cfg, url), NULL, "URL[,URL...]",
+	 "fdod ingest address, or a list of up to 64 nodes: each agent id "
+	 "goes to one of them by a stable hash (default $FDOD_URL, else " DEFAULT_URL
+	 ")"},
 	{"binary", FDO_OPT_STRING, offsetof(struct cfg, binary), NULL, "NAME",
 	 "binary name of the batches (default: the executable's basename)"},
 	{"label", FDO_OPT_LIST, offsetof(struct cfg, label), NULL, "K=V",
@@ -139,6 +142,11 @@ static const struct fdo_opt opts[] = {
 	 "SECONDS",
 	 "while fdod is away, wait at most this long between attempts "
 	 "(and at most this long for a busy fdod's retry-after)"},
+	{"failover", FDO_OPT_DURATION, offsetof(struct cfg, failover), "0",
+	 "SECONDS",
+	 "with several nodes in --url, a node unreachable this long hands its "
+	 "batches to the next node by the hash (at-least-once for the batch "
+	 "in flight; 0: never, retry the same node)"},
 	{"kernel-build-ids", FDO_OPT_BOOL,
 	 offsetof(struct cfg, kernel_build_ids), "false", NULL,
 	 "with --all, take build-ids from the kernel's mmap records (Linux "
@@ -213,7 +221,8 @@ static void emit(Fdod__SampleBatch *b, uint64_t samples, void *arg)
 			"fdo-agent: batch seq %llu invalid, dropped: %s\n",
 			(unsigned long long)b->seq, err);
 	if (rc == FDO_OK) {
-		agent_spool_put(r->spool, b->seq, msg, len, samples);
+		agent_spool_put_stream(r->spool, b->agent_id, b->seq, msg, len,
+				       samples);
 		r->batches_built++;
 	} else {
 		r->batches_invalid++;
@@ -634,6 +643,11 @@ int main(int argc, char **argv)
 		exit_code = 2;
 		goto out;
 	}
+	if (cfg.failover > 7 * 86400) {
+		fprintf(stderr, "fdo-agent: --failover must be 0..7 d\n");
+		exit_code = 2;
+		goto out;
+	}
 	if (parse_labels(&cfg.label, &lkeys, &lvalues)) {
 		exit_code = 2;
 		goto out;
@@ -641,6 +655,16 @@ int main(int argc, char **argv)
 	url = cfg.url ? cfg.url : getenv("FDOD_URL");
 	if (!url || !*url)
 		url = DEFAULT_URL;
+	{
+		/* the node list is checked before anything starts */
+		static char nodes[AGENT_NODES_MAX][AGENT_NODE_URL_MAX];
+		size_t nn;
+		if (agent_nodes_parse(url, nodes, &nn, err, sizeof err)) {
+			fprintf(stderr, "fdo-agent: %s\n", err);
+			exit_code = 2;
+			goto out;
+		}
+	}
 	if (!cfg.spool)
 		cfg.spool = cfg.all ? SPOOL_ALL : SPOOL_ONE;
 
@@ -753,6 +777,7 @@ int main(int argc, char **argv)
 		exit_code = 1;
 		goto out;
 	}
+	agent_spool_failover(r.spool, cfg.failover * 1000);
 	if (cfg.all) {
 		/* enabled first: what changes while we read /proc is in the
 		 * rings, applied after it */
@@ -864,7 +889,8 @@ int main(int argc, char **argv)
 		"batches_dropped=%llu samples_dropped=%llu batches_unsent=%llu "
 		"samples_unsent=%llu samples_unmapped=%llu "
 		"samples_unselected=%llu samples_thinned=%llu "
-		"samples_read=%llu lost_records=%llu %s\n",
+		"samples_read=%llu lost_records=%llu redirects=%llu "
+		"batches_failed_over=%llu %s\n",
 		(unsigned long long)st.batches_sent,
 		(unsigned long long)st.samples_sent,
 		(unsigned long long)(st.batches_dropped + r.batches_invalid),
@@ -875,7 +901,9 @@ int main(int argc, char **argv)
 		(unsigned long long)agent_profile_unselected(r.prof),
 		(unsigned long long)agent_profile_thinned(r.prof),
 		(unsigned long long)r.samples_read,
-		(unsigned long long)agent_perf_lost(r.perf), held);
+		(unsigned long long)agent_perf_lost(r.perf),
+		(unsigned long long)st.redirects,
+		(unsigned long long)st.batches_failed_over, held);
 out:
 	agent_perf_close(r.perf);
 	agent_profile_destroy(r.prof);

@@ -19,6 +19,10 @@ const struct fdo_opt srv_config_options[] = {
 	 "directory of the LMDB store and the symbol files"},
 	{"listen", FDO_OPT_LIST, F(listen), "tcp://127.0.0.1:7470", "URL",
 	 "nng address for agents (tcp://, ipc://, tls+tcp://)"},
+	{"drain-to", FDO_OPT_STRING, F(drain_to), NULL, "URL",
+	 "drain this node: every Ack to an agent names URL (another node's "
+	 "--listen) as its node from now on; batches are still stored here "
+	 "(unset: off)"},
 	{"http", FDO_OPT_STRING, F(http), "http://127.0.0.1:7471", "URL",
 	 "HTTP API base URL (https:// uses --tls-cert and --tls-key)"},
 	{"workers", FDO_OPT_UINT, F(workers), "0", "N",
@@ -375,6 +379,14 @@ checks:
 	}
 	if (!cfg->listen.n) {
 		snprintf(err, sizeof err, "at least one --listen is needed");
+		goto fail;
+	}
+	if (cfg->drain_to && (!strstr(cfg->drain_to, "://") ||
+			      strlen(cfg->drain_to) >= SRV_DRAIN_TO_MAX)) {
+		snprintf(err, sizeof err,
+			 "--drain-to must be an nng URL (tcp://HOST:PORT...) "
+			 "shorter than %d bytes",
+			 SRV_DRAIN_TO_MAX);
 		goto fail;
 	}
 	if (!cfg->ingest_contexts || cfg->ingest_contexts > 4096 ||

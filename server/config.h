@@ -70,7 +70,11 @@ struct srv_config {
 	uint64_t sampling_interval;   /* seconds: control interval */
 	char *otlp_grpc; /* OTLP/gRPC listener ADDR:PORT; NULL off */
 	uint64_t otlp_grpc_connections, otlp_grpc_per_peer;
+	char *drain_to; /* Ack.redirect for every agent batch; NULL off */
 };
+
+/* --drain-to's longest URL (the agents' AGENT_NODE_URL_MAX). */
+#define SRV_DRAIN_TO_MAX 256
 
 /* The least --http-body-memory: one body of the largest in-memory route
  * (POST /v1/pprof, server/app.h SRV_PPROF_MAX_BODY) must fit. */

@@ -201,6 +201,14 @@ void srv_ingest_message(struct srv_app *app, const uint8_t *msg, size_t len,
 			*authorized = 1;
 		agg_ingest_batch(ing, b, &res);
 		ack.seq = b->seq;
+		/* Draining: the batch is stored here as usual, and the Ack
+		 * names the agent id's next node. Storing it (rather than
+		 * refusing it with the redirect) keeps exactly-once: a
+		 * retried batch this node stored is answered as a
+		 * duplicate here, never stored again on the next node, and
+		 * an agent that ignores the field loses nothing. */
+		if (app->cfg.drain_to)
+			ack.redirect = app->cfg.drain_to;
 		if (app->sampling &&
 		    srv_sampling_advise(app->sampling, b, &res, &advice))
 			ack.sampling = &advice;
