@@ -15,14 +15,18 @@
  * pairs); only a run without them (the open bucket, or one the merger
  * has not reached) is summed from its stacks, as a pull does.
  *
- * The comparison (agg_release_compare) is under equal label sets: a
- * release's rate in label set L is its CPU over its host-seconds there;
- * b's CPU is set against what it would have used at a's rate in each L
- * both hold (indirect standardization), so a change of the label mix
- * does not read as a change of cost. The interval is on the log of the
- * ratio (docs/http.md has the rule).
+ * Host-seconds are the binary's (the hosts table is keyed by binary and
+ * host, nothing stored says which label sets a host ran), so a bucket's
+ * host-seconds are counted once per release however many label sets it
+ * has: the route folds its cells per bucket (agg_rel_by_bucket) and
+ * compares those. agg_release_compare standardizes over the strata it is
+ * given (label set 0 alone from the route: over buckets only); a change of
+ * the label mix between releases therefore does read as a change of cost
+ * per host-hour. The interval is on the log of the ratio (docs/http.md
+ * has the rule).
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "aggregator/aggregator.h"
@@ -64,6 +68,35 @@ int agg_run_parts(store_txn *t, const struct store_totals_key *k,
 	store_aggs_run_fini(&run);
 	fdo_mem_give(FDO_MEM_BUILDS, held);
 	return rc;
+}
+
+static int cmp_bucket(const void *a, const void *b)
+{
+	const struct agg_rel_cell *x = a, *y = b;
+	return x->bucket < y->bucket ? -1 : x->bucket > y->bucket;
+}
+
+size_t agg_rel_by_bucket(const struct agg_rel_cell *c, size_t n,
+			 struct agg_rel_cell *out)
+{
+	if (!n)
+		return 0;
+	memcpy(out, c, n * sizeof *c);
+	qsort(out, n, sizeof *out, cmp_bucket);
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (m && out[m - 1].bucket == out[i].bucket) {
+			struct agg_rel_cell *y = &out[m - 1];
+			y->cpu += out[i].cpu;
+			y->samples += out[i].samples;
+			/* the same hosts: equal as built; the larger if not */
+			y->exposure = fmax(y->exposure, out[i].exposure);
+			continue;
+		}
+		out[m] = out[i];
+		out[m++].labelset = 0;
+	}
+	return m;
 }
 
 /* Per label set of one release: sums over its cells. */
