@@ -10,10 +10,12 @@
  * releases are ordered by first seen. The newest `limit` are answered.
  *
  * Workload: the binary's totals rows (one per label set and bucket),
- * each run's leaf build-id partitions (aggregator/releases.c: table aggs,
- * or one run's stacks for a bucket the merger has not summed yet, the
- * open bucket), the binary's hosts and the build-id records; never the
- * counts of every bucket.
+ * each run's leaf build-id partitions from the oldest listed release's
+ * first bucket on (aggregator/releases.c: table aggs, or the run's
+ * counts for a bucket the merger has not summed yet, the open bucket,
+ * each entry's stack read for its leaf), the binary's hosts and the
+ * build-id records. Memory: the rows, the releases' cells and a run's
+ * distinct leaf build-ids; never a run's frames.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,7 @@
 
 #define REL_LIMIT_DEFAULT 10
 #define REL_LIMIT_MAX	  100
+#define WINDOW_MAX_S	  86400 /* a batch's longest window (schemas.h) */
 
 struct rel {
 	uint32_t bid;
@@ -428,19 +431,13 @@ void srv_h_releases(void *a, struct srv_req *req, struct srv_resp *resp)
 			       REL_LIMIT_MAX);
 		return;
 	}
-	/* A run not summed in table aggs yet is summed from its stacks, as
-	 * a pull does: not while the budget's builds part is full. */
-	if (fdo_mem_full(FDO_MEM_BUILDS)) {
-		srv_resp_error(resp, 503,
-			       "the memory budget's builds part is full "
-			       "(--memory-budget): retry later");
-		srv_resp_header(resp, "Retry-After", "1");
-		return;
-	}
 	store_txn *t;
 	uint32_t binary;
-	if (srv_binary_txn(app, resp, 1, req->param[0], &t, &binary))
+	if (srv_binary_txn(app, resp, 1, req->param[0], &t, &binary)) {
+		if (resp->status == 503) /* the store: busy now */
+			srv_resp_header(resp, "Retry-After", "1");
 		return;
+	}
 	struct rel_scan s = {0};
 	uint64_t width = app->cfg.bucket ? app->cfg.bucket : 3600;
 	uint64_t now = (uint64_t)time(NULL), total = 0;
@@ -455,8 +452,16 @@ void srv_h_releases(void *a, struct srv_req *req, struct srv_resp *resp)
 	}
 	if (!rc)
 		rc = srv_totals_each(app, t, binary, keep_row, &s);
+	/* Buckets over before the oldest listed release was first seen
+	 * hold none of its samples: not read. A batch's samples may sit in
+	 * buckets up to its window (a day at most) before its end, which is
+	 * what first_seen is. */
+	uint64_t from = 0;
+	if (s.nrel && s.rel[0].rec.first_seen > width + WINDOW_MAX_S)
+		from = s.rel[0].rec.first_seen - width - WINDOW_MAX_S;
 	for (size_t i = 0; i < s.nrows && !rc; i++)
-		rc = add_run(&s, t, &s.rows[i], width, now);
+		if (s.rows[i].k.bucket >= from)
+			rc = add_run(&s, t, &s.rows[i], width, now);
 	for (size_t i = 0; i < s.nrel && !rc; i++) {
 		struct rel *x = &s.rel[i];
 		x->bcells =
@@ -472,6 +477,7 @@ void srv_h_releases(void *a, struct srv_req *req, struct srv_resp *resp)
 		scan_free(&s);
 		srv_resp_error(resp, 503, "cannot read the counts: %s",
 			       fdo_strerror(rc));
+		srv_resp_header(resp, "Retry-After", "1");
 		return;
 	}
 	struct fdo_buf *b = &resp->body;
