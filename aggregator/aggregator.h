@@ -365,6 +365,15 @@ struct agg_rel_cmp {
 	double samples_a, samples_b;
 };
 
+/* agg_rel_by_bucket folds a release's cells (label set, bucket; each
+ * with the binary's host-seconds of its bucket, as the route builds them)
+ * into one cell per bucket (label set 0), sorted by bucket, into out (room
+ * for n): CPU and samples summed, the host-seconds counted once, since
+ * nothing stored says which hosts ran which label set. Returns the cells
+ * written. */
+size_t agg_rel_by_bucket(const struct agg_rel_cell *c, size_t n,
+			 struct agg_rel_cell *out);
+
 /* agg_release_compare compares the cells of b against those of a (each
  * sorted by label set, then bucket). */
 void agg_release_compare(const struct agg_rel_cell *a, size_t na,

@@ -13,21 +13,24 @@
  * partitions in table aggs (filled by the merger), whose headers alone
  * are read (store_aggs_parts: a seek per partition, not its leaves and
  * pairs); only a run without them (the open bucket, or one the merger
- * has not reached) is summed from its stacks, as a pull does.
+ * has not reached) is summed from its counts, each entry's stack read
+ * for its leaf alone (stream_parts).
  *
- * The comparison (agg_release_compare) is under equal label sets: a
- * release's rate in label set L is its CPU over its host-seconds there;
- * b's CPU is set against what it would have used at a's rate in each L
- * both hold (indirect standardization), so a change of the label mix
- * does not read as a change of cost. The interval is on the log of the
- * ratio (docs/http.md has the rule).
+ * Host-seconds are the binary's (the hosts table is keyed by binary and
+ * host, nothing stored says which label sets a host ran), so a bucket's
+ * host-seconds are counted once per release however many label sets it
+ * has: the route folds its cells per bucket (agg_rel_by_bucket) and
+ * compares those. agg_release_compare standardizes over the strata it is
+ * given (label set 0 alone from the route: over buckets only); a change of
+ * the label mix between releases therefore does read as a change of cost
+ * per host-hour. The interval is on the log of the ratio (docs/http.md
+ * has the rule).
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "aggregator/aggregator.h"
-#include "aggregator/reduce.h"
-#include "common/mem.h"
 
 struct parts_visit {
 	const struct store_totals_key *k;
@@ -42,6 +45,77 @@ static int visit_part(void *arg, const struct store_aggs_part *part)
 		      part->samples);
 }
 
+/* One leaf build-id's sums of a run summed from its counts. */
+struct leaf_sum {
+	uint32_t bid;
+	wire_weight_t weight;
+	uint64_t samples;
+};
+
+static int cmp_leaf_sum(const void *a, const void *b)
+{
+	const struct leaf_sum *x = a, *y = b;
+	return x->bid < y->bid ? -1 : x->bid > y->bid;
+}
+
+/* The run's partition sums straight from its counts: each entry's stack
+ * read for its leaf frame's build-id alone, as reduce.c's compute pass
+ * classes a stack (an entry of weight 0, or whose stack is not stored,
+ * counts in no partition there either). Memory is the run's distinct
+ * leaf build-ids (a handful), not reduce.c's frame index and encoded
+ * run: a bucket the merger has not summed yet costs a read of its
+ * counts, nothing the memory budget needs to hold. */
+static int stream_parts(store_txn *t, const struct store_totals_key *k,
+			struct parts_visit *pv)
+{
+	uint8_t prefix[STORE_TOTALS_KEY_SIZE];
+	store_totals_key_encode(prefix, k);
+	store_counts_iter *c;
+	int rc = store_counts_iter_open(t, prefix, sizeof prefix, &c);
+	if (rc)
+		return rc;
+	struct leaf_sum *v = NULL;
+	size_t n = 0, cap = 0, last = 0;
+	struct store_counts_key ck;
+	struct store_weight w;
+	int crc;
+	while (!rc && (crc = store_counts_iter_next(c, &ck, &w)) == FDO_OK) {
+		if (!w.weight)
+			continue;
+		uint8_t key[STORE_STACK_KEY_SIZE];
+		store_stack_key_encode(key, ck.stack);
+		struct store_frame f[STORE_STACK_MAX_FRAMES];
+		size_t nf, sl;
+		const void *sv;
+		if (store_get(t, STORE_STACKS, key, sizeof key, &sv, &sl) ||
+		    store_stack_decode(sv, sl, f, STORE_STACK_MAX_FRAMES,
+				       &nf) ||
+		    nf == 0)
+			continue;
+		uint32_t bid = f[0].build_id;
+		if (!(last < n && v[last].bid == bid))
+			for (last = 0; last < n && v[last].bid != bid; last++)
+				;
+		if (last == n) {
+			if ((rc = fdo_grow(v, cap, n + 1)))
+				break;
+			v[n++] = (struct leaf_sum){bid, 0, 0};
+		}
+		v[last].weight += w.weight;
+		v[last].samples += w.samples;
+	}
+	store_counts_iter_close(c);
+	if (!rc && crc != FDO_OK && crc != FDO_ENOT_FOUND)
+		rc = crc;
+	if (!rc && n)
+		qsort(v, n, sizeof *v, cmp_leaf_sum);
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = pv->fn(pv->arg, pv->k, v[i].bid, v[i].weight,
+			    v[i].samples);
+	free(v);
+	return rc;
+}
+
 int agg_run_parts(store_txn *t, const struct store_totals_key *k,
 		  const struct store_totals *seen, agg_part_fn fn, void *arg)
 {
@@ -51,19 +125,37 @@ int agg_run_parts(store_txn *t, const struct store_totals_key *k,
 	if (rc != FDO_ENOT_FOUND && rc != FDO_ECORRUPT)
 		return rc;
 	/* Not stored (an open bucket, or one the merger has not filled
-	 * yet), or of another totals row: from the run's stacks. */
-	struct store_aggs_run run;
-	size_t held = 0;
-	if ((rc = red_compute(t, k, seen, &run)) == FDO_OK) {
-		/* Counted in the budget's builds part while it is held, as
-		 * a pull's profile is. */
-		held = run.cap;
-		fdo_mem_take(FDO_MEM_BUILDS, held);
-		rc = store_aggs_run_read(&run, 0, &v);
+	 * yet), or of another totals row: from the run's counts. */
+	return stream_parts(t, k, &pv);
+}
+
+static int cmp_bucket(const void *a, const void *b)
+{
+	const struct agg_rel_cell *x = a, *y = b;
+	return x->bucket < y->bucket ? -1 : x->bucket > y->bucket;
+}
+
+size_t agg_rel_by_bucket(const struct agg_rel_cell *c, size_t n,
+			 struct agg_rel_cell *out)
+{
+	if (!n)
+		return 0;
+	memcpy(out, c, n * sizeof *c);
+	qsort(out, n, sizeof *out, cmp_bucket);
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (m && out[m - 1].bucket == out[i].bucket) {
+			struct agg_rel_cell *y = &out[m - 1];
+			y->cpu += out[i].cpu;
+			y->samples += out[i].samples;
+			/* the same hosts: equal as built; the larger if not */
+			y->exposure = fmax(y->exposure, out[i].exposure);
+			continue;
+		}
+		out[m] = out[i];
+		out[m++].labelset = 0;
 	}
-	store_aggs_run_fini(&run);
-	fdo_mem_give(FDO_MEM_BUILDS, held);
-	return rc;
+	return m;
 }
 
 /* Per label set of one release: sums over its cells. */

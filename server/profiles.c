@@ -663,11 +663,13 @@ static void score_done(void *arg, const struct pcache_answer *a)
 }
 
 int srv_profile_score(struct srv_app *app, const char *binary,
-		      struct srv_score *s)
+		      const char *for_hex, struct srv_score *s)
 {
 	/* The pull a build job asks for the newest release with every
 	 * default: the same text, so the same cache key. */
-	static const char query[] = "for_build_id=newest";
+	char query[2 * FDO_BUILD_ID_MAX + 32];
+	snprintf(query, sizeof query, "for_build_id=%s",
+		 for_hex ? for_hex : "newest");
 	struct srv_req req = {.method = "GET",
 			      .path = "",
 			      .query = query,

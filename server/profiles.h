@@ -91,10 +91,10 @@ struct srv_score {
 	char why[512];		     /* else: the refusal's body (JSON) */
 };
 
-/* srv_profile_score builds (or finds in the cache) that pull; returns
- * s->status. */
+/* srv_profile_score builds (or finds in the cache) that pull, matched
+ * onto the release for_hex (NULL: the newest); returns s->status. */
 int srv_profile_score(struct srv_app *app, const char *binary,
-		      struct srv_score *s);
+		      const char *for_hex, struct srv_score *s);
 
 /* min_fresh_share= (server/readiness.c): 0 and *out, or -1 (not a share
  * from 0 to 1). */

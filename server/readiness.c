@@ -34,9 +34,12 @@
  * merge moves the generation; a score of the same newest release younger
  * than SCORE_REUSE_S is reused then, so that a page polling the binary
  * costs one build per SCORE_REUSE_S, not one per request. No score (null,
- * with the reason) when the binary has fewer than two releases, when the
- * newest release's files are not uploaded, or when the default pull is
- * refused (not ready, no symbols).
+ * with the reason) when the binary has fewer than two releases, when no
+ * release's files are uploaded, or when the default pull is refused (not
+ * ready, no symbols). The score is of the newest release whose files are
+ * uploaded (score_key.judged). A score that cannot be had now (the pull
+ * busy or broken, the store unreadable, no such binary) is not a reason
+ * to refuse as not ready: a rule answers the pull's status instead.
  *
  * Workload: one pass over the binary's totals (a row per label set and
  * bucket, storage/totals.c; not its counts, which are millions, which the
@@ -68,15 +71,29 @@ struct score_key {
 	size_t newest_len;
 	unsigned sym_state; /* the newest build-id's */
 	size_t releases;    /* build-ids of the binary */
+	/* The release the score is of: the newest with its executable and
+	 * DWARF uploaded (none: the newest, whose pull says what is
+	 * missing). Not the newest itself when that one's files are not
+	 * uploaded yet: a build the pipeline has not uploaded (or a stray
+	 * local build of the same name) must not hold every pull and
+	 * publish of the binary hostage to the rule. */
+	uint8_t judged[FDO_BUILD_ID_MAX];
+	size_t judged_len;
 };
 
 struct staleness {
 	struct score_key k;
 	int have; /* fresh_share holds */
 	char newest_hex[2 * FDO_BUILD_ID_MAX + 1];
+	char judged_hex[2 * FDO_BUILD_ID_MAX + 1]; /* "": the newest */
 	struct srv_score s;
 	char reason[512]; /* !have */
 	uint64_t computed_at;
+	/* 0, or why there is no score now rather than a reason to refuse:
+	 * 404 (no such binary), 503 (the score's pull was busy, or the
+	 * store could not be read), 500 (the pull broke). A rule passes
+	 * these through: they say nothing of the profile's freshness. */
+	int status;
 };
 
 /* Kept scores, the least recently computed replaced first. One table per
@@ -108,6 +125,11 @@ static int score_key_of(struct srv_app *app, const char *binary,
 		memcpy(k->newest, rec.build_id, rec.build_id_len);
 		k->newest_len = rec.build_id_len;
 		k->sym_state = rec.sym_state;
+		if ((rec.sym_state & STORE_SYM_EXECUTABLE) &&
+		    (rec.sym_state & STORE_SYM_DWARF)) {
+			memcpy(k->judged, rec.build_id, rec.build_id_len);
+			k->judged_len = rec.build_id_len;
+		}
 	}
 	store_txn_abort(t);
 	if (!rc)
@@ -150,10 +172,16 @@ static int staleness_get(struct srv_app *app, const char *binary,
 		snprintf(out->reason, sizeof out->reason, "%s",
 			 rc == FDO_ENOT_FOUND ? "no such binary"
 					      : fdo_strerror(rc));
+		out->status = rc == FDO_ENOT_FOUND ? 404 : 503;
 		return -1;
 	}
 	const struct score_key *k = &out->k;
 	fdo_hex_encode(k->newest, k->newest_len, out->newest_hex);
+	int older = k->judged_len &&
+		    (k->judged_len != k->newest_len ||
+		     memcmp(k->judged, k->newest, k->newest_len));
+	if (older)
+		fdo_hex_encode(k->judged, k->judged_len, out->judged_hex);
 	if (k->releases < 2) {
 		snprintf(out->reason, sizeof out->reason,
 			 k->releases ? "only one release of the binary is "
@@ -169,7 +197,9 @@ static int staleness_get(struct srv_app *app, const char *binary,
 		    c->k.newest_len != k->newest_len ||
 		    memcmp(c->k.newest, k->newest, k->newest_len) ||
 		    c->k.sym_state != k->sym_state ||
-		    c->k.releases != k->releases)
+		    c->k.releases != k->releases ||
+		    c->k.judged_len != k->judged_len ||
+		    memcmp(c->k.judged, k->judged, k->judged_len))
 			continue;
 		if (c->k.gen == k->gen ||
 		    now < c->computed_at + SCORE_REUSE_S) {
@@ -179,13 +209,24 @@ static int staleness_get(struct srv_app *app, const char *binary,
 		}
 	}
 	pthread_mutex_unlock(&scores.mu);
-	int status = srv_profile_score(app, binary, &out->s);
+	int status = srv_profile_score(app, binary,
+				       older ? out->judged_hex : NULL, &out->s);
 	out->computed_at = now;
 	out->have = status == 200;
 	if (!out->have)
 		error_text(out->s.why, out->reason, sizeof out->reason);
-	if (status == 503 || status == 500)
+	else if (older)
+		snprintf(out->reason, sizeof out->reason,
+			 "the newest release %s has no %s uploaded: the "
+			 "score is of release %s, the newest with both",
+			 out->newest_hex,
+			 !(k->sym_state & STORE_SYM_EXECUTABLE) ? "executable"
+								: "DWARF",
+			 out->judged_hex);
+	if (status == 503 || status == 500) {
+		out->status = status;
 		return 0; /* busy or broken now: not kept */
+	}
 	pthread_mutex_lock(&scores.mu);
 	size_t slot = scores.n;
 	for (size_t i = 0; i < scores.n; i++)
@@ -239,6 +280,13 @@ static void json_staleness(struct fdo_buf *b, const struct staleness *st)
 		fdo_buf_json_str(b, st->newest_hex);
 	else
 		fdo_buf_puts(b, "null");
+	fdo_buf_puts(b, ",\"judged_build_id\":");
+	if (st->judged_hex[0])
+		fdo_buf_json_str(b, st->judged_hex);
+	else if (st->k.newest_len)
+		fdo_buf_json_str(b, st->newest_hex);
+	else
+		fdo_buf_puts(b, "null");
 	fdo_buf_printf(
 		b, ",\"releases\":%zu,\"profile_samples\":", st->k.releases);
 	if (st->have)
@@ -264,10 +312,10 @@ static void json_staleness(struct fdo_buf *b, const struct staleness *st)
 	else
 		fdo_buf_puts(b, "null");
 	fdo_buf_puts(b, ",\"reason\":");
-	if (st->have)
-		fdo_buf_puts(b, "null");
-	else
+	if (st->reason[0])
 		fdo_buf_json_str(b, st->reason);
+	else
+		fdo_buf_puts(b, "null");
 	fdo_buf_putc(b, '}');
 }
 
@@ -351,6 +399,15 @@ int srv_fresh_refuse(struct srv_app *app, const struct srv_preq *pr,
 		return 0;
 	struct staleness st;
 	staleness_get(app, pr->q.binary, &st);
+	if (st.status) {
+		srv_resp_error(resp, st.status,
+			       "min_fresh_share: no staleness score now: %s%s",
+			       st.reason,
+			       st.status == 503 ? " (retry later)" : "");
+		if (st.status == 503)
+			srv_resp_header(resp, "Retry-After", "1");
+		return -1;
+	}
 	if (!fresh_fails(&st, pr->min_fresh))
 		return 0;
 	resp->status = 409;
@@ -572,6 +629,16 @@ void srv_h_readiness(void *a, struct srv_req *req, struct srv_resp *resp)
 	if (pr.min_fresh > 0) {
 		staleness_get(app, req->param[0], &fresh_st);
 		fresh = &fresh_st;
+		if (fresh_st.status) { /* as a pull's rule: not an answer */
+			free(v);
+			srv_resp_error(resp, fresh_st.status,
+				       "min_fresh_share: no staleness score "
+				       "now: %s",
+				       fresh_st.reason);
+			if (fresh_st.status == 503)
+				srv_resp_header(resp, "Retry-After", "1");
+			return;
+		}
 	}
 	struct fdo_buf *b = &resp->body;
 	fdo_buf_puts(b, "{\"binary\":");

@@ -10,10 +10,12 @@
  * releases are ordered by first seen. The newest `limit` are answered.
  *
  * Workload: the binary's totals rows (one per label set and bucket),
- * each run's leaf build-id partitions (aggregator/releases.c: table aggs,
- * or one run's stacks for a bucket the merger has not summed yet, the
- * open bucket), the binary's hosts and the build-id records; never the
- * counts of every bucket.
+ * each run's leaf build-id partitions from the oldest listed release's
+ * first bucket on (aggregator/releases.c: table aggs, or the run's
+ * counts for a bucket the merger has not summed yet, the open bucket,
+ * each entry's stack read for its leaf), the binary's hosts and the
+ * build-id records. Memory: the rows, the releases' cells and a run's
+ * distinct leaf build-ids; never a run's frames.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,7 @@
 
 #define REL_LIMIT_DEFAULT 10
 #define REL_LIMIT_MAX	  100
+#define WINDOW_MAX_S	  86400 /* a batch's longest window (schemas.h) */
 
 struct rel {
 	uint32_t bid;
@@ -37,6 +40,9 @@ struct rel {
 	char version_id[2 * STORE_SHA256_SIZE + 1];
 	struct agg_rel_cell *cells;
 	size_t ncells, cap;
+	/* cells folded per bucket (agg_rel_by_bucket): totals, comparison */
+	struct agg_rel_cell *bcells;
+	size_t nbcells;
 };
 
 struct row {
@@ -52,8 +58,14 @@ struct rel_scan {
 	/* the binary's hosts' first and (last + 60) seen, each sorted */
 	uint64_t *firsts, *lasts;
 	size_t nhosts, cap_firsts, cap_lasts;
-	/* one run's partitions: own weight per release, the rest */
-	double *own, *own_samples, rest, rest_samples;
+	/* Every release's build-id (sorted), kept or not: a partition is
+	 * classed against all of them, so that limit= does not move an
+	 * older release's own weight into the shared part. */
+	uint32_t *all;
+	size_t nall;
+	/* one run's partitions: own weight per kept release, the own weight
+	 * of releases not kept, the rest (shared libraries) */
+	double *own, *own_samples, older, rest, rest_samples;
 	double unattributed; /* weight of runs with no release's code */
 };
 
@@ -78,13 +90,21 @@ static int keep_host(void *arg, uint32_t host, const struct store_host *h)
 	if (rc)
 		return rc;
 	s->firsts[s->nhosts] = h->first;
-	s->lasts[s->nhosts++] = h->last + 60; /* kept to the minute */
+	/* kept to the minute; a stored last near the end of time stays */
+	s->lasts[s->nhosts++] = h->last > UINT64_MAX - 60 ? UINT64_MAX
+							  : h->last + 60;
 	return FDO_OK;
 }
 
 static double wdouble(wire_weight_t w)
 {
 	return (double)w / 1e6; /* fixed point: 1e-6 event unit */
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
 }
 
 static int take_part(void *arg, const struct store_totals_key *k,
@@ -98,6 +118,10 @@ static int take_part(void *arg, const struct store_totals_key *k,
 			s->own_samples[i] += (double)samples;
 			return FDO_OK;
 		}
+	if (bsearch(&leaf_bid, s->all, s->nall, sizeof *s->all, cmp_u32)) {
+		s->older += wdouble(weight); /* a release not listed */
+		return FDO_OK;
+	}
 	s->rest += wdouble(weight);
 	s->rest_samples += (double)samples;
 	return FDO_OK;
@@ -140,11 +164,15 @@ static int add_run(struct rel_scan *s, store_txn *t, const struct row *r,
 {
 	for (size_t i = 0; i < s->nrel; i++)
 		s->own[i] = s->own_samples[i] = 0;
-	s->rest = s->rest_samples = 0;
+	s->rest = s->rest_samples = s->older = 0;
 	int rc = agg_run_parts(t, &r->k, &r->v, take_part, s);
 	if (rc)
 		return rc;
-	double own = 0;
+	/* The shared part goes to every release of the run in proportion
+	 * to its own, the releases not listed too: their share (as their
+	 * own weight) is dropped, so a listed release's CPU does not
+	 * depend on limit=. */
+	double own = s->older;
 	for (size_t i = 0; i < s->nrel; i++)
 		own += s->own[i];
 	if (own <= 0) {
@@ -229,8 +257,19 @@ static int find_releases(store_txn *t, uint32_t binary, size_t limit,
 	for (size_t i = 0; i < n; i++)
 		v[i].number = i + 1;
 	*total = n;
+	s->all = malloc((n ? n : 1) * sizeof *s->all);
+	if (!s->all) {
+		free(v);
+		return FDO_ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		s->all[i] = v[i].bid;
+	s->nall = n;
+	if (n)
+		qsort(s->all, n, sizeof *s->all, cmp_u32);
 	size_t skip = n > limit ? n - limit : 0;
-	memmove(v, v + skip, (n - skip) * sizeof *v);
+	if (skip)
+		memmove(v, v + skip, (n - skip) * sizeof *v);
 	s->rel = v;
 	s->nrel = n - skip;
 	s->own = calloc(s->nrel ? s->nrel : 1, sizeof *s->own);
@@ -240,9 +279,12 @@ static int find_releases(store_txn *t, uint32_t binary, size_t limit,
 
 static void scan_free(struct rel_scan *s)
 {
-	for (size_t i = 0; i < s->nrel; i++)
+	for (size_t i = 0; i < s->nrel; i++) {
 		free(s->rel[i].cells);
+		free(s->rel[i].bcells);
+	}
 	free(s->rel);
+	free(s->all);
 	free(s->rows);
 	free(s->firsts);
 	free(s->lasts);
@@ -255,10 +297,10 @@ static void json_release(struct fdo_buf *b, store_txn *t, const struct rel *x)
 	char hex[2 * FDO_BUILD_ID_MAX + 1];
 	fdo_hex_encode(x->rec.build_id, x->rec.build_id_len, hex);
 	double w = 0, e = 0, n = 0;
-	for (size_t i = 0; i < x->ncells; i++) {
-		w += x->cells[i].cpu;
-		e += x->cells[i].exposure;
-		n += x->cells[i].samples;
+	for (size_t i = 0; i < x->nbcells; i++) {
+		w += x->bcells[i].cpu;
+		e += x->bcells[i].exposure;
+		n += x->bcells[i].samples;
 	}
 	fdo_buf_printf(b,
 		       "{\"release\":%llu,\"build_id\":\"%s\","
@@ -315,7 +357,18 @@ static void json_compare(struct fdo_buf *b, const struct rel *a,
 			 const struct rel *x)
 {
 	struct agg_rel_cmp c;
-	agg_release_compare(a->cells, a->ncells, x->cells, x->ncells, &c);
+	agg_release_compare(a->bcells, a->nbcells, x->bcells, x->nbcells, &c);
+	/* The label sets both hold (both ran with those labels); the ratio
+	 * is over all of them, per bucket. */
+	size_t common = 0;
+	for (size_t i = 0, j = 0; i < a->ncells; i++) {
+		uint32_t ls = a->cells[i].labelset;
+		if (i && a->cells[i - 1].labelset == ls)
+			continue;
+		while (j < x->ncells && x->cells[j].labelset < ls)
+			j++;
+		common += j < x->ncells && x->cells[j].labelset == ls;
+	}
 	char ha[2 * FDO_BUILD_ID_MAX + 1], hx[2 * FDO_BUILD_ID_MAX + 1];
 	fdo_hex_encode(a->rec.build_id, a->rec.build_id_len, ha);
 	fdo_hex_encode(x->rec.build_id, x->rec.build_id_len, hx);
@@ -326,15 +379,15 @@ static void json_compare(struct fdo_buf *b, const struct rel *a,
 		       "\"previous_buckets\":%zu,\"samples\":%.0f,"
 		       "\"previous_samples\":%.0f,",
 		       (unsigned long long)x->number, hx,
-		       (unsigned long long)a->number, ha, c.labelsets,
-		       c.cells_b, c.cells_a, c.samples_b, c.samples_a);
+		       (unsigned long long)a->number, ha, common, c.cells_b,
+		       c.cells_a, c.samples_b, c.samples_a);
 	if (c.ratio <= 0) {
 		fdo_buf_puts(b, "\"ratio\":null,\"low\":null,\"high\":null,"
 				"\"text\":");
 		char text[256];
 		snprintf(text, sizeof text,
-			 "release %llu (%.12s): no label set in common with "
-			 "release %llu",
+			 "release %llu (%.12s): no CPU measured for it or "
+			 "for release %llu",
 			 (unsigned long long)x->number, hx,
 			 (unsigned long long)a->number);
 		fdo_buf_json_str(b, text);
@@ -378,19 +431,13 @@ void srv_h_releases(void *a, struct srv_req *req, struct srv_resp *resp)
 			       REL_LIMIT_MAX);
 		return;
 	}
-	/* A run not summed in table aggs yet is summed from its stacks, as
-	 * a pull does: not while the budget's builds part is full. */
-	if (fdo_mem_full(FDO_MEM_BUILDS)) {
-		srv_resp_error(resp, 503,
-			       "the memory budget's builds part is full "
-			       "(--memory-budget): retry later");
-		srv_resp_header(resp, "Retry-After", "1");
-		return;
-	}
 	store_txn *t;
 	uint32_t binary;
-	if (srv_binary_txn(app, resp, 1, req->param[0], &t, &binary))
+	if (srv_binary_txn(app, resp, 1, req->param[0], &t, &binary)) {
+		if (resp->status == 503) /* the store: busy now */
+			srv_resp_header(resp, "Retry-After", "1");
 		return;
+	}
 	struct rel_scan s = {0};
 	uint64_t width = app->cfg.bucket ? app->cfg.bucket : 3600;
 	uint64_t now = (uint64_t)time(NULL), total = 0;
@@ -405,13 +452,32 @@ void srv_h_releases(void *a, struct srv_req *req, struct srv_resp *resp)
 	}
 	if (!rc)
 		rc = srv_totals_each(app, t, binary, keep_row, &s);
+	/* Buckets over before the oldest listed release was first seen
+	 * hold none of its samples: not read. A batch's samples may sit in
+	 * buckets up to its window (a day at most) before its end, which is
+	 * what first_seen is. */
+	uint64_t from = 0;
+	if (s.nrel && s.rel[0].rec.first_seen > width + WINDOW_MAX_S)
+		from = s.rel[0].rec.first_seen - width - WINDOW_MAX_S;
 	for (size_t i = 0; i < s.nrows && !rc; i++)
-		rc = add_run(&s, t, &s.rows[i], width, now);
+		if (s.rows[i].k.bucket >= from)
+			rc = add_run(&s, t, &s.rows[i], width, now);
+	for (size_t i = 0; i < s.nrel && !rc; i++) {
+		struct rel *x = &s.rel[i];
+		x->bcells =
+			malloc((x->ncells ? x->ncells : 1) * sizeof *x->bcells);
+		if (!x->bcells)
+			rc = FDO_ENOMEM;
+		else
+			x->nbcells = agg_rel_by_bucket(x->cells, x->ncells,
+						       x->bcells);
+	}
 	if (rc) {
 		store_txn_abort(t);
 		scan_free(&s);
 		srv_resp_error(resp, 503, "cannot read the counts: %s",
 			       fdo_strerror(rc));
+		srv_resp_header(resp, "Retry-After", "1");
 		return;
 	}
 	struct fdo_buf *b = &resp->body;

@@ -369,7 +369,13 @@ static void h_binary(void *a, struct srv_req *req, struct srv_resp *resp)
 	json_binary(app, &resp->body, t, id, 1);
 	store_txn_abort(t);
 	/* The staleness score (server/readiness.c) after the read: it may
-	 * build a profile. In place of json_binary's closing brace. */
+	 * build a profile. In place of json_binary's closing brace, which
+	 * an out-of-memory body does not have. */
+	struct fdo_buf *b = &resp->body;
+	if (b->oom || !b->len || b->data[b->len - 1] != '}') {
+		srv_resp_error(resp, 500, "out of memory");
+		return;
+	}
 	resp->body.len--;
 	fdo_buf_putc(&resp->body, ',');
 	srv_staleness_json(app, req->param[0], &resp->body);

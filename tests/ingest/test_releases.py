@@ -277,3 +277,37 @@ def test_host_hours(tmp_path):
         c, = r["comparisons"]
         assert abs(c["ratio"] - 1) < 1e-9 and c["low"] < 1 < c["high"], c
         assert c["text"].startswith("release 2 (cdcdcdcdcdcd): +0.0% CPU"), c
+
+
+def test_limit_and_label_sets(tmp_path):
+    """Two releases side by side in one bucket on one host, release 2 in
+    two label sets: release 2's weight is the same whatever limit= lists
+    (release 1's own weight is never shared out to it), and the bucket's
+    host-hours count once per release, not once per label set."""
+    hour = int(time.time()) // 3600 * 3600
+    b0 = hour - 3600
+    with Daemon(tmp_path / "data") as d:
+        batches = [("a1", "ab" * 20, b0 + 60, "zone=a", 100),
+                   ("a2", "cd" * 20, b0 + 120, "zone=a", 100),
+                   ("a3", "cd" * 20, b0 + 120, "zone=b", 200)]
+        for i, (agent, bid, t0, label, n) in enumerate(batches):
+            rc, out = d.push(batch_text(
+                agent, i + 1, "side", bid, [(n, [0x555555555000])],
+                t0=t0, host="host-1", labels=(label,)))
+            assert rc == 0, out
+        d.wait_merged()
+        r = d.get("/v1/binaries/side/releases?limit=10")
+        new, old = r["releases"]
+        assert new["build_id"] == "cd" * 20 and new["release"] == 2, r
+        assert new["weight"] == pytest.approx(3 * old["weight"]), r
+        one = d.get("/v1/binaries/side/releases?limit=1")
+        x, = one["releases"]
+        assert x["release"] == 2 and x["weight"] == new["weight"], one
+        # One host, one closed hour: one host-hour each, however many
+        # label sets release 2 ran with.
+        assert (old["host_hours"], new["host_hours"]) == (1, 1), r
+        assert [x["host_hours"] for x in new["label_sets"]] == [1, 1], r
+        c, = r["comparisons"]
+        assert c["label_sets"] == 1 and c["buckets"] == 1, c
+        assert c["ratio"] == pytest.approx(3), c
+        assert x["host_hours"] == 1, one

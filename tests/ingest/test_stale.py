@@ -416,16 +416,48 @@ def test_staleness_unavailable(tmp_path, releases):
         # does not refuse its pulls.
         st, body = d.request("GET", "/v1/profiles/st?" + Q)
         assert st == 200, body
-        # A newest release without DWARF: null, and the reason says so.
+        # A newest release without DWARF (a build not uploaded yet, or a
+        # stray local build of the same name): the score is of the
+        # newest release with both files (v1), and the reason says why.
         with open(releases["v2nodwarf"], "rb") as f:
             assert d.request("PUT", "/v1/symbols?binary=st",
                              f.read())[0] == 201
         s = staleness(d)
-        assert s["fresh_share"] is None and s["releases"] == 2, s
+        assert s["releases"] == 2, s
         assert s["newest_build_id"] == build_id(releases["v2nodwarf"]), s
+        assert s["judged_build_id"] == build_id(v1), s
+        assert s["fresh_share"] == 1.0, s
+        assert "no DWARF" in s["reason"], s
+        assert build_id(v1) in s["reason"], s
+        # ... so the configured minimum does not refuse the fleet's
+        # pulls and publishes for it.
+        st, body = d.request("GET", "/v1/profiles/st?" + Q)
+        assert st == 200, body
+        st, body = d.request("POST", "/v1/profiles/st/publish")
+        assert st == 201, body
+        r = json.loads(d.request("GET", "/v1/binaries/st/readiness")[1])
+        assert r["all"]["ready"] is True, r
+        assert r["staleness"]["judged_build_id"] == build_id(v1), r
+        # An unknown binary is 404, not a 409 "not ready".
+        st, body = d.request("GET", "/v1/profiles/nosuch?" + Q)
+        assert st == 404, body
+
+
+def test_staleness_none_uploaded(tmp_path, releases):
+    """No release has its executable and DWARF: no score, the rule
+    refuses (409) with the reason."""
+    v1 = releases["v1"]
+    with Daemon(tmp_path / "data",
+                extra=["--min-fresh-share", "0.5"]) as d:
+        push_v1(d, v1)
+        with open(releases["v2nodwarf"], "rb") as f:
+            assert d.request("PUT", "/v1/symbols?binary=st",
+                             f.read())[0] == 201
+        d.wait_pending_zero()
+        s = staleness(d)
+        assert s["fresh_share"] is None and s["releases"] == 2, s
         assert "no DWARF" in s["reason"], s
         assert fresh_gauge(d) is None
-        # The configured minimum refuses a pull without a score ...
         st, body = d.request("GET", "/v1/profiles/st?" + Q)
         assert st == 409, body
         f = json.loads(body)["failed"][0]
@@ -433,14 +465,6 @@ def test_staleness_unavailable(tmp_path, releases):
         assert "no DWARF" in f["reason"], f
         st, body = d.request("POST", "/v1/profiles/st/publish")
         assert st == 409 and b"min_fresh_share" in body, body
-        # ... which the request may lift.
-        st, _ = d.request("GET", "/v1/profiles/st?" + Q +
-                          "&min_fresh_share=0")
-        assert st == 200
-        st, body = d.request("GET", "/v1/binaries/st/readiness")
-        r = json.loads(body)
-        assert r["all"]["ready"] is False, r
-        assert "no DWARF" in r["all"]["failed"][0]["reason"], r
 
 
 def test_bad_min_fresh_share_option(tmp_path):

@@ -567,6 +567,96 @@ TEST(profiles_from_stored_bucket_sums)
 	snprintf(datadir, sizeof datadir, "%s/data", test_tmpdir());
 }
 
+/* Every leaf build-id partition of every run of binary "prof", as
+ * agg_run_parts gives them (the releases route's read). */
+struct parts_seen {
+	struct store_totals_key k[64];
+	uint32_t bid[64];
+	wire_weight_t weight[64];
+	uint64_t samples[64];
+	size_t n;
+	store_txn *t;
+	int rc;
+};
+
+static int part_seen(void *arg, const struct store_totals_key *k,
+		     uint32_t leaf_bid, wire_weight_t weight, uint64_t samples)
+{
+	struct parts_seen *ps = arg;
+	if (ps->n == 64)
+		return FDO_ELIMIT;
+	ps->k[ps->n] = *k;
+	ps->bid[ps->n] = leaf_bid;
+	ps->weight[ps->n] = weight;
+	ps->samples[ps->n++] = samples;
+	return FDO_OK;
+}
+
+static int run_seen(void *arg, const struct store_totals_key *k,
+		    const struct store_totals *v)
+{
+	struct parts_seen *ps = arg;
+	return agg_run_parts(ps->t, k, v, part_seen, ps);
+}
+
+static void all_parts(store *st, struct parts_seen *ps)
+{
+	memset(ps, 0, sizeof *ps);
+	uint32_t binary;
+	REQUIRE(store_txn_begin(st, 0, &ps->t) == FDO_OK);
+	REQUIRE(store_intern_binary(ps->t, "prof", 4, 0, &binary) == FDO_OK);
+	CHECK_EQ_INT(store_totals_each(ps->t, binary, run_seen, ps), FDO_OK);
+	store_txn_abort(ps->t);
+}
+
+/*
+ * The releases route's partitions of a run (agg_run_parts): summed from
+ * the run's counts when table aggs does not hold it, the very sums a
+ * pull stores there after.
+ */
+TEST(release_parts_from_counts_are_the_stored_ones)
+{
+	REQUIRE(setup());
+	snprintf(datadir, sizeof datadir, "%s/data-parts", test_tmpdir());
+	struct world w;
+	REQUIRE(world_open(&w));
+	unsigned long now = (unsigned long)time(NULL);
+	unsigned long hour = now - now % 3600;
+	push(w.ing, "a", 1, "mode=serving", hour - 7200, 90, 10);
+	push(w.ing, "b", 1, "mode=batch", hour - 7200, 10, 90);
+	push(w.ing, "c", 1, "mode=serving", hour - 3600, 30, 30);
+	uint32_t bid;
+	symbolize(&w, &bid);
+	uint64_t rows;
+	CHECK_EQ_INT(stored_runs(w.st, &rows), 0);
+	struct parts_seen *from_counts = calloc(1, sizeof *from_counts);
+	struct parts_seen *stored = calloc(1, sizeof *stored);
+	REQUIRE(from_counts && stored);
+	all_parts(w.st, from_counts);
+	CHECK_EQ_INT(from_counts->n, 3);
+	struct agg_profile_query q = {.binary = "prof", .now = now};
+	check_reduced_same(&w, &q); /* stores the runs' sums */
+	CHECK_EQ_INT(stored_runs(w.st, &rows), 3);
+	all_parts(w.st, stored);
+	CHECK_EQ_INT(stored->n, from_counts->n);
+	for (size_t i = 0; i < stored->n && i < from_counts->n; i++) {
+		CHECK(!memcmp(&stored->k[i], &from_counts->k[i],
+			      sizeof stored->k[i]));
+		CHECK_EQ_INT(stored->bid[i], from_counts->bid[i]);
+		CHECK_EQ_INT(stored->bid[i], bid);
+		CHECK(stored->weight[i] == from_counts->weight[i]);
+		CHECK_EQ_INT(stored->samples[i], from_counts->samples[i]);
+	}
+	/* Every sample of the three batches (100, 100 and 60). */
+	CHECK_EQ_INT(from_counts->samples[0] + from_counts->samples[1] +
+			     from_counts->samples[2],
+		     260);
+	free(from_counts);
+	free(stored);
+	world_close(&w);
+	snprintf(datadir, sizeof datadir, "%s/data", test_tmpdir());
+}
+
 /*
  * The merger computes the sums of the buckets that are over between
  * merges, without a pull: the same rows a pull would store (a profile

@@ -1,9 +1,10 @@
 /*
  * Tests for aggregator/releases.c's comparison (agg_release_compare) on
  * cells whose answer is known: side by side in the same buckets; apart in
- * time with other host counts; a label mix that changes between releases
- * (not read as a change of cost); no label set in common; the interval
- * narrows with samples and widens with spread between buckets.
+ * time with other host counts; the route's cells of two label sets folded
+ * per bucket (agg_rel_by_bucket: host-seconds once); strata standardized;
+ * nothing in common; the interval narrows with samples and widens with
+ * spread between buckets.
  */
 #include <math.h>
 
@@ -56,10 +57,46 @@ TEST(apart_in_time_with_other_hosts)
 	CHECK(c.lo < 0.9 && c.hi > 0.9 && c.hi < 1.0);
 }
 
-TEST(label_mix_is_not_cost)
+/* Cells as the route builds them (server/releases.c add_run): one per
+ * (label set, bucket), each with the binary's host-seconds of the bucket
+ * (the hosts table has no label set), folded per bucket. */
+TEST(label_sets_share_the_hosts)
 {
-	/* Label set 1 costs 1 per host-second, 2 costs 10, in both
-	 * releases; b runs mostly in label set 2. */
+	/* One host, one hour: a in label set 1 alone, b in 1 and 2. */
+	struct agg_rel_cell a[] = {cell(1, 0, 100, 1000, 3600)};
+	struct agg_rel_cell b[] = {cell(1, 0, 100, 1000, 3600),
+				   cell(1, 3600, 50, 500, 3600),
+				   cell(2, 0, 200, 2000, 3600)};
+	struct agg_rel_cell fa[NB(a)], fb[NB(b)];
+	size_t na = agg_rel_by_bucket(a, NB(a), fa);
+	size_t nb = agg_rel_by_bucket(b, NB(b), fb);
+	CHECK(na == 1 && nb == 2);
+	/* Bucket 0: both label sets' CPU, its host-seconds once. */
+	CHECK(fb[0].bucket == 0 && fb[0].labelset == 0);
+	CHECK(fb[0].cpu == 300 && fb[0].samples == 3000);
+	CHECK(fb[0].exposure == 3600);
+	CHECK(fb[1].bucket == 3600 && fb[1].cpu == 50);
+	struct agg_rel_cmp c;
+	agg_release_compare(fa, na, fb, nb, &c);
+	/* Per bucket (the only bucket both ran in is 0): b's 350 over its
+	 * 7200 host-seconds against a's 100 over 3600. */
+	CHECK(near(c.ratio, (350.0 / 7200) / (100.0 / 3600), 1e-12));
+	CHECK(c.labelsets == 1 && c.cells_a == 1 && c.cells_b == 2);
+	/* A label mix that changes does read as a change of cost: nothing
+	 * says how many host-seconds each label set had. */
+	struct agg_rel_cell b2[] = {cell(2, 0, 300, 3000, 3600)};
+	struct agg_rel_cell fb2[1];
+	agg_release_compare(fa, na, fb2, agg_rel_by_bucket(b2, 1, fb2), &c);
+	CHECK(near(c.ratio, 3.0, 1e-12));
+	CHECK(agg_rel_by_bucket(NULL, 0, NULL) == 0);
+}
+
+/* agg_release_compare alone: the strata it is given are standardized
+ * over (the route gives it one, label set 0). */
+TEST(strata_standardized)
+{
+	/* Stratum 1 costs 1 per host-second, 2 costs 10, in both
+	 * releases; b runs mostly in stratum 2. */
 	struct agg_rel_cell a[] = {cell(1, 0, 900, 9000, 900),
 				   cell(2, 0, 1000, 10000, 100)};
 	struct agg_rel_cell b[] = {cell(1, 0, 100, 1000, 100),
@@ -68,7 +105,7 @@ TEST(label_mix_is_not_cost)
 	agg_release_compare(a, NB(a), b, NB(b), &c);
 	CHECK(near(c.ratio, 1.0, 1e-12));
 	CHECK(c.labelsets == 2);
-	/* A label set only one release holds does not count. */
+	/* A stratum only one release holds does not count. */
 	struct agg_rel_cell b3[] = {cell(1, 0, 100, 1000, 100),
 				    cell(2, 0, 9000, 90000, 900),
 				    cell(3, 0, 1e9, 1e6, 1)};
