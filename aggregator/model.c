@@ -601,14 +601,32 @@ static uint32_t call_record(struct mb *b, uint32_t insn)
 	return pr == PLACE_OK ? rec : pr == PLACE_NOMEM ? NONE - 1 : NONE;
 }
 
+/* call_record, remembered per instruction in memo (0: not asked yet,
+ * else the answer + 1): a call instruction recurs once per callee the
+ * stacks saw, and a repeated place_chain only finds what its first call
+ * made, so the answers and the records made are the same. */
+static uint32_t call_record_memo(struct mb *b, uint32_t *memo, uint32_t insn)
+{
+	if (memo[insn])
+		return memo[insn] - 1;
+	uint32_t rec = call_record(b, insn);
+	if (rec != NONE - 1)
+		memo[insn] = rec + 1;
+	return rec;
+}
+
 /* Call targets of call instructions with block counts. */
 static int add_block_calls(struct mb *b)
 {
 	const struct prof *p = b->p;
 	/* Per instruction: the stacks' total through it. */
 	double *through = calloc(p->ninsns ? p->ninsns : 1, sizeof *through);
-	if (!through)
+	uint32_t *memo = calloc(p->ninsns ? p->ninsns : 1, sizeof *memo);
+	if (!through || !memo) {
+		free(through);
+		free(memo);
 		return FDO_ENOMEM;
+	}
 	for (size_t i = 0; i < b->nsites; i++)
 		through[b->sites[i].insn] += b->sites[i].count;
 	int rc = FDO_OK;
@@ -618,7 +636,7 @@ static int add_block_calls(struct mb *b)
 		if (c->insn >= p->ninsns || !name_ok(b, c->callee))
 			continue;
 		through[c->insn] += c->count;
-		uint32_t rec = call_record(b, c->insn);
+		uint32_t rec = call_record_memo(b, memo, c->insn);
 		if (rec == NONE - 1)
 			rc = FDO_ENOMEM;
 		if (rec >= NONE - 1 || !(c->count > 0))
@@ -637,7 +655,7 @@ static int add_block_calls(struct mb *b)
 		const struct prof_insn *in = &p->insns[s->insn];
 		double c = p->blocks[in->block].count * s->count /
 			   through[s->insn];
-		uint32_t rec = call_record(b, s->insn);
+		uint32_t rec = call_record_memo(b, memo, s->insn);
 		if (rec == NONE - 1)
 			rc = FDO_ENOMEM;
 		if (rec >= NONE - 1 || !(c > 0))
@@ -658,7 +676,7 @@ static int add_block_calls(struct mb *b)
 		    in->callee == PROF_NONE || !name_ok(b, in->callee) ||
 		    !(bl->count > 0) || p->funcs[bl->func].status)
 			continue;
-		uint32_t rec = call_record(b, (uint32_t)i);
+		uint32_t rec = call_record_memo(b, memo, (uint32_t)i);
 		if (rec == NONE - 1)
 			rc = FDO_ENOMEM;
 		if (rec >= NONE - 1)
@@ -672,6 +690,7 @@ static int add_block_calls(struct mb *b)
 		}
 	}
 	free(through);
+	free(memo);
 	return rc;
 }
 
