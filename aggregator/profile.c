@@ -833,8 +833,11 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 	/* Distinct hosts of the binary. */
 	store_hosts_count(b.t, binary, &p->hosts);
 	rc = FDO_OK;
-	if (q->blocks && b.indexes)
+	if (q->blocks && b.indexes) {
+		p->frames_room = b.cap_frames;
 		rc = agg_blocks_build(p, b.indexes, q->spread, q->dispersion);
+		p->frames_room = 0;
+	}
 out:
 	for (size_t i = 0; i < p->nbuild_ids; i++)
 		if (b.indexes && b.indexes[i])
