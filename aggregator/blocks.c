@@ -921,8 +921,13 @@ int agg_blocks_exact(struct prof *p, uint32_t bid, sym_index *idx,
 int agg_blocks_build(struct prof *p, sym_index *const *indexes, double spread,
 		     double dispersion)
 {
+	/* The room its builder made (aggregator/profile.c sizes the
+	 * locations' frames once): appending within it copies nothing,
+	 * where growing from nframes would copy the whole array. */
 	struct bb b = {.p = p,
-		       .cap_frames = p->nframes,
+		       .cap_frames = p->frames_room > p->nframes
+					     ? p->frames_room
+					     : p->nframes,
 		       .spread = spread,
 		       .dispersion = dispersion};
 	int rc = prof_reduce(p); /* its leaves and pairs are what it reads */

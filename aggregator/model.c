@@ -601,14 +601,32 @@ static uint32_t call_record(struct mb *b, uint32_t insn)
 	return pr == PLACE_OK ? rec : pr == PLACE_NOMEM ? NONE - 1 : NONE;
 }
 
+/* call_record, remembered per instruction in memo (0: not asked yet,
+ * else the answer + 1): a call instruction recurs once per callee the
+ * stacks saw, and a repeated place_chain only finds what its first call
+ * made, so the answers and the records made are the same. */
+static uint32_t call_record_memo(struct mb *b, uint32_t *memo, uint32_t insn)
+{
+	if (memo[insn])
+		return memo[insn] - 1;
+	uint32_t rec = call_record(b, insn);
+	if (rec != NONE - 1)
+		memo[insn] = rec + 1;
+	return rec;
+}
+
 /* Call targets of call instructions with block counts. */
 static int add_block_calls(struct mb *b)
 {
 	const struct prof *p = b->p;
 	/* Per instruction: the stacks' total through it. */
 	double *through = calloc(p->ninsns ? p->ninsns : 1, sizeof *through);
-	if (!through)
+	uint32_t *memo = calloc(p->ninsns ? p->ninsns : 1, sizeof *memo);
+	if (!through || !memo) {
+		free(through);
+		free(memo);
 		return FDO_ENOMEM;
+	}
 	for (size_t i = 0; i < b->nsites; i++)
 		through[b->sites[i].insn] += b->sites[i].count;
 	int rc = FDO_OK;
@@ -618,7 +636,7 @@ static int add_block_calls(struct mb *b)
 		if (c->insn >= p->ninsns || !name_ok(b, c->callee))
 			continue;
 		through[c->insn] += c->count;
-		uint32_t rec = call_record(b, c->insn);
+		uint32_t rec = call_record_memo(b, memo, c->insn);
 		if (rec == NONE - 1)
 			rc = FDO_ENOMEM;
 		if (rec >= NONE - 1 || !(c->count > 0))
@@ -637,7 +655,7 @@ static int add_block_calls(struct mb *b)
 		const struct prof_insn *in = &p->insns[s->insn];
 		double c = p->blocks[in->block].count * s->count /
 			   through[s->insn];
-		uint32_t rec = call_record(b, s->insn);
+		uint32_t rec = call_record_memo(b, memo, s->insn);
 		if (rec == NONE - 1)
 			rc = FDO_ENOMEM;
 		if (rec >= NONE - 1 || !(c > 0))
@@ -658,7 +676,7 @@ static int add_block_calls(struct mb *b)
 		    in->callee == PROF_NONE || !name_ok(b, in->callee) ||
 		    !(bl->count > 0) || p->funcs[bl->func].status)
 			continue;
-		uint32_t rec = call_record(b, (uint32_t)i);
+		uint32_t rec = call_record_memo(b, memo, (uint32_t)i);
 		if (rec == NONE - 1)
 			rc = FDO_ENOMEM;
 		if (rec >= NONE - 1)
@@ -672,6 +690,7 @@ static int add_block_calls(struct mb *b)
 		}
 	}
 	free(through);
+	free(memo);
 	return rc;
 }
 
@@ -706,18 +725,6 @@ static int cmp_line(const void *x, const void *y, void *arg)
 	return 0;
 }
 
-/* Targets by their line's position in the model, then by name. */
-static int cmp_tgt(const void *x, const void *y, void *arg)
-{
-	const struct lay *l = arg;
-	const struct prof_mtarget_at *a = &l->tgts[*(const uint32_t *)x];
-	const struct prof_mtarget_at *c = &l->tgts[*(const uint32_t *)y];
-	uint32_t la = l->line_of[a->line], lc = l->line_of[c->line];
-	if (la != lc)
-		return la < lc ? -1 : 1;
-	return cmp_name(l->p, a->name, c->name);
-}
-
 /* Kids by (parent, offset, discriminator, name); functions (parent NONE)
  * last, by name. */
 static int cmp_node(const void *x, const void *y, void *arg)
@@ -732,6 +739,97 @@ static int cmp_node(const void *x, const void *y, void *arg)
 	if (a->disc != c->disc)
 		return a->disc < c->disc ? -1 : 1;
 	return cmp_name(l->p, a->name, c->name);
+}
+
+/* Each string's rank in strcmp order, equal strings ranked alike; rank[ns]
+ * is ""'s (prof_str's string for PROF_NONE and indices past the end).
+ * Comparing ranks gives strcmp's sign for every pair of names. */
+static int cmp_str_at(const void *x, const void *y, void *arg)
+{
+	const char *const *s = arg;
+	return strcmp(s[*(const uint32_t *)x], s[*(const uint32_t *)y]);
+}
+
+static uint32_t *name_ranks(const struct prof *p)
+{
+	size_t ns = p->nstrings;
+	const char **s = malloc((ns + 1) * sizeof *s);
+	uint32_t *ord = malloc((ns + 1) * sizeof *ord);
+	uint32_t *rank = malloc((ns + 1) * sizeof *rank);
+	if (s && ord && rank) {
+		for (size_t i = 0; i <= ns; i++) {
+			s[i] = prof_str(p, i < ns ? (uint32_t)i : PROF_NONE);
+			ord[i] = (uint32_t)i;
+		}
+		qsort_r(ord, ns + 1, sizeof *ord, cmp_str_at, s);
+		uint32_t r = 0;
+		for (size_t i = 0; i <= ns; i++) {
+			if (i && strcmp(s[ord[i - 1]], s[ord[i]]))
+				r++;
+			rank[ord[i]] = r;
+		}
+	} else {
+		free(rank);
+		rank = NULL;
+	}
+	free(s);
+	free(ord);
+	return rank;
+}
+
+/*
+ * The targets by their line's position in the model, then by name:
+ * keys (position, name rank) sorted least significant digit first,
+ * which keeps equal keys (none while each string is interned once) in
+ * index order, as glibc's merge sort of them over iota did. A qsort_r
+ * through a comparator loading each target, its line and its name was
+ * a visible part of an llvm or gcc pull; this reads each key once per
+ * pass.
+ */
+static int order_targets(const struct prof *p,
+			 const struct prof_mtarget_at *tgts, size_t n,
+			 const uint32_t *line_of, uint32_t *order)
+{
+	uint32_t *rank = name_ranks(p);
+	uint64_t *key = malloc((n ? n : 1) * sizeof *key);
+	uint64_t *k2 = malloc((n ? n : 1) * sizeof *k2);
+	uint32_t *o2 = malloc((n ? n : 1) * sizeof *o2);
+	size_t *cnt = calloc((size_t)1 << 16, sizeof *cnt);
+	int rc = rank && key && k2 && o2 && cnt ? FDO_OK : FDO_ENOMEM;
+	uint64_t all = 0;
+	for (size_t i = 0; !rc && i < n; i++) {
+		uint32_t name = tgts[i].name;
+		uint32_t r = rank[name < p->nstrings ? name : p->nstrings];
+		key[i] = (uint64_t)line_of[tgts[i].line] << 32 | r;
+		order[i] = (uint32_t)i;
+		all |= key[i];
+	}
+	for (unsigned sh = 0; !rc && sh < 64; sh += 16) {
+		if (!(all >> sh & 0xffff))
+			continue; /* every key's digit is 0: in order */
+		memset(cnt, 0, ((size_t)1 << 16) * sizeof *cnt);
+		for (size_t i = 0; i < n; i++)
+			cnt[key[i] >> sh & 0xffff]++;
+		size_t at = 0;
+		for (size_t d = 0; d < ((size_t)1 << 16); d++) {
+			size_t c = cnt[d];
+			cnt[d] = at;
+			at += c;
+		}
+		for (size_t i = 0; i < n; i++) {
+			size_t j = cnt[key[i] >> sh & 0xffff]++;
+			k2[j] = key[i];
+			o2[j] = order[i];
+		}
+		memcpy(key, k2, n * sizeof *key);
+		memcpy(order, o2, n * sizeof *order);
+	}
+	free(rank);
+	free(key);
+	free(k2);
+	free(o2);
+	free(cnt);
+	return rc;
 }
 
 static uint32_t *iota(size_t n)
@@ -777,7 +875,9 @@ int prof_model_layout(const struct prof *p, struct prof_model *m,
 	}
 	m->nlines = nlines;
 	/* Targets, grouped by line. */
-	qsort_r(torder, ntgts, sizeof *torder, cmp_tgt, &l);
+	if ((rc = order_targets(p, tgts, ntgts, line_of, torder)))
+		goto out;
+	rc = FDO_ENOMEM;
 	for (size_t i = 0; i < ntgts; i++) {
 		const struct prof_mtarget_at *t = &tgts[torder[i]];
 		m->targets[i] = (struct prof_mtarget){t->name, t->count};

@@ -695,6 +695,23 @@ static int loc_of(void *arg, const struct store_frame *f, uint32_t *loc)
 	return loc_index(arg, f, loc);
 }
 
+/*
+ * Room for the locations red_finish will ask, and a frame each, made
+ * once: grown a location at a time, these arrays (tens of MiB on a big
+ * store) are copied at each doubling once glibc's mmap threshold has
+ * risen past them (it does after a pull frees arrays that size), and the
+ * copies left behind add to the pull's peak RSS. A hint: on failure they
+ * grow as before.
+ */
+static void loc_reserve(void *arg, size_t nframes)
+{
+	struct builder *b = arg;
+	struct prof *p = b->p;
+	if (nframes < SIZE_MAX - p->nframes &&
+	    !fdo_grow(p->locs, b->cap_locs, p->nlocs + nframes))
+		(void)fdo_grow(p->frames, b->cap_frames, p->nframes + nframes);
+}
+
 /* Bytes of runs a pull computes from their stacks and keeps to store
  * after it (aggregator/reduce.c): runs past it are stored by a later
  * pull. */
@@ -715,6 +732,7 @@ static int reduce_runs(struct builder *b, const struct agg_profile_query *q,
 	red->closed_now = (uint64_t)time(NULL);
 	red->full_scan = q->full_scan;
 	red->write_budget = RED_WRITE_BUDGET;
+	red->reserve = loc_reserve;
 	if (q->build_id_len &&
 	    store_intern_buildid(b->t, q->build_id, q->build_id_len, 0,
 				 &red->leaf_bid))
@@ -815,8 +833,11 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 	/* Distinct hosts of the binary. */
 	store_hosts_count(b.t, binary, &p->hosts);
 	rc = FDO_OK;
-	if (q->blocks && b.indexes)
+	if (q->blocks && b.indexes) {
+		p->frames_room = b.cap_frames;
 		rc = agg_blocks_build(p, b.indexes, q->spread, q->dispersion);
+		p->frames_room = 0;
+	}
 out:
 	for (size_t i = 0; i < p->nbuild_ids; i++)
 		if (b.indexes && b.indexes[i])

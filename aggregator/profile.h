@@ -190,6 +190,9 @@ struct prof {
 	size_t nlocs;
 	struct prof_frame *frames;
 	size_t nframes;
+	/* frames the array has room for, as its builder sized it (at least
+	 * nframes; 0: nframes): agg_blocks_build appends there first */
+	size_t frames_room;
 	uint32_t *stack_locs; /* location indices of all stacks */
 	size_t nstack_locs;
 	struct prof_stack *stacks;

@@ -913,6 +913,8 @@ int red_finish(struct reducer *r,
 		rc = merge(r, s, h, 1, &m);
 	free(s);
 	free(h);
+	if (!rc && r->reserve)
+		r->reserve(arg, m.nl + m.ncf + m.nrf);
 	if (!rc)
 		rc = locate(&m, loc_of, arg);
 	free(m.lf);

@@ -41,6 +41,9 @@ struct reducer {
 	int none;	     /* no stack can match (unknown build-id) */
 	int full_scan;	     /* every run from its stacks; none stored */
 	size_t write_budget; /* bytes of runs kept to store after the build */
+	/* optional: told, before red_finish asks loc_of anything, at most
+	 * how many distinct frames it will ask (with loc_of's arg) */
+	void (*reserve)(void *arg, size_t nframes);
 	/* Every partition added so far, stored (bytes of t's map) or
 	 * computed (bytes of a run in mem), in the order added, and the
 	 * scale of each: red_finish merges them record by record. */

@@ -370,8 +370,8 @@ static int same_run(const struct rows *rs, const struct store_totals_key *k)
 	       rs->k.labelset == k->labelset && rs->k.bucket == k->bucket;
 }
 
-/* store_get_uvarint (storage/codec.c), inlined: the decoder's inner
- * loop reads millions of them per pull; a one-byte value first. */
+/* store_get_uvarint (storage/storage_int.h), a one-byte value first:
+ * the decoder's inner loop reads millions of them per pull. */
 static inline int get_uv(const uint8_t *p, size_t len, size_t *at, uint64_t *v)
 {
 	if (*at < len && p[*at] < 0x80) {

@@ -472,22 +472,6 @@ size_t store_put_uvarint(uint8_t *out, uint64_t v)
 	return n;
 }
 
-int store_get_uvarint(const uint8_t *p, size_t len, size_t *at, uint64_t *v)
-{
-	uint64_t x = 0;
-	for (unsigned shift = 0; shift < 64 && *at < len; shift += 7) {
-		uint8_t b = p[(*at)++];
-		if (shift == 63 && b > 1)
-			return 0;
-		x |= (uint64_t)(b & 0x7f) << shift;
-		if (!(b & 0x80)) {
-			*v = x;
-			return 1;
-		}
-	}
-	return 0;
-}
-
 int store_stack_encode(const struct store_frame *frames, size_t n, uint8_t *out,
 		       size_t cap, size_t *len)
 {

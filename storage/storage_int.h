@@ -97,7 +97,24 @@ int store_walk_binary(store_txn *t, enum store_table table, uint32_t binary,
  * bits.
  */
 size_t store_put_uvarint(uint8_t *out, uint64_t v);
-int store_get_uvarint(const uint8_t *p, size_t len, size_t *at, uint64_t *v);
+/* Inline: the aggs rows' check reads millions of them per pull, most of
+ * several bytes (weights). */
+static inline int store_get_uvarint(const uint8_t *p, size_t len, size_t *at,
+				    uint64_t *v)
+{
+	uint64_t x = 0;
+	for (unsigned shift = 0; shift < 64 && *at < len; shift += 7) {
+		uint8_t b = p[(*at)++];
+		if (shift == 63 && b > 1)
+			return 0;
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = x;
+			return 1;
+		}
+	}
+	return 0;
+}
 
 /*
  * store_totals_build computes table totals from table counts, replacing

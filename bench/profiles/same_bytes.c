@@ -15,9 +15,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "aggregator/aggregator.h"
 #include "aggregator/flow.h"
-#include "symbolizer/symbolizer.h"
+#include "bench/profiles/bench_store.h"
 
 static double now_s(void)
 {
@@ -32,26 +31,10 @@ static int one(store *st, sym_cache *cache, const char *data,
 	       struct fdo_buf *out)
 {
 	static const char *const fmts[] = {"llvm", "gcc", "bolt"};
-	struct agg_profile_query q = {.binary = binary,
-				      .now = (uint64_t)time(NULL),
-				      .window = 7 * 86400,
-				      .bucket_seconds = 3600,
-				      .reduced = 1,
-				      .branches = f == 2,
-				      .full_scan = full};
+	struct agg_profile_query q;
 	struct prof_opts po;
-	prof_opts_init(&po);
-	/* As the profile route sets them from the defaults
-	 * (server/profiles.c): block counts unless counts=samples. */
-	q.blocks = po.counts == PROF_COUNTS_BLOCKS;
-	q.spread = po.balance ? (double)po.spread : 0;
-	q.dispersion = (double)po.dispersion;
-	if (f == 2 && bid) {
-		if (fdo_build_id_parse(bid, q.build_id, &q.build_id_len))
-			return FDO_EINVAL;
-		memcpy(po.build_id, q.build_id, q.build_id_len);
-		po.build_id_len = q.build_id_len;
-	}
+	if (bench_query(f, binary, bid, full, &q, &po))
+		return FDO_EINVAL;
 	struct prof p;
 	char err[256] = "";
 	/* Each build infers its blocks itself (aggregator/flow.c keeps the
@@ -83,17 +66,10 @@ int main(int argc, char **argv)
 	}
 	const char *data = argv[1], *binary = argv[2];
 	const char *bid = argc > 3 ? argv[3] : NULL;
-	struct store_opts o = {.dir = data};
 	store *st;
 	sym_cache *cache;
-	char cdir[4096];
-	snprintf(cdir, sizeof cdir, "%s/cache", data);
-	if (store_open(&o, &st))
+	if (bench_open(data, &st, &cache))
 		return 2;
-	if (sym_cache_create((size_t)1 << 30, cdir, &cache)) {
-		store_close(st);
-		return 2;
-	}
 	int bad = 0;
 	for (int f = 0; f < 3; f++) {
 		struct fdo_buf full, aggs;
