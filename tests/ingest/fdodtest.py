@@ -607,3 +607,17 @@ def upload_and_push_native(d, pb, prog):
     rc, out = d.push(native_text(prog, stacks, t0))
     assert rc == 0, out
     return req.SerializeToString()
+
+
+def without_staleness(body):
+    """An answer as the store fixtures, written before the staleness score
+    existed, hold it: a /v1/binaries/{b} answer without the score (the
+    object's last member) and a readiness answer without the rule
+    min_fresh_share (both tested in test_stale.py); others as they are."""
+    body = re.sub(rb',"min_fresh_share":[0-9.]+(?=,"window")', b"", body,
+                  count=1)
+    i = body.rfind(b',"staleness":{')
+    if i < 0:
+        return body
+    assert body.endswith(b"}}\n"), body
+    return body[:i] + b"}\n"

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 
-from fdodtest import ROOT, Daemon
+from fdodtest import ROOT, Daemon, without_staleness
 
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "store-v4")
 BID = "902c87aa03aa2fc4e3ed0ab8916fcb1f88885cbb"
@@ -58,6 +58,7 @@ def check_answers(d, fixture=FIXTURE, answers=ANSWERS):
         status, body = d.request("GET", path)
         assert status == 200, (path, body)
         want = answer(name, fixture=fixture)
+        body = without_staleness(body)
         assert body == want, "%s:\n got %s\nwant %s" % (path, body, want)
     for fmt in ("folded", "llvm"):
         pub = json.loads(answer("publish-%s.json" % fmt, fixture=fixture))
