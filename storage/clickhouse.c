@@ -6,6 +6,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -407,43 +408,123 @@ static void put_le(struct fdo_buf *b, uint64_t v, int bytes)
 	fdo_buf_append(b, x, (size_t)bytes);
 }
 
-int ch_append(ch_client *c, const struct backend_block *b, char *err,
-	      size_t errlen)
+static void put_bytes(struct fdo_buf *b, const void *p, size_t n)
+{
+	fdo_buf_uleb(b, n);
+	fdo_buf_append(b, p, n);
+}
+
+void ch_count_row(struct fdo_buf *body, const char *binary, const char *labels,
+		  uint32_t bucket, uint64_t stack, wire_weight_t weight,
+		  uint64_t samples)
+{
+	put_string(body, binary);
+	put_string(body, labels);
+	put_le(body, bucket, 4);
+	put_le(body, stack, 8);
+	/* Decimal(38, 0): 16 bytes little-endian; the unsigned weight's
+	 * bits as they are (docs/clickhouse.md). */
+	put_le(body, (uint64_t)weight, 8);
+	put_le(body, (uint64_t)(weight >> 64), 8);
+	put_le(body, samples, 8);
+}
+
+int ch_counts_encode(const struct backend_block *b, struct fdo_buf *body,
+		     char *err, size_t errlen)
 {
 	struct backend_delta *d;
 	size_t n;
 	int rc = backend_block_sum(b, &d, &n, err, errlen);
-	if (rc || n == 0) {
-		free(d);
-		return rc;
-	}
-	struct fdo_buf body, sql;
-	fdo_buf_init(&body);
-	fdo_buf_init(&sql);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; !rc && i < n; i++) {
 		const struct backend_group *g = &b->groups[d[i].group];
-		put_string(&body, g->binary);
-		put_string(&body, g->labels);
-		put_le(&body, g->bucket, 4);
-		put_le(&body, d[i].stack, 8);
-		/* Decimal(38, 0): 16 bytes little-endian; the unsigned
-		 * weight's bits as they are (docs/clickhouse.md). */
-		put_le(&body, (uint64_t)d[i].weight, 8);
-		put_le(&body, (uint64_t)(d[i].weight >> 64), 8);
-		put_le(&body, d[i].samples, 8);
+		ch_count_row(body, g->binary, g->labels, g->bucket, d[i].stack,
+			     d[i].weight, d[i].samples);
 	}
 	free(d);
-	fdo_buf_printf(&sql,
-		       "INSERT INTO %s.counts_local (binary, labels, bucket, "
-		       "stack, weight, samples) FORMAT RowBinary",
-		       c->url.db);
-	if (body.oom || sql.oom)
+	if (!rc && body->oom)
 		rc = fail(err, errlen, FDO_ENOMEM, "out of memory");
-	else
-		rc = ch_query(c, fdo_buf_cstr(&sql), body.data, body.len, NULL,
-			      err, errlen);
-	fdo_buf_fini(&body);
+	return rc;
+}
+
+void ch_stack_row(struct fdo_buf *body, uint64_t stack,
+		  const struct ch_frame *f, size_t n)
+{
+	put_le(body, stack, 8);
+	fdo_buf_uleb(body, n);
+	for (size_t i = 0; i < n; i++)
+		put_bytes(body, f[i].build_id, f[i].build_id_len);
+	fdo_buf_uleb(body, n);
+	for (size_t i = 0; i < n; i++)
+		put_le(body, f[i].offset, 8);
+}
+
+static const char *const insert_cols[] = {
+	[CH_COUNTS] = "counts_local (binary, labels, bucket, stack, weight, "
+		      "samples)",
+	[CH_STACKS] = "stacks_local (stack, build_ids, offsets)",
+};
+
+int ch_insert(ch_client *c, enum ch_table table, const void *body, size_t len,
+	      char *err, size_t errlen)
+{
+	if (table != CH_COUNTS && table != CH_STACKS)
+		return fail(err, errlen, FDO_EINVAL, "no such table");
+	if (len == 0)
+		return FDO_OK;
+	struct fdo_buf sql;
+	fdo_buf_init(&sql);
+	fdo_buf_printf(&sql, "INSERT INTO %s.%s FORMAT RowBinary", c->url.db,
+		       insert_cols[table]);
+	int rc = sql.oom ? fail(err, errlen, FDO_ENOMEM, "out of memory")
+			 : ch_query(c, fdo_buf_cstr(&sql), body, len, NULL, err,
+				    errlen);
 	fdo_buf_fini(&sql);
+	return rc;
+}
+
+int ch_append(ch_client *c, const struct backend_block *b, char *err,
+	      size_t errlen)
+{
+	struct fdo_buf body;
+	fdo_buf_init(&body);
+	int rc = ch_counts_encode(b, &body, err, errlen);
+	if (!rc)
+		rc = ch_insert(c, CH_COUNTS, body.data, body.len, err, errlen);
+	fdo_buf_fini(&body);
+	return rc;
+}
+
+int ch_count_rows(ch_client *c, const char *binary, const char *labels,
+		  uint32_t bucket, uint64_t stack, uint64_t *n, char *err,
+		  size_t errlen)
+{
+	struct fdo_buf sql, out;
+	fdo_buf_init(&sql);
+	fdo_buf_init(&out);
+	fdo_buf_printf(&sql,
+		       "SELECT count() FROM %s.counts_local WHERE binary = ",
+		       c->url.db);
+	ch_sql_quote(&sql, binary, strlen(binary));
+	fdo_buf_puts(&sql, " AND labels = ");
+	ch_sql_quote(&sql, labels, strlen(labels));
+	fdo_buf_printf(&sql,
+		       " AND bucket = %" PRIu32 " AND stack = %" PRIu64
+		       " FORMAT RowBinary",
+		       bucket, stack);
+	int rc = sql.oom ? fail(err, errlen, FDO_ENOMEM, "out of memory")
+			 : ch_query(c, fdo_buf_cstr(&sql), NULL, 0, &out, err,
+				    errlen);
+	if (!rc && out.len != 8)
+		rc = fail(err, errlen, FDO_ECORRUPT,
+			  "ClickHouse answered %zu bytes to count()", out.len);
+	if (!rc) {
+		const uint8_t *p = (const uint8_t *)out.data;
+		*n = 0;
+		for (int i = 7; i >= 0; i--)
+			*n = *n << 8 | p[i];
+	}
+	fdo_buf_fini(&sql);
+	fdo_buf_fini(&out);
 	return rc;
 }
 

@@ -60,6 +60,43 @@ int ch_query(ch_client *c, const char *sql, const void *body, size_t blen,
  * (idempotent: IF NOT EXISTS); the Distributed tables only with a cluster. */
 int ch_create_schema(ch_client *c, char *err, size_t errlen);
 
+/* The two tables fdod inserts into (shard-local). */
+enum ch_table { CH_COUNTS, CH_STACKS };
+
+/* ch_count_row appends one RowBinary row of counts_local to body. */
+void ch_count_row(struct fdo_buf *body, const char *binary, const char *labels,
+		  uint32_t bucket, uint64_t stack, wire_weight_t weight,
+		  uint64_t samples);
+/* ch_counts_encode appends b's deltas, summed and sorted
+ * (backend_block_sum), to body as rows of counts_local: the same deltas
+ * always give the same bytes. FDO_OK or as backend_block_sum. */
+int ch_counts_encode(const struct backend_block *b, struct fdo_buf *body,
+		     char *err, size_t errlen);
+
+/* A frame of stacks_local: a raw build-id (1..64 bytes) and a file offset. */
+struct ch_frame {
+	const uint8_t *build_id;
+	size_t build_id_len;
+	uint64_t offset;
+};
+/* ch_stack_row appends one RowBinary row of stacks_local (frames leaf
+ * first) to body. */
+void ch_stack_row(struct fdo_buf *body, uint64_t stack,
+		  const struct ch_frame *f, size_t n);
+
+/* ch_insert sends body (RowBinary rows of table) as one INSERT into the
+ * table's shard-local table: one atomic part per partition it touches.
+ * Nothing sent for an empty body. As ch_query. */
+int ch_insert(ch_client *c, enum ch_table table, const void *body, size_t len,
+	      char *err, size_t errlen);
+
+/* ch_count_rows: how many rows counts_local holds (unmerged parts counted
+ * each) with exactly this key, in *n. As ch_query; FDO_ECORRUPT when the
+ * answer is not one UInt64. */
+int ch_count_rows(ch_client *c, const char *binary, const char *labels,
+		  uint32_t bucket, uint64_t stack, uint64_t *n, char *err,
+		  size_t errlen);
+
 /* As struct backend_ops (storage/backend.h): one INSERT of the block,
  * summed and sorted, into counts_local; the sums of a read through
  * counts (or counts_local without a cluster). */
