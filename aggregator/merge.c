@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aggregator/chsink.h"
 #include "aggregator/idset.h"
 #include "aggregator/ingest_int.h"
 #include "aggregator/keysort.h"
@@ -129,6 +130,7 @@ struct merge {
 	size_t nfill_skip, cap_fill_skip;
 	uint64_t fill_bucket; /* the bucket of the last scan's start */
 	struct merge_fill_stats fill_stats;
+	chsink *sink; /* --store clickhouse://: each merge's copy; or NULL */
 };
 
 int merge_create(size_t known, struct merge **out)
@@ -137,6 +139,7 @@ int merge_create(size_t known, struct merge **out)
 	if (!m)
 		return FDO_ENOMEM;
 	m->known_stacks.cap = m->known_addrs.cap = known ? known : KNOWN_MAX;
+	m->sink = chsink_global();
 	*out = m;
 	return FDO_OK;
 }
@@ -892,7 +895,9 @@ static int apply_all(store_txn *t, void *arg)
 	if ((rc = put_new_stacks(m, t)) ||
 	    (rc = flush_runs(t, &m->counts, &m->totals)) ||
 	    (rc = deltas_apply(t, &m->totals, 0)) ||
-	    (rc = flush_entries(t, &m->branches, STORE_BRANCHES, NULL)))
+	    (rc = flush_entries(t, &m->branches, STORE_BRANCHES, NULL)) ||
+	    (m->sink && (rc = chsink_stage(m->sink, t, m->preps, &m->counts,
+					   &m->stack_cands))))
 		return rc;
 	return store_wal_applied_put(t, m->preps[m->n - 1]->wal_end);
 }
@@ -903,9 +908,12 @@ int merge_apply(struct merge *m, store *st, struct prep **preps, size_t n,
 	m->preps = preps;
 	m->n = n;
 	m->now = now;
-	int rc = store_write(st, apply_all, m);
-	if (rc)
+	/* ClickHouse behind: the merge waits, the batches stay logged. */
+	int rc = m->sink ? chsink_room(m->sink) : FDO_OK;
+	if (rc || (rc = store_write(st, apply_all, m)))
 		return rc;
+	if (m->sink)
+		chsink_committed(m->sink);
 	for (size_t i = 0; i < m->new_stacks.n; i++)
 		idset_add(&m->known_stacks, m->new_stacks.v[i]);
 	for (size_t i = 0; i < m->new_addrs.n; i++)

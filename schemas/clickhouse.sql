@@ -25,7 +25,10 @@ CREATE DATABASE IF NOT EXISTS ${DB};
 -- Decimal(38, 0): sums wrap mod 2^128, so read back as unsigned they are
 -- the exact sums LMDB keeps (see docs/clickhouse.md). A partition is a
 -- UTC day (days since 1970-01-01, whatever the server's time zone):
--- retention drops whole days (ch_drop_before).
+-- retention drops whole days (ch_drop_before). fdod --store ends each
+-- INSERT with a marker row of its own (binary '', labels 'node=ID', stack
+-- the block's sequence number, weight 0, samples 1: docs/clickhouse.md),
+-- so a query over every binary must filter binary != ''.
 CREATE TABLE IF NOT EXISTS ${DB}.counts_local (
     binary String,
     labels String,

@@ -9,6 +9,7 @@
 #include "schemas/schemas.h"
 #include "server/cluster.h"
 #include "server/config.h"
+#include "storage/clickhouse.h"
 
 #define F(field) offsetof(struct srv_config, field)
 
@@ -17,6 +18,11 @@ const struct fdo_opt srv_config_options[] = {
 	 "read options from FILE (name = value per line); flags override it"},
 	{"data", FDO_OPT_STRING, F(data), "./var/fdod", "DIR",
 	 "directory of the LMDB store and the symbol files"},
+	{"store", FDO_OPT_STRING, F(store), NULL, "URL",
+	 "clickhouse://HOST:PORT/DB[?cluster=NAME] (PORT: ClickHouse's HTTP "
+	 "port): every merge's counts and new stacks are also inserted into "
+	 "ClickHouse, through an outbox under --data (docs/clickhouse.md); "
+	 "unset: the LMDB store only"},
 	{"listen", FDO_OPT_LIST, F(listen), "tcp://127.0.0.1:7470", "URL",
 	 "nng address for agents (tcp://, ipc://, tls+tcp://)"},
 	{"drain-to", FDO_OPT_STRING, F(drain_to), NULL, "URL",
@@ -437,6 +443,7 @@ checks:
 	}
 	struct wire_otlp_attrs attrs;
 	char why[256];
+	struct ch_url chu;
 	int bad = wire_otlp_attrs_parse(cfg->otlp_attributes, &attrs, why,
 					sizeof why);
 	wire_otlp_attrs_fini(&attrs);
@@ -461,6 +468,10 @@ checks:
 		goto fail;
 	if (cfg->node_url && check_node_url(cfg->node_url, err, sizeof err))
 		goto fail;
+	if (cfg->store && ch_url_parse(cfg->store, &chu, why, sizeof why)) {
+		snprintf(err, sizeof err, "--store: %s", why);
+		goto fail;
+	}
 	if (cfg->cluster_nodes &&
 	    srv_cluster_parse(cfg->cluster_nodes, cfg->node_url, err,
 			      sizeof err))

@@ -53,6 +53,7 @@ struct srv_config {
 	uint64_t debuginfod_forward_hops; /* forward misses; 0: never */
 	char *node_url; /* this node, as others reach it; NULL: random id */
 	char *cluster_nodes; /* every node's URL, comma separated; NULL: one */
+	char *store; /* clickhouse://...: counts copied there too; NULL: none */
 	/* Bounds on what clients may hold (issue 21). */
 	uint64_t http_connections, http_per_peer;
 	uint64_t http_header_timeout, http_idle_timeout, http_body_timeout;

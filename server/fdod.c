@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "aggregator/chsink.h"
 #include "common/common.h"
 #include "server/app.h"
 #include "server/auth.h"
@@ -289,6 +290,7 @@ int main(int argc, char **argv)
 	}
 	struct srv_listen *listen = NULL;
 	struct srv_cluster *cluster = NULL;
+	chsink *sink = NULL;
 	struct srv_http *http = NULL;
 	struct srv_grpc *grpc = NULL;
 	char cache_dir[4096];
@@ -428,6 +430,17 @@ int main(int argc, char **argv)
 		.rate_agent = cfg->rate_agent,
 		.rate_binary = cfg->rate_binary,
 	};
+	if (cfg->store) {
+		char why2[600];
+		if ((rc = chsink_open(cfg->store, app.st, cfg->data, &sink,
+				      why2, sizeof why2))) {
+			fdo_error("fdod: --store %s: %s", cfg->store, why2);
+			goto out;
+		}
+		chsink_set_global(sink);
+		fdo_info("fdod: every merge's counts also go to %s",
+			 cfg->store);
+	}
 	if ((rc = agg_ingest_create(app.st, &io, &app.ingest))) {
 		fdo_error("fdod: ingest: %s", fdo_strerror(rc));
 		goto out;
@@ -515,6 +528,7 @@ out:
 	srv_grpc_stop(grpc);
 	srv_listen_stop(listen);
 	agg_ingest_destroy(app.ingest);
+	chsink_close(sink);
 	if (app.upstream)
 		agg_symwork_on_missing(app.symwork, NULL, NULL);
 	srv_upstream_destroy(app.upstream);

@@ -4,10 +4,12 @@
  */
 #include "storage/backend.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/common.h"
 #include "storage/clickhouse.h"
@@ -328,4 +330,58 @@ void backend_close(struct backend *b)
 		b->ops = NULL;
 		b->self = NULL;
 	}
+}
+
+/* ------------------------------------------- fdod --store bookkeeping -- */
+
+#define META_NODE   "ch.node"
+#define META_STAGED "ch.staged"
+
+int backend_meta_node(store_txn *t, uint8_t id[BACKEND_NODE_ID_SIZE])
+{
+	const void *v;
+	size_t vl;
+	int rc =
+		store_get(t, STORE_META, META_NODE, strlen(META_NODE), &v, &vl);
+	if (rc == FDO_OK) {
+		if (vl != BACKEND_NODE_ID_SIZE)
+			return FDO_ECORRUPT;
+		memcpy(id, v, BACKEND_NODE_ID_SIZE);
+		return FDO_OK;
+	}
+	if (rc != FDO_ENOT_FOUND)
+		return rc;
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	ssize_t got = fd >= 0 ? read(fd, id, BACKEND_NODE_ID_SIZE) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (got != BACKEND_NODE_ID_SIZE)
+		return FDO_EIO;
+	return store_put(t, STORE_META, META_NODE, strlen(META_NODE), id,
+			 BACKEND_NODE_ID_SIZE, 0);
+}
+
+int backend_meta_staged_get(store_txn *t, uint64_t *seq)
+{
+	const void *v;
+	size_t vl;
+	int rc = store_get(t, STORE_META, META_STAGED, strlen(META_STAGED), &v,
+			   &vl);
+	*seq = 0;
+	if (rc == FDO_ENOT_FOUND)
+		return FDO_OK;
+	if (rc)
+		return rc;
+	if (vl != 8)
+		return FDO_ECORRUPT;
+	*seq = fdo_get_be64(v);
+	return FDO_OK;
+}
+
+int backend_meta_staged_put(store_txn *t, uint64_t seq)
+{
+	uint8_t v[8];
+	fdo_put_be64(v, seq);
+	return store_put(t, STORE_META, META_STAGED, strlen(META_STAGED), v,
+			 sizeof v, 0);
 }

@@ -123,4 +123,17 @@ int backend_block_sum(const struct backend_block *b, struct backend_delta **out,
 int backend_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/*
+ * The LMDB store's bookkeeping of fdod --store clickhouse:// (meta keys,
+ * coded in storage/backend.c; aggregator/chsink.c). backend_meta_node:
+ * the store's node id, created (random) on first use in write
+ * transaction t. backend_meta_staged_get/put: the sequence number of the
+ * last outbox file a committed merge wrote (0 when none). FDO_OK,
+ * FDO_ECORRUPT, FDO_EIO (no randomness) or the store's codes.
+ */
+#define BACKEND_NODE_ID_SIZE 16
+int backend_meta_node(store_txn *t, uint8_t id[BACKEND_NODE_ID_SIZE]);
+int backend_meta_staged_get(store_txn *t, uint64_t *seq);
+int backend_meta_staged_put(store_txn *t, uint64_t seq);
+
 #endif

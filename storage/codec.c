@@ -36,6 +36,12 @@
  *                         everything before (storage/wal.c)
  *                         0  8  segment number
  *                         8  8  byte offset in that segment
+ *   key "ch.node"      -> 16 random bytes: this store's name in the
+ *                         marker rows of fdod --store clickhouse://
+ *                         (storage/backend.c, for aggregator/chsink.c;
+ *                         absent without it)
+ *   key "ch.staged"    -> be64: the sequence number of the last outbox
+ *                         file a committed merge wrote (ditto)
  *
  * strings, binaries, labelsets — dictionaries (storage/intern.c)
  *   key 'n' + name (1 + 0..510 bytes)  -> value: id (be32)

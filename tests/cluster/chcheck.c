@@ -20,6 +20,11 @@
  *	creates the schema on every URL, then one read through the first;
  *	prints the error and exits 3 when ClickHouse cannot be reached or
  *	refuses.
+ *   chcheck node LMDB_DIR URL
+ *	the store of an fdod run with --store URL (stopped) against
+ *	ClickHouse: every binary and label set of the store read over all
+ *	time from both, every row compared (the read through the Distributed
+ *	table with a ?cluster= URL); prints the rows and samples.
  *   chcheck drop URL BEFORE
  *	retention on URL's server: drops the days of counts_local that end
  *	at or before unix time BEFORE, prints how many.
@@ -161,18 +166,26 @@ static int same(const struct rows *a, const struct rows *b, const char *what)
 	return 1;
 }
 
-static int compare(const char *dir, const char *url0, const char *url1,
-		   uint64_t seed, int append)
+/* The LMDB store in dir (created when missing) and its backend. */
+static int open_lmdb(const char *dir, store **st, struct backend *lm)
 {
 	struct store_opts so = {.dir = dir};
-	store *st;
-	char err[512];
-	if (store_open(&so, &st)) {
+	if (store_open(&so, st)) {
 		fprintf(stderr, "chcheck: cannot open a store in %s\n", dir);
 		return 3;
 	}
+	backend_lmdb(*st, lm);
+	return 0;
+}
+
+static int compare(const char *dir, const char *url0, const char *url1,
+		   uint64_t seed, int append)
+{
+	store *st;
+	char err[512];
 	struct backend lm, c0, c1, *ch[2] = {&c0, &c1};
-	backend_lmdb(st, &lm);
+	if (open_lmdb(dir, &st, &lm))
+		return 3;
 	if (backend_open(url0, &c0, err, sizeof err)) {
 		fprintf(stderr, "chcheck: %s\n", err);
 		store_close(st);
@@ -285,6 +298,86 @@ static int read_one(char **urls, int n)
 	return rc ? 3 : 0;
 }
 
+/* The names of dictionary d, ids 1 up to the first missing one. */
+static int names(store *st, enum store_dict d, char ***out, size_t *n)
+{
+	store_txn *t;
+	int rc = store_txn_begin(st, 0, &t);
+	*out = NULL;
+	*n = 0;
+	for (uint32_t id = 1; !rc; id++) {
+		const void *p;
+		size_t len;
+		int r = store_intern_name(t, d, id, &p, &len);
+		if (r == FDO_ENOT_FOUND)
+			break;
+		char **v = realloc(*out, (*n + 1) * sizeof *v);
+		if (r || !v || !(v[*n] = strndup(p, len))) {
+			if (v)
+				*out = v;
+			rc = r ? r : FDO_ENOMEM;
+			break;
+		}
+		*out = v;
+		(*n)++;
+	}
+	store_txn_abort(t);
+	return rc;
+}
+
+static int node(const char *dir, const char *url)
+{
+	store *st;
+	char err[512];
+	struct backend lm, ch;
+	if (open_lmdb(dir, &st, &lm))
+		return 3;
+	if (backend_open(url, &ch, err, sizeof err)) {
+		fprintf(stderr, "chcheck: %s\n", err);
+		store_close(st);
+		return 3;
+	}
+	char **bins = NULL, **labs = NULL;
+	size_t nb = 0, nl = 0, total = 0;
+	uint64_t samples = 0;
+	int rc = names(st, STORE_DICT_BINARIES, &bins, &nb) ||
+				 names(st, STORE_DICT_LABELSETS, &labs, &nl)
+			 ? 3
+			 : 0;
+	for (size_t i = 0; i < nb && !rc; i++) {
+		struct backend_read r = {bins[i], (const char *const *)labs, nl,
+					 0, UINT32_MAX};
+		struct rows a = {0}, b = {0};
+		if (lm.ops->read_sums(lm.self, &r, collect, &a, err,
+				      sizeof err) ||
+		    ch.ops->read_sums(ch.self, &r, collect, &b, err,
+				      sizeof err)) {
+			fprintf(stderr, "chcheck: %s\n", err);
+			rc = 3;
+		} else if (!same(&a, &b, bins[i])) {
+			rc = 1;
+		}
+		for (size_t k = 0; k < a.n; k++)
+			samples += a.v[k].samples;
+		total += a.n;
+		free(a.v);
+		free(b.v);
+	}
+	for (size_t i = 0; i < nb; i++)
+		free(bins[i]);
+	for (size_t i = 0; i < nl; i++)
+		free(labs[i]);
+	free(bins);
+	free(labs);
+	backend_close(&ch);
+	store_close(st);
+	if (!rc)
+		printf("same sums: %zu binaries, %zu rows, %" PRIu64
+		       " samples\n",
+		       nb, total, samples);
+	return rc;
+}
+
 /* Retention on one server: the days ending at or before `before`. */
 static int drop(const char *url, uint32_t before)
 {
@@ -312,6 +405,8 @@ int main(int argc, char **argv)
 			       1);
 	if (argc == 5 && !strcmp(argv[1], "recheck"))
 		return compare(argv[2], argv[3], argv[4], 0, 0);
+	if (argc == 4 && !strcmp(argv[1], "node"))
+		return node(argv[2], argv[3]);
 	if (argc == 4 && !strcmp(argv[1], "drop"))
 		return drop(argv[2], (uint32_t)strtoul(argv[3], NULL, 0));
 	if (argc >= 3 && !strcmp(argv[1], "read"))
