@@ -192,6 +192,7 @@ FUZZ_PART_text     := aggregator
 FUZZ_PART_elf      := storage
 FUZZ_PART_runchunk := storage
 FUZZ_PART_chsums   := storage
+FUZZ_PART_chsink   := aggregator
 FUZZ_PART_dwarf    := symbolizer
 FUZZ_PART_symindex := symbolizer
 FUZZ_PART_cfg      := symbolizer

@@ -45,8 +45,6 @@
 #define MAGIC	       "FDOCHOB1"
 #define HDR_SIZE       20
 #define PIECE_HDR      21
-#define PIECE_STACKS   1
-#define PIECE_COUNTS   2
 #define DAY	       86400u
 #define BACKOFF_MIN_MS 200
 #define BACKOFF_MAX_MS 5000
@@ -127,17 +125,29 @@ static int sync_dir(const char *dir)
 
 /* ------------------------------------------------------------- stage -- */
 
-static int add_piece(struct fdo_buf *f, int kind, uint32_t day,
-		     const struct fdo_buf *body)
+void chsink_file_begin(struct fdo_buf *f, uint64_t seq)
+{
+	uint8_t hdr[HDR_SIZE] = {0};
+	memcpy(hdr, MAGIC, 8);
+	le_put(hdr + 8, seq, 8);
+	fdo_buf_append(f, hdr, sizeof hdr);
+}
+
+int chsink_file_piece(struct fdo_buf *f, int kind, uint32_t day,
+		      const void *body, size_t len)
 {
 	uint8_t h[PIECE_HDR];
 	h[0] = (uint8_t)kind;
 	le_put(h + 1, day, 4);
-	le_put(h + 5, body->len, 8);
-	le_put(h + 13, fnv(body->data, body->len), 8);
+	le_put(h + 5, len, 8);
+	le_put(h + 13, fnv(body, len), 8);
 	fdo_buf_append(f, h, sizeof h);
-	fdo_buf_append(f, body->data, body->len);
-	return f->oom ? FDO_ENOMEM : FDO_OK;
+	fdo_buf_append(f, body, len);
+	if (f->oom || f->len < HDR_SIZE)
+		return FDO_ENOMEM;
+	uint8_t *n = (uint8_t *)f->data + 16;
+	le_put(n, le_get(n, 4) + 1, 4);
+	return FDO_OK;
 }
 
 /* The stacks piece: every candidate stack (stored now or before: a copy
@@ -270,7 +280,7 @@ static int delta_day_cmp(const void *a, const void *b)
 
 /* One counts piece per UTC day, each ending with its marker row. */
 static int counts_pieces(const chsink *s, uint64_t seq, struct block *b,
-			 struct fdo_buf *file, uint32_t *npieces)
+			 struct fdo_buf *file)
 {
 	uint32_t *days = malloc((b->ng ? b->ng : 1) * sizeof *days);
 	struct backend_delta *sub = malloc((b->nd ? b->nd : 1) * sizeof *sub);
@@ -297,9 +307,9 @@ static int counts_pieces(const chsink *s, uint64_t seq, struct block *b,
 				  err);
 		ch_count_row(&body, "", s->node, days[i] * DAY, seq, 0, 1);
 		if (!rc)
-			rc = add_piece(file, PIECE_COUNTS, days[i], &body);
+			rc = chsink_file_piece(file, CHSINK_COUNTS, days[i],
+					       body.data, body.len);
 		fdo_buf_fini(&body);
-		(*npieces)++;
 	}
 	free(days);
 	free(sub);
@@ -333,7 +343,15 @@ static int write_file(const char *path, const void *p, size_t n)
 int chsink_stage(chsink *s, store_txn *t, struct prep *const *preps,
 		 const struct entries *counts, const struct entries *stacks)
 {
-	s->cur = 0;
+	if (s->cur) {
+		/* The file of a transaction that did not commit (store_write
+		 * runs the merge again after growing the map, or the merge
+		 * failed): its counts are in no committed merge. */
+		char path[4200];
+		file_path(s, s->cur, "", path, sizeof path);
+		unlink(path);
+		s->cur = 0;
+	}
 	if (!counts->n)
 		return FDO_OK;
 	/* Never below the wall clock in ms: a store restored from a backup
@@ -350,27 +368,21 @@ int chsink_stage(chsink *s, store_txn *t, struct prep *const *preps,
 	struct fdo_buf file, body;
 	fdo_buf_init(&file);
 	fdo_buf_init(&body);
-	uint8_t hdr[HDR_SIZE];
-	memcpy(hdr, MAGIC, 8);
-	le_put(hdr + 8, seq, 8);
-	fdo_buf_append(&file, hdr, sizeof hdr);
-	uint32_t npieces = 0;
+	chsink_file_begin(&file, seq);
 	int rc = stacks_piece(preps, stacks, &body);
-	if (!rc && body.len) {
-		rc = add_piece(&file, PIECE_STACKS, 0, &body);
-		npieces++;
-	}
+	if (!rc && body.len)
+		rc = chsink_file_piece(&file, CHSINK_STACKS, 0, body.data,
+				       body.len);
 	if (!rc)
 		rc = counts_block(t, counts, &b);
 	if (!rc)
-		rc = counts_pieces(s, seq, &b, &file, &npieces);
+		rc = counts_pieces(s, seq, &b, &file);
 	if (!rc && file.oom)
 		rc = FDO_ENOMEM;
 	uint64_t held = file.cap + body.cap + b.capg * sizeof *b.g +
 			b.capd * sizeof *b.d;
 	fdo_mem_take(FDO_MEM_MERGE, held);
 	if (!rc) {
-		le_put((uint8_t *)file.data + 16, npieces, 4);
 		char tmp[4200], path[4200];
 		file_path(s, seq, ".tmp", tmp, sizeof tmp);
 		file_path(s, seq, "", path, sizeof path);
@@ -481,18 +493,16 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
 	return FDO_OK;
 }
 
-/* Send the pieces of one file; doubt: a counts piece is looked up first
- * (it may have been taken already). */
-static int send_file(chsink *s, uint64_t seq, const uint8_t *p, size_t len,
-		     int doubt, char *err, size_t errlen)
+int chsink_file_decode(const uint8_t *p, size_t len, uint64_t seq,
+		       chsink_piece_fn fn, void *arg, char *err, size_t errlen)
 {
-	if (memcmp(p, MAGIC, 8) || le_get(p + 8, 8) != seq)
-		return backend_fail(err, errlen, FDO_ECORRUPT,
-				    "not an outbox file of this sequence");
+	if (len < HDR_SIZE || memcmp(p, MAGIC, 8) || le_get(p + 8, 8) != seq)
+		return backend_fail(
+			err, errlen, FDO_ECORRUPT,
+			"not an outbox file of sequence %016" PRIx64, seq);
 	uint32_t npieces = (uint32_t)le_get(p + 16, 4);
 	size_t at = HDR_SIZE;
-	int rc = FDO_OK;
-	/* Checked whole before anything is sent. */
+	/* Checked whole before anything is handed out (sent). */
 	for (uint32_t i = 0; i < npieces; i++) {
 		if (len - at < PIECE_HDR)
 			return backend_fail(err, errlen, FDO_ECORRUPT,
@@ -500,7 +510,8 @@ static int send_file(chsink *s, uint64_t seq, const uint8_t *p, size_t len,
 		uint64_t n = le_get(p + at + 5, 8);
 		if (n > len - at - PIECE_HDR ||
 		    fnv(p + at + PIECE_HDR, n) != le_get(p + at + 13, 8) ||
-		    (p[at] != PIECE_STACKS && p[at] != PIECE_COUNTS))
+		    (p[at] != CHSINK_STACKS && p[at] != CHSINK_COUNTS) ||
+		    (p[at] == CHSINK_STACKS && le_get(p + at + 1, 4)))
 			return backend_fail(err, errlen, FDO_ECORRUPT,
 					    "piece %u does not check", i);
 		at += PIECE_HDR + n;
@@ -509,32 +520,65 @@ static int send_file(chsink *s, uint64_t seq, const uint8_t *p, size_t len,
 		return backend_fail(err, errlen, FDO_ECORRUPT,
 				    "bytes after the last piece");
 	at = HDR_SIZE;
+	int rc = FDO_OK;
 	for (uint32_t i = 0; i < npieces && !rc; i++) {
-		int kind = p[at];
-		uint32_t day = (uint32_t)le_get(p + at + 1, 4);
 		uint64_t n = le_get(p + at + 5, 8);
-		const uint8_t *body = p + at + PIECE_HDR;
+		rc = fn(arg, p[at], (uint32_t)le_get(p + at + 1, 4),
+			p + at + PIECE_HDR, n);
 		at += PIECE_HDR + n;
-		if (kind == PIECE_STACKS) {
-			rc = ch_insert(s->ch, CH_STACKS, body, n, err, errlen);
-			continue;
-		}
-		uint64_t have = 0;
-		if (doubt && (rc = ch_count_rows(s->ch, "", s->node, day * DAY,
-						 seq, &have, err, errlen)))
-			break;
-		if (have) {
-			fdo_info("ingest: ClickHouse has the counts of merge "
-				 "%016" PRIx64 " (day %u) already: not sent "
-				 "again",
-				 seq, day);
-			pthread_mutex_lock(&s->mu);
-			s->skipped++;
-			pthread_mutex_unlock(&s->mu);
-			continue;
-		}
-		rc = ch_insert(s->ch, CH_COUNTS, body, n, err, errlen);
 	}
+	return rc;
+}
+
+struct sending {
+	chsink *s;
+	uint64_t seq;
+	int doubt;
+	char *err;
+	size_t errlen;
+};
+
+/* One piece to ClickHouse; doubt: a counts piece is looked up first (it
+ * may have been taken already). */
+static int send_piece(void *arg, int kind, uint32_t day, const uint8_t *body,
+		      size_t n)
+{
+	struct sending *x = arg;
+	chsink *s = x->s;
+	if (kind == CHSINK_STACKS) {
+		ch_set_query_id(s->ch, NULL);
+		return ch_insert(s->ch, CH_STACKS, body, n, x->err, x->errlen);
+	}
+	/* One id per piece, for its insert and its lookups: ClickHouse
+	 * refuses the lookup while an insert given up on (a timeout) still
+	 * runs, and the retry while either does. */
+	char qid[96];
+	snprintf(qid, sizeof qid, "fdod-%s-%016" PRIx64 "-%u", s->node + 5,
+		 x->seq, day);
+	ch_set_query_id(s->ch, qid);
+	uint64_t have = 0;
+	int rc = x->doubt ? ch_count_rows(s->ch, "", s->node, day * DAY, x->seq,
+					  &have, x->err, x->errlen)
+			  : FDO_OK;
+	if (rc || !have)
+		return rc ? rc
+			  : ch_insert(s->ch, CH_COUNTS, body, n, x->err,
+				      x->errlen);
+	fdo_info("ingest: ClickHouse has the counts of merge %016" PRIx64
+		 " (day %u) already: not sent again",
+		 x->seq, day);
+	pthread_mutex_lock(&s->mu);
+	s->skipped++;
+	pthread_mutex_unlock(&s->mu);
+	return FDO_OK;
+}
+
+static int send_file(chsink *s, uint64_t seq, const uint8_t *p, size_t len,
+		     int doubt, char *err, size_t errlen)
+{
+	struct sending x = {s, seq, doubt, err, errlen};
+	int rc = chsink_file_decode(p, len, seq, send_piece, &x, err, errlen);
+	ch_set_query_id(s->ch, NULL);
 	return rc;
 }
 

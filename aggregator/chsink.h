@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "aggregator/keysort.h"
+#include "common/buf.h"
 #include "storage/storage.h"
 
 struct prep;
@@ -57,6 +58,26 @@ int chsink_room(chsink *s);
 int chsink_stage(chsink *s, store_txn *t, struct prep *const *preps,
 		 const struct entries *counts, const struct entries *stacks);
 void chsink_committed(chsink *s);
+
+/*
+ * The outbox file's coding (layout at the top of aggregator/chsink.c).
+ * chsink_file_begin appends the header of file seq to f;
+ * chsink_file_piece appends a piece (kind CHSINK_STACKS with day 0, or
+ * CHSINK_COUNTS) and counts it in the header (FDO_ENOMEM when f ran out
+ * of memory). chsink_file_decode checks the whole file (header of seq,
+ * every piece's length, kind and checksum, nothing after the last) and
+ * only then calls fn with each piece, in order: FDO_OK, FDO_ECORRUPT (err
+ * says what), or fn's nonzero return (fuzz target chsink).
+ */
+#define CHSINK_STACKS 1
+#define CHSINK_COUNTS 2
+typedef int (*chsink_piece_fn)(void *arg, int kind, uint32_t day,
+			       const uint8_t *body, size_t len);
+void chsink_file_begin(struct fdo_buf *f, uint64_t seq);
+int chsink_file_piece(struct fdo_buf *f, int kind, uint32_t day,
+		      const void *body, size_t len);
+int chsink_file_decode(const uint8_t *p, size_t len, uint64_t seq,
+		       chsink_piece_fn fn, void *arg, char *err, size_t errlen);
 
 struct chsink_stats {
 	uint64_t files, bytes;	/* in the outbox now */

@@ -1310,6 +1310,48 @@ def chsums_seeds():
         b"DB::Exception: Memory limit exceeded\n")
 
 
+# ------------------------------------------------------------------ chsink --
+def chsink_fnv(b):
+    h = 1469598103934665603
+    for x in b:
+        h = ((h ^ x) * 1099511628211) & (2**64 - 1)
+    return h
+
+
+def chsink_file(seq, pieces):
+    out = b"FDOCHOB1" + struct.pack("<QI", seq, len(pieces))
+    for kind, day, body in pieces:
+        out += struct.pack("<BIQQ", kind, day, len(body),
+                           chsink_fnv(body)) + body
+    return out
+
+
+def chsink_seeds():
+    """fuzz_chsink: outbox files of fdod --store (first 8 bytes: the
+    sequence number of the file's name), whole, torn and damaged."""
+    seq = 1765065600123
+    name = struct.pack("<Q", seq)
+    stacks = struct.pack("<Q", 7) + b"\x01\x14" + b"\x5e" * 20 + \
+        b"\x01" + struct.pack("<Q", 0x40)
+    counts = (b"\x03app\x06zone=a" + struct.pack("<IQQQQ", 3600, 7, 5, 0,
+                                                  5) +
+              b"\x00\x25node=" + b"0" * 32 +
+              struct.pack("<IQQQQ", 0, seq, 0, 0, 1))
+    good = chsink_file(seq, [(1, 0, stacks), (2, 0, counts),
+                             (2, 1, counts)])
+    put("chsink", "good", name + good)
+    put("chsink", "empty", name + chsink_file(seq, []))
+    put("chsink", "other-seq", struct.pack("<Q", seq + 1) + good)
+    put("chsink", "torn", name + good[:-3])
+    put("chsink", "trailing", name + good + b"\x00")
+    bad = bytearray(good)
+    bad[-1] ^= 1
+    put("chsink", "checksum", name + bytes(bad))
+    put("chsink", "kind", name + chsink_file(seq, [(3, 0, b"")]))
+    put("chsink", "many-pieces", name + good[:16] +
+        struct.pack("<I", 2**32 - 1) + good[20:])
+
+
 def main():
     os.makedirs(CORPUS, exist_ok=True)
     batch_seeds()
@@ -1327,6 +1369,7 @@ def main():
     otlp_seeds()
     runchunk_seeds()
     chsums_seeds()
+    chsink_seeds()
     for t in sorted(os.listdir(CORPUS)):
         print("seeds: %-9s %3d files" %
               (t, len(os.listdir(os.path.join(CORPUS, t)))))

@@ -18,7 +18,8 @@ struct ch_client {
 	struct ch_url url;
 	struct ch_opts o;
 	CURL *curl;
-	char base[CH_HOST_MAX + 32]; /* http://HOST:PORT/ */
+	char base[CH_HOST_MAX + 32];   /* http://HOST:PORT/ */
+	char qid[CH_QUERY_ID_MAX + 1]; /* ch_set_query_id; "" for none */
 };
 
 #define fail backend_fail
@@ -180,6 +181,18 @@ void ch_close(ch_client *c)
 	free(c);
 }
 
+int ch_set_query_id(ch_client *c, const char *id)
+{
+	size_t n = id ? strlen(id) : 0;
+	if (n > CH_QUERY_ID_MAX)
+		return FDO_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!is_alpha(id[i]) && !is_digit(id[i]) && id[i] != '-')
+			return FDO_EINVAL;
+	memcpy(c->qid, n ? id : "", n + 1);
+	return FDO_OK;
+}
+
 const struct ch_url *ch_client_url(const ch_client *c)
 {
 	return &c->url;
@@ -252,6 +265,11 @@ int ch_query(ch_client *c, const char *sql, const void *body, size_t blen,
 	 * run, so an error is a status code and never a text appended to a
 	 * 200 answer's rows. */
 	fdo_buf_puts(&url, "?wait_end_of_query=1");
+	if (c->qid[0]) {
+		/* Checked by ch_set_query_id: nothing to escape. */
+		fdo_buf_puts(&url, "&query_id=");
+		fdo_buf_puts(&url, c->qid);
+	}
 	if (body) {
 		char *q = curl_easy_escape(c->curl, sql, (int)strlen(sql));
 		if (!q) {

@@ -46,6 +46,14 @@ int ch_open(const char *url, const struct ch_opts *o, ch_client **out,
 void ch_close(ch_client *c);
 const struct ch_url *ch_client_url(const ch_client *c);
 
+/* ch_set_query_id: the query_id of the client's next requests (NULL or
+ * "": none), letters, digits and '-' only, at most CH_QUERY_ID_MAX bytes
+ * (FDO_EINVAL otherwise). ClickHouse refuses a query while another of the
+ * same id runs (Code 216), so a request given up on (a timeout) cannot
+ * race its own retry or a lookup of what it did. */
+#define CH_QUERY_ID_MAX 100
+int ch_set_query_id(ch_client *c, const char *id);
+
 /*
  * ch_query sends sql (with body after it as the INSERT's data when body is
  * not NULL) and appends the answer to out (may be NULL). FDO_OK;

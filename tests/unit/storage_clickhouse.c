@@ -316,3 +316,24 @@ TEST(decodes_days)
 	CHECK_EQ_INT(ch_days_decode(a, 12, 20430, d, 3, &n, err, sizeof err),
 		     FDO_ECORRUPT);
 }
+
+TEST(query_id_checked)
+{
+	ch_client *c;
+	char err[256];
+	REQUIRE(ch_open("clickhouse://127.0.0.1:1/d", NULL, &c, err,
+			sizeof err) == FDO_OK);
+	CHECK_EQ_INT(ch_set_query_id(c, "fdod-0a1b-00000001-20430"), FDO_OK);
+	CHECK_EQ_INT(ch_set_query_id(c, NULL), FDO_OK);
+	CHECK_EQ_INT(ch_set_query_id(c, ""), FDO_OK);
+	CHECK_EQ_INT(ch_set_query_id(c, "a&query=DROP"), FDO_EINVAL);
+	CHECK_EQ_INT(ch_set_query_id(c, "a b"), FDO_EINVAL);
+	CHECK_EQ_INT(ch_set_query_id(c, "a%20"), FDO_EINVAL);
+	char lng[CH_QUERY_ID_MAX + 2];
+	memset(lng, 'a', sizeof lng - 1);
+	lng[sizeof lng - 1] = 0;
+	CHECK_EQ_INT(ch_set_query_id(c, lng), FDO_EINVAL);
+	lng[CH_QUERY_ID_MAX] = 0;
+	CHECK_EQ_INT(ch_set_query_id(c, lng), FDO_OK);
+	ch_close(c);
+}
