@@ -463,7 +463,7 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return FDO_EIO;
+		return errno == ENOENT ? FDO_ENOT_FOUND : FDO_EIO;
 	struct stat st;
 	int rc = FDO_OK;
 	if (fstat(fd, &st) || st.st_size < HDR_SIZE) {
@@ -560,10 +560,12 @@ static int send_piece(void *arg, int kind, uint32_t day, const uint8_t *body,
 	int rc = x->doubt ? ch_count_rows(s->ch, "", s->node, day * DAY, x->seq,
 					  &have, x->err, x->errlen)
 			  : FDO_OK;
-	if (rc || !have)
-		return rc ? rc
-			  : ch_insert(s->ch, CH_COUNTS, body, n, x->err,
-				      x->errlen);
+	/* An answer that does not decode is ClickHouse's fault, not the
+	 * file's (FDO_ECORRUPT sets a file aside). */
+	if (rc)
+		return rc == FDO_ECORRUPT ? FDO_ESTORE : rc;
+	if (!have)
+		return ch_insert(s->ch, CH_COUNTS, body, n, x->err, x->errlen);
 	fdo_info("ingest: ClickHouse has the counts of merge %016" PRIx64
 		 " (day %u) already: not sent again",
 		 x->seq, day);
@@ -618,14 +620,16 @@ static void *sender_main(void *arg)
 		int bad = 0;
 		if (!rc) {
 			fdo_mem_take(FDO_MEM_INGEST, size);
-			int frc = read_file(path, &p, &len);
-			if (!frc)
+			rc = read_file(path, &p, &len);
+			if (rc)
+				snprintf(err, sizeof err, "reading %.300s: %s",
+					 path, fdo_strerror(rc));
+			else
 				rc = send_file(s, seq, p, len, doubt, err,
 					       sizeof err);
-			bad = frc || rc == FDO_ECORRUPT;
-			if (frc)
-				snprintf(err, sizeof err, "%s",
-					 fdo_strerror(frc));
+			/* Gone, or not an outbox file; other errors (out
+			 * of memory, I/O) are tried again. */
+			bad = rc == FDO_ENOT_FOUND || rc == FDO_ECORRUPT;
 			free(p);
 			fdo_mem_give(FDO_MEM_INGEST, size);
 		}

@@ -263,15 +263,20 @@ def test_clickhouse_down_batches_wait_in_the_wal_then_arrive(ch, tmp_path):
     before = ch.query("SELECT count() FROM fdod_down.counts_local")
 
     # The 16 files back in the outbox: each is looked up by its marker,
-    # found, and not inserted again.
+    # found, and not inserted again; one of them damaged (a flipped bit)
+    # is set aside without a byte of it sent.
+    damaged = sorted(kept)[3]
     for f, data in kept.items():
         with open(f, "wb") as fh:
-            fh.write(data)
+            fh.write(data if f != damaged else data[:-1] +
+                     bytes([data[-1] ^ 1]))
     d.start()
     wait_sent(d)
     assert d.stop() == 0
     log = d.read_log()
     assert "16 merges of the ClickHouse outbox to send" in log, log
-    assert log.count("already: not sent again") >= 16, log
+    assert log.count("already: not sent again") >= 15, log
+    assert "does not check; moved to %s.bad" % damaged in log, log
+    assert os.path.exists(damaged + ".bad")
     assert ch.query("SELECT count() FROM fdod_down.counts_local") == before
     assert same_sums(d, url)[2] == acked
