@@ -724,7 +724,7 @@ static int scan_outbox(chsink *s)
 			found[n++] = seq;
 	}
 	closedir(d);
-	if (!rc)
+	if (!rc && n)
 		qsort(found, n, sizeof *found, seq_cmp);
 	for (size_t i = 0; i < n && !rc; i++) {
 		char path[4200];

@@ -27,7 +27,7 @@ struct stage {
 static int stage_txn(store_txn *t, void *arg)
 {
 	struct stage *x = arg;
-	uint32_t bin, lab;
+	uint32_t bin = 0, lab = 0;
 	int rc = store_intern_binary(t, "app", 3, 1, &bin);
 	if (!rc)
 		rc = store_intern_labelset(t, "zone=a'b", 8, 1, &lab);
