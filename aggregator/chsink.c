@@ -16,7 +16,7 @@
  *           clock in ms when that is larger
  *   16  4  pieces
  *   then per piece: 1 kind (1 stacks, 2 counts), 4 UTC day of a counts
- *   piece (0 for stacks), 8 body length, 8 FNV-1a 64 of the body, body
+ *   piece (0 for stacks), 8 body length, 4 CRC-32C of the body, body
  *   (RowBinary rows of stacks_local or counts_local).
  * A counts piece holds one day (one partition: one part, atomic) and ends
  * with its marker row.
@@ -44,7 +44,7 @@
 
 #define MAGIC	       "FDOCHOB1"
 #define HDR_SIZE       20
-#define PIECE_HDR      21
+#define PIECE_HDR      17
 #define DAY	       86400u
 #define BACKOFF_MIN_MS 200
 #define BACKOFF_MAX_MS 5000
@@ -82,15 +82,6 @@ void chsink_set_global(chsink *s)
 chsink *chsink_global(void)
 {
 	return global_sink;
-}
-
-static uint64_t fnv(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 1099511628211ull;
-	return h;
 }
 
 static void le_put(uint8_t *p, uint64_t v, int bytes)
@@ -140,7 +131,7 @@ int chsink_file_piece(struct fdo_buf *f, int kind, uint32_t day,
 	h[0] = (uint8_t)kind;
 	le_put(h + 1, day, 4);
 	le_put(h + 5, len, 8);
-	le_put(h + 13, fnv(body, len), 8);
+	le_put(h + 13, fdo_crc32c(0, body, len), 4);
 	fdo_buf_append(f, h, sizeof h);
 	fdo_buf_append(f, body, len);
 	if (f->oom || f->len < HDR_SIZE)
@@ -509,7 +500,8 @@ int chsink_file_decode(const uint8_t *p, size_t len, uint64_t seq,
 					    "piece %u truncated", i);
 		uint64_t n = le_get(p + at + 5, 8);
 		if (n > len - at - PIECE_HDR ||
-		    fnv(p + at + PIECE_HDR, n) != le_get(p + at + 13, 8) ||
+		    fdo_crc32c(0, p + at + PIECE_HDR, n) !=
+			    le_get(p + at + 13, 4) ||
 		    (p[at] != CHSINK_STACKS && p[at] != CHSINK_COUNTS) ||
 		    (p[at] == CHSINK_STACKS && le_get(p + at + 1, 4)))
 			return backend_fail(err, errlen, FDO_ECORRUPT,

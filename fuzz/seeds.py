@@ -1311,18 +1311,20 @@ def chsums_seeds():
 
 
 # ------------------------------------------------------------------ chsink --
-def chsink_fnv(b):
-    h = 1469598103934665603
+def chsink_crc32c(b):
+    crc = 0xFFFFFFFF
     for x in b:
-        h = ((h ^ x) * 1099511628211) & (2**64 - 1)
-    return h
+        crc ^= x
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
 
 
 def chsink_file(seq, pieces):
     out = b"FDOCHOB1" + struct.pack("<QI", seq, len(pieces))
     for kind, day, body in pieces:
-        out += struct.pack("<BIQQ", kind, day, len(body),
-                           chsink_fnv(body)) + body
+        out += struct.pack("<BIQI", kind, day, len(body),
+                           chsink_crc32c(body)) + body
     return out
 
 
