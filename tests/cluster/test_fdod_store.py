@@ -164,7 +164,8 @@ def test_store_url_refused_when_malformed(tmp_path):
 
 
 def test_kill9_mid_run_same_sums_in_clickhouse(ch, tmp_path):
-    url = ch.url("fdod_kill")
+    # Through the Distributed table: reads as a cluster node does.
+    url = ch.url("fdod_kill", chtest.CLUSTER)
     d = Daemon(tmp_path / "data", extra=["--store", url])
     d.start()
     # Text batches through fdoctl push first.
