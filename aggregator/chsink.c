@@ -70,6 +70,10 @@ struct chsink {
 	char last_err[512];
 	uint64_t full_logged; /* fdo_now_ns of the last "at its bound" */
 	uint64_t fail_logged; /* ... of the last failure logged */
+	/* retention (chsink_set_retention): seconds kept, 0 forever; every
+	 * how many seconds; when next (unix seconds). Sender thread only,
+	 * but for the first two, set under mu. */
+	uint64_t retention, every, next_drop;
 };
 
 static chsink *global_sink;
@@ -586,6 +590,42 @@ static void wait_ms(chsink *s, unsigned ms)
 	pthread_cond_timedwait(&s->cv, &s->mu, &ts);
 }
 
+void chsink_set_retention(chsink *s, uint64_t seconds, uint64_t every)
+{
+	pthread_mutex_lock(&s->mu);
+	s->retention = seconds;
+	s->every = every ? every : 600;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* With mu held: ClickHouse's retention when due. Whole UTC days of
+ * counts_local that end at or before now - retention, on this node's
+ * server (each shard's nodes drop theirs). */
+static void retention_step(chsink *s)
+{
+	uint64_t now = (uint64_t)time(NULL), keep = s->retention;
+	if (!keep || keep >= now || now < s->next_drop)
+		return;
+	pthread_mutex_unlock(&s->mu);
+	uint32_t dropped = 0;
+	char err[512];
+	int rc = ch_drop_before(s->ch, (uint32_t)(now - keep), &dropped, err,
+				sizeof err);
+	pthread_mutex_lock(&s->mu);
+	if (rc) {
+		fdo_warn("ingest: ClickHouse retention: %s; again in a minute",
+			 err);
+		s->next_drop = now + 60;
+		return;
+	}
+	if (dropped)
+		fdo_info("ingest: ClickHouse retention: %u days of counts "
+			 "dropped (older than --retention)",
+			 dropped);
+	s->next_drop = now + s->every;
+}
+
 static void *sender_main(void *arg)
 {
 	chsink *s = arg;
@@ -594,8 +634,10 @@ static void *sender_main(void *arg)
 	char err[512];
 	pthread_mutex_lock(&s->mu);
 	while (!s->stopping) {
+		retention_step(s);
 		if (!s->n) {
-			pthread_cond_wait(&s->cv, &s->mu);
+			if (!s->stopping)
+				wait_ms(s, 60 * 1000);
 			continue;
 		}
 		uint64_t seq = s->seqs[0], size = s->sizes[0];

@@ -44,6 +44,12 @@ int chsink_open(const char *url, store *st, const char *dir, chsink **out,
  * stays for the next start. */
 void chsink_close(chsink *s);
 
+/* chsink_set_retention: the sender also drops, every `every` seconds
+ * (0: 600) and at once, the UTC days of counts_local on its server that
+ * end at or before now - seconds (ch_drop_before); 0: none (the
+ * default). */
+void chsink_set_retention(chsink *s, uint64_t seconds, uint64_t every);
+
 /* The sink merges use (merge_create picks it up); NULL: none. Set before
  * the ingest starts. */
 void chsink_set_global(chsink *s);

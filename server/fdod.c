@@ -437,6 +437,7 @@ int main(int argc, char **argv)
 			fdo_error("fdod: --store %s: %s", cfg->store, why2);
 			goto out;
 		}
+		chsink_set_retention(sink, cfg->retention, cfg->housekeeping);
 		chsink_set_global(sink);
 		fdo_info("fdod: every merge's counts also go to %s",
 			 cfg->store);

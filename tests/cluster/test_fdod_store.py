@@ -288,3 +288,30 @@ def test_clickhouse_down_batches_wait_in_the_wal_then_arrive(ch, tmp_path):
     assert os.path.exists(damaged + ".bad")
     assert ch.query("SELECT count() FROM fdod_down.counts_local") == before
     assert same_sums(d, url)[2] == acked
+
+
+def test_retention_drops_old_days_in_clickhouse(ch, tmp_path):
+    url = ch.url("fdod_ret")
+    r = subprocess.run([CHCHECK, "read", url], capture_output=True,
+                       text=True, timeout=60)  # the schema
+    assert r.returncode == 0, r.stderr
+    day = int(time.time()) // 86400
+    for d in (day - 10, day - 3):  # older than --retention 2d: dropped
+        ch.query("INSERT INTO fdod_ret.counts_local VALUES "
+                 "('old', '', %d, 1, 1, 1)" % (d * 86400 + 60))
+    d = Daemon(tmp_path / "data",
+               extra=["--store", url, "--retention", "2d"])
+    d.start()
+    rc, out = d.push(text_batch(1))
+    assert rc == 0 and out.startswith("ok"), out
+    wait_sent(d)
+    end = time.time() + 30
+    while time.time() < end and int(ch.query(
+            "SELECT count() FROM fdod_ret.counts_local WHERE "
+            "binary = 'old'")):
+        time.sleep(0.2)
+    assert int(ch.query("SELECT count() FROM fdod_ret.counts_local WHERE "
+                        "binary = 'old'")) == 0, d.read_log()
+    assert "2 days of counts dropped" in d.read_log()
+    assert d.stop() == 0
+    assert same_sums(d, url)[2] == 1 + 3
