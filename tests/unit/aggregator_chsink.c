@@ -47,6 +47,29 @@ static int stage_txn(store_txn *t, void *arg)
 	return rc ? rc : x->fail ? FDO_EIO : FDO_OK;
 }
 
+/* A store in test_subdir(name) and a sink on it (x zeroed first). */
+static store *open_both(const char *dir, struct stage *x)
+{
+	struct store_opts o = {.dir = dir};
+	store *st = NULL;
+	char err[512] = "";
+	memset(x, 0, sizeof *x);
+	if (store_open(&o, &st) ||
+	    chsink_open(URL, st, dir, &x->s, err, sizeof err)) {
+		fprintf(stderr, "open %s: %s\n", dir, err);
+		exit(2);
+	}
+	return st;
+}
+
+static void close_both(store *st, struct stage *x)
+{
+	chsink_close(x->s);
+	free(x->counts.v);
+	free(x->counts.tmp);
+	store_close(st);
+}
+
 /* The outbox's files, sorted names into names[0..n). */
 static size_t outbox(const char *dir, char names[32][64])
 {
@@ -86,12 +109,9 @@ static int piece(void *arg, int kind, uint32_t day, const uint8_t *body,
 TEST(aborted_stage_leaves_no_file_committed_one_stays)
 {
 	const char *dir = test_subdir("abort");
-	struct store_opts o = {.dir = dir};
-	store *st;
-	REQUIRE(store_open(&o, &st) == FDO_OK);
-	struct stage x = {0};
+	struct stage x;
+	store *st = open_both(dir, &x);
 	char err[512] = "";
-	REQUIRE(chsink_open(URL, st, dir, &x.s, err, sizeof err) == FDO_OK);
 	char names[32][64];
 	x.fail = 1;
 	CHECK_EQ_INT(store_write(st, stage_txn, &x), FDO_EIO);
@@ -141,22 +161,16 @@ TEST(aborted_stage_leaves_no_file_committed_one_stays)
 					sizeof err),
 		     FDO_ECORRUPT);
 	CHECK(strstr(err, "does not check") != NULL);
-	chsink_close(x.s);
-	free(x.counts.v);
-	free(x.counts.tmp);
-	store_close(st);
+	close_both(st, &x);
 }
 
 TEST(outbox_bound_then_restart_keeps_committed_files_only)
 {
 	const char *dir = test_subdir("bound");
-	struct store_opts o = {.dir = dir};
-	store *st;
-	REQUIRE(store_open(&o, &st) == FDO_OK);
-	struct stage x = {0};
+	struct stage x;
+	store *st = open_both(dir, &x);
 	char err[512] = "";
 	char names[32][64];
-	REQUIRE(chsink_open(URL, st, dir, &x.s, err, sizeof err) == FDO_OK);
 	for (int i = 0; i < CHSINK_MAX_FILES; i++) {
 		CHECK_EQ_INT(chsink_room(x.s), FDO_OK);
 		REQUIRE(store_write(st, stage_txn, &x) == FDO_OK);
@@ -180,10 +194,7 @@ TEST(outbox_bound_then_restart_keeps_committed_files_only)
 	chsink_stats(x.s, &s);
 	CHECK_EQ_INT(s.files, CHSINK_MAX_FILES);
 	CHECK_EQ_INT(chsink_room(x.s), FDO_ETRANSPORT);
-	chsink_close(x.s);
-	free(x.counts.v);
-	free(x.counts.tmp);
-	store_close(st);
+	close_both(st, &x);
 }
 
 TEST(url_refused_before_anything_is_created)
