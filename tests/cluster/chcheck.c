@@ -20,11 +20,12 @@
  *	creates the schema on every URL, then one read through the first;
  *	prints the error and exits 3 when ClickHouse cannot be reached or
  *	refuses.
- *   chcheck node LMDB_DIR URL
- *	the store of an fdod run with --store URL (stopped) against
- *	ClickHouse: every binary and label set of the store read over all
- *	time from both, every row compared (the read through the Distributed
- *	table with a ?cluster= URL); prints the rows and samples.
+ *   chcheck node LMDB_DIR... URL
+ *	the stores of fdod nodes run with --store URL (stopped; 1 to 8)
+ *	against ClickHouse: every binary and label set of the stores read
+ *	over all time from each store, summed, and from ClickHouse, every
+ *	row compared (the read through the Distributed table with a
+ *	?cluster= URL); prints the rows and samples.
  *   chcheck drop URL BEFORE
  *	retention on URL's server: drops the days of counts_local that end
  *	at or before unix time BEFORE, prints how many.
@@ -325,36 +326,118 @@ static int names(store *st, enum store_dict d, char ***out, size_t *n)
 	return rc;
 }
 
-static int node(const char *dir, const char *url)
+/* Add name to v[0..*n) unless there. */
+static int add_name(char ***v, size_t *n, char *name)
 {
-	store *st;
+	for (size_t i = 0; i < *n; i++)
+		if (!strcmp((*v)[i], name)) {
+			free(name);
+			return 0;
+		}
+	char **w = realloc(*v, (*n + 1) * sizeof *w);
+	if (!w) {
+		free(name);
+		return FDO_ENOMEM;
+	}
+	*v = w;
+	w[(*n)++] = name;
+	return 0;
+}
+
+/* The names of dictionary d of every store, once each. */
+static int all_names(store **st, int nst, enum store_dict d, char ***out,
+		     size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	for (int s = 0; s < nst; s++) {
+		char **v;
+		size_t k;
+		if (names(st[s], d, &v, &k))
+			return 3;
+		int rc = 0;
+		for (size_t i = 0; i < k; i++)
+			if (rc || (rc = add_name(out, n, v[i])))
+				free(v[i]);
+		free(v);
+		if (rc)
+			return 3;
+	}
+	return 0;
+}
+
+static int sum_cmp(const void *a, const void *b)
+{
+	const struct backend_sum *x = a, *y = b;
+	if (x->label != y->label)
+		return x->label < y->label ? -1 : 1;
+	if (x->bucket != y->bucket)
+		return x->bucket < y->bucket ? -1 : 1;
+	return x->stack < y->stack ? -1 : x->stack > y->stack;
+}
+
+/* Several stores' rows as one node's: sorted, equal keys summed. */
+static void merge_rows(struct rows *r)
+{
+	if (r->n == 0)
+		return;
+	qsort(r->v, r->n, sizeof *r->v, sum_cmp);
+	size_t k = 0;
+	for (size_t i = 1; i < r->n; i++) {
+		if (!sum_cmp(&r->v[k], &r->v[i])) {
+			r->v[k].weight += r->v[i].weight;
+			r->v[k].samples += r->v[i].samples;
+		} else {
+			r->v[++k] = r->v[i];
+		}
+	}
+	r->n = k + 1;
+}
+
+#define NODES_MAX 8
+
+/* The stores of fdod nodes run with --store URL (stopped) against
+ * ClickHouse: every row of their summed sums compared. */
+static int node(char **dirs, int nst, const char *url)
+{
+	store *st[NODES_MAX];
+	struct backend lm[NODES_MAX], ch;
 	char err[512];
-	struct backend lm, ch;
-	if (open_lmdb(dir, &st, &lm))
-		return 3;
-	if (backend_open(url, &ch, err, sizeof err)) {
-		fprintf(stderr, "chcheck: %s\n", err);
-		store_close(st);
+	int opened = 0, rc = 0;
+	while (opened < nst &&
+	       !open_lmdb(dirs[opened], &st[opened], &lm[opened]))
+		opened++;
+	if (opened < nst || backend_open(url, &ch, err, sizeof err)) {
+		if (opened == nst)
+			fprintf(stderr, "chcheck: %s\n", err);
+		for (int s = 0; s < opened; s++)
+			store_close(st[s]);
 		return 3;
 	}
 	char **bins = NULL, **labs = NULL;
 	size_t nb = 0, nl = 0, total = 0;
 	uint64_t samples = 0;
-	int rc = names(st, STORE_DICT_BINARIES, &bins, &nb) ||
-				 names(st, STORE_DICT_LABELSETS, &labs, &nl)
-			 ? 3
-			 : 0;
+	rc = all_names(st, nst, STORE_DICT_BINARIES, &bins, &nb) ||
+			     all_names(st, nst, STORE_DICT_LABELSETS, &labs,
+				       &nl)
+		     ? 3
+		     : 0;
 	for (size_t i = 0; i < nb && !rc; i++) {
 		struct backend_read r = {bins[i], (const char *const *)labs, nl,
 					 0, UINT32_MAX};
 		struct rows a = {0}, b = {0};
-		if (lm.ops->read_sums(lm.self, &r, collect, &a, err,
-				      sizeof err) ||
-		    ch.ops->read_sums(ch.self, &r, collect, &b, err,
-				      sizeof err)) {
+		for (int s = 0; s < nst && !rc; s++)
+			if (lm[s].ops->read_sums(lm[s].self, &r, collect, &a,
+						 err, sizeof err)) {
+				fprintf(stderr, "chcheck: %s\n", err);
+				rc = 3;
+			}
+		merge_rows(&a);
+		if (!rc && ch.ops->read_sums(ch.self, &r, collect, &b, err,
+					     sizeof err)) {
 			fprintf(stderr, "chcheck: %s\n", err);
 			rc = 3;
-		} else if (!same(&a, &b, bins[i])) {
+		} else if (!rc && !same(&a, &b, bins[i])) {
 			rc = 1;
 		}
 		for (size_t k = 0; k < a.n; k++)
@@ -370,7 +453,8 @@ static int node(const char *dir, const char *url)
 	free(bins);
 	free(labs);
 	backend_close(&ch);
-	store_close(st);
+	for (int s = 0; s < nst; s++)
+		store_close(st[s]);
 	if (!rc)
 		printf("same sums: %zu binaries, %zu rows, %" PRIu64
 		       " samples\n",
@@ -405,8 +489,8 @@ int main(int argc, char **argv)
 			       1);
 	if (argc == 5 && !strcmp(argv[1], "recheck"))
 		return compare(argv[2], argv[3], argv[4], 0, 0);
-	if (argc == 4 && !strcmp(argv[1], "node"))
-		return node(argv[2], argv[3]);
+	if (argc >= 4 && argc - 3 <= NODES_MAX && !strcmp(argv[1], "node"))
+		return node(argv + 2, argc - 3, argv[argc - 1]);
 	if (argc == 4 && !strcmp(argv[1], "drop"))
 		return drop(argv[2], (uint32_t)strtoul(argv[3], NULL, 0));
 	if (argc >= 3 && !strcmp(argv[1], "read"))

@@ -139,9 +139,11 @@ def wait_sent(d, timeout=60):
     assert not outbox(d), (outbox(d), d.read_log())
 
 
-def same_sums(d, url):
-    """fdod stopped: chcheck compares its LMDB store with ClickHouse."""
-    r = subprocess.run([CHCHECK, "node", d.data, url], capture_output=True,
+def same_sums(d, url, *more):
+    """fdod stopped (and the nodes in more): chcheck compares their LMDB
+    stores, summed, with ClickHouse."""
+    r = subprocess.run([CHCHECK, "node", d.data] +
+                       [m.data for m in more] + [url], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     m = re.search(r"same sums: (\d+) binaries, (\d+) rows, (\d+) samples",
@@ -315,3 +317,35 @@ def test_retention_drops_old_days_in_clickhouse(ch, tmp_path):
     assert "2 days of counts dropped" in d.read_log()
     assert d.stop() == 0
     assert same_sums(d, url)[2] == 1 + 3
+
+
+def test_two_nodes_one_clickhouse_sum_both_stores(ch, tmp_path):
+    # Both nodes insert into the same server's tables, each with its own
+    # node id in its markers; an agent's batches go to one node, and
+    # stacks (ids hash raw build-ids) are shared across nodes.
+    url = ch.url("fdod_two", chtest.CLUSTER)
+    nodes = [Daemon(tmp_path / ("data%d" % i), extra=["--store", url])
+             for i in range(2)]
+    for n in nodes:
+        n.start()
+    stop = threading.Event()
+    pushers = [Pusher("n%d" % i, nodes[i % 2], stop, until=15)
+               for i in range(4)]
+    for p in pushers:
+        p.start()
+    for p in pushers:
+        p.join(120)
+        assert not p.errors, p.errors[:3]
+        assert p.acked == 15
+    for n in nodes:
+        wait_sent(n)
+        assert n.stop() == 0
+    nb, rows, samples = same_sums(nodes[0], url, nodes[1])
+    assert samples == sum(p.samples for p in pushers)
+    # Each node alone is not what ClickHouse holds.
+    r = subprocess.run([CHCHECK, "node", nodes[0].data, url],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    ids = ch.query("SELECT uniqExact(labels) FROM fdod_two.counts_local "
+                   "WHERE binary = ''")
+    assert int(ids) == 2
