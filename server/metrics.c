@@ -11,6 +11,7 @@
 
 #include "common/buf.h"
 #include "common/common.h"
+#include "aggregator/chsink.h"
 #include "aggregator/flow.h"
 #include "common/mem.h"
 #include "server/app.h"
@@ -326,6 +327,27 @@ void srv_h_metrics(void *a, struct srv_req *req, struct srv_resp *resp)
 	metric(b, "fdod_flow_memo_misses_total", "counter",
 	       "Functions whose block counts a pull had to solve.",
 	       (double)fm.misses);
+	/* The copy into ClickHouse (fdod --store clickhouse://,
+	 * aggregator/chsink.c): no lines without it. */
+	chsink *sink = chsink_global();
+	if (sink) {
+		struct chsink_stats cs;
+		chsink_stats(sink, &cs);
+		metric(b, "fdod_clickhouse_outbox_files", "gauge",
+		       "Blocks staged for ClickHouse and not yet taken by it.",
+		       (double)cs.files);
+		metric(b, "fdod_clickhouse_outbox_bytes", "gauge",
+		       "Bytes of those blocks (on disk).", (double)cs.bytes);
+		metric(b, "fdod_clickhouse_sent_total", "counter",
+		       "Blocks ClickHouse has taken.", (double)cs.sent);
+		metric(b, "fdod_clickhouse_found_total", "counter",
+		       "Blocks of unknown fate found already in ClickHouse "
+		       "by their marker, so not sent again.",
+		       (double)cs.skipped);
+		metric(b, "fdod_clickhouse_failures_total", "counter",
+		       "Requests to ClickHouse that failed (retried).",
+		       (double)cs.failures);
+	}
 	srv_staleness_metrics(app, b);
 	struct srv_listen *ls = atomic_load(&app->listen);
 	if (ls) {

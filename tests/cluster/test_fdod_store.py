@@ -24,7 +24,8 @@ import pytest
 import chtest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "ingest"))
-from fdodtest import Daemon, SPReq, decode_ack, encode_batch  # noqa: E402
+from fdodtest import (Daemon, SPReq, decode_ack, encode_batch,  # noqa: E402
+                      metric)
 
 ROOT = os.environ.get("FDOD_ROOT") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -245,6 +246,8 @@ def test_clickhouse_down_batches_wait_in_the_wal_then_arrive(ch, tmp_path):
         assert len(outbox(d)) == 16
         time.sleep(1)
         assert len(outbox(d)) == 16, "past the outbox's bound"
+        assert metric(d, "fdod_clickhouse_outbox_files") == 16
+        assert metric(d, "fdod_clickhouse_failures_total") > 0
         st = d.get("/v1/status")
         assert st["ingest"]["unmerged"] > 0, st
         acked_while_down = sum(p.acked for p in pushers)
@@ -266,6 +269,9 @@ def test_clickhouse_down_batches_wait_in_the_wal_then_arrive(ch, tmp_path):
         assert not p.errors, p.errors[:3]
     wait_sent(d, timeout=120)
     assert "ClickHouse takes merges again" in d.read_log()
+    assert metric(d, "fdod_clickhouse_outbox_files") == 0
+    assert metric(d, "fdod_clickhouse_outbox_bytes") == 0
+    assert metric(d, "fdod_clickhouse_sent_total") >= 16
     assert d.stop() == 0
     nb, rows, samples = same_sums(d, url)
     acked = first.samples + sum(p.samples for p in pushers)
@@ -282,6 +288,7 @@ def test_clickhouse_down_batches_wait_in_the_wal_then_arrive(ch, tmp_path):
                      bytes([data[-1] ^ 1]))
     d.start()
     wait_sent(d)
+    assert metric(d, "fdod_clickhouse_found_total") >= 15
     assert d.stop() == 0
     log = d.read_log()
     assert "16 merges of the ClickHouse outbox to send" in log, log
