@@ -126,6 +126,11 @@ struct builder {
 	const void *sym_k, *sym_v; /* its entry; sym_k NULL: past the end */
 	size_t sym_kl, sym_vl;
 	int sym_open;
+	/* the map's window of the last entry the walk found: forgotten
+	 * when it moves on (store_map_forget), as it never comes back */
+	uintptr_t sym_win;
+	const void *sym_last; /* an entry's value in it */
+	struct store_map sym_map;
 	/* store string id -> prof string index + 1 (names and files of the
 	 * symbolized frames recur across locations) */
 	struct fdo_map64 strs;
@@ -236,6 +241,7 @@ static int symcache_walk(struct builder *b, const uint8_t *key,
 	int rc = FDO_OK;
 	if (!b->sym_open) {
 		b->sym_open = 1;
+		store_map_of(b->t, &b->sym_map);
 		if (store_cursor_open(b->t, STORE_SYMCACHE, &b->sym_cur))
 			b->sym_cur = NULL;
 		else if (store_cursor_seek(b->sym_cur, key, STORE_ADDR_KEY_SIZE,
@@ -267,6 +273,13 @@ static int symcache_walk(struct builder *b, const uint8_t *key,
 	if (!b->sym_k || b->sym_kl != STORE_ADDR_KEY_SIZE ||
 	    memcmp(b->sym_k, key, STORE_ADDR_KEY_SIZE))
 		return FDO_ENOT_FOUND;
+	uintptr_t win = (uintptr_t)b->sym_v & ~(STORE_MAP_WINDOW - 1);
+	if (win != b->sym_win) {
+		if (b->sym_last)
+			store_map_forget(&b->sym_map, b->sym_last, 1);
+		b->sym_win = win;
+	}
+	b->sym_last = b->sym_v;
 	*val = b->sym_v;
 	*vl = b->sym_vl;
 	return FDO_OK;
@@ -813,6 +826,10 @@ static int reduce_runs(struct builder *b, const struct agg_profile_query *q,
 		rc = red_finish(red, loc_of, b, &b->p->leaves, &b->p->nleaves,
 				&b->p->pairs, &b->p->npairs);
 	b->distinct = 0;
+	if (b->sym_last)
+		store_map_forget(&b->sym_map, b->sym_last, 1);
+	b->sym_win = 0;
+	b->sym_last = NULL;
 	store_cursor_close(b->sym_cur);
 	b->sym_cur = NULL;
 	b->sym_open = 0;
