@@ -131,6 +131,10 @@ struct builder {
 	uintptr_t sym_win;
 	const void *sym_last; /* an entry's value in it */
 	struct store_map sym_map;
+	/* folded, pprof: reads of the map since it was last forgotten
+	 * whole (map_read) */
+	unsigned map_reads;
+	struct store_map map;
 	/* store string id -> prof string index + 1 (names and files of the
 	 * symbolized frames recur across locations) */
 	struct fdo_map64 strs;
@@ -223,6 +227,28 @@ static int prof_string(struct builder *b, uint32_t id, uint32_t *out)
 }
 
 /* The prof location of (build-id id, offset), resolving it once. */
+/* Reads (a stack, a location's symbols: each a few pages anywhere in the
+ * file, which Linux maps with up to 64 KiB around each) or runs of
+ * MAP_STACKS_READ counts entries read, after which the folded and pprof
+ * builds forget the whole map (store_map_forget): what stays in their RSS
+ * is what the last MAP_FORGET_READS reads mapped, not every page the
+ * build read. Fewer reads between forgets keep less but map more pages again (the B-trees'
+ * upper pages after every forget): more CPU; docs/scale.md has the
+ * figures. */
+#define MAP_FORGET_READS 4096
+#define MAP_STACKS_READ	 64
+
+static void map_read(struct builder *b)
+{
+	if (++b->map_reads < MAP_FORGET_READS)
+		return;
+	b->map_reads = 0;
+	if (!b->map.hi)
+		store_map_of(b->t, &b->map);
+	store_map_forget(&b->map, (const void *)b->map.lo,
+			 b->map.hi - b->map.lo);
+}
+
 /* Steps of the cursor tried before a seek: the frames asked are mostly
  * the next few entries of the table (it holds the addresses the stacks
  * have), where a seek would search the tree again from its root. */
@@ -320,6 +346,8 @@ static int loc_index(struct builder *b, const struct store_frame *f,
 	store_addr_key_encode(key, f);
 	const void *val;
 	size_t vl;
+	if (!b->distinct)
+		map_read(b);
 	if (b->distinct ? symcache_walk(b, key, &val, &vl)
 			: store_get(b->t, STORE_SYMCACHE, key, sizeof key, &val,
 				    &vl))
@@ -588,6 +616,7 @@ static int add_stack(struct builder *b, const struct agg_profile_query *q,
 	struct store_frame f[STORE_STACK_MAX_FRAMES];
 	size_t n, vl;
 	const void *v;
+	map_read(b);
 	if (store_get(b->t, STORE_STACKS, key, sizeof key, &v, &vl) ||
 	    store_stack_decode(v, vl, f, STORE_STACK_MAX_FRAMES, &n) || n == 0)
 		return FDO_OK;
@@ -650,7 +679,10 @@ static int merge_runs(struct builder *b, const struct agg_profile_query *q,
 	for (size_t i = nh; i-- > 0;)
 		heap_down(runs, h, nh, i);
 	double total = 0;
+	uint64_t merged = 0;
 	while (!rc && nh) {
+		if (!(++merged % MAP_STACKS_READ))
+			map_read(b);
 		struct kept s = {runs[h[0]].stack, 0, 0};
 		while (nh && runs[h[0]].stack == s.stack) {
 			struct run *r = &runs[h[0]];
