@@ -126,10 +126,9 @@ struct builder {
 	const void *sym_k, *sym_v; /* its entry; sym_k NULL: past the end */
 	size_t sym_kl, sym_vl;
 	int sym_open;
-	/* the map's window of the last entry the walk found: forgotten
-	 * when it moves on (store_map_forget), as it never comes back */
+	/* the map's window of the last entry the walk found: each window
+	 * it leaves counts as read (store_map_read), as it never comes back */
 	uintptr_t sym_win;
-	const void *sym_last; /* an entry's value in it */
 	struct store_map sym_map;
 	/* folded, pprof: reads of the map since it was last forgotten
 	 * whole (map_read) */
@@ -301,11 +300,9 @@ static int symcache_walk(struct builder *b, const uint8_t *key,
 		return FDO_ENOT_FOUND;
 	uintptr_t win = (uintptr_t)b->sym_v & ~(STORE_MAP_WINDOW - 1);
 	if (win != b->sym_win) {
-		if (b->sym_last)
-			store_map_forget(&b->sym_map, b->sym_last, 1);
+		store_map_read(&b->sym_map, STORE_MAP_WINDOW);
 		b->sym_win = win;
 	}
-	b->sym_last = b->sym_v;
 	*val = b->sym_v;
 	*vl = b->sym_vl;
 	return FDO_OK;
@@ -858,10 +855,10 @@ static int reduce_runs(struct builder *b, const struct agg_profile_query *q,
 		rc = red_finish(red, loc_of, b, &b->p->leaves, &b->p->nleaves,
 				&b->p->pairs, &b->p->npairs);
 	b->distinct = 0;
-	if (b->sym_last)
-		store_map_forget(&b->sym_map, b->sym_last, 1);
+	if (b->sym_map.read) /* what the walk read, out of the RSS */
+		store_map_forget(&b->sym_map, (const void *)b->sym_map.lo,
+				 b->sym_map.hi - b->sym_map.lo);
 	b->sym_win = 0;
-	b->sym_last = NULL;
 	store_cursor_close(b->sym_cur);
 	b->sym_cur = NULL;
 	b->sym_open = 0;

@@ -79,6 +79,14 @@ void store_map_forget(const struct store_map *m, const void *p, size_t len)
 	(void)madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
+void store_map_read(struct store_map *m, size_t len)
+{
+	if (!m->hi || (m->read += len) < STORE_MAP_BATCH)
+		return;
+	m->read = 0;
+	(void)madvise((void *)m->lo, m->hi - m->lo, MADV_DONTNEED);
+}
+
 /* The mapping of the store's file in /proc/self/maps: LMDB does not say
  * where its map is. */
 void store_map_of(store_txn *t, struct store_map *m)
@@ -567,7 +575,7 @@ static int decode_part(struct rows *rs, const struct store_totals_key *k,
 			return rc;
 		if (lay) {
 			/* checked: out of the RSS until the merge reads it */
-			store_map_forget(&lay->map, rs->v, rs->vl);
+			store_map_read(&lay->map, rs->vl);
 			if (fdo_grow(lay->chunks, lay->cap_chunks,
 				     lay->nchunks + 1))
 				return FDO_ENOMEM;
@@ -818,13 +826,13 @@ static inline wire_weight_t uvw(const uint8_t *p, size_t *at)
 }
 
 void store_aggs_iter_init(struct store_aggs_iter *it,
-			  const struct store_aggs_layout *l, size_t src)
+			  struct store_aggs_layout *l, size_t src)
 {
 	memset(it, 0, sizeof *it);
 	const struct store_aggs_src *s = &l->srcs[src];
 	it->next = l->chunks + s->first_chunk;
 	it->end = it->next + s->nchunks;
-	it->map = l->map;
+	it->map = &l->map;
 	it->bid = s->part.leaf_bid;
 }
 
@@ -835,14 +843,13 @@ static int iter_room(struct store_aggs_iter *it, uint8_t kind)
 	while (!it->left || it->kind != kind) {
 		if (it->left || it->next == it->end || it->next->p[0] != kind) {
 			if (!it->left && it->next == it->end && it->open) {
-				store_map_forget(&it->map, it->open->p,
-						 it->open->len);
+				store_map_read(it->map, it->open->len);
 				it->open = NULL;
 			}
 			return 0;
 		}
-		if (it->open) /* read: out of the RSS again */
-			store_map_forget(&it->map, it->open->p, it->open->len);
+		if (it->open) /* read: toward the next forget */
+			store_map_read(it->map, it->open->len);
 		it->open = it->next;
 		it->p = it->next->p;
 		it->kind = kind;

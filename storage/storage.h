@@ -734,9 +734,20 @@ int store_aggs_run_read(const struct store_aggs_run *r, uint32_t leaf_bid,
 #define STORE_MAP_WINDOW ((uintptr_t)64 << 10)
 struct store_map {
 	uintptr_t lo, hi;
+	size_t read; /* bytes counted by store_map_read since it forgot */
 };
 void store_map_of(store_txn *t, struct store_map *m);
 void store_map_forget(const struct store_map *m, const void *p, size_t len);
+/*
+ * store_map_read counts len bytes of m that a reader is done with and,
+ * once STORE_MAP_BATCH are counted, forgets the whole map: one madvise
+ * per batch. Each madvise of a multi-threaded process flushes the TLBs of
+ * the CPUs its threads ran on, which forgetting window by window paid
+ * thousands of times a pull; what a batch leaves mapped is bounded by
+ * what the reads of one batch fault in.
+ */
+#define STORE_MAP_BATCH ((size_t)4 << 20)
+void store_map_read(struct store_map *m, size_t len);
 
 /*
  * A run's partitions as the bytes of their chunks, for a reader that
@@ -763,8 +774,8 @@ struct store_aggs_layout {
 	size_t nsrcs, cap_srcs;
 	struct store_aggs_chunk *chunks;
 	size_t nchunks, cap_chunks;
-	/* t's map (set by store_aggs_layout_add): its chunks are forgotten
-	 * once checked and once walked (store_map_forget) */
+	/* t's map (set by store_aggs_layout_add): its chunks count as read
+	 * once checked and once walked (store_map_read) */
 	struct store_map map;
 };
 int store_aggs_layout_add(store_txn *t, const struct store_totals_key *k,
@@ -793,7 +804,7 @@ int store_aggs_have(store_txn *t, const struct store_totals_key *k,
 struct store_aggs_iter {
 	const struct store_aggs_chunk *next, *end; /* chunks not opened */
 	const struct store_aggs_chunk *open;	   /* the open chunk */
-	struct store_map map;			   /* the layout's */
+	struct store_map *map;			   /* the layout's */
 	const uint8_t *p;			   /* the open chunk's bytes */
 	size_t at;
 	unsigned left; /* its records not read */
@@ -803,7 +814,7 @@ struct store_aggs_iter {
 	struct store_frame base_callee, base_caller;
 };
 void store_aggs_iter_init(struct store_aggs_iter *it,
-			  const struct store_aggs_layout *l, size_t src);
+			  struct store_aggs_layout *l, size_t src);
 int store_aggs_iter_leaf(struct store_aggs_iter *it, struct store_frame *f,
 			 wire_weight_t *weight, uint64_t *samples);
 int store_aggs_iter_pair(struct store_aggs_iter *it, struct store_frame *callee,

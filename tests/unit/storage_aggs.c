@@ -182,7 +182,7 @@ TEST(aggs_round_trip_from_memory_and_table)
 }
 
 /* Every record of layout l, partition after partition, as text. */
-static void walk(const struct store_aggs_layout *l, struct seen *out)
+static void walk(struct store_aggs_layout *l, struct seen *out)
 {
 	for (size_t i = 0; i < l->nsrcs; i++) {
 		struct store_aggs_iter it;
