@@ -134,7 +134,10 @@ struct mb {
 	size_t ntgts, cap_tgts;
 	struct site *sites;
 	size_t nsites, cap_sites;
-	struct fdo_map128 node_map, rec_map, tgt_map, site_map;
+	struct fdo_map128 node_map, rec_map;
+	/* two words as one ((a << 32 | b) + 1: pair_key): 12 bytes a slot,
+	 * not a 4-word key's 20 (131-262 k entries on a big profile) */
+	struct fdo_map64 tgt_map, site_map;
 	double *head;	      /* per string: head from the pairs */
 	double *entry;	      /* per string: entry block count, or -1 */
 	uint8_t *name_state;  /* per string: 0 not seen, 1 usable, 2 not */
@@ -205,12 +208,19 @@ static uint32_t rec_get(struct mb *b, uint32_t node, uint32_t off,
 	return i;
 }
 
+/* (a, b) as a key of a fdo_map64; 0 (not a key) only for two NONEs. */
+static uint64_t pair_key(uint32_t a, uint32_t b)
+{
+	return ((uint64_t)a << 32 | b) + 1;
+}
+
 static uint32_t tgt_get(struct mb *b, uint32_t rec, uint32_t name)
 {
-	uint32_t k[4] = {rec, name, 0, 0}, i;
+	uint64_t k = pair_key(rec, name);
+	uint32_t i;
 	int found;
-	if (fdo_grow(b->tgts, b->cap_tgts, b->ntgts + 1) ||
-	    fdo_map128_put(&b->tgt_map, k, (uint32_t)b->ntgts, &i, &found))
+	if (!k || fdo_grow(b->tgts, b->cap_tgts, b->ntgts + 1) ||
+	    fdo_map64_put(&b->tgt_map, k, (uint32_t)b->ntgts, &i, &found))
 		return NONE;
 	if (!found)
 		b->tgts[b->ntgts++] = (struct tgt){rec, name, 0, 0};
@@ -219,10 +229,11 @@ static uint32_t tgt_get(struct mb *b, uint32_t rec, uint32_t name)
 
 static uint32_t site_get(struct mb *b, uint32_t insn, uint32_t name)
 {
-	uint32_t k[4] = {insn, name, 0, 0}, i;
+	uint64_t k = pair_key(insn, name);
+	uint32_t i;
 	int found;
-	if (fdo_grow(b->sites, b->cap_sites, b->nsites + 1) ||
-	    fdo_map128_put(&b->site_map, k, (uint32_t)b->nsites, &i, &found))
+	if (!k || fdo_grow(b->sites, b->cap_sites, b->nsites + 1) ||
+	    fdo_map64_put(&b->site_map, k, (uint32_t)b->nsites, &i, &found))
 		return NONE;
 	if (!found)
 		b->sites[b->nsites++] = (struct site){insn, name, 0};
@@ -1076,8 +1087,8 @@ int prof_model_build(const struct prof *p, const struct prof_opts *o,
 	free(b.sites);
 	fdo_map128_fini(&b.node_map);
 	fdo_map128_fini(&b.rec_map);
-	fdo_map128_fini(&b.tgt_map);
-	fdo_map128_fini(&b.site_map);
+	fdo_map64_fini(&b.tgt_map);
+	fdo_map64_fini(&b.site_map);
 	fdo_map64_fini(&b.call_rec);
 	if (rc)
 		prof_model_fini(m);

@@ -120,6 +120,20 @@ struct builder {
 	/* Locations are asked once each, in frame order (the reduced
 	 * formats: red_finish): no map of addresses is needed. */
 	int distinct;
+	/* In that order, table symcache is read through one cursor that
+	 * only moves forward (symcache_walk); opened by the first ask. */
+	store_cursor *sym_cur;
+	const void *sym_k, *sym_v; /* its entry; sym_k NULL: past the end */
+	size_t sym_kl, sym_vl;
+	int sym_open;
+	/* the map's window of the last entry the walk found: each window
+	 * it leaves counts as read (store_map_read), as it never comes back */
+	uintptr_t sym_win;
+	struct store_map sym_map;
+	/* folded, pprof: reads of the map since it was last forgotten
+	 * whole (map_read) */
+	unsigned map_reads;
+	struct store_map map;
 	/* store string id -> prof string index + 1 (names and files of the
 	 * symbolized frames recur across locations) */
 	struct fdo_map64 strs;
@@ -212,6 +226,88 @@ static int prof_string(struct builder *b, uint32_t id, uint32_t *out)
 }
 
 /* The prof location of (build-id id, offset), resolving it once. */
+/* Reads (a stack, a location's symbols: each a few pages anywhere in the
+ * file, which Linux maps with up to 64 KiB around each) or runs of
+ * MAP_STACKS_READ counts entries read, after which the folded and pprof
+ * builds forget the whole map (store_map_forget): what stays in their RSS
+ * is what the last MAP_FORGET_READS reads mapped, not every page the
+ * build read. Fewer reads between forgets keep less but map more pages again (the B-trees'
+ * upper pages after every forget): more CPU; docs/scale.md has the
+ * figures. */
+#define MAP_FORGET_READS 4096
+#define MAP_STACKS_READ	 64
+
+static void map_read(struct builder *b)
+{
+	if (++b->map_reads < MAP_FORGET_READS)
+		return;
+	b->map_reads = 0;
+	if (!b->map.hi)
+		store_map_of(b->t, &b->map);
+	store_map_forget(&b->map, (const void *)b->map.lo,
+			 b->map.hi - b->map.lo);
+}
+
+/* Steps of the cursor tried before a seek: the frames asked are mostly
+ * the next few entries of the table (it holds the addresses the stacks
+ * have), where a seek would search the tree again from its root. */
+#define SYM_WALK_STEPS 8
+
+/*
+ * What store_get of key in table symcache gives (FDO_OK with the value,
+ * or not FDO_OK: not there or unreadable), for keys asked in increasing
+ * order (b->distinct: frame order is the keys' order,
+ * store_addr_key_encode): the cursor steps forward to the first entry
+ * >= key, or seeks there past SYM_WALK_STEPS.
+ */
+static int symcache_walk(struct builder *b, const uint8_t *key,
+			 const void **val, size_t *vl)
+{
+	int rc = FDO_OK;
+	if (!b->sym_open) {
+		b->sym_open = 1;
+		store_map_of(b->t, &b->sym_map);
+		if (store_cursor_open(b->t, STORE_SYMCACHE, &b->sym_cur))
+			b->sym_cur = NULL;
+		else if (store_cursor_seek(b->sym_cur, key, STORE_ADDR_KEY_SIZE,
+					   &b->sym_k, &b->sym_kl, &b->sym_v,
+					   &b->sym_vl))
+			b->sym_k = NULL;
+	}
+	if (!b->sym_cur)
+		return store_get(b->t, STORE_SYMCACHE, key, STORE_ADDR_KEY_SIZE,
+				 val, vl);
+	for (int i = 0; b->sym_k && !rc; i++) {
+		size_t m = b->sym_kl < STORE_ADDR_KEY_SIZE
+				   ? b->sym_kl
+				   : STORE_ADDR_KEY_SIZE;
+		int c = memcmp(b->sym_k, key, m);
+		if (c > 0 || (!c && b->sym_kl >= STORE_ADDR_KEY_SIZE))
+			break; /* the first entry >= key */
+		rc = i < SYM_WALK_STEPS
+			     ? store_cursor_next(b->sym_cur, &b->sym_k,
+						 &b->sym_kl, &b->sym_v,
+						 &b->sym_vl)
+			     : store_cursor_seek(b->sym_cur, key,
+						 STORE_ADDR_KEY_SIZE, &b->sym_k,
+						 &b->sym_kl, &b->sym_v,
+						 &b->sym_vl);
+	}
+	if (rc) /* past the end (or unreadable): nothing later either */
+		b->sym_k = NULL;
+	if (!b->sym_k || b->sym_kl != STORE_ADDR_KEY_SIZE ||
+	    memcmp(b->sym_k, key, STORE_ADDR_KEY_SIZE))
+		return FDO_ENOT_FOUND;
+	uintptr_t win = (uintptr_t)b->sym_v & ~(STORE_MAP_WINDOW - 1);
+	if (win != b->sym_win) {
+		store_map_read(&b->sym_map, STORE_MAP_WINDOW);
+		b->sym_win = win;
+	}
+	*val = b->sym_v;
+	*vl = b->sym_vl;
+	return FDO_OK;
+}
+
 static int loc_index(struct builder *b, const struct store_frame *f,
 		     uint32_t *out)
 {
@@ -247,7 +343,11 @@ static int loc_index(struct builder *b, const struct store_frame *f,
 	store_addr_key_encode(key, f);
 	const void *val;
 	size_t vl;
-	if (store_get(b->t, STORE_SYMCACHE, key, sizeof key, &val, &vl))
+	if (!b->distinct)
+		map_read(b);
+	if (b->distinct ? symcache_walk(b, key, &val, &vl)
+			: store_get(b->t, STORE_SYMCACHE, key, sizeof key, &val,
+				    &vl))
 		return FDO_OK; /* not symbolized yet */
 	struct store_sym_frame sf[STORE_SYMCACHE_MAX_FRAMES];
 	size_t n;
@@ -513,6 +613,7 @@ static int add_stack(struct builder *b, const struct agg_profile_query *q,
 	struct store_frame f[STORE_STACK_MAX_FRAMES];
 	size_t n, vl;
 	const void *v;
+	map_read(b);
 	if (store_get(b->t, STORE_STACKS, key, sizeof key, &v, &vl) ||
 	    store_stack_decode(v, vl, f, STORE_STACK_MAX_FRAMES, &n) || n == 0)
 		return FDO_OK;
@@ -575,7 +676,10 @@ static int merge_runs(struct builder *b, const struct agg_profile_query *q,
 	for (size_t i = nh; i-- > 0;)
 		heap_down(runs, h, nh, i);
 	double total = 0;
+	uint64_t merged = 0;
 	while (!rc && nh) {
+		if (!(++merged % MAP_STACKS_READ))
+			map_read(b);
 		struct kept s = {runs[h[0]].stack, 0, 0};
 		while (nh && runs[h[0]].stack == s.stack) {
 			struct run *r = &runs[h[0]];
@@ -751,6 +855,13 @@ static int reduce_runs(struct builder *b, const struct agg_profile_query *q,
 		rc = red_finish(red, loc_of, b, &b->p->leaves, &b->p->nleaves,
 				&b->p->pairs, &b->p->npairs);
 	b->distinct = 0;
+	if (b->sym_map.read) /* what the walk read, out of the RSS */
+		store_map_forget(&b->sym_map, (const void *)b->sym_map.lo,
+				 b->sym_map.hi - b->sym_map.lo);
+	b->sym_win = 0;
+	store_cursor_close(b->sym_cur);
+	b->sym_cur = NULL;
+	b->sym_open = 0;
 	if (!rc) {
 		b->p->count = red->count;
 		b->p->reduced = 1;

@@ -712,6 +712,48 @@ static int caller_id(struct merged *m, const struct store_frame *f,
 	return FDO_OK;
 }
 
+/* Partitions up to which the merge scans them all for the least key
+ * rather than keeping a heap: with a few (a window of one or two buckets
+ * over a few label sets) most keys are in every partition, and one scan
+ * takes each of them at once, where the heap compares about log n times
+ * per record. */
+#define SCAN_MAX 8
+
+/*
+ * The next key of the partitions in h (nh of them, in the order added;
+ * SCAN_MAX at most): its frames into a and b, its records summed into *c
+ * and *samples in the order the partitions were added (the heap's order
+ * too: of equal keys, the partition added first), and the partitions
+ * done with dropped from h (which keeps its order).
+ */
+static void scan_next(struct reducer *r, struct strm *s, uint32_t *h,
+		      size_t *nh, int pairs, struct store_frame *a,
+		      struct store_frame *b, double *c, uint64_t *samples)
+{
+	size_t least = 0, n = *nh, k = 0;
+	for (size_t i = 1; i < n; i++)
+		if (strm_less(s, h[i], h[least], pairs))
+			least = i;
+	*a = s[h[least]].a;
+	*b = s[h[least]].b;
+	/* The partitions before least have larger keys: it is the first
+	 * of the least. */
+	for (size_t i = 0; i < least; i++)
+		h[k++] = h[i];
+	for (size_t i = least; i < n; i++) {
+		struct strm *st = &s[h[i]];
+		if (frame_eq(&st->a, a) && (!pairs || frame_eq(&st->b, b))) {
+			*c += (double)st->w * st->decay * st->factor;
+			*samples += st->samples;
+			r->records++;
+			if (!strm_next(st, pairs))
+				continue;
+		}
+		h[k++] = h[i];
+	}
+	*nh = k;
+}
+
 /* The leaves (pairs) of every partition, merged by frame; each key's
  * count summed in the order the partitions were added. */
 static int merge(struct reducer *r, struct strm *s, uint32_t *h, int pairs,
@@ -721,23 +763,27 @@ static int merge(struct reducer *r, struct strm *s, uint32_t *h, int pairs,
 	for (size_t i = 0; i < n; i++)
 		if (strm_next(&s[i], pairs))
 			h[nh++] = (uint32_t)i;
-	for (size_t i = nh / 2; i-- > 0;)
+	int scan = n <= SCAN_MAX;
+	for (size_t i = nh / 2; i-- > 0 && !scan;)
 		strm_down(s, h, nh, i, pairs);
 	int rc = FDO_OK;
 	while (nh && !rc) {
 		struct store_frame a = s[h[0]].a, b = s[h[0]].b;
 		double c = 0;
 		uint64_t samples = 0;
-		do {
-			struct strm *st = &s[h[0]];
-			c += (double)st->w * st->decay * st->factor;
-			samples += st->samples;
-			r->records++;
-			if (!strm_next(st, pairs))
-				h[0] = h[--nh];
-			strm_down(s, h, nh, 0, pairs);
-		} while (nh && frame_eq(&s[h[0]].a, &a) &&
-			 (!pairs || frame_eq(&s[h[0]].b, &b)));
+		if (scan)
+			scan_next(r, s, h, &nh, pairs, &a, &b, &c, &samples);
+		else
+			do {
+				struct strm *st = &s[h[0]];
+				c += (double)st->w * st->decay * st->factor;
+				samples += st->samples;
+				r->records++;
+				if (!strm_next(st, pairs))
+					h[0] = h[--nh];
+				strm_down(s, h, nh, 0, pairs);
+			} while (nh && frame_eq(&s[h[0]].a, &a) &&
+				 (!pairs || frame_eq(&s[h[0]].b, &b)));
 		if (!kept(c))
 			continue;
 		if (!pairs) {

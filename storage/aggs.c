@@ -26,6 +26,10 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "common/buf.h"
 #include "storage/storage_int.h"
@@ -57,6 +61,62 @@ static void put_weight128(uint8_t *p, wire_weight_t w)
 static wire_weight_t get_weight128(const uint8_t *p)
 {
 	return (wire_weight_t)fdo_get_be64(p) << 64 | fdo_get_be64(p + 8);
+}
+
+/* ---------------------------------------------------------- the map -- */
+
+void store_map_forget(const struct store_map *m, const void *p, size_t len)
+{
+	uintptr_t lo = m->lo, hi = m->hi, a = (uintptr_t)p, b = a + len;
+	if (!len || a < lo || b > hi)
+		return; /* not of the map (a run encoded in memory) */
+	a &= ~(STORE_MAP_WINDOW - 1);
+	b = (b + STORE_MAP_WINDOW - 1) & ~(STORE_MAP_WINDOW - 1);
+	if (a < lo)
+		a = lo;
+	if (b > hi)
+		b = hi;
+	(void)madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+void store_map_read(struct store_map *m, size_t len)
+{
+	if (!m->hi || (m->read += len) < STORE_MAP_BATCH)
+		return;
+	m->read = 0;
+	(void)madvise((void *)m->lo, m->hi - m->lo, MADV_DONTNEED);
+}
+
+/* The mapping of the store's file in /proc/self/maps: LMDB does not say
+ * where its map is. */
+void store_map_of(store_txn *t, struct store_map *m)
+{
+	uintptr_t *lo = &m->lo, *hi = &m->hi;
+	*lo = *hi = 0;
+	int fd;
+	struct stat st;
+	if (!t || mdb_env_get_fd(t->s->env, &fd) || fstat(fd, &st))
+		return;
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[4096];
+	while (f && fgets(line, sizeof line, f)) {
+		unsigned long a, b, ino;
+		unsigned maj, min;
+		char perms[8];
+		if (sscanf(line, "%lx-%lx %7s %*x %x:%x %lu", &a, &b, perms,
+			   &maj, &min, &ino) == 6 &&
+		    ino == (unsigned long)st.st_ino &&
+		    makedev(maj, min) == st.st_dev && perms[3] == 's' &&
+		    b > a) {
+			*lo = a;
+			*hi = b;
+			break;
+		}
+		while (!strchr(line, '\n') && fgets(line, sizeof line, f))
+			; /* the rest of a long line */
+	}
+	if (f)
+		fclose(f);
 }
 
 /* ----------------------------------------------------------- encoder -- */
@@ -514,6 +574,8 @@ static int decode_part(struct rows *rs, const struct store_totals_key *k,
 		if ((rc = decode_chunk(rs->v, rs->vl, &ps, &part, v)))
 			return rc;
 		if (lay) {
+			/* checked: out of the RSS until the merge reads it */
+			store_map_read(&lay->map, rs->vl);
 			if (fdo_grow(lay->chunks, lay->cap_chunks,
 				     lay->nchunks + 1))
 				return FDO_ENOMEM;
@@ -635,6 +697,8 @@ int store_aggs_layout_add(store_txn *t, const struct store_totals_key *k,
 	int rc = store_cursor_open(t, STORE_AGGS, &rs.c);
 	if (rc)
 		return rc;
+	if (!l->map.hi)
+		store_map_of(t, &l->map);
 	rc = layout_rows(&rs, k, now, leaf_bid, l);
 	store_cursor_close(rs.c);
 	return rc;
@@ -762,12 +826,13 @@ static inline wire_weight_t uvw(const uint8_t *p, size_t *at)
 }
 
 void store_aggs_iter_init(struct store_aggs_iter *it,
-			  const struct store_aggs_layout *l, size_t src)
+			  struct store_aggs_layout *l, size_t src)
 {
 	memset(it, 0, sizeof *it);
 	const struct store_aggs_src *s = &l->srcs[src];
 	it->next = l->chunks + s->first_chunk;
 	it->end = it->next + s->nchunks;
+	it->map = &l->map;
 	it->bid = s->part.leaf_bid;
 }
 
@@ -776,8 +841,16 @@ void store_aggs_iter_init(struct store_aggs_iter *it,
 static int iter_room(struct store_aggs_iter *it, uint8_t kind)
 {
 	while (!it->left || it->kind != kind) {
-		if (it->left || it->next == it->end || it->next->p[0] != kind)
+		if (it->left || it->next == it->end || it->next->p[0] != kind) {
+			if (!it->left && it->next == it->end && it->open) {
+				store_map_read(it->map, it->open->len);
+				it->open = NULL;
+			}
 			return 0;
+		}
+		if (it->open) /* read: toward the next forget */
+			store_map_read(it->map, it->open->len);
+		it->open = it->next;
 		it->p = it->next->p;
 		it->kind = kind;
 		it->left = (unsigned)it->p[1] << 8 | it->p[2];

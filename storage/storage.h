@@ -719,6 +719,37 @@ int store_aggs_run_read(const struct store_aggs_run *r, uint32_t leaf_bid,
 			const struct store_aggs_visit *v);
 
 /*
+ * store_map_of finds where t's map is (once per transaction: it reads
+ * /proc/self/maps; the map does not move while t is open); m is all 0
+ * when it is not found. store_map_forget unmaps from this process the
+ * pages of that map around [p, p + len) (whole fault-around windows,
+ * STORE_MAP_WINDOW, within the map; nothing when p is not in it): the
+ * file's pages stay in the page cache and a later read maps them again,
+ * as a first read does. Linux maps up to 64 KiB around every page a read
+ * faults in (fault-around, whatever madvise's advice), so a pull that
+ * reads a table's pages scattered over the file once (table aggs'
+ * chunks, table symcache in key order) keeps several times their size in
+ * its RSS. A hint: no effect on what is read.
+ */
+#define STORE_MAP_WINDOW ((uintptr_t)64 << 10)
+struct store_map {
+	uintptr_t lo, hi;
+	size_t read; /* bytes counted by store_map_read since it forgot */
+};
+void store_map_of(store_txn *t, struct store_map *m);
+void store_map_forget(const struct store_map *m, const void *p, size_t len);
+/*
+ * store_map_read counts len bytes of m that a reader is done with and,
+ * once STORE_MAP_BATCH are counted, forgets the whole map: one madvise
+ * per batch. Each madvise of a multi-threaded process flushes the TLBs of
+ * the CPUs its threads ran on, which forgetting window by window paid
+ * thousands of times a pull; what a batch leaves mapped is bounded by
+ * what the reads of one batch fault in.
+ */
+#define STORE_MAP_BATCH ((size_t)4 << 20)
+void store_map_read(struct store_map *m, size_t len);
+
+/*
  * A run's partitions as the bytes of their chunks, for a reader that
  * merges many runs record by record (aggregator/reduce.c) instead of
  * visiting one run at a time. store_aggs_layout_add checks the run as
@@ -743,6 +774,9 @@ struct store_aggs_layout {
 	size_t nsrcs, cap_srcs;
 	struct store_aggs_chunk *chunks;
 	size_t nchunks, cap_chunks;
+	/* t's map (set by store_aggs_layout_add): its chunks count as read
+	 * once checked and once walked (store_map_read) */
+	struct store_map map;
 };
 int store_aggs_layout_add(store_txn *t, const struct store_totals_key *k,
 			  const struct store_totals *now, uint32_t leaf_bid,
@@ -750,6 +784,7 @@ int store_aggs_layout_add(store_txn *t, const struct store_totals_key *k,
 int store_aggs_run_layout_add(const struct store_aggs_run *r, uint32_t leaf_bid,
 			      struct store_aggs_layout *l);
 void store_aggs_layout_fini(struct store_aggs_layout *l);
+
 /* store_aggs_parts visits only the partition headers of the stored run k
  * (their sums: v->part; leaves and pairs are neither read nor visited),
  * after checking what it visits: the run was computed from totals row
@@ -768,7 +803,9 @@ int store_aggs_have(store_txn *t, const struct store_totals_key *k,
 
 struct store_aggs_iter {
 	const struct store_aggs_chunk *next, *end; /* chunks not opened */
-	const uint8_t *p;			   /* the open chunk */
+	const struct store_aggs_chunk *open;	   /* the open chunk */
+	struct store_map *map;			   /* the layout's */
+	const uint8_t *p;			   /* the open chunk's bytes */
 	size_t at;
 	unsigned left; /* its records not read */
 	uint8_t kind;
@@ -777,7 +814,7 @@ struct store_aggs_iter {
 	struct store_frame base_callee, base_caller;
 };
 void store_aggs_iter_init(struct store_aggs_iter *it,
-			  const struct store_aggs_layout *l, size_t src);
+			  struct store_aggs_layout *l, size_t src);
 int store_aggs_iter_leaf(struct store_aggs_iter *it, struct store_frame *f,
 			 wire_weight_t *weight, uint64_t *samples);
 int store_aggs_iter_pair(struct store_aggs_iter *it, struct store_frame *callee,

@@ -52,6 +52,31 @@ static double status_mib(const char *field)
 	return v;
 }
 
+/* With PULL_LOOP_SMAPS set: each file mapping's resident MiB (the
+ * store's map, the DWARF index...), from /proc/self/smaps, after a build. */
+static void print_file_rss(void)
+{
+	if (!getenv("PULL_LOOP_SMAPS"))
+		return;
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[4096], name[4096] = "";
+	while (f && fgets(line, sizeof line, f)) {
+		unsigned long kb;
+		char path[4096];
+		if (sscanf(line, "%*x-%*x %*s %*s %*s %*s %4095s", path) == 1)
+			snprintf(name, sizeof name, "%s", path);
+		else if (sscanf(line, "Rss: %lu kB", &kb) == 1 && kb >= 1024 &&
+			 name[0] == '/')
+			printf("    %6.1f MiB %s\n", kb / 1024.0, name);
+		if (!strchr(line, '\n')) /* a longer line: skip its rest */
+			while (fgets(line, sizeof line, f) &&
+			       !strchr(line, '\n'))
+				;
+	}
+	if (f)
+		fclose(f);
+}
+
 static void reset_peak(void)
 {
 	FILE *f = fopen("/proc/self/clear_refs", "w");
@@ -89,6 +114,7 @@ static int one(store *st, sym_cache *cache, const char *data,
 	       round, fmts[f], rc ? fdo_strerror(rc) : "ok", out.len, t1 - t0,
 	       c1 - c0, rss0, peak, peak - rss0, file1 - file0, anon1 - anon0,
 	       err);
+	print_file_rss();
 	char fn[4096];
 	snprintf(fn, sizeof fn, "%s/out.%s", outdir, fmts[f]);
 	FILE *w = rc ? NULL : fopen(fn, "w");

@@ -567,6 +567,44 @@ TEST(profiles_from_stored_bucket_sums)
 	snprintf(datadir, sizeof datadir, "%s/data", test_tmpdir());
 }
 
+/*
+ * More partitions than the merge scans side by side (aggregator/reduce.c,
+ * SCAN_MAX): 12 runs (label sets and buckets that are over), merged
+ * through the heap; their keys overlap in some runs and not in others.
+ * The profile is still the full scan's and prof_reduce's, to the bit, from
+ * its stacks and from its stored sums.
+ */
+TEST(profiles_merge_many_runs)
+{
+	REQUIRE(setup());
+	snprintf(datadir, sizeof datadir, "%s/data-many", test_tmpdir());
+	struct world w;
+	REQUIRE(world_open(&w));
+	unsigned long now = (unsigned long)time(NULL);
+	unsigned long hour = now - now % 3600;
+	for (int i = 0; i < 12; i++) {
+		char agent[16], label[32];
+		snprintf(agent, sizeof agent, "m%d", i);
+		snprintf(label, sizeof label, "shard=%d", i % 6);
+		push(w.ing, agent, 1, label, hour - 3600 * (1 + i / 6),
+		     1 + 7 * i, i % 3 ? 13 - i : 1);
+	}
+	uint32_t bid;
+	symbolize(&w, &bid);
+	uint64_t rows;
+	struct agg_profile_query q = {.binary = "prof", .now = now};
+	check_reduced_same(&w, &q); /* from the stacks, then stored */
+	CHECK_EQ_INT(stored_runs(w.st, &rows), 12);
+	check_reduced_same(&w, &q); /* from the stored sums */
+	q.half_life = 86400;
+	check_reduced_same(&w, &q);
+	q.half_life = 0;
+	q.blocks = 1;
+	check_reduced_same(&w, &q);
+	world_close(&w);
+	snprintf(datadir, sizeof datadir, "%s/data", test_tmpdir());
+}
+
 /* Every leaf build-id partition of every run of binary "prof", as
  * agg_run_parts gives them (the releases route's read). */
 struct parts_seen {

@@ -181,6 +181,74 @@ TEST(aggs_round_trip_from_memory_and_table)
 	store_aggs_run_fini(&r);
 }
 
+/* Every record of layout l, partition after partition, as text. */
+static void walk(struct store_aggs_layout *l, struct seen *out)
+{
+	for (size_t i = 0; i < l->nsrcs; i++) {
+		struct store_aggs_iter it;
+		store_aggs_iter_init(&it, l, i);
+		struct store_frame a, b;
+		wire_weight_t w;
+		uint64_t samples;
+		while (store_aggs_iter_leaf(&it, &a, &w, &samples))
+			v_leaf(out, &a, w, samples);
+		while (store_aggs_iter_pair(&it, &a, &b, &w))
+			v_pair(out, &a, &b, w);
+	}
+}
+
+/*
+ * Pages of the map forgotten (store_map_forget: a layout's chunks once
+ * checked and once walked) read the same bytes again; only the store's
+ * map is touched, nothing outside it.
+ */
+TEST(aggs_forgotten_pages_read_the_same)
+{
+	struct store_aggs_run r;
+	encode(&r, 6000); /* several chunks, over several pages */
+	static struct seen mem, first, again;
+	struct store_aggs_layout lm = {0}, l = {0};
+	CHECK_EQ_INT(store_aggs_run_layout_add(&r, 0, &lm), FDO_OK);
+	walk(&lm, &mem);
+	store *s = open_dir(test_subdir("forget"));
+	REQUIRE(s != NULL);
+	struct store_totals seen = SEEN;
+	REQUIRE(store_write(s, add_totals, &seen) == FDO_OK);
+	REQUIRE(store_write(s, put_run, &r) == FDO_OK);
+	store_txn *t;
+	REQUIRE(store_txn_begin(s, 0, &t) == FDO_OK);
+	struct store_map m;
+	store_map_of(t, &m);
+	CHECK(m.lo && m.hi > m.lo && m.lo % 4096 == 0);
+	CHECK_EQ_INT(store_aggs_layout_add(t, &K, &SEEN, 0, &l), FDO_OK);
+	CHECK(l.map.lo == m.lo && l.map.hi == m.hi);
+	CHECK(l.nchunks > 2 && (uintptr_t)l.chunks[0].p >= m.lo &&
+	      (uintptr_t)l.chunks[0].p < m.hi);
+	walk(&l, &first);
+	walk(&l, &again);
+	CHECK(mem.len > 0 && first.len == mem.len && again.len == mem.len);
+	CHECK(!memcmp(first.text, mem.text, mem.len));
+	CHECK(!memcmp(again.text, mem.text, mem.len));
+	/* The whole map forgotten: still read alike. */
+	store_map_forget(&m, (const void *)m.lo, m.hi - m.lo);
+	again.len = 0;
+	walk(&l, &again);
+	CHECK(again.len == mem.len && !memcmp(again.text, mem.text, mem.len));
+	/* Memory outside the map (a run encoded in memory) is left alone. */
+	uint8_t before[64];
+	memcpy(before, r.buf, sizeof before);
+	store_map_forget(&m, r.buf, r.len);
+	CHECK(!memcmp(before, r.buf, sizeof before));
+	mem.len = 0;
+	walk(&lm, &mem);
+	CHECK(mem.len == first.len && !memcmp(first.text, mem.text, mem.len));
+	store_txn_abort(t);
+	store_aggs_layout_fini(&l);
+	store_aggs_layout_fini(&lm);
+	store_close(s);
+	store_aggs_run_fini(&r);
+}
+
 TEST(aggs_encoder_refuses_what_is_out_of_order)
 {
 	struct store_aggs_run r;
