@@ -1,6 +1,6 @@
 /*
  * cli/cmd_pull.c — `fdoctl pull BINARY [--http URL] [--format F]
- * [--build-id ID] [--labels k=v,...] [--mix SPEC] [--window 7d]
+ * [--build-id ID] [--for-build-id HEX|newest] [--labels k=v,...] [--mix SPEC] [--window 7d]
  * [--half-life 3d] [--min-samples N] [--min-hosts N] [--min-span D]
  * [--min-fresh-share S] [--<emitter option> V]... [-o FILE]`: fetch a profile for a build. Its
  * flags and --help come from its option table below, followed by the
@@ -13,11 +13,13 @@
  * stderr and the exit status is 3, so a pipeline can tell "no profile
  * yet" (3) from a failure (1) and usage errors (2).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "aggregator/profile.h"
@@ -27,7 +29,7 @@
 
 /* The selectors, then the emitter options: each a query parameter, sent
  * when given (fdod has the defaults). */
-#define PULL_NSEL 10
+#define PULL_NSEL 11
 struct cfg {
 	struct cli_http http;
 	char *out;
@@ -46,21 +48,25 @@ static const struct fdo_opt opts[] = {
 	 "llvm (fdod's default), gcc, bolt, folded, pprof"},
 	{"build-id", FDO_OPT_STRING, PARAM(1), NULL, "ID",
 	 "only the stacks of that exact build (BOLT)"},
-	{"labels", FDO_OPT_STRING, PARAM(2), NULL, "k=v,...",
+	{"for-build-id", FDO_OPT_STRING, PARAM(2), NULL, "HEX|newest",
+	 "llvm, gcc: the profile matched onto that release (its executable "
+	 "and DWARF uploaded; newest: the build-id fdod learnt of last); "
+	 "what was fresh, matched, renamed and dropped goes to stderr"},
+	{"labels", FDO_OPT_STRING, PARAM(3), NULL, "k=v,...",
 	 "the label sets holding every pair"},
-	{"mix", FDO_OPT_STRING, PARAM(3), NULL, "k=v*3,k=v*1",
+	{"mix", FDO_OPT_STRING, PARAM(4), NULL, "k=v*3,k=v*1",
 	 "each selector its weight's share, whatever its traffic"},
-	{"window", FDO_OPT_STRING, PARAM(4), NULL, "D",
+	{"window", FDO_OPT_STRING, PARAM(5), NULL, "D",
 	 "the last D (7d, 12h, ...)"},
-	{"half-life", FDO_OPT_STRING, PARAM(5), NULL, "D",
+	{"half-life", FDO_OPT_STRING, PARAM(6), NULL, "D",
 	 "older samples count half every D"},
-	{"min-samples", FDO_OPT_STRING, PARAM(6), NULL, "N",
+	{"min-samples", FDO_OPT_STRING, PARAM(7), NULL, "N",
 	 "readiness rule instead of fdod's default"},
-	{"min-hosts", FDO_OPT_STRING, PARAM(7), NULL, "N",
+	{"min-hosts", FDO_OPT_STRING, PARAM(8), NULL, "N",
 	 "readiness rule instead of fdod's default"},
-	{"min-span", FDO_OPT_STRING, PARAM(8), NULL, "D",
+	{"min-span", FDO_OPT_STRING, PARAM(9), NULL, "D",
 	 "readiness rule instead of fdod's default"},
-	{"min-fresh-share", FDO_OPT_STRING, PARAM(9), NULL, "S",
+	{"min-fresh-share", FDO_OPT_STRING, PARAM(10), NULL, "S",
 	 "readiness rule on the binary's staleness score (0 to 1) instead "
 	 "of fdod's default"},
 	{0},
@@ -99,8 +105,55 @@ static void url_escape(struct fdo_buf *b, const char *s)
 	}
 }
 
-static int pull(const struct cfg *c, const struct fdo_opt *table,
-		const char *binary);
+static int pull(struct cfg *c, const struct fdo_opt *table, const char *binary);
+
+/* header: the value of the answer's header name (case-insensitive) into
+ * out, only its characters of a build-id, share or count list (fdod's
+ * headers have no others); 0 when absent. */
+static int header(const struct fdo_buf *h, const char *name, char *out,
+		  size_t cap)
+{
+	size_t nl = strlen(name);
+	const char *p = h->len ? (const char *)h->data : "", *end = p + h->len;
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol)
+			eol = end;
+		if ((size_t)(eol - p) > nl && p[nl] == ':' &&
+		    !strncasecmp(p, name, nl)) {
+			size_t n = 0;
+			for (p += nl + 1; p < eol && n + 1 < cap; p++)
+				if (isalnum((unsigned char)*p) ||
+				    (*p && strchr(".=,_-", *p)))
+					out[n++] = *p;
+			out[n] = 0;
+			return 1;
+		}
+		p = eol + 1;
+	}
+	return 0;
+}
+
+/* With --for-build-id: what the matching did, from the answer's
+ * X-Fdod-Stale-* headers (docs/http.md), on stderr. */
+static void report_stale(const struct fdo_buf *h)
+{
+	static const char *const cls[] = {"Fresh", "Matched", "Renamed",
+					  "Dropped"};
+	char id[160], v[64], fns[160] = "";
+	if (!header(h, "X-Fdod-For-Build-Id", id, sizeof id))
+		return;
+	fprintf(stderr, "fdoctl pull: matched onto %s:", id);
+	for (size_t i = 0; i < sizeof cls / sizeof *cls; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "X-Fdod-Stale-%s", cls[i]);
+		if (header(h, name, v, sizeof v))
+			fprintf(stderr, " %c%s %s", cls[i][0] + 'a' - 'A',
+				cls[i] + 1, v);
+	}
+	header(h, "X-Fdod-Stale-Functions", fns, sizeof fns);
+	fprintf(stderr, " of the profile's counts; functions %s\n", fns);
+}
 
 static int run(int argc, char **argv)
 {
@@ -114,12 +167,13 @@ static int run(int argc, char **argv)
 	return rc;
 }
 
-static int pull(const struct cfg *c, const struct fdo_opt *table,
-		const char *binary)
+static int pull(struct cfg *c, const struct fdo_opt *table, const char *binary)
 {
-	struct fdo_buf path, body;
+	struct fdo_buf path, body, hdr;
 	fdo_buf_init(&path);
 	fdo_buf_init(&body);
+	fdo_buf_init(&hdr);
+	c->http.headers = &hdr;
 	fdo_buf_puts(&path, "/v1/profiles/");
 	url_escape(&path, binary);
 	/* The query: each parameter given, in the table's order, named as
@@ -152,6 +206,7 @@ static int pull(const struct cfg *c, const struct fdo_opt *table,
 		ret = status == 409 ? 3 : 1;
 		goto out;
 	}
+	report_stale(&hdr);
 	const char *out_path = c->out;
 	if (!out_path) {
 		ret = fwrite(body.data, 1, body.len, stdout) == body.len &&
@@ -183,5 +238,6 @@ static int pull(const struct cfg *c, const struct fdo_opt *table,
 out:
 	fdo_buf_fini(&path);
 	fdo_buf_fini(&body);
+	fdo_buf_fini(&hdr);
 	return ret;
 }

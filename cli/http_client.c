@@ -76,6 +76,16 @@ static size_t write_answer(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* The answer's header lines into h->headers, while they fit. */
+static size_t keep_header(char *data, size_t size, size_t n, void *arg)
+{
+	struct fdo_buf *h = arg;
+	size_t len = size * n;
+	if (h->len + len <= CLI_HTTP_MAX_HEADERS)
+		fdo_buf_append(h, data, len);
+	return len;
+}
+
 /* libcurl's global state, set up once and released at exit. */
 static int global_init(void)
 {
@@ -143,6 +153,10 @@ int cli_http_request(const struct cli_http *h, const char *method,
 			 (curl_off_t)CLI_HTTP_MAX_RESPONSE);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_answer);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &x);
+	if (h->headers) {
+		curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, keep_header);
+		curl_easy_setopt(curl, CURLOPT_HEADERDATA, h->headers);
+	}
 	const char *ca = getenv("FDOD_CA_FILE");
 	if (ca && *ca)
 		curl_easy_setopt(curl, CURLOPT_CAINFO, ca);

@@ -296,6 +296,50 @@ def test_matched_onto_next_release(loaded, releases):
     assert body and "X-Fdod-Stale-Dropped" in h4
 
 
+def test_fdoctl_pull_for_build_id(loaded, releases, tmp_path):
+    """fdoctl pull --for-build-id: the route's answer byte for byte, and
+    what the matching did (the X-Fdod-Stale-* headers) on stderr."""
+    d, bid1, bid2 = loaded
+    flags = ["--format", "llvm", "--encoding", "text", "--counts",
+             "samples", "--line-count", "sum"]
+    h, want = pull(d, Q + "&for_build_id=" + bid2)
+    out = tmp_path / "st.prof"
+    p = subprocess.run([FDOCTL, "pull", "st", "--http", d.http] + flags +
+                       ["--for-build-id", bid2, "-o", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p
+    assert out.read_bytes() == want
+    m = re.search(r"matched onto (\w+): fresh (\S+) matched (\S+) "
+                  r"renamed (\S+) dropped (\S+) of the profile's counts; "
+                  r"functions (\S+)\n", p.stderr)
+    assert m, p.stderr
+    assert m.group(1) == bid2
+    for i, k in enumerate(("Fresh", "Matched", "Renamed", "Dropped"), 2):
+        assert m.group(i) == h["X-Fdod-Stale-" + k], (k, p.stderr)
+    assert m.group(6) == h["X-Fdod-Stale-Functions"], p.stderr
+    # newest, to stdout: the same profile, the same report.
+    p = subprocess.run([FDOCTL, "pull", "st", "--http", d.http] + flags +
+                       ["--for-build-id", "newest"], capture_output=True,
+                       timeout=120)
+    assert p.returncode == 0 and p.stdout == want, p.stderr
+    assert ("matched onto " + bid2).encode() in p.stderr, p.stderr
+    # Without it: the plain profile, and no report.
+    _, plain = pull(d, Q)
+    p = subprocess.run([FDOCTL, "pull", "st", "--http", d.http] + flags,
+                       capture_output=True, timeout=120)
+    assert p.returncode == 0 and p.stdout == plain, p.stderr
+    assert b"matched onto" not in p.stderr, p.stderr
+    # The route's refusals: exit 1 with its reason.
+    for extra, why in ((["--for-build-id", "XYZ"], "not lowercase hex"),
+                       (["--format", "folded", "--for-build-id", bid2],
+                        "llvm and gcc"),
+                       (["--for-build-id", "ab" * 20], "no such build-id")):
+        p = subprocess.run([FDOCTL, "pull", "st", "--http", d.http] + extra,
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 1 and why in p.stderr, (extra, p)
+        assert "matched onto" not in p.stderr, p.stderr
+
+
 def test_bad_for_build_id(loaded, releases):
     d, bid1, bid2 = loaded
     # not hex
