@@ -104,6 +104,9 @@
  * binary of tens of MiB of code), then per function one LCS of its call
  * sites (at most LCS_MAX_CELLS cells; beyond, offsets are kept) and, for
  * each function whose name is gone, one per new name of the target.
+ * Memory: the shapes of every release compared, held to the end, counted
+ * in the memory budget's builds part as they grow (mem_hold); a pull
+ * whose shapes do not fit stops with FDO_EBUSY rather than grow past it.
  */
 #include <math.h>
 #include <stdio.h>
@@ -114,6 +117,7 @@
 #include "common/buf.h"
 #include "common/common.h"
 #include "common/map.h"
+#include "common/mem.h"
 
 #define NONE		   UINT32_MAX
 #define MAX_FRAMES	   64
@@ -145,6 +149,8 @@ struct shape {
 
 struct shapes {
 	int state;		  /* 0 not loaded, 1 loaded, -1 failed */
+	uint64_t held;		  /* counted in the builds part (mem_hold) */
+	uint64_t want;		  /* refused: what the part would have held */
 	struct fdo_map64 by_name; /* name + 1 -> shape index */
 	struct shape *v;
 	size_t n;
@@ -154,6 +160,7 @@ struct shapes {
 };
 
 struct scan {
+	struct shapes *S; /* whose held counts the scan's arrays too */
 	struct prof *p;
 	sym_index *idx;
 	struct fdo_map64 names; /* string pointer -> string index */
@@ -162,6 +169,46 @@ struct scan {
 	struct sanc *anc;
 	size_t nanc, cap_anc;
 };
+
+/*
+ * The shapes are counted in the memory budget's builds part (common/
+ * mem.h) as they grow, beside the profile being made: a binary's shapes
+ * are about 12 bytes per instruction while scanning (before equal lines
+ * merge), and a pull holds them for two releases or more. mem_hold takes
+ * bytes more for S, or refuses (FDO_EBUSY) when they would take the part
+ * past its cap, before anything is allocated for them; mem_drop gives
+ * some back.
+ */
+static int mem_hold(struct shapes *S, uint64_t bytes)
+{
+	uint64_t cap = fdo_mem_cap(FDO_MEM_BUILDS);
+	uint64_t used = fdo_mem_used(FDO_MEM_BUILDS);
+	if (cap && used + bytes > cap) {
+		S->want = used + bytes;
+		return FDO_EBUSY;
+	}
+	fdo_mem_take(FDO_MEM_BUILDS, bytes);
+	S->held += bytes;
+	return FDO_OK;
+}
+
+static void mem_drop(struct shapes *S, uint64_t bytes)
+{
+	fdo_mem_give(FDO_MEM_BUILDS, bytes);
+	S->held -= bytes;
+}
+
+/* What growing an array of cap elements of elem bytes to hold need takes
+ * (fdo_grow's doubling from 16), counted before it grows. */
+static int hold_growth(struct shapes *S, size_t cap, size_t need, size_t elem)
+{
+	if (need <= cap)
+		return FDO_OK;
+	size_t c = cap ? cap : 16;
+	while (c < need && c <= SIZE_MAX / 2)
+		c *= 2;
+	return mem_hold(S, (uint64_t)(c - cap) * elem);
+}
 
 static uint32_t scan_intern(struct scan *s, const char *str)
 {
@@ -182,6 +229,10 @@ static uint32_t scan_name_at(struct scan *s, uint64_t vaddr)
 
 static int push_line(struct scan *s, uint32_t name, uint32_t off, uint32_t n)
 {
+	int rc = hold_growth(s->S, s->cap_lines, s->nlines + 1,
+			     sizeof *s->lines);
+	if (rc)
+		return rc;
 	if (fdo_grow(s->lines, s->cap_lines, s->nlines + 1))
 		return FDO_ENOMEM;
 	s->lines[s->nlines++] = (struct sline){name, off, n};
@@ -191,6 +242,9 @@ static int push_line(struct scan *s, uint32_t name, uint32_t off, uint32_t n)
 static int push_anc(struct scan *s, uint32_t name, uint32_t off,
 		    uint32_t callee)
 {
+	int rc = hold_growth(s->S, s->cap_anc, s->nanc + 1, sizeof *s->anc);
+	if (rc)
+		return rc;
 	if (fdo_grow(s->anc, s->cap_anc, s->nanc + 1))
 		return FDO_ENOMEM;
 	s->anc[s->nanc++] = (struct sanc){name, off, callee};
@@ -303,6 +357,7 @@ static uint64_t extent(const struct sym_func *funcs, size_t nf,
 
 static void shapes_fini(struct shapes *S)
 {
+	fdo_mem_give(FDO_MEM_BUILDS, S->held);
 	fdo_map64_fini(&S->by_name);
 	free(S->v);
 	free(S->offs);
@@ -324,7 +379,7 @@ static const struct shape *shape_of(const struct shapes *S, uint32_t name)
 static int shapes_build(struct prof *p, sym_index *idx, const char *elf,
 			struct shapes *S)
 {
-	struct scan s = {.p = p, .idx = idx};
+	struct scan s = {.S = S, .p = p, .idx = idx};
 	struct sym_func *funcs = NULL;
 	size_t nf = 0;
 	sym_code *code = NULL;
@@ -355,11 +410,19 @@ static int shapes_build(struct prof *p, sym_index *idx, const char *elf,
 		for (size_t i = 0; i < s.nanc; i++)
 			if (!na || cmp_sanc(&s.anc[i], &s.anc[na - 1]))
 				s.anc[na++] = s.anc[i];
-		S->offs = malloc((nl ? nl : 1) * sizeof *S->offs);
-		S->nins = malloc((nl ? nl : 1) * sizeof *S->nins);
-		S->v = malloc((nl ? nl : 1) * sizeof *S->v);
-		if (!S->offs || !S->nins || !S->v)
-			rc = FDO_ENOMEM;
+		/* The shapes' own arrays and their index (at most a slot
+		 * and a half per name at the map's load), then the scan's
+		 * lines are given back. */
+		size_t one = sizeof *S->offs + sizeof *S->nins + sizeof *S->v +
+			     3 * (sizeof(uint64_t) + sizeof(uint32_t));
+		rc = mem_hold(S, (uint64_t)(nl ? nl : 1) * one);
+		if (!rc) {
+			S->offs = malloc((nl ? nl : 1) * sizeof *S->offs);
+			S->nins = malloc((nl ? nl : 1) * sizeof *S->nins);
+			S->v = malloc((nl ? nl : 1) * sizeof *S->v);
+			if (!S->offs || !S->nins || !S->v)
+				rc = FDO_ENOMEM;
+		}
 		/* Every anchor's (name, off) is a line too: group by the
 		 * lines' names, anchors alongside. */
 		size_t a = 0;
@@ -392,9 +455,13 @@ static int shapes_build(struct prof *p, sym_index *idx, const char *elf,
 		s.anc = NULL;
 	}
 	free(s.lines);
+	mem_drop(S, (uint64_t)s.cap_lines * sizeof *s.lines);
 	free(s.anc);
-	if (rc)
+	if (rc) {
+		uint64_t want = S->want;
 		shapes_fini(S);
+		S->want = want;
+	}
 	S->state = rc ? -1 : 1;
 	return rc;
 }
@@ -760,6 +827,8 @@ struct ctx {
 	struct ob ob;
 	char *err;
 	size_t errlen;
+	uint64_t refused; /* shapes refused by the budget: what the part
+			     would have held with them (shapes.want) */
 };
 
 /* The shapes of slot, built on first use; NULL when they cannot be. */
@@ -799,6 +868,11 @@ static struct shapes *shapes_get(struct ctx *c, uint32_t slot)
 		sym_cache_release(c->cache, idx);
 	else
 		sym_index_close(idx);
+	if (rc == FDO_EBUSY && !c->refused)
+		c->refused = S->want;
+	if (!rc)
+		fdo_debug("stale: shapes of %s: %zu functions, %llu bytes", elf,
+			  S->n, (unsigned long long)S->held);
 	if (rc)
 		fdo_debug("stale: no shapes of %s: %s", elf, fdo_strerror(rc));
 	return S->state == 1 ? S : NULL;
@@ -1060,9 +1134,15 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 	}
 	if (m.probes) {
 		prof_model_fini(&m);
+		/* Why, in the answer: the pipeline has to change what it
+		 * asks for, not retry. */
 		snprintf(err, errlen,
-			 "for_build_id= matches line-based profiles only (this "
-			 "one is probe-based)");
+			 "the profile is probe-based (a build with "
+			 "-fpseudo-probe-for-profiling): clang drops a "
+			 "function whose probe checksum differs, and only the "
+			 "release's own probed build has its checksums; pull "
+			 "with counts=samples (line-based) or without "
+			 "for_build_id=");
 		return FDO_EUNSUPPORTED;
 	}
 	struct ctx c = {.p = p,
@@ -1092,7 +1172,9 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 		goto out;
 	}
 	/* The target first: without its shapes nothing can be matched. */
-	if (!shapes_get(&c, c.tslot) || !c.S[c.tslot].n) {
+	if (!shapes_get(&c, c.tslot) && c.refused)
+		goto busy;
+	if (!c.S[c.tslot].n) {
 		snprintf(err, errlen,
 			 "the release's uploaded files give no line table "
 			 "(is its DWARF uploaded?)");
@@ -1129,6 +1211,8 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 			continue; /* sampled on the target itself: fresh */
 		if (shapes_get(&c, bid))
 			dec[f].slot = bid;
+		else if (c.refused)
+			goto busy;
 	}
 	/* Rename candidates: the target's names no sampled release has and
 	 * the profile does not name as a function. */
@@ -1246,6 +1330,8 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 			st->ndropped++;
 		}
 	}
+	if (!rc && c.refused)
+		goto busy;
 	if (!rc)
 		rc = ob_finish(&c.ob, &nm);
 	if (!rc) {
@@ -1264,6 +1350,15 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 	} else if (rc == FDO_ENOMEM) {
 		snprintf(err, errlen, "out of memory matching the profile");
 	}
+	goto out;
+busy:
+	rc = FDO_EBUSY;
+	snprintf(err, errlen,
+		 "the releases' code shapes would take the memory budget's "
+		 "builds part to %llu bytes, over its %llu (with the profiles "
+		 "being made; --memory-budget)",
+		 (unsigned long long)c.refused,
+		 (unsigned long long)fdo_mem_cap(FDO_MEM_BUILDS));
 out:
 	prof_model_fini(&nm);
 	for (size_t i = 0; c.S && i <= p->nbuild_ids; i++)
