@@ -151,6 +151,7 @@ struct shapes {
 	int state;		  /* 0 not loaded, 1 loaded, -1 failed */
 	uint64_t held;		  /* counted in the builds part (mem_hold) */
 	uint64_t want;		  /* refused: what the part would have held */
+	uint64_t peak;		  /* the most held (while scanning) */
 	struct fdo_map64 by_name; /* name + 1 -> shape index */
 	struct shape *v;
 	size_t n;
@@ -189,6 +190,8 @@ static int mem_hold(struct shapes *S, uint64_t bytes)
 	}
 	fdo_mem_take(FDO_MEM_BUILDS, bytes);
 	S->held += bytes;
+	if (S->held > S->peak)
+		S->peak = S->held;
 	return FDO_OK;
 }
 
@@ -871,8 +874,10 @@ static struct shapes *shapes_get(struct ctx *c, uint32_t slot)
 	if (rc == FDO_EBUSY && !c->refused)
 		c->refused = S->want;
 	if (!rc)
-		fdo_debug("stale: shapes of %s: %zu functions, %llu bytes", elf,
-			  S->n, (unsigned long long)S->held);
+		fdo_debug("stale: shapes of %s: %zu functions, %llu bytes "
+			  "(%llu at the scan's peak)",
+			  elf, S->n, (unsigned long long)S->held,
+			  (unsigned long long)S->peak);
 	if (rc)
 		fdo_debug("stale: no shapes of %s: %s", elf, fdo_strerror(rc));
 	return S->state == 1 ? S : NULL;
