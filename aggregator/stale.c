@@ -178,17 +178,27 @@ struct scan {
  * merge), and a pull holds them for two releases or more. mem_hold takes
  * bytes more for S, or refuses (FDO_EBUSY) when they would take the part
  * past its cap, before anything is allocated for them; mem_drop gives
- * some back.
+ * some back. mem_take counts a table used for a while (lcs), *want
+ * getting what the part would have held when it refuses.
  */
-static int mem_hold(struct shapes *S, uint64_t bytes)
+static int mem_take(uint64_t bytes, uint64_t *want)
 {
 	uint64_t cap = fdo_mem_cap(FDO_MEM_BUILDS);
 	uint64_t used = fdo_mem_used(FDO_MEM_BUILDS);
 	if (cap && used + bytes > cap) {
-		S->want = used + bytes;
+		if (!*want)
+			*want = used + bytes;
 		return FDO_EBUSY;
 	}
 	fdo_mem_take(FDO_MEM_BUILDS, bytes);
+	return FDO_OK;
+}
+
+static int mem_hold(struct shapes *S, uint64_t bytes)
+{
+	int rc = mem_take(bytes, &S->want);
+	if (rc)
+		return rc;
 	S->held += bytes;
 	if (S->held > S->peak)
 		S->peak = S->held;
@@ -490,21 +500,33 @@ static int shape_same(const struct shapes *A, const struct shape *a,
 
 /*
  * lcs pairs the longest common subsequence of a[0..na) and b[0..nb):
- * ia[i], ib[i] for i < the returned length (increasing). SIZE_MAX when
- * the table would exceed LCS_MAX_CELLS.
+ * ia[i], ib[i] for i < *out, its length (increasing); *out SIZE_MAX when
+ * the table would exceed LCS_MAX_CELLS. Its table is counted in the
+ * builds part while it lives: FDO_EBUSY (*want set, mem_take) when it
+ * does not fit, FDO_ENOMEM when it cannot be had (an answer must not
+ * depend on the heap's state, so that is not "too large" either).
  */
-static size_t lcs(const uint32_t *a, size_t na, const uint32_t *b, size_t nb,
-		  uint32_t *ia, uint32_t *ib)
+static int lcs(const uint32_t *a, size_t na, const uint32_t *b, size_t nb,
+	       uint32_t *ia, uint32_t *ib, uint64_t *want, size_t *out)
 {
+	*out = 0;
 	if (!na || !nb)
-		return 0;
+		return FDO_OK;
 	if ((double)(na + 1) * (double)(nb + 1) > LCS_MAX_CELLS ||
-	    na >= 0xffff || nb >= 0xffff)
-		return SIZE_MAX;
+	    na >= 0xffff || nb >= 0xffff) {
+		*out = SIZE_MAX;
+		return FDO_OK;
+	}
 	size_t w = nb + 1;
+	uint64_t bytes = (uint64_t)(na + 1) * w * sizeof(uint16_t);
+	int rc = mem_take(bytes, want);
+	if (rc)
+		return rc;
 	uint16_t *t = calloc((na + 1) * w, sizeof *t);
-	if (!t)
-		return SIZE_MAX;
+	if (!t) {
+		fdo_mem_give(FDO_MEM_BUILDS, bytes);
+		return FDO_ENOMEM;
+	}
 	/* t[i][j]: the LCS of a[i..) and b[j..), so the walk goes forward. */
 	for (size_t i = na; i-- > 0;)
 		for (size_t j = nb; j-- > 0;)
@@ -524,7 +546,9 @@ static size_t lcs(const uint32_t *a, size_t na, const uint32_t *b, size_t nb,
 		}
 	}
 	free(t);
-	return k;
+	fdo_mem_give(FDO_MEM_BUILDS, bytes);
+	*out = k;
+	return FDO_OK;
 }
 
 enum { FM_SAME, FM_MAP, FM_NONE };
@@ -570,7 +594,8 @@ static int fm_add(struct fmap *fm, uint32_t o, uint32_t n)
  */
 static int refine(const struct shapes *A, const struct shape *so,
 		  const struct shapes *B, const struct shape *sn,
-		  struct opair p0, struct opair p1, struct fmap *fm)
+		  struct opair p0, struct opair p1, struct fmap *fm,
+		  uint64_t *want)
 {
 	const uint32_t *ao = A->offs + so->first_off,
 		       *ai = A->nins + so->first_off,
@@ -590,7 +615,9 @@ static int refine(const struct shapes *A, const struct shape *so,
 		return FDO_OK;
 	uint32_t *ia = malloc(m * sizeof *ia), *ib = malloc(m * sizeof *ib);
 	int rc = ia && ib ? FDO_OK : FDO_ENOMEM;
-	size_t k = rc ? 0 : lcs(ai + a0, na, bi + b0, nb, ia, ib);
+	size_t k = 0;
+	if (!rc)
+		rc = lcs(ai + a0, na, bi + b0, nb, ia, ib, want, &k);
 	for (size_t i = 0; i < k && k != SIZE_MAX && !rc; i++)
 		rc = fm_add(fm, ao[a0 + ia[i]], bo[b0 + ib[i]]);
 	free(ia);
@@ -601,7 +628,7 @@ static int refine(const struct shapes *A, const struct shape *so,
 /* fmap_build: how so (in A) maps onto sn (in B). */
 static int fmap_build(const struct shapes *A, const struct shape *so,
 		      const struct shapes *B, const struct shape *sn,
-		      struct fmap *fm)
+		      struct fmap *fm, uint64_t *want)
 {
 	memset(fm, 0, sizeof *fm);
 	if (shape_same(A, so, B, sn)) {
@@ -624,7 +651,9 @@ static int fmap_build(const struct shapes *A, const struct shape *so,
 			a[i] = A->anc[so->first_anc + i].callee;
 		for (size_t i = 0; i < nb; i++)
 			b[i] = B->anc[sn->first_anc + i].callee;
-		k = lcs(a, na, b, nb, ia, ib);
+		rc = lcs(a, na, b, nb, ia, ib, want, &k);
+	}
+	if (!rc) {
 		if (k == SIZE_MAX)
 			k = 0; /* too large to pair: offsets kept */
 		else if (!k && na && nb)
@@ -650,7 +679,7 @@ static int fmap_build(const struct shapes *A, const struct shape *so,
 		     d1 = (long)pts[i + 1].n - (long)pts[i + 1].o;
 		if (d0 != d1 && pts[i + 1].o >= pts[i].o &&
 		    pts[i + 1].n >= pts[i].n)
-			rc = refine(A, so, B, sn, pts[i], pts[i + 1], fm);
+			rc = refine(A, so, B, sn, pts[i], pts[i + 1], fm, want);
 	}
 	free(a);
 	free(b);
@@ -911,7 +940,7 @@ static const struct fmap *fmap_for(struct ctx *c, uint32_t slot, uint32_t old,
 	int found;
 	struct fmap *fm = calloc(1, sizeof *fm);
 	if (!fm || fdo_grow(c->fmaps, c->cap_fmaps, c->nfmaps + 1) ||
-	    fmap_build(A, so, B, sn, fm)) {
+	    fmap_build(A, so, B, sn, fm, &c->refused)) {
 		free(fm);
 		return NULL;
 	}
@@ -1024,7 +1053,7 @@ static int rename_search(struct ctx *c, uint32_t slot, uint32_t name,
 		    (double)so->noffs > RENAME_SIZE * sn->noffs)
 			continue;
 		struct fmap fm;
-		int rc = fmap_build(A, so, B, sn, &fm);
+		int rc = fmap_build(A, so, B, sn, &fm, &c->refused);
 		if (rc)
 			return rc;
 		if (fm.state == FM_SAME) { /* same calls, same lines */
@@ -1264,7 +1293,7 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 			d->status = ST_FRESH;
 			d->fm.state = FM_SAME;
 		} else if (sn) {
-			if ((rc = fmap_build(A, so, T, sn, &d->fm)))
+			if ((rc = fmap_build(A, so, T, sn, &d->fm, &c.refused)))
 				break;
 			d->status = d->fm.state == FM_SAME  ? ST_FRESH
 				    : d->fm.state == FM_MAP ? ST_MATCHED
@@ -1335,7 +1364,7 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 			st->ndropped++;
 		}
 	}
-	if (!rc && c.refused)
+	if (c.refused) /* shapes or a table refused by the budget */
 		goto busy;
 	if (!rc)
 		rc = ob_finish(&c.ob, &nm);
@@ -1359,9 +1388,10 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 busy:
 	rc = FDO_EBUSY;
 	snprintf(err, errlen,
-		 "the releases' code shapes would take the memory budget's "
-		 "builds part to %llu bytes, over its %llu (with the profiles "
-		 "being made; --memory-budget)",
+		 "matching the releases' code (their shapes, then call-site "
+		 "tables) would take the memory budget's builds part to %llu "
+		 "bytes, over its %llu (with the profiles being made; "
+		 "--memory-budget)",
 		 (unsigned long long)c.refused,
 		 (unsigned long long)fdo_mem_cap(FDO_MEM_BUILDS));
 out:

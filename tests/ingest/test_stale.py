@@ -556,8 +556,9 @@ def test_budget_refuses_the_shapes(tmp_path, releases):
         body = e.value.read().decode()
         assert e.value.code == 503, body
         assert e.value.headers["Retry-After"] == "1", e.value.headers
-        m = re.search(r"shapes would take the memory budget's builds part "
-                      r"to (\d+) bytes, over its (\d+)", body)
+        m = re.search(r"matching the releases' code \(their shapes, then "
+                      r"call-site tables\) would take the memory budget's "
+                      r"builds part to (\d+) bytes, over its (\d+)", body)
         assert m and int(m.group(2)) == cap < int(m.group(1)), body
         assert "--memory-budget" in body and "retry later" in body, body
         assert metric(d, "fdod_memory_refused_pulls_total") == refused + 1
