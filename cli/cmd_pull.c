@@ -13,13 +13,11 @@
  * stderr and the exit status is 3, so a pipeline can tell "no profile
  * yet" (3) from a failure (1) and usage errors (2).
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "aggregator/profile.h"
@@ -107,31 +105,11 @@ static void url_escape(struct fdo_buf *b, const char *s)
 
 static int pull(struct cfg *c, const struct fdo_opt *table, const char *binary);
 
-/* header: the value of the answer's header name (case-insensitive) into
- * out, only its characters of a build-id, share or count list (fdod's
- * headers have no others); 0 when absent. */
+/* header: fdo_header_value over the answer's header lines. */
 static int header(const struct fdo_buf *h, const char *name, char *out,
 		  size_t cap)
 {
-	size_t nl = strlen(name);
-	const char *p = h->len ? (const char *)h->data : "", *end = p + h->len;
-	while (p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		if (!eol)
-			eol = end;
-		if ((size_t)(eol - p) > nl && p[nl] == ':' &&
-		    !strncasecmp(p, name, nl)) {
-			size_t n = 0;
-			for (p += nl + 1; p < eol && n + 1 < cap; p++)
-				if (isalnum((unsigned char)*p) ||
-				    (*p && strchr(".=,_-", *p)))
-					out[n++] = *p;
-			out[n] = 0;
-			return 1;
-		}
-		p = eol + 1;
-	}
-	return 0;
+	return fdo_header_value(h->len ? h->data : "", h->len, name, out, cap);
 }
 
 /* With --for-build-id: what the matching did, from the answer's
