@@ -79,9 +79,10 @@ struct cli_http {
 	char *url; /* --http; NULL/"": $FDOD_HTTP, else the default */
 	uint64_t connect_timeout; /* seconds */
 	uint64_t max_time;	  /* seconds per request; 0: no limit */
-	/* The answer's header lines ("Name: value\r\n" each, the status
-	 * line first), appended up to CLI_HTTP_MAX_HEADERS bytes (the rest
-	 * left out); NULL: not kept. */
+	/* The final answer's header lines ("Name: value\r\n" each, the
+	 * status line first; a proxy's or redirect's answer before it and
+	 * trailers after are not kept), up to the first line that would
+	 * pass CLI_HTTP_MAX_HEADERS bytes; NULL: not kept. */
 	struct fdo_buf *headers;
 };
 #define CLI_HTTP_MAX_HEADERS (64u << 10)

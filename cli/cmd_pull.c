@@ -181,7 +181,13 @@ static int pull(struct cfg *c, const struct fdo_opt *table, const char *binary)
 	if (status != 200) {
 		fprintf(stderr, "fdoctl pull: %s: HTTP %d: %s", binary, status,
 			fdo_buf_cstr(&body));
-		ret = status == 409 ? 3 : 1;
+		/* 3 is "not ready yet" only: a readiness refusal's body
+		 * starts {"ready":false. Another 409 (a for_build_id of
+		 * another binary) will not change by waiting. */
+		ret = status == 409 && !strncmp(fdo_buf_cstr(&body),
+						"{\"ready\":false", 15)
+			      ? 3
+			      : 1;
 		goto out;
 	}
 	report_stale(&hdr);

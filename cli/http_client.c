@@ -76,13 +76,30 @@ static size_t write_answer(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
-/* The answer's header lines into h->headers, while they fit. */
+/* The header lines being kept: the last answer's only (libcurl also
+ * hands over a proxy's CONNECT answer, redirects' and trailers), up to
+ * the first line that does not fit. */
+struct header_keep {
+	struct fdo_buf *b;
+	int cut;
+};
+
 static size_t keep_header(char *data, size_t size, size_t n, void *arg)
 {
-	struct fdo_buf *h = arg;
+	struct header_keep *k = arg;
 	size_t len = size * n;
-	if (h->len + len <= CLI_HTTP_MAX_HEADERS)
-		fdo_buf_append(h, data, len);
+	if (len >= 5 && !memcmp(data, "HTTP/", 5)) {
+		fdo_buf_reset(k->b);
+		k->cut = 0;
+	}
+	if (!k->cut && k->b->len + len <= CLI_HTTP_MAX_HEADERS)
+		fdo_buf_append(k->b, data, len);
+	else
+		k->cut = 1;
+	/* The blank line ends the answer's header: what follows before
+	 * another status line is trailers. */
+	if (len <= 2 && (len == 0 || data[0] == '\r' || data[0] == '\n'))
+		k->cut = 1;
 	return len;
 }
 
@@ -153,9 +170,10 @@ int cli_http_request(const struct cli_http *h, const char *method,
 			 (curl_off_t)CLI_HTTP_MAX_RESPONSE);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_answer);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &x);
+	struct header_keep hk = {h->headers, 0};
 	if (h->headers) {
 		curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, keep_header);
-		curl_easy_setopt(curl, CURLOPT_HEADERDATA, h->headers);
+		curl_easy_setopt(curl, CURLOPT_HEADERDATA, &hk);
 	}
 	const char *ca = getenv("FDOD_CA_FILE");
 	if (ca && *ca)

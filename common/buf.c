@@ -222,6 +222,8 @@ int fdo_header_value(const char *hdrs, size_t len, const char *name, char *out,
 			out[n] = 0;
 			return 1;
 		}
+		if (eol == end)
+			break;
 		p = eol + 1;
 	}
 	return 0;

@@ -51,18 +51,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(n < cap);
 	for (size_t i = 0; i < n; i++)
 		FUZZ_CHECK(kept(out[i]));
-	/* The first line that is the name and a colon, by another walk. */
+	/* The first line that is the name and a colon, by another walk:
+	 * byte by byte, a line starting at 0 and after each newline. */
 	const char *want = NULL, *wend = NULL;
-	for (const char *p = copy; p < copy + len && !want;) {
-		const char *eol = memchr(p, '\n', (size_t)(copy + len - p));
-		if (!eol)
-			eol = copy + len;
-		if ((size_t)(eol - p) > nl && p[nl] == ':' &&
-		    !strncasecmp(p, name, nl)) {
-			want = p + nl + 1;
-			wend = eol;
+	for (size_t i = 0; i < len && !want; i++) {
+		if (i && copy[i - 1] != '\n')
+			continue;
+		size_t e = i;
+		while (e < len && copy[e] != '\n')
+			e++;
+		int same = e - i > nl && copy[i + nl] == ':';
+		for (size_t j = 0; same && j < nl; j++)
+			same = tolower((unsigned char)copy[i + j]) ==
+			       tolower((unsigned char)name[j]);
+		if (same) {
+			want = copy + i + nl + 1;
+			wend = copy + e;
 		}
-		p = eol + 1;
 	}
 	FUZZ_CHECK(found == (want != NULL));
 	if (!want)

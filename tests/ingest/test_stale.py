@@ -366,6 +366,12 @@ def test_bad_for_build_id(loaded, releases):
     st, body = d.request("GET", "/v1/profiles/st?for_build_id=" +
                          build_id(releases["other"]))
     assert st == 409 and b"build of 'other'" in body, body
+    # fdoctl pull: that 409 is no "not ready yet" (exit 3): waiting will
+    # not change it, so it exits 1.
+    p = subprocess.run([FDOCTL, "pull", "st", "--http", d.http,
+                        "--for-build-id", build_id(releases["other"])],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "build of 'other'" in p.stderr, p
     # a release without DWARF
     with open(releases["v2nodwarf"], "rb") as f:
         assert d.request("PUT", "/v1/symbols?binary=st", f.read())[0] == 201

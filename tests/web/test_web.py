@@ -563,7 +563,7 @@ def test_dom_staleness_and_releases(tmp_path, releases):
         # The releases view: both releases, the comparison's text.
         for n, name in ((1, "v1"), (2, "v2")):
             r = row(dom, "data-release", str(n))
-            assert bids[name] in r and "no published profile" in r, r
+            assert bids[name] in r and "none published before it" in r, r
         m = re.search(r'<p id="relcmp">(.*?)</p>', dom, re.S)
         assert m and 'data-release="2"' in m.group(1), dom[:3000]
         assert cmp_text.replace("&", "&amp;") in m.group(1), m.group(1)
