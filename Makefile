@@ -204,6 +204,7 @@ FUZZ_PART_pprof    := schemas
 FUZZ_PART_otlp     := schemas
 FUZZ_PART_policy   := server
 FUZZ_PART_loopguard := server
+FUZZ_PART_header   := common
 
 .PHONY: fuzz fuzz-build fuzz-bins
 fuzz: fuzz-build

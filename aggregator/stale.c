@@ -104,6 +104,9 @@
  * binary of tens of MiB of code), then per function one LCS of its call
  * sites (at most LCS_MAX_CELLS cells; beyond, offsets are kept) and, for
  * each function whose name is gone, one per new name of the target.
+ * Memory: the shapes of every release compared, held to the end, counted
+ * in the memory budget's builds part as they grow (mem_hold); a pull
+ * whose shapes do not fit stops with FDO_EBUSY rather than grow past it.
  */
 #include <math.h>
 #include <stdio.h>
@@ -114,6 +117,7 @@
 #include "common/buf.h"
 #include "common/common.h"
 #include "common/map.h"
+#include "common/mem.h"
 
 #define NONE		   UINT32_MAX
 #define MAX_FRAMES	   64
@@ -145,6 +149,9 @@ struct shape {
 
 struct shapes {
 	int state;		  /* 0 not loaded, 1 loaded, -1 failed */
+	uint64_t held;		  /* counted in the builds part (mem_hold) */
+	uint64_t want;		  /* refused: what the part would have held */
+	uint64_t peak;		  /* the most held (while scanning) */
 	struct fdo_map64 by_name; /* name + 1 -> shape index */
 	struct shape *v;
 	size_t n;
@@ -154,6 +161,7 @@ struct shapes {
 };
 
 struct scan {
+	struct shapes *S; /* whose held counts the scan's arrays too */
 	struct prof *p;
 	sym_index *idx;
 	struct fdo_map64 names; /* string pointer -> string index */
@@ -162,6 +170,58 @@ struct scan {
 	struct sanc *anc;
 	size_t nanc, cap_anc;
 };
+
+/*
+ * The shapes are counted in the memory budget's builds part (common/
+ * mem.h) as they grow, beside the profile being made: a binary's shapes
+ * are about 12 bytes per instruction while scanning (before equal lines
+ * merge), and a pull holds them for two releases or more. mem_hold takes
+ * bytes more for S, or refuses (FDO_EBUSY) when they would take the part
+ * past its cap, before anything is allocated for them; mem_drop gives
+ * some back. mem_take counts a table used for a while (lcs), *want
+ * getting what the part would have held when it refuses.
+ */
+static int mem_take(uint64_t bytes, uint64_t *want)
+{
+	uint64_t cap = fdo_mem_cap(FDO_MEM_BUILDS);
+	uint64_t used = fdo_mem_used(FDO_MEM_BUILDS);
+	if (cap && used + bytes > cap) {
+		if (!*want)
+			*want = used + bytes;
+		return FDO_EBUSY;
+	}
+	fdo_mem_take(FDO_MEM_BUILDS, bytes);
+	return FDO_OK;
+}
+
+static int mem_hold(struct shapes *S, uint64_t bytes)
+{
+	int rc = mem_take(bytes, &S->want);
+	if (rc)
+		return rc;
+	S->held += bytes;
+	if (S->held > S->peak)
+		S->peak = S->held;
+	return FDO_OK;
+}
+
+static void mem_drop(struct shapes *S, uint64_t bytes)
+{
+	fdo_mem_give(FDO_MEM_BUILDS, bytes);
+	S->held -= bytes;
+}
+
+/* What growing an array of cap elements of elem bytes to hold need takes
+ * (fdo_grow's doubling from 16), counted before it grows. */
+static int hold_growth(struct shapes *S, size_t cap, size_t need, size_t elem)
+{
+	if (need <= cap)
+		return FDO_OK;
+	size_t c = cap ? cap : 16;
+	while (c < need && c <= SIZE_MAX / 2)
+		c *= 2;
+	return mem_hold(S, (uint64_t)(c - cap) * elem);
+}
 
 static uint32_t scan_intern(struct scan *s, const char *str)
 {
@@ -182,6 +242,10 @@ static uint32_t scan_name_at(struct scan *s, uint64_t vaddr)
 
 static int push_line(struct scan *s, uint32_t name, uint32_t off, uint32_t n)
 {
+	int rc = hold_growth(s->S, s->cap_lines, s->nlines + 1,
+			     sizeof *s->lines);
+	if (rc)
+		return rc;
 	if (fdo_grow(s->lines, s->cap_lines, s->nlines + 1))
 		return FDO_ENOMEM;
 	s->lines[s->nlines++] = (struct sline){name, off, n};
@@ -191,6 +255,9 @@ static int push_line(struct scan *s, uint32_t name, uint32_t off, uint32_t n)
 static int push_anc(struct scan *s, uint32_t name, uint32_t off,
 		    uint32_t callee)
 {
+	int rc = hold_growth(s->S, s->cap_anc, s->nanc + 1, sizeof *s->anc);
+	if (rc)
+		return rc;
 	if (fdo_grow(s->anc, s->cap_anc, s->nanc + 1))
 		return FDO_ENOMEM;
 	s->anc[s->nanc++] = (struct sanc){name, off, callee};
@@ -303,6 +370,7 @@ static uint64_t extent(const struct sym_func *funcs, size_t nf,
 
 static void shapes_fini(struct shapes *S)
 {
+	fdo_mem_give(FDO_MEM_BUILDS, S->held);
 	fdo_map64_fini(&S->by_name);
 	free(S->v);
 	free(S->offs);
@@ -324,7 +392,7 @@ static const struct shape *shape_of(const struct shapes *S, uint32_t name)
 static int shapes_build(struct prof *p, sym_index *idx, const char *elf,
 			struct shapes *S)
 {
-	struct scan s = {.p = p, .idx = idx};
+	struct scan s = {.S = S, .p = p, .idx = idx};
 	struct sym_func *funcs = NULL;
 	size_t nf = 0;
 	sym_code *code = NULL;
@@ -355,11 +423,19 @@ static int shapes_build(struct prof *p, sym_index *idx, const char *elf,
 		for (size_t i = 0; i < s.nanc; i++)
 			if (!na || cmp_sanc(&s.anc[i], &s.anc[na - 1]))
 				s.anc[na++] = s.anc[i];
-		S->offs = malloc((nl ? nl : 1) * sizeof *S->offs);
-		S->nins = malloc((nl ? nl : 1) * sizeof *S->nins);
-		S->v = malloc((nl ? nl : 1) * sizeof *S->v);
-		if (!S->offs || !S->nins || !S->v)
-			rc = FDO_ENOMEM;
+		/* The shapes' own arrays and their index (at most a slot
+		 * and a half per name at the map's load), then the scan's
+		 * lines are given back. */
+		size_t one = sizeof *S->offs + sizeof *S->nins + sizeof *S->v +
+			     3 * (sizeof(uint64_t) + sizeof(uint32_t));
+		rc = mem_hold(S, (uint64_t)(nl ? nl : 1) * one);
+		if (!rc) {
+			S->offs = malloc((nl ? nl : 1) * sizeof *S->offs);
+			S->nins = malloc((nl ? nl : 1) * sizeof *S->nins);
+			S->v = malloc((nl ? nl : 1) * sizeof *S->v);
+			if (!S->offs || !S->nins || !S->v)
+				rc = FDO_ENOMEM;
+		}
 		/* Every anchor's (name, off) is a line too: group by the
 		 * lines' names, anchors alongside. */
 		size_t a = 0;
@@ -392,9 +468,13 @@ static int shapes_build(struct prof *p, sym_index *idx, const char *elf,
 		s.anc = NULL;
 	}
 	free(s.lines);
+	mem_drop(S, (uint64_t)s.cap_lines * sizeof *s.lines);
 	free(s.anc);
-	if (rc)
+	if (rc) {
+		uint64_t want = S->want;
 		shapes_fini(S);
+		S->want = want;
+	}
 	S->state = rc ? -1 : 1;
 	return rc;
 }
@@ -420,21 +500,33 @@ static int shape_same(const struct shapes *A, const struct shape *a,
 
 /*
  * lcs pairs the longest common subsequence of a[0..na) and b[0..nb):
- * ia[i], ib[i] for i < the returned length (increasing). SIZE_MAX when
- * the table would exceed LCS_MAX_CELLS.
+ * ia[i], ib[i] for i < *out, its length (increasing); *out SIZE_MAX when
+ * the table would exceed LCS_MAX_CELLS. Its table is counted in the
+ * builds part while it lives: FDO_EBUSY (*want set, mem_take) when it
+ * does not fit, FDO_ENOMEM when it cannot be had (an answer must not
+ * depend on the heap's state, so that is not "too large" either).
  */
-static size_t lcs(const uint32_t *a, size_t na, const uint32_t *b, size_t nb,
-		  uint32_t *ia, uint32_t *ib)
+static int lcs(const uint32_t *a, size_t na, const uint32_t *b, size_t nb,
+	       uint32_t *ia, uint32_t *ib, uint64_t *want, size_t *out)
 {
+	*out = 0;
 	if (!na || !nb)
-		return 0;
+		return FDO_OK;
 	if ((double)(na + 1) * (double)(nb + 1) > LCS_MAX_CELLS ||
-	    na >= 0xffff || nb >= 0xffff)
-		return SIZE_MAX;
+	    na >= 0xffff || nb >= 0xffff) {
+		*out = SIZE_MAX;
+		return FDO_OK;
+	}
 	size_t w = nb + 1;
+	uint64_t bytes = (uint64_t)(na + 1) * w * sizeof(uint16_t);
+	int rc = mem_take(bytes, want);
+	if (rc)
+		return rc;
 	uint16_t *t = calloc((na + 1) * w, sizeof *t);
-	if (!t)
-		return SIZE_MAX;
+	if (!t) {
+		fdo_mem_give(FDO_MEM_BUILDS, bytes);
+		return FDO_ENOMEM;
+	}
 	/* t[i][j]: the LCS of a[i..) and b[j..), so the walk goes forward. */
 	for (size_t i = na; i-- > 0;)
 		for (size_t j = nb; j-- > 0;)
@@ -454,7 +546,9 @@ static size_t lcs(const uint32_t *a, size_t na, const uint32_t *b, size_t nb,
 		}
 	}
 	free(t);
-	return k;
+	fdo_mem_give(FDO_MEM_BUILDS, bytes);
+	*out = k;
+	return FDO_OK;
 }
 
 enum { FM_SAME, FM_MAP, FM_NONE };
@@ -500,7 +594,8 @@ static int fm_add(struct fmap *fm, uint32_t o, uint32_t n)
  */
 static int refine(const struct shapes *A, const struct shape *so,
 		  const struct shapes *B, const struct shape *sn,
-		  struct opair p0, struct opair p1, struct fmap *fm)
+		  struct opair p0, struct opair p1, struct fmap *fm,
+		  uint64_t *want)
 {
 	const uint32_t *ao = A->offs + so->first_off,
 		       *ai = A->nins + so->first_off,
@@ -520,7 +615,9 @@ static int refine(const struct shapes *A, const struct shape *so,
 		return FDO_OK;
 	uint32_t *ia = malloc(m * sizeof *ia), *ib = malloc(m * sizeof *ib);
 	int rc = ia && ib ? FDO_OK : FDO_ENOMEM;
-	size_t k = rc ? 0 : lcs(ai + a0, na, bi + b0, nb, ia, ib);
+	size_t k = 0;
+	if (!rc)
+		rc = lcs(ai + a0, na, bi + b0, nb, ia, ib, want, &k);
 	for (size_t i = 0; i < k && k != SIZE_MAX && !rc; i++)
 		rc = fm_add(fm, ao[a0 + ia[i]], bo[b0 + ib[i]]);
 	free(ia);
@@ -531,7 +628,7 @@ static int refine(const struct shapes *A, const struct shape *so,
 /* fmap_build: how so (in A) maps onto sn (in B). */
 static int fmap_build(const struct shapes *A, const struct shape *so,
 		      const struct shapes *B, const struct shape *sn,
-		      struct fmap *fm)
+		      struct fmap *fm, uint64_t *want)
 {
 	memset(fm, 0, sizeof *fm);
 	if (shape_same(A, so, B, sn)) {
@@ -554,7 +651,9 @@ static int fmap_build(const struct shapes *A, const struct shape *so,
 			a[i] = A->anc[so->first_anc + i].callee;
 		for (size_t i = 0; i < nb; i++)
 			b[i] = B->anc[sn->first_anc + i].callee;
-		k = lcs(a, na, b, nb, ia, ib);
+		rc = lcs(a, na, b, nb, ia, ib, want, &k);
+	}
+	if (!rc) {
 		if (k == SIZE_MAX)
 			k = 0; /* too large to pair: offsets kept */
 		else if (!k && na && nb)
@@ -580,7 +679,7 @@ static int fmap_build(const struct shapes *A, const struct shape *so,
 		     d1 = (long)pts[i + 1].n - (long)pts[i + 1].o;
 		if (d0 != d1 && pts[i + 1].o >= pts[i].o &&
 		    pts[i + 1].n >= pts[i].n)
-			rc = refine(A, so, B, sn, pts[i], pts[i + 1], fm);
+			rc = refine(A, so, B, sn, pts[i], pts[i + 1], fm, want);
 	}
 	free(a);
 	free(b);
@@ -760,6 +859,8 @@ struct ctx {
 	struct ob ob;
 	char *err;
 	size_t errlen;
+	uint64_t refused; /* shapes refused by the budget: what the part
+			     would have held with them (shapes.want) */
 };
 
 /* The shapes of slot, built on first use; NULL when they cannot be. */
@@ -799,6 +900,13 @@ static struct shapes *shapes_get(struct ctx *c, uint32_t slot)
 		sym_cache_release(c->cache, idx);
 	else
 		sym_index_close(idx);
+	if (rc == FDO_EBUSY && !c->refused)
+		c->refused = S->want;
+	if (!rc)
+		fdo_debug("stale: shapes of %s: %zu functions, %llu bytes "
+			  "(%llu at the scan's peak)",
+			  elf, S->n, (unsigned long long)S->held,
+			  (unsigned long long)S->peak);
 	if (rc)
 		fdo_debug("stale: no shapes of %s: %s", elf, fdo_strerror(rc));
 	return S->state == 1 ? S : NULL;
@@ -832,7 +940,7 @@ static const struct fmap *fmap_for(struct ctx *c, uint32_t slot, uint32_t old,
 	int found;
 	struct fmap *fm = calloc(1, sizeof *fm);
 	if (!fm || fdo_grow(c->fmaps, c->cap_fmaps, c->nfmaps + 1) ||
-	    fmap_build(A, so, B, sn, fm)) {
+	    fmap_build(A, so, B, sn, fm, &c->refused)) {
 		free(fm);
 		return NULL;
 	}
@@ -945,7 +1053,7 @@ static int rename_search(struct ctx *c, uint32_t slot, uint32_t name,
 		    (double)so->noffs > RENAME_SIZE * sn->noffs)
 			continue;
 		struct fmap fm;
-		int rc = fmap_build(A, so, B, sn, &fm);
+		int rc = fmap_build(A, so, B, sn, &fm, &c->refused);
 		if (rc)
 			return rc;
 		if (fm.state == FM_SAME) { /* same calls, same lines */
@@ -1060,9 +1168,15 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 	}
 	if (m.probes) {
 		prof_model_fini(&m);
+		/* Why, in the answer: the pipeline has to change what it
+		 * asks for, not retry. */
 		snprintf(err, errlen,
-			 "for_build_id= matches line-based profiles only (this "
-			 "one is probe-based)");
+			 "the profile is probe-based (a build with "
+			 "-fpseudo-probe-for-profiling): clang drops a "
+			 "function whose probe checksum differs, and only the "
+			 "release's own probed build has its checksums; pull "
+			 "with counts=samples (line-based) or without "
+			 "for_build_id=");
 		return FDO_EUNSUPPORTED;
 	}
 	struct ctx c = {.p = p,
@@ -1092,7 +1206,9 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 		goto out;
 	}
 	/* The target first: without its shapes nothing can be matched. */
-	if (!shapes_get(&c, c.tslot) || !c.S[c.tslot].n) {
+	if (!shapes_get(&c, c.tslot) && c.refused)
+		goto busy;
+	if (!c.S[c.tslot].n) {
 		snprintf(err, errlen,
 			 "the release's uploaded files give no line table "
 			 "(is its DWARF uploaded?)");
@@ -1129,6 +1245,8 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 			continue; /* sampled on the target itself: fresh */
 		if (shapes_get(&c, bid))
 			dec[f].slot = bid;
+		else if (c.refused)
+			goto busy;
 	}
 	/* Rename candidates: the target's names no sampled release has and
 	 * the profile does not name as a function. */
@@ -1175,7 +1293,7 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 			d->status = ST_FRESH;
 			d->fm.state = FM_SAME;
 		} else if (sn) {
-			if ((rc = fmap_build(A, so, T, sn, &d->fm)))
+			if ((rc = fmap_build(A, so, T, sn, &d->fm, &c.refused)))
 				break;
 			d->status = d->fm.state == FM_SAME  ? ST_FRESH
 				    : d->fm.state == FM_MAP ? ST_MATCHED
@@ -1246,6 +1364,8 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 			st->ndropped++;
 		}
 	}
+	if (c.refused) /* shapes or a table refused by the budget */
+		goto busy;
 	if (!rc)
 		rc = ob_finish(&c.ob, &nm);
 	if (!rc) {
@@ -1264,6 +1384,16 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 	} else if (rc == FDO_ENOMEM) {
 		snprintf(err, errlen, "out of memory matching the profile");
 	}
+	goto out;
+busy:
+	rc = FDO_EBUSY;
+	snprintf(err, errlen,
+		 "matching the releases' code (their shapes, then call-site "
+		 "tables) would take the memory budget's builds part to %llu "
+		 "bytes, over its %llu (with the profiles being made; "
+		 "--memory-budget)",
+		 (unsigned long long)c.refused,
+		 (unsigned long long)fdo_mem_cap(FDO_MEM_BUILDS));
 out:
 	prof_model_fini(&nm);
 	for (size_t i = 0; c.S && i <= p->nbuild_ids; i++)

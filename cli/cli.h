@@ -79,7 +79,13 @@ struct cli_http {
 	char *url; /* --http; NULL/"": $FDOD_HTTP, else the default */
 	uint64_t connect_timeout; /* seconds */
 	uint64_t max_time;	  /* seconds per request; 0: no limit */
+	/* The final answer's header lines ("Name: value\r\n" each, the
+	 * status line first; a proxy's or redirect's answer before it and
+	 * trailers after are not kept), up to the first line that would
+	 * pass CLI_HTTP_MAX_HEADERS bytes; NULL: not kept. */
+	struct fdo_buf *headers;
 };
+#define CLI_HTTP_MAX_HEADERS (64u << 10)
 
 /* An option table's rows, one entry a row (tests/ingest/test_fdoctl.py
  * reads them). */
@@ -102,7 +108,8 @@ const char *cli_http_base(const char *url);
  * cli_http_base(h->url)), with $FDOD_TOKEN_FILE's or $FDOD_TOKEN's token
  * and the file open on body_fd streamed as the body (-1: no body; a
  * regular file goes with its Content-Length, anything else chunked), and
- * reads the answer's body into out (at most 1 GiB). *status gets the HTTP
+ * reads the answer's body into out (at most 1 GiB) and, when h->headers
+ * is set, its header lines there. *status gets the HTTP
  * status. https:// is verified against $FDOD_CA_FILE, else the system's
  * CA store; proxies come from the environment (http_proxy, https_proxy,
  * no_proxy). Returns FDO_OK (whatever the status), or FDO_ETRANSPORT /

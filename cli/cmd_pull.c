@@ -1,6 +1,6 @@
 /*
  * cli/cmd_pull.c — `fdoctl pull BINARY [--http URL] [--format F]
- * [--build-id ID] [--labels k=v,...] [--mix SPEC] [--window 7d]
+ * [--build-id ID] [--for-build-id HEX|newest] [--labels k=v,...] [--mix SPEC] [--window 7d]
  * [--half-life 3d] [--min-samples N] [--min-hosts N] [--min-span D]
  * [--min-fresh-share S] [--<emitter option> V]... [-o FILE]`: fetch a profile for a build. Its
  * flags and --help come from its option table below, followed by the
@@ -27,7 +27,7 @@
 
 /* The selectors, then the emitter options: each a query parameter, sent
  * when given (fdod has the defaults). */
-#define PULL_NSEL 10
+#define PULL_NSEL 11
 struct cfg {
 	struct cli_http http;
 	char *out;
@@ -46,21 +46,25 @@ static const struct fdo_opt opts[] = {
 	 "llvm (fdod's default), gcc, bolt, folded, pprof"},
 	{"build-id", FDO_OPT_STRING, PARAM(1), NULL, "ID",
 	 "only the stacks of that exact build (BOLT)"},
-	{"labels", FDO_OPT_STRING, PARAM(2), NULL, "k=v,...",
+	{"for-build-id", FDO_OPT_STRING, PARAM(2), NULL, "HEX|newest",
+	 "llvm, gcc: the profile matched onto that release (its executable "
+	 "and DWARF uploaded; newest: the build-id fdod learnt of last); "
+	 "what was fresh, matched, renamed and dropped goes to stderr"},
+	{"labels", FDO_OPT_STRING, PARAM(3), NULL, "k=v,...",
 	 "the label sets holding every pair"},
-	{"mix", FDO_OPT_STRING, PARAM(3), NULL, "k=v*3,k=v*1",
+	{"mix", FDO_OPT_STRING, PARAM(4), NULL, "k=v*3,k=v*1",
 	 "each selector its weight's share, whatever its traffic"},
-	{"window", FDO_OPT_STRING, PARAM(4), NULL, "D",
+	{"window", FDO_OPT_STRING, PARAM(5), NULL, "D",
 	 "the last D (7d, 12h, ...)"},
-	{"half-life", FDO_OPT_STRING, PARAM(5), NULL, "D",
+	{"half-life", FDO_OPT_STRING, PARAM(6), NULL, "D",
 	 "older samples count half every D"},
-	{"min-samples", FDO_OPT_STRING, PARAM(6), NULL, "N",
+	{"min-samples", FDO_OPT_STRING, PARAM(7), NULL, "N",
 	 "readiness rule instead of fdod's default"},
-	{"min-hosts", FDO_OPT_STRING, PARAM(7), NULL, "N",
+	{"min-hosts", FDO_OPT_STRING, PARAM(8), NULL, "N",
 	 "readiness rule instead of fdod's default"},
-	{"min-span", FDO_OPT_STRING, PARAM(8), NULL, "D",
+	{"min-span", FDO_OPT_STRING, PARAM(9), NULL, "D",
 	 "readiness rule instead of fdod's default"},
-	{"min-fresh-share", FDO_OPT_STRING, PARAM(9), NULL, "S",
+	{"min-fresh-share", FDO_OPT_STRING, PARAM(10), NULL, "S",
 	 "readiness rule on the binary's staleness score (0 to 1) instead "
 	 "of fdod's default"},
 	{0},
@@ -99,8 +103,35 @@ static void url_escape(struct fdo_buf *b, const char *s)
 	}
 }
 
-static int pull(const struct cfg *c, const struct fdo_opt *table,
-		const char *binary);
+static int pull(struct cfg *c, const struct fdo_opt *table, const char *binary);
+
+/* header: fdo_header_value over the answer's header lines. */
+static int header(const struct fdo_buf *h, const char *name, char *out,
+		  size_t cap)
+{
+	return fdo_header_value(h->len ? h->data : "", h->len, name, out, cap);
+}
+
+/* With --for-build-id: what the matching did, from the answer's
+ * X-Fdod-Stale-* headers (docs/http.md), on stderr. */
+static void report_stale(const struct fdo_buf *h)
+{
+	static const char *const cls[] = {"Fresh", "Matched", "Renamed",
+					  "Dropped"};
+	char id[160], v[64], fns[160] = "";
+	if (!header(h, "X-Fdod-For-Build-Id", id, sizeof id))
+		return;
+	fprintf(stderr, "fdoctl pull: matched onto %s:", id);
+	for (size_t i = 0; i < sizeof cls / sizeof *cls; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "X-Fdod-Stale-%s", cls[i]);
+		if (header(h, name, v, sizeof v))
+			fprintf(stderr, " %c%s %s", cls[i][0] + 'a' - 'A',
+				cls[i] + 1, v);
+	}
+	header(h, "X-Fdod-Stale-Functions", fns, sizeof fns);
+	fprintf(stderr, " of the profile's counts; functions %s\n", fns);
+}
 
 static int run(int argc, char **argv)
 {
@@ -114,12 +145,13 @@ static int run(int argc, char **argv)
 	return rc;
 }
 
-static int pull(const struct cfg *c, const struct fdo_opt *table,
-		const char *binary)
+static int pull(struct cfg *c, const struct fdo_opt *table, const char *binary)
 {
-	struct fdo_buf path, body;
+	struct fdo_buf path, body, hdr;
 	fdo_buf_init(&path);
 	fdo_buf_init(&body);
+	fdo_buf_init(&hdr);
+	c->http.headers = &hdr;
 	fdo_buf_puts(&path, "/v1/profiles/");
 	url_escape(&path, binary);
 	/* The query: each parameter given, in the table's order, named as
@@ -149,9 +181,16 @@ static int pull(const struct cfg *c, const struct fdo_opt *table,
 	if (status != 200) {
 		fprintf(stderr, "fdoctl pull: %s: HTTP %d: %s", binary, status,
 			fdo_buf_cstr(&body));
-		ret = status == 409 ? 3 : 1;
+		/* 3 is "not ready yet" only: a readiness refusal's body
+		 * starts {"ready":false. Another 409 (a for_build_id of
+		 * another binary) will not change by waiting. */
+		ret = status == 409 && !strncmp(fdo_buf_cstr(&body),
+						"{\"ready\":false", 15)
+			      ? 3
+			      : 1;
 		goto out;
 	}
+	report_stale(&hdr);
 	const char *out_path = c->out;
 	if (!out_path) {
 		ret = fwrite(body.data, 1, body.len, stdout) == body.len &&
@@ -183,5 +222,6 @@ static int pull(const struct cfg *c, const struct fdo_opt *table,
 out:
 	fdo_buf_fini(&path);
 	fdo_buf_fini(&body);
+	fdo_buf_fini(&hdr);
 	return ret;
 }

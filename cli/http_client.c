@@ -76,6 +76,33 @@ static size_t write_answer(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* The header lines being kept: the last answer's only (libcurl also
+ * hands over a proxy's CONNECT answer, redirects' and trailers), up to
+ * the first line that does not fit. */
+struct header_keep {
+	struct fdo_buf *b;
+	int cut;
+};
+
+static size_t keep_header(char *data, size_t size, size_t n, void *arg)
+{
+	struct header_keep *k = arg;
+	size_t len = size * n;
+	if (len >= 5 && !memcmp(data, "HTTP/", 5)) {
+		fdo_buf_reset(k->b);
+		k->cut = 0;
+	}
+	if (!k->cut && k->b->len + len <= CLI_HTTP_MAX_HEADERS)
+		fdo_buf_append(k->b, data, len);
+	else
+		k->cut = 1;
+	/* The blank line ends the answer's header: what follows before
+	 * another status line is trailers. */
+	if (len <= 2 && (len == 0 || data[0] == '\r' || data[0] == '\n'))
+		k->cut = 1;
+	return len;
+}
+
 /* libcurl's global state, set up once and released at exit. */
 static int global_init(void)
 {
@@ -143,6 +170,11 @@ int cli_http_request(const struct cli_http *h, const char *method,
 			 (curl_off_t)CLI_HTTP_MAX_RESPONSE);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_answer);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &x);
+	struct header_keep hk = {h->headers, 0};
+	if (h->headers) {
+		curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, keep_header);
+		curl_easy_setopt(curl, CURLOPT_HEADERDATA, &hk);
+	}
 	const char *ca = getenv("FDOD_CA_FILE");
 	if (ca && *ca)
 		curl_easy_setopt(curl, CURLOPT_CAINFO, ca);

@@ -1,8 +1,10 @@
 /* common/buf.c — growable arrays and byte buffer (see buf.h). */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/buf.h"
 #include "common/common.h"
@@ -198,4 +200,31 @@ char *fdo_read_small_file(const char *path, size_t max)
 		return NULL;
 	}
 	return fdo_buf_steal(&b, NULL);
+}
+
+int fdo_header_value(const char *hdrs, size_t len, const char *name, char *out,
+		     size_t cap)
+{
+	size_t nl = strlen(name);
+	const char *p = hdrs, *end = hdrs + len;
+	out[0] = 0;
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol)
+			eol = end;
+		if ((size_t)(eol - p) > nl && p[nl] == ':' &&
+		    !strncasecmp(p, name, nl)) {
+			size_t n = 0;
+			for (p += nl + 1; p < eol && n + 1 < cap; p++)
+				if (isalnum((unsigned char)*p) ||
+				    (*p && strchr(".=,_-", *p)))
+					out[n++] = *p;
+			out[n] = 0;
+			return 1;
+		}
+		if (eol == end)
+			break;
+		p = eol + 1;
+	}
+	return 0;
 }

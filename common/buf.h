@@ -60,4 +60,17 @@ char *fdo_read_small_file(const char *path, size_t max);
 /* fdo_buf_steal hands the bytes to the caller (free() them); resets b. */
 char *fdo_buf_steal(struct fdo_buf *b, size_t *len);
 
+/*
+ * fdo_header_value finds header name (case-insensitive) in hdrs[0..len),
+ * the header block of an HTTP answer as received ("Name: value" lines
+ * ending in "\n" or "\r\n", the status line first; any bytes): the first
+ * line that is name and a colon. Its value goes to out (cap bytes, cap
+ * at least 1, always NUL-terminated): only its characters of fdod's own
+ * headers (letters, digits and ".=,_-"), the others (spaces, CR, anything
+ * a hostile server sends) left out, at most cap - 1 of them. Returns 1
+ * when the header is there, 0 when not (out is then "").
+ */
+int fdo_header_value(const char *hdrs, size_t len, const char *name, char *out,
+		     size_t cap);
+
 #endif

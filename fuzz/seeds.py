@@ -1247,6 +1247,24 @@ def loopguard_seeds():
     put_dict("loopguard", [",", ", ", "\x00", "-", "http://", "fdod-"])
 
 
+def header_seeds():
+    """fuzz_header: a cap byte, the header name, NUL, an answer's header
+    block as fdod sends it to fdoctl pull --for-build-id."""
+    block = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+             b"X-Fdod-For-Build-Id: 370efef24f08f580836e44cbfc3377b2655f9406"
+             b"\r\nX-Fdod-Stale-Fresh: 0.0486\r\n"
+             b"X-Fdod-Stale-Functions: fresh=5,matched=3,renamed=1,"
+             b"dropped=1\r\n\r\n")
+    put("header", "fresh.bin", b"\x3f" + b"X-Fdod-Stale-Fresh\0" + block)
+    put("header", "functions.bin",
+        b"\x20" + b"x-fdod-stale-functions\0" + block)
+    put("header", "absent.bin", b"\x3f" + b"X-Fdod-Stale-Dropped\0" + block)
+    put("header", "bare-lf.bin", b"\x07" + b"A\0B: 1\nA:  x y\tz\nA: 2")
+    put("header", "binary.bin", b"\x05" + b"N\0N:\xff\x00\x01a.b\r")
+    put_dict("header", ["X-Fdod-Stale-", "X-Fdod-For-Build-Id", ": ",
+                        "\r\n", "=", ","])
+
+
 # ----------------------------------------------------------------- runchunk --
 
 def uvarint(v):
@@ -1368,6 +1386,7 @@ def main():
     pprof_seeds()
     policy_seeds()
     loopguard_seeds()
+    header_seeds()
     otlp_seeds()
     runchunk_seeds()
     chsums_seeds()

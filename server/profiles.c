@@ -204,7 +204,7 @@ static int profile_make(struct srv_app *app, struct srv_preq *pr,
 			struct srv_resp *resp, struct prof *p,
 			struct fdo_buf *out, size_t *held)
 {
-	char err[256] = "";
+	char err[512] = "";
 	int rc = agg_profile_build(app->st, app->cache, app->cfg.data, &pr->q,
 				   p, err, sizeof err);
 	if (rc == FDO_ENOT_FOUND) {
@@ -239,6 +239,15 @@ static int profile_make(struct srv_app *app, struct srv_preq *pr,
 		if (rc == FDO_EUNSUPPORTED || rc == FDO_EDWARF) {
 			srv_resp_error(resp, 422, "for_build_id %s: %s",
 				       pr->stale.hex, err);
+			return -1;
+		}
+		if (rc == FDO_EBUSY) { /* the shapes' memory (stale.c) */
+			atomic_fetch_add(&app->builds_refused, 1);
+			srv_resp_error(resp, 503,
+				       "for_build_id %s: %s: retry "
+				       "later",
+				       pr->stale.hex, err);
+			srv_resp_header(resp, "Retry-After", "1");
 			return -1;
 		}
 		if (rc) {

@@ -160,7 +160,9 @@ def releases(tmp_path_factory):
     d = tmp_path_factory.mktemp("stale")
     res = {}
     for name, src, extra in (("v1", V1, ["-g"]), ("v2", V2, ["-g"]),
-                             ("v2nodwarf", V2 + "\n/* other */\n", [])):
+                             ("v2nodwarf", V2 + "\n/* other */\n", []),
+                             ("v1probe", V1, ["-g",
+                                              "-fpseudo-probe-for-profiling"])):
         (d / (name + ".c")).write_text(src)
         exe = str(d / name)
         subprocess.run(["clang-16"] + CFLAGS + extra + ["-o", exe,
@@ -204,7 +206,7 @@ def pull(d, query):
     return r.headers, r.read()
 
 
-def push_v1(d, v1):
+def push_v1(d, v1, binary="st"):
     """Samples over release 1's hot lines (and a little of the rest)."""
     bid1 = build_id(v1)
     main = START + vaddr_to_offset(v1, symbols(v1)["main"][0] + 30)
@@ -219,22 +221,27 @@ def push_v1(d, v1):
     for fn in ("leaf_a", "leaf_b", "leaf_c", "leaf_d"):
         for a, _ in insn_lines(v1, fn):
             stacks.append((3, [START + vaddr_to_offset(v1, a), main]))
-    rc, out = d.push(batch_text("a", 1, "st", bid1, stacks))
+    rc, out = d.push(batch_text("a", 1, binary, bid1, stacks))
     assert rc == 0, out
+
+
+def load(d, old, new, binary="st"):
+    """Samples of release old, then both releases' files uploaded and
+    symbolized."""
+    push_v1(d, old, binary)
+    for exe in (old, new):
+        with open(exe, "rb") as f:
+            assert d.request("PUT", "/v1/symbols?binary=" + binary,
+                             f.read())[0] == 201
+    d.wait_pending_zero()
 
 
 @pytest.fixture
 def loaded(tmp_path, releases):
     v1 = releases["v1"]
     with Daemon(tmp_path / "data") as d:
-        bid1 = build_id(v1)
-        push_v1(d, v1)
-        for exe in (v1, releases["v2"]):
-            with open(exe, "rb") as f:
-                assert d.request("PUT", "/v1/symbols?binary=st",
-                                 f.read())[0] == 201
-        d.wait_pending_zero()
-        yield d, bid1, build_id(releases["v2"])
+        load(d, v1, releases["v2"])
+        yield d, build_id(v1), build_id(releases["v2"])
 
 
 Q = "format=llvm&encoding=text&counts=samples&line_count=sum"
@@ -296,6 +303,50 @@ def test_matched_onto_next_release(loaded, releases):
     assert body and "X-Fdod-Stale-Dropped" in h4
 
 
+def test_fdoctl_pull_for_build_id(loaded, releases, tmp_path):
+    """fdoctl pull --for-build-id: the route's answer byte for byte, and
+    what the matching did (the X-Fdod-Stale-* headers) on stderr."""
+    d, bid1, bid2 = loaded
+    flags = ["--format", "llvm", "--encoding", "text", "--counts",
+             "samples", "--line-count", "sum"]
+    h, want = pull(d, Q + "&for_build_id=" + bid2)
+    out = tmp_path / "st.prof"
+    p = subprocess.run([FDOCTL, "pull", "st", "--http", d.http] + flags +
+                       ["--for-build-id", bid2, "-o", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p
+    assert out.read_bytes() == want
+    m = re.search(r"matched onto (\w+): fresh (\S+) matched (\S+) "
+                  r"renamed (\S+) dropped (\S+) of the profile's counts; "
+                  r"functions (\S+)\n", p.stderr)
+    assert m, p.stderr
+    assert m.group(1) == bid2
+    for i, k in enumerate(("Fresh", "Matched", "Renamed", "Dropped"), 2):
+        assert m.group(i) == h["X-Fdod-Stale-" + k], (k, p.stderr)
+    assert m.group(6) == h["X-Fdod-Stale-Functions"], p.stderr
+    # newest, to stdout: the same profile, the same report.
+    p = subprocess.run([FDOCTL, "pull", "st", "--http", d.http] + flags +
+                       ["--for-build-id", "newest"], capture_output=True,
+                       timeout=120)
+    assert p.returncode == 0 and p.stdout == want, p.stderr
+    assert ("matched onto " + bid2).encode() in p.stderr, p.stderr
+    # Without it: the plain profile, and no report.
+    _, plain = pull(d, Q)
+    p = subprocess.run([FDOCTL, "pull", "st", "--http", d.http] + flags,
+                       capture_output=True, timeout=120)
+    assert p.returncode == 0 and p.stdout == plain, p.stderr
+    assert b"matched onto" not in p.stderr, p.stderr
+    # The route's refusals: exit 1 with its reason.
+    for extra, why in ((["--for-build-id", "XYZ"], "not lowercase hex"),
+                       (["--format", "folded", "--for-build-id", bid2],
+                        "llvm and gcc"),
+                       (["--for-build-id", "ab" * 20], "no such build-id")):
+        p = subprocess.run([FDOCTL, "pull", "st", "--http", d.http] + extra,
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 1 and why in p.stderr, (extra, p)
+        assert "matched onto" not in p.stderr, p.stderr
+
+
 def test_bad_for_build_id(loaded, releases):
     d, bid1, bid2 = loaded
     # not hex
@@ -315,6 +366,12 @@ def test_bad_for_build_id(loaded, releases):
     st, body = d.request("GET", "/v1/profiles/st?for_build_id=" +
                          build_id(releases["other"]))
     assert st == 409 and b"build of 'other'" in body, body
+    # fdoctl pull: that 409 is no "not ready yet" (exit 3): waiting will
+    # not change it, so it exits 1.
+    p = subprocess.run([FDOCTL, "pull", "st", "--http", d.http,
+                        "--for-build-id", build_id(releases["other"])],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "build of 'other'" in p.stderr, p
     # a release without DWARF
     with open(releases["v2nodwarf"], "rb") as f:
         assert d.request("PUT", "/v1/symbols?binary=st", f.read())[0] == 201
@@ -472,3 +529,87 @@ def test_bad_min_fresh_share_option(tmp_path):
     with pytest.raises(AssertionError, match="min-fresh-share must be"):
         with d:
             pass
+
+
+def test_budget_refuses_the_shapes(tmp_path, releases):
+    """The releases' shapes count in the memory budget's builds part: with
+    a part too small for them a for_build_id= pull is 503 with
+    Retry-After (retry later) rather than growing past it, and a
+    min_fresh_share rule passes that 503 through (pull, readiness,
+    publish) instead of calling the profile not ready."""
+    v1 = releases["v1"]
+    # 16 KiB left to the parts the options do not set: the builds part
+    # gets 2/15 of it (docs/operations.md#the-memory-budget), 2184 bytes,
+    # less than release 2's shapes alone (11 functions, about 3 KB), so
+    # the refusal does not hang on the size of the profile itself.
+    with Daemon(tmp_path / "data",
+                extra=["--memory-budget", str((16 << 20) + (16 << 10)),
+                       "--http-body-memory", "16M"]) as d:
+        load(d, v1, releases["v2"])
+        bid2 = build_id(releases["v2"])
+        st, body = d.request("GET", "/metrics")
+        cap = int(re.search(r'^fdod_memory_budget_bytes\{part="builds"\} '
+                            r'(\d+)$', body.decode(), re.M).group(1))
+        assert cap == (16 << 10) * 2 // 15, cap
+        refused = metric(d, "fdod_memory_refused_pulls_total")
+        # A plain pull goes into the empty part whatever its size.
+        st, plain = d.request("GET", "/v1/profiles/st?" + Q)
+        assert st == 200, plain
+        req = urllib.request.Request(d.http + "/v1/profiles/st?" + Q +
+                                     "&for_build_id=" + bid2)
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=60)
+        body = e.value.read().decode()
+        assert e.value.code == 503, body
+        assert e.value.headers["Retry-After"] == "1", e.value.headers
+        m = re.search(r"matching the releases' code \(their shapes, then "
+                      r"call-site tables\) would take the memory budget's "
+                      r"builds part to (\d+) bytes, over its (\d+)", body)
+        assert m and int(m.group(2)) == cap < int(m.group(1)), body
+        assert "--memory-budget" in body and "retry later" in body, body
+        assert metric(d, "fdod_memory_refused_pulls_total") == refused + 1
+        # Nothing is left counted in the part once the pull is over.
+        st, body = d.request("GET", "/metrics")
+        assert re.search(r'^fdod_memory_bytes\{part="builds"\} 0$',
+                         body.decode(), re.M), body.decode()
+        # The score is that pull: no score now, the reason says why, and
+        # a rule answers the 503 itself.
+        s = staleness(d)
+        assert s["fresh_share"] is None and "builds part" in s["reason"], s
+        for method, path in (
+                ("GET", "/v1/profiles/st?" + Q + "&min_fresh_share=0.1"),
+                ("GET", "/v1/binaries/st/readiness?min_fresh_share=0.1"),
+                ("POST", "/v1/profiles/st/publish?min_fresh_share=0.1")):
+            st, body = d.request(method, path)
+            assert st == 503, (path, st, body)
+            assert b"builds part" in body, (path, body)
+        # fdoctl pull: an error (exit 1), not "not ready" (3).
+        p = subprocess.run([FDOCTL, "pull", "st", "--http", d.http,
+                            "--for-build-id", bid2], capture_output=True,
+                           text=True, timeout=120)
+        assert p.returncode == 1 and "HTTP 503" in p.stderr, p
+        # Nothing was published, and the plain pull is unchanged.
+        st, body = d.request("GET", "/v1/profiles/st/versions")
+        assert json.loads(body)["versions"] == [], body
+        assert d.request("GET", "/v1/profiles/st?" + Q)[1] == plain
+
+
+def test_probe_based_refused(tmp_path, releases):
+    """A probe-based profile (a build with -fpseudo-probe-for-profiling,
+    counts=blocks) cannot be matched: 422, and the answer says why."""
+    v1p = releases["v1probe"]
+    with Daemon(tmp_path / "data") as d:
+        load(d, v1p, releases["v2"], binary="pr")
+        st, body = d.request("GET", "/v1/profiles/pr?format=llvm&"
+                             "encoding=text")
+        assert st == 200 and b"!CFGChecksum" in body, body[:500]
+        st, body = d.request("GET", "/v1/profiles/pr?for_build_id=" +
+                             build_id(releases["v2"]))
+        assert st == 422, body
+        for why in (b"probe-based", b"-fpseudo-probe-for-profiling",
+                    b"checksum", b"counts=samples"):
+            assert why in body, (why, body)
+        # counts=samples is line-based whatever the build: matched.
+        st, body = d.request("GET", "/v1/profiles/pr?counts=samples&"
+                             "for_build_id=" + build_id(releases["v2"]))
+        assert st == 200, body

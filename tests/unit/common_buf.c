@@ -84,3 +84,39 @@ TEST(buf_appends_and_terminates)
 	CHECK_EQ_INT(b.oom, 0);
 	fdo_buf_fini(&b);
 }
+
+TEST(header_value_of_an_answer)
+{
+	const char h[] = "HTTP/1.1 200 OK\r\n"
+			 "X-Fdod-Stale-Fresh: 0.0486\r\n"
+			 "x-fdod-stale-functions:  fresh=5,matched=3 \r\n"
+			 "X-Fdod-Stale-Freshness: no\r\n"
+			 "X-Odd: a b\tc;<d>\xff-e\r\n"
+			 "X-Fdod-Stale-Fresh: 0.9\r\n\r\n";
+	char out[16];
+	/* The first line that is the name and a colon, case-insensitive;
+	 * spaces and CR left out. */
+	CHECK_EQ_INT(fdo_header_value(h, sizeof h - 1, "X-Fdod-Stale-Fresh",
+				      out, sizeof out),
+		     1);
+	CHECK_EQ_STR(out, "0.0486");
+	CHECK_EQ_INT(fdo_header_value(h, sizeof h - 1, "X-Fdod-Stale-Functions",
+				      out, sizeof out),
+		     1);
+	CHECK_EQ_STR(out, "fresh=5,matched");
+	/* Only letters, digits and ".=,_-". */
+	CHECK_EQ_INT(
+		fdo_header_value(h, sizeof h - 1, "X-Odd", out, sizeof out), 1);
+	CHECK_EQ_STR(out, "abcd-e");
+	/* A prefix of a name is not the name; absent: 0 and "". */
+	CHECK_EQ_INT(fdo_header_value(h, sizeof h - 1, "X-Fdod-Stale", out,
+				      sizeof out),
+		     0);
+	CHECK_EQ_STR(out, "");
+	/* Within the bytes given: a line cut before its colon is not it. */
+	CHECK_EQ_INT(fdo_header_value(h, 20, "X-Fdod-Stale-Fresh", out,
+				      sizeof out),
+		     0);
+	CHECK_EQ_INT(fdo_header_value("A:", 2, "A", out, 1), 1);
+	CHECK_EQ_STR(out, "");
+}

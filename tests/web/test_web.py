@@ -473,6 +473,150 @@ def test_dom_shows_everything(site):
     assert err and err.group(1) == "", err
 
 
+# Release 2 of PROG: web_hot_loop edited (two lines inserted), the rest
+# unchanged; release 3 is release 2 built without DWARF (a build the
+# pipeline has not uploaded in full, as fdod sees it).
+PROG2 = PROG.replace("""    for (unsigned i = 0; i < 1000; i++) x = x * 2654435761u + i;""",
+                     """    x ^= x >> 3;
+    x += 17u;
+    for (unsigned i = 0; i < 1000; i++) x = x * 2654435761u + i;""")
+
+
+@pytest.fixture(scope="module")
+def releases(tmp_path_factory):
+    """webrel's releases: v1 (PROG), v2 (PROG2), v3 (v2 without DWARF)."""
+    assert PROG2 != PROG
+    d = tmp_path_factory.mktemp("webrel")
+    exes = {}
+    for name, src, g in (("v1", PROG, ["-g"]), ("v2", PROG2, ["-g"]),
+                         ("v3", PROG2 + "/* v3 */\n", [])):
+        (d / (name + ".c")).write_text(src)
+        exes[name] = str(d / name)
+        subprocess.run(["clang-16", "-O2", "-fno-omit-frame-pointer"] + g +
+                       ["-o", exes[name], str(d / (name + ".c"))],
+                       check=True, timeout=120)
+    return exes, {k: build_id(v) for k, v in exes.items()}
+
+
+def load_releases(d, exes, bids):
+    """Samples of v1 and v2 in two closed hours of one host, both
+    releases' files uploaded and symbolized."""
+    hour = int(time.time()) // 3600 * 3600
+    for seq, (name, t0, hot, cold) in enumerate(
+            (("v1", hour - 3 * 3600 + 60, 1200, 300),
+             ("v2", hour - 3600 + 60, 600, 100)), 1):
+        exe = exes[name]
+        rc, out = d.push(batch_text(
+            "rel", seq, "webrel", bids[name],
+            [(hot, [rt(exe, "web_hot_loop", 8), rt(exe, "main", 30)]),
+             (cold, [rt(exe, "web_cold_path", 1), rt(exe, "main", 30)])],
+            labels=["mode=serving"], host="h1", t0=t0))
+        assert rc == 0, out
+    for name in ("v1", "v2"):
+        with open(exes[name], "rb") as f:
+            assert d.request("PUT", "/v1/symbols?binary=webrel",
+                             f.read())[0] == 201
+    d.wait_pending_zero()
+
+
+def test_dom_staleness_and_releases(tmp_path, releases):
+    """Two releases of a binary with samples in closed hours: the page
+    shows the staleness score with the release it judged (marked among
+    the build-ids), the releases table and the comparison; once a newest
+    release without DWARF appears, it names both and says why."""
+    exes, bids = releases
+    with Daemon(tmp_path / "data") as d:
+        load_releases(d, exes, bids)
+        sc = d.get("/v1/binaries/webrel")["staleness"]
+        assert sc["fresh_share"] is not None, sc
+        assert sc["judged_build_id"] == sc["newest_build_id"] == bids["v2"]
+        rel = d.get("/v1/binaries/webrel/releases")
+        cmp_text = rel["comparisons"][0]["text"]
+        assert cmp_text.startswith("release 2 ("), rel
+
+        dom = dump_dom(d.http + "/#binary=webrel", tmp_path)
+        m = re.search(r'<p id="staleness"([^>]*)>([^<]*)</p>', dom)
+        assert m, dom[:3000]
+        attrs, text = m.group(1), m.group(2)
+        assert float(re.search(r'data-fresh="([^"]*)"', attrs).group(1)) \
+            == sc["fresh_share"], attrs
+        assert 'data-judged="%s"' % bids["v2"] in attrs, attrs
+        m = re.match(r"Staleness: ([\d.]+)% of the profile's ([\d,]+) "
+                     r"samples are from functions unchanged in release "
+                     r"(\w+) \(the newest\); matched ([\d.]+)%, renamed "
+                     r"([\d.]+)%, dropped ([\d.]+)%", text)
+        assert m, text
+        # JavaScript's toFixed(1) rounds the exact value's half up.
+        for v, k in zip(m.group(1, 4, 5, 6), ("fresh", "matched", "renamed",
+                                              "dropped")):
+            assert abs(float(v) - 100 * sc[k + "_share"]) <= 0.05 + 1e-9, \
+                (k, text)
+        assert m.group(2).replace(",", "") == str(sc["profile_samples"])
+        assert m.group(3) == bids["v2"][:16], text
+        fn = sc["functions"]
+        assert "(functions: %d fresh, %d matched," % (
+            fn["fresh"], fn["matched"]) in text, text
+        assert "Not the newest" not in text, text
+        assert 'data-role="newest, judged"' in row(dom, "data-build-id",
+                                                   bids["v2"])
+        assert 'data-role=""' in row(dom, "data-build-id", bids["v1"])
+        # The releases view: both releases, the comparison's text.
+        for n, name in ((1, "v1"), (2, "v2")):
+            r = row(dom, "data-release", str(n))
+            assert bids[name] in r and "none published before it" in r, r
+        m = re.search(r'<p id="relcmp">(.*?)</p>', dom, re.S)
+        assert m and 'data-release="2"' in m.group(1), dom[:3000]
+        assert cmp_text.replace("&", "&amp;") in m.group(1), m.group(1)
+
+        # A newest release without DWARF: the score stays release 2's,
+        # and the page says which release it judged and why.
+        with open(exes["v3"], "rb") as f:
+            assert d.request("PUT", "/v1/symbols?binary=webrel",
+                             f.read())[0] == 201
+        sc = d.get("/v1/binaries/webrel")["staleness"]
+        assert sc["newest_build_id"] == bids["v3"], sc
+        assert sc["judged_build_id"] == bids["v2"], sc
+        dom = dump_dom(d.http + "/#binary=webrel", tmp_path)
+        m = re.search(r'<p id="staleness"([^>]*)>([^<]*)</p>', dom)
+        attrs, text = m.group(1), m.group(2)
+        assert 'data-judged="%s"' % bids["v2"] in attrs, attrs
+        assert 'data-newest="%s"' % bids["v3"] in attrs, attrs
+        assert "unchanged in release %s;" % bids["v2"][:16] in text, text
+        assert text.endswith(" Not the newest: %s." % sc["reason"]), text
+        assert "no DWARF" in sc["reason"] and bids["v3"] in sc["reason"], sc
+        assert 'data-role="newest"' in row(dom, "data-build-id", bids["v3"])
+        assert 'data-role="judged"' in row(dom, "data-build-id", bids["v2"])
+
+
+def test_dom_readiness_refused_for_now(tmp_path, releases):
+    """With --min-fresh-share and a memory budget too small for the
+    score's matching, readiness answers the score's 503 (docs/http.md):
+    the page shows it where readiness goes, and everything else as
+    always (build-ids, the staleness score's reason, the releases)."""
+    exes, bids = releases
+    with Daemon(tmp_path / "data",
+                extra=["--min-fresh-share", "0.5", "--memory-budget",
+                       str((16 << 20) + (16 << 10)), "--http-body-memory",
+                       "16M"]) as d:
+        load_releases(d, exes, bids)
+        st, body = d.request("GET", "/v1/binaries/webrel/readiness")
+        assert st == 503 and b"builds part" in body, (st, body)
+        sc = d.get("/v1/binaries/webrel")["staleness"]
+        assert sc["fresh_share"] is None and "builds part" in sc["reason"]
+        dom = dump_dom(d.http + "/#binary=webrel", tmp_path)
+        m = re.search(r'<p id="rules" class="bad">([^<]*)</p>', dom)
+        assert m, dom[:4000]
+        assert m.group(1).startswith(
+            "Readiness: /v1/binaries/webrel/readiness: 503 "), m.group(1)
+        assert "builds part" in m.group(1), m.group(1)
+        assert '<table id="readiness"><tr></tr></table>' in dom, dom[:4000]
+        assert re.search(r'<p id="staleness"[^>]*>Staleness: no score '
+                         r'\([^<]*builds part', dom), dom[:4000]
+        for name in ("v1", "v2"):
+            row(dom, "data-build-id", bids[name])
+        assert bids["v2"] in row(dom, "data-release", "2")
+
+
 def test_dom_follows_url_state(site):
     """A link with the view's state in the fragment shows that view: the
     same path clicks and the search box take."""
