@@ -184,8 +184,9 @@ static int pull(struct cfg *c, const struct fdo_opt *table, const char *binary)
 		/* 3 is "not ready yet" only: a readiness refusal's body
 		 * starts {"ready":false. Another 409 (a for_build_id of
 		 * another binary) will not change by waiting. */
-		ret = status == 409 && !strncmp(fdo_buf_cstr(&body),
-						"{\"ready\":false", 15)
+		static const char not_ready[] = "{\"ready\":false";
+		ret = status == 409 && !strncmp(fdo_buf_cstr(&body), not_ready,
+						sizeof not_ready - 1)
 			      ? 3
 			      : 1;
 		goto out;
