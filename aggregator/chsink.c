@@ -60,6 +60,7 @@ struct chsink {
 	uint64_t staged; /* last sequence number committed */
 	uint64_t cur;	 /* staged by the transaction going on; 0: none */
 	uint64_t cur_bytes;
+	size_t piece_rows; /* rows of a counts piece at most (PIECE_ROWS_MAX) */
 	uint64_t doubt_upto; /* files found at start: looked up first */
 	/* the outbox: sequence numbers and sizes, ascending */
 	uint64_t *seqs, *sizes;
@@ -273,7 +274,40 @@ static int delta_day_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* One counts piece per UTC day, each ending with its marker row. */
+/* The most rows of one counts piece. ClickHouse cuts an INSERT into
+ * parts every max_insert_block_size rows (1,048,576 by default, 18.16 as
+ * now) or min_insert_block_size_bytes (256 MiB): a piece must stay one
+ * part, or a failed request leaves its first part stored without the
+ * marker, and the piece, sent again, counts those rows twice. */
+#define PIECE_ROWS_MAX	(256u << 10)
+#define PIECE_BYTES_MAX (64u << 20)
+
+/* Rows per piece of b: PIECE_ROWS_MAX, fewer when its longest row would
+ * pass PIECE_BYTES_MAX (a row: the two names with their lengths, the
+ * bucket, the stack, the weight, the samples). */
+static size_t piece_rows(const chsink *s, const struct block *b)
+{
+	size_t longest = 0;
+	for (size_t i = 0; i < b->ng; i++) {
+		size_t n = strlen(b->g[i].binary) + strlen(b->g[i].labels);
+		if (n > longest)
+			longest = n;
+	}
+	size_t row = longest + 2 * 10 + 4 + 8 + 16 + 8;
+	size_t n = PIECE_BYTES_MAX / row, most = s->piece_rows;
+	return n < most ? (n ? n : 1) : most;
+}
+
+static int same_key(const struct backend_delta *a,
+		    const struct backend_delta *b)
+{
+	return a->group == b->group && a->stack == b->stack;
+}
+
+/* The counts pieces of a merge: per UTC day, PIECE_ROWS_MAX rows at most
+ * each, every piece ending with its marker row, whose bucket is the
+ * day's start plus the piece's index in the day (send_piece counts them
+ * in the same order). */
 static int counts_pieces(const chsink *s, uint64_t seq, struct block *b,
 			 struct fdo_buf *file)
 {
@@ -293,18 +327,36 @@ static int counts_pieces(const chsink *s, uint64_t seq, struct block *b,
 		for (size_t k = 0; k < b->nd; k++)
 			if (b->g[b->d[k].group].bucket / DAY == days[i])
 				sub[n++] = b->d[k];
-		struct backend_block blk = {b->g, b->ng, sub, n};
-		struct fdo_buf body;
-		fdo_buf_init(&body);
-		rc = ch_counts_encode(&blk, &body, err, sizeof err);
-		if (rc)
-			fdo_error("ingest: the ClickHouse block of a merge: %s",
-				  err);
-		ch_count_row(&body, "", s->node, days[i] * DAY, seq, 0, 1);
-		if (!rc)
-			rc = chsink_file_piece(file, CHSINK_COUNTS, days[i],
-					       body.data, body.len);
-		fdo_buf_fini(&body);
+		size_t per = piece_rows(s, b);
+		for (size_t at = 0, k = 0; !rc && (at < n || !k); k++) {
+			/* per rows: deltas of one key (adjacent, sorted)
+			 * are summed into one row, and never cut apart. */
+			size_t m = 0, rows = 0;
+			while (at + m < n &&
+			       (rows < per ||
+				same_key(&sub[at + m - 1], &sub[at + m]))) {
+				if (!m ||
+				    !same_key(&sub[at + m - 1], &sub[at + m]))
+					rows++;
+				m++;
+			}
+			struct backend_block blk = {b->g, b->ng, sub + at, m};
+			struct fdo_buf body;
+			fdo_buf_init(&body);
+			rc = ch_counts_encode(&blk, &body, err, sizeof err);
+			if (rc)
+				fdo_error("ingest: the ClickHouse block of a "
+					  "merge: %s",
+					  err);
+			ch_count_row(&body, "", s->node,
+				     days[i] * DAY + (uint32_t)k, seq, 0, 1);
+			if (!rc)
+				rc = chsink_file_piece(file, CHSINK_COUNTS,
+						       days[i], body.data,
+						       body.len);
+			fdo_buf_fini(&body);
+			at += m;
+		}
 	}
 	free(days);
 	free(sub);
@@ -387,17 +439,21 @@ int chsink_stage(chsink *s, store_txn *t, struct prep *const *preps,
 		rc = write_file(tmp, file.data, file.len);
 		if (!rc && rename(tmp, path))
 			rc = FDO_EIO;
-		if (!rc)
+		if (!rc) {
+			/* Named from here on: whatever fails next, the next
+			 * stage (the transaction again, or the next merge)
+			 * removes it, or the start does (past "ch.staged"). */
+			s->cur = seq;
+			s->cur_bytes = file.len;
 			rc = sync_dir(s->dir);
+		}
 		if (rc)
 			fdo_error("ingest: writing the ClickHouse outbox file "
 				  "%s: %s",
 				  path, fdo_strerror(rc));
 	}
-	if (!rc && !(rc = backend_meta_staged_put(t, seq))) {
-		s->cur = seq;
-		s->cur_bytes = file.len;
-	}
+	if (!rc)
+		rc = backend_meta_staged_put(t, seq);
 	/* The merge's part holds the block while it is built (the merge
 	 * sets the part whole after its commit). */
 	fdo_mem_give(FDO_MEM_MERGE, held);
@@ -449,7 +505,11 @@ int chsink_room(chsink *s)
 			 s->last_err[0] ? s->last_err : "none");
 	}
 	pthread_mutex_unlock(&s->mu);
-	return full ? FDO_ETRANSPORT : FDO_OK;
+	/* Busy, not a transport error: the writer refuses batches with the
+	 * merge's error once the backlog passes its bound, and agents send
+	 * a batch refused as busy again (after the Ack's retry-after);
+	 * one refused for any other reason they drop. */
+	return full ? FDO_EBUSY : FDO_OK;
 }
 
 /* -------------------------------------------------------------- send -- */
@@ -532,6 +592,8 @@ struct sending {
 	int doubt;
 	char *err;
 	size_t errlen;
+	uint32_t day, k; /* the last counts piece's day, its index in it */
+	int counted;	 /* a counts piece came */
 };
 
 /* One piece to ClickHouse; doubt: a counts piece is looked up first (it
@@ -545,16 +607,21 @@ static int send_piece(void *arg, int kind, uint32_t day, const uint8_t *body,
 		ch_set_query_id(s->ch, NULL);
 		return ch_insert(s->ch, CH_STACKS, body, n, x->err, x->errlen);
 	}
+	/* The piece's index in its day, as counts_pieces wrote them: its
+	 * marker's bucket is the day's start plus it. */
+	x->k = x->counted && x->day == day ? x->k + 1 : 0;
+	x->day = day;
+	x->counted = 1;
 	/* One id per piece, for its insert and its lookups: ClickHouse
 	 * refuses the lookup while an insert given up on (a timeout) still
 	 * runs, and the retry while either does. */
 	char qid[96];
-	snprintf(qid, sizeof qid, "fdod-%s-%016" PRIx64 "-%u", s->node + 5,
-		 x->seq, day);
+	snprintf(qid, sizeof qid, "fdod-%s-%016" PRIx64 "-%u-%u", s->node + 5,
+		 x->seq, day, x->k);
 	ch_set_query_id(s->ch, qid);
 	uint64_t have = 0;
-	int rc = x->doubt ? ch_count_rows(s->ch, "", s->node, day * DAY, x->seq,
-					  &have, x->err, x->errlen)
+	int rc = x->doubt ? ch_count_rows(s->ch, "", s->node, day * DAY + x->k,
+					  x->seq, &have, x->err, x->errlen)
 			  : FDO_OK;
 	/* An answer that does not decode is ClickHouse's fault, not the
 	 * file's (FDO_ECORRUPT sets a file aside). */
@@ -563,8 +630,8 @@ static int send_piece(void *arg, int kind, uint32_t day, const uint8_t *body,
 	if (!have)
 		return ch_insert(s->ch, CH_COUNTS, body, n, x->err, x->errlen);
 	fdo_info("ingest: ClickHouse has the counts of merge %016" PRIx64
-		 " (day %u) already: not sent again",
-		 x->seq, day);
+		 " (day %u, piece %u) already: not sent again",
+		 x->seq, day, x->k);
 	pthread_mutex_lock(&s->mu);
 	s->skipped++;
 	pthread_mutex_unlock(&s->mu);
@@ -574,12 +641,14 @@ static int send_piece(void *arg, int kind, uint32_t day, const uint8_t *body,
 static int send_file(chsink *s, uint64_t seq, const uint8_t *p, size_t len,
 		     int doubt, char *err, size_t errlen)
 {
-	struct sending x = {s, seq, doubt, err, errlen};
+	struct sending x = {s, seq, doubt, err, errlen, 0, 0, 0};
 	int rc = chsink_file_decode(p, len, seq, send_piece, &x, err, errlen);
 	ch_set_query_id(s->ch, NULL);
 	return rc;
 }
 
+/* With mu held: wait ms, or until signalled (a commit, the retention
+ * set, stopping). */
 static void wait_ms(chsink *s, unsigned ms)
 {
 	struct timespec ts;
@@ -588,6 +657,21 @@ static void wait_ms(chsink *s, unsigned ms)
 	ts.tv_sec += (time_t)(ns / 1000000000ull);
 	ts.tv_nsec = (long)(ns % 1000000000ull);
 	pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+}
+
+/* With mu held: wait the whole of ms unless stopping. A backoff must
+ * hold while merges commit (each commit signals cv), or the sender
+ * retries a failing server at the merge rate. */
+static void wait_ms_whole(chsink *s, unsigned ms)
+{
+	uint64_t end = fdo_now_ns() + (uint64_t)ms * 1000000ull, now;
+	while (!s->stopping && (now = fdo_now_ns()) < end)
+		wait_ms(s, (unsigned)((end - now + 999999) / 1000000));
+}
+
+void chsink_set_piece_rows(chsink *s, size_t rows)
+{
+	s->piece_rows = rows && rows < PIECE_ROWS_MAX ? rows : PIECE_ROWS_MAX;
 }
 
 void chsink_set_retention(chsink *s, uint64_t seconds, uint64_t every)
@@ -636,8 +720,15 @@ static void *sender_main(void *arg)
 	while (!s->stopping) {
 		retention_step(s);
 		if (!s->n) {
+			/* Idle: until a commit, or the next retention step
+			 * (a --housekeeping under a minute too). */
+			uint64_t now = (uint64_t)time(NULL);
+			unsigned ms = 60 * 1000;
+			if (s->retention && s->next_drop > now &&
+			    s->next_drop - now < 60)
+				ms = (unsigned)(s->next_drop - now) * 1000;
 			if (!s->stopping)
-				wait_ms(s, 60 * 1000);
+				wait_ms(s, ms ? ms : 1000);
 			continue;
 		}
 		uint64_t seq = s->seqs[0], size = s->sizes[0];
@@ -698,7 +789,7 @@ static void *sender_main(void *arg)
 			backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
 			if (backoff > BACKOFF_MAX_MS)
 				backoff = BACKOFF_MAX_MS;
-			wait_ms(s, backoff);
+			wait_ms_whole(s, backoff);
 			continue;
 		}
 		if (s->last_err[0])
@@ -810,6 +901,7 @@ int chsink_open(const char *url, store *st, const char *dir, chsink **out,
 	}
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
+	s->piece_rows = PIECE_ROWS_MAX;
 	struct ids ids = {{0}, 0};
 	if (snprintf(s->dir, sizeof s->dir, "%s/clickhouse-outbox", dir) >=
 	    (int)sizeof s->dir)

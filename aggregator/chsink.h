@@ -50,13 +50,20 @@ void chsink_close(chsink *s);
  * default). */
 void chsink_set_retention(chsink *s, uint64_t seconds, uint64_t every);
 
+/* chsink_set_piece_rows: the most rows of one counts piece (one INSERT,
+ * one part), below the built-in bound (256 Ki rows, fewer for long
+ * names: aggregator/chsink.c); 0: that bound. For tests: a merge of a
+ * few rows cut into several pieces. */
+void chsink_set_piece_rows(chsink *s, size_t rows);
+
 /* The sink merges use (merge_create picks it up); NULL: none. Set before
  * the ingest starts. */
 void chsink_set_global(chsink *s);
 chsink *chsink_global(void);
 
-/* For merge.c. chsink_room: FDO_OK, or FDO_ETRANSPORT when the outbox is
- * at its bound (the merge waits; logged). chsink_stage, inside the merge's
+/* For merge.c. chsink_room: FDO_OK, or FDO_EBUSY when the outbox is at
+ * its bound (the merge waits; logged; batches past the backlog's bound
+ * are refused as busy, which agents send again). chsink_stage, inside the merge's
  * transaction t: the outbox file of counts (sorted as flush_runs leaves
  * them) and candidate stacks (sorted by put_new_stacks), and meta
  * "ch.staged". chsink_committed, after the commit: the file may go. */

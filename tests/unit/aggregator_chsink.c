@@ -21,7 +21,8 @@
 struct stage {
 	chsink *s;
 	struct entries counts, stacks;
-	int fail; /* the transaction fails after staging */
+	int fail;  /* the transaction fails after staging */
+	int extra; /* stacks 100.. added on day 3 */
 };
 
 static int stage_txn(store_txn *t, void *arg)
@@ -40,6 +41,11 @@ static int stage_txn(store_txn *t, void *arg)
 		rc = entries_add(&x->counts, k0, 10, 1);
 	if (!rc)
 		rc = entries_add(&x->counts, k0, 5, 2);
+	for (int i = 0; !rc && i < x->extra; i++) {
+		uint64_t k[4] = {(uint64_t)bin << 32 | lab, 86400 * 3 + 7200,
+				 100 + (uint64_t)i, 0};
+		rc = entries_add(&x->counts, k, 1, 1);
+	}
 	if (!rc)
 		rc = entries_add(&x->counts, k1, 1, 1);
 	if (!rc)
@@ -89,16 +95,16 @@ static size_t outbox(const char *dir, char names[32][64])
 
 struct seen {
 	int n;
-	uint32_t days[4];
-	size_t lens[4];
-	const uint8_t *bodies[4];
+	uint32_t days[8];
+	size_t lens[8];
+	const uint8_t *bodies[8];
 };
 
 static int piece(void *arg, int kind, uint32_t day, const uint8_t *body,
 		 size_t n)
 {
 	struct seen *x = arg;
-	if (kind != CHSINK_COUNTS || x->n == 4)
+	if (kind != CHSINK_COUNTS || x->n == 8)
 		return FDO_EINVAL;
 	x->days[x->n] = day;
 	x->bodies[x->n] = body;
@@ -164,6 +170,50 @@ TEST(aborted_stage_leaves_no_file_committed_one_stays)
 	close_both(st, &x);
 }
 
+/* A merge's day of more rows than a piece holds: several pieces (one
+ * INSERT, one part each), each with its own marker, the day's start plus
+ * the piece's index; every row in exactly one. */
+TEST(a_large_day_is_cut_into_pieces_each_with_its_marker)
+{
+	const char *dir = test_subdir("pieces");
+	struct stage x;
+	store *st = open_both(dir, &x);
+	char err[512] = "";
+	char names[32][64];
+	chsink_set_piece_rows(x.s, 2);
+	x.extra = 4; /* day 3: stack 7 and 100..103, five rows */
+	REQUIRE(store_write(st, stage_txn, &x) == FDO_OK);
+	chsink_committed(x.s);
+	REQUIRE(outbox(dir, names) == 1);
+	char path[700];
+	snprintf(path, sizeof path, "%s/clickhouse-outbox/%s", dir, names[0]);
+	FILE *f = fopen(path, "rb");
+	REQUIRE(f != NULL);
+	static uint8_t buf[8192];
+	size_t len = fread(buf, 1, sizeof buf, f);
+	fclose(f);
+	uint64_t seq = strtoull(names[0], NULL, 16);
+	struct seen seen = {0};
+	REQUIRE(chsink_file_decode(buf, len, seq, piece, &seen, err,
+				   sizeof err) == FDO_OK);
+	/* Day 3: 2 + 2 + 1 rows; day 4: 1 row. */
+	CHECK_EQ_INT(seen.n, 4);
+	uint32_t want_day[4] = {3, 3, 3, 4}, want_k[4] = {0, 1, 2, 0};
+	size_t want_rows[4] = {2, 2, 1, 1};
+	for (int i = 0; i < seen.n && i < 4; i++) {
+		CHECK_EQ_INT(seen.days[i], want_day[i]);
+		CHECK_EQ_INT(seen.lens[i], want_rows[i] * 49 + 75);
+		/* The marker: the piece's last 75 bytes, its bucket after
+		 * the two names (1 + 0, 1 + 37 bytes). */
+		const uint8_t *m = seen.bodies[i] + seen.lens[i] - 75;
+		uint32_t bucket = (uint32_t)m[39] | (uint32_t)m[40] << 8 |
+				  (uint32_t)m[41] << 16 | (uint32_t)m[42] << 24;
+		CHECK_EQ_INT(bucket, want_day[i] * 86400 + want_k[i]);
+		CHECK(!memcmp(m, "\x00\x25node=", 7));
+	}
+	close_both(st, &x);
+}
+
 TEST(outbox_bound_then_restart_keeps_committed_files_only)
 {
 	const char *dir = test_subdir("bound");
@@ -177,7 +227,7 @@ TEST(outbox_bound_then_restart_keeps_committed_files_only)
 		chsink_committed(x.s);
 	}
 	/* ClickHouse does not answer: full; the next merge waits. */
-	CHECK_EQ_INT(chsink_room(x.s), FDO_ETRANSPORT);
+	CHECK_EQ_INT(chsink_room(x.s), FDO_EBUSY);
 	struct chsink_stats s;
 	chsink_stats(x.s, &s);
 	CHECK_EQ_INT(s.files, CHSINK_MAX_FILES);
@@ -193,7 +243,7 @@ TEST(outbox_bound_then_restart_keeps_committed_files_only)
 	CHECK_EQ_INT(outbox(dir, names), CHSINK_MAX_FILES);
 	chsink_stats(x.s, &s);
 	CHECK_EQ_INT(s.files, CHSINK_MAX_FILES);
-	CHECK_EQ_INT(chsink_room(x.s), FDO_ETRANSPORT);
+	CHECK_EQ_INT(chsink_room(x.s), FDO_EBUSY);
 	close_both(st, &x);
 }
 
