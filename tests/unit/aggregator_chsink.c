@@ -112,6 +112,24 @@ static int piece(void *arg, int kind, uint32_t day, const uint8_t *body,
 	return FDO_OK;
 }
 
+/* The outbox's one file, name, into buf (cap bytes): its length; its
+ * sequence number in *seq. */
+static size_t read_only_file(const char *dir, const char *name, uint8_t *buf,
+			     size_t cap, uint64_t *seq)
+{
+	char path[700];
+	snprintf(path, sizeof path, "%s/clickhouse-outbox/%s", dir, name);
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		fprintf(stderr, "open %s\n", path);
+		exit(2);
+	}
+	size_t len = fread(buf, 1, cap, f);
+	fclose(f);
+	*seq = strtoull(name, NULL, 16);
+	return len;
+}
+
 TEST(aborted_stage_leaves_no_file_committed_one_stays)
 {
 	const char *dir = test_subdir("abort");
@@ -130,14 +148,9 @@ TEST(aborted_stage_leaves_no_file_committed_one_stays)
 
 	/* The file: one counts piece per day, the stack's deltas summed,
 	 * each piece ending with its marker row. */
-	char path[700];
-	snprintf(path, sizeof path, "%s/clickhouse-outbox/%s", dir, names[0]);
-	FILE *f = fopen(path, "rb");
-	REQUIRE(f != NULL);
 	static uint8_t buf[4096];
-	size_t len = fread(buf, 1, sizeof buf, f);
-	fclose(f);
-	uint64_t seq = strtoull(names[0], NULL, 16);
+	uint64_t seq;
+	size_t len = read_only_file(dir, names[0], buf, sizeof buf, &seq);
 	struct seen seen = {0};
 	CHECK_EQ_INT(chsink_file_decode(buf, len, seq, piece, &seen, err,
 					sizeof err),
@@ -185,14 +198,9 @@ TEST(a_large_day_is_cut_into_pieces_each_with_its_marker)
 	REQUIRE(store_write(st, stage_txn, &x) == FDO_OK);
 	chsink_committed(x.s);
 	REQUIRE(outbox(dir, names) == 1);
-	char path[700];
-	snprintf(path, sizeof path, "%s/clickhouse-outbox/%s", dir, names[0]);
-	FILE *f = fopen(path, "rb");
-	REQUIRE(f != NULL);
 	static uint8_t buf[8192];
-	size_t len = fread(buf, 1, sizeof buf, f);
-	fclose(f);
-	uint64_t seq = strtoull(names[0], NULL, 16);
+	uint64_t seq;
+	size_t len = read_only_file(dir, names[0], buf, sizeof buf, &seq);
 	struct seen seen = {0};
 	REQUIRE(chsink_file_decode(buf, len, seq, piece, &seen, err,
 				   sizeof err) == FDO_OK);
