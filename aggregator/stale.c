@@ -107,6 +107,15 @@
  * Memory: the shapes of every release compared, held to the end, counted
  * in the memory budget's builds part as they grow (mem_hold); a pull
  * whose shapes do not fit stops with FDO_EBUSY rather than grow past it.
+ * So that a large binary fits: an old release keeps the shapes of the
+ * profile's names alone (the names of its tree: its functions and their
+ * inlined callees; every other function only as a bit per name, for
+ * "gone" and for the rename candidates), the target all of them (any new
+ * name of it may be a rename); the scan merges its rows as it goes
+ * (compact) rather than holding a row per instruction until its end.
+ * Neither changes an answer: what is matched reads exactly those shapes,
+ * and names are still numbered in the order the scans meet them (the
+ * numbers order call sites at one line).
  */
 #include <math.h>
 #include <stdio.h>
@@ -125,6 +134,7 @@
 #define RENAME_MIN	   0.5
 #define RENAME_MIN_ANCHORS 2
 #define RENAME_SIZE	   2.0
+#define COMPACT_MIN	   (1u << 12)
 #define OFF_WRAP                                                               \
 	0x8000u /* offsets at or past this are lines before the
 			    function's start (wrapped): kept as they are */
@@ -158,12 +168,17 @@ struct shapes {
 	uint32_t *offs;
 	uint32_t *nins; /* per line: its own instructions (a signature) */
 	struct sanc *anc;
+	uint8_t *has;	/* bit per name (string index): a line of it seen */
+	size_t cap_has; /* bytes */
 };
 
 struct scan {
 	struct shapes *S; /* whose held counts the scan's arrays too */
 	struct prof *p;
 	sym_index *idx;
+	const uint8_t *want; /* per name (string index below nwant): its
+				lines and call sites are kept; NULL: all */
+	size_t nwant;
 	struct fdo_map64 names; /* string pointer -> string index */
 	struct sline *lines;
 	size_t nlines, cap_lines;
@@ -173,9 +188,10 @@ struct scan {
 
 /*
  * The shapes are counted in the memory budget's builds part (common/
- * mem.h) as they grow, beside the profile being made: a binary's shapes
- * are about 12 bytes per instruction while scanning (before equal lines
- * merge), and a pull holds them for two releases or more. mem_hold takes
+ * mem.h) as they grow, beside the profile being made: 12 bytes per row
+ * while scanning (merged every time the rows double), then 8 per line
+ * and 64 per function, and a pull holds them for two releases or more
+ * (docs/operations.md has the figures). mem_hold takes
  * bytes more for S, or refuses (FDO_EBUSY) when they would take the part
  * past its cap, before anything is allocated for them; mem_drop gives
  * some back. mem_take counts a table used for a while (lcs), *want
@@ -221,6 +237,38 @@ static int hold_growth(struct shapes *S, size_t cap, size_t need, size_t elem)
 	while (c < need && c <= SIZE_MAX / 2)
 		c *= 2;
 	return mem_hold(S, (uint64_t)(c - cap) * elem);
+}
+
+/* Whether the release has lines of function name (with or without its
+ * shape: see shapes_build's want). */
+static int shape_has(const struct shapes *S, uint32_t name)
+{
+	return S->state == 1 && name != NONE && name / 8 < S->cap_has &&
+	       (S->has[name / 8] >> (name % 8) & 1);
+}
+
+/* Marks name as seen in S (its bit, the bitmap grown and counted). */
+static int mark_has(struct shapes *S, uint32_t name)
+{
+	size_t need = name / 8 + 1;
+	if (need > S->cap_has) {
+		size_t cap = S->cap_has ? S->cap_has : 64;
+		while (cap < need)
+			cap *= 2;
+		int rc = mem_hold(S, cap - S->cap_has);
+		if (rc)
+			return rc;
+		uint8_t *h = realloc(S->has, cap);
+		if (!h) {
+			mem_drop(S, cap - S->cap_has);
+			return FDO_ENOMEM;
+		}
+		memset(h + S->cap_has, 0, cap - S->cap_has);
+		S->has = h;
+		S->cap_has = cap;
+	}
+	S->has[name / 8] |= (uint8_t)(1u << (name % 8));
+	return FDO_OK;
 }
 
 static uint32_t scan_intern(struct scan *s, const char *str)
@@ -319,9 +367,16 @@ static int scan_function(struct scan *s, const sym_code *code, uint64_t addr,
 				break;
 			}
 			uint32_t off = frame_off(&sf[j]);
-			rc = push_line(s, name, off, j == 0);
-			if (j == 0)
+			int keep = !s->want ||
+				   (name < s->nwant && s->want[name]);
+			rc = mark_has(s->S, name);
+			if (!rc && keep)
+				rc = push_line(s, name, off, j == 0);
+			if (j == 0 && keep)
 				last0 = s->nlines - 1;
+			/* The callee is named either way: names are
+			 * numbered in the order they are met, and the
+			 * numbers order call sites at one line. */
 			uint32_t callee = NONE;
 			if (j > 0)
 				callee = scan_intern(s, sf[j - 1].function);
@@ -329,7 +384,7 @@ static int scan_function(struct scan *s, const sym_code *code, uint64_t addr,
 				callee = scan_name_at(s, in->target);
 			if (callee == NONE - 1)
 				rc = FDO_ENOMEM;
-			else if (!rc && callee != NONE)
+			else if (!rc && callee != NONE && keep)
 				rc = push_anc(s, name, off, callee);
 		}
 	}
@@ -376,6 +431,7 @@ static void shapes_fini(struct shapes *S)
 	free(S->offs);
 	free(S->nins);
 	free(S->anc);
+	free(S->has);
 	memset(S, 0, sizeof *S);
 }
 
@@ -388,11 +444,38 @@ static const struct shape *shape_of(const struct shapes *S, uint32_t name)
 	return &S->v[i];
 }
 
-/* The shapes of every function of the ELF file elf (its index idx). */
-static int shapes_build(struct prof *p, sym_index *idx, const char *elf,
-			struct shapes *S)
+/*
+ * compact merges the scan's rows so far (equal lines summed, equal call
+ * sites once): what the end of the scan does, done early so that the
+ * rows of a function's many copies (inlined in many places) and of its
+ * many instructions per line are not all held until the end. Merging is
+ * a sum, so merging early gives the same shapes.
+ */
+static void compact(struct scan *s)
 {
-	struct scan s = {.S = S, .p = p, .idx = idx};
+	qsort(s->lines, s->nlines, sizeof *s->lines, cmp_sline);
+	qsort(s->anc, s->nanc, sizeof *s->anc, cmp_sanc);
+	size_t nl = 0, na = 0;
+	for (size_t i = 0; i < s->nlines; i++)
+		if (!nl || cmp_sline(&s->lines[i], &s->lines[nl - 1]))
+			s->lines[nl++] = s->lines[i];
+		else
+			s->lines[nl - 1].n += s->lines[i].n;
+	for (size_t i = 0; i < s->nanc; i++)
+		if (!na || cmp_sanc(&s->anc[i], &s->anc[na - 1]))
+			s->anc[na++] = s->anc[i];
+	s->nlines = nl;
+	s->nanc = na;
+}
+
+/* The shapes of every function of the ELF file elf (its index idx);
+ * with want (nwant names), of those functions only, the others' names
+ * only marked (shape_has). */
+static int shapes_build(struct prof *p, sym_index *idx, const char *elf,
+			const uint8_t *want, size_t nwant, struct shapes *S)
+{
+	struct scan s = {
+		.S = S, .p = p, .idx = idx, .want = want, .nwant = nwant};
 	struct sym_func *funcs = NULL;
 	size_t nf = 0;
 	sym_code *code = NULL;
@@ -400,39 +483,56 @@ static int shapes_build(struct prof *p, sym_index *idx, const char *elf,
 	if (!rc)
 		rc = sym_code_open(elf, &code);
 	uint64_t done = 0;
+	size_t compact_at = COMPACT_MIN;
 	for (size_t i = 0; i < nf && !rc; i++) {
 		const struct sym_func *f = &funcs[i];
 		uint64_t size = extent(funcs, nf, f);
 		if (!size || f->addr < done)
 			continue; /* an alias, or nothing to read */
 		done = f->addr + size;
+		if (s.nlines + s.nanc >= compact_at) {
+			compact(&s);
+			/* again once the rows have doubled: merging costs
+			 * a sort, so it stays a share of the scan */
+			compact_at = 2 * (s.nlines + s.nanc);
+			if (compact_at < COMPACT_MIN)
+				compact_at = COMPACT_MIN;
+		}
 		rc = scan_function(&s, code, f->addr, size);
 	}
 	sym_code_close(code);
 	sym_elf_functions_free(funcs);
 	fdo_map64_fini(&s.names);
 	if (!rc) {
-		qsort(s.lines, s.nlines, sizeof *s.lines, cmp_sline);
-		qsort(s.anc, s.nanc, sizeof *s.anc, cmp_sanc);
-		size_t nl = 0, na = 0;
-		for (size_t i = 0; i < s.nlines; i++)
-			if (!nl || cmp_sline(&s.lines[i], &s.lines[nl - 1]))
-				s.lines[nl++] = s.lines[i];
-			else
-				s.lines[nl - 1].n += s.lines[i].n;
-		for (size_t i = 0; i < s.nanc; i++)
-			if (!na || cmp_sanc(&s.anc[i], &s.anc[na - 1]))
-				s.anc[na++] = s.anc[i];
-		/* The shapes' own arrays and their index (at most a slot
-		 * and a half per name at the map's load), then the scan's
-		 * lines are given back. */
-		size_t one = sizeof *S->offs + sizeof *S->nins + sizeof *S->v +
-			     3 * (sizeof(uint64_t) + sizeof(uint32_t));
-		rc = mem_hold(S, (uint64_t)(nl ? nl : 1) * one);
+		compact(&s);
+		size_t nl = s.nlines, na = s.nanc, nfn = 0;
+		for (size_t i = 0; i < nl; i++)
+			nfn += !i || s.lines[i].name != s.lines[i - 1].name;
+		/* The call sites' array down to its size (given back), the
+		 * shapes' own arrays and their index (at most a slot and a
+		 * half per name at the map's load), then the scan's lines
+		 * are given back. */
+		if (na < s.cap_anc) {
+			struct sanc *a =
+				realloc(s.anc, (na ? na : 1) * sizeof *s.anc);
+			if (a) {
+				s.anc = a;
+				mem_drop(S, (uint64_t)(s.cap_anc - na) *
+						    sizeof *s.anc);
+				s.cap_anc = na;
+			}
+		}
+		uint64_t bytes =
+			(uint64_t)(nl ? nl : 1) *
+				(sizeof *S->offs + sizeof *S->nins) +
+			(uint64_t)(nfn ? nfn : 1) *
+				(sizeof *S->v +
+				 3 * (sizeof(uint64_t) + sizeof(uint32_t)));
+		rc = mem_hold(S, bytes);
 		if (!rc) {
 			S->offs = malloc((nl ? nl : 1) * sizeof *S->offs);
 			S->nins = malloc((nl ? nl : 1) * sizeof *S->nins);
-			S->v = malloc((nl ? nl : 1) * sizeof *S->v);
+			S->v = malloc((nfn ? nfn : 1) * sizeof *S->v);
 			if (!S->offs || !S->nins || !S->v)
 				rc = FDO_ENOMEM;
 		}
@@ -469,6 +569,8 @@ static int shapes_build(struct prof *p, sym_index *idx, const char *elf,
 	}
 	free(s.lines);
 	mem_drop(S, (uint64_t)s.cap_lines * sizeof *s.lines);
+	if (s.anc) /* not taken by S: given back */
+		mem_drop(S, (uint64_t)s.cap_anc * sizeof *s.anc);
 	free(s.anc);
 	if (rc) {
 		uint64_t want = S->want;
@@ -861,6 +963,8 @@ struct ctx {
 	size_t errlen;
 	uint64_t refused; /* shapes refused by the budget: what the part
 			     would have held with them (shapes.want) */
+	uint8_t *want;	  /* per name: the profile's tree has it */
+	size_t nwant;
 };
 
 /* The shapes of slot, built on first use; NULL when they cannot be. */
@@ -895,7 +999,11 @@ static struct shapes *shapes_get(struct ctx *c, uint32_t slot)
 			  fdo_strerror(rc));
 		return NULL;
 	}
-	rc = shapes_build(c->p, idx, elf, S);
+	/* The target in full (its new names are rename candidates); an
+	 * old release for the profile's names only. */
+	rc = slot == c->tslot
+		     ? shapes_build(c->p, idx, elf, NULL, 0, S)
+		     : shapes_build(c->p, idx, elf, c->want, c->nwant, S);
 	if (c->cache)
 		sym_cache_release(c->cache, idx);
 	else
@@ -983,8 +1091,8 @@ static int copy_node(struct ctx *c, uint32_t on, const struct fmap *fm,
 			uint32_t name = m->targets[t].name,
 				 to = slot == NONE ? name : renamed_to(c, name);
 			/* a callee of the old release gone from the new */
-			if (to == name && A && B && shape_of(A, name) &&
-			    !shape_of(B, name))
+			if (to == name && A && B && shape_has(A, name) &&
+			    !shape_has(B, name))
 				continue;
 			if ((rc = ob_tgt(&c->ob, nl, to, m->targets[t].count)))
 				return rc;
@@ -996,8 +1104,8 @@ static int copy_node(struct ctx *c, uint32_t on, const struct fmap *fm,
 		uint32_t y;
 		uint32_t to = slot == NONE ? kn->name : renamed_to(c, kn->name);
 		/* an instance of a callee gone from the new release */
-		int gone = to == kn->name && A && B && shape_of(A, kn->name) &&
-			   !shape_of(B, kn->name);
+		int gone = to == kn->name && A && B && shape_has(A, kn->name) &&
+			   !shape_has(B, kn->name);
 		const struct fmap *kfm = NULL;
 		if (fmap_off(fm, kn->off, &y) && !gone) {
 			if (slot == NONE)
@@ -1231,6 +1339,17 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 		rc = rc ? rc : FDO_ENOMEM;
 		goto out;
 	}
+	/* The old releases' shapes are needed for the names of the
+	 * profile's tree alone (its functions and their inlined callees):
+	 * of their other functions only the names are kept. */
+	c.nwant = p->nstrings;
+	if (!(c.want = calloc(c.nwant ? c.nwant : 1, 1))) {
+		rc = FDO_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < m.nnodes; i++)
+		if (m.nodes[i].name < c.nwant)
+			c.want[m.nodes[i].name] = 1;
 	for (size_t i = 0; i < m.nfunctions; i++) {
 		uint32_t f = m.functions[i], name = m.nodes[f].name;
 		uint32_t bid = name < ndom ? dom[name] : NONE;
@@ -1267,7 +1386,7 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 			int old = name < p->nstrings && named[name];
 			for (size_t s = 0; s < p->nbuild_ids && !old; s++)
 				old = c.S[s].state == 1 &&
-				      shape_of(&c.S[s], name);
+				      shape_has(&c.S[s], name);
 			if (!old)
 				cands[ncands++] = (struct cand){name, 0};
 		}
@@ -1326,7 +1445,7 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 		if (d->status == ST_DROPPED) {
 			dropped = c.total[f];
 			uint32_t name = m.nodes[f].name;
-			if (shape_of(&c.S[c.tslot], name)) {
+			if (shape_has(&c.S[c.tslot], name)) {
 				/* still there: keep it out of the symbol
 				 * list too (not built as cold) */
 				if (fdo_grow(unlisted, cap_unlisted,
@@ -1405,6 +1524,7 @@ out:
 		free(c.fmaps[i]);
 	}
 	free(c.fmaps);
+	free(c.want);
 	fdo_map64_fini(&c.fm_idx);
 	fdo_map64_fini(&c.renamed);
 	ob_fini(&c.ob);
