@@ -107,15 +107,21 @@
  * Memory: the shapes of every release compared, held to the end, counted
  * in the memory budget's builds part as they grow (mem_hold); a pull
  * whose shapes do not fit stops with FDO_EBUSY rather than grow past it.
- * So that a large binary fits: an old release keeps the shapes of the
- * profile's names alone (the names of its tree: its functions and their
- * inlined callees; every other function only as a bit per name, for
- * "gone" and for the rename candidates), the target all of them (any new
- * name of it may be a rename); the scan merges its rows as it goes
- * (compact) rather than holding a row per instruction until its end.
- * Neither changes an answer: what is matched reads exactly those shapes,
- * and names are still numbered in the order the scans meet them (the
- * numbers order call sites at one line).
+ * So that a large binary fits, shapes are made only for the functions
+ * the matching reads: an old release's for the profile's names (the
+ * names of its tree: its functions and their inlined callees), the
+ * target's for those and for the names no old release has (the rename
+ * candidates); of every other function only its name is kept (shape_has:
+ * a function gone, a name not new). So the old releases are scanned
+ * first (their names as hashes, name_hash), then the target, then the
+ * old releases' shapes are made (scan_finish). The scan merges its rows
+ * as it goes (compact) rather than holding a row per instruction until
+ * its end. None of this changes an answer: the matching reads exactly
+ * the shapes it read before, and the target's names are numbered in the
+ * order its scan meets them as before (the numbers order call sites at
+ * one line); an old release's names the target lacks are numbered after
+ * them, as before, and match nothing of the target whatever their
+ * order. Two names of one 64-bit hash would count as one (not seen).
  */
 #include <math.h>
 #include <stdio.h>
@@ -168,18 +174,47 @@ struct shapes {
 	uint32_t *offs;
 	uint32_t *nins; /* per line: its own instructions (a signature) */
 	struct sanc *anc;
-	uint8_t *has;	/* bit per name (string index): a line of it seen */
+	uint8_t *has;	/* target: bit per name (string index) with a line */
 	size_t cap_has; /* bytes */
+	size_t nhas;	/* names with a line */
+	const struct prof *p;
+	struct fdo_map64 hashes; /* old release: name_hash -> 1, every name
+				    with a line (its other names) */
+	struct scan *pending;	 /* old release: its rows, until the target's
+				    scan has numbered the names (scan_finish) */
+};
+
+/* A name of an old release's scan (numbered by the scan itself). */
+struct lname {
+	uint64_t h;	 /* name_hash */
+	const char *str; /* the index's, while it is open */
+	char *copy;	 /* the string, when a kept call site names it */
+	uint32_t pid;	 /* the profile's index: kept names; then callees */
+	uint8_t marked;	 /* 1: in S->hashes; 2: a kept call site names it */
 };
 
 struct scan {
 	struct shapes *S; /* whose held counts the scan's arrays too */
 	struct prof *p;
 	sym_index *idx;
-	const uint8_t *want; /* per name (string index below nwant): its
-				lines and call sites are kept; NULL: all */
+	/* Which functions' rows are kept. An old release (local): the
+	 * names of wantset (name_hash -> the profile's index); its names
+	 * are numbered by the scan (ln, names: pointer -> ln index) and
+	 * its call sites name callees by ln index until scan_finish. The
+	 * target: names below nwant with want set, and, when olds, the
+	 * names none of the olds has (tkeep: per name, 1 kept, 2 not). */
+	int local;
+	const struct fdo_map64 *wantset;
+	struct lname *ln;
+	size_t nln, cap_ln;
+	const uint8_t *want;
 	size_t nwant;
+	struct shapes *const *olds;
+	size_t nolds;
+	uint8_t *tkeep;
+	size_t cap_tkeep;
 	struct fdo_map64 names; /* string pointer -> string index */
+	int name_rc;		/* local_name's refusal */
 	struct sline *lines;
 	size_t nlines, cap_lines;
 	struct sanc *anc;
@@ -190,7 +225,9 @@ struct scan {
  * The shapes are counted in the memory budget's builds part (common/
  * mem.h) as they grow, beside the profile being made: 12 bytes per row
  * while scanning (merged every time the rows double), then 8 per line
- * and 64 per function, and a pull holds them for two releases or more
+ * and 64 per function kept; an old release's names 32 bytes each while
+ * it is scanned, then a slot of 12 of a hash table; the target's a bit
+ * and a byte; and a pull holds them for two releases or more
  * (docs/operations.md has the figures). mem_hold takes
  * bytes more for S, or refuses (FDO_EBUSY) when they would take the part
  * past its cap, before anything is allocated for them; mem_drop gives
@@ -241,10 +278,22 @@ static int hold_growth(struct shapes *S, size_t cap, size_t need, size_t elem)
 
 /* Whether the release has lines of function name (with or without its
  * shape: see shapes_build's want). */
+static uint64_t name_hash(const char *str)
+{
+	uint64_t h = fdo_hash_words(str, strlen(str));
+	return h ? h : 1; /* 0: an empty slot of fdo_map64 */
+}
+
 static int shape_has(const struct shapes *S, uint32_t name)
 {
-	return S->state == 1 && name != NONE && name / 8 < S->cap_has &&
-	       (S->has[name / 8] >> (name % 8) & 1);
+	uint32_t v;
+	if (S->state != 1 || name == NONE)
+		return 0;
+	if (S->hashes.cap) /* an old release: by the name's hash */
+		return name < S->p->nstrings &&
+		       fdo_map64_get(&S->hashes,
+				     name_hash(prof_str(S->p, name)), &v);
+	return name / 8 < S->cap_has && (S->has[name / 8] >> (name % 8) & 1);
 }
 
 /* Marks name as seen in S (its bit, the bitmap grown and counted). */
@@ -267,12 +316,97 @@ static int mark_has(struct shapes *S, uint32_t name)
 		S->has = h;
 		S->cap_has = cap;
 	}
+	if (!(S->has[name / 8] >> (name % 8) & 1))
+		S->nhas++;
 	S->has[name / 8] |= (uint8_t)(1u << (name % 8));
 	return FDO_OK;
 }
 
+/* Marks hash h as a name of old release S (counted as the map grows). */
+static int mark_hash(struct shapes *S, uint64_t h)
+{
+	size_t cap = S->hashes.cap;
+	uint32_t v;
+	int found;
+	if (fdo_map64_put(&S->hashes, h, 1, &v, &found))
+		return FDO_ENOMEM;
+	if (!found)
+		S->nhas++;
+	if (S->hashes.cap == cap)
+		return FDO_OK;
+	/* counted once grown: the map grows inside fdo_map64_put */
+	return mem_hold(S, (uint64_t)(S->hashes.cap - cap) *
+				   (sizeof(uint64_t) + sizeof(uint32_t)));
+}
+
+/* An old release's scan: the ln index of str, NONE for none, NONE - 1
+ * out of memory or refused (rc). */
+static uint32_t local_name(struct scan *s, const char *str, int *rc)
+{
+	uint32_t i;
+	int found;
+	if (!str || !*str)
+		return NONE;
+	uint64_t key = (uint64_t)(uintptr_t)str;
+	if (fdo_map64_get(&s->names, key, &i))
+		return i;
+	if ((*rc = hold_growth(s->S, s->cap_ln, s->nln + 1, sizeof *s->ln)))
+		return NONE - 1;
+	if (fdo_grow(s->ln, s->cap_ln, s->nln + 1) ||
+	    fdo_map64_put(&s->names, key, (uint32_t)s->nln, &i, &found)) {
+		*rc = FDO_ENOMEM;
+		return NONE - 1;
+	}
+	uint64_t h = name_hash(str);
+	uint32_t pid = NONE;
+	if (!fdo_map64_get(s->wantset, h, &pid))
+		pid = NONE;
+	s->ln[s->nln] = (struct lname){.h = h, .str = str, .pid = pid};
+	return (uint32_t)s->nln++;
+}
+
+/*
+ * The target's scan: whether name's rows are kept. Those of the
+ * profile's names, and, when there are old releases, of the names none
+ * of them has (the candidates for a rename); the decision remembered per
+ * name (tkeep). -1: out of memory.
+ */
+static int target_keeps(struct scan *s, uint32_t name)
+{
+	if (!s->want)
+		return 1;
+	if (name < s->nwant && s->want[name])
+		return 1;
+	if (!s->nolds)
+		return 0;
+	if (name >= s->cap_tkeep) {
+		size_t cap = s->cap_tkeep ? s->cap_tkeep : 1024;
+		while (cap <= name)
+			cap *= 2;
+		if (hold_growth(s->S, s->cap_tkeep, cap, 1))
+			return -1;
+		uint8_t *t = realloc(s->tkeep, cap);
+		if (!t)
+			return -1;
+		memset(t + s->cap_tkeep, 0, cap - s->cap_tkeep);
+		s->tkeep = t;
+		s->cap_tkeep = cap;
+	}
+	if (!s->tkeep[name]) {
+		uint64_t h = name_hash(prof_str(s->p, name));
+		uint32_t v;
+		int any = 0;
+		for (size_t i = 0; i < s->nolds && !any; i++)
+			any = fdo_map64_get(&s->olds[i]->hashes, h, &v);
+		s->tkeep[name] = any ? 2 : 1;
+	}
+	return s->tkeep[name] == 1;
+}
+
 static uint32_t scan_intern(struct scan *s, const char *str)
 {
+	if (s->local)
+		return local_name(s, str, &s->name_rc);
 	return prof_intern_memo(s->p, &s->names, str); /* NONE is PROF_NONE */
 }
 
@@ -363,29 +497,44 @@ static int scan_function(struct scan *s, const sym_code *code, uint64_t addr,
 			if (name == NONE)
 				continue;
 			if (name == NONE - 1) {
-				rc = FDO_ENOMEM;
+				rc = s->name_rc ? s->name_rc : FDO_ENOMEM;
 				break;
 			}
-			uint32_t off = frame_off(&sf[j]);
-			int keep = !s->want ||
-				   (name < s->nwant && s->want[name]);
-			rc = mark_has(s->S, name);
-			if (!rc && keep)
-				rc = push_line(s, name, off, j == 0);
-			if (j == 0 && keep)
+			uint32_t off = frame_off(&sf[j]), row = name;
+			int keep;
+			if (s->local) {
+				struct lname *l = &s->ln[name];
+				if (!(l->marked & 1)) {
+					rc = mark_hash(s->S, l->h);
+					l->marked |= 1;
+				}
+				row = l->pid;
+				keep = row != NONE;
+			} else {
+				rc = mark_has(s->S, name);
+				keep = target_keeps(s, name);
+				if (keep < 0)
+					rc = FDO_ENOMEM;
+			}
+			if (!rc && keep > 0)
+				rc = push_line(s, row, off, j == 0);
+			if (j == 0 && keep > 0)
 				last0 = s->nlines - 1;
-			/* The callee is named either way: names are
-			 * numbered in the order they are met, and the
-			 * numbers order call sites at one line. */
+			/* The target's callees are numbered either way:
+			 * names are numbered in the order they are met,
+			 * and the numbers order call sites at one line. */
 			uint32_t callee = NONE;
 			if (j > 0)
 				callee = scan_intern(s, sf[j - 1].function);
 			else if (call)
 				callee = scan_name_at(s, in->target);
 			if (callee == NONE - 1)
-				rc = FDO_ENOMEM;
-			else if (!rc && callee != NONE && keep)
-				rc = push_anc(s, name, off, callee);
+				rc = s->name_rc ? s->name_rc : FDO_ENOMEM;
+			else if (!rc && callee != NONE && keep > 0) {
+				if (s->local)
+					s->ln[callee].marked |= 2;
+				rc = push_anc(s, row, off, callee);
+			}
 		}
 	}
 	sym_cfg_free(cfg);
@@ -423,6 +572,17 @@ static uint64_t extent(const struct sym_func *funcs, size_t nf,
 	return size;
 }
 
+static void scan_free(struct scan *s)
+{
+	for (size_t i = 0; i < s->nln; i++)
+		free(s->ln[i].copy);
+	free(s->ln);
+	free(s->tkeep);
+	fdo_map64_fini(&s->names);
+	free(s->lines);
+	free(s->anc);
+}
+
 static void shapes_fini(struct shapes *S)
 {
 	fdo_mem_give(FDO_MEM_BUILDS, S->held);
@@ -432,6 +592,11 @@ static void shapes_fini(struct shapes *S)
 	free(S->nins);
 	free(S->anc);
 	free(S->has);
+	fdo_map64_fini(&S->hashes);
+	if (S->pending) { /* held is S's: given back above */
+		scan_free(S->pending);
+		free(S->pending);
+	}
 	memset(S, 0, sizeof *S);
 }
 
@@ -468,14 +633,13 @@ static void compact(struct scan *s)
 	s->nanc = na;
 }
 
-/* The shapes of every function of the ELF file elf (its index idx);
- * with want (nwant names), of those functions only, the others' names
- * only marked (shape_has). */
-static int shapes_build(struct prof *p, sym_index *idx, const char *elf,
-			const uint8_t *want, size_t nwant, struct shapes *S)
+/*
+ * scan_binary reads every function of the ELF file elf (s->idx its
+ * index) into s's rows. An old release's scan (s->local) keeps the
+ * strings of the callees its kept call sites name, for scan_finish.
+ */
+static int scan_binary(struct scan *s, const char *elf)
 {
-	struct scan s = {
-		.S = S, .p = p, .idx = idx, .want = want, .nwant = nwant};
 	struct sym_func *funcs = NULL;
 	size_t nf = 0;
 	sym_code *code = NULL;
@@ -490,36 +654,76 @@ static int shapes_build(struct prof *p, sym_index *idx, const char *elf,
 		if (!size || f->addr < done)
 			continue; /* an alias, or nothing to read */
 		done = f->addr + size;
-		if (s.nlines + s.nanc >= compact_at) {
-			compact(&s);
+		if (s->nlines + s->nanc >= compact_at) {
+			compact(s);
 			/* again once the rows have doubled: merging costs
 			 * a sort, so it stays a share of the scan */
-			compact_at = 2 * (s.nlines + s.nanc);
+			compact_at = 2 * (s->nlines + s->nanc);
 			if (compact_at < COMPACT_MIN)
 				compact_at = COMPACT_MIN;
 		}
-		rc = scan_function(&s, code, f->addr, size);
+		rc = scan_function(s, code, f->addr, size);
 	}
 	sym_code_close(code);
 	sym_elf_functions_free(funcs);
-	fdo_map64_fini(&s.names);
+	fdo_map64_fini(&s->names);
+	for (size_t i = 0; i < s->nln && !rc; i++) {
+		struct lname *l = &s->ln[i];
+		if ((l->marked & 2) && !(l->copy = strdup(l->str)))
+			rc = FDO_ENOMEM;
+		l->str = NULL; /* the index's: not past its scan */
+	}
+	return rc;
+}
+
+/*
+ * scan_finish makes S's shapes of s's rows (rc: the scan's error, then
+ * only given back) and frees s. An old release's call sites name their
+ * callees by the profile's strings from here on (interned: after the
+ * target's scan, which numbered the target's names as met).
+ */
+static int scan_finish(struct scan *s, int rc)
+{
+	struct shapes *S = s->S;
+	struct prof *p = s->p;
+	for (size_t i = 0; s->local && i < s->nanc && !rc; i++) {
+		struct lname *l = &s->ln[s->anc[i].callee];
+		if (l->pid == NONE &&
+		    (l->pid = prof_intern(p, l->copy)) == NONE)
+			rc = FDO_ENOMEM;
+		s->anc[i].callee = l->pid;
+	}
+	if (s->ln) {
+		for (size_t i = 0; i < s->nln; i++)
+			free(s->ln[i].copy);
+		free(s->ln);
+		s->ln = NULL;
+		mem_drop(S, (uint64_t)s->cap_ln * sizeof *s->ln);
+		s->nln = s->cap_ln = 0;
+	}
+	if (s->tkeep) {
+		free(s->tkeep);
+		s->tkeep = NULL;
+		mem_drop(S, (uint64_t)s->cap_tkeep);
+		s->cap_tkeep = 0;
+	}
 	if (!rc) {
-		compact(&s);
-		size_t nl = s.nlines, na = s.nanc, nfn = 0;
+		compact(s);
+		size_t nl = s->nlines, na = s->nanc, nfn = 0;
 		for (size_t i = 0; i < nl; i++)
-			nfn += !i || s.lines[i].name != s.lines[i - 1].name;
+			nfn += !i || s->lines[i].name != s->lines[i - 1].name;
 		/* The call sites' array down to its size (given back), the
 		 * shapes' own arrays and their index (at most a slot and a
 		 * half per name at the map's load), then the scan's lines
 		 * are given back. */
-		if (na < s.cap_anc) {
+		if (na < s->cap_anc) {
 			struct sanc *a =
-				realloc(s.anc, (na ? na : 1) * sizeof *s.anc);
+				realloc(s->anc, (na ? na : 1) * sizeof *s->anc);
 			if (a) {
-				s.anc = a;
-				mem_drop(S, (uint64_t)(s.cap_anc - na) *
-						    sizeof *s.anc);
-				s.cap_anc = na;
+				s->anc = a;
+				mem_drop(S, (uint64_t)(s->cap_anc - na) *
+						    sizeof *s->anc);
+				s->cap_anc = na;
 			}
 		}
 		uint64_t bytes =
@@ -540,22 +744,22 @@ static int shapes_build(struct prof *p, sym_index *idx, const char *elf,
 		 * lines' names, anchors alongside. */
 		size_t a = 0;
 		for (size_t i = 0; i < nl && !rc;) {
-			uint32_t name = s.lines[i].name;
+			uint32_t name = s->lines[i].name;
 			struct shape *sh = &S->v[S->n];
 			*sh = (struct shape){.name = name,
 					     .first_off = (uint32_t)i};
-			for (; i < nl && s.lines[i].name == name; i++) {
-				S->offs[i] = s.lines[i].off;
-				S->nins[i] = s.lines[i].n;
-				if (s.lines[i].off < OFF_WRAP &&
-				    s.lines[i].off > sh->span)
-					sh->span = s.lines[i].off;
+			for (; i < nl && s->lines[i].name == name; i++) {
+				S->offs[i] = s->lines[i].off;
+				S->nins[i] = s->lines[i].n;
+				if (s->lines[i].off < OFF_WRAP &&
+				    s->lines[i].off > sh->span)
+					sh->span = s->lines[i].off;
 			}
 			sh->noffs = (uint32_t)i - sh->first_off;
-			while (a < na && s.anc[a].name < name)
+			while (a < na && s->anc[a].name < name)
 				a++;
 			sh->first_anc = (uint32_t)a;
-			while (a < na && s.anc[a].name == name)
+			while (a < na && s->anc[a].name == name)
 				a++;
 			sh->nanc = (uint32_t)a - sh->first_anc;
 			uint32_t v;
@@ -564,21 +768,44 @@ static int shapes_build(struct prof *p, sym_index *idx, const char *elf,
 					   (uint32_t)S->n, &v, &found);
 			S->n++;
 		}
-		S->anc = s.anc;
-		s.anc = NULL;
+		S->anc = s->anc;
+		s->anc = NULL;
 	}
-	free(s.lines);
-	mem_drop(S, (uint64_t)s.cap_lines * sizeof *s.lines);
-	if (s.anc) /* not taken by S: given back */
-		mem_drop(S, (uint64_t)s.cap_anc * sizeof *s.anc);
-	free(s.anc);
+	free(s->lines);
+	s->lines = NULL;
+	mem_drop(S, (uint64_t)s->cap_lines * sizeof *s->lines);
+	if (s->anc) /* not taken by S: given back */
+		mem_drop(S, (uint64_t)s->cap_anc * sizeof *s->anc);
+	free(s->anc);
+	s->anc = NULL;
 	if (rc) {
 		uint64_t want = S->want;
 		shapes_fini(S);
 		S->want = want;
 	}
 	S->state = rc ? -1 : 1;
+	scan_free(s);
 	return rc;
+}
+
+/*
+ * The shapes of every function of the ELF file elf (its index idx) into
+ * S, with s's kept rows (s: S, p and what is kept set). An old release's
+ * wait in S->pending for scan_finish until the target's are made.
+ */
+static int shapes_build(struct scan *s, const char *elf)
+{
+	struct shapes *S = s->S;
+	S->p = s->p;
+	int rc = scan_binary(s, elf);
+	if (!rc && s->local) {
+		if ((S->pending = malloc(sizeof *S->pending))) {
+			*S->pending = *s;
+			return FDO_OK;
+		}
+		rc = FDO_ENOMEM;
+	}
+	return scan_finish(s, rc);
 }
 
 static int shape_same(const struct shapes *A, const struct shape *a,
@@ -965,14 +1192,46 @@ struct ctx {
 			     would have held with them (shapes.want) */
 	uint8_t *want;	  /* per name: the profile's tree has it */
 	size_t nwant;
+	struct fdo_map64 wantset; /* their name_hash -> name */
+	struct shapes **olds;	  /* the old releases loaded */
+	size_t nolds;
 };
 
-/* The shapes of slot, built on first use; NULL when they cannot be. */
+/* The shapes of slot, once made; NULL when they are not. */
 static struct shapes *shapes_get(struct ctx *c, uint32_t slot)
 {
 	struct shapes *S = &c->S[slot];
+	return S->state == 1 ? S : NULL;
+}
+
+static void shapes_log(const char *elf, const struct shapes *S, int rc)
+{
+	if (!rc)
+		fdo_debug("stale: shapes of %s: %zu functions, %llu bytes "
+			  "(%llu at the scan's peak) of %zu with lines",
+			  elf, S->n, (unsigned long long)S->held,
+			  (unsigned long long)S->peak, S->nhas);
+	else
+		fdo_debug("stale: no shapes of %s: %s", elf, fdo_strerror(rc));
+}
+
+static const char *slot_elf(const struct ctx *c, uint32_t slot)
+{
+	return slot == c->tslot ? c->target->elf_path
+				: c->p->build_ids[slot].elf_path;
+}
+
+/*
+ * shapes_load scans slot's release once: an old release's rows wait
+ * (state 2) for shapes_finish_old, after the target's scan; the target's
+ * shapes are made at once. NULL when they cannot be (c->refused set when
+ * the budget refused them).
+ */
+static struct shapes *shapes_load(struct ctx *c, uint32_t slot)
+{
+	struct shapes *S = &c->S[slot];
 	if (S->state)
-		return S->state == 1 ? S : NULL;
+		return S->state > 0 ? S : NULL;
 	const uint8_t *id;
 	size_t len;
 	const char *elf, *debug;
@@ -999,25 +1258,46 @@ static struct shapes *shapes_get(struct ctx *c, uint32_t slot)
 			  fdo_strerror(rc));
 		return NULL;
 	}
-	/* The target in full (its new names are rename candidates); an
-	 * old release for the profile's names only. */
-	rc = slot == c->tslot
-		     ? shapes_build(c->p, idx, elf, NULL, 0, S)
-		     : shapes_build(c->p, idx, elf, c->want, c->nwant, S);
+	/* The target: the profile's names and the names no old release
+	 * has (rename candidates); an old release: the profile's names. */
+	struct scan s = {.S = S, .p = c->p, .idx = idx};
+	if (slot == c->tslot) {
+		s.want = c->want;
+		s.nwant = c->nwant;
+		s.olds = c->olds;
+		s.nolds = c->nolds;
+	} else {
+		s.local = 1;
+		s.wantset = &c->wantset;
+	}
+	rc = shapes_build(&s, elf);
 	if (c->cache)
 		sym_cache_release(c->cache, idx);
 	else
 		sym_index_close(idx);
 	if (rc == FDO_EBUSY && !c->refused)
 		c->refused = S->want;
-	if (!rc)
-		fdo_debug("stale: shapes of %s: %zu functions, %llu bytes "
-			  "(%llu at the scan's peak)",
-			  elf, S->n, (unsigned long long)S->held,
-			  (unsigned long long)S->peak);
-	if (rc)
-		fdo_debug("stale: no shapes of %s: %s", elf, fdo_strerror(rc));
+	if (!rc && S->pending) {
+		S->state = 2;
+		return S;
+	}
+	shapes_log(elf, S, rc);
 	return S->state == 1 ? S : NULL;
+}
+
+/* An old release's shapes made of its rows (shapes_load). */
+static void shapes_finish_old(struct ctx *c, uint32_t slot)
+{
+	struct shapes *S = &c->S[slot];
+	struct scan *s = S->pending;
+	if (S->state != 2 || !s)
+		return;
+	S->pending = NULL;
+	int rc = scan_finish(s, FDO_OK);
+	free(s);
+	if (rc == FDO_EBUSY && !c->refused)
+		c->refused = S->want;
+	shapes_log(slot_elf(c, slot), S, rc);
 }
 
 static uint32_t renamed_to(const struct ctx *c, uint32_t name)
@@ -1313,16 +1593,6 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 		rc = FDO_ENOMEM;
 		goto out;
 	}
-	/* The target first: without its shapes nothing can be matched. */
-	if (!shapes_get(&c, c.tslot) && c.refused)
-		goto busy;
-	if (!c.S[c.tslot].n) {
-		snprintf(err, errlen,
-			 "the release's uploaded files give no line table "
-			 "(is its DWARF uploaded?)");
-		rc = FDO_EDWARF;
-		goto out;
-	}
 	for (size_t i = m.nnodes; i-- > 0;) {
 		const struct prof_mnode *n = &m.nodes[i];
 		for (uint32_t l = n->first_line; l < n->first_line + n->nlines;
@@ -1347,9 +1617,17 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 		rc = FDO_ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < m.nnodes; i++)
-		if (m.nodes[i].name < c.nwant)
-			c.want[m.nodes[i].name] = 1;
+	for (size_t i = 0; i < m.nnodes && !rc; i++) {
+		uint32_t name = m.nodes[i].name, v;
+		int found;
+		if (name >= c.nwant)
+			continue;
+		c.want[name] = 1;
+		rc = fdo_map64_put(&c.wantset, name_hash(prof_str(p, name)),
+				   name, &v, &found);
+	}
+	if (rc)
+		goto out;
 	for (size_t i = 0; i < m.nfunctions; i++) {
 		uint32_t f = m.functions[i], name = m.nodes[f].name;
 		uint32_t bid = name < ndom ? dom[name] : NONE;
@@ -1362,10 +1640,37 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 		if (pb->len == target->len &&
 		    !memcmp(pb->id, target->id, pb->len))
 			continue; /* sampled on the target itself: fresh */
-		if (shapes_get(&c, bid))
+		if (shapes_load(&c, bid))
 			dec[f].slot = bid;
 		else if (c.refused)
 			goto busy;
+	}
+	/* Then the target (kept: what the old releases lack), then the old
+	 * releases' shapes (named by what the target's scan numbered). */
+	if (!(c.olds = calloc(p->nbuild_ids + 1, sizeof *c.olds))) {
+		rc = FDO_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < p->nbuild_ids; i++)
+		if (c.S[i].state == 2)
+			c.olds[c.nolds++] = &c.S[i];
+	if (!shapes_load(&c, c.tslot) && c.refused)
+		goto busy;
+	if (!c.S[c.tslot].nhas) {
+		snprintf(err, errlen,
+			 "the release's uploaded files give no line table "
+			 "(is its DWARF uploaded?)");
+		rc = FDO_EDWARF;
+		goto out;
+	}
+	for (size_t i = 0; i < p->nbuild_ids; i++)
+		shapes_finish_old(&c, (uint32_t)i);
+	if (c.refused)
+		goto busy;
+	for (size_t i = 0; i < m.nfunctions; i++) {
+		struct fdec *d = &dec[m.functions[i]];
+		if (d->slot != NONE && c.S[d->slot].state != 1)
+			d->slot = NONE; /* its shapes could not be made */
 	}
 	/* Rename candidates: the target's names no sampled release has and
 	 * the profile does not name as a function. */
@@ -1525,6 +1830,8 @@ out:
 	}
 	free(c.fmaps);
 	free(c.want);
+	free(c.olds);
+	fdo_map64_fini(&c.wantset);
 	fdo_map64_fini(&c.fm_idx);
 	fdo_map64_fini(&c.renamed);
 	ob_fini(&c.ob);

@@ -534,8 +534,8 @@ def test_budget_refuses_the_shapes(tmp_path, releases):
     v1 = releases["v1"]
     # 16 KiB left to the parts the options do not set: the builds part
     # gets 2/15 of it (docs/operations.md#the-memory-budget), 2184 bytes,
-    # less than release 2's shapes at their scan's peak (11 functions,
-    # about 2.8 KB; 1.3 KB once merged), so
+    # less than either release's shapes (release 1's table of its names
+    # alone about 13 KB, release 2's shapes 3 KB at their scan's peak), so
     # the refusal does not hang on the size of the profile itself.
     with Daemon(tmp_path / "data",
                 extra=["--memory-budget", str((16 << 20) + (16 << 10)),
@@ -590,27 +590,35 @@ def test_budget_refuses_the_shapes(tmp_path, releases):
 
 
 def test_old_release_shapes_for_the_profile_only(tmp_path, releases):
-    """An old release's shapes are gathered for the profile's names alone
-    (the other functions only as names), the target's for all of them
-    (any new name may be a rename); the answer is the same as ever (the
-    other tests), and the debug log says how many functions each has."""
+    """Shapes are gathered for the functions the matching can read: an
+    old release's for the profile's names, the target's for those and the
+    names no old release has (rename candidates); every other function
+    only as a name. The answers are the same as ever (the other tests);
+    the debug log says how many functions of how many have shapes."""
     v1, v2 = releases["v1"], releases["v2"]
     with Daemon(tmp_path / "data", extra=["--log-level", "debug"]) as d:
         load(d, v1, v2)
         _, plain = pull(d, Q)
-        pull(d, Q + "&for_build_id=" + build_id(v2))
+        h, _ = pull(d, Q + "&for_build_id=" + build_id(v2))
         with open(d.log_path, "rb") as f:
             log = f.read().decode(errors="replace")
     n = {}
     for m in re.finditer(r"stale: shapes of \S*?([0-9a-f]{40})\S*: (\d+) "
-                         r"functions", log):
-        n[m.group(1)] = int(m.group(2))
+                         r"functions, \d+ bytes \(\d+ at the scan's "
+                         r"peak\) of (\d+) with lines", log):
+        n[m.group(1)] = (int(m.group(2)), int(m.group(3)))
     old, new = n.get(build_id(v1)), n.get(build_id(v2))
     assert old is not None and new is not None, log[-3000:]
     named = functions(plain.decode())
-    # v2 has every function of v1's but the renamed one, and main, libc's
-    # start files and the like besides: more than the profile names.
-    assert 0 < old <= len(named) < new, (old, len(named), new, named)
+    # main, libc's start files and the like have lines but no samples.
+    assert 0 < old[0] <= len(named) < old[1], (old, named)
+    assert 0 < new[0] < new[1], new
+    # The target's: the profile's names it still has, and the renamed
+    # function's new name (found: the rename test).
+    assert new[0] <= len(named) + 1, (new, named)
+    fns = dict(kv.split("=") for kv in
+               h["X-Fdod-Stale-Functions"].split(","))
+    assert fns["renamed"] == "1", fns
 
 
 def test_probe_based_refused(tmp_path, releases):
