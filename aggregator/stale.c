@@ -186,11 +186,11 @@ struct shapes {
 
 /* A name of an old release's scan (numbered by the scan itself). */
 struct lname {
-	uint64_t h;	 /* name_hash */
-	const char *str; /* the index's, while it is open */
-	char *copy;	 /* the string, when a kept call site names it */
+	/* the index's string while the scan runs; after it a copy when a
+	 * kept call site names it (marked & 2), else NULL */
+	char *str;
 	uint32_t pid;	 /* the profile's index: kept names; then callees */
-	uint8_t marked;	 /* 1: in S->hashes; 2: a kept call site names it */
+	uint32_t marked; /* 1: in S->hashes; 2: a kept call site names it */
 };
 
 struct scan {
@@ -215,6 +215,7 @@ struct scan {
 	size_t cap_tkeep;
 	struct fdo_map64 names; /* string pointer -> string index */
 	int name_rc;		/* local_name's refusal */
+	size_t names_cap;	/* names' slots counted in S->held */
 	struct sline *lines;
 	size_t nlines, cap_lines;
 	struct sanc *anc;
@@ -225,9 +226,10 @@ struct scan {
  * The shapes are counted in the memory budget's builds part (common/
  * mem.h) as they grow, beside the profile being made: 12 bytes per row
  * while scanning (merged every time the rows double), then 8 per line
- * and 64 per function kept; an old release's names 32 bytes each while
+ * and 64 per function kept; an old release's names 16 bytes each while
  * it is scanned, then a slot of 12 of a hash table; the target's a bit
- * and a byte; and a pull holds them for two releases or more
+ * and a byte; while scanning, the memo of names' addresses (12 bytes a
+ * slot); and a pull holds them for two releases or more
  * (docs/operations.md has the figures). mem_hold takes
  * bytes more for S, or refuses (FDO_EBUSY) when they would take the part
  * past its cap, before anything is allocated for them; mem_drop gives
@@ -361,7 +363,7 @@ static uint32_t local_name(struct scan *s, const char *str, int *rc)
 	uint32_t pid = NONE;
 	if (!fdo_map64_get(s->wantset, h, &pid))
 		pid = NONE;
-	s->ln[s->nln] = (struct lname){.h = h, .str = str, .pid = pid};
+	s->ln[s->nln] = (struct lname){.str = (char *)str, .pid = pid};
 	return (uint32_t)s->nln++;
 }
 
@@ -405,9 +407,21 @@ static int target_keeps(struct scan *s, uint32_t name)
 
 static uint32_t scan_intern(struct scan *s, const char *str)
 {
-	if (s->local)
-		return local_name(s, str, &s->name_rc);
-	return prof_intern_memo(s->p, &s->names, str); /* NONE is PROF_NONE */
+	uint32_t i = s->local ? local_name(s, str, &s->name_rc)
+			      : prof_intern_memo(s->p, &s->names, str);
+	/* NONE is PROF_NONE. The memo (a string's address -> its number)
+	 * is counted too, once grown (it grows inside the put). */
+	if (s->names.cap != s->names_cap && i != NONE - 1) {
+		int rc = mem_hold(
+			s->S, (uint64_t)(s->names.cap - s->names_cap) *
+				      (sizeof(uint64_t) + sizeof(uint32_t)));
+		s->names_cap = s->names.cap;
+		if (rc) {
+			s->name_rc = rc;
+			return NONE - 1;
+		}
+	}
+	return i;
 }
 
 static uint32_t scan_name_at(struct scan *s, uint64_t vaddr)
@@ -505,7 +519,7 @@ static int scan_function(struct scan *s, const sym_code *code, uint64_t addr,
 			if (s->local) {
 				struct lname *l = &s->ln[name];
 				if (!(l->marked & 1)) {
-					rc = mark_hash(s->S, l->h);
+					rc = mark_hash(s->S, name_hash(l->str));
 					l->marked |= 1;
 				}
 				row = l->pid;
@@ -575,7 +589,7 @@ static uint64_t extent(const struct sym_func *funcs, size_t nf,
 static void scan_free(struct scan *s)
 {
 	for (size_t i = 0; i < s->nln; i++)
-		free(s->ln[i].copy);
+		free(s->ln[i].str);
 	free(s->ln);
 	free(s->tkeep);
 	fdo_map64_fini(&s->names);
@@ -667,11 +681,17 @@ static int scan_binary(struct scan *s, const char *elf)
 	sym_code_close(code);
 	sym_elf_functions_free(funcs);
 	fdo_map64_fini(&s->names);
-	for (size_t i = 0; i < s->nln && !rc; i++) {
+	mem_drop(s->S, (uint64_t)s->names_cap *
+			       (sizeof(uint64_t) + sizeof(uint32_t)));
+	s->names_cap = 0;
+	/* Every string the index's until here: from here the copies (or
+	 * NULL), which scan_free frees. */
+	for (size_t i = 0; i < s->nln; i++) {
 		struct lname *l = &s->ln[i];
-		if ((l->marked & 2) && !(l->copy = strdup(l->str)))
+		int copy = !rc && (l->marked & 2);
+		l->str = copy ? strdup(l->str) : NULL;
+		if (copy && !l->str)
 			rc = FDO_ENOMEM;
-		l->str = NULL; /* the index's: not past its scan */
 	}
 	return rc;
 }
@@ -688,14 +708,13 @@ static int scan_finish(struct scan *s, int rc)
 	struct prof *p = s->p;
 	for (size_t i = 0; s->local && i < s->nanc && !rc; i++) {
 		struct lname *l = &s->ln[s->anc[i].callee];
-		if (l->pid == NONE &&
-		    (l->pid = prof_intern(p, l->copy)) == NONE)
+		if (l->pid == NONE && (l->pid = prof_intern(p, l->str)) == NONE)
 			rc = FDO_ENOMEM;
 		s->anc[i].callee = l->pid;
 	}
 	if (s->ln) {
 		for (size_t i = 0; i < s->nln; i++)
-			free(s->ln[i].copy);
+			free(s->ln[i].str);
 		free(s->ln);
 		s->ln = NULL;
 		mem_drop(S, (uint64_t)s->cap_ln * sizeof *s->ln);
