@@ -206,7 +206,7 @@ def pull(d, query):
     return r.headers, r.read()
 
 
-def push_v1(d, v1, binary="st"):
+def push_v1(d, v1, binary="st", agent="a"):
     """Samples over release 1's hot lines (and a little of the rest)."""
     bid1 = build_id(v1)
     main = START + vaddr_to_offset(v1, symbols(v1)["main"][0] + 30)
@@ -221,7 +221,7 @@ def push_v1(d, v1, binary="st"):
     for fn in ("leaf_a", "leaf_b", "leaf_c", "leaf_d"):
         for a, _ in insn_lines(v1, fn):
             stacks.append((3, [START + vaddr_to_offset(v1, a), main]))
-    rc, out = d.push(batch_text("a", 1, binary, bid1, stacks))
+    rc, out = d.push(batch_text(agent, 1, binary, bid1, stacks))
     assert rc == 0, out
 
 
@@ -619,6 +619,43 @@ def test_old_release_shapes_for_the_profile_only(tmp_path, releases):
     fns = dict(kv.split("=") for kv in
                h["X-Fdod-Stale-Functions"].split(","))
     assert fns["renamed"] == "1", fns
+
+
+def test_two_old_releases(tmp_path, releases):
+    """A window with samples of two older releases (release 1 as built,
+    and at -O1): both releases' shapes are made, each function matched
+    from one of them, and the target's rename candidates are the names
+    neither has (the renamed function still found)."""
+    v1, v2 = releases["v1"], releases["v2"]
+    v1o1 = str(tmp_path / "v1o1")
+    (tmp_path / "v1o1.c").write_text(V1)
+    subprocess.run(["clang-16"] + CFLAGS + ["-g", "-O1", "-o", v1o1,
+                                            str(tmp_path / "v1o1.c")],
+                   check=True, timeout=300)
+    with Daemon(tmp_path / "data", extra=["--log-level", "debug"]) as d:
+        push_v1(d, v1)
+        push_v1(d, v1o1, agent="b")
+        for exe in (v1, v1o1, v2):
+            with open(exe, "rb") as f:
+                assert d.request("PUT", "/v1/symbols?binary=st",
+                                 f.read())[0] == 201
+        d.wait_pending_zero()
+        h, body = pull(d, Q + "&for_build_id=" + build_id(v2))
+        with open(d.log_path, "rb") as f:
+            log = f.read().decode(errors="replace")
+    (tmp_path / "matched.prof").write_bytes(body)  # compared by hand
+    new = functions(body.decode())
+    assert "old_name" not in new and "doomed" not in new, new
+    assert "steady" in new and "shifted" in new, new
+    fns = dict(kv.split("=") for kv in
+               h["X-Fdod-Stale-Functions"].split(","))
+    assert fns["renamed"] == "1" and int(fns["dropped"]) >= 1, fns
+    shares = [float(h["X-Fdod-Stale-" + k])
+              for k in ("Fresh", "Matched", "Renamed", "Dropped")]
+    assert abs(sum(shares) - 1) < 0.01, shares
+    made = set(re.findall(r"stale: shapes of \S*?([0-9a-f]{40})\S*: \d+ "
+                          r"functions", log))
+    assert made == {build_id(v1), build_id(v1o1), build_id(v2)}, log[-3000:]
 
 
 def test_probe_based_refused(tmp_path, releases):
