@@ -33,7 +33,19 @@ release), e.g.
     bench/stale/run.sh --old /usr/local/bin/docker --new /tmp/docker2 \
         --rounds 1
 
-(the build-id from `readelf -n`). --save writes the last answer, to check
+(the build-id from `readelf -n`). A real next release of a large
+program: Go's compiler built as is and without inlining, each with a
+GNU build-id (Go writes none unless asked; go is /usr/lib/go-1.19/bin/go
+here):
+
+    go build -ldflags="-B 0x$(head -c20 /dev/urandom | xxd -p)" \
+        -o /tmp/gc1 cmd/compile
+    go build -gcflags=all=-l \
+        -ldflags="-B 0x$(head -c20 /dev/urandom | xxd -p)" \
+        -o /tmp/gc2 cmd/compile
+    bench/stale/run.sh --old /tmp/gc1 --new /tmp/gc2 --functions 2000
+
+--save writes the last answer, to check
 that a change to the matcher keeps its answers (cmp against the file
 written by the fdod before it: FDOD=that-binary picks the daemon).
 """
