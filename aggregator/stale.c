@@ -107,6 +107,21 @@
  * Memory: the shapes of every release compared, held to the end, counted
  * in the memory budget's builds part as they grow (mem_hold); a pull
  * whose shapes do not fit stops with FDO_EBUSY rather than grow past it.
+ * So that a large binary fits, shapes are made only for the functions
+ * the matching reads: an old release's for the profile's names (the
+ * names of its tree: its functions and their inlined callees), the
+ * target's for those and for the names no old release has (the rename
+ * candidates); of every other function only its name is kept (shape_has:
+ * a function gone, a name not new). So the old releases are scanned
+ * first (their names as hashes, name_hash), then the target, then the
+ * old releases' shapes are made (scan_finish). The scan merges its rows
+ * as it goes (compact) rather than holding a row per instruction until
+ * its end. None of this changes an answer: the matching reads exactly
+ * the shapes it read before, and the target's names are numbered in the
+ * order its scan meets them as before (the numbers order call sites at
+ * one line); an old release's names the target lacks are numbered after
+ * them, as before, and match nothing of the target whatever their
+ * order. Two names of one 64-bit hash would count as one (not seen).
  */
 #include <math.h>
 #include <stdio.h>
@@ -125,6 +140,7 @@
 #define RENAME_MIN	   0.5
 #define RENAME_MIN_ANCHORS 2
 #define RENAME_SIZE	   2.0
+#define COMPACT_MIN	   (1u << 12)
 #define OFF_WRAP                                                               \
 	0x8000u /* offsets at or past this are lines before the
 			    function's start (wrapped): kept as they are */
@@ -158,13 +174,48 @@ struct shapes {
 	uint32_t *offs;
 	uint32_t *nins; /* per line: its own instructions (a signature) */
 	struct sanc *anc;
+	uint8_t *has;	/* target: bit per name (string index) with a line */
+	size_t cap_has; /* bytes */
+	size_t nhas;	/* names with a line */
+	const struct prof *p;
+	struct fdo_map64 hashes; /* old release: name_hash -> 1, every name
+				    with a line (its other names) */
+	struct scan *pending;	 /* old release: its rows, until the target's
+				    scan has numbered the names (scan_finish) */
+};
+
+/* A name of an old release's scan (numbered by the scan itself). */
+struct lname {
+	/* the index's string while the scan runs; after it a copy when a
+	 * kept call site names it (marked & 2), else NULL */
+	char *str;
+	uint32_t pid;	 /* the profile's index: kept names; then callees */
+	uint32_t marked; /* 1: in S->hashes; 2: a kept call site names it */
 };
 
 struct scan {
 	struct shapes *S; /* whose held counts the scan's arrays too */
 	struct prof *p;
 	sym_index *idx;
+	/* Which functions' rows are kept. An old release (local): the
+	 * names of wantset (name_hash -> the profile's index); its names
+	 * are numbered by the scan (ln, names: pointer -> ln index) and
+	 * its call sites name callees by ln index until scan_finish. The
+	 * target: names below nwant with want set, and, when olds, the
+	 * names none of the olds has (tkeep: per name, 1 kept, 2 not). */
+	int local;
+	const struct fdo_map64 *wantset;
+	struct lname *ln;
+	size_t nln, cap_ln;
+	const uint8_t *want;
+	size_t nwant;
+	struct shapes *const *olds;
+	size_t nolds;
+	uint8_t *tkeep;
+	size_t cap_tkeep;
 	struct fdo_map64 names; /* string pointer -> string index */
+	int name_rc;		/* local_name's refusal */
+	size_t names_cap;	/* names' slots counted in S->held */
 	struct sline *lines;
 	size_t nlines, cap_lines;
 	struct sanc *anc;
@@ -173,9 +224,13 @@ struct scan {
 
 /*
  * The shapes are counted in the memory budget's builds part (common/
- * mem.h) as they grow, beside the profile being made: a binary's shapes
- * are about 12 bytes per instruction while scanning (before equal lines
- * merge), and a pull holds them for two releases or more. mem_hold takes
+ * mem.h) as they grow, beside the profile being made: 12 bytes per row
+ * while scanning (merged every time the rows double), then 8 per line
+ * and 64 per function kept; an old release's names 16 bytes each while
+ * it is scanned, then a slot of 12 of a hash table; the target's a bit
+ * and a byte; while scanning, the memo of names' addresses (12 bytes a
+ * slot); and a pull holds them for two releases or more
+ * (docs/operations.md has the figures). mem_hold takes
  * bytes more for S, or refuses (FDO_EBUSY) when they would take the part
  * past its cap, before anything is allocated for them; mem_drop gives
  * some back. mem_take counts a table used for a while (lcs), *want
@@ -223,9 +278,150 @@ static int hold_growth(struct shapes *S, size_t cap, size_t need, size_t elem)
 	return mem_hold(S, (uint64_t)(c - cap) * elem);
 }
 
+/* Whether the release has lines of function name (with or without its
+ * shape: see shapes_build's want). */
+static uint64_t name_hash(const char *str)
+{
+	uint64_t h = fdo_hash_words(str, strlen(str));
+	return h ? h : 1; /* 0: an empty slot of fdo_map64 */
+}
+
+static int shape_has(const struct shapes *S, uint32_t name)
+{
+	uint32_t v;
+	if (S->state != 1 || name == NONE)
+		return 0;
+	if (S->hashes.cap) /* an old release: by the name's hash */
+		return name < S->p->nstrings &&
+		       fdo_map64_get(&S->hashes,
+				     name_hash(prof_str(S->p, name)), &v);
+	return name / 8 < S->cap_has && (S->has[name / 8] >> (name % 8) & 1);
+}
+
+/* Marks name as seen in S (its bit, the bitmap grown and counted). */
+static int mark_has(struct shapes *S, uint32_t name)
+{
+	size_t need = name / 8 + 1;
+	if (need > S->cap_has) {
+		size_t cap = S->cap_has ? S->cap_has : 64;
+		while (cap < need)
+			cap *= 2;
+		int rc = mem_hold(S, cap - S->cap_has);
+		if (rc)
+			return rc;
+		uint8_t *h = realloc(S->has, cap);
+		if (!h) {
+			mem_drop(S, cap - S->cap_has);
+			return FDO_ENOMEM;
+		}
+		memset(h + S->cap_has, 0, cap - S->cap_has);
+		S->has = h;
+		S->cap_has = cap;
+	}
+	if (!(S->has[name / 8] >> (name % 8) & 1))
+		S->nhas++;
+	S->has[name / 8] |= (uint8_t)(1u << (name % 8));
+	return FDO_OK;
+}
+
+/* Marks hash h as a name of old release S (counted as the map grows). */
+static int mark_hash(struct shapes *S, uint64_t h)
+{
+	size_t cap = S->hashes.cap;
+	uint32_t v;
+	int found;
+	if (fdo_map64_put(&S->hashes, h, 1, &v, &found))
+		return FDO_ENOMEM;
+	if (!found)
+		S->nhas++;
+	if (S->hashes.cap == cap)
+		return FDO_OK;
+	/* counted once grown: the map grows inside fdo_map64_put */
+	return mem_hold(S, (uint64_t)(S->hashes.cap - cap) *
+				   (sizeof(uint64_t) + sizeof(uint32_t)));
+}
+
+/* An old release's scan: the ln index of str, NONE for none, NONE - 1
+ * out of memory or refused (rc). */
+static uint32_t local_name(struct scan *s, const char *str, int *rc)
+{
+	uint32_t i;
+	int found;
+	if (!str || !*str)
+		return NONE;
+	uint64_t key = (uint64_t)(uintptr_t)str;
+	if (fdo_map64_get(&s->names, key, &i))
+		return i;
+	if ((*rc = hold_growth(s->S, s->cap_ln, s->nln + 1, sizeof *s->ln)))
+		return NONE - 1;
+	if (fdo_grow(s->ln, s->cap_ln, s->nln + 1) ||
+	    fdo_map64_put(&s->names, key, (uint32_t)s->nln, &i, &found)) {
+		*rc = FDO_ENOMEM;
+		return NONE - 1;
+	}
+	uint64_t h = name_hash(str);
+	uint32_t pid = NONE;
+	if (!fdo_map64_get(s->wantset, h, &pid))
+		pid = NONE;
+	s->ln[s->nln] = (struct lname){.str = (char *)str, .pid = pid};
+	return (uint32_t)s->nln++;
+}
+
+/*
+ * The target's scan: whether name's rows are kept. Those of the
+ * profile's names, and, when there are old releases, of the names none
+ * of them has (the candidates for a rename); the decision remembered per
+ * name (tkeep). -1: out of memory.
+ */
+static int target_keeps(struct scan *s, uint32_t name)
+{
+	if (!s->want)
+		return 1;
+	if (name < s->nwant && s->want[name])
+		return 1;
+	if (!s->nolds)
+		return 0;
+	if (name >= s->cap_tkeep) {
+		size_t cap = s->cap_tkeep ? s->cap_tkeep : 1024;
+		while (cap <= name)
+			cap *= 2;
+		if (hold_growth(s->S, s->cap_tkeep, cap, 1))
+			return -1;
+		uint8_t *t = realloc(s->tkeep, cap);
+		if (!t)
+			return -1;
+		memset(t + s->cap_tkeep, 0, cap - s->cap_tkeep);
+		s->tkeep = t;
+		s->cap_tkeep = cap;
+	}
+	if (!s->tkeep[name]) {
+		uint64_t h = name_hash(prof_str(s->p, name));
+		uint32_t v;
+		int any = 0;
+		for (size_t i = 0; i < s->nolds && !any; i++)
+			any = fdo_map64_get(&s->olds[i]->hashes, h, &v);
+		s->tkeep[name] = any ? 2 : 1;
+	}
+	return s->tkeep[name] == 1;
+}
+
 static uint32_t scan_intern(struct scan *s, const char *str)
 {
-	return prof_intern_memo(s->p, &s->names, str); /* NONE is PROF_NONE */
+	uint32_t i = s->local ? local_name(s, str, &s->name_rc)
+			      : prof_intern_memo(s->p, &s->names, str);
+	/* NONE is PROF_NONE. The memo (a string's address -> its number)
+	 * is counted too, once grown (it grows inside the put). */
+	if (s->names.cap != s->names_cap && i != NONE - 1) {
+		int rc = mem_hold(
+			s->S, (uint64_t)(s->names.cap - s->names_cap) *
+				      (sizeof(uint64_t) + sizeof(uint32_t)));
+		s->names_cap = s->names.cap;
+		if (rc) {
+			s->name_rc = rc;
+			return NONE - 1;
+		}
+	}
+	return i;
 }
 
 static uint32_t scan_name_at(struct scan *s, uint64_t vaddr)
@@ -315,22 +511,44 @@ static int scan_function(struct scan *s, const sym_code *code, uint64_t addr,
 			if (name == NONE)
 				continue;
 			if (name == NONE - 1) {
-				rc = FDO_ENOMEM;
+				rc = s->name_rc ? s->name_rc : FDO_ENOMEM;
 				break;
 			}
-			uint32_t off = frame_off(&sf[j]);
-			rc = push_line(s, name, off, j == 0);
-			if (j == 0)
+			uint32_t off = frame_off(&sf[j]), row = name;
+			int keep;
+			if (s->local) {
+				struct lname *l = &s->ln[name];
+				if (!(l->marked & 1)) {
+					rc = mark_hash(s->S, name_hash(l->str));
+					l->marked |= 1;
+				}
+				row = l->pid;
+				keep = row != NONE;
+			} else {
+				rc = mark_has(s->S, name);
+				keep = target_keeps(s, name);
+				if (keep < 0)
+					rc = FDO_ENOMEM;
+			}
+			if (!rc && keep > 0)
+				rc = push_line(s, row, off, j == 0);
+			if (j == 0 && keep > 0)
 				last0 = s->nlines - 1;
+			/* The target's callees are numbered either way:
+			 * names are numbered in the order they are met,
+			 * and the numbers order call sites at one line. */
 			uint32_t callee = NONE;
 			if (j > 0)
 				callee = scan_intern(s, sf[j - 1].function);
 			else if (call)
 				callee = scan_name_at(s, in->target);
 			if (callee == NONE - 1)
-				rc = FDO_ENOMEM;
-			else if (!rc && callee != NONE)
-				rc = push_anc(s, name, off, callee);
+				rc = s->name_rc ? s->name_rc : FDO_ENOMEM;
+			else if (!rc && callee != NONE && keep > 0) {
+				if (s->local)
+					s->ln[callee].marked |= 2;
+				rc = push_anc(s, row, off, callee);
+			}
 		}
 	}
 	sym_cfg_free(cfg);
@@ -368,6 +586,17 @@ static uint64_t extent(const struct sym_func *funcs, size_t nf,
 	return size;
 }
 
+static void scan_free(struct scan *s)
+{
+	for (size_t i = 0; i < s->nln; i++)
+		free(s->ln[i].str);
+	free(s->ln);
+	free(s->tkeep);
+	fdo_map64_fini(&s->names);
+	free(s->lines);
+	free(s->anc);
+}
+
 static void shapes_fini(struct shapes *S)
 {
 	fdo_mem_give(FDO_MEM_BUILDS, S->held);
@@ -376,6 +605,12 @@ static void shapes_fini(struct shapes *S)
 	free(S->offs);
 	free(S->nins);
 	free(S->anc);
+	free(S->has);
+	fdo_map64_fini(&S->hashes);
+	if (S->pending) { /* held is S's: given back above */
+		scan_free(S->pending);
+		free(S->pending);
+	}
 	memset(S, 0, sizeof *S);
 }
 
@@ -388,11 +623,37 @@ static const struct shape *shape_of(const struct shapes *S, uint32_t name)
 	return &S->v[i];
 }
 
-/* The shapes of every function of the ELF file elf (its index idx). */
-static int shapes_build(struct prof *p, sym_index *idx, const char *elf,
-			struct shapes *S)
+/*
+ * compact merges the scan's rows so far (equal lines summed, equal call
+ * sites once): what the end of the scan does, done early so that the
+ * rows of a function's many copies (inlined in many places) and of its
+ * many instructions per line are not all held until the end. Merging is
+ * a sum, so merging early gives the same shapes.
+ */
+static void compact(struct scan *s)
 {
-	struct scan s = {.S = S, .p = p, .idx = idx};
+	qsort(s->lines, s->nlines, sizeof *s->lines, cmp_sline);
+	qsort(s->anc, s->nanc, sizeof *s->anc, cmp_sanc);
+	size_t nl = 0, na = 0;
+	for (size_t i = 0; i < s->nlines; i++)
+		if (!nl || cmp_sline(&s->lines[i], &s->lines[nl - 1]))
+			s->lines[nl++] = s->lines[i];
+		else
+			s->lines[nl - 1].n += s->lines[i].n;
+	for (size_t i = 0; i < s->nanc; i++)
+		if (!na || cmp_sanc(&s->anc[i], &s->anc[na - 1]))
+			s->anc[na++] = s->anc[i];
+	s->nlines = nl;
+	s->nanc = na;
+}
+
+/*
+ * scan_binary reads every function of the ELF file elf (s->idx its
+ * index) into s's rows. An old release's scan (s->local) keeps the
+ * strings of the callees its kept call sites name, for scan_finish.
+ */
+static int scan_binary(struct scan *s, const char *elf)
+{
 	struct sym_func *funcs = NULL;
 	size_t nf = 0;
 	sym_code *code = NULL;
@@ -400,39 +661,101 @@ static int shapes_build(struct prof *p, sym_index *idx, const char *elf,
 	if (!rc)
 		rc = sym_code_open(elf, &code);
 	uint64_t done = 0;
+	size_t compact_at = COMPACT_MIN;
 	for (size_t i = 0; i < nf && !rc; i++) {
 		const struct sym_func *f = &funcs[i];
 		uint64_t size = extent(funcs, nf, f);
 		if (!size || f->addr < done)
 			continue; /* an alias, or nothing to read */
 		done = f->addr + size;
-		rc = scan_function(&s, code, f->addr, size);
+		if (s->nlines + s->nanc >= compact_at) {
+			compact(s);
+			/* again once the rows have doubled: merging costs
+			 * a sort, so it stays a share of the scan */
+			compact_at = 2 * (s->nlines + s->nanc);
+			if (compact_at < COMPACT_MIN)
+				compact_at = COMPACT_MIN;
+		}
+		rc = scan_function(s, code, f->addr, size);
 	}
 	sym_code_close(code);
 	sym_elf_functions_free(funcs);
-	fdo_map64_fini(&s.names);
+	fdo_map64_fini(&s->names);
+	mem_drop(s->S, (uint64_t)s->names_cap *
+			       (sizeof(uint64_t) + sizeof(uint32_t)));
+	s->names_cap = 0;
+	/* Every string the index's until here: from here the copies (or
+	 * NULL), which scan_free frees. */
+	for (size_t i = 0; i < s->nln; i++) {
+		struct lname *l = &s->ln[i];
+		int copy = !rc && (l->marked & 2);
+		l->str = copy ? strdup(l->str) : NULL;
+		if (copy && !l->str)
+			rc = FDO_ENOMEM;
+	}
+	return rc;
+}
+
+/*
+ * scan_finish makes S's shapes of s's rows (rc: the scan's error, then
+ * only given back) and frees s. An old release's call sites name their
+ * callees by the profile's strings from here on (interned: after the
+ * target's scan, which numbered the target's names as met).
+ */
+static int scan_finish(struct scan *s, int rc)
+{
+	struct shapes *S = s->S;
+	struct prof *p = s->p;
+	for (size_t i = 0; s->local && i < s->nanc && !rc; i++) {
+		struct lname *l = &s->ln[s->anc[i].callee];
+		if (l->pid == NONE && (l->pid = prof_intern(p, l->str)) == NONE)
+			rc = FDO_ENOMEM;
+		s->anc[i].callee = l->pid;
+	}
+	if (s->ln) {
+		for (size_t i = 0; i < s->nln; i++)
+			free(s->ln[i].str);
+		free(s->ln);
+		s->ln = NULL;
+		mem_drop(S, (uint64_t)s->cap_ln * sizeof *s->ln);
+		s->nln = s->cap_ln = 0;
+	}
+	if (s->tkeep) {
+		free(s->tkeep);
+		s->tkeep = NULL;
+		mem_drop(S, (uint64_t)s->cap_tkeep);
+		s->cap_tkeep = 0;
+	}
 	if (!rc) {
-		qsort(s.lines, s.nlines, sizeof *s.lines, cmp_sline);
-		qsort(s.anc, s.nanc, sizeof *s.anc, cmp_sanc);
-		size_t nl = 0, na = 0;
-		for (size_t i = 0; i < s.nlines; i++)
-			if (!nl || cmp_sline(&s.lines[i], &s.lines[nl - 1]))
-				s.lines[nl++] = s.lines[i];
-			else
-				s.lines[nl - 1].n += s.lines[i].n;
-		for (size_t i = 0; i < s.nanc; i++)
-			if (!na || cmp_sanc(&s.anc[i], &s.anc[na - 1]))
-				s.anc[na++] = s.anc[i];
-		/* The shapes' own arrays and their index (at most a slot
-		 * and a half per name at the map's load), then the scan's
-		 * lines are given back. */
-		size_t one = sizeof *S->offs + sizeof *S->nins + sizeof *S->v +
-			     3 * (sizeof(uint64_t) + sizeof(uint32_t));
-		rc = mem_hold(S, (uint64_t)(nl ? nl : 1) * one);
+		compact(s);
+		size_t nl = s->nlines, na = s->nanc, nfn = 0;
+		for (size_t i = 0; i < nl; i++)
+			nfn += !i || s->lines[i].name != s->lines[i - 1].name;
+		/* The call sites' array down to its size (given back), the
+		 * shapes' own arrays and their index (at most a slot and a
+		 * half per name at the map's load), then the scan's lines
+		 * are given back. */
+		if (na < s->cap_anc) {
+			struct sanc *a =
+				realloc(s->anc, (na ? na : 1) * sizeof *s->anc);
+			if (a) {
+				s->anc = a;
+				mem_drop(S, (uint64_t)(s->cap_anc - na) *
+						    sizeof *s->anc);
+				s->cap_anc = na;
+			}
+		}
+		uint64_t bytes =
+			(uint64_t)(nl ? nl : 1) *
+				(sizeof *S->offs + sizeof *S->nins) +
+			(uint64_t)(nfn ? nfn : 1) *
+				(sizeof *S->v +
+				 3 * (sizeof(uint64_t) + sizeof(uint32_t)));
+		rc = mem_hold(S, bytes);
 		if (!rc) {
 			S->offs = malloc((nl ? nl : 1) * sizeof *S->offs);
 			S->nins = malloc((nl ? nl : 1) * sizeof *S->nins);
-			S->v = malloc((nl ? nl : 1) * sizeof *S->v);
+			S->v = malloc((nfn ? nfn : 1) * sizeof *S->v);
 			if (!S->offs || !S->nins || !S->v)
 				rc = FDO_ENOMEM;
 		}
@@ -440,22 +763,22 @@ static int shapes_build(struct prof *p, sym_index *idx, const char *elf,
 		 * lines' names, anchors alongside. */
 		size_t a = 0;
 		for (size_t i = 0; i < nl && !rc;) {
-			uint32_t name = s.lines[i].name;
+			uint32_t name = s->lines[i].name;
 			struct shape *sh = &S->v[S->n];
 			*sh = (struct shape){.name = name,
 					     .first_off = (uint32_t)i};
-			for (; i < nl && s.lines[i].name == name; i++) {
-				S->offs[i] = s.lines[i].off;
-				S->nins[i] = s.lines[i].n;
-				if (s.lines[i].off < OFF_WRAP &&
-				    s.lines[i].off > sh->span)
-					sh->span = s.lines[i].off;
+			for (; i < nl && s->lines[i].name == name; i++) {
+				S->offs[i] = s->lines[i].off;
+				S->nins[i] = s->lines[i].n;
+				if (s->lines[i].off < OFF_WRAP &&
+				    s->lines[i].off > sh->span)
+					sh->span = s->lines[i].off;
 			}
 			sh->noffs = (uint32_t)i - sh->first_off;
-			while (a < na && s.anc[a].name < name)
+			while (a < na && s->anc[a].name < name)
 				a++;
 			sh->first_anc = (uint32_t)a;
-			while (a < na && s.anc[a].name == name)
+			while (a < na && s->anc[a].name == name)
 				a++;
 			sh->nanc = (uint32_t)a - sh->first_anc;
 			uint32_t v;
@@ -464,19 +787,44 @@ static int shapes_build(struct prof *p, sym_index *idx, const char *elf,
 					   (uint32_t)S->n, &v, &found);
 			S->n++;
 		}
-		S->anc = s.anc;
-		s.anc = NULL;
+		S->anc = s->anc;
+		s->anc = NULL;
 	}
-	free(s.lines);
-	mem_drop(S, (uint64_t)s.cap_lines * sizeof *s.lines);
-	free(s.anc);
+	free(s->lines);
+	s->lines = NULL;
+	mem_drop(S, (uint64_t)s->cap_lines * sizeof *s->lines);
+	if (s->anc) /* not taken by S: given back */
+		mem_drop(S, (uint64_t)s->cap_anc * sizeof *s->anc);
+	free(s->anc);
+	s->anc = NULL;
 	if (rc) {
 		uint64_t want = S->want;
 		shapes_fini(S);
 		S->want = want;
 	}
 	S->state = rc ? -1 : 1;
+	scan_free(s);
 	return rc;
+}
+
+/*
+ * The shapes of every function of the ELF file elf (its index idx) into
+ * S, with s's kept rows (s: S, p and what is kept set). An old release's
+ * wait in S->pending for scan_finish until the target's are made.
+ */
+static int shapes_build(struct scan *s, const char *elf)
+{
+	struct shapes *S = s->S;
+	S->p = s->p;
+	int rc = scan_binary(s, elf);
+	if (!rc && s->local) {
+		if ((S->pending = malloc(sizeof *S->pending))) {
+			*S->pending = *s;
+			return FDO_OK;
+		}
+		rc = FDO_ENOMEM;
+	}
+	return scan_finish(s, rc);
 }
 
 static int shape_same(const struct shapes *A, const struct shape *a,
@@ -861,14 +1209,48 @@ struct ctx {
 	size_t errlen;
 	uint64_t refused; /* shapes refused by the budget: what the part
 			     would have held with them (shapes.want) */
+	uint8_t *want;	  /* per name: the profile's tree has it */
+	size_t nwant;
+	struct fdo_map64 wantset; /* their name_hash -> name */
+	struct shapes **olds;	  /* the old releases loaded */
+	size_t nolds;
 };
 
-/* The shapes of slot, built on first use; NULL when they cannot be. */
+/* The shapes of slot, once made; NULL when they are not. */
 static struct shapes *shapes_get(struct ctx *c, uint32_t slot)
 {
 	struct shapes *S = &c->S[slot];
+	return S->state == 1 ? S : NULL;
+}
+
+static void shapes_log(const char *elf, const struct shapes *S, int rc)
+{
+	if (!rc)
+		fdo_debug("stale: shapes of %s: %zu functions, %llu bytes "
+			  "(%llu at the scan's peak) of %zu with lines",
+			  elf, S->n, (unsigned long long)S->held,
+			  (unsigned long long)S->peak, S->nhas);
+	else
+		fdo_debug("stale: no shapes of %s: %s", elf, fdo_strerror(rc));
+}
+
+static const char *slot_elf(const struct ctx *c, uint32_t slot)
+{
+	return slot == c->tslot ? c->target->elf_path
+				: c->p->build_ids[slot].elf_path;
+}
+
+/*
+ * shapes_load scans slot's release once: an old release's rows wait
+ * (state 2) for shapes_finish_old, after the target's scan; the target's
+ * shapes are made at once. NULL when they cannot be (c->refused set when
+ * the budget refused them).
+ */
+static struct shapes *shapes_load(struct ctx *c, uint32_t slot)
+{
+	struct shapes *S = &c->S[slot];
 	if (S->state)
-		return S->state == 1 ? S : NULL;
+		return S->state > 0 ? S : NULL;
 	const uint8_t *id;
 	size_t len;
 	const char *elf, *debug;
@@ -895,21 +1277,46 @@ static struct shapes *shapes_get(struct ctx *c, uint32_t slot)
 			  fdo_strerror(rc));
 		return NULL;
 	}
-	rc = shapes_build(c->p, idx, elf, S);
+	/* The target: the profile's names and the names no old release
+	 * has (rename candidates); an old release: the profile's names. */
+	struct scan s = {.S = S, .p = c->p, .idx = idx};
+	if (slot == c->tslot) {
+		s.want = c->want;
+		s.nwant = c->nwant;
+		s.olds = c->olds;
+		s.nolds = c->nolds;
+	} else {
+		s.local = 1;
+		s.wantset = &c->wantset;
+	}
+	rc = shapes_build(&s, elf);
 	if (c->cache)
 		sym_cache_release(c->cache, idx);
 	else
 		sym_index_close(idx);
 	if (rc == FDO_EBUSY && !c->refused)
 		c->refused = S->want;
-	if (!rc)
-		fdo_debug("stale: shapes of %s: %zu functions, %llu bytes "
-			  "(%llu at the scan's peak)",
-			  elf, S->n, (unsigned long long)S->held,
-			  (unsigned long long)S->peak);
-	if (rc)
-		fdo_debug("stale: no shapes of %s: %s", elf, fdo_strerror(rc));
+	if (!rc && S->pending) {
+		S->state = 2;
+		return S;
+	}
+	shapes_log(elf, S, rc);
 	return S->state == 1 ? S : NULL;
+}
+
+/* An old release's shapes made of its rows (shapes_load). */
+static void shapes_finish_old(struct ctx *c, uint32_t slot)
+{
+	struct shapes *S = &c->S[slot];
+	struct scan *s = S->pending;
+	if (S->state != 2 || !s)
+		return;
+	S->pending = NULL;
+	int rc = scan_finish(s, FDO_OK);
+	free(s);
+	if (rc == FDO_EBUSY && !c->refused)
+		c->refused = S->want;
+	shapes_log(slot_elf(c, slot), S, rc);
 }
 
 static uint32_t renamed_to(const struct ctx *c, uint32_t name)
@@ -983,8 +1390,8 @@ static int copy_node(struct ctx *c, uint32_t on, const struct fmap *fm,
 			uint32_t name = m->targets[t].name,
 				 to = slot == NONE ? name : renamed_to(c, name);
 			/* a callee of the old release gone from the new */
-			if (to == name && A && B && shape_of(A, name) &&
-			    !shape_of(B, name))
+			if (to == name && A && B && shape_has(A, name) &&
+			    !shape_has(B, name))
 				continue;
 			if ((rc = ob_tgt(&c->ob, nl, to, m->targets[t].count)))
 				return rc;
@@ -996,8 +1403,8 @@ static int copy_node(struct ctx *c, uint32_t on, const struct fmap *fm,
 		uint32_t y;
 		uint32_t to = slot == NONE ? kn->name : renamed_to(c, kn->name);
 		/* an instance of a callee gone from the new release */
-		int gone = to == kn->name && A && B && shape_of(A, kn->name) &&
-			   !shape_of(B, kn->name);
+		int gone = to == kn->name && A && B && shape_has(A, kn->name) &&
+			   !shape_has(B, kn->name);
 		const struct fmap *kfm = NULL;
 		if (fmap_off(fm, kn->off, &y) && !gone) {
 			if (slot == NONE)
@@ -1205,16 +1612,6 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 		rc = FDO_ENOMEM;
 		goto out;
 	}
-	/* The target first: without its shapes nothing can be matched. */
-	if (!shapes_get(&c, c.tslot) && c.refused)
-		goto busy;
-	if (!c.S[c.tslot].n) {
-		snprintf(err, errlen,
-			 "the release's uploaded files give no line table "
-			 "(is its DWARF uploaded?)");
-		rc = FDO_EDWARF;
-		goto out;
-	}
 	for (size_t i = m.nnodes; i-- > 0;) {
 		const struct prof_mnode *n = &m.nodes[i];
 		for (uint32_t l = n->first_line; l < n->first_line + n->nlines;
@@ -1231,6 +1628,25 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 		rc = rc ? rc : FDO_ENOMEM;
 		goto out;
 	}
+	/* The old releases' shapes are needed for the names of the
+	 * profile's tree alone (its functions and their inlined callees):
+	 * of their other functions only the names are kept. */
+	c.nwant = p->nstrings;
+	if (!(c.want = calloc(c.nwant ? c.nwant : 1, 1))) {
+		rc = FDO_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < m.nnodes && !rc; i++) {
+		uint32_t name = m.nodes[i].name, v;
+		int found;
+		if (name >= c.nwant)
+			continue;
+		c.want[name] = 1;
+		rc = fdo_map64_put(&c.wantset, name_hash(prof_str(p, name)),
+				   name, &v, &found);
+	}
+	if (rc)
+		goto out;
 	for (size_t i = 0; i < m.nfunctions; i++) {
 		uint32_t f = m.functions[i], name = m.nodes[f].name;
 		uint32_t bid = name < ndom ? dom[name] : NONE;
@@ -1243,10 +1659,37 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 		if (pb->len == target->len &&
 		    !memcmp(pb->id, target->id, pb->len))
 			continue; /* sampled on the target itself: fresh */
-		if (shapes_get(&c, bid))
+		if (shapes_load(&c, bid))
 			dec[f].slot = bid;
 		else if (c.refused)
 			goto busy;
+	}
+	/* Then the target (kept: what the old releases lack), then the old
+	 * releases' shapes (named by what the target's scan numbered). */
+	if (!(c.olds = calloc(p->nbuild_ids + 1, sizeof *c.olds))) {
+		rc = FDO_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < p->nbuild_ids; i++)
+		if (c.S[i].state == 2)
+			c.olds[c.nolds++] = &c.S[i];
+	if (!shapes_load(&c, c.tslot) && c.refused)
+		goto busy;
+	if (!c.S[c.tslot].nhas) {
+		snprintf(err, errlen,
+			 "the release's uploaded files give no line table "
+			 "(is its DWARF uploaded?)");
+		rc = FDO_EDWARF;
+		goto out;
+	}
+	for (size_t i = 0; i < p->nbuild_ids; i++)
+		shapes_finish_old(&c, (uint32_t)i);
+	if (c.refused)
+		goto busy;
+	for (size_t i = 0; i < m.nfunctions; i++) {
+		struct fdec *d = &dec[m.functions[i]];
+		if (d->slot != NONE && c.S[d->slot].state != 1)
+			d->slot = NONE; /* its shapes could not be made */
 	}
 	/* Rename candidates: the target's names no sampled release has and
 	 * the profile does not name as a function. */
@@ -1267,7 +1710,7 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 			int old = name < p->nstrings && named[name];
 			for (size_t s = 0; s < p->nbuild_ids && !old; s++)
 				old = c.S[s].state == 1 &&
-				      shape_of(&c.S[s], name);
+				      shape_has(&c.S[s], name);
 			if (!old)
 				cands[ncands++] = (struct cand){name, 0};
 		}
@@ -1326,7 +1769,7 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 		if (d->status == ST_DROPPED) {
 			dropped = c.total[f];
 			uint32_t name = m.nodes[f].name;
-			if (shape_of(&c.S[c.tslot], name)) {
+			if (shape_has(&c.S[c.tslot], name)) {
 				/* still there: keep it out of the symbol
 				 * list too (not built as cold) */
 				if (fdo_grow(unlisted, cap_unlisted,
@@ -1405,6 +1848,9 @@ out:
 		free(c.fmaps[i]);
 	}
 	free(c.fmaps);
+	free(c.want);
+	free(c.olds);
+	fdo_map64_fini(&c.wantset);
 	fdo_map64_fini(&c.fm_idx);
 	fdo_map64_fini(&c.renamed);
 	ob_fini(&c.ob);

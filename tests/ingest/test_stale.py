@@ -206,7 +206,7 @@ def pull(d, query):
     return r.headers, r.read()
 
 
-def push_v1(d, v1, binary="st"):
+def push_v1(d, v1, binary="st", agent="a"):
     """Samples over release 1's hot lines (and a little of the rest)."""
     bid1 = build_id(v1)
     main = START + vaddr_to_offset(v1, symbols(v1)["main"][0] + 30)
@@ -221,7 +221,7 @@ def push_v1(d, v1, binary="st"):
     for fn in ("leaf_a", "leaf_b", "leaf_c", "leaf_d"):
         for a, _ in insn_lines(v1, fn):
             stacks.append((3, [START + vaddr_to_offset(v1, a), main]))
-    rc, out = d.push(batch_text("a", 1, binary, bid1, stacks))
+    rc, out = d.push(batch_text(agent, 1, binary, bid1, stacks))
     assert rc == 0, out
 
 
@@ -540,7 +540,8 @@ def test_budget_refuses_the_shapes(tmp_path, releases):
     v1 = releases["v1"]
     # 16 KiB left to the parts the options do not set: the builds part
     # gets 2/15 of it (docs/operations.md#the-memory-budget), 2184 bytes,
-    # less than release 2's shapes alone (11 functions, about 3 KB), so
+    # less than either release's shapes (release 1's table of its names
+    # alone about 13 KB, release 2's shapes 3 KB at their scan's peak), so
     # the refusal does not hang on the size of the profile itself.
     with Daemon(tmp_path / "data",
                 extra=["--memory-budget", str((16 << 20) + (16 << 10)),
@@ -592,6 +593,75 @@ def test_budget_refuses_the_shapes(tmp_path, releases):
         st, body = d.request("GET", "/v1/profiles/st/versions")
         assert json.loads(body)["versions"] == [], body
         assert d.request("GET", "/v1/profiles/st?" + Q)[1] == plain
+
+
+def test_old_release_shapes_for_the_profile_only(tmp_path, releases):
+    """Shapes are gathered for the functions the matching can read: an
+    old release's for the profile's names, the target's for those and the
+    names no old release has (rename candidates); every other function
+    only as a name. The answers are the same as ever (the other tests);
+    the debug log says how many functions of how many have shapes."""
+    v1, v2 = releases["v1"], releases["v2"]
+    with Daemon(tmp_path / "data", extra=["--log-level", "debug"]) as d:
+        load(d, v1, v2)
+        _, plain = pull(d, Q)
+        h, _ = pull(d, Q + "&for_build_id=" + build_id(v2))
+        with open(d.log_path, "rb") as f:
+            log = f.read().decode(errors="replace")
+    n = {}
+    for m in re.finditer(r"stale: shapes of \S*?([0-9a-f]{40})\S*: (\d+) "
+                         r"functions, \d+ bytes \(\d+ at the scan's "
+                         r"peak\) of (\d+) with lines", log):
+        n[m.group(1)] = (int(m.group(2)), int(m.group(3)))
+    old, new = n.get(build_id(v1)), n.get(build_id(v2))
+    assert old is not None and new is not None, log[-3000:]
+    named = functions(plain.decode())
+    # main, libc's start files and the like have lines but no samples.
+    assert 0 < old[0] <= len(named) < old[1], (old, named)
+    assert 0 < new[0] < new[1], new
+    # The target's: the profile's names it still has, and the renamed
+    # function's new name (found: the rename test).
+    assert new[0] <= len(named) + 1, (new, named)
+    fns = dict(kv.split("=") for kv in
+               h["X-Fdod-Stale-Functions"].split(","))
+    assert fns["renamed"] == "1", fns
+
+
+def test_two_old_releases(tmp_path, releases):
+    """A window with samples of two older releases (release 1 as built,
+    and at -O1): both releases' shapes are made, each function matched
+    from one of them, and the target's rename candidates are the names
+    neither has (the renamed function still found)."""
+    v1, v2 = releases["v1"], releases["v2"]
+    v1o1 = str(tmp_path / "v1o1")
+    (tmp_path / "v1o1.c").write_text(V1)
+    subprocess.run(["clang-16"] + CFLAGS + ["-g", "-O1", "-o", v1o1,
+                                            str(tmp_path / "v1o1.c")],
+                   check=True, timeout=300)
+    with Daemon(tmp_path / "data", extra=["--log-level", "debug"]) as d:
+        push_v1(d, v1)
+        push_v1(d, v1o1, agent="b")
+        for exe in (v1, v1o1, v2):
+            with open(exe, "rb") as f:
+                assert d.request("PUT", "/v1/symbols?binary=st",
+                                 f.read())[0] == 201
+        d.wait_pending_zero()
+        h, body = pull(d, Q + "&for_build_id=" + build_id(v2))
+        with open(d.log_path, "rb") as f:
+            log = f.read().decode(errors="replace")
+    (tmp_path / "matched.prof").write_bytes(body)  # compared by hand
+    new = functions(body.decode())
+    assert "old_name" not in new and "doomed" not in new, new
+    assert "steady" in new and "shifted" in new, new
+    fns = dict(kv.split("=") for kv in
+               h["X-Fdod-Stale-Functions"].split(","))
+    assert fns["renamed"] == "1" and int(fns["dropped"]) >= 1, fns
+    shares = [float(h["X-Fdod-Stale-" + k])
+              for k in ("Fresh", "Matched", "Renamed", "Dropped")]
+    assert abs(sum(shares) - 1) < 0.01, shares
+    made = set(re.findall(r"stale: shapes of \S*?([0-9a-f]{40})\S*: \d+ "
+                          r"functions", log))
+    assert made == {build_id(v1), build_id(v1o1), build_id(v2)}, log[-3000:]
 
 
 def test_probe_based_refused(tmp_path, releases):
