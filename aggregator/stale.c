@@ -236,17 +236,34 @@ struct scan {
  * some back. mem_take counts a table used for a while (lcs), *want
  * getting what the part would have held when it refuses.
  */
+/* What this thread's pull holds in the builds part: its profile (the
+ * caller's, agg_stale_release.held) and what matching took; one pull's
+ * matching runs on one thread. A refusal when no one else holds any of
+ * the part is for good (waiting frees nothing): FDO_ELIMIT, answered
+ * without Retry-After; with others in it, FDO_EBUSY, retry later. */
+static _Thread_local uint64_t mine;
+/* The first refusal of this pull's matching came when no one else held
+ * any of the part: waiting will not help (FDO_ELIMIT, not FDO_EBUSY). */
+static _Thread_local int refused_alone;
+
 static int mem_take(uint64_t bytes, uint64_t *want)
 {
-	uint64_t cap = fdo_mem_cap(FDO_MEM_BUILDS);
-	uint64_t used = fdo_mem_used(FDO_MEM_BUILDS);
-	if (cap && used + bytes > cap) {
-		if (!*want)
+	uint64_t used = 0;
+	if (!fdo_mem_try_take(FDO_MEM_BUILDS, bytes, &used)) {
+		if (!*want) {
 			*want = used + bytes;
+			refused_alone = used <= mine;
+		}
 		return FDO_EBUSY;
 	}
-	fdo_mem_take(FDO_MEM_BUILDS, bytes);
+	mine += bytes;
 	return FDO_OK;
+}
+
+static void mem_give(uint64_t bytes)
+{
+	fdo_mem_give(FDO_MEM_BUILDS, bytes);
+	mine -= bytes < mine ? bytes : mine;
 }
 
 static int mem_hold(struct shapes *S, uint64_t bytes)
@@ -262,7 +279,7 @@ static int mem_hold(struct shapes *S, uint64_t bytes)
 
 static void mem_drop(struct shapes *S, uint64_t bytes)
 {
-	fdo_mem_give(FDO_MEM_BUILDS, bytes);
+	mem_give(bytes);
 	S->held -= bytes;
 }
 
@@ -599,7 +616,7 @@ static void scan_free(struct scan *s)
 
 static void shapes_fini(struct shapes *S)
 {
-	fdo_mem_give(FDO_MEM_BUILDS, S->held);
+	mem_give(S->held);
 	fdo_map64_fini(&S->by_name);
 	free(S->v);
 	free(S->offs);
@@ -872,7 +889,7 @@ static int lcs(const uint32_t *a, size_t na, const uint32_t *b, size_t nb,
 		return rc;
 	uint16_t *t = calloc((na + 1) * w, sizeof *t);
 	if (!t) {
-		fdo_mem_give(FDO_MEM_BUILDS, bytes);
+		mem_give(bytes);
 		return FDO_ENOMEM;
 	}
 	/* t[i][j]: the LCS of a[i..) and b[j..), so the walk goes forward. */
@@ -894,7 +911,7 @@ static int lcs(const uint32_t *a, size_t na, const uint32_t *b, size_t nb,
 		}
 	}
 	free(t);
-	fdo_mem_give(FDO_MEM_BUILDS, bytes);
+	mem_give(bytes);
 	*out = k;
 	return FDO_OK;
 }
@@ -1550,11 +1567,31 @@ static int dominant_build_ids(const struct prof *p, uint32_t *dom)
 	return rc;
 }
 
+static int stale_emit(struct prof *p, const struct prof_opts *o,
+		      const struct prof_emitter *em, sym_cache *cache,
+		      const struct agg_stale_release *target,
+		      const uint8_t *is_release, struct agg_stale_stats *st,
+		      struct fdo_buf *out, char *err, size_t errlen);
+
 int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 		   const struct prof_emitter *em, sym_cache *cache,
 		   const struct agg_stale_release *target,
 		   const uint8_t *is_release, struct agg_stale_stats *st,
 		   struct fdo_buf *out, char *err, size_t errlen)
+{
+	mine = target->held;
+	refused_alone = 0;
+	int rc = stale_emit(p, o, em, cache, target, is_release, st, out, err,
+			    errlen);
+	mine = 0;
+	return rc;
+}
+
+static int stale_emit(struct prof *p, const struct prof_opts *o,
+		      const struct prof_emitter *em, sym_cache *cache,
+		      const struct agg_stale_release *target,
+		      const uint8_t *is_release, struct agg_stale_stats *st,
+		      struct fdo_buf *out, char *err, size_t errlen)
 {
 	memset(st, 0, sizeof *st);
 	int llvm = !strcmp(em->name, "llvm"), gcc = !strcmp(em->name, "gcc");
@@ -1829,14 +1866,16 @@ int agg_stale_emit(struct prof *p, const struct prof_opts *o,
 	}
 	goto out;
 busy:
-	rc = FDO_EBUSY;
+	rc = refused_alone ? FDO_ELIMIT : FDO_EBUSY;
 	snprintf(err, errlen,
 		 "matching the releases' code (their shapes, then call-site "
 		 "tables) would take the memory budget's builds part to %llu "
-		 "bytes, over its %llu (with the profiles being made; "
-		 "--memory-budget)",
+		 "bytes, over its %llu (%s; --memory-budget)",
 		 (unsigned long long)c.refused,
-		 (unsigned long long)fdo_mem_cap(FDO_MEM_BUILDS));
+		 (unsigned long long)fdo_mem_cap(FDO_MEM_BUILDS),
+		 refused_alone ? "even with nothing else in the part: "
+				 "raise it"
+			       : "with the profiles being made");
 out:
 	prof_model_fini(&nm);
 	for (size_t i = 0; c.S && i <= p->nbuild_ids; i++)

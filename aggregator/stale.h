@@ -20,6 +20,10 @@ struct agg_stale_release {
 	size_t len;
 	const char *elf_path;	/* required */
 	const char *debug_path; /* NULL: the DWARF is in elf_path */
+	/* What the pull holds of the memory budget's builds part already
+	 * (its profile): matching grows past the part's cap only when no one
+	 * else holds any of it (aggregator/stale.c mem_take). */
+	uint64_t held;
 };
 
 /*
@@ -43,7 +47,10 @@ struct agg_stale_stats {
  * are opened (NULL: opened for the call alone).
  * Returns FDO_OK (st filled), FDO_EUNSUPPORTED (a probe-based profile or
  * a format other than llvm and gcc), FDO_EDWARF (the target has no
- * line table) and the errors of opening target's files, or FDO_ENOMEM;
+ * line table) and the errors of opening target's files, FDO_EBUSY (the
+ * memory budget's builds part, held by others too, has no room for the
+ * matching now) or FDO_ELIMIT (it has none even with the pull alone in
+ * it), or FDO_ENOMEM;
  * err says which in words fit for an answer. p gains strings (the new
  * names of renamed functions); otherwise it is only read.
  */

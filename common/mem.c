@@ -152,6 +152,25 @@ void fdo_mem_raise(enum fdo_mem_part part, uint64_t bytes)
 		;
 }
 
+int fdo_mem_try_take(enum fdo_mem_part part, uint64_t bytes, uint64_t *used_now)
+{
+	if (part >= FDO_MEM_PARTS)
+		return 1;
+	uint64_t cap = fdo_mem_cap(part);
+	uint64_t u = atomic_load_explicit(&used[part], memory_order_relaxed);
+	for (;;) {
+		if (cap && u + bytes > cap) {
+			if (used_now)
+				*used_now = u;
+			return 0;
+		}
+		if (atomic_compare_exchange_weak_explicit(
+			    &used[part], &u, u + bytes, memory_order_relaxed,
+			    memory_order_relaxed))
+			return 1;
+	}
+}
+
 uint64_t fdo_mem_used(enum fdo_mem_part part)
 {
 	return part < FDO_MEM_PARTS

@@ -79,6 +79,11 @@ void fdo_mem_set(enum fdo_mem_part part, uint64_t bytes);
 void fdo_mem_raise(enum fdo_mem_part part, uint64_t bytes);
 uint64_t fdo_mem_used(enum fdo_mem_part part);
 
+/* fdo_mem_try_take: take bytes from part unless that passes its cap.
+ * Atomic: two callers cannot both pass the check and together pass the
+ * cap. 1 taken; 0 not (*used: what the part held then; may be NULL). */
+int fdo_mem_try_take(enum fdo_mem_part part, uint64_t bytes, uint64_t *used);
+
 /* fdo_mem_full: does part hold its cap or more (never, without a cap)? */
 int fdo_mem_full(enum fdo_mem_part part);
 

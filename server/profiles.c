@@ -232,7 +232,8 @@ static int profile_make(struct srv_app *app, struct srv_preq *pr,
 			.elf_path = pr->stale.elf_path,
 			.debug_path = pr->stale.debug_path[0]
 					      ? pr->stale.debug_path
-					      : NULL};
+					      : NULL,
+			.held = *held};
 		rc = agg_stale_emit(p, &pr->opts, pr->em, app->cache, &r, rel,
 				    &pr->stale.st, out, err, sizeof err);
 		free(rel);
@@ -241,13 +242,15 @@ static int profile_make(struct srv_app *app, struct srv_preq *pr,
 				       pr->stale.hex, err);
 			return -1;
 		}
-		if (rc == FDO_EBUSY) { /* the shapes' memory (stale.c) */
+		if (rc == FDO_EBUSY || rc == FDO_ELIMIT) {
+			/* the shapes' memory (stale.c): busy, retry; or
+			 * too much even alone in the part, no retry helps */
 			atomic_fetch_add(&app->builds_refused, 1);
-			srv_resp_error(resp, 503,
-				       "for_build_id %s: %s: retry "
-				       "later",
-				       pr->stale.hex, err);
-			srv_resp_header(resp, "Retry-After", "1");
+			srv_resp_error(resp, 503, "for_build_id %s: %s%s",
+				       pr->stale.hex, err,
+				       rc == FDO_EBUSY ? ": retry later" : "");
+			if (rc == FDO_EBUSY)
+				srv_resp_header(resp, "Retry-After", "1");
 			return -1;
 		}
 		if (rc) {

@@ -5,6 +5,8 @@
  * filled, minimums are kept; the default budget; the counters take, give,
  * set, raise and say when a part is full.
  */
+#include <pthread.h>
+
 #include "common/common.h"
 #include "common/mem.h"
 #include "tests/unit/test.h"
@@ -141,4 +143,44 @@ TEST(counters_take_give_set_raise_and_fill)
 	fdo_mem_take(FDO_MEM_PARTS, 1);
 	CHECK_EQ_INT(fdo_mem_used(FDO_MEM_PARTS), 0);
 	CHECK_EQ_STR(fdo_mem_name(FDO_MEM_PARTS), "?");
+}
+
+/* Two threads taking from one part: their takes together never pass the
+ * cap (each takes the check and the sum in one step). */
+struct racer {
+	int got;
+};
+
+static void *race(void *arg)
+{
+	struct racer *r = arg;
+	for (int i = 0; i < 100000; i++)
+		if (fdo_mem_try_take(FDO_MEM_BUILDS, 1, NULL))
+			r->got++;
+	return NULL;
+}
+
+TEST(try_take_never_passes_the_cap_under_races)
+{
+	enum fdo_mem_part p = FDO_MEM_BUILDS;
+	fdo_mem_set(p, 0);
+	fdo_mem_cap_set(p, 50000);
+	uint64_t used = 0;
+	CHECK(!fdo_mem_try_take(p, 50001, &used));
+	CHECK_EQ_INT(used, 0);
+	CHECK_EQ_INT(fdo_mem_used(p), 0);
+	struct racer a = {0}, b = {0};
+	pthread_t ta, tb;
+	REQUIRE(!pthread_create(&ta, NULL, race, &a));
+	REQUIRE(!pthread_create(&tb, NULL, race, &b));
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	CHECK_EQ_INT(a.got + b.got, 50000);
+	CHECK_EQ_INT(fdo_mem_used(p), 50000);
+	CHECK(!fdo_mem_try_take(p, 1, &used));
+	CHECK_EQ_INT(used, 50000);
+	/* No cap: always taken. */
+	fdo_mem_cap_set(p, 0);
+	CHECK(fdo_mem_try_take(p, 1u << 30, NULL));
+	fdo_mem_set(p, 0);
 }
