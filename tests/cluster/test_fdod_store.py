@@ -411,3 +411,66 @@ def test_profile_from_clickhouse_away_is_503(tmp_path):
                              "&min_samples=0")
         assert st in (200, 409), body
         assert d.stop() == 0
+
+
+PROG = r"""
+__attribute__((noinline)) int leaf(int x) { return x * 3 + 1; }
+__attribute__((noinline)) int mid(int x) { return leaf(x) + leaf(x + 1); }
+__attribute__((noinline)) int other(int x) { return mid(x) ^ 5; }
+int main(int argc, char **argv) { (void)argv; return other(argc) + mid(argc); }
+"""
+
+
+def test_symbolized_folded_same_on_every_node(ch, tmp_path):
+    # The same ELF uploaded to three nodes (two --store, one plain LMDB
+    # fed every batch); four agents, each on one --store node, sample
+    # the same addresses in different stacks and counts (a node
+    # symbolizes the addresses it was sent: docs/clickhouse.md): the
+    # symbolized folded answer is the same bytes on the three.
+    from fdodtest import (FDOCTL, batch_text, build_id, symbols,
+                          vaddr_to_offset)
+    src = tmp_path / "p.c"
+    src.write_text(PROG)
+    exe = str(tmp_path / "prog")
+    subprocess.run(["gcc", "-g", "-O1", "-Wl,--build-id", "-o", exe,
+                    str(src)], check=True, timeout=120)
+    bid, syms = build_id(exe), symbols(exe)
+    start = 0x555555554000
+    addr = {f: start + vaddr_to_offset(exe, syms[f][0]) + 2
+            for f in ("leaf", "mid", "other", "main")}
+    url = ch.url("fdod_sym", chtest.CLUSTER)
+    nodes = [Daemon(tmp_path / ("data%d" % i), extra=["--store", url])
+             for i in range(2)]
+    plain = Daemon(tmp_path / "plain")
+    every = nodes + [plain]
+    for n in every:
+        n.start()
+        subprocess.run([FDOCTL, "upload", "--http", n.http, "--binary",
+                        "prog", exe], check=True, timeout=60)
+    shapes = [["leaf", "mid", "main"], ["leaf", "mid", "other", "main"],
+              ["mid", "other", "main"], ["leaf", "mid", "main"],
+              ["other", "main"]]
+    for agent in range(4):
+        for seq in range(1, 4):
+            stacks = [(1 + (agent * 7 + seq * 3 + i) % 11,
+                       [addr[f] for f in shapes[(agent + i) % 5]])
+                      for i in range(3 + agent)]
+            text = batch_text("ag%d" % agent, seq, "prog", bid, stacks,
+                              labels=["zone=z%d" % (agent % 3)],
+                              host="h%d" % agent, weight=0.5 + agent)
+            for n in (nodes[agent % 2], plain):
+                rc, out = n.push(text)
+                assert rc == 0, out
+    for n in nodes:
+        n.wait_pending_zero(60)
+        wait_sent(n)
+    plain.wait_pending_zero(60)
+    for q in ("", "&labels=zone:z1", "&mix=zone:z0*1,zone:z2*4"):
+        path = "/v1/profiles/prog?format=folded&min_samples=0" \
+               "&min_hosts=0" + q
+        got = [n.request("GET", path) for n in every]
+        assert got[2][0] == 200, got[2]
+        assert b"leaf;" not in got[2][1] and b";leaf" in got[2][1], got[2]
+        assert got[0] == got[2] and got[1] == got[2], (q, got)
+    for n in every:
+        assert n.stop() == 0
