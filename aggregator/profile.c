@@ -937,7 +937,7 @@ struct crow {
 struct cread {
 	const struct agg_profile_query *q;
 	uint32_t width;
-	const int *sel_of; /* label index -> selector (-1 none) */
+	const int *sel_of; /* label index -> selector */
 	struct crow *rows;
 	size_t nrows, cap;
 	/* the current run: its (label, bucket) and exact sums */
@@ -963,8 +963,6 @@ static void cread_close_run(struct cread *c)
 static int cread_row(void *arg, const struct backend_sum *x)
 {
 	struct cread *c = arg;
-	if (c->sel_of[x->label] < 0)
-		return FDO_OK;
 	if (!c->have_run || x->label != c->label || x->bucket != c->bucket) {
 		cread_close_run(c);
 		c->have_run = 1;
@@ -1109,7 +1107,8 @@ static int build_from_ch(struct builder *b, const struct agg_profile_query *q,
 	uint64_t since = q->window && q->now > q->window ? q->now - q->window
 							 : 0;
 	/* buckets that end after since: bucket + width > since */
-	uint32_t from = since > width ? (uint32_t)(since - width + 1) : 0;
+	uint64_t from64 = since >= width ? since - width + 1 : 0;
+	uint32_t from = from64 < UINT32_MAX ? (uint32_t)from64 : UINT32_MAX;
 	ch_client *ch = NULL;
 	char **labels = NULL;
 	size_t nlabels = 0, nsel = q->nselectors ? q->nselectors : 1;
@@ -1125,31 +1124,50 @@ static int build_from_ch(struct builder *b, const struct agg_profile_query *q,
 	if (!rc)
 		rc = ch_read_labels(ch, q->binary, from, UINT32_MAX, &labels,
 				    &nlabels, err, errlen);
+	if (!rc && !nlabels && from > 0) {
+		/* nothing in the window: a binary known before it is an
+		 * empty profile, as from the store, not a 404 */
+		char **all = NULL;
+		size_t nall = 0;
+		rc = ch_read_labels(ch, q->binary, 0, UINT32_MAX, &all, &nall,
+				    err, errlen);
+		ch_labels_free(all, nall);
+		if (!rc && nall) {
+			p->binary = strdup(q->binary);
+			p->event = strdup("cpu-clock");
+			goto out;
+		}
+	}
 	if (!rc && !nlabels) {
 		snprintf(err, errlen, "unknown binary '%s'", q->binary);
 		rc = FDO_ENOT_FOUND;
 	}
 	if (!rc && !(sel_of = malloc(nlabels * sizeof *sel_of)))
 		rc = FDO_ENOMEM;
+	/* The selected label sets moved to the front, in their order, each
+	 * with its selector: only they are read. */
 	size_t nread = 0;
 	for (size_t i = 0; !rc && i < nlabels; i++) {
-		sel_of[i] = 0;
+		int sel = 0;
 		if (q->nselectors) {
-			sel_of[i] = -1;
-			for (size_t s = 0; s < q->nselectors; s++)
+			sel = -1;
+			for (size_t s = 0; s < q->nselectors && sel < 0; s++)
 				if (labels_match(labels[i], strlen(labels[i]),
-						 &q->selectors[s])) {
-					sel_of[i] = (int)s;
-					break;
-				}
+						 &q->selectors[s]))
+					sel = (int)s;
 		}
-		nread += sel_of[i] >= 0;
+		if (sel < 0)
+			continue;
+		char *t = labels[nread];
+		labels[nread] = labels[i];
+		labels[i] = t;
+		sel_of[nread++] = sel;
 	}
 	c.sel_of = sel_of;
 	if (!rc && nread) {
 		struct backend_read r = {.binary = q->binary,
 					 .labels = (const char *const *)labels,
-					 .nlabels = nlabels,
+					 .nlabels = nread,
 					 .from = from,
 					 .to = UINT32_MAX};
 		rc = ch_read_sums(ch, &r, cread_row, &c, err, errlen);

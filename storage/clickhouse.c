@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,17 +134,19 @@ int ch_url_parse(const char *s, struct ch_url *u, char *err, size_t errlen)
 
 /* --------------------------------------------------------------- HTTP -- */
 
+static int global_rc;
+static void global_once(void)
+{
+	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT) ? FDO_ENOMEM : FDO_OK;
+}
+
 static int global_init(void)
 {
-	/* curl_global_init is not thread safe: the first ch_open runs it,
-	 * before any thread shares a client (see storage/clickhouse.h). */
-	static int done;
-	if (done)
-		return FDO_OK;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT))
-		return FDO_ENOMEM;
-	done = 1;
-	return FDO_OK;
+	/* curl_global_init is not thread safe: run once, whichever thread
+	 * opens a client first (pulls open their own, on HTTP workers). */
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, global_once);
+	return global_rc;
 }
 
 int ch_open(const char *url, const struct ch_opts *o, ch_client **out,
