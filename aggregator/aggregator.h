@@ -251,6 +251,10 @@ struct agg_profile_query {
 	uint64_t max_stacks; /* keep only the heaviest N stacks (0: all) */
 	double min_share;    /* ... and those with at least this share of
 				    the selected count (0: all) */
+	/* clickhouse://... (fdod --store): folded and pprof from what
+	 * ClickHouse holds of every node (docs/clickhouse.md); NULL: the
+	 * store */
+	const char *store_url;
 };
 
 /*

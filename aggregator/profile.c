@@ -62,6 +62,7 @@
 #include "common/buf.h"
 #include "common/common.h"
 #include "common/map.h"
+#include "storage/clickhouse.h"
 #include "symbolizer/symbolizer.h"
 
 /* ----------------------------------------------------------- selectors -- */
@@ -604,19 +605,42 @@ static void trimmer_finish(struct trimmer *t, double min_share, double total)
  * stack (folded, pprof). Stacks that are gone or of another build-id than
  * q->build_id add nothing.
  */
-static int add_stack(struct builder *b, const struct agg_profile_query *q,
-		     const struct kept *s)
+static int add_frames(struct builder *b, const struct agg_profile_query *q,
+		      const struct kept *s, const struct store_frame *f,
+		      size_t n);
+
+/* local_stack: stack id's frames from the store (f: room for
+ * STORE_STACK_MAX_FRAMES); 0, or -1 when it has none. */
+static int local_stack(struct builder *b, uint64_t id, struct store_frame *f,
+		       size_t *n)
 {
-	struct prof *p = b->p;
 	uint8_t key[STORE_STACK_KEY_SIZE];
-	store_stack_key_encode(key, s->stack);
-	struct store_frame f[STORE_STACK_MAX_FRAMES];
-	size_t n, vl;
+	store_stack_key_encode(key, id);
+	size_t vl;
 	const void *v;
 	map_read(b);
 	if (store_get(b->t, STORE_STACKS, key, sizeof key, &v, &vl) ||
-	    store_stack_decode(v, vl, f, STORE_STACK_MAX_FRAMES, &n) || n == 0)
+	    store_stack_decode(v, vl, f, STORE_STACK_MAX_FRAMES, n) || *n == 0)
+		return -1;
+	return 0;
+}
+
+static int add_stack(struct builder *b, const struct agg_profile_query *q,
+		     const struct kept *s)
+{
+	struct store_frame f[STORE_STACK_MAX_FRAMES];
+	size_t n;
+	if (local_stack(b, s->stack, f, &n))
 		return FDO_OK;
+	return add_frames(b, q, s, f, n);
+}
+
+/* add_frames adds stack s with frames f[0..n) (leaf first). */
+static int add_frames(struct builder *b, const struct agg_profile_query *q,
+		      const struct kept *s, const struct store_frame *f,
+		      size_t n)
+{
+	struct prof *p = b->p;
 	if (q->build_id_len) {
 		struct store_buildid rec;
 		if (store_buildid_get(b->t, f[0].build_id, &rec) ||
@@ -869,6 +893,340 @@ static int reduce_runs(struct builder *b, const struct agg_profile_query *q,
 	return rc;
 }
 
+/* scale: each selector's factor, from its (decayed) weight, so that its
+ * share of the profile is its mix weight's share, in units of samples. */
+static void scale(const struct agg_profile_query *q, const double *sel_weight,
+		  uint64_t samples, double *factor)
+{
+	size_t nsel = q->nselectors ? q->nselectors : 1;
+	double total_w = 0, total_mix = 0;
+	for (size_t s = 0; s < nsel; s++) {
+		total_w += sel_weight[s];
+		total_mix += q->nselectors ? q->selectors[s].weight : 1.0;
+	}
+	for (size_t s = 0; s < nsel; s++) {
+		double share = q->nselectors > 1
+				       ? q->selectors[s].weight / total_mix
+				       : 1.0;
+		factor[s] = sel_weight[s] > 0 && total_w > 0
+				    ? share * (double)samples / sel_weight[s]
+				    : 0;
+	}
+}
+
+/* ------------------------------------------- folded, pprof from ClickHouse -- */
+
+/*
+ * With q->store_url (fdod --store), folded and pprof are built from what
+ * ClickHouse holds of every node (docs/clickhouse.md): the label sets of
+ * the binary, the per-(label set, bucket, stack) sums (read_sums, rows in
+ * that order), each run's totals summed from its rows, decay and the
+ * selectors' factors applied here as for the store; then the stacks'
+ * frames from this node's store, or from stacks for those it does not
+ * hold, and the symbols from this node's symcache. Every row is kept in
+ * memory (40 bytes a row) until each stack's sum is made.
+ */
+struct crow {
+	uint64_t stack;
+	uint32_t run; /* index of its (label set, bucket), in read order */
+	int sel;
+	double weight; /* decayed */
+	uint64_t samples;
+};
+
+struct cread {
+	const struct agg_profile_query *q;
+	uint32_t width;
+	const int *sel_of; /* label index -> selector */
+	struct crow *rows;
+	size_t nrows, cap;
+	/* the current run: its (label, bucket) and exact sums */
+	uint32_t label, bucket, nruns;
+	wire_weight_t run_w;
+	uint64_t run_s;
+	int have_run;
+	double *sel_weight;
+	struct agg_figures fig;
+};
+
+static void cread_close_run(struct cread *c)
+{
+	if (!c->have_run)
+		return;
+	int sel = c->sel_of[c->label];
+	c->sel_weight[sel] +=
+		(double)c->run_w * decay(c->q, c->bucket, c->width);
+	agg_figures_add(&c->fig, c->bucket, c->width, c->run_s);
+	c->have_run = 0;
+}
+
+static int cread_row(void *arg, const struct backend_sum *x)
+{
+	struct cread *c = arg;
+	if (!c->have_run || x->label != c->label || x->bucket != c->bucket) {
+		cread_close_run(c);
+		c->have_run = 1;
+		c->label = x->label;
+		c->bucket = x->bucket;
+		c->run_w = 0;
+		c->run_s = 0;
+		c->nruns++;
+	}
+	if (wire_weight_add(&c->run_w, x->weight) ||
+	    x->samples > UINT64_MAX - c->run_s)
+		return FDO_ELIMIT;
+	c->run_s += x->samples;
+	int rc = fdo_grow(c->rows, c->cap, c->nrows + 1);
+	if (rc)
+		return rc;
+	c->rows[c->nrows++] = (struct crow){
+		x->stack, c->nruns - 1, c->sel_of[x->label],
+		(double)x->weight * decay(c->q, x->bucket, c->width),
+		x->samples};
+	return FDO_OK;
+}
+
+/* By stack, then selector, then run: one stack's rows summed in the
+ * order the store's build sums them. */
+static int crow_cmp(const void *a, const void *b)
+{
+	const struct crow *x = a, *y = b;
+	if (x->stack != y->stack)
+		return x->stack < y->stack ? -1 : 1;
+	if (x->sel != y->sel)
+		return x->sel < y->sel ? -1 : 1;
+	return x->run < y->run ? -1 : x->run > y->run;
+}
+
+/* Frames of a batch of stacks read from ClickHouse, in id order. */
+struct cstacks {
+	struct builder *b;
+	struct store_frame *fr;
+	size_t nfr, cap_fr;
+	uint64_t *ids;
+	size_t *first, *n; /* per id of the batch found */
+	size_t nfound;
+	char *err;
+	size_t errlen;
+};
+
+static int cstack_found(void *arg, uint64_t stack, const struct ch_frame *f,
+			size_t n)
+{
+	struct cstacks *cs = arg;
+	int rc = fdo_grow(cs->fr, cs->cap_fr, cs->nfr + n);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t id;
+		if (store_intern_buildid(cs->b->t, f[i].build_id,
+					 f[i].build_id_len, 0, &id)) {
+			char hex[2 * FDO_BUILD_ID_MAX + 1];
+			fdo_hex_encode(f[i].build_id, f[i].build_id_len, hex);
+			return backend_fail(cs->err, cs->errlen, FDO_ESTORE,
+					    "build-id %s of stack %016llx is "
+					    "not known on this node (upload "
+					    "its symbols here)",
+					    hex, (unsigned long long)stack);
+		}
+		cs->fr[cs->nfr + i] = (struct store_frame){
+			.build_id = id, .offset = f[i].offset};
+	}
+	cs->ids[cs->nfound] = stack;
+	cs->first[cs->nfound] = cs->nfr;
+	cs->n[cs->nfound++] = n;
+	cs->nfr += n;
+	return FDO_OK;
+}
+
+/* add_kept adds the stacks k[0..n) (in stack order), frames from the
+ * store or, in batches, from ClickHouse. */
+static int add_kept(struct builder *b, const struct agg_profile_query *q,
+		    ch_client *ch, const struct kept *k, size_t n, char *err,
+		    size_t errlen)
+{
+	struct cstacks cs = {.b = b, .err = err, .errlen = errlen};
+	uint64_t *want = malloc(CH_READ_STACKS_MAX * sizeof *want);
+	cs.ids = malloc(CH_READ_STACKS_MAX * sizeof *cs.ids);
+	cs.first = malloc(CH_READ_STACKS_MAX * sizeof *cs.first);
+	cs.n = malloc(CH_READ_STACKS_MAX * sizeof *cs.n);
+	struct store_frame *f = malloc(STORE_STACK_MAX_FRAMES * sizeof *f);
+	uint8_t *local = malloc(CH_READ_STACKS_MAX);
+	int rc = want && cs.ids && cs.first && cs.n && f && local ? FDO_OK
+								  : FDO_ENOMEM;
+	for (size_t at = 0; at < n && !rc; at += CH_READ_STACKS_MAX) {
+		size_t m = n - at < CH_READ_STACKS_MAX ? n - at
+						       : CH_READ_STACKS_MAX;
+		size_t nw = 0;
+		size_t nf;
+		for (size_t i = 0; i < m; i++) {
+			local[i] = !local_stack(b, k[at + i].stack, f, &nf);
+			if (!local[i])
+				want[nw++] = k[at + i].stack;
+		}
+		cs.nfr = cs.nfound = 0;
+		if ((rc = ch_read_stacks(ch, want, nw, cstack_found, &cs, err,
+					 errlen)))
+			break;
+		size_t j = 0;
+		for (size_t i = 0; i < m && !rc; i++) {
+			const struct kept *s = &k[at + i];
+			if (local[i]) {
+				if (!local_stack(b, s->stack, f, &nf))
+					rc = add_frames(b, q, s, f, nf);
+				continue;
+			}
+			while (j < cs.nfound && cs.ids[j] < s->stack)
+				j++;
+			if (j == cs.nfound || cs.ids[j] != s->stack)
+				rc = backend_fail(err, errlen, FDO_ESTORE,
+						  "stack %016llx has counts "
+						  "but no frames in "
+						  "ClickHouse",
+						  (unsigned long long)s->stack);
+			else
+				rc = add_frames(b, q, s, cs.fr + cs.first[j],
+						cs.n[j]);
+		}
+	}
+	free(want);
+	free(cs.ids);
+	free(cs.first);
+	free(cs.n);
+	free(cs.fr);
+	free(f);
+	free(local);
+	return rc;
+}
+
+static int build_from_ch(struct builder *b, const struct agg_profile_query *q,
+			 char *err, size_t errlen)
+{
+	struct prof *p = b->p;
+	uint32_t width = q->bucket_seconds ? q->bucket_seconds : 3600;
+	uint64_t since = q->window && q->now > q->window ? q->now - q->window
+							 : 0;
+	/* buckets that end after since: bucket + width > since */
+	uint64_t from64 = since >= width ? since - width + 1 : 0;
+	uint32_t from = from64 < UINT32_MAX ? (uint32_t)from64 : UINT32_MAX;
+	ch_client *ch = NULL;
+	char **labels = NULL;
+	size_t nlabels = 0, nsel = q->nselectors ? q->nselectors : 1;
+	int *sel_of = NULL;
+	double *factor = calloc(nsel, sizeof *factor);
+	struct cread c = {.q = q, .width = width};
+	c.sel_weight = calloc(nsel, sizeof *c.sel_weight);
+	struct kept *k = NULL;
+	size_t nk = 0, cap_k = 0;
+	int rc = factor && c.sel_weight ? FDO_OK : FDO_ENOMEM;
+	if (!rc)
+		rc = ch_open(q->store_url, NULL, &ch, err, errlen);
+	if (!rc)
+		rc = ch_read_labels(ch, q->binary, from, UINT32_MAX, &labels,
+				    &nlabels, err, errlen);
+	if (!rc && !nlabels && from > 0) {
+		/* nothing in the window: a binary known before it is an
+		 * empty profile, as from the store, not a 404 */
+		char **all = NULL;
+		size_t nall = 0;
+		rc = ch_read_labels(ch, q->binary, 0, UINT32_MAX, &all, &nall,
+				    err, errlen);
+		ch_labels_free(all, nall);
+		if (!rc && nall) {
+			p->binary = strdup(q->binary);
+			p->event = strdup("cpu-clock");
+			goto out;
+		}
+	}
+	if (!rc && !nlabels) {
+		snprintf(err, errlen, "unknown binary '%s'", q->binary);
+		rc = FDO_ENOT_FOUND;
+	}
+	if (!rc && !(sel_of = malloc(nlabels * sizeof *sel_of)))
+		rc = FDO_ENOMEM;
+	/* The selected label sets moved to the front, in their order, each
+	 * with its selector: only they are read. */
+	size_t nread = 0;
+	for (size_t i = 0; !rc && i < nlabels; i++) {
+		int sel = 0;
+		if (q->nselectors) {
+			sel = -1;
+			for (size_t s = 0; s < q->nselectors && sel < 0; s++)
+				if (labels_match(labels[i], strlen(labels[i]),
+						 &q->selectors[s]))
+					sel = (int)s;
+		}
+		if (sel < 0)
+			continue;
+		char *t = labels[nread];
+		labels[nread] = labels[i];
+		labels[i] = t;
+		sel_of[nread++] = sel;
+	}
+	c.sel_of = sel_of;
+	if (!rc && nread) {
+		struct backend_read r = {.binary = q->binary,
+					 .labels = (const char *const *)labels,
+					 .nlabels = nread,
+					 .from = from,
+					 .to = UINT32_MAX};
+		rc = ch_read_sums(ch, &r, cread_row, &c, err, errlen);
+		cread_close_run(&c);
+	}
+	if (rc)
+		goto out;
+	p->binary = strdup(q->binary);
+	p->event = strdup("cpu-clock");
+	p->samples = c.fig.samples;
+	p->first_time = c.fig.first_time;
+	p->last_time = c.fig.last_time;
+	scale(q, c.sel_weight, p->samples, factor);
+	if (c.nrows)
+		qsort(c.rows, c.nrows, sizeof *c.rows, crow_cmp);
+	int trim = q->max_stacks || q->min_share > 0;
+	struct trimmer tr = {.max = q->max_stacks};
+	double total = 0;
+	for (size_t i = 0; i < c.nrows && !rc;) {
+		struct kept s = {c.rows[i].stack, 0, 0};
+		for (; i < c.nrows && c.rows[i].stack == s.stack; i++) {
+			s.count += c.rows[i].weight * factor[c.rows[i].sel];
+			s.samples += c.rows[i].samples;
+		}
+		total += s.count;
+		if (trim)
+			rc = trimmer_add(&tr, &s);
+		else if (!(rc = fdo_grow(k, cap_k, nk + 1)))
+			k[nk++] = s;
+	}
+	if (!rc && trim) {
+		trimmer_finish(&tr, q->min_share, total);
+		free(k);
+		k = tr.k;
+		nk = tr.n;
+		tr.k = NULL;
+	}
+	free(tr.k);
+	free(c.rows);
+	c.rows = NULL;
+	if (!rc)
+		rc = add_kept(b, q, ch, k, nk, err, errlen);
+	uint32_t binary;
+	if (!rc && !store_intern_binary(b->t, q->binary, strlen(q->binary), 0,
+					&binary))
+		store_hosts_count(b->t, binary, &p->hosts);
+out:
+	if (rc && !err[0])
+		snprintf(err, errlen, "%s", fdo_strerror(rc));
+	free(c.rows);
+	free(k);
+	free(sel_of);
+	free(factor);
+	free(c.sel_weight);
+	ch_labels_free(labels, nlabels);
+	ch_close(ch);
+	return rc;
+}
+
 int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 		      const struct agg_profile_query *q, struct prof *p,
 		      char *err, size_t errlen)
@@ -888,6 +1246,10 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 		snprintf(err, errlen, "store unavailable: %s",
 			 fdo_strerror(rc));
 		return rc ? rc : FDO_ENOMEM;
+	}
+	if (q->store_url && !q->reduced) {
+		rc = build_from_ch(&b, q, err, errlen);
+		goto out;
 	}
 	uint32_t binary;
 	if ((rc = store_intern_binary(b.t, q->binary, strlen(q->binary), 0,
@@ -910,26 +1272,13 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 	p->first_time = s1.fig.first_time;
 	p->last_time = s1.fig.last_time;
 
-	/* Scale: each selector's weight to its share, in units of samples. */
-	double total_w = 0, total_mix = 0;
-	for (size_t s = 0; s < (q->nselectors ? q->nselectors : 1); s++) {
-		total_w += sel_weight[s];
-		total_mix += q->nselectors ? q->selectors[s].weight : 1.0;
-	}
 	double *factor =
 		calloc(q->nselectors ? q->nselectors : 1, sizeof *factor);
 	if (!factor) {
 		rc = FDO_ENOMEM;
 		goto out;
 	}
-	for (size_t s = 0; s < (q->nselectors ? q->nselectors : 1); s++) {
-		double share = q->nselectors > 1
-				       ? q->selectors[s].weight / total_mix
-				       : 1.0;
-		factor[s] = sel_weight[s] > 0 && total_w > 0
-				    ? share * (double)p->samples / sel_weight[s]
-				    : 0;
-	}
+	scale(q, sel_weight, p->samples, factor);
 
 	/* Pass 2: leaves and pairs run by run (llvm, gcc, bolt), or each
 	 * distinct stack once, in stack order (folded, pprof). */

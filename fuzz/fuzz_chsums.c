@@ -14,7 +14,16 @@
  *   - a callback's nonzero return stops the decoder and is returned;
  *   - the same bytes as retention's list of days (ch_days_decode): only
  *     FDO_ECORRUPT or FDO_ELIMIT refuse it, and an accepted list is
- *     strictly increasing, below the bound, as long as the bytes say.
+ *     strictly increasing, below the bound, as long as the bytes say;
+ *   - the same bytes as the profile builder's label sets
+ *     (ch_labels_decode): only FDO_ECORRUPT, FDO_ELIMIT (or FDO_ENOMEM)
+ *     refuse them; accepted strings are strictly increasing, without a
+ *     NUL, and their bytes fit in the answer;
+ *   - the same bytes as its stacks (ch_stacks_decode): only FDO_ECORRUPT
+ *     (or FDO_ENOMEM); accepted rows have strictly increasing ids, 1 to
+ *     STORE_STACK_MAX_FRAMES frames each, build-ids of 1 to
+ *     FDO_BUILD_ID_MAX bytes inside the answer; a callback's code stops
+ *     it and comes back.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,6 +32,7 @@
 #include "common/common.h"
 #include "fuzz/fuzz.h"
 #include "storage/clickhouse.h"
+#include "storage/storage.h"
 
 struct seen {
 	uint8_t *out; /* the rows re-encoded */
@@ -84,6 +94,30 @@ static int valid(const uint8_t *p, size_t len, size_t nlabels)
 	return 1;
 }
 
+struct stk {
+	const uint8_t *p;
+	size_t len, n, stop_at;
+	uint64_t prev;
+};
+
+static int stack_row(void *arg, uint64_t stack, const struct ch_frame *f,
+		     size_t n)
+{
+	struct stk *x = arg;
+	if (x->n == x->stop_at)
+		return FDO_EEXISTS;
+	FUZZ_CHECK(x->n == 0 || x->prev < stack);
+	FUZZ_CHECK(n >= 1 && n <= STORE_STACK_MAX_FRAMES);
+	for (size_t i = 0; i < n; i++)
+		FUZZ_CHECK(f[i].build_id_len >= 1 &&
+			   f[i].build_id_len <= FDO_BUILD_ID_MAX &&
+			   f[i].build_id >= x->p &&
+			   f[i].build_id + f[i].build_id_len <= x->p + x->len);
+	x->prev = stack;
+	x->n++;
+	return FDO_OK;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size == 0)
@@ -124,6 +158,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(days[i] < below &&
 				   (i == 0 || days[i - 1] < days[i]) &&
 				   days[i] == get(p + 4 * i, 4));
+	}
+	char **labels;
+	size_t nl;
+	rc = ch_labels_decode(p, len, &labels, &nl, err, sizeof err);
+	FUZZ_CHECK(rc == FDO_OK || rc == FDO_ECORRUPT || rc == FDO_ELIMIT ||
+		   rc == FDO_ENOMEM);
+	if (rc == FDO_OK) {
+		size_t bytes = 0;
+		for (size_t i = 0; i < nl; i++) {
+			bytes += strlen(labels[i]) + 1; /* + its length */
+			FUZZ_CHECK(i == 0 ||
+				   strcmp(labels[i - 1], labels[i]) < 0);
+		}
+		FUZZ_CHECK(bytes <= len && nl <= BACKEND_READ_LABELS_MAX);
+		ch_labels_free(labels, nl);
+	} else {
+		FUZZ_CHECK(labels == NULL && nl == 0);
+	}
+	struct stk sk = {p, len, 0, SIZE_MAX, 0};
+	rc = ch_stacks_decode(p, len, stack_row, &sk, err, sizeof err);
+	FUZZ_CHECK(rc == FDO_OK || rc == FDO_ECORRUPT || rc == FDO_ENOMEM);
+	if (rc == FDO_OK && sk.n > 0) {
+		struct stk sy = {p, len, 0, sk.n - 1, 0};
+		FUZZ_CHECK(ch_stacks_decode(p, len, stack_row, &sy, err,
+					    sizeof err) == FDO_EEXISTS);
 	}
 	free(p);
 	free(out);

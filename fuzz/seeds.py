@@ -1321,6 +1321,13 @@ def chsums_seeds():
     put("chsums", "empty", b"\x02")
     put("chsums", "three", b"\x02" + b"".join(rows))
     put("chsums", "label-high", b"\x01" + b"".join(rows))
+    # the builder's label sets (RowBinary Strings) and stacks
+    put("chsums", "labels", b"\x00" + b"\x00" + b"\x08zone=a'b" +
+        b"\x08zone=c\\d")
+    bid = b"\x5e" * 20
+    put("chsums", "stacks", b"\x00" + b"".join(
+        struct.pack("<Q", sid) + b"\x02" + b"\x14" + bid + b"\x14" + bid +
+        b"\x02" + struct.pack("<QQ", 0x10, 0x20) for sid in (5, 9)))
     put("chsums", "cut", b"\x02" + b"".join(rows)[:-1])
     put("chsums", "unordered", b"\x02" + rows[1] + rows[0])
     put("chsums", "repeated", b"\x02" + rows[0] + rows[0])

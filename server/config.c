@@ -21,8 +21,9 @@ const struct fdo_opt srv_config_options[] = {
 	{"store", FDO_OPT_STRING, F(store), NULL, "URL",
 	 "clickhouse://HOST:PORT/DB[?cluster=NAME] (PORT: ClickHouse's HTTP "
 	 "port): every merge's counts and new stacks are also inserted into "
-	 "ClickHouse, through an outbox under --data (docs/clickhouse.md); "
-	 "unset: the LMDB store only"},
+	 "ClickHouse, through an outbox under --data, and folded and pprof "
+	 "pulls are built from what ClickHouse holds of every node "
+	 "(docs/clickhouse.md); unset: the LMDB store only"},
 	{"listen", FDO_OPT_LIST, F(listen), "tcp://127.0.0.1:7470", "URL",
 	 "nng address for agents (tcp://, ipc://, tls+tcp://)"},
 	{"drain-to", FDO_OPT_STRING, F(drain_to), NULL, "URL",

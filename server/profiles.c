@@ -145,6 +145,8 @@ int srv_preq_parse(struct srv_app *app, struct srv_req *req,
 	if (!compile) { /* folded, pprof: trimmed by the builder */
 		pr->q.max_stacks = pr->opts.max_stacks;
 		pr->q.min_share = pr->opts.min_share;
+		/* --store: from ClickHouse's sums of every node */
+		pr->q.store_url = app->cfg.store;
 	}
 	pr->q.blocks = pr->opts.counts == PROF_COUNTS_BLOCKS && compile;
 	/* Branch records (LBR) make the bolt profile when there are any. */
@@ -209,6 +211,16 @@ static int profile_make(struct srv_app *app, struct srv_preq *pr,
 				   p, err, sizeof err);
 	if (rc == FDO_ENOT_FOUND) {
 		srv_resp_error(resp, 404, "%s", err);
+		return -1;
+	}
+	if (rc && pr->q.store_url) {
+		/* ClickHouse away, refusing or answering what does not
+		 * decode: nothing is served rather than part of it. */
+		srv_resp_error(resp, 503,
+			       "cannot build the profile from ClickHouse: %s: "
+			       "retry later",
+			       err);
+		srv_resp_header(resp, "Retry-After", "5");
 		return -1;
 	}
 	if (rc) {
@@ -589,6 +601,17 @@ static void pull_shared(struct srv_app *app, struct srv_preq *pr,
 			void (*done)(void *, const struct pcache_answer *),
 			void *arg)
 {
+	if (pr->q.store_url) {
+		/* From ClickHouse: no node's generation moves when another
+		 * node's merges arrive there, so every pull builds its own
+		 * (docs/clickhouse.md). */
+		struct pcache_answer own;
+		if (build_answer(app, pr, resp, &own) == 0) {
+			done(arg, &own);
+			free(own.body);
+		}
+		return;
+	}
 	uint64_t gen = profile_generation(app, pr->q.binary);
 	struct fdo_buf key;
 	fdo_buf_init(&key);

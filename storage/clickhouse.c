@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,17 +134,19 @@ int ch_url_parse(const char *s, struct ch_url *u, char *err, size_t errlen)
 
 /* --------------------------------------------------------------- HTTP -- */
 
+static int global_rc;
+static void global_once(void)
+{
+	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT) ? FDO_ENOMEM : FDO_OK;
+}
+
 static int global_init(void)
 {
-	/* curl_global_init is not thread safe: the first ch_open runs it,
-	 * before any thread shares a client (see storage/clickhouse.h). */
-	static int done;
-	if (done)
-		return FDO_OK;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT))
-		return FDO_ENOMEM;
-	done = 1;
-	return FDO_OK;
+	/* curl_global_init is not thread safe: run once, whichever thread
+	 * opens a client first (pulls open their own, on HTTP workers). */
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, global_once);
+	return global_rc;
 }
 
 int ch_open(const char *url, const struct ch_opts *o, ch_client **out,
@@ -642,6 +645,206 @@ int ch_read_sums(ch_client *c, const struct backend_read *r, backend_sum_fn fn,
 				    errlen);
 	fdo_buf_fini(&q);
 	fdo_buf_fini(&list);
+	fdo_buf_fini(&ans);
+	return rc;
+}
+
+/* ------------------------------------------------- the builder's reads -- */
+
+/* A RowBinary unsigned LEB128 at *at (at most 10 bytes, no bits past 64),
+ * moving *at past it. 0, or -1 when it does not decode. */
+static int get_uleb(const uint8_t *p, size_t len, size_t *at, uint64_t *v)
+{
+	*v = 0;
+	for (int sh = 0; sh < 64; sh += 7) {
+		if (*at >= len)
+			return -1;
+		uint8_t b = p[(*at)++];
+		if (sh == 63 && (b & 0x7e))
+			return -1;
+		*v |= (uint64_t)(b & 0x7f) << sh;
+		if (!(b & 0x80))
+			return 0;
+	}
+	return -1;
+}
+
+void ch_labels_free(char **labels, size_t n)
+{
+	for (size_t i = 0; labels && i < n; i++)
+		free(labels[i]);
+	free(labels);
+}
+
+int ch_labels_decode(const void *p, size_t len, char ***labels, size_t *n,
+		     char *err, size_t errlen)
+{
+	const uint8_t *s = p;
+	char **v = NULL;
+	size_t nv = 0, cap = 0, at = 0, plen = 0;
+	int rc = FDO_OK;
+	*labels = NULL;
+	*n = 0;
+	while (at < len && !rc) {
+		uint64_t l;
+		if (get_uleb(s, len, &at, &l) || l > len - at) {
+			rc = fail(err, errlen, FDO_ECORRUPT,
+				  "ClickHouse label sets: string %zu is cut "
+				  "short",
+				  nv);
+			break;
+		}
+		if (l > CH_LABELS_LEN_MAX || memchr(s + at, 0, (size_t)l)) {
+			rc = fail(err, errlen, FDO_ECORRUPT,
+				  "ClickHouse label sets: string %zu is too "
+				  "long or holds a NUL",
+				  nv);
+			break;
+		}
+		if (nv) {
+			size_t m = plen < l ? plen : (size_t)l;
+			int c = memcmp(v[nv - 1], s + at, m);
+			if (c > 0 || (!c && plen >= l)) {
+				rc = fail(err, errlen, FDO_ECORRUPT,
+					  "ClickHouse label sets: string %zu "
+					  "is out of order",
+					  nv);
+				break;
+			}
+		}
+		if (nv == BACKEND_READ_LABELS_MAX) {
+			rc = fail(err, errlen, FDO_ELIMIT,
+				  "more than %d label sets",
+				  BACKEND_READ_LABELS_MAX);
+			break;
+		}
+		char *x = malloc((size_t)l + 1);
+		if (!x || fdo_grow(v, cap, nv + 1)) {
+			free(x);
+			rc = fail(err, errlen, FDO_ENOMEM, "out of memory");
+			break;
+		}
+		memcpy(x, s + at, (size_t)l);
+		x[l] = 0;
+		v[nv++] = x;
+		plen = (size_t)l;
+		at += (size_t)l;
+	}
+	if (rc) {
+		ch_labels_free(v, nv);
+		return rc;
+	}
+	*labels = v;
+	*n = nv;
+	return FDO_OK;
+}
+
+int ch_read_labels(ch_client *c, const char *binary, uint32_t from, uint32_t to,
+		   char ***labels, size_t *n, char *err, size_t errlen)
+{
+	*labels = NULL;
+	*n = 0;
+	if (from >= to)
+		return FDO_OK;
+	struct fdo_buf q, ans;
+	fdo_buf_init(&q);
+	fdo_buf_init(&ans);
+	fdo_buf_printf(&q, "SELECT DISTINCT labels FROM %s.%s WHERE binary = ",
+		       c->url.db,
+		       c->url.cluster[0] ? "counts" : "counts_local");
+	ch_sql_quote(&q, binary, strlen(binary));
+	fdo_buf_printf(&q,
+		       " AND bucket >= %u AND bucket < %u ORDER BY labels"
+		       " FORMAT RowBinary",
+		       from, to);
+	int rc = q.oom ? fail(err, errlen, FDO_ENOMEM, "out of memory")
+		       : ch_query(c, fdo_buf_cstr(&q), NULL, 0, &ans, err,
+				  errlen);
+	if (!rc)
+		rc = ch_labels_decode(ans.data, ans.len, labels, n, err,
+				      errlen);
+	fdo_buf_fini(&q);
+	fdo_buf_fini(&ans);
+	return rc;
+}
+
+int ch_stacks_decode(const void *p, size_t len, ch_stack_fn fn, void *arg,
+		     char *err, size_t errlen)
+{
+	const uint8_t *s = p;
+	struct ch_frame *f = malloc(STORE_STACK_MAX_FRAMES * sizeof *f);
+	if (!f)
+		return fail(err, errlen, FDO_ENOMEM, "out of memory");
+	size_t at = 0, row = 0;
+	uint64_t prev = 0;
+	int rc = FDO_OK;
+	for (; at < len && !rc; row++) {
+		uint64_t id, nb, no;
+		if (len - at < 8) {
+			rc = FDO_ECORRUPT;
+			break;
+		}
+		id = get_le(s + at, 8);
+		at += 8;
+		if ((row && id <= prev) || get_uleb(s, len, &at, &nb) ||
+		    nb == 0 || nb > STORE_STACK_MAX_FRAMES) {
+			rc = FDO_ECORRUPT;
+			break;
+		}
+		for (size_t i = 0; i < nb && !rc; i++) {
+			uint64_t l;
+			if (get_uleb(s, len, &at, &l) || l == 0 ||
+			    l > FDO_BUILD_ID_MAX || l > len - at)
+				rc = FDO_ECORRUPT;
+			else {
+				f[i].build_id = s + at;
+				f[i].build_id_len = (size_t)l;
+				at += (size_t)l;
+			}
+		}
+		if (rc || get_uleb(s, len, &at, &no) || no != nb ||
+		    (len - at) / 8 < no) {
+			rc = FDO_ECORRUPT;
+			break;
+		}
+		for (size_t i = 0; i < nb; i++, at += 8)
+			f[i].offset = get_le(s + at, 8);
+		prev = id;
+		rc = fn(arg, id, f, (size_t)nb);
+	}
+	free(f);
+	if (rc == FDO_ECORRUPT)
+		return fail(err, errlen, FDO_ECORRUPT,
+			    "ClickHouse stacks answer row %zu does not decode",
+			    row);
+	return rc;
+}
+
+int ch_read_stacks(ch_client *c, const uint64_t *ids, size_t n, ch_stack_fn fn,
+		   void *arg, char *err, size_t errlen)
+{
+	if (n == 0)
+		return FDO_OK;
+	if (n > CH_READ_STACKS_MAX)
+		return fail(err, errlen, FDO_ELIMIT, "read: too many stacks");
+	struct fdo_buf q, ans;
+	fdo_buf_init(&q);
+	fdo_buf_init(&ans);
+	fdo_buf_printf(&q,
+		       "SELECT stack, build_ids, offsets FROM %s.%s WHERE "
+		       "stack IN (",
+		       c->url.db,
+		       c->url.cluster[0] ? "stacks" : "stacks_local");
+	for (size_t i = 0; i < n; i++)
+		fdo_buf_printf(&q, "%s%" PRIu64, i ? "," : "", ids[i]);
+	fdo_buf_printf(&q,
+		       ") ORDER BY stack LIMIT 1 BY stack FORMAT RowBinary");
+	int rc = q.oom ? fail(err, errlen, FDO_ENOMEM, "out of memory")
+		       : ch_query(c, fdo_buf_cstr(&q), NULL, 0, &ans, err,
+				  errlen);
+	if (!rc)
+		rc = ch_stacks_decode(ans.data, ans.len, fn, arg, err, errlen);
+	fdo_buf_fini(&q);
 	fdo_buf_fini(&ans);
 	return rc;
 }

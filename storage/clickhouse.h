@@ -144,4 +144,36 @@ void ch_sql_quote(struct fdo_buf *b, const void *p, size_t len);
 int ch_sums_decode(const void *p, size_t len, size_t nlabels, backend_sum_fn fn,
 		   void *arg, char *err, size_t errlen);
 
+/*
+ * Reads of the profile builder (aggregator/profile.c, fdod --store):
+ * ch_read_labels: the label sets binary has counts of in buckets [from,
+ * to), through counts (or counts_local without a cluster), each once, in
+ * byte order: a malloc'd array of malloc'd strings (*labels, *n; free with
+ * ch_labels_free). ch_read_stacks: the frames of stacks ids[0..n) (sorted,
+ * distinct; at most CH_READ_STACKS_MAX a call) from stacks (any copy of
+ * an id: LIMIT 1 BY stack), fn called per stack found, in id order; an id
+ * not there is not called. As ch_query; FDO_ECORRUPT when the answer does
+ * not decode; fn's nonzero return.
+ *
+ * ch_labels_decode: RowBinary Strings, strictly increasing, none with a
+ * NUL, none longer than CH_LABELS_LEN_MAX, at most BACKEND_READ_LABELS_MAX
+ * (FDO_ELIMIT past it). ch_stacks_decode: rows (UInt64 stack,
+ * Array(String) raw build-ids, Array(UInt64) offsets), ids strictly
+ * increasing, the arrays of one length from 1 to STORE_STACK_MAX_FRAMES,
+ * each build-id 1 to FDO_BUILD_ID_MAX bytes. Both FDO_ECORRUPT otherwise.
+ */
+#define CH_LABELS_LEN_MAX  65536
+#define CH_READ_STACKS_MAX 4096
+int ch_labels_decode(const void *p, size_t len, char ***labels, size_t *n,
+		     char *err, size_t errlen);
+void ch_labels_free(char **labels, size_t n);
+int ch_read_labels(ch_client *c, const char *binary, uint32_t from, uint32_t to,
+		   char ***labels, size_t *n, char *err, size_t errlen);
+typedef int (*ch_stack_fn)(void *arg, uint64_t stack, const struct ch_frame *f,
+			   size_t n);
+int ch_stacks_decode(const void *p, size_t len, ch_stack_fn fn, void *arg,
+		     char *err, size_t errlen);
+int ch_read_stacks(ch_client *c, const uint64_t *ids, size_t n, ch_stack_fn fn,
+		   void *arg, char *err, size_t errlen);
+
 #endif

@@ -9,6 +9,9 @@
 #
 #   bench/clickhouse/run.sh [bench/ingest/run.sh arguments]
 #   default arguments: --seconds 10 --pushers 2 --otlp 0
+#
+# bench/clickhouse/pull_cpu.py: a folded pull's CPU from ClickHouse against
+# one from LMDB.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [[ $# -gt 0 ]] || set -- --seconds 10 --pushers 2 --otlp 0

@@ -330,22 +330,49 @@ def test_two_nodes_one_clickhouse_sum_both_stores(ch, tmp_path):
     # Both nodes insert into the same server's tables, each with its own
     # node id in its markers; an agent's batches go to one node, and
     # stacks (ids hash raw build-ids) are shared across nodes.
+    # A third node, plain LMDB, is fed every agent's batches: the folded
+    # profile each --store node builds from ClickHouse (both nodes' sums)
+    # is byte for byte the plain node's.
     url = ch.url("fdod_two", chtest.CLUSTER)
     nodes = [Daemon(tmp_path / ("data%d" % i), extra=["--store", url])
              for i in range(2)]
-    for n in nodes:
+    plain = Daemon(tmp_path / "plain")
+    for n in nodes + [plain]:
         n.start()
     stop = threading.Event()
     pushers = [Pusher("n%d" % i, nodes[i % 2], stop, until=15)
                for i in range(4)]
-    for p in pushers:
+    fed = [Pusher("n%d" % i, plain, stop, until=15) for i in range(4)]
+    for p in pushers + fed:
         p.start()
-    for p in pushers:
+    for p in pushers + fed:
         p.join(120)
         assert not p.errors, p.errors[:3]
         assert p.acked == 15
     for n in nodes:
         wait_sent(n)
+    plain.wait_merged(60)
+    pulls = 0
+    for binary, fmt in (("app0", "folded"), ("app1", "folded"),
+                        ("app1", "pprof")):
+        for q in ("", "&labels=zone:a%27b", "&max_stacks=37",
+                  "&mix=zone:a%27b*3,rack:%C3%A9*1"):
+            path = ("/v1/profiles/%s?format=%s&min_samples=0"
+                    "&min_hosts=0%s" % (binary, fmt, q))
+            got = [n.request("GET", path) for n in nodes + [plain]]
+            # app0's label sets have no zone a'b: a 409 (nothing
+            # selected), alike on all three
+            assert got[2][0] == (409 if binary == "app0" and "a%27b" in q
+                                 and "mix" not in q else 200), (path, got[2])
+            assert got[0] == got[2] and got[1] == got[2], (
+                path, [g[1][:300] for g in got])
+            pulls += 1
+    assert pulls == 12
+    # Unknown everywhere: 404 from ClickHouse as from the store.
+    assert nodes[0].request("GET", "/v1/profiles/nope?format=folded")[0] \
+        == 404
+    assert plain.stop() == 0
+    for n in nodes:
         assert n.stop() == 0
     nb, rows, samples = same_sums(nodes[0], url, nodes[1])
     assert samples == sum(p.samples for p in pushers)
@@ -356,3 +383,94 @@ def test_two_nodes_one_clickhouse_sum_both_stores(ch, tmp_path):
     ids = ch.query("SELECT uniqExact(labels) FROM fdod_two.counts_local "
                    "WHERE binary = ''")
     assert int(ids) == 2
+
+
+def test_profile_from_clickhouse_away_is_503(tmp_path):
+    # --store into a port nothing listens on: a folded pull cannot read
+    # ClickHouse and says so, with a Retry-After, rather than serve the
+    # node's own counts as the fleet's.
+    import urllib.error
+    import urllib.request
+    from fdodtest import free_port
+    url = "clickhouse://127.0.0.1:%d/fdod_away" % free_port()
+    with Daemon(tmp_path / "data", extra=["--store", url]) as d:
+        assert d.push(text_batch(1))[0] == 0
+        d.wait_merged(30)
+        try:
+            urllib.request.urlopen(
+                d.http + "/v1/profiles/app-text?format=folded&min_samples=0",
+                timeout=30)
+            raise AssertionError("a profile without ClickHouse")
+        except urllib.error.HTTPError as e:
+            body = e.read().decode()
+            assert e.code == 503, body
+            assert e.headers["Retry-After"], e.headers
+            assert "ClickHouse" in body, body
+        # The compile-time formats still come from the node's store.
+        st, body = d.request("GET", "/v1/profiles/app-text?format=llvm"
+                             "&min_samples=0")
+        assert st in (200, 409), body
+        assert d.stop() == 0
+
+
+PROG = r"""
+__attribute__((noinline)) int leaf(int x) { return x * 3 + 1; }
+__attribute__((noinline)) int mid(int x) { return leaf(x) + leaf(x + 1); }
+__attribute__((noinline)) int other(int x) { return mid(x) ^ 5; }
+int main(int argc, char **argv) { (void)argv; return other(argc) + mid(argc); }
+"""
+
+
+def test_symbolized_folded_same_on_every_node(ch, tmp_path):
+    # The same ELF uploaded to three nodes (two --store, one plain LMDB
+    # fed every batch); four agents, each on one --store node, sample
+    # the same addresses in different stacks and counts (a node
+    # symbolizes the addresses it was sent: docs/clickhouse.md): the
+    # symbolized folded answer is the same bytes on the three.
+    from fdodtest import (FDOCTL, batch_text, build_id, symbols,
+                          vaddr_to_offset)
+    src = tmp_path / "p.c"
+    src.write_text(PROG)
+    exe = str(tmp_path / "prog")
+    subprocess.run(["gcc", "-g", "-O1", "-Wl,--build-id", "-o", exe,
+                    str(src)], check=True, timeout=120)
+    bid, syms = build_id(exe), symbols(exe)
+    start = 0x555555554000
+    addr = {f: start + vaddr_to_offset(exe, syms[f][0]) + 2
+            for f in ("leaf", "mid", "other", "main")}
+    url = ch.url("fdod_sym", chtest.CLUSTER)
+    nodes = [Daemon(tmp_path / ("data%d" % i), extra=["--store", url])
+             for i in range(2)]
+    plain = Daemon(tmp_path / "plain")
+    every = nodes + [plain]
+    for n in every:
+        n.start()
+        subprocess.run([FDOCTL, "upload", "--http", n.http, "--binary",
+                        "prog", exe], check=True, timeout=60)
+    shapes = [["leaf", "mid", "main"], ["leaf", "mid", "other", "main"],
+              ["mid", "other", "main"], ["leaf", "mid", "main"],
+              ["other", "main"]]
+    for agent in range(4):
+        for seq in range(1, 4):
+            stacks = [(1 + (agent * 7 + seq * 3 + i) % 11,
+                       [addr[f] for f in shapes[(agent + i) % 5]])
+                      for i in range(3 + agent)]
+            text = batch_text("ag%d" % agent, seq, "prog", bid, stacks,
+                              labels=["zone=z%d" % (agent % 3)],
+                              host="h%d" % agent, weight=0.5 + agent)
+            for n in (nodes[agent % 2], plain):
+                rc, out = n.push(text)
+                assert rc == 0, out
+    for n in nodes:
+        n.wait_pending_zero(60)
+        wait_sent(n)
+    plain.wait_pending_zero(60)
+    for q in ("", "&labels=zone:z1", "&mix=zone:z0*1,zone:z2*4"):
+        path = "/v1/profiles/prog?format=folded&min_samples=0" \
+               "&min_hosts=0" + q
+        got = [n.request("GET", path) for n in every]
+        assert got[2][0] == 200, got[2]
+        assert b"leaf;" not in got[2][1] and b";leaf" in got[2][1], got[2]
+        assert got[0] == got[2] and got[1] == got[2], (q, got)
+    for n in every:
+        assert n.stop() == 0

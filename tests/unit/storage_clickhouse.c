@@ -317,6 +317,116 @@ TEST(decodes_days)
 		     FDO_ECORRUPT);
 }
 
+TEST(decodes_label_sets)
+{
+	char **l;
+	size_t n;
+	char err[256];
+	/* "", "a=b", "zone=c\d" */
+	const uint8_t ok[] = {0,   3,	'a', '=', 'b', 8,    'z',
+			      'o', 'n', 'e', '=', 'c', '\\', 'd'};
+	REQUIRE(ch_labels_decode(ok, sizeof ok, &l, &n, err, sizeof err) ==
+		FDO_OK);
+	CHECK_EQ_INT(n, 3);
+	CHECK(!strcmp(l[0], "") && !strcmp(l[1], "a=b") &&
+	      !strcmp(l[2], "zone=c\\d"));
+	ch_labels_free(l, n);
+	CHECK_EQ_INT(ch_labels_decode(ok, 0, &l, &n, err, sizeof err), FDO_OK);
+	CHECK_EQ_INT(n, 0);
+	ch_labels_free(l, n);
+	/* cut short, out of order, repeated, a NUL, a varint past 64 bits */
+	CHECK_EQ_INT(ch_labels_decode(ok, sizeof ok - 1, &l, &n, err,
+				      sizeof err),
+		     FDO_ECORRUPT);
+	CHECK(l == NULL && n == 0);
+	const uint8_t unordered[] = {1, 'b', 1, 'a'};
+	const uint8_t twice[] = {1, 'a', 1, 'a'};
+	const uint8_t nul[] = {2, 'a', 0};
+	const uint8_t big[] = {0xff, 0xff, 0xff, 0xff, 0xff,
+			       0xff, 0xff, 0xff, 0xff, 0x7f};
+	CHECK_EQ_INT(ch_labels_decode(unordered, 4, &l, &n, err, sizeof err),
+		     FDO_ECORRUPT);
+	CHECK_EQ_INT(ch_labels_decode(twice, 4, &l, &n, err, sizeof err),
+		     FDO_ECORRUPT);
+	CHECK_EQ_INT(ch_labels_decode(nul, 3, &l, &n, err, sizeof err),
+		     FDO_ECORRUPT);
+	CHECK_EQ_INT(ch_labels_decode(big, sizeof big, &l, &n, err, sizeof err),
+		     FDO_ECORRUPT);
+}
+
+struct got_stacks {
+	uint64_t id[4];
+	size_t n[4], k;
+	uint64_t last_offset;
+	uint8_t first_bid;
+};
+
+static int got_stack(void *arg, uint64_t stack, const struct ch_frame *f,
+		     size_t n)
+{
+	struct got_stacks *g = arg;
+	if (g->k == 4)
+		return FDO_EEXISTS;
+	g->id[g->k] = stack;
+	g->n[g->k++] = n;
+	g->last_offset = f[n - 1].offset;
+	g->first_bid = f[0].build_id[0];
+	return FDO_OK;
+}
+
+TEST(decodes_stacks)
+{
+	struct fdo_buf b;
+	fdo_buf_init(&b);
+	const uint8_t bid[2][3] = {{0x5e, 1, 2}, {0x7a, 3, 4}};
+	for (uint64_t id = 5; id <= 9; id += 4) {
+		for (int i = 0; i < 8; i++)
+			fdo_buf_putc(&b, (char)(id >> (8 * i)));
+		fdo_buf_uleb(&b, 2);
+		for (int k = 0; k < 2; k++) {
+			fdo_buf_uleb(&b, 3);
+			fdo_buf_append(&b, bid[k], 3);
+		}
+		fdo_buf_uleb(&b, 2);
+		for (uint64_t off = 0x10; off <= 0x20; off += 0x10)
+			for (int i = 0; i < 8; i++)
+				fdo_buf_putc(&b, (char)((off + id) >> (8 * i)));
+	}
+	REQUIRE(!b.oom);
+	char err[256];
+	struct got_stacks g = {0};
+	CHECK_EQ_INT(ch_stacks_decode(b.data, b.len, got_stack, &g, err,
+				      sizeof err),
+		     FDO_OK);
+	CHECK_EQ_INT(g.k, 2);
+	CHECK(g.id[0] == 5 && g.id[1] == 9 && g.n[0] == 2 && g.n[1] == 2);
+	CHECK(g.last_offset == 0x29 && g.first_bid == 0x5e);
+	/* every cut is refused */
+	for (size_t len = 1; len < b.len; len++) {
+		struct got_stacks h = {0};
+		if (ch_stacks_decode(b.data, len, got_stack, &h, err,
+				     sizeof err) != FDO_ECORRUPT &&
+		    len != b.len / 2)
+			CHECK(!"a cut answer decoded");
+	}
+	/* ids not increasing; arrays of two lengths; no frame */
+	uint8_t *p = (uint8_t *)b.data;
+	size_t half = b.len / 2;
+	p[half] = 5;
+	struct got_stacks h = {0};
+	CHECK_EQ_INT(ch_stacks_decode(p, b.len, got_stack, &h, err, sizeof err),
+		     FDO_ECORRUPT);
+	p[half] = 9;
+	p[8 + 1 + 4 + 4] = 3; /* three offsets */
+	CHECK_EQ_INT(ch_stacks_decode(p, half, got_stack, &h, err, sizeof err),
+		     FDO_ECORRUPT);
+	p[8 + 1 + 4 + 4] = 2;
+	p[8] = 0;
+	CHECK_EQ_INT(ch_stacks_decode(p, half, got_stack, &h, err, sizeof err),
+		     FDO_ECORRUPT);
+	fdo_buf_fini(&b);
+}
+
 TEST(query_id_checked)
 {
 	ch_client *c;
