@@ -719,6 +719,19 @@ out:
  * the merger's largest cost); in key order, most land on the page the
  * cursor is on. A stack in several batches of the merge is written once.
  */
+#define PREFETCH_AHEAD 4 /* candidates */
+
+/* The first frames of candidate e's stack (most stacks: all of them). */
+static void prefetch_frames(const struct merge *m, const struct entry *e)
+{
+	const struct prep *p = m->preps[e->k[1]];
+	const struct store_walstack *s = &p->b.stacks[e->k[2]];
+	const char *f = (const char *)&p->b.frames[s->first];
+	size_t bytes = s->n * sizeof *p->b.frames;
+	for (size_t at = 0; at < bytes && at < 4 * 64; at += 64)
+		__builtin_prefetch(f + at);
+}
+
 static int put_new_stacks(struct merge *m, store_txn *t)
 {
 	struct entries *c = &m->stack_cands;
@@ -731,6 +744,18 @@ static int put_new_stacks(struct merge *m, store_txn *t)
 			return rc;
 		for (size_t i = 0; i < c->n && !rc; i++) {
 			const struct entry *e = &c->v[i];
+			/* In id order the candidates' stacks and frames are
+			 * all over the merge's batches, out of cache: fetch
+			 * them a few candidates ahead (the stack further
+			 * ahead, as its frames' place is read from it). */
+			if (i + 2 * PREFETCH_AHEAD < c->n) {
+				const struct entry *a =
+					&c->v[i + 2 * PREFETCH_AHEAD];
+				__builtin_prefetch(
+					&m->preps[a->k[1]]->b.stacks[a->k[2]]);
+			}
+			if (i + PREFETCH_AHEAD < c->n)
+				prefetch_frames(m, &c->v[i + PREFETCH_AHEAD]);
 			if (i && c->v[i - 1].k[0] == e->k[0])
 				continue;
 			const struct prep *p = m->preps[e->k[1]];
