@@ -35,12 +35,15 @@
 #include "common/map.h"
 #include "common/mem.h"
 
-/* Slots of each known set (8 bytes each; a set is cleared at 3/4 full).
- * 2^21 slots held 1.5M stacks: over 60 s of the ingest bench (2.4M
- * distinct stacks) the stack set was cleared and refilled over and over,
- * sending stacks the store had back through put_new_stacks: 2^22 cost
- * 32 MiB more and took fdod's CPU per batch from 1.72 to 1.42-1.53 ms. */
-#define KNOWN_MAX (1u << 22)
+/* Slots of the known-stacks set (the addresses' has half: a build-id's
+ * addresses are bounded by its code, stacks are not); a set is cleared at
+ * 3/4 full. 2^21 slots held 1.5M stacks: over 60 s of the ingest bench
+ * (2.4M distinct stacks) the stack set was cleared and refilled over and
+ * over, sending stacks the store had back through put_new_stacks: 2^22
+ * cost 32 MiB more and took fdod's CPU per batch from 1.72 to 1.42-1.53
+ * ms. A fleet's store holds more (bench/ingest --fleet: 4-5M distinct
+ * stacks after its 5-minute warm-up), hence 2^23. */
+#define KNOWN_MAX (1u << 23)
 
 int deltas_note(struct deltas *ds, uint32_t binary, uint32_t labelset,
 		uint32_t bucket, wire_weight_t weight, uint64_t samples,
@@ -136,7 +139,8 @@ int merge_create(size_t known, struct merge **out)
 	struct merge *m = calloc(1, sizeof *m);
 	if (!m)
 		return FDO_ENOMEM;
-	m->known_stacks.cap = m->known_addrs.cap = known ? known : KNOWN_MAX;
+	m->known_stacks.cap = known ? known : KNOWN_MAX;
+	m->known_addrs.cap = m->known_stacks.cap / 2;
 	*out = m;
 	return FDO_OK;
 }
