@@ -538,6 +538,8 @@ static int note_buildids(store_txn *t, uint32_t binary, const struct prep *p)
 	return rc;
 }
 
+#define KNOWN_AHEAD 16 /* stacks */
+
 static int apply_prep(struct merge *m, store_txn *t, size_t pi)
 {
 	struct prep *p = m->preps[pi];
@@ -577,10 +579,17 @@ static int apply_prep(struct merge *m, store_txn *t, size_t pi)
 		return rc;
 	wire_weight_t unit = (wire_weight_t)p->b.period * p->b.wq;
 	uint64_t accepted = 0;
-	for (size_t i = 0; i < p->b.nstacks; i++)
-		idset_prefetch(&m->known_stacks, p->b.stacks[i].id);
+	/* Only stacks that carry frames are looked up (the others' frames
+	 * were logged before): their slots are fetched KNOWN_AHEAD stacks
+	 * ahead, not all at once (a thousand misses at once are more than
+	 * the core keeps in flight). */
+	for (size_t i = 0; i < p->b.nstacks && i < KNOWN_AHEAD; i++)
+		if (p->b.stacks[i].n)
+			idset_prefetch(&m->known_stacks, p->b.stacks[i].id);
 	for (size_t i = 0; i < p->b.nstacks; i++) {
 		const struct store_walstack *s = &p->b.stacks[i];
+		if (i + KNOWN_AHEAD < p->b.nstacks && s[KNOWN_AHEAD].n)
+			idset_prefetch(&m->known_stacks, s[KNOWN_AHEAD].id);
 		uint64_t cand[4] = {s->id, pi, i, 0};
 		if (s->n && !idset_has(&m->known_stacks, s->id) &&
 		    (rc = entries_add(&m->stack_cands, cand, 0, 0)))
