@@ -724,14 +724,6 @@ out:
 	return rc;
 }
 
-/*
- * Write the candidate stacks, then make their addresses pending. Stack
- * ids are hashes and addresses are spread over tables of millions of
- * entries: looked up one by one as the batches came, nearly every lookup
- * descended to a leaf page out of cache (over 60 s of the ingest bench,
- * the merger's largest cost); in key order, most land on the page the
- * cursor is on. A stack in several batches of the merge is written once.
- */
 #define PREFETCH_AHEAD 4 /* candidates */
 
 /* The first frames of candidate e's stack (most stacks: all of them). */
@@ -745,6 +737,14 @@ static void prefetch_frames(const struct merge *m, const struct entry *e)
 		__builtin_prefetch(f + at);
 }
 
+/*
+ * Write the candidate stacks, then make their addresses pending. Stack
+ * ids are hashes and addresses are spread over tables of millions of
+ * entries: looked up one by one as the batches came, nearly every lookup
+ * descended to a leaf page out of cache (over 60 s of the ingest bench,
+ * the merger's largest cost); in key order, most land on the page the
+ * cursor is on. A stack in several batches of the merge is written once.
+ */
 static int put_new_stacks(struct merge *m, store_txn *t)
 {
 	struct entries *c = &m->stack_cands;
