@@ -62,8 +62,8 @@
 /* A merge starts no sooner than this after the previous one started: see
  * merger_main. */
 #define MERGE_INTERVAL_MS 200
-#define LOGGED_MAX	  (1u << 21) /* slots of the logged-stack set */
-#define KNOWN_SLOTS_MAX	  (1u << 22) /* ... of each of the merger's sets */
+#define LOGGED_MAX	  (1u << 22) /* slots of the logged-stack set */
+#define KNOWN_SLOTS_MAX	  (1u << 23) /* ... of the merger's known stacks */
 /* LMDB keeps at most this many dirty pages in memory in one write
  * transaction (MDB_IDL_UM_MAX); past it, it writes some out (spills). */
 #define LMDB_DIRTY_MAX (1u << 17)
@@ -799,16 +799,19 @@ int agg_ingest_create(store *s, const struct agg_ingest_opts *opts,
 	ing->limits = ing->o.limits ? ing->o.limits : &wire_limits_default;
 	int rc = FDO_ENOMEM;
 	/* The merger's known sets take at most half its part of the memory
-	 * budget (2^22 slots each at most, the default's), the writer's set
-	 * of logged stacks an eighth of the ingest part (2^21 at most). */
+	 * budget (2^23 slots of stacks and 2^22 of addresses at most, the
+	 * default's), the writer's set of logged stacks a quarter of the
+	 * ingest part (2^22 at most, the default's). Each stack either set
+	 * forgets costs its frames again: in the log, and a lookup in table
+	 * stacks (docs/scale.md). */
 	size_t known = KNOWN_SLOTS_MAX, logged = LOGGED_MAX;
 	uint64_t mcap = fdo_mem_cap(FDO_MEM_MERGE);
 	uint64_t icap = fdo_mem_cap(FDO_MEM_INGEST);
-	while (mcap && known > 4096 && 2 * known * 8 > mcap / 2)
+	while (mcap && known > 4096 && (known + known / 2) * 8 > mcap / 2)
 		known /= 2;
-	while (icap && logged > 4096 && logged * 8 > icap / 8)
+	while (icap && logged > 4096 && logged * 8 > icap / 4)
 		logged /= 2;
-	ing->merge_fixed = 2 * known * 8;
+	ing->merge_fixed = (known + known / 2) * 8;
 	if (dedup_init(&ing->dedup, 65536) ||
 	    idset_init(&ing->logged_stacks, logged) ||
 	    ratelimit_init(&ing->rates) || growth_init(&ing->growth) ||

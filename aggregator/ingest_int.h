@@ -55,8 +55,9 @@ int prep_compact(struct prep *p, int (*keep)(void *arg, uint64_t id),
 int prep_decode(const uint8_t *rec, size_t len, struct prep **out);
 
 /* merge.c: the merger's state, owned by the merger thread. known: slots
- * of each of its sets of stacks and addresses known to be stored (a power
- * of two, 8 bytes each; 0: 2^22). After each merge_apply the memory part
+ * of its set of stacks known to be stored (a power of two, 8 bytes each;
+ * 0: 2^23); its set of addresses known to be pending or symbolized has
+ * half as many. After each merge_apply the memory part
  * FDO_MEM_MERGE (common/mem.h) is what its buffers and sets hold. */
 struct merge;
 int merge_create(size_t known, struct merge **out);

@@ -1,7 +1,8 @@
 /*
  * aggregator/keysort.c — the sort of a merge's entries by key
- * (keysort.h): a bucket pass on the keys' leading varying bits, then an
- * inlined quicksort per bucket. Called by the merger thread only; no
+ * (keysort.h): bucket passes on the keys' leading varying bits (a
+ * most-significant-digit radix sort), an inlined insertion sort for short
+ * buckets. Called by the merger thread only; no
  * state of its own.
  */
 #include <stdint.h>
@@ -75,7 +76,8 @@ static void sort_entries(struct entry *a, size_t n)
 /*
  * bucket_sort_entries sorts large arrays: one pass scatters the entries
  * into 256 buckets of a second array by a digit of the keys' leading
- * varying bits, then each bucket is sorted by comparison, in cache.
+ * varying bits, then each bucket is sorted the same way (radix_sort), in
+ * cache.
  * Counts keys are a few (binary, label set, bucket) prefixes times a stack
  * hash, so the digit is the prefix's varying bits followed by the hash's
  * top bits and the buckets come out even. The digit never decreases as
@@ -147,22 +149,32 @@ static int plan_digit(const struct entry *a, size_t n, int bits,
 	return 1;
 }
 
-int bucket_sort_entries(struct entries *e)
+/*
+ * radix_sort sorts the n entries at x, with y (as long) as scratch: the
+ * sorted entries end in y when to_y, else in x. Most-significant digit
+ * first: a bucket pass on the digit plan_digit finds for these entries,
+ * then each bucket the same way, its own digit planned afresh (a bucket's
+ * keys share their leading bits, so its digit is the next varying bits),
+ * until a bucket is short enough for insertion sort or all its keys are
+ * equal. After the first pass a bucket is small enough to stay in cache,
+ * where the next pass spreads it to one or two entries a bucket: about
+ * twice as fast as quicksorting each first-level bucket, whose levels of
+ * comparisons moved 64-byte entries again and again.
+ */
+#define RADIX_MIN 24 /* buckets this short are insertion-sorted */
+
+static void radix_sort(struct entry *x, struct entry *y, size_t n, int to_y)
 {
-	struct entry *a = e->v;
-	size_t n = e->n;
 	struct digit d;
-	if (n < 4096) {
-		sort_entries(a, n);
-		return FDO_OK;
+	if (n <= RADIX_MIN || !plan_digit(x, n, DIGIT_BITS, &d)) {
+		sort_entries(x, n);
+		if (to_y)
+			memcpy(y, x, n * sizeof *x);
+		return;
 	}
-	if (!plan_digit(a, n, DIGIT_BITS, &d))
-		return FDO_OK;
-	if (fdo_grow(e->tmp, e->tmp_cap, e->cap))
-		return FDO_ENOMEM;
 	uint32_t at[1u << DIGIT_BITS] = {0}, end[1u << DIGIT_BITS];
 	for (size_t i = 0; i < n; i++)
-		at[digit_of(&d, &a[i])]++;
+		at[digit_of(&d, &x[i])]++;
 	uint32_t sum = 0;
 	for (size_t b = 0; b < 1u << DIGIT_BITS; b++) {
 		uint32_t c = at[b];
@@ -170,14 +182,28 @@ int bucket_sort_entries(struct entries *e)
 		sum += c;
 		end[b] = sum;
 	}
-	struct entry *t = e->tmp;
 	for (size_t i = 0; i < n; i++)
-		t[at[digit_of(&d, &a[i])]++] = a[i];
+		y[at[digit_of(&d, &x[i])]++] = x[i];
+	/* Each bucket is in y now; its sorted entries go where ours must. */
 	for (size_t b = 0, from = 0; b < 1u << DIGIT_BITS; from = end[b], b++)
-		if (end[b] - from > 1)
-			sort_entries(t + from, end[b] - from);
+		if (end[b] > from)
+			radix_sort(y + from, x + from, end[b] - from, !to_y);
+}
+
+int bucket_sort_entries(struct entries *e)
+{
+	struct entry *a = e->v;
+	size_t n = e->n;
+	if (n < 4096) {
+		sort_entries(a, n);
+		return FDO_OK;
+	}
+	if (fdo_grow(e->tmp, e->tmp_cap, e->cap))
+		return FDO_ENOMEM;
+	/* Into the second array, which then becomes the first. */
+	radix_sort(a, e->tmp, n, 1);
+	e->v = e->tmp;
 	e->tmp = a;
-	e->v = t;
 	size_t c = e->cap;
 	e->cap = e->tmp_cap;
 	e->tmp_cap = c;

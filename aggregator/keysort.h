@@ -77,8 +77,8 @@ static inline int entry_less(const struct entry *x, const struct entry *y)
 
 /*
  * bucket_sort_entries sorts e->v[0..e->n) by key (equal keys in any
- * order): a small array in place, a large one by a bucket pass into e->tmp
- * and a comparison sort per bucket, after which e->v and e->tmp (and their
+ * order): a small array in place, a large one by bucket passes (a radix
+ * sort) through e->tmp, after which e->v and e->tmp (and their
  * capacities) have swapped. FDO_OK, or FDO_ENOMEM (e unchanged).
  */
 int bucket_sort_entries(struct entries *e);

@@ -36,12 +36,15 @@
 #include "common/map.h"
 #include "common/mem.h"
 
-/* Slots of each known set (8 bytes each; a set is cleared at 3/4 full).
- * 2^21 slots held 1.5M stacks: over 60 s of the ingest bench (2.4M
- * distinct stacks) the stack set was cleared and refilled over and over,
- * sending stacks the store had back through put_new_stacks: 2^22 cost
- * 32 MiB more and took fdod's CPU per batch from 1.72 to 1.42-1.53 ms. */
-#define KNOWN_MAX (1u << 22)
+/* Slots of the known-stacks set (the addresses' has half: a build-id's
+ * addresses are bounded by its code, stacks are not); a set is cleared at
+ * 3/4 full. 2^21 slots held 1.5M stacks: over 60 s of the ingest bench
+ * (2.4M distinct stacks) the stack set was cleared and refilled over and
+ * over, sending stacks the store had back through put_new_stacks: 2^22
+ * cost 32 MiB more and took fdod's CPU per batch from 1.72 to 1.42-1.53
+ * ms. A fleet's store holds more (bench/ingest --fleet: 4-5M distinct
+ * stacks after its 5-minute warm-up), hence 2^23. */
+#define KNOWN_MAX (1u << 23)
 
 int deltas_note(struct deltas *ds, uint32_t binary, uint32_t labelset,
 		uint32_t bucket, wire_weight_t weight, uint64_t samples,
@@ -138,7 +141,8 @@ int merge_create(size_t known, struct merge **out)
 	struct merge *m = calloc(1, sizeof *m);
 	if (!m)
 		return FDO_ENOMEM;
-	m->known_stacks.cap = m->known_addrs.cap = known ? known : KNOWN_MAX;
+	m->known_stacks.cap = known ? known : KNOWN_MAX;
+	m->known_addrs.cap = m->known_stacks.cap / 2;
 	m->sink = chsink_global();
 	*out = m;
 	return FDO_OK;
@@ -537,6 +541,8 @@ static int note_buildids(store_txn *t, uint32_t binary, const struct prep *p)
 	return rc;
 }
 
+#define KNOWN_AHEAD 16 /* stacks */
+
 static int apply_prep(struct merge *m, store_txn *t, size_t pi)
 {
 	struct prep *p = m->preps[pi];
@@ -576,10 +582,17 @@ static int apply_prep(struct merge *m, store_txn *t, size_t pi)
 		return rc;
 	wire_weight_t unit = (wire_weight_t)p->b.period * p->b.wq;
 	uint64_t accepted = 0;
-	for (size_t i = 0; i < p->b.nstacks; i++)
-		idset_prefetch(&m->known_stacks, p->b.stacks[i].id);
+	/* Only stacks that carry frames are looked up (the others' frames
+	 * were logged before): their slots are fetched KNOWN_AHEAD stacks
+	 * ahead, not all at once (a thousand misses at once are more than
+	 * the core keeps in flight). */
+	for (size_t i = 0; i < p->b.nstacks && i < KNOWN_AHEAD; i++)
+		if (p->b.stacks[i].n)
+			idset_prefetch(&m->known_stacks, p->b.stacks[i].id);
 	for (size_t i = 0; i < p->b.nstacks; i++) {
 		const struct store_walstack *s = &p->b.stacks[i];
+		if (i + KNOWN_AHEAD < p->b.nstacks && s[KNOWN_AHEAD].n)
+			idset_prefetch(&m->known_stacks, s[KNOWN_AHEAD].id);
 		uint64_t cand[4] = {s->id, pi, i, 0};
 		if (s->n && !idset_has(&m->known_stacks, s->id) &&
 		    (rc = entries_add(&m->stack_cands, cand, 0, 0)))
@@ -714,6 +727,19 @@ out:
 	return rc;
 }
 
+#define PREFETCH_AHEAD 4 /* candidates */
+
+/* The first frames of candidate e's stack (most stacks: all of them). */
+static void prefetch_frames(const struct merge *m, const struct entry *e)
+{
+	const struct prep *p = m->preps[e->k[1]];
+	const struct store_walstack *s = &p->b.stacks[e->k[2]];
+	const char *f = (const char *)&p->b.frames[s->first];
+	size_t bytes = s->n * sizeof *p->b.frames;
+	for (size_t at = 0; at < bytes && at < 4 * 64; at += 64)
+		__builtin_prefetch(f + at);
+}
+
 /*
  * Write the candidate stacks, then make their addresses pending. Stack
  * ids are hashes and addresses are spread over tables of millions of
@@ -734,6 +760,18 @@ static int put_new_stacks(struct merge *m, store_txn *t)
 			return rc;
 		for (size_t i = 0; i < c->n && !rc; i++) {
 			const struct entry *e = &c->v[i];
+			/* In id order the candidates' stacks and frames are
+			 * all over the merge's batches, out of cache: fetch
+			 * them a few candidates ahead (the stack further
+			 * ahead, as its frames' place is read from it). */
+			if (i + 2 * PREFETCH_AHEAD < c->n) {
+				const struct entry *a =
+					&c->v[i + 2 * PREFETCH_AHEAD];
+				__builtin_prefetch(
+					&m->preps[a->k[1]]->b.stacks[a->k[2]]);
+			}
+			if (i + PREFETCH_AHEAD < c->n)
+				prefetch_frames(m, &c->v[i + PREFETCH_AHEAD]);
 			if (i && c->v[i - 1].k[0] == e->k[0])
 				continue;
 			const struct prep *p = m->preps[e->k[1]];

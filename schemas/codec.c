@@ -404,6 +404,73 @@ static int packed_decode(const uint8_t *v, size_t n, uint64_t *out,
 	return 0;
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+/*
+ * With BMI2, a value of up to 8 bytes is one parallel bit extract of the
+ * word it starts (its low 7 bits a byte) instead of varint_bits' masks
+ * and shifts, which were a third of the decoder's time on addresses. Not
+ * on AMD's families 15h and 17h, where the instruction is microcoded and
+ * slow. Values this loop does not take (longer than 8 bytes, or within 8
+ * bytes of the end) go to packed_decode, with the rest of the field.
+ */
+__attribute__((target("bmi2"))) static int
+packed_decode_bmi2(const uint8_t *v, size_t n, uint64_t *out, size_t *count)
+{
+	size_t k = 0, c = *count;
+	/* 32 bytes at a time while 40 are left: where values end is one mask
+	 * (bytes without their top bit), so the next value's start does not
+	 * wait for the load and length of the one before (a chain of ~10
+	 * cycles a value). A value of up to 8 bytes ending in the block is
+	 * read from one load that stays within the 40. */
+	while (n - k >= 40) {
+		__m128i lo =
+			_mm_loadu_si128((const __m128i *)(const void *)(v + k));
+		__m128i hi = _mm_loadu_si128(
+			(const __m128i *)(const void *)(v + k + 16));
+		uint32_t ends = ~((uint32_t)_mm_movemask_epi8(lo) |
+				  (uint32_t)_mm_movemask_epi8(hi) << 16);
+		unsigned at = 0;
+		while (ends) {
+			unsigned e = (unsigned)__builtin_ctz(ends);
+			unsigned len = e - at + 1;
+			if (len > 8)
+				break;
+			out[c++] = _pext_u64(load64(v + k + at),
+					     0x7f7f7f7f7f7f7f7full >>
+						     (64 - 8 * len));
+			at = e + 1;
+			ends &= ends - 1;
+		}
+		k += at;
+		if (ends || !at)
+			break; /* a longer value: packed_decode from here */
+	}
+	*count = c;
+	return packed_decode(v + k, n - k, out, count);
+}
+
+static int packed_fast(void)
+{
+	return __builtin_cpu_supports("bmi2") &&
+	       !__builtin_cpu_is("amdfam15h") && !__builtin_cpu_is("amdfam17h");
+}
+#else
+static int packed_fast(void)
+{
+	return 0;
+}
+#define packed_decode_bmi2 packed_decode
+#endif
+
+/* packed_decode, through packed_decode_bmi2 where that is fast. */
+static int packed_values(const uint8_t *v, size_t n, uint64_t *out,
+			 size_t *count)
+{
+	return packed_fast() ? packed_decode_bmi2(v, n, out, count)
+			     : packed_decode(v, n, out, count);
+}
+
 #define AT(m, T, off) ((T *)((char *)(m) + (off)))
 
 static int pdecode(struct wire_arena *a, const ProtobufCMessageDescriptor *d,
@@ -531,7 +598,7 @@ static int pdecode(struct wire_arena *a, const ProtobufCMessageDescriptor *d,
 			if (f.wire == 0)
 				arr[(*n)++] = pvarint(f.val, f.vlen);
 			else if (f.wire != 2 ||
-				 packed_decode(f.val, f.vlen, arr, n))
+				 packed_values(f.val, f.vlen, arr, n))
 				return -1;
 			break;
 		}

@@ -86,13 +86,34 @@ static void log_corrupt(const struct store_run_key *k, const char *why)
 
 /* -------------------------------------------------------------- chunks -- */
 
+/* Varints with the one-byte case inline: an entry's high weight word is
+ * 0 and its samples mostly are a byte, and compaction re-encodes every
+ * entry of the runs it merges. */
+static inline size_t put_uv(uint8_t *out, uint64_t v)
+{
+	if (v < 0x80) {
+		out[0] = (uint8_t)v;
+		return 1;
+	}
+	return store_put_uvarint(out, v);
+}
+
+static inline int get_uv(const uint8_t *p, size_t len, size_t *at, uint64_t *v)
+{
+	if (*at < len && p[*at] < 0x80) {
+		*v = p[(*at)++];
+		return 1;
+	}
+	return store_get_uvarint(p, len, at, v);
+}
+
 size_t store_chunk_put(uint8_t *out, uint64_t prev, int first,
 		       const struct store_count_entry *e)
 {
-	size_t n = store_put_uvarint(out, first ? e->stack : e->stack - prev);
-	n += store_put_uvarint(out + n, (uint64_t)(e->weight >> 64));
-	n += store_put_uvarint(out + n, (uint64_t)e->weight);
-	n += store_put_uvarint(out + n, e->samples);
+	size_t n = put_uv(out, first ? e->stack : e->stack - prev);
+	n += put_uv(out + n, (uint64_t)(e->weight >> 64));
+	n += put_uv(out + n, (uint64_t)e->weight);
+	n += put_uv(out + n, e->samples);
 	return n;
 }
 
@@ -124,10 +145,10 @@ int store_chunk_next(struct store_chunk_reader *r, struct store_count_entry *e)
 	if (!r->left)
 		return r->at == r->len ? FDO_ENOT_FOUND : FDO_ECORRUPT;
 	uint64_t d, hi, lo, s;
-	if (!store_get_uvarint(r->p, r->len, &r->at, &d) ||
-	    !store_get_uvarint(r->p, r->len, &r->at, &hi) ||
-	    !store_get_uvarint(r->p, r->len, &r->at, &lo) ||
-	    !store_get_uvarint(r->p, r->len, &r->at, &s))
+	if (!get_uv(r->p, r->len, &r->at, &d) ||
+	    !get_uv(r->p, r->len, &r->at, &hi) ||
+	    !get_uv(r->p, r->len, &r->at, &lo) ||
+	    !get_uv(r->p, r->len, &r->at, &s))
 		return FDO_ECORRUPT;
 	if (r->first) {
 		e->stack = d;

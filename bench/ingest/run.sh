@@ -16,11 +16,13 @@
 #                       [--release-every S] [--release-stacks N] [--window S]
 #                       [--callgraph K] [--elf PATH]
 #                       [--otlp Q] [--otlp-values] [--otlp-plain] [--tokens]
+#                       [--fdod PATH]
 #   --fleet = --warmup 300 --steady-new-pct 0.1 --release-every 600
 #             --release-stacks 200000 --callgraph 4 --otlp 0 (a fleet after
 #             warm-up; README)
 #   --otlp Q = OTLP/HTTP pushers of the second phase (default P; 0: none)
 #   --tokens = fdod with a token file; both paths send an ingest token
+#   --fdod PATH = the fdod binary to measure (default build/fdod)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=bench/lib.sh
@@ -31,7 +33,7 @@ rmw=0 perf=0 keep=0 stub=0 base="${TMPDIR:-/tmp}"
 warmup=0 steady_pct=0.1 release_every=0 release_stacks=200000 window=300
 callgraph=0 elf="" otlp="" otlp_values=0 otlp_plain=0
 tokens=0
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--seconds) seconds="$2"; shift 2 ;;
@@ -51,6 +53,7 @@ while [[ $# -gt 0 ]]; do
 	--otlp-values) otlp_values=1; shift ;;
 	--otlp-plain) otlp_plain=1; shift ;;
 	--tokens) tokens=1; shift ;;
+	--fdod) export FDOD="$2"; shift 2 ;;
 	--callgraph) callgraph="$2"; shift 2 ;;
 	--elf) elf="$2"; shift 2 ;;
 	--warmup) warmup="$2"; shift 2 ;;
@@ -68,8 +71,8 @@ otlp=${otlp:-$pushers}
 
 # --- build -------------------------------------------------------------------
 build_ingest_programs pusher lmdb_ceiling stub_rep
-if [[ $stub -eq 0 && ! -x build/fdod ]]; then
-	echo "bench/ingest: build/fdod is missing: run make first" >&2
+if [[ $stub -eq 0 && ! -x ${FDOD:-build/fdod} ]]; then
+	echo "bench/ingest: ${FDOD:-build/fdod} is missing: run make first" >&2
 	exit 1
 fi
 
@@ -127,7 +130,7 @@ else
 	start_fdod bench/ingest "$tmp" "$url" "$http" "${fdod_args[@]}"
 	status_json >"$tmp/status0.json"
 fi
-echo "bench/ingest: server pid $srv_pid, $url, data in $tmp ($fs)"
+echo "bench/ingest: server ${FDOD:-build/fdod}, pid $srv_pid, $url, data in $tmp ($fs)"
 
 # --perf: perf_start PHASE records fdod over the next $seconds;
 # perf_show PHASE waits for it and prints fdod's top functions and threads.
@@ -317,6 +320,8 @@ row("errors (missing or non-0 Acks)", f"{p['errors']:.0f}", "0", met(p["errors"]
 row("batches resent after a closed connection", f"{p.get('resends', 0):.0f}")
 row("batches resent after a BUSY Ack (memory budget)", f"{p.get('busy', 0):.0f}")
 row(f"{who} CPU", f"{p['fdod_cpu_s']:.1f} s = {100 * p['fdod_cpu_s'] / w:.0f}% of a core")
+row(f"{who} CPU per acknowledged batch",
+    f"{1e6 * p['fdod_cpu_s'] / max(p['batches'], 1):,.0f} us")
 row(f"{who} peak RSS (VmHWM)", f"{p['fdod_hwm_kb'] / 1024:.1f} MiB")
 if p.get("fdod_anon_kb", -1) >= 0:
     row(f"{who} RSS at the end: heap / mapped files",

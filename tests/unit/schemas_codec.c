@@ -403,6 +403,54 @@ TEST(receivers_decoder_agrees_with_protobuf_c)
 	wire_arena_free(ar);
 }
 
+static size_t put_varint(uint8_t *o, uint64_t v)
+{
+	size_t n = 0;
+	for (; v >= 0x80; v >>= 7)
+		o[n++] = (uint8_t)(v | 0x80);
+	o[n++] = (uint8_t)v;
+	return n;
+}
+
+/* Packed addresses long enough for the decoder's 32-byte blocks (40
+ * bytes and more), of values of every length: 1 to 10 bytes, and now and
+ * then 11 or more (malformed), an unterminated one at the end, a value
+ * whose 10th byte holds more than the 64th bit (truncated alike). */
+TEST(packed_values_of_every_length_decode_alike)
+{
+	struct wire_arena *ar = wire_arena_new();
+	REQUIRE(ar);
+	uint8_t pay[600], msg[640];
+	int disagree = 0;
+	for (int i = 0; i < 20000 && disagree < 5; i++) {
+		size_t n = 0, want = 40 + next() % 400;
+		int bad = i % 7 == 0;
+		while (n < want) {
+			size_t len = 1 + next() % 10;
+			if (bad && next() % 16 == 0)
+				len = 11 + next() % 30;
+			for (size_t k = 0; k + 1 < len; k++)
+				pay[n++] = (uint8_t)(0x80 | next());
+			pay[n++] = (uint8_t)(next() & 0x7f);
+		}
+		if (bad && i % 2)
+			pay[n - 1] |= 0x80; /* unterminated */
+		size_t m = 0, sub = 1 + put_varint(msg, n) + n;
+		uint8_t hdr[16];
+		size_t h = put_varint(hdr, sub);
+		msg[m++] = 0x6a; /* stacks */
+		memcpy(msg + m, hdr, h);
+		m += h;
+		msg[m++] = 0x12; /* addrs, packed */
+		m += put_varint(msg + m, n);
+		memcpy(msg + m, pay, n);
+		m += n;
+		disagree += !decoders_agree(ar, msg, m);
+	}
+	CHECK_EQ_INT(disagree, 0);
+	wire_arena_free(ar);
+}
+
 TEST(arena_decodes_as_malloc_does_and_reuses_its_blocks)
 {
 	struct wire_arena *ar = wire_arena_new();
