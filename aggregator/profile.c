@@ -127,6 +127,9 @@ struct builder {
 	const void *sym_k, *sym_v; /* its entry; sym_k NULL: past the end */
 	size_t sym_kl, sym_vl;
 	int sym_open;
+	/* the last key asked: one not above it is searched from the root
+	 * (the walk only goes forward; callers ask in increasing order) */
+	uint8_t sym_last[STORE_ADDR_KEY_SIZE];
 	/* the map's window of the last entry the walk found: each window
 	 * it leaves counts as read (store_map_read), as it never comes back */
 	uintptr_t sym_win;
@@ -274,7 +277,10 @@ static int symcache_walk(struct builder *b, const uint8_t *key,
 					   &b->sym_k, &b->sym_kl, &b->sym_v,
 					   &b->sym_vl))
 			b->sym_k = NULL;
-	}
+	} else if (memcmp(key, b->sym_last, STORE_ADDR_KEY_SIZE) <= 0)
+		return store_get(b->t, STORE_SYMCACHE, key, STORE_ADDR_KEY_SIZE,
+				 val, vl);
+	memcpy(b->sym_last, key, STORE_ADDR_KEY_SIZE);
 	if (!b->sym_cur)
 		return store_get(b->t, STORE_SYMCACHE, key, STORE_ADDR_KEY_SIZE,
 				 val, vl);
@@ -1006,6 +1012,8 @@ struct cstacks {
 	uint64_t *ids;
 	size_t *first, *n; /* per id of the batch found */
 	size_t nfound;
+	const uint64_t *want; /* the ids asked for, increasing */
+	size_t nwant, at;     /* ... how many; the next one an answer may be */
 	char *err;
 	size_t errlen;
 };
@@ -1014,6 +1022,22 @@ static int cstack_found(void *arg, uint64_t stack, const struct ch_frame *f,
 			size_t n)
 {
 	struct cstacks *cs = arg;
+	/* The server's answer is not trusted: each stack one asked for (in
+	 * order, once), so ids[] and first[]/n[] (one slot per id asked)
+	 * cannot overflow, and a stack's frames within what a stack has. */
+	while (cs->at < cs->nwant && cs->want[cs->at] < stack)
+		cs->at++;
+	if (cs->at == cs->nwant || cs->want[cs->at] != stack)
+		return backend_fail(cs->err, cs->errlen, FDO_ECORRUPT,
+				    "ClickHouse answered stack %016llx, not "
+				    "asked for (or twice)",
+				    (unsigned long long)stack);
+	cs->at++;
+	if (n > STORE_STACK_MAX_FRAMES)
+		return backend_fail(cs->err, cs->errlen, FDO_ECORRUPT,
+				    "ClickHouse answered %zu frames for stack "
+				    "%016llx",
+				    n, (unsigned long long)stack);
 	int rc = fdo_grow(cs->fr, cs->cap_fr, cs->nfr + n);
 	if (rc)
 		return rc;
@@ -1064,7 +1088,9 @@ static int add_kept(struct builder *b, const struct agg_profile_query *q,
 			if (!local[i])
 				want[nw++] = k[at + i].stack;
 		}
-		cs.nfr = cs.nfound = 0;
+		cs.nfr = cs.nfound = cs.at = 0;
+		cs.want = want;
+		cs.nwant = nw;
 		if ((rc = ch_read_stacks(ch, want, nw, cstack_found, &cs, err,
 					 errlen)))
 			break;
