@@ -246,7 +246,7 @@ static void map_read(struct builder *b)
 	if (++b->map_reads < MAP_FORGET_READS)
 		return;
 	b->map_reads = 0;
-	if (!b->map.hi)
+	if (!b->map.looked)
 		store_map_of(b->t, &b->map);
 	store_map_forget(&b->map, (const void *)b->map.lo,
 			 b->map.hi - b->map.lo);

@@ -93,6 +93,7 @@ void store_map_of(store_txn *t, struct store_map *m)
 {
 	uintptr_t *lo = &m->lo, *hi = &m->hi;
 	*lo = *hi = 0;
+	m->looked = 1;
 	int fd;
 	struct stat st;
 	if (!t || mdb_env_get_fd(t->s->env, &fd) || fstat(fd, &st))
@@ -697,7 +698,7 @@ int store_aggs_layout_add(store_txn *t, const struct store_totals_key *k,
 	int rc = store_cursor_open(t, STORE_AGGS, &rs.c);
 	if (rc)
 		return rc;
-	if (!l->map.hi)
+	if (!l->map.looked)
 		store_map_of(t, &l->map);
 	rc = layout_rows(&rs, k, now, leaf_bid, l);
 	store_cursor_close(rs.c);

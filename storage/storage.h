@@ -735,6 +735,7 @@ int store_aggs_run_read(const struct store_aggs_run *r, uint32_t leaf_bid,
 struct store_map {
 	uintptr_t lo, hi;
 	size_t read; /* bytes counted by store_map_read since it forgot */
+	int looked;  /* store_map_of ran (found or not: not asked again) */
 };
 void store_map_of(store_txn *t, struct store_map *m);
 void store_map_forget(const struct store_map *m, const void *p, size_t len);
