@@ -1234,6 +1234,14 @@ static int build_from_ch(struct builder *b, const struct agg_profile_query *q,
 	free(tr.k);
 	free(c.rows);
 	c.rows = NULL;
+	/* The node's own store from here on (frames, build-ids, hosts):
+	 * its read transaction begins after ClickHouse's labels and sums
+	 * are read, so a slow server does not hold it open (a map resize
+	 * waits for every open transaction, and every new one for it). The
+	 * stacks' reads in add_kept still run inside it. */
+	if (!rc && (rc = store_txn_begin(b->st, 0, &b->t)))
+		snprintf(err, errlen, "store unavailable: %s",
+			 fdo_strerror(rc));
 	if (!rc)
 		rc = add_kept(b, q, ch, k, nk, err, errlen);
 	uint32_t binary;
@@ -1265,17 +1273,20 @@ int agg_profile_build(store *st, sym_cache *cache, const char *datadir,
 	double *sel_weight =
 		calloc(q->nselectors ? q->nselectors : 1, sizeof *sel_weight);
 	s1.sel_weight = sel_weight;
-	int rc = store_txn_begin(st, 0, &b.t);
+	int rc = FDO_OK;
+	if (q->store_url && !q->reduced) {
+		/* its own transaction, once ClickHouse has answered */
+		rc = sel_weight ? build_from_ch(&b, q, err, errlen)
+				: FDO_ENOMEM;
+		goto out;
+	}
+	rc = store_txn_begin(st, 0, &b.t);
 	if (rc || !sel_weight) {
 		store_txn_abort(rc ? NULL : b.t); /* NULL: nothing began */
 		free(sel_weight);
 		snprintf(err, errlen, "store unavailable: %s",
 			 fdo_strerror(rc));
 		return rc ? rc : FDO_ENOMEM;
-	}
-	if (q->store_url && !q->reduced) {
-		rc = build_from_ch(&b, q, err, errlen);
-		goto out;
 	}
 	uint32_t binary;
 	if ((rc = store_intern_binary(b.t, q->binary, strlen(q->binary), 0,
