@@ -213,6 +213,15 @@ static int profile_make(struct srv_app *app, struct srv_preq *pr,
 		srv_resp_error(resp, 404, "%s", err);
 		return -1;
 	}
+	if (rc == FDO_ELIMIT && pr->q.store_url) {
+		/* More than a pull may read (the answer's bound, 4,096 label
+		 * sets, a sum past 2^128): no retry makes room for it. */
+		srv_resp_error(resp, 422,
+			       "cannot build the profile from ClickHouse: %s "
+			       "(select fewer label sets or a shorter window)",
+			       err);
+		return -1;
+	}
 	if (rc && pr->q.store_url) {
 		/* ClickHouse away, refusing or answering what does not
 		 * decode: nothing is served rather than part of it. */
