@@ -62,6 +62,7 @@
 #include "common/buf.h"
 #include "common/common.h"
 #include "common/map.h"
+#include "common/mem.h"
 #include "storage/clickhouse.h"
 #include "symbolizer/symbolizer.h"
 
@@ -1141,6 +1142,7 @@ static int build_from_ch(struct builder *b, const struct agg_profile_query *q,
 	int *sel_of = NULL;
 	double *factor = calloc(nsel, sizeof *factor);
 	struct cread c = {.q = q, .width = width};
+	uint64_t rows_held = 0; /* of c.rows, counted in the builds part */
 	c.sel_weight = calloc(nsel, sizeof *c.sel_weight);
 	struct kept *k = NULL;
 	size_t nk = 0, cap_k = 0;
@@ -1199,6 +1201,11 @@ static int build_from_ch(struct builder *b, const struct agg_profile_query *q,
 		rc = ch_read_sums(ch, &r, cread_row, &c, err, errlen);
 		cread_close_run(&c);
 	}
+	/* The rows count in the builds part while held (from the end of
+	 * the read: as a profile counts from the end of its build), so
+	 * other pulls meanwhile see the part as used. */
+	rows_held = (uint64_t)c.cap * sizeof *c.rows;
+	fdo_mem_take(FDO_MEM_BUILDS, rows_held);
 	if (rc)
 		goto out;
 	p->binary = strdup(q->binary);
@@ -1234,6 +1241,8 @@ static int build_from_ch(struct builder *b, const struct agg_profile_query *q,
 	free(tr.k);
 	free(c.rows);
 	c.rows = NULL;
+	fdo_mem_give(FDO_MEM_BUILDS, rows_held);
+	rows_held = 0;
 	/* The node's own store from here on (frames, build-ids, hosts):
 	 * its read transaction begins after ClickHouse's labels and sums
 	 * are read, so a slow server does not hold it open (a map resize
@@ -1252,6 +1261,7 @@ out:
 	if (rc && !err[0])
 		snprintf(err, errlen, "%s", fdo_strerror(rc));
 	free(c.rows);
+	fdo_mem_give(FDO_MEM_BUILDS, rows_held);
 	free(k);
 	free(sel_of);
 	free(factor);
