@@ -603,6 +603,15 @@ static int send_piece(void *arg, int kind, uint32_t day, const uint8_t *body,
 {
 	struct sending *x = arg;
 	chsink *s = x->s;
+	/* Stopping: the rest of the file waits for the next start (its
+	 * pieces looked up first), rather than a request of up to 30 s
+	 * each holding the stop. */
+	pthread_mutex_lock(&s->mu);
+	int stopping = s->stopping;
+	pthread_mutex_unlock(&s->mu);
+	if (stopping)
+		return backend_fail(x->err, x->errlen, FDO_EBUSY,
+				    "fdod is stopping");
 	if (kind == CHSINK_STACKS) {
 		ch_set_query_id(s->ch, NULL);
 		return ch_insert(s->ch, CH_STACKS, body, n, x->err, x->errlen);
@@ -774,8 +783,9 @@ static void *sender_main(void *arg)
 		if (rc) {
 			s->failures++;
 			uint64_t now = fdo_now_ns();
-			if (!s->last_err[0] ||
-			    now - s->fail_logged > 60 * 1000000000ull) {
+			if (!s->stopping &&
+			    (!s->last_err[0] ||
+			     now - s->fail_logged > 60 * 1000000000ull)) {
 				s->fail_logged = now;
 				fdo_warn("ingest: sending a merge to "
 					 "ClickHouse: %s; retrying",
