@@ -810,7 +810,10 @@ int ch_stacks_decode(const void *p, size_t len, ch_stack_fn fn, void *arg,
 		for (size_t i = 0; i < nb; i++, at += 8)
 			f[i].offset = get_le(s + at, 8);
 		prev = id;
-		rc = fn(arg, id, f, (size_t)nb);
+		if ((rc = fn(arg, id, f, (size_t)nb))) {
+			free(f);
+			return rc; /* fn's, with its message */
+		}
 	}
 	free(f);
 	if (rc == FDO_ECORRUPT)
