@@ -18,18 +18,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "ingest"))
 from fdodtest import FDOCTL, Daemon, build_id  # noqa: E402
+from fdodtest import _varint as uleb  # noqa: E402  (LEB128, as RowBinary)
 
 PROG = "int main(void) { return 0; }\n"
-
-
-def uleb(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7f
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 class Hostile(http.server.BaseHTTPRequestHandler):
