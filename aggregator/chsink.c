@@ -109,16 +109,6 @@ static void file_path(const chsink *s, uint64_t seq, const char *suffix,
 	snprintf(out, cap, "%s/%016" PRIx64 ".blk%s", s->dir, seq, suffix);
 }
 
-static int sync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY);
-	if (fd < 0)
-		return FDO_EIO;
-	int rc = fsync(fd) ? FDO_EIO : FDO_OK;
-	close(fd);
-	return rc;
-}
-
 /* ------------------------------------------------------------- stage -- */
 
 void chsink_file_begin(struct fdo_buf *f, uint64_t seq)
@@ -368,19 +358,7 @@ static int write_file(const char *path, const void *p, size_t n)
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return errno == ENOSPC ? FDO_ENOSPACE : FDO_EIO;
-	const uint8_t *b = p;
-	int rc = FDO_OK;
-	while (n && !rc) {
-		ssize_t w = write(fd, b, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			rc = errno == ENOSPC ? FDO_ENOSPACE : FDO_EIO;
-		else {
-			b += w;
-			n -= (size_t)w;
-		}
-	}
+	int rc = store_write_all(fd, p, n);
 	if (!rc && fdatasync(fd))
 		rc = FDO_EIO;
 	close(fd);
@@ -445,7 +423,7 @@ int chsink_stage(chsink *s, store_txn *t, struct prep *const *preps,
 			 * removes it, or the start does (past "ch.staged"). */
 			s->cur = seq;
 			s->cur_bytes = file.len;
-			rc = sync_dir(s->dir);
+			rc = store_fsync_dir(s->dir);
 		}
 		if (rc)
 			fdo_error("ingest: writing the ClickHouse outbox file "

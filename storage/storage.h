@@ -1154,6 +1154,14 @@ struct store_wal_pos {
 
 #define STORE_WAL_RECORD_MAX (64u << 20)
 
+/* Durable files, as the WAL writes them (storage/wal.c), for other files
+ * that must survive a crash (the ClickHouse outbox): store_write_all
+ * writes all n bytes of p to fd (FDO_OK, FDO_ENOSPACE, FDO_EIO);
+ * store_fsync_dir makes a directory's entries durable (a created,
+ * renamed or removed name; FDO_OK or FDO_EIO). */
+int store_write_all(int fd, const void *p, size_t n);
+int store_fsync_dir(const char *dir);
+
 /*
  * store_wal_open opens (creating) DATADIR/wal, cuts a torn tail off the
  * last segment (a crash mid-append; nothing there was acknowledged) and

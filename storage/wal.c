@@ -59,7 +59,7 @@ static void seg_path(const struct store_wal *w, uint64_t seg, char *buf,
 	snprintf(buf, cap, "%s/%016llx.wal", w->dir, (unsigned long long)seg);
 }
 
-static int fsync_dir(const char *dir)
+int store_fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY);
 	if (fd < 0)
@@ -69,7 +69,7 @@ static int fsync_dir(const char *dir)
 	return rc;
 }
 
-static int write_all(int fd, const void *p, size_t n)
+int store_write_all(int fd, const void *p, size_t n)
 {
 	const char *c = p;
 	while (n) {
@@ -78,6 +78,8 @@ static int write_all(int fd, const void *p, size_t n)
 			continue;
 		if (w < 0)
 			return errno == ENOSPC ? FDO_ENOSPACE : FDO_EIO;
+		if (w == 0) /* nothing written, no error: never spin */
+			return FDO_EIO;
 		c += w;
 		n -= (size_t)w;
 	}
@@ -96,7 +98,7 @@ static int seg_create(struct store_wal *w, uint64_t seg)
 	uint8_t hdr[WAL_HDR];
 	memcpy(hdr, WAL_MAGIC, 8);
 	fdo_put_be64(hdr + 8, seg);
-	int rc = write_all(fd, hdr, sizeof hdr);
+	int rc = store_write_all(fd, hdr, sizeof hdr);
 	if (rc) {
 		fdo_error("wal: writing %s: %s", path, strerror(errno));
 		close(fd);
@@ -271,7 +273,7 @@ int store_wal_open(const char *datadir, uint64_t segment_bytes, store_wal **out)
 		}
 	}
 	free(segs);
-	if (!rc && w->dir_dirty && !(rc = fsync_dir(w->dir)))
+	if (!rc && w->dir_dirty && !(rc = store_fsync_dir(w->dir)))
 		w->dir_dirty = 0;
 	if (rc) {
 		if (w->fd >= 0)
@@ -310,8 +312,8 @@ int store_wal_append(store_wal *w, const void *rec, size_t len,
 	uint8_t hdr[WAL_REC_HDR];
 	fdo_put_be32(hdr, (uint32_t)len);
 	fdo_put_be32(hdr + 4, fdo_crc32c(0, rec, len));
-	if ((rc = write_all(w->fd, hdr, sizeof hdr)) ||
-	    (rc = write_all(w->fd, rec, len))) {
+	if ((rc = store_write_all(w->fd, hdr, sizeof hdr)) ||
+	    (rc = store_write_all(w->fd, rec, len))) {
 		/* Leave no partial record behind: cut back to the last one. */
 		if (ftruncate(w->fd, (off_t)w->size) == 0)
 			lseek(w->fd, (off_t)w->size, SEEK_SET);
@@ -330,7 +332,7 @@ int store_wal_sync(store_wal *w)
 		return FDO_EIO;
 	}
 	if (w->dir_dirty) {
-		if (fsync_dir(w->dir))
+		if (store_fsync_dir(w->dir))
 			return FDO_EIO;
 		w->dir_dirty = 0;
 	}
